@@ -1,0 +1,725 @@
+/* Stage 3: the codestream.  Header layout, array <-> component layout,
+ * quantisation, and the encode / decode drivers that run the stages in order.
+ * Byte layout: docs/FORMAT.md. */
+#include "internal.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- dtypes ---------------------------------------------------------------- */
+typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
+
+#define DT uint8_t
+#define DSFX(name) u8_##name
+#define DT_LO 0
+#define DT_HI 255
+#define DT_IS_FLOAT 0
+#include "convert_impl.h"
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+#define DT int8_t
+#define DSFX(name) i8_##name
+#define DT_LO (-128)
+#define DT_HI 127
+#define DT_IS_FLOAT 0
+#include "convert_impl.h"
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+#define DT uint16_t
+#define DSFX(name) u16_##name
+#define DT_LO 0
+#define DT_HI 65535
+#define DT_IS_FLOAT 0
+#include "convert_impl.h"
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+#define DT int16_t
+#define DSFX(name) i16_##name
+#define DT_LO (-32768)
+#define DT_HI 32767
+#define DT_IS_FLOAT 0
+#include "convert_impl.h"
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+#define DT uint32_t
+#define DSFX(name) u32_##name
+#define DT_LO INT64_C(0)
+#define DT_HI INT64_C(4294967295)
+#define DT_IS_FLOAT 0
+#include "convert_impl.h"
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+#define DT int32_t
+#define DSFX(name) i32_##name
+#define DT_LO INT64_C(-2147483648)
+#define DT_HI INT64_C(2147483647)
+#define DT_IS_FLOAT 0
+#include "convert_impl.h"
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+#define DT float
+#define DSFX(name) f32_##name
+#define DT_LO INT64_MIN
+#define DT_HI INT64_MAX
+#define DT_IS_FLOAT 1
+#include "convert_impl.h"
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+#define DT double
+#define DSFX(name) f64_##name
+#define DT_LO INT64_MIN
+#define DT_HI INT64_MAX
+#define DT_IS_FLOAT 1
+#include "convert_impl.h"
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+
+enum { WORK_I32 = 0, WORK_I64 = 1, WORK_F64 = 2 };
+static const size_t WORK_SIZE[3] = {4, 8, 8};
+#define ROW_FNS(kind) {                                                       \
+    {u8_##kind##_i32, i8_##kind##_i32, u16_##kind##_i32, i16_##kind##_i32,    \
+     u32_##kind##_i32, i32_##kind##_i32, f32_##kind##_i32, f64_##kind##_i32}, \
+    {u8_##kind##_i64, i8_##kind##_i64, u16_##kind##_i64, i16_##kind##_i64,    \
+     u32_##kind##_i64, i32_##kind##_i64, f32_##kind##_i64, f64_##kind##_i64}, \
+    {u8_##kind##_f64, i8_##kind##_f64, u16_##kind##_f64, i16_##kind##_f64,    \
+     u32_##kind##_f64, i32_##kind##_f64, f32_##kind##_f64, f64_##kind##_f64}}
+static const row_fn LOAD[3][PJ2K_NUM_DTYPES] = ROW_FNS(load);
+static const row_fn STORE[3][PJ2K_NUM_DTYPES] = ROW_FNS(store);
+
+static const struct { unsigned size, bits, is_float; } DTYPE_INFO[PJ2K_NUM_DTYPES] = {
+    {1, 8, 0}, {1, 8, 0}, {2, 16, 0}, {2, 16, 0}, {4, 32, 0}, {4, 32, 0}, {4, 32, 1}, {8, 64, 1}};
+
+/* ---- little-endian fields ------------------------------------------------- */
+static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static int band_count(int levels, int naxes) { return 1 + levels * ((1 << naxes) - 1); }
+
+static uint32_t header_length_of(int ndim, int naxes, int levels, pj2k_wavelet wavelet)
+{
+    uint32_t n = PJ2K_FIXED_HEADER + 8u * (uint32_t)ndim + (uint32_t)naxes;
+    if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
+    return n + 12u * (uint32_t)(levels + 1) + 4u;
+}
+
+/* Largest element count any shape may claim (2**48): keeps size arithmetic
+ * far from overflow; the caller's own limit is checked separately. */
+#define MAX_TOTAL_ELEMENTS ((uint64_t)1 << 48)
+
+/* Structural checks shared by the encoder's parameters and parsed headers. */
+static pj2k_status check_structure(const pj2k_header *h)
+{
+    if ((unsigned)h->dtype >= PJ2K_NUM_DTYPES) return PJ2K_ERR_HEADER;
+    if (h->wavelet != PJ2K_WAVELET_53 && h->wavelet != PJ2K_WAVELET_97) return PJ2K_ERR_HEADER;
+    if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM) return PJ2K_ERR_HEADER;
+    if (h->naxes < 1 || h->naxes > PJ2K_MAX_AXES || h->naxes > h->ndim) return PJ2K_ERR_HEADER;
+    if (h->levels < 0 || h->levels > PJ2K_MAX_LEVELS) return PJ2K_ERR_HEADER;
+    uint64_t total = 1;
+    for (int i = 0; i < h->ndim; i++) {
+        if (h->shape[i] > MAX_TOTAL_ELEMENTS) return PJ2K_ERR_HEADER;
+        if (h->shape[i] && total > MAX_TOTAL_ELEMENTS / h->shape[i]) return PJ2K_ERR_HEADER;
+        total *= h->shape[i];
+    }
+    for (int i = 0; i < h->naxes; i++) {
+        if (h->axes[i] < 0 || h->axes[i] >= h->ndim) return PJ2K_ERR_HEADER;
+        if (i && h->axes[i] <= h->axes[i - 1]) return PJ2K_ERR_HEADER;
+    }
+    if (h->colour_axis >= 0) {
+        if (h->colour_axis >= h->ndim || h->shape[h->colour_axis] != 3) return PJ2K_ERR_HEADER;
+        for (int i = 0; i < h->naxes; i++)
+            if (h->axes[i] == h->colour_axis) return PJ2K_ERR_HEADER;
+        if (h->colour != (h->wavelet == PJ2K_WAVELET_53 ? PJ2K_COLOUR_RCT : PJ2K_COLOUR_ICT))
+            return PJ2K_ERR_HEADER;
+    } else if (h->colour != PJ2K_COLOUR_NONE) {
+        return PJ2K_ERR_HEADER;
+    }
+    if (h->wavelet == PJ2K_WAVELET_53 && DTYPE_INFO[h->dtype].is_float) return PJ2K_ERR_DTYPE;
+    return PJ2K_OK;
+}
+
+void pj2k_level_shape(const pj2k_header *h, int level, uint64_t *shape)
+{
+    for (int i = 0; i < h->ndim; i++) shape[i] = h->shape[i];
+    for (int i = 0; i < h->naxes; i++) shape[h->axes[i]] = pj2k_ceil_shift(h->shape[h->axes[i]], level);
+}
+
+/* ---- header I/O ------------------------------------------------------------- */
+pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
+{
+    memset(h, 0, sizeof *h);
+    if (!buf || length < PJ2K_FIXED_HEADER) {
+        h->header_length = PJ2K_FIXED_HEADER;
+        return PJ2K_ERR_TRUNCATED;
+    }
+    if (memcmp(buf, "PJ2K", 4) != 0) return PJ2K_ERR_MAGIC;
+    h->version = buf[4];
+    if (h->version != PJ2K_FORMAT_VERSION) return PJ2K_ERR_VERSION;
+    h->dtype = (pj2k_dtype)buf[5];
+    h->wavelet = (pj2k_wavelet)buf[6];
+    h->colour = (pj2k_colour)buf[7];
+    const uint32_t stated = get_u32(buf + 8);
+    h->ndim = buf[12];
+    h->naxes = buf[13];
+    h->levels = buf[14];
+    h->colour_axis = buf[15] == 0xFF ? -1 : buf[15];
+    if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM || h->naxes < 1 || h->naxes > PJ2K_MAX_AXES ||
+        h->levels > PJ2K_MAX_LEVELS || (h->wavelet != PJ2K_WAVELET_53 && h->wavelet != PJ2K_WAVELET_97))
+        return PJ2K_ERR_HEADER;
+    if (stated != header_length_of(h->ndim, h->naxes, h->levels, h->wavelet)) return PJ2K_ERR_HEADER;
+    h->header_length = stated;
+    if (length < stated) return PJ2K_ERR_TRUNCATED;
+    if (get_u32(buf + stated - 4) != pj2k_crc32c(buf, stated - 4)) return PJ2K_ERR_CHECKSUM;
+
+    const uint8_t *p = buf + PJ2K_FIXED_HEADER;
+    for (int i = 0; i < h->ndim; i++, p += 8) h->shape[i] = get_u64(p);
+    for (int i = 0; i < h->naxes; i++) h->axes[i] = *p++;
+    h->nbands = band_count(h->levels, h->naxes);
+    if (h->wavelet == PJ2K_WAVELET_97) {
+        for (int i = 0; i < h->nbands; i++, p += 4) {
+            const uint32_t bits = get_u32(p);
+            memcpy(&h->steps[i], &bits, 4);
+            if (!(h->steps[i] > 0.0f) || !isfinite(h->steps[i])) return PJ2K_ERR_HEADER;
+        }
+    }
+    uint64_t previous = stated;
+    for (int r = 0; r <= h->levels; r++, p += 12) {
+        h->segment_end[r] = get_u64(p);
+        h->segment_crc[r] = get_u32(p + 8);
+        if (h->segment_end[r] < previous) return PJ2K_ERR_HEADER;
+        previous = h->segment_end[r];
+    }
+    return check_structure(h);
+}
+
+static void write_header(const pj2k_header *h, uint8_t *buf)
+{
+    memcpy(buf, "PJ2K", 4);
+    buf[4] = PJ2K_FORMAT_VERSION;
+    buf[5] = (uint8_t)h->dtype;
+    buf[6] = (uint8_t)h->wavelet;
+    buf[7] = (uint8_t)h->colour;
+    put_u32(buf + 8, h->header_length);
+    buf[12] = (uint8_t)h->ndim;
+    buf[13] = (uint8_t)h->naxes;
+    buf[14] = (uint8_t)h->levels;
+    buf[15] = h->colour_axis < 0 ? 0xFF : (uint8_t)h->colour_axis;
+    uint8_t *p = buf + PJ2K_FIXED_HEADER;
+    for (int i = 0; i < h->ndim; i++, p += 8) put_u64(p, h->shape[i]);
+    for (int i = 0; i < h->naxes; i++) *p++ = (uint8_t)h->axes[i];
+    if (h->wavelet == PJ2K_WAVELET_97) {
+        for (int i = 0; i < h->nbands; i++, p += 4) {
+            uint32_t bits;
+            memcpy(&bits, &h->steps[i], 4);
+            put_u32(p, bits);
+        }
+    }
+    for (int r = 0; r <= h->levels; r++, p += 12) {
+        put_u64(p, h->segment_end[r]);
+        put_u32(p + 8, h->segment_crc[r]);
+    }
+    put_u32(p, pj2k_crc32c(buf, h->header_length - 4));
+}
+
+/* ---- array <-> components ------------------------------------------------- *
+ * The working buffer holds planes x components x box, where the planes run over
+ * the axes neither transformed nor colour (in order), the components over the
+ * colour axis, and the box over the transformed axes (padded to 3 with 1s). */
+typedef struct {
+    int ndim;
+    uint64_t shape[PJ2K_MAX_NDIM];  /* array shape at this level */
+    int perm[PJ2K_MAX_NDIM];        /* array axes in working-buffer order */
+    size_t planes, ncomp, dims[3], box, elements;
+} layout;
+
+static void make_layout(const pj2k_header *h, int level, layout *L)
+{
+    L->ndim = h->ndim;
+    pj2k_level_shape(h, level, L->shape);
+    int k = 0;
+    L->planes = 1;
+    for (int a = 0; a < h->ndim; a++) {
+        int transformed = 0;
+        for (int i = 0; i < h->naxes; i++) transformed |= h->axes[i] == a;
+        if (!transformed && a != h->colour_axis) { L->perm[k++] = a; L->planes *= L->shape[a]; }
+    }
+    if (h->colour_axis >= 0) L->perm[k++] = h->colour_axis;
+    L->ncomp = h->colour_axis >= 0 ? 3 : 1;
+    L->dims[0] = L->dims[1] = L->dims[2] = 1;
+    for (int i = 0; i < h->naxes; i++) {
+        L->perm[k++] = h->axes[i];
+        L->dims[3 - h->naxes + i] = L->shape[h->axes[i]];
+    }
+    L->box = L->dims[0] * L->dims[1] * L->dims[2];
+    L->elements = L->planes * L->ncomp * L->box;   /* bounded by check_structure */
+}
+
+/* Copy between the C-contiguous array and the working buffer, one run along
+ * the last working axis at a time. */
+static void permuted_copy(const layout *L, void *work, size_t work_size, void *array,
+                          size_t item_size, row_fn fn, int to_work)
+{
+    if (L->elements == 0) return;
+    ptrdiff_t stride[PJ2K_MAX_NDIM], s = 1;
+    for (int a = L->ndim - 1; a >= 0; a--) { stride[a] = s; s *= (ptrdiff_t)L->shape[a]; }
+    const int last = L->ndim - 1;
+    const size_t run = L->shape[L->perm[last]];
+    const ptrdiff_t run_stride = stride[L->perm[last]];
+    size_t index[PJ2K_MAX_NDIM] = {0};
+    ptrdiff_t offset = 0;
+    uint8_t *w = work;
+    for (size_t done = 0; done < L->elements; done += run, w += run * work_size) {
+        uint8_t *a = (uint8_t *)array + offset * (ptrdiff_t)item_size;
+        if (to_work) fn(w, a, run, run_stride);
+        else fn(a, w, run, run_stride);
+        for (int k = last - 1; k >= 0; k--) {   /* odometer over the other axes */
+            const int ax = L->perm[k];
+            offset += stride[ax];
+            if (++index[k] < L->shape[ax]) break;
+            offset -= stride[ax] * (ptrdiff_t)L->shape[ax];
+            index[k] = 0;
+        }
+    }
+}
+
+/* ---- subbands of one segment --------------------------------------------- *
+ * Segment 0 is the low band after `levels` levels; segment r >= 1 holds the
+ * high bands of level levels - r + 1 (coarsest first).  Box axis 3-naxes+i is
+ * transformed axis i; orientation bit i set means high-pass along it. */
+typedef struct {
+    pj2k_band band;
+    size_t offset;      /* element offset of the band in its component */
+    int step_index;
+} segment_band;
+
+static int segment_bands(const size_t dims[3], int levels, int r, int naxes, segment_band *out)
+{
+    const size_t st[3] = {dims[1] * dims[2], dims[2], 1};
+    if (r == 0) {
+        for (int a = 0; a < 3; a++) {
+            out[0].band.n[a] = pj2k_ceil_shift(dims[a], levels);
+            out[0].band.stride[a] = (ptrdiff_t)st[a];
+        }
+        out[0].band.cls = 0;
+        out[0].offset = 0;
+        out[0].step_index = 0;
+        return 1;
+    }
+    const int level = levels - r + 1, first = 3 - naxes;
+    size_t ext[3], low[3];
+    for (int a = 0; a < 3; a++) {
+        ext[a] = pj2k_ceil_shift(dims[a], level - 1);
+        low[a] = (ext[a] + 1) / 2;
+    }
+    int count = 0;
+    for (int o = 1; o < (1 << naxes); o++) {
+        segment_band *sb = &out[count];
+        size_t nonempty = 1;
+        sb->offset = 0;
+        sb->band.cls = 0;
+        for (int a = 0; a < 3; a++) {
+            const int high = a >= first && ((o >> (a - first)) & 1);
+            sb->band.n[a] = high ? ext[a] - low[a] : low[a];
+            sb->band.stride[a] = (ptrdiff_t)st[a];
+            sb->offset += high ? low[a] * st[a] : 0;
+            sb->band.cls += high;
+            nonempty &= sb->band.n[a] > 0;
+        }
+        sb->step_index = 1 + (r - 1) * ((1 << naxes) - 1) + (o - 1);
+        count += nonempty ? 1 : 0;
+    }
+    return count;
+}
+
+/* Coefficient limits per mode: the decoder rejects larger exponents, and the
+ * inverse transform clamps to `bound`, which legitimate data never reaches. */
+static void coefficient_limits(const pj2k_header *h, int *max_exp, int64_t *bound)
+{
+    if (h->wavelet == PJ2K_WAVELET_97) {
+        *max_exp = 60;
+        *bound = (int64_t)1 << 60;
+    } else {
+        *max_exp = (int)DTYPE_INFO[h->dtype].bits + 10;
+        *bound = (int64_t)1 << *max_exp;
+    }
+}
+
+/* ---- quantisation (9/7) ----------------------------------------------------- */
+static void compute_steps(pj2k_header *h, double base_step)
+{
+    double low[PJ2K_MAX_LEVELS + 1], high[PJ2K_MAX_LEVELS + 1];
+    for (int l = 1; l <= h->levels; l++) {
+        low[l] = pj2k_synthesis_norm97(l, 0);
+        high[l] = pj2k_synthesis_norm97(l, 1);
+    }
+    double ll = 1.0;
+    for (int i = 0; i < h->naxes; i++) ll *= h->levels ? low[h->levels] : 1.0;
+    h->steps[0] = (float)(base_step / ll);
+    for (int r = 1; r <= h->levels; r++) {
+        const int level = h->levels - r + 1;
+        for (int o = 1; o < (1 << h->naxes); o++) {
+            double norm = 1.0;
+            for (int i = 0; i < h->naxes; i++) norm *= ((o >> i) & 1) ? high[level] : low[level];
+            h->steps[1 + (r - 1) * ((1 << h->naxes) - 1) + (o - 1)] = (float)(base_step / norm);
+        }
+    }
+}
+
+/* Visit every element of every band of every segment of one component. */
+#define FOR_EACH_BAND(dims, levels, naxes, BODY)                                \
+    for (int r_ = 0; r_ <= (levels); r_++) {                                    \
+        segment_band sbs_[7];                                                   \
+        const int nb_ = segment_bands((dims), (levels), r_, (naxes), sbs_);     \
+        for (int b_ = 0; b_ < nb_; b_++) {                                      \
+            const segment_band *sb = &sbs_[b_];                                 \
+            for (size_t z = 0; z < sb->band.n[0]; z++)                          \
+                for (size_t y = 0; y < sb->band.n[1]; y++)                      \
+                    for (size_t x = 0; x < sb->band.n[2]; x++) {                \
+                        const size_t at = sb->offset + z * sb->band.stride[0] + \
+                                          y * sb->band.stride[1] + x;           \
+                        BODY                                                    \
+                    }                                                           \
+        }                                                                       \
+    }
+
+static pj2k_status quantise(const pj2k_header *h, const layout *L, const double *in, int64_t *out)
+{
+    const double limit = (double)((int64_t)1 << 60);
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const double *src = in + c * L->box;
+        int64_t *dst = out + c * L->box;
+        FOR_EACH_BAND(L->dims, h->levels, h->naxes, {
+            const double q = floor(fabs(src[at]) / (double)h->steps[sb->step_index]);
+            if (!(q < limit)) return PJ2K_ERR_PARAM;   /* step too small, or NaN/inf */
+            dst[at] = src[at] < 0 ? -(int64_t)q : (int64_t)q;
+        })
+    }
+    return PJ2K_OK;
+}
+
+static void dequantise(const pj2k_header *h, const layout *L, int levels, const int64_t *in, double *out)
+{
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const int64_t *src = in + c * L->box;
+        double *dst = out + c * L->box;
+        FOR_EACH_BAND(L->dims, levels, h->naxes, {
+            const int64_t q = src[at];
+            const double step = (double)h->steps[sb->step_index];
+            dst[at] = q == 0 ? 0.0 : (q < 0 ? -((double)-q + 0.5) * step : ((double)q + 0.5) * step);
+        })
+    }
+}
+
+/* ---- encoder ------------------------------------------------------------------ */
+static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
+{
+    memset(h, 0, sizeof *h);
+    if (!p || p->ndim < 1 || p->ndim > PJ2K_MAX_NDIM || p->naxes < 1 || p->naxes > PJ2K_MAX_AXES ||
+        p->levels < 0 || p->levels > PJ2K_MAX_LEVELS)
+        return PJ2K_ERR_PARAM;
+    h->version = PJ2K_FORMAT_VERSION;
+    h->dtype = p->dtype;
+    h->wavelet = p->wavelet;
+    h->ndim = p->ndim;
+    h->naxes = p->naxes;
+    h->levels = p->levels;
+    h->colour_axis = p->colour_axis < 0 ? -1 : p->colour_axis;
+    h->colour = h->colour_axis < 0 ? PJ2K_COLOUR_NONE
+                : (p->wavelet == PJ2K_WAVELET_53 ? PJ2K_COLOUR_RCT : PJ2K_COLOUR_ICT);
+    memcpy(h->shape, p->shape, sizeof h->shape);
+    memcpy(h->axes, p->axes, sizeof h->axes);
+    h->nbands = band_count(h->levels, h->naxes);
+    h->header_length = header_length_of(h->ndim, h->naxes, h->levels, h->wavelet);
+    const pj2k_status st = check_structure(h);
+    if (st != PJ2K_OK) return st == PJ2K_ERR_HEADER ? PJ2K_ERR_PARAM : st;
+    if (h->wavelet == PJ2K_WAVELET_97 && !(p->step > 0.0 && isfinite(p->step))) return PJ2K_ERR_PARAM;
+    return PJ2K_OK;
+}
+
+static size_t low_band_elems(const layout *L, int levels)
+{
+    return pj2k_ceil_shift(L->dims[0], levels) * pj2k_ceil_shift(L->dims[1], levels) *
+           pj2k_ceil_shift(L->dims[2], levels);
+}
+
+/* Entropy-code all segments of the coefficient buffer into `out` (after the
+ * header placeholder), recording segment ends and checksums in h. */
+static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *coef, int wide,
+                                   pj2k_bytes *out)
+{
+    pj2k_model *model = malloc(sizeof *model);
+    void *tmp = malloc((low_band_elems(L, h->levels) + 1) * (wide ? 8 : 4));
+    pj2k_status st = (model && tmp) ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    int max_exp, coded_exp = 0;
+    int64_t bound;
+    coefficient_limits(h, &max_exp, &bound);
+    for (int r = 0; r <= h->levels && st == PJ2K_OK; r++) {
+        const size_t start = out->length;
+        segment_band sbs[7];
+        const int nb = segment_bands(L->dims, h->levels, r, h->naxes, sbs);
+        pj2k_rc_encoder rc;
+        pj2k_rc_encoder_init(&rc, out);
+        pj2k_model_reset(model);
+        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+            for (int b = 0; b < nb; b++) {
+                const size_t at = c * L->box + sbs[b].offset;
+                int e;
+                if (wide) {
+                    const int64_t *base = (const int64_t *)coef + at;
+                    e = r == 0 ? pj2k_encode_low_i64(&rc, model, base, &sbs[b].band, tmp)
+                               : pj2k_encode_band_i64(&rc, model, base, &sbs[b].band);
+                } else {
+                    const int32_t *base = (const int32_t *)coef + at;
+                    e = r == 0 ? pj2k_encode_low_i32(&rc, model, base, &sbs[b].band, tmp)
+                               : pj2k_encode_band_i32(&rc, model, base, &sbs[b].band);
+                }
+                if (e > coded_exp) coded_exp = e;
+            }
+        }
+        pj2k_rc_encoder_finish(&rc);
+        if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
+        h->segment_end[r] = out->length;
+        h->segment_crc[r] = pj2k_crc32c(out->data + start, out->length - start);
+    }
+    /* never emit a stream the decoder would reject */
+    if (st == PJ2K_OK && coded_exp > max_exp) st = PJ2K_ERR_PARAM;
+    free(model);
+    free(tmp);
+    return st;
+}
+
+pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **out, size_t *out_length)
+{
+    if (!out || !out_length || !data) return PJ2K_ERR_PARAM;
+    *out = NULL;
+    *out_length = 0;
+    pj2k_header h;
+    pj2k_status st = header_from_params(params, &h);
+    if (st != PJ2K_OK) return st;
+    layout L;
+    make_layout(&h, 0, &L);
+    const int lossy = h.wavelet == PJ2K_WAVELET_97;
+    const int wide = lossy || DTYPE_INFO[h.dtype].bits > 16;
+    const size_t item = DTYPE_INFO[h.dtype].size;
+
+    void *coef = malloc(L.elements * (wide ? 8 : 4) + 8);
+    double *real = lossy ? malloc(L.elements * sizeof(double) + 8) : NULL;
+    void *tmp = malloc(pj2k_transform_tmp_elems(L.dims) * 8 + 8);
+    pj2k_bytes bytes = {0};
+    if (!coef || !tmp || (lossy && !real) || !pj2k_bytes_reserve(&bytes, h.header_length + 1024)) {
+        st = PJ2K_ERR_NOMEM;
+        goto done;
+    }
+    bytes.length = h.header_length;
+    if (L.elements) {
+        const int work = lossy ? WORK_F64 : (wide ? WORK_I64 : WORK_I32);
+        void *buf = lossy ? (void *)real : coef;
+        permuted_copy(&L, buf, WORK_SIZE[work], (void *)data, item, LOAD[work][h.dtype], 1);
+        const size_t comp = L.box;
+        for (size_t p = 0; p < L.planes; p++) {
+            const size_t c0 = p * L.ncomp * comp;
+            if (h.colour == PJ2K_COLOUR_RCT && wide)
+                pj2k_rct_fwd_i64((int64_t *)coef + c0, (int64_t *)coef + c0 + comp, (int64_t *)coef + c0 + 2 * comp, comp);
+            else if (h.colour == PJ2K_COLOUR_RCT)
+                pj2k_rct_fwd_i32((int32_t *)coef + c0, (int32_t *)coef + c0 + comp, (int32_t *)coef + c0 + 2 * comp, comp);
+            else if (h.colour == PJ2K_COLOUR_ICT)
+                pj2k_ict_fwd_f64(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);
+        }
+        for (size_t c = 0; c < L.planes * L.ncomp; c++) {
+            if (lossy) pj2k_fwd97_f64(real + c * comp, L.dims, h.levels, tmp);
+            else if (wide) pj2k_fwd53_i64((int64_t *)coef + c * comp, L.dims, h.levels, tmp);
+            else pj2k_fwd53_i32((int32_t *)coef + c * comp, L.dims, h.levels, tmp);
+        }
+        if (lossy) {
+            compute_steps(&h, params->step);
+            for (int i = 0; i < h.nbands; i++)
+                if (!(h.steps[i] > 0.0f) || !isfinite(h.steps[i])) { st = PJ2K_ERR_PARAM; goto done; }
+            st = quantise(&h, &L, real, coef);
+            if (st != PJ2K_OK) goto done;
+        }
+        st = encode_segments(&h, &L, coef, wide, &bytes);
+        if (st != PJ2K_OK) goto done;
+    } else {
+        if (lossy) for (int i = 0; i < h.nbands; i++) h.steps[i] = 1.0f;
+        for (int r = 0; r <= h.levels; r++) {
+            h.segment_end[r] = h.header_length;
+            h.segment_crc[r] = pj2k_crc32c(NULL, 0);
+        }
+    }
+    write_header(&h, bytes.data);
+    *out = bytes.data;
+    *out_length = bytes.length;
+    bytes.data = NULL;
+done:
+    free(bytes.data);
+    free(coef);
+    free(real);
+    free(tmp);
+    return st;
+}
+
+void pj2k_free(void *ptr) { free(ptr); }
+
+/* ---- decoder ------------------------------------------------------------------ */
+static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int levels,
+                                   const uint8_t *buf, void *coef, int wide)
+{
+    pj2k_model *model = malloc(sizeof *model);
+    void *tmp = malloc((low_band_elems(L, levels) + 1) * (wide ? 8 : 4));
+    pj2k_status st = (model && tmp) ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    int max_exp;
+    int64_t bound;
+    coefficient_limits(h, &max_exp, &bound);
+    for (int r = 0; r <= levels && st == PJ2K_OK; r++) {
+        const uint64_t start = r ? h->segment_end[r - 1] : h->header_length;
+        segment_band sbs[7];
+        const int nb = segment_bands(L->dims, levels, r, h->naxes, sbs);
+        pj2k_rc_decoder rc;
+        pj2k_rc_decoder_init(&rc, buf + start, (size_t)(h->segment_end[r] - start));
+        pj2k_model_reset(model);
+        for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
+            for (int b = 0; b < nb && st == PJ2K_OK; b++) {
+                const size_t at = c * L->box + sbs[b].offset;
+                if (wide) {
+                    int64_t *base = (int64_t *)coef + at;
+                    st = r == 0 ? pj2k_decode_low_i64(&rc, model, base, &sbs[b].band, max_exp, bound, tmp)
+                                : pj2k_decode_band_i64(&rc, model, base, &sbs[b].band, max_exp);
+                } else {
+                    int32_t *base = (int32_t *)coef + at;
+                    st = r == 0 ? pj2k_decode_low_i32(&rc, model, base, &sbs[b].band, max_exp, bound, tmp)
+                                : pj2k_decode_band_i32(&rc, model, base, &sbs[b].band, max_exp);
+                }
+            }
+        }
+        /* the decoder reads exactly the bytes the encoder wrote */
+        if (st == PJ2K_OK && (rc.overrun || rc.pos != rc.length)) st = PJ2K_ERR_CORRUPT;
+    }
+    free(model);
+    free(tmp);
+    return st;
+}
+
+pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out, size_t out_size,
+                        uint64_t max_elements)
+{
+    pj2k_header h;
+    pj2k_status st = pj2k_read_header(buf, length, &h);
+    if (st != PJ2K_OK) return st;
+    if (level < 0 || level > h.levels) return PJ2K_ERR_PARAM;
+    const int levels = h.levels - level;   /* decomposition levels still to undo */
+    if (length < h.segment_end[levels]) return PJ2K_ERR_TRUNCATED;
+    layout L;
+    make_layout(&h, level, &L);
+    const size_t item = DTYPE_INFO[h.dtype].size;
+    if (!out || out_size != L.elements * item) return PJ2K_ERR_PARAM;
+    if (L.elements > max_elements) return PJ2K_ERR_TOO_LARGE;
+    for (int r = 0; r <= levels; r++) {
+        const uint64_t start = r ? h.segment_end[r - 1] : h.header_length;
+        if (pj2k_crc32c(buf + start, (size_t)(h.segment_end[r] - start)) != h.segment_crc[r])
+            return PJ2K_ERR_CHECKSUM;
+    }
+    if (L.elements == 0) return PJ2K_OK;
+
+    const int lossy = h.wavelet == PJ2K_WAVELET_97;
+    const int wide = lossy || DTYPE_INFO[h.dtype].bits > 16;
+    int max_exp;
+    int64_t bound;
+    coefficient_limits(&h, &max_exp, &bound);
+    void *coef = malloc(L.elements * (wide ? 8 : 4) + 8);
+    double *real = NULL;
+    void *tmp = malloc(pj2k_transform_tmp_elems(L.dims) * 8 + 8);
+    if (!coef || !tmp) { st = PJ2K_ERR_NOMEM; goto done; }
+    st = decode_segments(&h, &L, levels, buf, coef, wide);
+    if (st != PJ2K_OK) goto done;
+    const size_t comp = L.box;
+    int work;
+    void *result;
+    if (lossy) {
+        real = malloc(L.elements * sizeof(double) + 8);
+        if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
+        dequantise(&h, &L, levels, coef, real);
+        /* generous: data values up to ~1e300, and no overflow to inf inside */
+        const double real_bound = DTYPE_INFO[h.dtype].is_float ? 1e300 : 1e12;
+        for (size_t c = 0; c < L.planes * L.ncomp; c++)
+            pj2k_inv97_f64(real + c * comp, L.dims, levels, tmp, real_bound);
+        if (h.colour == PJ2K_COLOUR_ICT)
+            for (size_t p = 0; p < L.planes; p++) {
+                double *c0 = real + p * 3 * comp;
+                pj2k_ict_inv_f64(c0, c0 + comp, c0 + 2 * comp, comp);
+            }
+        work = WORK_F64;
+        result = real;
+    } else {
+        for (size_t c = 0; c < L.planes * L.ncomp; c++) {
+            if (wide) pj2k_inv53_i64((int64_t *)coef + c * comp, L.dims, levels, tmp, bound);
+            else pj2k_inv53_i32((int32_t *)coef + c * comp, L.dims, levels, tmp, bound);
+        }
+        if (h.colour == PJ2K_COLOUR_RCT)
+            for (size_t p = 0; p < L.planes; p++) {
+                const size_t c0 = p * 3 * comp;
+                if (wide) pj2k_rct_inv_i64((int64_t *)coef + c0, (int64_t *)coef + c0 + comp, (int64_t *)coef + c0 + 2 * comp, comp);
+                else pj2k_rct_inv_i32((int32_t *)coef + c0, (int32_t *)coef + c0 + comp, (int32_t *)coef + c0 + 2 * comp, comp);
+            }
+        work = wide ? WORK_I64 : WORK_I32;
+        result = coef;
+    }
+    permuted_copy(&L, result, WORK_SIZE[work], out, item, STORE[work][h.dtype], 0);
+done:
+    free(coef);
+    free(real);
+    free(tmp);
+    return st;
+}
+
+const char *pj2k_status_message(pj2k_status status)
+{
+    switch (status) {
+    case PJ2K_OK: return "success";
+    case PJ2K_ERR_PARAM: return "invalid parameter";
+    case PJ2K_ERR_NOMEM: return "out of memory";
+    case PJ2K_ERR_MAGIC: return "not a progressive_j2k codestream (bad magic)";
+    case PJ2K_ERR_VERSION: return "unsupported codestream format version";
+    case PJ2K_ERR_HEADER: return "invalid codestream header";
+    case PJ2K_ERR_TRUNCATED: return "codestream truncated";
+    case PJ2K_ERR_CHECKSUM: return "checksum mismatch: corrupted codestream";
+    case PJ2K_ERR_CORRUPT: return "corrupted entropy-coded data";
+    case PJ2K_ERR_TOO_LARGE: return "decoded size exceeds the limit";
+    case PJ2K_ERR_DTYPE: return "dtype not supported in this mode";
+    }
+    return "unknown error";
+}

@@ -1,0 +1,108 @@
+/* progressive_j2k: resolution-progressive wavelet codec for N-d chunks.
+ *
+ * The one public header of the C core.  The core has no global state: every
+ * call takes its inputs explicitly and allocates only what it frees again
+ * (except the encoded buffer handed back by pj2k_encode).  Decoding validates
+ * all lengths and fields of untrusted input and reports errors through the
+ * stable pj2k_status enum; it never reads past the buffer it is given.
+ *
+ * The byte layout of the codestream is specified in docs/FORMAT.md.
+ */
+#ifndef PROGRESSIVE_J2K_H
+#define PROGRESSIVE_J2K_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PJ2K_FORMAT_VERSION 1
+#define PJ2K_MAX_NDIM 32
+#define PJ2K_MAX_AXES 3     /* transformed axes per chunk */
+#define PJ2K_MAX_LEVELS 10  /* decomposition levels */
+#define PJ2K_MAX_BANDS (1 + PJ2K_MAX_LEVELS * 7)
+#define PJ2K_FIXED_HEADER 16 /* bytes that hold the total header length */
+
+/* Stable error codes: values never change, new ones are appended. */
+typedef enum {
+    PJ2K_OK = 0,
+    PJ2K_ERR_PARAM = 1,      /* invalid argument from the caller */
+    PJ2K_ERR_NOMEM = 2,      /* allocation failed */
+    PJ2K_ERR_MAGIC = 3,      /* not a progressive_j2k codestream */
+    PJ2K_ERR_VERSION = 4,    /* format version not supported */
+    PJ2K_ERR_HEADER = 5,     /* header field out of range or inconsistent */
+    PJ2K_ERR_TRUNCATED = 6,  /* buffer shorter than what was asked for */
+    PJ2K_ERR_CHECKSUM = 7,   /* CRC-32C mismatch: corrupted bytes */
+    PJ2K_ERR_CORRUPT = 8,    /* entropy-coded data inconsistent */
+    PJ2K_ERR_TOO_LARGE = 9,  /* exceeds the caller's size limit */
+    PJ2K_ERR_DTYPE = 10      /* dtype not supported for this mode */
+} pj2k_status;
+
+typedef enum {
+    PJ2K_UINT8 = 0, PJ2K_INT8 = 1, PJ2K_UINT16 = 2, PJ2K_INT16 = 3,
+    PJ2K_UINT32 = 4, PJ2K_INT32 = 5, PJ2K_FLOAT32 = 6, PJ2K_FLOAT64 = 7,
+    PJ2K_NUM_DTYPES = 8
+} pj2k_dtype;
+
+typedef enum { PJ2K_WAVELET_53 = 0, PJ2K_WAVELET_97 = 1 } pj2k_wavelet;
+typedef enum { PJ2K_COLOUR_NONE = 0, PJ2K_COLOUR_RCT = 1, PJ2K_COLOUR_ICT = 2 } pj2k_colour;
+
+/* Encoder parameters.  Axes are indices into shape, strictly increasing. */
+typedef struct {
+    pj2k_dtype dtype;
+    int ndim;
+    uint64_t shape[PJ2K_MAX_NDIM];
+    int naxes;                  /* 1..3 transformed axes */
+    int axes[PJ2K_MAX_AXES];
+    int colour_axis;            /* -1: none; else an axis of length 3 */
+    int levels;                 /* 0..PJ2K_MAX_LEVELS */
+    pj2k_wavelet wavelet;       /* 5/3 reversible or 9/7 irreversible */
+    double step;                /* 9/7 only: base quantisation step (> 0) */
+} pj2k_params;
+
+/* Everything the header says, as parsed and validated. */
+typedef struct {
+    int version;
+    pj2k_dtype dtype;
+    pj2k_wavelet wavelet;
+    pj2k_colour colour;
+    int ndim, naxes, levels, colour_axis;
+    uint64_t shape[PJ2K_MAX_NDIM];
+    int axes[PJ2K_MAX_AXES];
+    uint32_t header_length;
+    int nbands;                          /* subbands per component */
+    float steps[PJ2K_MAX_BANDS];         /* 9/7 only */
+    uint64_t segment_end[PJ2K_MAX_LEVELS + 1]; /* absolute byte offsets */
+    uint32_t segment_crc[PJ2K_MAX_LEVELS + 1];
+} pj2k_header;
+
+/* Encode a C-contiguous array.  On success *out is a malloc'd buffer the
+ * caller frees with pj2k_free. */
+pj2k_status pj2k_encode(const pj2k_params *params, const void *data,
+                        uint8_t **out, size_t *out_length);
+void pj2k_free(void *ptr);
+
+/* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length
+ * holds the number of bytes needed (0 if fewer than PJ2K_FIXED_HEADER given). */
+pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header);
+
+/* Shape of the decode at `level` (each transformed axis ceil-divided by 2**level). */
+void pj2k_level_shape(const pj2k_header *header, int level, uint64_t *shape);
+
+/* Decode at `level` (0 = full resolution) from a buffer holding at least the
+ * first header->segment_end[levels - level] bytes, into a C-contiguous `out`
+ * of exactly out_size bytes.  max_elements bounds the working memory. */
+pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level,
+                        void *out, size_t out_size, uint64_t max_elements);
+
+/* CRC-32C (Castagnoli), as stored in the codestream. */
+uint32_t pj2k_crc32c(const uint8_t *data, size_t length);
+
+const char *pj2k_status_message(pj2k_status status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,108 @@
+/* Declarations shared between the stages of the C core (not public). */
+#ifndef PJ2K_INTERNAL_H
+#define PJ2K_INTERNAL_H
+
+#include "progressive_j2k.h"
+#include <stdint.h>
+#include <stddef.h>
+
+/* ---- geometry ------------------------------------------------------------
+ * A component is a contiguous box of dims (z, y, x); unused leading dims are 1.
+ * Level l of the dyadic decomposition acts on the top corner of extent
+ * ceil(dims / 2**(l-1)); its low half is ceil(extent / 2), its high half
+ * floor(extent / 2) (Mallat layout, low part first along each axis). */
+static inline size_t pj2k_ceil_shift(size_t n, int k) {
+    return k >= 64 ? (n > 0) : (n + (((size_t)1 << k) - 1)) >> k;
+}
+
+/* ---- transform.c --------------------------------------------------------- */
+#define PJ2K_LANES 16  /* lines lifted side by side (one cache line of int32) */
+size_t pj2k_transform_tmp_elems(const size_t dims[3]);
+void pj2k_fwd53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp);
+void pj2k_fwd53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp);
+void pj2k_fwd97_f64(double *buf, const size_t dims[3], int levels, double *tmp);
+/* Inverse transforms clamp every reconstructed value to [-bound, bound], so
+ * hostile coefficients cannot overflow the integer lifting (legitimate data
+ * never reaches the bound). */
+void pj2k_inv53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
+void pj2k_inv53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp, int64_t bound);
+void pj2k_inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound);
+/* L2 norm of the synthesis basis function of a 1-D 9/7 subband:
+ * level 1..levels, high = 0 (low-pass at that level) or 1 (high-pass). */
+double pj2k_synthesis_norm97(int level, int high);
+
+/* Colour transforms over three component planes of `count` samples. */
+void pj2k_rct_fwd_i32(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
+void pj2k_rct_fwd_i64(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
+void pj2k_rct_inv_i32(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
+void pj2k_rct_inv_i64(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
+void pj2k_ict_fwd_f64(double *c0, double *c1, double *c2, size_t count);
+void pj2k_ict_inv_f64(double *c0, double *c1, double *c2, size_t count);
+
+/* ---- entropy.c ------------------------------------------------------------ */
+typedef struct {        /* growable output buffer */
+    uint8_t *data;
+    size_t length, capacity;
+    int failed;         /* an allocation failed; data is incomplete */
+} pj2k_bytes;
+int pj2k_bytes_reserve(pj2k_bytes *b, size_t extra);
+
+typedef struct {
+    pj2k_bytes *out;
+    uint64_t low;
+    uint32_t range;
+    uint8_t cache;
+    uint64_t cache_size;
+} pj2k_rc_encoder;
+
+typedef struct {
+    const uint8_t *data;
+    size_t length, pos;
+    uint32_t range, code;
+    int overrun;        /* the coder asked for bytes beyond `length` */
+} pj2k_rc_decoder;
+
+/* Adaptive binary context model for one segment. */
+#define PJ2K_CLASSES 4      /* 0: low band residual, 1..3: high along 1..3 axes */
+#define PJ2K_MAG_CTX 32     /* quantised neighbourhood magnitude */
+#define PJ2K_EXP_POS 24     /* unary positions with their own probability */
+#define PJ2K_MAX_EXP 63
+typedef struct {
+    uint16_t exponent[PJ2K_CLASSES][PJ2K_MAG_CTX][PJ2K_EXP_POS];
+    uint16_t mantissa[PJ2K_CLASSES][PJ2K_MAX_EXP + 1];
+    uint16_t sign[PJ2K_CLASSES][9];
+} pj2k_model;
+
+void pj2k_model_reset(pj2k_model *m);
+void pj2k_rc_encoder_init(pj2k_rc_encoder *e, pj2k_bytes *out);
+void pj2k_rc_encoder_finish(pj2k_rc_encoder *e);
+void pj2k_rc_decoder_init(pj2k_rc_decoder *d, const uint8_t *data, size_t length);
+
+/* A band: a (z, y, x) extent inside a component buffer with element strides. */
+typedef struct {
+    size_t n[3];
+    ptrdiff_t stride[3];
+    int cls;            /* context class, see PJ2K_CLASSES */
+} pj2k_band;
+
+/* Code one high band; returns the largest magnitude exponent it coded.
+ * Decoding fails (PJ2K_ERR_CORRUPT) on an exponent above max_exp or on input
+ * overrun. */
+int pj2k_encode_band_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b);
+int pj2k_encode_band_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b);
+pj2k_status pj2k_decode_band_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int max_exp);
+pj2k_status pj2k_decode_band_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int max_exp);
+/* Code the low band as residuals of a median-edge predictor; `tmp` holds
+ * n[0]*n[1]*n[2] elements.  Decoded values are clamped to [-bound, bound]. */
+int pj2k_encode_low_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int32_t *tmp);
+int pj2k_encode_low_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int64_t *tmp);
+pj2k_status pj2k_decode_low_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int max_exp, int64_t bound, int32_t *tmp);
+pj2k_status pj2k_decode_low_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int max_exp, int64_t bound, int64_t *tmp);
+
+/* ---- checksum.c ----------------------------------------------------------- */
+/* pj2k_crc32c is public and picks the SSE4.2 path at run time when present;
+ * the portable path is exposed so tests can compare the two. */
+uint32_t pj2k_crc32c_portable(const uint8_t *data, size_t length);
+int pj2k_crc32c_accelerated(void);
+
+#endif

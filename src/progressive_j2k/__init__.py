@@ -1,0 +1,15 @@
+"""progressive_j2k: JPEG 2000-class wavelet compression for zarr, with
+multiscale reads built into every chunk."""
+from progressive_j2k._api import (
+    DEFAULT_MAX_DECODED_BYTES, FIXED_HEADER_BYTES, MAX_HEADER_BYTES, Header, decode, encode,
+    read_header)
+from progressive_j2k.codec import ProgressiveJ2K
+from progressive_j2k.errors import (
+    ChecksumError, CorruptDataError, DecodeError, TooLargeError, TruncatedError)
+
+__version__ = "0.1.0"
+__all__ = [
+    "ProgressiveJ2K", "encode", "decode", "read_header", "Header", "DecodeError",
+    "TruncatedError", "ChecksumError", "CorruptDataError", "TooLargeError",
+    "DEFAULT_MAX_DECODED_BYTES", "MAX_HEADER_BYTES", "FIXED_HEADER_BYTES", "__version__",
+]

@@ -1,0 +1,195 @@
+"""Functional API: encode, decode (at any resolution level) and read_header."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numcodecs.compat import ensure_contiguous_ndarray
+
+from progressive_j2k import _core
+from progressive_j2k.errors import TooLargeError, TruncatedError
+
+#: numpy dtypes in the order of the format's dtype codes (docs/FORMAT.md).
+DTYPES = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"))
+_DTYPE_CODES = {dt: code for code, dt in enumerate(DTYPES)}
+
+#: Default levels cap: 1/64 of each axis is the coarsest default resolution.
+DEFAULT_MAX_LEVELS = 6
+MAX_LEVELS = _core.MAX_LEVELS
+#: Decoding refuses outputs larger than this many bytes unless told otherwise.
+DEFAULT_MAX_DECODED_BYTES = 1 << 32
+#: Bytes that always suffice for read_header: the largest possible header
+#: (32 dimensions, lossy, 10 levels).  Typical headers are 100-300 bytes; the
+#: exact length is stored in the first FIXED_HEADER bytes.
+MAX_HEADER_BYTES = 16 + 8 * 32 + 3 + 4 * (1 + 10 * 7) + 12 * 11 + 4
+FIXED_HEADER_BYTES = _core.FIXED_HEADER
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a chunk's header says (see docs/FORMAT.md)."""
+
+    version: int
+    dtype: np.dtype
+    shape: tuple
+    axes: tuple
+    colour_axis: int | None
+    levels: int
+    reversible: bool
+    header_length: int
+    steps: tuple
+    segment_ends: tuple
+    segment_crcs: tuple
+
+    @property
+    def nbytes(self) -> int:
+        """Length of the whole codestream."""
+        return self.segment_ends[-1] if self.segment_ends else self.header_length
+
+    def _check_level(self, level: int) -> int:
+        level = int(level)
+        if not 0 <= level <= self.levels:
+            raise ValueError(f"level must be in 0..{self.levels}, got {level}")
+        return level
+
+    def prefix_length(self, level: int = 0) -> int:
+        """Number of leading bytes that decoding at ``level`` needs."""
+        return self.segment_ends[self.levels - self._check_level(level)]
+
+    def level_shape(self, level: int = 0) -> tuple:
+        """Shape of the decode at ``level``: transformed axes ceil-divided by 2**level."""
+        level = self._check_level(level)
+        shape = list(self.shape)
+        for a in self.axes:
+            shape[a] = -(-shape[a] // (1 << level))
+        return tuple(shape)
+
+
+def _as_bytes(buf) -> np.ndarray:
+    return ensure_contiguous_ndarray(buf).reshape(-1).view(np.uint8)
+
+
+def read_header(buf) -> Header:
+    """Parse the header of a chunk from ``buf``, which may be just a prefix.
+
+    ``buf`` needs the header's own length (``Header.header_length``, stored in
+    the first 16 bytes); the first ``MAX_HEADER_BYTES`` bytes always suffice.
+    Raises ``TruncatedError`` (a ``ValueError``) with ``.needed`` set when
+    ``buf`` is shorter.
+    """
+    fields = _core.read_header(_as_bytes(buf))
+    fields["dtype"] = DTYPES[fields.pop("dtype_code")]
+    return Header(**fields)
+
+
+def default_axes(ndim: int, colour_axis: int | None) -> tuple:
+    """The last (up to) three axes that are not the colour axis."""
+    candidates = [a for a in range(ndim) if a != colour_axis]
+    return tuple(candidates[-_core.MAX_AXES:])
+
+
+def default_levels(shape, axes) -> int:
+    """Halvings until the longest transformed axis is one sample, at most 6."""
+    longest = max((shape[a] for a in axes), default=1)
+    return min(DEFAULT_MAX_LEVELS, max(0, math.ceil(math.log2(longest))) if longest > 1 else 0)
+
+
+def _normalise_axis(axis: int, ndim: int) -> int:
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} out of range for {ndim} dimensions")
+    return axis % ndim
+
+
+def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None) -> bytes:
+    """Encode an array into one progressive codestream.
+
+    levels: decomposition levels (default: enough to bring the longest
+        transformed axis to one sample, at most 6).
+    reversible: True for lossless 5/3, False for lossy 9/7.
+    axes: axes to transform (default: the last three that are not the colour axis).
+    colour_axis: an axis of length 3 (RGB) to decorrelate first.
+    step: lossy only, the quantisation step in data units (RMS error is about
+        step / sqrt(12)); default 1/256 of the chunk's value range.
+    """
+    arr = np.asarray(data)
+    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    code = _DTYPE_CODES.get(arr.dtype.newbyteorder("="))
+    if code is None:
+        raise TypeError(
+            f"unsupported dtype {arr.dtype}; supported: {', '.join(str(d) for d in DTYPES)}")
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim > _core.MAX_NDIM:
+        raise ValueError(f"at most {_core.MAX_NDIM} dimensions are supported, got {arr.ndim}")
+    if reversible and arr.dtype.kind == "f":
+        raise TypeError(f"lossless (reversible) coding needs integer data, got {arr.dtype}; "
+                        "use reversible=False for floating point")
+    ndim = arr.ndim
+    if colour_axis is not None:
+        colour_axis = _normalise_axis(colour_axis, ndim)
+        if arr.shape[colour_axis] != 3:
+            raise ValueError(f"colour_axis {colour_axis} must have length 3, "
+                             f"has {arr.shape[colour_axis]}")
+    if axes is None:
+        axes = default_axes(ndim, colour_axis)
+    axes = tuple(sorted(_normalise_axis(a, ndim) for a in axes))
+    if not axes:
+        raise ValueError("at least one axis must be transformed")
+    if len(set(axes)) != len(axes) or len(axes) > _core.MAX_AXES:
+        raise ValueError(f"axes must be 1 to {_core.MAX_AXES} distinct axes, got {axes}")
+    if colour_axis in axes:
+        raise ValueError("the colour axis cannot also be a transformed axis")
+    if levels is None:
+        levels = default_levels(arr.shape, axes)
+    if not 0 <= int(levels) <= MAX_LEVELS:
+        raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
+    if reversible:
+        step = 0.0
+    else:
+        if arr.size and not np.isfinite(arr).all():
+            raise ValueError("lossy coding needs finite values (NaN or inf found)")
+        if step is None:
+            span = float(arr.max()) - float(arr.min()) if arr.size else 0.0
+            step = span / 256.0 if span > 0 else 1.0
+        step = float(step)
+        if not (step > 0 and math.isfinite(step)):
+            raise ValueError(f"step must be a positive number, got {step}")
+    arr = np.ascontiguousarray(arr)
+    return _core.encode(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
+                        -1 if colour_axis is None else colour_axis, int(levels),
+                        bool(reversible), step)
+
+
+def decode(buf, level: int = 0, out=None, *, max_bytes: int = DEFAULT_MAX_DECODED_BYTES):
+    """Decode a chunk at ``level`` (0 = full resolution, k = 1/2**k per transformed axis).
+
+    ``buf`` may be the whole chunk or any prefix of at least
+    ``read_header(buf).prefix_length(level)`` bytes.  ``out``, if given, must be
+    a writeable C-contiguous buffer of exactly the decoded size; it is filled
+    and returned.  Raises ``ValueError`` subclasses for damaged or short input.
+    """
+    data = _as_bytes(buf)
+    header = read_header(data)
+    level = header._check_level(level)
+    needed = header.prefix_length(level)
+    if data.nbytes < needed:
+        raise TruncatedError(f"decode at level {level} needs {needed} bytes, got {data.nbytes}",
+                             needed)
+    shape = header.level_shape(level)
+    nbytes = math.prod(shape) * header.dtype.itemsize
+    if nbytes > max_bytes:
+        raise TooLargeError(f"decoded size {nbytes} bytes exceeds max_bytes={max_bytes}")
+    if out is None:
+        result = np.empty(shape, header.dtype)
+        target = result.reshape(-1).view(np.uint8)
+    else:
+        result = out
+        target = ensure_contiguous_ndarray(out).reshape(-1).view(np.uint8)
+        if target.nbytes != nbytes:
+            raise ValueError(f"out has {target.nbytes} bytes, the decode needs {nbytes}")
+        if not target.flags.writeable:
+            raise ValueError("out is read-only")
+    _core.decode_into(data, level, target, math.prod(shape))
+    return result

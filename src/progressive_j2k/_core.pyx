@@ -1,0 +1,160 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin bindings to the C core: buffers in, buffers out, GIL released."""
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memset
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+from progressive_j2k.errors import (
+    ChecksumError, CorruptDataError, DecodeError, TooLargeError, TruncatedError)
+
+
+cdef extern from "progressive_j2k.h" nogil:
+    ctypedef enum pj2k_status:
+        PJ2K_OK, PJ2K_ERR_PARAM, PJ2K_ERR_NOMEM, PJ2K_ERR_MAGIC, PJ2K_ERR_VERSION,
+        PJ2K_ERR_HEADER, PJ2K_ERR_TRUNCATED, PJ2K_ERR_CHECKSUM, PJ2K_ERR_CORRUPT,
+        PJ2K_ERR_TOO_LARGE, PJ2K_ERR_DTYPE
+    ctypedef enum pj2k_dtype:
+        pass
+    ctypedef enum pj2k_wavelet:
+        PJ2K_WAVELET_53, PJ2K_WAVELET_97
+    int PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION
+    ctypedef struct pj2k_params:
+        pj2k_dtype dtype
+        int ndim
+        uint64_t shape[32]
+        int naxes
+        int axes[3]
+        int colour_axis
+        int levels
+        pj2k_wavelet wavelet
+        double step
+    ctypedef struct pj2k_header:
+        int version
+        pj2k_dtype dtype
+        pj2k_wavelet wavelet
+        int colour
+        int ndim, naxes, levels, colour_axis
+        uint64_t shape[32]
+        int axes[3]
+        uint32_t header_length
+        int nbands
+        float steps[71]
+        uint64_t segment_end[11]
+        uint32_t segment_crc[11]
+    pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **out, size_t *out_length)
+    void pj2k_free(void *ptr)
+    pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
+    pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out, size_t out_size,
+                            uint64_t max_elements)
+    uint32_t pj2k_crc32c(const uint8_t *data, size_t length)
+    const char *pj2k_status_message(pj2k_status status)
+
+cdef extern from "internal.h" nogil:
+    uint32_t pj2k_crc32c_portable(const uint8_t *data, size_t length)
+    int pj2k_crc32c_accelerated()
+
+MAX_NDIM = PJ2K_MAX_NDIM
+MAX_AXES = PJ2K_MAX_AXES
+MAX_LEVELS = PJ2K_MAX_LEVELS
+FIXED_HEADER = PJ2K_FIXED_HEADER
+FORMAT_VERSION = PJ2K_FORMAT_VERSION
+
+_ERRORS = {
+    PJ2K_ERR_PARAM: ValueError,
+    PJ2K_ERR_NOMEM: MemoryError,
+    PJ2K_ERR_MAGIC: DecodeError,
+    PJ2K_ERR_VERSION: DecodeError,
+    PJ2K_ERR_HEADER: DecodeError,
+    PJ2K_ERR_TRUNCATED: TruncatedError,
+    PJ2K_ERR_CHECKSUM: ChecksumError,
+    PJ2K_ERR_CORRUPT: CorruptDataError,
+    PJ2K_ERR_TOO_LARGE: TooLargeError,
+    PJ2K_ERR_DTYPE: TypeError,
+}
+
+
+cdef raise_status(pj2k_status status, str context):
+    message = pj2k_status_message(status).decode()
+    raise _ERRORS.get(status, DecodeError)(f"{context}: {message}")
+
+
+def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int colour_axis,
+           int levels, bint reversible, double step):
+    """Encode the C-contiguous bytes `data` of an array with `shape`."""
+    cdef pj2k_params params
+    cdef uint8_t *out = NULL
+    cdef size_t out_length = 0
+    cdef pj2k_status status
+    memset(&params, 0, sizeof(params))
+    if len(shape) > PJ2K_MAX_NDIM or len(axes) > PJ2K_MAX_AXES:
+        raise ValueError("too many dimensions or transformed axes")
+    params.dtype = <pj2k_dtype>dtype_code
+    params.ndim = len(shape)
+    for i, n in enumerate(shape):
+        params.shape[i] = n
+    params.naxes = len(axes)
+    for i, a in enumerate(axes):
+        params.axes[i] = a
+    params.colour_axis = colour_axis
+    params.levels = levels
+    params.wavelet = PJ2K_WAVELET_53 if reversible else PJ2K_WAVELET_97
+    params.step = step
+    try:
+        with nogil:
+            status = pj2k_encode(&params, &data[0] if data.shape[0] else <uint8_t *>&params,
+                                 &out, &out_length)
+        if status != PJ2K_OK:
+            raise_status(status, "encode")
+        return PyBytes_FromStringAndSize(<char *>out, out_length)
+    finally:
+        pj2k_free(out)
+
+
+def read_header(const uint8_t[::1] buf):
+    """Parse the header; returns a dict of its fields."""
+    cdef pj2k_header h
+    cdef pj2k_status status
+    cdef size_t n = buf.shape[0]
+    with nogil:
+        status = pj2k_read_header(&buf[0] if n else NULL, n, &h)
+    if status == PJ2K_ERR_TRUNCATED:
+        raise TruncatedError(
+            f"read_header: the header needs {h.header_length} bytes, got {n}", h.header_length)
+    if status != PJ2K_OK:
+        raise_status(status, "read_header")
+    return dict(
+        version=h.version, dtype_code=<int>h.dtype, reversible=h.wavelet == PJ2K_WAVELET_53,
+        shape=tuple(h.shape[i] for i in range(h.ndim)),
+        axes=tuple(h.axes[i] for i in range(h.naxes)),
+        colour_axis=None if h.colour_axis < 0 else h.colour_axis,
+        levels=h.levels, header_length=h.header_length,
+        steps=tuple(h.steps[i] for i in range(h.nbands)) if h.wavelet == PJ2K_WAVELET_97 else (),
+        segment_ends=tuple(h.segment_end[i] for i in range(h.levels + 1)),
+        segment_crcs=tuple(h.segment_crc[i] for i in range(h.levels + 1)),
+    )
+
+
+def decode_into(const uint8_t[::1] buf, int level, uint8_t[::1] out, uint64_t max_elements):
+    """Decode `buf` at `level` into the C-contiguous bytes of `out`."""
+    cdef pj2k_status status
+    cdef size_t n = buf.shape[0], m = out.shape[0]
+    cdef uint8_t dummy = 0
+    with nogil:
+        status = pj2k_decode(&buf[0] if n else NULL, n, level, &out[0] if m else &dummy, m,
+                             max_elements)
+    if status != PJ2K_OK:
+        raise_status(status, "decode")
+
+
+def crc32c(const uint8_t[::1] data, bint portable=False):
+    """CRC-32C of `data` (the accelerated path unless `portable`)."""
+    cdef size_t n = data.shape[0]
+    cdef const uint8_t *p = &data[0] if n else NULL
+    cdef uint32_t crc
+    with nogil:
+        crc = pj2k_crc32c_portable(p, n) if portable else pj2k_crc32c(p, n)
+    return crc
+
+
+def crc32c_accelerated():
+    return bool(pj2k_crc32c_accelerated())

@@ -1,0 +1,62 @@
+"""numcodecs codec: ``ProgressiveJ2K``, usable as a zarr v2 compressor."""
+from __future__ import annotations
+
+from numcodecs.abc import Codec
+from numcodecs.compat import ensure_ndarray
+
+from progressive_j2k import _api
+
+
+class ProgressiveJ2K(Codec):
+    """Resolution-progressive wavelet codec (lossless 5/3 or lossy 9/7).
+
+    Every encoded chunk can be decoded at 1/2, 1/4, ... of its resolution from
+    a prefix of its bytes (``progressive_j2k.decode(buf, level=k)``).
+
+    Parameters
+    ----------
+    levels : int, optional
+        Decomposition levels; default enough to bring the longest transformed
+        axis to one sample, at most 6.
+    reversible : bool
+        True (default): lossless integer 5/3.  False: lossy 9/7.
+    axes : sequence of int, optional
+        Axes to transform (1 to 3); default the last three that are not the
+        colour axis.  Other axes are coded as independent planes.
+    colour_axis : int, optional
+        An axis of length 3 (RGB) decorrelated by a colour transform first.
+    step : float, optional
+        Lossy only: quantisation step in data units; default 1/256 of each
+        chunk's value range.
+    """
+
+    codec_id = "progressive_j2k"
+
+    def __init__(self, levels=None, reversible=True, axes=None, colour_axis=None, step=None):
+        self.levels = None if levels is None else int(levels)
+        self.reversible = bool(reversible)
+        self.axes = None if axes is None else tuple(int(a) for a in axes)
+        self.colour_axis = None if colour_axis is None else int(colour_axis)
+        self.step = None if step is None else float(step)
+        if self.reversible and self.step is not None:
+            raise ValueError("step applies to lossy coding only (reversible=False)")
+
+    def _options(self):
+        return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,
+                    colour_axis=self.colour_axis, step=self.step)
+
+    def encode(self, buf):
+        return _api.encode(ensure_ndarray(buf), **self._options())
+
+    def decode(self, buf, out=None):
+        return _api.decode(buf, out=out)
+
+    def get_config(self):
+        config = {"id": self.codec_id, **self._options()}
+        if self.axes is not None:
+            config["axes"] = list(self.axes)
+        return config
+
+    def __repr__(self):
+        options = ", ".join(f"{k}={v!r}" for k, v in self._options().items() if v is not None)
+        return f"{type(self).__name__}({options})"

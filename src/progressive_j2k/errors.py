@@ -1,0 +1,29 @@
+"""Exceptions raised for codestreams that cannot be decoded.
+
+All are ``ValueError`` subclasses, so ``except ValueError`` catches every
+problem with the bytes themselves.
+"""
+
+
+class DecodeError(ValueError):
+    """The bytes are not a valid progressive_j2k codestream."""
+
+
+class TruncatedError(DecodeError):
+    """The buffer is shorter than what was asked for; ``needed`` says how long it must be."""
+
+    def __init__(self, message, needed=None):
+        super().__init__(message)
+        self.needed = needed
+
+
+class ChecksumError(DecodeError):
+    """A CRC-32C did not match: the bytes were corrupted."""
+
+
+class CorruptDataError(DecodeError):
+    """The entropy-coded data is inconsistent with the header."""
+
+
+class TooLargeError(DecodeError):
+    """Decoding would exceed the configured maximum decoded size."""
