@@ -186,6 +186,8 @@ def decode(buf, level: int = 0, out=None, *, max_bytes: int = DEFAULT_MAX_DECODE
         target = result.reshape(-1).view(np.uint8)
     else:
         result = out
+        if isinstance(out, np.ndarray) and not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
         target = ensure_contiguous_ndarray(out).reshape(-1).view(np.uint8)
         if target.nbytes != nbytes:
             raise ValueError(f"out has {target.nbytes} bytes, the decode needs {nbytes}")

@@ -1,0 +1,47 @@
+"""Regenerate the golden codestreams.  Run only when the format version is
+bumped on purpose: the committed files are what old data looks like, and
+tests/test_golden.py must keep decoding them.
+
+    python tests/golden/make_golden.py
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import progressive_j2k as pj
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+from conftest import load  # noqa: E402
+
+CASES = {
+    "u8_gray_lossless": (lambda: load("camera")[200:232, 300:324], {}),
+    "u8_rgb_rct": (lambda: load("astronaut")[100:120, 150:167], {"colour_axis": -1}),
+    "u16_levels3": (lambda: load("mr2_uint16")[500:524, 500:524], {"levels": 3}),
+    "i16_3d": (lambda: load("anatomical_int16_3d")[10:19, 10:20, 8:15], {}),
+    "i32_wide": (lambda: load("ct693_int16")[250:270, 250:266].astype("i4") * 100000, {}),
+    "u32_1d": (lambda: load("camera")[50, :50].astype("u4") * 16777216, {}),
+    "u16_4d_planes": (lambda: load("ect_uint16_2x512x512")[:, 200:216, 200:216].reshape(2, 1, 16, 16),
+                      {"axes": (2, 3)}),
+    "f32_3d_lossy": (lambda: load("tlrc_float32_3d")[20:30, 20:29, 20:28], {"reversible": False}),
+    "u8_rgb_ict_lossy": (lambda: load("coffee")[100:116, 200:216], {"colour_axis": 2,
+                                                                    "reversible": False}),
+    "i8_lossy_step": (lambda: (load("moon")[100:124, 100:124].astype("i2") - 128).astype("i1"),
+                      {"reversible": False, "step": 3.0}),
+}
+
+
+def main():
+    for name, (make, options) in CASES.items():
+        arr = np.ascontiguousarray(make())
+        enc = pj.encode(arr, **options)
+        header = pj.read_header(enc)
+        (HERE / f"{name}.pj2k").write_bytes(enc)
+        levels = {f"level{k}": pj.decode(enc, level=k) for k in range(header.levels + 1)}
+        np.savez_compressed(HERE / f"{name}.npz", source=arr, **levels)
+        print(name, arr.shape, arr.dtype, len(enc), "bytes")
+
+
+if __name__ == "__main__":
+    main()

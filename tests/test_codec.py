@@ -1,0 +1,82 @@
+"""numcodecs codec: config, registration, zarr v2-format arrays."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import progressive_j2k as pj
+from progressive_j2k import ProgressiveJ2K
+
+from helpers import check_config, check_roundtrip_lossless
+
+CODECS = [
+    ProgressiveJ2K(),
+    ProgressiveJ2K(levels=3),
+    ProgressiveJ2K(axes=(0, 1), colour_axis=2),
+    ProgressiveJ2K(reversible=False, step=2.5),
+    ProgressiveJ2K(reversible=False, levels=2, axes=[-2, -1]),
+]
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=repr)
+def test_config_roundtrip(codec):
+    check_config(codec)
+    assert codec.codec_id == "progressive_j2k"
+    assert repr(codec).startswith("ProgressiveJ2K(")
+
+
+def test_codec_roundtrip_real_rgb(real):
+    arr = real("chelsea")
+    check_roundtrip_lossless(ProgressiveJ2K(colour_axis=-1), arr)
+
+
+def test_get_codec_in_fresh_interpreter():
+    code = (
+        "import sys, numcodecs, numpy as np\n"
+        "codec = numcodecs.get_codec({'id': 'progressive_j2k', 'levels': 2})\n"
+        "assert type(codec).__name__ == 'ProgressiveJ2K', codec\n"
+        "assert codec.levels == 2\n"
+        "a = np.arange(100, dtype='u2').reshape(10, 10)\n"
+        "assert (codec.decode(codec.encode(a)) == a).all()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_zarr_v2_format_roundtrip(real, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    arr = real("mr2_uint16")
+    z = zarr.create(shape=arr.shape, chunks=(256, 256), dtype=arr.dtype,
+                    compressor=ProgressiveJ2K(), zarr_format=2, store=str(tmp_path / "a.zarr"))
+    z[:] = arr
+    again = zarr.open_array(str(tmp_path / "a.zarr"), mode="r")
+    np.testing.assert_array_equal(again[:], arr)
+    np.testing.assert_array_equal(again[100:300, 700:1000], arr[100:300, 700:1000])
+    meta = json.loads((tmp_path / "a.zarr" / ".zarray").read_text())
+    assert meta["compressor"]["id"] == "progressive_j2k"
+    # each stored chunk is a progressive codestream with its own levels
+    chunk = (tmp_path / "a.zarr" / "1.2").read_bytes()
+    np.testing.assert_array_equal(pj.decode(chunk), arr[256:512, 512:768])
+    assert pj.decode(chunk, level=2).shape == (64, 64)
+
+
+def test_zarr_v2_edge_chunks_and_rgb(real, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    arr = real("coffee")  # 400 x 600 x 3: edge chunks are padded by zarr
+    z = zarr.create(shape=arr.shape, chunks=(128, 256, 3), dtype=arr.dtype,
+                    compressor=ProgressiveJ2K(colour_axis=2), zarr_format=2,
+                    store=str(tmp_path / "rgb.zarr"))
+    z[:] = arr
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "rgb.zarr"))[:], arr)
+
+
+def test_unsupported_dtypes_raise_type_error():
+    codec = ProgressiveJ2K()
+    for dtype in ["?", "c8", "f2", "O", "u8", "i8"]:
+        with pytest.raises(TypeError):
+            codec.encode(np.zeros((4, 4), dtype=dtype))

@@ -1,0 +1,82 @@
+"""Lossy 9/7: the step knob controls the error, every dtype, reduced levels."""
+import numpy as np
+import pytest
+
+import progressive_j2k as pj
+
+from conftest import FLOATS
+
+
+def psnr(a, b, peak):
+    mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
+    return 10 * np.log10(peak ** 2 / mse)
+
+
+def test_step_steers_error_and_size(real):
+    arr = real("camera")
+    sizes, errors = [], []
+    for step in (1.0, 4.0, 16.0):
+        enc = pj.encode(arr, reversible=False, step=step)
+        dec = pj.decode(enc)
+        assert dec.dtype == arr.dtype and dec.shape == arr.shape
+        rms = np.sqrt(np.mean((dec.astype(float) - arr) ** 2))
+        # a uniform quantiser's RMS error is about step / sqrt(12); the deadzone adds a little
+        assert rms < 0.6 * step + 0.5
+        sizes.append(len(enc))
+        errors.append(rms)
+    assert sizes[0] > sizes[1] > sizes[2]
+    assert errors[0] < errors[1] < errors[2]
+
+
+def test_lossy_rgb_with_ict(real):
+    arr = real("astronaut")
+    enc = pj.encode(arr, reversible=False, colour_axis=-1, step=2.0)
+    assert psnr(pj.decode(enc), arr, 255) > 42
+    assert len(enc) < len(pj.encode(arr, colour_axis=-1)) / 2
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"])
+def test_lossy_every_dtype(dtype, real):
+    base = real("moon")[:64, :80].astype(float)
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        arr = (base / 255 * (float(info.max) - float(info.min)) + float(info.min)).astype(dtype)
+    else:
+        arr = (base / 255 * 1e-3).astype(dtype)
+    dec = pj.decode(pj.encode(arr, reversible=False))
+    span = float(arr.max()) - float(arr.min())
+    assert dec.dtype == arr.dtype
+    assert psnr(dec, arr, span) > 40  # default step: 1/256 of the range
+
+
+@pytest.mark.parametrize("name", FLOATS)
+def test_real_float_volume(real, name):
+    arr = real(name)
+    enc = pj.encode(arr, reversible=False)
+    dec = pj.decode(enc)
+    assert dec.dtype == np.float32
+    span = float(arr.max() - arr.min())
+    assert np.abs(dec - arr).max() < 0.05 * span
+    assert len(enc) * 4 < arr.nbytes
+    low = pj.decode(enc, level=1)
+    assert low.shape == tuple(-(-n // 2) for n in arr.shape)
+    assert abs(float(low.mean()) - float(arr.mean())) < 0.02 * span
+
+
+def test_float_reversible_is_refused():
+    with pytest.raises(TypeError, match="reversible=False"):
+        pj.encode(np.zeros((4, 4), "f4"))
+
+
+def test_non_finite_lossy_is_refused():
+    arr = np.zeros((4, 4), "f4")
+    arr[1, 1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        pj.encode(arr, reversible=False)
+
+
+def test_bad_step():
+    with pytest.raises(ValueError):
+        pj.encode(np.zeros((4, 4), "u1"), reversible=False, step=0)
+    with pytest.raises(ValueError):
+        pj.ProgressiveJ2K(step=1.0)  # step without lossy mode

@@ -1,0 +1,73 @@
+"""Property tests over random shapes, dtypes, axes and levels."""
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import progressive_j2k as pj
+
+DTYPES = ["u1", "i1", "u2", "i2", "u4", "i4"]
+
+
+@st.composite
+def arrays_and_options(draw):
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.sampled_from([1, 2, 3, 4, 5, 7, 8, 13, 16, 31]),
+                                min_size=ndim, max_size=ndim)))
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    info = np.iinfo(dtype)
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(["uniform", "smooth", "extreme"]))
+    if kind == "uniform":
+        arr = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    elif kind == "smooth":
+        ramp = np.indices(shape).sum(axis=0) * draw(st.integers(1, 50))
+        arr = np.clip(ramp + int(info.min) // 2, info.min, info.max).astype(dtype)
+    else:
+        arr = rng.choice(np.array([info.min, info.max], dtype=dtype), shape)
+    axes = tuple(sorted(draw(st.sets(st.integers(0, ndim - 1), min_size=1,
+                                     max_size=min(3, ndim)))))
+    levels = draw(st.one_of(st.none(), st.integers(0, 5)))
+    return arr, axes, levels
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrays_and_options())
+def test_lossless_roundtrip_any_shape(case):
+    arr, axes, levels = case
+    enc = pj.encode(arr, axes=axes, levels=levels)
+    np.testing.assert_array_equal(pj.decode(enc), arr)
+    header = pj.read_header(enc)
+    for level in range(header.levels + 1):
+        dec = pj.decode(enc[: header.prefix_length(level)], level=level)
+        expected_shape = list(arr.shape)
+        for a in axes:
+            expected_shape[a] = -(-arr.shape[a] // 2 ** level)
+        assert dec.shape == tuple(expected_shape)
+        assert dec.dtype == arr.dtype
+        if level == 0:
+            np.testing.assert_array_equal(dec, arr)
+        else:  # reduced levels stay inside the data's range
+            assert dec.min() >= arr.min() - 1 or dec.min() >= np.iinfo(arr.dtype).min
+            assert dec.size == 0 or dec.max() <= np.iinfo(arr.dtype).max
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.sampled_from(["u1", "u2", "i4"]),
+       st.integers(0, 2**32 - 1))
+def test_rgb_colour_roundtrip(h, w, dtype, seed):
+    info = np.iinfo(dtype)
+    arr = np.random.default_rng(seed).integers(info.min, info.max, (h, w, 3), dtype=dtype,
+                                               endpoint=True)
+    np.testing.assert_array_equal(pj.decode(pj.encode(arr, colour_axis=2)), arr)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.floats(0.1, 50), st.integers(0, 2**32 - 1))
+def test_lossy_error_bounded_by_step(h, w, step, seed):
+    arr = np.random.default_rng(seed).normal(0, 100, (h, w))
+    dec = pj.decode(pj.encode(arr, reversible=False, step=step))
+    rms = np.sqrt(np.mean((dec - arr) ** 2))
+    # the deadzone quantiser errs by up to one step per coefficient (values
+    # below the step become 0), and the 9/7 synthesis is close to orthonormal
+    assert rms <= step

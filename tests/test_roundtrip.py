@@ -1,0 +1,136 @@
+"""Lossless round trips: every dtype, real images of every class, ND layouts."""
+import numpy as np
+import pytest
+
+import progressive_j2k as pj
+from progressive_j2k import ProgressiveJ2K
+
+from conftest import GRAY8, GRAY16, RGB8, VOLUMES
+from helpers import buffer_variants, check_levels_consistent, check_roundtrip_lossless
+
+INT_DTYPES = ["u1", "i1", "u2", "i2", "u4", "i4"]
+
+
+def extreme_array(dtype, shape, seed=0):
+    """Random values including the dtype's extremes (worst case for overflow)."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    arr.flat[::7] = info.max
+    arr.flat[::11] = info.min
+    # checkerboard of extremes maximises the 5/3 high-pass swing
+    arr[..., ::2, ::2] = info.min
+    arr[..., 1::2, 1::2] = info.max
+    return arr
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+@pytest.mark.parametrize("shape", [(37, 29), (64, 64), (9, 8, 7)])
+def test_every_integer_dtype_bit_exact(dtype, shape):
+    arr = extreme_array(np.dtype(dtype), shape)
+    for variant in buffer_variants(arr):
+        check_roundtrip_lossless(ProgressiveJ2K(), variant)
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_every_integer_dtype_with_colour(dtype):
+    arr = extreme_array(np.dtype(dtype), (21, 18, 3), seed=1)
+    check_roundtrip_lossless(ProgressiveJ2K(colour_axis=-1), arr)
+
+
+@pytest.mark.parametrize("name", GRAY8 + GRAY16)
+def test_real_gray_images_bit_exact(real, name):
+    arr = real(name)
+    enc = check_roundtrip_lossless(ProgressiveJ2K(), arr)
+    assert len(enc) < arr.nbytes  # real images compress
+    check_levels_consistent(enc, arr)
+
+
+@pytest.mark.parametrize("name", RGB8)
+def test_real_rgb_images_bit_exact(real, name):
+    arr = real(name)
+    enc_rct = check_roundtrip_lossless(ProgressiveJ2K(colour_axis=-1), arr)
+    enc_planes = pj.encode(arr, axes=(0, 1))  # channels as independent planes
+    np.testing.assert_array_equal(pj.decode(enc_planes), arr)
+    assert len(enc_rct) < len(enc_planes)  # the colour transform pays off on real photos
+    check_levels_consistent(enc_rct, arr)
+
+
+@pytest.mark.parametrize("name", VOLUMES)
+def test_real_volumes_bit_exact_3d(real, name):
+    arr = real(name)
+    enc3d = pj.encode(arr)
+    assert pj.read_header(enc3d).axes == (0, 1, 2)
+    np.testing.assert_array_equal(pj.decode(enc3d), arr)
+    check_levels_consistent(enc3d, arr)
+
+
+def test_3d_transform_beats_slices_on_brain_volume(real):
+    arr = real("mni152_t1_uint8_3d")
+    assert len(pj.encode(arr)) < len(pj.encode(arr, axes=(1, 2)))
+
+
+def test_two_frame_ct_as_planes(real):
+    arr = real("ect_uint16_2x512x512")
+    enc = pj.encode(arr, axes=(1, 2))
+    header = pj.read_header(enc)
+    assert header.level_shape(2) == (2, 128, 128)
+    np.testing.assert_array_equal(pj.decode(enc), arr)
+
+
+def test_reduced_resolution_looks_like_downsampled_image(real):
+    arr = real("camera").astype(float)
+    enc = pj.encode(real("camera"))
+    for level in (1, 2, 3):
+        low = pj.decode(enc, level=level).astype(float)
+        f = 2 ** level
+        box = arr.reshape(arr.shape[0] // f, f, arr.shape[1] // f, f).mean(axis=(1, 3))
+        # the 5/3 low band is a smoothed, decimated image in the input's range
+        # (it is centred on even samples, half a sample off the box mean)
+        assert np.corrcoef(low.ravel(), box.ravel())[0, 1] > 0.94
+        assert abs(low.mean() - box.mean()) < 3.0
+
+
+@pytest.mark.parametrize("shape,axes", [
+    ((1,), None), ((2,), None), ((3,), None), ((5,), None), ((1000,), None),
+    ((1, 1), None), ((1, 7), None), ((3, 1), None), ((2, 2), None), ((5, 3), None),
+    ((4, 5, 6, 7), None), ((3, 4, 5, 6, 2), (0, 2)), ((6, 1, 5), (1,)), ((7, 9), (0,)),
+])
+def test_odd_tiny_and_nd_shapes(shape, axes):
+    arr = extreme_array(np.dtype("i2"), shape, seed=3) if len(shape) > 1 else \
+        np.random.default_rng(0).integers(-999, 999, shape).astype("i2")
+    enc = pj.encode(arr, axes=axes)
+    np.testing.assert_array_equal(pj.decode(enc), arr)
+    check_levels_consistent(enc, arr)
+
+
+@pytest.mark.parametrize("levels", [0, 1, 2, 6, 10])
+def test_explicit_levels(real, levels):
+    arr = real("coins")[:100, :90]
+    enc = pj.encode(arr, levels=levels)
+    header = pj.read_header(enc)
+    assert header.levels == levels
+    assert header.level_shape(levels) == (-(-100 // 2 ** levels), -(-90 // 2 ** levels))
+    np.testing.assert_array_equal(pj.decode(enc), arr)
+
+
+def test_empty_and_zero_size_arrays():
+    for shape in [(0,), (0, 5), (4, 0, 3)]:
+        arr = np.zeros(shape, "u2")
+        enc = pj.encode(arr)
+        dec = pj.decode(enc)
+        assert dec.shape == shape and dec.dtype == arr.dtype
+
+
+def test_default_levels_and_axes():
+    assert pj.read_header(pj.encode(np.zeros((1024, 1024), "u1"))).levels == 6
+    assert pj.read_header(pj.encode(np.zeros((5, 3), "u1"))).levels == 3
+    header = pj.read_header(pj.encode(np.zeros((2, 3, 8, 9, 10), "u1")))
+    assert header.axes == (2, 3, 4)
+    header = pj.read_header(pj.encode(np.zeros((8, 9, 3), "u1"), colour_axis=2))
+    assert header.axes == (0, 1) and header.colour_axis == 2
+
+
+def test_big_endian_input_is_accepted():
+    arr = np.arange(300, dtype=">u2").reshape(15, 20)
+    np.testing.assert_array_equal(pj.decode(pj.encode(arr)), arr)
