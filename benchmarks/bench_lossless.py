@@ -1,0 +1,250 @@
+"""Lossless benchmark: progressive_j2k side by side with the field's codecs.
+
+    python benchmarks/bench_lossless.py [--quick] [--output benchmarks/RESULTS.md]
+
+Every codec runs in this one process, single-threaded, on the real images in
+../shared/data.  Reports bits/sample and encode/decode MB/s of raw data per
+image, the geometric means per class, and ours / peer ratios; then level-k
+decode cost and two-thread scaling.  Writes the markdown report.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import imagecodecs
+import numcodecs
+import numpy as np
+
+import progressive_j2k as pj
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CLASSES = {
+    "8-bit gray": ["camera", "moon", "coins"],
+    "RGB 8-bit": ["astronaut", "immunohistochemistry", "us1_rgb8", "chelsea", "coffee",
+                  "hubble_deep_field"],
+    "16-bit": ["mr2_uint16", "ct693_int16", "nm_int16", "ect_uint16_2x512x512"],
+    "3D volume": ["anatomical_int16_3d", "mni152_t1_uint8_3d"],
+}
+
+
+def as_unsigned(a):
+    """Lossless signed -> unsigned shift for codecs without signed support."""
+    if a.dtype.kind == "i":
+        u = np.dtype(a.dtype.str.replace("i", "u"))
+        return (a.astype(np.int64) - np.iinfo(a.dtype).min).astype(u)
+    return a
+
+
+def planes(a):
+    """2-D codecs see volumes and frame stacks as a list of 2-D (or RGB) images."""
+    if a.ndim == 3 and a.shape[-1] != 3:
+        return list(a)
+    return [a]
+
+
+class Ours:
+    name = "progressive_j2k"
+
+    def __init__(self, a):
+        rgb = a.ndim == 3 and a.shape[-1] == 3
+        self.options = {"colour_axis": -1} if rgb else {}
+
+    def encode(self, a):
+        return pj.encode(a, **self.options)
+
+    def decode(self, e, a):
+        return pj.decode(e)
+
+
+class PlaneCodec:
+    """A 2-D image codec applied per plane; its encoded size is the sum."""
+
+    def __init__(self, name, enc, dec, unsigned=False):
+        self.name, self._enc, self._dec, self.unsigned = name, enc, dec, unsigned
+
+    def __call__(self, a):
+        return self
+
+    def encode(self, a):
+        src = as_unsigned(a) if self.unsigned else a
+        return [self._enc(p) for p in planes(src)]
+
+    def decode(self, e, a):
+        return [self._dec(p) for p in e]
+
+
+class BytesCodec:
+    def __init__(self, name, enc, dec):
+        self.name, self._enc, self._dec = name, enc, dec
+
+    def __call__(self, a):
+        return self
+
+    def encode(self, a):
+        return self._enc(a)
+
+    def decode(self, e, a):
+        return self._dec(e)
+
+
+def peers():
+    zstd = numcodecs.Zstd(level=3)
+    return [
+        PlaneCodec("JPEG 2000 (OpenJPEG)", lambda p: imagecodecs.jpeg2k_encode(p, level=0, numthreads=1),
+                   lambda e: imagecodecs.jpeg2k_decode(e, numthreads=1)),
+        PlaneCodec("HTJ2K (OpenJPH)", lambda p: imagecodecs.htj2k_encode(p, level=0),
+                   imagecodecs.htj2k_decode),
+        PlaneCodec("JPEG-LS (CharLS)", imagecodecs.jpegls_encode, imagecodecs.jpegls_decode,
+                   unsigned=True),
+        PlaneCodec("JPEG XL e1", lambda p: imagecodecs.jpegxl_encode(p, lossless=True, effort=1, numthreads=1),
+                   lambda e: imagecodecs.jpegxl_decode(e, numthreads=1), unsigned=True),
+        PlaneCodec("JPEG XL e3", lambda p: imagecodecs.jpegxl_encode(p, lossless=True, effort=3, numthreads=1),
+                   lambda e: imagecodecs.jpegxl_decode(e, numthreads=1), unsigned=True),
+        PlaneCodec("JPEG XL e7", lambda p: imagecodecs.jpegxl_encode(p, lossless=True, effort=7, numthreads=1),
+                   lambda e: imagecodecs.jpegxl_decode(e, numthreads=1), unsigned=True),
+        PlaneCodec("PNG", imagecodecs.png_encode, imagecodecs.png_decode, unsigned=True),
+        BytesCodec("zstd 3", zstd.encode, zstd.decode),
+        BytesCodec("blosc2 zstd+shuffle", lambda a: imagecodecs.blosc2_encode(
+            a, level=5, compressor="zstd", shuffle=1, typesize=a.itemsize, numthreads=1),
+            lambda e: imagecodecs.blosc2_decode(e, numthreads=1)),
+    ]
+
+
+def best_time(fn, min_total=0.3, max_runs=20):
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_runs and (time.perf_counter() - start < min_total or len(times) < 2):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def size_of(e):
+    return sum(len(p) for p in e) if isinstance(e, list) else len(e)
+
+
+def measure(codec, a, min_total):
+    e = codec.encode(a)
+    t_enc = best_time(lambda: codec.encode(a), min_total)
+    t_dec = best_time(lambda: codec.decode(e, a), min_total)
+    return {"bps": 8 * size_of(e) / a.size, "enc": a.nbytes / t_enc / 1e6,
+            "dec": a.nbytes / t_dec / 1e6}
+
+
+def geomean(values):
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def level_costs(a, min_total):
+    enc = Ours(a).encode(a)
+    header = pj.read_header(enc)
+    full = best_time(lambda: pj.decode(enc), min_total)
+    rows = []
+    for level in range(header.levels + 1):
+        prefix = enc[: header.prefix_length(level)]
+        t = best_time(lambda: pj.decode(prefix, level=level), min_total)
+        frac = len(prefix) / len(enc)
+        bound = 1.2 * frac * full + 0.2e-3
+        rows.append((level, header.level_shape(level), len(prefix), frac, t * 1e3, bound * 1e3))
+    return rows
+
+
+def thread_scaling(arrays, repeats=4):
+    chunks = [Ours(a).encode(a) for a in arrays] * repeats
+
+    def run(n):
+        with ThreadPoolExecutor(n) as pool:
+            t = time.perf_counter()
+            list(pool.map(pj.decode, chunks))
+            return time.perf_counter() - t
+
+    run(2)
+    one = min(run(1) for _ in range(3))
+    two = min(run(2) for _ in range(3))
+    return one, two
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="shorter timings")
+    parser.add_argument("--output", default=str(Path(__file__).parent / "RESULTS.md"))
+    args = parser.parse_args()
+    min_total = 0.05 if args.quick else 0.3
+    codecs = [Ours] + peers()
+    names = [c.name for c in codecs]
+    results = {}  # (image, codec) -> metrics
+    for cls, images in CLASSES.items():
+        for image in images:
+            a = np.load(DATA / f"{image}.npy")
+            for codec in codecs:
+                instance = codec(a)
+                try:
+                    results[image, codec.name] = measure(instance, a, min_total)
+                except Exception as exc:  # a peer that cannot take this dtype/shape
+                    results[image, codec.name] = None
+                    print(f"  {codec.name} on {image}: {exc}", file=sys.stderr)
+            ours = results[image, Ours.name]
+            print(f"{image:22s} ours {ours['bps']:.3f} bps  enc {ours['enc']:6.1f}  "
+                  f"dec {ours['dec']:6.1f} MB/s", file=sys.stderr)
+
+    lines = ["# Benchmark results", "",
+             "Produced by `python benchmarks/bench_lossless.py` "
+             f"on {platform.machine()}, Python {platform.python_version()}, "
+             f"imagecodecs {imagecodecs.__version__}, numcodecs {numcodecs.__version__}, "
+             f"{time.strftime('%Y-%m-%d')}. Single thread, one process, real images from "
+             "`../shared/data`. Lossless everywhere. MB/s are of raw (decoded) bytes; "
+             "bps = bits per sample. 2-D codecs code volumes slice by slice; codecs without "
+             "signed support get a lossless offset to unsigned.", ""]
+    lines += ["## Per class: geometric means", "",
+              "| class | codec | bps | encode MB/s | decode MB/s | size ours/peer | "
+              "encode ours/peer | decode ours/peer |", "|---|---|---|---|---|---|---|---|"]
+    for cls, images in CLASSES.items():
+        for name in names:
+            ok = [i for i in images if results.get((i, name)) and results[i, Ours.name]]
+            if not ok:
+                continue
+            g = {k: geomean([results[i, name][k] for i in ok]) for k in ("bps", "enc", "dec")}
+            r = {k: geomean([results[i, Ours.name][k] / results[i, name][k] for i in ok])
+                 for k in ("bps", "enc", "dec")}
+            lines.append(f"| {cls} | {name} | {g['bps']:.3f} | {g['enc']:.1f} | {g['dec']:.1f} | "
+                         f"{r['bps']:.3f} | {r['enc']:.2f} | {r['dec']:.2f} |")
+    all_images = [i for imgs in CLASSES.values() for i in imgs]
+    lines += ["", "## All images: ours / peer (geometric mean)", "",
+              "| peer | size | encode speed | decode speed |", "|---|---|---|---|"]
+    for name in names[1:]:
+        ok = [i for i in all_images if results.get((i, name))]
+        r = {k: geomean([results[i, Ours.name][k] / results[i, name][k] for i in ok])
+             for k in ("bps", "enc", "dec")}
+        lines.append(f"| {name} | {r['bps']:.3f} | {r['enc']:.2f} | {r['dec']:.2f} |")
+    lines += ["", "## Per image (bps / encode MB/s / decode MB/s)", "",
+              "| image | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for image in all_images:
+        cells = []
+        for name in names:
+            m = results.get((image, name))
+            cells.append("n/a" if m is None else f"{m['bps']:.2f} / {m['enc']:.0f} / {m['dec']:.0f}")
+        lines.append(f"| {image} | " + " | ".join(cells) + " |")
+
+    lines += ["", "## Level-k decode from a prefix (camera, 512x512 uint8)", "",
+              "Target (issue 3): time <= 1.2 x (prefix/total) x full decode + 0.2 ms.", "",
+              "| level | shape | prefix bytes | fraction | time ms | target ms |",
+              "|---|---|---|---|---|---|"]
+    for level, shape, nbytes, frac, t, bound in level_costs(np.load(DATA / "camera.npy"), min_total):
+        lines.append(f"| {level} | {shape} | {nbytes} | {frac:.4f} | {t:.3f} | {bound:.3f} |")
+    arrays = [np.load(DATA / f"{i}.npy") for i in ("camera", "mr2_uint16", "astronaut", "ct693_int16")]
+    one, two = thread_scaling(arrays)
+    lines += ["", "## Thread scaling (decode of many chunks, GIL released)", "",
+              f"1 thread {one * 1e3:.1f} ms, 2 threads {two * 1e3:.1f} ms: speed-up {one / two:.2f}x "
+              "(machine has 2 cores).", ""]
+    Path(args.output).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
