@@ -25,10 +25,11 @@ def lift53_1d(x: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(np.concatenate([s, d]), 0, axis)
 
 
-def reference_low_band(arr: np.ndarray, levels: int) -> np.ndarray:
+def reference_low_band(arr: np.ndarray, levels: int, axes=None) -> np.ndarray:
+    """The 5/3 low band after `levels` levels over `axes` (default all)."""
     low = arr.astype(np.int64)
     for _ in range(levels):
-        for axis in range(low.ndim):  # the C core goes z, y, x
+        for axis in (range(low.ndim) if axes is None else sorted(axes)):  # C: z, y, x
             n = low.shape[axis]
             low = lift53_1d(low, axis)
             low = np.take(low, np.arange((n + 1) // 2), axis=axis)
