@@ -95,6 +95,49 @@ def default_levels(shape, axes) -> int:
     return min(DEFAULT_MAX_LEVELS, max(0, math.ceil(math.log2(longest))) if longest > 1 else 0)
 
 
+def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None, step=None) -> dict:
+    """Codec options in canonical types (shared by the numcodecs and zarr v3 codecs)."""
+    options = dict(levels=None if levels is None else int(levels), reversible=bool(reversible),
+                   axes=None if axes is None else tuple(int(a) for a in axes),
+                   colour_axis=None if colour_axis is None else int(colour_axis),
+                   step=None if step is None else float(step))
+    if options["reversible"] and options["step"] is not None:
+        raise ValueError("step applies to lossy coding only (reversible=False)")
+    return options
+
+
+def resolve_options(options: dict, chunk_shape) -> dict:
+    """Fill in the defaults that depend on the chunk shape (axes, levels)."""
+    ndim = len(chunk_shape)
+    colour_axis = options["colour_axis"]
+    if colour_axis is not None:
+        colour_axis = _normalise_axis(colour_axis, ndim)
+    axes = options["axes"]
+    axes = default_axes(ndim, colour_axis) if axes is None else tuple(
+        sorted(_normalise_axis(a, ndim) for a in axes))
+    levels = options["levels"]
+    if levels is None:
+        levels = default_levels(chunk_shape, axes)
+    return {**options, "axes": axes, "colour_axis": colour_axis, "levels": levels}
+
+
+def check_layout(shape, options: dict) -> None:
+    """Raise ValueError unless resolved options fit a chunk of this shape."""
+    axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
+    if len(shape) > _core.MAX_NDIM:
+        raise ValueError(f"at most {_core.MAX_NDIM} dimensions are supported, got {len(shape)}")
+    if colour_axis is not None and shape[colour_axis] != 3:
+        raise ValueError(f"colour_axis {colour_axis} must have length 3, has {shape[colour_axis]}")
+    if not axes:
+        raise ValueError("at least one axis must be transformed")
+    if len(set(axes)) != len(axes) or len(axes) > _core.MAX_AXES:
+        raise ValueError(f"axes must be 1 to {_core.MAX_AXES} distinct axes, got {axes}")
+    if colour_axis in axes:
+        raise ValueError("the colour axis cannot also be a transformed axis")
+    if not 0 <= levels <= MAX_LEVELS:
+        raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
+
+
 def _normalise_axis(axis: int, ndim: int) -> int:
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} out of range for {ndim} dimensions")
@@ -121,30 +164,13 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             f"unsupported dtype {arr.dtype}; supported: {', '.join(str(d) for d in DTYPES)}")
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    if arr.ndim > _core.MAX_NDIM:
-        raise ValueError(f"at most {_core.MAX_NDIM} dimensions are supported, got {arr.ndim}")
     if reversible and arr.dtype.kind == "f":
         raise TypeError(f"lossless (reversible) coding needs integer data, got {arr.dtype}; "
                         "use reversible=False for floating point")
-    ndim = arr.ndim
-    if colour_axis is not None:
-        colour_axis = _normalise_axis(colour_axis, ndim)
-        if arr.shape[colour_axis] != 3:
-            raise ValueError(f"colour_axis {colour_axis} must have length 3, "
-                             f"has {arr.shape[colour_axis]}")
-    if axes is None:
-        axes = default_axes(ndim, colour_axis)
-    axes = tuple(sorted(_normalise_axis(a, ndim) for a in axes))
-    if not axes:
-        raise ValueError("at least one axis must be transformed")
-    if len(set(axes)) != len(axes) or len(axes) > _core.MAX_AXES:
-        raise ValueError(f"axes must be 1 to {_core.MAX_AXES} distinct axes, got {axes}")
-    if colour_axis in axes:
-        raise ValueError("the colour axis cannot also be a transformed axis")
-    if levels is None:
-        levels = default_levels(arr.shape, axes)
-    if not 0 <= int(levels) <= MAX_LEVELS:
-        raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
+    options = resolve_options(
+        normalise_options(levels, reversible, axes, colour_axis, step), arr.shape)
+    check_layout(arr.shape, options)
+    axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     if reversible:
         step = 0.0
     else:

@@ -33,13 +33,7 @@ class ProgressiveJ2K(Codec):
     codec_id = "progressive_j2k"
 
     def __init__(self, levels=None, reversible=True, axes=None, colour_axis=None, step=None):
-        self.levels = None if levels is None else int(levels)
-        self.reversible = bool(reversible)
-        self.axes = None if axes is None else tuple(int(a) for a in axes)
-        self.colour_axis = None if colour_axis is None else int(colour_axis)
-        self.step = None if step is None else float(step)
-        if self.reversible and self.step is not None:
-            raise ValueError("step applies to lossy coding only (reversible=False)")
+        self.__dict__.update(_api.normalise_options(levels, reversible, axes, colour_axis, step))
 
     def _options(self):
         return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,

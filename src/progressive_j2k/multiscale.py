@@ -1,0 +1,304 @@
+"""Multiscale view of one stored array: every resolution level as a lazy array.
+
+    levels = progressive_j2k.open_multiscale(zarr_array)
+    thumbnail = levels[4][:]          # each transformed axis / 16
+    region = levels[1][100:300, 50:250]
+
+Reading a region of level k fetches, for each chunk it touches, only the byte
+prefix that level needs, with range requests through the zarr store API: the
+chunk's header once (its exact length follows from the codec's options), then
+the rest of the prefix.  Chunks are fetched concurrently and decoded in worker
+threads (the C core releases the GIL).  Headers are cached, so moving between
+levels costs one range request per chunk.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+from progressive_j2k import _api, _core
+from progressive_j2k.errors import DecodeError, TruncatedError
+
+MAX_UINT64 = 2**64 - 1
+_CONCURRENCY = 32
+
+
+def _header_length(ndim: int, naxes: int, levels: int, reversible: bool) -> int:
+    """Exact header size for these options (docs/FORMAT.md, section 1)."""
+    bands = 0 if reversible else 4 * (1 + levels * (2**naxes - 1))
+    return 16 + 8 * ndim + naxes + bands + 12 * (levels + 1) + 4
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How an array's chunks are stored: chunk grid, codec options, sharding."""
+
+    shape: tuple
+    chunks: tuple            # the progressive chunks (inner chunks when sharded)
+    dtype: np.dtype
+    fill_value: object
+    options: dict            # resolved codec options
+    shard_shape: tuple | None
+    index_at_start: bool
+
+
+def _layout_of(array) -> _Layout:
+    """Read the codec configuration out of a zarr Array (format 2 or 3)."""
+    metadata = array.metadata
+    shard_shape, index_at_start = None, False
+    if metadata.zarr_format == 2:
+        compressor = metadata.compressor
+        if compressor is None or getattr(compressor, "codec_id", None) != "progressive_j2k":
+            raise ValueError("array is not compressed with progressive_j2k")
+        if metadata.filters:
+            raise ValueError("filters before progressive_j2k break prefix reads")
+        config = {k: v for k, v in compressor.get_config().items() if k != "id"}
+        chunks = tuple(metadata.chunks)
+    else:
+        codecs = [c.to_dict() for c in metadata.codecs]
+        if len(codecs) != 1:
+            raise ValueError("progressive_j2k must be the array's only codec (no compressors "
+                             "after it: they would break prefix reads)")
+        codec = codecs[0]
+        if codec["name"] == "sharding_indexed":
+            sharding = codec["configuration"]
+            inner = sharding["codecs"]
+            if len(inner) != 1 or inner[0]["name"] != "progressive_j2k":
+                raise ValueError("the shard's only inner codec must be progressive_j2k")
+            index = [c["name"] for c in sharding["index_codecs"]]
+            if index != ["bytes", "crc32c"]:
+                raise ValueError(f"unsupported shard index codecs {index}")
+            codec = inner[0]
+            chunks = tuple(sharding["chunk_shape"])
+            shard_shape = tuple(metadata.chunk_grid.chunk_shape)
+            index_at_start = sharding["index_location"] == "start"
+        elif codec["name"] != "progressive_j2k":
+            raise ValueError("array is not encoded with progressive_j2k")
+        else:
+            chunks = tuple(metadata.chunk_grid.chunk_shape)
+        config = codec.get("configuration") or {}
+    options = _api.resolve_options(_api.normalise_options(**config), chunks)
+    return _Layout(tuple(array.shape), chunks, np.dtype(array.dtype), array.fill_value,
+                   options, shard_shape, index_at_start)
+
+
+class _Reader:
+    """Fetches chunk prefixes from the store; caches headers and shard indices."""
+
+    def __init__(self, array):
+        self.array = array
+        self.layout = _layout_of(array)
+        self.store = array.store_path.store
+        self.path = array.store_path.path
+        self.metadata = array.metadata
+        opts = self.layout.options
+        self.levels = opts["levels"]
+        self.header_length = _header_length(len(self.layout.chunks), len(opts["axes"]),
+                                            self.levels, opts["reversible"])
+        self._headers: dict = {}        # chunk coords -> header bytes (or None: missing)
+        self._indices: dict = {}        # shard coords -> index array
+        from zarr.core.buffer import default_buffer_prototype
+        self._prototype = default_buffer_prototype()
+
+    def _key(self, coords) -> str:
+        key = self.metadata.encode_chunk_key(tuple(coords))
+        return f"{self.path}/{key}" if self.path else key
+
+    async def _get(self, key, start=None, stop=None, suffix=None):
+        from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+        if suffix is not None:
+            request = SuffixByteRequest(suffix)
+        elif start is not None:
+            request = RangeByteRequest(start, stop)
+        else:
+            request = None
+        buf = await self.store.get(key, prototype=self._prototype, byte_range=request)
+        return None if buf is None else buf.to_bytes()
+
+    async def _locate(self, coords):
+        """(key, offset, length or None) of a progressive chunk, or None if absent."""
+        layout = self.layout
+        if layout.shard_shape is None:
+            return self._key(coords), 0, None
+        per_shard = tuple(s // c for s, c in zip(layout.shard_shape, layout.chunks))
+        shard = tuple(c // p for c, p in zip(coords, per_shard))
+        inner = tuple(c % p for c, p in zip(coords, per_shard))
+        key = self._key(shard)
+        index = self._indices.get(shard)
+        if index is None:
+            nbytes = 16 * math.prod(per_shard) + 4
+            raw = await (self._get(key, 0, nbytes) if layout.index_at_start
+                         else self._get(key, suffix=nbytes))
+            if raw is None:
+                index = np.full(per_shard + (2,), MAX_UINT64, np.uint64)
+            else:
+                if len(raw) != nbytes or _core.crc32c(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
+                    raise DecodeError(f"shard index of {key!r} is damaged")
+                index = np.frombuffer(raw[:-4], "<u8").reshape(per_shard + (2,))
+            self._indices[shard] = index
+        offset, length = (int(v) for v in index[inner])
+        if offset == MAX_UINT64:
+            return None
+        return key, offset, length
+
+    async def prefix(self, coords, level: int):
+        """The bytes that decoding chunk `coords` at `level` needs, or None if absent."""
+        location = await self._locate(coords)
+        if location is None:
+            return None
+        key, offset, length = location
+        header = self._headers.get(coords)
+        if header is None and level == 0:
+            stop = None if length is None else offset + length
+            data = await self._get(key, offset if length is not None else None, stop)
+            if data is not None:
+                self._headers[coords] = data[: self.header_length]
+            return data
+        if header is None:
+            header = await self._get(key, offset, offset + self.header_length)
+            if header is None:
+                return None
+            self._headers[coords] = header
+        needed = _api.read_header(header).prefix_length(level)
+        if needed <= len(header):
+            return header[:needed]
+        rest = await self._get(key, offset + len(header), offset + needed)
+        if rest is None:
+            raise TruncatedError(f"chunk {key!r} vanished while reading", needed)
+        return header + rest
+
+
+class Level:
+    """One resolution level of a progressive array: a lazy, read-only array.
+
+    ``shape``, ``dtype``, ``ndim``, ``chunks`` and numpy basic indexing
+    (integers, slices with steps, Ellipsis).  Level k divides every transformed
+    axis by 2**k, rounded up per chunk.
+    """
+
+    def __init__(self, reader: _Reader, level: int):
+        self._reader = reader
+        self.level = level
+        layout = reader.layout
+        transformed = set(layout.options["axes"])
+        chunks, shape = [], []
+        for axis, (n, c) in enumerate(zip(layout.shape, layout.chunks)):
+            if axis in transformed:
+                lc = -(-c // 2**level)
+                full, last = divmod(n, c)
+                chunks.append(lc)
+                shape.append(full * lc + (-(-last // 2**level) if last else 0))
+            else:
+                chunks.append(c)
+                shape.append(n)
+        self.chunks = tuple(chunks)
+        self.shape = tuple(shape)
+        self.dtype = layout.dtype
+        self.ndim = len(shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"<progressive_j2k Level {self.level} shape={self.shape} dtype={self.dtype}>"
+
+    def __array__(self, dtype=None, copy=None):
+        data = self[...]
+        return data if dtype is None else data.astype(dtype)
+
+    def to_dask(self):
+        """A dask array over this level with matching chunks."""
+        import dask.array as da
+        return da.from_array(self, chunks=self.chunks, asarray=False, fancy=False,
+                             meta=np.empty((0,) * self.ndim, self.dtype))
+
+    def __getitem__(self, key):
+        starts, stops, steps, drop = _normalise_key(key, self.shape)
+        from zarr.core.sync import sync
+        region = sync(self._read(starts, stops))
+        region = region[tuple(slice(None, None, s) for s in steps)]
+        return region[tuple(0 if d else slice(None) for d in drop)]
+
+    async def _read(self, starts, stops):
+        out_shape = tuple(b - a for a, b in zip(starts, stops))
+        out = np.empty(out_shape, self.dtype)
+        if out.size == 0:
+            return out
+        ranges = [range(a // c, (b - 1) // c + 1) for a, b, c in zip(starts, stops, self.chunks)]
+        semaphore = asyncio.Semaphore(_CONCURRENCY)
+
+        async def fill(coords):
+            async with semaphore:
+                data = await self._reader.prefix(coords, self.level)
+            region_out, region_chunk = [], []
+            for i, c in enumerate(coords):
+                lo = max(starts[i], c * self.chunks[i])
+                hi = min(stops[i], (c + 1) * self.chunks[i])
+                region_out.append(slice(lo - starts[i], hi - starts[i]))
+                region_chunk.append(slice(lo - c * self.chunks[i], hi - c * self.chunks[i]))
+            if data is None:
+                out[tuple(region_out)] = self._reader.layout.fill_value
+                return
+            block = await asyncio.to_thread(_api.decode, data, self.level)
+            if block.shape != self.chunks:
+                raise DecodeError(f"chunk {coords} decodes to {block.shape} at level "
+                                       f"{self.level}, expected {self.chunks}")
+            out[tuple(region_out)] = block[tuple(region_chunk)]
+
+        await asyncio.gather(*(fill(coords) for coords in product(*ranges)))
+        return out
+
+
+def _normalise_key(key, shape):
+    """Basic numpy indexing -> per-axis start, stop, step and dropped axes."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        fill = len(shape) - (len(key) - 1)
+        key = key[:i] + (slice(None),) * fill + key[i + 1:]
+    if len(key) > len(shape):
+        raise IndexError(f"too many indices for an array of {len(shape)} dimensions")
+    key = key + (slice(None),) * (len(shape) - len(key))
+    starts, stops, steps, drop = [], [], [], []
+    for k, n in zip(key, shape):
+        if isinstance(k, (int, np.integer)):
+            i = int(k) + n if k < 0 else int(k)
+            if not 0 <= i < n:
+                raise IndexError(f"index {k} out of range for axis of length {n}")
+            starts.append(i), stops.append(i + 1), steps.append(1), drop.append(True)
+        elif isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            if step < 0:
+                raise IndexError("negative slice steps are not supported")
+            stop = max(start, stop)
+            starts.append(start), stops.append(stop), steps.append(step), drop.append(False)
+        else:
+            raise IndexError(f"only integers, slices and Ellipsis are supported, got {k!r}")
+    return starts, stops, steps, drop
+
+
+def open_multiscale(array) -> list[Level]:
+    """All resolution levels of a progressive_j2k zarr array, finest first.
+
+    ``array`` is a zarr Array (format 2 with ``compressor=ProgressiveJ2K()``,
+    or format 3 with the ``progressive_j2k`` serializer, sharded or not), or a
+    path/store that ``zarr.open_array`` accepts.
+    """
+    if not hasattr(array, "metadata"):
+        import zarr
+        array = zarr.open_array(array, mode="r")
+    reader = _Reader(array)
+    return [Level(reader, k) for k in range(reader.levels + 1)]

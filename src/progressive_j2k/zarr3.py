@@ -1,0 +1,95 @@
+"""zarr v3 array-to-bytes codec.
+
+    import zarr
+    from progressive_j2k.zarr3 import ProgressiveJ2K
+    z = zarr.create_array(store, shape=..., chunks=..., dtype="uint16",
+                          serializer=ProgressiveJ2K(), compressors=None)
+
+Registered under the name ``progressive_j2k`` through the ``zarr.codecs``
+entry point, so ``zarr.open_array`` finds it without importing this package.
+The chunk metadata stores the resolved options (levels, axes, mode), so the
+array describes its own resolution levels.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+
+import numpy as np
+from zarr.abc.codec import ArrayBytesCodec
+from zarr.core.common import parse_named_configuration
+
+from progressive_j2k import _api
+
+CODEC_NAME = "progressive_j2k"
+
+
+@dataclass(frozen=True)
+class ProgressiveJ2K(ArrayBytesCodec):
+    """Resolution-progressive wavelet codec as a zarr v3 serializer.
+
+    Same options as :class:`progressive_j2k.ProgressiveJ2K` (the numcodecs
+    codec); ``levels`` and ``axes`` left as None are resolved from the chunk
+    shape when the array is created and written to ``zarr.json``.  ``step``
+    None (lossy) means 1/256 of each chunk's value range.
+    """
+
+    is_fixed_size = False
+
+    levels: int | None = None
+    reversible: bool = True
+    axes: tuple[int, ...] | None = None
+    colour_axis: int | None = None
+    step: float | None = None
+
+    def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None):
+        options = _api.normalise_options(levels, reversible, axes, colour_axis, step)
+        for name, value in options.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def options(self) -> dict:
+        return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,
+                    colour_axis=self.colour_axis, step=self.step)
+
+    @classmethod
+    def from_dict(cls, data):
+        _, configuration = parse_named_configuration(data, CODEC_NAME,
+                                                     require_configuration=False)
+        return cls(**(configuration or {}))
+
+    def to_dict(self):
+        configuration = dict(self.options)
+        if configuration["axes"] is not None:
+            configuration["axes"] = list(configuration["axes"])
+        return {"name": CODEC_NAME, "configuration": configuration}
+
+    def evolve_from_array_spec(self, array_spec):
+        return replace(self, **_api.resolve_options(self.options, array_spec.shape))
+
+    def validate(self, *, shape, dtype, chunk_grid):
+        native = np.dtype(dtype.to_native_dtype())
+        if native.newbyteorder("=") not in _api.DTYPES:
+            raise TypeError(f"{CODEC_NAME} does not support dtype {native}")
+        if self.reversible and native.kind == "f":
+            raise TypeError(f"{CODEC_NAME}: lossless coding needs integers, got {native}; "
+                            "use reversible=False for floating point")
+        chunk_shape = getattr(chunk_grid, "chunk_shape", None)
+        if chunk_shape is not None:
+            resolved = _api.resolve_options(self.options, chunk_shape)
+            _api.check_layout(chunk_shape, resolved)
+
+    async def _decode_single(self, chunk_bytes, chunk_spec):
+        chunk = await asyncio.to_thread(_api.decode, chunk_bytes.as_array_like())
+        if chunk.shape != tuple(chunk_spec.shape):
+            raise ValueError(f"decoded chunk has shape {chunk.shape}, "
+                             f"the array expects {tuple(chunk_spec.shape)}")
+        return chunk_spec.prototype.nd_buffer.from_ndarray_like(chunk)
+
+    async def _encode_single(self, chunk_array, chunk_spec):
+        array = chunk_array.as_ndarray_like()
+        encoded = await asyncio.to_thread(_api.encode, array, **self.options)
+        return chunk_spec.prototype.buffer.from_bytes(encoded)
+
+    def compute_encoded_size(self, input_byte_length, chunk_spec):
+        raise NotImplementedError(f"{CODEC_NAME} has a data-dependent encoded size")
