@@ -145,6 +145,20 @@ class _Reader:
             return None
         return key, offset, length
 
+    async def header(self, coords):
+        """The chunk's header (parsed), or None if the chunk is absent."""
+        raw = self._headers.get(coords)
+        if raw is None:
+            location = await self._locate(coords)
+            if location is None:
+                return None
+            key, offset, _ = location
+            raw = await self._get(key, offset, offset + self.header_length)
+            if raw is None:
+                return None
+            self._headers[coords] = raw
+        return _api.read_header(raw)
+
     async def prefix(self, coords, level: int):
         """The bytes that decoding chunk `coords` at `level` needs, or None if absent."""
         location = await self._locate(coords)
@@ -288,6 +302,30 @@ def _normalise_key(key, shape):
         else:
             raise IndexError(f"only integers, slices and Ellipsis are supported, got {k!r}")
     return starts, stops, steps, drop
+
+
+def level_nbytes(array) -> list[int]:
+    """Stored bytes each level needs in total (sum of the chunks' prefixes),
+    finest first; reads only the chunks' headers."""
+    if not hasattr(array, "metadata"):
+        import zarr
+        array = zarr.open_array(array, mode="r")
+    reader = _Reader(array)
+    level0 = Level(reader, 0)
+    grid = [range(-(-n // c)) for n, c in zip(level0.shape, level0.chunks)]
+
+    async def gather():
+        semaphore = asyncio.Semaphore(_CONCURRENCY)
+
+        async def one(coords):
+            async with semaphore:
+                return await reader.header(coords)
+
+        return await asyncio.gather(*(one(c) for c in product(*grid)))
+
+    from zarr.core.sync import sync
+    headers = [h for h in sync(gather()) if h is not None]
+    return [sum(h.prefix_length(k) for h in headers) for k in range(reader.levels + 1)]
 
 
 def open_multiscale(array) -> list[Level]:

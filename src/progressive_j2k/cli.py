@@ -1,0 +1,90 @@
+"""Command line: ``progressive-j2k convert | info | preview``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+
+def _ints(text):
+    return tuple(int(v) for v in text.split(",")) if text else None
+
+
+def convert(args):
+    from progressive_j2k.convert import open_input, to_zarr
+    data = open_input(args.input)
+    options = dict(levels=args.levels, reversible=not args.lossy, axes=_ints(args.axes),
+                   colour_axis=args.colour_axis, step=args.step)
+    z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
+                overwrite=args.overwrite, progress=not args.quiet, **options)
+    print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
+
+
+def info(args):
+    import zarr
+
+    from progressive_j2k.multiscale import level_nbytes, open_multiscale
+    z = zarr.open_array(args.path, mode="r")
+    levels = open_multiscale(z)
+    nbytes = level_nbytes(z)
+    raw = z.nbytes
+    print(f"{args.path}: shape {z.shape}, dtype {z.dtype}, chunks {z.chunks}"
+          + (f", shards {z.shards}" if z.shards else ""))
+    print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
+          f"compression ratio {raw / max(nbytes[0], 1):.2f}")
+    print("level  shape                chunks               bytes needed    % of level 0")
+    for level, n in zip(levels, nbytes):
+        print(f"{level.level:5d}  {str(level.shape):20s} {str(level.chunks):20s} {n:12d}"
+              f"    {100 * n / max(nbytes[0], 1):6.2f}")
+
+
+def preview(args):
+    import imagecodecs
+
+    from progressive_j2k.multiscale import open_multiscale
+    levels = open_multiscale(args.path)
+    level = levels[args.level]
+    image = level[...]
+    rgb = image.ndim >= 3 and image.shape[-1] == 3
+    while image.ndim > (3 if rgb else 2):  # middle plane of leading axes
+        image = image[image.shape[0] // 2]
+    if image.dtype != np.uint8:
+        lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
+        image = ((image.astype(float) - lo) / max(hi - lo, 1e-30) * 255).astype(np.uint8)
+    with open(args.output, "wb") as f:
+        f.write(imagecodecs.png_encode(image))
+    print(f"wrote {args.output}: level {args.level}, {image.shape}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="progressive-j2k", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("convert", help="TIFF, .npy or zarr/OME-Zarr level 0 -> progressive zarr v3")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--chunks", help="comma-separated chunk shape")
+    p.add_argument("--shards", help="comma-separated shard shape (optional)")
+    p.add_argument("--levels", type=int)
+    p.add_argument("--axes", help="comma-separated axes to transform")
+    p.add_argument("--colour-axis", type=int)
+    p.add_argument("--lossy", action="store_true", help="9/7 lossy instead of lossless")
+    p.add_argument("--step", type=float, help="lossy quantisation step in data units")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=convert)
+    p = sub.add_parser("info", help="shape, chunks, levels and bytes per level")
+    p.add_argument("path")
+    p.set_defaults(run=info)
+    p = sub.add_parser("preview", help="write one level as a PNG")
+    p.add_argument("path")
+    p.add_argument("--level", type=int, default=0)
+    p.add_argument("-o", "--output", default="preview.png")
+    p.set_defaults(run=preview)
+    args = parser.parse_args(argv)
+    args.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Writing progressive zarr arrays: ``to_zarr`` and the input readers of the CLI."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from progressive_j2k import _api
+
+
+def default_chunks(shape, options: dict) -> tuple:
+    """1024 along transformed axes (256 for 3-D transforms), whole colour axis,
+    1 along plane axes."""
+    resolved = _api.resolve_options(_api.normalise_options(**options), shape)
+    edge = 256 if len(resolved["axes"]) == 3 else 1024
+    chunks = []
+    for axis, n in enumerate(shape):
+        if axis in resolved["axes"]:
+            chunks.append(min(n, edge))
+        elif axis == resolved["colour_axis"]:
+            chunks.append(n)
+        else:
+            chunks.append(1)
+    return tuple(chunks)
+
+
+def _is_dask(data) -> bool:
+    return type(data).__module__.startswith("dask.")
+
+
+def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension_names=None,
+            progress=False, **codec_options):
+    """Write ``data`` (numpy, dask, or any array-like) as a zarr v3 array whose
+    chunks are progressive_j2k codestreams; returns the zarr Array.
+
+    Data larger than memory: pass a dask array (written chunk by chunk by the
+    active dask scheduler, distributed included) or an array-like that slices
+    lazily (e.g. a memory-mapped .npy or another zarr array), which is copied
+    one row of chunks at a time.  ``codec_options`` are those of
+    :class:`progressive_j2k.ProgressiveJ2K`.
+    """
+    import zarr
+
+    from progressive_j2k.zarr3 import ProgressiveJ2K
+
+    shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    if chunks is None:
+        chunks = default_chunks(shape, codec_options)
+    chunks = tuple(int(c) for c in chunks)
+    z = zarr.create_array(store, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
+                          serializer=ProgressiveJ2K(**codec_options), compressors=None,
+                          fill_value=0, overwrite=overwrite, dimension_names=dimension_names)
+    write_unit = tuple(shards) if shards is not None else chunks
+    if _is_dask(data):
+        import dask.array as da
+        da.store(data.rechunk(write_unit), z, lock=False)
+        return z
+    step = write_unit[0] if shape else 1
+    rows = range(0, shape[0], step) if shape else [0]
+    if progress:
+        from tqdm import tqdm
+        rows = tqdm(rows, unit="chunk row", desc="writing")
+    for start in rows:
+        z[start:start + step] = np.asarray(data[start:start + step])
+    return z
+
+
+def open_input(path: str):
+    """A lazily sliceable array from a .npy, TIFF, zarr array or OME-Zarr group
+    (its level 0)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        return np.load(p, mmap_mode="r")
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+        return tifffile.memmap(p) if _tiff_is_contiguous(p) else tifffile.imread(p)
+    import zarr
+    node = zarr.open(str(p), mode="r")
+    if isinstance(node, zarr.Array):
+        return node
+    multiscales = node.attrs.get("multiscales") or node.attrs.get("ome", {}).get("multiscales")
+    if multiscales:
+        return node[multiscales[0]["datasets"][0]["path"]]
+    arrays = list(node.array_keys())
+    if len(arrays) == 1:
+        return node[arrays[0]]
+    raise ValueError(f"{path}: a zarr group without OME multiscales metadata; name an array")
+
+
+def _tiff_is_contiguous(path) -> bool:
+    import tifffile
+    with tifffile.TiffFile(path) as tif:
+        return tif.series[0].dataoffset is not None

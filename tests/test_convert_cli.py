@@ -1,0 +1,83 @@
+"""to_zarr (numpy, memory-mapped, dask local and distributed) and the CLI."""
+import numpy as np
+import pytest
+
+zarr = pytest.importorskip("zarr")
+
+import progressive_j2k as pj  # noqa: E402
+from progressive_j2k.cli import main  # noqa: E402
+from progressive_j2k.convert import to_zarr  # noqa: E402
+
+
+def test_to_zarr_numpy_and_levels(real, tmp_path):
+    arr = real("mr2_uint16")
+    z = to_zarr(arr, str(tmp_path / "a.zarr"), chunks=(256, 256))
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a.zarr"))[:], arr)
+    levels = pj.open_multiscale(z)
+    assert [lv.shape for lv in levels][:3] == [(1024, 1024), (512, 512), (256, 256)]
+
+
+def test_to_zarr_memmap_row_by_row(real, tmp_path):
+    np.save(tmp_path / "v.npy", real("mni152_t1_uint8_3d"))
+    src = np.load(tmp_path / "v.npy", mmap_mode="r")
+    z = to_zarr(src, str(tmp_path / "v.zarr"))
+    assert z.chunks == (197, 233, 189)  # 3-D transform: whole volume fits one 256^3 chunk
+    np.testing.assert_array_equal(z[:], src)
+
+
+def test_to_zarr_dask_distributed_two_processes(real, tmp_path):
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    arr = real("ct693_int16")
+    data = da.from_array(arr, chunks=(100, 100))  # misaligned: to_zarr rechunks
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        z = to_zarr(data, str(tmp_path / "d.zarr"), chunks=(128, 128))
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "d.zarr"))[:], arr)
+    assert z.chunks == (128, 128)
+
+
+def test_xarray_reads_array_written_with_codec(real, tmp_path):
+    xr = pytest.importorskip("xarray")
+    arr = real("camera")
+    root = zarr.open_group(str(tmp_path / "x.zarr"), mode="w")
+    to_zarr(arr, root.store_path / "image", chunks=(128, 128), dimension_names=("y", "x"))
+    ds = xr.open_zarr(str(tmp_path / "x.zarr"), consolidated=False)
+    np.testing.assert_array_equal(ds["image"].values, arr)
+
+
+def test_cli_convert_info_preview(real, tmp_path, capsys):
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("imagecodecs")
+    arr = real("ct693_int16")
+    tifffile.imwrite(tmp_path / "in.tif", arr)
+    assert main(["convert", str(tmp_path / "in.tif"), str(tmp_path / "o.zarr"),
+                 "--chunks", "256,256", "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "o.zarr"))[:], arr)
+    main(["info", str(tmp_path / "o.zarr")])
+    out = capsys.readouterr().out
+    assert "compression ratio" in out and "(512, 512)" in out and "(16, 16)" in out
+    assert main(["preview", str(tmp_path / "o.zarr"), "--level", "2", "-o",
+                 str(tmp_path / "p.png")]) == 0
+    import imagecodecs
+    png = imagecodecs.png_decode((tmp_path / "p.png").read_bytes())
+    assert png.shape == (128, 128) and png.dtype == np.uint8 and png.std() > 10
+
+
+def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
+    arr = real("chelsea")
+    np.save(tmp_path / "c.npy", arr)
+    main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "c.zarr"), "--colour-axis", "2",
+          "--quiet"])
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "c.zarr"))[:], arr)
+    # an OME-Zarr-like group: level 0 is datasets[0]
+    group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
+    group.attrs["multiscales"] = [{"datasets": [{"path": "0"}, {"path": "1"}]}]
+    group.create_array("0", data=arr[..., 0])
+    group.create_array("1", data=arr[::2, ::2, 0])
+    main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet",
+          "--lossy", "--step", "2"])
+    back = zarr.open_array(str(tmp_path / "p.zarr"))[:]
+    assert back.shape == arr.shape[:2]
+    assert np.abs(back.astype(float) - arr[..., 0]).mean() < 2
