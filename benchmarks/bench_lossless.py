@@ -21,6 +21,7 @@ import numcodecs
 import numpy as np
 
 import progressive_j2k as pj
+from _report import RESULTS, write_section
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLASSES = {
@@ -173,7 +174,7 @@ def thread_scaling(arrays, repeats=4):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="shorter timings")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "RESULTS.md"))
+    parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     min_total = 0.05 if args.quick else 0.3
     codecs = [Ours] + peers()
@@ -193,7 +194,7 @@ def main():
             print(f"{image:22s} ours {ours['bps']:.3f} bps  enc {ours['enc']:6.1f}  "
                   f"dec {ours['dec']:6.1f} MB/s", file=sys.stderr)
 
-    lines = ["# Benchmark results", "",
+    lines = ["## Lossless: size and speed against the field", "",
              "Produced by `python benchmarks/bench_lossless.py` "
              f"on {platform.machine()}, Python {platform.python_version()}, "
              f"imagecodecs {imagecodecs.__version__}, numcodecs {numcodecs.__version__}, "
@@ -201,7 +202,7 @@ def main():
              "`../shared/data`. Lossless everywhere. MB/s are of raw (decoded) bytes; "
              "bps = bits per sample. 2-D codecs code volumes slice by slice; codecs without "
              "signed support get a lossless offset to unsigned.", ""]
-    lines += ["## Per class: geometric means", "",
+    lines += ["### Per class: geometric means", "",
               "| class | codec | bps | encode MB/s | decode MB/s | size ours/peer | "
               "encode ours/peer | decode ours/peer |", "|---|---|---|---|---|---|---|---|"]
     for cls, images in CLASSES.items():
@@ -215,14 +216,14 @@ def main():
             lines.append(f"| {cls} | {name} | {g['bps']:.3f} | {g['enc']:.1f} | {g['dec']:.1f} | "
                          f"{r['bps']:.3f} | {r['enc']:.2f} | {r['dec']:.2f} |")
     all_images = [i for imgs in CLASSES.values() for i in imgs]
-    lines += ["", "## All images: ours / peer (geometric mean)", "",
+    lines += ["", "### All images: ours / peer (geometric mean)", "",
               "| peer | size | encode speed | decode speed |", "|---|---|---|---|"]
     for name in names[1:]:
         ok = [i for i in all_images if results.get((i, name))]
         r = {k: geomean([results[i, Ours.name][k] / results[i, name][k] for i in ok])
              for k in ("bps", "enc", "dec")}
         lines.append(f"| {name} | {r['bps']:.3f} | {r['enc']:.2f} | {r['dec']:.2f} |")
-    lines += ["", "## Per image (bps / encode MB/s / decode MB/s)", "",
+    lines += ["", "### Per image (bps / encode MB/s / decode MB/s)", "",
               "| image | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for image in all_images:
         cells = []
@@ -231,7 +232,7 @@ def main():
             cells.append("n/a" if m is None else f"{m['bps']:.2f} / {m['enc']:.0f} / {m['dec']:.0f}")
         lines.append(f"| {image} | " + " | ".join(cells) + " |")
 
-    lines += ["", "## Level-k decode from a prefix (camera, 512x512 uint8)", "",
+    lines += ["", "### Level-k decode from a prefix (camera, 512x512 uint8)", "",
               "Target (issue 3): time <= 1.2 x (prefix/total) x full decode + 0.2 ms.", "",
               "| level | shape | prefix bytes | fraction | time ms | target ms |",
               "|---|---|---|---|---|---|"]
@@ -239,10 +240,10 @@ def main():
         lines.append(f"| {level} | {shape} | {nbytes} | {frac:.4f} | {t:.3f} | {bound:.3f} |")
     arrays = [np.load(DATA / f"{i}.npy") for i in ("camera", "mr2_uint16", "astronaut", "ct693_int16")]
     one, two = thread_scaling(arrays)
-    lines += ["", "## Thread scaling (decode of many chunks, GIL released)", "",
+    lines += ["", "### Thread scaling (decode of many chunks, GIL released)", "",
               f"1 thread {one * 1e3:.1f} ms, 2 threads {two * 1e3:.1f} ms: speed-up {one / two:.2f}x "
               "(machine has 2 cores).", ""]
-    Path(args.output).write_text("\n".join(lines) + "\n")
+    write_section("lossless", "\n".join(lines), Path(args.output))
     print(f"wrote {args.output}", file=sys.stderr)
 
 

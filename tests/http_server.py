@@ -62,11 +62,16 @@ class RangeHandler(SimpleHTTPRequestHandler):
         self.server.log.append((self.path, spec, len(body)))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 drops concurrent connects (1 s SYN retry)
+
+
 class RangeServer:
     """Serve `directory` on an ephemeral loopback port; `log` lists (path, range, bytes)."""
 
     def __init__(self, directory):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0),
+        self.httpd = _Server(("127.0.0.1", 0),
                                          partial(RangeHandler, directory=str(directory)))
         self.httpd.log = []
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -4,7 +4,8 @@ from progressive_j2k._api import (
     DEFAULT_MAX_DECODED_BYTES, FIXED_HEADER_BYTES, MAX_HEADER_BYTES, Header, decode, encode,
     read_header)
 from progressive_j2k.codec import ProgressiveJ2K
-from progressive_j2k.multiscale import Level, open_multiscale
+from progressive_j2k.convert import to_zarr
+from progressive_j2k.multiscale import Level, level_nbytes, open_multiscale
 from progressive_j2k.errors import (
     ChecksumError, CorruptDataError, DecodeError, TooLargeError, TruncatedError)
 
@@ -12,5 +13,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ProgressiveJ2K", "encode", "decode", "read_header", "Header", "DecodeError",
     "TruncatedError", "ChecksumError", "CorruptDataError", "TooLargeError",
-    "open_multiscale", "Level", "DEFAULT_MAX_DECODED_BYTES", "MAX_HEADER_BYTES", "FIXED_HEADER_BYTES", "__version__",
+    "open_multiscale", "Level", "level_nbytes", "to_zarr", "DEFAULT_MAX_DECODED_BYTES", "MAX_HEADER_BYTES", "FIXED_HEADER_BYTES", "__version__",
 ]

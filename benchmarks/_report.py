@@ -1,0 +1,18 @@
+"""Each benchmark owns one section of RESULTS.md, between markers, so the
+scripts can be rerun independently without clobbering each other."""
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+TITLE = "# Benchmark results\n\nEach section names the command that produced it.\n"
+
+
+def write_section(name: str, body: str, path: Path = RESULTS) -> None:
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else TITLE
+    if not text.startswith(TITLE):
+        text = TITLE
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    path.write_text(text.rstrip() + "\n")
