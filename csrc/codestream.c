@@ -2,6 +2,7 @@
  * quantisation, and the encode / decode drivers that run the stages in order.
  * Byte layout: docs/FORMAT.md. */
 #include "internal.h"
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,89 +15,105 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_LO 0
 #define DT_HI 255
 #define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
 #include "convert_impl.h"
 #undef DT
 #undef DSFX
 #undef DT_LO
 #undef DT_HI
 #undef DT_IS_FLOAT
+#undef DT_FMAX
 #define DT int8_t
 #define DSFX(name) i8_##name
 #define DT_LO (-128)
 #define DT_HI 127
 #define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
 #include "convert_impl.h"
 #undef DT
 #undef DSFX
 #undef DT_LO
 #undef DT_HI
 #undef DT_IS_FLOAT
+#undef DT_FMAX
 #define DT uint16_t
 #define DSFX(name) u16_##name
 #define DT_LO 0
 #define DT_HI 65535
 #define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
 #include "convert_impl.h"
 #undef DT
 #undef DSFX
 #undef DT_LO
 #undef DT_HI
 #undef DT_IS_FLOAT
+#undef DT_FMAX
 #define DT int16_t
 #define DSFX(name) i16_##name
 #define DT_LO (-32768)
 #define DT_HI 32767
 #define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
 #include "convert_impl.h"
 #undef DT
 #undef DSFX
 #undef DT_LO
 #undef DT_HI
 #undef DT_IS_FLOAT
+#undef DT_FMAX
 #define DT uint32_t
 #define DSFX(name) u32_##name
 #define DT_LO INT64_C(0)
 #define DT_HI INT64_C(4294967295)
 #define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
 #include "convert_impl.h"
 #undef DT
 #undef DSFX
 #undef DT_LO
 #undef DT_HI
 #undef DT_IS_FLOAT
+#undef DT_FMAX
 #define DT int32_t
 #define DSFX(name) i32_##name
 #define DT_LO INT64_C(-2147483648)
 #define DT_HI INT64_C(2147483647)
 #define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
 #include "convert_impl.h"
 #undef DT
 #undef DSFX
 #undef DT_LO
 #undef DT_HI
 #undef DT_IS_FLOAT
+#undef DT_FMAX
 #define DT float
 #define DSFX(name) f32_##name
 #define DT_LO INT64_MIN
 #define DT_HI INT64_MAX
 #define DT_IS_FLOAT 1
+#define DT_FMAX ((double)FLT_MAX)
 #include "convert_impl.h"
 #undef DT
 #undef DSFX
 #undef DT_LO
 #undef DT_HI
 #undef DT_IS_FLOAT
+#undef DT_FMAX
 #define DT double
 #define DSFX(name) f64_##name
 #define DT_LO INT64_MIN
 #define DT_HI INT64_MAX
 #define DT_IS_FLOAT 1
+#define DT_FMAX DBL_MAX
 #include "convert_impl.h"
 #undef DT
 #undef DSFX
 #undef DT_LO
 #undef DT_HI
 #undef DT_IS_FLOAT
+#undef DT_FMAX
 
 enum { WORK_I32 = 0, WORK_I64 = 1, WORK_F64 = 2 };
 static const size_t WORK_SIZE[3] = {4, 8, 8};
@@ -150,10 +167,14 @@ static pj2k_status check_structure(const pj2k_header *h)
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM) return PJ2K_ERR_HEADER;
     if (h->naxes < 1 || h->naxes > PJ2K_MAX_AXES || h->naxes > h->ndim) return PJ2K_ERR_HEADER;
     if (h->levels < 0 || h->levels > PJ2K_MAX_LEVELS) return PJ2K_ERR_HEADER;
+    /* every size below is computed in size_t: on 32-bit builds the total must
+     * leave room for 16 bytes of working memory per element */
+    const uint64_t max_total = (uint64_t)SIZE_MAX / 16 < MAX_TOTAL_ELEMENTS
+                               ? (uint64_t)SIZE_MAX / 16 : MAX_TOTAL_ELEMENTS;
     uint64_t total = 1;
     for (int i = 0; i < h->ndim; i++) {
-        if (h->shape[i] > MAX_TOTAL_ELEMENTS) return PJ2K_ERR_HEADER;
-        if (h->shape[i] && total > MAX_TOTAL_ELEMENTS / h->shape[i]) return PJ2K_ERR_HEADER;
+        if (h->shape[i] > max_total) return PJ2K_ERR_HEADER;
+        if (h->shape[i] && total > max_total / h->shape[i]) return PJ2K_ERR_HEADER;
         total *= h->shape[i];
     }
     for (int i = 0; i < h->naxes; i++) {
@@ -175,6 +196,7 @@ static pj2k_status check_structure(const pj2k_header *h)
 
 void pj2k_level_shape(const pj2k_header *h, int level, uint64_t *shape)
 {
+    if (level < 0) level = 0;
     for (int i = 0; i < h->ndim; i++) shape[i] = h->shape[i];
     for (int i = 0; i < h->naxes; i++) shape[h->axes[i]] = pj2k_ceil_shift(h->shape[h->axes[i]], level);
 }
@@ -537,16 +559,16 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **o
     const int wide = lossy || DTYPE_INFO[h.dtype].bits > 16;
     const size_t item = DTYPE_INFO[h.dtype].size;
 
-    void *coef = malloc(L.elements * (wide ? 8 : 4) + 8);
-    double *real = lossy ? malloc(L.elements * sizeof(double) + 8) : NULL;
-    void *tmp = malloc(pj2k_transform_tmp_elems(L.dims) * 8 + 8);
+    void *coef = NULL, *tmp = NULL;
+    double *real = NULL;
     pj2k_bytes bytes = {0};
-    if (!coef || !tmp || (lossy && !real) || !pj2k_bytes_reserve(&bytes, h.header_length + 1024)) {
-        st = PJ2K_ERR_NOMEM;
-        goto done;
-    }
+    if (!pj2k_bytes_reserve(&bytes, h.header_length + 1024)) { st = PJ2K_ERR_NOMEM; goto done; }
     bytes.length = h.header_length;
     if (L.elements) {
+        coef = malloc(L.elements * (wide ? 8 : 4));
+        real = lossy ? malloc(L.elements * sizeof(double)) : NULL;
+        tmp = malloc(pj2k_transform_tmp_elems(L.dims) * 8);
+        if (!coef || !tmp || (lossy && !real)) { st = PJ2K_ERR_NOMEM; goto done; }
         const int work = lossy ? WORK_F64 : (wide ? WORK_I64 : WORK_I32);
         void *buf = lossy ? (void *)real : coef;
         permuted_copy(&L, buf, WORK_SIZE[work], (void *)data, item, LOAD[work][h.dtype], 1);

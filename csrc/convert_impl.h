@@ -1,6 +1,7 @@
 /* Template: row conversions between one array dtype and the working types.
  * Expects DT (C type), DSFX(name), DT_LO and DT_HI (value range as int64,
- * for clamping integer outputs) and DT_IS_FLOAT. */
+ * for clamping integer outputs), DT_IS_FLOAT and DT_FMAX (largest finite value
+ * of a float dtype: lossy overshoot near it is clamped, never cast to inf). */
 
 static void DSFX(load_i32)(void *dst, const void *src, size_t n, ptrdiff_t stride)
 {
@@ -55,6 +56,9 @@ static void DSFX(store_f64)(void *dst, const void *src, size_t n, ptrdiff_t stri
             if (!(v >= (double)DT_LO)) v = (double)DT_LO;   /* NaN too */
             if (v > (double)DT_HI) v = (double)DT_HI;
             v = floor(v + 0.5);
+        } else {
+            if (!(v >= -DT_FMAX)) v = -DT_FMAX;            /* NaN too */
+            if (v > DT_FMAX) v = DT_FMAX;
         }
         d[(ptrdiff_t)i * stride] = (DT)v;
     }

@@ -79,8 +79,8 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                     }
                 }
                 row[x] = (mg && decode_bit(d, &sgn[sctx])) ? -(COEF)mg : (COEF)mg;
+                if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
             }
-            if (d->overrun) return PJ2K_ERR_CORRUPT;
         }
     }
     return PJ2K_OK;

@@ -160,3 +160,16 @@ def test_bad_levels_and_options(chunk):
         pj.encode(np.zeros((1,) * 33, "u1"))
     with pytest.raises(TypeError):
         ProgressiveJ2K().encode(np.zeros(4, "c16"))
+
+
+def test_empty_array_with_huge_axis_encodes_without_allocating():
+    """Regression: buffers sized by the longest axis were allocated even for 0 elements."""
+    enc = pj.encode(np.empty((0, 2**33), np.uint8))
+    assert pj.decode(enc).shape == (0, 2**33)
+
+
+def test_max_bytes_counts_working_memory():
+    enc = pj.encode(np.zeros((1024, 1024), np.uint8))  # tiny stream, 1 MiB output
+    assert pj.decode(enc, max_bytes=6 * 2**20).shape == (1024, 1024)  # 1 + 4 MiB int32
+    with pytest.raises(pj.TooLargeError, match="working"):
+        pj.decode(enc, max_bytes=4 * 2**20)

@@ -80,3 +80,20 @@ def test_bad_step():
         pj.encode(np.zeros((4, 4), "u1"), reversible=False, step=0)
     with pytest.raises(ValueError):
         pj.ProgressiveJ2K(step=1.0)  # step without lossy mode
+
+
+def test_float32_near_max_never_decodes_to_inf():
+    """Regression: lossy overshoot near FLT_MAX used to cast to inf."""
+    top = np.finfo("f4").max
+    flat = np.full((8, 8), top, "f4")
+    flat[0, 0] = 0
+    checker = np.where(np.indices((8, 8)).sum(0) % 2, top, -top).astype("f4")
+    for arr in (flat, checker):
+        assert np.isfinite(pj.decode(pj.encode(arr, reversible=False))).all()
+
+
+def test_lossy_range_limits_are_clear_errors():
+    with pytest.raises(ValueError, match="step"):
+        pj.encode(np.array([[0, 1e42], [1e42, 0]]), reversible=False)
+    with pytest.raises(ValueError, match="2\\*\\*50"):
+        pj.encode(np.array([[0.0, 1e20]]), reversible=False, step=1e-3)

@@ -207,3 +207,14 @@ def test_not_a_progressive_array():
     z = zarr.create_array(MemoryStore(), shape=(10, 10), chunks=(5, 5), dtype="u1")
     with pytest.raises(ValueError, match="progressive_j2k"):
         pj.open_multiscale(z)
+
+
+def test_napari_multiscale_layer_without_window(real):
+    napari_layers = pytest.importorskip("napari.layers")
+    arr = real("astronaut")
+    z = write("v3", MemoryStore(), arr, (256, 256, 3), {"colour_axis": 2})
+    levels = pj.open_multiscale(z)
+    layer = napari_layers.Image(levels, multiscale=True, rgb=True)
+    assert layer.multiscale and layer.rgb
+    assert [tuple(int(n) for n in s) for s in layer.level_shapes] == [lv.shape[:2] for lv in levels]
+    np.testing.assert_array_equal(np.asarray(layer.data[3]), levels[3][:])

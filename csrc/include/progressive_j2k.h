@@ -85,7 +85,8 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data,
 void pj2k_free(void *ptr);
 
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length
- * holds the number of bytes needed (0 if fewer than PJ2K_FIXED_HEADER given). */
+ * holds the number of bytes needed (PJ2K_FIXED_HEADER if fewer than that were
+ * given: the full length is stored in those first bytes). */
 pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header);
 
 /* Shape of the decode at `level` (each transformed axis ceil-divided by 2**level). */
@@ -93,7 +94,9 @@ void pj2k_level_shape(const pj2k_header *header, int level, uint64_t *shape);
 
 /* Decode at `level` (0 = full resolution) from a buffer holding at least the
  * first header->segment_end[levels - level] bytes, into a C-contiguous `out`
- * of exactly out_size bytes.  max_elements bounds the working memory. */
+ * of exactly out_size bytes.  Decodes of more than max_elements elements are
+ * refused; a decode allocates at most 16 bytes per element (8 for lossless
+ * 8/16-bit data) plus O(longest axis) scratch. */
 pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level,
                         void *out, size_t out_size, uint64_t max_elements);
 

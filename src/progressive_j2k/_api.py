@@ -17,8 +17,13 @@ _DTYPE_CODES = {dt: code for code, dt in enumerate(DTYPES)}
 #: Default levels cap: 1/64 of each axis is the coarsest default resolution.
 DEFAULT_MAX_LEVELS = 6
 MAX_LEVELS = _core.MAX_LEVELS
-#: Decoding refuses outputs larger than this many bytes unless told otherwise.
+#: Decoding refuses to allocate more than this many bytes (output plus working
+#: buffers) unless told otherwise.
 DEFAULT_MAX_DECODED_BYTES = 1 << 32
+#: Lossy limits: the quantised values must fit the coder (|data| / step) and
+#: the per-band steps are stored as float32.
+MAX_LOSSY_RANGE_OVER_STEP = 2.0**50
+MAX_LOSSY_STEP = 1e37
 #: Bytes that always suffice for read_header: the largest possible header
 #: (32 dimensions, lossy, 10 levels).  Typical headers are 100-300 bytes; the
 #: exact length is stored in the first FIXED_HEADER bytes.
@@ -182,10 +187,23 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         step = float(step)
         if not (step > 0 and math.isfinite(step)):
             raise ValueError(f"step must be a positive number, got {step}")
+        peak = float(np.abs(arr).max()) if arr.size else 0.0
+        if step > MAX_LOSSY_STEP or peak / step >= MAX_LOSSY_RANGE_OVER_STEP:
+            raise ValueError(
+                f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step < 2**50 "
+                f"(got step {step:g}, max|data| {peak:g})")
     arr = np.ascontiguousarray(arr)
     return _core.encode(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
                         -1 if colour_axis is None else colour_axis, int(levels),
                         bool(reversible), step)
+
+
+def decode_work_per_element(header: Header) -> int:
+    """Working bytes per decoded element: int32 or int64 coefficients, plus
+    float64 samples for lossy streams (docs/DESIGN.md, working types)."""
+    lossy = not header.reversible
+    wide = lossy or header.dtype.itemsize > 2
+    return (8 if wide else 4) + (8 if lossy else 0)
 
 
 def decode(buf, level: int = 0, out=None, *, max_bytes: int = DEFAULT_MAX_DECODED_BYTES):
@@ -194,7 +212,10 @@ def decode(buf, level: int = 0, out=None, *, max_bytes: int = DEFAULT_MAX_DECODE
     ``buf`` may be the whole chunk or any prefix of at least
     ``read_header(buf).prefix_length(level)`` bytes.  ``out``, if given, must be
     a writeable C-contiguous buffer of exactly the decoded size; it is filled
-    and returned.  Raises ``ValueError`` subclasses for damaged or short input.
+    and returned.  ``max_bytes`` bounds the memory the decode may allocate
+    (output plus working buffers, at most 16 bytes per element) and is checked
+    before anything is allocated.  Raises ``ValueError`` subclasses for damaged
+    or short input.
     """
     data = _as_bytes(buf)
     header = read_header(data)
@@ -204,9 +225,12 @@ def decode(buf, level: int = 0, out=None, *, max_bytes: int = DEFAULT_MAX_DECODE
         raise TruncatedError(f"decode at level {level} needs {needed} bytes, got {data.nbytes}",
                              needed)
     shape = header.level_shape(level)
-    nbytes = math.prod(shape) * header.dtype.itemsize
-    if nbytes > max_bytes:
-        raise TooLargeError(f"decoded size {nbytes} bytes exceeds max_bytes={max_bytes}")
+    elements = math.prod(shape)
+    nbytes = elements * header.dtype.itemsize
+    needed_memory = nbytes + elements * decode_work_per_element(header)
+    if needed_memory > max_bytes:
+        raise TooLargeError(f"decoding needs {needed_memory} bytes (output {nbytes} plus working "
+                            f"buffers), over max_bytes={max_bytes}")
     if out is None:
         result = np.empty(shape, header.dtype)
         target = result.reshape(-1).view(np.uint8)
