@@ -1,0 +1,56 @@
+/* libFuzzer harness: encode arrays built from the input (any dtype, 1-4
+ * dimensions, any axes, levels and colour option), decode, and require a
+ * bit-exact result for lossless and finite, shaped output for lossy. */
+#include "progressive_j2k.h"
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const size_t ITEM[PJ2K_NUM_DTYPES] = {1, 1, 2, 2, 4, 4, 4, 8};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 8) return 0;
+    pj2k_params p;
+    memset(&p, 0, sizeof p);
+    p.dtype = (pj2k_dtype)(data[0] % PJ2K_NUM_DTYPES);
+    p.wavelet = (p.dtype >= PJ2K_FLOAT32 || (data[1] & 1)) ? PJ2K_WAVELET_97 : PJ2K_WAVELET_53;
+    p.ndim = 1 + data[1] / 2 % 4;
+    uint64_t n = 1;
+    for (int i = 0; i < p.ndim; i++) {
+        p.shape[i] = 1 + data[2 + i] % 19;
+        n *= p.shape[i];
+    }
+    p.naxes = 1 + data[6] % (p.ndim < 3 ? p.ndim : 3);
+    for (int i = 0; i < p.naxes; i++) p.axes[i] = p.ndim - p.naxes + i;
+    p.colour_axis = -1;
+    if ((data[6] & 0x80) && p.naxes < p.ndim) {   /* colour on the axis before the transformed ones */
+        const int c = p.ndim - p.naxes - 1;
+        n = n / p.shape[c] * 3;
+        p.shape[c] = 3;
+        p.colour_axis = c;
+    }
+    p.levels = data[7] % 7;
+    p.step = 0.5 + data[7] / 16;
+    const size_t bytes = (size_t)n * ITEM[p.dtype];
+    uint8_t *in = calloc(bytes, 1), *back = malloc(bytes);
+    if (!in || !back) { free(in); free(back); return 0; }
+    for (size_t i = 0; i < bytes; i++) in[i] = size > 8 ? data[8 + i % (size - 8)] ^ (uint8_t)(i * 131) : 0;
+    if (p.dtype == PJ2K_FLOAT32)       /* finite floats only */
+        for (size_t i = 0; i < n; i++) ((float *)in)[i] = (float)(((int8_t *)in)[4 * i] * 3.5);
+    if (p.dtype == PJ2K_FLOAT64)
+        for (size_t i = 0; i < n; i++) ((double *)in)[i] = ((int8_t *)in)[8 * i] * 0.25;
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    if (pj2k_encode(&p, in, &enc, &enc_len) == PJ2K_OK) {
+        if (pj2k_decode(enc, enc_len, 0, back, bytes, n) != PJ2K_OK) abort();
+        if (p.wavelet == PJ2K_WAVELET_53 && memcmp(in, back, bytes) != 0) abort();
+        if (p.dtype == PJ2K_FLOAT32)
+            for (size_t i = 0; i < n; i++) if (!isfinite(((float *)back)[i])) abort();
+    }
+    pj2k_free(enc);
+    free(in);
+    free(back);
+    return 0;
+}

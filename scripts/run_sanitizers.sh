@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the extension with AddressSanitizer + UndefinedBehaviorSanitizer (gcc)
+# into build/sanitized/ and run the test suite against it.
+#   scripts/run_sanitizers.sh [pytest args...]     (default: the whole suite)
+# The installed package is left alone: the sanitized copy comes first on
+# PYTHONPATH.  Leak checking is off (CPython itself holds memory at exit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=build/sanitized
+rm -rf "$out"
+mkdir -p "$out"
+cp -r src/progressive_j2k "$out/"
+rm -f "$out"/progressive_j2k/*.so "$out"/progressive_j2k/_core.c
+PJ2K_CFLAGS="-O1 -g -std=c11 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+  python3 setup.py -q build_ext --build-lib "$out" --build-temp "$out/tmp" --force 2>&1 | grep -v -i warning || true
+ls "$out"/progressive_j2k/_core*.so >/dev/null
+preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PYTHONPATH="$PWD/$out"
+# make sure the tests see the sanitized build, not the installed one
+python3 -c "import progressive_j2k._core as c, sys; assert '$out' in c.__file__, c.__file__; print('sanitized build:', c.__file__)"
+python3 -m pytest -q -p no:cacheprovider "${@:-tests}"
