@@ -125,6 +125,10 @@ static const size_t WORK_SIZE[3] = {4, 8, 8};
     {u8_##kind##_f64, i8_##kind##_f64, u16_##kind##_f64, i16_##kind##_f64,    \
      u32_##kind##_f64, i32_##kind##_f64, f32_##kind##_f64, f64_##kind##_f64}}
 static const row_fn LOAD[3][PJ2K_NUM_DTYPES] = ROW_FNS(load);
+typedef int (*prequantise_fn)(int64_t *q, const double *x, size_t n, double scale, double bound);
+static const prequantise_fn PREQUANTISE[PJ2K_NUM_DTYPES] = {
+    u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,
+    u32_prequantise, i32_prequantise, f32_prequantise, f64_prequantise};
 static const row_fn STORE[3][PJ2K_NUM_DTYPES] = ROW_FNS(store);
 
 static const struct { unsigned size, bits, is_float; } DTYPE_INFO[PJ2K_NUM_DTYPES] = {
@@ -151,6 +155,7 @@ static int band_count(int levels, int naxes) { return 1 + levels * ((1 << naxes)
 static uint32_t header_length_of(int ndim, int naxes, int levels, pj2k_wavelet wavelet)
 {
     uint32_t n = PJ2K_FIXED_HEADER + 8u * (uint32_t)ndim + (uint32_t)naxes;
+    if (wavelet == PJ2K_WAVELET_53_QUANTISED) n += 16u;
     if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
     return n + 12u * (uint32_t)(levels + 1) + 4u;
 }
@@ -163,7 +168,7 @@ static uint32_t header_length_of(int ndim, int naxes, int levels, pj2k_wavelet w
 static pj2k_status check_structure(const pj2k_header *h)
 {
     if ((unsigned)h->dtype >= PJ2K_NUM_DTYPES) return PJ2K_ERR_HEADER;
-    if (h->wavelet != PJ2K_WAVELET_53 && h->wavelet != PJ2K_WAVELET_97) return PJ2K_ERR_HEADER;
+    if ((unsigned)h->wavelet > PJ2K_WAVELET_53_QUANTISED) return PJ2K_ERR_HEADER;
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM) return PJ2K_ERR_HEADER;
     if (h->naxes < 1 || h->naxes > PJ2K_MAX_AXES || h->naxes > h->ndim) return PJ2K_ERR_HEADER;
     if (h->levels < 0 || h->levels > PJ2K_MAX_LEVELS) return PJ2K_ERR_HEADER;
@@ -185,12 +190,15 @@ static pj2k_status check_structure(const pj2k_header *h)
         if (h->colour_axis >= h->ndim || h->shape[h->colour_axis] != 3) return PJ2K_ERR_HEADER;
         for (int i = 0; i < h->naxes; i++)
             if (h->axes[i] == h->colour_axis) return PJ2K_ERR_HEADER;
-        if (h->colour != (h->wavelet == PJ2K_WAVELET_53 ? PJ2K_COLOUR_RCT : PJ2K_COLOUR_ICT))
+        if (h->colour != (h->wavelet == PJ2K_WAVELET_97 ? PJ2K_COLOUR_ICT : PJ2K_COLOUR_RCT))
             return PJ2K_ERR_HEADER;
     } else if (h->colour != PJ2K_COLOUR_NONE) {
         return PJ2K_ERR_HEADER;
     }
     if (h->wavelet == PJ2K_WAVELET_53 && DTYPE_INFO[h->dtype].is_float) return PJ2K_ERR_DTYPE;
+    if (h->wavelet == PJ2K_WAVELET_53_QUANTISED &&
+        !(h->scale > 0.0 && isfinite(h->scale) && h->tolerance >= 0.0 && isfinite(h->tolerance)))
+        return PJ2K_ERR_HEADER;
     return PJ2K_OK;
 }
 
@@ -221,7 +229,7 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     h->levels = buf[14];
     h->colour_axis = buf[15] == 0xFF ? -1 : buf[15];
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM || h->naxes < 1 || h->naxes > PJ2K_MAX_AXES ||
-        h->levels > PJ2K_MAX_LEVELS || (h->wavelet != PJ2K_WAVELET_53 && h->wavelet != PJ2K_WAVELET_97))
+        h->levels > PJ2K_MAX_LEVELS || (unsigned)h->wavelet > PJ2K_WAVELET_53_QUANTISED)
         return PJ2K_ERR_HEADER;
     if (stated != header_length_of(h->ndim, h->naxes, h->levels, h->wavelet)) return PJ2K_ERR_HEADER;
     h->header_length = stated;
@@ -232,6 +240,13 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     for (int i = 0; i < h->ndim; i++, p += 8) h->shape[i] = get_u64(p);
     for (int i = 0; i < h->naxes; i++) h->axes[i] = *p++;
     h->nbands = band_count(h->levels, h->naxes);
+    if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
+        uint64_t bits = get_u64(p);
+        memcpy(&h->scale, &bits, 8);
+        bits = get_u64(p + 8);
+        memcpy(&h->tolerance, &bits, 8);
+        p += 16;
+    }
     if (h->wavelet == PJ2K_WAVELET_97) {
         for (int i = 0; i < h->nbands; i++, p += 4) {
             const uint32_t bits = get_u32(p);
@@ -264,6 +279,14 @@ static void write_header(const pj2k_header *h, uint8_t *buf)
     uint8_t *p = buf + PJ2K_FIXED_HEADER;
     for (int i = 0; i < h->ndim; i++, p += 8) put_u64(p, h->shape[i]);
     for (int i = 0; i < h->naxes; i++) *p++ = (uint8_t)h->axes[i];
+    if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
+        uint64_t bits;
+        memcpy(&bits, &h->scale, 8);
+        put_u64(p, bits);
+        memcpy(&bits, &h->tolerance, 8);
+        put_u64(p + 8, bits);
+        p += 16;
+    }
     if (h->wavelet == PJ2K_WAVELET_97) {
         for (int i = 0; i < h->nbands; i++, p += 4) {
             uint32_t bits;
@@ -395,6 +418,9 @@ static void coefficient_limits(const pj2k_header *h, int *max_exp, int64_t *boun
     if (h->wavelet == PJ2K_WAVELET_97) {
         *max_exp = 60;
         *bound = (int64_t)1 << 60;
+    } else if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
+        *max_exp = 52;   /* |q| < 2**40, plus colour and transform growth */
+        *bound = (int64_t)1 << 52;
     } else {
         *max_exp = (int)DTYPE_INFO[h->dtype].bits + 10;
         *bound = (int64_t)1 << *max_exp;
@@ -482,14 +508,17 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
     h->levels = p->levels;
     h->colour_axis = p->colour_axis < 0 ? -1 : p->colour_axis;
     h->colour = h->colour_axis < 0 ? PJ2K_COLOUR_NONE
-                : (p->wavelet == PJ2K_WAVELET_53 ? PJ2K_COLOUR_RCT : PJ2K_COLOUR_ICT);
+                : (p->wavelet == PJ2K_WAVELET_97 ? PJ2K_COLOUR_ICT : PJ2K_COLOUR_RCT);
+    h->scale = p->wavelet == PJ2K_WAVELET_53_QUANTISED ? p->step : 0.0;
+    h->tolerance = p->wavelet == PJ2K_WAVELET_53_QUANTISED ? p->tolerance : 0.0;
     memcpy(h->shape, p->shape, sizeof h->shape);
     memcpy(h->axes, p->axes, sizeof h->axes);
     h->nbands = band_count(h->levels, h->naxes);
     h->header_length = header_length_of(h->ndim, h->naxes, h->levels, h->wavelet);
+    if ((unsigned)p->wavelet > PJ2K_WAVELET_53_QUANTISED) return PJ2K_ERR_PARAM;
+    if (h->wavelet != PJ2K_WAVELET_53 && !(p->step > 0.0 && isfinite(p->step))) return PJ2K_ERR_PARAM;
     const pj2k_status st = check_structure(h);
     if (st != PJ2K_OK) return st == PJ2K_ERR_HEADER ? PJ2K_ERR_PARAM : st;
-    if (h->wavelet == PJ2K_WAVELET_97 && !(p->step > 0.0 && isfinite(p->step))) return PJ2K_ERR_PARAM;
     return PJ2K_OK;
 }
 
@@ -556,7 +585,9 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **o
     layout L;
     make_layout(&h, 0, &L);
     const int lossy = h.wavelet == PJ2K_WAVELET_97;
-    const int wide = lossy || DTYPE_INFO[h.dtype].bits > 16;
+    const int prequantised = h.wavelet == PJ2K_WAVELET_53_QUANTISED;
+    const int wide = lossy || prequantised || DTYPE_INFO[h.dtype].bits > 16;
+    const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
     const size_t item = DTYPE_INFO[h.dtype].size;
 
     void *coef = NULL, *tmp = NULL;
@@ -566,12 +597,17 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **o
     bytes.length = h.header_length;
     if (L.elements) {
         coef = malloc(L.elements * (wide ? 8 : 4));
-        real = lossy ? malloc(L.elements * sizeof(double)) : NULL;
+        real = via_real ? malloc(L.elements * sizeof(double)) : NULL;
         tmp = malloc(pj2k_transform_tmp_elems(L.dims) * 8);
-        if (!coef || !tmp || (lossy && !real)) { st = PJ2K_ERR_NOMEM; goto done; }
-        const int work = lossy ? WORK_F64 : (wide ? WORK_I64 : WORK_I32);
-        void *buf = lossy ? (void *)real : coef;
+        if (!coef || !tmp || (via_real && !real)) { st = PJ2K_ERR_NOMEM; goto done; }
+        const int work = via_real ? WORK_F64 : (wide ? WORK_I64 : WORK_I32);
+        void *buf = via_real ? (void *)real : coef;
         permuted_copy(&L, buf, WORK_SIZE[work], (void *)data, item, LOAD[work][h.dtype], 1);
+        if (prequantised &&
+            !PREQUANTISE[h.dtype](coef, real, L.elements, h.scale, h.tolerance)) {
+            st = PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
+            goto done;
+        }
         const size_t comp = L.box;
         for (size_t p = 0; p < L.planes; p++) {
             const size_t c0 = p * L.ncomp * comp;
@@ -678,7 +714,8 @@ pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out,
     if (L.elements == 0) return PJ2K_OK;
 
     const int lossy = h.wavelet == PJ2K_WAVELET_97;
-    const int wide = lossy || DTYPE_INFO[h.dtype].bits > 16;
+    const int prequantised = h.wavelet == PJ2K_WAVELET_53_QUANTISED;
+    const int wide = lossy || prequantised || DTYPE_INFO[h.dtype].bits > 16;
     int max_exp;
     int64_t bound;
     coefficient_limits(&h, &max_exp, &bound);
@@ -719,6 +756,13 @@ pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out,
             }
         work = wide ? WORK_I64 : WORK_I32;
         result = coef;
+        if (prequantised) {   /* back to data units: q * scale, as the encoder checked */
+            real = malloc(L.elements * sizeof(double));
+            if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
+            for (size_t i = 0; i < L.elements; i++) real[i] = (double)((int64_t *)coef)[i] * h.scale;
+            work = WORK_F64;
+            result = real;
+        }
     }
     permuted_copy(&L, result, WORK_SIZE[work], out, item, STORE[work][h.dtype], 0);
 done:

@@ -24,6 +24,42 @@ static void DSFX(load_f64)(void *dst, const void *src, size_t n, ptrdiff_t strid
     for (size_t i = 0; i < n; i++) d[i] = (double)s[(ptrdiff_t)i * stride];
 }
 
+/* A double as this dtype will hold it: integers rounded half up and clamped,
+ * floats clamped to their largest finite magnitude (NaN to the lowest). */
+static inline double DSFX(representable)(double v)
+{
+    if (!DT_IS_FLOAT) {
+        if (!(v >= (double)DT_LO)) v = (double)DT_LO;
+        if (v > (double)DT_HI) v = (double)DT_HI;
+        return floor(v + 0.5);
+    }
+    if (!(v >= -DT_FMAX)) v = -DT_FMAX;
+    if (v > DT_FMAX) v = DT_FMAX;
+    return v;
+}
+
+/* Error-bounded prequantisation: q = round(x / scale), nudged by one where
+ * the dtype's own rounding of q * scale would leave the bound.  Returns 0 if
+ * some sample is not finite, too large, or cannot meet the bound. */
+static int DSFX(prequantise)(int64_t *q, const double *x, size_t n, double scale, double bound)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]) || !(fabs(x[i]) / scale < 0x1p40)) return 0;
+        const double base = nearbyint(x[i] / scale);
+        int found = 0;
+        for (int d = 0; d < 3 && !found; d++) {
+            const double c = base + (d == 0 ? 0 : (d == 1 ? -1 : 1));
+            /* the decoder computes (DT)(double)q * scale */
+            if (fabs((double)(DT)DSFX(representable)(c * scale) - x[i]) <= bound) {
+                q[i] = (int64_t)c;
+                found = 1;
+            }
+        }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
 /* Integer results are clamped to the dtype's range: reduced resolutions may
  * overshoot it slightly, full-resolution lossless data never does. */
 static void DSFX(store_i32)(void *dst, const void *src, size_t n, ptrdiff_t stride)
@@ -50,16 +86,5 @@ static void DSFX(store_f64)(void *dst, const void *src, size_t n, ptrdiff_t stri
 {
     DT *d = dst;
     const double *s = src;
-    for (size_t i = 0; i < n; i++) {
-        double v = s[i];
-        if (!DT_IS_FLOAT) {
-            if (!(v >= (double)DT_LO)) v = (double)DT_LO;   /* NaN too */
-            if (v > (double)DT_HI) v = (double)DT_HI;
-            v = floor(v + 0.5);
-        } else {
-            if (!(v >= -DT_FMAX)) v = -DT_FMAX;            /* NaN too */
-            if (v > DT_FMAX) v = DT_FMAX;
-        }
-        d[(ptrdiff_t)i * stride] = (DT)v;
-    }
+    for (size_t i = 0; i < n; i++) d[(ptrdiff_t)i * stride] = (DT)DSFX(representable)(s[i]);
 }

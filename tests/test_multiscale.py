@@ -78,6 +78,8 @@ def write(kind, store, arr, chunks, options):
 
 CASES = [
     ("camera", (200, 160), {}),                              # edge chunks, odd level sizes
+    ("tlrc_float32_3d", (24, 27, 22), {"tolerance": 1e-6}),  # 3-D, error-bounded floats
+    ("coins", (128, 128), {"reversible": False}),            # lossy: per-band steps in header
     ("astronaut", (256, 192, 3), {"colour_axis": 2}),       # RGB
     ("mr2_uint16", (256, 256), {"levels": 4}),
 ]
@@ -180,7 +182,7 @@ def test_http_store_fetches_only_prefixes(real, tmp_path):
                 assert chunk_bytes < arr.nbytes / 4
 
 
-def test_obstore_local(real, tmp_path):
+def test_obstore_local_and_http(real, tmp_path):
     obstore = pytest.importorskip("obstore")
     from zarr.storage import ObjectStore
     arr = real("camera")
@@ -189,6 +191,26 @@ def test_obstore_local(real, tmp_path):
     levels = pj.open_multiscale(zarr.open_array(store, mode="r"))
     np.testing.assert_array_equal(levels[0][:], arr)
     np.testing.assert_array_equal(levels[3][:], reference_level(arr, (128, 128), {}, 3)[0])
+    with RangeServer(tmp_path) as server:
+        http = obstore.store.HTTPStore.from_url(f"{server.url}/a.zarr",
+                                                client_options={"allow_http": True})
+        levels = pj.open_multiscale(zarr.open_array(ObjectStore(http, read_only=True), mode="r"))
+        expected, prefixes = reference_level(arr, (128, 128), {}, 2)
+        server.log.clear()
+        np.testing.assert_array_equal(levels[2][:], expected)
+        assert sum(n for path, _, n in server.log if "/c/" in path) <= 1.02 * prefixes
+
+
+def test_memory_store_byte_counts(real):
+    arr = real("moon")
+    inner = MemoryStore()
+    write("v3", inner, arr, (128, 128), {})
+    for level in (0, 1, 3):
+        store = CountingStore(inner)
+        levels = pj.open_multiscale(zarr.open_array(store, mode="r"))
+        expected, prefixes = reference_level(arr, (128, 128), {}, level)
+        np.testing.assert_array_equal(levels[level][:], expected)
+        assert sum(r[2] for r in store.chunk_reads()) <= 1.02 * prefixes
 
 
 def test_dask_view_matches(real, tmp_path):

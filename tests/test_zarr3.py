@@ -23,7 +23,21 @@ def test_v3_roundtrip_and_metadata_describes_codec(real, tmp_path):
     meta = json.loads((tmp_path / "a.zarr" / "zarr.json").read_text())
     (codec,) = meta["codecs"]
     assert codec == {"name": "progressive_j2k", "configuration": {
-        "levels": 6, "reversible": True, "axes": [0, 1], "colour_axis": 2, "step": None}}
+        "levels": None, "reversible": True, "axes": [0, 1], "colour_axis": 2, "step": None,
+        "tolerance": None}}
+
+
+def test_levels_follow_the_chunk_shape_not_the_array_shape(real, tmp_path):
+    arr = real("camera")
+    z = zarr.create_array(str(tmp_path / "l.zarr"), shape=arr.shape, chunks=(32, 48),
+                          dtype=arr.dtype, serializer=ProgressiveJ2K(), compressors=None)
+    z[:] = arr
+    chunk = (tmp_path / "l.zarr" / "c" / "0" / "0").read_bytes()
+    assert pj.read_header(chunk).levels == 6  # ceil(log2 48); the array's 512 would also say 6
+    z = pj.to_zarr(arr, str(tmp_path / "t.zarr"), chunks=(16, 24))
+    meta = json.loads((tmp_path / "t.zarr" / "zarr.json").read_text())
+    assert meta["codecs"][0]["configuration"]["levels"] == 5  # resolved and recorded
+    assert len(pj.open_multiscale(z)) == 6
 
 
 def test_v3_sharded_roundtrip(real, tmp_path):

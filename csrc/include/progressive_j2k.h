@@ -46,7 +46,11 @@ typedef enum {
     PJ2K_NUM_DTYPES = 8
 } pj2k_dtype;
 
-typedef enum { PJ2K_WAVELET_53 = 0, PJ2K_WAVELET_97 = 1 } pj2k_wavelet;
+/* 53: lossless.  97: lossy, quantised per band.  53_QUANTISED: error-bounded:
+ * samples are first rounded to multiples of a scale (the error bound is half
+ * of it, checked per sample against the dtype's own rounding), then coded
+ * losslessly with the 5/3 transform. */
+typedef enum { PJ2K_WAVELET_53 = 0, PJ2K_WAVELET_97 = 1, PJ2K_WAVELET_53_QUANTISED = 2 } pj2k_wavelet;
 typedef enum { PJ2K_COLOUR_NONE = 0, PJ2K_COLOUR_RCT = 1, PJ2K_COLOUR_ICT = 2 } pj2k_colour;
 
 /* Encoder parameters.  Axes are indices into shape, strictly increasing. */
@@ -59,7 +63,9 @@ typedef struct {
     int colour_axis;            /* -1: none; else an axis of length 3 */
     int levels;                 /* 0..PJ2K_MAX_LEVELS */
     pj2k_wavelet wavelet;       /* 5/3 reversible or 9/7 irreversible */
-    double step;                /* 9/7 only: base quantisation step (> 0) */
+    double step;                /* 9/7: base quantisation step (> 0);
+                                   53_QUANTISED: the scale, at most 2 x tolerance */
+    double tolerance;           /* 53_QUANTISED: the guaranteed error bound */
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -74,6 +80,7 @@ typedef struct {
     uint32_t header_length;
     int nbands;                          /* subbands per component */
     float steps[PJ2K_MAX_BANDS];         /* 9/7 only */
+    double scale, tolerance;             /* 53_QUANTISED only */
     uint64_t segment_end[PJ2K_MAX_LEVELS + 1]; /* absolute byte offsets */
     uint32_t segment_crc[PJ2K_MAX_LEVELS + 1];
 } pj2k_header;

@@ -31,6 +31,10 @@ MAX_HEADER_BYTES = 16 + 8 * 32 + 3 + 4 * (1 + 10 * 7) + 12 * 11 + 4
 FIXED_HEADER_BYTES = _core.FIXED_HEADER
 
 
+#: Coding modes by the format's wavelet code.
+MODES = ("lossless", "lossy", "tolerance")
+
+
 @dataclass(frozen=True)
 class Header:
     """What a chunk's header says (see docs/FORMAT.md)."""
@@ -41,11 +45,24 @@ class Header:
     axes: tuple
     colour_axis: int | None
     levels: int
-    reversible: bool
+    wavelet: int
+    scale: float | None
+    tolerance: float | None
     header_length: int
     steps: tuple
     segment_ends: tuple
     segment_crcs: tuple
+
+    @property
+    def mode(self) -> str:
+        """"lossless" (5/3), "lossy" (9/7) or "tolerance" (error-bounded)."""
+        return MODES[self.wavelet]
+
+    @property
+    def reversible(self) -> bool:
+        """True when the full-resolution decode is bit-exact."""
+        return self.wavelet == 0
+
 
     @property
     def nbytes(self) -> int:
@@ -100,13 +117,20 @@ def default_levels(shape, axes) -> int:
     return min(DEFAULT_MAX_LEVELS, max(0, math.ceil(math.log2(longest))) if longest > 1 else 0)
 
 
-def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None, step=None) -> dict:
+def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None, step=None,
+                      tolerance=None) -> dict:
     """Codec options in canonical types (shared by the numcodecs and zarr v3 codecs)."""
     options = dict(levels=None if levels is None else int(levels), reversible=bool(reversible),
                    axes=None if axes is None else tuple(int(a) for a in axes),
                    colour_axis=None if colour_axis is None else int(colour_axis),
-                   step=None if step is None else float(step))
-    if options["reversible"] and options["step"] is not None:
+                   step=None if step is None else float(step),
+                   tolerance=None if tolerance is None else float(tolerance))
+    if options["tolerance"] is not None:
+        if not (options["tolerance"] > 0 and math.isfinite(options["tolerance"])):
+            raise ValueError(f"tolerance must be a positive number, got {tolerance}")
+        if options["step"] is not None or not options["reversible"]:
+            raise ValueError("tolerance is a mode of its own: leave reversible and step unset")
+    elif options["reversible"] and options["step"] is not None:
         raise ValueError("step applies to lossy coding only (reversible=False)")
     return options
 
@@ -149,7 +173,23 @@ def _normalise_axis(axis: int, ndim: int) -> int:
     return axis % ndim
 
 
-def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None) -> bytes:
+def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
+    """The quantisation scale of tolerance mode.  Samples become q * scale; a
+    scale of 2 * tolerance would leave no room for the dtype's own rounding of
+    q * scale, so floats give up one ulp of their largest value and integers
+    use a whole number (whose multiples need no rounding)."""
+    if arr.dtype.kind == "f":
+        peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
+        scale = 2 * tolerance - float(np.spacing(arr.dtype.type(peak)))
+        if not scale >= tolerance:
+            raise ValueError(f"tolerance {tolerance:g} is below the precision of {arr.dtype} "
+                             f"at values up to {float(peak):g}")
+        return scale
+    return max(1.0, math.floor(2 * tolerance))
+
+
+def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
+           tolerance=None) -> bytes:
     """Encode an array into one progressive codestream.
 
     levels: decomposition levels (default: enough to bring the longest
@@ -159,6 +199,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     colour_axis: an axis of length 3 (RGB) to decorrelate first.
     step: lossy only, the quantisation step in data units (RMS error is about
         step / sqrt(12)); default 1/256 of the chunk's value range.
+    tolerance: error-bounded mode: every decoded sample at full resolution is
+        within ``tolerance`` of the original (any dtype; NaN and inf refused).
     """
     arr = np.asarray(data)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
@@ -169,16 +211,26 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             f"unsupported dtype {arr.dtype}; supported: {', '.join(str(d) for d in DTYPES)}")
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    if reversible and arr.dtype.kind == "f":
-        raise TypeError(f"lossless (reversible) coding needs integer data, got {arr.dtype}; "
-                        "use reversible=False for floating point")
     options = resolve_options(
-        normalise_options(levels, reversible, axes, colour_axis, step), arr.shape)
+        normalise_options(levels, reversible, axes, colour_axis, step, tolerance), arr.shape)
+    if options["tolerance"] is None and reversible and arr.dtype.kind == "f":
+        raise TypeError(f"lossless (reversible) coding needs integer data, got {arr.dtype}; "
+                        "use reversible=False or tolerance= for floating point")
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
-    if reversible:
-        step = 0.0
+    tol = options["tolerance"]
+    if tol is not None:
+        if arr.size and not np.isfinite(arr).all():
+            raise ValueError("tolerance mode needs finite values (NaN or inf found)")
+        wavelet, step = 2, tolerance_scale(arr, tol)
+        peak = float(np.abs(arr).max()) if arr.size else 0.0
+        if peak / step >= 2.0**40:
+            raise ValueError(f"tolerance {options['tolerance']:g} is too small for values up to "
+                             f"{peak:g} (max|data| / (2 tolerance) must be below 2**40)")
+    elif reversible:
+        wavelet, step = 0, 0.0
     else:
+        wavelet = 1
         if arr.size and not np.isfinite(arr).all():
             raise ValueError("lossy coding needs finite values (NaN or inf found)")
         if step is None:
@@ -193,17 +245,23 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
                 f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step < 2**50 "
                 f"(got step {step:g}, max|data| {peak:g})")
     arr = np.ascontiguousarray(arr)
-    return _core.encode(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
-                        -1 if colour_axis is None else colour_axis, int(levels),
-                        bool(reversible), step)
+    try:
+        return _core.encode(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
+                            -1 if colour_axis is None else colour_axis, int(levels), wavelet, step,
+                            tol or 0.0)
+    except ValueError as exc:
+        if wavelet == 2:  # the only data-dependent refusal left: float precision
+            raise ValueError(f"tolerance {options['tolerance']:g} is below the precision of "
+                             f"{arr.dtype} at these values") from exc
+        raise
 
 
 def decode_work_per_element(header: Header) -> int:
     """Working bytes per decoded element: int32 or int64 coefficients, plus
     float64 samples for lossy streams (docs/DESIGN.md, working types)."""
-    lossy = not header.reversible
-    wide = lossy or header.dtype.itemsize > 2
-    return (8 if wide else 4) + (8 if lossy else 0)
+    via_float = header.mode != "lossless"
+    wide = via_float or header.dtype.itemsize > 2
+    return (8 if wide else 4) + (8 if via_float else 0)
 
 
 def decode(buf, level: int = 0, out=None, *, max_bytes: int = DEFAULT_MAX_DECODED_BYTES):

@@ -16,7 +16,7 @@ cdef extern from "progressive_j2k.h" nogil:
     ctypedef enum pj2k_dtype:
         pass
     ctypedef enum pj2k_wavelet:
-        PJ2K_WAVELET_53, PJ2K_WAVELET_97
+        PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED
     int PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION
     ctypedef struct pj2k_params:
         pj2k_dtype dtype
@@ -28,6 +28,7 @@ cdef extern from "progressive_j2k.h" nogil:
         int levels
         pj2k_wavelet wavelet
         double step
+        double tolerance
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -39,6 +40,7 @@ cdef extern from "progressive_j2k.h" nogil:
         uint32_t header_length
         int nbands
         float steps[71]
+        double scale, tolerance
         uint64_t segment_end[11]
         uint32_t segment_crc[11]
     pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **out, size_t *out_length)
@@ -79,8 +81,10 @@ cdef raise_status(pj2k_status status, str context):
 
 
 def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int colour_axis,
-           int levels, bint reversible, double step):
-    """Encode the C-contiguous bytes `data` of an array with `shape`."""
+           int levels, int wavelet, double step, double tolerance=0.0):
+    """Encode the C-contiguous bytes `data` of an array with `shape`.
+    wavelet: 0 lossless 5/3, 1 lossy 9/7 (step = base step), 2 error-bounded
+    (step = scale, at most twice `tolerance`, the bound checked per sample)."""
     cdef pj2k_params params
     cdef uint8_t *out = NULL
     cdef size_t out_length = 0
@@ -97,8 +101,9 @@ def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int
         params.axes[i] = a
     params.colour_axis = colour_axis
     params.levels = levels
-    params.wavelet = PJ2K_WAVELET_53 if reversible else PJ2K_WAVELET_97
+    params.wavelet = <pj2k_wavelet>wavelet
     params.step = step
+    params.tolerance = tolerance
     try:
         with nogil:
             status = pj2k_encode(&params, &data[0] if data.shape[0] else <uint8_t *>&params,
@@ -123,7 +128,9 @@ def read_header(const uint8_t[::1] buf):
     if status != PJ2K_OK:
         raise_status(status, "read_header")
     return dict(
-        version=h.version, dtype_code=<int>h.dtype, reversible=h.wavelet == PJ2K_WAVELET_53,
+        version=h.version, dtype_code=<int>h.dtype, wavelet=<int>h.wavelet,
+        scale=h.scale if h.wavelet == PJ2K_WAVELET_53_QUANTISED else None,
+        tolerance=h.tolerance if h.wavelet == PJ2K_WAVELET_53_QUANTISED else None,
         shape=tuple(h.shape[i] for i in range(h.ndim)),
         axes=tuple(h.axes[i] for i in range(h.naxes)),
         colour_axis=None if h.colour_axis < 0 else h.colour_axis,

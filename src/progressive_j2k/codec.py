@@ -28,16 +28,21 @@ class ProgressiveJ2K(Codec):
     step : float, optional
         Lossy only: quantisation step in data units; default 1/256 of each
         chunk's value range.
+    tolerance : float, optional
+        Error-bounded mode: every decoded sample is within ``tolerance`` of
+        the original (any dtype, floats included; NaN/inf are refused).
     """
 
     codec_id = "progressive_j2k"
 
-    def __init__(self, levels=None, reversible=True, axes=None, colour_axis=None, step=None):
-        self.__dict__.update(_api.normalise_options(levels, reversible, axes, colour_axis, step))
+    def __init__(self, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
+                 tolerance=None):
+        self.__dict__.update(
+            _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance))
 
     def _options(self):
         return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,
-                    colour_axis=self.colour_axis, step=self.step)
+                    colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance)
 
     def encode(self, buf):
         return _api.encode(ensure_ndarray(buf), **self._options())

@@ -47,6 +47,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if chunks is None:
         chunks = default_chunks(shape, codec_options)
     chunks = tuple(int(c) for c in chunks)
+    resolved = _api.resolve_options(_api.normalise_options(**codec_options), chunks)
+    codec_options = {**codec_options, "levels": resolved["levels"]}  # recorded in zarr.json
     z = zarr.create_array(store, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
                           serializer=ProgressiveJ2K(**codec_options), compressors=None,
                           fill_value=0, overwrite=overwrite, dimension_names=dimension_names)

@@ -27,10 +27,16 @@ MAX_UINT64 = 2**64 - 1
 _CONCURRENCY = 32
 
 
-def _header_length(ndim: int, naxes: int, levels: int, reversible: bool) -> int:
-    """Exact header size for these options (docs/FORMAT.md, section 1)."""
-    bands = 0 if reversible else 4 * (1 + levels * (2**naxes - 1))
-    return 16 + 8 * ndim + naxes + bands + 12 * (levels + 1) + 4
+def _header_length(ndim: int, options: dict) -> int:
+    """Exact header size for these resolved options (docs/FORMAT.md, section 1)."""
+    naxes, levels = len(options["axes"]), options["levels"]
+    if options["tolerance"] is not None:
+        extra = 16                                       # scale, tolerance
+    elif not options["reversible"]:
+        extra = 4 * (1 + levels * (2**naxes - 1))        # per-band steps
+    else:
+        extra = 0
+    return 16 + 8 * ndim + naxes + extra + 12 * (levels + 1) + 4
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,7 @@ class _Reader:
         self.metadata = array.metadata
         opts = self.layout.options
         self.levels = opts["levels"]
-        self.header_length = _header_length(len(self.layout.chunks), len(opts["axes"]),
-                                            self.levels, opts["reversible"])
+        self.header_length = _header_length(len(self.layout.chunks), opts)
         self._headers: dict = {}        # chunk coords -> header bytes (or None: missing)
         self._indices: dict = {}        # shard coords -> index array
         from zarr.core.buffer import default_buffer_prototype

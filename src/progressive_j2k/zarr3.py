@@ -7,8 +7,10 @@
 
 Registered under the name ``progressive_j2k`` through the ``zarr.codecs``
 entry point, so ``zarr.open_array`` finds it without importing this package.
-The chunk metadata stores the resolved options (levels, axes, mode), so the
-array describes its own resolution levels.
+The chunk metadata stores the options with axes resolved; ``levels`` is
+stored as given, ``null`` meaning the default for the chunk shape
+(``min(6, ceil(log2(longest transformed chunk axis)))``); ``to_zarr`` always
+writes the resolved number.
 """
 from __future__ import annotations
 
@@ -41,16 +43,18 @@ class ProgressiveJ2K(ArrayBytesCodec):
     axes: tuple[int, ...] | None = None
     colour_axis: int | None = None
     step: float | None = None
+    tolerance: float | None = None
 
-    def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None):
-        options = _api.normalise_options(levels, reversible, axes, colour_axis, step)
+    def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
+                 tolerance=None):
+        options = _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance)
         for name, value in options.items():
             object.__setattr__(self, name, value)
 
     @property
     def options(self) -> dict:
         return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,
-                    colour_axis=self.colour_axis, step=self.step)
+                    colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance)
 
     @classmethod
     def from_dict(cls, data):
@@ -65,13 +69,18 @@ class ProgressiveJ2K(ArrayBytesCodec):
         return {"name": CODEC_NAME, "configuration": configuration}
 
     def evolve_from_array_spec(self, array_spec):
-        return replace(self, **_api.resolve_options(self.options, array_spec.shape))
+        # zarr hands the array shape here (the chunk shape only inside a
+        # shard), so only the rank-dependent defaults are resolved; levels
+        # None stays None: "the default for the chunk shape" (docs/FORMAT.md
+        # rule, applied by the encoder and by open_multiscale alike).
+        resolved = _api.resolve_options(self.options, array_spec.shape)
+        return replace(self, axes=resolved["axes"], colour_axis=resolved["colour_axis"])
 
     def validate(self, *, shape, dtype, chunk_grid):
         native = np.dtype(dtype.to_native_dtype())
         if native.newbyteorder("=") not in _api.DTYPES:
             raise TypeError(f"{CODEC_NAME} does not support dtype {native}")
-        if self.reversible and native.kind == "f":
+        if self.reversible and self.tolerance is None and native.kind == "f":
             raise TypeError(f"{CODEC_NAME}: lossless coding needs integers, got {native}; "
                             "use reversible=False for floating point")
         chunk_shape = getattr(chunk_grid, "chunk_shape", None)

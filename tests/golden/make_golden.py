@@ -29,6 +29,10 @@ CASES = {
                                                                     "reversible": False}),
     "i8_lossy_step": (lambda: (load("moon")[100:124, 100:124].astype("i2") - 128).astype("i1"),
                       {"reversible": False, "step": 3.0}),
+    "f32_3d_tolerance": (lambda: load("tlrc_float32_3d")[20:30, 20:29, 20:28],
+                         {"tolerance": 1e-6}),
+    "u8_rgb_tolerance": (lambda: load("coffee")[150:166, 250:270], {"colour_axis": 2,
+                                                                    "tolerance": 2}),
 }
 
 

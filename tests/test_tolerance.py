@@ -1,0 +1,86 @@
+"""Error-bounded mode: max |decoded - original| <= tolerance on every element."""
+import numpy as np
+import pytest
+
+import progressive_j2k as pj
+from progressive_j2k import ProgressiveJ2K
+
+from helpers import check_config
+
+
+def max_error(a, b):
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
+
+
+@pytest.mark.parametrize("relative", [1e-1, 1e-2, 1e-3, 1e-4, 1e-5])
+def test_real_float_volume_every_element_within_tolerance(real, relative):
+    field = real("tlrc_float32_3d")
+    tol = relative * float(field.max() - field.min())
+    enc = pj.encode(field, tolerance=tol)
+    dec = pj.decode(enc)
+    assert dec.dtype == np.float32 and dec.shape == field.shape
+    assert max_error(dec, field) <= tol
+    header = pj.read_header(enc)
+    assert header.mode == "tolerance" and header.tolerance == tol and not header.reversible
+
+
+@pytest.mark.parametrize("name", ["tlrc_float32_3d", "mr2_uint16", "ct693_int16"])
+def test_float64_fields_within_tolerance(real, name):
+    field = real(name).astype(np.float64) * np.pi  # real data in float64 units
+    for tol in (1e-9, 1e-3, 0.5, 7.0):
+        tol = tol * float(np.abs(field).max())
+        dec = pj.decode(pj.encode(field, tolerance=tol))
+        assert max_error(dec, field) <= tol
+
+
+@pytest.mark.parametrize("name,options", [("ct693_int16", {}), ("camera", {}),
+                                          ("astronaut", {"colour_axis": -1}),
+                                          ("mni152_t1_uint8_3d", {})])
+def test_integer_images_within_tolerance(real, name, options):
+    arr = real(name)
+    previous = None
+    for tol in (0.3, 1, 2, 5.5):
+        enc = pj.encode(arr, tolerance=tol, **options)
+        dec = pj.decode(enc)
+        assert dec.dtype == arr.dtype and max_error(dec, arr) <= tol
+        if previous is not None:
+            assert len(enc) <= previous  # a looser bound never costs more
+        previous = len(enc)
+    assert previous < len(pj.encode(arr, **options)) / 1.5
+
+
+def test_reduced_levels_are_a_faithful_low_pass(real):
+    field = real("tlrc_float32_3d")
+    span = float(field.max() - field.min())
+    tol = 1e-3 * span
+    enc = pj.encode(field, tolerance=tol)
+    low = pj.decode(enc, level=1).astype(np.float64)
+    exact = pj.decode(pj.encode((field / 1e-7).round().astype(np.int32)), level=1) * 1e-7
+    # the 5/3 low band of the near-exact field: quantisation errors (<= tol)
+    # pass through the low-pass (l1 gain 1.5 per axis, 3.4 in 3-D), and the
+    # integer lifting at the coarser scale (2 tol) rounds by about a unit
+    assert np.abs(low - exact).max() <= 8 * tol
+    assert np.corrcoef(low.ravel(), exact.ravel())[0, 1] > 0.999
+
+
+def test_non_finite_and_impossible_tolerances_are_refused():
+    arr = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    for bad in (np.nan, np.inf, -np.inf):
+        damaged = arr.copy()
+        damaged[3, 3] = bad
+        with pytest.raises(ValueError, match="finite"):
+            pj.encode(damaged, tolerance=0.1)
+    with pytest.raises(ValueError, match="precision"):
+        pj.encode(arr, tolerance=1e-12)  # below float32 resolution near 1
+    with pytest.raises(ValueError, match="2\\*\\*40"):
+        pj.encode(arr.astype(np.float64) * 1e12, tolerance=1e-3)
+    with pytest.raises(ValueError):
+        pj.encode(arr, tolerance=0)
+    with pytest.raises(ValueError, match="mode of its own"):
+        pj.encode(arr, tolerance=0.1, reversible=False)
+
+
+def test_codec_config_with_tolerance(real):
+    codec = check_config(ProgressiveJ2K(tolerance=0.25))
+    arr = real("moon")
+    assert max_error(codec.decode(codec.encode(arr)), arr) <= 0.25
