@@ -535,7 +535,9 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *
 {
     pj2k_model *model = malloc(sizeof *model);
     void *tmp = malloc((low_band_elems(L, h->levels) + 1) * (wide ? 8 : 4));
-    pj2k_status st = (model && tmp) ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
+    pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    if (model) model->rows = rows;
     int max_exp, coded_exp = 0;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
@@ -571,6 +573,7 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *
     if (st == PJ2K_OK && coded_exp > max_exp) st = PJ2K_ERR_PARAM;
     free(model);
     free(tmp);
+    free(rows);
     return st;
 }
 
@@ -659,7 +662,9 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
 {
     pj2k_model *model = malloc(sizeof *model);
     void *tmp = malloc((low_band_elems(L, levels) + 1) * (wide ? 8 : 4));
-    pj2k_status st = (model && tmp) ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
+    pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    if (model) model->rows = rows;
     int max_exp;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
@@ -689,6 +694,7 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
     }
     free(model);
     free(tmp);
+    free(rows);
     return st;
 }
 

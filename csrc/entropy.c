@@ -34,8 +34,8 @@ static inline void put_byte(pj2k_bytes *b, uint8_t v)
 
 void pj2k_model_reset(pj2k_model *m)
 {
-    uint16_t *p = &m->exponent[0][0][0];
-    const size_t count = sizeof *m / sizeof *p;   /* the model is all uint16_t */
+    uint16_t *p = &m->prob.exponent[0][0][0];
+    const size_t count = sizeof m->prob / sizeof *p;   /* the probabilities are all uint16_t */
     for (size_t i = 0; i < count; i++) p[i] = PROB_ONE / 2;
 }
 

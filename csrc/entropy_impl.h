@@ -4,38 +4,71 @@
 static inline uint64_t SFX(mag)(COEF v) { return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; }
 static inline unsigned SFX(sign3)(COEF v) { return v < 0 ? 0u : (v > 0 ? 2u : 1u); }
 
-/* Context of element x of `row` from its coded neighbours: west, north-west,
- * north, north-east in the same plane, and the same place one plane back. */
-static inline unsigned SFX(context)(const COEF *row, const COEF *up, const COEF *back,
-                                    size_t x, size_t nx, unsigned *sign_ctx)
+/* The neighbourhood of each coefficient (docs/FORMAT.md section 6) is read
+ * from row buffers: the saturated magnitudes and the signs of the previous row
+ * and of the current row so far, each padded with a zero (sign class 1) on
+ * both sides, so the inner loop has no boundary tests and computes each
+ * magnitude once.  Saturating at 0xFFFF keeps every context exact: any sum of
+ * 2**15 or more maps to the last context anyway. */
+typedef struct {
+    uint16_t *mag_up, *mag_cur;     /* index x + 1 */
+    uint8_t *sgn_up, *sgn_cur;
+} SFX(rows);
+
+static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
 {
-    uint64_t s = 0;
-    unsigned sw = 1, sn = 1;
-    if (x) { s += 2 * SFX(mag)(row[x - 1]); sw = SFX(sign3)(row[x - 1]); }
-    if (up) {
-        s += 2 * SFX(mag)(up[x]);
-        sn = SFX(sign3)(up[x]);
-        if (x) s += SFX(mag)(up[x - 1]);
-        if (x + 1 < nx) s += SFX(mag)(up[x + 1]);
+    r->mag_up = scratch;
+    r->mag_cur = scratch + (nx + 2);
+    r->sgn_up = (uint8_t *)(scratch + 2 * (nx + 2));
+    r->sgn_cur = r->sgn_up + (nx + 2);
+}
+
+static inline void SFX(rows_new_plane)(SFX(rows) *r, size_t nx)
+{
+    for (size_t i = 0; i < nx + 2; i++) {
+        r->mag_up[i] = r->mag_cur[i] = 0;
+        r->sgn_up[i] = r->sgn_cur[i] = 1;
     }
+}
+
+static inline void SFX(rows_next)(SFX(rows) *r)
+{
+    uint16_t *m = r->mag_up; r->mag_up = r->mag_cur; r->mag_cur = m;
+    uint8_t *g = r->sgn_up; r->sgn_up = r->sgn_cur; r->sgn_cur = g;
+}
+
+static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
+{
+    const uint64_t mg = SFX(mag)(v);
+    r->mag_cur[x + 1] = mg > 0xFFFF ? 0xFFFF : (uint16_t)mg;
+    r->sgn_cur[x + 1] = (uint8_t)SFX(sign3)(v);
+}
+
+static inline unsigned SFX(context)(const SFX(rows) *r, const COEF *back, size_t x,
+                                    unsigned *sign_ctx)
+{
+    const uint16_t *up = r->mag_up + x, *cur = r->mag_cur + x;   /* [0] is x - 1 */
+    uint64_t s = 2u * cur[0] + 2u * up[1] + up[0] + up[2];
     if (back) s += 2 * SFX(mag)(back[x]);
-    *sign_ctx = 3 * sw + sn;
+    *sign_ctx = 3u * r->sgn_cur[x] + r->sgn_up[x + 1];
     return magnitude_context(s);
 }
 
 int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, const pj2k_band *b)
 {
-    uint16_t (*expo)[PJ2K_EXP_POS] = m->exponent[b->cls];
-    uint16_t *mant = m->mantissa[b->cls], *sgn = m->sign[b->cls];
+    uint16_t (*expo)[PJ2K_EXP_POS] = m->prob.exponent[b->cls];
+    uint16_t *mant = m->prob.mantissa[b->cls], *sgn = m->prob.sign[b->cls];
     uint64_t all = 0;
+    SFX(rows) rows;
+    SFX(rows_init)(&rows, m->rows, b->n[2]);
     for (size_t z = 0; z < b->n[0]; z++) {
+        SFX(rows_new_plane)(&rows, b->n[2]);
         for (size_t y = 0; y < b->n[1]; y++) {
             const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            const COEF *up = y ? row - b->stride[1] : NULL;
             const COEF *back = z ? row - b->stride[0] : NULL;
             for (size_t x = 0; x < b->n[2]; x++) {
                 unsigned sctx;
-                uint16_t *pe = expo[SFX(context)(row, up, back, x, b->n[2], &sctx)];
+                uint16_t *pe = expo[SFX(context)(&rows, back, x, &sctx)];
                 const uint64_t mg = SFX(mag)(row[x]);
                 const unsigned eb = bit_length(mg);
                 all |= mg;
@@ -47,7 +80,9 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, c
                     encode_direct(e, mg, (int)eb - 2);
                 }
                 if (mg) encode_bit(e, &sgn[sctx], row[x] < 0);
+                SFX(rows_store)(&rows, x, row[x]);
             }
+            SFX(rows_next)(&rows);
         }
     }
     return (int)bit_length(all);
@@ -56,16 +91,18 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, c
 pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                                   const pj2k_band *b, int max_exp)
 {
-    uint16_t (*expo)[PJ2K_EXP_POS] = m->exponent[b->cls];
-    uint16_t *mant = m->mantissa[b->cls], *sgn = m->sign[b->cls];
+    uint16_t (*expo)[PJ2K_EXP_POS] = m->prob.exponent[b->cls];
+    uint16_t *mant = m->prob.mantissa[b->cls], *sgn = m->prob.sign[b->cls];
+    SFX(rows) rows;
+    SFX(rows_init)(&rows, m->rows, b->n[2]);
     for (size_t z = 0; z < b->n[0]; z++) {
+        SFX(rows_new_plane)(&rows, b->n[2]);
         for (size_t y = 0; y < b->n[1]; y++) {
             COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            const COEF *up = y ? row - b->stride[1] : NULL;
             const COEF *back = z ? row - b->stride[0] : NULL;
             for (size_t x = 0; x < b->n[2]; x++) {
                 unsigned sctx;
-                uint16_t *pe = expo[SFX(context)(row, up, back, x, b->n[2], &sctx)];
+                uint16_t *pe = expo[SFX(context)(&rows, back, x, &sctx)];
                 unsigned eb = 0;
                 while (decode_bit(d, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1])) {
                     if (++eb > (unsigned)max_exp) return PJ2K_ERR_CORRUPT;
@@ -79,8 +116,10 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                     }
                 }
                 row[x] = (mg && decode_bit(d, &sgn[sctx])) ? -(COEF)mg : (COEF)mg;
+                SFX(rows_store)(&rows, x, row[x]);
                 if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
             }
+            SFX(rows_next)(&rows);
         }
     }
     return PJ2K_OK;

@@ -68,10 +68,17 @@ typedef struct {
 #define PJ2K_EXP_POS 24     /* unary positions with their own probability */
 #define PJ2K_MAX_EXP 63
 typedef struct {
-    uint16_t exponent[PJ2K_CLASSES][PJ2K_MAG_CTX][PJ2K_EXP_POS];
-    uint16_t mantissa[PJ2K_CLASSES][PJ2K_MAX_EXP + 1];
-    uint16_t sign[PJ2K_CLASSES][9];
+    struct {
+        uint16_t exponent[PJ2K_CLASSES][PJ2K_MAG_CTX][PJ2K_EXP_POS];
+        uint16_t mantissa[PJ2K_CLASSES][PJ2K_MAX_EXP + 1];
+        uint16_t sign[PJ2K_CLASSES][9];
+    } prob;
+    /* scratch for the neighbourhood of the row being coded: saturated
+     * magnitudes and signs of the previous and current rows, each padded by
+     * one zero on both sides; 4 x (widest band + 2) entries, set by the caller */
+    uint16_t *rows;
 } pj2k_model;
+#define PJ2K_MODEL_ROWS(width) (4 * ((width) + 2))
 
 void pj2k_model_reset(pj2k_model *m);
 void pj2k_rc_encoder_init(pj2k_rc_encoder *e, pj2k_bytes *out);
