@@ -17,12 +17,6 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_IS_FLOAT 0
 #define DT_FMAX 0.0
 #include "convert_impl.h"
-#undef DT
-#undef DSFX
-#undef DT_LO
-#undef DT_HI
-#undef DT_IS_FLOAT
-#undef DT_FMAX
 #define DT int8_t
 #define DSFX(name) i8_##name
 #define DT_LO (-128)
@@ -30,12 +24,6 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_IS_FLOAT 0
 #define DT_FMAX 0.0
 #include "convert_impl.h"
-#undef DT
-#undef DSFX
-#undef DT_LO
-#undef DT_HI
-#undef DT_IS_FLOAT
-#undef DT_FMAX
 #define DT uint16_t
 #define DSFX(name) u16_##name
 #define DT_LO 0
@@ -43,12 +31,6 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_IS_FLOAT 0
 #define DT_FMAX 0.0
 #include "convert_impl.h"
-#undef DT
-#undef DSFX
-#undef DT_LO
-#undef DT_HI
-#undef DT_IS_FLOAT
-#undef DT_FMAX
 #define DT int16_t
 #define DSFX(name) i16_##name
 #define DT_LO (-32768)
@@ -56,12 +38,6 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_IS_FLOAT 0
 #define DT_FMAX 0.0
 #include "convert_impl.h"
-#undef DT
-#undef DSFX
-#undef DT_LO
-#undef DT_HI
-#undef DT_IS_FLOAT
-#undef DT_FMAX
 #define DT uint32_t
 #define DSFX(name) u32_##name
 #define DT_LO INT64_C(0)
@@ -69,12 +45,6 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_IS_FLOAT 0
 #define DT_FMAX 0.0
 #include "convert_impl.h"
-#undef DT
-#undef DSFX
-#undef DT_LO
-#undef DT_HI
-#undef DT_IS_FLOAT
-#undef DT_FMAX
 #define DT int32_t
 #define DSFX(name) i32_##name
 #define DT_LO INT64_C(-2147483648)
@@ -82,12 +52,6 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_IS_FLOAT 0
 #define DT_FMAX 0.0
 #include "convert_impl.h"
-#undef DT
-#undef DSFX
-#undef DT_LO
-#undef DT_HI
-#undef DT_IS_FLOAT
-#undef DT_FMAX
 #define DT float
 #define DSFX(name) f32_##name
 #define DT_LO INT64_MIN
@@ -95,12 +59,6 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_IS_FLOAT 1
 #define DT_FMAX ((double)FLT_MAX)
 #include "convert_impl.h"
-#undef DT
-#undef DSFX
-#undef DT_LO
-#undef DT_HI
-#undef DT_IS_FLOAT
-#undef DT_FMAX
 #define DT double
 #define DSFX(name) f64_##name
 #define DT_LO INT64_MIN
@@ -108,12 +66,6 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_IS_FLOAT 1
 #define DT_FMAX DBL_MAX
 #include "convert_impl.h"
-#undef DT
-#undef DSFX
-#undef DT_LO
-#undef DT_HI
-#undef DT_IS_FLOAT
-#undef DT_FMAX
 
 enum { WORK_I32 = 0, WORK_I64 = 1, WORK_F64 = 2 };
 static const size_t WORK_SIZE[3] = {4, 8, 8};

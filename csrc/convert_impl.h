@@ -3,26 +3,18 @@
  * for clamping integer outputs), DT_IS_FLOAT and DT_FMAX (largest finite value
  * of a float dtype: lossy overshoot near it is clamped, never cast to inf). */
 
-static void DSFX(load_i32)(void *dst, const void *src, size_t n, ptrdiff_t stride)
-{
-    int32_t *d = dst;
-    const DT *s = src;
-    for (size_t i = 0; i < n; i++) d[i] = (int32_t)s[(ptrdiff_t)i * stride];
-}
-
-static void DSFX(load_i64)(void *dst, const void *src, size_t n, ptrdiff_t stride)
-{
-    int64_t *d = dst;
-    const DT *s = src;
-    for (size_t i = 0; i < n; i++) d[i] = (int64_t)s[(ptrdiff_t)i * stride];
-}
-
-static void DSFX(load_f64)(void *dst, const void *src, size_t n, ptrdiff_t stride)
-{
-    double *d = dst;
-    const DT *s = src;
-    for (size_t i = 0; i < n; i++) d[i] = (double)s[(ptrdiff_t)i * stride];
-}
+/* Loads: samples (strided) into a working type. */
+#define LOAD_AS(SUFFIX, WT)                                                       \
+    static void DSFX(load_##SUFFIX)(void *dst, const void *src, size_t n, ptrdiff_t stride) \
+    {                                                                             \
+        WT *d = dst;                                                              \
+        const DT *s = src;                                                        \
+        for (size_t i = 0; i < n; i++) d[i] = (WT)s[(ptrdiff_t)i * stride];       \
+    }
+LOAD_AS(i32, int32_t)
+LOAD_AS(i64, int64_t)
+LOAD_AS(f64, double)
+#undef LOAD_AS
 
 /* A double as this dtype will hold it: integers rounded half up and clamped,
  * floats clamped to their largest finite magnitude (NaN to the lowest). */
@@ -62,25 +54,19 @@ static int DSFX(prequantise)(int64_t *q, const double *x, size_t n, double scale
 
 /* Integer results are clamped to the dtype's range: reduced resolutions may
  * overshoot it slightly, full-resolution lossless data never does. */
-static void DSFX(store_i32)(void *dst, const void *src, size_t n, ptrdiff_t stride)
-{
-    DT *d = dst;
-    const int32_t *s = src;
-    for (size_t i = 0; i < n; i++) {
-        const int64_t v = s[i];
-        d[(ptrdiff_t)i * stride] = (DT)(v < DT_LO ? DT_LO : (v > DT_HI ? DT_HI : v));
+#define STORE_FROM_INT(SUFFIX, WT)                                                \
+    static void DSFX(store_##SUFFIX)(void *dst, const void *src, size_t n, ptrdiff_t stride) \
+    {                                                                             \
+        DT *d = dst;                                                              \
+        const WT *s = src;                                                        \
+        for (size_t i = 0; i < n; i++) {                                          \
+            const int64_t v = s[i];                                               \
+            d[(ptrdiff_t)i * stride] = (DT)(v < DT_LO ? DT_LO : (v > DT_HI ? DT_HI : v)); \
+        }                                                                         \
     }
-}
-
-static void DSFX(store_i64)(void *dst, const void *src, size_t n, ptrdiff_t stride)
-{
-    DT *d = dst;
-    const int64_t *s = src;
-    for (size_t i = 0; i < n; i++) {
-        const int64_t v = s[i];
-        d[(ptrdiff_t)i * stride] = (DT)(v < DT_LO ? DT_LO : (v > DT_HI ? DT_HI : v));
-    }
-}
+STORE_FROM_INT(i32, int32_t)
+STORE_FROM_INT(i64, int64_t)
+#undef STORE_FROM_INT
 
 static void DSFX(store_f64)(void *dst, const void *src, size_t n, ptrdiff_t stride)
 {
@@ -88,3 +74,11 @@ static void DSFX(store_f64)(void *dst, const void *src, size_t n, ptrdiff_t stri
     const double *s = src;
     for (size_t i = 0; i < n; i++) d[(ptrdiff_t)i * stride] = (DT)DSFX(representable)(s[i]);
 }
+
+/* the template's parameters end with it */
+#undef DT
+#undef DSFX
+#undef DT_LO
+#undef DT_HI
+#undef DT_IS_FLOAT
+#undef DT_FMAX
