@@ -188,6 +188,40 @@ def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
     return max(1.0, math.floor(2 * tolerance))
 
 
+def _peak(arr: np.ndarray) -> float:
+    return float(np.abs(arr).max()) if arr.size else 0.0
+
+
+def _require_finite(arr: np.ndarray, mode: str) -> None:
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{mode} needs finite values (NaN or inf found)")
+
+
+def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
+    """The format's wavelet code and the step (lossy) or scale (tolerance)."""
+    tol = options["tolerance"]
+    if tol is not None:
+        _require_finite(arr, "tolerance mode")
+        scale = tolerance_scale(arr, tol)
+        if _peak(arr) / scale >= 2.0**40:
+            raise ValueError(f"tolerance {tol:g} is too small for values up to {_peak(arr):g} "
+                             "(max|data| / (2 tolerance) must be below 2**40)")
+        return 2, scale
+    if options["reversible"]:
+        return 0, 0.0
+    _require_finite(arr, "lossy coding")
+    step = options["step"]
+    if step is None:
+        span = float(arr.max()) - float(arr.min()) if arr.size else 0.0
+        step = span / 256.0 if span > 0 else 1.0
+    if not (step > 0 and math.isfinite(step)):
+        raise ValueError(f"step must be a positive number, got {step}")
+    if step > MAX_LOSSY_STEP or _peak(arr) / step >= MAX_LOSSY_RANGE_OVER_STEP:
+        raise ValueError(f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step "
+                         f"< 2**50 (got step {step:g}, max|data| {_peak(arr):g})")
+    return 1, float(step)
+
+
 def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
            tolerance=None) -> bytes:
     """Encode an array into one progressive codestream.
@@ -218,37 +252,12 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
                         "use reversible=False or tolerance= for floating point")
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
-    tol = options["tolerance"]
-    if tol is not None:
-        if arr.size and not np.isfinite(arr).all():
-            raise ValueError("tolerance mode needs finite values (NaN or inf found)")
-        wavelet, step = 2, tolerance_scale(arr, tol)
-        peak = float(np.abs(arr).max()) if arr.size else 0.0
-        if peak / step >= 2.0**40:
-            raise ValueError(f"tolerance {options['tolerance']:g} is too small for values up to "
-                             f"{peak:g} (max|data| / (2 tolerance) must be below 2**40)")
-    elif reversible:
-        wavelet, step = 0, 0.0
-    else:
-        wavelet = 1
-        if arr.size and not np.isfinite(arr).all():
-            raise ValueError("lossy coding needs finite values (NaN or inf found)")
-        if step is None:
-            span = float(arr.max()) - float(arr.min()) if arr.size else 0.0
-            step = span / 256.0 if span > 0 else 1.0
-        step = float(step)
-        if not (step > 0 and math.isfinite(step)):
-            raise ValueError(f"step must be a positive number, got {step}")
-        peak = float(np.abs(arr).max()) if arr.size else 0.0
-        if step > MAX_LOSSY_STEP or peak / step >= MAX_LOSSY_RANGE_OVER_STEP:
-            raise ValueError(
-                f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step < 2**50 "
-                f"(got step {step:g}, max|data| {peak:g})")
+    wavelet, step = _wavelet_and_step(arr, options)
     arr = np.ascontiguousarray(arr)
     try:
         return _core.encode(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
                             -1 if colour_axis is None else colour_axis, int(levels), wavelet, step,
-                            tol or 0.0)
+                            options["tolerance"] or 0.0)
     except ValueError as exc:
         if wavelet == 2:  # the only data-dependent refusal left: float precision
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision of "
