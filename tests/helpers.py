@@ -9,9 +9,13 @@ from progressive_j2k import ProgressiveJ2K
 
 
 def buffer_variants(arr):
-    """The same array handed over as the buffer types codecs must accept."""
+    """The same array handed over as the buffer types codecs must accept
+    (C-ordered, and a non-contiguous view)."""
     yield arr
-    yield np.asfortranarray(arr) if arr.ndim > 1 else arr[::-1].copy()[::-1]
+    yield np.concatenate([arr, arr])[: len(arr)] if arr.ndim == 1 else arr[:, ::1]
+    padded = np.zeros((arr.shape[0] * 2,) + arr.shape[1:], arr.dtype)
+    padded[::2] = arr
+    yield padded[::2]  # strided view: the codec must copy, not misread
 
 
 def check_roundtrip_lossless(codec: ProgressiveJ2K, arr: np.ndarray) -> bytes:

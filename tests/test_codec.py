@@ -75,6 +75,27 @@ def test_zarr_v2_edge_chunks_and_rgb(real, tmp_path):
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "rgb.zarr"))[:], arr)
 
 
+def test_fortran_order_keeps_the_memory_layout(real, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    arr = real("immunohistochemistry")
+    fortran = np.asfortranarray(arr)
+    codec = ProgressiveJ2K(colour_axis=2)
+    dec = codec.decode(codec.encode(fortran))
+    assert dec.shape == arr.shape[::-1]
+    assert dec.tobytes() == fortran.tobytes(order="A")  # the same bytes in memory
+    np.testing.assert_array_equal(dec.T, arr)
+    for name, options in [("coins", {}), ("immunohistochemistry", {"colour_axis": 2})]:
+        src = real(name)
+        z = zarr.create(shape=src.shape, chunks=(100, 128) + src.shape[2:], dtype=src.dtype,
+                        compressor=ProgressiveJ2K(**options), zarr_format=2, order="F",
+                        store=str(tmp_path / f"{name}.zarr"))
+        z[:] = src
+        np.testing.assert_array_equal(zarr.open_array(str(tmp_path / f"{name}.zarr"))[:], src)
+        levels = pj.open_multiscale(z)  # the level view undoes the transpose too
+        np.testing.assert_array_equal(levels[0][:], src)
+        assert levels[2].shape[:2] == (-(-src.shape[0] // 4), -(-src.shape[1] // 4))
+
+
 def test_unsupported_dtypes_raise_type_error():
     codec = ProgressiveJ2K()
     for dtype in ["?", "c8", "f2", "O", "u8", "i8"]:

@@ -13,6 +13,11 @@ class ProgressiveJ2K(Codec):
     Every encoded chunk can be decoded at 1/2, 1/4, ... of its resolution from
     a prefix of its bytes (``progressive_j2k.decode(buf, level=k)``).
 
+    Like other numcodecs codecs it preserves the memory layout: a
+    Fortran-ordered array is coded as its C-ordered transpose, so ``decode``
+    returns the same bytes with the reversed shape (what zarr v2's
+    ``order="F"`` expects).
+
     Parameters
     ----------
     levels : int, optional
@@ -45,7 +50,19 @@ class ProgressiveJ2K(Codec):
                     colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance)
 
     def encode(self, buf):
-        return _api.encode(ensure_ndarray(buf), **self._options())
+        arr = ensure_ndarray(buf)
+        options = self._options()
+        if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
+            # Like other numcodecs codecs this one keeps the memory layout
+            # (zarr v2 with order="F" relies on it): code the C-ordered
+            # transpose, with the axis options mapped onto it.
+            resolved = _api.resolve_options(options, arr.shape)
+            flip = arr.ndim - 1
+            options = {**resolved, "axes": tuple(flip - a for a in resolved["axes"]),
+                       "colour_axis": None if resolved["colour_axis"] is None
+                       else flip - resolved["colour_axis"]}
+            arr = arr.T
+        return _api.encode(arr, **options)
 
     def decode(self, buf, out=None):
         return _api.decode(buf, out=out)

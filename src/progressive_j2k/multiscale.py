@@ -50,13 +50,15 @@ class _Layout:
     options: dict            # resolved codec options
     shard_shape: tuple | None
     index_at_start: bool
+    fortran: bool            # zarr v2 order="F": chunks hold the transpose
 
 
 def _layout_of(array) -> _Layout:
     """Read the codec configuration out of a zarr Array (format 2 or 3)."""
     metadata = array.metadata
-    shard_shape, index_at_start = None, False
+    shard_shape, index_at_start, fortran = None, False, False
     if metadata.zarr_format == 2:
+        fortran = metadata.order == "F" and len(array.shape) > 1
         compressor = metadata.compressor
         if compressor is None or getattr(compressor, "codec_id", None) != "progressive_j2k":
             raise ValueError("array is not compressed with progressive_j2k")
@@ -89,7 +91,7 @@ def _layout_of(array) -> _Layout:
         config = codec.get("configuration") or {}
     options = _api.resolve_options(_api.normalise_options(**config), chunks)
     return _Layout(tuple(array.shape), chunks, np.dtype(array.dtype), array.fill_value,
-                   options, shard_shape, index_at_start)
+                   options, shard_shape, index_at_start, fortran)
 
 
 class _Reader:
@@ -271,6 +273,8 @@ class Level:
                 out[tuple(region_out)] = self._reader.layout.fill_value
                 return
             block = await asyncio.to_thread(_api.decode, data, self.level)
+            if self._reader.layout.fortran:
+                block = block.T
             if block.shape != self.chunks:
                 raise DecodeError(f"chunk {coords} decodes to {block.shape} at level "
                                        f"{self.level}, expected {self.chunks}")
