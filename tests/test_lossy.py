@@ -97,3 +97,49 @@ def test_lossy_range_limits_are_clear_errors():
         pj.encode(np.array([[0, 1e42], [1e42, 0]]), reversible=False)
     with pytest.raises(ValueError, match="2\\*\\*50"):
         pj.encode(np.array([[0.0, 1e20]]), reversible=False, step=1e-3)
+
+
+@pytest.mark.parametrize("name", ["camera", "moon", "astronaut", "mr2_uint16", "ct693_int16"])
+@pytest.mark.parametrize("ratio", [10, 20, 40])
+def test_ratio_target_within_five_percent(real, name, ratio):
+    arr = real(name)
+    options = {"colour_axis": -1} if arr.ndim == 3 else {}
+    enc = pj.encode(arr, reversible=False, ratio=ratio, **options)
+    assert abs(arr.nbytes / len(enc) / ratio - 1) <= 0.05
+    assert pj.decode(enc).shape == arr.shape
+
+
+@pytest.mark.parametrize("name,target", [("camera", 38), ("camera", 45), ("coins", 42),
+                                         ("astronaut", 40), ("ct693_int16", 70)])
+def test_psnr_target_within_half_a_db(real, name, target):
+    from progressive_j2k._rate import psnr as measure
+    arr = real(name)
+    options = {"colour_axis": -1} if arr.ndim == 3 else {}
+    enc = pj.encode(arr, reversible=False, psnr=target, **options)
+    assert target <= measure(pj.decode(enc), arr) <= target + 0.5
+
+
+def test_unreachable_targets_give_the_closest():
+    flat = np.full((64, 64), 7, np.uint8)  # any step codes this in a few bytes
+    enc = pj.encode(flat, reversible=False, ratio=2)
+    np.testing.assert_array_equal(pj.decode(enc), flat)
+    low_range = np.arange(4096, dtype=np.uint16).reshape(64, 64) % 50  # PSNR always high
+    enc = pj.encode(low_range, reversible=False, psnr=30)
+    assert len(enc) < low_range.nbytes / 20
+
+
+def test_target_options_are_exclusive_and_lossy_only():
+    arr = np.zeros((8, 8), np.uint8)
+    with pytest.raises(ValueError, match="choose one"):
+        pj.encode(arr, reversible=False, ratio=10, psnr=40)
+    with pytest.raises(ValueError, match="choose one"):
+        pj.encode(arr, reversible=False, ratio=10, step=2)
+    with pytest.raises(ValueError, match="lossy"):
+        pj.encode(arr, ratio=10)
+    with pytest.raises(ValueError):
+        pj.encode(arr, reversible=False, ratio=0.5)
+    with pytest.raises(ValueError, match="mode of its own"):
+        pj.encode(arr, tolerance=1, psnr=40)
+    codec = pj.ProgressiveJ2K(reversible=False, ratio=12)
+    config = {k: v for k, v in codec.get_config().items() if k != "id"}
+    assert pj.ProgressiveJ2K.from_config(config).ratio == 12

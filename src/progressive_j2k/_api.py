@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
 
-from progressive_j2k import _core
+from progressive_j2k import _core, _rate
 from progressive_j2k.errors import TooLargeError, TruncatedError
 
 #: numpy dtypes in the order of the format's dtype codes (docs/FORMAT.md).
@@ -118,20 +118,30 @@ def default_levels(shape, axes) -> int:
 
 
 def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-                      tolerance=None) -> dict:
+                      tolerance=None, ratio=None, psnr=None) -> dict:
     """Codec options in canonical types (shared by the numcodecs and zarr v3 codecs)."""
     options = dict(levels=None if levels is None else int(levels), reversible=bool(reversible),
                    axes=None if axes is None else tuple(int(a) for a in axes),
                    colour_axis=None if colour_axis is None else int(colour_axis),
                    step=None if step is None else float(step),
-                   tolerance=None if tolerance is None else float(tolerance))
+                   tolerance=None if tolerance is None else float(tolerance),
+                   ratio=None if ratio is None else float(ratio),
+                   psnr=None if psnr is None else float(psnr))
+    targets = [k for k in ("step", "ratio", "psnr") if options[k] is not None]
+    if options["ratio"] is not None and not (options["ratio"] >= 1 and math.isfinite(ratio)):
+        raise ValueError(f"ratio must be a number >= 1, got {ratio}")
+    if options["psnr"] is not None and not math.isfinite(options["psnr"]):
+        raise ValueError(f"psnr must be a finite number of dB, got {psnr}")
+    if len(targets) > 1:
+        raise ValueError(f"choose one of step, ratio and psnr, got {targets}")
     if options["tolerance"] is not None:
         if not (options["tolerance"] > 0 and math.isfinite(options["tolerance"])):
             raise ValueError(f"tolerance must be a positive number, got {tolerance}")
-        if options["step"] is not None or not options["reversible"]:
-            raise ValueError("tolerance is a mode of its own: leave reversible and step unset")
-    elif options["reversible"] and options["step"] is not None:
-        raise ValueError("step applies to lossy coding only (reversible=False)")
+        if targets or not options["reversible"]:
+            raise ValueError("tolerance is a mode of its own: leave reversible, step, ratio "
+                             "and psnr unset")
+    elif options["reversible"] and targets:
+        raise ValueError(f"{targets[0]} applies to lossy coding only (reversible=False)")
     return options
 
 
@@ -223,7 +233,7 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
 
 
 def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-           tolerance=None) -> bytes:
+           tolerance=None, ratio=None, psnr=None) -> bytes:
     """Encode an array into one progressive codestream.
 
     levels: decomposition levels (default: enough to bring the longest
@@ -235,6 +245,11 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         step / sqrt(12)); default 1/256 of the chunk's value range.
     tolerance: error-bounded mode: every decoded sample at full resolution is
         within ``tolerance`` of the original (any dtype; NaN and inf refused).
+    ratio: lossy only, instead of step: make the chunk ``ratio`` times smaller
+        than raw (within 5%; the closest reachable size for chunks that cannot).
+    psnr: lossy only, instead of step: the smallest chunk with a PSNR of at
+        least ``psnr`` dB (peak 2**bits - 1 for integers, the value range for
+        floats), within 0.5 dB of it where reachable.
     """
     arr = np.asarray(data)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
@@ -246,7 +261,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     if arr.ndim == 0:
         arr = arr.reshape(1)
     options = resolve_options(
-        normalise_options(levels, reversible, axes, colour_axis, step, tolerance), arr.shape)
+        normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio, psnr),
+        arr.shape)
     if options["tolerance"] is None and reversible and arr.dtype.kind == "f":
         raise TypeError(f"lossless (reversible) coding needs integer data, got {arr.dtype}; "
                         "use reversible=False or tolerance= for floating point")
@@ -254,10 +270,19 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     wavelet, step = _wavelet_and_step(arr, options)
     arr = np.ascontiguousarray(arr)
-    try:
+
+    def encode_with(step_):
         return _core.encode(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
-                            -1 if colour_axis is None else colour_axis, int(levels), wavelet, step,
-                            options["tolerance"] or 0.0)
+                            -1 if colour_axis is None else colour_axis, int(levels), wavelet,
+                            step_, options["tolerance"] or 0.0)
+
+    if options["ratio"] is not None or options["psnr"] is not None:
+        limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
+        if options["ratio"] is not None:
+            return _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits)
+        return _rate.encode_to_psnr(encode_with, decode, arr, options["psnr"], step, limits)
+    try:
+        return encode_with(step)
     except ValueError as exc:
         if wavelet == 2:  # the only data-dependent refusal left: float precision
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision of "

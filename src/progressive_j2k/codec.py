@@ -36,18 +36,23 @@ class ProgressiveJ2K(Codec):
     tolerance : float, optional
         Error-bounded mode: every decoded sample is within ``tolerance`` of
         the original (any dtype, floats included; NaN/inf are refused).
+    ratio, psnr : float, optional
+        Lossy targets instead of ``step``: ``ratio`` times smaller than raw
+        (within 5%), or the smallest chunk with at least ``psnr`` dB.
     """
 
     codec_id = "progressive_j2k"
 
     def __init__(self, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-                 tolerance=None):
+                 tolerance=None, ratio=None, psnr=None):
         self.__dict__.update(
-            _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance))
+            _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
+                                   psnr))
 
     def _options(self):
         return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,
-                    colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance)
+                    colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance,
+                    ratio=self.ratio, psnr=self.psnr)
 
     def encode(self, buf):
         arr = ensure_ndarray(buf)

@@ -44,17 +44,21 @@ class ProgressiveJ2K(ArrayBytesCodec):
     colour_axis: int | None = None
     step: float | None = None
     tolerance: float | None = None
+    ratio: float | None = None
+    psnr: float | None = None
 
     def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-                 tolerance=None):
-        options = _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance)
+                 tolerance=None, ratio=None, psnr=None):
+        options = _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance,
+                                         ratio, psnr)
         for name, value in options.items():
             object.__setattr__(self, name, value)
 
     @property
     def options(self) -> dict:
         return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,
-                    colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance)
+                    colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance,
+                    ratio=self.ratio, psnr=self.psnr)
 
     @classmethod
     def from_dict(cls, data):
