@@ -117,6 +117,10 @@ def default_levels(shape, axes) -> int:
     return min(DEFAULT_MAX_LEVELS, max(0, math.ceil(math.log2(longest))) if longest > 1 else 0)
 
 
+#: The codec options, in the order both codec classes list them.
+OPTION_NAMES = ("levels", "reversible", "axes", "colour_axis", "step", "tolerance", "ratio", "psnr")
+
+
 def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None, step=None,
                       tolerance=None, ratio=None, psnr=None) -> dict:
     """Codec options in canonical types (shared by the numcodecs and zarr v3 codecs)."""

@@ -50,9 +50,7 @@ class ProgressiveJ2K(Codec):
                                    psnr))
 
     def _options(self):
-        return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,
-                    colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance,
-                    ratio=self.ratio, psnr=self.psnr)
+        return {name: getattr(self, name) for name in _api.OPTION_NAMES}
 
     def encode(self, buf):
         arr = ensure_ndarray(buf)

@@ -56,9 +56,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
 
     @property
     def options(self) -> dict:
-        return dict(levels=self.levels, reversible=self.reversible, axes=self.axes,
-                    colour_axis=self.colour_axis, step=self.step, tolerance=self.tolerance,
-                    ratio=self.ratio, psnr=self.psnr)
+        return {name: getattr(self, name) for name in _api.OPTION_NAMES}
 
     @classmethod
     def from_dict(cls, data):
