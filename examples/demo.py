@@ -24,11 +24,10 @@ def side_by_side(levels):
     width = sum(lv.shape[1] for lv in levels) + 8 * (len(levels) - 1)
     canvas = np.full((height, width) + levels[0].shape[2:], 255, np.uint8)
     x = 0
+    lo, hi = float(levels[0].min()), float(levels[0].max())
     for lv in levels:
-        lv = lv.astype(float)
-        if lv.dtype != np.uint8:
-            lo, hi = float(levels[0].min()), float(levels[0].max())
-            lv = (lv - lo) / max(hi - lo, 1) * 255
+        if lv.dtype != np.uint8:  # stretch other dtypes to 8 bits for display
+            lv = (lv.astype(float) - lo) / max(hi - lo, 1) * 255
         canvas[: lv.shape[0], x: x + lv.shape[1]] = np.clip(lv, 0, 255).astype(np.uint8)
         x += lv.shape[1] + 8
     return canvas

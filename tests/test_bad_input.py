@@ -173,3 +173,15 @@ def test_max_bytes_counts_working_memory():
     assert pj.decode(enc, max_bytes=6 * 2**20).shape == (1024, 1024)  # 1 + 4 MiB int32
     with pytest.raises(pj.TooLargeError, match="working"):
         pj.decode(enc, max_bytes=4 * 2**20)
+
+
+def test_review_regressions_on_edge_inputs():
+    with pytest.raises(ValueError, match="0-d"):
+        pj.encode(np.array(3, np.uint8))  # used to come back as shape (1,)
+    arr = np.zeros((16, 16), "i4")
+    arr[3, 3] = -2**31  # np.abs wraps this: the range check must not
+    with pytest.raises(ValueError, match="2\\*\\*50"):
+        pj.encode(arr, reversible=False, step=1e-12)
+    with pytest.raises(TypeError):
+        pj.decode(pj.encode(np.zeros((4, 4), "u1")), level=1.5)
+    assert pj.decode(pj.encode(np.zeros((0, 4), "u2"), reversible=False, ratio=2)).shape == (0, 4)

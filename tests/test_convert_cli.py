@@ -81,3 +81,8 @@ def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     back = zarr.open_array(str(tmp_path / "p.zarr"))[:]
     assert back.shape == arr.shape[:2]
     assert np.abs(back.astype(float) - arr[..., 0]).mean() < 2
+
+
+def test_to_zarr_empty_array(tmp_path):
+    z = to_zarr(np.zeros((0, 5), np.uint16), str(tmp_path / "e.zarr"), chunks=(4, 5))
+    assert z.shape == (0, 5)

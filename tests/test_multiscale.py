@@ -106,6 +106,8 @@ def test_levels_match_reference_and_fetch_only_prefixes(real, tmp_path, kind, na
             shard_reads = [r for r in reads if r[1] is not None and type(r[1]).__name__ ==
                            "SuffixByteRequest"]
             index_bytes = sum(r[2] for r in shard_reads)
+            shards = [2 * c if i < 2 else c for i, c in enumerate(chunks)]
+            assert len(shard_reads) == len(chunk_grid(arr.shape, shards))  # each index once
         assert fetched - index_bytes <= 1.02 * prefixes
         per_chunk = len(reads) - (len(shard_reads) if kind == "sharded" else 0)
         if level == 0:
@@ -150,6 +152,16 @@ def test_basic_indexing_semantics(real, tmp_path):
         level[[1, 2]]
     np.testing.assert_array_equal(np.asarray(level), full)
     assert level.ndim == 2 and level.dtype == arr.dtype and len(level) == level.shape[0]
+
+
+def test_v2_fill_value_none_and_missing_chunks():
+    z = zarr.create(shape=(64, 64), chunks=(32, 32), dtype="u1", zarr_format=2,
+                    compressor=pj.ProgressiveJ2K(), fill_value=None, store=MemoryStore())
+    z[:32, :32] = 9
+    low = pj.open_multiscale(z)[1][:]
+    np.testing.assert_array_equal(low[:16, :16], 9)
+    np.testing.assert_array_equal(low[16:], 0)  # zarr reads a missing chunk as 0 too
+    np.testing.assert_array_equal(z[32:, :], 0)
 
 
 def test_memory_store_and_missing_chunks(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +25,20 @@ DEFAULT_MAX_DECODED_BYTES = 1 << 32
 #: the per-band steps are stored as float32.
 MAX_LOSSY_RANGE_OVER_STEP = 2.0**50
 MAX_LOSSY_STEP = 1e37
+FIXED_HEADER_BYTES = _core.FIXED_HEADER
+
+
+def header_length(ndim: int, naxes: int, levels: int, mode: str) -> int:
+    """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
+    transformed axes, levels and mode ("lossless", "lossy" or "tolerance")."""
+    extra = {"lossless": 0, "tolerance": 16, "lossy": 4 * (1 + levels * (2**naxes - 1))}[mode]
+    return FIXED_HEADER_BYTES + 8 * ndim + naxes + extra + 12 * (levels + 1) + 4
+
+
 #: Bytes that always suffice for read_header: the largest possible header
 #: (32 dimensions, lossy, 10 levels).  Typical headers are 100-300 bytes; the
-#: exact length is stored in the first FIXED_HEADER bytes.
-MAX_HEADER_BYTES = 16 + 8 * 32 + 3 + 4 * (1 + 10 * 7) + 12 * 11 + 4
-FIXED_HEADER_BYTES = _core.FIXED_HEADER
+#: exact length is stored in the first FIXED_HEADER_BYTES bytes.
+MAX_HEADER_BYTES = header_length(_core.MAX_NDIM, _core.MAX_AXES, _core.MAX_LEVELS, "lossy")
 
 
 #: Coding modes by the format's wavelet code.
@@ -70,7 +80,7 @@ class Header:
         return self.segment_ends[-1] if self.segment_ends else self.header_length
 
     def _check_level(self, level: int) -> int:
-        level = int(level)
+        level = operator.index(level)
         if not 0 <= level <= self.levels:
             raise ValueError(f"level must be in 0..{self.levels}, got {level}")
         return level
@@ -203,7 +213,8 @@ def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
 
 
 def _peak(arr: np.ndarray) -> float:
-    return float(np.abs(arr).max()) if arr.size else 0.0
+    """max |x| without np.abs, which wraps the most negative integer."""
+    return max(-float(arr.min()), float(arr.max())) if arr.size else 0.0
 
 
 def _require_finite(arr: np.ndarray, mode: str) -> None:
@@ -263,7 +274,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         raise TypeError(
             f"unsupported dtype {arr.dtype}; supported: {', '.join(str(d) for d in DTYPES)}")
     if arr.ndim == 0:
-        arr = arr.reshape(1)
+        raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
     options = resolve_options(
         normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio, psnr),
         arr.shape)
@@ -280,7 +291,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
                             -1 if colour_axis is None else colour_axis, int(levels), wavelet,
                             step_, options["tolerance"] or 0.0)
 
-    if options["ratio"] is not None or options["psnr"] is not None:
+    if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
         limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
         if options["ratio"] is not None:
             return _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits)

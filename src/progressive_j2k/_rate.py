@@ -2,9 +2,10 @@
 
 The per-band steps stay `step / band norm` (the high-rate rate-distortion
 optimum: every band at the same distortion-rate slope); this module only
-searches the one base step per chunk, by interpolation in log-log space
-(size and MSE are close to power laws of the step), bracketed so it always
-converges.  Each trial is a full encode (and a decode for PSNR).
+searches the one base step per chunk: steps of 4x until the target is
+bracketed, then bisection in log space (size and MSE are close to power laws
+of the step).  It stops early when the result stops changing (flat chunks).
+Each trial is a full encode (and a decode for PSNR).
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def _search(score, start: float, lo_limit: float, hi_limit: float, accept, too_g
             step = max(step / 4, lo_limit)
         if step in (t[0] for t in trials):  # a limit reached: best effort
             break
+        if len(trials) >= 3 and trials[-1][2] == trials[-2][2] == trials[-3][2]:
+            break                           # insensitive to the step: nothing to gain
     return None, trials
 
 

@@ -57,8 +57,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         import dask.array as da
         da.store(data.rechunk(write_unit), z, lock=False)
         return z
-    step = write_unit[0] if shape else 1
-    rows = range(0, shape[0], step) if shape else [0]
+    step = max(1, write_unit[0])
+    rows = range(0, shape[0], step)
     if progress:
         from tqdm import tqdm
         rows = tqdm(rows, unit="chunk row", desc="writing")

@@ -27,18 +27,6 @@ MAX_UINT64 = 2**64 - 1
 _CONCURRENCY = 32
 
 
-def _header_length(ndim: int, options: dict) -> int:
-    """Exact header size for these resolved options (docs/FORMAT.md, section 1)."""
-    naxes, levels = len(options["axes"]), options["levels"]
-    if options["tolerance"] is not None:
-        extra = 16                                       # scale, tolerance
-    elif not options["reversible"]:
-        extra = 4 * (1 + levels * (2**naxes - 1))        # per-band steps
-    else:
-        extra = 0
-    return 16 + 8 * ndim + naxes + extra + 12 * (levels + 1) + 4
-
-
 @dataclass(frozen=True)
 class _Layout:
     """How an array's chunks are stored: chunk grid, codec options, sharding."""
@@ -105,9 +93,15 @@ class _Reader:
         self.metadata = array.metadata
         opts = self.layout.options
         self.levels = opts["levels"]
-        self.header_length = _header_length(len(self.layout.chunks), opts)
-        self._headers: dict = {}        # chunk coords -> header bytes (or None: missing)
-        self._indices: dict = {}        # shard coords -> index array
+        mode = ("tolerance" if opts["tolerance"] is not None
+                else "lossless" if opts["reversible"] else "lossy")
+        self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
+                                                self.levels, mode)
+        # chunk coords -> task for its header bytes (None: chunk missing);
+        # shard coords -> task for its index.  The view is a snapshot: reopen
+        # it after the array is rewritten.
+        self._headers: dict = {}
+        self._indices: dict = {}
         from zarr.core.buffer import default_buffer_prototype
         self._prototype = default_buffer_prototype()
 
@@ -126,6 +120,28 @@ class _Reader:
         buf = await self.store.get(key, prototype=self._prototype, byte_range=request)
         return None if buf is None else buf.to_bytes()
 
+    async def _once(self, cache: dict, key, fetch):
+        """Await `fetch()` once per key, however many chunks ask at the same
+        time (all callers run on zarr's event loop); failures are not cached."""
+        task = cache.get(key)
+        if task is None:
+            task = cache[key] = asyncio.ensure_future(fetch())
+        try:
+            return await task
+        except BaseException:
+            cache.pop(key, None)
+            raise
+
+    async def _fetch_index(self, key, per_shard):
+        nbytes = 16 * math.prod(per_shard) + 4
+        raw = await (self._get(key, 0, nbytes) if self.layout.index_at_start
+                     else self._get(key, suffix=nbytes))
+        if raw is None:  # no shard: every inner chunk is missing
+            return np.full(per_shard + (2,), MAX_UINT64, np.uint64)
+        if len(raw) != nbytes or _core.crc32c(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
+            raise DecodeError(f"shard index of {key!r} is damaged")
+        return np.frombuffer(raw[:-4], "<u8").reshape(per_shard + (2,))
+
     async def _locate(self, coords):
         """(key, offset, length or None) of a progressive chunk, or None if absent."""
         layout = self.layout
@@ -135,36 +151,22 @@ class _Reader:
         shard = tuple(c // p for c, p in zip(coords, per_shard))
         inner = tuple(c % p for c, p in zip(coords, per_shard))
         key = self._key(shard)
-        index = self._indices.get(shard)
-        if index is None:
-            nbytes = 16 * math.prod(per_shard) + 4
-            raw = await (self._get(key, 0, nbytes) if layout.index_at_start
-                         else self._get(key, suffix=nbytes))
-            if raw is None:
-                index = np.full(per_shard + (2,), MAX_UINT64, np.uint64)
-            else:
-                if len(raw) != nbytes or _core.crc32c(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
-                    raise DecodeError(f"shard index of {key!r} is damaged")
-                index = np.frombuffer(raw[:-4], "<u8").reshape(per_shard + (2,))
-            self._indices[shard] = index
+        index = await self._once(self._indices, shard, lambda: self._fetch_index(key, per_shard))
         offset, length = (int(v) for v in index[inner])
         if offset == MAX_UINT64:
             return None
         return key, offset, length
 
+    async def _header_bytes(self, coords, location):
+        key, offset, _ = location
+        return await self._once(self._headers, coords,
+                                lambda: self._get(key, offset, offset + self.header_length))
+
     async def header(self, coords):
         """The chunk's header (parsed), or None if the chunk is absent."""
-        raw = self._headers.get(coords)
-        if raw is None:
-            location = await self._locate(coords)
-            if location is None:
-                return None
-            key, offset, _ = location
-            raw = await self._get(key, offset, offset + self.header_length)
-            if raw is None:
-                return None
-            self._headers[coords] = raw
-        return _api.read_header(raw)
+        location = await self._locate(coords)
+        raw = None if location is None else await self._header_bytes(coords, location)
+        return None if raw is None else _api.read_header(raw)
 
     async def prefix(self, coords, level: int):
         """The bytes that decoding chunk `coords` at `level` needs, or None if absent."""
@@ -172,18 +174,17 @@ class _Reader:
         if location is None:
             return None
         key, offset, length = location
-        header = self._headers.get(coords)
-        if header is None and level == 0:
+        if level == 0 and coords not in self._headers:  # the whole chunk, in one request
             stop = None if length is None else offset + length
             data = await self._get(key, offset if length is not None else None, stop)
             if data is not None:
-                self._headers[coords] = data[: self.header_length]
+                done = asyncio.get_running_loop().create_future()
+                done.set_result(data[: self.header_length])
+                self._headers.setdefault(coords, done)
             return data
+        header = await self._header_bytes(coords, location)
         if header is None:
-            header = await self._get(key, offset, offset + self.header_length)
-            if header is None:
-                return None
-            self._headers[coords] = header
+            return None
         needed = _api.read_header(header).prefix_length(level)
         if needed <= len(header):
             return header[:needed]
@@ -236,6 +237,8 @@ class Level:
         return f"<progressive_j2k Level {self.level} shape={self.shape} dtype={self.dtype}>"
 
     def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("a Level is read from the store: it cannot be viewed without a copy")
         data = self[...]
         return data if dtype is None else data.astype(dtype)
 
@@ -270,7 +273,8 @@ class Level:
                 region_out.append(slice(lo - starts[i], hi - starts[i]))
                 region_chunk.append(slice(lo - c * self.chunks[i], hi - c * self.chunks[i]))
             if data is None:
-                out[tuple(region_out)] = self._reader.layout.fill_value
+                fill = self._reader.layout.fill_value
+                out[tuple(region_out)] = 0 if fill is None else fill  # zarr reads None as 0
                 return
             block = await asyncio.to_thread(_api.decode, data, self.level)
             if self._reader.layout.fortran:
@@ -297,6 +301,8 @@ def _normalise_key(key, shape):
     key = key + (slice(None),) * (len(shape) - len(key))
     starts, stops, steps, drop = [], [], [], []
     for k, n in zip(key, shape):
+        if isinstance(k, (bool, np.bool_)):
+            raise IndexError("boolean indices are not supported")
         if isinstance(k, (int, np.integer)):
             i = int(k) + n if k < 0 else int(k)
             if not 0 <= i < n:
@@ -342,7 +348,8 @@ def open_multiscale(array) -> list[Level]:
 
     ``array`` is a zarr Array (format 2 with ``compressor=ProgressiveJ2K()``,
     or format 3 with the ``progressive_j2k`` serializer, sharded or not), or a
-    path/store that ``zarr.open_array`` accepts.
+    path/store that ``zarr.open_array`` accepts.  The levels cache chunk
+    headers and shard indices: open them again after the array is rewritten.
     """
     if not hasattr(array, "metadata"):
         import zarr
