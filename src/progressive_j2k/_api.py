@@ -174,6 +174,19 @@ def resolve_options(options: dict, chunk_shape) -> dict:
     return {**options, "axes": axes, "colour_axis": colour_axis, "levels": levels}
 
 
+def check_dtype(dtype, options: dict) -> int:
+    """The format's code for ``dtype``; TypeError if the mode cannot code it."""
+    dtype = np.dtype(dtype)
+    code = _DTYPE_CODES.get(dtype.newbyteorder("="))
+    if code is None:
+        raise TypeError(
+            f"unsupported dtype {dtype}; supported: {', '.join(str(d) for d in DTYPES)}")
+    if options["tolerance"] is None and options["reversible"] and dtype.kind == "f":
+        raise TypeError(f"lossless (reversible) coding needs integer data, got {dtype}; "
+                        "use reversible=False or tolerance= for floating point")
+    return code
+
+
 def check_layout(shape, options: dict) -> None:
     """Raise ValueError unless resolved options fit a chunk of this shape."""
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
@@ -269,18 +282,12 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     arr = np.asarray(data)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    code = _DTYPE_CODES.get(arr.dtype.newbyteorder("="))
-    if code is None:
-        raise TypeError(
-            f"unsupported dtype {arr.dtype}; supported: {', '.join(str(d) for d in DTYPES)}")
     if arr.ndim == 0:
         raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
     options = resolve_options(
         normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio, psnr),
         arr.shape)
-    if options["tolerance"] is None and reversible and arr.dtype.kind == "f":
-        raise TypeError(f"lossless (reversible) coding needs integer data, got {arr.dtype}; "
-                        "use reversible=False or tolerance= for floating point")
+    code = check_dtype(arr.dtype, options)
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     wavelet, step = _wavelet_and_step(arr, options)

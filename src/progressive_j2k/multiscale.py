@@ -86,7 +86,6 @@ class _Reader:
     """Fetches chunk prefixes from the store; caches headers and shard indices."""
 
     def __init__(self, array):
-        self.array = array
         self.layout = _layout_of(array)
         self.store = array.store_path.store
         self.path = array.store_path.path
@@ -319,13 +318,18 @@ def _normalise_key(key, shape):
     return starts, stops, steps, drop
 
 
+def _as_array(array):
+    """A zarr Array as given, or opened read-only from a path or store."""
+    if hasattr(array, "metadata"):
+        return array
+    import zarr
+    return zarr.open_array(array, mode="r")
+
+
 def level_nbytes(array) -> list[int]:
     """Stored bytes each level needs in total (sum of the chunks' prefixes),
     finest first; reads only the chunks' headers."""
-    if not hasattr(array, "metadata"):
-        import zarr
-        array = zarr.open_array(array, mode="r")
-    reader = _Reader(array)
+    reader = _Reader(_as_array(array))
     level0 = Level(reader, 0)
     grid = [range(-(-n // c)) for n, c in zip(level0.shape, level0.chunks)]
 
@@ -351,8 +355,5 @@ def open_multiscale(array) -> list[Level]:
     path/store that ``zarr.open_array`` accepts.  The levels cache chunk
     headers and shard indices: open them again after the array is rewritten.
     """
-    if not hasattr(array, "metadata"):
-        import zarr
-        array = zarr.open_array(array, mode="r")
-    reader = _Reader(array)
+    reader = _Reader(_as_array(array))
     return [Level(reader, k) for k in range(reader.levels + 1)]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
-import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
@@ -79,12 +78,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
         return replace(self, axes=resolved["axes"], colour_axis=resolved["colour_axis"])
 
     def validate(self, *, shape, dtype, chunk_grid):
-        native = np.dtype(dtype.to_native_dtype())
-        if native.newbyteorder("=") not in _api.DTYPES:
-            raise TypeError(f"{CODEC_NAME} does not support dtype {native}")
-        if self.reversible and self.tolerance is None and native.kind == "f":
-            raise TypeError(f"{CODEC_NAME}: lossless coding needs integers, got {native}; "
-                            "use reversible=False for floating point")
+        _api.check_dtype(dtype.to_native_dtype(), self.options)
         chunk_shape = getattr(chunk_grid, "chunk_shape", None)
         if chunk_shape is not None:
             resolved = _api.resolve_options(self.options, chunk_shape)
