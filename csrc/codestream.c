@@ -104,12 +104,14 @@ static uint64_t get_u64(const uint8_t *p)
 
 static int band_count(int levels, int naxes) { return 1 + levels * ((1 << naxes) - 1); }
 
-static uint32_t header_length_of(int ndim, int naxes, int levels, pj2k_wavelet wavelet)
+/* Version 1 has no layer fields and one piece per resolution. */
+static uint32_t header_length_of(int ndim, int naxes, int levels, pj2k_wavelet wavelet, int layers)
 {
     uint32_t n = PJ2K_FIXED_HEADER + 8u * (uint32_t)ndim + (uint32_t)naxes;
+    if (layers > 1) n += 1u + (uint32_t)(layers * band_count(levels, naxes));
     if (wavelet == PJ2K_WAVELET_53_QUANTISED) n += 16u;
     if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
-    return n + 12u * (uint32_t)(levels + 1) + 4u;
+    return n + 12u * (uint32_t)((levels + 1) * layers) + 4u;
 }
 
 /* Largest element count any shape may claim (2**48): keeps size arithmetic
@@ -161,6 +163,24 @@ void pj2k_level_shape(const pj2k_header *h, int level, uint64_t *shape)
     for (int i = 0; i < h->naxes; i++) shape[h->axes[i]] = pj2k_ceil_shift(h->shape[h->axes[i]], level);
 }
 
+static void coefficient_limits(const pj2k_header *h, int *max_exp, int64_t *bound);
+
+/* Per band, layer shifts never increase and end at 0; the first leaves room
+ * for the coefficients' largest exponent. */
+static int valid_layers(const pj2k_header *h)
+{
+    int max_exp;
+    int64_t bound;
+    coefficient_limits(h, &max_exp, &bound);
+    if (h->layers < 1 || h->layers > PJ2K_MAX_LAYERS) return 0;
+    for (int b = 0; b < h->nbands; b++) {
+        if (h->layer_shift[h->layers - 1][b] != 0 || h->layer_shift[0][b] > max_exp) return 0;
+        for (int j = 1; j < h->layers; j++)
+            if (h->layer_shift[j][b] > h->layer_shift[j - 1][b]) return 0;
+    }
+    return 1;
+}
+
 /* ---- header I/O ------------------------------------------------------------- */
 pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
 {
@@ -171,7 +191,7 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     }
     if (memcmp(buf, "PJ2K", 4) != 0) return PJ2K_ERR_MAGIC;
     h->version = buf[4];
-    if (h->version != PJ2K_FORMAT_VERSION) return PJ2K_ERR_VERSION;
+    if (h->version != 1 && h->version != 2) return PJ2K_ERR_VERSION;
     h->dtype = (pj2k_dtype)buf[5];
     h->wavelet = (pj2k_wavelet)buf[6];
     h->colour = (pj2k_colour)buf[7];
@@ -183,7 +203,12 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM || h->naxes < 1 || h->naxes > PJ2K_MAX_AXES ||
         h->levels > PJ2K_MAX_LEVELS || (unsigned)h->wavelet > PJ2K_WAVELET_53_QUANTISED)
         return PJ2K_ERR_HEADER;
-    if (stated != header_length_of(h->ndim, h->naxes, h->levels, h->wavelet)) return PJ2K_ERR_HEADER;
+    /* version 2 states its layer count after the axes: until that byte is read,
+     * the stated length need only be one a layer count could give */
+    const int min_layers = h->version == 1 ? 1 : 2, max_layers = h->version == 1 ? 1 : PJ2K_MAX_LAYERS;
+    if (stated < header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, min_layers) ||
+        stated > header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, max_layers))
+        return PJ2K_ERR_HEADER;
     h->header_length = stated;
     if (length < stated) return PJ2K_ERR_TRUNCATED;
     if (get_u32(buf + stated - 4) != pj2k_crc32c(buf, stated - 4)) return PJ2K_ERR_CHECKSUM;
@@ -192,6 +217,17 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     for (int i = 0; i < h->ndim; i++, p += 8) h->shape[i] = get_u64(p);
     for (int i = 0; i < h->naxes; i++) h->axes[i] = *p++;
     h->nbands = band_count(h->levels, h->naxes);
+    h->layers = 1;
+    if (h->version == 2) {
+        h->layers = *p++;
+        if (h->layers < 2 || h->layers > PJ2K_MAX_LAYERS) return PJ2K_ERR_HEADER;
+        if (stated != header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
+            return PJ2K_ERR_HEADER;
+        for (int j = 0; j < h->layers; j++)
+            for (int b = 0; b < h->nbands; b++) h->layer_shift[j][b] = *p++;
+    }
+    if (stated != header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
+        return PJ2K_ERR_HEADER;
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
         uint64_t bits = get_u64(p);
         memcpy(&h->scale, &bits, 8);
@@ -207,19 +243,23 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
         }
     }
     uint64_t previous = stated;
-    for (int r = 0; r <= h->levels; r++, p += 12) {
-        h->segment_end[r] = get_u64(p);
-        h->segment_crc[r] = get_u32(p + 8);
-        if (h->segment_end[r] < previous) return PJ2K_ERR_HEADER;
-        previous = h->segment_end[r];
+    const int pieces = (h->levels + 1) * h->layers;
+    for (int i = 0; i < pieces; i++, p += 12) {
+        h->piece_end[i] = get_u64(p);
+        h->piece_crc[i] = get_u32(p + 8);
+        if (h->piece_end[i] < previous) return PJ2K_ERR_HEADER;
+        previous = h->piece_end[i];
     }
-    return check_structure(h);
+    for (int r = 0; r <= h->levels; r++) h->segment_end[r] = h->piece_end[r * h->layers + h->layers - 1];
+    const pj2k_status st = check_structure(h);
+    if (st != PJ2K_OK) return st;
+    return valid_layers(h) ? PJ2K_OK : PJ2K_ERR_HEADER;
 }
 
 static void write_header(const pj2k_header *h, uint8_t *buf)
 {
     memcpy(buf, "PJ2K", 4);
-    buf[4] = PJ2K_FORMAT_VERSION;
+    buf[4] = (uint8_t)h->version;
     buf[5] = (uint8_t)h->dtype;
     buf[6] = (uint8_t)h->wavelet;
     buf[7] = (uint8_t)h->colour;
@@ -231,6 +271,11 @@ static void write_header(const pj2k_header *h, uint8_t *buf)
     uint8_t *p = buf + PJ2K_FIXED_HEADER;
     for (int i = 0; i < h->ndim; i++, p += 8) put_u64(p, h->shape[i]);
     for (int i = 0; i < h->naxes; i++) *p++ = (uint8_t)h->axes[i];
+    if (h->version == 2) {
+        *p++ = (uint8_t)h->layers;
+        for (int j = 0; j < h->layers; j++)
+            for (int b = 0; b < h->nbands; b++) *p++ = h->layer_shift[j][b];
+    }
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
         uint64_t bits;
         memcpy(&bits, &h->scale, 8);
@@ -246,9 +291,9 @@ static void write_header(const pj2k_header *h, uint8_t *buf)
             put_u32(p, bits);
         }
     }
-    for (int r = 0; r <= h->levels; r++, p += 12) {
-        put_u64(p, h->segment_end[r]);
-        put_u32(p + 8, h->segment_crc[r]);
+    for (int i = 0; i < (h->levels + 1) * h->layers; i++, p += 12) {
+        put_u64(p, h->piece_end[i]);
+        put_u32(p + 8, h->piece_crc[i]);
     }
     put_u32(p, pj2k_crc32c(buf, h->header_length - 4));
 }
@@ -432,7 +477,11 @@ static pj2k_status quantise(const pj2k_header *h, const layout *L, const double 
     return PJ2K_OK;
 }
 
-static void dequantise(const pj2k_header *h, const layout *L, int levels, const int64_t *in, double *out)
+/* Reconstruction of a value known to shift s (segment r decoded through
+ * layer last[r], |v| >> s = |q|): the middle of its interval,
+ * [|q|, |q| + 1) * 2**s quantisation steps. */
+static void dequantise(const pj2k_header *h, const layout *L, int levels, const int64_t *in,
+                       double *out, const int *last)
 {
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const int64_t *src = in + c * L->box;
@@ -440,10 +489,31 @@ static void dequantise(const pj2k_header *h, const layout *L, int levels, const 
         FOR_EACH_BAND(L->dims, levels, h->naxes, {
             const int64_t q = src[at];
             const double step = (double)h->steps[sb->step_index];
-            dst[at] = q == 0 ? 0.0 : (q < 0 ? -((double)-q + 0.5) * step : ((double)q + 0.5) * step);
+            const double unit = ldexp(1.0, h->layer_shift[last[r_]][sb->step_index]);
+            const double m = ((double)(q < 0 ? -q : q) + 0.5) * unit * step;
+            dst[at] = q == 0 ? 0.0 : (q < 0 ? -m : m);
         })
     }
 }
+
+/* Integer coefficients known only to shift s > 0 (segment r decoded through
+ * layer last[r]): scaled back, plus the integer part of the interval's middle. */
+#define RECONSTRUCT_PARTIAL(COEF, name)                                                  \
+static void name(const pj2k_header *h, const layout *L, int levels, COEF *coef, const int *last) \
+{                                                                                         \
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {                                   \
+        COEF *v = coef + c * L->box;                                                      \
+        FOR_EACH_BAND(L->dims, levels, h->naxes, {                                        \
+            const int s = h->layer_shift[last[r_]][sb->step_index];                      \
+            if (s && v[at]) {                                                             \
+                const COEF m = (COEF)(((v[at] < 0 ? -v[at] : v[at]) << s) + ((((COEF)1 << s) - 1) >> 1)); \
+                v[at] = v[at] < 0 ? -m : m;                                               \
+            }                                                                             \
+        })                                                                                \
+    }                                                                                     \
+}
+RECONSTRUCT_PARTIAL(int32_t, reconstruct_partial_i32)
+RECONSTRUCT_PARTIAL(int64_t, reconstruct_partial_i64)
 
 /* ---- encoder ------------------------------------------------------------------ */
 static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
@@ -452,7 +522,6 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
     if (!p || p->ndim < 1 || p->ndim > PJ2K_MAX_NDIM || p->naxes < 1 || p->naxes > PJ2K_MAX_AXES ||
         p->levels < 0 || p->levels > PJ2K_MAX_LEVELS)
         return PJ2K_ERR_PARAM;
-    h->version = PJ2K_FORMAT_VERSION;
     h->dtype = p->dtype;
     h->wavelet = p->wavelet;
     h->ndim = p->ndim;
@@ -466,12 +535,16 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
     memcpy(h->shape, p->shape, sizeof h->shape);
     memcpy(h->axes, p->axes, sizeof h->axes);
     h->nbands = band_count(h->levels, h->naxes);
-    h->header_length = header_length_of(h->ndim, h->naxes, h->levels, h->wavelet);
+    if (p->layers < 0 || p->layers > PJ2K_MAX_LAYERS) return PJ2K_ERR_PARAM;
+    h->layers = p->layers > 1 ? p->layers : 1;
+    if (h->layers > 1) memcpy(h->layer_shift, p->layer_shift, sizeof h->layer_shift);
+    h->version = h->layers > 1 ? 2 : 1;   /* single-layer streams stay version 1 */
+    h->header_length = header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, h->layers);
     if ((unsigned)p->wavelet > PJ2K_WAVELET_53_QUANTISED) return PJ2K_ERR_PARAM;
     if (h->wavelet != PJ2K_WAVELET_53 && !(p->step > 0.0 && isfinite(p->step))) return PJ2K_ERR_PARAM;
     const pj2k_status st = check_structure(h);
     if (st != PJ2K_OK) return st == PJ2K_ERR_HEADER ? PJ2K_ERR_PARAM : st;
-    return PJ2K_OK;
+    return valid_layers(h) ? PJ2K_OK : PJ2K_ERR_PARAM;
 }
 
 static size_t low_band_elems(const layout *L, int levels)
@@ -480,8 +553,43 @@ static size_t low_band_elems(const layout *L, int levels)
            pj2k_ceil_shift(L->dims[2], levels);
 }
 
-/* Entropy-code all segments of the coefficient buffer into `out` (after the
- * header placeholder), recording segment ends and checksums in h. */
+/* Entropy-code one piece: layer j of every band of segment r, in coding
+ * order.  Fails when a value exceeds what the decoder accepts. */
+static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const void *coef, int wide,
+                                int r, int j, pj2k_rc_encoder *rc, pj2k_model *model, void *tmp)
+{
+    int max_exp;
+    int64_t bound;
+    coefficient_limits(h, &max_exp, &bound);
+    segment_band sbs[7];
+    const int nb = segment_bands(L->dims, h->levels, r, h->naxes, sbs);
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        for (int b = 0; b < nb; b++) {
+            const size_t at = c * L->box + sbs[b].offset;
+            const pj2k_band *band = &sbs[b].band;
+            const int to = h->layer_shift[j][sbs[b].step_index];
+            const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
+            if (j && from == to) continue;   /* this band has nothing in layer j */
+            int e;
+            if (wide) {
+                const int64_t *base = (const int64_t *)coef + at;
+                e = j ? pj2k_encode_refine_i64(rc, model, base, band, from, to)
+                  : r == 0 ? pj2k_encode_low_i64(rc, model, base, band, to, tmp)
+                  : pj2k_encode_band_i64(rc, model, base, band, to);
+            } else {
+                const int32_t *base = (const int32_t *)coef + at;
+                e = j ? pj2k_encode_refine_i32(rc, model, base, band, from, to)
+                  : r == 0 ? pj2k_encode_low_i32(rc, model, base, band, to, tmp)
+                  : pj2k_encode_band_i32(rc, model, base, band, to);
+            }
+            if (e > max_exp - to) return PJ2K_ERR_PARAM;  /* never emit what the decoder rejects */
+        }
+    }
+    return PJ2K_OK;
+}
+
+/* Entropy-code all pieces of the coefficient buffer into `out` (after the
+ * header placeholder), recording their ends and checksums in h. */
 static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *coef, int wide,
                                    pj2k_bytes *out)
 {
@@ -490,39 +598,21 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *
     uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
     pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
     if (model) model->rows = rows;
-    int max_exp, coded_exp = 0;
-    int64_t bound;
-    coefficient_limits(h, &max_exp, &bound);
     for (int r = 0; r <= h->levels && st == PJ2K_OK; r++) {
-        const size_t start = out->length;
-        segment_band sbs[7];
-        const int nb = segment_bands(L->dims, h->levels, r, h->naxes, sbs);
-        pj2k_rc_encoder rc;
-        pj2k_rc_encoder_init(&rc, out);
-        pj2k_model_reset(model);
-        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-            for (int b = 0; b < nb; b++) {
-                const size_t at = c * L->box + sbs[b].offset;
-                int e;
-                if (wide) {
-                    const int64_t *base = (const int64_t *)coef + at;
-                    e = r == 0 ? pj2k_encode_low_i64(&rc, model, base, &sbs[b].band, tmp)
-                               : pj2k_encode_band_i64(&rc, model, base, &sbs[b].band);
-                } else {
-                    const int32_t *base = (const int32_t *)coef + at;
-                    e = r == 0 ? pj2k_encode_low_i32(&rc, model, base, &sbs[b].band, tmp)
-                               : pj2k_encode_band_i32(&rc, model, base, &sbs[b].band);
-                }
-                if (e > coded_exp) coded_exp = e;
-            }
+        for (int j = 0; j < h->layers && st == PJ2K_OK; j++) {
+            const size_t start = out->length;
+            pj2k_rc_encoder rc;
+            pj2k_rc_encoder_init(&rc, out);
+            pj2k_model_reset(model);
+            st = encode_piece(h, L, coef, wide, r, j, &rc, model, tmp);
+            pj2k_rc_encoder_finish(&rc);
+            if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
+            const int i = r * h->layers + j;
+            h->piece_end[i] = out->length;
+            h->piece_crc[i] = pj2k_crc32c(out->data + start, out->length - start);
         }
-        pj2k_rc_encoder_finish(&rc);
-        if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
-        h->segment_end[r] = out->length;
-        h->segment_crc[r] = pj2k_crc32c(out->data + start, out->length - start);
+        h->segment_end[r] = h->piece_end[r * h->layers + h->layers - 1];
     }
-    /* never emit a stream the decoder would reject */
-    if (st == PJ2K_OK && coded_exp > max_exp) st = PJ2K_ERR_PARAM;
     free(model);
     free(tmp);
     free(rows);
@@ -589,9 +679,9 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **o
         if (st != PJ2K_OK) goto done;
     } else {
         if (lossy) for (int i = 0; i < h.nbands; i++) h.steps[i] = 1.0f;
-        for (int r = 0; r <= h.levels; r++) {
-            h.segment_end[r] = h.header_length;
-            h.segment_crc[r] = pj2k_crc32c(NULL, 0);
+        for (int i = 0; i < (h.levels + 1) * h.layers; i++) {
+            h.piece_end[i] = h.header_length;
+            h.piece_crc[i] = pj2k_crc32c(NULL, 0);
         }
     }
     write_header(&h, bytes.data);
@@ -609,8 +699,9 @@ done:
 void pj2k_free(void *ptr) { free(ptr); }
 
 /* ---- decoder ------------------------------------------------------------------ */
+/* Decode pieces 0..last[r] of every segment r <= levels into `coef`. */
 static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int levels,
-                                   const uint8_t *buf, void *coef, int wide)
+                                   const int *last, const uint8_t *buf, void *coef, int wide)
 {
     pj2k_model *model = malloc(sizeof *model);
     void *tmp = malloc((low_band_elems(L, levels) + 1) * (wide ? 8 : 4));
@@ -621,28 +712,37 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
     for (int r = 0; r <= levels && st == PJ2K_OK; r++) {
-        const uint64_t start = r ? h->segment_end[r - 1] : h->header_length;
         segment_band sbs[7];
         const int nb = segment_bands(L->dims, levels, r, h->naxes, sbs);
-        pj2k_rc_decoder rc;
-        pj2k_rc_decoder_init(&rc, buf + start, (size_t)(h->segment_end[r] - start));
-        pj2k_model_reset(model);
-        for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
-            for (int b = 0; b < nb && st == PJ2K_OK; b++) {
-                const size_t at = c * L->box + sbs[b].offset;
-                if (wide) {
-                    int64_t *base = (int64_t *)coef + at;
-                    st = r == 0 ? pj2k_decode_low_i64(&rc, model, base, &sbs[b].band, max_exp, bound, tmp)
-                                : pj2k_decode_band_i64(&rc, model, base, &sbs[b].band, max_exp);
-                } else {
-                    int32_t *base = (int32_t *)coef + at;
-                    st = r == 0 ? pj2k_decode_low_i32(&rc, model, base, &sbs[b].band, max_exp, bound, tmp)
-                                : pj2k_decode_band_i32(&rc, model, base, &sbs[b].band, max_exp);
+        for (int j = 0; j <= last[r] && st == PJ2K_OK; j++) {
+            const int i = r * h->layers + j;
+            const uint64_t start = i ? h->piece_end[i - 1] : h->header_length;
+            pj2k_rc_decoder rc;
+            pj2k_rc_decoder_init(&rc, buf + start, (size_t)(h->piece_end[i] - start));
+            pj2k_model_reset(model);
+            for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
+                for (int b = 0; b < nb && st == PJ2K_OK; b++) {
+                    const size_t at = c * L->box + sbs[b].offset;
+                    const pj2k_band *band = &sbs[b].band;
+                    const int to = h->layer_shift[j][sbs[b].step_index];
+                    const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
+                    if (j && from == to) continue;
+                    if (wide) {
+                        int64_t *base = (int64_t *)coef + at;
+                        st = j ? pj2k_decode_refine_i64(&rc, model, base, band, from, to)
+                           : r == 0 ? pj2k_decode_low_i64(&rc, model, base, band, max_exp - to, bound >> to, tmp)
+                           : pj2k_decode_band_i64(&rc, model, base, band, max_exp - to);
+                    } else {
+                        int32_t *base = (int32_t *)coef + at;
+                        st = j ? pj2k_decode_refine_i32(&rc, model, base, band, from, to)
+                           : r == 0 ? pj2k_decode_low_i32(&rc, model, base, band, max_exp - to, bound >> to, tmp)
+                           : pj2k_decode_band_i32(&rc, model, base, band, max_exp - to);
+                    }
                 }
             }
+            /* the decoder reads exactly the bytes the encoder wrote */
+            if (st == PJ2K_OK && (rc.overrun || rc.pos != rc.length)) st = PJ2K_ERR_CORRUPT;
         }
-        /* the decoder reads exactly the bytes the encoder wrote */
-        if (st == PJ2K_OK && (rc.overrun || rc.pos != rc.length)) st = PJ2K_ERR_CORRUPT;
     }
     free(model);
     free(tmp);
@@ -653,20 +753,30 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
 pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out, size_t out_size,
                         uint64_t max_elements)
 {
+    return pj2k_decode_layer(buf, length, level, -1, out, out_size, max_elements);
+}
+
+pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
+                              void *out, size_t out_size, uint64_t max_elements)
+{
     pj2k_header h;
     pj2k_status st = pj2k_read_header(buf, length, &h);
     if (st != PJ2K_OK) return st;
-    if (level < 0 || level > h.levels) return PJ2K_ERR_PARAM;
+    if (level < 0 || level > h.levels || layer >= h.layers) return PJ2K_ERR_PARAM;
     const int levels = h.levels - level;   /* decomposition levels still to undo */
-    if (length < h.segment_end[levels]) return PJ2K_ERR_TRUNCATED;
+    /* layers decoded per segment: all, except in the finest decoded one */
+    int last[PJ2K_MAX_LEVELS + 1];
+    for (int r = 0; r <= levels; r++) last[r] = (r == levels && layer >= 0) ? layer : h.layers - 1;
+    const int pieces = levels * h.layers + last[levels] + 1;
+    if (length < h.piece_end[pieces - 1]) return PJ2K_ERR_TRUNCATED;
     layout L;
     make_layout(&h, level, &L);
     const size_t item = DTYPE_INFO[h.dtype].size;
     if (!out || out_size != L.elements * item) return PJ2K_ERR_PARAM;
     if (L.elements > max_elements) return PJ2K_ERR_TOO_LARGE;
-    for (int r = 0; r <= levels; r++) {
-        const uint64_t start = r ? h.segment_end[r - 1] : h.header_length;
-        if (pj2k_crc32c(buf + start, (size_t)(h.segment_end[r] - start)) != h.segment_crc[r])
+    for (int i = 0; i < pieces; i++) {
+        const uint64_t start = i ? h.piece_end[i - 1] : h.header_length;
+        if (pj2k_crc32c(buf + start, (size_t)(h.piece_end[i] - start)) != h.piece_crc[i])
             return PJ2K_ERR_CHECKSUM;
     }
     if (L.elements == 0) return PJ2K_OK;
@@ -681,7 +791,7 @@ pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out,
     double *real = NULL;
     void *tmp = malloc(pj2k_transform_tmp_elems(L.dims) * 8 + 8);
     if (!coef || !tmp) { st = PJ2K_ERR_NOMEM; goto done; }
-    st = decode_segments(&h, &L, levels, buf, coef, wide);
+    st = decode_segments(&h, &L, levels, last, buf, coef, wide);
     if (st != PJ2K_OK) goto done;
     const size_t comp = L.box;
     int work;
@@ -689,7 +799,7 @@ pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out,
     if (lossy) {
         real = malloc(L.elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-        dequantise(&h, &L, levels, coef, real);
+        dequantise(&h, &L, levels, coef, real, last);
         /* generous: data values up to ~1e300, and no overflow to inf inside */
         const double real_bound = DTYPE_INFO[h.dtype].is_float ? 1e300 : 1e12;
         for (size_t c = 0; c < L.planes * L.ncomp; c++)
@@ -702,6 +812,10 @@ pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out,
         work = WORK_F64;
         result = real;
     } else {
+        if (last[levels] < h.layers - 1) {   /* only the finest segment can end early */
+            if (wide) reconstruct_partial_i64(&h, &L, levels, coef, last);
+            else reconstruct_partial_i32(&h, &L, levels, coef, last);
+        }
         for (size_t c = 0; c < L.planes * L.ncomp; c++) {
             if (wide) pj2k_inv53_i64((int64_t *)coef + c * comp, L.dims, levels, tmp, bound);
             else pj2k_inv53_i32((int32_t *)coef + c * comp, L.dims, levels, tmp, bound);

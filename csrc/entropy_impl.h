@@ -44,20 +44,65 @@ static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
     r->sgn_cur[x + 1] = (uint8_t)SFX(sign3)(v);
 }
 
-static inline unsigned SFX(context)(const SFX(rows) *r, const COEF *back, size_t x,
+/* `back` is the previous slice, as coded at `shift` (its stored values are
+ * unshifted while encoding a layer, already shifted while decoding). */
+static inline unsigned SFX(context)(const SFX(rows) *r, const COEF *back, size_t x, int shift,
                                     unsigned *sign_ctx)
 {
     const uint16_t *up = r->mag_up + x, *cur = r->mag_cur + x;   /* [0] is x - 1 */
     uint64_t s = 2u * cur[0] + 2u * up[1] + up[0] + up[2];
-    if (back) s += 2 * SFX(mag)(back[x]);
+    if (back) s += 2 * (SFX(mag)(back[x]) >> shift);
     *sign_ctx = 3u * r->sgn_cur[x] + r->sgn_up[x + 1];
     return magnitude_context(s);
 }
 
-int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, const pj2k_band *b)
+/* One value: exponent in unary under the magnitude context, then the first
+ * mantissa bit modelled, the rest raw, then the sign (docs/FORMAT.md 6). */
+static inline void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls, unsigned mctx,
+                                     unsigned sctx, uint64_t mg, int negative)
 {
-    uint16_t (*expo)[PJ2K_EXP_POS] = m->prob.exponent[b->cls];
-    uint16_t *mant = m->prob.mantissa[b->cls], *sgn = m->prob.sign[b->cls];
+    uint16_t *pe = m->prob.exponent[cls][mctx];
+    const unsigned eb = bit_length(mg);
+    for (unsigned i = 0; i < eb; i++) encode_bit(e, &pe[i < PJ2K_EXP_POS ? i : PJ2K_EXP_POS - 1], 1);
+    encode_bit(e, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1], 0);
+    if (eb >= 2) {
+        encode_bit(e, &m->prob.mantissa[cls][eb], (unsigned)(mg >> (eb - 2)) & 1u);
+        encode_direct(e, mg, (int)eb - 2);
+    }
+    if (mg) encode_bit(e, &m->prob.sign[cls][sctx], (unsigned)negative);
+}
+
+/* Decodes a value of at most max_exp bits; returns 0 and sets *ok = 0 on a
+ * larger exponent. */
+static inline COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k_model *m, int cls, unsigned mctx,
+                                     unsigned sctx, unsigned max_exp, int *ok)
+{
+    uint16_t *pe = m->prob.exponent[cls][mctx];
+    unsigned eb = 0;
+    while (decode_bit(d, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1])) {
+        if (++eb > max_exp) { *ok = 0; return 0; }
+    }
+    uint64_t mg = 0;
+    if (eb) {
+        mg = (uint64_t)1 << (eb - 1);
+        if (eb >= 2) {
+            mg |= (uint64_t)decode_bit(d, &m->prob.mantissa[cls][eb]) << (eb - 2);
+            mg |= decode_direct(d, (int)eb - 2);
+        }
+    }
+    return (mg && decode_bit(d, &m->prob.sign[cls][sctx])) ? -(COEF)mg : (COEF)mg;
+}
+
+/* sign(v) * (|v| >> shift): the value a layer at this shift carries. */
+static inline COEF SFX(shifted)(COEF v, int shift)
+{
+    const COEF mg = (COEF)(SFX(mag)(v) >> shift);
+    return v < 0 ? -mg : mg;
+}
+
+int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, const pj2k_band *b,
+                          int shift)
+{
     uint64_t all = 0;
     SFX(rows) rows;
     SFX(rows_init)(&rows, m->rows, b->n[2]);
@@ -68,19 +113,12 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, c
             const COEF *back = z ? row - b->stride[0] : NULL;
             for (size_t x = 0; x < b->n[2]; x++) {
                 unsigned sctx;
-                uint16_t *pe = expo[SFX(context)(&rows, back, x, &sctx)];
-                const uint64_t mg = SFX(mag)(row[x]);
-                const unsigned eb = bit_length(mg);
+                const unsigned mctx = SFX(context)(&rows, back, x, shift, &sctx);
+                const COEF v = SFX(shifted)(row[x], shift);
+                const uint64_t mg = SFX(mag)(v);
                 all |= mg;
-                for (unsigned i = 0; i < eb; i++)
-                    encode_bit(e, &pe[i < PJ2K_EXP_POS ? i : PJ2K_EXP_POS - 1], 1);
-                encode_bit(e, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1], 0);
-                if (eb >= 2) {
-                    encode_bit(e, &mant[eb], (unsigned)(mg >> (eb - 2)) & 1u);
-                    encode_direct(e, mg, (int)eb - 2);
-                }
-                if (mg) encode_bit(e, &sgn[sctx], row[x] < 0);
-                SFX(rows_store)(&rows, x, row[x]);
+                SFX(encode_value)(e, m, b->cls, mctx, sctx, mg, v < 0);
+                SFX(rows_store)(&rows, x, v);
             }
             SFX(rows_next)(&rows);
         }
@@ -91,10 +129,9 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, c
 pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                                   const pj2k_band *b, int max_exp)
 {
-    uint16_t (*expo)[PJ2K_EXP_POS] = m->prob.exponent[b->cls];
-    uint16_t *mant = m->prob.mantissa[b->cls], *sgn = m->prob.sign[b->cls];
     SFX(rows) rows;
     SFX(rows_init)(&rows, m->rows, b->n[2]);
+    int ok = 1;
     for (size_t z = 0; z < b->n[0]; z++) {
         SFX(rows_new_plane)(&rows, b->n[2]);
         for (size_t y = 0; y < b->n[1]; y++) {
@@ -102,22 +139,81 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
             const COEF *back = z ? row - b->stride[0] : NULL;
             for (size_t x = 0; x < b->n[2]; x++) {
                 unsigned sctx;
-                uint16_t *pe = expo[SFX(context)(&rows, back, x, &sctx)];
-                unsigned eb = 0;
-                while (decode_bit(d, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1])) {
-                    if (++eb > (unsigned)max_exp) return PJ2K_ERR_CORRUPT;
-                }
-                uint64_t mg = 0;
-                if (eb) {
-                    mg = (uint64_t)1 << (eb - 1);
-                    if (eb >= 2) {
-                        mg |= (uint64_t)decode_bit(d, &mant[eb]) << (eb - 2);
-                        mg |= decode_direct(d, (int)eb - 2);
-                    }
-                }
-                row[x] = (mg && decode_bit(d, &sgn[sctx])) ? -(COEF)mg : (COEF)mg;
+                const unsigned mctx = SFX(context)(&rows, back, x, 0, &sctx);
+                row[x] = SFX(decode_value)(d, m, b->cls, mctx, sctx, (unsigned)max_exp, &ok);
+                if (!ok || d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
                 SFX(rows_store)(&rows, x, row[x]);
-                if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
+            }
+            SFX(rows_next)(&rows);
+        }
+    }
+    return PJ2K_OK;
+}
+
+/* Refinement from shift `from` to shift `to` (a quality layer after the
+ * first).  Coefficients already significant get their next from - to
+ * magnitude bits (the first modelled by its magnitude's bit length, the rest
+ * raw); the others are coded as new values below 2**(from - to) under the
+ * neighbourhood context at the new scale. */
+int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
+                            const pj2k_band *b, int from, int to)
+{
+    const int d = from - to;
+    uint64_t all = 0;
+    SFX(rows) rows;
+    SFX(rows_init)(&rows, m->rows, b->n[2]);
+    for (size_t z = 0; z < b->n[0]; z++) {
+        SFX(rows_new_plane)(&rows, b->n[2]);
+        for (size_t y = 0; y < b->n[1]; y++) {
+            const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
+            const COEF *back = z ? row - b->stride[0] : NULL;
+            for (size_t x = 0; x < b->n[2]; x++) {
+                const uint64_t prior = SFX(mag)(row[x]) >> from, mg = SFX(mag)(row[x]) >> to;
+                all |= mg;
+                if (prior) {
+                    const unsigned eb = bit_length(prior);
+                    encode_bit(e, &m->prob.refine[b->cls][eb < 16 ? eb : 15], (unsigned)(mg >> (d - 1)) & 1u);
+                    encode_direct(e, mg, d - 1);
+                } else {
+                    unsigned sctx;
+                    const unsigned mctx = SFX(context)(&rows, back, x, to, &sctx);
+                    SFX(encode_value)(e, m, b->cls, mctx, sctx, mg, row[x] < 0);
+                }
+                SFX(rows_store)(&rows, x, SFX(shifted)(row[x], to));
+            }
+            SFX(rows_next)(&rows);
+        }
+    }
+    return (int)bit_length(all);
+}
+
+pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
+                                    const pj2k_band *b, int from, int to)
+{
+    const int db = from - to;
+    SFX(rows) rows;
+    SFX(rows_init)(&rows, m->rows, b->n[2]);
+    int ok = 1;
+    for (size_t z = 0; z < b->n[0]; z++) {
+        SFX(rows_new_plane)(&rows, b->n[2]);
+        for (size_t y = 0; y < b->n[1]; y++) {
+            COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
+            const COEF *back = z ? row - b->stride[0] : NULL;
+            for (size_t x = 0; x < b->n[2]; x++) {
+                const uint64_t prior = SFX(mag)(row[x]);
+                if (prior) {
+                    const unsigned eb = bit_length(prior);
+                    uint64_t mg = prior << db;
+                    mg |= (uint64_t)decode_bit(d, &m->prob.refine[b->cls][eb < 16 ? eb : 15]) << (db - 1);
+                    mg |= decode_direct(d, db - 1);
+                    row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
+                } else {
+                    unsigned sctx;
+                    const unsigned mctx = SFX(context)(&rows, back, x, 0, &sctx);
+                    row[x] = SFX(decode_value)(d, m, b->cls, mctx, sctx, (unsigned)db, &ok);
+                }
+                if (!ok || d->overrun) return PJ2K_ERR_CORRUPT;
+                SFX(rows_store)(&rows, x, row[x]);
             }
             SFX(rows_next)(&rows);
         }
@@ -140,19 +236,23 @@ static inline COEF SFX(predict)(const COEF *row, const COEF *up, const COEF *bac
 }
 
 int SFX(pj2k_encode_low)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
-                         const pj2k_band *b, COEF *tmp)
+                         const pj2k_band *b, int shift, COEF *tmp)
 {
-    const pj2k_band packed = {{b->n[0], b->n[1], b->n[2]},
-                              {(ptrdiff_t)(b->n[1] * b->n[2]), (ptrdiff_t)b->n[2], 1}, 0};
+    const size_t nx = b->n[2], plane = b->n[1] * nx;
+    const pj2k_band packed = {{b->n[0], b->n[1], nx}, {(ptrdiff_t)plane, (ptrdiff_t)nx, 1}, 0};
     COEF *out = tmp;
     for (size_t z = 0; z < b->n[0]; z++)
         for (size_t y = 0; y < b->n[1]; y++) {
             const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            const COEF *up = y ? row - b->stride[1] : NULL;
-            const COEF *back = z ? base + (ptrdiff_t)(z - 1) * b->stride[0] : NULL;
-            for (size_t x = 0; x < b->n[2]; x++) *out++ = row[x] - SFX(predict)(row, up, back, x);
+            for (size_t x = 0; x < nx; x++) *out++ = SFX(shifted)(row[x], shift);
         }
-    return SFX(pj2k_encode_band)(e, m, tmp, &packed);
+    /* residuals in place, last first: each prediction reads only earlier values */
+    for (size_t i = b->n[0] * plane; i-- > 0;) {
+        const size_t z = i / plane, y = (i % plane) / nx, x = i % nx;
+        COEF *row = tmp + z * plane + y * nx;
+        tmp[i] -= SFX(predict)(row, y ? row - nx : NULL, z ? tmp + (z - 1) * plane : NULL, x);
+    }
+    return SFX(pj2k_encode_band)(e, m, tmp, &packed, 0);
 }
 
 pj2k_status SFX(pj2k_decode_low)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,

@@ -72,6 +72,7 @@ typedef struct {
         uint16_t exponent[PJ2K_CLASSES][PJ2K_MAG_CTX][PJ2K_EXP_POS];
         uint16_t mantissa[PJ2K_CLASSES][PJ2K_MAX_EXP + 1];
         uint16_t sign[PJ2K_CLASSES][9];
+        uint16_t refine[PJ2K_CLASSES][16];  /* first refinement bit by bit length */
     } prob;
     /* scratch for the neighbourhood of the row being coded: saturated
      * magnitudes and signs of the previous and current rows, each padded by
@@ -92,19 +93,27 @@ typedef struct {
     int cls;            /* context class, see PJ2K_CLASSES */
 } pj2k_band;
 
-/* Code one high band; returns the largest magnitude exponent it coded.
- * Decoding fails (PJ2K_ERR_CORRUPT) on an exponent above max_exp or on input
- * overrun. */
-int pj2k_encode_band_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b);
-int pj2k_encode_band_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b);
+/* Code one band's values sign(v) * (|v| >> shift); returns the largest
+ * magnitude exponent it coded.  Decoding fails (PJ2K_ERR_CORRUPT) on an
+ * exponent above max_exp or on input overrun. */
+int pj2k_encode_band_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int shift);
+int pj2k_encode_band_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int shift);
 pj2k_status pj2k_decode_band_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int max_exp);
 pj2k_status pj2k_decode_band_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int max_exp);
-/* Code the low band as residuals of a median-edge predictor; `tmp` holds
- * n[0]*n[1]*n[2] elements.  Decoded values are clamped to [-bound, bound]. */
-int pj2k_encode_low_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int32_t *tmp);
-int pj2k_encode_low_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int64_t *tmp);
+/* Code the low band (shifted likewise) as residuals of a median-edge
+ * predictor; `tmp` holds n[0]*n[1]*n[2] elements.  Decoded values are clamped
+ * to [-bound, bound]. */
+int pj2k_encode_low_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int shift, int32_t *tmp);
+int pj2k_encode_low_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int shift, int64_t *tmp);
 pj2k_status pj2k_decode_low_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int max_exp, int64_t bound, int32_t *tmp);
 pj2k_status pj2k_decode_low_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int max_exp, int64_t bound, int64_t *tmp);
+/* A quality layer after the first: refines every value of the band from
+ * shift `from` to shift `to` < from.  The decoder's buffer holds the values at
+ * `from` and is updated in place.  Returns the largest exponent at `to`. */
+int pj2k_encode_refine_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int from, int to);
+int pj2k_encode_refine_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int from, int to);
+pj2k_status pj2k_decode_refine_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int from, int to);
+pj2k_status pj2k_decode_refine_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int from, int to);
 
 /* ---- checksum.c ----------------------------------------------------------- */
 /* pj2k_crc32c is public and picks the SSE4.2 path at run time when present;

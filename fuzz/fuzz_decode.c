@@ -1,6 +1,7 @@
-/* libFuzzer harness: read_header and decode at every level, on the input as
- * given and again after recomputing its CRCs (so that mutations reach the
- * checks behind the checksums).  Build and run: fuzz/run.sh. */
+/* libFuzzer harness: read_header and decode at every level (and, for layered
+ * streams, at every layer of level 0), on the input as given and again after
+ * recomputing its CRCs (so that mutations reach the checks behind the
+ * checksums).  Build and run: fuzz/run.sh. */
 #include "progressive_j2k.h"
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,11 +17,15 @@ static void reseal(uint8_t *buf, size_t len)
 {
     if (len < 16 || memcmp(buf, "PJ2K", 4) != 0) return;
     const uint32_t hl = rd32(buf + 8);
-    const int levels = buf[14];
-    if (levels > PJ2K_MAX_LEVELS || hl > len || hl < 16 + 4 + 12 * (uint32_t)(levels + 1)) return;
-    const size_t table = hl - 4 - 12 * (size_t)(levels + 1);
+    const int levels = buf[14], ndim = buf[12], naxes = buf[13];
+    /* version 2 states its layer count right after the axes */
+    const size_t layers_at = 16 + 8 * (size_t)ndim + (size_t)naxes;
+    const int layers = buf[4] == 2 && layers_at < len ? buf[layers_at] : 1;
+    const uint32_t pieces = (uint32_t)(levels + 1) * (uint32_t)(layers ? layers : 1);
+    if (levels > PJ2K_MAX_LEVELS || hl > len || hl < 16 + 4 + 12 * pieces) return;
+    const size_t table = hl - 4 - 12 * (size_t)pieces;
     uint64_t start = hl;
-    for (int r = 0; r <= levels; r++) {
+    for (uint32_t r = 0; r < pieces; r++) {
         const uint64_t end = rd64(buf + table + 12 * r);
         if (end < start || end > len) break;
         wr32(buf + table + 12 * r + 8, pj2k_crc32c(buf + start, (size_t)(end - start)));
@@ -48,6 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const size_t bytes = (size_t)n * ITEM[h.dtype];
             void *out = malloc(bytes ? bytes : 1);
             if (out) pj2k_decode(buf, size, level, out, bytes, MAX_FUZZ_ELEMENTS);
+            for (int layer = 0; out && level == 0 && h.layers > 1 && layer < h.layers; layer++)
+                pj2k_decode_layer(buf, size, level, layer, out, bytes, MAX_FUZZ_ELEMENTS);
             free(out);
         }
     }

@@ -1,7 +1,8 @@
 /* libFuzzer harness: encode arrays built from the input (any dtype, 1-4
- * dimensions, any axes, levels, colour option and mode), decode, and require
- * a bit-exact result for lossless, every sample within the bound for
- * error-bounded, and finite float output for lossy. */
+ * dimensions, any axes, levels, colour option and mode, with or without
+ * quality layers), decode, and require a bit-exact result for lossless, every
+ * sample within the bound for error-bounded, and finite float output for
+ * lossy; layered streams must also decode at every layer. */
 #include "progressive_j2k.h"
 #include <math.h>
 #include <stdint.h>
@@ -35,6 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p.levels = data[7] % 7;
     p.step = 0.5 + data[7] / 16;
     p.tolerance = 0.5 * p.step;   /* error-bounded: the tightest bound the scale allows */
+    if (data[5] & 0x80) {          /* quality layers: shifts from the input, made valid */
+        p.layers = 2 + data[5] % 3;
+        const int bands = 1 + p.levels * ((1 << p.naxes) - 1);
+        for (int b = 0; b < bands; b++)
+            for (int j = p.layers - 2; j >= 0; j--)
+                p.layer_shift[j][b] = (uint8_t)(p.layer_shift[j + 1][b] + data[(b + j) % size] % 4);
+    }
     const size_t bytes = (size_t)n * ITEM[p.dtype];
     uint8_t *in = calloc(bytes, 1), *back = malloc(bytes);
     if (!in || !back) { free(in); free(back); return 0; }
@@ -46,6 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *enc = NULL;
     size_t enc_len = 0;
     if (pj2k_encode(&p, in, &enc, &enc_len) == PJ2K_OK) {
+        for (int j = 0; j < p.layers; j++)
+            if (pj2k_decode_layer(enc, enc_len, 0, j, back, bytes, n) != PJ2K_OK) abort();
         if (pj2k_decode(enc, enc_len, 0, back, bytes, n) != PJ2K_OK) abort();
         if (p.wavelet == PJ2K_WAVELET_53 && memcmp(in, back, bytes) != 0) abort();
         if (p.wavelet == PJ2K_WAVELET_53_QUANTISED)

@@ -33,6 +33,10 @@ def seeds():
     yield "u8_1d", cam[77, :100], {}
     yield "u16_4d", mr[:32, :36].reshape(2, 2, 16, 18), {"axes": (2, 3)}
     yield "u8_levels0", cam[:16, :16], {"levels": 0}
+    yield "u8_layers", cam[300:332, 100:130], {"layers": 3}
+    yield "i16_lossy_layers", ct[200:224, 200:220], {"reversible": False, "layers": [20, 8]}
+    yield "rgb_tolerance_layers", rgb[50:66, 80:96], {"colour_axis": 2, "tolerance": 1.5,
+                                                      "layers": 2}
 
 
 def main(out):

@@ -58,7 +58,7 @@ def check_levels_consistent(enc: bytes, arr: np.ndarray):
         np.testing.assert_array_equal(dec, pj.decode(enc, level=level))
 
 
-def reseal(buf: bytes, levels: int) -> bytes:
+def reseal(buf: bytes, levels: int, layers: int = 1) -> bytes:
     """Recompute every CRC of a (possibly forged) codestream, so that tests can
     reach the checks behind the checksums.  Layout: docs/FORMAT.md."""
     import struct
@@ -67,9 +67,9 @@ def reseal(buf: bytes, levels: int) -> bytes:
 
     data = bytearray(buf)
     header_length = struct.unpack_from("<I", data, 8)[0]
-    table = header_length - 4 - 12 * (levels + 1)
+    table = header_length - 4 - 12 * (levels + 1) * layers
     start = header_length
-    for r in range(levels + 1):
+    for r in range((levels + 1) * layers):
         end = struct.unpack_from("<Q", data, table + 12 * r)[0]
         segment = bytes(data[start:end])
         struct.pack_into("<I", data, table + 12 * r + 8, _core.crc32c(segment))

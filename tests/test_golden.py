@@ -1,5 +1,6 @@
-"""Frozen codestreams of format version 1: any change that stops them decoding
-to the stored arrays breaks reading old data, and fails here."""
+"""Frozen codestreams of format versions 1 and 2 (quality layers): any change
+that stops them decoding to the stored arrays breaks reading old data, and
+fails here."""
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ NAMES = sorted(p.stem for p in GOLDEN.glob("*.pj2k"))
 
 
 def test_golden_set_is_complete():
-    assert len(NAMES) >= 12
+    assert len(NAMES) >= 15
+    versions = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).version for n in NAMES}
+    assert versions == {1, 2}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -20,10 +23,13 @@ def test_golden_codestream_decodes_unchanged(name):
     enc = (GOLDEN / f"{name}.pj2k").read_bytes()
     expected = np.load(GOLDEN / f"{name}.npz")
     header = pj.read_header(enc)
-    assert header.version == 1
+    assert header.version == (1 if header.layers == 1 else 2)
     for level in range(header.levels + 1):
         dec = pj.decode(enc[: header.prefix_length(level)], level=level)
         np.testing.assert_array_equal(dec, expected[f"level{level}"])
+        for layer in range(header.layers if header.layers > 1 else 0):
+            dec = pj.decode(enc[: header.prefix_length(level, layer)], level=level, layer=layer)
+            np.testing.assert_array_equal(dec, expected[f"level{level}_layer{layer}"])
     if header.reversible:  # lossless golden files decode to their source exactly
         np.testing.assert_array_equal(pj.decode(enc), expected["source"])
     if header.mode == "tolerance":
@@ -39,8 +45,9 @@ def test_golden_source_reencodes_decodably(name):
     source = expected["source"]
     mode = {"reversible": old.reversible} if old.mode != "tolerance" else {
         "tolerance": old.tolerance}
+    steps = {"i8_lossy_step": 3.0, "v2_i16_lossy_layers": 20.0}   # as in make_golden.py
     enc = pj.encode(source, levels=old.levels, axes=old.axes, colour_axis=old.colour_axis,
-                    step=3.0 if name == "i8_lossy_step" else None, **mode)
+                    step=steps.get(name), layers=old.layers, **mode)
     dec = pj.decode(enc)
     if old.reversible:
         np.testing.assert_array_equal(dec, source)

@@ -18,11 +18,15 @@
 extern "C" {
 #endif
 
-#define PJ2K_FORMAT_VERSION 1
+/* Newest format version written.  Version 1 (no quality layers) is still read,
+ * and still written for single-layer streams, so their bytes never change. */
+#define PJ2K_FORMAT_VERSION 2
 #define PJ2K_MAX_NDIM 32
 #define PJ2K_MAX_AXES 3     /* transformed axes per chunk */
 #define PJ2K_MAX_LEVELS 10  /* decomposition levels */
 #define PJ2K_MAX_BANDS (1 + PJ2K_MAX_LEVELS * 7)
+#define PJ2K_MAX_LAYERS 16   /* quality layers per resolution */
+#define PJ2K_MAX_PIECES ((PJ2K_MAX_LEVELS + 1) * PJ2K_MAX_LAYERS)
 #define PJ2K_FIXED_HEADER 16 /* bytes that hold the total header length */
 
 /* Stable error codes: values never change, new ones are appended. */
@@ -66,6 +70,12 @@ typedef struct {
     double step;                /* 9/7: base quantisation step (> 0);
                                    53_QUANTISED: the scale, at most 2 x tolerance */
     double tolerance;           /* 53_QUANTISED: the guaranteed error bound */
+    /* Quality layers: 0 or 1 = none.  Layer j carries the magnitudes of the
+     * coefficients of band b (numbered like the 9/7 steps) down to bit
+     * layer_shift[j][b]: per band the shifts never increase and the last
+     * layer's are 0, so all layers together hold every coefficient exactly. */
+    int layers;
+    uint8_t layer_shift[PJ2K_MAX_LAYERS][PJ2K_MAX_BANDS];
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -81,8 +91,13 @@ typedef struct {
     int nbands;                          /* subbands per component */
     float steps[PJ2K_MAX_BANDS];         /* 9/7 only */
     double scale, tolerance;             /* 53_QUANTISED only */
-    uint64_t segment_end[PJ2K_MAX_LEVELS + 1]; /* absolute byte offsets */
-    uint32_t segment_crc[PJ2K_MAX_LEVELS + 1];
+    int layers;                          /* 1 for version 1 streams */
+    uint8_t layer_shift[PJ2K_MAX_LAYERS][PJ2K_MAX_BANDS];
+    /* Piece (resolution r, layer j) is entry r * layers + j: absolute end
+     * offset and CRC-32C.  segment_end[r] is the end of resolution r. */
+    uint64_t piece_end[PJ2K_MAX_PIECES];
+    uint32_t piece_crc[PJ2K_MAX_PIECES];
+    uint64_t segment_end[PJ2K_MAX_LEVELS + 1];
 } pj2k_header;
 
 /* Encode a C-contiguous array.  On success *out is a malloc'd buffer the
@@ -106,6 +121,12 @@ void pj2k_level_shape(const pj2k_header *header, int level, uint64_t *shape);
  * 8/16-bit data) plus O(longest axis) scratch. */
 pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level,
                         void *out, size_t out_size, uint64_t max_elements);
+
+/* Decode at `level` using quality layers 0..layer of the finest resolution
+ * decoded (coarser resolutions use all their layers); layer < 0 means all.
+ * Needs the first header->piece_end[(levels - level) * layers + layer] bytes. */
+pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
+                              void *out, size_t out_size, uint64_t max_elements);
 
 /* CRC-32C (Castagnoli), as stored in the codestream. */
 uint32_t pj2k_crc32c(const uint8_t *data, size_t length);

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
 
-from progressive_j2k import _core, _rate
+from progressive_j2k import _core, _layers, _rate
 from progressive_j2k.errors import TooLargeError, TruncatedError
 
 #: numpy dtypes in the order of the format's dtype codes (docs/FORMAT.md).
@@ -28,17 +28,23 @@ MAX_LOSSY_STEP = 1e37
 FIXED_HEADER_BYTES = _core.FIXED_HEADER
 
 
-def header_length(ndim: int, naxes: int, levels: int, mode: str) -> int:
+def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1) -> int:
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
-    transformed axes, levels and mode ("lossless", "lossy" or "tolerance")."""
-    extra = {"lossless": 0, "tolerance": 16, "lossy": 4 * (1 + levels * (2**naxes - 1))}[mode]
-    return FIXED_HEADER_BYTES + 8 * ndim + naxes + extra + 12 * (levels + 1) + 4
+    transformed axes, levels, mode ("lossless", "lossy" or "tolerance") and
+    number of quality layers."""
+    nbands = 1 + levels * (2**naxes - 1)
+    extra = {"lossless": 0, "tolerance": 16, "lossy": 4 * nbands}[mode]
+    layer_fields = 1 + layers * nbands if layers > 1 else 0
+    return (FIXED_HEADER_BYTES + 8 * ndim + naxes + layer_fields + extra
+            + 12 * (levels + 1) * layers + 4)
 
 
 #: Bytes that always suffice for read_header: the largest possible header
-#: (32 dimensions, lossy, 10 levels).  Typical headers are 100-300 bytes; the
-#: exact length is stored in the first FIXED_HEADER_BYTES bytes.
-MAX_HEADER_BYTES = header_length(_core.MAX_NDIM, _core.MAX_AXES, _core.MAX_LEVELS, "lossy")
+#: (32 dimensions, lossy, 10 levels, 16 layers).  Typical headers are 100-300
+#: bytes; the exact length is stored in the first FIXED_HEADER_BYTES bytes.
+MAX_HEADER_BYTES = header_length(_core.MAX_NDIM, _core.MAX_AXES, _core.MAX_LEVELS, "lossy",
+                                 _core.MAX_LAYERS)
+MAX_LAYERS = _core.MAX_LAYERS
 
 
 #: Coding modes by the format's wavelet code.
@@ -60,8 +66,9 @@ class Header:
     tolerance: float | None
     header_length: int
     steps: tuple
-    segment_ends: tuple
-    segment_crcs: tuple
+    layer_shifts: tuple
+    piece_ends: tuple
+    piece_crcs: tuple
 
     @property
     def mode(self) -> str:
@@ -70,14 +77,23 @@ class Header:
 
     @property
     def reversible(self) -> bool:
-        """True when the full-resolution decode is bit-exact."""
+        """True when the full-resolution decode (of all layers) is bit-exact."""
         return self.wavelet == 0
 
+    @property
+    def layers(self) -> int:
+        """Quality layers per resolution (1: none)."""
+        return len(self.layer_shifts)
+
+    @property
+    def segment_ends(self) -> tuple:
+        """End offset of each resolution's data, coarsest first."""
+        return tuple(ends[-1] for ends in self.piece_ends)
 
     @property
     def nbytes(self) -> int:
         """Length of the whole codestream."""
-        return self.segment_ends[-1] if self.segment_ends else self.header_length
+        return self.piece_ends[-1][-1] if self.piece_ends else self.header_length
 
     def _check_level(self, level: int) -> int:
         level = operator.index(level)
@@ -85,9 +101,19 @@ class Header:
             raise ValueError(f"level must be in 0..{self.levels}, got {level}")
         return level
 
-    def prefix_length(self, level: int = 0) -> int:
-        """Number of leading bytes that decoding at ``level`` needs."""
-        return self.segment_ends[self.levels - self._check_level(level)]
+    def _check_layer(self, layer) -> int:
+        if layer is None:
+            return self.layers - 1
+        layer = operator.index(layer)
+        if not 0 <= layer < self.layers:
+            raise ValueError(f"layer must be in 0..{self.layers - 1}, got {layer}")
+        return layer
+
+    def prefix_length(self, level: int = 0, layer: int | None = None) -> int:
+        """Number of leading bytes that decoding at ``level`` needs, with
+        quality layers 0..``layer`` of that resolution (None: all layers)."""
+        resolution = self.levels - self._check_level(level)
+        return self.piece_ends[resolution][self._check_layer(layer)]
 
     def level_shape(self, level: int = 0) -> tuple:
         """Shape of the decode at ``level``: transformed axes ceil-divided by 2**level."""
@@ -128,11 +154,14 @@ def default_levels(shape, axes) -> int:
 
 
 #: The codec options, in the order both codec classes list them.
-OPTION_NAMES = ("levels", "reversible", "axes", "colour_axis", "step", "tolerance", "ratio", "psnr")
+OPTION_NAMES = ("levels", "reversible", "axes", "colour_axis", "step", "tolerance", "ratio", "psnr",
+                "layers", "layer_metric")
+LAYER_METRICS = ("ratio", "psnr")
 
 
 def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-                      tolerance=None, ratio=None, psnr=None) -> dict:
+                      tolerance=None, ratio=None, psnr=None, layers=None,
+                      layer_metric="ratio") -> dict:
     """Codec options in canonical types (shared by the numcodecs and zarr v3 codecs)."""
     options = dict(levels=None if levels is None else int(levels), reversible=bool(reversible),
                    axes=None if axes is None else tuple(int(a) for a in axes),
@@ -140,7 +169,9 @@ def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None,
                    step=None if step is None else float(step),
                    tolerance=None if tolerance is None else float(tolerance),
                    ratio=None if ratio is None else float(ratio),
-                   psnr=None if psnr is None else float(psnr))
+                   psnr=None if psnr is None else float(psnr),
+                   layers=_normalise_layers(layers, layer_metric),
+                   layer_metric=str(layer_metric))
     targets = [k for k in ("step", "ratio", "psnr") if options[k] is not None]
     if options["ratio"] is not None and not (options["ratio"] >= 1 and math.isfinite(ratio)):
         raise ValueError(f"ratio must be a number >= 1, got {ratio}")
@@ -157,6 +188,39 @@ def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None,
     elif options["reversible"] and targets:
         raise ValueError(f"{targets[0]} applies to lossy coding only (reversible=False)")
     return options
+
+
+def _normalise_layers(layers, metric):
+    """None, a layer count 2..16, or the targets of the layers before the
+    last: ratios (decreasing) or PSNRs (increasing)."""
+    if metric not in LAYER_METRICS:
+        raise ValueError(f"layer_metric must be one of {LAYER_METRICS}, got {metric!r}")
+    if layers is None:
+        return None
+    if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
+        if not 1 <= layers <= MAX_LAYERS:
+            raise ValueError(f"layers must be 1..{MAX_LAYERS}, got {layers}")
+        return None if layers == 1 else int(layers)
+    if isinstance(layers, (str, bytes)):
+        raise TypeError(f"layers must be a count or a list of numbers, got {layers!r}")
+    targets = tuple(float(t) for t in layers)
+    if not 1 <= len(targets) < MAX_LAYERS:
+        raise ValueError(f"give 1..{MAX_LAYERS - 1} layer targets (the last layer completes "
+                         f"the chunk), got {len(targets)}")
+    if not all(math.isfinite(t) for t in targets):
+        raise ValueError(f"layer targets must be finite, got {targets}")
+    if metric == "ratio":
+        if not all(t > 1 for t in targets) or list(targets) != sorted(targets, reverse=True):
+            raise ValueError(f"layer ratios must be > 1 and decreasing, got {targets}")
+    elif list(targets) != sorted(targets):
+        raise ValueError(f"layer PSNRs must be increasing, got {targets}")
+    return targets
+
+
+def layer_count(options: dict) -> int:
+    """Number of quality layers a chunk coded with these options has."""
+    layers = options["layers"]
+    return 1 if layers is None else layers if isinstance(layers, int) else len(layers) + 1
 
 
 def resolve_options(options: dict, chunk_shape) -> dict:
@@ -260,8 +324,14 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     return 1, float(step)
 
 
+def _max_exponent(arr: np.ndarray, wavelet: int) -> int:
+    """The largest coefficient exponent the format allows in this mode."""
+    return {0: 8 * (1 if arr.dtype.itemsize == 1 else 2 if arr.dtype.itemsize == 2 else 4) + 10,
+            1: 60, 2: 52}[wavelet]
+
+
 def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-           tolerance=None, ratio=None, psnr=None) -> bytes:
+           tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio") -> bytes:
     """Encode an array into one progressive codestream.
 
     levels: decomposition levels (default: enough to bring the longest
@@ -278,6 +348,14 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     psnr: lossy only, instead of step: the smallest chunk with a PSNR of at
         least ``psnr`` dB (peak 2**bits - 1 for integers, the value range for
         floats), within 0.5 dB of it where reachable.
+    layers: quality layers within each resolution, so that a shorter prefix
+        decodes that resolution at lower quality (``decode(..., layer=j)``).
+        A count (2..16: each layer about doubles the bytes of the one before),
+        or the targets of the layers before the last, which completes the
+        chunk (lossless stays bit-exact): compression ratios of the prefix a
+        full-resolution decode needs (decreasing, e.g. ``[80, 40, 20]``), or
+        PSNRs with ``layer_metric="psnr"`` (increasing).  Layers are whole bit
+        planes, so targets are met to within a factor of about two in size.
     """
     arr = np.asarray(data)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
@@ -285,7 +363,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     if arr.ndim == 0:
         raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
     options = resolve_options(
-        normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio, psnr),
+        normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio, psnr,
+                          layers, layer_metric),
         arr.shape)
     code = check_dtype(arr.dtype, options)
     check_layout(arr.shape, options)
@@ -293,18 +372,30 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     wavelet, step = _wavelet_and_step(arr, options)
     arr = np.ascontiguousarray(arr)
 
-    def encode_with(step_):
+    def encode_with(step_, layer_tables=()):
         return _core.encode(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
                             -1 if colour_axis is None else colour_axis, int(levels), wavelet,
-                            step_, options["tolerance"] or 0.0)
+                            step_, options["tolerance"] or 0.0, layer_tables)
 
-    if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
-        limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
-        if options["ratio"] is not None:
-            return _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits)
-        return _rate.encode_to_psnr(encode_with, decode, arr, options["psnr"], step, limits)
     try:
-        return encode_with(step)
+        if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
+            limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
+            if options["ratio"] is not None:
+                encoded, step = _rate.encode_to_ratio(encode_with, arr, options["ratio"], step,
+                                                      limits)
+            else:
+                encoded, step = _rate.encode_to_psnr(encode_with, decode, arr, options["psnr"],
+                                                     step, limits)
+        else:
+            encoded = encode_with(step)
+        if options["layers"] is None:
+            return encoded
+        tables = _layers.choose_shifts(
+            lambda t: encode_with(step, t), lambda e, j: decode(e, layer=j), arr,
+            options["layers"], options["layer_metric"], levels, len(axes), weighted=wavelet != 1,
+            data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),
+            max_shift=_max_exponent(arr, wavelet))
+        return encode_with(step, tables)
     except ValueError as exc:
         if wavelet == 2:  # the only data-dependent refusal left: float precision
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision of "
@@ -320,24 +411,28 @@ def decode_work_per_element(header: Header) -> int:
     return (8 if wide else 4) + (8 if via_float else 0)
 
 
-def decode(buf, level: int = 0, out=None, *, max_bytes: int = DEFAULT_MAX_DECODED_BYTES):
+def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
+           max_bytes: int = DEFAULT_MAX_DECODED_BYTES):
     """Decode a chunk at ``level`` (0 = full resolution, k = 1/2**k per transformed axis).
 
     ``buf`` may be the whole chunk or any prefix of at least
-    ``read_header(buf).prefix_length(level)`` bytes.  ``out``, if given, must be
-    a writeable C-contiguous buffer of exactly the decoded size; it is filled
-    and returned.  ``max_bytes`` bounds the memory the decode may allocate
-    (output plus working buffers, at most 16 bytes per element) and is checked
-    before anything is allocated.  Raises ``ValueError`` subclasses for damaged
-    or short input.
+    ``read_header(buf).prefix_length(level, layer)`` bytes.  ``layer`` (for
+    chunks coded with quality layers) decodes that resolution from its layers
+    0..``layer`` only: a shorter prefix, lower quality; None uses all layers.
+    ``out``, if given, must be a writeable C-contiguous buffer of exactly the
+    decoded size; it is filled and returned.  ``max_bytes`` bounds the memory
+    the decode may allocate (output plus working buffers, at most 16 bytes per
+    element) and is checked before anything is allocated.  Raises
+    ``ValueError`` subclasses for damaged or short input.
     """
     data = _as_bytes(buf)
     header = read_header(data)
     level = header._check_level(level)
-    needed = header.prefix_length(level)
+    layer = header._check_layer(layer)
+    needed = header.prefix_length(level, layer)
     if data.nbytes < needed:
-        raise TruncatedError(f"decode at level {level} needs {needed} bytes, got {data.nbytes}",
-                             needed)
+        raise TruncatedError(f"decode at level {level}, layer {layer} needs {needed} bytes, "
+                             f"got {data.nbytes}", needed)
     shape = header.level_shape(level)
     elements = math.prod(shape)
     nbytes = elements * header.dtype.itemsize
@@ -357,5 +452,5 @@ def decode(buf, level: int = 0, out=None, *, max_bytes: int = DEFAULT_MAX_DECODE
             raise ValueError(f"out has {target.nbytes} bytes, the decode needs {nbytes}")
         if not target.flags.writeable:
             raise ValueError("out is read-only")
-    _core.decode_into(data, level, target, math.prod(shape))
+    _core.decode_into(data, level, target, math.prod(shape), layer)
     return result

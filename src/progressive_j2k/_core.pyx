@@ -18,6 +18,7 @@ cdef extern from "progressive_j2k.h" nogil:
     ctypedef enum pj2k_wavelet:
         PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED
     int PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION
+    int PJ2K_MAX_LAYERS
     ctypedef struct pj2k_params:
         pj2k_dtype dtype
         int ndim
@@ -29,6 +30,8 @@ cdef extern from "progressive_j2k.h" nogil:
         pj2k_wavelet wavelet
         double step
         double tolerance
+        int layers
+        uint8_t layer_shift[16][71]
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -41,13 +44,16 @@ cdef extern from "progressive_j2k.h" nogil:
         int nbands
         float steps[71]
         double scale, tolerance
+        int layers
+        uint8_t layer_shift[16][71]
+        uint64_t piece_end[176]
+        uint32_t piece_crc[176]
         uint64_t segment_end[11]
-        uint32_t segment_crc[11]
     pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **out, size_t *out_length)
     void pj2k_free(void *ptr)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
-    pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level, void *out, size_t out_size,
-                            uint64_t max_elements)
+    pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
+                                  void *out, size_t out_size, uint64_t max_elements)
     uint32_t pj2k_crc32c(const uint8_t *data, size_t length)
     const char *pj2k_status_message(pj2k_status status)
 
@@ -58,6 +64,7 @@ cdef extern from "internal.h" nogil:
 MAX_NDIM = PJ2K_MAX_NDIM
 MAX_AXES = PJ2K_MAX_AXES
 MAX_LEVELS = PJ2K_MAX_LEVELS
+MAX_LAYERS = PJ2K_MAX_LAYERS
 FIXED_HEADER = PJ2K_FIXED_HEADER
 FORMAT_VERSION = PJ2K_FORMAT_VERSION
 
@@ -81,10 +88,12 @@ cdef raise_status(pj2k_status status, str context):
 
 
 def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int colour_axis,
-           int levels, int wavelet, double step, double tolerance=0.0):
+           int levels, int wavelet, double step, double tolerance=0.0, tuple layer_shifts=()):
     """Encode the C-contiguous bytes `data` of an array with `shape`.
     wavelet: 0 lossless 5/3, 1 lossy 9/7 (step = base step), 2 error-bounded
-    (step = scale, at most twice `tolerance`, the bound checked per sample)."""
+    (step = scale, at most twice `tolerance`, the bound checked per sample).
+    layer_shifts: per quality layer, one shift per band (never increasing, the
+    last layer's all 0), or () for no layers."""
     cdef pj2k_params params
     cdef uint8_t *out = NULL
     cdef size_t out_length = 0
@@ -92,6 +101,16 @@ def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int
     memset(&params, 0, sizeof(params))
     if len(shape) > PJ2K_MAX_NDIM or len(axes) > PJ2K_MAX_AXES:
         raise ValueError("too many dimensions or transformed axes")
+    if len(layer_shifts) > PJ2K_MAX_LAYERS:
+        raise ValueError(f"at most {PJ2K_MAX_LAYERS} quality layers")
+    params.layers = len(layer_shifts)
+    for j, shifts in enumerate(layer_shifts):
+        if len(shifts) > 71:
+            raise ValueError("too many bands")
+        for b, shift in enumerate(shifts):
+            if not 0 <= shift <= 255:
+                raise ValueError(f"layer shift {shift} out of range")
+            params.layer_shift[j][b] = shift
     params.dtype = <pj2k_dtype>dtype_code
     params.ndim = len(shape)
     for i, n in enumerate(shape):
@@ -136,19 +155,25 @@ def read_header(const uint8_t[::1] buf):
         colour_axis=None if h.colour_axis < 0 else h.colour_axis,
         levels=h.levels, header_length=h.header_length,
         steps=tuple(h.steps[i] for i in range(h.nbands)) if h.wavelet == PJ2K_WAVELET_97 else (),
-        segment_ends=tuple(h.segment_end[i] for i in range(h.levels + 1)),
-        segment_crcs=tuple(h.segment_crc[i] for i in range(h.levels + 1)),
+        layer_shifts=tuple(tuple(h.layer_shift[j][b] for b in range(h.nbands))
+                           for j in range(h.layers)),
+        piece_ends=tuple(tuple(h.piece_end[r * h.layers + j] for j in range(h.layers))
+                         for r in range(h.levels + 1)),
+        piece_crcs=tuple(tuple(h.piece_crc[r * h.layers + j] for j in range(h.layers))
+                         for r in range(h.levels + 1)),
     )
 
 
-def decode_into(const uint8_t[::1] buf, int level, uint8_t[::1] out, uint64_t max_elements):
-    """Decode `buf` at `level` into the C-contiguous bytes of `out`."""
+def decode_into(const uint8_t[::1] buf, int level, uint8_t[::1] out, uint64_t max_elements,
+                int layer=-1):
+    """Decode `buf` at `level` (quality layers 0..layer of its finest
+    resolution; -1 = all) into the C-contiguous bytes of `out`."""
     cdef pj2k_status status
     cdef size_t n = buf.shape[0], m = out.shape[0]
     cdef uint8_t dummy = 0
     with nogil:
-        status = pj2k_decode(&buf[0] if n else NULL, n, level, &out[0] if m else &dummy, m,
-                             max_elements)
+        status = pj2k_decode_layer(&buf[0] if n else NULL, n, level, layer,
+                                   &out[0] if m else &dummy, m, max_elements)
     if status != PJ2K_OK:
         raise_status(status, "decode")
 

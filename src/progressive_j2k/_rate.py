@@ -5,7 +5,8 @@ optimum: every band at the same distortion-rate slope); this module only
 searches the one base step per chunk: steps of 4x until the target is
 bracketed, then bisection in log space (size and MSE are close to power laws
 of the step).  It stops early when the result stops changing (flat chunks).
-Each trial is a full encode (and a decode for PSNR).
+Each trial is a full encode (and a decode for PSNR).  Both searches return
+(codestream, step).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _search(score, start: float, lo_limit: float, hi_limit: float, accept, too_g
         trial, value = score(step)
         trials.append((step, trial, value))
         if accept(value):
-            return trial, trials
+            return trials[-1], trials
         if too_good(value):
             low = (math.log(step), value)
         else:
@@ -68,9 +69,9 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits)
     found, trials = _search(score, start, *limits,
                             accept=lambda n: abs(n / target - 1) <= RATIO_TOLERANCE,
                             too_good=lambda n: n > target)
-    if found is not None:
-        return found
-    return min(trials, key=lambda t: abs(math.log(t[2] / target)))[1]  # out of reach: closest
+    if found is None:   # out of reach: the closest
+        found = min(trials, key=lambda t: abs(math.log(t[2] / target)))
+    return found[1], found[0]
 
 
 def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float, limits) -> bytes:
@@ -81,7 +82,7 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
     found, trials = _search(score, start, *limits,
                             accept=lambda p: target <= p <= target + PSNR_MARGIN,
                             too_good=lambda p: p > target + PSNR_MARGIN)
-    if found is not None:
-        return found
-    meeting = [t for t in trials if t[2] >= target]  # out of reach: the smallest meeting it
-    return (max(meeting, key=lambda t: t[0]) if meeting else max(trials, key=lambda t: t[2]))[1]
+    if found is None:   # out of reach: the smallest meeting it
+        meeting = [t for t in trials if t[2] >= target]
+        found = max(meeting, key=lambda t: t[0]) if meeting else max(trials, key=lambda t: t[2])
+    return found[1], found[0]

@@ -39,15 +39,21 @@ class ProgressiveJ2K(Codec):
     ratio, psnr : float, optional
         Lossy targets instead of ``step``: ``ratio`` times smaller than raw
         (within 5%), or the smallest chunk with at least ``psnr`` dB.
+    layers : int or list of float, optional
+        Quality layers within each resolution: a count, or the compression
+        ratios (or with ``layer_metric="psnr"`` the PSNRs) of the layers
+        before the last, which completes the chunk.  See ``encode``.
+    layer_metric : {"ratio", "psnr"}
+        What the ``layers`` targets are.
     """
 
     codec_id = "progressive_j2k"
 
     def __init__(self, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-                 tolerance=None, ratio=None, psnr=None):
+                 tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio"):
         self.__dict__.update(
             _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
-                                   psnr))
+                                   psnr, layers, layer_metric))
 
     def _options(self):
         return {name: getattr(self, name) for name in _api.OPTION_NAMES}
@@ -72,8 +78,9 @@ class ProgressiveJ2K(Codec):
 
     def get_config(self):
         config = {"id": self.codec_id, **self._options()}
-        if self.axes is not None:
-            config["axes"] = list(self.axes)
+        for name in ("axes", "layers"):
+            if isinstance(config[name], tuple):
+                config[name] = list(config[name])
         return config
 
     def __repr__(self):

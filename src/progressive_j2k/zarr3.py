@@ -45,11 +45,13 @@ class ProgressiveJ2K(ArrayBytesCodec):
     tolerance: float | None = None
     ratio: float | None = None
     psnr: float | None = None
+    layers: int | tuple[float, ...] | None = None
+    layer_metric: str = "ratio"
 
     def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-                 tolerance=None, ratio=None, psnr=None):
+                 tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio"):
         options = _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance,
-                                         ratio, psnr)
+                                         ratio, psnr, layers, layer_metric)
         for name, value in options.items():
             object.__setattr__(self, name, value)
 
@@ -65,8 +67,9 @@ class ProgressiveJ2K(ArrayBytesCodec):
 
     def to_dict(self):
         configuration = dict(self.options)
-        if configuration["axes"] is not None:
-            configuration["axes"] = list(configuration["axes"])
+        for name in ("axes", "layers"):
+            if isinstance(configuration[name], tuple):
+                configuration[name] = list(configuration[name])
         return {"name": CODEC_NAME, "configuration": configuration}
 
     def evolve_from_array_spec(self, array_spec):

@@ -1,8 +1,8 @@
-"""Regenerate the golden codestreams.  Run only when the format version is
-bumped on purpose: the committed files are what old data looks like, and
-tests/test_golden.py must keep decoding them.
+"""Generate golden codestreams.  Existing ones are frozen: the committed
+files are what old data looks like, and tests/test_golden.py must keep
+decoding them.  Generate only new cases (e.g. for a new format version):
 
-    python tests/golden/make_golden.py
+    python tests/golden/make_golden.py NAME [NAME ...]
 """
 import sys
 from pathlib import Path
@@ -33,19 +33,32 @@ CASES = {
                          {"tolerance": 1e-6}),
     "u8_rgb_tolerance": (lambda: load("coffee")[150:166, 250:270], {"colour_axis": 2,
                                                                     "tolerance": 2}),
+    # format version 2: quality layers
+    "v2_u8_gray_layers": (lambda: load("camera")[100:140, 60:100], {"layers": 3}),
+    "v2_i16_lossy_layers": (lambda: load("ct693_int16")[250:282, 250:274],
+                            {"reversible": False, "step": 20.0, "layers": [30, 10]}),
+    "v2_u8_rgb_tolerance_layers": (lambda: load("coffee")[150:166, 250:270],
+                                   {"colour_axis": 2, "tolerance": 1, "layers": 2}),
 }
 
 
-def main():
-    for name, (make, options) in CASES.items():
+def main(names):
+    unknown = set(names) - set(CASES)
+    if not names or unknown:
+        sys.exit(f"name the cases to generate (unknown: {sorted(unknown)}); known: {list(CASES)}")
+    for name in names:
+        make, options = CASES[name]
         arr = np.ascontiguousarray(make())
         enc = pj.encode(arr, **options)
         header = pj.read_header(enc)
         (HERE / f"{name}.pj2k").write_bytes(enc)
         levels = {f"level{k}": pj.decode(enc, level=k) for k in range(header.levels + 1)}
+        if header.layers > 1:
+            levels.update({f"level{k}_layer{j}": pj.decode(enc, level=k, layer=j)
+                           for k in range(header.levels + 1) for j in range(header.layers)})
         np.savez_compressed(HERE / f"{name}.npz", source=arr, **levels)
         print(name, arr.shape, arr.dtype, len(enc), "bytes")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,0 +1,128 @@
+"""Quality layers: choose each layer's per-band bit-plane shifts from the targets.
+
+Layer j carries band b's coefficients down to bit shift[j][b] (docs/FORMAT.md,
+section 6).  All shifts of a layer come from one real threshold t:
+
+    shift_b(t) = max(0, ceil(t - g_b - f_b))
+
+g_b = log2 of the band's synthesis norm (how much a unit of error there costs
+in the image; 0 for 9/7, whose quantisation steps already carry the norms),
+and f_b in (0, 1) staggers the bands inside a bit plane, coarse bands first,
+so that lowering t refines one band at a time: layer sizes can be placed at a
+fraction of a bit plane instead of factors of ~3.
+
+A probe encode with a layer at each of 15 evenly spaced thresholds gives the
+bytes of layers 0..j over all resolutions (JPEG 2000's meaning of a layer's
+rate) or, by decoding, the PSNR a full-resolution reader of layer j gets;
+targets are placed by interpolating in t between probe layers (log bytes, or
+dB), refined (for explicit targets) by a second probe over the bracketing
+range, and a last encode writes the chosen layers.  A chunk always gets
+exactly the number of layers asked for (readers rely on it to know the header
+length): layers that would coincide are pushed one band step apart.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from progressive_j2k._rate import psnr
+
+PROBE_LAYERS = 16
+
+
+@functools.lru_cache(maxsize=64)
+def band_norm_log2(levels: int, naxes: int) -> tuple:
+    """log2 of each band's 9/7 synthesis norm (read from the steps the core
+    derives for a lossy stream with base step 1)."""
+    from progressive_j2k._api import encode, read_header
+
+    tiny = np.zeros((1,) * naxes, np.uint8)
+    steps = read_header(encode(tiny, levels=levels, reversible=False, step=1.0)).steps
+    return tuple(-math.log2(s) for s in steps)
+
+
+class Thresholds:
+    """Maps a threshold t to a table of per-band shifts."""
+
+    def __init__(self, levels: int, naxes: int, weighted: bool, max_shift: int):
+        nbands = 1 + levels * (2**naxes - 1)
+        gains = band_norm_log2(levels, naxes) if weighted else (0.0,) * nbands
+        self.offsets = [g + 1 - (b + 0.5) / nbands for b, g in enumerate(gains)]
+        self.max_shift = max_shift
+
+    def shifts(self, t: float) -> tuple:
+        return tuple(min(self.max_shift, max(0, math.ceil(t - o))) for o in self.offsets)
+
+    def next_below(self, t: float) -> float:
+        """The largest threshold below t whose table differs from t's."""
+        table = self.shifts(t)
+        # a band's shift drops when t - offset passes an integer
+        drops = [math.ceil(t - o) - 1 + o for o, s in zip(self.offsets, table) if s > 0]
+        return max(drops) - 1e-9 if drops else -math.inf
+
+
+def choose_shifts(encode, decode, arr, layers, metric: str, levels: int, naxes: int,
+                  weighted: bool, data_bits: float, max_shift: int) -> tuple:
+    """Shift tables for `layers` (a count, or the targets of the layers before
+    the last: compression ratios, or PSNRs in dB with metric "psnr").
+    encode(tables) -> codestream; decode(codestream, layer) -> full-resolution
+    array; data_bits: log2 of the largest |sample| in coefficient units (the
+    transform adds a few bits, and up to the largest band norm's in t)."""
+    from progressive_j2k._api import read_header
+
+    count = layers if isinstance(layers, int) else len(layers) + 1
+    if count <= 1:
+        return ()
+    th = Thresholds(levels, naxes, weighted, max_shift)
+    lowest = -max(th.offsets)             # at or below it every shift is 0
+    by_size = isinstance(layers, int) or metric == "ratio"
+
+    def measure(hi: float, lo: float):
+        ts = [hi - (hi - lo) * i / (PROBE_LAYERS - 2) for i in range(PROBE_LAYERS - 1)]
+        probe = encode(tuple(th.shifts(t) for t in ts + [lowest]))
+        if by_size:
+            values = [math.log(max(n, 1)) for n in cumulative_layer_bytes(read_header(probe))]
+        else:
+            values = [min(psnr(decode(probe, j), arr), 400.0) for j in range(len(ts) + 1)]
+        return ts, values[:-1], values[-1]
+
+    ts, values, final = measure(data_bits + 3 + max(th.offsets), lowest)
+    if by_size:   # a count: each layer about doubles the bytes of the one before
+        goals = ([final - math.log(2) * (count - 1 - j) for j in range(count - 1)]
+                 if isinstance(layers, int) else [math.log(arr.nbytes / r) for r in layers])
+    else:
+        goals = list(layers)
+    # a second, finer probe between the probe layers that bracket the goals
+    chosen = [_interpolate(ts, values, g) for g in goals]
+    step = ts[0] - ts[1]
+    hi, lo = min(max(chosen) + step, ts[0]), max(min(chosen) - step, lowest)
+    if not isinstance(layers, int) and hi - lo < step * (PROBE_LAYERS - 2) / 2:
+        ts, values, _ = measure(hi, lo)
+        chosen = [_interpolate(ts, values, g) for g in goals]
+    thresholds = []
+    for t in chosen:                      # strictly decreasing tables while possible
+        if thresholds and (t > thresholds[-1] or th.shifts(t) == th.shifts(thresholds[-1])):
+            t = max(th.next_below(thresholds[-1]), lowest)
+        thresholds.append(t)
+    tables = [th.shifts(t) for t in thresholds] + [(0,) * len(th.offsets)]
+    return tuple(tables)
+
+
+def _interpolate(ts, values, goal: float) -> float:
+    """The threshold at which `values` (non-decreasing as t falls) reaches
+    `goal`, linear between probe points; the ends when out of range."""
+    for i in range(1, len(ts)):
+        if values[i] >= goal:
+            lo, hi = values[i - 1], values[i]
+            w = 1.0 if hi <= lo else (goal - lo) / (hi - lo)
+            return ts[i - 1] + min(max(w, 0.0), 1.0) * (ts[i] - ts[i - 1])
+    return ts[-1]
+
+
+def cumulative_layer_bytes(header) -> list:
+    """Bytes of layers 0..j summed over all resolutions, for each j."""
+    starts = [header.header_length] + [ends[-1] for ends in header.piece_ends[:-1]]
+    return [sum(ends[j] - start for start, ends in zip(starts, header.piece_ends))
+            for j in range(header.layers)]

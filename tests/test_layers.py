@@ -1,0 +1,202 @@
+"""Quality layers: a shorter prefix of a resolution gives a lower-quality
+decode of it; all layers together give exactly the single-layer result."""
+import json
+
+import numpy as np
+import pytest
+
+import progressive_j2k as pj
+from progressive_j2k import ProgressiveJ2K, _api
+from progressive_j2k._layers import cumulative_layer_bytes
+from progressive_j2k._rate import psnr
+from progressive_j2k.errors import DecodeError, TruncatedError
+
+from helpers import check_config, reseal
+
+
+def mse(a, b):
+    return float(np.mean((a.astype(np.float64) - b) ** 2))
+
+
+def colour(arr):
+    return {"colour_axis": -1} if arr.ndim == 3 and arr.shape[-1] == 3 else {}
+
+
+@pytest.mark.parametrize("name, layers", [
+    ("camera", 4), ("astronaut", [60, 20]), ("mr2_uint16", 3), ("ct693_int16", [40, 10, 5]),
+    ("anatomical_int16_3d", 3), ("coins", 16)])
+def test_lossless_with_layers_is_bit_exact_and_refines(real, name, layers):
+    arr = real(name)
+    if arr.ndim == 3 and arr.shape[-1] != 3:
+        arr = arr[:40]
+    enc = pj.encode(arr, layers=layers, **colour(arr))
+    header = pj.read_header(enc)
+    assert header.version == 2 and header.layers == _api.layer_count({"layers": layers})
+    np.testing.assert_array_equal(pj.decode(enc), arr)
+    errors = [mse(pj.decode(enc, layer=j), arr) for j in range(header.layers)]
+    assert errors[-1] == 0
+    assert all(a >= b for a, b in zip(errors, errors[1:])), errors
+    assert errors[0] > errors[-2] or header.layers == 2
+
+
+@pytest.mark.parametrize("options", [
+    {"reversible": False, "step": 4.0}, {"reversible": False, "ratio": 12},
+    {"tolerance": 2.0}])
+def test_all_layers_decode_exactly_like_the_single_layer_stream(real, options):
+    arr = real("astronaut")[100:300, 50:350]
+    single = pj.encode(arr, colour_axis=-1, **options)
+    layered = pj.encode(arr, colour_axis=-1, layers=3, **options)
+    assert pj.read_header(single).version == 1
+    for level in range(pj.read_header(single).levels + 1):
+        np.testing.assert_array_equal(pj.decode(layered, level=level),
+                                      pj.decode(single, level=level))
+
+
+def test_every_level_and_layer_decodes_from_its_prefix(real):
+    arr = real("moon")[:200, :260]
+    enc = pj.encode(arr, layers=[50, 15], levels=4)
+    header = pj.read_header(enc)
+    ends = [e for per_resolution in header.piece_ends for e in per_resolution]
+    assert ends == sorted(ends) and ends[-1] == len(enc) == header.nbytes
+    assert header.segment_ends == tuple(r[-1] for r in header.piece_ends)
+    for level in range(header.levels + 1):
+        previous = np.inf
+        for layer in range(header.layers):
+            n = header.prefix_length(level, layer)
+            dec = pj.decode(enc[:n], level=level, layer=layer)
+            np.testing.assert_array_equal(dec, pj.decode(enc, level=level, layer=layer))
+            with pytest.raises(TruncatedError):
+                pj.decode(enc[: n - 1], level=level, layer=layer)
+            reference = pj.decode(pj.encode(arr, levels=4), level=level)   # exact low-pass
+            error = mse(dec, reference)
+            assert error <= previous
+            previous = error
+        assert previous == 0   # all layers: the exact level
+    assert header.prefix_length(0, 0) < header.prefix_length(0, 1) < header.prefix_length(0)
+
+
+def test_header_length_is_known_from_the_options(real):
+    arr = real("camera")[:64, :96]
+    for layers, mode in [(2, {}), ([30, 10], {"reversible": False}), (5, {"tolerance": 1})]:
+        opts = _api.normalise_options(layers=layers, **mode)
+        enc = pj.encode(arr, **opts)
+        header = pj.read_header(enc)
+        mode_name = header.mode
+        assert header.header_length == _api.header_length(2, 2, header.levels, mode_name,
+                                                           _api.layer_count(opts))
+    assert pj.MAX_HEADER_BYTES == _api.header_length(32, 3, 10, "lossy", 16)
+
+
+def test_ratio_targets_place_layers_near_the_requested_sizes(real):
+    for name in ("camera", "astronaut", "mr2_uint16"):
+        arr = real(name)
+        enc = pj.encode(arr, layers=[40, 20], **colour(arr))
+        header = pj.read_header(enc)
+        sizes = cumulative_layer_bytes(header)
+        achieved = [arr.nbytes / s for s in sizes[:2]]
+        for got, want in zip(achieved, [40, 20]):
+            assert want / 1.6 <= got <= want * 1.6, (name, achieved)
+
+
+def test_psnr_targets_place_layers_near_the_requested_quality(real):
+    arr = real("camera")
+    enc = pj.encode(arr, reversible=False, psnr=48, layers=[32, 40], layer_metric="psnr")
+    got = [psnr(pj.decode(enc, layer=j), arr) for j in range(3)]
+    assert abs(got[0] - 32) <= 1.5 and abs(got[1] - 40) <= 1.5, got
+    assert 48 <= got[2] <= 48.5
+
+
+def test_layer_count_is_exact_even_when_targets_coincide():
+    arr = (np.arange(64 * 64) % 7).astype(np.uint8).reshape(64, 64)
+    enc = pj.encode(arr, layers=[1000, 999, 998])
+    header = pj.read_header(enc)
+    assert header.layers == 4
+    np.testing.assert_array_equal(pj.decode(enc), arr)
+
+
+def test_flat_and_empty_chunks_with_layers():
+    for arr in (np.full((33, 17), 200, np.uint8), np.zeros((0, 5), np.uint16)):
+        enc = pj.encode(arr, layers=3)
+        assert pj.read_header(enc).layers == 3
+        for j in range(3):
+            dec = pj.decode(enc, layer=j)
+            assert dec.shape == arr.shape
+        np.testing.assert_array_equal(pj.decode(enc), arr)
+
+
+def test_partial_layers_stay_in_the_dtype_range(real):
+    arr = real("ct693_int16")
+    enc = pj.encode(arr, layers=4)
+    for j in range(4):
+        dec = pj.decode(enc, layer=j)
+        assert dec.dtype == arr.dtype
+        assert psnr(dec, arr) > 40   # no wrap-around at the dtype's ends
+
+
+@pytest.mark.parametrize("bad", [0, 17, [20, 40], [0.5], [], [np.nan], "4", [10] * 16])
+def test_bad_layer_options_are_refused(bad):
+    with pytest.raises((ValueError, TypeError)):
+        pj.encode(np.zeros((8, 8), np.uint8), layers=bad)
+
+
+def test_bad_layer_metric_and_psnr_order_are_refused():
+    with pytest.raises(ValueError, match="layer_metric"):
+        ProgressiveJ2K(layers=[20], layer_metric="ssim")
+    with pytest.raises(ValueError, match="increasing"):
+        ProgressiveJ2K(reversible=False, layers=[40, 30], layer_metric="psnr")
+
+
+def test_layer_argument_is_checked(real):
+    arr = real("camera")[:32, :32]
+    enc = pj.encode(arr, layers=2)
+    with pytest.raises(ValueError, match="layer"):
+        pj.decode(enc, layer=2)
+    with pytest.raises(ValueError, match="layer"):
+        pj.decode(pj.encode(arr), layer=1)
+    np.testing.assert_array_equal(pj.decode(pj.encode(arr), layer=0), arr)
+
+
+def _with_shift(enc: bytes, layer: int, band: int, value: int) -> bytes:
+    header = pj.read_header(enc)
+    at = 16 + 8 * len(header.shape) + len(header.axes) + 1 + layer * len(header.layer_shifts[0]) + band
+    forged = bytearray(enc)
+    forged[at] = value
+    return reseal(bytes(forged), header.levels, header.layers)
+
+
+def test_forged_layer_tables_are_rejected(real):
+    enc = pj.encode(real("camera")[:64, :64], layers=3)
+    header = pj.read_header(enc)
+    finest = len(header.layer_shifts[0]) - 1
+    assert header.layer_shifts[0][finest] > 0
+    for layer, value in [(2, 1),                                   # last layer not exact
+                         (1, header.layer_shifts[0][finest] + 1),  # a shift that grows
+                         (0, 200)]:                                # beyond any exponent
+        with pytest.raises(DecodeError):
+            pj.read_header(_with_shift(enc, layer, finest, value))
+    pj.read_header(_with_shift(enc, 0, finest, header.layer_shifts[0][finest]))  # unchanged: fine
+    forged = bytearray(enc)
+    forged[16 + 8 * 2 + 2] = 1                                     # layer count 1 in version 2
+    with pytest.raises(DecodeError):
+        pj.read_header(reseal(bytes(forged), header.levels, header.layers))
+
+
+def test_codecs_carry_layers_through_their_config(real, tmp_path):
+    import zarr
+    from progressive_j2k.zarr3 import ProgressiveJ2K as V3
+
+    codec = ProgressiveJ2K(layers=[40, 10])
+    config = codec.get_config()
+    assert json.loads(json.dumps(config))["layers"] == [40.0, 10.0]
+    assert check_config(codec).get_config() == config
+    arr = real("camera")[:256, :256]
+    np.testing.assert_array_equal(codec.decode(codec.encode(arr)), arr)
+
+    for name, serializer in (("l.zarr", V3(layers=3)), ("s.zarr", V3())):
+        z = zarr.create_array(str(tmp_path / name), shape=arr.shape, chunks=(128, 128),
+                              dtype=arr.dtype, serializer=serializer, compressors=None)
+        z[:] = arr
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "l.zarr"))[:], arr)
+    layered, single = (pj.open_multiscale(str(tmp_path / n)) for n in ("l.zarr", "s.zarr"))
+    for level in range(len(single)):
+        np.testing.assert_array_equal(layered[level][:], single[level][:])
