@@ -425,24 +425,42 @@ static void coefficient_limits(const pj2k_header *h, int *max_exp, int64_t *boun
 }
 
 /* ---- quantisation (9/7) ----------------------------------------------------- */
-static void compute_steps(pj2k_header *h, double base_step)
+/* Synthesis norm of every band (numbered like the steps): the product of the
+ * 1-D norms along the transformed axes at their real lengths (an axis shorter
+ * than 2**levels stops being split, which changes its norms).  Returns 0 if
+ * out of memory. */
+int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms)
 {
-    double low[PJ2K_MAX_LEVELS + 1], high[PJ2K_MAX_LEVELS + 1];
-    for (int l = 1; l <= h->levels; l++) {
-        low[l] = pj2k_synthesis_norm97(l, 0);
-        high[l] = pj2k_synthesis_norm97(l, 1);
-    }
-    double ll = 1.0;
-    for (int i = 0; i < h->naxes; i++) ll *= h->levels ? low[h->levels] : 1.0;
-    h->steps[0] = (float)(base_step / ll);
-    for (int r = 1; r <= h->levels; r++) {
-        const int level = h->levels - r + 1;
-        for (int o = 1; o < (1 << h->naxes); o++) {
+    double low[PJ2K_MAX_AXES][PJ2K_MAX_LEVELS + 1], high[PJ2K_MAX_AXES][PJ2K_MAX_LEVELS + 1];
+    for (int i = 0; i < naxes; i++)
+        for (int l = 1; l <= levels; l++) {
+            low[i][l] = pj2k_synthesis_norm97((size_t)lengths[i], l, 0);
+            high[i][l] = pj2k_synthesis_norm97((size_t)lengths[i], l, 1);
+            if (low[i][l] < 0 || high[i][l] < 0) return 0;
+        }
+    norms[0] = 1.0;
+    for (int i = 0; i < naxes; i++) norms[0] *= levels ? low[i][levels] : 1.0;
+    for (int r = 1; r <= levels; r++) {
+        const int level = levels - r + 1;
+        for (int o = 1; o < (1 << naxes); o++) {
             double norm = 1.0;
-            for (int i = 0; i < h->naxes; i++) norm *= ((o >> i) & 1) ? high[level] : low[level];
-            h->steps[1 + (r - 1) * ((1 << h->naxes) - 1) + (o - 1)] = (float)(base_step / norm);
+            for (int i = 0; i < naxes; i++) norm *= ((o >> i) & 1) ? high[i][level] : low[i][level];
+            norms[1 + (r - 1) * ((1 << naxes) - 1) + (o - 1)] = norm;
         }
     }
+    return 1;
+}
+
+/* Each band's step is the base step over its synthesis norm, so that every
+ * band adds the same error per coefficient. */
+static pj2k_status compute_steps(pj2k_header *h, double base_step)
+{
+    uint64_t lengths[PJ2K_MAX_AXES];
+    double norms[PJ2K_MAX_BANDS];
+    for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
+    if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
+    for (int b = 0; b < h->nbands; b++) h->steps[b] = (float)(base_step / norms[b]);
+    return PJ2K_OK;
 }
 
 /* Visit every element of every band of every segment of one component. */
@@ -669,7 +687,8 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **o
             else pj2k_fwd53_i32((int32_t *)coef + c * comp, L.dims, h.levels, tmp);
         }
         if (lossy) {
-            compute_steps(&h, params->step);
+            st = compute_steps(&h, params->step);
+            if (st != PJ2K_OK) goto done;
             for (int i = 0; i < h.nbands; i++)
                 if (!(h.steps[i] > 0.0f) || !isfinite(h.steps[i])) { st = PJ2K_ERR_PARAM; goto done; }
             st = quantise(&h, &L, real, coef);

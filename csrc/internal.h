@@ -27,9 +27,14 @@ void pj2k_fwd97_f64(double *buf, const size_t dims[3], int levels, double *tmp);
 void pj2k_inv53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
 void pj2k_inv53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp, int64_t bound);
 void pj2k_inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound);
-/* L2 norm of the synthesis basis function of a 1-D 9/7 subband:
- * level 1..levels, high = 0 (low-pass at that level) or 1 (high-pass). */
-double pj2k_synthesis_norm97(int level, int high);
+/* L2 norm of the synthesis basis function of a 1-D 9/7 subband on an axis
+ * of `length` samples: level 1..levels, high = 0 (low-pass at that level) or
+ * 1 (high-pass); -1 if out of memory. */
+double pj2k_synthesis_norm97(size_t length, int level, int high);
+
+/* codestream.c: synthesis norm of every band of a chunk whose transformed
+ * axes have these lengths (bands numbered like the 9/7 steps); 0 on OOM. */
+int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms);
 
 /* Colour transforms over three component planes of `count` samples. */
 void pj2k_rct_fwd_i32(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);

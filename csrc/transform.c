@@ -110,16 +110,22 @@ void pj2k_inv53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp
 void pj2k_inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound)
 { inverse_f64(buf, dims, levels, tmp, bound); }
 
-double pj2k_synthesis_norm97(int level, int high)
+double pj2k_synthesis_norm97(size_t length, int level, int high)
 {
-    const size_t n = (size_t)16 << level;
+    /* long axes: an interior basis function of a long line (boundaries
+     * do not matter); short axes: the middle of the band on the real line,
+     * where lines of length 1 are not transformed (so an axis that runs out
+     * of levels keeps the low-pass norm of its last real level) */
+    const size_t longest = (size_t)16 << level;
+    const size_t n = length < longest ? length : longest;
+    const size_t ext = pj2k_ceil_shift(n, level - 1), low = (ext + 1) / 2;
+    if (n == 0 || (high && ext - low == 0)) return 1.0;   /* empty band */
     const size_t dims[3] = {1, 1, n};
     double *buf = calloc(n, sizeof *buf);
     double *tmp = malloc(pj2k_transform_tmp_elems(dims) * sizeof *tmp);
     double norm = -1.0;
     if (buf && tmp) {
-        const size_t ext = n >> (level - 1);  /* extent of the level's region */
-        buf[high ? ext / 2 + ext / 4 : ext / 4] = 1.0;
+        buf[high ? low + (ext - low) / 2 : pj2k_ceil_shift(n, level) / 2] = 1.0;
         inverse_f64(buf, dims, level, tmp, 1e300);
         double sum = 0.0;
         for (size_t i = 0; i < n; i++) sum += buf[i] * buf[i];

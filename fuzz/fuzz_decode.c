@@ -1,5 +1,5 @@
 /* libFuzzer harness: read_header and decode at every level (and, for layered
- * streams, at every layer of level 0), on the input as given and again after
+ * streams, at every layer of every level), on the input as given and again after
  * recomputing its CRCs (so that mutations reach the checks behind the
  * checksums).  Build and run: fuzz/run.sh. */
 #include "progressive_j2k.h"
@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const size_t bytes = (size_t)n * ITEM[h.dtype];
             void *out = malloc(bytes ? bytes : 1);
             if (out) pj2k_decode(buf, size, level, out, bytes, MAX_FUZZ_ELEMENTS);
-            for (int layer = 0; out && level == 0 && h.layers > 1 && layer < h.layers; layer++)
+            for (int layer = 0; out && h.layers > 1 && layer < h.layers; layer++)
                 pj2k_decode_layer(buf, size, level, layer, out, bytes, MAX_FUZZ_ELEMENTS);
             free(out);
         }

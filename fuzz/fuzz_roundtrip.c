@@ -41,7 +41,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const int bands = 1 + p.levels * ((1 << p.naxes) - 1);
         for (int b = 0; b < bands; b++)
             for (int j = p.layers - 2; j >= 0; j--)
-                p.layer_shift[j][b] = (uint8_t)(p.layer_shift[j + 1][b] + data[(b + j) % size] % 4);
+                /* steps of 0-3 bits, or up to 31 (shifts near and above the
+                   largest exponent: the encoder must refuse or round-trip) */
+                p.layer_shift[j][b] = (uint8_t)(p.layer_shift[j + 1][b] +
+                    (data[(b + j) % size] & 0x40 ? data[(b + j) % size] % 32 : data[(b + j) % size] % 4));
     }
     const size_t bytes = (size_t)n * ITEM[p.dtype];
     uint8_t *in = calloc(bytes, 1), *back = malloc(bytes);

@@ -54,5 +54,7 @@ def test_golden_source_reencodes_decodably(name):
     elif old.mode == "tolerance":
         assert np.abs(dec.astype(float) - source).max() <= old.tolerance
     else:
+        # the band steps may be retuned (DESIGN.md 14), moving the error by a
+        # fraction of a percent either way; a regression moves it by more
         old_err = np.abs(expected["level0"].astype(float) - source).mean()
-        assert np.abs(dec.astype(float) - source).mean() <= old_err * 1.0001 + 1e-12
+        assert np.abs(dec.astype(float) - source).mean() <= old_err * 1.01 + 1e-12

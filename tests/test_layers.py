@@ -116,12 +116,22 @@ def test_layer_count_is_exact_even_when_targets_coincide():
 
 def test_flat_and_empty_chunks_with_layers():
     for arr in (np.full((33, 17), 200, np.uint8), np.zeros((0, 5), np.uint16)):
-        enc = pj.encode(arr, layers=3)
-        assert pj.read_header(enc).layers == 3
-        for j in range(3):
-            dec = pj.decode(enc, layer=j)
-            assert dec.shape == arr.shape
-        np.testing.assert_array_equal(pj.decode(enc), arr)
+        for layers in (3, [10.0, 5.0]):
+            enc = pj.encode(arr, layers=layers)
+            assert pj.read_header(enc).layers == 3
+            for j in range(3):
+                dec = pj.decode(enc, layer=j)
+                assert dec.shape == arr.shape
+            np.testing.assert_array_equal(pj.decode(enc), arr)
+
+
+def test_error_bound_holds_with_layers_on_real_floats(real):
+    field = real("tlrc_float32_3d")
+    tol = 1e-3 * float(field.max() - field.min())
+    enc = pj.encode(field, tolerance=tol, layers=[200, 50])
+    assert np.abs(pj.decode(enc).astype(np.float64) - field).max() <= tol
+    errors = [mse(pj.decode(enc, layer=j), field) for j in range(3)]
+    assert errors[0] > errors[1] > errors[2]
 
 
 def test_partial_layers_stay_in_the_dtype_range(real):

@@ -201,7 +201,7 @@ def _normalise_layers(layers, metric):
         if not 1 <= layers <= MAX_LAYERS:
             raise ValueError(f"layers must be 1..{MAX_LAYERS}, got {layers}")
         return None if layers == 1 else int(layers)
-    if isinstance(layers, (str, bytes)):
+    if isinstance(layers, (str, bytes, bool, float)):
         raise TypeError(f"layers must be a count or a list of numbers, got {layers!r}")
     targets = tuple(float(t) for t in layers)
     if not 1 <= len(targets) < MAX_LAYERS:
@@ -352,10 +352,13 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         decodes that resolution at lower quality (``decode(..., layer=j)``).
         A count (2..16: each layer about doubles the bytes of the one before),
         or the targets of the layers before the last, which completes the
-        chunk (lossless stays bit-exact): compression ratios of the prefix a
-        full-resolution decode needs (decreasing, e.g. ``[80, 40, 20]``), or
-        PSNRs with ``layer_metric="psnr"`` (increasing).  Layers are whole bit
-        planes, so targets are met to within a factor of about two in size.
+        chunk (lossless stays bit-exact): compression ratios (decreasing, e.g.
+        ``[80, 40, 20]``) of the layer's bytes over all resolutions, as in
+        JPEG 2000 -- a reader of layer j at full resolution fetches more,
+        ``read_header(buf).prefix_length(0, j)``, because coarser resolutions
+        always come complete -- or, with ``layer_metric="psnr"``, the PSNRs
+        (increasing) of ``decode(buf, layer=j)``.  Targets are placed at the
+        granularity of one band's bit plane (typically within 30%).
     """
     arr = np.asarray(data)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
@@ -377,30 +380,30 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
                             -1 if colour_axis is None else colour_axis, int(levels), wavelet,
                             step_, options["tolerance"] or 0.0, layer_tables)
 
-    try:
-        if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
-            limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
-            if options["ratio"] is not None:
-                encoded, step = _rate.encode_to_ratio(encode_with, arr, options["ratio"], step,
-                                                      limits)
-            else:
-                encoded, step = _rate.encode_to_psnr(encode_with, decode, arr, options["psnr"],
-                                                     step, limits)
+    if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
+        limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
+        if options["ratio"] is not None:
+            encoded, step = _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits)
         else:
+            encoded, step = _rate.encode_to_psnr(encode_with, decode, arr, options["psnr"], step,
+                                                 limits)
+    else:
+        try:
             encoded = encode_with(step)
-        if options["layers"] is None:
-            return encoded
-        tables = _layers.choose_shifts(
-            lambda t: encode_with(step, t), lambda e, j: decode(e, layer=j), arr,
-            options["layers"], options["layer_metric"], levels, len(axes), weighted=wavelet != 1,
-            data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),
-            max_shift=_max_exponent(arr, wavelet))
-        return encode_with(step, tables)
-    except ValueError as exc:
-        if wavelet == 2:  # the only data-dependent refusal left: float precision
-            raise ValueError(f"tolerance {options['tolerance']:g} is below the precision of "
-                             f"{arr.dtype} at these values") from exc
-        raise
+        except ValueError as exc:
+            if wavelet == 2:  # the only data-dependent refusal left: float precision
+                raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "
+                                 f"of {arr.dtype} at these values") from exc
+            raise
+    if options["layers"] is None:
+        return encoded
+    tables = _layers.choose_shifts(
+        lambda t: encode_with(step, t), lambda e, j: decode(e, layer=j), arr,
+        options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
+        weighted=wavelet != 1,
+        data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),
+        max_shift=_max_exponent(arr, wavelet))
+    return encode_with(step, tables)
 
 
 def decode_work_per_element(header: Header) -> int:

@@ -58,6 +58,7 @@ cdef extern from "progressive_j2k.h" nogil:
     const char *pj2k_status_message(pj2k_status status)
 
 cdef extern from "internal.h" nogil:
+    int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms)
     uint32_t pj2k_crc32c_portable(const uint8_t *data, size_t length)
     int pj2k_crc32c_accelerated()
 
@@ -176,6 +177,20 @@ def decode_into(const uint8_t[::1] buf, int level, uint8_t[::1] out, uint64_t ma
                                    &out[0] if m else &dummy, m, max_elements)
     if status != PJ2K_OK:
         raise_status(status, "decode")
+
+
+def band_norms(tuple lengths, int levels):
+    """Synthesis norm of every band (numbered like the 9/7 steps) for
+    transformed axes of these lengths: what the lossy steps divide by."""
+    cdef uint64_t c_lengths[3]
+    cdef double norms[71]
+    if not 1 <= len(lengths) <= PJ2K_MAX_AXES or not 0 <= levels <= PJ2K_MAX_LEVELS:
+        raise ValueError("1 to 3 axes and 0 to 10 levels")
+    for i, n in enumerate(lengths):
+        c_lengths[i] = n
+    if not pj2k_band_norms(c_lengths, len(lengths), levels, norms):
+        raise MemoryError("band_norms")
+    return tuple(norms[b] for b in range(1 + levels * ((1 << len(lengths)) - 1)))
 
 
 def crc32c(const uint8_t[::1] data, bint portable=False):

@@ -25,30 +25,24 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
-
+from progressive_j2k import _core
 from progressive_j2k._rate import psnr
 
 PROBE_LAYERS = 16
 
 
 @functools.lru_cache(maxsize=64)
-def band_norm_log2(levels: int, naxes: int) -> tuple:
-    """log2 of each band's 9/7 synthesis norm (read from the steps the core
-    derives for a lossy stream with base step 1)."""
-    from progressive_j2k._api import encode, read_header
-
-    tiny = np.zeros((1,) * naxes, np.uint8)
-    steps = read_header(encode(tiny, levels=levels, reversible=False, step=1.0)).steps
-    return tuple(-math.log2(s) for s in steps)
+def band_norm_log2(lengths: tuple, levels: int) -> tuple:
+    """log2 of each band's 9/7 synthesis norm for transformed axes of these lengths."""
+    return tuple(math.log2(n) for n in _core.band_norms(lengths, levels))
 
 
 class Thresholds:
     """Maps a threshold t to a table of per-band shifts."""
 
-    def __init__(self, levels: int, naxes: int, weighted: bool, max_shift: int):
-        nbands = 1 + levels * (2**naxes - 1)
-        gains = band_norm_log2(levels, naxes) if weighted else (0.0,) * nbands
+    def __init__(self, lengths: tuple, levels: int, weighted: bool, max_shift: int):
+        nbands = 1 + levels * (2 ** len(lengths) - 1)
+        gains = band_norm_log2(lengths, levels) if weighted else (0.0,) * nbands
         self.offsets = [g + 1 - (b + 0.5) / nbands for b, g in enumerate(gains)]
         self.max_shift = max_shift
 
@@ -63,7 +57,7 @@ class Thresholds:
         return max(drops) - 1e-9 if drops else -math.inf
 
 
-def choose_shifts(encode, decode, arr, layers, metric: str, levels: int, naxes: int,
+def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, levels: int,
                   weighted: bool, data_bits: float, max_shift: int) -> tuple:
     """Shift tables for `layers` (a count, or the targets of the layers before
     the last: compression ratios, or PSNRs in dB with metric "psnr").
@@ -75,7 +69,9 @@ def choose_shifts(encode, decode, arr, layers, metric: str, levels: int, naxes: 
     count = layers if isinstance(layers, int) else len(layers) + 1
     if count <= 1:
         return ()
-    th = Thresholds(levels, naxes, weighted, max_shift)
+    th = Thresholds(lengths, levels, weighted, max_shift)
+    if arr.size == 0:       # nothing to place: any valid tables
+        return tuple((count - 1 - j,) * len(th.offsets) for j in range(count))
     lowest = -max(th.offsets)             # at or below it every shift is 0
     by_size = isinstance(layers, int) or metric == "ratio"
 
@@ -85,7 +81,8 @@ def choose_shifts(encode, decode, arr, layers, metric: str, levels: int, naxes: 
         if by_size:
             values = [math.log(max(n, 1)) for n in cumulative_layer_bytes(read_header(probe))]
         else:
-            values = [min(psnr(decode(probe, j), arr), 400.0) for j in range(len(ts) + 1)]
+            values = [min(max(psnr(decode(probe, j), arr), -400.0), 400.0)
+                      for j in range(len(ts) + 1)]
         return ts, values[:-1], values[-1]
 
     ts, values, final = measure(data_bits + 3 + max(th.offsets), lowest)
