@@ -5,7 +5,8 @@
 Every codec runs in this one process, single-threaded, on the real images in
 ../shared/data.  Reports bits/sample and encode/decode MB/s of raw data per
 image, the geometric means per class, and ours / peer ratios; then level-k
-decode cost and two-thread scaling.  Writes the markdown report.
+decode cost and two-thread scaling.  Writes the markdown report and, when
+matplotlib is installed, lossless_size_speed.png and level_k.png beside it.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numcodecs
 import numpy as np
 
 import progressive_j2k as pj
+import _plots
 from _report import RESULTS, write_section
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -239,6 +241,11 @@ def main():
              "`../shared/data`. Lossless everywhere. MB/s are of raw (decoded) bytes; "
              "bps = bits per sample. 2-D codecs code volumes slice by slice; codecs without "
              "signed support get a lossless offset to unsigned.", ""]
+    output = Path(args.output)
+    plots = _plots.available()
+    if plots:
+        lines += ["![bits/sample against decode speed per class](lossless_size_speed.png)", ""]
+    summary = {}  # class -> codec -> geometric means, for the figure
     lines += ["### Per class: geometric means", "",
               "| class | codec | bps | encode MB/s | decode MB/s | size ours/peer | "
               "encode ours/peer | decode ours/peer |", "|---|---|---|---|---|---|---|---|"]
@@ -248,10 +255,13 @@ def main():
             if not ok:
                 continue
             g = {k: geomean([results[i, name][k] for i in ok]) for k in ("bps", "enc", "dec")}
+            summary.setdefault(cls, {})[name] = g
             r = {k: geomean([results[i, Ours.name][k] / results[i, name][k] for i in ok])
                  for k in ("bps", "enc", "dec")}
             lines.append(f"| {cls} | {name} | {g['bps']:.3f} | {g['enc']:.1f} | {g['dec']:.1f} | "
                          f"{r['bps']:.3f} | {r['enc']:.2f} | {r['dec']:.2f} |")
+    if plots:
+        _plots.size_speed(summary, Ours.name, output.parent / "lossless_size_speed.png")
     all_images = [i for imgs in CLASSES.values() for i in imgs]
     lines += ["", "### All images: ours / peer (geometric mean)", "",
               "| peer | size | encode speed | decode speed |", "|---|---|---|---|"]
@@ -270,10 +280,14 @@ def main():
         lines.append(f"| {image} | " + " | ".join(cells) + " |")
 
     lines += ["", "### Level-k decode from a prefix (camera, 512x512 uint8)", "",
-              "Target (issue 3): time <= 1.2 x (prefix/total) x full decode + 0.2 ms.", "",
-              "| level | shape | prefix bytes | fraction | time ms | target ms |",
+              "Target (issue 3): time <= 1.2 x (prefix/total) x full decode + 0.2 ms.", ""]
+    levels = level_costs(np.load(DATA / "camera.npy"), min_total)
+    if plots:
+        _plots.level_k(levels, "camera", output.parent / "level_k.png")
+        lines += ["![level-k bytes and decode time as fractions of full](level_k.png)", ""]
+    lines += ["| level | shape | prefix bytes | fraction | time ms | target ms |",
               "|---|---|---|---|---|---|"]
-    for level, shape, nbytes, frac, t, bound in level_costs(np.load(DATA / "camera.npy"), min_total):
+    for level, shape, nbytes, frac, t, bound in levels:
         lines.append(f"| {level} | {shape} | {nbytes} | {frac:.4f} | {t:.3f} | {bound:.3f} |")
     arrays = [np.load(DATA / f"{i}.npy") for i in ("camera", "mr2_uint16", "astronaut", "ct693_int16")]
     one, two = thread_scaling(arrays)
@@ -288,7 +302,7 @@ def main():
         peak = peak_memory(image)
         dtype = np.load(DATA / f"{image}.npy", mmap_mode="r").dtype
         lines.append(f"| {image} | {dtype} | {peak['encode']:.2f} x | {peak['decode']:.2f} x |")
-    write_section("lossless", "\n".join(lines), Path(args.output))
+    write_section("lossless", "\n".join(lines), output)
     print(f"wrote {args.output}", file=sys.stderr)
 
 
