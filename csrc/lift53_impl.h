@@ -37,6 +37,28 @@ static void SFX(lift53_inv)(T *tmp, size_t n, size_t w)
 }
 #undef ROW
 
+/* One line split into its smooth half s[0..ns) and detail half d[0..nd)
+ * (ns = nd or nd + 1): the same lifting on contiguous halves, for lines
+ * along the contiguous axis.  Symmetric extension as above: the left detail
+ * of s[0] is d[0]; s[ns] is s[ns - 1]; d[nd] is d[nd - 1]. */
+static void SFX(lift53_fwd_split)(T *s, T *d, size_t ns, size_t nd)
+{
+    for (size_t i = 0; i + 1 < ns; i++) d[i] -= (s[i] + s[i + 1]) >> 1;
+    if (ns == nd) d[nd - 1] -= (s[nd - 1] + s[nd - 1]) >> 1;
+    s[0] += (d[0] + d[0] + 2) >> 2;
+    for (size_t i = 1; i < nd; i++) s[i] += (d[i - 1] + d[i] + 2) >> 2;
+    if (ns > nd) s[nd] += (d[nd - 1] + d[nd - 1] + 2) >> 2;
+}
+
+static void SFX(lift53_inv_split)(T *s, T *d, size_t ns, size_t nd)
+{
+    s[0] -= (d[0] + d[0] + 2) >> 2;
+    for (size_t i = 1; i < nd; i++) s[i] -= (d[i - 1] + d[i] + 2) >> 2;
+    if (ns > nd) s[nd] -= (d[nd - 1] + d[nd - 1] + 2) >> 2;
+    for (size_t i = 0; i + 1 < ns; i++) d[i] += (s[i] + s[i + 1]) >> 1;
+    if (ns == nd) d[nd - 1] += (s[nd - 1] + s[nd - 1]) >> 1;
+}
+
 void SFX(pj2k_rct_fwd)(T *c0, T *c1, T *c2, size_t count)
 {
     for (size_t i = 0; i < count; i++) {

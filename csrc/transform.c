@@ -16,9 +16,13 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3])
 #include "lift53_impl.h"
 #define KERNEL_FWD lift53_fwd_i32
 #define KERNEL_INV lift53_inv_i32
+#define KERNEL_FWD_SPLIT lift53_fwd_split_i32
+#define KERNEL_INV_SPLIT lift53_inv_split_i32
 #include "transform_impl.h"
 #undef KERNEL_FWD
 #undef KERNEL_INV
+#undef KERNEL_FWD_SPLIT
+#undef KERNEL_INV_SPLIT
 #undef T
 #undef SFX
 
@@ -27,9 +31,13 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3])
 #include "lift53_impl.h"
 #define KERNEL_FWD lift53_fwd_i64
 #define KERNEL_INV lift53_inv_i64
+#define KERNEL_FWD_SPLIT lift53_fwd_split_i64
+#define KERNEL_INV_SPLIT lift53_inv_split_i64
 #include "transform_impl.h"
 #undef KERNEL_FWD
 #undef KERNEL_INV
+#undef KERNEL_FWD_SPLIT
+#undef KERNEL_INV_SPLIT
 #undef T
 #undef SFX
 
@@ -68,6 +76,44 @@ static void scale_rows(double *tmp, size_t n, size_t w, double even, double odd)
     }
 }
 
+/* The same on a line split into contiguous halves s[0..ns), d[0..nd). */
+static void lift_d_split(double *s, double *d, size_t ns, size_t nd, double c)
+{
+    for (size_t i = 0; i + 1 < ns; i++) d[i] += c * (s[i] + s[i + 1]);
+    if (ns == nd) d[nd - 1] += c * (s[nd - 1] + s[nd - 1]);
+}
+
+static void lift_s_split(double *s, const double *d, size_t ns, size_t nd, double c)
+{
+    s[0] += c * (d[0] + d[0]);
+    for (size_t i = 1; i < nd; i++) s[i] += c * (d[i - 1] + d[i]);
+    if (ns > nd) s[nd] += c * (d[nd - 1] + d[nd - 1]);
+}
+
+static void scale_split(double *s, double *d, size_t ns, size_t nd, double even, double odd)
+{
+    for (size_t i = 0; i < ns; i++) s[i] *= even;
+    for (size_t i = 0; i < nd; i++) d[i] *= odd;
+}
+
+static void lift97_fwd_split(double *s, double *d, size_t ns, size_t nd)
+{
+    lift_d_split(s, d, ns, nd, ALPHA);
+    lift_s_split(s, d, ns, nd, BETA);
+    lift_d_split(s, d, ns, nd, GAMMA);
+    lift_s_split(s, d, ns, nd, DELTA);
+    scale_split(s, d, ns, nd, 1.0 / KAPPA, KAPPA / 2.0);
+}
+
+static void lift97_inv_split(double *s, double *d, size_t ns, size_t nd)
+{
+    scale_split(s, d, ns, nd, KAPPA, 2.0 / KAPPA);
+    lift_s_split(s, d, ns, nd, -DELTA);
+    lift_d_split(s, d, ns, nd, -GAMMA);
+    lift_s_split(s, d, ns, nd, -BETA);
+    lift_d_split(s, d, ns, nd, -ALPHA);
+}
+
 static void lift97_fwd(double *tmp, size_t n, size_t w)
 {
     lift_odd(tmp, n, w, ALPHA);
@@ -90,9 +136,13 @@ static void lift97_inv(double *tmp, size_t n, size_t w)
 #define SFX(name) name##_f64
 #define KERNEL_FWD lift97_fwd
 #define KERNEL_INV lift97_inv
+#define KERNEL_FWD_SPLIT lift97_fwd_split
+#define KERNEL_INV_SPLIT lift97_inv_split
 #include "transform_impl.h"
 #undef KERNEL_FWD
 #undef KERNEL_INV
+#undef KERNEL_FWD_SPLIT
+#undef KERNEL_INV_SPLIT
 #undef T
 #undef SFX
 

@@ -1,17 +1,50 @@
 /* Template: the separable multilevel wavelet transform over a box, for one
- * element type.  Expects T, SFX(name), KERNEL_FWD(tmp, n, w) and
- * KERNEL_INV(tmp, n, w) to be defined by the including file.
+ * element type.  Expects T, SFX(name), KERNEL_FWD(tmp, n, w),
+ * KERNEL_INV(tmp, n, w), KERNEL_FWD_SPLIT(s, d, ns, nd) and
+ * KERNEL_INV_SPLIT(s, d, ns, nd) to be defined by the including file.
  *
- * Each 1-D pass gathers up to PJ2K_LANES neighbouring lines into a small
- * interleaved buffer (row t = sample t of every line), lifts all lanes of a
- * row at once (contiguous, vectorisable), and scatters the result back in
- * Mallat order (low half first).  The same code serves all three axes. */
+ * Along the contiguous axis each line is split into its even and odd samples
+ * (which is the Mallat order: low half first) and lifted on the two
+ * contiguous halves.  Along the other axes a pass gathers up to PJ2K_LANES
+ * neighbouring lines into a small interleaved buffer (row t = sample t of
+ * every line), lifts all lanes of a row at once, and scatters the result back
+ * in Mallat order.  Both forms vectorise and compute the same values. */
+
+#define CLAMPED(v) ((v) >= -bound ? ((v) <= bound ? (v) : bound) : -bound)  /* NaN -> -bound */
+
+static void SFX(transform_rows)(T *buf, const size_t ext[3], const ptrdiff_t st[3], T *tmp,
+                                int inverse, T bound)
+{
+    const size_t n = ext[2], ns = (n + 1) / 2, nd = n / 2;
+    for (size_t z = 0; z < ext[0]; z++)
+        for (size_t y = 0; y < ext[1]; y++) {
+            T *row = buf + (ptrdiff_t)z * st[0] + (ptrdiff_t)y * st[1];
+            if (!inverse) {
+                for (size_t i = 0; i < nd; i++) { tmp[i] = row[2 * i]; tmp[ns + i] = row[2 * i + 1]; }
+                if (ns > nd) tmp[nd] = row[n - 1];
+                KERNEL_FWD_SPLIT(tmp, tmp + ns, ns, nd);
+                for (size_t i = 0; i < n; i++) row[i] = tmp[i];
+            } else {
+                KERNEL_INV_SPLIT(row, row + ns, ns, nd);
+                for (size_t i = 0; i < nd; i++) {
+                    tmp[2 * i] = CLAMPED(row[i]);
+                    tmp[2 * i + 1] = CLAMPED(row[ns + i]);
+                }
+                if (ns > nd) tmp[n - 1] = CLAMPED(row[nd]);
+                for (size_t i = 0; i < n; i++) row[i] = tmp[i];
+            }
+        }
+}
 
 static void SFX(transform_axis)(T *buf, const size_t ext[3], const ptrdiff_t st[3],
                                 int axis, T *tmp, int inverse, T bound)
 {
     const size_t n = ext[axis];
     if (n < 2) return;                       /* a single sample is its own low band */
+    if (axis == 2) {
+        SFX(transform_rows)(buf, ext, st, tmp, inverse, bound);
+        return;
+    }
     const size_t nlow = (n + 1) / 2;
     const int lane_axis = axis == 2 ? 1 : 2;
     const int outer_axis = 3 - axis - lane_axis;
@@ -44,7 +77,6 @@ static void SFX(transform_axis)(T *buf, const size_t ext[3], const ptrdiff_t st[
                         base[POS(t) * sa + (ptrdiff_t)j * sl] = VALUE(tmp[t * w + j]); \
             }
 #define AS_IS(v) (v)
-#define CLAMPED(v) ((v) >= -bound ? ((v) <= bound ? (v) : bound) : -bound)
             if (!inverse) {
                 GATHER(NATURAL)
                 KERNEL_FWD(tmp, n, w);
@@ -59,7 +91,6 @@ static void SFX(transform_axis)(T *buf, const size_t ext[3], const ptrdiff_t st[
 #undef GATHER
 #undef SCATTER
 #undef AS_IS
-#undef CLAMPED
         }
     }
 }
@@ -85,3 +116,4 @@ static void SFX(inverse)(T *buf, const size_t dims[3], int levels, T *tmp, T bou
             SFX(transform_axis)(buf, ext, st, axis, tmp, 1, bound);
     }
 }
+#undef CLAMPED
