@@ -46,20 +46,24 @@ static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
 
 /* `back` is the previous slice, as coded at `shift` (its stored values are
  * unshifted while encoding a layer, already shifted while decoding). */
-static inline unsigned SFX(context)(const SFX(rows) *r, const COEF *back, size_t x, int shift,
-                                    unsigned *sign_ctx)
+static inline unsigned SFX(context)(const SFX(rows) *r, const COEF *back, size_t x, int shift)
 {
     const uint16_t *up = r->mag_up + x, *cur = r->mag_cur + x;   /* [0] is x - 1 */
     uint64_t s = 2u * cur[0] + 2u * up[1] + up[0] + up[2];
     if (back) s += 2 * (SFX(mag)(back[x]) >> shift);
-    *sign_ctx = 3u * r->sgn_cur[x] + r->sgn_up[x + 1];
     return magnitude_context(s);
+}
+
+/* Signs of the west and north neighbours (needed only for non-zero values). */
+static inline unsigned SFX(sign_context)(const SFX(rows) *r, size_t x)
+{
+    return 3u * r->sgn_cur[x] + r->sgn_up[x + 1];
 }
 
 /* One value: exponent in unary under the magnitude context, then the first
  * mantissa bit modelled, the rest raw, then the sign (docs/FORMAT.md 6). */
 static inline void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls, unsigned mctx,
-                                     unsigned sctx, uint64_t mg, int negative)
+                                     const SFX(rows) *r, size_t x, uint64_t mg, int negative)
 {
     uint16_t *pe = m->prob.exponent[cls][mctx];
     const unsigned eb = bit_length(mg);
@@ -69,13 +73,13 @@ static inline void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls,
         encode_bit(e, &m->prob.mantissa[cls][eb], (unsigned)(mg >> (eb - 2)) & 1u);
         encode_direct(e, mg, (int)eb - 2);
     }
-    if (mg) encode_bit(e, &m->prob.sign[cls][sctx], (unsigned)negative);
+    if (mg) encode_bit(e, &m->prob.sign[cls][SFX(sign_context)(r, x)], (unsigned)negative);
 }
 
 /* Decodes a value of at most max_exp bits; returns 0 and sets *ok = 0 on a
  * larger exponent. */
 static inline COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k_model *m, int cls, unsigned mctx,
-                                     unsigned sctx, unsigned max_exp, int *ok)
+                                     const SFX(rows) *r, size_t x, unsigned max_exp, int *ok)
 {
     uint16_t *pe = m->prob.exponent[cls][mctx];
     unsigned eb = 0;
@@ -90,7 +94,7 @@ static inline COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k_model *m, int cls,
             mg |= decode_direct(d, (int)eb - 2);
         }
     }
-    return (mg && decode_bit(d, &m->prob.sign[cls][sctx])) ? -(COEF)mg : (COEF)mg;
+    return (mg && decode_bit(d, &m->prob.sign[cls][SFX(sign_context)(r, x)])) ? -(COEF)mg : (COEF)mg;
 }
 
 /* sign(v) * (|v| >> shift): the value a layer at this shift carries. */
@@ -112,12 +116,11 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, c
             const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
             const COEF *back = z ? row - b->stride[0] : NULL;
             for (size_t x = 0; x < b->n[2]; x++) {
-                unsigned sctx;
-                const unsigned mctx = SFX(context)(&rows, back, x, shift, &sctx);
+                const unsigned mctx = SFX(context)(&rows, back, x, shift);
                 const COEF v = SFX(shifted)(row[x], shift);
                 const uint64_t mg = SFX(mag)(v);
                 all |= mg;
-                SFX(encode_value)(e, m, b->cls, mctx, sctx, mg, v < 0);
+                SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, v < 0);
                 SFX(rows_store)(&rows, x, v);
             }
             SFX(rows_next)(&rows);
@@ -138,9 +141,8 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
             COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
             const COEF *back = z ? row - b->stride[0] : NULL;
             for (size_t x = 0; x < b->n[2]; x++) {
-                unsigned sctx;
-                const unsigned mctx = SFX(context)(&rows, back, x, 0, &sctx);
-                row[x] = SFX(decode_value)(d, m, b->cls, mctx, sctx, (unsigned)max_exp, &ok);
+                const unsigned mctx = SFX(context)(&rows, back, x, 0);
+                row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &ok);
                 if (!ok || d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
                 SFX(rows_store)(&rows, x, row[x]);
             }
@@ -175,9 +177,8 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
                     encode_bit(e, &m->prob.refine[b->cls][eb < 16 ? eb : 15], (unsigned)(mg >> (d - 1)) & 1u);
                     encode_direct(e, mg, d - 1);
                 } else {
-                    unsigned sctx;
-                    const unsigned mctx = SFX(context)(&rows, back, x, to, &sctx);
-                    SFX(encode_value)(e, m, b->cls, mctx, sctx, mg, row[x] < 0);
+                    const unsigned mctx = SFX(context)(&rows, back, x, to);
+                    SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, row[x] < 0);
                 }
                 SFX(rows_store)(&rows, x, SFX(shifted)(row[x], to));
             }
@@ -208,9 +209,8 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
                     mg |= decode_direct(d, db - 1);
                     row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
                 } else {
-                    unsigned sctx;
-                    const unsigned mctx = SFX(context)(&rows, back, x, 0, &sctx);
-                    row[x] = SFX(decode_value)(d, m, b->cls, mctx, sctx, (unsigned)db, &ok);
+                    const unsigned mctx = SFX(context)(&rows, back, x, 0);
+                    row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &ok);
                 }
                 if (!ok || d->overrun) return PJ2K_ERR_CORRUPT;
                 SFX(rows_store)(&rows, x, row[x]);
