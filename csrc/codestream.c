@@ -553,16 +553,12 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
     memcpy(h->shape, p->shape, sizeof h->shape);
     memcpy(h->axes, p->axes, sizeof h->axes);
     h->nbands = band_count(h->levels, h->naxes);
-    if (p->layers < 0 || p->layers > PJ2K_MAX_LAYERS) return PJ2K_ERR_PARAM;
-    h->layers = p->layers > 1 ? p->layers : 1;
-    if (h->layers > 1) memcpy(h->layer_shift, p->layer_shift, sizeof h->layer_shift);
-    h->version = h->layers > 1 ? 2 : 1;   /* single-layer streams stay version 1 */
-    h->header_length = header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, h->layers);
+    h->layers = 1;            /* layers, version and lengths are set per encode */
     if ((unsigned)p->wavelet > PJ2K_WAVELET_53_QUANTISED) return PJ2K_ERR_PARAM;
-    if (h->wavelet != PJ2K_WAVELET_53 && !(p->step > 0.0 && isfinite(p->step))) return PJ2K_ERR_PARAM;
+    if (h->wavelet == PJ2K_WAVELET_53_QUANTISED && !(p->step > 0.0 && isfinite(p->step)))
+        return PJ2K_ERR_PARAM;
     const pj2k_status st = check_structure(h);
-    if (st != PJ2K_OK) return st == PJ2K_ERR_HEADER ? PJ2K_ERR_PARAM : st;
-    return valid_layers(h) ? PJ2K_OK : PJ2K_ERR_PARAM;
+    return st == PJ2K_ERR_HEADER ? PJ2K_ERR_PARAM : st;
 }
 
 static size_t low_band_elems(const layout *L, int levels)
@@ -637,81 +633,141 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *
     return st;
 }
 
-pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **out, size_t *out_length)
-{
-    if (!out || !out_length || !data) return PJ2K_ERR_PARAM;
-    *out = NULL;
-    *out_length = 0;
-    pj2k_header h;
-    pj2k_status st = header_from_params(params, &h);
-    if (st != PJ2K_OK) return st;
+/* The encoder in two stages: pj2k_prepare loads and transforms the samples
+ * once; pj2k_encode_prepared quantises (9/7) and entropy-codes them, as often
+ * as a rate search or a layer probe needs. */
+struct pj2k_prepared {
+    pj2k_header h;      /* from the parameters; steps, layers and pieces per encode */
     layout L;
-    make_layout(&h, 0, &L);
-    const int lossy = h.wavelet == PJ2K_WAVELET_97;
-    const int prequantised = h.wavelet == PJ2K_WAVELET_53_QUANTISED;
-    const int wide = lossy || prequantised || DTYPE_INFO[h.dtype].bits > 16;
-    const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
-    const size_t item = DTYPE_INFO[h.dtype].size;
+    int lossy, wide;
+    void *coef;         /* lossless and error-bounded: the coefficients; 9/7: quantised ones */
+    double *real;       /* 9/7: the coefficients */
+};
 
-    void *coef = NULL, *tmp = NULL;
-    double *real = NULL;
-    pj2k_bytes bytes = {0};
-    if (!pj2k_bytes_reserve(&bytes, h.header_length + 1024)) { st = PJ2K_ERR_NOMEM; goto done; }
-    bytes.length = h.header_length;
-    if (L.elements) {
-        coef = malloc(L.elements * (wide ? 8 : 4));
-        real = via_real ? malloc(L.elements * sizeof(double)) : NULL;
-        tmp = malloc(pj2k_transform_tmp_elems(L.dims) * 8);
-        if (!coef || !tmp || (via_real && !real)) { st = PJ2K_ERR_NOMEM; goto done; }
+void pj2k_prepared_free(pj2k_prepared *prep)
+{
+    if (!prep) return;
+    free(prep->coef);
+    free(prep->real);
+    free(prep);
+}
+
+pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **out)
+{
+    if (!out || !data) return PJ2K_ERR_PARAM;
+    *out = NULL;
+    pj2k_prepared *prep = calloc(1, sizeof *prep);
+    if (!prep) return PJ2K_ERR_NOMEM;
+    pj2k_header *h = &prep->h;
+    layout *L = &prep->L;
+    pj2k_status st = header_from_params(params, h);
+    if (st != PJ2K_OK) goto fail;
+    make_layout(h, 0, L);
+    const int lossy = prep->lossy = h->wavelet == PJ2K_WAVELET_97;
+    const int prequantised = h->wavelet == PJ2K_WAVELET_53_QUANTISED;
+    const int wide = prep->wide = lossy || prequantised || DTYPE_INFO[h->dtype].bits > 16;
+    const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
+    if (L->elements) {
+        double *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8);
+        prep->coef = malloc(L->elements * (wide ? 8 : 4));
+        prep->real = via_real ? malloc(L->elements * sizeof(double)) : NULL;
+        if (!prep->coef || !tmp || (via_real && !prep->real)) { free(tmp); st = PJ2K_ERR_NOMEM; goto fail; }
+        void *coef = prep->coef;
+        double *real = prep->real;
         const int work = via_real ? WORK_F64 : (wide ? WORK_I64 : WORK_I32);
-        void *buf = via_real ? (void *)real : coef;
-        permuted_copy(&L, buf, WORK_SIZE[work], (void *)data, item, LOAD[work][h.dtype], 1);
-        if (prequantised &&
-            !PREQUANTISE[h.dtype](coef, real, L.elements, h.scale, h.tolerance)) {
-            st = PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
-            goto done;
+        permuted_copy(L, via_real ? (void *)real : coef, WORK_SIZE[work], (void *)data,
+                      DTYPE_INFO[h->dtype].size, LOAD[work][h->dtype], 1);
+        if (prequantised) {
+            const int ok = PREQUANTISE[h->dtype](coef, real, L->elements, h->scale, h->tolerance);
+            free(prep->real);
+            prep->real = real = NULL;
+            /* non-finite, too large for the scale, or below precision */
+            if (!ok) { free(tmp); st = PJ2K_ERR_PARAM; goto fail; }
         }
-        const size_t comp = L.box;
-        for (size_t p = 0; p < L.planes; p++) {
-            const size_t c0 = p * L.ncomp * comp;
-            if (h.colour == PJ2K_COLOUR_RCT && wide)
+        const size_t comp = L->box;
+        for (size_t p = 0; p < L->planes; p++) {
+            const size_t c0 = p * L->ncomp * comp;
+            if (h->colour == PJ2K_COLOUR_RCT && wide)
                 pj2k_rct_fwd_i64((int64_t *)coef + c0, (int64_t *)coef + c0 + comp, (int64_t *)coef + c0 + 2 * comp, comp);
-            else if (h.colour == PJ2K_COLOUR_RCT)
+            else if (h->colour == PJ2K_COLOUR_RCT)
                 pj2k_rct_fwd_i32((int32_t *)coef + c0, (int32_t *)coef + c0 + comp, (int32_t *)coef + c0 + 2 * comp, comp);
-            else if (h.colour == PJ2K_COLOUR_ICT)
+            else if (h->colour == PJ2K_COLOUR_ICT)
                 pj2k_ict_fwd_f64(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);
         }
-        for (size_t c = 0; c < L.planes * L.ncomp; c++) {
-            if (lossy) pj2k_fwd97_f64(real + c * comp, L.dims, h.levels, tmp);
-            else if (wide) pj2k_fwd53_i64((int64_t *)coef + c * comp, L.dims, h.levels, tmp);
-            else pj2k_fwd53_i32((int32_t *)coef + c * comp, L.dims, h.levels, tmp);
+        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+            if (lossy) pj2k_fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
+            else if (wide) pj2k_fwd53_i64((int64_t *)coef + c * comp, L->dims, h->levels, (int64_t *)tmp);
+            else pj2k_fwd53_i32((int32_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp);
         }
-        if (lossy) {
-            st = compute_steps(&h, params->step);
-            if (st != PJ2K_OK) goto done;
-            for (int i = 0; i < h.nbands; i++)
-                if (!(h.steps[i] > 0.0f) || !isfinite(h.steps[i])) { st = PJ2K_ERR_PARAM; goto done; }
-            st = quantise(&h, &L, real, coef);
-            if (st != PJ2K_OK) goto done;
-        }
-        st = encode_segments(&h, &L, coef, wide, &bytes);
-        if (st != PJ2K_OK) goto done;
+        free(tmp);
+    }
+    *out = prep;
+    return PJ2K_OK;
+fail:
+    pj2k_prepared_free(prep);
+    return st;
+}
+
+pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
+                                 const uint8_t (*layer_shift)[PJ2K_MAX_BANDS],
+                                 uint8_t **out, size_t *out_length)
+{
+    if (!prep || !out || !out_length || layers < 0 || layers > PJ2K_MAX_LAYERS ||
+        (layers > 1 && !layer_shift))
+        return PJ2K_ERR_PARAM;
+    *out = NULL;
+    *out_length = 0;
+    pj2k_header h = prep->h;
+    const layout *L = &prep->L;
+    h.layers = layers > 1 ? layers : 1;
+    memset(h.layer_shift, 0, sizeof h.layer_shift);
+    if (h.layers > 1) memcpy(h.layer_shift, layer_shift, (size_t)h.layers * sizeof *layer_shift);
+    h.version = h.layers > 1 ? 2 : 1;   /* single-layer streams stay version 1 */
+    h.header_length = header_length_of(h.ndim, h.naxes, h.levels, h.wavelet, h.layers);
+    if (!valid_layers(&h)) return PJ2K_ERR_PARAM;
+    pj2k_status st = PJ2K_OK;
+    if (prep->lossy) {
+        if (!(step > 0.0 && isfinite(step))) return PJ2K_ERR_PARAM;
+        st = compute_steps(&h, step);
+        if (st != PJ2K_OK) return st;
+        for (int i = 0; i < h.nbands; i++)
+            if (!(h.steps[i] > 0.0f) || !isfinite(h.steps[i])) return PJ2K_ERR_PARAM;
+    }
+    pj2k_bytes bytes = {0};
+    if (!pj2k_bytes_reserve(&bytes, h.header_length + 1024)) return PJ2K_ERR_NOMEM;
+    bytes.length = h.header_length;
+    if (L->elements) {
+        if (prep->lossy) st = quantise(&h, L, prep->real, prep->coef);
+        if (st == PJ2K_OK) st = encode_segments(&h, L, prep->coef, prep->wide, &bytes);
     } else {
-        if (lossy) for (int i = 0; i < h.nbands; i++) h.steps[i] = 1.0f;
+        if (prep->lossy) for (int i = 0; i < h.nbands; i++) h.steps[i] = 1.0f;
         for (int i = 0; i < (h.levels + 1) * h.layers; i++) {
             h.piece_end[i] = h.header_length;
             h.piece_crc[i] = pj2k_crc32c(NULL, 0);
         }
     }
+    if (st != PJ2K_OK) {
+        free(bytes.data);
+        return st;
+    }
     write_header(&h, bytes.data);
     *out = bytes.data;
     *out_length = bytes.length;
-    bytes.data = NULL;
-done:
-    free(bytes.data);
-    free(coef);
-    free(real);
-    free(tmp);
+    return PJ2K_OK;
+}
+
+pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **out, size_t *out_length)
+{
+    if (!out || !out_length) return PJ2K_ERR_PARAM;
+    *out = NULL;
+    *out_length = 0;
+    if (!params) return PJ2K_ERR_PARAM;
+    pj2k_prepared *prep = NULL;
+    pj2k_status st = pj2k_prepare(params, data, &prep);
+    if (st == PJ2K_OK)
+        st = pj2k_encode_prepared(prep, params->step, params->layers,
+                                  (const uint8_t (*)[PJ2K_MAX_BANDS])params->layer_shift, out, out_length);
+    pj2k_prepared_free(prep);
     return st;
 }
 

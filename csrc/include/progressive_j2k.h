@@ -106,6 +106,19 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data,
                         uint8_t **out, size_t *out_length);
 void pj2k_free(void *ptr);
 
+/* The same in two stages, for encoders that try several steps or layer
+ * tables on one chunk: pj2k_prepare loads and transforms the samples once
+ * (params' step is the scale for 53_QUANTISED; the 9/7 step and the layers
+ * are given per encode); pj2k_encode_prepared quantises and codes them with
+ * `step` (9/7 only) and `layers` tables of shifts (0 or 1: no layers).
+ * pj2k_encode == prepare + encode_prepared(params->step, params->layers, ...). */
+typedef struct pj2k_prepared pj2k_prepared;
+pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **prepared);
+pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
+                                 const uint8_t (*layer_shift)[PJ2K_MAX_BANDS],
+                                 uint8_t **out, size_t *out_length);
+void pj2k_prepared_free(pj2k_prepared *prepared);
+
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length
  * holds the number of bytes needed (PJ2K_FIXED_HEADER if fewer than that were
  * given: the full length is stored in those first bytes). */

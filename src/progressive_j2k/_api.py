@@ -375,10 +375,18 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     wavelet, step = _wavelet_and_step(arr, options)
     arr = np.ascontiguousarray(arr)
 
-    def encode_with(step_, layer_tables=()):
-        return _core.encode(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
-                            -1 if colour_axis is None else colour_axis, int(levels), wavelet,
-                            step_, options["tolerance"] or 0.0, layer_tables)
+    # loaded and transformed once; the rate search and the layer probes only
+    # quantise and code again
+    try:
+        prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
+                                  -1 if colour_axis is None else colour_axis, int(levels),
+                                  wavelet, step, options["tolerance"] or 0.0)
+    except ValueError as exc:
+        if wavelet == 2:  # the only data-dependent refusal left: float precision
+            raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "
+                             f"of {arr.dtype} at these values") from exc
+        raise
+    encode_with = prepared.encode
 
     if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
         limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
@@ -388,13 +396,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             encoded, step = _rate.encode_to_psnr(encode_with, decode, arr, options["psnr"], step,
                                                  limits)
     else:
-        try:
-            encoded = encode_with(step)
-        except ValueError as exc:
-            if wavelet == 2:  # the only data-dependent refusal left: float precision
-                raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "
-                                 f"of {arr.dtype} at these values") from exc
-            raise
+        encoded = encode_with(step)
     if options["layers"] is None:
         return encoded
     tables = _layers.choose_shifts(

@@ -51,6 +51,13 @@ cdef extern from "progressive_j2k.h" nogil:
         uint64_t segment_end[11]
     pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **out, size_t *out_length)
     void pj2k_free(void *ptr)
+    ctypedef struct pj2k_prepared:
+        pass
+    pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **prepared)
+    pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
+                                     const uint8_t (*layer_shift)[71], uint8_t **out,
+                                     size_t *out_length)
+    void pj2k_prepared_free(pj2k_prepared *prepared)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
                                   void *out, size_t out_size, uint64_t max_elements)
@@ -88,30 +95,11 @@ cdef raise_status(pj2k_status status, str context):
     raise _ERRORS.get(status, DecodeError)(f"{context}: {message}")
 
 
-def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int colour_axis,
-           int levels, int wavelet, double step, double tolerance=0.0, tuple layer_shifts=()):
-    """Encode the C-contiguous bytes `data` of an array with `shape`.
-    wavelet: 0 lossless 5/3, 1 lossy 9/7 (step = base step), 2 error-bounded
-    (step = scale, at most twice `tolerance`, the bound checked per sample).
-    layer_shifts: per quality layer, one shift per band (never increasing, the
-    last layer's all 0), or () for no layers."""
-    cdef pj2k_params params
-    cdef uint8_t *out = NULL
-    cdef size_t out_length = 0
-    cdef pj2k_status status
-    memset(&params, 0, sizeof(params))
+cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, int colour_axis,
+                 int levels, int wavelet, double step, double tolerance):
+    memset(params, 0, sizeof(pj2k_params))
     if len(shape) > PJ2K_MAX_NDIM or len(axes) > PJ2K_MAX_AXES:
         raise ValueError("too many dimensions or transformed axes")
-    if len(layer_shifts) > PJ2K_MAX_LAYERS:
-        raise ValueError(f"at most {PJ2K_MAX_LAYERS} quality layers")
-    params.layers = len(layer_shifts)
-    for j, shifts in enumerate(layer_shifts):
-        if len(shifts) > 71:
-            raise ValueError("too many bands")
-        for b, shift in enumerate(shifts):
-            if not 0 <= shift <= 255:
-                raise ValueError(f"layer shift {shift} out of range")
-            params.layer_shift[j][b] = shift
     params.dtype = <pj2k_dtype>dtype_code
     params.ndim = len(shape)
     for i, n in enumerate(shape):
@@ -124,6 +112,72 @@ def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int
     params.wavelet = <pj2k_wavelet>wavelet
     params.step = step
     params.tolerance = tolerance
+
+
+cdef fill_layers(pj2k_params *params, tuple layer_shifts):
+    if len(layer_shifts) > PJ2K_MAX_LAYERS:
+        raise ValueError(f"at most {PJ2K_MAX_LAYERS} quality layers")
+    params.layers = len(layer_shifts)
+    for j, shifts in enumerate(layer_shifts):
+        if len(shifts) > 71:
+            raise ValueError("too many bands")
+        for b, shift in enumerate(shifts):
+            if not 0 <= shift <= 255:
+                raise ValueError(f"layer shift {shift} out of range")
+            params.layer_shift[j][b] = shift
+
+
+cdef class Prepared:
+    """A chunk loaded and transformed once (pj2k_prepare), to be coded with
+    several steps or layer tables: encode(step, layer_shifts) -> bytes.
+    Arguments as for encode(); `step` is used for the error-bounded scale."""
+    cdef pj2k_prepared *ptr
+
+    def __cinit__(self, const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes,
+                  int colour_axis, int levels, int wavelet, double step, double tolerance=0.0):
+        cdef pj2k_params params
+        cdef pj2k_status status
+        fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance)
+        with nogil:
+            status = pj2k_prepare(&params, &data[0] if data.shape[0] else <uint8_t *>&params,
+                                  &self.ptr)
+        if status != PJ2K_OK:
+            raise_status(status, "encode")
+
+    def __dealloc__(self):
+        pj2k_prepared_free(self.ptr)
+
+    def encode(self, double step, tuple layer_shifts=()):
+        cdef pj2k_params params   # only its layer tables are used
+        cdef uint8_t *out = NULL
+        cdef size_t out_length = 0
+        cdef pj2k_status status
+        memset(&params, 0, sizeof(params))
+        fill_layers(&params, layer_shifts)
+        try:
+            with nogil:
+                status = pj2k_encode_prepared(self.ptr, step, params.layers, params.layer_shift,
+                                              &out, &out_length)
+            if status != PJ2K_OK:
+                raise_status(status, "encode")
+            return PyBytes_FromStringAndSize(<char *>out, out_length)
+        finally:
+            pj2k_free(out)
+
+
+def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int colour_axis,
+           int levels, int wavelet, double step, double tolerance=0.0, tuple layer_shifts=()):
+    """Encode the C-contiguous bytes `data` of an array with `shape`.
+    wavelet: 0 lossless 5/3, 1 lossy 9/7 (step = base step), 2 error-bounded
+    (step = scale, at most twice `tolerance`, the bound checked per sample).
+    layer_shifts: per quality layer, one shift per band (never increasing, the
+    last layer's all 0), or () for no layers."""
+    cdef pj2k_params params
+    cdef uint8_t *out = NULL
+    cdef size_t out_length = 0
+    cdef pj2k_status status
+    fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance)
+    fill_layers(&params, layer_shifts)
     try:
         with nogil:
             status = pj2k_encode(&params, &data[0] if data.shape[0] else <uint8_t *>&params,

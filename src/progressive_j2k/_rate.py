@@ -2,11 +2,13 @@
 
 The per-band steps stay `step / band norm` (the high-rate rate-distortion
 optimum: every band at the same distortion-rate slope); this module only
-searches the one base step per chunk: steps of 4x until the target is
-bracketed, then bisection in log space (size and MSE are close to power laws
-of the step).  It stops early when the result stops changing (flat chunks).
-Each trial is a full encode (and a decode for PSNR).  Both searches return
-(codestream, step).
+searches the one base step per chunk.  log(size) and PSNR are close to linear
+in log(step), so each next trial comes from the secant through the last two
+(the first from the typical slope), kept inside the bracket once there is one
+(else a point between interpolation and bisection, so that neither side stalls).  It stops
+early when the result stops changing (flat chunks).  Each trial quantises and
+codes the once-transformed chunk again (and decodes it for PSNR).  Both
+searches return (codestream, step).
 """
 from __future__ import annotations
 
@@ -31,57 +33,74 @@ def psnr(decoded: np.ndarray, original: np.ndarray) -> float:
     return 10 * math.log10(peak**2 / mse) if peak > 0 else -math.inf
 
 
-def _search(score, start: float, lo_limit: float, hi_limit: float, accept, too_good):
-    """Find a step whose trial `accept`s.  score(step) -> (trial, value);
-    too_good(value) says the step may grow (smaller output, more error)."""
+MAX_JUMP = math.log(16.0)    # largest change of log(step) per trial
+
+
+def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
+            slope: float):
+    """Find a step whose trial `accept`s.  score(step) -> (trial, value), where
+    value falls roughly linearly in log(step) with about `slope` per e-fold
+    (negative); `aim` is the value to steer for."""
     trials = []
-    step = start
-    low = high = None                       # (log step, value) on each side
+    x = math.log(start)
+    low = high = None                  # (log step, value - aim) on each side of the aim
     for _ in range(MAX_TRIALS):
-        trial, value = score(step)
-        trials.append((step, trial, value))
+        trial, value = score(math.exp(x))
+        trials.append((math.exp(x), trial, value))
         if accept(value):
             return trials[-1], trials
-        if too_good(value):
-            low = (math.log(step), value)
-        else:
-            high = (math.log(step), value)
-        if low and high:                    # interpolate inside the bracket
-            mid = 0.5 * (low[0] + high[0])
-            step = math.exp(mid)
-        elif low:
-            step = min(step * 4, hi_limit)
-        else:
-            step = max(step / 4, lo_limit)
-        if step in (t[0] for t in trials):  # a limit reached: best effort
-            break
         if len(trials) >= 3 and trials[-1][2] == trials[-2][2] == trials[-3][2]:
-            break                           # insensitive to the step: nothing to gain
+            break                      # insensitive to the step: nothing to gain
+        if value > aim:                # too good: the step may grow
+            low = (x, value - aim)
+        else:
+            high = (x, value - aim)
+        # secant through the last two trials (the first uses the typical slope)
+        local = slope
+        if len(trials) >= 2:
+            x0, v0 = math.log(trials[-2][0]), trials[-2][2]
+            if x != x0 and math.isfinite(value - v0) and (value - v0) / (x - x0) < 0:
+                local = (value - v0) / (x - x0)
+        nxt = x - (value - aim) / local if math.isfinite(value) else x + MAX_JUMP
+        if low and high:               # keep inside the bracket: else interpolate in it
+            inside = min(low[0], high[0]) < nxt < max(low[0], high[0])
+            if not inside:
+                middle = 0.5 * (low[0] + high[0])
+                falsi = low[0] + (high[0] - low[0]) * low[1] / (low[1] - high[1])
+                nxt = 0.5 * (falsi + middle) if math.isfinite(falsi) else middle  # no stalling
+        nxt = min(max(nxt, x - MAX_JUMP), x + MAX_JUMP)
+        nxt = min(max(nxt, math.log(lo_limit)), math.log(hi_limit))
+        if any(abs(nxt - math.log(t[0])) < 1e-12 for t in trials):
+            break                      # a limit reached, or converged off-target: best effort
+        x = nxt
     return None, trials
 
 
-def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits) -> bytes:
+def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits) -> tuple:
     target = arr.nbytes / ratio
+
     def score(step):
         encoded = encode(step)
-        return encoded, len(encoded)
+        return encoded, math.log(len(encoded))
 
+    # size roughly halves when the step doubles at moderate rates: slope -1
     found, trials = _search(score, start, *limits,
-                            accept=lambda n: abs(n / target - 1) <= RATIO_TOLERANCE,
-                            too_good=lambda n: n > target)
+                            accept=lambda v: abs(math.exp(v) / target - 1) <= RATIO_TOLERANCE,
+                            aim=math.log(target), slope=-1.0)
     if found is None:   # out of reach: the closest
-        found = min(trials, key=lambda t: abs(math.log(t[2] / target)))
+        found = min(trials, key=lambda t: abs(t[2] - math.log(target)))
     return found[1], found[0]
 
 
-def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float, limits) -> bytes:
+def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float, limits) -> tuple:
     def score(step):
         encoded = encode(step)
         return encoded, psnr(decode(encoded), arr)
 
+    # MSE ~ step**2: -20 / ln(10) dB per e-fold of the step
     found, trials = _search(score, start, *limits,
                             accept=lambda p: target <= p <= target + PSNR_MARGIN,
-                            too_good=lambda p: p > target + PSNR_MARGIN)
+                            aim=target + PSNR_MARGIN / 2, slope=-20 / math.log(10))
     if found is None:   # out of reach: the smallest meeting it
         meeting = [t for t in trials if t[2] >= target]
         found = max(meeting, key=lambda t: t[0]) if meeting else max(trials, key=lambda t: t[2])
