@@ -35,7 +35,7 @@ def chunk_grid(shape, chunks):
     return list(product(*(range(math.ceil(n / c)) for n, c in zip(shape, chunks))))
 
 
-def reference_level(arr, chunks, options, level):
+def reference_level(arr, chunks, options, level, layer=None):
     """Level `level` assembled chunk by chunk from independently encoded chunks
     (zarr pads edge chunks with the fill value 0), plus the prefix sizes."""
     axes = set(pj.read_header(pj.encode(np.zeros(chunks, arr.dtype), **options)).axes)
@@ -47,8 +47,8 @@ def reference_level(arr, chunks, options, level):
         part = arr[region]
         block[tuple(slice(0, n) for n in part.shape)] = part
         enc = pj.encode(block, **options)
-        prefixes += pj.read_header(enc).prefix_length(level)
-        dec = pj.decode(enc, level=level)
+        prefixes += pj.read_header(enc).prefix_length(level, layer)
+        dec = pj.decode(enc, level=level, layer=layer)
         valid = tuple((-(-n // 2**level) if a in axes else n) for a, n in enumerate(part.shape))
         blocks[coords] = dec[tuple(slice(0, v) for v in valid)]
     grid = [math.ceil(n / c) for n, c in zip(arr.shape, chunks)]
@@ -114,6 +114,23 @@ def test_levels_match_reference_and_fetch_only_prefixes(real, tmp_path, kind, na
             assert per_chunk == nchunks  # each chunk fetched once, whole
         else:
             assert per_chunk <= 2 * nchunks  # header, then the rest of the prefix
+
+
+def test_quality_layers_read_shorter_prefixes(real, tmp_path):
+    arr, chunks, options = real("camera"), (200, 160), {"layers": 3}
+    write("v3", LocalStore(tmp_path / "l.zarr"), arr, chunks, options)
+    fetched = {}
+    for layer in (0, 1, None):
+        store = CountingStore(LocalStore(tmp_path / "l.zarr", read_only=True))
+        levels = pj.open_multiscale(zarr.open_array(store, mode="r"), layer=layer)
+        for level in (0, 2):
+            expected, prefixes = reference_level(arr, chunks, options, level, layer)
+            np.testing.assert_array_equal(levels[level][...], expected)
+        fetched[layer] = sum(r[2] for r in store.chunk_reads())
+    assert fetched[0] < fetched[1] < fetched[None]
+    np.testing.assert_array_equal(pj.open_multiscale(str(tmp_path / "l.zarr"))[0][...], arr)
+    with pytest.raises(ValueError, match="layer"):
+        pj.open_multiscale(str(tmp_path / "l.zarr"), layer=3)
 
 
 def test_region_reads_touch_only_needed_chunks(real, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import operator
 from dataclasses import dataclass
 from itertools import product
 
@@ -167,13 +168,14 @@ class _Reader:
         raw = None if location is None else await self._header_bytes(coords, location)
         return None if raw is None else _api.read_header(raw)
 
-    async def prefix(self, coords, level: int):
-        """The bytes that decoding chunk `coords` at `level` needs, or None if absent."""
+    async def prefix(self, coords, level: int, layer: int | None = None):
+        """The bytes that decoding chunk `coords` at `level` (with quality
+        layers 0..`layer`; None: all) needs, or None if absent."""
         location = await self._locate(coords)
         if location is None:
             return None
         key, offset, length = location
-        if level == 0 and coords not in self._headers:  # the whole chunk, in one request
+        if level == 0 and layer is None and coords not in self._headers:  # the whole chunk
             stop = None if length is None else offset + length
             data = await self._get(key, offset if length is not None else None, stop)
             if data is not None:
@@ -184,7 +186,7 @@ class _Reader:
         header = await self._header_bytes(coords, location)
         if header is None:
             return None
-        needed = _api.read_header(header).prefix_length(level)
+        needed = _api.read_header(header).prefix_length(level, layer)
         if needed <= len(header):
             return header[:needed]
         rest = await self._get(key, offset + len(header), offset + needed)
@@ -201,9 +203,10 @@ class Level:
     axis by 2**k, rounded up per chunk.
     """
 
-    def __init__(self, reader: _Reader, level: int):
+    def __init__(self, reader: _Reader, level: int, layer: int | None = None):
         self._reader = reader
         self.level = level
+        self.layer = layer
         layout = reader.layout
         transformed = set(layout.options["axes"])
         chunks, shape = [], []
@@ -233,7 +236,8 @@ class Level:
         return self.shape[0]
 
     def __repr__(self):
-        return f"<progressive_j2k Level {self.level} shape={self.shape} dtype={self.dtype}>"
+        layer = "" if self.layer is None else f" layer={self.layer}"
+        return f"<progressive_j2k Level {self.level}{layer} shape={self.shape} dtype={self.dtype}>"
 
     def __array__(self, dtype=None, copy=None):
         if copy is False:
@@ -264,7 +268,7 @@ class Level:
 
         async def fill(coords):
             async with semaphore:
-                data = await self._reader.prefix(coords, self.level)
+                data = await self._reader.prefix(coords, self.level, self.layer)
             region_out, region_chunk = [], []
             for i, c in enumerate(coords):
                 lo = max(starts[i], c * self.chunks[i])
@@ -275,7 +279,7 @@ class Level:
                 fill = self._reader.layout.fill_value
                 out[tuple(region_out)] = 0 if fill is None else fill  # zarr reads None as 0
                 return
-            block = await asyncio.to_thread(_api.decode, data, self.level)
+            block = await asyncio.to_thread(_api.decode, data, self.level, layer=self.layer)
             if self._reader.layout.fortran:
                 block = block.T
             if block.shape != self.chunks:
@@ -347,13 +351,20 @@ def level_nbytes(array) -> list[int]:
     return [sum(h.prefix_length(k) for h in headers) for k in range(reader.levels + 1)]
 
 
-def open_multiscale(array) -> list[Level]:
+def open_multiscale(array, layer: int | None = None) -> list[Level]:
     """All resolution levels of a progressive_j2k zarr array, finest first.
 
     ``array`` is a zarr Array (format 2 with ``compressor=ProgressiveJ2K()``,
     or format 3 with the ``progressive_j2k`` serializer, sharded or not), or a
-    path/store that ``zarr.open_array`` accepts.  The levels cache chunk
-    headers and shard indices: open them again after the array is rewritten.
+    path/store that ``zarr.open_array`` accepts.  ``layer`` (for arrays coded
+    with quality layers) reads every level from the shorter prefix of its
+    layers 0..``layer``: a quicker, lower-quality view; None reads all layers.
+    The levels cache chunk headers and shard indices: open them again after
+    the array is rewritten.
     """
     reader = _Reader(_as_array(array))
-    return [Level(reader, k) for k in range(reader.levels + 1)]
+    if layer is not None:
+        layers = _api.layer_count(reader.layout.options)
+        if not 0 <= operator.index(layer) < layers:
+            raise ValueError(f"layer must be in 0..{layers - 1} for this array, got {layer}")
+    return [Level(reader, k, layer) for k in range(reader.levels + 1)]
