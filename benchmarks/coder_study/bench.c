@@ -1,0 +1,367 @@
+/* Prototype bench: real 5/3 wavelet coefficients from the repo's transform,
+ * current coder vs candidates: size, round trip, decode speed. */
+#define _GNU_SOURCE
+#include "common.h"
+#include "internal.h"
+#include <time.h>
+#include <math.h>
+#include <valgrind/callgrind.h>
+
+/* ---------------- image -> pieces ---------------- */
+static int32_t med_predict(const int32_t *row, const int32_t *up, int x)
+{
+    if (up && x) {
+        const int32_t a = row[x - 1], n = up[x], c = up[x - 1];
+        const int32_t hi = a > n ? a : n, lo = a > n ? n : a;
+        return c >= hi ? lo : (c <= lo ? hi : a + n - c);
+    }
+    if (x) return row[x - 1];
+    if (up) return up[x];
+    return 0;
+}
+
+static void build_image(const char *path, int levels, image_t *im, int32_t **coef_out, int *H, int *W)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); exit(1); }
+    int32_t hw[2];
+    if (fread(hw, 4, 2, f) != 2) exit(1);
+    const int h = hw[0], w = hw[1];
+    int32_t *buf = malloc((size_t)h * w * 4);
+    if (fread(buf, 4, (size_t)h * w, f) != (size_t)h * w) exit(1);
+    fclose(f);
+    *H = h; *W = w;
+    int32_t *orig = malloc((size_t)h * w * 4);
+    memcpy(orig, buf, (size_t)h * w * 4);
+    *coef_out = orig;
+    size_t dims[3] = {1, (size_t)h, (size_t)w};
+    int32_t *tmp = malloc(pj2k_transform_tmp_elems(dims) * 4);
+    pj2k_fwd53_i32(buf, dims, levels, tmp);
+    free(tmp);
+    memset(im, 0, sizeof *im);
+    im->ncoef = (size_t)h * w;
+    im->maxw = w;
+    /* piece 0: low band residuals */
+    {
+        const int lh = (int)pj2k_ceil_shift(h, levels), lw = (int)pj2k_ceil_shift(w, levels);
+        band_t *b = &im->p[0].b[0];
+        b->h = lh; b->w = lw; b->cls = 0;
+        int32_t *v = malloc((size_t)lh * lw * 4), *res = malloc((size_t)lh * lw * 4);
+        for (int y = 0; y < lh; y++) for (int x = 0; x < lw; x++) v[y * lw + x] = buf[(size_t)y * w + x];
+        for (int y = 0; y < lh; y++)
+            for (int x = 0; x < lw; x++)
+                res[y * lw + x] = v[y * lw + x] - med_predict(v + y * lw, y ? v + (y - 1) * lw : NULL, x);
+        free(v);
+        b->v = res;
+        im->p[0].nb = 1;
+    }
+    for (int r = 1; r <= levels; r++) {
+        const int level = levels - r + 1;
+        const int ey = (int)pj2k_ceil_shift(h, level - 1), ex = (int)pj2k_ceil_shift(w, level - 1);
+        const int ly = (ey + 1) / 2, lx = (ex + 1) / 2;
+        piece_t *p = &im->p[r];
+        p->nb = 0;
+        for (int o = 1; o < 4; o++) {
+            const int hy = o & 1, hx = (o >> 1) & 1;
+            band_t *b = &p->b[p->nb];
+            b->h = hy ? ey - ly : ly;
+            b->w = hx ? ex - lx : lx;
+            b->cls = hy + hx;
+            if (b->h <= 0 || b->w <= 0) continue;
+            b->v = malloc((size_t)b->h * b->w * 4);
+            const int oy = hy ? ly : 0, ox = hx ? lx : 0;
+            for (int y = 0; y < b->h; y++)
+                for (int x = 0; x < b->w; x++) b->v[(size_t)y * b->w + x] = buf[(size_t)(oy + y) * w + ox + x];
+            p->nb++;
+        }
+    }
+    im->npieces = levels + 1;
+    free(buf);
+}
+
+/* ---------------- current coder (the repo's own functions) ---------------- */
+static size_t base_enc_piece(const piece_t *p, buf_t *out, uint16_t *rowmem)
+{
+    pj2k_bytes bytes = {0};
+    pj2k_rc_encoder e;
+    static pj2k_model m;
+    m.rows = rowmem;
+    pj2k_rc_encoder_init(&e, &bytes);
+    pj2k_model_reset(&m);
+    for (int i = 0; i < p->nb; i++) {
+        const band_t *b = &p->b[i];
+        pj2k_band pb = {{1, (size_t)b->h, (size_t)b->w}, {(ptrdiff_t)b->h * b->w, b->w, 1}, b->cls};
+        pj2k_encode_band_i32(&e, &m, b->v, &pb, 0);
+    }
+    pj2k_rc_encoder_finish(&e);
+    buf_reserve(out, bytes.length);
+    memcpy(out->data + out->len, bytes.data, bytes.length);
+    out->len += bytes.length;
+    free(bytes.data);
+    return bytes.length;
+}
+static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t *rowmem)
+{
+    pj2k_rc_decoder d;
+    static pj2k_model m;
+    m.rows = rowmem;
+    pj2k_rc_decoder_init(&d, data, len);
+    pj2k_model_reset(&m);
+    for (int i = 0; i < p->nb; i++) {
+        band_t *b = &p->b[i];
+        pj2k_band pb = {{1, (size_t)b->h, (size_t)b->w}, {(ptrdiff_t)b->h * b->w, b->w, 1}, b->cls};
+        if (pj2k_decode_band_i32(&d, &m, b->v, &pb, 40) != PJ2K_OK) return 0;
+    }
+    return d.pos == len;
+}
+
+/* ---------------- candidates ---------------- */
+#define A_NAME a32
+#define A_TOPBIT 0
+#define A_CTX(c) (c)
+#define A_RATE0 5
+#include "coder_a.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define A_NAME a32t
+#define A_TOPBIT 1
+#define A_CTX(c) (c)
+#define A_RATE0 5
+#include "coder_a.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define A_NAME a16t
+#define A_TOPBIT 1
+#define A_CTX(c) (((c) + 1) >> 1)
+#define A_RATE0 5
+#include "coder_a.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define A_NAME a32t4
+#define A_TOPBIT 1
+#define A_CTX(c) (c)
+#define A_RATE0 4
+#include "coder_a.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define A_NAME a32ts
+#define A_TOPBIT 1
+#define A_SIGN 1
+#define A_CTX(c) (c)
+#define A_RATE0 4
+#include "coder_a.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define A_NAME a16ts
+#define A_TOPBIT 1
+#define A_SIGN 1
+#define A_CTX(c) (((c) + 1) >> 1)
+#define A_RATE0 4
+#include "coder_a.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define A_NAME f16
+#define A_TOPBIT 1
+#define A_SIGN 1
+#define A_CTX(c) (((c) + 1) >> 1)
+#define A_RATE0 4
+#include "coder_f.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define A_NAME f16x
+#define A_TOPBIT 1
+#define A_SIGN 1
+#define A_FIXRATE 1
+#define A_CTX(c) (((c) + 1) >> 1)
+#define A_RATE0 5
+#include "coder_f.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define A_NAME f32
+#define A_TOPBIT 1
+#define A_SIGN 1
+#define A_CTX(c) (c)
+#define A_RATE0 4
+#include "coder_f.h"
+#undef A_NAME
+#undef A_TOPBIT
+#undef A_CTX
+#undef A_RATE0
+
+#define L_NAME la
+#define L_ADAPT 1
+#define L_SIGN 1
+#define L_TOP 1
+#include "coder_l.h"
+#undef L_NAME
+#undef L_ADAPT
+#undef L_SIGN
+#undef L_TOP
+#define L_NAME lans
+#define L_ADAPT 1
+#define L_SIGN 0
+#define L_TOP 1
+#include "coder_l.h"
+#undef L_NAME
+#undef L_ADAPT
+#undef L_SIGN
+#undef L_TOP
+#define L_NAME ls
+#define L_ADAPT 0
+#define L_SIGN 1
+#define L_TOP 1
+#include "coder_l.h"
+#undef L_NAME
+#undef L_ADAPT
+#undef L_SIGN
+#undef L_TOP
+#define L_NAME lsns
+#define L_ADAPT 0
+#define L_SIGN 0
+#define L_TOP 1
+#include "coder_l.h"
+#undef L_NAME
+#undef L_ADAPT
+#undef L_SIGN
+#undef L_TOP
+#include "coder_g.h"
+#include "extra_coders.h"
+#include "analysis.h"
+
+typedef struct {
+    const char *name;
+    size_t (*enc)(const piece_t *, buf_t *, uint16_t *);
+    int (*dec)(const uint8_t *, size_t, piece_t *, uint16_t *);
+} coder_t;
+static const coder_t coders[] = {
+    {"current", base_enc_piece, base_dec_piece},
+    {"A32raw", a_enc_piece_a32, a_dec_piece_a32},
+    {"A32top", a_enc_piece_a32t, a_dec_piece_a32t},
+    {"A16top", a_enc_piece_a16t, a_dec_piece_a16t},
+    {"A32top_r4", a_enc_piece_a32t4, a_dec_piece_a32t4},
+    {"A32ts_r4", a_enc_piece_a32ts, a_dec_piece_a32ts},
+    {"A16ts_r4", a_enc_piece_a16ts, a_dec_piece_a16ts},
+    {"F16", a_enc_piece_f16, a_dec_piece_f16},
+    {"F16fix5", a_enc_piece_f16x, a_dec_piece_f16x},
+    {"F32", a_enc_piece_f32, a_dec_piece_f32},
+    {"L_adapt", l_enc_piece_la, l_dec_piece_la},
+    {"L_adapt_rawsign", l_enc_piece_lans, l_dec_piece_lans},
+    {"L_static", l_enc_piece_ls, l_dec_piece_ls},
+    {"L_static_rawsign", l_enc_piece_lsns, l_dec_piece_lsns},
+    {"G_static_lut", g_enc_piece, g_dec_piece},
+    EXTRA_CODERS
+};
+#define NCODERS (sizeof coders / sizeof *coders)
+
+static image_t dst;  /* decode target with the same geometry */
+static buf_t pieces[16];
+
+static NOINLINE int decode_all(const coder_t *c, const image_t *im, uint16_t *rowmem)
+{
+    int ok = 1;
+    for (int i = 0; i < im->npieces; i++) ok &= c->dec(pieces[i].data, pieces[i].len, &dst.p[i], rowmem);
+    return ok;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) { fprintf(stderr, "usage: bench img.raw size|time|cg [coder] [reps]\n"); return 1; }
+    image_t im;
+    ctx_lut_init();
+    g_init();
+    int32_t *orig; int H, W;
+    build_image(argv[1], 6, &im, &orig, &H, &W);
+    dst = im;
+    for (int i = 0; i < im.npieces; i++)
+        for (int j = 0; j < im.p[i].nb; j++)
+            dst.p[i].b[j].v = calloc((size_t)im.p[i].b[j].h * im.p[i].b[j].w, 4);
+    uint16_t *rowmem = calloc(PJ2K_MODEL_ROWS((size_t)im.maxw) + 64, 2);
+    const char *mode = argv[2];
+    const char *only = argc > 3 ? argv[3] : NULL;
+    int reps = argc > 4 ? atoi(argv[4]) : 20;
+
+    if (!strcmp(mode, "analyse")) { analyse(&im, rowmem); static_entropy(&im); return 0; }
+    if (!strcmp(mode, "size")) {
+        /* public encoder total, for reference */
+        pj2k_params prm; memset(&prm, 0, sizeof prm);
+        prm.dtype = PJ2K_INT32; prm.ndim = 2; prm.shape[0] = H; prm.shape[1] = W;
+        prm.naxes = 2; prm.axes[0] = 0; prm.axes[1] = 1; prm.colour_axis = -1; prm.levels = 6;
+        prm.wavelet = PJ2K_WAVELET_53; prm.layers = 1;
+        uint8_t *enc; size_t enclen;
+        int st = pj2k_encode(&prm, orig, &enc, &enclen);
+        printf("%-12s public pj2k_encode: %zu bytes (status %d)\n", argv[1], enclen, st);
+        if (st == 0) pj2k_free(enc);
+    }
+    for (size_t ci = 0; ci < NCODERS; ci++) {
+        const coder_t *c = &coders[ci];
+        if (only && strcmp(only, "all") && strcmp(only, c->name)) continue;
+        size_t total = 0;
+        for (int i = 0; i < im.npieces; i++) {
+            pieces[i].len = 0;
+            total += c->enc(&im.p[i], &pieces[i], rowmem);
+            buf_reserve(&pieces[i], 16);
+            memset(pieces[i].data + pieces[i].len, 0, 16);   /* read padding */
+        }
+        if (!strcmp(mode, "cg")) {
+            CALLGRIND_TOGGLE_COLLECT;
+            int ok = decode_all(c, &im, rowmem);
+            CALLGRIND_TOGGLE_COLLECT;
+            printf("%s ok=%d ncoef=%zu\n", c->name, ok, im.ncoef);
+            continue;
+        }
+        int ok = decode_all(c, &im, rowmem);
+        for (int i = 0; i < im.npieces && ok; i++)
+            for (int j = 0; j < im.p[i].nb; j++)
+                if (memcmp(im.p[i].b[j].v, dst.p[i].b[j].v, (size_t)im.p[i].b[j].h * im.p[i].b[j].w * 4)) {
+                    ok = 0;
+                    fprintf(stderr, "%s mismatch piece %d band %d\n", c->name, i, j);
+                }
+        double ns = 0;
+        if (!strcmp(mode, "time")) {
+            double best = 1e30;
+            for (int k = 0; k < 5; k++) {
+                double t0 = now();
+                for (int r = 0; r < reps; r++) decode_all(c, &im, rowmem);
+                double t = (now() - t0) / reps;
+                if (t < best) best = t;
+            }
+            ns = best * 1e9 / im.ncoef;
+        }
+        printf("%-12s %-12s bytes %8zu  bpc %.4f  ok %d", argv[1], c->name, total, 8.0 * total / im.ncoef, ok);
+        if (ns) printf("  ns/coef %.2f", ns);
+        printf("\n");
+        fflush(stdout);
+    }
+    return 0;
+}
