@@ -501,14 +501,20 @@ static pj2k_status quantise(const pj2k_header *h, const layout *L, const double 
 static void dequantise(const pj2k_header *h, const layout *L, int levels, const int64_t *in,
                        double *out, const int *last)
 {
+    /* per band: step * 2**shift (a power-of-two factor: exact, so single-layer
+     * streams get (|q| + 0.5) * step bit for bit) */
+    double factor[PJ2K_MAX_BANDS];
+    const int per_level = (1 << h->naxes) - 1;
+    for (int b = 0; b < 1 + levels * per_level; b++) {
+        const int r = b ? 1 + (b - 1) / per_level : 0;
+        factor[b] = ldexp((double)h->steps[b], h->layer_shift[last[r]][b]);
+    }
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const int64_t *src = in + c * L->box;
         double *dst = out + c * L->box;
         FOR_EACH_BAND(L->dims, levels, h->naxes, {
             const int64_t q = src[at];
-            const double step = (double)h->steps[sb->step_index];
-            const double unit = ldexp(1.0, h->layer_shift[last[r_]][sb->step_index]);
-            const double m = ((double)(q < 0 ? -q : q) + 0.5) * unit * step;
+            const double m = ((double)(q < 0 ? -q : q) + 0.5) * factor[sb->step_index];
             dst[at] = q == 0 ? 0.0 : (q < 0 ? -m : m);
         })
     }

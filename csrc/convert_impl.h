@@ -21,9 +21,17 @@ LOAD_AS(f64, double)
 static inline double DSFX(representable)(double v)
 {
     if (!DT_IS_FLOAT) {
-        if (!(v >= (double)DT_LO)) v = (double)DT_LO;
-        if (v > (double)DT_HI) v = (double)DT_HI;
-        return floor(v + 0.5);
+        v = v >= (double)DT_LO ? v : (double)DT_LO;   /* NaN too */
+        v = v <= (double)DT_HI ? v : (double)DT_HI;
+        /* floor(v + 0.5) without a libm call (x86-64 before SSE4.1 has no
+         * floor instruction): truncate, then step down where that rounded up */
+        const double t = v + 0.5;
+        if (DT_LO >= INT32_MIN && DT_HI <= INT32_MAX) {   /* 8/16-bit: packed conversions */
+            const int32_t i = (int32_t)t;
+            return (double)(i - ((double)i > t));
+        }
+        const int64_t i = (int64_t)t;
+        return (double)(i - ((double)i > t));
     }
     if (!(v >= -DT_FMAX)) v = -DT_FMAX;
     if (v > DT_FMAX) v = DT_FMAX;
@@ -72,6 +80,10 @@ static void DSFX(store_f64)(void *dst, const void *src, size_t n, ptrdiff_t stri
 {
     DT *d = dst;
     const double *s = src;
+    if (stride == 1) {   /* the common case, kept apart so that it vectorises */
+        for (size_t i = 0; i < n; i++) d[i] = (DT)DSFX(representable)(s[i]);
+        return;
+    }
     for (size_t i = 0; i < n; i++) d[(ptrdiff_t)i * stride] = (DT)DSFX(representable)(s[i]);
 }
 
