@@ -67,21 +67,38 @@ typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 #define DT_FMAX DBL_MAX
 #include "convert_impl.h"
 
-enum { WORK_I32 = 0, WORK_I64 = 1, WORK_F64 = 2 };
-static const size_t WORK_SIZE[3] = {4, 8, 8};
+enum { WORK_I32 = 0, WORK_I64 = 1, WORK_F64 = 2, WORK_I16 = 3 };
+static const size_t WORK_SIZE[4] = {4, 8, 8, 2};
 #define ROW_FNS(kind) {                                                       \
     {u8_##kind##_i32, i8_##kind##_i32, u16_##kind##_i32, i16_##kind##_i32,    \
      u32_##kind##_i32, i32_##kind##_i32, f32_##kind##_i32, f64_##kind##_i32}, \
     {u8_##kind##_i64, i8_##kind##_i64, u16_##kind##_i64, i16_##kind##_i64,    \
      u32_##kind##_i64, i32_##kind##_i64, f32_##kind##_i64, f64_##kind##_i64}, \
     {u8_##kind##_f64, i8_##kind##_f64, u16_##kind##_f64, i16_##kind##_f64,    \
-     u32_##kind##_f64, i32_##kind##_f64, f32_##kind##_f64, f64_##kind##_f64}}
-static const row_fn LOAD[3][PJ2K_NUM_DTYPES] = ROW_FNS(load);
+     u32_##kind##_f64, i32_##kind##_f64, f32_##kind##_f64, f64_##kind##_f64}, \
+    {u8_##kind##_i16, i8_##kind##_i16, u16_##kind##_i16, i16_##kind##_i16,    \
+     u32_##kind##_i16, i32_##kind##_i16, f32_##kind##_i16, f64_##kind##_i16}}
+static const row_fn LOAD[4][PJ2K_NUM_DTYPES] = ROW_FNS(load);
 typedef int (*prequantise_fn)(int64_t *q, const double *x, size_t n, double scale, double bound);
 static const prequantise_fn PREQUANTISE[PJ2K_NUM_DTYPES] = {
     u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,
     u32_prequantise, i32_prequantise, f32_prequantise, f64_prequantise};
-static const row_fn STORE[3][PJ2K_NUM_DTYPES] = ROW_FNS(store);
+static const row_fn STORE[4][PJ2K_NUM_DTYPES] = ROW_FNS(store);
+
+/* Coefficient buffers: int16 for lossless 8-bit data (half the memory; any
+ * value that does not fit sends the work back to int32, which gives the same
+ * values), int32 for 16-bit, int64 for 32-bit, lossy and error-bounded. */
+typedef enum { COEF_I16 = 0, COEF_I32 = 1, COEF_I64 = 2 } coef_kind;
+static const size_t COEF_BYTES[3] = {2, 4, 8};
+static const int COEF_WORK[3] = {WORK_I16, WORK_I32, WORK_I64};
+#define BY_KIND(kind, CALL)                                                   \
+    do {                                                                      \
+        switch (kind) {                                                       \
+        case COEF_I16: CALL(i16, int16_t); break;                            \
+        case COEF_I32: CALL(i32, int32_t); break;                            \
+        default: CALL(i64, int64_t); break;                                   \
+        }                                                                     \
+    } while (0)
 
 static const struct { unsigned size, bits, is_float; } DTYPE_INFO[PJ2K_NUM_DTYPES] = {
     {1, 8, 0}, {1, 8, 0}, {2, 16, 0}, {2, 16, 0}, {4, 32, 0}, {4, 32, 0}, {4, 32, 1}, {8, 64, 1}};
@@ -575,8 +592,9 @@ static size_t low_band_elems(const layout *L, int levels)
 
 /* Entropy-code one piece: layer j of every band of segment r, in coding
  * order.  Fails when a value exceeds what the decoder accepts. */
-static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const void *coef, int wide,
-                                int r, int j, pj2k_rc_encoder *rc, pj2k_model *model, void *tmp)
+static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const void *coef,
+                                coef_kind kind, int r, int j, pj2k_rc_encoder *rc,
+                                pj2k_model *model, void *tmp)
 {
     int max_exp;
     int64_t bound;
@@ -591,17 +609,16 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const voi
             const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
             if (j && from == to) continue;   /* this band has nothing in layer j */
             int e;
-            if (wide) {
-                const int64_t *base = (const int64_t *)coef + at;
-                e = j ? pj2k_encode_refine_i64(rc, model, base, band, from, to)
-                  : r == 0 ? pj2k_encode_low_i64(rc, model, base, band, to, tmp)
-                  : pj2k_encode_band_i64(rc, model, base, band, to);
-            } else {
-                const int32_t *base = (const int32_t *)coef + at;
-                e = j ? pj2k_encode_refine_i32(rc, model, base, band, from, to)
-                  : r == 0 ? pj2k_encode_low_i32(rc, model, base, band, to, tmp)
-                  : pj2k_encode_band_i32(rc, model, base, band, to);
+#define CODE(S, CT)                                                                        \
+            {                                                                              \
+                const CT *base = (const CT *)coef + at;                                    \
+                e = j ? pj2k_encode_refine_##S(rc, model, base, band, from, to)            \
+                  : r == 0 ? pj2k_encode_low_##S(rc, model, base, band, to, (CT *)tmp)     \
+                  : pj2k_encode_band_##S(rc, model, base, band, to);                       \
             }
+            BY_KIND(kind, CODE);
+#undef CODE
+            if (e < 0) return PJ2K_NARROW_OVERFLOW;
             if (e > max_exp - to) return PJ2K_ERR_PARAM;  /* never emit what the decoder rejects */
         }
     }
@@ -610,11 +627,11 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const voi
 
 /* Entropy-code all pieces of the coefficient buffer into `out` (after the
  * header placeholder), recording their ends and checksums in h. */
-static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *coef, int wide,
-                                   pj2k_bytes *out)
+static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *coef,
+                                   coef_kind kind, pj2k_bytes *out)
 {
     pj2k_model *model = malloc(sizeof *model);
-    void *tmp = malloc((low_band_elems(L, h->levels) + 1) * (wide ? 8 : 4));
+    void *tmp = malloc((low_band_elems(L, h->levels) + 1) * COEF_BYTES[kind]);
     uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
     pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
     if (model) model->rows = rows;
@@ -624,7 +641,7 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *
             pj2k_rc_encoder rc;
             pj2k_rc_encoder_init(&rc, out);
             pj2k_model_reset(model);
-            st = encode_piece(h, L, coef, wide, r, j, &rc, model, tmp);
+            st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp);
             pj2k_rc_encoder_finish(&rc);
             if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
             const int i = r * h->layers + j;
@@ -645,7 +662,8 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *
 struct pj2k_prepared {
     pj2k_header h;      /* from the parameters; steps, layers and pieces per encode */
     layout L;
-    int lossy, wide;
+    int lossy;
+    coef_kind kind;
     void *coef;         /* lossless and error-bounded: the coefficients; 9/7: quantised ones */
     double *real;       /* 9/7: the coefficients */
 };
@@ -656,6 +674,46 @@ void pj2k_prepared_free(pj2k_prepared *prep)
     free(prep->coef);
     free(prep->real);
     free(prep);
+}
+
+/* Load, colour-transform and wavelet-transform the samples into prep->coef
+ * (or prep->real) of prep->kind; PJ2K_NARROW_OVERFLOW if int16 does not suffice. */
+static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, double *tmp)
+{
+    const pj2k_header *h = &prep->h;
+    const layout *L = &prep->L;
+    const int lossy = prep->lossy, prequantised = h->wavelet == PJ2K_WAVELET_53_QUANTISED;
+    const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
+    void *coef = prep->coef;
+    double *real = prep->real;
+    const int work = via_real ? WORK_F64 : COEF_WORK[prep->kind];
+    permuted_copy(L, via_real ? (void *)real : coef, WORK_SIZE[work], (void *)data,
+                  DTYPE_INFO[h->dtype].size, LOAD[work][h->dtype], 1);
+    if (prequantised) {
+        const int ok = PREQUANTISE[h->dtype](coef, real, L->elements, h->scale, h->tolerance);
+        free(prep->real);
+        prep->real = real = NULL;
+        if (!ok) return PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
+    }
+    const size_t comp = L->box;
+    for (size_t p = 0; p < L->planes; p++) {
+        const size_t c0 = p * L->ncomp * comp;
+        if (h->colour == PJ2K_COLOUR_ICT) {
+            pj2k_ict_fwd_f64(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);
+        } else if (h->colour == PJ2K_COLOUR_RCT) {
+#define RCT(S, CT) pj2k_rct_fwd_##S((CT *)coef + c0, (CT *)coef + c0 + comp, (CT *)coef + c0 + 2 * comp, comp)
+            BY_KIND(prep->kind, RCT);
+#undef RCT
+        }
+    }
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        if (lossy) pj2k_fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
+        else if (prep->kind == COEF_I64) pj2k_fwd53_i64((int64_t *)coef + c * comp, L->dims, h->levels, (int64_t *)tmp);
+        else if (prep->kind == COEF_I32) pj2k_fwd53_i32((int32_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp);
+        else if (!pj2k_fwd53_i16((int16_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp))
+            return PJ2K_NARROW_OVERFLOW;
+    }
+    return PJ2K_OK;
 }
 
 pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **out)
@@ -669,49 +727,43 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     pj2k_status st = header_from_params(params, h);
     if (st != PJ2K_OK) goto fail;
     make_layout(h, 0, L);
-    const int lossy = prep->lossy = h->wavelet == PJ2K_WAVELET_97;
-    const int prequantised = h->wavelet == PJ2K_WAVELET_53_QUANTISED;
-    const int wide = prep->wide = lossy || prequantised || DTYPE_INFO[h->dtype].bits > 16;
-    const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
+    prep->lossy = h->wavelet == PJ2K_WAVELET_97;
+    const int via_real = prep->lossy || h->wavelet == PJ2K_WAVELET_53_QUANTISED;
+    const unsigned bits = DTYPE_INFO[h->dtype].bits;
+    prep->kind = via_real || bits > 16 ? COEF_I64 : (bits == 16 ? COEF_I32 : COEF_I16);
     if (L->elements) {
         double *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8);
-        prep->coef = malloc(L->elements * (wide ? 8 : 4));
-        prep->real = via_real ? malloc(L->elements * sizeof(double)) : NULL;
-        if (!prep->coef || !tmp || (via_real && !prep->real)) { free(tmp); st = PJ2K_ERR_NOMEM; goto fail; }
-        void *coef = prep->coef;
-        double *real = prep->real;
-        const int work = via_real ? WORK_F64 : (wide ? WORK_I64 : WORK_I32);
-        permuted_copy(L, via_real ? (void *)real : coef, WORK_SIZE[work], (void *)data,
-                      DTYPE_INFO[h->dtype].size, LOAD[work][h->dtype], 1);
-        if (prequantised) {
-            const int ok = PREQUANTISE[h->dtype](coef, real, L->elements, h->scale, h->tolerance);
-            free(prep->real);
-            prep->real = real = NULL;
-            /* non-finite, too large for the scale, or below precision */
-            if (!ok) { free(tmp); st = PJ2K_ERR_PARAM; goto fail; }
-        }
-        const size_t comp = L->box;
-        for (size_t p = 0; p < L->planes; p++) {
-            const size_t c0 = p * L->ncomp * comp;
-            if (h->colour == PJ2K_COLOUR_RCT && wide)
-                pj2k_rct_fwd_i64((int64_t *)coef + c0, (int64_t *)coef + c0 + comp, (int64_t *)coef + c0 + 2 * comp, comp);
-            else if (h->colour == PJ2K_COLOUR_RCT)
-                pj2k_rct_fwd_i32((int32_t *)coef + c0, (int32_t *)coef + c0 + comp, (int32_t *)coef + c0 + 2 * comp, comp);
-            else if (h->colour == PJ2K_COLOUR_ICT)
-                pj2k_ict_fwd_f64(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);
-        }
-        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-            if (lossy) pj2k_fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
-            else if (wide) pj2k_fwd53_i64((int64_t *)coef + c * comp, L->dims, h->levels, (int64_t *)tmp);
-            else pj2k_fwd53_i32((int32_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp);
-        }
+        if (!tmp) { st = PJ2K_ERR_NOMEM; goto fail; }
+        do {
+            free(prep->coef);
+            prep->coef = malloc(L->elements * COEF_BYTES[prep->kind]);
+            prep->real = via_real ? malloc(L->elements * sizeof(double)) : NULL;
+            st = (!prep->coef || (via_real && !prep->real)) ? PJ2K_ERR_NOMEM
+                 : transform_samples(prep, data, tmp);
+            if (st == PJ2K_NARROW_OVERFLOW) prep->kind = COEF_I32;   /* again, wide */
+        } while (st == PJ2K_NARROW_OVERFLOW);
         free(tmp);
+        if (st != PJ2K_OK) goto fail;
     }
     *out = prep;
     return PJ2K_OK;
 fail:
     pj2k_prepared_free(prep);
     return st;
+}
+
+/* int16 coefficients whose coding needs more (a low-band residual): widen. */
+static pj2k_status widen(pj2k_prepared *prep)
+{
+    const size_t n = prep->L.elements;
+    int32_t *wide = malloc(n * sizeof *wide);
+    if (!wide) return PJ2K_ERR_NOMEM;
+    const int16_t *narrow = prep->coef;
+    for (size_t i = 0; i < n; i++) wide[i] = narrow[i];
+    free(prep->coef);
+    prep->coef = wide;
+    prep->kind = COEF_I32;
+    return PJ2K_OK;
 }
 
 pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
@@ -744,7 +796,12 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     bytes.length = h.header_length;
     if (L->elements) {
         if (prep->lossy) st = quantise(&h, L, prep->real, prep->coef);
-        if (st == PJ2K_OK) st = encode_segments(&h, L, prep->coef, prep->wide, &bytes);
+        if (st == PJ2K_OK) st = encode_segments(&h, L, prep->coef, prep->kind, &bytes);
+        if (st == PJ2K_NARROW_OVERFLOW) {
+            bytes.length = h.header_length;
+            st = widen(prep);
+            if (st == PJ2K_OK) st = encode_segments(&h, L, prep->coef, prep->kind, &bytes);
+        }
     } else {
         if (prep->lossy) for (int i = 0; i < h.nbands; i++) h.steps[i] = 1.0f;
         for (int i = 0; i < (h.levels + 1) * h.layers; i++) {
@@ -782,10 +839,11 @@ void pj2k_free(void *ptr) { free(ptr); }
 /* ---- decoder ------------------------------------------------------------------ */
 /* Decode pieces 0..last[r] of every segment r <= levels into `coef`. */
 static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int levels,
-                                   const int *last, const uint8_t *buf, void *coef, int wide)
+                                   const int *last, const uint8_t *buf, void *coef,
+                                   coef_kind kind)
 {
     pj2k_model *model = malloc(sizeof *model);
-    void *tmp = malloc((low_band_elems(L, levels) + 1) * (wide ? 8 : 4));
+    void *tmp = malloc((low_band_elems(L, levels) + 1) * COEF_BYTES[kind]);
     uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
     pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
     if (model) model->rows = rows;
@@ -808,17 +866,16 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
                     const int to = h->layer_shift[j][sbs[b].step_index];
                     const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
                     if (j && from == to) continue;
-                    if (wide) {
-                        int64_t *base = (int64_t *)coef + at;
-                        st = j ? pj2k_decode_refine_i64(&rc, model, base, band, from, to)
-                           : r == 0 ? pj2k_decode_low_i64(&rc, model, base, band, max_exp - to, bound >> to, tmp)
-                           : pj2k_decode_band_i64(&rc, model, base, band, max_exp - to);
-                    } else {
-                        int32_t *base = (int32_t *)coef + at;
-                        st = j ? pj2k_decode_refine_i32(&rc, model, base, band, from, to)
-                           : r == 0 ? pj2k_decode_low_i32(&rc, model, base, band, max_exp - to, bound >> to, tmp)
-                           : pj2k_decode_band_i32(&rc, model, base, band, max_exp - to);
+#define DECODE(S, CT)                                                                      \
+                    {                                                                      \
+                        CT *base = (CT *)coef + at;                                        \
+                        st = j ? pj2k_decode_refine_##S(&rc, model, base, band, from, to)  \
+                           : r == 0 ? pj2k_decode_low_##S(&rc, model, base, band, max_exp - to, \
+                                                          bound >> to, (CT *)tmp)          \
+                           : pj2k_decode_band_##S(&rc, model, base, band, max_exp - to);   \
                     }
+                    BY_KIND(kind, DECODE);
+#undef DECODE
                 }
             }
             /* the decoder reads exactly the bytes the encoder wrote */
@@ -828,6 +885,81 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
     free(model);
     free(tmp);
     free(rows);
+    return st;
+}
+
+/* Entropy decoding, inverse transforms and the store, with coefficients of
+ * `kind`; PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored). */
+static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels, const int *last,
+                               const uint8_t *buf, void *out, coef_kind kind)
+{
+    const int lossy = h->wavelet == PJ2K_WAVELET_97;
+    const int prequantised = h->wavelet == PJ2K_WAVELET_53_QUANTISED;
+    int max_exp;
+    int64_t bound;
+    coefficient_limits(h, &max_exp, &bound);
+    pj2k_status st;
+    void *coef = malloc(L->elements * COEF_BYTES[kind] + 8);
+    double *real = NULL;
+    void *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8 + 8);
+    if (!coef || !tmp) { st = PJ2K_ERR_NOMEM; goto done; }
+    st = decode_segments(h, L, levels, last, buf, coef, kind);
+    if (st != PJ2K_OK) goto done;
+    const size_t comp = L->box;
+    int work;
+    void *result;
+    if (lossy) {
+        real = malloc(L->elements * sizeof(double) + 8);
+        if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
+        dequantise(h, L, levels, coef, real, last);
+        /* generous: data values up to ~1e300, and no overflow to inf inside */
+        const double real_bound = DTYPE_INFO[h->dtype].is_float ? 1e300 : 1e12;
+        for (size_t c = 0; c < L->planes * L->ncomp; c++)
+            pj2k_inv97_f64(real + c * comp, L->dims, levels, tmp, real_bound);
+        if (h->colour == PJ2K_COLOUR_ICT)
+            for (size_t p = 0; p < L->planes; p++) {
+                double *c0 = real + p * 3 * comp;
+                pj2k_ict_inv_f64(c0, c0 + comp, c0 + 2 * comp, comp);
+            }
+        work = WORK_F64;
+        result = real;
+    } else {
+        if (last[levels] < h->layers - 1) {   /* only the finest segment can end early */
+            if (kind == COEF_I64) reconstruct_partial_i64(h, L, levels, coef, last);
+            else reconstruct_partial_i32(h, L, levels, coef, last);   /* never narrow */
+        }
+        for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
+            if (kind == COEF_I64) pj2k_inv53_i64((int64_t *)coef + c * comp, L->dims, levels, tmp, bound);
+            else if (kind == COEF_I32) pj2k_inv53_i32((int32_t *)coef + c * comp, L->dims, levels, tmp, bound);
+            else if (!pj2k_inv53_i16((int16_t *)coef + c * comp, L->dims, levels, tmp, bound))
+                st = PJ2K_NARROW_OVERFLOW;
+        }
+        if (h->colour == PJ2K_COLOUR_RCT)
+            for (size_t p = 0; p < L->planes && st == PJ2K_OK; p++) {
+                const size_t c0 = p * 3 * comp;
+                int fits = 1;
+#define RCT(S, CT) fits = pj2k_rct_inv_##S((CT *)coef + c0, (CT *)coef + c0 + comp, (CT *)coef + c0 + 2 * comp, comp)
+                BY_KIND(kind, RCT);
+#undef RCT
+                if (!fits) st = PJ2K_NARROW_OVERFLOW;
+            }
+        if (st != PJ2K_OK) goto done;
+        work = COEF_WORK[kind];
+        result = coef;
+        if (prequantised) {   /* back to data units: q * scale, as the encoder checked */
+            real = malloc(L->elements * sizeof(double));
+            if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
+            for (size_t i = 0; i < L->elements; i++) real[i] = (double)((int64_t *)coef)[i] * h->scale;
+            work = WORK_F64;
+            result = real;
+        }
+    }
+    permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
+                  STORE[work][h->dtype], 0);
+done:
+    free(coef);
+    free(real);
+    free(tmp);
     return st;
 }
 
@@ -861,67 +993,12 @@ pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int 
             return PJ2K_ERR_CHECKSUM;
     }
     if (L.elements == 0) return PJ2K_OK;
-
-    const int lossy = h.wavelet == PJ2K_WAVELET_97;
-    const int prequantised = h.wavelet == PJ2K_WAVELET_53_QUANTISED;
-    const int wide = lossy || prequantised || DTYPE_INFO[h.dtype].bits > 16;
-    int max_exp;
-    int64_t bound;
-    coefficient_limits(&h, &max_exp, &bound);
-    void *coef = malloc(L.elements * (wide ? 8 : 4) + 8);
-    double *real = NULL;
-    void *tmp = malloc(pj2k_transform_tmp_elems(L.dims) * 8 + 8);
-    if (!coef || !tmp) { st = PJ2K_ERR_NOMEM; goto done; }
-    st = decode_segments(&h, &L, levels, last, buf, coef, wide);
-    if (st != PJ2K_OK) goto done;
-    const size_t comp = L.box;
-    int work;
-    void *result;
-    if (lossy) {
-        real = malloc(L.elements * sizeof(double) + 8);
-        if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-        dequantise(&h, &L, levels, coef, real, last);
-        /* generous: data values up to ~1e300, and no overflow to inf inside */
-        const double real_bound = DTYPE_INFO[h.dtype].is_float ? 1e300 : 1e12;
-        for (size_t c = 0; c < L.planes * L.ncomp; c++)
-            pj2k_inv97_f64(real + c * comp, L.dims, levels, tmp, real_bound);
-        if (h.colour == PJ2K_COLOUR_ICT)
-            for (size_t p = 0; p < L.planes; p++) {
-                double *c0 = real + p * 3 * comp;
-                pj2k_ict_inv_f64(c0, c0 + comp, c0 + 2 * comp, comp);
-            }
-        work = WORK_F64;
-        result = real;
-    } else {
-        if (last[levels] < h.layers - 1) {   /* only the finest segment can end early */
-            if (wide) reconstruct_partial_i64(&h, &L, levels, coef, last);
-            else reconstruct_partial_i32(&h, &L, levels, coef, last);
-        }
-        for (size_t c = 0; c < L.planes * L.ncomp; c++) {
-            if (wide) pj2k_inv53_i64((int64_t *)coef + c * comp, L.dims, levels, tmp, bound);
-            else pj2k_inv53_i32((int32_t *)coef + c * comp, L.dims, levels, tmp, bound);
-        }
-        if (h.colour == PJ2K_COLOUR_RCT)
-            for (size_t p = 0; p < L.planes; p++) {
-                const size_t c0 = p * 3 * comp;
-                if (wide) pj2k_rct_inv_i64((int64_t *)coef + c0, (int64_t *)coef + c0 + comp, (int64_t *)coef + c0 + 2 * comp, comp);
-                else pj2k_rct_inv_i32((int32_t *)coef + c0, (int32_t *)coef + c0 + comp, (int32_t *)coef + c0 + 2 * comp, comp);
-            }
-        work = wide ? WORK_I64 : WORK_I32;
-        result = coef;
-        if (prequantised) {   /* back to data units: q * scale, as the encoder checked */
-            real = malloc(L.elements * sizeof(double));
-            if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-            for (size_t i = 0; i < L.elements; i++) real[i] = (double)((int64_t *)coef)[i] * h.scale;
-            work = WORK_F64;
-            result = real;
-        }
-    }
-    permuted_copy(&L, result, WORK_SIZE[work], out, item, STORE[work][h.dtype], 0);
-done:
-    free(coef);
-    free(real);
-    free(tmp);
+    const unsigned bits = DTYPE_INFO[h.dtype].bits;
+    const int partial = last[levels] < h.layers - 1;
+    const coef_kind kind = h.wavelet != PJ2K_WAVELET_53 || bits > 16 ? COEF_I64
+                           : (bits == 16 || partial ? COEF_I32 : COEF_I16);
+    st = decode_with(&h, &L, levels, last, buf, out, kind);
+    if (st == PJ2K_NARROW_OVERFLOW) st = decode_with(&h, &L, levels, last, buf, out, COEF_I32);
     return st;
 }
 

@@ -11,6 +11,7 @@
         const DT *s = src;                                                        \
         for (size_t i = 0; i < n; i++) d[i] = (WT)s[(ptrdiff_t)i * stride];       \
     }
+LOAD_AS(i16, int16_t)   /* 8-bit dtypes only */
 LOAD_AS(i32, int32_t)
 LOAD_AS(i64, int64_t)
 LOAD_AS(f64, double)
@@ -72,6 +73,7 @@ static int DSFX(prequantise)(int64_t *q, const double *x, size_t n, double scale
             d[(ptrdiff_t)i * stride] = (DT)(v < DT_LO ? DT_LO : (v > DT_HI ? DT_HI : v)); \
         }                                                                         \
     }
+STORE_FROM_INT(i16, int16_t)
 STORE_FROM_INT(i32, int32_t)
 STORE_FROM_INT(i64, int64_t)
 #undef STORE_FROM_INT

@@ -155,15 +155,27 @@ static inline unsigned magnitude_context(uint64_t s)
 
 static inline unsigned bit_length(uint64_t v) { return v ? 64u - (unsigned)__builtin_clzll(v) : 0u; }
 
-/* ---- per coefficient type ---- */
+/* ---- per coefficient type (int16: 8-bit data, see pj2k_fwd53_i16) ---- */
+#define COEF int16_t
+#define COEF_MAX INT16_MAX
+#define SFX(name) name##_i16
+#include "entropy_impl.h"
+#undef COEF
+#undef COEF_MAX
+#undef SFX
+
 #define COEF int32_t
+#define COEF_MAX INT32_MAX
 #define SFX(name) name##_i32
 #include "entropy_impl.h"
 #undef COEF
+#undef COEF_MAX
 #undef SFX
 
 #define COEF int64_t
+#define COEF_MAX INT64_MAX
 #define SFX(name) name##_i64
 #include "entropy_impl.h"
 #undef COEF
+#undef COEF_MAX
 #undef SFX

@@ -76,15 +76,17 @@ static inline void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls,
     if (mg) encode_bit(e, &m->prob.sign[cls][SFX(sign_context)(r, x)], (unsigned)negative);
 }
 
-/* Decodes a value of at most max_exp bits; returns 0 and sets *ok = 0 on a
- * larger exponent. */
+/* Decodes a value of at most max_exp bits; returns 0 and sets *fail to
+ * PJ2K_ERR_CORRUPT on a larger exponent, or to PJ2K_NARROW_OVERFLOW if the
+ * value does not fit COEF (a narrow buffer: redo the decode wide). */
 static inline COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k_model *m, int cls, unsigned mctx,
-                                     const SFX(rows) *r, size_t x, unsigned max_exp, int *ok)
+                                     const SFX(rows) *r, size_t x, unsigned max_exp,
+                                     pj2k_status *fail)
 {
     uint16_t *pe = m->prob.exponent[cls][mctx];
     unsigned eb = 0;
     while (decode_bit(d, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1])) {
-        if (++eb > max_exp) { *ok = 0; return 0; }
+        if (++eb > max_exp) { *fail = PJ2K_ERR_CORRUPT; return 0; }
     }
     uint64_t mg = 0;
     if (eb) {
@@ -94,6 +96,7 @@ static inline COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k_model *m, int cls,
             mg |= decode_direct(d, (int)eb - 2);
         }
     }
+    if (mg > (uint64_t)COEF_MAX) { *fail = PJ2K_NARROW_OVERFLOW; return 0; }
     return (mg && decode_bit(d, &m->prob.sign[cls][SFX(sign_context)(r, x)])) ? -(COEF)mg : (COEF)mg;
 }
 
@@ -134,7 +137,7 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
 {
     SFX(rows) rows;
     SFX(rows_init)(&rows, m->rows, b->n[2]);
-    int ok = 1;
+    pj2k_status fail = PJ2K_OK;
     for (size_t z = 0; z < b->n[0]; z++) {
         SFX(rows_new_plane)(&rows, b->n[2]);
         for (size_t y = 0; y < b->n[1]; y++) {
@@ -142,8 +145,9 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
             const COEF *back = z ? row - b->stride[0] : NULL;
             for (size_t x = 0; x < b->n[2]; x++) {
                 const unsigned mctx = SFX(context)(&rows, back, x, 0);
-                row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &ok);
-                if (!ok || d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
+                row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &fail);
+                if (fail != PJ2K_OK) return fail;
+                if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
                 SFX(rows_store)(&rows, x, row[x]);
             }
             SFX(rows_next)(&rows);
@@ -194,7 +198,7 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
     const int db = from - to;
     SFX(rows) rows;
     SFX(rows_init)(&rows, m->rows, b->n[2]);
-    int ok = 1;
+    pj2k_status fail = PJ2K_OK;
     for (size_t z = 0; z < b->n[0]; z++) {
         SFX(rows_new_plane)(&rows, b->n[2]);
         for (size_t y = 0; y < b->n[1]; y++) {
@@ -207,12 +211,14 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
                     uint64_t mg = prior << db;
                     mg |= (uint64_t)decode_bit(d, &m->prob.refine[b->cls][eb < 16 ? eb : 15]) << (db - 1);
                     mg |= decode_direct(d, db - 1);
+                    if (mg > (uint64_t)COEF_MAX) return PJ2K_NARROW_OVERFLOW;
                     row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
                 } else {
                     const unsigned mctx = SFX(context)(&rows, back, x, 0);
-                    row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &ok);
+                    row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &fail);
                 }
-                if (!ok || d->overrun) return PJ2K_ERR_CORRUPT;
+                if (fail != PJ2K_OK) return fail;
+                if (d->overrun) return PJ2K_ERR_CORRUPT;
                 SFX(rows_store)(&rows, x, row[x]);
             }
             SFX(rows_next)(&rows);
@@ -250,7 +256,10 @@ int SFX(pj2k_encode_low)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
     for (size_t i = b->n[0] * plane; i-- > 0;) {
         const size_t z = i / plane, y = (i % plane) / nx, x = i % nx;
         COEF *row = tmp + z * plane + y * nx;
-        tmp[i] -= SFX(predict)(row, y ? row - nx : NULL, z ? tmp + (z - 1) * plane : NULL, x);
+        const int64_t r = (int64_t)tmp[i] -
+            (int64_t)SFX(predict)(row, y ? row - nx : NULL, z ? tmp + (z - 1) * plane : NULL, x);
+        if (r < -(int64_t)COEF_MAX || r > (int64_t)COEF_MAX) return -1;   /* narrow: redo wide */
+        tmp[i] = (COEF)r;
     }
     return SFX(pj2k_encode_band)(e, m, tmp, &packed, 0);
 }
@@ -271,7 +280,9 @@ pj2k_status SFX(pj2k_decode_low)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
             for (size_t x = 0; x < b->n[2]; x++) {
                 /* both terms are within +-2**max_exp, so the sum cannot overflow */
                 int64_t v = (int64_t)*in++ + (int64_t)SFX(predict)(row, up, back, x);
-                row[x] = (COEF)(v < -bound ? -bound : (v > bound ? bound : v));
+                v = v < -bound ? -bound : (v > bound ? bound : v);
+                if (v < -(int64_t)COEF_MAX || v > (int64_t)COEF_MAX) return PJ2K_NARROW_OVERFLOW;
+                row[x] = (COEF)v;
             }
         }
     return PJ2K_OK;

@@ -18,6 +18,11 @@ static inline size_t pj2k_ceil_shift(size_t n, int k) {
 /* ---- transform.c --------------------------------------------------------- */
 #define PJ2K_LANES 16  /* lines lifted side by side (one cache line of int32) */
 size_t pj2k_transform_tmp_elems(const size_t dims[3]);
+/* int16 buffers (8-bit data), lifted in int32: return 0 if a value does not
+ * fit in int16 (the buffer is then void; redo in int32, which gives the same
+ * values wherever int16 suffices). */
+int pj2k_fwd53_i16(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp);
+int pj2k_inv53_i16(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
 void pj2k_fwd53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp);
 void pj2k_fwd53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp);
 void pj2k_fwd97_f64(double *buf, const size_t dims[3], int levels, double *tmp);
@@ -37,12 +42,19 @@ double pj2k_synthesis_norm97(size_t length, int level, int high);
 int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms);
 
 /* Colour transforms over three component planes of `count` samples. */
+/* The int16 inverse returns 0 if a result does not fit (redo it in int32). */
+void pj2k_rct_fwd_i16(int16_t *c0, int16_t *c1, int16_t *c2, size_t count);
+int pj2k_rct_inv_i16(int16_t *c0, int16_t *c1, int16_t *c2, size_t count);
 void pj2k_rct_fwd_i32(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
 void pj2k_rct_fwd_i64(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
-void pj2k_rct_inv_i32(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
-void pj2k_rct_inv_i64(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
+int pj2k_rct_inv_i32(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
+int pj2k_rct_inv_i64(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
 void pj2k_ict_fwd_f64(double *c0, double *c1, double *c2, size_t count);
 void pj2k_ict_inv_f64(double *c0, double *c1, double *c2, size_t count);
+
+/* Internal status: a value does not fit a narrow (int16) buffer; the caller
+ * redoes the work with int32 buffers.  Never returned by the public API. */
+#define PJ2K_NARROW_OVERFLOW ((pj2k_status)100)
 
 /* ---- entropy.c ------------------------------------------------------------ */
 typedef struct {        /* growable output buffer */
@@ -101,22 +113,29 @@ typedef struct {
 /* Code one band's values sign(v) * (|v| >> shift); returns the largest
  * magnitude exponent it coded.  Decoding fails (PJ2K_ERR_CORRUPT) on an
  * exponent above max_exp or on input overrun. */
+int pj2k_encode_band_i16(pj2k_rc_encoder *e, pj2k_model *m, const int16_t *base, const pj2k_band *b, int shift);
 int pj2k_encode_band_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int shift);
 int pj2k_encode_band_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int shift);
+pj2k_status pj2k_decode_band_i16(pj2k_rc_decoder *d, pj2k_model *m, int16_t *base, const pj2k_band *b, int max_exp);
 pj2k_status pj2k_decode_band_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int max_exp);
 pj2k_status pj2k_decode_band_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int max_exp);
 /* Code the low band (shifted likewise) as residuals of a median-edge
  * predictor; `tmp` holds n[0]*n[1]*n[2] elements.  Decoded values are clamped
- * to [-bound, bound]. */
+ * to [-bound, bound].  The encoder returns -1 if a residual does not fit the
+ * (narrow) type. */
+int pj2k_encode_low_i16(pj2k_rc_encoder *e, pj2k_model *m, const int16_t *base, const pj2k_band *b, int shift, int16_t *tmp);
 int pj2k_encode_low_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int shift, int32_t *tmp);
 int pj2k_encode_low_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int shift, int64_t *tmp);
+pj2k_status pj2k_decode_low_i16(pj2k_rc_decoder *d, pj2k_model *m, int16_t *base, const pj2k_band *b, int max_exp, int64_t bound, int16_t *tmp);
 pj2k_status pj2k_decode_low_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int max_exp, int64_t bound, int32_t *tmp);
 pj2k_status pj2k_decode_low_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int max_exp, int64_t bound, int64_t *tmp);
 /* A quality layer after the first: refines every value of the band from
  * shift `from` to shift `to` < from.  The decoder's buffer holds the values at
  * `from` and is updated in place.  Returns the largest exponent at `to`. */
+int pj2k_encode_refine_i16(pj2k_rc_encoder *e, pj2k_model *m, const int16_t *base, const pj2k_band *b, int from, int to);
 int pj2k_encode_refine_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int from, int to);
 int pj2k_encode_refine_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int from, int to);
+pj2k_status pj2k_decode_refine_i16(pj2k_rc_decoder *d, pj2k_model *m, int16_t *base, const pj2k_band *b, int from, int to);
 pj2k_status pj2k_decode_refine_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int from, int to);
 pj2k_status pj2k_decode_refine_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int from, int to);
 

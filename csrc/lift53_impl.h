@@ -1,7 +1,7 @@
 /* Template: reversible integer 5/3 lifting (JPEG 2000 Part 1, whole-sample
- * symmetric extension) and the reversible colour transform, for one signed
- * integer type.  Expects T and SFX(name).  Right shifts of negative values are
- * arithmetic (floor division), as on every compiler this builds with. */
+ * symmetric extension), for one signed integer type.  Expects T and
+ * SFX(name).  Right shifts of negative values are arithmetic (floor
+ * division), as on every compiler this builds with. */
 
 #define ROW(i) (tmp + (size_t)(i) * w)
 
@@ -57,24 +57,4 @@ static void SFX(lift53_inv_split)(T *s, T *d, size_t ns, size_t nd)
     if (ns > nd) s[nd] -= (d[nd - 1] + d[nd - 1] + 2) >> 2;
     for (size_t i = 0; i + 1 < ns; i++) d[i] += (s[i] + s[i + 1]) >> 1;
     if (ns == nd) d[nd - 1] += (s[nd - 1] + s[nd - 1]) >> 1;
-}
-
-void SFX(pj2k_rct_fwd)(T *c0, T *c1, T *c2, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        const T r = c0[i], g = c1[i], b = c2[i];
-        c0[i] = (r + 2 * g + b) >> 2;
-        c1[i] = b - g;
-        c2[i] = r - g;
-    }
-}
-
-void SFX(pj2k_rct_inv)(T *c0, T *c1, T *c2, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        const T g = c0[i] - ((c1[i] + c2[i]) >> 2);
-        c0[i] = c2[i] + g;
-        c2[i] = c1[i] + g;
-        c1[i] = g;
-    }
 }

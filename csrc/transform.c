@@ -10,7 +10,35 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3])
     return m * PJ2K_LANES;
 }
 
-/* ---- reversible 5/3 on int32 and int64 ---- */
+/* ---- reversible colour transform: int16 planes (computed in int32), int32, int64 ---- */
+#define T int32_t
+#define TB int16_t
+#define NARROW 1
+#define SFX(name) name##_i16
+#include "rct_impl.h"
+#undef TB
+#undef NARROW
+#undef SFX
+#define TB int32_t
+#define NARROW 0
+#define SFX(name) name##_i32
+#include "rct_impl.h"
+#undef T
+#undef TB
+#undef NARROW
+#undef SFX
+#define T int64_t
+#define TB int64_t
+#define NARROW 0
+#define SFX(name) name##_i64
+#include "rct_impl.h"
+#undef T
+#undef TB
+#undef NARROW
+#undef SFX
+
+/* ---- reversible 5/3: int16 buffers (lifted in int32), int32, int64 ---- */
+
 #define T int32_t
 #define SFX(name) name##_i32
 #include "lift53_impl.h"
@@ -18,7 +46,18 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3])
 #define KERNEL_INV lift53_inv_i32
 #define KERNEL_FWD_SPLIT lift53_fwd_split_i32
 #define KERNEL_INV_SPLIT lift53_inv_split_i32
+#define TB int32_t
+#define NARROW 0
 #include "transform_impl.h"
+#undef TB
+#undef NARROW
+#undef SFX
+#define SFX(name) name##_i16
+#define TB int16_t
+#define NARROW 1
+#include "transform_impl.h"
+#undef TB
+#undef NARROW
 #undef KERNEL_FWD
 #undef KERNEL_INV
 #undef KERNEL_FWD_SPLIT
@@ -27,6 +66,8 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3])
 #undef SFX
 
 #define T int64_t
+#define TB int64_t
+#define NARROW 0
 #define SFX(name) name##_i64
 #include "lift53_impl.h"
 #define KERNEL_FWD lift53_fwd_i64
@@ -39,6 +80,8 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3])
 #undef KERNEL_FWD_SPLIT
 #undef KERNEL_INV_SPLIT
 #undef T
+#undef TB
+#undef NARROW
 #undef SFX
 
 /* ---- irreversible 9/7 on double (JPEG 2000 Part 1 lifting constants) ---- */
@@ -133,6 +176,8 @@ static void lift97_inv(double *tmp, size_t n, size_t w)
 }
 
 #define T double
+#define TB double
+#define NARROW 0
 #define SFX(name) name##_f64
 #define KERNEL_FWD lift97_fwd
 #define KERNEL_INV lift97_inv
@@ -144,9 +189,15 @@ static void lift97_inv(double *tmp, size_t n, size_t w)
 #undef KERNEL_FWD_SPLIT
 #undef KERNEL_INV_SPLIT
 #undef T
+#undef TB
+#undef NARROW
 #undef SFX
 
 /* ---- public entry points of this stage ---- */
+int pj2k_fwd53_i16(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp)
+{ return forward_i16(buf, dims, levels, tmp); }
+int pj2k_inv53_i16(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound)
+{ return inverse_i16(buf, dims, levels, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
 void pj2k_fwd53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp)
 { forward_i32(buf, dims, levels, tmp); }
 void pj2k_fwd53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp)

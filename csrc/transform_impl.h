@@ -1,82 +1,81 @@
 /* Template: the separable multilevel wavelet transform over a box, for one
- * element type.  Expects T, SFX(name), KERNEL_FWD(tmp, n, w),
- * KERNEL_INV(tmp, n, w), KERNEL_FWD_SPLIT(s, d, ns, nd) and
- * KERNEL_INV_SPLIT(s, d, ns, nd) to be defined by the including file.
+ * element type.  Expects TB (the buffer's type), T (the type the lifting
+ * runs in: TB, or wider for a narrow buffer), NARROW (1 if TB is narrower
+ * than T), SFX(name), KERNEL_FWD(tmp, n, w), KERNEL_INV(tmp, n, w),
+ * KERNEL_FWD_SPLIT(s, d, ns, nd) and KERNEL_INV_SPLIT(s, d, ns, nd).
  *
  * Along the contiguous axis each line is split into its even and odd samples
  * (which is the Mallat order: low half first) and lifted on the two
  * contiguous halves.  Along the other axes a pass gathers up to PJ2K_LANES
  * neighbouring lines into a small interleaved buffer (row t = sample t of
  * every line), lifts all lanes of a row at once, and scatters the result back
- * in Mallat order.  Both forms vectorise and compute the same values. */
+ * in Mallat order.  Both forms vectorise and compute the same values.
+ *
+ * The lifting always runs in T on the small buffer `tmp`; a narrow buffer
+ * only stores the results, and a result that does not fit sets *overflow
+ * (the caller then redoes the work in a wide buffer: same values). */
 
 #define CLAMPED(v) ((v) >= -bound ? ((v) <= bound ? (v) : bound) : -bound)  /* NaN -> -bound */
+#define AS_IS(v) (v)
+/* store a lifted value into the buffer, noting a narrow buffer's overflow */
+#define PUT(dst, v)                                                      \
+    do {                                                                 \
+        const T v_ = (v);                                                \
+        (dst) = (TB)v_;                                                  \
+        if (NARROW) *overflow |= (T)(TB)v_ != v_;                        \
+    } while (0)
 
-static void SFX(transform_rows)(T *buf, const size_t ext[3], const ptrdiff_t st[3], T *tmp,
-                                int inverse, T bound)
+static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st[3], T *tmp,
+                                int inverse, T bound, int *overflow)
 {
     const size_t n = ext[2], ns = (n + 1) / 2, nd = n / 2;
     for (size_t z = 0; z < ext[0]; z++)
         for (size_t y = 0; y < ext[1]; y++) {
-            T *row = buf + (ptrdiff_t)z * st[0] + (ptrdiff_t)y * st[1];
+            TB *row = buf + (ptrdiff_t)z * st[0] + (ptrdiff_t)y * st[1];
             if (!inverse) {
                 for (size_t i = 0; i < nd; i++) { tmp[i] = row[2 * i]; tmp[ns + i] = row[2 * i + 1]; }
                 if (ns > nd) tmp[nd] = row[n - 1];
                 KERNEL_FWD_SPLIT(tmp, tmp + ns, ns, nd);
-                for (size_t i = 0; i < n; i++) row[i] = tmp[i];
+                for (size_t i = 0; i < n; i++) PUT(row[i], tmp[i]);
             } else {
-                KERNEL_INV_SPLIT(row, row + ns, ns, nd);
+                for (size_t i = 0; i < n; i++) tmp[i] = row[i];
+                KERNEL_INV_SPLIT(tmp, tmp + ns, ns, nd);
                 for (size_t i = 0; i < nd; i++) {
-                    tmp[2 * i] = CLAMPED(row[i]);
-                    tmp[2 * i + 1] = CLAMPED(row[ns + i]);
+                    PUT(row[2 * i], CLAMPED(tmp[i]));
+                    PUT(row[2 * i + 1], CLAMPED(tmp[ns + i]));
                 }
-                if (ns > nd) tmp[n - 1] = CLAMPED(row[nd]);
-                for (size_t i = 0; i < n; i++) row[i] = tmp[i];
+                if (ns > nd) PUT(row[n - 1], CLAMPED(tmp[nd]));
             }
         }
 }
 
-static void SFX(transform_axis)(T *buf, const size_t ext[3], const ptrdiff_t st[3],
-                                int axis, T *tmp, int inverse, T bound)
+static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st[3],
+                                int axis, T *tmp, int inverse, T bound, int *overflow)
 {
     const size_t n = ext[axis];
     if (n < 2) return;                       /* a single sample is its own low band */
     if (axis == 2) {
-        SFX(transform_rows)(buf, ext, st, tmp, inverse, bound);
+        SFX(transform_rows)(buf, ext, st, tmp, inverse, bound, overflow);
         return;
     }
     const size_t nlow = (n + 1) / 2;
-    const int lane_axis = axis == 2 ? 1 : 2;
-    const int outer_axis = 3 - axis - lane_axis;
-    const ptrdiff_t sa = st[axis], sl = st[lane_axis];
+    const int lane_axis = 2, outer_axis = 1 - axis;   /* axis 0 or 1 */
+    const ptrdiff_t sa = st[axis];
     for (size_t o = 0; o < ext[outer_axis]; o++) {
         for (size_t l0 = 0; l0 < ext[lane_axis]; l0 += PJ2K_LANES) {
             const size_t w = ext[lane_axis] - l0 < PJ2K_LANES ? ext[lane_axis] - l0 : PJ2K_LANES;
-            T *base = buf + (ptrdiff_t)o * st[outer_axis] + (ptrdiff_t)l0 * sl;
+            TB *base = buf + (ptrdiff_t)o * st[outer_axis] + (ptrdiff_t)l0;
             /* position of interleaved sample t in the buffer, natural or Mallat */
 #define NATURAL(t) ((ptrdiff_t)(t))
 #define MALLAT(t) ((ptrdiff_t)(((t) & 1) ? nlow + (t) / 2 : (t) / 2))
 #define GATHER(POS)                                                          \
-            if (sa == 1) {                                                   \
+            for (size_t t = 0; t < n; t++)                                   \
                 for (size_t j = 0; j < w; j++)                               \
-                    for (size_t t = 0; t < n; t++)                           \
-                        tmp[t * w + j] = base[(ptrdiff_t)j * sl + POS(t)];   \
-            } else {                                                         \
-                for (size_t t = 0; t < n; t++)                               \
-                    for (size_t j = 0; j < w; j++)                           \
-                        tmp[t * w + j] = base[POS(t) * sa + (ptrdiff_t)j * sl]; \
-            }
+                    tmp[t * w + j] = base[POS(t) * sa + (ptrdiff_t)j];
 #define SCATTER(POS, VALUE)                                                  \
-            if (sa == 1) {                                                   \
+            for (size_t t = 0; t < n; t++)                                   \
                 for (size_t j = 0; j < w; j++)                               \
-                    for (size_t t = 0; t < n; t++)                           \
-                        base[(ptrdiff_t)j * sl + POS(t)] = VALUE(tmp[t * w + j]); \
-            } else {                                                         \
-                for (size_t t = 0; t < n; t++)                               \
-                    for (size_t j = 0; j < w; j++)                           \
-                        base[POS(t) * sa + (ptrdiff_t)j * sl] = VALUE(tmp[t * w + j]); \
-            }
-#define AS_IS(v) (v)
+                    PUT(base[POS(t) * sa + (ptrdiff_t)j], VALUE(tmp[t * w + j]));
             if (!inverse) {
                 GATHER(NATURAL)
                 KERNEL_FWD(tmp, n, w);
@@ -90,30 +89,36 @@ static void SFX(transform_axis)(T *buf, const size_t ext[3], const ptrdiff_t st[
 #undef MALLAT
 #undef GATHER
 #undef SCATTER
-#undef AS_IS
         }
     }
 }
 
-static void SFX(forward)(T *buf, const size_t dims[3], int levels, T *tmp)
+/* Both return 0 if a narrow buffer overflowed (its contents are then void). */
+static int SFX(forward)(TB *buf, const size_t dims[3], int levels, T *tmp)
 {
     const ptrdiff_t st[3] = {(ptrdiff_t)(dims[1] * dims[2]), (ptrdiff_t)dims[2], 1};
-    for (int l = 0; l < levels; l++) {
+    int overflow = 0;
+    for (int l = 0; l < levels && !overflow; l++) {
         const size_t ext[3] = {pj2k_ceil_shift(dims[0], l), pj2k_ceil_shift(dims[1], l),
                                pj2k_ceil_shift(dims[2], l)};
         for (int axis = 0; axis < 3; axis++)
-            SFX(transform_axis)(buf, ext, st, axis, tmp, 0, 0);
+            SFX(transform_axis)(buf, ext, st, axis, tmp, 0, 0, &overflow);
     }
+    return !overflow;
 }
 
-static void SFX(inverse)(T *buf, const size_t dims[3], int levels, T *tmp, T bound)
+static int SFX(inverse)(TB *buf, const size_t dims[3], int levels, T *tmp, T bound)
 {
     const ptrdiff_t st[3] = {(ptrdiff_t)(dims[1] * dims[2]), (ptrdiff_t)dims[2], 1};
-    for (int l = levels - 1; l >= 0; l--) {
+    int overflow = 0;
+    for (int l = levels - 1; l >= 0 && !overflow; l--) {
         const size_t ext[3] = {pj2k_ceil_shift(dims[0], l), pj2k_ceil_shift(dims[1], l),
                                pj2k_ceil_shift(dims[2], l)};
         for (int axis = 2; axis >= 0; axis--)
-            SFX(transform_axis)(buf, ext, st, axis, tmp, 1, bound);
+            SFX(transform_axis)(buf, ext, st, axis, tmp, 1, bound, &overflow);
     }
+    return !overflow;
 }
 #undef CLAMPED
+#undef AS_IS
+#undef PUT
