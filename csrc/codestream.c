@@ -103,6 +103,14 @@ static const int COEF_WORK[3] = {WORK_I16, WORK_I32, WORK_I64};
 static const struct { unsigned size, bits, is_float; } DTYPE_INFO[PJ2K_NUM_DTYPES] = {
     {1, 8, 0}, {1, 8, 0}, {2, 16, 0}, {2, 16, 0}, {4, 32, 0}, {4, 32, 0}, {4, 32, 1}, {8, 64, 1}};
 
+/* int16 only for whole (not partially layered) lossless 8-bit decodes */
+static coef_kind kind_for(const pj2k_header *h, int partial)
+{
+    const unsigned bits = DTYPE_INFO[h->dtype].bits;
+    if (h->wavelet != PJ2K_WAVELET_53 || bits > 16) return COEF_I64;
+    return bits == 16 || partial ? COEF_I32 : COEF_I16;
+}
+
 /* ---- little-endian fields ------------------------------------------------- */
 static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -729,8 +737,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     make_layout(h, 0, L);
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
     const int via_real = prep->lossy || h->wavelet == PJ2K_WAVELET_53_QUANTISED;
-    const unsigned bits = DTYPE_INFO[h->dtype].bits;
-    prep->kind = via_real || bits > 16 ? COEF_I64 : (bits == 16 ? COEF_I32 : COEF_I16);
+    prep->kind = kind_for(h, 0);
     if (L->elements) {
         double *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8);
         if (!tmp) { st = PJ2K_ERR_NOMEM; goto fail; }
@@ -993,11 +1000,7 @@ pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int 
             return PJ2K_ERR_CHECKSUM;
     }
     if (L.elements == 0) return PJ2K_OK;
-    const unsigned bits = DTYPE_INFO[h.dtype].bits;
-    const int partial = last[levels] < h.layers - 1;
-    const coef_kind kind = h.wavelet != PJ2K_WAVELET_53 || bits > 16 ? COEF_I64
-                           : (bits == 16 || partial ? COEF_I32 : COEF_I16);
-    st = decode_with(&h, &L, levels, last, buf, out, kind);
+    st = decode_with(&h, &L, levels, last, buf, out, kind_for(&h, last[levels] < h.layers - 1));
     if (st == PJ2K_NARROW_OVERFLOW) st = decode_with(&h, &L, levels, last, buf, out, COEF_I32);
     return st;
 }
