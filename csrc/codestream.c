@@ -743,6 +743,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
         if (!tmp) { st = PJ2K_ERR_NOMEM; goto fail; }
         do {
             free(prep->coef);
+            free(prep->real);
             prep->coef = malloc(L->elements * COEF_BYTES[prep->kind]);
             prep->real = via_real ? malloc(L->elements * sizeof(double)) : NULL;
             st = (!prep->coef || (via_real && !prep->real)) ? PJ2K_ERR_NOMEM

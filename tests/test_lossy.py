@@ -143,3 +143,14 @@ def test_target_options_are_exclusive_and_lossy_only():
     codec = pj.ProgressiveJ2K(reversible=False, ratio=12)
     config = {k: v for k, v in codec.get_config().items() if k != "id"}
     assert pj.ProgressiveJ2K.from_config(config).ratio == 12
+
+
+def test_near_lossless_psnr_targets_are_met_not_overshot():
+    """A trial that comes out lossless (infinite PSNR) must not end the search:
+    the step keeps being steered to the target."""
+    y, x = np.mgrid[:256, :256]
+    smooth = ((np.sin(x / 20) + np.cos(y / 15)) * 60 + 128).astype(np.uint8)
+    for target in (85.0, 90.0):
+        enc = pj.encode(smooth, reversible=False, psnr=target)
+        got = psnr(pj.decode(enc), smooth, 255)
+        assert target <= got <= target + 0.5, (target, got)

@@ -409,8 +409,9 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
 
 
 def decode_work_per_element(header: Header) -> int:
-    """Working bytes per decoded element: int32 or int64 coefficients, plus
-    float64 samples for lossy streams (docs/DESIGN.md, working types)."""
+    """An upper bound on the working bytes per decoded element: int32 or
+    int64 coefficients (8-bit data decodes in int16 but may fall back to
+    int32), plus float64 samples for lossy streams (docs/DESIGN.md 5)."""
     via_float = header.mode != "lossless"
     wide = via_float or header.dtype.itemsize > 2
     return (8 if wide else 4) + (8 if via_float else 0)

@@ -130,7 +130,9 @@ cdef fill_layers(pj2k_params *params, tuple layer_shifts):
 cdef class Prepared:
     """A chunk loaded and transformed once (pj2k_prepare), to be coded with
     several steps or layer tables: encode(step, layer_shifts) -> bytes.
-    Arguments as for encode(); `step` is used for the error-bounded scale."""
+    Arguments as for encode(); `step` is used for the error-bounded scale.
+    Not for sharing between threads: an encode writes into the object (the
+    quantised values), so use one object per thread, as encode() does."""
     cdef pj2k_prepared *ptr
 
     def __cinit__(self, const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes,

@@ -34,6 +34,7 @@ def psnr(decoded: np.ndarray, original: np.ndarray) -> float:
 
 
 MAX_JUMP = math.log(16.0)    # largest change of log(step) per trial
+STEER_CAP = 100.0            # |value - aim| used for steering (PSNR may be infinite)
 
 
 def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
@@ -44,6 +45,7 @@ def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: 
     trials = []
     x = math.log(start)
     low = high = None                  # (log step, value - aim) on each side of the aim
+    seen = lambda z: any(abs(z - math.log(t[0])) < 1e-9 for t in trials)  # noqa: E731
     for _ in range(MAX_TRIALS):
         trial, value = score(math.exp(x))
         trials.append((math.exp(x), trial, value))
@@ -51,27 +53,31 @@ def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: 
             return trials[-1], trials
         if len(trials) >= 3 and trials[-1][2] == trials[-2][2] == trials[-3][2]:
             break                      # insensitive to the step: nothing to gain
-        if value > aim:                # too good: the step may grow
-            low = (x, value - aim)
+        # steer with finite values (a lossless trial has infinite PSNR)
+        gap = min(max(value - aim, -STEER_CAP), STEER_CAP)
+        if gap > 0:                    # too good: the step may grow
+            low = (x, gap)
         else:
-            high = (x, value - aim)
+            high = (x, gap)
         # secant through the last two trials (the first uses the typical slope)
         local = slope
         if len(trials) >= 2:
-            x0, v0 = math.log(trials[-2][0]), trials[-2][2]
-            if x != x0 and math.isfinite(value - v0) and (value - v0) / (x - x0) < 0:
-                local = (value - v0) / (x - x0)
-        nxt = x - (value - aim) / local if math.isfinite(value) else x + MAX_JUMP
-        if low and high:               # keep inside the bracket: else interpolate in it
-            inside = min(low[0], high[0]) < nxt < max(low[0], high[0])
-            if not inside:
-                middle = 0.5 * (low[0] + high[0])
-                falsi = low[0] + (high[0] - low[0]) * low[1] / (low[1] - high[1])
-                nxt = 0.5 * (falsi + middle) if math.isfinite(falsi) else middle  # no stalling
+            x0 = math.log(trials[-2][0])
+            v0 = min(max(trials[-2][2] - aim, -STEER_CAP), STEER_CAP)
+            if x != x0 and (gap - v0) / (x - x0) < 0:
+                local = (gap - v0) / (x - x0)
+        nxt = x - gap / local
         nxt = min(max(nxt, x - MAX_JUMP), x + MAX_JUMP)
+        if low and high:               # keep strictly inside the bracket
+            middle = 0.5 * (low[0] + high[0])
+            if not min(low[0], high[0]) < nxt < max(low[0], high[0]) or seen(nxt):
+                falsi = low[0] + (high[0] - low[0]) * low[1] / (low[1] - high[1])
+                nxt = 0.5 * (falsi + middle)   # between interpolation and bisection: no stalling
+            if seen(nxt):
+                nxt = middle
         nxt = min(max(nxt, math.log(lo_limit)), math.log(hi_limit))
-        if any(abs(nxt - math.log(t[0])) < 1e-12 for t in trials):
-            break                      # a limit reached, or converged off-target: best effort
+        if seen(nxt):
+            break                      # a limit reached, or the bracket closed: best effort
         x = nxt
     return None, trials
 
