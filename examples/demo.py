@@ -3,8 +3,10 @@
     python examples/demo.py [IMAGE.npy] [-o demo_levels.png]
 
 Encodes a real image losslessly, compares the size with zstd, PNG and
-OpenJPEG's JPEG 2000, prints the bytes each resolution level needs, and writes
-the levels side by side as a PNG.
+OpenJPEG's JPEG 2000, prints the bytes each resolution level needs, writes the
+levels side by side as a PNG, then shows quality layers: the same lossless
+chunk with three layers, whose shorter prefixes decode full resolution at
+lower quality.
 """
 import argparse
 from pathlib import Path
@@ -68,6 +70,19 @@ def main():
     levels.reverse()
     Path(args.output).write_bytes(imagecodecs.png_encode(side_by_side(levels)))
     print(f"\nwrote {args.output}: levels 0..{header.levels} side by side")
+
+    layered = pj.ProgressiveJ2K(colour_axis=-1 if rgb else None, layers=[40, 15]).encode(image)
+    header = pj.read_header(layered)
+    peak = 2.0 ** (8 * image.dtype.itemsize) - 1
+    print(f"\nquality layers (layers=[40, 15]; {len(layered)} bytes, "
+          f"{100 * (len(layered) / len(encoded) - 1):+.1f}% for the layering):")
+    for layer in range(header.layers):
+        prefix = header.prefix_length(0, layer)
+        decoded = pj.decode(layered[:prefix], layer=layer)
+        mse = float(np.mean((decoded.astype(float) - image) ** 2))
+        quality = "lossless" if mse == 0 else f"{10 * np.log10(peak ** 2 / mse):.1f} dB PSNR"
+        print(f"  full resolution, layers 0..{layer}: first {prefix:8d} bytes "
+              f"({100 * prefix / len(layered):5.1f}%), {quality}")
 
 
 if __name__ == "__main__":
