@@ -86,3 +86,27 @@ def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
 def test_to_zarr_empty_array(tmp_path):
     z = to_zarr(np.zeros((0, 5), np.uint16), str(tmp_path / "e.zarr"), chunks=(4, 5))
     assert z.shape == (0, 5)
+
+
+def test_cli_layers_ratio_and_layer_preview(real, tmp_path):
+    pytest.importorskip("imagecodecs")
+    arr = real("camera")
+    np.save(tmp_path / "c.npy", arr)
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "l.zarr"), "--chunks",
+                 "256,256", "--layers", "3", "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "l.zarr"))[:], arr)
+    import imagecodecs
+    images = []
+    for layer in ("0", None):
+        extra = ["--layer", layer] if layer else []
+        assert main(["preview", str(tmp_path / "l.zarr"), "-o", str(tmp_path / "p.png")]
+                    + extra) == 0
+        images.append(imagecodecs.png_decode((tmp_path / "p.png").read_bytes()))
+    np.testing.assert_array_equal(images[1], arr)        # all layers: exact
+    assert 0 < np.abs(images[0].astype(int) - arr).mean() < 20   # layer 0: coarser
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "r.zarr"), "--chunks",
+                 "256,256", "--ratio", "20", "--quiet"]) == 0
+    z = zarr.open_array(str(tmp_path / "r.zarr"))
+    assert z.metadata.codecs[0].to_dict()["configuration"]["ratio"] == 20.0
+    assert 19 <= arr.nbytes / pj.level_nbytes(z)[0] <= 21   # every chunk within 5%
+    assert np.abs(z[:].astype(int) - arr).mean() < 10

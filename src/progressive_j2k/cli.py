@@ -14,8 +14,10 @@ def _ints(text):
 def convert(args):
     from progressive_j2k.convert import open_input, to_zarr
     data = open_input(args.input)
-    options = dict(levels=args.levels, reversible=not args.lossy, axes=_ints(args.axes),
-                   colour_axis=args.colour_axis, step=args.step)
+    options = dict(levels=args.levels, reversible=not (args.lossy or args.ratio or args.psnr),
+                   axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
+                   ratio=args.ratio, psnr=args.psnr, tolerance=args.tolerance,
+                   layers=args.layers)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
                 overwrite=args.overwrite, progress=not args.quiet, **options)
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
@@ -43,7 +45,7 @@ def preview(args):
     import imagecodecs
 
     from progressive_j2k.multiscale import open_multiscale
-    levels = open_multiscale(args.path)
+    levels = open_multiscale(args.path, layer=args.layer)
     level = levels[args.level]
     image = level[...]
     rgb = image.ndim >= 3 and image.shape[-1] == 3
@@ -70,6 +72,10 @@ def main(argv=None):
     p.add_argument("--colour-axis", type=int)
     p.add_argument("--lossy", action="store_true", help="9/7 lossy instead of lossless")
     p.add_argument("--step", type=float, help="lossy quantisation step in data units")
+    p.add_argument("--ratio", type=float, help="lossy: make each chunk this many times smaller")
+    p.add_argument("--psnr", type=float, help="lossy: the smallest chunks with this PSNR (dB)")
+    p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
+    p.add_argument("--layers", type=int, help="quality layers per resolution (2-16)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=convert)
@@ -79,6 +85,7 @@ def main(argv=None):
     p = sub.add_parser("preview", help="write one level as a PNG")
     p.add_argument("path")
     p.add_argument("--level", type=int, default=0)
+    p.add_argument("--layer", type=int, help="read only quality layers 0..LAYER")
     p.add_argument("-o", "--output", default="preview.png")
     p.set_defaults(run=preview)
     args = parser.parse_args(argv)
