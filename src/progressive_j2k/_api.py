@@ -388,19 +388,24 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         raise
     encode_with = prepared.encode
 
+    def decode_own(encoded, layer=None):
+        # trial decodes of our own stream: its size is the caller's data, not
+        # untrusted input, so the default max_bytes guard does not apply
+        return decode(encoded, layer=layer, max_bytes=math.inf)
+
     if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
         limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
         if options["ratio"] is not None:
             encoded, step = _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits)
         else:
-            encoded, step = _rate.encode_to_psnr(encode_with, decode, arr, options["psnr"], step,
-                                                 limits)
+            encoded, step = _rate.encode_to_psnr(encode_with, decode_own, arr, options["psnr"],
+                                                 step, limits)
     else:
         encoded = encode_with(step)
     if options["layers"] is None:
         return encoded
     tables = _layers.choose_shifts(
-        lambda t: encode_with(step, t), lambda e, j: decode(e, layer=j), arr,
+        lambda t: encode_with(step, t), lambda e, j: decode_own(e, layer=j), arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
         weighted=wavelet != 1,
         data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),
