@@ -203,21 +203,24 @@ def read_header(const uint8_t[::1] buf):
             f"read_header: the header needs {h.header_length} bytes, got {n}", h.header_length)
     if status != PJ2K_OK:
         raise_status(status, "read_header")
+    cdef int i, j, r
+    # list comprehensions over C ints compile to plain loops (generator
+    # expressions would not): this runs for every chunk a reader decodes
+    cdef int lossy = h.wavelet == PJ2K_WAVELET_97, scaled = h.wavelet == PJ2K_WAVELET_53_QUANTISED
     return dict(
         version=h.version, dtype_code=<int>h.dtype, wavelet=<int>h.wavelet,
-        scale=h.scale if h.wavelet == PJ2K_WAVELET_53_QUANTISED else None,
-        tolerance=h.tolerance if h.wavelet == PJ2K_WAVELET_53_QUANTISED else None,
-        shape=tuple(h.shape[i] for i in range(h.ndim)),
-        axes=tuple(h.axes[i] for i in range(h.naxes)),
+        scale=h.scale if scaled else None, tolerance=h.tolerance if scaled else None,
+        shape=tuple([h.shape[i] for i in range(h.ndim)]),
+        axes=tuple([h.axes[i] for i in range(h.naxes)]),
         colour_axis=None if h.colour_axis < 0 else h.colour_axis,
         levels=h.levels, header_length=h.header_length,
-        steps=tuple(h.steps[i] for i in range(h.nbands)) if h.wavelet == PJ2K_WAVELET_97 else (),
-        layer_shifts=tuple(tuple(h.layer_shift[j][b] for b in range(h.nbands))
-                           for j in range(h.layers)),
-        piece_ends=tuple(tuple(h.piece_end[r * h.layers + j] for j in range(h.layers))
-                         for r in range(h.levels + 1)),
-        piece_crcs=tuple(tuple(h.piece_crc[r * h.layers + j] for j in range(h.layers))
-                         for r in range(h.levels + 1)),
+        steps=tuple([h.steps[i] for i in range(h.nbands)]) if lossy else (),
+        layer_shifts=tuple([tuple([h.layer_shift[j][i] for i in range(h.nbands)])
+                            for j in range(h.layers)]),
+        piece_ends=tuple([tuple([h.piece_end[r * h.layers + j] for j in range(h.layers)])
+                          for r in range(h.levels + 1)]),
+        piece_crcs=tuple([tuple([h.piece_crc[r * h.layers + j] for j in range(h.layers)])
+                          for r in range(h.levels + 1)]),
     )
 
 
