@@ -116,68 +116,6 @@ static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t 
 }
 
 /* ---------------- candidates ---------------- */
-#define A_NAME a32
-#define A_TOPBIT 0
-#define A_CTX(c) (c)
-#define A_RATE0 5
-#include "coder_a.h"
-#undef A_NAME
-#undef A_TOPBIT
-#undef A_CTX
-#undef A_RATE0
-
-#define A_NAME a32t
-#define A_TOPBIT 1
-#define A_CTX(c) (c)
-#define A_RATE0 5
-#include "coder_a.h"
-#undef A_NAME
-#undef A_TOPBIT
-#undef A_CTX
-#undef A_RATE0
-
-#define A_NAME a16t
-#define A_TOPBIT 1
-#define A_CTX(c) (((c) + 1) >> 1)
-#define A_RATE0 5
-#include "coder_a.h"
-#undef A_NAME
-#undef A_TOPBIT
-#undef A_CTX
-#undef A_RATE0
-
-#define A_NAME a32t4
-#define A_TOPBIT 1
-#define A_CTX(c) (c)
-#define A_RATE0 4
-#include "coder_a.h"
-#undef A_NAME
-#undef A_TOPBIT
-#undef A_CTX
-#undef A_RATE0
-
-#define A_NAME a32ts
-#define A_TOPBIT 1
-#define A_SIGN 1
-#define A_CTX(c) (c)
-#define A_RATE0 4
-#include "coder_a.h"
-#undef A_NAME
-#undef A_TOPBIT
-#undef A_CTX
-#undef A_RATE0
-
-#define A_NAME a16ts
-#define A_TOPBIT 1
-#define A_SIGN 1
-#define A_CTX(c) (((c) + 1) >> 1)
-#define A_RATE0 4
-#include "coder_a.h"
-#undef A_NAME
-#undef A_TOPBIT
-#undef A_CTX
-#undef A_RATE0
-
 #define A_NAME f16
 #define A_TOPBIT 1
 #define A_SIGN 1
@@ -249,7 +187,6 @@ static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t 
 #undef L_SIGN
 #undef L_TOP
 #include "coder_g.h"
-#include "extra_coders.h"
 #include "analysis.h"
 
 typedef struct {
@@ -259,12 +196,6 @@ typedef struct {
 } coder_t;
 static const coder_t coders[] = {
     {"current", base_enc_piece, base_dec_piece},
-    {"A32raw", a_enc_piece_a32, a_dec_piece_a32},
-    {"A32top", a_enc_piece_a32t, a_dec_piece_a32t},
-    {"A16top", a_enc_piece_a16t, a_dec_piece_a16t},
-    {"A32top_r4", a_enc_piece_a32t4, a_dec_piece_a32t4},
-    {"A32ts_r4", a_enc_piece_a32ts, a_dec_piece_a32ts},
-    {"A16ts_r4", a_enc_piece_a16ts, a_dec_piece_a16ts},
     {"F16", a_enc_piece_f16, a_dec_piece_f16},
     {"F16fix5", a_enc_piece_f16x, a_dec_piece_f16x},
     {"F32", a_enc_piece_f32, a_dec_piece_f32},
@@ -273,7 +204,6 @@ static const coder_t coders[] = {
     {"L_static", l_enc_piece_ls, l_dec_piece_ls},
     {"L_static_rawsign", l_enc_piece_lsns, l_dec_piece_lsns},
     {"G_static_lut", g_enc_piece, g_dec_piece},
-    EXTRA_CODERS
 };
 #define NCODERS (sizeof coders / sizeof *coders)
 
