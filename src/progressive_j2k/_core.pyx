@@ -49,7 +49,6 @@ cdef extern from "progressive_j2k.h" nogil:
         uint64_t piece_end[176]
         uint32_t piece_crc[176]
         uint64_t segment_end[11]
-    pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **out, size_t *out_length)
     void pj2k_free(void *ptr)
     ctypedef struct pj2k_prepared:
         pass
@@ -130,7 +129,11 @@ cdef fill_layers(pj2k_params *params, tuple layer_shifts):
 cdef class Prepared:
     """A chunk loaded and transformed once (pj2k_prepare), to be coded with
     several steps or layer tables: encode(step, layer_shifts) -> bytes.
-    Arguments as for encode(); `step` is used for the error-bounded scale.
+    `data` is the C-contiguous bytes of an array with `shape`; wavelet 0 is
+    lossless 5/3, 1 lossy 9/7 (the step is given per encode), 2 error-bounded
+    (`step` here is the scale, at most twice `tolerance`, the bound checked
+    per sample).  layer_shifts: per quality layer, one shift per band (never
+    increasing, the last layer's all 0), or () for no layers.
     Not for sharing between threads: an encode writes into the object (the
     quantised values), so use one object per thread, as encode() does."""
     cdef pj2k_prepared *ptr
@@ -165,30 +168,6 @@ cdef class Prepared:
             return PyBytes_FromStringAndSize(<char *>out, out_length)
         finally:
             pj2k_free(out)
-
-
-def encode(const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes, int colour_axis,
-           int levels, int wavelet, double step, double tolerance=0.0, tuple layer_shifts=()):
-    """Encode the C-contiguous bytes `data` of an array with `shape`.
-    wavelet: 0 lossless 5/3, 1 lossy 9/7 (step = base step), 2 error-bounded
-    (step = scale, at most twice `tolerance`, the bound checked per sample).
-    layer_shifts: per quality layer, one shift per band (never increasing, the
-    last layer's all 0), or () for no layers."""
-    cdef pj2k_params params
-    cdef uint8_t *out = NULL
-    cdef size_t out_length = 0
-    cdef pj2k_status status
-    fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance)
-    fill_layers(&params, layer_shifts)
-    try:
-        with nogil:
-            status = pj2k_encode(&params, &data[0] if data.shape[0] else <uint8_t *>&params,
-                                 &out, &out_length)
-        if status != PJ2K_OK:
-            raise_status(status, "encode")
-        return PyBytes_FromStringAndSize(<char *>out, out_length)
-    finally:
-        pj2k_free(out)
 
 
 def read_header(const uint8_t[::1] buf):
