@@ -107,52 +107,51 @@ static inline COEF SFX(shifted)(COEF v, int shift)
     return v < 0 ? -mg : mg;
 }
 
+/* Visit a band's coefficients in raster order (z, y, x) with the
+ * neighbourhood row buffers: the statements given see `rows`, `row` (the
+ * current row, of ROW_T), `back` (the same row of the previous slice, or
+ * NULL) and `x`, and must store the coded value with rows_store. */
+#define FOR_EACH_COEF(ROW_T, BASE, B, M, ...)                                              \
+    do {                                                                                   \
+        SFX(rows) rows;                                                                    \
+        SFX(rows_init)(&rows, (M)->rows, (B)->n[2]);                                       \
+        for (size_t z = 0; z < (B)->n[0]; z++) {                                           \
+            SFX(rows_new_plane)(&rows, (B)->n[2]);                                         \
+            for (size_t y = 0; y < (B)->n[1]; y++) {                                       \
+                ROW_T *row = (BASE) + (ptrdiff_t)z * (B)->stride[0] + (ptrdiff_t)y * (B)->stride[1]; \
+                const COEF *back = z ? row - (B)->stride[0] : NULL;                        \
+                for (size_t x = 0; x < (B)->n[2]; x++) { __VA_ARGS__ }                     \
+                SFX(rows_next)(&rows);                                                     \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
 int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, const pj2k_band *b,
                           int shift)
 {
     uint64_t all = 0;
-    SFX(rows) rows;
-    SFX(rows_init)(&rows, m->rows, b->n[2]);
-    for (size_t z = 0; z < b->n[0]; z++) {
-        SFX(rows_new_plane)(&rows, b->n[2]);
-        for (size_t y = 0; y < b->n[1]; y++) {
-            const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            const COEF *back = z ? row - b->stride[0] : NULL;
-            for (size_t x = 0; x < b->n[2]; x++) {
-                const unsigned mctx = SFX(context)(&rows, back, x, shift);
-                const COEF v = SFX(shifted)(row[x], shift);
-                const uint64_t mg = SFX(mag)(v);
-                all |= mg;
-                SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, v < 0);
-                SFX(rows_store)(&rows, x, v);
-            }
-            SFX(rows_next)(&rows);
-        }
-    }
+    FOR_EACH_COEF(const COEF, base, b, m,
+        const unsigned mctx = SFX(context)(&rows, back, x, shift);
+        const COEF v = SFX(shifted)(row[x], shift);
+        const uint64_t mg = SFX(mag)(v);
+        all |= mg;
+        SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, v < 0);
+        SFX(rows_store)(&rows, x, v);
+    );
     return (int)bit_length(all);
 }
 
 pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                                   const pj2k_band *b, int max_exp)
 {
-    SFX(rows) rows;
-    SFX(rows_init)(&rows, m->rows, b->n[2]);
     pj2k_status fail = PJ2K_OK;
-    for (size_t z = 0; z < b->n[0]; z++) {
-        SFX(rows_new_plane)(&rows, b->n[2]);
-        for (size_t y = 0; y < b->n[1]; y++) {
-            COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            const COEF *back = z ? row - b->stride[0] : NULL;
-            for (size_t x = 0; x < b->n[2]; x++) {
-                const unsigned mctx = SFX(context)(&rows, back, x, 0);
-                row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &fail);
-                if (fail != PJ2K_OK) return fail;
-                if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
-                SFX(rows_store)(&rows, x, row[x]);
-            }
-            SFX(rows_next)(&rows);
-        }
-    }
+    FOR_EACH_COEF(COEF, base, b, m,
+        const unsigned mctx = SFX(context)(&rows, back, x, 0);
+        row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &fail);
+        if (fail != PJ2K_OK) return fail;
+        if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
+        SFX(rows_store)(&rows, x, row[x]);
+    );
     return PJ2K_OK;
 }
 
@@ -166,29 +165,19 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
 {
     const int d = from - to;
     uint64_t all = 0;
-    SFX(rows) rows;
-    SFX(rows_init)(&rows, m->rows, b->n[2]);
-    for (size_t z = 0; z < b->n[0]; z++) {
-        SFX(rows_new_plane)(&rows, b->n[2]);
-        for (size_t y = 0; y < b->n[1]; y++) {
-            const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            const COEF *back = z ? row - b->stride[0] : NULL;
-            for (size_t x = 0; x < b->n[2]; x++) {
-                const uint64_t prior = SFX(mag)(row[x]) >> from, mg = SFX(mag)(row[x]) >> to;
-                all |= mg;
-                if (prior) {
-                    const unsigned eb = bit_length(prior);
-                    encode_bit(e, &m->prob.refine[b->cls][eb < 16 ? eb : 15], (unsigned)(mg >> (d - 1)) & 1u);
-                    encode_direct(e, mg, d - 1);
-                } else {
-                    const unsigned mctx = SFX(context)(&rows, back, x, to);
-                    SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, row[x] < 0);
-                }
-                SFX(rows_store)(&rows, x, SFX(shifted)(row[x], to));
-            }
-            SFX(rows_next)(&rows);
+    FOR_EACH_COEF(const COEF, base, b, m,
+        const uint64_t prior = SFX(mag)(row[x]) >> from, mg = SFX(mag)(row[x]) >> to;
+        all |= mg;
+        if (prior) {
+            const unsigned eb = bit_length(prior);
+            encode_bit(e, &m->prob.refine[b->cls][eb < 16 ? eb : 15], (unsigned)(mg >> (d - 1)) & 1u);
+            encode_direct(e, mg, d - 1);
+        } else {
+            const unsigned mctx = SFX(context)(&rows, back, x, to);
+            SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, row[x] < 0);
         }
-    }
+        SFX(rows_store)(&rows, x, SFX(shifted)(row[x], to));
+    );
     return (int)bit_length(all);
 }
 
@@ -196,34 +185,24 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
                                     const pj2k_band *b, int from, int to)
 {
     const int db = from - to;
-    SFX(rows) rows;
-    SFX(rows_init)(&rows, m->rows, b->n[2]);
     pj2k_status fail = PJ2K_OK;
-    for (size_t z = 0; z < b->n[0]; z++) {
-        SFX(rows_new_plane)(&rows, b->n[2]);
-        for (size_t y = 0; y < b->n[1]; y++) {
-            COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            const COEF *back = z ? row - b->stride[0] : NULL;
-            for (size_t x = 0; x < b->n[2]; x++) {
-                const uint64_t prior = SFX(mag)(row[x]);
-                if (prior) {
-                    const unsigned eb = bit_length(prior);
-                    uint64_t mg = prior << db;
-                    mg |= (uint64_t)decode_bit(d, &m->prob.refine[b->cls][eb < 16 ? eb : 15]) << (db - 1);
-                    mg |= decode_direct(d, db - 1);
-                    if (mg > (uint64_t)COEF_MAX) return PJ2K_NARROW_OVERFLOW;
-                    row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
-                } else {
-                    const unsigned mctx = SFX(context)(&rows, back, x, 0);
-                    row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &fail);
-                }
-                if (fail != PJ2K_OK) return fail;
-                if (d->overrun) return PJ2K_ERR_CORRUPT;
-                SFX(rows_store)(&rows, x, row[x]);
-            }
-            SFX(rows_next)(&rows);
+    FOR_EACH_COEF(COEF, base, b, m,
+        const uint64_t prior = SFX(mag)(row[x]);
+        if (prior) {
+            const unsigned eb = bit_length(prior);
+            uint64_t mg = prior << db;
+            mg |= (uint64_t)decode_bit(d, &m->prob.refine[b->cls][eb < 16 ? eb : 15]) << (db - 1);
+            mg |= decode_direct(d, db - 1);
+            if (mg > (uint64_t)COEF_MAX) return PJ2K_NARROW_OVERFLOW;
+            row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
+        } else {
+            const unsigned mctx = SFX(context)(&rows, back, x, 0);
+            row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &fail);
         }
-    }
+        if (fail != PJ2K_OK) return fail;
+        if (d->overrun) return PJ2K_ERR_CORRUPT;
+        SFX(rows_store)(&rows, x, row[x]);
+    );
     return PJ2K_OK;
 }
 
@@ -287,3 +266,5 @@ pj2k_status SFX(pj2k_decode_low)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
         }
     return PJ2K_OK;
 }
+
+#undef FOR_EACH_COEF
