@@ -129,11 +129,15 @@ static uint64_t get_u64(const uint8_t *p)
 
 static int band_count(int levels, int naxes) { return 1 + levels * ((1 << naxes) - 1); }
 
-/* Version 1 has no layer fields and one piece per resolution. */
-static uint32_t header_length_of(int ndim, int naxes, int levels, pj2k_wavelet wavelet, int layers)
+/* Version 1 has no layer fields and one piece per resolution; version 2 has
+ * a layer count (2..16) and shift table; version 3 a layer count (1..16) and,
+ * with more than one layer, the shift table. */
+static uint32_t header_length_of(int version, int ndim, int naxes, int levels,
+                                 pj2k_wavelet wavelet, int layers)
 {
     uint32_t n = PJ2K_FIXED_HEADER + 8u * (uint32_t)ndim + (uint32_t)naxes;
-    if (layers > 1) n += 1u + (uint32_t)(layers * band_count(levels, naxes));
+    if (version >= 2) n += 1u;
+    if (layers > 1) n += (uint32_t)(layers * band_count(levels, naxes));
     if (wavelet == PJ2K_WAVELET_53_QUANTISED) n += 16u;
     if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
     return n + 12u * (uint32_t)((levels + 1) * layers) + 4u;
@@ -216,7 +220,7 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     }
     if (memcmp(buf, "PJ2K", 4) != 0) return PJ2K_ERR_MAGIC;
     h->version = buf[4];
-    if (h->version != 1 && h->version != 2) return PJ2K_ERR_VERSION;
+    if (h->version < 1 || h->version > PJ2K_FORMAT_VERSION) return PJ2K_ERR_VERSION;
     h->dtype = (pj2k_dtype)buf[5];
     h->wavelet = (pj2k_wavelet)buf[6];
     h->colour = (pj2k_colour)buf[7];
@@ -228,11 +232,11 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM || h->naxes < 1 || h->naxes > PJ2K_MAX_AXES ||
         h->levels > PJ2K_MAX_LEVELS || (unsigned)h->wavelet > PJ2K_WAVELET_53_QUANTISED)
         return PJ2K_ERR_HEADER;
-    /* version 2 states its layer count after the axes: until that byte is read,
-     * the stated length need only be one a layer count could give */
-    const int min_layers = h->version == 1 ? 1 : 2, max_layers = h->version == 1 ? 1 : PJ2K_MAX_LAYERS;
-    if (stated < header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, min_layers) ||
-        stated > header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, max_layers))
+    /* versions 2 and 3 state their layer count after the axes: until that byte
+     * is read, the stated length need only be one a layer count could give */
+    const int min_layers = h->version == 2 ? 2 : 1, max_layers = h->version == 1 ? 1 : PJ2K_MAX_LAYERS;
+    if (stated < header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, min_layers) ||
+        stated > header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, max_layers))
         return PJ2K_ERR_HEADER;
     h->header_length = stated;
     if (length < stated) return PJ2K_ERR_TRUNCATED;
@@ -243,15 +247,16 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     for (int i = 0; i < h->naxes; i++) h->axes[i] = *p++;
     h->nbands = band_count(h->levels, h->naxes);
     h->layers = 1;
-    if (h->version == 2) {
+    if (h->version >= 2) {
         h->layers = *p++;
-        if (h->layers < 2 || h->layers > PJ2K_MAX_LAYERS) return PJ2K_ERR_HEADER;
-        if (stated != header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
+        if (h->layers < min_layers || h->layers > PJ2K_MAX_LAYERS) return PJ2K_ERR_HEADER;
+        if (stated != header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
             return PJ2K_ERR_HEADER;
-        for (int j = 0; j < h->layers; j++)
-            for (int b = 0; b < h->nbands; b++) h->layer_shift[j][b] = *p++;
+        if (h->layers > 1)
+            for (int j = 0; j < h->layers; j++)
+                for (int b = 0; b < h->nbands; b++) h->layer_shift[j][b] = *p++;
     }
-    if (stated != header_length_of(h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
+    if (stated != header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
         return PJ2K_ERR_HEADER;
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
         uint64_t bits = get_u64(p);
@@ -296,10 +301,11 @@ static void write_header(const pj2k_header *h, uint8_t *buf)
     uint8_t *p = buf + PJ2K_FIXED_HEADER;
     for (int i = 0; i < h->ndim; i++, p += 8) put_u64(p, h->shape[i]);
     for (int i = 0; i < h->naxes; i++) *p++ = (uint8_t)h->axes[i];
-    if (h->version == 2) {
+    if (h->version >= 2) {
         *p++ = (uint8_t)h->layers;
-        for (int j = 0; j < h->layers; j++)
-            for (int b = 0; b < h->nbands; b++) *p++ = h->layer_shift[j][b];
+        if (h->layers > 1)
+            for (int j = 0; j < h->layers; j++)
+                for (int b = 0; b < h->nbands; b++) *p++ = h->layer_shift[j][b];
     }
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
         uint64_t bits;
@@ -394,41 +400,54 @@ typedef struct {
     int step_index;
 } segment_band;
 
-static int segment_bands(const size_t dims[3], int levels, int r, int naxes, segment_band *out)
+/* The band of orientation o (bit i: high-pass along transformed axis i)
+ * made by `level`; returns 0 if it is empty. */
+static int orientation_band(const size_t dims[3], int level, int naxes, int o, segment_band *sb)
 {
     const size_t st[3] = {dims[1] * dims[2], dims[2], 1};
+    const int first = 3 - naxes;
+    size_t nonempty = 1;
+    memset(sb, 0, sizeof *sb);
+    for (int a = 0; a < 3; a++) {
+        const size_t ext = pj2k_ceil_shift(dims[a], level - 1), low = (ext + 1) / 2;
+        const int high = a >= first && ((o >> (a - first)) & 1);
+        sb->band.n[a] = high ? ext - low : low;
+        sb->band.stride[a] = (ptrdiff_t)st[a];
+        sb->offset += high ? low * st[a] : 0;
+        sb->band.cls += high;
+        nonempty &= sb->band.n[a] > 0;
+    }
+    return nonempty != 0;
+}
+
+/* The non-empty bands of segment r; with `parents` (version 3) each high band
+ * of a segment r >= 2 knows its parent in segment r - 1. */
+static int segment_bands(const size_t dims[3], int levels, int r, int naxes, int parents,
+                         segment_band *out)
+{
     if (r == 0) {
+        memset(&out[0], 0, sizeof out[0]);
         for (int a = 0; a < 3; a++) {
             out[0].band.n[a] = pj2k_ceil_shift(dims[a], levels);
-            out[0].band.stride[a] = (ptrdiff_t)st[a];
+            out[0].band.stride[a] = (ptrdiff_t)(a == 0 ? dims[1] * dims[2] : a == 1 ? dims[2] : 1);
         }
-        out[0].band.cls = 0;
-        out[0].offset = 0;
-        out[0].step_index = 0;
         return 1;
     }
-    const int level = levels - r + 1, first = 3 - naxes;
-    size_t ext[3], low[3];
-    for (int a = 0; a < 3; a++) {
-        ext[a] = pj2k_ceil_shift(dims[a], level - 1);
-        low[a] = (ext[a] + 1) / 2;
-    }
+    const int level = levels - r + 1;
     int count = 0;
     for (int o = 1; o < (1 << naxes); o++) {
         segment_band *sb = &out[count];
-        size_t nonempty = 1;
-        sb->offset = 0;
-        sb->band.cls = 0;
-        for (int a = 0; a < 3; a++) {
-            const int high = a >= first && ((o >> (a - first)) & 1);
-            sb->band.n[a] = high ? ext[a] - low[a] : low[a];
-            sb->band.stride[a] = (ptrdiff_t)st[a];
-            sb->offset += high ? low[a] * st[a] : 0;
-            sb->band.cls += high;
-            nonempty &= sb->band.n[a] > 0;
-        }
+        if (!orientation_band(dims, level, naxes, o, sb)) continue;
         sb->step_index = 1 + (r - 1) * ((1 << naxes) - 1) + (o - 1);
-        count += nonempty ? 1 : 0;
+        segment_band parent;
+        if (parents && r >= 2 && orientation_band(dims, level + 1, naxes, o, &parent)) {
+            sb->band.parent_offset = (ptrdiff_t)parent.offset - (ptrdiff_t)sb->offset;
+            for (int a = 0; a < 3; a++) {
+                sb->band.pn[a] = parent.band.n[a];
+                sb->band.ps[a] = a >= 3 - naxes;   /* transformed axes halve */
+            }
+        }
+        count++;
     }
     return count;
 }
@@ -492,7 +511,7 @@ static pj2k_status compute_steps(pj2k_header *h, double base_step)
 #define FOR_EACH_BAND(dims, levels, naxes, BODY)                                \
     for (int r_ = 0; r_ <= (levels); r_++) {                                    \
         segment_band sbs_[7];                                                   \
-        const int nb_ = segment_bands((dims), (levels), r_, (naxes), sbs_);     \
+        const int nb_ = segment_bands((dims), (levels), r_, (naxes), 0, sbs_);  \
         for (int b_ = 0; b_ < nb_; b_++) {                                      \
             const segment_band *sb = &sbs_[b_];                                 \
             for (size_t z = 0; z < sb->band.n[0]; z++)                          \
@@ -608,11 +627,13 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const voi
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
     segment_band sbs[7];
-    const int nb = segment_bands(L->dims, h->levels, r, h->naxes, sbs);
+    const int nb = segment_bands(L->dims, h->levels, r, h->naxes, 1, sbs);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         for (int b = 0; b < nb; b++) {
             const size_t at = c * L->box + sbs[b].offset;
-            const pj2k_band *band = &sbs[b].band;
+            pj2k_band component_band = sbs[b].band;
+            component_band.sibling_offset = c % L->ncomp ? -(ptrdiff_t)L->box : 0;
+            const pj2k_band *band = &component_band;
             const int to = h->layer_shift[j][sbs[b].step_index];
             const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
             if (j && from == to) continue;   /* this band has nothing in layer j */
@@ -648,7 +669,7 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *
             const size_t start = out->length;
             pj2k_rc_encoder rc;
             pj2k_rc_encoder_init(&rc, out);
-            pj2k_model_reset(model);
+            pj2k_model_reset(model, 0);
             st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp);
             pj2k_rc_encoder_finish(&rc);
             if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
@@ -788,8 +809,8 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     h.layers = layers > 1 ? layers : 1;
     memset(h.layer_shift, 0, sizeof h.layer_shift);
     if (h.layers > 1) memcpy(h.layer_shift, layer_shift, (size_t)h.layers * sizeof *layer_shift);
-    h.version = h.layers > 1 ? 2 : 1;   /* single-layer streams stay version 1 */
-    h.header_length = header_length_of(h.ndim, h.naxes, h.levels, h.wavelet, h.layers);
+    h.version = PJ2K_FORMAT_VERSION;
+    h.header_length = header_length_of(h.version, h.ndim, h.naxes, h.levels, h.wavelet, h.layers);
     if (!valid_layers(&h)) return PJ2K_ERR_PARAM;
     pj2k_status st = PJ2K_OK;
     if (prep->lossy) {
@@ -858,19 +879,22 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
     int max_exp;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
+    const int legacy = h->version < 3;   /* versions 1 and 2: the first coding rules */
     for (int r = 0; r <= levels && st == PJ2K_OK; r++) {
         segment_band sbs[7];
-        const int nb = segment_bands(L->dims, levels, r, h->naxes, sbs);
+        const int nb = segment_bands(L->dims, levels, r, h->naxes, !legacy, sbs);
         for (int j = 0; j <= last[r] && st == PJ2K_OK; j++) {
             const int i = r * h->layers + j;
             const uint64_t start = i ? h->piece_end[i - 1] : h->header_length;
             pj2k_rc_decoder rc;
             pj2k_rc_decoder_init(&rc, buf + start, (size_t)(h->piece_end[i] - start));
-            pj2k_model_reset(model);
+            pj2k_model_reset(model, legacy);
             for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
                 for (int b = 0; b < nb && st == PJ2K_OK; b++) {
                     const size_t at = c * L->box + sbs[b].offset;
-                    const pj2k_band *band = &sbs[b].band;
+                    pj2k_band component_band = sbs[b].band;
+                    if (!legacy) component_band.sibling_offset = c % L->ncomp ? -(ptrdiff_t)L->box : 0;
+                    const pj2k_band *band = &component_band;
                     const int to = h->layer_shift[j][sbs[b].step_index];
                     const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
                     if (j && from == to) continue;
@@ -880,9 +904,12 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
                         st = j ? pj2k_decode_refine_##S(&rc, model, base, band, from, to)  \
                            : r == 0 ? pj2k_decode_low_##S(&rc, model, base, band, max_exp - to, \
                                                           bound >> to, (CT *)tmp)          \
-                           : pj2k_decode_band_##S(&rc, model, base, band, max_exp - to);   \
+                           : pj2k_decode_band_##S(&rc, model, base, band, max_exp - to, to); \
                     }
-                    BY_KIND(kind, DECODE);
+#define DECODE_LEGACY(S, CT) DECODE(S##_legacy, CT)
+                    if (legacy) BY_KIND(kind, DECODE_LEGACY);
+                    else BY_KIND(kind, DECODE);
+#undef DECODE_LEGACY
 #undef DECODE
                 }
             }

@@ -1,14 +1,19 @@
 /* Stage 2: entropy coding.  An LZMA-style binary range coder with adaptive
  * probabilities codes each coefficient as (exponent in unary, first mantissa
- * bit, remaining mantissa bits raw, sign), every modelled bit conditioned on
- * the magnitudes and signs of already coded neighbours. */
+ * bits modelled, remaining mantissa bits raw, sign), every modelled bit
+ * conditioned on the magnitudes and signs of already coded neighbours (and,
+ * in version 3, of the parent and the previous colour component). */
 #include "internal.h"
 #include <stdlib.h>
 #include <string.h>
 
-#define PROB_BITS 12
-#define PROB_ONE (1u << PROB_BITS)
-#define ADAPT_SHIFT 5
+/* Version 3 probabilities: 16 bits, adapted at rate 2**-(count + 1) after
+ * `count` updates, until the rate reaches 2**-ADAPT_MAX_SHIFT. */
+#define PROB_BITS 16
+#define ADAPT_MAX_SHIFT 6
+/* Legacy (versions 1 and 2) probabilities: 12 bits, fixed rate 2**-5. */
+#define LEGACY_PROB_BITS 12
+#define LEGACY_ADAPT_SHIFT 5
 #define RANGE_TOP (1u << 24)
 
 int pj2k_bytes_reserve(pj2k_bytes *b, size_t extra)
@@ -32,11 +37,29 @@ static inline void put_byte(pj2k_bytes *b, uint8_t v)
     if (b->length < b->capacity || pj2k_bytes_reserve(b, 1)) b->data[b->length++] = v;
 }
 
-void pj2k_model_reset(pj2k_model *m)
+void pj2k_model_reset(pj2k_model *m, int legacy)
 {
-    uint16_t *p = &m->prob.exponent[0][0][0];
-    const size_t count = sizeof m->prob / sizeof *p;   /* the probabilities are all uint16_t */
-    for (size_t i = 0; i < count; i++) p[i] = PROB_ONE / 2;
+    pj2k_prob *p = &m->prob.exponent[0][0][0];
+    const size_t count = sizeof m->prob / sizeof *p;   /* the probabilities are all pj2k_prob */
+    const pj2k_prob start = {legacy ? 1u << (LEGACY_PROB_BITS - 1) : 1u << (PROB_BITS - 1), 1};
+    for (size_t i = 0; i < count; i++) p[i] = start;
+}
+
+/* Version 3 updates after coding a 0 or a 1: the rate shift grows by one per
+ * update up to ADAPT_MAX_SHIFT; the probability stays within [1, 2**16 - 1]. */
+static inline void adapt_rate(pj2k_prob *s)
+{
+    if (s->shift < ADAPT_MAX_SHIFT) s->shift++;
+}
+static inline void adapt_zero(pj2k_prob *s)
+{
+    s->p = (uint16_t)(s->p + (((1u << PROB_BITS) - s->p) >> s->shift));
+    adapt_rate(s);
+}
+static inline void adapt_one(pj2k_prob *s)
+{
+    s->p = (uint16_t)(s->p - (s->p >> s->shift));
+    adapt_rate(s);
 }
 
 /* ---- range encoder ---- */
@@ -69,18 +92,20 @@ void pj2k_rc_encoder_finish(pj2k_rc_encoder *e)
     for (int i = 0; i < 5; i++) shift_low(e);
 }
 
-static inline void encode_bit(pj2k_rc_encoder *e, uint16_t *p, unsigned bit)
+/* Every coder step keeps range >= RANGE_TOP; with 16-bit probabilities a
+ * step may need two normalising shifts, hence the loops. */
+static inline void encode_bit(pj2k_rc_encoder *e, pj2k_prob *p, unsigned bit)
 {
-    const uint32_t bound = (e->range >> PROB_BITS) * *p;
+    const uint32_t bound = (e->range >> PROB_BITS) * p->p;
     if (!bit) {
         e->range = bound;
-        *p += (PROB_ONE - *p) >> ADAPT_SHIFT;
+        adapt_zero(p);
     } else {
         e->low += bound;
         e->range -= bound;
-        *p -= *p >> ADAPT_SHIFT;
+        adapt_one(p);
     }
-    if (e->range < RANGE_TOP) { e->range <<= 8; shift_low(e); }
+    while (e->range < RANGE_TOP) { e->range <<= 8; shift_low(e); }
 }
 
 static inline void encode_direct(pj2k_rc_encoder *e, uint64_t value, int nbits)
@@ -112,18 +137,38 @@ void pj2k_rc_decoder_init(pj2k_rc_decoder *d, const uint8_t *data, size_t length
     for (int i = 0; i < 4; i++) d->code = (d->code << 8) | next_byte(d);
 }
 
-static inline unsigned decode_bit(pj2k_rc_decoder *d, uint16_t *p)
+static inline unsigned decode_bit(pj2k_rc_decoder *d, pj2k_prob *p)
 {
-    const uint32_t bound = (d->range >> PROB_BITS) * *p;
+    const uint32_t bound = (d->range >> PROB_BITS) * p->p;
     unsigned bit;
     if (d->code < bound) {
         d->range = bound;
-        *p += (PROB_ONE - *p) >> ADAPT_SHIFT;
+        adapt_zero(p);
         bit = 0;
     } else {
         d->code -= bound;
         d->range -= bound;
-        *p -= *p >> ADAPT_SHIFT;
+        adapt_one(p);
+        bit = 1;
+    }
+    while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | next_byte(d); }
+    return bit;
+}
+
+/* Versions 1 and 2: one shift always suffices (the probability stays within
+ * [31, 4065] of 4096, so range >= 2**17 before it). */
+static inline unsigned decode_bit_legacy(pj2k_rc_decoder *d, pj2k_prob *p)
+{
+    const uint32_t bound = (d->range >> LEGACY_PROB_BITS) * p->p;
+    unsigned bit;
+    if (d->code < bound) {
+        d->range = bound;
+        p->p += ((1u << LEGACY_PROB_BITS) - p->p) >> LEGACY_ADAPT_SHIFT;
+        bit = 0;
+    } else {
+        d->code -= bound;
+        d->range -= bound;
+        p->p -= p->p >> LEGACY_ADAPT_SHIFT;
         bit = 1;
     }
     if (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | next_byte(d); }
@@ -155,27 +200,57 @@ static inline unsigned magnitude_context(uint64_t s)
 
 static inline unsigned bit_length(uint64_t v) { return v ? 64u - (unsigned)__builtin_clzll(v) : 0u; }
 
-/* ---- per coefficient type (int16: 8-bit data, see pj2k_fwd53_i16) ---- */
+/* Context of the first mantissa bit (version 3): is the neighbourhood's
+ * magnitude octave below, at or above what exponent eb predicts? */
+static inline unsigned mantissa_context(unsigned mctx, unsigned eb)
+{
+    const int octave = (int)(mctx >> 1) - (int)eb - 2;
+    return octave < 0 ? 0u : (octave == 0 ? 1u : 2u);
+}
+
+/* ---- per coefficient type and rule set (int16: 8-bit data, see
+ * pj2k_fwd53_i16); the legacy rules only decode ---- */
 #define COEF int16_t
 #define COEF_MAX INT16_MAX
+#define LEGACY 0
 #define SFX(name) name##_i16
 #include "entropy_impl.h"
+#undef SFX
+#undef LEGACY
+#define LEGACY 1
+#define SFX(name) name##_i16_legacy
+#include "entropy_impl.h"
+#undef SFX
+#undef LEGACY
 #undef COEF
 #undef COEF_MAX
-#undef SFX
 
 #define COEF int32_t
 #define COEF_MAX INT32_MAX
+#define LEGACY 0
 #define SFX(name) name##_i32
 #include "entropy_impl.h"
+#undef SFX
+#undef LEGACY
+#define LEGACY 1
+#define SFX(name) name##_i32_legacy
+#include "entropy_impl.h"
+#undef SFX
+#undef LEGACY
 #undef COEF
 #undef COEF_MAX
-#undef SFX
 
 #define COEF int64_t
 #define COEF_MAX INT64_MAX
+#define LEGACY 0
 #define SFX(name) name##_i64
 #include "entropy_impl.h"
+#undef SFX
+#undef LEGACY
+#define LEGACY 1
+#define SFX(name) name##_i64_legacy
+#include "entropy_impl.h"
+#undef SFX
+#undef LEGACY
 #undef COEF
 #undef COEF_MAX
-#undef SFX

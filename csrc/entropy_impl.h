@@ -1,5 +1,12 @@
-/* Template: coefficient coding for one coefficient type.  Expects COEF and
- * SFX(name); included by entropy.c after the range coder primitives. */
+/* Template: coefficient coding for one coefficient type and rule set.
+ * Expects COEF, COEF_MAX, SFX(name) and LEGACY (1: the decoders of format
+ * versions 1 and 2; 0: version 3, both directions); included by entropy.c
+ * after the range coder primitives. */
+#if LEGACY
+#define DECODE_BIT decode_bit_legacy
+#else
+#define DECODE_BIT decode_bit
+#endif
 
 static inline uint64_t SFX(mag)(COEF v) { return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; }
 static inline unsigned SFX(sign3)(COEF v) { return v < 0 ? 0u : (v > 0 ? 2u : 1u); }
@@ -13,6 +20,8 @@ static inline unsigned SFX(sign3)(COEF v) { return v < 0 ? 0u : (v > 0 ? 2u : 1u
 typedef struct {
     uint16_t *mag_up, *mag_cur;     /* index x + 1 */
     uint8_t *sgn_up, *sgn_cur;
+    uint16_t *par;                  /* parent magnitudes of the current row, index x; NULL: none */
+    size_t parent_row;              /* the parent row they were taken from */
 } SFX(rows);
 
 static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
@@ -21,6 +30,33 @@ static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
     r->mag_cur = scratch + (nx + 2);
     r->sgn_up = (uint8_t *)(scratch + 2 * (nx + 2));
     r->sgn_cur = r->sgn_up + (nx + 2);
+    r->par = NULL;
+}
+
+/* The parent neighbourhood of row (z, y) at `shift`, spread to the child's
+ * width: the parent's magnitude plus half those of its right and lower
+ * neighbours (which lie ahead of the child in coding order), saturated. */
+static inline void SFX(rows_parent)(SFX(rows) *r, uint16_t *scratch, const COEF *base,
+                                    const pj2k_band *b, size_t z, size_t y, int shift)
+{
+    if (!b->pn[2]) return;
+    size_t pz = z >> b->ps[0], py = y >> b->ps[1];
+    pz = pz < b->pn[0] ? pz : b->pn[0] - 1;
+    py = py < b->pn[1] ? py : b->pn[1] - 1;
+    r->par = scratch + 3 * (b->n[2] + 2);
+    if (y && py == r->parent_row) return;   /* two child rows share a parent row */
+    r->parent_row = py;
+    const size_t last = b->pn[2] - 1;
+    const COEF *prow = base + b->parent_offset + (ptrdiff_t)pz * b->stride[0] +
+                       (ptrdiff_t)py * b->stride[1];
+    const COEF *below = py < b->pn[1] - 1 ? prow + b->stride[1] : prow;
+    for (size_t x = 0; x < b->n[2]; x++) {
+        const size_t px = (x >> b->ps[2]) < last ? x >> b->ps[2] : last;
+        const size_t right = px < last ? px + 1 : last;
+        const uint64_t mg = (SFX(mag)(prow[px]) >> shift) +
+            (((SFX(mag)(prow[right]) >> shift) + (SFX(mag)(below[px]) >> shift)) >> 1);
+        r->par[x] = mg > 0xFFFF ? 0xFFFF : (uint16_t)mg;
+    }
 }
 
 static inline void SFX(rows_new_plane)(SFX(rows) *r, size_t nx)
@@ -44,13 +80,21 @@ static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
     r->sgn_cur[x + 1] = (uint8_t)SFX(sign3)(v);
 }
 
-/* `back` is the previous slice, as coded at `shift` (its stored values are
- * unshifted while encoding a layer, already shifted while decoding). */
-static inline unsigned SFX(context)(const SFX(rows) *r, const COEF *back, size_t x, int shift)
+/* `back` (the previous slice) and `sib` (the previous colour component) are
+ * rows as coded at `shift` (their stored values are unshifted while encoding
+ * a layer, already shifted while decoding). */
+static inline unsigned SFX(context)(const SFX(rows) *r, const COEF *back, const COEF *sib,
+                                    size_t x, int shift)
 {
     const uint16_t *up = r->mag_up + x, *cur = r->mag_cur + x;   /* [0] is x - 1 */
     uint64_t s = 2u * cur[0] + 2u * up[1] + up[0] + up[2];
     if (back) s += 2 * (SFX(mag)(back[x]) >> shift);
+#if !LEGACY
+    if (sib) s += SFX(mag)(sib[x]) >> shift;
+    if (r->par) s += r->par[x];
+#else
+    (void)sib;
+#endif
     return magnitude_context(s);
 }
 
@@ -61,20 +105,27 @@ static inline unsigned SFX(sign_context)(const SFX(rows) *r, size_t x)
 }
 
 /* One value: exponent in unary under the magnitude context, then the first
- * mantissa bit modelled, the rest raw, then the sign (docs/FORMAT.md 6). */
+ * mantissa bits modelled (version 3: two, the first also by the context; legacy:
+ * one), the rest raw, then the sign (docs/FORMAT.md 6). */
+#if !LEGACY
 static inline void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls, unsigned mctx,
                                      const SFX(rows) *r, size_t x, uint64_t mg, int negative)
 {
-    uint16_t *pe = m->prob.exponent[cls][mctx];
+    pj2k_prob *pe = m->prob.exponent[cls][mctx];
     const unsigned eb = bit_length(mg);
     for (unsigned i = 0; i < eb; i++) encode_bit(e, &pe[i < PJ2K_EXP_POS ? i : PJ2K_EXP_POS - 1], 1);
     encode_bit(e, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1], 0);
     if (eb >= 2) {
-        encode_bit(e, &m->prob.mantissa[cls][eb], (unsigned)(mg >> (eb - 2)) & 1u);
-        encode_direct(e, mg, (int)eb - 2);
+        const unsigned first = (unsigned)(mg >> (eb - 2)) & 1u;
+        encode_bit(e, &m->prob.mantissa[cls][eb][mantissa_context(mctx, eb)], first);
+        if (eb >= 3) {
+            encode_bit(e, &m->prob.mantissa2[cls][eb][first], (unsigned)(mg >> (eb - 3)) & 1u);
+            encode_direct(e, mg, (int)eb - 3);
+        }
     }
     if (mg) encode_bit(e, &m->prob.sign[cls][SFX(sign_context)(r, x)], (unsigned)negative);
 }
+#endif
 
 /* Decodes a value of at most max_exp bits; returns 0 and sets *fail to
  * PJ2K_ERR_CORRUPT on a larger exponent, or to PJ2K_NARROW_OVERFLOW if the
@@ -83,21 +134,32 @@ static inline COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k_model *m, int cls,
                                      const SFX(rows) *r, size_t x, unsigned max_exp,
                                      pj2k_status *fail)
 {
-    uint16_t *pe = m->prob.exponent[cls][mctx];
+    pj2k_prob *pe = m->prob.exponent[cls][mctx];
     unsigned eb = 0;
-    while (decode_bit(d, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1])) {
+    while (DECODE_BIT(d, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1])) {
         if (++eb > max_exp) { *fail = PJ2K_ERR_CORRUPT; return 0; }
     }
     uint64_t mg = 0;
     if (eb) {
         mg = (uint64_t)1 << (eb - 1);
+#if LEGACY
         if (eb >= 2) {
-            mg |= (uint64_t)decode_bit(d, &m->prob.mantissa[cls][eb]) << (eb - 2);
+            mg |= (uint64_t)DECODE_BIT(d, &m->prob.mantissa[cls][eb][0]) << (eb - 2);
             mg |= decode_direct(d, (int)eb - 2);
         }
+#else
+        if (eb >= 2) {
+            const unsigned first = DECODE_BIT(d, &m->prob.mantissa[cls][eb][mantissa_context(mctx, eb)]);
+            mg |= (uint64_t)first << (eb - 2);
+            if (eb >= 3) {
+                mg |= (uint64_t)DECODE_BIT(d, &m->prob.mantissa2[cls][eb][first]) << (eb - 3);
+                mg |= decode_direct(d, (int)eb - 3);
+            }
+        }
+#endif
     }
     if (mg > (uint64_t)COEF_MAX) { *fail = PJ2K_NARROW_OVERFLOW; return 0; }
-    return (mg && decode_bit(d, &m->prob.sign[cls][SFX(sign_context)(r, x)])) ? -(COEF)mg : (COEF)mg;
+    return (mg && DECODE_BIT(d, &m->prob.sign[cls][SFX(sign_context)(r, x)])) ? -(COEF)mg : (COEF)mg;
 }
 
 /* sign(v) * (|v| >> shift): the value a layer at this shift carries. */
@@ -110,28 +172,32 @@ static inline COEF SFX(shifted)(COEF v, int shift)
 /* Visit a band's coefficients in raster order (z, y, x) with the
  * neighbourhood row buffers: the statements given see `rows`, `row` (the
  * current row, of ROW_T), `back` (the same row of the previous slice, or
- * NULL) and `x`, and must store the coded value with rows_store. */
-#define FOR_EACH_COEF(ROW_T, BASE, B, M, ...)                                              \
+ * NULL), `sib` (of the previous colour component, or NULL) and `x`, and must
+ * store the coded value with rows_store.  PSHIFT: the parent's scale. */
+#define FOR_EACH_COEF(ROW_T, BASE, B, M, PSHIFT, ...)                                      \
     do {                                                                                   \
         SFX(rows) rows;                                                                    \
         SFX(rows_init)(&rows, (M)->rows, (B)->n[2]);                                       \
         for (size_t z = 0; z < (B)->n[0]; z++) {                                           \
             SFX(rows_new_plane)(&rows, (B)->n[2]);                                         \
             for (size_t y = 0; y < (B)->n[1]; y++) {                                       \
+                SFX(rows_parent)(&rows, (M)->rows, (BASE), (B), z, y, (PSHIFT));           \
                 ROW_T *row = (BASE) + (ptrdiff_t)z * (B)->stride[0] + (ptrdiff_t)y * (B)->stride[1]; \
                 const COEF *back = z ? row - (B)->stride[0] : NULL;                        \
+                const COEF *sib = (B)->sibling_offset ? row + (B)->sibling_offset : NULL;  \
                 for (size_t x = 0; x < (B)->n[2]; x++) { __VA_ARGS__ }                     \
                 SFX(rows_next)(&rows);                                                     \
             }                                                                              \
         }                                                                                  \
     } while (0)
 
+#if !LEGACY
 int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, const pj2k_band *b,
                           int shift)
 {
     uint64_t all = 0;
-    FOR_EACH_COEF(const COEF, base, b, m,
-        const unsigned mctx = SFX(context)(&rows, back, x, shift);
+    FOR_EACH_COEF(const COEF, base, b, m, shift,
+        const unsigned mctx = SFX(context)(&rows, back, sib, x, shift);
         const COEF v = SFX(shifted)(row[x], shift);
         const uint64_t mg = SFX(mag)(v);
         all |= mg;
@@ -140,13 +206,14 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, c
     );
     return (int)bit_length(all);
 }
+#endif
 
 pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
-                                  const pj2k_band *b, int max_exp)
+                                  const pj2k_band *b, int max_exp, int shift)
 {
     pj2k_status fail = PJ2K_OK;
-    FOR_EACH_COEF(COEF, base, b, m,
-        const unsigned mctx = SFX(context)(&rows, back, x, 0);
+    FOR_EACH_COEF(COEF, base, b, m, shift,
+        const unsigned mctx = SFX(context)(&rows, back, sib, x, 0);
         row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &fail);
         if (fail != PJ2K_OK) return fail;
         if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
@@ -160,12 +227,13 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
  * magnitude bits (the first modelled by its magnitude's bit length, the rest
  * raw); the others are coded as new values below 2**(from - to) under the
  * neighbourhood context at the new scale. */
+#if !LEGACY
 int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
                             const pj2k_band *b, int from, int to)
 {
     const int d = from - to;
     uint64_t all = 0;
-    FOR_EACH_COEF(const COEF, base, b, m,
+    FOR_EACH_COEF(const COEF, base, b, m, to,
         const uint64_t prior = SFX(mag)(row[x]) >> from, mg = SFX(mag)(row[x]) >> to;
         all |= mg;
         if (prior) {
@@ -173,30 +241,31 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
             encode_bit(e, &m->prob.refine[b->cls][eb < 16 ? eb : 15], (unsigned)(mg >> (d - 1)) & 1u);
             encode_direct(e, mg, d - 1);
         } else {
-            const unsigned mctx = SFX(context)(&rows, back, x, to);
+            const unsigned mctx = SFX(context)(&rows, back, sib, x, to);
             SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, row[x] < 0);
         }
         SFX(rows_store)(&rows, x, SFX(shifted)(row[x], to));
     );
     return (int)bit_length(all);
 }
+#endif
 
 pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                                     const pj2k_band *b, int from, int to)
 {
     const int db = from - to;
     pj2k_status fail = PJ2K_OK;
-    FOR_EACH_COEF(COEF, base, b, m,
+    FOR_EACH_COEF(COEF, base, b, m, to,
         const uint64_t prior = SFX(mag)(row[x]);
         if (prior) {
             const unsigned eb = bit_length(prior);
             uint64_t mg = prior << db;
-            mg |= (uint64_t)decode_bit(d, &m->prob.refine[b->cls][eb < 16 ? eb : 15]) << (db - 1);
+            mg |= (uint64_t)DECODE_BIT(d, &m->prob.refine[b->cls][eb < 16 ? eb : 15]) << (db - 1);
             mg |= decode_direct(d, db - 1);
             if (mg > (uint64_t)COEF_MAX) return PJ2K_NARROW_OVERFLOW;
             row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
         } else {
-            const unsigned mctx = SFX(context)(&rows, back, x, 0);
+            const unsigned mctx = SFX(context)(&rows, back, sib, x, 0);
             row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &fail);
         }
         if (fail != PJ2K_OK) return fail;
@@ -220,11 +289,12 @@ static inline COEF SFX(predict)(const COEF *row, const COEF *up, const COEF *bac
     return back ? back[0] : 0;
 }
 
+#if !LEGACY
 int SFX(pj2k_encode_low)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
                          const pj2k_band *b, int shift, COEF *tmp)
 {
     const size_t nx = b->n[2], plane = b->n[1] * nx;
-    const pj2k_band packed = {{b->n[0], b->n[1], nx}, {(ptrdiff_t)plane, (ptrdiff_t)nx, 1}, 0};
+    const pj2k_band packed = {.n = {b->n[0], b->n[1], nx}, .stride = {(ptrdiff_t)plane, (ptrdiff_t)nx, 1}};
     COEF *out = tmp;
     for (size_t z = 0; z < b->n[0]; z++)
         for (size_t y = 0; y < b->n[1]; y++) {
@@ -242,13 +312,14 @@ int SFX(pj2k_encode_low)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
     }
     return SFX(pj2k_encode_band)(e, m, tmp, &packed, 0);
 }
+#endif
 
 pj2k_status SFX(pj2k_decode_low)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                                  const pj2k_band *b, int max_exp, int64_t bound, COEF *tmp)
 {
-    const pj2k_band packed = {{b->n[0], b->n[1], b->n[2]},
-                              {(ptrdiff_t)(b->n[1] * b->n[2]), (ptrdiff_t)b->n[2], 1}, 0};
-    pj2k_status st = SFX(pj2k_decode_band)(d, m, tmp, &packed, max_exp);
+    const pj2k_band packed = {.n = {b->n[0], b->n[1], b->n[2]},
+                              .stride = {(ptrdiff_t)(b->n[1] * b->n[2]), (ptrdiff_t)b->n[2], 1}};
+    pj2k_status st = SFX(pj2k_decode_band)(d, m, tmp, &packed, max_exp, 0);
     if (st != PJ2K_OK) return st;
     const COEF *in = tmp;
     for (size_t z = 0; z < b->n[0]; z++)
@@ -268,3 +339,4 @@ pj2k_status SFX(pj2k_decode_low)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
 }
 
 #undef FOR_EACH_COEF
+#undef DECODE_BIT

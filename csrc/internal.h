@@ -79,26 +79,33 @@ typedef struct {
     int overrun;        /* the coder asked for bytes beyond `length` */
 } pj2k_rc_decoder;
 
-/* Adaptive binary context model for one segment. */
+/* Adaptive binary context model for one piece.  Two rule sets share it:
+ * version 3 streams keep a 16-bit probability of a 0 and the shift of its
+ * adaptation rate per context (the rate starts fast and settles), versions 1
+ * and 2 ("legacy", decoded only) a 12-bit probability with a fixed rate. */
 #define PJ2K_CLASSES 4      /* 0: low band residual, 1..3: high along 1..3 axes */
 #define PJ2K_MAG_CTX 32     /* quantised neighbourhood magnitude */
 #define PJ2K_EXP_POS 24     /* unary positions with their own probability */
 #define PJ2K_MAX_EXP 63
+#define PJ2K_MANTISSA_CTX 3 /* first mantissa bit: by neighbourhood vs exponent */
+typedef struct { uint16_t p, shift; } pj2k_prob;
 typedef struct {
     struct {
-        uint16_t exponent[PJ2K_CLASSES][PJ2K_MAG_CTX][PJ2K_EXP_POS];
-        uint16_t mantissa[PJ2K_CLASSES][PJ2K_MAX_EXP + 1];
-        uint16_t sign[PJ2K_CLASSES][9];
-        uint16_t refine[PJ2K_CLASSES][16];  /* first refinement bit by bit length */
+        pj2k_prob exponent[PJ2K_CLASSES][PJ2K_MAG_CTX][PJ2K_EXP_POS];
+        pj2k_prob mantissa[PJ2K_CLASSES][PJ2K_MAX_EXP + 1][PJ2K_MANTISSA_CTX];
+        pj2k_prob mantissa2[PJ2K_CLASSES][PJ2K_MAX_EXP + 1][2];   /* by the first bit */
+        pj2k_prob sign[PJ2K_CLASSES][9];
+        pj2k_prob refine[PJ2K_CLASSES][16];  /* first refinement bit by bit length */
     } prob;
     /* scratch for the neighbourhood of the row being coded: saturated
      * magnitudes and signs of the previous and current rows, each padded by
-     * one zero on both sides; 4 x (widest band + 2) entries, set by the caller */
+     * one zero on both sides, and the parent magnitudes; 4 x (widest band + 2)
+     * entries, set by the caller */
     uint16_t *rows;
 } pj2k_model;
 #define PJ2K_MODEL_ROWS(width) (4 * ((width) + 2))
 
-void pj2k_model_reset(pj2k_model *m);
+void pj2k_model_reset(pj2k_model *m, int legacy);
 void pj2k_rc_encoder_init(pj2k_rc_encoder *e, pj2k_bytes *out);
 void pj2k_rc_encoder_finish(pj2k_rc_encoder *e);
 void pj2k_rc_decoder_init(pj2k_rc_decoder *d, const uint8_t *data, size_t length);
@@ -108,36 +115,53 @@ typedef struct {
     size_t n[3];
     ptrdiff_t stride[3];
     int cls;            /* context class, see PJ2K_CLASSES */
+    /* Version 3 contexts (all 0 otherwise).  The parent is the band of the
+     * same orientation one level coarser (coded in an earlier segment): child
+     * (z, y, x) sees parent (z >> ps[0], y >> ps[1], x >> ps[2]), clamped to
+     * pn.  The sibling is the same band of the previous colour component
+     * (coded just before in the same piece). */
+    ptrdiff_t parent_offset, sibling_offset;   /* from this band's base, in elements */
+    size_t pn[3];
+    unsigned ps[3];
 } pj2k_band;
 
 /* Code one band's values sign(v) * (|v| >> shift); returns the largest
  * magnitude exponent it coded.  Decoding fails (PJ2K_ERR_CORRUPT) on an
- * exponent above max_exp or on input overrun. */
-int pj2k_encode_band_i16(pj2k_rc_encoder *e, pj2k_model *m, const int16_t *base, const pj2k_band *b, int shift);
-int pj2k_encode_band_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int shift);
-int pj2k_encode_band_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int shift);
-pj2k_status pj2k_decode_band_i16(pj2k_rc_decoder *d, pj2k_model *m, int16_t *base, const pj2k_band *b, int max_exp);
-pj2k_status pj2k_decode_band_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int max_exp);
-pj2k_status pj2k_decode_band_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int max_exp);
-/* Code the low band (shifted likewise) as residuals of a median-edge
- * predictor; `tmp` holds n[0]*n[1]*n[2] elements.  Decoded values are clamped
- * to [-bound, bound].  The encoder returns -1 if a residual does not fit the
- * (narrow) type. */
-int pj2k_encode_low_i16(pj2k_rc_encoder *e, pj2k_model *m, const int16_t *base, const pj2k_band *b, int shift, int16_t *tmp);
-int pj2k_encode_low_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int shift, int32_t *tmp);
-int pj2k_encode_low_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int shift, int64_t *tmp);
-pj2k_status pj2k_decode_low_i16(pj2k_rc_decoder *d, pj2k_model *m, int16_t *base, const pj2k_band *b, int max_exp, int64_t bound, int16_t *tmp);
-pj2k_status pj2k_decode_low_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int max_exp, int64_t bound, int32_t *tmp);
-pj2k_status pj2k_decode_low_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int max_exp, int64_t bound, int64_t *tmp);
-/* A quality layer after the first: refines every value of the band from
- * shift `from` to shift `to` < from.  The decoder's buffer holds the values at
- * `from` and is updated in place.  Returns the largest exponent at `to`. */
-int pj2k_encode_refine_i16(pj2k_rc_encoder *e, pj2k_model *m, const int16_t *base, const pj2k_band *b, int from, int to);
-int pj2k_encode_refine_i32(pj2k_rc_encoder *e, pj2k_model *m, const int32_t *base, const pj2k_band *b, int from, int to);
-int pj2k_encode_refine_i64(pj2k_rc_encoder *e, pj2k_model *m, const int64_t *base, const pj2k_band *b, int from, int to);
-pj2k_status pj2k_decode_refine_i16(pj2k_rc_decoder *d, pj2k_model *m, int16_t *base, const pj2k_band *b, int from, int to);
-pj2k_status pj2k_decode_refine_i32(pj2k_rc_decoder *d, pj2k_model *m, int32_t *base, const pj2k_band *b, int from, int to);
-pj2k_status pj2k_decode_refine_i64(pj2k_rc_decoder *d, pj2k_model *m, int64_t *base, const pj2k_band *b, int from, int to);
+ * exponent above max_exp or on input overrun; `shift` is the band's layer
+ * shift (the parent context sees the complete parent at that scale).
+ *
+ * The low band (segment 0) is coded as residuals of a median-edge predictor;
+ * `tmp` holds n[0]*n[1]*n[2] elements, decoded values are clamped to
+ * [-bound, bound], and the encoder returns -1 if a residual does not fit the
+ * (narrow) type.
+ *
+ * A quality layer after the first refines every value of the band from shift
+ * `from` to shift `to` < from; the decoder's buffer holds the values at `from`
+ * and is updated in place.  Returns the largest exponent at `to`.
+ *
+ * Every function exists per coefficient type (i16: 8-bit data, see
+ * pj2k_fwd53_i16; i32; i64); decoders also for the legacy rules (_legacy). */
+#define PJ2K_DECLARE_DECODERS(S, CT)                                                              \
+    pj2k_status pj2k_decode_band_##S(pj2k_rc_decoder *d, pj2k_model *m, CT *base,                 \
+                                     const pj2k_band *b, int max_exp, int shift);                \
+    pj2k_status pj2k_decode_low_##S(pj2k_rc_decoder *d, pj2k_model *m, CT *base,                  \
+                                    const pj2k_band *b, int max_exp, int64_t bound, CT *tmp);    \
+    pj2k_status pj2k_decode_refine_##S(pj2k_rc_decoder *d, pj2k_model *m, CT *base,               \
+                                       const pj2k_band *b, int from, int to);
+#define PJ2K_DECLARE_CODERS(S, CT)                                                                \
+    int pj2k_encode_band_##S(pj2k_rc_encoder *e, pj2k_model *m, const CT *base,                   \
+                             const pj2k_band *b, int shift);                                     \
+    int pj2k_encode_low_##S(pj2k_rc_encoder *e, pj2k_model *m, const CT *base,                    \
+                            const pj2k_band *b, int shift, CT *tmp);                             \
+    int pj2k_encode_refine_##S(pj2k_rc_encoder *e, pj2k_model *m, const CT *base,                 \
+                               const pj2k_band *b, int from, int to);                            \
+    PJ2K_DECLARE_DECODERS(S, CT)
+PJ2K_DECLARE_CODERS(i16, int16_t)
+PJ2K_DECLARE_CODERS(i32, int32_t)
+PJ2K_DECLARE_CODERS(i64, int64_t)
+PJ2K_DECLARE_DECODERS(i16_legacy, int16_t)
+PJ2K_DECLARE_DECODERS(i32_legacy, int32_t)
+PJ2K_DECLARE_DECODERS(i64_legacy, int64_t)
 
 /* ---- checksum.c ----------------------------------------------------------- */
 /* pj2k_crc32c is public and picks the SSE4.2 path at run time when present;

@@ -18,9 +18,9 @@ static void reseal(uint8_t *buf, size_t len)
     if (len < 16 || memcmp(buf, "PJ2K", 4) != 0) return;
     const uint32_t hl = rd32(buf + 8);
     const int levels = buf[14], ndim = buf[12], naxes = buf[13];
-    /* version 2 states its layer count right after the axes */
+    /* versions 2 and 3 state their layer count right after the axes */
     const size_t layers_at = 16 + 8 * (size_t)ndim + (size_t)naxes;
-    const int layers = buf[4] == 2 && layers_at < len ? buf[layers_at] : 1;
+    const int layers = buf[4] >= 2 && layers_at < len ? buf[layers_at] : 1;
     const uint32_t pieces = (uint32_t)(levels + 1) * (uint32_t)(layers ? layers : 1);
     if (levels > PJ2K_MAX_LEVELS || hl > len || hl < 16 + 4 + 12 * pieces) return;
     const size_t table = hl - 4 - 12 * (size_t)pieces;

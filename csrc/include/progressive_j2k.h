@@ -18,9 +18,9 @@
 extern "C" {
 #endif
 
-/* Newest format version written.  Version 1 (no quality layers) is still read,
- * and still written for single-layer streams, so their bytes never change. */
-#define PJ2K_FORMAT_VERSION 2
+/* Format version written.  Versions 1 (no quality layers) and 2 (layers),
+ * which code coefficients with the first context rules, are still read. */
+#define PJ2K_FORMAT_VERSION 3
 #define PJ2K_MAX_NDIM 32
 #define PJ2K_MAX_AXES 3     /* transformed axes per chunk */
 #define PJ2K_MAX_LEVELS 10  /* decomposition levels */

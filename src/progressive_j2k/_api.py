@@ -28,13 +28,14 @@ MAX_LOSSY_STEP = 1e37
 FIXED_HEADER_BYTES = _core.FIXED_HEADER
 
 
-def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1) -> int:
+def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1,
+                  version: int = _core.FORMAT_VERSION) -> int:
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
-    transformed axes, levels, mode ("lossless", "lossy" or "tolerance") and
-    number of quality layers."""
+    transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
+    number of quality layers and format version."""
     nbands = 1 + levels * (2**naxes - 1)
     extra = {"lossless": 0, "tolerance": 16, "lossy": 4 * nbands}[mode]
-    layer_fields = 1 + layers * nbands if layers > 1 else 0
+    layer_fields = (1 if version >= 2 else 0) + (layers * nbands if layers > 1 else 0)
     return (FIXED_HEADER_BYTES + 8 * ndim + naxes + layer_fields + extra
             + 12 * (levels + 1) * layers + 4)
 

@@ -39,6 +39,18 @@ CASES = {
                             {"reversible": False, "step": 20.0, "layers": [30, 10]}),
     "v2_u8_rgb_tolerance_layers": (lambda: load("coffee")[150:166, 250:270],
                                    {"colour_axis": 2, "tolerance": 1, "layers": 2}),
+    # format version 3: parent and colour contexts, counted adaptation; odd
+    # shapes exercise the parent clamping at band edges
+    "v3_u8_gray": (lambda: load("camera")[100:137, 60:89], {}),
+    "v3_u8_rgb_rct": (lambda: load("astronaut")[100:133, 150:181], {"colour_axis": -1}),
+    "v3_u16_layers": (lambda: load("mr2_uint16")[480:520, 480:515], {"layers": 3}),
+    "v3_i16_3d": (lambda: load("anatomical_int16_3d")[5:22, 8:25, 4:17], {}),
+    "v3_u8_rgb_ict_lossy_layers": (lambda: load("coffee")[100:132, 200:236],
+                                   {"colour_axis": 2, "reversible": False, "layers": [30, 10]}),
+    "v3_f32_3d_tolerance": (lambda: load("tlrc_float32_3d")[20:33, 20:31, 20:29],
+                            {"tolerance": 1e-6}),
+    "v3_u16_4d_planes": (lambda: load("ect_uint16_2x512x512")[:, 200:220, 200:220].reshape(2, 1, 20, 20),
+                         {"axes": (2, 3)}),
 }
 
 
