@@ -50,12 +50,18 @@ def planes(a):
     return [a]
 
 
+#: A stack of independent frames: the README advises transforming only the
+#: frame axes.  The tables use our defaults (all axes); the frames figure is
+#: reported beside them.
+FRAME_STACK = "ect_uint16_2x512x512"
+
+
 class Ours:
     name = "progressive_j2k"
 
-    def __init__(self, a):
+    def __init__(self, a, **options):
         rgb = a.ndim == 3 and a.shape[-1] == 3
-        self.options = {"colour_axis": -1} if rgb else {}
+        self.options = ({"colour_axis": -1} if rgb else {}) | options
 
     def encode(self, a):
         return pj.encode(a, **self.options)
@@ -142,6 +148,24 @@ def measure(codec, a, min_total):
 
 def geomean(values):
     return float(np.exp(np.mean(np.log(values))))
+
+
+def frame_stack_note(results, all_images, min_total):
+    """The frame stack coded as independent frames (axes=(1, 2)), and what
+    that makes of the size ratio to OpenJPEG."""
+    a = np.load(DATA / f"{FRAME_STACK}.npy")
+    frames = measure(Ours(a, axes=(1, 2)), a, min_total)
+    peer = "JPEG 2000 (OpenJPEG)"
+    ratio = {i: results[i, Ours.name]["bps"] / results[i, peer]["bps"] for i in all_images}
+    default = ratio[FRAME_STACK]
+    ratio[FRAME_STACK] = frames["bps"] / results[FRAME_STACK, peer]["bps"]
+    per_class = {c: geomean([ratio[i] for i in imgs]) for c, imgs in CLASSES.items()}
+    return ["", f"{FRAME_STACK} holds two independent frames. Coded as frames "
+            f"(`axes=(1, 2)`, as the README advises for frame stacks) it takes "
+            f"{frames['bps']:.3f} bps ({ratio[FRAME_STACK]:.3f} x OpenJPEG; {default:.3f} x with "
+            f"the default 3-D transform); with that, ours / OpenJPEG is "
+            f"{geomean(list(ratio.values())):.3f} over all images and "
+            f"{per_class['16-bit']:.3f} for the 16-bit class."]
 
 
 def level_costs(a, min_total):
@@ -270,6 +294,7 @@ def main():
         r = {k: geomean([results[i, Ours.name][k] / results[i, name][k] for i in ok])
              for k in ("bps", "enc", "dec")}
         lines.append(f"| {name} | {r['bps']:.3f} | {r['enc']:.2f} | {r['dec']:.2f} |")
+    lines += frame_stack_note(results, all_images, min_total)
     lines += ["", "### Per image (bps / encode MB/s / decode MB/s)", "",
               "| image | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for image in all_images:
