@@ -19,7 +19,7 @@ cp fuzz/regressions/* "$out/seeds/" 2>/dev/null || true
 for target in decode roundtrip; do
   "$out/fuzz_$target" "$out/corpus_$target" "$out/seeds" -max_total_time="$seconds" \
       -runs="$runs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-      -artifact_prefix="$out/" 2>&1 | tee "$out/$target.log" | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|INFO: (Running|Loaded)|==[0-9]+==ERROR)" || true
+      -artifact_prefix="$out/" 2>&1 | tee "$out/$target.log" | grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb|INFO: (Running|Loaded)|==[0-9]+==ERROR)" || true
   if grep -qE "ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error:|deadly signal" "$out/$target.log"; then
     echo "fuzz_$target found a failure: see $out/$target.log" >&2
     exit 1
