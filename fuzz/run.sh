@@ -16,6 +16,7 @@ clang $flags fuzz/fuzz_decode.c $sources -lm -o "$out/fuzz_decode"
 clang $flags fuzz/fuzz_roundtrip.c $sources -lm -o "$out/fuzz_roundtrip"
 python3 fuzz/make_seeds.py "$out/seeds"
 cp fuzz/regressions/* "$out/seeds/" 2>/dev/null || true
+cp tests/golden/*.pj2k "$out/seeds/"   # every format version, so the legacy decoder is seeded too
 for target in decode roundtrip; do
   "$out/fuzz_$target" "$out/corpus_$target" "$out/seeds" -max_total_time="$seconds" \
       -runs="$runs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \

@@ -87,10 +87,10 @@ static size_t base_enc_piece(const piece_t *p, buf_t *out, uint16_t *rowmem)
     static pj2k_model m;
     m.rows = rowmem;
     pj2k_rc_encoder_init(&e, &bytes);
-    pj2k_model_reset(&m);
+    pj2k_model_reset(&m, 0);
     for (int i = 0; i < p->nb; i++) {
         const band_t *b = &p->b[i];
-        pj2k_band pb = {{1, (size_t)b->h, (size_t)b->w}, {(ptrdiff_t)b->h * b->w, b->w, 1}, b->cls};
+        pj2k_band pb = {.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1}, .cls = b->cls};
         pj2k_encode_band_i32(&e, &m, b->v, &pb, 0);
     }
     pj2k_rc_encoder_finish(&e);
@@ -106,11 +106,11 @@ static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t 
     static pj2k_model m;
     m.rows = rowmem;
     pj2k_rc_decoder_init(&d, data, len);
-    pj2k_model_reset(&m);
+    pj2k_model_reset(&m, 0);
     for (int i = 0; i < p->nb; i++) {
         band_t *b = &p->b[i];
-        pj2k_band pb = {{1, (size_t)b->h, (size_t)b->w}, {(ptrdiff_t)b->h * b->w, b->w, 1}, b->cls};
-        if (pj2k_decode_band_i32(&d, &m, b->v, &pb, 40) != PJ2K_OK) return 0;
+        pj2k_band pb = {.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1}, .cls = b->cls};
+        if (pj2k_decode_band_i32(&d, &m, b->v, &pb, 40, 0) != PJ2K_OK) return 0;
     }
     return d.pos == len;
 }
