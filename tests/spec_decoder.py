@@ -1,0 +1,381 @@
+"""A second decoder, written from docs/FORMAT.md alone (format versions 1-3,
+wavelets 0 and 2: lossless and error-bounded), in plain Python.
+
+It shares no code with the C core: test_spec_decoder.py decodes real chunks
+with both and requires identical arrays, so the document and the code cannot
+drift apart.  Slow (pure Python, per coefficient): small chunks only.
+Section numbers below are those of FORMAT.md.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+DTYPES = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.float32, np.float64]
+DTYPE_BITS = [8, 8, 16, 16, 32, 32, 32, 64]
+
+
+class Corrupt(ValueError):
+    pass
+
+
+def ceil_shift(a: int, k: int) -> int:
+    return (a + (1 << k) - 1) >> k
+
+
+def parse_header(buf: bytes) -> dict:
+    """Section 1."""
+    if buf[:4] != b"PJ2K":
+        raise Corrupt("magic")
+    h = {"version": buf[4], "dtype": buf[5], "wavelet": buf[6], "colour": buf[7],
+         "header_length": struct.unpack_from("<I", buf, 8)[0],
+         "ndim": buf[12], "naxes": buf[13], "levels": buf[14],
+         "colour_axis": None if buf[15] == 0xFF else buf[15]}
+    p = 16
+    h["shape"] = list(struct.unpack_from(f"<{h['ndim']}Q", buf, p))
+    p += 8 * h["ndim"]
+    h["axes"] = list(buf[p:p + h["naxes"]])
+    p += h["naxes"]
+    nbands = 1 + h["levels"] * ((1 << h["naxes"]) - 1)
+    layers = 1
+    if h["version"] >= 2:
+        layers = buf[p]
+        p += 1
+    shifts = [[0] * nbands for _ in range(layers)]
+    if layers > 1:
+        for j in range(layers):
+            shifts[j] = list(buf[p:p + nbands])
+            p += nbands
+    h["layers"], h["shifts"] = layers, shifts
+    if h["wavelet"] == 2:
+        h["scale"] = struct.unpack_from("<d", buf, p)[0]
+        p += 16
+    if h["wavelet"] == 1:
+        p += 4 * nbands
+    h["piece_ends"] = [struct.unpack_from("<Q", buf, p + 12 * i)[0]
+                       for i in range((h["levels"] + 1) * layers)]
+    p += 12 * (h["levels"] + 1) * layers
+    if p + 4 != h["header_length"]:
+        raise Corrupt("header length")
+    return h
+
+
+class RangeDecoder:
+    """Section 6 (versions 1-2) and 6.2 item 1 (version 3)."""
+
+    def __init__(self, data: bytes, version: int):
+        self.data, self.pos, self.legacy = data, 0, version < 3
+        self.range = 0xFFFFFFFF
+        if self._byte() != 0:
+            raise Corrupt("first byte")
+        self.code = 0
+        for _ in range(4):
+            self.code = (self.code << 8) | self._byte()
+
+    def _byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise Corrupt("read past the piece")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def _normalise(self):
+        while self.range < 1 << 24:
+            self.range = (self.range << 8) & 0xFFFFFFFF
+            self.code = ((self.code << 8) | self._byte()) & 0xFFFFFFFF
+
+    def bit(self, context: list) -> int:
+        """context = [p, k]: probability of a 0 and (version 3) the rate."""
+        bits = 12 if self.legacy else 16
+        bound = (self.range >> bits) * context[0]
+        shift = 5 if self.legacy else context[1]
+        if self.code < bound:
+            self.range = bound
+            context[0] += ((1 << bits) - context[0]) >> shift
+            bit = 0
+        else:
+            self.code -= bound
+            self.range -= bound
+            context[0] -= context[0] >> shift
+            bit = 1
+        if not self.legacy and context[1] < 6:
+            context[1] += 1
+        self._normalise()
+        return bit
+
+    def raw(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            self.range >>= 1
+            bit = int(self.code >= self.range)
+            if bit:
+                self.code -= self.range
+            value = (value << 1) | bit
+            self._normalise()
+        return value
+
+
+class Model(dict):
+    """Every probability of one piece, created at its initial value on first use."""
+
+    def __init__(self, version: int):
+        super().__init__()
+        self.start = 2048 if version < 3 else 32768
+
+    def __missing__(self, key):
+        value = self[key] = [self.start, 1]
+        return value
+
+
+def magnitude_context(s: int) -> int:
+    if s == 0:
+        return 0
+    b = s.bit_length() - 1
+    h = (s >> (b - 1)) & 1 if b else 0
+    return min(31, 2 * b + h + 1)
+
+
+def sign_class(v: int) -> int:
+    return 0 if v < 0 else (2 if v > 0 else 1)
+
+
+def decode_value(rc, model, version, cls, c, sign_ctx, max_exp) -> int:
+    """Steps 2-4 of section 6, with 6.2 items 3-4 in version 3."""
+    e = 0
+    while rc.bit(model["exponent", cls, c, min(e, 23)]):
+        e += 1
+        if e > max_exp:
+            raise Corrupt("exponent")
+    if e == 0:
+        return 0
+    m = 1 << (e - 1)
+    if e >= 2 and version < 3:
+        m |= rc.bit(model["mantissa", cls, e]) << (e - 2)
+        m |= rc.raw(e - 2)
+    elif e >= 2:
+        octave = (c >> 1) - e - 2
+        first = rc.bit(model["mantissa", cls, e, 0 if octave < 0 else (1 if octave == 0 else 2)])
+        m |= first << (e - 2)
+        if e >= 3:
+            m |= rc.bit(model["mantissa2", cls, e, first]) << (e - 3)
+            m |= rc.raw(e - 3)
+    return -m if rc.bit(model["sign", cls, sign_ctx]) else m
+
+
+def decode(buf: bytes, level: int = 0, layer: int | None = None) -> np.ndarray:
+    h = parse_header(buf)
+    if h["wavelet"] == 1:
+        raise NotImplementedError("the 9/7 path (wavelet 1) is not part of this decoder")
+    version, layers, naxes = h["version"], h["layers"], h["naxes"]
+    levels = h["levels"] - level
+    last_layer = layers - 1 if layer is None else layer
+    last = [layers - 1] * levels + [last_layer]          # coarser segments: every layer
+
+    # section 2: planes x components x box
+    shape = list(h["shape"])
+    for a in h["axes"]:
+        shape[a] = ceil_shift(shape[a], level)
+    plane_axes = [a for a in range(h["ndim"]) if a not in h["axes"] and a != h["colour_axis"]]
+    perm = plane_axes + ([h["colour_axis"]] if h["colour_axis"] is not None else []) + h["axes"]
+    planes = int(np.prod([shape[a] for a in plane_axes])) if plane_axes else 1
+    ncomp = 3 if h["colour_axis"] is not None else 1
+    dims = [1, 1, 1]
+    for i, a in enumerate(h["axes"]):
+        dims[3 - naxes + i] = shape[a]
+    box = dims[0] * dims[1] * dims[2]
+    dtype = DTYPES[h["dtype"]]
+    if planes * ncomp * box == 0:
+        return np.zeros(shape, dtype)
+    first_axis = 3 - naxes
+    max_exp = DTYPE_BITS[h["dtype"]] + 10 if h["wavelet"] == 0 else 52
+    low_bound = 1 << max_exp
+    comps = [[0] * box for _ in range(planes * ncomp)]
+
+    def at(z, y, x):
+        return (z * dims[1] + y) * dims[2] + x
+
+    def orientation_band(made_by, o):
+        """Section 5: (start, extent, class) of orientation o at a level, or None if empty."""
+        start, extent, cls = [], [], 0
+        for a in range(3):
+            e = ceil_shift(dims[a], made_by - 1)
+            low = (e + 1) // 2
+            high = a >= first_axis and (o >> (a - first_axis)) & 1
+            start.append(low if high else 0)
+            extent.append(e - low if high else low)
+            cls += 1 if high else 0
+        return None if min(extent) == 0 else (start, extent, cls)
+
+    def segment_bands(r):
+        """(start, extent, class, step index, parent or None) per band of segment r."""
+        if r == 0:
+            return [([0, 0, 0], [ceil_shift(dims[a], levels) for a in range(3)], 0, 0, None)]
+        bands, made_by = [], levels - r + 1
+        for o in range(1, 1 << naxes):
+            band = orientation_band(made_by, o)
+            if band is not None:
+                parent = orientation_band(made_by + 1, o) if version >= 3 and r >= 2 else None
+                bands.append((*band, 1 + (r - 1) * ((1 << naxes) - 1) + (o - 1), parent))
+        return bands
+
+    def code_band(rc, model, c, band, shift, values=None, refine_bits=0, low_layer0=False):
+        """Layer 0 of a band (section 6; into `values`, flat over the band, for
+        the low band's residuals) or, with refine_bits, a refinement (6.1)."""
+        start, extent, cls, _, parent = band
+        comp = comps[c]
+        colour = comps[c - 1] if version >= 3 and c % ncomp and not low_layer0 else None
+
+        def get(z, y, x):
+            if values is not None:
+                return values[(z * extent[1] + y) * extent[2] + x]
+            return comp[at(start[0] + z, start[1] + y, start[2] + x)]
+
+        def put(z, y, x, v):
+            if values is not None:
+                values[(z * extent[1] + y) * extent[2] + x] = v
+            else:
+                comp[at(start[0] + z, start[1] + y, start[2] + x)] = v
+
+        def neighbour(z, y, x):
+            inside = 0 <= z < extent[0] and 0 <= y < extent[1] and 0 <= x < extent[2]
+            return get(z, y, x) if inside else 0
+
+        def parent_magnitude(pz, py, px):
+            pstart, pextent, _ = parent
+            py, px = min(py, pextent[1] - 1), min(px, pextent[2] - 1)
+            return abs(comp[at(pstart[0] + pz, pstart[1] + py, pstart[2] + px)]) >> shift
+
+        for z in range(extent[0]):
+            for y in range(extent[1]):
+                for x in range(extent[2]):
+                    u = get(z, y, x) if refine_bits else 0
+                    if u:
+                        bits = rc.bit(model["refine", cls, min(abs(u).bit_length(), 15)])
+                        bits = (bits << (refine_bits - 1)) | rc.raw(refine_bits - 1)
+                        m = (abs(u) << refine_bits) | bits
+                        put(z, y, x, -m if u < 0 else m)
+                        continue
+                    w, n = neighbour(z, y, x - 1), neighbour(z, y - 1, x)
+                    s = (2 * abs(w) + 2 * abs(n) + abs(neighbour(z, y - 1, x - 1))
+                         + abs(neighbour(z, y - 1, x + 1)) + 2 * abs(neighbour(z - 1, y, x)))
+                    if parent is not None:     # section 6.2, item 2
+                        q = [min((v >> 1) if a >= first_axis else v, parent[1][a] - 1)
+                             for a, v in enumerate((z, y, x))]
+                        term = parent_magnitude(*q) + (parent_magnitude(q[0], q[1], q[2] + 1)
+                                                       + parent_magnitude(q[0], q[1] + 1, q[2])) // 2
+                        s += min(term, 65535)
+                    if colour is not None:
+                        s += abs(colour[at(start[0] + z, start[1] + y, start[2] + x)])
+                    v = decode_value(rc, model, version, cls, magnitude_context(s),
+                                     3 * sign_class(w) + sign_class(n),
+                                     refine_bits if refine_bits else max_exp - shift)
+                    put(z, y, x, v)
+
+    def median_edge(comp, z, y, x):
+        """Section 5, low band prediction."""
+        if x and y:
+            w, n, nw = comp[at(z, y, x - 1)], comp[at(z, y - 1, x)], comp[at(z, y - 1, x - 1)]
+            if nw >= max(w, n):
+                return min(w, n)
+            if nw <= min(w, n):
+                return max(w, n)
+            return w + n - nw
+        if x:
+            return comp[at(z, y, x - 1)]
+        if y:
+            return comp[at(z, y - 1, x)]
+        return comp[at(z - 1, 0, 0)] if z else 0
+
+    for r in range(levels + 1):
+        bands = segment_bands(r)
+        for j in range(last[r] + 1):
+            i = r * layers + j
+            begin = h["piece_ends"][i - 1] if i else h["header_length"]
+            rc = RangeDecoder(buf[begin:h["piece_ends"][i]], version)
+            model = Model(version)
+            for c in range(planes * ncomp):
+                for band in bands:
+                    shift = h["shifts"][j][band[3]]
+                    before = h["shifts"][j - 1][band[3]] if j else 0
+                    if j and before == shift:
+                        continue
+                    if j:
+                        code_band(rc, model, c, band, shift, refine_bits=before - shift)
+                    elif r == 0:
+                        extent = band[1]
+                        residuals = [0] * (extent[0] * extent[1] * extent[2])
+                        code_band(rc, model, c, band, shift, values=residuals, low_layer0=True)
+                        bound, k = low_bound >> shift, 0
+                        for z in range(extent[0]):
+                            for y in range(extent[1]):
+                                for x in range(extent[2]):
+                                    v = residuals[k] + median_edge(comps[c], z, y, x)
+                                    comps[c][at(z, y, x)] = max(-bound, min(bound, v))
+                                    k += 1
+                    else:
+                        code_band(rc, model, c, band, shift)
+            if rc.pos != len(rc.data):
+                raise Corrupt("unread bytes in a piece")
+
+    if last_layer < layers - 1:       # section 6.1, reconstruction of a partial segment
+        for start, extent, _, index, _ in segment_bands(levels):
+            s = h["shifts"][last_layer][index]
+            for comp in comps if s else []:
+                for z in range(extent[0]):
+                    for y in range(extent[1]):
+                        for x in range(extent[2]):
+                            u = comp[at(start[0] + z, start[1] + y, start[2] + x)]
+                            m = (abs(u) << s) + (((1 << s) - 1) >> 1)
+                            comp[at(start[0] + z, start[1] + y, start[2] + x)] = (
+                                0 if u == 0 else (-m if u < 0 else m))
+
+    for comp in comps:                # section 4: inverse 5/3, x then y then z per level
+        for made_by in range(levels, 0, -1):
+            extent = [ceil_shift(dims[a], made_by - 1) for a in range(3)]
+            for axis in (2, 1, 0):
+                n = extent[axis]
+                if n < 2:
+                    continue
+                others = [a for a in range(3) if a != axis]
+                for i0 in range(extent[others[0]]):
+                    for i1 in range(extent[others[1]]):
+                        pos = [0, 0, 0]
+                        pos[others[0]], pos[others[1]] = i0, i1
+                        line = []
+                        for t in range(n):
+                            pos[axis] = t
+                            line.append(at(*pos))
+                        ns, nd = (n + 1) // 2, n // 2
+                        low, high = [comp[q] for q in line[:ns]], [comp[q] for q in line[ns:]]
+                        out = [0] * n
+                        for k in range(ns):
+                            left = high[k - 1] if k >= 1 else high[0]
+                            right = high[k] if k < nd else high[k - 1]
+                            out[2 * k] = low[k] - ((left + right + 2) >> 2)
+                        for k in range(nd):
+                            after = out[2 * k + 2] if 2 * k + 2 < n else out[2 * k]
+                            out[2 * k + 1] = high[k] + ((out[2 * k] + after) >> 1)
+                        for q, v in zip(line, out):
+                            comp[q] = v
+
+    if h["colour"] == 1:              # section 3: inverse RCT
+        for p in range(planes):
+            y_, cb, cr = comps[3 * p], comps[3 * p + 1], comps[3 * p + 2]
+            for q in range(box):
+                g = y_[q] - ((cb[q] + cr[q]) >> 2)
+                y_[q], cb[q], cr[q] = cr[q] + g, g, cb[q] + g
+
+    flat = [v for comp in comps for v in comp]
+    if h["wavelet"] == 2:             # samples were multiples of `scale`
+        values = np.array(flat, dtype=np.float64) * h["scale"]
+        if np.issubdtype(dtype, np.floating):
+            top = np.finfo(dtype).max
+            values = np.clip(values, -top, top).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            values = np.clip(np.floor(values + 0.5), info.min, info.max).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        values = np.clip(np.array(flat, dtype=object), info.min, info.max).astype(dtype)
+    work = values.reshape([shape[a] for a in perm])
+    return np.ascontiguousarray(np.transpose(work, np.argsort(perm)))
