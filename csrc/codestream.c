@@ -795,6 +795,43 @@ static pj2k_status widen(pj2k_prepared *prep)
     return PJ2K_OK;
 }
 
+/* Rate-search aid for 9/7: see the header.  A double's bits above the top
+ * three mantissa bits (sign 0) order non-negative values like the values. */
+pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, size_t nbins,
+                                    uint64_t *counts, int64_t *top_key)
+{
+    if (!prep || !prep->lossy || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
+    const pj2k_header *h = &prep->h;
+    if (nbands != (size_t)h->nbands) return PJ2K_ERR_PARAM;
+    const layout *L = &prep->L;
+    uint64_t lengths[PJ2K_MAX_AXES];
+    double norms[PJ2K_MAX_BANDS];
+    for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
+    if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
+    memset(counts, 0, (size_t)h->nbands * nbins * sizeof *counts);
+    int64_t top = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+            const double *src = prep->real + c * L->box;
+            FOR_EACH_BAND(L->dims, h->levels, h->naxes, {
+                const double v = fabs(src[at]) * norms[sb->step_index];
+                uint64_t bits;
+                memcpy(&bits, &v, sizeof bits);
+                const int64_t key = v > 0.0 && isfinite(v) ? (int64_t)(bits >> 49) : -1;
+                if (pass == 0) {
+                    top = key > top ? key : top;
+                } else {
+                    const int64_t k = key < 0 ? (int64_t)nbins - 1 : top - key;
+                    counts[(size_t)sb->step_index * nbins +
+                           (size_t)(k < (int64_t)nbins - 1 ? k : (int64_t)nbins - 1)]++;
+                }
+            })
+        }
+    }
+    *top_key = top;
+    return PJ2K_OK;
+}
+
 pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
                                  const uint8_t (*layer_shift)[PJ2K_MAX_BANDS],
                                  uint8_t **out, size_t *out_length)

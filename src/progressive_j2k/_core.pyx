@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Thin bindings to the C core: buffers in, buffers out, GIL released."""
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -57,6 +57,8 @@ cdef extern from "progressive_j2k.h" nogil:
                                      const uint8_t (*layer_shift)[71], uint8_t **out,
                                      size_t *out_length)
     void pj2k_prepared_free(pj2k_prepared *prepared)
+    pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands,
+                                        size_t nbins, uint64_t *counts, int64_t *top_key)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
                                   void *out, size_t out_size, uint64_t max_elements)
@@ -168,6 +170,19 @@ cdef class Prepared:
             return PyBytes_FromStringAndSize(<char *>out, out_length)
         finally:
             pj2k_free(out)
+
+    def histogram(self, uint64_t[:, ::1] counts):
+        """9/7 only: fill counts (the chunk's nbands x nbins, nbins >= 2) with
+        the coefficients per band and eighth-octave bin of |c| * band norm
+        (pj2k_prepared_histogram); returns the top bin's key."""
+        cdef int64_t top_key = -1
+        cdef pj2k_status status
+        with nogil:
+            status = pj2k_prepared_histogram(self.ptr, counts.shape[0], counts.shape[1],
+                                             &counts[0, 0], &top_key)
+        if status != PJ2K_OK:
+            raise_status(status, "histogram")
+        return top_key
 
 
 def read_header(const uint8_t[::1] buf):
