@@ -78,15 +78,18 @@ class RateModel:
     def bytes(self, step: float) -> float:
         # bit length of floor(v / step) at each bin's edges; a bin spans at most
         # one change of it, and is split there, values spread evenly in log
-        low = self.log_low - math.log2(step)
-        high = self.log_high - math.log2(step)
+        # only the bins reaching the step matter (the rest quantise to 0); the
+        # bins run from the largest values down
+        used = int(np.searchsorted(-self.log_high, -math.log2(step), side="right"))
+        low = self.log_low[:used] - math.log2(step)
+        high = self.log_high[:used] - math.log2(step)
         e_low = np.maximum(np.floor(low) + 1, 0).astype(np.int64)
         e_high = np.maximum(np.floor(high) + 1, 0).astype(np.int64)
         upper = np.where(e_high > e_low, (high - np.maximum(np.floor(high), low)) / (high - low), 0.0)
-        columns = np.arange(e_high.max() + 1)
+        columns = np.arange(max(int(e_high.max(initial=0)), 1) + 1)
         weights = ((e_low[:, None] == columns) * (1.0 - upper)[:, None]
                    + (e_high[:, None] == columns) * upper[:, None])
-        by_exponent = self.counts @ weights
+        by_exponent = self.counts[:, :used] @ weights
         by_exponent[:, 0] += self.total - by_exponent.sum(axis=1)   # the rest are zeros
         p = by_exponent / np.maximum(self.total, 1.0)[:, None]
         entropy_bits = -(by_exponent * np.log2(np.where(by_exponent > 0, p, 1.0))).sum()
@@ -100,17 +103,23 @@ class RateModel:
         per_bin = zero * self.centre_squared + (1.0 - zero) * step * step / 12
         return float((self.counts.sum(axis=0) * per_bin).sum())
 
-    def step_for(self, estimate, value: float, limits) -> float:
+    def step_for(self, estimate, value: float, limits, near: float | None = None) -> float:
         """The step at which estimate(step), decreasing in the step, equals
-        `value` (bisection in log step)."""
+        `value`: bisection in log step, within a factor 256 of `near` if
+        given (a trial's step), else over the limits; to about 0.01%."""
         lo, hi = math.log(limits[0]), math.log(limits[1])
-        for _ in range(40):
+        if near is not None:
+            lo, hi = max(lo, math.log(near) - NEAR), min(hi, math.log(near) + NEAR)
+        while hi - lo > 1e-4:
             mid = 0.5 * (lo + hi)
             if estimate(math.exp(mid)) > value:
                 lo = mid
             else:
                 hi = mid
         return math.exp(0.5 * (lo + hi))
+
+
+NEAR = math.log(256.0)
 
 
 def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
@@ -180,7 +189,7 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
 
         def predict(step, log_size):   # the model, scaled to the last trial
             scale = math.exp(log_size) / max(model.bytes(step), 1.0)
-            return model.step_for(lambda s: scale * model.bytes(s), target, limits)
+            return model.step_for(lambda s: scale * model.bytes(s), target, limits, near=step)
 
     # size roughly halves when the step doubles at moderate rates: slope -1
     found, trials = _search(score, start, *limits,
@@ -212,7 +221,7 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
             offset = measured - model_psnr(step)
             if not math.isfinite(offset):
                 return None
-            return model.step_for(lambda s: model_psnr(s) + offset, aim, limits)
+            return model.step_for(lambda s: model_psnr(s) + offset, aim, limits, near=step)
 
     # MSE ~ step**2: -20 / ln(10) dB per e-fold of the step
     found, trials = _search(score, start, *limits,
