@@ -2,7 +2,8 @@
  * dimensions, any axes, levels, colour option and mode, with or without
  * quality layers), decode, and require a bit-exact result for lossless, every
  * sample within the bound for error-bounded, and finite float output for
- * lossy; layered streams must also decode at every layer. */
+ * lossy; layered streams must also decode at every layer.  For lossy input,
+ * the rate-search histogram must count every coefficient exactly once. */
 #include "progressive_j2k.h"
 #include <math.h>
 #include <stdint.h>
@@ -78,6 +79,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         if (p.dtype == PJ2K_FLOAT32)
             for (size_t i = 0; i < n; i++) if (!isfinite(((float *)back)[i])) abort();
+    }
+    if (p.wavelet == PJ2K_WAVELET_97) {
+        pj2k_prepared *prep = NULL;
+        if (pj2k_prepare(&p, in, &prep) == PJ2K_OK) {
+            const size_t bands = 1 + (size_t)p.levels * ((1u << p.naxes) - 1);
+            const size_t nbins = 2 + data[4] % 600;
+            uint64_t *counts = malloc(bands * nbins * sizeof *counts);
+            int64_t top;
+            if (counts && pj2k_prepared_histogram(prep, bands, nbins, counts, &top) == PJ2K_OK) {
+                uint64_t total = 0;
+                for (size_t i = 0; i < bands * nbins; i++) total += counts[i];
+                if (total != n) abort();
+            }
+            free(counts);
+        }
+        pj2k_prepared_free(prep);
     }
     pj2k_free(enc);
     free(in);
