@@ -181,6 +181,17 @@ def test_psnr_target_within_half_a_db(real, name, target):
     assert target <= measure(pj.decode(enc), arr) <= target + 0.5
 
 
+def test_targets_on_constant_floats():
+    """A constant float chunk has no PSNR peak (value range 0) and an all-zero
+    one nothing to model: the searches must still end with a close result
+    (regressions: a math domain error, and a first step at the step limit)."""
+    for value in (0.0, 3.5):
+        arr = np.full((16, 16), value, np.float64)
+        for target in ({"psnr": 40}, {"ratio": 4}):
+            dec = pj.decode(pj.encode(arr, reversible=False, **target))
+            assert np.abs(dec - arr).max() <= 0.05
+
+
 def test_unreachable_targets_give_the_closest():
     flat = np.full((64, 64), 7, np.uint8)  # any step codes this in a few bytes
     enc = pj.encode(flat, reversible=False, ratio=2)

@@ -397,9 +397,10 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
         limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
         counts = np.zeros((1 + levels * (2 ** len(axes) - 1), _rate.HISTOGRAM_BINS), np.uint64)
-        model = _rate.RateModel(counts, prepared.histogram(counts),
-                                header_length(arr.ndim, len(axes), levels, "lossy")
-                                + 5 * (levels + 1))   # the header, and each piece's flush
+        top_key = prepared.histogram(counts)
+        model = None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
+            counts, top_key, header_length(arr.ndim, len(axes), levels, "lossy")
+            + 5 * (levels + 1))                             # the header, and each piece's flush
         if options["ratio"] is not None:
             encoded, step = _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits,
                                                   model)

@@ -10,10 +10,10 @@ early when the result stops changing (flat chunks).  Each trial quantises and
 codes the once-transformed chunk again (and decodes it for PSNR).  Both
 searches return (codestream, step).
 
-For a size target, a model of the size against the step (RateModel, from a
-histogram of the chunk's coefficients) picks the first step and, scaled by
-the real size of the last trial, each next one: the secant remains the
-fallback once the model stops helping.
+A model of size and error against the step (RateModel, from a histogram of
+the chunk's coefficients) picks the first step and, corrected by the last
+trial's real size or PSNR, the next ones; the secant takes over after
+PREDICTED_TRIALS trials.
 """
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def psnr(decoded: np.ndarray, original: np.ndarray) -> float:
 
 MAX_JUMP = math.log(16.0)    # largest change of log(step) per trial
 PREDICTED_TRIALS = 3         # trials steered by a model before the secant takes over
+NEAR = math.log(256.0)       # a model-steered step stays within this of the last trial
+FIRST_REACH = 2.0**16        # the model's first step stays within this of the default
 STEER_CAP = 100.0            # |value - aim| used for steering (PSNR may be infinite)
 
 
@@ -76,10 +78,10 @@ class RateModel:
         self.overhead = overhead
 
     def bytes(self, step: float) -> float:
-        # bit length of floor(v / step) at each bin's edges; a bin spans at most
-        # one change of it, and is split there, values spread evenly in log
-        # only the bins reaching the step matter (the rest quantise to 0); the
-        # bins run from the largest values down
+        # only the bins reaching the step matter (the rest quantise to 0; the
+        # bins run from the largest values down).  The bit length of
+        # floor(v / step) at each bin's edges: a bin spans at most one change
+        # of it and is split there, its values spread evenly in log.
         used = int(np.searchsorted(-self.log_high, -math.log2(step), side="right"))
         low = self.log_low[:used] - math.log2(step)
         high = self.log_high[:used] - math.log2(step)
@@ -118,8 +120,6 @@ class RateModel:
                 hi = mid
         return math.exp(0.5 * (lo + hi))
 
-
-NEAR = math.log(256.0)
 
 
 def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
@@ -171,7 +171,7 @@ def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: 
     return None, trials
 
 
-#: Real size over SizeModel's estimate, before any trial (typical: 0.86-0.98).
+#: Real size over RateModel's estimate, before any trial (typical: 0.86-0.98).
 TYPICAL_MODEL_SCALE = 0.9
 
 
@@ -185,7 +185,8 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
 
     predict = None
     if model is not None:
-        start = model.step_for(lambda s: TYPICAL_MODEL_SCALE * model.bytes(s), target, limits)
+        start = model.step_for(lambda s: TYPICAL_MODEL_SCALE * model.bytes(s), target,
+                               (max(limits[0], start / FIRST_REACH), min(limits[1], start * FIRST_REACH)))
 
         def predict(step, log_size):   # the model, scaled to the last trial
             scale = math.exp(log_size) / max(model.bytes(step), 1.0)
@@ -208,14 +209,15 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
 
     aim = target + PSNR_MARGIN / 2
     predict = None
-    if model is not None and arr.size:
+    if model is not None and arr.size and psnr_peak(arr) > 0:   # else PSNR is -inf anyway
         peak_squared = psnr_peak(arr) ** 2
 
         def model_psnr(step):
             error = model.squared_error(step) / arr.size
             return 10 * math.log10(peak_squared / error) if error > 0 else math.inf
 
-        start = model.step_for(model_psnr, aim, limits)
+        start = model.step_for(model_psnr, aim, (max(limits[0], start / FIRST_REACH),
+                                                 min(limits[1], start * FIRST_REACH)))
 
         def predict(step, measured):   # the model, offset to the last trial
             offset = measured - model_psnr(step)
