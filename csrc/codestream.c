@@ -802,13 +802,16 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
 {
     if (!prep || !prep->lossy || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->h;
-    if (nbands != (size_t)h->nbands) return PJ2K_ERR_PARAM;
+    if (nbands != (size_t)h->nbands || nbins > SIZE_MAX / sizeof *counts / nbands)
+        return PJ2K_ERR_PARAM;
     const layout *L = &prep->L;
+    memset(counts, 0, nbands * nbins * sizeof *counts);
+    *top_key = -1;
+    if (!L->elements) return PJ2K_OK;
     uint64_t lengths[PJ2K_MAX_AXES];
     double norms[PJ2K_MAX_BANDS];
     for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
     if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
-    memset(counts, 0, (size_t)h->nbands * nbins * sizeof *counts);
     int64_t top = -1;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t c = 0; c < L->planes * L->ncomp; c++) {

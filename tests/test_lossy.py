@@ -115,6 +115,23 @@ def prepared_lossy(arr, levels=6, wavelet=1):
                           arr.shape, tuple(range(arr.ndim)), -1, levels, wavelet, 1.0, 0.0)
 
 
+def test_histogram_bins_are_exact():
+    """With no levels the coefficients are the samples (band norm 1): each
+    must land in the bin of its double's key, bits >> 49."""
+    from progressive_j2k import _rate
+    rng = np.random.default_rng(5)
+    arr = (rng.standard_normal((37, 41)) * np.exp2(rng.integers(-20, 20, (37, 41))))
+    arr[0, :5] = 0.0
+    counts = np.zeros((1, _rate.HISTOGRAM_BINS), np.uint64)
+    top = prepared_lossy(arr, levels=0).histogram(counts)
+    keys = (np.abs(arr).view(np.uint64) >> np.uint64(49)).astype(np.int64)
+    assert top == keys.max()
+    expected = np.bincount(np.minimum(top - keys[arr != 0], _rate.HISTOGRAM_BINS - 1),
+                           minlength=_rate.HISTOGRAM_BINS)
+    expected[-1] += (arr == 0).sum()
+    np.testing.assert_array_equal(counts[0], expected)
+
+
 def test_histogram_counts_every_coefficient_by_band(real):
     from progressive_j2k import _core, _rate
     arr = np.ascontiguousarray(real("camera")[:100, :90])
@@ -135,11 +152,12 @@ def test_histogram_counts_every_coefficient_by_band(real):
 def test_size_model_tracks_real_sizes(real, name):
     """The model's estimate, scaled at one step, predicts the size at a step
     four times larger within 12% (the search then needs about two trials)."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _api, _rate
     arr = np.ascontiguousarray(real(name)[..., 1] if real(name).ndim == 3 else real(name))
     prepared = prepared_lossy(arr)
     counts = np.zeros((19, _rate.HISTOGRAM_BINS), np.uint64)
-    model = _rate.RateModel(counts, prepared.histogram(counts), 200)
+    overhead = _api.header_length(2, 2, 6, "lossy") + 5 * 7      # as encode() builds it
+    model = _rate.RateModel(counts, prepared.histogram(counts), overhead)
     unit = 1.0 if arr.itemsize == 1 else 16.0
     scale = len(prepared.encode(unit)) / model.bytes(unit)
     predicted, actual = scale * model.bytes(4 * unit), len(prepared.encode(4 * unit))
@@ -184,12 +202,26 @@ def test_psnr_target_within_half_a_db(real, name, target):
 def test_targets_on_constant_floats():
     """A constant float chunk has no PSNR peak (value range 0) and an all-zero
     one nothing to model: the searches must still end with a close result
-    (regressions: a math domain error, and a first step at the step limit)."""
+    (regressions: a math domain error; an all-zero chunk refused)."""
     for value in (0.0, 3.5):
         arr = np.full((16, 16), value, np.float64)
         for target in ({"psnr": 40}, {"ratio": 4}):
             dec = pj.decode(pj.encode(arr, reversible=False, **target))
             assert np.abs(dec - arr).max() <= 0.05
+
+
+@pytest.mark.parametrize("case, ratio", [("u8_constant", 2), ("f8_1d", 4), ("camera_32", 10)])
+def test_unreachable_ratio_on_small_chunks_stays_faithful(real, case, ratio):
+    """When even the header exceeds the target size, the smallest stream is
+    the closest; of the steps giving it, the finest: the result must stay
+    far closer to the data than a zeroed chunk (which a model-guided first
+    step at the coarsest step once returned)."""
+    arr = {"u8_constant": lambda: np.full((8, 8), 200, np.uint8),
+           "f8_1d": lambda: np.full(5, 3.5),
+           "camera_32": lambda: np.ascontiguousarray(real("camera")[100:132, 100:132])}[case]()
+    dec = pj.decode(pj.encode(arr, reversible=False, ratio=ratio))
+    rms = np.sqrt(np.mean((dec.astype(float) - arr) ** 2))
+    assert rms <= 0.5 * np.sqrt(np.mean(arr.astype(float) ** 2))   # zeroed: 1.0
 
 
 def test_unreachable_targets_give_the_closest():

@@ -1,8 +1,9 @@
 """docs/FORMAT.md against the C core: a decoder written from the document
 alone (spec_decoder.py) must give exactly the C decoder's arrays, at every
 level and quality layer, for the frozen codestreams of every format version
-and for fresh encodes of real data (lossless and error-bounded; the 9/7 path
-is covered by the golden files only)."""
+and for fresh encodes of real data.  Lossless and error-bounded streams only
+(the 9/7 path is not in the spec decoder; test_golden.py pins it), and valid
+streams only (the spec decoder does not verify the CRCs)."""
 from pathlib import Path
 
 import numpy as np

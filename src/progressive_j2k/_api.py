@@ -405,8 +405,9 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             encoded, step = _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits,
                                                   model)
         else:
+            gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step = _rate.encode_to_psnr(encode_with, decode_own, arr, options["psnr"],
-                                                 step, limits, model)
+                                                 step, limits, model, gain)
     else:
         encoded = encode_with(step)
     if options["layers"] is None:

@@ -44,7 +44,6 @@ def psnr(decoded: np.ndarray, original: np.ndarray) -> float:
 
 MAX_JUMP = math.log(16.0)    # largest change of log(step) per trial
 PREDICTED_TRIALS = 3         # trials steered by a model before the secant takes over
-NEAR = math.log(256.0)       # a model-steered step stays within this of the last trial
 FIRST_REACH = 2.0**16        # the model's first step stays within this of the default
 STEER_CAP = 100.0            # |value - aim| used for steering (PSNR may be infinite)
 
@@ -62,9 +61,10 @@ class RateModel:
     per sign, plus `overhead`.  The coder's contexts do better than zero order
     by a factor that drifts slowly with the step (about 0.86-0.98 on the test
     images), so the search scales the estimate by the real size of its last
-    trial.  Error: v**2 for values quantised to 0, step**2 / 12 for the others
-    (the band norms make base-step units add up like sample errors); the
-    search corrects the PSNR by the offset of its last trial."""
+    trial.  Error: v**2 for values quantised to 0, step**2 / 12 for the others;
+    the band norms make these add up like sample errors, times the colour
+    transform's gain for colour chunks (encode_to_psnr); the search corrects
+    the PSNR by the offset of its last trial."""
 
     def __init__(self, counts: np.ndarray, top_key: int, overhead: int):
         keys = top_key - np.arange(HISTOGRAM_BINS - 1)
@@ -75,6 +75,7 @@ class RateModel:
         self.centre_squared = np.exp2(self.log_low + self.log_high)   # geometric mean, squared
         self.counts = counts[:, :-1].astype(np.float64)
         self.total = counts.sum(axis=1).astype(np.float64)
+        self.all_bands = self.counts.sum(axis=0)
         self.overhead = overhead
 
     def bytes(self, step: float) -> float:
@@ -99,19 +100,21 @@ class RateModel:
         return self.overhead + float(entropy_bits + (by_exponent @ raw_per_exponent).sum()) / 8
 
     def squared_error(self, step: float) -> float:
-        """Sum of squared errors over all samples (the histogram's last bin,
-        64 octaves below the largest value, counts as error-free)."""
+        """Sum of squared coefficient errors in base-step units (the
+        histogram's last bin, 64 octaves below the largest value, counts as
+        error-free)."""
         zero = np.clip((math.log2(step) - self.log_low) / (self.log_high - self.log_low), 0.0, 1.0)
         per_bin = zero * self.centre_squared + (1.0 - zero) * step * step / 12
-        return float((self.counts.sum(axis=0) * per_bin).sum())
+        return float((self.all_bands * per_bin).sum())
 
     def step_for(self, estimate, value: float, limits, near: float | None = None) -> float:
         """The step at which estimate(step), decreasing in the step, equals
-        `value`: bisection in log step, within a factor 256 of `near` if
-        given (a trial's step), else over the limits; to about 0.01%."""
+        `value`: bisection in log step, within MAX_JUMP of `near` if given
+        (a trial's step: _search moves no further), else over the limits; to
+        about 0.01%."""
         lo, hi = math.log(limits[0]), math.log(limits[1])
         if near is not None:
-            lo, hi = max(lo, math.log(near) - NEAR), min(hi, math.log(near) + NEAR)
+            lo, hi = max(lo, math.log(near) - MAX_JUMP), min(hi, math.log(near) + MAX_JUMP)
         while hi - lo > 1e-4:
             mid = 0.5 * (lo + hi)
             if estimate(math.exp(mid)) > value:
@@ -119,7 +122,6 @@ class RateModel:
             else:
                 hi = mid
         return math.exp(0.5 * (lo + hi))
-
 
 
 def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
@@ -171,8 +173,11 @@ def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: 
     return None, trials
 
 
-#: Real size over RateModel's estimate, before any trial (typical: 0.86-0.98).
+#: Real size over RateModel's estimate, before any trial (measured 0.7-0.98).
 TYPICAL_MODEL_SCALE = 0.9
+#: Sample error over component error for the inverse ICT: the mean squared
+#: column norm of its matrix (3, 3.26 and 2.48 for Y, Cb and Cr; csrc/transform.c).
+ICT_ERROR_GAIN = (3.0 + (0.34413**2 + 1.772**2) + (1.402**2 + 0.71414**2)) / 3
 
 
 def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
@@ -184,9 +189,11 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
         return encoded, math.log(len(encoded))
 
     predict = None
-    if model is not None:
-        start = model.step_for(lambda s: TYPICAL_MODEL_SCALE * model.bytes(s), target,
-                               (max(limits[0], start / FIRST_REACH), min(limits[1], start * FIRST_REACH)))
+    reach = (max(limits[0], start / FIRST_REACH), min(limits[1], start * FIRST_REACH))
+    if model is not None and TYPICAL_MODEL_SCALE * model.bytes(reach[1]) < target:
+        # (else even the coarsest step misses: the target is out of reach,
+        # and the default start keeps the closest result a faithful one)
+        start = model.step_for(lambda s: TYPICAL_MODEL_SCALE * model.bytes(s), target, reach)
 
         def predict(step, log_size):   # the model, scaled to the last trial
             scale = math.exp(log_size) / max(model.bytes(step), 1.0)
@@ -196,25 +203,26 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
     found, trials = _search(score, start, *limits,
                             accept=lambda v: abs(math.exp(v) / target - 1) <= RATIO_TOLERANCE,
                             aim=math.log(target), slope=-1.0, predict=predict)
-    if found is None:   # out of reach: the closest
-        found = min(trials, key=lambda t: abs(t[2] - math.log(target)))
+    if found is None:   # out of reach: the closest (of equals, the finest step)
+        found = min(trials, key=lambda t: (abs(t[2] - math.log(target)), t[0]))
     return found[1], found[0]
 
 
 def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float, limits,
-                   model: RateModel | None = None) -> tuple:
+                   model: RateModel | None = None, error_gain: float = 1.0) -> tuple:
+    """error_gain: sample error over coefficient error (ICT_ERROR_GAIN for
+    colour chunks, else 1)."""
     def score(step):
         encoded = encode(step)
         return encoded, psnr(decode(encoded), arr)
 
     aim = target + PSNR_MARGIN / 2
     predict = None
-    if model is not None and arr.size and psnr_peak(arr) > 0:   # else PSNR is -inf anyway
-        peak_squared = psnr_peak(arr) ** 2
-
+    peak = psnr_peak(arr)
+    if model is not None and peak > 0:   # (no peak: the PSNR is -inf at any step)
         def model_psnr(step):
-            error = model.squared_error(step) / arr.size
-            return 10 * math.log10(peak_squared / error) if error > 0 else math.inf
+            error = error_gain * model.squared_error(step) / arr.size
+            return 10 * math.log10(peak * peak / error) if error > 0 else math.inf
 
         start = model.step_for(model_psnr, aim, (max(limits[0], start / FIRST_REACH),
                                                  min(limits[1], start * FIRST_REACH)))
