@@ -88,10 +88,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint64_t *counts = malloc(bands * nbins * sizeof *counts);
             int64_t top;
             if (counts && pj2k_prepared_histogram(prep, bands, nbins, counts, &top) == PJ2K_OK) {
-                uint64_t total = 0;
+                uint64_t total = 0, first = 0;
                 for (size_t i = 0; i < bands * nbins; i++) total += counts[i];
-                if (total != n) abort();
+                for (size_t b = 0; b < bands; b++) first += counts[b * nbins];
+                if (total != n || (top >= 0) != (first > 0)) abort();
             }
+            if (counts && pj2k_prepared_histogram(prep, bands + 1, nbins, counts, &top) == PJ2K_OK)
+                abort();   /* a band count not the chunk's is refused */
             free(counts);
         }
         pj2k_prepared_free(prep);

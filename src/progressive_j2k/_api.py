@@ -28,12 +28,17 @@ MAX_LOSSY_STEP = 1e37
 FIXED_HEADER_BYTES = _core.FIXED_HEADER
 
 
+def band_count(levels: int, naxes: int) -> int:
+    """Subbands of a chunk: the low band and 2**naxes - 1 per level."""
+    return 1 + levels * (2**naxes - 1)
+
+
 def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1,
                   version: int = _core.FORMAT_VERSION) -> int:
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
     number of quality layers and format version."""
-    nbands = 1 + levels * (2**naxes - 1)
+    nbands = band_count(levels, naxes)
     extra = {"lossless": 0, "tolerance": 16, "lossy": 4 * nbands}[mode]
     layer_fields = (1 if version >= 2 else 0) + (layers * nbands if layers > 1 else 0)
     return (FIXED_HEADER_BYTES + 8 * ndim + naxes + layer_fields + extra
@@ -396,7 +401,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
 
     if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
         limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
-        counts = np.zeros((1 + levels * (2 ** len(axes) - 1), _rate.HISTOGRAM_BINS), np.uint64)
+        counts = np.zeros((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
         top_key = prepared.histogram(counts)
         model = None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
             counts, top_key, header_length(arr.ndim, len(axes), levels, "lossy")

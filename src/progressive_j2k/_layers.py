@@ -41,7 +41,8 @@ class Thresholds:
     """Maps a threshold t to a table of per-band shifts."""
 
     def __init__(self, lengths: tuple, levels: int, weighted: bool, max_shift: int):
-        nbands = 1 + levels * (2 ** len(lengths) - 1)
+        from progressive_j2k._api import band_count   # (_api imports this module)
+        nbands = band_count(levels, len(lengths))
         gains = band_norm_log2(lengths, levels) if weighted else (0.0,) * nbands
         self.offsets = [g + 1 - (b + 0.5) / nbands for b, g in enumerate(gains)]
         self.max_shift = max_shift
