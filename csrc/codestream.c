@@ -524,16 +524,25 @@ static pj2k_status compute_steps(pj2k_header *h, double base_step)
         }                                                                       \
     }
 
-static pj2k_status quantise(const pj2k_header *h, const layout *L, const double *in, int64_t *out)
+/* Quantised values go into int32 (kind I32) unless one needs more:
+ * PJ2K_NARROW_OVERFLOW asks the caller to widen the buffer to int64. */
+static pj2k_status quantise(const pj2k_header *h, const layout *L, const double *in, void *out,
+                            coef_kind kind)
 {
     const double limit = (double)((int64_t)1 << 60);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const double *src = in + c * L->box;
-        int64_t *dst = out + c * L->box;
+        uint8_t *dst = (uint8_t *)out + c * L->box * COEF_BYTES[kind];
         FOR_EACH_BAND(L->dims, h->levels, h->naxes, {
             const double q = floor(fabs(src[at]) / (double)h->steps[sb->step_index]);
             if (!(q < limit)) return PJ2K_ERR_PARAM;   /* step too small, or NaN/inf */
-            dst[at] = src[at] < 0 ? -(int64_t)q : (int64_t)q;
+            const int64_t v = src[at] < 0 ? -(int64_t)q : (int64_t)q;
+            if (kind == COEF_I64) {
+                ((int64_t *)dst)[at] = v;
+            } else {
+                if (q > (double)INT32_MAX) return PJ2K_NARROW_OVERFLOW;
+                ((int32_t *)dst)[at] = (int32_t)v;
+            }
         })
     }
     return PJ2K_OK;
@@ -542,8 +551,8 @@ static pj2k_status quantise(const pj2k_header *h, const layout *L, const double 
 /* Reconstruction of a value known to shift s (segment r decoded through
  * layer last[r], |v| >> s = |q|): the middle of its interval,
  * [|q|, |q| + 1) * 2**s quantisation steps. */
-static void dequantise(const pj2k_header *h, const layout *L, int levels, const int64_t *in,
-                       double *out, const int *last)
+static void dequantise(const pj2k_header *h, const layout *L, int levels, const void *in,
+                       coef_kind kind, double *out, const int *last)
 {
     /* per band: step * 2**shift (a power-of-two factor: exact, so single-layer
      * streams get (|q| + 0.5) * step bit for bit) */
@@ -554,10 +563,10 @@ static void dequantise(const pj2k_header *h, const layout *L, int levels, const 
         factor[b] = ldexp((double)h->steps[b], h->layer_shift[last[r]][b]);
     }
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const int64_t *src = in + c * L->box;
+        const uint8_t *src = (const uint8_t *)in + c * L->box * COEF_BYTES[kind];
         double *dst = out + c * L->box;
         FOR_EACH_BAND(L->dims, levels, h->naxes, {
-            const int64_t q = src[at];
+            const int64_t q = kind == COEF_I32 ? ((const int32_t *)src)[at] : ((const int64_t *)src)[at];
             const double m = ((double)(q < 0 ? -q : q) + 0.5) * factor[sb->step_index];
             dst[at] = q == 0 ? 0.0 : (q < 0 ? -m : m);
         })
@@ -758,7 +767,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     make_layout(h, 0, L);
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
     const int via_real = prep->lossy || h->wavelet == PJ2K_WAVELET_53_QUANTISED;
-    prep->kind = kind_for(h, 0);
+    prep->kind = prep->lossy ? COEF_I32 : kind_for(h, 0);   /* lossy: widened when needed */
     if (L->elements) {
         double *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8);
         if (!tmp) { st = PJ2K_ERR_NOMEM; goto fail; }
@@ -781,10 +790,20 @@ fail:
     return st;
 }
 
-/* int16 coefficients whose coding needs more (a low-band residual): widen. */
+/* Coefficients whose coding needs a wider type: int16 (lossless 8-bit) to
+ * int32, keeping the values; lossy int32 to int64 (the caller quantises
+ * again). */
 static pj2k_status widen(pj2k_prepared *prep)
 {
     const size_t n = prep->L.elements;
+    if (prep->lossy) {
+        int64_t *wide = malloc(n * sizeof *wide);
+        if (!wide) return PJ2K_ERR_NOMEM;
+        free(prep->coef);
+        prep->coef = wide;
+        prep->kind = COEF_I64;
+        return PJ2K_OK;
+    }
     int32_t *wide = malloc(n * sizeof *wide);
     if (!wide) return PJ2K_ERR_NOMEM;
     const int16_t *narrow = prep->coef;
@@ -864,11 +883,12 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     if (!pj2k_bytes_reserve(&bytes, h.header_length + 1024)) return PJ2K_ERR_NOMEM;
     bytes.length = h.header_length;
     if (L->elements) {
-        if (prep->lossy) st = quantise(&h, L, prep->real, prep->coef);
+        if (prep->lossy) st = quantise(&h, L, prep->real, prep->coef, prep->kind);
         if (st == PJ2K_OK) st = encode_segments(&h, L, prep->coef, prep->kind, &bytes);
-        if (st == PJ2K_NARROW_OVERFLOW) {
+        if (st == PJ2K_NARROW_OVERFLOW) {   /* a value or residual needs a wider type */
             bytes.length = h.header_length;
             st = widen(prep);
+            if (st == PJ2K_OK && prep->lossy) st = quantise(&h, L, prep->real, prep->coef, prep->kind);
             if (st == PJ2K_OK) st = encode_segments(&h, L, prep->coef, prep->kind, &bytes);
         }
     } else {
@@ -986,7 +1006,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     if (lossy) {
         real = malloc(L->elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-        dequantise(h, L, levels, coef, real, last);
+        dequantise(h, L, levels, coef, kind, real, last);
         /* generous: data values up to ~1e300, and no overflow to inf inside */
         const double real_bound = DTYPE_INFO[h->dtype].is_float ? 1e300 : 1e12;
         for (size_t c = 0; c < L->planes * L->ncomp; c++)
@@ -1068,8 +1088,13 @@ pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int 
             return PJ2K_ERR_CHECKSUM;
     }
     if (L.elements == 0) return PJ2K_OK;
-    st = decode_with(&h, &L, levels, last, buf, out, kind_for(&h, last[levels] < h.layers - 1));
-    if (st == PJ2K_NARROW_OVERFLOW) st = decode_with(&h, &L, levels, last, buf, out, COEF_I32);
+    /* lossy values are decoded narrow (int32) unless one needs more */
+    coef_kind kind = h.wavelet == PJ2K_WAVELET_97 ? COEF_I32 : kind_for(&h, last[levels] < h.layers - 1);
+    st = decode_with(&h, &L, levels, last, buf, out, kind);
+    while (st == PJ2K_NARROW_OVERFLOW && kind != COEF_I64) {   /* a value did not fit: wider */
+        kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
+        st = decode_with(&h, &L, levels, last, buf, out, kind);
+    }
     return st;
 }
 

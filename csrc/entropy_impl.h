@@ -282,7 +282,9 @@ static inline COEF SFX(predict)(const COEF *row, const COEF *up, const COEF *bac
     if (up && x) {
         const COEF a = row[x - 1], n = up[x], c = up[x - 1];
         const COEF hi = a > n ? a : n, lo = a > n ? n : a;
-        return c >= hi ? lo : (c <= lo ? hi : a + n - c);
+        /* strictly between lo and hi, so it fits COEF; summed wide (int32 lossy values
+           may reach INT32_MAX) */
+        return c >= hi ? lo : (c <= lo ? hi : (COEF)((int64_t)a + n - c));
     }
     if (x) return row[x - 1];
     if (up) return up[x];
