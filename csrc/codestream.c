@@ -87,7 +87,8 @@ static const row_fn STORE[4][PJ2K_NUM_DTYPES] = ROW_FNS(store);
 
 /* Coefficient buffers: int16 for lossless 8-bit data (half the memory; any
  * value that does not fit sends the work back to int32, which gives the same
- * values), int32 for 16-bit, int64 for 32-bit, lossy and error-bounded. */
+ * values), int32 for 16-bit and for lossy values (int64 when one needs it),
+ * int64 for 32-bit and error-bounded. */
 typedef enum { COEF_I16 = 0, COEF_I32 = 1, COEF_I64 = 2 } coef_kind;
 static const size_t COEF_BYTES[3] = {2, 4, 8};
 static const int COEF_WORK[3] = {WORK_I16, WORK_I32, WORK_I64};
