@@ -164,6 +164,20 @@ def test_size_model_tracks_real_sizes(real, name):
     assert abs(predicted / actual - 1) < 0.12
 
 
+def test_model_solver_finds_crossings_and_limits():
+    """RateModel.step_for: the crossing of a decreasing estimate, also with an
+    infinite end (a lossless-like PSNR), and the nearer limit when the value
+    is not bracketed."""
+    import math
+    from progressive_j2k import _rate
+    solve = _rate.RateModel.step_for
+    psnr_like = lambda s: math.inf if s < 1e-3 else 50 - 10 * math.log10(s)   # noqa: E731
+    assert solve(psnr_like, 40, (1e-6, 1e6)) == pytest.approx(10, rel=1e-3)
+    assert solve(lambda s: 100 / s, 7, (1e-3, 1e3), near=10.0) == pytest.approx(100 / 7, rel=1e-3)
+    assert solve(lambda s: 100 / s, 1e9, (1e-3, 1e3)) == pytest.approx(1e-3)   # too large a value
+    assert solve(lambda s: 100 / s, 1e-9, (1e-3, 1e3)) == pytest.approx(1e3)   # too small
+
+
 def test_target_searches_are_guided_by_the_model(real, monkeypatch):
     """Ratio and PSNR targets on real images take at most three trial encodes
     each, two or fewer on average (the unguided secant took 4.3 and 3.7)."""
