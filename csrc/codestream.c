@@ -509,40 +509,69 @@ static pj2k_status compute_steps(pj2k_header *h, double base_step)
 }
 
 /* Visit every element of every band of every segment of one component. */
-#define FOR_EACH_BAND(dims, levels, naxes, BODY)                                \
+/* Every row of every band of a component (segments 0..levels): BODY sees
+ * `sb` (the band), `r_` (its segment), `at` (the row's first element) and
+ * `nx` (its length). */
+#define FOR_EACH_BAND_ROW(dims, levels, naxes, BODY)                            \
     for (int r_ = 0; r_ <= (levels); r_++) {                                    \
         segment_band sbs_[7];                                                   \
         const int nb_ = segment_bands((dims), (levels), r_, (naxes), 0, sbs_);  \
         for (int b_ = 0; b_ < nb_; b_++) {                                      \
             const segment_band *sb = &sbs_[b_];                                 \
+            const size_t nx = sb->band.n[2];                                    \
             for (size_t z = 0; z < sb->band.n[0]; z++)                          \
-                for (size_t y = 0; y < sb->band.n[1]; y++)                      \
-                    for (size_t x = 0; x < sb->band.n[2]; x++) {                \
-                        const size_t at = sb->offset + z * sb->band.stride[0] + \
-                                          y * sb->band.stride[1] + x;           \
-                        BODY                                                    \
-                    }                                                           \
+                for (size_t y = 0; y < sb->band.n[1]; y++) {                    \
+                    const size_t at = sb->offset + z * sb->band.stride[0] +     \
+                                      y * sb->band.stride[1];                   \
+                    BODY                                                        \
+                }                                                               \
         }                                                                       \
     }
+/* The same, element by element: `at` is the element */
+#define FOR_EACH_BAND(dims, levels, naxes, BODY)                                \
+    FOR_EACH_BAND_ROW(dims, levels, naxes, {                                    \
+        const size_t row_at_ = at;                                              \
+        for (size_t x = 0; x < nx; x++) {                                       \
+            const size_t at = row_at_ + x;                                      \
+            BODY                                                                \
+        }                                                                       \
+    })
 
 /* Quantised values go into int32 (kind I32) unless one needs more:
  * PJ2K_NARROW_OVERFLOW asks the caller to widen the buffer to int64. */
 static pj2k_status quantise(const pj2k_header *h, const layout *L, const double *in, void *out,
                             coef_kind kind)
 {
-    const double limit = (double)((int64_t)1 << 60);
+    /* q = floor(|c| / step) is a truncation: |c| / step >= 0 */
+    const double limit = kind == COEF_I64 ? (double)((int64_t)1 << 60) : (double)INT32_MAX;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const double *src = in + c * L->box;
         uint8_t *dst = (uint8_t *)out + c * L->box * COEF_BYTES[kind];
-        FOR_EACH_BAND(L->dims, h->levels, h->naxes, {
-            const double q = floor(fabs(src[at]) / (double)h->steps[sb->step_index]);
-            if (!(q < limit)) return PJ2K_ERR_PARAM;   /* step too small, or NaN/inf */
-            const int64_t v = src[at] < 0 ? -(int64_t)q : (int64_t)q;
+        FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
+            const double step = (double)h->steps[sb->step_index];
+            const double *x = src + at;
+            int ok = 1;   /* all |c| / step below the limit (false for NaN) */
             if (kind == COEF_I64) {
-                ((int64_t *)dst)[at] = v;
+                int64_t *q = (int64_t *)dst + at;
+                for (size_t i = 0; i < nx; i++) {
+                    const double a = fabs(x[i]) / step;
+                    ok &= a < limit;
+                    const int64_t m = (int64_t)(a < limit ? a : 0.0);
+                    q[i] = x[i] < 0 ? -m : m;
+                }
+                if (!ok) return PJ2K_ERR_PARAM;   /* step too small, or NaN/inf */
             } else {
-                if (q > (double)INT32_MAX) return PJ2K_NARROW_OVERFLOW;
-                ((int32_t *)dst)[at] = (int32_t)v;
+                int32_t *q = (int32_t *)dst + at;
+                int huge = 0;   /* beyond int64's limit as well: an error either way */
+                for (size_t i = 0; i < nx; i++) {
+                    const double a = fabs(x[i]) / step;
+                    ok &= a < limit;
+                    huge |= !(a < (double)((int64_t)1 << 60));
+                    const int32_t m = (int32_t)(a < limit ? a : 0.0);
+                    q[i] = x[i] < 0 ? -m : m;
+                }
+                if (huge) return PJ2K_ERR_PARAM;
+                if (!ok) return PJ2K_NARROW_OVERFLOW;
             }
         })
     }
@@ -563,15 +592,26 @@ static void dequantise(const pj2k_header *h, const layout *L, int levels, const 
         const int r = b ? 1 + (b - 1) / per_level : 0;
         factor[b] = ldexp((double)h->steps[b], h->layer_shift[last[r]][b]);
     }
+    /* branch-free rows, so that they vectorise */
+#define DEQUANTISE_ROW(COEF)                                                          \
+    {                                                                                 \
+        const COEF *q = (const COEF *)src + at;                                       \
+        double *o = dst + at;                                                         \
+        const double f = factor[sb->step_index];                                      \
+        for (size_t i = 0; i < nx; i++) {                                             \
+            const double m = ((double)(q[i] < 0 ? -q[i] : q[i]) + 0.5) * f;           \
+            o[i] = q[i] == 0 ? 0.0 : (q[i] < 0 ? -m : m);                             \
+        }                                                                             \
+    }
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const uint8_t *src = (const uint8_t *)in + c * L->box * COEF_BYTES[kind];
         double *dst = out + c * L->box;
-        FOR_EACH_BAND(L->dims, levels, h->naxes, {
-            const int64_t q = kind == COEF_I32 ? ((const int32_t *)src)[at] : ((const int64_t *)src)[at];
-            const double m = ((double)(q < 0 ? -q : q) + 0.5) * factor[sb->step_index];
-            dst[at] = q == 0 ? 0.0 : (q < 0 ? -m : m);
-        })
+        if (kind == COEF_I32)
+            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes, DEQUANTISE_ROW(int32_t))
+        else
+            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes, DEQUANTISE_ROW(int64_t))
     }
+#undef DEQUANTISE_ROW
 }
 
 /* Integer coefficients known only to shift s > 0 (segment r decoded through

@@ -24,15 +24,13 @@ static inline double DSFX(representable)(double v)
     if (!DT_IS_FLOAT) {
         v = v >= (double)DT_LO ? v : (double)DT_LO;   /* NaN too */
         v = v <= (double)DT_HI ? v : (double)DT_HI;
-        /* floor(v + 0.5) without a libm call (x86-64 before SSE4.1 has no
-         * floor instruction): truncate, then step down where that rounded up */
+        /* floor(v + 0.5) in double arithmetic only, so the loop vectorises
+         * (x86-64 before SSE4.1 has no floor instruction): adding and
+         * subtracting 1.5 * 2**52 rounds |t| < 2**51 to an integer, then step
+         * down where that rounded up */
         const double t = v + 0.5;
-        if (DT_LO >= INT32_MIN && DT_HI <= INT32_MAX) {   /* 8/16-bit: packed conversions */
-            const int32_t i = (int32_t)t;
-            return (double)(i - ((double)i > t));
-        }
-        const int64_t i = (int64_t)t;
-        return (double)(i - ((double)i > t));
+        const double r = (t + 0x1.8p52) - 0x1.8p52;
+        return r > t ? r - 1.0 : r;
     }
     if (!(v >= -DT_FMAX)) v = -DT_FMAX;
     if (v > DT_FMAX) v = DT_FMAX;

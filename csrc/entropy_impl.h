@@ -22,6 +22,7 @@ typedef struct {
     uint8_t *sgn_up, *sgn_cur;
     uint16_t *par;                  /* parent magnitudes of the current row, index x; NULL: none */
     size_t parent_row;              /* the parent row they were taken from */
+    uint16_t *pre;                  /* the context sum without its W term, index x, saturated */
 } SFX(rows);
 
 static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
@@ -31,6 +32,7 @@ static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
     r->sgn_up = (uint8_t *)(scratch + 2 * (nx + 2));
     r->sgn_cur = r->sgn_up + (nx + 2);
     r->par = NULL;
+    r->pre = scratch + 4 * (nx + 2);
 }
 
 /* The parent neighbourhood of row (z, y) at `shift`, spread to the child's
@@ -80,22 +82,34 @@ static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
     r->sgn_cur[x + 1] = (uint8_t)SFX(sign3)(v);
 }
 
-/* `back` (the previous slice) and `sib` (the previous colour component) are
- * rows as coded at `shift` (their stored values are unshifted while encoding
- * a layer, already shifted while decoding). */
-static inline unsigned SFX(context)(const SFX(rows) *r, const COEF *back, const COEF *sib,
-                                    size_t x, int shift)
+/* Everything in a row's context sums but the W term, computed once per row
+ * (a loop without dependencies between coefficients): `back` (the previous
+ * slice) and `sib` (the previous colour component) are rows as coded at
+ * `shift` (their stored values are unshifted while encoding a layer, already
+ * shifted while decoding).  Every term and the total saturate at 0xFFFF,
+ * which keeps the contexts exact (any sum of 2**15 or more is the last). */
+static inline uint32_t SFX(sat16)(uint64_t v) { return v > 0xFFFF ? 0xFFFF : (uint32_t)v; }
+static inline void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF *sib, size_t nx, int shift)
 {
-    const uint16_t *up = r->mag_up + x, *cur = r->mag_cur + x;   /* [0] is x - 1 */
-    uint64_t s = 2u * cur[0] + 2u * up[1] + up[0] + up[2];
-    if (back) s += 2 * (SFX(mag)(back[x]) >> shift);
+    const uint16_t *up = r->mag_up;
+    for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)(2u * up[x + 1] + up[x] + up[x + 2]);
+    if (back)
+        for (size_t x = 0; x < nx; x++)
+            r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + 2u * SFX(sat16)(SFX(mag)(back[x]) >> shift));
 #if !LEGACY
-    if (sib) s += SFX(mag)(sib[x]) >> shift;
-    if (r->par) s += r->par[x];
+    if (sib)
+        for (size_t x = 0; x < nx; x++)
+            r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + SFX(sat16)(SFX(mag)(sib[x]) >> shift));
+    if (r->par)
+        for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)((uint32_t)r->pre[x] + r->par[x]);
 #else
     (void)sib;
 #endif
-    return magnitude_context(s);
+}
+
+static inline unsigned SFX(context)(const SFX(rows) *r, size_t x)
+{
+    return magnitude_context(2u * r->mag_cur[x] + r->pre[x]);   /* mag_cur[x] is W */
 }
 
 /* Signs of the west and north neighbours (needed only for non-zero values). */
@@ -170,11 +184,12 @@ static inline COEF SFX(shifted)(COEF v, int shift)
 }
 
 /* Visit a band's coefficients in raster order (z, y, x) with the
- * neighbourhood row buffers: the statements given see `rows`, `row` (the
- * current row, of ROW_T), `back` (the same row of the previous slice, or
- * NULL), `sib` (of the previous colour component, or NULL) and `x`, and must
- * store the coded value with rows_store.  PSHIFT: the parent's scale. */
-#define FOR_EACH_COEF(ROW_T, BASE, B, M, PSHIFT, ...)                                      \
+ * neighbourhood row buffers: the statements given see `rows` (with each row's
+ * context sums prepared), `row` (the current row, of ROW_T) and `x`, and must
+ * store the coded value with rows_store.  PSHIFT: the parent's scale; CSHIFT:
+ * the shift at which the stored rows of the previous slice and colour
+ * component are read. */
+#define FOR_EACH_COEF(ROW_T, BASE, B, M, PSHIFT, CSHIFT, ...)                              \
     do {                                                                                   \
         SFX(rows) rows;                                                                    \
         SFX(rows_init)(&rows, (M)->rows, (B)->n[2]);                                       \
@@ -185,6 +200,7 @@ static inline COEF SFX(shifted)(COEF v, int shift)
                 ROW_T *row = (BASE) + (ptrdiff_t)z * (B)->stride[0] + (ptrdiff_t)y * (B)->stride[1]; \
                 const COEF *back = z ? row - (B)->stride[0] : NULL;                        \
                 const COEF *sib = (B)->sibling_offset ? row + (B)->sibling_offset : NULL;  \
+                SFX(rows_prepare)(&rows, back, sib, (B)->n[2], (CSHIFT));                 \
                 for (size_t x = 0; x < (B)->n[2]; x++) { __VA_ARGS__ }                     \
                 SFX(rows_next)(&rows);                                                     \
             }                                                                              \
@@ -196,8 +212,8 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, c
                           int shift)
 {
     uint64_t all = 0;
-    FOR_EACH_COEF(const COEF, base, b, m, shift,
-        const unsigned mctx = SFX(context)(&rows, back, sib, x, shift);
+    FOR_EACH_COEF(const COEF, base, b, m, shift, shift,
+        const unsigned mctx = SFX(context)(&rows, x);
         const COEF v = SFX(shifted)(row[x], shift);
         const uint64_t mg = SFX(mag)(v);
         all |= mg;
@@ -212,8 +228,8 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                                   const pj2k_band *b, int max_exp, int shift)
 {
     pj2k_status fail = PJ2K_OK;
-    FOR_EACH_COEF(COEF, base, b, m, shift,
-        const unsigned mctx = SFX(context)(&rows, back, sib, x, 0);
+    FOR_EACH_COEF(COEF, base, b, m, shift, 0,
+        const unsigned mctx = SFX(context)(&rows, x);
         row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &fail);
         if (fail != PJ2K_OK) return fail;
         if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
@@ -233,7 +249,7 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
 {
     const int d = from - to;
     uint64_t all = 0;
-    FOR_EACH_COEF(const COEF, base, b, m, to,
+    FOR_EACH_COEF(const COEF, base, b, m, to, to,
         const uint64_t prior = SFX(mag)(row[x]) >> from, mg = SFX(mag)(row[x]) >> to;
         all |= mg;
         if (prior) {
@@ -241,7 +257,7 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
             encode_bit(e, &m->prob.refine[b->cls][eb < 16 ? eb : 15], (unsigned)(mg >> (d - 1)) & 1u);
             encode_direct(e, mg, d - 1);
         } else {
-            const unsigned mctx = SFX(context)(&rows, back, sib, x, to);
+            const unsigned mctx = SFX(context)(&rows, x);
             SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, row[x] < 0);
         }
         SFX(rows_store)(&rows, x, SFX(shifted)(row[x], to));
@@ -255,7 +271,7 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
 {
     const int db = from - to;
     pj2k_status fail = PJ2K_OK;
-    FOR_EACH_COEF(COEF, base, b, m, to,
+    FOR_EACH_COEF(COEF, base, b, m, to, 0,
         const uint64_t prior = SFX(mag)(row[x]);
         if (prior) {
             const unsigned eb = bit_length(prior);
@@ -265,7 +281,7 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
             if (mg > (uint64_t)COEF_MAX) return PJ2K_NARROW_OVERFLOW;
             row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
         } else {
-            const unsigned mctx = SFX(context)(&rows, back, sib, x, 0);
+            const unsigned mctx = SFX(context)(&rows, x);
             row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &fail);
         }
         if (fail != PJ2K_OK) return fail;

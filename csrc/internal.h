@@ -99,11 +99,11 @@ typedef struct {
     } prob;
     /* scratch for the neighbourhood of the row being coded: saturated
      * magnitudes and signs of the previous and current rows, each padded by
-     * one zero on both sides, and the parent magnitudes; 4 x (widest band + 2)
-     * entries, set by the caller */
+     * one zero on both sides, the parent magnitudes and the rows' context sums
+     * without W; 5 x (widest band + 2) entries, set by the caller */
     uint16_t *rows;
 } pj2k_model;
-#define PJ2K_MODEL_ROWS(width) (4 * ((width) + 2))
+#define PJ2K_MODEL_ROWS(width) (5 * ((width) + 2))
 
 void pj2k_model_reset(pj2k_model *m, int legacy);
 void pj2k_rc_encoder_init(pj2k_rc_encoder *e, pj2k_bytes *out);
