@@ -669,9 +669,12 @@ static size_t low_band_elems(const layout *L, int levels)
 
 /* Entropy-code one piece: layer j of every band of segment r, in coding
  * order.  Fails when a value exceeds what the decoder accepts. */
-static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const void *coef,
+/* rdo_template: NULL, or the strength and cost table of RD-optimised
+ * quantisation with `real` the unquantised coefficients (single layer only). */
+static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coef,
                                 coef_kind kind, int r, int j, pj2k_rc_encoder *rc,
-                                pj2k_model *model, void *tmp)
+                                pj2k_model *model, void *tmp, const double *real,
+                                const pj2k_rdo *rdo_template)
 {
     int max_exp;
     int64_t bound;
@@ -687,13 +690,19 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const voi
             const int to = h->layer_shift[j][sbs[b].step_index];
             const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
             if (j && from == to) continue;   /* this band has nothing in layer j */
+            pj2k_rdo rdo;
+            if (rdo_template) {
+                rdo = *rdo_template;
+                rdo.real = real + at;
+                rdo.step = (double)h->steps[sbs[b].step_index];
+            }
             int e;
 #define CODE(S, CT)                                                                        \
             {                                                                              \
-                const CT *base = (const CT *)coef + at;                                    \
+                CT *base = (CT *)coef + at;                                                \
                 e = j ? pj2k_encode_refine_##S(rc, model, base, band, from, to)            \
                   : r == 0 ? pj2k_encode_low_##S(rc, model, base, band, to, (CT *)tmp)     \
-                  : pj2k_encode_band_##S(rc, model, base, band, to);                       \
+                  : pj2k_encode_band_##S(rc, model, base, band, to, rdo_template ? &rdo : NULL); \
             }
             BY_KIND(kind, CODE);
 #undef CODE
@@ -705,22 +714,29 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, const voi
 }
 
 /* Entropy-code all pieces of the coefficient buffer into `out` (after the
- * header placeholder), recording their ends and checksums in h. */
-static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *coef,
-                                   coef_kind kind, pj2k_bytes *out)
+ * header placeholder), recording their ends and checksums in h.  With
+ * rdo > 0 (9/7, one layer) the high bands' quantised values are chosen by
+ * RD-optimised quantisation from `real` and written back to `coef`. */
+static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
+                                   coef_kind kind, const double *real, double rdo, pj2k_bytes *out)
 {
     pj2k_model *model = malloc(sizeof *model);
     void *tmp = malloc((low_band_elems(L, h->levels) + 1) * COEF_BYTES[kind]);
     uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
-    pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    const int with_rdo = rdo > 0.0 && real && h->wavelet == PJ2K_WAVELET_97 && h->layers == 1;
+    float *bit_cost = with_rdo ? malloc(PJ2K_BIT_COST_SIZE * sizeof *bit_cost) : NULL;
+    pj2k_status st = (model && tmp && rows && (bit_cost || !with_rdo)) ? PJ2K_OK : PJ2K_ERR_NOMEM;
     if (model) model->rows = rows;
+    pj2k_rdo rdo_template = {.kappa = rdo, .bit_cost = bit_cost};
+    if (bit_cost) pj2k_bit_cost_table(bit_cost);
     for (int r = 0; r <= h->levels && st == PJ2K_OK; r++) {
         for (int j = 0; j < h->layers && st == PJ2K_OK; j++) {
             const size_t start = out->length;
             pj2k_rc_encoder rc;
             pj2k_rc_encoder_init(&rc, out);
             pj2k_model_reset(model, 0);
-            st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp);
+            st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp, real,
+                              with_rdo ? &rdo_template : NULL);
             pj2k_rc_encoder_finish(&rc);
             if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
             const int i = r * h->layers + j;
@@ -732,6 +748,7 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, const void *
     free(model);
     free(tmp);
     free(rows);
+    free(bit_cost);
     return st;
 }
 
@@ -895,12 +912,34 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     return PJ2K_OK;
 }
 
+/* Quantise (9/7) and entropy-code the prepared coefficients into `out`.  A
+ * layered 9/7 stream with RD-optimised quantisation codes the values a
+ * single-layer pass chose, so that all its layers decode exactly like the
+ * single-layer stream. */
+static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double rdo,
+                                     pj2k_bytes *out)
+{
+    const layout *L = &prep->L;
+    pj2k_status st = PJ2K_OK;
+    if (prep->lossy) st = quantise(h, L, prep->real, prep->coef, prep->kind);
+    if (st == PJ2K_OK && prep->lossy && rdo > 0.0 && h->layers > 1) {
+        pj2k_header single = *h;
+        single.layers = 1;
+        memset(single.layer_shift, 0, sizeof single.layer_shift);
+        pj2k_bytes scratch = {0};
+        st = encode_segments(&single, L, prep->coef, prep->kind, prep->real, rdo, &scratch);
+        free(scratch.data);
+    }
+    if (st == PJ2K_OK) st = encode_segments(h, L, prep->coef, prep->kind, prep->real, rdo, out);
+    return st;
+}
+
 pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
-                                 const uint8_t (*layer_shift)[PJ2K_MAX_BANDS],
+                                 const uint8_t (*layer_shift)[PJ2K_MAX_BANDS], double rdo,
                                  uint8_t **out, size_t *out_length)
 {
     if (!prep || !out || !out_length || layers < 0 || layers > PJ2K_MAX_LAYERS ||
-        (layers > 1 && !layer_shift))
+        (layers > 1 && !layer_shift) || !(rdo >= 0.0 && rdo <= PJ2K_MAX_RDO))
         return PJ2K_ERR_PARAM;
     *out = NULL;
     *out_length = 0;
@@ -924,13 +963,11 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     if (!pj2k_bytes_reserve(&bytes, h.header_length + 1024)) return PJ2K_ERR_NOMEM;
     bytes.length = h.header_length;
     if (L->elements) {
-        if (prep->lossy) st = quantise(&h, L, prep->real, prep->coef, prep->kind);
-        if (st == PJ2K_OK) st = encode_segments(&h, L, prep->coef, prep->kind, &bytes);
+        st = quantise_and_code(prep, &h, rdo, &bytes);
         if (st == PJ2K_NARROW_OVERFLOW) {   /* a value or residual needs a wider type */
             bytes.length = h.header_length;
             st = widen(prep);
-            if (st == PJ2K_OK && prep->lossy) st = quantise(&h, L, prep->real, prep->coef, prep->kind);
-            if (st == PJ2K_OK) st = encode_segments(&h, L, prep->coef, prep->kind, &bytes);
+            if (st == PJ2K_OK) st = quantise_and_code(prep, &h, rdo, &bytes);
         }
     } else {
         if (prep->lossy) for (int i = 0; i < h.nbands; i++) h.steps[i] = 1.0f;
@@ -959,7 +996,8 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **o
     pj2k_status st = pj2k_prepare(params, data, &prep);
     if (st == PJ2K_OK)
         st = pj2k_encode_prepared(prep, params->step, params->layers,
-                                  (const uint8_t (*)[PJ2K_MAX_BANDS])params->layer_shift, out, out_length);
+                                  (const uint8_t (*)[PJ2K_MAX_BANDS])params->layer_shift, params->rdo,
+                                  out, out_length);
     pj2k_prepared_free(prep);
     return st;
 }

@@ -4,6 +4,7 @@
  * conditioned on the magnitudes and signs of already coded neighbours (and,
  * in version 3, of the parent and the previous colour component). */
 #include "internal.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,12 @@ int pj2k_bytes_reserve(pj2k_bytes *b, size_t extra)
 static inline void put_byte(pj2k_bytes *b, uint8_t v)
 {
     if (b->length < b->capacity || pj2k_bytes_reserve(b, 1)) b->data[b->length++] = v;
+}
+
+void pj2k_bit_cost_table(float *table)
+{
+    for (int i = 1; i < PJ2K_BIT_COST_SIZE; i++) table[i] = (float)-log2(i / 4096.0);
+    table[0] = table[1];
 }
 
 void pj2k_model_reset(pj2k_model *m, int legacy)

@@ -208,12 +208,62 @@ static inline COEF SFX(shifted)(COEF v, int shift)
     } while (0)
 
 #if !LEGACY
-int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base, const pj2k_band *b,
-                          int shift)
+/* Bits to code a decision of probability p (of a 0, 16 bits) as `bit`. */
+static inline float SFX(bit_cost)(const float *table, unsigned p, unsigned bit)
+{
+    return table[((bit ? 65536u - p : p) + 8) >> 4];
+}
+
+/* Bits encode_value would spend on a magnitude under the model as it is. */
+static inline float SFX(value_cost)(const pj2k_model *m, const float *table, int cls, unsigned mctx,
+                                    const SFX(rows) *r, size_t x, uint64_t mg, int negative)
+{
+    const pj2k_prob *pe = m->prob.exponent[cls][mctx];
+    const unsigned eb = bit_length(mg);
+    float bits = 0;
+    for (unsigned i = 0; i < eb; i++) bits += SFX(bit_cost)(table, pe[i < PJ2K_EXP_POS ? i : PJ2K_EXP_POS - 1].p, 1);
+    bits += SFX(bit_cost)(table, pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1].p, 0);
+    if (eb >= 2) {
+        const unsigned first = (unsigned)(mg >> (eb - 2)) & 1u;
+        bits += SFX(bit_cost)(table, m->prob.mantissa[cls][eb][mantissa_context(mctx, eb)].p, first);
+        if (eb >= 3)
+            bits += SFX(bit_cost)(table, m->prob.mantissa2[cls][eb][first].p, (unsigned)(mg >> (eb - 3)) & 1u) +
+                    (float)(eb - 3);
+    }
+    if (mg) bits += SFX(bit_cost)(table, m->prob.sign[cls][SFX(sign_context)(r, x)].p, (unsigned)negative);
+    return bits;
+}
+
+/* The magnitude to code for quantised magnitude q of |c| / step = a:
+ * q - 1 where that costs less (pj2k_rdo).  Lowering q >= 2 adds 2u to the
+ * squared error (u = a - q), so it pays only when u is small: from u = 0.5
+ * the default strength would need 6.7 bits saved, beyond what the two
+ * modelled mantissa bits and one exponent decision that differ can save in
+ * practice; such values are kept without costing them. */
+static inline uint64_t SFX(rdo_magnitude)(const pj2k_rdo *rdo, const pj2k_model *m, int cls, unsigned mctx,
+                                          const SFX(rows) *r, size_t x, uint64_t q, double a, int negative)
+{
+    const double u = a - (double)q;   /* in [0, 1): where c lies in q's interval */
+    if (q >= 2 && u >= 0.5) return q;
+    const double keep = (u - 0.5) * (u - 0.5) +
+                        rdo->kappa * SFX(value_cost)(m, rdo->bit_cost, cls, mctx, r, x, q, negative);
+    const double lower = (q == 1 ? a * a : (u + 0.5) * (u + 0.5)) +
+                         rdo->kappa * SFX(value_cost)(m, rdo->bit_cost, cls, mctx, r, x, q - 1, negative);
+    return lower < keep ? q - 1 : q;
+}
+
+int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, const pj2k_band *b,
+                          int shift, const pj2k_rdo *rdo)
 {
     uint64_t all = 0;
-    FOR_EACH_COEF(const COEF, base, b, m, shift, shift,
+    FOR_EACH_COEF(COEF, base, b, m, shift, shift,
         const unsigned mctx = SFX(context)(&rows, x);
+        if (rdo && row[x]) {
+            const double a = fabs(rdo->real[row - base + (ptrdiff_t)x]) / rdo->step;
+            const uint64_t q = SFX(mag)(row[x]);
+            const COEF lowered = (COEF)SFX(rdo_magnitude)(rdo, m, b->cls, mctx, &rows, x, q, a, row[x] < 0);
+            row[x] = row[x] < 0 ? -lowered : lowered;
+        }
         const COEF v = SFX(shifted)(row[x], shift);
         const uint64_t mg = SFX(mag)(v);
         all |= mg;
@@ -328,7 +378,7 @@ int SFX(pj2k_encode_low)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
         if (r < -(int64_t)COEF_MAX || r > (int64_t)COEF_MAX) return -1;   /* narrow: redo wide */
         tmp[i] = (COEF)r;
     }
-    return SFX(pj2k_encode_band)(e, m, tmp, &packed, 0);
+    return SFX(pj2k_encode_band)(e, m, tmp, &packed, 0, NULL);
 }
 #endif
 

@@ -125,6 +125,23 @@ typedef struct {
     unsigned ps[3];
 } pj2k_band;
 
+/* Rate-distortion optimised quantisation (encoder only; the high bands of a
+ * 9/7 single-layer pass): while coding, each non-zero quantised value q is
+ * lowered by one in magnitude where that lowers  e**2 + kappa * bits,  e the
+ * reconstruction error in steps and bits its cost under the model's current
+ * probabilities (docs/DESIGN.md 18).  The lowered value is written back, so
+ * later contexts (neighbours, children, colour) see what the decoder sees. */
+typedef struct {
+    const double *real;     /* the band's unquantised coefficients, its layout */
+    double step;            /* the band's quantisation step */
+    double kappa;
+    const float *bit_cost;  /* pj2k_bit_cost_table */
+} pj2k_rdo;
+/* -log2(i / 4096) for i = 0..4096 (entry 0 as entry 1): the cost in bits of a
+ * decision whose probability is i / 4096 */
+#define PJ2K_BIT_COST_SIZE 4097
+void pj2k_bit_cost_table(float *table);
+
 /* Code one band's values sign(v) * (|v| >> shift); returns the largest
  * magnitude exponent it coded.  Decoding fails (PJ2K_ERR_CORRUPT) on an
  * exponent above max_exp or on input overrun; `shift` is the band's layer
@@ -139,6 +156,8 @@ typedef struct {
  * `from` to shift `to` < from; the decoder's buffer holds the values at `from`
  * and is updated in place.  Returns the largest exponent at `to`.
  *
+ * `rdo` (NULL: plain coding) may lower values of `base` in place (above).
+ *
  * Every function exists per coefficient type (i16: 8-bit data, see
  * pj2k_fwd53_i16; i32; i64); decoders also for the legacy rules (_legacy). */
 #define PJ2K_DECLARE_DECODERS(S, CT)                                                              \
@@ -149,8 +168,8 @@ typedef struct {
     pj2k_status pj2k_decode_refine_##S(pj2k_rc_decoder *d, pj2k_model *m, CT *base,               \
                                        const pj2k_band *b, int from, int to);
 #define PJ2K_DECLARE_CODERS(S, CT)                                                                \
-    int pj2k_encode_band_##S(pj2k_rc_encoder *e, pj2k_model *m, const CT *base,                   \
-                             const pj2k_band *b, int shift);                                     \
+    int pj2k_encode_band_##S(pj2k_rc_encoder *e, pj2k_model *m, CT *base,                         \
+                             const pj2k_band *b, int shift, const pj2k_rdo *rdo);                \
     int pj2k_encode_low_##S(pj2k_rc_encoder *e, pj2k_model *m, const CT *base,                    \
                             const pj2k_band *b, int shift, CT *tmp);                             \
     int pj2k_encode_refine_##S(pj2k_rc_encoder *e, pj2k_model *m, const CT *base,                 \

@@ -35,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p.colour_axis = c;
     }
     p.levels = data[7] % 7;
+    if (data[0] & 0x80) p.rdo = PJ2K_RDO_DEFAULT * (1 + data[0] % 16);   /* RD-optimised quantisation */
     p.step = 0.5 + data[7] / 16;
     p.tolerance = 0.5 * p.step;   /* error-bounded: the tightest bound the scale allows */
     if (data[5] & 0x80) {          /* quality layers: shifts from the input, made valid */

@@ -273,3 +273,42 @@ def test_near_lossless_psnr_targets_are_met_not_overshot():
         enc = pj.encode(smooth, reversible=False, psnr=target)
         got = psnr(pj.decode(enc), smooth, 255)
         assert target <= got <= target + 0.5, (target, got)
+
+
+@pytest.mark.parametrize("name,ratio", [("camera", 20), ("mr2_uint16", 40), ("coins", 10),
+                                        ("astronaut", 30)])
+def test_rd_optimised_quantisation_beats_the_plain_quantiser_at_equal_size(real, name, ratio):
+    """Ratio targets use RD-optimised quantisation: at the size it reaches, its
+    PSNR is above the plain quantiser's curve (interpolated in log size
+    between plain encodes around that size)."""
+    arr = real(name)
+    options = {"colour_axis": -1} if arr.ndim == 3 else {}
+    peak = 255 if arr.itemsize == 1 else 65535
+    enc = pj.encode(arr, reversible=False, ratio=ratio, **options)
+    size, quality = np.log(len(enc)), psnr(pj.decode(enc), arr, peak)
+    curve = []
+    for factor in np.geomspace(1 / 256, 1 / 4, 25):   # plain encodes (a given step)
+        plain = pj.encode(arr, reversible=False, step=factor * float(np.ptp(arr)), **options)
+        curve.append((np.log(len(plain)), psnr(pj.decode(plain), arr, peak)))
+    curve.sort()
+    assert curve[0][0] < size < curve[-1][0]
+    plain_quality = np.interp(size, [c[0] for c in curve], [c[1] for c in curve])
+    assert quality > plain_quality + 0.03, (quality, plain_quality)
+
+
+def test_rd_optimised_quantisation_lowers_values_only_where_it_pays(real):
+    """Through the two-stage API: the same step with and without RDO.  Lowering
+    values makes the stream smaller and a little less accurate; zero strength
+    is the plain quantiser, byte for byte; a negative strength is refused."""
+    from progressive_j2k import _core
+    arr = np.ascontiguousarray(real("camera"))
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), 0, arr.shape, (0, 1), -1, 6, 1, 0.0)
+    plain = prepared.encode(6.0)
+    assert prepared.encode(6.0, (), 0.0) == plain
+    optimised = prepared.encode(6.0, (), _core.RDO_DEFAULT)
+    assert len(optimised) < 0.99 * len(plain)
+    a, b = pj.decode(plain).astype(float), pj.decode(optimised).astype(float)
+    error_plain, error_optimised = np.mean((a - arr) ** 2), np.mean((b - arr) ** 2)
+    assert error_plain < error_optimised < 1.2 * error_plain
+    with pytest.raises(ValueError):
+        prepared.encode(6.0, (), -1.0)

@@ -26,6 +26,8 @@ extern "C" {
 #define PJ2K_MAX_LEVELS 10  /* decomposition levels */
 #define PJ2K_MAX_BANDS (1 + PJ2K_MAX_LEVELS * 7)
 #define PJ2K_MAX_LAYERS 16   /* quality layers per resolution */
+#define PJ2K_RDO_DEFAULT 0.15  /* RD-optimised quantisation (pj2k_params.rdo) */
+#define PJ2K_MAX_RDO 16.0
 #define PJ2K_MAX_PIECES ((PJ2K_MAX_LEVELS + 1) * PJ2K_MAX_LAYERS)
 #define PJ2K_FIXED_HEADER 16 /* bytes that hold the total header length */
 
@@ -76,6 +78,13 @@ typedef struct {
      * layer's are 0, so all layers together hold every coefficient exactly. */
     int layers;
     uint8_t layer_shift[PJ2K_MAX_LAYERS][PJ2K_MAX_BANDS];
+    /* 9/7: strength of rate-distortion optimised quantisation (0 = the plain
+     * quantiser, PJ2K_RDO_DEFAULT what the rate and quality targets use, at
+     * most PJ2K_MAX_RDO): values are lowered by one step where that saves
+     * more bits than the added squared error (in steps**2) divided by rdo;
+     * a layered stream codes the values a single-layer pass chose.  Ignored
+     * by the other wavelets. */
+    double rdo;
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -110,12 +119,13 @@ void pj2k_free(void *ptr);
  * tables on one chunk: pj2k_prepare loads and transforms the samples once
  * (params' step is the scale for 53_QUANTISED; the 9/7 step and the layers
  * are given per encode); pj2k_encode_prepared quantises and codes them with
- * `step` (9/7 only) and `layers` tables of shifts (0 or 1: no layers).
+ * `step` (9/7 only), `layers` tables of shifts (0 or 1: no layers) and
+ * RD-optimised quantisation of strength `rdo` (see pj2k_params).
  * pj2k_encode == prepare + encode_prepared(params->step, params->layers, ...). */
 typedef struct pj2k_prepared pj2k_prepared;
 pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **prepared);
 pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
-                                 const uint8_t (*layer_shift)[PJ2K_MAX_BANDS],
+                                 const uint8_t (*layer_shift)[PJ2K_MAX_BANDS], double rdo,
                                  uint8_t **out, size_t *out_length);
 void pj2k_prepared_free(pj2k_prepared *prepared);
 /* Rate-search aid (9/7 only): how the prepared coefficients fall against any

@@ -392,14 +392,20 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "
                              f"of {arr.dtype} at these values") from exc
         raise
-    encode_with = prepared.encode
+    # rate and quality targets choose the quantised values too (RD-optimised
+    # quantisation, docs/DESIGN.md 18); a given step uses the plain quantiser
+    targeted = options["ratio"] is not None or options["psnr"] is not None
+    rdo = _core.RDO_DEFAULT if targeted else 0.0
+
+    def encode_with(step, layer_shifts=()):
+        return prepared.encode(step, layer_shifts, rdo)
 
     def decode_own(encoded, layer=None):
         # trial decodes of our own stream: its size is the caller's data, not
         # untrusted input, so the default max_bytes guard does not apply
         return decode(encoded, layer=layer, max_bytes=math.inf)
 
-    if (options["ratio"] is not None or options["psnr"] is not None) and arr.size:
+    if targeted and arr.size:
         limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
         counts = np.zeros((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
         top_key = prepared.histogram(counts)
@@ -408,11 +414,11 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             + 5 * (levels + 1))                             # the header, and each piece's flush
         if options["ratio"] is not None:
             encoded, step = _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits,
-                                                  model)
+                                                  model, rdo=rdo > 0)
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step = _rate.encode_to_psnr(encode_with, decode_own, arr, options["psnr"],
-                                                 step, limits, model, gain)
+                                                 step, limits, model, gain, rdo=rdo > 0)
     else:
         encoded = encode_with(step)
     if options["layers"] is None:

@@ -19,6 +19,7 @@ cdef extern from "progressive_j2k.h" nogil:
         PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED
     int PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION
     int PJ2K_MAX_LAYERS
+    double PJ2K_RDO_DEFAULT
     ctypedef struct pj2k_params:
         pj2k_dtype dtype
         int ndim
@@ -32,6 +33,7 @@ cdef extern from "progressive_j2k.h" nogil:
         double tolerance
         int layers
         uint8_t layer_shift[16][71]
+        double rdo
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -54,8 +56,8 @@ cdef extern from "progressive_j2k.h" nogil:
         pass
     pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **prepared)
     pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
-                                     const uint8_t (*layer_shift)[71], uint8_t **out,
-                                     size_t *out_length)
+                                     const uint8_t (*layer_shift)[71], double rdo,
+                                     uint8_t **out, size_t *out_length)
     void pj2k_prepared_free(pj2k_prepared *prepared)
     pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands,
                                         size_t nbins, uint64_t *counts, int64_t *top_key)
@@ -74,6 +76,7 @@ MAX_NDIM = PJ2K_MAX_NDIM
 MAX_AXES = PJ2K_MAX_AXES
 MAX_LEVELS = PJ2K_MAX_LEVELS
 MAX_LAYERS = PJ2K_MAX_LAYERS
+RDO_DEFAULT = PJ2K_RDO_DEFAULT
 FIXED_HEADER = PJ2K_FIXED_HEADER
 FORMAT_VERSION = PJ2K_FORMAT_VERSION
 
@@ -130,12 +133,13 @@ cdef fill_layers(pj2k_params *params, tuple layer_shifts):
 
 cdef class Prepared:
     """A chunk loaded and transformed once (pj2k_prepare), to be coded with
-    several steps or layer tables: encode(step, layer_shifts) -> bytes.
+    several steps or layer tables: encode(step, layer_shifts, rdo) -> bytes.
     `data` is the C-contiguous bytes of an array with `shape`; wavelet 0 is
     lossless 5/3, 1 lossy 9/7 (the step is given per encode), 2 error-bounded
     (`step` here is the scale, at most twice `tolerance`, the bound checked
     per sample).  layer_shifts: per quality layer, one shift per band (never
-    increasing, the last layer's all 0), or () for no layers.
+    increasing, the last layer's all 0), or () for no layers.  rdo: strength
+    of RD-optimised quantisation (9/7 only; 0 = plain quantiser).
     Not for sharing between threads: an encode writes into the object (the
     quantised values), so use one object per thread, as encode() does."""
     cdef pj2k_prepared *ptr
@@ -154,7 +158,7 @@ cdef class Prepared:
     def __dealloc__(self):
         pj2k_prepared_free(self.ptr)
 
-    def encode(self, double step, tuple layer_shifts=()):
+    def encode(self, double step, tuple layer_shifts=(), double rdo=0.0):
         cdef pj2k_params params   # only its layer tables are used
         cdef uint8_t *out = NULL
         cdef size_t out_length = 0
@@ -164,7 +168,7 @@ cdef class Prepared:
         try:
             with nogil:
                 status = pj2k_encode_prepared(self.ptr, step, params.layers, params.layer_shift,
-                                              &out, &out_length)
+                                              rdo, &out, &out_length)
             if status != PJ2K_OK:
                 raise_status(status, "encode")
             return PyBytes_FromStringAndSize(<char *>out, out_length)
