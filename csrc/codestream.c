@@ -669,6 +669,13 @@ static size_t low_band_elems(const layout *L, int levels)
 
 /* Entropy-code one piece: layer j of every band of segment r, in coding
  * order.  Fails when a value exceeds what the decoder accepts. */
+/* The model before piece i (in stream order) of a stream of `version`. */
+static void start_piece(pj2k_model *model, int version, int i)
+{
+    if (i == 0 || version < 4) pj2k_model_reset(model, version);
+    else pj2k_model_next_piece(model);
+}
+
 /* rdo_template: NULL, or the strength and cost table of RD-optimised
  * quantisation with `real` the unquantised coefficients (single layer only). */
 static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coef,
@@ -734,7 +741,7 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
             const size_t start = out->length;
             pj2k_rc_encoder rc;
             pj2k_rc_encoder_init(&rc, out);
-            pj2k_model_reset(model, 0);
+            start_piece(model, h->version, r * h->layers + j);
             st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp, real,
                               with_rdo ? &rdo_template : NULL);
             pj2k_rc_encoder_finish(&rc);
@@ -1027,7 +1034,7 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
             const uint64_t start = i ? h->piece_end[i - 1] : h->header_length;
             pj2k_rc_decoder rc;
             pj2k_rc_decoder_init(&rc, buf + start, (size_t)(h->piece_end[i] - start));
-            pj2k_model_reset(model, legacy);
+            start_piece(model, h->version, i);
             for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
                 for (int b = 0; b < nb && st == PJ2K_OK; b++) {
                     const size_t at = c * L->box + sbs[b].offset;

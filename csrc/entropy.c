@@ -44,12 +44,39 @@ void pj2k_bit_cost_table(float *table)
     table[0] = table[1];
 }
 
-void pj2k_model_reset(pj2k_model *m, int legacy)
+/* Version 4: the first probability of exponent decision i under magnitude
+ * context c, 65536 / (1 + exp(-0.4 d)) for d = 2i - c + 6 (the decision's
+ * half-octaves above the exponent the context predicts), rounded and kept
+ * within [1024, 64512]; here for d = -11..11, beyond which it is constant. */
+#define PRIOR_REACH 11
+static const uint16_t EXPONENT_PRIOR[2 * PRIOR_REACH + 1] = {
+    1024, 1179, 1743, 2567, 3757, 5451, 7812, 11009, 15170, 20318, 26300, 32768,
+    39236, 45218, 50366, 54527, 57724, 60085, 61779, 62969, 63793, 64357, 64512};
+#define PRIOR_SHIFT 3         /* the rate of a prior probability starts at 2**-3 */
+#define PIECE_SHIFT_CAP 3     /* version 4: rates at most 2**-3 again at a new piece */
+
+void pj2k_model_reset(pj2k_model *m, int version)
 {
     pj2k_prob *p = &m->prob.exponent[0][0][0];
     const size_t count = sizeof m->prob / sizeof *p;   /* the probabilities are all pj2k_prob */
-    const pj2k_prob start = {legacy ? 1u << (LEGACY_PROB_BITS - 1) : 1u << (PROB_BITS - 1), 1};
+    const pj2k_prob start = {version < 3 ? 1u << (LEGACY_PROB_BITS - 1) : 1u << (PROB_BITS - 1), 1};
     for (size_t i = 0; i < count; i++) p[i] = start;
+    if (version < 4) return;
+    for (int cls = 0; cls < PJ2K_CLASSES; cls++)
+        for (int c = 0; c < PJ2K_MAG_CTX; c++)
+            for (int i = 0; i < PJ2K_EXP_POS; i++) {
+                int d = 2 * i - c + 6;
+                d = d < -PRIOR_REACH ? -PRIOR_REACH : (d > PRIOR_REACH ? PRIOR_REACH : d);
+                m->prob.exponent[cls][c][i] = (pj2k_prob){EXPONENT_PRIOR[d + PRIOR_REACH], PRIOR_SHIFT};
+            }
+}
+
+void pj2k_model_next_piece(pj2k_model *m)
+{
+    pj2k_prob *p = &m->prob.exponent[0][0][0];
+    const size_t count = sizeof m->prob / sizeof *p;
+    for (size_t i = 0; i < count; i++)
+        if (p[i].shift > PIECE_SHIFT_CAP) p[i].shift = PIECE_SHIFT_CAP;
 }
 
 /* Version 3 updates after coding a 0 or a 1: the rate shift grows by one per

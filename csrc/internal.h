@@ -79,10 +79,10 @@ typedef struct {
     int overrun;        /* the coder asked for bytes beyond `length` */
 } pj2k_rc_decoder;
 
-/* Adaptive binary context model for one piece.  Two rule sets share it:
- * version 3 streams keep a 16-bit probability of a 0 and the shift of its
- * adaptation rate per context (the rate starts fast and settles), versions 1
- * and 2 ("legacy", decoded only) a 12-bit probability with a fixed rate. */
+/* Adaptive binary context model.  Two rule sets share it: version 3 and 4
+ * streams keep a 16-bit probability of a 0 and the shift of its adaptation
+ * rate per context (the rate starts fast and settles), versions 1 and 2
+ * ("legacy", decoded only) a 12-bit probability with a fixed rate. */
 #define PJ2K_CLASSES 4      /* 0: low band residual, 1..3: high along 1..3 axes */
 #define PJ2K_MAG_CTX 32     /* quantised neighbourhood magnitude */
 #define PJ2K_EXP_POS 24     /* unary positions with their own probability */
@@ -105,7 +105,12 @@ typedef struct {
 } pj2k_model;
 #define PJ2K_MODEL_ROWS(width) (5 * ((width) + 2))
 
-void pj2k_model_reset(pj2k_model *m, int legacy);
+/* The model at the start of a stream's first piece under the rules of format
+ * `version` (before version 4: of every piece); version 4 carries it from
+ * piece to piece (in stream order, so every prefix still decodes), with
+ * pj2k_model_next_piece in between. */
+void pj2k_model_reset(pj2k_model *m, int version);
+void pj2k_model_next_piece(pj2k_model *m);
 void pj2k_rc_encoder_init(pj2k_rc_encoder *e, pj2k_bytes *out);
 void pj2k_rc_encoder_finish(pj2k_rc_encoder *e);
 void pj2k_rc_decoder_init(pj2k_rc_decoder *d, const uint8_t *data, size_t length);

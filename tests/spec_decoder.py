@@ -1,4 +1,4 @@
-"""A second decoder, written from docs/FORMAT.md alone (format versions 1-3,
+"""A second decoder, written from docs/FORMAT.md alone (format versions 1-4,
 wavelets 0 and 2: lossless and error-bounded), in plain Python.
 
 It shares no code with the C core: test_spec_decoder.py decodes real chunks
@@ -115,16 +115,33 @@ class RangeDecoder:
         return value
 
 
+# Section 6.3: version 4's first exponent probabilities, for d = -11..11.
+EXPONENT_PRIOR = [1024, 1179, 1743, 2567, 3757, 5451, 7812, 11009, 15170, 20318, 26300, 32768,
+                  39236, 45218, 50366, 54527, 57724, 60085, 61779, 62969, 63793, 64357, 64512]
+
+
 class Model(dict):
-    """Every probability of one piece, created at its initial value on first use."""
+    """Every probability of a piece (version 4: of the stream), created at its
+    initial value on first use."""
 
     def __init__(self, version: int):
         super().__init__()
+        self.version = version
         self.start = 2048 if version < 3 else 32768
 
     def __missing__(self, key):
-        value = self[key] = [self.start, 1]
+        if self.version >= 4 and key[0] == "exponent":
+            _, _, c, i = key
+            d = max(-11, min(11, 2 * i - c + 6))
+            value = self[key] = [EXPONENT_PRIOR[d + 11], 3]
+        else:
+            value = self[key] = [self.start, 1]
         return value
+
+    def next_piece(self):
+        """Section 6.3: the rates of a new piece (version 4)."""
+        for context in self.values():
+            context[1] = min(context[1], 3)
 
 
 def magnitude_context(s: int) -> int:
@@ -292,7 +309,10 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None) -> np.ndarray:
             i = r * layers + j
             begin = h["piece_ends"][i - 1] if i else h["header_length"]
             rc = RangeDecoder(buf[begin:h["piece_ends"][i]], version)
-            model = Model(version)
+            if i == 0 or version < 4:
+                model = Model(version)
+            else:
+                model.next_piece()
             for c in range(planes * ncomp):
                 for band in bands:
                     shift = h["shifts"][j][band[3]]

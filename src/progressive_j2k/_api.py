@@ -395,10 +395,10 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     # rate and quality targets choose the quantised values too (RD-optimised
     # quantisation, docs/DESIGN.md 18); a given step uses the plain quantiser
     targeted = options["ratio"] is not None or options["psnr"] is not None
-    rdo = _core.RDO_DEFAULT if targeted else 0.0
+    rdo = targeted
 
-    def encode_with(step, layer_shifts=()):
-        return prepared.encode(step, layer_shifts, rdo)
+    def encode_with(step, layer_shifts=(), rdo=False):
+        return prepared.encode(step, layer_shifts, _core.RDO_DEFAULT if rdo else 0.0)
 
     def decode_own(encoded, layer=None):
         # trial decodes of our own stream: its size is the caller's data, not
@@ -413,23 +413,24 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             counts, top_key, header_length(arr.ndim, len(axes), levels, "lossy")
             + 5 * (levels + 1))                             # the header, and each piece's flush
         if options["ratio"] is not None:
-            encoded, step = _rate.encode_to_ratio(encode_with, arr, options["ratio"], step, limits,
-                                                  model, rdo=rdo > 0)
+            encoded, step, rdo = _rate.encode_to_ratio(
+                lambda s, r: encode_with(s, rdo=r), arr, options["ratio"], step, limits, model, rdo)
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
-            encoded, step = _rate.encode_to_psnr(encode_with, decode_own, arr, options["psnr"],
-                                                 step, limits, model, gain, rdo=rdo > 0)
+            encoded, step, rdo = _rate.encode_to_psnr(
+                lambda s, r: encode_with(s, rdo=r), decode_own, arr, options["psnr"], step, limits,
+                model, gain, rdo)
     else:
         encoded = encode_with(step)
     if options["layers"] is None:
         return encoded
     tables = _layers.choose_shifts(
-        lambda t: encode_with(step, t), lambda e, j: decode_own(e, layer=j), arr,
+        lambda t: encode_with(step, t, rdo), lambda e, j: decode_own(e, layer=j), arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
         weighted=wavelet != 1,
         data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),
         max_shift=_max_exponent(arr, wavelet))
-    return encode_with(step, tables)
+    return encode_with(step, tables, rdo)
 
 
 def decode_work_per_element(header: Header) -> int:

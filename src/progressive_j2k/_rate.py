@@ -205,12 +205,15 @@ ICT_ERROR_GAIN = (3.0 + (0.34413**2 + 1.772**2) + (1.402**2 + 0.71414**2)) / 3
 
 def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                     model: RateModel | None = None, rdo: bool = False) -> tuple:
-    """rdo: whether encode uses RD-optimised quantisation (the model's bias)."""
+    """encode(step, rdo) -> codestream; rdo: try RD-optimised quantisation.
+    Returns (codestream, step, rdo used).  A target out of reach gives the
+    closest plain-quantiser result: RD-optimised quantisation reaches its
+    smallest streams by zeroing values, which keeps no fidelity."""
     target = arr.nbytes / ratio
     typical = TYPICAL_MODEL_SCALE[rdo]
 
     def score(step):
-        encoded = encode(step)
+        encoded = encode(step, rdo)
         return encoded, math.log(len(encoded))
 
     predict = None
@@ -229,17 +232,44 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                             accept=lambda v: abs(math.exp(v) / target - 1) <= RATIO_TOLERANCE,
                             aim=math.log(target), slope=-1.0, predict=predict)
     if found is None:   # out of reach: the closest (of equals, the finest step)
-        found = min(trials, key=lambda t: (abs(t[2] - math.log(target)), t[0]))
-    return found[1], found[0]
+        if rdo:
+            return encode_to_ratio(encode, arr, ratio, start, limits, model, rdo=False)
+        found = _finest_of_closest(score, trials, math.log(target))
+    return found[1], found[0], rdo
+
+
+def _finest_of_closest(score, trials, aim: float, rounds: int = 6) -> tuple:
+    """The trial closest to `aim` and, of the steps giving that value, about
+    the finest: bisected (in log step) against the next finer trial, which
+    was further away.  For chunks that no step brings to the target: the
+    smallest stream then comes from a range of steps, and the coarsest of
+    them may have zeroed what a finer one keeps."""
+    def distance(t):
+        return abs(t[2] - aim)
+
+    best = min(trials, key=lambda t: (distance(t), t[0]))
+    finer = [t for t in trials if t[0] < best[0] and distance(t) > distance(best)]
+    if not finer:
+        return best
+    lo = max(finer, key=lambda t: t[0])[0]
+    for _ in range(rounds):
+        middle = math.sqrt(lo * best[0])
+        trial, value = score(middle)
+        if abs(value - aim) <= distance(best):
+            best = (middle, trial, value)
+        else:
+            lo = middle
+    return best
 
 
 def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float, limits,
                    model: RateModel | None = None, error_gain: float = 1.0,
                    rdo: bool = False) -> tuple:
-    """error_gain: sample error over coefficient error (ICT_ERROR_GAIN for
-    colour chunks, else 1); rdo: whether encode uses RD-optimised quantisation."""
+    """encode(step, rdo) -> codestream; error_gain: sample error over
+    coefficient error (ICT_ERROR_GAIN for colour chunks, else 1); rdo: use
+    RD-optimised quantisation.  Returns (codestream, step, rdo used)."""
     def score(step):
-        encoded = encode(step)
+        encoded = encode(step, rdo)
         return encoded, psnr(decode(encoded), arr)
 
     aim = target + PSNR_MARGIN / 2
@@ -267,4 +297,4 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
     if found is None:   # out of reach: the smallest meeting it
         meeting = [t for t in trials if t[2] >= target]
         found = max(meeting, key=lambda t: t[0]) if meeting else max(trials, key=lambda t: t[2])
-    return found[1], found[0]
+    return found[1], found[0], rdo

@@ -51,6 +51,19 @@ CASES = {
                             {"tolerance": 1e-6}),
     "v3_u16_4d_planes": (lambda: load("ect_uint16_2x512x512")[:, 200:220, 200:220].reshape(2, 1, 20, 20),
                          {"axes": (2, 3)}),
+    # format version 4: the model carried from piece to piece, prior exponent
+    # probabilities; RD-optimised quantisation (targets) is encoder-only
+    "v4_u8_gray": (lambda: load("camera")[300:341, 200:233], {}),
+    "v4_u8_rgb_rct": (lambda: load("chelsea")[100:131, 150:177], {"colour_axis": -1}),
+    "v4_u16_layers": (lambda: load("mr2_uint16")[400:436, 380:419], {"layers": 3}),
+    "v4_i16_3d": (lambda: load("anatomical_int16_3d")[3:20, 10:27, 6:19], {}),
+    "v4_u8_lossy_ratio": (lambda: load("moon")[200:248, 100:140], {"reversible": False,
+                                                                  "ratio": 8}),
+    "v4_u8_rgb_ict_lossy_layers": (lambda: load("coffee")[120:152, 220:256],
+                                   {"colour_axis": 2, "reversible": False, "ratio": 10,
+                                    "layers": [40, 20]}),
+    "v4_f32_3d_tolerance_layers": (lambda: load("tlrc_float32_3d")[18:31, 19:30, 21:30],
+                                   {"tolerance": 1e-6, "layers": 2}),
 }
 
 
