@@ -38,6 +38,10 @@ static void build_image(const char *path, int levels, image_t *im, int32_t **coe
     int32_t *tmp = malloc(pj2k_transform_tmp_elems(dims) * 4);
     pj2k_fwd53_i32(buf, dims, levels, tmp);
     free(tmp);
+    if (getenv("PJQ")) {   /* emulate a lossy stream: quantise with a dead zone */
+        const int q = atoi(getenv("PJQ"));
+        for (size_t i = 0; i < (size_t)h * w; i++) buf[i] /= q;
+    }
     memset(im, 0, sizeof *im);
     im->ncoef = (size_t)h * w;
     im->maxw = w;
@@ -87,11 +91,11 @@ static size_t base_enc_piece(const piece_t *p, buf_t *out, uint16_t *rowmem)
     static pj2k_model m;
     m.rows = rowmem;
     pj2k_rc_encoder_init(&e, &bytes);
-    pj2k_model_reset(&m, 0);
+    pj2k_model_reset(&m, 3);   /* version-3 rules */
     for (int i = 0; i < p->nb; i++) {
         const band_t *b = &p->b[i];
         pj2k_band pb = {.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1}, .cls = b->cls};
-        pj2k_encode_band_i32(&e, &m, b->v, &pb, 0);
+        pj2k_encode_band_i32(&e, &m, b->v, &pb, 0, NULL);
     }
     pj2k_rc_encoder_finish(&e);
     buf_reserve(out, bytes.length);
@@ -106,7 +110,7 @@ static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t 
     static pj2k_model m;
     m.rows = rowmem;
     pj2k_rc_decoder_init(&d, data, len);
-    pj2k_model_reset(&m, 0);
+    pj2k_model_reset(&m, 3);   /* version-3 rules */
     for (int i = 0; i < p->nb; i++) {
         band_t *b = &p->b[i];
         pj2k_band pb = {.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1}, .cls = b->cls};
@@ -115,6 +119,34 @@ static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t 
     return d.pos == len;
 }
 
+/* oracle: the same coder starting from the probabilities a first pass over the piece ended with */
+#ifndef ORACLE_K
+#define ORACLE_K 6
+#endif
+static size_t oracle_enc_piece(const piece_t *p, buf_t *out, uint16_t *rowmem)
+{
+    pj2k_bytes bytes = {0};
+    pj2k_rc_encoder e;
+    static pj2k_model m;
+    m.rows = rowmem;
+    pj2k_model_reset(&m, 3);   /* version-3 rules */
+    for (int pass = 0; pass < 2; pass++) {
+        bytes.length = 0;
+        pj2k_rc_encoder_init(&e, &bytes);
+        if (pass) { pj2k_prob *q = &m.prob.exponent[0][0][0]; for (size_t i = 0; i < sizeof m.prob / sizeof *q; i++) q[i].shift = q[i].shift < ORACLE_K ? q[i].shift : ORACLE_K; }
+        for (int i = 0; i < p->nb; i++) {
+            const band_t *b = &p->b[i];
+            pj2k_band pb = {.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1}, .cls = b->cls};
+            pj2k_encode_band_i32(&e, &m, b->v, &pb, 0, NULL);
+        }
+        pj2k_rc_encoder_finish(&e);
+    }
+    buf_reserve(out, bytes.length);
+    memcpy(out->data + out->len, bytes.data, bytes.length);
+    out->len += bytes.length;
+    free(bytes.data);
+    return bytes.length;
+}
 /* ---------------- candidates ---------------- */
 #define A_NAME f16
 #define A_TOPBIT 1
@@ -187,6 +219,225 @@ static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t 
 #undef L_SIGN
 #undef L_TOP
 #include "coder_g.h"
+#define V_NAME vj1
+#define V_JOINT 1
+#define V_LANES 1
+#define V_M2 1
+#define V_RMAX 6
+#include "coder_v.h"
+#undef V_NAME
+#undef V_JOINT
+#undef V_LANES
+#undef V_M2
+#undef V_RMAX
+#define V_NAME vj2
+#define V_JOINT 1
+#define V_LANES 2
+#define V_M2 1
+#define V_RMAX 6
+#include "coder_v.h"
+#undef V_NAME
+#undef V_JOINT
+#undef V_LANES
+#undef V_M2
+#undef V_RMAX
+#define V_NAME vj4
+#define V_JOINT 1
+#define V_LANES 4
+#define V_M2 1
+#define V_RMAX 6
+#include "coder_v.h"
+#undef V_NAME
+#undef V_JOINT
+#undef V_LANES
+#undef V_M2
+#undef V_RMAX
+#define V_NAME vs1
+#define V_JOINT 0
+#define V_LANES 1
+#define V_M2 1
+#define V_RMAX 6
+#include "coder_v.h"
+#undef V_NAME
+#undef V_JOINT
+#undef V_LANES
+#undef V_M2
+#undef V_RMAX
+#define V_NAME vs2
+#define V_JOINT 0
+#define V_LANES 2
+#define V_M2 1
+#define V_RMAX 6
+#include "coder_v.h"
+#undef V_NAME
+#undef V_JOINT
+#undef V_LANES
+#undef V_M2
+#undef V_RMAX
+#define V_NAME vj2r5
+#define V_JOINT 1
+#define V_LANES 2
+#define V_M2 1
+#define V_RMAX 5
+#include "coder_v.h"
+#undef V_NAME
+#undef V_JOINT
+#undef V_LANES
+#undef V_M2
+#undef V_RMAX
+#define V_NAME vj2r7
+#define V_JOINT 1
+#define V_LANES 2
+#define V_M2 1
+#define V_RMAX 7
+#include "coder_v.h"
+#undef V_NAME
+#undef V_JOINT
+#undef V_LANES
+#undef V_M2
+#undef V_RMAX
+#define V_NAME vj2nm2
+#define V_JOINT 1
+#define V_LANES 2
+#define V_M2 0
+#define V_RMAX 6
+#include "coder_v.h"
+#undef V_NAME
+#undef V_JOINT
+#undef V_LANES
+#undef V_M2
+#undef V_RMAX
+#define W_NAME w1
+#define W_BITX w_bit
+#define W_LANES 1
+#define W_RAWSEP 0
+#include "coder_w.h"
+#undef W_NAME
+#undef W_LANES
+#undef W_RAWSEP
+#undef W_BITX
+#define W_NAME w2
+#define W_BITX w_bit
+#define W_LANES 2
+#define W_RAWSEP 0
+#include "coder_w.h"
+#undef W_NAME
+#undef W_LANES
+#undef W_RAWSEP
+#undef W_BITX
+#define W_NAME w4
+#define W_BITX w_bit
+#define W_LANES 4
+#define W_RAWSEP 0
+#include "coder_w.h"
+#undef W_NAME
+#undef W_LANES
+#undef W_RAWSEP
+#undef W_BITX
+#define W_NAME w1r
+#define W_LANES 1
+#define W_RAWSEP 1
+#define W_BITX w_bitbl
+#include "coder_w.h"
+#undef W_NAME
+#undef W_LANES
+#undef W_RAWSEP
+#undef W_BITX
+#define W_NAME w2r
+#define W_LANES 2
+#define W_RAWSEP 1
+#define W_BITX w_bitbl
+#include "coder_w.h"
+#undef W_NAME
+#undef W_LANES
+#undef W_RAWSEP
+#undef W_BITX
+#define W_NAME w4r
+#define W_LANES 4
+#define W_RAWSEP 1
+#define W_BITX w_bitbl
+#include "coder_w.h"
+#undef W_NAME
+#undef W_LANES
+#undef W_RAWSEP
+#undef W_BITX
+#define X_NAME x0
+#define X_RUN 0
+#define X_PRIOR 0
+#include "coder_x.h"
+#undef X_NAME
+#undef X_RUN
+#undef X_PRIOR
+#define X_NAME xp
+#define X_RUN 0
+#define X_PRIOR 1
+#include "coder_x.h"
+#undef X_NAME
+#undef X_RUN
+#undef X_PRIOR
+#define X_NAME xpr
+#define X_RUN 1
+#define X_PRIOR 1
+#include "coder_x.h"
+#undef X_NAME
+#undef X_RUN
+#undef X_PRIOR
+#define Y_NAME y0
+#define Y_C0 0
+#define Y_RUN 0
+#include "coder_y.h"
+#undef Y_NAME
+#undef Y_C0
+#undef Y_RUN
+#define Y_NAME y6
+#define Y_C0 6
+#define Y_RUN 0
+#include "coder_y.h"
+#undef Y_NAME
+#undef Y_C0
+#undef Y_RUN
+#define Y_NAME y10
+#define Y_C0 10
+#define Y_RUN 0
+#include "coder_y.h"
+#undef Y_NAME
+#undef Y_C0
+#undef Y_RUN
+#define Y_NAME y14
+#define Y_C0 14
+#define Y_RUN 0
+#include "coder_y.h"
+#undef Y_NAME
+#undef Y_C0
+#undef Y_RUN
+#define Y_NAME y99
+#define Y_C0 99
+#define Y_RUN 0
+#include "coder_y.h"
+#undef Y_NAME
+#undef Y_C0
+#undef Y_RUN
+#define Y_NAME y6r
+#define Y_C0 6
+#define Y_RUN 1
+#include "coder_y.h"
+#undef Y_NAME
+#undef Y_C0
+#undef Y_RUN
+#define Y_NAME y10r
+#define Y_C0 10
+#define Y_RUN 1
+#include "coder_y.h"
+#undef Y_NAME
+#undef Y_C0
+#undef Y_RUN
+#define Y_NAME y99r
+#define Y_C0 99
+#define Y_RUN 1
+#include "coder_y.h"
+#undef Y_NAME
+#undef Y_C0
+#undef Y_RUN
 #include "analysis.h"
 
 typedef struct {
@@ -196,6 +447,7 @@ typedef struct {
 } coder_t;
 static const coder_t coders[] = {
     {"current", base_enc_piece, base_dec_piece},
+    {"oracle", oracle_enc_piece, base_dec_piece},
     {"F16", a_enc_piece_f16, a_dec_piece_f16},
     {"F16fix5", a_enc_piece_f16x, a_dec_piece_f16x},
     {"F32", a_enc_piece_f32, a_dec_piece_f32},
@@ -204,6 +456,31 @@ static const coder_t coders[] = {
     {"L_static", l_enc_piece_ls, l_dec_piece_ls},
     {"L_static_rawsign", l_enc_piece_lsns, l_dec_piece_lsns},
     {"G_static_lut", g_enc_piece, g_dec_piece},
+    {"y0", y_enc_piece_y0, y_dec_piece_y0},
+    {"y6", y_enc_piece_y6, y_dec_piece_y6},
+    {"y10", y_enc_piece_y10, y_dec_piece_y10},
+    {"y14", y_enc_piece_y14, y_dec_piece_y14},
+    {"y99", y_enc_piece_y99, y_dec_piece_y99},
+    {"y6r", y_enc_piece_y6r, y_dec_piece_y6r},
+    {"y10r", y_enc_piece_y10r, y_dec_piece_y10r},
+    {"y99r", y_enc_piece_y99r, y_dec_piece_y99r},
+    {"x0", x_enc_piece_x0, x_dec_piece_x0},
+    {"xp", x_enc_piece_xp, x_dec_piece_xp},
+    {"xpr", x_enc_piece_xpr, x_dec_piece_xpr},
+    {"w1", w_enc_piece_w1, w_dec_piece_w1},
+    {"w2", w_enc_piece_w2, w_dec_piece_w2},
+    {"w4", w_enc_piece_w4, w_dec_piece_w4},
+    {"w1r", w_enc_piece_w1r, w_dec_piece_w1r},
+    {"w2r", w_enc_piece_w2r, w_dec_piece_w2r},
+    {"w4r", w_enc_piece_w4r, w_dec_piece_w4r},
+    {"vj1", v_enc_piece_vj1, v_dec_piece_vj1},
+    {"vj2", v_enc_piece_vj2, v_dec_piece_vj2},
+    {"vj4", v_enc_piece_vj4, v_dec_piece_vj4},
+    {"vs1", v_enc_piece_vs1, v_dec_piece_vs1},
+    {"vs2", v_enc_piece_vs2, v_dec_piece_vs2},
+    {"vj2r5", v_enc_piece_vj2r5, v_dec_piece_vj2r5},
+    {"vj2r7", v_enc_piece_vj2r7, v_dec_piece_vj2r7},
+    {"vj2nm2", v_enc_piece_vj2nm2, v_dec_piece_vj2nm2},
 };
 #define NCODERS (sizeof coders / sizeof *coders)
 
@@ -230,13 +507,14 @@ int main(int argc, char **argv)
     image_t im;
     ctx_lut_init();
     g_init();
+    x_init();
     int32_t *orig; int H, W;
     build_image(argv[1], 6, &im, &orig, &H, &W);
     dst = im;
     for (int i = 0; i < im.npieces; i++)
         for (int j = 0; j < im.p[i].nb; j++)
             dst.p[i].b[j].v = calloc((size_t)im.p[i].b[j].h * im.p[i].b[j].w, 4);
-    uint16_t *rowmem = calloc(PJ2K_MODEL_ROWS((size_t)im.maxw) + 64, 2);
+    uint16_t *rowmem = calloc(16 * ((size_t)im.maxw + 2) + 64, 2);
     const char *mode = argv[2];
     const char *only = argc > 3 ? argv[3] : NULL;
     int reps = argc > 4 ? atoi(argv[4]) : 20;
@@ -270,6 +548,7 @@ int main(int argc, char **argv)
             printf("%s ok=%d ncoef=%zu\n", c->name, ok, im.ncoef);
             continue;
         }
+        if (!strcmp(mode, "esize")) { printf("%-12s %-12s bytes %8zu\n", argv[1], c->name, total); continue; }
         int ok = decode_all(c, &im, rowmem);
         for (int i = 0; i < im.npieces && ok; i++)
             for (int j = 0; j < im.p[i].nb; j++)
