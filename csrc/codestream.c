@@ -508,7 +508,6 @@ static pj2k_status compute_steps(pj2k_header *h, double base_step)
     return PJ2K_OK;
 }
 
-/* Visit every element of every band of every segment of one component. */
 /* Every row of every band of a component (segments 0..levels): BODY sees
  * `sb` (the band), `r_` (its segment), `at` (the row's first element) and
  * `nx` (its length). */
@@ -667,8 +666,6 @@ static size_t low_band_elems(const layout *L, int levels)
            pj2k_ceil_shift(L->dims[2], levels);
 }
 
-/* Entropy-code one piece: layer j of every band of segment r, in coding
- * order.  Fails when a value exceeds what the decoder accepts. */
 /* The model before piece i (in stream order) of a stream of `version`. */
 static void start_piece(pj2k_model *model, int version, int i)
 {
@@ -676,7 +673,9 @@ static void start_piece(pj2k_model *model, int version, int i)
     else pj2k_model_next_piece(model);
 }
 
-/* rdo_template: NULL, or the strength and cost table of RD-optimised
+/* Entropy-code one piece: layer j of every band of segment r, in coding
+ * order.  Fails when a value exceeds what the decoder accepts.
+ * rdo_template: NULL, or the strength and cost table of RD-optimised
  * quantisation with `real` the unquantised coefficients (single layer only). */
 static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coef,
                                 coef_kind kind, int r, int j, pj2k_rc_encoder *rc,

@@ -1,7 +1,7 @@
 /* Template: coefficient coding for one coefficient type and rule set.
  * Expects COEF, COEF_MAX, SFX(name) and LEGACY (1: the decoders of format
- * versions 1 and 2; 0: version 3, both directions); included by entropy.c
- * after the range coder primitives. */
+ * versions 1 and 2; 0: versions 3 and 4, both directions); included by
+ * entropy.c after the range coder primitives. */
 #if LEGACY
 #define DECODE_BIT decode_bit_legacy
 #else
@@ -235,16 +235,11 @@ static inline float SFX(value_cost)(const pj2k_model *m, const float *table, int
 }
 
 /* The magnitude to code for quantised magnitude q of |c| / step = a:
- * q - 1 where that costs less (pj2k_rdo).  Lowering q >= 2 adds 2u to the
- * squared error (u = a - q), so it pays only when u is small: from u = 0.5
- * the default strength would need 6.7 bits saved, beyond what the two
- * modelled mantissa bits and one exponent decision that differ can save in
- * practice; such values are kept without costing them. */
+ * q - 1 where that costs less (pj2k_rdo). */
 static inline uint64_t SFX(rdo_magnitude)(const pj2k_rdo *rdo, const pj2k_model *m, int cls, unsigned mctx,
                                           const SFX(rows) *r, size_t x, uint64_t q, double a, int negative)
 {
     const double u = a - (double)q;   /* in [0, 1): where c lies in q's interval */
-    if (q >= 2 && u >= 0.5) return q;
     const double keep = (u - 0.5) * (u - 0.5) +
                         rdo->kappa * SFX(value_cost)(m, rdo->bit_cost, cls, mctx, r, x, q, negative);
     const double lower = (q == 1 ? a * a : (u + 0.5) * (u + 0.5)) +

@@ -206,11 +206,13 @@ ICT_ERROR_GAIN = (3.0 + (0.34413**2 + 1.772**2) + (1.402**2 + 0.71414**2)) / 3
 def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                     model: RateModel | None = None, rdo: bool = False) -> tuple:
     """encode(step, rdo) -> codestream; rdo: try RD-optimised quantisation.
-    Returns (codestream, step, rdo used).  A target out of reach gives the
-    closest plain-quantiser result: RD-optimised quantisation reaches its
-    smallest streams by zeroing values, which keeps no fidelity."""
+    Returns (codestream, step, rdo used).  A target out of reach (every
+    trial too large) gives the closest plain-quantiser result: RD-optimised
+    quantisation reaches its smallest streams by zeroing values, which keeps
+    no fidelity."""
     target = arr.nbytes / ratio
     typical = TYPICAL_MODEL_SCALE[rdo]
+    given_start = start
 
     def score(step):
         encoded = encode(step, rdo)
@@ -232,8 +234,8 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                             accept=lambda v: abs(math.exp(v) / target - 1) <= RATIO_TOLERANCE,
                             aim=math.log(target), slope=-1.0, predict=predict)
     if found is None:   # out of reach: the closest (of equals, the finest step)
-        if rdo:
-            return encode_to_ratio(encode, arr, ratio, start, limits, model, rdo=False)
+        if rdo and all(t[2] > math.log(target) for t in trials):
+            return encode_to_ratio(encode, arr, ratio, given_start, limits, model, rdo=False)
         found = _finest_of_closest(score, trials, math.log(target))
     return found[1], found[0], rdo
 
