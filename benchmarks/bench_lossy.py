@@ -146,11 +146,11 @@ def ours(a, ratio, min_total, **options):
     # one probe encode at a known step gives the norm.
     probe = pj.read_header(encode(step=1.0)).steps[0]
     step = pj.read_header(e).steps[0] / probe
-    fixed = encode(step=step)
+    fixed = encode(step=step, rdo=True)   # as the search codes (docs/DESIGN.md 18)
     return {"bps": 8 * len(e) / a.size, "psnr": psnr(pj.decode(e), a), "step": step,
             "bits": 8 * a.itemsize, "fixed_size": len(fixed) / len(e),
             "enc": a.nbytes / best_time(lambda: encode(ratio=ratio), min_total) / 1e6,
-            "enc_fixed": a.nbytes / best_time(lambda: encode(step=step), min_total) / 1e6,
+            "enc_fixed": a.nbytes / best_time(lambda: encode(step=step, rdo=True), min_total) / 1e6,
             "dec": a.nbytes / best_time(lambda: pj.decode(e), min_total) / 1e6}
 
 
@@ -236,7 +236,8 @@ def main():
              "Single thread, one process, real images from `../shared/data`. "
              "Ours: `encode(a, reversible=False, ratio=R)` (RGB with `colour_axis=-1`), "
              "which searches its quantisation step; \"fixed step\" re-encodes with the step "
-             "that search chose (same size, one encode). Each peer's knob (OpenJPEG: target "
+             "that search chose (`step=s, rdo=True`: the same RD-optimised quantisation, so the "
+             "same stream, one encode). Each peer's knob (OpenJPEG: target "
              "PSNR, `jpeg2k_encode(level=dB)`; HTJ2K: `htj2k_encode(level=qstep)`; JPEG XL: "
              "`jpegxl_encode(distance=d)`, default effort) is searched until two of its "
              "encodes bracket our exact size; its PSNR at our bits/sample is interpolated "

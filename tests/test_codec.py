@@ -17,6 +17,8 @@ CODECS = [
     ProgressiveJ2K(axes=(0, 1), colour_axis=2),
     ProgressiveJ2K(reversible=False, step=2.5),
     ProgressiveJ2K(reversible=False, levels=2, axes=[-2, -1]),
+    ProgressiveJ2K(reversible=False, step=4.0, rdo=True),
+    ProgressiveJ2K(reversible=False, ratio=20, rdo=False),
 ]
 
 

@@ -312,3 +312,22 @@ def test_rd_optimised_quantisation_lowers_values_only_where_it_pays(real):
     assert error_plain < error_optimised < 1.2 * error_plain
     with pytest.raises(ValueError):
         prepared.encode(6.0, (), -1.0)
+
+
+def test_rdo_option_overrides_the_default(real):
+    """rdo=True brings RD-optimised quantisation to a given step (what the
+    targets use by default); rdo=False takes it from a target; lossless and
+    error-bounded coding refuse it, and it must be a bool."""
+    arr = real("coins")
+    plain = pj.encode(arr, reversible=False, step=8.0)
+    optimised = pj.encode(arr, reversible=False, step=8.0, rdo=True)
+    assert len(optimised) < 0.99 * len(plain)
+    assert pj.encode(arr, reversible=False, step=8.0, rdo=False) == plain
+    targeted = pj.encode(arr, reversible=False, ratio=15)
+    untouched = pj.encode(arr, reversible=False, ratio=15, rdo=False)
+    assert targeted != untouched
+    for bad in ({"rdo": True}, {"rdo": False, "tolerance": 1.0}):
+        with pytest.raises(ValueError):
+            pj.encode(arr, **bad)
+    with pytest.raises(TypeError):
+        pj.encode(arr, reversible=False, rdo=1)

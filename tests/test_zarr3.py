@@ -24,7 +24,8 @@ def test_v3_roundtrip_and_metadata_describes_codec(real, tmp_path):
     (codec,) = meta["codecs"]
     assert codec == {"name": "progressive_j2k", "configuration": {
         "levels": None, "reversible": True, "axes": [0, 1], "colour_axis": 2, "step": None,
-        "tolerance": None, "ratio": None, "psnr": None, "layers": None, "layer_metric": "ratio"}}
+        "tolerance": None, "ratio": None, "psnr": None, "layers": None, "layer_metric": "ratio",
+        "rdo": None}}
 
 
 def test_levels_follow_the_chunk_shape_not_the_array_shape(real, tmp_path):

@@ -45,15 +45,19 @@ class ProgressiveJ2K(Codec):
         before the last, which completes the chunk.  See ``encode``.
     layer_metric : {"ratio", "psnr"}
         What the ``layers`` targets are.
+    rdo : bool, optional
+        Lossy only: rate-distortion optimised quantisation; default on with
+        ``ratio`` and ``psnr``, off with ``step``.  See ``encode``.
     """
 
     codec_id = "progressive_j2k"
 
     def __init__(self, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-                 tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio"):
+                 tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
+                 rdo=None):
         self.__dict__.update(
             _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
-                                   psnr, layers, layer_metric))
+                                   psnr, layers, layer_metric, rdo))
 
     def _options(self):
         return {name: getattr(self, name) for name in _api.OPTION_NAMES}

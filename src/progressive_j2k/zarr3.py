@@ -47,11 +47,13 @@ class ProgressiveJ2K(ArrayBytesCodec):
     psnr: float | None = None
     layers: int | tuple[float, ...] | None = None
     layer_metric: str = "ratio"
+    rdo: bool | None = None
 
     def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
-                 tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio"):
+                 tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
+                 rdo=None):
         options = _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance,
-                                         ratio, psnr, layers, layer_metric)
+                                         ratio, psnr, layers, layer_metric, rdo)
         for name, value in options.items():
             object.__setattr__(self, name, value)
 
