@@ -84,25 +84,43 @@ static void build_image(const char *path, int levels, image_t *im, int32_t **coe
 }
 
 /* ---------------- current coder (the repo's own functions) ---------------- */
-static size_t base_enc_piece(const piece_t *p, buf_t *out, uint16_t *rowmem)
+static pj2k_band piece_band(const band_t *b)
+{
+    return (pj2k_band){.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1},
+                       .cls = b->cls};
+}
+/* Code the piece with the repo's band coder from model m as it is, `passes`
+ * times (the last pass is kept; before a later pass the rate shifts are
+ * lowered to at most `cap`), appending the bytes to out. */
+static size_t repo_enc(const piece_t *p, buf_t *out, pj2k_model *m, int passes, unsigned cap)
 {
     pj2k_bytes bytes = {0};
     pj2k_rc_encoder e;
-    static pj2k_model m;
-    m.rows = rowmem;
-    pj2k_rc_encoder_init(&e, &bytes);
-    pj2k_model_reset(&m, 3);   /* version-3 rules */
-    for (int i = 0; i < p->nb; i++) {
-        const band_t *b = &p->b[i];
-        pj2k_band pb = {.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1}, .cls = b->cls};
-        pj2k_encode_band_i32(&e, &m, b->v, &pb, 0, NULL);
+    for (int pass = 0; pass < passes; pass++) {
+        bytes.length = 0;
+        pj2k_rc_encoder_init(&e, &bytes);
+        if (pass) {
+            pj2k_prob *q = &m->prob.exponent[0][0][0];
+            for (size_t i = 0; i < sizeof m->prob / sizeof *q; i++) if (q[i].shift > cap) q[i].shift = (uint16_t)cap;
+        }
+        for (int i = 0; i < p->nb; i++) {
+            const pj2k_band pb = piece_band(&p->b[i]);
+            pj2k_encode_band_i32(&e, m, p->b[i].v, &pb, 0, NULL);
+        }
+        pj2k_rc_encoder_finish(&e);
     }
-    pj2k_rc_encoder_finish(&e);
     buf_reserve(out, bytes.length);
     memcpy(out->data + out->len, bytes.data, bytes.length);
     out->len += bytes.length;
     free(bytes.data);
     return bytes.length;
+}
+static size_t base_enc_piece(const piece_t *p, buf_t *out, uint16_t *rowmem)
+{
+    static pj2k_model m;
+    m.rows = rowmem;
+    pj2k_model_reset(&m, 3);   /* version-3 rules */
+    return repo_enc(p, out, &m, 1, 0);
 }
 static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t *rowmem)
 {
@@ -112,40 +130,23 @@ static int base_dec_piece(const uint8_t *data, size_t len, piece_t *p, uint16_t 
     pj2k_rc_decoder_init(&d, data, len);
     pj2k_model_reset(&m, 3);   /* version-3 rules */
     for (int i = 0; i < p->nb; i++) {
-        band_t *b = &p->b[i];
-        pj2k_band pb = {.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1}, .cls = b->cls};
-        if (pj2k_decode_band_i32(&d, &m, b->v, &pb, 40, 0) != PJ2K_OK) return 0;
+        const pj2k_band pb = piece_band(&p->b[i]);
+        if (pj2k_decode_band_i32(&d, &m, p->b[i].v, &pb, 40, 0) != PJ2K_OK) return 0;
     }
     return d.pos == len;
 }
 
-/* oracle: the same coder starting from the probabilities a first pass over the piece ended with */
+/* oracle: the same coder starting from the probabilities a first pass over
+ * the piece ended with (the learning cost's bound; rate shifts at most ORACLE_K) */
 #ifndef ORACLE_K
 #define ORACLE_K 6
 #endif
 static size_t oracle_enc_piece(const piece_t *p, buf_t *out, uint16_t *rowmem)
 {
-    pj2k_bytes bytes = {0};
-    pj2k_rc_encoder e;
     static pj2k_model m;
     m.rows = rowmem;
-    pj2k_model_reset(&m, 3);   /* version-3 rules */
-    for (int pass = 0; pass < 2; pass++) {
-        bytes.length = 0;
-        pj2k_rc_encoder_init(&e, &bytes);
-        if (pass) { pj2k_prob *q = &m.prob.exponent[0][0][0]; for (size_t i = 0; i < sizeof m.prob / sizeof *q; i++) q[i].shift = q[i].shift < ORACLE_K ? q[i].shift : ORACLE_K; }
-        for (int i = 0; i < p->nb; i++) {
-            const band_t *b = &p->b[i];
-            pj2k_band pb = {.n = {1, (size_t)b->h, (size_t)b->w}, .stride = {(ptrdiff_t)b->h * b->w, b->w, 1}, .cls = b->cls};
-            pj2k_encode_band_i32(&e, &m, b->v, &pb, 0, NULL);
-        }
-        pj2k_rc_encoder_finish(&e);
-    }
-    buf_reserve(out, bytes.length);
-    memcpy(out->data + out->len, bytes.data, bytes.length);
-    out->len += bytes.length;
-    free(bytes.data);
-    return bytes.length;
+    pj2k_model_reset(&m, 3);
+    return repo_enc(p, out, &m, 2, ORACLE_K);
 }
 /* ---------------- candidates ---------------- */
 #define A_NAME f16
