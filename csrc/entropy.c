@@ -61,6 +61,7 @@ void pj2k_model_reset(pj2k_model *m, int version)
     const size_t count = sizeof m->prob / sizeof *p;   /* the probabilities are all pj2k_prob */
     const pj2k_prob start = {version < 3 ? 1u << (LEGACY_PROB_BITS - 1) : 1u << (PROB_BITS - 1), 1};
     for (size_t i = 0; i < count; i++) p[i] = start;
+    m->version = version;
     if (version < 4) return;
     for (int cls = 0; cls < PJ2K_CLASSES; cls++)
         for (int c = 0; c < PJ2K_MAG_CTX; c++)

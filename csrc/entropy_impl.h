@@ -23,6 +23,7 @@ typedef struct {
     uint16_t *par;                  /* parent magnitudes of the current row, index x; NULL: none */
     size_t parent_row;              /* the parent row they were taken from */
     uint16_t *pre;                  /* the context sum without its W term, index x, saturated */
+    uint8_t *sgn_sib;               /* sign class of the colour neighbour, index x (1: none) */
 } SFX(rows);
 
 static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
@@ -33,6 +34,7 @@ static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
     r->sgn_cur = r->sgn_up + (nx + 2);
     r->par = NULL;
     r->pre = scratch + 4 * (nx + 2);
+    r->sgn_sib = (uint8_t *)(scratch + 5 * (nx + 2));
 }
 
 /* The parent neighbourhood of row (z, y) at `shift`, spread to the child's
@@ -87,11 +89,16 @@ static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
  * slice) and `sib` (the previous colour component) are rows as coded at
  * `shift` (their stored values are unshifted while encoding a layer, already
  * shifted while decoding).  Every term and the total saturate at 0xFFFF,
- * which keeps the contexts exact (any sum of 2**15 or more is the last). */
+ * which keeps the contexts exact (any sum of 2**15 or more is the last).
+ * With colour_sign (version 4) the sign contexts see the colour neighbour's
+ * sign too. */
 static inline uint32_t SFX(sat16)(uint64_t v) { return v > 0xFFFF ? 0xFFFF : (uint32_t)v; }
-static inline void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF *sib, size_t nx, int shift)
+static inline void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF *sib, size_t nx, int shift,
+                                     int colour_sign)
 {
     const uint16_t *up = r->mag_up;
+    for (size_t x = 0; x < nx; x++)
+        r->sgn_sib[x] = (uint8_t)(colour_sign && sib && (SFX(mag)(sib[x]) >> shift) ? SFX(sign3)(sib[x]) : 1u);
     for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)(2u * up[x + 1] + up[x] + up[x + 2]);
     if (back)
         for (size_t x = 0; x < nx; x++)
@@ -112,10 +119,16 @@ static inline unsigned SFX(context)(const SFX(rows) *r, size_t x)
     return magnitude_context(2u * r->mag_cur[x] + r->pre[x]);   /* mag_cur[x] is W */
 }
 
-/* Signs of the west and north neighbours (needed only for non-zero values). */
+/* Signs of the west and north neighbours (needed only for non-zero values),
+ * and from version 3 that of the colour neighbour (always "zero" before
+ * version 4: those streams use the contexts 9..17, as 0..8 in FORMAT.md). */
 static inline unsigned SFX(sign_context)(const SFX(rows) *r, size_t x)
 {
+#if LEGACY
     return 3u * r->sgn_cur[x] + r->sgn_up[x + 1];
+#else
+    return 3u * r->sgn_cur[x] + r->sgn_up[x + 1] + 9u * r->sgn_sib[x];
+#endif
 }
 
 /* One value: exponent in unary under the magnitude context, then the first
@@ -200,7 +213,7 @@ static inline COEF SFX(shifted)(COEF v, int shift)
                 ROW_T *row = (BASE) + (ptrdiff_t)z * (B)->stride[0] + (ptrdiff_t)y * (B)->stride[1]; \
                 const COEF *back = z ? row - (B)->stride[0] : NULL;                        \
                 const COEF *sib = (B)->sibling_offset ? row + (B)->sibling_offset : NULL;  \
-                SFX(rows_prepare)(&rows, back, sib, (B)->n[2], (CSHIFT));                 \
+                SFX(rows_prepare)(&rows, back, sib, (B)->n[2], (CSHIFT), (M)->version >= 4); \
                 for (size_t x = 0; x < (B)->n[2]; x++) { __VA_ARGS__ }                     \
                 SFX(rows_next)(&rows);                                                     \
             }                                                                              \

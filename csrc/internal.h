@@ -94,16 +94,18 @@ typedef struct {
         pj2k_prob exponent[PJ2K_CLASSES][PJ2K_MAG_CTX][PJ2K_EXP_POS];
         pj2k_prob mantissa[PJ2K_CLASSES][PJ2K_MAX_EXP + 1][PJ2K_MANTISSA_CTX];
         pj2k_prob mantissa2[PJ2K_CLASSES][PJ2K_MAX_EXP + 1][2];   /* by the first bit */
-        pj2k_prob sign[PJ2K_CLASSES][9];
+        pj2k_prob sign[PJ2K_CLASSES][27];   /* by the W, N and colour signs */
         pj2k_prob refine[PJ2K_CLASSES][16];  /* first refinement bit by bit length */
     } prob;
     /* scratch for the neighbourhood of the row being coded: saturated
      * magnitudes and signs of the previous and current rows, each padded by
-     * one zero on both sides, the parent magnitudes and the rows' context sums
-     * without W; 5 x (widest band + 2) entries, set by the caller */
+     * one zero on both sides, the parent magnitudes, the rows' context sums
+     * without W and the colour neighbours' signs; 6 x (widest band + 2)
+     * entries, set by the caller */
     uint16_t *rows;
+    int version;        /* the format version whose rules apply (pj2k_model_reset) */
 } pj2k_model;
-#define PJ2K_MODEL_ROWS(width) (5 * ((width) + 2))
+#define PJ2K_MODEL_ROWS(width) (6 * ((width) + 2))
 
 /* The model at the start of a stream's first piece under the rules of format
  * `version` (before version 4: of every piece); version 4 carries it from

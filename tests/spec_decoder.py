@@ -283,8 +283,11 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None) -> np.ndarray:
                         s += min(term, 65535)
                     if colour is not None:
                         s += abs(colour[at(start[0] + z, start[1] + y, start[2] + x)])
-                    v = decode_value(rc, model, version, cls, magnitude_context(s),
-                                     3 * sign_class(w) + sign_class(n),
+                    sign_ctx = 3 * sign_class(w) + sign_class(n)
+                    if version >= 4:           # section 6.3, item 3
+                        sign_ctx += 9 * (1 if colour is None else sign_class(
+                            colour[at(start[0] + z, start[1] + y, start[2] + x)]))
+                    v = decode_value(rc, model, version, cls, magnitude_context(s), sign_ctx,
                                      refine_bits if refine_bits else max_exp - shift)
                     put(z, y, x, v)
 
