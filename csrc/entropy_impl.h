@@ -24,6 +24,7 @@ typedef struct {
     size_t parent_row;              /* the parent row they were taken from */
     uint16_t *pre;                  /* the context sum without its W term, index x, saturated */
     uint8_t *sgn_sib;               /* sign class of the colour neighbour, index x (1: none) */
+    int sib_neutral;                /* sgn_sib holds only 1s */
 } SFX(rows);
 
 static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
@@ -35,6 +36,7 @@ static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
     r->par = NULL;
     r->pre = scratch + 4 * (nx + 2);
     r->sgn_sib = (uint8_t *)(scratch + 5 * (nx + 2));
+    r->sib_neutral = 0;
 }
 
 /* The parent neighbourhood of row (z, y) at `shift`, spread to the child's
@@ -97,8 +99,19 @@ static inline void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF 
                                      int colour_sign)
 {
     const uint16_t *up = r->mag_up;
-    for (size_t x = 0; x < nx; x++)
-        r->sgn_sib[x] = (uint8_t)(colour_sign && sib && (SFX(mag)(sib[x]) >> shift) ? SFX(sign3)(sib[x]) : 1u);
+    if (colour_sign && sib) {   /* sign classes 0, 1, 2, as coded at `shift` */
+        if (shift == 0)
+            for (size_t x = 0; x < nx; x++) r->sgn_sib[x] = (uint8_t)(1 + (sib[x] > 0) - (sib[x] < 0));
+        else
+            for (size_t x = 0; x < nx; x++) {
+                const int kept = (SFX(mag)(sib[x]) >> shift) != 0;
+                r->sgn_sib[x] = (uint8_t)(1 + kept * ((sib[x] > 0) - (sib[x] < 0)));
+            }
+        r->sib_neutral = 0;
+    } else if (!r->sib_neutral) {
+        memset(r->sgn_sib, 1, nx);
+        r->sib_neutral = 1;
+    }
     for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)(2u * up[x + 1] + up[x] + up[x + 2]);
     if (back)
         for (size_t x = 0; x < nx; x++)
