@@ -721,20 +721,21 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coe
 
 /* Entropy-code all pieces of the coefficient buffer into `out` (after the
  * header placeholder), recording their ends and checksums in h.  With
- * rdo > 0 (9/7, one layer) the high bands' quantised values are chosen by
- * RD-optimised quantisation from `real` and written back to `coef`. */
+ * rdo > 0 (9/7, one layer; bit_cost from pj2k_bit_cost_table) the high
+ * bands' quantised values are chosen by RD-optimised quantisation from
+ * `real` and written back to `coef`. */
 static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
-                                   coef_kind kind, const double *real, double rdo, pj2k_bytes *out)
+                                   coef_kind kind, const double *real, double rdo,
+                                   const float *bit_cost, pj2k_bytes *out)
 {
     pj2k_model *model = malloc(sizeof *model);
     void *tmp = malloc((low_band_elems(L, h->levels) + 1) * COEF_BYTES[kind]);
     uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
-    const int with_rdo = rdo > 0.0 && real && h->wavelet == PJ2K_WAVELET_97 && h->layers == 1;
-    float *bit_cost = with_rdo ? malloc(PJ2K_BIT_COST_SIZE * sizeof *bit_cost) : NULL;
-    pj2k_status st = (model && tmp && rows && (bit_cost || !with_rdo)) ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    const int with_rdo = rdo > 0.0 && real && bit_cost && h->wavelet == PJ2K_WAVELET_97 &&
+                         h->layers == 1;
+    pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
     if (model) model->rows = rows;
-    pj2k_rdo rdo_template = {.kappa = rdo, .bit_cost = bit_cost};
-    if (bit_cost) pj2k_bit_cost_table(bit_cost);
+    const pj2k_rdo rdo_template = {.kappa = rdo, .bit_cost = bit_cost};
     for (int r = 0; r <= h->levels && st == PJ2K_OK; r++) {
         for (int j = 0; j < h->layers && st == PJ2K_OK; j++) {
             const size_t start = out->length;
@@ -754,7 +755,6 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
     free(model);
     free(tmp);
     free(rows);
-    free(bit_cost);
     return st;
 }
 
@@ -768,6 +768,7 @@ struct pj2k_prepared {
     coef_kind kind;
     void *coef;         /* lossless and error-bounded: the coefficients; 9/7: quantised ones */
     double *real;       /* 9/7: the coefficients */
+    float *bit_cost;    /* RD-optimised quantisation's cost table, made at its first use */
 };
 
 void pj2k_prepared_free(pj2k_prepared *prep)
@@ -775,6 +776,7 @@ void pj2k_prepared_free(pj2k_prepared *prep)
     if (!prep) return;
     free(prep->coef);
     free(prep->real);
+    free(prep->bit_cost);
     free(prep);
 }
 
@@ -927,16 +929,23 @@ static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double
 {
     const layout *L = &prep->L;
     pj2k_status st = PJ2K_OK;
+    if (prep->lossy && rdo > 0.0 && !prep->bit_cost) {
+        prep->bit_cost = malloc(PJ2K_BIT_COST_SIZE * sizeof *prep->bit_cost);
+        if (!prep->bit_cost) return PJ2K_ERR_NOMEM;
+        pj2k_bit_cost_table(prep->bit_cost);
+    }
     if (prep->lossy) st = quantise(h, L, prep->real, prep->coef, prep->kind);
     if (st == PJ2K_OK && prep->lossy && rdo > 0.0 && h->layers > 1) {
         pj2k_header single = *h;
         single.layers = 1;
         memset(single.layer_shift, 0, sizeof single.layer_shift);
         pj2k_bytes scratch = {0};
-        st = encode_segments(&single, L, prep->coef, prep->kind, prep->real, rdo, &scratch);
+        st = encode_segments(&single, L, prep->coef, prep->kind, prep->real, rdo, prep->bit_cost,
+                             &scratch);
         free(scratch.data);
     }
-    if (st == PJ2K_OK) st = encode_segments(h, L, prep->coef, prep->kind, prep->real, rdo, out);
+    if (st == PJ2K_OK)
+        st = encode_segments(h, L, prep->coef, prep->kind, prep->real, rdo, prep->bit_cost, out);
     return st;
 }
 
