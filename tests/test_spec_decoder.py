@@ -54,6 +54,7 @@ CASES = {
     "rgb_tolerance_layers": (lambda r: r("coffee")[150:163, 250:266],
                              {"colour_axis": 2, "tolerance": 1, "layers": 2}),
     "u32_1d": (lambda r: r("camera")[70, :61].astype("u4") * 16777216, {}),
+    "rgb_layers": (lambda r: r("astronaut")[300:319, 100:117], {"colour_axis": -1, "layers": 3}),
 }
 
 
@@ -61,3 +62,18 @@ CASES = {
 def test_spec_decoder_matches_fresh_encodes(real, case):
     make, options = CASES[case]
     assert_same_as_c(pj.encode(np.ascontiguousarray(make(real)), **options))
+
+
+def test_spec_decoder_matches_refined_low_band_with_colour(real):
+    """Layer tables that shift every band, the low band included: its later
+    layers refine values with the colour terms (magnitude and, in version 4,
+    sign), which the encoder's own layer placement rarely exercises."""
+    from progressive_j2k import _core
+    arr = np.ascontiguousarray(real("chelsea")[120:141, 200:219])
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), 0, arr.shape, (0, 1), 2, 3, 0, 0.0)
+    bands = 1 + 3 * 3
+    for tables in (((5,) * bands, (2,) * bands, (0,) * bands), ((3,) * bands, (0,) * bands)):
+        enc = prepared.encode(0.0, tables)
+        assert pj.read_header(enc).layers == len(tables)
+        np.testing.assert_array_equal(pj.decode(enc), arr)
+        assert_same_as_c(enc)

@@ -195,7 +195,7 @@ def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None,
     elif options["reversible"] and targets:
         raise ValueError(f"{targets[0]} applies to lossy coding only (reversible=False)")
     if options["rdo"] is not None and (options["reversible"] or options["tolerance"] is not None):
-        raise ValueError("rdo applies to lossy coding only (reversible=False)")
+        raise ValueError("rdo applies to lossy coding only (reversible=False without tolerance)")
     return options
 
 
@@ -379,7 +379,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         lowered by one step where the bits saved outweigh the error added
         (about +0.1 dB at equal size, a smaller and slightly less accurate
         stream at a given step).  Default (None): on with ``ratio`` and
-        ``psnr`` targets, off with a ``step``.
+        ``psnr`` targets, off with a ``step`` or the default step.
     """
     arr = np.asarray(data)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):

@@ -47,7 +47,8 @@ class ProgressiveJ2K(Codec):
         What the ``layers`` targets are.
     rdo : bool, optional
         Lossy only: rate-distortion optimised quantisation; default on with
-        ``ratio`` and ``psnr``, off with ``step``.  See ``encode``.
+        ``ratio`` and ``psnr``, off with a given or the default ``step``.
+        See ``encode``.
     """
 
     codec_id = "progressive_j2k"
