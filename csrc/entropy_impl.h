@@ -133,8 +133,9 @@ static inline unsigned SFX(context)(const SFX(rows) *r, size_t x)
 }
 
 /* Signs of the west and north neighbours (needed only for non-zero values),
- * and from version 3 that of the colour neighbour (always "zero" before
- * version 4: those streams use the contexts 9..17, as 0..8 in FORMAT.md). */
+ * and in version 4 that of the colour neighbour.  Version 3 streams, decoded
+ * by the same code, see that one as "zero" always, so they use contexts
+ * 9..17 where FORMAT.md numbers them 0..8 (all start alike: same decodes). */
 static inline unsigned SFX(sign_context)(const SFX(rows) *r, size_t x)
 {
 #if LEGACY
