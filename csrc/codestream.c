@@ -8,82 +8,8 @@
 #include <string.h>
 
 /* ---- dtypes ---------------------------------------------------------------- */
-typedef void (*row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
-
-#define DT uint8_t
-#define DSFX(name) u8_##name
-#define DT_LO 0
-#define DT_HI 255
-#define DT_IS_FLOAT 0
-#define DT_FMAX 0.0
-#include "convert_impl.h"
-#define DT int8_t
-#define DSFX(name) i8_##name
-#define DT_LO (-128)
-#define DT_HI 127
-#define DT_IS_FLOAT 0
-#define DT_FMAX 0.0
-#include "convert_impl.h"
-#define DT uint16_t
-#define DSFX(name) u16_##name
-#define DT_LO 0
-#define DT_HI 65535
-#define DT_IS_FLOAT 0
-#define DT_FMAX 0.0
-#include "convert_impl.h"
-#define DT int16_t
-#define DSFX(name) i16_##name
-#define DT_LO (-32768)
-#define DT_HI 32767
-#define DT_IS_FLOAT 0
-#define DT_FMAX 0.0
-#include "convert_impl.h"
-#define DT uint32_t
-#define DSFX(name) u32_##name
-#define DT_LO INT64_C(0)
-#define DT_HI INT64_C(4294967295)
-#define DT_IS_FLOAT 0
-#define DT_FMAX 0.0
-#include "convert_impl.h"
-#define DT int32_t
-#define DSFX(name) i32_##name
-#define DT_LO INT64_C(-2147483648)
-#define DT_HI INT64_C(2147483647)
-#define DT_IS_FLOAT 0
-#define DT_FMAX 0.0
-#include "convert_impl.h"
-#define DT float
-#define DSFX(name) f32_##name
-#define DT_LO INT64_MIN
-#define DT_HI INT64_MAX
-#define DT_IS_FLOAT 1
-#define DT_FMAX ((double)FLT_MAX)
-#include "convert_impl.h"
-#define DT double
-#define DSFX(name) f64_##name
-#define DT_LO INT64_MIN
-#define DT_HI INT64_MAX
-#define DT_IS_FLOAT 1
-#define DT_FMAX DBL_MAX
-#include "convert_impl.h"
-
-enum { WORK_I32 = 0, WORK_I64 = 1, WORK_F64 = 2, WORK_I16 = 3 };
+enum { WORK_I32 = PJ2K_WORK_I32, WORK_I64 = PJ2K_WORK_I64, WORK_F64 = PJ2K_WORK_F64, WORK_I16 = PJ2K_WORK_I16 };
 static const size_t WORK_SIZE[4] = {4, 8, 8, 2};
-#define ROW_FNS(kind) {                                                       \
-    {u8_##kind##_i32, i8_##kind##_i32, u16_##kind##_i32, i16_##kind##_i32,    \
-     u32_##kind##_i32, i32_##kind##_i32, f32_##kind##_i32, f64_##kind##_i32}, \
-    {u8_##kind##_i64, i8_##kind##_i64, u16_##kind##_i64, i16_##kind##_i64,    \
-     u32_##kind##_i64, i32_##kind##_i64, f32_##kind##_i64, f64_##kind##_i64}, \
-    {u8_##kind##_f64, i8_##kind##_f64, u16_##kind##_f64, i16_##kind##_f64,    \
-     u32_##kind##_f64, i32_##kind##_f64, f32_##kind##_f64, f64_##kind##_f64}, \
-    {u8_##kind##_i16, i8_##kind##_i16, u16_##kind##_i16, i16_##kind##_i16,    \
-     u32_##kind##_i16, i32_##kind##_i16, f32_##kind##_i16, f64_##kind##_i16}}
-static const row_fn LOAD[4][PJ2K_NUM_DTYPES] = ROW_FNS(load);
-typedef int (*prequantise_fn)(int64_t *q, const double *x, size_t n, double scale, double bound);
-static const prequantise_fn PREQUANTISE[PJ2K_NUM_DTYPES] = {
-    u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,
-    u32_prequantise, i32_prequantise, f32_prequantise, f64_prequantise};
-static const row_fn STORE[4][PJ2K_NUM_DTYPES] = ROW_FNS(store);
 
 /* Coefficient buffers: int16 for lossless 8-bit data (half the memory; any
  * value that does not fit sends the work back to int32, which gives the same
@@ -366,7 +292,7 @@ static void make_layout(const pj2k_header *h, int level, layout *L)
 /* Copy between the C-contiguous array and the working buffer, one run along
  * the last working axis at a time. */
 static void permuted_copy(const layout *L, void *work, size_t work_size, void *array,
-                          size_t item_size, row_fn fn, int to_work)
+                          size_t item_size, pj2k_row_fn fn, int to_work)
 {
     if (L->elements == 0) return;
     ptrdiff_t stride[PJ2K_MAX_NDIM], s = 1;
@@ -580,8 +506,8 @@ static pj2k_status quantise(const pj2k_header *h, const layout *L, const double 
 /* Reconstruction of a value known to shift s (segment r decoded through
  * layer last[r], |v| >> s = |q|): the middle of its interval,
  * [|q|, |q| + 1) * 2**s quantisation steps. */
-static void dequantise(const pj2k_header *h, const layout *L, int levels, const void *in,
-                       coef_kind kind, double *out, const int *last)
+static void dequantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L, int levels,
+                       const void *in, coef_kind kind, double *out, const int *last)
 {
     /* per band: step * 2**shift (a power-of-two factor: exact, so single-layer
      * streams get (|q| + 0.5) * step bit for bit) */
@@ -591,26 +517,16 @@ static void dequantise(const pj2k_header *h, const layout *L, int levels, const 
         const int r = b ? 1 + (b - 1) / per_level : 0;
         factor[b] = ldexp((double)h->steps[b], h->layer_shift[last[r]][b]);
     }
-    /* branch-free rows, so that they vectorise */
-#define DEQUANTISE_ROW(COEF)                                                          \
-    {                                                                                 \
-        const COEF *q = (const COEF *)src + at;                                       \
-        double *o = dst + at;                                                         \
-        const double f = factor[sb->step_index];                                      \
-        for (size_t i = 0; i < nx; i++) {                                             \
-            const double m = ((double)(q[i] < 0 ? -q[i] : q[i]) + 0.5) * f;           \
-            o[i] = q[i] == 0 ? 0.0 : (q[i] < 0 ? -m : m);                             \
-        }                                                                             \
-    }
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const uint8_t *src = (const uint8_t *)in + c * L->box * COEF_BYTES[kind];
         double *dst = out + c * L->box;
         if (kind == COEF_I32)
-            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes, DEQUANTISE_ROW(int32_t))
+            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes,
+                              K->dequantise_i32((const int32_t *)src + at, dst + at, nx, factor[sb->step_index]);)
         else
-            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes, DEQUANTISE_ROW(int64_t))
+            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes,
+                              K->dequantise_i64((const int64_t *)src + at, dst + at, nx, factor[sb->step_index]);)
     }
-#undef DEQUANTISE_ROW
 }
 
 /* Integer coefficients known only to shift s > 0 (segment r decoded through
@@ -784,6 +700,7 @@ void pj2k_prepared_free(pj2k_prepared *prep)
  * (or prep->real) of prep->kind; PJ2K_NARROW_OVERFLOW if int16 does not suffice. */
 static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, double *tmp)
 {
+    const pj2k_kernels *K = pj2k_kernels_select();
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
     const int lossy = prep->lossy, prequantised = h->wavelet == PJ2K_WAVELET_53_QUANTISED;
@@ -792,9 +709,9 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     double *real = prep->real;
     const int work = via_real ? WORK_F64 : COEF_WORK[prep->kind];
     permuted_copy(L, via_real ? (void *)real : coef, WORK_SIZE[work], (void *)data,
-                  DTYPE_INFO[h->dtype].size, LOAD[work][h->dtype], 1);
+                  DTYPE_INFO[h->dtype].size, K->load[work][h->dtype], 1);
     if (prequantised) {
-        const int ok = PREQUANTISE[h->dtype](coef, real, L->elements, h->scale, h->tolerance);
+        const int ok = K->prequantise[h->dtype](coef, real, L->elements, h->scale, h->tolerance);
         free(prep->real);
         prep->real = real = NULL;
         if (!ok) return PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
@@ -803,18 +720,18 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     for (size_t p = 0; p < L->planes; p++) {
         const size_t c0 = p * L->ncomp * comp;
         if (h->colour == PJ2K_COLOUR_ICT) {
-            pj2k_ict_fwd_f64(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);
+            K->ict_fwd(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);
         } else if (h->colour == PJ2K_COLOUR_RCT) {
-#define RCT(S, CT) pj2k_rct_fwd_##S((CT *)coef + c0, (CT *)coef + c0 + comp, (CT *)coef + c0 + 2 * comp, comp)
+#define RCT(S, CT) K->rct_fwd_##S((CT *)coef + c0, (CT *)coef + c0 + comp, (CT *)coef + c0 + 2 * comp, comp)
             BY_KIND(prep->kind, RCT);
 #undef RCT
         }
     }
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        if (lossy) pj2k_fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
-        else if (prep->kind == COEF_I64) pj2k_fwd53_i64((int64_t *)coef + c * comp, L->dims, h->levels, (int64_t *)tmp);
-        else if (prep->kind == COEF_I32) pj2k_fwd53_i32((int32_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp);
-        else if (!pj2k_fwd53_i16((int16_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp))
+        if (lossy) K->fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
+        else if (prep->kind == COEF_I64) K->fwd53_i64((int64_t *)coef + c * comp, L->dims, h->levels, (int64_t *)tmp);
+        else if (prep->kind == COEF_I32) K->fwd53_i32((int32_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp);
+        else if (!K->fwd53_i16((int16_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp))
             return PJ2K_NARROW_OVERFLOW;
     }
     return PJ2K_OK;
@@ -1082,6 +999,7 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
 static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels, const int *last,
                                const uint8_t *buf, void *out, coef_kind kind)
 {
+    const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
     const int prequantised = h->wavelet == PJ2K_WAVELET_53_QUANTISED;
     int max_exp;
@@ -1100,15 +1018,15 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     if (lossy) {
         real = malloc(L->elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-        dequantise(h, L, levels, coef, kind, real, last);
+        dequantise(K, h, L, levels, coef, kind, real, last);
         /* generous: data values up to ~1e300, and no overflow to inf inside */
         const double real_bound = DTYPE_INFO[h->dtype].is_float ? 1e300 : 1e12;
         for (size_t c = 0; c < L->planes * L->ncomp; c++)
-            pj2k_inv97_f64(real + c * comp, L->dims, levels, tmp, real_bound);
+            K->inv97_f64(real + c * comp, L->dims, levels, tmp, real_bound);
         if (h->colour == PJ2K_COLOUR_ICT)
             for (size_t p = 0; p < L->planes; p++) {
                 double *c0 = real + p * 3 * comp;
-                pj2k_ict_inv_f64(c0, c0 + comp, c0 + 2 * comp, comp);
+                K->ict_inv(c0, c0 + comp, c0 + 2 * comp, comp);
             }
         work = WORK_F64;
         result = real;
@@ -1118,16 +1036,16 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
             else reconstruct_partial_i32(h, L, levels, coef, last);   /* never narrow */
         }
         for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
-            if (kind == COEF_I64) pj2k_inv53_i64((int64_t *)coef + c * comp, L->dims, levels, tmp, bound);
-            else if (kind == COEF_I32) pj2k_inv53_i32((int32_t *)coef + c * comp, L->dims, levels, tmp, bound);
-            else if (!pj2k_inv53_i16((int16_t *)coef + c * comp, L->dims, levels, tmp, bound))
+            if (kind == COEF_I64) K->inv53_i64((int64_t *)coef + c * comp, L->dims, levels, tmp, bound);
+            else if (kind == COEF_I32) K->inv53_i32((int32_t *)coef + c * comp, L->dims, levels, tmp, bound);
+            else if (!K->inv53_i16((int16_t *)coef + c * comp, L->dims, levels, tmp, bound))
                 st = PJ2K_NARROW_OVERFLOW;
         }
         if (h->colour == PJ2K_COLOUR_RCT)
             for (size_t p = 0; p < L->planes && st == PJ2K_OK; p++) {
                 const size_t c0 = p * 3 * comp;
                 int fits = 1;
-#define RCT(S, CT) fits = pj2k_rct_inv_##S((CT *)coef + c0, (CT *)coef + c0 + comp, (CT *)coef + c0 + 2 * comp, comp)
+#define RCT(S, CT) fits = K->rct_inv_##S((CT *)coef + c0, (CT *)coef + c0 + comp, (CT *)coef + c0 + 2 * comp, comp)
                 BY_KIND(kind, RCT);
 #undef RCT
                 if (!fits) st = PJ2K_NARROW_OVERFLOW;
@@ -1144,7 +1062,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
         }
     }
     permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
-                  STORE[work][h->dtype], 0);
+                  K->store[work][h->dtype], 0);
 done:
     free(coef);
     free(real);

@@ -90,7 +90,14 @@ static void DSFX(store_f64)(void *dst, const void *src, size_t n, ptrdiff_t stri
         for (size_t i = 0; i < n; i++) d[i] = (DT)DSFX(representable)(s[i]);
         return;
     }
-    for (size_t i = 0; i < n; i++) d[(ptrdiff_t)i * stride] = (DT)DSFX(representable)(s[i]);
+    /* strided (e.g. interleaved colour): convert blocks contiguously, which
+     * vectorises, then scatter them */
+    DT block[64];
+    for (size_t i0 = 0; i0 < n; i0 += 64) {
+        const size_t m = n - i0 < 64 ? n - i0 : 64;
+        for (size_t i = 0; i < m; i++) block[i] = (DT)DSFX(representable)(s[i0 + i]);
+        for (size_t i = 0; i < m; i++) d[(ptrdiff_t)(i0 + i) * stride] = block[i];
+    }
 }
 
 /* the template's parameters end with it */

@@ -15,23 +15,9 @@ static inline size_t pj2k_ceil_shift(size_t n, int k) {
     return k >= 64 ? (n > 0) : (n + (((size_t)1 << k) - 1)) >> k;
 }
 
-/* ---- transform.c --------------------------------------------------------- */
+/* ---- transform.c ---------------------------------------------------------- */
 #define PJ2K_LANES 16  /* lines lifted side by side (one cache line of int32) */
 size_t pj2k_transform_tmp_elems(const size_t dims[3]);
-/* int16 buffers (8-bit data), lifted in int32: return 0 if a value does not
- * fit in int16 (the buffer is then void; redo in int32, which gives the same
- * values wherever int16 suffices). */
-int pj2k_fwd53_i16(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp);
-int pj2k_inv53_i16(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
-void pj2k_fwd53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp);
-void pj2k_fwd53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp);
-void pj2k_fwd97_f64(double *buf, const size_t dims[3], int levels, double *tmp);
-/* Inverse transforms clamp every reconstructed value to [-bound, bound], so
- * hostile coefficients cannot overflow the integer lifting (legitimate data
- * never reaches the bound). */
-void pj2k_inv53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
-void pj2k_inv53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp, int64_t bound);
-void pj2k_inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound);
 /* L2 norm of the synthesis basis function of a 1-D 9/7 subband on an axis
  * of `length` samples: level 1..levels, high = 0 (low-pass at that level) or
  * 1 (high-pass); -1 if out of memory. */
@@ -41,16 +27,56 @@ double pj2k_synthesis_norm97(size_t length, int level, int high);
  * axes have these lengths (bands numbered like the 9/7 steps); 0 on OOM. */
 int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms);
 
-/* Colour transforms over three component planes of `count` samples. */
-/* The int16 inverse returns 0 if a result does not fit (redo it in int32). */
-void pj2k_rct_fwd_i16(int16_t *c0, int16_t *c1, int16_t *c2, size_t count);
-int pj2k_rct_inv_i16(int16_t *c0, int16_t *c1, int16_t *c2, size_t count);
-void pj2k_rct_fwd_i32(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
-void pj2k_rct_fwd_i64(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
-int pj2k_rct_inv_i32(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
-int pj2k_rct_inv_i64(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
-void pj2k_ict_fwd_f64(double *c0, double *c1, double *c2, size_t count);
-void pj2k_ict_inv_f64(double *c0, double *c1, double *c2, size_t count);
+/* ---- kernels.c, kernels_avx2.c: the per-sample loops, one table per
+ * instruction set (the same C in each, the same results) ------------------- */
+/* working types of the conversions, the first index of load and store */
+enum { PJ2K_WORK_I32 = 0, PJ2K_WORK_I64 = 1, PJ2K_WORK_F64 = 2, PJ2K_WORK_I16 = 3 };
+typedef void (*pj2k_row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
+typedef struct {
+    const char *name;
+    /* Wavelets over a box.  The int16 ones (8-bit data, lifted in int32)
+     * return 0 if a value does not fit int16 (the buffer is then void; redo
+     * in int32, which gives the same values wherever int16 suffices).
+     * Inverses clamp every reconstructed value to [-bound, bound], so hostile
+     * coefficients cannot overflow the integer lifting (legitimate data never
+     * reaches the bound). */
+    int (*fwd53_i16)(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp);
+    void (*fwd53_i32)(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp);
+    void (*fwd53_i64)(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp);
+    void (*fwd97_f64)(double *buf, const size_t dims[3], int levels, double *tmp);
+    int (*inv53_i16)(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
+    void (*inv53_i32)(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
+    void (*inv53_i64)(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp, int64_t bound);
+    void (*inv97_f64)(double *buf, const size_t dims[3], int levels, double *tmp, double bound);
+    /* Colour transforms over three component planes of `count` samples; the
+     * int16 inverse returns 0 if a result does not fit (redo it in int32). */
+    void (*rct_fwd_i16)(int16_t *c0, int16_t *c1, int16_t *c2, size_t count);
+    void (*rct_fwd_i32)(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
+    void (*rct_fwd_i64)(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
+    int (*rct_inv_i16)(int16_t *c0, int16_t *c1, int16_t *c2, size_t count);
+    int (*rct_inv_i32)(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
+    int (*rct_inv_i64)(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
+    void (*ict_fwd)(double *c0, double *c1, double *c2, size_t count);
+    void (*ict_inv)(double *c0, double *c1, double *c2, size_t count);
+    /* Lossy reconstruction of n values q: sign(q) (|q| + 0.5) f, and 0 for 0
+     * (|q| is below 2**62, so the negation cannot overflow). */
+    void (*dequantise_i32)(const int32_t *q, double *o, size_t n, double f);
+    void (*dequantise_i64)(const int64_t *q, double *o, size_t n, double f);
+    /* Rows between a dtype (strided) and a working type (contiguous). */
+    pj2k_row_fn load[4][PJ2K_NUM_DTYPES], store[4][PJ2K_NUM_DTYPES];
+    /* Error-bounded prequantisation of one dtype's samples (as float64):
+     * q = round(x / scale) nudged to meet the bound; 0 if some cannot. */
+    int (*prequantise[PJ2K_NUM_DTYPES])(int64_t *q, const double *x, size_t n, double scale, double bound);
+} pj2k_kernels;
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define PJ2K_HAVE_AVX2 1
+extern const pj2k_kernels pj2k_kernels_avx2;
+#else
+#define PJ2K_HAVE_AVX2 0
+#endif
+extern const pj2k_kernels pj2k_kernels_portable;
+const pj2k_kernels *pj2k_kernels_select(void);
 
 /* Internal status: a value does not fit a narrow (int16) buffer; the caller
  * redoes the work with int32 buffers.  Never returned by the public API. */

@@ -3,7 +3,7 @@
  * TB or wider), NARROW (1 if TB is narrower) and SFX(name).  The inverse
  * returns 0 if a narrow plane cannot hold a result (redo it wide). */
 
-void SFX(pj2k_rct_fwd)(TB *c0, TB *c1, TB *c2, size_t count)
+static void SFX(rct_fwd)(TB *c0, TB *c1, TB *c2, size_t count)
 {
     /* narrow planes hold 8-bit samples: every result fits */
     for (size_t i = 0; i < count; i++) {
@@ -14,7 +14,7 @@ void SFX(pj2k_rct_fwd)(TB *c0, TB *c1, TB *c2, size_t count)
     }
 }
 
-int SFX(pj2k_rct_inv)(TB *c0, TB *c1, TB *c2, size_t count)
+static int SFX(rct_inv)(TB *c0, TB *c1, TB *c2, size_t count)
 {
     int overflow = 0;
     for (size_t i = 0; i < count; i++) {

@@ -11,7 +11,7 @@ rm -rf "$out"
 mkdir -p "$out"
 cp -r src/progressive_j2k "$out/"
 rm -f "$out"/progressive_j2k/*.so "$out"/progressive_j2k/_core.c
-PJ2K_CFLAGS="-O1 -g -std=c11 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+PJ2K_CFLAGS="-O1 -g -std=c11 -ffp-contract=off -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
   python3 setup.py -q build_ext --build-lib "$out" --build-temp "$out/tmp" --force 2>&1 | grep -v -i warning || true
 ls "$out"/progressive_j2k/_core*.so >/dev/null
 preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"

@@ -168,6 +168,12 @@ uint32_t pj2k_crc32c(const uint8_t *data, size_t length);
 
 const char *pj2k_status_message(pj2k_status status);
 
+/* The instruction set the per-sample loops (wavelets, colour transforms,
+ * conversions) run with: "avx2" on CPUs that have it, else "portable", or
+ * "portable" whenever the environment variable PJ2K_SIMD is "portable".
+ * Chosen at each call; results are identical either way. */
+const char *pj2k_kernels_name(void);
+
 #ifdef __cplusplus
 }
 #endif

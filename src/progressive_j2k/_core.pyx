@@ -66,6 +66,7 @@ cdef extern from "progressive_j2k.h" nogil:
                                   void *out, size_t out_size, uint64_t max_elements)
     uint32_t pj2k_crc32c(const uint8_t *data, size_t length)
     const char *pj2k_status_message(pj2k_status status)
+    const char *pj2k_kernels_name()
 
 cdef extern from "internal.h" nogil:
     int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms)
@@ -262,3 +263,9 @@ def crc32c(const uint8_t[::1] data, bint portable=False):
 
 def crc32c_accelerated():
     return bool(pj2k_crc32c_accelerated())
+
+
+def kernels():
+    """The instruction set the per-sample loops run with now: "avx2" or
+    "portable" (forced by the environment variable PJ2K_SIMD=portable)."""
+    return pj2k_kernels_name().decode()

@@ -1,0 +1,237 @@
+/* Template: one instruction set's build of every per-sample loop of the
+ * core: the wavelet lifting (5/3, 9/7), the colour transforms and the dtype
+ * conversions, gathered in one table named KERNELS.  Included by kernels.c
+ * (portable) and kernels_avx2.c (the same C compiled for AVX2).
+ *
+ * The loops are plain C; an instruction set only changes how the compiler
+ * vectorises them, never a result: integer arithmetic is exact, and the
+ * floating-point operations stay the same IEEE operations in the same order
+ * (no reassociation; no FMA, which neither build enables and -ffp-contract=off
+ * forbids).  tests/test_kernels.py checks the two builds bit for bit. */
+
+/* ---- reversible colour transform: int16 planes (computed in int32), int32, int64 ---- */
+#define T int32_t
+#define TB int16_t
+#define NARROW 1
+#define SFX(name) name##_i16
+#include "rct_impl.h"
+#undef TB
+#undef NARROW
+#undef SFX
+#define TB int32_t
+#define NARROW 0
+#define SFX(name) name##_i32
+#include "rct_impl.h"
+#undef T
+#undef TB
+#undef NARROW
+#undef SFX
+#define T int64_t
+#define TB int64_t
+#define NARROW 0
+#define SFX(name) name##_i64
+#include "rct_impl.h"
+#undef T
+#undef TB
+#undef NARROW
+#undef SFX
+
+/* ---- reversible 5/3: int16 buffers (lifted in int32), int32, int64 ---- */
+#define T int32_t
+#define SFX(name) name##_i32
+#include "lift53_impl.h"
+#define KERNEL_FWD lift53_fwd_i32
+#define KERNEL_INV lift53_inv_i32
+#define KERNEL_FWD_SPLIT lift53_fwd_split_i32
+#define KERNEL_INV_SPLIT lift53_inv_split_i32
+#define TB int32_t
+#define NARROW 0
+#include "transform_impl.h"
+#undef TB
+#undef NARROW
+#undef SFX
+#define SFX(name) name##_i16
+#define TB int16_t
+#define NARROW 1
+#include "transform_impl.h"
+#undef TB
+#undef NARROW
+#undef KERNEL_FWD
+#undef KERNEL_INV
+#undef KERNEL_FWD_SPLIT
+#undef KERNEL_INV_SPLIT
+#undef T
+#undef SFX
+
+#define T int64_t
+#define TB int64_t
+#define NARROW 0
+#define SFX(name) name##_i64
+#include "lift53_impl.h"
+#define KERNEL_FWD lift53_fwd_i64
+#define KERNEL_INV lift53_inv_i64
+#define KERNEL_FWD_SPLIT lift53_fwd_split_i64
+#define KERNEL_INV_SPLIT lift53_inv_split_i64
+#include "transform_impl.h"
+#undef KERNEL_FWD
+#undef KERNEL_INV
+#undef KERNEL_FWD_SPLIT
+#undef KERNEL_INV_SPLIT
+#undef T
+#undef TB
+#undef NARROW
+#undef SFX
+
+/* ---- irreversible 9/7 on double ---- */
+#include "lift97_impl.h"
+#define T double
+#define TB double
+#define NARROW 0
+#define SFX(name) name##_f64
+#define KERNEL_FWD lift97_fwd
+#define KERNEL_INV lift97_inv
+#define KERNEL_FWD_SPLIT lift97_fwd_split
+#define KERNEL_INV_SPLIT lift97_inv_split
+#include "transform_impl.h"
+#undef KERNEL_FWD
+#undef KERNEL_INV
+#undef KERNEL_FWD_SPLIT
+#undef KERNEL_INV_SPLIT
+#undef T
+#undef TB
+#undef NARROW
+#undef SFX
+
+/* The inverses clamp to a bound the lifting's type can add four of. */
+static int inv53_i16(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound)
+{ return inverse_i16(buf, dims, levels, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
+static void fwd53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp)
+{ forward_i32(buf, dims, levels, tmp); }
+static void fwd53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp)
+{ forward_i64(buf, dims, levels, tmp); }
+static void fwd97_f64(double *buf, const size_t dims[3], int levels, double *tmp)
+{ forward_f64(buf, dims, levels, tmp); }
+static void inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound)
+{ inverse_f64(buf, dims, levels, tmp, bound); }
+static void inv53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound)
+{ inverse_i32(buf, dims, levels, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
+static void inv53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp, int64_t bound)
+{ inverse_i64(buf, dims, levels, tmp, bound > INT64_MAX / 4 ? INT64_MAX / 4 : bound); }
+
+/* ---- irreversible colour transform (JPEG 2000 ICT, YCbCr) ---- */
+static void ict_fwd(double *c0, double *c1, double *c2, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const double r = c0[i], g = c1[i], b = c2[i];
+        c0[i] = 0.299 * r + 0.587 * g + 0.114 * b;
+        c1[i] = -0.16875 * r - 0.33126 * g + 0.5 * b;
+        c2[i] = 0.5 * r - 0.41869 * g - 0.08131 * b;
+    }
+}
+
+static void ict_inv(double *c0, double *c1, double *c2, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const double y = c0[i], cb = c1[i], cr = c2[i];
+        c0[i] = y + 1.402 * cr;
+        c1[i] = y - 0.34413 * cb - 0.71414 * cr;
+        c2[i] = y + 1.772 * cb;
+    }
+}
+
+/* ---- lossy reconstruction: q -> sign(q) (|q| + 0.5) f, 0 -> 0, branch-free ---- */
+#define DEQUANTISE(NAME, COEF)                                                  \
+    static void NAME(const COEF *q, double *o, size_t n, double f)              \
+    {                                                                           \
+        for (size_t i = 0; i < n; i++) {                                        \
+            const double m = ((double)(q[i] < 0 ? -q[i] : q[i]) + 0.5) * f;     \
+            o[i] = q[i] == 0 ? 0.0 : (q[i] < 0 ? -m : m);                       \
+        }                                                                       \
+    }
+DEQUANTISE(dequantise_i32, int32_t)
+DEQUANTISE(dequantise_i64, int64_t)
+#undef DEQUANTISE
+
+/* ---- dtype conversions ---- */
+#define DT uint8_t
+#define DSFX(name) u8_##name
+#define DT_LO 0
+#define DT_HI 255
+#define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
+#include "convert_impl.h"
+#define DT int8_t
+#define DSFX(name) i8_##name
+#define DT_LO (-128)
+#define DT_HI 127
+#define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
+#include "convert_impl.h"
+#define DT uint16_t
+#define DSFX(name) u16_##name
+#define DT_LO 0
+#define DT_HI 65535
+#define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
+#include "convert_impl.h"
+#define DT int16_t
+#define DSFX(name) i16_##name
+#define DT_LO (-32768)
+#define DT_HI 32767
+#define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
+#include "convert_impl.h"
+#define DT uint32_t
+#define DSFX(name) u32_##name
+#define DT_LO INT64_C(0)
+#define DT_HI INT64_C(4294967295)
+#define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
+#include "convert_impl.h"
+#define DT int32_t
+#define DSFX(name) i32_##name
+#define DT_LO INT64_C(-2147483648)
+#define DT_HI INT64_C(2147483647)
+#define DT_IS_FLOAT 0
+#define DT_FMAX 0.0
+#include "convert_impl.h"
+#define DT float
+#define DSFX(name) f32_##name
+#define DT_LO INT64_MIN
+#define DT_HI INT64_MAX
+#define DT_IS_FLOAT 1
+#define DT_FMAX ((double)FLT_MAX)
+#include "convert_impl.h"
+#define DT double
+#define DSFX(name) f64_##name
+#define DT_LO INT64_MIN
+#define DT_HI INT64_MAX
+#define DT_IS_FLOAT 1
+#define DT_FMAX DBL_MAX
+#include "convert_impl.h"
+
+/* rows by working type (PJ2K_WORK_*) and dtype (pj2k_dtype order) */
+#define ROW_FNS(kind) {                                                       \
+    {u8_##kind##_i32, i8_##kind##_i32, u16_##kind##_i32, i16_##kind##_i32,    \
+     u32_##kind##_i32, i32_##kind##_i32, f32_##kind##_i32, f64_##kind##_i32}, \
+    {u8_##kind##_i64, i8_##kind##_i64, u16_##kind##_i64, i16_##kind##_i64,    \
+     u32_##kind##_i64, i32_##kind##_i64, f32_##kind##_i64, f64_##kind##_i64}, \
+    {u8_##kind##_f64, i8_##kind##_f64, u16_##kind##_f64, i16_##kind##_f64,    \
+     u32_##kind##_f64, i32_##kind##_f64, f32_##kind##_f64, f64_##kind##_f64}, \
+    {u8_##kind##_i16, i8_##kind##_i16, u16_##kind##_i16, i16_##kind##_i16,    \
+     u32_##kind##_i16, i32_##kind##_i16, f32_##kind##_i16, f64_##kind##_i16}}
+
+const pj2k_kernels KERNELS = {
+    .name = KERNELS_NAME,
+    .fwd53_i16 = forward_i16, .fwd53_i32 = fwd53_i32, .fwd53_i64 = fwd53_i64, .fwd97_f64 = fwd97_f64,
+    .inv53_i16 = inv53_i16, .inv53_i32 = inv53_i32, .inv53_i64 = inv53_i64, .inv97_f64 = inv97_f64,
+    .rct_fwd_i16 = rct_fwd_i16, .rct_fwd_i32 = rct_fwd_i32, .rct_fwd_i64 = rct_fwd_i64,
+    .rct_inv_i16 = rct_inv_i16, .rct_inv_i32 = rct_inv_i32, .rct_inv_i64 = rct_inv_i64,
+    .ict_fwd = ict_fwd, .ict_inv = ict_inv,
+    .dequantise_i32 = dequantise_i32, .dequantise_i64 = dequantise_i64,
+    .load = ROW_FNS(load),
+    .store = ROW_FNS(store),
+    .prequantise = {u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,
+                    u32_prequantise, i32_prequantise, f32_prequantise, f64_prequantise},
+};
+#undef ROW_FNS
