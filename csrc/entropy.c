@@ -244,7 +244,7 @@ static inline unsigned mantissa_context(unsigned mctx, unsigned eb)
 }
 
 /* ---- per coefficient type and rule set (int16: 8-bit data, see
- * pj2k_fwd53_i16); the legacy rules only decode ---- */
+ * the kernels' fwd53_i16); the legacy rules only decode ---- */
 #define COEF int16_t
 #define COEF_MAX INT16_MAX
 #define LEGACY 0

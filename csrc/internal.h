@@ -192,7 +192,7 @@ void pj2k_bit_cost_table(float *table);
  * `rdo` (NULL: plain coding) may lower values of `base` in place (above).
  *
  * Every function exists per coefficient type (i16: 8-bit data, see
- * pj2k_fwd53_i16; i32; i64); decoders also for the legacy rules (_legacy). */
+ * the kernels' fwd53_i16; i32; i64); decoders also for the legacy rules (_legacy). */
 #define PJ2K_DECLARE_DECODERS(S, CT)                                                              \
     pj2k_status pj2k_decode_band_##S(pj2k_rc_decoder *d, pj2k_model *m, CT *base,                 \
                                      const pj2k_band *b, int max_exp, int shift);                \
