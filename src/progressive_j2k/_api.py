@@ -429,7 +429,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             + 5 * (levels + 1))                             # the header, and each piece's flush
         if options["ratio"] is not None:
             encoded, step, rdo = _rate.encode_to_ratio(
-                lambda s, r: encode_with(s, rdo=r), arr, options["ratio"], step, limits, model, rdo)
+                lambda s, r: encode_with(s, rdo=r), arr, options["ratio"], step, limits, model, rdo,
+                colour=colour_axis is not None)
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(
