@@ -2,7 +2,8 @@
  * probabilities codes each coefficient as (exponent in unary, first mantissa
  * bits modelled, remaining mantissa bits raw, sign), every modelled bit
  * conditioned on the magnitudes and signs of already coded neighbours (and,
- * in version 3, of the parent and the previous colour component). */
+ * in version 3, of the parent and the previous colour component); version 5
+ * codes a quiet group of four zeros as one decision. */
 #include "internal.h"
 #include <math.h>
 #include <stdlib.h>
@@ -129,7 +130,7 @@ void pj2k_rc_encoder_finish(pj2k_rc_encoder *e)
 
 /* Every coder step keeps range >= RANGE_TOP; with 16-bit probabilities a
  * step may need two normalising shifts, hence the loops. */
-static inline void encode_bit(pj2k_rc_encoder *e, pj2k_prob *p, unsigned bit)
+static inline PJ2K_ALWAYS_INLINE void encode_bit(pj2k_rc_encoder *e, pj2k_prob *p, unsigned bit)
 {
     const uint32_t bound = (e->range >> PROB_BITS) * p->p;
     if (!bit) {
@@ -172,7 +173,7 @@ void pj2k_rc_decoder_init(pj2k_rc_decoder *d, const uint8_t *data, size_t length
     for (int i = 0; i < 4; i++) d->code = (d->code << 8) | next_byte(d);
 }
 
-static inline unsigned decode_bit(pj2k_rc_decoder *d, pj2k_prob *p)
+static inline PJ2K_ALWAYS_INLINE unsigned decode_bit(pj2k_rc_decoder *d, pj2k_prob *p)
 {
     const uint32_t bound = (d->range >> PROB_BITS) * p->p;
     unsigned bit;

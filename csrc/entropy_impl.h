@@ -25,6 +25,7 @@ typedef struct {
     uint16_t *pre;                  /* the context sum without its W term, index x, saturated */
     uint8_t *sgn_sib;               /* sign class of the colour neighbour, index x (1: none) */
     int sib_neutral;                /* sgn_sib holds only 1s */
+    uint64_t *quiet;                /* version 5: bit g set when pre[4g..4g+3] are all 0 */
 } SFX(rows);
 
 static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
@@ -37,12 +38,14 @@ static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
     r->pre = scratch + 4 * (nx + 2);
     r->sgn_sib = (uint8_t *)(scratch + 5 * (nx + 2));
     r->sib_neutral = 0;
+    const size_t words_at = (6 * (nx + 2) + 3) & ~(size_t)3;   /* 8-byte aligned */
+    r->quiet = (uint64_t *)(void *)(scratch + words_at);
 }
 
 /* The parent neighbourhood of row (z, y) at `shift`, spread to the child's
  * width: the parent's magnitude plus half those of its right and lower
  * neighbours (which lie ahead of the child in coding order), saturated. */
-static inline void SFX(rows_parent)(SFX(rows) *r, uint16_t *scratch, const COEF *base,
+static inline PJ2K_ALWAYS_INLINE void SFX(rows_parent)(SFX(rows) *r, uint16_t *scratch, const COEF *base,
                                     const pj2k_band *b, size_t z, size_t y, int shift)
 {
     if (!b->pn[2]) return;
@@ -95,8 +98,8 @@ static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
  * With colour_sign (version 4) the sign contexts see the colour neighbour's
  * sign too. */
 static inline uint32_t SFX(sat16)(uint64_t v) { return v > 0xFFFF ? 0xFFFF : (uint32_t)v; }
-static inline void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF *sib, size_t nx, int shift,
-                                     int colour_sign)
+static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF *sib, size_t nx, int shift,
+                                     int colour_sign, int runs)
 {
     const uint16_t *up = r->mag_up;
     if (colour_sign && sib) {   /* sign classes 0, 1, 2, as coded at `shift` */
@@ -122,9 +125,36 @@ static inline void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF 
             r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + SFX(sat16)(SFX(mag)(sib[x]) >> shift));
     if (r->par)
         for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)((uint32_t)r->pre[x] + r->par[x]);
+    if (runs) {
+        const size_t groups = nx / 4;
+        for (size_t w = 0; w <= groups / 64; w++) r->quiet[w] = 0;
+        for (size_t g = 0; g < groups; g++) {
+            uint64_t p;
+            memcpy(&p, r->pre + 4 * g, sizeof p);
+            r->quiet[g >> 6] |= (uint64_t)(p == 0) << (g & 63);
+        }
+    }
 #else
     (void)sib;
+    (void)runs;
 #endif
+}
+
+/* The first position >= from that starts a group of four with all context
+ * sums (W aside) zero, or nx if none does. */
+static inline size_t SFX(next_quiet)(const SFX(rows) *r, size_t from, size_t nx)
+{
+    const size_t groups = nx / 4;
+    size_t g = (from + 3) / 4;
+    if (g >= groups) return nx;
+    size_t w = g >> 6;
+    uint64_t bits = r->quiet[w] & (~(uint64_t)0 << (g & 63));
+    while (!bits) {
+        if (++w > (groups - 1) >> 6) return nx;
+        bits = r->quiet[w];
+    }
+    g = (w << 6) + (size_t)__builtin_ctzll(bits);
+    return g < groups ? 4 * g : nx;
 }
 
 static inline unsigned SFX(context)(const SFX(rows) *r, size_t x)
@@ -149,12 +179,12 @@ static inline unsigned SFX(sign_context)(const SFX(rows) *r, size_t x)
  * mantissa bits modelled (version 3: two, the first also by the context; legacy:
  * one), the rest raw, then the sign (docs/FORMAT.md 6). */
 #if !LEGACY
-static inline void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls, unsigned mctx,
-                                     const SFX(rows) *r, size_t x, uint64_t mg, int negative)
+static inline PJ2K_ALWAYS_INLINE void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls, unsigned mctx,
+                                     const SFX(rows) *r, size_t x, uint64_t mg, int negative, unsigned first_pos)
 {
     pj2k_prob *pe = m->prob.exponent[cls][mctx];
     const unsigned eb = bit_length(mg);
-    for (unsigned i = 0; i < eb; i++) encode_bit(e, &pe[i < PJ2K_EXP_POS ? i : PJ2K_EXP_POS - 1], 1);
+    for (unsigned i = first_pos; i < eb; i++) encode_bit(e, &pe[i < PJ2K_EXP_POS ? i : PJ2K_EXP_POS - 1], 1);
     encode_bit(e, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1], 0);
     if (eb >= 2) {
         const unsigned first = (unsigned)(mg >> (eb - 2)) & 1u;
@@ -171,12 +201,13 @@ static inline void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls,
 /* Decodes a value of at most max_exp bits; returns 0 and sets *fail to
  * PJ2K_ERR_CORRUPT on a larger exponent, or to PJ2K_NARROW_OVERFLOW if the
  * value does not fit COEF (a narrow buffer: redo the decode wide). */
-static inline COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k_model *m, int cls, unsigned mctx,
+static inline PJ2K_ALWAYS_INLINE COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k_model *m, int cls, unsigned mctx,
                                      const SFX(rows) *r, size_t x, unsigned max_exp,
-                                     pj2k_status *fail)
+                                     pj2k_status *fail, unsigned first_pos)
 {
     pj2k_prob *pe = m->prob.exponent[cls][mctx];
-    unsigned eb = 0;
+    unsigned eb = first_pos;
+    if (eb > max_exp) { *fail = PJ2K_ERR_CORRUPT; return 0; }
     while (DECODE_BIT(d, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1])) {
         if (++eb > max_exp) { *fail = PJ2K_ERR_CORRUPT; return 0; }
     }
@@ -211,24 +242,40 @@ static inline COEF SFX(shifted)(COEF v, int shift)
 }
 
 /* Visit a band's coefficients in raster order (z, y, x) with the
- * neighbourhood row buffers: the statements given see `rows` (with each row's
- * context sums prepared), `row` (the current row, of ROW_T) and `x`, and must
- * store the coded value with rows_store.  PSHIFT: the parent's scale; CSHIFT:
- * the shift at which the stored rows of the previous slice and colour
- * component are read. */
-#define FOR_EACH_COEF(ROW_T, BASE, B, M, PSHIFT, CSHIFT, ...)                              \
+ * neighbourhood row buffers.  With RUNS (version 5, a band that codes zero
+ * runs), each quiet group (docs/FORMAT.md 6.4: four values from a multiple
+ * of 4 whose context sums, W aside, are zero, and W zero too) goes to RUN,
+ * which sees `rows`, `row`, `x` and `prev_run`, codes all four and stores
+ * them with rows_store; the row's bitmask of candidate groups (rows_prepare)
+ * keeps the checks out of the inner loop.  Every other coefficient goes to
+ * the statements given, which see `rows` (with each row's context sums
+ * prepared), `row` (the current row, of ROW_T) and `x`, and must store the
+ * coded value with rows_store.  PSHIFT: the parent's scale; CSHIFT: the
+ * shift at which the stored rows of the previous slice and colour component
+ * are read. */
+#define FOR_EACH_COEF(ROW_T, BASE, B, M, PSHIFT, CSHIFT, RUNS, RUN, ...)                    \
     do {                                                                                   \
         SFX(rows) rows;                                                                    \
-        SFX(rows_init)(&rows, (M)->rows, (B)->n[2]);                                       \
+        const size_t nx_ = (B)->n[2];                                                      \
+        SFX(rows_init)(&rows, (M)->rows, nx_);                                             \
         for (size_t z = 0; z < (B)->n[0]; z++) {                                           \
-            SFX(rows_new_plane)(&rows, (B)->n[2]);                                         \
+            SFX(rows_new_plane)(&rows, nx_);                                               \
             for (size_t y = 0; y < (B)->n[1]; y++) {                                       \
                 SFX(rows_parent)(&rows, (M)->rows, (BASE), (B), z, y, (PSHIFT));           \
                 ROW_T *row = (BASE) + (ptrdiff_t)z * (B)->stride[0] + (ptrdiff_t)y * (B)->stride[1]; \
                 const COEF *back = z ? row - (B)->stride[0] : NULL;                        \
                 const COEF *sib = (B)->sibling_offset ? row + (B)->sibling_offset : NULL;  \
-                SFX(rows_prepare)(&rows, back, sib, (B)->n[2], (CSHIFT), (M)->version >= 4); \
-                for (size_t x = 0; x < (B)->n[2]; x++) { __VA_ARGS__ }                     \
+                SFX(rows_prepare)(&rows, back, sib, nx_, (CSHIFT), (M)->version >= 4, (RUNS)); \
+                unsigned prev_run = 1;                                                     \
+                (void)prev_run;                                                            \
+                size_t x = 0, from_ = 0;                                                   \
+                for (;;) {                                                                 \
+                    const size_t stop_ = (RUNS) ? SFX(next_quiet)(&rows, from_, nx_) : nx_; \
+                    for (; x < stop_; x++) { __VA_ARGS__ }                                 \
+                    if (x >= nx_) break;                                                   \
+                    if (rows.mag_cur[x] == 0) { RUN; x += 4; from_ = x; }                  \
+                    else from_ = x + 1;   /* W is not zero: x codes as usual */            \
+                }                                                                          \
                 SFX(rows_next)(&rows);                                                     \
             }                                                                              \
         }                                                                                  \
@@ -274,11 +321,62 @@ static inline uint64_t SFX(rdo_magnitude)(const pj2k_rdo *rdo, const pj2k_model 
     return lower < keep ? q - 1 : q;
 }
 
-int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, const pj2k_band *b,
-                          int shift, const pj2k_rdo *rdo)
+/* Version 5's run decision for a quiet group at x: all four zero (0) or
+ * not (1), under the class's run context (was the group before in this row
+ * a zero run?).  A broken run then says, value by value up to the first
+ * non-zero one, whether it is zero; that one's exponent starts at 1, and the
+ * last is non-zero without saying so.  After the first non-zero value the
+ * rest code as usual. */
+static PJ2K_NOINLINE void SFX(encode_broken_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, COEF *row,
+                                                 const pj2k_band *b, SFX(rows) *r, size_t x, int last_nz,
+                                                 int shift, const pj2k_rdo *rdo, uint64_t *all)
+{
+    int found = 0;
+    for (int k = 0; k < 4; k++) {
+        const size_t xk = x + k;
+        const unsigned mctx = SFX(context)(r, xk);
+        if (rdo && row[xk]) {
+            const double a = fabs(rdo->real[row - base + (ptrdiff_t)xk]) / rdo->step;
+            const uint64_t q = SFX(mag)(row[xk]);
+            uint64_t lowered = SFX(rdo_magnitude)(rdo, m, b->cls, mctx, r, xk, q, a, row[xk] < 0);
+            if (!found && k == last_nz && (lowered >> shift) == 0) lowered = q;   /* must stay non-zero */
+            row[xk] = row[xk] < 0 ? -(COEF)lowered : (COEF)lowered;
+        }
+        const COEF v = SFX(shifted)(row[xk], shift);
+        const uint64_t mg = SFX(mag)(v);
+        *all |= mg;
+        if (found) {
+            SFX(encode_value)(e, m, b->cls, mctx, r, xk, mg, v < 0, 0);
+        } else {
+            if (k < 3) encode_bit(e, &m->prob.run_first[b->cls][k], mg != 0);
+            if (mg) { SFX(encode_value)(e, m, b->cls, mctx, r, xk, mg, v < 0, 1); found = 1; }
+        }
+        SFX(rows_store)(r, xk, v);
+    }
+}
+
+static inline void SFX(encode_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, COEF *row, const pj2k_band *b,
+                                   SFX(rows) *r, size_t x, unsigned *prev_run, int shift, const pj2k_rdo *rdo,
+                                   uint64_t *all)
+{
+    int last_nz = -1;
+    for (int k = 0; k < 4; k++) if (SFX(shifted)(row[x + k], shift)) last_nz = k;
+    encode_bit(e, &m->prob.run[b->cls][*prev_run], last_nz >= 0);
+    *prev_run = last_nz < 0;
+    if (last_nz >= 0) {
+        SFX(encode_broken_run)(e, m, base, row, b, r, x, last_nz, shift, rdo, all);
+        return;
+    }
+    for (int k = 0; k < 4; k++) SFX(rows_store)(r, x + k, 0);
+}
+
+static inline PJ2K_ALWAYS_INLINE int SFX(encode_band_with)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base,
+                                                           const pj2k_band *b, int shift, const pj2k_rdo *rdo,
+                                                           const int runs)
 {
     uint64_t all = 0;
-    FOR_EACH_COEF(COEF, base, b, m, shift, shift,
+    FOR_EACH_COEF(COEF, base, b, m, shift, shift, runs,
+        SFX(encode_run)(e, m, base, row, b, &rows, x, &prev_run, shift, rdo, &all),
         const unsigned mctx = SFX(context)(&rows, x);
         if (rdo && row[x]) {
             const double a = fabs(rdo->real[row - base + (ptrdiff_t)x]) / rdo->step;
@@ -289,25 +387,96 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, const p
         const COEF v = SFX(shifted)(row[x], shift);
         const uint64_t mg = SFX(mag)(v);
         all |= mg;
-        SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, v < 0);
+        SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, v < 0, 0);
         SFX(rows_store)(&rows, x, v);
     );
     return (int)bit_length(all);
 }
+
+/* Version 5: a band codes zero runs when at least half its values (at
+ * `shift`) are zero, and says so first. */
+static int SFX(band_wants_runs)(const COEF *base, const pj2k_band *b, int shift)
+{
+    size_t zeros = 0;
+    for (size_t z = 0; z < b->n[0]; z++)
+        for (size_t y = 0; y < b->n[1]; y++) {
+            const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
+            for (size_t x = 0; x < b->n[2]; x++) zeros += (SFX(mag)(row[x]) >> shift) == 0;
+        }
+    return 2 * zeros >= b->n[0] * b->n[1] * b->n[2];
+}
+
+int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, const pj2k_band *b,
+                          int shift, const pj2k_rdo *rdo)
+{
+    if (m->version < 5) return SFX(encode_band_with)(e, m, base, b, shift, rdo, 0);
+    const int runs = SFX(band_wants_runs)(base, b, shift);
+    encode_bit(e, &m->prob.band_runs[b->cls], (unsigned)runs);
+    return runs ? SFX(encode_band_with)(e, m, base, b, shift, rdo, 1)
+                : SFX(encode_band_with)(e, m, base, b, shift, rdo, 0);
+}
 #endif
 
-pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
-                                  const pj2k_band *b, int max_exp, int shift)
+/* The decoder's side of encode_run: the rare broken run out of line, so the
+ * hot loop keeps one inlined copy of decode_value. */
+static PJ2K_NOINLINE pj2k_status SFX(decode_broken_run)(pj2k_rc_decoder *d, pj2k_model *m, COEF *row,
+                                                        const pj2k_band *b, SFX(rows) *r, size_t x,
+                                                        unsigned max_exp)
 {
     pj2k_status fail = PJ2K_OK;
-    FOR_EACH_COEF(COEF, base, b, m, shift, 0,
+    int found = 0;
+    for (int k = 0; k < 4; k++) {
+        const size_t xk = x + k;
+        const unsigned mctx = SFX(context)(r, xk);
+        if (found) {
+            row[xk] = SFX(decode_value)(d, m, b->cls, mctx, r, xk, max_exp, &fail, 0);
+        } else if (k == 3 || DECODE_BIT(d, &m->prob.run_first[b->cls][k])) {
+            row[xk] = SFX(decode_value)(d, m, b->cls, mctx, r, xk, max_exp, &fail, 1);
+            found = 1;
+        } else {
+            row[xk] = 0;
+        }
+        if (fail != PJ2K_OK) return fail;
+        SFX(rows_store)(r, xk, row[xk]);
+    }
+    return d->overrun ? PJ2K_ERR_CORRUPT : PJ2K_OK;
+}
+
+static inline pj2k_status SFX(decode_run)(pj2k_rc_decoder *d, pj2k_model *m, COEF *row, const pj2k_band *b,
+                                          SFX(rows) *r, size_t x, unsigned *prev_run, unsigned max_exp)
+{
+    const unsigned broken = DECODE_BIT(d, &m->prob.run[b->cls][*prev_run]);
+    *prev_run = !broken;
+    if (broken) return SFX(decode_broken_run)(d, m, row, b, r, x, max_exp);
+    for (int k = 0; k < 4; k++) { row[x + k] = 0; SFX(rows_store)(r, x + k, 0); }
+    return d->overrun ? PJ2K_ERR_CORRUPT : PJ2K_OK;
+}
+
+static inline PJ2K_ALWAYS_INLINE pj2k_status SFX(decode_band_with)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
+                                                                   const pj2k_band *b, int max_exp, int shift,
+                                                                   const int runs)
+{
+    pj2k_status fail = PJ2K_OK;
+    FOR_EACH_COEF(COEF, base, b, m, shift, 0, runs,
+        if ((fail = SFX(decode_run)(d, m, row, b, &rows, x, &prev_run, (unsigned)max_exp)) != PJ2K_OK)
+            return fail,
         const unsigned mctx = SFX(context)(&rows, x);
-        row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &fail);
+        row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &fail, 0);
         if (fail != PJ2K_OK) return fail;
         if (d->overrun) return PJ2K_ERR_CORRUPT;  /* stop forged streams early */
         SFX(rows_store)(&rows, x, row[x]);
     );
     return PJ2K_OK;
+}
+
+pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
+                                  const pj2k_band *b, int max_exp, int shift)
+{
+#if !LEGACY
+    if (m->version >= 5 && DECODE_BIT(d, &m->prob.band_runs[b->cls]))
+        return SFX(decode_band_with)(d, m, base, b, max_exp, shift, 1);
+#endif
+    return SFX(decode_band_with)(d, m, base, b, max_exp, shift, 0);
 }
 
 /* Refinement from shift `from` to shift `to` (a quality layer after the
@@ -321,7 +490,7 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
 {
     const int d = from - to;
     uint64_t all = 0;
-    FOR_EACH_COEF(const COEF, base, b, m, to, to,
+    FOR_EACH_COEF(const COEF, base, b, m, to, to, 0, (void)0,
         const uint64_t prior = SFX(mag)(row[x]) >> from, mg = SFX(mag)(row[x]) >> to;
         all |= mg;
         if (prior) {
@@ -330,7 +499,7 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
             encode_direct(e, mg, d - 1);
         } else {
             const unsigned mctx = SFX(context)(&rows, x);
-            SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, row[x] < 0);
+            SFX(encode_value)(e, m, b->cls, mctx, &rows, x, mg, row[x] < 0, 0);
         }
         SFX(rows_store)(&rows, x, SFX(shifted)(row[x], to));
     );
@@ -343,7 +512,7 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
 {
     const int db = from - to;
     pj2k_status fail = PJ2K_OK;
-    FOR_EACH_COEF(COEF, base, b, m, to, 0,
+    FOR_EACH_COEF(COEF, base, b, m, to, 0, 0, (void)0,
         const uint64_t prior = SFX(mag)(row[x]);
         if (prior) {
             const unsigned eb = bit_length(prior);
@@ -354,7 +523,7 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
             row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
         } else {
             const unsigned mctx = SFX(context)(&rows, x);
-            row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &fail);
+            row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)db, &fail, 0);
         }
         if (fail != PJ2K_OK) return fail;
         if (d->overrun) return PJ2K_ERR_CORRUPT;

@@ -6,6 +6,14 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PJ2K_NOINLINE __attribute__((noinline))
+#define PJ2K_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define PJ2K_NOINLINE
+#define PJ2K_ALWAYS_INLINE
+#endif
+
 /* ---- geometry ------------------------------------------------------------
  * A component is a contiguous box of dims (z, y, x); unused leading dims are 1.
  * Level l of the dyadic decomposition acts on the top corner of extent
@@ -122,6 +130,9 @@ typedef struct {
         pj2k_prob mantissa2[PJ2K_CLASSES][PJ2K_MAX_EXP + 1][2];   /* by the first bit */
         pj2k_prob sign[PJ2K_CLASSES][27];   /* by the W, N and colour signs */
         pj2k_prob refine[PJ2K_CLASSES][16];  /* first refinement bit by bit length */
+        pj2k_prob run[PJ2K_CLASSES][2];      /* version 5: is a quiet group not all zero? by the group before */
+        pj2k_prob run_first[PJ2K_CLASSES][3]; /* version 5: in a broken run, is value k non-zero? */
+        pj2k_prob band_runs[PJ2K_CLASSES];   /* version 5: does the band code zero runs? */
     } prob;
     /* scratch for the neighbourhood of the row being coded: saturated
      * magnitudes and signs of the previous and current rows, each padded by
@@ -131,7 +142,9 @@ typedef struct {
     uint16_t *rows;
     int version;        /* the format version whose rules apply (pj2k_model_reset) */
 } pj2k_model;
-#define PJ2K_MODEL_ROWS(width) (6 * ((width) + 2))
+/* six rows of width + 2, then (version 5) a bit per group of four, as
+ * 64-bit words aligned to 8 bytes */
+#define PJ2K_MODEL_ROWS(width) (6 * ((width) + 2) + 4 * (((width) + 255) / 256 + 1) + 4)
 
 /* The model at the start of a stream's first piece under the rules of format
  * `version` (before version 4: of every piece); version 4 carries it from

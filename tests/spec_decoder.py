@@ -1,4 +1,4 @@
-"""A second decoder, written from docs/FORMAT.md alone (format versions 1-4,
+"""A second decoder, written from docs/FORMAT.md alone (format versions 1-5,
 wavelets 0 and 2: lossless and error-bounded), in plain Python.
 
 It shares no code with the C core: test_spec_decoder.py decodes real chunks
@@ -156,9 +156,12 @@ def sign_class(v: int) -> int:
     return 0 if v < 0 else (2 if v > 0 else 1)
 
 
-def decode_value(rc, model, version, cls, c, sign_ctx, max_exp) -> int:
-    """Steps 2-4 of section 6, with 6.2 items 3-4 in version 3."""
-    e = 0
+def decode_value(rc, model, version, cls, c, sign_ctx, max_exp, first=0) -> int:
+    """Steps 2-4 of section 6, with 6.2 items 3-4 in version 3; the unary
+    exponent from decision `first` (6.4: 1 for a broken run's first non-zero)."""
+    e = first
+    if e > max_exp:
+        raise Corrupt("exponent")
     while rc.bit(model["exponent", cls, c, min(e, 23)]):
         e += 1
         if e > max_exp:
@@ -179,7 +182,10 @@ def decode_value(rc, model, version, cls, c, sign_ctx, max_exp) -> int:
     return -m if rc.bit(model["sign", cls, sign_ctx]) else m
 
 
-def decode(buf: bytes, level: int = 0, layer: int | None = None) -> np.ndarray:
+def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | None = None) -> np.ndarray:
+    """stats, if given, counts the version-5 paths taken: bands with and
+    without zero runs, runs, and broken runs (for tests of coverage)."""
+    stats = {} if stats is None else stats
     h = parse_header(buf)
     if h["wavelet"] == 1:
         raise NotImplementedError("the 9/7 path (wavelet 1) is not part of this decoder")
@@ -262,34 +268,65 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None) -> np.ndarray:
             py, px = min(py, pextent[1] - 1), min(px, pextent[2] - 1)
             return abs(comp[at(pstart[0] + pz, pstart[1] + py, pstart[2] + px)]) >> shift
 
+        def contexts(z, y, x):
+            """Step 1 of section 6 with 6.2 item 2 and 6.3 item 3: (s, sign context)."""
+            w, n = neighbour(z, y, x - 1), neighbour(z, y - 1, x)
+            s = (2 * abs(w) + 2 * abs(n) + abs(neighbour(z, y - 1, x - 1))
+                 + abs(neighbour(z, y - 1, x + 1)) + 2 * abs(neighbour(z - 1, y, x)))
+            if parent is not None:     # section 6.2, item 2
+                q = [min((v >> 1) if a >= first_axis else v, parent[1][a] - 1)
+                     for a, v in enumerate((z, y, x))]
+                term = parent_magnitude(*q) + (parent_magnitude(q[0], q[1], q[2] + 1)
+                                               + parent_magnitude(q[0], q[1] + 1, q[2])) // 2
+                s += min(term, 65535)
+            if colour is not None:
+                s += abs(colour[at(start[0] + z, start[1] + y, start[2] + x)])
+            sign_ctx = 3 * sign_class(w) + sign_class(n)
+            if version >= 4:           # section 6.3, item 3
+                sign_ctx += 9 * (1 if colour is None else sign_class(
+                    colour[at(start[0] + z, start[1] + y, start[2] + x)]))
+            return s, sign_ctx
+
+        limit = refine_bits if refine_bits else max_exp - shift
+        runs = version >= 5 and not refine_bits and rc.bit(model["band_runs", cls])   # 6.4, item 1
+        if version >= 5 and not refine_bits:
+            key = "run_bands" if runs else "plain_bands"
+            stats[key] = stats.get(key, 0) + 1
         for z in range(extent[0]):
             for y in range(extent[1]):
-                for x in range(extent[2]):
+                prev_run, x = 1, 0
+                while x < extent[2]:
+                    if runs and x % 4 == 0 and x + 4 <= extent[2] and all(
+                            contexts(z, y, x + k)[0] == 0 for k in range(4)):   # 6.4, item 2
+                        broken = rc.bit(model["run", cls, prev_run])
+                        prev_run = 1 - broken
+                        stats["broken" if broken else "runs"] = stats.get("broken" if broken else "runs", 0) + 1
+                        found = False
+                        for k in range(4):
+                            v = 0
+                            if broken:
+                                s, sign_ctx = contexts(z, y, x + k)
+                                if found:
+                                    v = decode_value(rc, model, version, cls, magnitude_context(s),
+                                                     sign_ctx, limit)
+                                elif k == 3 or rc.bit(model["run_first", cls, k]):
+                                    v = decode_value(rc, model, version, cls, magnitude_context(s),
+                                                     sign_ctx, limit, first=1)
+                                    found = True
+                            put(z, y, x + k, v)
+                        x += 4
+                        continue
                     u = get(z, y, x) if refine_bits else 0
                     if u:
                         bits = rc.bit(model["refine", cls, min(abs(u).bit_length(), 15)])
                         bits = (bits << (refine_bits - 1)) | rc.raw(refine_bits - 1)
                         m = (abs(u) << refine_bits) | bits
                         put(z, y, x, -m if u < 0 else m)
-                        continue
-                    w, n = neighbour(z, y, x - 1), neighbour(z, y - 1, x)
-                    s = (2 * abs(w) + 2 * abs(n) + abs(neighbour(z, y - 1, x - 1))
-                         + abs(neighbour(z, y - 1, x + 1)) + 2 * abs(neighbour(z - 1, y, x)))
-                    if parent is not None:     # section 6.2, item 2
-                        q = [min((v >> 1) if a >= first_axis else v, parent[1][a] - 1)
-                             for a, v in enumerate((z, y, x))]
-                        term = parent_magnitude(*q) + (parent_magnitude(q[0], q[1], q[2] + 1)
-                                                       + parent_magnitude(q[0], q[1] + 1, q[2])) // 2
-                        s += min(term, 65535)
-                    if colour is not None:
-                        s += abs(colour[at(start[0] + z, start[1] + y, start[2] + x)])
-                    sign_ctx = 3 * sign_class(w) + sign_class(n)
-                    if version >= 4:           # section 6.3, item 3
-                        sign_ctx += 9 * (1 if colour is None else sign_class(
-                            colour[at(start[0] + z, start[1] + y, start[2] + x)]))
-                    v = decode_value(rc, model, version, cls, magnitude_context(s), sign_ctx,
-                                     refine_bits if refine_bits else max_exp - shift)
-                    put(z, y, x, v)
+                    else:
+                        s, sign_ctx = contexts(z, y, x)
+                        put(z, y, x, decode_value(rc, model, version, cls, magnitude_context(s),
+                                                  sign_ctx, limit))
+                    x += 1
 
     def median_edge(comp, z, y, x):
         """Section 5, low band prediction."""

@@ -35,7 +35,18 @@ def assert_same_as_c(enc: bytes):
 
 def test_golden_set_covers_every_version():
     versions = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).version for n in GOLDEN_NAMES}
-    assert versions == {1, 2, 3, 4}
+    assert versions == {1, 2, 3, 4, 5}
+
+
+def test_version_5_golden_files_exercise_every_run_path():
+    """The version-5 frozen streams take each rule of FORMAT.md 6.4: bands
+    with and without runs, zero runs and broken runs."""
+    stats = {}
+    for name in GOLDEN_NAMES:
+        enc = (GOLDEN / f"{name}.pj2k").read_bytes()
+        if pj.read_header(enc).version == 5:
+            spec_decoder.decode(enc, stats=stats)
+    assert min(stats.get(k, 0) for k in ("run_bands", "plain_bands", "runs", "broken")) > 0, stats
 
 
 @pytest.mark.parametrize("name", GOLDEN_NAMES)
@@ -55,6 +66,11 @@ CASES = {
                              {"colour_axis": 2, "tolerance": 1, "layers": 2}),
     "u32_1d": (lambda r: r("camera")[70, :61].astype("u4") * 16777216, {}),
     "rgb_layers": (lambda r: r("astronaut")[300:319, 100:117], {"colour_axis": -1, "layers": 3}),
+    # version 5's zero runs: sparse bands from a coarse tolerance, in colour and 3-D
+    "gray_runs": (lambda r: r("moon")[60:101, 200:237], {"tolerance": 5}),
+    "rgb_runs_layers": (lambda r: r("hubble_deep_field")[100:133, 80:121],
+                        {"colour_axis": -1, "tolerance": 4, "layers": 2}),
+    "3d_runs": (lambda r: r("mni152_t1_uint8_3d")[0:13, 0:22, 30:51], {}),
 }
 
 

@@ -20,7 +20,7 @@ extern "C" {
 
 /* Format version written.  Versions 1 (no quality layers) and 2 (layers),
  * which code coefficients with the first context rules, are still read. */
-#define PJ2K_FORMAT_VERSION 4
+#define PJ2K_FORMAT_VERSION 5
 #define PJ2K_MAX_NDIM 32
 #define PJ2K_MAX_AXES 3     /* transformed axes per chunk */
 #define PJ2K_MAX_LEVELS 10  /* decomposition levels */

@@ -64,6 +64,20 @@ CASES = {
                                     "layers": [40, 20]}),
     "v4_f32_3d_tolerance_layers": (lambda: load("tlrc_float32_3d")[18:31, 19:30, 21:30],
                                    {"tolerance": 1e-6, "layers": 2}),
+    # format version 5: zero runs in quiet groups of four (bands with at least
+    # half zeros); coarse tolerances and low rates give runs and broken runs
+    "v5_u8_gray": (lambda: load("camera")[310:351, 190:229], {}),
+    "v5_u8_gray_tolerance": (lambda: load("camera")[40:89, 300:345], {"tolerance": 6}),
+    "v5_u8_rgb_rct": (lambda: load("coffee")[60:93, 120:151], {"colour_axis": -1}),
+    "v5_u16_layers": (lambda: load("mr2_uint16")[380:420, 360:401], {"layers": 3}),
+    "v5_i16_3d": (lambda: load("anatomical_int16_3d")[0:17, 0:27, 2:21], {}),
+    "v5_u8_lossy_ratio": (lambda: load("moon")[150:214, 80:128], {"reversible": False,
+                                                                 "ratio": 30}),
+    "v5_u8_rgb_ict_lossy_layers": (lambda: load("chelsea")[100:140, 180:220],
+                                   {"colour_axis": 2, "reversible": False, "ratio": 20,
+                                    "layers": [80, 40]}),
+    "v5_f32_3d_tolerance_layers": (lambda: load("tlrc_float32_3d")[16:31, 17:30, 19:32],
+                                   {"tolerance": 0.05, "layers": 2}),
 }
 
 
