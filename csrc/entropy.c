@@ -54,6 +54,15 @@ static const uint16_t EXPONENT_PRIOR[2 * PRIOR_REACH + 1] = {
     1024, 1179, 1743, 2567, 3757, 5451, 7812, 11009, 15170, 20318, 26300, 32768,
     39236, 45218, 50366, 54527, 57724, 60085, 61779, 62969, 63793, 64357, 64512};
 #define PRIOR_SHIFT 3         /* the rate of a prior probability starts at 2**-3 */
+/* Version 5's first zero-run probabilities (of a 0 decision): a quiet group
+ * after a zero run (or at a row's start) is all zero (0.96), after a broken
+ * run less often (0.61); a value before a broken run's first non-zero one is
+ * zero (0.61); a band codes no runs (0.46).  They halve the cost of the
+ * run contexts' learning in small chunks (docs/DESIGN.md 22). */
+#define RUN_PRIOR_AFTER_RUN 63000
+#define RUN_PRIOR_AFTER_BROKEN 40000
+#define RUN_FIRST_PRIOR 40000
+#define BAND_RUNS_PRIOR 30000
 #define PIECE_SHIFT_CAP 3     /* version 4: rates at most 2**-3 again at a new piece */
 
 void pj2k_model_reset(pj2k_model *m, int version)
@@ -71,6 +80,13 @@ void pj2k_model_reset(pj2k_model *m, int version)
                 d = d < -PRIOR_REACH ? -PRIOR_REACH : (d > PRIOR_REACH ? PRIOR_REACH : d);
                 m->prob.exponent[cls][c][i] = (pj2k_prob){EXPONENT_PRIOR[d + PRIOR_REACH], PRIOR_SHIFT};
             }
+    if (version < 5) return;
+    for (int cls = 0; cls < PJ2K_CLASSES; cls++) {
+        m->prob.run[cls][0] = (pj2k_prob){RUN_PRIOR_AFTER_BROKEN, PRIOR_SHIFT};
+        m->prob.run[cls][1] = (pj2k_prob){RUN_PRIOR_AFTER_RUN, PRIOR_SHIFT};
+        for (int k = 0; k < 3; k++) m->prob.run_first[cls][k] = (pj2k_prob){RUN_FIRST_PRIOR, PRIOR_SHIFT};
+        m->prob.band_runs[cls] = (pj2k_prob){BAND_RUNS_PRIOR, PRIOR_SHIFT};
+    }
 }
 
 void pj2k_model_next_piece(pj2k_model *m)

@@ -1,6 +1,6 @@
 /* Template: coefficient coding for one coefficient type and rule set.
  * Expects COEF, COEF_MAX, SFX(name) and LEGACY (1: the decoders of format
- * versions 1 and 2; 0: versions 3 and 4, both directions); included by
+ * versions 1 and 2; 0: versions 3 to 5, both directions); included by
  * entropy.c after the range coder primitives. */
 #if LEGACY
 #define DECODE_BIT decode_bit_legacy
@@ -322,8 +322,8 @@ static inline uint64_t SFX(rdo_magnitude)(const pj2k_rdo *rdo, const pj2k_model 
 }
 
 /* Version 5's run decision for a quiet group at x: all four zero (0) or
- * not (1), under the class's run context (was the group before in this row
- * a zero run?).  A broken run then says, value by value up to the first
+ * not (1), under the class's run context (was the row's previous quiet
+ * group all zero? 1 at the row's start).  A broken run then says, value by value up to the first
  * non-zero one, whether it is zero; that one's exponent starts at 1, and the
  * last is non-zero without saying so.  After the first non-zero value the
  * rest code as usual. */
@@ -393,8 +393,9 @@ static inline PJ2K_ALWAYS_INLINE int SFX(encode_band_with)(pj2k_rc_encoder *e, p
     return (int)bit_length(all);
 }
 
-/* Version 5: a band codes zero runs when at least half its values (at
- * `shift`) are zero, and says so first. */
+/* Version 5: a band at least PJ2K_RUN_MIN_WIDTH wide says first whether it
+ * codes zero runs; the encoder's rule: when at least half its values (at
+ * `shift`) are zero. */
 static int SFX(band_wants_runs)(const COEF *base, const pj2k_band *b, int shift)
 {
     size_t zeros = 0;
@@ -409,7 +410,7 @@ static int SFX(band_wants_runs)(const COEF *base, const pj2k_band *b, int shift)
 int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, const pj2k_band *b,
                           int shift, const pj2k_rdo *rdo)
 {
-    if (m->version < 5) return SFX(encode_band_with)(e, m, base, b, shift, rdo, 0);
+    if (m->version < 5 || b->n[2] < PJ2K_RUN_MIN_WIDTH) return SFX(encode_band_with)(e, m, base, b, shift, rdo, 0);
     const int runs = SFX(band_wants_runs)(base, b, shift);
     encode_bit(e, &m->prob.band_runs[b->cls], (unsigned)runs);
     return runs ? SFX(encode_band_with)(e, m, base, b, shift, rdo, 1)
@@ -473,7 +474,7 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                                   const pj2k_band *b, int max_exp, int shift)
 {
 #if !LEGACY
-    if (m->version >= 5 && DECODE_BIT(d, &m->prob.band_runs[b->cls]))
+    if (m->version >= 5 && b->n[2] >= PJ2K_RUN_MIN_WIDTH && DECODE_BIT(d, &m->prob.band_runs[b->cls]))
         return SFX(decode_band_with)(d, m, base, b, max_exp, shift, 1);
 #endif
     return SFX(decode_band_with)(d, m, base, b, max_exp, shift, 0);

@@ -117,6 +117,7 @@ typedef struct {
  * streams keep a 16-bit probability of a 0 and the shift of its adaptation
  * rate per context (the rate starts fast and settles), versions 1 and 2
  * ("legacy", decoded only) a 12-bit probability with a fixed rate. */
+#define PJ2K_RUN_MIN_WIDTH 16  /* version 5: narrower bands code no zero runs (no flag) */
 #define PJ2K_CLASSES 4      /* 0: low band residual, 1..3: high along 1..3 axes */
 #define PJ2K_MAG_CTX 32     /* quantised neighbourhood magnitude */
 #define PJ2K_EXP_POS 24     /* unary positions with their own probability */
@@ -130,7 +131,8 @@ typedef struct {
         pj2k_prob mantissa2[PJ2K_CLASSES][PJ2K_MAX_EXP + 1][2];   /* by the first bit */
         pj2k_prob sign[PJ2K_CLASSES][27];   /* by the W, N and colour signs */
         pj2k_prob refine[PJ2K_CLASSES][16];  /* first refinement bit by bit length */
-        pj2k_prob run[PJ2K_CLASSES][2];      /* version 5: is a quiet group not all zero? by the group before */
+        pj2k_prob run[PJ2K_CLASSES][2];      /* version 5: is a quiet group not all zero? by the row's
+                                                previous quiet group (1: all zero, or none) */
         pj2k_prob run_first[PJ2K_CLASSES][3]; /* version 5: in a broken run, is value k non-zero? */
         pj2k_prob band_runs[PJ2K_CLASSES];   /* version 5: does the band code zero runs? */
     } prob;

@@ -120,6 +120,10 @@ EXPONENT_PRIOR = [1024, 1179, 1743, 2567, 3757, 5451, 7812, 11009, 15170, 20318,
                   39236, 45218, 50366, 54527, 57724, 60085, 61779, 62969, 63793, 64357, 64512]
 
 
+# Section 6.4: version 5's first run probabilities (run: by prev = 0, 1).
+RUN_PRIORS = {"run": (40000, 63000), "run_first": 40000, "band_runs": 30000}
+
+
 class Model(dict):
     """Every probability of a piece (version 4: of the stream), created at its
     initial value on first use."""
@@ -134,6 +138,9 @@ class Model(dict):
             _, _, c, i = key
             d = max(-11, min(11, 2 * i - c + 6))
             value = self[key] = [EXPONENT_PRIOR[d + 11], 3]
+        elif self.version >= 5 and key[0] in RUN_PRIORS:   # section 6.4
+            first = RUN_PRIORS[key[0]]
+            value = self[key] = [first[key[2]] if key[0] == "run" else first, 3]
         else:
             value = self[key] = [self.start, 1]
         return value
@@ -288,8 +295,9 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
             return s, sign_ctx
 
         limit = refine_bits if refine_bits else max_exp - shift
-        runs = version >= 5 and not refine_bits and rc.bit(model["band_runs", cls])   # 6.4, item 1
-        if version >= 5 and not refine_bits:
+        runs = (version >= 5 and not refine_bits and extent[2] >= 16
+                and rc.bit(model["band_runs", cls]))   # 6.4, item 1
+        if version >= 5 and not refine_bits and extent[2] >= 16:
             key = "run_bands" if runs else "plain_bands"
             stats[key] = stats.get(key, 0) + 1
         for z in range(extent[0]):
