@@ -74,3 +74,5 @@ def real_chunks(load):
     yield "uint16", pj.encode(np.ascontiguousarray(load("mr2_uint16")[500:530, 480:512]), levels=3)
     yield "gray8_layers", pj.encode(np.ascontiguousarray(load("moon")[200:232, 150:180]),
                                     layers=3, levels=4)
+    # sparse bands at least 16 wide: version 5's zero runs and broken runs
+    yield "gray8_runs", pj.encode(np.ascontiguousarray(load("camera")[40:104, 300:364]), tolerance=4)
