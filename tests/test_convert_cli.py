@@ -110,3 +110,14 @@ def test_cli_layers_ratio_and_layer_preview(real, tmp_path):
     assert z.metadata.codecs[0].to_dict()["configuration"]["ratio"] == 20.0
     assert 19 <= arr.nbytes / pj.level_nbytes(z)[0] <= 21   # every chunk within 5%
     assert np.abs(z[:].astype(int) - arr).mean() < 10
+    # --rdo / --no-rdo reach the codec's configuration (and so the encoder)
+    for flag, value in (("--no-rdo", False), ("--rdo", True)):
+        out = str(tmp_path / f"s{value}.zarr")
+        assert main(["convert", str(tmp_path / "c.npy"), out, "--chunks", "256,256",
+                     "--step", "4", flag, "--quiet"]) == 0
+        z = zarr.open_array(out)
+        assert z.metadata.codecs[0].to_dict()["configuration"]["rdo"] is value
+        assert np.sqrt(np.mean((z[:].astype(float) - arr) ** 2)) < 4   # RMS ~ step / sqrt(12)
+    plain, rdo = (pj.level_nbytes(zarr.open_array(str(tmp_path / f"s{v}.zarr")))[0]
+                  for v in (False, True))
+    assert rdo < plain     # RD-optimised quantisation codes fewer bits at one step

@@ -14,10 +14,11 @@ def _ints(text):
 def convert(args):
     from progressive_j2k.convert import open_input, to_zarr
     data = open_input(args.input)
-    options = dict(levels=args.levels, reversible=not (args.lossy or args.ratio or args.psnr),
+    lossy = args.lossy or args.step is not None or args.ratio or args.psnr
+    options = dict(levels=args.levels, reversible=not lossy,
                    axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, psnr=args.psnr, tolerance=args.tolerance,
-                   layers=args.layers)
+                   layers=args.layers, rdo=args.rdo)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
                 overwrite=args.overwrite, progress=not args.quiet, **options)
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
@@ -71,11 +72,14 @@ def main(argv=None):
     p.add_argument("--axes", help="comma-separated axes to transform")
     p.add_argument("--colour-axis", type=int)
     p.add_argument("--lossy", action="store_true", help="9/7 lossy instead of lossless")
-    p.add_argument("--step", type=float, help="lossy quantisation step in data units")
+    p.add_argument("--step", type=float, help="lossy (implies --lossy): quantisation step in data units")
     p.add_argument("--ratio", type=float, help="lossy: make each chunk this many times smaller")
     p.add_argument("--psnr", type=float, help="lossy: the smallest chunks with this PSNR (dB)")
     p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
     p.add_argument("--layers", type=int, help="quality layers per resolution (2-16)")
+    p.add_argument("--rdo", action=argparse.BooleanOptionalAction, default=None,
+                   help="lossy: RD-optimised quantisation (default: on with --ratio/--psnr, "
+                        "off with --step)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=convert)
