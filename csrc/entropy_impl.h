@@ -175,26 +175,41 @@ static inline unsigned SFX(sign_context)(const SFX(rows) *r, size_t x)
 #endif
 }
 
-/* One value: exponent in unary under the magnitude context, then the first
- * mantissa bits modelled (version 3: two, the first also by the context; legacy:
- * one), the rest raw, then the sign (docs/FORMAT.md 6). */
+/* One value: exponent in unary under the magnitude context (from decision
+ * FIRST_POS: 1 where the value is known non-zero, docs/FORMAT.md 6.4), then
+ * the first mantissa bits modelled (version 3: two, the first also by the
+ * context; legacy: one), the rest raw, then the sign (docs/FORMAT.md 6).
+ * The decisions of versions 3 to 5, as MODEL_BIT(probability, bit) and
+ * RAW_BITS(count): encode_value codes them and value_cost prices them, so
+ * the two cannot drift apart.  PQ qualifies the probabilities (const to
+ * price). */
+#define VALUE_DECISIONS(PQ, M, CLS, MCTX, R, X, MG, NEGATIVE, FIRST_POS, MODEL_BIT, RAW_BITS)    \
+    do {                                                                                      \
+        PQ pj2k_prob *pe_ = (M)->prob.exponent[CLS][MCTX];                                    \
+        const unsigned eb_ = bit_length(MG);                                                  \
+        for (unsigned i_ = (FIRST_POS); i_ < eb_; i_++)                                       \
+            MODEL_BIT(&pe_[i_ < PJ2K_EXP_POS ? i_ : PJ2K_EXP_POS - 1], 1u);                   \
+        MODEL_BIT(&pe_[eb_ < PJ2K_EXP_POS ? eb_ : PJ2K_EXP_POS - 1], 0u);                     \
+        if (eb_ >= 2) {                                                                       \
+            const unsigned first_ = (unsigned)((MG) >> (eb_ - 2)) & 1u;                       \
+            MODEL_BIT(&(M)->prob.mantissa[CLS][eb_][mantissa_context(MCTX, eb_)], first_);    \
+            if (eb_ >= 3) {                                                                   \
+                MODEL_BIT(&(M)->prob.mantissa2[CLS][eb_][first_], (unsigned)((MG) >> (eb_ - 3)) & 1u); \
+                RAW_BITS((int)eb_ - 3);                                                       \
+            }                                                                                 \
+        }                                                                                     \
+        if (MG) MODEL_BIT(&(M)->prob.sign[CLS][SFX(sign_context)(R, X)], (unsigned)(NEGATIVE)); \
+    } while (0)
+
 #if !LEGACY
 static inline PJ2K_ALWAYS_INLINE void SFX(encode_value)(pj2k_rc_encoder *e, pj2k_model *m, int cls, unsigned mctx,
                                      const SFX(rows) *r, size_t x, uint64_t mg, int negative, unsigned first_pos)
 {
-    pj2k_prob *pe = m->prob.exponent[cls][mctx];
-    const unsigned eb = bit_length(mg);
-    for (unsigned i = first_pos; i < eb; i++) encode_bit(e, &pe[i < PJ2K_EXP_POS ? i : PJ2K_EXP_POS - 1], 1);
-    encode_bit(e, &pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1], 0);
-    if (eb >= 2) {
-        const unsigned first = (unsigned)(mg >> (eb - 2)) & 1u;
-        encode_bit(e, &m->prob.mantissa[cls][eb][mantissa_context(mctx, eb)], first);
-        if (eb >= 3) {
-            encode_bit(e, &m->prob.mantissa2[cls][eb][first], (unsigned)(mg >> (eb - 3)) & 1u);
-            encode_direct(e, mg, (int)eb - 3);
-        }
-    }
-    if (mg) encode_bit(e, &m->prob.sign[cls][SFX(sign_context)(r, x)], (unsigned)negative);
+#define CODE_BIT(PROB, BIT) encode_bit(e, PROB, BIT)
+#define CODE_RAW(N) encode_direct(e, mg, N)
+    VALUE_DECISIONS(, m, cls, mctx, r, x, mg, negative, first_pos, CODE_BIT, CODE_RAW);
+#undef CODE_BIT
+#undef CODE_RAW
 }
 #endif
 
@@ -288,24 +303,18 @@ static inline float SFX(bit_cost)(const float *table, unsigned p, unsigned bit)
     return table[((bit ? 65536u - p : p) + 8) >> 4];
 }
 
-/* Bits encode_value would spend on a magnitude under the model as it is. */
+/* Bits encode_value would spend on a magnitude under the model as it is
+ * (raw bits at one each, added last). */
 static inline float SFX(value_cost)(const pj2k_model *m, const float *table, int cls, unsigned mctx,
                                     const SFX(rows) *r, size_t x, uint64_t mg, int negative)
 {
-    const pj2k_prob *pe = m->prob.exponent[cls][mctx];
-    const unsigned eb = bit_length(mg);
-    float bits = 0;
-    for (unsigned i = 0; i < eb; i++) bits += SFX(bit_cost)(table, pe[i < PJ2K_EXP_POS ? i : PJ2K_EXP_POS - 1].p, 1);
-    bits += SFX(bit_cost)(table, pe[eb < PJ2K_EXP_POS ? eb : PJ2K_EXP_POS - 1].p, 0);
-    if (eb >= 2) {
-        const unsigned first = (unsigned)(mg >> (eb - 2)) & 1u;
-        bits += SFX(bit_cost)(table, m->prob.mantissa[cls][eb][mantissa_context(mctx, eb)].p, first);
-        if (eb >= 3)
-            bits += SFX(bit_cost)(table, m->prob.mantissa2[cls][eb][first].p, (unsigned)(mg >> (eb - 3)) & 1u) +
-                    (float)(eb - 3);
-    }
-    if (mg) bits += SFX(bit_cost)(table, m->prob.sign[cls][SFX(sign_context)(r, x)].p, (unsigned)negative);
-    return bits;
+    float bits = 0, raw = 0;
+#define COST_BIT(PROB, BIT) (bits += SFX(bit_cost)(table, (PROB)->p, BIT))
+#define COST_RAW(N) (raw = (float)(N))
+    VALUE_DECISIONS(const, m, cls, mctx, r, x, mg, negative, 0, COST_BIT, COST_RAW);
+#undef COST_BIT
+#undef COST_RAW
+    return bits + raw;
 }
 
 /* The magnitude to code for quantised magnitude q of |c| / step = a:
@@ -599,4 +608,5 @@ pj2k_status SFX(pj2k_decode_low)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
 }
 
 #undef FOR_EACH_COEF
+#undef VALUE_DECISIONS
 #undef DECODE_BIT
