@@ -330,11 +330,26 @@ static inline uint64_t SFX(rdo_magnitude)(const pj2k_rdo *rdo, const pj2k_model 
     return lower < keep ? q - 1 : q;
 }
 
+/* RD-optimised quantisation of row[x] (pj2k_rdo), written back so that
+ * every later context matches the decoder's; keep_nonzero: not to zero at
+ * `shift` (a broken run's last non-zero value must stay so). */
+static inline void SFX(rdo_value)(const pj2k_rdo *rdo, const pj2k_model *m, const COEF *base, COEF *row,
+                                  int cls, unsigned mctx, const SFX(rows) *r, size_t x, int shift,
+                                  int keep_nonzero)
+{
+    if (!rdo || !row[x]) return;
+    const double a = fabs(rdo->real[row - base + (ptrdiff_t)x]) / rdo->step;
+    const uint64_t q = SFX(mag)(row[x]);
+    uint64_t lowered = SFX(rdo_magnitude)(rdo, m, cls, mctx, r, x, q, a, row[x] < 0);
+    if (keep_nonzero && (lowered >> shift) == 0) lowered = q;
+    row[x] = row[x] < 0 ? -(COEF)lowered : (COEF)lowered;
+}
+
 /* Version 5's run decision for a quiet group at x: all four zero (0) or
  * not (1), under the class's run context (was the row's previous quiet
- * group all zero? 1 at the row's start).  A broken run then says, value by value up to the first
- * non-zero one, whether it is zero; that one's exponent starts at 1, and the
- * last is non-zero without saying so.  After the first non-zero value the
+ * group all zero? 1 at the row's start).  A broken run then says, value by
+ * value up to the first non-zero one, whether it is zero; that one's
+ * exponent starts at 1, and the last is non-zero without saying so.  After the first non-zero value the
  * rest code as usual. */
 static PJ2K_NOINLINE void SFX(encode_broken_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, COEF *row,
                                                  const pj2k_band *b, SFX(rows) *r, size_t x, int last_nz,
@@ -344,13 +359,7 @@ static PJ2K_NOINLINE void SFX(encode_broken_run)(pj2k_rc_encoder *e, pj2k_model 
     for (int k = 0; k < 4; k++) {
         const size_t xk = x + k;
         const unsigned mctx = SFX(context)(r, xk);
-        if (rdo && row[xk]) {
-            const double a = fabs(rdo->real[row - base + (ptrdiff_t)xk]) / rdo->step;
-            const uint64_t q = SFX(mag)(row[xk]);
-            uint64_t lowered = SFX(rdo_magnitude)(rdo, m, b->cls, mctx, r, xk, q, a, row[xk] < 0);
-            if (!found && k == last_nz && (lowered >> shift) == 0) lowered = q;   /* must stay non-zero */
-            row[xk] = row[xk] < 0 ? -(COEF)lowered : (COEF)lowered;
-        }
+        SFX(rdo_value)(rdo, m, base, row, b->cls, mctx, r, xk, shift, !found && k == last_nz);
         const COEF v = SFX(shifted)(row[xk], shift);
         const uint64_t mg = SFX(mag)(v);
         *all |= mg;
@@ -387,12 +396,7 @@ static inline PJ2K_ALWAYS_INLINE int SFX(encode_band_with)(pj2k_rc_encoder *e, p
     FOR_EACH_COEF(COEF, base, b, m, shift, shift, runs,
         SFX(encode_run)(e, m, base, row, b, &rows, x, &prev_run, shift, rdo, &all),
         const unsigned mctx = SFX(context)(&rows, x);
-        if (rdo && row[x]) {
-            const double a = fabs(rdo->real[row - base + (ptrdiff_t)x]) / rdo->step;
-            const uint64_t q = SFX(mag)(row[x]);
-            const COEF lowered = (COEF)SFX(rdo_magnitude)(rdo, m, b->cls, mctx, &rows, x, q, a, row[x] < 0);
-            row[x] = row[x] < 0 ? -lowered : lowered;
-        }
+        SFX(rdo_value)(rdo, m, base, row, b->cls, mctx, &rows, x, shift, 0);
         const COEF v = SFX(shifted)(row[x], shift);
         const uint64_t mg = SFX(mag)(v);
         all |= mg;
