@@ -8,8 +8,7 @@
 #include <string.h>
 
 /* ---- dtypes ---------------------------------------------------------------- */
-enum { WORK_I32 = PJ2K_WORK_I32, WORK_I64 = PJ2K_WORK_I64, WORK_F64 = PJ2K_WORK_F64, WORK_I16 = PJ2K_WORK_I16 };
-static const size_t WORK_SIZE[4] = {4, 8, 8, 2};
+static const size_t WORK_SIZE[4] = {4, 8, 8, 2};   /* bytes, by PJ2K_WORK_* */
 
 /* Coefficient buffers: int16 for lossless 8-bit data (half the memory; any
  * value that does not fit sends the work back to int32, which gives the same
@@ -17,7 +16,7 @@ static const size_t WORK_SIZE[4] = {4, 8, 8, 2};
  * int64 for 32-bit and error-bounded. */
 typedef enum { COEF_I16 = 0, COEF_I32 = 1, COEF_I64 = 2 } coef_kind;
 static const size_t COEF_BYTES[3] = {2, 4, 8};
-static const int COEF_WORK[3] = {WORK_I16, WORK_I32, WORK_I64};
+static const int COEF_WORK[3] = {PJ2K_WORK_I16, PJ2K_WORK_I32, PJ2K_WORK_I64};
 #define BY_KIND(kind, CALL)                                                   \
     do {                                                                      \
         switch (kind) {                                                       \
@@ -707,7 +706,7 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
     void *coef = prep->coef;
     double *real = prep->real;
-    const int work = via_real ? WORK_F64 : COEF_WORK[prep->kind];
+    const int work = via_real ? PJ2K_WORK_F64 : COEF_WORK[prep->kind];
     permuted_copy(L, via_real ? (void *)real : coef, WORK_SIZE[work], (void *)data,
                   DTYPE_INFO[h->dtype].size, K->load[work][h->dtype], 1);
     if (prequantised) {
@@ -1028,7 +1027,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
                 double *c0 = real + p * 3 * comp;
                 K->ict_inv(c0, c0 + comp, c0 + 2 * comp, comp);
             }
-        work = WORK_F64;
+        work = PJ2K_WORK_F64;
         result = real;
     } else {
         if (last[levels] < h->layers - 1) {   /* only the finest segment can end early */
@@ -1057,7 +1056,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
             real = malloc(L->elements * sizeof(double));
             if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
             for (size_t i = 0; i < L->elements; i++) real[i] = (double)((int64_t *)coef)[i] * h->scale;
-            work = WORK_F64;
+            work = PJ2K_WORK_F64;
             result = real;
         }
     }
