@@ -57,12 +57,14 @@ static int band_count(int levels, int naxes) { return 1 + levels * ((1 << naxes)
 
 /* Version 1 has no layer fields and one piece per resolution; version 2 has
  * a layer count (2..16) and shift table; version 3 a layer count (1..16) and,
- * with more than one layer, the shift table. */
+ * with more than one layer, the shift table; version 6 adds the 9/7-M
+ * levels. */
 static uint32_t header_length_of(int version, int ndim, int naxes, int levels,
                                  pj2k_wavelet wavelet, int layers)
 {
     uint32_t n = PJ2K_FIXED_HEADER + 8u * (uint32_t)ndim + (uint32_t)naxes;
     if (version >= 2) n += 1u;
+    if (version >= 6) n += 2u;
     if (layers > 1) n += (uint32_t)(layers * band_count(levels, naxes));
     if (wavelet == PJ2K_WAVELET_53_QUANTISED) n += 16u;
     if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
@@ -105,6 +107,9 @@ static pj2k_status check_structure(const pj2k_header *h)
         return PJ2K_ERR_HEADER;
     }
     if (h->wavelet == PJ2K_WAVELET_53 && DTYPE_INFO[h->dtype].is_float) return PJ2K_ERR_DTYPE;
+    /* 9/7-M lifts reversible levels only, and only levels that exist */
+    if (h->m97_levels >> h->levels || (h->m97_levels && h->wavelet == PJ2K_WAVELET_97))
+        return PJ2K_ERR_HEADER;
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED &&
         !(h->scale > 0.0 && isfinite(h->scale) && h->tolerance >= 0.0 && isfinite(h->tolerance)))
         return PJ2K_ERR_HEADER;
@@ -182,6 +187,10 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
             for (int j = 0; j < h->layers; j++)
                 for (int b = 0; b < h->nbands; b++) h->layer_shift[j][b] = *p++;
     }
+    if (h->version >= 6) {
+        h->m97_levels = (unsigned)p[0] | (unsigned)p[1] << 8;
+        p += 2;
+    }
     if (stated != header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
         return PJ2K_ERR_HEADER;
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
@@ -232,6 +241,10 @@ static void write_header(const pj2k_header *h, uint8_t *buf)
         if (h->layers > 1)
             for (int j = 0; j < h->layers; j++)
                 for (int b = 0; b < h->nbands; b++) *p++ = h->layer_shift[j][b];
+    }
+    if (h->version >= 6) {
+        *p++ = (uint8_t)(h->m97_levels & 0xFF);
+        *p++ = (uint8_t)(h->m97_levels >> 8);
     }
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
         uint64_t bits;
@@ -569,6 +582,12 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
     h->nbands = band_count(h->levels, h->naxes);
     h->layers = 1;            /* layers, version and lengths are set per encode */
     if ((unsigned)p->wavelet > PJ2K_WAVELET_53_QUANTISED) return PJ2K_ERR_PARAM;
+    if (p->m97_levels != PJ2K_M97_AUTO) {
+        if (p->m97_levels < 0 || p->m97_levels >> h->levels ||
+            (p->m97_levels && p->wavelet == PJ2K_WAVELET_97))
+            return PJ2K_ERR_PARAM;
+        h->m97_levels = (unsigned)p->m97_levels;
+    }
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED && !(p->step > 0.0 && isfinite(p->step)))
         return PJ2K_ERR_PARAM;
     const pj2k_status st = check_structure(h);
@@ -680,6 +699,7 @@ struct pj2k_prepared {
     pj2k_header h;      /* from the parameters; steps, layers and pieces per encode */
     layout L;
     int lossy;
+    int choose_m97;     /* m97_levels is the encoder's choice (choose_m97_levels) */
     coef_kind kind;
     void *coef;         /* lossless and error-bounded: the coefficients; 9/7: quantised ones */
     double *real;       /* 9/7: the coefficients */
@@ -693,6 +713,73 @@ void pj2k_prepared_free(pj2k_prepared *prep)
     free(prep->real);
     free(prep->bit_cost);
     free(prep);
+}
+
+/* The encoder's choice of wavelet for the finest level of a reversible
+ * chunk (docs/DESIGN.md 23): 9/7-M where it predicts smooth data better, 5/3
+ * where it does not (noise, edges, sparse data); coarser levels always 5/3
+ * (9/7-M gains little there).  The estimate lifts sample blocks of up to
+ * M97_BLOCK along each box axis, every other block along each axis of every
+ * component, both ways, and compares their high bands' bit lengths; 9/7-M
+ * wins unless it is M97_MARGIN worse, because the estimate favours 5/3 by
+ * about that much (the entropy coder's contexts gain more from the smoother
+ * bands).  Blocks are copied out: the choice needs no chunk-sized memory. */
+#define M97_BLOCK 32
+#define M97_MARGIN 1.005
+static pj2k_status choose_m97_levels(pj2k_prepared *prep, const pj2k_kernels *K)
+{
+    pj2k_header *h = &prep->h;
+    const layout *L = &prep->L;
+    h->m97_levels = 0;
+    if (h->levels < 1) return PJ2K_OK;
+    size_t block[3], count = 1;
+    for (int a = 0; a < 3; a++) {
+        block[a] = L->dims[a] < M97_BLOCK ? L->dims[a] : M97_BLOCK;
+        count *= block[a];
+    }
+    /* int32 holds every 8- and 16-bit coefficient; the rest lift in int64 */
+    const int wide = prep->kind == COEF_I64;
+    const size_t size = wide ? sizeof(int64_t) : sizeof(int32_t);
+    uint8_t *both = malloc(2 * count * size);
+    void *tmp = malloc(pj2k_transform_tmp_elems(block) * size);
+    if (!both || !tmp) {
+        free(both);
+        free(tmp);
+        return PJ2K_ERR_NOMEM;
+    }
+    void *as53 = both, *asm97 = both + count * size;
+    uint64_t bits[2] = {0, 0};
+    const ptrdiff_t st[3] = {(ptrdiff_t)(L->dims[1] * L->dims[2]), (ptrdiff_t)L->dims[2], 1};
+    for (size_t c = 0; c < L->planes * L->ncomp; c++)
+        for (size_t z0 = 0; z0 < L->dims[0]; z0 += 2 * block[0])
+            for (size_t y0 = 0; y0 < L->dims[1]; y0 += 2 * block[1])
+                for (size_t x0 = 0; x0 < L->dims[2]; x0 += 2 * block[2]) {
+                    const size_t e[3] = {L->dims[0] - z0 < block[0] ? L->dims[0] - z0 : block[0],
+                                         L->dims[1] - y0 < block[1] ? L->dims[1] - y0 : block[1],
+                                         L->dims[2] - x0 < block[2] ? L->dims[2] - x0 : block[2]};
+                    const ptrdiff_t from = (ptrdiff_t)(c * L->box) + (ptrdiff_t)z0 * st[0] +
+                                           (ptrdiff_t)y0 * st[1] + (ptrdiff_t)x0;
+                    size_t i = 0;
+#define GATHER_AS(WT, S, CT)                                                                  \
+    for (size_t z = 0; z < e[0]; z++)                                                         \
+        for (size_t y = 0; y < e[1]; y++)                                                     \
+            for (size_t x = 0; x < e[2]; x++, i++)                                            \
+                ((WT *)as53)[i] = ((WT *)asm97)[i] = (WT)((const CT *)prep->coef)[             \
+                    from + (ptrdiff_t)z * st[0] + (ptrdiff_t)y * st[1] + (ptrdiff_t)x]
+#define GATHER32(S, CT) GATHER_AS(int32_t, S, CT)
+#define GATHER64(S, CT) GATHER_AS(int64_t, S, CT)
+                    if (wide) BY_KIND(prep->kind, GATHER64);
+                    else BY_KIND(prep->kind, GATHER32);
+#undef GATHER_AS
+#undef GATHER32
+#undef GATHER64
+                    bits[0] += pj2k_high_band_bits(K, as53, wide, e, 0, tmp);
+                    bits[1] += pj2k_high_band_bits(K, asm97, wide, e, 1, tmp);
+                }
+    free(both);
+    free(tmp);
+    h->m97_levels = (double)bits[1] < M97_MARGIN * (double)bits[0] ? 1u : 0u;
+    return PJ2K_OK;
 }
 
 /* Load, colour-transform and wavelet-transform the samples into prep->coef
@@ -726,11 +813,18 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
 #undef RCT
         }
     }
+    if (prep->choose_m97) {
+        const pj2k_status st = choose_m97_levels(prep, K);
+        if (st != PJ2K_OK) return st;
+    }
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const unsigned m97 = h->m97_levels;
         if (lossy) K->fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
-        else if (prep->kind == COEF_I64) K->fwd53_i64((int64_t *)coef + c * comp, L->dims, h->levels, (int64_t *)tmp);
-        else if (prep->kind == COEF_I32) K->fwd53_i32((int32_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp);
-        else if (!K->fwd53_i16((int16_t *)coef + c * comp, L->dims, h->levels, (int32_t *)tmp))
+        else if (prep->kind == COEF_I64)
+            K->fwd_rev_i64((int64_t *)coef + c * comp, L->dims, h->levels, m97, (int64_t *)tmp);
+        else if (prep->kind == COEF_I32)
+            K->fwd_rev_i32((int32_t *)coef + c * comp, L->dims, h->levels, m97, (int32_t *)tmp);
+        else if (!K->fwd_rev_i16((int16_t *)coef + c * comp, L->dims, h->levels, m97, (int32_t *)tmp))
             return PJ2K_NARROW_OVERFLOW;
     }
     return PJ2K_OK;
@@ -748,6 +842,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     if (st != PJ2K_OK) goto fail;
     make_layout(h, 0, L);
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
+    prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
     const int via_real = prep->lossy || h->wavelet == PJ2K_WAVELET_53_QUANTISED;
     prep->kind = prep->lossy ? COEF_I32 : kind_for(h, 0);   /* lossy: widened when needed */
     if (L->elements) {
@@ -1034,10 +1129,13 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
             if (kind == COEF_I64) reconstruct_partial_i64(h, L, levels, coef, last);
             else reconstruct_partial_i32(h, L, levels, coef, last);   /* never narrow */
         }
+        const unsigned m97 = h->m97_levels >> (h->levels - levels);   /* the levels inverted */
         for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
-            if (kind == COEF_I64) K->inv53_i64((int64_t *)coef + c * comp, L->dims, levels, tmp, bound);
-            else if (kind == COEF_I32) K->inv53_i32((int32_t *)coef + c * comp, L->dims, levels, tmp, bound);
-            else if (!K->inv53_i16((int16_t *)coef + c * comp, L->dims, levels, tmp, bound))
+            if (kind == COEF_I64)
+                K->inv_rev_i64((int64_t *)coef + c * comp, L->dims, levels, m97, tmp, bound);
+            else if (kind == COEF_I32)
+                K->inv_rev_i32((int32_t *)coef + c * comp, L->dims, levels, m97, tmp, bound);
+            else if (!K->inv_rev_i16((int16_t *)coef + c * comp, L->dims, levels, m97, tmp, bound))
                 st = PJ2K_NARROW_OVERFLOW;
         }
         if (h->colour == PJ2K_COLOUR_RCT)

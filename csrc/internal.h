@@ -42,19 +42,23 @@ enum { PJ2K_WORK_I32 = 0, PJ2K_WORK_I64 = 1, PJ2K_WORK_F64 = 2, PJ2K_WORK_I16 = 
 typedef void (*pj2k_row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 typedef struct {
     const char *name;
-    /* Wavelets over a box.  The int16 ones (8-bit data, lifted in int32)
-     * return 0 if a value does not fit int16 (the buffer is then void; redo
-     * in int32, which gives the same values wherever int16 suffices).
-     * Inverses clamp every reconstructed value to [-bound, bound], so hostile
-     * coefficients cannot overflow the integer lifting (legitimate data never
-     * reaches the bound). */
-    int (*fwd53_i16)(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp);
-    void (*fwd53_i32)(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp);
-    void (*fwd53_i64)(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp);
+    /* Wavelets over a box.  The reversible ones lift level l with 9/7-M
+     * where bit l - 1 of `alt` is set, else with 5/3.  The int16 ones (8-bit
+     * data, lifted in int32) return 0 if a value does not fit int16 (the
+     * buffer is then void; redo in int32, which gives the same values
+     * wherever int16 suffices).  Inverses clamp every reconstructed value to
+     * [-bound, bound], so hostile coefficients cannot overflow the integer
+     * lifting (legitimate data never reaches the bound). */
+    int (*fwd_rev_i16)(int16_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp);
+    void (*fwd_rev_i32)(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp);
+    void (*fwd_rev_i64)(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp);
     void (*fwd97_f64)(double *buf, const size_t dims[3], int levels, double *tmp);
-    int (*inv53_i16)(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
-    void (*inv53_i32)(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound);
-    void (*inv53_i64)(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp, int64_t bound);
+    int (*inv_rev_i16)(int16_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
+                       int64_t bound);
+    void (*inv_rev_i32)(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
+                        int64_t bound);
+    void (*inv_rev_i64)(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp,
+                        int64_t bound);
     void (*inv97_f64)(double *buf, const size_t dims[3], int levels, double *tmp, double bound);
     /* Colour transforms over three component planes of `count` samples; the
      * int16 inverse returns 0 if a result does not fit (redo it in int32). */
@@ -85,6 +89,12 @@ extern const pj2k_kernels pj2k_kernels_avx2;
 #endif
 extern const pj2k_kernels pj2k_kernels_portable;
 const pj2k_kernels *pj2k_kernels_select(void);
+
+/* transform.c: the summed bit lengths of the high bands of `block` (a box
+ * of dims, overwritten; int64 if `wide`, else int32) after one level of 5/3
+ * (alt 0) or 9/7-M (alt 1); tmp as the lifting's. */
+uint64_t pj2k_high_band_bits(const pj2k_kernels *K, void *block, int wide, const size_t dims[3],
+                             unsigned alt, void *tmp);
 
 /* Internal status: a value does not fit a narrow (int16) buffer; the caller
  * redoes the work with int32 buffers.  Never returned by the public API. */

@@ -1,5 +1,5 @@
 /* Template: one instruction set's build of every per-sample loop of the
- * core: the wavelet lifting (5/3, 9/7), the colour transforms and the dtype
+ * core: the wavelet lifting (5/3, 9/7-M, 9/7), the colour transforms and the dtype
  * conversions, gathered in one table named KERNELS.  Included by kernels.c
  * (portable) and kernels_avx2.c (the same C compiled for AVX2).
  *
@@ -36,51 +36,88 @@
 #undef NARROW
 #undef SFX
 
-/* ---- reversible 5/3: int16 buffers (lifted in int32), int32, int64 ---- */
+/* ---- reversible 5/3 and 9/7-M: int16 buffers (lifted in int32), int32, int64 ---- */
+#define KERNEL_FWD SFX(lift53_fwd)
+#define KERNEL_INV SFX(lift53_inv)
+#define KERNEL_FWD_SPLIT SFX(lift53_fwd_split)
+#define KERNEL_INV_SPLIT SFX(lift53_inv_split)
+#define KERNEL_FWD_ALT SFX(liftm97_fwd)
+#define KERNEL_INV_ALT SFX(liftm97_inv)
+#define KERNEL_FWD_SPLIT_ALT SFX(liftm97_fwd_split)
+#define KERNEL_INV_SPLIT_ALT SFX(liftm97_inv_split)
 #define T int32_t
+#define UT uint32_t
 #define SFX(name) name##_i32
-#include "lift53_impl.h"
-#define KERNEL_FWD lift53_fwd_i32
-#define KERNEL_INV lift53_inv_i32
-#define KERNEL_FWD_SPLIT lift53_fwd_split_i32
-#define KERNEL_INV_SPLIT lift53_inv_split_i32
+#include "liftint_impl.h"
 #define TB int32_t
 #define NARROW 0
 #include "transform_impl.h"
 #undef TB
 #undef NARROW
 #undef SFX
+/* int16 buffers run the int32 lifting: the kernels are named explicitly */
+#undef KERNEL_FWD
+#undef KERNEL_INV
+#undef KERNEL_FWD_SPLIT
+#undef KERNEL_INV_SPLIT
+#undef KERNEL_FWD_ALT
+#undef KERNEL_INV_ALT
+#undef KERNEL_FWD_SPLIT_ALT
+#undef KERNEL_INV_SPLIT_ALT
+#define KERNEL_FWD lift53_fwd_i32
+#define KERNEL_INV lift53_inv_i32
+#define KERNEL_FWD_SPLIT lift53_fwd_split_i32
+#define KERNEL_INV_SPLIT lift53_inv_split_i32
+#define KERNEL_FWD_ALT liftm97_fwd_i32
+#define KERNEL_INV_ALT liftm97_inv_i32
+#define KERNEL_FWD_SPLIT_ALT liftm97_fwd_split_i32
+#define KERNEL_INV_SPLIT_ALT liftm97_inv_split_i32
 #define SFX(name) name##_i16
 #define TB int16_t
 #define NARROW 1
 #include "transform_impl.h"
 #undef TB
 #undef NARROW
+#undef T
+#undef UT
+#undef SFX
 #undef KERNEL_FWD
 #undef KERNEL_INV
 #undef KERNEL_FWD_SPLIT
 #undef KERNEL_INV_SPLIT
-#undef T
-#undef SFX
+#undef KERNEL_FWD_ALT
+#undef KERNEL_INV_ALT
+#undef KERNEL_FWD_SPLIT_ALT
+#undef KERNEL_INV_SPLIT_ALT
 
+#define KERNEL_FWD SFX(lift53_fwd)
+#define KERNEL_INV SFX(lift53_inv)
+#define KERNEL_FWD_SPLIT SFX(lift53_fwd_split)
+#define KERNEL_INV_SPLIT SFX(lift53_inv_split)
+#define KERNEL_FWD_ALT SFX(liftm97_fwd)
+#define KERNEL_INV_ALT SFX(liftm97_inv)
+#define KERNEL_FWD_SPLIT_ALT SFX(liftm97_fwd_split)
+#define KERNEL_INV_SPLIT_ALT SFX(liftm97_inv_split)
 #define T int64_t
+#define UT uint64_t
 #define TB int64_t
 #define NARROW 0
 #define SFX(name) name##_i64
-#include "lift53_impl.h"
-#define KERNEL_FWD lift53_fwd_i64
-#define KERNEL_INV lift53_inv_i64
-#define KERNEL_FWD_SPLIT lift53_fwd_split_i64
-#define KERNEL_INV_SPLIT lift53_inv_split_i64
+#include "liftint_impl.h"
 #include "transform_impl.h"
+#undef T
+#undef UT
+#undef TB
+#undef NARROW
+#undef SFX
 #undef KERNEL_FWD
 #undef KERNEL_INV
 #undef KERNEL_FWD_SPLIT
 #undef KERNEL_INV_SPLIT
-#undef T
-#undef TB
-#undef NARROW
-#undef SFX
+#undef KERNEL_FWD_ALT
+#undef KERNEL_INV_ALT
+#undef KERNEL_FWD_SPLIT_ALT
+#undef KERNEL_INV_SPLIT_ALT
 
 /* ---- irreversible 9/7 on double ---- */
 #include "lift97_impl.h"
@@ -92,7 +129,15 @@
 #define KERNEL_INV lift97_inv
 #define KERNEL_FWD_SPLIT lift97_fwd_split
 #define KERNEL_INV_SPLIT lift97_inv_split
+#define KERNEL_FWD_ALT lift97_fwd            /* 9/7 has no alternative: alt_levels is 0 */
+#define KERNEL_INV_ALT lift97_inv
+#define KERNEL_FWD_SPLIT_ALT lift97_fwd_split
+#define KERNEL_INV_SPLIT_ALT lift97_inv_split
 #include "transform_impl.h"
+#undef KERNEL_FWD_ALT
+#undef KERNEL_INV_ALT
+#undef KERNEL_FWD_SPLIT_ALT
+#undef KERNEL_INV_SPLIT_ALT
 #undef KERNEL_FWD
 #undef KERNEL_INV
 #undef KERNEL_FWD_SPLIT
@@ -102,21 +147,27 @@
 #undef NARROW
 #undef SFX
 
-/* The inverses clamp to a bound the lifting's type can add four of. */
-static int inv53_i16(int16_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound)
-{ return inverse_i16(buf, dims, levels, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
-static void fwd53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp)
-{ forward_i32(buf, dims, levels, tmp); }
-static void fwd53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp)
-{ forward_i64(buf, dims, levels, tmp); }
+/* The inverses clamp to a bound the lifting's type can add four of (the
+ * 9/7-M predict's sum of twenty wraps harmlessly, liftint_impl.h). */
+static int fwd_rev_i16(int16_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp)
+{ return forward_i16(buf, dims, levels, alt, tmp); }
+static void fwd_rev_i32(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp)
+{ forward_i32(buf, dims, levels, alt, tmp); }
+static void fwd_rev_i64(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp)
+{ forward_i64(buf, dims, levels, alt, tmp); }
+static int inv_rev_i16(int16_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
+                       int64_t bound)
+{ return inverse_i16(buf, dims, levels, alt, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
+static void inv_rev_i32(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
+                        int64_t bound)
+{ inverse_i32(buf, dims, levels, alt, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
+static void inv_rev_i64(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp,
+                        int64_t bound)
+{ inverse_i64(buf, dims, levels, alt, tmp, bound > INT64_MAX / 4 ? INT64_MAX / 4 : bound); }
 static void fwd97_f64(double *buf, const size_t dims[3], int levels, double *tmp)
-{ forward_f64(buf, dims, levels, tmp); }
+{ forward_f64(buf, dims, levels, 0, tmp); }
 static void inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound)
-{ inverse_f64(buf, dims, levels, tmp, bound); }
-static void inv53_i32(int32_t *buf, const size_t dims[3], int levels, int32_t *tmp, int64_t bound)
-{ inverse_i32(buf, dims, levels, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
-static void inv53_i64(int64_t *buf, const size_t dims[3], int levels, int64_t *tmp, int64_t bound)
-{ inverse_i64(buf, dims, levels, tmp, bound > INT64_MAX / 4 ? INT64_MAX / 4 : bound); }
+{ inverse_f64(buf, dims, levels, 0, tmp, bound); }
 
 /* ---- irreversible colour transform (JPEG 2000 ICT, YCbCr) ---- */
 static void ict_fwd(double *c0, double *c1, double *c2, size_t count)
@@ -223,8 +274,10 @@ DEQUANTISE(dequantise_i64, int64_t)
 
 const pj2k_kernels KERNELS = {
     .name = KERNELS_NAME,
-    .fwd53_i16 = forward_i16, .fwd53_i32 = fwd53_i32, .fwd53_i64 = fwd53_i64, .fwd97_f64 = fwd97_f64,
-    .inv53_i16 = inv53_i16, .inv53_i32 = inv53_i32, .inv53_i64 = inv53_i64, .inv97_f64 = inv97_f64,
+    .fwd_rev_i16 = fwd_rev_i16, .fwd_rev_i32 = fwd_rev_i32, .fwd_rev_i64 = fwd_rev_i64,
+    .fwd97_f64 = fwd97_f64,
+    .inv_rev_i16 = inv_rev_i16, .inv_rev_i32 = inv_rev_i32, .inv_rev_i64 = inv_rev_i64,
+    .inv97_f64 = inv97_f64,
     .rct_fwd_i16 = rct_fwd_i16, .rct_fwd_i32 = rct_fwd_i32, .rct_fwd_i64 = rct_fwd_i64,
     .rct_inv_i16 = rct_inv_i16, .rct_inv_i32 = rct_inv_i32, .rct_inv_i64 = rct_inv_i64,
     .ict_fwd = ict_fwd, .ict_inv = ict_inv,

@@ -2,6 +2,7 @@
 #include "internal.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 size_t pj2k_transform_tmp_elems(const size_t dims[3])
 {
@@ -10,8 +11,8 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3])
     return m * PJ2K_LANES;
 }
 
-/* The lifting itself (5/3, 9/7) and the colour transforms are templates
- * (lift53_impl.h, lift97_impl.h, transform_impl.h, rct_impl.h) built once
+/* The lifting itself (5/3, 9/7-M, 9/7) and the colour transforms are templates
+ * (liftint_impl.h, lift97_impl.h, transform_impl.h, rct_impl.h) built once
  * per instruction set by kernels.c and kernels_avx2.c. */
 
 double pj2k_synthesis_norm97(size_t length, int level, int high)
@@ -39,3 +40,46 @@ double pj2k_synthesis_norm97(size_t length, int level, int high)
     free(tmp);
     return norm;
 }
+
+/* The encoder's estimate of what one level of lifting costs: `block` (a box
+ * of dims, overwritten; int64 if `wide`, else int32) is lifted one level
+ * with 5/3 (alt 0) or 9/7-M (alt 1), and the bit lengths of its high-band
+ * values are summed -- roughly the bits an entropy coder spends on them
+ * (docs/DESIGN.md 23). */
+/* bit_length(|v|) from the exponent of (float)v, a form that vectorises
+ * (a float rounds 2**k - 1 up to 2**k only beyond 2**24: an estimate) */
+#define HIGH_BAND_BITS(CT)                                                                   \
+    do {                                                                                     \
+        const CT *v = block;                                                                 \
+        for (size_t z = 0; z < dims[0]; z++)                                                 \
+            for (size_t y = 0; y < dims[1]; y++, v += dims[2]) {                             \
+                /* the low band is the corner below `low` on every axis */                   \
+                const size_t from = z < low[0] && y < low[1] ? low[2] : 0;                   \
+                uint32_t row = 0;                                                            \
+                for (size_t x = from; x < dims[2]; x++) {                                    \
+                    const float f = (float)v[x];                                             \
+                    uint32_t e;                                                              \
+                    memcpy(&e, &f, sizeof e);                                                \
+                    e = (e >> 23) & 0xFFu;                                                   \
+                    row += e ? e - 126u : 0u;                                                \
+                }                                                                            \
+                bits += row;                                                                 \
+            }                                                                                \
+    } while (0)
+
+uint64_t pj2k_high_band_bits(const pj2k_kernels *K, void *block, int wide, const size_t dims[3],
+                             unsigned alt, void *tmp)
+{
+    const size_t low[3] = {pj2k_ceil_shift(dims[0], 1), pj2k_ceil_shift(dims[1], 1),
+                           pj2k_ceil_shift(dims[2], 1)};
+    uint64_t bits = 0;
+    if (wide) {
+        K->fwd_rev_i64(block, dims, 1, alt, tmp);
+        HIGH_BAND_BITS(int64_t);
+    } else {
+        K->fwd_rev_i32(block, dims, 1, alt, tmp);
+        HIGH_BAND_BITS(int32_t);
+    }
+    return bits;
+}
+#undef HIGH_BAND_BITS

@@ -2,7 +2,9 @@
  * element type.  Expects TB (the buffer's type), T (the type the lifting
  * runs in: TB, or wider for a narrow buffer), NARROW (1 if TB is narrower
  * than T), SFX(name), KERNEL_FWD(tmp, n, w), KERNEL_INV(tmp, n, w),
- * KERNEL_FWD_SPLIT(s, d, ns, nd) and KERNEL_INV_SPLIT(s, d, ns, nd).
+ * KERNEL_FWD_SPLIT(s, d, ns, nd) and KERNEL_INV_SPLIT(s, d, ns, nd), and the
+ * same four as KERNEL_*_ALT: the wavelet of the levels whose bit is set in
+ * `alt_levels` (bit l - 1 for level l; 9/7-M for the integer builds).
  *
  * Along the contiguous axis each line is split into its even and odd samples
  * (which is the Mallat order: low half first) and lifted on the two
@@ -26,7 +28,7 @@
     } while (0)
 
 static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st[3], T *tmp,
-                                int inverse, T bound, int *overflow)
+                                int inverse, int alt, T bound, int *overflow)
 {
     const size_t n = ext[2], ns = (n + 1) / 2, nd = n / 2;
     for (size_t z = 0; z < ext[0]; z++)
@@ -35,11 +37,13 @@ static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st
             if (!inverse) {
                 for (size_t i = 0; i < nd; i++) { tmp[i] = row[2 * i]; tmp[ns + i] = row[2 * i + 1]; }
                 if (ns > nd) tmp[nd] = row[n - 1];
-                KERNEL_FWD_SPLIT(tmp, tmp + ns, ns, nd);
+                if (alt) KERNEL_FWD_SPLIT_ALT(tmp, tmp + ns, ns, nd);
+                else KERNEL_FWD_SPLIT(tmp, tmp + ns, ns, nd);
                 for (size_t i = 0; i < n; i++) PUT(row[i], tmp[i]);
             } else {
                 for (size_t i = 0; i < n; i++) tmp[i] = row[i];
-                KERNEL_INV_SPLIT(tmp, tmp + ns, ns, nd);
+                if (alt) KERNEL_INV_SPLIT_ALT(tmp, tmp + ns, ns, nd);
+                else KERNEL_INV_SPLIT(tmp, tmp + ns, ns, nd);
                 for (size_t i = 0; i < nd; i++) {
                     PUT(row[2 * i], CLAMPED(tmp[i]));
                     PUT(row[2 * i + 1], CLAMPED(tmp[ns + i]));
@@ -50,12 +54,12 @@ static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st
 }
 
 static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st[3],
-                                int axis, T *tmp, int inverse, T bound, int *overflow)
+                                int axis, T *tmp, int inverse, int alt, T bound, int *overflow)
 {
     const size_t n = ext[axis];
     if (n < 2) return;                       /* a single sample is its own low band */
     if (axis == 2) {
-        SFX(transform_rows)(buf, ext, st, tmp, inverse, bound, overflow);
+        SFX(transform_rows)(buf, ext, st, tmp, inverse, alt, bound, overflow);
         return;
     }
     const size_t nlow = (n + 1) / 2;
@@ -78,11 +82,13 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
                     PUT(base[POS(t) * sa + (ptrdiff_t)j], VALUE(tmp[t * w + j]));
             if (!inverse) {
                 GATHER(NATURAL)
-                KERNEL_FWD(tmp, n, w);
+                if (alt) KERNEL_FWD_ALT(tmp, n, w);
+                else KERNEL_FWD(tmp, n, w);
                 SCATTER(MALLAT, AS_IS)
             } else {
                 GATHER(MALLAT)
-                KERNEL_INV(tmp, n, w);
+                if (alt) KERNEL_INV_ALT(tmp, n, w);
+                else KERNEL_INV(tmp, n, w);
                 SCATTER(NATURAL, CLAMPED)  /* also maps NaN to -bound */
             }
 #undef NATURAL
@@ -94,7 +100,7 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
 }
 
 /* Both return 0 if a narrow buffer overflowed (its contents are then void). */
-static int SFX(forward)(TB *buf, const size_t dims[3], int levels, T *tmp)
+static int SFX(forward)(TB *buf, const size_t dims[3], int levels, unsigned alt_levels, T *tmp)
 {
     const ptrdiff_t st[3] = {(ptrdiff_t)(dims[1] * dims[2]), (ptrdiff_t)dims[2], 1};
     int overflow = 0;
@@ -102,12 +108,13 @@ static int SFX(forward)(TB *buf, const size_t dims[3], int levels, T *tmp)
         const size_t ext[3] = {pj2k_ceil_shift(dims[0], l), pj2k_ceil_shift(dims[1], l),
                                pj2k_ceil_shift(dims[2], l)};
         for (int axis = 0; axis < 3; axis++)
-            SFX(transform_axis)(buf, ext, st, axis, tmp, 0, 0, &overflow);
+            SFX(transform_axis)(buf, ext, st, axis, tmp, 0, (alt_levels >> l) & 1, 0, &overflow);
     }
     return !overflow;
 }
 
-static int SFX(inverse)(TB *buf, const size_t dims[3], int levels, T *tmp, T bound)
+static int SFX(inverse)(TB *buf, const size_t dims[3], int levels, unsigned alt_levels, T *tmp,
+                        T bound)
 {
     const ptrdiff_t st[3] = {(ptrdiff_t)(dims[1] * dims[2]), (ptrdiff_t)dims[2], 1};
     int overflow = 0;
@@ -115,7 +122,7 @@ static int SFX(inverse)(TB *buf, const size_t dims[3], int levels, T *tmp, T bou
         const size_t ext[3] = {pj2k_ceil_shift(dims[0], l), pj2k_ceil_shift(dims[1], l),
                                pj2k_ceil_shift(dims[2], l)};
         for (int axis = 2; axis >= 0; axis--)
-            SFX(transform_axis)(buf, ext, st, axis, tmp, 1, bound, &overflow);
+            SFX(transform_axis)(buf, ext, st, axis, tmp, 1, (alt_levels >> l) & 1, bound, &overflow);
     }
     return !overflow;
 }

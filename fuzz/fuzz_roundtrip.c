@@ -38,6 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 0x80) p.rdo = PJ2K_RDO_DEFAULT * (1 + data[0] % 16);   /* RD-optimised quantisation */
     p.step = 0.5 + data[7] / 16;
     p.tolerance = 0.5 * p.step;   /* error-bounded: the tightest bound the scale allows */
+    if (p.wavelet != PJ2K_WAVELET_97)   /* 9/7-M levels: the encoder's choice or a mask */
+        p.m97_levels = data[3] & 0x40 ? PJ2K_M97_AUTO : (int)((data[4] >> 2) & ((1u << p.levels) - 1));
     if (data[5] & 0x80) {          /* quality layers: shifts from the input, made valid */
         p.layers = 2 + data[5] % 3;
         const int bands = 1 + p.levels * ((1 << p.naxes) - 1);

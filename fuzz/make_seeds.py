@@ -37,6 +37,9 @@ def seeds():
     yield "i16_lossy_layers", ct[200:224, 200:220], {"reversible": False, "layers": [20, 8]}
     yield "rgb_tolerance_layers", rgb[50:66, 80:96], {"colour_axis": 2, "tolerance": 1.5,
                                                       "layers": 2}
+    yield "u16_m97_mixed", mr[400:432, 500:531], {"m97_levels": 0b1011}
+    yield "vol3d_m97", vol[:12, :10, :9], {"m97_levels": 0b11}
+    yield "rgb_m97_layers", rgb[50:70, 80:101], {"colour_axis": 2, "m97_levels": 1, "layers": 2}
 
 
 def main(out):

@@ -48,6 +48,10 @@ def parse_header(buf: bytes) -> dict:
             shifts[j] = list(buf[p:p + nbands])
             p += nbands
     h["layers"], h["shifts"] = layers, shifts
+    h["m97_levels"] = 0
+    if h["version"] >= 6:
+        h["m97_levels"] = struct.unpack_from("<H", buf, p)[0]
+        p += 2
     if h["wavelet"] == 2:
         h["scale"] = struct.unpack_from("<d", buf, p)[0]
         p += 16
@@ -397,8 +401,9 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
                             comp[at(start[0] + z, start[1] + y, start[2] + x)] = (
                                 0 if u == 0 else (-m if u < 0 else m))
 
-    for comp in comps:                # section 4: inverse 5/3, x then y then z per level
+    for comp in comps:                # section 4: inverse 5/3 or 9/7-M, x then y then z per level
         for made_by in range(levels, 0, -1):
+            m97 = h["m97_levels"] >> (made_by + level - 1) & 1   # bit l - 1 of level l
             extent = [ceil_shift(dims[a], made_by - 1) for a in range(3)]
             for axis in (2, 1, 0):
                 n = extent[axis]
@@ -420,9 +425,17 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
                             left = high[k - 1] if k >= 1 else high[0]
                             right = high[k] if k < nd else high[k - 1]
                             out[2 * k] = low[k] - ((left + right + 2) >> 2)
+                        def sample(t):    # whole-sample symmetric extension, repeated
+                            t %= 2 * (n - 1)
+                            return out[t if t < n else 2 * (n - 1) - t]
                         for k in range(nd):
-                            after = out[2 * k + 2] if 2 * k + 2 < n else out[2 * k]
-                            out[2 * k + 1] = high[k] + ((out[2 * k] + after) >> 1)
+                            t = 2 * k + 1
+                            if m97:
+                                p = (9 * (sample(t - 1) + sample(t + 1))
+                                     - (sample(t - 3) + sample(t + 3)) + 8) >> 4
+                            else:
+                                p = (sample(t - 1) + sample(t + 1)) >> 1
+                            out[t] = high[k] + p
                         for q, v in zip(line, out):
                             comp[q] = v
 

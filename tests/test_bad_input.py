@@ -110,6 +110,31 @@ def test_forged_fields_are_rejected(chunk):
             pj.decode(reseal(bytes(data), header.levels) if offset != 14 else bytes(data))
 
 
+def test_forged_m97_levels_are_rejected(chunk):
+    """Version 6's 9/7-M levels: only levels that exist, and only in the
+    reversible modes."""
+    arr, _ = chunk
+    enc = pj.encode(arr, m97_levels=1)
+    header = pj.read_header(enc)
+    at = 16 + 8 * arr.ndim + len(header.axes) + 1    # after the layer count (FORMAT.md 1)
+    assert struct.unpack_from("<H", enc, at)[0] == 1
+    for mask in (1 << header.levels, 0xFFFF):
+        data = bytearray(enc)
+        struct.pack_into("<H", data, at, mask)
+        with pytest.raises(pj.DecodeError, match="header"):
+            pj.decode(reseal(bytes(data), header.levels))
+    lossy = pj.encode(arr, reversible=False, step=4.0)
+    data = bytearray(lossy)
+    struct.pack_into("<H", data, at, 1)
+    with pytest.raises(pj.DecodeError, match="header"):
+        pj.decode(reseal(bytes(data), header.levels))
+    for bad in (-1, 1 << header.levels, 2.0):
+        with pytest.raises((ValueError, TypeError)):
+            pj.encode(arr, m97_levels=bad)
+    with pytest.raises(ValueError, match="reversible"):
+        pj.encode(arr, reversible=False, m97_levels=1)
+
+
 def test_forged_entropy_data_never_crashes(chunk):
     """Random payloads behind valid checksums: an error or some array, never a crash."""
     arr, enc = chunk

@@ -2,8 +2,8 @@
 
 Both builds compile the same C (csrc/kernels_impl.h); the AVX2 one is picked at
 run time, and PJ2K_SIMD=portable forces the other.  Every path they serve is
-run both ways on real data: the 5/3 transform on int16, int32 and int64
-buffers, the 9/7 transform, both colour transforms, the error-bounded
+run both ways on real data: the 5/3 and 9/7-M transforms on int16, int32
+and int64 buffers, the 9/7 transform, both colour transforms, the error-bounded
 prequantisation, dequantisation, and the conversions to and from every dtype
 (contiguous and strided), at full and reduced resolution and per layer.
 """
@@ -41,16 +41,22 @@ def cases(real):
     wide = (ct.astype(np.int64) * 70001).astype(np.int32)   # 32-bit: int64 coefficients
     return [
         ("8-bit lossless", gray, {}),
+        ("8-bit lossless, 9/7-M at every level", gray, {"m97_levels": 0b111111}),
+        ("8-bit lossless, 5/3 only", gray, {"m97_levels": 0}),
         ("8-bit lossy", gray, {"reversible": False, "ratio": 12}),
         ("RGB lossless (RCT, strided)", rgb, {"colour_axis": -1}),
         ("RGB lossy (ICT, strided)", rgb, {"colour_axis": -1, "reversible": False, "psnr": 38}),
         ("16-bit lossless", mr2, {}),
+        ("16-bit lossless, 9/7-M at levels 1, 2 and 5", mr2, {"m97_levels": 0b10011}),
         ("16-bit lossy with layers", mr2, {"reversible": False, "ratio": 20, "layers": 3}),
         ("int16 lossless with layers", ct, {"layers": [40, 10]}),
         ("3-D lossless", vol, {}),
+        ("3-D lossless, 9/7-M at levels 1 and 3", vol, {"m97_levels": 0b101}),
         ("3-D lossy", vol, {"reversible": False, "step": 3.0}),
         ("int32 lossless", wide, {}),
+        ("int32 lossless, 9/7-M at every level", wide, {"m97_levels": 0b111111}),
         ("float32 error-bounded", flt, {"tolerance": 0.01}),
+        ("float32 error-bounded, 9/7-M", flt, {"tolerance": 0.01, "m97_levels": 0b11}),
         ("float32 lossy", flt, {"reversible": False, "ratio": 15}),
         ("uint8 along chosen axes", np.ascontiguousarray(np.moveaxis(vol, 0, -1)), {"axes": (0, 1)}),
     ]

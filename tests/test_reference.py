@@ -1,6 +1,6 @@
-"""The optimised C transform against a plain numpy reference of the JPEG 2000
-Part 1 definitions (independent code: np.pad symmetric extension, whole
-arrays, no strips or lanes)."""
+"""The optimised C transform against a plain numpy reference of the
+definitions (JPEG 2000 Part 1's 5/3, and 9/7-M; independent code: np.pad
+symmetric extension, whole arrays, no strips or lanes)."""
 import numpy as np
 import pytest
 
@@ -8,30 +8,41 @@ import progressive_j2k as pj
 from progressive_j2k import _core
 
 
-def lift53_1d(x: np.ndarray, axis: int) -> np.ndarray:
-    """One forward reversible 5/3 level along `axis`: low half then high half."""
+def lift_1d(x: np.ndarray, axis: int, m97: bool = False) -> np.ndarray:
+    """One forward reversible level along `axis`, 5/3 or 9/7-M: low half then
+    high half."""
     x = np.moveaxis(x.astype(np.int64), axis, 0)
     n = x.shape[0]
     if n < 2:
         return np.moveaxis(x, 0, axis)
-    # whole-sample symmetric extension: ext[j] = x[j - 2], x[-1] = x[1], x[n] = x[n - 2]
-    ext = np.pad(x, [(2, 2)] + [(0, 0)] * (x.ndim - 1), mode="reflect")
+    # whole-sample symmetric extension (numpy repeats it for short lines):
+    # ext[t + 4] = x[t], x[-t] = x[t], x[n - 1 + t] = x[n - 1 - t]
+    ext = np.pad(x, [(4, 4)] + [(0, 0)] * (x.ndim - 1), mode="reflect")
+
+    def at(t):
+        return ext[t + 4]
+
     k = (n + 1) // 2
-    # d_all[j]: detail at original odd position 2j - 1, j = 0..k
-    d_all = ext[1:2 * k + 2:2] - ((ext[0:2 * k + 1:2] + ext[2:2 * k + 3:2]) >> 1)
+    t = 2 * np.arange(k + 1) - 1        # odd positions -1, 1, .., 2k - 1
+    if m97:
+        predict = (9 * (at(t - 1) + at(t + 1)) - (at(t - 3) + at(t + 3)) + 8) >> 4
+    else:
+        predict = (at(t - 1) + at(t + 1)) >> 1
+    d_all = at(t) - predict             # d_all[j]: detail at position 2j - 1
     nd, ns = n // 2, n - n // 2
     d = d_all[1:1 + nd]
-    s = ext[2:2 * ns + 1:2] + ((d_all[:ns] + d_all[1:ns + 1] + 2) >> 2)
+    s = at(2 * np.arange(ns)) + ((d_all[:ns] + d_all[1:ns + 1] + 2) >> 2)
     return np.moveaxis(np.concatenate([s, d]), 0, axis)
 
 
-def reference_low_band(arr: np.ndarray, levels: int, axes=None) -> np.ndarray:
-    """The 5/3 low band after `levels` levels over `axes` (default all)."""
+def reference_low_band(arr: np.ndarray, levels: int, axes=None, m97_levels: int = 0) -> np.ndarray:
+    """The low band after `levels` levels over `axes` (default all), level l
+    lifted with 9/7-M where bit l - 1 of m97_levels is set, else 5/3."""
     low = arr.astype(np.int64)
-    for _ in range(levels):
+    for level in range(levels):
         for axis in (range(low.ndim) if axes is None else sorted(axes)):  # C: z, y, x
             n = low.shape[axis]
-            low = lift53_1d(low, axis)
+            low = lift_1d(low, axis, bool(m97_levels >> level & 1))
             low = np.take(low, np.arange((n + 1) // 2), axis=axis)
     return low
 
@@ -41,12 +52,16 @@ def test_low_bands_match_reference(real, shape):
     src = real("mni152_t1_uint8_3d")[60:60 + shape[0], 80:80 + shape[1]]
     arr = src[..., 90] if len(shape) == 2 else src[..., 90:90 + shape[2]]
     arr = (arr.astype(np.int32) * 200 - 20000).astype(np.int16)  # signed, wide range
-    enc = pj.encode(arr)
-    header = pj.read_header(enc)
     info = np.iinfo(arr.dtype)
-    for level in range(1, header.levels + 1):
-        expected = np.clip(reference_low_band(arr, level), info.min, info.max)
-        np.testing.assert_array_equal(pj.decode(enc, level=level), expected)
+    levels = pj.read_header(pj.encode(arr)).levels
+    for m97_levels in sorted({0, 1, (1 << levels) - 1, 0b10101 & ((1 << levels) - 1)}):
+        enc = pj.encode(arr, m97_levels=m97_levels)
+        assert pj.read_header(enc).m97_levels == m97_levels
+        np.testing.assert_array_equal(pj.decode(enc), arr)
+        for level in range(1, levels + 1):
+            expected = np.clip(reference_low_band(arr, level, m97_levels=m97_levels),
+                               info.min, info.max)
+            np.testing.assert_array_equal(pj.decode(enc, level=level), expected)
 
 
 def test_crc32c_paths_agree_with_reference():

@@ -35,7 +35,7 @@ def assert_same_as_c(enc: bytes):
 
 def test_golden_set_covers_every_version():
     versions = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).version for n in GOLDEN_NAMES}
-    assert versions == {1, 2, 3, 4, 5}
+    assert versions == {1, 2, 3, 4, 5, 6}
 
 
 def test_version_5_golden_files_exercise_every_run_path():
@@ -71,6 +71,15 @@ CASES = {
     "rgb_runs_layers": (lambda r: r("hubble_deep_field")[100:133, 80:121],
                         {"colour_axis": -1, "tolerance": 4, "layers": 2}),
     "3d_runs": (lambda r: r("mni152_t1_uint8_3d")[0:13, 0:22, 30:51], {}),
+    # version 6's 9/7-M levels: mixed with 5/3, on short lines, in colour, 3-D
+    # and tolerance mode, with layers
+    "gray_m97_mixed": (lambda r: r("camera")[300:329, 100:123], {"m97_levels": 0b101}),
+    "short_m97": (lambda r: r("coins")[100:103, 50:57], {"m97_levels": 0b11}),
+    "rgb_m97_layers": (lambda r: r("chelsea")[100:119, 200:221],
+                       {"colour_axis": -1, "m97_levels": 1, "layers": 2}),
+    "3d_m97": (lambda r: r("anatomical_int16_3d")[10:19, 12:22, 6:13], {"m97_levels": 0b111}),
+    "f32_tolerance_m97": (lambda r: r("tlrc_float32_3d")[20:28, 22:31, 20:27],
+                          {"tolerance": 1e-5, "m97_levels": 1}),
 }
 
 

@@ -36,7 +36,7 @@ static void build_image(const char *path, int levels, image_t *im, int32_t **coe
     *coef_out = orig;
     size_t dims[3] = {1, (size_t)h, (size_t)w};
     int32_t *tmp = malloc(pj2k_transform_tmp_elems(dims) * 4);
-    pj2k_kernels_select()->fwd53_i32(buf, dims, levels, tmp);
+    pj2k_kernels_select()->fwd_rev_i32(buf, dims, levels, 0, tmp);
     free(tmp);
     if (getenv("PJQ")) {   /* emulate a lossy stream: quantise with a dead zone */
         const int q = atoi(getenv("PJQ"));

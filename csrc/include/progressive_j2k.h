@@ -19,8 +19,10 @@ extern "C" {
 #endif
 
 /* Format version written.  Versions 1 (no quality layers) and 2 (layers),
- * which code coefficients with the first context rules, are still read. */
-#define PJ2K_FORMAT_VERSION 5
+ * which code coefficients with the first context rules, and 3 to 5 are
+ * still read. */
+#define PJ2K_FORMAT_VERSION 6
+#define PJ2K_M97_AUTO (-1)  /* pj2k_params.m97_levels: the encoder chooses */
 #define PJ2K_MAX_NDIM 32
 #define PJ2K_MAX_AXES 3     /* transformed axes per chunk */
 #define PJ2K_MAX_LEVELS 10  /* decomposition levels */
@@ -85,6 +87,11 @@ typedef struct {
      * a layered stream codes the values a single-layer pass chose.  Ignored
      * by the other wavelets. */
     double rdo;
+    /* Reversible wavelets (53, 53_QUANTISED): bit l - 1 set lifts level l
+     * with 9/7-M (5/3's update after a 4-tap predict) instead of 5/3;
+     * PJ2K_M97_AUTO lets the encoder choose per chunk (the finest level, by
+     * an estimate of both; docs/DESIGN.md 23).  0 for 9/7. */
+    int m97_levels;
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -102,6 +109,7 @@ typedef struct {
     double scale, tolerance;             /* 53_QUANTISED only */
     int layers;                          /* 1 for version 1 streams */
     uint8_t layer_shift[PJ2K_MAX_LAYERS][PJ2K_MAX_BANDS];
+    unsigned m97_levels;                 /* levels lifted with 9/7-M (bit l - 1: level l); version 6 */
     /* Piece (resolution r, layer j) is entry r * layers + j: absolute end
      * offset and CRC-32C.  segment_end[r] is the end of resolution r. */
     uint64_t piece_end[PJ2K_MAX_PIECES];

@@ -41,6 +41,7 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
     nbands = band_count(levels, naxes)
     extra = {"lossless": 0, "tolerance": 16, "lossy": 4 * nbands}[mode]
     layer_fields = (1 if version >= 2 else 0) + (layers * nbands if layers > 1 else 0)
+    layer_fields += 2 if version >= 6 else 0   # the 9/7-M levels
     return (FIXED_HEADER_BYTES + 8 * ndim + naxes + layer_fields + extra
             + 12 * (levels + 1) * layers + 4)
 
@@ -75,6 +76,9 @@ class Header:
     layer_shifts: tuple
     piece_ends: tuple
     piece_crcs: tuple
+    #: reversible modes, version 6: the levels lifted with 9/7-M instead of
+    #: 5/3, bit l - 1 for level l (docs/FORMAT.md 4)
+    m97_levels: int = 0
 
     @property
     def mode(self) -> str:
@@ -345,9 +349,22 @@ def _max_exponent(arr: np.ndarray, wavelet: int) -> int:
             1: 60, 2: 52}[wavelet]
 
 
+def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:
+    """The C core's m97_levels: -1 (the encoder's choice) or a checked mask."""
+    if m97_levels is None:
+        return -1 if wavelet != 1 else 0
+    mask = operator.index(m97_levels)
+    if wavelet == 1 and mask:
+        raise ValueError("m97_levels applies to the reversible modes (lossless, tolerance)")
+    if not 0 <= mask < 1 << levels:
+        raise ValueError(f"m97_levels must be a mask of the {levels} levels (0..{(1 << levels) - 1}), "
+                         f"got {m97_levels}")
+    return mask
+
+
 def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
            tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
-           rdo=None) -> bytes:
+           rdo=None, m97_levels=None) -> bytes:
     """Encode an array into one progressive codestream.
 
     levels: decomposition levels (default: enough to bring the longest
@@ -380,6 +397,11 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         (about +0.1 dB at equal size, a smaller and slightly less accurate
         stream at a given step).  Default (None): on with ``ratio`` and
         ``psnr`` targets, off with a ``step`` or the default step.
+    m97_levels: lossless and tolerance modes, the levels to lift with the
+        9/7-M wavelet instead of 5/3, as a bit mask (bit l - 1 for level l;
+        0 = JPEG 2000's 5/3 throughout).  Default (None): the encoder
+        chooses per chunk, 9/7-M at the finest level where it estimates
+        that smaller (smooth data; docs/DESIGN.md 23).
     """
     arr = np.asarray(data)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
@@ -401,7 +423,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     try:
         prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
                                   -1 if colour_axis is None else colour_axis, int(levels),
-                                  wavelet, step, options["tolerance"] or 0.0)
+                                  wavelet, step, options["tolerance"] or 0.0,
+                                  _m97_levels(m97_levels, wavelet, levels))
     except ValueError as exc:
         if wavelet == 2:  # the only data-dependent refusal left: float precision
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "

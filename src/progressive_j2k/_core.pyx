@@ -18,7 +18,7 @@ cdef extern from "progressive_j2k.h" nogil:
     ctypedef enum pj2k_wavelet:
         PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED
     int PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION
-    int PJ2K_MAX_LAYERS
+    int PJ2K_MAX_LAYERS, PJ2K_M97_AUTO
     double PJ2K_RDO_DEFAULT
     ctypedef struct pj2k_params:
         pj2k_dtype dtype
@@ -34,6 +34,7 @@ cdef extern from "progressive_j2k.h" nogil:
         int layers
         uint8_t layer_shift[16][71]
         double rdo
+        int m97_levels
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -48,6 +49,7 @@ cdef extern from "progressive_j2k.h" nogil:
         double scale, tolerance
         int layers
         uint8_t layer_shift[16][71]
+        unsigned m97_levels
         uint64_t piece_end[176]
         uint32_t piece_crc[176]
         uint64_t segment_end[11]
@@ -101,7 +103,7 @@ cdef raise_status(pj2k_status status, str context):
 
 
 cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, int colour_axis,
-                 int levels, int wavelet, double step, double tolerance):
+                 int levels, int wavelet, double step, double tolerance, int m97_levels):
     memset(params, 0, sizeof(pj2k_params))
     if len(shape) > PJ2K_MAX_NDIM or len(axes) > PJ2K_MAX_AXES:
         raise ValueError("too many dimensions or transformed axes")
@@ -117,6 +119,7 @@ cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, i
     params.wavelet = <pj2k_wavelet>wavelet
     params.step = step
     params.tolerance = tolerance
+    params.m97_levels = m97_levels
 
 
 cdef fill_layers(pj2k_params *params, tuple layer_shifts):
@@ -138,7 +141,8 @@ cdef class Prepared:
     `data` is the C-contiguous bytes of an array with `shape`; wavelet 0 is
     lossless 5/3, 1 lossy 9/7 (the step is given per encode), 2 error-bounded
     (`step` here is the scale, at most twice `tolerance`, the bound checked
-    per sample).  layer_shifts: per quality layer, one shift per band (never
+    per sample).  m97_levels (wavelets 0 and 2): the levels lifted with
+    9/7-M, bit l - 1 for level l, or -1 to let the encoder choose.  layer_shifts: per quality layer, one shift per band (never
     increasing, the last layer's all 0), or () for no layers.  rdo: strength
     of RD-optimised quantisation (9/7 only; 0 = plain quantiser).
     Not for sharing between threads: an encode writes into the object (the
@@ -146,10 +150,12 @@ cdef class Prepared:
     cdef pj2k_prepared *ptr
 
     def __cinit__(self, const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes,
-                  int colour_axis, int levels, int wavelet, double step, double tolerance=0.0):
+                  int colour_axis, int levels, int wavelet, double step, double tolerance=0.0,
+                  int m97_levels=PJ2K_M97_AUTO):
         cdef pj2k_params params
         cdef pj2k_status status
-        fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance)
+        fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance,
+                    m97_levels)
         with nogil:
             status = pj2k_prepare(&params, &data[0] if data.shape[0] else <uint8_t *>&params,
                                   &self.ptr)
@@ -212,7 +218,7 @@ def read_header(const uint8_t[::1] buf):
         shape=tuple([h.shape[i] for i in range(h.ndim)]),
         axes=tuple([h.axes[i] for i in range(h.naxes)]),
         colour_axis=None if h.colour_axis < 0 else h.colour_axis,
-        levels=h.levels, header_length=h.header_length,
+        levels=h.levels, header_length=h.header_length, m97_levels=h.m97_levels,
         steps=tuple([h.steps[i] for i in range(h.nbands)]) if lossy else (),
         layer_shifts=tuple([tuple([h.layer_shift[j][i] for i in range(h.nbands)])
                             for j in range(h.layers)]),

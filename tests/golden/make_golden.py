@@ -78,6 +78,21 @@ CASES = {
                                     "layers": [80, 40]}),
     "v5_f32_3d_tolerance_layers": (lambda: load("tlrc_float32_3d")[16:31, 17:30, 19:32],
                                    {"tolerance": 0.05, "layers": 2}),
+    # format version 6: 9/7-M levels (the encoder's choice, and fixed mixes);
+    # small chunks of smooth data, where the encoder picks 9/7-M
+    "v6_u8_gray_chosen": (lambda: load("immunohistochemistry")[100:141, 150:193, 0], {}),
+    "v6_u8_gray_mixed": (lambda: load("camera")[300:341, 200:233], {"m97_levels": 0b10101}),
+    "v6_u8_rgb_rct": (lambda: load("chelsea")[100:131, 150:177], {"colour_axis": -1,
+                                                                   "m97_levels": 1}),
+    "v6_u16_layers": (lambda: load("mr2_uint16")[400:436, 380:419], {"layers": 3,
+                                                                      "m97_levels": 0b11}),
+    "v6_i16_3d": (lambda: load("anatomical_int16_3d")[3:20, 10:27, 6:19], {"m97_levels": 0b111}),
+    "v6_i32_short": (lambda: load("ct693_int16")[250:253, 250:259].astype("i4") * 100000,
+                     {"m97_levels": 0b11}),
+    "v6_f32_3d_tolerance": (lambda: load("tlrc_float32_3d")[18:31, 19:30, 21:30],
+                            {"tolerance": 1e-6, "m97_levels": 1}),
+    "v6_u8_lossy_ratio": (lambda: load("moon")[150:214, 80:128], {"reversible": False,
+                                                                 "ratio": 30}),
 }
 
 
