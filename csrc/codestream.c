@@ -721,11 +721,13 @@ void pj2k_prepared_free(pj2k_prepared *prep)
  * (9/7-M gains little there).  The estimate lifts sample blocks of up to
  * M97_BLOCK along each box axis, every other block along each axis of every
  * component, both ways, and compares their high bands' bit lengths; 9/7-M
- * wins unless it is M97_MARGIN worse, because the estimate favours 5/3 by
- * about that much (the entropy coder's contexts gain more from the smoother
- * bands).  Blocks are copied out: the choice needs no chunk-sized memory. */
+ * wins unless it costs M97_MARGIN_BITS per sampled value more, because the
+ * estimate favours 5/3 (the entropy coder's contexts gain more from the
+ * smoother bands).  A margin per value rather than a fraction keeps noisy
+ * high-bit-depth data, whose many shared mantissa bits dilute any fraction,
+ * on 5/3.  Blocks are copied out: the choice needs no chunk-sized memory. */
 #define M97_BLOCK 32
-#define M97_MARGIN 1.005
+#define M97_MARGIN_BITS 0.01
 static pj2k_status choose_m97_levels(pj2k_prepared *prep, const pj2k_kernels *K)
 {
     pj2k_header *h = &prep->h;
@@ -749,6 +751,7 @@ static pj2k_status choose_m97_levels(pj2k_prepared *prep, const pj2k_kernels *K)
     }
     void *as53 = both, *asm97 = both + count * size;
     uint64_t bits[2] = {0, 0};
+    size_t sampled = 0;
     const ptrdiff_t st[3] = {(ptrdiff_t)(L->dims[1] * L->dims[2]), (ptrdiff_t)L->dims[2], 1};
     for (size_t c = 0; c < L->planes * L->ncomp; c++)
         for (size_t z0 = 0; z0 < L->dims[0]; z0 += 2 * block[0])
@@ -773,12 +776,13 @@ static pj2k_status choose_m97_levels(pj2k_prepared *prep, const pj2k_kernels *K)
 #undef GATHER_AS
 #undef GATHER32
 #undef GATHER64
+                    sampled += e[0] * e[1] * e[2];
                     bits[0] += pj2k_high_band_bits(K, as53, wide, e, 0, tmp);
                     bits[1] += pj2k_high_band_bits(K, asm97, wide, e, 1, tmp);
                 }
     free(both);
     free(tmp);
-    h->m97_levels = (double)bits[1] < M97_MARGIN * (double)bits[0] ? 1u : 0u;
+    h->m97_levels = (double)bits[1] < (double)bits[0] + M97_MARGIN_BITS * (double)sampled ? 1u : 0u;
     return PJ2K_OK;
 }
 
@@ -908,24 +912,40 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     double norms[PJ2K_MAX_BANDS];
     for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
     if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
+    /* the top key is that of the largest finite |c| * norm (a key grows with
+     * the value), found by a max per row that vectorises; then one pass bins */
+    double largest = 0.0;
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const double *src = prep->real + c * L->box;
+        FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
+            const double norm = norms[sb->step_index];
+            double m = largest;
+            for (size_t i = 0; i < nx; i++) {
+                const double v = fabs(src[at + i]) * norm;
+                m = v > m && v <= DBL_MAX ? v : m;   /* NaN and inf are left out */
+            }
+            largest = m;
+        })
+    }
     int64_t top = -1;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-            const double *src = prep->real + c * L->box;
-            FOR_EACH_BAND(L->dims, h->levels, h->naxes, {
-                const double v = fabs(src[at]) * norms[sb->step_index];
+    if (largest > 0.0) {
+        uint64_t bits;
+        memcpy(&bits, &largest, sizeof bits);
+        top = (int64_t)(bits >> 49);
+    }
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const double *src = prep->real + c * L->box;
+        FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
+            const double norm = norms[sb->step_index];
+            uint64_t *band_counts = counts + (size_t)sb->step_index * nbins;
+            for (size_t i = 0; i < nx; i++) {
+                const double v = fabs(src[at + i]) * norm;
                 uint64_t bits;
                 memcpy(&bits, &v, sizeof bits);
-                const int64_t key = v > 0.0 && isfinite(v) ? (int64_t)(bits >> 49) : -1;
-                if (pass == 0) {
-                    top = key > top ? key : top;
-                } else {
-                    const int64_t k = key < 0 ? (int64_t)nbins - 1 : top - key;
-                    counts[(size_t)sb->step_index * nbins +
-                           (size_t)(k < (int64_t)nbins - 1 ? k : (int64_t)nbins - 1)]++;
-                }
-            })
-        }
+                const int64_t k = v > 0.0 && v <= DBL_MAX ? top - (int64_t)(bits >> 49) : (int64_t)nbins - 1;
+                band_counts[k < (int64_t)nbins - 1 ? k : (int64_t)nbins - 1]++;
+            }
+        })
     }
     *top_key = top;
     return PJ2K_OK;

@@ -1,4 +1,4 @@
-"""A second decoder, written from docs/FORMAT.md alone (format versions 1-5,
+"""A second decoder, written from docs/FORMAT.md alone (format versions 1-6,
 wavelets 0 and 2: lossless and error-bounded), in plain Python.
 
 It shares no code with the C core: test_spec_decoder.py decodes real chunks

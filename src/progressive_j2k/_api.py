@@ -453,7 +453,9 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         if options["ratio"] is not None:
             encoded, step, rdo = _rate.encode_to_ratio(
                 lambda s, r: encode_with(s, rdo=r), arr, options["ratio"], step, limits, model, rdo,
-                colour=colour_axis is not None)
+                colour=colour_axis is not None,
+                tolerance=_rate.RATIO_TOLERANCE if options["layers"] is None
+                else _rate.RATIO_TOLERANCE_LAYERED)
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(

@@ -22,7 +22,11 @@ import math
 import numpy as np
 
 MAX_TRIALS = 16
-RATIO_TOLERANCE = 0.03      # aim inside +-3% so that +-5% holds
+#: Accepted size error of a ratio search: +-4.5% keeps the ratio within +-5%
+#: when the searched stream is the result; +-3% when quality layers are added
+#: to it afterwards (their tables and coding change the size a little).
+RATIO_TOLERANCE = 0.045
+RATIO_TOLERANCE_LAYERED = 0.03
 PSNR_MARGIN = 0.4           # aim in [target, target + 0.4] dB
 
 
@@ -209,9 +213,11 @@ ICT_ERROR_GAIN = (3.0 + (0.34413**2 + 1.772**2) + (1.402**2 + 0.71414**2)) / 3
 
 
 def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
-                    model: RateModel | None = None, rdo: bool = False, colour: bool = False) -> tuple:
+                    model: RateModel | None = None, rdo: bool = False, colour: bool = False,
+                    tolerance: float = RATIO_TOLERANCE) -> tuple:
     """encode(step, rdo) -> codestream; rdo: try RD-optimised quantisation;
-    colour: the chunk has a colour axis (the first step's model scale).
+    colour: the chunk has a colour axis (the first step's model scale);
+    tolerance: the accepted relative size error.
     Returns (codestream, step, rdo used).  A target out of reach (every
     trial too large) gives the closest plain-quantiser result: RD-optimised
     quantisation reaches its smallest streams by zeroing values, which keeps
@@ -237,11 +243,12 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
 
     # size roughly halves when the step doubles at moderate rates: slope -1
     found, trials = _search(score, start, *limits,
-                            accept=lambda v: abs(math.exp(v) / target - 1) <= RATIO_TOLERANCE,
+                            accept=lambda v: abs(math.exp(v) / target - 1) <= tolerance,
                             aim=math.log(target), slope=-1.0, predict=predict)
     if found is None:   # out of reach: the closest (of equals, the finest step)
         if rdo and all(t[2] > math.log(target) for t in trials):
-            return encode_to_ratio(encode, arr, ratio, given_start, limits, model, rdo=False, colour=colour)
+            return encode_to_ratio(encode, arr, ratio, given_start, limits, model, rdo=False,
+                                   colour=colour, tolerance=tolerance)
         found = _finest_of_closest(score, trials, math.log(target))
     return found[1], found[0], rdo
 
