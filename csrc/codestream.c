@@ -582,12 +582,9 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
     h->nbands = band_count(h->levels, h->naxes);
     h->layers = 1;            /* layers, version and lengths are set per encode */
     if ((unsigned)p->wavelet > PJ2K_WAVELET_53_QUANTISED) return PJ2K_ERR_PARAM;
-    if (p->m97_levels != PJ2K_M97_AUTO) {
-        if (p->m97_levels < 0 || p->m97_levels >> h->levels ||
-            (p->m97_levels && p->wavelet == PJ2K_WAVELET_97))
-            return PJ2K_ERR_PARAM;
-        h->m97_levels = (unsigned)p->m97_levels;
-    }
+    /* a given mask is checked with the header's rules (check_structure); a
+     * negative one other than AUTO has bits beyond any level */
+    if (p->m97_levels != PJ2K_M97_AUTO) h->m97_levels = (unsigned)p->m97_levels;
     if (h->wavelet == PJ2K_WAVELET_53_QUANTISED && !(p->step > 0.0 && isfinite(p->step)))
         return PJ2K_ERR_PARAM;
     const pj2k_status st = check_structure(h);
@@ -821,8 +818,8 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
         const pj2k_status st = choose_m97_levels(prep, K);
         if (st != PJ2K_OK) return st;
     }
+    const unsigned m97 = h->m97_levels;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const unsigned m97 = h->m97_levels;
         if (lossy) K->fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
         else if (prep->kind == COEF_I64)
             K->fwd_rev_i64((int64_t *)coef + c * comp, L->dims, h->levels, m97, (int64_t *)tmp);

@@ -36,15 +36,9 @@
 #undef NARROW
 #undef SFX
 
-/* ---- reversible 5/3 and 9/7-M: int16 buffers (lifted in int32), int32, int64 ---- */
-#define KERNEL_FWD SFX(lift53_fwd)
-#define KERNEL_INV SFX(lift53_inv)
-#define KERNEL_FWD_SPLIT SFX(lift53_fwd_split)
-#define KERNEL_INV_SPLIT SFX(lift53_inv_split)
-#define KERNEL_FWD_ALT SFX(liftm97_fwd)
-#define KERNEL_INV_ALT SFX(liftm97_inv)
-#define KERNEL_FWD_SPLIT_ALT SFX(liftm97_fwd_split)
-#define KERNEL_INV_SPLIT_ALT SFX(liftm97_inv_split)
+/* ---- reversible 5/3 and 9/7-M: int32, int16 buffers (lifted in int32), int64 ---- */
+#define KERNEL(op) lift53_##op##_i32
+#define KERNEL_ALT(op) liftm97_##op##_i32
 #define T int32_t
 #define UT uint32_t
 #define SFX(name) name##_i32
@@ -55,49 +49,20 @@
 #undef TB
 #undef NARROW
 #undef SFX
-/* int16 buffers run the int32 lifting: the kernels are named explicitly */
-#undef KERNEL_FWD
-#undef KERNEL_INV
-#undef KERNEL_FWD_SPLIT
-#undef KERNEL_INV_SPLIT
-#undef KERNEL_FWD_ALT
-#undef KERNEL_INV_ALT
-#undef KERNEL_FWD_SPLIT_ALT
-#undef KERNEL_INV_SPLIT_ALT
-#define KERNEL_FWD lift53_fwd_i32
-#define KERNEL_INV lift53_inv_i32
-#define KERNEL_FWD_SPLIT lift53_fwd_split_i32
-#define KERNEL_INV_SPLIT lift53_inv_split_i32
-#define KERNEL_FWD_ALT liftm97_fwd_i32
-#define KERNEL_INV_ALT liftm97_inv_i32
-#define KERNEL_FWD_SPLIT_ALT liftm97_fwd_split_i32
-#define KERNEL_INV_SPLIT_ALT liftm97_inv_split_i32
 #define SFX(name) name##_i16
 #define TB int16_t
 #define NARROW 1
 #include "transform_impl.h"
-#undef TB
-#undef NARROW
 #undef T
 #undef UT
 #undef SFX
-#undef KERNEL_FWD
-#undef KERNEL_INV
-#undef KERNEL_FWD_SPLIT
-#undef KERNEL_INV_SPLIT
-#undef KERNEL_FWD_ALT
-#undef KERNEL_INV_ALT
-#undef KERNEL_FWD_SPLIT_ALT
-#undef KERNEL_INV_SPLIT_ALT
+#undef TB
+#undef NARROW
+#undef KERNEL
+#undef KERNEL_ALT
 
-#define KERNEL_FWD SFX(lift53_fwd)
-#define KERNEL_INV SFX(lift53_inv)
-#define KERNEL_FWD_SPLIT SFX(lift53_fwd_split)
-#define KERNEL_INV_SPLIT SFX(lift53_inv_split)
-#define KERNEL_FWD_ALT SFX(liftm97_fwd)
-#define KERNEL_INV_ALT SFX(liftm97_inv)
-#define KERNEL_FWD_SPLIT_ALT SFX(liftm97_fwd_split)
-#define KERNEL_INV_SPLIT_ALT SFX(liftm97_inv_split)
+#define KERNEL(op) lift53_##op##_i64
+#define KERNEL_ALT(op) liftm97_##op##_i64
 #define T int64_t
 #define UT uint64_t
 #define TB int64_t
@@ -110,42 +75,24 @@
 #undef TB
 #undef NARROW
 #undef SFX
-#undef KERNEL_FWD
-#undef KERNEL_INV
-#undef KERNEL_FWD_SPLIT
-#undef KERNEL_INV_SPLIT
-#undef KERNEL_FWD_ALT
-#undef KERNEL_INV_ALT
-#undef KERNEL_FWD_SPLIT_ALT
-#undef KERNEL_INV_SPLIT_ALT
+#undef KERNEL
+#undef KERNEL_ALT
 
 /* ---- irreversible 9/7 on double ---- */
 #include "lift97_impl.h"
+#define KERNEL(op) lift97_##op
+#define KERNEL_ALT(op) lift97_##op   /* 9/7 has no alternative: alt_levels is 0 */
 #define T double
 #define TB double
 #define NARROW 0
 #define SFX(name) name##_f64
-#define KERNEL_FWD lift97_fwd
-#define KERNEL_INV lift97_inv
-#define KERNEL_FWD_SPLIT lift97_fwd_split
-#define KERNEL_INV_SPLIT lift97_inv_split
-#define KERNEL_FWD_ALT lift97_fwd            /* 9/7 has no alternative: alt_levels is 0 */
-#define KERNEL_INV_ALT lift97_inv
-#define KERNEL_FWD_SPLIT_ALT lift97_fwd_split
-#define KERNEL_INV_SPLIT_ALT lift97_inv_split
 #include "transform_impl.h"
-#undef KERNEL_FWD_ALT
-#undef KERNEL_INV_ALT
-#undef KERNEL_FWD_SPLIT_ALT
-#undef KERNEL_INV_SPLIT_ALT
-#undef KERNEL_FWD
-#undef KERNEL_INV
-#undef KERNEL_FWD_SPLIT
-#undef KERNEL_INV_SPLIT
 #undef T
 #undef TB
 #undef NARROW
 #undef SFX
+#undef KERNEL
+#undef KERNEL_ALT
 
 /* The inverses clamp to a bound the lifting's type can add four of (the
  * 9/7-M predict's sum of twenty wraps harmlessly, liftint_impl.h). */

@@ -1,9 +1,9 @@
 /* Template: the separable multilevel wavelet transform over a box, for one
  * element type.  Expects TB (the buffer's type), T (the type the lifting
  * runs in: TB, or wider for a narrow buffer), NARROW (1 if TB is narrower
- * than T), SFX(name), KERNEL_FWD(tmp, n, w), KERNEL_INV(tmp, n, w),
- * KERNEL_FWD_SPLIT(s, d, ns, nd) and KERNEL_INV_SPLIT(s, d, ns, nd), and the
- * same four as KERNEL_*_ALT: the wavelet of the levels whose bit is set in
+ * than T), SFX(name), and KERNEL(op) naming the lifting functions fwd(tmp, n, w),
+ * inv(tmp, n, w), fwd_split(s, d, ns, nd) and inv_split(s, d, ns, nd); and
+ * KERNEL_ALT(op) the same for the wavelet of the levels whose bit is set in
  * `alt_levels` (bit l - 1 for level l; 9/7-M for the integer builds).
  *
  * Along the contiguous axis each line is split into its even and odd samples
@@ -37,13 +37,13 @@ static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st
             if (!inverse) {
                 for (size_t i = 0; i < nd; i++) { tmp[i] = row[2 * i]; tmp[ns + i] = row[2 * i + 1]; }
                 if (ns > nd) tmp[nd] = row[n - 1];
-                if (alt) KERNEL_FWD_SPLIT_ALT(tmp, tmp + ns, ns, nd);
-                else KERNEL_FWD_SPLIT(tmp, tmp + ns, ns, nd);
+                if (alt) KERNEL_ALT(fwd_split)(tmp, tmp + ns, ns, nd);
+                else KERNEL(fwd_split)(tmp, tmp + ns, ns, nd);
                 for (size_t i = 0; i < n; i++) PUT(row[i], tmp[i]);
             } else {
                 for (size_t i = 0; i < n; i++) tmp[i] = row[i];
-                if (alt) KERNEL_INV_SPLIT_ALT(tmp, tmp + ns, ns, nd);
-                else KERNEL_INV_SPLIT(tmp, tmp + ns, ns, nd);
+                if (alt) KERNEL_ALT(inv_split)(tmp, tmp + ns, ns, nd);
+                else KERNEL(inv_split)(tmp, tmp + ns, ns, nd);
                 for (size_t i = 0; i < nd; i++) {
                     PUT(row[2 * i], CLAMPED(tmp[i]));
                     PUT(row[2 * i + 1], CLAMPED(tmp[ns + i]));
@@ -82,13 +82,13 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
                     PUT(base[POS(t) * sa + (ptrdiff_t)j], VALUE(tmp[t * w + j]));
             if (!inverse) {
                 GATHER(NATURAL)
-                if (alt) KERNEL_FWD_ALT(tmp, n, w);
-                else KERNEL_FWD(tmp, n, w);
+                if (alt) KERNEL_ALT(fwd)(tmp, n, w);
+                else KERNEL(fwd)(tmp, n, w);
                 SCATTER(MALLAT, AS_IS)
             } else {
                 GATHER(MALLAT)
-                if (alt) KERNEL_INV_ALT(tmp, n, w);
-                else KERNEL_INV(tmp, n, w);
+                if (alt) KERNEL_ALT(inv)(tmp, n, w);
+                else KERNEL(inv)(tmp, n, w);
                 SCATTER(NATURAL, CLAMPED)  /* also maps NaN to -bound */
             }
 #undef NATURAL

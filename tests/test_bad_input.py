@@ -133,6 +133,12 @@ def test_forged_m97_levels_are_rejected(chunk):
             pj.encode(arr, m97_levels=bad)
     with pytest.raises(ValueError, match="reversible"):
         pj.encode(arr, reversible=False, m97_levels=1)
+    # the C core's own check, behind the Python one
+    from progressive_j2k import _core
+    raw = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    for wavelet, mask in ((0, -2), (0, 1 << header.levels), (1, 1)):
+        with pytest.raises(ValueError, match="invalid parameter"):
+            _core.Prepared(raw, 0, arr.shape, (0, 1), -1, header.levels, wavelet, 1.0, 0.0, mask)
 
 
 def test_forged_entropy_data_never_crashes(chunk):
