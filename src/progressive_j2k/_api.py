@@ -369,7 +369,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
 
     levels: decomposition levels (default: enough to bring the longest
         transformed axis to one sample, at most 6).
-    reversible: True for lossless 5/3, False for lossy 9/7.
+    reversible: True for lossless (5/3, or 9/7-M at the finest level; see
+        m97_levels), False for lossy 9/7.
     axes: axes to transform (default: the last three that are not the colour axis).
     colour_axis: an axis of length 3 (RGB) to decorrelate first.
     step: lossy only, the quantisation step in data units (RMS error is about

@@ -8,7 +8,7 @@ from progressive_j2k import _api
 
 
 class ProgressiveJ2K(Codec):
-    """Resolution-progressive wavelet codec (lossless 5/3 or lossy 9/7).
+    """Resolution-progressive wavelet codec (lossless 5/3 / 9/7-M or lossy 9/7).
 
     Every encoded chunk can be decoded at 1/2, 1/4, ... of its resolution from
     a prefix of its bytes (``progressive_j2k.decode(buf, level=k)``).
@@ -24,7 +24,8 @@ class ProgressiveJ2K(Codec):
         Decomposition levels; default enough to bring the longest transformed
         axis to one sample, at most 6.
     reversible : bool
-        True (default): lossless integer 5/3.  False: lossy 9/7.
+        True (default): lossless integer wavelet (5/3, or 9/7-M at the finest
+        level where the encoder estimates it smaller).  False: lossy 9/7.
     axes : sequence of int, optional
         Axes to transform (1 to 3); default the last three that are not the
         colour axis.  Other axes are coded as independent planes.
