@@ -261,9 +261,12 @@ static inline unsigned mantissa_context(unsigned mctx, unsigned eb)
 }
 
 /* ---- per coefficient type and rule set (int16: 8-bit data, see
- * the kernels' fwd53_i16); the legacy rules only decode ---- */
+ * the kernels' fwd_rev_i16); the legacy rules only decode.  UMAG holds any
+ * magnitude of COEF: 32 bits where they suffice, so the row loops vectorise
+ * four or eight wide ---- */
 #define COEF int16_t
 #define COEF_MAX INT16_MAX
+#define UMAG uint32_t
 #define LEGACY 0
 #define SFX(name) name##_i16
 #include "entropy_impl.h"
@@ -292,8 +295,10 @@ static inline unsigned mantissa_context(unsigned mctx, unsigned eb)
 #undef COEF
 #undef COEF_MAX
 
+#undef UMAG
 #define COEF int64_t
 #define COEF_MAX INT64_MAX
+#define UMAG uint64_t
 #define LEGACY 0
 #define SFX(name) name##_i64
 #include "entropy_impl.h"

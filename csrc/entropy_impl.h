@@ -1,5 +1,5 @@
 /* Template: coefficient coding for one coefficient type and rule set.
- * Expects COEF, COEF_MAX, SFX(name) and LEGACY (1: the decoders of format
+ * Expects COEF, COEF_MAX, UMAG (an unsigned type holding |COEF|), SFX(name) and LEGACY (1: the decoders of format
  * versions 1 and 2; 0: versions 3 to 5, both directions); included by
  * entropy.c after the range coder primitives. */
 #if LEGACY
@@ -8,7 +8,13 @@
 #define DECODE_BIT decode_bit
 #endif
 
-static inline uint64_t SFX(mag)(COEF v) { return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; }
+static inline UMAG SFX(mag)(COEF v) { return v < 0 ? (UMAG)0 - (UMAG)v : (UMAG)v; }
+/* |v| >> shift for any shift up to 63 (layer shifts; a 32-bit UMAG has no
+ * bits beyond its width) */
+static inline UMAG SFX(mag_shr)(COEF v, int shift)
+{
+    return shift < (int)(8 * sizeof(UMAG)) ? SFX(mag)(v) >> shift : 0;
+}
 static inline unsigned SFX(sign3)(COEF v) { return v < 0 ? 0u : (v > 0 ? 2u : 1u); }
 
 /* The neighbourhood of each coefficient (docs/FORMAT.md section 6) is read
@@ -62,8 +68,8 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_parent)(SFX(rows) *r, uint16_t *s
     for (size_t x = 0; x < b->n[2]; x++) {
         const size_t px = (x >> b->ps[2]) < last ? x >> b->ps[2] : last;
         const size_t right = px < last ? px + 1 : last;
-        const uint64_t mg = (SFX(mag)(prow[px]) >> shift) +
-            (((SFX(mag)(prow[right]) >> shift) + (SFX(mag)(below[px]) >> shift)) >> 1);
+        const uint64_t mg = ((uint64_t)SFX(mag)(prow[px]) >> shift) +   /* a sum: 64 bits */
+            ((((uint64_t)SFX(mag)(prow[right]) >> shift) + ((uint64_t)SFX(mag)(below[px]) >> shift)) >> 1);
         r->par[x] = mg > 0xFFFF ? 0xFFFF : (uint16_t)mg;
     }
 }
@@ -97,7 +103,7 @@ static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
  * which keeps the contexts exact (any sum of 2**15 or more is the last).
  * With colour_sign (version 4) the sign contexts see the colour neighbour's
  * sign too. */
-static inline uint32_t SFX(sat16)(uint64_t v) { return v > 0xFFFF ? 0xFFFF : (uint32_t)v; }
+static inline uint32_t SFX(sat16)(UMAG v) { return v > 0xFFFF ? 0xFFFF : (uint32_t)v; }
 static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF *sib, size_t nx, int shift,
                                      int colour_sign, int runs)
 {
@@ -107,7 +113,7 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF
             for (size_t x = 0; x < nx; x++) r->sgn_sib[x] = (uint8_t)(1 + (sib[x] > 0) - (sib[x] < 0));
         else
             for (size_t x = 0; x < nx; x++) {
-                const int kept = (SFX(mag)(sib[x]) >> shift) != 0;
+                const int kept = SFX(mag_shr)(sib[x], shift) != 0;
                 r->sgn_sib[x] = (uint8_t)(1 + kept * ((sib[x] > 0) - (sib[x] < 0)));
             }
         r->sib_neutral = 0;
@@ -118,11 +124,11 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF
     for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)(2u * up[x + 1] + up[x] + up[x + 2]);
     if (back)
         for (size_t x = 0; x < nx; x++)
-            r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + 2u * SFX(sat16)(SFX(mag)(back[x]) >> shift));
+            r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + 2u * SFX(sat16)(SFX(mag_shr)(back[x], shift)));
 #if !LEGACY
     if (sib)
         for (size_t x = 0; x < nx; x++)
-            r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + SFX(sat16)(SFX(mag)(sib[x]) >> shift));
+            r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + SFX(sat16)(SFX(mag_shr)(sib[x], shift)));
     if (r->par)
         for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)((uint32_t)r->pre[x] + r->par[x]);
     if (runs) {
@@ -252,7 +258,7 @@ static inline PJ2K_ALWAYS_INLINE COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k
 /* sign(v) * (|v| >> shift): the value a layer at this shift carries. */
 static inline COEF SFX(shifted)(COEF v, int shift)
 {
-    const COEF mg = (COEF)(SFX(mag)(v) >> shift);
+    const COEF mg = (COEF)SFX(mag_shr)(v, shift);
     return v < 0 ? -mg : mg;
 }
 
@@ -415,7 +421,7 @@ static int SFX(band_wants_runs)(const COEF *base, const pj2k_band *b, int shift)
     for (size_t z = 0; z < b->n[0]; z++)
         for (size_t y = 0; y < b->n[1]; y++) {
             const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            for (size_t x = 0; x < b->n[2]; x++) zeros += (SFX(mag)(row[x]) >> shift) == 0;
+            for (size_t x = 0; x < b->n[2]; x++) zeros += SFX(mag_shr)(row[x], shift) == 0;
         }
     return 2 * zeros >= b->n[0] * b->n[1] * b->n[2];
 }
@@ -505,7 +511,7 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
     const int d = from - to;
     uint64_t all = 0;
     FOR_EACH_COEF(const COEF, base, b, m, to, to, 0, (void)0,
-        const uint64_t prior = SFX(mag)(row[x]) >> from, mg = SFX(mag)(row[x]) >> to;
+        const uint64_t prior = SFX(mag_shr)(row[x], from), mg = SFX(mag_shr)(row[x], to);
         all |= mg;
         if (prior) {
             const unsigned eb = bit_length(prior);
