@@ -65,12 +65,16 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_parent)(SFX(rows) *r, uint16_t *s
     const COEF *prow = base + b->parent_offset + (ptrdiff_t)pz * b->stride[0] +
                        (ptrdiff_t)py * b->stride[1];
     const COEF *below = py < b->pn[1] - 1 ? prow + b->stride[1] : prow;
-    for (size_t x = 0; x < b->n[2]; x++) {
-        const size_t px = (x >> b->ps[2]) < last ? x >> b->ps[2] : last;
+    /* child x sees parent min(x >> ps, last): computed once per parent and
+     * spread over its children (the last one's reach to the row's end) */
+    size_t x = 0;
+    for (size_t px = 0; x < b->n[2]; px++) {
         const size_t right = px < last ? px + 1 : last;
         const uint64_t mg = ((uint64_t)SFX(mag)(prow[px]) >> shift) +   /* a sum: 64 bits */
             ((((uint64_t)SFX(mag)(prow[right]) >> shift) + ((uint64_t)SFX(mag)(below[px]) >> shift)) >> 1);
-        r->par[x] = mg > 0xFFFF ? 0xFFFF : (uint16_t)mg;
+        const uint16_t value = mg > 0xFFFF ? 0xFFFF : (uint16_t)mg;
+        const size_t end = px < last && ((px + 1) << b->ps[2]) < b->n[2] ? (px + 1) << b->ps[2] : b->n[2];
+        for (; x < end; x++) r->par[x] = value;
     }
 }
 
