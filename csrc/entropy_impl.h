@@ -1,7 +1,8 @@
 /* Template: coefficient coding for one coefficient type and rule set.
- * Expects COEF, COEF_MAX, UMAG (an unsigned type holding |COEF|), SFX(name) and LEGACY (1: the decoders of format
- * versions 1 and 2; 0: versions 3 to 5, both directions); included by
- * entropy.c after the range coder primitives. */
+ * Expects COEF, COEF_MAX, UMAG (an unsigned type holding |COEF|), SFX(name)
+ * and LEGACY (1: the decoders of format versions 1 and 2; 0: versions 3 to
+ * 6, both directions); included by entropy.c after the range coder
+ * primitives. */
 #if LEGACY
 #define DECODE_BIT decode_bit_legacy
 #else

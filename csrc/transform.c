@@ -41,11 +41,6 @@ double pj2k_synthesis_norm97(size_t length, int level, int high)
     return norm;
 }
 
-/* The encoder's estimate of what one level of lifting costs: `block` (a box
- * of dims, overwritten; int64 if `wide`, else int32) is lifted one level
- * with 5/3 (alt 0) or 9/7-M (alt 1), and the bit lengths of its high-band
- * values are summed -- roughly the bits an entropy coder spends on them
- * (docs/DESIGN.md 23). */
 /* bit_length(|v|) from the exponent of (float)v, a form that vectorises
  * (a float rounds 2**k - 1 up to 2**k only beyond 2**24: an estimate) */
 #define HIGH_BAND_BITS(CT)                                                                   \
@@ -67,6 +62,11 @@ double pj2k_synthesis_norm97(size_t length, int level, int high)
             }                                                                                \
     } while (0)
 
+/* The encoder's estimate of what one level of lifting costs: `block` (a box
+ * of dims, overwritten; int64 if `wide`, else int32) is lifted one level
+ * with 5/3 (alt 0) or 9/7-M (alt 1), and the bit lengths of its high-band
+ * values are summed -- roughly the bits an entropy coder spends on them
+ * (docs/DESIGN.md 23). */
 uint64_t pj2k_high_band_bits(const pj2k_kernels *K, void *block, int wide, const size_t dims[3],
                              unsigned alt, void *tmp)
 {
