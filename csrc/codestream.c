@@ -476,40 +476,18 @@ static pj2k_status compute_steps(pj2k_header *h, double base_step)
 
 /* Quantised values go into int32 (kind I32) unless one needs more:
  * PJ2K_NARROW_OVERFLOW asks the caller to widen the buffer to int64. */
-static pj2k_status quantise(const pj2k_header *h, const layout *L, const double *in, void *out,
-                            coef_kind kind)
+static pj2k_status quantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
+                            const double *in, void *out, coef_kind kind)
 {
-    /* q = floor(|c| / step) is a truncation: |c| / step >= 0 */
-    const double limit = kind == COEF_I64 ? (double)((int64_t)1 << 60) : (double)INT32_MAX;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const double *src = in + c * L->box;
         uint8_t *dst = (uint8_t *)out + c * L->box * COEF_BYTES[kind];
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             const double step = (double)h->steps[sb->step_index];
-            const double *x = src + at;
-            int ok = 1;   /* all |c| / step below the limit (false for NaN) */
-            if (kind == COEF_I64) {
-                int64_t *q = (int64_t *)dst + at;
-                for (size_t i = 0; i < nx; i++) {
-                    const double a = fabs(x[i]) / step;
-                    ok &= a < limit;
-                    const int64_t m = (int64_t)(a < limit ? a : 0.0);
-                    q[i] = x[i] < 0 ? -m : m;
-                }
-                if (!ok) return PJ2K_ERR_PARAM;   /* step too small, or NaN/inf */
-            } else {
-                int32_t *q = (int32_t *)dst + at;
-                int huge = 0;   /* beyond int64's limit as well: an error either way */
-                for (size_t i = 0; i < nx; i++) {
-                    const double a = fabs(x[i]) / step;
-                    ok &= a < limit;
-                    huge |= !(a < (double)((int64_t)1 << 60));
-                    const int32_t m = (int32_t)(a < limit ? a : 0.0);
-                    q[i] = x[i] < 0 ? -m : m;
-                }
-                if (huge) return PJ2K_ERR_PARAM;
-                if (!ok) return PJ2K_NARROW_OVERFLOW;
-            }
+            const int fit = kind == COEF_I64 ? K->quantise_i64(src + at, (int64_t *)dst + at, nx, step)
+                                             : K->quantise_i32(src + at, (int32_t *)dst + at, nx, step);
+            if (fit == PJ2K_QUANTISE_HUGE) return PJ2K_ERR_PARAM;   /* step too small, or NaN/inf */
+            if (fit) return PJ2K_NARROW_OVERFLOW;
         })
     }
     return PJ2K_OK;
@@ -962,7 +940,7 @@ static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double
         if (!prep->bit_cost) return PJ2K_ERR_NOMEM;
         pj2k_bit_cost_table(prep->bit_cost);
     }
-    if (prep->lossy) st = quantise(h, L, prep->real, prep->coef, prep->kind);
+    if (prep->lossy) st = quantise(pj2k_kernels_select(), h, L, prep->real, prep->coef, prep->kind);
     if (st == PJ2K_OK && prep->lossy && rdo > 0.0 && h->layers > 1) {
         pj2k_header single = *h;
         single.layers = 1;

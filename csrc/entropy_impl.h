@@ -51,7 +51,18 @@ static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
 
 /* The parent neighbourhood of row (z, y) at `shift`, spread to the child's
  * width: the parent's magnitude plus half those of its right and lower
- * neighbours (which lie ahead of the child in coding order), saturated. */
+ * neighbours (which lie ahead of the child in coding order), saturated.
+ * Each term is capped at 2**17 - 1 first, which keeps the sums in 32 bits
+ * and changes no saturated result (a capped term alone reaches 0xFFFF).
+ * The values go to `pre` (rows_prepare overwrites it next; a parent row is
+ * at most as wide as its child's), then spread: child x sees parent
+ * min(x >> ps, last); both loops vectorise. */
+#define PARENT_TERM_CAP 0x1FFFFu
+static inline uint32_t SFX(parent_term)(COEF v, int shift)
+{
+    const UMAG m = SFX(mag_shr)(v, shift);
+    return m < PARENT_TERM_CAP ? (uint32_t)m : PARENT_TERM_CAP;
+}
 static inline PJ2K_ALWAYS_INLINE void SFX(rows_parent)(SFX(rows) *r, uint16_t *scratch, const COEF *base,
                                     const pj2k_band *b, size_t z, size_t y, int shift)
 {
@@ -62,22 +73,33 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_parent)(SFX(rows) *r, uint16_t *s
     r->par = scratch + 3 * (b->n[2] + 2);
     if (y && py == r->parent_row) return;   /* two child rows share a parent row */
     r->parent_row = py;
-    const size_t last = b->pn[2] - 1;
+    const size_t last = b->pn[2] - 1, n = b->n[2];
     const COEF *prow = base + b->parent_offset + (ptrdiff_t)pz * b->stride[0] +
                        (ptrdiff_t)py * b->stride[1];
     const COEF *below = py < b->pn[1] - 1 ? prow + b->stride[1] : prow;
-    /* child x sees parent min(x >> ps, last): computed once per parent and
-     * spread over its children (the last one's reach to the row's end) */
+    uint16_t *value = r->pre;
+    for (size_t px = 0; px < last; px++) {
+        const uint32_t mg = SFX(parent_term)(prow[px], shift) +
+            ((SFX(parent_term)(prow[px + 1], shift) + SFX(parent_term)(below[px], shift)) >> 1);
+        value[px] = (uint16_t)(mg < 0xFFFFu ? mg : 0xFFFFu);
+    }
+    {
+        const uint32_t mg = SFX(parent_term)(prow[last], shift) +
+            ((SFX(parent_term)(prow[last], shift) + SFX(parent_term)(below[last], shift)) >> 1);
+        value[last] = (uint16_t)(mg < 0xFFFFu ? mg : 0xFFFFu);
+    }
     size_t x = 0;
-    for (size_t px = 0; x < b->n[2]; px++) {
-        const size_t right = px < last ? px + 1 : last;
-        const uint64_t mg = ((uint64_t)SFX(mag)(prow[px]) >> shift) +   /* a sum: 64 bits */
-            ((((uint64_t)SFX(mag)(prow[right]) >> shift) + ((uint64_t)SFX(mag)(below[px]) >> shift)) >> 1);
-        const uint16_t value = mg > 0xFFFF ? 0xFFFF : (uint16_t)mg;
-        const size_t end = px < last && ((px + 1) << b->ps[2]) < b->n[2] ? (px + 1) << b->ps[2] : b->n[2];
-        for (; x < end; x++) r->par[x] = value;
+    if (b->ps[2] == 1) {   /* the dyadic case: pairs of children */
+        const size_t pairs = last < n / 2 ? last : n / 2;
+        for (size_t px = 0; px < pairs; px++) r->par[2 * px] = r->par[2 * px + 1] = value[px];
+        x = 2 * pairs;
+    }
+    for (; x < n; x++) {
+        const size_t px = x >> b->ps[2];
+        r->par[x] = value[px < last ? px : last];
     }
 }
+#undef PARENT_TERM_CAP
 
 static inline void SFX(rows_new_plane)(SFX(rows) *r, size_t nx)
 {

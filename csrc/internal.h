@@ -39,6 +39,7 @@ int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norm
  * instruction set (the same C in each, the same results) ------------------- */
 /* working types of the conversions, the first index of load and store */
 enum { PJ2K_WORK_I32 = 0, PJ2K_WORK_I64 = 1, PJ2K_WORK_F64 = 2, PJ2K_WORK_I16 = 3 };
+enum { PJ2K_QUANTISE_WIDER = 1, PJ2K_QUANTISE_HUGE = 2 };
 typedef void (*pj2k_row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
 typedef struct {
     const char *name;
@@ -74,6 +75,11 @@ typedef struct {
      * (|q| is below 2**62, so the negation cannot overflow). */
     void (*dequantise_i32)(const int32_t *q, double *o, size_t n, double f);
     void (*dequantise_i64)(const int64_t *q, double *o, size_t n, double f);
+    /* Lossy quantisation of n coefficients x: q = sign(x) floor(|x| / step);
+     * returns 0, or PJ2K_QUANTISE_WIDER / _HUGE (below) if some value does
+     * not fit: retry in int64 / give up (step too small, NaN or inf). */
+    int (*quantise_i32)(const double *x, int32_t *q, size_t n, double step);
+    int (*quantise_i64)(const double *x, int64_t *q, size_t n, double step);
     /* Rows between a dtype (strided) and a working type (contiguous). */
     pj2k_row_fn load[4][PJ2K_NUM_DTYPES], store[4][PJ2K_NUM_DTYPES];
     /* Error-bounded prequantisation of one dtype's samples (as float64):

@@ -150,6 +150,28 @@ DEQUANTISE(dequantise_i32, int32_t)
 DEQUANTISE(dequantise_i64, int64_t)
 #undef DEQUANTISE
 
+/* ---- lossy quantisation: q = sign(c) floor(|c| / step) (a truncation, as
+ * |c| / step >= 0); 0 if every |c| / step is below LIMIT, else
+ * PJ2K_QUANTISE_WIDER if all are below 2**60 (the int64 kernel's limit),
+ * else PJ2K_QUANTISE_HUGE (also for NaN and inf) ---- */
+#define QUANTISE(NAME, COEF, LIMIT)                                             \
+    static int NAME(const double *x, COEF *q, size_t n, double step)            \
+    {                                                                           \
+        const double limit = (LIMIT), wide = (double)((int64_t)1 << 60);        \
+        int narrow_ok = 1, wide_ok = 1;                                         \
+        for (size_t i = 0; i < n; i++) {                                        \
+            const double a = fabs(x[i]) / step;                                 \
+            narrow_ok &= a < limit;                                             \
+            wide_ok &= a < wide;                                                \
+            const COEF m = (COEF)(a < limit ? a : 0.0);                         \
+            q[i] = x[i] < 0 ? -m : m;                                           \
+        }                                                                       \
+        return !wide_ok ? PJ2K_QUANTISE_HUGE : !narrow_ok ? PJ2K_QUANTISE_WIDER : 0; \
+    }
+QUANTISE(quantise_i32, int32_t, (double)INT32_MAX)
+QUANTISE(quantise_i64, int64_t, (double)((int64_t)1 << 60))
+#undef QUANTISE
+
 /* ---- dtype conversions ---- */
 #define DT uint8_t
 #define DSFX(name) u8_##name
@@ -229,6 +251,7 @@ const pj2k_kernels KERNELS = {
     .rct_inv_i16 = rct_inv_i16, .rct_inv_i32 = rct_inv_i32, .rct_inv_i64 = rct_inv_i64,
     .ict_fwd = ict_fwd, .ict_inv = ict_inv,
     .dequantise_i32 = dequantise_i32, .dequantise_i64 = dequantise_i64,
+    .quantise_i32 = quantise_i32, .quantise_i64 = quantise_i64,
     .load = ROW_FNS(load),
     .store = ROW_FNS(store),
     .prequantise = {u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,

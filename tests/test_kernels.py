@@ -4,8 +4,9 @@ Both builds compile the same C (csrc/kernels_impl.h); the AVX2 one is picked at
 run time, and PJ2K_SIMD=portable forces the other.  Every path they serve is
 run both ways on real data: the 5/3 and 9/7-M transforms on int16, int32
 and int64 buffers, the 9/7 transform, both colour transforms, the error-bounded
-prequantisation, dequantisation, and the conversions to and from every dtype
-(contiguous and strided), at full and reduced resolution and per layer.
+prequantisation, the lossy quantisation (int32 and int64) and dequantisation,
+and the conversions to and from every dtype (contiguous and strided), at full
+and reduced resolution and per layer.
 """
 import numpy as np
 import pytest
@@ -55,6 +56,7 @@ def cases(real):
         ("3-D lossy", vol, {"reversible": False, "step": 3.0}),
         ("int32 lossless", wide, {}),
         ("int32 lossless, 9/7-M at every level", wide, {"m97_levels": 0b111111}),
+        ("int32 lossy, quantised values beyond int32", wide, {"reversible": False, "step": 0.01}),
         ("float32 error-bounded", flt, {"tolerance": 0.01}),
         ("float32 error-bounded, 9/7-M", flt, {"tolerance": 0.01, "m97_levels": 0b11}),
         ("float32 lossy", flt, {"reversible": False, "ratio": 15}),
