@@ -124,15 +124,29 @@ void pj2k_rc_encoder_init(pj2k_rc_encoder *e, pj2k_bytes *out)
     e->cache_size = 1;
 }
 
-static void shift_low(pj2k_rc_encoder *e)
+/* The pending byte and any 0xFF run after it, once the carry is known. */
+static PJ2K_NOINLINE void flush_pending(pj2k_rc_encoder *e, uint8_t carry)
+{
+    uint8_t byte = e->cache;
+    do {
+        put_byte(e->out, (uint8_t)(byte + carry));
+        byte = 0xFF;
+    } while (--e->cache_size != 0);
+}
+
+static inline void shift_low(pj2k_rc_encoder *e)
 {
     if ((uint32_t)e->low < 0xFF000000u || (e->low >> 32) != 0) {
         const uint8_t carry = (uint8_t)(e->low >> 32);
-        uint8_t byte = e->cache;
-        do {
-            put_byte(e->out, (uint8_t)(byte + carry));
-            byte = 0xFF;
-        } while (--e->cache_size != 0);
+        pj2k_bytes *out = e->out;
+        if (e->cache_size == 1 && out->length < out->capacity) {   /* the usual case: one byte */
+            out->data[out->length++] = (uint8_t)(e->cache + carry);
+            e->cache_size = 0;
+        } else {   /* through a copy, so that callers can keep *e in registers */
+            pj2k_rc_encoder state = *e;
+            flush_pending(&state, carry);
+            *e = state;
+        }
         e->cache = (uint8_t)(e->low >> 24);
     }
     e->cache_size++;

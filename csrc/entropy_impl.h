@@ -26,11 +26,11 @@ static inline unsigned SFX(sign3)(COEF v) { return v < 0 ? 0u : (v > 0 ? 2u : 1u
  * 2**15 or more maps to the last context anyway. */
 typedef struct {
     uint16_t *mag_up, *mag_cur;     /* index x + 1 */
-    uint8_t *sgn_up, *sgn_cur;
+    uint16_t *sgn_up, *sgn_cur;     /* 16 bits, not 8: char stores would alias everything */
     uint16_t *par;                  /* parent magnitudes of the current row, index x; NULL: none */
     size_t parent_row;              /* the parent row they were taken from */
     uint16_t *pre;                  /* the context sum without its W term, index x, saturated */
-    uint8_t *sgn_sib;               /* sign class of the colour neighbour, index x (1: none) */
+    uint16_t *sgn_sib;              /* sign class of the colour neighbour, index x (1: none) */
     int sib_neutral;                /* sgn_sib holds only 1s */
     uint64_t *quiet;                /* version 5: bit g set when pre[4g..4g+3] are all 0 */
 } SFX(rows);
@@ -39,13 +39,13 @@ static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
 {
     r->mag_up = scratch;
     r->mag_cur = scratch + (nx + 2);
-    r->sgn_up = (uint8_t *)(scratch + 2 * (nx + 2));
-    r->sgn_cur = r->sgn_up + (nx + 2);
+    r->sgn_up = scratch + 2 * (nx + 2);
+    r->sgn_cur = scratch + 3 * (nx + 2);
     r->par = NULL;
-    r->pre = scratch + 4 * (nx + 2);
-    r->sgn_sib = (uint8_t *)(scratch + 5 * (nx + 2));
+    r->pre = scratch + 5 * (nx + 2);
+    r->sgn_sib = scratch + 6 * (nx + 2);
     r->sib_neutral = 0;
-    const size_t words_at = (6 * (nx + 2) + 3) & ~(size_t)3;   /* 8-byte aligned */
+    const size_t words_at = (7 * (nx + 2) + 3) & ~(size_t)3;   /* 8-byte aligned */
     r->quiet = (uint64_t *)(void *)(scratch + words_at);
 }
 
@@ -70,7 +70,7 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_parent)(SFX(rows) *r, uint16_t *s
     size_t pz = z >> b->ps[0], py = y >> b->ps[1];
     pz = pz < b->pn[0] ? pz : b->pn[0] - 1;
     py = py < b->pn[1] ? py : b->pn[1] - 1;
-    r->par = scratch + 3 * (b->n[2] + 2);
+    r->par = scratch + 4 * (b->n[2] + 2);
     if (y && py == r->parent_row) return;   /* two child rows share a parent row */
     r->parent_row = py;
     const size_t last = b->pn[2] - 1, n = b->n[2];
@@ -112,14 +112,14 @@ static inline void SFX(rows_new_plane)(SFX(rows) *r, size_t nx)
 static inline void SFX(rows_next)(SFX(rows) *r)
 {
     uint16_t *m = r->mag_up; r->mag_up = r->mag_cur; r->mag_cur = m;
-    uint8_t *g = r->sgn_up; r->sgn_up = r->sgn_cur; r->sgn_cur = g;
+    uint16_t *g = r->sgn_up; r->sgn_up = r->sgn_cur; r->sgn_cur = g;
 }
 
 static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
 {
     const uint64_t mg = SFX(mag)(v);
     r->mag_cur[x + 1] = mg > 0xFFFF ? 0xFFFF : (uint16_t)mg;
-    r->sgn_cur[x + 1] = (uint8_t)SFX(sign3)(v);
+    r->sgn_cur[x + 1] = (uint16_t)SFX(sign3)(v);
 }
 
 /* Everything in a row's context sums but the W term, computed once per row
@@ -137,15 +137,15 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF
     const uint16_t *up = r->mag_up;
     if (colour_sign && sib) {   /* sign classes 0, 1, 2, as coded at `shift` */
         if (shift == 0)
-            for (size_t x = 0; x < nx; x++) r->sgn_sib[x] = (uint8_t)(1 + (sib[x] > 0) - (sib[x] < 0));
+            for (size_t x = 0; x < nx; x++) r->sgn_sib[x] = (uint16_t)(1 + (sib[x] > 0) - (sib[x] < 0));
         else
             for (size_t x = 0; x < nx; x++) {
                 const int kept = SFX(mag_shr)(sib[x], shift) != 0;
-                r->sgn_sib[x] = (uint8_t)(1 + kept * ((sib[x] > 0) - (sib[x] < 0)));
+                r->sgn_sib[x] = (uint16_t)(1 + kept * ((sib[x] > 0) - (sib[x] < 0)));
             }
         r->sib_neutral = 0;
     } else if (!r->sib_neutral) {
-        memset(r->sgn_sib, 1, nx);
+        for (size_t x = 0; x < nx; x++) r->sgn_sib[x] = 1;
         r->sib_neutral = 1;
     }
     for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)(2u * up[x + 1] + up[x] + up[x + 2]);
@@ -415,7 +415,9 @@ static inline void SFX(encode_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base
     encode_bit(e, &m->prob.run[b->cls][*prev_run], last_nz >= 0);
     *prev_run = last_nz < 0;
     if (last_nz >= 0) {
-        SFX(encode_broken_run)(e, m, base, row, b, r, x, last_nz, shift, rdo, all);
+        pj2k_rc_encoder state = *e;   /* a copy: see pj2k_encode_band */
+        SFX(encode_broken_run)(&state, m, base, row, b, r, x, last_nz, shift, rdo, all);
+        *e = state;
         return;
     }
     for (int k = 0; k < 4; k++) SFX(rows_store)(r, x + k, 0);
@@ -453,14 +455,26 @@ static int SFX(band_wants_runs)(const COEF *base, const pj2k_band *b, int shift)
     return 2 * zeros >= b->n[0] * b->n[1] * b->n[2];
 }
 
+/* The coder state is copied into a local whose address never escapes (calls
+ * out of line get copies of it), so that the compiler keeps it in registers:
+ * through *e every decision would store and reload it. */
 int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, const pj2k_band *b,
                           int shift, const pj2k_rdo *rdo)
 {
-    if (m->version < 5 || b->n[2] < PJ2K_RUN_MIN_WIDTH) return SFX(encode_band_with)(e, m, base, b, shift, rdo, 0);
-    const int runs = SFX(band_wants_runs)(base, b, shift);
-    encode_bit(e, &m->prob.band_runs[b->cls], (unsigned)runs);
-    return runs ? SFX(encode_band_with)(e, m, base, b, shift, rdo, 1)
-                : SFX(encode_band_with)(e, m, base, b, shift, rdo, 0);
+    pj2k_rc_encoder local = *e;
+    /* rdo and runs as constants: each of the four loops drops what it does not use */
+    const int runs = m->version >= 5 && b->n[2] >= PJ2K_RUN_MIN_WIDTH && SFX(band_wants_runs)(base, b, shift);
+    if (m->version >= 5 && b->n[2] >= PJ2K_RUN_MIN_WIDTH)
+        encode_bit(&local, &m->prob.band_runs[b->cls], (unsigned)runs);
+    int top;
+    if (rdo)
+        top = runs ? SFX(encode_band_with)(&local, m, base, b, shift, rdo, 1)
+                   : SFX(encode_band_with)(&local, m, base, b, shift, rdo, 0);
+    else
+        top = runs ? SFX(encode_band_with)(&local, m, base, b, shift, NULL, 1)
+                   : SFX(encode_band_with)(&local, m, base, b, shift, NULL, 0);
+    *e = local;
+    return top;
 }
 #endif
 
@@ -494,7 +508,12 @@ static inline pj2k_status SFX(decode_run)(pj2k_rc_decoder *d, pj2k_model *m, COE
 {
     const unsigned broken = DECODE_BIT(d, &m->prob.run[b->cls][*prev_run]);
     *prev_run = !broken;
-    if (broken) return SFX(decode_broken_run)(d, m, row, b, r, x, max_exp);
+    if (broken) {   /* a copy: see pj2k_decode_band */
+        pj2k_rc_decoder state = *d;
+        const pj2k_status st = SFX(decode_broken_run)(&state, m, row, b, r, x, max_exp);
+        *d = state;
+        return st;
+    }
     for (int k = 0; k < 4; k++) { row[x + k] = 0; SFX(rows_store)(r, x + k, 0); }
     return d->overrun ? PJ2K_ERR_CORRUPT : PJ2K_OK;
 }
@@ -516,14 +535,22 @@ static inline PJ2K_ALWAYS_INLINE pj2k_status SFX(decode_band_with)(pj2k_rc_decod
     return PJ2K_OK;
 }
 
+/* The coder state is copied into a local whose address never escapes, so
+ * that the compiler keeps range and code in registers (through *d, every
+ * decision would store and reload them). */
 pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
                                   const pj2k_band *b, int max_exp, int shift)
 {
+    pj2k_rc_decoder local = *d;
+    pj2k_status st;
 #if !LEGACY
-    if (m->version >= 5 && b->n[2] >= PJ2K_RUN_MIN_WIDTH && DECODE_BIT(d, &m->prob.band_runs[b->cls]))
-        return SFX(decode_band_with)(d, m, base, b, max_exp, shift, 1);
+    if (m->version >= 5 && b->n[2] >= PJ2K_RUN_MIN_WIDTH && DECODE_BIT(&local, &m->prob.band_runs[b->cls]))
+        st = SFX(decode_band_with)(&local, m, base, b, max_exp, shift, 1);
+    else
 #endif
-    return SFX(decode_band_with)(d, m, base, b, max_exp, shift, 0);
+        st = SFX(decode_band_with)(&local, m, base, b, max_exp, shift, 0);
+    *d = local;
+    return st;
 }
 
 /* Refinement from shift `from` to shift `to` (a quality layer after the
@@ -532,8 +559,8 @@ pj2k_status SFX(pj2k_decode_band)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
  * raw); the others are coded as new values below 2**(from - to) under the
  * neighbourhood context at the new scale. */
 #if !LEGACY
-int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
-                            const pj2k_band *b, int from, int to)
+static inline PJ2K_ALWAYS_INLINE int SFX(encode_refine_with)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
+                                                             const pj2k_band *b, int from, int to)
 {
     const int d = from - to;
     uint64_t all = 0;
@@ -552,10 +579,19 @@ int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
     );
     return (int)bit_length(all);
 }
+
+int SFX(pj2k_encode_refine)(pj2k_rc_encoder *e, pj2k_model *m, const COEF *base,
+                            const pj2k_band *b, int from, int to)
+{
+    pj2k_rc_encoder local = *e;   /* in registers: see pj2k_encode_band */
+    const int top = SFX(encode_refine_with)(&local, m, base, b, from, to);
+    *e = local;
+    return top;
+}
 #endif
 
-pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
-                                    const pj2k_band *b, int from, int to)
+static inline PJ2K_ALWAYS_INLINE pj2k_status SFX(decode_refine_with)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
+                                                                     const pj2k_band *b, int from, int to)
 {
     const int db = from - to;
     pj2k_status fail = PJ2K_OK;
@@ -577,6 +613,15 @@ pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *bas
         SFX(rows_store)(&rows, x, row[x]);
     );
     return PJ2K_OK;
+}
+
+pj2k_status SFX(pj2k_decode_refine)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
+                                    const pj2k_band *b, int from, int to)
+{
+    pj2k_rc_decoder local = *d;   /* in registers: see pj2k_decode_band */
+    const pj2k_status st = SFX(decode_refine_with)(&local, m, base, b, from, to);
+    *d = local;
+    return st;
 }
 
 /* Median-edge predictor (LOCO-I) within a plane; the first sample of a plane

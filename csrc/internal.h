@@ -155,14 +155,14 @@ typedef struct {
     /* scratch for the neighbourhood of the row being coded: saturated
      * magnitudes and signs of the previous and current rows, each padded by
      * one zero on both sides, the parent magnitudes, the rows' context sums
-     * without W and the colour neighbours' signs; 6 x (widest band + 2)
+     * without W and the colour neighbours' signs; 7 x (widest band + 2)
      * entries, set by the caller */
     uint16_t *rows;
     int version;        /* the format version whose rules apply (pj2k_model_reset) */
 } pj2k_model;
-/* six rows of width + 2, then (version 5) a bit per group of four, as
+/* seven rows of width + 2, then (version 5) a bit per group of four, as
  * 64-bit words aligned to 8 bytes */
-#define PJ2K_MODEL_ROWS(width) (6 * ((width) + 2) + 4 * (((width) + 255) / 256 + 1) + 4)
+#define PJ2K_MODEL_ROWS(width) (7 * ((width) + 2) + 4 * (((width) + 255) / 256 + 1) + 4)
 
 /* The model at the start of a stream's first piece under the rules of format
  * `version` (before version 4: of every piece); version 4 carries it from
