@@ -33,6 +33,10 @@ typedef struct {
     uint16_t *sgn_sib;              /* sign class of the colour neighbour, index x (1: none) */
     int sib_neutral;                /* sgn_sib holds only 1s */
     uint64_t *quiet;                /* version 5: bit g set when pre[4g..4g+3] are all 0 */
+    /* W, the value stored last in this row (0 at its start): its saturated
+     * magnitude and sign class, kept here as well as in mag_cur and sgn_cur
+     * so that the next context needs no load of what was just stored */
+    uint32_t w, w_sign;
 } SFX(rows);
 
 static inline void SFX(rows_init)(SFX(rows) *r, uint16_t *scratch, size_t nx)
@@ -118,8 +122,10 @@ static inline void SFX(rows_next)(SFX(rows) *r)
 static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
 {
     const uint64_t mg = SFX(mag)(v);
-    r->mag_cur[x + 1] = mg > 0xFFFF ? 0xFFFF : (uint16_t)mg;
-    r->sgn_cur[x + 1] = (uint16_t)SFX(sign3)(v);
+    r->w = mg > 0xFFFF ? 0xFFFF : (uint32_t)mg;
+    r->w_sign = SFX(sign3)(v);
+    r->mag_cur[x + 1] = (uint16_t)r->w;
+    r->sgn_cur[x + 1] = (uint16_t)r->w_sign;
 }
 
 /* Everything in a row's context sums but the W term, computed once per row
@@ -192,7 +198,7 @@ static inline size_t SFX(next_quiet)(const SFX(rows) *r, size_t from, size_t nx)
 
 static inline unsigned SFX(context)(const SFX(rows) *r, size_t x)
 {
-    return magnitude_context(2u * r->mag_cur[x] + r->pre[x]);   /* mag_cur[x] is W */
+    return magnitude_context(2u * r->w + r->pre[x]);
 }
 
 /* Signs of the west and north neighbours (needed only for non-zero values),
@@ -202,9 +208,9 @@ static inline unsigned SFX(context)(const SFX(rows) *r, size_t x)
 static inline unsigned SFX(sign_context)(const SFX(rows) *r, size_t x)
 {
 #if LEGACY
-    return 3u * r->sgn_cur[x] + r->sgn_up[x + 1];
+    return 3u * r->w_sign + r->sgn_up[x + 1];
 #else
-    return 3u * r->sgn_cur[x] + r->sgn_up[x + 1] + 9u * r->sgn_sib[x];
+    return 3u * r->w_sign + r->sgn_up[x + 1] + 9u * r->sgn_sib[x];
 #endif
 }
 
@@ -316,12 +322,14 @@ static inline COEF SFX(shifted)(COEF v, int shift)
                 SFX(rows_prepare)(&rows, back, sib, nx_, (CSHIFT), (M)->version >= 4, (RUNS)); \
                 unsigned prev_run = 1;                                                     \
                 (void)prev_run;                                                            \
+                rows.w = 0;                                                                \
+                rows.w_sign = 1;                                                           \
                 size_t x = 0, from_ = 0;                                                   \
                 for (;;) {                                                                 \
                     const size_t stop_ = (RUNS) ? SFX(next_quiet)(&rows, from_, nx_) : nx_; \
                     for (; x < stop_; x++) { __VA_ARGS__ }                                 \
                     if (x >= nx_) break;                                                   \
-                    if (rows.mag_cur[x] == 0) { RUN; x += 4; from_ = x; }                  \
+                    if (rows.w == 0) { RUN; x += 4; from_ = x; }                           \
                     else from_ = x + 1;   /* W is not zero: x codes as usual */            \
                 }                                                                          \
                 SFX(rows_next)(&rows);                                                     \
@@ -415,9 +423,11 @@ static inline void SFX(encode_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base
     encode_bit(e, &m->prob.run[b->cls][*prev_run], last_nz >= 0);
     *prev_run = last_nz < 0;
     if (last_nz >= 0) {
-        pj2k_rc_encoder state = *e;   /* a copy: see pj2k_encode_band */
-        SFX(encode_broken_run)(&state, m, base, row, b, r, x, last_nz, shift, rdo, all);
+        pj2k_rc_encoder state = *e;   /* copies: see pj2k_encode_band */
+        SFX(rows) view = *r;
+        SFX(encode_broken_run)(&state, m, base, row, b, &view, x, last_nz, shift, rdo, all);
         *e = state;
+        *r = view;
         return;
     }
     for (int k = 0; k < 4; k++) SFX(rows_store)(r, x + k, 0);
@@ -510,8 +520,10 @@ static inline pj2k_status SFX(decode_run)(pj2k_rc_decoder *d, pj2k_model *m, COE
     *prev_run = !broken;
     if (broken) {   /* a copy: see pj2k_decode_band */
         pj2k_rc_decoder state = *d;
-        const pj2k_status st = SFX(decode_broken_run)(&state, m, row, b, r, x, max_exp);
+        SFX(rows) view = *r;
+        const pj2k_status st = SFX(decode_broken_run)(&state, m, row, b, &view, x, max_exp);
         *d = state;
+        *r = view;
         return st;
     }
     for (int k = 0; k < 4; k++) { row[x + k] = 0; SFX(rows_store)(r, x + k, 0); }
