@@ -162,15 +162,14 @@ void pj2k_rc_encoder_finish(pj2k_rc_encoder *e)
  * step may need two normalising shifts, hence the loops. */
 static inline PJ2K_ALWAYS_INLINE void encode_bit(pj2k_rc_encoder *e, pj2k_prob *p, unsigned bit)
 {
+    /* branch-free (selects): the bit is known, so nothing waits for it, and
+     * unpredictable bits (mantissas, signs) cost no mispredictions */
     const uint32_t bound = (e->range >> PROB_BITS) * p->p;
-    if (!bit) {
-        e->range = bound;
-        adapt_zero(p);
-    } else {
-        e->low += bound;
-        e->range -= bound;
-        adapt_one(p);
-    }
+    e->low += bit ? bound : 0u;
+    e->range = bit ? e->range - bound : bound;
+    const uint32_t down = p->p - (p->p >> p->shift), up = p->p + (((1u << PROB_BITS) - p->p) >> p->shift);
+    p->p = (uint16_t)(bit ? down : up);   /* adapt_one or adapt_zero */
+    adapt_rate(p);
     while (e->range < RANGE_TOP) { e->range <<= 8; shift_low(e); }
 }
 
