@@ -24,7 +24,19 @@ static inline size_t pj2k_ceil_shift(size_t n, int k) {
 }
 
 /* ---- transform.c ---------------------------------------------------------- */
-#define PJ2K_LANES 16  /* lines lifted side by side (one cache line of int32) */
+/* Lines lifted side by side along axes 0 and 1: the more, the more of each
+ * cache line and page a strided gather uses (docs/DESIGN.md 24), so
+ * PJ2K_LANES_MAX; chunks too small for that lifting buffer
+ * (pj2k_transform_tmp_elems) to stay within an eighth of the box get
+ * PJ2K_LANES_MIN, which keeps their peak memory as it was. */
+#define PJ2K_LANES_MIN 16
+#define PJ2K_LANES_MAX 64
+static inline size_t pj2k_lanes(const size_t dims[3])
+{
+    const size_t across = dims[0] > dims[1] ? dims[0] : dims[1];
+    const size_t box = dims[0] * dims[1] * dims[2];
+    return box / 8 >= across * PJ2K_LANES_MAX ? PJ2K_LANES_MAX : PJ2K_LANES_MIN;
+}
 size_t pj2k_transform_tmp_elems(const size_t dims[3]);
 /* L2 norm of the synthesis basis function of a 1-D 9/7 subband on an axis
  * of `length` samples: level 1..levels, high = 0 (low-pass at that level) or

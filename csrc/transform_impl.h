@@ -8,7 +8,7 @@
  *
  * Along the contiguous axis each line is split into its even and odd samples
  * (which is the Mallat order: low half first) and lifted on the two
- * contiguous halves.  Along the other axes a pass gathers up to PJ2K_LANES
+ * contiguous halves.  Along the other axes a pass gathers up to pj2k_lanes(dims)
  * neighbouring lines into a small interleaved buffer (row t = sample t of
  * every line), lifts all lanes of a row at once, and scatters the result back
  * in Mallat order.  Both forms vectorise and compute the same values.
@@ -53,7 +53,7 @@ static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st
         }
 }
 
-static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st[3],
+static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st[3], size_t lanes,
                                 int axis, T *tmp, int inverse, int alt, T bound, int *overflow)
 {
     const size_t n = ext[axis];
@@ -66,8 +66,8 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
     const int lane_axis = 2, outer_axis = 1 - axis;   /* axis 0 or 1 */
     const ptrdiff_t sa = st[axis];
     for (size_t o = 0; o < ext[outer_axis]; o++) {
-        for (size_t l0 = 0; l0 < ext[lane_axis]; l0 += PJ2K_LANES) {
-            const size_t w = ext[lane_axis] - l0 < PJ2K_LANES ? ext[lane_axis] - l0 : PJ2K_LANES;
+        for (size_t l0 = 0; l0 < ext[lane_axis]; l0 += lanes) {
+            const size_t w = ext[lane_axis] - l0 < lanes ? ext[lane_axis] - l0 : lanes;
             TB *base = buf + (ptrdiff_t)o * st[outer_axis] + (ptrdiff_t)l0;
             /* position of interleaved sample t in the buffer, natural or Mallat */
 #define NATURAL(t) ((ptrdiff_t)(t))
@@ -103,12 +103,13 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
 static int SFX(forward)(TB *buf, const size_t dims[3], int levels, unsigned alt_levels, T *tmp)
 {
     const ptrdiff_t st[3] = {(ptrdiff_t)(dims[1] * dims[2]), (ptrdiff_t)dims[2], 1};
+    const size_t lanes = pj2k_lanes(dims);   /* tmp holds pj2k_transform_tmp_elems(dims) */
     int overflow = 0;
     for (int l = 0; l < levels && !overflow; l++) {
         const size_t ext[3] = {pj2k_ceil_shift(dims[0], l), pj2k_ceil_shift(dims[1], l),
                                pj2k_ceil_shift(dims[2], l)};
         for (int axis = 0; axis < 3; axis++)
-            SFX(transform_axis)(buf, ext, st, axis, tmp, 0, (alt_levels >> l) & 1, 0, &overflow);
+            SFX(transform_axis)(buf, ext, st, lanes, axis, tmp, 0, (alt_levels >> l) & 1, 0, &overflow);
     }
     return !overflow;
 }
@@ -117,12 +118,13 @@ static int SFX(inverse)(TB *buf, const size_t dims[3], int levels, unsigned alt_
                         T bound)
 {
     const ptrdiff_t st[3] = {(ptrdiff_t)(dims[1] * dims[2]), (ptrdiff_t)dims[2], 1};
+    const size_t lanes = pj2k_lanes(dims);   /* tmp holds pj2k_transform_tmp_elems(dims) */
     int overflow = 0;
     for (int l = levels - 1; l >= 0 && !overflow; l--) {
         const size_t ext[3] = {pj2k_ceil_shift(dims[0], l), pj2k_ceil_shift(dims[1], l),
                                pj2k_ceil_shift(dims[2], l)};
         for (int axis = 2; axis >= 0; axis--)
-            SFX(transform_axis)(buf, ext, st, axis, tmp, 1, (alt_levels >> l) & 1, bound, &overflow);
+            SFX(transform_axis)(buf, ext, st, lanes, axis, tmp, 1, (alt_levels >> l) & 1, bound, &overflow);
     }
     return !overflow;
 }
