@@ -444,19 +444,34 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         # untrusted input, so the default max_bytes guard does not apply
         return decode(encoded, layer=layer, max_bytes=math.inf)
 
-    if targeted and arr.size:
-        limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
+    def rate_model(prepared, shape):
         counts = np.zeros((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
         top_key = prepared.histogram(counts)
-        model = None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
-            counts, top_key, header_length(arr.ndim, len(axes), levels, "lossy")
+        return None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
+            counts, top_key, header_length(len(shape), len(axes), levels, "lossy")
             + 5 * (levels + 1))                             # the header, and each piece's flush
+
+    if targeted and arr.size:
+        limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
+        model = rate_model(prepared, arr.shape)
         if options["ratio"] is not None:
+            mosaic = _rate.pilot_mosaic(arr, axes) if model is not None else None
+
+            def pilot(step, rdo):   # the mosaic's real size over its model's
+                mosaic_prepared = _core.Prepared(
+                    mosaic.reshape(-1).view(np.uint8), code, mosaic.shape, axes,
+                    -1 if colour_axis is None else colour_axis, int(levels), wavelet, step, 0.0, -1)
+                mosaic_model = rate_model(mosaic_prepared, mosaic.shape)
+                if mosaic_model is None:
+                    return None
+                size = len(mosaic_prepared.encode(step, (), _core.RDO_DEFAULT if rdo else 0.0))
+                return size / max(mosaic_model.bytes(step), 1.0)
+
             encoded, step, rdo = _rate.encode_to_ratio(
                 lambda s, r: encode_with(s, rdo=r), arr, options["ratio"], step, limits, model, rdo,
                 colour=colour_axis is not None,
                 tolerance=_rate.RATIO_TOLERANCE if options["layers"] is None
-                else _rate.RATIO_TOLERANCE_LAYERED)
+                else _rate.RATIO_TOLERANCE_LAYERED, pilot=None if mosaic is None else pilot)
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(

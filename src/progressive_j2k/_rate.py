@@ -52,6 +52,27 @@ FIRST_REACH = 2.0**16        # the model's first step stays within this of the d
 STEER_CAP = 100.0            # |value - aim| used for steering (PSNR may be infinite)
 
 
+#: The pilot (docs/DESIGN.md 24): a chunk with at least PILOT_MIN_AXES
+#: transformed axes, each at least PILOT_MIN_AXIS long, first codes a mosaic
+#: of every other PILOT_TILE-sample tile along each of them (an eighth of a
+#: 3-D chunk); that mosaic's real size over its own model's estimate then
+#: replaces the typical scale in the first aim.  Fewer axes would leave a
+#: quarter or more of the chunk to code: more than the trial it saves.
+PILOT_TILE = 32
+PILOT_MIN_AXES = 3
+PILOT_MIN_AXIS = 128
+
+
+def pilot_mosaic(arr: np.ndarray, axes) -> np.ndarray | None:
+    """Every other PILOT_TILE-sample tile of `arr` along each of `axes`, or
+    None if the chunk does not qualify for a pilot."""
+    if len(axes) < PILOT_MIN_AXES or any(arr.shape[a] < PILOT_MIN_AXIS for a in axes):
+        return None
+    for a in axes:
+        arr = np.take(arr, np.nonzero(np.arange(arr.shape[a]) // PILOT_TILE % 2 == 0)[0], axis=a)
+    return np.ascontiguousarray(arr)
+
+
 #: Eighth-octave bins of the coefficient histogram: 64 octaves below the
 #: largest coefficient, then one bin for everything smaller.
 HISTOGRAM_BINS = 8 * 64 + 1
@@ -214,10 +235,12 @@ ICT_ERROR_GAIN = (3.0 + (0.34413**2 + 1.772**2) + (1.402**2 + 0.71414**2)) / 3
 
 def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                     model: RateModel | None = None, rdo: bool = False, colour: bool = False,
-                    tolerance: float = RATIO_TOLERANCE) -> tuple:
+                    tolerance: float = RATIO_TOLERANCE, pilot=None) -> tuple:
     """encode(step, rdo) -> codestream; rdo: try RD-optimised quantisation;
     colour: the chunk has a colour axis (the first step's model scale);
-    tolerance: the accepted relative size error.
+    tolerance: the accepted relative size error; pilot(step, rdo) -> the
+    real over modelled size of a pilot mosaic at that step (or None), which
+    then aims the first trial instead of the typical scale.
     Returns (codestream, step, rdo used).  A target out of reach (every
     trial too large) gives the closest plain-quantiser result: RD-optimised
     quantisation reaches its smallest streams by zeroing values, which keeps
@@ -236,6 +259,9 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
         # (else even the coarsest step misses: the target is out of reach,
         # and the default start keeps the closest result a faithful one)
         start = model.step_for(lambda s: typical * model.bytes(s), target, reach)
+        scale = pilot(start, rdo) if pilot is not None else None
+        if scale is not None:
+            start = model.step_for(lambda s: scale * model.bytes(s), target, reach)
 
         def predict(step, log_size):   # the model, scaled to the last trial
             scale = math.exp(log_size) / max(model.bytes(step), 1.0)
@@ -248,7 +274,7 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
     if found is None:   # out of reach: the closest (of equals, the finest step)
         if rdo and all(t[2] > math.log(target) for t in trials):
             return encode_to_ratio(encode, arr, ratio, given_start, limits, model, rdo=False,
-                                   colour=colour, tolerance=tolerance)
+                                   colour=colour, tolerance=tolerance, pilot=pilot)
         found = _finest_of_closest(score, trials, math.log(target))
     return found[1], found[0], rdo
 
