@@ -103,14 +103,19 @@ static inline void adapt_rate(pj2k_prob *s)
 {
     if (s->shift < ADAPT_MAX_SHIFT) s->shift++;
 }
+static inline uint16_t after_zero(const pj2k_prob *s)
+{
+    return (uint16_t)(s->p + (((1u << PROB_BITS) - s->p) >> s->shift));
+}
+static inline uint16_t after_one(const pj2k_prob *s) { return (uint16_t)(s->p - (s->p >> s->shift)); }
 static inline void adapt_zero(pj2k_prob *s)
 {
-    s->p = (uint16_t)(s->p + (((1u << PROB_BITS) - s->p) >> s->shift));
+    s->p = after_zero(s);
     adapt_rate(s);
 }
 static inline void adapt_one(pj2k_prob *s)
 {
-    s->p = (uint16_t)(s->p - (s->p >> s->shift));
+    s->p = after_one(s);
     adapt_rate(s);
 }
 
@@ -167,8 +172,8 @@ static inline PJ2K_ALWAYS_INLINE void encode_bit(pj2k_rc_encoder *e, pj2k_prob *
     const uint32_t bound = (e->range >> PROB_BITS) * p->p;
     e->low += bit ? bound : 0u;
     e->range = bit ? e->range - bound : bound;
-    const uint32_t down = p->p - (p->p >> p->shift), up = p->p + (((1u << PROB_BITS) - p->p) >> p->shift);
-    p->p = (uint16_t)(bit ? down : up);   /* adapt_one or adapt_zero */
+    const uint16_t one = after_one(p), zero = after_zero(p);
+    p->p = bit ? one : zero;   /* adapt_one or adapt_zero */
     adapt_rate(p);
     while (e->range < RANGE_TOP) { e->range <<= 8; shift_low(e); }
 }

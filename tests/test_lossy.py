@@ -178,9 +178,9 @@ def test_model_solver_finds_crossings_and_limits():
     assert solve(lambda s: 100 / s, 1e-9, (1e-3, 1e3)) == pytest.approx(1e3)   # too small
 
 
-def test_target_searches_are_guided_by_the_model(real, monkeypatch):
-    """Ratio and PSNR targets on real images take at most three trial encodes
-    each, two or fewer on average (the unguided secant took 4.3 and 3.7)."""
+@pytest.fixture
+def search_trials(monkeypatch):
+    """The number of trial encodes of each target search, as they happen."""
     from progressive_j2k import _rate
     trials = []
     search = _rate._search
@@ -191,6 +191,14 @@ def test_target_searches_are_guided_by_the_model(real, monkeypatch):
         return found, tried
 
     monkeypatch.setattr(_rate, "_search", counting)
+    return trials
+
+
+def test_target_searches_are_guided_by_the_model(real, search_trials):
+    """Ratio and PSNR targets on real images take at most three trial encodes
+    each, two or fewer on average (the unguided secant took 4.3 and 3.7)."""
+    from progressive_j2k import _rate
+    trials = search_trials
     for name in ("camera", "astronaut", "mr2_uint16"):
         arr = real(name)
         options = {"colour_axis": -1} if arr.ndim == 3 else {}
@@ -214,20 +222,12 @@ def test_pilot_mosaic_takes_every_other_tile_of_large_volumes():
     assert _rate.pilot_mosaic(vol[:, :100], (0, 1, 2)) is None   # an axis too short
 
 
-def test_pilot_aims_the_first_trial_on_a_real_volume(real, monkeypatch):
+def test_pilot_aims_the_first_trial_on_a_real_volume(real, monkeypatch, search_trials):
     """On the real 3-D volume the typical scale misses by 15-18% (two trials
     per target); the pilot's scale lands the first trial within tolerance."""
     from progressive_j2k import _rate
     vol = real("mni152_t1_uint8_3d")
-    trials = []
-    search = _rate._search
-
-    def counting(score, *args, **kwargs):
-        found, tried = search(score, *args, **kwargs)
-        trials.append(len(tried))
-        return found, tried
-
-    monkeypatch.setattr(_rate, "_search", counting)
+    trials = search_trials
     for ratio in (10, 40):
         enc = pj.encode(vol, reversible=False, ratio=ratio)
         assert abs(vol.nbytes / len(enc) / ratio - 1) <= 0.05
