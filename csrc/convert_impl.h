@@ -24,13 +24,16 @@ static inline double DSFX(representable)(double v)
     if (!DT_IS_FLOAT) {
         v = v >= (double)DT_LO ? v : (double)DT_LO;   /* NaN too */
         v = v <= (double)DT_HI ? v : (double)DT_HI;
-        /* floor(v + 0.5) in double arithmetic only, so the loop vectorises
-         * (x86-64 before SSE4.1 has no floor instruction): adding and
+        /* floor(v + 0.5): one instruction where the kernel table's
+         * instruction set has it; elsewhere in double arithmetic only, so
+         * the loop vectorises (x86-64 before SSE4.1 has no floor): adding and
          * subtracting 1.5 * 2**52 rounds |t| < 2**51 to an integer (in
          * double precision: needs FLT_EVAL_METHOD 0 and no fast-math), then
          * step down where that rounded up */
         const double t = v + 0.5;
-#if FLT_EVAL_METHOD == 0 && !defined(__FAST_MATH__)
+#if KERNELS_FLOOR_INSN
+        return floor(t);
+#elif FLT_EVAL_METHOD == 0 && !defined(__FAST_MATH__)
         const double r = (t + 0x1.8p52) - 0x1.8p52;
         return r > t ? r - 1.0 : r;
 #else   /* excess precision (x87) or reassociation would keep the fraction */

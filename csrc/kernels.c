@@ -8,6 +8,7 @@
 
 #define KERNELS pj2k_kernels_portable
 #define KERNELS_NAME "portable"
+#define KERNELS_FLOOR_INSN 0   /* x86-64's baseline (SSE2) has no floor instruction */
 #include "kernels_impl.h"
 
 /* The fastest table this CPU runs, unless the environment variable

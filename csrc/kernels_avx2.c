@@ -16,6 +16,7 @@
 
 #define KERNELS pj2k_kernels_avx2
 #define KERNELS_NAME "avx2"
+#define KERNELS_FLOOR_INSN 1   /* AVX implies SSE4.1's round instructions: floor is one */
 #include "kernels_impl.h"
 
 #if defined(__clang__)
