@@ -82,6 +82,7 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_parent)(SFX(rows) *r, uint16_t *s
                        (ptrdiff_t)py * b->stride[1];
     const COEF *below = py < b->pn[1] - 1 ? prow + b->stride[1] : prow;
     uint16_t *value = r->pre;
+    /* the last parent is its own right neighbour; the others' loop vectorises */
     for (size_t px = 0; px < last; px++) {
         const uint32_t mg = SFX(parent_term)(prow[px], shift) +
             ((SFX(parent_term)(prow[px + 1], shift) + SFX(parent_term)(below[px], shift)) >> 1);
@@ -473,9 +474,11 @@ int SFX(pj2k_encode_band)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, const p
 {
     pj2k_rc_encoder local = *e;
     /* rdo and runs as constants: each of the four loops drops what it does not use */
-    const int runs = m->version >= 5 && b->n[2] >= PJ2K_RUN_MIN_WIDTH && SFX(band_wants_runs)(base, b, shift);
-    if (m->version >= 5 && b->n[2] >= PJ2K_RUN_MIN_WIDTH)
+    int runs = 0;
+    if (m->version >= 5 && b->n[2] >= PJ2K_RUN_MIN_WIDTH) {
+        runs = SFX(band_wants_runs)(base, b, shift);
         encode_bit(&local, &m->prob.band_runs[b->cls], (unsigned)runs);
+    }
     int top;
     if (rdo)
         top = runs ? SFX(encode_band_with)(&local, m, base, b, shift, rdo, 1)

@@ -96,6 +96,7 @@
 
 /* The inverses clamp to a bound the lifting's type can add four of (the
  * 9/7-M predict's sum of twenty wraps harmlessly, liftint_impl.h). */
+static inline int32_t bound_for_int32(int64_t bound) { return (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound); }
 static int fwd_rev_i16(int16_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp)
 { return forward_i16(buf, dims, levels, alt, tmp); }
 static void fwd_rev_i32(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp)
@@ -104,10 +105,10 @@ static void fwd_rev_i64(int64_t *buf, const size_t dims[3], int levels, unsigned
 { forward_i64(buf, dims, levels, alt, tmp); }
 static int inv_rev_i16(int16_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
                        int64_t bound)
-{ return inverse_i16(buf, dims, levels, alt, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
+{ return inverse_i16(buf, dims, levels, alt, tmp, bound_for_int32(bound)); }
 static void inv_rev_i32(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
                         int64_t bound)
-{ inverse_i32(buf, dims, levels, alt, tmp, (int32_t)(bound > INT32_MAX / 4 ? INT32_MAX / 4 : bound)); }
+{ inverse_i32(buf, dims, levels, alt, tmp, bound_for_int32(bound)); }
 static void inv_rev_i64(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp,
                         int64_t bound)
 { inverse_i64(buf, dims, levels, alt, tmp, bound > INT64_MAX / 4 ? INT64_MAX / 4 : bound); }
