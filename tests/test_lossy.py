@@ -165,17 +165,63 @@ def test_size_model_tracks_real_sizes(real, name):
 
 
 def test_model_solver_finds_crossings_and_limits():
-    """RateModel.step_for: the crossing of a decreasing estimate, also with an
-    infinite end (a lossless-like PSNR), and the nearer limit when the value
-    is not bracketed."""
+    """_rate._solve inverts a non-increasing piecewise linear table: the
+    crossing (also within a window around `near`, and on a flat stretch),
+    the nearer limit when the value is not bracketed."""
     import math
     from progressive_j2k import _rate
-    solve = _rate.RateModel.step_for
-    psnr_like = lambda s: math.inf if s < 1e-3 else 50 - 10 * math.log10(s)   # noqa: E731
-    assert solve(psnr_like, 40, (1e-6, 1e6)) == pytest.approx(10, rel=1e-3)
-    assert solve(lambda s: 100 / s, 7, (1e-3, 1e3), near=10.0) == pytest.approx(100 / 7, rel=1e-3)
-    assert solve(lambda s: 100 / s, 1e9, (1e-3, 1e3)) == pytest.approx(1e-3)   # too large a value
-    assert solve(lambda s: 100 / s, 1e-9, (1e-3, 1e3)) == pytest.approx(1e3)   # too small
+    xs = np.log([1.0, 10.0, 100.0, 1000.0])
+    ys = np.array([4.0, 3.0, 3.0, 0.0])
+    solve = _rate._solve
+    assert math.log(solve(xs, ys, 3.5, (1.0, 1000.0), None)) == pytest.approx(math.log(10) / 2)
+    assert solve(xs, ys, 1.5, (1.0, 1000.0), None) == pytest.approx(10 ** 2.5)
+    assert solve(xs, ys, 3.0, (1.0, 1000.0), None) == pytest.approx(10.0)   # first of the flat
+    assert solve(xs, ys, 9.0, (2.0, 500.0), None) == pytest.approx(2.0)     # too large a value
+    assert solve(xs, ys, -1.0, (2.0, 500.0), None) == pytest.approx(500.0)  # too small
+    # near: at most MAX_JUMP (a factor 16) from it
+    assert solve(xs, ys, 0.5, (1.0, 1000.0), near=20.0) == pytest.approx(320.0)
+
+
+def reference_estimate(counts, top_key, j):
+    """RateModel's definition at the step on the upper edge of bin j (bins
+    past the histogram hold nothing), directly: every bin i < j quantises to
+    bit length (j - 1 - i) // 8 + 1, the rest to 0.  Returns (step, bits,
+    squared error)."""
+    from progressive_j2k import _rate
+    bins = _rate.HISTOGRAM_BINS - 1
+    c = np.zeros((counts.shape[0], max(j, bins)))
+    c[:, :bins] = counts[:, :bins]
+    keys = top_key - np.arange(c.shape[1] + 1)
+    log2_high = (keys >> 3) - 1023 + np.log2(1 + ((keys & 7) + 1) / 8)
+    step = 2.0 ** log2_high[j]
+    bit_length = (j - 1 - np.arange(j)) // 8 + 1
+    bits = 0.0
+    for band, total in zip(c, counts.sum(axis=1)):
+        groups = np.bincount(bit_length, weights=band[:j], minlength=1)
+        groups[0] = total - groups.sum()
+        n = groups[groups > 0]
+        bits += -(n * np.log2(n / total)).sum() + (groups * np.arange(len(groups))).sum()
+    centre_squared = 2.0 ** (log2_high[1:] + log2_high[:-1])
+    all_bands = c.sum(axis=0)
+    error = (all_bands[j:] * centre_squared[j:]).sum() + all_bands[:j].sum() * step**2 / 12
+    return step, bits, error
+
+
+@pytest.mark.parametrize("name", ["camera", "mr2_uint16"])
+def test_rate_table_matches_its_definition(real, name):
+    """The tabulated model (cumulative sums by octave, then whole octaves
+    past the last bin in use) equals the definition at every kind of grid
+    point: coarser than all values, among them, past them."""
+    from progressive_j2k import _rate
+    arr = real(name)
+    counts = np.zeros((19, _rate.HISTOGRAM_BINS), np.uint64)
+    top_key = prepared_lossy(arr).histogram(counts)
+    model = _rate.RateModel(counts, top_key, overhead=100)
+    last = int(np.nonzero(counts[:, :-1].any(axis=0))[0][-1])
+    for j in [0, 1, 7, 8, 9, 40, 81, last, last + 5, last + 8, last + 8 + 3 * 8, last + 2 + 64 * 8]:
+        step, bits, error = reference_estimate(counts, top_key, j)
+        assert model.bytes(step) == pytest.approx(100 + bits / 8, rel=1e-9)
+        assert model.squared_error(step) == pytest.approx(error, rel=1e-9)
 
 
 @pytest.fixture

@@ -76,6 +76,12 @@ def pilot_mosaic(arr: np.ndarray, axes) -> np.ndarray | None:
 #: Eighth-octave bins of the coefficient histogram: 64 octaves below the
 #: largest coefficient, then one bin for everything smaller.
 HISTOGRAM_BINS = 8 * 64 + 1
+#: Octaves of steps RateModel tabulates below its finest bin in use.
+EXTENSION_OCTAVES = 64
+
+
+def _xlog2x(x: np.ndarray) -> np.ndarray:
+    return x * np.log2(np.maximum(x, 1.0))
 
 
 class RateModel:
@@ -89,81 +95,94 @@ class RateModel:
     trial.  Error: v**2 for values quantised to 0, step**2 / 12 for the others;
     the band norms make these add up like sample errors, times the colour
     transform's gain for colour chunks (encode_to_psnr); the search corrects
-    the PSNR by the offset of its last trial."""
+    the PSNR by the offset of its last trial.
+
+    Both are tabulated once, at the steps on the bins' edges (where every bin
+    falls into one exponent: docs/DESIGN.md 25), and interpolated in log-log
+    between them; solving for a step inverts the table."""
 
     def __init__(self, counts: np.ndarray, top_key: int, overhead: int):
-        keys = top_key - np.arange(HISTOGRAM_BINS - 1)
-        # key = biased exponent * 8 + top three mantissa bits: the bin's edges
-        exponent, mantissa = (keys >> 3) - 1023, keys & 7
-        self.log_low = exponent + np.log2(1.0 + mantissa / 8)
-        self.log_high = exponent + np.log2(1.0 + (mantissa + 1) / 8)
-        self.centre_squared = np.exp2(self.log_low + self.log_high)   # geometric mean, squared
-        self.counts = counts[:, :-1].astype(np.float64)
-        self.total = counts.sum(axis=1).astype(np.float64)
-        self.all_bands = self.counts.sum(axis=0)
-        self.overhead = overhead
+        # grid point j: the step at the upper edge of bin j (bin 0 holds the
+        # largest values), so bins i < j hold the non-zero values; past the
+        # last bin in use, the table repeats by octaves (below)
+        last = int(np.nonzero(counts[:, :-1].any(axis=0))[0][-1])
+        used = last + 8                                   # (past the bins: empty ones)
+        binned = min(used, HISTOGRAM_BINS - 1)
+        below = np.empty((counts.shape[0], used + 8))   # below[:, j]: values in bins < j
+        below[:, 0] = 0.0
+        np.cumsum(counts[:, :binned], axis=1, out=below[:, 1:binned + 1])
+        below[:, binned + 1:] = below[:, binned:binned + 1]
+        total = counts.sum(axis=1).astype(np.float64)     # with the last bin's zeros
+        octave = below[:, 8:] - below[:, :used]           # bins i..i+7
+        j = np.arange(used + 1)
+        t, phase = j // 8, j % 8
+        # at grid point j the non-zero values fall into the exponent groups
+        # bins 0..phase-1 (bit length t + 1) and, for k = 1..t, the octave
+        # starting at bin phase + 8(k-1) (bit length t - k + 1)
+        padded = np.zeros(8 * (used // 8 + 2))
+
+        def octaves_above(per_start):    # sum of per_start[phase + 8(k-1)], k = 1..t
+            padded[8:8 + used] = per_start
+            return np.cumsum(padded.reshape(-1, 8), axis=0)[t, phase]
+
+        grid_below = below[:, :used + 1]
+        nonzero = grid_below.sum(axis=0)
+        bits = (_xlog2x(total).sum() - _xlog2x(below[:, :8]).sum(axis=0)[phase]   # entropy
+                - octaves_above(_xlog2x(octave).sum(axis=0))
+                - _xlog2x(total[:, None] - grid_below).sum(axis=0)
+                + (t + 1) * nonzero                                       # mantissas, signs
+                - octaves_above((np.arange(used) // 8 + 1) * octave.sum(axis=0)))
+        # key = biased exponent * 8 + top three mantissa bits: the bins' edges
+        keys = top_key - j
+        log2_step = (keys >> 3) - 1023 + np.log2(1.0 + ((keys & 7) + 1) / 8)
+        zeroed = np.diff(nonzero) * np.exp2(log2_step[1:] + log2_step[:-1])  # count * centre**2
+        error = np.cumsum(np.concatenate(([0.0], zeroed[::-1])))[::-1] \
+            + nonzero * np.exp2(2 * log2_step) / 12
+        # past the last bin in use every value is non-zero: an octave finer
+        # adds one mantissa bit per value and quarters the error, exactly;
+        # EXTENSION_OCTAVES of that, finest first, then the grid coarsest last
+        d = np.arange(EXTENSION_OCTAVES, 0, -1)[:, None]
+        self.log_step = np.concatenate(((log2_step[:-9:-1] - d).ravel(), log2_step[::-1])) * math.log(2)
+        self.log_bytes = np.log(overhead + np.concatenate(
+            ((bits[:-9:-1] + d * nonzero[-1]).ravel(), bits[::-1])) / 8)
+        with np.errstate(divide="ignore", over="ignore"):
+            self.log_error = np.log(np.concatenate(((error[:-9:-1] * 4.0**-d).ravel(), error[::-1])))
 
     def bytes(self, step: float) -> float:
-        # only the bins reaching the step matter (the rest quantise to 0; the
-        # bins run from the largest values down).  The bit length of
-        # floor(v / step) at each bin's edges: a bin spans at most one change
-        # of it and is split there, its values spread evenly in log.
-        used = int(np.searchsorted(-self.log_high, -math.log2(step), side="right"))
-        low = self.log_low[:used] - math.log2(step)
-        high = self.log_high[:used] - math.log2(step)
-        e_low = np.maximum(np.floor(low) + 1, 0).astype(np.int64)
-        e_high = np.maximum(np.floor(high) + 1, 0).astype(np.int64)
-        upper = np.where(e_high > e_low, (high - np.maximum(np.floor(high), low)) / (high - low), 0.0)
-        columns = np.arange(max(int(e_high.max(initial=0)), 1) + 1)
-        weights = ((e_low[:, None] == columns) * (1.0 - upper)[:, None]
-                   + (e_high[:, None] == columns) * upper[:, None])
-        by_exponent = self.counts[:, :used] @ weights
-        by_exponent[:, 0] += self.total - by_exponent.sum(axis=1)   # the rest are zeros
-        p = by_exponent / np.maximum(self.total, 1.0)[:, None]
-        entropy_bits = -(by_exponent * np.log2(np.where(by_exponent > 0, p, 1.0))).sum()
-        raw_per_exponent = np.maximum(columns - 1, 0) + (columns > 0)   # mantissa and sign
-        return self.overhead + float(entropy_bits + (by_exponent @ raw_per_exponent).sum()) / 8
+        return math.exp(np.interp(math.log(step), self.log_step, self.log_bytes))
 
     def squared_error(self, step: float) -> float:
         """Sum of squared coefficient errors in base-step units (the
         histogram's last bin, 64 octaves below the largest value, counts as
         error-free)."""
-        zero = np.clip((math.log2(step) - self.log_low) / (self.log_high - self.log_low), 0.0, 1.0)
-        per_bin = zero * self.centre_squared + (1.0 - zero) * step * step / 12
-        return float((self.all_bands * per_bin).sum())
+        return math.exp(np.interp(math.log(step), self.log_step, self.log_error))
 
-    @staticmethod
-    def step_for(estimate, value: float, limits, near: float | None = None) -> float:
-        """The step at which estimate(step), decreasing in the step, equals
-        `value`, within MAX_JUMP of `near` if given (a trial's step: _search
-        moves no further), else within the limits; the nearer limit if it is
-        not bracketed.  Regula falsi in log step with the Illinois rule
-        (about six estimates; bisection took seventeen)."""
-        lo, hi = math.log(limits[0]), math.log(limits[1])
-        if near is not None:
-            lo, hi = max(lo, math.log(near) - MAX_JUMP), min(hi, math.log(near) + MAX_JUMP)
-        f_lo, f_hi = estimate(math.exp(lo)) - value, estimate(math.exp(hi)) - value
-        if not f_lo > 0:
-            return math.exp(lo)
-        if not f_hi < 0:
-            return math.exp(hi)
-        x, side = lo, 0
-        for _ in range(60):
-            x = hi - f_hi * (hi - lo) / (f_hi - f_lo) if math.isfinite(f_lo - f_hi) else math.nan
-            if not lo < x < hi:              # an infinite end, or rounding: bisect
-                x = 0.5 * (lo + hi)
-            f = estimate(math.exp(x)) - value
-            if abs(f) <= 1e-3 * max(abs(value), 1.0) or hi - lo <= 1e-4:
-                break
-            if f > 0:
-                lo, f_lo = x, f
-                f_hi = f_hi / 2 if side > 0 else f_hi   # the same end twice: halve the other
-                side = 1
-            else:
-                hi, f_hi = x, f
-                f_lo = f_lo / 2 if side < 0 else f_lo
-                side = -1
-        return math.exp(x)
+    def step_for_bytes(self, value: float, limits, near: float | None = None) -> float:
+        """The step at which bytes(step) = value: see _solve."""
+        return _solve(self.log_step, self.log_bytes, math.log(value), limits, near)
+
+    def step_for_log_error(self, value: float, limits, near: float | None = None) -> float:
+        """The step at which log(squared_error(step)) = value: see _solve."""
+        return _solve(self.log_step, -self.log_error, -value, limits, near)
+
+
+def _solve(xs: np.ndarray, ys: np.ndarray, y: float, limits, near: float | None) -> float:
+    """exp(x) where the piecewise linear (xs, ys), non-increasing, equals y,
+    within MAX_JUMP of log(near) if given (a trial's step: _search moves no
+    further), else within the limits; the nearer end if y is not bracketed."""
+    lo, hi = math.log(limits[0]), math.log(limits[1])
+    if near is not None:
+        lo, hi = max(lo, math.log(near) - MAX_JUMP), min(hi, math.log(near) + MAX_JUMP)
+    y_lo, y_hi = np.interp(lo, xs, ys), np.interp(hi, xs, ys)
+    if not y_lo > y:
+        return math.exp(lo)
+    if not y_hi < y:
+        return math.exp(hi)
+    inside = slice(np.searchsorted(xs, lo, side="right"), np.searchsorted(xs, hi, side="left"))
+    px = np.concatenate(([lo], xs[inside], [hi]))
+    py = np.concatenate(([y_lo], ys[inside], [y_hi]))
+    k = int(np.argmax(py <= y))                       # py[0] > y >= py[-1]
+    return math.exp(px[k - 1] + (py[k - 1] - y) / (py[k - 1] - py[k]) * (px[k] - px[k - 1]))
 
 
 def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
@@ -258,14 +277,14 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
     if model is not None and typical * model.bytes(reach[1]) < target:
         # (else even the coarsest step misses: the target is out of reach,
         # and the default start keeps the closest result a faithful one)
-        start = model.step_for(lambda s: typical * model.bytes(s), target, reach)
+        start = model.step_for_bytes(target / typical, reach)
         scale = pilot(start, rdo) if pilot is not None else None
         if scale is not None:
-            start = model.step_for(lambda s: scale * model.bytes(s), target, reach)
+            start = model.step_for_bytes(target / scale, reach)
 
         def predict(step, log_size):   # the model, scaled to the last trial
             scale = math.exp(log_size) / max(model.bytes(step), 1.0)
-            return model.step_for(lambda s: scale * model.bytes(s), target, limits, near=step)
+            return model.step_for_bytes(target / scale, limits, near=step)
 
     # size roughly halves when the step doubles at moderate rates: slope -1
     found, trials = _search(score, start, *limits,
@@ -321,15 +340,20 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
             error = error_gain * model.squared_error(step) / arr.size
             return 10 * math.log10(peak * peak / error) if error > 0 else math.inf
 
+        def log_error_for(psnr_value):   # the model's log squared error at that PSNR
+            return (math.log(arr.size) + 2 * math.log(peak) - math.log(error_gain)
+                    - psnr_value / 10 * math.log(10))
+
         bias = TYPICAL_PSNR_BIAS[rdo]
-        start = model.step_for(lambda s: model_psnr(s) + bias, aim,
-                               (max(limits[0], start / FIRST_REACH), min(limits[1], start * FIRST_REACH)))
+        start = model.step_for_log_error(
+            log_error_for(aim - bias),
+            (max(limits[0], start / FIRST_REACH), min(limits[1], start * FIRST_REACH)))
 
         def predict(step, measured):   # the model, offset to the last trial
             offset = measured - model_psnr(step)
             if not math.isfinite(offset):
                 return None
-            return model.step_for(lambda s: model_psnr(s) + offset, aim, limits, near=step)
+            return model.step_for_log_error(log_error_for(aim - offset), limits, near=step)
 
     # MSE ~ step**2: -20 / ln(10) dB per e-fold of the step
     found, trials = _search(score, start, *limits,
