@@ -106,7 +106,7 @@ class RateModel:
         # largest values), so bins i < j hold the non-zero values; past the
         # last bin in use, the table repeats by octaves (below)
         last = int(np.nonzero(counts[:, :-1].any(axis=0))[0][-1])
-        used = last + 8                                   # (past the bins: empty ones)
+        used = last + 8       # from 8 grid points past the last bin in use, it repeats
         binned = min(used, HISTOGRAM_BINS - 1)
         below = np.empty((counts.shape[0], used + 8))   # below[:, j]: values in bins < j
         below[:, 0] = 0.0
@@ -336,13 +336,15 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
     predict = None
     peak = psnr_peak(arr)
     if model is not None and peak > 0:   # (no peak: the PSNR is -inf at any step)
-        def model_psnr(step):
-            error = error_gain * model.squared_error(step) / arr.size
-            return 10 * math.log10(peak * peak / error) if error > 0 else math.inf
+        # the model's log squared error at 0 dB; each dB takes ln(10) / 10 off
+        zero_db = math.log(arr.size) + 2 * math.log(peak) - math.log(error_gain)
 
-        def log_error_for(psnr_value):   # the model's log squared error at that PSNR
-            return (math.log(arr.size) + 2 * math.log(peak) - math.log(error_gain)
-                    - psnr_value / 10 * math.log(10))
+        def model_psnr(step):
+            error = model.squared_error(step)
+            return (zero_db - math.log(error)) * 10 / math.log(10) if error > 0 else math.inf
+
+        def log_error_for(psnr_value):
+            return zero_db - psnr_value * math.log(10) / 10
 
         bias = TYPICAL_PSNR_BIAS[rdo]
         start = model.step_for_log_error(
