@@ -167,9 +167,12 @@ class RateModel:
 
 
 def _solve(xs: np.ndarray, ys: np.ndarray, y: float, limits, near: float | None) -> float:
-    """exp(x) where the piecewise linear (xs, ys), non-increasing, equals y,
-    within MAX_JUMP of log(near) if given (a trial's step: _search moves no
-    further), else within the limits; the nearer end if y is not bracketed."""
+    """exp(x) where the piecewise linear (xs, ys) first falls to y, within
+    MAX_JUMP of log(near) if given (a trial's step: _search moves no
+    further), else within the limits; the nearer end if y is not bracketed.
+    ys falls overall (a zero-order estimate can rise a little between
+    neighbouring points at a few hundred bytes: the finest crossing wins);
+    an infinite point next to the crossing gives the finite one's x."""
     lo, hi = math.log(limits[0]), math.log(limits[1])
     if near is not None:
         lo, hi = max(lo, math.log(near) - MAX_JUMP), min(hi, math.log(near) + MAX_JUMP)
@@ -182,7 +185,8 @@ def _solve(xs: np.ndarray, ys: np.ndarray, y: float, limits, near: float | None)
     px = np.concatenate(([lo], xs[inside], [hi]))
     py = np.concatenate(([y_lo], ys[inside], [y_hi]))
     k = int(np.argmax(py <= y))                       # py[0] > y >= py[-1]
-    return math.exp(px[k - 1] + (py[k - 1] - y) / (py[k - 1] - py[k]) * (px[k] - px[k - 1]))
+    x = px[k - 1] + (py[k - 1] - y) / (py[k - 1] - py[k]) * (px[k] - px[k - 1])
+    return math.exp(x if math.isfinite(x) else px[k] if math.isfinite(py[k]) else px[k - 1])
 
 
 def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
