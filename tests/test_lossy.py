@@ -165,9 +165,10 @@ def test_size_model_tracks_real_sizes(real, name):
 
 
 def test_model_solver_finds_crossings_and_limits():
-    """_rate._solve inverts a non-increasing piecewise linear table: the
+    """_rate._solve inverts a falling piecewise linear table: the first
     crossing (also within a window around `near`, and on a flat stretch),
-    the nearer limit when the value is not bracketed."""
+    the nearer limit when the value is not bracketed, and the finite
+    neighbour of an infinite point."""
     import math
     from progressive_j2k import _rate
     xs = np.log([1.0, 10.0, 100.0, 1000.0])
