@@ -926,6 +926,122 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     return PJ2K_OK;
 }
 
+pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, const double **real, size_t *count)
+{
+    if (!prep || !prep->lossy || !real || !count) return PJ2K_ERR_PARAM;
+    *real = prep->real;
+    *count = prep->L.elements;
+    return PJ2K_OK;
+}
+
+/* Rate-search aid for 9/7: see the header.  Magnitudes are capped below
+ * 2**26 so that neighbourhood sums stay in 32 bits and every pass but the
+ * counting vectorises. */
+#define CONTEXT_SAMPLE_MIN_ROWS 16   /* rows counted at least (if the band has them) */
+#define CONTEXT_MAGNITUDE_CAP 67108863.0
+static void magnitudes_in_steps(const double *src, size_t n, double inv, uint32_t *m)
+{
+    for (size_t i = 0; i < n; i++) {
+        const double a = fabs(src[i]) * inv;
+        m[i] = (uint32_t)(int32_t)(a < CONTEXT_MAGNITUDE_CAP ? a : CONTEXT_MAGNITUDE_CAP);
+    }
+}
+
+/* The parent term of docs/FORMAT.md 6.2 for each of a band row's nx values,
+ * from the parent row `par` (pnx values, one more slot) and the row below it. */
+static void spread_parent_term(uint32_t *par, const uint32_t *below, size_t pnx, unsigned shift,
+                               uint32_t *term, size_t nx)
+{
+    par[pnx] = par[pnx - 1];
+    for (size_t px = 0; px < pnx; px++) par[px] += (par[px + 1] + below[px]) >> 1;
+    for (size_t x = 0; x < nx; x++) {
+        const size_t px = x >> shift;
+        term[x] = par[px < pnx ? px : pnx - 1];
+    }
+}
+
+pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step, size_t row_stride,
+                                         size_t nbands, size_t nctx, size_t nexps, uint64_t *counts)
+{
+    if (!prep || !prep->lossy || !counts || !(step > 0.0 && step <= DBL_MAX) || row_stride < 1 ||
+        nctx < 1 || nexps < 2)
+        return PJ2K_ERR_PARAM;
+    const pj2k_header *h = &prep->h;
+    if (nbands != (size_t)h->nbands || nctx > SIZE_MAX / sizeof *counts / nbands / nexps)
+        return PJ2K_ERR_PARAM;
+    const layout *L = &prep->L;
+    memset(counts, 0, nbands * nctx * nexps * sizeof *counts);
+    if (!L->elements) return PJ2K_OK;
+    uint64_t lengths[PJ2K_MAX_AXES];
+    double norms[PJ2K_MAX_BANDS];
+    for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
+    if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
+    /* magnitude rows (this one, the one above and the previous plane's,
+     * each with a zero on either side; the parent row and the one below it),
+     * then the neighbourhood sums */
+    const size_t width = L->dims[2] + 2;
+    uint32_t *rows = calloc(6 * width, sizeof *rows);
+    if (!rows) return PJ2K_ERR_NOMEM;
+    uint32_t *cur = rows + 1, *up = cur + width, *back = up + width, *par = back + width,
+             *par_below = par + width, *sum = par_below + width;
+    const int per_segment = (1 << h->naxes) - 1;
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const double *src = prep->real + c * L->box;
+        for (int r = 0; r <= h->levels; r++) {
+            segment_band sbs[7];
+            const int nb = segment_bands(L->dims, h->levels, r, h->naxes, 1, sbs);
+            for (int b = 0; b < nb; b++) {
+                const pj2k_band *band = &sbs[b].band;
+                const size_t nx = band->n[2], ny = band->n[1], pnx = band->pn[2];
+                const size_t most = ny / CONTEXT_SAMPLE_MIN_ROWS,
+                             stride = most < 1 ? 1 : most < row_stride ? most : row_stride;
+                const double inv = norms[sbs[b].step_index] / step;
+                const double *origin = src + sbs[b].offset;
+                uint64_t *band_counts = counts + (size_t)sbs[b].step_index * nctx * nexps;
+                /* most values are zeros amid zeros: the count of (0, 0) is
+                 * what the others leave, not a chain of increments */
+                size_t quiet = 0;
+                up[nx] = 0;
+                for (size_t z = 0; z < band->n[0]; z++)
+                    for (size_t y = stride - 1; y < ny; y += stride) {
+                        const double *at = origin + z * band->stride[0] + y * band->stride[1];
+                        magnitudes_in_steps(at, nx, inv, cur);
+                        if (y) magnitudes_in_steps(at - band->stride[1], nx, inv, up);
+                        else memset(up, 0, nx * sizeof *up);
+                        if (z) magnitudes_in_steps(at - band->stride[0], nx, inv, back);
+                        else memset(back, 0, nx * sizeof *back);
+                        for (size_t x = 0; x < nx; x++)
+                            sum[x] = 2u * cur[x - 1] + up[x - 1] + 2u * up[x] + up[x + 1] + 2u * back[x];
+                        if (pnx) {
+                            size_t pz = z >> band->ps[0], py = y >> band->ps[1];
+                            pz = pz < band->pn[0] ? pz : band->pn[0] - 1;
+                            py = py < band->pn[1] ? py : band->pn[1] - 1;
+                            const double *prow = origin + band->parent_offset + (ptrdiff_t)pz * band->stride[0] +
+                                                 (ptrdiff_t)py * band->stride[1];
+                            const double pinv = norms[sbs[b].step_index - per_segment] / step;
+                            magnitudes_in_steps(prow, pnx, pinv, par);
+                            magnitudes_in_steps(py + 1 < band->pn[1] ? prow + band->stride[1] : prow, pnx, pinv,
+                                                par_below);
+                            spread_parent_term(par, par_below, pnx, band->ps[2], back, nx);
+                            for (size_t x = 0; x < nx; x++) sum[x] += back[x];
+                        }
+                        for (size_t x = 0; x < nx; x++) {
+                            if (!(sum[x] | cur[x])) continue;
+                            const unsigned ctx = magnitude_context(sum[x]), e = bit_length(cur[x]);
+                            band_counts[(ctx < nctx ? ctx : nctx - 1) * nexps + (e < nexps ? e : nexps - 1)] +=
+                                stride;
+                            quiet--;
+                        }
+                        quiet += nx;
+                    }
+                band_counts[0] += quiet * stride;
+            }
+        }
+    }
+    free(rows);
+    return PJ2K_OK;
+}
+
 /* Quantise (9/7) and entropy-code the prepared coefficients into `out`.  A
  * layered 9/7 stream with RD-optimised quantisation codes the values a
  * single-layer pass chose, so that all its layers decode exactly like the

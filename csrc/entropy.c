@@ -258,17 +258,6 @@ static inline uint64_t decode_direct(pj2k_rc_decoder *d, int nbits)
     return value;
 }
 
-/* Neighbourhood magnitude sum -> context: two steps per octave, 0 for s = 0
- * (branch-free: the sums are below 2**63, so s << 1 cannot overflow). */
-static inline unsigned magnitude_context(uint64_t s)
-{
-    const unsigned b = 63u - (unsigned)__builtin_clzll(s | 1u);   /* floor(log2 s) */
-    const unsigned half = (unsigned)((s << 1) >> b) & 1u;          /* the bit below it */
-    const unsigned c = (2 * b + half + 1) & -(unsigned)(s != 0);
-    return c < PJ2K_MAG_CTX ? c : PJ2K_MAG_CTX - 1;
-}
-
-static inline unsigned bit_length(uint64_t v) { return v ? 64u - (unsigned)__builtin_clzll(v) : 0u; }
 
 /* Context of the first mantissa bit (version 3): is the neighbourhood's
  * magnitude octave below, at or above what exponent eb predicts? */

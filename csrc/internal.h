@@ -152,6 +152,19 @@ typedef struct {
 #define PJ2K_MAX_EXP 63
 #define PJ2K_MANTISSA_CTX 3 /* first mantissa bit: by neighbourhood vs exponent */
 typedef struct { uint16_t p, shift; } pj2k_prob;
+
+/* Neighbourhood magnitude sum -> context: two steps per octave, 0 for s = 0
+ * (branch-free: the sums are below 2**63, so s << 1 cannot overflow). */
+static inline unsigned magnitude_context(uint64_t s)
+{
+    const unsigned b = 63u - (unsigned)__builtin_clzll(s | 1u);   /* floor(log2 s) */
+    const unsigned half = (unsigned)((s << 1) >> b) & 1u;          /* the bit below it */
+    const unsigned c = (2 * b + half + 1) & -(unsigned)(s != 0);
+    return c < PJ2K_MAG_CTX ? c : PJ2K_MAG_CTX - 1;
+}
+
+static inline unsigned bit_length(uint64_t v) { return v ? 64u - (unsigned)__builtin_clzll(v) : 0u; }
+
 typedef struct {
     struct {
         pj2k_prob exponent[PJ2K_CLASSES][PJ2K_MAG_CTX][PJ2K_EXP_POS];

@@ -149,6 +149,27 @@ void pj2k_prepared_free(pj2k_prepared *prepared);
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands, size_t nbins,
                                     uint64_t *counts, int64_t *top_key);
 
+/* Rate-search aid (9/7 only): what the plain quantiser's values at base step
+ * `step` look like to the entropy coder.  counts (nbands x nctx x nexps;
+ * nbands must be the chunk's, nctx >= 1, nexps >= 2, else PJ2K_ERR_PARAM)
+ * receives, per band, the values m = floor(|c| * band norm / step) by the
+ * bit length of m (capped at nexps - 1) and by the magnitude context (two per
+ * octave, docs/FORMAT.md 6.2; capped at nctx - 1) of the neighbourhood sum
+ * 2W + NW + 2N + NE + 2B (west, north-west, north, north-east in the row
+ * above, and the previous plane's value in 3-D), the coder's sum without its
+ * parent and colour terms.  Each band counts only every k-th row (the k-th,
+ * the 2k-th, ...), with weight k: k = row_stride, or less where that would
+ * count fewer than 16 rows (k = floor(rows / 16), at least 1). */
+pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step, size_t row_stride,
+                                         size_t nbands, size_t nctx, size_t nexps, uint64_t *counts);
+
+/* The prepared 9/7 coefficients, for tests and tools: *count doubles,
+ * planes (axes neither transformed nor colour) x colour components x the
+ * transformed axes, each transformed block in the Mallat layout (the low
+ * band at the origin, a level's high band along an axis after its low part). */
+pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, const double **real,
+                                       size_t *count);
+
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length
  * holds the number of bytes needed (PJ2K_FIXED_HEADER if fewer than that were
  * given: the full length is stored in those first bytes). */

@@ -467,11 +467,18 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
                 size = len(mosaic_prepared.encode(step, (), _core.RDO_DEFAULT if rdo else 0.0))
                 return size / max(mosaic_model.bytes(step), 1.0)
 
+            def context(step):   # the chunk's context_gain at that step
+                counts = np.zeros((band_count(levels, len(axes)), _rate.CONTEXT_CLASSES,
+                                   _rate.CONTEXT_EXPONENTS), np.uint64)
+                prepared.context_counts(step, _rate.CONTEXT_ROW_STRIDE, counts)
+                return _rate.context_gain(counts)
+
             encoded, step, rdo = _rate.encode_to_ratio(
                 lambda s, r: encode_with(s, rdo=r), arr, options["ratio"], step, limits, model, rdo,
                 colour=colour_axis is not None,
                 tolerance=_rate.RATIO_TOLERANCE if options["layers"] is None
-                else _rate.RATIO_TOLERANCE_LAYERED, pilot=None if mosaic is None else pilot)
+                else _rate.RATIO_TOLERANCE_LAYERED, pilot=None if mosaic is None else pilot,
+                context=context)
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(

@@ -63,6 +63,11 @@ cdef extern from "progressive_j2k.h" nogil:
     void pj2k_prepared_free(pj2k_prepared *prepared)
     pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands,
                                         size_t nbins, uint64_t *counts, int64_t *top_key)
+    pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, const double **real,
+                                           size_t *count)
+    pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step,
+                                             size_t row_stride, size_t nbands, size_t nctx,
+                                             size_t nexps, uint64_t *counts)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
                                   void *out, size_t out_size, uint64_t max_elements)
@@ -194,6 +199,27 @@ cdef class Prepared:
         if status != PJ2K_OK:
             raise_status(status, "histogram")
         return top_key
+
+    def coefficients(self):
+        """9/7 only: a copy of the prepared coefficients as the bytes of
+        float64 values (pj2k_prepared_coefficients)."""
+        cdef const double *real = NULL
+        cdef size_t count = 0
+        status = pj2k_prepared_coefficients(self.ptr, &real, &count)
+        if status != PJ2K_OK:
+            raise_status(status, "coefficients")
+        return PyBytes_FromStringAndSize(<const char *>real, count * sizeof(double))
+
+    def context_counts(self, double step, size_t row_stride, uint64_t[:, :, ::1] counts):
+        """9/7 only: fill counts (nbands x contexts x exponents) with the plain
+        quantiser's values at `step` by band, neighbourhood context and bit
+        length (pj2k_prepared_context_counts)."""
+        cdef pj2k_status status
+        with nogil:
+            status = pj2k_prepared_context_counts(self.ptr, step, row_stride, counts.shape[0],
+                                                  counts.shape[1], counts.shape[2], &counts[0, 0, 0])
+        if status != PJ2K_OK:
+            raise_status(status, "context_counts")
 
 
 def read_header(const uint8_t[::1] buf):
