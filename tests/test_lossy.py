@@ -286,6 +286,18 @@ def reference_context_counts(coef, levels, step, stride, nctx=32, nexps=40):
     return counts
 
 
+def test_context_gain_is_conditional_over_zero_order_entropy():
+    from progressive_j2k import _rate
+    counts = np.zeros((2, 32, 40), np.uint64)
+    assert _rate.context_gain(counts) is None                 # nothing non-zero
+    counts[0, 0, 0] = counts[0, 1, 3] = 100   # the context tells zeros from 3-bit values
+    # zero order: 1 bit per value; by context: 0; raw: 2 + 1 bits per 3-bit value
+    assert _rate.context_gain(counts) == pytest.approx(300 / (200 + 300))
+    counts[1, 5, 0] = counts[1, 5, 3] = counts[1, 6, 0] = counts[1, 6, 3] = 50   # no help
+    # band 1: 1 bit per value either way, and 300 more raw bits
+    assert _rate.context_gain(counts) == pytest.approx((0 + 200 + 600) / (200 + 200 + 600))
+
+
 @pytest.mark.parametrize("name, crop, colour", [
     ("camera", np.s_[100:357, 50:450], False),
     ("astronaut", np.s_[:200, 100:300], True),
