@@ -978,12 +978,12 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
     if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
     /* magnitude rows (this one, the one above and the previous plane's,
      * each with a zero on either side; the parent row and the one below it),
-     * then the neighbourhood sums */
+     * the parent term per value, then the neighbourhood sums */
     const size_t width = L->dims[2] + 2;
-    uint32_t *rows = calloc(6 * width, sizeof *rows);
+    uint32_t *rows = calloc(7 * width, sizeof *rows);
     if (!rows) return PJ2K_ERR_NOMEM;
     uint32_t *cur = rows + 1, *up = cur + width, *back = up + width, *par = back + width,
-             *par_below = par + width, *sum = par_below + width;
+             *par_below = par + width, *parent_term = par_below + width, *sum = parent_term + width;
     const int per_segment = (1 << h->naxes) - 1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const double *src = prep->real + c * L->box;
@@ -1022,8 +1022,8 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
                             magnitudes_in_steps(prow, pnx, pinv, par);
                             magnitudes_in_steps(py + 1 < band->pn[1] ? prow + band->stride[1] : prow, pnx, pinv,
                                                 par_below);
-                            spread_parent_term(par, par_below, pnx, band->ps[2], back, nx);
-                            for (size_t x = 0; x < nx; x++) sum[x] += back[x];
+                            spread_parent_term(par, par_below, pnx, band->ps[2], parent_term, nx);
+                            for (size_t x = 0; x < nx; x++) sum[x] += parent_term[x];
                         }
                         for (size_t x = 0; x < nx; x++) {
                             if (!(sum[x] | cur[x])) continue;

@@ -41,16 +41,13 @@ def test_lossless_with_layers_is_bit_exact_and_refines(real, name, layers):
 
 
 @pytest.mark.parametrize("options", [
-    {"reversible": False, "step": 4.0}, {"reversible": False, "ratio": 15},
+    {"reversible": False, "step": 4.0}, {"reversible": False, "step": 3.0, "rdo": True},
     {"tolerance": 2.0}])
 def test_all_layers_decode_exactly_like_the_single_layer_stream(real, options):
     arr = real("astronaut")[100:300, 50:350]
     single = pj.encode(arr, colour_axis=-1, **options)
     layered = pj.encode(arr, colour_axis=-1, layers=3, **options)
     assert pj.read_header(single).layers == 1
-    # the ratio searches (tolerances 4.5% and 3%) meet at one step here; at
-    # ratio 12 the first trial is 3.8% off and the layered search moves on
-    assert pj.read_header(single).steps == pj.read_header(layered).steps
     for level in range(pj.read_header(single).levels + 1):
         np.testing.assert_array_equal(pj.decode(layered, level=level),
                                       pj.decode(single, level=level))

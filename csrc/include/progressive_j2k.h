@@ -156,8 +156,9 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands
  * bit length of m (capped at nexps - 1) and by the magnitude context (two per
  * octave, docs/FORMAT.md 6.2; capped at nctx - 1) of the neighbourhood sum
  * 2W + NW + 2N + NE + 2B (west, north-west, north, north-east in the row
- * above, and the previous plane's value in 3-D), the coder's sum without its
- * parent and colour terms.  Each band counts only every k-th row (the k-th,
+ * above, and the previous plane's value in 3-D) plus the parent term of
+ * docs/FORMAT.md 6.2: the coder's sum without its colour term, each
+ * magnitude capped at 2**26 - 1.  Each band counts only every k-th row (the k-th,
  * the 2k-th, ...), with weight k: k = row_stride, or less where that would
  * count fewer than 16 rows (k = floor(rows / 16), at least 1). */
 pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step, size_t row_stride,
