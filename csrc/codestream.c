@@ -434,14 +434,20 @@ int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norm
     return 1;
 }
 
+/* pj2k_band_norms for the chunk a header describes. */
+static int header_band_norms(const pj2k_header *h, double *norms)
+{
+    uint64_t lengths[PJ2K_MAX_AXES];
+    for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
+    return pj2k_band_norms(lengths, h->naxes, h->levels, norms);
+}
+
 /* Each band's step is the base step over its synthesis norm, so that every
  * band adds the same error per coefficient. */
 static pj2k_status compute_steps(pj2k_header *h, double base_step)
 {
-    uint64_t lengths[PJ2K_MAX_AXES];
     double norms[PJ2K_MAX_BANDS];
-    for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
-    if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
+    if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
     for (int b = 0; b < h->nbands; b++) h->steps[b] = (float)(base_step / norms[b]);
     return PJ2K_OK;
 }
@@ -883,10 +889,8 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     memset(counts, 0, nbands * nbins * sizeof *counts);
     *top_key = -1;
     if (!L->elements) return PJ2K_OK;
-    uint64_t lengths[PJ2K_MAX_AXES];
     double norms[PJ2K_MAX_BANDS];
-    for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
-    if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
+    if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
     /* the top key is that of the largest finite |c| * norm (a key grows with
      * the value), found by a max per row that vectorises; then one pass bins */
     double largest = 0.0;
@@ -972,10 +976,8 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
     const layout *L = &prep->L;
     memset(counts, 0, nbands * nctx * nexps * sizeof *counts);
     if (!L->elements) return PJ2K_OK;
-    uint64_t lengths[PJ2K_MAX_AXES];
     double norms[PJ2K_MAX_BANDS];
-    for (int i = 0; i < h->naxes; i++) lengths[i] = h->shape[h->axes[i]];
-    if (!pj2k_band_norms(lengths, h->naxes, h->levels, norms)) return PJ2K_ERR_NOMEM;
+    if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
     /* magnitude rows (this one, the one above and the previous plane's,
      * each with a zero on either side; the parent row and the one below it),
      * the parent term per value, then the neighbourhood sums */
