@@ -877,13 +877,63 @@ static pj2k_status widen(pj2k_prepared *prep)
 }
 
 /* Rate-search aid for 9/7: see the header.  A double's bits above the top
- * three mantissa bits (sign 0) order non-negative values like the values. */
+ * three mantissa bits (sign 0) order non-negative values like the values.
+ *
+ * One pass over the coefficients (a second would read them all again: a
+ * chunk's doubles are 8x its 8-bit samples): keys are binned against a
+ * provisional top, the largest key of every HISTOGRAM_PROBE_STRIDE-th row,
+ * with HISTOGRAM_HEADROOM bins above it for larger values, while the true
+ * largest key is tracked; the bins are then shifted to it, which gives the
+ * same counts as binning against it.  A value more than the headroom above
+ * the provisional top (a spike between probed rows) makes a second pass bin
+ * against the true top. */
+#define HISTOGRAM_PROBE_STRIDE 16
+#define HISTOGRAM_HEADROOM 64   /* eight octaves */
+static inline int64_t finite_key(double v)   /* v >= 0; -1 for 0, inf and NaN */
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return v > 0.0 && v <= DBL_MAX ? (int64_t)(bits >> 49) : -1;
+}
+
+/* Bins every coefficient's key against `top` into counts (nbands x width,
+ * zeroed), bin HISTOGRAM_HEADROOM holding key == top; returns the largest
+ * key seen, or -2 if one lies beyond the headroom. */
+static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t top, size_t width,
+                        uint64_t *counts)
+{
+    const pj2k_header *h = &prep->h;
+    const layout *L = &prep->L;
+    const int64_t last = (int64_t)width - 1;
+    int64_t largest = -1, lowest_bin = 0;
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const double *src = prep->real + c * L->box;
+        FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
+            const double norm = norms[sb->step_index];
+            uint64_t *band_counts = counts + (size_t)sb->step_index * width;
+            int64_t row_largest = largest;
+            int64_t row_lowest = lowest_bin;
+            for (size_t i = 0; i < nx; i++) {
+                const int64_t key = finite_key(fabs(src[at + i]) * norm);
+                int64_t bin = key < 0 ? last : top + HISTOGRAM_HEADROOM - key;
+                bin = bin < last ? bin : last;
+                row_largest = key > row_largest ? key : row_largest;
+                row_lowest = bin < row_lowest ? bin : row_lowest;
+                band_counts[bin < 0 ? 0 : bin]++;
+            }
+            largest = row_largest;
+            lowest_bin = row_lowest;
+        })
+    }
+    return lowest_bin < 0 ? -2 : largest;
+}
+
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, size_t nbins,
                                     uint64_t *counts, int64_t *top_key)
 {
     if (!prep || !prep->lossy || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->h;
-    if (nbands != (size_t)h->nbands || nbins > SIZE_MAX / sizeof *counts / nbands)
+    if (nbands != (size_t)h->nbands || nbins > SIZE_MAX / sizeof *counts / nbands - HISTOGRAM_HEADROOM)
         return PJ2K_ERR_PARAM;
     const layout *L = &prep->L;
     memset(counts, 0, nbands * nbins * sizeof *counts);
@@ -891,44 +941,59 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     if (!L->elements) return PJ2K_OK;
     double norms[PJ2K_MAX_BANDS];
     if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
-    /* the top key is that of the largest finite |c| * norm (a key grows with
-     * the value), found by a max per row that vectorises; then one pass bins */
-    double largest = 0.0;
+    /* the provisional top */
+    int64_t probe = -1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const double *src = prep->real + c * L->box;
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            const double norm = norms[sb->step_index];
-            double m = largest;
-            for (size_t i = 0; i < nx; i++) {
-                const double v = fabs(src[at + i]) * norm;
-                m = v > m && v <= DBL_MAX ? v : m;   /* NaN and inf are left out */
-            }
-            largest = m;
-        })
-    }
-    int64_t top = -1;
-    if (largest > 0.0) {
-        uint64_t bits;
-        memcpy(&bits, &largest, sizeof bits);
-        top = (int64_t)(bits >> 49);
-    }
-    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const double *src = prep->real + c * L->box;
-        FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            const double norm = norms[sb->step_index];
-            uint64_t *band_counts = counts + (size_t)sb->step_index * nbins;
-            for (size_t i = 0; i < nx; i++) {
-                const double v = fabs(src[at + i]) * norm;
-                uint64_t bits;
-                memcpy(&bits, &v, sizeof bits);
-                const int64_t k = v > 0.0 && v <= DBL_MAX ? top - (int64_t)(bits >> 49) : (int64_t)nbins - 1;
-                band_counts[k < (int64_t)nbins - 1 ? k : (int64_t)nbins - 1]++;
+            if ((z * sb->band.n[1] + y) % HISTOGRAM_PROBE_STRIDE == 0) {
+                const double norm = norms[sb->step_index];
+                for (size_t i = 0; i < nx; i++) {
+                    const int64_t key = finite_key(fabs(src[at + i]) * norm);
+                    probe = key > probe ? key : probe;
+                }
             }
         })
     }
+    const size_t width = nbins + HISTOGRAM_HEADROOM;
+    uint64_t *wide = calloc(nbands * width, sizeof *wide);
+    if (!wide) return PJ2K_ERR_NOMEM;
+    int64_t top = bin_keys(prep, norms, probe, width, wide);
+    if (top == -2) {   /* beyond the headroom: again, against the true top */
+        int64_t largest = -1;
+        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+            const double *src = prep->real + c * L->box;
+            FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
+                const double norm = norms[sb->step_index];
+                for (size_t i = 0; i < nx; i++) {
+                    const int64_t key = finite_key(fabs(src[at + i]) * norm);
+                    largest = key > largest ? key : largest;
+                }
+            })
+        }
+        memset(wide, 0, nbands * width * sizeof *wide);
+        probe = top = largest;
+        bin_keys(prep, norms, probe, width, wide);
+    }
+    if (top >= 0) {
+        /* key == top sits in wide bin HISTOGRAM_HEADROOM - (top - probe) */
+        const size_t first = (size_t)(HISTOGRAM_HEADROOM - (top - probe));
+        for (size_t b = 0; b < nbands; b++) {
+            const uint64_t *from = wide + b * width + first;
+            uint64_t *to = counts + b * nbins;
+            memcpy(to, from, (nbins - 1) * sizeof *to);
+            for (size_t j = nbins - 1; j < width - first; j++) to[nbins - 1] += from[j];
+        }
+    } else {   /* nothing finite and non-zero: all in the last bin */
+        for (size_t b = 0; b < nbands; b++)
+            for (size_t j = 0; j < width; j++) counts[b * nbins + nbins - 1] += wide[b * width + j];
+    }
+    free(wide);
     *top_key = top;
     return PJ2K_OK;
 }
+#undef HISTOGRAM_PROBE_STRIDE
+#undef HISTOGRAM_HEADROOM
 
 pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, const double **real, size_t *count)
 {
