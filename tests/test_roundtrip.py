@@ -131,6 +131,29 @@ def test_default_levels_and_axes():
     assert header.axes == (0, 1) and header.colour_axis == 2
 
 
+def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
+    """encode() without axes codes the two ect frames (neighbours across
+    them differ ~7x more than within them) as planes, which is smaller than
+    the 3-D transform, and keeps 3-D for real volumes, even two slices thick;
+    the numcodecs codec keeps the fixed rule so that all chunks of an array
+    share their axes."""
+    from progressive_j2k.codec import ProgressiveJ2K
+    frames = real("ect_uint16_2x512x512")
+    chosen = pj.encode(frames)
+    assert pj.read_header(chosen).axes == (1, 2)
+    np.testing.assert_array_equal(pj.decode(chosen), frames)
+    assert len(chosen) < 0.9 * len(pj.encode(frames, axes=(0, 1, 2)))
+    assert pj.read_header(ProgressiveJ2K().encode(frames)).axes == (0, 1, 2)
+    volume = real("mni152_t1_uint8_3d")
+    for slab in (volume[100:102], volume[60:64], volume):
+        assert pj.read_header(pj.encode(slab, levels=1)).axes == (0, 1, 2)
+    steps = np.random.default_rng(3).integers(-1, 2, (3, 64, 64))
+    walks = np.cumsum(np.cumsum(steps, axis=1), axis=2).astype(np.int32)  # alike within only
+    assert pj.read_header(pj.encode(walks)).axes == (1, 2)
+    assert pj.read_header(pj.encode(walks, axes=(0, 1, 2))).axes == (0, 1, 2)   # as asked
+    assert pj.read_header(pj.encode(np.zeros((4, 8, 8), "u1"))).axes == (0, 1, 2)
+
+
 def test_big_endian_input_is_accepted():
     arr = np.arange(300, dtype=">u2").reshape(15, 20)
     np.testing.assert_array_equal(pj.decode(pj.encode(arr)), arr)

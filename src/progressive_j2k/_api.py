@@ -157,6 +157,46 @@ def default_axes(ndim: int, colour_axis: int | None) -> tuple:
     return tuple(candidates[-_core.MAX_AXES:])
 
 
+#: encode() with axes=None transforms a third axis only where its neighbouring
+#: samples are about as alike as neighbours within its planes: the mean
+#: |difference| along it at most FRAME_LIKENESS_LIMIT times the mean along the
+#: other two.  Else it is a stack of unlike frames (time points, channels,
+#: acquisitions), coded as planes (docs/DESIGN.md 27).  Sampled at up to
+#: LIKENESS_SAMPLES evenly spaced positions per axis.
+FRAME_LIKENESS_LIMIT = 2.0
+LIKENESS_SAMPLES = 16
+
+
+def _mean_step(block: np.ndarray, axis: int, grid: list) -> float | None:
+    """Mean |difference| between neighbours along `axis` at the grid's
+    positions (each below its axis' last index); None if the axis has one
+    sample or no finite difference."""
+    if block.shape[axis] < 2:
+        return None
+    ahead = list(grid)
+    ahead[axis] = grid[axis] + 1
+    diff = np.abs(block[np.ix_(*ahead)].astype(np.float64) - block[np.ix_(*grid)])
+    diff = diff[np.isfinite(diff)]
+    return float(diff.mean()) if diff.size else None
+
+
+def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
+    """default_axes, less the slowest of three where its samples are much less
+    alike than neighbours within its planes (FRAME_LIKENESS_LIMIT)."""
+    axes = default_axes(arr.ndim, colour_axis)
+    if len(axes) < 3 or arr.shape[axes[0]] < 2 or arr.size == 0:
+        return axes
+    # the three axes at the first index of every other axis
+    block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
+    grid = [np.unique(np.linspace(0, max(n - 2, 0), min(max(n - 1, 1), LIKENESS_SAMPLES)).round()
+                      .astype(np.intp)) for n in block.shape]
+    across = _mean_step(block, 0, grid)
+    within = [m for m in (_mean_step(block, 1, grid), _mean_step(block, 2, grid)) if m is not None]
+    if across is None or not within:
+        return axes
+    return axes[1:] if across > FRAME_LIKENESS_LIMIT * float(np.mean(within)) else axes
+
+
 def default_levels(shape, axes) -> int:
     """Halvings until the longest transformed axis is one sample, at most 6."""
     longest = max((shape[a] for a in axes), default=1)
@@ -371,7 +411,11 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         transformed axis to one sample, at most 6).
     reversible: True for lossless (5/3, or 9/7-M at the finest level; see
         m97_levels), False for lossy 9/7.
-    axes: axes to transform (default: the last three that are not the colour axis).
+    axes: axes to transform (default: the last three that are not the colour
+        axis, less the first of three where the array is a stack of unlike
+        frames: neighbours along it differ more than twice as much as within
+        its planes; the codecs keep all three, so that every chunk of an
+        array has the same axes and levels).
     colour_axis: an axis of length 3 (RGB) to decorrelate first.
     step: lossy only, the quantisation step in data units (RMS error is about
         step / sqrt(12)); default 1/256 of the chunk's value range.
@@ -409,10 +453,13 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     if arr.ndim == 0:
         raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
-    options = resolve_options(
-        normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio, psnr,
-                          layers, layer_metric, rdo),
-        arr.shape)
+    options = normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
+                                psnr, layers, layer_metric, rdo)
+    if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
+        colour = options["colour_axis"]
+        options["axes"] = choose_axes(
+            arr, None if colour is None else _normalise_axis(colour, arr.ndim))
+    options = resolve_options(options, arr.shape)
     code = check_dtype(arr.dtype, options)
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]

@@ -66,12 +66,13 @@ class ProgressiveJ2K(Codec):
 
     def encode(self, buf):
         arr = ensure_ndarray(buf)
-        options = self._options()
+        # axes by the fixed rule, not chosen from each chunk's data: every
+        # chunk of an array then has the same levels (open_multiscale)
+        options = resolved = _api.resolve_options(self._options(), arr.shape)
         if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
             # Like other numcodecs codecs this one keeps the memory layout
             # (zarr v2 with order="F" relies on it): code the C-ordered
             # transpose, with the axis options mapped onto it.
-            resolved = _api.resolve_options(options, arr.shape)
             flip = arr.ndim - 1
             options = {**resolved, "axes": tuple(flip - a for a in resolved["axes"]),
                        "colour_axis": None if resolved["colour_axis"] is None

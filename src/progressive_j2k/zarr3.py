@@ -98,7 +98,10 @@ class ProgressiveJ2K(ArrayBytesCodec):
 
     async def _encode_single(self, chunk_array, chunk_spec):
         array = chunk_array.as_ndarray_like()
-        encoded = await asyncio.to_thread(_api.encode, array, **self.options)
+        # axes by the fixed rule (evolve_from_array_spec), never chosen from
+        # one chunk's data: every chunk of an array has the same levels
+        options = _api.resolve_options(self.options, array.shape)
+        encoded = await asyncio.to_thread(_api.encode, array, **options)
         return chunk_spec.prototype.buffer.from_bytes(encoded)
 
     def compute_encoded_size(self, input_byte_length, chunk_spec):
