@@ -896,6 +896,27 @@ static inline int64_t finite_key(double v)   /* v >= 0; -1 for 0, inf and NaN */
     return v > 0.0 && v <= DBL_MAX ? (int64_t)(bits >> 49) : -1;
 }
 
+/* The largest key of every row_stride-th row of each band (-1: none). */
+static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_t row_stride)
+{
+    const pj2k_header *h = &prep->h;
+    const layout *L = &prep->L;
+    int64_t largest = -1;
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const double *src = prep->real + c * L->box;
+        FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
+            if ((z * sb->band.n[1] + y) % row_stride == 0) {
+                const double norm = norms[sb->step_index];
+                for (size_t i = 0; i < nx; i++) {
+                    const int64_t key = finite_key(fabs(src[at + i]) * norm);
+                    largest = key > largest ? key : largest;
+                }
+            }
+        })
+    }
+    return largest;
+}
+
 /* Bins every coefficient's key against `top` into counts (nbands x width,
  * zeroed), bin HISTOGRAM_HEADROOM holding key == top; returns the largest
  * key seen, or -2 if one lies beyond the headroom. */
@@ -941,38 +962,14 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     if (!L->elements) return PJ2K_OK;
     double norms[PJ2K_MAX_BANDS];
     if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
-    /* the provisional top */
-    int64_t probe = -1;
-    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const double *src = prep->real + c * L->box;
-        FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            if ((z * sb->band.n[1] + y) % HISTOGRAM_PROBE_STRIDE == 0) {
-                const double norm = norms[sb->step_index];
-                for (size_t i = 0; i < nx; i++) {
-                    const int64_t key = finite_key(fabs(src[at + i]) * norm);
-                    probe = key > probe ? key : probe;
-                }
-            }
-        })
-    }
+    int64_t probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE);   /* the provisional top */
     const size_t width = nbins + HISTOGRAM_HEADROOM;
     uint64_t *wide = calloc(nbands * width, sizeof *wide);
     if (!wide) return PJ2K_ERR_NOMEM;
     int64_t top = bin_keys(prep, norms, probe, width, wide);
     if (top == -2) {   /* beyond the headroom: again, against the true top */
-        int64_t largest = -1;
-        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-            const double *src = prep->real + c * L->box;
-            FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-                const double norm = norms[sb->step_index];
-                for (size_t i = 0; i < nx; i++) {
-                    const int64_t key = finite_key(fabs(src[at + i]) * norm);
-                    largest = key > largest ? key : largest;
-                }
-            })
-        }
         memset(wide, 0, nbands * width * sizeof *wide);
-        probe = top = largest;
+        probe = top = largest_key(prep, norms, 1);
         bin_keys(prep, norms, probe, width, wide);
     }
     if (top >= 0) {
