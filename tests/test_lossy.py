@@ -97,6 +97,20 @@ def test_lossy_range_limits_are_clear_errors():
         pj.encode(np.array([[0, 1e42], [1e42, 0]]), reversible=False)
     with pytest.raises(ValueError, match="2\\*\\*50"):
         pj.encode(np.array([[0.0, 1e20]]), reversible=False, step=1e-3)
+    # float64 values so small that a band step would round to zero as float32
+    tiny = np.random.default_rng(4).standard_normal((64, 64)) * 1e-60
+    for target in ({}, {"ratio": 10}, {"psnr": 40}):
+        with pytest.raises(ValueError, match="stored as float32"):
+            pj.encode(tiny, reversible=False, **target)
+    # the smallest step allowed still codes (every band step above zero)
+    from progressive_j2k import _api
+    options = _api.resolve_options(_api.normalise_options(reversible=False), tiny.shape)
+    smallest = _api.min_lossy_step(tiny.shape, options)
+    small = tiny * 1e18   # values around 1e-42
+    error = pj.decode(pj.encode(small, reversible=False, step=smallest)) - small
+    assert np.sqrt(np.mean(error**2)) < 0.5 * smallest   # as at any scale (0.36 step here)
+    with pytest.raises(ValueError, match="stored as float32"):
+        pj.encode(small, reversible=False, step=smallest * 0.99)
 
 
 @pytest.mark.parametrize("name", ["camera", "moon", "astronaut", "mr2_uint16", "ct693_int16"])

@@ -25,6 +25,13 @@ DEFAULT_MAX_DECODED_BYTES = 1 << 32
 #: the per-band steps are stored as float32.
 MAX_LOSSY_RANGE_OVER_STEP = 2.0**50
 MAX_LOSSY_STEP = 1e37
+
+
+def min_lossy_step(shape, options: dict) -> float:
+    """The smallest base step whose per-band steps (step / band norm) stay
+    above zero as float32 (values round to zero below 2**-149 / 2)."""
+    lengths = tuple(shape[a] for a in options["axes"])
+    return 2.0**-148 * max(_core.band_norms(lengths, options["levels"]))
 FIXED_HEADER_BYTES = _core.FIXED_HEADER
 
 
@@ -380,6 +387,11 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     if step > MAX_LOSSY_STEP or _peak(arr) / step >= MAX_LOSSY_RANGE_OVER_STEP:
         raise ValueError(f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step "
                          f"< 2**50 (got step {step:g}, max|data| {_peak(arr):g})")
+    smallest = min_lossy_step(arr.shape, options)
+    if step < smallest:
+        raise ValueError(f"lossy steps are stored as float32: step {step:g} is below "
+                         f"{smallest:g} for this chunk (values this small need scaling "
+                         f"before lossy coding, or tolerance= mode)")
     return 1, float(step)
 
 
@@ -499,7 +511,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
             + 5 * (levels + 1))                             # the header, and each piece's flush
 
     if targeted and arr.size:
-        limits = (max(_peak(arr) / 2.0**49, 1e-300), MAX_LOSSY_STEP)
+        limits = (max(_peak(arr) / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
         model = rate_model(prepared, arr.shape)
         if options["ratio"] is not None:
             mosaic = _rate.pilot_mosaic(arr, axes) if model is not None else None
