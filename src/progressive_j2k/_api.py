@@ -27,11 +27,15 @@ MAX_LOSSY_RANGE_OVER_STEP = 2.0**50
 MAX_LOSSY_STEP = 1e37
 
 
-def min_lossy_step(shape, options: dict) -> float:
-    """The smallest base step whose per-band steps (step / band norm) stay
-    above zero as float32 (values round to zero below 2**-149 / 2)."""
+def _largest_band_norm(shape, options: dict) -> float:
     lengths = tuple(shape[a] for a in options["axes"])
-    return 2.0**-148 * max(_core.band_norms(lengths, options["levels"]))
+    return max(_core.band_norms(lengths, options["levels"]))
+
+
+def min_lossy_step(shape, options: dict) -> float:
+    """The smallest base step whose band steps (step / band norm, stored as
+    float32) are all at least the smallest float32, 2**-149."""
+    return 2.0**-149 * _largest_band_norm(shape, options)
 FIXED_HEADER_BYTES = _core.FIXED_HEADER
 
 
@@ -387,11 +391,10 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     if step > MAX_LOSSY_STEP or _peak(arr) / step >= MAX_LOSSY_RANGE_OVER_STEP:
         raise ValueError(f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step "
                          f"< 2**50 (got step {step:g}, max|data| {_peak(arr):g})")
-    smallest = min_lossy_step(arr.shape, options)
-    if step < smallest:
+    if np.float32(step / _largest_band_norm(arr.shape, options)) == 0:   # as the C core rounds
         raise ValueError(f"lossy steps are stored as float32: step {step:g} is below "
-                         f"{smallest:g} for this chunk (values this small need scaling "
-                         f"before lossy coding, or tolerance= mode)")
+                         f"{min_lossy_step(arr.shape, options):g} for this chunk (values this "
+                         f"small need scaling before lossy coding, or tolerance= mode)")
     return 1, float(step)
 
 
