@@ -836,8 +836,8 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
         do {
             free(prep->coef);
             free(prep->real);
-            prep->coef = malloc(L->elements * COEF_BYTES[prep->kind]);
-            prep->real = via_real ? malloc(L->elements * sizeof(double)) : NULL;
+            prep->coef = pj2k_malloc_large(L->elements * COEF_BYTES[prep->kind]);
+            prep->real = via_real ? pj2k_malloc_large(L->elements * sizeof(double)) : NULL;
             st = (!prep->coef || (via_real && !prep->real)) ? PJ2K_ERR_NOMEM
                  : transform_samples(prep, data, tmp);
             if (st == PJ2K_NARROW_OVERFLOW) prep->kind = COEF_I32;   /* again, wide */
@@ -859,14 +859,14 @@ static pj2k_status widen(pj2k_prepared *prep)
 {
     const size_t n = prep->L.elements;
     if (prep->lossy) {
-        int64_t *wide = malloc(n * sizeof *wide);
+        int64_t *wide = pj2k_malloc_large(n * sizeof *wide);
         if (!wide) return PJ2K_ERR_NOMEM;
         free(prep->coef);
         prep->coef = wide;
         prep->kind = COEF_I64;
         return PJ2K_OK;
     }
-    int32_t *wide = malloc(n * sizeof *wide);
+    int32_t *wide = pj2k_malloc_large(n * sizeof *wide);
     if (!wide) return PJ2K_ERR_NOMEM;
     const int16_t *narrow = prep->coef;
     for (size_t i = 0; i < n; i++) wide[i] = narrow[i];
@@ -1275,7 +1275,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
     pj2k_status st;
-    void *coef = malloc(L->elements * COEF_BYTES[kind] + 8);
+    void *coef = pj2k_malloc_large(L->elements * COEF_BYTES[kind] + 8);
     double *real = NULL;
     void *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8 + 8);
     if (!coef || !tmp) { st = PJ2K_ERR_NOMEM; goto done; }
@@ -1285,7 +1285,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     int work;
     void *result;
     if (lossy) {
-        real = malloc(L->elements * sizeof(double) + 8);
+        real = pj2k_malloc_large(L->elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
         dequantise(K, h, L, levels, coef, kind, real, last);
         /* generous: data values up to ~1e300, and no overflow to inf inside */
@@ -1326,7 +1326,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
         work = COEF_WORK[kind];
         result = coef;
         if (prequantised) {   /* back to data units: q * scale, as the encoder checked */
-            real = malloc(L->elements * sizeof(double));
+            real = pj2k_malloc_large(L->elements * sizeof(double));
             if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
             for (size_t i = 0; i < L->elements; i++) real[i] = (double)((int64_t *)coef)[i] * h->scale;
             work = PJ2K_WORK_F64;

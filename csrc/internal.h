@@ -277,4 +277,9 @@ PJ2K_DECLARE_DECODERS(i64_legacy, int64_t)
 uint32_t pj2k_crc32c_portable(const uint8_t *data, size_t length);
 int pj2k_crc32c_accelerated(void);
 
+/* ---- memory.c ------------------------------------------------------------- */
+/* malloc for buffers of megabytes (huge pages where the system offers them);
+ * free with free(). */
+void *pj2k_malloc_large(size_t size);
+
 #endif
