@@ -97,6 +97,7 @@ def test_lossy_range_limits_are_clear_errors():
         pj.encode(np.array([[0, 1e42], [1e42, 0]]), reversible=False)
     with pytest.raises(ValueError, match="2\\*\\*50"):
         pj.encode(np.array([[0.0, 1e20]]), reversible=False, step=1e-3)
+    from progressive_j2k import _rate
     # float64 values so small that a band step would round to zero as float32
     tiny = np.random.default_rng(4).standard_normal((64, 64)) * 1e-60
     for target in ({}, {"ratio": 10}, {"psnr": 40}):
@@ -111,6 +112,11 @@ def test_lossy_range_limits_are_clear_errors():
     assert np.sqrt(np.mean(error**2)) < 0.5 * smallest   # as at any scale (0.36 step here)
     with pytest.raises(ValueError, match="stored as float32"):
         pj.encode(small, reversible=False, step=smallest * 0.49)   # rounds to 0 as float32
+    # targets on such values search from within the limit instead of refusing
+    assert abs(small.nbytes / len(pj.encode(small, reversible=False, ratio=20)) / 20 - 1) <= 0.05
+    for target in (30, 40):
+        enc = pj.encode(small, reversible=False, psnr=target)
+        assert target <= _rate.psnr(pj.decode(enc), small) <= target + 0.5
 
 
 @pytest.mark.parametrize("name", ["camera", "moon", "astronaut", "mr2_uint16", "ct693_int16"])

@@ -1,4 +1,6 @@
 """Lossless round trips: every dtype, real images of every class, ND layouts."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -152,6 +154,12 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
     assert pj.read_header(pj.encode(walks)).axes == (1, 2)
     assert pj.read_header(pj.encode(walks, axes=(0, 1, 2))).axes == (0, 1, 2)   # as asked
     assert pj.read_header(pj.encode(np.zeros((4, 8, 8), "u1"))).axes == (0, 1, 2)
+    with pytest.raises(TypeError, match="unsupported dtype"):   # before any axis choice
+        pj.encode(np.full((3, 4, 4), "a"))
+    huge = np.random.default_rng(0).standard_normal((4, 8, 8)) * 1e307   # differences overflow
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pj.read_header(pj.encode(huge, tolerance=1e300)).axes == (0, 1, 2)
 
 
 def test_big_endian_input_is_accepted():

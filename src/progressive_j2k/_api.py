@@ -186,9 +186,10 @@ def _mean_step(block: np.ndarray, axis: int, grid: list) -> float | None:
         return None
     ahead = list(grid)
     ahead[axis] = grid[axis] + 1
-    diff = np.abs(block[np.ix_(*ahead)].astype(np.float64) - block[np.ix_(*grid)])
-    diff = diff[np.isfinite(diff)]
-    return float(diff.mean()) if diff.size else None
+    with np.errstate(over="ignore", invalid="ignore"):   # huge finite floats: inf, left out
+        diff = np.abs(block[np.ix_(*ahead)].astype(np.float64) - block[np.ix_(*grid)])
+        diff = diff[np.isfinite(diff)]
+        return float(diff.mean()) if diff.size else None
 
 
 def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
@@ -391,7 +392,11 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     if step > MAX_LOSSY_STEP or _peak(arr) / step >= MAX_LOSSY_RANGE_OVER_STEP:
         raise ValueError(f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step "
                          f"< 2**50 (got step {step:g}, max|data| {_peak(arr):g})")
-    if np.float32(step / _largest_band_norm(arr.shape, options)) == 0:   # as the C core rounds
+    # a target's search starts at this step but keeps to min_lossy_step: it
+    # is refused only where every value would quantise to zero there
+    targeted = options["ratio"] is not None or options["psnr"] is not None
+    if np.float32(step / _largest_band_norm(arr.shape, options)) == 0 and (
+            not targeted or _peak(arr) < min_lossy_step(arr.shape, options)):
         raise ValueError(f"lossy steps are stored as float32: step {step:g} is below "
                          f"{min_lossy_step(arr.shape, options):g} for this chunk (values this "
                          f"small need scaling before lossy coding, or tolerance= mode)")
@@ -470,12 +475,12 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
     options = normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
                                 psnr, layers, layer_metric, rdo)
+    code = check_dtype(arr.dtype, options)
     if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
         colour = options["colour_axis"]
         options["axes"] = choose_axes(
             arr, None if colour is None else _normalise_axis(colour, arr.ndim))
     options = resolve_options(options, arr.shape)
-    code = check_dtype(arr.dtype, options)
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     wavelet, step = _wavelet_and_step(arr, options)
@@ -515,6 +520,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
 
     if targeted and arr.size:
         limits = (max(_peak(arr) / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
+        step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
         model = rate_model(prepared, arr.shape)
         if options["ratio"] is not None:
             mosaic = _rate.pilot_mosaic(arr, axes) if model is not None else None
