@@ -42,8 +42,7 @@ def main():
     args = parser.parse_args()
 
     image = np.load(args.image)
-    rgb = image.ndim == 3 and image.shape[-1] == 3
-    codec = pj.ProgressiveJ2K(colour_axis=-1 if rgb else None)
+    codec = pj.ProgressiveJ2K()   # an RGB image gets the colour transform by default
     encoded = codec.encode(image)
     assert np.array_equal(codec.decode(encoded), image), "lossless round trip failed"
 
@@ -71,7 +70,7 @@ def main():
     Path(args.output).write_bytes(imagecodecs.png_encode(side_by_side(levels)))
     print(f"\nwrote {args.output}: levels 0..{header.levels} side by side")
 
-    layered = pj.ProgressiveJ2K(colour_axis=-1 if rgb else None, layers=[40, 15]).encode(image)
+    layered = pj.ProgressiveJ2K(layers=[40, 15]).encode(image)
     header = pj.read_header(layered)
     peak = 2.0 ** (8 * image.dtype.itemsize) - 1
     print(f"\nquality layers (layers=[40, 15]; {len(layered)} bytes, "

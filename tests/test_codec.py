@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numcodecs
 import numpy as np
 import pytest
 
@@ -32,6 +33,21 @@ def test_config_roundtrip(codec):
 def test_codec_roundtrip_real_rgb(real):
     arr = real("chelsea")
     check_roundtrip_lossless(ProgressiveJ2K(colour_axis=-1), arr)
+
+
+def test_colour_axis_auto_by_default_and_null_in_old_configs(real):
+    """The default config says "auto" (RGB chunks get the colour transform);
+    a config that says null, as every config did before "auto", still means
+    no colour axis, so arrays written then keep their meaning."""
+    arr = real("chelsea")
+    codec = ProgressiveJ2K()
+    assert codec.get_config()["colour_axis"] == "auto"
+    assert check_config(codec).colour_axis == "auto"
+    assert pj.read_header(codec.encode(arr)).colour_axis == 2
+    old = numcodecs.get_codec({**codec.get_config(), "colour_axis": None})
+    header = pj.read_header(old.encode(arr))
+    assert header.colour_axis is None and header.axes == (0, 1, 2)
+    assert check_roundtrip_lossless(codec, arr) == pj.encode(arr, colour_axis=2)
 
 
 def test_get_codec_in_fresh_interpreter():

@@ -68,9 +68,15 @@ def test_cli_convert_info_preview(real, tmp_path, capsys):
 def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     arr = real("chelsea")
     np.save(tmp_path / "c.npy", arr)
-    main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "c.zarr"), "--colour-axis", "2",
-          "--quiet"])
-    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "c.zarr"))[:], arr)
+    for colour, expected in [("2", 2), ("auto", 2), ("none", None)]:
+        out = str(tmp_path / f"c_{colour}.zarr")
+        main(["convert", str(tmp_path / "c.npy"), out, "--colour-axis", colour, "--quiet"])
+        z = zarr.open_array(out)
+        np.testing.assert_array_equal(z[:], arr)
+        assert z.metadata.codecs[0].to_dict()["configuration"]["colour_axis"] == expected
+    with pytest.raises(SystemExit):
+        main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "x.zarr"), "--colour-axis",
+              "rgb"])
     # an OME-Zarr-like group: level 0 is datasets[0]
     group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
     group.attrs["multiscales"] = [{"datasets": [{"path": "0"}, {"path": "1"}]}]

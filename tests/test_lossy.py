@@ -105,7 +105,8 @@ def test_lossy_range_limits_are_clear_errors():
             pj.encode(tiny, reversible=False, **target)
     # the smallest step allowed still codes (every band step above zero)
     from progressive_j2k import _api
-    options = _api.resolve_options(_api.normalise_options(reversible=False), tiny.shape)
+    options = _api.resolve_options(_api.normalise_options(reversible=False), tiny.shape,
+                                   tiny.dtype)
     smallest = _api.min_lossy_step(tiny.shape, options)
     small = tiny * 1e18   # values around 1e-42
     error = pj.decode(pj.encode(small, reversible=False, step=smallest)) - small

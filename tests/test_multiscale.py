@@ -81,6 +81,7 @@ CASES = [
     ("tlrc_float32_3d", (24, 27, 22), {"tolerance": 1e-6}),  # 3-D, error-bounded floats
     ("coins", (128, 128), {"reversible": False}),            # lossy: per-band steps in header
     ("astronaut", (256, 192, 3), {"colour_axis": 2}),       # RGB
+    ("chelsea", (128, 200, 3), {}),                          # RGB by default ("auto")
     ("mr2_uint16", (256, 256), {"levels": 4}),
 ]
 

@@ -37,7 +37,7 @@ def arrays_and_options(draw):
 @given(arrays_and_options())
 def test_lossless_roundtrip_any_shape(case):
     arr, axes, levels = case
-    enc = pj.encode(arr, axes=axes, levels=levels)
+    enc = pj.encode(arr, axes=axes, levels=levels, colour_axis=None)  # the reference has none
     np.testing.assert_array_equal(pj.decode(enc), arr)
     header = pj.read_header(enc)
     for level in range(header.levels + 1):

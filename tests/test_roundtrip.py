@@ -52,7 +52,7 @@ def test_real_gray_images_bit_exact(real, name):
 def test_real_rgb_images_bit_exact(real, name):
     arr = real(name)
     enc_rct = check_roundtrip_lossless(ProgressiveJ2K(colour_axis=-1), arr)
-    enc_planes = pj.encode(arr, axes=(0, 1))  # channels as independent planes
+    enc_planes = pj.encode(arr, axes=(0, 1), colour_axis=None)  # channels as planes
     np.testing.assert_array_equal(pj.decode(enc_planes), arr)
     assert len(enc_rct) < len(enc_planes)  # the colour transform pays off on real photos
     check_levels_consistent(enc_rct, arr)
@@ -131,6 +131,38 @@ def test_default_levels_and_axes():
     assert header.axes == (2, 3, 4)
     header = pj.read_header(pj.encode(np.zeros((8, 9, 3), "u1"), colour_axis=2))
     assert header.axes == (0, 1) and header.colour_axis == 2
+
+
+def test_colour_images_get_the_colour_transform_by_default(real):
+    """colour_axis="auto" (the default) takes the last axis of an integer
+    colour image; the stream is the one colour_axis=-1 gives, smaller than
+    the 3-D transform across the channels that colour_axis=None leaves."""
+    arr = real("astronaut")
+    enc = pj.encode(arr)
+    header = pj.read_header(enc)
+    assert header.colour_axis == 2 and header.axes == (0, 1)
+    assert enc == pj.encode(arr, colour_axis=-1)
+    np.testing.assert_array_equal(pj.decode(enc), arr)
+    plain = pj.encode(arr, colour_axis=None)
+    assert pj.read_header(plain).colour_axis is None and pj.read_header(plain).axes == (0, 1, 2)
+    assert len(enc) < 0.97 * len(plain)
+    lossy = pj.read_header(pj.encode(arr, reversible=False, ratio=20))
+    assert lossy.colour_axis == 2
+    # shapes and dtypes that are not taken for colour images
+    for shape, dtype, options in [((16, 16, 3), "f4", {"reversible": False}),  # floats
+                                  ((16, 16, 4), "u1", {}),                     # RGBA
+                                  ((16, 3), "u1", {}),                         # 2-D
+                                  ((16, 3, 3), "u1", {}),                      # a short axis
+                                  ((16, 16, 3), "u1", {"axes": (0, 1, 2)})]:   # given axes
+        header = pj.read_header(pj.encode(np.ones(shape, dtype), **options))
+        assert header.colour_axis is None, (shape, dtype, options)
+    for shape, dtype, colour in [((4, 16, 16, 3), "u2", 3), ((16, 16, 3), "i2", 2)]:
+        assert pj.read_header(pj.encode(np.ones(shape, dtype))).colour_axis == colour
+    header = pj.read_header(pj.encode(np.ones((16, 16, 3), "u1"), axes=(0, 1)))
+    assert header.colour_axis == 2 and header.axes == (0, 1)
+    for bad in ("rgb", 2.0, True):
+        with pytest.raises(TypeError, match="colour_axis"):
+            pj.encode(arr, colour_axis=bad)
 
 
 def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):

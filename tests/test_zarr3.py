@@ -28,6 +28,21 @@ def test_v3_roundtrip_and_metadata_describes_codec(real, tmp_path):
         "rdo": None}}
 
 
+def test_default_codec_records_the_colour_axis_of_rgb_arrays(real):
+    arr = real("chelsea")
+    z = zarr.create_array(MemoryStore(), shape=arr.shape, chunks=(128, 160, 3),
+                          dtype=arr.dtype, serializer=ProgressiveJ2K(), compressors=None)
+    z[:] = arr
+    np.testing.assert_array_equal(z[:], arr)
+    configuration = z.metadata.codecs[0].to_dict()["configuration"]
+    assert configuration["colour_axis"] == 2 and configuration["axes"] == [0, 1]
+    z = zarr.create_array(MemoryStore(), shape=arr.shape, chunks=(128, 160, 3),
+                          dtype=arr.dtype, serializer=ProgressiveJ2K(colour_axis=None),
+                          compressors=None)
+    configuration = z.metadata.codecs[0].to_dict()["configuration"]
+    assert configuration["colour_axis"] is None and configuration["axes"] == [0, 1, 2]
+
+
 def test_levels_follow_the_chunk_shape_not_the_array_shape(real, tmp_path):
     arr = real("camera")
     z = zarr.create_array(str(tmp_path / "l.zarr"), shape=arr.shape, chunks=(32, 48),

@@ -162,6 +162,32 @@ def read_header(buf) -> Header:
     return Header(**fields)
 
 
+#: colour_axis="auto" (the default) takes the last axis as RGB where a chunk
+#: looks like an integer colour image: three or more dimensions, the last of
+#: length 3 after two longer ones, and not itself a given transformed axis
+#: (docs/DESIGN.md 28).  None: no colour axis.
+AUTO_COLOUR = "auto"
+
+
+def auto_colour_axis(shape, dtype, axes) -> int | None:
+    """The colour axis colour_axis="auto" stands for (the last, or None)."""
+    ndim = len(shape)
+    if ndim < 3 or shape[-1] != 3 or min(shape[-3], shape[-2]) <= 3:
+        return None
+    if np.dtype(dtype).kind not in "iu":
+        return None
+    if axes is not None and ndim - 1 in (_normalise_axis(a, ndim) for a in axes):
+        return None
+    return ndim - 1
+
+
+def _resolve_colour_axis(options: dict, shape, dtype) -> int | None:
+    colour_axis = options["colour_axis"]
+    if colour_axis == AUTO_COLOUR:
+        return auto_colour_axis(shape, dtype, options["axes"])
+    return None if colour_axis is None else _normalise_axis(colour_axis, len(shape))
+
+
 def default_axes(ndim: int, colour_axis: int | None) -> tuple:
     """The last (up to) three axes that are not the colour axis."""
     candidates = [a for a in range(ndim) if a != colour_axis]
@@ -221,13 +247,13 @@ OPTION_NAMES = ("levels", "reversible", "axes", "colour_axis", "step", "toleranc
 LAYER_METRICS = ("ratio", "psnr")
 
 
-def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None, step=None,
+def normalise_options(levels=None, reversible=True, axes=None, colour_axis=AUTO_COLOUR, step=None,
                       tolerance=None, ratio=None, psnr=None, layers=None,
                       layer_metric="ratio", rdo=None) -> dict:
     """Codec options in canonical types (shared by the numcodecs and zarr v3 codecs)."""
     options = dict(levels=None if levels is None else int(levels), reversible=bool(reversible),
                    axes=None if axes is None else tuple(int(a) for a in axes),
-                   colour_axis=None if colour_axis is None else int(colour_axis),
+                   colour_axis=_normalise_colour_option(colour_axis),
                    step=None if step is None else float(step),
                    tolerance=None if tolerance is None else float(tolerance),
                    ratio=None if ratio is None else float(ratio),
@@ -253,6 +279,15 @@ def normalise_options(levels=None, reversible=True, axes=None, colour_axis=None,
     if options["rdo"] is not None and (options["reversible"] or options["tolerance"] is not None):
         raise ValueError("rdo applies to lossy coding only (reversible=False without tolerance)")
     return options
+
+
+def _normalise_colour_option(colour_axis):
+    if colour_axis is None or isinstance(colour_axis, str) and colour_axis == AUTO_COLOUR:
+        return colour_axis
+    if isinstance(colour_axis, (str, bytes, bool, float)):
+        raise TypeError(f"colour_axis must be an axis, {AUTO_COLOUR!r} or None, "
+                        f"got {colour_axis!r}")
+    return int(colour_axis)
 
 
 def _as_bool(value, name: str) -> bool:
@@ -294,12 +329,11 @@ def layer_count(options: dict) -> int:
     return 1 if layers is None else layers if isinstance(layers, int) else len(layers) + 1
 
 
-def resolve_options(options: dict, chunk_shape) -> dict:
-    """Fill in the defaults that depend on the chunk shape (axes, levels)."""
+def resolve_options(options: dict, chunk_shape, dtype) -> dict:
+    """Fill in the defaults that depend on the chunk shape and dtype (colour
+    axis, axes, levels)."""
     ndim = len(chunk_shape)
-    colour_axis = options["colour_axis"]
-    if colour_axis is not None:
-        colour_axis = _normalise_axis(colour_axis, ndim)
+    colour_axis = _resolve_colour_axis(options, chunk_shape, dtype)
     axes = options["axes"]
     axes = default_axes(ndim, colour_axis) if axes is None else tuple(
         sorted(_normalise_axis(a, ndim) for a in axes))
@@ -422,7 +456,7 @@ def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:
     return mask
 
 
-def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
+def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_COLOUR, step=None,
            tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
            rdo=None, m97_levels=None) -> bytes:
     """Encode an array into one progressive codestream.
@@ -436,7 +470,10 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
         frames: neighbours along it differ more than twice as much as within
         its planes; the codecs keep all three, so that every chunk of an
         array has the same axes and levels).
-    colour_axis: an axis of length 3 (RGB) to decorrelate first.
+    colour_axis: an axis of length 3 (RGB) to decorrelate first.  "auto"
+        (default): the last axis where the array looks like an integer
+        colour image (three or more dimensions, the last of length 3 after
+        two longer ones, not among the given axes); None: no colour axis.
     step: lossy only, the quantisation step in data units (RMS error is about
         step / sqrt(12)); default 1/256 of the chunk's value range.
     tolerance: error-bounded mode: every decoded sample at full resolution is
@@ -476,11 +513,10 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=None, s
     options = normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
                                 psnr, layers, layer_metric, rdo)
     code = check_dtype(arr.dtype, options)
+    options["colour_axis"] = _resolve_colour_axis(options, arr.shape, arr.dtype)
     if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
-        colour = options["colour_axis"]
-        options["axes"] = choose_axes(
-            arr, None if colour is None else _normalise_axis(colour, arr.ndim))
-    options = resolve_options(options, arr.shape)
+        options["axes"] = choose_axes(arr, options["colour_axis"])
+    options = resolve_options(options, arr.shape, arr.dtype)
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     wavelet, step = _wavelet_and_step(arr, options)

@@ -11,6 +11,16 @@ def _ints(text):
     return tuple(int(v) for v in text.split(",")) if text else None
 
 
+def _colour_axis(text):
+    """--colour-axis: an axis number, "auto" or "none"."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an axis, auto or none, got {text!r}") from None
+
+
 def convert(args):
     from progressive_j2k.convert import open_input, to_zarr
     data = open_input(args.input)
@@ -70,7 +80,9 @@ def main(argv=None):
     p.add_argument("--shards", help="comma-separated shard shape (optional)")
     p.add_argument("--levels", type=int)
     p.add_argument("--axes", help="comma-separated axes to transform")
-    p.add_argument("--colour-axis", type=int)
+    p.add_argument("--colour-axis", type=_colour_axis, default="auto",
+                   help="axis of length 3 to decorrelate as RGB, auto (default: the last "
+                        "of an integer colour image) or none")
     p.add_argument("--lossy", action="store_true", help="9/7 lossy instead of lossless")
     p.add_argument("--step", type=float, help="lossy (implies --lossy): quantisation step in data units")
     p.add_argument("--ratio", type=float, help="lossy: make each chunk this many times smaller")

@@ -29,8 +29,11 @@ class ProgressiveJ2K(Codec):
     axes : sequence of int, optional
         Axes to transform (1 to 3); default the last three that are not the
         colour axis.  Other axes are coded as independent planes.
-    colour_axis : int, optional
+    colour_axis : int, "auto" or None
         An axis of length 3 (RGB) decorrelated by a colour transform first.
+        "auto" (default): the last axis where chunks look like integer
+        colour images (three or more dimensions, the last of length 3 after
+        two longer ones, not among the given ``axes``); None: none.
     step : float, optional
         Lossy only: quantisation step in data units; default 1/256 of each
         chunk's value range.
@@ -54,7 +57,7 @@ class ProgressiveJ2K(Codec):
 
     codec_id = "progressive_j2k"
 
-    def __init__(self, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
+    def __init__(self, levels=None, reversible=True, axes=None, colour_axis="auto", step=None,
                  tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
                  rdo=None):
         self.__dict__.update(
@@ -68,7 +71,7 @@ class ProgressiveJ2K(Codec):
         arr = ensure_ndarray(buf)
         # axes by the fixed rule, not chosen from each chunk's data: every
         # chunk of an array then has the same levels (open_multiscale)
-        options = resolved = _api.resolve_options(self._options(), arr.shape)
+        options = resolved = _api.resolve_options(self._options(), arr.shape, arr.dtype)
         if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
             # Like other numcodecs codecs this one keeps the memory layout
             # (zarr v2 with order="F" relies on it): code the C-ordered

@@ -8,10 +8,10 @@ import numpy as np
 from progressive_j2k import _api
 
 
-def default_chunks(shape, options: dict) -> tuple:
+def default_chunks(shape, dtype, options: dict) -> tuple:
     """1024 along transformed axes (256 for 3-D transforms), whole colour axis,
     1 along plane axes."""
-    resolved = _api.resolve_options(_api.normalise_options(**options), shape)
+    resolved = _api.resolve_options(_api.normalise_options(**options), shape, dtype)
     edge = 256 if len(resolved["axes"]) == 3 else 1024
     chunks = []
     for axis, n in enumerate(shape):
@@ -45,9 +45,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
 
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
     if chunks is None:
-        chunks = default_chunks(shape, codec_options)
+        chunks = default_chunks(shape, dtype, codec_options)
     chunks = tuple(int(c) for c in chunks)
-    resolved = _api.resolve_options(_api.normalise_options(**codec_options), chunks)
+    resolved = _api.resolve_options(_api.normalise_options(**codec_options), chunks, dtype)
     codec_options = {**codec_options, "levels": resolved["levels"]}  # recorded in zarr.json
     z = zarr.create_array(store, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
                           serializer=ProgressiveJ2K(**codec_options), compressors=None,

@@ -78,7 +78,8 @@ def _layout_of(array) -> _Layout:
         else:
             chunks = tuple(metadata.chunk_grid.chunk_shape)
         config = codec.get("configuration") or {}
-    options = _api.resolve_options(_api.normalise_options(**config), chunks)
+    options = _api.resolve_options(_api.normalise_options(**config), chunks,
+                                   np.dtype(array.dtype))
     return _Layout(tuple(array.shape), chunks, np.dtype(array.dtype), array.fill_value,
                    options, shard_shape, index_at_start, fortran)
 

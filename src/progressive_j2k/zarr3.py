@@ -7,7 +7,7 @@
 
 Registered under the name ``progressive_j2k`` through the ``zarr.codecs``
 entry point, so ``zarr.open_array`` finds it without importing this package.
-The chunk metadata stores the options with axes resolved; ``levels`` is
+The chunk metadata stores the options with axes and colour axis resolved; ``levels`` is
 stored as given, ``null`` meaning the default for the chunk shape
 (``min(6, ceil(log2(longest transformed chunk axis)))``); ``to_zarr`` always
 writes the resolved number.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
+import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
@@ -25,13 +26,19 @@ from progressive_j2k import _api
 CODEC_NAME = "progressive_j2k"
 
 
+def _native_dtype(dtype):
+    """numpy's dtype of a zarr data type (zarr >= 3.1 wraps it)."""
+    return dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else np.dtype(dtype)
+
+
 @dataclass(frozen=True)
 class ProgressiveJ2K(ArrayBytesCodec):
     """Resolution-progressive wavelet codec as a zarr v3 serializer.
 
     Same options as :class:`progressive_j2k.ProgressiveJ2K` (the numcodecs
-    codec); ``levels`` and ``axes`` left as None are resolved from the chunk
-    shape when the array is created and written to ``zarr.json``.  ``step``
+    codec); ``axes`` left as None and ``colour_axis="auto"`` are resolved
+    from the array's shape and dtype when the array is created and written to
+    ``zarr.json``; ``levels`` None means the default for the chunk shape.  ``step``
     None (lossy) means 1/256 of each chunk's value range.
     """
 
@@ -40,7 +47,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
     levels: int | None = None
     reversible: bool = True
     axes: tuple[int, ...] | None = None
-    colour_axis: int | None = None
+    colour_axis: int | str | None = "auto"
     step: float | None = None
     tolerance: float | None = None
     ratio: float | None = None
@@ -49,7 +56,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
     layer_metric: str = "ratio"
     rdo: bool | None = None
 
-    def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis=None, step=None,
+    def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis="auto", step=None,
                  tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
                  rdo=None):
         options = _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance,
@@ -79,14 +86,15 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # shard), so only the rank-dependent defaults are resolved; levels
         # None stays None: "the default for the chunk shape" (docs/FORMAT.md
         # rule, applied by the encoder and by open_multiscale alike).
-        resolved = _api.resolve_options(self.options, array_spec.shape)
+        resolved = _api.resolve_options(self.options, array_spec.shape,
+                                        _native_dtype(array_spec.dtype))
         return replace(self, axes=resolved["axes"], colour_axis=resolved["colour_axis"])
 
     def validate(self, *, shape, dtype, chunk_grid):
-        _api.check_dtype(dtype.to_native_dtype(), self.options)
+        _api.check_dtype(_native_dtype(dtype), self.options)
         chunk_shape = getattr(chunk_grid, "chunk_shape", None)
         if chunk_shape is not None:
-            resolved = _api.resolve_options(self.options, chunk_shape)
+            resolved = _api.resolve_options(self.options, chunk_shape, _native_dtype(dtype))
             _api.check_layout(chunk_shape, resolved)
 
     async def _decode_single(self, chunk_bytes, chunk_spec):
@@ -100,7 +108,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
         array = chunk_array.as_ndarray_like()
         # axes by the fixed rule (evolve_from_array_spec), never chosen from
         # one chunk's data: every chunk of an array has the same levels
-        options = _api.resolve_options(self.options, array.shape)
+        options = _api.resolve_options(self.options, array.shape, array.dtype)
         encoded = await asyncio.to_thread(_api.encode, array, **options)
         return chunk_spec.prototype.buffer.from_bytes(encoded)
 
