@@ -25,6 +25,22 @@ def test_to_zarr_memmap_row_by_row(real, tmp_path):
     np.testing.assert_array_equal(z[:], src)
 
 
+def test_to_zarr_chooses_axes_like_encode(real, tmp_path):
+    """A stack of two unlike CT frames is written frame by frame, as encode()
+    codes it (smaller than the 3-D transform); a volume keeps 3-D."""
+    stack = real("ect_uint16_2x512x512")
+    z = to_zarr(stack, str(tmp_path / "s.zarr"))
+    configuration = z.metadata.codecs[0].to_dict()["configuration"]
+    assert configuration["axes"] == [1, 2] and z.chunks == (1, 512, 512)
+    np.testing.assert_array_equal(z[:], stack)
+    planes = pj.level_nbytes(z)[0]
+    forced = to_zarr(stack, str(tmp_path / "f.zarr"), axes=(0, 1, 2))
+    assert planes < pj.level_nbytes(forced)[0]
+    volume = real("mni152_t1_uint8_3d")[60:124]
+    z = to_zarr(volume, str(tmp_path / "v.zarr"))
+    assert z.metadata.codecs[0].to_dict()["configuration"]["axes"] == [0, 1, 2]
+
+
 def test_to_zarr_dask_distributed_two_processes(real, tmp_path):
     da = pytest.importorskip("dask.array")
     distributed = pytest.importorskip("distributed")

@@ -181,7 +181,8 @@ def auto_colour_axis(shape, dtype, axes) -> int | None:
     return ndim - 1
 
 
-def _resolve_colour_axis(options: dict, shape, dtype) -> int | None:
+def resolve_colour_axis(options: dict, shape, dtype) -> int | None:
+    """The colour axis of a chunk of this shape and dtype (normalised), or None."""
     colour_axis = options["colour_axis"]
     if colour_axis == AUTO_COLOUR:
         return auto_colour_axis(shape, dtype, options["axes"])
@@ -333,7 +334,7 @@ def resolve_options(options: dict, chunk_shape, dtype) -> dict:
     """Fill in the defaults that depend on the chunk shape and dtype (colour
     axis, axes, levels)."""
     ndim = len(chunk_shape)
-    colour_axis = _resolve_colour_axis(options, chunk_shape, dtype)
+    colour_axis = resolve_colour_axis(options, chunk_shape, dtype)
     axes = options["axes"]
     axes = default_axes(ndim, colour_axis) if axes is None else tuple(
         sorted(_normalise_axis(a, ndim) for a in axes))
@@ -513,7 +514,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     options = normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
                                 psnr, layers, layer_metric, rdo)
     code = check_dtype(arr.dtype, options)
-    options["colour_axis"] = _resolve_colour_axis(options, arr.shape, arr.dtype)
+    options["colour_axis"] = resolve_colour_axis(options, arr.shape, arr.dtype)
     if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
         options["axes"] = choose_axes(arr, options["colour_axis"])
     options = resolve_options(options, arr.shape, arr.dtype)

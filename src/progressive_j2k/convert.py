@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from progressive_j2k import _api
+from progressive_j2k import _api, _core
 
 
 def default_chunks(shape, dtype, options: dict) -> tuple:
@@ -24,6 +24,32 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
     return tuple(chunks)
 
 
+#: to_zarr makes encode()'s choice of axes (a stack of unlike frames stays a
+#: stack: _api.choose_axes) once for the whole array, from a block of at most
+#: AXES_SAMPLE_EDGE samples along each candidate axis at the array's centre.
+AXES_SAMPLE_EDGE = 256
+
+
+def chosen_axes(data, dtype, codec_options: dict) -> tuple | None:
+    """The axes encode() would choose for ``data``, judged on a central
+    block; None where there is no choice to make (axes given, or fewer than
+    three candidate axes)."""
+    options = _api.normalise_options(**codec_options)
+    shape = tuple(data.shape)
+    if options["axes"] is not None or len(shape) > _core.MAX_NDIM:
+        return None
+    colour_axis = _api.resolve_colour_axis(options, shape, dtype)
+    candidates = _api.default_axes(len(shape), colour_axis)
+    if len(candidates) < 3:
+        return None
+    region = []
+    for axis, n in enumerate(shape):
+        edge = min(n, AXES_SAMPLE_EDGE) if axis in candidates else min(n, 1)
+        start = (n - edge) // 2
+        region.append(slice(start, start + edge))
+    return _api.choose_axes(np.asarray(data[tuple(region)]), colour_axis)
+
+
 def _is_dask(data) -> bool:
     return type(data).__module__.startswith("dask.")
 
@@ -32,6 +58,10 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
             progress=False, **codec_options):
     """Write ``data`` (numpy, dask, or any array-like) as a zarr v3 array whose
     chunks are progressive_j2k codestreams; returns the zarr Array.
+
+    Without ``axes``, the axes are chosen as ``encode()`` chooses them (a
+    stack of unlike frames is coded frame by frame), once for the array, from
+    a block at its centre.
 
     Data larger than memory: pass a dask array (written chunk by chunk by the
     active dask scheduler, distributed included) or an array-like that slices
@@ -44,6 +74,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     from progressive_j2k.zarr3 import ProgressiveJ2K
 
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    axes = chosen_axes(data, dtype, codec_options)
+    if axes is not None:   # recorded in zarr.json, so every chunk has the same axes
+        codec_options = {**codec_options, "axes": axes}
     if chunks is None:
         chunks = default_chunks(shape, dtype, codec_options)
     chunks = tuple(int(c) for c in chunks)
