@@ -16,6 +16,7 @@ CODECS = [
     ProgressiveJ2K(),
     ProgressiveJ2K(levels=3),
     ProgressiveJ2K(axes=(0, 1), colour_axis=2),
+    ProgressiveJ2K(colour_axis=None),
     ProgressiveJ2K(reversible=False, step=2.5),
     ProgressiveJ2K(reversible=False, levels=2, axes=[-2, -1]),
     ProgressiveJ2K(reversible=False, step=4.0, rdo=True),
@@ -28,6 +29,8 @@ def test_config_roundtrip(codec):
     check_config(codec)
     assert codec.codec_id == "progressive_j2k"
     assert repr(codec).startswith("ProgressiveJ2K(")
+    again = eval(repr(codec), {"ProgressiveJ2K": ProgressiveJ2K})   # repr names every change
+    assert again.get_config() == codec.get_config()
 
 
 def test_codec_roundtrip_real_rgb(real):
@@ -41,7 +44,8 @@ def test_colour_axis_auto_by_default_and_null_in_old_configs(real):
     no colour axis, so arrays written then keep their meaning."""
     arr = real("chelsea")
     codec = ProgressiveJ2K()
-    assert codec.get_config()["colour_axis"] == "auto"
+    assert codec.get_config()["colour_axis"] == "auto" and repr(codec) == "ProgressiveJ2K()"
+    assert type(ProgressiveJ2K(colour_axis=np.str_("auto")).colour_axis) is str
     assert check_config(codec).colour_axis == "auto"
     assert pj.read_header(codec.encode(arr)).colour_axis == 2
     old = numcodecs.get_codec({**codec.get_config(), "colour_axis": None})

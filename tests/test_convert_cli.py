@@ -84,12 +84,22 @@ def test_cli_convert_info_preview(real, tmp_path, capsys):
 def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     arr = real("chelsea")
     np.save(tmp_path / "c.npy", arr)
-    for colour, expected in [("2", 2), ("auto", 2), ("none", None)]:
+    for colour, expected, level2 in [("2", 2, (75, 113, 3)), ("auto", "auto", (75, 113, 3)),
+                                     ("none", None, (75, 113, 1))]:
         out = str(tmp_path / f"c_{colour}.zarr")
         main(["convert", str(tmp_path / "c.npy"), out, "--colour-axis", colour, "--quiet"])
         z = zarr.open_array(out)
         np.testing.assert_array_equal(z[:], arr)
         assert z.metadata.codecs[0].to_dict()["configuration"]["colour_axis"] == expected
+        assert pj.open_multiscale(z)[2].shape == level2   # none: 3-D, channels too
+    # chunks that split the channels: "auto" resolves per chunk, to planes
+    main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "s.zarr"), "--chunks", "128,128,1",
+          "--quiet"])
+    z = zarr.open_array(str(tmp_path / "s.zarr"))
+    np.testing.assert_array_equal(z[:], arr)
+    levels = pj.open_multiscale(z)
+    np.testing.assert_array_equal(levels[0][...], arr)
+    assert levels[1].shape == (150, 226, 3)
     with pytest.raises(SystemExit):
         main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "x.zarr"), "--colour-axis",
               "rgb"])

@@ -160,9 +160,11 @@ def test_colour_images_get_the_colour_transform_by_default(real):
         assert pj.read_header(pj.encode(np.ones(shape, dtype))).colour_axis == colour
     header = pj.read_header(pj.encode(np.ones((16, 16, 3), "u1"), axes=(0, 1)))
     assert header.colour_axis == 2 and header.axes == (0, 1)
-    for bad in ("rgb", 2.0, True):
+    for bad in ("rgb", 2.0, True, np.bool_(True), np.float32(2.0), [2]):
         with pytest.raises(TypeError, match="colour_axis"):
             pj.encode(arr, colour_axis=bad)
+    assert pj.encode(arr, colour_axis=np.int64(-1)) == enc
+    assert pj.encode(arr, colour_axis=np.str_("auto")) == enc
 
 
 def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):

@@ -28,14 +28,24 @@ def test_v3_roundtrip_and_metadata_describes_codec(real, tmp_path):
         "rdo": None}}
 
 
-def test_default_codec_records_the_colour_axis_of_rgb_arrays(real):
+def test_colour_axis_auto_is_resolved_per_chunk_shape(real):
+    """"auto" stays in zarr.json and is resolved from each chunk's shape:
+    RGB chunks get the colour transform, chunks that split the channels
+    code them as planes; an explicit None is resolved when the array is
+    created, as before."""
     arr = real("chelsea")
-    z = zarr.create_array(MemoryStore(), shape=arr.shape, chunks=(128, 160, 3),
-                          dtype=arr.dtype, serializer=ProgressiveJ2K(), compressors=None)
-    z[:] = arr
-    np.testing.assert_array_equal(z[:], arr)
-    configuration = z.metadata.codecs[0].to_dict()["configuration"]
-    assert configuration["colour_axis"] == 2 and configuration["axes"] == [0, 1]
+    for chunks, colour in [((128, 160, 3), 2), ((128, 160, 1), None)]:
+        store = MemoryStore()
+        z = zarr.create_array(store, shape=arr.shape, chunks=chunks, dtype=arr.dtype,
+                              serializer=ProgressiveJ2K(), compressors=None)
+        z[:] = arr
+        np.testing.assert_array_equal(z[:], arr)
+        configuration = z.metadata.codecs[0].to_dict()["configuration"]
+        assert configuration["colour_axis"] == "auto" and configuration["axes"] is None
+        prototype = zarr.core.buffer.default_buffer_prototype()
+        header = pj.read_header(zarr.core.sync.sync(store.get("c/0/0/0", prototype)).to_bytes())
+        assert header.colour_axis == colour
+        assert header.axes == ((0, 1) if colour else (0, 1, 2))
     z = zarr.create_array(MemoryStore(), shape=arr.shape, chunks=(128, 160, 3),
                           dtype=arr.dtype, serializer=ProgressiveJ2K(colour_axis=None),
                           compressors=None)

@@ -283,12 +283,17 @@ def normalise_options(levels=None, reversible=True, axes=None, colour_axis=AUTO_
 
 
 def _normalise_colour_option(colour_axis):
-    if colour_axis is None or isinstance(colour_axis, str) and colour_axis == AUTO_COLOUR:
-        return colour_axis
-    if isinstance(colour_axis, (str, bytes, bool, float)):
+    if colour_axis is None:
+        return None
+    if isinstance(colour_axis, str) and colour_axis == AUTO_COLOUR:
+        return AUTO_COLOUR
+    try:
+        if isinstance(colour_axis, (bool, np.bool_)):
+            raise TypeError
+        return operator.index(colour_axis)
+    except TypeError:
         raise TypeError(f"colour_axis must be an axis, {AUTO_COLOUR!r} or None, "
-                        f"got {colour_axis!r}")
-    return int(colour_axis)
+                        f"got {colour_axis!r}") from None
 
 
 def _as_bool(value, name: str) -> bool:

@@ -94,5 +94,6 @@ class ProgressiveJ2K(Codec):
         return config
 
     def __repr__(self):
-        options = ", ".join(f"{k}={v!r}" for k, v in self._options().items() if v is not None)
+        defaults = _api.normalise_options()
+        options = ", ".join(f"{k}={v!r}" for k, v in self._options().items() if v != defaults[k])
         return f"{type(self).__name__}({options})"

@@ -7,7 +7,8 @@
 
 Registered under the name ``progressive_j2k`` through the ``zarr.codecs``
 entry point, so ``zarr.open_array`` finds it without importing this package.
-The chunk metadata stores the options with axes and colour axis resolved; ``levels`` is
+The chunk metadata stores the options with axes resolved (unless
+``colour_axis`` is "auto", resolved per chunk shape); ``levels`` is
 stored as given, ``null`` meaning the default for the chunk shape
 (``min(6, ceil(log2(longest transformed chunk axis)))``); ``to_zarr`` always
 writes the resolved number.
@@ -36,9 +37,11 @@ class ProgressiveJ2K(ArrayBytesCodec):
     """Resolution-progressive wavelet codec as a zarr v3 serializer.
 
     Same options as :class:`progressive_j2k.ProgressiveJ2K` (the numcodecs
-    codec); ``axes`` left as None and ``colour_axis="auto"`` are resolved
-    from the array's shape and dtype when the array is created and written to
-    ``zarr.json``; ``levels`` None means the default for the chunk shape.  ``step``
+    codec).  ``colour_axis="auto"`` is stored as such and resolved from each
+    chunk's shape and dtype (as are ``axes`` left as None with it); with an
+    explicit ``colour_axis``, ``axes`` left as None are resolved when the
+    array is created and written to ``zarr.json``.  ``levels`` None means the
+    default for the chunk shape.  ``step``
     None (lossy) means 1/256 of each chunk's value range.
     """
 
@@ -86,6 +89,11 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # shard), so only the rank-dependent defaults are resolved; levels
         # None stays None: "the default for the chunk shape" (docs/FORMAT.md
         # rule, applied by the encoder and by open_multiscale alike).
+        # colour_axis "auto" depends on the chunk shape (chunks may split
+        # the channels), so it stays "auto", and the axes that follow from it
+        # stay None, resolved alike per chunk and by open_multiscale.
+        if self.colour_axis == _api.AUTO_COLOUR:
+            return self
         resolved = _api.resolve_options(self.options, array_spec.shape,
                                         _native_dtype(array_spec.dtype))
         return replace(self, axes=resolved["axes"], colour_axis=resolved["colour_axis"])
