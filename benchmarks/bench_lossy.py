@@ -136,10 +136,8 @@ def match_rate(trial, target, x0, lo, hi, dx):
 
 
 def ours(a, ratio, min_total, **options):
-    opts = ({"colour_axis": -1} if a.ndim == 3 and a.shape[-1] == 3 else {}) | options
-
-    def encode(**kw):
-        return pj.encode(a, reversible=False, **opts, **kw)
+    def encode(**kw):   # the defaults: RGB images get the colour transform
+        return pj.encode(a, reversible=False, **options, **kw)
 
     e = encode(ratio=ratio)
     # The base step the search chose: header steps are base / band norm, so
@@ -236,7 +234,7 @@ def main():
              f"({imagecodecs.jpeg2k_version()}, {imagecodecs.htj2k_version()}, "
              f"{imagecodecs.jpegxl_version()}), {time.strftime('%Y-%m-%d')}. "
              "Single thread, one process, real images from `../shared/data`. "
-             "Ours: `encode(a, reversible=False, ratio=R)` (RGB with `colour_axis=-1`), "
+             "Ours: `encode(a, reversible=False, ratio=R)` (default options: RGB gets the colour transform), "
              "which searches its quantisation step; \"fixed step\" re-encodes with the step "
              "that search chose (`step=s, rdo=True`: the same RD-optimised quantisation, so the "
              "same stream, one encode). Each peer's knob (OpenJPEG: target "

@@ -114,8 +114,9 @@ class ProgressiveJ2K(ArrayBytesCodec):
 
     async def _encode_single(self, chunk_array, chunk_spec):
         array = chunk_array.as_ndarray_like()
-        # axes by the fixed rule (evolve_from_array_spec), never chosen from
-        # one chunk's data: every chunk of an array has the same levels
+        # axes and colour axis by the fixed rule on the chunk shape (or as
+        # evolve_from_array_spec resolved them), never chosen from one
+        # chunk's data: every chunk of an array has the same levels
         options = _api.resolve_options(self.options, array.shape, array.dtype)
         encoded = await asyncio.to_thread(_api.encode, array, **options)
         return chunk_spec.prototype.buffer.from_bytes(encoded)
