@@ -39,6 +39,7 @@ def reference_level(arr, chunks, options, level, layer=None):
     """Level `level` assembled chunk by chunk from independently encoded chunks
     (zarr pads edge chunks with the fill value 0), plus the prefix sizes."""
     axes = set(pj.read_header(pj.encode(np.zeros(chunks, arr.dtype), **options)).axes)
+    options = {"axes": tuple(sorted(axes)), **options}   # the codecs' fixed rule, not the data's
     lchunks = [(-(-c // 2**level) if a in axes else c) for a, c in enumerate(chunks)]
     blocks, prefixes = {}, 0
     for coords in chunk_grid(arr.shape, chunks):

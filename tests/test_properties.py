@@ -62,7 +62,8 @@ def test_any_mix_of_53_and_m97_levels(case, mask):
     arr, axes, levels = case
     levels = pj.read_header(pj.encode(arr, axes=axes, levels=levels)).levels
     mask &= (1 << levels) - 1
-    enc = pj.encode(arr, axes=axes, levels=levels, m97_levels=mask)
+    enc = pj.encode(arr, axes=axes, levels=levels, m97_levels=mask,
+                    colour_axis=None)   # the reference has no colour transform
     assert pj.read_header(enc).m97_levels == mask
     np.testing.assert_array_equal(pj.decode(enc), arr)
     info = np.iinfo(arr.dtype)

@@ -168,8 +168,8 @@ def test_colour_images_get_the_colour_transform_by_default(real):
 
 
 def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
-    """encode() without axes codes the two ect frames (neighbours across
-    them differ ~7x more than within them) as planes, which is smaller than
+    """encode() without axes codes the two ect frames (their edges differ:
+    docs/DESIGN.md 28) as planes, which is smaller than
     the 3-D transform, and keeps 3-D for real volumes, even two slices thick;
     the numcodecs codec keeps the fixed rule so that all chunks of an array
     share their axes."""
@@ -183,6 +183,10 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
     volume = real("mni152_t1_uint8_3d")
     for slab in (volume[100:102], volume[60:64], volume):
         assert pj.read_header(pj.encode(slab, levels=1)).axes == (0, 1, 2)
+    edge = volume[:40]   # the edge of the head: cross-sections change fast, planes win
+    chosen = pj.encode(edge)
+    assert pj.read_header(chosen).axes == (1, 2)
+    assert len(chosen) < 0.9 * len(pj.encode(edge, axes=(0, 1, 2)))
     steps = np.random.default_rng(3).integers(-1, 2, (3, 64, 64))
     walks = np.cumsum(np.cumsum(steps, axis=1), axis=2).astype(np.int32)  # alike within only
     assert pj.read_header(pj.encode(walks)).axes == (1, 2)
@@ -190,10 +194,26 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
     assert pj.read_header(pj.encode(np.zeros((4, 8, 8), "u1"))).axes == (0, 1, 2)
     with pytest.raises(TypeError, match="unsupported dtype"):   # before any axis choice
         pj.encode(np.full((3, 4, 4), "a"))
-    huge = np.random.default_rng(0).standard_normal((4, 8, 8)) * 1e307   # differences overflow
+    huge = volume[60:64].astype(np.float64) * 6e305   # alike slices near the float64 limit,
+    huge[:, ::2] *= -1                                # whose differences overflow
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert pj.read_header(pj.encode(huge, tolerance=1e300)).axes == (0, 1, 2)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_default_axes_keep_colour_channels_first_and_drop_a_flat_alpha(real, name):
+    """Channels first (3 x H x W): the planes share their edges, so the 3-D
+    transform stays, and is smaller than planes; with an opaque alpha plane
+    after them (4 x H x W) that plane shares nothing, and planes are smaller
+    (docs/DESIGN.md 28)."""
+    channels = np.ascontiguousarray(real(name).transpose(2, 0, 1))
+    rgba = np.concatenate([channels, np.full((1,) + channels.shape[1:], 255, np.uint8)])
+    for arr, chosen, other in [(channels, (0, 1, 2), (1, 2)), (rgba, (1, 2), (0, 1, 2))]:
+        enc = pj.encode(arr)
+        assert pj.read_header(enc).axes == chosen
+        assert len(enc) < 0.95 * len(pj.encode(arr, axes=other))
+        np.testing.assert_array_equal(pj.decode(enc), arr)
 
 
 def test_big_endian_input_is_accepted():

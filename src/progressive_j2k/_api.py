@@ -195,33 +195,52 @@ def default_axes(ndim: int, colour_axis: int | None) -> tuple:
     return tuple(candidates[-_core.MAX_AXES:])
 
 
-#: encode() with axes=None transforms a third axis only where its neighbouring
-#: samples are about as alike as neighbours within its planes: the mean
-#: |difference| along it at most FRAME_LIKENESS_LIMIT times the mean along the
-#: other two.  Else it is a stack of unlike frames (time points, channels,
-#: acquisitions), coded as planes (docs/DESIGN.md 27).  Sampled at up to
-#: LIKENESS_SAMPLES evenly spaced positions per axis.
-FRAME_LIKENESS_LIMIT = 2.0
+#: encode() with axes=None transforms the first of three axes only where
+#: neighbouring planes along it share their detail.  Per sampled pair of
+#: neighbouring planes: the mean |change across the pair of a within-plane
+#: difference| over the mean |within-plane difference| -- near 0 for planes
+#: with the same edges (slices of a volume, the channels of a photo), about
+#: 1.4-1.5 for unrelated frames, 2 beside a flat plane (an alpha channel, or
+#: the empty slices at the edge of an object).  Where the largest ratio, over
+#: the pairs with at least half the mean pair's detail (nearly empty pairs
+#: are noise), exceeds FRAME_DETAIL_LIMIT, the planes are coded as planes
+#: (docs/DESIGN.md 27, 28).  Sampled at up to LIKENESS_SAMPLES evenly spaced
+#: positions per axis.
+FRAME_DETAIL_LIMIT = 1.35
 LIKENESS_SAMPLES = 16
 
 
-def _mean_step(block: np.ndarray, axis: int, grid: list) -> float | None:
-    """Mean |difference| between neighbours along `axis` at the grid's
-    positions (each below its axis' last index); None if the axis has one
-    sample or no finite difference."""
-    if block.shape[axis] < 2:
-        return None
-    ahead = list(grid)
-    ahead[axis] = grid[axis] + 1
-    with np.errstate(over="ignore", invalid="ignore"):   # huge finite floats: inf, left out
-        diff = np.abs(block[np.ix_(*ahead)].astype(np.float64) - block[np.ix_(*grid)])
-        diff = diff[np.isfinite(diff)]
-        return float(diff.mean()) if diff.size else None
+def _pair_detail(block: np.ndarray, grid: list) -> tuple:
+    """Per sampled pair of neighbouring planes along axis 0 of `block`: the
+    mean |change across the pair| of the within-plane differences, and the
+    mean |within-plane difference| (non-finite samples left out)."""
+    def gather(shift):   # the grid's samples, moved by one along the given axes
+        return block[np.ix_(*(g + (a in shift) for a, g in enumerate(grid)))].astype(np.float64)
+
+    within_axes = [a for a in (1, 2) if block.shape[a] >= 2]
+    samples = {shift: gather(shift) for shift in
+               [(), (0,)] + [s for a in within_axes for s in ((a,), (0, a))]}
+    finite = [v[np.isfinite(v)] for v in samples.values()]
+    largest = max((float(np.abs(v).max()) for v in finite if v.size), default=0.0)
+    mixed, within, counts = (np.zeros(len(grid[0])) for _ in range(3))
+    if not largest > 0:
+        return mixed, within
+    samples = {k: v / largest for k, v in samples.items()}   # no overflow below
+    for a in within_axes:
+        here = samples[(a,)] - samples[()]
+        there = samples[(0, a)] - samples[(0,)]
+        change, size = np.abs(there - here), 0.5 * (np.abs(here) + np.abs(there))
+        ok = np.isfinite(change) & np.isfinite(size)
+        mixed += np.where(ok, change, 0.0).sum(axis=(1, 2))
+        within += np.where(ok, size, 0.0).sum(axis=(1, 2))
+        counts += ok.sum(axis=(1, 2))
+    counts = np.maximum(counts, 1)
+    return mixed / counts, within / counts
 
 
 def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
-    """default_axes, less the slowest of three where its samples are much less
-    alike than neighbours within its planes (FRAME_LIKENESS_LIMIT)."""
+    """default_axes, less the slowest of three where its neighbouring planes
+    do not share their detail (FRAME_DETAIL_LIMIT)."""
     axes = default_axes(arr.ndim, colour_axis)
     if len(axes) < 3 or arr.shape[axes[0]] < 2 or arr.size == 0:
         return axes
@@ -229,11 +248,12 @@ def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
     block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
     grid = [np.unique(np.linspace(0, max(n - 2, 0), min(max(n - 1, 1), LIKENESS_SAMPLES)).round()
                       .astype(np.intp)) for n in block.shape]
-    across = _mean_step(block, 0, grid)
-    within = [m for m in (_mean_step(block, 1, grid), _mean_step(block, 2, grid)) if m is not None]
-    if across is None or not within:
+    mixed, within = _pair_detail(block, grid)
+    if not within.sum() > 0:   # flat planes: nothing to tell them apart by
         return axes
-    return axes[1:] if across > FRAME_LIKENESS_LIMIT * float(np.mean(within)) else axes
+    busy = within >= 0.5 * within.mean()
+    unlike = float(np.max(mixed[busy] / within[busy]))
+    return axes[1:] if unlike > FRAME_DETAIL_LIMIT else axes
 
 
 def default_levels(shape, axes) -> int:
@@ -473,9 +493,9 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         m97_levels), False for lossy 9/7.
     axes: axes to transform (default: the last three that are not the colour
         axis, less the first of three where the array is a stack of unlike
-        frames: neighbours along it differ more than twice as much as within
-        its planes; the codecs keep all three, so that every chunk of an
-        array has the same axes and levels).
+        frames: neighbouring planes along it do not share their edges
+        (FRAME_DETAIL_LIMIT); the codecs keep all three, so that every chunk
+        of an array has the same axes and levels).
     colour_axis: an axis of length 3 (RGB) to decorrelate first.  "auto"
         (default): the last axis where the array looks like an integer
         colour image (three or more dimensions, the last of length 3 after
