@@ -205,11 +205,13 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
 def test_default_axes_keep_colour_channels_first_and_drop_a_flat_alpha(real, name):
     """Channels first (3 x H x W): the planes share their edges, so the 3-D
     transform stays, and is smaller than planes; with an opaque alpha plane
-    after them (4 x H x W) that plane shares nothing, and planes are smaller
-    (docs/DESIGN.md 28)."""
+    after them (4 x H x W, or H x W x 4) that plane shares nothing, and
+    planes are smaller (docs/DESIGN.md 28)."""
     channels = np.ascontiguousarray(real(name).transpose(2, 0, 1))
     rgba = np.concatenate([channels, np.full((1,) + channels.shape[1:], 255, np.uint8)])
-    for arr, chosen, other in [(channels, (0, 1, 2), (1, 2)), (rgba, (1, 2), (0, 1, 2))]:
+    rgba_last = np.ascontiguousarray(rgba.transpose(1, 2, 0))   # H x W x 4: channels last
+    for arr, chosen, other in [(channels, (0, 1, 2), (1, 2)), (rgba, (1, 2), (0, 1, 2)),
+                               (rgba_last, (0, 1), (0, 1, 2))]:
         enc = pj.encode(arr)
         assert pj.read_header(enc).axes == chosen
         assert len(enc) < 0.95 * len(pj.encode(arr, axes=other))

@@ -195,8 +195,8 @@ def default_axes(ndim: int, colour_axis: int | None) -> tuple:
     return tuple(candidates[-_core.MAX_AXES:])
 
 
-#: encode() with axes=None transforms the first of three axes only where
-#: neighbouring planes along it share their detail.  Per sampled pair of
+#: encode() with axes=None transforms the first of three axes (and a short
+#: last one) only where neighbouring planes along it share their detail.  Per sampled pair of
 #: neighbouring planes: the mean |change across the pair of a within-plane
 #: difference| over the mean |within-plane difference| -- near 0 for planes
 #: with the same edges (slices of a volume, the channels of a photo), about
@@ -207,6 +207,11 @@ def default_axes(ndim: int, colour_axis: int | None) -> tuple:
 #: (docs/DESIGN.md 27, 28).  Sampled at up to LIKENESS_SAMPLES evenly spaced
 #: positions per axis.
 FRAME_DETAIL_LIMIT = 1.35
+#: The last axis is judged so only where it is this short (channels last,
+#: e.g. RGBA): along a long last axis (a volume's x) the sampled planes are
+#: thin, and one pair at the object's edge reads as unlike where the 3-D
+#: transform is 10-23% smaller (docs/DESIGN.md 28).
+CHANNELS_LAST_MAX = 4
 LIKENESS_SAMPLES = 16
 
 
@@ -238,22 +243,35 @@ def _pair_detail(block: np.ndarray, grid: list) -> tuple:
     return mixed / counts, within / counts
 
 
-def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
-    """default_axes, less the slowest of three where its neighbouring planes
-    do not share their detail (FRAME_DETAIL_LIMIT)."""
-    axes = default_axes(arr.ndim, colour_axis)
-    if len(axes) < 3 or arr.shape[axes[0]] < 2 or arr.size == 0:
-        return axes
-    # the three axes at the first index of every other axis
-    block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
+def _unlikeness(block: np.ndarray) -> float:
+    """The largest detail ratio of neighbouring planes along axis 0 of a 3-D
+    block (FRAME_DETAIL_LIMIT); 0 where there is nothing to compare."""
+    if block.shape[0] < 2 or block.size == 0:
+        return 0.0
     grid = [np.unique(np.linspace(0, max(n - 2, 0), min(max(n - 1, 1), LIKENESS_SAMPLES)).round()
                       .astype(np.intp)) for n in block.shape]
     mixed, within = _pair_detail(block, grid)
     if not within.sum() > 0:   # flat planes: nothing to tell them apart by
-        return axes
+        return 0.0
     busy = within >= 0.5 * within.mean()
-    unlike = float(np.max(mixed[busy] / within[busy]))
-    return axes[1:] if unlike > FRAME_DETAIL_LIMIT else axes
+    return float(np.max(mixed[busy] / within[busy]))
+
+
+def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
+    """default_axes, less the first of three (a stack of frames), or the
+    last if it has at most CHANNELS_LAST_MAX samples (channels last), where
+    its neighbouring planes do not share their detail (FRAME_DETAIL_LIMIT);
+    the less alike of the two if both."""
+    axes = default_axes(arr.ndim, colour_axis)
+    if len(axes) < 3:
+        return axes
+    # the three axes at the first index of every other axis
+    block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
+    first = _unlikeness(block)
+    last = _unlikeness(np.moveaxis(block, 2, 0)) if block.shape[2] <= CHANNELS_LAST_MAX else 0.0
+    if max(first, last) <= FRAME_DETAIL_LIMIT:
+        return axes
+    return axes[1:] if first >= last else axes[:2]
 
 
 def default_levels(shape, axes) -> int:
