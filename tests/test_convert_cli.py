@@ -41,6 +41,28 @@ def test_to_zarr_chooses_axes_like_encode(real, tmp_path):
     assert z.metadata.codecs[0].to_dict()["configuration"]["axes"] == [0, 1, 2]
 
 
+def test_to_zarr_axes_choice_reads_a_small_block(real, tmp_path):
+    """The choice reads at most 2 * LIKENESS_SAMPLES planes along the first
+    axis, and works on array-likes that slice their first axis only."""
+    class FirstAxisOnly:   # slices like a list of frames
+        def __init__(self, arr):
+            self.arr, self.shape, self.dtype, self.reads = arr, arr.shape, arr.dtype, []
+
+        def __getitem__(self, key):
+            if not isinstance(key, slice):
+                raise TypeError("one slice only")
+            self.reads.append(len(range(*key.indices(self.shape[0]))))
+            return self.arr[key]
+
+    stack = real("ect_uint16_2x512x512")
+    frames = np.concatenate([stack] * 40)   # 80 frames, alternating two unlike ones
+    source = FirstAxisOnly(frames)
+    z = to_zarr(source, str(tmp_path / "s.zarr"), chunks=(1, 512, 512))
+    assert z.metadata.codecs[0].to_dict()["configuration"]["axes"] == [1, 2]
+    assert source.reads[0] == 32   # the choice's block, before the writes
+    np.testing.assert_array_equal(z[:], frames)
+
+
 def test_to_zarr_dask_distributed_two_processes(real, tmp_path):
     da = pytest.importorskip("dask.array")
     distributed = pytest.importorskip("distributed")

@@ -232,9 +232,10 @@ def _pair_detail(block: np.ndarray, grid: list) -> tuple:
         return mixed, within
     samples = {k: v / largest for k, v in samples.items()}   # no overflow below
     for a in within_axes:
-        here = samples[(a,)] - samples[()]
-        there = samples[(0, a)] - samples[(0,)]
-        change, size = np.abs(there - here), 0.5 * (np.abs(here) + np.abs(there))
+        with np.errstate(invalid="ignore"):   # inf - inf: NaN, left out
+            here = samples[(a,)] - samples[()]
+            there = samples[(0, a)] - samples[(0,)]
+            change, size = np.abs(there - here), 0.5 * (np.abs(here) + np.abs(there))
         ok = np.isfinite(change) & np.isfinite(size)
         mixed += np.where(ok, change, 0.0).sum(axis=(1, 2))
         within += np.where(ok, size, 0.0).sum(axis=(1, 2))
@@ -258,20 +259,19 @@ def _unlikeness(block: np.ndarray) -> float:
 
 
 def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
-    """default_axes, less the first of three (a stack of frames), or the
-    last if it has at most CHANNELS_LAST_MAX samples (channels last), where
-    its neighbouring planes do not share their detail (FRAME_DETAIL_LIMIT);
-    the less alike of the two if both."""
+    """default_axes, less the first of three (a stack of frames) or, if the
+    last has at most CHANNELS_LAST_MAX samples (channels last), less the
+    last, where neighbouring planes along it do not share their detail
+    (FRAME_DETAIL_LIMIT).  With channels last the first axis is an image
+    axis, whose planes are thin: it is not judged."""
     axes = default_axes(arr.ndim, colour_axis)
     if len(axes) < 3:
         return axes
     # the three axes at the first index of every other axis
     block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
-    first = _unlikeness(block)
-    last = _unlikeness(np.moveaxis(block, 2, 0)) if block.shape[2] <= CHANNELS_LAST_MAX else 0.0
-    if max(first, last) <= FRAME_DETAIL_LIMIT:
-        return axes
-    return axes[1:] if first >= last else axes[:2]
+    if block.shape[2] <= CHANNELS_LAST_MAX:   # channels last: the first axis is an image's
+        return axes[:2] if _unlikeness(np.moveaxis(block, 2, 0)) > FRAME_DETAIL_LIMIT else axes
+    return axes[1:] if _unlikeness(block) > FRAME_DETAIL_LIMIT else axes
 
 
 def default_levels(shape, axes) -> int:
@@ -511,9 +511,10 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         m97_levels), False for lossy 9/7.
     axes: axes to transform (default: the last three that are not the colour
         axis, less the first of three where the array is a stack of unlike
-        frames: neighbouring planes along it do not share their edges
-        (FRAME_DETAIL_LIMIT); the codecs keep all three, so that every chunk
-        of an array has the same axes and levels).
+        frames -- or, where the last has at most 4 samples, less the last
+        (channels last, e.g. RGBA) -- that is, where neighbouring planes along
+        it do not share their edges (FRAME_DETAIL_LIMIT); the codecs keep all
+        three, so that every chunk of an array has the same axes and levels).
     colour_axis: an axis of length 3 (RGB) to decorrelate first.  "auto"
         (default): the last axis where the array looks like an integer
         colour image (three or more dimensions, the last of length 3 after

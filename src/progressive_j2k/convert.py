@@ -25,8 +25,11 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
 
 
 #: to_zarr makes encode()'s choice of axes (a stack of unlike frames stays a
-#: stack: _api.choose_axes) once for the whole array, from a block of at most
-#: AXES_SAMPLE_EDGE samples along each candidate axis at the array's centre.
+#: stack: _api.choose_axes) once for the whole array, from a block at the
+#: array's centre: at most AXES_SAMPLE_EDGE samples along each candidate
+#: axis, and along the first only as many planes as the choice samples
+#: (2 * LIKENESS_SAMPLES: every one of them is used), so that a stack of
+#: large frames costs 32 frames' windows to judge, not 256.
 AXES_SAMPLE_EDGE = 256
 
 
@@ -44,10 +47,15 @@ def chosen_axes(data, dtype, codec_options: dict) -> tuple | None:
         return None
     region = []
     for axis, n in enumerate(shape):
-        edge = min(n, AXES_SAMPLE_EDGE) if axis in candidates else min(n, 1)
+        edge = (min(n, 2 * _api.LIKENESS_SAMPLES) if axis == candidates[0] else
+                min(n, AXES_SAMPLE_EDGE) if axis in candidates else min(n, 1))
         start = (n - edge) // 2
         region.append(slice(start, start + edge))
-    return _api.choose_axes(np.asarray(data[tuple(region)]), colour_axis)
+    try:
+        block = np.asarray(data[tuple(region)])
+    except (TypeError, IndexError):   # an array-like that slices its first axis only
+        block = np.asarray(data[region[0]])[(slice(None),) + tuple(region[1:])]
+    return _api.choose_axes(block, colour_axis)
 
 
 def _is_dask(data) -> bool:
