@@ -195,17 +195,18 @@ def default_axes(ndim: int, colour_axis: int | None) -> tuple:
     return tuple(candidates[-_core.MAX_AXES:])
 
 
-#: encode() with axes=None transforms the first of three axes (and a short
-#: last one) only where neighbouring planes along it share their detail.  Per sampled pair of
-#: neighbouring planes: the mean |change across the pair of a within-plane
-#: difference| over the mean |within-plane difference| -- near 0 for planes
-#: with the same edges (slices of a volume, the channels of a photo), about
-#: 1.4-1.5 for unrelated frames, 2 beside a flat plane (an alpha channel, or
-#: the empty slices at the edge of an object).  Where the largest ratio, over
-#: the pairs with at least half the mean pair's detail (nearly empty pairs
-#: are noise), exceeds FRAME_DETAIL_LIMIT, the planes are coded as planes
-#: (docs/DESIGN.md 27, 28).  Sampled at up to LIKENESS_SAMPLES evenly spaced
-#: positions per axis.
+#: encode() with axes=None transforms the first of three axes (or a short
+#: last one: CHANNELS_LAST_MAX) only where neighbouring planes along it share
+#: their detail.  Per sampled pair of neighbouring planes: the mean |change
+#: across the pair of a within-plane difference| over the mean |within-plane
+#: difference| -- near 0 for planes with the same edges (slices of a volume,
+#: the channels of a photo), about 1.4-1.5 for unrelated frames, 2 beside a
+#: flat plane (an alpha channel, or the empty slices at the edge of an
+#: object).  Where the largest ratio, over the pairs with at least half the
+#: mean pair's detail (nearly empty pairs are noise), exceeds
+#: FRAME_DETAIL_LIMIT, the axis is left untransformed and its planes are
+#: coded one by one (docs/DESIGN.md 27, 28).  Sampled at up to
+#: LIKENESS_SAMPLES evenly spaced positions per axis.
 FRAME_DETAIL_LIMIT = 1.35
 #: The last axis is judged so only where it is this short (channels last,
 #: e.g. RGBA): along a long last axis (a volume's x) the sampled planes are
