@@ -92,3 +92,36 @@ def test_lossy_error_bounded_by_step(h, w, step, seed):
     # the deadzone quantiser errs by up to one step per coefficient (values
     # below the step become 0), and the 9/7 synthesis is close to orthonormal
     assert rms <= step
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([1, 2, 3, 4, 5, 8, 17]), min_size=3, max_size=5),
+       st.sampled_from(DTYPES + ["f4", "f8"]), st.sampled_from(["uniform", "huge", "specials"]),
+       st.integers(0, 2**32 - 1))
+def test_default_axes_any_shape_and_values(shape, dtype, kind, seed):
+    """encode()'s own choice of axes (colour axis and frame test) on any
+    shape, dtype and values: a subset of the default axes, no warning, and
+    integers still round-trip exactly."""
+    import warnings
+
+    from progressive_j2k import _api
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        scale = {"uniform": 1.0, "huge": 1e307 if dtype.itemsize == 8 else 1e37}.get(kind, 1.0)
+        arr = (rng.standard_normal(shape) * scale).astype(dtype)
+        if kind == "specials" and arr.size:
+            arr.flat[rng.integers(0, arr.size, 3)] = [np.inf, -np.inf, np.nan]
+    else:
+        info = np.iinfo(dtype)
+        arr = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        colour = _api.auto_colour_axis(arr.shape, arr.dtype, None)
+        chosen = _api.choose_axes(arr, colour)
+        assert set(chosen) <= set(_api.default_axes(arr.ndim, colour))
+        assert len(chosen) >= min(2, len(_api.default_axes(arr.ndim, colour)))
+        if dtype.kind != "f" and arr.ndim <= 5:
+            enc = pj.encode(arr)
+            assert pj.read_header(enc).axes == chosen
+            np.testing.assert_array_equal(pj.decode(enc), arr)
