@@ -214,7 +214,8 @@ def _solve(xs: np.ndarray, ys: np.ndarray, y: float, limits, near: float | None)
     px = np.concatenate(([lo], xs[inside], [hi]))
     py = np.concatenate(([y_lo], ys[inside], [y_hi]))
     k = int(np.argmax(py <= y))                       # py[0] > y >= py[-1]
-    x = px[k - 1] + (py[k - 1] - y) / (py[k - 1] - py[k]) * (px[k] - px[k - 1])
+    with np.errstate(invalid="ignore", divide="ignore"):   # an infinite point: handled below
+        x = px[k - 1] + (py[k - 1] - y) / (py[k - 1] - py[k]) * (px[k] - px[k - 1])
     return math.exp(x if math.isfinite(x) else px[k] if math.isfinite(py[k]) else px[k - 1])
 
 
