@@ -39,6 +39,13 @@ def test_to_zarr_chooses_axes_like_encode(real, tmp_path):
     volume = real("mni152_t1_uint8_3d")[60:124]
     z = to_zarr(volume, str(tmp_path / "v.zarr"))
     assert z.metadata.codecs[0].to_dict()["configuration"]["axes"] == [0, 1, 2]
+    # RGBA (channels last, an opaque alpha): planes, all four in each chunk
+    photo = real("chelsea")
+    rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    z = to_zarr(rgba, str(tmp_path / "rgba.zarr"))
+    assert z.metadata.codecs[0].to_dict()["configuration"]["axes"] == [0, 1]
+    assert z.chunks == rgba.shape
+    np.testing.assert_array_equal(z[:], rgba)
 
 
 def test_to_zarr_axes_choice_reads_a_small_block(real, tmp_path):

@@ -9,15 +9,18 @@ from progressive_j2k import _api, _core
 
 
 def default_chunks(shape, dtype, options: dict) -> tuple:
-    """1024 along transformed axes (256 for 3-D transforms), whole colour axis,
-    1 along plane axes."""
+    """1024 along transformed axes (256 for 3-D transforms); the whole colour
+    axis, and the whole of a short untransformed last axis (channels last,
+    e.g. RGBA: read together, so one request each); 1 along other plane
+    axes (frames, read one by one)."""
     resolved = _api.resolve_options(_api.normalise_options(**options), shape, dtype)
     edge = 256 if len(resolved["axes"]) == 3 else 1024
     chunks = []
     for axis, n in enumerate(shape):
         if axis in resolved["axes"]:
             chunks.append(min(n, edge))
-        elif axis == resolved["colour_axis"]:
+        elif axis == resolved["colour_axis"] or (
+                axis == len(shape) - 1 and n <= _api.CHANNELS_LAST_MAX):
             chunks.append(n)
         else:
             chunks.append(1)
