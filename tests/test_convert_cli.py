@@ -46,6 +46,13 @@ def test_to_zarr_chooses_axes_like_encode(real, tmp_path):
     assert z.metadata.codecs[0].to_dict()["configuration"]["axes"] == [0, 1]
     assert z.chunks == rgba.shape
     np.testing.assert_array_equal(z[:], rgba)
+    # previews keep RGBA, and show H x W x 1 as gray
+    imagecodecs = pytest.importorskip("imagecodecs")
+    to_zarr(photo[..., :1], str(tmp_path / "gray1.zarr"))
+    for name, shape in [("rgba", (75, 113, 4)), ("gray1", (75, 113))]:
+        out = str(tmp_path / f"{name}.png")
+        assert main(["preview", str(tmp_path / f"{name}.zarr"), "--level", "2", "-o", out]) == 0
+        assert imagecodecs.png_decode(open(out, "rb").read()).shape == shape
 
 
 def test_to_zarr_axes_choice_reads_a_small_block(real, tmp_path):

@@ -194,6 +194,10 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
     assert pj.read_header(pj.encode(np.zeros((4, 8, 8), "u1"))).axes == (0, 1, 2)
     with pytest.raises(TypeError, match="unsupported dtype"):   # before any axis choice
         pj.encode(np.full((3, 4, 4), "a"))
+    coronal = np.ascontiguousarray(volume.transpose(1, 0, 2))   # one edge pair does not
+    assert pj.read_header(pj.encode(coronal, levels=1)).axes == (0, 1, 2)   # decide
+    rows = np.ascontiguousarray(np.moveaxis(volume, 1, -1)[..., 201:213])   # thin planes
+    assert pj.read_header(pj.encode(rows, levels=1)).axes != (1, 2)   # rows are not frames
     gray = real("camera")[..., None]   # H x W x 1: channels last, nothing to judge
     assert pj.read_header(pj.encode(gray)).axes == (0, 1, 2)
     assert pj.read_header(pj.encode(volume[:, :, 90:94])).axes == (0, 1, 2)   # thin slab

@@ -195,24 +195,23 @@ def default_axes(ndim: int, colour_axis: int | None) -> tuple:
     return tuple(candidates[-_core.MAX_AXES:])
 
 
-#: encode() with axes=None transforms the first of three axes (or a short
-#: last one: CHANNELS_LAST_MAX) only where neighbouring planes along it share
-#: their detail.  Per sampled pair of neighbouring planes: the mean |change
-#: across the pair of a within-plane difference| over the mean |within-plane
-#: difference| -- near 0 for planes with the same edges (slices of a volume,
-#: the channels of a photo), about 1.4-1.5 for unrelated frames, 2 beside a
-#: flat plane (an alpha channel, or the empty slices at the edge of an
-#: object).  Where the largest ratio, over the pairs with at least half the
-#: mean pair's detail (nearly empty pairs are noise), exceeds
-#: FRAME_DETAIL_LIMIT, the axis is left untransformed and its planes are
-#: coded one by one (docs/DESIGN.md 27, 28).  Sampled at up to
+#: encode() with axes=None leaves the first (else the last) of three axes
+#: untransformed, its planes coded one by one, where neighbouring planes
+#: along it do not share their detail.  Per sampled pair of neighbouring
+#: planes: the mean |change across the pair of a within-plane difference|
+#: over the mean |within-plane difference| -- near 0 for planes with the same
+#: edges (slices of a volume, the channels of a photo), about 1.4-1.5 for
+#: unrelated frames, 2 beside a flat plane (an alpha channel, or the empty
+#: slices at the edge of an object).  A pair is unlike above
+#: FRAME_DETAIL_LIMIT; the axis is a stack where its unlike pairs carry at
+#: least UNLIKE_SHARE of the sampled detail (one pair at an object's edge
+#: does not decide for a whole volume).  Axes whose planes are thinner than
+#: THIN_PLANE along either side are not judged: too few samples, and a thin
+#: slab's edge pairs mislead (docs/DESIGN.md 27, 28).  Sampled at up to
 #: LIKENESS_SAMPLES evenly spaced positions per axis.
-FRAME_DETAIL_LIMIT = 1.35
-#: The last axis is judged so only where it is this short (channels last,
-#: e.g. RGBA): along a long last axis (a volume's x) the sampled planes are
-#: thin, and one pair at the object's edge reads as unlike where the 3-D
-#: transform is 10-23% smaller (docs/DESIGN.md 28).
-CHANNELS_LAST_MAX = 4
+FRAME_DETAIL_LIMIT = 1.3
+UNLIKE_SHARE = 0.1
+THIN_PLANE = 32
 LIKENESS_SAMPLES = 16
 
 
@@ -245,34 +244,35 @@ def _pair_detail(block: np.ndarray, grid: list) -> tuple:
     return mixed / counts, within / counts
 
 
-def _unlikeness(block: np.ndarray) -> float:
-    """The largest detail ratio of neighbouring planes along axis 0 of a 3-D
-    block (FRAME_DETAIL_LIMIT); 0 where there is nothing to compare."""
-    if block.shape[0] < 2 or block.size == 0:
+def _unlike_share(block: np.ndarray) -> float:
+    """The share of the sampled detail in unlike pairs of neighbouring
+    planes along axis 0 of a 3-D block (FRAME_DETAIL_LIMIT); 0 where the
+    planes are thin or there is nothing to compare."""
+    if block.shape[0] < 2 or min(block.shape[1:]) < THIN_PLANE:
         return 0.0
     grid = [np.unique(np.linspace(0, max(n - 2, 0), min(max(n - 1, 1), LIKENESS_SAMPLES)).round()
                       .astype(np.intp)) for n in block.shape]
     mixed, within = _pair_detail(block, grid)
-    if not within.sum() > 0:   # flat planes: nothing to tell them apart by
+    total = within.sum()
+    if not total > 0:   # flat planes: nothing to tell them apart by
         return 0.0
-    busy = within >= 0.5 * within.mean()
-    return float(np.max(mixed[busy] / within[busy]))
+    return float(within[mixed > FRAME_DETAIL_LIMIT * within].sum() / total)
 
 
 def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
-    """default_axes, less the first of three (a stack of frames) or, if the
-    last has at most CHANNELS_LAST_MAX samples (channels last), less the
-    last, where neighbouring planes along it do not share their detail
-    (FRAME_DETAIL_LIMIT).  With channels last the first axis is an image
-    axis, whose planes are thin: it is not judged."""
+    """default_axes, less the first of three (a stack of frames) or else the
+    last (channels last, e.g. RGBA) where neighbouring planes along it do
+    not share their detail (FRAME_DETAIL_LIMIT, UNLIKE_SHARE, THIN_PLANE)."""
     axes = default_axes(arr.ndim, colour_axis)
     if len(axes) < 3:
         return axes
     # the three axes at the first index of every other axis
     block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
-    if block.shape[2] <= CHANNELS_LAST_MAX:   # channels last: the first axis is an image's
-        return axes[:2] if _unlikeness(np.moveaxis(block, 2, 0)) > FRAME_DETAIL_LIMIT else axes
-    return axes[1:] if _unlikeness(block) > FRAME_DETAIL_LIMIT else axes
+    if _unlike_share(block) >= UNLIKE_SHARE:
+        return axes[1:]
+    if _unlike_share(np.moveaxis(block, 2, 0)) >= UNLIKE_SHARE:
+        return axes[:2]
+    return axes
 
 
 def default_levels(shape, axes) -> int:
@@ -512,10 +512,10 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         m97_levels), False for lossy 9/7.
     axes: axes to transform (default: the last three that are not the colour
         axis, less the first of three where the array is a stack of unlike
-        frames -- or, where the last has at most 4 samples, less the last
-        (channels last, e.g. RGBA) -- that is, where neighbouring planes along
-        it do not share their edges (FRAME_DETAIL_LIMIT); the codecs keep all
-        three, so that every chunk of an array has the same axes and levels).
+        frames, or else less the last (channels last, e.g. RGBA): where
+        neighbouring planes along it do not share their edges
+        (FRAME_DETAIL_LIMIT); the codecs keep all three, so that every chunk
+        of an array has the same axes and levels).
     colour_axis: an axis of length 3 (RGB) to decorrelate first.  "auto"
         (default): the last axis where the array looks like an integer
         colour image (three or more dimensions, the last of length 3 after

@@ -59,8 +59,10 @@ def preview(args):
     levels = open_multiscale(args.path, layer=args.layer)
     level = levels[args.level]
     image = level[...]
-    rgb = image.ndim >= 3 and image.shape[-1] == 3
-    while image.ndim > (3 if rgb else 2):  # middle plane of leading axes
+    if image.ndim >= 3 and image.shape[-1] == 1:   # a trailing channel axis of one: gray
+        image = image[..., 0]
+    colour = image.ndim >= 3 and image.shape[-1] in (3, 4)   # RGB or RGBA, as PNG takes them
+    while image.ndim > (3 if colour else 2):  # middle plane of leading axes
         image = image[image.shape[0] // 2]
     if image.dtype != np.uint8:
         lo, hi = float(np.nanmin(image)), float(np.nanmax(image))

@@ -8,6 +8,11 @@ import numpy as np
 from progressive_j2k import _api, _core
 
 
+#: default_chunks keeps an untransformed last axis this short whole
+#: (channels last, e.g. RGBA: its samples are read together).
+CHANNELS_LAST_MAX = 4
+
+
 def default_chunks(shape, dtype, options: dict) -> tuple:
     """1024 along transformed axes (256 for 3-D transforms); the whole colour
     axis, and the whole of a short untransformed last axis (channels last,
@@ -20,7 +25,7 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
         if axis in resolved["axes"]:
             chunks.append(min(n, edge))
         elif axis == resolved["colour_axis"] or (
-                axis == len(shape) - 1 and n <= _api.CHANNELS_LAST_MAX):
+                axis == len(shape) - 1 and n <= CHANNELS_LAST_MAX):
             chunks.append(n)
         else:
             chunks.append(1)
