@@ -218,20 +218,19 @@ LIKENESS_SAMPLES = 16
 def _pair_detail(block: np.ndarray, grid: list) -> tuple:
     """Per sampled pair of neighbouring planes along axis 0 of `block`: the
     mean |change across the pair| of the within-plane differences, and the
-    mean |within-plane difference| (non-finite samples left out)."""
+    mean |within-plane difference| (non-finite samples left out).  Both
+    plane axes have at least two samples (_unlike_share: THIN_PLANE)."""
     def gather(shift):   # the grid's samples, moved by one along the given axes
         return block[np.ix_(*(g + (a in shift) for a, g in enumerate(grid)))].astype(np.float64)
 
-    within_axes = [a for a in (1, 2) if block.shape[a] >= 2]
-    samples = {shift: gather(shift) for shift in
-               [(), (0,)] + [s for a in within_axes for s in ((a,), (0, a))]}
+    samples = {shift: gather(shift) for shift in [(), (0,), (1,), (0, 1), (2,), (0, 2)]}
     finite = [v[np.isfinite(v)] for v in samples.values()]
     largest = max((float(np.abs(v).max()) for v in finite if v.size), default=0.0)
     mixed, within, counts = (np.zeros(len(grid[0])) for _ in range(3))
     if not largest > 0:
         return mixed, within
     samples = {k: v / largest for k, v in samples.items()}   # no overflow below
-    for a in within_axes:
+    for a in (1, 2):
         with np.errstate(invalid="ignore"):   # inf - inf: NaN, left out
             here = samples[(a,)] - samples[()]
             there = samples[(0, a)] - samples[(0,)]
