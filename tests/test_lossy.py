@@ -476,6 +476,36 @@ def test_targets_on_constant_floats():
             assert np.abs(dec - arr).max() <= 0.05
 
 
+def test_flat_chunks_settle_in_few_trials(real, search_trials):
+    """Chunks whose size hardly depends on the step (constant ones: the
+    background of an array) end their search early: a ratio
+    trial smaller than the target that decodes exactly is the result (such
+    searches once walked 8 trials down to steps that coded float noise, for a
+    4x larger stream), a PSNR search stops once a coarser trial that misses is
+    no smaller than one that meets it (it once ran all 16 trials), and an
+    all-zero chunk is coded once."""
+    from progressive_j2k import _rate
+    trials = search_trials
+    cam = real("camera")
+    for flat in (np.full((512, 512), cam[0, 0], np.uint8), np.full((256, 256), 40000, np.uint16)):
+        trials.clear()
+        enc = pj.encode(flat, reversible=False, ratio=10)
+        np.testing.assert_array_equal(pj.decode(enc), flat)
+        assert trials == [1] and len(enc) <= len(pj.encode(flat, reversible=False, step=1.0)) + 16
+        trials.clear()
+        enc = pj.encode(flat, reversible=False, psnr=40)
+        assert _rate.psnr(pj.decode(enc), flat) >= 40 and trials[0] <= 6
+    trials.clear()
+    volume = np.full((48, 96, 96), cam[0, 0], np.uint8)
+    enc = pj.encode(volume, reversible=False, psnr=40)
+    assert _rate.psnr(pj.decode(enc), volume) >= 40 and trials[0] <= 8
+    trials.clear()
+    zero = np.zeros((256, 256), np.int16)
+    for target in ({"ratio": 10}, {"psnr": 40}):
+        np.testing.assert_array_equal(pj.decode(pj.encode(zero, reversible=False, **target)), zero)
+    assert trials == []
+
+
 @pytest.mark.parametrize("case, ratio", [("u8_constant", 2), ("f8_1d", 4), ("camera_32", 10)])
 def test_unreachable_ratio_on_small_chunks_stays_faithful(real, case, ratio):
     """When even the header exceeds the target size, the smallest stream is

@@ -524,7 +524,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     tolerance: error-bounded mode: every decoded sample at full resolution is
         within ``tolerance`` of the original (any dtype; NaN and inf refused).
     ratio: lossy only, instead of step: make the chunk ``ratio`` times smaller
-        than raw (within 5%; the closest reachable size for chunks that cannot).
+        than raw (within 5%; the closest reachable size for chunks that cannot;
+        a smaller stream where that one decodes exactly, e.g. a constant chunk).
     psnr: lossy only, instead of step: the smallest chunk with a PSNR of at
         least ``psnr`` dB (peak 2**bits - 1 for integers, the value range for
         floats), within 0.5 dB of it where reachable.
@@ -603,7 +604,9 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         limits = (max(_peak(arr) / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
         model = rate_model(prepared, arr.shape)
-        if options["ratio"] is not None:
+        if model is None:   # every coefficient is zero: any step gives the same exact stream
+            encoded = encode_with(step, rdo=rdo)
+        elif options["ratio"] is not None:
             mosaic = _rate.pilot_mosaic(arr, axes) if model is not None else None
 
             def pilot(step, rdo):   # the mosaic's real size over its model's
@@ -627,7 +630,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
                 colour=colour_axis is not None,
                 tolerance=_rate.RATIO_TOLERANCE if options["layers"] is None
                 else _rate.RATIO_TOLERANCE_LAYERED, pilot=None if mosaic is None else pilot,
-                context=context)
+                context=context, exact=lambda encoded: np.array_equal(decode_own(encoded), arr))
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(
