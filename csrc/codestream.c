@@ -685,6 +685,8 @@ struct pj2k_prepared {
     void *coef;         /* lossless and error-bounded: the coefficients; 9/7: quantised ones */
     double *real;       /* 9/7: the coefficients */
     float *bit_cost;    /* RD-optimised quantisation's cost table, made at its first use */
+    int coded;          /* 9/7: coef holds the values of the last encode, whose header is */
+    pj2k_header coded_h;
 };
 
 void pj2k_prepared_free(pj2k_prepared *prep)
@@ -1144,6 +1146,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
         return PJ2K_ERR_PARAM;
     *out = NULL;
     *out_length = 0;
+    prep->coded = 0;
     pj2k_header h = prep->h;
     const layout *L = &prep->L;
     h.layers = layers > 1 ? layers : 1;
@@ -1184,6 +1187,8 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     write_header(&h, bytes.data);
     *out = bytes.data;
     *out_length = bytes.length;
+    prep->coded = prep->lossy;
+    prep->coded_h = h;
     return PJ2K_OK;
 }
 
@@ -1263,10 +1268,12 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
     return st;
 }
 
-/* Entropy decoding, inverse transforms and the store, with coefficients of
- * `kind`; PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored). */
-static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels, const int *last,
-                               const uint8_t *buf, void *out, coef_kind kind)
+/* The decoded coefficients (of `kind`, levels still to undo, pieces through
+ * last[r]) to samples in `out`: dequantisation, inverse transforms and the
+ * store.  Lossless coefficients are transformed in place; lossy ones are only
+ * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored). */
+static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
+                               void *coef, coef_kind kind, void *out)
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
@@ -1274,13 +1281,10 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     int max_exp;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
-    pj2k_status st;
-    void *coef = pj2k_malloc_large(L->elements * COEF_BYTES[kind] + 8);
+    pj2k_status st = PJ2K_OK;
     double *real = NULL;
     void *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8 + 8);
-    if (!coef || !tmp) { st = PJ2K_ERR_NOMEM; goto done; }
-    st = decode_segments(h, L, levels, last, buf, coef, kind);
-    if (st != PJ2K_OK) goto done;
+    if (!tmp) { st = PJ2K_ERR_NOMEM; goto done; }
     const size_t comp = L->box;
     int work;
     void *result;
@@ -1336,9 +1340,31 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
                   K->store[work][h->dtype], 0);
 done:
-    free(coef);
     free(real);
     free(tmp);
+    return st;
+}
+
+pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prep, void *out, size_t out_size)
+{
+    if (!prep || !out || !prep->coded) return PJ2K_ERR_PARAM;
+    const pj2k_header *h = &prep->coded_h;
+    const layout *L = &prep->L;
+    if (out_size != L->elements * DTYPE_INFO[h->dtype].size) return PJ2K_ERR_PARAM;
+    if (!L->elements) return PJ2K_OK;
+    int last[PJ2K_MAX_LEVELS + 1];   /* every layer: the values as coded */
+    for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
+    return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out);
+}
+
+/* Entropy decoding, then reconstruct, with coefficients of `kind`. */
+static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels, const int *last,
+                               const uint8_t *buf, void *out, coef_kind kind)
+{
+    void *coef = pj2k_malloc_large(L->elements * COEF_BYTES[kind] + 8);
+    pj2k_status st = coef ? decode_segments(h, L, levels, last, buf, coef, kind) : PJ2K_ERR_NOMEM;
+    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out);
+    free(coef);
     return st;
 }
 

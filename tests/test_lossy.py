@@ -613,3 +613,53 @@ def test_rdo_option_overrides_the_default(real):
             pj.encode(arr, **bad)
     with pytest.raises(TypeError):
         pj.encode(arr, reversible=False, rdo=1)
+
+
+def reconstructed(prepared, like):
+    out = np.empty_like(like)
+    prepared.reconstruct(out.reshape(-1).view(np.uint8))
+    return out
+
+
+@pytest.mark.parametrize("case", ["camera", "astronaut_ict", "mr2_uint16", "ct693_int16",
+                                  "mni152_crop", "tlrc_float32", "camera_x1e4_wide"])
+def test_reconstruct_equals_decode(real, case):
+    """PSNR searches and the exactness check measure a trial from the
+    prepared values (Prepared.reconstruct) instead of decoding it: that must
+    be the decode bit for bit, with either quantiser, after layered encodes,
+    and where the values needed int64."""
+    from progressive_j2k import _api, _core
+    arr, axes, colour, steps = {
+        "camera": lambda: (real("camera"), (0, 1), -1, (2.0, 20.0)),
+        "astronaut_ict": lambda: (real("astronaut"), (0, 1), 2, (3.0,)),
+        "mr2_uint16": lambda: (real("mr2_uint16"), (0, 1), -1, (40.0,)),
+        "ct693_int16": lambda: (real("ct693_int16"), (0, 1), -1, (10.0,)),
+        "mni152_crop": lambda: (np.ascontiguousarray(real("mni152_t1_uint8_3d")[40:72, 50:114, 40:104]),
+                                (0, 1, 2), -1, (4.0,)),
+        "tlrc_float32": lambda: (real("tlrc_float32_3d"), (0, 1, 2), -1, (0.05,)),
+        "camera_x1e4_wide": lambda: (real("camera").astype(np.float64) * 1e4, (0, 1), -1, (1e-3,)),
+    }[case]()
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+                              arr.shape, axes, colour, 5, 1, 1.0, 0.0)
+    with pytest.raises(ValueError):            # nothing coded yet
+        reconstructed(prepared, arr)
+    for step in steps:
+        for rdo in (0.0, _core.RDO_DEFAULT):
+            enc = prepared.encode(step, (), rdo)
+            np.testing.assert_array_equal(reconstructed(prepared, arr), pj.decode(enc))
+    bands = len(pj.read_header(enc).steps)
+    shifts = ((2,) * bands, (0,) * bands)
+    enc = prepared.encode(steps[0], shifts, _core.RDO_DEFAULT)
+    assert pj.read_header(enc).layers == 2
+    np.testing.assert_array_equal(reconstructed(prepared, arr), pj.decode(enc))
+    with pytest.raises(ValueError):            # the wrong size
+        prepared.reconstruct(np.empty(3, np.uint8))
+
+
+def test_reconstruct_is_lossy_only(real):
+    from progressive_j2k import _core
+    arr = real("camera")
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), 0, arr.shape, (0, 1), -1, 5, 0, 0.0)
+    prepared.encode(0.0)
+    with pytest.raises(ValueError):
+        reconstructed(prepared, arr)

@@ -588,6 +588,14 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     def encode_with(step, layer_shifts=(), rdo=False):
         return prepared.encode(step, layer_shifts, _core.RDO_DEFAULT if rdo else 0.0)
 
+    reconstructed = np.empty(arr.shape, arr.dtype)
+
+    def decode_last(encoded):
+        """decode(encoded), bit for bit, of the stream encode_with just made:
+        its quantised values reconstructed without entropy decoding them."""
+        prepared.reconstruct(reconstructed.reshape(-1).view(np.uint8))
+        return reconstructed
+
     def decode_own(encoded, layer=None):
         # trial decodes of our own stream: its size is the caller's data, not
         # untrusted input, so the default max_bytes guard does not apply
@@ -630,11 +638,11 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
                 colour=colour_axis is not None,
                 tolerance=_rate.RATIO_TOLERANCE if options["layers"] is None
                 else _rate.RATIO_TOLERANCE_LAYERED, pilot=None if mosaic is None else pilot,
-                context=context, exact=lambda encoded: np.array_equal(decode_own(encoded), arr))
+                context=context, exact=lambda encoded: np.array_equal(decode_last(encoded), arr))
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(
-                lambda s, r: encode_with(s, rdo=r), decode_own, arr, options["psnr"], step, limits,
+                lambda s, r: encode_with(s, rdo=r), decode_last, arr, options["psnr"], step, limits,
                 model, gain, rdo)
     else:
         encoded = encode_with(step, rdo=rdo)
