@@ -87,6 +87,22 @@ def test_zarr_v2_format_roundtrip(real, tmp_path):
     assert pj.decode(chunk, level=2).shape == (64, 64)
 
 
+def test_zarr_v2_big_endian_array_is_refused_not_swapped(real):
+    """zarr v2 reads a codec's decoded bytes as the array's dtype, and
+    decoded chunks are little-endian: a big-endian array would read back
+    byte-swapped, so the codec refuses it and names the dtype to use."""
+    zarr = pytest.importorskip("zarr")
+    arr = real("mr2_uint16")[:64, :64].astype(">u2")
+    with pytest.raises(TypeError, match="'<u2'"):
+        ProgressiveJ2K().encode(arr)
+    z = zarr.create(shape=arr.shape, chunks=arr.shape, dtype=">u2", compressor=ProgressiveJ2K(),
+                    zarr_format=2, store=zarr.storage.MemoryStore())
+    with pytest.raises(TypeError, match="big-endian"):
+        z[:] = arr
+    little = ProgressiveJ2K().encode(arr.astype("<u2"))      # the values, stored little-endian
+    assert bytes(ProgressiveJ2K().decode(little)) == arr.astype("<u2").tobytes()
+
+
 def test_zarr_v2_edge_chunks_and_rgb(real, tmp_path):
     zarr = pytest.importorskip("zarr")
     arr = real("coffee")  # 400 x 600 x 3: edge chunks are padded by zarr

@@ -230,4 +230,9 @@ def test_default_axes_keep_colour_channels_first_and_drop_a_flat_alpha(real, nam
 
 def test_big_endian_input_is_accepted():
     arr = np.arange(300, dtype=">u2").reshape(15, 20)
-    np.testing.assert_array_equal(pj.decode(pj.encode(arr)), arr)
+    enc = pj.encode(arr)
+    np.testing.assert_array_equal(pj.decode(enc), arr)
+    out = np.zeros_like(arr)                    # a big-endian out gets the values
+    assert pj.decode(enc, out=out) is out
+    np.testing.assert_array_equal(out, arr)
+    assert out.tobytes() == arr.tobytes()

@@ -695,6 +695,15 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     if needed_memory > max_bytes:
         raise TooLargeError(f"decoding needs {needed_memory} bytes (output {nbytes} plus working "
                             f"buffers), over max_bytes={max_bytes}")
+    if isinstance(out, np.ndarray) and out.dtype != header.dtype and \
+            out.dtype.newbyteorder("=") == header.dtype.newbyteorder("="):
+        # the same dtype in the other byte order: values, not bytes
+        if not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
+        if out.size != elements:
+            raise ValueError(f"out has {out.size} elements, the decode needs {elements}")
+        out.reshape(-1)[...] = decode(data, level, layer=layer, max_bytes=max_bytes).reshape(-1)
+        return out
     if out is None:
         result = np.empty(shape, header.dtype)
         target = result.reshape(-1).view(np.uint8)

@@ -1,6 +1,7 @@
 """numcodecs codec: ``ProgressiveJ2K``, usable as a zarr v2 compressor."""
 from __future__ import annotations
 
+import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray
 
@@ -69,6 +70,12 @@ class ProgressiveJ2K(Codec):
 
     def encode(self, buf):
         arr = ensure_ndarray(buf)
+        if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
+            # zarr v2 reads the decoded bytes as the array's dtype, and
+            # decoded chunks are little-endian: refuse rather than swap bytes
+            raise TypeError(f"ProgressiveJ2K stores little-endian data; this zarr v2 array's "
+                            f"dtype is big-endian ({arr.dtype.str}): create it with "
+                            f"dtype={arr.dtype.newbyteorder('<').str!r}")
         # axes by the fixed rule, not chosen from each chunk's data: every
         # chunk of an array then has the same levels (open_multiscale)
         options = resolved = _api.resolve_options(self._options(), arr.shape, arr.dtype)
