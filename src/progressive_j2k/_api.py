@@ -524,11 +524,13 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     tolerance: error-bounded mode: every decoded sample at full resolution is
         within ``tolerance`` of the original (any dtype; NaN and inf refused).
     ratio: lossy only, instead of step: make the chunk ``ratio`` times smaller
-        than raw (within 5%; the closest reachable size for chunks that cannot;
-        a smaller stream where that one decodes exactly, e.g. a constant chunk).
+        than raw (within 5%; within 5% of the closest reachable size for
+        chunks that cannot; a smaller stream where that one decodes exactly,
+        e.g. the lossless stream of an integer chunk where it fits).
     psnr: lossy only, instead of step: the smallest chunk with a PSNR of at
         least ``psnr`` dB (peak 2**bits - 1 for integers, the value range for
-        floats), within 0.5 dB of it where reachable.
+        floats), within 0.5 dB of it where reachable (or, for integers, the
+        lossless stream where that is no larger).
     layers: quality layers within each resolution, so that a shorter prefix
         decodes that resolution at lower quality (``decode(..., layer=j)``).
         A count (2..16: each layer about doubles the bytes of the one before),
@@ -644,6 +646,13 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
             encoded, step, rdo = _rate.encode_to_psnr(
                 lambda s, r: encode_with(s, rdo=r), decode_last, arr, options["psnr"], step, limits,
                 model, gain, rdo)
+        overhead = header_length(arr.ndim, len(axes), levels, "lossy") + 5 * (levels + 1)
+        if options["layers"] is None and arr.dtype.kind in "iu" and (
+                model is None or len(encoded) <= _rate.NEAR_FLOOR * overhead
+                or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):
+            lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis)
+            if _rate.lossless_is_better(len(lossless), len(encoded), arr.nbytes, options):
+                return lossless
     else:
         encoded = encode_with(step, rdo=rdo)
     if options["layers"] is None:

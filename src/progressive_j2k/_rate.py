@@ -314,6 +314,26 @@ TYPICAL_PSNR_BIAS = {False: -0.22, True: -0.39}
 ICT_ERROR_GAIN = (3.0 + (0.34413**2 + 1.772**2) + (1.402**2 + 0.71414**2)) / 3
 
 
+#: Integer chunks whose target ends near lossless quality (the model's RMS
+#: error under this many data units) or near the smallest lossy stream
+#: (within NEAR_FLOOR times its header and flushes) are also coded losslessly,
+#: and take that stream where lossless_is_better.  Measured (5 real images):
+#: the lossy stream grows past the lossless one below an RMS of 0.25-0.3.
+NEAR_LOSSLESS_RMS = 0.5
+NEAR_FLOOR = 2.0
+
+
+def lossless_is_better(lossless: int, lossy: int, raw: int, options: dict) -> bool:
+    """Whether the lossless stream (exact) serves a ratio or PSNR target at
+    least as well as the lossy one the search found (sizes in bytes): a PSNR
+    target when it is no larger; a ratio target when it fits the target's
+    size (within the tolerance), or when neither does and it is no larger."""
+    if options["ratio"] is None:
+        return lossless <= lossy
+    budget = raw / options["ratio"] * (1 + RATIO_TOLERANCE)
+    return lossless <= budget or (lossy > budget and lossless <= lossy)
+
+
 def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                     model: RateModel | None = None, rdo: bool = False, colour: bool = False,
                     tolerance: float = RATIO_TOLERANCE, pilot=None, context=None,
@@ -373,28 +393,31 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
             return encode_to_ratio(encode, arr, ratio, given_start, limits, model, rdo=False,
                                    colour=colour, tolerance=tolerance, pilot=pilot,
                                    context=context, exact=exact)
-        found = _finest_of_closest(score, trials, math.log(target))
+        found = _finest_of_closest(score, trials, math.log(target), math.log1p(tolerance))
     return found[1], found[0], rdo
 
 
-def _finest_of_closest(score, trials, aim: float, rounds: int = 6) -> tuple:
-    """The trial closest to `aim` and, of the steps giving that value, about
-    the finest: bisected (in log step) against the next finer trial, which
-    was further away.  For chunks that no step brings to the target: the
-    smallest stream then comes from a range of steps, and the coarsest of
-    them may have zeroed what a finer one keeps."""
+def _finest_of_closest(score, trials, aim: float, slack: float, rounds: int = 6) -> tuple:
+    """About the finest step whose value is within `slack` of the closest
+    trial's distance to `aim`: bisected (in log step) against the next finer
+    trial, which was further away.  For chunks that no step brings to the
+    target: the smallest stream comes from a range of steps, the coarsest of
+    which have zeroed everything (a 64 x 64 chunk's all-zero stream is 236
+    bytes, one that keeps its low band 238), so the size tolerance buys
+    back what a finer step keeps."""
     def distance(t):
         return abs(t[2] - aim)
 
-    best = min(trials, key=lambda t: (distance(t), t[0]))
-    finer = [t for t in trials if t[0] < best[0] and distance(t) > distance(best)]
+    limit = min(distance(t) for t in trials) + slack
+    best = min((t for t in trials if distance(t) <= limit), key=lambda t: t[0])
+    finer = [t for t in trials if t[0] < best[0]]
     if not finer:
         return best
     lo = max(finer, key=lambda t: t[0])[0]
     for _ in range(rounds):
         middle = math.sqrt(lo * best[0])
         trial, value = score(middle)
-        if abs(value - aim) <= distance(best):
+        if abs(value - aim) <= limit:
             best = (middle, trial, value)
         else:
             lo = middle
