@@ -132,3 +132,28 @@ def test_chunk_bytes_are_progressive(real):
     from zarr.core.sync import sync
     raw = sync(store.get("c/1/0", prototype=default_buffer_prototype())).to_bytes()
     np.testing.assert_array_equal(pj.decode(raw), arr[256:, :256])
+
+
+def test_chunks_read_whatever_max_bytes_allows(real, monkeypatch, tmp_path):
+    """Chunks of an array are decoded with the working memory their shape
+    needs (the array's owner chose it): decode()'s default guard, meant for
+    untrusted headers, once made large lossy chunks writable but not
+    readable (a 16384 x 16384 uint8 chunk needs 4.3 GiB).  Here the guard is
+    lowered to 1 MiB instead; a header that disagrees with the array's chunk
+    shape is still refused."""
+    from progressive_j2k import _api
+    image = real("camera")
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=image.shape, chunks=(512, 512),
+                          dtype=image.dtype, compressors=None,
+                          serializer=ProgressiveJ2K(reversible=False, ratio=10))
+    z[:] = image
+    chunk = (tmp_path / "a.zarr" / "c" / "0" / "0").read_bytes()
+    monkeypatch.setitem(_api.decode.__kwdefaults__, "max_bytes", 1 << 20)
+    with pytest.raises(pj.TooLargeError):
+        pj.decode(chunk)
+    expected = pj.decode(chunk, max_bytes=1 << 30)
+    np.testing.assert_array_equal(z[:], expected)
+    np.testing.assert_array_equal(pj.open_multiscale(z)[0][:], expected)
+    np.testing.assert_array_equal(pj.open_multiscale(z)[1][:], pj.decode(chunk, 1, max_bytes=1 << 30))
+    with pytest.raises(pj.DecodeError, match="expects"):
+        _api.decode_chunk(chunk, (512, 256))

@@ -9,7 +9,7 @@ import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
 
 from progressive_j2k import _core, _layers, _rate
-from progressive_j2k.errors import TooLargeError, TruncatedError
+from progressive_j2k.errors import DecodeError, TooLargeError, TruncatedError
 
 #: numpy dtypes in the order of the format's dtype codes (docs/FORMAT.md).
 DTYPES = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"))
@@ -673,6 +673,18 @@ def decode_work_per_element(header: Header) -> int:
     via_float = header.mode != "lossless"
     wide = via_float or header.dtype.itemsize > 2
     return (8 if wide else 4) + (8 if via_float else 0)
+
+
+def decode_chunk(buf, shape: tuple, level: int = 0, layer: int | None = None):
+    """decode() of an array's chunk whose decoded shape at ``level`` the
+    array's metadata gives: a header that disagrees raises DecodeError, and
+    the working memory is then what that shape needs, whatever max_bytes
+    would allow (the array's owner chose the chunk size)."""
+    got = read_header(buf).level_shape(level)
+    if got != tuple(shape):
+        raise DecodeError(f"chunk decodes to shape {got} at level {level}, the array "
+                          f"expects {tuple(shape)}")
+    return decode(buf, level, layer=layer, max_bytes=math.inf)
 
 
 def decode(buf, level: int = 0, out=None, *, layer: int | None = None,

@@ -280,12 +280,12 @@ class Level:
                 fill = self._reader.layout.fill_value
                 out[tuple(region_out)] = 0 if fill is None else fill  # zarr reads None as 0
                 return
-            block = await asyncio.to_thread(_api.decode, data, self.level, layer=self.layer)
-            if self._reader.layout.fortran:
+            fortran = self._reader.layout.fortran   # chunks coded as their transpose
+            block = await asyncio.to_thread(_api.decode_chunk, data,
+                                            self.chunks[::-1] if fortran else self.chunks,
+                                            self.level, self.layer)
+            if fortran:
                 block = block.T
-            if block.shape != self.chunks:
-                raise DecodeError(f"chunk {coords} decodes to {block.shape} at level "
-                                       f"{self.level}, expected {self.chunks}")
             out[tuple(region_out)] = block[tuple(region_chunk)]
 
         await asyncio.gather(*(fill(coords) for coords in product(*ranges)))
