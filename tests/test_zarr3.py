@@ -157,3 +157,21 @@ def test_chunks_read_whatever_max_bytes_allows(real, monkeypatch, tmp_path):
     np.testing.assert_array_equal(pj.open_multiscale(z)[1][:], pj.decode(chunk, 1, max_bytes=1 << 30))
     with pytest.raises(pj.DecodeError, match="expects"):
         _api.decode_chunk(chunk, (512, 256))
+
+
+def test_nan_fill_value_is_refused_with_a_way_out(real):
+    """Lossy and tolerance modes refuse NaN; zarr pads edge chunks with the
+    array's fill_value, so a NaN fill_value (xarray's default for floats)
+    fails on finite data: the message must say so and name the remedy."""
+    field = np.ascontiguousarray(real("tlrc_float32_3d")[0])           # 54 x 43: one edge chunk
+    for options in ({"tolerance": 0.01}, {"reversible": False, "step": 0.01}):
+        z = zarr.create_array(MemoryStore(), shape=field.shape, chunks=(64, 64), dtype=field.dtype,
+                              serializer=ProgressiveJ2K(**options), compressors=None,
+                              fill_value=np.nan)
+        with pytest.raises(ValueError, match="fill_value=0"):
+            z[:] = field
+        z = zarr.create_array(MemoryStore(), shape=field.shape, chunks=(64, 64), dtype=field.dtype,
+                              serializer=ProgressiveJ2K(**options), compressors=None, fill_value=0)
+        z[:] = field
+        error = np.abs(z[:] - field)
+        assert (error.max() if "tolerance" in options else np.sqrt(np.mean(error**2))) <= 0.01

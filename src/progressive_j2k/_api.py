@@ -445,7 +445,9 @@ def _peak(arr: np.ndarray) -> float:
 
 def _require_finite(arr: np.ndarray, mode: str) -> None:
     if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{mode} needs finite values (NaN or inf found)")
+        raise ValueError(f"{mode} needs finite values (NaN or inf found; zarr pads chunks at "
+                         f"an array's edge, and unwritten parts of chunks, with the array's "
+                         f"fill_value: float arrays need a finite one, e.g. fill_value=0)")
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
