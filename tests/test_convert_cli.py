@@ -189,3 +189,24 @@ def test_cli_layers_ratio_and_layer_preview(real, tmp_path):
     plain, rdo = (pj.level_nbytes(zarr.open_array(str(tmp_path / f"s{v}.zarr")))[0]
                   for v in (False, True))
     assert rdo < plain     # RD-optimised quantisation codes fewer bits at one step
+
+
+def test_cli_errors_are_messages_not_tracebacks(real, tmp_path, capsys):
+    """Bad input ends with one line naming the problem and exit status 2: a
+    float .npy without a lossy or tolerance option, a level beyond the
+    array's, a zarr array not coded with progressive_j2k, a missing file."""
+    pytest.importorskip("imagecodecs")
+    field = np.ascontiguousarray(real("tlrc_float32_3d")[20])
+    np.save(tmp_path / "f.npy", field)
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "f.zarr"), "--quiet"]) == 2
+    assert "--tolerance" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "f.zarr"), "--quiet",
+                 "--tolerance", "0.01"]) == 0
+    assert main(["preview", str(tmp_path / "f.zarr"), "--level", "9", "-o",
+                 str(tmp_path / "p.png")]) == 2
+    assert "has levels 0 to" in capsys.readouterr().err
+    zarr.create_array(str(tmp_path / "plain.zarr"), data=real("camera"))
+    assert main(["info", str(tmp_path / "plain.zarr")]) == 2
+    assert "not encoded with progressive_j2k" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "missing.zarr")]) == 2
+    assert "error:" in capsys.readouterr().err

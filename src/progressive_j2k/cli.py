@@ -25,6 +25,9 @@ def convert(args):
     from progressive_j2k.convert import open_input, to_zarr
     data = open_input(args.input)
     lossy = args.lossy or args.step is not None or args.ratio or args.psnr
+    if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
+        raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
+                         f"--ratio, --psnr, --step) or --tolerance")
     options = dict(levels=args.levels, reversible=not lossy,
                    axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, psnr=args.psnr, tolerance=args.tolerance,
@@ -57,6 +60,8 @@ def preview(args):
 
     from progressive_j2k.multiscale import open_multiscale
     levels = open_multiscale(args.path, layer=args.layer)
+    if not 0 <= args.level < len(levels):
+        raise ValueError(f"--level {args.level}: {args.path} has levels 0 to {len(levels) - 1}")
     level = levels[args.level]
     image = level[...]
     if image.ndim >= 3 and image.shape[-1] == 1:   # a trailing channel axis of one: gray
@@ -107,7 +112,11 @@ def main(argv=None):
     p.add_argument("-o", "--output", default="preview.png")
     p.set_defaults(run=preview)
     args = parser.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except (ValueError, TypeError, OSError) as exc:   # bad input, not a bug: no traceback
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
