@@ -685,7 +685,7 @@ struct pj2k_prepared {
     void *coef;         /* lossless and error-bounded: the coefficients; 9/7: quantised ones */
     double *real;       /* 9/7: the coefficients */
     float *bit_cost;    /* RD-optimised quantisation's cost table, made at its first use */
-    int coded;          /* 9/7: coef holds the values of the last encode, whose header is */
+    int coded;          /* coef holds the values of the last encode, whose header is */
     pj2k_header coded_h;
 };
 
@@ -1187,7 +1187,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     write_header(&h, bytes.data);
     *out = bytes.data;
     *out_length = bytes.length;
-    prep->coded = prep->lossy;
+    prep->coded = 1;
     prep->coded_h = h;
     return PJ2K_OK;
 }
@@ -1345,16 +1345,65 @@ done:
     return st;
 }
 
-pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prep, void *out, size_t out_size)
+static int64_t coef_get(const void *p, coef_kind kind, size_t i)
+{
+    return kind == COEF_I16 ? ((const int16_t *)p)[i]
+         : kind == COEF_I32 ? ((const int32_t *)p)[i] : ((const int64_t *)p)[i];
+}
+
+/* The prepared values as decoding through `layer` has them, in `kind`
+ * (wide enough for them): the finest segment's values shifted by that
+ * layer's shifts, the other segments' whole. */
+static void copy_known(const pj2k_prepared *prep, int layer, void *dst, coef_kind kind)
+{
+    const pj2k_header *h = &prep->coded_h;
+    const layout *L = &prep->L;
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        const size_t base = c * L->box;
+        FOR_EACH_BAND(L->dims, h->levels, h->naxes, {
+            int64_t v = coef_get(prep->coef, prep->kind, base + at);
+            const int s = r_ == h->levels ? h->layer_shift[layer][sb->step_index] : 0;
+            if (s) {   /* sign(v) * (|v| >> s), with |v| unsigned (v may be INT64_MIN) */
+                const uint64_t m = (v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v) >> s;
+                v = v < 0 ? -(int64_t)m : (int64_t)m;
+            }
+            if (kind == COEF_I16) ((int16_t *)dst)[base + at] = (int16_t)v;
+            else if (kind == COEF_I32) ((int32_t *)dst)[base + at] = (int32_t)v;
+            else ((int64_t *)dst)[base + at] = v;
+        })
+    }
+}
+
+pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prep, int layer, void *out,
+                                      size_t out_size)
 {
     if (!prep || !out || !prep->coded) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->coded_h;
     const layout *L = &prep->L;
-    if (out_size != L->elements * DTYPE_INFO[h->dtype].size) return PJ2K_ERR_PARAM;
+    if (layer < 0) layer = h->layers - 1;
+    if (layer >= h->layers || out_size != L->elements * DTYPE_INFO[h->dtype].size)
+        return PJ2K_ERR_PARAM;
     if (!L->elements) return PJ2K_OK;
-    int last[PJ2K_MAX_LEVELS + 1];   /* every layer: the values as coded */
-    for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
-    return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out);
+    int last[PJ2K_MAX_LEVELS + 1];   /* as pj2k_decode_layer at level 0 */
+    for (int r = 0; r <= h->levels; r++) last[r] = r == h->levels ? layer : h->layers - 1;
+    const int partial = layer < h->layers - 1;
+    if (prep->lossy && !partial)   /* read only: no copy */
+        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out);
+    /* lossless reconstruction transforms in place, and partial values are
+     * shifted: a copy, in the decoder's kind (wider only if a value needs it) */
+    coef_kind kind = prep->lossy ? prep->kind : kind_for(h, partial);
+    if (COEF_BYTES[kind] < COEF_BYTES[prep->kind]) kind = prep->kind;
+    pj2k_status st;
+    do {
+        void *coef = pj2k_malloc_large(L->elements * COEF_BYTES[kind] + 8);
+        if (!coef) return PJ2K_ERR_NOMEM;
+        copy_known(prep, layer, coef, kind);
+        st = reconstruct(h, L, h->levels, last, coef, kind, out);
+        free(coef);
+        if (st == PJ2K_NARROW_OVERFLOW && kind != COEF_I64) kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
+        else break;
+    } while (1);
+    return st;
 }
 
 /* Entropy decoding, then reconstruct, with coefficients of `kind`. */

@@ -622,19 +622,25 @@ def test_rdo_option_overrides_the_default(real):
         pj.encode(arr, reversible=False, rdo=1)
 
 
-def reconstructed(prepared, like):
+def reconstructed(prepared, like, layer=-1):
     out = np.empty_like(like)
-    prepared.reconstruct(out.reshape(-1).view(np.uint8))
+    prepared.reconstruct(out.reshape(-1).view(np.uint8), layer)
     return out
+
+
+def layer_tables(bands):
+    """Three layers with shifts that differ by band, never increasing."""
+    first = tuple(1 + b % 5 for b in range(bands))
+    return first, tuple(max(v - 2, 0) for v in first), (0,) * bands
 
 
 @pytest.mark.parametrize("case", ["camera", "astronaut_ict", "mr2_uint16", "ct693_int16",
                                   "mni152_crop", "tlrc_float32", "camera_x1e4_wide"])
-def test_reconstruct_equals_decode(real, case):
-    """PSNR searches and the exactness check measure a trial from the
-    prepared values (Prepared.reconstruct) instead of decoding it: that must
-    be the decode bit for bit, with either quantiser, after layered encodes,
-    and where the values needed int64."""
+def test_reconstruct_equals_decode_lossy(real, case):
+    """PSNR searches, the exactness check and PSNR layer placement measure a
+    trial from the prepared values (Prepared.reconstruct) instead of decoding
+    it: that must be the decode bit for bit, with either quantiser, through
+    each quality layer, and where the values needed int64."""
     from progressive_j2k import _api, _core
     arr, axes, colour, steps = {
         "camera": lambda: (real("camera"), (0, 1), -1, (2.0, 20.0)),
@@ -654,22 +660,42 @@ def test_reconstruct_equals_decode(real, case):
         for rdo in (0.0, _core.RDO_DEFAULT):
             enc = prepared.encode(step, (), rdo)
             np.testing.assert_array_equal(reconstructed(prepared, arr), pj.decode(enc))
-    bands = len(pj.read_header(enc).steps)
-    shifts = ((2,) * bands, (0,) * bands)
-    enc = prepared.encode(steps[0], shifts, _core.RDO_DEFAULT)
-    assert pj.read_header(enc).layers == 2
+    enc = prepared.encode(steps[0], layer_tables(len(pj.read_header(enc).steps)), _core.RDO_DEFAULT)
+    for layer in range(3):
+        np.testing.assert_array_equal(reconstructed(prepared, arr, layer), pj.decode(enc, layer=layer))
     np.testing.assert_array_equal(reconstructed(prepared, arr), pj.decode(enc))
     with pytest.raises(ValueError):            # the wrong size
         prepared.reconstruct(np.empty(3, np.uint8))
+    with pytest.raises(ValueError):            # no such layer
+        reconstructed(prepared, arr, 3)
 
 
-def test_reconstruct_is_lossy_only(real):
-    from progressive_j2k import _core
-    arr = real("camera")
-    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), 0, arr.shape, (0, 1), -1, 5, 0, 0.0)
-    prepared.encode(0.0)
-    with pytest.raises(ValueError):
-        reconstructed(prepared, arr)
+@pytest.mark.parametrize("case", ["camera", "astronaut_rct", "mr2_uint16", "ct693_int16",
+                                  "mni152_crop", "tlrc_tolerance"])
+def test_reconstruct_equals_decode_reversible(real, case):
+    """The same for lossless streams (int16 coefficients for 8-bit data,
+    int32 for partial layers, as the decoder uses them; 9/7-M chosen by the
+    encoder) and error-bounded ones."""
+    from progressive_j2k import _api, _core
+    arr, axes, colour, wavelet, scale = {
+        "camera": lambda: (real("camera"), (0, 1), -1, 0, 0.0),
+        "astronaut_rct": lambda: (real("astronaut"), (0, 1), 2, 0, 0.0),
+        "mr2_uint16": lambda: (real("mr2_uint16"), (0, 1), -1, 0, 0.0),
+        "ct693_int16": lambda: (real("ct693_int16"), (0, 1), -1, 0, 0.0),
+        "mni152_crop": lambda: (np.ascontiguousarray(real("mni152_t1_uint8_3d")[40:72, 50:114, 40:104]),
+                                (0, 1, 2), -1, 0, 0.0),
+        "tlrc_tolerance": lambda: (real("tlrc_float32_3d"), (0, 1, 2), -1, 2, 0.02),
+    }[case]()
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+                              arr.shape, axes, colour, 5, wavelet, scale, scale / 2)
+    enc = prepared.encode(0.0)
+    np.testing.assert_array_equal(reconstructed(prepared, arr), pj.decode(enc))
+    if wavelet == 0:
+        np.testing.assert_array_equal(pj.decode(enc), arr)
+    bands = 1 + 5 * (2 ** len(axes) - 1)
+    enc = prepared.encode(0.0, layer_tables(bands))
+    for layer in range(3):
+        np.testing.assert_array_equal(reconstructed(prepared, arr, layer), pj.decode(enc, layer=layer))
 
 
 @pytest.mark.parametrize("name, target", [("ct693_int16", {"ratio": 3}), ("mr2_uint16", {"ratio": 1.5}),

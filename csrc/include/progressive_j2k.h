@@ -171,13 +171,15 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double s
 pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, const double **real,
                                        size_t *count);
 
-/* The samples that decoding the last stream pj2k_encode_prepared made gives,
- * bit for bit, without entropy decoding it: its quantised values
- * reconstructed as the decoder does, at full resolution with every layer
- * (9/7 only, after a successful encode, else PJ2K_ERR_PARAM; out_size must be
- * the chunk's size in bytes).  Rate searches that measure a trial's error
- * use it instead of a decode. */
-pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prepared, void *out, size_t out_size);
+/* The samples that decoding the last stream pj2k_encode_prepared made gives
+ * at full resolution through quality layer `layer` (-1: all), bit for bit,
+ * without entropy decoding it: its values, as far as those layers carry
+ * them, reconstructed as the decoder does (after a successful encode, else
+ * PJ2K_ERR_PARAM; out_size must be the chunk's size in bytes).  Rate
+ * searches and layer placement that measure a trial's error use it instead
+ * of a decode. */
+pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prepared, int layer, void *out,
+                                      size_t out_size);
 
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length
  * holds the number of bytes needed (PJ2K_FIXED_HEADER if fewer than that were

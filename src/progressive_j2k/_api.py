@@ -594,16 +594,13 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
 
     reconstructed = np.empty(arr.shape, arr.dtype)
 
-    def decode_last(encoded):
-        """decode(encoded), bit for bit, of the stream encode_with just made:
-        its quantised values reconstructed without entropy decoding them."""
-        prepared.reconstruct(reconstructed.reshape(-1).view(np.uint8))
+    def decode_last(encoded, layer=None):
+        """decode(encoded, layer=layer), bit for bit, of the stream
+        encode_with just made: its values reconstructed without entropy
+        decoding them."""
+        prepared.reconstruct(reconstructed.reshape(-1).view(np.uint8),
+                             -1 if layer is None else layer)
         return reconstructed
-
-    def decode_own(encoded, layer=None):
-        # trial decodes of our own stream: its size is the caller's data, not
-        # untrusted input, so the default max_bytes guard does not apply
-        return decode(encoded, layer=layer, max_bytes=math.inf)
 
     def rate_model(prepared, shape):
         counts = np.zeros((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
@@ -660,7 +657,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     if options["layers"] is None:
         return encoded
     tables = _layers.choose_shifts(
-        lambda t: encode_with(step, t, rdo), lambda e, j: decode_own(e, layer=j), arr,
+        lambda t: encode_with(step, t, rdo), decode_last, arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
         weighted=wavelet != 1,
         data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),

@@ -68,7 +68,7 @@ cdef extern from "progressive_j2k.h" nogil:
     pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step,
                                              size_t row_stride, size_t nbands, size_t nctx,
                                              size_t nexps, uint64_t *counts)
-    pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prepared, void *out,
+    pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prepared, int layer, void *out,
                                           size_t out_size)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
@@ -212,15 +212,15 @@ cdef class Prepared:
             raise_status(status, "coefficients")
         return PyBytes_FromStringAndSize(<const char *>real, count * sizeof(double))
 
-    def reconstruct(self, uint8_t[::1] out):
-        """9/7 only, after an encode: fill `out` (the chunk's bytes) with what
-        decoding that stream gives, without entropy decoding it
-        (pj2k_prepared_reconstruct)."""
+    def reconstruct(self, uint8_t[::1] out, int layer=-1):
+        """After an encode: fill `out` (the chunk's bytes) with what decoding
+        that stream through quality layer `layer` (-1: all) gives, without
+        entropy decoding it (pj2k_prepared_reconstruct)."""
         cdef pj2k_status status
         cdef uint8_t dummy = 0
         with nogil:
-            status = pj2k_prepared_reconstruct(self.ptr, &out[0] if out.shape[0] else &dummy,
-                                               out.shape[0])
+            status = pj2k_prepared_reconstruct(self.ptr, layer,
+                                               &out[0] if out.shape[0] else &dummy, out.shape[0])
         if status != PJ2K_OK:
             raise_status(status, "reconstruct")
 
