@@ -602,27 +602,28 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
                              -1 if layer is None else layer)
         return reconstructed
 
-    def rate_model(prepared, shape):
+    def rate_model(prepared):
         counts = np.zeros((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
         top_key = prepared.histogram(counts)
         return None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
-            counts, top_key, header_length(len(shape), len(axes), levels, "lossy")
-            + 5 * (levels + 1))                             # the header, and each piece's flush
+            counts, top_key, lossy_floor)
 
     if targeted and arr.size:
+        # the smallest lossy stream: the header, and each piece's flush
+        lossy_floor = header_length(arr.ndim, len(axes), levels, "lossy") + 5 * (levels + 1)
         limits = (max(_peak(arr) / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
-        model = rate_model(prepared, arr.shape)
+        model = rate_model(prepared)
         if model is None:   # every coefficient is zero: any step gives the same exact stream
             encoded = encode_with(step, rdo=rdo)
         elif options["ratio"] is not None:
-            mosaic = _rate.pilot_mosaic(arr, axes) if model is not None else None
+            mosaic = _rate.pilot_mosaic(arr, axes)
 
             def pilot(step, rdo):   # the mosaic's real size over its model's
                 mosaic_prepared = _core.Prepared(
                     mosaic.reshape(-1).view(np.uint8), code, mosaic.shape, axes,
                     -1 if colour_axis is None else colour_axis, int(levels), wavelet, step, 0.0, -1)
-                mosaic_model = rate_model(mosaic_prepared, mosaic.shape)
+                mosaic_model = rate_model(mosaic_prepared)
                 if mosaic_model is None:
                     return None
                 size = len(mosaic_prepared.encode(step, (), _core.RDO_DEFAULT if rdo else 0.0))
@@ -645,9 +646,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
             encoded, step, rdo = _rate.encode_to_psnr(
                 lambda s, r: encode_with(s, rdo=r), decode_last, arr, options["psnr"], step, limits,
                 model, gain, rdo)
-        overhead = header_length(arr.ndim, len(axes), levels, "lossy") + 5 * (levels + 1)
         if options["layers"] is None and arr.dtype.kind in "iu" and (
-                model is None or len(encoded) <= _rate.NEAR_FLOOR * overhead
+                model is None or len(encoded) <= _rate.NEAR_FLOOR * lossy_floor
                 or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):
             lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis)
             if _rate.lossless_is_better(len(lossless), len(encoded), arr.nbytes, options):
