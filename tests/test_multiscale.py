@@ -271,3 +271,24 @@ def test_napari_multiscale_layer_without_window(real):
     assert layer.multiscale and layer.rgb
     assert [tuple(int(n) for n in s) for s in layer.level_shapes] == [lv.shape[:2] for lv in levels]
     np.testing.assert_array_equal(np.asarray(layer.data[3]), levels[3][:])
+
+
+@pytest.mark.parametrize("shards", [None, (512, 1024)])
+def test_lossy_array_with_lossless_chunks(real, shards):
+    """A ratio target gives a constant chunk its exact lossless stream (its
+    header is shorter than a lossy one): the levels of such a mixed array
+    read as each chunk decodes, sharded or not."""
+    camera = real("camera")
+    image = np.concatenate([camera, np.full((512, 512), 240, np.uint8)], axis=1)
+    z = zarr.create_array(MemoryStore(), shape=image.shape, chunks=(512, 512), shards=shards,
+                          dtype=image.dtype, compressors=None,
+                          serializer=ProgressiveJ2KV3(reversible=False, ratio=10))
+    z[:] = image
+    lossy = pj.encode(camera, reversible=False, ratio=10)
+    assert pj.read_header(lossy).mode == "lossy"
+    assert pj.read_header(pj.encode(image[:, 512:], reversible=False, ratio=10)).mode == "lossless"
+    levels = pj.open_multiscale(z)
+    for k in range(4):
+        n = 512 >> k
+        np.testing.assert_array_equal(levels[k][:, :n], pj.decode(lossy, level=k))
+        assert (levels[k][:, n:] == 240).all()
