@@ -244,3 +244,22 @@ def test_to_zarr_pads_edge_chunks_with_their_mean(real, tmp_path):
                 assert border(ours) < (0.1 if source is bright else 0.8) * border(theirs), k
                 if source is bright:   # no dark line: within the data's range
                     assert ours[k][:].min() >= 235
+
+
+def test_to_zarr_keeps_the_shape_when_writing_fails(real, tmp_path):
+    """Edge chunks are written into an array of whole chunks, then cut to the
+    data's shape; a source that fails part-way must not leave the padded
+    shape behind."""
+    image = np.ascontiguousarray(real("camera")[:300, :300])
+
+    class Failing:
+        shape, dtype = image.shape, image.dtype
+
+        def __getitem__(self, key):
+            if isinstance(key, slice) and key.start:
+                raise OSError("source vanished")
+            return image[key]
+
+    with pytest.raises(OSError, match="vanished"):
+        to_zarr(Failing(), str(tmp_path / "f.zarr"), chunks=(256, 256), axes=(0, 1))
+    assert zarr.open_array(str(tmp_path / "f.zarr")).shape == (300, 300)

@@ -737,3 +737,20 @@ def test_unreachable_targets_keep_what_the_size_tolerance_allows(real):
     enc = pj.encode(background, reversible=False, ratio=800)
     np.testing.assert_array_equal(pj.decode(enc), background)
     assert len(enc) <= background.nbytes / 800
+
+
+def test_lossless_is_better_keeps_a_smaller_exact_lossy_stream():
+    """Under a ratio target the lossless stream wins where it fits, unless
+    the lossy stream is smaller and exact too; under a PSNR target where it
+    is no larger."""
+    from progressive_j2k import _rate
+    ratio, psnr = {"ratio": 10, "psnr": None}, {"ratio": None, "psnr": 50}
+    exact, inexact = (lambda: True), (lambda: False)
+    assert _rate.lossless_is_better(900, 950, 10_000, ratio, inexact)
+    assert _rate.lossless_is_better(900, 800, 10_000, ratio, inexact)
+    assert not _rate.lossless_is_better(900, 800, 10_000, ratio, exact)
+    assert _rate.lossless_is_better(900, 950, 10_000, ratio, exact)
+    assert not _rate.lossless_is_better(2000, 1100, 10_000, ratio, inexact)  # neither fits
+    assert _rate.lossless_is_better(1050, 1100, 10_000, ratio, inexact)     # fits within 4.5%
+    assert _rate.lossless_is_better(800, 900, 10_000, psnr, exact)
+    assert not _rate.lossless_is_better(950, 900, 10_000, psnr, inexact)

@@ -236,3 +236,5 @@ def test_big_endian_input_is_accepted():
     assert pj.decode(enc, out=out) is out
     np.testing.assert_array_equal(out, arr)
     assert out.tobytes() == arr.tobytes()
+    with pytest.raises(ValueError, match="dtype"):   # of its own dtype only
+        pj.decode(enc, out=np.zeros(arr.shape, ">i2"))

@@ -650,7 +650,9 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
                 model is None or len(encoded) <= _rate.NEAR_FLOOR * lossy_floor
                 or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):
             lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis)
-            if _rate.lossless_is_better(len(lossless), len(encoded), arr.nbytes, options):
+            if _rate.lossless_is_better(
+                    len(lossless), len(encoded), arr.nbytes, options,
+                    lambda: np.array_equal(decode(encoded, max_bytes=math.inf), arr)):
                 return lossless
     else:
         encoded = encode_with(step, rdo=rdo)
@@ -715,9 +717,11 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     if needed_memory > max_bytes:
         raise TooLargeError(f"decoding needs {needed_memory} bytes (output {nbytes} plus working "
                             f"buffers), over max_bytes={max_bytes}")
-    if isinstance(out, np.ndarray) and out.dtype != header.dtype and \
-            out.dtype.newbyteorder("=") == header.dtype.newbyteorder("="):
-        # the same dtype in the other byte order: values, not bytes
+    if isinstance(out, np.ndarray) and out.dtype.byteorder == (">" if np.little_endian else "<"):
+        # the other byte order: values, not bytes (of the same dtype only)
+        if out.dtype.newbyteorder("=") != header.dtype.newbyteorder("="):
+            raise ValueError(f"out has dtype {out.dtype.str}, the chunk decodes to "
+                             f"{header.dtype.str}")
         if not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
         if out.size != elements:

@@ -323,15 +323,18 @@ NEAR_LOSSLESS_RMS = 0.5
 NEAR_FLOOR = 2.0
 
 
-def lossless_is_better(lossless: int, lossy: int, raw: int, options: dict) -> bool:
+def lossless_is_better(lossless: int, lossy: int, raw: int, options: dict, lossy_exact) -> bool:
     """Whether the lossless stream (exact) serves a ratio or PSNR target at
     least as well as the lossy one the search found (sizes in bytes): a PSNR
     target when it is no larger; a ratio target when it fits the target's
-    size (within the tolerance), or when neither does and it is no larger."""
+    size (within the tolerance) and is no larger or the lossy one is not
+    exact (lossy_exact() says), or when neither fits and it is no larger."""
     if options["ratio"] is None:
         return lossless <= lossy
     budget = raw / options["ratio"] * (1 + RATIO_TOLERANCE)
-    return lossless <= budget or (lossy > budget and lossless <= lossy)
+    if lossless <= budget:
+        return lossless <= lossy or not lossy_exact()
+    return lossy > budget and lossless <= lossy
 
 
 def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,

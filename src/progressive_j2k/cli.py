@@ -24,7 +24,7 @@ def _colour_axis(text):
 def convert(args):
     from progressive_j2k.convert import open_input, to_zarr
     data = open_input(args.input)
-    lossy = args.lossy or args.step is not None or args.ratio or args.psnr
+    lossy = args.lossy or any(v is not None for v in (args.step, args.ratio, args.psnr))
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
                          f"--ratio, --psnr, --step) or --tolerance")

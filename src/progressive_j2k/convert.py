@@ -115,7 +115,10 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     stack of unlike frames is coded frame by frame), once for the array, from
     a block at its centre.  Chunks at the array's edge are completed with
     their own mean (pad_chunk), not the fill value, so that coarser levels
-    keep the array's border free of the fill value.
+    keep the array's border free of the fill value.  Two consequences: until
+    to_zarr returns, the array has the shape of its whole chunks; and if it
+    is later enlarged with ``resize``, the region that uncovers in those edge
+    chunks reads as that mean, not the fill value, until written.
 
     Data larger than memory: pass a dask array (written chunk by chunk by the
     active dask scheduler, distributed included) or an array-like that slices
@@ -144,25 +147,28 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                           serializer=ProgressiveJ2K(**codec_options), compressors=None,
                           fill_value=0, overwrite=overwrite, dimension_names=dimension_names)
     write_unit = tuple(shards) if shards is not None else chunks
-    if _is_dask(data):
-        import dask.array as da
-        blocks = data.rechunk(chunks)
+    try:
+        if _is_dask(data):
+            import dask.array as da
+            blocks = data.rechunk(chunks)
+            if padded != shape:
+                blocks = blocks.map_blocks(
+                    pad_chunk, chunks, dtype=dtype,
+                    chunks=tuple((c,) * len(b) for c, b in zip(chunks, blocks.chunks)))
+            da.store(blocks.rechunk(write_unit), z, lock=False)
+        else:
+            step = max(1, write_unit[0])
+            rows = range(0, shape[0], step)
+            if progress:
+                from tqdm import tqdm
+                rows = tqdm(rows, unit="chunk row", desc="writing")
+            for start in rows:
+                slab = np.asarray(data[start:start + step])
+                stop = min(start + step, padded[0])
+                z[start:stop] = _pad_slab(slab, (stop - start,) + padded[1:], chunks)
+    finally:   # the data's shape, also when writing failed part-way
         if padded != shape:
-            blocks = blocks.map_blocks(pad_chunk, chunks, dtype=dtype,
-                                       chunks=tuple((c,) * len(b) for c, b in zip(chunks, blocks.chunks)))
-        da.store(blocks.rechunk(write_unit), z, lock=False)
-    else:
-        step = max(1, write_unit[0])
-        rows = range(0, shape[0], step)
-        if progress:
-            from tqdm import tqdm
-            rows = tqdm(rows, unit="chunk row", desc="writing")
-        for start in rows:
-            slab = np.asarray(data[start:start + step])
-            stop = min(start + step, padded[0])
-            z[start:stop] = _pad_slab(slab, (stop - start,) + padded[1:], chunks)
-    if padded != shape:
-        z.resize(shape)
+            z.resize(shape)
     return z
 
 
