@@ -112,6 +112,11 @@ class _Reader:
         from zarr.core.buffer import default_buffer_prototype
         self._prototype = default_buffer_prototype()
 
+    def __getstate__(self):
+        # the caches hold tasks of the event loop that filled them: a copy in
+        # another process (dask distributed) starts empty
+        return {**self.__dict__, "_headers": {}, "_indices": {}}
+
     def _key(self, coords) -> str:
         key = self.metadata.encode_chunk_key(tuple(coords))
         return f"{self.path}/{key}" if self.path else key
