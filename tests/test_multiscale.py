@@ -307,3 +307,26 @@ def test_lossy_array_with_lossless_chunks(real, shards):
         n = 512 >> k
         np.testing.assert_array_equal(levels[k][:, :n], pj.decode(lossy, level=k))
         assert (levels[k][:, n:] == 240).all()
+
+
+def test_strided_reads_allocate_the_selection_only(real):
+    """A strided read allocates its result, not the span it covers, and reads
+    only chunks holding a selected element (it once allocated 1.6 GB for a
+    79 x 79 result); its values are the full read's, strided."""
+    import tracemalloc
+    arr = real("camera")
+    z = write("v3", MemoryStore(), arr, (128, 96), {})
+    levels = pj.open_multiscale(z)
+    for level in levels[:3]:
+        full = level[:]
+        for key in [(slice(None, None, 7), slice(3, None, 5)), (slice(5, 200, 64), slice(None, None, 100)),
+                    (slice(1, None, 128), 17), (slice(None, None, 1000), slice(None, None, 3))]:
+            np.testing.assert_array_equal(level[key], full[key])
+    empty = zarr.create_array(MemoryStore(), shape=(40000, 40000), chunks=(1024, 1024), dtype="u1",
+                              serializer=ProgressiveJ2KV3(), compressors=None, fill_value=7)
+    tracemalloc.start()
+    thumbnail = pj.open_multiscale(empty)[0][::512, ::512]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert thumbnail.shape == (79, 79) and (thumbnail == 7).all()
+    assert peak < 50e6

@@ -266,30 +266,37 @@ class Level:
     def __getitem__(self, key):
         starts, stops, steps, drop = _normalise_key(key, self.shape)
         from zarr.core.sync import sync
-        region = sync(self._read(starts, stops))
-        region = region[tuple(slice(None, None, s) for s in steps)]
+        region = sync(self._read(starts, stops, steps))
         return region[tuple(0 if d else slice(None) for d in drop)]
 
-    async def _read(self, starts, stops):
-        out_shape = tuple(b - a for a, b in zip(starts, stops))
-        out = np.empty(out_shape, self.dtype)
+    async def _read(self, starts, stops, steps):
+        """The selection start:stop:step per axis, allocating only it and
+        reading only the chunks that hold one of its elements."""
+        out = np.empty(tuple(len(range(*r)) for r in zip(starts, stops, steps)), self.dtype)
         if out.size == 0:
             return out
-        ranges = [range(a // c, (b - 1) // c + 1) for a, b, c in zip(starts, stops, self.chunks)]
+        per_axis = []   # per axis: (chunk index, its part of out, the selected part of it)
+        for a, b, step, c in zip(starts, stops, steps, self.chunks):
+            parts = []
+            for k in range(a // c, (b - 1) // c + 1):
+                lo, hi = max(a, k * c), min(b, (k + 1) * c)
+                first = a + -(-(lo - a) // step) * step   # the first selected index >= lo
+                if first < hi:
+                    at = (first - a) // step
+                    parts.append((k, slice(at, at + len(range(first, hi, step))),
+                                  slice(first - k * c, hi - k * c, step)))
+            per_axis.append(parts)
         semaphore = asyncio.Semaphore(_CONCURRENCY)
 
-        async def fill(coords):
+        async def fill(parts):
+            coords = tuple(p[0] for p in parts)
+            region_out = tuple(p[1] for p in parts)
+            region_chunk = tuple(p[2] for p in parts)
             async with semaphore:
                 data = await self._reader.prefix(coords, self.level, self.layer)
-            region_out, region_chunk = [], []
-            for i, c in enumerate(coords):
-                lo = max(starts[i], c * self.chunks[i])
-                hi = min(stops[i], (c + 1) * self.chunks[i])
-                region_out.append(slice(lo - starts[i], hi - starts[i]))
-                region_chunk.append(slice(lo - c * self.chunks[i], hi - c * self.chunks[i]))
             if data is None:
                 fill = self._reader.layout.fill_value
-                out[tuple(region_out)] = 0 if fill is None else fill  # zarr reads None as 0
+                out[region_out] = 0 if fill is None else fill  # zarr reads None as 0
                 return
             fortran = self._reader.layout.fortran   # chunks coded as their transpose
             block = await asyncio.to_thread(_api.decode_chunk, data,
@@ -297,9 +304,9 @@ class Level:
                                             self.level, self.layer)
             if fortran:
                 block = block.T
-            out[tuple(region_out)] = block[tuple(region_chunk)]
+            out[region_out] = block[region_chunk]
 
-        await asyncio.gather(*(fill(coords) for coords in product(*ranges)))
+        await asyncio.gather(*(fill(parts) for parts in product(*per_axis)))
         return out
 
 
