@@ -438,9 +438,7 @@ def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
     return max(1.0, math.floor(2 * tolerance))
 
 
-def _peak(arr: np.ndarray) -> float:
-    """max |x| without np.abs, which wraps the most negative integer."""
-    return max(-float(arr.min()), float(arr.max())) if arr.size else 0.0
+_peak = _rate.peak_magnitude
 
 
 def _require_finite(arr: np.ndarray, mode: str) -> None:
@@ -592,12 +590,15 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     def encode_with(step, layer_shifts=(), rdo=False):
         return prepared.encode(step, layer_shifts, _core.RDO_DEFAULT if rdo else 0.0)
 
-    reconstructed = np.empty(arr.shape, arr.dtype)
+    reconstructed = None   # decode_last's output, made at its first use
 
     def decode_last(encoded, layer=None):
         """decode(encoded, layer=layer), bit for bit, of the stream
         encode_with just made: its values reconstructed without entropy
         decoding them."""
+        nonlocal reconstructed
+        if reconstructed is None:
+            reconstructed = np.empty(arr.shape, arr.dtype)
         prepared.reconstruct(reconstructed.reshape(-1).view(np.uint8),
                              -1 if layer is None else layer)
         return reconstructed

@@ -48,13 +48,17 @@ def psnr(decoded: np.ndarray, original: np.ndarray) -> float:
     return 10 * math.log10(peak**2 / mse) if peak > 0 else -math.inf
 
 
+def peak_magnitude(arr: np.ndarray) -> float:
+    """max |x| without np.abs, which wraps the most negative integer."""
+    return max(-float(arr.min()), float(arr.max())) if arr.size else 0.0
+
+
 def data_quantum(arr: np.ndarray) -> float:
     """The smallest error that changes a value: 1 for integers, the float
     spacing at the largest magnitude for floats."""
     if arr.dtype.kind != "f":
         return 1.0
-    peak = max(abs(float(arr.min())), abs(float(arr.max()))) if arr.size else 0.0
-    return float(np.spacing(arr.dtype.type(peak)))
+    return float(np.spacing(arr.dtype.type(peak_magnitude(arr))))
 
 
 #: A ratio search decodes a trial smaller than its target to see whether it is
