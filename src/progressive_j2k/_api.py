@@ -441,6 +441,11 @@ def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
 _peak = _rate.peak_magnitude
 
 
+def is_big_endian(dtype: np.dtype) -> bool:
+    """The format stores little-endian samples: these dtypes need a swap."""
+    return dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian)
+
+
 def _require_finite(arr: np.ndarray, mode: str) -> None:
     if arr.size and not np.isfinite(arr).all():
         raise ValueError(f"{mode} needs finite values (NaN or inf found; zarr pads chunks at "
@@ -554,7 +559,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         that smaller (smooth data; docs/DESIGN.md 23).
     """
     arr = np.asarray(data)
-    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
+    if is_big_endian(arr.dtype):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     if arr.ndim == 0:
         raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
@@ -718,7 +723,7 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     if needed_memory > max_bytes:
         raise TooLargeError(f"decoding needs {needed_memory} bytes (output {nbytes} plus working "
                             f"buffers), over max_bytes={max_bytes}")
-    if isinstance(out, np.ndarray) and out.dtype.byteorder == (">" if np.little_endian else "<"):
+    if isinstance(out, np.ndarray) and not out.dtype.isnative:
         # the other byte order: values, not bytes (of the same dtype only)
         if out.dtype.newbyteorder("=") != header.dtype.newbyteorder("="):
             raise ValueError(f"out has dtype {out.dtype.str}, the chunk decodes to "

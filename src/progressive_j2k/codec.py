@@ -1,7 +1,6 @@
 """numcodecs codec: ``ProgressiveJ2K``, usable as a zarr v2 compressor."""
 from __future__ import annotations
 
-import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray
 
@@ -70,7 +69,7 @@ class ProgressiveJ2K(Codec):
 
     def encode(self, buf):
         arr = ensure_ndarray(buf)
-        if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
+        if _api.is_big_endian(arr.dtype):
             # zarr v2 reads the decoded bytes as the array's dtype, and
             # decoded chunks are little-endian: refuse rather than swap bytes
             raise TypeError(f"ProgressiveJ2K stores little-endian data; this zarr v2 array's "

@@ -57,9 +57,10 @@ def _layout_of(array) -> _Layout:
         chunks = tuple(metadata.chunks)
     else:
         codecs = [c.to_dict() for c in metadata.codecs]
-        names = [c["name"] for c in codecs] + [
-            c["name"] for c in codecs if c["name"] == "sharding_indexed"
-            for c in c["configuration"]["codecs"]]
+        names = [c["name"] for c in codecs]
+        for c in codecs:
+            if c["name"] == "sharding_indexed":   # and the shard's inner codecs
+                names += [inner["name"] for inner in c["configuration"]["codecs"]]
         if "progressive_j2k" not in names:
             raise ValueError(f"array is not encoded with progressive_j2k (its codecs: "
                              f"{', '.join(c['name'] for c in codecs)})")
