@@ -7,7 +7,7 @@ import pytest
 
 import progressive_j2k as pj
 from progressive_j2k import ProgressiveJ2K, _api
-from progressive_j2k._layers import cumulative_layer_bytes
+from progressive_j2k._layers import LayerPlan, Thresholds, cumulative_layer_bytes
 from progressive_j2k._rate import psnr
 from progressive_j2k.errors import DecodeError, TruncatedError
 
@@ -97,6 +97,28 @@ def test_ratio_targets_place_layers_near_the_requested_sizes(real):
         achieved = [arr.nbytes / s for s in sizes[:2]]
         for got, want in zip(achieved, [40, 20]):
             assert want / 1.6 <= got <= want * 1.6, (name, achieved)
+
+
+@pytest.mark.parametrize("name, ratio, layers", [
+    ("camera", 40, 4), ("moon", 40, 4), ("astronaut", 20, [80, 40]), ("ct693_int16", 20, [80, 40])])
+def test_ratio_target_with_layers_is_met_within_5_percent(real, name, ratio, layers):
+    arr = real(name)
+    enc = pj.encode(arr, reversible=False, ratio=ratio, layers=layers)
+    assert pj.read_header(enc).layers == _api.layer_count({"layers": layers})
+    assert abs(arr.nbytes / len(enc) / ratio - 1) <= 0.05, arr.nbytes / len(enc)
+
+
+def test_layer_plan_keeps_its_cuts_when_the_step_changes():
+    th = Thresholds((64, 64), 3, weighted=False, max_shift=30)
+    plan = LayerPlan(th, [6.2, 4.66, 4.64])
+    tables = plan.tables()
+    assert all(a != b for a, b in zip(tables, tables[1:])) and tables[-1] == (0,) * 10
+    # a step half as large: every band's values one bit plane higher
+    assert plan.tables(1.0)[:-1] == tuple(tuple(s + 1 for s in t) for t in tables[:-1])
+    # thresholds that come to coincide stay one band step apart
+    lowered = plan.tables(-0.02)
+    assert th.shifts(4.64) == th.shifts(4.62)
+    assert all(a != b for a, b in zip(lowered, lowered[1:])), lowered
 
 
 def test_psnr_targets_place_layers_near_the_requested_quality(real):

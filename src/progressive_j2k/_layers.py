@@ -59,21 +59,22 @@ class Thresholds:
 
 
 def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, levels: int,
-                  weighted: bool, data_bits: float, max_shift: int) -> tuple:
-    """Shift tables for `layers` (a count, or the targets of the layers before
-    the last: compression ratios, or PSNRs in dB with metric "psnr").
-    encode(tables) -> codestream; decode(codestream, layer) -> full-resolution
-    array; data_bits: log2 of the largest |sample| in coefficient units (the
+                  weighted: bool, data_bits: float, max_shift: int) -> "LayerPlan | None":
+    """The plan of the layers `layers` asks for (a count, or the targets of
+    the layers before the last: compression ratios, or PSNRs in dB with
+    metric "psnr"), or None for a single layer.  encode(tables) ->
+    codestream; decode(codestream, layer) -> full-resolution array;
+    data_bits: log2 of the largest |sample| in coefficient units (the
     transform adds a few bits, and up to the largest band norm's in t)."""
     from progressive_j2k._api import read_header
 
     count = layers if isinstance(layers, int) else len(layers) + 1
     if count <= 1:
-        return ()
+        return None
     th = Thresholds(lengths, levels, weighted, max_shift)
-    if arr.size == 0:       # nothing to place: any valid tables
-        return tuple((count - 1 - j,) * len(th.offsets) for j in range(count))
     lowest = -max(th.offsets)             # at or below it every shift is 0
+    if arr.size == 0:       # nothing to place: any valid tables
+        return LayerPlan(th, [lowest + count - 1 - j for j in range(count - 1)])
     by_size = isinstance(layers, int) or metric == "ratio"
 
     def measure(hi: float, lo: float):
@@ -99,13 +100,30 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
     if not isinstance(layers, int) and hi - lo < step * (PROBE_LAYERS - 2) / 2:
         ts, values, _ = measure(hi, lo)
         chosen = [_interpolate(ts, values, g) for g in goals]
-    thresholds = []
-    for t in chosen:                      # strictly decreasing tables while possible
-        if thresholds and (t > thresholds[-1] or th.shifts(t) == th.shifts(thresholds[-1])):
-            t = max(th.next_below(thresholds[-1]), lowest)
-        thresholds.append(t)
-    tables = [th.shifts(t) for t in thresholds] + [(0,) * len(th.offsets)]
-    return tuple(tables)
+    return LayerPlan(th, chosen)
+
+
+class LayerPlan:
+    """The thresholds of the layers before the last, chosen at one
+    quantisation step."""
+
+    def __init__(self, th: Thresholds, thresholds: list):
+        self.th, self.thresholds = th, thresholds
+
+    def tables(self, raise_by: float = 0.0) -> tuple:
+        """The shift tables, every threshold raised by `raise_by` bit planes:
+        log2(old step / new step) keeps each layer's cut in data units where
+        the step changes (a finer step puts the same data in higher planes).
+        The last layer completes the chunk; the tables decrease strictly
+        while they can (coinciding targets are pushed one band step apart)."""
+        th, lowest = self.th, -max(self.th.offsets)
+        thresholds = []
+        for t in self.thresholds:
+            t += raise_by
+            if thresholds and (t > thresholds[-1] or th.shifts(t) == th.shifts(thresholds[-1])):
+                t = max(th.next_below(thresholds[-1]), lowest)
+            thresholds.append(t)
+        return tuple(th.shifts(t) for t in thresholds) + ((0,) * len(th.offsets),)
 
 
 def _interpolate(ts, values, goal: float) -> float:

@@ -24,11 +24,8 @@ import math
 import numpy as np
 
 MAX_TRIALS = 16
-#: Accepted size error of a ratio search: +-4.5% keeps the ratio within +-5%
-#: when the searched stream is the result; +-3% when quality layers are added
-#: to it afterwards (their tables and coding change the size a little).
+#: Accepted size error of a ratio search: +-4.5% keeps the ratio within +-5%.
 RATIO_TOLERANCE = 0.045
-RATIO_TOLERANCE_LAYERED = 0.03
 PSNR_MARGIN = 0.4           # aim in [target, target + 0.4] dB
 
 
@@ -241,19 +238,20 @@ def _solve(xs: np.ndarray, ys: np.ndarray, y: float, limits, near: float | None)
 
 
 def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
-            slope: float, predict=None, settled=None):
+            slope: float, predict=None, settled=None, seed=None):
     """Find a step whose trial `accept`s: accept(step, trial, value).
     score(step) -> (trial, value), where value falls roughly linearly in
     log(step) with about `slope` per e-fold (negative); `aim` is the value to
     steer for.  predict(step, value) -> the next step or None, tried before
     the secant.  settled(trials) -> a trial to stop with, or None: asked after
-    each trial not accepted."""
+    each trial not accepted.  seed: score(start), already made: the first
+    trial."""
     trials = []
     x = math.log(start)
     low = high = None                  # (log step, value - aim) on each side of the aim
     seen = lambda z: any(abs(z - math.log(t[0])) < 1e-9 for t in trials)  # noqa: E731
     for _ in range(MAX_TRIALS):
-        trial, value = score(math.exp(x))
+        trial, value = seed if seed is not None and not trials else score(math.exp(x))
         trials.append((math.exp(x), trial, value))
         if accept(*trials[-1]):
             return trials[-1], trials
@@ -344,7 +342,7 @@ def lossless_is_better(lossless: int, lossy: int, raw: int, options: dict, lossy
 def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                     model: RateModel | None = None, rdo: bool = False, colour: bool = False,
                     tolerance: float = RATIO_TOLERANCE, pilot=None, context=None,
-                    exact=None) -> tuple:
+                    exact=None, seed=None) -> tuple:
     """encode(step, rdo) -> codestream; rdo: try RD-optimised quantisation;
     colour: the chunk has a colour axis (the first step's model scale);
     tolerance: the accepted relative size error; pilot(step, rdo) -> the
@@ -354,7 +352,9 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
     then scales the model for the first aim; exact(codestream) -> whether it
     decodes to `arr` exactly: a trial smaller than the target that does is
     the result (no finer step adds fidelity; asked only where the model's
-    error is below EXACT_CHECK_RMS).
+    error is below EXACT_CHECK_RMS); seed: encode(start, rdo), already
+    made: the first trial, and the first aim's scale (e.g. a search again
+    with quality layers, from the step a search without them found).
     Returns (codestream, step, rdo used).  A target out of reach (every
     trial too large) gives the closest plain-quantiser result: RD-optimised
     quantisation reaches its smallest streams by zeroing values, which keeps
@@ -376,7 +376,11 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
 
     predict = None
     reach = (max(limits[0], start / FIRST_REACH), min(limits[1], start * FIRST_REACH))
-    if model is not None and typical * model.bytes(reach[1]) < target:
+    if seed is not None:
+        seed = (seed, math.log(len(seed)))
+        if model is not None:
+            predict = _scaled_model_step(model, target, limits)
+    elif model is not None and typical * model.bytes(reach[1]) < target:
         # (else even the coarsest step misses: the target is out of reach,
         # and the default start keeps the closest result a faithful one)
         start = model.step_for_bytes(target / typical, reach)
@@ -388,13 +392,11 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
         if scale is not None:
             start = model.step_for_bytes(target / scale, reach)
 
-        def predict(step, log_size):   # the model, scaled to the last trial
-            scale = math.exp(log_size) / max(model.bytes(step), 1.0)
-            return model.step_for_bytes(target / scale, limits, near=step)
+        predict = _scaled_model_step(model, target, limits)
 
     # size roughly halves when the step doubles at moderate rates: slope -1
-    found, trials = _search(score, start, *limits,
-                            accept=accept, aim=math.log(target), slope=-1.0, predict=predict)
+    found, trials = _search(score, start, *limits, accept=accept, aim=math.log(target),
+                            slope=-1.0, predict=predict, seed=seed)
     if found is None:   # out of reach: the closest (of equals, the finest step)
         if rdo and all(t[2] > math.log(target) for t in trials):
             return encode_to_ratio(encode, arr, ratio, given_start, limits, model, rdo=False,
@@ -402,6 +404,14 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                                    context=context, exact=exact)
         found = _finest_of_closest(score, trials, math.log(target), math.log1p(tolerance))
     return found[1], found[0], rdo
+
+
+def _scaled_model_step(model: RateModel, target: float, limits):
+    """predict(step, log_size) for _search: the model, scaled to the last trial."""
+    def predict(step, log_size):
+        scale = math.exp(log_size) / max(model.bytes(step), 1.0)
+        return model.step_for_bytes(target / scale, limits, near=step)
+    return predict
 
 
 def _finest_of_closest(score, trials, aim: float, slack: float, rounds: int = 6) -> tuple:
