@@ -1,13 +1,15 @@
 """Quality layers: a shorter prefix of a resolution gives a lower-quality
 decode of it; all layers together give exactly the single-layer result."""
 import json
+import math
 
 import numpy as np
 import pytest
 
 import progressive_j2k as pj
 from progressive_j2k import ProgressiveJ2K, _api
-from progressive_j2k._layers import LayerPlan, Thresholds, cumulative_layer_bytes
+from progressive_j2k._layers import (LayerEstimate, LayerPlan, Thresholds, choose_shifts,
+                                     cumulative_layer_bytes)
 from progressive_j2k._rate import psnr
 from progressive_j2k.errors import DecodeError, TruncatedError
 
@@ -119,6 +121,51 @@ def test_layer_plan_keeps_its_cuts_when_the_step_changes():
     lowered = plan.tables(-0.02)
     assert th.shifts(4.64) == th.shifts(4.62)
     assert all(a != b for a, b in zip(lowered, lowered[1:])), lowered
+
+
+def _estimate_at(arr, step, axes=(0, 1), levels=6):
+    """A Prepared chunk (lossy, plain quantiser) and its LayerEstimate at `step`."""
+    colour_axis = 2 if arr.ndim == 3 else -1
+    prepared = pj._core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+                                 arr.shape, axes, colour_axis, levels, 1, step, 0.0, 0)
+    counts = np.zeros((_api.band_count(levels, len(axes)), pj._rate.HISTOGRAM_BINS), np.uint64)
+    model = pj._rate.RateModel(counts, prepared.histogram(counts), 0)
+    single = prepared.encode(step, (), 0.0)
+    coded = len(single) - pj.read_header(single).header_length
+    return prepared, LayerEstimate(model, step, 60, coded)
+
+
+@pytest.mark.parametrize("name, ratios", [
+    ("camera", [100, 40]), ("astronaut", [150, 60, 30]), ("mr2_uint16", [100, 40]),
+    ("ct693_int16", [80, 30])])
+def test_layer_estimate_matches_the_real_layer_sizes(real, name, ratios):
+    # layers placed from the rate model's per-band bits (scaled to the
+    # single-layer stream), against the real layers of that plan's stream
+    arr = real(name)
+    step = 6.0
+    prepared, estimate = _estimate_at(arr, step)
+
+    def no_probe(*args):
+        raise AssertionError("a probe encode")
+
+    plan = choose_shifts(no_probe, no_probe, arr, ratios, "ratio", arr.shape[:2], 6, False,
+                         math.log2(np.abs(arr).max() / step + 1), 60, estimate=estimate)
+    tables = plan.tables()
+    layered = pj.read_header(prepared.encode(step, tables, 0.0))
+    real_bytes = np.array(cumulative_layer_bytes(layered), np.float64)
+    ratio = real_bytes / np.exp(estimate(np.array(tables)))
+    assert np.all(np.abs(np.log(ratio)) < np.log(1.15)), ratio
+    achieved = arr.nbytes / real_bytes[:-1]
+    assert np.all(np.abs(np.log(achieved / ratios)) < np.log(1.3)), achieved
+
+
+def test_sized_lossy_layers_are_placed_by_the_estimate(real):
+    arr = real("moon")
+    enc = pj.encode(arr, reversible=False, step=5.0, layers=[60, 25])
+    _, estimate = _estimate_at(arr, 5.0)
+    plan = choose_shifts(None, None, arr, [60, 25], "ratio", arr.shape, 6, False,
+                         math.log2(arr.max() / 5.0 + 1), 60, estimate=estimate)
+    assert pj.read_header(enc).layer_shifts == plan.tables()
 
 
 def test_psnr_targets_place_layers_near_the_requested_quality(real):

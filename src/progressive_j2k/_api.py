@@ -614,9 +614,10 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         return None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
             counts, top_key, lossy_floor)
 
+    # the smallest lossy stream: the header, and each piece's flush
+    lossy_floor = header_length(arr.ndim, len(axes), levels, "lossy") + 5 * (levels + 1)
+    model = None
     if targeted and arr.size:
-        # the smallest lossy stream: the header, and each piece's flush
-        lossy_floor = header_length(arr.ndim, len(axes), levels, "lossy") + 5 * (levels + 1)
         limits = (max(_peak(arr) / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
         model = rate_model(prepared)
@@ -666,12 +667,21 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         encoded = encode_with(step, rdo=rdo)
     if options["layers"] is None:
         return encoded
+    max_shift = _max_exponent(arr, wavelet)
+    estimate = None
+    if wavelet == 1 and arr.size and _layers.by_size(options["layers"], options["layer_metric"]):
+        # lossy layers of given sizes: placed by the rate model, no probes
+        if not targeted:
+            model = rate_model(prepared)
+        if model is not None:
+            estimate = _layers.LayerEstimate(
+                model, step, max_shift, len(encoded) - read_header(encoded).header_length)
     plan = _layers.choose_shifts(
         lambda t: encode_with(step, t, rdo), decode_last, arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
         weighted=wavelet != 1,
         data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),
-        max_shift=_max_exponent(arr, wavelet))
+        max_shift=max_shift, estimate=estimate)
     layered = encode_with(step, plan.tables(), rdo)
     if not (targeted and options["ratio"] is not None and arr.size and model is not None):
         return layered

@@ -25,6 +25,8 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
+
 from progressive_j2k import _core
 from progressive_j2k._rate import psnr
 
@@ -50,6 +52,20 @@ class Thresholds:
     def shifts(self, t: float) -> tuple:
         return tuple(min(self.max_shift, max(0, math.ceil(t - o))) for o in self.offsets)
 
+    def distinct_thresholds(self, hi: float, lo: float) -> np.ndarray:
+        """One threshold per distinct table between hi and lo, falling: the
+        middles between the points where a band's shift drops."""
+        offsets = np.array(self.offsets)
+        planes = np.arange(math.floor(lo - offsets.max()), math.ceil(hi - offsets.min()) + 1)
+        drops = np.unique((offsets[:, None] + planes[None, :]).ravel())
+        drops = drops[(drops > lo) & (drops < hi)]
+        edges = np.concatenate(([hi], drops[::-1], [lo]))
+        return 0.5 * (edges[:-1] + edges[1:])
+
+    def shift_array(self, ts: np.ndarray) -> np.ndarray:
+        """shifts(t) for each t, as rows."""
+        return np.clip(np.ceil(ts[:, None] - np.array(self.offsets)), 0, self.max_shift).astype(np.intp)
+
     def next_below(self, t: float) -> float:
         """The largest threshold below t whose table differs from t's."""
         table = self.shifts(t)
@@ -58,14 +74,22 @@ class Thresholds:
         return max(drops) - 1e-9 if drops else -math.inf
 
 
+def by_size(layers, metric: str) -> bool:
+    """Whether these layers are placed by size (a count, or ratio targets)."""
+    return isinstance(layers, int) or metric == "ratio"
+
+
 def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, levels: int,
-                  weighted: bool, data_bits: float, max_shift: int) -> "LayerPlan | None":
+                  weighted: bool, data_bits: float, max_shift: int,
+                  estimate=None) -> "LayerPlan | None":
     """The plan of the layers `layers` asks for (a count, or the targets of
     the layers before the last: compression ratios, or PSNRs in dB with
     metric "psnr"), or None for a single layer.  encode(tables) ->
     codestream; decode(codestream, layer) -> full-resolution array;
     data_bits: log2 of the largest |sample| in coefficient units (the
-    transform adds a few bits, and up to the largest band norm's in t)."""
+    transform adds a few bits, and up to the largest band norm's in t).
+    estimate (sizes only: ratio targets and counts): a LayerEstimate, which
+    then stands in for the probe encodes."""
     from progressive_j2k._api import read_header
 
     count = layers if isinstance(layers, int) else len(layers) + 1
@@ -75,32 +99,59 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
     lowest = -max(th.offsets)             # at or below it every shift is 0
     if arr.size == 0:       # nothing to place: any valid tables
         return LayerPlan(th, [lowest + count - 1 - j for j in range(count - 1)])
-    by_size = isinstance(layers, int) or metric == "ratio"
+    sized = by_size(layers, metric)
+    top = data_bits + 3 + max(th.offsets)
+
+    def goals(final):   # a count: each layer about doubles the bytes of the one before
+        if isinstance(layers, int):
+            return [final - math.log(2) * (count - 1 - j) for j in range(count - 1)]
+        return [math.log(arr.nbytes / r) for r in layers] if sized else list(layers)
+
+    if estimate is not None and sized:
+        # every distinct table between top and lowest: the nearest to each goal
+        ts = th.distinct_thresholds(top, lowest)
+        values = estimate(th.shift_array(ts))
+        final = float(estimate(th.shift_array(np.array([lowest])))[0])
+        return LayerPlan(th, [float(ts[np.argmin(np.abs(values - g))]) for g in goals(final)])
 
     def measure(hi: float, lo: float):
         ts = [hi - (hi - lo) * i / (PROBE_LAYERS - 2) for i in range(PROBE_LAYERS - 1)]
         probe = encode(tuple(th.shifts(t) for t in ts + [lowest]))
-        if by_size:
+        if sized:
             values = [math.log(max(n, 1)) for n in cumulative_layer_bytes(read_header(probe))]
         else:
             values = [min(max(psnr(decode(probe, j), arr), -400.0), 400.0)
                       for j in range(len(ts) + 1)]
         return ts, values[:-1], values[-1]
 
-    ts, values, final = measure(data_bits + 3 + max(th.offsets), lowest)
-    if by_size:   # a count: each layer about doubles the bytes of the one before
-        goals = ([final - math.log(2) * (count - 1 - j) for j in range(count - 1)]
-                 if isinstance(layers, int) else [math.log(arr.nbytes / r) for r in layers])
-    else:
-        goals = list(layers)
+    ts, values, final = measure(top, lowest)
+    targets = goals(final)
     # a second, finer probe between the probe layers that bracket the goals
-    chosen = [_interpolate(ts, values, g) for g in goals]
+    chosen = [_interpolate(ts, values, g) for g in targets]
     step = ts[0] - ts[1]
     hi, lo = min(max(chosen) + step, ts[0]), max(min(chosen) - step, lowest)
     if not isinstance(layers, int) and hi - lo < step * (PROBE_LAYERS - 2) / 2:
         ts, values, _ = measure(hi, lo)
-        chosen = [_interpolate(ts, values, g) for g in goals]
+        chosen = [_interpolate(ts, values, g) for g in targets]
     return LayerPlan(th, chosen)
+
+
+class LayerEstimate:
+    """The estimated log bytes of layers 0..j for each row of a (tables,
+    bands) array of shifts, from RateModel's per-band bits at the chunk's
+    step (lossy chunks), scaled to the real single-layer stream's coded
+    bytes: no probe encodes.  Measured against real layered streams, within
+    10% (docs/DESIGN.md 30).  (Its errors are not used for PSNR layers: at a
+    layer's coarse cuts the model's error was 2 dB off.)"""
+
+    def __init__(self, model, step: float, max_shift: int, coded_bytes: int):
+        self.bits = model.band_values(step, max_shift)[0]
+        self.bands = np.arange(self.bits.shape[0])
+        self.scale = coded_bytes * 8 / max(float(self.bits[:, 0].sum()), 1.0)
+
+    def __call__(self, shifts: np.ndarray) -> np.ndarray:
+        bits = self.bits[self.bands, shifts].sum(axis=1) * self.scale
+        return np.log(np.maximum(bits / 8, 1.0))
 
 
 class LayerPlan:

@@ -131,6 +131,61 @@ def _xlog2x(x: np.ndarray) -> np.ndarray:
     return x * np.log2(np.maximum(x, 1.0))
 
 
+def _model_tables(counts: np.ndarray, top_key: int, per_band: bool) -> tuple:
+    """RateModel's tables: log steps (ascending), and at each the estimated
+    bits and squared error, summed over the bands or (per_band) one row per
+    band."""
+    # grid point j: the step at the upper edge of bin j (bin 0 holds the
+    # largest values), so bins i < j hold the non-zero values; past the
+    # last bin in use, the table repeats by octaves (below)
+    fold = (lambda x: x) if per_band else (lambda x: x.sum(axis=0))  # noqa: E731
+    last = int(np.nonzero(counts[:, :-1].any(axis=0))[0][-1])
+    used = last + 8       # from 8 grid points past the last bin in use, it repeats
+    binned = min(used, HISTOGRAM_BINS - 1)
+    below = np.empty((counts.shape[0], used + 8))   # below[:, j]: values in bins < j
+    below[:, 0] = 0.0
+    np.cumsum(counts[:, :binned], axis=1, out=below[:, 1:binned + 1])
+    below[:, binned + 1:] = below[:, binned:binned + 1]
+    total = counts.sum(axis=1).astype(np.float64)     # with the last bin's zeros
+    octave = below[:, 8:] - below[:, :used]           # bins i..i+7
+    j = np.arange(used + 1)
+    t, phase = j // 8, j % 8
+    # at grid point j the non-zero values fall into the exponent groups
+    # bins 0..phase-1 (bit length t + 1) and, for k = 1..t, the octave
+    # starting at bin phase + 8(k-1) (bit length t - k + 1)
+    rows = (counts.shape[0],) if per_band else ()
+    padded = np.zeros(rows + (8 * (used // 8 + 2),))
+
+    def octaves_above(per_start):    # sum of per_start[..., phase + 8(k-1)], k = 1..t
+        padded[..., 8:8 + used] = per_start
+        return np.cumsum(padded.reshape(rows + (-1, 8)), axis=-2)[..., t, phase]
+
+    grid_below = below[:, :used + 1]
+    nonzero = fold(grid_below)
+    bits = (fold(_xlog2x(total)[:, None]) - fold(_xlog2x(below[:, :8]))[..., phase]   # entropy
+            - octaves_above(fold(_xlog2x(octave)))
+            - fold(_xlog2x(total[:, None] - grid_below))
+            + (t + 1) * nonzero                                       # mantissas, signs
+            - octaves_above((np.arange(used) // 8 + 1) * fold(octave)))
+    # key = biased exponent * 8 + top three mantissa bits: the bins' edges
+    keys = top_key - j
+    log2_step = (keys >> 3) - 1023 + np.log2(1.0 + ((keys & 7) + 1) / 8)
+    zeroed = np.diff(nonzero, axis=-1) * np.exp2(log2_step[1:] + log2_step[:-1])  # count * centre**2
+    error = np.cumsum(np.concatenate((np.zeros(rows + (1,)), zeroed[..., ::-1]), axis=-1),
+                      axis=-1)[..., ::-1] + nonzero * np.exp2(2 * log2_step) / 12
+    # past the last bin in use every value is non-zero: an octave finer
+    # adds one mantissa bit per value and quarters the error, exactly;
+    # EXTENSION_OCTAVES of that, finest first, then the grid coarsest last:
+    # every 8 points an octave
+    d = np.repeat(np.arange(EXTENSION_OCTAVES, 0, -1), 8)
+    finest = np.tile(np.arange(used, used - 8, -1), EXTENSION_OCTAVES)
+    log_step = np.concatenate((log2_step[finest] - d, log2_step[::-1])) * math.log(2)
+    with np.errstate(over="ignore"):
+        bits = np.concatenate((bits[..., finest] + d * nonzero[..., used:], bits[..., ::-1]), axis=-1)
+        error = np.concatenate((error[..., finest] * 4.0**-d, error[..., ::-1]), axis=-1)
+    return log_step, bits, error
+
+
 class RateModel:
     """Estimated codestream bytes and squared error against the base step,
     from the prepared coefficients' histogram (_core.Prepared.histogram).
@@ -149,51 +204,31 @@ class RateModel:
     between them; solving for a step inverts the table."""
 
     def __init__(self, counts: np.ndarray, top_key: int, overhead: int):
-        # grid point j: the step at the upper edge of bin j (bin 0 holds the
-        # largest values), so bins i < j hold the non-zero values; past the
-        # last bin in use, the table repeats by octaves (below)
-        last = int(np.nonzero(counts[:, :-1].any(axis=0))[0][-1])
-        used = last + 8       # from 8 grid points past the last bin in use, it repeats
-        binned = min(used, HISTOGRAM_BINS - 1)
-        below = np.empty((counts.shape[0], used + 8))   # below[:, j]: values in bins < j
-        below[:, 0] = 0.0
-        np.cumsum(counts[:, :binned], axis=1, out=below[:, 1:binned + 1])
-        below[:, binned + 1:] = below[:, binned:binned + 1]
-        total = counts.sum(axis=1).astype(np.float64)     # with the last bin's zeros
-        octave = below[:, 8:] - below[:, :used]           # bins i..i+7
-        j = np.arange(used + 1)
-        t, phase = j // 8, j % 8
-        # at grid point j the non-zero values fall into the exponent groups
-        # bins 0..phase-1 (bit length t + 1) and, for k = 1..t, the octave
-        # starting at bin phase + 8(k-1) (bit length t - k + 1)
-        padded = np.zeros(8 * (used // 8 + 2))
+        self.counts, self.top_key, self.overhead = counts, top_key, overhead
+        self.log_step, bits, error = _model_tables(counts, top_key, per_band=False)
+        with np.errstate(divide="ignore"):   # log(0): -inf, no overhead and no values
+            self.log_bytes = np.log(overhead + bits / 8)
+            self.log_error = np.log(error)
+        self._bands = None
 
-        def octaves_above(per_start):    # sum of per_start[phase + 8(k-1)], k = 1..t
-            padded[8:8 + used] = per_start
-            return np.cumsum(padded.reshape(-1, 8), axis=0)[t, phase]
+    def band_tables(self) -> tuple:
+        """Per band (rows), at log_step: estimated bits and squared error."""
+        if self._bands is None:
+            self._bands = _model_tables(self.counts, self.top_key, per_band=True)[1:]
+        return self._bands
 
-        grid_below = below[:, :used + 1]
-        nonzero = grid_below.sum(axis=0)
-        bits = (_xlog2x(total).sum() - _xlog2x(below[:, :8]).sum(axis=0)[phase]   # entropy
-                - octaves_above(_xlog2x(octave).sum(axis=0))
-                - _xlog2x(total[:, None] - grid_below).sum(axis=0)
-                + (t + 1) * nonzero                                       # mantissas, signs
-                - octaves_above((np.arange(used) // 8 + 1) * octave.sum(axis=0)))
-        # key = biased exponent * 8 + top three mantissa bits: the bins' edges
-        keys = top_key - j
-        log2_step = (keys >> 3) - 1023 + np.log2(1.0 + ((keys & 7) + 1) / 8)
-        zeroed = np.diff(nonzero) * np.exp2(log2_step[1:] + log2_step[:-1])  # count * centre**2
-        error = np.cumsum(np.concatenate(([0.0], zeroed[::-1])))[::-1] \
-            + nonzero * np.exp2(2 * log2_step) / 12
-        # past the last bin in use every value is non-zero: an octave finer
-        # adds one mantissa bit per value and quarters the error, exactly;
-        # EXTENSION_OCTAVES of that, finest first, then the grid coarsest last
-        d = np.arange(EXTENSION_OCTAVES, 0, -1)[:, None]
-        self.log_step = np.concatenate(((log2_step[:-9:-1] - d).ravel(), log2_step[::-1])) * math.log(2)
-        self.log_bytes = np.log(overhead + np.concatenate(
-            ((bits[:-9:-1] + d * nonzero[-1]).ravel(), bits[::-1])) / 8)
-        with np.errstate(divide="ignore", over="ignore"):
-            self.log_error = np.log(np.concatenate(((error[:-9:-1] * 4.0**-d).ravel(), error[::-1])))
+    def band_values(self, step: float, max_shift: int) -> tuple:
+        """Each band's estimated bits and squared error (rows) with its
+        values cut at bit shift k = 0..max_shift (columns) of `step`: the
+        same as quantising at step * 2**k, 8 grid points an octave."""
+        bits, error = self.band_tables()
+        x = math.log(step)
+        i = int(np.clip(np.searchsorted(self.log_step, x) - 1, 0, self.log_step.size - 2))
+        w = min(max((x - self.log_step[i]) / (self.log_step[i + 1] - self.log_step[i]), 0.0), 1.0)
+        at = np.minimum(i + 8 * np.arange(max_shift + 1), self.log_step.size - 2)
+        coarsest = i + 8 * np.arange(max_shift + 1) >= self.log_step.size - 1   # every value zero
+        w = np.where(coarsest, 1.0, w)
+        return tuple((1 - w) * table[:, at] + w * table[:, at + 1] for table in (bits, error))
 
     def bytes(self, step: float) -> float:
         return math.exp(np.interp(math.log(step), self.log_step, self.log_bytes))
