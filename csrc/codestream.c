@@ -878,7 +878,7 @@ static pj2k_status widen(pj2k_prepared *prep)
     return PJ2K_OK;
 }
 
-/* Rate-search aid for 9/7: see the header.  A double's bits above the top
+/* Rate-search and layer-placement aid: see the header.  A double's bits above the top
  * three mantissa bits (sign 0) order non-negative values like the values.
  *
  * One pass over the coefficients (a second would read them all again: a
@@ -898,19 +898,33 @@ static inline int64_t finite_key(double v)   /* v >= 0; -1 for 0, inf and NaN */
     return v > 0.0 && v <= DBL_MAX ? (int64_t)(bits >> 49) : -1;
 }
 
+/* Row `at` (nx values) of component c as doubles: 9/7's coefficients where
+ * they are, the reversible modes' integers converted into buf. */
+static const double *row_values(const pj2k_prepared *prep, size_t c, size_t at, size_t nx,
+                                double *buf)
+{
+    const size_t first = c * prep->L.box + at;
+    if (prep->lossy) return prep->real + first;
+#define CONVERT(S, CT) for (size_t i = 0; i < nx; i++) buf[i] = (double)((const CT *)prep->coef)[first + i]
+    BY_KIND(prep->kind, CONVERT);
+#undef CONVERT
+    return buf;
+}
+
 /* The largest key of every row_stride-th row of each band (-1: none). */
-static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_t row_stride)
+static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_t row_stride,
+                           double *buf)
 {
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
     int64_t largest = -1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const double *src = prep->real + c * L->box;
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             if ((z * sb->band.n[1] + y) % row_stride == 0) {
                 const double norm = norms[sb->step_index];
+                const double *row = row_values(prep, c, at, nx, buf);
                 for (size_t i = 0; i < nx; i++) {
-                    const int64_t key = finite_key(fabs(src[at + i]) * norm);
+                    const int64_t key = finite_key(fabs(row[i]) * norm);
                     largest = key > largest ? key : largest;
                 }
             }
@@ -923,21 +937,21 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
  * zeroed), bin HISTOGRAM_HEADROOM holding key == top; returns the largest
  * key seen, or -2 if one lies beyond the headroom. */
 static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t top, size_t width,
-                        uint64_t *counts)
+                        uint64_t *counts, double *buf)
 {
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
     const int64_t last = (int64_t)width - 1;
     int64_t largest = -1, lowest_bin = 0;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const double *src = prep->real + c * L->box;
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             const double norm = norms[sb->step_index];
+            const double *row = row_values(prep, c, at, nx, buf);
             uint64_t *band_counts = counts + (size_t)sb->step_index * width;
             int64_t row_largest = largest;
             int64_t row_lowest = lowest_bin;
             for (size_t i = 0; i < nx; i++) {
-                const int64_t key = finite_key(fabs(src[at + i]) * norm);
+                const int64_t key = finite_key(fabs(row[i]) * norm);
                 int64_t bin = key < 0 ? last : top + HISTOGRAM_HEADROOM - key;
                 bin = bin < last ? bin : last;
                 row_largest = key > row_largest ? key : row_largest;
@@ -954,7 +968,7 @@ static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t 
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, size_t nbins,
                                     uint64_t *counts, int64_t *top_key)
 {
-    if (!prep || !prep->lossy || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
+    if (!prep || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->h;
     if (nbands != (size_t)h->nbands || nbins > SIZE_MAX / sizeof *counts / nbands - HISTOGRAM_HEADROOM)
         return PJ2K_ERR_PARAM;
@@ -963,17 +977,27 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     *top_key = -1;
     if (!L->elements) return PJ2K_OK;
     double norms[PJ2K_MAX_BANDS];
-    if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
-    int64_t probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE);   /* the provisional top */
+    if (prep->lossy) {
+        if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
+    } else {   /* the integers themselves: layer cuts are in their bit planes */
+        for (size_t b = 0; b < nbands; b++) norms[b] = 1.0;
+    }
     const size_t width = nbins + HISTOGRAM_HEADROOM;
     uint64_t *wide = calloc(nbands * width, sizeof *wide);
-    if (!wide) return PJ2K_ERR_NOMEM;
-    int64_t top = bin_keys(prep, norms, probe, width, wide);
+    double *buf = prep->lossy ? NULL : malloc(L->dims[2] * sizeof *buf);
+    if (!wide || (!prep->lossy && !buf)) {
+        free(wide);
+        free(buf);
+        return PJ2K_ERR_NOMEM;
+    }
+    int64_t probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE, buf);   /* the provisional top */
+    int64_t top = bin_keys(prep, norms, probe, width, wide, buf);
     if (top == -2) {   /* beyond the headroom: again, against the true top */
         memset(wide, 0, nbands * width * sizeof *wide);
-        probe = top = largest_key(prep, norms, 1);
-        bin_keys(prep, norms, probe, width, wide);
+        probe = top = largest_key(prep, norms, 1, buf);
+        bin_keys(prep, norms, probe, width, wide, buf);
     }
+    free(buf);
     if (top >= 0) {
         /* key == top sits in wide bin HISTOGRAM_HEADROOM - (top - probe) */
         const size_t first = (size_t)(HISTOGRAM_HEADROOM - (top - probe));
@@ -1002,7 +1026,7 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, const double *
     return PJ2K_OK;
 }
 
-/* Rate-search aid for 9/7: see the header.  Magnitudes are capped below
+/* Rate-search and layer-placement aid: see the header.  Magnitudes are capped below
  * 2**26 so that neighbourhood sums stay in 32 bits and every pass but the
  * counting vectorises. */
 #define CONTEXT_SAMPLE_MIN_ROWS 16   /* rows counted at least (if the band has them) */

@@ -136,14 +136,14 @@ def prepared_lossy(arr, levels=6, wavelet=1):
                           arr.shape, tuple(range(arr.ndim)), -1, levels, wavelet, 1.0, 0.0)
 
 
-def assert_histogram_of_samples(arr):
+def assert_histogram_of_samples(arr, wavelet=1):
     """With no levels the coefficients are the samples (band norm 1): each
     must land in the bin of its double's key, bits >> 49, counted from the
     largest key; zeros in the last bin."""
     from progressive_j2k import _rate
     counts = np.zeros((1, _rate.HISTOGRAM_BINS), np.uint64)
-    top = prepared_lossy(arr, levels=0).histogram(counts)
-    keys = (np.abs(arr).view(np.uint64) >> np.uint64(49)).astype(np.int64)
+    top = prepared_lossy(arr, levels=0, wavelet=wavelet).histogram(counts)
+    keys = (np.abs(arr.astype(np.float64)).view(np.uint64) >> np.uint64(49)).astype(np.int64)
     assert top == keys.max()
     expected = np.bincount(np.minimum(top - keys[arr != 0], _rate.HISTOGRAM_BINS - 1),
                            minlength=_rate.HISTOGRAM_BINS)
@@ -184,8 +184,18 @@ def test_histogram_counts_every_coefficient_by_band(real):
     assert [int(c.sum()) for c in counts[1:4]] == [12 * 12, 13 * 11, 12 * 11]
     with pytest.raises(ValueError):                       # wrong band count: refused
         prepared_lossy(arr, levels=3).histogram(np.zeros((9, 8), np.uint64))
-    with pytest.raises(ValueError):                       # 9/7 only
-        prepared_lossy(arr, levels=3, wavelet=0).histogram(counts)
+    lossless = np.zeros_like(counts)
+    assert prepared_lossy(arr, levels=3, wavelet=0).histogram(lossless) > 0
+    assert [int(c.sum()) for c in lossless] == [int(c.sum()) for c in counts]
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i2", "i4"])
+def test_histogram_of_reversible_coefficients(real, dtype):
+    """The reversible modes' integer coefficients (int16, int32 and int64
+    working types), binned by |c| itself."""
+    arr = real("ct693_int16")[200:260, 180:250].astype(np.int32)
+    arr = (arr - arr.min()) % 256 if dtype == "u1" else arr * (65537 if dtype == "i4" else 1)
+    assert_histogram_of_samples(np.ascontiguousarray(arr.astype(dtype)), wavelet=0)
 
 
 @pytest.mark.parametrize("name", ["camera", "coffee", "mr2_uint16", "ct693_int16"])

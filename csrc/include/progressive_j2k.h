@@ -136,12 +136,13 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layer
                                  const uint8_t (*layer_shift)[PJ2K_MAX_BANDS], double rdo,
                                  uint8_t **out, size_t *out_length);
 void pj2k_prepared_free(pj2k_prepared *prepared);
-/* Rate-search aid (9/7 only): how the prepared coefficients fall against any
- * base step, without quantising or coding.  counts (nbands x nbins; nbands
- * must be the chunk's, nbins >= 2, else PJ2K_ERR_PARAM) receives, per band
- * (numbered like the steps; every plane and colour component counts into its
- * band's row), the coefficients by their magnitude in base-step units
- * v = |c| * band norm (the quantiser codes floor(v / step)), in eighth-octave
+/* Rate-search and layer-placement aid: how the prepared coefficients fall
+ * against any base step, without quantising or coding.  counts (nbands x
+ * nbins; nbands must be the chunk's, nbins >= 2, else PJ2K_ERR_PARAM)
+ * receives, per band (numbered like the steps; every plane and colour
+ * component counts into its band's row), the coefficients by their magnitude
+ * v: for 9/7 in base-step units, v = |c| * band norm (the quantiser codes
+ * floor(v / step)), for the reversible modes the integer |c| itself, in eighth-octave
  * bins: with key(v) the bits of the double v shifted right by 49 (biased
  * exponent * 8 + top three mantissa bits), bin k holds the finite non-zero
  * values with key == *top_key - k, the last bin everything smaller, zero or

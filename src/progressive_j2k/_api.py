@@ -669,13 +669,14 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         return encoded
     max_shift = _max_exponent(arr, wavelet)
     estimate = None
-    if wavelet == 1 and arr.size and _layers.by_size(options["layers"], options["layer_metric"]):
-        # lossy layers of given sizes: placed by the rate model, no probes
-        if not targeted:
+    if arr.size and _layers.by_size(options["layers"], options["layer_metric"]):
+        # layers of given sizes: placed by the rate model, no probe encodes
+        if model is None:
             model = rate_model(prepared)
-        if model is not None:
+        if model is not None:   # (None: every coefficient is zero)
             estimate = _layers.LayerEstimate(
-                model, step, max_shift, len(encoded) - read_header(encoded).header_length)
+                model, step if wavelet == 1 else 1.0, max_shift,
+                len(encoded) - read_header(encoded).header_length)
     plan = _layers.choose_shifts(
         lambda t: encode_with(step, t, rdo), decode_last, arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,

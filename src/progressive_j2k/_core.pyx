@@ -190,9 +190,10 @@ cdef class Prepared:
             pj2k_free(out)
 
     def histogram(self, uint64_t[:, ::1] counts):
-        """9/7 only: fill counts (the chunk's nbands x nbins, nbins >= 2) with
-        the coefficients per band and eighth-octave bin of |c| * band norm
-        (pj2k_prepared_histogram); returns the top bin's key."""
+        """Fill counts (the chunk's nbands x nbins, nbins >= 2) with the
+        coefficients per band and eighth-octave bin of |c| * band norm (9/7)
+        or |c| (reversible modes) (pj2k_prepared_histogram); returns the top
+        bin's key."""
         cdef int64_t top_key = -1
         cdef pj2k_status status
         with nogil:
