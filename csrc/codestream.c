@@ -687,6 +687,7 @@ struct pj2k_prepared {
     float *bit_cost;    /* RD-optimised quantisation's cost table, made at its first use */
     int coded;          /* coef holds the values of the last encode, whose header is */
     pj2k_header coded_h;
+    double coded_rdo;   /* and whose RD-optimised quantisation had this strength (0: none) */
 };
 
 void pj2k_prepared_free(pj2k_prepared *prep)
@@ -1136,8 +1137,11 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
  * layered 9/7 stream with RD-optimised quantisation codes the values a
  * single-layer pass chose, so that all its layers decode exactly like the
  * single-layer stream. */
+/* quantised: coef already holds the values this encode needs (an RD-optimised
+ * quantisation's decisions at the same steps and strength), else they are
+ * made first. */
 static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double rdo,
-                                     pj2k_bytes *out)
+                                     int quantised, pj2k_bytes *out)
 {
     const layout *L = &prep->L;
     pj2k_status st = PJ2K_OK;
@@ -1146,8 +1150,9 @@ static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double
         if (!prep->bit_cost) return PJ2K_ERR_NOMEM;
         pj2k_bit_cost_table(prep->bit_cost);
     }
-    if (prep->lossy) st = quantise(pj2k_kernels_select(), h, L, prep->real, prep->coef, prep->kind);
-    if (st == PJ2K_OK && prep->lossy && rdo > 0.0 && h->layers > 1) {
+    if (prep->lossy && !quantised)
+        st = quantise(pj2k_kernels_select(), h, L, prep->real, prep->coef, prep->kind);
+    if (st == PJ2K_OK && prep->lossy && rdo > 0.0 && h->layers > 1 && !quantised) {
         pj2k_header single = *h;
         single.layers = 1;
         memset(single.layer_shift, 0, sizeof single.layer_shift);
@@ -1170,6 +1175,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
         return PJ2K_ERR_PARAM;
     *out = NULL;
     *out_length = 0;
+    const int was_coded = prep->coded;
     prep->coded = 0;
     pj2k_header h = prep->h;
     const layout *L = &prep->L;
@@ -1191,11 +1197,17 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     if (!pj2k_bytes_reserve(&bytes, h.header_length + 1024)) return PJ2K_ERR_NOMEM;
     bytes.length = h.header_length;
     if (L->elements) {
-        st = quantise_and_code(prep, &h, rdo, &bytes);
+        /* layers over the RD-optimised values of the last encode at these
+         * steps: its decisions are reused, not made again (a layered encode
+         * makes them in a pass without layers; docs/DESIGN.md 30) */
+        const int quantised = prep->lossy && was_coded && rdo > 0.0 && h.layers > 1 &&
+                              prep->coded_rdo == rdo &&
+                              !memcmp(prep->coded_h.steps, h.steps, (size_t)h.nbands * sizeof *h.steps);
+        st = quantise_and_code(prep, &h, rdo, quantised, &bytes);
         if (st == PJ2K_NARROW_OVERFLOW) {   /* a value or residual needs a wider type */
             bytes.length = h.header_length;
             st = widen(prep);
-            if (st == PJ2K_OK) st = quantise_and_code(prep, &h, rdo, &bytes);
+            if (st == PJ2K_OK) st = quantise_and_code(prep, &h, rdo, 0, &bytes);
         }
     } else {
         if (prep->lossy) for (int i = 0; i < h.nbands; i++) h.steps[i] = 1.0f;
@@ -1213,6 +1225,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     *out_length = bytes.length;
     prep->coded = 1;
     prep->coded_h = h;
+    prep->coded_rdo = prep->lossy ? rdo : 0.0;
     return PJ2K_OK;
 }
 

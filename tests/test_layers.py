@@ -280,3 +280,24 @@ def test_codecs_carry_layers_through_their_config(real, tmp_path):
     layered, single = (pj.open_multiscale(str(tmp_path / n)) for n in ("l.zarr", "s.zarr"))
     for level in range(len(single)):
         np.testing.assert_array_equal(layered[level][:], single[level][:])
+
+
+def test_layered_encodes_reuse_the_last_rd_decisions_bit_for_bit(real):
+    """A layered RD-optimised encode after one without layers at the same
+    steps reuses its decisions; at other steps, or after another strength,
+    it makes its own: the streams are those of a fresh Prepared either way."""
+    arr = real("astronaut")[:256, :320]
+    rdo = pj._core.RDO_DEFAULT
+
+    def prepared():
+        return pj._core.Prepared(arr.reshape(-1).view(np.uint8), 0, arr.shape, (0, 1), 2, 5, 1,
+                                 4.0, 0.0, 0)
+
+    tables = ((5,) * 16, (2,) * 16, (0,) * 16)
+    fresh = {step: prepared().encode(step, tables, rdo) for step in (3.0, 6.0)}
+    for before in [(6.0, (), rdo), (6.0, tables, rdo), (3.0, (), rdo), (6.0, (), 0.0),
+                   (6.0, (), rdo / 2)]:
+        for step in (3.0, 6.0):
+            chunk = prepared()
+            chunk.encode(*before)
+            assert chunk.encode(step, tables, rdo) == fresh[step], (before, step)
