@@ -102,12 +102,28 @@ def test_ratio_targets_place_layers_near_the_requested_sizes(real):
 
 
 @pytest.mark.parametrize("name, ratio, layers", [
-    ("camera", 40, 4), ("moon", 40, 4), ("astronaut", 20, [80, 40]), ("ct693_int16", 20, [80, 40])])
+    ("camera", 40, 4), ("moon", 40, 4), ("astronaut", 20, [80, 40]), ("ct693_int16", 20, [80, 40]),
+    ("coins", 30, [120, 60]), ("anatomical_int16_3d", 10, [80, 40, 20]),
+    ("mni152_t1_uint8_3d", 30, [120, 60])])
 def test_ratio_target_with_layers_is_met_within_5_percent(real, name, ratio, layers):
     arr = real(name)
+    if name.startswith("mni152"):
+        arr = np.ascontiguousarray(arr[60:124, 60:124, 60:124])
     enc = pj.encode(arr, reversible=False, ratio=ratio, layers=layers)
-    assert pj.read_header(enc).layers == _api.layer_count({"layers": layers})
+    header = pj.read_header(enc)
+    assert header.layers == _api.layer_count({"layers": layers})
     assert abs(arr.nbytes / len(enc) / ratio - 1) <= 0.05, arr.nbytes / len(enc)
+    if isinstance(layers, list):   # the search again with layers keeps their sizes
+        achieved = [arr.nbytes / n for n in cumulative_layer_bytes(header)[:-1]]
+        assert all(t / 1.3 <= a <= t * 1.3 for a, t in zip(achieved, layers)), achieved
+
+
+def test_near_lossless_targets_with_layers_get_the_lossless_layered_stream(real):
+    arr = real("camera")
+    enc = pj.encode(arr, reversible=False, ratio=1.05, layers=3)
+    header = pj.read_header(enc)
+    assert header.mode == "lossless" and header.layers == 3
+    np.testing.assert_array_equal(pj.decode(enc), arr)
 
 
 def test_layer_plan_keeps_its_cuts_when_the_step_changes():
@@ -115,12 +131,16 @@ def test_layer_plan_keeps_its_cuts_when_the_step_changes():
     plan = LayerPlan(th, [6.2, 4.66, 4.64])
     tables = plan.tables()
     assert all(a != b for a, b in zip(tables, tables[1:])) and tables[-1] == (0,) * 10
-    # a step half as large: every band's values one bit plane higher
-    assert plan.tables(1.0)[:-1] == tuple(tuple(s + 1 for s in t) for t in tables[:-1])
-    # thresholds that come to coincide stay one band step apart
-    lowered = plan.tables(-0.02)
-    assert th.shifts(4.64) == th.shifts(4.62)
-    assert all(a != b for a, b in zip(lowered, lowered[1:])), lowered
+    # a step half as large: every band's values one bit plane higher; twice
+    # as large: one lower, down to 0
+    assert plan.tables(1)[:-1] == tuple(tuple(s + 1 for s in t) for t in tables[:-1])
+    assert plan.tables(-5)[:-1] == tuple(tuple(max(s - 5, 0) for s in t) for t in tables[:-1])
+    with pytest.raises(TypeError):
+        plan.tables(0.5)   # whole planes only: bands keep their order
+    # thresholds with the same table are pushed one band step apart
+    assert th.shifts(4.64) == th.shifts(4.63)
+    pushed = LayerPlan(th, [4.64, 4.63]).tables()
+    assert pushed[0] != pushed[1] and all(a >= b for a, b in zip(pushed[0], pushed[1]))
 
 
 def _estimate_at(arr, step, axes=(0, 1), levels=6):
@@ -132,7 +152,7 @@ def _estimate_at(arr, step, axes=(0, 1), levels=6):
     model = pj._rate.RateModel(counts, prepared.histogram(counts), 0)
     single = prepared.encode(step, (), 0.0)
     coded = len(single) - pj.read_header(single).header_length
-    return prepared, LayerEstimate(model, step, 60, coded)
+    return prepared, LayerEstimate(model, step, 60, coded, pieces=levels + 1)
 
 
 @pytest.mark.parametrize("name, ratios", [
@@ -153,7 +173,8 @@ def test_layer_estimate_matches_the_real_layer_sizes(real, name, ratios):
     tables = plan.tables()
     layered = pj.read_header(prepared.encode(step, tables, 0.0))
     real_bytes = np.array(cumulative_layer_bytes(layered), np.float64)
-    ratio = real_bytes / np.exp(estimate(np.array(tables)))
+    estimated = [float(np.exp(estimate(np.array([t]), j + 1))[0]) for j, t in enumerate(tables)]
+    ratio = real_bytes / estimated
     assert np.all(np.abs(np.log(ratio)) < np.log(1.15)), ratio
     achieved = arr.nbytes / real_bytes[:-1]
     assert np.all(np.abs(np.log(achieved / ratios)) < np.log(1.3)), achieved

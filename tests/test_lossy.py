@@ -130,19 +130,20 @@ def test_ratio_target_within_five_percent(real, name, ratio):
     assert pj.decode(enc).shape == arr.shape
 
 
-def prepared_lossy(arr, levels=6, wavelet=1):
+def prepared_lossy(arr, levels=6, wavelet=1, axes=None):
     from progressive_j2k import _api, _core
     return _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
-                          arr.shape, tuple(range(arr.ndim)), -1, levels, wavelet, 1.0, 0.0)
+                          arr.shape, tuple(range(arr.ndim)) if axes is None else axes, -1,
+                          levels, wavelet, 1.0, 0.0)
 
 
-def assert_histogram_of_samples(arr, wavelet=1):
+def assert_histogram_of_samples(arr, wavelet=1, axes=None):
     """With no levels the coefficients are the samples (band norm 1): each
     must land in the bin of its double's key, bits >> 49, counted from the
     largest key; zeros in the last bin."""
     from progressive_j2k import _rate
     counts = np.zeros((1, _rate.HISTOGRAM_BINS), np.uint64)
-    top = prepared_lossy(arr, levels=0, wavelet=wavelet).histogram(counts)
+    top = prepared_lossy(arr, levels=0, wavelet=wavelet, axes=axes).histogram(counts)
     keys = (np.abs(arr.astype(np.float64)).view(np.uint64) >> np.uint64(49)).astype(np.int64)
     assert top == keys.max()
     expected = np.bincount(np.minimum(top - keys[arr != 0], _rate.HISTOGRAM_BINS - 1),
@@ -192,10 +193,16 @@ def test_histogram_counts_every_coefficient_by_band(real):
 @pytest.mark.parametrize("dtype", ["u1", "i2", "i4"])
 def test_histogram_of_reversible_coefficients(real, dtype):
     """The reversible modes' integer coefficients (int16, int32 and int64
-    working types), binned by |c| itself."""
-    arr = real("ct693_int16")[200:260, 180:250].astype(np.int32)
-    arr = (arr - arr.min()) % 256 if dtype == "u1" else arr * (65537 if dtype == "i4" else 1)
-    assert_histogram_of_samples(np.ascontiguousarray(arr.astype(dtype)), wavelet=0)
+    working types), binned by |c| itself, over values that span many bins
+    (a CT slice less its mean, both signs), in a stack of three planes
+    (each at its own offset: planes are not transformed)."""
+    slice_ = real("ct693_int16")[150:250, 150:260].astype(np.int64)
+    centred = slice_ - int(slice_.mean())
+    arr = {"u1": (slice_ - slice_.min()) % 256, "i2": centred,
+           "i4": centred * 65537}[dtype]
+    stack = np.stack([arr, arr // 3, -arr[::-1]]).astype(dtype)
+    assert len(np.unique(np.abs(stack.astype(np.float64)).view(np.uint64) >> 49)) > 30
+    assert_histogram_of_samples(np.ascontiguousarray(stack), wavelet=0, axes=(1, 2))
 
 
 @pytest.mark.parametrize("name", ["camera", "coffee", "mr2_uint16", "ct693_int16"])

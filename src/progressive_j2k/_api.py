@@ -546,7 +546,9 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         ``read_header(buf).prefix_length(0, j)``, because coarser resolutions
         always come complete -- or, with ``layer_metric="psnr"``, the PSNRs
         (increasing) of ``decode(buf, layer=j)``.  Targets are placed at the
-        granularity of one band's bit plane (typically within 30%).
+        granularity of one band's bit plane: ratios and counts from the rate
+        model's size estimate (typically within 15% up to about 150:1),
+        PSNRs by probe encodes (typically within 1.5 dB).
     rdo: lossy only, rate-distortion optimised quantisation: each value is
         lowered by one step where the bits saved outweigh the error added
         (about +0.1 dB at equal size, a smaller and slightly less accurate
@@ -617,6 +619,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     # the smallest lossy stream: the header, and each piece's flush
     lossy_floor = header_length(arr.ndim, len(axes), levels, "lossy") + 5 * (levels + 1)
     model = None
+    layered_search = None   # a ratio search to go on with layered encodes
     if targeted and arr.size:
         limits = (max(_peak(arr) / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
@@ -650,23 +653,36 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
                     exact=lambda encoded: np.array_equal(decode_last(encoded), arr))
 
             encoded, step, rdo = to_ratio(lambda s, r: encode_with(s, rdo=r), step, rdo)
+            if _rate.ratio_met(len(encoded), arr.nbytes, options["ratio"]):
+                layered_search = to_ratio   # (else out of reach: layers will not bring it)
         else:
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(
                 lambda s, r: encode_with(s, rdo=r), decode_last, arr, options["psnr"], step, limits,
                 model, gain, rdo)
-        if options["layers"] is None and arr.dtype.kind in "iu" and (
-                model is None or len(encoded) <= _rate.NEAR_FLOOR * lossy_floor
-                or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):
-            lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis)
-            if _rate.lossless_is_better(
-                    len(lossless), len(encoded), arr.nbytes, options,
-                    lambda: np.array_equal(decode(encoded, max_bytes=math.inf), arr)):
-                return lossless
     else:
         encoded = encode_with(step, rdo=rdo)
-    if options["layers"] is None:
-        return encoded
+    if options["layers"] is not None:
+        encoded = _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model,
+                              encode_with, decode_last, rate_model, layered_search)
+    if targeted and arr.size and arr.dtype.kind in "iu" and (
+            model is None or len(encoded) <= _rate.NEAR_FLOOR * lossy_floor
+            or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):
+        lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
+                          layers=options["layers"], layer_metric=options["layer_metric"])
+        if _rate.lossless_is_better(
+                len(lossless), len(encoded), arr.nbytes, options,
+                lambda: np.array_equal(decode(encoded, max_bytes=math.inf), arr)):
+            return lossless
+    return encoded
+
+
+def _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model, encode_with,
+                decode_last, rate_model, layered_search):
+    """The chunk encode() made (`encoded`, at `step`) with the layers the
+    options ask for; layered_search(encode_at, start, rdo, seed): a ratio
+    search to go on with, from the layered stream at `step`."""
+    axes, levels = options["axes"], options["levels"]
     max_shift = _max_exponent(arr, wavelet)
     estimate = None
     if arr.size and _layers.by_size(options["layers"], options["layer_metric"]):
@@ -676,7 +692,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         if model is not None:   # (None: every coefficient is zero)
             estimate = _layers.LayerEstimate(
                 model, step if wavelet == 1 else 1.0, max_shift,
-                len(encoded) - read_header(encoded).header_length)
+                len(encoded) - read_header(encoded).header_length, pieces=levels + 1)
     plan = _layers.choose_shifts(
         lambda t: encode_with(step, t, rdo), decode_last, arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
@@ -684,14 +700,14 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),
         max_shift=max_shift, estimate=estimate)
     layered = encode_with(step, plan.tables(), rdo)
-    if not (targeted and options["ratio"] is not None and arr.size and model is not None):
+    if layered_search is None:
         return layered
     # the layers' tables and coding add a few percent (up to 16% measured):
     # searched again with them, from the layered stream of the step found,
     # the layers' cuts kept in data units (docs/DESIGN.md 30)
-    planned_step = step
-    return to_ratio(lambda s, r: encode_with(s, plan.tables(math.log2(planned_step / s)), r),
-                    step, rdo, seed=layered)[0]
+    return layered_search(
+        lambda s, r: encode_with(s, plan.tables(round(math.log2(step / s))), r),
+        step, rdo, seed=layered)[0]
 
 
 def decode_work_per_element(header: Header) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 import numpy as np
 
@@ -81,10 +82,10 @@ def by_size(layers, metric: str) -> bool:
 
 def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, levels: int,
                   weighted: bool, data_bits: float, max_shift: int,
-                  estimate=None) -> "LayerPlan | None":
-    """The plan of the layers `layers` asks for (a count, or the targets of
-    the layers before the last: compression ratios, or PSNRs in dB with
-    metric "psnr"), or None for a single layer.  encode(tables) ->
+                  estimate=None) -> "LayerPlan":
+    """The plan of the layers `layers` asks for (a count of at least 2, or
+    the targets of the layers before the last: compression ratios, or PSNRs
+    in dB with metric "psnr").  encode(tables) ->
     codestream; decode(codestream, layer) -> full-resolution array;
     data_bits: log2 of the largest |sample| in coefficient units (the
     transform adds a few bits, and up to the largest band norm's in t).
@@ -93,8 +94,6 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
     from progressive_j2k._api import read_header
 
     count = layers if isinstance(layers, int) else len(layers) + 1
-    if count <= 1:
-        return None
     th = Thresholds(lengths, levels, weighted, max_shift)
     lowest = -max(th.offsets)             # at or below it every shift is 0
     if arr.size == 0:       # nothing to place: any valid tables
@@ -108,11 +107,13 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
         return [math.log(arr.nbytes / r) for r in layers] if sized else list(layers)
 
     if estimate is not None and sized:
-        # every distinct table between top and lowest: the nearest to each goal
+        # every distinct table between top and lowest: the nearest to each
+        # goal (layer j's bytes with j + 1 layers' flushes)
         ts = th.distinct_thresholds(top, lowest)
-        values = estimate(th.shift_array(ts))
-        final = float(estimate(th.shift_array(np.array([lowest])))[0])
-        return LayerPlan(th, [float(ts[np.argmin(np.abs(values - g))]) for g in goals(final)])
+        shifts = th.shift_array(ts)
+        final = float(estimate(th.shift_array(np.array([lowest])), count)[0])
+        return LayerPlan(th, [float(ts[np.argmin(np.abs(estimate(shifts, j + 1) - g))])
+                              for j, g in enumerate(goals(final))])
 
     def measure(hi: float, lo: float):
         ts = [hi - (hi - lo) * i / (PROBE_LAYERS - 2) for i in range(PROBE_LAYERS - 1)]
@@ -136,22 +137,31 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
     return LayerPlan(th, chosen)
 
 
+#: A piece's range-coder flush: the bytes even an empty layer costs per
+#: resolution (measured: a second empty layer adds 5 per piece).
+PIECE_FLUSH_BYTES = 5
+
+
 class LayerEstimate:
     """The estimated log bytes of layers 0..j for each row of a (tables,
-    bands) array of shifts, from RateModel's per-band bits at the chunk's
-    step (lossy chunks), scaled to the real single-layer stream's coded
-    bytes: no probe encodes.  Measured against real layered streams, within
-    10% (docs/DESIGN.md 30).  (Its errors are not used for PSNR layers: at a
-    layer's coarse cuts the model's error was 2 dB off.)"""
+    bands) array of shifts: RateModel's per-band bits at the chunk's step
+    (base step for 9/7, 1 for the reversible modes' integers), scaled to the
+    real single-layer stream's coded bytes, plus each piece's flush: no
+    probe encodes.  Against real layered streams, within 15% at layer ratios
+    up to about 150:1 (docs/DESIGN.md 30).  (Its errors are not used for
+    PSNR layers: at a layer's coarse cuts the model's error was 2 dB off.)"""
 
-    def __init__(self, model, step: float, max_shift: int, coded_bytes: int):
+    def __init__(self, model, step: float, max_shift: int, coded_bytes: int, pieces: int):
         self.bits = model.band_values(step, max_shift)[0]
         self.bands = np.arange(self.bits.shape[0])
-        self.scale = coded_bytes * 8 / max(float(self.bits[:, 0].sum()), 1.0)
+        self.flush = PIECE_FLUSH_BYTES * pieces   # per layer
+        coded = max(coded_bytes - self.flush, 1)
+        self.scale = coded * 8 / max(float(self.bits[:, 0].sum()), 1.0)
 
-    def __call__(self, shifts: np.ndarray) -> np.ndarray:
+    def __call__(self, shifts: np.ndarray, layers: int = 1) -> np.ndarray:
+        """For layers 0..j where these shifts are layer j's and j = layers - 1."""
         bits = self.bits[self.bands, shifts].sum(axis=1) * self.scale
-        return np.log(np.maximum(bits / 8, 1.0))
+        return np.log(np.maximum(bits / 8 + self.flush * layers, 1.0))
 
 
 class LayerPlan:
@@ -161,16 +171,17 @@ class LayerPlan:
     def __init__(self, th: Thresholds, thresholds: list):
         self.th, self.thresholds = th, thresholds
 
-    def tables(self, raise_by: float = 0.0) -> tuple:
-        """The shift tables, every threshold raised by `raise_by` bit planes:
-        log2(old step / new step) keeps each layer's cut in data units where
-        the step changes (a finer step puts the same data in higher planes).
+    def tables(self, raise_by: int = 0) -> tuple:
+        """The shift tables, every band's shift raised by `raise_by` bit
+        planes (where it stays in 0..max_shift): round(log2(old step / new
+        step)) keeps each layer's cuts in data units where the step changes
+        (a finer step puts the same data in higher planes), to half a plane.
         The last layer completes the chunk; the tables decrease strictly
         while they can (coinciding targets are pushed one band step apart)."""
         th, lowest = self.th, -max(self.th.offsets)
         thresholds = []
         for t in self.thresholds:
-            t += raise_by
+            t += operator.index(raise_by)   # whole planes: the bands keep their order in t
             if thresholds and (t > thresholds[-1] or th.shifts(t) == th.shifts(thresholds[-1])):
                 t = max(th.next_below(thresholds[-1]), lowest)
             thresholds.append(t)

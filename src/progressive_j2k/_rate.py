@@ -360,6 +360,11 @@ NEAR_LOSSLESS_RMS = 0.5
 NEAR_FLOOR = 2.0
 
 
+def ratio_met(size: int, raw: int, ratio: float, tolerance: float = RATIO_TOLERANCE) -> bool:
+    """Whether a stream of `size` bytes meets a ratio target (within the tolerance)."""
+    return abs(size / (raw / ratio) - 1) <= tolerance
+
+
 def lossless_is_better(lossless: int, lossy: int, raw: int, options: dict, lossy_exact) -> bool:
     """Whether the lossless stream (exact) serves a ratio or PSNR target at
     least as well as the lossy one the search found (sizes in bytes): a PSNR
@@ -400,7 +405,7 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
     exact_error = (EXACT_CHECK_RMS * data_quantum(arr)) ** 2 * arr.size
 
     def accept(step, encoded, log_size):
-        if abs(math.exp(log_size) / target - 1) <= tolerance:
+        if ratio_met(len(encoded), arr.nbytes, ratio, tolerance):
             return True
         return (log_size < math.log(target) and exact is not None and model is not None
                 and model.squared_error(step) <= exact_error and exact(encoded))
