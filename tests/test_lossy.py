@@ -771,3 +771,12 @@ def test_lossless_is_better_keeps_a_smaller_exact_lossy_stream():
     assert _rate.lossless_is_better(1050, 1100, 10_000, ratio, inexact)     # fits within 4.5%
     assert _rate.lossless_is_better(800, 900, 10_000, psnr, exact)
     assert not _rate.lossless_is_better(950, 900, 10_000, psnr, inexact)
+
+
+def test_psnr_target_goes_finer_past_steps_that_zero_everything(real):
+    """A CT crop (values 14..2211) at 47 dB of the 16-bit peak: all-zero
+    streams read 46.1 dB at every coarse step; the search must not take
+    that insensitivity for the chunk's and stop below the target."""
+    arr = np.ascontiguousarray(real("ct693_int16")[45:112, 122:302])
+    enc = pj.encode(arr, reversible=False, psnr=47)
+    assert pj._rate.psnr(pj.decode(enc), arr) >= 47

@@ -293,10 +293,17 @@ def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: 
         done = settled(trials) if settled is not None else None
         if done is not None:
             return done, trials
-        if len(trials) >= 3 and trials[-1][2] == trials[-2][2] == trials[-3][2]:
-            break                      # insensitive to the step: nothing to gain
         # steer with finite values (a lossless trial has infinite PSNR)
         gap = min(max(value - aim, -STEER_CAP), STEER_CAP)
+        insensitive = len(trials) >= 3 and trials[-1][2] == trials[-2][2] == trials[-3][2]
+        if insensitive and (gap >= 0 or low is not None or not math.isfinite(value)):
+            break                      # insensitive to the step: nothing to gain
+        if insensitive:   # short of the aim, every trial so far too coarse (all zero): finer
+            x_next = max(x - MAX_JUMP, math.log(lo_limit))
+            if seen(x_next):
+                break
+            high, x = (x, gap), x_next
+            continue
         if gap > 0:                    # too good: the step may grow
             low = (x, gap)
         else:
