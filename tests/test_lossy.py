@@ -780,3 +780,12 @@ def test_psnr_target_goes_finer_past_steps_that_zero_everything(real):
     arr = np.ascontiguousarray(real("ct693_int16")[45:112, 122:302])
     enc = pj.encode(arr, reversible=False, psnr=47)
     assert pj._rate.psnr(pj.decode(enc), arr) >= 47
+
+
+@pytest.mark.parametrize("value", [3.5, 1e-3, 12345.678])
+def test_psnr_target_on_a_constant_float_chunk_is_exact(value):
+    """A constant float chunk has no value range: every inexact decode reads
+    -inf dB, so the search goes finer until the decode is exact."""
+    arr = np.full((40, 40), value, np.float32)
+    enc = pj.encode(arr, reversible=False, psnr=40)
+    np.testing.assert_array_equal(pj.decode(enc), arr)

@@ -296,7 +296,7 @@ def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: 
         # steer with finite values (a lossless trial has infinite PSNR)
         gap = min(max(value - aim, -STEER_CAP), STEER_CAP)
         insensitive = len(trials) >= 3 and trials[-1][2] == trials[-2][2] == trials[-3][2]
-        if insensitive and (gap >= 0 or low is not None or not math.isfinite(value)):
+        if insensitive and (gap >= 0 or low is not None):
             break                      # insensitive to the step: nothing to gain
         if insensitive:   # short of the aim, every trial so far too coarse (all zero): finer
             x_next = max(x - MAX_JUMP, math.log(lo_limit))
