@@ -8,8 +8,8 @@ import pytest
 
 import progressive_j2k as pj
 from progressive_j2k import ProgressiveJ2K, _api
-from progressive_j2k._layers import (LayerEstimate, LayerPlan, Thresholds, choose_shifts,
-                                     cumulative_layer_bytes)
+from progressive_j2k._layers import (LayerEstimate, LayerPlan, LayerPsnrEstimate, Thresholds,
+                                     choose_shifts, cumulative_layer_bytes)
 from progressive_j2k._rate import psnr
 from progressive_j2k.errors import DecodeError, TruncatedError
 
@@ -187,6 +187,35 @@ def test_sized_lossy_layers_are_placed_by_the_estimate(real):
     plan = choose_shifts(None, None, arr, [60, 25], "ratio", arr.shape, 6, False,
                          math.log2(arr.max() / 5.0 + 1), 60, estimate=estimate)
     assert pj.read_header(enc).layer_shifts == plan.tables()
+
+
+@pytest.mark.parametrize("name, targets", [
+    ("camera", [30, 35, 40]), ("astronaut", [32, 37]), ("mr2_uint16", [78, 85]),
+    ("coins", [30, 35, 40])])
+def test_layer_psnr_estimate_matches_real_decodes(real, name, targets):
+    """PSNR layers of 9/7 chunks are placed by the rate model's per-band
+    errors (only the finest resolution is cut for a full-resolution reader),
+    offset to the real single-layer PSNR: no probe encodes, and each
+    layer's real PSNR within 0.5 dB of its estimate."""
+    arr = real(name)
+    step = 4.0
+    prepared, _ = _estimate_at(arr, step)
+    single = prepared.encode(step, (), 0.0)
+    final = psnr(pj.decode(single), arr)
+    counts = np.zeros((19, pj._rate.HISTOGRAM_BINS), np.uint64)
+    model = pj._rate.RateModel(counts, prepared.histogram(counts), 0)
+    estimate = LayerPsnrEstimate(model, step, 60, 3, final)
+
+    def no_probe(*args):
+        raise AssertionError("a probe encode")
+
+    plan = choose_shifts(no_probe, no_probe, arr, targets, "psnr", arr.shape[:2], 6, False,
+                         math.log2(np.abs(arr).max() / step + 1), 60, estimate=estimate)
+    tables = plan.tables()
+    layered = prepared.encode(step, tables, 0.0)
+    for j, table in enumerate(tables):
+        got = psnr(pj.decode(layered, layer=j), arr)
+        assert abs(got - float(estimate(np.array([table]))[0])) <= 0.5, (j, got)
 
 
 def test_psnr_targets_place_layers_near_the_requested_quality(real):

@@ -594,16 +594,22 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     targeted = options["ratio"] is not None or options["psnr"] is not None
     rdo = targeted if options["rdo"] is None else options["rdo"]
 
+    last_made = None   # the stream encode_with made last
+
     def encode_with(step, layer_shifts=(), rdo=False):
-        return prepared.encode(step, layer_shifts, _core.RDO_DEFAULT if rdo else 0.0)
+        nonlocal last_made
+        last_made = prepared.encode(step, layer_shifts, _core.RDO_DEFAULT if rdo else 0.0)
+        return last_made
 
     reconstructed = None   # decode_last's output, made at its first use
 
     def decode_last(encoded, layer=None):
-        """decode(encoded, layer=layer), bit for bit, of the stream
-        encode_with just made: its values reconstructed without entropy
+        """decode(encoded, layer=layer), bit for bit: for the stream
+        encode_with made last, its values reconstructed without entropy
         decoding them."""
         nonlocal reconstructed
+        if encoded is not last_made:
+            return decode(encoded, layer=layer, max_bytes=math.inf)
         if reconstructed is None:
             reconstructed = np.empty(arr.shape, arr.dtype)
         prepared.reconstruct(reconstructed.reshape(-1).view(np.uint8),
@@ -672,7 +678,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
                           layers=options["layers"], layer_metric=options["layer_metric"])
         if _rate.lossless_is_better(
                 len(lossless), len(encoded), arr.nbytes, options,
-                lambda: np.array_equal(decode(encoded, max_bytes=math.inf), arr)):
+                lambda: np.array_equal(decode_last(encoded), arr)):
             return lossless
     return encoded
 
@@ -685,14 +691,22 @@ def _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model, enco
     axes, levels = options["axes"], options["levels"]
     max_shift = _max_exponent(arr, wavelet)
     estimate = None
-    if arr.size and _layers.by_size(options["layers"], options["layer_metric"]):
-        # layers of given sizes: placed by the rate model, no probe encodes
+    sized = _layers.by_size(options["layers"], options["layer_metric"])
+    if arr.size and (sized or wavelet == 1):
+        # placed by the rate model, no probe encodes (PSNRs: 9/7 only, whose
+        # model gives sample errors through the band norms)
         if model is None:
             model = rate_model(prepared)
-        if model is not None:   # (None: every coefficient is zero)
+        final_psnr = None if sized else _rate.psnr(decode_last(encoded), arr)
+        if model is None:   # every coefficient is zero: the probes
+            pass
+        elif sized:
             estimate = _layers.LayerEstimate(
                 model, step if wavelet == 1 else 1.0, max_shift,
                 len(encoded) - read_header(encoded).header_length, pieces=levels + 1)
+        elif math.isfinite(final_psnr):
+            estimate = _layers.LayerPsnrEstimate(model, step, max_shift, 2 ** len(axes) - 1,
+                                                 final_psnr)
     plan = _layers.choose_shifts(
         lambda t: encode_with(step, t, rdo), decode_last, arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,

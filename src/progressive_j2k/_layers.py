@@ -89,8 +89,9 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
     codestream; decode(codestream, layer) -> full-resolution array;
     data_bits: log2 of the largest |sample| in coefficient units (the
     transform adds a few bits, and up to the largest band norm's in t).
-    estimate (sizes only: ratio targets and counts): a LayerEstimate, which
-    then stands in for the probe encodes."""
+    estimate: a LayerEstimate (ratio targets and counts) or a
+    LayerPsnrEstimate (PSNR targets), which then stands in for the probe
+    encodes."""
     from progressive_j2k._api import read_header
 
     count = layers if isinstance(layers, int) else len(layers) + 1
@@ -106,9 +107,9 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
             return [final - math.log(2) * (count - 1 - j) for j in range(count - 1)]
         return [math.log(arr.nbytes / r) for r in layers] if sized else list(layers)
 
-    if estimate is not None and sized:
+    if estimate is not None:
         # every distinct table between top and lowest: the nearest to each
-        # goal (layer j's bytes with j + 1 layers' flushes)
+        # goal (sizes: layer j's bytes with j + 1 layers' flushes)
         ts = th.distinct_thresholds(top, lowest)
         shifts = th.shift_array(ts)
         final = float(estimate(th.shift_array(np.array([lowest])), count)[0])
@@ -148,8 +149,7 @@ class LayerEstimate:
     (base step for 9/7, 1 for the reversible modes' integers), scaled to the
     real single-layer stream's coded bytes, plus each piece's flush: no
     probe encodes.  Against real layered streams, within 15% at layer ratios
-    up to about 150:1 (docs/DESIGN.md 30).  (Its errors are not used for
-    PSNR layers: at a layer's coarse cuts the model's error was 2 dB off.)"""
+    up to about 150:1 (docs/DESIGN.md 30)."""
 
     def __init__(self, model, step: float, max_shift: int, coded_bytes: int, pieces: int):
         self.bits = model.band_values(step, max_shift)[0]
@@ -162,6 +162,27 @@ class LayerEstimate:
         """For layers 0..j where these shifts are layer j's and j = layers - 1."""
         bits = self.bits[self.bands, shifts].sum(axis=1) * self.scale
         return np.log(np.maximum(bits / 8 + self.flush * layers, 1.0))
+
+
+class LayerPsnrEstimate:
+    """The estimated PSNR of a full-resolution decode of layers 0..j for each
+    row of a (tables, bands) array of shifts (9/7 chunks): such a decode has
+    every coarser resolution complete, so only the finest resolution's
+    bands (the last `finest`) are cut; RateModel's per-band squared errors,
+    offset to the real PSNR of the single-layer stream.  Within 0.2 dB of
+    real decodes on four images (docs/DESIGN.md 30)."""
+
+    def __init__(self, model, step: float, max_shift: int, finest: int, final_psnr: float):
+        self.error = model.band_values(step, max_shift)[1]
+        self.bands = np.arange(self.error.shape[0])
+        self.coarser = self.bands < self.bands.size - finest
+        total = float(self.error[:, 0].sum())
+        self.offset = final_psnr + 10 * math.log10(total) if total > 0 else math.inf
+
+    def __call__(self, shifts: np.ndarray, layers: int = 1) -> np.ndarray:
+        error = self.error[self.bands, np.where(self.coarser, 0, shifts)].sum(axis=1)
+        with np.errstate(divide="ignore"):
+            return np.clip(self.offset - 10 * np.log10(error), -400.0, 400.0)
 
 
 class LayerPlan:
