@@ -548,7 +548,8 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         (increasing) of ``decode(buf, layer=j)``.  Targets are placed at the
         granularity of one band's bit plane: ratios and counts from the rate
         model's size estimate (typically within 15% up to about 150:1),
-        PSNRs by probe encodes (typically within 1.5 dB).
+        PSNRs from its error estimate (lossy; within about 1 dB) or by probe
+        encodes (reversible modes; within about 1.5 dB).
     rdo: lossy only, rate-distortion optimised quantisation: each value is
         lowered by one step where the bits saved outweigh the error added
         (about +0.1 dB at equal size, a smaller and slightly less accurate
