@@ -1,6 +1,8 @@
-"""Each benchmark owns one section of RESULTS.md, between markers, so the
-scripts can be rerun independently without clobbering each other."""
+"""What the benchmarks share.  Each owns one section of RESULTS.md, between
+markers, so the scripts can be rerun independently without clobbering each
+other; `best` times a call as the best of a few runs."""
 import re
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -16,3 +18,13 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> None:
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
     path.write_text(text.rstrip() + "\n")
+
+
+def best(fn, repeats=3):
+    """(fn()'s result, its shortest time in seconds over `repeats` runs)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, min(times)

@@ -19,7 +19,7 @@ import imagecodecs
 import numpy as np
 
 import progressive_j2k as pj
-from _report import write_section
+from _report import best, write_section
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIELDS = {
@@ -40,15 +40,6 @@ def codecs(tol):
         "SPERR pwe": (lambda a: imagecodecs.sperr_encode(a, level=tol, mode="pwe", numthreads=1),
                       lambda e, a: imagecodecs.sperr_decode(e, numthreads=1)),
     }
-
-
-def best(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return out, min(times)
 
 
 def main():

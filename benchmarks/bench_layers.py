@@ -23,7 +23,7 @@ import numpy as np
 import progressive_j2k as pj
 from progressive_j2k._layers import cumulative_layer_bytes
 from progressive_j2k._rate import psnr
-from _report import write_section
+from _report import best, write_section
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGES = ["camera", "moon", "astronaut", "coffee", "mr2_uint16", "ct693_int16",
@@ -31,15 +31,6 @@ IMAGES = ["camera", "moon", "astronaut", "coffee", "mr2_uint16", "ct693_int16",
 LAYERS = [80, 40, 20]
 MODES = {"lossless": {}, "lossy ratio=10": {"reversible": False, "ratio": 10},
          "lossy step": {"reversible": False}}
-
-
-def best(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return out, min(times)
 
 
 def load(name):
