@@ -879,8 +879,9 @@ static pj2k_status widen(pj2k_prepared *prep)
     return PJ2K_OK;
 }
 
-/* Rate-search and layer-placement aid: see the header.  A double's bits above the top
- * three mantissa bits (sign 0) order non-negative values like the values.
+/* Rate-search and layer-placement aid: see the header.  A double's bits
+ * above the top three mantissa bits (sign 0) order non-negative values like
+ * the values.
  *
  * One pass over the coefficients (a second would read them all again: a
  * chunk's doubles are 8x its 8-bit samples): keys are binned against a
@@ -1027,7 +1028,7 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, const double *
     return PJ2K_OK;
 }
 
-/* Rate-search and layer-placement aid: see the header.  Magnitudes are capped below
+/* Rate-search aid for 9/7: see the header.  Magnitudes are capped below
  * 2**26 so that neighbourhood sums stay in 32 bits and every pass but the
  * counting vectorises. */
 #define CONTEXT_SAMPLE_MIN_ROWS 16   /* rows counted at least (if the band has them) */
@@ -1136,10 +1137,9 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
 /* Quantise (9/7) and entropy-code the prepared coefficients into `out`.  A
  * layered 9/7 stream with RD-optimised quantisation codes the values a
  * single-layer pass chose, so that all its layers decode exactly like the
- * single-layer stream. */
-/* quantised: coef already holds the values this encode needs (an RD-optimised
- * quantisation's decisions at the same steps and strength), else they are
- * made first. */
+ * single-layer stream.  quantised: coef already holds the values this
+ * encode needs (the decisions of the last encode, at the same steps and
+ * strength), so neither the quantiser nor that pass runs again. */
 static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double rdo,
                                      int quantised, pj2k_bytes *out)
 {

@@ -142,9 +142,9 @@ void pj2k_prepared_free(pj2k_prepared *prepared);
  * receives, per band (numbered like the steps; every plane and colour
  * component counts into its band's row), the coefficients by their magnitude
  * v: for 9/7 in base-step units, v = |c| * band norm (the quantiser codes
- * floor(v / step)), for the reversible modes the integer |c| itself, in eighth-octave
- * bins: with key(v) the bits of the double v shifted right by 49 (biased
- * exponent * 8 + top three mantissa bits), bin k holds the finite non-zero
+ * floor(v / step)), for the reversible modes the integer |c| itself, in
+ * eighth-octave bins: with key(v) the bits of the double v shifted right by
+ * 49 (biased exponent * 8 + top three mantissa bits), bin k holds the finite non-zero
  * values with key == *top_key - k, the last bin everything smaller, zero or
  * not finite.  *top_key is the largest such key (-1: none). */
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands, size_t nbins,

@@ -695,19 +695,18 @@ def _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model, enco
     sized = _layers.by_size(options["layers"], options["layer_metric"])
     if arr.size and (sized or wavelet == 1):
         # placed by the rate model, no probe encodes (PSNRs: 9/7 only, whose
-        # model gives sample errors through the band norms)
-        if model is None:
-            model = rate_model(prepared)
-        final_psnr = None if sized else _rate.psnr(decode_last(encoded), arr)
-        if model is None:   # every coefficient is zero: the probes
-            pass
-        elif sized:
+        # model gives sample errors through the band norms); a chunk whose
+        # coefficients are all zero has no model, and gets the probes
+        model = rate_model(prepared) if model is None else model
+        if model is not None and sized:
             estimate = _layers.LayerEstimate(
                 model, step if wavelet == 1 else 1.0, max_shift,
                 len(encoded) - read_header(encoded).header_length, pieces=levels + 1)
-        elif math.isfinite(final_psnr):
-            estimate = _layers.LayerPsnrEstimate(model, step, max_shift, 2 ** len(axes) - 1,
-                                                 final_psnr)
+        elif model is not None:
+            final_psnr = _rate.psnr(decode_last(encoded), arr)
+            if math.isfinite(final_psnr):
+                estimate = _layers.LayerPsnrEstimate(
+                    model, step, max_shift, finest=2 ** len(axes) - 1, final_psnr=final_psnr)
     plan = _layers.choose_shifts(
         lambda t: encode_with(step, t, rdo), decode_last, arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,

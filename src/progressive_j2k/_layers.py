@@ -180,6 +180,7 @@ class LayerPsnrEstimate:
         self.offset = final_psnr + 10 * math.log10(total) if total > 0 else math.inf
 
     def __call__(self, shifts: np.ndarray, layers: int = 1) -> np.ndarray:
+        """(layers: as LayerEstimate's; a decode's PSNR does not depend on it)"""
         error = self.error[self.bands, np.where(self.coarser, 0, shifts)].sum(axis=1)
         with np.errstate(divide="ignore"):
             return np.clip(self.offset - 10 * np.log10(error), -400.0, 400.0)

@@ -204,7 +204,7 @@ class RateModel:
     between them; solving for a step inverts the table."""
 
     def __init__(self, counts: np.ndarray, top_key: int, overhead: int):
-        self.counts, self.top_key, self.overhead = counts, top_key, overhead
+        self.counts, self.top_key = counts, top_key   # for band_tables
         self.log_step, bits, error = _model_tables(counts, top_key, per_band=False)
         with np.errstate(divide="ignore"):   # log(0): -inf, no overhead and no values
             self.log_bytes = np.log(overhead + bits / 8)
