@@ -263,3 +263,33 @@ def test_to_zarr_keeps_the_shape_when_writing_fails(real, tmp_path):
     with pytest.raises(OSError, match="vanished"):
         to_zarr(Failing(), str(tmp_path / "f.zarr"), chunks=(256, 256), axes=(0, 1))
     assert zarr.open_array(str(tmp_path / "f.zarr")).shape == (300, 300)
+
+
+def test_cli_layer_targets_metric_and_info(real, tmp_path, capsys):
+    """--layers takes a count or comma-separated targets, --layer-metric
+    what they are; info shows the bytes a reader of layers 0..j needs."""
+    arr = real("camera")
+    np.save(tmp_path / "c.npy", arr)
+    out = str(tmp_path / "t.zarr")
+    assert main(["convert", str(tmp_path / "c.npy"), out, "--chunks", "256,256", "--ratio", "10",
+                 "--layers", "80,40", "--quiet"]) == 0
+    z = zarr.open_array(out)
+    config = z.metadata.codecs[0].to_dict()["configuration"]
+    assert config["layers"] == [80.0, 40.0] and config["layer_metric"] == "ratio"
+    capsys.readouterr()
+    assert main(["info", out]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[2].split()[-4:] == ["layers", "0..0", "layers", "0..1"]
+    row = table[3].split()   # level 0: all layers, % of level 0, layers 0..0, layers 0..1
+    assert [int(row[-4]), int(row[-2]), int(row[-1])] == [
+        pj.level_nbytes(z)[0], *(pj.level_nbytes(z, layer=j)[0] for j in (0, 1))]
+    assert int(row[-2]) < int(row[-1]) < int(row[-4])
+    psnr_out = str(tmp_path / "p.zarr")
+    assert main(["convert", str(tmp_path / "c.npy"), psnr_out, "--chunks", "256,256", "--psnr",
+                 "40", "--layers", "30,35", "--layer-metric", "psnr", "--quiet"]) == 0
+    levels = pj.open_multiscale(psnr_out, layer=0)
+    assert 28 <= pj._rate.psnr(levels[0][:], arr) <= 33
+    with pytest.raises(SystemExit) as exit_info:   # argparse's usage error
+        main(["convert", str(tmp_path / "c.npy"), psnr_out, "--layers", "80,x", "--quiet"])
+    assert exit_info.value.code == 2
+    assert "expected a count or comma-separated targets" in capsys.readouterr().err

@@ -118,12 +118,26 @@ def test_ratio_target_with_layers_is_met_within_5_percent(real, name, ratio, lay
         assert all(t / 1.3 <= a <= t * 1.3 for a, t in zip(achieved, layers)), achieved
 
 
-def test_near_lossless_targets_with_layers_get_the_lossless_layered_stream(real):
-    arr = real("camera")
-    enc = pj.encode(arr, reversible=False, ratio=1.05, layers=3)
+@pytest.mark.parametrize("arr, options", [
+    ("camera", {"ratio": 1.05}),                                  # near lossless
+    (np.full((64, 64), 100, np.uint8), {"psnr": 40})])            # a flat chunk near its floor
+def test_near_lossless_targets_with_layers_get_the_lossless_layered_stream(real, arr, options):
+    """Where the lossless stream serves the target at least as well, a
+    layered chunk gets it too (the floor to compare with is the layered
+    stream's: its header and flushes grow with the layers)."""
+    arr = real(arr) if isinstance(arr, str) else arr
+    enc = pj.encode(arr, reversible=False, layers=3, **options)
     header = pj.read_header(enc)
+    single = pj.encode(arr, reversible=False, **options)
     assert header.mode == "lossless" and header.layers == 3
+    assert pj.read_header(single).mode == "lossless"
     np.testing.assert_array_equal(pj.decode(enc), arr)
+
+
+@pytest.mark.parametrize("layers", [["a"], [None], [[1, 2]], {"a": 1}, "3"])
+def test_bad_layer_specs_name_the_option(layers):
+    with pytest.raises(TypeError, match="layers must be a count or a list of numbers"):
+        ProgressiveJ2K(layers=layers)
 
 
 def test_layer_plan_keeps_its_cuts_when_the_step_changes():

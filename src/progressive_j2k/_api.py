@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -351,9 +352,12 @@ def _normalise_layers(layers, metric):
         if not 1 <= layers <= MAX_LAYERS:
             raise ValueError(f"layers must be 1..{MAX_LAYERS}, got {layers}")
         return None if layers == 1 else int(layers)
-    if isinstance(layers, (str, bytes, bool, float)):
+    if isinstance(layers, (str, bytes, bool, float, Mapping)):
         raise TypeError(f"layers must be a count or a list of numbers, got {layers!r}")
-    targets = tuple(float(t) for t in layers)
+    try:
+        targets = tuple(float(t) for t in layers)
+    except (TypeError, ValueError):
+        raise TypeError(f"layers must be a count or a list of numbers, got {layers!r}") from None
     if not 1 <= len(targets) < MAX_LAYERS:
         raise ValueError(f"give 1..{MAX_LAYERS - 1} layer targets (the last layer completes "
                          f"the chunk), got {len(targets)}")
@@ -672,8 +676,11 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     if options["layers"] is not None:
         encoded = _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model,
                               encode_with, decode_last, rate_model, layered_search)
+    # (the smallest stream with these layers: their header, and every piece's flush)
+    layered_floor = (header_length(arr.ndim, len(axes), levels, "lossy", layer_count(options))
+                     + 5 * (levels + 1) * layer_count(options))
     if targeted and arr.size and arr.dtype.kind in "iu" and (
-            model is None or len(encoded) <= _rate.NEAR_FLOOR * lossy_floor
+            model is None or len(encoded) <= _rate.NEAR_FLOOR * layered_floor
             or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):
         lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
                           layers=options["layers"], layer_metric=options["layer_metric"])

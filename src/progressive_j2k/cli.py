@@ -11,6 +11,16 @@ def _ints(text):
     return tuple(int(v) for v in text.split(",")) if text else None
 
 
+def _layers(text):
+    """--layers: a count (2-16), or comma-separated targets of the layers
+    before the last (ratios, or PSNRs with --layer-metric psnr)."""
+    try:
+        return int(text) if "," not in text else tuple(float(v) for v in text.split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or comma-separated targets, "
+                                         f"got {text!r}") from None
+
+
 def _colour_axis(text):
     """--colour-axis: an axis number, "auto" or "none"."""
     if text in ("auto", "none"):
@@ -31,7 +41,7 @@ def convert(args):
     options = dict(levels=args.levels, reversible=not lossy,
                    axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, psnr=args.psnr, tolerance=args.tolerance,
-                   layers=args.layers, rdo=args.rdo)
+                   layers=args.layers, layer_metric=args.layer_metric, rdo=args.rdo)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
                 overwrite=args.overwrite, progress=not args.quiet, **options)
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
@@ -40,7 +50,8 @@ def convert(args):
 def info(args):
     import zarr
 
-    from progressive_j2k.multiscale import level_nbytes, open_multiscale
+    from progressive_j2k import _api
+    from progressive_j2k.multiscale import _layout_of, level_nbytes, open_multiscale
     z = zarr.open_array(args.path, mode="r")
     levels = open_multiscale(z)
     nbytes = level_nbytes(z)
@@ -49,10 +60,15 @@ def info(args):
           + (f", shards {z.shards}" if z.shards else ""))
     print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
           f"compression ratio {raw / max(nbytes[0], 1):.2f}")
-    print("level  shape                chunks               bytes needed    % of level 0")
-    for level, n in zip(levels, nbytes):
+    layers = _api.layer_count(_layout_of(z).options)
+    # layered arrays: the bytes a reader of quality layers 0..j needs, per level
+    by_layer = [level_nbytes(z, layer=j) for j in range(layers - 1)]
+    print("level  shape                chunks               bytes needed    % of level 0"
+          + "".join(f"  layers 0..{j}" for j in range(layers - 1)))
+    for k, (level, n) in enumerate(zip(levels, nbytes)):
         print(f"{level.level:5d}  {str(level.shape):20s} {str(level.chunks):20s} {n:12d}"
-              f"    {100 * n / max(nbytes[0], 1):6.2f}")
+              f"    {100 * n / max(nbytes[0], 1):6.2f}"
+              + "".join(f"  {partial[k]:11d}" for partial in by_layer))
 
 
 def preview(args):
@@ -95,7 +111,12 @@ def main(argv=None):
     p.add_argument("--ratio", type=float, help="lossy: make each chunk this many times smaller")
     p.add_argument("--psnr", type=float, help="lossy: the smallest chunks with this PSNR (dB)")
     p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
-    p.add_argument("--layers", type=int, help="quality layers per resolution (2-16)")
+    p.add_argument("--layers", type=_layers,
+                   help="quality layers per resolution: a count (2-16) or the targets of the "
+                        "layers before the last, comma-separated (ratios, e.g. 80,40,20, or "
+                        "PSNRs with --layer-metric psnr)")
+    p.add_argument("--layer-metric", choices=("ratio", "psnr"), default="ratio",
+                   help="what --layers targets are (default: ratio)")
     p.add_argument("--rdo", action=argparse.BooleanOptionalAction, default=None,
                    help="lossy: RD-optimised quantisation (default: on with --ratio/--psnr, "
                         "off with --step)")

@@ -350,9 +350,10 @@ def _as_array(array):
     return zarr.open_array(array, mode="r")
 
 
-def level_nbytes(array) -> list[int]:
+def level_nbytes(array, layer: int | None = None) -> list[int]:
     """Stored bytes each level needs in total (sum of the chunks' prefixes),
-    finest first; reads only the chunks' headers."""
+    finest first, with quality layers 0..``layer`` (None: all); reads only
+    the chunks' headers."""
     reader = _Reader(_as_array(array))
     level0 = Level(reader, 0)
     grid = [range(-(-n // c)) for n, c in zip(level0.shape, level0.chunks)]
@@ -368,7 +369,7 @@ def level_nbytes(array) -> list[int]:
 
     from zarr.core.sync import sync
     headers = [h for h in sync(gather()) if h is not None]
-    return [sum(h.prefix_length(k) for h in headers) for k in range(reader.levels + 1)]
+    return [sum(h.prefix_length(k, layer) for h in headers) for k in range(reader.levels + 1)]
 
 
 def open_multiscale(array, layer: int | None = None) -> list[Level]:
