@@ -213,7 +213,7 @@ def test_size_model_tracks_real_sizes(real, name):
     arr = np.ascontiguousarray(real(name)[..., 1] if real(name).ndim == 3 else real(name))
     prepared = prepared_lossy(arr)
     counts = np.zeros((19, _rate.HISTOGRAM_BINS), np.uint64)
-    overhead = _api.header_length(2, 2, 6, "lossy") + 5 * 7      # as encode() builds it
+    overhead = _api.smallest_lossy_stream(2, 2, 6)      # as encode() builds it
     model = _rate.RateModel(counts, prepared.histogram(counts), overhead)
     unit = 1.0 if arr.itemsize == 1 else 16.0
     scale = len(prepared.encode(unit)) / model.bytes(unit)

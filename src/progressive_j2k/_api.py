@@ -58,6 +58,13 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
             + 12 * (levels + 1) * layers + 4)
 
 
+def smallest_lossy_stream(ndim: int, naxes: int, levels: int, layers: int = 1) -> int:
+    """Bytes of the smallest lossy stream: its header, and every piece's
+    range-coder flush."""
+    return (header_length(ndim, naxes, levels, "lossy", layers)
+            + _layers.PIECE_FLUSH_BYTES * (levels + 1) * layers)
+
+
 #: Bytes that always suffice for read_header: the largest possible header
 #: (32 dimensions, lossy, 10 levels, 16 layers).  Typical headers are 100-300
 #: bytes; the exact length is stored in the first FIXED_HEADER_BYTES bytes.
@@ -627,8 +634,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         return None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
             counts, top_key, lossy_floor)
 
-    # the smallest lossy stream: the header, and each piece's flush
-    lossy_floor = header_length(arr.ndim, len(axes), levels, "lossy") + 5 * (levels + 1)
+    lossy_floor = smallest_lossy_stream(arr.ndim, len(axes), levels)
     model = None
     layered_search = None   # a ratio search to go on with layered encodes
     if targeted and arr.size:
@@ -676,9 +682,7 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     if options["layers"] is not None:
         encoded = _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model,
                               encode_with, decode_last, rate_model, layered_search)
-    # (the smallest stream with these layers: their header, and every piece's flush)
-    layered_floor = (header_length(arr.ndim, len(axes), levels, "lossy", layer_count(options))
-                     + 5 * (levels + 1) * layer_count(options))
+    layered_floor = smallest_lossy_stream(arr.ndim, len(axes), levels, layer_count(options))
     if targeted and arr.size and arr.dtype.kind in "iu" and (
             model is None or len(encoded) <= _rate.NEAR_FLOOR * layered_floor
             or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):

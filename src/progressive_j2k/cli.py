@@ -50,25 +50,28 @@ def convert(args):
 def info(args):
     import zarr
 
-    from progressive_j2k import _api
-    from progressive_j2k.multiscale import _layout_of, level_nbytes, open_multiscale
+    from progressive_j2k.multiscale import open_multiscale, stored_headers
     z = zarr.open_array(args.path, mode="r")
     levels = open_multiscale(z)
-    nbytes = level_nbytes(z)
+    _, headers = stored_headers(z)
+    layers = min((h.layers for h in headers), default=1)
+
+    def needed(k, j=None):   # bytes a reader of level k (layers 0..j) fetches
+        return sum(h.prefix_length(k, j) for h in headers)
+
+    nbytes = [needed(k) for k in range(len(levels))]
     raw = z.nbytes
     print(f"{args.path}: shape {z.shape}, dtype {z.dtype}, chunks {z.chunks}"
           + (f", shards {z.shards}" if z.shards else ""))
     print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
           f"compression ratio {raw / max(nbytes[0], 1):.2f}")
-    layers = _api.layer_count(_layout_of(z).options)
-    # layered arrays: the bytes a reader of quality layers 0..j needs, per level
-    by_layer = [level_nbytes(z, layer=j) for j in range(layers - 1)]
+    # layered arrays: also the bytes a reader of quality layers 0..j needs
     print("level  shape                chunks               bytes needed    % of level 0"
           + "".join(f"  layers 0..{j}" for j in range(layers - 1)))
     for k, (level, n) in enumerate(zip(levels, nbytes)):
         print(f"{level.level:5d}  {str(level.shape):20s} {str(level.chunks):20s} {n:12d}"
               f"    {100 * n / max(nbytes[0], 1):6.2f}"
-              + "".join(f"  {partial[k]:11d}" for partial in by_layer))
+              + "".join(f"  {needed(k, j):11d}" for j in range(layers - 1)))
 
 
 def preview(args):

@@ -350,10 +350,8 @@ def _as_array(array):
     return zarr.open_array(array, mode="r")
 
 
-def level_nbytes(array, layer: int | None = None) -> list[int]:
-    """Stored bytes each level needs in total (sum of the chunks' prefixes),
-    finest first, with quality layers 0..``layer`` (None: all); reads only
-    the chunks' headers."""
+def stored_headers(array) -> tuple:
+    """(levels, the headers of the array's stored chunks): only the headers are read."""
     reader = _Reader(_as_array(array))
     level0 = Level(reader, 0)
     grid = [range(-(-n // c)) for n, c in zip(level0.shape, level0.chunks)]
@@ -368,8 +366,15 @@ def level_nbytes(array, layer: int | None = None) -> list[int]:
         return await asyncio.gather(*(one(c) for c in product(*grid)))
 
     from zarr.core.sync import sync
-    headers = [h for h in sync(gather()) if h is not None]
-    return [sum(h.prefix_length(k, layer) for h in headers) for k in range(reader.levels + 1)]
+    return reader.levels, [h for h in sync(gather()) if h is not None]
+
+
+def level_nbytes(array, layer: int | None = None) -> list[int]:
+    """Stored bytes each level needs in total (sum of the chunks' prefixes),
+    finest first, with quality layers 0..``layer`` (None: all); reads only
+    the chunks' headers."""
+    levels, headers = stored_headers(array)
+    return [sum(h.prefix_length(k, layer) for h in headers) for k in range(levels + 1)]
 
 
 def open_multiscale(array, layer: int | None = None) -> list[Level]:
