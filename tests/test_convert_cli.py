@@ -289,6 +289,15 @@ def test_cli_layer_targets_metric_and_info(real, tmp_path, capsys):
                  "40", "--layers", "30,35", "--layer-metric", "psnr", "--quiet"]) == 0
     levels = pj.open_multiscale(psnr_out, layer=0)
     assert 28 <= pj._rate.psnr(levels[0][:], arr) <= 33
+    # one target: with a decimal point (a bare number is a count), or any
+    # number with --layer-metric psnr
+    from progressive_j2k.cli import _layers
+    assert (_layers("40.0"), _layers("40,"), _layers("4")) == ((40.0,), (40.0,), 4)
+    assert main(["convert", str(tmp_path / "c.npy"), psnr_out, "--chunks", "256,256", "--psnr",
+                 "40", "--layers", "33", "--layer-metric", "psnr", "--overwrite",
+                 "--quiet"]) == 0
+    config = zarr.open_array(psnr_out).metadata.codecs[0].to_dict()["configuration"]
+    assert config["layers"] == [33.0] and config["layer_metric"] == "psnr"
     with pytest.raises(SystemExit) as exit_info:   # argparse's usage error
         main(["convert", str(tmp_path / "c.npy"), psnr_out, "--layers", "80,x", "--quiet"])
     assert exit_info.value.code == 2

@@ -232,6 +232,47 @@ def test_layer_psnr_estimate_matches_real_decodes(real, name, targets):
         assert abs(got - float(estimate(np.array([table]))[0])) <= 0.5, (j, got)
 
 
+@pytest.mark.parametrize("name, finest", [("camera", 3), ("astronaut", 3),
+                                           ("anatomical_int16_3d", 7)])
+def test_encode_places_lossy_psnr_layers_by_the_estimate(real, name, finest, monkeypatch):
+    """encode() hands choose_shifts a LayerPsnrEstimate that cuts only the
+    finest level's bands (2**naxes - 1 of them) for lossy PSNR layers."""
+    from progressive_j2k import _layers
+    seen = []
+    original = _layers.choose_shifts
+
+    def spy(*args, estimate=None, **kwargs):
+        seen.append(estimate)
+        return original(*args, estimate=estimate, **kwargs)
+
+    monkeypatch.setattr(_layers, "choose_shifts", spy)
+    arr = real(name)
+    pj.encode(arr, reversible=False, step=4.0, layers=[30, 35], layer_metric="psnr")
+    (estimate,) = seen
+    assert isinstance(estimate, LayerPsnrEstimate)
+    assert int((~estimate.coarser).sum()) == finest and not estimate.coarser[-finest:].any()
+
+
+def test_unreachable_ratio_with_layers_is_not_searched_again(real, monkeypatch):
+    """Where no step meets the ratio, the search with layers is skipped: the
+    same searches run as without layers."""
+    from progressive_j2k import _rate
+    calls = []
+    original = _rate.encode_to_ratio
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("seed") is not None)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_rate, "encode_to_ratio", counting)
+    arr = real("camera")[:64, :64]
+    pj.encode(arr, reversible=False, ratio=3000)
+    plain = list(calls)
+    calls.clear()
+    pj.encode(arr, reversible=False, ratio=3000, layers=3)
+    assert calls == plain and not any(calls)
+
+
 def test_psnr_targets_place_layers_near_the_requested_quality(real):
     arr = real("camera")
     enc = pj.encode(arr, reversible=False, psnr=48, layers=[32, 40], layer_metric="psnr")

@@ -782,10 +782,39 @@ def test_psnr_target_goes_finer_past_steps_that_zero_everything(real):
     assert pj._rate.psnr(pj.decode(enc), arr) >= 47
 
 
-@pytest.mark.parametrize("value", [3.5, 1e-3, 12345.678])
-def test_psnr_target_on_a_constant_float_chunk_is_exact(value):
-    """A constant float chunk has no value range: every inexact decode reads
-    -inf dB, so the search goes finer until the decode is exact."""
-    arr = np.full((40, 40), value, np.float32)
-    enc = pj.encode(arr, reversible=False, psnr=40)
-    np.testing.assert_array_equal(pj.decode(enc), arr)
+@pytest.mark.parametrize("value", [3.7, 1e-3, 12345.678, -2.5e30])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_targets_on_a_constant_float_chunk_take_one_fine_trial(value, dtype, monkeypatch):
+    """A constant float chunk has no value range (every inexact decode reads
+    -inf dB) and a size that hardly depends on the step: one encode at a
+    step fine enough for float32 to come back exact, float64 within 2**-31
+    of the value (values beyond 2**50 of the default step included)."""
+    from progressive_j2k import _core
+    arr = np.full((40, 40), value, dtype)
+    for target in ({"psnr": 40}, {"ratio": 20}):
+        encodes = []
+        monkeypatch.setattr(_core, "Prepared", _counting_prepared(encodes))
+        enc = pj.encode(arr, reversible=False, **target)
+        monkeypatch.undo()
+        assert len(encodes) == 1, target
+        error = np.abs(pj.decode(enc).astype(np.float64) - arr).max()
+        assert error == 0 if dtype == np.float32 else error <= abs(value) * 2.0**-31, target
+
+
+def _counting_prepared(calls):
+    """A _core.Prepared whose encode() calls are counted into `calls`."""
+    from progressive_j2k import _core
+    prepared = _core.Prepared
+
+    class Counting:
+        def __init__(self, *args):
+            self._inner = prepared(*args)
+
+        def encode(self, *args):
+            calls.append(args[0])
+            return self._inner.encode(*args)
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    return Counting

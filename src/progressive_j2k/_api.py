@@ -480,7 +480,8 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     step = options["step"]
     if step is None:
         span = float(arr.max()) - float(arr.min()) if arr.size else 0.0
-        step = span / 256.0 if span > 0 else 1.0
+        # (a constant chunk: 1, or coarser where its values would not fit)
+        step = span / 256.0 if span > 0 else max(1.0, _peak(arr) / 2.0**40)
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"step must be a positive number, got {step}")
     if step > MAX_LOSSY_STEP or _peak(arr) / step >= MAX_LOSSY_RANGE_OVER_STEP:
@@ -682,9 +683,12 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
     if options["layers"] is not None:
         encoded = _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model,
                               encode_with, decode_last, rate_model, layered_search)
-    layered_floor = smallest_lossy_stream(arr.ndim, len(axes), levels, layer_count(options))
+    # near the floor: the coded bytes (less the header and flushes of a stream
+    # with these layers) within (NEAR_FLOOR - 1) single-layer floors
+    payload = len(encoded) - smallest_lossy_stream(arr.ndim, len(axes), levels,
+                                                   layer_count(options))
     if targeted and arr.size and arr.dtype.kind in "iu" and (
-            model is None or len(encoded) <= _rate.NEAR_FLOOR * layered_floor
+            model is None or payload <= (_rate.NEAR_FLOOR - 1) * lossy_floor
             or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):
         lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
                           layers=options["layers"], layer_metric=options["layer_metric"])

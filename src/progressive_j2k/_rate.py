@@ -407,6 +407,11 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
     quantisation reaches its smallest streams by zeroing values, which keeps
     no fidelity."""
     target = arr.nbytes / ratio
+    if is_constant_float(arr) and seed is None:   # one trial, where it fits
+        step = constant_step(arr, limits)
+        encoded = encode(step, rdo)
+        if len(encoded) <= target * (1 + tolerance):
+            return encoded, step, rdo
     typical = TYPICAL_MODEL_SCALE[rdo] * (COLOUR_MODEL_SCALE if colour else 1.0)
     given_start = start
     exact_error = (EXACT_CHECK_RMS * data_quantum(arr)) ** 2 * arr.size
@@ -488,6 +493,24 @@ def _finest_of_closest(score, trials, aim: float, slack: float, rounds: int = 6)
     return best
 
 
+#: A constant float chunk's step with a target, relative to its value: fine
+#: enough for float32 to come back exact (float64 within 2**-31 of the
+#: value), coarse enough that the transform's rounding noise in the high
+#: bands quantises to zero.
+CONSTANT_STEP = 2.0**-30
+
+
+def is_constant_float(arr: np.ndarray) -> bool:
+    """A float chunk of one value: no value range for a PSNR, and a size that
+    hardly depends on the step (a search would only walk)."""
+    return arr.dtype.kind == "f" and arr.size > 0 and float(arr.max()) == float(arr.min())
+
+
+def constant_step(arr: np.ndarray, limits) -> float:
+    """The step a constant float chunk is coded with (CONSTANT_STEP)."""
+    return min(max(limits[0], peak_magnitude(arr) * CONSTANT_STEP), limits[1])
+
+
 def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float, limits,
                    model: RateModel | None = None, error_gain: float = 1.0,
                    rdo: bool = False) -> tuple:
@@ -498,10 +521,13 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
         encoded = encode(step, rdo)
         return encoded, psnr(decode(encoded), arr)
 
+    peak = psnr_peak(arr)
+    if is_constant_float(arr):   # every inexact decode reads -inf dB: one trial
+        step = constant_step(arr, limits)
+        return encode(step, rdo), step, rdo
     aim = target + PSNR_MARGIN / 2
     predict = None
-    peak = psnr_peak(arr)
-    if model is not None and peak > 0:   # (no peak: the PSNR is -inf at any step)
+    if model is not None:
         # the model's log squared error at 0 dB; each dB takes ln(10) / 10 off
         zero_db = math.log(arr.size) + 2 * math.log(peak) - math.log(error_gain)
 

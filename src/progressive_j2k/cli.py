@@ -12,10 +12,13 @@ def _ints(text):
 
 
 def _layers(text):
-    """--layers: a count (2-16), or comma-separated targets of the layers
-    before the last (ratios, or PSNRs with --layer-metric psnr)."""
+    """--layers: a count (2-16), or the targets of the layers before the
+    last, comma-separated or with a decimal point (80,40 or 40.0; ratios, or
+    PSNRs with --layer-metric psnr, where a single number is always a target)."""
     try:
-        return int(text) if "," not in text else tuple(float(v) for v in text.split(",") if v)
+        if "," in text or "." in text:
+            return tuple(float(v) for v in text.split(",") if v)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a count or comma-separated targets, "
                                          f"got {text!r}") from None
@@ -38,10 +41,13 @@ def convert(args):
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
                          f"--ratio, --psnr, --step) or --tolerance")
+    layers = args.layers
+    if args.layer_metric == "psnr" and isinstance(layers, int):   # a PSNR, not a count
+        layers = (float(layers),)
     options = dict(levels=args.levels, reversible=not lossy,
                    axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, psnr=args.psnr, tolerance=args.tolerance,
-                   layers=args.layers, layer_metric=args.layer_metric, rdo=args.rdo)
+                   layers=layers, layer_metric=args.layer_metric, rdo=args.rdo)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
                 overwrite=args.overwrite, progress=not args.quiet, **options)
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
@@ -115,9 +121,10 @@ def main(argv=None):
     p.add_argument("--psnr", type=float, help="lossy: the smallest chunks with this PSNR (dB)")
     p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
     p.add_argument("--layers", type=_layers,
-                   help="quality layers per resolution: a count (2-16) or the targets of the "
-                        "layers before the last, comma-separated (ratios, e.g. 80,40,20, or "
-                        "PSNRs with --layer-metric psnr)")
+                   help="quality layers per resolution: a count (2-16), or the targets of "
+                        "the layers before the last, comma-separated or with a decimal point "
+                        "(ratios: 80,40,20 or 40.0; with --layer-metric psnr, PSNRs: 35,40 "
+                        "or 38)")
     p.add_argument("--layer-metric", choices=("ratio", "psnr"), default="ratio",
                    help="what --layers targets are (default: ratio)")
     p.add_argument("--rdo", action=argparse.BooleanOptionalAction, default=None,
