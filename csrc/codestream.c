@@ -688,6 +688,13 @@ struct pj2k_prepared {
     int coded;          /* coef holds the values of the last encode, whose header is */
     pj2k_header coded_h;
     double coded_rdo;   /* and whose RD-optimised quantisation had this strength (0: none) */
+    /* pj2k_prepared_reconstruct's working buffers, kept for the next call:
+     * a search reconstructs every trial, and a fresh chunk-sized buffer
+     * costs its first touch (the kernel zeroes every page: about a quarter
+     * of a 9/7 reconstruction) */
+    void *scratch_coef;   /* a copy of coef, in the kind scratch_kind */
+    coef_kind scratch_kind;
+    double *scratch_real; /* dequantised or scaled values */
 };
 
 void pj2k_prepared_free(pj2k_prepared *prep)
@@ -696,6 +703,8 @@ void pj2k_prepared_free(pj2k_prepared *prep)
     free(prep->coef);
     free(prep->real);
     free(prep->bit_cost);
+    free(prep->scratch_coef);
+    free(prep->scratch_real);
     free(prep);
 }
 
@@ -1308,9 +1317,11 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
 /* The decoded coefficients (of `kind`, levels still to undo, pieces through
  * last[r]) to samples in `out`: dequantisation, inverse transforms and the
  * store.  Lossless coefficients are transformed in place; lossy ones are only
- * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored). */
+ * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored).
+ * real_buffer: room for L->elements doubles to work in, or NULL to allocate
+ * it here. */
 static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
-                               void *coef, coef_kind kind, void *out)
+                               void *coef, coef_kind kind, void *out, double *real_buffer)
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
@@ -1326,7 +1337,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     int work;
     void *result;
     if (lossy) {
-        real = pj2k_malloc_large(L->elements * sizeof(double) + 8);
+        real = real_buffer ? real_buffer : pj2k_malloc_large(L->elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
         dequantise(K, h, L, levels, coef, kind, real, last);
         /* generous: data values up to ~1e300, and no overflow to inf inside */
@@ -1367,7 +1378,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         work = COEF_WORK[kind];
         result = coef;
         if (prequantised) {   /* back to data units: q * scale, as the encoder checked */
-            real = pj2k_malloc_large(L->elements * sizeof(double));
+            real = real_buffer ? real_buffer : pj2k_malloc_large(L->elements * sizeof(double));
             if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
             for (size_t i = 0; i < L->elements; i++) real[i] = (double)((int64_t *)coef)[i] * h->scale;
             work = PJ2K_WORK_F64;
@@ -1377,7 +1388,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
                   K->store[work][h->dtype], 0);
 done:
-    free(real);
+    if (real != real_buffer) free(real);
     free(tmp);
     return st;
 }
@@ -1411,7 +1422,7 @@ static void copy_known(const pj2k_prepared *prep, int layer, void *dst, coef_kin
     }
 }
 
-pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prep, int layer, void *out,
+pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
                                       size_t out_size)
 {
     if (!prep || !out || !prep->coded) return PJ2K_ERR_PARAM;
@@ -1424,19 +1435,29 @@ pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prep, int layer, void
     int last[PJ2K_MAX_LEVELS + 1];   /* as pj2k_decode_layer at level 0 */
     for (int r = 0; r <= h->levels; r++) last[r] = r == h->levels ? layer : h->layers - 1;
     const int partial = layer < h->layers - 1;
+    if ((prep->lossy || h->wavelet == PJ2K_WAVELET_53_QUANTISED) && !prep->scratch_real) {
+        prep->scratch_real = pj2k_malloc_large(L->elements * sizeof(double) + 8);
+        if (!prep->scratch_real) return PJ2K_ERR_NOMEM;
+    }
     if (prep->lossy && !partial)   /* read only: no copy */
-        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out);
+        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real);
     /* lossless reconstruction transforms in place, and partial values are
      * shifted: a copy, in the decoder's kind (wider only if a value needs it) */
     coef_kind kind = prep->lossy ? prep->kind : kind_for(h, partial);
     if (COEF_BYTES[kind] < COEF_BYTES[prep->kind]) kind = prep->kind;
     pj2k_status st;
     do {
-        void *coef = pj2k_malloc_large(L->elements * COEF_BYTES[kind] + 8);
-        if (!coef) return PJ2K_ERR_NOMEM;
-        copy_known(prep, layer, coef, kind);
-        st = reconstruct(h, L, h->levels, last, coef, kind, out);
-        free(coef);
+        if (prep->scratch_coef && prep->scratch_kind != kind) {
+            free(prep->scratch_coef);
+            prep->scratch_coef = NULL;
+        }
+        if (!prep->scratch_coef) {
+            prep->scratch_coef = pj2k_malloc_large(L->elements * COEF_BYTES[kind] + 8);
+            if (!prep->scratch_coef) return PJ2K_ERR_NOMEM;
+            prep->scratch_kind = kind;
+        }
+        copy_known(prep, layer, prep->scratch_coef, kind);
+        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real);
         if (st == PJ2K_NARROW_OVERFLOW && kind != COEF_I64) kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
         else break;
     } while (1);
@@ -1449,7 +1470,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
 {
     void *coef = pj2k_malloc_large(L->elements * COEF_BYTES[kind] + 8);
     pj2k_status st = coef ? decode_segments(h, L, levels, last, buf, coef, kind) : PJ2K_ERR_NOMEM;
-    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out);
+    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, NULL);
     free(coef);
     return st;
 }

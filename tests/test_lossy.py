@@ -713,6 +713,9 @@ def test_reconstruct_equals_decode_reversible(real, case):
     enc = prepared.encode(0.0, layer_tables(bands))
     for layer in range(3):
         np.testing.assert_array_equal(reconstructed(prepared, arr, layer), pj.decode(enc, layer=layer))
+    # the working buffers are kept between calls: back to the full decode's kind
+    np.testing.assert_array_equal(reconstructed(prepared, arr, 0), pj.decode(enc, layer=0))
+    np.testing.assert_array_equal(reconstructed(prepared, arr), pj.decode(enc))
 
 
 @pytest.mark.parametrize("name, target", [("ct693_int16", {"ratio": 3}), ("mr2_uint16", {"ratio": 1.5}),
@@ -818,3 +821,20 @@ def _counting_prepared(calls):
             return getattr(self._inner, name)
 
     return Counting
+
+
+@pytest.mark.parametrize("name", ["camera", "mr2_uint16", "ct693_int16", "tlrc_float32_3d"])
+def test_squared_error_in_blocks_equals_the_whole_sum(real, name):
+    """PSNR searches sum squared errors block by block (no chunk-sized float
+    temporaries): the same sum as over the whole array, partial last block
+    included, for real data and its lossy decode."""
+    from progressive_j2k import _rate
+    arr = real(name)
+    decoded = pj.decode(pj.encode(arr, reversible=False, ratio=20))
+    cut = (decoded[:-1], arr[:-1])     # a partial last block
+    assert cut[1].size % _rate.ERROR_BLOCK != 0 and cut[1].size > _rate.ERROR_BLOCK
+    for a, b in ((decoded, arr), cut, (decoded[:1], arr[:1]), (decoded[:0], arr[:0])):
+        whole = float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+        assert _rate.squared_error(a, b) == pytest.approx(whole, rel=1e-12)
+    peak = _rate.psnr_peak(arr)
+    assert _rate.psnr(decoded, arr, peak) == _rate.psnr(decoded, arr)

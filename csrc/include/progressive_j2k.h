@@ -178,8 +178,9 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, const doub
  * them, reconstructed as the decoder does (after a successful encode, else
  * PJ2K_ERR_PARAM; out_size must be the chunk's size in bytes).  Rate
  * searches and layer placement that measure a trial's error use it instead
- * of a decode. */
-pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prepared, int layer, void *out,
+ * of a decode.  Its working buffers stay in `prepared` for the next call
+ * (freed with it), so calls on one prepared chunk must not overlap. */
+pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                       size_t out_size);
 
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length

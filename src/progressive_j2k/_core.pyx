@@ -68,7 +68,7 @@ cdef extern from "progressive_j2k.h" nogil:
     pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step,
                                              size_t row_stride, size_t nbands, size_t nctx,
                                              size_t nexps, uint64_t *counts)
-    pj2k_status pj2k_prepared_reconstruct(const pj2k_prepared *prepared, int layer, void *out,
+    pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                           size_t out_size)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,

@@ -29,7 +29,7 @@ import operator
 import numpy as np
 
 from progressive_j2k import _core
-from progressive_j2k._rate import psnr
+from progressive_j2k._rate import psnr, psnr_peak
 
 PROBE_LAYERS = 16
 
@@ -116,13 +116,15 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
         return LayerPlan(th, [float(ts[np.argmin(np.abs(estimate(shifts, j + 1) - g))])
                               for j, g in enumerate(goals(final))])
 
+    peak = psnr_peak(arr)
+
     def measure(hi: float, lo: float):
         ts = [hi - (hi - lo) * i / (PROBE_LAYERS - 2) for i in range(PROBE_LAYERS - 1)]
         probe = encode(tuple(th.shifts(t) for t in ts + [lowest]))
         if sized:
             values = [math.log(max(n, 1)) for n in cumulative_layer_bytes(read_header(probe))]
         else:
-            values = [min(max(psnr(decode(probe, j), arr), -400.0), 400.0)
+            values = [min(max(psnr(decode(probe, j), arr, peak), -400.0), 400.0)
                       for j in range(len(ts) + 1)]
         return ts, values[:-1], values[-1]
 
