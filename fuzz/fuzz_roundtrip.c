@@ -3,7 +3,9 @@
  * quality layers), decode, and require a bit-exact result for lossless, every
  * sample within the bound for error-bounded, and finite float output for
  * lossy; layered streams must also decode at every layer.  For lossy input,
- * the rate-search histogram must count every coefficient exactly once. */
+ * the rate-search histogram must count every coefficient exactly once.  A
+ * prepared chunk's reconstruction must be the decode bit for bit, through
+ * every layer, after one encode and after another (its buffers reused). */
 #include "progressive_j2k.h"
 #include <math.h>
 #include <stdint.h>
@@ -97,6 +99,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pj2k_free(enc1);
             free(back1);
         }
+    }
+    if (enc) {
+        pj2k_prepared *prep = NULL;
+        uint8_t *mine = malloc(bytes);
+        if (mine && pj2k_prepare(&p, in, &prep) == PJ2K_OK)
+            for (int pass = 0; pass < 2; pass++) {   /* (the second a coarser step, lossy) */
+                uint8_t *again = NULL;
+                size_t again_len = 0;
+                const double step = pass ? 2.0 * p.step : p.step;
+                if (pj2k_encode_prepared(prep, step, p.layers,
+                                         (const uint8_t (*)[PJ2K_MAX_BANDS])p.layer_shift, p.rdo,
+                                         &again, &again_len) != PJ2K_OK)
+                    abort();
+                const int layers = p.layers > 1 ? p.layers : 1;
+                for (int j = layers - 1; j >= -1; j--) {   /* last, each, then all again */
+                    if (pj2k_prepared_reconstruct(prep, j, mine, bytes) != PJ2K_OK ||
+                        pj2k_decode_layer(again, again_len, 0, j, back, bytes, n) != PJ2K_OK ||
+                        memcmp(mine, back, bytes) != 0)
+                        abort();
+                }
+                pj2k_free(again);
+            }
+        pj2k_prepared_free(prep);
+        free(mine);
     }
     if (p.wavelet == PJ2K_WAVELET_97) {
         pj2k_prepared *prep = NULL;
