@@ -179,6 +179,12 @@ def test_cli_layers_ratio_and_layer_preview(real, tmp_path):
     assert z.metadata.codecs[0].to_dict()["configuration"]["ratio"] == 20.0
     assert 19 <= arr.nbytes / pj.level_nbytes(z)[0] <= 21   # every chunk within 5%
     assert np.abs(z[:].astype(int) - arr).mean() < 10
+    # the same target as a rate: 0.4 bits per 8-bit sample is 20:1, chunk by chunk
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "b.zarr"), "--chunks",
+                 "256,256", "--bits-per-sample", "0.4", "--quiet"]) == 0
+    b = zarr.open_array(str(tmp_path / "b.zarr"))
+    assert b.metadata.codecs[0].mode == "lossy" and b.metadata.codecs[0].bits_per_sample == 0.4
+    assert pj.level_nbytes(b)[0] == pj.level_nbytes(z)[0]
     # --rdo / --no-rdo reach the codec's configuration (and so the encoder)
     for flag, value in (("--no-rdo", False), ("--rdo", True)):
         out = str(tmp_path / f"s{value}.zarr")

@@ -1,4 +1,7 @@
 """Lossy 9/7: the step knob controls the error, every dtype, reduced levels."""
+import math
+
+import numcodecs
 import numpy as np
 import pytest
 
@@ -64,8 +67,9 @@ def test_real_float_volume(real, name):
 
 
 def test_float_reversible_is_refused():
-    with pytest.raises(TypeError, match="reversible=False"):
-        pj.encode(np.zeros((4, 4), "f4"))
+    for options in ({}, {"mode": "lossless"}, {"reversible": True}):
+        with pytest.raises(TypeError, match="mode='lossy'"):
+            pj.encode(np.zeros((4, 4), "f4"), **options)
 
 
 def test_non_finite_lossy_is_refused():
@@ -78,8 +82,8 @@ def test_non_finite_lossy_is_refused():
 def test_bad_step():
     with pytest.raises(ValueError):
         pj.encode(np.zeros((4, 4), "u1"), reversible=False, step=0)
-    with pytest.raises(ValueError):
-        pj.ProgressiveJ2K(step=1.0)  # step without lossy mode
+    with pytest.raises(ValueError, match="lossy coding only"):
+        pj.ProgressiveJ2K(mode="lossless", step=1.0)   # a step, but lossless asked for
 
 
 def test_float32_near_max_never_decodes_to_inf():
@@ -552,10 +556,15 @@ def test_target_options_are_exclusive_and_lossy_only():
         pj.encode(arr, reversible=False, ratio=10, psnr=40)
     with pytest.raises(ValueError, match="choose one"):
         pj.encode(arr, reversible=False, ratio=10, step=2)
-    with pytest.raises(ValueError, match="lossy"):
-        pj.encode(arr, ratio=10)
-    with pytest.raises(ValueError):
-        pj.encode(arr, reversible=False, ratio=0.5)
+    with pytest.raises(ValueError, match="choose one"):
+        pj.encode(arr, bits_per_sample=1, ratio=10)
+    for lossless in ({"mode": "lossless"}, {"reversible": True}):
+        with pytest.raises(ValueError, match="lossy coding only"):
+            pj.encode(arr, ratio=10, **lossless)
+    for bad in ({"ratio": 0.5}, {"bits_per_sample": 0}, {"bits_per_sample": math.inf},
+                {"bits_per_sample": 8.5}):   # (above uint8's 8 bits: a ratio below 1)
+        with pytest.raises(ValueError):
+            pj.encode(arr, **bad)
     with pytest.raises(ValueError, match="mode of its own"):
         pj.encode(arr, tolerance=1, psnr=40)
     codec = pj.ProgressiveJ2K(reversible=False, ratio=12)
@@ -838,3 +847,47 @@ def test_squared_error_in_blocks_equals_the_whole_sum(real, name):
         assert _rate.squared_error(a, b) == pytest.approx(whole, rel=1e-12)
     peak = _rate.psnr_peak(arr)
     assert _rate.psnr(decoded, arr, peak) == _rate.psnr(decoded, arr)
+
+
+def test_one_knob_sets_the_mode(real):
+    """Each lossy ask is a single knob (issue 5): ratio, bits_per_sample,
+    psnr or step alone make a lossy chunk, tolerance an error-bounded one,
+    none a lossless one; mode= says it outright, and reversible= (the older
+    spelling, in stored configurations) still reads the same."""
+    arr = real("camera")[:128, :160]
+    for options, mode in [({}, "lossless"), ({"ratio": 12}, "lossy"), ({"psnr": 38}, "lossy"),
+                          ({"step": 6.0}, "lossy"), ({"bits_per_sample": 0.8}, "lossy"),
+                          ({"tolerance": 2.0}, "tolerance"), ({"mode": "lossy"}, "lossy")]:
+        enc = pj.encode(arr, **options)
+        assert pj.read_header(enc).mode == mode
+        said = {"lossy": {"mode": "lossy"}, "lossless": {"reversible": True},
+                "tolerance": {"reversible": True}}[mode]
+        assert pj.encode(arr, **{**options, **said}) == enc
+        codec = pj.ProgressiveJ2K(**options)
+        assert codec.mode == mode and codec.get_config()["mode"] == mode
+        assert codec.encode(arr) == enc
+    assert pj.encode(arr, reversible=False, ratio=12) == pj.encode(arr, ratio=12)
+    with pytest.raises(ValueError, match="disagree"):
+        pj.ProgressiveJ2K(mode="lossy", reversible=True)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        pj.ProgressiveJ2K(mode="fast")
+    with pytest.raises(ValueError, match="needs tolerance"):
+        pj.ProgressiveJ2K(mode="tolerance")
+    with pytest.raises(TypeError):
+        pj.ProgressiveJ2K(reversible="no")
+
+
+@pytest.mark.parametrize("name, bits", [("camera", 0.4), ("mr2_uint16", 1.0), ("astronaut", 0.8),
+                                        ("ct693_int16", 0.5)])
+def test_bits_per_sample_target_is_a_ratio_for_the_dtype(real, name, bits):
+    """bits_per_sample is the rate form of ratio (the dtype's bits over it):
+    the same stream as that ratio, within 5% of the rate on real images."""
+    arr = real(name)
+    enc = pj.encode(arr, bits_per_sample=bits)
+    assert enc == pj.encode(arr, ratio=8 * arr.dtype.itemsize / bits)
+    assert abs(8 * len(enc) / arr.size / bits - 1) <= 0.05
+    codec = pj.ProgressiveJ2K(bits_per_sample=bits)
+    again = numcodecs.get_codec(codec.get_config())
+    assert again.bits_per_sample == bits and again.encode(arr) == enc
+    with pytest.raises(ValueError, match="at most"):
+        pj.encode(arr, bits_per_sample=8 * arr.dtype.itemsize + 1)

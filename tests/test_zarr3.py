@@ -23,9 +23,33 @@ def test_v3_roundtrip_and_metadata_describes_codec(real, tmp_path):
     meta = json.loads((tmp_path / "a.zarr" / "zarr.json").read_text())
     (codec,) = meta["codecs"]
     assert codec == {"name": "progressive_j2k", "configuration": {
-        "levels": None, "reversible": True, "axes": [0, 1], "colour_axis": 2, "step": None,
-        "tolerance": None, "ratio": None, "psnr": None, "layers": None, "layer_metric": "ratio",
-        "rdo": None}}
+        "levels": None, "mode": "lossless", "axes": [0, 1], "colour_axis": 2, "step": None,
+        "tolerance": None, "ratio": None, "bits_per_sample": None, "psnr": None, "layers": None,
+        "layer_metric": "ratio", "rdo": None}}
+
+
+@pytest.mark.parametrize("options", [{"step": 4.0}, {"mode": "lossy"}, {}, {"tolerance": 2.0}])
+def test_arrays_written_before_mode_still_open(real, tmp_path, options):
+    """Arrays written before the mode option store reversible= (and no
+    bits_per_sample): they read, and open as multiscale levels, as before."""
+    arr = real("camera")[:256, :192]
+    path = tmp_path / "old.zarr"
+    z = zarr.create_array(str(path), shape=arr.shape, chunks=(128, 96), dtype=arr.dtype,
+                          serializer=ProgressiveJ2K(**options), compressors=None)
+    z[:] = arr
+    expected, expected_level = z[:], pj.open_multiscale(z)[1][:]
+    meta = json.loads((path / "zarr.json").read_text())
+    configuration = meta["codecs"][0]["configuration"]
+    mode = configuration.pop("mode")
+    del configuration["bits_per_sample"]
+    configuration["reversible"] = mode != "lossy"
+    (path / "zarr.json").write_text(json.dumps(meta))
+    old = zarr.open_array(str(path))
+    assert old.metadata.codecs[0].mode == mode
+    np.testing.assert_array_equal(old[:], expected)
+    if mode == "lossless":
+        np.testing.assert_array_equal(expected, arr)
+    np.testing.assert_array_equal(pj.open_multiscale(old)[1][:], expected_level)
 
 
 def test_colour_axis_auto_is_resolved_per_chunk_shape(real):

@@ -289,43 +289,92 @@ def default_levels(shape, axes) -> int:
 
 
 #: The codec options, in the order both codec classes list them.
-OPTION_NAMES = ("levels", "reversible", "axes", "colour_axis", "step", "tolerance", "ratio", "psnr",
-                "layers", "layer_metric", "rdo")
+OPTION_NAMES = ("levels", "mode", "axes", "colour_axis", "step", "tolerance", "ratio",
+                "bits_per_sample", "psnr", "layers", "layer_metric", "rdo")
+#: The lossy mode's knobs, of which a chunk takes one: each implies mode "lossy".
+LOSSY_KNOBS = ("step", "ratio", "bits_per_sample", "psnr")
 LAYER_METRICS = ("ratio", "psnr")
 
 
-def normalise_options(levels=None, reversible=True, axes=None, colour_axis=AUTO_COLOUR, step=None,
-                      tolerance=None, ratio=None, psnr=None, layers=None,
-                      layer_metric="ratio", rdo=None) -> dict:
-    """Codec options in canonical types (shared by the numcodecs and zarr v3 codecs)."""
-    options = dict(levels=None if levels is None else int(levels), reversible=bool(reversible),
+def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
+                      tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
+                      layer_metric="ratio", rdo=None, reversible=None) -> dict:
+    """Codec options in canonical types (shared by the numcodecs and zarr v3
+    codecs), with the mode resolved: given, or implied by the knobs
+    (``tolerance`` -> "tolerance", a lossy knob -> "lossy", else
+    "lossless").  ``reversible`` is the older spelling (True: lossless, or
+    the tolerance mode where ``tolerance`` is given; False: lossy), still
+    read from stored configurations; the canonical options hold ``mode``."""
+    options = dict(levels=None if levels is None else int(levels), mode=None,
                    axes=None if axes is None else tuple(int(a) for a in axes),
                    colour_axis=_normalise_colour_option(colour_axis),
                    step=None if step is None else float(step),
                    tolerance=None if tolerance is None else float(tolerance),
                    ratio=None if ratio is None else float(ratio),
+                   bits_per_sample=None if bits_per_sample is None else float(bits_per_sample),
                    psnr=None if psnr is None else float(psnr),
                    layers=_normalise_layers(layers, layer_metric),
                    layer_metric=str(layer_metric),
                    rdo=None if rdo is None else _as_bool(rdo, "rdo"))
-    targets = [k for k in ("step", "ratio", "psnr") if options[k] is not None]
+    knobs = [k for k in LOSSY_KNOBS if options[k] is not None]
     if options["ratio"] is not None and not (options["ratio"] >= 1 and math.isfinite(ratio)):
         raise ValueError(f"ratio must be a number >= 1, got {ratio}")
+    if options["bits_per_sample"] is not None and not (
+            options["bits_per_sample"] > 0 and math.isfinite(options["bits_per_sample"])):
+        raise ValueError(f"bits_per_sample must be a positive number, got {bits_per_sample}")
     if options["psnr"] is not None and not math.isfinite(options["psnr"]):
         raise ValueError(f"psnr must be a finite number of dB, got {psnr}")
-    if len(targets) > 1:
-        raise ValueError(f"choose one of step, ratio and psnr, got {targets}")
-    if options["tolerance"] is not None:
-        if not (options["tolerance"] > 0 and math.isfinite(options["tolerance"])):
-            raise ValueError(f"tolerance must be a positive number, got {tolerance}")
-        if targets or not options["reversible"]:
-            raise ValueError("tolerance is a mode of its own: leave reversible, step, ratio "
-                             "and psnr unset")
-    elif options["reversible"] and targets:
-        raise ValueError(f"{targets[0]} applies to lossy coding only (reversible=False)")
-    if options["rdo"] is not None and (options["reversible"] or options["tolerance"] is not None):
-        raise ValueError("rdo applies to lossy coding only (reversible=False without tolerance)")
+    if len(knobs) > 1:
+        raise ValueError(f"choose one of step, ratio, bits_per_sample and psnr, got {knobs}")
+    if options["tolerance"] is not None and not (
+            options["tolerance"] > 0 and math.isfinite(options["tolerance"])):
+        raise ValueError(f"tolerance must be a positive number, got {tolerance}")
+    mode = options["mode"] = _resolve_mode(mode, reversible, options["tolerance"], knobs)
+    if mode == "tolerance":
+        if options["tolerance"] is None:
+            raise ValueError("mode 'tolerance' needs tolerance= (the error bound)")
+        if knobs:
+            raise ValueError(f"tolerance is a mode of its own: leave {knobs[0]} unset")
+    elif options["tolerance"] is not None:
+        raise ValueError(f"tolerance is a mode of its own (mode='tolerance'), not {mode!r}")
+    elif mode == "lossless" and knobs:
+        raise ValueError(f"{knobs[0]} applies to lossy coding only (mode='lossy')")
+    if options["rdo"] is not None and mode != "lossy":
+        raise ValueError(f"rdo applies to lossy coding only, not mode {mode!r}")
     return options
+
+
+def _resolve_mode(mode, reversible, tolerance, knobs) -> str:
+    """normalise_options' mode: given (and agreeing with ``reversible``, if
+    that is given too), else from ``reversible``, else implied by the knobs."""
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if reversible is not None:
+        reversible = _as_bool(reversible, "reversible")
+        # (a stored tolerance-mode configuration says reversible=True)
+        said = "lossy" if not reversible else "tolerance" if tolerance is not None else "lossless"
+        if mode is not None and mode != said:
+            raise ValueError(f"mode {mode!r} and reversible={reversible} disagree")
+        if not reversible and tolerance is not None:
+            raise ValueError("tolerance is a mode of its own (mode='tolerance'), not lossy")
+        return said
+    if mode is not None:
+        return mode
+    return "tolerance" if tolerance is not None else "lossy" if knobs else "lossless"
+
+
+def lossy_ratio(options: dict, dtype) -> float | None:
+    """The compression ratio a rate target asks of a chunk of ``dtype``:
+    ``ratio``, or ``bits_per_sample`` as the ratio of the dtype's bits to it
+    (ValueError where that is above the dtype's bits); None without one."""
+    bits = options["bits_per_sample"]
+    if bits is None:
+        return options["ratio"]
+    dtype_bits = 8 * np.dtype(dtype).itemsize
+    if bits > dtype_bits:
+        raise ValueError(f"bits_per_sample must be at most {dtype_bits} for {np.dtype(dtype)} "
+                         f"data, got {bits:g}")
+    return dtype_bits / bits
 
 
 def _normalise_colour_option(colour_axis):
@@ -405,9 +454,11 @@ def check_dtype(dtype, options: dict) -> int:
     if code is None:
         raise TypeError(
             f"unsupported dtype {dtype}; supported: {', '.join(str(d) for d in DTYPES)}")
-    if options["tolerance"] is None and options["reversible"] and dtype.kind == "f":
-        raise TypeError(f"lossless (reversible) coding needs integer data, got {dtype}; "
-                        "use reversible=False or tolerance= for floating point")
+    if options["mode"] == "lossless" and dtype.kind == "f":
+        raise TypeError(f"lossless coding needs integer data, got {dtype}; for floating point "
+                        "use mode='lossy' (or a lossy knob: step, ratio, bits_per_sample, psnr) "
+                        "or tolerance=")
+    lossy_ratio(options, dtype)   # a bits_per_sample target the dtype can hold
     return code
 
 
@@ -474,7 +525,7 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
             raise ValueError(f"tolerance {tol:g} is too small for values up to {_peak(arr):g} "
                              "(max|data| / (2 tolerance) must be below 2**40)")
         return 2, scale
-    if options["reversible"]:
+    if options["mode"] == "lossless":
         return 0, 0.0
     _require_finite(arr, "lossy coding")
     step = options["step"]
@@ -517,15 +568,20 @@ def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:
     return mask
 
 
-def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_COLOUR, step=None,
-           tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
-           rdo=None, m97_levels=None) -> bytes:
+def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
+           tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
+           layer_metric="ratio", rdo=None, m97_levels=None, reversible=None) -> bytes:
     """Encode an array into one progressive codestream.
 
     levels: decomposition levels (default: enough to bring the longest
         transformed axis to one sample, at most 6).
-    reversible: True for lossless (5/3, or 9/7-M at the finest level; see
-        m97_levels), False for lossy 9/7.
+    mode: "lossless" (5/3, or 9/7-M at the finest level; see m97_levels),
+        "lossy" (9/7) or "tolerance" (error-bounded).  Default (None): implied
+        by the knobs -- ``tolerance`` gives "tolerance", any of ``step``,
+        ``ratio``, ``bits_per_sample`` and ``psnr`` gives "lossy", none of
+        them "lossless" -- so one knob is enough: ``encode(a, ratio=20)``.
+    reversible: the older spelling of the mode: True for lossless (or
+        tolerance, with ``tolerance``), False for lossy.
     axes: axes to transform (default: the last three that are not the colour
         axis, less the first of three where the array is a stack of unlike
         frames, or else less the last (channels last, e.g. RGBA): where
@@ -536,15 +592,19 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         (default): the last axis where the array looks like an integer
         colour image (three or more dimensions, the last of length 3 after
         two longer ones, not among the given axes); None: no colour axis.
-    step: lossy only, the quantisation step in data units (RMS error is about
+    step: lossy, the quantisation step in data units (RMS error is about
         step / sqrt(12)); default 1/256 of the chunk's value range.
     tolerance: error-bounded mode: every decoded sample at full resolution is
         within ``tolerance`` of the original (any dtype; NaN and inf refused).
-    ratio: lossy only, instead of step: make the chunk ``ratio`` times smaller
+    ratio: lossy, instead of step: make the chunk ``ratio`` times smaller
         than raw (within 5%; within 5% of the closest reachable size for
         chunks that cannot; a smaller stream where that one decodes exactly,
         e.g. the lossless stream of an integer chunk where it fits).
-    psnr: lossy only, instead of step: the smallest chunk with a PSNR of at
+    bits_per_sample: lossy, instead of step: the same target as a rate,
+        coded bits per sample (per element; for RGB, per component value):
+        ``ratio`` = the dtype's bits / bits_per_sample (at most the dtype's
+        bits).
+    psnr: lossy, instead of step: the smallest chunk with a PSNR of at
         least ``psnr`` dB (peak 2**bits - 1 for integers, the value range for
         floats), within 0.5 dB of it where reachable (or, for integers, the
         lossless stream where that is no larger).
@@ -578,9 +638,13 @@ def encode(data, *, levels=None, reversible=True, axes=None, colour_axis=AUTO_CO
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     if arr.ndim == 0:
         raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
-    options = normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
-                                psnr, layers, layer_metric, rdo)
+    options = normalise_options(levels=levels, mode=mode, axes=axes, colour_axis=colour_axis,
+                                step=step, tolerance=tolerance, ratio=ratio,
+                                bits_per_sample=bits_per_sample, psnr=psnr, layers=layers,
+                                layer_metric=layer_metric, rdo=rdo, reversible=reversible)
     code = check_dtype(arr.dtype, options)
+    # a rate in bits per sample is a ratio for this dtype
+    options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
     options["colour_axis"] = resolve_colour_axis(options, arr.shape, arr.dtype)
     if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
         options["axes"] = choose_axes(arr, options["colour_axis"])

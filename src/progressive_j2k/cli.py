@@ -37,16 +37,18 @@ def _colour_axis(text):
 def convert(args):
     from progressive_j2k.convert import open_input, to_zarr
     data = open_input(args.input)
-    lossy = args.lossy or any(v is not None for v in (args.step, args.ratio, args.psnr))
+    knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
+    lossy = args.lossy or any(v is not None for v in knobs)
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
-                         f"--ratio, --psnr, --step) or --tolerance")
+                         f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance")
     layers = args.layers
     if args.layer_metric == "psnr" and isinstance(layers, int):   # a PSNR, not a count
         layers = (float(layers),)
-    options = dict(levels=args.levels, reversible=not lossy,
+    options = dict(levels=args.levels, mode="lossy" if args.lossy else None,
                    axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
-                   ratio=args.ratio, psnr=args.psnr, tolerance=args.tolerance,
+                   ratio=args.ratio, bits_per_sample=args.bits_per_sample, psnr=args.psnr,
+                   tolerance=args.tolerance,
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
                 overwrite=args.overwrite, progress=not args.quiet, **options)
@@ -118,6 +120,8 @@ def main(argv=None):
     p.add_argument("--lossy", action="store_true", help="9/7 lossy instead of lossless")
     p.add_argument("--step", type=float, help="lossy (implies --lossy): quantisation step in data units")
     p.add_argument("--ratio", type=float, help="lossy: make each chunk this many times smaller")
+    p.add_argument("--bits-per-sample", type=float,
+                   help="lossy: the same as a rate, coded bits per sample")
     p.add_argument("--psnr", type=float, help="lossy: the smallest chunks with this PSNR (dB)")
     p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
     p.add_argument("--layers", type=_layers,

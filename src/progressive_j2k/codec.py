@@ -23,9 +23,13 @@ class ProgressiveJ2K(Codec):
     levels : int, optional
         Decomposition levels; default enough to bring the longest transformed
         axis to one sample, at most 6.
-    reversible : bool
-        True (default): lossless integer wavelet (5/3, or 9/7-M at the finest
-        level where the encoder estimates it smaller).  False: lossy 9/7.
+    mode : {"lossless", "lossy", "tolerance"}, optional
+        "lossless": integer wavelet (5/3, or 9/7-M at the finest level where
+        the encoder estimates it smaller), bit-exact; "lossy": 9/7;
+        "tolerance": error-bounded.  Default: implied by the knobs below
+        (``tolerance`` -> "tolerance", ``step``, ``ratio``,
+        ``bits_per_sample`` or ``psnr`` -> "lossy", none -> "lossless"), so
+        ``ProgressiveJ2K(ratio=20)`` is lossy.
     axes : sequence of int, optional
         Axes to transform (1 to 3); default the last three that are not the
         colour axis.  Other axes are coded as independent planes.
@@ -35,14 +39,15 @@ class ProgressiveJ2K(Codec):
         colour images (three or more dimensions, the last of length 3 after
         two longer ones, not among the given ``axes``); None: none.
     step : float, optional
-        Lossy only: quantisation step in data units; default 1/256 of each
+        Lossy: quantisation step in data units; default 1/256 of each
         chunk's value range.
     tolerance : float, optional
         Error-bounded mode: every decoded sample is within ``tolerance`` of
         the original (any dtype, floats included; NaN/inf are refused).
-    ratio, psnr : float, optional
+    ratio, bits_per_sample, psnr : float, optional
         Lossy targets instead of ``step``: ``ratio`` times smaller than raw
-        (within 5%), or the smallest chunk with at least ``psnr`` dB.
+        (within 5%), the same as coded bits per sample (the dtype's bits /
+        ratio), or the smallest chunk with at least ``psnr`` dB.
     layers : int or list of float, optional
         Quality layers within each resolution: a count, or the compression
         ratios (or with ``layer_metric="psnr"`` the PSNRs) of the layers
@@ -53,16 +58,21 @@ class ProgressiveJ2K(Codec):
         Lossy only: rate-distortion optimised quantisation; default on with
         ``ratio`` and ``psnr``, off with a given or the default ``step``.
         See ``encode``.
+    reversible : bool, optional
+        The older spelling of ``mode`` (True: lossless, or tolerance with
+        ``tolerance``; False: lossy), read from stored configurations.
     """
 
     codec_id = "progressive_j2k"
 
-    def __init__(self, levels=None, reversible=True, axes=None, colour_axis="auto", step=None,
-                 tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
-                 rdo=None):
+    def __init__(self, levels=None, mode=None, axes=None, colour_axis="auto", step=None,
+                 tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
+                 layer_metric="ratio", rdo=None, reversible=None):
         self.__dict__.update(
-            _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance, ratio,
-                                   psnr, layers, layer_metric, rdo))
+            _api.normalise_options(levels=levels, mode=mode, axes=axes, colour_axis=colour_axis,
+                                   step=step, tolerance=tolerance, ratio=ratio,
+                                   bits_per_sample=bits_per_sample, psnr=psnr, layers=layers,
+                                   layer_metric=layer_metric, rdo=rdo, reversible=reversible))
 
     def _options(self):
         return {name: getattr(self, name) for name in _api.OPTION_NAMES}

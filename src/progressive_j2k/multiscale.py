@@ -101,10 +101,8 @@ class _Reader:
         self.metadata = array.metadata
         opts = self.layout.options
         self.levels = opts["levels"]
-        mode = ("tolerance" if opts["tolerance"] is not None
-                else "lossless" if opts["reversible"] else "lossy")
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
-                                                self.levels, mode, _api.layer_count(opts))
+                                                self.levels, opts["mode"], _api.layer_count(opts))
         # chunk coords -> task for its header bytes (None: chunk missing);
         # shard coords -> task for its index.  The view is a snapshot: reopen
         # it after the array is rewritten.

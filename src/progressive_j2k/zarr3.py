@@ -48,22 +48,26 @@ class ProgressiveJ2K(ArrayBytesCodec):
     is_fixed_size = False
 
     levels: int | None = None
-    reversible: bool = True
+    mode: str = "lossless"
     axes: tuple[int, ...] | None = None
     colour_axis: int | str | None = "auto"
     step: float | None = None
     tolerance: float | None = None
     ratio: float | None = None
+    bits_per_sample: float | None = None
     psnr: float | None = None
     layers: int | tuple[float, ...] | None = None
     layer_metric: str = "ratio"
     rdo: bool | None = None
 
-    def __init__(self, *, levels=None, reversible=True, axes=None, colour_axis="auto", step=None,
-                 tolerance=None, ratio=None, psnr=None, layers=None, layer_metric="ratio",
-                 rdo=None):
-        options = _api.normalise_options(levels, reversible, axes, colour_axis, step, tolerance,
-                                         ratio, psnr, layers, layer_metric, rdo)
+    def __init__(self, *, levels=None, mode=None, axes=None, colour_axis="auto", step=None,
+                 tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
+                 layer_metric="ratio", rdo=None, reversible=None):
+        # (reversible: the older spelling of mode, in arrays written before it)
+        options = _api.normalise_options(
+            levels=levels, mode=mode, axes=axes, colour_axis=colour_axis, step=step,
+            tolerance=tolerance, ratio=ratio, bits_per_sample=bits_per_sample, psnr=psnr,
+            layers=layers, layer_metric=layer_metric, rdo=rdo, reversible=reversible)
         for name, value in options.items():
             object.__setattr__(self, name, value)
 
