@@ -33,7 +33,7 @@ static const struct { unsigned size, bits, is_float; } DTYPE_INFO[PJ2K_NUM_DTYPE
 static coef_kind kind_for(const pj2k_header *h, int partial)
 {
     const unsigned bits = DTYPE_INFO[h->dtype].bits;
-    if (h->wavelet != PJ2K_WAVELET_53 || bits > 16) return COEF_I64;
+    if (!pj2k_lossless(h->wavelet) || bits > 16) return COEF_I64;
     return bits == 16 || partial ? COEF_I32 : COEF_I16;
 }
 
@@ -66,7 +66,7 @@ static uint32_t header_length_of(int version, int ndim, int naxes, int levels,
     if (version >= 2) n += 1u;
     if (version >= 6) n += 2u;
     if (layers > 1) n += (uint32_t)(layers * band_count(levels, naxes));
-    if (wavelet == PJ2K_WAVELET_53_QUANTISED) n += 16u;
+    if (pj2k_prequantised(wavelet)) n += 16u;
     if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
     return n + 12u * (uint32_t)((levels + 1) * layers) + 4u;
 }
@@ -79,7 +79,7 @@ static uint32_t header_length_of(int version, int ndim, int naxes, int levels,
 static pj2k_status check_structure(const pj2k_header *h)
 {
     if ((unsigned)h->dtype >= PJ2K_NUM_DTYPES) return PJ2K_ERR_HEADER;
-    if ((unsigned)h->wavelet > PJ2K_WAVELET_53_QUANTISED) return PJ2K_ERR_HEADER;
+    if ((unsigned)h->wavelet > PJ2K_WAVELET_53R) return PJ2K_ERR_HEADER;
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM) return PJ2K_ERR_HEADER;
     if (h->naxes < 1 || h->naxes > PJ2K_MAX_AXES || h->naxes > h->ndim) return PJ2K_ERR_HEADER;
     if (h->levels < 0 || h->levels > PJ2K_MAX_LEVELS) return PJ2K_ERR_HEADER;
@@ -106,11 +106,11 @@ static pj2k_status check_structure(const pj2k_header *h)
     } else if (h->colour != PJ2K_COLOUR_NONE) {
         return PJ2K_ERR_HEADER;
     }
-    if (h->wavelet == PJ2K_WAVELET_53 && DTYPE_INFO[h->dtype].is_float) return PJ2K_ERR_DTYPE;
+    if (pj2k_lossless(h->wavelet) && DTYPE_INFO[h->dtype].is_float) return PJ2K_ERR_DTYPE;
     /* 9/7-M lifts reversible levels only, and only levels that exist */
     if (h->m97_levels >> h->levels || (h->m97_levels && h->wavelet == PJ2K_WAVELET_97))
         return PJ2K_ERR_HEADER;
-    if (h->wavelet == PJ2K_WAVELET_53_QUANTISED &&
+    if (pj2k_prequantised(h->wavelet) &&
         !(h->scale > 0.0 && isfinite(h->scale) && h->tolerance >= 0.0 && isfinite(h->tolerance)))
         return PJ2K_ERR_HEADER;
     return PJ2K_OK;
@@ -161,7 +161,8 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     h->levels = buf[14];
     h->colour_axis = buf[15] == 0xFF ? -1 : buf[15];
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM || h->naxes < 1 || h->naxes > PJ2K_MAX_AXES ||
-        h->levels > PJ2K_MAX_LEVELS || (unsigned)h->wavelet > PJ2K_WAVELET_53_QUANTISED)
+        h->levels > PJ2K_MAX_LEVELS || (unsigned)h->wavelet > PJ2K_WAVELET_53R ||
+        (pj2k_lift_rounding(h->wavelet) && h->version < 6))   /* (the rounded 5/3: version 6) */
         return PJ2K_ERR_HEADER;
     /* versions 2 and 3 state their layer count after the axes: until that byte
      * is read, the stated length need only be one a layer count could give */
@@ -193,7 +194,7 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     }
     if (stated != header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
         return PJ2K_ERR_HEADER;
-    if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
+    if (pj2k_prequantised(h->wavelet)) {
         uint64_t bits = get_u64(p);
         memcpy(&h->scale, &bits, 8);
         bits = get_u64(p + 8);
@@ -246,7 +247,7 @@ static void write_header(const pj2k_header *h, uint8_t *buf)
         *p++ = (uint8_t)(h->m97_levels & 0xFF);
         *p++ = (uint8_t)(h->m97_levels >> 8);
     }
-    if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
+    if (pj2k_prequantised(h->wavelet)) {
         uint64_t bits;
         memcpy(&bits, &h->scale, 8);
         put_u64(p, bits);
@@ -398,7 +399,7 @@ static void coefficient_limits(const pj2k_header *h, int *max_exp, int64_t *boun
     if (h->wavelet == PJ2K_WAVELET_97) {
         *max_exp = 60;
         *bound = (int64_t)1 << 60;
-    } else if (h->wavelet == PJ2K_WAVELET_53_QUANTISED) {
+    } else if (pj2k_prequantised(h->wavelet)) {
         *max_exp = 52;   /* |q| < 2**40, plus colour and transform growth */
         *bound = (int64_t)1 << 52;
     } else {
@@ -559,17 +560,17 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
     h->colour_axis = p->colour_axis < 0 ? -1 : p->colour_axis;
     h->colour = h->colour_axis < 0 ? PJ2K_COLOUR_NONE
                 : (p->wavelet == PJ2K_WAVELET_97 ? PJ2K_COLOUR_ICT : PJ2K_COLOUR_RCT);
-    h->scale = p->wavelet == PJ2K_WAVELET_53_QUANTISED ? p->step : 0.0;
-    h->tolerance = p->wavelet == PJ2K_WAVELET_53_QUANTISED ? p->tolerance : 0.0;
+    h->scale = pj2k_prequantised(p->wavelet) ? p->step : 0.0;
+    h->tolerance = pj2k_prequantised(p->wavelet) ? p->tolerance : 0.0;
     memcpy(h->shape, p->shape, sizeof h->shape);
     memcpy(h->axes, p->axes, sizeof h->axes);
     h->nbands = band_count(h->levels, h->naxes);
     h->layers = 1;            /* layers, version and lengths are set per encode */
-    if ((unsigned)p->wavelet > PJ2K_WAVELET_53_QUANTISED) return PJ2K_ERR_PARAM;
+    if ((unsigned)p->wavelet > PJ2K_WAVELET_53R) return PJ2K_ERR_PARAM;
     /* a given mask is checked with the header's rules (check_structure); a
      * negative one other than AUTO has bits beyond any level */
     if (p->m97_levels != PJ2K_M97_AUTO) h->m97_levels = (unsigned)p->m97_levels;
-    if (h->wavelet == PJ2K_WAVELET_53_QUANTISED && !(p->step > 0.0 && isfinite(p->step)))
+    if (pj2k_prequantised(h->wavelet) && !(p->step > 0.0 && isfinite(p->step)))
         return PJ2K_ERR_PARAM;
     const pj2k_status st = check_structure(h);
     return st == PJ2K_ERR_HEADER ? PJ2K_ERR_PARAM : st;
@@ -770,7 +771,7 @@ static pj2k_status choose_m97_levels(pj2k_prepared *prep, const pj2k_kernels *K)
 #undef GATHER32
 #undef GATHER64
                     sampled += e[0] * e[1] * e[2];
-                    bits[0] += pj2k_high_band_bits(K, as53, wide, e, 0, tmp);
+                    bits[0] += pj2k_high_band_bits(K, as53, wide, e, pj2k_lift_rounding(h->wavelet), tmp);
                     bits[1] += pj2k_high_band_bits(K, asm97, wide, e, 1, tmp);
                 }
     free(both);
@@ -786,7 +787,7 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     const pj2k_kernels *K = pj2k_kernels_select();
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
-    const int lossy = prep->lossy, prequantised = h->wavelet == PJ2K_WAVELET_53_QUANTISED;
+    const int lossy = prep->lossy, prequantised = pj2k_prequantised(h->wavelet);
     const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
     void *coef = prep->coef;
     double *real = prep->real;
@@ -814,7 +815,7 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
         const pj2k_status st = choose_m97_levels(prep, K);
         if (st != PJ2K_OK) return st;
     }
-    const unsigned m97 = h->m97_levels;
+    const unsigned m97 = h->m97_levels | pj2k_lift_rounding(h->wavelet);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         if (lossy) K->fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
         else if (prep->kind == COEF_I64)
@@ -840,7 +841,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     make_layout(h, 0, L);
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
     prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
-    const int via_real = prep->lossy || h->wavelet == PJ2K_WAVELET_53_QUANTISED;
+    const int via_real = prep->lossy || pj2k_prequantised(h->wavelet);
     prep->kind = prep->lossy ? COEF_I32 : kind_for(h, 0);   /* lossy: widened when needed */
     if (L->elements) {
         double *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8);
@@ -1325,7 +1326,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
-    const int prequantised = h->wavelet == PJ2K_WAVELET_53_QUANTISED;
+    const int prequantised = pj2k_prequantised(h->wavelet);
     int max_exp;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
@@ -1356,7 +1357,8 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
             if (kind == COEF_I64) reconstruct_partial_i64(h, L, levels, coef, last);
             else reconstruct_partial_i32(h, L, levels, coef, last);   /* never narrow */
         }
-        const unsigned m97 = h->m97_levels >> (h->levels - levels);   /* the levels inverted */
+        /* the levels inverted, and the rounded 5/3's flag */
+        const unsigned m97 = (h->m97_levels >> (h->levels - levels)) | pj2k_lift_rounding(h->wavelet);
         for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
             if (kind == COEF_I64)
                 K->inv_rev_i64((int64_t *)coef + c * comp, L->dims, levels, m97, tmp, bound);
@@ -1435,7 +1437,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
     int last[PJ2K_MAX_LEVELS + 1];   /* as pj2k_decode_layer at level 0 */
     for (int r = 0; r <= h->levels; r++) last[r] = r == h->levels ? layer : h->layers - 1;
     const int partial = layer < h->layers - 1;
-    if ((prep->lossy || h->wavelet == PJ2K_WAVELET_53_QUANTISED) && !prep->scratch_real) {
+    if ((prep->lossy || pj2k_prequantised(h->wavelet)) && !prep->scratch_real) {
         prep->scratch_real = pj2k_malloc_large(L->elements * sizeof(double) + 8);
         if (!prep->scratch_real) return PJ2K_ERR_NOMEM;
     }
@@ -1446,6 +1448,8 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
     coef_kind kind = prep->lossy ? prep->kind : kind_for(h, partial);
     if (COEF_BYTES[kind] < COEF_BYTES[prep->kind]) kind = prep->kind;
     pj2k_status st;
+    /* a wider kept buffer serves too: a wider kind gives the same values */
+    if (prep->scratch_coef && COEF_BYTES[prep->scratch_kind] > COEF_BYTES[kind]) kind = prep->scratch_kind;
     do {
         if (prep->scratch_coef && prep->scratch_kind != kind) {
             free(prep->scratch_coef);

@@ -53,10 +53,34 @@ int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norm
 enum { PJ2K_WORK_I32 = 0, PJ2K_WORK_I64 = 1, PJ2K_WORK_F64 = 2, PJ2K_WORK_I16 = 3 };
 enum { PJ2K_QUANTISE_WIDER = 1, PJ2K_QUANTISE_HUGE = 2 };
 typedef void (*pj2k_row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
+/* In a reversible transform's `alt` levels: the 5/3 levels round their
+ * predict to nearest, (s[i] + s[i+1] + 1) >> 1, instead of down (wavelets 3, 4). */
+#define PJ2K_LIFT_ROUNDED (1u << 16)
+
+/* The error-bounded wavelets: samples prequantised to multiples of a scale. */
+static inline int pj2k_prequantised(int wavelet)
+{
+    return wavelet == PJ2K_WAVELET_53_QUANTISED || wavelet == PJ2K_WAVELET_53R_QUANTISED;
+}
+
+/* The lossless wavelets: the samples themselves, transformed reversibly. */
+static inline int pj2k_lossless(int wavelet)
+{
+    return wavelet == PJ2K_WAVELET_53 || wavelet == PJ2K_WAVELET_53R;
+}
+
+/* The reversible transform's flags for a wavelet: PJ2K_LIFT_ROUNDED for the
+ * rounded 5/3 (wavelets 3 and 4). */
+static inline unsigned pj2k_lift_rounding(int wavelet)
+{
+    return wavelet == PJ2K_WAVELET_53R || wavelet == PJ2K_WAVELET_53R_QUANTISED ? PJ2K_LIFT_ROUNDED : 0u;
+}
+
 typedef struct {
     const char *name;
     /* Wavelets over a box.  The reversible ones lift level l with 9/7-M
-     * where bit l - 1 of `alt` is set, else with 5/3.  The int16 ones (8-bit
+     * where bit l - 1 of `alt` is set, else with 5/3 (whose predict rounds
+     * to nearest where `alt` has PJ2K_LIFT_ROUNDED).  The int16 ones (8-bit
      * data, lifted in int32) return 0 if a value does not fit int16 (the
      * buffer is then void; redo in int32, which gives the same values
      * wherever int16 suffices).  Inverses clamp every reconstructed value to

@@ -39,6 +39,7 @@
 /* ---- reversible 5/3 and 9/7-M: int32, int16 buffers (lifted in int32), int64 ---- */
 #define KERNEL(op) lift53_##op##_i32
 #define KERNEL_ALT(op) liftm97_##op##_i32
+#define KERNEL_ROUND(op) lift53r_##op##_i32
 #define T int32_t
 #define UT uint32_t
 #define SFX(name) name##_i32
@@ -60,9 +61,11 @@
 #undef NARROW
 #undef KERNEL
 #undef KERNEL_ALT
+#undef KERNEL_ROUND
 
 #define KERNEL(op) lift53_##op##_i64
 #define KERNEL_ALT(op) liftm97_##op##_i64
+#define KERNEL_ROUND(op) lift53r_##op##_i64
 #define T int64_t
 #define UT uint64_t
 #define TB int64_t
@@ -77,11 +80,13 @@
 #undef SFX
 #undef KERNEL
 #undef KERNEL_ALT
+#undef KERNEL_ROUND
 
 /* ---- irreversible 9/7 on double ---- */
 #include "lift97_impl.h"
 #define KERNEL(op) lift97_##op
 #define KERNEL_ALT(op) lift97_##op   /* 9/7 has no alternative: alt_levels is 0 */
+#define KERNEL_ROUND(op) lift97_##op
 #define T double
 #define TB double
 #define NARROW 0
@@ -93,6 +98,7 @@
 #undef SFX
 #undef KERNEL
 #undef KERNEL_ALT
+#undef KERNEL_ROUND
 
 /* The inverses clamp to a bound the lifting's type can add four of (the
  * 9/7-M predict's sum of twenty wraps harmlessly, liftint_impl.h). */

@@ -1,6 +1,7 @@
 /* Template: reversible integer lifting for one signed integer type T (with
- * UT, its unsigned twin), as SFX(name).  Two wavelets share the update step:
+ * UT, its unsigned twin), as SFX(name).  Three wavelets share the update step:
  *   5/3   (JPEG 2000 Part 1):  d -= (s[i] + s[i+1]) >> 1
+ *   5/3 rounded (wavelets 3, 4): d -= (s[i] + s[i+1] + 1) >> 1
  *   9/7-M (5/3's update after a 4-tap predict):
  *         d -= (9 (s[i] + s[i+1]) - (s[i-1] + s[i+2]) + 8) >> 4
  *   both: s += (d[i-1] + d[i] + 2) >> 2
@@ -29,14 +30,15 @@ static inline T SFX(predict4)(T a, T b, T c, T e)   /* (9 (b + c) - (a + e) + 8)
 
 /* ---- interleaved form: tmp holds n >= 2 rows (samples) of w lanes ---- */
 
-/* 5/3 predict on every odd row: sign -1 forward, +1 inverse */
-static inline void SFX(predict2_rows)(T *tmp, size_t n, size_t w, int inverse)
+/* 5/3 predict on every odd row: sign -1 forward, +1 inverse; half 1 rounds
+ * the prediction to nearest (ties up) instead of down */
+static inline void SFX(predict2_rows)(T *tmp, size_t n, size_t w, int inverse, T half)
 {
     for (size_t i = 0; i < n / 2; i++) {
         T *d = ROW(2 * i + 1);
         const T *a = ROW(2 * i), *b = ROW(2 * i + 2 < n ? 2 * i + 2 : 2 * i);
-        if (inverse) for (size_t j = 0; j < w; j++) d[j] += (a[j] + b[j]) >> 1;
-        else         for (size_t j = 0; j < w; j++) d[j] -= (a[j] + b[j]) >> 1;
+        if (inverse) for (size_t j = 0; j < w; j++) d[j] += (a[j] + b[j] + half) >> 1;
+        else         for (size_t j = 0; j < w; j++) d[j] -= (a[j] + b[j] + half) >> 1;
     }
 }
 
@@ -64,9 +66,13 @@ static inline void SFX(update_rows)(T *tmp, size_t n, size_t w, int inverse)
 #undef ROW
 
 static void SFX(lift53_fwd)(T *tmp, size_t n, size_t w)
-{ SFX(predict2_rows)(tmp, n, w, 0); SFX(update_rows)(tmp, n, w, 0); }
+{ SFX(predict2_rows)(tmp, n, w, 0, 0); SFX(update_rows)(tmp, n, w, 0); }
 static void SFX(lift53_inv)(T *tmp, size_t n, size_t w)
-{ SFX(update_rows)(tmp, n, w, 1); SFX(predict2_rows)(tmp, n, w, 1); }
+{ SFX(update_rows)(tmp, n, w, 1); SFX(predict2_rows)(tmp, n, w, 1, 0); }
+static void SFX(lift53r_fwd)(T *tmp, size_t n, size_t w)
+{ SFX(predict2_rows)(tmp, n, w, 0, 1); SFX(update_rows)(tmp, n, w, 0); }
+static void SFX(lift53r_inv)(T *tmp, size_t n, size_t w)
+{ SFX(update_rows)(tmp, n, w, 1); SFX(predict2_rows)(tmp, n, w, 1, 1); }
 static void SFX(liftm97_fwd)(T *tmp, size_t n, size_t w)
 { SFX(predict4_rows)(tmp, n, w, 0); SFX(update_rows)(tmp, n, w, 0); }
 static void SFX(liftm97_inv)(T *tmp, size_t n, size_t w)
@@ -77,14 +83,15 @@ static void SFX(liftm97_inv)(T *tmp, size_t n, size_t w)
  * same extension: the left detail of s[0] is d[0]; s[ns] is s[ns - 1]; d[nd]
  * is d[nd - 1]. ---- */
 
-static inline void SFX(predict2_split)(const T *s, T *d, size_t ns, size_t nd, int inverse)
+static inline void SFX(predict2_split)(const T *s, T *d, size_t ns, size_t nd, int inverse,
+                                       T half)
 {
-    const T last = ns == nd ? (s[nd - 1] + s[nd - 1]) >> 1 : 0;
+    const T last = ns == nd ? (s[nd - 1] + s[nd - 1] + half) >> 1 : 0;
     if (inverse) {
-        for (size_t i = 0; i + 1 < ns; i++) d[i] += (s[i] + s[i + 1]) >> 1;
+        for (size_t i = 0; i + 1 < ns; i++) d[i] += (s[i] + s[i + 1] + half) >> 1;
         if (ns == nd) d[nd - 1] += last;
     } else {
-        for (size_t i = 0; i + 1 < ns; i++) d[i] -= (s[i] + s[i + 1]) >> 1;
+        for (size_t i = 0; i + 1 < ns; i++) d[i] -= (s[i] + s[i + 1] + half) >> 1;
         if (ns == nd) d[nd - 1] -= last;
     }
 }
@@ -120,9 +127,13 @@ static inline void SFX(update_split)(T *s, const T *d, size_t ns, size_t nd, int
 }
 
 static void SFX(lift53_fwd_split)(T *s, T *d, size_t ns, size_t nd)
-{ SFX(predict2_split)(s, d, ns, nd, 0); SFX(update_split)(s, d, ns, nd, 0); }
+{ SFX(predict2_split)(s, d, ns, nd, 0, 0); SFX(update_split)(s, d, ns, nd, 0); }
 static void SFX(lift53_inv_split)(T *s, T *d, size_t ns, size_t nd)
-{ SFX(update_split)(s, d, ns, nd, 1); SFX(predict2_split)(s, d, ns, nd, 1); }
+{ SFX(update_split)(s, d, ns, nd, 1); SFX(predict2_split)(s, d, ns, nd, 1, 0); }
+static void SFX(lift53r_fwd_split)(T *s, T *d, size_t ns, size_t nd)
+{ SFX(predict2_split)(s, d, ns, nd, 0, 1); SFX(update_split)(s, d, ns, nd, 0); }
+static void SFX(lift53r_inv_split)(T *s, T *d, size_t ns, size_t nd)
+{ SFX(update_split)(s, d, ns, nd, 1); SFX(predict2_split)(s, d, ns, nd, 1, 1); }
 static void SFX(liftm97_fwd_split)(T *s, T *d, size_t ns, size_t nd)
 { SFX(predict4_split)(s, d, ns, nd, 0); SFX(update_split)(s, d, ns, nd, 0); }
 static void SFX(liftm97_inv_split)(T *s, T *d, size_t ns, size_t nd)

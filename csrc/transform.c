@@ -65,7 +65,7 @@ double pj2k_synthesis_norm97(size_t length, int level, int high)
 
 /* The encoder's estimate of what one level of lifting costs: `block` (a box
  * of dims, overwritten; int64 if `wide`, else int32) is lifted one level
- * with 5/3 (alt 0) or 9/7-M (alt 1), and the bit lengths of its high-band
+ * with 5/3 (alt 0, or PJ2K_LIFT_ROUNDED: the rounded 5/3) or 9/7-M (alt 1), and the bit lengths of its high-band
  * values are summed -- roughly the bits an entropy coder spends on them
  * (docs/DESIGN.md 23). */
 uint64_t pj2k_high_band_bits(const pj2k_kernels *K, void *block, int wide, const size_t dims[3],

@@ -4,7 +4,10 @@
  * than T), SFX(name), and KERNEL(op) naming the lifting functions fwd(tmp, n, w),
  * inv(tmp, n, w), fwd_split(s, d, ns, nd) and inv_split(s, d, ns, nd); and
  * KERNEL_ALT(op) the same for the wavelet of the levels whose bit is set in
- * `alt_levels` (bit l - 1 for level l; 9/7-M for the integer builds).
+ * `alt_levels` (bit l - 1 for level l; 9/7-M for the integer builds), and
+ * KERNEL_ROUND(op) for the other levels where `alt_levels` has
+ * PJ2K_LIFT_ROUNDED (the rounded 5/3).  A pass's `lift`: 0 KERNEL, 1
+ * KERNEL_ALT, 2 KERNEL_ROUND.
  *
  * Along the contiguous axis each line is split into its even and odd samples
  * (which is the Mallat order: low half first) and lifted on the two
@@ -19,6 +22,12 @@
 
 #define CLAMPED(v) ((v) >= -bound ? ((v) <= bound ? (v) : bound) : -bound)  /* NaN -> -bound */
 #define AS_IS(v) (v)
+#define LIFT(op, ...)                                                    \
+    do {                                                                 \
+        if (lift == 1) KERNEL_ALT(op)(__VA_ARGS__);                      \
+        else if (lift == 2) KERNEL_ROUND(op)(__VA_ARGS__);               \
+        else KERNEL(op)(__VA_ARGS__);                                    \
+    } while (0)
 /* store a lifted value into the buffer, noting a narrow buffer's overflow */
 #define PUT(dst, v)                                                      \
     do {                                                                 \
@@ -28,7 +37,7 @@
     } while (0)
 
 static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st[3], T *tmp,
-                                int inverse, int alt, T bound, int *overflow)
+                                int inverse, int lift, T bound, int *overflow)
 {
     const size_t n = ext[2], ns = (n + 1) / 2, nd = n / 2;
     for (size_t z = 0; z < ext[0]; z++)
@@ -37,13 +46,11 @@ static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st
             if (!inverse) {
                 for (size_t i = 0; i < nd; i++) { tmp[i] = row[2 * i]; tmp[ns + i] = row[2 * i + 1]; }
                 if (ns > nd) tmp[nd] = row[n - 1];
-                if (alt) KERNEL_ALT(fwd_split)(tmp, tmp + ns, ns, nd);
-                else KERNEL(fwd_split)(tmp, tmp + ns, ns, nd);
+                LIFT(fwd_split, tmp, tmp + ns, ns, nd);
                 for (size_t i = 0; i < n; i++) PUT(row[i], tmp[i]);
             } else {
                 for (size_t i = 0; i < n; i++) tmp[i] = row[i];
-                if (alt) KERNEL_ALT(inv_split)(tmp, tmp + ns, ns, nd);
-                else KERNEL(inv_split)(tmp, tmp + ns, ns, nd);
+                LIFT(inv_split, tmp, tmp + ns, ns, nd);
                 for (size_t i = 0; i < nd; i++) {
                     PUT(row[2 * i], CLAMPED(tmp[i]));
                     PUT(row[2 * i + 1], CLAMPED(tmp[ns + i]));
@@ -54,12 +61,12 @@ static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st
 }
 
 static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st[3], size_t lanes,
-                                int axis, T *tmp, int inverse, int alt, T bound, int *overflow)
+                                int axis, T *tmp, int inverse, int lift, T bound, int *overflow)
 {
     const size_t n = ext[axis];
     if (n < 2) return;                       /* a single sample is its own low band */
     if (axis == 2) {
-        SFX(transform_rows)(buf, ext, st, tmp, inverse, alt, bound, overflow);
+        SFX(transform_rows)(buf, ext, st, tmp, inverse, lift, bound, overflow);
         return;
     }
     const size_t nlow = (n + 1) / 2;
@@ -82,13 +89,11 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
                     PUT(base[POS(t) * sa + (ptrdiff_t)j], VALUE(tmp[t * w + j]));
             if (!inverse) {
                 GATHER(NATURAL)
-                if (alt) KERNEL_ALT(fwd)(tmp, n, w);
-                else KERNEL(fwd)(tmp, n, w);
+                LIFT(fwd, tmp, n, w);
                 SCATTER(MALLAT, AS_IS)
             } else {
                 GATHER(MALLAT)
-                if (alt) KERNEL_ALT(inv)(tmp, n, w);
-                else KERNEL(inv)(tmp, n, w);
+                LIFT(inv, tmp, n, w);
                 SCATTER(NATURAL, CLAMPED)  /* also maps NaN to -bound */
             }
 #undef NATURAL
@@ -97,6 +102,12 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
 #undef SCATTER
         }
     }
+}
+
+/* The lifting of level l + 1 (see LIFT). */
+static inline int SFX(lift_of)(unsigned alt_levels, int l)
+{
+    return (alt_levels >> l) & 1 ? 1 : (alt_levels & PJ2K_LIFT_ROUNDED) ? 2 : 0;
 }
 
 /* Both return 0 if a narrow buffer overflowed (its contents are then void). */
@@ -109,7 +120,8 @@ static int SFX(forward)(TB *buf, const size_t dims[3], int levels, unsigned alt_
         const size_t ext[3] = {pj2k_ceil_shift(dims[0], l), pj2k_ceil_shift(dims[1], l),
                                pj2k_ceil_shift(dims[2], l)};
         for (int axis = 0; axis < 3; axis++)
-            SFX(transform_axis)(buf, ext, st, lanes, axis, tmp, 0, (alt_levels >> l) & 1, 0, &overflow);
+            SFX(transform_axis)(buf, ext, st, lanes, axis, tmp, 0, SFX(lift_of)(alt_levels, l), 0,
+                                &overflow);
     }
     return !overflow;
 }
@@ -124,10 +136,12 @@ static int SFX(inverse)(TB *buf, const size_t dims[3], int levels, unsigned alt_
         const size_t ext[3] = {pj2k_ceil_shift(dims[0], l), pj2k_ceil_shift(dims[1], l),
                                pj2k_ceil_shift(dims[2], l)};
         for (int axis = 2; axis >= 0; axis--)
-            SFX(transform_axis)(buf, ext, st, lanes, axis, tmp, 1, (alt_levels >> l) & 1, bound, &overflow);
+            SFX(transform_axis)(buf, ext, st, lanes, axis, tmp, 1, SFX(lift_of)(alt_levels, l), bound,
+                                &overflow);
     }
     return !overflow;
 }
 #undef CLAMPED
 #undef AS_IS
+#undef LIFT
 #undef PUT

@@ -1,5 +1,5 @@
 """A second decoder, written from docs/FORMAT.md alone (format versions 1-6,
-wavelets 0 and 2: lossless and error-bounded), in plain Python.
+wavelets 0, 2, 3 and 4: lossless and error-bounded), in plain Python.
 
 It shares no code with the C core: test_spec_decoder.py decodes real chunks
 with both and requires identical arrays, so the document and the code cannot
@@ -52,7 +52,7 @@ def parse_header(buf: bytes) -> dict:
     if h["version"] >= 6:
         h["m97_levels"] = struct.unpack_from("<H", buf, p)[0]
         p += 2
-    if h["wavelet"] == 2:
+    if h["wavelet"] in (2, 3):         # error-bounded (3: the rounded 5/3)
         h["scale"] = struct.unpack_from("<d", buf, p)[0]
         p += 16
     if h["wavelet"] == 1:
@@ -221,7 +221,7 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
     if planes * ncomp * box == 0:
         return np.zeros(shape, dtype)
     first_axis = 3 - naxes
-    max_exp = DTYPE_BITS[h["dtype"]] + 10 if h["wavelet"] == 0 else 52
+    max_exp = DTYPE_BITS[h["dtype"]] + 10 if h["wavelet"] in (0, 4) else 52
     low_bound = 1 << max_exp
     comps = [[0] * box for _ in range(planes * ncomp)]
 
@@ -401,6 +401,7 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
                             comp[at(start[0] + z, start[1] + y, start[2] + x)] = (
                                 0 if u == 0 else (-m if u < 0 else m))
 
+    rounded = 1 if h["wavelet"] in (3, 4) else 0   # the rounded 5/3 (section 4)
     for comp in comps:                # section 4: inverse 5/3 or 9/7-M, x then y then z per level
         for made_by in range(levels, 0, -1):
             m97 = h["m97_levels"] >> (made_by + level - 1) & 1   # bit l - 1 of level l
@@ -433,8 +434,8 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
                             if m97:
                                 p = (9 * (sample(t - 1) + sample(t + 1))
                                      - (sample(t - 3) + sample(t + 3)) + 8) >> 4
-                            else:
-                                p = (sample(t - 1) + sample(t + 1)) >> 1
+                            else:             # wavelets 3 and 4 round the 5/3's predict
+                                p = (sample(t - 1) + sample(t + 1) + rounded) >> 1
                             out[t] = high[k] + p
                         for q, v in zip(line, out):
                             comp[q] = v
@@ -447,7 +448,7 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
                 y_[q], cb[q], cr[q] = cr[q] + g, g, cb[q] + g
 
     flat = [v for comp in comps for v in comp]
-    if h["wavelet"] == 2:             # samples were multiples of `scale`
+    if h["wavelet"] in (2, 3):        # samples were multiples of `scale`
         values = np.array(flat, dtype=np.float64) * h["scale"]
         if np.issubdtype(dtype, np.floating):
             top = np.finfo(dtype).max

@@ -873,8 +873,11 @@ def test_one_knob_sets_the_mode(real):
         pj.ProgressiveJ2K(mode="fast")
     with pytest.raises(ValueError, match="needs tolerance"):
         pj.ProgressiveJ2K(mode="tolerance")
-    with pytest.raises(TypeError):
-        pj.ProgressiveJ2K(reversible="no")
+    with pytest.raises(ValueError, match="mode of its own"):
+        pj.ProgressiveJ2K(mode="lossless", reversible=True, tolerance=1.0)
+    assert pj.ProgressiveJ2K(reversible=0).mode == "lossy"      # read as a truth value, as before
+    codec = pj.ProgressiveJ2K(mode=np.str_("lossy"))
+    assert type(codec.mode) is str and repr(codec) == "ProgressiveJ2K(mode='lossy')"
 
 
 @pytest.mark.parametrize("name, bits", [("camera", 0.4), ("mr2_uint16", 1.0), ("astronaut", 0.8),

@@ -57,8 +57,14 @@ typedef enum {
 /* 53: lossless.  97: lossy, quantised per band.  53_QUANTISED: error-bounded:
  * samples are first rounded to multiples of a scale (the error bound is half
  * of it, checked per sample against the dtype's own rounding), then coded
- * losslessly with the 5/3 transform. */
-typedef enum { PJ2K_WAVELET_53 = 0, PJ2K_WAVELET_97 = 1, PJ2K_WAVELET_53_QUANTISED = 2 } pj2k_wavelet;
+ * losslessly with the 5/3 transform.  53R and 53R_QUANTISED: the same as 53
+ * and 53_QUANTISED with a 5/3 whose predict rounds to nearest instead of
+ * down, so that reduced levels carry no bias (docs/FORMAT.md 4; what the
+ * Python encoder writes; the others are still read and written). */
+typedef enum {
+    PJ2K_WAVELET_53 = 0, PJ2K_WAVELET_97 = 1, PJ2K_WAVELET_53_QUANTISED = 2,
+    PJ2K_WAVELET_53R_QUANTISED = 3, PJ2K_WAVELET_53R = 4
+} pj2k_wavelet;
 typedef enum { PJ2K_COLOUR_NONE = 0, PJ2K_COLOUR_RCT = 1, PJ2K_COLOUR_ICT = 2 } pj2k_colour;
 
 /* Encoder parameters.  Axes are indices into shape, strictly increasing. */

@@ -75,6 +75,12 @@ MAX_LAYERS = _core.MAX_LAYERS
 
 #: Coding modes by the format's wavelet code.
 MODES = ("lossless", "lossy", "tolerance")
+#: The mode of each wavelet code (docs/FORMAT.md 1): 0 and 4 lossless, 1
+#: lossy, 2 and 3 error-bounded; 3 and 4 lift with the rounded 5/3, whose
+#: reduced levels carry no bias (docs/DESIGN.md 31).
+WAVELET_MODES = ("lossless", "lossy", "tolerance", "tolerance", "lossless")
+#: The wavelet codes encode() writes for lossless and error-bounded chunks.
+LOSSLESS_WAVELET, TOLERANCE_WAVELET = 4, 3
 
 
 @dataclass(frozen=True)
@@ -102,12 +108,12 @@ class Header:
     @property
     def mode(self) -> str:
         """"lossless" (5/3), "lossy" (9/7) or "tolerance" (error-bounded)."""
-        return MODES[self.wavelet]
+        return WAVELET_MODES[self.wavelet]
 
     @property
     def reversible(self) -> bool:
         """True when the full-resolution decode (of all layers) is bit-exact."""
-        return self.wavelet == 0
+        return WAVELET_MODES[self.wavelet] == "lossless"
 
     @property
     def layers(self) -> int:
@@ -347,10 +353,14 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
 def _resolve_mode(mode, reversible, tolerance, knobs) -> str:
     """normalise_options' mode: given (and agreeing with ``reversible``, if
     that is given too), else from ``reversible``, else implied by the knobs."""
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode is not None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        mode = str(mode)
+        if tolerance is not None and mode != "tolerance":
+            raise ValueError(f"tolerance is a mode of its own (mode='tolerance'), not {mode!r}")
     if reversible is not None:
-        reversible = _as_bool(reversible, "reversible")
+        reversible = bool(reversible)   # (as it always was read)
         # (a stored tolerance-mode configuration says reversible=True)
         said = "lossy" if not reversible else "tolerance" if tolerance is not None else "lossless"
         if mode is not None and mode != said:
@@ -524,9 +534,9 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
         if _peak(arr) / scale >= 2.0**40:
             raise ValueError(f"tolerance {tol:g} is too small for values up to {_peak(arr):g} "
                              "(max|data| / (2 tolerance) must be below 2**40)")
-        return 2, scale
+        return TOLERANCE_WAVELET, scale
     if options["mode"] == "lossless":
-        return 0, 0.0
+        return LOSSLESS_WAVELET, 0.0
     _require_finite(arr, "lossy coding")
     step = options["step"]
     if step is None:
@@ -551,8 +561,9 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
 
 def _max_exponent(arr: np.ndarray, wavelet: int) -> int:
     """The largest coefficient exponent the format allows in this mode."""
-    return {0: 8 * (1 if arr.dtype.itemsize == 1 else 2 if arr.dtype.itemsize == 2 else 4) + 10,
-            1: 60, 2: 52}[wavelet]
+    if WAVELET_MODES[wavelet] == "lossless":
+        return 8 * (1 if arr.dtype.itemsize == 1 else 2 if arr.dtype.itemsize == 2 else 4) + 10
+    return 60 if wavelet == 1 else 52
 
 
 def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:
@@ -662,7 +673,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
                                   wavelet, step, options["tolerance"] or 0.0,
                                   _m97_levels(m97_levels, wavelet, levels))
     except ValueError as exc:
-        if wavelet == 2:  # the only data-dependent refusal left: float precision
+        if wavelet == TOLERANCE_WAVELET:  # the only data-dependent refusal left: float precision
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "
                              f"of {arr.dtype} at these values") from exc
         raise
@@ -790,7 +801,7 @@ def _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model, enco
         lambda t: encode_with(step, t, rdo), decode_last, arr,
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
         weighted=wavelet != 1,
-        data_bits=math.log2(_peak(arr) / (1.0 if wavelet == 0 else step) + 1),
+        data_bits=math.log2(_peak(arr) / (1.0 if WAVELET_MODES[wavelet] == "lossless" else step) + 1),
         max_shift=max_shift, estimate=estimate)
     layered = encode_with(step, plan.tables(), rdo)
     if layered_search is None:

@@ -16,7 +16,8 @@ cdef extern from "progressive_j2k.h" nogil:
     ctypedef enum pj2k_dtype:
         pass
     ctypedef enum pj2k_wavelet:
-        PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED
+        PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED, PJ2K_WAVELET_53R_QUANTISED,
+        PJ2K_WAVELET_53R
     int PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION
     int PJ2K_MAX_LAYERS, PJ2K_M97_AUTO
     double PJ2K_RDO_DEFAULT
@@ -146,9 +147,10 @@ cdef class Prepared:
     """A chunk loaded and transformed once (pj2k_prepare), to be coded with
     several steps or layer tables: encode(step, layer_shifts, rdo) -> bytes.
     `data` is the C-contiguous bytes of an array with `shape`; wavelet 0 is
-    lossless 5/3, 1 lossy 9/7 (the step is given per encode), 2 error-bounded
-    (`step` here is the scale, at most twice `tolerance`, the bound checked
-    per sample).  m97_levels (wavelets 0 and 2): the levels lifted with
+    lossless 5/3 (4: the rounded 5/3), 1 lossy 9/7 (the step is given per
+    encode), 2 error-bounded (3: the rounded 5/3; `step` here is the scale,
+    at most twice `tolerance`, the bound checked per sample).  m97_levels
+    (all but 1): the levels lifted with
     9/7-M, bit l - 1 for level l, or -1 to let the encoder choose.  layer_shifts: per quality layer, one shift per band (never
     increasing, the last layer's all 0), or () for no layers.  rdo: strength
     of RD-optimised quantisation (9/7 only; 0 = plain quantiser).
@@ -252,7 +254,8 @@ def read_header(const uint8_t[::1] buf):
     cdef int i, j, r
     # list comprehensions over C ints compile to plain loops (generator
     # expressions would not): this runs for every chunk a reader decodes
-    cdef int lossy = h.wavelet == PJ2K_WAVELET_97, scaled = h.wavelet == PJ2K_WAVELET_53_QUANTISED
+    cdef int lossy = h.wavelet == PJ2K_WAVELET_97
+    cdef int scaled = h.wavelet == PJ2K_WAVELET_53_QUANTISED or h.wavelet == PJ2K_WAVELET_53R_QUANTISED
     return dict(
         version=h.version, dtype_code=<int>h.dtype, wavelet=<int>h.wavelet,
         scale=h.scale if scaled else None, tolerance=h.tolerance if scaled else None,

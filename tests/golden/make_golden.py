@@ -93,6 +93,16 @@ CASES = {
                             {"tolerance": 1e-6, "m97_levels": 1}),
     "v6_u8_lossy_ratio": (lambda: load("moon")[150:214, 80:128], {"reversible": False,
                                                                  "ratio": 30}),
+    # still version 6: the rounded 5/3 (wavelets 4 lossless and 3 error-bounded)
+    "v6r_u8_gray": (lambda: load("camera")[240:281, 100:137], {"m97_levels": 0}),
+    "v6r_u8_rgb_rct_layers": (lambda: load("astronaut")[60:93, 200:229], {"colour_axis": -1,
+                                                                          "layers": 2}),
+    "v6r_u16_m97": (lambda: load("mr2_uint16")[300:337, 420:451], {"m97_levels": 1}),
+    "v6r_i16_3d": (lambda: load("anatomical_int16_3d")[5:22, 12:29, 4:17], {"m97_levels": 0}),
+    "v6r_u8_tolerance": (lambda: load("moon")[200:245, 60:98], {"tolerance": 3.0,
+                                                                 "m97_levels": 0}),
+    "v6r_f32_3d_tolerance_layers": (lambda: load("tlrc_float32_3d")[17:30, 20:31, 20:29],
+                                    {"tolerance": 1e-5, "layers": 2}),
 }
 
 
