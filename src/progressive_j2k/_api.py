@@ -341,8 +341,6 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
             raise ValueError("mode 'tolerance' needs tolerance= (the error bound)")
         if knobs:
             raise ValueError(f"tolerance is a mode of its own: leave {knobs[0]} unset")
-    elif options["tolerance"] is not None:
-        raise ValueError(f"tolerance is a mode of its own (mode='tolerance'), not {mode!r}")
     elif mode == "lossless" and knobs:
         raise ValueError(f"{knobs[0]} applies to lossy coding only (mode='lossy')")
     if options["rdo"] is not None and mode != "lossy":
