@@ -116,7 +116,7 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
         return LayerPlan(th, [float(ts[np.argmin(np.abs(estimate(shifts, j + 1) - g))])
                               for j, g in enumerate(goals(final))])
 
-    peak = psnr_peak(arr)
+    peak = None if sized else psnr_peak(arr)   # (a float chunk's is two scans)
 
     def measure(hi: float, lo: float):
         ts = [hi - (hi - lo) * i / (PROBE_LAYERS - 2) for i in range(PROBE_LAYERS - 1)]
