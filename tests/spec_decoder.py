@@ -32,6 +32,8 @@ def parse_header(buf: bytes) -> dict:
          "header_length": struct.unpack_from("<I", buf, 8)[0],
          "ndim": buf[12], "naxes": buf[13], "levels": buf[14],
          "colour_axis": None if buf[15] == 0xFF else buf[15]}
+    if h["wavelet"] > 4 or (h["wavelet"] in (3, 4) and h["version"] < 6):
+        raise Corrupt("wavelet")    # (the rounded 5/3 came with version 6)
     p = 16
     h["shape"] = list(struct.unpack_from(f"<{h['ndim']}Q", buf, p))
     p += 8 * h["ndim"]
