@@ -152,6 +152,14 @@ def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     assert np.abs(back.astype(float) - arr[..., 0]).mean() < 2
 
 
+def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
+    """Float data without a lossy or tolerance knob is refused before the
+    store holds anything (no empty array left behind)."""
+    with pytest.raises(TypeError, match="integer data"):
+        pj.to_zarr(real("tlrc_float32_3d"), str(tmp_path / "f.zarr"))
+    assert not (tmp_path / "f.zarr").exists()
+
+
 def test_to_zarr_empty_array(tmp_path):
     z = to_zarr(np.zeros((0, 5), np.uint16), str(tmp_path / "e.zarr"), chunks=(4, 5))
     assert z.shape == (0, 5)

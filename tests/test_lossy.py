@@ -876,6 +876,8 @@ def test_one_knob_sets_the_mode(real):
     with pytest.raises(ValueError, match="mode of its own"):
         pj.ProgressiveJ2K(mode="lossless", reversible=True, tolerance=1.0)
     assert pj.ProgressiveJ2K(reversible=0).mode == "lossy"      # read as a truth value, as before
+    with pytest.raises(TypeError, match="True or False"):
+        pj.ProgressiveJ2K(reversible="false")                       # not a truth value
     codec = pj.ProgressiveJ2K(mode=np.str_("lossy"))
     assert type(codec.mode) is str and repr(codec) == "ProgressiveJ2K(mode='lossy')"
 

@@ -345,7 +345,22 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
         raise ValueError(f"{knobs[0]} applies to lossy coding only (mode='lossy')")
     if options["rdo"] is not None and mode != "lossy":
         raise ValueError(f"rdo applies to lossy coding only, not mode {mode!r}")
+    _check_layer_targets(options)
     return options
+
+
+def _check_layer_targets(options: dict) -> None:
+    """Layer targets come before the whole chunk: coarser than its own
+    target of the same kind (a layer at 10:1 in a chunk at 20:1 cannot be)."""
+    layers, metric = options["layers"], options["layer_metric"]
+    if not isinstance(layers, tuple):
+        return
+    if metric == "ratio" and options["ratio"] is not None and layers[-1] <= options["ratio"]:
+        raise ValueError(f"layer ratios must be above the chunk's ratio {options['ratio']:g} "
+                         f"(the last layer completes the chunk), got {layers}")
+    if metric == "psnr" and options["psnr"] is not None and layers[-1] >= options["psnr"]:
+        raise ValueError(f"layer PSNRs must be below the chunk's psnr {options['psnr']:g} "
+                         f"(the last layer completes the chunk), got {layers}")
 
 
 def _resolve_mode(mode, reversible, tolerance, knobs) -> str:
@@ -358,6 +373,8 @@ def _resolve_mode(mode, reversible, tolerance, knobs) -> str:
         if tolerance is not None and mode != "tolerance":
             raise ValueError(f"tolerance is a mode of its own (mode='tolerance'), not {mode!r}")
     if reversible is not None:
+        if isinstance(reversible, (str, bytes)):   # "false" would read as True
+            raise TypeError(f"reversible must be True or False, got {reversible!r}")
         reversible = bool(reversible)   # (as it always was read)
         # (a stored tolerance-mode configuration says reversible=True)
         said = "lossy" if not reversible else "tolerance" if tolerance is not None else "lossless"
@@ -654,6 +671,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     code = check_dtype(arr.dtype, options)
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
+    _check_layer_targets(options)
     options["colour_axis"] = resolve_colour_axis(options, arr.shape, arr.dtype)
     if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
         options["axes"] = choose_axes(arr, options["colour_axis"])

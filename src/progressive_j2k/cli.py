@@ -149,6 +149,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.run(args)
+    except BrokenPipeError:   # the reader stopped early (| head): not an error
+        sys.stderr.close()    # (and no second report when Python flushes stdout at exit)
+        return 0
     except (ValueError, TypeError, OSError) as exc:   # bad input, not a bug: no traceback
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2
