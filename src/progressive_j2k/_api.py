@@ -345,13 +345,14 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
         raise ValueError(f"{knobs[0]} applies to lossy coding only (mode='lossy')")
     if options["rdo"] is not None and mode != "lossy":
         raise ValueError(f"rdo applies to lossy coding only, not mode {mode!r}")
-    _check_layer_targets(options)
     return options
 
 
 def _check_layer_targets(options: dict) -> None:
     """Layer targets come before the whole chunk: coarser than its own
-    target of the same kind (a layer at 10:1 in a chunk at 20:1 cannot be)."""
+    target of the same kind (a layer at 10:1 in a chunk at 20:1 cannot be).
+    Checked by encode() only: configurations stored before it was checked
+    must still open."""
     layers, metric = options["layers"], options["layer_metric"]
     if not isinstance(layers, tuple):
         return
