@@ -160,8 +160,12 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     h->naxes = buf[13];
     h->levels = buf[14];
     h->colour_axis = buf[15] == 0xFF ? -1 : buf[15];
+    /* codes this decoder does not know may be a later addition within the
+     * version (as the rounded 5/3 was to version 6): say so, not "invalid" */
+    if ((unsigned)h->wavelet > PJ2K_WAVELET_53R || (unsigned)h->dtype >= PJ2K_NUM_DTYPES)
+        return PJ2K_ERR_VERSION;
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM || h->naxes < 1 || h->naxes > PJ2K_MAX_AXES ||
-        h->levels > PJ2K_MAX_LEVELS || (unsigned)h->wavelet > PJ2K_WAVELET_53R ||
+        h->levels > PJ2K_MAX_LEVELS ||
         (pj2k_lift_rounding(h->wavelet) && h->version < 6))   /* (the rounded 5/3: version 6) */
         return PJ2K_ERR_HEADER;
     /* versions 2 and 3 state their layer count after the axes: until that byte
@@ -1526,7 +1530,7 @@ const char *pj2k_status_message(pj2k_status status)
     case PJ2K_ERR_PARAM: return "invalid parameter";
     case PJ2K_ERR_NOMEM: return "out of memory";
     case PJ2K_ERR_MAGIC: return "not a progressive_j2k codestream (bad magic)";
-    case PJ2K_ERR_VERSION: return "unsupported codestream format version";
+    case PJ2K_ERR_VERSION: return "codestream format version, wavelet or dtype code not known to this decoder (written by a newer progressive_j2k?)";
     case PJ2K_ERR_HEADER: return "invalid codestream header";
     case PJ2K_ERR_TRUNCATED: return "codestream truncated";
     case PJ2K_ERR_CHECKSUM: return "checksum mismatch: corrupted codestream";

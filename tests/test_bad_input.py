@@ -23,6 +23,19 @@ def test_wrong_magic_and_version(chunk):
         pj.decode(b"XXXX" + enc[4:])
     with pytest.raises(pj.DecodeError, match="version"):
         pj.decode(enc[:4] + bytes([99]) + enc[5:])
+
+
+@pytest.mark.parametrize("offset, code", [(4, 7), (5, 8), (6, 5), (6, 255)])
+def test_codes_from_a_newer_writer_are_named_as_such(chunk, offset, code):
+    # a later version, dtype or wavelet code (wavelets 3 and 4 were added to
+    # version 6): "newer", not "invalid header"
+    _, enc = chunk
+    forged = bytearray(enc)
+    forged[offset] = code
+    with pytest.raises(pj.DecodeError, match="newer progressive_j2k"):
+        pj.read_header(bytes(forged))
+    with pytest.raises(pj.DecodeError, match="newer progressive_j2k"):
+        pj.decode(bytes(forged))
     with pytest.raises(ValueError):
         pj.decode(b"")
     with pytest.raises(ValueError):

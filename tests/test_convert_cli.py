@@ -227,6 +227,28 @@ def test_cli_errors_are_messages_not_tracebacks(real, tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--ratio", "10", "--step", "2"],
+     "choose one of --step, --ratio, --bits-per-sample and --psnr, got step and ratio"),
+    (["--tolerance", "1", "--ratio", "10"], "--tolerance is a mode of its own: leave --ratio unset"),
+    (["--lossy", "--tolerance", "1"], "--tolerance is a mode of its own: leave out --lossy"),
+    (["--bits-per-sample", "9"], "--bits-per-sample must be at most 8 for uint8 data, got 9"),
+    (["--psnr", "-3"], "--psnr must be a positive number of dB, got -3.0"),
+    (["--axes", "0,1,0,1,0"], "--axes must be 1 to 3 distinct axes, got (0, 0, 0, 1, 1)"),
+    (["--colour-axis", "0"], "--colour-axis 0 must have length 3, has 64"),
+    (["--rdo", "--tolerance", "1"], "--rdo applies to lossy coding only, not mode 'tolerance'"),
+    (["--chunks", "0,4"], "--chunks must be 2 positive lengths, got (0, 4)"),
+    (["--chunks", "32,32", "--shards", "48,64"],
+     "--shards must be 2 multiples of the --chunks (32, 32), got (48, 64)"),
+])
+def test_cli_errors_name_the_flags(real, tmp_path, capsys, flags, message):
+    np.save(tmp_path / "c.npy", np.ascontiguousarray(real("camera")[:64, :64]))
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "o.zarr"), "--quiet",
+                 *flags]) == 2
+    assert capsys.readouterr().err == f"progressive-j2k convert: error: {message}\n"
+    assert not (tmp_path / "o.zarr").exists()
+
+
 def test_to_zarr_pads_edge_chunks_with_their_mean(real, tmp_path):
     """zarr completes edge chunks with the fill value, which the coarser
     levels then blend into the array's last rows and columns (a dark line
@@ -293,8 +315,10 @@ def test_cli_layer_targets_metric_and_info(real, tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", out]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[2].split()[-4:] == ["layers", "0..0", "layers", "0..1"]
-    row = table[3].split()   # level 0: all layers, % of level 0, layers 0..0, layers 0..1
+    assert table[1] == ("codec progressive_j2k: lossy, ratio 10, layers [80.0, 40.0] (ratio); "
+                        "levels 6, axes (0, 1); stored chunks: 4 lossy")
+    assert table[3].split()[-4:] == ["layers", "0..0", "layers", "0..1"]
+    row = table[4].split()   # level 0: all layers, % of level 0, layers 0..0, layers 0..1
     assert [int(row[-4]), int(row[-2]), int(row[-1])] == [
         pj.level_nbytes(z)[0], *(pj.level_nbytes(z, layer=j)[0] for j in (0, 1))]
     assert int(row[-2]) < int(row[-1]) < int(row[-4])

@@ -405,6 +405,7 @@ def search_trials(monkeypatch):
     return trials
 
 
+@pytest.mark.filterwarnings("ignore::progressive_j2k.PSNRPeakWarning")   # loose targets on 16-bit data, on purpose
 def test_target_searches_are_guided_by_the_model(real, search_trials):
     """Ratio and PSNR targets on real images take at most three trial encodes
     each, two or fewer on average (the unguided secant took 4.3 and 3.7)."""
@@ -541,6 +542,7 @@ def test_unreachable_ratio_on_small_chunks_stays_faithful(real, case, ratio):
     assert rms <= 0.5 * np.sqrt(np.mean(arr.astype(float) ** 2))   # zeroed: 1.0
 
 
+@pytest.mark.filterwarnings("ignore::progressive_j2k.PSNRPeakWarning")   # loose targets on 16-bit data, on purpose
 def test_unreachable_targets_give_the_closest():
     flat = np.full((64, 64), 7, np.uint8)  # any step codes this in a few bytes
     enc = pj.encode(flat, reversible=False, ratio=2)
@@ -785,6 +787,7 @@ def test_lossless_is_better_keeps_a_smaller_exact_lossy_stream():
     assert not _rate.lossless_is_better(950, 900, 10_000, psnr, inexact)
 
 
+@pytest.mark.filterwarnings("ignore::progressive_j2k.PSNRPeakWarning")   # loose targets on 16-bit data, on purpose
 def test_psnr_target_goes_finer_past_steps_that_zero_everything(real):
     """A CT crop (values 14..2211) at 47 dB of the 16-bit peak: all-zero
     streams read 46.1 dB at every coarse step; the search must not take
@@ -896,3 +899,24 @@ def test_bits_per_sample_target_is_a_ratio_for_the_dtype(real, name, bits):
     assert again.bits_per_sample == bits and again.encode(arr) == enc
     with pytest.raises(ValueError, match="at most"):
         pj.encode(arr, bits_per_sample=8 * arr.dtype.itemsize + 1)
+
+
+def test_psnr_on_data_far_below_its_dtypes_peak_warns(real):
+    """The PSNR's peak is the dtype's (as imaging tools report it): a target
+    on 16-bit data spanning a small part of that range allows errors of the
+    order of its values, and says so, once per target; data that fills its
+    range, 8-bit data and targets that stay tight on the values do not."""
+    mr2 = real("mr2_uint16")[384:640, 384:640]   # values 0..375 of 65535
+    with pytest.warns(pj.PSNRPeakWarning, match="psnr=45 is measured against uint16's peak"):
+        loose = pj.encode(mr2, psnr=45)
+    span = float(mr2.max()) - float(mr2.min())
+    rms = math.sqrt(pj._rate.squared_error(pj.decode(loose), mr2) / mr2.size)
+    assert rms > 0.03 * span   # what it warned of
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pj.PSNRPeakWarning)
+        pj.encode(mr2, psnr=85)                               # RMS 3.7: 1% of 375
+        wide = mr2 * np.uint16(150)                           # 0..56250
+        pj.encode(wide, psnr=45)
+        pj.encode(real("camera")[:128, :128] // 8, psnr=25)   # 8-bit: never
+        pj.encode(np.full((64, 64), 300, np.uint16), psnr=30)   # constant: exact anyway

@@ -39,7 +39,7 @@ typedef enum {
     PJ2K_ERR_PARAM = 1,      /* invalid argument from the caller */
     PJ2K_ERR_NOMEM = 2,      /* allocation failed */
     PJ2K_ERR_MAGIC = 3,      /* not a progressive_j2k codestream */
-    PJ2K_ERR_VERSION = 4,    /* format version not supported */
+    PJ2K_ERR_VERSION = 4,    /* format version, wavelet or dtype code not known */
     PJ2K_ERR_HEADER = 5,     /* header field out of range or inconsistent */
     PJ2K_ERR_TRUNCATED = 6,  /* buffer shorter than what was asked for */
     PJ2K_ERR_CHECKSUM = 7,   /* CRC-32C mismatch: corrupted bytes */

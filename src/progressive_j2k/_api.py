@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
 
 from progressive_j2k import _core, _layers, _rate
-from progressive_j2k.errors import DecodeError, TooLargeError, TruncatedError
+from progressive_j2k.errors import DecodeError, PSNRPeakWarning, TooLargeError, TruncatedError
 
 #: numpy dtypes in the order of the format's dtype codes (docs/FORMAT.md).
 DTYPES = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"))
@@ -328,10 +329,11 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
     if options["bits_per_sample"] is not None and not (
             options["bits_per_sample"] > 0 and math.isfinite(options["bits_per_sample"])):
         raise ValueError(f"bits_per_sample must be a positive number, got {bits_per_sample}")
-    if options["psnr"] is not None and not math.isfinite(options["psnr"]):
-        raise ValueError(f"psnr must be a finite number of dB, got {psnr}")
+    if options["psnr"] is not None and not (options["psnr"] > 0 and math.isfinite(options["psnr"])):
+        raise ValueError(f"psnr must be a positive number of dB, got {psnr}")
     if len(knobs) > 1:
-        raise ValueError(f"choose one of step, ratio, bits_per_sample and psnr, got {knobs}")
+        raise ValueError(f"choose one of step, ratio, bits_per_sample and psnr, got "
+                         f"{' and '.join(knobs)}")
     if options["tolerance"] is not None and not (
             options["tolerance"] > 0 and math.isfinite(options["tolerance"])):
         raise ValueError(f"tolerance must be a positive number, got {tolerance}")
@@ -681,6 +683,13 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     wavelet, step = _wavelet_and_step(arr, options)
     arr = np.ascontiguousarray(arr)
+    if options["psnr"] is not None and _rate.narrow_for_psnr(arr, options["psnr"]):
+        # (one message per target and dtype: warned once, not per chunk)
+        warnings.warn(
+            f"psnr={options['psnr']:g} is measured against {arr.dtype}'s peak "
+            f"{_rate.psnr_peak(arr):g}, and this chunk's values span less than 1/8 of it: the "
+            f"target allows RMS errors above 3% of their span. Give such data a higher psnr, "
+            f"a step or a tolerance", PSNRPeakWarning, stacklevel=2)
 
     # loaded and transformed once; the rate search and the layer probes only
     # quantise and code again

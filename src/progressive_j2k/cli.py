@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import numpy as np
@@ -34,8 +35,37 @@ def _colour_axis(text):
         raise argparse.ArgumentTypeError(f"expected an axis, auto or none, got {text!r}") from None
 
 
+# the Python options' names in error messages, as the flags that set them
+# (not inside quotes: mode='lossy' is a value; only the first mention, as in
+# "axes must be 1 to 3 distinct axes")
+_OPTION_FLAGS = re.compile(r"(?<![\w'-])(step|ratio|bits_per_sample|psnr|tolerance|levels|axes|"
+                           r"colour_axis|layers|layer_metric|rdo|chunks|shards)(?![\w'])")
+
+
+def _as_flags(message: str) -> str:
+    seen = set()
+
+    def flag(match):
+        name = match.group(1)
+        if name in seen:
+            return name
+        seen.add(name)
+        return "--" + name.replace("_", "-")
+
+    return _OPTION_FLAGS.sub(flag, message)
+
+
 def convert(args):
+    try:
+        _convert(args)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(_as_flags(str(exc))) from exc
+
+
+def _convert(args):
     from progressive_j2k.convert import open_input, to_zarr
+    if args.lossy and args.tolerance is not None:
+        raise ValueError("--tolerance is a mode of its own: leave out --lossy")
     data = open_input(args.input)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
@@ -58,10 +88,11 @@ def convert(args):
 def info(args):
     import zarr
 
-    from progressive_j2k.multiscale import open_multiscale, stored_headers
+    from progressive_j2k.multiscale import codec_options, open_multiscale, stored_headers
     z = zarr.open_array(args.path, mode="r")
     levels = open_multiscale(z)
     _, headers = stored_headers(z)
+    options = codec_options(z)
     layers = min((h.layers for h in headers), default=1)
 
     def needed(k, j=None):   # bytes a reader of level k (layers 0..j) fetches
@@ -71,6 +102,7 @@ def info(args):
     raw = z.nbytes
     print(f"{args.path}: shape {z.shape}, dtype {z.dtype}, chunks {z.chunks}"
           + (f", shards {z.shards}" if z.shards else ""))
+    print(_describe_codec(options, headers))
     print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
           f"compression ratio {raw / max(nbytes[0], 1):.2f}")
     # layered arrays: also the bytes a reader of quality layers 0..j needs
@@ -80,6 +112,25 @@ def info(args):
         print(f"{level.level:5d}  {str(level.shape):20s} {str(level.chunks):20s} {n:12d}"
               f"    {100 * n / max(nbytes[0], 1):6.2f}"
               + "".join(f"  {needed(k, j):11d}" for j in range(layers - 1)))
+
+
+def _describe_codec(options: dict, headers) -> str:
+    """The codec's mode and knob as the array records them, and the modes
+    its chunks were coded in (a lossy target may store a chunk losslessly
+    where that is smaller)."""
+    knob = next(((k, options[k]) for k in ("ratio", "bits_per_sample", "psnr", "step",
+                                            "tolerance") if options[k] is not None), None)
+    setting = options["mode"] + ("" if knob is None else f", {knob[0]} {knob[1]:g}")
+    layers = options["layers"]
+    if layers is not None:
+        setting += f", layers {list(layers) if isinstance(layers, tuple) else layers}" + (
+            f" ({options['layer_metric']})" if isinstance(layers, tuple) else "")
+    counts = {}
+    for h in headers:
+        counts[h.mode] = counts.get(h.mode, 0) + 1
+    coded = ", ".join(f"{n} {mode}" for mode, n in sorted(counts.items()))
+    return (f"codec progressive_j2k: {setting}; levels {options['levels']}, axes "
+            f"{options['axes']}; stored chunks: {coded or 'none'}")
 
 
 def preview(args):

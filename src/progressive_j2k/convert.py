@@ -139,7 +139,15 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if chunks is None:
         chunks = default_chunks(shape, dtype, codec_options)
     chunks = tuple(int(c) for c in chunks)
+    if len(chunks) != len(shape) or min(chunks, default=1) < 1:
+        raise ValueError(f"chunks must be {len(shape)} positive lengths, got {chunks}")
+    if shards is not None:
+        shards = tuple(int(s) for s in shards)
+        if len(shards) != len(shape) or any(s < c or s % c for s, c in zip(shards, chunks)):
+            raise ValueError(f"shards must be {len(shape)} multiples of the chunks {chunks}, "
+                             f"got {shards}")
     resolved = _api.resolve_options(_api.normalise_options(**codec_options), chunks, dtype)
+    _api.check_layout(chunks, resolved)   # (axes, colour axis, levels) before the array exists
     codec_options = {**codec_options, "levels": resolved["levels"]}  # recorded in zarr.json
     # written as an array of whole chunks, edge chunks padded with their own
     # mean (pad_chunk), then cut to its shape: resizing keeps the chunks it

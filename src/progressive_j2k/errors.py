@@ -1,7 +1,8 @@
-"""Exceptions raised for codestreams that cannot be decoded.
+"""Exceptions raised for codestreams that cannot be decoded, and the
+warnings of the encoder.
 
-All are ``ValueError`` subclasses, so ``except ValueError`` catches every
-problem with the bytes themselves.
+The exceptions are ``ValueError`` subclasses, so ``except ValueError``
+catches every problem with the bytes themselves.
 """
 
 
@@ -27,3 +28,9 @@ class CorruptDataError(DecodeError):
 
 class TooLargeError(DecodeError):
     """Decoding would exceed the configured maximum decoded size."""
+
+
+class PSNRPeakWarning(UserWarning):
+    """A ``psnr`` target on integer data that fills a small part of its
+    dtype's range: the PSNR's peak is the dtype's, so the errors it allows can
+    be as large as the values."""

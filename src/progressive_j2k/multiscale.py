@@ -367,6 +367,12 @@ def stored_headers(array) -> tuple:
     return reader.levels, [h for h in sync(gather()) if h is not None]
 
 
+def codec_options(array) -> dict:
+    """The codec options an array records (normalised, with the levels and
+    axes its chunks have)."""
+    return dict(_layout_of(_as_array(array)).options)
+
+
 def level_nbytes(array, layer: int | None = None) -> list[int]:
     """Stored bytes each level needs in total (sum of the chunks' prefixes),
     finest first, with quality layers 0..``layer`` (None: all); reads only
