@@ -4,12 +4,14 @@
     thumbnail = levels[4][:]          # each transformed axis / 16
     region = levels[1][100:300, 50:250]
 
-Reading a region of level k fetches, for each chunk it touches, only the byte
-prefix that level needs, with range requests through the zarr store API: the
-chunk's header once (its exact length follows from the codec's options), then
-the rest of the prefix.  Chunks are fetched concurrently and decoded in worker
+Reading a region of level k fetches, for each chunk it touches, the byte
+prefix that level needs, with range requests through the zarr store API.  A
+chunk met for the first time is fetched as its header (whose exact length
+follows from the codec's options) and a guess of the prefix, in one request
+(SPECULATIVE_MARGIN); only the first chunk of a level, which the guesses
+start from, takes two.  Chunks are fetched concurrently and decoded in worker
 threads (the C core releases the GIL).  Headers are cached, so moving between
-levels costs one range request per chunk.
+levels costs one exact range request per chunk.
 """
 from __future__ import annotations
 
@@ -26,6 +28,16 @@ from progressive_j2k.errors import DecodeError, TruncatedError
 
 MAX_UINT64 = 2**64 - 1
 _CONCURRENCY = 32
+#: A chunk's first read at a level other than its whole fetches its header
+#: and a guess of the level's prefix in one request, not two: the guess is
+#: SPECULATIVE_MARGIN times the longest prefix of that level (and layer)
+#: read so far, at most SPECULATIVE_LIMIT bytes; a longer prefix costs a
+#: second request for the rest, as it did without the guess.  Over-reading
+#: is bounded by the margin (of a prefix) or the limit: a request's latency
+#: on an object store is worth tens of kilobytes (docs/DESIGN.md 32).
+SPECULATIVE_MARGIN = 1.25
+SPECULATIVE_LIMIT = 64 * 1024
+_PROBE = object()   # _Reader._guess: read exactly, for the others to guess from
 
 
 @dataclass(frozen=True)
@@ -108,13 +120,17 @@ class _Reader:
         # it after the array is rewritten.
         self._headers: dict = {}
         self._indices: dict = {}
+        # (level, layer) -> the longest prefix read so far, and the future of
+        # the first, exact read that the others' guesses wait for
+        self._longest: dict = {}
+        self._probes: dict = {}
         from zarr.core.buffer import default_buffer_prototype
         self._prototype = default_buffer_prototype()
 
     def __getstate__(self):
         # the caches hold tasks of the event loop that filled them: a copy in
         # another process (dask distributed) starts empty
-        return {**self.__dict__, "_headers": {}, "_indices": {}}
+        return {**self.__dict__, "_headers": {}, "_indices": {}, "_probes": {}}
 
     def _key(self, coords) -> str:
         key = self.metadata.encode_chunk_key(tuple(coords))
@@ -194,16 +210,83 @@ class _Reader:
                 done.set_result(data[: self.header_length])
                 self._headers.setdefault(coords, done)
             return data
+        if coords not in self._headers:
+            guess = await self._guess(level, layer)
+            if guess is _PROBE:
+                try:
+                    return await self._exact_prefix(coords, location, level, layer)
+                finally:
+                    self._probe_done(level, layer)
+            if guess and coords not in self._headers:   # (not fetched meanwhile)
+                return await self._speculative_prefix(coords, location, level, layer, guess)
+        return await self._exact_prefix(coords, location, level, layer)
+
+    async def _exact_prefix(self, coords, location, level, layer):
+        """The header (once per chunk), then the rest of the prefix."""
+        key, offset, _ = location
         header = await self._header_bytes(coords, location)
         if header is None:
             return None
-        needed = _api.read_header(header).prefix_length(level, layer)
-        if needed <= len(header):
-            return header[:needed]
-        rest = await self._get(key, offset + len(header), offset + needed)
+        return await self._rest(key, offset, header, self._note(level, layer, header))
+
+    async def _rest(self, key, offset, data, needed):
+        """The prefix of `needed` bytes, given its first bytes `data`."""
+        if needed <= len(data):
+            return data[:needed]
+        rest = await self._get(key, offset + len(data), offset + needed)
         if rest is None:
             raise TruncatedError(f"chunk {key!r} vanished while reading", needed)
-        return header + rest
+        return data + rest
+
+    def _note(self, level, layer, header) -> int:
+        """The prefix length the header gives, noted for later guesses."""
+        needed = _api.read_header(header[: self.header_length]).prefix_length(level, layer)
+        self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
+        return needed
+
+    async def _guess(self, level, layer):
+        """Bytes past the header to fetch with it (SPECULATIVE_MARGIN), or
+        _PROBE: the first read of a level is exact, and the reads that start
+        while it runs wait for it; if it learnt nothing (an absent chunk, an
+        error), the next becomes the exact one."""
+        while (level, layer) not in self._longest:
+            probe = self._probes.get((level, layer))
+            if probe is None or probe.done():
+                self._probes[level, layer] = asyncio.get_running_loop().create_future()
+                return _PROBE
+            await asyncio.shield(probe)
+        guess = SPECULATIVE_MARGIN * self._longest[level, layer] - self.header_length
+        return int(min(max(guess, 0), SPECULATIVE_LIMIT)) or None
+
+    def _probe_done(self, level, layer):
+        probe = self._probes.get((level, layer))
+        if probe is not None and not probe.done():
+            probe.set_result(None)
+
+    async def _speculative_prefix(self, coords, location, level, layer, guess):
+        """The header and `guess` bytes more in one request (the header
+        cached as if read alone), then the rest of the prefix if longer."""
+        key, offset, length = location
+        stop = offset + self.header_length + guess
+        if length is not None:
+            stop = min(stop, offset + length)
+        fetch = asyncio.ensure_future(self._get(key, offset, stop))
+
+        async def header_of():
+            data = await fetch
+            return None if data is None else data[: self.header_length]
+
+        header_task = self._headers[coords] = asyncio.ensure_future(header_of())
+        # (a failure is raised to this caller: not again, unretrieved, by the task)
+        header_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        try:
+            data = await fetch
+        except BaseException:
+            self._headers.pop(coords, None)
+            raise
+        if data is None:
+            return None
+        return await self._rest(key, offset, data, self._note(level, layer, data))
 
 
 class Level:
