@@ -229,3 +229,18 @@ def test_review_regressions_on_edge_inputs():
     with pytest.raises(TypeError):
         pj.decode(pj.encode(np.zeros((4, 4), "u1")), level=1.5)
     assert pj.decode(pj.encode(np.zeros((0, 4), "u2"), reversible=False, ratio=2)).shape == (0, 4)
+
+
+def test_out_of_another_dtype_is_refused(chunk):
+    """out= of another dtype would hold the values reinterpreted: refused.
+    Raw bytes (the numcodecs convention) and the chunk's own dtype serve."""
+    arr, enc = chunk   # uint8, 1440 values
+    for dtype in (np.uint16, np.float32, np.int64):
+        out = np.zeros(arr.nbytes // np.dtype(dtype).itemsize, dtype)
+        with pytest.raises(ValueError, match=f"out has dtype {np.dtype(dtype)}"):
+            pj.decode(enc, out=out)
+        assert not out.any()
+    for out in (np.empty(arr.shape, np.uint8), np.empty(arr.size, np.int8),
+                np.empty(arr.size, "V1"), bytearray(arr.nbytes)):
+        pj.decode(enc, out=out)
+        assert bytes(memoryview(out)) == arr.tobytes()

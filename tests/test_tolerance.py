@@ -133,3 +133,24 @@ def test_codec_config_with_tolerance(real):
     codec = check_config(ProgressiveJ2K(tolerance=0.25))
     arr = real("moon")
     assert max_error(codec.decode(codec.encode(arr)), arr) <= 0.25
+
+
+@pytest.mark.parametrize("dtype, relative", [("f4", 1e-3), ("f4", 1e-4), ("f8", 1e-9)])
+def test_partial_writes_keep_the_bound(real, dtype, relative):
+    """zarr decodes a chunk, overwrites part of it and encodes it again: the
+    values written before keep their error only if the scale stays put while
+    the chunk's largest value grows (STABLE_SCALE_BITS). Written one time step
+    at a time into one chunk, each larger than the last: every element stays
+    within the tolerance of what was written."""
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3
+    field = real("tlrc_float32_3d")[:16].astype(dtype)
+    growing = (field * (1 + 0.25 * np.arange(16))[:, None, None]).astype(dtype)   # 4 binades
+    tol = float(field.max()) * relative
+    z = zarr.create_array(zarr.storage.MemoryStore(), shape=growing.shape, chunks=growing.shape,
+                          dtype=dtype, serializer=ProgressiveJ2KV3(tolerance=tol),
+                          compressors=None, fill_value=0.0)
+    for t in range(16):
+        z[t] = growing[t]
+    error = float(np.abs(z[:].astype(float) - growing).max())
+    assert error <= tol

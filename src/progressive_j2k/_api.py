@@ -513,14 +513,27 @@ def _normalise_axis(axis: int, ndim: int) -> int:
     return axis % ndim
 
 
+#: Tolerance mode's float scale gives up one ulp of the largest value, or of
+#: tolerance * 2**STABLE_SCALE_BITS where that is more: the scale then does
+#: not depend on the data below that magnitude (float32: 65536 tolerances,
+#: at a cost of at most 1/256 of the scale; float64: 2**40, which is the
+#: format's range), so a chunk that zarr decodes, partly overwrites and
+#: encodes again keeps its values on the same grid and within the bound.
+STABLE_SCALE_BITS = {4: 16, 8: 40}
+
+
 def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
     """The quantisation scale of tolerance mode.  Samples become q * scale; a
     scale of 2 * tolerance would leave no room for the dtype's own rounding of
-    q * scale, so floats give up one ulp of their largest value and integers
-    use a whole number (whose multiples need no rounding)."""
+    q * scale, so floats give up one ulp of their largest value (or more,
+    STABLE_SCALE_BITS) and integers use a whole number (whose multiples need
+    no rounding)."""
     if arr.dtype.kind == "f":
         peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
-        scale = 2 * tolerance - float(np.spacing(arr.dtype.type(peak)))
+        info = np.finfo(arr.dtype)
+        stable = min(tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize], float(info.max))
+        margin = max(np.spacing(arr.dtype.type(peak)), np.spacing(arr.dtype.type(stable)))
+        scale = 2 * tolerance - float(margin)
         if not scale >= tolerance:
             raise ValueError(f"tolerance {tolerance:g} is below the precision of {arr.dtype} "
                              f"at values up to {float(peak):g}")
@@ -908,6 +921,12 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         result = out
         if isinstance(out, np.ndarray) and not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
+        if isinstance(out, np.ndarray) and out.dtype != header.dtype and out.dtype.kind != "V" \
+                and out.dtype.itemsize != 1:
+            # raw bytes (uint8, int8, void) are the numcodecs convention; any
+            # other dtype would read the values reinterpreted
+            raise ValueError(f"out has dtype {out.dtype}, the chunk decodes to {header.dtype} "
+                             f"(give an out of that dtype, or raw bytes)")
         target = ensure_contiguous_ndarray(out).reshape(-1).view(np.uint8)
         if target.nbytes != nbytes:
             raise ValueError(f"out has {target.nbytes} bytes, the decode needs {nbytes}")
