@@ -379,3 +379,51 @@ def test_strided_reads_allocate_the_selection_only(real):
     tracemalloc.stop()
     assert thumbnail.shape == (79, 79) and (thumbnail == 7).all()
     assert peak < 50e6
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_a_view_follows_rewrites_and_new_chunks(real, tmp_path, sharded):
+    """Levels opened before the array is rewritten read the new data: a
+    cached header that no longer fits fails its checksum and the chunk is read
+    again; chunks (and shards) absent at first are looked up again."""
+    camera, moon = real("camera"), real("moon")[:512, :512]
+    z = zarr.create_array(LocalStore(tmp_path / "a.zarr"), shape=(512, 512), chunks=(128, 128),
+                          shards=(256, 256) if sharded else None, dtype=np.uint8,
+                          serializer=ProgressiveJ2KV3(), compressors=None, fill_value=3)
+    z[:256, :256] = camera[:256, :256]
+    levels = pj.open_multiscale(zarr.open_array(str(tmp_path / "a.zarr"), mode="r"))
+    before = levels[2][:]
+    assert (before[64:] == 3).all()
+    z[:] = moon
+    for level in (2, 0, 1):
+        expected = moon if level == 0 else pj.open_multiscale(z)[level][:]
+        np.testing.assert_array_equal(levels[level][:], expected)
+    assert not np.array_equal(levels[2][:], before)
+
+
+def test_a_server_that_ignores_range_requests(real, tmp_path):
+    """python -m http.server answers a range request with the whole file:
+    the reader takes the range it asked for."""
+    pytest.importorskip("fsspec")
+    pytest.importorskip("aiohttp")
+    import http.server
+    import threading
+    from functools import partial
+    from zarr.storage import FsspecStore
+    arr = real("camera")
+    write("v3", LocalStore(tmp_path / "a.zarr"), arr, (256, 256), {})
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        store = FsspecStore.from_url(f"http://127.0.0.1:{server.server_port}/a.zarr",
+                                     read_only=True)
+        levels = pj.open_multiscale(zarr.open_array(store, mode="r"))
+        for level in (3, 0, 1):
+            np.testing.assert_array_equal(levels[level][:],
+                                          reference_level(arr, (256, 256), {}, level)[0])
+    finally:
+        server.shutdown()
+        server.server_close()

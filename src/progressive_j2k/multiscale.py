@@ -115,9 +115,9 @@ class _Reader:
         self.levels = opts["levels"]
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
                                                 self.levels, opts["mode"], _api.layer_count(opts))
-        # chunk coords -> task for its header bytes (None: chunk missing);
-        # shard coords -> task for its index.  The view is a snapshot: reopen
-        # it after the array is rewritten.
+        # chunk coords -> task for its header bytes; shard coords -> task for
+        # its index.  Absence is not cached, and a chunk rewritten since its
+        # header was cached fails to decode and is read again (Level._read).
         self._headers: dict = {}
         self._indices: dict = {}
         # (level, layer) -> the longest prefix read so far, and the future of
@@ -145,26 +145,48 @@ class _Reader:
         else:
             request = None
         buf = await self.store.get(key, prototype=self._prototype, byte_range=request)
-        return None if buf is None else buf.to_bytes()
+        if buf is None:
+            return None
+        raw = buf.to_bytes()
+        # a server that ignores Range sends the whole object (our ranges end
+        # within it): take the part asked for
+        if suffix is not None and len(raw) > suffix:
+            raw = raw[-suffix:]
+        elif start is not None and len(raw) > stop - start:
+            raw = raw[start:stop]
+        return raw
 
     async def _once(self, cache: dict, key, fetch):
         """Await `fetch()` once per key, however many chunks ask at the same
-        time (all callers run on zarr's event loop); failures are not cached."""
+        time (all callers run on zarr's event loop); failures and absence
+        (None: a chunk written later must be seen) are not cached."""
         task = cache.get(key)
         if task is None:
             task = cache[key] = asyncio.ensure_future(fetch())
         try:
-            return await task
+            result = await task
         except BaseException:
-            cache.pop(key, None)
+            if cache.get(key) is task:
+                del cache[key]
             raise
+        if result is None and cache.get(key) is task:
+            del cache[key]
+        return result
+
+    def forget(self, coords) -> None:
+        """Drop what is cached about a chunk (its header, its shard's index):
+        the array was rewritten since."""
+        self._headers.pop(coords, None)
+        if self.layout.shard_shape is not None:
+            per_shard = tuple(s // c for s, c in zip(self.layout.shard_shape, self.layout.chunks))
+            self._indices.pop(tuple(c // p for c, p in zip(coords, per_shard)), None)
 
     async def _fetch_index(self, key, per_shard):
         nbytes = 16 * math.prod(per_shard) + 4
         raw = await (self._get(key, 0, nbytes) if self.layout.index_at_start
                      else self._get(key, suffix=nbytes))
         if raw is None:  # no shard: every inner chunk is missing
-            return np.full(per_shard + (2,), MAX_UINT64, np.uint64)
+            return None
         if len(raw) != nbytes or _core.crc32c(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
             raise DecodeError(f"shard index of {key!r} is damaged")
         return np.frombuffer(raw[:-4], "<u8").reshape(per_shard + (2,))
@@ -179,6 +201,8 @@ class _Reader:
         inner = tuple(c % p for c, p in zip(coords, per_shard))
         key = self._key(shard)
         index = await self._once(self._indices, shard, lambda: self._fetch_index(key, per_shard))
+        if index is None:
+            return None
         offset, length = (int(v) for v in index[inner])
         if offset == MAX_UINT64:
             return None
@@ -279,11 +303,12 @@ class _Reader:
         header_task = self._headers[coords] = asyncio.ensure_future(header_of())
         # (a failure is raised to this caller: not again, unretrieved, by the task)
         header_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        data = None
         try:
             data = await fetch
-        except BaseException:
-            self._headers.pop(coords, None)
-            raise
+        finally:   # failures and absence are not cached (as in _once)
+            if data is None and self._headers.get(coords) is header_task:
+                del self._headers[coords]
         if data is None:
             return None
         return await self._rest(key, offset, data, self._note(level, layer, data))
@@ -374,19 +399,29 @@ class Level:
             coords = tuple(p[0] for p in parts)
             region_out = tuple(p[1] for p in parts)
             region_chunk = tuple(p[2] for p in parts)
-            async with semaphore:
-                data = await self._reader.prefix(coords, self.level, self.layer)
-            if data is None:
+            try:
+                block = await read(coords)
+            except DecodeError:
+                # a header or shard index cached before the array was
+                # rewritten gives the wrong prefix: once more, afresh
+                self._reader.forget(coords)
+                block = await read(coords)
+            if block is None:
                 fill = self._reader.layout.fill_value
                 out[region_out] = 0 if fill is None else fill  # zarr reads None as 0
                 return
+            out[region_out] = block[region_chunk]
+
+        async def read(coords):
+            async with semaphore:
+                data = await self._reader.prefix(coords, self.level, self.layer)
+            if data is None:
+                return None
             fortran = self._reader.layout.fortran   # chunks coded as their transpose
             block = await asyncio.to_thread(_api.decode_chunk, data,
                                             self.chunks[::-1] if fortran else self.chunks,
                                             self.level, self.layer)
-            if fortran:
-                block = block.T
-            out[region_out] = block[region_chunk]
+            return block.T if fortran else block
 
         await asyncio.gather(*(fill(parts) for parts in product(*per_axis)))
         return out
