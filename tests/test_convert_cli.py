@@ -237,7 +237,7 @@ def test_cli_errors_are_messages_not_tracebacks(real, tmp_path, capsys):
     (["--axes", "0,1,0,1,0"], "--axes must be 1 to 3 distinct axes, got (0, 0, 0, 1, 1)"),
     (["--colour-axis", "0"], "--colour-axis 0 must have length 3, has 64"),
     (["--rdo", "--tolerance", "1"], "--rdo applies to lossy coding only, not mode 'tolerance'"),
-    (["--chunks", "0,4"], "--chunks must be 2 positive lengths, got (0, 4)"),
+    (["--chunks", "0,4"], "--chunks must be up to 2 positive lengths, got (0, 4)"),
     (["--chunks", "32,32", "--shards", "48,64"],
      "--shards must be 2 multiples of the --chunks (32, 32), got (48, 64)"),
 ])
@@ -340,3 +340,41 @@ def test_cli_layer_targets_metric_and_info(real, tmp_path, capsys):
         main(["convert", str(tmp_path / "c.npy"), psnr_out, "--layers", "80,x", "--quiet"])
     assert exit_info.value.code == 2
     assert "expected a count or comma-separated targets" in capsys.readouterr().err
+
+
+def test_to_zarr_levels_keep_one_grid(real, tmp_path):
+    """Level k of an array is its chunks' level k side by side: with chunks
+    that are not multiples of 2**k each chunk would end on a partial sample
+    and the level would be stretched. The default levels stop there, with a
+    warning; levels given are kept, with a warning; chunks that are
+    multiples keep them all; chunks of one sample never shrink."""
+    stripe = np.zeros((1600, 1600), np.uint8)
+    stripe[:, 1360:1424] = 255
+    with pytest.warns(UserWarning, match="coded with 3 levels instead of 6"):
+        z = pj.to_zarr(stripe, str(tmp_path / "a.zarr"), chunks=(200, 200))
+    levels = pj.open_multiscale(z)
+    assert len(levels) == 4 and levels[3].shape == (200, 200)
+    column = levels[3][100].astype(float)
+    assert abs((column * np.arange(200)).sum() / column.sum() - 1391.5 / 8) < 0.5  # in place
+    with pytest.warns(UserWarning, match="levels above 3 are stretched"):
+        z = pj.to_zarr(stripe, str(tmp_path / "b.zarr"), chunks=(200, 200), levels=5)
+    assert len(pj.open_multiscale(z)) == 6
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = pj.to_zarr(stripe, str(tmp_path / "c.zarr"), chunks=(256, 128))
+        assert len(pj.open_multiscale(z)) == 7
+        pj.to_zarr(stripe[:200, :200], str(tmp_path / "d.zarr"), chunks=(200, 200))  # one chunk
+
+
+def test_to_zarr_chunks_may_leave_out_the_colour_axis(real, tmp_path):
+    """chunks=(256, 256) for an RGB image: the axes left out get the default
+    (the whole colour axis), as the README's slide example expects."""
+    arr = real("astronaut")
+    z = pj.to_zarr(arr, str(tmp_path / "a.zarr"), chunks=(256, 256))
+    assert z.chunks == (256, 256, 3)
+    np.testing.assert_array_equal(z[:], arr)
+    np.save(tmp_path / "a.npy", arr)
+    assert main(["convert", str(tmp_path / "a.npy"), str(tmp_path / "b.zarr"), "--chunks",
+                 "128,128", "--quiet"]) == 0
+    assert zarr.open_array(str(tmp_path / "b.zarr")).chunks == (128, 128, 3)

@@ -1,6 +1,7 @@
 """Writing progressive zarr arrays: ``to_zarr`` and the input readers of the CLI."""
 from __future__ import annotations
 
+import warnings
 from itertools import product
 from pathlib import Path
 
@@ -65,6 +66,32 @@ def chosen_axes(data, dtype, codec_options: dict) -> tuple | None:
     except (TypeError, IndexError):   # an array-like that slices its first axis only
         block = np.asarray(data[region[0]])[(slice(None),) + tuple(region[1:])]
     return _api.choose_axes(block, colour_axis)
+
+
+def _aligned_levels(shape, chunks, resolved: dict, default: bool) -> int:
+    """The levels to code: level k of the array is its chunks' level k side by
+    side, which keeps one grid (every sample 2**k apart) only where the
+    chunks along each axis cut into several are multiples of 2**k; else each
+    chunk ends on a partial sample and the level is stretched.  The default
+    levels stop where that would start (with a warning); levels given are
+    kept (with a warning)."""
+    # (chunks of one sample are never divided: such an axis keeps its grid)
+    split = tuple(c for a, (n, c) in enumerate(zip(shape, chunks))
+                  if a in resolved["axes"] and n > c > 1)
+    aligned = min((((c & -c).bit_length() - 1) for c in split), default=_api.MAX_LEVELS)
+    levels = resolved["levels"]
+    if levels <= aligned:
+        return levels
+    if default:
+        warnings.warn(f"chunks of {split} along the axes they split are multiples of 2**{aligned}, "
+                      f"not 2**{levels}: coded with {aligned} levels instead of {levels}, so that "
+                      f"level k of the array keeps one grid (chunks that are multiples of "
+                      f"2**{levels}, e.g. 1024, keep all {levels})", stacklevel=3)
+        return aligned
+    warnings.warn(f"levels={levels} with chunks of {split} along the axes they split: levels above "
+                  f"{aligned} are stretched (each chunk ends on a partial sample; chunks that are "
+                  f"multiples of 2**{levels} avoid it)", stacklevel=3)
+    return levels
 
 
 def _is_dask(data) -> bool:
@@ -136,11 +163,12 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     axes = chosen_axes(data, dtype, codec_options)
     if axes is not None:   # recorded in zarr.json, so every chunk has the same axes
         codec_options = {**codec_options, "axes": axes}
-    if chunks is None:
-        chunks = default_chunks(shape, dtype, codec_options)
-    chunks = tuple(int(c) for c in chunks)
+    defaults = default_chunks(shape, dtype, codec_options)
+    # the axes left out at the end get the default (the whole colour axis)
+    chunks = defaults if chunks is None else tuple(int(c) for c in chunks)
+    chunks += defaults[len(chunks):]
     if len(chunks) != len(shape) or min(chunks, default=1) < 1:
-        raise ValueError(f"chunks must be {len(shape)} positive lengths, got {chunks}")
+        raise ValueError(f"chunks must be up to {len(shape)} positive lengths, got {chunks}")
     if shards is not None:
         shards = tuple(int(s) for s in shards)
         if len(shards) != len(shape) or any(s < c or s % c for s, c in zip(shards, chunks)):
@@ -148,7 +176,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                              f"got {shards}")
     resolved = _api.resolve_options(_api.normalise_options(**codec_options), chunks, dtype)
     _api.check_layout(chunks, resolved)   # (axes, colour axis, levels) before the array exists
-    codec_options = {**codec_options, "levels": resolved["levels"]}  # recorded in zarr.json
+    levels = _aligned_levels(shape, chunks, resolved, codec_options.get("levels") is None)
+    codec_options = {**codec_options, "levels": levels}  # recorded in zarr.json
     # written as an array of whole chunks, edge chunks padded with their own
     # mean (pad_chunk), then cut to its shape: resizing keeps the chunks it
     # still overlaps as they are
