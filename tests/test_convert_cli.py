@@ -225,6 +225,9 @@ def test_cli_errors_are_messages_not_tracebacks(real, tmp_path, capsys):
     assert "not encoded with progressive_j2k" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "missing.zarr")]) == 2
     assert "error:" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "f.zarr"), "--quiet",
+                 "--tolerance", "0.01"]) == 2   # already there
+    assert "(command line: --overwrite) to replace it" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -86,10 +86,9 @@ def _convert(args):
 
 
 def info(args):
-    import zarr
-
-    from progressive_j2k.multiscale import codec_options, open_multiscale, stored_headers
-    z = zarr.open_array(args.path, mode="r")
+    from progressive_j2k.multiscale import (codec_options, open_multiscale, progressive_array,
+                                            stored_headers)
+    z = progressive_array(args.path)
     levels = open_multiscale(z)
     _, headers = stored_headers(z)
     options = codec_options(z)
@@ -100,7 +99,8 @@ def info(args):
 
     nbytes = [needed(k) for k in range(len(levels))]
     raw = z.nbytes
-    print(f"{args.path}: shape {z.shape}, dtype {z.dtype}, chunks {z.chunks}"
+    inner = "" if z.name in (None, "/") else f" ({z.name.lstrip('/')})"   # found in a group
+    print(f"{args.path}{inner}: shape {z.shape}, dtype {z.dtype}, chunks {z.chunks}"
           + (f", shards {z.shards}" if z.shards else ""))
     print(_describe_codec(options, headers))
     print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "

@@ -182,9 +182,14 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # mean (pad_chunk), then cut to its shape: resizing keeps the chunks it
     # still overlaps as they are
     padded = tuple(-(-n // c) * c for n, c in zip(shape, chunks))
-    z = zarr.create_array(store, shape=padded, dtype=dtype, chunks=chunks, shards=shards,
-                          serializer=ProgressiveJ2K(**codec_options), compressors=None,
-                          fill_value=0, overwrite=overwrite, dimension_names=dimension_names)
+    from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, ContainsGroupError
+    try:
+        z = zarr.create_array(store, shape=padded, dtype=dtype, chunks=chunks, shards=shards,
+                              serializer=ProgressiveJ2K(**codec_options), compressors=None,
+                              fill_value=0, overwrite=overwrite, dimension_names=dimension_names)
+    except (ContainsArrayError, ContainsGroupError, ContainsArrayAndGroupError) as exc:
+        raise FileExistsError(f"{store}: a zarr array or group is already there; pass "
+                              f"overwrite=True (command line: --overwrite) to replace it") from exc
     write_unit = tuple(shards) if shards is not None else chunks
     try:
         if _is_dask(data):

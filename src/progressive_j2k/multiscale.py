@@ -78,7 +78,8 @@ def _layout_of(array) -> _Layout:
                              f"{', '.join(c['name'] for c in codecs)})")
         if len(codecs) != 1:
             raise ValueError("progressive_j2k must be the array's only codec (no compressors "
-                             "after it: they would break prefix reads)")
+                             "after it: they would break prefix reads); zarr.create_array adds "
+                             "zstd unless given compressors=None")
         codec = codecs[0]
         if codec["name"] == "sharding_indexed":
             sharding = codec["configuration"]
@@ -458,17 +459,37 @@ def _normalise_key(key, shape):
     return starts, stops, steps, drop
 
 
-def _as_array(array):
-    """A zarr Array as given, or opened read-only from a path or store."""
-    if hasattr(array, "metadata"):
-        return array
+def progressive_array(array):
+    """A zarr Array as given, or opened read-only from a path or store; in a
+    group, its one progressive_j2k array or an OME-Zarr group's level 0."""
     import zarr
-    return zarr.open_array(array, mode="r")
+    node = array if isinstance(array, (zarr.Array, zarr.Group)) else zarr.open(array, mode="r")
+    if isinstance(node, zarr.Array):
+        return node
+    attrs = node.attrs.asdict()
+    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    if multiscales:
+        return node[multiscales[0]["datasets"][0]["path"]]
+    progressive = [name for name, child in node.arrays() if _is_progressive(child)]
+    if len(progressive) == 1:
+        return node[progressive[0]]
+    names = ", ".join(sorted(progressive or [name for name, _ in node.arrays()])) or "none"
+    raise ValueError(f"a zarr group, not an array: pass one of its arrays, e.g. "
+                     f"group['name'] (its {'progressive_j2k ' if progressive else ''}arrays: "
+                     f"{names})")
+
+
+def _is_progressive(array) -> bool:
+    try:
+        _layout_of(array)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def stored_headers(array) -> tuple:
     """(levels, the headers of the array's stored chunks): only the headers are read."""
-    reader = _Reader(_as_array(array))
+    reader = _Reader(progressive_array(array))
     level0 = Level(reader, 0)
     grid = [range(-(-n // c)) for n, c in zip(level0.shape, level0.chunks)]
 
@@ -488,7 +509,7 @@ def stored_headers(array) -> tuple:
 def codec_options(array) -> dict:
     """The codec options an array records (normalised, with the levels and
     axes its chunks have)."""
-    return dict(_layout_of(_as_array(array)).options)
+    return dict(_layout_of(progressive_array(array)).options)
 
 
 def level_nbytes(array, layer: int | None = None) -> list[int]:
@@ -510,7 +531,7 @@ def open_multiscale(array, layer: int | None = None) -> list[Level]:
     The levels cache chunk headers and shard indices: open them again after
     the array is rewritten.
     """
-    reader = _Reader(_as_array(array))
+    reader = _Reader(progressive_array(array))
     if layer is not None:
         layers = _api.layer_count(reader.layout.options)
         if not 0 <= operator.index(layer) < layers:
