@@ -209,14 +209,21 @@ def test_basic_indexing_semantics(real, tmp_path):
     level = pj.open_multiscale(z)[1]
     full = level[:]
     for key in [(5,), (-1,), (slice(3, 40, 3),), (Ellipsis, 7), (slice(None), slice(10, 2)),
-                (10, slice(None, None, 5)), (Ellipsis,)]:
+                (10, slice(None, None, 5)), (Ellipsis,), (None,), (slice(None, None, -1),),
+                (slice(40, 3, -7), None, Ellipsis, -2), (None, 3, None, slice(-1, None, -1)),
+                (slice(None, None, -1000),), (slice(5, 50, -1),), (Ellipsis, None)]:
+        assert level[key].shape == full[key].shape
         np.testing.assert_array_equal(level[key], full[key])
     with pytest.raises(IndexError):
         level[level.shape[0]]
     with pytest.raises(IndexError):
         level[1, 2, 3]
     with pytest.raises(IndexError):
+        level[..., 1, ...]
+    with pytest.raises(IndexError, match="got list"):
         level[[1, 2]]
+    with pytest.raises(IndexError, match="got ndarray$"):   # not the whole mask in the message
+        level[full > 100]
     np.testing.assert_array_equal(np.asarray(level), full)
     assert level.ndim == 2 and level.dtype == arr.dtype and len(level) == level.shape[0]
 

@@ -319,7 +319,7 @@ class Level:
     """One resolution level of a progressive array: a lazy, read-only array.
 
     ``shape``, ``dtype``, ``ndim``, ``chunks`` and numpy basic indexing
-    (integers, slices with steps, Ellipsis).  Level k divides every transformed
+    (integers, slices with any step, Ellipsis, None).  Level k divides every transformed
     axis by 2**k, rounded up per chunk.
     """
 
@@ -372,10 +372,10 @@ class Level:
                              meta=np.empty((0,) * self.ndim, self.dtype))
 
     def __getitem__(self, key):
-        starts, stops, steps, drop = _normalise_key(key, self.shape)
+        starts, stops, steps, post = _normalise_key(key, self.shape)
         from zarr.core.sync import sync
         region = sync(self._read(starts, stops, steps))
-        return region[tuple(0 if d else slice(None) for d in drop)]
+        return region[post]
 
     async def _read(self, starts, stops, steps):
         """The selection start:stop:step per axis, allocating only it and
@@ -429,34 +429,49 @@ class Level:
 
 
 def _normalise_key(key, shape):
-    """Basic numpy indexing -> per-axis start, stop, step and dropped axes."""
+    """Basic numpy indexing -> per-axis start, stop and (positive) step of
+    the region to read, and the index that makes the result of it:
+    integers drop their axis, negative steps reverse it, None (np.newaxis)
+    adds one."""
     if not isinstance(key, tuple):
         key = (key,)
+    if sum(k is Ellipsis for k in key) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(k is not None and k is not Ellipsis for k in key)
+    if used > len(shape):
+        raise IndexError(f"too many indices for an array of {len(shape)} dimensions")
     if any(k is Ellipsis for k in key):
         i = next(i for i, k in enumerate(key) if k is Ellipsis)
-        fill = len(shape) - (len(key) - 1)
-        key = key[:i] + (slice(None),) * fill + key[i + 1:]
-    if len(key) > len(shape):
-        raise IndexError(f"too many indices for an array of {len(shape)} dimensions")
-    key = key + (slice(None),) * (len(shape) - len(key))
-    starts, stops, steps, drop = [], [], [], []
-    for k, n in zip(key, shape):
+        key = key[:i] + (slice(None),) * (len(shape) - used) + key[i + 1:]
+    else:
+        key = key + (slice(None),) * (len(shape) - used)
+    starts, stops, steps, post = [], [], [], []
+    axis = 0
+    for k in key:
+        if k is None:
+            post.append(None)
+            continue
+        n = shape[axis]
+        axis += 1
         if isinstance(k, (bool, np.bool_)):
             raise IndexError("boolean indices are not supported")
         if isinstance(k, (int, np.integer)):
             i = int(k) + n if k < 0 else int(k)
             if not 0 <= i < n:
                 raise IndexError(f"index {k} out of range for axis of length {n}")
-            starts.append(i), stops.append(i + 1), steps.append(1), drop.append(True)
+            starts.append(i), stops.append(i + 1), steps.append(1), post.append(0)
         elif isinstance(k, slice):
-            start, stop, step = k.indices(n)
-            if step < 0:
-                raise IndexError("negative slice steps are not supported")
-            stop = max(start, stop)
-            starts.append(start), stops.append(stop), steps.append(step), drop.append(False)
+            picked = range(*k.indices(n))
+            if picked.step < 0:   # the same elements read forwards, then reversed
+                picked = picked[::-1]
+            starts.append(picked.start), stops.append(max(picked.start, picked.stop))
+            steps.append(picked.step)
+            post.append(slice(None, None, -1) if k.indices(n)[2] < 0 else slice(None))
         else:
-            raise IndexError(f"only integers, slices and Ellipsis are supported, got {k!r}")
-    return starts, stops, steps, drop
+            kind = type(k).__name__ if isinstance(k, np.ndarray) or hasattr(k, "__len__") else repr(k)
+            raise IndexError(f"only integers, slices, None and Ellipsis are supported (basic "
+                             f"indexing), got {kind}")
+    return starts, stops, steps, tuple(post)
 
 
 def progressive_array(array):
