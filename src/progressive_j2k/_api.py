@@ -635,7 +635,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         colour image (three or more dimensions, the last of length 3 after
         two longer ones, not among the given axes); None: no colour axis.
     step: lossy, the quantisation step in data units (RMS error is about
-        step / sqrt(12)); default 1/256 of the chunk's value range.
+        step / sqrt(12); with the colour transform about 1.7x that per
+        channel); default 1/256 of the chunk's value range.
     tolerance: error-bounded mode: every decoded sample at full resolution is
         within ``tolerance`` of the original (any dtype; NaN and inf refused).
     ratio: lossy, instead of step: make the chunk ``ratio`` times smaller
