@@ -531,7 +531,7 @@ def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
     if arr.dtype.kind == "f":
         peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
         info = np.finfo(arr.dtype)
-        stable = min(tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize], float(info.max))
+        stable = min(tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize], float(info.max) / 2)
         margin = max(np.spacing(arr.dtype.type(peak)), np.spacing(arr.dtype.type(stable)))
         scale = 2 * tolerance - float(margin)
         if not scale >= tolerance:
