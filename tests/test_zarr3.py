@@ -179,8 +179,33 @@ def test_chunks_read_whatever_max_bytes_allows(real, monkeypatch, tmp_path):
     np.testing.assert_array_equal(z[:], expected)
     np.testing.assert_array_equal(pj.open_multiscale(z)[0][:], expected)
     np.testing.assert_array_equal(pj.open_multiscale(z)[1][:], pj.decode(chunk, 1, max_bytes=1 << 30))
-    with pytest.raises(pj.DecodeError, match="expects"):
-        _api.decode_chunk(chunk, (512, 256))
+    with pytest.raises(pj.DecodeError, match="the array's chunks are"):
+        _api.decode_chunk(chunk, (512, 256), np.uint8)
+
+
+def test_chunks_that_do_not_match_the_array_are_refused(real, tmp_path):
+    """A chunk of another dtype or shape (copied from another array, or
+    metadata edited since) raises DecodeError through zarr and level reads,
+    instead of reading as wrong values."""
+    image = real("camera")
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=(256, 256), chunks=(128, 128),
+                          dtype=np.uint8, serializer=ProgressiveJ2K(), compressors=None)
+    z[:] = image[:256, :256]
+    chunk = tmp_path / "a.zarr" / "c" / "0" / "1"
+    for foreign in (pj.encode(np.full((128, 128), -1234.5, np.float32), step=0.5),
+                    pj.encode(np.full((128, 128), 40000, np.uint16)),
+                    pj.encode(image[:128, :127])):
+        chunk.write_bytes(foreign)
+        with pytest.raises(pj.DecodeError, match="array"):
+            z[:]
+        for level in (0, 2):
+            with pytest.raises(pj.DecodeError, match="array"):
+                pj.open_multiscale(str(tmp_path / "a.zarr"))[level][:]
+    chunk.write_bytes(pj.encode(image[:128, 128:256]))
+    meta = tmp_path / "a.zarr" / "zarr.json"
+    meta.write_text(meta.read_text().replace('"uint8"', '"int8"'))   # the dtype edited
+    with pytest.raises(pj.DecodeError, match="chunk holds uint8 values, the array is int8"):
+        zarr.open_array(str(tmp_path / "a.zarr"))[:]
 
 
 def test_nan_fill_value_is_refused_with_a_way_out(real):

@@ -312,17 +312,19 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
     "lossless").  ``reversible`` is the older spelling (True: lossless, or
     the tolerance mode where ``tolerance`` is given; False: lossy), still
     read from stored configurations; the canonical options hold ``mode``."""
-    options = dict(levels=None if levels is None else int(levels), mode=None,
-                   axes=None if axes is None else tuple(int(a) for a in axes),
+    options = dict(levels=_optional(levels, _integer, "levels"), mode=None,
+                   axes=_optional(axes, _axes_option, "axes"),
                    colour_axis=_normalise_colour_option(colour_axis),
-                   step=None if step is None else float(step),
-                   tolerance=None if tolerance is None else float(tolerance),
-                   ratio=None if ratio is None else float(ratio),
-                   bits_per_sample=None if bits_per_sample is None else float(bits_per_sample),
-                   psnr=None if psnr is None else float(psnr),
+                   step=_optional(step, _number, "step"),
+                   tolerance=_optional(tolerance, _number, "tolerance"),
+                   ratio=_optional(ratio, _number, "ratio"),
+                   bits_per_sample=_optional(bits_per_sample, _number, "bits_per_sample"),
+                   psnr=_optional(psnr, _number, "psnr"),
                    layers=_normalise_layers(layers, layer_metric),
                    layer_metric=str(layer_metric),
                    rdo=None if rdo is None else _as_bool(rdo, "rdo"))
+    if options["levels"] is not None and not 0 <= options["levels"] <= MAX_LEVELS:
+        raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
     knobs = [k for k in LOSSY_KNOBS if options[k] is not None]
     if options["ratio"] is not None and not (options["ratio"] >= 1 and math.isfinite(ratio)):
         raise ValueError(f"ratio must be a number >= 1, got {ratio}")
@@ -376,9 +378,11 @@ def _resolve_mode(mode, reversible, tolerance, knobs) -> str:
         if tolerance is not None and mode != "tolerance":
             raise ValueError(f"tolerance is a mode of its own (mode='tolerance'), not {mode!r}")
     if reversible is not None:
-        if isinstance(reversible, (str, bytes)):   # "false" would read as True
+        # (JSON holds true or false; "false", NaN or [] would read as truth values)
+        if not (isinstance(reversible, (bool, np.bool_)) or (
+                isinstance(reversible, (int, np.integer)) and reversible in (0, 1))):
             raise TypeError(f"reversible must be True or False, got {reversible!r}")
-        reversible = bool(reversible)   # (as it always was read)
+        reversible = bool(reversible)
         # (a stored tolerance-mode configuration says reversible=True)
         said = "lossy" if not reversible else "tolerance" if tolerance is not None else "lossless"
         if mode is not None and mode != said:
@@ -419,6 +423,33 @@ def _normalise_colour_option(colour_axis):
                         f"got {colour_axis!r}") from None
 
 
+def _optional(value, convert, name: str):
+    return None if value is None else convert(value, name)
+
+
+def _number(value, name: str) -> float:
+    """A real number (not a bool or a string, which JSON may hold by mistake)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _integer(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _axes_option(value, name: str) -> tuple:
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a list of axes, got {value!r}")
+    return tuple(_integer(a, name) for a in value)
+
+
 def _as_bool(value, name: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -439,8 +470,8 @@ def _normalise_layers(layers, metric):
     if isinstance(layers, (str, bytes, bool, float, Mapping)):
         raise TypeError(f"layers must be a count or a list of numbers, got {layers!r}")
     try:
-        targets = tuple(float(t) for t in layers)
-    except (TypeError, ValueError):
+        targets = tuple(_number(t, "layers") for t in layers)
+    except TypeError:
         raise TypeError(f"layers must be a count or a list of numbers, got {layers!r}") from None
     if not 1 <= len(targets) < MAX_LAYERS:
         raise ValueError(f"give 1..{MAX_LAYERS - 1} layer targets (the last layer completes "
@@ -450,8 +481,8 @@ def _normalise_layers(layers, metric):
     if metric == "ratio":
         if not all(t > 1 for t in targets) or list(targets) != sorted(targets, reverse=True):
             raise ValueError(f"layer ratios must be > 1 and decreasing, got {targets}")
-    elif list(targets) != sorted(targets):
-        raise ValueError(f"layer PSNRs must be increasing, got {targets}")
+    elif list(targets) != sorted(targets) or targets[0] <= 0:
+        raise ValueError(f"layer PSNRs must be positive and increasing, got {targets}")
     return targets
 
 
@@ -863,15 +894,18 @@ def decode_work_per_element(header: Header) -> int:
     return (8 if wide else 4) + (8 if via_float else 0)
 
 
-def decode_chunk(buf, shape: tuple, level: int = 0, layer: int | None = None):
-    """decode() of an array's chunk whose decoded shape at ``level`` the
-    array's metadata gives: a header that disagrees raises DecodeError, and
-    the working memory is then what that shape needs, whatever max_bytes
-    would allow (the array's owner chose the chunk size)."""
-    got = read_header(buf).level_shape(level)
-    if got != tuple(shape):
-        raise DecodeError(f"chunk decodes to shape {got} at level {level}, the array "
-                          f"expects {tuple(shape)}")
+def decode_chunk(buf, shape: tuple, dtype, level: int = 0, layer: int | None = None):
+    """decode() at ``level`` of an array's chunk, whose shape and dtype the
+    array's metadata gives: a header that disagrees raises DecodeError (a
+    chunk from another array, or metadata edited since, would otherwise read
+    as wrong values), and the working memory is then what that shape needs,
+    whatever max_bytes would allow (the array's owner chose the chunk size)."""
+    header = read_header(buf)
+    got, expected = header.level_shape(0), tuple(shape)
+    if got != expected:
+        raise DecodeError(f"chunk has shape {got}, the array's chunks are {expected}")
+    if header.dtype != np.dtype(dtype).newbyteorder("<"):
+        raise DecodeError(f"chunk holds {header.dtype} values, the array is {np.dtype(dtype)}")
     return decode(buf, level, layer=layer, max_bytes=math.inf)
 
 

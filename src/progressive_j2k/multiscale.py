@@ -100,6 +100,7 @@ def _layout_of(array) -> _Layout:
         config = codec.get("configuration") or {}
     options = _api.resolve_options(_api.normalise_options(**config), chunks,
                                    np.dtype(array.dtype))
+    _api.check_layout(chunks, options)   # (metadata edited by hand: axes, levels)
     return _Layout(tuple(array.shape), chunks, np.dtype(array.dtype), array.fill_value,
                    options, shard_shape, index_at_start, fortran)
 
@@ -263,9 +264,25 @@ class _Reader:
             raise TruncatedError(f"chunk {key!r} vanished while reading", needed)
         return data + rest
 
-    def _note(self, level, layer, header) -> int:
-        """The prefix length the header gives, noted for later guesses."""
-        needed = _api.read_header(header[: self.header_length]).prefix_length(level, layer)
+    def _note(self, level, layer, raw) -> int:
+        """The prefix length the chunk's header (in `raw`, its first bytes)
+        gives, noted for later guesses; DecodeError where the header does not
+        fit the array's codec options."""
+        try:
+            header = _api.read_header(raw[: self.header_length])
+        except TruncatedError as exc:
+            if len(raw) < self.header_length:   # the chunk itself is short
+                raise
+            raise DecodeError(f"a chunk's header is {exc.needed} bytes, where the array's codec "
+                              f"options give {self.header_length}: the chunk does not belong to "
+                              f"this array (or its metadata was edited)") from exc
+        axes = self.layout.options["axes"]
+        if self.layout.fortran:   # coded as the transpose
+            axes = tuple(sorted(len(self.layout.chunks) - 1 - a for a in axes))
+        if header.levels != self.levels or tuple(header.axes) != tuple(axes):
+            raise DecodeError(f"a chunk has {header.levels} levels over axes {header.axes}, the "
+                              f"array's codec options say {self.levels} over {axes}")
+        needed = header.prefix_length(level, layer)
         self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
         return needed
 
@@ -418,10 +435,11 @@ class Level:
                 data = await self._reader.prefix(coords, self.level, self.layer)
             if data is None:
                 return None
-            fortran = self._reader.layout.fortran   # chunks coded as their transpose
+            layout = self._reader.layout
+            fortran = layout.fortran   # chunks coded as their transpose
             block = await asyncio.to_thread(_api.decode_chunk, data,
-                                            self.chunks[::-1] if fortran else self.chunks,
-                                            self.level, self.layer)
+                                            layout.chunks[::-1] if fortran else layout.chunks,
+                                            layout.dtype, self.level, self.layer)
             return block.T if fortran else block
 
         await asyncio.gather(*(fill(parts) for parts in product(*per_axis)))

@@ -111,7 +111,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
 
     async def _decode_single(self, chunk_bytes, chunk_spec):
         chunk = await asyncio.to_thread(_api.decode_chunk, chunk_bytes.as_array_like(),
-                                        tuple(chunk_spec.shape))
+                                        tuple(chunk_spec.shape), _native_dtype(chunk_spec.dtype))
         return chunk_spec.prototype.nd_buffer.from_ndarray_like(chunk)
 
     async def _encode_single(self, chunk_array, chunk_spec):
