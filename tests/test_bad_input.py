@@ -244,3 +244,52 @@ def test_out_of_another_dtype_is_refused(chunk):
                 np.empty(arr.size, "V1"), bytearray(arr.nbytes)):
         pj.decode(enc, out=out)
         assert bytes(memoryview(out)) == arr.tobytes()
+
+
+@pytest.mark.parametrize("config, error", [
+    ({"axes": "01"}, TypeError), ({"axes": {"0": 1}}, TypeError), ({"axes": [1.7, True]}, TypeError),
+    ({"axes": 5}, TypeError), ({"levels": 2.9}, TypeError), ({"levels": "6"}, TypeError),
+    ({"levels": float("inf")}, TypeError), ({"levels": 10**9}, ValueError),
+    ({"levels": -1}, ValueError), ({"step": True}, TypeError), ({"ratio": "20"}, TypeError),
+    ({"layers": ["20", "10"]}, TypeError), ({"reversible": float("nan")}, TypeError),
+    ({"reversible": []}, TypeError), ({"reversible": "false"}, TypeError),
+    ({"layer_metric": "psnr", "layers": [-1e300, 1e300]}, ValueError),
+])
+def test_configurations_from_json_are_checked(config, error):
+    """Codec options as JSON metadata may hold them (edited by hand, or by
+    someone hostile): wrong types and absurd values are refused, never
+    converted into something else (``"01"`` into axes 0 and 1, 2.9 levels
+    into 2) or let through to hang a reader (10**9 levels)."""
+    import numcodecs
+    with pytest.raises(error):
+        numcodecs.get_codec({"id": "progressive_j2k", **config})
+
+
+def test_tampered_array_metadata_is_refused_when_opened(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    import json
+    z = zarr.create(shape=(64, 64), chunks=(32, 32), dtype=np.uint8, zarr_format=2,
+                    compressor=ProgressiveJ2K(), store=str(tmp_path / "a.zarr"))
+    z[:] = 7
+    meta = tmp_path / "a.zarr" / ".zarray"
+    config = json.loads(meta.read_text())
+    for levels in (10**9, -1):
+        config["compressor"]["levels"] = levels
+        meta.write_text(json.dumps(config))
+        with pytest.raises(ValueError, match="levels must be in 0..10"):
+            pj.open_multiscale(str(tmp_path / "a.zarr"))
+    config["compressor"]["levels"] = 3   # the chunks have 5
+    meta.write_text(json.dumps(config))
+    with pytest.raises(pj.DecodeError, match="header is"):
+        pj.open_multiscale(str(tmp_path / "a.zarr"))[1][:]
+
+
+def test_decode_arguments_are_checked(chunk):
+    _, enc = chunk
+    for max_bytes in (float("nan"), None, -1, "1000000"):
+        with pytest.raises(TypeError, match="max_bytes"):
+            pj.decode(enc, max_bytes=max_bytes)
+    with pytest.raises(TypeError, match="level must be an integer"):
+        pj.decode(enc, level=True)
+    with pytest.raises(TypeError, match="layer must be an integer"):
+        pj.decode(enc, layer=1.0)

@@ -228,6 +228,20 @@ def test_basic_indexing_semantics(real, tmp_path):
     assert level.ndim == 2 and level.dtype == arr.dtype and len(level) == level.shape[0]
 
 
+def test_strided_reads_visit_only_the_chunks_they_select():
+    """A step longer than a chunk visits the selected indices' chunks, not
+    every chunk of the span: 10**10 one-row chunks, ten rows read."""
+    n = 10**10
+    z = zarr.create_array(MemoryStore(), shape=(n, 4), chunks=(1, 4), dtype=np.uint8,
+                          serializer=ProgressiveJ2KV3(), compressors=None, fill_value=5)
+    z[n // 2] = [1, 2, 3, 4]
+    level = pj.open_multiscale(z)[0]
+    rows = level[0:n:n // 10, 1:3]
+    expected = np.full((10, 2), 5, np.uint8)
+    expected[5] = [2, 3]
+    np.testing.assert_array_equal(rows, expected)
+
+
 def test_v2_fill_value_none_and_missing_chunks():
     z = zarr.create(shape=(64, 64), chunks=(32, 32), dtype="u1", zarr_format=2,
                     compressor=pj.ProgressiveJ2K(), fill_value=None, store=MemoryStore())

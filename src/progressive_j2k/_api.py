@@ -132,7 +132,7 @@ class Header:
         return self.piece_ends[-1][-1] if self.piece_ends else self.header_length
 
     def _check_level(self, level: int) -> int:
-        level = operator.index(level)
+        level = _integer(level, "level")
         if not 0 <= level <= self.levels:
             raise ValueError(f"level must be in 0..{self.levels}, got {level}")
         return level
@@ -140,7 +140,7 @@ class Header:
     def _check_layer(self, layer) -> int:
         if layer is None:
             return self.layers - 1
-        layer = operator.index(layer)
+        layer = _integer(layer, "layer")
         if not 0 <= layer < self.layers:
             raise ValueError(f"layer must be in 0..{self.layers - 1}, got {layer}")
         return layer
@@ -923,6 +923,9 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     element) and is checked before anything is allocated.  Raises
     ``ValueError`` subclasses for damaged or short input.
     """
+    if isinstance(max_bytes, (bool, np.bool_)) or not isinstance(
+            max_bytes, (int, float, np.integer, np.floating)) or not max_bytes >= 0:
+        raise TypeError(f"max_bytes must be a number >= 0 (math.inf: no limit), got {max_bytes!r}")
     data = _as_bytes(buf)
     header = read_header(data)
     level = header._check_level(level)
@@ -956,10 +959,11 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         result = out
         if isinstance(out, np.ndarray) and not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
-        if isinstance(out, np.ndarray) and out.dtype != header.dtype and out.dtype.kind != "V" \
-                and out.dtype.itemsize != 1:
-            # raw bytes (uint8, int8, void) are the numcodecs convention; any
-            # other dtype would read the values reinterpreted
+        # raw bytes (uint8, int8, void) are the numcodecs convention; any other
+        # dtype would hold the values reinterpreted
+        raw_bytes = isinstance(out, np.ndarray) and (
+            out.dtype.kind == "V" or (out.dtype.kind in "ui" and out.dtype.itemsize == 1))
+        if isinstance(out, np.ndarray) and out.dtype != header.dtype and not raw_bytes:
             raise ValueError(f"out has dtype {out.dtype}, the chunk decodes to {header.dtype} "
                              f"(give an out of that dtype, or raw bytes)")
         target = ensure_contiguous_ndarray(out).reshape(-1).view(np.uint8)

@@ -403,7 +403,11 @@ class Level:
         per_axis = []   # per axis: (chunk index, its part of out, the selected part of it)
         for a, b, step, c in zip(starts, stops, steps, self.chunks):
             parts = []
-            for k in range(a // c, (b - 1) // c + 1):
+            # the chunks holding a selected index: those spanned, or (steps
+            # longer than a chunk) those of each index, never more than out has
+            spanned = range(a // c, (b - 1) // c + 1)
+            held = spanned if step <= c else sorted({i // c for i in range(a, b, step)})
+            for k in held:
                 lo, hi = max(a, k * c), min(b, (k + 1) * c)
                 first = a + -(-(lo - a) // step) * step   # the first selected index >= lo
                 if first < hi:
