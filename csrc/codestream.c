@@ -160,10 +160,11 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     h->naxes = buf[13];
     h->levels = buf[14];
     h->colour_axis = buf[15] == 0xFF ? -1 : buf[15];
-    /* codes this decoder does not know may be a later addition within the
-     * version (as the rounded 5/3 was to version 6): say so, not "invalid" */
+    /* codes this decoder does not know, in the version it writes, may be a
+     * later addition to it (as the rounded 5/3 was to version 6): say so,
+     * not "invalid"; in earlier versions they are damage */
     if ((unsigned)h->wavelet > PJ2K_WAVELET_53R || (unsigned)h->dtype >= PJ2K_NUM_DTYPES)
-        return PJ2K_ERR_VERSION;
+        return h->version == PJ2K_FORMAT_VERSION ? PJ2K_ERR_VERSION : PJ2K_ERR_HEADER;
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM || h->naxes < 1 || h->naxes > PJ2K_MAX_AXES ||
         h->levels > PJ2K_MAX_LEVELS ||
         (pj2k_lift_rounding(h->wavelet) && h->version < 6))   /* (the rounded 5/3: version 6) */

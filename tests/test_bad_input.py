@@ -1,5 +1,6 @@
 """Damaged, truncated, forged and misused input: always a clear exception."""
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ import progressive_j2k as pj
 from progressive_j2k import ProgressiveJ2K
 
 from helpers import reseal
+
+GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,11 @@ def test_codes_from_a_newer_writer_are_named_as_such(chunk, offset, code):
         pj.read_header(bytes(forged))
     with pytest.raises(pj.DecodeError, match="newer progressive_j2k"):
         pj.decode(bytes(forged))
+    if offset != 4:   # in an earlier version the same code is damage
+        older = bytearray((GOLDEN / "v5_i16_3d.pj2k").read_bytes())
+        older[offset] = code
+        with pytest.raises(pj.DecodeError, match="invalid codestream header"):
+            pj.read_header(bytes(older))
     with pytest.raises(ValueError):
         pj.decode(b"")
     with pytest.raises(ValueError):
@@ -253,7 +261,7 @@ def test_out_of_another_dtype_is_refused(chunk):
     ({"levels": -1}, ValueError), ({"step": True}, TypeError), ({"ratio": "20"}, TypeError),
     ({"layers": ["20", "10"]}, TypeError), ({"reversible": float("nan")}, TypeError),
     ({"reversible": []}, TypeError), ({"reversible": "false"}, TypeError),
-    ({"layer_metric": "psnr", "layers": [-1e300, 1e300]}, ValueError),
+    ({"layer_metric": "psnr", "layers": [1e300, -1e300]}, ValueError),
 ])
 def test_configurations_from_json_are_checked(config, error):
     """Codec options as JSON metadata may hold them (edited by hand, or by
@@ -293,3 +301,13 @@ def test_decode_arguments_are_checked(chunk):
         pj.decode(enc, level=True)
     with pytest.raises(TypeError, match="layer must be an integer"):
         pj.decode(enc, layer=1.0)
+
+
+def test_nonpositive_psnr_targets_are_refused_by_the_encoder_only(chunk):
+    """A PSNR target at or below 0 dB means nothing: encode refuses it, but a
+    configuration stored with one (before it was checked) still opens."""
+    arr, _ = chunk
+    for options in ({"psnr": -3}, {"psnr": 40, "layer_metric": "psnr", "layers": [-5, 30]}):
+        codec = ProgressiveJ2K(**options)
+        with pytest.raises(ValueError, match="psnr targets must be positive"):
+            codec.encode(arr)

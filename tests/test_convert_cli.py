@@ -228,6 +228,14 @@ def test_cli_errors_are_messages_not_tracebacks(real, tmp_path, capsys):
     assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "f.zarr"), "--quiet",
                  "--tolerance", "0.01"]) == 2   # already there
     assert "(command line: --overwrite) to replace it" in capsys.readouterr().err
+    # errors other than the options' own keep their message (and paths their names)
+    bad = tmp_path / "step" / "bad.zarr"
+    bad.mkdir(parents=True)
+    (bad / "zarr.json").write_text("{not json")
+    assert main(["convert", str(bad), str(tmp_path / "o.zarr"), "--quiet"]) == 2
+    assert "Expecting property name" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "step" / "x.npy"), str(tmp_path / "o.zarr")]) == 2
+    assert f"{tmp_path}/step/x.npy" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -236,7 +244,7 @@ def test_cli_errors_are_messages_not_tracebacks(real, tmp_path, capsys):
     (["--tolerance", "1", "--ratio", "10"], "--tolerance is a mode of its own: leave --ratio unset"),
     (["--lossy", "--tolerance", "1"], "--tolerance is a mode of its own: leave out --lossy"),
     (["--bits-per-sample", "9"], "--bits-per-sample must be at most 8 for uint8 data, got 9"),
-    (["--psnr", "-3"], "--psnr must be a positive number of dB, got -3.0"),
+    (["--psnr", "-3"], "--psnr targets must be positive numbers of dB, got [-3.0]"),
     (["--axes", "0,1,0,1,0"], "--axes must be 1 to 3 distinct axes, got (0, 0, 0, 1, 1)"),
     (["--colour-axis", "0"], "--colour-axis 0 must have length 3, has 64"),
     (["--rdo", "--tolerance", "1"], "--rdo applies to lossy coding only, not mode 'tolerance'"),

@@ -477,3 +477,63 @@ def test_groups_open_their_progressive_array(real, tmp_path):
         pj.open_multiscale(group)
     group.attrs["multiscales"] = [{"datasets": [{"path": "second"}]}]
     assert pj.open_multiscale(group)[0].shape == (64, 64)
+
+
+def test_a_view_never_reads_another_chunk_after_a_sharded_rewrite(real, tmp_path):
+    """A shard index is kept for one read only: after a rewrite moves chunk
+    B to where A was (A now the fill value, so absent), an index cached by
+    an earlier read would point A at B's bytes, which decode cleanly."""
+    camera = real("camera")[:128, :128]
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8)
+    z = zarr.create_array(LocalStore(tmp_path / "a.zarr"), shape=(128, 256), chunks=(128, 128),
+                          shards=(128, 256), dtype=np.uint8, serializer=ProgressiveJ2KV3(),
+                          compressors=None, fill_value=0)
+    z[:, :128] = noise
+    z[:, 128:] = camera
+    levels = pj.open_multiscale(zarr.open_array(str(tmp_path / "a.zarr"), mode="r"))
+    np.testing.assert_array_equal(levels[0][:, 128:], camera)
+    z[:, :128] = 0
+    z[:, 128:] = camera[::-1]
+    assert (levels[0][:, :128] == 0).all()
+    np.testing.assert_array_equal(levels[0][:, 128:], camera[::-1])
+
+
+class SlowStore(CountingStore):
+    """A CountingStore whose reads take a while, recording how many overlap."""
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.in_flight = 0
+        self.alone = 0   # reads that started with no other in flight
+
+    async def get(self, key, prototype=None, byte_range=None):
+        import asyncio
+        self.in_flight += 1
+        self.alone += self.in_flight == 1
+        try:
+            await asyncio.sleep(0.002)
+            return await super().get(key, prototype, byte_range)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_sparse_arrays_are_read_in_parallel(real, tmp_path, sharded):
+    """Where the chunk a level's guesses start from is absent, the others
+    read exactly, side by side (not one probe after another); an absent
+    shard is asked for once per read."""
+    z = zarr.create_array(LocalStore(tmp_path / "a.zarr"), shape=(512, 512), chunks=(32, 32),
+                          shards=(256, 256) if sharded else None, dtype=np.uint8,
+                          serializer=ProgressiveJ2KV3(), compressors=None, fill_value=9)
+    z[256:288, 256:288] = real("camera")[:32, :32]   # one chunk, half way through
+    expected = pj.decode(pj.encode(real("camera")[:32, :32]), level=2)
+    for read in range(2):
+        store = SlowStore(LocalStore(tmp_path / "a.zarr", read_only=True))
+        got = pj.open_multiscale(zarr.open_array(store, mode="r"))[2][:]
+        np.testing.assert_array_equal(got[64:72, 64:72], expected)
+        assert (got[:64] == 9).all()
+        reads = store.chunk_reads()
+        if sharded:   # 3 absent shards once each; the index and the chunk of the 4th
+            assert len(reads) <= 3 + 1 + 2
+        else:   # the first read alone, then the rest side by side (one by one: 112)
+            assert len(reads) <= 256 + 1 and store.alone <= 16, store.alone

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 import warnings
 from collections.abc import Mapping
@@ -331,8 +332,8 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
     if options["bits_per_sample"] is not None and not (
             options["bits_per_sample"] > 0 and math.isfinite(options["bits_per_sample"])):
         raise ValueError(f"bits_per_sample must be a positive number, got {bits_per_sample}")
-    if options["psnr"] is not None and not (options["psnr"] > 0 and math.isfinite(options["psnr"])):
-        raise ValueError(f"psnr must be a positive number of dB, got {psnr}")
+    if options["psnr"] is not None and not math.isfinite(options["psnr"]):
+        raise ValueError(f"psnr must be a finite number of dB, got {psnr}")
     if len(knobs) > 1:
         raise ValueError(f"choose one of step, ratio, bits_per_sample and psnr, got "
                          f"{' and '.join(knobs)}")
@@ -352,12 +353,16 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
     return options
 
 
-def _check_layer_targets(options: dict) -> None:
-    """Layer targets come before the whole chunk: coarser than its own
-    target of the same kind (a layer at 10:1 in a chunk at 20:1 cannot be).
-    Checked by encode() only: configurations stored before it was checked
-    must still open."""
+def check_targets(options: dict) -> None:
+    """PSNR targets are positive, and layer targets come before the whole
+    chunk: coarser than its own target of the same kind (a layer at 10:1 in
+    a chunk at 20:1 cannot be).  Checked by encode() (and to_zarr) only:
+    configurations stored before these were checked must still open."""
     layers, metric = options["layers"], options["layer_metric"]
+    psnrs = ([options["psnr"]] if options["psnr"] is not None else []) + (
+        list(layers) if metric == "psnr" and isinstance(layers, tuple) else [])
+    if any(p <= 0 for p in psnrs):
+        raise ValueError(f"psnr targets must be positive numbers of dB, got {psnrs}")
     if not isinstance(layers, tuple):
         return
     if metric == "ratio" and options["ratio"] is not None and layers[-1] <= options["ratio"]:
@@ -428,9 +433,11 @@ def _optional(value, convert, name: str):
 
 
 def _number(value, name: str) -> float:
-    """A real number (not a bool or a string, which JSON may hold by mistake)."""
-    if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
+    """A real number (not a bool or a string, which JSON may hold by mistake;
+    numpy scalars and 0-d arrays serve)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
         raise TypeError(f"{name} must be a number, got {value!r}")
     return float(value)
 
@@ -481,8 +488,8 @@ def _normalise_layers(layers, metric):
     if metric == "ratio":
         if not all(t > 1 for t in targets) or list(targets) != sorted(targets, reverse=True):
             raise ValueError(f"layer ratios must be > 1 and decreasing, got {targets}")
-    elif list(targets) != sorted(targets) or targets[0] <= 0:
-        raise ValueError(f"layer PSNRs must be positive and increasing, got {targets}")
+    elif list(targets) != sorted(targets):
+        raise ValueError(f"layer PSNRs must be increasing, got {targets}")
     return targets
 
 
@@ -561,10 +568,8 @@ def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
     no rounding)."""
     if arr.dtype.kind == "f":
         peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
-        info = np.finfo(arr.dtype)
-        stable = min(tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize], float(info.max) / 2)
-        margin = max(np.spacing(arr.dtype.type(peak)), np.spacing(arr.dtype.type(stable)))
-        scale = 2 * tolerance - float(margin)
+        stable = tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize]
+        scale = 2 * tolerance - max(_ulp(peak, arr.dtype), _ulp(stable, arr.dtype))
         if not scale >= tolerance:
             raise ValueError(f"tolerance {tolerance:g} is below the precision of {arr.dtype} "
                              f"at values up to {float(peak):g}")
@@ -573,6 +578,15 @@ def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
 
 
 _peak = _rate.peak_magnitude
+
+
+def _ulp(value: float, dtype: np.dtype) -> float:
+    """The spacing of `dtype` at |value| (capped at the dtype's largest
+    binade, whose spacing np.spacing overflows to inf at the largest value)."""
+    half = float(np.finfo(dtype).max) / 2
+    value = abs(float(value))
+    return (float(np.spacing(dtype.type(value))) if value <= half
+            else 2 * float(np.spacing(dtype.type(half))))
 
 
 def is_big_endian(dtype: np.dtype) -> bool:
@@ -719,7 +733,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     code = check_dtype(arr.dtype, options)
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
-    _check_layer_targets(options)
+    check_targets(options)
     options["colour_axis"] = resolve_colour_axis(options, arr.shape, arr.dtype)
     if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
         options["axes"] = choose_axes(arr, options["colour_axis"])

@@ -36,10 +36,10 @@ def _colour_axis(text):
 
 
 # the Python options' names in error messages, as the flags that set them
-# (not inside quotes: mode='lossy' is a value; only the first mention, as in
-# "axes must be 1 to 3 distinct axes")
-_OPTION_FLAGS = re.compile(r"(?<![\w'-])(step|ratio|bits_per_sample|psnr|tolerance|levels|axes|"
-                           r"colour_axis|layers|layer_metric|rdo|chunks|shards)(?![\w'])")
+# (not inside quotes or paths: mode='lossy' is a value; only the first
+# mention, as in "axes must be 1 to 3 distinct axes")
+_OPTION_FLAGS = re.compile(r"(?<![\w'/.-])(step|ratio|bits_per_sample|psnr|tolerance|levels|axes|"
+                           r"colour_axis|layers|layer_metric|rdo|chunks|shards)(?![\w'/])")
 
 
 def _as_flags(message: str) -> str:
@@ -59,7 +59,13 @@ def convert(args):
     try:
         _convert(args)
     except (ValueError, TypeError) as exc:
-        raise type(exc)(_as_flags(str(exc))) from exc
+        # the package's own option checks raise these two exactly (their
+        # subclasses, e.g. a JSON or decoding error of the input, say other
+        # things): the same exception, its message in flags
+        if type(exc) in (ValueError, TypeError) and len(exc.args) == 1 and isinstance(
+                exc.args[0], str):
+            exc.args = (_as_flags(exc.args[0]),)
+        raise
 
 
 def _convert(args):

@@ -160,6 +160,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
     # the options and the dtype checked before anything is created in the store
     _api.check_dtype(dtype, _api.normalise_options(**codec_options))
+    _api.check_targets(_api.normalise_options(**codec_options))
     axes = chosen_axes(data, dtype, codec_options)
     if axes is not None:   # recorded in zarr.json, so every chunk has the same axes
         codec_options = {**codec_options, "axes": axes}

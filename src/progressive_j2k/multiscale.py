@@ -117,11 +117,11 @@ class _Reader:
         self.levels = opts["levels"]
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
                                                 self.levels, opts["mode"], _api.layer_count(opts))
-        # chunk coords -> task for its header bytes; shard coords -> task for
-        # its index.  Absence is not cached, and a chunk rewritten since its
-        # header was cached fails to decode and is read again (Level._read).
+        # chunk coords -> task for its header bytes, kept between reads (a
+        # chunk rewritten since fails its checksums and is read again:
+        # Level._read).  Shard indices and absence are kept for one read
+        # only (its `visit` dict): a stale index can point at another chunk.
         self._headers: dict = {}
-        self._indices: dict = {}
         # (level, layer) -> the longest prefix read so far, and the future of
         # the first, exact read that the others' guesses wait for
         self._longest: dict = {}
@@ -132,7 +132,7 @@ class _Reader:
     def __getstate__(self):
         # the caches hold tasks of the event loop that filled them: a copy in
         # another process (dask distributed) starts empty
-        return {**self.__dict__, "_headers": {}, "_indices": {}, "_probes": {}}
+        return {**self.__dict__, "_headers": {}, "_probes": {}}
 
     def _key(self, coords) -> str:
         key = self.metadata.encode_chunk_key(tuple(coords))
@@ -158,30 +158,28 @@ class _Reader:
             raw = raw[start:stop]
         return raw
 
-    async def _once(self, cache: dict, key, fetch):
+    async def _once(self, cache: dict, key, fetch, keep_absent=False):
         """Await `fetch()` once per key, however many chunks ask at the same
-        time (all callers run on zarr's event loop); failures and absence
-        (None: a chunk written later must be seen) are not cached."""
+        time (all callers run on zarr's event loop; shielded: one caller's
+        cancellation is not the others'); failures are not cached, and
+        absence (None) only with keep_absent."""
         task = cache.get(key)
         if task is None:
             task = cache[key] = asyncio.ensure_future(fetch())
         try:
-            result = await task
+            result = await asyncio.shield(task)
         except BaseException:
-            if cache.get(key) is task:
+            failed = task.done() and (task.cancelled() or task.exception() is not None)
+            if failed and cache.get(key) is task:   # (not when only this caller was cancelled)
                 del cache[key]
             raise
-        if result is None and cache.get(key) is task:
+        if result is None and not keep_absent and cache.get(key) is task:
             del cache[key]
         return result
 
     def forget(self, coords) -> None:
-        """Drop what is cached about a chunk (its header, its shard's index):
-        the array was rewritten since."""
+        """Drop a chunk's cached header: the array was rewritten since."""
         self._headers.pop(coords, None)
-        if self.layout.shard_shape is not None:
-            per_shard = tuple(s // c for s, c in zip(self.layout.shard_shape, self.layout.chunks))
-            self._indices.pop(tuple(c // p for c, p in zip(coords, per_shard)), None)
 
     async def _fetch_index(self, key, per_shard):
         nbytes = 16 * math.prod(per_shard) + 4
@@ -193,8 +191,9 @@ class _Reader:
             raise DecodeError(f"shard index of {key!r} is damaged")
         return np.frombuffer(raw[:-4], "<u8").reshape(per_shard + (2,))
 
-    async def _locate(self, coords):
-        """(key, offset, length or None) of a progressive chunk, or None if absent."""
+    async def _locate(self, coords, visit: dict):
+        """(key, offset, length or None) of a progressive chunk, or None if
+        absent; `visit` holds the shard indices of one read."""
         layout = self.layout
         if layout.shard_shape is None:
             return self._key(coords), 0, None
@@ -202,7 +201,8 @@ class _Reader:
         shard = tuple(c // p for c, p in zip(coords, per_shard))
         inner = tuple(c % p for c, p in zip(coords, per_shard))
         key = self._key(shard)
-        index = await self._once(self._indices, shard, lambda: self._fetch_index(key, per_shard))
+        index = await self._once(visit, shard, lambda: self._fetch_index(key, per_shard),
+                                 keep_absent=True)
         if index is None:
             return None
         offset, length = (int(v) for v in index[inner])
@@ -215,16 +215,17 @@ class _Reader:
         return await self._once(self._headers, coords,
                                 lambda: self._get(key, offset, offset + self.header_length))
 
-    async def header(self, coords):
+    async def header(self, coords, visit: dict):
         """The chunk's header (parsed), or None if the chunk is absent."""
-        location = await self._locate(coords)
+        location = await self._locate(coords, visit)
         raw = None if location is None else await self._header_bytes(coords, location)
         return None if raw is None else _api.read_header(raw)
 
-    async def prefix(self, coords, level: int, layer: int | None = None):
+    async def prefix(self, coords, visit: dict, level: int, layer: int | None = None):
         """The bytes that decoding chunk `coords` at `level` (with quality
-        layers 0..`layer`; None: all) needs, or None if absent."""
-        location = await self._locate(coords)
+        layers 0..`layer`; None: all) needs, or None if absent; `visit`: the
+        read's own cache (shard indices)."""
+        location = await self._locate(coords, visit)
         if location is None:
             return None
         key, offset, length = location
@@ -287,16 +288,19 @@ class _Reader:
         return needed
 
     async def _guess(self, level, layer):
-        """Bytes past the header to fetch with it (SPECULATIVE_MARGIN), or
-        _PROBE: the first read of a level is exact, and the reads that start
-        while it runs wait for it; if it learnt nothing (an absent chunk, an
-        error), the next becomes the exact one."""
-        while (level, layer) not in self._longest:
+        """Bytes past the header to fetch with it (SPECULATIVE_MARGIN), None
+        (read exactly), or _PROBE: the first read of a level is exact, and
+        the reads that start while it runs wait for it; if it learnt nothing
+        (an absent chunk, an error) they read exactly, side by side, and the
+        next read of the level probes again."""
+        if (level, layer) not in self._longest:
             probe = self._probes.get((level, layer))
             if probe is None or probe.done():
                 self._probes[level, layer] = asyncio.get_running_loop().create_future()
                 return _PROBE
             await asyncio.shield(probe)
+            if (level, layer) not in self._longest:
+                return None
         guess = SPECULATIVE_MARGIN * self._longest[level, layer] - self.header_length
         return int(min(max(guess, 0), SPECULATIVE_LIMIT)) or None
 
@@ -315,7 +319,7 @@ class _Reader:
         fetch = asyncio.ensure_future(self._get(key, offset, stop))
 
         async def header_of():
-            data = await fetch
+            data = await asyncio.shield(fetch)
             return None if data is None else data[: self.header_length]
 
         header_task = self._headers[coords] = asyncio.ensure_future(header_of())
@@ -323,7 +327,7 @@ class _Reader:
         header_task.add_done_callback(lambda t: t.cancelled() or t.exception())
         data = None
         try:
-            data = await fetch
+            data = await asyncio.shield(fetch)
         finally:   # failures and absence are not cached (as in _once)
             if data is None and self._headers.get(coords) is header_task:
                 del self._headers[coords]
@@ -416,6 +420,7 @@ class Level:
                                   slice(first - k * c, hi - k * c, step)))
             per_axis.append(parts)
         semaphore = asyncio.Semaphore(_CONCURRENCY)
+        visit = {}   # this read's own cache: shard indices, absent shards included
 
         async def fill(parts):
             coords = tuple(p[0] for p in parts)
@@ -424,8 +429,8 @@ class Level:
             try:
                 block = await read(coords)
             except DecodeError:
-                # a header or shard index cached before the array was
-                # rewritten gives the wrong prefix: once more, afresh
+                # a header cached before the array was rewritten gives the
+                # wrong prefix: once more, afresh
                 self._reader.forget(coords)
                 block = await read(coords)
             if block is None:
@@ -436,7 +441,7 @@ class Level:
 
         async def read(coords):
             async with semaphore:
-                data = await self._reader.prefix(coords, self.level, self.layer)
+                data = await self._reader.prefix(coords, visit, self.level, self.layer)
             if data is None:
                 return None
             layout = self._reader.layout
@@ -532,10 +537,11 @@ def stored_headers(array) -> tuple:
 
     async def gather():
         semaphore = asyncio.Semaphore(_CONCURRENCY)
+        visit = {}   # (shard indices, for this gather)
 
         async def one(coords):
             async with semaphore:
-                return await reader.header(coords)
+                return await reader.header(coords, visit)
 
         return await asyncio.gather(*(one(c) for c in product(*grid)))
 
