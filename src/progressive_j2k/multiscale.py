@@ -8,8 +8,8 @@ Reading a region of level k fetches, for each chunk it touches, the byte
 prefix that level needs, with range requests through the zarr store API.  A
 chunk met for the first time is fetched as its header (whose exact length
 follows from the codec's options) and a guess of the prefix, in one request
-(SPECULATIVE_MARGIN); only the first chunk of a level, which the guesses
-start from, takes two.  Chunks are fetched concurrently and decoded in worker
+(SPECULATIVE_MARGIN); only the chunk a level's guesses start from (the
+middle one of the first read) takes two.  Chunks are fetched concurrently and decoded in worker
 threads (the C core releases the GIL).  Headers are cached, so moving between
 levels costs one exact range request per chunk.
 """
@@ -35,9 +35,8 @@ _CONCURRENCY = 32
 #: second request for the rest, as it did without the guess.  Over-reading
 #: is bounded by the margin (of a prefix) or the limit: a request's latency
 #: on an object store is worth tens of kilobytes (docs/DESIGN.md 32).
-SPECULATIVE_MARGIN = 1.25
+SPECULATIVE_MARGIN = 1.5
 SPECULATIVE_LIMIT = 64 * 1024
-_PROBE = object()   # _Reader._guess: read exactly, for the others to guess from
 
 
 @dataclass(frozen=True)
@@ -122,17 +121,15 @@ class _Reader:
         # Level._read).  Shard indices and absence are kept for one read
         # only (its `visit` dict): a stale index can point at another chunk.
         self._headers: dict = {}
-        # (level, layer) -> the longest prefix read so far, and the future of
-        # the first, exact read that the others' guesses wait for
+        # (level, layer) -> the longest prefix read so far
         self._longest: dict = {}
-        self._probes: dict = {}
         from zarr.core.buffer import default_buffer_prototype
         self._prototype = default_buffer_prototype()
 
     def __getstate__(self):
         # the caches hold tasks of the event loop that filled them: a copy in
         # another process (dask distributed) starts empty
-        return {**self.__dict__, "_headers": {}, "_probes": {}}
+        return {**self.__dict__, "_headers": {}}
 
     def _key(self, coords) -> str:
         key = self.metadata.encode_chunk_key(tuple(coords))
@@ -238,13 +235,8 @@ class _Reader:
                 self._headers.setdefault(coords, done)
             return data
         if coords not in self._headers:
-            guess = await self._guess(level, layer)
-            if guess is _PROBE:
-                try:
-                    return await self._exact_prefix(coords, location, level, layer)
-                finally:
-                    self._probe_done(level, layer)
-            if guess and coords not in self._headers:   # (not fetched meanwhile)
+            guess = self._guess(level, layer)
+            if guess:
                 return await self._speculative_prefix(coords, location, level, layer, guess)
         return await self._exact_prefix(coords, location, level, layer)
 
@@ -287,27 +279,18 @@ class _Reader:
         self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
         return needed
 
-    async def _guess(self, level, layer):
-        """Bytes past the header to fetch with it (SPECULATIVE_MARGIN), None
-        (read exactly), or _PROBE: the first read of a level is exact, and
-        the reads that start while it runs wait for it; if it learnt nothing
-        (an absent chunk, an error) they read exactly, side by side, and the
-        next read of the level probes again."""
+    def knows(self, level, layer) -> bool:
+        """Whether a prefix of this level (and layer) has been read: the
+        guesses start from it (Level._read reads one chunk first if not)."""
+        return (level, layer) in self._longest
+
+    def _guess(self, level, layer):
+        """Bytes past the header to fetch with it (SPECULATIVE_MARGIN), or
+        None (read exactly: nothing known of this level yet)."""
         if (level, layer) not in self._longest:
-            probe = self._probes.get((level, layer))
-            if probe is None or probe.done():
-                self._probes[level, layer] = asyncio.get_running_loop().create_future()
-                return _PROBE
-            await asyncio.shield(probe)
-            if (level, layer) not in self._longest:
-                return None
+            return None
         guess = SPECULATIVE_MARGIN * self._longest[level, layer] - self.header_length
         return int(min(max(guess, 0), SPECULATIVE_LIMIT)) or None
-
-    def _probe_done(self, level, layer):
-        probe = self._probes.get((level, layer))
-        if probe is not None and not probe.done():
-            probe.set_result(None)
 
     async def _speculative_prefix(self, coords, location, level, layer, guess):
         """The header and `guess` bytes more in one request (the header
@@ -451,7 +434,14 @@ class Level:
                                             layout.dtype, self.level, self.layer)
             return block.T if fortran else block
 
-        await asyncio.gather(*(fill(parts) for parts in product(*per_axis)))
+        jobs = list(product(*per_axis))
+        if len(jobs) > 1 and (self.level or self.layer is not None) and not self._reader.knows(
+                self.level, self.layer):
+            # the guesses of a level's prefixes start from one chunk read
+            # exactly: the middle one, which is more typical than a corner
+            # (often background in slides and scans)
+            await fill(jobs.pop(len(jobs) // 2))
+        await asyncio.gather(*(fill(parts) for parts in jobs))
         return out
 
 
