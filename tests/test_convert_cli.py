@@ -150,6 +150,17 @@ def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     back = zarr.open_array(str(tmp_path / "p.zarr"))[:]
     assert back.shape == arr.shape[:2]
     assert np.abs(back.astype(float) - arr[..., 0]).mean() < 2
+    # the OME axes' names (or a zarr v3 input's dimension names) are kept
+    group.attrs["multiscales"] = [{"axes": [{"name": "y", "type": "space"},
+                                            {"name": "x", "type": "space"}],
+                                   "datasets": [{"path": "0"}, {"path": "1"}]}]
+    main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "q.zarr"), "--quiet"])
+    q = zarr.open_array(str(tmp_path / "q.zarr"))
+    assert q.metadata.dimension_names == ("y", "x")
+    main(["convert", str(tmp_path / "q.zarr"), str(tmp_path / "r.zarr"), "--quiet"])
+    assert zarr.open_array(str(tmp_path / "r.zarr")).metadata.dimension_names == ("y", "x")
+    z = pj.to_zarr(arr[..., 0], str(tmp_path / "f.zarr"), fill_value=7)
+    assert z.fill_value == 7
 
 
 def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
@@ -389,3 +400,48 @@ def test_to_zarr_chunks_may_leave_out_the_colour_axis(real, tmp_path):
     assert main(["convert", str(tmp_path / "a.npy"), str(tmp_path / "b.zarr"), "--chunks",
                  "128,128", "--quiet"]) == 0
     assert zarr.open_array(str(tmp_path / "b.zarr")).chunks == (128, 128, 3)
+
+
+class RecordingArray:
+    """An array-like that records the largest block read from it."""
+
+    def __init__(self, arr):
+        self.arr, self.shape, self.dtype, self.largest = arr, arr.shape, arr.dtype, 0
+
+    def __getitem__(self, key):
+        block = self.arr[key]
+        self.largest = max(self.largest, block.size)
+        return block
+
+
+def test_to_zarr_reads_an_ome_image_a_row_of_chunks_at_a_time(real, tmp_path):
+    """An OME-Zarr (t, c, z, y, x) image with t = c = z = 1: its y and x are
+    the transformed axes (an axis of one sample is not), chunks default to
+    1024 along them, and it is read a row of chunks at a time, not whole."""
+    image = np.tile(real("mr2_uint16"), (2, 2))[None, None, None]   # 1 x 1 x 1 x 2048 x 2048
+    source = RecordingArray(image)
+    z = pj.to_zarr(source, str(tmp_path / "a.zarr"))
+    assert z.chunks == (1, 1, 1, 1024, 1024)
+    config = z.metadata.codecs[0].to_dict()["configuration"]
+    assert config["axes"] == [3, 4]
+    assert source.largest <= image.size // 2
+    np.testing.assert_array_equal(z[:], image)
+    assert pj.open_multiscale(z)[3].shape == (1, 1, 1, 256, 256)
+
+
+def test_preview_shows_the_image_plane_of_band_stacks(real, tmp_path):
+    """preview picks the image plane (the long transformed axes) and shows
+    bands, frames and slices at their middle: a channels-last stack of six
+    bands, coded in 3-D, gave a 128 x 2 picture."""
+    pytest.importorskip("imagecodecs")
+    import imagecodecs
+    photo = real("astronaut")
+    bands = np.concatenate([photo, photo], axis=2)   # 512 x 512 x 6
+    for name, arr in (("last", bands), ("first", np.ascontiguousarray(np.moveaxis(bands, 2, 0)))):
+        np.save(tmp_path / f"{name}.npy", arr)
+        assert main(["convert", str(tmp_path / f"{name}.npy"), str(tmp_path / f"{name}.zarr"),
+                     "--quiet"]) == 0
+        assert main(["preview", str(tmp_path / f"{name}.zarr"), "--level", "2", "-o",
+                     str(tmp_path / f"{name}.png")]) == 0
+        png = imagecodecs.png_decode((tmp_path / f"{name}.png").read_bytes())
+        assert png.shape == (128, 128) and png.std() > 10

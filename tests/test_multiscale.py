@@ -537,3 +537,17 @@ def test_sparse_arrays_are_read_in_parallel(real, tmp_path, sharded):
             assert len(reads) <= 3 + 1 + 2
         else:   # the first read alone, then the rest side by side (one by one: 112)
             assert len(reads) <= 256 + 1 and store.alone <= 16, store.alone
+
+
+def test_guesses_start_from_a_typical_chunk(real, tmp_path):
+    """mr2's corner chunks are black background: guesses started from the
+    first chunk in grid order sent most tissue chunks back for a second
+    request (85-96 requests for 64 chunks); from the middle chunk, a few."""
+    arr = real("mr2_uint16")
+    write("v3", LocalStore(tmp_path / "a.zarr"), arr, (128, 128), {})
+    for level in (2, 3, 4):
+        store = CountingStore(LocalStore(tmp_path / "a.zarr", read_only=True))
+        levels = pj.open_multiscale(zarr.open_array(store, mode="r"))
+        np.testing.assert_array_equal(levels[level][:],
+                                      reference_level(arr, (128, 128), {}, level)[0])
+        assert len(store.chunk_reads()) <= 64 + 8

@@ -121,8 +121,11 @@ def test_default_axes_any_shape_and_values(shape, dtype, kind, seed):
         warnings.simplefilter("error")
         colour = _api.auto_colour_axis(arr.shape, arr.dtype, None)
         chosen = _api.choose_axes(arr, colour)
-        assert set(chosen) <= set(_api.default_axes(arr.ndim, colour))
-        assert len(chosen) >= min(2, len(_api.default_axes(arr.ndim, colour)))
+        default = _api.default_axes(arr.ndim, colour)
+        assert set(chosen) <= set(default)
+        # axes of one sample are left out; of the others, at most one
+        longer = [a for a in default if arr.shape[a] > 1]
+        assert len(chosen) >= max(1, min(2, len(longer)))
         if dtype.kind != "f" and arr.ndim <= 5:
             enc = pj.encode(arr)
             assert pj.read_header(enc).axes == chosen

@@ -198,8 +198,10 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
     assert pj.read_header(pj.encode(coronal, levels=1)).axes == (0, 1, 2)   # decide
     rows = np.ascontiguousarray(np.moveaxis(volume, 1, -1)[..., 201:213])   # thin planes
     assert pj.read_header(pj.encode(rows, levels=1)).axes != (1, 2)   # rows are not frames
-    gray = real("camera")[..., None]   # H x W x 1: channels last, nothing to judge
-    assert pj.read_header(pj.encode(gray)).axes == (0, 1, 2)
+    gray = real("camera")[..., None]   # H x W x 1: an axis of one sample is not transformed
+    assert pj.read_header(pj.encode(gray)).axes == (0, 1)
+    ome = real("camera")[None, None, None]   # OME-Zarr's t, c, z of a 2-D image
+    assert pj.read_header(pj.encode(ome)).axes == (3, 4)
     assert pj.read_header(pj.encode(volume[:, :, 90:94])).axes == (0, 1, 2)   # thin slab
     huge = volume[60:64].astype(np.float64) * 6e305   # alike slices near the float64 limit,
     huge[:, ::2] *= -1                                # whose differences overflow

@@ -275,10 +275,14 @@ def _unlike_share(block: np.ndarray) -> float:
 
 
 def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
-    """default_axes, less the first of three (a stack of frames) or else the
+    """default_axes less the axes of one sample (OME-Zarr's z of a 2-D
+    image: nothing to transform, and a third axis would shrink the default
+    chunks), then less the first of three (a stack of frames) or else the
     last (channels last, e.g. RGBA) where neighbouring planes along it do
     not share their detail (FRAME_DETAIL_LIMIT, UNLIKE_SHARE, THIN_PLANE)."""
     axes = default_axes(arr.ndim, colour_axis)
+    if arr.size and any(arr.shape[a] == 1 for a in axes):
+        return tuple(a for a in axes if arr.shape[a] > 1) or axes[-1:]
     if len(axes) < 3:
         return axes
     # the three axes at the first index of every other axis

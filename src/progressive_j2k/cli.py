@@ -72,7 +72,7 @@ def _convert(args):
     from progressive_j2k.convert import open_input, to_zarr
     if args.lossy and args.tolerance is not None:
         raise ValueError("--tolerance is a mode of its own: leave out --lossy")
-    data = open_input(args.input)
+    data, names = open_input(args.input)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
@@ -87,7 +87,8 @@ def _convert(args):
                    tolerance=args.tolerance,
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
-                overwrite=args.overwrite, progress=not args.quiet, **options)
+                overwrite=args.overwrite, progress=not args.quiet, dimension_names=names,
+                **options)
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
 
 
@@ -142,17 +143,26 @@ def _describe_codec(options: dict, headers) -> str:
 def preview(args):
     import imagecodecs
 
-    from progressive_j2k.multiscale import open_multiscale
-    levels = open_multiscale(args.path, layer=args.layer)
+    from progressive_j2k.multiscale import codec_options, open_multiscale, progressive_array
+    array = progressive_array(args.path)
+    levels = open_multiscale(array, layer=args.layer)
     if not 0 <= args.level < len(levels):
         raise ValueError(f"--level {args.level}: {args.path} has levels 0 to {len(levels) - 1}")
     level = levels[args.level]
-    image = level[...]
-    if image.ndim >= 3 and image.shape[-1] == 1:   # a trailing channel axis of one: gray
-        image = image[..., 0]
-    colour = image.ndim >= 3 and image.shape[-1] in (3, 4)   # RGB or RGBA, as PNG takes them
-    while image.ndim > (3 if colour else 2):  # middle plane of leading axes
-        image = image[image.shape[0] // 2]
+    # the image plane: the last two transformed axes that are not short
+    # (bands coded in 3-D are; or else the last two axes); a last axis of 3
+    # or 4 outside it is RGB(A), as PNG takes it; every other axis (frames,
+    # bands, slices) at its middle
+    transformed = codec_options(array)["axes"]
+    longest = max(array.shape[a] for a in transformed)
+    axes = [a for a in transformed if 4 * array.shape[a] >= longest][-2:]
+    if len(axes) < 2:
+        axes = sorted(set(axes) | set(range(level.ndim)[-2:]))[-2:]
+    last = level.ndim - 1
+    colour = last not in axes and level.shape[last] in (3, 4)
+    key = tuple(slice(None) if a in axes or (colour and a == last) else level.shape[a] // 2
+                for a in range(level.ndim))
+    image = level[key]
     if image.dtype != np.uint8:
         lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
         image = ((image.astype(float) - lo) / max(hi - lo, 1e-30) * 255).astype(np.uint8)

@@ -134,7 +134,7 @@ def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple) -> np.ndarray:
 
 
 def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension_names=None,
-            progress=False, **codec_options):
+            fill_value=0, progress=False, **codec_options):
     """Write ``data`` (numpy, dask, or any array-like) as a zarr v3 array whose
     chunks are progressive_j2k codestreams; returns the zarr Array.
 
@@ -187,7 +187,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     try:
         z = zarr.create_array(store, shape=padded, dtype=dtype, chunks=chunks, shards=shards,
                               serializer=ProgressiveJ2K(**codec_options), compressors=None,
-                              fill_value=0, overwrite=overwrite, dimension_names=dimension_names)
+                              fill_value=fill_value, overwrite=overwrite,
+                              dimension_names=dimension_names)
     except (ContainsArrayError, ContainsGroupError, ContainsArrayAndGroupError) as exc:
         raise FileExistsError(f"{store}: a zarr array or group is already there; pass "
                               f"overwrite=True (command line: --overwrite) to replace it") from exc
@@ -202,42 +203,57 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                     chunks=tuple((c,) * len(b) for c, b in zip(chunks, blocks.chunks)))
             da.store(blocks.rechunk(write_unit), z, lock=False)
         else:
-            step = max(1, write_unit[0])
-            rows = range(0, shape[0], step)
+            # one row of write units at a time: along the first axis the
+            # units cut (an OME-Zarr (t, c, z, y, x) image of t = c = z = 1
+            # is cut along y, not read whole)
+            split = next((a for a in range(len(shape)) if shape[a] > write_unit[a]), 0)
+            corners = list(product(*(range(0, shape[a], max(1, write_unit[a]))
+                                     for a in range(split + 1))))
             if progress:
                 from tqdm import tqdm
-                rows = tqdm(rows, unit="chunk row", desc="writing")
-            for start in rows:
-                slab = np.asarray(data[start:start + step])
-                stop = min(start + step, padded[0])
-                z[start:stop] = _pad_slab(slab, (stop - start,) + padded[1:], chunks)
+                corners = tqdm(corners, unit="chunk row", desc="writing")
+            for corner in corners:
+                stops = [min(s + write_unit[a], padded[a]) for a, s in enumerate(corner)]
+                region = tuple(slice(s, s + write_unit[a]) for a, s in enumerate(corner))
+                # (array-likes that slice their first axis only are read by it)
+                slab = np.asarray(data[region[0]] if split == 0 else data[region])
+                z[tuple(slice(s, e) for s, e in zip(corner, stops))] = _pad_slab(
+                    slab, tuple(e - s for s, e in zip(corner, stops)) + padded[split + 1:], chunks)
     finally:   # the data's shape, also when writing failed part-way
         if padded != shape:
             z.resize(shape)
     return z
 
 
-def open_input(path: str):
+def open_input(path: str) -> tuple:
     """A lazily sliceable array from a .npy, TIFF, zarr array or OME-Zarr group
-    (its level 0)."""
+    (its level 0), and its dimension names (a zarr v3 array's, or the OME
+    axes'; else None)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".npy":
-        return np.load(p, mmap_mode="r")
+        return np.load(p, mmap_mode="r"), None
     if suffix in (".tif", ".tiff"):
         import tifffile
-        return tifffile.memmap(p) if _tiff_is_contiguous(p) else tifffile.imread(p)
+        return (tifffile.memmap(p) if _tiff_is_contiguous(p) else tifffile.imread(p)), None
     import zarr
     node = zarr.open(str(p), mode="r")
     if isinstance(node, zarr.Array):
-        return node
-    multiscales = node.attrs.get("multiscales") or node.attrs.get("ome", {}).get("multiscales")
+        return node, getattr(node.metadata, "dimension_names", None)
+    attrs = node.attrs.asdict()
+    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if multiscales:
-        return node[multiscales[0]["datasets"][0]["path"]]
-    arrays = list(node.array_keys())
+        array = node[multiscales[0]["datasets"][0]["path"]]
+        axes = multiscales[0].get("axes") or []
+        names = [a.get("name") if isinstance(a, dict) else a for a in axes]
+        if len(names) != array.ndim or not all(isinstance(n, str) for n in names):
+            names = getattr(array.metadata, "dimension_names", None)
+        return array, names
+    arrays = sorted(node.array_keys())
     if len(arrays) == 1:
-        return node[arrays[0]]
-    raise ValueError(f"{path}: a zarr group without OME multiscales metadata; name an array")
+        return node[arrays[0]], getattr(node[arrays[0]].metadata, "dimension_names", None)
+    raise ValueError(f"{path}: a zarr group without OME multiscales metadata; name one of its "
+                     f"arrays ({', '.join(f'{path}/{a}' for a in arrays)})")
 
 
 def _tiff_is_contiguous(path) -> bool:
