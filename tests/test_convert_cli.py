@@ -445,3 +445,18 @@ def test_preview_shows_the_image_plane_of_band_stacks(real, tmp_path):
                      str(tmp_path / f"{name}.png")]) == 0
         png = imagecodecs.png_decode((tmp_path / f"{name}.png").read_bytes())
         assert png.shape == (128, 128) and png.std() > 10
+
+
+def test_to_zarr_channels_first_colour(real, tmp_path):
+    """A channels-first colour image gets encode()'s colour axis, recorded
+    in zarr.json (the codecs' "auto" looks at the last axis only): every
+    level keeps three channels; chunks that split the channels keep planes."""
+    channels = np.ascontiguousarray(real("astronaut").transpose(2, 0, 1))
+    z = pj.to_zarr(channels, str(tmp_path / "a.zarr"), chunks=(3, 256, 256))
+    config = z.metadata.codecs[0].to_dict()["configuration"]
+    assert config["colour_axis"] == 0 and config["axes"] == [1, 2]
+    assert pj.open_multiscale(z)[2].shape == (3, 128, 128)
+    np.testing.assert_array_equal(z[:], channels)
+    split = pj.to_zarr(channels, str(tmp_path / "b.zarr"), chunks=(1, 256, 256))
+    assert split.metadata.codecs[0].to_dict()["configuration"]["colour_axis"] == "auto"
+    np.testing.assert_array_equal(split[:], channels)

@@ -161,6 +161,14 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # the options and the dtype checked before anything is created in the store
     _api.check_dtype(dtype, _api.normalise_options(**codec_options))
     _api.check_targets(_api.normalise_options(**codec_options))
+    # a channels-first colour image gets encode()'s colour axis, recorded
+    # (the codecs' "auto" looks at the last axis only) -- where its chunks
+    # keep the three channels together
+    options = _api.normalise_options(**codec_options)
+    colour_axis = _api.encoder_colour_axis(options, shape, dtype)
+    if colour_axis != _api.resolve_colour_axis(options, shape, dtype) and (
+            chunks is None or len(chunks) <= colour_axis or int(chunks[colour_axis]) == 3):
+        codec_options = {**codec_options, "colour_axis": colour_axis}
     axes = chosen_axes(data, dtype, codec_options)
     if axes is not None:   # recorded in zarr.json, so every chunk has the same axes
         codec_options = {**codec_options, "axes": axes}
