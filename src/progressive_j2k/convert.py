@@ -159,12 +159,12 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
 
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
     # the options and the dtype checked before anything is created in the store
-    _api.check_dtype(dtype, _api.normalise_options(**codec_options))
-    _api.check_targets(_api.normalise_options(**codec_options))
+    options = _api.normalise_options(**codec_options)
+    _api.check_dtype(dtype, options)
+    _api.check_targets(options)
     # a channels-first colour image gets encode()'s colour axis, recorded
     # (the codecs' "auto" looks at the last axis only) -- where its chunks
     # keep the three channels together
-    options = _api.normalise_options(**codec_options)
     colour_axis = _api.encoder_colour_axis(options, shape, dtype)
     if colour_axis != _api.resolve_colour_axis(options, shape, dtype) and (
             chunks is None or len(chunks) <= colour_axis or int(chunks[colour_axis]) == 3):

@@ -114,6 +114,9 @@ class _Reader:
         self.metadata = array.metadata
         opts = self.layout.options
         self.levels = opts["levels"]
+        # the axes chunk headers name (zarr v2 order="F": of the transpose)
+        self.coded_axes = tuple(opts["axes"]) if not self.layout.fortran else tuple(
+            sorted(len(self.layout.chunks) - 1 - a for a in opts["axes"]))
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
                                                 self.levels, opts["mode"], _api.layer_count(opts))
         # chunk coords -> task for its header bytes, kept between reads (a
@@ -269,12 +272,9 @@ class _Reader:
             raise DecodeError(f"a chunk's header is {exc.needed} bytes, where the array's codec "
                               f"options give {self.header_length}: the chunk does not belong to "
                               f"this array (or its metadata was edited)") from exc
-        axes = self.layout.options["axes"]
-        if self.layout.fortran:   # coded as the transpose
-            axes = tuple(sorted(len(self.layout.chunks) - 1 - a for a in axes))
-        if header.levels != self.levels or tuple(header.axes) != tuple(axes):
+        if header.levels != self.levels or tuple(header.axes) != self.coded_axes:
             raise DecodeError(f"a chunk has {header.levels} levels over axes {header.axes}, the "
-                              f"array's codec options say {self.levels} over {axes}")
+                              f"array's codec options say {self.levels} over {self.coded_axes}")
         needed = header.prefix_length(level, layer)
         self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
         return needed
