@@ -161,6 +161,10 @@ def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     assert zarr.open_array(str(tmp_path / "r.zarr")).metadata.dimension_names == ("y", "x")
     z = pj.to_zarr(arr[..., 0], str(tmp_path / "f.zarr"), fill_value=7)
     assert z.fill_value == 7
+    with pytest.raises(ValueError, match="fill_value NaN"):
+        pj.to_zarr(arr[..., 0].astype(np.float32), str(tmp_path / "n.zarr"), tolerance=1,
+                   fill_value=np.nan)
+    assert not (tmp_path / "n.zarr").exists()
 
 
 def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
@@ -414,6 +418,21 @@ class RecordingArray:
         return block
 
 
+class FirstAxisArray(RecordingArray):
+    """An array-like that slices its first axis only (as some readers do)."""
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            raise TypeError("only the first axis can be sliced")
+        return super().__getitem__(key)
+
+
+def test_to_zarr_reads_array_likes_that_slice_their_first_axis_only(real, tmp_path):
+    image = real("camera")[None]   # 1 x 512 x 512: rows are cut along axis 1
+    z = pj.to_zarr(FirstAxisArray(image), str(tmp_path / "a.zarr"), chunks=(1, 128, 128))
+    np.testing.assert_array_equal(z[:], image)
+
+
 def test_to_zarr_reads_an_ome_image_a_row_of_chunks_at_a_time(real, tmp_path):
     """An OME-Zarr (t, c, z, y, x) image with t = c = z = 1: its y and x are
     the transformed axes (an axis of one sample is not), chunks default to
@@ -445,6 +464,15 @@ def test_preview_shows_the_image_plane_of_band_stacks(real, tmp_path):
                      str(tmp_path / f"{name}.png")]) == 0
         png = imagecodecs.png_decode((tmp_path / f"{name}.png").read_bytes())
         assert png.shape == (128, 128) and png.std() > 10
+    # channels-first colour (the colour axis as coded) comes out as RGB
+    channels = np.ascontiguousarray(photo.transpose(2, 0, 1))
+    for name, arr in (("rgb_first", channels), ("ome_rgb", channels[None, :, None])):
+        pj.to_zarr(arr, str(tmp_path / f"{name}.zarr"))
+        assert main(["preview", str(tmp_path / f"{name}.zarr"), "--level", "1", "-o",
+                     str(tmp_path / f"{name}.png")]) == 0
+        png = imagecodecs.png_decode((tmp_path / f"{name}.png").read_bytes())
+        assert png.shape == (256, 256, 3)
+        assert np.abs(png.astype(int) - photo[::2, ::2]).mean() < 4
 
 
 def test_to_zarr_channels_first_colour(real, tmp_path):

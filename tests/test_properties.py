@@ -119,7 +119,7 @@ def test_default_axes_any_shape_and_values(shape, dtype, kind, seed):
         arr = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        colour = _api.encoder_colour_axis(_api.normalise_options(), arr.shape, arr.dtype)
+        colour = _api.encoder_colour_axis(_api.normalise_options(), arr)
         chosen = _api.choose_axes(arr, colour)
         default = _api.default_axes(arr.ndim, colour)
         assert set(chosen) <= set(default)

@@ -230,6 +230,11 @@ def test_default_axes_keep_colour_channels_first_and_drop_a_flat_alpha(real, nam
                                                                  colour_axis=None))
     np.testing.assert_array_equal(pj.decode(enc), channels)
     assert pj.decode(enc, level=2).shape == (3, -(-channels.shape[1] // 4), -(-channels.shape[2] // 4))
+    # three unrelated frames are no colour image: planes, smaller than colour
+    frames = np.stack([real(n)[:300, :300] for n in ("camera", "coins", "moon")])
+    enc = pj.encode(frames)
+    assert (pj.read_header(enc).colour_axis, pj.read_header(enc).axes) == (None, (1, 2))
+    assert len(enc) < 0.9 * len(pj.encode(frames, colour_axis=0))
     rgba = np.concatenate([channels, np.full((1,) + channels.shape[1:], 255, np.uint8)])
     rgba_last = np.ascontiguousarray(rgba.transpose(1, 2, 0))   # H x W x 4: channels last
     for arr, chosen, other in [(rgba, (1, 2), (0, 1, 2)), (rgba_last, (0, 1), (0, 1, 2))]:

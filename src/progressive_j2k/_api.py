@@ -216,12 +216,21 @@ def channels_first_colour_axis(shape, dtype, axes) -> int | None:
     return candidate
 
 
-def encoder_colour_axis(options: dict, shape, dtype) -> int | None:
-    """resolve_colour_axis, and for "auto" also channels_first_colour_axis:
-    the colour axis of encode() (and of to_zarr, which records it)."""
-    colour_axis = resolve_colour_axis(options, shape, dtype)
+def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
+    """resolve_colour_axis, and for "auto" also channels_first_colour_axis
+    where the three planes along it share their detail (three unrelated
+    frames are smaller as planes: _unlike_share): the colour axis of
+    encode(), and of to_zarr, which judges a block at the array's centre
+    and records it."""
+    colour_axis = resolve_colour_axis(options, arr.shape, arr.dtype)
     if colour_axis is None and options["colour_axis"] == AUTO_COLOUR:
-        colour_axis = channels_first_colour_axis(shape, dtype, options["axes"])
+        candidate = channels_first_colour_axis(arr.shape, arr.dtype, options["axes"])
+        if candidate is not None:
+            ndim = arr.ndim
+            planes = arr[tuple(slice(None) if a in (candidate, ndim - 2, ndim - 1) else 0
+                               for a in range(ndim))]
+            if _unlike_share(planes) < UNLIKE_SHARE:
+                colour_axis = candidate
     return colour_axis
 
 
@@ -767,7 +776,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
     check_targets(options)
-    options["colour_axis"] = encoder_colour_axis(options, arr.shape, arr.dtype)
+    options["colour_axis"] = encoder_colour_axis(options, arr)
     if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
         options["axes"] = choose_axes(arr, options["colour_axis"])
     options = resolve_options(options, arr.shape, arr.dtype)

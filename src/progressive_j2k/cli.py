@@ -153,16 +153,22 @@ def preview(args):
     # (bands coded in 3-D are; or else the last two axes); a last axis of 3
     # or 4 outside it is RGB(A), as PNG takes it; every other axis (frames,
     # bands, slices) at its middle
-    transformed = codec_options(array)["axes"]
+    options = codec_options(array)
+    transformed = options["axes"]
     longest = max(array.shape[a] for a in transformed)
     axes = [a for a in transformed if 4 * array.shape[a] >= longest][-2:]
     if len(axes) < 2:
         axes = sorted(set(axes) | set(range(level.ndim)[-2:]))[-2:]
+    # the colour axis as coded (channels first too), or a last axis of 3 or 4
+    colour = options["colour_axis"]
     last = level.ndim - 1
-    colour = last not in axes and level.shape[last] in (3, 4)
-    key = tuple(slice(None) if a in axes or (colour and a == last) else level.shape[a] // 2
+    if colour is None and last not in transformed and level.shape[last] in (3, 4):
+        colour = last
+    key = tuple(slice(None) if a in axes or a == colour else level.shape[a] // 2
                 for a in range(level.ndim))
     image = level[key]
+    if colour is not None:   # to the end, where PNG wants it
+        image = np.ascontiguousarray(np.moveaxis(image, sum(a in axes for a in range(colour)), -1))
     if image.dtype != np.uint8:
         lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
         image = ((image.astype(float) - lo) / max(hi - lo, 1e-30) * 255).astype(np.uint8)

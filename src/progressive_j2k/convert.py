@@ -55,17 +55,36 @@ def chosen_axes(data, dtype, codec_options: dict) -> tuple | None:
     candidates = _api.default_axes(len(shape), colour_axis)
     if len(candidates) < 3:
         return None
-    region = []
-    for axis, n in enumerate(shape):
-        edge = (min(n, 2 * _api.LIKENESS_SAMPLES) if axis == candidates[0] else
-                min(n, AXES_SAMPLE_EDGE) if axis in candidates else min(n, 1))
-        start = (n - edge) // 2
-        region.append(slice(start, start + edge))
-    try:
-        block = np.asarray(data[tuple(region)])
-    except (TypeError, IndexError):   # an array-like that slices its first axis only
-        block = np.asarray(data[region[0]])[(slice(None),) + tuple(region[1:])]
+    block = _central_block(data, [
+        min(n, 2 * _api.LIKENESS_SAMPLES) if axis == candidates[0] else
+        min(n, AXES_SAMPLE_EDGE) if axis in candidates else min(n, 1)
+        for axis, n in enumerate(shape)])
     return _api.choose_axes(block, colour_axis)
+
+
+def _central_block(data, edges) -> np.ndarray:
+    """The block of the given edge lengths at the centre of ``data``."""
+    region = tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(data.shape, edges))
+    return _read(data, region)
+
+
+def _read(data, region: tuple) -> np.ndarray:
+    try:
+        return np.asarray(data[region])
+    except (TypeError, IndexError):   # an array-like that slices its first axis only
+        return np.asarray(data[region[0]])[(slice(None),) + tuple(region[1:])]
+
+
+def chosen_colour_axis(data, dtype, options: dict) -> int | None:
+    """encode()'s colour axis where the codecs' "auto" finds none: a
+    channels-first colour axis, judged on a block at the array's centre."""
+    shape = tuple(data.shape)
+    candidate = _api.channels_first_colour_axis(shape, dtype, options["axes"])
+    if candidate is None or _api.resolve_colour_axis(options, shape, dtype) is not None:
+        return None
+    block = _central_block(data, [3 if a == candidate else min(n, AXES_SAMPLE_EDGE)
+                                  if a >= len(shape) - 2 else 1 for a, n in enumerate(shape)])
+    return _api.encoder_colour_axis(options, block)
 
 
 def _aligned_levels(shape, chunks, resolved: dict, default: bool) -> int:
@@ -161,13 +180,17 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # the options and the dtype checked before anything is created in the store
     options = _api.normalise_options(**codec_options)
     _api.check_dtype(dtype, options)
+    if fill_value is not None and np.isnan(fill_value):
+        raise ValueError("fill_value NaN: the lossy and tolerance modes refuse NaN, and zarr "
+                         "pads the chunks of later partial writes with the fill value; give "
+                         "a finite one (e.g. 0)")
     _api.check_targets(options)
     # a channels-first colour image gets encode()'s colour axis, recorded
     # (the codecs' "auto" looks at the last axis only) -- where its chunks
     # keep the three channels together
-    colour_axis = _api.encoder_colour_axis(options, shape, dtype)
-    if colour_axis != _api.resolve_colour_axis(options, shape, dtype) and (
-            chunks is None or len(chunks) <= colour_axis or int(chunks[colour_axis]) == 3):
+    colour_axis = chosen_colour_axis(data, dtype, options)
+    if colour_axis is not None and (chunks is None or len(chunks) <= colour_axis
+                                    or chunks[colour_axis] == 3):
         codec_options = {**codec_options, "colour_axis": colour_axis}
     axes = chosen_axes(data, dtype, codec_options)
     if axes is not None:   # recorded in zarr.json, so every chunk has the same axes
@@ -223,8 +246,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
             for corner in corners:
                 stops = [min(s + write_unit[a], padded[a]) for a, s in enumerate(corner)]
                 region = tuple(slice(s, s + write_unit[a]) for a, s in enumerate(corner))
-                # (array-likes that slice their first axis only are read by it)
-                slab = np.asarray(data[region[0]] if split == 0 else data[region])
+                slab = np.asarray(data[region[0]]) if split == 0 else _read(data, region)
                 z[tuple(slice(s, e) for s, e in zip(corner, stops))] = _pad_slab(
                     slab, tuple(e - s for s, e in zip(corner, stops)) + padded[split + 1:], chunks)
     finally:   # the data's shape, also when writing failed part-way

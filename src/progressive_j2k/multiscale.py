@@ -119,11 +119,12 @@ class _Reader:
             sorted(len(self.layout.chunks) - 1 - a for a in opts["axes"]))
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
                                                 self.levels, opts["mode"], _api.layer_count(opts))
-        # chunk coords -> task for its header bytes, kept between reads (a
-        # chunk rewritten since fails its checksums and is read again:
-        # Level._read).  Shard indices and absence are kept for one read
-        # only (its `visit` dict): a stale index can point at another chunk.
+        # chunk coords -> task for its header bytes, and shard coords -> task
+        # for its index, kept between reads (a chunk rewritten since fails its
+        # checksums and is read again: Level._read).  Absence is kept for one
+        # read only (its `visit` dict), so chunks written later are seen.
         self._headers: dict = {}
+        self._indices: dict = {}
         # (level, layer) -> the longest prefix read so far
         self._longest: dict = {}
         from zarr.core.buffer import default_buffer_prototype
@@ -132,7 +133,7 @@ class _Reader:
     def __getstate__(self):
         # the caches hold tasks of the event loop that filled them: a copy in
         # another process (dask distributed) starts empty
-        return {**self.__dict__, "_headers": {}}
+        return {**self.__dict__, "_headers": {}, "_indices": {}}
 
     def _key(self, coords) -> str:
         key = self.metadata.encode_chunk_key(tuple(coords))
@@ -158,11 +159,11 @@ class _Reader:
             raw = raw[start:stop]
         return raw
 
-    async def _once(self, cache: dict, key, fetch, keep_absent=False):
+    async def _once(self, cache: dict, key, fetch):
         """Await `fetch()` once per key, however many chunks ask at the same
         time (all callers run on zarr's event loop; shielded: one caller's
-        cancellation is not the others'); failures are not cached, and
-        absence (None) only with keep_absent."""
+        cancellation is not the others'); failures and absence (None) are
+        not cached."""
         task = cache.get(key)
         if task is None:
             task = cache[key] = asyncio.ensure_future(fetch())
@@ -173,13 +174,22 @@ class _Reader:
             if failed and cache.get(key) is task:   # (not when only this caller was cancelled)
                 del cache[key]
             raise
-        if result is None and not keep_absent and cache.get(key) is task:
+        if result is None and cache.get(key) is task:
             del cache[key]
         return result
 
     def forget(self, coords) -> None:
-        """Drop a chunk's cached header: the array was rewritten since."""
+        """Drop what is cached about a chunk (its header, its shard's index):
+        the array was rewritten since."""
         self._headers.pop(coords, None)
+        if self.layout.shard_shape is not None:
+            self._indices.pop(self._shard_of(coords)[0], None)
+
+    def _shard_of(self, coords) -> tuple:
+        """(shard coords, coords within the shard, chunks per shard)."""
+        per_shard = tuple(s // c for s, c in zip(self.layout.shard_shape, self.layout.chunks))
+        return (tuple(c // p for c, p in zip(coords, per_shard)),
+                tuple(c % p for c, p in zip(coords, per_shard)), per_shard)
 
     async def _fetch_index(self, key, per_shard):
         nbytes = 16 * math.prod(per_shard) + 4
@@ -193,17 +203,20 @@ class _Reader:
 
     async def _locate(self, coords, visit: dict):
         """(key, offset, length or None) of a progressive chunk, or None if
-        absent; `visit` holds the shard indices of one read."""
+        absent; `visit` holds the shards found absent in one read."""
         layout = self.layout
         if layout.shard_shape is None:
             return self._key(coords), 0, None
-        per_shard = tuple(s // c for s, c in zip(layout.shard_shape, layout.chunks))
-        shard = tuple(c // p for c, p in zip(coords, per_shard))
-        inner = tuple(c % p for c, p in zip(coords, per_shard))
+        shard, inner, per_shard = self._shard_of(coords)
+        if visit.get(shard, True) is None:   # absent earlier in this read
+            return None
         key = self._key(shard)
-        index = await self._once(visit, shard, lambda: self._fetch_index(key, per_shard),
-                                 keep_absent=True)
+        # indices are kept between reads: a tile-by-tile reader (dask, napari)
+        # would otherwise fetch one per chunk; after a sharded array is
+        # rewritten, reopen views (a rewritten shard may move its chunks)
+        index = await self._once(self._indices, shard, lambda: self._fetch_index(key, per_shard))
         if index is None:
+            visit[shard] = None
             return None
         offset, length = (int(v) for v in index[inner])
         if offset == MAX_UINT64:
@@ -224,7 +237,7 @@ class _Reader:
     async def prefix(self, coords, visit: dict, level: int, layer: int | None = None):
         """The bytes that decoding chunk `coords` at `level` (with quality
         layers 0..`layer`; None: all) needs, or None if absent; `visit`: the
-        read's own cache (shard indices)."""
+        read's own cache (absent shards)."""
         location = await self._locate(coords, visit)
         if location is None:
             return None
@@ -278,6 +291,11 @@ class _Reader:
         needed = header.prefix_length(level, layer)
         self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
         return needed
+
+    def has_header(self, coords) -> bool:
+        """Whether the chunk's header is cached (its prefix is then read
+        exactly, in one request)."""
+        return coords in self._headers
 
     def knows(self, level, layer) -> bool:
         """Whether a prefix of this level (and layer) has been read: the
@@ -403,7 +421,7 @@ class Level:
                                   slice(first - k * c, hi - k * c, step)))
             per_axis.append(parts)
         semaphore = asyncio.Semaphore(_CONCURRENCY)
-        visit = {}   # this read's own cache: shard indices, absent shards included
+        visit = {}   # this read's own cache: absent shards
 
         async def fill(parts):
             coords = tuple(p[0] for p in parts)
@@ -436,7 +454,8 @@ class Level:
 
         jobs = list(product(*per_axis))
         if len(jobs) > 1 and (self.level or self.layer is not None) and not self._reader.knows(
-                self.level, self.layer):
+                self.level, self.layer) and not all(
+                self._reader.has_header(tuple(p[0] for p in parts)) for parts in jobs):
             # the guesses of a level's prefixes start from one chunk read
             # exactly: the middle one, which is more typical than a corner
             # (often background in slides and scans)
@@ -527,7 +546,7 @@ def stored_headers(array) -> tuple:
 
     async def gather():
         semaphore = asyncio.Semaphore(_CONCURRENCY)
-        visit = {}   # (shard indices, for this gather)
+        visit = {}   # (absent shards, for this gather)
 
         async def one(coords):
             async with semaphore:
