@@ -139,8 +139,8 @@ def pad_chunk(block: np.ndarray, chunks: tuple) -> np.ndarray:
 
 
 def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple) -> np.ndarray:
-    """A slab of whole chunks along axis 0 with every edge chunk padded
-    (pad_chunk); ``shape`` is the slab's padded shape."""
+    """A slab of whole chunks (starting on chunk boundaries) with every edge
+    chunk padded (pad_chunk); ``shape`` is the slab's padded shape."""
     if slab.shape == shape:
         return slab
     out = np.empty(shape, slab.dtype)
@@ -246,6 +246,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
             for corner in corners:
                 stops = [min(s + write_unit[a], padded[a]) for a, s in enumerate(corner)]
                 region = tuple(slice(s, s + write_unit[a]) for a, s in enumerate(corner))
+                # (rows along axis 0 as before: a bare slice, which every
+                # array-like takes)
                 slab = np.asarray(data[region[0]]) if split == 0 else _read(data, region)
                 z[tuple(slice(s, e) for s, e in zip(corner, stops))] = _pad_slab(
                     slab, tuple(e - s for s, e in zip(corner, stops)) + padded[split + 1:], chunks)
