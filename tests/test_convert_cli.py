@@ -488,3 +488,14 @@ def test_to_zarr_channels_first_colour(real, tmp_path):
     split = pj.to_zarr(channels, str(tmp_path / "b.zarr"), chunks=(1, 256, 256))
     assert split.metadata.codecs[0].to_dict()["configuration"]["colour_axis"] == "auto"
     np.testing.assert_array_equal(split[:], channels)
+
+
+def test_preview_of_a_1d_array_says_it_needs_an_image(real, tmp_path, capsys):
+    """A 1-D array has no image to show: a clear message, not numpy's
+    "invalid data shape" from the PNG encoder."""
+    pytest.importorskip("imagecodecs")
+    signal = real("mr2_uint16")[256].astype(np.int32) - 1000   # one row of a real image
+    pj.to_zarr(signal, str(tmp_path / "s.zarr"))
+    assert main(["preview", str(tmp_path / "s.zarr"), "-o", str(tmp_path / "s.png")]) == 2
+    assert "is 1-D" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()

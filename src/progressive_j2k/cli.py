@@ -149,6 +149,9 @@ def preview(args):
     if not 0 <= args.level < len(levels):
         raise ValueError(f"--level {args.level}: {args.path} has levels 0 to {len(levels) - 1}")
     level = levels[args.level]
+    if level.ndim < 2:
+        raise ValueError(f"preview writes an image: {args.path} is {level.ndim}-D "
+                         f"(read its levels with progressive_j2k.open_multiscale)")
     # the image plane: the last two transformed axes that are not short
     # (bands coded in 3-D are; or else the last two axes); a last axis of 3
     # or 4 outside it is RGB(A), as PNG takes it; every other axis (frames,
