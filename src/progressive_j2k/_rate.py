@@ -245,6 +245,7 @@ class RateModel:
 
     def __init__(self, counts: np.ndarray, top_key: int, overhead: int):
         self.counts, self.top_key = counts, top_key   # for band_tables
+        self.overhead = overhead
         self.log_step, bits, error = _model_tables(counts, top_key, per_band=False)
         with np.errstate(divide="ignore"):   # log(0): -inf, no overhead and no values
             self.log_bytes = np.log(overhead + bits / 8)
@@ -282,6 +283,29 @@ class RateModel:
     def step_for_bytes(self, value: float, limits, near: float | None = None) -> float:
         """The step at which bytes(step) = value: see _solve."""
         return _solve(self.log_step, self.log_bytes, math.log(value), limits, near)
+
+    def coded_scale(self, size: float, step: float) -> float | None:
+        """A real stream's coded bytes over the model's at its step (both
+        less the overhead: the header and flushes are what they are), or None
+        where either has none."""
+        coded = size - self.overhead
+        modelled = self.bytes(step) - self.overhead
+        return coded / modelled if coded > 0 and modelled >= 1.0 else None
+
+    def step_for_scaled_bytes(self, target: float, scale: float, limits,
+                              near: float | None = None, learning: float = 0.0) -> float:
+        """The step at which the model's coded bytes, times `scale`, plus
+        `learning` * log2 of those, plus the overhead make `target` bytes.
+        The overhead (header and flushes) is not scaled: scaling it too aimed
+        small chunks' first trials 6% (256^2) to 16% (128^2) too large on
+        average.  `learning`: see LEARNING_BYTES.  A target within the
+        overhead gets the whole-size scaling (no step reaches it)."""
+        coded = target - self.overhead
+        x = coded
+        for _ in range(4):   # x + learning * log2(x) = coded: converges in a few rounds
+            x = coded - learning * math.log2(max(x, 2.0))
+        value = self.overhead + x / scale if x > 0 else target / scale
+        return self.step_for_bytes(value, limits, near)
 
     def step_for_log_error(self, value: float, limits, near: float | None = None) -> float:
         """The step at which log(squared_error(step)) = value: see _solve."""
@@ -389,6 +413,14 @@ COLOUR_MODEL_SCALE = 0.90
 CONTEXT_MODEL_SCALE = {False: 1.0, True: 0.965}
 #: The same for colour chunks, relative (the coder's colour terms).
 CONTEXT_COLOUR_SCALE = 0.966
+#: What an adaptive coder spends learning its contexts, beyond
+#: CONTEXT_MODEL_SCALE: about LEARNING_BYTES * log2(x) bytes for x coded
+#: bytes (each context's cost of learning grows with the log of what it
+#: codes).  Fitted on first trials of 6 images in chunks of 64^2 to 512^2 at
+#: 10:1 to 80:1; it takes their mean log error from +0.27 / +0.15 / +0.06 /
+#: +0.00 (64^2 / 128^2 / 256^2 / 512^2) to +0.02 / +0.02 / +0.02 / -0.01
+#: (docs/DESIGN.md 33).
+LEARNING_BYTES = 8.4
 #: Real PSNR minus RateModel's estimate before any trial, the mean over 8
 #: images x 3 targets (-0.22 dB plain, -0.39 dB with RD-optimised
 #: quantisation, which trades error for bits; each spans about +-0.4 dB).
@@ -475,14 +507,15 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
     elif model is not None and typical * model.bytes(reach[1]) < target:
         # (else even the coarsest step misses: the target is out of reach,
         # and the default start keeps the closest result a faithful one)
-        start = model.step_for_bytes(target / typical, reach)
+        start = model.step_for_scaled_bytes(target, typical, reach)
         scale = pilot(start, rdo) if pilot is not None else None
         if scale is None and context is not None:
             gain = context(start)
             if gain is not None:
                 scale = CONTEXT_MODEL_SCALE[rdo] * (CONTEXT_COLOUR_SCALE if colour else 1.0) * gain
-        if scale is not None:
-            start = model.step_for_bytes(target / scale, reach)
+                start = model.step_for_scaled_bytes(target, scale, reach, learning=LEARNING_BYTES)
+        elif scale is not None:   # the pilot's scale: its mosaic learnt its contexts too
+            start = model.step_for_scaled_bytes(target, scale, reach)
 
         predict = _scaled_model_step(model, target, limits)
 
@@ -501,8 +534,11 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
 def _scaled_model_step(model: RateModel, target: float, limits):
     """predict(step, log_size) for _search: the model, scaled to the last trial."""
     def predict(step, log_size):
-        scale = math.exp(log_size) / max(model.bytes(step), 1.0)
-        return model.step_for_bytes(target / scale, limits, near=step)
+        scale = model.coded_scale(math.exp(log_size), step)
+        if scale is None:   # an all-zero trial, or a model of nothing: whole sizes
+            return model.step_for_bytes(
+                target * max(model.bytes(step), 1.0) / math.exp(log_size), limits, near=step)
+        return model.step_for_scaled_bytes(target, scale, limits, near=step)
     return predict
 
 
