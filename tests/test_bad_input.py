@@ -239,6 +239,21 @@ def test_review_regressions_on_edge_inputs():
     assert pj.decode(pj.encode(np.zeros((0, 4), "u2"), reversible=False, ratio=2)).shape == (0, 4)
 
 
+def test_overflowing_knobs_are_named():
+    """A default step whose span overflows float64, and a tolerance whose
+    grid spacing (twice it) would, are refused for what they are, not as
+    "step must be a positive number, got inf" (no step was given) or "below
+    the precision" (it is far above it)."""
+    extremes = np.array([[1e308, -1e308], [-1e308, 1e308]])
+    for knob in ({"ratio": 10}, {"psnr": 40}, {"reversible": False}):
+        with pytest.raises(ValueError, match="the default: 1/256 of the span.*scale such values"):
+            pj.encode(extremes, **knob)
+    for dtype in (np.float64, np.float32, np.int32):
+        with pytest.raises(ValueError, match="tolerance must be at most"):
+            pj.encode(np.ones((4, 4), dtype), tolerance=9e307)
+        assert pj.decode(pj.encode(np.ones((4, 4), dtype), tolerance=8e307)).shape == (4, 4)
+
+
 def test_out_of_another_dtype_is_refused(chunk):
     """out= of another dtype would hold the values reinterpreted: refused.
     Raw bytes (the numcodecs convention) and the chunk's own dtype serve."""
@@ -248,8 +263,16 @@ def test_out_of_another_dtype_is_refused(chunk):
         with pytest.raises(ValueError, match=f"out has dtype {np.dtype(dtype)}"):
             pj.decode(enc, out=out)
         assert not out.any()
+    # typed buffers other than numpy arrays, by their format
+    import array
+    for out in (memoryview(np.zeros(arr.nbytes // 4, np.float32)), array.array("f", bytes(arr.nbytes)),
+                array.array("h", bytes(arr.nbytes))):
+        with pytest.raises(ValueError, match="out has dtype (float32|int16)"):
+            pj.decode(enc, out=out)
+        assert not any(memoryview(out).cast("B"))
     for out in (np.empty(arr.shape, np.uint8), np.empty(arr.size, np.int8),
-                np.empty(arr.size, "V1"), bytearray(arr.nbytes)):
+                np.empty(arr.size, "V1"), bytearray(arr.nbytes), memoryview(bytearray(arr.nbytes)),
+                array.array("B", bytes(arr.nbytes))):
         pj.decode(enc, out=out)
         assert bytes(memoryview(out)) == arr.tobytes()
 

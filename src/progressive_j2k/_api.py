@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -381,6 +382,9 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
     if options["tolerance"] is not None and not (
             options["tolerance"] > 0 and math.isfinite(options["tolerance"])):
         raise ValueError(f"tolerance must be a positive number, got {tolerance}")
+    if options["tolerance"] is not None and not math.isfinite(2 * options["tolerance"]):
+        # (the grid's spacing is about twice the tolerance)
+        raise ValueError(f"tolerance must be at most {sys.float_info.max / 2:g}, got {tolerance}")
     mode = options["mode"] = _resolve_mode(mode, reversible, options["tolerance"], knobs)
     if mode == "tolerance":
         if options["tolerance"] is None:
@@ -657,14 +661,18 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     _require_finite(arr, "lossy coding")
     step = options["step"]
     if step is None:
-        span = float(arr.max()) - float(arr.min()) if arr.size else 0.0
-        # (a constant chunk: 1, or coarser where its values would not fit)
-        step = span / 256.0 if span > 0 else max(1.0, _peak(arr) / 2.0**40)
+        # 1/256 of the span, in halves that cannot overflow (exact: 256 is a
+        # power of two); a constant chunk: 1, or coarser where its values
+        # would not fit
+        span = float(arr.max()) / 256.0 - float(arr.min()) / 256.0 if arr.size else 0.0
+        step = span if span > 0 else max(1.0, _peak(arr) / 2.0**40)
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"step must be a positive number, got {step}")
     if step > MAX_LOSSY_STEP or _peak(arr) / step >= MAX_LOSSY_RANGE_OVER_STEP:
+        given = "" if options["step"] is not None else " (the default: 1/256 of the span)"
         raise ValueError(f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step "
-                         f"< 2**50 (got step {step:g}, max|data| {_peak(arr):g})")
+                         f"< 2**50 (got step {step:g}{given}, max|data| {_peak(arr):g}): "
+                         f"scale such values first, or use tolerance=")
     # a target's search starts at this step but keeps to min_lossy_step: it
     # is refused only where every value would quantise to zero there
     targeted = options["ratio"] is not None or options["psnr"] is not None
@@ -941,6 +949,15 @@ def _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model, enco
         step, rdo, seed=layered)[0]
 
 
+def _typed_buffer(out) -> np.ndarray | None:
+    """A buffer's items as numpy sees them (its format), or None where it
+    has no buffer interface (left to ensure_contiguous_ndarray to refuse)."""
+    try:
+        return np.asarray(memoryview(out))
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+
+
 def decode_work_per_element(header: Header) -> int:
     """An upper bound on the working bytes per decoded element: int32 or
     int64 coefficients (8-bit data decodes in int16 but may fall back to
@@ -1016,11 +1033,13 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         if isinstance(out, np.ndarray) and not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
         # raw bytes (uint8, int8, void) are the numcodecs convention; any other
-        # dtype would hold the values reinterpreted
-        raw_bytes = isinstance(out, np.ndarray) and (
-            out.dtype.kind == "V" or (out.dtype.kind in "ui" and out.dtype.itemsize == 1))
-        if isinstance(out, np.ndarray) and out.dtype != header.dtype and not raw_bytes:
-            raise ValueError(f"out has dtype {out.dtype}, the chunk decodes to {header.dtype} "
+        # dtype would hold the values reinterpreted (typed buffers too: a
+        # memoryview of float32, array.array("f"))
+        typed = out if isinstance(out, np.ndarray) else _typed_buffer(out)
+        raw_bytes = typed is None or typed.dtype.kind == "V" or (
+            typed.dtype.kind in "ui" and typed.dtype.itemsize == 1)
+        if not raw_bytes and typed.dtype != header.dtype:
+            raise ValueError(f"out has dtype {typed.dtype}, the chunk decodes to {header.dtype} "
                              f"(give an out of that dtype, or raw bytes)")
         target = ensure_contiguous_ndarray(out).reshape(-1).view(np.uint8)
         if target.nbytes != nbytes:
