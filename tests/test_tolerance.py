@@ -154,3 +154,23 @@ def test_partial_writes_keep_the_bound(real, dtype, relative):
         z[t] = growing[t]
     error = float(np.abs(z[:].astype(float) - growing).max())
     assert error <= tol
+
+
+def test_partial_writes_beyond_the_stable_scale_drift_as_documented(real):
+    """float32 values beyond 65536 tolerances: each write that raises the
+    chunk's largest value past another power of two may move the kept values
+    by one more tolerance (README); never more than that."""
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3
+    image = (real("camera") * np.float32(0.37)).astype(np.float32)   # peak 94 > 65536 * tol
+    tol = 0.001
+    z = zarr.create_array(zarr.storage.MemoryStore(), shape=image.shape, chunks=image.shape,
+                          dtype="f4", serializer=ProgressiveJ2KV3(tolerance=tol),
+                          compressors=None, fill_value=0.0)
+    z[...] = image
+    errors = []
+    for crossings, peak in enumerate((200, 400, 800, 1600, 3200, 6400), start=1):
+        z[0, 0] = peak
+        errors.append(float(np.abs(z[1:].astype(float) - image[1:]).max()) / tol)
+        assert errors[-1] <= 1 + crossings, errors
+    assert errors[-1] > 2   # (the drift is real: this test must not pass vacuously)
