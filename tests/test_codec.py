@@ -103,6 +103,20 @@ def test_zarr_v2_big_endian_array_is_refused_not_swapped(real):
     assert bytes(ProgressiveJ2K().decode(little)) == arr.astype("<u2").tobytes()
 
 
+def test_zarr_v2_chunks_too_large_to_read_back_are_refused_at_write():
+    """The v2 codec decodes within decode()'s default max_bytes (it is given
+    no chunk shape to trust a header against): a chunk it could not read
+    back is refused when written, not after (a 16384^2 uint8 lossy chunk
+    needs 4.6 GB to decode)."""
+    big = np.zeros((16384, 16384), np.uint8)   # untouched pages: nothing is allocated
+    with pytest.raises(ValueError, match="smaller chunks, or the zarr v3 codec"):
+        ProgressiveJ2K(step=4).encode(big)
+    with pytest.raises(ValueError, match="max_bytes"):
+        ProgressiveJ2K(tolerance=1).encode(big)
+    small = ProgressiveJ2K(step=4)
+    assert small.decode(small.encode(big[:64, :64])).size == 64 * 64
+
+
 def test_zarr_v2_edge_chunks_and_rgb(real, tmp_path):
     zarr = pytest.importorskip("zarr")
     arr = real("coffee")  # 400 x 600 x 3: edge chunks are padded by zarr

@@ -962,8 +962,13 @@ def decode_work_per_element(header: Header) -> int:
     """An upper bound on the working bytes per decoded element: int32 or
     int64 coefficients (8-bit data decodes in int16 but may fall back to
     int32), plus float64 samples for lossy streams (docs/DESIGN.md 5)."""
-    via_float = header.mode != "lossless"
-    wide = via_float or header.dtype.itemsize > 2
+    return work_per_element(header.mode, header.dtype)
+
+
+def work_per_element(mode: str, dtype: np.dtype) -> int:
+    """decode_work_per_element for a chunk of that mode and dtype."""
+    via_float = mode != "lossless"
+    wide = via_float or np.dtype(dtype).itemsize > 2
     return (8 if wide else 4) + (8 if via_float else 0)
 
 

@@ -88,6 +88,16 @@ class ProgressiveJ2K(Codec):
         # axes by the fixed rule, not chosen from each chunk's data: every
         # chunk of an array then has the same levels (open_multiscale)
         options = resolved = _api.resolve_options(self._options(), arr.shape, arr.dtype)
+        # decode() bounds its memory by default, and zarr v2 gives this codec
+        # no chunk shape to trust a header against: a chunk it would refuse
+        # to read back is refused now, not after it is written
+        needed = arr.size * (arr.dtype.itemsize + _api.work_per_element(resolved["mode"], arr.dtype))
+        if needed > _api.DEFAULT_MAX_DECODED_BYTES:
+            raise ValueError(f"a chunk of shape {arr.shape} ({arr.dtype}) needs {needed} bytes to "
+                             f"decode, over decode()'s default max_bytes "
+                             f"({_api.DEFAULT_MAX_DECODED_BYTES}), which the zarr v2 codec keeps "
+                             f"(it is given no chunk shape to check a header against): use "
+                             f"smaller chunks, or the zarr v3 codec")
         if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
             # Like other numcodecs codecs this one keeps the memory layout
             # (zarr v2 with order="F" relies on it): code the C-ordered
