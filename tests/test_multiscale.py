@@ -252,6 +252,32 @@ def test_v2_fill_value_none_and_missing_chunks():
     np.testing.assert_array_equal(z[32:, :], 0)
 
 
+def test_stretched_levels_warn_at_open(real):
+    """An array made with zarr directly, whose chunks are not multiples of
+    2**levels, has levels whose shapes do not halve (camera in 200^2 chunks:
+    33, 18 and 10 at levels 4-6): open_multiscale says so, as to_zarr does
+    when it picks levels; aligned chunks open quietly."""
+    zarr = pytest.importorskip("zarr")
+    import warnings
+    from progressive_j2k.zarr3 import ProgressiveJ2K as V3
+    image = real("camera")
+    shapes = {}
+    for chunks in ((200, 200), (256, 128)):
+        z = zarr.create_array(zarr.storage.MemoryStore(), shape=image.shape, chunks=chunks,
+                              dtype="u1", serializer=V3(), compressors=None)
+        z[:] = image
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            shapes[chunks] = [level.shape for level in pj.open_multiscale(z)]
+        messages = [str(w.message) for w in caught]
+        if chunks == (200, 200):
+            assert len(messages) == 1 and "levels 4 to 6 of this array are stretched" in messages[0]
+        else:
+            assert messages == []
+    assert shapes[(200, 200)][4:] == [(33, 33), (18, 18), (10, 10)]
+    assert shapes[(256, 128)][4:] == [(32, 32), (16, 16), (8, 8)]
+
+
 def test_memory_store_and_missing_chunks(tmp_path):
     z = zarr.create_array(MemoryStore(), shape=(300, 300), chunks=(100, 100), dtype="u2",
                           serializer=ProgressiveJ2KV3(), compressors=None, fill_value=7)

@@ -958,6 +958,17 @@ def _typed_buffer(out) -> np.ndarray | None:
         return None
 
 
+def aligned_levels(shape, chunks, axes) -> tuple:
+    """(k, split): the most levels for which level k of an array is its
+    chunks' level k side by side on one grid (every sample 2**k apart), and
+    the chunk lengths along the transformed axes the chunks cut (which must
+    be multiples of 2**k; else each chunk ends on a partial sample and the
+    level is stretched).  Chunks of one sample are never divided: such an
+    axis keeps its grid."""
+    split = tuple(c for a, (n, c) in enumerate(zip(shape, chunks)) if a in axes and n > c > 1)
+    return min((((c & -c).bit_length() - 1) for c in split), default=MAX_LEVELS), split
+
+
 def decode_work_per_element(header: Header) -> int:
     """An upper bound on the working bytes per decoded element: int32 or
     int64 coefficients (8-bit data decodes in int16 but may fall back to

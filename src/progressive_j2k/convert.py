@@ -94,10 +94,7 @@ def _aligned_levels(shape, chunks, resolved: dict, default: bool) -> int:
     chunk ends on a partial sample and the level is stretched.  The default
     levels stop where that would start (with a warning); levels given are
     kept (with a warning)."""
-    # (chunks of one sample are never divided: such an axis keeps its grid)
-    split = tuple(c for a, (n, c) in enumerate(zip(shape, chunks))
-                  if a in resolved["axes"] and n > c > 1)
-    aligned = min((((c & -c).bit_length() - 1) for c in split), default=_api.MAX_LEVELS)
+    aligned, split = _api.aligned_levels(shape, chunks, resolved["axes"])
     levels = resolved["levels"]
     if levels <= aligned:
         return levels

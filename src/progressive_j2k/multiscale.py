@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 import operator
+import warnings
 from dataclasses import dataclass
 from itertools import product
 
@@ -584,6 +585,16 @@ def open_multiscale(array, layer: int | None = None) -> list[Level]:
     the array is rewritten.
     """
     reader = _Reader(progressive_array(array))
+    layout = reader.layout
+    aligned, split = _api.aligned_levels(layout.shape, layout.chunks, layout.options["axes"])
+    if reader.levels > aligned:   # (to_zarr's defaults avoid this, and warn where they cannot)
+        stretched = (f"level {reader.levels} of this array is" if aligned + 1 == reader.levels
+                     else f"levels {aligned + 1} to {reader.levels} of this array are")
+        warnings.warn(f"{stretched} stretched: its "
+                      f"chunks of {split} along the axes they cut are not multiples of "
+                      f"2**{reader.levels}, so each chunk's level k ends on a partial sample and "
+                      f"level k is not the array's grid every 2**k samples (a viewer that infers "
+                      f"scales from shapes misplaces it)", stacklevel=2)
     if layer is not None:
         layers = _api.layer_count(reader.layout.options)
         if not 0 <= operator.index(layer) < layers:
