@@ -265,7 +265,7 @@ def test_cli_errors_are_messages_not_tracebacks(real, tmp_path, capsys):
     (["--rdo", "--tolerance", "1"], "--rdo applies to lossy coding only, not mode 'tolerance'"),
     (["--chunks", "0,4"], "--chunks must be up to 2 positive lengths, got (0, 4)"),
     (["--chunks", "32,32", "--shards", "48,64"],
-     "--shards must be 2 multiples of the --chunks (32, 32), got (48, 64)"),
+     "--shards must be up to 2 multiples of the --chunks (32, 32), got (48, 64)"),
 ])
 def test_cli_errors_name_the_flags(real, tmp_path, capsys, flags, message):
     np.save(tmp_path / "c.npy", np.ascontiguousarray(real("camera")[:64, :64]))
@@ -499,3 +499,24 @@ def test_preview_of_a_1d_array_says_it_needs_an_image(real, tmp_path, capsys):
     assert main(["preview", str(tmp_path / "s.zarr"), "-o", str(tmp_path / "s.png")]) == 2
     assert "is 1-D" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
+
+
+def test_to_zarr_shards_may_leave_out_trailing_axes(real, tmp_path):
+    """shards, like chunks, may leave out trailing axes (one chunk per shard
+    there): an RGB image takes chunks=(256, 256), shards=(512, 512)."""
+    photo = real("astronaut")
+    z = pj.to_zarr(photo, str(tmp_path / "a.zarr"), chunks=(256, 256), shards=(512, 512))
+    assert z.chunks == (256, 256, 3) and z.shards == (512, 512, 3)
+    np.testing.assert_array_equal(z[:], photo)
+    np.save(tmp_path / "p.npy", photo)
+    assert main(["convert", str(tmp_path / "p.npy"), str(tmp_path / "b.zarr"), "--quiet",
+                 "--chunks", "256,256", "--shards", "512,512"]) == 0
+    assert zarr.open_array(str(tmp_path / "b.zarr")).shards == (512, 512, 3)
+
+
+def test_python_dash_m_runs_the_command():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "progressive_j2k", "info", "absent.zarr"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "progressive-j2k info: error: absent.zarr" in done.stderr

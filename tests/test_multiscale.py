@@ -486,10 +486,10 @@ def test_groups_open_their_progressive_array(real, tmp_path):
     progressive_j2k array, or an OME-Zarr group's level 0; otherwise a
     message naming the arrays to choose from."""
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
-    with pytest.raises(ValueError, match=r"a zarr group, not an array.*arrays: none"):
+    with pytest.raises(ValueError, match=r"a zarr group, not an array.*arrays \(none\)"):
         pj.open_multiscale(group)
     group.create_array("coords", data=np.arange(512.0))
-    with pytest.raises(ValueError, match=r"its arrays: coords"):
+    with pytest.raises(ValueError, match=r"its arrays \(.*g\.zarr/coords\)"):   # a path: paths
         pj.open_multiscale(str(tmp_path / "g.zarr"))
     image = group.create_array("image", shape=(512, 512), chunks=(256, 256), dtype=np.uint8,
                                serializer=ProgressiveJ2KV3(), compressors=None)
@@ -499,7 +499,8 @@ def test_groups_open_their_progressive_array(real, tmp_path):
     second = group.create_array("second", shape=(64, 64), dtype=np.uint8,
                                 serializer=ProgressiveJ2KV3(), compressors=None)
     second[:] = 1
-    with pytest.raises(ValueError, match=r"progressive_j2k arrays: image, second"):
+    with pytest.raises(ValueError, match=r"progressive_j2k arrays \(group\['image'\], "
+                                         r"group\['second'\]\)"):   # a Group: its keys
         pj.open_multiscale(group)
     group.attrs["multiscales"] = [{"datasets": [{"path": "second"}]}]
     assert pj.open_multiscale(group)[0].shape == (64, 64)

@@ -199,10 +199,12 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if len(chunks) != len(shape) or min(chunks, default=1) < 1:
         raise ValueError(f"chunks must be up to {len(shape)} positive lengths, got {chunks}")
     if shards is not None:
+        # like chunks, trailing axes may be left out: one chunk per shard there
         shards = tuple(int(s) for s in shards)
+        shards += chunks[len(shards):]
         if len(shards) != len(shape) or any(s < c or s % c for s, c in zip(shards, chunks)):
-            raise ValueError(f"shards must be {len(shape)} multiples of the chunks {chunks}, "
-                             f"got {shards}")
+            raise ValueError(f"shards must be up to {len(shape)} multiples of the chunks "
+                             f"{chunks}, got {shards}")
     resolved = _api.resolve_options(_api.normalise_options(**codec_options), chunks, dtype)
     _api.check_layout(chunks, resolved)   # (axes, colour axis, levels) before the array exists
     levels = _aligned_levels(shape, chunks, resolved, codec_options.get("levels") is None)

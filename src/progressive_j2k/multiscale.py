@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 import operator
+import os
 import warnings
 from dataclasses import dataclass
 from itertools import product
@@ -525,10 +526,15 @@ def progressive_array(array):
     progressive = [name for name, child in node.arrays() if _is_progressive(child)]
     if len(progressive) == 1:
         return node[progressive[0]]
-    names = ", ".join(sorted(progressive or [name for name, _ in node.arrays()])) or "none"
-    raise ValueError(f"a zarr group, not an array: pass one of its arrays, e.g. "
-                     f"group['name'] (its {'progressive_j2k ' if progressive else ''}arrays: "
-                     f"{names})")
+    names = sorted(progressive or [name for name, _ in node.arrays()])
+    # named as the caller named the group: paths for a path, keys for a Group
+    if isinstance(array, (str, os.PathLike)):
+        where = os.fspath(array).rstrip("/")
+        listed = ", ".join(f"{where}/{name}" for name in names)
+    else:
+        listed = ", ".join(f"group[{name!r}]" for name in names)
+    raise ValueError(f"a zarr group, not an array: pass one of its "
+                     f"{'progressive_j2k ' if progressive else ''}arrays ({listed or 'none'})")
 
 
 def _is_progressive(array) -> bool:
