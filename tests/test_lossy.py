@@ -561,6 +561,32 @@ def test_unreachable_ratio_on_small_chunks_stays_faithful(real, case, ratio):
     assert rms <= 0.5 * np.sqrt(np.mean(arr.astype(float) ** 2))   # zeroed: 1.0
 
 
+def test_targets_below_the_floor_take_few_trials(real, monkeypatch):
+    """A ratio target below the smallest lossy stream (a 64^2 chunk at 40:1:
+    102 bytes, the header and flushes take 236) is known out of reach before
+    any trial: the finest step within 4.5% of the floor is bracketed from the
+    model's aim (6 trials; the search for the target itself took 15-23), and
+    the result keeps the chunk's content."""
+    from progressive_j2k import _api, _core
+    made = []
+
+    class Counting(_core.Prepared):
+        def encode(self, step, *args):
+            made.append(step)
+            return super().encode(step, *args)
+
+    monkeypatch.setattr(_core, "Prepared", Counting)
+    for y, x in ((0, 0), (256, 256), (100, 300)):
+        tile = np.ascontiguousarray(real("camera")[y:y + 64, x:x + 64])
+        made.clear()
+        enc = pj.encode(tile, reversible=False, ratio=40)
+        floor = _api.smallest_lossy_stream(2, 2, pj.read_header(enc).levels)
+        assert floor < len(enc) <= floor * 1.045
+        assert len(made) <= 7   # six trials, and the lossless stream it may take instead
+        error = np.sqrt(np.mean((pj.decode(enc).astype(float) - tile) ** 2))
+        assert error <= 0.5 * np.sqrt(np.mean(tile.astype(float) ** 2))   # zeroed: 1.0
+
+
 @pytest.mark.filterwarnings("ignore::progressive_j2k.PSNRPeakWarning")   # loose targets on 16-bit data, on purpose
 def test_unreachable_targets_give_the_closest():
     flat = np.full((64, 64), 7, np.uint8)  # any step codes this in a few bytes

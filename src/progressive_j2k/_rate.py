@@ -484,6 +484,9 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
         encoded = encode(step, rdo)
         if len(encoded) <= target * (1 + tolerance):
             return encoded, step, rdo
+    if model is not None and seed is None and target < model.overhead:
+        encoded, step = _below_floor(encode, model, limits, tolerance)
+        return encoded, step, False
     typical = TYPICAL_MODEL_SCALE[rdo] * (COLOUR_MODEL_SCALE if colour else 1.0)
     given_start = start
     exact_error = (EXACT_CHECK_RMS * data_quantum(arr)) ** 2 * arr.size
@@ -529,6 +532,47 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                                    context=context, exact=exact)
         found = _finest_of_closest(score, trials, math.log(target), math.log1p(tolerance))
     return found[1], found[0], rdo
+
+
+#: Trials of _below_floor: each halves the bracket (in log step) or widens it.
+BELOW_FLOOR_TRIALS = 6
+
+
+def _below_floor(encode, model: RateModel, limits, tolerance: float) -> tuple:
+    """(codestream, step) for a ratio target below the smallest lossy stream
+    (the model's overhead: header and flushes), which no step reaches: about
+    the finest step whose stream stays within `tolerance` of that floor, with
+    the plain quantiser (RD-optimised quantisation reaches small streams by
+    zeroing values), but never the floor's own stream where a trial kept
+    something (it zeroes every value): then the smallest that did.  Aimed by
+    the model, then bracketed and bisected in log step: 6 trials where a
+    search for the target itself took 15-23 (64^2 chunks at 20:1 and 40:1)."""
+    ceiling = model.overhead * (1 + tolerance)
+    fine = coarse = None   # (step, stream): the coarsest too large; the finest within (or zeroed)
+    closest = None         # the smallest stream that keeps something (of equals, the finest)
+    step = model.step_for_scaled_bytes(ceiling, TYPICAL_MODEL_SCALE[False], limits)
+    for _ in range(BELOW_FLOOR_TRIALS):
+        encoded = encode(step, False)
+        kept = len(encoded) > model.overhead
+        if kept and (closest is None or (len(encoded), step) < (len(closest[1]), closest[0])):
+            closest = (step, encoded)
+        if kept and len(encoded) > ceiling:
+            fine = max(fine or (step, encoded), (step, encoded), key=lambda t: t[0])
+        else:
+            coarse = min(coarse or (step, encoded), (step, encoded), key=lambda t: t[0])
+        if coarse is None:     # widen towards coarser steps
+            step = min(fine[0] * 16.0, limits[1])
+        elif fine is None:     # towards finer ones
+            step = max(coarse[0] / 16.0, limits[0])
+        else:
+            step = math.sqrt(fine[0] * coarse[0])
+        if (fine is not None and step <= fine[0]) or (coarse is not None and step >= coarse[0]):
+            break              # a limit reached, or the bracket closed
+    if coarse is not None and len(coarse[1]) > model.overhead:
+        return coarse[1], coarse[0]
+    if closest is not None:
+        return closest[1], closest[0]
+    return coarse[1], coarse[0]   # every trial zeroed everything
 
 
 def _scaled_model_step(model: RateModel, target: float, limits):
