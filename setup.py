@@ -4,7 +4,7 @@ import os
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-C_SOURCES = ["transform.c", "kernels.c", "kernels_avx2.c", "entropy.c", "codestream.c", "checksum.c", "memory.c"]
+C_SOURCES = ["transform.c", "kernels.c", "kernels_avx2.c", "entropy.c", "codestream.c", "checksum.c", "memory.c", "ratemodel.c"]
 # PJ2K_CFLAGS lets sanitizer and profiling builds replace the release flags.
 CFLAGS = os.environ.get("PJ2K_CFLAGS", "-O3 -std=c11 -fno-trapping-math -ffp-contract=off -Wall -Wextra").split()
 

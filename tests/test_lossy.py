@@ -295,6 +295,96 @@ def test_rate_table_matches_its_definition(real, name):
         assert model.squared_error(step) == pytest.approx(error, rel=1e-9)
 
 
+@pytest.mark.parametrize("name", ["camera", "mr2_uint16", "astronaut", "mni152_t1_uint8_3d"])
+def test_rate_tables_in_c_follow_the_numpy_reference(real, name):
+    """pj2k_rate_tables against the numpy code it replaced, summed and per
+    band: equal but for the order of a few sums (within 1e-15)."""
+    from progressive_j2k import _rate
+    arr = real(name)
+    options = {"colour_axis": -1} if arr.ndim == 3 and arr.shape[-1] == 3 else {}
+    counts, top_key = histogram_of(arr, **options)
+    for per_band in (False, True):
+        expected, got = reference_model_tables(counts, top_key, per_band), \
+            _rate._model_tables(counts, top_key, per_band)
+        for e, g in zip(expected, got):
+            assert e.shape == g.shape
+            np.testing.assert_allclose(g, e, rtol=1e-15, atol=0)
+
+
+def histogram_of(arr, **options):
+    """The histogram encode()'s rate model reads for `arr` (default options)."""
+    from progressive_j2k import _core
+    seen = []
+
+    class Recording(_core.Prepared):
+        def histogram(self, counts):
+            top_key = super().histogram(counts)
+            seen.append((counts.copy(), top_key))
+            return top_key
+
+    original, _core.Prepared = _core.Prepared, Recording
+    try:
+        pj.encode(arr, reversible=False, ratio=20, **options)
+    finally:
+        _core.Prepared = original
+    return seen[0]
+
+
+def reference_model_tables(counts, top_key, per_band):
+    """_rate._model_tables in numpy, as it was before it moved to C
+    (pj2k_rate_tables follows this arithmetic in this order)."""
+    from progressive_j2k import _rate
+    # grid point j: the step at the upper edge of bin j (bin 0 holds the
+    # largest values), so bins i < j hold the non-zero values; past the
+    # last bin in use, the table repeats by octaves (below)
+    fold = (lambda x: x) if per_band else (lambda x: x.sum(axis=0))  # noqa: E731
+    last = int(np.nonzero(counts[:, :-1].any(axis=0))[0][-1])
+    used = last + 8       # from 8 grid points past the last bin in use, it repeats
+    binned = min(used, _rate.HISTOGRAM_BINS - 1)
+    below = np.empty((counts.shape[0], used + 8))   # below[:, j]: values in bins < j
+    below[:, 0] = 0.0
+    np.cumsum(counts[:, :binned], axis=1, out=below[:, 1:binned + 1])
+    below[:, binned + 1:] = below[:, binned:binned + 1]
+    total = counts.sum(axis=1).astype(np.float64)     # with the last bin's zeros
+    octave = below[:, 8:] - below[:, :used]           # bins i..i+7
+    j = np.arange(used + 1)
+    t, phase = j // 8, j % 8
+    # at grid point j the non-zero values fall into the exponent groups
+    # bins 0..phase-1 (bit length t + 1) and, for k = 1..t, the octave
+    # starting at bin phase + 8(k-1) (bit length t - k + 1)
+    rows = (counts.shape[0],) if per_band else ()
+    padded = np.zeros(rows + (8 * (used // 8 + 2),))
+
+    def octaves_above(per_start):    # sum of per_start[..., phase + 8(k-1)], k = 1..t
+        padded[..., 8:8 + used] = per_start
+        return np.cumsum(padded.reshape(rows + (-1, 8)), axis=-2)[..., t, phase]
+
+    grid_below = below[:, :used + 1]
+    nonzero = fold(grid_below)
+    bits = (fold(_rate._xlog2x(total)[:, None]) - fold(_rate._xlog2x(below[:, :8]))[..., phase]   # entropy
+            - octaves_above(fold(_rate._xlog2x(octave)))
+            - fold(_rate._xlog2x(total[:, None] - grid_below))
+            + (t + 1) * nonzero                                       # mantissas, signs
+            - octaves_above((np.arange(used) // 8 + 1) * fold(octave)))
+    # key = biased exponent * 8 + top three mantissa bits: the bins' edges
+    keys = top_key - j
+    log2_step = (keys >> 3) - 1023 + np.log2(1.0 + ((keys & 7) + 1) / 8)
+    zeroed = np.diff(nonzero, axis=-1) * np.exp2(log2_step[1:] + log2_step[:-1])  # count * centre**2
+    error = np.cumsum(np.concatenate((np.zeros(rows + (1,)), zeroed[..., ::-1]), axis=-1),
+                      axis=-1)[..., ::-1] + nonzero * np.exp2(2 * log2_step) / 12
+    # past the last bin in use every value is non-zero: an octave finer
+    # adds one mantissa bit per value and quarters the error, exactly;
+    # _rate.EXTENSION_OCTAVES of that, finest first, then the grid coarsest last:
+    # every 8 points an octave
+    d = np.repeat(np.arange(_rate.EXTENSION_OCTAVES, 0, -1), 8)
+    finest = np.tile(np.arange(used, used - 8, -1), _rate.EXTENSION_OCTAVES)
+    log_step = np.concatenate((log2_step[finest] - d, log2_step[::-1])) * math.log(2)
+    with np.errstate(over="ignore"):
+        bits = np.concatenate((bits[..., finest] + d * nonzero[..., used:], bits[..., ::-1]), axis=-1)
+        error = np.concatenate((error[..., finest] * 4.0**-d, error[..., ::-1]), axis=-1)
+    return log_step, bits, error
+
+
 def reference_context_counts(coef, levels, step, stride, nctx=32, nexps=40):
     """pj2k_prepared_context_counts by its definition, in numpy: coef is
     (blocks, *transformed lengths) in the Mallat layout."""

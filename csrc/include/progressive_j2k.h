@@ -171,6 +171,23 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands
 pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step, size_t row_stride,
                                          size_t nbands, size_t nctx, size_t nexps, uint64_t *counts);
 
+/* The rate model's tables from a histogram of pj2k_prepared_histogram
+ * (counts: nbands x nbins, top_key its *top_key, >= 0): at each base step on
+ * the bins' edges, the estimated bits (per band's zero-order entropy of the
+ * exponents of floor(v / step), plus one bit per mantissa bit below the
+ * leading one and per sign) and squared error (v**2 for the values a step
+ * zeroes, step**2 / 12 for the others), summed over the bands or (per_band)
+ * one row per band; then extension_octaves more octaves below the finest
+ * bin in use, 8 points an octave.  log_step (natural log, ascending)
+ * receives *length values, bits and error rows x *length (rows: nbands if
+ * per_band, else 1), all of room nbins + 8 + 8 * extension_octaves per row.
+ * PJ2K_ERR_PARAM where no bin but the last holds a value. */
+#define PJ2K_RATE_MAX_BINS 4096
+#define PJ2K_RATE_MAX_EXTENSION 256
+pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins, int64_t top_key,
+                             int per_band, size_t extension_octaves, double *log_step,
+                             double *bits, double *error, size_t *length);
+
 /* The prepared 9/7 coefficients, for tests and tools: *count doubles,
  * planes (axes neither transformed nor colour) x colour components x the
  * transformed axes, each transformed block in the Mallat layout (the low

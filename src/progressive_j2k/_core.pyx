@@ -75,6 +75,9 @@ cdef extern from "progressive_j2k.h" nogil:
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
                                   void *out, size_t out_size, uint64_t max_elements)
     uint32_t pj2k_crc32c(const uint8_t *data, size_t length)
+    pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins,
+                                 int64_t top_key, int per_band, size_t extension_octaves,
+                                 double *log_step, double *bits, double *error, size_t *length)
     const char *pj2k_status_message(pj2k_status status)
     const char *pj2k_kernels_name()
 
@@ -299,6 +302,26 @@ def band_norms(tuple lengths, int levels):
     if not pj2k_band_norms(c_lengths, len(lengths), levels, norms):
         raise MemoryError("band_norms")
     return tuple(norms[b] for b in range(1 + levels * ((1 << len(lengths)) - 1)))
+
+
+def rate_tables(const uint64_t[:, ::1] counts, int64_t top_key, size_t extension_octaves,
+                double[::1] log_step, double[:, ::1] bits, double[:, ::1] error):
+    """The rate model's tables from a histogram (pj2k_rate_tables): per band
+    where bits has a row per band, else summed into its one row; returns
+    their length (columns filled)."""
+    cdef size_t length = 0
+    cdef pj2k_status status
+    cdef Py_ssize_t width = counts.shape[1] + 8 + 8 * <Py_ssize_t>extension_octaves
+    if (bits.shape[0] not in (1, counts.shape[0]) or error.shape[0] != bits.shape[0]
+            or log_step.shape[0] < width or bits.shape[1] < width or error.shape[1] < width):
+        raise ValueError("rate_tables: output buffers of the wrong shape")
+    with nogil:
+        status = pj2k_rate_tables(&counts[0, 0], counts.shape[0], counts.shape[1], top_key,
+                                  bits.shape[0] > 1, extension_octaves, &log_step[0],
+                                  &bits[0, 0], &error[0, 0], &length)
+    if status != PJ2K_OK:
+        raise_status(status, "rate_tables")
+    return length
 
 
 def crc32c(const uint8_t[::1] data, bint portable=False):

@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from progressive_j2k import _core
+
 MAX_TRIALS = 16
 #: Accepted size error of a ratio search: +-4.5% keeps the ratio within +-5%.
 RATIO_TOLERANCE = 0.045
@@ -174,56 +176,16 @@ def _xlog2x(x: np.ndarray) -> np.ndarray:
 def _model_tables(counts: np.ndarray, top_key: int, per_band: bool) -> tuple:
     """RateModel's tables: log steps (ascending), and at each the estimated
     bits and squared error, summed over the bands or (per_band) one row per
-    band."""
-    # grid point j: the step at the upper edge of bin j (bin 0 holds the
-    # largest values), so bins i < j hold the non-zero values; past the
-    # last bin in use, the table repeats by octaves (below)
-    fold = (lambda x: x) if per_band else (lambda x: x.sum(axis=0))  # noqa: E731
-    last = int(np.nonzero(counts[:, :-1].any(axis=0))[0][-1])
-    used = last + 8       # from 8 grid points past the last bin in use, it repeats
-    binned = min(used, HISTOGRAM_BINS - 1)
-    below = np.empty((counts.shape[0], used + 8))   # below[:, j]: values in bins < j
-    below[:, 0] = 0.0
-    np.cumsum(counts[:, :binned], axis=1, out=below[:, 1:binned + 1])
-    below[:, binned + 1:] = below[:, binned:binned + 1]
-    total = counts.sum(axis=1).astype(np.float64)     # with the last bin's zeros
-    octave = below[:, 8:] - below[:, :used]           # bins i..i+7
-    j = np.arange(used + 1)
-    t, phase = j // 8, j % 8
-    # at grid point j the non-zero values fall into the exponent groups
-    # bins 0..phase-1 (bit length t + 1) and, for k = 1..t, the octave
-    # starting at bin phase + 8(k-1) (bit length t - k + 1)
-    rows = (counts.shape[0],) if per_band else ()
-    padded = np.zeros(rows + (8 * (used // 8 + 2),))
-
-    def octaves_above(per_start):    # sum of per_start[..., phase + 8(k-1)], k = 1..t
-        padded[..., 8:8 + used] = per_start
-        return np.cumsum(padded.reshape(rows + (-1, 8)), axis=-2)[..., t, phase]
-
-    grid_below = below[:, :used + 1]
-    nonzero = fold(grid_below)
-    bits = (fold(_xlog2x(total)[:, None]) - fold(_xlog2x(below[:, :8]))[..., phase]   # entropy
-            - octaves_above(fold(_xlog2x(octave)))
-            - fold(_xlog2x(total[:, None] - grid_below))
-            + (t + 1) * nonzero                                       # mantissas, signs
-            - octaves_above((np.arange(used) // 8 + 1) * fold(octave)))
-    # key = biased exponent * 8 + top three mantissa bits: the bins' edges
-    keys = top_key - j
-    log2_step = (keys >> 3) - 1023 + np.log2(1.0 + ((keys & 7) + 1) / 8)
-    zeroed = np.diff(nonzero, axis=-1) * np.exp2(log2_step[1:] + log2_step[:-1])  # count * centre**2
-    error = np.cumsum(np.concatenate((np.zeros(rows + (1,)), zeroed[..., ::-1]), axis=-1),
-                      axis=-1)[..., ::-1] + nonzero * np.exp2(2 * log2_step) / 12
-    # past the last bin in use every value is non-zero: an octave finer
-    # adds one mantissa bit per value and quarters the error, exactly;
-    # EXTENSION_OCTAVES of that, finest first, then the grid coarsest last:
-    # every 8 points an octave
-    d = np.repeat(np.arange(EXTENSION_OCTAVES, 0, -1), 8)
-    finest = np.tile(np.arange(used, used - 8, -1), EXTENSION_OCTAVES)
-    log_step = np.concatenate((log2_step[finest] - d, log2_step[::-1])) * math.log(2)
-    with np.errstate(over="ignore"):
-        bits = np.concatenate((bits[..., finest] + d * nonzero[..., used:], bits[..., ::-1]), axis=-1)
-        error = np.concatenate((error[..., finest] * 4.0**-d, error[..., ::-1]), axis=-1)
-    return log_step, bits, error
+    band (pj2k_rate_tables in csrc/ratemodel.c; tests/test_lossy.py keeps
+    the numpy reference it follows)."""
+    rows = counts.shape[0] if per_band else 1
+    room = counts.shape[1] + 8 + 8 * EXTENSION_OCTAVES
+    log_step, bits, error = np.empty(room), np.empty((rows, room)), np.empty((rows, room))
+    n = _core.rate_tables(np.ascontiguousarray(counts, np.uint64), top_key, EXTENSION_OCTAVES,
+                          log_step, bits, error)
+    if per_band:
+        return log_step[:n], bits[:, :n], error[:, :n]
+    return log_step[:n], bits[0, :n], error[0, :n]
 
 
 class RateModel:

@@ -1,0 +1,149 @@
+/* The rate model's tables (docs/DESIGN.md 25 and 33): from a chunk's
+ * histogram of coefficient magnitudes (pj2k_prepared_histogram), the
+ * estimated bits and squared error at every base step on the histogram's
+ * bin edges.  The rate search reads them once per chunk; built from numpy
+ * calls they cost about a quarter of a millisecond, as much as a trial
+ * encode of a 128^2 chunk.  The arithmetic is the numpy reference's, in its
+ * order (tests/test_lossy.py keeps that reference and compares). */
+#include "progressive_j2k.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double xlog2x(double x) { return x * log2(x > 1.0 ? x : 1.0); }
+
+/* xlog2x along a run of counts, which repeat in plateaus (empty bins): the
+ * last argument and result are kept, and counts of 0 or 1 cost no log2 */
+typedef struct { double x, y; } xlog2x_memo;
+static double xlog2x_run(double x, xlog2x_memo *memo)
+{
+    if (x <= 1.0) return x * 0.0;
+    if (x != memo->x) {
+        memo->x = x;
+        memo->y = xlog2x(x);
+    }
+    return memo->y;
+}
+
+/* above[j] = sum over k = 1..j/8 of p[j % 8 + 8 (k - 1)], j < cols: the
+ * octaves above grid point j that start at its phase, accumulated in
+ * increasing k (as the numpy reference's cumulative sum) */
+static void octaves_above(const double *p, size_t cols, double *above)
+{
+    for (size_t j = 0; j < cols; j++) above[j] = j < 8 ? 0.0 : above[j - 8] + p[j - 8];
+}
+
+/* log2 of the step at grid point j: key top_key - j = biased exponent * 8 +
+ * three mantissa bits, the bin's upper edge */
+static double grid_log2_step(int64_t top_key, size_t j)
+{
+    const int64_t key = top_key - (int64_t)j;
+    const int64_t octave = key >= 0 ? key / 8 : -((-key + 7) / 8);   /* floor(key / 8) */
+    const int64_t eighth = (int64_t)((uint64_t)key & 7u);
+    return (double)(octave - 1023) + log2(1.0 + (double)(eighth + 1) / 8.0);
+}
+
+pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins, int64_t top_key,
+                             int per_band, size_t extension_octaves, double *log_step,
+                             double *bits, double *error, size_t *length)
+{
+    if (!counts || !nbands || nbins < 2 || nbins > PJ2K_RATE_MAX_BINS || nbands > PJ2K_MAX_BANDS
+        || extension_octaves > PJ2K_RATE_MAX_EXTENSION || !log_step || !bits || !error || !length
+        || top_key < 0 || top_key > INT64_MAX / 2)
+        return PJ2K_ERR_PARAM;
+    size_t last = SIZE_MAX;   /* the last bin in use (the last bin, the smallest values, aside) */
+    for (size_t b = 0; b < nbands; b++)
+        for (size_t j = 0; j + 1 < nbins; j++)
+            if (counts[b * nbins + j] && (last == SIZE_MAX || j > last)) last = j;
+    if (last == SIZE_MAX) return PJ2K_ERR_PARAM;   /* nothing to model */
+    /* from 8 grid points past the last bin in use, the table repeats by octaves */
+    const size_t used = last + 8, binned = used < nbins - 1 ? used : nbins - 1;
+    const size_t cols = used + 1, ext = 8 * extension_octaves, width = ext + cols;
+    const size_t room = nbins + 8 + ext;   /* the rows' spacing in bits and error */
+    *length = width;
+
+    double *scratch = malloc((11 * cols + 16) * sizeof *scratch);
+    if (!scratch) return PJ2K_ERR_NOMEM;
+    double *below = scratch;                 /* used + 8: values in bins < j */
+    double *octave = below + used + 8;       /* used: bins i..i+7 */
+    double *first8 = octave + used;          /* 8: the row's sum of xlog2x(below[p]) */
+    double *octave_x = first8 + 8;           /* used, and so on: the row's sums */
+    double *rest_x = octave_x + used;        /* cols: xlog2x(total - below[j]) */
+    double *nonzero = rest_x + cols;         /* cols: below[j] */
+    double *octave_sum = nonzero + cols;     /* used: octave[i] */
+    double *weighted = octave_sum + used;    /* used: (i / 8 + 1) octave_sum[i] */
+    double *log2_step = weighted + used;     /* cols */
+    double *row_bits = log2_step + cols;     /* cols */
+    double *row_error = row_bits + cols;     /* cols */
+
+    for (size_t j = 0; j < cols; j++) log2_step[j] = grid_log2_step(top_key, j);
+    for (size_t e = 0; e < ext; e++) {
+        const double d = (double)(extension_octaves - e / 8);
+        log_step[e] = (log2_step[used - e % 8] - d) * log(2.0);
+    }
+    for (size_t j = 0; j < cols; j++) log_step[ext + j] = log2_step[used - j] * log(2.0);
+
+    const size_t rows = per_band ? nbands : 1;
+    for (size_t r = 0; r < rows; r++) {
+        double total_x = 0.0;
+        memset(first8, 0, 8 * sizeof *first8);
+        memset(octave_x, 0, used * sizeof *octave_x);
+        memset(rest_x, 0, cols * sizeof *rest_x);
+        memset(nonzero, 0, cols * sizeof *nonzero);
+        memset(octave_sum, 0, used * sizeof *octave_sum);
+        for (size_t b = per_band ? r : 0; b < (per_band ? r + 1 : nbands); b++) {
+            const uint64_t *c = counts + b * nbins;
+            uint64_t total = 0;
+            for (size_t j = 0; j < nbins; j++) total += c[j];
+            below[0] = 0.0;
+            for (size_t j = 0; j < binned; j++) below[j + 1] = below[j] + (double)c[j];
+            for (size_t j = binned + 1; j < used + 8; j++) below[j] = below[binned];
+            for (size_t i = 0; i < used; i++) octave[i] = below[i + 8] - below[i];
+            total_x += xlog2x((double)total);
+            xlog2x_memo memo = {0.0, 0.0};
+            for (size_t p = 0; p < 8; p++) first8[p] += xlog2x_run(below[p], &memo);
+            for (size_t i = 0; i < used; i++) octave_x[i] += xlog2x_run(octave[i], &memo);
+            for (size_t j = 0; j < cols; j++)
+                rest_x[j] += xlog2x_run((double)total - below[j], &memo);
+            for (size_t j = 0; j < cols; j++) nonzero[j] += below[j];
+            for (size_t i = 0; i < used; i++) octave_sum[i] += octave[i];
+        }
+        for (size_t i = 0; i < used; i++) weighted[i] = (double)(i / 8 + 1) * octave_sum[i];
+        /* at grid point j the non-zero values fall into the exponent groups
+         * bins 0..phase-1 (bit length t + 1) and, for k = 1..t, the octave
+         * starting at bin phase + 8(k-1) (bit length t - k + 1): their
+         * entropy, then mantissa bits and signs */
+        octaves_above(octave_x, cols, row_bits);
+        octaves_above(weighted, cols, row_error);   /* (row_error: scratch until below) */
+        for (size_t j = 0; j < cols; j++) {
+            const size_t t = j / 8;
+            row_bits[j] = total_x - first8[j % 8] - row_bits[j] - rest_x[j]
+                          + (double)(t + 1) * nonzero[j] - row_error[j];
+        }
+        /* error: count * centre**2 for the values a step zeroes (summed from
+         * the finest grid point), step**2 / 12 for the others */
+        double zeroed_below = 0.0;
+        row_error[used] = 0.0;
+        for (size_t i = used; i-- > 0;) {
+            zeroed_below += (nonzero[i + 1] - nonzero[i]) * exp2(log2_step[i + 1] + log2_step[i]);
+            row_error[i] = zeroed_below;
+        }
+        for (size_t j = 0; j < cols; j++)
+            row_error[j] += nonzero[j] * exp2(2 * log2_step[j]) / 12;
+        /* past the last bin in use every value is non-zero: an octave finer
+         * adds one mantissa bit per value and quarters the error, exactly;
+         * extension_octaves of that (finest first), then the grid, coarsest last */
+        double *out_bits = bits + r * room, *out_error = error + r * room;
+        for (size_t e = 0; e < ext; e++) {
+            const size_t d = extension_octaves - e / 8, f = used - e % 8;
+            out_bits[e] = row_bits[f] + (double)d * nonzero[used];
+            out_error[e] = row_error[f] * ldexp(1.0, -2 * (int)d);
+        }
+        for (size_t j = 0; j < cols; j++) {
+            out_bits[ext + j] = row_bits[used - j];
+            out_error[ext + j] = row_error[used - j];
+        }
+    }
+    free(scratch);
+    return PJ2K_OK;
+}
