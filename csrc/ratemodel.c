@@ -10,14 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static double xlog2x(double x) { return x * log2(x > 1.0 ? x : 1.0); }
+/* x log2 x, 0 for x <= 1 (counts: 0 or 1, without a log2) */
+static double xlog2x(double x) { return x > 1.0 ? x * log2(x) : 0.0; }
 
 /* xlog2x along a run of counts, which repeat in plateaus (empty bins): the
  * last argument and result are kept, and counts of 0 or 1 cost no log2 */
 typedef struct { double x, y; } xlog2x_memo;
 static double xlog2x_run(double x, xlog2x_memo *memo)
 {
-    if (x <= 1.0) return x * 0.0;
+    if (x <= 1.0) return 0.0;
     if (x != memo->x) {
         memo->x = x;
         memo->y = xlog2x(x);
@@ -145,5 +146,59 @@ pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins
         }
     }
     free(scratch);
+    return PJ2K_OK;
+}
+
+pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx, size_t nexps,
+                              double *gain)
+{
+    if (!counts || !gain || !nbands || nbands > PJ2K_MAX_BANDS || !nctx
+        || nctx > PJ2K_RATE_MAX_BINS || nexps < 2 || nexps > PJ2K_RATE_MAX_BINS)
+        return PJ2K_ERR_PARAM;
+    *gain = -1.0;
+    uint64_t *per_length = calloc(nexps, sizeof *per_length);
+    if (!per_length) return PJ2K_ERR_NOMEM;
+    size_t contexts = 0, lengths = 0;   /* trimmed to the ones in use */
+    for (size_t b = 0; b < nbands; b++)
+        for (size_t c = 0; c < nctx; c++)
+            for (size_t e = 0; e < nexps; e++) {
+                const uint64_t n = counts[(b * nctx + c) * nexps + e];
+                per_length[e] += n;
+                if (n && c + 1 > contexts) contexts = c + 1;
+            }
+    /* bit length e costs e - 1 mantissa bits and a sign beyond its own code */
+    double raw = 0.0;
+    int any = 0;
+    for (size_t e = 0; e < nexps; e++) {
+        raw += (double)per_length[e] * (double)e;
+        if (per_length[e]) lengths = e + 1;
+        any |= e > 0 && per_length[e];
+    }
+    free(per_length);
+    if (!any) return PJ2K_OK;   /* no value is non-zero */
+    /* bits with one distribution of bit lengths per band, and with one per
+     * band and context */
+    double zero_order = 0.0, by_context = 0.0;
+    for (size_t b = 0; b < nbands; b++) {
+        double band_total = 0.0;
+        for (size_t e = 0; e < lengths; e++) {
+            double length_total = 0.0;
+            for (size_t c = 0; c < contexts; c++)
+                length_total += (double)counts[(b * nctx + c) * nexps + e];
+            zero_order -= xlog2x(length_total);
+            band_total += length_total;
+        }
+        zero_order += xlog2x(band_total);
+        for (size_t c = 0; c < contexts; c++) {
+            const uint64_t *row = counts + (b * nctx + c) * nexps;
+            double context_total = 0.0;
+            for (size_t e = 0; e < lengths; e++) {
+                context_total += (double)row[e];
+                by_context -= xlog2x((double)row[e]);
+            }
+            by_context += xlog2x(context_total);
+        }
+    }
+    *gain = (by_context + raw) / (zero_order + raw);
     return PJ2K_OK;
 }

@@ -385,6 +385,50 @@ def reference_model_tables(counts, top_key, per_band):
     return log_step, bits, error
 
 
+@pytest.mark.parametrize("name", ["camera", "astronaut", "mr2_uint16", "moon"])
+def test_context_gain_in_c_follows_the_numpy_reference(real, name, monkeypatch):
+    """pj2k_context_gain against the numpy code it replaced, on the counts a
+    ratio search reads (whole image and a 128^2 tile): equal but for the
+    order of sums (within 1e-13)."""
+    from progressive_j2k import _rate
+    seen = []
+    gain = _rate.context_gain
+    monkeypatch.setattr(_rate, "context_gain", lambda counts: seen.append(counts.copy()) or
+                        gain(counts))
+    arr = real(name)
+    options = {"colour_axis": -1} if arr.ndim == 3 else {}
+    for part in (arr, np.ascontiguousarray(arr[:128, :128])):
+        pj.encode(part, reversible=False, ratio=20, **options)
+    assert len(seen) == 2
+    for counts in seen:
+        assert gain(counts) == pytest.approx(reference_context_gain(counts), rel=1e-13)
+    assert gain(np.zeros((19, 32, 40), np.uint64)) is None
+    nothing_above_zero = np.zeros((19, 32, 40), np.uint64)
+    nothing_above_zero[:, :, 0] = 5
+    assert gain(nothing_above_zero) is None and reference_context_gain(nothing_above_zero) is None
+
+
+def reference_context_gain(counts):
+    """Estimated bits with the bit lengths coded per neighbourhood context
+    over the same with one distribution per band (both plus one bit per
+    mantissa bit below the leading one and per sign), from counts of shape
+    (bands, contexts, bit lengths); None if no value is non-zero: numpy's
+    _rate.context_gain before it moved to C (pj2k_context_gain)."""
+    from progressive_j2k import _rate
+    per_length = counts.sum(axis=(0, 1))
+    if not per_length[1:].any():
+        return None
+    # bit length e costs e - 1 mantissa bits and a sign beyond its own code
+    raw = float((per_length * np.arange(per_length.size)).sum())
+    lengths = np.flatnonzero(per_length)[-1] + 1           # trimmed to the ones in use
+    contexts = np.flatnonzero(counts.any(axis=(0, 2)))[-1] + 1
+    counts = counts[:, :contexts, :lengths].astype(np.float64)
+    per_band = counts.sum(axis=1)
+    zero_order = float(_rate._xlog2x(per_band.sum(axis=1)).sum() - _rate._xlog2x(per_band).sum())
+    by_context = float(_rate._xlog2x(counts.sum(axis=2)).sum() - _rate._xlog2x(counts).sum())
+    return (by_context + raw) / (zero_order + raw)
+
+
 def reference_context_counts(coef, levels, step, stride, nctx=32, nexps=40):
     """pj2k_prepared_context_counts by its definition, in numpy: coef is
     (blocks, *transformed lengths) in the Mallat layout."""

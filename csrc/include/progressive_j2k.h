@@ -188,6 +188,14 @@ pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins
                              int per_band, size_t extension_octaves, double *log_step,
                              double *bits, double *error, size_t *length);
 
+/* The context gain of counts from pj2k_prepared_context_counts (nbands x
+ * nctx x nexps): estimated bits with the bit lengths coded per band and
+ * context over the same with one distribution per band, both plus one bit
+ * per mantissa bit below the leading one and per sign; *gain < 0 where no
+ * value is non-zero. */
+pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx, size_t nexps,
+                              double *gain);
+
 /* The prepared 9/7 coefficients, for tests and tools: *count doubles,
  * planes (axes neither transformed nor colour) x colour components x the
  * transformed axes, each transformed block in the Mallat layout (the low

@@ -78,6 +78,8 @@ cdef extern from "progressive_j2k.h" nogil:
     pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins,
                                  int64_t top_key, int per_band, size_t extension_octaves,
                                  double *log_step, double *bits, double *error, size_t *length)
+    pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx,
+                                  size_t nexps, double *gain)
     const char *pj2k_status_message(pj2k_status status)
     const char *pj2k_kernels_name()
 
@@ -322,6 +324,19 @@ def rate_tables(const uint64_t[:, ::1] counts, int64_t top_key, size_t extension
     if status != PJ2K_OK:
         raise_status(status, "rate_tables")
     return length
+
+
+def context_gain(const uint64_t[:, :, ::1] counts):
+    """pj2k_context_gain of counts (bands x contexts x bit lengths): the
+    gain, or None where no value is non-zero."""
+    cdef double gain = -1.0
+    cdef pj2k_status status
+    with nogil:
+        status = pj2k_context_gain(&counts[0, 0, 0], counts.shape[0], counts.shape[1],
+                                   counts.shape[2], &gain)
+    if status != PJ2K_OK:
+        raise_status(status, "context_gain")
+    return None if gain < 0 else gain
 
 
 def crc32c(const uint8_t[::1] data, bint portable=False):

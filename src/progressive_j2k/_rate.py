@@ -147,19 +147,9 @@ def context_gain(counts: np.ndarray) -> float | None:
     """Estimated bits with the bit lengths coded per neighbourhood context
     over the same with one distribution per band (both plus one bit per
     mantissa bit below the leading one and per sign), from counts of shape
-    (bands, contexts, bit lengths); None if no value is non-zero."""
-    per_length = counts.sum(axis=(0, 1))
-    if not per_length[1:].any():
-        return None
-    # bit length e costs e - 1 mantissa bits and a sign beyond its own code
-    raw = float((per_length * np.arange(per_length.size)).sum())
-    lengths = np.flatnonzero(per_length)[-1] + 1           # trimmed to the ones in use
-    contexts = np.flatnonzero(counts.any(axis=(0, 2)))[-1] + 1
-    counts = counts[:, :contexts, :lengths].astype(np.float64)
-    per_band = counts.sum(axis=1)
-    zero_order = float(_xlog2x(per_band.sum(axis=1)).sum() - _xlog2x(per_band).sum())
-    by_context = float(_xlog2x(counts.sum(axis=2)).sum() - _xlog2x(counts).sum())
-    return (by_context + raw) / (zero_order + raw)
+    (bands, contexts, bit lengths); None if no value is non-zero
+    (pj2k_context_gain; tests/test_lossy.py keeps the numpy reference)."""
+    return _core.context_gain(np.ascontiguousarray(counts, np.uint64))
 
 
 #: Eighth-octave bins of the coefficient histogram: 64 octaves below the
