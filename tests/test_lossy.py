@@ -695,6 +695,31 @@ def test_unreachable_ratio_on_small_chunks_stays_faithful(real, case, ratio):
     assert rms <= 0.5 * np.sqrt(np.mean(arr.astype(float) ** 2))   # zeroed: 1.0
 
 
+def test_lossless_encodes_skipped_only_where_they_cannot_win(real, monkeypatch):
+    """Integer chunks near the smallest stream or near lossless quality are
+    also coded losslessly; where the model's estimate of that stream is far
+    above any size that could be taken (128^2 tiles of camera at 40:1:
+    3.4-12.7 KB against a 430-byte budget), the encode is skipped: the same
+    streams come out, without it."""
+    from progressive_j2k import _rate
+    tried = []
+    better = _rate.lossless_is_better
+    monkeypatch.setattr(_rate, "lossless_is_better",
+                        lambda *args: tried.append(args[0]) or better(*args))
+    tiles = [np.ascontiguousarray(real("camera")[y:y + 128, x:x + 128])
+             for y in range(0, 512, 128) for x in range(0, 512, 128)]
+    made = [pj.encode(tile, reversible=False, ratio=40) for tile in tiles]
+    assert tried == []
+    out_of_reach = _rate.lossless_out_of_reach
+    monkeypatch.setattr(_rate, "lossless_out_of_reach", lambda *args: False)
+    assert [pj.encode(tile, reversible=False, ratio=40) for tile in tiles] == made
+    assert len(tried) == len(tiles) and min(tried) > 3000
+    # where it can win it is still tried, and taken (nm_int16 at 10:1)
+    monkeypatch.setattr(_rate, "lossless_out_of_reach", out_of_reach)
+    nm = real("nm_int16")
+    assert pj.read_header(pj.encode(nm, reversible=False, ratio=10)).mode == "lossless"
+
+
 def test_targets_below_the_floor_take_few_trials(real, monkeypatch):
     """A ratio target below the smallest lossy stream (a 64^2 chunk at 40:1:
     102 bytes, the header and flushes take 236) is known out of reach before

@@ -899,7 +899,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
                                                    layer_count(options))
     if targeted and arr.size and arr.dtype.kind in "iu" and (
             model is None or payload <= (_rate.NEAR_FLOOR - 1) * lossy_floor
-            or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size):
+            or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size) and (
+            not _rate.lossless_out_of_reach(model, len(encoded), arr.nbytes, options)):
         lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
                           layers=options["layers"], layer_metric=options["layer_metric"])
         if _rate.lossless_is_better(

@@ -396,6 +396,27 @@ def ratio_met(size: int, raw: int, ratio: float, tolerance: float = RATIO_TOLERA
     return abs(size / (raw / ratio) - 1) <= tolerance
 
 
+#: The lossless stream over RateModel's estimate at base step 1 (data
+#: units, the typical scale): at least 0.67 over 1161 real chunks and images
+#: (64^2 tiles to whole images; gray, RGB, 16-bit, 3-D).  Where this share
+#: of the estimate is already too large to be taken, no lossless encode is
+#: tried (docs/DESIGN.md 33).
+LOSSLESS_ESTIMATE_SHARE = 0.5
+
+
+def lossless_out_of_reach(model: RateModel | None, lossy: int, raw: int, options: dict) -> bool:
+    """Whether the lossless stream is surely too large for lossless_is_better
+    to take it over a lossy one of `lossy` bytes: a ratio target takes it
+    only within its budget or below the lossy size, a PSNR target only below
+    the lossy size."""
+    if model is None:
+        return False
+    estimate = model.overhead + TYPICAL_MODEL_SCALE[True] * (model.bytes(1.0) - model.overhead)
+    cap = lossy if options["ratio"] is None else max(
+        lossy, raw / options["ratio"] * (1 + RATIO_TOLERANCE))
+    return LOSSLESS_ESTIMATE_SHARE * estimate > cap
+
+
 def lossless_is_better(lossless: int, lossy: int, raw: int, options: dict, lossy_exact) -> bool:
     """Whether the lossless stream (exact) serves a ratio or PSNR target at
     least as well as the lossy one the search found (sizes in bytes): a PSNR
