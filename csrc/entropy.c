@@ -93,8 +93,10 @@ void pj2k_model_next_piece(pj2k_model *m)
 {
     pj2k_prob *p = &m->prob.exponent[0][0][0];
     const size_t count = sizeof m->prob / sizeof *p;
-    for (size_t i = 0; i < count; i++)
-        if (p[i].shift > PIECE_SHIFT_CAP) p[i].shift = PIECE_SHIFT_CAP;
+    for (size_t i = 0; i < count; i++) {
+        const uint16_t shift = p[i].shift;
+        p[i].shift = shift > PIECE_SHIFT_CAP ? PIECE_SHIFT_CAP : shift;
+    }
 }
 
 /* Version 3 updates after coding a 0 or a 1: the rate shift grows by one per
