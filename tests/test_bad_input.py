@@ -263,8 +263,10 @@ def test_out_of_another_dtype_is_refused(chunk):
         with pytest.raises(ValueError, match=f"out has dtype {np.dtype(dtype)}"):
             pj.decode(enc, out=out)
         assert not out.any()
-    # typed buffers other than numpy arrays, by their format
+    # typed buffers other than numpy arrays, by their format (ctypes' char
+    # buffers are bytes)
     import array
+    import ctypes
     for out in (memoryview(np.zeros(arr.nbytes // 4, np.float32)), array.array("f", bytes(arr.nbytes)),
                 array.array("h", bytes(arr.nbytes))):
         with pytest.raises(ValueError, match="out has dtype (float32|int16)"):
@@ -272,7 +274,7 @@ def test_out_of_another_dtype_is_refused(chunk):
         assert not any(memoryview(out).cast("B"))
     for out in (np.empty(arr.shape, np.uint8), np.empty(arr.size, np.int8),
                 np.empty(arr.size, "V1"), bytearray(arr.nbytes), memoryview(bytearray(arr.nbytes)),
-                array.array("B", bytes(arr.nbytes))):
+                array.array("B", bytes(arr.nbytes)), ctypes.create_string_buffer(arr.nbytes)):
         pj.decode(enc, out=out)
         assert bytes(memoryview(out)) == arr.tobytes()
 

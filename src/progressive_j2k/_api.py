@@ -865,7 +865,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
                 if mosaic_model is None:
                     return None
                 size = len(mosaic_prepared.encode(step, (), _core.RDO_DEFAULT if rdo else 0.0))
-                return size / max(mosaic_model.bytes(step), 1.0)
+                return mosaic_model.coded_scale(size, step)   # (None: nothing coded)
 
             def context(step):   # the chunk's context_gain at that step
                 counts = np.zeros((band_count(levels, len(axes)), _rate.CONTEXT_CLASSES,
@@ -1054,7 +1054,7 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         # memoryview of float32, array.array("f"))
         typed = out if isinstance(out, np.ndarray) else _typed_buffer(out)
         raw_bytes = typed is None or typed.dtype.kind == "V" or (
-            typed.dtype.kind in "ui" and typed.dtype.itemsize == 1)
+            typed.dtype.kind in "uiS" and typed.dtype.itemsize == 1)   # (S1: ctypes' char)
         if not raw_bytes and typed.dtype != header.dtype:
             raise ValueError(f"out has dtype {typed.dtype}, the chunk decodes to {header.dtype} "
                              f"(give an out of that dtype, or raw bytes)")

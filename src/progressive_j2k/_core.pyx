@@ -314,8 +314,9 @@ def rate_tables(const uint64_t[:, ::1] counts, int64_t top_key, size_t extension
     cdef size_t length = 0
     cdef pj2k_status status
     cdef Py_ssize_t width = counts.shape[1] + 8 + 8 * <Py_ssize_t>extension_octaves
+    # (rows exactly `width` apart: the C spaces them so)
     if (bits.shape[0] not in (1, counts.shape[0]) or error.shape[0] != bits.shape[0]
-            or log_step.shape[0] < width or bits.shape[1] < width or error.shape[1] < width):
+            or log_step.shape[0] < width or bits.shape[1] != width or error.shape[1] != width):
         raise ValueError("rate_tables: output buffers of the wrong shape")
     with nogil:
         status = pj2k_rate_tables(&counts[0, 0], counts.shape[0], counts.shape[1], top_key,

@@ -252,16 +252,26 @@ class RateModel:
         small chunks' first trials 6% (256^2) to 16% (128^2) too large on
         average.  `learning`: see LEARNING_BYTES.  A target within the
         overhead gets the whole-size scaling (no step reaches it)."""
-        coded = target - self.overhead
-        x = coded
-        for _ in range(4):   # x + learning * log2(x) = coded: converges in a few rounds
-            x = coded - learning * math.log2(max(x, 2.0))
+        x = _without_learning(target - self.overhead, learning)
         value = self.overhead + x / scale if x > 0 else target / scale
         return self.step_for_bytes(value, limits, near)
 
     def step_for_log_error(self, value: float, limits, near: float | None = None) -> float:
         """The step at which log(squared_error(step)) = value: see _solve."""
         return _solve(self.log_step, -self.log_error, -value, limits, near)
+
+
+def _without_learning(coded: float, learning: float) -> float:
+    """x with x + learning * log2(max(x, 2)) = coded (the left side grows
+    with x), or a value <= 0 where no positive x has it.  Newton's method
+    from x = coded: the left side is concave above 2, so the first step lands
+    at or below the root and the next ones climb to it."""
+    if coded <= 2.0 + learning:   # (below 2 the log term stays at `learning`)
+        return coded - learning
+    x = coded
+    for _ in range(8):
+        x = max(2.0, x - (x + learning * math.log2(x) - coded) / (1 + learning / (x * math.log(2))))
+    return x
 
 
 def _solve(xs: np.ndarray, ys: np.ndarray, y: float, limits, near: float | None) -> float:
@@ -438,7 +448,7 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
     """encode(step, rdo) -> codestream; rdo: try RD-optimised quantisation;
     colour: the chunk has a colour axis (the first step's model scale);
     tolerance: the accepted relative size error; pilot(step, rdo) -> the
-    real over modelled size of a pilot mosaic at that step (or None), which
+    real over modelled coded bytes of a pilot mosaic at that step (or None), which
     then aims the first trial instead of the typical scale; else
     context(step) -> the chunk's context_gain at that step (or None), which
     then scales the model for the first aim; exact(codestream) -> whether it
@@ -457,7 +467,8 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
         encoded = encode(step, rdo)
         if len(encoded) <= target * (1 + tolerance):
             return encoded, step, rdo
-    if model is not None and seed is None and target < model.overhead:
+    if model is not None and seed is None and target * (1 + tolerance) < model.overhead:
+        # (the overhead is the header and flushes: no stream is smaller)
         encoded, step = _below_floor(encode, model, limits, tolerance)
         return encoded, step, False
     typical = TYPICAL_MODEL_SCALE[rdo] * (COLOUR_MODEL_SCALE if colour else 1.0)
@@ -512,21 +523,25 @@ BELOW_FLOOR_TRIALS = 6
 
 
 def _below_floor(encode, model: RateModel, limits, tolerance: float) -> tuple:
-    """(codestream, step) for a ratio target below the smallest lossy stream
-    (the model's overhead: header and flushes), which no step reaches: about
-    the finest step whose stream stays within `tolerance` of that floor, with
-    the plain quantiser (RD-optimised quantisation reaches small streams by
-    zeroing values), but never the floor's own stream where a trial kept
-    something (it zeroes every value): then the smallest that did.  Aimed by
-    the model, then bracketed and bisected in log step: 6 trials where a
-    search for the target itself took 15-23 (64^2 chunks at 20:1 and 40:1)."""
-    ceiling = model.overhead * (1 + tolerance)
+    """(codestream, step) for a ratio target below the smallest lossy stream,
+    which no step reaches: about the finest step whose stream stays within
+    `tolerance` of that floor, with the plain quantiser (RD-optimised
+    quantisation reaches small streams by zeroing values), but never the
+    floor's own stream where a trial kept something (it zeroes every value):
+    then the smallest that did.  The floor is measured (the coarsest step's
+    stream: the model's overhead, header and flushes, is 1-2 bytes short of
+    it for colour, plane and 3-D chunks); then the model aims, and the step
+    is bracketed and bisected in log step: 7 trials where a search for the
+    target itself took 15-23 (64^2 chunks at 20:1 and 40:1)."""
+    zeroed = encode(limits[1], False)
+    floor = len(zeroed)
+    ceiling = floor * (1 + tolerance)
     fine = coarse = None   # (step, stream): the coarsest too large; the finest within (or zeroed)
     closest = None         # the smallest stream that keeps something (of equals, the finest)
     step = model.step_for_scaled_bytes(ceiling, TYPICAL_MODEL_SCALE[False], limits)
     for _ in range(BELOW_FLOOR_TRIALS):
         encoded = encode(step, False)
-        kept = len(encoded) > model.overhead
+        kept = len(encoded) > floor
         if kept and (closest is None or (len(encoded), step) < (len(closest[1]), closest[0])):
             closest = (step, encoded)
         if kept and len(encoded) > ceiling:
@@ -541,11 +556,11 @@ def _below_floor(encode, model: RateModel, limits, tolerance: float) -> tuple:
             step = math.sqrt(fine[0] * coarse[0])
         if (fine is not None and step <= fine[0]) or (coarse is not None and step >= coarse[0]):
             break              # a limit reached, or the bracket closed
-    if coarse is not None and len(coarse[1]) > model.overhead:
+    if coarse is not None and len(coarse[1]) > floor:
         return coarse[1], coarse[0]
     if closest is not None:
         return closest[1], closest[0]
-    return coarse[1], coarse[0]   # every trial zeroed everything
+    return zeroed, limits[1]   # every trial zeroed everything
 
 
 def _scaled_model_step(model: RateModel, target: float, limits):
