@@ -977,18 +977,15 @@ def aligned_levels(shape, chunks, axes) -> tuple:
     return min((((c & -c).bit_length() - 1) for c in split), default=MAX_LEVELS), split
 
 
-def decode_work_per_element(header: Header) -> int:
-    """An upper bound on the working bytes per decoded element: int32 or
-    int64 coefficients (8-bit data decodes in int16 but may fall back to
-    int32), plus float64 samples for lossy streams (docs/DESIGN.md 5)."""
-    return work_per_element(header.mode, header.dtype)
-
-
-def work_per_element(mode: str, dtype: np.dtype) -> int:
-    """decode_work_per_element for a chunk of that mode and dtype."""
+def decode_memory(elements: int, mode: str, dtype: np.dtype) -> int:
+    """An upper bound on the bytes decoding that many elements of a chunk of
+    that mode and dtype allocates: the output, plus int32 or int64
+    coefficients (8-bit data decodes in int16 but may fall back to int32),
+    plus float64 samples for lossy streams (docs/DESIGN.md 5)."""
+    dtype = np.dtype(dtype)
     via_float = mode != "lossless"
-    wide = via_float or np.dtype(dtype).itemsize > 2
-    return (8 if wide else 4) + (8 if via_float else 0)
+    wide = via_float or dtype.itemsize > 2
+    return elements * (dtype.itemsize + (8 if wide else 4) + (8 if via_float else 0))
 
 
 def decode_chunk(buf, shape: tuple, dtype, level: int = 0, layer: int | None = None):
@@ -1034,7 +1031,7 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     shape = header.level_shape(level)
     elements = math.prod(shape)
     nbytes = elements * header.dtype.itemsize
-    needed_memory = nbytes + elements * decode_work_per_element(header)
+    needed_memory = decode_memory(elements, header.mode, header.dtype)
     if needed_memory > max_bytes:
         raise TooLargeError(f"decoding needs {needed_memory} bytes (output {nbytes} plus working "
                             f"buffers), over max_bytes={max_bytes}")

@@ -545,9 +545,10 @@ def _below_floor(encode, model: RateModel, limits, tolerance: float) -> tuple:
         if kept and (closest is None or (len(encoded), step) < (len(closest[1]), closest[0])):
             closest = (step, encoded)
         if kept and len(encoded) > ceiling:
-            fine = max(fine or (step, encoded), (step, encoded), key=lambda t: t[0])
-        else:
-            coarse = min(coarse or (step, encoded), (step, encoded), key=lambda t: t[0])
+            if fine is None or step > fine[0]:
+                fine = (step, encoded)
+        elif coarse is None or step < coarse[0]:
+            coarse = (step, encoded)
         if coarse is None:     # widen towards coarser steps
             step = min(fine[0] * 16.0, limits[1])
         elif fine is None:     # towards finer ones
