@@ -380,7 +380,7 @@ static inline void SFX(rdo_value)(const pj2k_rdo *rdo, const pj2k_model *m, cons
                                   int keep_nonzero)
 {
     if (!rdo || !row[x]) return;
-    const double a = fabs(rdo->real[row - base + (ptrdiff_t)x]) / rdo->step;
+    const double a = fabs(rdo->real[row - base + (ptrdiff_t)x]) * rdo->inv_step;
     const uint64_t q = SFX(mag)(row[x]);
     uint64_t lowered = SFX(rdo_magnitude)(rdo, m, cls, mctx, r, x, q, a, row[x] < 0);
     if (keep_nonzero && (lowered >> shift) == 0) lowered = q;

@@ -246,7 +246,7 @@ typedef struct {
  * later contexts (neighbours, children, colour) see what the decoder sees. */
 typedef struct {
     const double *real;     /* the band's unquantised coefficients, its layout */
-    double step;            /* the band's quantisation step */
+    double inv_step;        /* 1 / the band's quantisation step, as the quantiser takes it */
     double kappa;
     const float *bit_cost;  /* pj2k_bit_cost_table */
 } pj2k_rdo;
