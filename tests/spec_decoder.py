@@ -1,5 +1,6 @@
 """A second decoder, written from docs/FORMAT.md alone (format versions 1-6,
-wavelets 0, 2, 3 and 4: lossless and error-bounded), in plain Python.
+wavelets 0, 2, 3 and 4: lossless and error-bounded, and wavelet 1: the lossy
+9/7 with quantisation, ICT and quality layers), in plain Python and numpy.
 
 It shares no code with the C core: test_spec_decoder.py decodes real chunks
 with both and requires identical arrays, so the document and the code cannot
@@ -57,7 +58,8 @@ def parse_header(buf: bytes) -> dict:
     if h["wavelet"] in (2, 3):         # error-bounded (3: the rounded 5/3)
         h["scale"] = struct.unpack_from("<d", buf, p)[0]
         p += 16
-    if h["wavelet"] == 1:
+    if h["wavelet"] == 1:             # f32 quantisation steps, one per band
+        h["steps"] = [float(v) for v in struct.unpack_from(f"<{nbands}f", buf, p)]
         p += 4 * nbands
     h["piece_ends"] = [struct.unpack_from("<Q", buf, p + 12 * i)[0]
                        for i in range((h["levels"] + 1) * layers)]
@@ -200,8 +202,6 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
     without zero runs, runs, and broken runs (for tests of coverage)."""
     stats = {} if stats is None else stats
     h = parse_header(buf)
-    if h["wavelet"] == 1:
-        raise NotImplementedError("the 9/7 path (wavelet 1) is not part of this decoder")
     version, layers, naxes = h["version"], h["layers"], h["naxes"]
     levels = h["levels"] - level
     last_layer = layers - 1 if layer is None else layer
@@ -223,7 +223,7 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
     if planes * ncomp * box == 0:
         return np.zeros(shape, dtype)
     first_axis = 3 - naxes
-    max_exp = DTYPE_BITS[h["dtype"]] + 10 if h["wavelet"] in (0, 4) else 52
+    max_exp = {0: DTYPE_BITS[h["dtype"]] + 10, 4: DTYPE_BITS[h["dtype"]] + 10, 1: 60}.get(h["wavelet"], 52)
     low_bound = 1 << max_exp
     comps = [[0] * box for _ in range(planes * ncomp)]
 
@@ -391,6 +391,11 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
             if rc.pos != len(rc.data):
                 raise Corrupt("unread bytes in a piece")
 
+    if h["wavelet"] == 1:             # the lossy path: sections 5, 6.1, 4, 3 and 7 in float64
+        bands = [(band, r) for r in range(levels + 1) for band in segment_bands(r)]
+        return finish_97(h, comps, bands, dims, planes, ncomp, shape, perm, dtype,
+                         last_layer, levels)
+
     if last_layer < layers - 1:       # section 6.1, reconstruction of a partial segment
         for start, extent, _, index, _ in segment_bands(levels):
             s = h["shifts"][last_layer][index]
@@ -461,5 +466,81 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
     else:
         info = np.iinfo(dtype)
         values = np.clip(np.array(flat, dtype=object), info.min, info.max).astype(dtype)
+    work = values.reshape([shape[a] for a in perm])
+    return np.ascontiguousarray(np.transpose(work, np.argsort(perm)))
+
+
+# ---------------------------------------------------------------- wavelet 1
+
+# Section 4: the irreversible 9/7 lifting constants.
+ALPHA, BETA = -1.586134342059924, -0.052980118572961
+GAMMA, DELTA = 0.882911075530934, 0.443506852043971
+K = 1.230174104914001
+
+
+def dequantise(q: np.ndarray, shift: int, step: float) -> np.ndarray:
+    """Sections 5 and 6.1: 0 stays 0, else sign(u) * (|u| + 0.5) * 2**s * step."""
+    magnitude = (np.abs(q).astype(np.float64) + 0.5) * float(2 ** shift) * step
+    return np.where(q == 0, 0.0, np.where(q < 0, -magnitude, magnitude))
+
+
+def inverse_97_lines(lines: np.ndarray) -> np.ndarray:
+    """Section 4: inverse 9/7 of every line (last axis, Mallat order, n >= 2)."""
+    n = lines.shape[-1]
+    ns, nd = (n + 1) // 2, n // 2
+    s = lines[..., :ns] * K
+    d = lines[..., ns:] * (2 / K)
+
+    def from_d(d):       # (d_left + d_right) around each s[i]: d[-1] = d[0], d[nd] = d[nd - 1]
+        left = np.concatenate([d[..., :1], d[..., :ns - 1]], axis=-1)
+        right = d[..., :ns] if nd == ns else np.concatenate([d, d[..., nd - 1:]], axis=-1)
+        return left + right
+
+    def from_s(s):       # (s_left + s_right) around each d[i]: s[ns] = s[ns - 1]
+        right = s[..., 1:nd + 1] if ns > nd else np.concatenate([s[..., 1:], s[..., ns - 1:]], axis=-1)
+        return s[..., :nd] + right
+
+    s = s - DELTA * from_d(d)
+    d = d - GAMMA * from_s(s)
+    s = s - BETA * from_d(d)
+    d = d - ALPHA * from_s(s)
+    out = np.empty_like(lines)
+    out[..., 0::2], out[..., 1::2] = s, d
+    return out
+
+
+def finish_97(h, comps, bands, dims, planes, ncomp, shape, perm, dtype, last_layer, levels):
+    """Dequantise (5, 6.1), undo the 9/7 levels (4), the ICT (3) and store (7)."""
+    work = np.array(comps, dtype=np.int64).reshape(planes * ncomp, *dims)
+    coeffs = np.zeros(work.shape, dtype=np.float64)
+    for (start, extent, _, index, _), r in bands:
+        shift = h["shifts"][last_layer][index] if r == levels else 0
+        region = (slice(None),) + tuple(slice(a, a + e) for a, e in zip(start, extent))
+        coeffs[region] = dequantise(work[region], shift, h["steps"][index])
+
+    bound = 1e300 if np.issubdtype(dtype, np.floating) else 1e12
+    for made_by in range(levels, 0, -1):          # x, then y, then z
+        extent = [ceil_shift(dims[a], made_by - 1) for a in range(3)]
+        corner = coeffs[:, :extent[0], :extent[1], :extent[2]]
+        for axis in (3, 2, 1):
+            if corner.shape[axis] < 2:
+                continue
+            lines = np.moveaxis(corner, axis, -1)
+            lines = inverse_97_lines(lines)
+            lines = np.where(np.isnan(lines), -bound, np.clip(lines, -bound, bound))
+            corner[...] = np.moveaxis(lines, -1, axis)
+
+    if h["colour"] == 2:                          # section 3: inverse ICT
+        y, cb, cr = (coeffs.reshape(planes, 3, -1)[:, i] for i in range(3))
+        rgb = np.stack([y + 1.402 * cr, y - 0.34413 * cb - 0.71414 * cr, y + 1.772 * cb], axis=1)
+        coeffs = rgb.reshape(coeffs.shape)
+
+    values = coeffs.reshape(-1)
+    if np.issubdtype(dtype, np.floating):         # section 7
+        top = float(np.finfo(dtype).max)
+        values = np.clip(values, -top, top).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        values = np.clip(np.floor(values + 0.5), info.min, info.max).astype(dtype)
     work = values.reshape([shape[a] for a in perm])
     return np.ascontiguousarray(np.transpose(work, np.argsort(perm)))
