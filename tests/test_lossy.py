@@ -298,17 +298,19 @@ def test_rate_table_matches_its_definition(real, name):
 @pytest.mark.parametrize("name", ["camera", "mr2_uint16", "astronaut", "mni152_t1_uint8_3d"])
 def test_rate_tables_in_c_follow_the_numpy_reference(real, name):
     """pj2k_rate_tables against the numpy code it replaced, summed and per
-    band: equal but for the order of a few sums (within 1e-15)."""
+    band: equal but for the order of a few sums (within 1e-15; numpy 1 sums
+    the reference in another order, 1.3e-11 apart with numpy 1.24)."""
     from progressive_j2k import _rate
     arr = real(name)
     options = {"colour_axis": -1} if arr.ndim == 3 and arr.shape[-1] == 3 else {}
     counts, top_key = histogram_of(arr, **options)
+    rtol = 1e-15 if int(np.__version__.split(".")[0]) >= 2 else 1e-10
     for per_band in (False, True):
         expected, got = reference_model_tables(counts, top_key, per_band), \
             _rate._model_tables(counts, top_key, per_band)
         for e, g in zip(expected, got):
             assert e.shape == g.shape
-            np.testing.assert_allclose(g, e, rtol=1e-15, atol=0)
+            np.testing.assert_allclose(g, e, rtol=rtol, atol=0)
 
 
 def test_rate_tables_refuse_rows_of_another_width():

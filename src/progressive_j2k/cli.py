@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 
+from progressive_j2k._optional import require
+
 
 def _ints(text):
     return tuple(int(v) for v in text.split(",")) if text else None
@@ -141,7 +143,7 @@ def _describe_codec(options: dict, headers) -> str:
 
 
 def preview(args):
-    import imagecodecs
+    imagecodecs = require("imagecodecs", "cli", "preview")
 
     from progressive_j2k.multiscale import codec_options, open_multiscale, progressive_array
     array = progressive_array(args.path)
@@ -182,6 +184,8 @@ def preview(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="progressive-j2k", description=__doc__)
+    from progressive_j2k import __version__
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("convert", help="TIFF, .npy or zarr/OME-Zarr level 0 -> progressive zarr v3")
     p.add_argument("input")
@@ -230,6 +234,10 @@ def main(argv=None):
         return 0
     except (ValueError, TypeError, OSError) as exc:   # bad input, not a bug: no traceback
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:   # an optional dependency: the command line's extra has them all
+        print(f"{parser.prog} {args.command}: error: {exc} (the command line's dependencies: "
+              f"pip install 'progressive_j2k[cli]')", file=sys.stderr)
         return 2
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from progressive_j2k import _api, _core
+from progressive_j2k._optional import require, require_zarr
 
 
 #: default_chunks keeps an untransformed last axis this short whole
@@ -169,7 +170,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     one row of chunks at a time.  ``codec_options`` are those of
     :class:`progressive_j2k.ProgressiveJ2K`.
     """
-    import zarr
+    zarr = require_zarr("to_zarr")
+    # (before anything is created in the store: a missing one leaves nothing behind)
+    tqdm = require("tqdm", "cli", "to_zarr(progress=True)").tqdm if progress else None
 
     from progressive_j2k.zarr3 import ProgressiveJ2K
 
@@ -240,7 +243,6 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
             corners = list(product(*(range(0, shape[a], max(1, write_unit[a]))
                                      for a in range(split + 1))))
             if progress:
-                from tqdm import tqdm
                 corners = tqdm(corners, unit="chunk row", desc="writing")
             for corner in corners:
                 stops = [min(s + write_unit[a], padded[a]) for a, s in enumerate(corner)]
@@ -265,9 +267,9 @@ def open_input(path: str) -> tuple:
     if suffix == ".npy":
         return np.load(p, mmap_mode="r"), None
     if suffix in (".tif", ".tiff"):
-        import tifffile
+        tifffile = require("tifffile", "cli", "reading TIFF")
         return (tifffile.memmap(p) if _tiff_is_contiguous(p) else tifffile.imread(p)), None
-    import zarr
+    zarr = require_zarr("reading zarr input")
     node = zarr.open(str(p), mode="r")
     if isinstance(node, zarr.Array):
         return node, getattr(node.metadata, "dimension_names", None)

@@ -26,6 +26,7 @@ from itertools import product
 import numpy as np
 
 from progressive_j2k import _api, _core
+from progressive_j2k._optional import require, require_zarr
 from progressive_j2k.errors import DecodeError, TruncatedError
 
 MAX_UINT64 = 2**64 - 1
@@ -391,7 +392,7 @@ class Level:
 
     def to_dask(self):
         """A dask array over this level with matching chunks."""
-        import dask.array as da
+        da = require("dask.array", "dask", "Level.to_dask")
         return da.from_array(self, chunks=self.chunks, asarray=False, fancy=False,
                              meta=np.empty((0,) * self.ndim, self.dtype))
 
@@ -515,7 +516,7 @@ def _normalise_key(key, shape):
 def progressive_array(array):
     """A zarr Array as given, or opened read-only from a path or store; in a
     group, its one progressive_j2k array or an OME-Zarr group's level 0."""
-    import zarr
+    zarr = require_zarr("open_multiscale")
     node = array if isinstance(array, (zarr.Array, zarr.Group)) else zarr.open(array, mode="r")
     if isinstance(node, zarr.Array):
         return node

@@ -19,10 +19,14 @@ import asyncio
 from dataclasses import dataclass, replace
 
 import numpy as np
-from zarr.abc.codec import ArrayBytesCodec
-from zarr.core.common import parse_named_configuration
 
-from progressive_j2k import _api
+from progressive_j2k._optional import require_zarr
+
+require_zarr("progressive_j2k.zarr3 (the zarr v3 codec)")
+from zarr.abc.codec import ArrayBytesCodec  # noqa: E402 (zarr checked first)
+from zarr.core.common import parse_named_configuration  # noqa: E402
+
+from progressive_j2k import _api  # noqa: E402
 
 CODEC_NAME = "progressive_j2k"
 

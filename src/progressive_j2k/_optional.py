@@ -1,0 +1,36 @@
+"""Optional dependencies, imported where a feature needs them: a missing (or
+too old) one raises an ImportError naming the extra that installs it, not a
+traceback from deep inside the package."""
+from __future__ import annotations
+
+import importlib
+
+#: zarr 3 is the first with the codec and store APIs the package uses; it
+#: needs Python 3.11 or later (the core codec runs on 3.10)
+ZARR_MAJOR = 3
+
+
+def require(module: str, extra: str, feature: str):
+    """`module`, imported; else an ImportError saying that `feature` needs it
+    and which extra of this package installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{feature} needs {module.split('.')[0]}: "
+                          f"pip install 'progressive_j2k[{extra}]'") from exc
+
+
+def require_zarr(feature: str):
+    """zarr, at least version 3 (zarr 2 has no zarr.abc or array.metadata)."""
+    zarr = require("zarr", "zarr", feature)
+    version = getattr(zarr, "__version__", "0")
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        major = ZARR_MAJOR   # a development build: let it try
+    if major < ZARR_MAJOR:
+        raise ImportError(f"{feature} needs zarr>={ZARR_MAJOR} (found {version}; zarr 3 needs "
+                          f"Python 3.11 or later): pip install 'progressive_j2k[zarr]'. The "
+                          f"numcodecs codec works with zarr 2 (zarr.create(..., "
+                          f"compressor=ProgressiveJ2K())).")
+    return zarr
