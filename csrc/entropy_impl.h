@@ -307,8 +307,9 @@ static inline COEF SFX(shifted)(COEF v, int shift)
  * prepared), `row` (the current row, of ROW_T) and `x`, and must store the
  * coded value with rows_store.  PSHIFT: the parent's scale; CSHIFT: the
  * shift at which the stored rows of the previous slice and colour component
- * are read. */
-#define FOR_EACH_COEF(ROW_T, BASE, B, M, PSHIFT, CSHIFT, RUNS, RUN, ...)                    \
+ * are read.  ON_ROW runs once per row, before its first value, with `row`
+ * in scope. */
+#define FOR_EACH_COEF(ROW_T, BASE, B, M, PSHIFT, CSHIFT, RUNS, ON_ROW, RUN, ...)            \
     do {                                                                                   \
         SFX(rows) rows;                                                                    \
         const size_t nx_ = (B)->n[2];                                                      \
@@ -321,6 +322,7 @@ static inline COEF SFX(shifted)(COEF v, int shift)
                 const COEF *back = z ? row - (B)->stride[0] : NULL;                        \
                 const COEF *sib = (B)->sibling_offset ? row + (B)->sibling_offset : NULL;  \
                 SFX(rows_prepare)(&rows, back, sib, nx_, (CSHIFT), (M)->version >= 4, (RUNS)); \
+                ON_ROW;                                                                    \
                 unsigned prev_run = 1;                                                     \
                 (void)prev_run;                                                            \
                 rows.w = 0;                                                                \
@@ -387,6 +389,17 @@ static inline void SFX(rdo_value)(const pj2k_rdo *rdo, const pj2k_model *m, cons
     row[x] = row[x] < 0 ? -(COEF)lowered : (COEF)lowered;
 }
 
+/* RDO reads the unquantised value of every non-zero one, scattered over a
+ * row: a cache miss each on large chunks (a 3-D volume's doubles are tens
+ * of MB), so the row's values are asked for at its start. */
+static inline void SFX(rdo_prefetch_row)(const pj2k_rdo *rdo, const COEF *base, const COEF *row,
+                                         size_t nx)
+{
+    if (!rdo) return;
+    const double *real = rdo->real + (row - base);
+    for (size_t i = 0; i < nx; i += 64 / sizeof *real) __builtin_prefetch(real + i);
+}
+
 /* Version 5's run decision for a quiet group at x: all four zero (0) or
  * not (1), under the class's run context (was the row's previous quiet
  * group all zero? 1 at the row's start).  A broken run then says, value by
@@ -439,7 +452,7 @@ static inline PJ2K_ALWAYS_INLINE int SFX(encode_band_with)(pj2k_rc_encoder *e, p
                                                            const int runs)
 {
     uint64_t all = 0;
-    FOR_EACH_COEF(COEF, base, b, m, shift, shift, runs,
+    FOR_EACH_COEF(COEF, base, b, m, shift, shift, runs, SFX(rdo_prefetch_row)(rdo, base, row, nx_),
         SFX(encode_run)(e, m, base, row, b, &rows, x, &prev_run, shift, rdo, &all),
         const unsigned mctx = SFX(context)(&rows, x);
         SFX(rdo_value)(rdo, m, base, row, b->cls, mctx, &rows, x, shift, 0);
@@ -538,7 +551,7 @@ static inline PJ2K_ALWAYS_INLINE pj2k_status SFX(decode_band_with)(pj2k_rc_decod
                                                                    const int runs)
 {
     pj2k_status fail = PJ2K_OK;
-    FOR_EACH_COEF(COEF, base, b, m, shift, 0, runs,
+    FOR_EACH_COEF(COEF, base, b, m, shift, 0, runs, (void)0,
         if ((fail = SFX(decode_run)(d, m, row, b, &rows, x, &prev_run, (unsigned)max_exp)) != PJ2K_OK)
             return fail,
         const unsigned mctx = SFX(context)(&rows, x);
@@ -579,7 +592,7 @@ static inline PJ2K_ALWAYS_INLINE int SFX(encode_refine_with)(pj2k_rc_encoder *e,
 {
     const int d = from - to;
     uint64_t all = 0;
-    FOR_EACH_COEF(const COEF, base, b, m, to, to, 0, (void)0,
+    FOR_EACH_COEF(const COEF, base, b, m, to, to, 0, (void)0, (void)0,
         const uint64_t prior = SFX(mag_shr)(row[x], from), mg = SFX(mag_shr)(row[x], to);
         all |= mg;
         if (prior) {
@@ -610,7 +623,7 @@ static inline PJ2K_ALWAYS_INLINE pj2k_status SFX(decode_refine_with)(pj2k_rc_dec
 {
     const int db = from - to;
     pj2k_status fail = PJ2K_OK;
-    FOR_EACH_COEF(COEF, base, b, m, to, 0, 0, (void)0,
+    FOR_EACH_COEF(COEF, base, b, m, to, 0, 0, (void)0, (void)0,
         const uint64_t prior = SFX(mag)(row[x]);
         if (prior) {
             const unsigned eb = bit_length(prior);
