@@ -621,7 +621,7 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coe
             if (rdo_template) {
                 rdo = *rdo_template;
                 rdo.real = real + at;
-                rdo.inv_step = 1.0 / (double)h->steps[sbs[b].step_index];
+                rdo.inv_step = pj2k_reciprocal((double)h->steps[sbs[b].step_index]);
             }
             int e;
 #define CODE(S, CT)                                                                        \

@@ -361,8 +361,8 @@ static inline float SFX(value_cost)(const pj2k_model *m, const float *table, int
     return bits + raw;
 }
 
-/* The magnitude to code for quantised magnitude q of |c| / step = a:
- * q - 1 where that costs less (pj2k_rdo). */
+/* The magnitude to code for quantised magnitude q = floor(a), a = |c| *
+ * pj2k_reciprocal(step): q - 1 where that costs less (pj2k_rdo). */
 static inline uint64_t SFX(rdo_magnitude)(const pj2k_rdo *rdo, const pj2k_model *m, int cls, unsigned mctx,
                                           const SFX(rows) *r, size_t x, uint64_t q, double a, int negative)
 {

@@ -3,6 +3,7 @@
 #define PJ2K_INTERNAL_H
 
 #include "progressive_j2k.h"
+#include <math.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -111,7 +112,8 @@ typedef struct {
      * (|q| is below 2**62, so the negation cannot overflow). */
     void (*dequantise_i32)(const int32_t *q, double *o, size_t n, double f);
     void (*dequantise_i64)(const int64_t *q, double *o, size_t n, double f);
-    /* Lossy quantisation of n coefficients x: q = sign(x) floor(|x| / step);
+    /* Lossy quantisation of n coefficients x: q = sign(x) floor(|x| * inv),
+     * inv = pj2k_reciprocal(step);
      * returns 0, or PJ2K_QUANTISE_WIDER / _HUGE (below) if some value does
      * not fit: retry in int64 / give up (step too small, NaN or inf). */
     int (*quantise_i32)(const double *x, int32_t *q, size_t n, double step);
@@ -238,6 +240,16 @@ typedef struct {
     unsigned ps[3];
 } pj2k_band;
 
+/* The lossy quantiser's 1 / step (a product per value instead of a
+ * division): rounded so that step * inv >= 1 exactly, so that |c| * inv is
+ * never below |c| / step and a value of exactly k steps quantises to k, where
+ * the nearest reciprocal can fall an ulp short (49 * (1 / 49) < 1). */
+static inline double pj2k_reciprocal(double step)
+{
+    const double inv = 1.0 / step;
+    return fma(step, inv, -1.0) < 0.0 ? nextafter(inv, INFINITY) : inv;
+}
+
 /* Rate-distortion optimised quantisation (encoder only; the high bands of a
  * 9/7 single-layer pass): while coding, each non-zero quantised value q is
  * lowered by one in magnitude where that lowers  e**2 + kappa * bits,  e the
@@ -246,7 +258,7 @@ typedef struct {
  * later contexts (neighbours, children, colour) see what the decoder sees. */
 typedef struct {
     const double *real;     /* the band's unquantised coefficients, its layout */
-    double inv_step;        /* 1 / the band's quantisation step, as the quantiser takes it */
+    double inv_step;        /* pj2k_reciprocal(the band's quantisation step), as the quantiser */
     double kappa;
     const float *bit_cost;  /* pj2k_bit_cost_table */
 } pj2k_rdo;

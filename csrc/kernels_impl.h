@@ -157,17 +157,18 @@ DEQUANTISE(dequantise_i32, int32_t)
 DEQUANTISE(dequantise_i64, int64_t)
 #undef DEQUANTISE
 
-/* ---- lossy quantisation: q = sign(c) floor(|c| * (1 / step)) (a truncation,
- * as the product is >= 0; the reciprocal, not a division per value, which
- * bounded this loop; RDO takes the same product); 0 if every product is
- * below LIMIT, else
+/* ---- lossy quantisation: q = sign(c) floor(|c| * inv), inv =
+ * pj2k_reciprocal(step) (a division per value bounded this loop): never
+ * below floor(|c| / step), so a value of exactly k steps quantises to k
+ * (at most one more where |c| / step is within an ulp of the next
+ * integer); 0 if every product is below LIMIT, else
  * PJ2K_QUANTISE_WIDER if all are below 2**60 (the int64 kernel's limit),
  * else PJ2K_QUANTISE_HUGE (also for NaN and inf) ---- */
 #define QUANTISE(NAME, COEF, LIMIT)                                             \
     static int NAME(const double *x, COEF *q, size_t n, double step)            \
     {                                                                           \
         const double limit = (LIMIT), wide = (double)((int64_t)1 << 60);        \
-        const double inv = 1.0 / step;                                          \
+        const double inv = pj2k_reciprocal(step);                               \
         int narrow_ok = 1, wide_ok = 1;                                         \
         for (size_t i = 0; i < n; i++) {                                        \
             const double a = fabs(x[i]) * inv;                                  \

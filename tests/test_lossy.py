@@ -86,6 +86,22 @@ def test_bad_step():
         pj.ProgressiveJ2K(mode="lossless", step=1.0)   # a step, but lossless asked for
 
 
+def test_multiples_of_the_step_quantise_to_their_multiple():
+    """The quantiser's floor(|c| / step) comes from a product with 1 / step,
+    which falls an ulp short of 1 for steps like 49 (49 * (1 / 49) < 1):
+    without its correction a value of exactly one step (or k steps)
+    decoded as 0 (or k - 1 steps), an error of a whole step.  Levels 0 keep
+    the values as they are; these steps' reciprocals all fall short."""
+    steps = [k for k in range(2, 1000) if k * (1.0 / k) < 1.0]
+    assert 49 in steps and len(steps) > 40
+    for step in steps:
+        multiples = np.array([[step, 2 * step, 3 * step, 0]], np.uint16)
+        decoded = pj.decode(pj.encode(multiples, step=float(step), levels=0))
+        np.testing.assert_array_equal(
+            decoded, np.floor((np.array([[1, 2, 3, 0]]) + 0.5) * step + 0.5) * (multiples > 0),
+            err_msg=f"step {step}")
+
+
 def test_float32_near_max_never_decodes_to_inf():
     """Regression: lossy overshoot near FLT_MAX used to cast to inf."""
     top = np.finfo("f4").max

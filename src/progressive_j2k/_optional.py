@@ -1,9 +1,12 @@
 """Optional dependencies, imported where a feature needs them: a missing (or
-too old) one raises an ImportError naming the extra that installs it, not a
-traceback from deep inside the package."""
+too old) one raises MissingDependencyError naming the extra that installs
+it, not a traceback from deep inside the package.  A dependency that is
+there but fails to import raises as it does (its own cause, not ours)."""
 from __future__ import annotations
 
 import importlib
+
+from progressive_j2k.errors import MissingDependencyError
 
 #: zarr 3 is the first with the codec and store APIs the package uses; it
 #: needs Python 3.11 or later (the core codec runs on 3.10)
@@ -13,23 +16,26 @@ ZARR_MAJOR = 3
 def require(module: str, extra: str, feature: str):
     """`module`, imported; else an ImportError saying that `feature` needs it
     and which extra of this package installs it."""
+    top = module.split(".")[0]
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(f"{feature} needs {module.split('.')[0]}: "
-                          f"pip install 'progressive_j2k[{extra}]'") from exc
+    except ModuleNotFoundError as exc:
+        if exc.name not in (module, top):   # something it imports is missing: its problem
+            raise
+        raise MissingDependencyError(
+            f"{feature} needs {top}: pip install 'progressive_j2k[{extra}]'") from exc
 
 
 def require_zarr(feature: str):
     """zarr, at least version 3 (zarr 2 has no zarr.abc or array.metadata)."""
     zarr = require("zarr", "zarr", feature)
-    version = getattr(zarr, "__version__", "0")
+    version = str(getattr(zarr, "__version__", ""))
     try:
         major = int(version.split(".")[0])
     except ValueError:
-        major = ZARR_MAJOR   # a development build: let it try
+        major = ZARR_MAJOR   # no or an unusual version string: let it try
     if major < ZARR_MAJOR:
-        raise ImportError(f"{feature} needs zarr>={ZARR_MAJOR} (found {version}; zarr 3 needs "
+        raise MissingDependencyError(f"{feature} needs zarr>={ZARR_MAJOR} (found {version}; zarr 3 needs "
                           f"Python 3.11 or later): pip install 'progressive_j2k[zarr]'. The "
                           f"numcodecs codec works with zarr 2 (zarr.create(..., "
                           f"compressor=ProgressiveJ2K())).")

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from progressive_j2k._optional import require
+from progressive_j2k.errors import MissingDependencyError
 
 
 def _ints(text):
@@ -235,9 +236,10 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as exc:   # bad input, not a bug: no traceback
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except ImportError as exc:   # an optional dependency: the command line's extra has them all
-        print(f"{parser.prog} {args.command}: error: {exc} (the command line's dependencies: "
-              f"pip install 'progressive_j2k[cli]')", file=sys.stderr)
+    except MissingDependencyError as exc:   # the command line's extra has them all
+        hint = "" if "[cli]" in str(exc) else \
+            " (the command line's dependencies: pip install 'progressive_j2k[cli]')"
+        print(f"{parser.prog} {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
     return 0
 

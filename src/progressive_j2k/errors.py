@@ -1,8 +1,9 @@
-"""Exceptions raised for codestreams that cannot be decoded, and the
-warnings of the encoder.
+"""Exceptions raised for codestreams that cannot be decoded, the warnings of
+the encoder, and the error for a missing optional dependency.
 
-The exceptions are ``ValueError`` subclasses, so ``except ValueError``
-catches every problem with the bytes themselves.
+The decoding exceptions are ``ValueError`` subclasses, so ``except
+ValueError`` catches every problem with the bytes themselves;
+``MissingDependencyError`` is an ``ImportError``.
 """
 
 
@@ -28,6 +29,11 @@ class CorruptDataError(DecodeError):
 
 class TooLargeError(DecodeError):
     """Decoding would exceed the configured maximum decoded size."""
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency a feature needs is not installed (or too old);
+    the message names the extra of this package that installs it."""
 
 
 class PSNRPeakWarning(UserWarning):
