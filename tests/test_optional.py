@@ -25,8 +25,8 @@ def without(monkeypatch):
 
 def test_missing_module_names_the_extra(without):
     without("tqdm")
-    with pytest.raises(MissingDependencyError, match=r"to_zarr\(progress=True\) needs tqdm: "
-                                          r"pip install 'progressive_j2k\[cli\]'"):
+    with pytest.raises(MissingDependencyError,
+                       match=r"to_zarr\(progress=True\) needs tqdm: pip install 'progressive_j2k\[cli\]'"):
         require("tqdm", "cli", "to_zarr(progress=True)")
 
 

@@ -14,8 +14,9 @@ ZARR_MAJOR = 3
 
 
 def require(module: str, extra: str, feature: str):
-    """`module`, imported; else an ImportError saying that `feature` needs it
-    and which extra of this package installs it."""
+    """`module`, imported; if it is not installed, MissingDependencyError
+    saying that `feature` needs it and which extra of this package installs
+    it."""
     top = module.split(".")[0]
     try:
         return importlib.import_module(module)
@@ -35,8 +36,8 @@ def require_zarr(feature: str):
     except ValueError:
         major = ZARR_MAJOR   # no or an unusual version string: let it try
     if major < ZARR_MAJOR:
-        raise MissingDependencyError(f"{feature} needs zarr>={ZARR_MAJOR} (found {version}; zarr 3 needs "
-                          f"Python 3.11 or later): pip install 'progressive_j2k[zarr]'. The "
-                          f"numcodecs codec works with zarr 2 (zarr.create(..., "
-                          f"compressor=ProgressiveJ2K())).")
+        raise MissingDependencyError(
+            f"{feature} needs zarr>={ZARR_MAJOR} (found {version}; zarr 3 needs Python 3.11 or "
+            f"later): pip install 'progressive_j2k[zarr]'. The numcodecs codec works with zarr 2 "
+            f"(zarr.create(..., compressor=ProgressiveJ2K())).")
     return zarr

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from progressive_j2k import __version__
 from progressive_j2k._optional import require
 from progressive_j2k.errors import MissingDependencyError
 
@@ -185,7 +186,6 @@ def preview(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="progressive-j2k", description=__doc__)
-    from progressive_j2k import __version__
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("convert", help="TIFF, .npy or zarr/OME-Zarr level 0 -> progressive zarr v3")
