@@ -114,10 +114,12 @@ def test_reduced_levels_carry_no_rounding_bias(real, name, tol):
 
 def test_non_finite_and_impossible_tolerances_are_refused():
     arr = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
-    for bad in (np.nan, np.inf, -np.inf):
+    for bad, counts in ((np.nan, "1 NaN and 0 infinite"), (np.inf, "0 NaN and 1 infinite"),
+                        (-np.inf, "0 NaN and 1 infinite")):
         damaged = arr.copy()
         damaged[3, 3] = bad
-        with pytest.raises(ValueError, match="finite"):
+        with pytest.raises(ValueError, match=f"finite values: this chunk holds {counts} "
+                                             f"values among its 64. Replace them in the data"):
             pj.encode(damaged, tolerance=0.1)
     with pytest.raises(ValueError, match="precision"):
         pj.encode(arr, tolerance=1e-12)  # below float32 resolution near 1
@@ -174,3 +176,64 @@ def test_partial_writes_beyond_the_stable_scale_drift_as_documented(real):
         errors.append(float(np.abs(z[1:].astype(float) - image[1:]).max()) / tol)
         assert errors[-1] <= 1 + crossings, errors
     assert errors[-1] > 2   # (the drift is real: this test must not pass vacuously)
+
+
+@pytest.mark.parametrize("dtype, nodata", [("f4", -999.0), ("f4", -9999.0), ("f8", -999.0),
+                                           ("f8", -1e6), ("f4", 3.5), ("i2", -9999), ("u2", 65535)])
+@pytest.mark.parametrize("tol", [0.01, 0.3, 3.0])
+def test_nodata_decodes_exactly(real, dtype, nodata, tol):
+    """A fill value (a land mask, a nodata value) decodes exactly, not only
+    within the tolerance, so that readers matching it (xarray's _FillValue)
+    keep the mask; every other value keeps the bound."""
+    field = real("mr2_uint16")[300:428, 300:428].astype(np.float64)
+    if np.dtype(dtype).kind == "f":
+        field = field / 7.3 + 250
+    arr = field.astype(dtype)
+    arr[:40, :50] = nodata
+    arr[90:, 100:] = nodata
+    if tol == 0.01 and np.dtype(dtype).kind in "iu":
+        tol = 1.0   # (integers: a tolerance below 1 is lossless)
+    decoded = pj.decode(pj.encode(arr, tolerance=tol, nodata=nodata))
+    mask = arr == arr.dtype.type(nodata)
+    assert (decoded[mask] == arr.dtype.type(nodata)).all()
+    assert max_error(decoded, arr) <= tol
+    if np.dtype(dtype).kind == "f" and nodata == -999.0 and tol == 0.3:
+        # (without the option the mask is lost: the test is not vacuous)
+        assert not (pj.decode(pj.encode(arr, tolerance=tol))[mask] == nodata).all()
+
+
+def test_nodata_options_are_checked_and_stored_only_when_set():
+    with pytest.raises(ValueError, match="tolerance mode"):
+        ProgressiveJ2K(nodata=-999.0)                      # lossless: every value is kept
+    with pytest.raises(ValueError, match="tolerance mode"):
+        ProgressiveJ2K(mode="lossy", nodata=-999.0)
+    with pytest.raises(ValueError, match="finite"):
+        ProgressiveJ2K(tolerance=0.1, nodata=float("nan"))
+    with pytest.raises(ValueError, match="whole number"):
+        pj.encode(np.zeros((8, 8), np.int16), tolerance=2, nodata=-0.5)
+    assert "nodata" not in ProgressiveJ2K(tolerance=0.1).get_config()   # older readers open it
+    codec = check_config(ProgressiveJ2K(tolerance=0.1, nodata=-999.0))
+    assert codec.nodata == -999.0
+
+
+def test_nodata_survives_partial_writes_and_xarray(real, tmp_path):
+    """The recipe the README gives for masked fields: the zarr v3 codec with
+    nodata equal to xarray's _FillValue and the array's fill_value; partial
+    writes (one time step at a time) keep both the mask and the bound."""
+    xr = pytest.importorskip("xarray")
+    from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3
+    mr = real("mr2_uint16").astype(np.float32) / 7.3 + 250
+    field = np.stack([mr[:200, :300], mr[200:400, :300], mr[400:600, :300]])
+    field[:, :50, :40] = np.nan                                    # land
+    tol = 0.05
+    ds = xr.Dataset({"t": (("time", "lat", "lon"), field)})
+    codec = ProgressiveJ2KV3(tolerance=tol, nodata=-999.0, axes=(-2, -1))
+    encoding = {"t": {"serializer": codec, "compressors": None, "_FillValue": -999.0,
+                      "fill_value": -999.0, "chunks": (1, 128, 128)}}
+    ds.isel(time=[0]).to_zarr(tmp_path / "t.zarr", mode="w", encoding=encoding)
+    for t in (1, 2):
+        ds.isel(time=[t]).to_zarr(tmp_path / "t.zarr", append_dim="time")
+    back = xr.open_zarr(tmp_path / "t.zarr").t.values
+    np.testing.assert_array_equal(np.isnan(back), np.isnan(field))
+    valid = ~np.isnan(field)
+    assert np.abs(back[valid].astype(float) - field[valid]).max() <= tol

@@ -347,7 +347,10 @@ def default_levels(shape, axes) -> int:
 
 #: The codec options, in the order both codec classes list them.
 OPTION_NAMES = ("levels", "mode", "axes", "colour_axis", "step", "tolerance", "ratio",
-                "bits_per_sample", "psnr", "layers", "layer_metric", "rdo")
+                "bits_per_sample", "psnr", "layers", "layer_metric", "rdo", "nodata")
+#: Options a stored configuration leaves out while unset, so that arrays
+#: which do not use them stay readable by releases that predate them.
+OMITTED_WHEN_UNSET = ("nodata",)
 #: The lossy mode's knobs, of which a chunk takes one: each implies mode "lossy".
 LOSSY_KNOBS = ("step", "ratio", "bits_per_sample", "psnr")
 LAYER_METRICS = ("ratio", "psnr")
@@ -355,7 +358,7 @@ LAYER_METRICS = ("ratio", "psnr")
 
 def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
                       tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
-                      layer_metric="ratio", rdo=None, reversible=None) -> dict:
+                      layer_metric="ratio", rdo=None, nodata=None, reversible=None) -> dict:
     """Codec options in canonical types (shared by the numcodecs and zarr v3
     codecs), with the mode resolved: given, or implied by the knobs
     (``tolerance`` -> "tolerance", a lossy knob -> "lossy", else
@@ -372,7 +375,8 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
                    psnr=_optional(psnr, _number, "psnr"),
                    layers=_normalise_layers(layers, layer_metric),
                    layer_metric=str(layer_metric),
-                   rdo=None if rdo is None else _as_bool(rdo, "rdo"))
+                   rdo=None if rdo is None else _as_bool(rdo, "rdo"),
+                   nodata=_optional(nodata, _number, "nodata"))
     if options["levels"] is not None and not 0 <= options["levels"] <= MAX_LEVELS:
         raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
     knobs = [k for k in LOSSY_KNOBS if options[k] is not None]
@@ -402,6 +406,12 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
         raise ValueError(f"{knobs[0]} applies to lossy coding only (mode='lossy')")
     if options["rdo"] is not None and mode != "lossy":
         raise ValueError(f"rdo applies to lossy coding only, not mode {mode!r}")
+    if options["nodata"] is not None:
+        if not math.isfinite(options["nodata"]):
+            raise ValueError(f"nodata must be a finite number (NaN cannot be coded), got {nodata}")
+        if mode != "tolerance":
+            raise ValueError(f"nodata applies to tolerance mode (which then decodes it exactly), "
+                             f"not mode {mode!r}: lossless keeps every value, lossy none exactly")
     return options
 
 
@@ -612,12 +622,13 @@ def _normalise_axis(axis: int, ndim: int) -> int:
 STABLE_SCALE_BITS = {4: 16, 8: 40}
 
 
-def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
+def tolerance_scale(arr: np.ndarray, tolerance: float, nodata: float | None = None) -> float:
     """The quantisation scale of tolerance mode.  Samples become q * scale; a
     scale of 2 * tolerance would leave no room for the dtype's own rounding of
     q * scale, so floats give up one ulp of their largest value (or more,
     STABLE_SCALE_BITS) and integers use a whole number (whose multiples need
-    no rounding)."""
+    no rounding).  With `nodata`, the largest scale at most that one of
+    which nodata is a multiple, so that it decodes exactly (_on_grid)."""
     if arr.dtype.kind == "f":
         peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
         stable = tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize]
@@ -625,8 +636,35 @@ def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
         if not scale >= tolerance:
             raise ValueError(f"tolerance {tolerance:g} is below the precision of {arr.dtype} "
                              f"at values up to {float(peak):g}")
+    else:
+        scale = max(1.0, math.floor(2 * tolerance))
+    return scale if nodata is None else _on_grid(scale, nodata, arr.dtype)
+
+
+def _on_grid(scale: float, nodata: float, dtype: np.dtype) -> float:
+    """The largest scale s <= `scale` with nodata = k * s for a whole k as
+    the decoder computes it (float64 k * s, then the dtype's rounding), so
+    that a sample of exactly nodata decodes to it.  Integers keep a whole
+    scale: the largest divisor of nodata up to `scale`."""
+    target = abs(nodata)
+    if target == 0:
         return scale
-    return max(1.0, math.floor(2 * tolerance))
+    if dtype.kind in "iu":
+        if target != math.floor(target):
+            raise ValueError(f"nodata {nodata:g} is not a whole number: {dtype} cannot hold it")
+        whole = int(target)
+        return float(next(d for d in range(int(scale), 0, -1) if whole % d == 0))
+    if not np.isfinite(dtype.type(nodata)) or float(dtype.type(nodata)) != nodata:
+        raise ValueError(f"nodata {nodata!r} is not a {dtype} value")
+    count = math.ceil(target / scale)
+    for k in (count, count + 1):
+        s = target / k
+        for _ in range(64):   # a few ulps either way find it; stay at most `scale`
+            decoded = float(dtype.type(k * s))
+            if decoded == target and s <= scale:
+                return s
+            s = math.nextafter(s, 0.0 if decoded > target or s > scale else math.inf)
+    raise ValueError(f"no tolerance-mode scale puts nodata {nodata!r} on the grid of {dtype}")
 
 
 _peak = _rate.peak_magnitude
@@ -648,9 +686,15 @@ def is_big_endian(dtype: np.dtype) -> bool:
 
 def _require_finite(arr: np.ndarray, mode: str) -> None:
     if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{mode} needs finite values (NaN or inf found; zarr pads chunks at "
-                         f"an array's edge, and unwritten parts of chunks, with the array's "
-                         f"fill_value: float arrays need a finite one, e.g. fill_value=0)")
+        nan = int(np.isnan(arr).sum())
+        inf = int(arr.size - nan - np.isfinite(arr).sum())
+        raise ValueError(
+            f"{mode} needs finite values: this chunk holds {nan} NaN and {inf} infinite "
+            f"values among its {arr.size}. Replace them in the data with a finite value (masked cells: "
+            f"tolerance mode decodes 0 exactly, e.g. xarray's _FillValue=0.0; a value near "
+            f"their neighbours costs fewest bytes in lossy mode). Where the data has none, "
+            f"zarr padded an edge chunk or an unwritten part with the array's fill_value: "
+            f"give float arrays a finite one, e.g. fill_value=0")
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
@@ -658,7 +702,7 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     tol = options["tolerance"]
     if tol is not None:
         _require_finite(arr, "tolerance mode")
-        scale = tolerance_scale(arr, tol)
+        scale = tolerance_scale(arr, tol, options["nodata"])
         if _peak(arr) / scale >= 2.0**40:
             raise ValueError(f"tolerance {tol:g} is too small for values up to {_peak(arr):g} "
                              "(max|data| / (2 tolerance) must be below 2**40)")
@@ -713,7 +757,7 @@ def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:
 
 def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
            tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
-           layer_metric="ratio", rdo=None, m97_levels=None, reversible=None) -> bytes:
+           layer_metric="ratio", rdo=None, m97_levels=None, nodata=None, reversible=None) -> bytes:
     """Encode an array into one progressive codestream.
 
     levels: decomposition levels (default: enough to bring the longest
@@ -777,6 +821,12 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         0 = JPEG 2000's 5/3 throughout).  Default (None): the encoder
         chooses per chunk, 9/7-M at the finest level where it estimates
         that smaller (smooth data; docs/DESIGN.md 23).
+    nodata: tolerance mode, a fill value (e.g. -999 or -9999, as xarray's
+        ``_FillValue``) that must decode exactly, not merely within the
+        tolerance: the grid's spacing is narrowed to the largest at most
+        its default of which nodata is a multiple (for integers, a divisor
+        of it).  Full resolution only: reduced levels blend it with its
+        neighbours like any value.
     """
     arr = np.asarray(data)
     if is_big_endian(arr.dtype):
@@ -786,7 +836,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     options = normalise_options(levels=levels, mode=mode, axes=axes, colour_axis=colour_axis,
                                 step=step, tolerance=tolerance, ratio=ratio,
                                 bits_per_sample=bits_per_sample, psnr=psnr, layers=layers,
-                                layer_metric=layer_metric, rdo=rdo, reversible=reversible)
+                                layer_metric=layer_metric, rdo=rdo, nodata=nodata,
+                                reversible=reversible)
     code = check_dtype(arr.dtype, options)
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)

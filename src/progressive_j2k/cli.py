@@ -43,7 +43,7 @@ def _colour_axis(text):
 # (not inside quotes or paths: mode='lossy' is a value; only the first
 # mention, as in "axes must be 1 to 3 distinct axes")
 _OPTION_FLAGS = re.compile(r"(?<![\w'/.-])(step|ratio|bits_per_sample|psnr|tolerance|levels|axes|"
-                           r"colour_axis|layers|layer_metric|rdo|chunks|shards)(?![\w'/])")
+                           r"colour_axis|layers|layer_metric|rdo|nodata|chunks|shards)(?![\w'/])")
 
 
 def _as_flags(message: str) -> str:
@@ -88,7 +88,7 @@ def _convert(args):
     options = dict(levels=args.levels, mode="lossy" if args.lossy else None,
                    axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, bits_per_sample=args.bits_per_sample, psnr=args.psnr,
-                   tolerance=args.tolerance,
+                   tolerance=args.tolerance, nodata=args.nodata,
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
                 overwrite=args.overwrite, progress=not args.quiet, dimension_names=names,
@@ -205,6 +205,8 @@ def main(argv=None):
                    help="lossy: the same as a rate, coded bits per sample")
     p.add_argument("--psnr", type=float, help="lossy: the smallest chunks with this PSNR (dB)")
     p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
+    p.add_argument("--nodata", type=float,
+                   help="with --tolerance: a fill value kept exactly (e.g. -9999)")
     p.add_argument("--layers", type=_layers,
                    help="quality layers per resolution: a count (2-16), or the targets of "
                         "the layers before the last, comma-separated or with a decimal point "

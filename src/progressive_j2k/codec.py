@@ -58,6 +58,9 @@ class ProgressiveJ2K(Codec):
         Lossy only: rate-distortion optimised quantisation; default on with
         ``ratio`` and ``psnr``, off with a given or the default ``step``.
         See ``encode``.
+    nodata : float, optional
+        Tolerance mode: a fill value that decodes exactly (e.g. the array's
+        fill_value, or xarray's ``_FillValue``).  See ``encode``.
     reversible : bool, optional
         The older spelling of ``mode`` (True: lossless, or tolerance with
         ``tolerance``; False: lossy), read from stored configurations.
@@ -67,12 +70,13 @@ class ProgressiveJ2K(Codec):
 
     def __init__(self, levels=None, mode=None, axes=None, colour_axis="auto", step=None,
                  tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
-                 layer_metric="ratio", rdo=None, reversible=None):
+                 layer_metric="ratio", rdo=None, nodata=None, reversible=None):
         self.__dict__.update(
             _api.normalise_options(levels=levels, mode=mode, axes=axes, colour_axis=colour_axis,
                                    step=step, tolerance=tolerance, ratio=ratio,
                                    bits_per_sample=bits_per_sample, psnr=psnr, layers=layers,
-                                   layer_metric=layer_metric, rdo=rdo, reversible=reversible))
+                                   layer_metric=layer_metric, rdo=rdo, nodata=nodata,
+                                   reversible=reversible))
 
     def _options(self):
         return {name: getattr(self, name) for name in _api.OPTION_NAMES}
@@ -114,6 +118,9 @@ class ProgressiveJ2K(Codec):
 
     def get_config(self):
         config = {"id": self.codec_id, **self._options()}
+        for name in _api.OMITTED_WHEN_UNSET:
+            if config[name] is None:
+                del config[name]
         for name in ("axes", "layers"):
             if isinstance(config[name], tuple):
                 config[name] = list(config[name])

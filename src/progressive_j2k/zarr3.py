@@ -63,15 +63,17 @@ class ProgressiveJ2K(ArrayBytesCodec):
     layers: int | tuple[float, ...] | None = None
     layer_metric: str = "ratio"
     rdo: bool | None = None
+    nodata: float | None = None
 
     def __init__(self, *, levels=None, mode=None, axes=None, colour_axis="auto", step=None,
                  tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
-                 layer_metric="ratio", rdo=None, reversible=None):
+                 layer_metric="ratio", rdo=None, nodata=None, reversible=None):
         # (reversible: the older spelling of mode, in arrays written before it)
         options = _api.normalise_options(
             levels=levels, mode=mode, axes=axes, colour_axis=colour_axis, step=step,
             tolerance=tolerance, ratio=ratio, bits_per_sample=bits_per_sample, psnr=psnr,
-            layers=layers, layer_metric=layer_metric, rdo=rdo, reversible=reversible)
+            layers=layers, layer_metric=layer_metric, rdo=rdo, nodata=nodata,
+            reversible=reversible)
         for name, value in options.items():
             object.__setattr__(self, name, value)
 
@@ -87,6 +89,9 @@ class ProgressiveJ2K(ArrayBytesCodec):
 
     def to_dict(self):
         configuration = dict(self.options)
+        for name in _api.OMITTED_WHEN_UNSET:
+            if configuration[name] is None:
+                del configuration[name]
         for name in ("axes", "layers"):
             if isinstance(configuration[name], tuple):
                 configuration[name] = list(configuration[name])
