@@ -520,3 +520,17 @@ def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "progressive_j2k", "info", "absent.zarr"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "progressive-j2k info: error: absent.zarr" in done.stderr
+
+
+def test_cli_tolerance_with_nodata(real, tmp_path, capsys):
+    """--nodata: masked cells decode exactly, `info` says so."""
+    zarr = pytest.importorskip("zarr")
+    field = real("tlrc_float32_3d")[20].astype(np.float32)
+    field[:10, :12] = -999.0
+    np.save(tmp_path / "f.npy", field)
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "f.zarr"), "--tolerance",
+                 "0.01", "--nodata", "-999", "--quiet"]) == 0
+    back = zarr.open_array(str(tmp_path / "f.zarr"))[:]
+    assert (back[:10, :12] == -999.0).all() and np.abs(back - field).max() <= 0.01
+    main(["info", str(tmp_path / "f.zarr")])
+    assert "tolerance 0.01, nodata -999 kept exactly" in capsys.readouterr().out
