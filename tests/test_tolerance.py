@@ -209,9 +209,21 @@ def test_nodata_options_are_checked_and_stored_only_when_set():
         ProgressiveJ2K(mode="lossy", nodata=-999.0)
     with pytest.raises(ValueError, match="finite"):
         ProgressiveJ2K(tolerance=0.1, nodata=float("nan"))
-    with pytest.raises(ValueError, match="whole number"):
-        pj.encode(np.zeros((8, 8), np.int16), tolerance=2, nodata=-0.5)
+    for dtype, value in (("i2", -0.5), ("u1", -1), ("u2", 70000), ("f4", 0.1)):
+        with pytest.raises(ValueError, match=f"nodata .* is not a {np.dtype(dtype)} value"):
+            pj.encode(np.zeros((8, 8), dtype), tolerance=2, nodata=value)
+    with pytest.raises(ValueError, match="within half a grid step"):   # a grid 6x finer
+        pj.encode(np.zeros((8, 8), np.float32), tolerance=3, nodata=-1.0)
+    with pytest.raises(ValueError, match=r"up to 9\.96921e\+36 \(nodata\)"):   # CF's default fill
+        pj.encode(np.zeros((8, 8), np.float32), tolerance=0.01,
+                  nodata=float(np.float32(9.96921e36)))
     assert "nodata" not in ProgressiveJ2K(tolerance=0.1).get_config()   # older readers open it
+    # the v3 codec checks the dtype when the array is created, not at its first write
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3
+    with pytest.raises(ValueError, match="not a int16 value"):
+        zarr.create_array(zarr.storage.MemoryStore(), shape=(8, 8), chunks=(8, 8), dtype="i2",
+                          serializer=ProgressiveJ2KV3(tolerance=1, nodata=3.5), compressors=None)
     codec = check_config(ProgressiveJ2K(tolerance=0.1, nodata=-999.0))
     assert codec.nodata == -999.0
 
@@ -230,10 +242,42 @@ def test_nodata_survives_partial_writes_and_xarray(real, tmp_path):
     codec = ProgressiveJ2KV3(tolerance=tol, nodata=-999.0, axes=(-2, -1))
     encoding = {"t": {"serializer": codec, "compressors": None, "_FillValue": -999.0,
                       "fill_value": -999.0, "chunks": (1, 128, 128)}}
-    ds.isel(time=[0]).to_zarr(tmp_path / "t.zarr", mode="w", encoding=encoding)
+    ds.isel(time=[0]).to_zarr(tmp_path / "t.zarr", mode="w", encoding=encoding, consolidated=False)
     for t in (1, 2):
-        ds.isel(time=[t]).to_zarr(tmp_path / "t.zarr", append_dim="time")
-    back = xr.open_zarr(tmp_path / "t.zarr").t.values
+        ds.isel(time=[t]).to_zarr(tmp_path / "t.zarr", append_dim="time", consolidated=False)
+    back = xr.open_zarr(tmp_path / "t.zarr", consolidated=False).t.values
     np.testing.assert_array_equal(np.isnan(back), np.isnan(field))
     valid = ~np.isnan(field)
     assert np.abs(back[valid].astype(float) - field[valid]).max() <= tol
+
+
+@pytest.mark.parametrize("dtype, nodata, tol", [("f8", 31049.0, 0.036), ("f8", -1987.5, 0.00218),
+                                                ("u2", 65521, 3), ("i2", -32767, 3)])
+def test_nodata_grids_that_a_first_search_missed(dtype, nodata, tol):
+    """float64 products that no nearby k hits (a power of two then does), and
+    prime integers (a fractional scale: no collapse to a grid of 1)."""
+    field = np.linspace(0, 2000, 64 * 64).reshape(64, 64).astype(dtype)
+    field[:8, :8] = nodata
+    encoded = pj.encode(field, tolerance=tol, nodata=nodata)
+    decoded = pj.decode(encoded)
+    assert (decoded[:8, :8] == field.dtype.type(nodata)).all()
+    assert max_error(decoded, field) <= tol
+    if np.dtype(dtype).kind in "iu":   # about the default grid's size, not a lossless one's
+        assert len(encoded) < 1.2 * len(pj.encode(field, tolerance=tol))
+
+
+def test_nodata_far_from_the_data_keeps_partial_writes_in_bound(real):
+    """float32 scales follow the chunk's peak above 65536 tolerances: a chunk
+    first written partly (padded with the fill value, nodata) and then
+    completed would move to another scale and drift; nodata counts in the
+    peak whether present or not."""
+    zarr = pytest.importorskip("zarr")
+    field = (real("mr2_uint16").astype(np.float32) / 7.3 + 250)[:256, :256]
+    field[:50, :60] = -9999.0
+    z = zarr.create(shape=field.shape, chunks=(128, 128), dtype="f4", fill_value=-9999.0,
+                    compressor=ProgressiveJ2K(tolerance=0.05, nodata=-9999.0), zarr_format=2,
+                    store=zarr.storage.MemoryStore())
+    z[:100] = field[:100]
+    z[100:] = field[100:]
+    back = z[:]
+    assert (back[:50, :60] == -9999.0).all() and max_error(back, field) <= 0.05

@@ -587,7 +587,21 @@ def check_dtype(dtype, options: dict) -> int:
                         "use mode='lossy' (or a lossy knob: step, ratio, bits_per_sample, psnr) "
                         "or tolerance=")
     lossy_ratio(options, dtype)   # a bits_per_sample target the dtype can hold
+    if options.get("nodata") is not None:
+        _check_nodata(options["nodata"], dtype)
     return code
+
+
+def _check_nodata(nodata: float, dtype: np.dtype) -> None:
+    """A nodata value this dtype holds (as given: 0.1 is no float32)."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if nodata != math.floor(nodata) or not info.min <= nodata <= info.max:
+            raise ValueError(f"nodata {nodata:g} is not a {dtype} value "
+                             f"({info.min} to {info.max}, whole numbers)")
+    elif not np.isfinite(dtype.type(nodata)) or float(dtype.type(nodata)) != nodata:
+        raise ValueError(f"nodata {nodata!r} is not a {dtype} value (the nearest is "
+                         f"{float(dtype.type(nodata))!r})")
 
 
 def check_layout(shape, options: dict) -> None:
@@ -631,40 +645,49 @@ def tolerance_scale(arr: np.ndarray, tolerance: float, nodata: float | None = No
     which nodata is a multiple, so that it decodes exactly (_on_grid)."""
     if arr.dtype.kind == "f":
         peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
+        if nodata is not None:   # (the same scale whether or not a chunk holds it: partial writes)
+            peak = max(peak, abs(arr.dtype.type(nodata)))
         stable = tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize]
         scale = 2 * tolerance - max(_ulp(peak, arr.dtype), _ulp(stable, arr.dtype))
         if not scale >= tolerance:
             raise ValueError(f"tolerance {tolerance:g} is below the precision of {arr.dtype} "
-                             f"at values up to {float(peak):g}")
+                             f"at values up to {float(peak):g}"
+                             + (" (nodata)" if nodata is not None and peak == abs(nodata) else ""))
     else:
         scale = max(1.0, math.floor(2 * tolerance))
     return scale if nodata is None else _on_grid(scale, nodata, arr.dtype)
 
 
 def _on_grid(scale: float, nodata: float, dtype: np.dtype) -> float:
-    """The largest scale s <= `scale` with nodata = k * s for a whole k as
-    the decoder computes it (float64 k * s, then the dtype's rounding), so
-    that a sample of exactly nodata decodes to it.  Integers keep a whole
-    scale: the largest divisor of nodata up to `scale`."""
+    """The largest scale s <= `scale` found with nodata = k * s for a whole
+    k as the decoder computes it (float64 k * s, then the dtype's rounding:
+    for integers half up, which keeps the bound while s <= the whole default
+    scale, and rewrites stable while s > 1), so that a sample of exactly
+    nodata decodes to it: s = |nodata| / k for the smallest k that allows,
+    nudged by ulps, else with k a power of two (s exact, at least scale / 2)."""
+    _check_nodata(nodata, dtype)
     target = abs(nodata)
     if target == 0:
         return scale
-    if dtype.kind in "iu":
-        if target != math.floor(target):
-            raise ValueError(f"nodata {nodata:g} is not a whole number: {dtype} cannot hold it")
-        whole = int(target)
-        return float(next(d for d in range(int(scale), 0, -1) if whole % d == 0))
-    if not np.isfinite(dtype.type(nodata)) or float(dtype.type(nodata)) != nodata:
-        raise ValueError(f"nodata {nodata!r} is not a {dtype} value")
-    count = math.ceil(target / scale)
-    for k in (count, count + 1):
+    if target < scale / 2:
+        raise ValueError(f"nodata {nodata:g} lies within half a grid step ({scale:g}) of 0: its "
+                         f"grid would be {scale / target:.3g}x finer than this tolerance needs. "
+                         f"Use 0 (always exact) or a value at least {scale / 2:g} from 0")
+
+    def decodes(k, s):
+        value = k * s
+        value = math.floor(value + 0.5) if dtype.kind in "iu" else float(dtype.type(value))
+        return value == target
+
+    count = max(1, math.ceil(target / scale))
+    for k in range(count, count + 8):
         s = target / k
-        for _ in range(64):   # a few ulps either way find it; stay at most `scale`
-            decoded = float(dtype.type(k * s))
-            if decoded == target and s <= scale:
+        for _ in range(8):   # an ulp or two either way, at most `scale`
+            if s <= scale and decodes(k, s):
                 return s
-            s = math.nextafter(s, 0.0 if decoded > target or s > scale else math.inf)
-    raise ValueError(f"no tolerance-mode scale puts nodata {nodata!r} on the grid of {dtype}")
+            s = math.nextafter(s, 0.0 if s > scale or k * s > target else math.inf)
+    k = 2.0 ** math.ceil(math.log2(count))
+    return target / k   # exact (k a power of two), and k * (target / k) == target
 
 
 _peak = _rate.peak_magnitude
@@ -703,9 +726,11 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     if tol is not None:
         _require_finite(arr, "tolerance mode")
         scale = tolerance_scale(arr, tol, options["nodata"])
-        if _peak(arr) / scale >= 2.0**40:
-            raise ValueError(f"tolerance {tol:g} is too small for values up to {_peak(arr):g} "
-                             "(max|data| / (2 tolerance) must be below 2**40)")
+        peak = max(_peak(arr), abs(options["nodata"] or 0.0))
+        if peak / scale >= 2.0**40:
+            raise ValueError(f"tolerance {tol:g} is too small for values up to {peak:g}"
+                             + (" (nodata)" if peak == abs(options["nodata"] or 0.0) else "")
+                             + " (max|data| / (2 tolerance) must be below 2**40)")
         return TOLERANCE_WAVELET, scale
     if options["mode"] == "lossless":
         return LOSSLESS_WAVELET, 0.0

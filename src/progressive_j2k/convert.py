@@ -151,7 +151,7 @@ def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple) -> np.ndarray:
 
 
 def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension_names=None,
-            fill_value=0, progress=False, **codec_options):
+            fill_value=None, progress=False, **codec_options):
     """Write ``data`` (numpy, dask, or any array-like) as a zarr v3 array whose
     chunks are progressive_j2k codestreams; returns the zarr Array.
 
@@ -168,7 +168,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     active dask scheduler, distributed included) or an array-like that slices
     lazily (e.g. a memory-mapped .npy or another zarr array), which is copied
     one row of chunks at a time.  ``codec_options`` are those of
-    :class:`progressive_j2k.ProgressiveJ2K`.
+    :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
+    ``nodata`` option where one is given (unwritten parts then read as
+    nodata), else zarr's default, 0.
     """
     zarr = require_zarr("to_zarr")
     # (before anything is created in the store: a missing one leaves nothing behind)
@@ -180,6 +182,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # the options and the dtype checked before anything is created in the store
     options = _api.normalise_options(**codec_options)
     _api.check_dtype(dtype, options)
+    if fill_value is None:
+        fill_value = options["nodata"]
     if fill_value is not None and np.isnan(fill_value):
         raise ValueError("fill_value NaN: the lossy and tolerance modes refuse NaN, and zarr "
                          "pads the chunks of later partial writes with the fill value; give "
