@@ -713,11 +713,12 @@ def _require_finite(arr: np.ndarray, mode: str) -> None:
         inf = int(arr.size - nan - np.isfinite(arr).sum())
         raise ValueError(
             f"{mode} needs finite values: this chunk holds {nan} NaN and {inf} infinite "
-            f"values among its {arr.size}. Replace them in the data with a finite value (masked cells: "
-            f"tolerance mode decodes 0 exactly, e.g. xarray's _FillValue=0.0; a value near "
-            f"their neighbours costs fewest bytes in lossy mode). Where the data has none, "
-            f"zarr padded an edge chunk or an unwritten part with the array's fill_value: "
-            f"give float arrays a finite one, e.g. fill_value=0")
+            f"values among its {arr.size}. Replace them in the data with a finite value "
+            f"(masked cells: in tolerance mode a fill value given as nodata=, e.g. -999 as "
+            f"xarray's _FillValue, decodes exactly; in lossy mode a value near their "
+            f"neighbours costs fewest bytes). Where the data has none, zarr padded an edge "
+            f"chunk or an unwritten part with the array's fill_value: give float arrays a "
+            f"finite one, e.g. fill_value=0")
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
@@ -848,10 +849,11 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         that smaller (smooth data; docs/DESIGN.md 23).
     nodata: tolerance mode, a fill value (e.g. -999 or -9999, as xarray's
         ``_FillValue``) that must decode exactly, not merely within the
-        tolerance: the grid's spacing is narrowed to the largest at most
-        its default of which nodata is a multiple (for integers, a divisor
-        of it).  Full resolution only: reduced levels blend it with its
-        neighbours like any value.
+        tolerance: the grid's spacing narrows to about the largest, at most
+        its default, of which nodata is a whole multiple.  A value of the
+        dtype, at least half a grid step from 0 (0 is always exact).  Full
+        resolution only: reduced levels blend it with its neighbours like
+        any value.
     """
     arr = np.asarray(data)
     if is_big_endian(arr.dtype):
