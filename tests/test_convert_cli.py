@@ -534,3 +534,30 @@ def test_cli_tolerance_with_nodata(real, tmp_path, capsys):
     assert (back[:10, :12] == -999.0).all() and np.abs(back - field).max() <= 0.01
     main(["info", str(tmp_path / "f.zarr")])
     assert "tolerance 0.01, nodata -999 kept exactly" in capsys.readouterr().out
+
+
+def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
+    """convert from OME-Zarr keeps level 0's axes, units, scale and
+    translation (its dataset's transformations, then the multiscale's); every
+    level's scale follows: level k's sample i lies at level 0's 2**k * i."""
+    vol = np.ascontiguousarray(real("mni152_t1_uint8_3d")[60:92, 60:124, 40:104])
+    group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
+    axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
+    group.attrs["multiscales"] = [{
+        "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [2.0, 0.5, 0.5]},
+            {"type": "translation", "translation": [0.0, 10.0, 20.0]}]}],
+        "coordinateTransformations": [{"type": "scale", "scale": [1.0, 2.0, 2.0]}]}]
+    group.create_array("0", data=vol)
+    main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet"])
+    levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
+    np.testing.assert_array_equal(levels[0][...], vol)
+    assert levels[0].scale == (2.0, 1.0, 1.0) and levels[0].translation == (0.0, 20.0, 40.0)
+    assert levels[2].scale == (8.0, 4.0, 4.0) and levels[2].units == ("micrometer",) * 3
+    # converted again from the converted array: the same physical axes
+    main(["convert", str(tmp_path / "p.zarr"), str(tmp_path / "q.zarr"), "--quiet"])
+    assert pj.open_multiscale(str(tmp_path / "q.zarr"))[1].scale == (4.0, 2.0, 2.0)
+    # without them: unit spacing, doubling per level along transformed axes
+    plain = pj.open_multiscale(pj.to_zarr(vol[0], str(tmp_path / "r.zarr")))
+    assert plain[1].scale == (2.0, 2.0) and plain[1].translation == (0.0, 0.0)
+    assert plain[1].units is None

@@ -76,7 +76,7 @@ def _convert(args):
     from progressive_j2k.convert import open_input, to_zarr
     if args.lossy and args.tolerance is not None:
         raise ValueError("--tolerance is a mode of its own: leave out --lossy")
-    data, names = open_input(args.input)
+    data, names, attributes = open_input(args.input)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
@@ -92,7 +92,7 @@ def _convert(args):
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
                 overwrite=args.overwrite, progress=not args.quiet, dimension_names=names,
-                **options)
+                attributes=attributes, **options)
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
 
 

@@ -151,7 +151,7 @@ def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple) -> np.ndarray:
 
 
 def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension_names=None,
-            fill_value=None, progress=False, **codec_options):
+            fill_value=None, attributes=None, progress=False, **codec_options):
     """Write ``data`` (numpy, dask, or any array-like) as a zarr v3 array whose
     chunks are progressive_j2k codestreams; returns the zarr Array.
 
@@ -170,7 +170,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     one row of chunks at a time.  ``codec_options`` are those of
     :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
     ``nodata`` option where one is given (unwritten parts then read as
-    nodata), else zarr's default, 0.
+    nodata), else zarr's default, 0.  ``attributes``: the array's (e.g.
+    PHYSICAL_ATTRIBUTE, which open_multiscale's levels read).
     """
     zarr = require_zarr("to_zarr")
     # (before anything is created in the store: a missing one leaves nothing behind)
@@ -225,7 +226,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         z = zarr.create_array(store, shape=padded, dtype=dtype, chunks=chunks, shards=shards,
                               serializer=ProgressiveJ2K(**codec_options), compressors=None,
                               fill_value=fill_value, overwrite=overwrite,
-                              dimension_names=dimension_names)
+                              dimension_names=dimension_names, attributes=attributes)
     except (ContainsArrayError, ContainsGroupError, ContainsArrayAndGroupError) as exc:
         raise FileExistsError(f"{store}: a zarr array or group is already there; pass "
                               f"overwrite=True (command line: --overwrite) to replace it") from exc
@@ -262,21 +263,30 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     return z
 
 
+#: The array attribute holding level 0's physical axes, from an OME-Zarr
+#: input: OME's "axes" (names, types, units) and the scale and translation
+#: its coordinate transformations give level 0 (open_multiscale's
+#: Level.scale, .translation and .units read it).
+PHYSICAL_ATTRIBUTE = "ome_level0"
+
+
 def open_input(path: str) -> tuple:
     """A lazily sliceable array from a .npy, TIFF, zarr array or OME-Zarr group
-    (its level 0), and its dimension names (a zarr v3 array's, or the OME
-    axes'; else None)."""
+    (its level 0), its dimension names (a zarr v3 array's, or the OME
+    axes'; else None) and the attributes to give its conversion (an OME
+    input's physical axes, PHYSICAL_ATTRIBUTE)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".npy":
-        return np.load(p, mmap_mode="r"), None
+        return np.load(p, mmap_mode="r"), None, {}
     if suffix in (".tif", ".tiff"):
         tifffile = require("tifffile", "cli", "reading TIFF")
-        return (tifffile.memmap(p) if _tiff_is_contiguous(p) else tifffile.imread(p)), None
+        return (tifffile.memmap(p) if _tiff_is_contiguous(p) else tifffile.imread(p)), None, {}
     zarr = require_zarr("reading zarr input")
     node = zarr.open(str(p), mode="r")
     if isinstance(node, zarr.Array):
-        return node, getattr(node.metadata, "dimension_names", None)
+        return node, getattr(node.metadata, "dimension_names", None), {
+            k: v for k, v in node.attrs.asdict().items() if k == PHYSICAL_ATTRIBUTE}
     attrs = node.attrs.asdict()
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if multiscales:
@@ -285,12 +295,36 @@ def open_input(path: str) -> tuple:
         names = [a.get("name") if isinstance(a, dict) else a for a in axes]
         if len(names) != array.ndim or not all(isinstance(n, str) for n in names):
             names = getattr(array.metadata, "dimension_names", None)
-        return array, names
+        return array, names, _physical_axes(multiscales[0], array.ndim)
     arrays = sorted(node.array_keys())
     if len(arrays) == 1:
-        return node[arrays[0]], getattr(node[arrays[0]].metadata, "dimension_names", None)
+        return node[arrays[0]], getattr(node[arrays[0]].metadata, "dimension_names", None), {}
     raise ValueError(f"{path}: a zarr group without OME multiscales metadata; name one of its "
                      f"arrays ({', '.join(f'{path}/{a}' for a in arrays)})")
+
+
+def _physical_axes(multiscale: dict, ndim: int) -> dict:
+    """PHYSICAL_ATTRIBUTE for an OME multiscale's level 0: its axes, and the
+    scale and translation of its dataset's transformations followed by the
+    multiscale's own (OME-NGFF 0.4/0.5); {} where it gives neither."""
+    axes = multiscale.get("axes") or []
+    scale, translation = [1.0] * ndim, [0.0] * ndim
+    found = False
+    for transform in (multiscale["datasets"][0].get("coordinateTransformations") or []) + (
+            multiscale.get("coordinateTransformations") or []):
+        values = transform.get("scale") or transform.get("translation")
+        if not isinstance(values, list) or len(values) != ndim:
+            continue
+        found = True
+        if transform.get("type") == "scale":
+            scale = [s * v for s, v in zip(scale, values)]
+            translation = [t * v for t, v in zip(translation, values)]
+        elif transform.get("type") == "translation":
+            translation = [t + v for t, v in zip(translation, values)]
+    if not found and len(axes) != ndim:
+        return {}
+    return {PHYSICAL_ATTRIBUTE: {"axes": axes if len(axes) == ndim else [],
+                                 "scale": scale, "translation": translation}}
 
 
 def _tiff_is_contiguous(path) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 
 from progressive_j2k import _api, _core
 from progressive_j2k._optional import require, require_zarr
+from progressive_j2k.convert import PHYSICAL_ATTRIBUTE
 from progressive_j2k.errors import DecodeError, TruncatedError
 
 MAX_UINT64 = 2**64 - 1
@@ -345,7 +346,13 @@ class Level:
 
     ``shape``, ``dtype``, ``ndim``, ``chunks`` and numpy basic indexing
     (integers, slices with any step, Ellipsis, None).  Level k divides every transformed
-    axis by 2**k, rounded up per chunk.
+    axis by 2**k, rounded up per chunk.  ``scale``: each axis's sample
+    spacing, level 0's times 2**k along transformed axes (level k's sample i
+    lies at level 0's 2**k * i); ``translation`` and ``units``: level 0's.
+    Level 0's are those the array records (PHYSICAL_ATTRIBUTE, which
+    ``progressive-j2k convert`` takes from an OME-Zarr input), else 1, 0
+    and None: ``napari.layers.Image(levels, multiscale=True,
+    scale=levels[0].scale)``.
     """
 
     def __init__(self, reader: _Reader, level: int, layer: int | None = None):
@@ -368,6 +375,16 @@ class Level:
         self.shape = tuple(shape)
         self.dtype = layout.dtype
         self.ndim = len(shape)
+        physical = (getattr(reader.metadata, "attributes", None) or {}).get(PHYSICAL_ATTRIBUTE)
+        if not isinstance(physical, dict) or any(
+                len(physical.get(k) or []) != self.ndim for k in ("scale", "translation")):
+            physical = {"axes": [], "scale": [1.0] * self.ndim, "translation": [0.0] * self.ndim}
+        self.scale = tuple(float(s) * (2**level if axis in transformed else 1)
+                           for axis, s in enumerate(physical["scale"]))
+        self.translation = tuple(float(t) for t in physical["translation"])
+        axes = physical.get("axes") or []
+        self.units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes) \
+            if len(axes) == self.ndim else None
 
     @property
     def size(self) -> int:
