@@ -561,3 +561,26 @@ def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
     plain = pj.open_multiscale(pj.to_zarr(vol[0], str(tmp_path / "r.zarr")))
     assert plain[1].scale == (2.0, 2.0) and plain[1].translation == (0.0, 0.0)
     assert plain[1].units is None
+
+
+def test_malformed_physical_axes_warn_and_fall_back_to_unit_spacing(real, tmp_path):
+    """OME transformations convert cannot use are named in a warning (not a
+    crash), and an array whose ome_level0 attribute is malformed still opens,
+    with unit spacing."""
+    image = np.ascontiguousarray(real("camera")[:64, :96])
+    group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
+    group.attrs["multiscales"] = [{
+        "axes": ["y", "x"], "datasets": [{"path": "0", "coordinateTransformations": [
+            "scale", {"type": "scale", "scale": [2.0, None]}, {"type": "identity"},
+            {"type": "translation", "translation": [5.0, 6.0]}]}]}]
+    group.create_array("0", data=image)
+    with pytest.warns(UserWarning, match=r"not understood.*'scale', scale"):
+        main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet"])
+    levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
+    assert levels[1].scale == (2.0, 2.0) and levels[1].translation == (5.0, 6.0)
+    assert levels[1].units is None   # (OME 0.3's plain axis names carry no units)
+    for bad in ({"scale": 2.0}, {"scale": [2.0, None], "translation": [0, 0]}, "text"):
+        z = pj.to_zarr(image, str(tmp_path / "b.zarr"), overwrite=True,
+                       attributes={"ome_level0": bad})
+        with pytest.warns(UserWarning, match="ome_level0 is malformed"):
+            assert pj.open_multiscale(z)[1].scale == (2.0, 2.0)

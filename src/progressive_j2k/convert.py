@@ -1,6 +1,7 @@
 """Writing progressive zarr arrays: ``to_zarr`` and the input readers of the CLI."""
 from __future__ import annotations
 
+import math
 import warnings
 from itertools import product
 from pathlib import Path
@@ -309,22 +310,58 @@ def _physical_axes(multiscale: dict, ndim: int) -> dict:
     multiscale's own (OME-NGFF 0.4/0.5); {} where it gives neither."""
     axes = multiscale.get("axes") or []
     scale, translation = [1.0] * ndim, [0.0] * ndim
-    found = False
+    found, skipped = False, []
     for transform in (multiscale["datasets"][0].get("coordinateTransformations") or []) + (
             multiscale.get("coordinateTransformations") or []):
-        values = transform.get("scale") or transform.get("translation")
-        if not isinstance(values, list) or len(values) != ndim:
+        kind = transform.get("type") if isinstance(transform, dict) else None
+        values = _numbers(transform.get(kind), ndim) if kind in ("scale", "translation") else None
+        if values is None:
+            if kind != "identity":
+                skipped.append(kind if isinstance(kind, str) else repr(transform))
             continue
         found = True
-        if transform.get("type") == "scale":
+        if kind == "scale":
             scale = [s * v for s, v in zip(scale, values)]
             translation = [t * v for t, v in zip(translation, values)]
-        elif transform.get("type") == "translation":
+        else:
             translation = [t + v for t, v in zip(translation, values)]
+    if skipped:
+        warnings.warn(f"OME coordinate transformations not understood, left out of the "
+                      f"physical axes kept ({', '.join(map(str, skipped))}): check "
+                      f"{PHYSICAL_ATTRIBUTE}'s scale and translation", stacklevel=3)
     if not found and len(axes) != ndim:
         return {}
     return {PHYSICAL_ATTRIBUTE: {"axes": axes if len(axes) == ndim else [],
                                  "scale": scale, "translation": translation}}
+
+
+def _numbers(values, count: int) -> list | None:
+    """`values` as `count` finite floats, or None if they are not that."""
+    if not isinstance(values, list) or len(values) != count or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def physical_axes(attributes: dict, ndim: int) -> tuple:
+    """(scale, translation, units) of level 0 from an array's
+    PHYSICAL_ATTRIBUTE: unit spacing, no offset and None where it is absent
+    or malformed (warned), units None where no axis names one."""
+    physical = attributes.get(PHYSICAL_ATTRIBUTE)
+    default = ((1.0,) * ndim, (0.0,) * ndim, None)
+    if physical is None:
+        return default
+    scale = _numbers(physical.get("scale"), ndim) if isinstance(physical, dict) else None
+    translation = _numbers(physical.get("translation"), ndim) if scale else None
+    if translation is None:
+        warnings.warn(f"{PHYSICAL_ATTRIBUTE} is malformed (scale and translation must be "
+                      f"{ndim} finite numbers each): unit spacing assumed", stacklevel=3)
+        return default
+    axes = physical.get("axes") or []
+    units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes) \
+        if len(axes) == ndim else ()
+    return tuple(scale), tuple(translation), units if any(u is not None for u in units) else None
 
 
 def _tiff_is_contiguous(path) -> bool:

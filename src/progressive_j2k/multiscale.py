@@ -27,7 +27,7 @@ import numpy as np
 
 from progressive_j2k import _api, _core
 from progressive_j2k._optional import require, require_zarr
-from progressive_j2k.convert import PHYSICAL_ATTRIBUTE
+from progressive_j2k.convert import physical_axes
 from progressive_j2k.errors import DecodeError, TruncatedError
 
 MAX_UINT64 = 2**64 - 1
@@ -349,10 +349,10 @@ class Level:
     axis by 2**k, rounded up per chunk.  ``scale``: each axis's sample
     spacing, level 0's times 2**k along transformed axes (level k's sample i
     lies at level 0's 2**k * i); ``translation`` and ``units``: level 0's.
-    Level 0's are those the array records (PHYSICAL_ATTRIBUTE, which
-    ``progressive-j2k convert`` takes from an OME-Zarr input), else 1, 0
-    and None: ``napari.layers.Image(levels, multiscale=True,
-    scale=levels[0].scale)``.
+    Level 0's are those the array records (convert.PHYSICAL_ATTRIBUTE,
+    which ``progressive-j2k convert`` takes from an OME-Zarr input), else 1,
+    0 and None.  napari takes them as ``scale=`` and ``translate=`` with a
+    colour (RGB) or ``channel_axis`` axis left out.
     """
 
     def __init__(self, reader: _Reader, level: int, layer: int | None = None):
@@ -375,16 +375,10 @@ class Level:
         self.shape = tuple(shape)
         self.dtype = layout.dtype
         self.ndim = len(shape)
-        physical = (getattr(reader.metadata, "attributes", None) or {}).get(PHYSICAL_ATTRIBUTE)
-        if not isinstance(physical, dict) or any(
-                len(physical.get(k) or []) != self.ndim for k in ("scale", "translation")):
-            physical = {"axes": [], "scale": [1.0] * self.ndim, "translation": [0.0] * self.ndim}
-        self.scale = tuple(float(s) * (2**level if axis in transformed else 1)
-                           for axis, s in enumerate(physical["scale"]))
-        self.translation = tuple(float(t) for t in physical["translation"])
-        axes = physical.get("axes") or []
-        self.units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes) \
-            if len(axes) == self.ndim else None
+        scale, self.translation, self.units = physical_axes(
+            getattr(reader.metadata, "attributes", None) or {}, self.ndim)
+        self.scale = tuple(s * (2**level if axis in transformed else 1)
+                           for axis, s in enumerate(scale))
 
     @property
     def size(self) -> int:
