@@ -351,6 +351,14 @@ OPTION_NAMES = ("levels", "mode", "axes", "colour_axis", "step", "tolerance", "r
 #: Options a stored configuration leaves out while unset, so that arrays
 #: which do not use them stay readable by releases that predate them.
 OMITTED_WHEN_UNSET = ("nodata",)
+
+
+def stored_options(options: dict) -> dict:
+    """Codec options as both codecs store them (JSON): lists for tuples,
+    OMITTED_WHEN_UNSET left out while unset."""
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in options.items()
+            if not (name in OMITTED_WHEN_UNSET and value is None)}
 #: The lossy mode's knobs, of which a chunk takes one: each implies mode "lossy".
 LOSSY_KNOBS = ("step", "ratio", "bits_per_sample", "psnr")
 LAYER_METRICS = ("ratio", "psnr")
@@ -665,8 +673,7 @@ def _on_grid(scale: float, nodata: float, dtype: np.dtype) -> float:
     scale, and rewrites stable while s > 1), so that a sample of exactly
     nodata decodes to it: s = |nodata| / k for the smallest k that allows,
     nudged by ulps, else with k a power of two (s exact, at least scale / 2)."""
-    _check_nodata(nodata, dtype)
-    target = abs(nodata)
+    target = abs(nodata)   # (a value of the dtype: check_dtype)
     if target == 0:
         return scale
     if target < scale / 2:

@@ -132,7 +132,7 @@ def _describe_codec(options: dict, headers) -> str:
     knob = next(((k, options[k]) for k in ("ratio", "bits_per_sample", "psnr", "step",
                                             "tolerance") if options[k] is not None), None)
     setting = options["mode"] + ("" if knob is None else f", {knob[0]} {knob[1]:g}")
-    if options.get("nodata") is not None:
+    if options["nodata"] is not None:
         setting += f", nodata {options['nodata']:g} kept exactly"
     layers = options["layers"]
     if layers is not None:

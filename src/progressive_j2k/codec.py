@@ -117,14 +117,7 @@ class ProgressiveJ2K(Codec):
         return _api.decode(buf, out=out)
 
     def get_config(self):
-        config = {"id": self.codec_id, **self._options()}
-        for name in _api.OMITTED_WHEN_UNSET:
-            if config[name] is None:
-                del config[name]
-        for name in ("axes", "layers"):
-            if isinstance(config[name], tuple):
-                config[name] = list(config[name])
-        return config
+        return {"id": self.codec_id, **_api.stored_options(self._options())}
 
     def __repr__(self):
         defaults = _api.normalise_options()

@@ -123,6 +123,9 @@ class _Reader:
             sorted(len(self.layout.chunks) - 1 - a for a in opts["axes"]))
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
                                                 self.levels, opts["mode"], _api.layer_count(opts))
+        # level 0's (scale, translation, units), read once for all levels
+        self.physical = physical_axes(getattr(self.metadata, "attributes", None) or {},
+                                      len(self.layout.shape))
         # chunk coords -> task for its header bytes, and shard coords -> task
         # for its index, kept between reads (a chunk rewritten since fails its
         # checksums and is read again: Level._read).  Absence is kept for one
@@ -375,8 +378,7 @@ class Level:
         self.shape = tuple(shape)
         self.dtype = layout.dtype
         self.ndim = len(shape)
-        scale, self.translation, self.units = physical_axes(
-            getattr(reader.metadata, "attributes", None) or {}, self.ndim)
+        scale, self.translation, self.units = reader.physical
         self.scale = tuple(s * (2**level if axis in transformed else 1)
                            for axis, s in enumerate(scale))
 

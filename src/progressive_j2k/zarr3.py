@@ -88,14 +88,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
         return cls(**(configuration or {}))
 
     def to_dict(self):
-        configuration = dict(self.options)
-        for name in _api.OMITTED_WHEN_UNSET:
-            if configuration[name] is None:
-                del configuration[name]
-        for name in ("axes", "layers"):
-            if isinstance(configuration[name], tuple):
-                configuration[name] = list(configuration[name])
-        return {"name": CODEC_NAME, "configuration": configuration}
+        return {"name": CODEC_NAME, "configuration": _api.stored_options(self.options)}
 
     def evolve_from_array_spec(self, array_spec):
         # zarr hands the array shape here (the chunk shape only inside a
