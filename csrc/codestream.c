@@ -489,15 +489,21 @@ static pj2k_status compute_steps(pj2k_header *h, double base_step)
 /* Quantised values go into int32 (kind I32) unless one needs more:
  * PJ2K_NARROW_OVERFLOW asks the caller to widen the buffer to int64. */
 static pj2k_status quantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
-                            const double *in, void *out, coef_kind kind)
+                            const void *in, int in_f32, void *out, coef_kind kind)
 {
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const double *src = in + c * L->box;
+        const double *src = (const double *)in + c * L->box;
+        const float *src32 = (const float *)in + c * L->box;
         uint8_t *dst = (uint8_t *)out + c * L->box * COEF_BYTES[kind];
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             const double step = (double)h->steps[sb->step_index];
-            const int fit = kind == COEF_I64 ? K->quantise_i64(src + at, (int64_t *)dst + at, nx, step)
-                                             : K->quantise_i32(src + at, (int32_t *)dst + at, nx, step);
+            int fit;
+            if (kind == COEF_I64)
+                fit = in_f32 ? K->quantise_f32_i64(src32 + at, (int64_t *)dst + at, nx, step)
+                             : K->quantise_i64(src + at, (int64_t *)dst + at, nx, step);
+            else
+                fit = in_f32 ? K->quantise_f32_i32(src32 + at, (int32_t *)dst + at, nx, step)
+                             : K->quantise_i32(src + at, (int32_t *)dst + at, nx, step);
             if (fit == PJ2K_QUANTISE_HUGE) return PJ2K_ERR_PARAM;   /* step too small, or NaN/inf */
             if (fit) return PJ2K_NARROW_OVERFLOW;
         })
@@ -600,8 +606,7 @@ static void start_piece(pj2k_model *model, int version, int i)
  * quantisation with `real` the unquantised coefficients (single layer only). */
 static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coef,
                                 coef_kind kind, int r, int j, pj2k_rc_encoder *rc,
-                                pj2k_model *model, void *tmp, const double *real,
-                                const pj2k_rdo *rdo_template)
+                                pj2k_model *model, void *tmp, const pj2k_rdo *rdo_template)
 {
     int max_exp;
     int64_t bound;
@@ -620,7 +625,7 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coe
             pj2k_rdo rdo;
             if (rdo_template) {
                 rdo = *rdo_template;
-                rdo.real = real + at;
+                rdo.real = (const uint8_t *)rdo_template->real + at * (rdo.real_f32 ? sizeof(float) : sizeof(double));
                 rdo.inv_step = pj2k_reciprocal((double)h->steps[sbs[b].step_index]);
             }
             int e;
@@ -644,9 +649,9 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coe
  * header placeholder), recording their ends and checksums in h.  With
  * rdo > 0 (9/7, one layer; bit_cost from pj2k_bit_cost_table) the high
  * bands' quantised values are chosen by RD-optimised quantisation from
- * `real` and written back to `coef`. */
+ * `real` (float32 if real_f32, else float64) and written back to `coef`. */
 static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
-                                   coef_kind kind, const double *real, double rdo,
+                                   coef_kind kind, const void *real, int real_f32, double rdo,
                                    const float *bit_cost, pj2k_bytes *out)
 {
     pj2k_model *model = malloc(sizeof *model);
@@ -656,14 +661,15 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
                          h->layers == 1;
     pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
     if (model) model->rows = rows;
-    const pj2k_rdo rdo_template = {.kappa = rdo, .bit_cost = bit_cost};
+    const pj2k_rdo rdo_template = {.real = real, .real_f32 = real_f32, .kappa = rdo,
+                                   .bit_cost = bit_cost};
     for (int r = 0; r <= h->levels && st == PJ2K_OK; r++) {
         for (int j = 0; j < h->layers && st == PJ2K_OK; j++) {
             const size_t start = out->length;
             pj2k_rc_encoder rc;
             pj2k_rc_encoder_init(&rc, out);
             start_piece(model, h->version, r * h->layers + j);
-            st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp, real,
+            st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp,
                               with_rdo ? &rdo_template : NULL);
             pj2k_rc_encoder_finish(&rc);
             if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
@@ -689,7 +695,9 @@ struct pj2k_prepared {
     int choose_m97;     /* m97_levels is the encoder's choice (choose_m97_levels) */
     coef_kind kind;
     void *coef;         /* lossless and error-bounded: the coefficients; 9/7: quantised ones */
-    double *real;       /* 9/7: the coefficients */
+    void *real;         /* 9/7: the coefficients, */
+    int real_f32;       /* in float32 (8- and 16-bit samples: ample precision) or float64 */
+    int coef_in_real;   /* coef lies in real's allocation, after the coefficients */
     float *bit_cost;    /* RD-optimised quantisation's cost table, made at its first use */
     int coded;          /* coef holds the values of the last encode, whose header is */
     pj2k_header coded_h;
@@ -703,11 +711,19 @@ struct pj2k_prepared {
     double *scratch_real; /* dequantised or scaled values */
 };
 
+/* coef and real, allocated apart or (9/7) together */
+static void free_buffers(pj2k_prepared *prep)
+{
+    if (!prep->coef_in_real) free(prep->coef);
+    free(prep->real);
+    prep->coef = prep->real = NULL;
+    prep->coef_in_real = 0;
+}
+
 void pj2k_prepared_free(pj2k_prepared *prep)
 {
     if (!prep) return;
-    free(prep->coef);
-    free(prep->real);
+    free_buffers(prep);
     free(prep->bit_cost);
     free(prep->scratch_coef);
     free(prep->scratch_real);
@@ -796,9 +812,11 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
     void *coef = prep->coef;
     double *real = prep->real;
+    float *real32 = prep->real;
+    const int f32 = prep->real_f32;
     const int work = via_real ? PJ2K_WORK_F64 : COEF_WORK[prep->kind];
-    permuted_copy(L, via_real ? (void *)real : coef, WORK_SIZE[work], (void *)data,
-                  DTYPE_INFO[h->dtype].size, K->load[work][h->dtype], 1);
+    permuted_copy(L, via_real ? (void *)real : coef, f32 ? sizeof(float) : WORK_SIZE[work], (void *)data,
+                  DTYPE_INFO[h->dtype].size, f32 ? K->load_f32[h->dtype] : K->load[work][h->dtype], 1);
     if (prequantised) {
         const int ok = K->prequantise[h->dtype](coef, real, L->elements, h->scale, h->tolerance);
         free(prep->real);
@@ -808,7 +826,9 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     const size_t comp = L->box;
     for (size_t p = 0; p < L->planes; p++) {
         const size_t c0 = p * L->ncomp * comp;
-        if (h->colour == PJ2K_COLOUR_ICT) {
+        if (h->colour == PJ2K_COLOUR_ICT && f32) {
+            K->ict_fwd_f32(real32 + c0, real32 + c0 + comp, real32 + c0 + 2 * comp, comp);
+        } else if (h->colour == PJ2K_COLOUR_ICT) {
             K->ict_fwd(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);
         } else if (h->colour == PJ2K_COLOUR_RCT) {
 #define RCT(S, CT) K->rct_fwd_##S((CT *)coef + c0, (CT *)coef + c0 + comp, (CT *)coef + c0 + 2 * comp, comp)
@@ -822,7 +842,8 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     }
     const unsigned m97 = h->m97_levels | pj2k_lift_rounding(h->wavelet);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        if (lossy) K->fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
+        if (lossy && f32) K->fwd97_f32(real32 + c * comp, L->dims, h->levels, tmp);
+        else if (lossy) K->fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
         else if (prep->kind == COEF_I64)
             K->fwd_rev_i64((int64_t *)coef + c * comp, L->dims, h->levels, m97, (int64_t *)tmp);
         else if (prep->kind == COEF_I32)
@@ -847,15 +868,25 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
     prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
     const int via_real = prep->lossy || pj2k_prequantised(h->wavelet);
+    prep->real_f32 = prep->lossy && DTYPE_INFO[h->dtype].size <= 2 && !DTYPE_INFO[h->dtype].is_float;
     prep->kind = prep->lossy ? COEF_I32 : kind_for(h, 0);   /* lossy: widened when needed */
     if (L->elements) {
         double *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8);
         if (!tmp) { st = PJ2K_ERR_NOMEM; goto fail; }
+        const size_t real_bytes = L->elements * (prep->real_f32 ? sizeof(float) : sizeof(double));
         do {
-            free(prep->coef);
-            free(prep->real);
-            prep->coef = pj2k_malloc_large(L->elements * COEF_BYTES[prep->kind]);
-            prep->real = via_real ? pj2k_malloc_large(L->elements * sizeof(double)) : NULL;
+            free_buffers(prep);
+            if (prep->lossy) {
+                /* one allocation: the float32 coefficients of a 512^2 chunk
+                 * alone (1 MiB) would miss the huge pages of
+                 * pj2k_malloc_large and fault per 4 KiB on every encode */
+                prep->real = pj2k_malloc_large(real_bytes + L->elements * COEF_BYTES[prep->kind]);
+                prep->coef = prep->real ? (uint8_t *)prep->real + real_bytes : NULL;
+                prep->coef_in_real = 1;
+            } else {
+                prep->coef = pj2k_malloc_large(L->elements * COEF_BYTES[prep->kind]);
+                prep->real = via_real ? pj2k_malloc_large(real_bytes) : NULL;
+            }
             st = (!prep->coef || (via_real && !prep->real)) ? PJ2K_ERR_NOMEM
                  : transform_samples(prep, data, tmp);
             if (st == PJ2K_NARROW_OVERFLOW) prep->kind = COEF_I32;   /* again, wide */
@@ -879,8 +910,9 @@ static pj2k_status widen(pj2k_prepared *prep)
     if (prep->lossy) {
         int64_t *wide = pj2k_malloc_large(n * sizeof *wide);
         if (!wide) return PJ2K_ERR_NOMEM;
-        free(prep->coef);
+        if (!prep->coef_in_real) free(prep->coef);
         prep->coef = wide;
+        prep->coef_in_real = 0;
         prep->kind = COEF_I64;
         return PJ2K_OK;
     }
@@ -915,13 +947,18 @@ static inline int64_t finite_key(double v)   /* v >= 0; -1 for 0, inf and NaN */
     return v > 0.0 && v <= DBL_MAX ? (int64_t)(bits >> 49) : -1;
 }
 
-/* Row `at` (nx values) of component c as doubles: 9/7's coefficients where
- * they are, the reversible modes' integers converted into buf. */
+/* Row `at` (nx values) of component c as doubles: 9/7's float64
+ * coefficients where they are, float32 ones and the reversible modes'
+ * integers converted into buf. */
 static const double *row_values(const pj2k_prepared *prep, size_t c, size_t at, size_t nx,
                                 double *buf)
 {
     const size_t first = c * prep->L.box + at;
-    if (prep->lossy) return prep->real + first;
+    if (prep->lossy && !prep->real_f32) return (const double *)prep->real + first;
+    if (prep->lossy) {
+        for (size_t i = 0; i < nx; i++) buf[i] = ((const float *)prep->real)[first + i];
+        return buf;
+    }
 #define CONVERT(S, CT) for (size_t i = 0; i < nx; i++) buf[i] = (double)((const CT *)prep->coef)[first + i]
     BY_KIND(prep->kind, CONVERT);
 #undef CONVERT
@@ -1001,8 +1038,9 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     }
     const size_t width = nbins + HISTOGRAM_HEADROOM;
     uint64_t *wide = calloc(nbands * width, sizeof *wide);
-    double *buf = prep->lossy ? NULL : malloc(L->dims[2] * sizeof *buf);
-    if (!wide || (!prep->lossy && !buf)) {
+    const int converted = !prep->lossy || prep->real_f32;   /* row_values needs buf */
+    double *buf = converted ? malloc(L->dims[2] * sizeof *buf) : NULL;
+    if (!wide || (converted && !buf)) {
         free(wide);
         free(buf);
         return PJ2K_ERR_NOMEM;
@@ -1035,11 +1073,16 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
 #undef HISTOGRAM_PROBE_STRIDE
 #undef HISTOGRAM_HEADROOM
 
-pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, const double **real, size_t *count)
+pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, double *out, size_t capacity,
+                                       size_t *count)
 {
-    if (!prep || !prep->lossy || !real || !count) return PJ2K_ERR_PARAM;
-    *real = prep->real;
-    *count = prep->L.elements;
+    if (!prep || !prep->lossy || !count) return PJ2K_ERR_PARAM;
+    const size_t n = prep->L.elements;
+    *count = n;
+    if (!out) return PJ2K_OK;
+    if (capacity < n) return PJ2K_ERR_PARAM;
+    for (size_t i = 0; i < n; i++)
+        out[i] = prep->real_f32 ? (double)((const float *)prep->real)[i] : ((const double *)prep->real)[i];
     return PJ2K_OK;
 }
 
@@ -1048,12 +1091,22 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, const double *
  * counting vectorises. */
 #define CONTEXT_SAMPLE_MIN_ROWS 16   /* rows counted at least (if the band has them) */
 #define CONTEXT_MAGNITUDE_CAP 67108863.0
-static void magnitudes_in_steps(const double *src, size_t n, double inv, uint32_t *m)
-{
-    for (size_t i = 0; i < n; i++) {
-        const double a = fabs(src[i]) * inv;
-        m[i] = (uint32_t)(int32_t)(a < CONTEXT_MAGNITUDE_CAP ? a : CONTEXT_MAGNITUDE_CAP);
+#define MAGNITUDES(NAME, REAL)                                                          \
+    static void NAME(const REAL *src, size_t n, double inv, uint32_t *m)                \
+    {                                                                                   \
+        for (size_t i = 0; i < n; i++) {                                                \
+            const double a = fabs((double)src[i]) * inv;                                \
+            m[i] = (uint32_t)(int32_t)(a < CONTEXT_MAGNITUDE_CAP ? a : CONTEXT_MAGNITUDE_CAP); \
+        }                                                                               \
     }
+MAGNITUDES(magnitudes_f64, double)
+MAGNITUDES(magnitudes_f32, float)
+#undef MAGNITUDES
+/* n prepared 9/7 coefficients from element `at` on, in steps of 1 / inv */
+static void magnitudes_in_steps(const pj2k_prepared *prep, ptrdiff_t at, size_t n, double inv, uint32_t *m)
+{
+    if (prep->real_f32) magnitudes_f32((const float *)prep->real + at, n, inv, m);
+    else magnitudes_f64((const double *)prep->real + at, n, inv, m);
 }
 
 /* The parent term of docs/FORMAT.md 6.2 for each of a band row's nx values,
@@ -1093,7 +1146,6 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
              *par_below = par + width, *parent_term = par_below + width, *sum = parent_term + width;
     const int per_segment = (1 << h->naxes) - 1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const double *src = prep->real + c * L->box;
         for (int r = 0; r <= h->levels; r++) {
             segment_band sbs[7];
             const int nb = segment_bands(L->dims, h->levels, r, h->naxes, 1, sbs);
@@ -1103,7 +1155,7 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
                 const size_t most = ny / CONTEXT_SAMPLE_MIN_ROWS,
                              stride = most < 1 ? 1 : most < row_stride ? most : row_stride;
                 const double inv = norms[sbs[b].step_index] / step;
-                const double *origin = src + sbs[b].offset;
+                const ptrdiff_t origin = (ptrdiff_t)(c * L->box + sbs[b].offset);
                 uint64_t *band_counts = counts + (size_t)sbs[b].step_index * nctx * nexps;
                 /* most values are zeros amid zeros: the count of (0, 0) is
                  * what the others leave, not a chain of increments */
@@ -1111,11 +1163,12 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
                 up[nx] = 0;
                 for (size_t z = 0; z < band->n[0]; z++)
                     for (size_t y = stride - 1; y < ny; y += stride) {
-                        const double *at = origin + z * band->stride[0] + y * band->stride[1];
-                        magnitudes_in_steps(at, nx, inv, cur);
-                        if (y) magnitudes_in_steps(at - band->stride[1], nx, inv, up);
+                        const ptrdiff_t at = origin + (ptrdiff_t)z * band->stride[0] +
+                                             (ptrdiff_t)y * band->stride[1];
+                        magnitudes_in_steps(prep, at, nx, inv, cur);
+                        if (y) magnitudes_in_steps(prep, at - band->stride[1], nx, inv, up);
                         else memset(up, 0, nx * sizeof *up);
-                        if (z) magnitudes_in_steps(at - band->stride[0], nx, inv, back);
+                        if (z) magnitudes_in_steps(prep, at - band->stride[0], nx, inv, back);
                         else memset(back, 0, nx * sizeof *back);
                         for (size_t x = 0; x < nx; x++)
                             sum[x] = 2u * cur[x - 1] + up[x - 1] + 2u * up[x] + up[x + 1] + 2u * back[x];
@@ -1123,11 +1176,11 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
                             size_t pz = z >> band->ps[0], py = y >> band->ps[1];
                             pz = pz < band->pn[0] ? pz : band->pn[0] - 1;
                             py = py < band->pn[1] ? py : band->pn[1] - 1;
-                            const double *prow = origin + band->parent_offset + (ptrdiff_t)pz * band->stride[0] +
+                            const ptrdiff_t prow = origin + band->parent_offset + (ptrdiff_t)pz * band->stride[0] +
                                                  (ptrdiff_t)py * band->stride[1];
                             const double pinv = norms[sbs[b].step_index - per_segment] / step;
-                            magnitudes_in_steps(prow, pnx, pinv, par);
-                            magnitudes_in_steps(py + 1 < band->pn[1] ? prow + band->stride[1] : prow, pnx, pinv,
+                            magnitudes_in_steps(prep, prow, pnx, pinv, par);
+                            magnitudes_in_steps(prep, py + 1 < band->pn[1] ? prow + band->stride[1] : prow, pnx, pinv,
                                                 par_below);
                             spread_parent_term(par, par_below, pnx, band->ps[2], parent_term, nx);
                             for (size_t x = 0; x < nx; x++) sum[x] += parent_term[x];
@@ -1166,18 +1219,19 @@ static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double
         pj2k_bit_cost_table(prep->bit_cost);
     }
     if (prep->lossy && !quantised)
-        st = quantise(pj2k_kernels_select(), h, L, prep->real, prep->coef, prep->kind);
+        st = quantise(pj2k_kernels_select(), h, L, prep->real, prep->real_f32, prep->coef, prep->kind);
     if (st == PJ2K_OK && prep->lossy && rdo > 0.0 && h->layers > 1 && !quantised) {
         pj2k_header single = *h;
         single.layers = 1;
         memset(single.layer_shift, 0, sizeof single.layer_shift);
         pj2k_bytes scratch = {0};
-        st = encode_segments(&single, L, prep->coef, prep->kind, prep->real, rdo, prep->bit_cost,
-                             &scratch);
+        st = encode_segments(&single, L, prep->coef, prep->kind, prep->real, prep->real_f32, rdo,
+                             prep->bit_cost, &scratch);
         free(scratch.data);
     }
     if (st == PJ2K_OK)
-        st = encode_segments(h, L, prep->coef, prep->kind, prep->real, rdo, prep->bit_cost, out);
+        st = encode_segments(h, L, prep->coef, prep->kind, prep->real, prep->real_f32, rdo,
+                             prep->bit_cost, out);
     return st;
 }
 

@@ -15,6 +15,7 @@ LOAD_AS(i16, int16_t)   /* 8-bit dtypes only */
 LOAD_AS(i32, int32_t)
 LOAD_AS(i64, int64_t)
 LOAD_AS(f64, double)
+LOAD_AS(f32, float)     /* the lossy encoder's, for 8- and 16-bit dtypes */
 #undef LOAD_AS
 
 /* A double as this dtype will hold it: integers rounded half up and clamped,

@@ -382,7 +382,9 @@ static inline void SFX(rdo_value)(const pj2k_rdo *rdo, const pj2k_model *m, cons
                                   int keep_nonzero)
 {
     if (!rdo || !row[x]) return;
-    const double a = fabs(rdo->real[row - base + (ptrdiff_t)x]) * rdo->inv_step;
+    const ptrdiff_t i = row - base + (ptrdiff_t)x;
+    const double c = rdo->real_f32 ? (double)((const float *)rdo->real)[i] : ((const double *)rdo->real)[i];
+    const double a = fabs(c) * rdo->inv_step;
     const uint64_t q = SFX(mag)(row[x]);
     uint64_t lowered = SFX(rdo_magnitude)(rdo, m, cls, mctx, r, x, q, a, row[x] < 0);
     if (keep_nonzero && (lowered >> shift) == 0) lowered = q;
@@ -390,14 +392,15 @@ static inline void SFX(rdo_value)(const pj2k_rdo *rdo, const pj2k_model *m, cons
 }
 
 /* RDO reads the unquantised value of every non-zero one, scattered over a
- * row: a cache miss each on large chunks (a 3-D volume's doubles are tens
- * of MB), so the row's values are asked for at its start. */
+ * row: a cache miss each on large chunks (a 3-D volume's coefficients are
+ * tens of MB), so the row's values are asked for at its start. */
 static inline void SFX(rdo_prefetch_row)(const pj2k_rdo *rdo, const COEF *base, const COEF *row,
                                          size_t nx)
 {
     if (!rdo) return;
-    const double *real = rdo->real + (row - base);
-    for (size_t i = 0; i < nx; i += 64 / sizeof *real) __builtin_prefetch(real + i);
+    const size_t size = rdo->real_f32 ? sizeof(float) : sizeof(double);
+    const uint8_t *real = (const uint8_t *)rdo->real + (size_t)(row - base) * size;
+    for (size_t i = 0; i < nx * size; i += 64) __builtin_prefetch(real + i);
 }
 
 /* Version 5's run decision for a quiet group at x: all four zero (0) or

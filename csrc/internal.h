@@ -10,9 +10,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define PJ2K_NOINLINE __attribute__((noinline))
 #define PJ2K_ALWAYS_INLINE __attribute__((always_inline))
+#define PJ2K_MAYBE_UNUSED __attribute__((unused))
 #else
 #define PJ2K_NOINLINE
 #define PJ2K_ALWAYS_INLINE
+#define PJ2K_MAYBE_UNUSED
 #endif
 
 /* ---- geometry ------------------------------------------------------------
@@ -91,6 +93,9 @@ typedef struct {
     void (*fwd_rev_i32)(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp);
     void (*fwd_rev_i64)(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp);
     void (*fwd97_f64)(double *buf, const size_t dims[3], int levels, double *tmp);
+    /* The same stored in float32, lifted in float64 on tmp (the lossy encoder's
+     * buffer for 8- and 16-bit samples: half the memory and traffic) */
+    void (*fwd97_f32)(float *buf, const size_t dims[3], int levels, double *tmp);
     int (*inv_rev_i16)(int16_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
                        int64_t bound);
     void (*inv_rev_i32)(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
@@ -107,6 +112,7 @@ typedef struct {
     int (*rct_inv_i32)(int32_t *c0, int32_t *c1, int32_t *c2, size_t count);
     int (*rct_inv_i64)(int64_t *c0, int64_t *c1, int64_t *c2, size_t count);
     void (*ict_fwd)(double *c0, double *c1, double *c2, size_t count);
+    void (*ict_fwd_f32)(float *c0, float *c1, float *c2, size_t count);   /* computed in double */
     void (*ict_inv)(double *c0, double *c1, double *c2, size_t count);
     /* Lossy reconstruction of n values q: sign(q) (|q| + 0.5) f, and 0 for 0
      * (|q| is below 2**62, so the negation cannot overflow). */
@@ -118,8 +124,11 @@ typedef struct {
      * not fit: retry in int64 / give up (step too small, NaN or inf). */
     int (*quantise_i32)(const double *x, int32_t *q, size_t n, double step);
     int (*quantise_i64)(const double *x, int64_t *q, size_t n, double step);
+    int (*quantise_f32_i32)(const float *x, int32_t *q, size_t n, double step);
+    int (*quantise_f32_i64)(const float *x, int64_t *q, size_t n, double step);
     /* Rows between a dtype (strided) and a working type (contiguous). */
     pj2k_row_fn load[4][PJ2K_NUM_DTYPES], store[4][PJ2K_NUM_DTYPES];
+    pj2k_row_fn load_f32[PJ2K_NUM_DTYPES];   /* into float32 (the lossy encoder's buffer) */
     /* Error-bounded prequantisation of one dtype's samples (as float64):
      * q = round(x / scale) nudged to meet the bound; 0 if some cannot. */
     int (*prequantise[PJ2K_NUM_DTYPES])(int64_t *q, const double *x, size_t n, double scale, double bound);
@@ -257,7 +266,8 @@ static inline double pj2k_reciprocal(double step)
  * probabilities (docs/DESIGN.md 18).  The lowered value is written back, so
  * later contexts (neighbours, children, colour) see what the decoder sees. */
 typedef struct {
-    const double *real;     /* the band's unquantised coefficients, its layout */
+    const void *real;       /* the band's unquantised coefficients, its layout: */
+    int real_f32;           /* float32 if set, else float64 */
     double inv_step;        /* pj2k_reciprocal(the band's quantisation step), as the quantiser */
     double kappa;
     const float *bit_cost;  /* pj2k_bit_cost_table */

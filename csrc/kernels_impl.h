@@ -92,6 +92,12 @@
 #define NARROW 0
 #define SFX(name) name##_f64
 #include "transform_impl.h"
+#undef TB
+#undef SFX
+/* stored in float32, lifted in float64 on the small buffer tmp */
+#define TB float
+#define SFX(name) name##_f32
+#include "transform_impl.h"
 #undef T
 #undef TB
 #undef NARROW
@@ -120,19 +126,26 @@ static void inv_rev_i64(int64_t *buf, const size_t dims[3], int levels, unsigned
 { inverse_i64(buf, dims, levels, alt, tmp, bound > INT64_MAX / 4 ? INT64_MAX / 4 : bound); }
 static void fwd97_f64(double *buf, const size_t dims[3], int levels, double *tmp)
 { forward_f64(buf, dims, levels, 0, tmp); }
+static void fwd97_f32(float *buf, const size_t dims[3], int levels, double *tmp)
+{ forward_f32(buf, dims, levels, 0, tmp); }
 static void inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound)
 { inverse_f64(buf, dims, levels, 0, tmp, bound); }
 
 /* ---- irreversible colour transform (JPEG 2000 ICT, YCbCr) ---- */
-static void ict_fwd(double *c0, double *c1, double *c2, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        const double r = c0[i], g = c1[i], b = c2[i];
-        c0[i] = 0.299 * r + 0.587 * g + 0.114 * b;
-        c1[i] = -0.16875 * r - 0.33126 * g + 0.5 * b;
-        c2[i] = 0.5 * r - 0.41869 * g - 0.08131 * b;
+/* forward on planes of REAL, computed in double */
+#define ICT_FWD(NAME, REAL)                                                     \
+    static void NAME(REAL *c0, REAL *c1, REAL *c2, size_t count)                \
+    {                                                                           \
+        for (size_t i = 0; i < count; i++) {                                    \
+            const double r = c0[i], g = c1[i], b = c2[i];                       \
+            c0[i] = (REAL)(0.299 * r + 0.587 * g + 0.114 * b);                  \
+            c1[i] = (REAL)(-0.16875 * r - 0.33126 * g + 0.5 * b);               \
+            c2[i] = (REAL)(0.5 * r - 0.41869 * g - 0.08131 * b);                \
+        }                                                                       \
     }
-}
+ICT_FWD(ict_fwd, double)
+ICT_FWD(ict_fwd_f32, float)
+#undef ICT_FWD
 
 static void ict_inv(double *c0, double *c1, double *c2, size_t count)
 {
@@ -164,8 +177,8 @@ DEQUANTISE(dequantise_i64, int64_t)
  * integer); 0 if every product is below LIMIT, else
  * PJ2K_QUANTISE_WIDER if all are below 2**60 (the int64 kernel's limit),
  * else PJ2K_QUANTISE_HUGE (also for NaN and inf) ---- */
-#define QUANTISE(NAME, COEF, LIMIT)                                             \
-    static int NAME(const double *x, COEF *q, size_t n, double step)            \
+#define QUANTISE(NAME, REAL, COEF, LIMIT)                                       \
+    static int NAME(const REAL *x, COEF *q, size_t n, double step)              \
     {                                                                           \
         const double limit = (LIMIT), wide = (double)((int64_t)1 << 60);        \
         const double inv = pj2k_reciprocal(step);                               \
@@ -179,8 +192,10 @@ DEQUANTISE(dequantise_i64, int64_t)
         }                                                                       \
         return !wide_ok ? PJ2K_QUANTISE_HUGE : !narrow_ok ? PJ2K_QUANTISE_WIDER : 0; \
     }
-QUANTISE(quantise_i32, int32_t, (double)INT32_MAX)
-QUANTISE(quantise_i64, int64_t, (double)((int64_t)1 << 60))
+QUANTISE(quantise_i32, double, int32_t, (double)INT32_MAX)
+QUANTISE(quantise_i64, double, int64_t, (double)((int64_t)1 << 60))
+QUANTISE(quantise_f32_i32, float, int32_t, (double)INT32_MAX)
+QUANTISE(quantise_f32_i64, float, int64_t, (double)((int64_t)1 << 60))
 #undef QUANTISE
 
 /* ---- dtype conversions ---- */
@@ -255,15 +270,18 @@ QUANTISE(quantise_i64, int64_t, (double)((int64_t)1 << 60))
 const pj2k_kernels KERNELS = {
     .name = KERNELS_NAME,
     .fwd_rev_i16 = fwd_rev_i16, .fwd_rev_i32 = fwd_rev_i32, .fwd_rev_i64 = fwd_rev_i64,
-    .fwd97_f64 = fwd97_f64,
+    .fwd97_f64 = fwd97_f64, .fwd97_f32 = fwd97_f32,
     .inv_rev_i16 = inv_rev_i16, .inv_rev_i32 = inv_rev_i32, .inv_rev_i64 = inv_rev_i64,
     .inv97_f64 = inv97_f64,
     .rct_fwd_i16 = rct_fwd_i16, .rct_fwd_i32 = rct_fwd_i32, .rct_fwd_i64 = rct_fwd_i64,
     .rct_inv_i16 = rct_inv_i16, .rct_inv_i32 = rct_inv_i32, .rct_inv_i64 = rct_inv_i64,
-    .ict_fwd = ict_fwd, .ict_inv = ict_inv,
+    .ict_fwd = ict_fwd, .ict_fwd_f32 = ict_fwd_f32, .ict_inv = ict_inv,
     .dequantise_i32 = dequantise_i32, .dequantise_i64 = dequantise_i64,
     .quantise_i32 = quantise_i32, .quantise_i64 = quantise_i64,
+    .quantise_f32_i32 = quantise_f32_i32, .quantise_f32_i64 = quantise_f32_i64,
     .load = ROW_FNS(load),
+    .load_f32 = {u8_load_f32, i8_load_f32, u16_load_f32, i16_load_f32,
+                 u32_load_f32, i32_load_f32, f32_load_f32, f64_load_f32},
     .store = ROW_FNS(store),
     .prequantise = {u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,
                     u32_prequantise, i32_prequantise, f32_prequantise, f64_prequantise},

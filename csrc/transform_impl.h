@@ -126,7 +126,8 @@ static int SFX(forward)(TB *buf, const size_t dims[3], int levels, unsigned alt_
     return !overflow;
 }
 
-static int SFX(inverse)(TB *buf, const size_t dims[3], int levels, unsigned alt_levels, T *tmp,
+/* (the float32 build of 9/7 is forward only: the decoder works in float64) */
+static PJ2K_MAYBE_UNUSED int SFX(inverse)(TB *buf, const size_t dims[3], int levels, unsigned alt_levels, T *tmp,
                         T bound)
 {
     const ptrdiff_t st[3] = {(ptrdiff_t)(dims[1] * dims[2]), (ptrdiff_t)dims[2], 1};

@@ -3,7 +3,8 @@
 Both builds compile the same C (csrc/kernels_impl.h); the AVX2 one is picked at
 run time, and PJ2K_SIMD=portable forces the other.  Every path they serve is
 run both ways on real data: the 5/3 and 9/7-M transforms on int16, int32
-and int64 buffers, the 9/7 transform, both colour transforms, the error-bounded
+and int64 buffers, the 9/7 transform (float64 buffers, and float32 ones
+for 8- and 16-bit samples), both colour transforms, the error-bounded
 prequantisation, the lossy quantisation (int32 and int64) and dequantisation,
 and the conversions to and from every dtype (contiguous and strided), at full
 and reduced resolution and per layer.

@@ -545,8 +545,9 @@ def test_context_counts_match_their_definition(real, name, crop, colour, stride)
     levels = 4
     prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
                               arr.shape, axes, arr.ndim - 1 if colour else -1, levels, 1, 1.0, 0.0)
-    coef = np.frombuffer(prepared.coefficients(), np.float64).reshape(
-        -1, *(arr.shape[a] for a in axes))
+    coef = np.empty(prepared.coefficients(), np.float64)
+    assert prepared.coefficients(coef) == coef.size
+    coef = coef.reshape(-1, *(arr.shape[a] for a in axes))
     for step in (0.5, 6.0, 40.0):
         counts = np.zeros((_api.band_count(levels, len(axes)), 32, 40), np.uint64)
         prepared.context_counts(step, stride, counts)
@@ -554,6 +555,42 @@ def test_context_counts_match_their_definition(real, name, crop, colour, stride)
         assert counts.sum() > 0 and np.array_equal(counts, expected)
     with pytest.raises(ValueError):   # the wrong number of bands
         prepared.context_counts(1.0, 1, np.zeros((3, 32, 40), np.uint64))
+
+
+def prepared_coefficients(arr, axes, colour_axis, levels=5):
+    from progressive_j2k import _api, _core
+    arr = np.ascontiguousarray(arr)
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+                              arr.shape, axes, colour_axis, levels, 1, 1.0, 0.0)
+    coef = np.empty(prepared.coefficients(), np.float64)
+    prepared.coefficients(coef)
+    return coef
+
+
+@pytest.mark.parametrize("name, crop, colour", [
+    ("camera", np.s_[:300, 50:410], False),
+    ("astronaut", np.s_[:200, 100:301], True),          # the ICT, odd width
+    ("mr2_uint16", np.s_[:256, :256], False),
+    ("ct693_int16", np.s_[:200, :180], False),
+    ("mni152_t1_uint8_3d", np.s_[60:100, 50:130, 40:121], False)])
+def test_float32_coefficients_match_float64(real, name, crop, colour):
+    """The lossy encoder keeps the 9/7 coefficients of 8- and 16-bit samples
+    in float32 (lifted in float64, stored once per pass): they equal the
+    float64 path's (the same samples as float64) within float32 rounding,
+    and quantise alike but for a handful of values."""
+    arr = real(name)[crop]
+    axes = tuple(range(arr.ndim - 1 if colour else arr.ndim))
+    colour_axis = arr.ndim - 1 if colour else -1
+    narrow = prepared_coefficients(arr, axes, colour_axis)
+    wide = prepared_coefficients(arr.astype(np.float64), axes, colour_axis)
+    assert not np.array_equal(narrow, wide)   # the float32 path is the one taken
+    peak = np.abs(wide).max()
+    # one rounding per pass and colour transform: 3 axes x 5 levels + 1
+    assert np.abs(narrow - wide).max() <= 16 * 2.0 ** -24 * peak
+    assert np.array_equal(narrow.astype(np.float32), narrow)   # held as float32
+    for step in (0.25, 4.0):   # quantised alike but where a value lies on a boundary
+        differ = np.floor(np.abs(narrow) / step) != np.floor(np.abs(wide) / step)
+        assert np.mean(differ) < 1e-4
 
 
 @pytest.fixture

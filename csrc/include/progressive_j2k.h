@@ -196,11 +196,13 @@ pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins
 pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx, size_t nexps,
                               double *gain);
 
-/* The prepared 9/7 coefficients, for tests and tools: *count doubles,
+/* The prepared 9/7 coefficients, for tests and tools: *count values,
  * planes (axes neither transformed nor colour) x colour components x the
  * transformed axes, each transformed block in the Mallat layout (the low
- * band at the origin, a level's high band along an axis after its low part). */
-pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, const double **real,
+ * band at the origin, a level's high band along an axis after its low part),
+ * copied as doubles into `out` when it holds `capacity` >= *count (out NULL:
+ * only the count). */
+pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, double *out, size_t capacity,
                                        size_t *count);
 
 /* The samples that decoding the last stream pj2k_encode_prepared made gives

@@ -64,8 +64,8 @@ cdef extern from "progressive_j2k.h" nogil:
     void pj2k_prepared_free(pj2k_prepared *prepared)
     pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands,
                                         size_t nbins, uint64_t *counts, int64_t *top_key)
-    pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, const double **real,
-                                           size_t *count)
+    pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, double *out,
+                                           size_t capacity, size_t *count)
     pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step,
                                              size_t row_stride, size_t nbands, size_t nctx,
                                              size_t nexps, uint64_t *counts)
@@ -210,15 +210,19 @@ cdef class Prepared:
             raise_status(status, "histogram")
         return top_key
 
-    def coefficients(self):
-        """9/7 only: a copy of the prepared coefficients as the bytes of
-        float64 values (pj2k_prepared_coefficients)."""
-        cdef const double *real = NULL
+    def coefficients(self, double[::1] out=None):
+        """9/7 only: the prepared coefficients (pj2k_prepared_coefficients),
+        copied as float64 into `out`; without it, their count."""
         cdef size_t count = 0
-        status = pj2k_prepared_coefficients(self.ptr, &real, &count)
+        cdef pj2k_status status
+        if out is None or out.shape[0] == 0:
+            status = pj2k_prepared_coefficients(self.ptr, NULL, 0, &count)
+        else:
+            with nogil:
+                status = pj2k_prepared_coefficients(self.ptr, &out[0], out.shape[0], &count)
         if status != PJ2K_OK:
             raise_status(status, "coefficients")
-        return PyBytes_FromStringAndSize(<const char *>real, count * sizeof(double))
+        return count
 
     def reconstruct(self, uint8_t[::1] out, int layer=-1):
         """After an encode: fill `out` (the chunk's bytes) with what decoding
