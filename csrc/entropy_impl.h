@@ -361,17 +361,53 @@ static inline float SFX(value_cost)(const pj2k_model *m, const float *table, int
     return bits + raw;
 }
 
+/* value_cost(q) - value_cost(q - 1), q >= 1, from the decisions in which
+ * the two differ (VALUE_DECISIONS): below a power of two only the modelled
+ * mantissa bits; at one, the exponent's last two decisions, both values'
+ * modelled mantissa bits, one raw bit, and for q = 1 the sign. */
+static inline float SFX(lowering_saves)(const pj2k_model *m, const float *table, int cls, unsigned mctx,
+                                        const SFX(rows) *r, size_t x, uint64_t q, int negative)
+{
+#define COST(PROB, BIT) SFX(bit_cost)(table, (PROB)->p, BIT)
+#define EXPONENT(I) (&m->prob.exponent[cls][mctx][(I) < PJ2K_EXP_POS ? (I) : PJ2K_EXP_POS - 1])
+/* the modelled mantissa bits of a value v of eb >= 2 bits */
+#define MANTISSA(V, EB)                                                                        \
+    (COST(&m->prob.mantissa[cls][EB][mantissa_context(mctx, EB)], (unsigned)((V) >> ((EB) - 2)) & 1u) + \
+     ((EB) >= 3 ? COST(&m->prob.mantissa2[cls][EB][(unsigned)((V) >> ((EB) - 2)) & 1u],       \
+                       (unsigned)((V) >> ((EB) - 3)) & 1u) : 0.0f))
+    const unsigned eb = bit_length(q);
+    if (q & (q - 1))   /* q >= 3: the same exponent, raw bit count and sign */
+        return MANTISSA(q, eb) - MANTISSA(q - 1, eb);
+    const unsigned lower = eb - 1;   /* q = 2**lower: q - 1 has lower bits */
+    float saves = COST(EXPONENT(lower), 1u) + COST(EXPONENT(eb), 0u) - COST(EXPONENT(lower), 0u);
+    if (eb >= 2) saves += MANTISSA(q, eb);
+    if (lower >= 2) saves -= MANTISSA(q - 1, lower);
+    if (eb >= 4) saves += 1.0f;   /* eb - 3 raw bits against lower - 3 */
+    if (q == 1) saves += COST(&m->prob.sign[cls][SFX(sign_context)(r, x)], (unsigned)negative);
+    return saves;
+#undef COST
+#undef EXPONENT
+#undef MANTISSA
+}
+
 /* The magnitude to code for quantised magnitude q = floor(a), a = |c| *
- * pj2k_reciprocal(step): q - 1 where that costs less (pj2k_rdo). */
+ * pj2k_reciprocal(step): q - 1 where that costs less (pj2k_rdo):
+ * e_lower**2 + kappa bits(q - 1) < e_q**2 + kappa bits(q). */
 static inline uint64_t SFX(rdo_magnitude)(const pj2k_rdo *rdo, const pj2k_model *m, int cls, unsigned mctx,
                                           const SFX(rows) *r, size_t x, uint64_t q, double a, int negative)
 {
     const double u = a - (double)q;   /* in [0, 1): where c lies in q's interval */
-    const double keep = (u - 0.5) * (u - 0.5) +
-                        rdo->kappa * SFX(value_cost)(m, rdo->bit_cost, cls, mctx, r, x, q, negative);
-    const double lower = (q == 1 ? a * a : (u + 0.5) * (u + 0.5)) +
-                         rdo->kappa * SFX(value_cost)(m, rdo->bit_cost, cls, mctx, r, x, q - 1, negative);
-    return lower < keep ? q - 1 : q;
+    const double keep = (u - 0.5) * (u - 0.5);
+    const double lower = q == 1 ? a * a : (u + 0.5) * (u + 0.5);
+    const float saves = SFX(lowering_saves)(m, rdo->bit_cost, cls, mctx, r, x, q, negative);
+#ifdef PJ2K_SELF_CHECK   /* the sanitizer build (scripts/run_sanitizers.sh): against the full prices */
+    {
+        const float full = SFX(value_cost)(m, rdo->bit_cost, cls, mctx, r, x, q, negative) -
+                           SFX(value_cost)(m, rdo->bit_cost, cls, mctx, r, x, q - 1, negative);
+        if (fabsf(full - saves) > 1e-3f * (1.0f + fabsf(full))) __builtin_trap();
+    }
+#endif
+    return lower - keep < rdo->kappa * saves ? q - 1 : q;
 }
 
 /* RD-optimised quantisation of row[x] (pj2k_rdo), written back so that

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the extension with AddressSanitizer + UndefinedBehaviorSanitizer (gcc)
-# into build/sanitized/ and run the test suite against it.
+# into build/sanitized/ and run the test suite against it.  PJ2K_SELF_CHECK
+# compiles in the C core's cross-checks of fast paths against plain ones.
 #   scripts/run_sanitizers.sh [pytest args...]     (default: the whole suite)
 # The installed package is left alone: the sanitized copy comes first on
 # PYTHONPATH.  Leak checking is off (CPython itself holds memory at exit).
@@ -11,7 +12,7 @@ rm -rf "$out"
 mkdir -p "$out"
 cp -r src/progressive_j2k "$out/"
 rm -f "$out"/progressive_j2k/*.so "$out"/progressive_j2k/_core.c
-PJ2K_CFLAGS="-O1 -g -std=c11 -ffp-contract=off -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+PJ2K_CFLAGS="-O1 -g -std=c11 -ffp-contract=off -DPJ2K_SELF_CHECK -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
   python3 setup.py -q build_ext --build-lib "$out" --build-temp "$out/tmp" --force 2>&1 | grep -v -i warning || true
 ls "$out"/progressive_j2k/_core*.so >/dev/null
 preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
