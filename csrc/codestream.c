@@ -492,18 +492,17 @@ static pj2k_status quantise(const pj2k_kernels *K, const pj2k_header *h, const l
                             const void *in, int in_f32, void *out, coef_kind kind)
 {
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const double *src = (const double *)in + c * L->box;
-        const float *src32 = (const float *)in + c * L->box;
+        const uint8_t *src = (const uint8_t *)in + c * L->box * (in_f32 ? sizeof(float) : sizeof(double));
         uint8_t *dst = (uint8_t *)out + c * L->box * COEF_BYTES[kind];
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             const double step = (double)h->steps[sb->step_index];
             int fit;
             if (kind == COEF_I64)
-                fit = in_f32 ? K->quantise_f32_i64(src32 + at, (int64_t *)dst + at, nx, step)
-                             : K->quantise_i64(src + at, (int64_t *)dst + at, nx, step);
+                fit = in_f32 ? K->quantise_f32_i64((const float *)src + at, (int64_t *)dst + at, nx, step)
+                             : K->quantise_i64((const double *)src + at, (int64_t *)dst + at, nx, step);
             else
-                fit = in_f32 ? K->quantise_f32_i32(src32 + at, (int32_t *)dst + at, nx, step)
-                             : K->quantise_i32(src + at, (int32_t *)dst + at, nx, step);
+                fit = in_f32 ? K->quantise_f32_i32((const float *)src + at, (int32_t *)dst + at, nx, step)
+                             : K->quantise_i32((const double *)src + at, (int32_t *)dst + at, nx, step);
             if (fit == PJ2K_QUANTISE_HUGE) return PJ2K_ERR_PARAM;   /* step too small, or NaN/inf */
             if (fit) return PJ2K_NARROW_OVERFLOW;
         })
@@ -809,7 +808,7 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
     const int lossy = prep->lossy, prequantised = pj2k_prequantised(h->wavelet);
-    const int via_real = lossy || prequantised;   /* samples loaded as float64 first */
+    const int via_real = lossy || prequantised;   /* samples loaded as floats first */
     void *coef = prep->coef;
     double *real = prep->real;
     float *real32 = prep->real;
