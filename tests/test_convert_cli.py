@@ -584,3 +584,24 @@ def test_malformed_physical_axes_warn_and_fall_back_to_unit_spacing(real, tmp_pa
                        attributes={"ome_level0": bad})
         with pytest.warns(UserWarning, match="ome_level0 is malformed"):
             assert pj.open_multiscale(z)[1].scale == (2.0, 2.0)
+
+
+def test_preview_at_picks_the_slice(real, tmp_path, capsys):
+    """--at shows the slice asked for (a full-resolution index, halved per
+    level along transformed axes) instead of the middle one, and refuses
+    axes of the picture and indices beyond the array."""
+    pytest.importorskip("imagecodecs")
+    import imagecodecs
+    vol = real("mni152_t1_uint8_3d")
+    pj.to_zarr(vol, str(tmp_path / "v.zarr"))
+    levels = pj.open_multiscale(str(tmp_path / "v.zarr"))
+    for level, index in ((0, 40), (2, 150)):
+        out = str(tmp_path / f"{level}.png")
+        assert main(["preview", str(tmp_path / "v.zarr"), "--level", str(level), "--at",
+                     f"0={index}", "-o", out]) == 0
+        png = imagecodecs.png_decode((tmp_path / f"{level}.png").read_bytes())
+        np.testing.assert_array_equal(png, levels[level][index >> level])
+    for bad, message in (("1=40", "not one to pick from"), ("-3=197", "indices 0 to 196")):
+        assert main(["preview", str(tmp_path / "v.zarr"), f"--at={bad}", "-o",
+                     str(tmp_path / "x.png")]) == 2
+        assert message in capsys.readouterr().err

@@ -39,6 +39,15 @@ def _colour_axis(text):
         raise argparse.ArgumentTypeError(f"expected an axis, auto or none, got {text!r}") from None
 
 
+def _picks(text):
+    """--at: AXIS=INDEX pairs, comma-separated (0=90 or -3=10,1=2)."""
+    try:
+        pairs = [item.split("=") for item in text.split(",") if item]
+        return tuple((int(axis), int(index)) for axis, index in pairs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected AXIS=INDEX pairs (e.g. 0=90), got {text!r}") from None
+
+
 # the Python options' names in error messages, as the flags that set them
 # (not inside quotes or paths: mode='lossy' is a value; only the first
 # mention, as in "axes must be 1 to 3 distinct axes")
@@ -161,7 +170,7 @@ def preview(args):
     # the image plane: the last two transformed axes that are not short
     # (bands coded in 3-D are; or else the last two axes); a last axis of 3
     # or 4 outside it is RGB(A), as PNG takes it; every other axis (frames,
-    # bands, slices) at its middle
+    # bands, slices) at its middle, or where --at says
     options = codec_options(array)
     transformed = options["axes"]
     longest = max(array.shape[a] for a in transformed)
@@ -173,7 +182,17 @@ def preview(args):
     last = level.ndim - 1
     if colour is None and last not in transformed and level.shape[last] in (3, 4):
         colour = last
-    key = tuple(slice(None) if a in axes or a == colour else level.shape[a] // 2
+    at = {}
+    for axis, index in args.at or ():
+        a = axis + level.ndim if axis < 0 else axis
+        if not 0 <= a < level.ndim or a in axes or a == colour:
+            raise ValueError(f"--at {axis}={index}: axis {axis} is not one to pick from (the "
+                             f"picture shows axes {axes}" + (f", colour {colour})" if colour is not None else ")"))
+        if not 0 <= index < array.shape[a]:
+            raise ValueError(f"--at {axis}={index}: axis {axis} has indices 0 to {array.shape[a] - 1}")
+        # a full-resolution index, to the level (transformed axes halve per level)
+        at[a] = min(index >> args.level if a in transformed else index, level.shape[a] - 1)
+    key = tuple(slice(None) if a in axes or a == colour else at.get(a, level.shape[a] // 2)
                 for a in range(level.ndim))
     image = level[key]
     if colour is not None:   # to the end, where PNG wants it
@@ -229,6 +248,10 @@ def main(argv=None):
     p.add_argument("path")
     p.add_argument("--level", type=int, default=0)
     p.add_argument("--layer", type=int, help="read only quality layers 0..LAYER")
+    p.add_argument("--at", type=_picks, metavar="AXIS=INDEX[,...]",
+                   help="the slice, frame or band to show along axes outside the picture, as "
+                        "full-resolution indices (default: the middle of each; negative axes "
+                        "as --at=-3=10)")
     p.add_argument("-o", "--output", default="preview.png")
     p.set_defaults(run=preview)
     args = parser.parse_args(argv)
