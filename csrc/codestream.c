@@ -808,20 +808,17 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
     const int lossy = prep->lossy, prequantised = pj2k_prequantised(h->wavelet);
-    const int via_real = lossy || prequantised;   /* samples loaded as floats first */
     void *coef = prep->coef;
     double *real = prep->real;
     float *real32 = prep->real;
     const int f32 = prep->real_f32;
-    const int work = via_real ? PJ2K_WORK_F64 : COEF_WORK[prep->kind];
-    permuted_copy(L, via_real ? (void *)real : coef, f32 ? sizeof(float) : WORK_SIZE[work], (void *)data,
+    /* samples as floats first: lossy into real; error-bounded into coef
+     * (int64), where they are prequantised in place */
+    const int work = lossy || prequantised ? PJ2K_WORK_F64 : COEF_WORK[prep->kind];
+    permuted_copy(L, lossy ? (void *)real : coef, f32 ? sizeof(float) : WORK_SIZE[work], (void *)data,
                   DTYPE_INFO[h->dtype].size, f32 ? K->load_f32[h->dtype] : K->load[work][h->dtype], 1);
-    if (prequantised) {
-        const int ok = K->prequantise[h->dtype](coef, real, L->elements, h->scale, h->tolerance);
-        free(prep->real);
-        prep->real = real = NULL;
-        if (!ok) return PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
-    }
+    if (prequantised && !K->prequantise[h->dtype](coef, L->elements, h->scale, h->tolerance))
+        return PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
     const size_t comp = L->box;
     for (size_t p = 0; p < L->planes; p++) {
         const size_t c0 = p * L->ncomp * comp;
@@ -866,7 +863,6 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     make_layout(h, 0, L);
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
     prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
-    const int via_real = prep->lossy || pj2k_prequantised(h->wavelet);
     prep->real_f32 = prep->lossy && DTYPE_INFO[h->dtype].size <= 2 && !DTYPE_INFO[h->dtype].is_float;
     prep->kind = prep->lossy ? COEF_I32 : kind_for(h, 0);   /* lossy: widened when needed */
     if (L->elements) {
@@ -884,9 +880,8 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
                 prep->coef_in_real = 1;
             } else {
                 prep->coef = pj2k_malloc_large(L->elements * COEF_BYTES[prep->kind]);
-                prep->real = via_real ? pj2k_malloc_large(real_bytes) : NULL;
             }
-            st = (!prep->coef || (via_real && !prep->real)) ? PJ2K_ERR_NOMEM
+            st = !prep->coef ? PJ2K_ERR_NOMEM
                  : transform_samples(prep, data, tmp);
             if (st == PJ2K_NARROW_OVERFLOW) prep->kind = COEF_I32;   /* again, wide */
         } while (st == PJ2K_NARROW_OVERFLOW);
@@ -1375,10 +1370,11 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
 
 /* The decoded coefficients (of `kind`, levels still to undo, pieces through
  * last[r]) to samples in `out`: dequantisation, inverse transforms and the
- * store.  Lossless coefficients are transformed in place; lossy ones are only
+ * store.  Lossless and error-bounded coefficients are transformed in place
+ * (error-bounded ones then become float64 values there); lossy ones are only
  * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored).
- * real_buffer: room for L->elements doubles to work in, or NULL to allocate
- * it here. */
+ * real_buffer (9/7): room for L->elements doubles to work in, or NULL to
+ * allocate it here. */
 static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
                                void *coef, coef_kind kind, void *out, double *real_buffer)
 {
@@ -1437,12 +1433,16 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         if (st != PJ2K_OK) goto done;
         work = COEF_WORK[kind];
         result = coef;
-        if (prequantised) {   /* back to data units: q * scale, as the encoder checked */
-            real = real_buffer ? real_buffer : pj2k_malloc_large(L->elements * sizeof(double));
-            if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-            for (size_t i = 0; i < L->elements; i++) real[i] = (double)((int64_t *)coef)[i] * h->scale;
+        if (prequantised) {   /* back to data units in place: q * scale, as the encoder checked */
+            if (kind != COEF_I64) { st = PJ2K_ERR_PARAM; goto done; }   /* (kind_for's) */
+            unsigned char *at = coef;   /* int64 in, float64 out (memcpy: they share the memory) */
+            for (size_t i = 0; i < L->elements; i++, at += 8) {
+                int64_t q;
+                memcpy(&q, at, sizeof q);
+                const double v = (double)q * h->scale;
+                memcpy(at, &v, sizeof v);
+            }
             work = PJ2K_WORK_F64;
-            result = real;
         }
     }
     permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
@@ -1495,7 +1495,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
     int last[PJ2K_MAX_LEVELS + 1];   /* as pj2k_decode_layer at level 0 */
     for (int r = 0; r <= h->levels; r++) last[r] = r == h->levels ? layer : h->layers - 1;
     const int partial = layer < h->layers - 1;
-    if ((prep->lossy || pj2k_prequantised(h->wavelet)) && !prep->scratch_real) {
+    if (prep->lossy && !prep->scratch_real) {
         prep->scratch_real = pj2k_malloc_large(L->elements * sizeof(double) + 8);
         if (!prep->scratch_real) return PJ2K_ERR_NOMEM;
     }

@@ -47,20 +47,26 @@ static inline double DSFX(representable)(double v)
     return v;
 }
 
-/* Error-bounded prequantisation: q = round(x / scale), nudged by one where
- * the dtype's own rounding of q * scale would leave the bound.  Returns 0 if
- * some sample is not finite, too large, or cannot meet the bound. */
-static int DSFX(prequantise)(int64_t *q, const double *x, size_t n, double scale, double bound)
+/* Error-bounded prequantisation, in place: each of the n float64 samples x
+ * in `values` becomes its int64 q = round(x / scale), nudged by one where
+ * the dtype's own rounding of q * scale would leave the bound (memcpy: the
+ * two types share the memory).  Returns 0 if some sample is not finite,
+ * too large, or cannot meet the bound. */
+static int DSFX(prequantise)(void *values, size_t n, double scale, double bound)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(x[i]) || !(fabs(x[i]) / scale < 0x1p40)) return 0;
-        const double base = nearbyint(x[i] / scale);
+    unsigned char *at = values;
+    for (size_t i = 0; i < n; i++, at += 8) {
+        double x;
+        memcpy(&x, at, sizeof x);
+        if (!isfinite(x) || !(fabs(x) / scale < 0x1p40)) return 0;
+        const double base = nearbyint(x / scale);
         int found = 0;
         for (int d = 0; d < 3 && !found; d++) {
             const double c = base + (d == 0 ? 0 : (d == 1 ? -1 : 1));
             /* the decoder computes (DT)(double)q * scale */
-            if (fabs((double)(DT)DSFX(representable)(c * scale) - x[i]) <= bound) {
-                q[i] = (int64_t)c;
+            if (fabs((double)(DT)DSFX(representable)(c * scale) - x) <= bound) {
+                const int64_t q = (int64_t)c;
+                memcpy(at, &q, sizeof q);
                 found = 1;
             }
         }

@@ -129,9 +129,10 @@ typedef struct {
     /* Rows between a dtype (strided) and a working type (contiguous). */
     pj2k_row_fn load[4][PJ2K_NUM_DTYPES], store[4][PJ2K_NUM_DTYPES];
     pj2k_row_fn load_f32[PJ2K_NUM_DTYPES];   /* into float32 (the lossy encoder's buffer) */
-    /* Error-bounded prequantisation of one dtype's samples (as float64):
-     * q = round(x / scale) nudged to meet the bound; 0 if some cannot. */
-    int (*prequantise[PJ2K_NUM_DTYPES])(int64_t *q, const double *x, size_t n, double scale, double bound);
+    /* Error-bounded prequantisation of one dtype's samples, in place (n
+     * float64 in, their int64 out): q = round(x / scale) nudged to meet the
+     * bound; 0 if some cannot. */
+    int (*prequantise[PJ2K_NUM_DTYPES])(void *values, size_t n, double scale, double bound);
 } pj2k_kernels;
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
