@@ -512,18 +512,23 @@ static pj2k_status quantise(const pj2k_kernels *K, const pj2k_header *h, const l
 
 /* Reconstruction of a value known to shift s (segment r decoded through
  * layer last[r], |v| >> s = |q|): the middle of its interval,
- * [|q|, |q| + 1) * 2**s quantisation steps. */
-static void dequantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L, int levels,
-                       const void *in, coef_kind kind, double *out, const int *last)
+ * [|q|, |q| + 1) * 2**s quantisation steps.  Per band: step * 2**shift (a
+ * power-of-two factor: exact, so single-layer streams get (|q| + 0.5) *
+ * step bit for bit). */
+static void dequantise_factors(const pj2k_header *h, int levels, const int *last, double *factor)
 {
-    /* per band: step * 2**shift (a power-of-two factor: exact, so single-layer
-     * streams get (|q| + 0.5) * step bit for bit) */
-    double factor[PJ2K_MAX_BANDS];
     const int per_level = (1 << h->naxes) - 1;
     for (int b = 0; b < 1 + levels * per_level; b++) {
         const int r = b ? 1 + (b - 1) / per_level : 0;
         factor[b] = ldexp((double)h->steps[b], h->layer_shift[last[r]][b]);
     }
+}
+
+static void dequantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L, int levels,
+                       const void *in, coef_kind kind, double *out, const int *last)
+{
+    double factor[PJ2K_MAX_BANDS];
+    dequantise_factors(h, levels, last, factor);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const uint8_t *src = (const uint8_t *)in + c * L->box * COEF_BYTES[kind];
         double *dst = out + c * L->box;
@@ -534,6 +539,68 @@ static void dequantise(const pj2k_kernels *K, const pj2k_header *h, const layout
             FOR_EACH_BAND_ROW(L->dims, levels, h->naxes,
                               K->dequantise_i64((const int64_t *)src + at, dst + at, nx, factor[sb->step_index]);)
     }
+}
+
+/* The level, 1..levels, at which index i of an axis of length n lies in
+ * a high half (Mallat layout), or levels + 1 in the low band. */
+static int octave(size_t i, size_t n, int levels)
+{
+    if (i < pj2k_ceil_shift(n, levels)) return levels + 1;
+    int l = levels;
+    while (l > 1 && i >= pj2k_ceil_shift(n, l - 1)) l--;
+    return l;
+}
+
+/* dequantise for int32 values that lie in the upper half of `real` itself
+ * (bytes [4n, 8n) of its 8n + 8): values are taken in memory order, so the
+ * float64 of element i, which covers the int32 of elements 2i - n and
+ * 2i - n + 1, only ever overwrites values already taken; each kernel call
+ * gets a piece whose input and output do not overlap.  The decoder then
+ * needs no separate int32 buffer (docs/DESIGN.md 35). */
+static void dequantise_in_place(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
+                                int levels, double *real, const int *last)
+{
+    double factor[PJ2K_MAX_BANDS];
+    dequantise_factors(h, levels, last, factor);
+    const size_t n = L->elements, *d = L->dims;
+    const int32_t *values = (const int32_t *)(const void *)((uint8_t *)real + 4 * n);
+    const int first = 3 - h->naxes;   /* box axes first..2 are transformed, bit a - first */
+    for (size_t c = 0; c < L->planes * L->ncomp; c++)
+        for (size_t z = 0; z < d[0]; z++)
+            for (size_t y = 0; y < d[1]; y++) {
+                const int oz = octave(z, d[0], levels), oy = octave(y, d[1], levels);
+                const size_t row = c * L->box + (z * d[1] + y) * d[2];
+                /* along x in memory order: the low part, then the high halves,
+                 * coarsest first */
+                for (int ox = levels + 1; ox >= 1; ox--) {
+                    const size_t from = ox > levels ? 0 : pj2k_ceil_shift(d[2], ox);
+                    const size_t to = pj2k_ceil_shift(d[2], ox > levels ? levels : ox - 1);
+                    if (from >= to) continue;
+                    int level = ox < oy ? ox : oy;
+                    level = level < oz ? level : oz;
+                    int b = 0;   /* the band's step index (segment_bands' numbering) */
+                    if (level <= levels) {
+                        int o = 0;
+                        if (ox == level) o |= 1 << (2 - first);
+                        if (oy == level && first <= 1) o |= 1 << (1 - first);
+                        if (oz == level && first == 0) o |= 1;
+                        b = 1 + (levels - level) * ((1 << h->naxes) - 1) + (o - 1);
+                    }
+                    /* in pieces whose int32 input lies above their float64 output */
+                    for (size_t a = row + from, e = row + to; a < e;) {
+                        const size_t room = (n + a) / 2, stop = e < room ? e : room;
+                        if (stop == a) {   /* the last element covers its own value: read first */
+                            const int32_t q = values[a];
+                            double v;
+                            K->dequantise_i32(&q, &v, 1, factor[b]);
+                            real[a++] = v;
+                            continue;
+                        }
+                        K->dequantise_i32(values + a, real + a, stop - a, factor[b]);
+                        a = stop;
+                    }
+                }
+            }
 }
 
 /* Integer coefficients known only to shift s > 0 (segment r decoded through
@@ -1374,9 +1441,11 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
  * (error-bounded ones then become float64 values there); lossy ones are only
  * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored).
  * real_buffer (9/7): room for L->elements doubles to work in, or NULL to
- * allocate it here. */
+ * allocate it here; with in_upper_half, int32 `coef` is its upper half
+ * (dequantise_in_place). */
 static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
-                               void *coef, coef_kind kind, void *out, double *real_buffer)
+                               void *coef, coef_kind kind, void *out, double *real_buffer,
+                               int in_upper_half)
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
@@ -1394,7 +1463,11 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     if (lossy) {
         real = real_buffer ? real_buffer : pj2k_malloc_large(L->elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-        dequantise(K, h, L, levels, coef, kind, real, last);
+        if (in_upper_half && real_buffer && kind == COEF_I32 &&
+            (uint8_t *)coef == (uint8_t *)real_buffer + 4 * L->elements)
+            dequantise_in_place(K, h, L, levels, real, last);
+        else
+            dequantise(K, h, L, levels, coef, kind, real, last);
         /* generous: data values up to ~1e300, and no overflow to inf inside */
         const double real_bound = DTYPE_INFO[h->dtype].is_float ? 1e300 : 1e12;
         for (size_t c = 0; c < L->planes * L->ncomp; c++)
@@ -1500,7 +1573,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
         if (!prep->scratch_real) return PJ2K_ERR_NOMEM;
     }
     if (prep->lossy && !partial)   /* read only: no copy */
-        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real);
+        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, 0);
     /* lossless reconstruction transforms in place, and partial values are
      * shifted: a copy, in the decoder's kind (wider only if a value needs it) */
     coef_kind kind = prep->lossy ? prep->kind : kind_for(h, partial);
@@ -1519,7 +1592,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
             prep->scratch_kind = kind;
         }
         copy_known(prep, layer, prep->scratch_coef, kind);
-        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real);
+        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real, 0);
         if (st == PJ2K_NARROW_OVERFLOW && kind != COEF_I64) kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
         else break;
     } while (1);
@@ -1530,10 +1603,15 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
 static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels, const int *last,
                                const uint8_t *buf, void *out, coef_kind kind)
 {
-    void *coef = pj2k_malloc_large(L->elements * COEF_BYTES[kind] + 8);
+    /* 9/7 int32 values go in the upper half of the float64 buffer that
+     * dequantisation then fills in place (one buffer of 8 bytes per value,
+     * not 12) */
+    const int shared = h->wavelet == PJ2K_WAVELET_97 && kind == COEF_I32;
+    void *block = pj2k_malloc_large(L->elements * (shared ? sizeof(double) : COEF_BYTES[kind]) + 8);
+    void *coef = shared && block ? (uint8_t *)block + 4 * L->elements : block;
     pj2k_status st = coef ? decode_segments(h, L, levels, last, buf, coef, kind) : PJ2K_ERR_NOMEM;
-    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, NULL);
-    free(coef);
+    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, shared ? block : NULL, shared);
+    free(block);
     return st;
 }
 
