@@ -1,11 +1,14 @@
 """What the benchmarks share.  Each owns one section of RESULTS.md, between
 markers, so the scripts can be rerun independently without clobbering each
-other; `best` times a call as the best of a few runs."""
+other; `best` times a call as the best of a few runs; DATA is the real
+corpus (PJ2K_DATA, as for the tests, or ../shared/data)."""
+import os
 import re
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
+DATA = Path(os.environ.get("PJ2K_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TITLE = "# Benchmark results\n\nEach section names the command that produced it.\n"
 
 

@@ -13,15 +13,13 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from pathlib import Path
 
 import imagecodecs
 import numpy as np
 
 import progressive_j2k as pj
-from _report import best, write_section
+from _report import DATA, best, write_section
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIELDS = {
     "tlrc_float32_3d (AFNI statistic, float32 3-D)": lambda: np.load(DATA / "tlrc_float32_3d.npy"),
     "mr2 as float32 (2-D)": lambda: np.load(DATA / "mr2_uint16.npy").astype(np.float32),

@@ -17,20 +17,18 @@ import math
 import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 import progressive_j2k as pj
 from progressive_j2k._layers import cumulative_layer_bytes
 from progressive_j2k._rate import psnr
-from _report import best, write_section
+from _report import DATA, best, write_section
 
 # PSNR here is against the dtype's peak, as every peer's is: targets on the
 # 16-bit images that fill little of their range are meant as they are
 warnings.simplefilter("ignore", pj.PSNRPeakWarning)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGES = ["camera", "moon", "astronaut", "coffee", "mr2_uint16", "ct693_int16",
           "mni152_t1_uint8_3d"]
 LAYERS = [80, 40, 20]

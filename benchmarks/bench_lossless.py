@@ -23,9 +23,8 @@ import numpy as np
 
 import progressive_j2k as pj
 import _plots
-from _report import RESULTS, write_section
+from _report import DATA, RESULTS, write_section
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLASSES = {
     "8-bit gray": ["camera", "moon", "coins"],
     "RGB 8-bit": ["astronaut", "immunohistochemistry", "us1_rgb8", "chelsea", "coffee",

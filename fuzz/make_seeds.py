@@ -1,6 +1,8 @@
 """Seed corpus for the fuzzers: real encoded chunks (every dtype, 1-D to 4-D,
 lossless and lossy, colour) from crops of ../shared/data.  Generated, not
-committed.  Usage: python fuzz/make_seeds.py OUTPUT_DIR"""
+committed.  Usage: python fuzz/make_seeds.py OUTPUT_DIR (PJ2K_DATA: the corpus
+folder, as for the tests)"""
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import numpy as np
 
 import progressive_j2k as pj
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("PJ2K_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def seeds():
