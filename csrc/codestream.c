@@ -486,8 +486,9 @@ static pj2k_status compute_steps(pj2k_header *h, double base_step)
         }                                                                       \
     })
 
-/* Quantised values go into int32 (kind I32) unless one needs more:
- * PJ2K_NARROW_OVERFLOW asks the caller to widen the buffer to int64. */
+/* Quantised values go into the prepared kind (int16 for 8-bit samples,
+ * else int32) unless one needs more: PJ2K_NARROW_OVERFLOW asks the caller
+ * to widen the buffer (widen). */
 static pj2k_status quantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
                             const void *in, int in_f32, void *out, coef_kind kind)
 {
@@ -497,7 +498,10 @@ static pj2k_status quantise(const pj2k_kernels *K, const pj2k_header *h, const l
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             const double step = (double)h->steps[sb->step_index];
             int fit;
-            if (kind == COEF_I64)
+            if (kind == COEF_I16)   /* float32 coefficients only (8-bit samples) */
+                fit = in_f32 ? K->quantise_f32_i16((const float *)src + at, (int16_t *)dst + at, nx, step)
+                             : PJ2K_QUANTISE_HUGE;
+            else if (kind == COEF_I64)
                 fit = in_f32 ? K->quantise_f32_i64((const float *)src + at, (int64_t *)dst + at, nx, step)
                              : K->quantise_i64((const double *)src + at, (int64_t *)dst + at, nx, step);
             else
@@ -532,7 +536,10 @@ static void dequantise(const pj2k_kernels *K, const pj2k_header *h, const layout
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const uint8_t *src = (const uint8_t *)in + c * L->box * COEF_BYTES[kind];
         double *dst = out + c * L->box;
-        if (kind == COEF_I32)
+        if (kind == COEF_I16)
+            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes,
+                              K->dequantise_i16((const int16_t *)src + at, dst + at, nx, factor[sb->step_index]);)
+        else if (kind == COEF_I32)
             FOR_EACH_BAND_ROW(L->dims, levels, h->naxes,
                               K->dequantise_i32((const int32_t *)src + at, dst + at, nx, factor[sb->step_index]);)
         else
@@ -931,7 +938,10 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
     prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
     prep->real_f32 = prep->lossy && DTYPE_INFO[h->dtype].size <= 2 && !DTYPE_INFO[h->dtype].is_float;
-    prep->kind = prep->lossy ? COEF_I32 : kind_for(h, 0);   /* lossy: widened when needed */
+    /* lossy: int16 for 8-bit samples (what their quantised values need
+     * unless the step is far below one), else int32; widened when needed */
+    prep->kind = !prep->lossy ? kind_for(h, 0)
+               : prep->real_f32 && DTYPE_INFO[h->dtype].bits == 8 ? COEF_I16 : COEF_I32;
     if (L->elements) {
         double *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8);
         if (!tmp) { st = PJ2K_ERR_NOMEM; goto fail; }
@@ -963,18 +973,20 @@ fail:
 }
 
 /* Coefficients whose coding needs a wider type: int16 (lossless 8-bit) to
- * int32, keeping the values; lossy int32 to int64 (the caller quantises
- * again). */
+ * int32, keeping the values; lossy int16 to int32 and int32 to int64 (the
+ * caller quantises again). */
 static pj2k_status widen(pj2k_prepared *prep)
 {
     const size_t n = prep->L.elements;
     if (prep->lossy) {
-        int64_t *wide = pj2k_malloc_large(n * sizeof *wide);
+        if (prep->kind == COEF_I64) return PJ2K_ERR_PARAM;   /* (quantise reports HUGE first) */
+        const coef_kind kind = prep->kind == COEF_I16 ? COEF_I32 : COEF_I64;
+        void *wide = pj2k_malloc_large(n * COEF_BYTES[kind]);
         if (!wide) return PJ2K_ERR_NOMEM;
         if (!prep->coef_in_real) free(prep->coef);
         prep->coef = wide;
         prep->coef_in_real = 0;
-        prep->kind = COEF_I64;
+        prep->kind = kind;
         return PJ2K_OK;
     }
     int32_t *wide = pj2k_malloc_large(n * sizeof *wide);
@@ -1334,7 +1346,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
                               prep->coded_rdo == rdo &&
                               !memcmp(prep->coded_h.steps, h.steps, (size_t)h.nbands * sizeof *h.steps);
         st = quantise_and_code(prep, &h, rdo, quantised, &bytes);
-        if (st == PJ2K_NARROW_OVERFLOW) {   /* a value or residual needs a wider type */
+        while (st == PJ2K_NARROW_OVERFLOW) {   /* a value or residual needs a wider type */
             bytes.length = h.header_length;
             st = widen(prep);
             if (st == PJ2K_OK) st = quantise_and_code(prep, &h, rdo, 0, &bytes);

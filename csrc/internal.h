@@ -116,6 +116,7 @@ typedef struct {
     void (*ict_inv)(double *c0, double *c1, double *c2, size_t count);
     /* Lossy reconstruction of n values q: sign(q) (|q| + 0.5) f, and 0 for 0
      * (|q| is below 2**62, so the negation cannot overflow). */
+    void (*dequantise_i16)(const int16_t *q, double *o, size_t n, double f);
     void (*dequantise_i32)(const int32_t *q, double *o, size_t n, double f);
     void (*dequantise_i64)(const int64_t *q, double *o, size_t n, double f);
     /* Lossy quantisation of n coefficients x: q = sign(x) floor(|x| * inv),
@@ -124,6 +125,7 @@ typedef struct {
      * not fit: retry in int64 / give up (step too small, NaN or inf). */
     int (*quantise_i32)(const double *x, int32_t *q, size_t n, double step);
     int (*quantise_i64)(const double *x, int64_t *q, size_t n, double step);
+    int (*quantise_f32_i16)(const float *x, int16_t *q, size_t n, double step);   /* 8-bit samples */
     int (*quantise_f32_i32)(const float *x, int32_t *q, size_t n, double step);
     int (*quantise_f32_i64)(const float *x, int64_t *q, size_t n, double step);
     /* Rows between a dtype (strided) and a working type (contiguous). */

@@ -166,6 +166,7 @@ static void ict_inv(double *c0, double *c1, double *c2, size_t count)
             o[i] = q[i] == 0 ? 0.0 : (q[i] < 0 ? -m : m);                       \
         }                                                                       \
     }
+DEQUANTISE(dequantise_i16, int16_t)
 DEQUANTISE(dequantise_i32, int32_t)
 DEQUANTISE(dequantise_i64, int64_t)
 #undef DEQUANTISE
@@ -194,6 +195,7 @@ DEQUANTISE(dequantise_i64, int64_t)
     }
 QUANTISE(quantise_i32, double, int32_t, (double)INT32_MAX)
 QUANTISE(quantise_i64, double, int64_t, (double)((int64_t)1 << 60))
+QUANTISE(quantise_f32_i16, float, int16_t, (double)INT16_MAX)
 QUANTISE(quantise_f32_i32, float, int32_t, (double)INT32_MAX)
 QUANTISE(quantise_f32_i64, float, int64_t, (double)((int64_t)1 << 60))
 #undef QUANTISE
@@ -276,9 +278,10 @@ const pj2k_kernels KERNELS = {
     .rct_fwd_i16 = rct_fwd_i16, .rct_fwd_i32 = rct_fwd_i32, .rct_fwd_i64 = rct_fwd_i64,
     .rct_inv_i16 = rct_inv_i16, .rct_inv_i32 = rct_inv_i32, .rct_inv_i64 = rct_inv_i64,
     .ict_fwd = ict_fwd, .ict_fwd_f32 = ict_fwd_f32, .ict_inv = ict_inv,
-    .dequantise_i32 = dequantise_i32, .dequantise_i64 = dequantise_i64,
+    .dequantise_i16 = dequantise_i16, .dequantise_i32 = dequantise_i32, .dequantise_i64 = dequantise_i64,
     .quantise_i32 = quantise_i32, .quantise_i64 = quantise_i64,
-    .quantise_f32_i32 = quantise_f32_i32, .quantise_f32_i64 = quantise_f32_i64,
+    .quantise_f32_i16 = quantise_f32_i16, .quantise_f32_i32 = quantise_f32_i32,
+    .quantise_f32_i64 = quantise_f32_i64,
     .load = ROW_FNS(load),
     .load_f32 = {u8_load_f32, i8_load_f32, u16_load_f32, i16_load_f32,
                  u32_load_f32, i32_load_f32, f32_load_f32, f64_load_f32},
