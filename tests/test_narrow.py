@@ -2,7 +2,7 @@
 memory of int32): the result must be exactly that of the int32 path, which
 the same samples take when stored as int16 (a 16-bit dtype), and anything
 int16 cannot hold must fall back to int32.  Lossy values likewise go through
-int32 and fall back to int64."""
+int16 (8-bit samples) or int32 and fall back to int32, then int64."""
 import numpy as np
 import pytest
 
@@ -54,6 +54,24 @@ def test_values_beyond_int16_fall_back_to_int32(real):
     for level in range(header.levels + 1):
         expected = pj.decode(enc16, level=level).clip(0, 255).astype(np.uint8)
         np.testing.assert_array_equal(pj.decode(forged, level=level), expected)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("camera", {"step": 6.0}),
+    ("camera", {"step": 0.01}),                               # beyond int16: int32
+    ("astronaut", {"step": 2.0, "rdo": True}),                # colour, RD-optimised
+    ("coins", {"step": 1.0, "layers": 3, "rdo": True}),
+    ("mni152_t1_uint8_3d", {"step": 4.0, "rdo": True})])
+def test_lossy_int16_path_codes_like_int32(real, name, options):
+    """The lossy encoder quantises 8-bit samples into int16 (widening to
+    int32 where a value needs it); the same samples as uint16 take int32:
+    the pieces are the same, byte for byte."""
+    arr = real(name)
+    if arr.ndim == 3 and arr.shape[-1] != 3:
+        arr = arr[60:90]
+    narrow = pj.encode(arr, reversible=False, **options)
+    wide = pj.encode(arr.astype(np.uint16), reversible=False, **options)
+    assert pieces(narrow) == pieces(wide)
 
 
 def test_lossy_decodes_narrow_and_falls_back_wide(real):
