@@ -979,7 +979,7 @@ static pj2k_status widen(pj2k_prepared *prep)
 {
     const size_t n = prep->L.elements;
     if (prep->lossy) {
-        if (prep->kind == COEF_I64) return PJ2K_ERR_PARAM;   /* (quantise reports HUGE first) */
+        if (prep->kind == COEF_I64) return PJ2K_ERR_PARAM;   /* the widest: a low-band residual beyond it */
         const coef_kind kind = prep->kind == COEF_I16 ? COEF_I32 : COEF_I64;
         void *wide = pj2k_malloc_large(n * COEF_BYTES[kind]);
         if (!wide) return PJ2K_ERR_NOMEM;

@@ -122,7 +122,7 @@ typedef struct {
     /* Lossy quantisation of n coefficients x: q = sign(x) floor(|x| * inv),
      * inv = pj2k_reciprocal(step);
      * returns 0, or PJ2K_QUANTISE_WIDER / _HUGE (below) if some value does
-     * not fit: retry in int64 / give up (step too small, NaN or inf). */
+     * not fit: retry wider / give up (step too small, NaN or inf). */
     int (*quantise_i32)(const double *x, int32_t *q, size_t n, double step);
     int (*quantise_i64)(const double *x, int64_t *q, size_t n, double step);
     int (*quantise_f32_i16)(const float *x, int16_t *q, size_t n, double step);   /* 8-bit samples */
