@@ -493,7 +493,7 @@ static pj2k_status quantise(const pj2k_kernels *K, const pj2k_header *h, const l
                             const void *in, int in_f32, void *out, coef_kind kind)
 {
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        const uint8_t *src = (const uint8_t *)in + c * L->box * (in_f32 ? sizeof(float) : sizeof(double));
+        const uint8_t *src = (const uint8_t *)in + c * L->box * pj2k_real_size(in_f32);
         uint8_t *dst = (uint8_t *)out + c * L->box * COEF_BYTES[kind];
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             const double step = (double)h->steps[sb->step_index];
@@ -698,7 +698,7 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coe
             pj2k_rdo rdo;
             if (rdo_template) {
                 rdo = *rdo_template;
-                rdo.real = (const uint8_t *)rdo_template->real + at * (rdo.real_f32 ? sizeof(float) : sizeof(double));
+                rdo.real = (const uint8_t *)rdo_template->real + at * pj2k_real_size(rdo.real_f32);
                 rdo.inv_step = pj2k_reciprocal((double)h->steps[sbs[b].step_index]);
             }
             int e;
@@ -945,7 +945,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     if (L->elements) {
         double *tmp = malloc(pj2k_transform_tmp_elems(L->dims) * 8);
         if (!tmp) { st = PJ2K_ERR_NOMEM; goto fail; }
-        const size_t real_bytes = L->elements * (prep->real_f32 ? sizeof(float) : sizeof(double));
+        const size_t real_bytes = L->elements * pj2k_real_size(prep->real_f32);
         do {
             free_buffers(prep);
             if (prep->lossy) {
@@ -1155,7 +1155,7 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, double *out, s
     if (!out) return PJ2K_OK;
     if (capacity < n) return PJ2K_ERR_PARAM;
     for (size_t i = 0; i < n; i++)
-        out[i] = prep->real_f32 ? (double)((const float *)prep->real)[i] : ((const double *)prep->real)[i];
+        out[i] = pj2k_real_at(prep->real, prep->real_f32, (ptrdiff_t)i);
     return PJ2K_OK;
 }
 
@@ -1453,11 +1453,10 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
  * (error-bounded ones then become float64 values there); lossy ones are only
  * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored).
  * real_buffer (9/7): room for L->elements doubles to work in, or NULL to
- * allocate it here; with in_upper_half, int32 `coef` is its upper half
- * (dequantise_in_place). */
+ * allocate it here; int32 `coef` lying in its upper half is dequantised
+ * there (dequantise_in_place). */
 static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
-                               void *coef, coef_kind kind, void *out, double *real_buffer,
-                               int in_upper_half)
+                               void *coef, coef_kind kind, void *out, double *real_buffer)
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
@@ -1475,7 +1474,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     if (lossy) {
         real = real_buffer ? real_buffer : pj2k_malloc_large(L->elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-        if (in_upper_half && real_buffer && kind == COEF_I32 &&
+        if (real_buffer && kind == COEF_I32 &&
             (uint8_t *)coef == (uint8_t *)real_buffer + 4 * L->elements)
             dequantise_in_place(K, h, L, levels, real, last);
         else
@@ -1585,7 +1584,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
         if (!prep->scratch_real) return PJ2K_ERR_NOMEM;
     }
     if (prep->lossy && !partial)   /* read only: no copy */
-        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, 0);
+        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real);
     /* lossless reconstruction transforms in place, and partial values are
      * shifted: a copy, in the decoder's kind (wider only if a value needs it) */
     coef_kind kind = prep->lossy ? prep->kind : kind_for(h, partial);
@@ -1604,7 +1603,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
             prep->scratch_kind = kind;
         }
         copy_known(prep, layer, prep->scratch_coef, kind);
-        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real, 0);
+        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real);
         if (st == PJ2K_NARROW_OVERFLOW && kind != COEF_I64) kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
         else break;
     } while (1);
@@ -1622,7 +1621,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     void *block = pj2k_malloc_large(L->elements * (shared ? sizeof(double) : COEF_BYTES[kind]) + 8);
     void *coef = shared && block ? (uint8_t *)block + 4 * L->elements : block;
     pj2k_status st = coef ? decode_segments(h, L, levels, last, buf, coef, kind) : PJ2K_ERR_NOMEM;
-    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, shared ? block : NULL, shared);
+    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, shared ? block : NULL);
     free(block);
     return st;
 }

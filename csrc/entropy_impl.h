@@ -419,8 +419,7 @@ static inline void SFX(rdo_value)(const pj2k_rdo *rdo, const pj2k_model *m, cons
 {
     if (!rdo || !row[x]) return;
     const ptrdiff_t i = row - base + (ptrdiff_t)x;
-    const double c = rdo->real_f32 ? (double)((const float *)rdo->real)[i] : ((const double *)rdo->real)[i];
-    const double a = fabs(c) * rdo->inv_step;
+    const double a = fabs(pj2k_real_at(rdo->real, rdo->real_f32, i)) * rdo->inv_step;
     const uint64_t q = SFX(mag)(row[x]);
     uint64_t lowered = SFX(rdo_magnitude)(rdo, m, cls, mctx, r, x, q, a, row[x] < 0);
     if (keep_nonzero && (lowered >> shift) == 0) lowered = q;
@@ -434,7 +433,7 @@ static inline void SFX(rdo_prefetch_row)(const pj2k_rdo *rdo, const COEF *base, 
                                          size_t nx)
 {
     if (!rdo) return;
-    const size_t size = rdo->real_f32 ? sizeof(float) : sizeof(double);
+    const size_t size = pj2k_real_size(rdo->real_f32);
     const uint8_t *real = (const uint8_t *)rdo->real + (size_t)(row - base) * size;
     for (size_t i = 0; i < nx * size; i += 64) __builtin_prefetch(real + i);
 }

@@ -262,6 +262,14 @@ static inline double pj2k_reciprocal(double step)
     return fma(step, inv, -1.0) < 0.0 ? nextafter(inv, INFINITY) : inv;
 }
 
+/* The lossy encoder's unquantised coefficients are float32 (8- and 16-bit
+ * samples) or float64: the size of one, and element i as a double. */
+static inline size_t pj2k_real_size(int f32) { return f32 ? sizeof(float) : sizeof(double); }
+static inline double pj2k_real_at(const void *real, int f32, ptrdiff_t i)
+{
+    return f32 ? (double)((const float *)real)[i] : ((const double *)real)[i];
+}
+
 /* Rate-distortion optimised quantisation (encoder only; the high bands of a
  * 9/7 single-layer pass): while coding, each non-zero quantised value q is
  * lowered by one in magnitude where that lowers  e**2 + kappa * bits,  e the
