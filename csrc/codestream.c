@@ -448,14 +448,12 @@ static int header_band_norms(const pj2k_header *h, double *norms)
     return pj2k_band_norms(lengths, h->naxes, h->levels, norms);
 }
 
-/* Each band's step is the base step over its synthesis norm, so that every
- * band adds the same error per coefficient. */
-static pj2k_status compute_steps(pj2k_header *h, double base_step)
+/* Each band's step is the base step over its synthesis norm (norms: from
+ * header_band_norms), so that every band adds the same error per
+ * coefficient. */
+static void compute_steps(pj2k_header *h, const double *norms, double base_step)
 {
-    double norms[PJ2K_MAX_BANDS];
-    if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
     for (int b = 0; b < h->nbands; b++) h->steps[b] = (float)(base_step / norms[b]);
-    return PJ2K_OK;
 }
 
 /* Every row of every band of a component (segments 0..levels): BODY sees
@@ -775,6 +773,11 @@ struct pj2k_prepared {
     int coded;          /* coef holds the values of the last encode, whose header is */
     pj2k_header coded_h;
     double coded_rdo;   /* and whose RD-optimised quantisation had this strength (0: none) */
+    /* 9/7: each band's synthesis norm (header_band_norms), made once: every
+     * trial's steps, the histogram and the context counts read them (each
+     * is naxes * levels * 2 impulse responses: 5% of a 128^2 ratio search
+     * when made per call) */
+    double norms[PJ2K_MAX_BANDS];
     /* pj2k_prepared_reconstruct's working buffers, kept for the next call:
      * a search reconstructs every trial, and a fresh chunk-sized buffer
      * costs its first touch (the kernel zeroes every page: about a quarter
@@ -936,6 +939,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     if (st != PJ2K_OK) goto fail;
     make_layout(h, 0, L);
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
+    if (prep->lossy && !header_band_norms(h, prep->norms)) { st = PJ2K_ERR_NOMEM; goto fail; }
     prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
     prep->real_f32 = prep->lossy && DTYPE_INFO[h->dtype].size <= 2 && !DTYPE_INFO[h->dtype].is_float;
     /* lossy: int16 for 8-bit samples (what their quantised values need
@@ -1103,12 +1107,9 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     memset(counts, 0, nbands * nbins * sizeof *counts);
     *top_key = -1;
     if (!L->elements) return PJ2K_OK;
-    double norms[PJ2K_MAX_BANDS];
-    if (prep->lossy) {
-        if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
-    } else {   /* the integers themselves: layer cuts are in their bit planes */
-        for (size_t b = 0; b < nbands; b++) norms[b] = 1.0;
-    }
+    double ones[PJ2K_MAX_BANDS];   /* lossless: the integers themselves (layer cuts are in their bit planes) */
+    for (size_t b = 0; b < nbands; b++) ones[b] = 1.0;
+    const double *norms = prep->lossy ? prep->norms : ones;
     const size_t width = nbins + HISTOGRAM_HEADROOM;
     uint64_t *wide = calloc(nbands * width, sizeof *wide);
     const int converted = !prep->lossy || prep->real_f32;   /* row_values needs buf */
@@ -1207,8 +1208,7 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
     const layout *L = &prep->L;
     memset(counts, 0, nbands * nctx * nexps * sizeof *counts);
     if (!L->elements) return PJ2K_OK;
-    double norms[PJ2K_MAX_BANDS];
-    if (!header_band_norms(h, norms)) return PJ2K_ERR_NOMEM;
+    const double *norms = prep->norms;
     /* magnitude rows (this one, the one above and the previous plane's,
      * each with a zero on either side; the parent row and the one below it),
      * the parent term per value, then the neighbourhood sums */
@@ -1330,8 +1330,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     pj2k_status st = PJ2K_OK;
     if (prep->lossy) {
         if (!(step > 0.0 && isfinite(step))) return PJ2K_ERR_PARAM;
-        st = compute_steps(&h, step);
-        if (st != PJ2K_OK) return st;
+        compute_steps(&h, prep->norms, step);
         for (int i = 0; i < h.nbands; i++)
             if (!(h.steps[i] > 0.0f) || !isfinite(h.steps[i])) return PJ2K_ERR_PARAM;
     }
