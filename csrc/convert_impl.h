@@ -110,6 +110,38 @@ static void DSFX(store_f64)(void *dst, const void *src, size_t n, ptrdiff_t stri
     }
 }
 
+/* The sum of (a[i] - b[i])**2 over two arrays of this dtype, in double: a
+ * trial reconstruction's error (the PSNR searches).  Exact for dtypes of up
+ * to 16 bits, whose squares (below 2**32) add up in 64-bit integers per
+ * block; wider ones as doubles, differences taken in double, summed per
+ * block then across blocks. */
+#define SQUARED_ERROR_BLOCK ((size_t)1 << 16)
+static double DSFX(squared_error)(const void *a, const void *b, size_t n)
+{
+    const DT *x = a, *y = b;
+    double total = 0.0;
+    for (size_t start = 0; start < n; start += SQUARED_ERROR_BLOCK) {
+        const size_t end = n - start < SQUARED_ERROR_BLOCK ? n : start + SQUARED_ERROR_BLOCK;
+        if (!DT_IS_FLOAT && sizeof(DT) <= 2) {
+            uint64_t sum = 0;
+            for (size_t i = start; i < end; i++) {
+                const int32_t d = (int32_t)x[i] - (int32_t)y[i];
+                sum += (uint64_t)((int64_t)d * d);
+            }
+            total += (double)sum;
+        } else {
+            double sum = 0.0;
+            for (size_t i = start; i < end; i++) {
+                const double d = (double)x[i] - (double)y[i];
+                sum += d * d;
+            }
+            total += sum;
+        }
+    }
+    return total;
+}
+#undef SQUARED_ERROR_BLOCK
+
 /* the template's parameters end with it */
 #undef DT
 #undef DSFX

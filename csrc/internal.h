@@ -131,6 +131,8 @@ typedef struct {
     /* Rows between a dtype (strided) and a working type (contiguous). */
     pj2k_row_fn load[4][PJ2K_NUM_DTYPES], store[4][PJ2K_NUM_DTYPES];
     pj2k_row_fn load_f32[PJ2K_NUM_DTYPES];   /* into float32 (the lossy encoder's buffer) */
+    /* sum of squared differences of two arrays of one dtype (pj2k_squared_error) */
+    double (*squared_error[PJ2K_NUM_DTYPES])(const void *a, const void *b, size_t n);
     /* Error-bounded prequantisation of one dtype's samples, in place (n
      * float64 in, their int64 out): q = round(x / scale) nudged to meet the
      * bound; 0 if some cannot. */

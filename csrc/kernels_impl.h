@@ -286,6 +286,8 @@ const pj2k_kernels KERNELS = {
     .load_f32 = {u8_load_f32, i8_load_f32, u16_load_f32, i16_load_f32,
                  u32_load_f32, i32_load_f32, f32_load_f32, f64_load_f32},
     .store = ROW_FNS(store),
+    .squared_error = {u8_squared_error, i8_squared_error, u16_squared_error, i16_squared_error,
+                      u32_squared_error, i32_squared_error, f32_squared_error, f64_squared_error},
     .prequantise = {u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,
                     u32_prequantise, i32_prequantise, f32_prequantise, f64_prequantise},
 };

@@ -1128,20 +1128,52 @@ def _counting_prepared(calls):
 
 
 @pytest.mark.parametrize("name", ["camera", "mr2_uint16", "ct693_int16", "tlrc_float32_3d"])
-def test_squared_error_in_blocks_equals_the_whole_sum(real, name):
-    """PSNR searches sum squared errors block by block (no chunk-sized float
-    temporaries): the same sum as over the whole array, partial last block
-    included, for real data and its lossy decode."""
+def test_squared_error_equals_the_whole_sum(real, name):
+    """PSNR searches sum squared errors in C (pj2k_squared_error) where both
+    arrays have the format's dtype, else in numpy blocks (no chunk-sized
+    float temporaries): both give the sum over the whole array, partial last
+    block included, for real data and its lossy decode; the C sum is exact
+    for 8- and 16-bit data."""
     from progressive_j2k import _rate
     arr = real(name)
     decoded = pj.decode(pj.encode(arr, reversible=False, ratio=20))
     cut = (decoded[:-1], arr[:-1])     # a partial last block
     assert cut[1].size % _rate.ERROR_BLOCK != 0 and cut[1].size > _rate.ERROR_BLOCK
+    exact = arr.dtype.itemsize <= 2 and arr.dtype.kind in "iu"
     for a, b in ((decoded, arr), cut, (decoded[:1], arr[:1]), (decoded[:0], arr[:0])):
         whole = float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-        assert _rate.squared_error(a, b) == pytest.approx(whole, rel=1e-12)
+        in_c = _rate.squared_error(a, b)
+        assert in_c == whole if exact else in_c == pytest.approx(whole, rel=1e-12)
+        in_numpy = _rate.squared_error(a.astype(np.float64), b)   # dtypes differ: numpy
+        assert in_numpy == pytest.approx(whole, rel=1e-12)
     peak = _rate.psnr_peak(arr)
     assert _rate.psnr(decoded, arr, peak) == _rate.psnr(decoded, arr)
+
+
+def test_squared_error_in_c_for_every_dtype():
+    """pj2k_squared_error at the extremes of every format dtype (differences
+    of 2**16 - 1 and 2**32 - 1, both signs): exact for 8 and 16 bits; a
+    mismatch of lengths is refused; other dtypes (int64) fall back to numpy."""
+    from progressive_j2k import _core, _rate
+    rng = np.random.default_rng(7)
+    for dtype in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8", "i8"):
+        dt = np.dtype(dtype)
+        if dt.kind == "f":
+            a = (rng.standard_normal(70001) * 1e6).astype(dt)
+            b = rng.standard_normal(70001).astype(dt)
+        else:
+            info = np.iinfo(dt)
+            a = rng.integers(info.min, info.max, 70001, dtype=dt, endpoint=True)
+            b = rng.integers(info.min, info.max, 70001, dtype=dt, endpoint=True)
+            a[:4], b[:4] = [info.max, info.min, info.max, 0], [info.min, info.max, info.max, 0]
+        whole = math.fsum(((a.astype(np.float64) - b.astype(np.float64)) ** 2).tolist())
+        got = _rate.squared_error(a, b)
+        if dt.itemsize <= 2 and dt.kind != "f":
+            assert got == whole, dtype
+        else:
+            assert got == pytest.approx(whole, rel=1e-12), dtype
+    with pytest.raises(ValueError, match="different lengths"):
+        _core.squared_error(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
 
 
 def test_one_knob_sets_the_mode(real):

@@ -216,6 +216,12 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, double *ou
 pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                       size_t out_size);
 
+/* The sum of squared differences between two arrays of n values of one
+ * dtype (a reconstruction and its original: a PSNR), in double; exact for
+ * 8- and 16-bit dtypes. */
+pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t n,
+                               double *sum);
+
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length
  * holds the number of bytes needed (PJ2K_FIXED_HEADER if fewer than that were
  * given: the full length is stored in those first bytes). */

@@ -38,9 +38,9 @@ def psnr_peak(original: np.ndarray) -> float:
     return float(2 ** (8 * original.dtype.itemsize) - 1)
 
 
-#: Elements per block of squared_error: its float64 differences stay in the
-#: cache and need no chunk-sized temporaries (a whole-array difference took
-#: 3 float64 copies: 24x an 8-bit chunk's size, twice as slow).
+#: Elements per block of squared_error's numpy path: its float64 differences
+#: stay in the cache and need no chunk-sized temporaries (a whole-array
+#: difference took 3 float64 copies: 24x an 8-bit chunk's size, twice as slow).
 ERROR_BLOCK = 1 << 16
 
 
@@ -65,8 +65,16 @@ def narrow_for_psnr(arr: np.ndarray, target: float) -> bool:
 
 
 def squared_error(decoded: np.ndarray, original: np.ndarray) -> float:
-    """The sum of (decoded - original)**2, in float64."""
+    """The sum of (decoded - original)**2, in float64: in C where both have
+    one of the format's dtypes (exact for 8 and 16 bits; 10x numpy's blocks
+    on 8-bit images), else in numpy blocks (e.g. a peer's decode in another
+    dtype)."""
     x, y = decoded.reshape(-1), original.reshape(-1)
+    if x.dtype == y.dtype:
+        try:
+            return _core.squared_error(x, y)
+        except (TypeError, ValueError):   # not a format dtype, byte-swapped or strided
+            pass
     difference = np.empty(min(ERROR_BLOCK, x.size))
     total = 0.0
     for start in range(0, x.size, ERROR_BLOCK):
