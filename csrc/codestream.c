@@ -1064,6 +1064,35 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
     return largest;
 }
 
+/* One row's values (float or double, scaled by norm) binned against `top`
+ * (bin_keys), tracking the row's largest key and lowest bin: a zero, inf or
+ * NaN (bits of |v| outside 1..DBL_MAX's) goes to the last bin, as
+ * finite_key's -1 does.  The float32 coefficients are read as they are (a
+ * conversion pass into doubles first cost a third of the histogram). */
+#define BIN_ROW(NAME, T)                                                                     \
+    static void NAME(const T *row, size_t nx, double norm, int64_t top, int64_t last,        \
+                     uint64_t *band_counts, int64_t *largest, int64_t *lowest_bin)           \
+    {                                                                                        \
+        int64_t row_largest = *largest, row_lowest = *lowest_bin;                            \
+        for (size_t i = 0; i < nx; i++) {                                                    \
+            const double v = fabs((double)row[i]) * norm;                                    \
+            uint64_t bits;                                                                   \
+            memcpy(&bits, &v, sizeof bits);                                                  \
+            const int finite = bits - 1 < UINT64_C(0x7FEFFFFFFFFFFFFF);   /* 0 < v <= DBL_MAX */ \
+            const int64_t key = finite ? (int64_t)(bits >> 49) : -1;                        \
+            int64_t bin = finite ? top + HISTOGRAM_HEADROOM - key : last;                    \
+            bin = bin < last ? bin : last;                                                   \
+            row_largest = key > row_largest ? key : row_largest;                             \
+            row_lowest = bin < row_lowest ? bin : row_lowest;                                \
+            band_counts[bin < 0 ? 0 : bin]++;                                                \
+        }                                                                                    \
+        *largest = row_largest;                                                              \
+        *lowest_bin = row_lowest;                                                            \
+    }
+BIN_ROW(bin_row_f32, float)
+BIN_ROW(bin_row_f64, double)
+#undef BIN_ROW
+
 /* Bins every coefficient's key against `top` into counts (nbands x width,
  * zeroed), bin HISTOGRAM_HEADROOM holding key == top; returns the largest
  * key seen, or -2 if one lies beyond the headroom. */
@@ -1077,20 +1106,13 @@ static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t 
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             const double norm = norms[sb->step_index];
-            const double *row = row_values(prep, c, at, nx, buf);
             uint64_t *band_counts = counts + (size_t)sb->step_index * width;
-            int64_t row_largest = largest;
-            int64_t row_lowest = lowest_bin;
-            for (size_t i = 0; i < nx; i++) {
-                const int64_t key = finite_key(fabs(row[i]) * norm);
-                int64_t bin = key < 0 ? last : top + HISTOGRAM_HEADROOM - key;
-                bin = bin < last ? bin : last;
-                row_largest = key > row_largest ? key : row_largest;
-                row_lowest = bin < row_lowest ? bin : row_lowest;
-                band_counts[bin < 0 ? 0 : bin]++;
-            }
-            largest = row_largest;
-            lowest_bin = row_lowest;
+            if (prep->lossy && prep->real_f32)
+                bin_row_f32((const float *)prep->real + c * L->box + at, nx, norm, top, last,
+                            band_counts, &largest, &lowest_bin);
+            else
+                bin_row_f64(row_values(prep, c, at, nx, buf), nx, norm, top, last, band_counts,
+                            &largest, &lowest_bin);
         })
     }
     return lowest_bin < 0 ? -2 : largest;

@@ -193,6 +193,18 @@ def test_histogram_bins_against_the_largest_value_anywhere(spike):
     assert_histogram_of_samples(arr)
 
 
+@pytest.mark.parametrize("spike", [None, 200, 30000])
+def test_histogram_of_float32_coefficients(spike):
+    """8- and 16-bit samples' coefficients are float32 (read as they are,
+    not converted row by row): the same bins, zeros included, with a spike
+    in an unprobed row within the headroom or beyond it (a second pass)."""
+    arr = (np.arange(64 * 70).reshape(64, 70) % 4).astype(np.int16)
+    if spike is not None:
+        arr[37, 11] = spike
+    assert_histogram_of_samples(arr)
+    assert_histogram_of_samples(np.ascontiguousarray(arr[:, :40] > 1).astype(np.uint8))
+
+
 def test_histogram_counts_every_coefficient_by_band(real):
     from progressive_j2k import _core, _rate
     arr = np.ascontiguousarray(real("camera")[:100, :90])
