@@ -152,7 +152,8 @@ void pj2k_prepared_free(pj2k_prepared *prepared);
  * eighth-octave bins: with key(v) the bits of the double v shifted right by
  * 49 (biased exponent * 8 + top three mantissa bits), bin k holds the finite non-zero
  * values with key == *top_key - k, the last bin everything smaller, zero or
- * not finite.  *top_key is the largest such key (-1: none). */
+ * not finite.  *top_key is the largest such key (-1: none).  counts is
+ * overwritten (it need not be zeroed). */
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands, size_t nbins,
                                     uint64_t *counts, int64_t *top_key);
 
@@ -167,7 +168,8 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands
  * docs/FORMAT.md 6.2: the coder's sum without its colour term, each
  * magnitude capped at 2**26 - 1.  Each band counts only every k-th row (the k-th,
  * the 2k-th, ...), with weight k: k = row_stride, or less where that would
- * count fewer than 16 rows (k = floor(rows / 16), at least 1). */
+ * count fewer than 16 rows (k = floor(rows / 16), at least 1).  counts is
+ * overwritten (it need not be zeroed). */
 pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step, size_t row_stride,
                                          size_t nbands, size_t nctx, size_t nexps, uint64_t *counts);
 

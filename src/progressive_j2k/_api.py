@@ -932,7 +932,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         return reconstructed
 
     def rate_model(prepared):
-        counts = np.zeros((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
+        # (np.empty: histogram and context_counts zero their counts first)
+        counts = np.empty((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
         top_key = prepared.histogram(counts)
         return None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
             counts, top_key, lossy_floor)
@@ -960,7 +961,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
                 return mosaic_model.coded_scale(size, step)   # (None: nothing coded)
 
             def context(step):   # the chunk's context_gain at that step
-                counts = np.zeros((band_count(levels, len(axes)), _rate.CONTEXT_CLASSES,
+                counts = np.empty((band_count(levels, len(axes)), _rate.CONTEXT_CLASSES,
                                    _rate.CONTEXT_EXPONENTS), np.uint64)
                 prepared.context_counts(step, _rate.CONTEXT_ROW_STRIDE, counts)
                 return _rate.context_gain(counts)
