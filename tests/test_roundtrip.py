@@ -213,6 +213,22 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
             pj.encode(huge, reversible=False)
 
 
+def test_axis_choice_samples_the_grid_and_its_neighbours(real):
+    """The likeness samples (gathered an axis at a time) are, along every
+    axis, LIKENESS_SAMPLES evenly spaced positions (all where fewer fit),
+    each followed by its next neighbour: the grid np.ix_ gives."""
+    from progressive_j2k import _api
+    volume = real("mni152_t1_uint8_3d")
+    for block in (volume[:32, :32, :32], volume[3:5, 40:77, 10:150], volume[:17, :2, :40]):
+        grid = [np.unique(np.linspace(0, n - 2, min(n - 1, _api.LIKENESS_SAMPLES)).round()
+                          .astype(np.intp)) for n in block.shape]
+        index = [np.stack((g, g + 1), axis=-1).reshape(-1) for g in grid]
+        pairs = _api._sample_pairs(block)
+        assert pairs.dtype == np.float64
+        np.testing.assert_array_equal(pairs, block[np.ix_(*index)])
+        assert pairs.shape == tuple(2 * min(n - 1, _api.LIKENESS_SAMPLES) for n in block.shape)
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
 def test_default_axes_keep_colour_channels_first_and_drop_a_flat_alpha(real, name):
     """Channels first (3 x H x W): encode() takes the first axis as the
