@@ -538,8 +538,9 @@ def test_cli_tolerance_with_nodata(real, tmp_path, capsys):
 
 def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
     """convert from OME-Zarr keeps level 0's axes, units, scale and
-    translation (its dataset's transformations, then the multiscale's); every
-    level's scale follows: level k's sample i lies at level 0's 2**k * i."""
+    translation (its dataset's transformations, then the multiscale's), and
+    the omero block (channel rendering) as it is; every level's scale
+    follows: level k's sample i lies at level 0's 2**k * i."""
     vol = np.ascontiguousarray(real("mni152_t1_uint8_3d")[60:92, 60:124, 40:104])
     group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
     axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
@@ -548,8 +549,12 @@ def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
             {"type": "scale", "scale": [2.0, 0.5, 0.5]},
             {"type": "translation", "translation": [0.0, 10.0, 20.0]}]}],
         "coordinateTransformations": [{"type": "scale", "scale": [1.0, 2.0, 2.0]}]}]
+    omero = {"channels": [{"label": "T1", "color": "FFFFFF", "active": True,
+                           "window": {"start": 0, "end": 200, "min": 0, "max": 255}}]}
+    group.attrs["omero"] = omero
     group.create_array("0", data=vol)
     main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet"])
+    assert zarr.open_array(str(tmp_path / "p.zarr"), mode="r").attrs["omero"] == omero
     levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
     np.testing.assert_array_equal(levels[0][...], vol)
     assert levels[0].scale == (2.0, 1.0, 1.0) and levels[0].translation == (0.0, 20.0, 40.0)
@@ -557,10 +562,31 @@ def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
     # converted again from the converted array: the same physical axes
     main(["convert", str(tmp_path / "p.zarr"), str(tmp_path / "q.zarr"), "--quiet"])
     assert pj.open_multiscale(str(tmp_path / "q.zarr"))[1].scale == (4.0, 2.0, 2.0)
+    assert zarr.open_array(str(tmp_path / "q.zarr"), mode="r").attrs["omero"] == omero
     # without them: unit spacing, doubling per level along transformed axes
     plain = pj.open_multiscale(pj.to_zarr(vol[0], str(tmp_path / "r.zarr")))
     assert plain[1].scale == (2.0, 2.0) and plain[1].translation == (0.0, 0.0)
     assert plain[1].units is None
+
+
+def test_cli_reads_ome_05_groups(real, tmp_path):
+    """OME-NGFF 0.5 keeps its metadata under "ome": convert finds level 0,
+    its physical axes and the omero block there too."""
+    img = np.ascontiguousarray(real("astronaut")[:96, :128].transpose(2, 0, 1))   # c, y, x
+    group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
+    axes = [{"name": "c", "type": "channel"}] + [
+        {"name": n, "type": "space", "unit": "micrometer"} for n in "yx"]
+    omero = {"channels": [{"label": name, "color": colour} for name, colour in
+                          (("R", "FF0000"), ("G", "00FF00"), ("B", "0000FF"))]}
+    group.attrs["ome"] = {"version": "0.5", "omero": omero, "multiscales": [{
+        "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1.0, 0.25, 0.25]}]}]}]}
+    group.create_array("0", data=img)
+    main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet"])
+    assert zarr.open_array(str(tmp_path / "p.zarr"), mode="r").attrs["omero"] == omero
+    levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
+    np.testing.assert_array_equal(levels[0][...], img)
+    assert levels[0].scale == (1.0, 0.25, 0.25) and levels[1].scale == (1.0, 0.5, 0.5)
 
 
 def test_malformed_physical_axes_warn_and_fall_back_to_unit_spacing(real, tmp_path):

@@ -269,13 +269,19 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
 #: its coordinate transformations give level 0 (open_multiscale's
 #: Level.scale, .translation and .units read it).
 PHYSICAL_ATTRIBUTE = "ome_level0"
+#: An OME input's channel rendering metadata (names, colours, display
+#: windows), kept as it is under its OME name: viewers read it from there.
+OMERO_ATTRIBUTE = "omero"
+#: The attributes a conversion carries from its input to its output.
+CARRIED_ATTRIBUTES = (PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE)
 
 
 def open_input(path: str) -> tuple:
     """A lazily sliceable array from a .npy, TIFF, zarr array or OME-Zarr group
     (its level 0), its dimension names (a zarr v3 array's, or the OME
     axes'; else None) and the attributes to give its conversion (an OME
-    input's physical axes, PHYSICAL_ATTRIBUTE)."""
+    input's physical axes, PHYSICAL_ATTRIBUTE, and its omero block,
+    OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".npy":
@@ -287,7 +293,7 @@ def open_input(path: str) -> tuple:
     node = zarr.open(str(p), mode="r")
     if isinstance(node, zarr.Array):
         return node, getattr(node.metadata, "dimension_names", None), {
-            k: v for k, v in node.attrs.asdict().items() if k == PHYSICAL_ATTRIBUTE}
+            k: v for k, v in node.attrs.asdict().items() if k in CARRIED_ATTRIBUTES}
     attrs = node.attrs.asdict()
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if multiscales:
@@ -296,7 +302,11 @@ def open_input(path: str) -> tuple:
         names = [a.get("name") if isinstance(a, dict) else a for a in axes]
         if len(names) != array.ndim or not all(isinstance(n, str) for n in names):
             names = getattr(array.metadata, "dimension_names", None)
-        return array, names, _physical_axes(multiscales[0], array.ndim)
+        carried = _physical_axes(multiscales[0], array.ndim)
+        omero = attrs.get("omero") or attrs.get("ome", {}).get("omero")   # (0.4, 0.5)
+        if isinstance(omero, dict):
+            carried[OMERO_ATTRIBUTE] = omero
+        return array, names, carried
     arrays = sorted(node.array_keys())
     if len(arrays) == 1:
         return node[arrays[0]], getattr(node[arrays[0]].metadata, "dimension_names", None), {}
