@@ -1078,7 +1078,8 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
             const double v = fabs((double)row[i]) * norm;                                    \
             uint64_t bits;                                                                   \
             memcpy(&bits, &v, sizeof bits);                                                  \
-            const int finite = bits - 1 < UINT64_C(0x7FEFFFFFFFFFFFFF);   /* 0 < v <= DBL_MAX */ \
+            /* 0 < v <= DBL_MAX (v >= 0: |c| times a positive norm) */                      \
+            const int finite = bits - 1 < UINT64_C(0x7FEFFFFFFFFFFFFF);                      \
             const int64_t key = finite ? (int64_t)(bits >> 49) : -1;                        \
             int64_t bin = finite ? top + HISTOGRAM_HEADROOM - key : last;                    \
             bin = bin < last ? bin : last;                                                   \

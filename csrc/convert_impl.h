@@ -111,10 +111,11 @@ static void DSFX(store_f64)(void *dst, const void *src, size_t n, ptrdiff_t stri
 }
 
 /* The sum of (a[i] - b[i])**2 over two arrays of this dtype, in double: a
- * trial reconstruction's error (the PSNR searches).  Exact for dtypes of up
- * to 16 bits, whose squares (below 2**32) add up in 64-bit integers per
- * block; wider ones as doubles, differences taken in double, summed per
- * block then across blocks. */
+ * trial reconstruction's error (the PSNR searches).  Dtypes of up to 16
+ * bits square (below 2**32) and add up in 64-bit integers per block: exact
+ * while the total stays below 2**53; wider ones as doubles, differences
+ * taken in double, summed value after value per block, then across blocks.
+ * a and b are aligned for DT (the caller's to ensure). */
 #define SQUARED_ERROR_BLOCK ((size_t)1 << 16)
 static double DSFX(squared_error)(const void *a, const void *b, size_t n)
 {

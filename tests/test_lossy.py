@@ -1186,6 +1186,14 @@ def test_squared_error_in_c_for_every_dtype():
             assert got == pytest.approx(whole, rel=1e-12), dtype
     with pytest.raises(ValueError, match="different lengths"):
         _core.squared_error(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
+    with pytest.raises(ValueError, match="3 values against 4"):   # not the first 3 of 4
+        _rate.squared_error(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
+    # int16 at an odd address: numpy's path (the C reads whole, aligned values)
+    odd = np.frombuffer(bytearray(2 * 1001 + 1), "<i2", offset=1)
+    odd[:] = np.arange(1001) - 500
+    assert not odd.flags.aligned
+    assert _rate.squared_error(odd, np.zeros(1001, "<i2")) == float(np.sum(
+        (np.arange(1001) - 500.0) ** 2))
 
 
 def test_one_knob_sets_the_mode(real):

@@ -213,6 +213,23 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
             pj.encode(huge, reversible=False)
 
 
+def test_unaligned_arrays_and_buffers(real):
+    """The C core reads and writes whole values: an array at an odd address
+    is copied before encoding (the same stream), and a raw out= buffer at an
+    odd address is filled through an aligned decode (the same bytes)."""
+    arr = np.ascontiguousarray(real("mr2_uint16")[:100, :90])
+    raw = bytearray(arr.nbytes + 1)
+    odd = np.frombuffer(raw, arr.dtype, count=arr.size, offset=1).reshape(arr.shape)
+    np.frombuffer(raw, np.uint8)[1:] = arr.reshape(-1).view(np.uint8)
+    assert not odd.flags.aligned
+    for options in ({}, {"reversible": False, "ratio": 20}, {"reversible": False, "psnr": 60}):
+        assert pj.encode(odd, **options) == pj.encode(arr, **options)
+    encoded = pj.encode(arr)
+    out = bytearray(arr.nbytes + 1)
+    pj.decode(encoded, out=memoryview(out)[1:])
+    assert bytes(out[1:]) == arr.tobytes()
+
+
 def test_axis_choice_samples_the_grid_and_its_neighbours(real):
     """The likeness samples (gathered an axis at a time) are, along every
     axis, LIKENESS_SAMPLES evenly spaced positions (all where fewer fit),

@@ -219,8 +219,8 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *
                                       size_t out_size);
 
 /* The sum of squared differences between two arrays of n values of one
- * dtype (a reconstruction and its original: a PSNR), in double; exact for
- * 8- and 16-bit dtypes. */
+ * dtype, each aligned for it (a reconstruction and its original: a PSNR), in
+ * double; exact for 8- and 16-bit dtypes while the sum is below 2**53. */
 pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t n,
                                double *sum);
 

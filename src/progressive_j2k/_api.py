@@ -903,7 +903,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     wavelet, step = _wavelet_and_step(arr, options)
-    arr = np.ascontiguousarray(arr)
+    arr = np.require(arr, requirements="CA")   # the C core reads whole values: aligned ones
     if options["psnr"] is not None and _rate.narrow_for_psnr(arr, options["psnr"]):
         # (one message per target and dtype: warned once, not per chunk)
         warnings.warn(
@@ -1173,5 +1173,9 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
             raise ValueError(f"out has {target.nbytes} bytes, the decode needs {nbytes}")
         if not target.flags.writeable:
             raise ValueError("out is read-only")
+        if target.ctypes.data % header.dtype.alignment:   # raw bytes at an odd address:
+            target[...] = decode(data, level, layer=layer, max_bytes=max_bytes).reshape(-1).view(
+                np.uint8)   # the C core stores whole values, aligned
+            return result
     _core.decode_into(data, level, target, math.prod(shape), layer)
     return result

@@ -359,8 +359,8 @@ ctypedef fused sample_t:
 
 
 def squared_error(const sample_t[::1] a, const sample_t[::1] b):
-    """The sum of (a - b)**2 over two arrays of one format dtype
-    (pj2k_squared_error): exact for 8- and 16-bit dtypes."""
+    """The sum of (a - b)**2 over two arrays of one format dtype, aligned
+    (pj2k_squared_error): exact for 8- and 16-bit dtypes below 2**53."""
     cdef pj2k_dtype dtype
     cdef double total = 0.0
     cdef pj2k_status status

@@ -66,14 +66,16 @@ def narrow_for_psnr(arr: np.ndarray, target: float) -> bool:
 
 def squared_error(decoded: np.ndarray, original: np.ndarray) -> float:
     """The sum of (decoded - original)**2, in float64: in C where both have
-    one of the format's dtypes (exact for 8 and 16 bits; 10x numpy's blocks
-    on 8-bit images), else in numpy blocks (e.g. a peer's decode in another
-    dtype)."""
+    one of the format's dtypes, native and aligned (exact for 8 and 16 bits
+    while the sum stays below 2**53; 10x numpy's blocks on 8-bit images),
+    else in numpy blocks (e.g. a peer's decode in another dtype)."""
     x, y = decoded.reshape(-1), original.reshape(-1)
-    if x.dtype == y.dtype:
+    if x.size != y.size:
+        raise ValueError(f"squared_error: {x.size} values against {y.size}")
+    if x.dtype == y.dtype and x.dtype.isnative and x.flags.aligned and y.flags.aligned:
         try:
             return _core.squared_error(x, y)
-        except (TypeError, ValueError):   # not a format dtype, byte-swapped or strided
+        except TypeError:   # not a format dtype (e.g. int64, float16)
             pass
     difference = np.empty(min(ERROR_BLOCK, x.size))
     total = 0.0
