@@ -1170,6 +1170,17 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
 #undef HISTOGRAM_PROBE_STRIDE
 #undef HISTOGRAM_HEADROOM
 
+pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
+                               double *sum)
+{
+    if (!sum || (unsigned)dtype >= PJ2K_NUM_DTYPES || nbytes % DTYPE_INFO[dtype].size ||
+        (nbytes && (!a || !b)))
+        return PJ2K_ERR_PARAM;
+    const size_t n = nbytes / DTYPE_INFO[dtype].size;
+    *sum = n ? pj2k_kernels_select()->squared_error[dtype](a, b, n) : 0.0;
+    return PJ2K_OK;
+}
+
 pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, double *out, size_t capacity,
                                        size_t *count)
 {

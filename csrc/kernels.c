@@ -27,10 +27,3 @@ const pj2k_kernels *pj2k_kernels_select(void)
 }
 
 const char *pj2k_kernels_name(void) { return pj2k_kernels_select()->name; }
-
-pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t n, double *sum)
-{
-    if (!sum || (unsigned)dtype >= PJ2K_NUM_DTYPES || (n && (!a || !b))) return PJ2K_ERR_PARAM;
-    *sum = n ? pj2k_kernels_select()->squared_error[dtype](a, b, n) : 0.0;
-    return PJ2K_OK;
-}

@@ -1185,7 +1185,11 @@ def test_squared_error_in_c_for_every_dtype():
         else:
             assert got == pytest.approx(whole, rel=1e-12), dtype
     with pytest.raises(ValueError, match="different lengths"):
-        _core.squared_error(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
+        _core.squared_error(np.zeros(3, np.uint8), np.zeros(4, np.uint8), 0)
+    with pytest.raises(ValueError):   # 3 bytes of uint16: not a whole number of values
+        _core.squared_error(np.zeros(3, np.uint8), np.zeros(3, np.uint8), 2)
+    with pytest.raises(ValueError):   # no such dtype
+        _core.squared_error(np.zeros(4, np.uint8), np.zeros(4, np.uint8), 8)
     with pytest.raises(ValueError, match="3 values against 4"):   # not the first 3 of 4
         _rate.squared_error(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
     # int16 at an odd address: numpy's path (the C reads whole, aligned values)
@@ -1194,6 +1198,10 @@ def test_squared_error_in_c_for_every_dtype():
     assert not odd.flags.aligned
     assert _rate.squared_error(odd, np.zeros(1001, "<i2")) == float(np.sum(
         (np.arange(1001) - 500.0) ** 2))
+    wide = np.arange(2002, dtype="<i2") - 1000   # every other value: strided, 1-D
+    assert _rate.squared_error(wide[::2], np.zeros(1001, "<i2")) == float(np.sum(
+        (np.arange(0, 2002, 2) - 1000.0) ** 2))
+    assert _rate.squared_error(odd.byteswap().view(">i2"), odd.astype(">i2")) == 0.0
 
 
 def test_one_knob_sets_the_mode(real):

@@ -218,10 +218,11 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, double *ou
 pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                       size_t out_size);
 
-/* The sum of squared differences between two arrays of n values of one
- * dtype, each aligned for it (a reconstruction and its original: a PSNR), in
- * double; exact for 8- and 16-bit dtypes while the sum is below 2**53. */
-pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t n,
+/* The sum of squared differences between two arrays of one dtype, nbytes
+ * each (a whole number of values), each aligned for it (a reconstruction and
+ * its original: a PSNR), in double; exact for 8- and 16-bit dtypes while the
+ * sum is below 2**53. */
+pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                double *sum);
 
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length

@@ -14,11 +14,8 @@ import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
 
 from progressive_j2k import _core, _layers, _rate
+from progressive_j2k._dtypes import DTYPE_CODES as _DTYPE_CODES, DTYPES
 from progressive_j2k.errors import DecodeError, PSNRPeakWarning, TooLargeError, TruncatedError
-
-#: numpy dtypes in the order of the format's dtype codes (docs/FORMAT.md).
-DTYPES = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"))
-_DTYPE_CODES = {dt: code for code, dt in enumerate(DTYPES)}
 
 #: Default levels cap: 1/64 of each axis is the coarsest default resolution.
 DEFAULT_MAX_LEVELS = 6

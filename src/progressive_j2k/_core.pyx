@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Thin bindings to the C core: buffers in, buffers out, GIL released."""
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -14,8 +14,7 @@ cdef extern from "progressive_j2k.h" nogil:
         PJ2K_ERR_HEADER, PJ2K_ERR_TRUNCATED, PJ2K_ERR_CHECKSUM, PJ2K_ERR_CORRUPT,
         PJ2K_ERR_TOO_LARGE, PJ2K_ERR_DTYPE
     ctypedef enum pj2k_dtype:
-        PJ2K_UINT8, PJ2K_INT8, PJ2K_UINT16, PJ2K_INT16, PJ2K_UINT32, PJ2K_INT32,
-        PJ2K_FLOAT32, PJ2K_FLOAT64
+        pass
     ctypedef enum pj2k_wavelet:
         PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED, PJ2K_WAVELET_53R_QUANTISED,
         PJ2K_WAVELET_53R
@@ -81,7 +80,7 @@ cdef extern from "progressive_j2k.h" nogil:
                                  double *log_step, double *bits, double *error, size_t *length)
     pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx,
                                   size_t nexps, double *gain)
-    pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t n,
+    pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                    double *sum)
     const char *pj2k_status_message(pj2k_status status)
     const char *pj2k_kernels_name()
@@ -347,45 +346,18 @@ def context_gain(const uint64_t[:, :, ::1] counts):
     return None if gain < 0 else gain
 
 
-ctypedef fused sample_t:
-    uint8_t
-    int8_t
-    uint16_t
-    int16_t
-    uint32_t
-    int32_t
-    float
-    double
-
-
-def squared_error(const sample_t[::1] a, const sample_t[::1] b):
-    """The sum of (a - b)**2 over two arrays of one format dtype, aligned
-    (pj2k_squared_error): exact for 8- and 16-bit dtypes below 2**53."""
-    cdef pj2k_dtype dtype
+def squared_error(const uint8_t[::1] a, const uint8_t[::1] b, int dtype_code):
+    """The sum of (a - b)**2 over two arrays of the format dtype `dtype_code`
+    given as their bytes, aligned for it (pj2k_squared_error): exact for 8-
+    and 16-bit dtypes below 2**53."""
     cdef double total = 0.0
     cdef pj2k_status status
     if a.shape[0] != b.shape[0]:
         raise ValueError("squared_error: arrays of different lengths")
-    if sample_t is uint8_t:
-        dtype = PJ2K_UINT8
-    elif sample_t is int8_t:
-        dtype = PJ2K_INT8
-    elif sample_t is uint16_t:
-        dtype = PJ2K_UINT16
-    elif sample_t is int16_t:
-        dtype = PJ2K_INT16
-    elif sample_t is uint32_t:
-        dtype = PJ2K_UINT32
-    elif sample_t is int32_t:
-        dtype = PJ2K_INT32
-    elif sample_t is float:
-        dtype = PJ2K_FLOAT32
-    else:
-        dtype = PJ2K_FLOAT64
     if a.shape[0] == 0:
         return 0.0
     with nogil:
-        status = pj2k_squared_error(dtype, &a[0], &b[0], a.shape[0], &total)
+        status = pj2k_squared_error(<pj2k_dtype>dtype_code, &a[0], &b[0], a.shape[0], &total)
     if status != PJ2K_OK:
         raise_status(status, "squared_error")
     return total

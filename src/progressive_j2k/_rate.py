@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from progressive_j2k import _core
+from progressive_j2k._dtypes import DTYPE_CODES
 
 MAX_TRIALS = 16
 #: Accepted size error of a ratio search: +-4.5% keeps the ratio within +-5%.
@@ -72,11 +73,9 @@ def squared_error(decoded: np.ndarray, original: np.ndarray) -> float:
     x, y = decoded.reshape(-1), original.reshape(-1)
     if x.size != y.size:
         raise ValueError(f"squared_error: {x.size} values against {y.size}")
-    if x.dtype == y.dtype and x.dtype.isnative and x.flags.aligned and y.flags.aligned:
-        try:
-            return _core.squared_error(x, y)
-        except TypeError:   # not a format dtype (e.g. int64, float16)
-            pass
+    code = DTYPE_CODES.get(x.dtype) if x.dtype == y.dtype and x.dtype.isnative else None
+    if code is not None and all(v.flags.c_contiguous and v.flags.aligned for v in (x, y)):
+        return _core.squared_error(x.view(np.uint8), y.view(np.uint8), code)
     difference = np.empty(min(ERROR_BLOCK, x.size))
     total = 0.0
     for start in range(0, x.size, ERROR_BLOCK):
