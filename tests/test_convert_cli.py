@@ -536,6 +536,18 @@ def test_cli_tolerance_with_nodata(real, tmp_path, capsys):
     assert "tolerance 0.01, nodata -999 kept exactly" in capsys.readouterr().out
 
 
+def convert_ome_group(group, data, tmp_path, omero):
+    """Level 0 of the OME group `group` (at tmp_path / "ome.zarr") written
+    as `data`, converted to tmp_path / "p.zarr": its levels, after checking
+    level 0's values and that the array carries `omero`."""
+    group.create_array("0", data=data)
+    main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet"])
+    assert zarr.open_array(str(tmp_path / "p.zarr"), mode="r").attrs["omero"] == omero
+    levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
+    np.testing.assert_array_equal(levels[0][...], data)
+    return levels
+
+
 def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
     """convert from OME-Zarr keeps level 0's axes, units, scale and
     translation (its dataset's transformations, then the multiscale's), and
@@ -552,11 +564,7 @@ def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
     omero = {"channels": [{"label": "T1", "color": "FFFFFF", "active": True,
                            "window": {"start": 0, "end": 200, "min": 0, "max": 255}}]}
     group.attrs["omero"] = omero
-    group.create_array("0", data=vol)
-    main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet"])
-    assert zarr.open_array(str(tmp_path / "p.zarr"), mode="r").attrs["omero"] == omero
-    levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
-    np.testing.assert_array_equal(levels[0][...], vol)
+    levels = convert_ome_group(group, vol, tmp_path, omero)
     assert levels[0].scale == (2.0, 1.0, 1.0) and levels[0].translation == (0.0, 20.0, 40.0)
     assert levels[2].scale == (8.0, 4.0, 4.0) and levels[2].units == ("micrometer",) * 3
     # converted again from the converted array: the same physical axes
@@ -581,11 +589,7 @@ def test_cli_reads_ome_05_groups(real, tmp_path):
     group.attrs["ome"] = {"version": "0.5", "omero": omero, "multiscales": [{
         "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [
             {"type": "scale", "scale": [1.0, 0.25, 0.25]}]}]}]}
-    group.create_array("0", data=img)
-    main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet"])
-    assert zarr.open_array(str(tmp_path / "p.zarr"), mode="r").attrs["omero"] == omero
-    levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
-    np.testing.assert_array_equal(levels[0][...], img)
+    levels = convert_ome_group(group, img, tmp_path, omero)
     assert levels[0].scale == (1.0, 0.25, 0.25) and levels[1].scale == (1.0, 0.5, 0.5)
 
 
