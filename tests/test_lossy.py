@@ -293,6 +293,60 @@ def test_model_solver_finds_crossings_and_limits():
             pytest.approx(100.0)
 
 
+def reference_solve(xs, ys, y, limits, near):
+    """_rate._solve as it was, in numpy: the window's points joined to the
+    table's inside it, the first at or below y by argmax."""
+    import math
+    from progressive_j2k import _rate
+    lo, hi = math.log(limits[0]), math.log(limits[1])
+    if near is not None:
+        lo = max(lo, math.log(near) - _rate.MAX_JUMP)
+        hi = min(hi, math.log(near) + _rate.MAX_JUMP)
+    y_lo, y_hi = np.interp(lo, xs, ys), np.interp(hi, xs, ys)
+    if not y_lo > y:
+        return math.exp(lo)
+    if not y_hi < y:
+        return math.exp(hi)
+    inside = slice(np.searchsorted(xs, lo, side="right"), np.searchsorted(xs, hi, side="left"))
+    px = np.concatenate(([lo], xs[inside], [hi]))
+    py = np.concatenate(([y_lo], ys[inside], [y_hi]))
+    k = int(np.argmax(py <= y))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = px[k - 1] + (py[k - 1] - y) / (py[k - 1] - py[k]) * (px[k] - px[k - 1])
+    return math.exp(x if math.isfinite(x) else px[k] if math.isfinite(py[k]) else px[k - 1])
+
+
+def test_model_solver_equals_its_numpy_reference():
+    """_solve's scalar arithmetic gives its numpy reference's steps bit for
+    bit: random falling tables, wiggles, flat stretches, infinite ends,
+    windows inside, around and beside them."""
+    import math
+    import warnings
+    from progressive_j2k import _rate
+    rng = np.random.default_rng(11)
+    for _ in range(3000):
+        xs = np.unique(rng.uniform(-20, 20, int(rng.integers(2, 60))))
+        ys = np.cumsum(-np.abs(rng.standard_normal(xs.size)) * rng.choice([1, 0.01, 100]))
+        if rng.random() < 0.2:
+            ys[rng.integers(0, xs.size)] += rng.normal()   # not falling everywhere
+        if rng.random() < 0.05:
+            ys[:] = ys[0]                                   # flat
+        if rng.random() < 0.1:
+            ys[0] = math.inf
+        if rng.random() < 0.1:
+            ys[-1] = -math.inf
+        finite = ys[np.isfinite(ys)]
+        y = float(rng.uniform(finite.min() - 2, finite.max() + 2)) if finite.size else 0.0
+        if rng.random() < 0.1 and finite.size:
+            y = float(rng.choice(finite))                   # exactly on a point
+        limits = tuple(sorted(np.exp(rng.uniform(-25, 25, 2))))
+        near = float(np.exp(rng.uniform(-25, 25))) if rng.random() < 0.5 else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = _rate._solve(xs, ys, y, limits, near)
+        assert got == reference_solve(xs, ys, y, limits, near)
+
+
 def reference_estimate(counts, top_key, j):
     """RateModel's definition at the step on the upper edge of bin j (bins
     past the histogram hold nothing), directly: every bin i < j quantises to
