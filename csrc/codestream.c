@@ -1017,11 +1017,13 @@ static pj2k_status widen(pj2k_prepared *prep)
  * against the true top. */
 #define HISTOGRAM_PROBE_STRIDE 16
 #define HISTOGRAM_HEADROOM 64   /* eight octaves */
-static inline int64_t finite_key(double v)   /* v >= 0; -1 for 0, inf and NaN */
+/* v >= 0 (|c| times a positive norm); -1 for 0, inf and NaN: one unsigned
+ * comparison on the bits (0 < v <= DBL_MAX), which compiles without branches */
+static inline int64_t finite_key(double v)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
-    return v > 0.0 && v <= DBL_MAX ? (int64_t)(bits >> 49) : -1;
+    return bits - 1 < UINT64_C(0x7FEFFFFFFFFFFFFF) ? (int64_t)(bits >> 49) : -1;
 }
 
 /* Row `at` (nx values) of component c as doubles: 9/7's float64
@@ -1066,22 +1068,17 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
 
 /* One row's values (float or double, scaled by norm) binned against `top`
  * (bin_keys), tracking the row's largest key and lowest bin: a zero, inf or
- * NaN (bits of |v| outside 1..DBL_MAX's) goes to the last bin, as
- * finite_key's -1 does.  The float32 coefficients are read as they are (a
- * conversion pass into doubles first cost a third of the histogram). */
+ * NaN (finite_key -1) goes to the last bin.  The float32 coefficients are
+ * read as they are (a conversion pass into doubles first cost a third of
+ * the histogram). */
 #define BIN_ROW(NAME, T)                                                                     \
     static void NAME(const T *row, size_t nx, double norm, int64_t top, int64_t last,        \
                      uint64_t *band_counts, int64_t *largest, int64_t *lowest_bin)           \
     {                                                                                        \
         int64_t row_largest = *largest, row_lowest = *lowest_bin;                            \
         for (size_t i = 0; i < nx; i++) {                                                    \
-            const double v = fabs((double)row[i]) * norm;                                    \
-            uint64_t bits;                                                                   \
-            memcpy(&bits, &v, sizeof bits);                                                  \
-            /* 0 < v <= DBL_MAX (v >= 0: |c| times a positive norm) */                      \
-            const int finite = bits - 1 < UINT64_C(0x7FEFFFFFFFFFFFFF);                      \
-            const int64_t key = finite ? (int64_t)(bits >> 49) : -1;                        \
-            int64_t bin = finite ? top + HISTOGRAM_HEADROOM - key : last;                    \
+            const int64_t key = finite_key(fabs((double)row[i]) * norm);                    \
+            int64_t bin = key >= 0 ? top + HISTOGRAM_HEADROOM - key : last;                  \
             bin = bin < last ? bin : last;                                                   \
             row_largest = key > row_largest ? key : row_largest;                             \
             row_lowest = bin < row_lowest ? bin : row_lowest;                                \
