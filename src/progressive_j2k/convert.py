@@ -276,6 +276,12 @@ OMERO_ATTRIBUTE = "omero"
 CARRIED_ATTRIBUTES = (PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE)
 
 
+def ome_metadata(attrs: dict, key: str):
+    """An OME-Zarr group's `key` ("multiscales", "omero"): among the group's
+    attributes (OME-NGFF 0.4) or under their "ome" (0.5); None if absent."""
+    return attrs.get(key) or attrs.get("ome", {}).get(key)
+
+
 def open_input(path: str) -> tuple:
     """A lazily sliceable array from a .npy, TIFF, zarr array or OME-Zarr group
     (its level 0), its dimension names (a zarr v3 array's, or the OME
@@ -295,7 +301,7 @@ def open_input(path: str) -> tuple:
         return node, getattr(node.metadata, "dimension_names", None), {
             k: v for k, v in node.attrs.asdict().items() if k in CARRIED_ATTRIBUTES}
     attrs = node.attrs.asdict()
-    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    multiscales = ome_metadata(attrs, "multiscales")
     if multiscales:
         array = node[multiscales[0]["datasets"][0]["path"]]
         axes = multiscales[0].get("axes") or []
@@ -303,7 +309,7 @@ def open_input(path: str) -> tuple:
         if len(names) != array.ndim or not all(isinstance(n, str) for n in names):
             names = getattr(array.metadata, "dimension_names", None)
         carried = _physical_axes(multiscales[0], array.ndim)
-        omero = attrs.get("omero") or attrs.get("ome", {}).get("omero")   # (0.4, 0.5)
+        omero = ome_metadata(attrs, "omero")
         if isinstance(omero, dict):
             carried[OMERO_ATTRIBUTE] = omero
         return array, names, carried

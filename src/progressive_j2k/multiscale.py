@@ -27,7 +27,7 @@ import numpy as np
 
 from progressive_j2k import _api, _core
 from progressive_j2k._optional import require, require_zarr
-from progressive_j2k.convert import physical_axes
+from progressive_j2k.convert import ome_metadata, physical_axes
 from progressive_j2k.errors import DecodeError, TruncatedError
 
 MAX_UINT64 = 2**64 - 1
@@ -534,7 +534,7 @@ def progressive_array(array):
     if isinstance(node, zarr.Array):
         return node
     attrs = node.attrs.asdict()
-    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    multiscales = ome_metadata(attrs, "multiscales")
     if multiscales:
         return node[multiscales[0]["datasets"][0]["path"]]
     progressive = [name for name, child in node.arrays() if _is_progressive(child)]
