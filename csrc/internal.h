@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define PJ2K_NOINLINE __attribute__((noinline))
@@ -24,6 +25,27 @@
  * floor(extent / 2) (Mallat layout, low part first along each axis). */
 static inline size_t pj2k_ceil_shift(size_t n, int k) {
     return k >= 64 ? (n > 0) : (n + (((size_t)1 << k) - 1)) >> k;
+}
+
+/* Whether n bytes are all zero bits (+0.0 for floats, not -0.0): a line of
+ * them lifts to itself in every wavelet, so the transforms skip it.  Stops
+ * at the first non-zero 64-byte block (usually the first). */
+static inline int pj2k_zero_bits(const void *p, size_t n)
+{
+    const unsigned char *c = (const unsigned char *)p;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint64_t acc = 0;
+        for (int k = 0; k < 8; k++) {
+            uint64_t v;
+            memcpy(&v, c + i + 8 * k, 8);
+            acc |= v;
+        }
+        if (acc) return 0;
+    }
+    unsigned char rest = 0;
+    for (; i < n; i++) rest |= c[i];
+    return rest == 0;
 }
 
 /* ---- transform.c ---------------------------------------------------------- */

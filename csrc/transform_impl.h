@@ -43,6 +43,7 @@ static void SFX(transform_rows)(TB *buf, const size_t ext[3], const ptrdiff_t st
     for (size_t z = 0; z < ext[0]; z++)
         for (size_t y = 0; y < ext[1]; y++) {
             TB *row = buf + (ptrdiff_t)z * st[0] + (ptrdiff_t)y * st[1];
+            if (pj2k_zero_bits(row, n * sizeof *row)) continue;   /* zeros lift to zeros */
             if (!inverse) {
                 for (size_t i = 0; i < nd; i++) { tmp[i] = row[2 * i]; tmp[ns + i] = row[2 * i + 1]; }
                 if (ns > nd) tmp[nd] = row[n - 1];
@@ -97,12 +98,15 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
             for (size_t t = 0; t < n; t++)                                   \
                 for (size_t j = 0; j < w; j++)                               \
                     PUT(base[POS(t) * sa + (ptrdiff_t)j], VALUE(tmp[t * w + j]));
+            /* zeros lift to zeros, and any order of them is the same lines */
             if (!inverse) {
                 GATHER(NATURAL)
+                if (pj2k_zero_bits(tmp, n * w * sizeof *tmp)) continue;
                 LIFT(fwd, tmp, n, w);
                 SCATTER(MALLAT, AS_IS)
             } else {
                 GATHER(MALLAT)
+                if (pj2k_zero_bits(tmp, n * w * sizeof *tmp)) continue;
                 LIFT(inv, tmp, n, w);
                 SCATTER(NATURAL, CLAMPED)  /* also maps NaN to -bound */
             }

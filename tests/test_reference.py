@@ -77,6 +77,72 @@ def test_low_bands_match_reference(real, shape):
             np.testing.assert_array_equal(pj.decode(enc, level=level), expected)
 
 
+# The forward 9/7 (JPEG 2000 Part 1's lifting, lift97_impl.h's order and
+# scaling) in float64 numpy: bit for bit what the encoder computes, since
+# both do the same IEEE operations in the same order (no fused multiply-add).
+ALPHA, BETA = -1.586134342059924, -0.052980118572961
+GAMMA, DELTA = 0.882911075530934, 0.443506852043971
+KAPPA = 1.230174104914001
+
+
+def forward_97_lines(lines: np.ndarray) -> np.ndarray:
+    """One forward 9/7 level of every line (last axis, n >= 2): low half
+    then high half, whole-sample symmetric at both ends."""
+    s, d = lines[..., 0::2].copy(), lines[..., 1::2].copy()
+    ns, nd = s.shape[-1], d.shape[-1]
+
+    def around_d():      # s[i] + s[i + 1] for each d[i]; s[ns] = s[ns - 1]
+        right = s[..., 1:nd + 1] if ns > nd else np.concatenate([s[..., 1:], s[..., -1:]], axis=-1)
+        return s[..., :nd] + right
+
+    def around_s():      # d[i - 1] + d[i] for each s[i]; d[-1] = d[0], d[nd] = d[nd - 1]
+        left = np.concatenate([d[..., :1], d[..., :ns - 1]], axis=-1)
+        right = d if ns == nd else np.concatenate([d, d[..., -1:]], axis=-1)
+        return left + right
+
+    d += ALPHA * around_d()
+    s += BETA * around_s()
+    d += GAMMA * around_d()
+    s += DELTA * around_s()
+    return np.concatenate([s * (1.0 / KAPPA), d * (KAPPA / 2.0)], axis=-1)
+
+
+def reference_97(arr: np.ndarray, levels: int, store) -> np.ndarray:
+    """Every level of the forward 9/7 over all axes of a 3-D array (z, y, x
+    in turn, each on the level's corner), each pass's values stored as
+    `store` (float32 for 8- and 16-bit samples)."""
+    work = arr.astype(store).astype(np.float64)
+    for level in range(levels):
+        corner = tuple(slice(0, -(-n // 2 ** level)) for n in arr.shape)
+        for axis in range(3):
+            if work[corner].shape[axis] >= 2:
+                lines = np.moveaxis(work[corner], axis, -1)
+                work[corner] = np.moveaxis(forward_97_lines(lines), -1, axis).astype(store)
+    return work
+
+
+def test_forward_97_matches_reference_with_zero_lines(real):
+    """The lossy encoder's coefficients, bit for bit, on a volume's corner:
+    its background's all-zero lines (which the transform skips) beside
+    tissue, and lines of -0.0 (float input), which it must not skip."""
+    corner = real("mni152_t1_uint8_3d")[70:91, 0:37, 30:75]
+    assert 0.2 < np.mean(~corner.any(axis=-1)) < 0.9   # zero lines and others
+    signed_zeros = corner.astype(np.float64) / 7.0
+    signed_zeros[:, 0:4] = -0.0    # whole lines along every axis: they lift to +0.0
+    assert np.signbit(signed_zeros[:, 0:4]).all()
+    assert not np.signbit(reference_97(signed_zeros, 1, np.float64)[:, 0:2]).any()
+    only_signed_zeros = np.full((9, 10, 11), -0.0)   # every pass's lines: +0.0 after
+    for arr, store in ((corner, np.float32), (signed_zeros, np.float64),
+                       (only_signed_zeros, np.float64)):
+        levels = 3
+        prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+                                  arr.shape, (0, 1, 2), -1, levels, 1, 1.0)
+        got = np.empty(prepared.coefficients())
+        prepared.coefficients(got)
+        expected = reference_97(arr, levels, store)
+        np.testing.assert_array_equal(got.view(np.uint64), expected.reshape(-1).view(np.uint64))
+
+
 def test_crc32c_paths_agree_with_reference():
     google_crc32c = pytest.importorskip("google_crc32c")
     rng = np.random.default_rng(5)

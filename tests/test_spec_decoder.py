@@ -150,6 +150,10 @@ LOSSY_CASES = {
                                            r("chelsea")[110:119, 200:212] / 7.0]),
                        {"step": 0.05, "colour_axis": 3, "axes": (0, 1, 2)}),
     "naxes1_planes": (lambda r: r("camera")[300:306, 100:140], {"step": 2, "axes": (1,)}),
+    # a head's edge: lines of zeros (the inverse passes skip them) beside tissue
+    "u8_3d_background": (lambda r: r("mni152_t1_uint8_3d")[70:91, 0:37, 30:75], {"ratio": 20}),
+    "f64_3d_background": (lambda r: r("mni152_t1_uint8_3d")[70:91, 0:37, 30:75] / 7.0,
+                          {"step": 0.01, "layers": 2}),
     # quantised values up to 2**55 (int64 coefficients): |q| rounds as it
     # becomes a float64 before the 0.5 is added
     "f64_3d_q_beyond_2_53": (lambda r: r("mni152_t1_uint8_3d")[60:76, 60:76, 60:76] * (1e6 / 255),
