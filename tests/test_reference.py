@@ -9,6 +9,7 @@ import pytest
 
 import progressive_j2k as pj
 from progressive_j2k import _api, _core
+from spec_decoder import ALPHA, BETA, DELTA, GAMMA, K
 
 
 def lift_1d(x: np.ndarray, axis: int, m97: bool = False, rounded: bool = False) -> np.ndarray:
@@ -78,11 +79,9 @@ def test_low_bands_match_reference(real, shape):
 
 
 # The forward 9/7 (JPEG 2000 Part 1's lifting, lift97_impl.h's order and
-# scaling) in float64 numpy: bit for bit what the encoder computes, since
-# both do the same IEEE operations in the same order (no fused multiply-add).
-ALPHA, BETA = -1.586134342059924, -0.052980118572961
-GAMMA, DELTA = 0.882911075530934, 0.443506852043971
-KAPPA = 1.230174104914001
+# scaling, the constants of FORMAT.md 4 as the spec decoder has them) in
+# float64 numpy: bit for bit what the encoder computes, since both do the
+# same IEEE operations in the same order (no fused multiply-add).
 
 
 def forward_97_lines(lines: np.ndarray) -> np.ndarray:
@@ -104,7 +103,7 @@ def forward_97_lines(lines: np.ndarray) -> np.ndarray:
     s += BETA * around_s()
     d += GAMMA * around_d()
     s += DELTA * around_s()
-    return np.concatenate([s * (1.0 / KAPPA), d * (KAPPA / 2.0)], axis=-1)
+    return np.concatenate([s * (1.0 / K), d * (K / 2.0)], axis=-1)
 
 
 def reference_97(arr: np.ndarray, levels: int, store) -> np.ndarray:
