@@ -106,7 +106,7 @@ def test_default_axes_any_shape_and_values(shape, dtype, kind, seed):
     integers still round-trip exactly."""
     import warnings
 
-    from progressive_j2k import _api
+    from progressive_j2k import _api, _axes
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
@@ -119,9 +119,9 @@ def test_default_axes_any_shape_and_values(shape, dtype, kind, seed):
         arr = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        colour = _api.encoder_colour_axis(_api.normalise_options(), arr)
-        chosen = _api.choose_axes(arr, colour)
-        default = _api.default_axes(arr.ndim, colour)
+        colour = _axes.encoder_colour_axis(_api.normalise_options(), arr)
+        chosen = _axes.choose_axes(arr, colour)
+        default = _axes.default_axes(arr.ndim, colour)
         assert set(chosen) <= set(default)
         # axes of one sample are left out; of the others, at most one
         longer = [a for a in default if arr.shape[a] > 1]

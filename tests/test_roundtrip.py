@@ -234,16 +234,17 @@ def test_axis_choice_samples_the_grid_and_its_neighbours(real):
     """The likeness samples (gathered an axis at a time) are, along every
     axis, LIKENESS_SAMPLES evenly spaced positions (all where fewer fit),
     each followed by its next neighbour: the grid np.ix_ gives."""
-    from progressive_j2k import _api
+    from progressive_j2k import _axes
     volume = real("mni152_t1_uint8_3d")
-    for block in (volume[:32, :32, :32], volume[3:5, 40:77, 10:150], volume[:17, :2, :40]):
-        grid = [np.unique(np.linspace(0, n - 2, min(n - 1, _api.LIKENESS_SAMPLES)).round()
+    for block in (volume[:32, :32, :32], volume[3:5, 40:77, 10:150], volume[:17, :2, :40],
+                  np.moveaxis(volume[20:60, 30:70, 40:90], 2, 0)):   # a view, last axis first
+        grid = [np.unique(np.linspace(0, n - 2, min(n - 1, _axes.LIKENESS_SAMPLES)).round()
                           .astype(np.intp)) for n in block.shape]
         index = [np.stack((g, g + 1), axis=-1).reshape(-1) for g in grid]
-        pairs = _api._sample_pairs(block)
+        pairs = _axes._sample_pairs(block)
         assert pairs.dtype == np.float64
         np.testing.assert_array_equal(pairs, block[np.ix_(*index)])
-        assert pairs.shape == tuple(2 * min(n - 1, _api.LIKENESS_SAMPLES) for n in block.shape)
+        assert pairs.shape == tuple(2 * min(n - 1, _axes.LIKENESS_SAMPLES) for n in block.shape)
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])

@@ -14,11 +14,11 @@ import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
 
 from progressive_j2k import _core, _layers, _rate
+from progressive_j2k._axes import (AUTO_COLOUR, choose_axes, default_axes, default_levels,
+                                   encoder_colour_axis, normalise_axis, resolve_colour_axis)
 from progressive_j2k._dtypes import DTYPE_CODES as _DTYPE_CODES, DTYPES
 from progressive_j2k.errors import DecodeError, PSNRPeakWarning, TooLargeError, TruncatedError
 
-#: Default levels cap: 1/64 of each axis is the coarsest default resolution.
-DEFAULT_MAX_LEVELS = 6
 MAX_LEVELS = _core.MAX_LEVELS
 #: Decoding refuses to allocate more than this many bytes (output plus working
 #: buffers) unless told otherwise.
@@ -181,191 +181,6 @@ def read_header(buf) -> Header:
     fields = _core.read_header(_as_bytes(buf))
     fields["dtype"] = DTYPES[fields.pop("dtype_code")]
     return Header(**fields)
-
-
-#: colour_axis="auto" (the default) takes the last axis as RGB where a chunk
-#: looks like an integer colour image: three or more dimensions, the last of
-#: length 3 after two longer ones, and not itself a given transformed axis
-#: (docs/DESIGN.md 28).  None: no colour axis.
-AUTO_COLOUR = "auto"
-
-
-def auto_colour_axis(shape, dtype, axes) -> int | None:
-    """The colour axis colour_axis="auto" stands for (the last, or None)."""
-    ndim = len(shape)
-    if ndim < 3 or shape[-1] != 3 or min(shape[-3], shape[-2]) <= 3:
-        return None
-    if np.dtype(dtype).kind not in "iu":
-        return None
-    if axes is not None and ndim - 1 in (_normalise_axis(a, ndim) for a in axes):
-        return None
-    return ndim - 1
-
-
-def channels_first_colour_axis(shape, dtype, axes) -> int | None:
-    """encode()'s and to_zarr's colour axis where "auto" finds none at the
-    end: an integer colour image with its channels first, (3, H, W) or
-    OME-Zarr's (t, c, z, y, x) with z = 1 -- an axis of length 3 before the
-    last two, with only axes of one sample between.  Its colour transform
-    keeps the channels whole at every level, where the 3-D transform halves
-    them, and is 4-28% smaller on real photos (docs/DESIGN.md 32).  Not the
-    codecs' rule: arrays stored with "auto" keep their meaning."""
-    ndim = len(shape)
-    if ndim < 3 or np.dtype(dtype).kind not in "iu" or min(shape[-2], shape[-1]) <= 3:
-        return None
-    candidate = next((a for a in range(ndim - 3, -1, -1) if shape[a] != 1), None)
-    if candidate is None or shape[candidate] != 3:
-        return None
-    if axes is not None and candidate in (_normalise_axis(a, ndim) for a in axes):
-        return None
-    return candidate
-
-
-def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
-    """resolve_colour_axis, and for "auto" also channels_first_colour_axis
-    where the three planes along it share their detail (three unrelated
-    frames are smaller as planes: _unlike_share): the colour axis of
-    encode(), and of to_zarr, which judges a block at the array's centre
-    and records it."""
-    colour_axis = resolve_colour_axis(options, arr.shape, arr.dtype)
-    if colour_axis is None and options["colour_axis"] == AUTO_COLOUR:
-        candidate = channels_first_colour_axis(arr.shape, arr.dtype, options["axes"])
-        if candidate is not None:
-            ndim = arr.ndim
-            planes = arr[tuple(slice(None) if a in (candidate, ndim - 2, ndim - 1) else 0
-                               for a in range(ndim))]
-            if _unlike_share(planes) < UNLIKE_SHARE:
-                colour_axis = candidate
-    return colour_axis
-
-
-def resolve_colour_axis(options: dict, shape, dtype) -> int | None:
-    """The colour axis of a chunk of this shape and dtype (normalised), or None."""
-    colour_axis = options["colour_axis"]
-    if colour_axis == AUTO_COLOUR:
-        return auto_colour_axis(shape, dtype, options["axes"])
-    return None if colour_axis is None else _normalise_axis(colour_axis, len(shape))
-
-
-def default_axes(ndim: int, colour_axis: int | None) -> tuple:
-    """The last (up to) three axes that are not the colour axis."""
-    candidates = [a for a in range(ndim) if a != colour_axis]
-    return tuple(candidates[-_core.MAX_AXES:])
-
-
-#: encode() with axes=None leaves the first (else the last) of three axes
-#: untransformed, its planes coded one by one, where neighbouring planes
-#: along it do not share their detail.  Per sampled pair of neighbouring
-#: planes: the mean |change across the pair of a within-plane difference|
-#: over the mean |within-plane difference| -- near 0 for planes with the same
-#: edges (slices of a volume, the channels of a photo), about 1.4-1.5 for
-#: unrelated frames, 2 beside a flat plane (an alpha channel, or the empty
-#: slices at the edge of an object).  A pair is unlike above
-#: FRAME_DETAIL_LIMIT; the axis is a stack where its unlike pairs carry at
-#: least UNLIKE_SHARE of the sampled detail (one pair at an object's edge
-#: does not decide for a whole volume).  Axes whose planes are thinner than
-#: THIN_PLANE along either side are not judged: too few samples, and a thin
-#: slab's edge pairs mislead (docs/DESIGN.md 27, 28).  Sampled at up to
-#: LIKENESS_SAMPLES evenly spaced positions per axis.
-FRAME_DETAIL_LIMIT = 1.3
-UNLIKE_SHARE = 0.1
-THIN_PLANE = 32
-LIKENESS_SAMPLES = 16
-
-
-def _sample_pairs(block: np.ndarray) -> np.ndarray:
-    """The samples likeness is judged by, in float64: up to LIKENESS_SAMPLES
-    evenly spaced positions along each axis of a 3-D block (every axis at
-    least 2 long), each followed by its next neighbour along that axis.
-    Gathered an axis at a time, the axis of largest stride first (whole
-    rows copied, and the later gathers see a small block): gathering each
-    of the six sample sets _pair_detail reads with np.ix_ took 4-7 times as
-    long (a third of a 32^3 chunk's encode).  np.take copies a
-    non-contiguous array whole first (11 ms for a 9 MB volume viewed with
-    its last axis first), so such blocks are indexed instead."""
-    for axis in sorted(range(block.ndim), key=lambda a: -abs(block.strides[a])):
-        n = block.shape[axis]
-        grid = np.unique(np.linspace(0, n - 2, min(n - 1, LIKENESS_SAMPLES)).round().astype(np.intp))
-        pairs = np.stack((grid, grid + 1), axis=-1).reshape(-1)
-        block = (block.take(pairs, axis=axis) if block.flags.c_contiguous
-                 else block[(slice(None),) * axis + (pairs,)])
-    return block.astype(np.float64)
-
-
-def _pair_detail(pairs: np.ndarray, finite_data: bool) -> tuple:
-    """Per sampled pair of neighbouring planes along axis 0 (pairs: from
-    _sample_pairs): the mean |change across the pair| of the within-plane
-    differences, and the mean |within-plane difference| (non-finite samples
-    left out; finite_data: there are none, as in integer blocks)."""
-    def moved(shift):   # the grid's samples, moved by one along the given axes
-        return pairs[tuple(slice(a in shift, None, 2) for a in range(3))]
-
-    samples = {shift: moved(shift) for shift in [(), (0,), (1,), (0, 1), (2,), (0, 2)]}
-    # the same six sets: not moved along axis 2 ((), (0,), (1,), (0, 1)), or
-    # moved along it but not along axis 1 ((2,), (0, 2))
-    used = [pairs[:, :, 0::2], pairs[:, 0::2, 1::2]]
-    if not finite_data:
-        used = [v[np.isfinite(v)] for v in used]
-    largest = max((float(np.abs(v).max()) for v in used if v.size), default=0.0)
-    mixed, within, counts = (np.zeros(pairs.shape[0] // 2) for _ in range(3))
-    if not largest > 0:
-        return mixed, within
-    samples = {k: v / largest for k, v in samples.items()}   # no overflow below
-    for a in (1, 2):
-        with np.errstate(invalid="ignore"):   # inf - inf: NaN, left out
-            here = samples[(a,)] - samples[()]
-            there = samples[(0, a)] - samples[(0,)]
-            change, size = np.abs(there - here), 0.5 * (np.abs(here) + np.abs(there))
-        if finite_data:
-            mixed += change.sum(axis=(1, 2))
-            within += size.sum(axis=(1, 2))
-            counts += change[0].size
-        else:
-            ok = np.isfinite(change) & np.isfinite(size)
-            mixed += np.where(ok, change, 0.0).sum(axis=(1, 2))
-            within += np.where(ok, size, 0.0).sum(axis=(1, 2))
-            counts += ok.sum(axis=(1, 2))
-    counts = np.maximum(counts, 1)
-    return mixed / counts, within / counts
-
-
-def _unlike_share(block: np.ndarray) -> float:
-    """The share of the sampled detail in unlike pairs of neighbouring
-    planes along axis 0 of a 3-D block (FRAME_DETAIL_LIMIT); 0 where the
-    planes are thin or there is nothing to compare."""
-    if block.shape[0] < 2 or min(block.shape[1:]) < THIN_PLANE:
-        return 0.0
-    mixed, within = _pair_detail(_sample_pairs(block), block.dtype.kind in "biu")
-    total = within.sum()
-    if not total > 0:   # flat planes: nothing to tell them apart by
-        return 0.0
-    return float(within[mixed > FRAME_DETAIL_LIMIT * within].sum() / total)
-
-
-def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
-    """default_axes less the axes of one sample (OME-Zarr's z of a 2-D
-    image: nothing to transform, and a third axis would shrink the default
-    chunks), then less the first of three (a stack of frames) or else the
-    last (channels last, e.g. RGBA) where neighbouring planes along it do
-    not share their detail (FRAME_DETAIL_LIMIT, UNLIKE_SHARE, THIN_PLANE)."""
-    axes = default_axes(arr.ndim, colour_axis)
-    if arr.size and any(arr.shape[a] == 1 for a in axes):
-        return tuple(a for a in axes if arr.shape[a] > 1) or axes[-1:]
-    if len(axes) < 3:
-        return axes
-    # the three axes at the first index of every other axis
-    block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
-    if _unlike_share(block) >= UNLIKE_SHARE:
-        return axes[1:]
-    if _unlike_share(np.moveaxis(block, 2, 0)) >= UNLIKE_SHARE:
-        return axes[:2]
-    return axes
-
-
-def default_levels(shape, axes) -> int:
-    """Halvings until the longest transformed axis is one sample, at most 6."""
-    longest = max((shape[a] for a in axes), default=1)
-    return min(DEFAULT_MAX_LEVELS, max(0, math.ceil(math.log2(longest))) if longest > 1 else 0)
 
 
 #: The codec options, in the order both codec classes list them.
@@ -599,7 +414,7 @@ def resolve_options(options: dict, chunk_shape, dtype) -> dict:
     colour_axis = resolve_colour_axis(options, chunk_shape, dtype)
     axes = options["axes"]
     axes = default_axes(ndim, colour_axis) if axes is None else tuple(
-        sorted(_normalise_axis(a, ndim) for a in axes))
+        sorted(normalise_axis(a, ndim) for a in axes))
     levels = options["levels"]
     if levels is None:
         levels = default_levels(chunk_shape, axes)
@@ -651,11 +466,6 @@ def check_layout(shape, options: dict) -> None:
     if not 0 <= levels <= MAX_LEVELS:
         raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
 
-
-def _normalise_axis(axis: int, ndim: int) -> int:
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis} out of range for {ndim} dimensions")
-    return axis % ndim
 
 
 #: Tolerance mode's float scale gives up one ulp of the largest value, or of

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from progressive_j2k import _api, _core
+from progressive_j2k import _api, _axes, _core
 from progressive_j2k._optional import require, require_zarr
 
 
@@ -37,7 +37,7 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
 
 
 #: to_zarr makes encode()'s choice of axes (a stack of unlike frames stays a
-#: stack: _api.choose_axes) once for the whole array, from a block at the
+#: stack: _axes.choose_axes) once for the whole array, from a block at the
 #: array's centre: at most AXES_SAMPLE_EDGE samples along each candidate
 #: axis, and along the first only as many planes as the choice samples
 #: (2 * LIKENESS_SAMPLES: every one of them is used), so that a stack of
@@ -53,15 +53,15 @@ def chosen_axes(data, dtype, codec_options: dict) -> tuple | None:
     shape = tuple(data.shape)
     if options["axes"] is not None or len(shape) > _core.MAX_NDIM:
         return None
-    colour_axis = _api.resolve_colour_axis(options, shape, dtype)
-    candidates = _api.default_axes(len(shape), colour_axis)
+    colour_axis = _axes.resolve_colour_axis(options, shape, dtype)
+    candidates = _axes.default_axes(len(shape), colour_axis)
     if len(candidates) < 3:
         return None
     block = _central_block(data, [
-        min(n, 2 * _api.LIKENESS_SAMPLES) if axis == candidates[0] else
+        min(n, 2 * _axes.LIKENESS_SAMPLES) if axis == candidates[0] else
         min(n, AXES_SAMPLE_EDGE) if axis in candidates else min(n, 1)
         for axis, n in enumerate(shape)])
-    return _api.choose_axes(block, colour_axis)
+    return _axes.choose_axes(block, colour_axis)
 
 
 def _central_block(data, edges) -> np.ndarray:
@@ -81,12 +81,12 @@ def chosen_colour_axis(data, dtype, options: dict) -> int | None:
     """encode()'s colour axis where the codecs' "auto" finds none: a
     channels-first colour axis, judged on a block at the array's centre."""
     shape = tuple(data.shape)
-    candidate = _api.channels_first_colour_axis(shape, dtype, options["axes"])
-    if candidate is None or _api.resolve_colour_axis(options, shape, dtype) is not None:
+    candidate = _axes.channels_first_colour_axis(shape, dtype, options["axes"])
+    if candidate is None or _axes.resolve_colour_axis(options, shape, dtype) is not None:
         return None
     block = _central_block(data, [3 if a == candidate else min(n, AXES_SAMPLE_EDGE)
                                   if a >= len(shape) - 2 else 1 for a, n in enumerate(shape)])
-    return _api.encoder_colour_axis(options, block)
+    return _axes.encoder_colour_axis(options, block)
 
 
 def _aligned_levels(shape, chunks, resolved: dict, default: bool) -> int:

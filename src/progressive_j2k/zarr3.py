@@ -26,7 +26,7 @@ require_zarr("progressive_j2k.zarr3 (the zarr v3 codec)")
 from zarr.abc.codec import ArrayBytesCodec  # noqa: E402 (zarr checked first)
 from zarr.core.common import parse_named_configuration  # noqa: E402
 
-from progressive_j2k import _api  # noqa: E402
+from progressive_j2k import _api, _axes  # noqa: E402
 
 CODEC_NAME = "progressive_j2k"
 
@@ -98,7 +98,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # colour_axis "auto" depends on the chunk shape (chunks may split
         # the channels), so it stays "auto", and the axes that follow from it
         # stay None, resolved alike per chunk and by open_multiscale.
-        if self.colour_axis == _api.AUTO_COLOUR:
+        if self.colour_axis == _axes.AUTO_COLOUR:
             return self
         resolved = _api.resolve_options(self.options, array_spec.shape,
                                         _native_dtype(array_spec.dtype))
