@@ -218,7 +218,7 @@ def test_histogram_of_float32_coefficients(spike):
 
 
 def test_histogram_counts_every_coefficient_by_band(real):
-    from progressive_j2k import _core, _rate
+    from progressive_j2k import _rate
     arr = np.ascontiguousarray(real("camera")[:100, :90])
     counts = np.zeros((1 + 3 * 3, _rate.HISTOGRAM_BINS), np.uint64)
     top = prepared_lossy(arr, levels=3).histogram(counts)

@@ -58,7 +58,6 @@ def reference_level(arr, chunks, options, level, layer=None):
     lengths (a Prefixes)."""
     axes = set(pj.read_header(pj.encode(np.zeros(chunks, arr.dtype), **options)).axes)
     options = {"axes": tuple(sorted(axes)), **options}   # the codecs' fixed rule, not the data's
-    lchunks = [(-(-c // 2**level) if a in axes else c) for a, c in enumerate(chunks)]
     blocks, prefixes = {}, Prefixes()
     for coords in chunk_grid(arr.shape, chunks):
         region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunks))
