@@ -112,7 +112,7 @@ def test_both_builds_agree_on_the_older_floor_53(monkeypatch, real):
     """Wavelets 0 and 2 (JPEG 2000's 5/3, rounding its predict down: what
     streams before the rounded 5/3 hold) still encode and decode alike in
     both builds, at every level (int16, int32 and int64 lifting)."""
-    from progressive_j2k import _api
+    from progressive_j2k import _dtypes
     gray, mr2 = crop(real("camera"), 200)[:173, :190], crop(real("mr2_uint16"), 160)
     flt = real("tlrc_float32_3d")[10:40, 20:60, 20:61]
     for arr, wavelet, scale, tolerance in [(gray, 0, 0.0, 0.0), (mr2, 0, 0.0, 0.0),
@@ -120,7 +120,7 @@ def test_both_builds_agree_on_the_older_floor_53(monkeypatch, real):
         axes = tuple(range(arr.ndim))
 
         def work():
-            prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+            prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                                       arr.shape, axes, -1, 4, wavelet, scale, tolerance)
             enc = prepared.encode(0.0)
             assert pj.read_header(enc).wavelet == wavelet

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import progressive_j2k as pj
-from progressive_j2k import ProgressiveJ2K, _api
+from progressive_j2k import ProgressiveJ2K, _api, _dtypes, _options
 from progressive_j2k._layers import (LayerEstimate, LayerPlan, LayerPsnrEstimate, Thresholds,
                                      choose_shifts, cumulative_layer_bytes)
 from progressive_j2k._rate import psnr
@@ -34,7 +34,7 @@ def test_lossless_with_layers_is_bit_exact_and_refines(real, name, layers):
     enc = pj.encode(arr, layers=layers, **colour(arr))
     header = pj.read_header(enc)
     assert header.version == pj._core.FORMAT_VERSION
-    assert header.layers == _api.layer_count({"layers": layers})
+    assert header.layers == _options.layer_count({"layers": layers})
     np.testing.assert_array_equal(pj.decode(enc), arr)
     errors = [mse(pj.decode(enc, layer=j), arr) for j in range(header.layers)]
     assert errors[-1] == 0
@@ -81,12 +81,12 @@ def test_every_level_and_layer_decodes_from_its_prefix(real):
 def test_header_length_is_known_from_the_options(real):
     arr = real("camera")[:64, :96]
     for layers, mode in [(2, {}), ([30, 10], {"reversible": False}), (5, {"tolerance": 1})]:
-        opts = _api.normalise_options(layers=layers, **mode)
+        opts = _options.normalise_options(layers=layers, **mode)
         enc = pj.encode(arr, **opts)
         header = pj.read_header(enc)
         mode_name = header.mode
         assert header.header_length == _api.header_length(2, 2, header.levels, mode_name,
-                                                           _api.layer_count(opts))
+                                                           _options.layer_count(opts))
     assert pj.MAX_HEADER_BYTES == _api.header_length(32, 3, 10, "lossy", 16)
 
 
@@ -111,7 +111,7 @@ def test_ratio_target_with_layers_is_met_within_5_percent(real, name, ratio, lay
         arr = np.ascontiguousarray(arr[60:124, 60:124, 60:124])
     enc = pj.encode(arr, reversible=False, ratio=ratio, layers=layers)
     header = pj.read_header(enc)
-    assert header.layers == _api.layer_count({"layers": layers})
+    assert header.layers == _options.layer_count({"layers": layers})
     assert abs(arr.nbytes / len(enc) / ratio - 1) <= 0.05, arr.nbytes / len(enc)
     if isinstance(layers, list):   # the search again with layers keeps their sizes
         achieved = [arr.nbytes / n for n in cumulative_layer_bytes(header)[:-1]]
@@ -160,7 +160,7 @@ def test_layer_plan_keeps_its_cuts_when_the_step_changes():
 def _estimate_at(arr, step, axes=(0, 1), levels=6):
     """A Prepared chunk (lossy, plain quantiser) and its LayerEstimate at `step`."""
     colour_axis = 2 if arr.ndim == 3 else -1
-    prepared = pj._core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+    prepared = pj._core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                                  arr.shape, axes, colour_axis, levels, 1, step, 0.0, 0)
     counts = np.zeros((_api.band_count(levels, len(axes)), pj._rate.HISTOGRAM_BINS), np.uint64)
     model = pj._rate.RateModel(counts, prepared.histogram(counts), 0)

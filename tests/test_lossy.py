@@ -136,8 +136,8 @@ def test_lossy_range_limits_are_clear_errors():
         with pytest.raises(ValueError, match="stored as float32"):
             pj.encode(tiny, reversible=False, **target)
     # the smallest step allowed still codes (every band step above zero)
-    from progressive_j2k import _api
-    options = _api.resolve_options(_api.normalise_options(reversible=False), tiny.shape,
+    from progressive_j2k import _api, _options
+    options = _options.resolve_options(_options.normalise_options(reversible=False), tiny.shape,
                                    tiny.dtype)
     smallest = _api.min_lossy_step(tiny.shape, options)
     small = tiny * 1e18   # values around 1e-42
@@ -163,8 +163,8 @@ def test_ratio_target_within_five_percent(real, name, ratio):
 
 
 def prepared_lossy(arr, levels=6, wavelet=1, axes=None):
-    from progressive_j2k import _api, _core
-    return _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+    from progressive_j2k import _core, _dtypes
+    return _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                           arr.shape, tuple(range(arr.ndim)) if axes is None else axes, -1,
                           levels, wavelet, 1.0, 0.0)
 
@@ -617,11 +617,11 @@ def test_context_counts_match_their_definition(real, name, crop, colour, stride)
     """The rate search's context counts (every value, and every third row,
     or every second of bands with 32-47 rows) equal a direct numpy reference
     on real chunks: 2-D, colour (three blocks) and 3-D."""
-    from progressive_j2k import _api, _core
+    from progressive_j2k import _api, _core, _dtypes
     arr = np.ascontiguousarray(real(name)[crop])
     axes = tuple(range(arr.ndim - 1 if colour else arr.ndim))
     levels = 4
-    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                               arr.shape, axes, arr.ndim - 1 if colour else -1, levels, 1, 1.0, 0.0)
     coef = np.empty(prepared.coefficients(), np.float64)
     assert prepared.coefficients(coef) == coef.size
@@ -636,9 +636,9 @@ def test_context_counts_match_their_definition(real, name, crop, colour, stride)
 
 
 def prepared_coefficients(arr, axes, colour_axis, levels=5):
-    from progressive_j2k import _api, _core
+    from progressive_j2k import _core, _dtypes
     arr = np.ascontiguousarray(arr)
-    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                               arr.shape, axes, colour_axis, levels, 1, 1.0, 0.0)
     coef = np.empty(prepared.coefficients(), np.float64)
     prepared.coefficients(coef)
@@ -1039,7 +1039,7 @@ def test_reconstruct_equals_decode_lossy(real, case):
     trial from the prepared values (Prepared.reconstruct) instead of decoding
     it: that must be the decode bit for bit, with either quantiser, through
     each quality layer, and where the values needed int64."""
-    from progressive_j2k import _api, _core
+    from progressive_j2k import _core, _dtypes
     arr, axes, colour, steps = {
         "camera": lambda: (real("camera"), (0, 1), -1, (2.0, 20.0)),
         "astronaut_ict": lambda: (real("astronaut"), (0, 1), 2, (3.0,)),
@@ -1050,7 +1050,7 @@ def test_reconstruct_equals_decode_lossy(real, case):
         "tlrc_float32": lambda: (real("tlrc_float32_3d"), (0, 1, 2), -1, (0.05,)),
         "camera_x1e4_wide": lambda: (real("camera").astype(np.float64) * 1e4, (0, 1), -1, (1e-3,)),
     }[case]()
-    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                               arr.shape, axes, colour, 5, 1, 1.0, 0.0)
     with pytest.raises(ValueError):            # nothing coded yet
         reconstructed(prepared, arr)
@@ -1074,7 +1074,7 @@ def test_reconstruct_equals_decode_reversible(real, case):
     """The same for lossless streams (int16 coefficients for 8-bit data,
     int32 for partial layers, as the decoder uses them; 9/7-M chosen by the
     encoder) and error-bounded ones."""
-    from progressive_j2k import _api, _core
+    from progressive_j2k import _core, _dtypes
     arr, axes, colour, wavelet, scale = {
         "camera": lambda: (real("camera"), (0, 1), -1, 0, 0.0),
         "astronaut_rct": lambda: (real("astronaut"), (0, 1), 2, 0, 0.0),
@@ -1084,7 +1084,7 @@ def test_reconstruct_equals_decode_reversible(real, case):
                                 (0, 1, 2), -1, 0, 0.0),
         "tlrc_tolerance": lambda: (real("tlrc_float32_3d"), (0, 1, 2), -1, 2, 0.02),
     }[case]()
-    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                               arr.shape, axes, colour, 5, wavelet, scale, scale / 2)
     enc = prepared.encode(0.0)
     np.testing.assert_array_equal(reconstructed(prepared, arr), pj.decode(enc))

@@ -106,7 +106,7 @@ def test_default_axes_any_shape_and_values(shape, dtype, kind, seed):
     integers still round-trip exactly."""
     import warnings
 
-    from progressive_j2k import _api, _axes
+    from progressive_j2k import _axes, _options
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
@@ -119,7 +119,7 @@ def test_default_axes_any_shape_and_values(shape, dtype, kind, seed):
         arr = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        colour = _axes.encoder_colour_axis(_api.normalise_options(), arr)
+        colour = _axes.encoder_colour_axis(_options.normalise_options(), arr)
         chosen = _axes.choose_axes(arr, colour)
         default = _axes.default_axes(arr.ndim, colour)
         assert set(chosen) <= set(default)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import progressive_j2k as pj
-from progressive_j2k import _api, _core
+from progressive_j2k import _core, _dtypes
 from spec_decoder import ALPHA, BETA, DELTA, GAMMA, K
 
 
@@ -64,7 +64,7 @@ def test_low_bands_match_reference(real, shape):
     for wavelet, m97_levels in product((0, 4), sorted({0, 1, (1 << levels) - 1,
                                                        0b10101 & ((1 << levels) - 1)})):
         # wavelet 4 (the rounded 5/3) is what encode() writes; 0 (JPEG 2000's) older streams
-        prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+        prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                                   arr.shape, every, -1, levels, wavelet, 0.0, 0.0, m97_levels)
         enc = prepared.encode(0.0)
         header = pj.read_header(enc)
@@ -134,7 +134,7 @@ def test_forward_97_matches_reference_with_zero_lines(real):
     for arr, store in ((corner, np.float32), (signed_zeros, np.float64),
                        (only_signed_zeros, np.float64)):
         levels = 3
-        prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype],
+        prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                                   arr.shape, (0, 1, 2), -1, levels, 1, 1.0)
         got = np.empty(prepared.coefficients())
         prepared.coefficients(got)

@@ -91,13 +91,13 @@ def test_reduced_levels_carry_no_rounding_bias(real, name, tol):
     (wavelet 2, which older streams hold) adds about 0.2-0.4 quantisation
     steps per level: 8 to 16 grey levels at level 6 on camera at tolerance
     4.  Lossless chunks (wavelet 4) likewise, within a quarter of a unit."""
-    from progressive_j2k import _api, _core
+    from progressive_j2k import _api, _core, _dtypes
     arr = real(name)
     axes = (0, 1)
     enc = pj.encode(arr, tolerance=tol, m97_levels=0)
     assert pj.read_header(enc).wavelet == 3
     scale = _api.tolerance_scale(arr, tol)
-    older = _core.Prepared(arr.reshape(-1).view(np.uint8), _api._DTYPE_CODES[arr.dtype], arr.shape,
+    older = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype], arr.shape,
                            axes, -1, 6, 2, scale, tol, 0).encode(0.0)
     lossless = pj.encode(arr, m97_levels=0)
     assert pj.read_header(lossless).wavelet == 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray
 
-from progressive_j2k import _api
+from progressive_j2k import _api, _options
 
 
 class ProgressiveJ2K(Codec):
@@ -72,14 +72,14 @@ class ProgressiveJ2K(Codec):
                  tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
                  layer_metric="ratio", rdo=None, nodata=None, reversible=None):
         self.__dict__.update(
-            _api.normalise_options(levels=levels, mode=mode, axes=axes, colour_axis=colour_axis,
+            _options.normalise_options(levels=levels, mode=mode, axes=axes, colour_axis=colour_axis,
                                    step=step, tolerance=tolerance, ratio=ratio,
                                    bits_per_sample=bits_per_sample, psnr=psnr, layers=layers,
                                    layer_metric=layer_metric, rdo=rdo, nodata=nodata,
                                    reversible=reversible))
 
     def _options(self):
-        return {name: getattr(self, name) for name in _api.OPTION_NAMES}
+        return {name: getattr(self, name) for name in _options.OPTION_NAMES}
 
     def encode(self, buf):
         arr = ensure_ndarray(buf)
@@ -91,7 +91,7 @@ class ProgressiveJ2K(Codec):
                             f"dtype={arr.dtype.newbyteorder('<').str!r}")
         # axes by the fixed rule, not chosen from each chunk's data: every
         # chunk of an array then has the same levels (open_multiscale)
-        options = resolved = _api.resolve_options(self._options(), arr.shape, arr.dtype)
+        options = resolved = _options.resolve_options(self._options(), arr.shape, arr.dtype)
         # decode() bounds its memory by default, and zarr v2 gives this codec
         # no chunk shape to trust a header against: a chunk it would refuse
         # to read back is refused now, not after it is written
@@ -117,9 +117,9 @@ class ProgressiveJ2K(Codec):
         return _api.decode(buf, out=out)
 
     def get_config(self):
-        return {"id": self.codec_id, **_api.stored_options(self._options())}
+        return {"id": self.codec_id, **_options.stored_options(self._options())}
 
     def __repr__(self):
-        defaults = _api.normalise_options()
+        defaults = _options.normalise_options()
         options = ", ".join(f"{k}={v!r}" for k, v in self._options().items() if v != defaults[k])
         return f"{type(self).__name__}({options})"

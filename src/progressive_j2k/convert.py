@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from progressive_j2k import _api, _axes, _core
+from progressive_j2k import _api, _axes, _core, _options
 from progressive_j2k._optional import require, require_zarr
 
 
@@ -22,7 +22,7 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
     axis, and the whole of a short untransformed last axis (channels last,
     e.g. RGBA: read together, so one request each); 1 along other plane
     axes (frames, read one by one)."""
-    resolved = _api.resolve_options(_api.normalise_options(**options), shape, dtype)
+    resolved = _options.resolve_options(_options.normalise_options(**options), shape, dtype)
     edge = 256 if len(resolved["axes"]) == 3 else 1024
     chunks = []
     for axis, n in enumerate(shape):
@@ -49,7 +49,7 @@ def chosen_axes(data, dtype, codec_options: dict) -> tuple | None:
     """The axes encode() would choose for ``data``, judged on a central
     block; None where there is no choice to make (axes given, or fewer than
     three candidate axes)."""
-    options = _api.normalise_options(**codec_options)
+    options = _options.normalise_options(**codec_options)
     shape = tuple(data.shape)
     if options["axes"] is not None or len(shape) > _core.MAX_NDIM:
         return None
@@ -182,15 +182,15 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
 
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
     # the options and the dtype checked before anything is created in the store
-    options = _api.normalise_options(**codec_options)
-    _api.check_dtype(dtype, options)
+    options = _options.normalise_options(**codec_options)
+    _options.check_dtype(dtype, options)
     if fill_value is None:
         fill_value = options["nodata"]
     if fill_value is not None and np.isnan(fill_value):
         raise ValueError("fill_value NaN: the lossy and tolerance modes refuse NaN, and zarr "
                          "pads the chunks of later partial writes with the fill value; give "
                          "a finite one (e.g. 0)")
-    _api.check_targets(options)
+    _options.check_targets(options)
     # a channels-first colour image gets encode()'s colour axis, recorded
     # (the codecs' "auto" looks at the last axis only) -- where its chunks
     # keep the three channels together
@@ -214,8 +214,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         if len(shards) != len(shape) or any(s < c or s % c for s, c in zip(shards, chunks)):
             raise ValueError(f"shards must be up to {len(shape)} multiples of the chunks "
                              f"{chunks}, got {shards}")
-    resolved = _api.resolve_options(_api.normalise_options(**codec_options), chunks, dtype)
-    _api.check_layout(chunks, resolved)   # (axes, colour axis, levels) before the array exists
+    resolved = _options.resolve_options(_options.normalise_options(**codec_options), chunks, dtype)
+    _options.check_layout(chunks, resolved)   # (axes, colour axis, levels) before the array exists
     levels = _aligned_levels(shape, chunks, resolved, codec_options.get("levels") is None)
     codec_options = {**codec_options, "levels": levels}  # recorded in zarr.json
     # written as an array of whole chunks, edge chunks padded with their own

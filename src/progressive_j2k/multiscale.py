@@ -25,7 +25,7 @@ from itertools import product
 
 import numpy as np
 
-from progressive_j2k import _api, _core
+from progressive_j2k import _api, _core, _options
 from progressive_j2k._optional import require, require_zarr
 from progressive_j2k.convert import ome_metadata, physical_axes
 from progressive_j2k.errors import DecodeError, TruncatedError
@@ -101,9 +101,9 @@ def _layout_of(array) -> _Layout:
         else:
             chunks = tuple(metadata.chunk_grid.chunk_shape)
         config = codec.get("configuration") or {}
-    options = _api.resolve_options(_api.normalise_options(**config), chunks,
+    options = _options.resolve_options(_options.normalise_options(**config), chunks,
                                    np.dtype(array.dtype))
-    _api.check_layout(chunks, options)   # (metadata edited by hand: axes, levels)
+    _options.check_layout(chunks, options)   # (metadata edited by hand: axes, levels)
     return _Layout(tuple(array.shape), chunks, np.dtype(array.dtype), array.fill_value,
                    options, shard_shape, index_at_start, fortran)
 
@@ -122,7 +122,7 @@ class _Reader:
         self.coded_axes = tuple(opts["axes"]) if not self.layout.fortran else tuple(
             sorted(len(self.layout.chunks) - 1 - a for a in opts["axes"]))
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
-                                                self.levels, opts["mode"], _api.layer_count(opts))
+                                                self.levels, opts["mode"], _options.layer_count(opts))
         # level 0's (scale, translation, units), read once for all levels
         self.physical = physical_axes(getattr(self.metadata, "attributes", None) or {},
                                       len(self.layout.shape))
@@ -616,7 +616,7 @@ def open_multiscale(array, layer: int | None = None) -> list[Level]:
                       f"level k is not the array's grid every 2**k samples (a viewer that infers "
                       f"scales from shapes misplaces it)", stacklevel=2)
     if layer is not None:
-        layers = _api.layer_count(reader.layout.options)
+        layers = _options.layer_count(reader.layout.options)
         if not 0 <= operator.index(layer) < layers:
             raise ValueError(f"layer must be in 0..{layers - 1} for this array, got {layer}")
     return [Level(reader, k, layer) for k in range(reader.levels + 1)]

@@ -26,7 +26,7 @@ require_zarr("progressive_j2k.zarr3 (the zarr v3 codec)")
 from zarr.abc.codec import ArrayBytesCodec  # noqa: E402 (zarr checked first)
 from zarr.core.common import parse_named_configuration  # noqa: E402
 
-from progressive_j2k import _api, _axes  # noqa: E402
+from progressive_j2k import _api, _axes, _options  # noqa: E402
 
 CODEC_NAME = "progressive_j2k"
 
@@ -69,7 +69,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
                  tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
                  layer_metric="ratio", rdo=None, nodata=None, reversible=None):
         # (reversible: the older spelling of mode, in arrays written before it)
-        options = _api.normalise_options(
+        options = _options.normalise_options(
             levels=levels, mode=mode, axes=axes, colour_axis=colour_axis, step=step,
             tolerance=tolerance, ratio=ratio, bits_per_sample=bits_per_sample, psnr=psnr,
             layers=layers, layer_metric=layer_metric, rdo=rdo, nodata=nodata,
@@ -79,7 +79,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
 
     @property
     def options(self) -> dict:
-        return {name: getattr(self, name) for name in _api.OPTION_NAMES}
+        return {name: getattr(self, name) for name in _options.OPTION_NAMES}
 
     @classmethod
     def from_dict(cls, data):
@@ -88,7 +88,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
         return cls(**(configuration or {}))
 
     def to_dict(self):
-        return {"name": CODEC_NAME, "configuration": _api.stored_options(self.options)}
+        return {"name": CODEC_NAME, "configuration": _options.stored_options(self.options)}
 
     def evolve_from_array_spec(self, array_spec):
         # zarr hands the array shape here (the chunk shape only inside a
@@ -100,16 +100,16 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # stay None, resolved alike per chunk and by open_multiscale.
         if self.colour_axis == _axes.AUTO_COLOUR:
             return self
-        resolved = _api.resolve_options(self.options, array_spec.shape,
+        resolved = _options.resolve_options(self.options, array_spec.shape,
                                         _native_dtype(array_spec.dtype))
         return replace(self, axes=resolved["axes"], colour_axis=resolved["colour_axis"])
 
     def validate(self, *, shape, dtype, chunk_grid):
-        _api.check_dtype(_native_dtype(dtype), self.options)
+        _options.check_dtype(_native_dtype(dtype), self.options)
         chunk_shape = getattr(chunk_grid, "chunk_shape", None)
         if chunk_shape is not None:
-            resolved = _api.resolve_options(self.options, chunk_shape, _native_dtype(dtype))
-            _api.check_layout(chunk_shape, resolved)
+            resolved = _options.resolve_options(self.options, chunk_shape, _native_dtype(dtype))
+            _options.check_layout(chunk_shape, resolved)
 
     async def _decode_single(self, chunk_bytes, chunk_spec):
         chunk = await asyncio.to_thread(_api.decode_chunk, chunk_bytes.as_array_like(),
@@ -121,7 +121,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # axes and colour axis by the fixed rule on the chunk shape (or as
         # evolve_from_array_spec resolved them), never chosen from one
         # chunk's data: every chunk of an array has the same levels
-        options = _api.resolve_options(self.options, array.shape, array.dtype)
+        options = _options.resolve_options(self.options, array.shape, array.dtype)
         # (through a function of this module: a warning of encode() points here)
         encoded = await asyncio.to_thread(lambda: _api.encode(array, **options))
         return chunk_spec.prototype.buffer.from_bytes(encoded)
