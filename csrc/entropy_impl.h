@@ -300,9 +300,10 @@ static inline COEF SFX(shifted)(COEF v, int shift)
  * neighbourhood row buffers.  With RUNS (version 5, a band that codes zero
  * runs), each quiet group (docs/FORMAT.md 6.4: four values from a multiple
  * of 4 whose context sums, W aside, are zero, and W zero too) goes to RUN,
- * which sees `rows`, `row`, `x` and `prev_run`, codes all four and stores
- * them with rows_store; the row's bitmask of candidate groups (rows_prepare)
- * keeps the checks out of the inner loop.  Every other coefficient goes to
+ * which sees `rows`, `row`, `x`, `nx_` and `prev_run`, codes the group (and
+ * may go on through the quiet groups after it), stores the values with
+ * rows_store and sets `x` past them; the row's bitmask of candidate groups
+ * (rows_prepare) keeps the checks out of the inner loop.  Every other coefficient goes to
  * the statements given, which see `rows` (with each row's context sums
  * prepared), `row` (the current row, of ROW_T) and `x`, and must store the
  * coded value with rows_store.  PSHIFT: the parent's scale; CSHIFT: the
@@ -332,7 +333,7 @@ static inline COEF SFX(shifted)(COEF v, int shift)
                     const size_t stop_ = (RUNS) ? SFX(next_quiet)(&rows, from_, nx_) : nx_; \
                     for (; x < stop_; x++) { __VA_ARGS__ }                                 \
                     if (x >= nx_) break;                                                   \
-                    if (rows.w == 0) { RUN; x += 4; from_ = x; }                           \
+                    if (rows.w == 0) { RUN; from_ = x; }                                   \
                     else from_ = x + 1;   /* W is not zero: x codes as usual */            \
                 }                                                                          \
                 SFX(rows_next)(&rows);                                                     \
@@ -466,9 +467,21 @@ static PJ2K_NOINLINE void SFX(encode_broken_run)(pj2k_rc_encoder *e, pj2k_model 
     }
 }
 
-static inline void SFX(encode_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, COEF *row, const pj2k_band *b,
-                                   SFX(rows) *r, size_t x, unsigned *prev_run, int shift, const pj2k_rdo *rdo,
-                                   uint64_t *all)
+/* Whether the four values from x are all zero at `shift`. */
+static inline int SFX(group_zero)(const COEF *row, size_t x, int shift)
+{
+    const UMAG any = SFX(mag)(row[x]) | SFX(mag)(row[x + 1]) | SFX(mag)(row[x + 2]) | SFX(mag)(row[x + 3]);
+    return shift >= (int)(8 * sizeof(UMAG)) || (any >> shift) == 0;
+}
+
+/* The run decision of the quiet group at x, and of the quiet groups that
+ * follow it while they are all zero (after a zero run W is zero, so each is
+ * a run candidate, under the context "after a zero run"): one decision and
+ * four stored zeros each, without the row's general loop.  Returns where
+ * the row goes on. */
+static inline size_t SFX(encode_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base, COEF *row, const pj2k_band *b,
+                                     SFX(rows) *r, size_t x, size_t nx, unsigned *prev_run, int shift,
+                                     const pj2k_rdo *rdo, uint64_t *all)
 {
     int last_nz = -1;
     for (int k = 0; k < 4; k++) if (SFX(shifted)(row[x + k], shift)) last_nz = k;
@@ -480,9 +493,17 @@ static inline void SFX(encode_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base
         SFX(encode_broken_run)(&state, m, base, row, b, &view, x, last_nz, shift, rdo, all);
         *e = state;
         *r = view;
-        return;
+        return x + 4;
     }
-    for (int k = 0; k < 4; k++) SFX(rows_store)(r, x + k, 0);
+    pj2k_prob *after_zero_run = &m->prob.run[b->cls][1];
+    for (;;) {
+        for (int k = 0; k < 4; k++) SFX(rows_store)(r, x + k, 0);
+        x += 4;
+        const size_t g = x / 4;
+        if (g >= nx / 4 || !((r->quiet[g >> 6] >> (g & 63)) & 1) || !SFX(group_zero)(row, x, shift))
+            return x;
+        encode_bit(e, after_zero_run, 0);
+    }
 }
 
 static inline PJ2K_ALWAYS_INLINE int SFX(encode_band_with)(pj2k_rc_encoder *e, pj2k_model *m, COEF *base,
@@ -491,7 +512,7 @@ static inline PJ2K_ALWAYS_INLINE int SFX(encode_band_with)(pj2k_rc_encoder *e, p
 {
     uint64_t all = 0;
     FOR_EACH_COEF(COEF, base, b, m, shift, shift, runs, SFX(rdo_prefetch_row)(rdo, base, row, nx_),
-        SFX(encode_run)(e, m, base, row, b, &rows, x, &prev_run, shift, rdo, &all),
+        x = SFX(encode_run)(e, m, base, row, b, &rows, x, nx_, &prev_run, shift, rdo, &all),
         const unsigned mctx = SFX(context)(&rows, x);
         SFX(rdo_value)(rdo, m, base, row, b->cls, mctx, &rows, x, shift, 0);
         const COEF v = SFX(shifted)(row[x], shift);
@@ -567,21 +588,32 @@ static PJ2K_NOINLINE pj2k_status SFX(decode_broken_run)(pj2k_rc_decoder *d, pj2k
     return d->overrun ? PJ2K_ERR_CORRUPT : PJ2K_OK;
 }
 
-static inline pj2k_status SFX(decode_run)(pj2k_rc_decoder *d, pj2k_model *m, COEF *row, const pj2k_band *b,
-                                          SFX(rows) *r, size_t x, unsigned *prev_run, unsigned max_exp)
+/* The decoder's side of encode_run: a quiet group's run decision, and the
+ * next quiet groups' while they are zero runs.  Returns where the row goes
+ * on; *fail as decode_value's. */
+static inline size_t SFX(decode_run)(pj2k_rc_decoder *d, pj2k_model *m, COEF *row, const pj2k_band *b,
+                                     SFX(rows) *r, size_t x, size_t nx, unsigned *prev_run,
+                                     unsigned max_exp, pj2k_status *fail)
 {
-    const unsigned broken = DECODE_BIT(d, &m->prob.run[b->cls][*prev_run]);
-    *prev_run = !broken;
-    if (broken) {   /* a copy: see pj2k_decode_band */
-        pj2k_rc_decoder state = *d;
-        SFX(rows) view = *r;
-        const pj2k_status st = SFX(decode_broken_run)(&state, m, row, b, &view, x, max_exp);
-        *d = state;
-        *r = view;
-        return st;
+    pj2k_prob *p = &m->prob.run[b->cls][*prev_run];
+    for (;;) {
+        const unsigned broken = DECODE_BIT(d, p);
+        *prev_run = !broken;
+        if (broken) {   /* a copy: see pj2k_decode_band */
+            pj2k_rc_decoder state = *d;
+            SFX(rows) view = *r;
+            *fail = SFX(decode_broken_run)(&state, m, row, b, &view, x, max_exp);
+            *d = state;
+            *r = view;
+            return x + 4;
+        }
+        for (int k = 0; k < 4; k++) { row[x + k] = 0; SFX(rows_store)(r, x + k, 0); }
+        x += 4;
+        const size_t g = x / 4;
+        if (d->overrun) { *fail = PJ2K_ERR_CORRUPT; return x; }
+        if (g >= nx / 4 || !((r->quiet[g >> 6] >> (g & 63)) & 1)) return x;
+        p = &m->prob.run[b->cls][1];
     }
-    for (int k = 0; k < 4; k++) { row[x + k] = 0; SFX(rows_store)(r, x + k, 0); }
-    return d->overrun ? PJ2K_ERR_CORRUPT : PJ2K_OK;
 }
 
 static inline PJ2K_ALWAYS_INLINE pj2k_status SFX(decode_band_with)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
@@ -590,8 +622,8 @@ static inline PJ2K_ALWAYS_INLINE pj2k_status SFX(decode_band_with)(pj2k_rc_decod
 {
     pj2k_status fail = PJ2K_OK;
     FOR_EACH_COEF(COEF, base, b, m, shift, 0, runs, (void)0,
-        if ((fail = SFX(decode_run)(d, m, row, b, &rows, x, &prev_run, (unsigned)max_exp)) != PJ2K_OK)
-            return fail,
+        x = SFX(decode_run)(d, m, row, b, &rows, x, nx_, &prev_run, (unsigned)max_exp, &fail);
+        if (fail != PJ2K_OK) return fail,
         const unsigned mctx = SFX(context)(&rows, x);
         row[x] = SFX(decode_value)(d, m, b->cls, mctx, &rows, x, (unsigned)max_exp, &fail, 0);
         if (fail != PJ2K_OK) return fail;
