@@ -155,7 +155,8 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF
         for (size_t x = 0; x < nx; x++) r->sgn_sib[x] = 1;
         r->sib_neutral = 1;
     }
-    for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)(2u * up[x + 1] + up[x] + up[x + 2]);
+    for (size_t x = 0; x < nx; x++)
+        r->pre[x] = pj2k_sat_add16(pj2k_sat_add16(pj2k_sat_add16(up[x + 1], up[x + 1]), up[x]), up[x + 2]);
     if (back)
         for (size_t x = 0; x < nx; x++)
             r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + 2u * SFX(sat16)(SFX(mag_shr)(back[x], shift)));
@@ -164,7 +165,7 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF
         for (size_t x = 0; x < nx; x++)
             r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + SFX(sat16)(SFX(mag_shr)(sib[x], shift)));
     if (r->par)
-        for (size_t x = 0; x < nx; x++) r->pre[x] = (uint16_t)SFX(sat16)((uint32_t)r->pre[x] + r->par[x]);
+        for (size_t x = 0; x < nx; x++) r->pre[x] = pj2k_sat_add16(r->pre[x], r->par[x]);
     if (runs) {
         const size_t groups = nx / 4;
         for (size_t w = 0; w <= groups / 64; w++) r->quiet[w] = 0;

@@ -225,6 +225,15 @@ static inline unsigned magnitude_context(uint64_t s)
     return c < PJ2K_MAG_CTX ? c : PJ2K_MAG_CTX - 1;
 }
 
+/* a + b, saturated at 0xFFFF: a chain of these over non-negative terms
+ * gives the saturated total (once a partial sum saturates, the total
+ * would too), in 16-bit lanes the vectoriser packs twice as densely. */
+static inline uint16_t pj2k_sat_add16(uint16_t a, uint16_t b)
+{
+    const uint16_t s = (uint16_t)(a + b);
+    return s < a ? 0xFFFF : s;
+}
+
 static inline unsigned bit_length(uint64_t v) { return v ? 64u - (unsigned)__builtin_clzll(v) : 0u; }
 
 typedef struct {
