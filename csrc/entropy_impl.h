@@ -157,13 +157,24 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF
     }
     for (size_t x = 0; x < nx; x++)
         r->pre[x] = pj2k_sat_add16(pj2k_sat_add16(pj2k_sat_add16(up[x + 1], up[x + 1]), up[x]), up[x + 2]);
-    if (back)
-        for (size_t x = 0; x < nx; x++)
-            r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + 2u * SFX(sat16)(SFX(mag_shr)(back[x], shift)));
+    /* the previous slice's term counts twice; shift 0 (every single-layer
+     * stream) without the shift, so that the loops vectorise */
+    if (back && shift == 0)
+        for (size_t x = 0; x < nx; x++) {
+            const uint16_t t = (uint16_t)SFX(sat16)(SFX(mag)(back[x]));
+            r->pre[x] = pj2k_sat_add16(r->pre[x], pj2k_sat_add16(t, t));
+        }
+    else if (back)
+        for (size_t x = 0; x < nx; x++) {
+            const uint16_t t = (uint16_t)SFX(sat16)(SFX(mag_shr)(back[x], shift));
+            r->pre[x] = pj2k_sat_add16(r->pre[x], pj2k_sat_add16(t, t));
+        }
 #if !LEGACY
-    if (sib)
+    if (sib && shift == 0)
+        for (size_t x = 0; x < nx; x++) r->pre[x] = pj2k_sat_add16(r->pre[x], (uint16_t)SFX(sat16)(SFX(mag)(sib[x])));
+    else if (sib)
         for (size_t x = 0; x < nx; x++)
-            r->pre[x] = (uint16_t)SFX(sat16)(r->pre[x] + SFX(sat16)(SFX(mag_shr)(sib[x], shift)));
+            r->pre[x] = pj2k_sat_add16(r->pre[x], (uint16_t)SFX(sat16)(SFX(mag_shr)(sib[x], shift)));
     if (r->par)
         for (size_t x = 0; x < nx; x++) r->pre[x] = pj2k_sat_add16(r->pre[x], r->par[x]);
     if (runs) {
@@ -534,7 +545,10 @@ static int SFX(band_wants_runs)(const COEF *base, const pj2k_band *b, int shift)
     for (size_t z = 0; z < b->n[0]; z++)
         for (size_t y = 0; y < b->n[1]; y++) {
             const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            for (size_t x = 0; x < b->n[2]; x++) zeros += SFX(mag_shr)(row[x], shift) == 0;
+            if (shift == 0)   /* (every single-layer stream: a loop that vectorises) */
+                for (size_t x = 0; x < b->n[2]; x++) zeros += row[x] == 0;
+            else
+                for (size_t x = 0; x < b->n[2]; x++) zeros += SFX(mag_shr)(row[x], shift) == 0;
         }
     return 2 * zeros >= b->n[0] * b->n[1] * b->n[2];
 }
