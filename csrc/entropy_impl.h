@@ -209,6 +209,12 @@ static inline size_t SFX(next_quiet)(const SFX(rows) *r, size_t from, size_t nx)
     return g < groups ? 4 * g : nx;
 }
 
+/* Whether group g (of a row of nx values) is a quiet one. */
+static inline int SFX(is_quiet)(const SFX(rows) *r, size_t g, size_t nx)
+{
+    return g < nx / 4 && ((r->quiet[g >> 6] >> (g & 63)) & 1);
+}
+
 static inline unsigned SFX(context)(const SFX(rows) *r, size_t x)
 {
     return magnitude_context(2u * r->w + r->pre[x]);
@@ -511,9 +517,7 @@ static inline size_t SFX(encode_run)(pj2k_rc_encoder *e, pj2k_model *m, COEF *ba
     for (;;) {
         for (int k = 0; k < 4; k++) SFX(rows_store)(r, x + k, 0);
         x += 4;
-        const size_t g = x / 4;
-        if (g >= nx / 4 || !((r->quiet[g >> 6] >> (g & 63)) & 1) || !SFX(group_zero)(row, x, shift))
-            return x;
+        if (!SFX(is_quiet)(r, x / 4, nx) || !SFX(group_zero)(row, x, shift)) return x;
         encode_bit(e, after_zero_run, 0);
     }
 }
@@ -624,9 +628,8 @@ static inline size_t SFX(decode_run)(pj2k_rc_decoder *d, pj2k_model *m, COEF *ro
         }
         for (int k = 0; k < 4; k++) { row[x + k] = 0; SFX(rows_store)(r, x + k, 0); }
         x += 4;
-        const size_t g = x / 4;
         if (d->overrun) { *fail = PJ2K_ERR_CORRUPT; return x; }
-        if (g >= nx / 4 || !((r->quiet[g >> 6] >> (g & 63)) & 1)) return x;
+        if (!SFX(is_quiet)(r, x / 4, nx)) return x;
         p = &m->prob.run[b->cls][1];
     }
 }
