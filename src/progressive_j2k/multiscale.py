@@ -122,7 +122,8 @@ class _Reader:
         self.coded_axes = tuple(opts["axes"]) if not self.layout.fortran else tuple(
             sorted(len(self.layout.chunks) - 1 - a for a in opts["axes"]))
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
-                                                self.levels, opts["mode"], _options.layer_count(opts))
+                                                self.levels, opts["mode"],
+                                                _options.layer_count(opts))
         # level 0's (scale, translation, units), read once for all levels
         self.physical = physical_axes(getattr(self.metadata, "attributes", None) or {},
                                       len(self.layout.shape))
