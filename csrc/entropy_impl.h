@@ -138,6 +138,9 @@ static inline void SFX(rows_store)(SFX(rows) *r, size_t x, COEF v)
  * With colour_sign (version 4) the sign contexts see the colour neighbour's
  * sign too. */
 static inline uint32_t SFX(sat16)(UMAG v) { return v > 0xFFFF ? 0xFFFF : (uint32_t)v; }
+/* |v| >> shift saturated at 0xFFFF (called with a literal 0 where the
+ * shift is known to be 0, so that the shift folds away and loops vectorise) */
+static inline uint16_t SFX(sat_mag)(COEF v, int shift) { return (uint16_t)SFX(sat16)(SFX(mag_shr)(v, shift)); }
 static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF *back, const COEF *sib, size_t nx, int shift,
                                      int colour_sign, int runs)
 {
@@ -161,20 +164,20 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF
      * stream) without the shift, so that the loops vectorise */
     if (back && shift == 0)
         for (size_t x = 0; x < nx; x++) {
-            const uint16_t t = (uint16_t)SFX(sat16)(SFX(mag)(back[x]));
+            const uint16_t t = SFX(sat_mag)(back[x], 0);
             r->pre[x] = pj2k_sat_add16(r->pre[x], pj2k_sat_add16(t, t));
         }
     else if (back)
         for (size_t x = 0; x < nx; x++) {
-            const uint16_t t = (uint16_t)SFX(sat16)(SFX(mag_shr)(back[x], shift));
+            const uint16_t t = SFX(sat_mag)(back[x], shift);
             r->pre[x] = pj2k_sat_add16(r->pre[x], pj2k_sat_add16(t, t));
         }
 #if !LEGACY
     if (sib && shift == 0)
-        for (size_t x = 0; x < nx; x++) r->pre[x] = pj2k_sat_add16(r->pre[x], (uint16_t)SFX(sat16)(SFX(mag)(sib[x])));
+        for (size_t x = 0; x < nx; x++) r->pre[x] = pj2k_sat_add16(r->pre[x], SFX(sat_mag)(sib[x], 0));
     else if (sib)
         for (size_t x = 0; x < nx; x++)
-            r->pre[x] = pj2k_sat_add16(r->pre[x], (uint16_t)SFX(sat16)(SFX(mag_shr)(sib[x], shift)));
+            r->pre[x] = pj2k_sat_add16(r->pre[x], SFX(sat_mag)(sib[x], shift));
     if (r->par)
         for (size_t x = 0; x < nx; x++) r->pre[x] = pj2k_sat_add16(r->pre[x], r->par[x]);
     if (runs) {
