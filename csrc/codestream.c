@@ -1017,6 +1017,7 @@ static pj2k_status widen(pj2k_prepared *prep)
  * against the true top. */
 #define HISTOGRAM_PROBE_STRIDE 16
 #define HISTOGRAM_HEADROOM 64   /* eight octaves */
+#define HISTOGRAM_MAX_BINS (1 << 20)   /* (bins are counted in 32-bit lanes) */
 /* v >= 0 (|c| times a positive norm); -1 for 0, inf and NaN: one unsigned
  * comparison on the bits (0 < v <= DBL_MAX), which compiles without branches */
 static inline int64_t finite_key(double v)
@@ -1066,54 +1067,64 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
     return largest;
 }
 
-/* One row's values (float or double, scaled by norm) binned against `top`
- * (bin_keys), tracking the row's largest key and lowest bin: a zero, inf or
- * NaN (finite_key -1) goes to the last bin.  The float32 coefficients are
- * read as they are (a conversion pass into doubles first cost a third of
- * the histogram). */
-#define BIN_ROW(NAME, T)                                                                     \
-    static void NAME(const T *row, size_t nx, double norm, int64_t top, int64_t last,        \
-                     uint64_t *band_counts, int64_t *largest, int64_t *lowest_bin)           \
-    {                                                                                        \
-        int64_t row_largest = *largest, row_lowest = *lowest_bin;                            \
-        for (size_t i = 0; i < nx; i++) {                                                    \
-            const int64_t key = finite_key(fabs((double)row[i]) * norm);                    \
-            int64_t bin = key >= 0 ? top + HISTOGRAM_HEADROOM - key : last;                  \
-            bin = bin < last ? bin : last;                                                   \
-            row_largest = key > row_largest ? key : row_largest;                             \
-            row_lowest = bin < row_lowest ? bin : row_lowest;                                \
-            band_counts[bin < 0 ? 0 : bin]++;                                                \
-        }                                                                                    \
-        *largest = row_largest;                                                              \
-        *lowest_bin = row_lowest;                                                            \
+/* One row's values (float32 or double, scaled by norm) binned against
+ * top_bin (bin_keys), in slices of HISTOGRAM_SLICE values: their bins first
+ * (the kernels' histogram_bins, which vectorises), then the counting, spread
+ * over HISTOGRAM_BANKS copies of the band's counts in turn, so that
+ * neighbours falling into one bin (most of them, in smooth bands) do not
+ * wait on each other's increment.  The float32 coefficients are read as
+ * they are (a conversion pass into doubles first cost a third of the
+ * histogram).  Returns the row's largest key, or -1. */
+#define HISTOGRAM_SLICE 256
+#define HISTOGRAM_BANKS 4
+static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t nx, double norm,
+                       int32_t top_bin, int32_t last_bin, uint64_t *band_counts,
+                       size_t bank_stride)
+{
+    int32_t largest = -1, bins[HISTOGRAM_SLICE];
+    for (size_t start = 0; start < nx; start += HISTOGRAM_SLICE) {
+        const size_t n = nx - start < HISTOGRAM_SLICE ? nx - start : HISTOGRAM_SLICE;
+        const int32_t slice_largest =
+            f32 ? K->histogram_bins_f32((const float *)row + start, n, norm, top_bin, last_bin, bins)
+                : K->histogram_bins_f64((const double *)row + start, n, norm, top_bin, last_bin,
+                                        bins);
+        largest = slice_largest > largest ? slice_largest : largest;
+        size_t i = 0;
+        for (; i + HISTOGRAM_BANKS <= n; i += HISTOGRAM_BANKS)
+            for (size_t k = 0; k < HISTOGRAM_BANKS; k++)
+                band_counts[k * bank_stride + (size_t)bins[i + k]]++;
+        for (; i < n; i++) band_counts[(size_t)bins[i]]++;
     }
-BIN_ROW(bin_row_f32, float)
-BIN_ROW(bin_row_f64, double)
-#undef BIN_ROW
+    return largest;
+}
 
 /* Bins every coefficient's key against `top` into counts (nbands x width,
- * zeroed), bin HISTOGRAM_HEADROOM holding key == top; returns the largest
- * key seen, or -2 if one lies beyond the headroom. */
+ * HISTOGRAM_BANKS copies of it, zeroed; the sum is left in the first), bin
+ * HISTOGRAM_HEADROOM holding key == top; returns the largest key seen, or
+ * -2 if one lies beyond the headroom. */
 static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t top, size_t width,
                         uint64_t *counts, double *buf)
 {
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
-    const int64_t last = (int64_t)width - 1;
-    int64_t largest = -1, lowest_bin = 0;
+    const pj2k_kernels *K = pj2k_kernels_select();
+    const int32_t top_bin = (int32_t)(top + HISTOGRAM_HEADROOM), last_bin = (int32_t)width - 1;
+    const size_t bank_stride = (size_t)h->nbands * width;
+    int32_t largest = -1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            const double norm = norms[sb->step_index];
-            uint64_t *band_counts = counts + (size_t)sb->step_index * width;
-            if (prep->lossy && prep->real_f32)
-                bin_row_f32((const float *)prep->real + c * L->box + at, nx, norm, top, last,
-                            band_counts, &largest, &lowest_bin);
-            else
-                bin_row_f64(row_values(prep, c, at, nx, buf), nx, norm, top, last, band_counts,
-                            &largest, &lowest_bin);
+            const int f32 = prep->lossy && prep->real_f32;
+            const void *row = f32 ? (const void *)((const float *)prep->real + c * L->box + at)
+                                  : (const void *)row_values(prep, c, at, nx, buf);
+            const int32_t row_largest =
+                bin_row(K, row, f32, nx, norms[sb->step_index], top_bin, last_bin,
+                        counts + (size_t)sb->step_index * width, bank_stride);
+            largest = row_largest > largest ? row_largest : largest;
         })
     }
-    return lowest_bin < 0 ? -2 : largest;
+    for (size_t k = 1; k < HISTOGRAM_BANKS; k++)
+        for (size_t j = 0; j < bank_stride; j++) counts[j] += counts[k * bank_stride + j];
+    return largest > top_bin ? -2 : largest;   /* (that key's bin would be below 0) */
 }
 
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, size_t nbins,
@@ -1121,7 +1132,8 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
 {
     if (!prep || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->h;
-    if (nbands != (size_t)h->nbands || nbins > SIZE_MAX / sizeof *counts / nbands - HISTOGRAM_HEADROOM)
+    if (nbands != (size_t)h->nbands ||
+        nbins > HISTOGRAM_MAX_BINS)
         return PJ2K_ERR_PARAM;
     const layout *L = &prep->L;
     memset(counts, 0, nbands * nbins * sizeof *counts);
@@ -1131,7 +1143,7 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     for (size_t b = 0; b < nbands; b++) ones[b] = 1.0;
     const double *norms = prep->lossy ? prep->norms : ones;
     const size_t width = nbins + HISTOGRAM_HEADROOM;
-    uint64_t *wide = calloc(nbands * width, sizeof *wide);
+    uint64_t *wide = calloc(HISTOGRAM_BANKS * nbands * width, sizeof *wide);
     const int converted = !prep->lossy || prep->real_f32;   /* row_values needs buf */
     double *buf = converted ? malloc(L->dims[2] * sizeof *buf) : NULL;
     if (!wide || (converted && !buf)) {
@@ -1142,7 +1154,7 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     int64_t probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE, buf);   /* the provisional top */
     int64_t top = bin_keys(prep, norms, probe, width, wide, buf);
     if (top == -2) {   /* beyond the headroom: again, against the true top */
-        memset(wide, 0, nbands * width * sizeof *wide);
+        memset(wide, 0, HISTOGRAM_BANKS * nbands * width * sizeof *wide);
         probe = top = largest_key(prep, norms, 1, buf);
         bin_keys(prep, norms, probe, width, wide, buf);
     }
@@ -1166,6 +1178,9 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
 }
 #undef HISTOGRAM_PROBE_STRIDE
 #undef HISTOGRAM_HEADROOM
+#undef HISTOGRAM_MAX_BINS
+#undef HISTOGRAM_SLICE
+#undef HISTOGRAM_BANKS
 
 pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                double *sum)

@@ -155,6 +155,12 @@ typedef struct {
     pj2k_row_fn load_f32[PJ2K_NUM_DTYPES];   /* into float32 (the lossy encoder's buffer) */
     /* sum of squared differences of two arrays of one dtype (pj2k_squared_error) */
     double (*squared_error[PJ2K_NUM_DTYPES])(const void *a, const void *b, size_t n);
+    /* The rate model's histogram: n values' bins against top_bin (see
+     * kernels_impl.h); returns the largest key, -1 for none. */
+    int32_t (*histogram_bins_f32)(const float *x, size_t n, double norm, int32_t top_bin,
+                                  int32_t last_bin, int32_t *bins);
+    int32_t (*histogram_bins_f64)(const double *x, size_t n, double norm, int32_t top_bin,
+                                  int32_t last_bin, int32_t *bins);
     /* Error-bounded prequantisation of one dtype's samples, in place (n
      * float64 in, their int64 out): q = round(x / scale) nudged to meet the
      * bound; 0 if some cannot. */

@@ -207,6 +207,34 @@ QUANTISE(quantise_f32_i32, float, int32_t, (double)INT32_MAX)
 QUANTISE(quantise_f32_i64, float, int64_t, (double)((int64_t)1 << 60))
 #undef QUANTISE
 
+/* ---- the rate model's histogram: each value's bin (pj2k_prepared_histogram) ----
+ * v = |x| * norm; its key is the top 15 bits of its double, bits >> 49
+ * (sign 0: exponent and three mantissa bits, ordered like the values), for
+ * 0 < v <= DBL_MAX; zero, inf and NaN get no key.  bins[i] = top_bin - key,
+ * at most last_bin (no key: last_bin) and at least 0.  Returns the largest
+ * key, or -1 for none.  In 32-bit lanes, without stores to the counts
+ * (the caller counts), so that the loop vectorises. */
+#define HISTOGRAM_BINS(NAME, T)                                                         \
+    static int32_t NAME(const T *x, size_t n, double norm, int32_t top_bin,              \
+                        int32_t last_bin, int32_t *bins)                                 \
+    {                                                                                    \
+        int32_t largest = -1;                                                            \
+        for (size_t i = 0; i < n; i++) {                                                 \
+            const double v = fabs((double)x[i]) * norm;                                  \
+            uint64_t bits;                                                               \
+            memcpy(&bits, &v, sizeof bits);                                              \
+            /* no key: far below any bin's, so that its bin is the last */               \
+            const int32_t key = v > 0.0 && v <= DBL_MAX ? (int32_t)(bits >> 49) : -(1 << 30); \
+            largest = key > largest ? key : largest;                                     \
+            const int32_t bin = top_bin - key < last_bin ? top_bin - key : last_bin;     \
+            bins[i] = bin > 0 ? bin : 0;                                                 \
+        }                                                                                \
+        return largest;                                                                  \
+    }
+HISTOGRAM_BINS(histogram_bins_f32, float)
+HISTOGRAM_BINS(histogram_bins_f64, double)
+#undef HISTOGRAM_BINS
+
 /* ---- dtype conversions ---- */
 #define DT uint8_t
 #define DSFX(name) u8_##name
@@ -295,6 +323,7 @@ const pj2k_kernels KERNELS = {
     .store = ROW_FNS(store),
     .squared_error = {u8_squared_error, i8_squared_error, u16_squared_error, i16_squared_error,
                       u32_squared_error, i32_squared_error, f32_squared_error, f64_squared_error},
+    .histogram_bins_f32 = histogram_bins_f32, .histogram_bins_f64 = histogram_bins_f64,
     .prequantise = {u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,
                     u32_prequantise, i32_prequantise, f32_prequantise, f64_prequantise},
 };

@@ -6,8 +6,8 @@ run both ways on real data: the 5/3 and 9/7-M transforms on int16, int32
 and int64 buffers, the 9/7 transform (float64 buffers, and float32 ones
 for 8- and 16-bit samples), both colour transforms, the error-bounded
 prequantisation, the lossy quantisation (int32 and int64) and dequantisation,
-and the conversions to and from every dtype (contiguous and strided), at full
-and reduced resolution and per layer.
+the rate model's histogram, and the conversions to and from every dtype
+(contiguous and strided), at full and reduced resolution and per layer.
 """
 import numpy as np
 import pytest
@@ -142,3 +142,28 @@ def test_both_builds_sum_squared_errors_alike(monkeypatch, real):
         a, b = arr.astype(dtype) * 3, decoded.astype(dtype) * 3
         portable, avx2 = both_ways(monkeypatch, lambda: _rate.squared_error(a, b))
         assert portable == avx2, dtype
+
+
+@pytest.mark.parametrize("name, dtype", [("camera", None), ("mr2_uint16", None),
+                                         ("mni152_t1_uint8_3d", None), ("moon", "f8")])
+def test_both_builds_bin_the_rate_model_alike(monkeypatch, real, name, dtype):
+    """The rate model's histogram (the kernels' histogram_bins) in both
+    builds: float32 coefficients (8- and 16-bit samples, 2-D and 3-D) and
+    float64 ones (float64 samples)."""
+    from progressive_j2k import _dtypes, _rate
+    from progressive_j2k._api import band_count
+    arr = real(name)
+    arr = np.ascontiguousarray(arr[:60, :70, :80] if arr.ndim == 3 else arr[:250, :230])
+    if dtype is not None:
+        arr = arr.astype(dtype) * 0.37
+    axes = tuple(range(arr.ndim))
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
+                              arr.shape, axes, -1, 4, 1, 1.0, 0.0)
+
+    def histogram():
+        counts = np.empty((band_count(4, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
+        return prepared.histogram(counts), counts
+
+    (top_p, counts_p), (top_v, counts_v) = both_ways(monkeypatch, histogram)
+    assert top_p == top_v > 0 and counts_p.sum() == arr.size
+    np.testing.assert_array_equal(counts_p, counts_v)
