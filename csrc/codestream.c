@@ -1110,10 +1110,10 @@ static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t 
     const pj2k_kernels *K = pj2k_kernels_select();
     const int32_t top_bin = (int32_t)(top + HISTOGRAM_HEADROOM), last_bin = (int32_t)width - 1;
     const size_t bank_stride = (size_t)h->nbands * width;
+    const int f32 = prep->lossy && prep->real_f32;   /* read as they are; else as doubles */
     int32_t largest = -1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            const int f32 = prep->lossy && prep->real_f32;
             const void *row = f32 ? (const void *)((const float *)prep->real + c * L->box + at)
                                   : (const void *)row_values(prep, c, at, nx, buf);
             const int32_t row_largest =
@@ -1132,9 +1132,7 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
 {
     if (!prep || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->h;
-    if (nbands != (size_t)h->nbands ||
-        nbins > HISTOGRAM_MAX_BINS)
-        return PJ2K_ERR_PARAM;
+    if (nbands != (size_t)h->nbands || nbins > HISTOGRAM_MAX_BINS) return PJ2K_ERR_PARAM;
     const layout *L = &prep->L;
     memset(counts, 0, nbands * nbins * sizeof *counts);
     *top_key = -1;
