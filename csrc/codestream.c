@@ -1017,7 +1017,7 @@ static pj2k_status widen(pj2k_prepared *prep)
  * against the true top. */
 #define HISTOGRAM_PROBE_STRIDE 16
 #define HISTOGRAM_HEADROOM 64   /* eight octaves */
-#define HISTOGRAM_MAX_BINS (1 << 20)   /* (bins are counted in 32-bit lanes) */
+#define HISTOGRAM_MAX_BINS (1 << 16)   /* bins fit 32-bit lanes; the banks' scratch stays small */
 /* v >= 0 (|c| times a positive norm); -1 for 0, inf and NaN: one unsigned
  * comparison on the bits (0 < v <= DBL_MAX), which compiles without branches */
 static inline int64_t finite_key(double v)

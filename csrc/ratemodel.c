@@ -160,12 +160,15 @@ pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx
     if (!per_length) return PJ2K_ERR_NOMEM;
     size_t contexts = 0, lengths = 0;   /* trimmed to the ones in use */
     for (size_t b = 0; b < nbands; b++)
-        for (size_t c = 0; c < nctx; c++)
+        for (size_t c = 0; c < nctx; c++) {   /* row by row: loops that vectorise */
+            const uint64_t *row = counts + (b * nctx + c) * nexps;
+            uint64_t any_in_row = 0;
             for (size_t e = 0; e < nexps; e++) {
-                const uint64_t n = counts[(b * nctx + c) * nexps + e];
-                per_length[e] += n;
-                if (n && c + 1 > contexts) contexts = c + 1;
+                per_length[e] += row[e];
+                any_in_row |= row[e];
             }
+            if (any_in_row && c + 1 > contexts) contexts = c + 1;
+        }
     /* bit length e costs e - 1 mantissa bits and a sign beyond its own code */
     double raw = 0.0;
     int any = 0;

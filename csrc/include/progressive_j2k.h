@@ -144,7 +144,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layer
 void pj2k_prepared_free(pj2k_prepared *prepared);
 /* Rate-search and layer-placement aid: how the prepared coefficients fall
  * against any base step, without quantising or coding.  counts (nbands x
- * nbins; nbands must be the chunk's, 2 <= nbins <= 2**20, else PJ2K_ERR_PARAM)
+ * nbins; nbands must be the chunk's, 2 <= nbins <= 2**16, else PJ2K_ERR_PARAM)
  * receives, per band (numbered like the steps; every plane and colour
  * component counts into its band's row), the coefficients by their magnitude
  * v: for 9/7 in base-step units, v = |c| * band norm (the quantiser codes
