@@ -1017,7 +1017,7 @@ static pj2k_status widen(pj2k_prepared *prep)
  * against the true top. */
 #define HISTOGRAM_PROBE_STRIDE 16
 #define HISTOGRAM_HEADROOM 64   /* eight octaves */
-#define HISTOGRAM_MAX_BINS (1 << 16)   /* bins fit 32-bit lanes; the banks' scratch stays small */
+#define HISTOGRAM_MAX_BINS (1 << 16)   /* (bins are computed in 32-bit lanes) */
 /* v >= 0 (|c| times a positive norm); -1 for 0, inf and NaN: one unsigned
  * comparison on the bits (0 < v <= DBL_MAX), which compiles without branches */
 static inline int64_t finite_key(double v)
@@ -1069,17 +1069,17 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
 
 /* One row's values (float32 or double, scaled by norm) binned against
  * top_bin (bin_keys), in slices of HISTOGRAM_SLICE values: their bins first
- * (the kernels' histogram_bins, which vectorises), then the counting, spread
- * over HISTOGRAM_BANKS copies of the band's counts in turn, so that
- * neighbours falling into one bin (most of them, in smooth bands) do not
- * wait on each other's increment.  The float32 coefficients are read as
- * they are (a conversion pass into doubles first cost a third of the
- * histogram).  Returns the row's largest key, or -1. */
+ * (the kernels' histogram_bins, which vectorises), then the counting.  The
+ * float32 coefficients are read as they are (a conversion pass into doubles
+ * first cost a third of the histogram).  Returns the row's largest key, or
+ * -1.  (Counting into four copies of the band's counts in turn, so that
+ * neighbours in one bin do not wait on each other's increment, made the
+ * histogram 13-16% faster alone, but their 350 KB of scratch per call made
+ * a 128^2 colour tile's whole encode 25% slower in a default glibc process:
+ * docs/DESIGN.md 38.) */
 #define HISTOGRAM_SLICE 256
-#define HISTOGRAM_BANKS 4
 static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t nx, double norm,
-                       int32_t top_bin, int32_t last_bin, uint64_t *band_counts,
-                       size_t bank_stride)
+                       int32_t top_bin, int32_t last_bin, uint64_t *band_counts)
 {
     int32_t largest = -1, bins[HISTOGRAM_SLICE];
     for (size_t start = 0; start < nx; start += HISTOGRAM_SLICE) {
@@ -1089,19 +1089,14 @@ static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t n
                 : K->histogram_bins_f64((const double *)row + start, n, norm, top_bin, last_bin,
                                         bins);
         largest = slice_largest > largest ? slice_largest : largest;
-        size_t i = 0;
-        for (; i + HISTOGRAM_BANKS <= n; i += HISTOGRAM_BANKS)
-            for (size_t k = 0; k < HISTOGRAM_BANKS; k++)
-                band_counts[k * bank_stride + (size_t)bins[i + k]]++;
-        for (; i < n; i++) band_counts[(size_t)bins[i]]++;
+        for (size_t i = 0; i < n; i++) band_counts[(size_t)bins[i]]++;
     }
     return largest;
 }
 
 /* Bins every coefficient's key against `top` into counts (nbands x width,
- * HISTOGRAM_BANKS copies of it, zeroed; the sum is left in the first), bin
- * HISTOGRAM_HEADROOM holding key == top; returns the largest key seen, or
- * -2 if one lies beyond the headroom. */
+ * zeroed), bin HISTOGRAM_HEADROOM holding key == top; returns the largest
+ * key seen, or -2 if one lies beyond the headroom. */
 static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t top, size_t width,
                         uint64_t *counts, double *buf)
 {
@@ -1109,7 +1104,6 @@ static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t 
     const layout *L = &prep->L;
     const pj2k_kernels *K = pj2k_kernels_select();
     const int32_t top_bin = (int32_t)(top + HISTOGRAM_HEADROOM), last_bin = (int32_t)width - 1;
-    const size_t bank_stride = (size_t)h->nbands * width;
     const int f32 = prep->lossy && prep->real_f32;   /* read as they are; else as doubles */
     int32_t largest = -1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
@@ -1118,12 +1112,10 @@ static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t 
                                   : (const void *)row_values(prep, c, at, nx, buf);
             const int32_t row_largest =
                 bin_row(K, row, f32, nx, norms[sb->step_index], top_bin, last_bin,
-                        counts + (size_t)sb->step_index * width, bank_stride);
+                        counts + (size_t)sb->step_index * width);
             largest = row_largest > largest ? row_largest : largest;
         })
     }
-    for (size_t k = 1; k < HISTOGRAM_BANKS; k++)
-        for (size_t j = 0; j < bank_stride; j++) counts[j] += counts[k * bank_stride + j];
     return largest > top_bin ? -2 : largest;   /* (that key's bin would be below 0) */
 }
 
@@ -1141,7 +1133,7 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     for (size_t b = 0; b < nbands; b++) ones[b] = 1.0;
     const double *norms = prep->lossy ? prep->norms : ones;
     const size_t width = nbins + HISTOGRAM_HEADROOM;
-    uint64_t *wide = calloc(HISTOGRAM_BANKS * nbands * width, sizeof *wide);
+    uint64_t *wide = calloc(nbands * width, sizeof *wide);
     const int converted = !prep->lossy || prep->real_f32;   /* row_values needs buf */
     double *buf = converted ? malloc(L->dims[2] * sizeof *buf) : NULL;
     if (!wide || (converted && !buf)) {
@@ -1152,7 +1144,7 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     int64_t probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE, buf);   /* the provisional top */
     int64_t top = bin_keys(prep, norms, probe, width, wide, buf);
     if (top == -2) {   /* beyond the headroom: again, against the true top */
-        memset(wide, 0, HISTOGRAM_BANKS * nbands * width * sizeof *wide);
+        memset(wide, 0, nbands * width * sizeof *wide);
         probe = top = largest_key(prep, norms, 1, buf);
         bin_keys(prep, norms, probe, width, wide, buf);
     }
@@ -1178,7 +1170,6 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
 #undef HISTOGRAM_HEADROOM
 #undef HISTOGRAM_MAX_BINS
 #undef HISTOGRAM_SLICE
-#undef HISTOGRAM_BANKS
 
 pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                double *sum)

@@ -259,6 +259,8 @@ def is_big_endian(dtype: np.dtype) -> bool:
 
 
 def _require_finite(arr: np.ndarray, mode: str) -> None:
+    if arr.dtype.kind != "f":   # (the format's other dtypes are integers: nothing to scan)
+        return
     if arr.size and not np.isfinite(arr).all():
         nan = int(np.isnan(arr).sum())
         inf = int(arr.size - nan - np.isfinite(arr).sum())
@@ -287,25 +289,28 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     if options["mode"] == "lossless":
         return LOSSLESS_WAVELET, 0.0
     _require_finite(arr, "lossy coding")
+    # the value range, scanned once (peak: _peak's value)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    peak = max(-lo, hi)
     step = options["step"]
     if step is None:
         # 1/256 of the span, in halves that cannot overflow (exact: 256 is a
         # power of two); a constant chunk: 1, or coarser where its values
         # would not fit
-        span = float(arr.max()) / 256.0 - float(arr.min()) / 256.0 if arr.size else 0.0
-        step = span if span > 0 else max(1.0, _peak(arr) / 2.0**40)
+        span = hi / 256.0 - lo / 256.0
+        step = span if span > 0 else max(1.0, peak / 2.0**40)
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"step must be a positive number, got {step}")
-    if step > MAX_LOSSY_STEP or _peak(arr) / step >= MAX_LOSSY_RANGE_OVER_STEP:
+    if step > MAX_LOSSY_STEP or peak / step >= MAX_LOSSY_RANGE_OVER_STEP:
         given = "" if options["step"] is not None else " (the default: 1/256 of the span)"
         raise ValueError(f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step "
-                         f"< 2**50 (got step {step:g}{given}, max|data| {_peak(arr):g}): "
+                         f"< 2**50 (got step {step:g}{given}, max|data| {peak:g}): "
                          f"scale such values first, or use tolerance=")
     # a target's search starts at this step but keeps to min_lossy_step: it
     # is refused only where every value would quantise to zero there
     targeted = options["ratio"] is not None or options["psnr"] is not None
     if np.float32(step / _largest_band_norm(arr.shape, options)) == 0 and (
-            not targeted or _peak(arr) < min_lossy_step(arr.shape, options)):
+            not targeted or peak < min_lossy_step(arr.shape, options)):
         raise ValueError(f"lossy steps are stored as float32: step {step:g} is below "
                          f"{min_lossy_step(arr.shape, options):g} for this chunk (values this "
                          f"small need scaling before lossy coding, or tolerance= mode)")
