@@ -185,20 +185,29 @@ DEQUANTISE(dequantise_i64, int64_t)
  * integer); 0 if every product is below LIMIT, else
  * PJ2K_QUANTISE_WIDER if all are below 2**60 (the int64 kernel's limit),
  * else PJ2K_QUANTISE_HUGE (also for NaN and inf) ---- */
+/* (the limits are checked after the loop, on the largest product's bits:
+ * non-negative doubles order like their bits as int64, and NaN's lie above
+ * every number's, so one max covers both; two flags per value, and-ed in
+ * the loop, cost half the loop) */
 #define QUANTISE(NAME, REAL, COEF, LIMIT)                                       \
     static int NAME(const REAL *x, COEF *q, size_t n, double step)              \
     {                                                                           \
         const double limit = (LIMIT), wide = (double)((int64_t)1 << 60);        \
         const double inv = pj2k_reciprocal(step);                               \
-        int narrow_ok = 1, wide_ok = 1;                                         \
+        int64_t largest = 0;                                                    \
         for (size_t i = 0; i < n; i++) {                                        \
             const double a = fabs(x[i]) * inv;                                  \
-            narrow_ok &= a < limit;                                             \
-            wide_ok &= a < wide;                                                \
+            int64_t bits;                                                       \
+            memcpy(&bits, &a, sizeof bits);                                     \
+            largest = bits > largest ? bits : largest;                          \
             const COEF m = (COEF)(a < limit ? a : 0.0);                         \
             q[i] = x[i] < 0 ? -m : m;                                           \
         }                                                                       \
-        return !wide_ok ? PJ2K_QUANTISE_HUGE : !narrow_ok ? PJ2K_QUANTISE_WIDER : 0; \
+        int64_t limit_bits, wide_bits;                                          \
+        memcpy(&limit_bits, &limit, sizeof limit_bits);                         \
+        memcpy(&wide_bits, &wide, sizeof wide_bits);                            \
+        return largest >= wide_bits ? PJ2K_QUANTISE_HUGE                        \
+               : largest >= limit_bits ? PJ2K_QUANTISE_WIDER : 0;               \
     }
 QUANTISE(quantise_i32, double, int32_t, (double)INT32_MAX)
 QUANTISE(quantise_i64, double, int64_t, (double)((int64_t)1 << 60))
