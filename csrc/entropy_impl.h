@@ -180,13 +180,17 @@ static inline PJ2K_ALWAYS_INLINE void SFX(rows_prepare)(SFX(rows) *r, const COEF
             r->pre[x] = pj2k_sat_add16(r->pre[x], SFX(sat_mag)(sib[x], shift));
     if (r->par)
         for (size_t x = 0; x < nx; x++) r->pre[x] = pj2k_sat_add16(r->pre[x], r->par[x]);
-    if (runs) {
+    if (runs) {   /* each word of the bitmask built in a register */
         const size_t groups = nx / 4;
-        for (size_t w = 0; w <= groups / 64; w++) r->quiet[w] = 0;
-        for (size_t g = 0; g < groups; g++) {
-            uint64_t p;
-            memcpy(&p, r->pre + 4 * g, sizeof p);
-            r->quiet[g >> 6] |= (uint64_t)(p == 0) << (g & 63);
+        for (size_t w = 0; w <= groups / 64; w++) {
+            const size_t first = 64 * w, last = groups - first < 64 ? groups : first + 64;
+            uint64_t word = 0;
+            for (size_t g = first; g < last; g++) {
+                uint64_t p;
+                memcpy(&p, r->pre + 4 * g, sizeof p);
+                word |= (uint64_t)(p == 0) << (g - first);
+            }
+            r->quiet[w] = word;
         }
     }
 #else
