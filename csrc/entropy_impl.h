@@ -556,13 +556,15 @@ static int SFX(band_wants_runs)(const COEF *base, const pj2k_band *b, int shift)
     for (size_t z = 0; z < b->n[0]; z++)
         for (size_t y = 0; y < b->n[1]; y++) {
             const COEF *row = base + (ptrdiff_t)z * b->stride[0] + (ptrdiff_t)y * b->stride[1];
-            if (shift == 0)   /* (every single-layer stream: a loop that vectorises, */
-                /* counted in 16-bit lanes, at most 2**15 values a piece) */
-                for (size_t x = 0; x < b->n[2]; x += (size_t)1 << 15) {
-                    const size_t end = b->n[2] - x < ((size_t)1 << 15) ? b->n[2] : x + ((size_t)1 << 15);
-                    uint16_t piece = 0;
-                    for (size_t i = x; i < end; i++) piece += row[i] == 0;
-                    zeros += piece;
+            /* shift 0 (every single-layer stream): a loop that vectorises,
+             * counting in 16-bit lanes, at most 2**15 values at a time */
+            const size_t span = (size_t)1 << 15;
+            if (shift == 0)
+                for (size_t x = 0; x < b->n[2]; x += span) {
+                    const size_t end = b->n[2] - x < span ? b->n[2] : x + span;
+                    uint16_t zeros_here = 0;
+                    for (size_t i = x; i < end; i++) zeros_here += row[i] == 0;
+                    zeros += zeros_here;
                 }
             else
                 for (size_t x = 0; x < b->n[2]; x++) zeros += SFX(mag_shr)(row[x], shift) == 0;
