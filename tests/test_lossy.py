@@ -411,6 +411,31 @@ def test_rate_tables_in_c_follow_the_numpy_reference(real, name):
             np.testing.assert_allclose(g, e, rtol=rtol, atol=0)
 
 
+def test_rate_tables_follow_the_reference_where_bands_end_apart():
+    """Each band's passes stop at its own last bin in use (the rest of its
+    columns take constant tails): against the numpy reference on histograms
+    whose bands end far apart, some empty, with values in the last bin
+    (zeros) and none, at edges near the table's first and last columns."""
+    from progressive_j2k import _rate
+    rng = np.random.default_rng(11)
+    rtol = 1e-15 if int(np.__version__.split(".")[0]) >= 2 else 1e-10
+    for case in range(12):
+        counts = np.zeros((7, _rate.HISTOGRAM_BINS), np.uint64)
+        for band, end in enumerate(rng.choice([0, 1, 3, 40, 200, 505, 511], 7, replace=False)):
+            if end:   # bins 0..end - 1, sparse, the last of them in use
+                counts[band, :end] = rng.integers(0, 50, end) * (rng.random(end) < 0.6)
+                counts[band, end - 1] = rng.integers(1, 50)
+            if case % 2:
+                counts[band, -1] = rng.integers(0, 1000)   # zeros and the smallest values
+        top_key = int(rng.integers(8000, 9000))
+        for per_band in (False, True):
+            expected = reference_model_tables(counts, top_key, per_band)
+            got = _rate._model_tables(counts, top_key, per_band)
+            for e, g in zip(expected, got):
+                assert e.shape == g.shape
+                np.testing.assert_allclose(g, e, rtol=rtol, atol=0)
+
+
 def test_rate_tables_refuse_rows_of_another_width():
     """The C spaces rows nbins + 8 + 8 * extension apart: wider rows would
     come out shifted, so the binding refuses them."""
