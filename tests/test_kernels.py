@@ -167,3 +167,32 @@ def test_both_builds_bin_the_rate_model_alike(monkeypatch, real, name, dtype):
     (top_p, counts_p), (top_v, counts_v) = both_ways(monkeypatch, histogram)
     assert top_p == top_v > 0 and counts_p.sum() == arr.size
     np.testing.assert_array_equal(counts_p, counts_v)
+
+
+def test_both_builds_quantise_to_the_same_limits(monkeypatch, real):
+    """The quantiser's fit checks (int16, then int32, then int64 values, and
+    a refusal past 2**60): both builds widen and refuse at the same steps,
+    and the widened streams are the same bytes."""
+    from progressive_j2k import _dtypes
+    gray = np.ascontiguousarray(crop(real("camera"), 64))
+    scaled = gray.astype(np.float64) * 1e3
+
+    def outcomes():
+        made = []
+        for arr, steps in ((gray, (1.0, 1e-3, 1e-6)), (scaled, (1e3, 1e-9, 1e-12, 1e-14))):
+            prepared = _core.Prepared(arr.reshape(-1).view(np.uint8),
+                                      _dtypes.DTYPE_CODES[arr.dtype], arr.shape, (0, 1), -1, 2,
+                                      1, 1.0, 0.0)
+            for step in steps:
+                try:
+                    made.append(prepared.encode(step, (), 0.0))
+                except ValueError:
+                    made.append(None)
+        return made
+
+    portable, avx2 = both_ways(monkeypatch, outcomes)
+    assert portable == avx2
+    # 8-bit values at 1e-6 steps need int64 (255 / 1e-6 > 2**31); 1e5 / 1e-14
+    # is beyond 2**60: refused
+    assert all(made is not None for made in avx2[:6]) and avx2[6] is None
+    np.testing.assert_allclose(pj.decode(avx2[2]), gray, atol=1e-5)
