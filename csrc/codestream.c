@@ -1069,7 +1069,9 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
 
 /* One row's values (float32 or double, scaled by norm) binned against
  * top_bin (bin_keys), in slices of HISTOGRAM_SLICE values: their bins first
- * (the kernels' histogram_bins, which vectorises), then the counting.  The
+ * (the kernels' histogram_bins, which vectorises), then the counting, the
+ * last bin's (zeros, which come in runs) in a register: their increments
+ * to one address waited on each other (mni152's histogram: -13%).  The
  * float32 coefficients are read as they are (a conversion pass into doubles
  * first cost a third of the histogram).  Returns the row's largest key, or
  * -1.  (Counting into four copies of the band's counts in turn, so that
@@ -1089,7 +1091,12 @@ static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t n
                 : K->histogram_bins_f64((const double *)row + start, n, norm, top_bin, last_bin,
                                         bins);
         largest = slice_largest > largest ? slice_largest : largest;
-        for (size_t i = 0; i < n; i++) band_counts[(size_t)bins[i]]++;
+        size_t in_last = 0;   /* zeros and the smallest values: counted apart */
+        for (size_t i = 0; i < n; i++) {
+            if (bins[i] == last_bin) in_last++;
+            else band_counts[(size_t)bins[i]]++;
+        }
+        band_counts[last_bin] += in_last;
     }
     return largest;
 }
