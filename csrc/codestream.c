@@ -1018,31 +1018,32 @@ static pj2k_status widen(pj2k_prepared *prep)
 #define HISTOGRAM_PROBE_STRIDE 16
 #define HISTOGRAM_HEADROOM 64   /* eight octaves */
 #define HISTOGRAM_MAX_BINS (1 << 16)   /* (bins are computed in 32-bit lanes) */
-/* v >= 0 (|c| times a positive norm); -1 for 0, inf and NaN: one unsigned
- * comparison on the bits (0 < v <= DBL_MAX), which compiles without branches */
-static inline int64_t finite_key(double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    return bits - 1 < UINT64_C(0x7FEFFFFFFFFFFFFF) ? (int64_t)(bits >> 49) : -1;
-}
 
-/* Row `at` (nx values) of component c as doubles: 9/7's float64
- * coefficients where they are, float32 ones and the reversible modes'
- * integers converted into buf. */
-static const double *row_values(const pj2k_prepared *prep, size_t c, size_t at, size_t nx,
-                                double *buf)
+#define HISTOGRAM_SLICE 256
+/* Row `at` (nx values) of component c as the histogram's kernels read it:
+ * 9/7's coefficients where they are (float32 where f32, else float64), the
+ * reversible modes' integers converted into buf as doubles. */
+static const void *binned_row(const pj2k_prepared *prep, int f32, size_t c, size_t at, size_t nx,
+                              double *buf)
 {
     const size_t first = c * prep->L.box + at;
-    if (prep->lossy && !prep->real_f32) return (const double *)prep->real + first;
-    if (prep->lossy) {
-        for (size_t i = 0; i < nx; i++) buf[i] = ((const float *)prep->real)[first + i];
-        return buf;
-    }
+    if (prep->lossy)
+        return f32 ? (const void *)((const float *)prep->real + first)
+                   : (const void *)((const double *)prep->real + first);
 #define CONVERT(S, CT) for (size_t i = 0; i < nx; i++) buf[i] = (double)((const CT *)prep->coef)[first + i]
     BY_KIND(prep->kind, CONVERT);
 #undef CONVERT
     return buf;
+}
+
+/* The kernels' histogram_bins on n values of a row from `start`: their bins
+ * into bins, the largest key (the key's one definition) returned. */
+static int32_t slice_bins(const pj2k_kernels *K, const void *row, int f32, size_t start,
+                          size_t n, double norm, int32_t top_bin, int32_t last_bin, int32_t *bins)
+{
+    return f32 ? K->histogram_bins_f32((const float *)row + start, n, norm, top_bin, last_bin, bins)
+               : K->histogram_bins_f64((const double *)row + start, n, norm, top_bin, last_bin,
+                                       bins);
 }
 
 /* The largest key of every row_stride-th row of each band (-1: none). */
@@ -1051,14 +1052,17 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
 {
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
-    int64_t largest = -1;
+    const pj2k_kernels *K = pj2k_kernels_select();
+    const int f32 = prep->lossy && prep->real_f32;
+    int32_t largest = -1, bins[HISTOGRAM_SLICE];   /* (the bins themselves are not wanted) */
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
             if ((z * sb->band.n[1] + y) % row_stride == 0) {
-                const double norm = norms[sb->step_index];
-                const double *row = row_values(prep, c, at, nx, buf);
-                for (size_t i = 0; i < nx; i++) {
-                    const int64_t key = finite_key(fabs(row[i]) * norm);
+                const void *row = binned_row(prep, f32, c, at, nx, buf);
+                for (size_t start = 0; start < nx; start += HISTOGRAM_SLICE) {
+                    const size_t n = nx - start < HISTOGRAM_SLICE ? nx - start : HISTOGRAM_SLICE;
+                    const int32_t key = slice_bins(K, row, f32, start, n, norms[sb->step_index],
+                                                   0, 0, bins);
                     largest = key > largest ? key : largest;
                 }
             }
@@ -1079,7 +1083,6 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
  * histogram 13-16% faster alone, but their 350 KB of scratch per call made
  * a 128^2 colour tile's whole encode 25% slower in a default glibc process:
  * docs/DESIGN.md 38.) */
-#define HISTOGRAM_SLICE 256
 static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t nx, double norm,
                        int32_t top_bin, int32_t last_bin, uint64_t *band_counts)
 {
@@ -1087,9 +1090,7 @@ static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t n
     for (size_t start = 0; start < nx; start += HISTOGRAM_SLICE) {
         const size_t n = nx - start < HISTOGRAM_SLICE ? nx - start : HISTOGRAM_SLICE;
         const int32_t slice_largest =
-            f32 ? K->histogram_bins_f32((const float *)row + start, n, norm, top_bin, last_bin, bins)
-                : K->histogram_bins_f64((const double *)row + start, n, norm, top_bin, last_bin,
-                                        bins);
+            slice_bins(K, row, f32, start, n, norm, top_bin, last_bin, bins);
         largest = slice_largest > largest ? slice_largest : largest;
         size_t in_last = 0;   /* zeros and the smallest values: counted apart */
         for (size_t i = 0; i < n; i++) {
@@ -1115,8 +1116,7 @@ static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t 
     int32_t largest = -1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            const void *row = f32 ? (const void *)((const float *)prep->real + c * L->box + at)
-                                  : (const void *)row_values(prep, c, at, nx, buf);
+            const void *row = binned_row(prep, f32, c, at, nx, buf);
             const int32_t row_largest =
                 bin_row(K, row, f32, nx, norms[sb->step_index], top_bin, last_bin,
                         counts + (size_t)sb->step_index * width);
@@ -1141,7 +1141,7 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
     const double *norms = prep->lossy ? prep->norms : ones;
     const size_t width = nbins + HISTOGRAM_HEADROOM;
     uint64_t *wide = calloc(nbands * width, sizeof *wide);
-    const int converted = !prep->lossy || prep->real_f32;   /* row_values needs buf */
+    const int converted = !prep->lossy;   /* binned_row converts into buf */
     double *buf = converted ? malloc(L->dims[2] * sizeof *buf) : NULL;
     if (!wide || (converted && !buf)) {
         free(wide);
