@@ -275,7 +275,8 @@ def _require_finite(arr: np.ndarray, mode: str) -> None:
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
-    """The format's wavelet code and the step (lossy) or scale (tolerance)."""
+    """The format's wavelet code, the step (lossy) or scale (tolerance), and
+    max|data| where the mode scans the values for it (lossy; else None)."""
     tol = options["tolerance"]
     if tol is not None:
         _require_finite(arr, "tolerance mode")
@@ -285,9 +286,9 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
             raise ValueError(f"tolerance {tol:g} is too small for values up to {peak:g}"
                              + (" (nodata)" if peak == abs(options["nodata"] or 0.0) else "")
                              + " (max|data| / (2 tolerance) must be below 2**40)")
-        return TOLERANCE_WAVELET, scale
+        return TOLERANCE_WAVELET, scale, None
     if options["mode"] == "lossless":
-        return LOSSLESS_WAVELET, 0.0
+        return LOSSLESS_WAVELET, 0.0, None
     _require_finite(arr, "lossy coding")
     # the value range, scanned once (peak: _peak's value)
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
@@ -314,7 +315,7 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
         raise ValueError(f"lossy steps are stored as float32: step {step:g} is below "
                          f"{min_lossy_step(arr.shape, options):g} for this chunk (values this "
                          f"small need scaling before lossy coding, or tolerance= mode)")
-    return 1, float(step)
+    return 1, float(step), peak
 
 
 def _max_exponent(arr: np.ndarray, wavelet: int) -> int:
@@ -431,7 +432,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     options = resolve_options(options, arr.shape, arr.dtype)
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
-    wavelet, step = _wavelet_and_step(arr, options)
+    wavelet, step, peak = _wavelet_and_step(arr, options)
     arr = np.require(arr, requirements="CA")   # the C core reads whole values: aligned ones
     if options["psnr"] is not None and _rate.narrow_for_psnr(arr, options["psnr"]):
         # (one message per target and dtype: warned once, not per chunk)
@@ -491,7 +492,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     model = None
     layered_search = None   # a ratio search to go on with layered encodes
     if targeted and arr.size:
-        limits = (max(_peak(arr) / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
+        limits = (max(peak / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
         model = rate_model(prepared)
         if model is None:   # every coefficient is zero: any step gives the same exact stream
