@@ -56,8 +56,13 @@ pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins
      * smallest values, aside); the last bin in use over all bands */
     size_t band_end[PJ2K_MAX_BANDS], last = SIZE_MAX;
     for (size_t b = 0; b < nbands; b++) {
+        const uint64_t *c = counts + b * nbins;
         size_t end = nbins - 1;
-        while (end > 0 && !counts[b * nbins + end - 1]) end--;
+        /* (eight bins at a time through the empty tail: the OR vectorises) */
+        while (end >= 8 && !(c[end - 1] | c[end - 2] | c[end - 3] | c[end - 4] | c[end - 5] |
+                             c[end - 6] | c[end - 7] | c[end - 8]))
+            end -= 8;
+        while (end > 0 && !c[end - 1]) end--;
         band_end[b] = end;
         if (end && (last == SIZE_MAX || end - 1 > last)) last = end - 1;
     }
@@ -152,10 +157,12 @@ pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins
          * adds one mantissa bit per value and quarters the error, exactly;
          * extension_octaves of that (finest first), then the grid, coarsest last */
         double *out_bits = bits + r * room, *out_error = error + r * room;
+        double quarter_d = ldexp(1.0, -2 * (int)extension_octaves);   /* 4**-d, exact */
         for (size_t e = 0; e < ext; e++) {
             const size_t d = extension_octaves - e / 8, f = used - e % 8;
+            if (e && e % 8 == 0) quarter_d *= 4.0;
             out_bits[e] = row_bits[f] + (double)d * nonzero[used];
-            out_error[e] = row_error[f] * ldexp(1.0, -2 * (int)d);
+            out_error[e] = row_error[f] * quarter_d;
         }
         for (size_t j = 0; j < cols; j++) {
             out_bits[ext + j] = row_bits[used - j];
@@ -173,8 +180,18 @@ pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx
         || nctx > PJ2K_RATE_MAX_BINS || nexps < 2 || nexps > PJ2K_RATE_MAX_BINS)
         return PJ2K_ERR_PARAM;
     *gain = -1.0;
+    /* per bit length: its count over all rows (uint64), then a band's (double);
+     * which (band, context) rows are in use: most are empty, and the sums
+     * below skip them (adding their zeros would change no bit) */
     uint64_t *per_length = calloc(nexps, sizeof *per_length);
-    if (!per_length) return PJ2K_ERR_NOMEM;
+    double *length_total = malloc(nexps * sizeof *length_total);
+    unsigned char *in_use = malloc(nbands * nctx);
+    if (!per_length || !length_total || !in_use) {
+        free(per_length);
+        free(length_total);
+        free(in_use);
+        return PJ2K_ERR_NOMEM;
+    }
     size_t contexts = 0, lengths = 0;   /* trimmed to the ones in use */
     for (size_t b = 0; b < nbands; b++)
         for (size_t c = 0; c < nctx; c++) {   /* row by row: loops that vectorise */
@@ -184,6 +201,7 @@ pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx
                 per_length[e] += row[e];
                 any_in_row |= row[e];
             }
+            in_use[b * nctx + c] = any_in_row != 0;
             if (any_in_row && c + 1 > contexts) contexts = c + 1;
         }
     /* bit length e costs e - 1 mantissa bits and a sign beyond its own code */
@@ -195,30 +213,83 @@ pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx
         any |= e > 0 && per_length[e];
     }
     free(per_length);
-    if (!any) return PJ2K_OK;   /* no value is non-zero */
     /* bits with one distribution of bit lengths per band, and with one per
      * band and context */
     double zero_order = 0.0, by_context = 0.0;
-    for (size_t b = 0; b < nbands; b++) {
-        double band_total = 0.0;
-        for (size_t e = 0; e < lengths; e++) {
-            double length_total = 0.0;
-            for (size_t c = 0; c < contexts; c++)
-                length_total += (double)counts[(b * nctx + c) * nexps + e];
-            zero_order -= xlog2x(length_total);
-            band_total += length_total;
-        }
-        zero_order += xlog2x(band_total);
+    for (size_t b = 0; any && b < nbands; b++) {
+        for (size_t e = 0; e < lengths; e++) length_total[e] = 0.0;
         for (size_t c = 0; c < contexts; c++) {
+            if (!in_use[b * nctx + c]) continue;
             const uint64_t *row = counts + (b * nctx + c) * nexps;
             double context_total = 0.0;
             for (size_t e = 0; e < lengths; e++) {
+                length_total[e] += (double)row[e];
                 context_total += (double)row[e];
                 by_context -= xlog2x((double)row[e]);
             }
             by_context += xlog2x(context_total);
         }
+        double band_total = 0.0;
+        for (size_t e = 0; e < lengths; e++) {
+            zero_order -= xlog2x(length_total[e]);
+            band_total += length_total[e];
+        }
+        zero_order += xlog2x(band_total);
     }
+    free(length_total);
+    free(in_use);
+    if (!any) return PJ2K_OK;   /* no value is non-zero */
     *gain = (by_context + raw) / (zero_order + raw);
+    return PJ2K_OK;
+}
+
+/* np.interp(x, xs, ys) at one point, in numpy's arithmetic (xs ascending):
+ * the end values outside, a table point's own value on it, else the slope
+ * from the left point (from the right one where that gives NaN) */
+static double interp_at(const double *xs, const double *ys, size_t n, double x)
+{
+    if (x != x) return x;
+    if (x < xs[0]) return ys[0];
+    if (x >= xs[n - 1]) return ys[n - 1];
+    size_t j = 0, above = n - 1;   /* xs[j] <= x < xs[above] */
+    while (above - j > 1) {
+        const size_t middle = j + (above - j) / 2;
+        if (xs[middle] <= x) j = middle;
+        else above = middle;
+    }
+    if (xs[j] == x) return ys[j];
+    const double slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j]);
+    double y = slope * (x - xs[j]) + ys[j];
+    if (y != y) {
+        y = slope * (x - xs[j + 1]) + ys[j + 1];
+        if (y != y && ys[j] == ys[j + 1]) y = ys[j];
+    }
+    return y;
+}
+
+pj2k_status pj2k_rate_solve(const double *xs, const double *ys, size_t n, double y, double lo,
+                            double hi, double *x)
+{
+    if (!xs || !ys || !x || n < 2) return PJ2K_ERR_PARAM;
+    for (size_t i = 1; i < n; i++)
+        if (!(xs[i - 1] < xs[i])) return PJ2K_ERR_PARAM;
+    const double y_lo = interp_at(xs, ys, n, lo), y_hi = interp_at(xs, ys, n, hi);
+    if (!(y_lo > y)) { *x = lo; return PJ2K_OK; }
+    if (!(y_hi < y)) { *x = hi; return PJ2K_OK; }
+    /* the table's points strictly inside the window: start .. stop - 1 */
+    size_t start = 0, stop = 0;
+    while (start < n && xs[start] <= lo) start++;
+    while (stop < n && xs[stop] < hi) stop++;
+    const size_t inside = stop > start ? stop - start : 0;
+    /* window point k: 0 its low end, 1..inside the table's, inside + 1 its
+     * high end; k the first at or below y (the finest crossing) */
+    size_t k = inside + 1;
+    for (size_t i = 0; i < inside; i++)
+        if (ys[start + i] <= y) { k = i + 1; break; }
+    const double x0 = k == 1 ? lo : xs[start + k - 2], v0 = k == 1 ? y_lo : ys[start + k - 2];
+    const double x1 = k > inside ? hi : xs[start + k - 1], v1 = k > inside ? y_hi : ys[start + k - 1];
+    const double fall = v0 - v1;
+    const double crossing = fall != 0.0 ? x0 + (v0 - y) / fall * (x1 - x0) : NAN;
+    *x = isfinite(crossing) ? crossing : isfinite(v1) ? x1 : x0;
     return PJ2K_OK;
 }

@@ -351,6 +351,21 @@ def test_model_solver_equals_its_numpy_reference():
         assert got == reference_solve(xs, ys, y, limits, near)
 
 
+def test_model_solver_refuses_tables_it_cannot_invert():
+    """pj2k_rate_solve: a table whose steps do not ascend strictly, tables of
+    unequal lengths or of under two points get a clear error."""
+    from progressive_j2k import _core
+    ys = np.array([3.0, 2.0, 1.0])
+    for xs in (np.array([0.0, 1.0, 1.0]), np.array([0.0, 2.0, 1.0]), np.array([0.0, np.nan, 2.0])):
+        with pytest.raises(ValueError, match="rate_solve"):
+            _core.rate_solve(xs, ys, 1.5, 0.0, 2.0)
+    with pytest.raises(ValueError, match="rate_solve"):
+        _core.rate_solve(np.array([0.0, 1.0]), ys, 1.5, 0.0, 2.0)
+    with pytest.raises(ValueError, match="rate_solve"):
+        _core.rate_solve(np.array([0.0]), np.array([1.0]), 1.5, 0.0, 2.0)
+    assert _core.rate_solve(np.array([0.0, 2.0]), np.array([3.0, 1.0]), 2.0, 0.0, 2.0) == 1.0
+
+
 def reference_estimate(counts, top_key, j):
     """RateModel's definition at the step on the upper edge of bin j (bins
     past the histogram hold nothing), directly: every bin i < j quantises to

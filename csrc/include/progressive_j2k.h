@@ -198,6 +198,17 @@ pj2k_status pj2k_rate_tables(const uint64_t *counts, size_t nbands, size_t nbins
 pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx, size_t nexps,
                               double *gain);
 
+/* Inverts a falling table (the rate model's log bytes or minus log error
+ * against log step): *x, within [lo, hi], where the piecewise linear
+ * (xs, ys) first falls to y (the finest crossing: a zero-order estimate can
+ * rise a little between neighbouring points); lo where even lo is at or
+ * below y, hi where even hi is above it; at a crossing next to an infinite
+ * point, the finite point's x.  xs strictly ascending (else
+ * PJ2K_ERR_PARAM), n >= 2.  The arithmetic is numpy's interp and the
+ * reference's in tests/test_lossy.py, bit for bit. */
+pj2k_status pj2k_rate_solve(const double *xs, const double *ys, size_t n, double y, double lo,
+                            double hi, double *x);
+
 /* The prepared 9/7 coefficients, for tests and tools: *count values,
  * planes (axes neither transformed nor colour) x colour components x the
  * transformed axes, each transformed block in the Mallat layout (the low

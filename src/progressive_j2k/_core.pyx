@@ -80,6 +80,8 @@ cdef extern from "progressive_j2k.h" nogil:
                                  double *log_step, double *bits, double *error, size_t *length)
     pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx,
                                   size_t nexps, double *gain)
+    pj2k_status pj2k_rate_solve(const double *xs, const double *ys, size_t n, double y,
+                                double lo, double hi, double *x)
     pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                    double *sum)
     const char *pj2k_status_message(pj2k_status status)
@@ -344,6 +346,20 @@ def context_gain(const uint64_t[:, :, ::1] counts):
     if status != PJ2K_OK:
         raise_status(status, "context_gain")
     return None if gain < 0 else gain
+
+
+def rate_solve(const double[::1] xs, const double[::1] ys, double y, double lo, double hi):
+    """pj2k_rate_solve: the x in [lo, hi] where the falling table (xs, ys)
+    first reaches y."""
+    cdef double x = 0.0
+    cdef pj2k_status status
+    if xs.shape[0] != ys.shape[0] or xs.shape[0] < 2:
+        raise ValueError("rate_solve: tables of different lengths, or under two points")
+    with nogil:
+        status = pj2k_rate_solve(&xs[0], &ys[0], xs.shape[0], y, lo, hi, &x)
+    if status != PJ2K_OK:
+        raise_status(status, "rate_solve")
+    return x
 
 
 def squared_error(const uint8_t[::1] a, const uint8_t[::1] b, int dtype_code):

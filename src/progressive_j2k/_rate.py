@@ -289,35 +289,13 @@ def _solve(xs: np.ndarray, ys: np.ndarray, y: float, limits, near: float | None)
     further), else within the limits; the nearer end if y is not bracketed.
     ys falls overall (a zero-order estimate can rise a little between
     neighbouring points at a few hundred bytes: the finest crossing wins);
-    an infinite point next to the crossing gives the finite one's x.  (The
-    points are those of the table inside the window, with the window's ends
-    interpolated; scalar arithmetic past the search, as a small chunk's
-    search calls this a few times and numpy's per-call cost dominated.)"""
+    an infinite point next to the crossing gives the finite one's x
+    (pj2k_rate_solve: a small chunk's search calls this a few times, and
+    numpy's per-call costs made it 10-14 us a call in Python)."""
     lo, hi = math.log(limits[0]), math.log(limits[1])
     if near is not None:
         lo, hi = max(lo, math.log(near) - MAX_JUMP), min(hi, math.log(near) + MAX_JUMP)
-    y_lo, y_hi = np.interp((lo, hi), xs, ys).tolist()
-    if not y_lo > y:
-        return math.exp(lo)
-    if not y_hi < y:
-        return math.exp(hi)
-    start, stop = xs.searchsorted(lo, side="right"), xs.searchsorted(hi, side="left")
-    inside = ys[start:stop]
-    hits = inside <= y
-    k = int(hits.argmax()) + 1 if hits.size and hits.any() else inside.size + 1
-    # point i of the window: its low end, the table's points inside, its high end
-
-    def point(i):
-        if i == 0:
-            return lo, y_lo
-        if i > inside.size:
-            return hi, y_hi
-        return float(xs[start + i - 1]), float(inside[i - 1])
-
-    (x0, v0), (x1, v1) = point(k - 1), point(k)
-    fall = v0 - v1
-    x = x0 + (v0 - y) / fall * (x1 - x0) if fall else math.nan
-    return math.exp(x if math.isfinite(x) else x1 if math.isfinite(v1) else x0)
+    return math.exp(_core.rate_solve(xs, ys, y, lo, hi))
 
 
 def _search(score, start: float, lo_limit: float, hi_limit: float, accept, aim: float,
