@@ -267,6 +267,15 @@ static double interp_at(const double *xs, const double *ys, size_t n, double x)
     return y;
 }
 
+pj2k_status pj2k_rate_interp(const double *xs, const double *ys, size_t n, double x, double *y)
+{
+    if (!xs || !ys || !y || n < 2) return PJ2K_ERR_PARAM;
+    for (size_t i = 1; i < n; i++)
+        if (!(xs[i - 1] < xs[i])) return PJ2K_ERR_PARAM;
+    *y = interp_at(xs, ys, n, x);
+    return PJ2K_OK;
+}
+
 pj2k_status pj2k_rate_solve(const double *xs, const double *ys, size_t n, double y, double lo,
                             double hi, double *x)
 {

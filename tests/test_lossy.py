@@ -351,6 +351,35 @@ def test_model_solver_equals_its_numpy_reference():
         assert got == reference_solve(xs, ys, y, limits, near)
 
 
+def test_model_reads_its_tables_as_numpy_interp():
+    """pj2k_rate_interp (RateModel.bytes and squared_error) is numpy's
+    interp bit for bit: inside, outside, on the points, next to infinite
+    values (log(0) in an error table) and at a NaN."""
+    import math
+    import warnings
+    from progressive_j2k import _core
+    rng = np.random.default_rng(12)
+    for _ in range(3000):
+        xs = np.unique(rng.uniform(-20, 20, int(rng.integers(2, 60))))
+        if xs.size < 2:
+            continue
+        ys = np.cumsum(rng.standard_normal(xs.size) * rng.choice([1, 0.01, 100]))
+        if rng.random() < 0.1:
+            ys[rng.integers(0, xs.size)] = -math.inf
+        if rng.random() < 0.1:
+            ys[rng.integers(0, xs.size)] = math.inf
+        x = float(rng.uniform(-25, 25))
+        if rng.random() < 0.2:
+            x = float(rng.choice(xs))
+        elif rng.random() < 0.02:
+            x = math.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = float(np.interp(x, xs, ys))
+        got = _core.rate_interp(xs, ys, x)
+        assert got == expected or (math.isnan(got) and math.isnan(expected))
+
+
 def test_model_solver_refuses_tables_it_cannot_invert():
     """pj2k_rate_solve: a table whose steps do not ascend strictly, tables of
     unequal lengths or of under two points get a clear error."""
@@ -364,6 +393,8 @@ def test_model_solver_refuses_tables_it_cannot_invert():
     with pytest.raises(ValueError, match="rate_solve"):
         _core.rate_solve(np.array([0.0]), np.array([1.0]), 1.5, 0.0, 2.0)
     assert _core.rate_solve(np.array([0.0, 2.0]), np.array([3.0, 1.0]), 2.0, 0.0, 2.0) == 1.0
+    with pytest.raises(ValueError, match="rate_interp"):
+        _core.rate_interp(np.array([0.0, 0.0]), np.array([3.0, 1.0]), 0.5)
 
 
 def reference_estimate(counts, top_key, j):

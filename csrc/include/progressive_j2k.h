@@ -208,6 +208,9 @@ pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx
  * reference's in tests/test_lossy.py, bit for bit. */
 pj2k_status pj2k_rate_solve(const double *xs, const double *ys, size_t n, double y, double lo,
                             double hi, double *x);
+/* The table (xs, ys) read at x: numpy's interp, bit for bit (xs strictly
+ * ascending, n >= 2; else PJ2K_ERR_PARAM). */
+pj2k_status pj2k_rate_interp(const double *xs, const double *ys, size_t n, double x, double *y);
 
 /* The prepared 9/7 coefficients, for tests and tools: *count values,
  * planes (axes neither transformed nor colour) x colour components x the

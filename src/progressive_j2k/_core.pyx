@@ -82,6 +82,8 @@ cdef extern from "progressive_j2k.h" nogil:
                                   size_t nexps, double *gain)
     pj2k_status pj2k_rate_solve(const double *xs, const double *ys, size_t n, double y,
                                 double lo, double hi, double *x)
+    pj2k_status pj2k_rate_interp(const double *xs, const double *ys, size_t n, double x,
+                                 double *y)
     pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                    double *sum)
     const char *pj2k_status_message(pj2k_status status)
@@ -360,6 +362,19 @@ def rate_solve(const double[::1] xs, const double[::1] ys, double y, double lo, 
     if status != PJ2K_OK:
         raise_status(status, "rate_solve")
     return x
+
+
+def rate_interp(const double[::1] xs, const double[::1] ys, double x):
+    """pj2k_rate_interp: the table (xs, ys) read at x, as numpy's interp."""
+    cdef double y = 0.0
+    cdef pj2k_status status
+    if xs.shape[0] != ys.shape[0] or xs.shape[0] < 2:
+        raise ValueError("rate_interp: tables of different lengths, or under two points")
+    with nogil:
+        status = pj2k_rate_interp(&xs[0], &ys[0], xs.shape[0], x, &y)
+    if status != PJ2K_OK:
+        raise_status(status, "rate_interp")
+    return y
 
 
 def squared_error(const uint8_t[::1] a, const uint8_t[::1] b, int dtype_code):

@@ -233,13 +233,13 @@ class RateModel:
         return tuple((1 - w) * table[:, at] + w * table[:, at + 1] for table in (bits, error))
 
     def bytes(self, step: float) -> float:
-        return math.exp(np.interp(math.log(step), self.log_step, self.log_bytes))
+        return math.exp(_core.rate_interp(self.log_step, self.log_bytes, math.log(step)))
 
     def squared_error(self, step: float) -> float:
         """Sum of squared coefficient errors in base-step units (the
         histogram's last bin, 64 octaves below the largest value, counts as
         error-free)."""
-        return math.exp(np.interp(math.log(step), self.log_step, self.log_error))
+        return math.exp(_core.rate_interp(self.log_step, self.log_error, math.log(step)))
 
     def step_for_bytes(self, value: float, limits, near: float | None = None) -> float:
         """The step at which bytes(step) = value: see _solve."""
@@ -279,7 +279,10 @@ def _without_learning(coded: float, learning: float) -> float:
         return coded - learning
     x = coded
     for _ in range(8):
-        x = max(2.0, x - (x + learning * math.log2(x) - coded) / (1 + learning / (x * math.log(2))))
+        last, x = x, max(2.0, x - (x + learning * math.log2(x) - coded)
+                         / (1 + learning / (x * math.log(2))))
+        if x == last:   # a fixed point: the remaining iterations would keep it
+            break
     return x
 
 
