@@ -423,8 +423,18 @@ int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norm
     double low[PJ2K_MAX_AXES][PJ2K_MAX_LEVELS + 1], high[PJ2K_MAX_AXES][PJ2K_MAX_LEVELS + 1];
     for (int i = 0; i < naxes; i++)
         for (int l = 1; l <= levels; l++) {
-            low[i][l] = pj2k_synthesis_norm97((size_t)lengths[i], l, 0);
-            high[i][l] = pj2k_synthesis_norm97((size_t)lengths[i], l, 1);
+            /* a norm depends on the length only up to 16 << l (see
+             * pj2k_synthesis_norm97): an axis like an earlier one there
+             * (square chunks, long axes at the first levels) copies its
+             * norms instead of transforming two impulses again */
+            const uint64_t longest = (uint64_t)16 << l;
+            int same = -1;
+            for (int k = 0; k < i && same < 0; k++)
+                if ((lengths[k] < longest ? lengths[k] : longest) ==
+                    (lengths[i] < longest ? lengths[i] : longest))
+                    same = k;
+            low[i][l] = same >= 0 ? low[same][l] : pj2k_synthesis_norm97((size_t)lengths[i], l, 0);
+            high[i][l] = same >= 0 ? high[same][l] : pj2k_synthesis_norm97((size_t)lengths[i], l, 1);
             if (low[i][l] < 0 || high[i][l] < 0) return 0;
         }
     norms[0] = 1.0;
