@@ -1269,62 +1269,100 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
     if (!rows) return PJ2K_ERR_NOMEM;
     uint32_t *cur = rows + 1, *up = cur + width, *back = up + width, *par = back + width,
              *par_below = par + width, *parent_term = par_below + width, *sum = parent_term + width;
+    /* 3-D bands: a plane's sampled rows are the next plane's rows behind
+     * (back), and planes 2k and 2k + 1 share their parent rows; both are
+     * kept per band (the last plane's rows, each with a zero before it, and
+     * the parent terms) instead of being read and spread again */
+    uint32_t *planes = NULL;
+    size_t planes_size = 0;
+    pj2k_status st = PJ2K_OK;
     const int per_segment = (1 << h->naxes) - 1;
-    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        for (int r = 0; r <= h->levels; r++) {
+    for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
+        for (int r = 0; r <= h->levels && st == PJ2K_OK; r++) {
             segment_band sbs[7];
             const int nb = segment_bands(L->dims, h->levels, r, h->naxes, 1, sbs);
             for (int b = 0; b < nb; b++) {
                 const pj2k_band *band = &sbs[b].band;
-                const size_t nx = band->n[2], ny = band->n[1], pnx = band->pn[2];
+                const size_t nx = band->n[2], ny = band->n[1], nz = band->n[0], pnx = band->pn[2];
                 const size_t most = ny / CONTEXT_SAMPLE_MIN_ROWS,
                              stride = most < 1 ? 1 : most < row_stride ? most : row_stride;
+                const size_t sampled = ny >= stride ? (ny - stride) / stride + 1 : 0;
                 const double inv = norms[sbs[b].step_index] / step;
                 const ptrdiff_t origin = (ptrdiff_t)(c * L->box + sbs[b].offset);
                 uint64_t *band_counts = counts + (size_t)sbs[b].step_index * nctx * nexps;
+                uint32_t *last_plane = NULL, *this_plane = NULL, *parent_plane = NULL;
+                const size_t row_width = nx + 1;   /* a zero, then the row */
+                if (nz > 1) {
+                    const size_t need = 3 * sampled * row_width;
+                    if (need > planes_size) {
+                        free(planes);
+                        planes = malloc(need * sizeof *planes);
+                        planes_size = planes ? need : 0;
+                        if (!planes) { st = PJ2K_ERR_NOMEM; break; }
+                    }
+                    last_plane = planes;
+                    this_plane = last_plane + sampled * row_width;
+                    parent_plane = this_plane + sampled * row_width;
+                    for (size_t i = 0; i < 2 * sampled; i++) planes[i * row_width] = 0;
+                }
+                size_t parents_of = SIZE_MAX;   /* the parent plane parent_plane holds */
                 /* most values are zeros amid zeros: the count of (0, 0) is
                  * what the others leave, not a chain of increments */
                 size_t quiet = 0;
                 up[nx] = 0;
-                for (size_t z = 0; z < band->n[0]; z++)
-                    for (size_t y = stride - 1; y < ny; y += stride) {
+                memset(back, 0, nx * sizeof *back);   /* the plane before the first */
+                for (size_t z = 0; z < nz; z++) {
+                    size_t pz = pnx ? z >> band->ps[0] : 0;
+                    pz = pnx && pz >= band->pn[0] ? band->pn[0] - 1 : pz;
+                    const int fresh_parents = !parent_plane || pz != parents_of;
+                    for (size_t y = stride - 1, row = 0; y < ny; y += stride, row++) {
                         const ptrdiff_t at = origin + (ptrdiff_t)z * band->stride[0] +
                                              (ptrdiff_t)y * band->stride[1];
-                        magnitudes_in_steps(prep, at, nx, inv, cur);
+                        uint32_t *here = this_plane ? this_plane + row * row_width + 1 : cur;
+                        magnitudes_in_steps(prep, at, nx, inv, here);
                         if (y) magnitudes_in_steps(prep, at - band->stride[1], nx, inv, up);
                         else memset(up, 0, nx * sizeof *up);
-                        if (z) magnitudes_in_steps(prep, at - band->stride[0], nx, inv, back);
-                        else memset(back, 0, nx * sizeof *back);
+                        const uint32_t *behind = z && last_plane ? last_plane + row * row_width + 1 : back;
                         for (size_t x = 0; x < nx; x++)
-                            sum[x] = 2u * cur[x - 1] + up[x - 1] + 2u * up[x] + up[x + 1] + 2u * back[x];
+                            sum[x] = 2u * here[x - 1] + up[x - 1] + 2u * up[x] + up[x + 1] + 2u * behind[x];
                         if (pnx) {
-                            size_t pz = z >> band->ps[0], py = y >> band->ps[1];
-                            pz = pz < band->pn[0] ? pz : band->pn[0] - 1;
-                            py = py < band->pn[1] ? py : band->pn[1] - 1;
-                            const ptrdiff_t prow = origin + band->parent_offset + (ptrdiff_t)pz * band->stride[0] +
-                                                 (ptrdiff_t)py * band->stride[1];
-                            const double pinv = norms[sbs[b].step_index - per_segment] / step;
-                            magnitudes_in_steps(prep, prow, pnx, pinv, par);
-                            magnitudes_in_steps(prep, py + 1 < band->pn[1] ? prow + band->stride[1] : prow, pnx, pinv,
-                                                par_below);
-                            spread_parent_term(par, par_below, pnx, band->ps[2], parent_term, nx);
-                            for (size_t x = 0; x < nx; x++) sum[x] += parent_term[x];
+                            uint32_t *term = parent_plane ? parent_plane + row * row_width : parent_term;
+                            if (fresh_parents) {
+                                size_t py = y >> band->ps[1];
+                                py = py < band->pn[1] ? py : band->pn[1] - 1;
+                                const ptrdiff_t prow = origin + band->parent_offset + (ptrdiff_t)pz * band->stride[0] +
+                                                     (ptrdiff_t)py * band->stride[1];
+                                const double pinv = norms[sbs[b].step_index - per_segment] / step;
+                                magnitudes_in_steps(prep, prow, pnx, pinv, par);
+                                magnitudes_in_steps(prep, py + 1 < band->pn[1] ? prow + band->stride[1] : prow, pnx,
+                                                    pinv, par_below);
+                                spread_parent_term(par, par_below, pnx, band->ps[2], term, nx);
+                            }
+                            for (size_t x = 0; x < nx; x++) sum[x] += term[x];
                         }
                         for (size_t x = 0; x < nx; x++) {
-                            if (!(sum[x] | cur[x])) continue;
-                            const unsigned ctx = magnitude_context(sum[x]), e = bit_length(cur[x]);
+                            if (!(sum[x] | here[x])) continue;
+                            const unsigned ctx = magnitude_context(sum[x]), e = bit_length(here[x]);
                             band_counts[(ctx < nctx ? ctx : nctx - 1) * nexps + (e < nexps ? e : nexps - 1)] +=
                                 stride;
                             quiet--;
                         }
                         quiet += nx;
                     }
+                    parents_of = pz;
+                    if (this_plane) {   /* this plane's rows are the next one's behind */
+                        uint32_t *t = last_plane;
+                        last_plane = this_plane;
+                        this_plane = t;
+                    }
+                }
                 band_counts[0] += quiet * stride;
             }
         }
     }
+    free(planes);
     free(rows);
-    return PJ2K_OK;
+    return st;
 }
 
 /* Quantise (9/7) and entropy-code the prepared coefficients into `out`.  A
