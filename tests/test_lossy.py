@@ -351,6 +351,19 @@ def test_model_solver_equals_its_numpy_reference():
         assert got == reference_solve(xs, ys, y, limits, near)
 
 
+def test_colour_discount_grows_with_the_chunk():
+    """The colour terms' discount on the first aim: none on small chunks,
+    all of CONTEXT_COLOUR_SCALE on large ones, growing in between."""
+    from progressive_j2k import _rate
+    small, large = _rate.COLOUR_UNLEARNED_PIXELS, _rate.COLOUR_LEARNED_PIXELS
+    assert _rate.colour_context_scale(1) == _rate.colour_context_scale(small) == 1.0
+    assert _rate.colour_context_scale(large) == _rate.colour_context_scale(10 * large) == \
+        _rate.CONTEXT_COLOUR_SCALE
+    between = [_rate.colour_context_scale(n) for n in np.geomspace(small, large, 9).astype(int)]
+    assert all(a >= b for a, b in zip(between, between[1:]))
+    assert _rate.CONTEXT_COLOUR_SCALE < between[4] < 1.0
+
+
 def test_model_reads_its_tables_as_numpy_interp():
     """pj2k_rate_interp (RateModel.bytes and squared_error) is numpy's
     interp bit for bit: inside, outside, on the points, next to infinite
