@@ -73,13 +73,16 @@ void pj2k_model_reset(pj2k_model *m, int version)
     for (size_t i = 0; i < count; i++) p[i] = start;
     m->version = version;
     if (version < 4) return;
-    for (int cls = 0; cls < PJ2K_CLASSES; cls++)
-        for (int c = 0; c < PJ2K_MAG_CTX; c++)
-            for (int i = 0; i < PJ2K_EXP_POS; i++) {
-                int d = 2 * i - c + 6;
-                d = d < -PRIOR_REACH ? -PRIOR_REACH : (d > PRIOR_REACH ? PRIOR_REACH : d);
-                m->prob.exponent[cls][c][i] = (pj2k_prob){EXPONENT_PRIOR[d + PRIOR_REACH], PRIOR_SHIFT};
-            }
+    /* the priors depend on the context and position only: one class's,
+     * copied to the others */
+    for (int c = 0; c < PJ2K_MAG_CTX; c++)
+        for (int i = 0; i < PJ2K_EXP_POS; i++) {
+            int d = 2 * i - c + 6;
+            d = d < -PRIOR_REACH ? -PRIOR_REACH : (d > PRIOR_REACH ? PRIOR_REACH : d);
+            m->prob.exponent[0][c][i] = (pj2k_prob){EXPONENT_PRIOR[d + PRIOR_REACH], PRIOR_SHIFT};
+        }
+    for (int cls = 1; cls < PJ2K_CLASSES; cls++)
+        memcpy(m->prob.exponent[cls], m->prob.exponent[0], sizeof m->prob.exponent[0]);
     if (version < 5) return;
     for (int cls = 0; cls < PJ2K_CLASSES; cls++) {
         m->prob.run[cls][0] = (pj2k_prob){RUN_PRIOR_AFTER_BROKEN, PRIOR_SHIFT};
