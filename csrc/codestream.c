@@ -779,7 +779,8 @@ struct pj2k_prepared {
     void *real;         /* 9/7: the coefficients, */
     int real_f32;       /* in float32 (8- and 16-bit samples: ample precision) or float64 */
     int coef_in_real;   /* coef lies in real's allocation, after the coefficients */
-    float *bit_cost;    /* RD-optimised quantisation's cost table, made at its first use */
+    const float *bit_cost;  /* RD-optimised quantisation's cost table: the caller's, */
+    float *own_bit_cost;    /* or this one, made at its first use */
     int coded;          /* coef holds the values of the last encode, whose header is */
     pj2k_header coded_h;
     double coded_rdo;   /* and whose RD-optimised quantisation had this strength (0: none) */
@@ -810,7 +811,7 @@ void pj2k_prepared_free(pj2k_prepared *prep)
 {
     if (!prep) return;
     free_buffers(prep);
-    free(prep->bit_cost);
+    free(prep->own_bit_cost);
     free(prep->scratch_coef);
     free(prep->scratch_real);
     free(prep);
@@ -949,6 +950,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     if (st != PJ2K_OK) goto fail;
     make_layout(h, 0, L);
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
+    prep->bit_cost = params->bit_cost;
     if (prep->lossy && !header_band_norms(h, prep->norms)) { st = PJ2K_ERR_NOMEM; goto fail; }
     prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
     prep->real_f32 = prep->lossy && DTYPE_INFO[h->dtype].size <= 2 && !DTYPE_INFO[h->dtype].is_float;
@@ -1377,9 +1379,10 @@ static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double
     const layout *L = &prep->L;
     pj2k_status st = PJ2K_OK;
     if (prep->lossy && rdo > 0.0 && !prep->bit_cost) {
-        prep->bit_cost = malloc(PJ2K_BIT_COST_SIZE * sizeof *prep->bit_cost);
-        if (!prep->bit_cost) return PJ2K_ERR_NOMEM;
-        pj2k_bit_cost_table(prep->bit_cost);
+        prep->own_bit_cost = malloc(PJ2K_BIT_COST_SIZE * sizeof *prep->own_bit_cost);
+        if (!prep->own_bit_cost) return PJ2K_ERR_NOMEM;
+        pj2k_bit_cost_table(prep->own_bit_cost);
+        prep->bit_cost = prep->own_bit_cost;
     }
     if (prep->lossy && !quantised)
         st = quantise(pj2k_kernels_select(), h, L, prep->real, prep->real_f32, prep->coef, prep->kind);

@@ -322,10 +322,6 @@ typedef struct {
     double kappa;
     const float *bit_cost;  /* pj2k_bit_cost_table */
 } pj2k_rdo;
-/* -log2(i / 4096) for i = 0..4096 (entry 0 as entry 1): the cost in bits of a
- * decision whose probability is i / 4096 */
-#define PJ2K_BIT_COST_SIZE 4097
-void pj2k_bit_cost_table(float *table);
 
 /* Code one band's values sign(v) * (|v| >> shift); returns the largest
  * magnitude exponent it coded.  Decoding fails (PJ2K_ERR_CORRUPT) on an

@@ -98,6 +98,11 @@ typedef struct {
      * PJ2K_M97_AUTO lets the encoder choose per chunk (the finest level, by
      * an estimate of both; docs/DESIGN.md 23).  0 for 9/7. */
     int m97_levels;
+    /* 9/7 with rdo > 0: the cost table of pj2k_bit_cost_table, made once by
+     * the caller and shared by many encodes (it outlives them), or NULL:
+     * each prepared chunk makes its own at its first RD-optimised encode
+     * (4096 log2 calls: a fifth of a 128^2 chunk's encode). */
+    const float *bit_cost;
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -138,6 +143,11 @@ void pj2k_free(void *ptr);
  * pj2k_encode == prepare + encode_prepared(params->step, params->layers, ...). */
 typedef struct pj2k_prepared pj2k_prepared;
 pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **prepared);
+/* RD-optimised quantisation's bit costs: -log2(i / 4096) for i = 0..4096
+ * (entry 0 as entry 1), the cost in bits of a decision of probability
+ * i / 4096; pj2k_params.bit_cost. */
+#define PJ2K_BIT_COST_SIZE 4097
+void pj2k_bit_cost_table(float *table);
 pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
                                  const uint8_t (*layer_shift)[PJ2K_MAX_BANDS], double rdo,
                                  uint8_t **out, size_t *out_length);

@@ -36,6 +36,7 @@ cdef extern from "progressive_j2k.h" nogil:
         uint8_t layer_shift[16][71]
         double rdo
         int m97_levels
+        const float *bit_cost
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -58,6 +59,8 @@ cdef extern from "progressive_j2k.h" nogil:
     ctypedef struct pj2k_prepared:
         pass
     pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **prepared)
+    void pj2k_bit_cost_table(float *table)
+    enum: PJ2K_BIT_COST_SIZE
     pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
                                      const uint8_t (*layer_shift)[71], double rdo,
                                      uint8_t **out, size_t *out_length)
@@ -121,6 +124,12 @@ cdef raise_status(pj2k_status status, str context):
     raise _ERRORS.get(status, DecodeError)(f"{context}: {message}")
 
 
+# RD-optimised quantisation's bit costs, made once and shared by every encode
+# (a constant: pj2k_params.bit_cost)
+cdef float BIT_COST[PJ2K_BIT_COST_SIZE]
+pj2k_bit_cost_table(BIT_COST)
+
+
 cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, int colour_axis,
                  int levels, int wavelet, double step, double tolerance, int m97_levels):
     memset(params, 0, sizeof(pj2k_params))
@@ -139,6 +148,7 @@ cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, i
     params.step = step
     params.tolerance = tolerance
     params.m97_levels = m97_levels
+    params.bit_cost = BIT_COST
 
 
 cdef fill_layers(pj2k_params *params, tuple layer_shifts):
