@@ -95,11 +95,7 @@ void pj2k_model_reset(pj2k_model *m, int version)
 void pj2k_model_next_piece(pj2k_model *m)
 {
     pj2k_prob *p = &m->prob.exponent[0][0][0];
-    const size_t count = sizeof m->prob / sizeof *p;
-    for (size_t i = 0; i < count; i++) {
-        const uint16_t shift = p[i].shift;
-        p[i].shift = shift > PIECE_SHIFT_CAP ? PIECE_SHIFT_CAP : shift;
-    }
+    pj2k_kernels_select()->cap_rates(p, sizeof m->prob / sizeof *p, PIECE_SHIFT_CAP);
 }
 
 /* Version 3 updates after coding a 0 or a 1: the rate shift grows by one per

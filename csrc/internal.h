@@ -101,6 +101,11 @@ static inline unsigned pj2k_lift_rounding(int wavelet)
     return wavelet == PJ2K_WAVELET_53R || wavelet == PJ2K_WAVELET_53R_QUANTISED ? PJ2K_LIFT_ROUNDED : 0u;
 }
 
+/* A context of the adaptive binary model (below): the probability of a 0
+ * and the shift of its adaptation rate. */
+typedef struct { uint16_t p, shift; } pj2k_prob;
+_Static_assert(sizeof(pj2k_prob) == 4, "cap_rates reads a context as one 32-bit word");
+
 typedef struct {
     const char *name;
     /* Wavelets over a box.  The reversible ones lift level l with 9/7-M
@@ -165,6 +170,9 @@ typedef struct {
      * float64 in, their int64 out): q = round(x / scale) nudged to meet the
      * bound; 0 if some cannot. */
     int (*prequantise[PJ2K_NUM_DTYPES])(void *values, size_t n, double scale, double bound);
+    /* The model's rates at a new piece: every context's shift down to at
+     * most `cap` (below 2**15), its probability kept. */
+    void (*cap_rates)(pj2k_prob *probs, size_t count, uint16_t cap);
 } pj2k_kernels;
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -219,7 +227,6 @@ typedef struct {
 #define PJ2K_EXP_POS 24     /* unary positions with their own probability */
 #define PJ2K_MAX_EXP 63
 #define PJ2K_MANTISSA_CTX 3 /* first mantissa bit: by neighbourhood vs exponent */
-typedef struct { uint16_t p, shift; } pj2k_prob;
 
 /* Neighbourhood magnitude sum -> context: two steps per octave, 0 for s = 0
  * (branch-free: the sums are below 2**63, so s << 1 cannot overflow). */
