@@ -1263,18 +1263,21 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
     memset(counts, 0, nbands * nctx * nexps * sizeof *counts);
     if (!L->elements) return PJ2K_OK;
     const double *norms = prep->norms;
-    /* magnitude rows (this one, the one above and the previous plane's,
-     * each with a zero on either side; the parent row and the one below it),
-     * the parent term per value, then the neighbourhood sums */
+    /* magnitude rows (this one, the one above, and zeros for the plane
+     * before the first, each with a zero on either side; the parent row and
+     * the one below it), the parent term per value, then the neighbourhood
+     * sums */
     const size_t width = L->dims[2] + 2;
     uint32_t *rows = calloc(7 * width, sizeof *rows);
     if (!rows) return PJ2K_ERR_NOMEM;
     uint32_t *cur = rows + 1, *up = cur + width, *back = up + width, *par = back + width,
              *par_below = par + width, *parent_term = par_below + width, *sum = parent_term + width;
-    /* 3-D bands: a plane's sampled rows are the next plane's rows behind
-     * (back), and planes 2k and 2k + 1 share their parent rows; both are
-     * kept per band (the last plane's rows, each with a zero before it, and
-     * the parent terms) instead of being read and spread again */
+    /* bands of more than one plane: a plane's sampled rows are the next
+     * plane's rows behind, and planes with the same parent plane (2k and
+     * 2k + 1 under a 3-D transform, more where it is clamped) share their
+     * parent terms; both are kept per band (the last plane's rows, each
+     * with a zero before it, and the parent terms) instead of being
+     * converted and spread again */
     uint32_t *planes = NULL;
     size_t planes_size = 0;
     pj2k_status st = PJ2K_OK;

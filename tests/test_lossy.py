@@ -321,7 +321,7 @@ def reference_solve(xs, ys, y, limits, near):
 
 
 def test_model_solver_equals_its_numpy_reference():
-    """_solve's scalar arithmetic gives its numpy reference's steps bit for
+    """_solve (pj2k_rate_solve) gives its numpy reference's steps bit for
     bit: random falling tables, wiggles, flat stretches, infinite ends,
     windows inside, around and beside them."""
     import math

@@ -101,7 +101,7 @@ typedef struct {
     /* 9/7 with rdo > 0: the cost table of pj2k_bit_cost_table, made once by
      * the caller and shared by many encodes (it outlives them), or NULL:
      * each prepared chunk makes its own at its first RD-optimised encode
-     * (4096 log2 calls: a fifth of a 128^2 chunk's encode). */
+     * (4096 log2 calls: 21 of a 128^2 chunk's 166 us first encode). */
     const float *bit_cost;
 } pj2k_params;
 
@@ -211,11 +211,11 @@ pj2k_status pj2k_context_gain(const uint64_t *counts, size_t nbands, size_t nctx
 /* Inverts a falling table (the rate model's log bytes or minus log error
  * against log step): *x, within [lo, hi], where the piecewise linear
  * (xs, ys) first falls to y (the finest crossing: a zero-order estimate can
- * rise a little between neighbouring points); lo where even lo is at or
- * below y, hi where even hi is above it; at a crossing next to an infinite
- * point, the finite point's x.  xs strictly ascending (else
- * PJ2K_ERR_PARAM), n >= 2.  The arithmetic is numpy's interp and the
- * reference's in tests/test_lossy.py, bit for bit. */
+ * rise a little between neighbouring points); lo where the table at lo is
+ * not above y (or NaN), hi where the table at hi is not below y (or NaN);
+ * at a crossing next to an infinite point, the finite point's x.  xs
+ * strictly ascending (else PJ2K_ERR_PARAM), n >= 2.  The arithmetic is
+ * numpy's interp and the reference's in tests/test_lossy.py, bit for bit. */
 pj2k_status pj2k_rate_solve(const double *xs, const double *ys, size_t n, double y, double lo,
                             double hi, double *x);
 /* The table (xs, ys) read at x: numpy's interp, bit for bit (xs strictly
