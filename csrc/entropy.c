@@ -72,6 +72,7 @@ void pj2k_model_reset(pj2k_model *m, int version)
     const pj2k_prob start = {version < 3 ? 1u << (LEGACY_PROB_BITS - 1) : 1u << (PROB_BITS - 1), 1};
     for (size_t i = 0; i < count; i++) p[i] = start;
     m->version = version;
+    m->cap_rates = pj2k_kernels_select()->cap_rates;
     if (version < 4) return;
     /* the priors depend on the context and position only: one class's,
      * copied to the others */
@@ -95,7 +96,7 @@ void pj2k_model_reset(pj2k_model *m, int version)
 void pj2k_model_next_piece(pj2k_model *m)
 {
     pj2k_prob *p = &m->prob.exponent[0][0][0];
-    pj2k_kernels_select()->cap_rates(p, sizeof m->prob / sizeof *p, PIECE_SHIFT_CAP);
+    m->cap_rates(p, sizeof m->prob / sizeof *p, PIECE_SHIFT_CAP);
 }
 
 /* Version 3 updates after coding a 0 or a 1: the rate shift grows by one per

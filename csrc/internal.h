@@ -268,6 +268,9 @@ typedef struct {
      * entries, set by the caller */
     uint16_t *rows;
     int version;        /* the format version whose rules apply (pj2k_model_reset) */
+    /* the kernel table's rate cap, picked at the reset (one pick per
+     * stream, not one per piece) */
+    void (*cap_rates)(pj2k_prob *probs, size_t count, uint16_t cap);
 } pj2k_model;
 /* seven rows of width + 2, then (version 5) a bit per group of four, as
  * 64-bit words aligned to 8 bytes */
