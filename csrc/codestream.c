@@ -1266,7 +1266,7 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
     /* magnitude rows (this one, the one above, and zeros for the plane
      * before the first, each with a zero on either side; the parent row and
      * the one below it), the parent term per value, then the neighbourhood
-     * sums */
+     * sums (calloc: the zeros stay zeros) */
     const size_t width = L->dims[2] + 2;
     uint32_t *rows = calloc(7 * width, sizeof *rows);
     if (!rows) return PJ2K_ERR_NOMEM;
@@ -1315,7 +1315,6 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
                  * what the others leave, not a chain of increments */
                 size_t quiet = 0;
                 up[nx] = 0;
-                memset(back, 0, nx * sizeof *back);   /* the plane before the first */
                 for (size_t z = 0; z < nz; z++) {
                     size_t pz = pnx ? z >> band->ps[0] : 0;
                     pz = pnx && pz >= band->pn[0] ? band->pn[0] - 1 : pz;

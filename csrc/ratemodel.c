@@ -267,11 +267,19 @@ static double interp_at(const double *xs, const double *ys, size_t n, double x)
     return y;
 }
 
+/* whether (xs, ys) is a table interp_at reads: two points or more, xs
+ * strictly ascending (so no NaN) */
+static int is_table(const double *xs, const double *ys, size_t n)
+{
+    if (!xs || !ys || n < 2) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!(xs[i - 1] < xs[i])) return 0;
+    return 1;
+}
+
 pj2k_status pj2k_rate_interp(const double *xs, const double *ys, size_t n, double x, double *y)
 {
-    if (!xs || !ys || !y || n < 2) return PJ2K_ERR_PARAM;
-    for (size_t i = 1; i < n; i++)
-        if (!(xs[i - 1] < xs[i])) return PJ2K_ERR_PARAM;
+    if (!y || !is_table(xs, ys, n)) return PJ2K_ERR_PARAM;
     *y = interp_at(xs, ys, n, x);
     return PJ2K_OK;
 }
@@ -279,9 +287,7 @@ pj2k_status pj2k_rate_interp(const double *xs, const double *ys, size_t n, doubl
 pj2k_status pj2k_rate_solve(const double *xs, const double *ys, size_t n, double y, double lo,
                             double hi, double *x)
 {
-    if (!xs || !ys || !x || n < 2) return PJ2K_ERR_PARAM;
-    for (size_t i = 1; i < n; i++)
-        if (!(xs[i - 1] < xs[i])) return PJ2K_ERR_PARAM;
+    if (!x || !is_table(xs, ys, n)) return PJ2K_ERR_PARAM;
     const double y_lo = interp_at(xs, ys, n, lo), y_hi = interp_at(xs, ys, n, hi);
     if (!(y_lo > y)) { *x = lo; return PJ2K_OK; }
     if (!(y_hi < y)) { *x = hi; return PJ2K_OK; }
