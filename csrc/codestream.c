@@ -926,7 +926,7 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     }
     const unsigned m97 = h->m97_levels | pj2k_lift_rounding(h->wavelet);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
-        if (lossy && f32) K->fwd97_f32(real32 + c * comp, L->dims, h->levels, tmp);
+        if (lossy && f32) K->fwd97_f32(real32 + c * comp, L->dims, h->levels, (float *)tmp);
         else if (lossy) K->fwd97_f64(real + c * comp, L->dims, h->levels, tmp);
         else if (prep->kind == COEF_I64)
             K->fwd_rev_i64((int64_t *)coef + c * comp, L->dims, h->levels, m97, (int64_t *)tmp);

@@ -120,9 +120,9 @@ typedef struct {
     void (*fwd_rev_i32)(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp);
     void (*fwd_rev_i64)(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp);
     void (*fwd97_f64)(double *buf, const size_t dims[3], int levels, double *tmp);
-    /* The same stored in float32, lifted in float64 on tmp (the lossy encoder's
-     * buffer for 8- and 16-bit samples: half the memory and traffic) */
-    void (*fwd97_f32)(float *buf, const size_t dims[3], int levels, double *tmp);
+    /* The same in float32 (the lossy encoder's buffer for 8- and 16-bit
+     * samples: half the memory and traffic, twice the lanes) */
+    void (*fwd97_f32)(float *buf, const size_t dims[3], int levels, float *tmp);
     int (*inv_rev_i16)(int16_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,
                        int64_t bound);
     void (*inv_rev_i32)(int32_t *buf, const size_t dims[3], int levels, unsigned alt, int32_t *tmp,

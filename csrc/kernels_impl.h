@@ -83,7 +83,11 @@
 #undef KERNEL_ROUND
 
 /* ---- irreversible 9/7 on double ---- */
+#define LT double
+#define LSFX(name) name
 #include "lift97_impl.h"
+#undef LT
+#undef LSFX
 #define KERNEL(op) lift97_##op
 #define KERNEL_ALT(op) lift97_##op   /* 9/7 has no alternative: alt_levels is 0 */
 #define KERNEL_ROUND(op) lift97_##op
@@ -92,9 +96,25 @@
 #define NARROW 0
 #define SFX(name) name##_f64
 #include "transform_impl.h"
+#undef T
 #undef TB
 #undef SFX
-/* stored in float32, lifted in float64 on the small buffer tmp */
+#undef KERNEL
+#undef KERNEL_ALT
+#undef KERNEL_ROUND
+/* ---- the encoder's float32 coefficients (8- and 16-bit samples), lifted in
+ * float32: twice the lanes of double, and no conversions between the buffer
+ * and tmp; the rounding this adds (about 2**-24 of a value per step) is far
+ * below any quantisation step these samples take (docs/DESIGN.md 39) ---- */
+#define LT float
+#define LSFX(name) name##_f
+#include "lift97_impl.h"
+#undef LT
+#undef LSFX
+#define KERNEL(op) lift97_##op##_f
+#define KERNEL_ALT(op) lift97_##op##_f
+#define KERNEL_ROUND(op) lift97_##op##_f
+#define T float
 #define TB float
 #define SFX(name) name##_f32
 #include "transform_impl.h"
@@ -126,7 +146,7 @@ static void inv_rev_i64(int64_t *buf, const size_t dims[3], int levels, unsigned
 { inverse_i64(buf, dims, levels, alt, tmp, bound > INT64_MAX / 4 ? INT64_MAX / 4 : bound); }
 static void fwd97_f64(double *buf, const size_t dims[3], int levels, double *tmp)
 { forward_f64(buf, dims, levels, 0, tmp); }
-static void fwd97_f32(float *buf, const size_t dims[3], int levels, double *tmp)
+static void fwd97_f32(float *buf, const size_t dims[3], int levels, float *tmp)
 { forward_f32(buf, dims, levels, 0, tmp); }
 static void inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound)
 { inverse_f64(buf, dims, levels, 0, tmp, bound); }

@@ -740,10 +740,10 @@ def prepared_coefficients(arr, axes, colour_axis, levels=5):
     ("ct693_int16", np.s_[:200, :180], False),
     ("mni152_t1_uint8_3d", np.s_[60:100, 50:130, 40:121], False)])
 def test_float32_coefficients_match_float64(real, name, crop, colour):
-    """The lossy encoder keeps the 9/7 coefficients of 8- and 16-bit samples
-    in float32 (lifted in float64, stored once per pass): they equal the
-    float64 path's (the same samples as float64) within float32 rounding,
-    and quantise alike but for a handful of values."""
+    """The lossy encoder keeps and lifts the 9/7 coefficients of 8- and
+    16-bit samples in float32: they equal the float64 path's (the same
+    samples as float64) within float32 rounding, and quantise alike but for
+    a handful of values."""
     arr = real(name)[crop]
     axes = tuple(range(arr.ndim - 1 if colour else arr.ndim))
     colour_axis = arr.ndim - 1 if colour else -1
@@ -751,8 +751,9 @@ def test_float32_coefficients_match_float64(real, name, crop, colour):
     wide = prepared_coefficients(arr.astype(np.float64), axes, colour_axis)
     assert not np.array_equal(narrow, wide)   # the float32 path is the one taken
     peak = np.abs(wide).max()
-    # one rounding per pass and colour transform: 3 axes x 5 levels + 1
-    assert np.abs(narrow - wide).max() <= 16 * 2.0 ** -24 * peak
+    # five roundings per pass (each lifting step and the scaling) over 3 axes
+    # x 5 levels, and one for the colour transform (measured: 9-24)
+    assert np.abs(narrow - wide).max() <= 76 * 2.0 ** -24 * peak
     assert np.array_equal(narrow.astype(np.float32), narrow)   # held as float32
     for step in (0.25, 4.0):   # quantised alike but where a value lies on a boundary
         differ = np.floor(np.abs(narrow) / step) != np.floor(np.abs(wide) / step)

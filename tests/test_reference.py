@@ -80,8 +80,10 @@ def test_low_bands_match_reference(real, shape):
 
 # The forward 9/7 (JPEG 2000 Part 1's lifting, lift97_impl.h's order and
 # scaling, the constants of FORMAT.md 4 as the spec decoder has them) in
-# float64 numpy: bit for bit what the encoder computes, since both do the
-# same IEEE operations in the same order (no fused multiply-add).
+# numpy, in the encoder's type (float64, or float32 for 8- and 16-bit
+# samples, whose constants numpy then rounds to float32 as the C does): bit
+# for bit what the encoder computes, since both do the same IEEE operations
+# in the same order (no fused multiply-add).
 
 
 def forward_97_lines(lines: np.ndarray) -> np.ndarray:
@@ -108,16 +110,16 @@ def forward_97_lines(lines: np.ndarray) -> np.ndarray:
 
 def reference_97(arr: np.ndarray, levels: int, store) -> np.ndarray:
     """Every level of the forward 9/7 over all axes of a 3-D array (z, y, x
-    in turn, each on the level's corner), each pass's values stored as
-    `store` (float32 for 8- and 16-bit samples)."""
-    work = arr.astype(store).astype(np.float64)
+    in turn, each on the level's corner), computed and stored as `store`
+    (float32 for 8- and 16-bit samples), returned as float64."""
+    work = arr.astype(store)
     for level in range(levels):
         corner = tuple(slice(0, -(-n // 2 ** level)) for n in arr.shape)
         for axis in range(3):
             if work[corner].shape[axis] >= 2:
                 lines = np.moveaxis(work[corner], axis, -1)
-                work[corner] = np.moveaxis(forward_97_lines(lines), -1, axis).astype(store)
-    return work
+                work[corner] = np.moveaxis(forward_97_lines(lines), -1, axis)
+    return work.astype(np.float64)
 
 
 def test_forward_97_matches_reference_with_zero_lines(real):
