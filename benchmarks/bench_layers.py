@@ -81,7 +81,7 @@ def main():
         got = [psnr(pj.decode(layered, layer=j), arr) for j in range(len(targets) + 1)]
         # the floor: a first layer asked far below it lands there (the
         # coarser resolutions complete, the finest cut away)
-        lowest = pj.encode(arr, layers=[-1000.0], layer_metric="psnr", **options)
+        lowest = pj.encode(arr, layers=[1e-3], layer_metric="psnr", **options)
         floor = psnr(pj.decode(lowest, layer=0), arr)
         psnr_errors += [abs(g - t) for g, t in zip(got, targets) if t >= floor]
         psnr_rows.append(
