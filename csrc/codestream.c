@@ -1268,10 +1268,11 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
      * the one below it), the parent term per value, then the neighbourhood
      * sums (calloc: the zeros stay zeros) */
     const size_t width = L->dims[2] + 2;
-    uint32_t *rows = calloc(7 * width, sizeof *rows);
+    uint32_t *rows = calloc(8 * width, sizeof *rows);
     if (!rows) return PJ2K_ERR_NOMEM;
     uint32_t *cur = rows + 1, *up = cur + width, *back = up + width, *par = back + width,
-             *par_below = par + width, *parent_term = par_below + width, *sum = parent_term + width;
+             *par_below = par + width, *parent_term = par_below + width, *sum = parent_term + width,
+             *colour = sum + width;
     /* bands of more than one plane: a plane's sampled rows are the next
      * plane's rows behind, and planes with the same parent plane (2k and
      * 2k + 1 under a 3-D transform, more where it is clamped) share their
@@ -1297,6 +1298,8 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
                 uint64_t *band_counts = counts + (size_t)sbs[b].step_index * nctx * nexps;
                 uint32_t *last_plane = NULL, *this_plane = NULL, *parent_plane = NULL;
                 const size_t row_width = nx + 1;   /* a zero, then the row */
+                /* components 1 and 2 but in the low band (docs/FORMAT.md 6.2) */
+                const int colour_term = c % L->ncomp != 0 && r > 0;
                 if (nz > 1) {
                     const size_t need = 3 * sampled * row_width;
                     if (need > planes_size) {
@@ -1343,6 +1346,10 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
                                 spread_parent_term(par, par_below, pnx, band->ps[2], term, nx);
                             }
                             for (size_t x = 0; x < nx; x++) sum[x] += term[x];
+                        }
+                        if (colour_term) {   /* the previous component's value, as the coder's term */
+                            magnitudes_in_steps(prep, at - (ptrdiff_t)L->box, nx, inv, colour);
+                            for (size_t x = 0; x < nx; x++) sum[x] += colour[x];
                         }
                         for (size_t x = 0; x < nx; x++) {
                             if (!(sum[x] | here[x])) continue;

@@ -260,9 +260,36 @@ QUANTISE(quantise_f32_i64, float, int64_t, (double)((int64_t)1 << 60))
         }                                                                                \
         return largest;                                                                  \
     }
-HISTOGRAM_BINS(histogram_bins_f32, float)
 HISTOGRAM_BINS(histogram_bins_f64, double)
 #undef HISTOGRAM_BINS
+
+/* The same for float32 coefficients (8- and 16-bit samples' 9/7), scaled
+ * in float32 and keyed from the float's own bits, eight lanes to a vector
+ * where doubles took four and a repacking: bits >> 20 is its exponent and
+ * three mantissa bits, the double's key less the exponents' bias
+ * difference, for normal floats.  (The product may round differently from
+ * the double's, so a value within a float32 step of a bin's edge can fall
+ * on the other side; integers times norm 1 key exactly alike.)  Below
+ * FLT_MIN: no key, as these coefficients never come near it. */
+#define F32_KEY_BIAS ((DBL_MAX_EXP - FLT_MAX_EXP) << 3)
+static int32_t histogram_bins_f32(const float *x, size_t n, double norm, int32_t top_bin,
+                                  int32_t last_bin, int32_t *bins)
+{
+    const float norm_f32 = (float)norm;
+    int32_t largest = -1;
+    for (size_t i = 0; i < n; i++) {
+        const float v = fabsf(x[i]) * norm_f32;
+        uint32_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        const int32_t key = v >= FLT_MIN && v <= FLT_MAX ? (int32_t)(bits >> 20) + F32_KEY_BIAS
+                                                         : -(1 << 30);
+        largest = key > largest ? key : largest;
+        const int32_t bin = top_bin - key < last_bin ? top_bin - key : last_bin;
+        bins[i] = bin > 0 ? bin : 0;
+    }
+    return largest;
+}
+#undef F32_KEY_BIAS
 
 /* ---- dtype conversions ---- */
 #define DT uint8_t

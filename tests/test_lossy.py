@@ -628,9 +628,10 @@ def reference_context_gain(counts):
     return (by_context + raw) / (zero_order + raw)
 
 
-def reference_context_counts(coef, levels, step, stride, nctx=32, nexps=40):
+def reference_context_counts(coef, levels, step, stride, ncomp=1, nctx=32, nexps=40):
     """pj2k_prepared_context_counts by its definition, in numpy: coef is
-    (blocks, *transformed lengths) in the Mallat layout."""
+    (blocks, *transformed lengths) in the Mallat layout, ncomp components
+    to a plane (3: the coder's colour term, but in the low band)."""
     from progressive_j2k import _core
     naxes, lengths = coef.ndim - 1, coef.shape[1:]
     norms = _core.band_norms(lengths, levels)
@@ -655,7 +656,7 @@ def reference_context_counts(coef, levels, step, stride, nctx=32, nexps=40):
             index = 1 + (r - 1) * per_segment + (o - 1)
             bands.append((region(levels - r + 1, o), index,
                           region(levels - r + 2, o) if r >= 2 else None))
-    for block in box:
+    for i, block in enumerate(box):
         for where, index, parent in bands:
             m = magnitudes(block[where], index)
             if m.size == 0:
@@ -664,6 +665,8 @@ def reference_context_counts(coef, levels, step, stride, nctx=32, nexps=40):
             nz, ny, nx = m.shape
             s = (2 * p[1:, 1:, :nx] + p[1:, :ny, :nx] + 2 * p[1:, :ny, 1:nx + 1]
                  + p[1:, :ny, 2:] + 2 * p[:nz, 1:, 1:nx + 1])
+            if i % ncomp and index:   # the previous component's value at the same place
+                s = s + magnitudes(box[i - 1][where], index)
             if parent is not None and block[parent].size:
                 q = magnitudes(block[parent], index - per_segment)
                 right = np.concatenate([q[:, :, 1:], q[:, :, -1:]], axis=2)
@@ -704,7 +707,8 @@ def test_context_gain_is_conditional_over_zero_order_entropy():
 def test_context_counts_match_their_definition(real, name, crop, colour, stride):
     """The rate search's context counts (every value, and every third row,
     or every second of bands with 32-47 rows) equal a direct numpy reference
-    on real chunks: 2-D, colour (three blocks) and 3-D."""
+    on real chunks: 2-D, colour (three blocks, the later two with the
+    colour term) and 3-D."""
     from progressive_j2k import _api, _core, _dtypes
     arr = np.ascontiguousarray(real(name)[crop])
     axes = tuple(range(arr.ndim - 1 if colour else arr.ndim))
@@ -717,7 +721,7 @@ def test_context_counts_match_their_definition(real, name, crop, colour, stride)
     for step in (0.5, 6.0, 40.0):
         counts = np.zeros((_api.band_count(levels, len(axes)), 32, 40), np.uint64)
         prepared.context_counts(step, stride, counts)
-        expected = reference_context_counts(coef, levels, step, stride)
+        expected = reference_context_counts(coef, levels, step, stride, 3 if colour else 1)
         assert counts.sum() > 0 and np.array_equal(counts, expected)
     with pytest.raises(ValueError):   # the wrong number of bands
         prepared.context_counts(1.0, 1, np.zeros((3, 32, 40), np.uint64))

@@ -162,7 +162,8 @@ void pj2k_prepared_free(pj2k_prepared *prepared);
  * eighth-octave bins: with key(v) the bits of the double v shifted right by
  * 49 (biased exponent * 8 + top three mantissa bits), bin k holds the finite non-zero
  * values with key == *top_key - k, the last bin everything smaller, zero or
- * not finite.  *top_key is the largest such key (-1: none).  counts is
+ * not finite.  (The float32 coefficients of 8- and 16-bit samples' 9/7 are
+ * scaled in float32, and those below FLT_MIN go to the last bin.)  *top_key is the largest such key (-1: none).  counts is
  * overwritten (it need not be zeroed). */
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands, size_t nbins,
                                     uint64_t *counts, int64_t *top_key);
@@ -175,8 +176,9 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands
  * octave, docs/FORMAT.md 6.2; capped at nctx - 1) of the neighbourhood sum
  * 2W + NW + 2N + NE + 2B (west, north-west, north, north-east in the row
  * above, and the previous plane's value in 3-D) plus the parent term of
- * docs/FORMAT.md 6.2: the coder's sum without its colour term, each
- * magnitude capped at 2**26 - 1.  Each band counts only every k-th row (the k-th,
+ * docs/FORMAT.md 6.2, and in components 1 and 2 of a colour chunk but in
+ * the low band, the colour term |C|: the coder's sum, each magnitude capped
+ * at 2**26 - 1.  Each band counts only every k-th row (the k-th,
  * the 2k-th, ...), with weight k: k = row_stride, or less where that would
  * count fewer than 16 rows (k = floor(rows / 16), at least 1).  counts is
  * overwritten (it need not be zeroed). */
