@@ -335,6 +335,34 @@ static void permuted_copy(const layout *L, void *work, size_t work_size, void *a
     }
 }
 
+/* permuted_copy into float32 work for an array whose last axis is the
+ * colour axis and whose second to last is the last working axis: each run
+ * of triples loaded into its three components at once (fn: with the ICT). */
+static void load_interleaved_colour(const layout *L, float *work, const void *array,
+                                    size_t item_size, pj2k_triples_fn fn)
+{
+    if (L->elements == 0) return;
+    ptrdiff_t stride[PJ2K_MAX_NDIM], s = 1;
+    for (int a = L->ndim - 1; a >= 0; a--) { stride[a] = s; s *= (ptrdiff_t)L->shape[a]; }
+    const int last = L->ndim - 1, colour = L->ndim - 1;
+    const size_t run = L->shape[L->perm[last]];
+    size_t index[PJ2K_MAX_NDIM] = {0};
+    ptrdiff_t offset = 0;
+    for (size_t at = 0; at < L->planes * L->box; at += run) {   /* (plane, place in the box) */
+        float *w = work + at / L->box * 3 * L->box + at % L->box;
+        fn(w, w + L->box, w + 2 * L->box, (const uint8_t *)array + offset * (ptrdiff_t)item_size,
+           run);
+        for (int k = last - 1; k >= 0; k--) {   /* odometer over the other axes */
+            const int ax = L->perm[k];
+            if (ax == colour) continue;
+            offset += stride[ax];
+            if (++index[k] < L->shape[ax]) break;
+            offset -= stride[ax] * (ptrdiff_t)L->shape[ax];
+            index[k] = 0;
+        }
+    }
+}
+
 /* ---- subbands of one segment --------------------------------------------- *
  * Segment 0 is the low band after `levels` levels; segment r >= 1 holds the
  * high bands of level levels - r + 1 (coarsest first).  Box axis 3-naxes+i is
@@ -903,14 +931,24 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     /* samples as floats first: lossy into real; error-bounded into coef
      * (int64), where they are prequantised in place */
     const int work = lossy || prequantised ? PJ2K_WORK_F64 : COEF_WORK[prep->kind];
-    permuted_copy(L, lossy ? (void *)real : coef, f32 ? sizeof(float) : WORK_SIZE[work], (void *)data,
-                  DTYPE_INFO[h->dtype].size, f32 ? K->load_f32[h->dtype] : K->load[work][h->dtype], 1);
+    /* interleaved colour into float32: loaded and colour-transformed at once */
+    const int interleaved = f32 && h->colour == PJ2K_COLOUR_ICT &&
+                            h->colour_axis == h->ndim - 1 && L->perm[h->ndim - 1] == h->ndim - 2;
+    if (interleaved)
+        load_interleaved_colour(L, real32, data, DTYPE_INFO[h->dtype].size,
+                                K->load_ict_triples_f32[h->dtype]);
+    else
+        permuted_copy(L, lossy ? (void *)real : coef, f32 ? sizeof(float) : WORK_SIZE[work],
+                      (void *)data, DTYPE_INFO[h->dtype].size,
+                      f32 ? K->load_f32[h->dtype] : K->load[work][h->dtype], 1);
     if (prequantised && !K->prequantise[h->dtype](coef, L->elements, h->scale, h->tolerance))
         return PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
     const size_t comp = L->box;
     for (size_t p = 0; p < L->planes; p++) {
         const size_t c0 = p * L->ncomp * comp;
-        if (h->colour == PJ2K_COLOUR_ICT && f32) {
+        if (interleaved) {
+            break;   /* (done as they loaded) */
+        } else if (h->colour == PJ2K_COLOUR_ICT && f32) {
             K->ict_fwd_f32(real32 + c0, real32 + c0 + comp, real32 + c0 + 2 * comp, comp);
         } else if (h->colour == PJ2K_COLOUR_ICT) {
             K->ict_fwd(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);

@@ -157,17 +157,17 @@ static void inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp
  * 2000's forward constants (0.299, 0.587, ..., -0.08131) are within 1.3e-5
  * of it, and their product with the inverse is 2.5e-5 off the identity:
  * 16-bit colour came back up to 2 units off at any step. */
+#define ICT_Y(R, G, B) (0.29900171263634356 * (R) + 0.5870003096257788 * (G) + 0.11399797773787768 * (B))
+#define ICT_CB(R, G, B) (-0.16873685814692074 * (R) - 0.33126428308452527 * (G) + 0.500001141231446 * (B))
+#define ICT_CR(R, G, B) (0.49999877843342116 * (R) - 0.4186878100041218 * (G) - 0.08131096842929934 * (B))
 #define ICT_FWD(NAME, REAL)                                                     \
     static void NAME(REAL *c0, REAL *c1, REAL *c2, size_t count)                \
     {                                                                           \
         for (size_t i = 0; i < count; i++) {                                    \
             const double r = c0[i], g = c1[i], b = c2[i];                       \
-            c0[i] = (REAL)(0.29900171263634356 * r + 0.5870003096257788 * g +   \
-                           0.11399797773787768 * b);                            \
-            c1[i] = (REAL)(-0.16873685814692074 * r - 0.33126428308452527 * g + \
-                           0.500001141231446 * b);                              \
-            c2[i] = (REAL)(0.49999877843342116 * r - 0.4186878100041218 * g -   \
-                           0.08131096842929934 * b);                            \
+            c0[i] = (REAL)ICT_Y(r, g, b);                                       \
+            c1[i] = (REAL)ICT_CB(r, g, b);                                      \
+            c2[i] = (REAL)ICT_CR(r, g, b);                                      \
         }                                                                       \
     }
 ICT_FWD(ict_fwd, double)
@@ -396,6 +396,10 @@ const pj2k_kernels KERNELS = {
     .load = ROW_FNS(load),
     .load_f32 = {u8_load_f32, i8_load_f32, u16_load_f32, i16_load_f32,
                  u32_load_f32, i32_load_f32, f32_load_f32, f64_load_f32},
+    .load_ict_triples_f32 = {u8_load_ict_triples_f32, i8_load_ict_triples_f32,
+                             u16_load_ict_triples_f32, i16_load_ict_triples_f32,
+                             u32_load_ict_triples_f32, i32_load_ict_triples_f32,
+                             f32_load_ict_triples_f32, f64_load_ict_triples_f32},
     .store = ROW_FNS(store),
     .squared_error = {u8_squared_error, i8_squared_error, u16_squared_error, i16_squared_error,
                       u32_squared_error, i32_squared_error, f32_squared_error, f64_squared_error},

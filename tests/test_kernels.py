@@ -47,7 +47,7 @@ def cases(real):
         ("8-bit lossless, 5/3 only", gray, {"m97_levels": 0}),
         ("8-bit lossy", gray, {"reversible": False, "ratio": 12}),
         ("RGB lossless (RCT, strided)", rgb, {"colour_axis": -1}),
-        ("RGB lossy (ICT, strided)", rgb, {"colour_axis": -1, "reversible": False, "psnr": 38}),
+        ("RGB lossy (ICT, interleaved: loaded with it)", rgb, {"colour_axis": -1, "reversible": False, "psnr": 38}),
         ("16-bit lossless", mr2, {}),
         ("16-bit lossless, 9/7-M at levels 1, 2 and 5", mr2, {"m97_levels": 0b10011}),
         ("16-bit lossy with layers", mr2, {"reversible": False, "ratio": 20, "layers": 3}),

@@ -764,6 +764,22 @@ def test_float32_coefficients_match_float64(real, name, crop, colour):
         assert np.mean(differ) < 1e-4
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16])
+def test_interleaved_colour_loads_like_planar_colour(real, dtype):
+    """Interleaved colour (RGB last) is loaded a run of triples at a time;
+    the coefficients equal those of the same samples with the colour axis
+    first (loaded a component's run at a time), with a plane axis and odd
+    sizes."""
+    rgb = real("astronaut")[:75, 100:187].astype(np.int32)
+    rgb = (rgb * 37 - 4000 if dtype == np.int16 else rgb * (1 if dtype == np.uint8 else 257))
+    stack = np.stack([rgb, rgb[::-1]]).astype(dtype)               # (plane, y, x, colour)
+    interleaved = prepared_coefficients(stack, (1, 2), 3, levels=3)
+    planar = prepared_coefficients(stack.transpose(0, 3, 1, 2), (2, 3), 1, levels=3)
+    assert interleaved.size == stack.size and np.array_equal(interleaved, planar)
+    single = prepared_coefficients(stack[0], (0, 1), 2, levels=3)   # no plane axis
+    assert np.array_equal(single, interleaved[:single.size])
+
+
 @pytest.fixture
 def search_trials(monkeypatch):
     """The number of trial encodes of each target search, as they happen."""
