@@ -344,7 +344,7 @@ static void load_interleaved_colour(const layout *L, float *work, const void *ar
     if (L->elements == 0) return;
     ptrdiff_t stride[PJ2K_MAX_NDIM], s = 1;
     for (int a = L->ndim - 1; a >= 0; a--) { stride[a] = s; s *= (ptrdiff_t)L->shape[a]; }
-    const int last = L->ndim - 1, colour = L->ndim - 1;
+    const int last = L->ndim - 1, colour = L->ndim - 1;   /* (its runs are the triples) */
     const size_t run = L->shape[L->perm[last]];
     size_t index[PJ2K_MAX_NDIM] = {0};
     ptrdiff_t offset = 0;
@@ -944,11 +944,9 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
     if (prequantised && !K->prequantise[h->dtype](coef, L->elements, h->scale, h->tolerance))
         return PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
     const size_t comp = L->box;
-    for (size_t p = 0; p < L->planes; p++) {
+    for (size_t p = 0; p < L->planes && !interleaved; p++) {   /* (interleaved: as they loaded) */
         const size_t c0 = p * L->ncomp * comp;
-        if (interleaved) {
-            break;   /* (done as they loaded) */
-        } else if (h->colour == PJ2K_COLOUR_ICT && f32) {
+        if (h->colour == PJ2K_COLOUR_ICT && f32) {
             K->ict_fwd_f32(real32 + c0, real32 + c0 + comp, real32 + c0 + 2 * comp, comp);
         } else if (h->colour == PJ2K_COLOUR_ICT) {
             K->ict_fwd(real + c0, real + c0 + comp, real + c0 + 2 * comp, comp);
