@@ -217,6 +217,38 @@ def test_histogram_of_float32_coefficients(spike):
     assert_histogram_of_samples(np.ascontiguousarray(arr[:, :40] > 1).astype(np.uint8))
 
 
+def test_histogram_of_float32_coefficients_scales_in_float32(real):
+    """The float32 coefficients of 8-bit samples are scaled by their band
+    norm in float32 and keyed from the float's bits: the histogram equals
+    that reference on a real crop, every band (norms other than 1)."""
+    from progressive_j2k import _core, _rate
+    arr = np.ascontiguousarray(real("camera")[100:231, 50:190])
+    levels = 3
+    prepared = prepared_lossy(arr, levels=levels)
+    coef = np.empty(prepared.coefficients(), np.float64)
+    prepared.coefficients(coef)
+    coef = coef.reshape(arr.shape).astype(np.float32)   # (held as float32: exact)
+    norms = _core.band_norms(arr.shape, levels)
+    band = np.zeros(arr.shape, np.int64)                 # each coefficient's band (Mallat)
+    for r in range(1, levels + 1):
+        ext = [-(-n // 2 ** (levels - r)) for n in arr.shape]
+        low = [(e + 1) // 2 for e in ext]
+        for o in range(1, 4):
+            rows = slice(low[0], ext[0]) if o & 1 else slice(0, low[0])   # bit i: axis i high
+            cols = slice(low[1], ext[1]) if o & 2 else slice(0, low[1])
+            band[rows, cols] = 1 + (r - 1) * 3 + (o - 1)
+    v = np.abs(coef) * np.asarray(norms, np.float32)[band]
+    keyed = v >= np.finfo(np.float32).tiny
+    keys = (v.view(np.uint32) >> np.uint32(20)).astype(np.int64) + (1023 - 127) * 8
+    counts = np.zeros((len(norms), _rate.HISTOGRAM_BINS), np.uint64)
+    top = prepared.histogram(counts)
+    assert top == keys[keyed].max()
+    expected = np.zeros_like(counts)
+    bins = np.where(keyed, np.minimum(top - keys, _rate.HISTOGRAM_BINS - 1), _rate.HISTOGRAM_BINS - 1)
+    np.add.at(expected, (band.ravel(), bins.ravel()), 1)
+    np.testing.assert_array_equal(counts, expected)
+
+
 def test_histogram_counts_every_coefficient_by_band(real):
     from progressive_j2k import _rate
     arr = np.ascontiguousarray(real("camera")[:100, :90])
