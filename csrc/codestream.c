@@ -1301,8 +1301,9 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
     const double *norms = prep->norms;
     /* magnitude rows (this one, the one above, and zeros for the plane
      * before the first, each with a zero on either side; the parent row and
-     * the one below it), the parent term per value, then the neighbourhood
-     * sums (calloc: the zeros stay zeros) */
+     * the one below it), the parent term per value, the neighbourhood sums,
+     * then the previous component's row (the colour term) (calloc: the
+     * zeros stay zeros) */
     const size_t width = L->dims[2] + 2;
     uint32_t *rows = calloc(8 * width, sizeof *rows);
     if (!rows) return PJ2K_ERR_NOMEM;

@@ -26,7 +26,8 @@ LOAD_AS(f32, float)     /* the lossy encoder's, for 8- and 16-bit dtypes */
  * contiguous triples loaded and colour-transformed (ICT) into three
  * component rows in one pass, which vectorises, where three stride-3 loads
  * ran one value at a time and the ICT made a pass of its own.  The same
- * values: the samples as float32 (exact for 8- and 16-bit), then
+ * values: the samples as float32 (exact for 8- and 16-bit, the only dtypes
+ * with float32 work: the other dtypes' entries are never called), then
  * ict_fwd_f32's arithmetic. */
 static void DSFX(load_ict_triples_f32)(float *restrict d0, float *restrict d1, float *restrict d2,
                                        const void *restrict src, size_t n)

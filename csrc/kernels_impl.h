@@ -270,7 +270,8 @@ HISTOGRAM_BINS(histogram_bins_f64, double)
  * difference, for normal floats.  (The product may round differently from
  * the double's, so a value within a float32 step of a bin's edge can fall
  * on the other side; integers times norm 1 key exactly alike.)  Below
- * FLT_MIN: no key, as these coefficients never come near it. */
+ * FLT_MIN or above FLT_MAX: no key, as these coefficients never come near
+ * either. */
 #define F32_KEY_BIAS ((DBL_MAX_EXP - FLT_MAX_EXP) << 3)
 static int32_t histogram_bins_f32(const float *x, size_t n, double norm, int32_t top_bin,
                                   int32_t last_bin, int32_t *bins)

@@ -163,9 +163,9 @@ void pj2k_prepared_free(pj2k_prepared *prepared);
  * 49 (biased exponent * 8 + top three mantissa bits), bin k holds the finite non-zero
  * values with key == *top_key - k, the last bin everything smaller, zero or
  * not finite.  (The float32 coefficients of 8- and 16-bit samples' 9/7 are
- * scaled in float32, and those below FLT_MIN go to the last bin.)  *top_key
- * is the largest such key (-1: none).  counts is overwritten (it need not
- * be zeroed). */
+ * scaled in float32, and those below FLT_MIN or above FLT_MAX go to the
+ * last bin.)  *top_key is the largest such key (-1: none).  counts is
+ * overwritten (it need not be zeroed). */
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands, size_t nbins,
                                     uint64_t *counts, int64_t *top_key);
 

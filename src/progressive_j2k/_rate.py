@@ -480,7 +480,8 @@ def encode_to_ratio(encode, arr: np.ndarray, ratio: float, start: float, limits,
                     exact=None, seed=None) -> tuple:
     """encode(step, rdo) -> codestream; rdo: try RD-optimised quantisation;
     colour: the chunk has a colour axis (the first step's model scale);
-    tolerance: the accepted relative size error; pilot(step, rdo) -> the
+    tolerance: sizes within a factor 1 + tolerance of the target either
+    way are accepted (ratio_met); pilot(step, rdo) -> the
     real over modelled coded bytes of a pilot mosaic at that step (or None), which
     then aims the first trial instead of the typical scale; else
     context(step) -> the chunk's context_gain at that step (or None), which
