@@ -335,10 +335,16 @@ static void permuted_copy(const layout *L, void *work, size_t work_size, void *a
     }
 }
 
-/* permuted_copy into float32 work for an array whose last axis is the
- * colour axis and whose second to last is the last working axis: each run
- * of triples loaded into its three components at once (fn: with the ICT). */
-static void load_interleaved_colour(const layout *L, float *work, const void *array,
+/* Whether the array's last axis is the colour axis and its second to last
+ * the last working axis: each run of the array is then a run of triples. */
+static int interleaved_colour(const pj2k_header *h, const layout *L)
+{
+    return h->colour_axis == h->ndim - 1 && L->perm[h->ndim - 1] == h->ndim - 2;
+}
+
+/* permuted_copy for interleaved colour: each run of triples to or from its
+ * three components at once (fn: the ICT's kernels, either way). */
+static void copy_interleaved_colour(const layout *L, void *work, size_t work_size, void *array,
                                     size_t item_size, pj2k_triples_fn fn)
 {
     if (L->elements == 0) return;
@@ -348,9 +354,10 @@ static void load_interleaved_colour(const layout *L, float *work, const void *ar
     const size_t run = L->shape[L->perm[last]];
     size_t index[PJ2K_MAX_NDIM] = {0};
     ptrdiff_t offset = 0;
+    const size_t component = L->box * work_size;
     for (size_t at = 0; at < L->planes * L->box; at += run) {   /* (plane, place in the box) */
-        float *w = work + at / L->box * 3 * L->box + at % L->box;
-        fn(w, w + L->box, w + 2 * L->box, (const uint8_t *)array + offset * (ptrdiff_t)item_size,
+        uint8_t *w = (uint8_t *)work + (at / L->box * 3 * L->box + at % L->box) * work_size;
+        fn(w, w + component, w + 2 * component, (uint8_t *)array + offset * (ptrdiff_t)item_size,
            run);
         for (int k = last - 1; k >= 0; k--) {   /* odometer over the other axes */
             const int ax = L->perm[k];
@@ -932,10 +939,9 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
      * (int64), where they are prequantised in place */
     const int work = lossy || prequantised ? PJ2K_WORK_F64 : COEF_WORK[prep->kind];
     /* interleaved colour into float32: loaded and colour-transformed at once */
-    const int interleaved = f32 && h->colour == PJ2K_COLOUR_ICT &&
-                            h->colour_axis == h->ndim - 1 && L->perm[h->ndim - 1] == h->ndim - 2;
+    const int interleaved = f32 && h->colour == PJ2K_COLOUR_ICT && interleaved_colour(h, L);
     if (interleaved)
-        load_interleaved_colour(L, real32, data, DTYPE_INFO[h->dtype].size,
+        copy_interleaved_colour(L, real32, sizeof(float), (void *)data, DTYPE_INFO[h->dtype].size,
                                 K->load_ict_triples_f32[h->dtype]);
     else
         permuted_copy(L, lossy ? (void *)real : coef, f32 ? sizeof(float) : WORK_SIZE[work],
@@ -1599,6 +1605,8 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
     const int prequantised = pj2k_prequantised(h->wavelet);
+    /* interleaved colour: the inverse ICT done as the triples are stored */
+    const int ict_with_store = lossy && h->colour == PJ2K_COLOUR_ICT && interleaved_colour(h, L);
     int max_exp;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
@@ -1621,7 +1629,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         const double real_bound = DTYPE_INFO[h->dtype].is_float ? 1e300 : 1e12;
         for (size_t c = 0; c < L->planes * L->ncomp; c++)
             K->inv97_f64(real + c * comp, L->dims, levels, tmp, real_bound);
-        if (h->colour == PJ2K_COLOUR_ICT)
+        if (h->colour == PJ2K_COLOUR_ICT && !ict_with_store)
             for (size_t p = 0; p < L->planes; p++) {
                 double *c0 = real + p * 3 * comp;
                 K->ict_inv(c0, c0 + comp, c0 + 2 * comp, comp);
@@ -1667,8 +1675,12 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
             work = PJ2K_WORK_F64;
         }
     }
-    permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
-                  K->store[work][h->dtype], 0);
+    if (ict_with_store)
+        copy_interleaved_colour(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
+                                K->store_ict_triples_f64[h->dtype]);
+    else
+        permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
+                      K->store[work][h->dtype], 0);
 done:
     if (real != real_buffer) free(real);
     free(tmp);

@@ -29,10 +29,11 @@ LOAD_AS(f32, float)     /* the lossy encoder's, for 8- and 16-bit dtypes */
  * values: the samples as float32 (exact for 8- and 16-bit, the only dtypes
  * with float32 work: the other dtypes' entries are never called), then
  * ict_fwd_f32's arithmetic. */
-static void DSFX(load_ict_triples_f32)(float *restrict d0, float *restrict d1, float *restrict d2,
-                                       const void *restrict src, size_t n)
+static void DSFX(load_ict_triples_f32)(void *restrict w0, void *restrict w1, void *restrict w2,
+                                       void *restrict array, size_t n)
 {
-    const DT *restrict s = src;
+    float *restrict d0 = w0, *restrict d1 = w1, *restrict d2 = w2;
+    const DT *restrict s = array;
     for (size_t i = 0; i < n; i++) {
         const double r = (float)s[3 * i], g = (float)s[3 * i + 1], b = (float)s[3 * i + 2];
         d0[i] = (float)ICT_Y(r, g, b);
@@ -132,6 +133,24 @@ static void DSFX(store_f64)(void *restrict dst, const void *restrict src, size_t
         const size_t m = n - i0 < 64 ? n - i0 : 64;
         for (size_t i = 0; i < m; i++) block[i] = (DT)DSFX(representable)(s[i0 + i]);
         for (size_t i = 0; i < m; i++) d[(ptrdiff_t)(i0 + i) * stride] = block[i];
+    }
+}
+
+/* The lossy decoder's interleaved colour (RGB last): three float64
+ * component rows colour-transformed back (the inverse ICT) and stored as n
+ * triples in one pass, where ict_inv made a pass of its own and store_f64
+ * scattered each component with stride 3.  The same values: ict_inv's
+ * arithmetic, then store_f64's rounding and clamping. */
+static void DSFX(store_ict_triples_f64)(void *restrict w0, void *restrict w1, void *restrict w2,
+                                        void *restrict array, size_t n)
+{
+    const double *restrict c0 = w0, *restrict c1 = w1, *restrict c2 = w2;
+    DT *restrict d = array;
+    for (size_t i = 0; i < n; i++) {
+        const double y = c0[i], cb = c1[i], cr = c2[i];
+        d[3 * i] = (DT)DSFX(representable)(ICT_R(y, cb, cr));
+        d[3 * i + 1] = (DT)DSFX(representable)(ICT_G(y, cb, cr));
+        d[3 * i + 2] = (DT)DSFX(representable)(ICT_B(y, cb, cr));
     }
 }
 

@@ -78,8 +78,9 @@ int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norm
 enum { PJ2K_WORK_I32 = 0, PJ2K_WORK_I64 = 1, PJ2K_WORK_F64 = 2, PJ2K_WORK_I16 = 3 };
 enum { PJ2K_QUANTISE_WIDER = 1, PJ2K_QUANTISE_HUGE = 2 };
 typedef void (*pj2k_row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stride);
-/* n interleaved triples (a colour axis innermost) into three rows */
-typedef void (*pj2k_triples_fn)(float *d0, float *d1, float *d2, const void *src, size_t n);
+/* n interleaved triples of the array (a colour axis innermost) to or from
+ * three work rows (the direction and types are the kernel's) */
+typedef void (*pj2k_triples_fn)(void *w0, void *w1, void *w2, void *array, size_t n);
 /* In a reversible transform's `alt` levels: the 5/3 levels round their
  * predict to nearest, (s[i] + s[i+1] + 1) >> 1, instead of down (wavelets 3, 4). */
 #define PJ2K_LIFT_ROUNDED (1u << 16)
@@ -161,6 +162,7 @@ typedef struct {
     pj2k_row_fn load[4][PJ2K_NUM_DTYPES], store[4][PJ2K_NUM_DTYPES];
     pj2k_row_fn load_f32[PJ2K_NUM_DTYPES];   /* into float32 (the lossy encoder's buffer) */
     pj2k_triples_fn load_ict_triples_f32[PJ2K_NUM_DTYPES];   /* interleaved colour, with the ICT */
+    pj2k_triples_fn store_ict_triples_f64[PJ2K_NUM_DTYPES];  /* and back, with the inverse ICT */
     /* sum of squared differences of two arrays of one dtype (pj2k_squared_error) */
     double (*squared_error[PJ2K_NUM_DTYPES])(const void *a, const void *b, size_t n);
     /* The rate model's histogram: n values' bins against top_bin (see

@@ -174,13 +174,17 @@ ICT_FWD(ict_fwd, double)
 ICT_FWD(ict_fwd_f32, float)
 #undef ICT_FWD
 
+/* the decoder's matrix (docs/FORMAT.md 3) */
+#define ICT_R(Y, CB, CR) ((Y) + 1.402 * (CR))
+#define ICT_G(Y, CB, CR) ((Y) - 0.34413 * (CB) - 0.71414 * (CR))
+#define ICT_B(Y, CB, CR) ((Y) + 1.772 * (CB))
 static void ict_inv(double *c0, double *c1, double *c2, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         const double y = c0[i], cb = c1[i], cr = c2[i];
-        c0[i] = y + 1.402 * cr;
-        c1[i] = y - 0.34413 * cb - 0.71414 * cr;
-        c2[i] = y + 1.772 * cb;
+        c0[i] = ICT_R(y, cb, cr);
+        c1[i] = ICT_G(y, cb, cr);
+        c2[i] = ICT_B(y, cb, cr);
     }
 }
 
@@ -401,6 +405,10 @@ const pj2k_kernels KERNELS = {
                              u16_load_ict_triples_f32, i16_load_ict_triples_f32,
                              u32_load_ict_triples_f32, i32_load_ict_triples_f32,
                              f32_load_ict_triples_f32, f64_load_ict_triples_f32},
+    .store_ict_triples_f64 = {u8_store_ict_triples_f64, i8_store_ict_triples_f64,
+                              u16_store_ict_triples_f64, i16_store_ict_triples_f64,
+                              u32_store_ict_triples_f64, i32_store_ict_triples_f64,
+                              f32_store_ict_triples_f64, f64_store_ict_triples_f64},
     .store = ROW_FNS(store),
     .squared_error = {u8_squared_error, i8_squared_error, u16_squared_error, i16_squared_error,
                       u32_squared_error, i32_squared_error, f32_squared_error, f64_squared_error},
