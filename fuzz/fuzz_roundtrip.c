@@ -1,11 +1,12 @@
 /* libFuzzer harness: encode arrays built from the input (any dtype, 1-4
- * dimensions, any axes, levels, colour option and mode, with or without
- * quality layers), decode, and require a bit-exact result for lossless, every
- * sample within the bound for error-bounded, and finite float output for
- * lossy; layered streams must also decode at every layer.  For lossy input,
- * the rate-search histogram must count every coefficient exactly once.  A
- * prepared chunk's reconstruction must be the decode bit for bit, through
- * every layer, after one encode and after another (its buffers reused). */
+ * dimensions, any axes, levels, colour axis (before the transformed axes or
+ * last) and mode, with or without quality layers), decode, and require a
+ * bit-exact result for lossless, every sample within the bound for
+ * error-bounded, and finite float output for lossy; layered streams must
+ * also decode at every layer.  For lossy input, the rate-search histogram
+ * must count every coefficient exactly once.  A prepared chunk's
+ * reconstruction must be the decode bit for bit, through every layer, after
+ * one encode and after another (its buffers reused). */
 #include "progressive_j2k.h"
 #include <math.h>
 #include <stdint.h>
@@ -30,10 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n *= p.shape[i];
     }
     p.naxes = 1 + data[6] % (p.ndim < 3 ? p.ndim : 3);
-    for (int i = 0; i < p.naxes; i++) p.axes[i] = p.ndim - p.naxes + i;
+    /* colour on the axis before the transformed ones, or last with the
+     * transformed ones just before it (interleaved colour) */
+    const int colour = (data[6] & 0x80) && p.naxes < p.ndim;
+    const int colour_last = colour && (data[6] & 0x40);
+    for (int i = 0; i < p.naxes; i++) p.axes[i] = p.ndim - p.naxes + i - colour_last;
     p.colour_axis = -1;
-    if ((data[6] & 0x80) && p.naxes < p.ndim) {   /* colour on the axis before the transformed ones */
-        const int c = p.ndim - p.naxes - 1;
+    if (colour) {
+        const int c = colour_last ? p.ndim - 1 : p.ndim - p.naxes - 1;
         n = n / p.shape[c] * 3;
         p.shape[c] = 3;
         p.colour_axis = c;
