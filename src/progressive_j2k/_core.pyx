@@ -360,13 +360,17 @@ def context_gain(const uint64_t[:, :, ::1] counts):
     return None if gain < 0 else gain
 
 
+cdef check_table(const double[::1] xs, const double[::1] ys, str name):
+    if xs.shape[0] != ys.shape[0] or xs.shape[0] < 2:
+        raise ValueError(f"{name}: tables of different lengths, or under two points")
+
+
 def rate_solve(const double[::1] xs, const double[::1] ys, double y, double lo, double hi):
     """pj2k_rate_solve: the x in [lo, hi] where the falling table (xs, ys)
     first reaches y."""
     cdef double x = 0.0
     cdef pj2k_status status
-    if xs.shape[0] != ys.shape[0] or xs.shape[0] < 2:
-        raise ValueError("rate_solve: tables of different lengths, or under two points")
+    check_table(xs, ys, "rate_solve")
     with nogil:
         status = pj2k_rate_solve(&xs[0], &ys[0], xs.shape[0], y, lo, hi, &x)
     if status != PJ2K_OK:
@@ -378,8 +382,7 @@ def rate_interp(const double[::1] xs, const double[::1] ys, double x):
     """pj2k_rate_interp: the table (xs, ys) read at x, as numpy's interp."""
     cdef double y = 0.0
     cdef pj2k_status status
-    if xs.shape[0] != ys.shape[0] or xs.shape[0] < 2:
-        raise ValueError("rate_interp: tables of different lengths, or under two points")
+    check_table(xs, ys, "rate_interp")
     with nogil:
         status = pj2k_rate_interp(&xs[0], &ys[0], xs.shape[0], x, &y)
     if status != PJ2K_OK:
