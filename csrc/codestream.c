@@ -717,12 +717,15 @@ static void start_piece(pj2k_model *model, int version, int i)
 }
 
 /* Entropy-code one piece: layer j of every band of segment r, in coding
- * order.  Fails when a value exceeds what the decoder accepts.
+ * order.  Fails when a value exceeds what the decoder accepts, and stops
+ * with PJ2K_ERR_TOO_LARGE once `out` holds more than max_length bytes (0: no
+ * limit; checked per band: the stream only grows).
  * rdo_template: NULL, or the strength and cost table of RD-optimised
  * quantisation with `real` the unquantised coefficients (single layer only). */
 static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coef,
                                 coef_kind kind, int r, int j, pj2k_rc_encoder *rc,
-                                pj2k_model *model, void *tmp, const pj2k_rdo *rdo_template)
+                                pj2k_model *model, void *tmp, const pj2k_rdo *rdo_template,
+                                size_t max_length, const pj2k_bytes *out)
 {
     int max_exp;
     int64_t bound;
@@ -756,6 +759,7 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coe
 #undef CODE
             if (e < 0) return PJ2K_NARROW_OVERFLOW;
             if (e > max_exp - to) return PJ2K_ERR_PARAM;  /* never emit what the decoder rejects */
+            if (max_length && out->length > max_length) return PJ2K_ERR_TOO_LARGE;
         }
     }
     return PJ2K_OK;
@@ -768,7 +772,7 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coe
  * `real` (float32 if real_f32, else float64) and written back to `coef`. */
 static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
                                    coef_kind kind, const void *real, int real_f32, double rdo,
-                                   const float *bit_cost, pj2k_bytes *out)
+                                   const float *bit_cost, size_t max_length, pj2k_bytes *out)
 {
     pj2k_model *model = malloc(sizeof *model);
     void *tmp = malloc((low_band_elems(L, h->levels) + 1) * COEF_BYTES[kind]);
@@ -786,7 +790,7 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
             pj2k_rc_encoder_init(&rc, out);
             start_piece(model, h->version, r * h->layers + j);
             st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp,
-                              with_rdo ? &rdo_template : NULL);
+                              with_rdo ? &rdo_template : NULL, max_length, out);
             pj2k_rc_encoder_finish(&rc);
             if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
             const int i = r * h->layers + j;
@@ -1426,7 +1430,7 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
  * encode needs (the decisions of the last encode, at the same steps and
  * strength), so neither the quantiser nor that pass runs again. */
 static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double rdo,
-                                     int quantised, pj2k_bytes *out)
+                                     int quantised, size_t max_length, pj2k_bytes *out)
 {
     const layout *L = &prep->L;
     pj2k_status st = PJ2K_OK;
@@ -1444,18 +1448,18 @@ static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double
         memset(single.layer_shift, 0, sizeof single.layer_shift);
         pj2k_bytes scratch = {0};
         st = encode_segments(&single, L, prep->coef, prep->kind, prep->real, prep->real_f32, rdo,
-                             prep->bit_cost, &scratch);
+                             prep->bit_cost, 0, &scratch);
         free(scratch.data);
     }
     if (st == PJ2K_OK)
         st = encode_segments(h, L, prep->coef, prep->kind, prep->real, prep->real_f32, rdo,
-                             prep->bit_cost, out);
+                             prep->bit_cost, max_length, out);
     return st;
 }
 
 pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
                                  const uint8_t (*layer_shift)[PJ2K_MAX_BANDS], double rdo,
-                                 uint8_t **out, size_t *out_length)
+                                 size_t max_length, uint8_t **out, size_t *out_length)
 {
     if (!prep || !out || !out_length || layers < 0 || layers > PJ2K_MAX_LAYERS ||
         (layers > 1 && !layer_shift) || !(rdo >= 0.0 && rdo <= PJ2K_MAX_RDO))
@@ -1489,11 +1493,11 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
         const int quantised = prep->lossy && was_coded && rdo > 0.0 && h.layers > 1 &&
                               prep->coded_rdo == rdo &&
                               !memcmp(prep->coded_h.steps, h.steps, (size_t)h.nbands * sizeof *h.steps);
-        st = quantise_and_code(prep, &h, rdo, quantised, &bytes);
+        st = quantise_and_code(prep, &h, rdo, quantised, max_length, &bytes);
         while (st == PJ2K_NARROW_OVERFLOW) {   /* a value or residual needs a wider type */
             bytes.length = h.header_length;
             st = widen(prep);
-            if (st == PJ2K_OK) st = quantise_and_code(prep, &h, rdo, 0, &bytes);
+            if (st == PJ2K_OK) st = quantise_and_code(prep, &h, rdo, 0, max_length, &bytes);
         }
     } else {
         if (prep->lossy) for (int i = 0; i < h.nbands; i++) h.steps[i] = 1.0f;
@@ -1502,6 +1506,8 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
             h.piece_crc[i] = pj2k_crc32c(NULL, 0);
         }
     }
+    if (st == PJ2K_OK && max_length && bytes.length > max_length)
+        st = PJ2K_ERR_TOO_LARGE;   /* (the last flushes, or a header alone) */
     if (st != PJ2K_OK) {
         free(bytes.data);
         return st;
@@ -1526,7 +1532,7 @@ pj2k_status pj2k_encode(const pj2k_params *params, const void *data, uint8_t **o
     if (st == PJ2K_OK)
         st = pj2k_encode_prepared(prep, params->step, params->layers,
                                   (const uint8_t (*)[PJ2K_MAX_BANDS])params->layer_shift, params->rdo,
-                                  out, out_length);
+                                  params->max_length, out, out_length);
     pj2k_prepared_free(prep);
     return st;
 }
@@ -1828,7 +1834,7 @@ const char *pj2k_status_message(pj2k_status status)
     case PJ2K_ERR_TRUNCATED: return "codestream truncated";
     case PJ2K_ERR_CHECKSUM: return "checksum mismatch: corrupted codestream";
     case PJ2K_ERR_CORRUPT: return "corrupted entropy-coded data";
-    case PJ2K_ERR_TOO_LARGE: return "decoded size exceeds the limit";
+    case PJ2K_ERR_TOO_LARGE: return "size exceeds the limit";
     case PJ2K_ERR_DTYPE: return "dtype not supported in this mode";
     }
     return "unknown error";

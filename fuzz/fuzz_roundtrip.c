@@ -92,6 +92,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         if (p.dtype == PJ2K_FLOAT32)
             for (size_t i = 0; i < n; i++) if (!isfinite(((float *)back)[i])) abort();
+        {   /* a length limit: the same stream where it fits, else PJ2K_ERR_TOO_LARGE */
+            pj2k_params limited = p;
+            limited.max_length = enc_len - (size > 1 ? data[1] % enc_len : 0);
+            uint8_t *enc2 = NULL;
+            size_t enc2_len = 0;
+            const pj2k_status st2 = pj2k_encode(&limited, in, &enc2, &enc2_len);
+            if (limited.max_length == enc_len
+                    ? st2 != PJ2K_OK || enc2_len != enc_len || memcmp(enc, enc2, enc_len) != 0
+                    : st2 != PJ2K_ERR_TOO_LARGE || enc2 != NULL)
+                abort();
+            pj2k_free(enc2);
+        }
         if (p.layers > 1 && !exact) {
             /* all layers decode exactly like the single-layer stream (with
                RD-optimised quantisation too: the layers code its choice) */
@@ -118,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 const double step = pass ? p.step / 64.0 : 2.0 * p.step;
                 const pj2k_status st = pj2k_encode_prepared(
                     prep, step, p.layers, (const uint8_t (*)[PJ2K_MAX_BANDS])p.layer_shift, p.rdo,
-                    &again, &again_len);
+                    0, &again, &again_len);
                 if (st == PJ2K_ERR_PARAM && pass) break;   /* a finer step may be refused */
                 if (st != PJ2K_OK) abort();
                 const int layers = p.layers > 1 ? p.layers : 1;

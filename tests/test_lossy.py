@@ -960,14 +960,15 @@ def test_targets_on_constant_floats():
             assert np.abs(dec - arr).max() <= 0.05
 
 
-def test_flat_chunks_settle_in_few_trials(real, search_trials):
+def test_flat_chunks_settle_in_few_trials(real, search_trials, monkeypatch):
     """Chunks whose size hardly depends on the step (constant ones: the
     background of an array) end their search early: a ratio
     trial smaller than the target that decodes exactly is the result (such
     searches once walked 8 trials down to steps that coded float noise, for a
     4x larger stream), a PSNR search stops once a coarser trial that misses is
     no smaller than one that meets it (it once ran all 16 trials), and an
-    all-zero chunk is coded once."""
+    all-zero chunk is coded once.  (An integer one's lossless stream, tried
+    first, fits a ratio target: no search at all, and the same stream.)"""
     from progressive_j2k import _rate
     trials = search_trials
     cam = real("camera")
@@ -975,6 +976,10 @@ def test_flat_chunks_settle_in_few_trials(real, search_trials):
         trials.clear()
         enc = pj.encode(flat, reversible=False, ratio=10)
         np.testing.assert_array_equal(pj.decode(enc), flat)
+        assert trials == [] and pj.read_header(enc).mode == "lossless"
+        with monkeypatch.context() as m:
+            m.setattr(_rate, "lossless_first", lambda *args: False)
+            assert pj.encode(flat, reversible=False, ratio=10) == enc
         assert trials == [1] and len(enc) <= len(pj.encode(flat, reversible=False, step=1.0)) + 16
         trials.clear()
         enc = pj.encode(flat, reversible=False, psnr=40)
@@ -1004,6 +1009,58 @@ def test_unreachable_ratio_on_small_chunks_stays_faithful(real, case, ratio):
     assert rms <= 0.5 * np.sqrt(np.mean(arr.astype(float) ** 2))   # zeroed: 1.0
 
 
+@pytest.mark.parametrize("name, wavelet", [("nm_int16", 4), ("camera", 4), ("astronaut", 4),
+                                           ("mni152_t1_uint8_3d", 4), ("camera", 1)])
+def test_encodes_stop_at_their_length_limit(real, name, wavelet):
+    """An encode with max_length gives the same stream where it fits and
+    None where it would be longer (the encoder stops there), for lossless
+    and lossy streams, layered ones, colour and 3-D chunks."""
+    from progressive_j2k import _api, _core
+    from progressive_j2k._dtypes import DTYPE_CODES
+    arr = real(name)
+    if arr.ndim == 3 and arr.shape[-1] != 3:
+        arr = np.ascontiguousarray(arr[:40, :64, :64])
+    colour = 2 if arr.shape[-1] == 3 else -1
+    axes = (0, 1) if colour >= 0 else tuple(range(arr.ndim))
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), DTYPE_CODES[arr.dtype],
+                              arr.shape, axes, colour, 5, wavelet, 4.0, 0.0, -1)
+    for shifts in ((), ((2,) * _api.band_count(5, len(axes)), (0,) * _api.band_count(5, len(axes)))):
+        whole = prepared.encode(4.0, shifts, 0.15)
+        assert prepared.encode(4.0, shifts, 0.15, len(whole)) == whole
+        for limit in (len(whole) - 1, len(whole) // 2, 1):
+            assert prepared.encode(4.0, shifts, 0.15, limit) is None
+        assert prepared.encode(4.0, shifts, 0.15, 0) == whole   # 0: no limit
+    if wavelet == 4:   # the lossless stream, bit-exact after a stopped encode
+        assert np.array_equal(pj.decode(prepared.encode(0.0, (), 0.0, 10**9)), arr)
+
+
+@pytest.mark.parametrize("name, ratio", [("nm_int16", 10), ("nm_int16", 20),
+                                         ("ect_uint16_2x512x512", 10)])
+def test_lossless_streams_that_fit_need_no_search(real, monkeypatch, search_trials, name, ratio):
+    """Where the model aims a ratio target near lossless quality, the
+    lossless stream is made first; where it fits the target (here 1.3-2.8
+    times smaller than asked), it is the result without a lossy trial: the
+    same stream the search and the check after it gave."""
+    from progressive_j2k import _rate
+    arr = real(name)
+    enc = pj.encode(arr, reversible=False, ratio=ratio)
+    assert search_trials == [] and enc == pj.encode(arr)
+    monkeypatch.setattr(_rate, "lossless_first", lambda *args: False)
+    assert pj.encode(arr, reversible=False, ratio=ratio) == enc and search_trials[0] >= 1
+
+
+def test_lossless_cap_is_the_longest_stream_that_can_be_taken():
+    """lossless_cap bounds what lossless_is_better takes: one byte more is
+    refused, whatever the lossy stream's exactness."""
+    from progressive_j2k import _rate
+    for options in ({"ratio": 10, "psnr": None}, {"ratio": None, "psnr": 40}):
+        for lossy in (500, 900, 1040, 1100, 2000):
+            cap = _rate.lossless_cap(lossy, 10_000, options)
+            assert not _rate.lossless_is_better(cap + 1, lossy, 10_000, options, lambda: False)
+            assert _rate.lossless_is_better(min(cap, lossy), lossy, 10_000, options, lambda: False)
+    assert _rate.lossless_fits(1049, 10_000, 10) and not _rate.lossless_fits(1050, 10_000, 10)
+
+
 def test_lossless_encodes_skipped_only_where_they_cannot_win(real, monkeypatch):
     """Integer chunks near the smallest stream or near lossless quality are
     also coded losslessly; where the model's estimate of that stream is far
@@ -1011,10 +1068,17 @@ def test_lossless_encodes_skipped_only_where_they_cannot_win(real, monkeypatch):
     3.4-12.7 KB against a 430-byte budget), the encode is skipped: the same
     streams come out, without it."""
     from progressive_j2k import _rate
-    tried = []
-    better = _rate.lossless_is_better
-    monkeypatch.setattr(_rate, "lossless_is_better",
-                        lambda *args: tried.append(args[0]) or better(*args))
+    from progressive_j2k import _core
+    tried = []   # (max_length, length or None) of each lossless encode
+
+    class Counting(_core.Prepared):
+        def encode(self, step, layer_shifts=(), rdo=0.0, max_length=0):
+            made = super().encode(step, layer_shifts, rdo, max_length)
+            if max_length:   # (only lossless encodes have a length limit)
+                tried.append((max_length, None if made is None else len(made)))
+            return made
+
+    monkeypatch.setattr(_core, "Prepared", Counting)
     tiles = [np.ascontiguousarray(real("camera")[y:y + 128, x:x + 128])
              for y in range(0, 512, 128) for x in range(0, 512, 128)]
     made = [pj.encode(tile, reversible=False, ratio=40) for tile in tiles]
@@ -1022,7 +1086,11 @@ def test_lossless_encodes_skipped_only_where_they_cannot_win(real, monkeypatch):
     out_of_reach = _rate.lossless_out_of_reach
     monkeypatch.setattr(_rate, "lossless_out_of_reach", lambda *args: False)
     assert [pj.encode(tile, reversible=False, ratio=40) for tile in tiles] == made
-    assert len(tried) == len(tiles) and min(tried) > 3000
+    # each tile's one lossless encode stopped at its limit (about 430 bytes);
+    # whole, they are 3.4-12.7 KB
+    assert len(tried) == len(tiles) and all(length is None for _, length in tried)
+    assert max(limit for limit, _ in tried) < 500
+    assert min(len(pj.encode(tile)) for tile in tiles) > 3000
     # where it can win it is still tried, and taken (nm_int16 at 10:1)
     monkeypatch.setattr(_rate, "lossless_out_of_reach", out_of_reach)
     nm = real("nm_int16")

@@ -44,7 +44,8 @@ typedef enum {
     PJ2K_ERR_TRUNCATED = 6,  /* buffer shorter than what was asked for */
     PJ2K_ERR_CHECKSUM = 7,   /* CRC-32C mismatch: corrupted bytes */
     PJ2K_ERR_CORRUPT = 8,    /* entropy-coded data inconsistent */
-    PJ2K_ERR_TOO_LARGE = 9,  /* exceeds the caller's size limit */
+    PJ2K_ERR_TOO_LARGE = 9,  /* exceeds the caller's size limit (decoded size, or
+                                the encoder's max_length) */
     PJ2K_ERR_DTYPE = 10      /* dtype not supported for this mode */
 } pj2k_status;
 
@@ -103,6 +104,10 @@ typedef struct {
      * each prepared chunk makes its own at its first RD-optimised encode
      * (4096 log2 calls: 21 of a 128^2 chunk's 166 us first encode). */
     const float *bit_cost;
+    /* 0, or the longest stream wanted: an encode that would exceed it stops
+     * as soon as it does, with PJ2K_ERR_TOO_LARGE (a search that needs a
+     * stream only where it fits a budget pays for little more than that) */
+    size_t max_length;
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -139,7 +144,9 @@ void pj2k_free(void *ptr);
  * (params' step is the scale for 53_QUANTISED; the 9/7 step and the layers
  * are given per encode); pj2k_encode_prepared quantises and codes them with
  * `step` (9/7 only), `layers` tables of shifts (0 or 1: no layers) and
- * RD-optimised quantisation of strength `rdo` (see pj2k_params).
+ * RD-optimised quantisation of strength `rdo`, stopping with
+ * PJ2K_ERR_TOO_LARGE once the stream exceeds `max_length` bytes (0: no
+ * limit; see pj2k_params).
  * pj2k_encode == prepare + encode_prepared(params->step, params->layers, ...). */
 typedef struct pj2k_prepared pj2k_prepared;
 pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepared **prepared);
@@ -150,7 +157,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
 void pj2k_bit_cost_table(float *table);
 pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
                                  const uint8_t (*layer_shift)[PJ2K_MAX_BANDS], double rdo,
-                                 uint8_t **out, size_t *out_length);
+                                 size_t max_length, uint8_t **out, size_t *out_length);
 void pj2k_prepared_free(pj2k_prepared *prepared);
 /* Rate-search and layer-placement aid: how the prepared coefficients fall
  * against any base step, without quantising or coding.  counts (nbands x

@@ -488,6 +488,27 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         return None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
             counts, top_key, lossy_floor)
 
+    lossless_tried = None   # (cap, the lossless stream or None: longer than cap)
+
+    def lossless_within(cap):
+        """The chunk's lossless stream (with the layers asked), or None
+        where it is longer than cap bytes: without layers, the encoder stops
+        there.  Made once: a later call with a cap no larger reuses it."""
+        nonlocal lossless_tried
+        if lossless_tried is None or (lossless_tried[1] is None and cap > lossless_tried[0]):
+            if options["layers"] is None:
+                stream = _core.Prepared(
+                    arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
+                    -1 if colour_axis is None else colour_axis, int(levels), LOSSLESS_WAVELET,
+                    0.0, 0.0, _m97_levels(None, LOSSLESS_WAVELET, levels)).encode(
+                        0.0, (), 0.0, cap)
+            else:
+                stream = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
+                                layers=options["layers"], layer_metric=options["layer_metric"])
+            lossless_tried = (cap, stream)
+        stream = lossless_tried[1]
+        return stream if stream is not None and len(stream) <= cap else None
+
     lossy_floor = smallest_lossy_stream(arr.ndim, len(axes), levels)
     model = None
     layered_search = None   # a ratio search to go on with layered encodes
@@ -498,6 +519,11 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         if model is None:   # every coefficient is zero: any step gives the same exact stream
             encoded = encode_with(step, rdo=rdo)
         elif options["ratio"] is not None:
+            if _rate.lossless_first(model, arr, options, limits, rdo, colour_axis is not None):
+                lossless = lossless_within(_rate.lossless_cap(0, arr.nbytes, options))
+                if lossless is not None and _rate.lossless_fits(
+                        len(lossless), arr.nbytes, options["ratio"]):
+                    return lossless
             mosaic = _rate.pilot_mosaic(arr, axes)
 
             def pilot(step, rdo):   # the mosaic's real size over its model's
@@ -544,9 +570,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
             model is None or payload <= (_rate.NEAR_FLOOR - 1) * lossy_floor
             or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size) and (
             not _rate.lossless_out_of_reach(model, len(encoded), arr.nbytes, options)):
-        lossless = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
-                          layers=options["layers"], layer_metric=options["layer_metric"])
-        if _rate.lossless_is_better(
+        lossless = lossless_within(_rate.lossless_cap(len(encoded), arr.nbytes, options))
+        if lossless is not None and _rate.lossless_is_better(
                 len(lossless), len(encoded), arr.nbytes, options,
                 lambda: np.array_equal(decode_last(encoded), arr)):
             return lossless

@@ -37,6 +37,7 @@ cdef extern from "progressive_j2k.h" nogil:
         double rdo
         int m97_levels
         const float *bit_cost
+        size_t max_length
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -63,7 +64,7 @@ cdef extern from "progressive_j2k.h" nogil:
     enum: PJ2K_BIT_COST_SIZE
     pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
                                      const uint8_t (*layer_shift)[71], double rdo,
-                                     uint8_t **out, size_t *out_length)
+                                     size_t max_length, uint8_t **out, size_t *out_length)
     void pj2k_prepared_free(pj2k_prepared *prepared)
     pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands,
                                         size_t nbins, uint64_t *counts, int64_t *top_key)
@@ -195,7 +196,9 @@ cdef class Prepared:
     def __dealloc__(self):
         pj2k_prepared_free(self.ptr)
 
-    def encode(self, double step, tuple layer_shifts=(), double rdo=0.0):
+    def encode(self, double step, tuple layer_shifts=(), double rdo=0.0, size_t max_length=0):
+        """The stream (pj2k_encode_prepared); with max_length > 0, None
+        where it would be longer (the encoder stops as soon as it is)."""
         cdef pj2k_params params   # only its layer tables are used
         cdef uint8_t *out = NULL
         cdef size_t out_length = 0
@@ -205,7 +208,9 @@ cdef class Prepared:
         try:
             with nogil:
                 status = pj2k_encode_prepared(self.ptr, step, params.layers, params.layer_shift,
-                                              rdo, &out, &out_length)
+                                              rdo, max_length, &out, &out_length)
+            if status == PJ2K_ERR_TOO_LARGE and max_length:
+                return None
             if status != PJ2K_OK:
                 raise_status(status, "encode")
             return PyBytes_FromStringAndSize(<char *>out, out_length)

@@ -447,17 +447,50 @@ def ratio_met(size: int, raw: int, ratio: float, tolerance: float = RATIO_TOLERA
 LOSSLESS_ESTIMATE_SHARE = 0.5
 
 
+def lossless_cap(lossy: int, raw: int, options: dict) -> int:
+    """The longest lossless stream lossless_is_better can take over a lossy
+    one of `lossy` bytes: a ratio target takes it only within its budget or
+    below the lossy size, a PSNR target only below the lossy size.  (The
+    encoder stops a lossless encode as soon as it is longer: max_length.)"""
+    if options["ratio"] is None:
+        return lossy
+    return max(lossy, math.floor(raw / options["ratio"] * (1 + RATIO_TOLERANCE)))
+
+
 def lossless_out_of_reach(model: RateModel | None, lossy: int, raw: int, options: dict) -> bool:
-    """Whether the lossless stream is surely too large for lossless_is_better
-    to take it over a lossy one of `lossy` bytes: a ratio target takes it
-    only within its budget or below the lossy size, a PSNR target only below
-    the lossy size."""
+    """Whether the lossless stream is surely longer than lossless_cap."""
     if model is None:
         return False
     estimate = model.overhead + TYPICAL_MODEL_SCALE[True] * (model.bytes(1.0) - model.overhead)
-    cap = lossy if options["ratio"] is None else max(
-        lossy, raw / options["ratio"] * (1 + RATIO_TOLERANCE))
-    return LOSSLESS_ESTIMATE_SHARE * estimate > cap
+    return LOSSLESS_ESTIMATE_SHARE * estimate > lossless_cap(lossy, raw, options)
+
+
+def lossless_first(model: RateModel, arr: np.ndarray, options: dict, limits, rdo: bool,
+                   colour: bool) -> bool:
+    """Whether a ratio search on an integer chunk should try the lossless
+    stream first: where the model's aim for the target (at the typical
+    scale) ends near lossless quality, as where encode() checks the
+    lossless stream after a search, and that stream may fit the target.
+    Where it does, it is the result without a search (lossless_fits); where
+    it does not, the encode stopped at the target's budget, and the check
+    after the search knows the answer."""
+    target = arr.nbytes / options["ratio"]
+    scale = TYPICAL_MODEL_SCALE[rdo] * (COLOUR_MODEL_SCALE if colour else 1.0)
+    aim = model.step_for_scaled_bytes(target, scale, limits)
+    return (arr.dtype.kind in "iu"
+            and model.squared_error(aim) <= NEAR_LOSSLESS_RMS ** 2 * arr.size
+            and not lossless_out_of_reach(model, 0, arr.nbytes, options))
+
+
+def lossless_fits(lossless: int, raw: int, ratio: float) -> bool:
+    """Whether a lossless stream of `lossless` bytes serves a ratio target
+    without a lossy search: within the target's window or below it.  A lossy
+    stream that meets the target is no smaller than its window's floor, so
+    lossless_is_better would take this one over it unless the search found
+    an exact lossy stream smaller still (a finer step than lossless coding
+    needs: the lossy stream grows past the lossless one below an RMS of
+    0.25-0.3)."""
+    return lossless <= raw / ratio * (1 + RATIO_TOLERANCE)
 
 
 def lossless_is_better(lossless: int, lossy: int, raw: int, options: dict, lossy_exact) -> bool:
