@@ -247,6 +247,44 @@ def test_axis_choice_samples_the_grid_and_its_neighbours(real):
         assert pairs.shape == tuple(2 * min(n - 1, _axes.LIKENESS_SAMPLES) for n in block.shape)
 
 
+def test_axis_choice_pair_detail_against_a_plain_loop(real):
+    """_pair_detail's means per pair of planes, against a loop over each
+    sample's differences to its next neighbour along axes 1 and 2: integer
+    samples as they are, float ones in units of their largest finite value,
+    non-finite differences left out."""
+    from progressive_j2k import _axes
+
+    def plain(pairs, finite_data):
+        finite = pairs[np.isfinite(pairs)]
+        scale = 1.0 if finite_data else np.abs(finite).max()
+        p = pairs / scale
+        mixed, within = [], []
+        for k in range(p.shape[0] // 2):
+            change = size = count = 0.0
+            for y in range(0, p.shape[1], 2):
+                for x in range(0, p.shape[2], 2):
+                    for dy, dx in ((1, 0), (0, 1)):
+                        here = p[2 * k, y + dy, x + dx] - p[2 * k, y, x]
+                        there = p[2 * k + 1, y + dy, x + dx] - p[2 * k + 1, y, x]
+                        c, s = abs(there - here), 0.5 * (abs(here) + abs(there))
+                        if np.isfinite(c) and np.isfinite(s):
+                            change, size, count = change + c, size + s, count + 1
+            mixed.append(change / max(count, 1))
+            within.append(size / max(count, 1))
+        return np.array(mixed), np.array(within)
+
+    volume = real("mni152_t1_uint8_3d")
+    floats = volume[60:70, 80:92, 70:84].astype(np.float64) * 1e300
+    floats[1, 2, 3], floats[4, 0, 0], floats[6] = np.nan, np.inf, -np.inf
+    for block in (volume[60:68, 80:90, 70:82], np.moveaxis(volume[50:64, 90:99, 100:110], 2, 0),
+                  floats):
+        pairs = _axes._sample_pairs(block)
+        finite_data = block.dtype.kind in "biu"
+        got, expected = _axes._pair_detail(pairs, finite_data), plain(pairs, finite_data)
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-300)
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
 def test_default_axes_keep_colour_channels_first_and_drop_a_flat_alpha(real, name):
     """Channels first (3 x H x W): encode() takes the first axis as the

@@ -3,6 +3,7 @@ channels first), the wavelet's default axes and levels, and encode()'s
 test for stacks of unlike frames, whose planes are coded one by one."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -110,20 +111,27 @@ THIN_PLANE = 32
 LIKENESS_SAMPLES = 16
 
 
+@functools.lru_cache(maxsize=64)
+def _pair_positions(n: int) -> np.ndarray:
+    """Up to LIKENESS_SAMPLES evenly spaced positions along an axis of n >= 2,
+    each followed by its next neighbour."""
+    grid = np.unique(np.linspace(0, n - 2, min(n - 1, LIKENESS_SAMPLES)).round().astype(np.intp))
+    positions = np.stack((grid, grid + 1), axis=-1).reshape(-1)
+    positions.flags.writeable = False   # (shared by every call)
+    return positions
+
+
 def _sample_pairs(block: np.ndarray) -> np.ndarray:
-    """The samples likeness is judged by, in float64: up to LIKENESS_SAMPLES
-    evenly spaced positions along each axis of a 3-D block (every axis at
-    least 2 long), each followed by its next neighbour along that axis.
-    Gathered an axis at a time, the axis of largest stride first (whole
-    rows copied, and the later gathers see a small block): gathering each
-    of the six sample sets _pair_detail reads with np.ix_ took 4-7 times as
-    long (a third of a 32^3 chunk's encode).  np.take copies a
-    non-contiguous array whole first (11 ms for a 9 MB volume viewed with
-    its last axis first), so such blocks are indexed instead."""
+    """The samples likeness is judged by, in float64: _pair_positions along
+    each axis of a 3-D block (every axis at least 2 long).  Gathered an axis
+    at a time, the axis of largest stride first (whole rows copied, and the
+    later gathers see a small block): gathering each of the six sample sets
+    _pair_detail once read with np.ix_ took 4-7 times as long (a third of a
+    32^3 chunk's encode).  np.take copies a non-contiguous array whole first
+    (11 ms for a 9 MB volume viewed with its last axis first), so such
+    blocks are indexed instead."""
     for axis in sorted(range(block.ndim), key=lambda a: -abs(block.strides[a])):
-        n = block.shape[axis]
-        grid = np.unique(np.linspace(0, n - 2, min(n - 1, LIKENESS_SAMPLES)).round().astype(np.intp))
-        pairs = np.stack((grid, grid + 1), axis=-1).reshape(-1)
+        pairs = _pair_positions(block.shape[axis])
         block = (block.take(pairs, axis=axis) if block.flags.c_contiguous
                  else block[(slice(None),) * axis + (pairs,)])
     return block.astype(np.float64)
@@ -132,38 +140,39 @@ def _sample_pairs(block: np.ndarray) -> np.ndarray:
 def _pair_detail(pairs: np.ndarray, finite_data: bool) -> tuple:
     """Per sampled pair of neighbouring planes along axis 0 (pairs: from
     _sample_pairs): the mean |change across the pair| of the within-plane
-    differences, and the mean |within-plane difference| (non-finite samples
-    left out; finite_data: there are none, as in integer blocks)."""
-    def moved(shift):   # the grid's samples, moved by one along the given axes
-        return pairs[tuple(slice(a in shift, None, 2) for a in range(3))]
-
-    samples = {shift: moved(shift) for shift in [(), (0,), (1,), (0, 1), (2,), (0, 2)]}
-    # the same six sets: not moved along axis 2 ((), (0,), (1,), (0, 1)), or
-    # moved along it but not along axis 1 ((2,), (0, 2))
-    used = [pairs[:, :, 0::2], pairs[:, 0::2, 1::2]]
+    differences (each sample's to its next neighbour along axis 1 and along
+    axis 2), and the mean |within-plane difference|: integer samples as
+    they are, float ones in units of their largest finite value (no
+    difference overflows), non-finite differences left out (finite_data:
+    there are none, as in integer blocks).  Both
+    directions' differences are made as one array, the pair's two planes
+    its even and odd planes: a 32^3 sample's few dozen numpy calls (a
+    third of a small volume's encode) are a dozen."""
+    first = pairs[:, 0::2, 0::2]
+    used = np.concatenate((first, pairs[:, 0::2, 1::2], pairs[:, 1::2, 0::2]), axis=2)
+    finite = finite_data
     if not finite_data:
-        used = [v[np.isfinite(v)] for v in used]
-    largest = max((float(np.abs(v).max()) for v in used if v.size), default=0.0)
-    mixed, within, counts = (np.zeros(pairs.shape[0] // 2) for _ in range(3))
-    if not largest > 0:
-        return mixed, within
-    samples = {k: v / largest for k, v in samples.items()}   # no overflow below
-    for a in (1, 2):
-        with np.errstate(invalid="ignore"):   # inf - inf: NaN, left out
-            here = samples[(a,)] - samples[()]
-            there = samples[(0, a)] - samples[(0,)]
-            change, size = np.abs(there - here), 0.5 * (np.abs(here) + np.abs(there))
-        if finite_data:
-            mixed += change.sum(axis=(1, 2))
-            within += size.sum(axis=(1, 2))
-            counts += change[0].size
-        else:
-            ok = np.isfinite(change) & np.isfinite(size)
-            mixed += np.where(ok, change, 0.0).sum(axis=(1, 2))
-            within += np.where(ok, size, 0.0).sum(axis=(1, 2))
-            counts += ok.sum(axis=(1, 2))
-    counts = np.maximum(counts, 1)
-    return mixed / counts, within / counts
+        mask = np.isfinite(used)
+        finite = bool(mask.all())
+        largest = float(np.abs(used if finite else used[mask]).max(initial=0.0))
+        if not largest > 0:
+            return (np.zeros(pairs.shape[0] // 2),) * 2
+        used = used / largest
+        first = used[:, :, :first.shape[2]]
+    width = first.shape[2]
+    with np.errstate(invalid="ignore"):   # inf - inf: NaN, left out
+        # each plane's differences along axis 2, then along axis 1
+        step = used[:, :, width:] - np.concatenate((first, first), axis=2)
+        change = np.abs(step[1::2] - step[0::2])
+        size = np.abs(step)
+        size = 0.5 * (size[0::2] + size[1::2])
+    if finite:
+        counts = change[0].size
+        return change.sum(axis=(1, 2)) / counts, size.sum(axis=(1, 2)) / counts
+    ok = np.isfinite(change) & np.isfinite(size)
+    counts = np.maximum(ok.sum(axis=(1, 2)), 1)
+    return (np.where(ok, change, 0.0).sum(axis=(1, 2)) / counts,
+            np.where(ok, size, 0.0).sum(axis=(1, 2)) / counts)
 
 
 def _unlike_share(block: np.ndarray) -> float:
