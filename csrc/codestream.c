@@ -1483,6 +1483,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
         for (int i = 0; i < h.nbands; i++)
             if (!(h.steps[i] > 0.0f) || !isfinite(h.steps[i])) return PJ2K_ERR_PARAM;
     }
+    if (max_length && h.header_length > max_length) return PJ2K_ERR_TOO_LARGE;
     pj2k_bytes bytes = {0};
     if (!pj2k_bytes_reserve(&bytes, h.header_length + 1024)) return PJ2K_ERR_NOMEM;
     bytes.length = h.header_length;
@@ -1507,7 +1508,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
         }
     }
     if (st == PJ2K_OK && max_length && bytes.length > max_length)
-        st = PJ2K_ERR_TOO_LARGE;   /* (the last flushes, or a header alone) */
+        st = PJ2K_ERR_TOO_LARGE;   /* (the last flushes) */
     if (st != PJ2K_OK) {
         free(bytes.data);
         return st;

@@ -92,9 +92,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         if (p.dtype == PJ2K_FLOAT32)
             for (size_t i = 0; i < n; i++) if (!isfinite(((float *)back)[i])) abort();
-        {   /* a length limit: the same stream where it fits, else PJ2K_ERR_TOO_LARGE */
+        {   /* a length limit: the same stream where it fits, else PJ2K_ERR_TOO_LARGE
+               (exactly the stream's length for a quarter of the inputs; the
+               last bytes choose, apart from the parameters' first eight) */
             pj2k_params limited = p;
-            limited.max_length = enc_len - (size > 1 ? data[1] % enc_len : 0);
+            const size_t under = size > 9 && (data[size - 1] & 3) ? 1 + data[size - 2] : 0;
+            limited.max_length = under < enc_len ? enc_len - under : 1;
             uint8_t *enc2 = NULL;
             size_t enc2_len = 0;
             const pj2k_status st2 = pj2k_encode(&limited, in, &enc2, &enc2_len);
@@ -128,6 +131,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 uint8_t *again = NULL;
                 size_t again_len = 0;
                 const double step = pass ? p.step / 64.0 : 2.0 * p.step;
+                if (pass) {   /* an encode stopped by a length limit leaves the object usable */
+                    const size_t limit = 1 + (size > 9 ? data[size - 3] : 0);
+                    const pj2k_status stopped = pj2k_encode_prepared(
+                        prep, step, p.layers, (const uint8_t (*)[PJ2K_MAX_BANDS])p.layer_shift,
+                        p.rdo, limit, &again, &again_len);
+                    if (stopped == PJ2K_OK ? again_len > limit
+                                           : stopped == PJ2K_ERR_TOO_LARGE && again != NULL)
+                        abort();
+                    pj2k_free(again);
+                    again = NULL;
+                }
                 const pj2k_status st = pj2k_encode_prepared(
                     prep, step, p.layers, (const uint8_t (*)[PJ2K_MAX_BANDS])p.layer_shift, p.rdo,
                     0, &again, &again_len);

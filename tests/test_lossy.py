@@ -1049,6 +1049,36 @@ def test_lossless_streams_that_fit_need_no_search(real, monkeypatch, search_tria
     assert pj.encode(arr, reversible=False, ratio=ratio) == enc and search_trials[0] >= 1
 
 
+def test_a_lossless_stream_stopped_early_is_made_again_under_a_larger_cap(real, monkeypatch):
+    """A 64^2 tile of ct693 at 80:1 (made to try its lossless stream first):
+    that stream (169 bytes) exceeds the target's budget (107), so its encode
+    stops; the search then cannot reach the target (its smallest lossy
+    stream is larger still), and the check after it asks again under that
+    stream's size (261), where the lossless stream is made whole and taken.
+    A stopped encode is not made again under the same cap."""
+    from progressive_j2k import _core, _rate
+    tile = np.ascontiguousarray(real("ct693_int16")[:64, :64])
+    caps = []
+
+    class Counting(_core.Prepared):
+        def encode(self, step, layer_shifts=(), rdo=0.0, max_length=0):
+            if max_length:
+                caps.append(max_length)
+            return super().encode(step, layer_shifts, rdo, max_length)
+
+    monkeypatch.setattr(_core, "Prepared", Counting)
+    monkeypatch.setattr(_rate, "lossless_first", lambda *args: True)
+    enc = pj.encode(tile, reversible=False, ratio=80)
+    assert enc == pj.encode(tile) and len(enc) == 169
+    assert caps == [107, 261]
+    # where the search meets the target, the check after it has its answer
+    # (nm_int16 at 40:1: 19,522 bytes against 13,761), and encodes nothing
+    caps.clear()
+    nm = real("nm_int16")
+    assert pj.read_header(pj.encode(nm, reversible=False, ratio=40)).mode == "lossy"
+    assert caps == [math.floor(nm.nbytes / 40 * (1 + _rate.RATIO_TOLERANCE))]
+
+
 def test_lossless_cap_is_the_longest_stream_that_can_be_taken():
     """lossless_cap bounds what lossless_is_better takes: one byte more is
     refused, whatever the lossy stream's exactness."""
@@ -1057,7 +1087,7 @@ def test_lossless_cap_is_the_longest_stream_that_can_be_taken():
         for lossy in (500, 900, 1040, 1100, 2000):
             cap = _rate.lossless_cap(lossy, 10_000, options)
             assert not _rate.lossless_is_better(cap + 1, lossy, 10_000, options, lambda: False)
-            assert _rate.lossless_is_better(min(cap, lossy), lossy, 10_000, options, lambda: False)
+            assert _rate.lossless_is_better(cap, lossy, 10_000, options, lambda: False)
     assert _rate.lossless_fits(1049, 10_000, 10) and not _rate.lossless_fits(1050, 10_000, 10)
 
 

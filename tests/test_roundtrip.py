@@ -242,7 +242,7 @@ def test_axis_choice_samples_the_grid_and_its_neighbours(real):
                           .astype(np.intp)) for n in block.shape]
         index = [np.stack((g, g + 1), axis=-1).reshape(-1) for g in grid]
         pairs = _axes._sample_pairs(block)
-        assert pairs.dtype == np.float64
+        assert pairs.dtype == block.dtype
         np.testing.assert_array_equal(pairs, block[np.ix_(*index)])
         assert pairs.shape == tuple(2 * min(n - 1, _axes.LIKENESS_SAMPLES) for n in block.shape)
 
@@ -257,7 +257,7 @@ def test_axis_choice_pair_detail_against_a_plain_loop(real):
     def plain(pairs, finite_data):
         finite = pairs[np.isfinite(pairs)]
         scale = 1.0 if finite_data else np.abs(finite).max()
-        p = pairs / scale
+        p = pairs.astype(np.float64) / scale
         mixed, within = [], []
         for k in range(p.shape[0] // 2):
             change = size = count = 0.0
@@ -277,7 +277,7 @@ def test_axis_choice_pair_detail_against_a_plain_loop(real):
     floats = volume[60:70, 80:92, 70:84].astype(np.float64) * 1e300
     floats[1, 2, 3], floats[4, 0, 0], floats[6] = np.nan, np.inf, -np.inf
     for block in (volume[60:68, 80:90, 70:82], np.moveaxis(volume[50:64, 90:99, 100:110], 2, 0),
-                  floats):
+                  floats, volume[30:40, 100:112, 90:104].astype(np.float32) - 100):
         pairs = _axes._sample_pairs(block)
         finite_data = block.dtype.kind in "biu"
         got, expected = _axes._pair_detail(pairs, finite_data), plain(pairs, finite_data)

@@ -442,13 +442,18 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
             f"target allows RMS errors above 3% of their span. Give such data a higher psnr, "
             f"a step or a tolerance", PSNRPeakWarning, stacklevel=2)
 
+    def prepare(data, wavelet, step, tolerance=0.0, m97=-1):
+        """`data` (the chunk, or a mosaic of it) loaded and transformed with
+        the chunk's axes, colour axis and levels."""
+        return _core.Prepared(data.reshape(-1).view(np.uint8), code, data.shape, axes,
+                              -1 if colour_axis is None else colour_axis, int(levels), wavelet,
+                              step, tolerance, m97)
+
     # loaded and transformed once; the rate search and the layer probes only
     # quantise and code again
     try:
-        prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
-                                  -1 if colour_axis is None else colour_axis, int(levels),
-                                  wavelet, step, options["tolerance"] or 0.0,
-                                  _m97_levels(m97_levels, wavelet, levels))
+        prepared = prepare(arr, wavelet, step, options["tolerance"] or 0.0,
+                           _m97_levels(m97_levels, wavelet, levels))
     except ValueError as exc:
         if wavelet == TOLERANCE_WAVELET:  # the only data-dependent refusal left: float precision
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "
@@ -497,11 +502,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         nonlocal lossless_tried
         if lossless_tried is None or (lossless_tried[1] is None and cap > lossless_tried[0]):
             if options["layers"] is None:
-                stream = _core.Prepared(
-                    arr.reshape(-1).view(np.uint8), code, arr.shape, axes,
-                    -1 if colour_axis is None else colour_axis, int(levels), LOSSLESS_WAVELET,
-                    0.0, 0.0, _m97_levels(None, LOSSLESS_WAVELET, levels)).encode(
-                        0.0, (), 0.0, cap)
+                stream = prepare(arr, LOSSLESS_WAVELET, 0.0).encode(0.0, (), 0.0, cap)
             else:
                 stream = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
                                 layers=options["layers"], layer_metric=options["layer_metric"])
@@ -527,9 +528,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
             mosaic = _rate.pilot_mosaic(arr, axes)
 
             def pilot(step, rdo):   # the mosaic's real size over its model's
-                mosaic_prepared = _core.Prepared(
-                    mosaic.reshape(-1).view(np.uint8), code, mosaic.shape, axes,
-                    -1 if colour_axis is None else colour_axis, int(levels), wavelet, step, 0.0, -1)
+                mosaic_prepared = prepare(mosaic, wavelet, step)
                 mosaic_model = rate_model(mosaic_prepared)
                 if mosaic_model is None:
                     return None

@@ -122,57 +122,63 @@ def _pair_positions(n: int) -> np.ndarray:
 
 
 def _sample_pairs(block: np.ndarray) -> np.ndarray:
-    """The samples likeness is judged by, in float64: _pair_positions along
-    each axis of a 3-D block (every axis at least 2 long).  Gathered an axis
-    at a time, the axis of largest stride first (whole rows copied, and the
-    later gathers see a small block): gathering each of the six sample sets
-    _pair_detail once read with np.ix_ took 4-7 times as long (a third of a
-    32^3 chunk's encode).  np.take copies a non-contiguous array whole first
-    (11 ms for a 9 MB volume viewed with its last axis first), so such
-    blocks are indexed instead."""
+    """The samples likeness is judged by, in the block's dtype: _pair_positions
+    along each axis of a 3-D block (every axis at least 2 long).  Gathered
+    an axis at a time, the axis of largest stride first (whole rows copied,
+    and the later gathers see a small block): gathering each of the six
+    sample sets _pair_detail once read with np.ix_ took 4-7 times as long (a
+    third of a 32^3 chunk's encode).  np.take copies a non-contiguous array
+    whole first (11 ms for a 9 MB volume viewed with its last axis first),
+    so such blocks are indexed instead."""
     for axis in sorted(range(block.ndim), key=lambda a: -abs(block.strides[a])):
         pairs = _pair_positions(block.shape[axis])
         block = (block.take(pairs, axis=axis) if block.flags.c_contiguous
                  else block[(slice(None),) * axis + (pairs,)])
-    return block.astype(np.float64)
+    return block
 
 
 def _pair_detail(pairs: np.ndarray, finite_data: bool) -> tuple:
     """Per sampled pair of neighbouring planes along axis 0 (pairs: from
     _sample_pairs): the mean |change across the pair| of the within-plane
     differences (each sample's to its next neighbour along axis 1 and along
-    axis 2), and the mean |within-plane difference|: integer samples as
-    they are, float ones in units of their largest finite value (no
-    difference overflows), non-finite differences left out (finite_data:
-    there are none, as in integer blocks).  Both
-    directions' differences are made as one array, the pair's two planes
-    its even and odd planes: a 32^3 sample's few dozen numpy calls (a
-    third of a small volume's encode) are a dozen."""
+    axis 2), and the mean |within-plane difference|, in float64: integer
+    samples as they are, float ones in units of their largest finite value
+    (no difference overflows), non-finite differences left out (finite_data:
+    there are none, as in integer blocks).  A pair's two planes are the
+    even and odd planes of each direction's differences.  (Every temporary
+    of a 32^3 sample stays at 64 KB: larger ones, with glibc's default
+    thresholds, were given back to the system and faulted in again on every
+    call, 3x slower: docs/DESIGN.md 41.)"""
     first = pairs[:, 0::2, 0::2]
-    used = np.concatenate((first, pairs[:, 0::2, 1::2], pairs[:, 1::2, 0::2]), axis=2)
-    finite = finite_data
+    neighbours = (pairs[:, 0::2, 1::2], pairs[:, 1::2, 0::2])
+    largest = 1.0
     if not finite_data:
-        mask = np.isfinite(used)
-        finite = bool(mask.all())
-        largest = float(np.abs(used if finite else used[mask]).max(initial=0.0))
+        largest = max(float(np.abs(v[np.isfinite(v)]).max(initial=0.0))
+                      for v in (first,) + neighbours)
         if not largest > 0:
             return (np.zeros(pairs.shape[0] // 2),) * 2
-        used = used / largest
-        first = used[:, :, :first.shape[2]]
-    width = first.shape[2]
-    with np.errstate(invalid="ignore"):   # inf - inf: NaN, left out
-        # each plane's differences along axis 2, then along axis 1
-        step = used[:, :, width:] - np.concatenate((first, first), axis=2)
-        change = np.abs(step[1::2] - step[0::2])
-        size = np.abs(step)
-        size = 0.5 * (size[0::2] + size[1::2])
-    if finite:
-        counts = change[0].size
-        return change.sum(axis=(1, 2)) / counts, size.sum(axis=(1, 2)) / counts
-    ok = np.isfinite(change) & np.isfinite(size)
-    counts = np.maximum(ok.sum(axis=(1, 2)), 1)
-    return (np.where(ok, change, 0.0).sum(axis=(1, 2)) / counts,
-            np.where(ok, size, 0.0).sum(axis=(1, 2)) / counts)
+    mixed = np.zeros(pairs.shape[0] // 2)
+    within, counts = np.zeros_like(mixed), np.zeros_like(mixed)
+    for neighbour in neighbours:
+        with np.errstate(invalid="ignore"):   # inf - inf: NaN, left out
+            if finite_data:
+                step = np.subtract(neighbour, first, dtype=np.float64)
+            else:
+                step = np.subtract(np.divide(neighbour, largest, dtype=np.float64),
+                                   np.divide(first, largest, dtype=np.float64))
+            change = np.abs(step[1::2] - step[0::2])
+            size = np.abs(step)
+            size = 0.5 * (size[0::2] + size[1::2])
+        if not finite_data:
+            ok = np.isfinite(change) & np.isfinite(size)
+            change, size = np.where(ok, change, 0.0), np.where(ok, size, 0.0)
+            counts += ok.sum(axis=(1, 2))
+        else:
+            counts += change[0].size
+        mixed += change.sum(axis=(1, 2))
+        within += size.sum(axis=(1, 2))
+    counts = np.maximum(counts, 1)
+    return mixed / counts, within / counts
 
 
 def _unlike_share(block: np.ndarray) -> float:

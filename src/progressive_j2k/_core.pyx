@@ -167,7 +167,8 @@ cdef fill_layers(pj2k_params *params, tuple layer_shifts):
 
 cdef class Prepared:
     """A chunk loaded and transformed once (pj2k_prepare), to be coded with
-    several steps or layer tables: encode(step, layer_shifts, rdo) -> bytes.
+    several steps or layer tables: encode(step, layer_shifts, rdo,
+    max_length) -> bytes, or None where longer than max_length (> 0).
     `data` is the C-contiguous bytes of an array with `shape`; wavelet 0 is
     lossless 5/3 (4: the rounded 5/3), 1 lossy 9/7 (the step is given per
     encode), 2 error-bounded (3: the rounded 5/3; `step` here is the scale,
