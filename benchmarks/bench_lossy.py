@@ -9,7 +9,8 @@ Each peer's quality knob (OpenJPEG: target PSNR; HTJ2K: quantisation step;
 JPEG XL: distance) is searched until two of its encodes bracket our exact
 size, and its PSNR at our bits/sample is interpolated linearly in log(rate)
 between them; its speed is timed at the nearer of the two.  PSNR has peak
-2**bits - 1 over the whole array.  Single thread, one process.  Writes its
+2**bits - 1 over the whole array.  Single thread, one process; speeds are
+the best of TIMING_ROUNDS rounds over all cells.  Writes its
 section of RESULTS.md and, when matplotlib is installed, rd_curves.png beside it.
 """
 from __future__ import annotations
@@ -43,6 +44,11 @@ RATIOS = (10, 20, 40, 80)
 #: The image whose curves the figure shows, per class.
 SHOWN = {"8-bit gray": "camera", "RGB 8-bit": "astronaut", "16-bit": "mr2_uint16",
          "3D volume": "mni152_t1_uint8_3d"}
+#: Every speed is the best of this many rounds of timings, each round over
+#: every image and ratio in turn: this host's speed drifts by 10-40% over
+#: seconds, and a cell timed once (ours, then its peers) could fall in a slow
+#: phase for one codec and not the other.
+TIMING_ROUNDS = 3
 MATCHED = 0.1     # stop once the bracketing encodes are within 10% in size ...
 CLOSE = 0.01      # ... or one of them is within 1% of ours
 MAX_TRIALS = 12
@@ -140,7 +146,7 @@ def match_rate(trial, target, x0, lo, hi, dx):
     return (p if abs(math.log(bps / target)) < CLOSE else None), nearest, points
 
 
-def ours(a, ratio, min_total, **options):
+def ours(a, ratio, **options):
     def encode(**kw):   # the defaults: RGB images get the colour transform
         return pj.encode(a, reversible=False, **options, **kw)
 
@@ -162,31 +168,46 @@ def ours(a, ratio, min_total, **options):
     quality = psnr(pj.decode(e), a)
     # a PSNR target at the quality the ratio search reached (OpenJPEG's knob here)
     target_db = math.floor(quality * 10) / 10 if math.isfinite(quality) else None
+    timed = {"enc": lambda: encode(ratio=ratio), "enc_fixed": encode_fixed,
+             "dec": lambda: pj.decode(e)}
+    if target_db is not None:
+        timed["enc_psnr"] = lambda: encode(psnr=target_db)
     return {"bps": 8 * len(e) / a.size, "psnr": quality, "step": step,
             "bits": 8 * a.itemsize, "fixed_size": len(fixed) / len(e),
-            "enc": a.nbytes / best_time(lambda: encode(ratio=ratio), min_total) / 1e6,
-            "enc_fixed": a.nbytes / best_time(encode_fixed, min_total) / 1e6,
-            "enc_psnr": None if target_db is None else
-            a.nbytes / best_time(lambda: encode(psnr=target_db), min_total) / 1e6,
-            "dec": a.nbytes / best_time(lambda: pj.decode(e), min_total) / 1e6}
+            "enc": None, "enc_fixed": None, "enc_psnr": None, "dec": None,
+            "timed": (a.nbytes, timed)}
 
 
-def peer_at(peer, a, mine, min_total):
+def peer_at(peer, a, mine):
     value, x, points = match_rate(lambda x: run_peer(peer, a, x)[:2], mine["bps"],
                                   peer.start(mine), peer.lo, peer.hi, peer.dx)
     result = {"psnr": value, "trials": len(points), "curve": list(points.values()),
-              "enc": None, "dec": None}
+              "enc": None, "dec": None, "timed": (a.nbytes, {})}
     if value is not None:                  # timed only where it matches our size
         src = as_unsigned(a) if peer.unsigned else a
         knob = peer.to_knob(x)
         encoded = run_peer(peer, a, x)[2]
-        t_enc = best_time(lambda: [peer.encode(p, knob) for p in planes(src)], min_total)
-        t_dec = best_time(lambda: [peer.decode(e) for e in encoded], min_total)
-        result.update(enc=a.nbytes / t_enc / 1e6, dec=a.nbytes / t_dec / 1e6)
+        result["timed"][1].update(enc=lambda: [peer.encode(p, knob) for p in planes(src)],
+                                  dec=lambda: [peer.decode(e) for e in encoded])
     return result
 
 
-def frame_stack_rows(ratios, min_total):
+def time_rounds(results, min_total, rounds=TIMING_ROUNDS):
+    """Fill each result's speeds (MB/s of raw data) from its "timed"
+    callables: the best time over `rounds` rounds, each over every result."""
+    best = {}
+    for _ in range(rounds):
+        for i, result in enumerate(results):
+            for key, fn in result["timed"][1].items():
+                t = best_time(fn, min_total)
+                best[i, key] = min(best.get((i, key), math.inf), t)
+    for i, result in enumerate(results):
+        nbytes, timed = result.pop("timed")
+        for key in timed:
+            result[key] = nbytes / best[i, key] / 1e6
+
+
+def frame_stack_rows(ratios):
     """The frame stack with the 3-D transform forced (axes=(0, 1, 2)) against
     OpenJPEG, which codes it frame by frame; the rows above use our default,
     which codes its frames as planes."""
@@ -196,8 +217,9 @@ def frame_stack_rows(ratios, min_total):
              "frames as planes):", "",
              "| ratio | bps | ours dB | OpenJPEG 9/7 dB | ours - OpenJPEG |", "|---|---|---|---|---|"]
     for ratio in ratios:
-        mine = ours(a, ratio, min_total, axes=(0, 1, 2))
-        peer = peer_at(PEERS[0], a, mine, min_total)["psnr"]
+        mine = ours(a, ratio, axes=(0, 1, 2))
+        mine.pop("timed")   # (sizes and PSNRs only)
+        peer = peer_at(PEERS[0], a, mine)["psnr"]
         diff = "n/a" if peer is None else f"{mine['psnr'] - peer:+.2f}"
         lines.append(f"| {ratio:g} | {mine['bps']:.3f} | {mine['psnr']:.2f} | {fmt(peer)} | {diff} |")
     return lines
@@ -285,13 +307,15 @@ def main():
         for image in images:
             a = np.load(DATA / f"{image}.npy")
             for ratio in ratios:
-                r = results[image, ratio] = {OURS: ours(a, ratio, min_total)}
+                r = results[image, ratio] = {OURS: ours(a, ratio)}
                 for peer in PEERS:
-                    r[peer.name] = peer_at(peer, a, r[OURS], min_total)
+                    r[peer.name] = peer_at(peer, a, r[OURS])
                 print(f"{image:22s} R {ratio:g}: {r[OURS]['bps']:.3f} bps  ours "
                       f"{r[OURS]['psnr']:.2f} dB  " + "  ".join(
                           f"{n} {fmt(r[n]['psnr'])} ({r[n]['trials']})" for n in names),
                       file=sys.stderr)
+    rounds = 1 if args.quick else TIMING_ROUNDS
+    time_rounds([r[c] for r in results.values() for c in [OURS] + names], min_total, rounds)
 
     output = Path(args.output)
     command = "python benchmarks/bench_lossy.py" + (" --quick" if args.quick else "") + (
@@ -301,7 +325,9 @@ def main():
              f"{platform.python_version()}, imagecodecs {imagecodecs.__version__} "
              f"({imagecodecs.jpeg2k_version()}, {imagecodecs.htj2k_version()}, "
              f"{imagecodecs.jpegxl_version()}), {time.strftime('%Y-%m-%d')}. "
-             "Single thread, one process, real images from `../shared/data`. "
+             "Single thread, one process, real images from `../shared/data`; every speed "
+             f"is the best of {rounds} round(s) of timings, each round over every image "
+             "and ratio in turn (this host's speed drifts over seconds). "
              "Ours: `encode(a, reversible=False, ratio=R)` (default options: RGB gets the colour transform), "
              "which searches its quantisation step; \"fixed step\" re-encodes with the step "
              "that search chose (`step=s, rdo=True`: the same RD-optimised quantisation, so the "
@@ -388,7 +414,7 @@ def main():
         lines.append(f"| {image} | {ratio:g} | {r[OURS]['bps']:.3f} | {r[OURS]['psnr']:.2f} | " +
                      " | ".join(fmt(r[n]["psnr"]) for n in names) + " |")
     if any(image == FRAME_STACK for image, _ in results):
-        lines += frame_stack_rows(ratios, min_total)
+        lines += frame_stack_rows(ratios)
     worst = max(abs(r[OURS]["fixed_size"] - 1) for r in results.values())
     lines += ["", "n/a: no setting of the peer's knob makes a file of our size (its finest "
               "setting is smaller, or its per-slice overhead alone is larger); such cells are "
