@@ -522,8 +522,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         elif options["ratio"] is not None:
             if _rate.lossless_first(model, arr, options, limits, rdo, colour_axis is not None):
                 lossless = lossless_within(_rate.lossless_cap(0, arr.nbytes, options))
-                if lossless is not None and _rate.lossless_fits(
-                        len(lossless), arr.nbytes, options["ratio"]):
+                if lossless is not None:   # within the target's budget: the result
                     return lossless
             mosaic = _rate.pilot_mosaic(arr, axes)
 

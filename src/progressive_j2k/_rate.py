@@ -471,10 +471,18 @@ def lossless_first(model: RateModel, arr: np.ndarray, options: dict, limits, rdo
     the lossless stream first: where the model's aim for the target (at the
     typical scale) ends near lossless quality, as where encode() checks the
     lossless stream after a search, and that stream may fit the target.
-    Where it does, it is the result without a search (lossless_fits); where
-    it does not, its encode stopped at the target's budget, and the check
-    after the search knows the answer.  (With layers the lossless stream is
-    made whole, by encode(): left to the check after the search.)"""
+    Where it fits (lossless_cap(0, ...): the target's window or below it),
+    it is the result without a search: a lossy stream that meets the target
+    is no smaller than the window's floor, so lossless_is_better would take
+    this one over it unless the search found an exact lossy stream smaller
+    still (a finer step than lossless coding needs: the lossy stream grows
+    past the lossless one below an RMS of 0.25-0.3).  Not the same results
+    as a search and the check after it, which is made only where the step
+    found ends near lossless quality (a 64^2 tile of us1 at 6:1: its exact
+    2028-byte stream, not a 1998-byte lossy one at an RMS of 0.66).  Where
+    it does not fit, its encode stopped at the budget, and the check after
+    the search knows the answer.  (With layers the lossless stream is made
+    whole, by encode(): left to the check after the search.)"""
     if arr.dtype.kind not in "iu" or options["layers"] is not None:
         return False
     target = arr.nbytes / options["ratio"]
@@ -482,20 +490,6 @@ def lossless_first(model: RateModel, arr: np.ndarray, options: dict, limits, rdo
     aim = model.step_for_scaled_bytes(target, scale, limits)
     return (model.squared_error(aim) <= NEAR_LOSSLESS_RMS ** 2 * arr.size
             and not lossless_out_of_reach(model, 0, arr.nbytes, options))
-
-
-def lossless_fits(lossless: int, raw: int, ratio: float) -> bool:
-    """Whether a lossless stream of `lossless` bytes serves a ratio target
-    without a lossy search: within the target's window or below it.  A lossy
-    stream that meets the target is no smaller than its window's floor, so
-    lossless_is_better would take this one over it unless the search found
-    an exact lossy stream smaller still (a finer step than lossless coding
-    needs: the lossy stream grows past the lossless one below an RMS of
-    0.25-0.3).  Not the same results as a search and the check after it:
-    that check is made only where the step found ends near lossless quality,
-    and this one where the model's aim does (a 64^2 tile of us1 at 6:1: its
-    exact 2028-byte stream, not a 1998-byte lossy one at an RMS of 0.66)."""
-    return lossless <= raw / ratio * (1 + RATIO_TOLERANCE)
 
 
 def lossless_is_better(lossless: int, lossy: int, raw: int, options: dict, lossy_exact) -> bool:
