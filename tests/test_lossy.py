@@ -1049,34 +1049,45 @@ def test_lossless_streams_that_fit_need_no_search(real, monkeypatch, search_tria
     assert pj.encode(arr, reversible=False, ratio=ratio) == enc and search_trials[0] >= 1
 
 
-def test_a_lossless_stream_stopped_early_is_made_again_under_a_larger_cap(real, monkeypatch):
+@pytest.fixture
+def limited_encodes(monkeypatch):
+    """(max_length, length or None: stopped) of each encode made with a
+    length limit (encode()'s lossless streams), as they happen."""
+    from progressive_j2k import _core
+    made = []
+
+    class Counting(_core.Prepared):
+        def encode(self, step, layer_shifts=(), rdo=0.0, max_length=0):
+            stream = super().encode(step, layer_shifts, rdo, max_length)
+            if max_length:
+                made.append((max_length, None if stream is None else len(stream)))
+            return stream
+
+    monkeypatch.setattr(_core, "Prepared", Counting)
+    return made
+
+
+def test_a_lossless_stream_stopped_early_is_made_again_under_a_larger_cap(
+        real, monkeypatch, limited_encodes):
     """A 64^2 tile of ct693 at 80:1 (made to try its lossless stream first):
     that stream (169 bytes) exceeds the target's budget (107), so its encode
     stops; the search then cannot reach the target (its smallest lossy
     stream is larger still), and the check after it asks again under that
     stream's size (261), where the lossless stream is made whole and taken.
     A stopped encode is not made again under the same cap."""
-    from progressive_j2k import _core, _rate
+    from progressive_j2k import _rate
     tile = np.ascontiguousarray(real("ct693_int16")[:64, :64])
-    caps = []
-
-    class Counting(_core.Prepared):
-        def encode(self, step, layer_shifts=(), rdo=0.0, max_length=0):
-            if max_length:
-                caps.append(max_length)
-            return super().encode(step, layer_shifts, rdo, max_length)
-
-    monkeypatch.setattr(_core, "Prepared", Counting)
     monkeypatch.setattr(_rate, "lossless_first", lambda *args: True)
     enc = pj.encode(tile, reversible=False, ratio=80)
     assert enc == pj.encode(tile) and len(enc) == 169
-    assert caps == [107, 261]
+    assert [cap for cap, _ in limited_encodes] == [107, 261]
     # where the search meets the target, the check after it has its answer
     # (nm_int16 at 40:1: 19,522 bytes against 13,761), and encodes nothing
-    caps.clear()
+    limited_encodes.clear()
     nm = real("nm_int16")
     assert pj.read_header(pj.encode(nm, reversible=False, ratio=40)).mode == "lossy"
-    assert caps == [math.floor(nm.nbytes / 40 * (1 + _rate.RATIO_TOLERANCE))]
+    assert [cap for cap, _ in limited_encodes] == [
+        math.floor(nm.nbytes / 40 * (1 + _rate.RATIO_TOLERANCE))]
 
 
 def test_lossless_cap_is_the_longest_stream_that_can_be_taken():
@@ -1091,24 +1102,14 @@ def test_lossless_cap_is_the_longest_stream_that_can_be_taken():
     assert _rate.lossless_cap(0, 10_000, {"ratio": 10, "psnr": None}) == 1049   # the window's top
 
 
-def test_lossless_encodes_skipped_only_where_they_cannot_win(real, monkeypatch):
+def test_lossless_encodes_skipped_only_where_they_cannot_win(real, monkeypatch, limited_encodes):
     """Integer chunks near the smallest stream or near lossless quality are
     also coded losslessly; where the model's estimate of that stream is far
     above any size that could be taken (128^2 tiles of camera at 40:1:
     3.4-12.7 KB against a 430-byte budget), the encode is skipped: the same
     streams come out, without it."""
     from progressive_j2k import _rate
-    from progressive_j2k import _core
-    tried = []   # (max_length, length or None) of each lossless encode
-
-    class Counting(_core.Prepared):
-        def encode(self, step, layer_shifts=(), rdo=0.0, max_length=0):
-            made = super().encode(step, layer_shifts, rdo, max_length)
-            if max_length:   # (only lossless encodes have a length limit)
-                tried.append((max_length, None if made is None else len(made)))
-            return made
-
-    monkeypatch.setattr(_core, "Prepared", Counting)
+    tried = limited_encodes   # encode()'s lossless streams
     tiles = [np.ascontiguousarray(real("camera")[y:y + 128, x:x + 128])
              for y in range(0, 512, 128) for x in range(0, 512, 128)]
     made = [pj.encode(tile, reversible=False, ratio=40) for tile in tiles]
