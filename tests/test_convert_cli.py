@@ -1,4 +1,6 @@
 """to_zarr (numpy, memory-mapped, dask local and distributed) and the CLI."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -116,6 +118,23 @@ def test_cli_convert_info_preview(real, tmp_path, capsys):
     import imagecodecs
     png = imagecodecs.png_decode((tmp_path / "p.png").read_bytes())
     assert png.shape == (128, 128) and png.dtype == np.uint8 and png.std() > 10
+
+
+def test_cli_info_on_an_array_compressed_again(real, tmp_path, capsys):
+    """info on an array with zarr's default zstd after the codec: every
+    level needs the whole stored chunks, and it says why (no warning)."""
+    camera = real("camera")
+    z = zarr.create_array(str(tmp_path / "z.zarr"), shape=camera.shape, chunks=(256, 256),
+                          dtype=camera.dtype, serializer=ProgressiveJ2K())
+    z[:] = camera
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["info", str(tmp_path / "z.zarr")]) == 0
+    out = capsys.readouterr().out
+    stored = sum(f.stat().st_size for f in (tmp_path / "z.zarr" / "c").rglob("*") if f.is_file())
+    assert f"stored {stored} bytes" in out and "compressed again after the codec (zstd)" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 7 and all(row[-2:] == [str(stored), "100.00"] for row in rows)
 
 
 def test_cli_converts_npy_and_ome_zarr(real, tmp_path):

@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 
 import numpy as np
 
 from progressive_j2k import __version__
 from progressive_j2k._optional import require
-from progressive_j2k.errors import MissingDependencyError
+from progressive_j2k.errors import MissingDependencyError, WholeChunkWarning
 
 
 def _ints(text):
@@ -106,15 +107,19 @@ def _convert(args):
 
 
 def info(args):
-    from progressive_j2k.multiscale import (codec_options, open_multiscale, progressive_array,
-                                            stored_headers)
+    from progressive_j2k.multiscale import (_read_headers, codec_options, open_multiscale,
+                                            progressive_array)
     z = progressive_array(args.path)
-    levels = open_multiscale(z)
-    _, headers = stored_headers(z)
+    with warnings.catch_warnings():   # (said below, in the table's terms)
+        warnings.simplefilter("ignore", WholeChunkWarning)
+        levels = open_multiscale(z)
+    reader, headers = _read_headers(z)
     options = codec_options(z)
     layers = min((h.layers for h in headers), default=1)
 
     def needed(k, j=None):   # bytes a reader of level k (layers 0..j) fetches
+        if reader.layout.compressors:   # compressed again: whole chunks
+            return sum(reader.stored_sizes.values())
         return sum(h.prefix_length(k, j) for h in headers)
 
     nbytes = [needed(k) for k in range(len(levels))]
@@ -125,6 +130,10 @@ def info(args):
     print(_describe_codec(options, headers))
     print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
           f"compression ratio {raw / max(nbytes[0], 1):.2f}")
+    if reader.layout.compressors:
+        names = ", ".join(codec.codec_id for codec in reader.layout.compressors)
+        print(f"chunks compressed again after the codec ({names}): every level reads whole "
+              f"chunks (write with compressors=None to read levels by prefix)")
     # layered arrays: also the bytes a reader of quality layers 0..j needs
     print("level  shape                chunks               bytes needed    % of level 0"
           + "".join(f"  layers 0..{j}" for j in range(layers - 1)))

@@ -40,3 +40,9 @@ class PSNRPeakWarning(UserWarning):
     """A ``psnr`` target on integer data that fills a small part of its
     dtype's range: the PSNR's peak is the dtype's, so the errors it allows can
     be as large as the values."""
+
+
+class WholeChunkWarning(UserWarning):
+    """open_multiscale on an array whose chunks are compressed again after
+    progressive_j2k (e.g. zarr.create_array's default zstd): its levels are
+    read as whole chunks, not by prefix."""

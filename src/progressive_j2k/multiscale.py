@@ -11,7 +11,9 @@ follows from the codec's options) and a guess of the prefix, in one request
 (SPECULATIVE_MARGIN); only the chunk a level's guesses start from (the
 middle one of the first read) takes two.  Chunks are fetched concurrently and decoded in worker
 threads (the C core releases the GIL).  Headers are cached, so moving between
-levels costs one exact range request per chunk.
+levels costs one exact range request per chunk.  An array whose chunks are
+compressed again after the codec (zarr's default zstd) is read in whole
+chunks, which are decompressed first (open_multiscale warns).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import numpy as np
 from progressive_j2k import _api, _core, _options
 from progressive_j2k._optional import require, require_zarr
 from progressive_j2k.convert import ome_metadata, physical_axes
-from progressive_j2k.errors import DecodeError, TruncatedError
+from progressive_j2k.errors import DecodeError, TruncatedError, WholeChunkWarning
 
 MAX_UINT64 = 2**64 - 1
 _CONCURRENCY = 32
@@ -55,12 +57,13 @@ class _Layout:
     shard_shape: tuple | None
     index_at_start: bool
     fortran: bool            # zarr v2 order="F": chunks hold the transpose
+    compressors: tuple = ()  # numcodecs codecs applied after progressive_j2k, in order
 
 
 def _layout_of(array) -> _Layout:
     """Read the codec configuration out of a zarr Array (format 2 or 3)."""
     metadata = array.metadata
-    shard_shape, index_at_start, fortran = None, False, False
+    shard_shape, index_at_start, fortran, compressors = None, False, False, ()
     if metadata.zarr_format == 2:
         fortran = metadata.order == "F" and len(array.shape) > 1
         compressor = metadata.compressor
@@ -79,33 +82,53 @@ def _layout_of(array) -> _Layout:
         if "progressive_j2k" not in names:
             raise ValueError(f"array is not encoded with progressive_j2k (its codecs: "
                              f"{', '.join(c['name'] for c in codecs)})")
-        if len(codecs) != 1:
-            raise ValueError("progressive_j2k must be the array's only codec (no compressors "
-                             "after it: they would break prefix reads); zarr.create_array adds "
-                             "zstd unless given compressors=None")
         codec = codecs[0]
         if codec["name"] == "sharding_indexed":
+            if len(codecs) != 1:
+                raise ValueError("compressors after the sharding codec compress whole shards: "
+                                 "their progressive chunks cannot be read by range")
             sharding = codec["configuration"]
             inner = sharding["codecs"]
-            if len(inner) != 1 or inner[0]["name"] != "progressive_j2k":
-                raise ValueError("the shard's only inner codec must be progressive_j2k")
+            if inner[0]["name"] != "progressive_j2k":
+                raise ValueError("the shard's first inner codec must be progressive_j2k")
             index = [c["name"] for c in sharding["index_codecs"]]
             if index != ["bytes", "crc32c"]:
                 raise ValueError(f"unsupported shard index codecs {index}")
-            codec = inner[0]
+            codec, after = inner[0], inner[1:]
             chunks = tuple(sharding["chunk_shape"])
             shard_shape = tuple(metadata.chunk_grid.chunk_shape)
             index_at_start = sharding["index_location"] == "start"
         elif codec["name"] != "progressive_j2k":
             raise ValueError("array is not encoded with progressive_j2k")
         else:
+            after = codecs[1:]
             chunks = tuple(metadata.chunk_grid.chunk_shape)
+        compressors = _compressors(after)
         config = codec.get("configuration") or {}
     options = _options.resolve_options(_options.normalise_options(**config), chunks,
                                    np.dtype(array.dtype))
     _options.check_layout(chunks, options)   # (metadata edited by hand: axes, levels)
     return _Layout(tuple(array.shape), chunks, np.dtype(array.dtype), array.fill_value,
-                   options, shard_shape, index_at_start, fortran)
+                   options, shard_shape, index_at_start, fortran, compressors)
+
+
+#: zarr v3 bytes-to-bytes codecs that may follow progressive_j2k (zarr.create_array
+#: adds zstd unless given compressors=None), each undone by the numcodecs
+#: codec of the same id.  They compress whole chunks, so a reader undoes them
+#: on whole chunks: such an array's levels read whole chunks, not prefixes.
+_UNDOABLE = ("zstd", "gzip", "blosc", "crc32c")
+
+
+def _compressors(specs) -> tuple:
+    """The numcodecs codecs that undo zarr v3 bytes-to-bytes codecs (their
+    metadata dicts, in the array's order)."""
+    unknown = [s["name"] for s in specs if s["name"] not in _UNDOABLE]
+    if unknown:
+        raise ValueError(f"codecs after progressive_j2k that this reader cannot undo: "
+                         f"{', '.join(unknown)} (it undoes {', '.join(_UNDOABLE)}; "
+                         f"an array made with compressors=None needs none)")
+    import numcodecs
+    return tuple(numcodecs.get_codec({"id": s["name"]}) for s in specs)
 
 
 class _Reader:
@@ -135,6 +158,9 @@ class _Reader:
         self._indices: dict = {}
         # (level, layer) -> the longest prefix read so far
         self._longest: dict = {}
+        # chunk coords -> stored bytes, for chunks read whole (compressors
+        # after progressive_j2k: level_nbytes)
+        self.stored_sizes: dict = {}
         from zarr.core.buffer import default_buffer_prototype
         self._prototype = default_buffer_prototype()
 
@@ -233,8 +259,30 @@ class _Reader:
 
     async def _header_bytes(self, coords, location):
         key, offset, _ = location
+        if self.layout.compressors:   # compressed as a whole: read as a whole
+            async def fetch():
+                data = await self._whole(coords, location)
+                return None if data is None else data[: self.header_length]
+            return await self._once(self._headers, coords, fetch)
         return await self._once(self._headers, coords,
                                 lambda: self._get(key, offset, offset + self.header_length))
+
+    async def _whole(self, coords, location):
+        """The whole stored chunk at `location` with the compressors after
+        progressive_j2k undone (its codestream), or None if absent."""
+        key, offset, length = location
+        data = await self._get(key, offset if length is not None else None,
+                               None if length is None else offset + length)
+        if data is None:
+            return None
+        self.stored_sizes[coords] = len(data)
+        for codec in reversed(self.layout.compressors):
+            try:
+                data = bytes(codec.decode(data))
+            except Exception as exc:   # (each codec raises its own kind: damaged bytes)
+                raise DecodeError(f"chunk {key!r}: its {codec.codec_id} compression after "
+                                  f"progressive_j2k cannot be undone ({exc})") from exc
+        return data
 
     async def header(self, coords, visit: dict):
         """The chunk's header (parsed), or None if the chunk is absent."""
@@ -250,19 +298,29 @@ class _Reader:
         if location is None:
             return None
         key, offset, length = location
+        if self.layout.compressors:   # only a whole chunk can be decompressed
+            data = await self._whole(coords, location)
+            if data is not None:
+                self._note(level, layer, data)   # (checks the header against the array's)
+                self._keep_header(coords, data)
+            return data
         if level == 0 and layer is None and coords not in self._headers:  # the whole chunk
             stop = None if length is None else offset + length
             data = await self._get(key, offset if length is not None else None, stop)
             if data is not None:
-                done = asyncio.get_running_loop().create_future()
-                done.set_result(data[: self.header_length])
-                self._headers.setdefault(coords, done)
+                self._keep_header(coords, data)
             return data
         if coords not in self._headers:
             guess = self._guess(level, layer)
             if guess:
                 return await self._speculative_prefix(coords, location, level, layer, guess)
         return await self._exact_prefix(coords, location, level, layer)
+
+    def _keep_header(self, coords, data) -> None:
+        """Cache the header at the start of a whole chunk's `data`, as if read alone."""
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(data[: self.header_length])
+        self._headers.setdefault(coords, done)
 
     async def _exact_prefix(self, coords, location, level, layer):
         """The header (once per chunk), then the rest of the prefix."""
@@ -561,7 +619,14 @@ def _is_progressive(array) -> bool:
 
 
 def stored_headers(array) -> tuple:
-    """(levels, the headers of the array's stored chunks): only the headers are read."""
+    """(levels, the headers of the array's stored chunks): only the headers
+    are read (whole chunks where compressors follow progressive_j2k)."""
+    reader, headers = _read_headers(array)
+    return reader.levels, headers
+
+
+def _read_headers(array) -> tuple:
+    """(the reader, the headers of the array's stored chunks)."""
     reader = _Reader(progressive_array(array))
     level0 = Level(reader, 0)
     grid = [range(-(-n // c)) for n, c in zip(level0.shape, level0.chunks)]
@@ -577,7 +642,7 @@ def stored_headers(array) -> tuple:
         return await asyncio.gather(*(one(c) for c in product(*grid)))
 
     from zarr.core.sync import sync
-    return reader.levels, [h for h in sync(gather()) if h is not None]
+    return reader, [h for h in sync(gather()) if h is not None]
 
 
 def codec_options(array) -> dict:
@@ -589,9 +654,12 @@ def codec_options(array) -> dict:
 def level_nbytes(array, layer: int | None = None) -> list[int]:
     """Stored bytes each level needs in total (sum of the chunks' prefixes),
     finest first, with quality layers 0..``layer`` (None: all); reads only
-    the chunks' headers."""
-    levels, headers = stored_headers(array)
-    return [sum(h.prefix_length(k, layer) for h in headers) for k in range(levels + 1)]
+    the chunks' headers.  Where compressors follow progressive_j2k, every
+    level needs the whole stored chunks (and they are read to find out)."""
+    reader, headers = _read_headers(array)
+    if reader.layout.compressors:
+        return [sum(reader.stored_sizes.values())] * (reader.levels + 1)
+    return [sum(h.prefix_length(k, layer) for h in headers) for k in range(reader.levels + 1)]
 
 
 def open_multiscale(array, layer: int | None = None) -> list[Level]:
@@ -620,4 +688,10 @@ def open_multiscale(array, layer: int | None = None) -> list[Level]:
         layers = _options.layer_count(reader.layout.options)
         if not 0 <= operator.index(layer) < layers:
             raise ValueError(f"layer must be in 0..{layers - 1} for this array, got {layer}")
+    if layout.compressors:
+        names = ", ".join(codec.codec_id for codec in layout.compressors)
+        warnings.warn(f"this array compresses its chunks again after progressive_j2k ({names}): "
+                      f"every level reads and decompresses whole chunks, not the prefix it "
+                      f"needs. Arrays made with compressors=None (zarr.create_array adds zstd "
+                      f"otherwise) are read by prefix", WholeChunkWarning, stacklevel=2)
     return [Level(reader, k, layer) for k in range(reader.levels + 1)]
