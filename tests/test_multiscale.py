@@ -1,5 +1,6 @@
 """Multiscale reads: every level of one stored array, fetching only prefixes."""
 import math
+import warnings
 from itertools import product
 
 import numpy as np
@@ -375,45 +376,51 @@ def test_not_a_progressive_array():
 @pytest.mark.parametrize("sharded", [False, True])
 def test_arrays_compressed_again_read_whole_chunks(real, tmp_path, sharded):
     """zarr.create_array adds zstd after the serializer unless given
-    compressors=None: such an array's levels (after a WholeChunkWarning) are
-    those of the same array without it, each read fetching whole stored
-    chunks; level_nbytes counts those.  Chains (gzip then crc32c) are undone
-    in reverse."""
+    compressors=None: such an array's levels (after a WholeChunkWarning, which
+    an array without them does not raise) are those of the same array without
+    it, each read fetching every stored chunk it needs once, whole;
+    level_nbytes counts those.  Chains (gzip then crc32c) are undone in
+    reverse; blosc too."""
     arr = real("astronaut")
     common = dict(shape=arr.shape, chunks=(200, 160, 3), dtype=arr.dtype,
                   shards=(400, 320, 3) if sharded else None, fill_value=0)
     plain = zarr.create_array(LocalStore(tmp_path / "plain.zarr"),
                               serializer=ProgressiveJ2KV3(), compressors=None, **common)
-    again = zarr.create_array(LocalStore(tmp_path / "again.zarr"),
-                              serializer=ProgressiveJ2KV3(), **common)   # zarr's default zstd
-    chain = zarr.create_array(LocalStore(tmp_path / "chain.zarr"), serializer=ProgressiveJ2KV3(),
-                              compressors=[zarr.codecs.GzipCodec(), zarr.codecs.Crc32cCodec()],
-                              **common)
-    for z in (plain, again, chain):
+    again = {"zstd": None, "chain": [zarr.codecs.GzipCodec(), zarr.codecs.Crc32cCodec()],
+             "blosc": [zarr.codecs.BloscCodec()]}
+    arrays = [zarr.create_array(LocalStore(tmp_path / f"{name}.zarr"), serializer=ProgressiveJ2KV3(),
+                                **({} if codecs is None else {"compressors": codecs}), **common)
+              for name, codecs in again.items()]   # (None: zarr's default, zstd)
+    for z in (plain, *arrays):
         z[:] = arr
-    expected = pj.open_multiscale(plain)
-    for z in (again, chain):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pj.WholeChunkWarning)
+        expected = pj.open_multiscale(plain)
+    for z in arrays:
         store = CountingStore(LocalStore(z.store_path.store.root, read_only=True))
         with pytest.warns(pj.WholeChunkWarning, match="compressors=None"):
             levels = pj.open_multiscale(zarr.open_array(store, mode="r"))
         for k in (0, 2, len(levels) - 1):
             np.testing.assert_array_equal(levels[k][:], expected[k][:])
         np.testing.assert_array_equal(levels[1][30:170, 50:90], expected[1][30:170, 50:90])
-        stored = sum(f.stat().st_size for f in (tmp_path / z.store_path.store.root.name).rglob("*")
-                     if f.is_file() and f.name != "zarr.json")
-        index = 0 if not sharded else 4 * (16 * 2 * 2 + 4)   # (each shard's index)
-        assert pj.level_nbytes(z) == [stored - index] * len(levels)
+        root = tmp_path / z.store_path.store.root.name
+        stored = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")
+        if sharded:   # less each shard's index: 16 bytes per chunk and a CRC
+            stored -= sum(16 * 2 * 2 + 4 for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")
+        assert pj.level_nbytes(z) == [stored] * len(levels)
         store.reads.clear()
         levels[3][:]
-        assert sum(r[2] for r in store.chunk_reads()) >= stored - index   # whole chunks
+        assert sum(r[2] for r in store.chunk_reads()) == stored   # each chunk once, whole
 
 
 def test_compressors_that_cannot_be_undone_are_refused_and_damage_is_an_error(real, tmp_path):
     """A codec after progressive_j2k that the reader cannot undo, or
     compressors over whole shards, are refused when opened; a damaged
-    compressed chunk is a DecodeError when read: its compression (the zstd
-    frame's magic number), or the codestream within (caught by the pieces'
-    checksums where a level reads them)."""
+    compressed chunk is a DecodeError when read: its compression, a chunk
+    that claims to decompress to more than the array's chunks can take
+    (refused before it is decompressed), or the codestream within (the
+    pieces' checksums, where a level reads them)."""
+    numcodecs = pytest.importorskip("numcodecs")
     numcodecs_zarr3 = pytest.importorskip("numcodecs.zarr3")
     z = zarr.create_array(MemoryStore(), shape=(64, 64), chunks=(32, 32), dtype="u1",
                           serializer=ProgressiveJ2KV3(), compressors=[numcodecs_zarr3.BZ2()])
@@ -426,22 +433,39 @@ def test_compressors_that_cannot_be_undone_are_refused_and_damage_is_an_error(re
     with pytest.raises(ValueError, match="whole shards"):
         pj.open_multiscale(outer)
     camera = real("camera")
+    layered = zarr.create_array(MemoryStore(), shape=camera.shape, chunks=(256, 256),
+                                dtype=camera.dtype, serializer=ProgressiveJ2KV3(layers=[40, 10]))
+    layered[:] = camera
+    with pytest.raises(ValueError, match="layer must be in 0..2"):
+        pj.level_nbytes(layered, layer=3)
     z = zarr.create_array(LocalStore(tmp_path / "a.zarr"), shape=camera.shape, chunks=(256, 256),
                           dtype=camera.dtype, serializer=ProgressiveJ2KV3())
     z[:] = camera
-    for name, at in (("1/0", "middle"), ("0/1", 0)):
-        chunk = tmp_path / "a.zarr" / "c" / name
-        data = bytearray(chunk.read_bytes())
-        at = len(data) // 2 if at == "middle" else at
-        data[at:at + 4] = bytes(4)
-        chunk.write_bytes(bytes(data))
+    chunk = tmp_path / "a.zarr" / "c" / "1" / "0"   # damage within the codestream
+    stream = numcodecs.Zstd().decode(chunk.read_bytes())
+    damaged = bytearray(stream)
+    damaged[len(damaged) - 100:len(damaged) - 96] = bytes(4)   # (in the finest resolution)
+    chunk.write_bytes(numcodecs.Zstd().encode(bytes(damaged)))
+    magic = tmp_path / "a.zarr" / "c" / "0" / "1"              # the zstd frame's magic number
+    magic.write_bytes(bytes(4) + magic.read_bytes()[4:])
+    bomb = tmp_path / "a.zarr" / "c" / "1" / "1"   # a valid stream and 4 MiB of zeros
+    bomb.write_bytes(numcodecs.Zstd().encode(bytes(stream) + bytes(2**22)))
     with pytest.warns(pj.WholeChunkWarning):
         levels = pj.open_multiscale(str(tmp_path / "a.zarr"))
     np.testing.assert_array_equal(levels[0][:256, :256], camera[:256, :256])
+    np.testing.assert_array_equal(levels[2][64:, :64], expected_level(camera, 2)[64:, :64])
     with pytest.raises(pj.ChecksumError):
         levels[0][256:, :256]
     with pytest.raises(pj.DecodeError, match="zstd compression after progressive_j2k cannot"):
         levels[2][:64, 64:]
+    with pytest.raises(pj.DecodeError, match=r"states 4\d+ decompressed bytes, where this "
+                                             r"array's chunks take at most"):
+        levels[2][64:, 64:]
+
+
+def expected_level(arr, level):
+    """Level `level` of `arr` stored in 256^2 chunks, each decoded alone."""
+    return reference_level(arr, (256, 256), {}, level)[0]
 
 
 def test_napari_multiscale_layer_without_window(real):

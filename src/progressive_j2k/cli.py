@@ -131,7 +131,7 @@ def info(args):
     print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
           f"compression ratio {raw / max(nbytes[0], 1):.2f}")
     if reader.layout.compressors:
-        names = ", ".join(codec.codec_id for codec in reader.layout.compressors)
+        names = ", ".join(reader.layout.compressors)
         print(f"chunks compressed again after the codec ({names}): every level reads whole "
               f"chunks (write with compressors=None to read levels by prefix)")
     # layered arrays: also the bytes a reader of quality layers 0..j needs

@@ -22,6 +22,7 @@ import math
 import operator
 import os
 import warnings
+import zlib
 from dataclasses import dataclass
 from itertools import product
 
@@ -57,7 +58,7 @@ class _Layout:
     shard_shape: tuple | None
     index_at_start: bool
     fortran: bool            # zarr v2 order="F": chunks hold the transpose
-    compressors: tuple = ()  # numcodecs codecs applied after progressive_j2k, in order
+    compressors: tuple = ()  # names of the codecs applied after progressive_j2k, in order
 
 
 def _layout_of(array) -> _Layout:
@@ -113,22 +114,59 @@ def _layout_of(array) -> _Layout:
 
 
 #: zarr v3 bytes-to-bytes codecs that may follow progressive_j2k (zarr.create_array
-#: adds zstd unless given compressors=None), each undone by the numcodecs
-#: codec of the same id.  They compress whole chunks, so a reader undoes them
-#: on whole chunks: such an array's levels read whole chunks, not prefixes.
+#: adds zstd unless given compressors=None).  They compress whole chunks, so a
+#: reader undoes them on whole chunks: such an array's levels read whole
+#: chunks, not prefixes.
 _UNDOABLE = ("zstd", "gzip", "blosc", "crc32c")
 
 
 def _compressors(specs) -> tuple:
-    """The numcodecs codecs that undo zarr v3 bytes-to-bytes codecs (their
-    metadata dicts, in the array's order)."""
+    """The names of an array's zarr v3 bytes-to-bytes codecs after
+    progressive_j2k (their metadata dicts, in the array's order), checked."""
     unknown = [s["name"] for s in specs if s["name"] not in _UNDOABLE]
     if unknown:
         raise ValueError(f"codecs after progressive_j2k that this reader cannot undo: "
                          f"{', '.join(unknown)} (it undoes {', '.join(_UNDOABLE)}; "
                          f"an array made with compressors=None needs none)")
+    return tuple(s["name"] for s in specs)
+
+
+def _zstd_content_size(data: bytes) -> int | None:
+    """The decompressed size a zstd frame states (RFC 8878 3.1.1.1), or None."""
+    if len(data) < 6 or data[:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    descriptor = data[4]
+    single_segment = descriptor >> 5 & 1
+    at = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]
+    size = (single_segment, 2, 4, 8)[descriptor >> 6]
+    if not size or len(data) < at + size:
+        return None
+    value = int.from_bytes(data[at:at + size], "little")
+    return value + 256 if size == 2 else value
+
+
+def _undo(name: str, data: bytes, limit: int) -> bytes:
+    """`data` with the zarr v3 codec `name` undone, where its result is at
+    most `limit` bytes (a chunk that claims more, or does not say, is refused
+    before anything is allocated); ValueError and friends where damaged."""
+    if name == "crc32c":   # (the core's CRC-32C: no extra dependency)
+        if len(data) < 4 or _core.crc32c(data[:-4]) != int.from_bytes(data[-4:], "little"):
+            raise ValueError("its crc32c checksum does not match")
+        return data[:-4]
+    if name == "gzip":
+        stream = zlib.decompressobj(32 + zlib.MAX_WBITS)   # (a gzip or zlib header)
+        out = stream.decompress(data, limit + 1)
+        if len(out) > limit or not stream.eof:
+            raise ValueError("it does not decompress to a codestream of this array's chunks")
+        return out
+    # zstd and blosc state their decompressed size first
+    stated = _zstd_content_size(data) if name == "zstd" else (
+        int.from_bytes(data[4:8], "little") if len(data) >= 16 else None)
+    if stated is None or stated > limit:
+        raise ValueError(f"it states {'no' if stated is None else stated} decompressed bytes, "
+                         f"where this array's chunks take at most {limit}")
     import numcodecs
-    return tuple(numcodecs.get_codec({"id": s["name"]}) for s in specs)
+    return bytes(numcodecs.get_codec({"id": name}).decode(data))
 
 
 class _Reader:
@@ -161,6 +199,11 @@ class _Reader:
         # chunk coords -> stored bytes, for chunks read whole (compressors
         # after progressive_j2k: level_nbytes)
         self.stored_sizes: dict = {}
+        # the longest codestream a chunk decompresses to: far beyond any
+        # encoder's (64^2 chunks of noise with 9 quality layers: 1.45x their
+        # raw bytes)
+        self.stream_limit = (4 * math.prod(self.layout.chunks) * self.layout.dtype.itemsize
+                             + _api.MAX_HEADER_BYTES + 2**16)
         from zarr.core.buffer import default_buffer_prototype
         self._prototype = default_buffer_prototype()
 
@@ -276,12 +319,15 @@ class _Reader:
         if data is None:
             return None
         self.stored_sizes[coords] = len(data)
-        for codec in reversed(self.layout.compressors):
+        for name in reversed(self.layout.compressors):
             try:
-                data = bytes(codec.decode(data))
+                data = _undo(name, data, self.stream_limit)
             except Exception as exc:   # (each codec raises its own kind: damaged bytes)
-                raise DecodeError(f"chunk {key!r}: its {codec.codec_id} compression after "
+                raise DecodeError(f"chunk {key!r}: its {name} compression after "
                                   f"progressive_j2k cannot be undone ({exc})") from exc
+        if len(data) < _api.FIXED_HEADER_BYTES:
+            raise TruncatedError(f"chunk {key!r} holds {len(data)} bytes once decompressed",
+                                 _api.FIXED_HEADER_BYTES)
         return data
 
     async def header(self, coords, visit: dict):
@@ -528,8 +574,9 @@ class Level:
             return block.T if fortran else block
 
         jobs = list(product(*per_axis))
-        if len(jobs) > 1 and (self.level or self.layer is not None) and not self._reader.knows(
-                self.level, self.layer) and not all(
+        whole = bool(self._reader.layout.compressors)   # (whole chunks: nothing to guess)
+        if not whole and len(jobs) > 1 and (self.level or self.layer is not None) and not (
+                self._reader.knows(self.level, self.layer)) and not all(
                 self._reader.has_header(tuple(p[0] for p in parts)) for parts in jobs):
             # the guesses of a level's prefixes start from one chunk read
             # exactly: the middle one, which is more typical than a corner
@@ -658,6 +705,8 @@ def level_nbytes(array, layer: int | None = None) -> list[int]:
     level needs the whole stored chunks (and they are read to find out)."""
     reader, headers = _read_headers(array)
     if reader.layout.compressors:
+        for h in headers:   # (the layer's checks, as the prefixes below make them)
+            h.prefix_length(0, layer)
         return [sum(reader.stored_sizes.values())] * (reader.levels + 1)
     return [sum(h.prefix_length(k, layer) for h in headers) for k in range(reader.levels + 1)]
 
@@ -689,7 +738,7 @@ def open_multiscale(array, layer: int | None = None) -> list[Level]:
         if not 0 <= operator.index(layer) < layers:
             raise ValueError(f"layer must be in 0..{layers - 1} for this array, got {layer}")
     if layout.compressors:
-        names = ", ".join(codec.codec_id for codec in layout.compressors)
+        names = ", ".join(layout.compressors)
         warnings.warn(f"this array compresses its chunks again after progressive_j2k ({names}): "
                       f"every level reads and decompresses whole chunks, not the prefix it "
                       f"needs. Arrays made with compressors=None (zarr.create_array adds zstd "
