@@ -26,8 +26,23 @@ static const int COEF_WORK[3] = {PJ2K_WORK_I16, PJ2K_WORK_I32, PJ2K_WORK_I64};
         }                                                                     \
     } while (0)
 
-static const struct { unsigned size, bits, is_float; } DTYPE_INFO[PJ2K_NUM_DTYPES] = {
-    {1, 8, 0}, {1, 8, 0}, {2, 16, 0}, {2, 16, 0}, {4, 32, 0}, {4, 32, 0}, {4, 32, 1}, {8, 64, 1}};
+static const struct { unsigned size, bits, is_float, is_signed; } DTYPE_INFO[PJ2K_NUM_DTYPES] = {
+    {1, 8, 0, 0}, {1, 8, 0, 1}, {2, 16, 0, 0}, {2, 16, 0, 1}, {4, 32, 0, 0}, {4, 32, 0, 1},
+    {4, 32, 1, 1}, {8, 64, 1, 1}};
+
+/* An integer dtype's values: [*lo, *hi] */
+static void dtype_range(pj2k_dtype dtype, int64_t *lo, int64_t *hi)
+{
+    const unsigned bits = DTYPE_INFO[dtype].bits;
+    *lo = DTYPE_INFO[dtype].is_signed ? -((int64_t)1 << (bits - 1)) : 0;
+    *hi = DTYPE_INFO[dtype].is_signed ? ((int64_t)1 << (bits - 1)) - 1 : ((int64_t)1 << bits) - 1;
+}
+
+/* Lossless streams of version 7 state their value gaps (possibly none). */
+static int has_gap_field(int version, pj2k_wavelet wavelet)
+{
+    return version >= 7 && pj2k_lossless(wavelet);
+}
 
 /* int16 only for whole (not partially layered) lossless 8-bit decodes */
 static coef_kind kind_for(const pj2k_header *h, int partial)
@@ -58,13 +73,15 @@ static int band_count(int levels, int naxes) { return 1 + levels * ((1 << naxes)
 /* Version 1 has no layer fields and one piece per resolution; version 2 has
  * a layer count (2..16) and shift table; version 3 a layer count (1..16) and,
  * with more than one layer, the shift table; version 6 adds the 9/7-M
- * levels. */
+ * levels; version 7 the value gaps of lossless streams (a count, and 4
+ * bytes per gap). */
 static uint32_t header_length_of(int version, int ndim, int naxes, int levels,
-                                 pj2k_wavelet wavelet, int layers)
+                                 pj2k_wavelet wavelet, int layers, int ngaps)
 {
     uint32_t n = PJ2K_FIXED_HEADER + 8u * (uint32_t)ndim + (uint32_t)naxes;
     if (version >= 2) n += 1u;
     if (version >= 6) n += 2u;
+    if (has_gap_field(version, wavelet)) n += 1u + 4u * (uint32_t)ngaps;
     if (layers > 1) n += (uint32_t)(layers * band_count(levels, naxes));
     if (pj2k_prequantised(wavelet)) n += 16u;
     if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
@@ -113,6 +130,12 @@ static pj2k_status check_structure(const pj2k_header *h)
     if (pj2k_prequantised(h->wavelet) &&
         !(h->scale > 0.0 && isfinite(h->scale) && h->tolerance >= 0.0 && isfinite(h->tolerance)))
         return PJ2K_ERR_HEADER;
+    if (h->ngaps) {
+        int64_t lo, hi;
+        dtype_range(h->dtype, &lo, &hi);
+        if (!has_gap_field(h->version, h->wavelet) || !pj2k_value_gaps_valid(h, lo, hi))
+            return PJ2K_ERR_HEADER;
+    }
     return PJ2K_OK;
 }
 
@@ -172,8 +195,9 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     /* versions 2 and 3 state their layer count after the axes: until that byte
      * is read, the stated length need only be one a layer count could give */
     const int min_layers = h->version == 2 ? 2 : 1, max_layers = h->version == 1 ? 1 : PJ2K_MAX_LAYERS;
-    if (stated < header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, min_layers) ||
-        stated > header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, max_layers))
+    if (stated < header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, min_layers, 0) ||
+        stated > header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, max_layers,
+                                  PJ2K_MAX_GAPS))
         return PJ2K_ERR_HEADER;
     h->header_length = stated;
     if (length < stated) return PJ2K_ERR_TRUNCATED;
@@ -187,7 +211,9 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     if (h->version >= 2) {
         h->layers = *p++;
         if (h->layers < min_layers || h->layers > PJ2K_MAX_LAYERS) return PJ2K_ERR_HEADER;
-        if (stated != header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
+        if (stated < header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers, 0) ||
+            stated > header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers,
+                                      PJ2K_MAX_GAPS))
             return PJ2K_ERR_HEADER;
         if (h->layers > 1)
             for (int j = 0; j < h->layers; j++)
@@ -197,7 +223,18 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
         h->m97_levels = (unsigned)p[0] | (unsigned)p[1] << 8;
         p += 2;
     }
-    if (stated != header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers))
+    if (has_gap_field(h->version, h->wavelet)) {
+        h->ngaps = *p++;
+        if (h->ngaps > PJ2K_MAX_GAPS) return PJ2K_ERR_HEADER;
+        int64_t lo, hi;
+        dtype_range(h->dtype, &lo, &hi);
+        for (int g = 0; g < h->ngaps; g++, p += 4) {   /* (checked in check_structure) */
+            h->gap_after[g] = lo + (int64_t)((unsigned)p[0] | (unsigned)p[1] << 8);
+            h->gap_length[g] = (unsigned)p[2] | (unsigned)p[3] << 8;
+        }
+    }
+    if (stated != header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers,
+                                   h->ngaps))
         return PJ2K_ERR_HEADER;
     if (pj2k_prequantised(h->wavelet)) {
         uint64_t bits = get_u64(p);
@@ -251,6 +288,18 @@ static void write_header(const pj2k_header *h, uint8_t *buf)
     if (h->version >= 6) {
         *p++ = (uint8_t)(h->m97_levels & 0xFF);
         *p++ = (uint8_t)(h->m97_levels >> 8);
+    }
+    if (has_gap_field(h->version, h->wavelet)) {
+        int64_t lo, hi;
+        dtype_range(h->dtype, &lo, &hi);
+        *p++ = (uint8_t)h->ngaps;
+        for (int g = 0; g < h->ngaps; g++, p += 4) {   /* (valid: within 16 bits) */
+            const uint32_t after = (uint32_t)(h->gap_after[g] - lo);
+            p[0] = (uint8_t)after;
+            p[1] = (uint8_t)(after >> 8);
+            p[2] = (uint8_t)h->gap_length[g];
+            p[3] = (uint8_t)(h->gap_length[g] >> 8);
+        }
     }
     if (pj2k_prequantised(h->wavelet)) {
         uint64_t bits;
@@ -813,6 +862,7 @@ struct pj2k_prepared {
     layout L;
     int lossy;
     int choose_m97;     /* m97_levels is the encoder's choice (choose_m97_levels) */
+    int close_gaps;     /* pj2k_params.close_gaps, for a lossless wavelet */
     coef_kind kind;
     void *coef;         /* lossless and error-bounded: the coefficients; 9/7: quantised ones */
     void *real;         /* 9/7: the coefficients, */
@@ -953,6 +1003,13 @@ static pj2k_status transform_samples(pj2k_prepared *prep, const void *data, doub
                       f32 ? K->load_f32[h->dtype] : K->load[work][h->dtype], 1);
     if (prequantised && !K->prequantise[h->dtype](coef, L->elements, h->scale, h->tolerance))
         return PJ2K_ERR_PARAM;   /* non-finite, too large for the scale, or below precision */
+    if (prep->close_gaps) {   /* (8- and 16-bit dtypes: closes nothing for wider ones) */
+        int64_t lo, hi;
+        dtype_range(h->dtype, &lo, &hi);
+        const pj2k_status st = pj2k_close_value_gaps(&prep->h, coef, (int)COEF_BYTES[prep->kind],
+                                                     L->elements, lo, hi);
+        if (st != PJ2K_OK) return st;
+    }
     const size_t comp = L->box;
     for (size_t p = 0; p < L->planes && !interleaved; p++) {   /* (interleaved: as they loaded) */
         const size_t c0 = p * L->ncomp * comp;
@@ -999,6 +1056,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     prep->bit_cost = params->bit_cost;
     if (prep->lossy && !header_band_norms(h, prep->norms)) { st = PJ2K_ERR_NOMEM; goto fail; }
     prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
+    prep->close_gaps = params->close_gaps && pj2k_lossless(h->wavelet);
     prep->real_f32 = prep->lossy && DTYPE_INFO[h->dtype].size <= 2 && !DTYPE_INFO[h->dtype].is_float;
     /* lossy: int16 for 8-bit samples (what their quantised values need
      * unless the step is far below one), else int32; widened when needed */
@@ -1474,7 +1532,8 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     memset(h.layer_shift, 0, sizeof h.layer_shift);
     if (h.layers > 1) memcpy(h.layer_shift, layer_shift, (size_t)h.layers * sizeof *layer_shift);
     h.version = PJ2K_FORMAT_VERSION;
-    h.header_length = header_length_of(h.version, h.ndim, h.naxes, h.levels, h.wavelet, h.layers);
+    h.header_length = header_length_of(h.version, h.ndim, h.naxes, h.levels, h.wavelet, h.layers,
+                                       h.ngaps);
     if (!valid_layers(&h)) return PJ2K_ERR_PARAM;
     pj2k_status st = PJ2K_OK;
     if (prep->lossy) {
@@ -1681,6 +1740,11 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
             }
             work = PJ2K_WORK_F64;
         }
+    }
+    if (h->ngaps) {   /* (lossless: result holds integers of `kind`) */
+        int64_t lo, hi;
+        dtype_range(h->dtype, &lo, &hi);
+        pj2k_open_value_gaps(h, result, (int)COEF_BYTES[kind], L->elements, lo, hi);
     }
     if (ict_with_store)
         copy_interleaved_colour(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,

@@ -68,6 +68,17 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3]);
  * 1 (high-pass); -1 if out of memory. */
 double pj2k_synthesis_norm97(size_t length, int level, int high);
 
+/* valuemap.c (lossless streams, version 7): close the longest runs of
+ * sample values that none of the n values (of `width` bytes, within [lo, hi],
+ * an 8- or 16-bit dtype's range) takes, in place, and record them in h
+ * (ngaps, gap_after, gap_length); open them again in decoded values,
+ * clamped to [lo, hi]; whether h's gaps are valid for a dtype's [lo, hi]. */
+pj2k_status pj2k_close_value_gaps(pj2k_header *h, void *values, int width, size_t n,
+                                  int64_t lo, int64_t hi);
+void pj2k_open_value_gaps(const pj2k_header *h, void *values, int width, size_t n,
+                          int64_t lo, int64_t hi);
+int pj2k_value_gaps_valid(const pj2k_header *h, int64_t lo, int64_t hi);
+
 /* codestream.c: synthesis norm of every band of a chunk whose transformed
  * axes have these lengths (bands numbered like the 9/7 steps); 0 on OOM. */
 int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms);

@@ -6,7 +6,8 @@
  * also decode at every layer.  For lossy input, the rate-search histogram
  * must count every coefficient exactly once.  A prepared chunk's
  * reconstruction must be the decode bit for bit, through every layer, after
- * one encode and after another (its buffers reused). */
+ * one encode and after another (its buffers reused).  Lossless chunks close
+ * their value gaps on a bit of the input. */
 #include "progressive_j2k.h"
 #include <math.h>
 #include <stdint.h>
@@ -47,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 0x80) p.rdo = PJ2K_RDO_DEFAULT * (1 + data[0] % 16);   /* RD-optimised quantisation */
     p.step = 0.5 + data[7] / 16;
     p.tolerance = 0.5 * p.step;   /* error-bounded: the tightest bound the scale allows */
+    p.close_gaps = data[size - 1] & 4;   /* (value gaps: lossless 8- and 16-bit chunks) */
     if (p.wavelet != PJ2K_WAVELET_97)   /* 9/7-M levels: the encoder's choice or a mask */
         p.m97_levels = data[3] & 0x40 ? PJ2K_M97_AUTO : (int)((data[4] >> 2) & ((1u << p.levels) - 1));
     if (data[5] & 0x80) {          /* quality layers: shifts from the input, made valid */

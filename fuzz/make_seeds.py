@@ -42,6 +42,11 @@ def seeds():
     yield "u16_m97_mixed", mr[400:432, 500:531], {"m97_levels": 0b1011}
     yield "vol3d_m97", vol[:12, :10, :9], {"m97_levels": 0b11}
     yield "rgb_m97_layers", rgb[50:70, 80:101], {"colour_axis": 2, "m97_levels": 1, "layers": 2}
+    # version 7's value gaps: a CT's padding beside air and tissue, with layers; colour
+    yield "i16_gaps", ct[40:76, 60:96], {"close_gaps": True}
+    yield "i16_gaps_layers", ct[40:76, 60:96], {"close_gaps": True, "layers": 2}
+    yield "rgb_gaps", np.where(rgb[:20, :24] < 40, 0, rgb[:20, :24]).astype(np.uint8), {
+        "colour_axis": 2, "close_gaps": True}
 
 
 def main(out):

@@ -1,4 +1,4 @@
-"""A second decoder, written from docs/FORMAT.md alone (format versions 1-6,
+"""A second decoder, written from docs/FORMAT.md alone (format versions 1-7,
 wavelets 0, 2, 3 and 4: lossless and error-bounded, and wavelet 1: the lossy
 9/7 with quantisation, ICT and quality layers), in plain Python and numpy.
 
@@ -55,6 +55,15 @@ def parse_header(buf: bytes) -> dict:
     if h["version"] >= 6:
         h["m97_levels"] = struct.unpack_from("<H", buf, p)[0]
         p += 2
+    h["gaps"] = []
+    if h["version"] >= 7 and h["wavelet"] in (0, 4):   # section 2: value gaps
+        lowest = np.iinfo(DTYPES[h["dtype"]]).min
+        count = buf[p]
+        p += 1
+        for _ in range(count):
+            after, length = struct.unpack_from("<HH", buf, p)
+            h["gaps"].append((lowest + after, length))
+            p += 4
     if h["wavelet"] in (2, 3):         # error-bounded (3: the rounded 5/3)
         h["scale"] = struct.unpack_from("<d", buf, p)[0]
         p += 16
@@ -465,6 +474,8 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
             values = np.clip(np.floor(values + 0.5), info.min, info.max).astype(dtype)
     else:
         info = np.iinfo(dtype)
+        # section 2: each value opens the gaps it is above (v compared as decoded)
+        flat = [v + sum(length for after, length in h["gaps"] if v > after) for v in flat]
         values = np.clip(np.array(flat, dtype=object), info.min, info.max).astype(dtype)
     work = values.reshape([shape[a] for a in perm])
     return np.ascontiguousarray(np.transpose(work, np.argsort(perm)))

@@ -28,7 +28,7 @@ def test_wrong_magic_and_version(chunk):
         pj.decode(enc[:4] + bytes([99]) + enc[5:])
 
 
-@pytest.mark.parametrize("offset, code", [(4, 7), (5, 8), (6, 5), (6, 255)])
+@pytest.mark.parametrize("offset, code", [(4, 8), (5, 8), (6, 5), (6, 255)])
 def test_codes_from_a_newer_writer_are_named_as_such(chunk, offset, code):
     # a later version, dtype or wavelet code (wavelets 3 and 4 were added to
     # version 6): "newer", not "invalid header"
@@ -160,6 +160,48 @@ def test_forged_m97_levels_are_rejected(chunk):
     for wavelet, mask in ((0, -2), (0, 1 << header.levels), (1, 1)):
         with pytest.raises(ValueError, match="invalid parameter"):
             _core.Prepared(raw, 0, arr.shape, (0, 1), -1, header.levels, wavelet, 1.0, 0.0, mask)
+
+
+def test_forged_value_gaps_are_rejected(real):
+    """Version 7's value gaps (FORMAT.md 1 and 2): at most four, each at
+    least one value long, in increasing order, and every value they open
+    within the dtype; none for 32-bit dtypes nor outside the lossless
+    wavelets (whose headers have no such field)."""
+    crop = np.ascontiguousarray(real("ct693_int16")[50:79, 75:101])
+    enc = pj.encode(crop, close_gaps=True)
+    header = pj.read_header(enc)
+    assert header.gaps == ((-2000, 2021),)
+    at = 16 + 8 * crop.ndim + len(header.axes) + 1 + 2   # after the 9/7-M levels
+    assert enc[at] == 1 and struct.unpack_from("<HH", enc, at + 1) == (-2000 + 32768, 2021)
+    lowest = -32768
+    for after, length in ((-2000, 0),                  # empty
+                          (32767 - 10, 20),            # opens past the dtype's largest value
+                          (-2000, 65535)):
+        data = bytearray(enc)
+        struct.pack_into("<HH", data, at + 1, after - lowest, length)
+        with pytest.raises(pj.DecodeError, match="header"):
+            pj.decode(reseal(bytes(data), header.levels))
+    data = bytearray(enc)
+    data[at] = 5                                       # more than four (and a wrong length)
+    with pytest.raises(pj.DecodeError, match="header"):
+        pj.decode(reseal(bytes(data), header.levels))
+    # two gaps out of order: a stream with two, forged
+    middle = np.median(crop[crop > -2000])
+    two = np.where(crop > middle, crop + 500, crop).astype(np.int16)
+    enc2 = pj.encode(two, close_gaps=True)
+    gaps = pj.read_header(enc2).gaps
+    assert len(gaps) == 2
+    data = bytearray(enc2)
+    struct.pack_into("<HHHH", data, at + 1, gaps[1][0] - lowest, gaps[1][1],
+                     gaps[0][0] - lowest, gaps[0][1])
+    with pytest.raises(pj.DecodeError, match="header"):
+        pj.decode(reseal(bytes(data), header.levels))
+    # the same bytes still decode as they were written (reseal changes nothing else)
+    np.testing.assert_array_equal(pj.decode(reseal(enc2, header.levels)), two)
+    with pytest.raises(ValueError, match="close_gaps applies to lossless"):
+        pj.encode(crop, tolerance=2, close_gaps=True)
+    with pytest.raises(TypeError, match="close_gaps must be True"):
+        pj.encode(crop, close_gaps="yes")
 
 
 def test_forged_entropy_data_never_crashes(chunk):

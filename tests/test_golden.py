@@ -1,6 +1,7 @@
 """Frozen codestreams of format versions 1, 2 (quality layers), 3 (new
-context rules), 4 (the model carried across pieces), 5 (zero runs) and 6
-(9/7-M levels; v6r_*: the rounded 5/3 of wavelets 3 and 4): any
+context rules), 4 (the model carried across pieces), 5 (zero runs), 6
+(9/7-M levels; v6r_*: the rounded 5/3 of wavelets 3 and 4) and 7 (the
+value gaps of lossless streams): any
 change that stops them decoding to the stored arrays breaks reading old data,
 and fails here."""
 from pathlib import Path
@@ -17,13 +18,17 @@ NAMES = sorted(p.stem for p in GOLDEN.glob("*.pj2k"))
 def test_golden_set_is_complete():
     assert len(NAMES) >= 15
     versions = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).version for n in NAMES}
-    assert versions == {1, 2, 3, 4, 5, 6}
+    assert versions == {1, 2, 3, 4, 5, 6, 7}
     wavelets = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).wavelet for n in NAMES}
     assert wavelets == {0, 1, 2, 3, 4}
     # version 6: a stream of the encoder's own choice of 9/7-M, and fixed mixes
     masks = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).m97_levels for n in NAMES}
     assert masks["v6_u8_gray_chosen"] == 1 and masks["v6_u8_gray_mixed"] == 0b10101
-    assert all(m == 0 for n, m in masks.items() if not n.startswith("v6"))
+    assert all(m == 0 for n, m in masks.items() if not n.startswith(("v6", "v7")))
+    # version 7: value gaps (closed on request), with layers and in 3-D
+    gaps = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).gaps for n in NAMES}
+    assert gaps["v7_i16_ct_gaps"] == ((-2000, 2021),) and gaps["v7_u8_gray"] == ()
+    assert gaps["v7_u16_gaps_layers"] and gaps["v7_u8_3d_gaps"]
 
 
 def expected_version(name):

@@ -53,28 +53,69 @@ def reference_low_band(arr: np.ndarray, levels: int, axes=None, m97_levels: int 
     return low
 
 
+def close_gaps(arr: np.ndarray, gaps) -> np.ndarray:
+    """FORMAT.md 2's value gaps closed: each value less the lengths of the
+    gaps below it (gaps as the header gives them: the coded value each
+    follows, and its length)."""
+    closed, below = arr.astype(np.int64), 0
+    for after, length in gaps:
+        start = after + 1 + below   # (in sample values)
+        closed -= np.where(arr >= start, length, 0)
+        below += length
+    return closed
+
+
+def open_gaps(coded: np.ndarray, gaps) -> np.ndarray:
+    """... and opened: each coded value plus the lengths of the gaps it is above."""
+    return coded + sum(np.where(coded > after, length, 0) for after, length in gaps)
+
+
+#: whether each chunk has value gaps: the CT's always (one), the lattice
+#: of values only in the chunk of five distinct values (FORMAT.md 2: at most 4 gaps)
+GAPPED = {**{("ct693", shape): True for shape in [(64, 64), (37, 23), (5, 2), (17, 9, 6)]},
+          ("mni152", (64, 64)): False, ("mni152", (37, 23)): False,
+          ("mni152", (5, 2)): True, ("mni152", (17, 9, 6)): False}
+
+
 @pytest.mark.parametrize("shape", [(64, 64), (37, 23), (5, 2), (17, 9, 6)])
-def test_low_bands_match_reference(real, shape):
-    src = real("mni152_t1_uint8_3d")[60:60 + shape[0], 80:80 + shape[1]]
-    arr = src[..., 90] if len(shape) == 2 else src[..., 90:90 + shape[2]]
-    arr = (arr.astype(np.int32) * 200 - 20000).astype(np.int16)  # signed, wide range
+@pytest.mark.parametrize("source", ["mni152", "ct693"])
+def test_low_bands_match_reference(real, shape, source):
+    """Every level of lossless streams against the reference low band of the
+    samples, and with close_gaps of the samples with their value gaps closed,
+    then opened (FORMAT.md 2; a lattice of values keeps its gaps except in a
+    tiny chunk, a CT's padding beside its air makes one)."""
+    if source == "mni152":
+        src = real("mni152_t1_uint8_3d")[60:60 + shape[0], 80:80 + shape[1]]
+        arr = src[..., 90] if len(shape) == 2 else src[..., 90:90 + shape[2]]
+        arr = (arr.astype(np.int32) * 200 - 20000).astype(np.int16)  # signed, wide range
+    else:   # the edge of its field of view: padding (-2000) beside air (about 20)
+        ct = real("ct693_int16")
+        y, x = 66 - shape[0] // 2, 81 - shape[1] // 2
+        arr = ct[y:y + shape[0], x:x + shape[1]]
+        if len(shape) == 3:
+            arr = np.stack([ct[y:y + shape[0], x + k:x + k + shape[1]]
+                            for k in range(shape[2])], axis=-1)
     info = np.iinfo(arr.dtype)
     every = tuple(range(arr.ndim))   # the reference transforms every axis
     levels = pj.read_header(pj.encode(arr, axes=every)).levels
-    for wavelet, m97_levels in product((0, 4), sorted({0, 1, (1 << levels) - 1,
-                                                       0b10101 & ((1 << levels) - 1)})):
+    for wavelet, m97_levels, gaps in product(
+            (0, 4), sorted({0, 1, (1 << levels) - 1, 0b10101 & ((1 << levels) - 1)}),
+            (False, True)):
         # wavelet 4 (the rounded 5/3) is what encode() writes; 0 (JPEG 2000's) older streams
         prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
-                                  arr.shape, every, -1, levels, wavelet, 0.0, 0.0, m97_levels)
+                                  arr.shape, every, -1, levels, wavelet, 0.0, 0.0, m97_levels,
+                                  gaps)
         enc = prepared.encode(0.0)
         header = pj.read_header(enc)
         assert (header.wavelet, header.m97_levels) == (wavelet, m97_levels)
+        assert bool(header.gaps) == (gaps and GAPPED[source, shape])
         if wavelet == 4 and m97_levels == 1:
-            assert enc == pj.encode(arr, axes=every, m97_levels=1)
+            assert enc == pj.encode(arr, axes=every, m97_levels=1, close_gaps=gaps)
         np.testing.assert_array_equal(pj.decode(enc), arr)
+        closed = close_gaps(arr, header.gaps)
         for level in range(1, levels + 1):
-            expected = np.clip(reference_low_band(arr, level, m97_levels=m97_levels,
-                                                  rounded=wavelet == 4), info.min, info.max)
+            low = reference_low_band(closed, level, m97_levels=m97_levels, rounded=wavelet == 4)
+            expected = np.clip(open_gaps(low, header.gaps), info.min, info.max)
             np.testing.assert_array_equal(pj.decode(enc, level=level), expected)
 
 

@@ -35,7 +35,7 @@ def assert_same_as_c(enc: bytes):
 
 def test_golden_set_covers_every_version():
     versions = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).version for n in GOLDEN_NAMES}
-    assert versions == {1, 2, 3, 4, 5, 6}
+    assert versions == {1, 2, 3, 4, 5, 6, 7}
 
 
 def test_version_5_golden_files_exercise_every_run_path():
@@ -80,13 +80,22 @@ CASES = {
     "3d_m97": (lambda r: r("anatomical_int16_3d")[10:19, 12:22, 6:13], {"m97_levels": 0b111}),
     "f32_tolerance_m97": (lambda r: r("tlrc_float32_3d")[20:28, 22:31, 20:27],
                           {"tolerance": 1e-5, "m97_levels": 1}),
+    # version 7's value gaps: a CT's padding beside its air and tissue (two
+    # gaps), a volume's background, colour (gaps closed before the RCT), layers
+    "i16_gaps": (lambda r: r("ct693_int16")[50:79, 75:101], {"close_gaps": True}),
+    "3d_gaps": (lambda r: r("mni152_t1_uint8_3d")[60:69, 30:41, 60:71], {"close_gaps": True}),
+    "rgb_gaps_layers": (lambda r: np.where(r("astronaut")[0:19, 0:23] < 40, 0,
+                                           r("astronaut")[0:19, 0:23]).astype(np.uint8),
+                        {"colour_axis": -1, "close_gaps": True, "layers": 2}),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_spec_decoder_matches_fresh_encodes(real, case):
     make, options = CASES[case]
-    assert_same_as_c(pj.encode(np.ascontiguousarray(make(real)), **options))
+    enc = pj.encode(np.ascontiguousarray(make(real)), **options)
+    assert bool(pj.read_header(enc).gaps) == ("gaps" in case)
+    assert_same_as_c(enc)
 
 
 def test_spec_decoder_matches_refined_low_band_with_colour(real):

@@ -19,9 +19,9 @@ extern "C" {
 #endif
 
 /* Format version written.  Versions 1 (no quality layers) and 2 (layers),
- * which code coefficients with the first context rules, and 3 to 5 are
+ * which code coefficients with the first context rules, and 3 to 6 are
  * still read. */
-#define PJ2K_FORMAT_VERSION 6
+#define PJ2K_FORMAT_VERSION 7
 #define PJ2K_M97_AUTO (-1)  /* pj2k_params.m97_levels: the encoder chooses */
 #define PJ2K_MAX_NDIM 32
 #define PJ2K_MAX_AXES 3     /* transformed axes per chunk */
@@ -32,6 +32,7 @@ extern "C" {
 #define PJ2K_MAX_RDO 16.0
 #define PJ2K_MAX_PIECES ((PJ2K_MAX_LEVELS + 1) * PJ2K_MAX_LAYERS)
 #define PJ2K_FIXED_HEADER 16 /* bytes that hold the total header length */
+#define PJ2K_MAX_GAPS 4      /* value gaps a lossless stream closes (version 7) */
 
 /* Stable error codes: values never change, new ones are appended. */
 typedef enum {
@@ -108,6 +109,13 @@ typedef struct {
      * as soon as it does, with PJ2K_ERR_TOO_LARGE (a search that needs a
      * stream only where it fits a budget pays for little more than that) */
     size_t max_length;
+    /* Lossless wavelets, 8- and 16-bit dtypes: non-zero closes the runs of
+     * sample values the chunk does not take (at most PJ2K_MAX_GAPS runs of
+     * 16 values or more) before the transform: smaller streams where a
+     * padding or background value lies far from the data, but reduced
+     * levels then average across a gap on the closed scale
+     * (docs/DESIGN.md 42).  Ignored by the other wavelets. */
+    int close_gaps;
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -126,6 +134,13 @@ typedef struct {
     int layers;                          /* 1 for version 1 streams */
     uint8_t layer_shift[PJ2K_MAX_LAYERS][PJ2K_MAX_BANDS];
     unsigned m97_levels;                 /* levels lifted with 9/7-M (bit l - 1: level l); version 6 */
+    /* Lossless streams of 8- and 16-bit dtypes, version 7: ranges of sample
+     * values no sample takes, closed before the transform.  Gap i follows
+     * the coded value gap_after[i] (increasing) and is gap_length[i] values
+     * long: a decoded value v becomes v + the lengths of the gaps it is above. */
+    int ngaps;
+    int64_t gap_after[PJ2K_MAX_GAPS];
+    uint32_t gap_length[PJ2K_MAX_GAPS];
     /* Piece (resolution r, layer j) is entry r * layers + j: absolute end
      * offset and CRC-32C.  segment_end[r] is the end of resolution r. */
     uint64_t piece_end[PJ2K_MAX_PIECES];

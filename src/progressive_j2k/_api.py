@@ -52,12 +52,14 @@ def band_count(levels: int, naxes: int) -> int:
 
 
 def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1,
-                  version: int = _core.FORMAT_VERSION) -> int:
+                  version: int = _core.FORMAT_VERSION, gaps: int = 0) -> int:
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
-    number of quality layers and format version."""
+    number of quality layers, format version and (lossless, version 7)
+    value gaps: at most _core.MAX_GAPS."""
     nbands = band_count(levels, naxes)
-    extra = {"lossless": 0, "tolerance": 16, "lossy": 4 * nbands}[mode]
+    extra = {"lossless": 1 + 4 * gaps if version >= 7 else 0, "tolerance": 16,
+             "lossy": 4 * nbands}[mode]
     layer_fields = (1 if version >= 2 else 0) + (layers * nbands if layers > 1 else 0)
     layer_fields += 2 if version >= 6 else 0   # the 9/7-M levels
     return (FIXED_HEADER_BYTES + 8 * ndim + naxes + layer_fields + extra
@@ -107,6 +109,10 @@ class Header:
     #: reversible modes, version 6: the levels lifted with 9/7-M instead of
     #: 5/3, bit l - 1 for level l (docs/FORMAT.md 4)
     m97_levels: int = 0
+    #: lossless, version 7: the runs of sample values the chunk does not
+    #: take, closed before the transform: (coded value the gap follows,
+    #: its length) per gap (docs/FORMAT.md 2)
+    gaps: tuple = ()
 
     @property
     def mode(self) -> str:
@@ -340,7 +346,8 @@ def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:
 
 def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
            tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
-           layer_metric="ratio", rdo=None, m97_levels=None, nodata=None, reversible=None) -> bytes:
+           layer_metric="ratio", rdo=None, m97_levels=None, nodata=None, reversible=None,
+           close_gaps=None) -> bytes:
     """Encode an array into one progressive codestream.
 
     levels: decomposition levels (default: enough to bring the longest
@@ -411,6 +418,16 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         dtype, at least half a grid step from 0 (0 is always exact).  Full
         resolution only: reduced levels blend it with its neighbours like
         any value.
+    close_gaps: lossless streams (mode "lossless", and a lossy target's
+        chunks stored losslessly) of 8- and 16-bit integers: True closes the
+        runs of values that no sample of the chunk takes (up to 4 runs of 16
+        or more, e.g. a CT's padding value far below its air) before the
+        transform, and the decoder opens them again: smaller streams where
+        such a value sits apart from the data (a CT -10%, a two-frame CT
+        -29%), the same samples at full resolution, but reduced levels then
+        average on the closed scale, so a sample on an edge between two
+        such value ranges leans to one of them instead of lying between
+        them (docs/DESIGN.md 42).  Default (None): off.
     """
     arr = np.asarray(data)
     if is_big_endian(arr.dtype):
@@ -421,7 +438,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
                                 step=step, tolerance=tolerance, ratio=ratio,
                                 bits_per_sample=bits_per_sample, psnr=psnr, layers=layers,
                                 layer_metric=layer_metric, rdo=rdo, nodata=nodata,
-                                reversible=reversible)
+                                reversible=reversible, close_gaps=close_gaps)
     code = check_dtype(arr.dtype, options)
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
@@ -447,7 +464,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         the chunk's axes, colour axis and levels."""
         return _core.Prepared(data.reshape(-1).view(np.uint8), code, data.shape, axes,
                               -1 if colour_axis is None else colour_axis, int(levels), wavelet,
-                              step, tolerance, m97)
+                              step, tolerance, m97, bool(options["close_gaps"]))
 
     # loaded and transformed once; the rate search and the layer probes only
     # quantise and code again
@@ -505,7 +522,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
                 stream = prepare(arr, LOSSLESS_WAVELET, 0.0).encode(0.0, (), 0.0, cap)
             else:
                 stream = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
-                                layers=options["layers"], layer_metric=options["layer_metric"])
+                                layers=options["layers"], layer_metric=options["layer_metric"],
+                                close_gaps=options["close_gaps"])
             lossless_tried = (cap, stream)
         stream = lossless_tried[1]
         return stream if stream is not None and len(stream) <= cap else None

@@ -19,7 +19,7 @@ cdef extern from "progressive_j2k.h" nogil:
         PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED, PJ2K_WAVELET_53R_QUANTISED,
         PJ2K_WAVELET_53R
     int PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION
-    int PJ2K_MAX_LAYERS, PJ2K_M97_AUTO
+    int PJ2K_MAX_LAYERS, PJ2K_M97_AUTO, PJ2K_MAX_GAPS
     double PJ2K_RDO_DEFAULT
     ctypedef struct pj2k_params:
         pj2k_dtype dtype
@@ -38,6 +38,7 @@ cdef extern from "progressive_j2k.h" nogil:
         int m97_levels
         const float *bit_cost
         size_t max_length
+        int close_gaps
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -53,6 +54,9 @@ cdef extern from "progressive_j2k.h" nogil:
         int layers
         uint8_t layer_shift[16][71]
         unsigned m97_levels
+        int ngaps
+        int64_t gap_after[4]
+        uint32_t gap_length[4]
         uint64_t piece_end[176]
         uint32_t piece_crc[176]
         uint64_t segment_end[11]
@@ -102,6 +106,7 @@ MAX_NDIM = PJ2K_MAX_NDIM
 MAX_AXES = PJ2K_MAX_AXES
 MAX_LEVELS = PJ2K_MAX_LEVELS
 MAX_LAYERS = PJ2K_MAX_LAYERS
+MAX_GAPS = PJ2K_MAX_GAPS
 RDO_DEFAULT = PJ2K_RDO_DEFAULT
 FIXED_HEADER = PJ2K_FIXED_HEADER
 FORMAT_VERSION = PJ2K_FORMAT_VERSION
@@ -132,7 +137,8 @@ pj2k_bit_cost_table(BIT_COST)
 
 
 cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, int colour_axis,
-                 int levels, int wavelet, double step, double tolerance, int m97_levels):
+                 int levels, int wavelet, double step, double tolerance, int m97_levels,
+                 bint close_gaps):
     memset(params, 0, sizeof(pj2k_params))
     if len(shape) > PJ2K_MAX_NDIM or len(axes) > PJ2K_MAX_AXES:
         raise ValueError("too many dimensions or transformed axes")
@@ -149,6 +155,7 @@ cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, i
     params.step = step
     params.tolerance = tolerance
     params.m97_levels = m97_levels
+    params.close_gaps = close_gaps
     params.bit_cost = BIT_COST
 
 
@@ -174,7 +181,9 @@ cdef class Prepared:
     encode), 2 error-bounded (3: the rounded 5/3; `step` here is the scale,
     at most twice `tolerance`, the bound checked per sample).  m97_levels
     (all but 1): the levels lifted with
-    9/7-M, bit l - 1 for level l, or -1 to let the encoder choose.  layer_shifts: per quality layer, one shift per band (never
+    9/7-M, bit l - 1 for level l, or -1 to let the encoder choose.
+    close_gaps (wavelets 0 and 4): close the chunk's value gaps
+    (pj2k_params.close_gaps).  layer_shifts: per quality layer, one shift per band (never
     increasing, the last layer's all 0), or () for no layers.  rdo: strength
     of RD-optimised quantisation (9/7 only; 0 = plain quantiser).
     Not for sharing between threads: an encode writes into the object (the
@@ -183,11 +192,11 @@ cdef class Prepared:
 
     def __cinit__(self, const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes,
                   int colour_axis, int levels, int wavelet, double step, double tolerance=0.0,
-                  int m97_levels=PJ2K_M97_AUTO):
+                  int m97_levels=PJ2K_M97_AUTO, bint close_gaps=False):
         cdef pj2k_params params
         cdef pj2k_status status
         fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance,
-                    m97_levels)
+                    m97_levels, close_gaps)
         with nogil:
             status = pj2k_prepare(&params, &data[0] if data.shape[0] else <uint8_t *>&params,
                                   &self.ptr)
@@ -294,6 +303,7 @@ def read_header(const uint8_t[::1] buf):
         axes=tuple([h.axes[i] for i in range(h.naxes)]),
         colour_axis=None if h.colour_axis < 0 else h.colour_axis,
         levels=h.levels, header_length=h.header_length, m97_levels=h.m97_levels,
+        gaps=tuple([(h.gap_after[i], h.gap_length[i]) for i in range(h.ngaps)]),
         steps=tuple([h.steps[i] for i in range(h.nbands)]) if lossy else (),
         layer_shifts=tuple([tuple([h.layer_shift[j][i] for i in range(h.nbands)])
                             for j in range(h.layers)]),

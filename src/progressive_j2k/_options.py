@@ -22,10 +22,11 @@ MODES = ("lossless", "lossy", "tolerance")
 
 #: The codec options, in the order both codec classes list them.
 OPTION_NAMES = ("levels", "mode", "axes", "colour_axis", "step", "tolerance", "ratio",
-                "bits_per_sample", "psnr", "layers", "layer_metric", "rdo", "nodata")
+                "bits_per_sample", "psnr", "layers", "layer_metric", "rdo", "nodata",
+                "close_gaps")
 #: Options a stored configuration leaves out while unset, so that arrays
 #: which do not use them stay readable by releases that predate them.
-OMITTED_WHEN_UNSET = ("nodata",)
+OMITTED_WHEN_UNSET = ("nodata", "close_gaps")
 
 
 def stored_options(options: dict) -> dict:
@@ -41,7 +42,8 @@ LAYER_METRICS = ("ratio", "psnr")
 
 def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
                       tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
-                      layer_metric="ratio", rdo=None, nodata=None, reversible=None) -> dict:
+                      layer_metric="ratio", rdo=None, nodata=None, reversible=None,
+                      close_gaps=None) -> dict:
     """Codec options in canonical types (shared by the numcodecs and zarr v3
     codecs), with the mode resolved: given, or implied by the knobs
     (``tolerance`` -> "tolerance", a lossy knob -> "lossy", else
@@ -59,7 +61,10 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
                    layers=_normalise_layers(layers, layer_metric),
                    layer_metric=str(layer_metric),
                    rdo=None if rdo is None else _as_bool(rdo, "rdo"),
-                   nodata=_optional(nodata, _number, "nodata"))
+                   nodata=_optional(nodata, _number, "nodata"),
+                   # (True or unset: False is unset, which stored configurations leave out)
+                   close_gaps=True if close_gaps is not None and _as_bool(
+                       close_gaps, "close_gaps") else None)
     if options["levels"] is not None and not 0 <= options["levels"] <= _core.MAX_LEVELS:
         raise ValueError(f"levels must be in 0..{_core.MAX_LEVELS}, got {levels}")
     knobs = [k for k in LOSSY_KNOBS if options[k] is not None]
@@ -89,6 +94,9 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
         raise ValueError(f"{knobs[0]} applies to lossy coding only (mode='lossy')")
     if options["rdo"] is not None and mode != "lossy":
         raise ValueError(f"rdo applies to lossy coding only, not mode {mode!r}")
+    if options["close_gaps"] and mode == "tolerance":
+        raise ValueError("close_gaps applies to lossless streams (mode 'lossless', or a lossy "
+                         "target's chunks stored losslessly), not mode 'tolerance'")
     if options["nodata"] is not None:
         if not math.isfinite(options["nodata"]):
             raise ValueError(f"nodata must be a finite number (NaN cannot be coded), got {nodata}")

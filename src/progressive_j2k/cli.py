@@ -53,7 +53,8 @@ def _picks(text):
 # (not inside quotes or paths: mode='lossy' is a value; only the first
 # mention, as in "axes must be 1 to 3 distinct axes")
 _OPTION_FLAGS = re.compile(r"(?<![\w'/.-])(step|ratio|bits_per_sample|psnr|tolerance|levels|axes|"
-                           r"colour_axis|layers|layer_metric|rdo|nodata|chunks|shards)(?![\w'/])")
+                           r"colour_axis|layers|layer_metric|rdo|nodata|close_gaps|chunks|shards)"
+                           r"(?![\w'/])")
 
 
 def _as_flags(message: str) -> str:
@@ -99,7 +100,8 @@ def _convert(args):
                    axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, bits_per_sample=args.bits_per_sample, psnr=args.psnr,
                    tolerance=args.tolerance, nodata=args.nodata,
-                   layers=layers, layer_metric=args.layer_metric, rdo=args.rdo)
+                   layers=layers, layer_metric=args.layer_metric, rdo=args.rdo,
+                   close_gaps=args.close_gaps or None)
     z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
                 overwrite=args.overwrite, progress=not args.quiet, dimension_names=names,
                 attributes=attributes, **options)
@@ -152,6 +154,8 @@ def _describe_codec(options: dict, headers) -> str:
     setting = options["mode"] + ("" if knob is None else f", {knob[0]} {knob[1]:g}")
     if options["nodata"] is not None:
         setting += f", nodata {options['nodata']:g} kept exactly"
+    if options["close_gaps"]:
+        setting += ", value gaps closed"
     layers = options["layers"]
     if layers is not None:
         setting += f", layers {list(layers) if isinstance(layers, tuple) else layers}" + (
@@ -247,6 +251,10 @@ def main(argv=None):
     p.add_argument("--rdo", action=argparse.BooleanOptionalAction, default=None,
                    help="lossy: RD-optimised quantisation (default: on with --ratio/--psnr, "
                         "off with --step)")
+    p.add_argument("--close-gaps", action="store_true",
+                   help="lossless 8/16-bit chunks: close runs of unused values (e.g. a CT's "
+                        "padding far from its data) before the transform: smaller, but reduced "
+                        "levels average on the closed scale")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=convert)

@@ -64,19 +64,23 @@ class ProgressiveJ2K(Codec):
     reversible : bool, optional
         The older spelling of ``mode`` (True: lossless, or tolerance with
         ``tolerance``; False: lossy), read from stored configurations.
+    close_gaps : bool, optional
+        Lossless streams of 8- and 16-bit integers: close the runs of values
+        no sample takes (a padding value far from the data) before the
+        transform.  See ``encode``.
     """
 
     codec_id = "progressive_j2k"
 
     def __init__(self, levels=None, mode=None, axes=None, colour_axis="auto", step=None,
                  tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
-                 layer_metric="ratio", rdo=None, nodata=None, reversible=None):
+                 layer_metric="ratio", rdo=None, nodata=None, reversible=None, close_gaps=None):
         self.__dict__.update(
             _options.normalise_options(levels=levels, mode=mode, axes=axes, colour_axis=colour_axis,
                                    step=step, tolerance=tolerance, ratio=ratio,
                                    bits_per_sample=bits_per_sample, psnr=psnr, layers=layers,
                                    layer_metric=layer_metric, rdo=rdo, nodata=nodata,
-                                   reversible=reversible))
+                                   reversible=reversible, close_gaps=close_gaps))
 
     def _options(self):
         return {name: getattr(self, name) for name in _options.OPTION_NAMES}

@@ -182,9 +182,13 @@ class _Reader:
         # the axes chunk headers name (zarr v2 order="F": of the transpose)
         self.coded_axes = tuple(opts["axes"]) if not self.layout.fortran else tuple(
             sorted(len(self.layout.chunks) - 1 - a for a in opts["axes"]))
+        # the longest header the options allow (lossless chunks state 0 to
+        # MAX_GAPS value gaps): what a first request for a header fetches
+        # (past a shorter header come the chunk's first bytes, which every
+        # prefix holds; a store clips a range past an object's end)
         self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
                                                 self.levels, opts["mode"],
-                                                _options.layer_count(opts))
+                                                _options.layer_count(opts), gaps=_core.MAX_GAPS)
         # level 0's (scale, translation, units), read once for all levels
         self.physical = physical_axes(getattr(self.metadata, "attributes", None) or {},
                                       len(self.layout.shape))
@@ -395,8 +399,8 @@ class _Reader:
             if len(raw) < self.header_length:   # the chunk itself is short
                 raise
             raise DecodeError(f"a chunk's header is {exc.needed} bytes, where the array's codec "
-                              f"options give {self.header_length}: the chunk does not belong to "
-                              f"this array (or its metadata was edited)") from exc
+                              f"options give at most {self.header_length}: the chunk does not "
+                              f"belong to this array (or its metadata was edited)") from exc
         if header.levels != self.levels or tuple(header.axes) != self.coded_axes:
             raise DecodeError(f"a chunk has {header.levels} levels over axes {header.axes}, the "
                               f"array's codec options say {self.levels} over {self.coded_axes}")

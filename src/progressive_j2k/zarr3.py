@@ -64,16 +64,17 @@ class ProgressiveJ2K(ArrayBytesCodec):
     layer_metric: str = "ratio"
     rdo: bool | None = None
     nodata: float | None = None
+    close_gaps: bool | None = None
 
     def __init__(self, *, levels=None, mode=None, axes=None, colour_axis="auto", step=None,
                  tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
-                 layer_metric="ratio", rdo=None, nodata=None, reversible=None):
+                 layer_metric="ratio", rdo=None, nodata=None, reversible=None, close_gaps=None):
         # (reversible: the older spelling of mode, in arrays written before it)
         options = _options.normalise_options(
             levels=levels, mode=mode, axes=axes, colour_axis=colour_axis, step=step,
             tolerance=tolerance, ratio=ratio, bits_per_sample=bits_per_sample, psnr=psnr,
             layers=layers, layer_metric=layer_metric, rdo=rdo, nodata=nodata,
-            reversible=reversible)
+            reversible=reversible, close_gaps=close_gaps)
         for name, value in options.items():
             object.__setattr__(self, name, value)
 

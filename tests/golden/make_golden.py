@@ -103,6 +103,15 @@ CASES = {
                                                                  "m97_levels": 0}),
     "v6r_f32_3d_tolerance_layers": (lambda: load("tlrc_float32_3d")[17:30, 20:31, 20:29],
                                     {"tolerance": 1e-5, "layers": 2}),
+    # format version 7: lossless streams state their value gaps (none unless
+    # close_gaps): a CT's field-of-view edge (padding -2000 beside air), a
+    # volume's background, two frames with layers
+    "v7_u8_gray": (lambda: load("camera")[140:181, 220:253], {}),
+    "v7_i16_ct_gaps": (lambda: load("ct693_int16")[45:86, 60:101], {"close_gaps": True}),
+    "v7_u8_3d_gaps": (lambda: load("mni152_t1_uint8_3d")[60:77, 30:47, 60:75],
+                      {"close_gaps": True}),
+    "v7_u16_gaps_layers": (lambda: load("ect_uint16_2x512x512")[:, 200:231, 200:237],
+                           {"close_gaps": True, "layers": 3}),
 }
 
 
