@@ -463,6 +463,25 @@ def test_compressors_that_cannot_be_undone_are_refused_and_damage_is_an_error(re
         levels[2][64:, 64:]
 
 
+def test_a_lossy_arrays_lossless_chunk_with_four_gaps_has_the_longest_header():
+    """A lossy target stores a chunk of five values losslessly, with
+    close_gaps its four gaps: with one level its header (82 bytes) is longer
+    than a lossy one (81), and the reader's first request reads it whole."""
+    values = np.array([0, 100, 200, 300, 400], np.uint16)
+    arr = values[np.random.default_rng(1).integers(0, 5, (16, 16))]
+    z = zarr.create_array(MemoryStore(), shape=arr.shape, chunks=(16, 16), dtype=arr.dtype,
+                          serializer=ProgressiveJ2KV3(ratio=1.2, levels=1, close_gaps=True),
+                          compressors=None)
+    z[:] = arr
+    header = pj.read_header(pj.encode(arr, ratio=1.2, levels=1, close_gaps=True))
+    assert header.mode == "lossless" and len(header.gaps) == 4
+    assert header.header_length > pj._api.header_length(2, 2, 1, "lossy")
+    levels = pj.open_multiscale(z)
+    np.testing.assert_array_equal(levels[1][:], pj.decode(pj.encode(arr, ratio=1.2, levels=1,
+                                                                     close_gaps=True), level=1))
+    np.testing.assert_array_equal(levels[0][:], arr)
+
+
 def expected_level(arr, level):
     """Level `level` of `arr` stored in 256^2 chunks, each decoded alone."""
     return reference_level(arr, (256, 256), {}, level)[0]

@@ -182,13 +182,18 @@ class _Reader:
         # the axes chunk headers name (zarr v2 order="F": of the transpose)
         self.coded_axes = tuple(opts["axes"]) if not self.layout.fortran else tuple(
             sorted(len(self.layout.chunks) - 1 - a for a in opts["axes"]))
-        # the longest header the options allow (lossless chunks state 0 to
-        # MAX_GAPS value gaps): what a first request for a header fetches
-        # (past a shorter header come the chunk's first bytes, which every
-        # prefix holds; a store clips a range past an object's end)
-        self.header_length = _api.header_length(len(self.layout.chunks), len(opts["axes"]),
-                                                self.levels, opts["mode"],
-                                                _options.layer_count(opts), gaps=_core.MAX_GAPS)
+        # the longest header the options allow, what a first request for a
+        # header fetches: the mode's, or a lossless chunk's (a lossy target
+        # stores some chunks losslessly), which with close_gaps states up to
+        # MAX_GAPS value gaps (past a shorter header come the chunk's first
+        # bytes, which every prefix holds; a store clips a range past an
+        # object's end)
+        shape = (len(self.layout.chunks), len(opts["axes"]), self.levels)
+        layers = _options.layer_count(opts)
+        self.header_length = max(
+            _api.header_length(*shape, opts["mode"], layers),
+            _api.header_length(*shape, "lossless", layers,
+                               gaps=_core.MAX_GAPS if opts["close_gaps"] else 0))
         # level 0's (scale, translation, units), read once for all levels
         self.physical = physical_axes(getattr(self.metadata, "attributes", None) or {},
                                       len(self.layout.shape))
