@@ -109,13 +109,13 @@ def _convert(args):
 
 
 def info(args):
-    from progressive_j2k.multiscale import (_read_headers, codec_options, open_multiscale,
-                                            progressive_array)
+    from progressive_j2k.multiscale import (codec_options, open_multiscale, progressive_array,
+                                            stored_headers)
     z = progressive_array(args.path)
     with warnings.catch_warnings():   # (said below, in the table's terms)
         warnings.simplefilter("ignore", WholeChunkWarning)
         levels = open_multiscale(z)
-    reader, headers = _read_headers(z)
+    reader, headers = stored_headers(z)
     options = codec_options(z)
     layers = min((h.layers for h in headers), default=1)
 

@@ -675,14 +675,9 @@ def _is_progressive(array) -> bool:
 
 
 def stored_headers(array) -> tuple:
-    """(levels, the headers of the array's stored chunks): only the headers
-    are read (whole chunks where compressors follow progressive_j2k)."""
-    reader, headers = _read_headers(array)
-    return reader.levels, headers
-
-
-def _read_headers(array) -> tuple:
-    """(the reader, the headers of the array's stored chunks)."""
+    """(the array's reader, the headers of its stored chunks): only the
+    headers are read (whole chunks where compressors follow progressive_j2k,
+    whose stored sizes the reader then holds)."""
     reader = _Reader(progressive_array(array))
     level0 = Level(reader, 0)
     grid = [range(-(-n // c)) for n, c in zip(level0.shape, level0.chunks)]
@@ -712,7 +707,7 @@ def level_nbytes(array, layer: int | None = None) -> list[int]:
     finest first, with quality layers 0..``layer`` (None: all); reads only
     the chunks' headers.  Where compressors follow progressive_j2k, every
     level needs the whole stored chunks (and they are read to find out)."""
-    reader, headers = _read_headers(array)
+    reader, headers = stored_headers(array)
     if reader.layout.compressors:
         for h in headers:   # (the layer's checks, as the prefixes below make them)
             h.prefix_length(0, layer)
