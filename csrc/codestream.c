@@ -30,12 +30,14 @@ static const struct { unsigned size, bits, is_float, is_signed; } DTYPE_INFO[PJ2
     {1, 8, 0, 0}, {1, 8, 0, 1}, {2, 16, 0, 0}, {2, 16, 0, 1}, {4, 32, 0, 0}, {4, 32, 0, 1},
     {4, 32, 1, 1}, {8, 64, 1, 1}};
 
-/* An integer dtype's values: [*lo, *hi] */
+/* An integer dtype's values: [*lo, *hi] (for a float dtype, named in a
+ * forged header, those of an integer of its width: no shift by 64) */
 static void dtype_range(pj2k_dtype dtype, int64_t *lo, int64_t *hi)
 {
     const unsigned bits = DTYPE_INFO[dtype].bits;
-    *lo = DTYPE_INFO[dtype].is_signed ? -((int64_t)1 << (bits - 1)) : 0;
-    *hi = DTYPE_INFO[dtype].is_signed ? ((int64_t)1 << (bits - 1)) - 1 : ((int64_t)1 << bits) - 1;
+    const uint64_t top = (uint64_t)1 << (bits - 1);   /* (bits <= 64) */
+    *hi = DTYPE_INFO[dtype].is_signed ? (int64_t)(top - 1) : (int64_t)(2 * top - 1);
+    *lo = DTYPE_INFO[dtype].is_signed ? -*hi - 1 : 0;
 }
 
 /* Lossless streams of version 7 state their value gaps (possibly none). */

@@ -57,12 +57,20 @@ def parse_header(buf: bytes) -> dict:
         p += 2
     h["gaps"] = []
     if h["version"] >= 7 and h["wavelet"] in (0, 4):   # section 2: value gaps
-        lowest = np.iinfo(DTYPES[h["dtype"]]).min
         count = buf[p]
         p += 1
-        for _ in range(count):
+        if count > 4 or (count and DTYPE_BITS[h["dtype"]] > 16):
+            raise Corrupt("value gaps")
+        closed = 0
+        for _ in range(count):   # (8- and 16-bit integers)
+            info = np.iinfo(DTYPES[h["dtype"]])
             after, length = struct.unpack_from("<HH", buf, p)
-            h["gaps"].append((lowest + after, length))
+            after += info.min
+            closed += length
+            if length < 1 or (h["gaps"] and after <= h["gaps"][-1][0]) or (
+                    after + 1 + closed > info.max):
+                raise Corrupt("value gaps")
+            h["gaps"].append((after, length))
             p += 4
     if h["wavelet"] in (2, 3):         # error-bounded (3: the rounded 5/3)
         h["scale"] = struct.unpack_from("<d", buf, p)[0]

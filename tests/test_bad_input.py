@@ -165,8 +165,10 @@ def test_forged_m97_levels_are_rejected(chunk):
 def test_forged_value_gaps_are_rejected(real):
     """Version 7's value gaps (FORMAT.md 1 and 2): at most four, each at
     least one value long, in increasing order, and every value they open
-    within the dtype; none for 32-bit dtypes nor outside the lossless
-    wavelets (whose headers have no such field)."""
+    within the dtype (the largest is fine); none for 32-bit dtypes nor
+    outside the lossless wavelets (whose headers have no such field).  The
+    spec decoder refuses the same."""
+    import spec_decoder
     crop = np.ascontiguousarray(real("ct693_int16")[50:79, 75:101])
     enc = pj.encode(crop, close_gaps=True)
     header = pj.read_header(enc)
@@ -174,17 +176,32 @@ def test_forged_value_gaps_are_rejected(real):
     at = 16 + 8 * crop.ndim + len(header.axes) + 1 + 2   # after the 9/7-M levels
     assert enc[at] == 1 and struct.unpack_from("<HH", enc, at + 1) == (-2000 + 32768, 2021)
     lowest = -32768
+
+    def refused(data):
+        with pytest.raises(pj.DecodeError, match="header|dtype"):
+            pj.decode(data)
+        with pytest.raises(ValueError):
+            spec_decoder.decode(data)
+
     for after, length in ((-2000, 0),                  # empty
                           (32767 - 10, 20),            # opens past the dtype's largest value
                           (-2000, 65535)):
         data = bytearray(enc)
         struct.pack_into("<HH", data, at + 1, after - lowest, length)
-        with pytest.raises(pj.DecodeError, match="header"):
-            pj.decode(reseal(bytes(data), header.levels))
+        refused(reseal(bytes(data), header.levels))
     data = bytearray(enc)
-    data[at] = 5                                       # more than four (and a wrong length)
-    with pytest.raises(pj.DecodeError, match="header"):
-        pj.decode(reseal(bytes(data), header.levels))
+    struct.pack_into("<HH", data, at + 1, 32767 - 11 - lowest, 10)   # opens to 32767: valid
+    assert pj.read_header(reseal(bytes(data), header.levels)).gaps == ((32767 - 11, 10),)
+    for offset, value in ((5, 5),     # int32: no gaps beyond 16 bits
+                          (6, 1),     # lossy: no gap field there (the lengths disagree)
+                          (6, 3)):    # tolerance: the same
+        data = bytearray(enc)
+        data[offset] = value
+        refused(reseal(bytes(data), header.levels))
+    for count in (5, 255):      # more than four (and a length that disagrees)
+        data = bytearray(enc)
+        data[at] = count
+        refused(reseal(bytes(data), header.levels))
     # two gaps out of order: a stream with two, forged
     middle = np.median(crop[crop > -2000])
     two = np.where(crop > middle, crop + 500, crop).astype(np.int16)
@@ -194,8 +211,7 @@ def test_forged_value_gaps_are_rejected(real):
     data = bytearray(enc2)
     struct.pack_into("<HHHH", data, at + 1, gaps[1][0] - lowest, gaps[1][1],
                      gaps[0][0] - lowest, gaps[0][1])
-    with pytest.raises(pj.DecodeError, match="header"):
-        pj.decode(reseal(bytes(data), header.levels))
+    refused(reseal(bytes(data), header.levels))
     # the same bytes still decode as they were written (reseal changes nothing else)
     np.testing.assert_array_equal(pj.decode(reseal(enc2, header.levels)), two)
     with pytest.raises(ValueError, match="close_gaps applies to lossless"):

@@ -80,8 +80,8 @@ CASES = {
     "3d_m97": (lambda r: r("anatomical_int16_3d")[10:19, 12:22, 6:13], {"m97_levels": 0b111}),
     "f32_tolerance_m97": (lambda r: r("tlrc_float32_3d")[20:28, 22:31, 20:27],
                           {"tolerance": 1e-5, "m97_levels": 1}),
-    # version 7's value gaps: a CT's padding beside its air and tissue (two
-    # gaps), a volume's background, colour (gaps closed before the RCT), layers
+    # version 7's value gaps: a CT's padding beside its air and tissue, a
+    # volume's background, colour (gaps closed before the RCT), layers
     "i16_gaps": (lambda r: r("ct693_int16")[50:79, 75:101], {"close_gaps": True}),
     "3d_gaps": (lambda r: r("mni152_t1_uint8_3d")[60:69, 30:41, 60:71], {"close_gaps": True}),
     "rgb_gaps_layers": (lambda r: np.where(r("astronaut")[0:19, 0:23] < 40, 0,

@@ -132,6 +132,9 @@ def test_codec_dict_roundtrip():
     again = ProgressiveJ2K.from_dict(json.loads(json.dumps(codec.to_dict())))
     assert again == codec
     assert ProgressiveJ2K.from_dict({"name": "progressive_j2k"}) == ProgressiveJ2K()
+    gaps = ProgressiveJ2K(close_gaps=True)   # stored only when set
+    assert ProgressiveJ2K.from_dict(json.loads(json.dumps(gaps.to_dict()))) == gaps
+    assert "close_gaps" not in ProgressiveJ2K(close_gaps=False).to_dict()["configuration"]
 
 
 def test_invalid_configurations_fail_at_creation():

@@ -95,8 +95,8 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
     if options["rdo"] is not None and mode != "lossy":
         raise ValueError(f"rdo applies to lossy coding only, not mode {mode!r}")
     if options["close_gaps"] and mode == "tolerance":
-        raise ValueError("close_gaps applies to lossless streams (mode 'lossless', or a lossy "
-                         "target's chunks stored losslessly), not mode 'tolerance'")
+        raise ValueError("close_gaps applies to lossless streams (mode 'lossless', or what a "
+                         "lossy target stores losslessly), not mode 'tolerance'")
     if options["nodata"] is not None:
         if not math.isfinite(options["nodata"]):
             raise ValueError(f"nodata must be a finite number (NaN cannot be coded), got {nodata}")
