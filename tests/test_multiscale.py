@@ -562,6 +562,45 @@ def test_a_view_follows_rewrites_and_new_chunks(real, tmp_path, sharded):
     assert not np.array_equal(levels[2][:], before)
 
 
+def test_a_stale_shard_index_pointing_at_another_chunk_is_read_again(real, tmp_path):
+    """A view caches each shard's index.  Where the shard is rewritten and a
+    chunk's old place now holds the start of another whole chunk (whose own
+    checksums hold), the stream's length, which its header gives, differs
+    from the old index entry's: the read fails, the index is fetched again,
+    and the chunk reads right (not as the other chunk)."""
+    from progressive_j2k import _core
+    camera, moon = real("camera")[:256, :256], real("moon")[:256, :256]
+    root = tmp_path / "a.zarr"
+    z = zarr.create_array(LocalStore(root), shape=(256, 256), chunks=(128, 128),
+                          shards=(256, 256), dtype=np.uint8, serializer=ProgressiveJ2KV3(),
+                          compressors=None)
+    z[:] = camera
+    views = [pj.open_multiscale(zarr.open_array(str(root), mode="r")) for _ in range(2)]
+    for levels in views:   # each caches the shard's index
+        np.testing.assert_array_equal(levels[2][:32, :32], pj.open_multiscale(z)[2][:32, :32])
+    shard = root / "c" / "0" / "0"
+    old = np.frombuffer(shard.read_bytes()[-(16 * 4 + 4):-4], "<u8").reshape(2, 2, 2)
+    stale_offset, stale_length = (int(v) for v in old[0, 1])   # chunk (0, 1), as cached
+    # the new shard (moon): chunk (1, 0) placed where (0, 1) was, the rest after it
+    streams = {(i, j): pj.encode(np.ascontiguousarray(moon[128 * i:128 * (i + 1),
+                                                            128 * j:128 * (j + 1)]))
+               for i in range(2) for j in range(2)}
+    assert len(streams[1, 0]) != stale_length
+    body = bytearray(streams[0, 0].ljust(stale_offset, b"\0"))
+    index = np.zeros((2, 2, 2), "<u8")
+    for coords in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        at = 0 if coords == (0, 0) else len(body)
+        body += b"" if coords == (0, 0) else streams[coords]
+        index[coords] = (at, len(streams[coords]))
+    assert index[1, 0, 0] == stale_offset
+    raw_index = index.tobytes()
+    shard.write_bytes(bytes(body) + raw_index + _core.crc32c(raw_index).to_bytes(4, "little"))
+    np.testing.assert_array_equal(zarr.open_array(str(root), mode="r")[:], moon)
+    fresh = pj.open_multiscale(zarr.open_array(str(root), mode="r"))
+    for levels, k in zip(views, (0, 2)):   # a whole chunk, a prefix: through the stale index
+        np.testing.assert_array_equal(levels[k][:, :], fresh[k][:, :])
+
+
 @pytest.mark.parametrize("kind", ["v3", "sharded"])
 def test_a_server_that_ignores_range_requests(real, tmp_path, kind):
     """python -m http.server answers a range request with the whole file:

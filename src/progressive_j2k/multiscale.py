@@ -363,6 +363,7 @@ class _Reader:
             stop = None if length is None else offset + length
             data = await self._get(key, offset if length is not None else None, stop)
             if data is not None:
+                self._note(level, layer, data, length)
                 self._keep_header(coords, data)
             return data
         if coords not in self._headers:
@@ -379,11 +380,11 @@ class _Reader:
 
     async def _exact_prefix(self, coords, location, level, layer):
         """The header (once per chunk), then the rest of the prefix."""
-        key, offset, _ = location
+        key, offset, length = location
         header = await self._header_bytes(coords, location)
         if header is None:
             return None
-        return await self._rest(key, offset, header, self._note(level, layer, header))
+        return await self._rest(key, offset, header, self._note(level, layer, header, length))
 
     async def _rest(self, key, offset, data, needed):
         """The prefix of `needed` bytes, given its first bytes `data`."""
@@ -394,10 +395,12 @@ class _Reader:
             raise TruncatedError(f"chunk {key!r} vanished while reading", needed)
         return data + rest
 
-    def _note(self, level, layer, raw) -> int:
+    def _note(self, level, layer, raw, length=None) -> int:
         """The prefix length the chunk's header (in `raw`, its first bytes)
         gives, noted for later guesses; DecodeError where the header does not
-        fit the array's codec options."""
+        fit the array's codec options, or its stream is not `length` bytes
+        (a shard index's: one read before the shard was rewritten can point
+        at another chunk, whose own checksums hold)."""
         try:
             header = _api.read_header(raw[: self.header_length])
         except TruncatedError as exc:
@@ -409,6 +412,9 @@ class _Reader:
         if header.levels != self.levels or tuple(header.axes) != self.coded_axes:
             raise DecodeError(f"a chunk has {header.levels} levels over axes {header.axes}, the "
                               f"array's codec options say {self.levels} over {self.coded_axes}")
+        if length is not None and header.nbytes != length:
+            raise DecodeError(f"a chunk's stream is {header.nbytes} bytes, where its shard's "
+                              f"index gives {length}: the shard was rewritten since")
         needed = header.prefix_length(level, layer)
         self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
         return needed
@@ -455,7 +461,7 @@ class _Reader:
                 del self._headers[coords]
         if data is None:
             return None
-        return await self._rest(key, offset, data, self._note(level, layer, data))
+        return await self._rest(key, offset, data, self._note(level, layer, data, length))
 
 
 class Level:
