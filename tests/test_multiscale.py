@@ -28,6 +28,9 @@ class CountingStore(WrapperStore):
         self.reads.append((key, byte_range, 0 if buf is None else len(buf)))
         return buf
 
+    async def getsize(self, key):   # (WrapperStore would read the object to size it)
+        return await self._store.getsize(key)
+
     def chunk_reads(self):
         return [r for r in self.reads if not r[0].endswith((".json", ".zarray", ".zattrs",
                                                              ".zgroup"))]
@@ -407,10 +410,67 @@ def test_arrays_compressed_again_read_whole_chunks(real, tmp_path, sharded):
         stored = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")
         if sharded:   # less each shard's index: 16 bytes per chunk and a CRC
             stored -= sum(16 * 2 * 2 + 4 for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")
-        assert pj.level_nbytes(z) == [stored] * len(levels)
+        store.reads.clear()   # sizes from the store or the shards' indices, no chunk read
+        assert pj.level_nbytes(zarr.open_array(store, mode="r")) == [stored] * len(levels)
+        objects = sum(1 for f in root.rglob("*") if f.is_file() and f.name != "zarr.json")
+        assert all(r[2] == 16 * 2 * 2 + 4 for r in store.chunk_reads()) and (
+            len(store.chunk_reads()) == (objects if sharded else 0))
         store.reads.clear()
         levels[3][:]
         assert sum(r[2] for r in store.chunk_reads()) == stored   # each chunk once, whole
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_checksums_after_the_codec_keep_prefix_reads(real, tmp_path, sharded):
+    """crc32c after progressive_j2k appends 4 bytes and leaves every prefix
+    in place: such an array is read by prefix (no WholeChunkWarning), each
+    level fetching what the same array without it fetches (plus nothing);
+    a whole chunk read alone has its checksum checked; damage within the
+    codestream is caught by the codestream's own checksums."""
+    arr = real("camera")
+    common = dict(shape=arr.shape, chunks=(128, 128), dtype=arr.dtype,
+                  shards=(256, 256) if sharded else None, fill_value=0)
+    plain = zarr.create_array(LocalStore(tmp_path / "plain.zarr"),
+                              serializer=ProgressiveJ2KV3(), compressors=None, **common)
+    checked = zarr.create_array(LocalStore(tmp_path / "crc.zarr"), serializer=ProgressiveJ2KV3(),
+                                compressors=[zarr.codecs.Crc32cCodec()], **common)
+    plain[:] = arr
+    checked[:] = arr
+    expected = pj.open_multiscale(plain)
+    store = CountingStore(LocalStore(tmp_path / "crc.zarr", read_only=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pj.WholeChunkWarning)
+        levels = pj.open_multiscale(zarr.open_array(store, mode="r"))
+    assert pj.level_nbytes(checked) == pj.level_nbytes(plain)
+    stored = sum(f.stat().st_size for f in (tmp_path / "crc.zarr").rglob("*")
+                 if f.is_file() and f.name != "zarr.json")
+    for k in (len(levels) - 1, 2, 0):
+        store.reads.clear()
+        np.testing.assert_array_equal(levels[k][:], expected[k][:])
+        fetched = sum(r[2] for r in store.chunk_reads())
+        assert fetched < stored / 4 if k == 2 else fetched <= stored
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "crc.zarr", mode="r")[:], arr)
+    if sharded:
+        return
+    chunk = tmp_path / "crc.zarr" / "c" / "1" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 1   # the checksum itself: the whole chunk is refused, a prefix reads
+    chunk.write_bytes(bytes(data))
+    levels = pj.open_multiscale(str(tmp_path / "crc.zarr"))
+    with pytest.raises(pj.DecodeError, match="crc32c checksum does not match"):
+        levels[0][128:256, :128]
+    np.testing.assert_array_equal(levels[2][32:64, :32], expected[2][32:64, :32])
+    data[-1] ^= 1
+    header = pj.read_header(bytes(data))
+    data[header.prefix_length(1) - 10] ^= 1   # within level 1's prefix, past level 2's
+    assert header.prefix_length(2) < header.prefix_length(1) - 10
+    chunk.write_bytes(bytes(data))
+    levels = pj.open_multiscale(str(tmp_path / "crc.zarr"))
+    with pytest.raises(pj.DecodeError, match="crc32c checksum does not match"):
+        levels[0][128:256, :128]
+    with pytest.raises(pj.ChecksumError):
+        levels[1][64:128, :64]
+    np.testing.assert_array_equal(levels[3][16:32, :16], expected[3][16:32, :16])
 
 
 def test_compressors_that_cannot_be_undone_are_refused_and_damage_is_an_error(real, tmp_path):

@@ -13,7 +13,8 @@ middle one of the first read) takes two.  Chunks are fetched concurrently and de
 threads (the C core releases the GIL).  Headers are cached, so moving between
 levels costs one exact range request per chunk.  An array whose chunks are
 compressed again after the codec (zarr's default zstd) is read in whole
-chunks, which are decompressed first (open_multiscale warns).
+chunks, which are decompressed first (open_multiscale warns); crc32c alone
+after it keeps the prefixes in place, and is read by prefix.
 """
 from __future__ import annotations
 
@@ -59,12 +60,13 @@ class _Layout:
     index_at_start: bool
     fortran: bool            # zarr v2 order="F": chunks hold the transpose
     compressors: tuple = ()  # names of the codecs applied after progressive_j2k, in order
+    trailer: int = 0         # checksum bytes after each codestream (crc32c codecs alone)
 
 
 def _layout_of(array) -> _Layout:
     """Read the codec configuration out of a zarr Array (format 2 or 3)."""
     metadata = array.metadata
-    shard_shape, index_at_start, fortran, compressors = None, False, False, ()
+    shard_shape, index_at_start, fortran, compressors, trailer = None, False, False, (), 0
     if metadata.zarr_format == 2:
         fortran = metadata.order == "F" and len(array.shape) > 1
         compressor = metadata.compressor
@@ -105,19 +107,24 @@ def _layout_of(array) -> _Layout:
             after = codecs[1:]
             chunks = tuple(metadata.chunk_grid.chunk_shape)
         compressors = _compressors(after)
+        if compressors and set(compressors) == {"crc32c"}:
+            # checksums appended after the codestream leave its prefixes in
+            # place, and the codestream checks its own pieces: read by prefix
+            trailer, compressors = _CRC32C_BYTES * len(compressors), ()
         config = codec.get("configuration") or {}
     options = _options.resolve_options(_options.normalise_options(**config), chunks,
                                    np.dtype(array.dtype))
     _options.check_layout(chunks, options)   # (metadata edited by hand: axes, levels)
     return _Layout(tuple(array.shape), chunks, np.dtype(array.dtype), array.fill_value,
-                   options, shard_shape, index_at_start, fortran, compressors)
+                   options, shard_shape, index_at_start, fortran, compressors, trailer)
 
 
 #: zarr v3 bytes-to-bytes codecs that may follow progressive_j2k (zarr.create_array
 #: adds zstd unless given compressors=None).  They compress whole chunks, so a
 #: reader undoes them on whole chunks: such an array's levels read whole
-#: chunks, not prefixes.
+#: chunks, not prefixes (but crc32c alone: _Layout.trailer).
 _UNDOABLE = ("zstd", "gzip", "blosc", "crc32c")
+_CRC32C_BYTES = 4
 
 
 def _compressors(specs) -> tuple:
@@ -150,9 +157,10 @@ def _undo(name: str, data: bytes, limit: int) -> bytes:
     most `limit` bytes (a chunk that claims more, or does not say, is refused
     before anything is allocated); ValueError and friends where damaged."""
     if name == "crc32c":   # (the core's CRC-32C: no extra dependency)
-        if len(data) < 4 or _core.crc32c(data[:-4]) != int.from_bytes(data[-4:], "little"):
+        n = _CRC32C_BYTES
+        if len(data) < n or _core.crc32c(data[:-n]) != int.from_bytes(data[-n:], "little"):
             raise ValueError("its crc32c checksum does not match")
-        return data[:-4]
+        return data[:-n]
     if name == "gzip":
         stream = zlib.decompressobj(32 + zlib.MAX_WBITS)   # (a gzip or zlib header)
         out = stream.decompress(data, limit + 1)
@@ -307,7 +315,10 @@ class _Reader:
         offset, length = (int(v) for v in index[inner])
         if offset == MAX_UINT64:
             return None
-        return key, offset, length
+        if length < layout.trailer:
+            raise DecodeError(f"shard {key!r} gives a chunk {length} bytes, fewer than the "
+                              f"checksums after its codestream take")
+        return key, offset, length - layout.trailer   # (the codestream's length)
 
     async def _header_bytes(self, coords, location):
         key, offset, _ = location
@@ -328,16 +339,37 @@ class _Reader:
         if data is None:
             return None
         self.stored_sizes[coords] = len(data)
-        for name in reversed(self.layout.compressors):
-            try:
-                data = _undo(name, data, self.stream_limit)
-            except Exception as exc:   # (each codec raises its own kind: damaged bytes)
-                raise DecodeError(f"chunk {key!r}: its {name} compression after "
-                                  f"progressive_j2k cannot be undone ({exc})") from exc
+        data = self._undone(key, data, self.layout.compressors)
         if len(data) < _api.FIXED_HEADER_BYTES:
             raise TruncatedError(f"chunk {key!r} holds {len(data)} bytes once decompressed",
                                  _api.FIXED_HEADER_BYTES)
         return data
+
+    def _undone(self, key, data: bytes, names) -> bytes:
+        """A stored chunk's `data` with the codecs `names` after
+        progressive_j2k undone (in reverse order)."""
+        for name in reversed(names):
+            try:
+                data = _undo(name, data, self.stream_limit)
+            except Exception as exc:   # (each codec raises its own kind: damaged bytes)
+                raise DecodeError(f"chunk {key!r}: its {name} compression after progressive_j2k "
+                                  f"cannot be undone ({exc})") from exc
+        return data
+
+    async def stored_size(self, coords, visit: dict):
+        """The chunk's stored bytes (all its codecs' output), or None if
+        absent: from its shard's index, or the store's size of its object;
+        the chunk itself is not read."""
+        location = await self._locate(coords, visit)
+        if location is None:
+            return None
+        key, _, length = location
+        if length is not None:
+            return length + self.layout.trailer
+        try:
+            return await self.store.getsize(key)
+        except FileNotFoundError:
+            return None
 
     async def header(self, coords, visit: dict):
         """The chunk's header (parsed), or None if the chunk is absent."""
@@ -363,6 +395,9 @@ class _Reader:
             stop = None if length is None else offset + length
             data = await self._get(key, offset if length is not None else None, stop)
             if data is not None:
+                if length is None and self.layout.trailer:   # the object, checksums and all
+                    data = self._undone(key, data, ("crc32c",) * (self.layout.trailer
+                                                                  // _CRC32C_BYTES))
                 self._note(level, layer, data, length)
                 self._keep_header(coords, data)
             return data
@@ -680,13 +715,11 @@ def _is_progressive(array) -> bool:
     return True
 
 
-def stored_headers(array) -> tuple:
-    """(the array's reader, the headers of its stored chunks): only the
-    headers are read (whole chunks where compressors follow progressive_j2k,
-    whose stored sizes the reader then holds)."""
-    reader = _Reader(progressive_array(array))
-    level0 = Level(reader, 0)
-    grid = [range(-(-n // c)) for n, c in zip(level0.shape, level0.chunks)]
+def _stored_chunks(reader: _Reader, ask) -> list:
+    """`await ask(coords, visit)` for every chunk of the array (a few at a
+    time), less the absent chunks' None."""
+    layout = reader.layout
+    grid = [range(-(-n // c)) for n, c in zip(layout.shape, layout.chunks)]
 
     async def gather():
         semaphore = asyncio.Semaphore(_CONCURRENCY)
@@ -694,12 +727,20 @@ def stored_headers(array) -> tuple:
 
         async def one(coords):
             async with semaphore:
-                return await reader.header(coords, visit)
+                return await ask(coords, visit)
 
         return await asyncio.gather(*(one(c) for c in product(*grid)))
 
     from zarr.core.sync import sync
-    return reader, [h for h in sync(gather()) if h is not None]
+    return [r for r in sync(gather()) if r is not None]
+
+
+def stored_headers(array) -> tuple:
+    """(the array's reader, the headers of its stored chunks): only the
+    headers are read (whole chunks where compressors follow progressive_j2k,
+    whose stored sizes the reader then holds)."""
+    reader = _Reader(progressive_array(array))
+    return reader, _stored_chunks(reader, reader.header)
 
 
 def codec_options(array) -> dict:
@@ -712,13 +753,22 @@ def level_nbytes(array, layer: int | None = None) -> list[int]:
     """Stored bytes each level needs in total (sum of the chunks' prefixes),
     finest first, with quality layers 0..``layer`` (None: all); reads only
     the chunks' headers.  Where compressors follow progressive_j2k, every
-    level needs the whole stored chunks (and they are read to find out)."""
-    reader, headers = stored_headers(array)
+    level needs the whole stored chunks: their sizes, from the store or the
+    shards' indices (the chunks are not read)."""
+    reader = _Reader(progressive_array(array))
+    _check_layer(reader, layer)
     if reader.layout.compressors:
-        for h in headers:   # (the layer's checks, as the prefixes below make them)
-            h.prefix_length(0, layer)
-        return [sum(reader.stored_sizes.values())] * (reader.levels + 1)
+        return [sum(_stored_chunks(reader, reader.stored_size))] * (reader.levels + 1)
+    headers = _stored_chunks(reader, reader.header)
     return [sum(h.prefix_length(k, layer) for h in headers) for k in range(reader.levels + 1)]
+
+
+def _check_layer(reader: _Reader, layer) -> None:
+    """ValueError unless `layer` is None or one of the array's quality layers."""
+    if layer is not None:
+        layers = _options.layer_count(reader.layout.options)
+        if not 0 <= operator.index(layer) < layers:
+            raise ValueError(f"layer must be in 0..{layers - 1} for this array, got {layer}")
 
 
 def open_multiscale(array, layer: int | None = None) -> list[Level]:
@@ -743,10 +793,7 @@ def open_multiscale(array, layer: int | None = None) -> list[Level]:
                       f"2**{reader.levels}, so each chunk's level k ends on a partial sample and "
                       f"level k is not the array's grid every 2**k samples (a viewer that infers "
                       f"scales from shapes misplaces it)", stacklevel=2)
-    if layer is not None:
-        layers = _options.layer_count(reader.layout.options)
-        if not 0 <= operator.index(layer) < layers:
-            raise ValueError(f"layer must be in 0..{layers - 1} for this array, got {layer}")
+    _check_layer(reader, layer)
     if layout.compressors:
         names = ", ".join(layout.compressors)
         warnings.warn(f"this array compresses its chunks again after progressive_j2k ({names}): "
