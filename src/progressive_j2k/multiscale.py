@@ -339,7 +339,8 @@ class _Reader:
         if data is None:
             return None
         self.stored_sizes[coords] = len(data)
-        data = self._undone(key, data, self.layout.compressors)
+        # (in a worker thread: the event loop goes on fetching other chunks)
+        data = await asyncio.to_thread(self._undone, key, data, self.layout.compressors)
         if len(data) < _api.FIXED_HEADER_BYTES:
             raise TruncatedError(f"chunk {key!r} holds {len(data)} bytes once decompressed",
                                  _api.FIXED_HEADER_BYTES)
