@@ -622,6 +622,34 @@ def test_a_view_follows_rewrites_and_new_chunks(real, tmp_path, sharded):
     assert not np.array_equal(levels[2][:], before)
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_view_follows_rewrites_of_chunks_shorter_than_the_first_request(real, tmp_path,
+                                                                          zarr_format):
+    """A lossy target stores a constant chunk losslessly in fewer bytes than
+    the reader's first request (the longest header the options allow), so
+    the header it keeps holds the whole old stream.  After the array is
+    rewritten an open view reads the new chunks at every level, not the kept
+    bytes; a chunk rewritten to the fill value (deleted) reads as fill."""
+    camera = real("camera")
+    kwargs = (dict(serializer=ProgressiveJ2KV3(ratio=20), compressors=None) if zarr_format == 3
+              else dict(compressors=pj.ProgressiveJ2K(ratio=20), zarr_format=2))
+    z = zarr.create_array(LocalStore(tmp_path / "a.zarr"), shape=(512, 512), chunks=(256, 256),
+                          dtype=np.uint8, fill_value=0, **kwargs)
+    z[:] = 255
+    levels = pj.open_multiscale(zarr.open_array(str(tmp_path / "a.zarr"), mode="r"))
+    header = pj.read_header((tmp_path / "a.zarr" / ("c/0/0" if zarr_format == 3 else "0.0"))
+                            .read_bytes())
+    assert header.nbytes <= levels[0]._reader.header_length   # the whole stream, kept
+    for k in (0, 3):
+        assert (levels[k][:] == 255).all()
+    z[:] = camera
+    z[256:, 256:] = 0   # the fill value: zarr deletes the chunk
+    fresh = pj.open_multiscale(z)
+    np.testing.assert_array_equal(levels[0][:], z[:])
+    np.testing.assert_array_equal(levels[3][:], fresh[3][:])
+    assert (levels[3][32:, 32:] == 0).all() and (levels[3][:32, :32] != 255).any()
+
+
 def test_a_stale_shard_index_pointing_at_another_chunk_is_read_again(real, tmp_path):
     """A view caches each shard's index.  Where the shard is rewritten and a
     chunk's old place now holds the start of another whole chunk (whose own

@@ -415,12 +415,27 @@ class _Reader:
         self._headers.setdefault(coords, done)
 
     async def _exact_prefix(self, coords, location, level, layer):
-        """The header (once per chunk), then the rest of the prefix."""
+        """The header (once per chunk), then the prefix it gives.  A header
+        fetched just now is followed by the rest; past a kept one the prefix
+        is fetched whole, since the kept bytes (which may hold a short
+        stream's every byte) can be older than the chunk: the fresh prefix
+        must begin with them, else the chunk was rewritten since (DecodeError:
+        Level._read forgets the header and reads the chunk afresh)."""
         key, offset, length = location
+        kept = coords in self._headers
         header = await self._header_bytes(coords, location)
         if header is None:
             return None
-        return await self._rest(key, offset, header, self._note(level, layer, header, length))
+        needed = self._note(level, layer, header, length)
+        if not kept:
+            return await self._rest(key, offset, header, needed)
+        data = await self._get(key, offset, offset + needed)
+        if data is None:   # deleted since: absent
+            return None
+        same = min(len(data), len(header))
+        if len(data) < needed or data[:same] != header[:same]:
+            raise DecodeError(f"chunk {key!r} was rewritten since its header was read")
+        return data
 
     async def _rest(self, key, offset, data, needed):
         """The prefix of `needed` bytes, given its first bytes `data`."""
