@@ -628,11 +628,19 @@ def test_malformed_physical_axes_warn_and_fall_back_to_unit_spacing(real, tmp_pa
     levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
     assert levels[1].scale == (2.0, 2.0) and levels[1].translation == (5.0, 6.0)
     assert levels[1].units is None   # (OME 0.3's plain axis names carry no units)
-    for bad in ({"scale": 2.0}, {"scale": [2.0, None], "translation": [0, 0]}, "text"):
+    for bad in ({"scale": 2.0}, {"scale": [2.0, None], "translation": [0, 0]}, "text",
+                {"scale": [1.0, 1.0], "translation": [1, "x"]}):
         z = pj.to_zarr(image, str(tmp_path / "b.zarr"), overwrite=True,
                        attributes={"ome_level0": bad})
         with pytest.warns(UserWarning, match="ome_level0 is malformed"):
             assert pj.open_multiscale(z)[1].scale == (2.0, 2.0)
+    # a scale alone: no offset; axes that are not a list: no units
+    z = pj.to_zarr(image, str(tmp_path / "b.zarr"), overwrite=True,
+                   attributes={"ome_level0": {"scale": [0.5, 0.25], "axes": 5}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        level = pj.open_multiscale(z)[1]
+    assert (level.scale, level.translation, level.units) == ((1.0, 0.5), (0.0, 0.0), None)
 
 
 def test_preview_at_picks_the_slice(real, tmp_path, capsys):

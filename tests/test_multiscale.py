@@ -523,6 +523,49 @@ def test_compressors_that_cannot_be_undone_are_refused_and_damage_is_an_error(re
         levels[2][64:, 64:]
 
 
+def test_hostile_lengths_are_refused_before_anything_is_fetched(real, tmp_path):
+    """Lengths that no chunk of the array can have are DecodeErrors, not
+    requests for them (a store would allocate what they say): a header whose
+    last piece ends at 2**40 (its CRC mended), a shard index entry of 2**62
+    bytes, and a zstd chunk that is two frames (the first states a small
+    size; a decoder goes on into the second, which could hold gigabytes)."""
+    numcodecs = pytest.importorskip("numcodecs")
+    from progressive_j2k import _core
+    camera = real("camera")
+    for shards in (None, (256, 256)):
+        z = zarr.create_array(LocalStore(tmp_path / f"a{shards is None}.zarr"), shape=camera.shape,
+                              chunks=(128, 128), shards=shards, dtype=camera.dtype,
+                              serializer=ProgressiveJ2KV3(), compressors=None)
+        z[:] = camera
+        path = tmp_path / f"a{shards is None}.zarr" / "c" / "0" / "0"
+        data = bytearray(path.read_bytes())
+        if shards is None:   # the last piece's end (8 bytes), then its CRC, then the header's
+            n = pj.read_header(bytes(data)).header_length
+            data[n - 16:n - 8] = (2**40).to_bytes(8, "little")
+            data[n - 4:n] = _core.crc32c(bytes(data[:n - 4])).to_bytes(4, "little")
+        else:   # the index at the end: chunk (0, 0)'s length
+            index = np.frombuffer(bytes(data[-(16 * 4 + 4):-4]), "<u8").copy()
+            index[1] = 2**62
+            data[-(16 * 4 + 4):] = index.tobytes() + _core.crc32c(index.tobytes()).to_bytes(
+                4, "little")
+        path.write_bytes(bytes(data))
+        levels = pj.open_multiscale(z)
+        for k in (0, 3):
+            with pytest.raises(pj.DecodeError, match="stream, where|gives a chunk 4611"):
+                levels[k][:16, :16]
+        np.testing.assert_array_equal(levels[0][256:, 256:], camera[256:, 256:])
+    z = zarr.create_array(LocalStore(tmp_path / "z.zarr"), shape=camera.shape, chunks=(256, 256),
+                          dtype=camera.dtype, serializer=ProgressiveJ2KV3())   # (zstd after it)
+    z[:] = camera
+    chunk = tmp_path / "z.zarr" / "c" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes() + bytes(numcodecs.Zstd().encode(bytes(2**20))))
+    with pytest.warns(pj.WholeChunkWarning):
+        levels = pj.open_multiscale(z)
+    with pytest.raises(pj.DecodeError, match="states no decompressed bytes"):
+        levels[2][:8, :8]
+    np.testing.assert_array_equal(levels[0][256:, :256], camera[256:, :256])
+
+
 def test_a_lossy_arrays_lossless_chunk_with_four_gaps_has_the_longest_header():
     """A lossy target stores a chunk of five values losslessly, with
     close_gaps its four gaps: with one level its header (82 bytes) is longer
@@ -745,6 +788,12 @@ def test_groups_open_their_progressive_array(real, tmp_path):
         pj.open_multiscale(group)
     group.attrs["multiscales"] = [{"datasets": [{"path": "second"}]}]
     assert pj.open_multiscale(group)[0].shape == (64, 64)
+    group.create_group("sub")
+    for bad in ([{"datasets": []}], [{}], {"a": 1}, [{"datasets": [{"path": 5}]}],
+                [{"datasets": [{"path": "nope"}]}], [{"datasets": [{"path": "sub"}]}]):
+        group.attrs["multiscales"] = bad   # a ValueError that names the attribute
+        with pytest.raises(ValueError, match="multiscales attribute names no level-0 array"):
+            pj.open_multiscale(group)
 
 
 def test_warm_tile_reads_of_a_sharded_array_take_one_request(real, tmp_path):

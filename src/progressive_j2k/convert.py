@@ -279,7 +279,8 @@ CARRIED_ATTRIBUTES = (PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE)
 def ome_metadata(attrs: dict, key: str):
     """An OME-Zarr group's `key` ("multiscales", "omero"): among the group's
     attributes (OME-NGFF 0.4) or under their "ome" (0.5); None if absent."""
-    return attrs.get(key) or attrs.get("ome", {}).get(key)
+    ome = attrs.get("ome")
+    return attrs.get(key) or (ome.get(key) if isinstance(ome, dict) else None)
 
 
 def open_input(path: str) -> tuple:
@@ -303,12 +304,12 @@ def open_input(path: str) -> tuple:
     attrs = node.attrs.asdict()
     multiscales = ome_metadata(attrs, "multiscales")
     if multiscales:
-        array = node[multiscales[0]["datasets"][0]["path"]]
-        axes = multiscales[0].get("axes") or []
+        array, multiscale = ome_level0(node, multiscales)
+        axes = _list(multiscale.get("axes"))
         names = [a.get("name") if isinstance(a, dict) else a for a in axes]
         if len(names) != array.ndim or not all(isinstance(n, str) for n in names):
             names = getattr(array.metadata, "dimension_names", None)
-        carried = _physical_axes(multiscales[0], array.ndim)
+        carried = _physical_axes(multiscale, array.ndim)
         omero = ome_metadata(attrs, "omero")
         if isinstance(omero, dict):
             carried[OMERO_ATTRIBUTE] = omero
@@ -320,15 +321,35 @@ def open_input(path: str) -> tuple:
                      f"arrays ({', '.join(f'{path}/{a}' for a in arrays)})")
 
 
+def ome_level0(group, multiscales) -> tuple:
+    """(level 0's array, its multiscale entry) of an OME-Zarr group, from
+    its multiscales metadata; ValueError where that names no array in it."""
+    zarr = require_zarr("reading OME-Zarr")
+    try:
+        multiscale = multiscales[0]
+        array = group[multiscale["datasets"][0]["path"]]
+    except (KeyError, IndexError, TypeError) as exc:
+        array = exc
+    if not isinstance(array, zarr.Array):
+        raise ValueError(f"an OME-Zarr group whose multiscales attribute names no level-0 "
+                         f"array in it (multiscales[0].datasets[0].path: {array!r})")
+    return array, multiscale
+
+
+def _list(value) -> list:
+    """An attribute's list, or [] where it holds something else."""
+    return value if isinstance(value, list) else []
+
+
 def _physical_axes(multiscale: dict, ndim: int) -> dict:
     """PHYSICAL_ATTRIBUTE for an OME multiscale's level 0: its axes, and the
     scale and translation of its dataset's transformations followed by the
     multiscale's own (OME-NGFF 0.4/0.5); {} where it gives neither."""
-    axes = multiscale.get("axes") or []
+    axes = _list(multiscale.get("axes"))
     scale, translation = [1.0] * ndim, [0.0] * ndim
     found, skipped = False, []
-    for transform in (multiscale["datasets"][0].get("coordinateTransformations") or []) + (
-            multiscale.get("coordinateTransformations") or []):
+    for transform in _list(multiscale["datasets"][0].get("coordinateTransformations")) + (
+            _list(multiscale.get("coordinateTransformations"))):
         kind = transform.get("type") if isinstance(transform, dict) else None
         values = _numbers(transform.get(kind), ndim) if kind in ("scale", "translation") else None
         if values is None:
@@ -369,14 +390,15 @@ def physical_axes(attributes: dict, ndim: int) -> tuple:
     if physical is None:
         return default
     scale = _numbers(physical.get("scale"), ndim) if isinstance(physical, dict) else None
-    translation = _numbers(physical.get("translation"), ndim) if scale else None
+    translation = None if not scale else default[1] if physical.get("translation") is None \
+        else _numbers(physical["translation"], ndim)   # (no translation: no offset)
     if translation is None:
-        warnings.warn(f"{PHYSICAL_ATTRIBUTE} is malformed (scale and translation must be "
-                      f"{ndim} finite numbers each): unit spacing assumed", stacklevel=3)
+        warnings.warn(f"{PHYSICAL_ATTRIBUTE} is malformed (scale, and translation if given, "
+                      f"must be {ndim} finite numbers each): unit spacing assumed", stacklevel=3)
         return default
-    axes = physical.get("axes") or []
+    axes = physical.get("axes")
     units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes) \
-        if len(axes) == ndim else ()
+        if isinstance(axes, list) and len(axes) == ndim else ()
     return tuple(scale), tuple(translation), units if any(u is not None for u in units) else None
 
 

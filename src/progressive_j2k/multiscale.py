@@ -31,7 +31,7 @@ import numpy as np
 
 from progressive_j2k import _api, _core, _options
 from progressive_j2k._optional import require, require_zarr
-from progressive_j2k.convert import ome_metadata, physical_axes
+from progressive_j2k.convert import ome_level0, ome_metadata, physical_axes
 from progressive_j2k.errors import DecodeError, TruncatedError, WholeChunkWarning
 
 MAX_UINT64 = 2**64 - 1
@@ -139,7 +139,9 @@ def _compressors(specs) -> tuple:
 
 
 def _zstd_content_size(data: bytes) -> int | None:
-    """The decompressed size a zstd frame states (RFC 8878 3.1.1.1), or None."""
+    """The decompressed size a zstd frame states (RFC 8878 3.1.1), or None
+    unless `data` is exactly one frame that states it: a second frame (which
+    decoders go on to decompress) could hold anything."""
     if len(data) < 6 or data[:4] != b"\x28\xb5\x2f\xfd":
         return None
     descriptor = data[4]
@@ -148,8 +150,20 @@ def _zstd_content_size(data: bytes) -> int | None:
     size = (single_segment, 2, 4, 8)[descriptor >> 6]
     if not size or len(data) < at + size:
         return None
-    value = int.from_bytes(data[at:at + size], "little")
-    return value + 256 if size == 2 else value
+    value = int.from_bytes(data[at:at + size], "little") + (256 if size == 2 else 0)
+    at += size
+    while True:   # the blocks: 3-byte headers (last flag, type, size)
+        if len(data) < at + 3:
+            return None
+        block = int.from_bytes(data[at:at + 3], "little")
+        kind, length = block >> 1 & 3, block >> 3
+        if kind == 3:   # reserved
+            return None
+        at += 3 + (1 if kind == 1 else length)   # (an RLE block stores one byte)
+        if block & 1:
+            break
+    at += 4 if descriptor >> 2 & 1 else 0   # the content checksum
+    return value if at == len(data) else None
 
 
 def _undo(name: str, data: bytes, limit: int) -> bytes:
@@ -315,9 +329,11 @@ class _Reader:
         offset, length = (int(v) for v in index[inner])
         if offset == MAX_UINT64:
             return None
-        if length < layout.trailer:
-            raise DecodeError(f"shard {key!r} gives a chunk {length} bytes, fewer than the "
-                              f"checksums after its codestream take")
+        if not layout.trailer <= length <= self.stream_limit + layout.trailer or (
+                offset + length >= 2**63):
+            raise DecodeError(f"shard {key!r} gives a chunk {length} bytes at {offset}, where "
+                              f"this array's chunks take {layout.trailer} to "
+                              f"{self.stream_limit + layout.trailer}")
         return key, offset, length - layout.trailer   # (the codestream's length)
 
     async def _header_bytes(self, coords, location):
@@ -467,6 +483,9 @@ class _Reader:
             raise DecodeError(f"a chunk's stream is {header.nbytes} bytes, where its shard's "
                               f"index gives {length}: the shard was rewritten since")
         needed = header.prefix_length(level, layer)
+        if header.nbytes > self.stream_limit:   # (before a store is asked for it)
+            raise DecodeError(f"a chunk's header gives a {header.nbytes}-byte stream, where "
+                              f"this array's chunks take at most {self.stream_limit}")
         self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
         return needed
 
@@ -708,7 +727,7 @@ def progressive_array(array):
     attrs = node.attrs.asdict()
     multiscales = ome_metadata(attrs, "multiscales")
     if multiscales:
-        return node[multiscales[0]["datasets"][0]["path"]]
+        return ome_level0(node, multiscales)[0]
     progressive = [name for name, child in node.arrays() if _is_progressive(child)]
     if len(progressive) == 1:
         return node[progressive[0]]
@@ -732,23 +751,28 @@ def _is_progressive(array) -> bool:
 
 
 def _stored_chunks(reader: _Reader, ask) -> list:
-    """`await ask(coords, visit)` for every chunk of the array (a few at a
-    time), less the absent chunks' None."""
+    """`await ask(coords, visit)` for every chunk of the array, in grid
+    order, less the absent chunks' None.  _CONCURRENCY workers take the
+    chunks in turn: memory grows with the chunks found, not with the grid
+    (which a sparse array's metadata can make astronomically large)."""
     layout = reader.layout
-    grid = [range(-(-n // c)) for n, c in zip(layout.shape, layout.chunks)]
+    cells = product(*(range(-(-n // c)) for n, c in zip(layout.shape, layout.chunks)))
 
     async def gather():
-        semaphore = asyncio.Semaphore(_CONCURRENCY)
         visit = {}   # (absent shards, for this gather)
+        found = []
 
-        async def one(coords):
-            async with semaphore:
-                return await ask(coords, visit)
+        async def worker():
+            for coords in cells:   # (one iterator: each worker takes the next chunk)
+                result = await ask(coords, visit)
+                if result is not None:
+                    found.append((coords, result))
 
-        return await asyncio.gather(*(one(c) for c in product(*grid)))
+        await asyncio.gather(*(worker() for _ in range(_CONCURRENCY)))
+        return [result for _, result in sorted(found, key=lambda f: f[0])]
 
     from zarr.core.sync import sync
-    return [r for r in sync(gather()) if r is not None]
+    return sync(gather())
 
 
 def stored_headers(array) -> tuple:
