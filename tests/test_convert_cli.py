@@ -194,6 +194,36 @@ def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
     assert not (tmp_path / "f.zarr").exists()
 
 
+def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, capsys):
+    """Overwriting the place the input is read from (the same array, the
+    group holding it, the same in-memory store, a .npy's own path) would
+    delete it before it is read: refused, the input intact; another place
+    in the same group is fine."""
+    from zarr.storage import MemoryStore
+    camera = real("camera")
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    source = group.create_array("raw", data=camera, chunks=(256, 256))
+    for output in (str(tmp_path / "g.zarr" / "raw"), str(tmp_path / "g.zarr"), group,
+                   str(tmp_path / "g.zarr" / "raw" / ".." / "raw")):
+        with pytest.raises(ValueError, match="would delete the input being converted"):
+            pj.to_zarr(source, output, overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr" / "raw"))[:], camera)
+    converted = pj.to_zarr(source, str(tmp_path / "g.zarr" / "j2k"), overwrite=True)
+    np.testing.assert_array_equal(converted[:], camera)
+    memory = MemoryStore()
+    in_memory = zarr.create_array(memory, name="a", data=camera)
+    with pytest.raises(ValueError, match="would delete the input"):
+        pj.to_zarr(in_memory, memory, overwrite=True)
+    pj.to_zarr(in_memory, MemoryStore(), overwrite=True)   # (another store)
+    np.save(tmp_path / "c.npy", camera)
+    for input_, output in ((tmp_path / "c.npy", tmp_path / "c.npy"), (tmp_path / "c.npy", tmp_path),
+                           (tmp_path / "g.zarr", tmp_path / "g.zarr")):
+        assert main(["convert", str(input_), str(output), "--overwrite", "--quiet"]) == 2
+        assert "would delete the input being converted" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), camera)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr" / "raw"))[:], camera)
+
+
 def test_to_zarr_empty_array(tmp_path):
     z = to_zarr(np.zeros((0, 5), np.uint16), str(tmp_path / "e.zarr"), chunks=(4, 5))
     assert z.shape == (0, 5)

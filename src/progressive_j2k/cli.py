@@ -84,9 +84,11 @@ def convert(args):
 
 
 def _convert(args):
-    from progressive_j2k.convert import open_input, to_zarr
+    from progressive_j2k.convert import open_input, refuse_to_overwrite_input, to_zarr
     if args.lossy and args.tolerance is not None:
         raise ValueError("--tolerance is a mode of its own: leave out --lossy")
+    if args.overwrite:   # (a .npy or TIFF input too)
+        refuse_to_overwrite_input(args.input, args.output)
     data, names, attributes = open_input(args.input)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from itertools import product
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -222,6 +223,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # mean (pad_chunk), then cut to its shape: resizing keeps the chunks it
     # still overlaps as they are
     padded = tuple(-(-n // c) * c for n, c in zip(shape, chunks))
+    if overwrite:
+        refuse_to_overwrite_input(data, store)
     from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, ContainsGroupError
     try:
         z = zarr.create_array(store, shape=padded, dtype=dtype, chunks=chunks, shards=shards,
@@ -274,6 +277,32 @@ PHYSICAL_ATTRIBUTE = "ome_level0"
 OMERO_ATTRIBUTE = "omero"
 #: The attributes a conversion carries from its input to its output.
 CARRIED_ATTRIBUTES = (PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE)
+
+
+def _place(thing) -> tuple | None:
+    """(where, path): a local path, LocalStore, or zarr array or group in
+    one as ("local", its resolved path); one in another store as (that
+    store, its path in it); None for a URL."""
+    store_path = getattr(thing, "store_path", None)   # a zarr Array or Group
+    store, path = (store_path.store, store_path.path) if store_path is not None else (thing, "")
+    if isinstance(store, (str, os.PathLike)):
+        return None if "://" in os.fspath(store) else ("local", Path(store).resolve())
+    root = getattr(store, "root", None)
+    if isinstance(root, Path):
+        return "local", (root / path).resolve()
+    return store, PurePosixPath("/", path)
+
+
+def refuse_to_overwrite_input(data, output) -> None:
+    """ValueError where writing `output` with overwrite would delete `data`
+    (a path, or an array read from one or from a store) before it is read:
+    the same place, or one holding it."""
+    source, target = _place(data), _place(output)
+    if source is None or target is None or source[0] is not target[0]:
+        return
+    if source[1] == target[1] or target[1] in source[1].parents:
+        raise ValueError(f"{output}: overwriting it would delete the input being converted "
+                         f"({source[1]}) before it is read; write elsewhere, then move it")
 
 
 def ome_metadata(attrs: dict, key: str):
