@@ -137,6 +137,25 @@ def test_cli_info_on_an_array_compressed_again(real, tmp_path, capsys):
     assert len(rows) == 7 and all(row[-2:] == [str(stored), "100.00"] for row in rows)
 
 
+def test_cli_info_on_a_sparse_array_rates_the_stored_chunks(real, tmp_path, capsys):
+    """info on an array with chunks never written: their count, and the
+    compression ratio of the chunks stored (not of the whole array's raw
+    bytes over them); none for an empty array."""
+    camera = real("camera")
+    z = zarr.create_array(str(tmp_path / "s.zarr"), shape=camera.shape, chunks=(128, 128),
+                          dtype=camera.dtype, serializer=ProgressiveJ2K(), compressors=None)
+    z[:128, :128] = camera[:128, :128]
+    assert main(["info", str(tmp_path / "s.zarr")]) == 0
+    stored = (tmp_path / "s.zarr" / "c" / "0" / "0").stat().st_size
+    out = capsys.readouterr().out
+    assert f"stored {stored} bytes of chunk data in 1 of 16 chunks" in out
+    assert f"ratio of the stored chunks {128 * 128 / stored:.2f}" in out
+    zarr.create_array(str(tmp_path / "e.zarr"), shape=(64, 64), chunks=(32, 32), dtype="u1",
+                      serializer=ProgressiveJ2K(), compressors=None)
+    assert main(["info", str(tmp_path / "e.zarr")]) == 0
+    assert "in 0 of 4 chunks" in capsys.readouterr().out
+
+
 def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     arr = real("chelsea")
     np.save(tmp_path / "c.npy", arr)

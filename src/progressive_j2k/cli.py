@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import warnings
@@ -132,8 +133,16 @@ def info(args):
     print(f"{args.path}{inner}: shape {z.shape}, dtype {z.dtype}, chunks {z.chunks}"
           + (f", shards {z.shards}" if z.shards else ""))
     print(_describe_codec(options, headers))
-    print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
-          f"compression ratio {raw / max(nbytes[0], 1):.2f}")
+    grid = math.prod(-(-n // c) for n, c in zip(z.shape, reader.layout.chunks))
+    if len(headers) == grid:
+        print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
+              f"compression ratio {raw / max(nbytes[0], 1):.2f}")
+    else:   # the chunks never written hold nothing: the ratio is the stored ones'
+        written = len(headers) * math.prod(reader.layout.chunks) * z.dtype.itemsize
+        ratio = f"{written / nbytes[0]:.2f}" if headers else "none"
+        print(f"stored {nbytes[0]} bytes of chunk data in {len(headers)} of {grid} chunks "
+              f"(the rest unwritten: fill value); raw {raw} bytes; compression ratio of the "
+              f"stored chunks {ratio}")
     if reader.layout.compressors:
         names = ", ".join(reader.layout.compressors)
         print(f"chunks compressed again after the codec ({names}): every level reads whole "
