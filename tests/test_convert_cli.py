@@ -248,6 +248,15 @@ def test_to_zarr_empty_array(tmp_path):
     assert z.shape == (0, 5)
 
 
+def test_to_zarr_takes_nested_lists(tmp_path):
+    """Array-likes without a shape are read as numpy would: float64 values
+    with a tolerance; Python ints become int64, refused by name."""
+    z = to_zarr([[1.5, 2.25], [3.0, 4.5]], str(tmp_path / "l.zarr"), tolerance=0.01)
+    np.testing.assert_allclose(z[:], [[1.5, 2.25], [3.0, 4.5]], atol=0.01)
+    with pytest.raises(TypeError, match="unsupported dtype int64"):
+        to_zarr([[1, 2], [3, 4]], str(tmp_path / "i.zarr"))
+
+
 def test_cli_layers_ratio_and_layer_preview(real, tmp_path):
     pytest.importorskip("imagecodecs")
     arr = real("camera")

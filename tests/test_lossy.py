@@ -92,8 +92,14 @@ def test_non_finite_lossy_is_refused():
 
 
 def test_bad_step():
-    with pytest.raises(ValueError):
-        pj.encode(np.zeros((4, 4), "u1"), reversible=False, step=0)
+    """A step that is not a positive finite number is refused by encode()
+    and by both codecs when they are made, not at an array's first write."""
+    from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3
+    for step in (0, -1.0, float("inf"), float("nan")):
+        for make in (lambda s: pj.encode(np.zeros((4, 4), "u1"), reversible=False, step=s),
+                     lambda s: pj.ProgressiveJ2K(step=s), lambda s: ProgressiveJ2KV3(step=s)):
+            with pytest.raises(ValueError, match="step must be a positive number"):
+                make(step)
     with pytest.raises(ValueError, match="lossy coding only"):
         pj.ProgressiveJ2K(mode="lossless", step=1.0)   # a step, but lossless asked for
 

@@ -73,6 +73,9 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
     if options["bits_per_sample"] is not None and not (
             options["bits_per_sample"] > 0 and math.isfinite(options["bits_per_sample"])):
         raise ValueError(f"bits_per_sample must be a positive number, got {bits_per_sample}")
+    if options["step"] is not None and not (options["step"] > 0 and math.isfinite(step)):
+        # (no stored array has one: every encode refused it)
+        raise ValueError(f"step must be a positive number, got {step}")
     if options["psnr"] is not None and not math.isfinite(options["psnr"]):
         raise ValueError(f"psnr must be a finite number of dB, got {psnr}")
     if len(knobs) > 1:

@@ -181,6 +181,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
 
     from progressive_j2k.zarr3 import ProgressiveJ2K
 
+    if not (hasattr(data, "shape") and hasattr(data, "dtype")):   # (nested lists, say)
+        data = np.asarray(data)
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
     # the options and the dtype checked before anything is created in the store
     options = _options.normalise_options(**codec_options)
