@@ -248,6 +248,18 @@ def test_to_zarr_empty_array(tmp_path):
     assert z.shape == (0, 5)
 
 
+def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
+    """Chunk lengths apply to the leading axes: (256, 256) on a stack of two
+    frames is 256 frames deep, and says so; (1, 256, 256) does not."""
+    stack = real("ect_uint16_2x512x512")
+    with pytest.warns(UserWarning, match=r"at least twice the array's length along axis 0"):
+        to_zarr(stack, str(tmp_path / "a.zarr"), chunks=(256, 256))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = to_zarr(stack, str(tmp_path / "b.zarr"), chunks=(1, 256, 256))
+    np.testing.assert_array_equal(z[:], stack)
+
+
 def test_to_zarr_takes_nested_lists(tmp_path):
     """Array-likes without a shape are read as numpy would: float64 values
     with a tolerance; Python ints become int64, refused by name."""

@@ -210,6 +210,13 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     chunks += defaults[len(chunks):]
     if len(chunks) != len(shape) or min(chunks, default=1) < 1:
         raise ValueError(f"chunks must be up to {len(shape)} positive lengths, got {chunks}")
+    padded_axes = [a for a, (n, c) in enumerate(zip(shape, chunks)) if 0 < 2 * n <= c]
+    if padded_axes:   # (e.g. chunks meant for (y, x) given to a (frame, y, x) stack)
+        warnings.warn(f"chunks {chunks} are at least twice the array's length along axis "
+                      f"{', '.join(map(str, padded_axes))} (shape {shape}): every chunk codes "
+                      f"that much padding. Chunk lengths apply to the leading axes (the "
+                      f"trailing ones may be left out): give one per axis from the first",
+                      stacklevel=2)
     if shards is not None:
         # like chunks, trailing axes may be left out: one chunk per shard there
         shards = tuple(int(s) for s in shards)
