@@ -1,4 +1,5 @@
 """Multiscale reads: every level of one stored array, fetching only prefixes."""
+import json
 import math
 import warnings
 from itertools import product
@@ -564,6 +565,38 @@ def test_hostile_lengths_are_refused_before_anything_is_fetched(real, tmp_path):
     with pytest.raises(pj.DecodeError, match="states no decompressed bytes"):
         levels[2][:8, :8]
     np.testing.assert_array_equal(levels[0][256:, :256], camera[256:, :256])
+
+
+@pytest.mark.parametrize("layout", ["v2", "v3", "sharded"])
+def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, tmp_path,
+                                                                         monkeypatch, layout):
+    """An array whose grid has more cells than _LISTING_CELLS (here one
+    edited to 2**24 x 2**24 samples, 2**34 chunks, three of them written)
+    has its chunks found from the store's listing: level_nbytes and info
+    answer at once, and as probing every cell would on a grid small enough."""
+    from progressive_j2k import multiscale
+    from progressive_j2k.cli import main
+    camera = real("camera")
+    kwargs = (dict(compressors=pj.ProgressiveJ2K(), zarr_format=2) if layout == "v2" else
+              dict(serializer=ProgressiveJ2KV3(), compressors=None,
+                   shards=(256, 256) if layout == "sharded" else None))
+    root = tmp_path / "a.zarr"
+    z = zarr.create_array(LocalStore(root), shape=(1024, 1024), chunks=(128, 128),
+                          dtype=camera.dtype, fill_value=0, **kwargs)
+    z[:128, :128] = camera[:128, :128]
+    z[640:768, 384:512] = camera[384:, :128]
+    z[896:, 896:] = camera[:128, 384:]
+    monkeypatch.setattr(multiscale, "_LISTING_CELLS", 16)   # listed: 64 cells
+    listed = pj.level_nbytes(z)
+    monkeypatch.setattr(multiscale, "_LISTING_CELLS", 4096)   # probed
+    assert pj.level_nbytes(z) == listed and listed[0] > listed[-1] > 0
+    metadata = root / ("zarr.json" if layout != "v2" else ".zarray")
+    fields = json.loads(metadata.read_text())
+    fields["shape"] = [2**24, 2**24]
+    metadata.write_text(json.dumps(fields))
+    vast = zarr.open_array(str(root), mode="r")
+    assert vast.shape == (2**24, 2**24) and pj.level_nbytes(vast) == listed
+    assert main(["info", str(root)]) == 0
 
 
 def test_a_lossy_arrays_lossless_chunk_with_four_gaps_has_the_longest_header():

@@ -22,6 +22,7 @@ import asyncio
 import math
 import operator
 import os
+import re
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ from progressive_j2k.errors import DecodeError, TruncatedError, WholeChunkWarnin
 
 MAX_UINT64 = 2**64 - 1
 _CONCURRENCY = 32
+#: level_nbytes and info find the chunks of an array with more grid cells
+#: than this from the store's listing (where it lists), not by asking for
+#: each cell: a sparse array's absent chunks then cost nothing.
+_LISTING_CELLS = 4096
 #: A chunk's first read at a level other than its whole fetches its header
 #: and a guess of the level's prefix in one request, not two: the guess is
 #: SPECULATIVE_MARGIN times the longest prefix of that level (and layer)
@@ -372,6 +377,27 @@ class _Reader:
                 raise DecodeError(f"chunk {key!r}: its {name} compression after progressive_j2k "
                                   f"cannot be undone ({exc})") from exc
         return data
+
+    async def listed_chunks(self) -> list:
+        """The coords of the chunks (a shard's every inner chunk) whose
+        objects the store lists under the array, in grid order."""
+        layout = self.layout
+        prefix = f"{self.path}/" if self.path else ""
+        outer = layout.shard_shape or layout.chunks
+        objects = [-(-n // c) for n, c in zip(layout.shape, outer)]
+        found = []
+        async for key in self.store.list_prefix(prefix):
+            name = key[len(prefix):]
+            coords = tuple(int(d) for d in re.findall(r"\d+", name))
+            if (len(coords) == len(objects) and all(c < n for c, n in zip(coords, objects))
+                    and self.metadata.encode_chunk_key(coords) == name):
+                found.append(coords)
+        if layout.shard_shape is None:
+            return sorted(found)
+        grid = [-(-n // c) for n, c in zip(layout.shape, layout.chunks)]
+        per_shard = [s // c for s, c in zip(layout.shard_shape, layout.chunks)]
+        return sorted(inner for shard in found for inner in product(*(
+            range(s * p, min((s + 1) * p, g)) for s, p, g in zip(shard, per_shard, grid))))
 
     async def stored_size(self, coords, visit: dict):
         """The chunk's stored bytes (all its codecs' output), or None if
@@ -754,13 +780,17 @@ def _stored_chunks(reader: _Reader, ask) -> list:
     """`await ask(coords, visit)` for every chunk of the array, in grid
     order, less the absent chunks' None.  _CONCURRENCY workers take the
     chunks in turn: memory grows with the chunks found, not with the grid
-    (which a sparse array's metadata can make astronomically large)."""
+    (which a sparse array's metadata can make astronomically large); past
+    _LISTING_CELLS cells only the chunks the store lists are asked for."""
     layout = reader.layout
-    cells = product(*(range(-(-n // c)) for n, c in zip(layout.shape, layout.chunks)))
+    grid = [-(-n // c) for n, c in zip(layout.shape, layout.chunks)]
 
     async def gather():
         visit = {}   # (absent shards, for this gather)
         found = []
+        cells = product(*map(range, grid))
+        if math.prod(grid) > _LISTING_CELLS and reader.store.supports_listing:
+            cells = iter(await reader.listed_chunks())
 
         async def worker():
             for coords in cells:   # (one iterator: each worker takes the next chunk)
