@@ -229,10 +229,20 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr" / "raw"))[:], camera)
     converted = pj.to_zarr(source, str(tmp_path / "g.zarr" / "j2k"), overwrite=True)
     np.testing.assert_array_equal(converted[:], camera)
+    da = pytest.importorskip("dask.array")
+    from zarr.storage import LocalStore, StorePath
+    raw = str(tmp_path / "g.zarr" / "raw")
+    for data, output in ((da.from_zarr(raw) + 1, raw),   # a dask array reading it
+                         (source, "file://" + raw), (source, StorePath(LocalStore(raw), "")),
+                         (pj.open_multiscale(converted)[0], str(tmp_path / "g.zarr"))):
+        with pytest.raises(ValueError, match="would delete the input being converted"):
+            pj.to_zarr(data, output, overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(raw)[:], camera)
     memory = MemoryStore()
     in_memory = zarr.create_array(memory, name="a", data=camera)
-    with pytest.raises(ValueError, match="would delete the input"):
-        pj.to_zarr(in_memory, memory, overwrite=True)
+    for output in (memory, MemoryStore(memory._store_dict), memory._store_dict):
+        with pytest.raises(ValueError, match="would delete the input"):
+            pj.to_zarr(in_memory, output, overwrite=True)
     pj.to_zarr(in_memory, MemoryStore(), overwrite=True)   # (another store)
     np.save(tmp_path / "c.npy", camera)
     for input_, output in ((tmp_path / "c.npy", tmp_path / "c.npy"), (tmp_path / "c.npy", tmp_path),
@@ -250,10 +260,14 @@ def test_to_zarr_empty_array(tmp_path):
 
 def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
     """Chunk lengths apply to the leading axes: (256, 256) on a stack of two
-    frames is 256 frames deep, and says so; (1, 256, 256) does not."""
+    frames is 256 frames deep, and says so; (1, 256, 256) does not.  On an
+    image smaller than its chunks only the padding is pointed out."""
     stack = real("ect_uint16_2x512x512")
-    with pytest.warns(UserWarning, match=r"at least twice the array's length along axis 0"):
+    with pytest.warns(UserWarning, match=r"at least twice the array's length along axis 0 .*"
+                                         r"padding\. Chunk lengths apply to the leading axes"):
         to_zarr(stack, str(tmp_path / "a.zarr"), chunks=(256, 256))
+    with pytest.warns(UserWarning, match=r"along axis 0, 1 .*padding$"):   # (no advice)
+        to_zarr(real("astronaut")[:200, :240], str(tmp_path / "s.zarr"), chunks=(1024, 1024))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         z = to_zarr(stack, str(tmp_path / "b.zarr"), chunks=(1, 256, 256))

@@ -422,12 +422,14 @@ def test_arrays_compressed_again_read_whole_chunks(real, tmp_path, sharded):
 
 
 @pytest.mark.parametrize("sharded", [False, True])
-def test_checksums_after_the_codec_keep_prefix_reads(real, tmp_path, sharded):
+def test_checksums_after_the_codec_keep_prefix_reads(real, tmp_path, capsys, sharded):
     """crc32c after progressive_j2k appends 4 bytes and leaves every prefix
-    in place: such an array is read by prefix (no WholeChunkWarning), each
-    level fetching what the same array without it fetches (plus nothing);
-    a whole chunk read alone has its checksum checked; damage within the
-    codestream is caught by the codestream's own checksums."""
+    in place: such an array is read by prefix (no WholeChunkWarning), its
+    levels those of the same array without it, a reduced level fetching a
+    small part of the stored bytes, level_nbytes the same as without it (the
+    checksums are not needed); a whole chunk read alone has its checksum
+    checked; damage within the codestream is caught by the codestream's own
+    checksums."""
     arr = real("camera")
     common = dict(shape=arr.shape, chunks=(128, 128), dtype=arr.dtype,
                   shards=(256, 256) if sharded else None, fill_value=0)
@@ -453,6 +455,10 @@ def test_checksums_after_the_codec_keep_prefix_reads(real, tmp_path, sharded):
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "crc.zarr", mode="r")[:], arr)
     if sharded:
         return
+    from progressive_j2k.cli import main   # (info: the bytes stored, checksums and all)
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "crc.zarr")]) == 0
+    assert f"stored {stored} bytes of chunk data;" in capsys.readouterr().out
     chunk = tmp_path / "crc.zarr" / "c" / "1" / "0"
     data = bytearray(chunk.read_bytes())
     data[-1] ^= 1   # the checksum itself: the whole chunk is refused, a prefix reads
@@ -568,12 +574,14 @@ def test_hostile_lengths_are_refused_before_anything_is_fetched(real, tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["v2", "v3", "sharded"])
-def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, tmp_path,
+def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, tmp_path, capsys,
                                                                          monkeypatch, layout):
     """An array whose grid has more cells than _LISTING_CELLS (here one
     edited to 2**24 x 2**24 samples, 2**34 chunks, three of them written)
     has its chunks found from the store's listing: level_nbytes and info
-    answer at once, and as probing every cell would on a grid small enough."""
+    answer at once, and as probing every cell would on a grid small enough.
+    A stray object whose name holds a chunk's numbers is not a chunk; a
+    store that says it lists but cannot (plain HTTP) is probed instead."""
     from progressive_j2k import multiscale
     from progressive_j2k.cli import main
     camera = real("camera")
@@ -586,8 +594,17 @@ def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, t
     z[:128, :128] = camera[:128, :128]
     z[640:768, 384:512] = camera[384:, :128]
     z[896:, 896:] = camera[:128, 384:]
+    first = next(f for f in root.rglob("*") if f.is_file() and f.name[0].isdigit())
+    (first.parent / (first.name + ".bak")).write_bytes(first.read_bytes())   # (a stray copy)
     monkeypatch.setattr(multiscale, "_LISTING_CELLS", 16)   # listed: 64 cells
     listed = pj.level_nbytes(z)
+    if layout != "v2":   # over HTTP, which cannot list: probed, the same
+        pytest.importorskip("aiohttp")
+        from zarr.storage import FsspecStore
+        with RangeServer(tmp_path) as server:
+            store = FsspecStore.from_url(f"{server.url}/a.zarr", read_only=True)
+            assert store.supports_listing
+            assert pj.level_nbytes(zarr.open_array(store, mode="r")) == listed
     monkeypatch.setattr(multiscale, "_LISTING_CELLS", 4096)   # probed
     assert pj.level_nbytes(z) == listed and listed[0] > listed[-1] > 0
     metadata = root / ("zarr.json" if layout != "v2" else ".zarray")
@@ -596,7 +613,10 @@ def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, t
     metadata.write_text(json.dumps(fields))
     vast = zarr.open_array(str(root), mode="r")
     assert vast.shape == (2**24, 2**24) and pj.level_nbytes(vast) == listed
+    capsys.readouterr()
     assert main(["info", str(root)]) == 0
+    assert f"stored {listed[0]} bytes of chunk data in 3 of {2**34} chunks" in (
+        capsys.readouterr().out)
 
 
 def test_a_lossy_arrays_lossless_chunk_with_four_gaps_has_the_longest_header():

@@ -134,13 +134,14 @@ def info(args):
           + (f", shards {z.shards}" if z.shards else ""))
     print(_describe_codec(options, headers))
     grid = math.prod(-(-n // c) for n, c in zip(z.shape, reader.layout.chunks))
+    stored = nbytes[0] + reader.layout.trailer * len(headers)   # (checksums after the codec)
     if len(headers) == grid:
-        print(f"stored {nbytes[0]} bytes of chunk data; raw {raw} bytes; "
-              f"compression ratio {raw / max(nbytes[0], 1):.2f}")
+        print(f"stored {stored} bytes of chunk data; raw {raw} bytes; "
+              f"compression ratio {raw / max(stored, 1):.2f}")
     else:   # the chunks never written hold nothing: the ratio is the stored ones'
         written = len(headers) * math.prod(reader.layout.chunks) * z.dtype.itemsize
-        ratio = f"{written / nbytes[0]:.2f}" if headers else "none"
-        print(f"stored {nbytes[0]} bytes of chunk data in {len(headers)} of {grid} chunks "
+        ratio = f"{written / stored:.2f}" if headers else "none"
+        print(f"stored {stored} bytes of chunk data in {len(headers)} of {grid} chunks "
               f"(the rest unwritten: fill value); raw {raw} bytes; compression ratio of the "
               f"stored chunks {ratio}")
     if reader.layout.compressors:

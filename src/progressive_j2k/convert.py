@@ -206,16 +206,22 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         codec_options = {**codec_options, "axes": axes}
     defaults = default_chunks(shape, dtype, codec_options)
     # the axes left out at the end get the default (the whole colour axis)
+    given = chunks
     chunks = defaults if chunks is None else tuple(int(c) for c in chunks)
     chunks += defaults[len(chunks):]
     if len(chunks) != len(shape) or min(chunks, default=1) < 1:
         raise ValueError(f"chunks must be up to {len(shape)} positive lengths, got {chunks}")
     padded_axes = [a for a, (n, c) in enumerate(zip(shape, chunks)) if 0 < 2 * n <= c]
-    if padded_axes:   # (e.g. chunks meant for (y, x) given to a (frame, y, x) stack)
+    if padded_axes:
+        # lengths meant for (y, x) given to a (frame, y, x) stack: an axis
+        # left out is longer than a padded one's chunk
+        misplaced = given is not None and any(
+            shape[b] >= chunks[a] for a in padded_axes for b in range(len(given), len(shape)))
         warnings.warn(f"chunks {chunks} are at least twice the array's length along axis "
                       f"{', '.join(map(str, padded_axes))} (shape {shape}): every chunk codes "
-                      f"that much padding. Chunk lengths apply to the leading axes (the "
-                      f"trailing ones may be left out): give one per axis from the first",
+                      f"that much padding" + (
+                          ". Chunk lengths apply to the leading axes (the trailing ones may be "
+                          "left out): give one per axis from the first" if misplaced else ""),
                       stacklevel=2)
     if shards is not None:
         # like chunks, trailing axes may be left out: one chunk per shard there
@@ -288,30 +294,48 @@ OMERO_ATTRIBUTE = "omero"
 CARRIED_ATTRIBUTES = (PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE)
 
 
-def _place(thing) -> tuple | None:
-    """(where, path): a local path, LocalStore, or zarr array or group in
-    one as ("local", its resolved path); one in another store as (that
-    store, its path in it); None for a URL."""
-    store_path = getattr(thing, "store_path", None)   # a zarr Array or Group
-    store, path = (store_path.store, store_path.path) if store_path is not None else (thing, "")
+def _places(thing) -> list:
+    """Where `thing` keeps its data, as (where, path) pairs: a local path,
+    file:// URL, LocalStore or local FsspecStore, or a zarr array, group,
+    StorePath or level view in one, as ("local", its resolved path); one in
+    another store as (that store's dict or the store, its path in it); a
+    dask array: its zarr sources' places.  Nothing for a remote URL."""
+    graph = thing.__dask_graph__() if hasattr(thing, "__dask_graph__") else None
+    if graph is not None:   # (the zarr arrays a dask array reads)
+        import zarr
+        return [p for node in graph.values() if isinstance(node, zarr.Array)
+                for p in _places(node)]
+    reader = getattr(thing, "_reader", None)   # a multiscale Level
+    store_path = getattr(thing, "store_path", None) or (   # an Array, Group or StorePath
+        thing if hasattr(thing, "store") and hasattr(thing, "path") else None)
+    store, path = ((reader.store, reader.path) if reader is not None else
+                   (store_path.store, store_path.path) if store_path is not None else (thing, ""))
     if isinstance(store, (str, os.PathLike)):
-        return None if "://" in os.fspath(store) else ("local", Path(store).resolve())
-    root = getattr(store, "root", None)
+        name = os.fspath(store)
+        if name.startswith("file://"):
+            name = name[len("file://"):]
+        return [] if "://" in name else [("local", (Path(name) / path).resolve())]
+    root = getattr(store, "root", None)   # LocalStore
     if isinstance(root, Path):
-        return "local", (root / path).resolve()
-    return store, PurePosixPath("/", path)
+        return [("local", (root / path).resolve())]
+    fs = getattr(store, "fs", None)   # FsspecStore
+    if fs is not None and "file" in (getattr(fs, "protocol", None) or ()):
+        return [("local", (Path(store.path) / path).resolve())]
+    # in memory: MemoryStores over one dict are one place
+    return [(getattr(store, "_store_dict", store), PurePosixPath("/", path))]
 
 
 def refuse_to_overwrite_input(data, output) -> None:
     """ValueError where writing `output` with overwrite would delete `data`
     (a path, or an array read from one or from a store) before it is read:
     the same place, or one holding it."""
-    source, target = _place(data), _place(output)
-    if source is None or target is None or source[0] is not target[0]:
-        return
-    if source[1] == target[1] or target[1] in source[1].parents:
-        raise ValueError(f"{output}: overwriting it would delete the input being converted "
-                         f"({source[1]}) before it is read; write elsewhere, then move it")
+    for source in _places(data):
+        for target in _places(output):
+            if source[0] is target[0] and (source[1] == target[1]
+                                           or target[1] in source[1].parents):
+                raise ValueError(f"{output}: overwriting it would delete the input being "
+                                 f"converted ({source[1]}) before it is read; write "
+                                 f"elsewhere, then move it")
 
 
 def ome_metadata(attrs: dict, key: str):

@@ -225,15 +225,16 @@ class _Reader:
         self.physical = physical_axes(getattr(self.metadata, "attributes", None) or {},
                                       len(self.layout.shape))
         # chunk coords -> task for its header bytes, and shard coords -> task
-        # for its index, kept between reads (a chunk rewritten since fails its
-        # checksums and is read again: Level._read).  Absence is kept for one
+        # for its index, kept between reads (a chunk rewritten since fails the
+        # header's CRC, fetched again with every prefix, or its pieces', and is
+        # read afresh: _exact_prefix, Level._read).  Absence is kept for one
         # read only (its `visit` dict), so chunks written later are seen.
         self._headers: dict = {}
         self._indices: dict = {}
         # (level, layer) -> the longest prefix read so far
         self._longest: dict = {}
         # chunk coords -> stored bytes, for chunks read whole (compressors
-        # after progressive_j2k: level_nbytes)
+        # after progressive_j2k: info)
         self.stored_sizes: dict = {}
         # the longest codestream a chunk decompresses to: far beyond any
         # encoder's (64^2 chunks of noise with 9 quality layers: 1.45x their
@@ -378,20 +379,29 @@ class _Reader:
                                   f"cannot be undone ({exc})") from exc
         return data
 
-    async def listed_chunks(self) -> list:
+    async def listed_chunks(self) -> list | None:
         """The coords of the chunks (a shard's every inner chunk) whose
-        objects the store lists under the array, in grid order."""
+        objects the store lists under the array, in grid order; None where
+        the listing fails or leaves out the array's own metadata (a store
+        that says it lists but cannot, such as plain HTTP)."""
         layout = self.layout
         prefix = f"{self.path}/" if self.path else ""
         outer = layout.shard_shape or layout.chunks
         objects = [-(-n // c) for n, c in zip(layout.shape, outer)]
-        found = []
-        async for key in self.store.list_prefix(prefix):
-            name = key[len(prefix):]
-            coords = tuple(int(d) for d in re.findall(r"\d+", name))
-            if (len(coords) == len(objects) and all(c < n for c, n in zip(coords, objects))
-                    and self.metadata.encode_chunk_key(coords) == name):
-                found.append(coords)
+        metadata = ".zarray" if self.metadata.zarr_format == 2 else "zarr.json"
+        found, listed_metadata = [], False
+        try:
+            async for key in self.store.list_prefix(prefix):
+                name = key[len(prefix):]
+                listed_metadata |= name == metadata
+                coords = tuple(int(d) for d in re.findall(r"\d+", name))
+                if (len(coords) == len(objects) and all(c < n for c, n in zip(coords, objects))
+                        and self.metadata.encode_chunk_key(coords) == name):
+                    found.append(coords)
+        except Exception:   # (each store fails in its own way)
+            return None
+        if not listed_metadata:
+            return None
         if layout.shard_shape is None:
             return sorted(found)
         grid = [-(-n // c) for n, c in zip(layout.shape, layout.chunks)]
@@ -457,27 +467,22 @@ class _Reader:
         self._headers.setdefault(coords, done)
 
     async def _exact_prefix(self, coords, location, level, layer):
-        """The header (once per chunk), then the prefix it gives.  A header
-        fetched just now is followed by the rest; past a kept one the prefix
-        is fetched whole, since the kept bytes (which may hold a short
-        stream's every byte) can be older than the chunk: the fresh prefix
-        must begin with them, else the chunk was rewritten since (DecodeError:
-        Level._read forgets the header and reads the chunk afresh)."""
+        """The header (once per chunk), then the prefix it gives: after a
+        header fetched just now, the rest; after a kept one, everything from
+        the header's own CRC on.  The kept bytes can be older than the chunk
+        (and can hold a short stream's every byte): a chunk rewritten since
+        then fails that CRC, or its pieces', and Level._read reads it afresh."""
         key, offset, length = location
         kept = coords in self._headers
         header = await self._header_bytes(coords, location)
         if header is None:
             return None
-        needed = self._note(level, layer, header, length)
+        needed, header_length = self._note(level, layer, header, length)
         if not kept:
             return await self._rest(key, offset, header, needed)
-        data = await self._get(key, offset, offset + needed)
-        if data is None:   # deleted since: absent
-            return None
-        same = min(len(data), len(header))
-        if len(data) < needed or data[:same] != header[:same]:
-            raise DecodeError(f"chunk {key!r} was rewritten since its header was read")
-        return data
+        start = header_length - _CRC32C_BYTES
+        rest = await self._get(key, offset + start, offset + needed)
+        return None if rest is None else header[:start] + rest   # (None: deleted since)
 
     async def _rest(self, key, offset, data, needed):
         """The prefix of `needed` bytes, given its first bytes `data`."""
@@ -488,9 +493,9 @@ class _Reader:
             raise TruncatedError(f"chunk {key!r} vanished while reading", needed)
         return data + rest
 
-    def _note(self, level, layer, raw, length=None) -> int:
-        """The prefix length the chunk's header (in `raw`, its first bytes)
-        gives, noted for later guesses; DecodeError where the header does not
+    def _note(self, level, layer, raw, length=None) -> tuple:
+        """(the prefix length the chunk's header, in `raw`, its first bytes,
+        gives, noted for later guesses; the header's length); DecodeError where the header does not
         fit the array's codec options, or its stream is not `length` bytes
         (a shard index's: one read before the shard was rewritten can point
         at another chunk, whose own checksums hold)."""
@@ -513,7 +518,7 @@ class _Reader:
             raise DecodeError(f"a chunk's header gives a {header.nbytes}-byte stream, where "
                               f"this array's chunks take at most {self.stream_limit}")
         self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
-        return needed
+        return needed, header.header_length
 
     def has_header(self, coords) -> bool:
         """Whether the chunk's header is cached (its prefix is then read
@@ -557,7 +562,7 @@ class _Reader:
                 del self._headers[coords]
         if data is None:
             return None
-        return await self._rest(key, offset, data, self._note(level, layer, data, length))
+        return await self._rest(key, offset, data, self._note(level, layer, data, length)[0])
 
 
 class Level:
@@ -788,9 +793,10 @@ def _stored_chunks(reader: _Reader, ask) -> list:
     async def gather():
         visit = {}   # (absent shards, for this gather)
         found = []
-        cells = product(*map(range, grid))
+        listed = None
         if math.prod(grid) > _LISTING_CELLS and reader.store.supports_listing:
-            cells = iter(await reader.listed_chunks())
+            listed = await reader.listed_chunks()
+        cells = product(*map(range, grid)) if listed is None else iter(listed)
 
         async def worker():
             for coords in cells:   # (one iterator: each worker takes the next chunk)
