@@ -37,6 +37,17 @@ class CountingStore(WrapperStore):
                                                              ".zgroup"))]
 
 
+class Unlisted(WrapperStore):
+    """A store that says it lists its keys and lists none (as plain HTTP)."""
+
+    async def list_prefix(self, prefix):
+        return
+        yield
+
+    async def getsize(self, key):
+        return await self._store.getsize(key)
+
+
 class Prefixes(list):
     """The prefix length of each chunk of a level."""
 
@@ -598,6 +609,9 @@ def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, t
     (first.parent / (first.name + ".bak")).write_bytes(first.read_bytes())   # (a stray copy)
     monkeypatch.setattr(multiscale, "_LISTING_CELLS", 16)   # listed: 64 cells
     listed = pj.level_nbytes(z)
+    unlisted = Unlisted(LocalStore(root, read_only=True))   # says it lists: probed, the same
+    assert unlisted.supports_listing
+    assert pj.level_nbytes(zarr.open_array(unlisted, mode="r")) == listed
     if layout != "v2":   # over HTTP, which cannot list: probed, the same
         pytest.importorskip("aiohttp")
         from zarr.storage import FsspecStore

@@ -781,6 +781,16 @@ def _is_progressive(array) -> bool:
     return True
 
 
+def _lists(store) -> bool:
+    """Whether a store can list its keys: it says so, and is not plain HTTP
+    (fsspec's and obstore's HTTP stores say so but have no listing; obstore
+    retries for seconds before it fails)."""
+    fs = getattr(store, "fs", None)
+    return store.supports_listing and not (
+        "http" in (getattr(fs, "protocol", None) or ())
+        or type(getattr(store, "store", None)).__name__ == "HTTPStore")
+
+
 def _stored_chunks(reader: _Reader, ask) -> list:
     """`await ask(coords, visit)` for every chunk of the array, in grid
     order, less the absent chunks' None.  _CONCURRENCY workers take the
@@ -794,7 +804,7 @@ def _stored_chunks(reader: _Reader, ask) -> list:
         visit = {}   # (absent shards, for this gather)
         found = []
         listed = None
-        if math.prod(grid) > _LISTING_CELLS and reader.store.supports_listing:
+        if math.prod(grid) > _LISTING_CELLS and _lists(reader.store):
             listed = await reader.listed_chunks()
         cells = product(*map(range, grid)) if listed is None else iter(listed)
 
