@@ -11,6 +11,8 @@ from progressive_j2k.cli import main  # noqa: E402
 from progressive_j2k.convert import to_zarr  # noqa: E402
 from progressive_j2k.zarr3 import ProgressiveJ2K  # noqa: E402
 
+from stores import CountingStore  # noqa: E402
+
 
 def test_to_zarr_numpy_and_levels(real, tmp_path):
     arr = real("mr2_uint16")
@@ -135,6 +137,29 @@ def test_cli_info_on_an_array_compressed_again(real, tmp_path, capsys):
     assert f"stored {stored} bytes" in out and "compressed again after the codec (zstd)" in out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 7 and all(row[-2:] == [str(stored), "100.00"] for row in rows)
+
+
+def test_cli_info_on_an_array_compressed_again_reads_a_sample_whole(real, tmp_path, capsys):
+    """Where each header costs a whole chunk (zstd after the codec), info
+    sizes every chunk from the store and reads HEADER_SAMPLE of them whole
+    for their modes, and says so."""
+    from zarr.storage import LocalStore
+    from progressive_j2k.multiscale import HEADER_SAMPLE, stored_headers
+    camera = real("camera")
+    z = zarr.create_array(str(tmp_path / "z.zarr"), shape=camera.shape, chunks=(32, 32),
+                          dtype=camera.dtype, serializer=ProgressiveJ2K())
+    z[:] = camera
+    files = [f for f in (tmp_path / "z.zarr" / "c").rglob("*") if f.is_file()]
+    assert len(files) == 256 > HEADER_SAMPLE
+    store = CountingStore(LocalStore(tmp_path / "z.zarr", read_only=True))
+    reader, headers, count = stored_headers(zarr.open_array(store, mode="r"))
+    assert count == 256 and len(headers) == HEADER_SAMPLE == len(store.chunk_reads())
+    assert sum(reader.stored_sizes.values()) == sum(f.stat().st_size for f in files)
+    assert main(["info", str(tmp_path / "z.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert f"stored chunks: {HEADER_SAMPLE} lossless in a sample of {HEADER_SAMPLE} of the 256 " \
+           f"read whole" in out
+    assert f"stored {sum(f.stat().st_size for f in files)} bytes of chunk data;" in out
 
 
 def test_cli_info_on_a_sparse_array_rates_the_stored_chunks(real, tmp_path, capsys):

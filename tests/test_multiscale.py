@@ -8,44 +8,14 @@ import numpy as np
 import pytest
 
 zarr = pytest.importorskip("zarr")
-from zarr.storage import LocalStore, MemoryStore, WrapperStore  # noqa: E402
+from zarr.storage import LocalStore, MemoryStore  # noqa: E402
 
 import progressive_j2k as pj  # noqa: E402
 from progressive_j2k.multiscale import SPECULATIVE_MARGIN  # noqa: E402
 from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3  # noqa: E402
 
 from http_server import RangeServer  # noqa: E402
-
-
-class CountingStore(WrapperStore):
-    """Records (key, byte range, bytes returned) of every read."""
-
-    def __init__(self, store):
-        super().__init__(store)
-        self.reads = []
-
-    async def get(self, key, prototype=None, byte_range=None):
-        buf = await self._store.get(key, prototype, byte_range)
-        self.reads.append((key, byte_range, 0 if buf is None else len(buf)))
-        return buf
-
-    async def getsize(self, key):   # (WrapperStore would read the object to size it)
-        return await self._store.getsize(key)
-
-    def chunk_reads(self):
-        return [r for r in self.reads if not r[0].endswith((".json", ".zarray", ".zattrs",
-                                                             ".zgroup"))]
-
-
-class Unlisted(WrapperStore):
-    """A store that says it lists its keys and lists none (as plain HTTP)."""
-
-    async def list_prefix(self, prefix):
-        return
-        yield
-
-    async def getsize(self, key):
-        return await self._store.getsize(key)
+from stores import CountingStore, Unlisted  # noqa: E402
 
 
 class Prefixes(list):

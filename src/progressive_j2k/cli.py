@@ -118,7 +118,7 @@ def info(args):
     with warnings.catch_warnings():   # (said below, in the table's terms)
         warnings.simplefilter("ignore", WholeChunkWarning)
         levels = open_multiscale(z)
-    reader, headers = stored_headers(z)
+    reader, headers, count = stored_headers(z)
     options = codec_options(z)
     layers = min((h.layers for h in headers), default=1)
 
@@ -132,16 +132,16 @@ def info(args):
     inner = "" if z.name in (None, "/") else f" ({z.name.lstrip('/')})"   # found in a group
     print(f"{args.path}{inner}: shape {z.shape}, dtype {z.dtype}, chunks {z.chunks}"
           + (f", shards {z.shards}" if z.shards else ""))
-    print(_describe_codec(options, headers))
+    print(_describe_codec(options, headers, count))
     grid = math.prod(-(-n // c) for n, c in zip(z.shape, reader.layout.chunks))
-    stored = nbytes[0] + reader.layout.trailer * len(headers)   # (checksums after the codec)
-    if len(headers) == grid:
+    stored = nbytes[0] + reader.layout.trailer * count   # (checksums after the codec)
+    if count == grid:
         print(f"stored {stored} bytes of chunk data; raw {raw} bytes; "
               f"compression ratio {raw / max(stored, 1):.2f}")
     else:   # the chunks never written hold nothing: the ratio is the stored ones'
-        written = len(headers) * math.prod(reader.layout.chunks) * z.dtype.itemsize
-        ratio = f"{written / stored:.2f}" if headers else "none"
-        print(f"stored {stored} bytes of chunk data in {len(headers)} of {grid} chunks "
+        written = count * math.prod(reader.layout.chunks) * z.dtype.itemsize
+        ratio = f"{written / stored:.2f}" if count else "none"
+        print(f"stored {stored} bytes of chunk data in {count} of {grid} chunks "
               f"(the rest unwritten: fill value); raw {raw} bytes; compression ratio of the "
               f"stored chunks {ratio}")
     if reader.layout.compressors:
@@ -157,10 +157,11 @@ def info(args):
               + "".join(f"  {needed(k, j):11d}" for j in range(layers - 1)))
 
 
-def _describe_codec(options: dict, headers) -> str:
+def _describe_codec(options: dict, headers, count: int) -> str:
     """The codec's mode and knob as the array records them, and the modes
     its chunks were coded in (a lossy target may store a chunk losslessly
-    where that is smaller)."""
+    where that is smaller): of `headers`, those of `count` stored chunks or
+    of a sample of them."""
     knob = next(((k, options[k]) for k in ("ratio", "bits_per_sample", "psnr", "step",
                                             "tolerance") if options[k] is not None), None)
     setting = options["mode"] + ("" if knob is None else f", {knob[0]} {knob[1]:g}")
@@ -176,6 +177,8 @@ def _describe_codec(options: dict, headers) -> str:
     for h in headers:
         counts[h.mode] = counts.get(h.mode, 0) + 1
     coded = ", ".join(f"{n} {mode}" for mode, n in sorted(counts.items()))
+    if len(headers) < count:   # (compressed again: each header costs a whole chunk)
+        coded += f" in a sample of {len(headers)} of the {count} read whole"
     return (f"codec progressive_j2k: {setting}; levels {options['levels']}, axes "
             f"{options['axes']}; stored chunks: {coded or 'none'}")
 

@@ -233,8 +233,8 @@ class _Reader:
         self._indices: dict = {}
         # (level, layer) -> the longest prefix read so far
         self._longest: dict = {}
-        # chunk coords -> stored bytes, for chunks read whole (compressors
-        # after progressive_j2k: info)
+        # chunk coords -> stored bytes, where compressors follow
+        # progressive_j2k (filled by stored_headers, for info)
         self.stored_sizes: dict = {}
         # the longest codestream a chunk decompresses to: far beyond any
         # encoder's (64^2 chunks of noise with 9 quality layers: 1.45x their
@@ -360,7 +360,6 @@ class _Reader:
                                None if length is None else offset + length)
         if data is None:
             return None
-        self.stored_sizes[coords] = len(data)
         # (in a worker thread: the event loop goes on fetching other chunks)
         data = await asyncio.to_thread(self._undone, key, data, self.layout.compressors)
         if len(data) < _api.FIXED_HEADER_BYTES:
@@ -791,20 +790,21 @@ def _lists(store) -> bool:
         or type(getattr(store, "store", None)).__name__ == "HTTPStore")
 
 
-def _stored_chunks(reader: _Reader, ask) -> list:
-    """`await ask(coords, visit)` for every chunk of the array, in grid
-    order, less the absent chunks' None.  _CONCURRENCY workers take the
-    chunks in turn: memory grows with the chunks found, not with the grid
-    (which a sparse array's metadata can make astronomically large); past
-    _LISTING_CELLS cells only the chunks the store lists are asked for."""
+def _stored_chunks(reader: _Reader, ask, chunks=None) -> list:
+    """(coords, `await ask(coords, visit)`) for every chunk of the array (or
+    those of `chunks`), in grid order, less the absent chunks' (None).
+    _CONCURRENCY workers take the chunks in turn: memory grows with the
+    chunks found, not with the grid (which a sparse array's metadata can
+    make astronomically large); past _LISTING_CELLS cells only the chunks
+    the store lists are asked for."""
     layout = reader.layout
     grid = [-(-n // c) for n, c in zip(layout.shape, layout.chunks)]
 
     async def gather():
         visit = {}   # (absent shards, for this gather)
         found = []
-        listed = None
-        if math.prod(grid) > _LISTING_CELLS and _lists(reader.store):
+        listed = chunks
+        if listed is None and math.prod(grid) > _LISTING_CELLS and _lists(reader.store):
             listed = await reader.listed_chunks()
         cells = product(*map(range, grid)) if listed is None else iter(listed)
 
@@ -815,18 +815,31 @@ def _stored_chunks(reader: _Reader, ask) -> list:
                     found.append((coords, result))
 
         await asyncio.gather(*(worker() for _ in range(_CONCURRENCY)))
-        return [result for _, result in sorted(found, key=lambda f: f[0])]
+        return sorted(found, key=lambda f: f[0])
 
     from zarr.core.sync import sync
     return sync(gather())
 
 
+#: Where compressors follow progressive_j2k a chunk's header costs the whole
+#: chunk: stored_headers then reads this many, spread over the stored ones.
+HEADER_SAMPLE = 32
+
+
 def stored_headers(array) -> tuple:
-    """(the array's reader, the headers of its stored chunks): only the
-    headers are read (whole chunks where compressors follow progressive_j2k,
-    whose stored sizes the reader then holds)."""
+    """(the array's reader, headers of its stored chunks, how many are
+    stored): every header, and only the headers, are read; where compressors
+    follow progressive_j2k, the chunks' sizes (reader.stored_sizes) come from
+    the store or the shards' indices and HEADER_SAMPLE chunks spread over
+    the stored ones are read whole for theirs."""
     reader = _Reader(progressive_array(array))
-    return reader, _stored_chunks(reader, reader.header)
+    if not reader.layout.compressors:
+        headers = [h for _, h in _stored_chunks(reader, reader.header)]
+        return reader, headers, len(headers)
+    reader.stored_sizes = dict(_stored_chunks(reader, reader.stored_size))
+    stored = list(reader.stored_sizes)
+    sample = stored[::max(1, -(-len(stored) // HEADER_SAMPLE))]
+    return reader, [h for _, h in _stored_chunks(reader, reader.header, sample)], len(stored)
 
 
 def codec_options(array) -> dict:
@@ -844,8 +857,9 @@ def level_nbytes(array, layer: int | None = None) -> list[int]:
     reader = _Reader(progressive_array(array))
     _check_layer(reader, layer)
     if reader.layout.compressors:
-        return [sum(_stored_chunks(reader, reader.stored_size))] * (reader.levels + 1)
-    headers = _stored_chunks(reader, reader.header)
+        return [sum(n for _, n in _stored_chunks(reader, reader.stored_size))] * (
+            reader.levels + 1)
+    headers = [h for _, h in _stored_chunks(reader, reader.header)]
     return [sum(h.prefix_length(k, layer) for h in headers) for k in range(reader.levels + 1)]
 
 
