@@ -494,10 +494,11 @@ class _Reader:
 
     def _note(self, level, layer, raw, length=None) -> tuple:
         """(the prefix length the chunk's header, in `raw`, its first bytes,
-        gives, noted for later guesses; the header's length); DecodeError where the header does not
-        fit the array's codec options, or its stream is not `length` bytes
-        (a shard index's: one read before the shard was rewritten can point
-        at another chunk, whose own checksums hold)."""
+        gives, noted for later guesses; the header's length).  DecodeError
+        where the header does not fit the array's codec options, or its
+        stream is not `length` bytes (a shard index's: one read before the
+        shard was rewritten can point at another chunk, whose own checksums
+        hold), or longer than any chunk of the array can hold."""
         try:
             header = _api.read_header(raw[: self.header_length])
         except TruncatedError as exc:
