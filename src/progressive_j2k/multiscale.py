@@ -815,7 +815,13 @@ def _stored_chunks(reader: _Reader, ask, chunks=None) -> list:
                 if result is not None:
                     found.append((coords, result))
 
-        await asyncio.gather(*(worker() for _ in range(_CONCURRENCY)))
+        workers = [asyncio.ensure_future(worker()) for _ in range(_CONCURRENCY)]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:   # (the others stop too: the answer is an error)
+            for task in workers:
+                task.cancel()
+            raise
         return sorted(found, key=lambda f: f[0])
 
     from zarr.core.sync import sync
