@@ -516,7 +516,9 @@ def test_hostile_lengths_are_refused_before_anything_is_fetched(real, tmp_path):
     requests for them (a store would allocate what they say): a header whose
     last piece ends at 2**40 (its CRC mended), a shard index entry of 2**62
     bytes, and a zstd chunk that is two frames (the first states a small
-    size; a decoder goes on into the second, which could hold gigabytes)."""
+    size; a decoder goes on into the second, which could hold gigabytes).
+    An index entry a byte short of its stream fails level_nbytes, as it
+    fails a read."""
     numcodecs = pytest.importorskip("numcodecs")
     from progressive_j2k import _core
     camera = real("camera")
@@ -542,6 +544,19 @@ def test_hostile_lengths_are_refused_before_anything_is_fetched(real, tmp_path):
             with pytest.raises(pj.DecodeError, match="stream, where|gives a chunk 4611"):
                 levels[k][:16, :16]
         np.testing.assert_array_equal(levels[0][256:, 256:], camera[256:, 256:])
+    # an index length that is not its stream's: level_nbytes refuses it, as a read does
+    z = zarr.create_array(LocalStore(tmp_path / "s.zarr"), shape=camera.shape, chunks=(128, 128),
+                          shards=(256, 256), dtype=camera.dtype, serializer=ProgressiveJ2KV3(),
+                          compressors=None)
+    z[:] = camera
+    shard = tmp_path / "s.zarr" / "c" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    index = np.frombuffer(bytes(data[-(16 * 4 + 4):-4]), "<u8").copy()
+    index[1] -= 1
+    data[-(16 * 4 + 4):] = index.tobytes() + _core.crc32c(index.tobytes()).to_bytes(4, "little")
+    shard.write_bytes(bytes(data))
+    with pytest.raises(pj.DecodeError, match="where its shard's index gives"):
+        pj.level_nbytes(z)
     z = zarr.create_array(LocalStore(tmp_path / "z.zarr"), shape=camera.shape, chunks=(256, 256),
                           dtype=camera.dtype, serializer=ProgressiveJ2KV3())   # (zstd after it)
     z[:] = camera

@@ -424,10 +424,16 @@ class _Reader:
             return None
 
     async def header(self, coords, visit: dict):
-        """The chunk's header (parsed), or None if the chunk is absent."""
+        """The chunk's header (parsed), or None if the chunk is absent;
+        checked against its shard index's length as a read checks it."""
         location = await self._locate(coords, visit)
         raw = None if location is None else await self._header_bytes(coords, location)
-        return None if raw is None else _api.read_header(raw)
+        if raw is None:
+            return None
+        header = _api.read_header(raw)
+        if not self.layout.compressors:   # (else the index gives the compressed length)
+            _check_stream_length(header, location[2])
+        return header
 
     async def prefix(self, coords, visit: dict, level: int, layer: int | None = None):
         """The bytes that decoding chunk `coords` at `level` (with quality
@@ -510,9 +516,7 @@ class _Reader:
         if header.levels != self.levels or tuple(header.axes) != self.coded_axes:
             raise DecodeError(f"a chunk has {header.levels} levels over axes {header.axes}, the "
                               f"array's codec options say {self.levels} over {self.coded_axes}")
-        if length is not None and header.nbytes != length:
-            raise DecodeError(f"a chunk's stream is {header.nbytes} bytes, where its shard's "
-                              f"index gives {length}: the shard was rewritten since")
+        _check_stream_length(header, length)
         needed = header.prefix_length(level, layer)
         if header.nbytes > self.stream_limit:   # (before a store is asked for it)
             raise DecodeError(f"a chunk's header gives a {header.nbytes}-byte stream, where "
@@ -563,6 +567,15 @@ class _Reader:
         if data is None:
             return None
         return await self._rest(key, offset, data, self._note(level, layer, data, length)[0])
+
+
+def _check_stream_length(header, length) -> None:
+    """DecodeError unless the chunk's stream is `length` bytes (None: not
+    known), its shard index's: one read before the shard was rewritten can
+    point at another chunk, whose own checksums hold."""
+    if length is not None and header.nbytes != length:
+        raise DecodeError(f"a chunk's stream is {header.nbytes} bytes, where its shard's "
+                          f"index gives {length}: the shard was rewritten since")
 
 
 class Level:
