@@ -239,10 +239,11 @@ def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
 
 
 def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, capsys):
-    """Overwriting the place the input is read from (the same array, the
-    group holding it, the same in-memory store, a .npy's own path) would
-    delete it before it is read: refused, the input intact; another place
-    in the same group is fine."""
+    """Overwriting the place the input is read from would delete it before
+    it is read: refused, the input intact, for the same array or the group
+    holding it (as paths, a file:// URL, a StorePath, a Group), a dask array
+    or a level view reading it, the same in-memory store (or its dict) and
+    a .npy's own path; another place in the same group is fine."""
     from zarr.storage import MemoryStore
     camera = real("camera")
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
