@@ -26,6 +26,7 @@ import re
 import warnings
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from itertools import product
 
 import numpy as np
@@ -37,6 +38,10 @@ from progressive_j2k.errors import DecodeError, TruncatedError, WholeChunkWarnin
 
 MAX_UINT64 = 2**64 - 1
 _CONCURRENCY = 32
+#: Level blocks of at most this many samples are decoded on the event loop
+#: (a thumbnail's 8x8 block of a 512^2 chunk: tens of microseconds), not in
+#: a worker thread.
+_INLINE_DECODE = 4096
 #: level_nbytes and info find the chunks of an array with more grid cells
 #: than this from the store's listing (where it lists), not by asking for
 #: each cell: a sparse array's absent chunks then cost nothing.
@@ -697,9 +702,13 @@ class Level:
                 return None
             layout = self._reader.layout
             fortran = layout.fortran   # chunks coded as their transpose
-            block = await asyncio.to_thread(_api.decode_chunk, data,
-                                            layout.chunks[::-1] if fortran else layout.chunks,
-                                            layout.dtype, self.level, self.layer)
+            decode = partial(_api.decode_chunk, data,
+                             layout.chunks[::-1] if fortran else layout.chunks,
+                             layout.dtype, self.level, self.layer)
+            # a small block is decoded at once: a worker thread's round trip
+            # would cost more than the decode keeps the event loop waiting
+            block = decode() if math.prod(self.chunks) <= _INLINE_DECODE else (
+                await asyncio.to_thread(decode))
             return block.T if fortran else block
 
         jobs = list(product(*per_axis))
