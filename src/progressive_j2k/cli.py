@@ -133,7 +133,7 @@ def info(args):
     print(f"{args.path}{inner}: shape {z.shape}, dtype {z.dtype}, chunks {z.chunks}"
           + (f", shards {z.shards}" if z.shards else ""))
     print(_describe_codec(options, headers, count))
-    grid = math.prod(-(-n // c) for n, c in zip(z.shape, reader.layout.chunks))
+    grid = math.prod(reader.layout.grid)
     stored = nbytes[0] + reader.layout.trailer * count   # (checksums after the codec)
     if count == grid:
         print(f"stored {stored} bytes of chunk data; raw {raw} bytes; "

@@ -294,10 +294,14 @@ OMERO_ATTRIBUTE = "omero"
 CARRIED_ATTRIBUTES = (PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE)
 
 
+#: _places' "where" for the local filesystem (compared by identity, as stores are)
+_LOCAL = "local"
+
+
 def _places(thing) -> list:
     """Where `thing` keeps its data, as (where, path) pairs: a local path,
     file:// URL, LocalStore or local FsspecStore, or a zarr array, group,
-    StorePath or level view in one, as ("local", its resolved path); one in
+    StorePath or level view in one, as (_LOCAL, its resolved path); one in
     another store as (that store's dict or the store, its path in it); a
     dask array: its zarr sources' places.  Nothing for a remote URL."""
     graph = thing.__dask_graph__() if hasattr(thing, "__dask_graph__") else None
@@ -318,13 +322,13 @@ def _places(thing) -> list:
         name = os.fspath(store)
         if name.startswith("file://"):
             name = name[len("file://"):]
-        return [] if "://" in name else [("local", (Path(name) / path).resolve())]
+        return [] if "://" in name else [(_LOCAL, (Path(name) / path).resolve())]
     root = getattr(store, "root", None)   # LocalStore
     if isinstance(root, Path):
-        return [("local", (root / path).resolve())]
+        return [(_LOCAL, (root / path).resolve())]
     fs = getattr(store, "fs", None)   # FsspecStore
     if fs is not None and "file" in (getattr(fs, "protocol", None) or ()):
-        return [("local", (Path(store.path) / path).resolve())]
+        return [(_LOCAL, (Path(store.path) / path).resolve())]
     # in memory: MemoryStores over one dict are one place
     return [(getattr(store, "_store_dict", store), PurePosixPath("/", path))]
 
@@ -456,15 +460,17 @@ def physical_axes(attributes: dict, ndim: int) -> tuple:
     if physical is None:
         return default
     scale = _numbers(physical.get("scale"), ndim) if isinstance(physical, dict) else None
-    translation = None if not scale else default[1] if physical.get("translation") is None \
-        else _numbers(physical["translation"], ndim)   # (no translation: no offset)
+    translation = None
+    if scale:   # (no translation given: no offset)
+        given = physical.get("translation")
+        translation = default[1] if given is None else _numbers(given, ndim)
     if translation is None:
         warnings.warn(f"{PHYSICAL_ATTRIBUTE} is malformed (scale, and translation if given, "
                       f"must be {ndim} finite numbers each): unit spacing assumed", stacklevel=3)
         return default
-    axes = physical.get("axes")
+    axes = _list(physical.get("axes"))
     units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes) \
-        if isinstance(axes, list) and len(axes) == ndim else ()
+        if len(axes) == ndim else ()
     return tuple(scale), tuple(translation), units if any(u is not None for u in units) else None
 
 

@@ -72,6 +72,11 @@ class _Layout:
     compressors: tuple = ()  # names of the codecs applied after progressive_j2k, in order
     trailer: int = 0         # checksum bytes after each codestream (crc32c codecs alone)
 
+    @property
+    def grid(self) -> tuple:
+        """Chunks per axis (inner chunks when sharded)."""
+        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks))
+
 
 def _layout_of(array) -> _Layout:
     """Read the codec configuration out of a zarr Array (format 2 or 3)."""
@@ -408,10 +413,9 @@ class _Reader:
             return None
         if layout.shard_shape is None:
             return sorted(found)
-        grid = [-(-n // c) for n, c in zip(layout.shape, layout.chunks)]
         per_shard = [s // c for s, c in zip(layout.shard_shape, layout.chunks)]
         return sorted(inner for shard in found for inner in product(*(
-            range(s * p, min((s + 1) * p, g)) for s, p, g in zip(shard, per_shard, grid))))
+            range(s * p, min((s + 1) * p, g)) for s, p, g in zip(shard, per_shard, layout.grid))))
 
     async def stored_size(self, coords, visit: dict):
         """The chunk's stored bytes (all its codecs' output), or None if
@@ -820,8 +824,7 @@ def _stored_chunks(reader: _Reader, ask, chunks=None) -> list:
     chunks found, not with the grid (which a sparse array's metadata can
     make astronomically large); past _LISTING_CELLS cells only the chunks
     the store lists are asked for."""
-    layout = reader.layout
-    grid = [-(-n // c) for n, c in zip(layout.shape, layout.chunks)]
+    grid = reader.layout.grid
 
     async def gather():
         visit = {}   # (absent shards, for this gather)
