@@ -60,22 +60,33 @@ static int64_t opened_value(int64_t w, const pj2k_header *h, int64_t lo, int64_t
 }
 
 /* Either map as a table over [lo, hi] (chunks of more values than that: one
- * lookup each) or value by value. */
+ * lookup each) or value by value; one set of loops per coefficient width. */
+typedef struct {
+    void (*mark)(const void *values, size_t n, int64_t lo, uint8_t *used);
+    void (*lookup)(void *values, size_t n, int64_t lo, int64_t hi, const int32_t *table);
+    void (*close)(void *values, size_t n, const value_gap *gaps, int count);
+    void (*open)(void *values, size_t n, const pj2k_header *h, int64_t lo, int64_t hi);
+} value_loops;
+
 #define VALUE_GAPS(SFX, T)                                                                  \
-    static void mark_##SFX(const T *v, size_t n, int64_t lo, uint8_t *used)                 \
+    static void mark_##SFX(const void *values, size_t n, int64_t lo, uint8_t *used)         \
     {                                                                                       \
+        const T *v = values;                                                                \
         for (size_t i = 0; i < n; i++) used[v[i] - lo] = 1;                                 \
     }                                                                                       \
-    static void lookup_##SFX(T *v, size_t n, int64_t lo, int64_t hi, const int32_t *table)  \
+    static void lookup_##SFX(void *values, size_t n, int64_t lo, int64_t hi, const int32_t *table) \
     {                                                                                       \
+        T *v = values;                                                                      \
         for (size_t i = 0; i < n; i++) v[i] = (T)table[(v[i] < lo ? lo : v[i] > hi ? hi : v[i]) - lo]; \
     }                                                                                       \
-    static void close_##SFX(T *v, size_t n, const value_gap *gaps, int count)               \
+    static void close_##SFX(void *values, size_t n, const value_gap *gaps, int count)       \
     {                                                                                       \
+        T *v = values;                                                                      \
         for (size_t i = 0; i < n; i++) v[i] = (T)closed_value(v[i], gaps, count);          \
     }                                                                                       \
-    static void open_##SFX(T *v, size_t n, const pj2k_header *h, int64_t lo, int64_t hi)    \
+    static void open_##SFX(void *values, size_t n, const pj2k_header *h, int64_t lo, int64_t hi) \
     {                                                                                       \
+        T *v = values;                                                                      \
         for (size_t i = 0; i < n; i++) v[i] = (T)opened_value(v[i], h, lo, hi);             \
     }
 VALUE_GAPS(i16, int16_t)
@@ -83,11 +94,12 @@ VALUE_GAPS(i32, int32_t)
 VALUE_GAPS(i64, int64_t)
 #undef VALUE_GAPS
 
-static void lookup(void *values, int width, size_t n, int64_t lo, int64_t hi, const int32_t *table)
+static const value_loops *loops_for(int width)
 {
-    if (width == 2) lookup_i16(values, n, lo, hi, table);
-    else if (width == 4) lookup_i32(values, n, lo, hi, table);
-    else lookup_i64(values, n, lo, hi, table);
+    static const value_loops loops[] = {{mark_i16, lookup_i16, close_i16, open_i16},
+                                        {mark_i32, lookup_i32, close_i32, open_i32},
+                                        {mark_i64, lookup_i64, close_i64, open_i64}};
+    return &loops[width == 2 ? 0 : width == 4 ? 1 : 2];
 }
 
 pj2k_status pj2k_close_value_gaps(pj2k_header *h, void *values, int width, size_t n,
@@ -96,11 +108,10 @@ pj2k_status pj2k_close_value_gaps(pj2k_header *h, void *values, int width, size_
     h->ngaps = 0;
     if (!n || hi < lo || hi - lo >= (int64_t)1 << 16) return PJ2K_OK;   /* 8- and 16-bit dtypes */
     const size_t span = (size_t)(hi - lo) + 1;
+    const value_loops *loops = loops_for(width);
     uint8_t *used = calloc(span, 1);
     if (!used) return PJ2K_ERR_NOMEM;
-    if (width == 2) mark_i16(values, n, lo, used);
-    else if (width == 4) mark_i32(values, n, lo, used);
-    else mark_i64(values, n, lo, used);
+    loops->mark(values, n, lo, used);
     value_gap gaps[PJ2K_MAX_GAPS];
     const int count = isolated_gaps(used, lo, span, gaps);
     free(used);
@@ -108,14 +119,10 @@ pj2k_status pj2k_close_value_gaps(pj2k_header *h, void *values, int width, size_
     int32_t *table = n > span ? malloc(span * sizeof *table) : NULL;
     if (table) {
         for (size_t v = 0; v < span; v++) table[v] = (int32_t)closed_value(lo + (int64_t)v, gaps, count);
-        lookup(values, width, n, lo, hi, table);
+        loops->lookup(values, n, lo, hi, table);
         free(table);
-    } else if (width == 2) {
-        close_i16(values, n, gaps, count);
-    } else if (width == 4) {
-        close_i32(values, n, gaps, count);
     } else {
-        close_i64(values, n, gaps, count);
+        loops->close(values, n, gaps, count);
     }
     int64_t closed = 0;   /* the lengths of the gaps below */
     for (int g = 0; g < count; g++) {
@@ -135,14 +142,10 @@ void pj2k_open_value_gaps(const pj2k_header *h, void *values, int width, size_t 
     int32_t *table = n > span ? malloc(span * sizeof *table) : NULL;
     if (table) {
         for (size_t w = 0; w < span; w++) table[w] = (int32_t)opened_value(lo + (int64_t)w, h, lo, hi);
-        lookup(values, width, n, lo, hi, table);
+        loops_for(width)->lookup(values, n, lo, hi, table);
         free(table);
-    } else if (width == 2) {   /* (small, or no memory for the table: value by value) */
-        open_i16(values, n, h, lo, hi);
-    } else if (width == 4) {
-        open_i32(values, n, h, lo, hi);
-    } else {
-        open_i64(values, n, h, lo, hi);
+    } else {   /* (small, or no memory for the table: value by value) */
+        loops_for(width)->open(values, n, h, lo, hi);
     }
 }
 
