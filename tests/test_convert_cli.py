@@ -437,6 +437,64 @@ def test_to_zarr_pads_edge_chunks_with_their_mean(real, tmp_path):
                     assert ours[k][:].min() >= 235
 
 
+def _codec_configuration(z) -> dict:
+    """The stored configuration of z's progressive_j2k codec (also in shards)."""
+    codecs = z.metadata.to_dict()["codecs"]
+    while codecs[0]["name"] == "sharding_indexed":
+        codecs = codecs[0]["configuration"]["codecs"]
+    return codecs[0]["configuration"]
+
+
+def _valid_psnr(decoded, original, peak):
+    error = np.mean((decoded.astype(float) - original.astype(float)) ** 2)
+    return 10 * np.log10(peak ** 2 / error)
+
+
+@pytest.mark.parametrize("shards", [None, (1024, 1024)])
+def test_to_zarr_targets_hold_for_the_data_of_edge_chunks(real, tmp_path, shards):
+    """A target counts every sample of a chunk, and to_zarr's padding costs
+    almost no bytes and has almost no error: edge chunks coded with the
+    array's targets spent a whole chunk's budget on their data (coffee at
+    ratio=20 came out 12:1) and lost 10 log10(1 / fraction) dB (an 88 x 88
+    corner at psnr=80: 66 dB).  Their targets are scaled to their data;
+    zarr.json keeps the array's own."""
+    image = np.ascontiguousarray(real("mr2_uint16")[:600, :600])
+    z = to_zarr(image, str(tmp_path / "p.zarr"), chunks=(512, 512), psnr=80, shards=shards)
+    decoded = z[:]
+    for y in (0, 512):
+        for x in (0, 512):
+            block = (slice(y, y + 512), slice(x, x + 512))
+            assert _valid_psnr(decoded[block], image[block], 65535) >= 80, (y, x)
+    assert _codec_configuration(zarr.open_array(str(tmp_path / "p.zarr")))["psnr"] == 80
+    colour = real("coffee")   # 400 x 600 x 3
+    for options in ({"ratio": 20}, {"bits_per_sample": 0.4}, {"ratio": 20, "layers": [80, 40]}):
+        z = to_zarr(colour, str(tmp_path / "r.zarr"), chunks=(256, 256), shards=shards,
+                    overwrite=True, **options)
+        stored = sum(f.stat().st_size for f in (tmp_path / "r.zarr" / "c").rglob("*") if f.is_file())
+        assert 20 / 1.05 <= colour.nbytes / stored <= 20 * 1.05, options
+        np.testing.assert_array_equal(pj.open_multiscale(z)[0][:].shape, colour.shape)
+    if shards is None:   # each chunk against its own data
+        for path in (tmp_path / "r.zarr" / "c").rglob("*"):
+            if path.is_file():
+                y, x = (int(part) for part in path.relative_to(tmp_path / "r.zarr" / "c").parts[:2])
+                data = colour[256 * y:256 * (y + 1), 256 * x:256 * (x + 1)]
+                assert 20 / 1.05 <= data.nbytes / path.stat().st_size <= 20 * 1.05, (y, x)
+    assert _codec_configuration(zarr.open_array(str(tmp_path / "r.zarr")))["ratio"] == 20
+
+
+def test_edge_chunk_options_scale_only_the_targets():
+    from progressive_j2k.convert import edge_chunk_options
+
+    assert edge_chunk_options({"levels": 3, "step": 2.0, "layers": 3}, 0.25) is None
+    assert edge_chunk_options({"tolerance": 0.5}, 0.25) is None
+    scaled = edge_chunk_options({"ratio": 10, "layers": [80, 40], "levels": 3}, 0.25)
+    assert scaled == {"ratio": 40.0, "layers": [320.0, 160.0], "levels": 3}
+    assert edge_chunk_options({"bits_per_sample": 2.0, "layers": 4}, 0.25) == {
+        "bits_per_sample": 0.5, "layers": 4}
+    scaled = edge_chunk_options({"psnr": 40, "layers": [30, 35], "layer_metric": "psnr"}, 0.1)
+    assert scaled["psnr"] == pytest.approx(50) and scaled["layers"] == pytest.approx([40, 45])
+
+
 def test_to_zarr_keeps_the_shape_when_writing_fails(real, tmp_path):
     """Edge chunks are written into an array of whole chunks, then cut to the
     data's shape; a source that fails part-way must not leave the padded

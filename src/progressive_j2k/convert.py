@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from itertools import product
+from itertools import combinations, product
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -152,6 +152,98 @@ def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple) -> np.ndarray:
     return out
 
 
+def edge_chunk_options(codec_options: dict, fraction: float) -> dict | None:
+    """The codec options for an edge chunk of which ``fraction`` is the
+    array's data and the rest to_zarr's padding, or None where no option
+    depends on it.  A chunk's targets count all of its samples: its size
+    budget is its whole raw size over the ratio, and its squared error is
+    averaged over the padding too, which costs almost no bytes and has almost
+    no error.  So the data of an edge chunk coded with the array's targets
+    got the budget of a whole chunk (a 600 x 600 coffee crop in 256^2 chunks
+    at ratio=20 came out 12:1) or, with psnr=, lost 10 log10(1 / fraction)
+    dB (a corner chunk of 88 x 88 in 512 x 512: 66 dB for 80).  Scaled here,
+    both hold for the data alone: the ratio (and layer ratios) over the
+    fraction, bits_per_sample times it, PSNRs (and layer PSNRs) up by
+    10 log10(1 / fraction) dB, which keeps the data's own mean squared error
+    within the target even where the padding decodes inexactly."""
+    options = dict(codec_options)
+    gain = 10.0 * math.log10(1.0 / fraction)
+    scaled = False
+    if options.get("ratio") is not None:
+        options["ratio"] = float(options["ratio"]) / fraction
+        scaled = True
+    if options.get("bits_per_sample") is not None:
+        options["bits_per_sample"] = float(options["bits_per_sample"]) * fraction
+        scaled = True
+    if options.get("psnr") is not None:
+        options["psnr"] = float(options["psnr"]) + gain
+        scaled = True
+    layers = options.get("layers")
+    if layers is not None and not isinstance(layers, (int, np.integer)):   # (a count needs nothing)
+        by_psnr = options.get("layer_metric", "ratio") == "psnr"
+        options["layers"] = [float(t) + gain if by_psnr else float(t) / fraction for t in layers]
+        scaled = True
+    return options if scaled else None
+
+
+def _write_region(z, data, lo, hi, unit, shape, chunks) -> None:
+    """Write the region [lo, hi) of the padded array (on chunk boundaries)
+    from ``data``, one write unit (chunk or shard) at a time, its edge
+    chunks padded (pad_chunk)."""
+    starts = [range(a - a % u, b, u) for a, b, u in zip(lo, hi, unit)]
+    for corner in product(*starts):
+        begin = [max(c, a) for c, a in zip(corner, lo)]
+        end = [min(c + u, b) for c, u, b in zip(corner, unit, hi)]
+        slab = _read(data, tuple(slice(b, min(e, n)) for b, e, n in zip(begin, end, shape)))
+        z[tuple(slice(b, e) for b, e in zip(begin, end))] = _pad_slab(
+            slab, tuple(e - b for b, e in zip(begin, end)), chunks)
+
+
+def _with_codec_options(z, codec_options: dict):
+    """A handle on the array ``z`` whose progressive_j2k codec (also inside
+    shards) encodes with ``codec_options``; the stored metadata is left as it
+    is (it records the array's own options)."""
+    from zarr import Array
+    from zarr.core.array import AsyncArray
+
+    from progressive_j2k.zarr3 import ProgressiveJ2K
+
+    metadata = z.metadata.to_dict()
+    replacement = ProgressiveJ2K(**codec_options).to_dict()
+
+    def swap(codecs) -> list:
+        codecs = [dict(codec) for codec in codecs]
+        for i, codec in enumerate(codecs):
+            if codec["name"] == replacement["name"]:
+                codecs[i] = replacement
+            elif codec["name"] == "sharding_indexed":
+                codec["configuration"] = {**codec["configuration"],
+                                          "codecs": swap(codec["configuration"]["codecs"])}
+        return codecs
+
+    metadata["codecs"] = swap(metadata["codecs"])
+    return Array(AsyncArray(metadata, z.store_path))
+
+
+def _rewrite_edge_chunks(z, data, shape, chunks, unit, codec_options: dict) -> None:
+    """Encode the array's edge chunks again with their targets scaled to
+    their share of data (edge_chunk_options): one class of edge chunks at a
+    time (those partial along the same axes share that share)."""
+    if edge_chunk_options(codec_options, 0.5) is None:   # no targets
+        return
+    padded = z.shape
+    partial = [a for a, (n, c) in enumerate(zip(shape, chunks)) if n % c]
+    for count in range(1, len(partial) + 1):
+        for along in combinations(partial, count):
+            fraction = math.prod((shape[a] % chunks[a]) / chunks[a] for a in along)
+            options = edge_chunk_options(codec_options, fraction)
+            lo = [padded[a] - chunks[a] if a in along else 0 for a in range(len(shape))]
+            hi = [padded[a] - chunks[a] if a in partial and a not in along else padded[a]
+                  for a in range(len(shape))]
+            if all(a < b for a, b in zip(lo, hi)):
+                _write_region(_with_codec_options(z, options), data, lo, hi, unit, shape, chunks)
+
+
 def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension_names=None,
             fill_value=None, attributes=None, progress=False, **codec_options):
     """Write ``data`` (numpy, dask, or any array-like) as a zarr v3 array whose
@@ -164,7 +256,11 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     keep the array's border free of the fill value.  Two consequences: until
     to_zarr returns, the array has the shape of its whole chunks; and if it
     is later enlarged with ``resize``, the region that uncovers in those edge
-    chunks reads as that mean, not the fill value, until written.
+    chunks reads as that mean, not the fill value, until written.  Size and
+    quality targets (ratio, bits_per_sample, psnr and layer targets) hold
+    for the data of edge chunks, not for the padded chunk: those chunks are
+    coded with their targets scaled to their share of data
+    (edge_chunk_options), and zarr.json records the array's own.
 
     Data larger than memory: pass a dask array (written chunk by chunk by the
     active dask scheduler, distributed included) or an array-like that slices
@@ -276,6 +372,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                 slab = np.asarray(data[region[0]]) if split == 0 else _read(data, region)
                 z[tuple(slice(s, e) for s, e in zip(corner, stops))] = _pad_slab(
                     slab, tuple(e - s for s, e in zip(corner, stops)) + padded[split + 1:], chunks)
+        if padded != shape:   # size and quality targets kept for the data of edge chunks
+            _rewrite_edge_chunks(z, data, shape, chunks, write_unit, codec_options)
     finally:   # the data's shape, also when writing failed part-way
         if padded != shape:
             z.resize(shape)
