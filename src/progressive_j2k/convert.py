@@ -462,8 +462,7 @@ def open_input(path: str) -> tuple:
     if suffix == ".npy":
         return np.load(p, mmap_mode="r"), None, {}
     if suffix in (".tif", ".tiff"):
-        tifffile = require("tifffile", "cli", "reading TIFF")
-        return (tifffile.memmap(p) if _tiff_is_contiguous(p) else tifffile.imread(p)), None, {}
+        return _open_tiff(p)
     zarr = require_zarr("reading zarr input")
     node = zarr.open(str(p), mode="r")
     if isinstance(node, zarr.Array):
@@ -572,7 +571,70 @@ def physical_axes(attributes: dict, ndim: int) -> tuple:
     return tuple(scale), tuple(translation), units if any(u is not None for u in units) else None
 
 
-def _tiff_is_contiguous(path) -> bool:
-    import tifffile
+def _open_tiff(path) -> tuple:
+    """open_input for a TIFF's first series (its full-resolution level): a
+    memory map where its data is stored contiguously, else a zarr view of
+    its tiles or strips (decoded as read: a tiled slide is never held
+    whole), with an OME-TIFF's axes and physical pixel sizes."""
+    tifffile = require("tifffile", "cli", "reading TIFF")
     with tifffile.TiffFile(path) as tif:
-        return tif.series[0].dataoffset is not None
+        contiguous = tif.series[0].dataoffset is not None
+        names, carried = _ome_tiff_axes(tif)
+    if contiguous:
+        return tifffile.memmap(path), names, carried
+    zarr = require_zarr("reading a tiled or compressed TIFF")
+    return zarr.open_array(tifffile.imread(path, aszarr=True, series=0, level=0),
+                           mode="r"), names, carried
+
+
+#: OME-XML's length and time units as OME-Zarr names them (UDUNITS-2)
+_OME_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "um": "micrometer",
+              "mm": "millimeter", "cm": "centimeter", "m": "meter", "ms": "millisecond",
+              "s": "second", "min": "minute", "h": "hour"}
+#: A TIFF series axis (tifffile's letters): its OME pixel size attribute and default unit
+_OME_SIZES = {"X": ("PhysicalSizeX", "µm"), "Y": ("PhysicalSizeY", "µm"),
+              "Z": ("PhysicalSizeZ", "µm"), "T": ("TimeIncrement", "s")}
+_OME_TYPES = {"X": "space", "Y": "space", "Z": "space", "T": "time", "C": "channel",
+              "S": "channel"}
+
+
+def _ome_tiff_axes(tif) -> tuple:
+    """(dimension names, carried attributes) of an OME-TIFF's first series:
+    its axes as OME-Zarr names them (x, y, z, t, c; RGB samples c, or s
+    beside a channel axis) and PHYSICAL_ATTRIBUTE with the pixel sizes of
+    its OME-XML; (None, {}) for other TIFFs, or OME-XML that does not parse
+    (warned)."""
+    if not tif.is_ome:
+        return None, {}
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        pixels = ElementTree.fromstring(tif.ome_metadata).find(".//{*}Pixels")
+    except ElementTree.ParseError as exc:
+        warnings.warn(f"OME-XML not understood, physical axes left out: {exc}", stacklevel=3)
+        return None, {}
+    letters = tif.series[0].axes
+    axes, scale = [], []
+    for letter in letters:
+        name = "s" if letter == "S" and "C" in letters else "c" if letter == "S" else letter.lower()
+        axis = {"name": name}
+        if letter in _OME_TYPES:
+            axis["type"] = _OME_TYPES[letter]
+        size = 1.0
+        if letter in _OME_SIZES and pixels is not None:
+            attribute, unit = _OME_SIZES[letter]
+            try:
+                size = float(pixels.get(attribute, "1"))
+            except ValueError:
+                size = math.nan
+            if not (math.isfinite(size) and size > 0):
+                warnings.warn(f"OME-XML {attribute}={pixels.get(attribute)!r} is not a size: "
+                              f"unit spacing along {name}", stacklevel=3)
+                size = 1.0
+            unit = pixels.get(attribute + "Unit", unit)
+            axis["unit"] = _OME_UNITS.get(unit, unit)
+        axes.append(axis)
+        scale.append(size)
+    names = [a["name"] for a in axes]
+    return (names if len(set(names)) == len(names) else None), {
+        PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale, "translation": [0.0] * len(axes)}}
