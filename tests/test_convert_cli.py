@@ -335,6 +335,15 @@ def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
     np.testing.assert_array_equal(z[:], stack)
 
 
+def test_to_zarr_chunks_none_or_minus_one_take_an_axis_whole(real, tmp_path):
+    """As zarr takes them (None raised a bare int() TypeError, -1 was refused)."""
+    coins = real("coins")   # 303 x 384
+    for chunks in ((-1, 128), (None, 128), (np.int64(-1), 128)):
+        z = to_zarr(coins, str(tmp_path / "c.zarr"), chunks=chunks, overwrite=True)
+        assert z.chunks == (303, 128)
+        np.testing.assert_array_equal(z[:], coins)
+
+
 def test_to_zarr_takes_nested_lists(tmp_path):
     """Array-likes without a shape are read as numpy would: float64 values
     with a tolerance; Python ints become int64, refused by name."""

@@ -480,6 +480,19 @@ def test_compressors_that_cannot_be_undone_are_refused_and_damage_is_an_error(re
                               compressors=[zarr.codecs.ZstdCodec()])
     with pytest.raises(ValueError, match="whole shards"):
         pj.open_multiscale(outer)
+    # codecs before ours, or shards inside shards: said so, not "not encoded with it"
+    transposed = zarr.create_array(MemoryStore(), shape=(64, 64), chunks=(32, 32), dtype="u1",
+                                   filters=[zarr.codecs.TransposeCodec(order=(1, 0))],
+                                   serializer=ProgressiveJ2KV3(), compressors=None)
+    with pytest.raises(ValueError, match=r"codecs before progressive_j2k \(transpose\)"):
+        pj.open_multiscale(transposed)
+    nested = zarr.create_array(MemoryStore(), shape=(64, 64), chunks=(64, 64), dtype="u1",
+                               serializer=zarr.codecs.ShardingCodec(
+                                   chunk_shape=(32, 32), codecs=[zarr.codecs.ShardingCodec(
+                                       chunk_shape=(16, 16), codecs=[ProgressiveJ2KV3()])]),
+                               compressors=None)
+    with pytest.raises(ValueError, match="shards inside shards"):
+        pj.open_multiscale(nested)
     camera = real("camera")
     layered = zarr.create_array(MemoryStore(), shape=camera.shape, chunks=(256, 256),
                                 dtype=camera.dtype, serializer=ProgressiveJ2KV3(layers=[40, 10]))

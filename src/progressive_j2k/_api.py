@@ -371,8 +371,10 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         two longer ones, not among the given axes), or else a channels-first
         one (channels_first_colour_axis); None: no colour axis.
     step: lossy, the quantisation step in data units (RMS error is about
-        step / sqrt(12); with the colour transform about 1.7x that per
-        channel); default 1/256 of the chunk's value range.
+        step / sqrt(12): 0.5-1.7x that on gray test images, more at steps
+        near 1, where rounding to the dtype adds its own, less at coarse
+        steps, where most detail quantises to zero; with the colour transform
+        about 1.7x that per channel); default 1/256 of the chunk's value range.
     tolerance: error-bounded mode: every decoded sample at full resolution is
         within ``tolerance`` of the original (any dtype; NaN and inf refused).
     ratio: lossy, instead of step: make the chunk ``ratio`` times smaller

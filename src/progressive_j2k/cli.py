@@ -243,7 +243,8 @@ def main(argv=None):
     p.add_argument("--chunks", help="comma-separated chunk shape")
     p.add_argument("--shards", help="comma-separated shard shape (optional)")
     p.add_argument("--levels", type=int)
-    p.add_argument("--axes", help="comma-separated axes to transform")
+    p.add_argument("--axes", help="comma-separated axes to transform (negative axes as "
+                                  "--axes=-2,-1)")
     p.add_argument("--colour-axis", type=_colour_axis, default="auto",
                    help="axis of length 3 to decorrelate as RGB, auto (default: the last "
                         "of an integer colour image) or none")

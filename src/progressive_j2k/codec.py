@@ -90,9 +90,11 @@ class ProgressiveJ2K(Codec):
         if _api.is_big_endian(arr.dtype):
             # zarr v2 reads the decoded bytes as the array's dtype, and
             # decoded chunks are little-endian: refuse rather than swap bytes
-            raise TypeError(f"ProgressiveJ2K stores little-endian data; this zarr v2 array's "
-                            f"dtype is big-endian ({arr.dtype.str}): create it with "
-                            f"dtype={arr.dtype.newbyteorder('<').str!r}")
+            little = arr.dtype.newbyteorder("<").str
+            raise TypeError(f"ProgressiveJ2K stores little-endian data, got big-endian "
+                            f"{arr.dtype.str} (FITS, say): convert it with "
+                            f"arr.astype({little!r}), or create a zarr v2 array with "
+                            f"dtype={little!r}")
         # axes by the fixed rule, not chosen from each chunk's data: every
         # chunk of an array then has the same levels (open_multiscale)
         options = resolved = _options.resolve_options(self._options(), arr.shape, arr.dtype)

@@ -265,7 +265,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     Data larger than memory: pass a dask array (written chunk by chunk by the
     active dask scheduler, distributed included) or an array-like that slices
     lazily (e.g. a memory-mapped .npy or another zarr array), which is copied
-    one row of chunks at a time.  ``codec_options`` are those of
+    one row of chunks at a time.  ``chunks``: lengths for the leading axes
+    (the others get the defaults); None or -1 takes an axis whole.
+    ``codec_options`` are those of
     :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
     ``nodata`` option where one is given (unwritten parts then read as
     nodata), else zarr's default, 0.  ``attributes``: the array's (e.g.
@@ -303,7 +305,10 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     defaults = default_chunks(shape, dtype, codec_options)
     # the axes left out at the end get the default (the whole colour axis)
     given = chunks
-    chunks = defaults if chunks is None else tuple(int(c) for c in chunks)
+    # (None or -1: the whole axis, as zarr takes them)
+    chunks = defaults if chunks is None else tuple(
+        n if c is None or (isinstance(c, (int, np.integer)) and c == -1) else int(c)
+        for c, n in zip(chunks, shape + (0,) * len(chunks)))
     chunks += defaults[len(chunks):]
     if len(chunks) != len(shape) or min(chunks, default=1) < 1:
         raise ValueError(f"chunks must be up to {len(shape)} positive lengths, got {chunks}")

@@ -93,11 +93,12 @@ def _layout_of(array) -> _Layout:
         chunks = tuple(metadata.chunks)
     else:
         codecs = [c.to_dict() for c in metadata.codecs]
-        names = [c["name"] for c in codecs]
-        for c in codecs:
-            if c["name"] == "sharding_indexed":   # and the shard's inner codecs
-                names += [inner["name"] for inner in c["configuration"]["codecs"]]
-        if "progressive_j2k" not in names:
+
+        def names_in(chain) -> list:   # and those of shards' inner codecs, nested
+            return [n for c in chain for n in [c["name"]] + (
+                names_in(c["configuration"]["codecs"]) if c["name"] == "sharding_indexed" else [])]
+
+        if "progressive_j2k" not in names_in(codecs):
             raise ValueError(f"array is not encoded with progressive_j2k (its codecs: "
                              f"{', '.join(c['name'] for c in codecs)})")
         codec = codecs[0]
@@ -107,8 +108,13 @@ def _layout_of(array) -> _Layout:
                                  "their progressive chunks cannot be read by range")
             sharding = codec["configuration"]
             inner = sharding["codecs"]
+            if inner[0]["name"] == "sharding_indexed":
+                raise ValueError("shards inside shards: level reads support one level of "
+                                 "sharding, with progressive_j2k as the shard's serializer")
             if inner[0]["name"] != "progressive_j2k":
-                raise ValueError("the shard's first inner codec must be progressive_j2k")
+                raise ValueError(f"codecs before progressive_j2k in the shard "
+                                 f"({inner[0]['name']}) change what each codestream holds: "
+                                 f"level reads need progressive_j2k first (the serializer)")
             index = [c["name"] for c in sharding["index_codecs"]]
             if index != ["bytes", "crc32c"]:
                 raise ValueError(f"unsupported shard index codecs {index}")
@@ -117,7 +123,9 @@ def _layout_of(array) -> _Layout:
             shard_shape = tuple(metadata.chunk_grid.chunk_shape)
             index_at_start = sharding["index_location"] == "start"
         elif codec["name"] != "progressive_j2k":
-            raise ValueError("array is not encoded with progressive_j2k")
+            raise ValueError(f"codecs before progressive_j2k ({codec['name']}) change what each "
+                             f"codestream holds: level reads need progressive_j2k first (the "
+                             f"array's serializer)")
         else:
             after = codecs[1:]
             chunks = tuple(metadata.chunk_grid.chunk_shape)
