@@ -18,6 +18,10 @@ class ProgressiveJ2K(Codec):
     returns the same bytes with the reversed shape (what zarr v2's
     ``order="F"`` expects).
 
+    For zarr v3 arrays use ``progressive_j2k.zarr3.ProgressiveJ2K`` (same
+    name and options) as the ``serializer``: zarr v3 refuses this class
+    there ("Expected an ArrayBytesCodec").
+
     Parameters
     ----------
     levels : int, optional
