@@ -262,7 +262,9 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     }
     for (int r = 0; r <= h->levels; r++) h->segment_end[r] = h->piece_end[r * h->layers + h->layers - 1];
     const pj2k_status st = check_structure(h);
-    if (st != PJ2K_OK) return st;
+    /* (a stream that pairs a float dtype with a lossless wavelet is a bad
+     * header, not a caller's wrong dtype: no encoder writes one) */
+    if (st != PJ2K_OK) return st == PJ2K_ERR_DTYPE ? PJ2K_ERR_HEADER : st;
     return valid_layers(h) ? PJ2K_OK : PJ2K_ERR_HEADER;
 }
 

@@ -131,6 +131,20 @@ def test_forged_fields_are_rejected(chunk):
             pj.decode(reseal(bytes(data), header.levels) if offset != 14 else bytes(data))
 
 
+def test_a_float_dtype_with_a_lossless_wavelet_is_a_bad_header(real):
+    """A resealed header naming float32 for a lossless stream raised
+    TypeError (the encoder's "wrong dtype" status) from read_header, decode
+    and the codec: from a stream it is a DecodeError like any bad header."""
+    enc = pj.encode(np.ascontiguousarray(real("camera")[200:216, 200:216]))
+    header = pj.read_header(enc)
+    data = bytearray(enc)
+    data[5] = 6   # dtype code: float32
+    forged = reseal(bytes(data), header.levels)
+    for read in (pj.read_header, pj.decode, pj.ProgressiveJ2K().decode):
+        with pytest.raises(pj.DecodeError, match="invalid codestream header"):
+            read(forged)
+
+
 def test_forged_m97_levels_are_rejected(chunk):
     """Version 6's 9/7-M levels: only levels that exist, and only in the
     reversible modes."""
