@@ -299,6 +299,21 @@ def test_max_bytes_counts_working_memory():
         pj.decode(enc, max_bytes=4 * 2**20)
 
 
+def test_max_bytes_counts_the_longest_line():
+    """The entropy decoder's context rows and the transform's line buffer
+    grow with a chunk's longest line: a 1-D chunk of 2**24 uint8 samples
+    peaked at 9 bytes a sample, over the 5 its elements were budgeted, so a
+    small forged stream could ask for about twice what max_bytes allowed."""
+    n = 1 << 16
+    enc = pj.encode(np.arange(n, dtype=np.uint16).astype(np.uint8))
+    elements_only = n * (1 + 4)
+    with pytest.raises(pj.TooLargeError, match="working"):
+        pj.decode(enc, max_bytes=elements_only)
+    assert pj.decode(enc, max_bytes=elements_only + 16 * n).shape == (n,)
+    square = pj.encode(np.zeros((256, 256), np.uint8))   # a line of 256: 4 KiB more
+    assert pj.decode(square, max_bytes=256 * 256 * 5 + 16 * 256).shape == (256, 256)
+
+
 def test_review_regressions_on_edge_inputs():
     with pytest.raises(ValueError, match="0-d"):
         pj.encode(np.array(3, np.uint8))  # used to come back as shape (1,)

@@ -656,15 +656,27 @@ def aligned_levels(shape, chunks, axes) -> tuple:
     return min((((c & -c).bit_length() - 1) for c in split), default=MAX_LEVELS), split
 
 
-def decode_memory(elements: int, mode: str, dtype: np.dtype) -> int:
+#: decode_memory's bytes per sample of a chunk's longest line: the entropy
+#: decoder's context rows (seven uint16 rows as wide as a band's rows) and
+#: the transform's line buffer (float64).  Within the per-element figures
+#: for 2-D and 3-D chunks; a 1-D chunk of 2**24 uint8 samples peaked at 9
+#: bytes a sample against their 5 (a hostile 165-byte stream claiming 2**27
+#: samples passed the default max_bytes by its per-element figures alone).
+LINE_BYTES = 16
+
+
+def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int = 0) -> int:
     """An upper bound on the bytes decoding that many elements of a chunk of
-    that mode and dtype allocates: the output, plus int32 or int64
-    coefficients (8-bit data decodes in int16 but may fall back to int32),
-    plus float64 samples for lossy streams (docs/DESIGN.md 5)."""
+    that mode and dtype, whose longest axis has ``longest`` samples,
+    allocates: the output, plus int32 or int64 coefficients (8-bit data
+    decodes in int16 but may fall back to int32), plus float64 samples for
+    lossy streams (docs/DESIGN.md 5), plus LINE_BYTES per sample of the
+    longest line (none for an empty chunk, which decodes nothing)."""
     dtype = np.dtype(dtype)
     via_float = mode != "lossless"
     wide = via_float or dtype.itemsize > 2
-    return elements * (dtype.itemsize + (8 if wide else 4) + (8 if via_float else 0))
+    return (elements * (dtype.itemsize + (8 if wide else 4) + (8 if via_float else 0))
+            + (LINE_BYTES * longest if elements else 0))
 
 
 def decode_chunk(buf, shape: tuple, dtype, level: int = 0, layer: int | None = None):
@@ -710,7 +722,7 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     shape = header.level_shape(level)
     elements = math.prod(shape)
     nbytes = elements * header.dtype.itemsize
-    needed_memory = decode_memory(elements, header.mode, header.dtype)
+    needed_memory = decode_memory(elements, header.mode, header.dtype, max(shape, default=0))
     if needed_memory > max_bytes:
         raise TooLargeError(f"decoding needs {needed_memory} bytes (output {nbytes} plus working "
                             f"buffers), over max_bytes={max_bytes}")
