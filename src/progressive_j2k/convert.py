@@ -186,15 +186,20 @@ def edge_chunk_options(codec_options: dict, fraction: float) -> dict | None:
     return options if scaled else None
 
 
-def _write_region(z, data, lo, hi, unit, shape, chunks) -> None:
+def _write_region(z, data, lo, hi, unit, shape, chunks, progress=None) -> None:
     """Write the region [lo, hi) of the padded array (on chunk boundaries)
-    from ``data``, one write unit (chunk or shard) at a time, its edge
-    chunks padded (pad_chunk)."""
+    from ``data``, one block of write units (``unit``: chunks or shards, or
+    whole axes) at a time, its edge chunks padded (pad_chunk); ``progress``
+    wraps the blocks (tqdm)."""
     starts = [range(a - a % u, b, u) for a, b, u in zip(lo, hi, unit)]
-    for corner in product(*starts):
+    corners = list(product(*starts))
+    for corner in corners if progress is None else progress(corners):
         begin = [max(c, a) for c, a in zip(corner, lo)]
         end = [min(c + u, b) for c, u, b in zip(corner, unit, hi)]
-        slab = _read(data, tuple(slice(b, min(e, n)) for b, e, n in zip(begin, end, shape)))
+        region = tuple(slice(b, min(e, n)) for b, e, n in zip(begin, end, shape))
+        # (rows along axis 0 alone: a bare slice, which every array-like takes)
+        whole = all(r.start == 0 and r.stop == n for r, n in zip(region[1:], shape[1:]))
+        slab = np.asarray(data[region[0]]) if whole else _read(data, region)
         z[tuple(slice(b, e) for b, e in zip(begin, end))] = _pad_slab(
             slab, tuple(e - b for b, e in zip(begin, end)), chunks)
 
@@ -229,14 +234,14 @@ def _rewrite_edge_chunks(z, data, shape, chunks, unit, codec_options: dict) -> N
     """Encode the array's edge chunks again with their targets scaled to
     their share of data (edge_chunk_options): one class of edge chunks at a
     time (those partial along the same axes share that share)."""
-    if edge_chunk_options(codec_options, 0.5) is None:   # no targets
-        return
     padded = z.shape
     partial = [a for a, (n, c) in enumerate(zip(shape, chunks)) if n % c]
     for count in range(1, len(partial) + 1):
         for along in combinations(partial, count):
             fraction = math.prod((shape[a] % chunks[a]) / chunks[a] for a in along)
             options = edge_chunk_options(codec_options, fraction)
+            if options is None:   # no targets: the chunks stand as written
+                return
             lo = [padded[a] - chunks[a] if a in along else 0 for a in range(len(shape))]
             hi = [padded[a] - chunks[a] if a in partial and a not in along else padded[a]
                   for a in range(len(shape))]
@@ -363,20 +368,12 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         else:
             # one row of write units at a time: along the first axis the
             # units cut (an OME-Zarr (t, c, z, y, x) image of t = c = z = 1
-            # is cut along y, not read whole)
+            # is cut along y, not read whole), the axes after it whole
             split = next((a for a in range(len(shape)) if shape[a] > write_unit[a]), 0)
-            corners = list(product(*(range(0, shape[a], max(1, write_unit[a]))
-                                     for a in range(split + 1))))
-            if progress:
-                corners = tqdm(corners, unit="chunk row", desc="writing")
-            for corner in corners:
-                stops = [min(s + write_unit[a], padded[a]) for a, s in enumerate(corner)]
-                region = tuple(slice(s, s + write_unit[a]) for a, s in enumerate(corner))
-                # (rows along axis 0 as before: a bare slice, which every
-                # array-like takes)
-                slab = np.asarray(data[region[0]]) if split == 0 else _read(data, region)
-                z[tuple(slice(s, e) for s, e in zip(corner, stops))] = _pad_slab(
-                    slab, tuple(e - s for s, e in zip(corner, stops)) + padded[split + 1:], chunks)
+            rows = [write_unit[a] if a <= split else padded[a] for a in range(len(shape))]
+            bar = (lambda corners: tqdm(corners, unit="chunk row", desc="writing")
+                   ) if progress else None
+            _write_region(z, data, [0] * len(shape), padded, rows, shape, chunks, bar)
         if padded != shape:   # size and quality targets kept for the data of edge chunks
             _rewrite_edge_chunks(z, data, shape, chunks, write_unit, codec_options)
     finally:   # the data's shape, also when writing failed part-way
@@ -621,7 +618,9 @@ def _ome_tiff_axes(tif) -> tuple:
     letters = tif.series[0].axes
     axes, scale = [], []
     for letter in letters:
-        name = "s" if letter == "S" and "C" in letters else "c" if letter == "S" else letter.lower()
+        name = letter.lower()
+        if letter == "S":   # RGB samples: OME-Zarr's channel axis, unless the TIFF has one
+            name = "s" if "C" in letters else "c"
         axis = {"name": name}
         if letter in _OME_TYPES:
             axis["type"] = _OME_TYPES[letter]
