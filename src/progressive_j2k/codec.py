@@ -105,7 +105,8 @@ class ProgressiveJ2K(Codec):
         # decode() bounds its memory by default, and zarr v2 gives this codec
         # no chunk shape to trust a header against: a chunk it would refuse
         # to read back is refused now, not after it is written
-        needed = _api.decode_memory(arr.size, resolved["mode"], arr.dtype, max(arr.shape, default=0))
+        needed = _api.decode_memory(arr.size, resolved["mode"], arr.dtype,
+                                    max(arr.shape, default=0))
         if needed > _api.DEFAULT_MAX_DECODED_BYTES:
             raise ValueError(f"a chunk of shape {arr.shape} ({arr.dtype}) needs {needed} bytes to "
                              f"decode, over decode()'s default max_bytes "
