@@ -210,6 +210,12 @@ def test_cli_reads_tiled_tiffs_lazily_with_ome_pixel_sizes(real, tmp_path):
     z = zarr.open_array(str(tmp_path / "v.zarr"))
     np.testing.assert_array_equal(z[:], volume)
     assert pj.open_multiscale(z)[0].scale == (2.0, 1.0, 1.0)
+    # a size the OME-XML leaves out: unit spacing and no unit (none invented)
+    tifffile.imwrite(tmp_path / "x.ome.tif", volume[0], compression="zlib",
+                     metadata={"axes": "YX", "PhysicalSizeX": 0.5})
+    _, names, carried = open_input(str(tmp_path / "x.ome.tif"))
+    assert names == ["y", "x"] and carried["ome_level0"]["scale"] == [1.0, 0.5]
+    assert [a.get("unit") for a in carried["ome_level0"]["axes"]] == [None, "micrometer"]
     tifffile.imwrite(tmp_path / "plain.tif", rgb, photometric="rgb", compression="zlib")
     source, names, carried = open_input(str(tmp_path / "plain.tif"))
     assert isinstance(source, zarr.Array) and names is None and carried == {}
@@ -336,12 +342,21 @@ def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
 
 
 def test_to_zarr_chunks_none_or_minus_one_take_an_axis_whole(real, tmp_path):
-    """As zarr takes them (None raised a bare int() TypeError, -1 was refused)."""
+    """As zarr takes them (None raised a bare int() TypeError, -1 was
+    refused), also for a channels-first colour axis, which keeps its colour
+    transform as with chunks of 3 there."""
     coins = real("coins")   # 303 x 384
     for chunks in ((-1, 128), (None, 128), (np.int64(-1), 128)):
         z = to_zarr(coins, str(tmp_path / "c.zarr"), chunks=chunks, overwrite=True)
         assert z.chunks == (303, 128)
         np.testing.assert_array_equal(z[:], coins)
+    planes = np.ascontiguousarray(np.moveaxis(real("astronaut"), -1, 0))   # 3 x 512 x 512
+    configurations = []
+    for chunks in ((3, 256, 256), (-1, 256, 256), (None, 256, 256)):
+        z = to_zarr(planes, str(tmp_path / "p.zarr"), chunks=chunks, ratio=20, overwrite=True)
+        configurations.append(_codec_configuration(z))
+    assert configurations[0]["colour_axis"] == 0
+    assert configurations[1] == configurations[0] == configurations[2]
 
 
 def test_to_zarr_takes_nested_lists(tmp_path):
@@ -517,26 +532,51 @@ def test_to_zarr_targets_hold_for_the_data_of_edge_chunks(real, tmp_path, shards
         stored = sum(f.stat().st_size for f in (tmp_path / "r.zarr" / "c").rglob("*") if f.is_file())
         assert 20 / 1.05 <= colour.nbytes / stored <= 20 * 1.05, options
         np.testing.assert_array_equal(pj.open_multiscale(z)[0][:].shape, colour.shape)
-    if shards is None:   # each chunk against its own data
-        for path in (tmp_path / "r.zarr" / "c").rglob("*"):
-            if path.is_file():
-                y, x = (int(part) for part in path.relative_to(tmp_path / "r.zarr" / "c").parts[:2])
-                data = colour[256 * y:256 * (y + 1), 256 * x:256 * (x + 1)]
-                assert 20 / 1.05 <= data.nbytes / path.stat().st_size <= 20 * 1.05, (y, x)
+        if shards is None and "layers" not in options:   # each chunk against its own data
+            # (with three layers the smallest stream is 539 bytes, and the
+            # 144 x 88 corner keeps EDGE_FLOORS of them: 17.7:1)
+            for path in (tmp_path / "r.zarr" / "c").rglob("*"):
+                if path.is_file():
+                    y, x = (int(p) for p in path.relative_to(tmp_path / "r.zarr" / "c").parts[:2])
+                    data = colour[256 * y:256 * (y + 1), 256 * x:256 * (x + 1)]
+                    assert 20 / 1.05 <= data.nbytes / path.stat().st_size <= 20 * 1.05, (y, x)
     assert _codec_configuration(zarr.open_array(str(tmp_path / "r.zarr")))["ratio"] == 20
+
+
+def test_thin_edge_chunks_keep_their_data(real, tmp_path):
+    """One row past a chunk boundary is 1/256 of its chunk: scaled fully,
+    its ratio target fell below the stream's header and flushes and zeroed
+    the row (astronaut at 10:1: 16 dB against 38 inside).  The scaling stops
+    at NEAR_FLOOR times that floor."""
+    image = real("astronaut")                              # 512 x 512 x 3
+    taller = np.concatenate([image, image[-1:]])           # 513 rows
+    z = to_zarr(taller, str(tmp_path / "t.zarr"), chunks=(256, 256), ratio=10)
+    decoded = z[:]
+    assert _valid_psnr(decoded[512:], taller[512:], 255) >= 30
+    assert _valid_psnr(decoded[:512], image, 255) >= 30
+    for x in (0, 1):
+        assert (tmp_path / "t.zarr" / "c" / "2" / str(x) / "0").stat().st_size < 1200
 
 
 def test_edge_chunk_options_scale_only_the_targets():
     from progressive_j2k.convert import edge_chunk_options
 
-    assert edge_chunk_options({"levels": 3, "step": 2.0, "layers": 3}, 0.25) is None
-    assert edge_chunk_options({"tolerance": 0.5}, 0.25) is None
-    scaled = edge_chunk_options({"ratio": 10, "layers": [80, 40], "levels": 3}, 0.25)
+    u8 = np.dtype(np.uint8)
+    assert edge_chunk_options({"levels": 3, "step": 2.0, "layers": 3}, 0.25, u8) is None
+    assert edge_chunk_options({"tolerance": 0.5}, 0.25, u8) is None
+    scaled = edge_chunk_options({"ratio": 10, "layers": [80, 40], "levels": 3}, 0.25, u8)
     assert scaled == {"ratio": 40.0, "layers": [320.0, 160.0], "levels": 3}
-    assert edge_chunk_options({"bits_per_sample": 2.0, "layers": 4}, 0.25) == {
+    assert edge_chunk_options({"bits_per_sample": 2.0, "layers": 4}, 0.25, u8) == {
         "bits_per_sample": 0.5, "layers": 4}
-    scaled = edge_chunk_options({"psnr": 40, "layers": [30, 35], "layer_metric": "psnr"}, 0.1)
+    scaled = edge_chunk_options({"psnr": 40, "layers": [30, 35], "layer_metric": "psnr"}, 0.1, u8)
     assert scaled["psnr"] == pytest.approx(50) and scaled["layers"] == pytest.approx([40, 45])
+    # a rate target is scaled to no ratio above the cap (the stream's floor), layers alike
+    capped = edge_chunk_options({"ratio": 10, "layers": [80, 40]}, 1 / 256, u8, ratio_cap=50)
+    assert capped == {"ratio": 50.0, "layers": [400.0, 200.0]}
+    assert edge_chunk_options({"bits_per_sample": 4.0}, 1 / 256, u8, ratio_cap=50) == {
+        "bits_per_sample": 8 / 50}
+    assert edge_chunk_options({"ratio": 60}, 1 / 256, u8, ratio_cap=50) is None   # over it
+    assert edge_chunk_options({"ratio": 60, "psnr": None, "layers": None}, 0.5, u8)["ratio"] == 120
 
 
 def test_to_zarr_keeps_the_shape_when_writing_fails(real, tmp_path):

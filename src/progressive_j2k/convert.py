@@ -152,38 +152,47 @@ def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple) -> np.ndarray:
     return out
 
 
-def edge_chunk_options(codec_options: dict, fraction: float) -> dict | None:
+def edge_chunk_options(codec_options: dict, fraction: float, dtype,
+                       ratio_cap: float = math.inf) -> dict | None:
     """The codec options for an edge chunk of which ``fraction`` is the
-    array's data and the rest to_zarr's padding, or None where no option
-    depends on it.  A chunk's targets count all of its samples: its size
+    array's data and the rest to_zarr's padding, or None where they are the
+    array's own.  A chunk's targets count all of its samples: its size
     budget is its whole raw size over the ratio, and its squared error is
     averaged over the padding too, which costs almost no bytes and has almost
     no error.  So the data of an edge chunk coded with the array's targets
     got the budget of a whole chunk (a 600 x 600 coffee crop in 256^2 chunks
     at ratio=20 came out 12:1) or, with psnr=, lost 10 log10(1 / fraction)
     dB (a corner chunk of 88 x 88 in 512 x 512: 66 dB for 80).  Scaled here,
-    both hold for the data alone: the ratio (and layer ratios) over the
-    fraction, bits_per_sample times it, PSNRs (and layer PSNRs) up by
+    both hold for the data alone: PSNRs (and layer PSNRs) up by
     10 log10(1 / fraction) dB, which keeps the data's own mean squared error
-    within the target even where the padding decodes inexactly."""
+    within the target even where the padding decodes inexactly; the ratio
+    and layer ratios times 1 / fraction (bits_per_sample over it), but to
+    no ratio above ``ratio_cap``: a thin edge's share of the budget falls
+    below the stream's header and flushes, and a target below them zeroes
+    the data (one row of a 256^2 chunk of astronaut at 10:1: 16 dB)."""
     options = dict(codec_options)
     gain = 10.0 * math.log10(1.0 / fraction)
-    scaled = False
-    if options.get("ratio") is not None:
-        options["ratio"] = float(options["ratio"]) / fraction
-        scaled = True
-    if options.get("bits_per_sample") is not None:
-        options["bits_per_sample"] = float(options["bits_per_sample"]) * fraction
-        scaled = True
+    layers = options.get("layers")
+    listed = layers is not None and not isinstance(layers, (int, np.integer))  # (not a count)
+    by_psnr = options.get("layer_metric", "ratio") == "psnr"
+    # the ratio that must keep its floor: the chunk's own (its layers'
+    # ratios are scaled alike, so they keep their order), or its first layer's
+    rate = _options.lossy_ratio({"ratio": options.get("ratio"),
+                                 "bits_per_sample": options.get("bits_per_sample")}, dtype) or (
+        max(layers) if listed and not by_psnr else None)
+    scale = max(1.0, min(1.0 / fraction, ratio_cap / rate)) if rate else 1.0
+    if scale > 1.0:
+        if options.get("ratio") is not None:
+            options["ratio"] = float(options["ratio"]) * scale
+        if options.get("bits_per_sample") is not None:
+            options["bits_per_sample"] = float(options["bits_per_sample"]) / scale
+        if listed and not by_psnr:
+            options["layers"] = [float(t) * scale for t in layers]
     if options.get("psnr") is not None:
         options["psnr"] = float(options["psnr"]) + gain
-        scaled = True
-    layers = options.get("layers")
-    if layers is not None and not isinstance(layers, (int, np.integer)):   # (a count needs nothing)
-        by_psnr = options.get("layer_metric", "ratio") == "psnr"
-        options["layers"] = [float(t) + gain if by_psnr else float(t) / fraction for t in layers]
-        scaled = True
-    return options if scaled else None
+    if listed and by_psnr:
+        options["layers"] = [float(t) + gain for t in layers]
+    return None if options == codec_options else options
 
 
 def _write_region(z, data, lo, hi, unit, shape, chunks, progress=None) -> None:
@@ -230,23 +239,45 @@ def _with_codec_options(z, codec_options: dict):
     return Array(AsyncArray(metadata, z.store_path))
 
 
-def _rewrite_edge_chunks(z, data, shape, chunks, unit, codec_options: dict) -> None:
-    """Encode the array's edge chunks again with their targets scaled to
-    their share of data (edge_chunk_options): one class of edge chunks at a
-    time (those partial along the same axes share that share)."""
-    padded = z.shape
-    partial = [a for a, (n, c) in enumerate(zip(shape, chunks)) if n % c]
+#: An edge chunk's scaled rate target keeps at least this many times the
+#: stream's header and flushes (edge_chunk_options' ratio_cap): the last
+#: row of astronaut (513 rows in 256^2 chunks at 10:1) decoded at 16 dB
+#: scaled fully (249 bytes), 26 dB at 2 floors (488), 44 dB at 4 (940);
+#: the chunks inside 41.5 dB.
+EDGE_FLOORS = 4
+#: An edge region is written this many write units at a time along the
+#: axis it spans (zarr encodes a call's chunks in parallel).
+EDGE_BLOCK_UNITS = 16
+
+
+def _regions(shape, chunks, padded, codec_options: dict, dtype, ratio_cap: float) -> list:
+    """(codec options or None for the array's own, lo, hi): the regions of
+    the padded array to_zarr writes.  With size or quality targets and
+    partial chunks, the interior, then each class of edge chunks (partial
+    along the same axes, so of one share of data) with its options
+    (edge_chunk_options); else the whole array."""
+    ndim = len(shape)
+    partial = [a for a in range(ndim) if shape[a] % chunks[a]]
+    whole = [(None, [0] * ndim, list(padded))]
+    if not partial or edge_chunk_options(codec_options, 0.5, dtype) is None:
+        return whole
+    regions = [(None, [0] * ndim, [padded[a] - (chunks[a] if a in partial else 0)
+                                   for a in range(ndim)])]
     for count in range(1, len(partial) + 1):
         for along in combinations(partial, count):
             fraction = math.prod((shape[a] % chunks[a]) / chunks[a] for a in along)
-            options = edge_chunk_options(codec_options, fraction)
-            if options is None:   # no targets: the chunks stand as written
-                return
-            lo = [padded[a] - chunks[a] if a in along else 0 for a in range(len(shape))]
+            lo = [padded[a] - chunks[a] if a in along else 0 for a in range(ndim)]
             hi = [padded[a] - chunks[a] if a in partial and a not in along else padded[a]
-                  for a in range(len(shape))]
-            if all(a < b for a, b in zip(lo, hi)):
-                _write_region(_with_codec_options(z, options), data, lo, hi, unit, shape, chunks)
+                  for a in range(ndim)]
+            regions.append((edge_chunk_options(codec_options, fraction, dtype, ratio_cap), lo, hi))
+    return [r for r in regions if all(a < b for a, b in zip(r[1], r[2]))]
+
+
+def _pieces(lo: int, hi: int, unit: int) -> tuple:
+    """[lo, hi) cut at the multiples of unit: a region's dask chunks, each
+    within one write unit (a shard is then written by one task)."""
+    cuts = [lo, *range(lo - lo % unit + unit, hi, unit), hi]
+    return tuple(b - a for a, b in zip(cuts, cuts[1:]))
 
 
 def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension_names=None,
@@ -300,6 +331,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # a channels-first colour image gets encode()'s colour axis, recorded
     # (the codecs' "auto" looks at the last axis only) -- where its chunks
     # keep the three channels together
+    if chunks is not None:   # (None or -1: the whole axis, as zarr takes them)
+        chunks = tuple(n if c is None or (isinstance(c, (int, np.integer)) and c == -1) else c
+                       for c, n in zip(chunks, shape + (0,) * len(chunks)))
     colour_axis = chosen_colour_axis(data, dtype, options)
     if colour_axis is not None and (chunks is None or len(chunks) <= colour_axis
                                     or chunks[colour_axis] == 3):
@@ -310,10 +344,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     defaults = default_chunks(shape, dtype, codec_options)
     # the axes left out at the end get the default (the whole colour axis)
     given = chunks
-    # (None or -1: the whole axis, as zarr takes them)
-    chunks = defaults if chunks is None else tuple(
-        n if c is None or (isinstance(c, (int, np.integer)) and c == -1) else int(c)
-        for c, n in zip(chunks, shape + (0,) * len(chunks)))
+    chunks = defaults if chunks is None else tuple(int(c) for c in chunks)
     chunks += defaults[len(chunks):]
     if len(chunks) != len(shape) or min(chunks, default=1) < 1:
         raise ValueError(f"chunks must be up to {len(shape)} positive lengths, got {chunks}")
@@ -356,6 +387,12 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         raise FileExistsError(f"{store}: a zarr array or group is already there; pass "
                               f"overwrite=True (command line: --overwrite) to replace it") from exc
     write_unit = tuple(shards) if shards is not None else chunks
+    # (the stream's header and flushes: an edge chunk's scaled rate target
+    # keeps at least EDGE_FLOORS times them)
+    floor = _api.smallest_lossy_stream(len(shape), len(resolved["axes"]), levels,
+                                       _options.layer_count(resolved))
+    regions = _regions(shape, chunks, padded, codec_options, dtype,
+                       math.prod(chunks) * dtype.itemsize / (EDGE_FLOORS * floor))
     try:
         if _is_dask(data):
             import dask.array as da
@@ -364,7 +401,11 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                 blocks = blocks.map_blocks(
                     pad_chunk, chunks, dtype=dtype,
                     chunks=tuple((c,) * len(b) for c, b in zip(chunks, blocks.chunks)))
-            da.store(blocks.rechunk(write_unit), z, lock=False)
+            for options, lo, hi in regions:   # (one after another: they share shards)
+                where = tuple(slice(a, b) for a, b in zip(lo, hi))
+                part = blocks[where].rechunk(tuple(map(_pieces, lo, hi, write_unit)))
+                da.store(part, z if options is None else _with_codec_options(z, options),
+                         regions=where, lock=False)
         else:
             # one row of write units at a time: along the first axis the
             # units cut (an OME-Zarr (t, c, z, y, x) image of t = c = z = 1
@@ -373,9 +414,13 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
             rows = [write_unit[a] if a <= split else padded[a] for a in range(len(shape))]
             bar = (lambda corners: tqdm(corners, unit="chunk row", desc="writing")
                    ) if progress else None
-            _write_region(z, data, [0] * len(shape), padded, rows, shape, chunks, bar)
-        if padded != shape:   # size and quality targets kept for the data of edge chunks
-            _rewrite_edge_chunks(z, data, shape, chunks, write_unit, codec_options)
+            for options, lo, hi in regions:
+                if options is None:
+                    _write_region(z, data, lo, hi, rows, shape, chunks, bar)
+                else:   # (a thin region: several rows of units per call)
+                    _write_region(_with_codec_options(z, options), data, lo, hi,
+                                  [u * EDGE_BLOCK_UNITS if a == split else u
+                                   for a, u in enumerate(rows)], shape, chunks)
     finally:   # the data's shape, also when writing failed part-way
         if padded != shape:
             z.resize(shape)
@@ -590,9 +635,10 @@ def _open_tiff(path) -> tuple:
 
 
 #: OME-XML's length and time units as OME-Zarr names them (UDUNITS-2)
-_OME_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "um": "micrometer",
-              "mm": "millimeter", "cm": "centimeter", "m": "meter", "ms": "millisecond",
-              "s": "second", "min": "minute", "h": "hour"}
+#: (µm: the micro sign or the Greek mu, both in use)
+_OME_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "μm": "micrometer",
+              "um": "micrometer", "mm": "millimeter", "cm": "centimeter", "m": "meter",
+              "ms": "millisecond", "s": "second", "min": "minute", "h": "hour"}
 #: A TIFF series axis (tifffile's letters): its OME pixel size attribute and default unit
 _OME_SIZES = {"X": ("PhysicalSizeX", "µm"), "Y": ("PhysicalSizeY", "µm"),
               "Z": ("PhysicalSizeZ", "µm"), "T": ("TimeIncrement", "s")}
@@ -625,15 +671,16 @@ def _ome_tiff_axes(tif) -> tuple:
         if letter in _OME_TYPES:
             axis["type"] = _OME_TYPES[letter]
         size = 1.0
-        if letter in _OME_SIZES and pixels is not None:
-            attribute, unit = _OME_SIZES[letter]
+        attribute, unit = _OME_SIZES.get(letter, (None, None))
+        given = None if pixels is None or attribute is None else pixels.get(attribute)
+        if given is not None:   # (no size: unit spacing and no unit)
             try:
-                size = float(pixels.get(attribute, "1"))
+                size = float(given)
             except ValueError:
                 size = math.nan
             if not (math.isfinite(size) and size > 0):
-                warnings.warn(f"OME-XML {attribute}={pixels.get(attribute)!r} is not a size: "
-                              f"unit spacing along {name}", stacklevel=3)
+                warnings.warn(f"OME-XML {attribute}={given!r} is not a size: unit spacing "
+                              f"along {name}", stacklevel=3)
                 size = 1.0
             unit = pixels.get(attribute + "Unit", unit)
             axis["unit"] = _OME_UNITS.get(unit, unit)
