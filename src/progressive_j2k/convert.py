@@ -216,11 +216,17 @@ def _write_region(z, data, lo, hi, unit, shape, chunks, progress=None) -> None:
 def _with_codec_options(z, codec_options: dict):
     """A handle on the array ``z`` whose progressive_j2k codec (also inside
     shards) encodes with ``codec_options``; the stored metadata is left as it
-    is (it records the array's own options)."""
+    is (it records the array's own options).  Built with zarr's
+    AsyncArray(metadata, store_path) (zarr 3.0 and 3.1); where a zarr has
+    no such constructor, ``z`` itself, warned (the array's own targets)."""
     from zarr import Array
-    from zarr.core.array import AsyncArray
 
     from progressive_j2k.zarr3 import ProgressiveJ2K
+
+    try:
+        from zarr.core.array import AsyncArray
+    except ImportError:
+        AsyncArray = None
 
     metadata = z.metadata.to_dict()
     replacement = ProgressiveJ2K(**codec_options).to_dict()
@@ -236,7 +242,13 @@ def _with_codec_options(z, codec_options: dict):
         return codecs
 
     metadata["codecs"] = swap(metadata["codecs"])
-    return Array(AsyncArray(metadata, z.store_path))
+    try:
+        return Array(AsyncArray(metadata, z.store_path))
+    except TypeError:   # (AsyncArray None, or another signature)
+        warnings.warn("this zarr version cannot open an array with other codec options: edge "
+                      "chunks are coded with the array's own targets, which count their "
+                      "padding", stacklevel=4)
+        return z
 
 
 #: An edge chunk's scaled rate target keeps at least this many times the
