@@ -216,6 +216,13 @@ def test_cli_reads_tiled_tiffs_lazily_with_ome_pixel_sizes(real, tmp_path):
     _, names, carried = open_input(str(tmp_path / "x.ome.tif"))
     assert names == ["y", "x"] and carried["ome_level0"]["scale"] == [1.0, 0.5]
     assert [a.get("unit") for a in carried["ome_level0"]["axes"]] == [None, "micrometer"]
+    # one compressed strip for the whole image: read once, whole (through a
+    # zarr view every row of chunks decoded all of it again)
+    tifffile.imwrite(tmp_path / "strip.tif", rgb, photometric="rgb", compression="zlib",
+                     rowsperstrip=rgb.shape[0])
+    source, _, _ = open_input(str(tmp_path / "strip.tif"))
+    assert isinstance(source, np.ndarray)
+    np.testing.assert_array_equal(source, rgb)
     tifffile.imwrite(tmp_path / "plain.tif", rgb, photometric="rgb", compression="zlib")
     source, names, carried = open_input(str(tmp_path / "plain.tif"))
     assert isinstance(source, zarr.Array) and names is None and carried == {}

@@ -638,9 +638,14 @@ def _open_tiff(path) -> tuple:
     tifffile = require("tifffile", "cli", "reading TIFF")
     with tifffile.TiffFile(path) as tif:
         contiguous = tif.series[0].dataoffset is not None
+        # (a single compressed segment per page would be decoded whole for
+        # every row of chunks read from it: read it once)
+        whole = len(tif.series[0].pages) == 1 and len(tif.pages.first.dataoffsets) == 1
         names, carried = _ome_tiff_axes(tif)
     if contiguous:
         return tifffile.memmap(path), names, carried
+    if whole:
+        return tifffile.imread(path, series=0), names, carried
     zarr = require_zarr("reading a tiled or compressed TIFF")
     return zarr.open_array(tifffile.imread(path, aszarr=True, series=0, level=0),
                            mode="r"), names, carried
