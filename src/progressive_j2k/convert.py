@@ -271,7 +271,7 @@ def _regions(shape, chunks, padded, codec_options: dict, dtype, ratio_cap: float
     ndim = len(shape)
     partial = [a for a in range(ndim) if shape[a] % chunks[a]]
     whole = [(None, [0] * ndim, list(padded))]
-    if not partial or edge_chunk_options(codec_options, 0.5, dtype) is None:
+    if not partial or edge_chunk_options(codec_options, 0.5, dtype) is None:   # (no targets)
         return whole
     regions = [(None, [0] * ndim, [padded[a] - (chunks[a] if a in partial else 0)
                                    for a in range(ndim)])]
