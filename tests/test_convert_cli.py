@@ -511,11 +511,6 @@ def _codec_configuration(z) -> dict:
     return codecs[0]["configuration"]
 
 
-def _valid_psnr(decoded, original, peak):
-    error = np.mean((decoded.astype(float) - original.astype(float)) ** 2)
-    return 10 * np.log10(peak ** 2 / error)
-
-
 @pytest.mark.parametrize("shards", [None, (1024, 1024)])
 def test_to_zarr_targets_hold_for_the_data_of_edge_chunks(real, tmp_path, shards):
     """A target counts every sample of a chunk, and to_zarr's padding costs
@@ -530,7 +525,7 @@ def test_to_zarr_targets_hold_for_the_data_of_edge_chunks(real, tmp_path, shards
     for y in (0, 512):
         for x in (0, 512):
             block = (slice(y, y + 512), slice(x, x + 512))
-            assert _valid_psnr(decoded[block], image[block], 65535) >= 80, (y, x)
+            assert pj._rate.psnr(decoded[block], image[block], 65535) >= 80, (y, x)
     assert _codec_configuration(zarr.open_array(str(tmp_path / "p.zarr")))["psnr"] == 80
     colour = real("coffee")   # 400 x 600 x 3
     for options in ({"ratio": 20}, {"bits_per_sample": 0.4}, {"ratio": 20, "layers": [80, 40]}):
@@ -559,8 +554,8 @@ def test_thin_edge_chunks_keep_their_data(real, tmp_path):
     taller = np.concatenate([image, image[-1:]])           # 513 rows
     z = to_zarr(taller, str(tmp_path / "t.zarr"), chunks=(256, 256), ratio=10)
     decoded = z[:]
-    assert _valid_psnr(decoded[512:], taller[512:], 255) >= 30
-    assert _valid_psnr(decoded[:512], image, 255) >= 30
+    assert pj._rate.psnr(decoded[512:], taller[512:], 255) >= 30
+    assert pj._rate.psnr(decoded[:512], image, 255) >= 30
     for x in (0, 1):
         assert (tmp_path / "t.zarr" / "c" / "2" / str(x) / "0").stat().st_size < 1200
 
