@@ -624,23 +624,29 @@ static void dequantise_factors(const pj2k_header *h, int levels, const int *last
     }
 }
 
+/* into float64, or with f32 into float32 (a PSNR trial's reconstruction) */
 static void dequantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L, int levels,
-                       const void *in, coef_kind kind, double *out, const int *last)
+                       const void *in, coef_kind kind, void *out, int f32, const int *last)
 {
     double factor[PJ2K_MAX_BANDS];
     dequantise_factors(h, levels, last, factor);
+    const size_t real_size = f32 ? sizeof(float) : sizeof(double);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const uint8_t *src = (const uint8_t *)in + c * L->box * COEF_BYTES[kind];
-        double *dst = out + c * L->box;
-        if (kind == COEF_I16)
-            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes,
-                              K->dequantise_i16((const int16_t *)src + at, dst + at, nx, factor[sb->step_index]);)
-        else if (kind == COEF_I32)
-            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes,
-                              K->dequantise_i32((const int32_t *)src + at, dst + at, nx, factor[sb->step_index]);)
-        else
-            FOR_EACH_BAND_ROW(L->dims, levels, h->naxes,
-                              K->dequantise_i64((const int64_t *)src + at, dst + at, nx, factor[sb->step_index]);)
+        uint8_t *dst = (uint8_t *)out + c * L->box * real_size;
+#define ROWS(FN, CT, RT) \
+        FOR_EACH_BAND_ROW(L->dims, levels, h->naxes, \
+                          K->FN((const CT *)src + at, (RT *)dst + at, nx, factor[sb->step_index]);)
+        if (f32) {
+            if (kind == COEF_I16) ROWS(dequantise_f32_i16, int16_t, float)
+            else if (kind == COEF_I32) ROWS(dequantise_f32_i32, int32_t, float)
+            else ROWS(dequantise_f32_i64, int64_t, float)
+        } else {
+            if (kind == COEF_I16) ROWS(dequantise_i16, int16_t, double)
+            else if (kind == COEF_I32) ROWS(dequantise_i32, int32_t, double)
+            else ROWS(dequantise_i64, int64_t, double)
+        }
+#undef ROWS
     }
 }
 
@@ -1668,9 +1674,11 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
  * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored).
  * real_buffer (9/7): room for L->elements doubles to work in, or NULL to
  * allocate it here; int32 `coef` lying in its upper half is dequantised
- * there (dequantise_in_place). */
+ * there (dequantise_in_place).  f32 (9/7 of integer dtypes, coef not in
+ * real_buffer): dequantisation, inverse transforms and colour in float32, a
+ * PSNR trial's reconstruction (pj2k_prepared_trial_reconstruct). */
 static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
-                               void *coef, coef_kind kind, void *out, double *real_buffer)
+                               void *coef, coef_kind kind, void *out, double *real_buffer, int f32)
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
@@ -1687,25 +1695,36 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     const size_t comp = L->box;
     int work;
     void *result;
+    if (f32 && (!lossy || DTYPE_INFO[h->dtype].is_float)) { st = PJ2K_ERR_PARAM; goto done; }
     if (lossy) {
         real = real_buffer ? real_buffer : pj2k_malloc_large(L->elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
+        float *real32 = (float *)(void *)real;   /* f32: the buffer's first half */
         if (real_buffer && kind == COEF_I32 &&
-            (uint8_t *)coef == (uint8_t *)real_buffer + 4 * L->elements)
+            (uint8_t *)coef == (uint8_t *)real_buffer + 4 * L->elements) {
+            if (f32) { st = PJ2K_ERR_PARAM; goto done; }
             dequantise_in_place(K, h, L, levels, real, last);
-        else
-            dequantise(K, h, L, levels, coef, kind, real, last);
+        } else {
+            dequantise(K, h, L, levels, coef, kind, f32 ? (void *)real32 : (void *)real, f32, last);
+        }
         /* generous: data values up to ~1e300, and no overflow to inf inside */
         const double real_bound = DTYPE_INFO[h->dtype].is_float ? 1e300 : 1e12;
-        for (size_t c = 0; c < L->planes * L->ncomp; c++)
-            K->inv97_f64(real + c * comp, L->dims, levels, tmp, real_bound);
+        for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+            if (f32) K->inv97_f32(real32 + c * comp, L->dims, levels, tmp, (float)real_bound);
+            else K->inv97_f64(real + c * comp, L->dims, levels, tmp, real_bound);
+        }
         if (h->colour == PJ2K_COLOUR_ICT && !ict_with_store)
             for (size_t p = 0; p < L->planes; p++) {
-                double *c0 = real + p * 3 * comp;
-                K->ict_inv(c0, c0 + comp, c0 + 2 * comp, comp);
+                if (f32) {
+                    float *c0 = real32 + p * 3 * comp;
+                    K->ict_inv_f32(c0, c0 + comp, c0 + 2 * comp, comp);
+                } else {
+                    double *c0 = real + p * 3 * comp;
+                    K->ict_inv(c0, c0 + comp, c0 + 2 * comp, comp);
+                }
             }
         work = PJ2K_WORK_F64;
-        result = real;
+        result = f32 ? (void *)real32 : (void *)real;
     } else {
         if (last[levels] < h->layers - 1) {   /* only the finest segment can end early */
             if (kind == COEF_I64) reconstruct_partial_i64(h, L, levels, coef, last);
@@ -1750,12 +1769,14 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         dtype_range(h->dtype, &lo, &hi);
         pj2k_open_value_gaps(h, result, (int)COEF_BYTES[kind], L->elements, lo, hi);
     }
+    const size_t work_size = f32 ? sizeof(float) : WORK_SIZE[work];
     if (ict_with_store)
-        copy_interleaved_colour(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
-                                K->store_ict_triples_f64[h->dtype]);
+        copy_interleaved_colour(L, result, work_size, out, DTYPE_INFO[h->dtype].size,
+                                f32 ? K->store_ict_triples_f32[h->dtype]
+                                    : K->store_ict_triples_f64[h->dtype]);
     else
-        permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
-                      K->store[work][h->dtype], 0);
+        permuted_copy(L, result, work_size, out, DTYPE_INFO[h->dtype].size,
+                      f32 ? K->store_f32[h->dtype] : K->store[work][h->dtype], 0);
 done:
     if (real != real_buffer) free(real);
     free(tmp);
@@ -1791,6 +1812,15 @@ static void copy_known(const pj2k_prepared *prep, int layer, void *dst, coef_kin
     }
 }
 
+/* The float64 working buffer of reconstructions, kept for the next call;
+ * 0 if out of memory. */
+static int keep_real_buffer(pj2k_prepared *prep)
+{
+    if (!prep->scratch_real)
+        prep->scratch_real = pj2k_malloc_large(prep->L.elements * sizeof(double) + 8);
+    return prep->scratch_real != NULL;
+}
+
 pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
                                       size_t out_size)
 {
@@ -1804,12 +1834,9 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
     int last[PJ2K_MAX_LEVELS + 1];   /* as pj2k_decode_layer at level 0 */
     for (int r = 0; r <= h->levels; r++) last[r] = r == h->levels ? layer : h->layers - 1;
     const int partial = layer < h->layers - 1;
-    if (prep->lossy && !prep->scratch_real) {
-        prep->scratch_real = pj2k_malloc_large(L->elements * sizeof(double) + 8);
-        if (!prep->scratch_real) return PJ2K_ERR_NOMEM;
-    }
+    if (prep->lossy && !keep_real_buffer(prep)) return PJ2K_ERR_NOMEM;
     if (prep->lossy && !partial)   /* read only: no copy */
-        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real);
+        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, 0);
     /* lossless reconstruction transforms in place, and partial values are
      * shifted: a copy, in the decoder's kind (wider only if a value needs it) */
     coef_kind kind = prep->lossy ? prep->kind : kind_for(h, partial);
@@ -1828,11 +1855,24 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
             prep->scratch_kind = kind;
         }
         copy_known(prep, layer, prep->scratch_coef, kind);
-        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real);
+        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real, 0);
         if (st == PJ2K_NARROW_OVERFLOW && kind != COEF_I64) kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
         else break;
     } while (1);
     return st;
+}
+
+pj2k_status pj2k_prepared_trial_reconstruct(pj2k_prepared *prep, void *out, size_t out_size)
+{
+    if (!prep || !out || !prep->coded || !prep->lossy || !prep->real_f32) return PJ2K_ERR_PARAM;
+    const pj2k_header *h = &prep->coded_h;
+    const layout *L = &prep->L;
+    if (out_size != L->elements * DTYPE_INFO[h->dtype].size) return PJ2K_ERR_PARAM;
+    if (!L->elements) return PJ2K_OK;
+    int last[PJ2K_MAX_LEVELS + 1];   /* every layer */
+    for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
+    if (!keep_real_buffer(prep)) return PJ2K_ERR_NOMEM;
+    return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, 1);
 }
 
 /* Entropy decoding, then reconstruct, with coefficients of `kind`. */
@@ -1846,7 +1886,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     void *block = pj2k_malloc_large(L->elements * (shared ? sizeof(double) : COEF_BYTES[kind]) + 8);
     void *coef = shared && block ? (uint8_t *)block + 4 * L->elements : block;
     pj2k_status st = coef ? decode_segments(h, L, levels, last, buf, coef, kind) : PJ2K_ERR_NOMEM;
-    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, shared ? block : NULL);
+    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, shared ? block : NULL, 0);
     free(block);
     return st;
 }

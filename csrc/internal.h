@@ -144,6 +144,8 @@ typedef struct {
     void (*inv_rev_i64)(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp,
                         int64_t bound);
     void (*inv97_f64)(double *buf, const size_t dims[3], int levels, double *tmp, double bound);
+    /* a PSNR trial's reconstruction in float32 (pj2k_prepared_reconstruct) */
+    void (*inv97_f32)(float *buf, const size_t dims[3], int levels, float *tmp, float bound);
     /* Colour transforms over three component planes of `count` samples; the
      * int16 inverse returns 0 if a result does not fit (redo it in int32). */
     void (*rct_fwd_i16)(int16_t *c0, int16_t *c1, int16_t *c2, size_t count);
@@ -155,11 +157,15 @@ typedef struct {
     void (*ict_fwd)(double *c0, double *c1, double *c2, size_t count);
     void (*ict_fwd_f32)(float *c0, float *c1, float *c2, size_t count);   /* computed in double */
     void (*ict_inv)(double *c0, double *c1, double *c2, size_t count);
+    void (*ict_inv_f32)(float *c0, float *c1, float *c2, size_t count);   /* computed in double */
     /* Lossy reconstruction of n values q: sign(q) (|q| + 0.5) f, and 0 for 0
      * (|q| is below 2**62, so the negation cannot overflow). */
     void (*dequantise_i16)(const int16_t *q, double *o, size_t n, double f);
     void (*dequantise_i32)(const int32_t *q, double *o, size_t n, double f);
     void (*dequantise_i64)(const int64_t *q, double *o, size_t n, double f);
+    void (*dequantise_f32_i16)(const int16_t *q, float *o, size_t n, double f);   /* rounded */
+    void (*dequantise_f32_i32)(const int32_t *q, float *o, size_t n, double f);
+    void (*dequantise_f32_i64)(const int64_t *q, float *o, size_t n, double f);
     /* Lossy quantisation of n coefficients x: q = sign(x) floor(|x| * inv),
      * inv = pj2k_reciprocal(step);
      * returns 0, or PJ2K_QUANTISE_WIDER / _HUGE (below) if some value does
@@ -174,6 +180,9 @@ typedef struct {
     pj2k_row_fn load_f32[PJ2K_NUM_DTYPES];   /* into float32 (the lossy encoder's buffer) */
     pj2k_triples_fn load_ict_triples_f32[PJ2K_NUM_DTYPES];   /* interleaved colour, with the ICT */
     pj2k_triples_fn store_ict_triples_f64[PJ2K_NUM_DTYPES];  /* and back, with the inverse ICT */
+    /* a PSNR trial's float32 reconstruction stored (rounded as from float64) */
+    pj2k_row_fn store_f32[PJ2K_NUM_DTYPES];
+    pj2k_triples_fn store_ict_triples_f32[PJ2K_NUM_DTYPES];
     /* sum of squared differences of two arrays of one dtype (pj2k_squared_error) */
     double (*squared_error[PJ2K_NUM_DTYPES])(const void *a, const void *b, size_t n);
     /* The rate model's histogram: n values' bins against top_bin (see

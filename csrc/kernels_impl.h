@@ -150,6 +150,8 @@ static void fwd97_f32(float *buf, const size_t dims[3], int levels, float *tmp)
 { forward_f32(buf, dims, levels, 0, tmp); }
 static void inv97_f64(double *buf, const size_t dims[3], int levels, double *tmp, double bound)
 { inverse_f64(buf, dims, levels, 0, tmp, bound); }
+static void inv97_f32(float *buf, const size_t dims[3], int levels, float *tmp, float bound)
+{ inverse_f32(buf, dims, levels, 0, tmp, bound); }
 
 /* ---- irreversible colour transform (JPEG 2000 ICT, YCbCr) ---- */
 /* forward on planes of REAL, computed in double: the exact inverse of the
@@ -178,28 +180,38 @@ ICT_FWD(ict_fwd_f32, float)
 #define ICT_R(Y, CB, CR) ((Y) + 1.402 * (CR))
 #define ICT_G(Y, CB, CR) ((Y) - 0.34413 * (CB) - 0.71414 * (CR))
 #define ICT_B(Y, CB, CR) ((Y) + 1.772 * (CB))
-static void ict_inv(double *c0, double *c1, double *c2, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        const double y = c0[i], cb = c1[i], cr = c2[i];
-        c0[i] = ICT_R(y, cb, cr);
-        c1[i] = ICT_G(y, cb, cr);
-        c2[i] = ICT_B(y, cb, cr);
+/* (float32: a PSNR trial's reconstruction, computed in double) */
+#define ICT_INV(NAME, REAL)                                                     \
+    static void NAME(REAL *c0, REAL *c1, REAL *c2, size_t count)                \
+    {                                                                           \
+        for (size_t i = 0; i < count; i++) {                                    \
+            const double y = c0[i], cb = c1[i], cr = c2[i];                     \
+            c0[i] = (REAL)ICT_R(y, cb, cr);                                     \
+            c1[i] = (REAL)ICT_G(y, cb, cr);                                     \
+            c2[i] = (REAL)ICT_B(y, cb, cr);                                     \
+        }                                                                       \
     }
-}
+ICT_INV(ict_inv, double)
+ICT_INV(ict_inv_f32, float)
+#undef ICT_INV
 
 /* ---- lossy reconstruction: q -> sign(q) (|q| + 0.5) f, 0 -> 0, branch-free ---- */
-#define DEQUANTISE(NAME, COEF)                                                  \
-    static void NAME(const COEF *q, double *o, size_t n, double f)              \
+/* (into float32 for a PSNR trial's reconstruction: computed in double,
+ * then rounded) */
+#define DEQUANTISE(NAME, COEF, REAL)                                            \
+    static void NAME(const COEF *q, REAL *o, size_t n, double f)                \
     {                                                                           \
         for (size_t i = 0; i < n; i++) {                                        \
             const double m = ((double)(q[i] < 0 ? -q[i] : q[i]) + 0.5) * f;     \
-            o[i] = q[i] == 0 ? 0.0 : (q[i] < 0 ? -m : m);                       \
+            o[i] = q[i] == 0 ? (REAL)0.0 : (REAL)(q[i] < 0 ? -m : m);           \
         }                                                                       \
     }
-DEQUANTISE(dequantise_i16, int16_t)
-DEQUANTISE(dequantise_i32, int32_t)
-DEQUANTISE(dequantise_i64, int64_t)
+DEQUANTISE(dequantise_i16, int16_t, double)
+DEQUANTISE(dequantise_i32, int32_t, double)
+DEQUANTISE(dequantise_i64, int64_t, double)
+DEQUANTISE(dequantise_f32_i16, int16_t, float)
+DEQUANTISE(dequantise_f32_i32, int32_t, float)
+DEQUANTISE(dequantise_f32_i64, int64_t, float)
 #undef DEQUANTISE
 
 /* ---- lossy quantisation: q = sign(c) floor(|c| * inv), inv =
@@ -390,11 +402,13 @@ const pj2k_kernels KERNELS = {
     .fwd_rev_i16 = fwd_rev_i16, .fwd_rev_i32 = fwd_rev_i32, .fwd_rev_i64 = fwd_rev_i64,
     .fwd97_f64 = fwd97_f64, .fwd97_f32 = fwd97_f32,
     .inv_rev_i16 = inv_rev_i16, .inv_rev_i32 = inv_rev_i32, .inv_rev_i64 = inv_rev_i64,
-    .inv97_f64 = inv97_f64,
+    .inv97_f64 = inv97_f64, .inv97_f32 = inv97_f32,
     .rct_fwd_i16 = rct_fwd_i16, .rct_fwd_i32 = rct_fwd_i32, .rct_fwd_i64 = rct_fwd_i64,
     .rct_inv_i16 = rct_inv_i16, .rct_inv_i32 = rct_inv_i32, .rct_inv_i64 = rct_inv_i64,
-    .ict_fwd = ict_fwd, .ict_fwd_f32 = ict_fwd_f32, .ict_inv = ict_inv,
+    .ict_fwd = ict_fwd, .ict_fwd_f32 = ict_fwd_f32, .ict_inv = ict_inv, .ict_inv_f32 = ict_inv_f32,
     .dequantise_i16 = dequantise_i16, .dequantise_i32 = dequantise_i32, .dequantise_i64 = dequantise_i64,
+    .dequantise_f32_i16 = dequantise_f32_i16, .dequantise_f32_i32 = dequantise_f32_i32,
+    .dequantise_f32_i64 = dequantise_f32_i64,
     .quantise_i32 = quantise_i32, .quantise_i64 = quantise_i64,
     .quantise_f32_i16 = quantise_f32_i16, .quantise_f32_i32 = quantise_f32_i32,
     .quantise_f32_i64 = quantise_f32_i64,
@@ -409,7 +423,13 @@ const pj2k_kernels KERNELS = {
                               u16_store_ict_triples_f64, i16_store_ict_triples_f64,
                               u32_store_ict_triples_f64, i32_store_ict_triples_f64,
                               f32_store_ict_triples_f64, f64_store_ict_triples_f64},
+    .store_ict_triples_f32 = {u8_store_ict_triples_f32, i8_store_ict_triples_f32,
+                              u16_store_ict_triples_f32, i16_store_ict_triples_f32,
+                              u32_store_ict_triples_f32, i32_store_ict_triples_f32,
+                              f32_store_ict_triples_f32, f64_store_ict_triples_f32},
     .store = ROW_FNS(store),
+    .store_f32 = {u8_store_f32, i8_store_f32, u16_store_f32, i16_store_f32,
+                  u32_store_f32, i32_store_f32, f32_store_f32, f64_store_f32},
     .squared_error = {u8_squared_error, i8_squared_error, u16_squared_error, i16_squared_error,
                       u32_squared_error, i32_squared_error, f32_squared_error, f64_squared_error},
     .histogram_bins_f32 = histogram_bins_f32, .histogram_bins_f64 = histogram_bins_f64,

@@ -140,7 +140,8 @@ static int SFX(forward)(TB *buf, const size_t dims[3], int levels, unsigned alt_
     return !overflow;
 }
 
-/* (the float32 build of 9/7 is forward only: the decoder works in float64) */
+/* (the decoder works in float64; the float32 build of 9/7's inverse serves
+ * only a PSNR trial's reconstruction) */
 static PJ2K_MAYBE_UNUSED int SFX(inverse)(TB *buf, const size_t dims[3], int levels, unsigned alt_levels, T *tmp,
                         T bound)
 {

@@ -83,6 +83,34 @@ def test_avx2_and_portable_builds_agree_bit_for_bit(monkeypatch, real):
             np.testing.assert_array_equal(dec_v[0], arr, err_msg=name)
 
 
+def test_both_builds_reconstruct_psnr_trials_alike(monkeypatch, real):
+    """A PSNR trial's float32 reconstruction (dequantisation, the inverse
+    9/7, the inverse ICT interleaved and planar, the stores of every 8- and
+    16-bit dtype, clamped at their ends) in both builds."""
+    from progressive_j2k import _dtypes
+    gray = np.ascontiguousarray(crop(real("camera"), 200)[:173, :190])
+    rgb = np.ascontiguousarray(crop(real("astronaut"), 160)[:131])
+    vol = np.ascontiguousarray(real("mni152_t1_uint8_3d")[40:73, 50:90, 60:97])
+    for arr, axes, colour in [(gray, (0, 1), -1), ((gray.astype(np.int16) - 128).astype(np.int8), (0, 1), -1),
+                              (rgb, (0, 1), 2), (np.ascontiguousarray(np.moveaxis(rgb, 2, 0)), (1, 2), 0),
+                              (np.ascontiguousarray(crop(real("mr2_uint16"), 160)), (0, 1), -1),
+                              (np.ascontiguousarray(crop(real("ct693_int16"), 160)), (0, 1), -1),
+                              (vol, (0, 1, 2), -1)]:
+        def work():
+            prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
+                                      arr.shape, axes, colour, 4, 1, 1.0, 0.0)
+            made = []
+            for step in (1.0, 6.0) if arr.itemsize == 1 else (30.0, 300.0):
+                prepared.encode(step, (), _core.RDO_DEFAULT)
+                out = np.empty_like(arr)
+                assert prepared.reconstruct(out.reshape(-1).view(np.uint8), -1, True)
+                made.append(out.tobytes())
+            return made
+
+        portable, avx2 = both_ways(monkeypatch, work)
+        assert portable == avx2, (arr.dtype, arr.shape)
+
+
 def test_every_dtype_converts_alike(monkeypatch, real):
     """Loads and stores of every dtype, with values at and beyond its range
     (lossy overshoot is clamped, never wrapped)."""

@@ -1334,6 +1334,123 @@ def test_reconstruct_equals_decode_lossy(real, case):
         reconstructed(prepared, arr, 3)
 
 
+def approximately_reconstructed(prepared, like):
+    out = np.empty_like(like)
+    used = prepared.reconstruct(out.reshape(-1).view(np.uint8), -1, True)
+    return out, used
+
+
+@pytest.mark.parametrize("case", ["camera", "astronaut_ict", "astronaut_planar_ict", "mr2_uint16",
+                                  "ct693_int16", "mni152_crop"])
+def test_approximate_reconstruction_is_the_decode_within_rounding(real, case):
+    """A PSNR trial's float32 reconstruction (Prepared.reconstruct with
+    approximate=True) against the decode: a sample differs by one unit at
+    most, and only where the decode's value lies at a rounding boundary (a
+    few in ten thousand), so the PSNR moves by far less than the search's
+    guard (APPROXIMATE_GUARD_DB) wherever the error is at least
+    APPROXIMATE_MIN_RMS."""
+    from progressive_j2k import _core, _dtypes, _rate
+    astronaut = real("astronaut")
+    arr, axes, colour, steps = {
+        "camera": lambda: (real("camera"), (0, 1), -1, (4.0, 8.0, 32.0)),
+        "astronaut_ict": lambda: (astronaut, (0, 1), 2, (4.0, 16.0)),
+        "astronaut_planar_ict": lambda: (np.ascontiguousarray(np.moveaxis(astronaut, 2, 0)), (1, 2), 0,
+                                         (4.0, 16.0)),
+        "mr2_uint16": lambda: (real("mr2_uint16"), (0, 1), -1, (64.0, 1024.0)),
+        "ct693_int16": lambda: (real("ct693_int16"), (0, 1), -1, (64.0, 1024.0)),
+        "mni152_crop": lambda: (np.ascontiguousarray(real("mni152_t1_uint8_3d")[40:104, 50:114, 40:104]),
+                                (0, 1, 2), -1, (4.0, 8.0)),
+    }[case]()
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
+                              arr.shape, axes, colour, 5, 1, 1.0, 0.0)
+    peak = _rate.psnr_peak(arr)
+    for step in steps:
+        enc = prepared.encode(step, (), _core.RDO_DEFAULT)
+        exact = pj.decode(enc)
+        approximate, used = approximately_reconstructed(prepared, arr)
+        assert used
+        difference = np.abs(approximate.astype(np.int64) - exact)
+        assert difference.max() <= 1 and np.count_nonzero(difference) <= arr.size // 1000 + 8
+        assert np.mean((exact - arr.astype(np.float64)) ** 2) >= _rate.APPROXIMATE_MIN_RMS ** 2
+        assert abs(_rate.psnr(approximate, arr, peak) - _rate.psnr(exact, arr, peak)) < \
+            _rate.APPROXIMATE_GUARD_DB / 10
+    # a layered stream: through every layer only; a single layer is exact
+    enc = prepared.encode(steps[0], layer_tables(len(pj.read_header(enc).steps)), _core.RDO_DEFAULT)
+    assert approximately_reconstructed(prepared, arr)[1]
+    out = np.empty_like(arr)
+    assert not prepared.reconstruct(out.reshape(-1).view(np.uint8), 0, True)
+    np.testing.assert_array_equal(out, pj.decode(enc, layer=0))
+
+
+@pytest.mark.parametrize("case", ["int32", "float32", "lossless"])
+def test_approximate_reconstruction_is_exact_where_not_float32(real, case):
+    """Chunks whose coefficients are not float32 (32-bit and float samples)
+    and lossless ones are reconstructed exactly when asked to approximate."""
+    from progressive_j2k import _core, _dtypes
+    ct = real("ct693_int16")[:128, :128]
+    arr, wavelet, step = {
+        "int32": (np.ascontiguousarray(ct.astype(np.int32) * 3), 1, 50.0),
+        "float32": (np.ascontiguousarray(ct.astype(np.float32) / 7), 1, 0.5),
+        "lossless": (np.ascontiguousarray(ct), 0, 0.0),
+    }[case]
+    prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
+                              arr.shape, (0, 1), -1, 4, wavelet, 1.0, 0.0)
+    enc = prepared.encode(step, (), 0.0)
+    out, used = approximately_reconstructed(prepared, arr)
+    assert not used
+    np.testing.assert_array_equal(out, pj.decode(enc))
+
+
+def test_psnr_search_measures_trials_near_its_edges_exactly(real):
+    """encode_to_psnr measures trials approximately where the target allows
+    an RMS error of a unit or more, and again exactly where the approximate
+    PSNR lies within APPROXIMATE_GUARD_DB of the window's edges; a target
+    allowing less is measured exactly throughout."""
+    from progressive_j2k import _rate
+    arr = real("camera")
+    peak = _rate.psnr_peak(arr)
+    exact_psnr = {}   # step -> the decode's PSNR
+    calls = []
+
+    class Stream(bytes):   # finer steps make longer streams
+        step = None
+
+    def encode(step, rdo):
+        stream = Stream(bytes(max(1, int(1e4 / step))))
+        stream.step = step
+        return stream
+
+    def decode(stream, approximate=False):
+        step = stream.step
+        calls.append((step, approximate))
+        rms = step / 12 ** 0.5
+        exact_psnr[step] = 20 * np.log10(peak / rms)
+        # an error image of that RMS; the approximate one a hair worse, so
+        # that a trial at the target's edge reads below it
+        error = np.where(np.arange(arr.size).reshape(arr.shape) % 2, rms, -rms)
+        error *= 1.0002 if approximate else 1.0
+        return arr.astype(np.float64) + error
+
+    target = 40.0
+    found, step, _ = _rate.encode_to_psnr(encode, decode, arr, target, 1.0, (1e-3, 1e3))
+    assert found.step == step and target <= exact_psnr[step] <= target + _rate.PSNR_MARGIN
+    assert calls[0][1]   # approximate first
+    for (step, approximate), (next_step, next_approximate) in zip(calls, calls[1:]):
+        if approximate and next_step == step:
+            assert not next_approximate
+    # a trial whose step lands exactly on the target: read approximately just
+    # below it, then exactly at it
+    calls.clear()
+    rms = peak * 10 ** (-target / 20)
+    on_edge = rms * 12 ** 0.5
+    _rate.encode_to_psnr(encode, decode, arr, target, on_edge, (on_edge, on_edge))
+    assert calls == [(on_edge, True), (on_edge, False)]
+    # a target allowing under a unit of RMS error: exact only
+    calls.clear()
+    _rate.encode_to_psnr(encode, decode, arr, 60.0, 0.5, (1e-3, 1e3))
+    assert calls and not any(approximate for _, approximate in calls)
+
+
 @pytest.mark.parametrize("case", ["camera", "astronaut_rct", "mr2_uint16", "ct693_int16",
                                   "mni152_crop", "tlrc_tolerance"])
 def test_reconstruct_equals_decode_reversible(real, case):

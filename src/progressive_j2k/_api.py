@@ -492,17 +492,18 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
 
     reconstructed = None   # decode_last's output, made at its first use
 
-    def decode_last(encoded, layer=None):
+    def decode_last(encoded, layer=None, approximate=False):
         """decode(encoded, layer=layer), bit for bit: for the stream
         encode_with made last, its values reconstructed without entropy
-        decoding them."""
+        decoding them; approximate: in float32 where the chunk allows
+        (Prepared.reconstruct), for a PSNR trial."""
         nonlocal reconstructed
         if encoded is not last_made:
             return decode(encoded, layer=layer, max_bytes=math.inf)
         if reconstructed is None:
             reconstructed = np.empty(arr.shape, arr.dtype)
         prepared.reconstruct(reconstructed.reshape(-1).view(np.uint8),
-                             -1 if layer is None else layer)
+                             -1 if layer is None else layer, approximate)
         return reconstructed
 
     def rate_model(prepared):
