@@ -895,6 +895,7 @@ struct pj2k_prepared {
     void *scratch_coef;   /* a copy of coef, in the kind scratch_kind */
     coef_kind scratch_kind;
     double *scratch_real; /* dequantised or scaled values */
+    size_t scratch_real_bytes;
 };
 
 /* coef and real, allocated apart or (9/7) together */
@@ -1812,12 +1813,16 @@ static void copy_known(const pj2k_prepared *prep, int layer, void *dst, coef_kin
     }
 }
 
-/* The float64 working buffer of reconstructions, kept for the next call;
- * 0 if out of memory. */
-static int keep_real_buffer(pj2k_prepared *prep)
+/* The working buffer of reconstructions, room for every value in float64
+ * (real_size 8) or float32 (4, a PSNR trial's: half the memory), kept for
+ * the next call; 0 if out of memory. */
+static int keep_real_buffer(pj2k_prepared *prep, size_t real_size)
 {
-    if (!prep->scratch_real)
-        prep->scratch_real = pj2k_malloc_large(prep->L.elements * sizeof(double) + 8);
+    const size_t bytes = prep->L.elements * real_size + 8;
+    if (prep->scratch_real && prep->scratch_real_bytes >= bytes) return 1;
+    free(prep->scratch_real);
+    prep->scratch_real = pj2k_malloc_large(bytes);
+    prep->scratch_real_bytes = prep->scratch_real ? bytes : 0;
     return prep->scratch_real != NULL;
 }
 
@@ -1834,7 +1839,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
     int last[PJ2K_MAX_LEVELS + 1];   /* as pj2k_decode_layer at level 0 */
     for (int r = 0; r <= h->levels; r++) last[r] = r == h->levels ? layer : h->layers - 1;
     const int partial = layer < h->layers - 1;
-    if (prep->lossy && !keep_real_buffer(prep)) return PJ2K_ERR_NOMEM;
+    if (prep->lossy && !keep_real_buffer(prep, sizeof(double))) return PJ2K_ERR_NOMEM;
     if (prep->lossy && !partial)   /* read only: no copy */
         return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, 0);
     /* lossless reconstruction transforms in place, and partial values are
@@ -1871,7 +1876,7 @@ pj2k_status pj2k_prepared_trial_reconstruct(pj2k_prepared *prep, void *out, size
     if (!L->elements) return PJ2K_OK;
     int last[PJ2K_MAX_LEVELS + 1];   /* every layer */
     for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
-    if (!keep_real_buffer(prep)) return PJ2K_ERR_NOMEM;
+    if (!keep_real_buffer(prep, sizeof(float))) return PJ2K_ERR_NOMEM;
     return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, 1);
 }
 
