@@ -405,8 +405,9 @@ uint32_t pj2k_crc32c_portable(const uint8_t *data, size_t length);
 int pj2k_crc32c_accelerated(void);
 
 /* ---- memory.c ------------------------------------------------------------- */
-/* malloc for buffers of megabytes (huge pages where the system offers them);
- * free with free(). */
+/* malloc for buffers of megabytes (huge pages where the system offers them,
+ * from PJ2K_HUGE_PAGE_BYTES on); free with free(). */
+#define PJ2K_HUGE_PAGE_BYTES ((size_t)2 << 20)
 void *pj2k_malloc_large(size_t size);
 
 #endif

@@ -10,16 +10,14 @@
 #include <sys/mman.h>
 #endif
 
-#define HUGE_PAGE_BYTES ((size_t)2 << 20)
-
 void *pj2k_malloc_large(size_t size)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (size >= HUGE_PAGE_BYTES) {
+    if (size >= PJ2K_HUGE_PAGE_BYTES) {
         void *p = NULL;
-        if (posix_memalign(&p, HUGE_PAGE_BYTES, size) != 0) return NULL;
+        if (posix_memalign(&p, PJ2K_HUGE_PAGE_BYTES, size) != 0) return NULL;
         /* advice only: where the kernel declines, 4 KiB pages serve as before */
-        (void)madvise(p, size & ~(HUGE_PAGE_BYTES - 1), MADV_HUGEPAGE);
+        (void)madvise(p, size & ~(PJ2K_HUGE_PAGE_BYTES - 1), MADV_HUGEPAGE);
         return p;
     }
 #endif

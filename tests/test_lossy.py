@@ -1341,14 +1341,14 @@ def approximately_reconstructed(prepared, like):
 
 
 @pytest.mark.parametrize("case", ["camera", "astronaut_ict", "astronaut_planar_ict", "mr2_uint16",
-                                  "ct693_int16", "mni152_crop"])
+                                  "ct693_int16", "mni152_crop", "camera_x257"])
 def test_approximate_reconstruction_is_the_decode_within_rounding(real, case):
     """A PSNR trial's float32 reconstruction (Prepared.reconstruct with
     approximate=True) against the decode: a sample differs by one unit at
-    most, and only where the decode's value lies at a rounding boundary (a
-    few in ten thousand), so the PSNR moves by far less than the search's
-    guard (APPROXIMATE_GUARD_DB) wherever the error is at least
-    APPROXIMATE_MIN_RMS."""
+    most, where the decode's value lies near a rounding boundary, and the
+    PSNR by less than approximate_guard's margin wherever it offers one.
+    Values near 16-bit range (camera x 257) round differently in some
+    samples: the work is done in float32."""
     from progressive_j2k import _core, _dtypes, _rate
     astronaut = real("astronaut")
     arr, axes, colour, steps = {
@@ -1360,6 +1360,7 @@ def test_approximate_reconstruction_is_the_decode_within_rounding(real, case):
         "ct693_int16": lambda: (real("ct693_int16"), (0, 1), -1, (64.0, 1024.0)),
         "mni152_crop": lambda: (np.ascontiguousarray(real("mni152_t1_uint8_3d")[40:104, 50:114, 40:104]),
                                 (0, 1, 2), -1, (4.0, 8.0)),
+        "camera_x257": lambda: (real("camera").astype(np.uint16) * 257, (0, 1), -1, (64.0, 1024.0)),
     }[case]()
     prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                               arr.shape, axes, colour, 5, 1, 1.0, 0.0)
@@ -1370,16 +1371,58 @@ def test_approximate_reconstruction_is_the_decode_within_rounding(real, case):
         approximate, used = approximately_reconstructed(prepared, arr)
         assert used
         difference = np.abs(approximate.astype(np.int64) - exact)
-        assert difference.max() <= 1 and np.count_nonzero(difference) <= arr.size // 1000 + 8
-        assert np.mean((exact - arr.astype(np.float64)) ** 2) >= _rate.APPROXIMATE_MIN_RMS ** 2
-        assert abs(_rate.psnr(approximate, arr, peak) - _rate.psnr(exact, arr, peak)) < \
-            _rate.APPROXIMATE_GUARD_DB / 10
-    # a layered stream: through every layer only; a single layer is exact
+        assert difference.max() <= 1
+        if case == "camera_x257":
+            assert np.count_nonzero(difference) > 0
+        measured = _rate.psnr(exact, arr, peak)
+        guard = _rate.approximate_guard(arr, measured - _rate.PSNR_MARGIN, peak)
+        assert guard is not None
+        assert abs(_rate.psnr(approximate, arr, peak) - measured) < guard / 4
+    # a layered stream: through every layer; a single layer is exact
     enc = prepared.encode(steps[0], layer_tables(len(pj.read_header(enc).steps)), _core.RDO_DEFAULT)
-    assert approximately_reconstructed(prepared, arr)[1]
+    approximate, used = approximately_reconstructed(prepared, arr)
+    assert used and np.abs(approximate.astype(np.int64) - pj.decode(enc)).max() <= 1
     out = np.empty_like(arr)
     assert not prepared.reconstruct(out.reshape(-1).view(np.uint8), 0, True)
     np.testing.assert_array_equal(out, pj.decode(enc, layer=0))
+
+
+@pytest.mark.parametrize("name, crop, targets, approximated", [
+    ("camera", (slice(100, 132), slice(100, 132)), np.arange(85.0, 96.0, 0.25), (0, 0)),
+    ("astronaut", (slice(100, 132), slice(100, 132)), np.arange(80.0, 96.0, 0.25), (16, 48)),
+    ("camera", (slice(200, 232), slice(200, 232)), np.arange(30.0, 47.0, 0.25), (60, 68)),
+])
+def test_psnr_targets_hold_where_trials_are_approximate(real, name, crop, targets, approximated):
+    """Small chunks, where a sample that rounds the other way counts most:
+    16-bit values near the dtype's range (x 257), whose float32 error is
+    largest, and 8-bit ones.  Every target is met as with exact trials (the
+    decode's PSNR within [target, target + PSNR_MARGIN] wherever the exact
+    search lands there).  approximate_guard lets float32 trials measure
+    between approximated[0] and [1] of the targets: none on 32^2 of camera
+    x 257 (a float32 search missed targets there by up to 0.08 dB), the
+    lower ones on astronaut's, all but the highest on 8-bit data."""
+    from progressive_j2k import _rate
+    arr = real(name)[crop]
+    if targets[0] > 60:
+        arr = arr.astype(np.uint16) * 257
+    arr = np.ascontiguousarray(arr)
+    peak = _rate.psnr_peak(arr)
+    approximate_targets = 0
+    original_guard = _rate.approximate_guard
+    try:
+        for target in targets:
+            target = float(target)
+            approximate_targets += original_guard(arr, target, peak) is not None
+            met = _rate.psnr(pj.decode(pj.encode(arr, reversible=False, psnr=target)), arr, peak)
+            _rate.approximate_guard = lambda *args: None
+            exact = _rate.psnr(pj.decode(pj.encode(arr, reversible=False, psnr=target)), arr, peak)
+            _rate.approximate_guard = original_guard
+            assert met >= target
+            if exact <= target + _rate.PSNR_MARGIN:
+                assert met <= target + _rate.PSNR_MARGIN, (target, met, exact)
+    finally:
+        _rate.approximate_guard = original_guard
+    assert approximated[0] <= approximate_targets <= approximated[1]
 
 
 @pytest.mark.parametrize("case", ["int32", "float32", "lossless"])

@@ -268,11 +268,12 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *
                                       size_t out_size);
 
 /* The same through every layer, computed in float32 instead of float64:
- * within about 2**-20 of a sample's value of the decoder's, so a sample
- * differs from the decode by one unit only where its value lies that near
- * a rounding boundary.  A PSNR search measures its trials with it (half the
- * memory traffic) and checks a trial near its window's edge exactly.  For
- * lossy chunks of 8- and 16-bit dtypes (float32 coefficients); else
+ * each value within a few float32 ulps of the chunk's largest value of the
+ * decoder's, so a sample differs from the decode by one unit where its value
+ * lies that near a rounding boundary (more often in chunks of large values).
+ * A PSNR search measures its trials with it where that cannot matter (half
+ * the memory traffic) and checks a trial near its window's edges exactly.
+ * For lossy chunks of 8- and 16-bit dtypes (float32 coefficients); else
  * PJ2K_ERR_PARAM. */
 pj2k_status pj2k_prepared_trial_reconstruct(pj2k_prepared *prepared, void *out, size_t out_size);
 

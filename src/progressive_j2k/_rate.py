@@ -33,14 +33,39 @@ MAX_TRIALS = 16
 #: was +-4.5% in size, docs/DESIGN.md 40).
 RATIO_TOLERANCE = 0.0499
 PSNR_MARGIN = 0.4           # aim in [target, target + 0.4] dB
-#: A PSNR search measures its trials from a float32 reconstruction where the
-#: target allows an RMS error of at least APPROXIMATE_MIN_RMS data units;
-#: such a trial's PSNR is within 0.0004 dB of the decode's on the benchmark
-#: images (docs/DESIGN.md 45).  A trial that close to the window's edges is
-#: measured exactly again.  Below that RMS a sample's rounding is a larger
-#: share of the error: every trial is exact.
+#: A PSNR search measures its trials from a float32 reconstruction (half
+#: the memory traffic of the decoder's float64) where that cannot move its
+#: PSNR by more than APPROXIMATE_MAX_GUARD_DB (approximate_guard), and
+#: measures a trial within that guard of the window's edges exactly again.
+#: A float32 value lies within about 4 float32 ulps of the largest value of
+#: the decoder's (docs/DESIGN.md 45), and a sample whose value lies that near
+#: a rounding boundary may round the other way: one unit off, which counts
+#: for more where the error is small (APPROXIMATE_MIN_RMS data units or
+#: less: exact always) and where values are large (16-bit data near the
+#: dtype's range) in small chunks.
 APPROXIMATE_MIN_RMS = 1.0
-APPROXIMATE_GUARD_DB = 0.01
+APPROXIMATE_ERROR_ULPS = 16.0     # 4x the typical distance measured
+APPROXIMATE_GUARD_DB = 0.01       # the smallest guard
+APPROXIMATE_MAX_GUARD_DB = 0.1    # beyond: exact trials cost less than rechecks
+
+
+def approximate_guard(arr: np.ndarray, target: float, peak: float) -> float | None:
+    """The PSNR margin (dB) within which a float32 reconstruction of a PSNR
+    trial near `target` may differ from the decode's, or None where trials
+    are better measured exactly.  Samples that may round the other way:
+    those within the float32 error of a rounding boundary, a share
+    2 x ulps x 2**-24 x max|x| of them; each changes the squared error by
+    1 +- 2 |e|; bounded at their mean plus four standard deviations (errors
+    e of the RMS the window's top allows, signs at random) over the
+    squared error there."""
+    rms = peak * 10 ** (-(target + PSNR_MARGIN) / 20)
+    if not arr.size or rms < APPROXIMATE_MIN_RMS:
+        return None
+    share = 2 * APPROXIMATE_ERROR_ULPS * 2.0**-24 * peak_magnitude(arr)
+    flips = share * arr.size
+    relative = (flips + 4 * 2 * rms * math.sqrt(flips)) / (arr.size * rms * rms)
+    guard = max(10 * math.log10(1 + relative), APPROXIMATE_GUARD_DB)
+    return guard if guard <= APPROXIMATE_MAX_GUARD_DB else None
 
 
 def psnr_peak(original: np.ndarray) -> float:
@@ -704,11 +729,11 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
     (ICT_ERROR_GAIN for colour chunks, else 1); rdo: use RD-optimised
     quantisation.  Returns (codestream, step, rdo used)."""
     peak = psnr_peak(arr)
-    # the RMS error the target allows, in data units
-    approximate = peak * 10 ** (-target / 20) >= APPROXIMATE_MIN_RMS
+    guard = approximate_guard(arr, target, peak) if arr.dtype.kind in "iu" else None
+    approximate = guard is not None
 
     def near_edge(p):
-        return min(abs(p - target), abs(p - target - PSNR_MARGIN)) < APPROXIMATE_GUARD_DB
+        return min(abs(p - target), abs(p - target - PSNR_MARGIN)) < guard
 
     def score(step):
         encoded = encode(step, rdo)
