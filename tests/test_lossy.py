@@ -1445,10 +1445,10 @@ def test_approximate_reconstruction_is_exact_where_not_float32(real, case):
 
 
 def test_psnr_search_measures_trials_near_its_edges_exactly(real):
-    """encode_to_psnr measures trials approximately where the target allows
-    an RMS error of a unit or more, and again exactly where the approximate
-    PSNR lies within APPROXIMATE_GUARD_DB of the window's edges; a target
-    allowing less is measured exactly throughout."""
+    """encode_to_psnr measures trials approximately where approximate_guard
+    allows, and again exactly where the approximate PSNR lies within that
+    guard of the window's edges; a target it refuses is measured exactly
+    throughout."""
     from progressive_j2k import _rate
     arr = real("camera")
     peak = _rate.psnr_peak(arr)
@@ -1488,9 +1488,11 @@ def test_psnr_search_measures_trials_near_its_edges_exactly(real):
     on_edge = rms * 12 ** 0.5
     _rate.encode_to_psnr(encode, decode, arr, target, on_edge, (on_edge, on_edge))
     assert calls == [(on_edge, True), (on_edge, False)]
-    # a target allowing under a unit of RMS error: exact only
+    # a target allowing an RMS error of a tenth of a unit: a flipped sample
+    # counts too much (approximate_guard), so exact only
     calls.clear()
-    _rate.encode_to_psnr(encode, decode, arr, 60.0, 0.5, (1e-3, 1e3))
+    assert _rate.approximate_guard(arr, 70.0, peak) is None
+    _rate.encode_to_psnr(encode, decode, arr, 70.0, 0.5, (1e-3, 1e3))
     assert calls and not any(approximate for _, approximate in calls)
 
 

@@ -40,10 +40,8 @@ PSNR_MARGIN = 0.4           # aim in [target, target + 0.4] dB
 #: A float32 value lies within about 4 float32 ulps of the largest value of
 #: the decoder's (docs/DESIGN.md 45), and a sample whose value lies that near
 #: a rounding boundary may round the other way: one unit off, which counts
-#: for more where the error is small (APPROXIMATE_MIN_RMS data units or
-#: less: exact always) and where values are large (16-bit data near the
-#: dtype's range) in small chunks.
-APPROXIMATE_MIN_RMS = 1.0
+#: for more where the error is small (near-lossless targets) and where
+#: values are large (16-bit data near the dtype's range) in small chunks.
 APPROXIMATE_ERROR_ULPS = 16.0     # 4x the typical distance measured
 APPROXIMATE_GUARD_DB = 0.01       # the smallest guard
 APPROXIMATE_MAX_GUARD_DB = 0.1    # beyond: exact trials cost less than rechecks
@@ -59,7 +57,7 @@ def approximate_guard(arr: np.ndarray, target: float, peak: float) -> float | No
     e of the RMS the window's top allows, signs at random) over the
     squared error there."""
     rms = peak * 10 ** (-(target + PSNR_MARGIN) / 20)
-    if not arr.size or rms < APPROXIMATE_MIN_RMS:
+    if not arr.size or rms <= 0:
         return None
     share = 2 * APPROXIMATE_ERROR_ULPS * 2.0**-24 * peak_magnitude(arr)
     flips = share * arr.size
@@ -725,7 +723,7 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
                    rdo: bool = False) -> tuple:
     """encode(step, rdo) -> codestream; decode(codestream, approximate=)
     -> its samples (approximate: may be a float32 reconstruction, see
-    APPROXIMATE_MIN_RMS); error_gain: sample error over coefficient error
+    approximate_guard); error_gain: sample error over coefficient error
     (ICT_ERROR_GAIN for colour chunks, else 1); rdo: use RD-optimised
     quantisation.  Returns (codestream, step, rdo used)."""
     peak = psnr_peak(arr)
