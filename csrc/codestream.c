@@ -360,10 +360,12 @@ static void make_layout(const pj2k_header *h, int level, layout *L)
     L->elements = L->planes * L->ncomp * L->box;   /* bounded by check_structure */
 }
 
-/* Copy between the C-contiguous array and the working buffer, one run along
- * the last working axis at a time. */
-static void permuted_copy(const layout *L, void *work, size_t work_size, void *array,
-                          size_t item_size, pj2k_row_fn fn, int to_work)
+/* Visit the C-contiguous array and the working buffer together, one run
+ * along the last working axis at a time: visit(ctx, work run, array run,
+ * run length, the run's stride in the array). */
+typedef void (*run_visit)(void *ctx, uint8_t *work, uint8_t *array, size_t run, ptrdiff_t stride);
+static void for_each_run(const layout *L, void *work, size_t work_size, void *array,
+                         size_t item_size, run_visit visit, void *ctx)
 {
     if (L->elements == 0) return;
     ptrdiff_t stride[PJ2K_MAX_NDIM], s = 1;
@@ -375,9 +377,7 @@ static void permuted_copy(const layout *L, void *work, size_t work_size, void *a
     ptrdiff_t offset = 0;
     uint8_t *w = work;
     for (size_t done = 0; done < L->elements; done += run, w += run * work_size) {
-        uint8_t *a = (uint8_t *)array + offset * (ptrdiff_t)item_size;
-        if (to_work) fn(w, a, run, run_stride);
-        else fn(a, w, run, run_stride);
+        visit(ctx, w, (uint8_t *)array + offset * (ptrdiff_t)item_size, run, run_stride);
         for (int k = last - 1; k >= 0; k--) {   /* odometer over the other axes */
             const int ax = L->perm[k];
             offset += stride[ax];
@@ -386,6 +386,22 @@ static void permuted_copy(const layout *L, void *work, size_t work_size, void *a
             index[k] = 0;
         }
     }
+}
+
+static void load_run(void *fn, uint8_t *work, uint8_t *array, size_t run, ptrdiff_t stride)
+{
+    (*(pj2k_row_fn *)fn)(work, array, run, stride);
+}
+static void store_run(void *fn, uint8_t *work, uint8_t *array, size_t run, ptrdiff_t stride)
+{
+    (*(pj2k_row_fn *)fn)(array, work, run, stride);
+}
+
+/* Copy between the C-contiguous array and the working buffer. */
+static void permuted_copy(const layout *L, void *work, size_t work_size, void *array,
+                          size_t item_size, pj2k_row_fn fn, int to_work)
+{
+    for_each_run(L, work, work_size, array, item_size, to_work ? load_run : store_run, &fn);
 }
 
 /* Whether the array's last axis is the colour axis and its second to last
@@ -1668,6 +1684,37 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
     return st;
 }
 
+/* A float32 reconstruction reaches the decoder's float64 values within this
+ * many float32 ulps of the chunk's largest magnitude (dequantised
+ * coefficient or sample): 16x the most seen (docs/DESIGN.md 45). */
+#define TRIAL_REACH_ULPS 64.0
+
+typedef struct {
+    pj2k_trial_fn fn;
+    pj2k_trial_sums *sums;
+} trial_runs;
+
+static void trial_run(void *ctx, uint8_t *work, uint8_t *array, size_t run, ptrdiff_t stride)
+{
+    const trial_runs *t = ctx;
+    t->fn((const float *)(void *)work, array, run, stride, t->sums);
+}
+
+/* A PSNR trial's float32 samples `values` (working order) against the
+ * array's: pj2k_trial_sums. */
+static void compare_trial(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
+                          const float *values, float largest_coefficient, void *original,
+                          pj2k_trial_sums *sums)
+{
+    const float largest_value = K->largest_magnitude_f32(values, L->elements);
+    const double largest = largest_value > largest_coefficient ? largest_value : largest_coefficient;
+    *sums = (pj2k_trial_sums){.reach = ldexp(TRIAL_REACH_ULPS * largest, -24)};
+    trial_runs runs = {K->trial_error_f32[h->dtype], sums};
+    for_each_run(L, (void *)values, sizeof(float), original, DTYPE_INFO[h->dtype].size, trial_run,
+                 &runs);
+}
+#undef TRIAL_REACH_ULPS
+
 /* The decoded coefficients (of `kind`, levels still to undo, pieces through
  * last[r]) to samples in `out`: dequantisation, inverse transforms and the
  * store.  Lossless and error-bounded coefficients are transformed in place
@@ -1675,17 +1722,20 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
  * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored).
  * real_buffer (9/7): room for L->elements doubles to work in, or NULL to
  * allocate it here; int32 `coef` lying in its upper half is dequantised
- * there (dequantise_in_place).  f32 (9/7 of integer dtypes, coef not in
- * real_buffer): dequantisation, inverse transforms and colour in float32, a
- * PSNR trial's reconstruction (pj2k_prepared_trial_reconstruct). */
+ * there (dequantise_in_place).  With `trial` (9/7 of 8- and 16-bit
+ * integers, coef not in real_buffer): dequantisation, inverse transforms and
+ * colour in float32, compared with the samples in `out` instead of stored
+ * there (pj2k_prepared_trial_error). */
 static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
-                               void *coef, coef_kind kind, void *out, double *real_buffer, int f32)
+                               void *coef, coef_kind kind, void *out, double *real_buffer,
+                               pj2k_trial_sums *trial)
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
     const int prequantised = pj2k_prequantised(h->wavelet);
     /* interleaved colour: the inverse ICT done as the triples are stored */
-    const int ict_with_store = lossy && h->colour == PJ2K_COLOUR_ICT && interleaved_colour(h, L);
+    const int f32 = trial != NULL;
+    const int ict_with_store = lossy && !f32 && h->colour == PJ2K_COLOUR_ICT && interleaved_colour(h, L);
     int max_exp;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
@@ -1696,7 +1746,11 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     const size_t comp = L->box;
     int work;
     void *result;
-    if (f32 && (!lossy || DTYPE_INFO[h->dtype].is_float)) { st = PJ2K_ERR_PARAM; goto done; }
+    float largest_coefficient = 0.0f;   /* f32: the dequantised values' */
+    if (f32 && (!lossy || DTYPE_INFO[h->dtype].is_float || DTYPE_INFO[h->dtype].size > 2)) {
+        st = PJ2K_ERR_PARAM;
+        goto done;
+    }
     if (lossy) {
         real = real_buffer ? real_buffer : pj2k_malloc_large(L->elements * sizeof(double) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
@@ -1708,6 +1762,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         } else {
             dequantise(K, h, L, levels, coef, kind, f32 ? (void *)real32 : (void *)real, f32, last);
         }
+        if (f32) largest_coefficient = K->largest_magnitude_f32(real32, L->elements);
         /* generous: data values up to ~1e300, and no overflow to inf inside */
         const double real_bound = DTYPE_INFO[h->dtype].is_float ? 1e300 : 1e12;
         for (size_t c = 0; c < L->planes * L->ncomp; c++) {
@@ -1770,14 +1825,15 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         dtype_range(h->dtype, &lo, &hi);
         pj2k_open_value_gaps(h, result, (int)COEF_BYTES[kind], L->elements, lo, hi);
     }
-    const size_t work_size = f32 ? sizeof(float) : WORK_SIZE[work];
-    if (ict_with_store)
-        copy_interleaved_colour(L, result, work_size, out, DTYPE_INFO[h->dtype].size,
-                                f32 ? K->store_ict_triples_f32[h->dtype]
-                                    : K->store_ict_triples_f64[h->dtype]);
-    else
-        permuted_copy(L, result, work_size, out, DTYPE_INFO[h->dtype].size,
-                      f32 ? K->store_f32[h->dtype] : K->store[work][h->dtype], 0);
+    if (f32) {
+        compare_trial(K, h, L, result, largest_coefficient, out, trial);
+    } else if (ict_with_store) {
+        copy_interleaved_colour(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
+                                K->store_ict_triples_f64[h->dtype]);
+    } else {
+        permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
+                      K->store[work][h->dtype], 0);
+    }
 done:
     if (real != real_buffer) free(real);
     free(tmp);
@@ -1844,7 +1900,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
     const int partial = layer < h->layers - 1;
     if (prep->lossy && !keep_real_buffer(prep, sizeof(double))) return PJ2K_ERR_NOMEM;
     if (prep->lossy && !partial)   /* read only: no copy */
-        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, 0);
+        return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, NULL);
     /* lossless reconstruction transforms in place, and partial values are
      * shifted: a copy, in the decoder's kind (wider only if a value needs it) */
     coef_kind kind = prep->lossy ? prep->kind : kind_for(h, partial);
@@ -1863,24 +1919,36 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
             prep->scratch_kind = kind;
         }
         copy_known(prep, layer, prep->scratch_coef, kind);
-        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real, 0);
+        st = reconstruct(h, L, h->levels, last, prep->scratch_coef, kind, out, prep->scratch_real, NULL);
         if (st == PJ2K_NARROW_OVERFLOW && kind != COEF_I64) kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
         else break;
     } while (1);
     return st;
 }
 
-pj2k_status pj2k_prepared_trial_reconstruct(pj2k_prepared *prep, void *out, size_t out_size)
+pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prep, const void *original, size_t size,
+                                      double *squared, double *uncertainty, uint64_t *at_risk)
 {
-    if (!prep || !out || !prep->coded || !prep->lossy || !prep->real_f32) return PJ2K_ERR_PARAM;
+    if (!prep || !original || !squared || !uncertainty || !at_risk || !prep->coded)
+        return PJ2K_ERR_PARAM;
+    if (!prep->lossy || !prep->real_f32) return PJ2K_ERR_DTYPE;
     const pj2k_header *h = &prep->coded_h;
     const layout *L = &prep->L;
-    if (out_size != L->elements * DTYPE_INFO[h->dtype].size) return PJ2K_ERR_PARAM;
-    if (!L->elements) return PJ2K_OK;
-    int last[PJ2K_MAX_LEVELS + 1];   /* every layer */
-    for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
-    if (!keep_real_buffer(prep, sizeof(float))) return PJ2K_ERR_NOMEM;
-    return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, 1);
+    if (size != L->elements * DTYPE_INFO[h->dtype].size) return PJ2K_ERR_PARAM;
+    pj2k_trial_sums sums = {0};
+    pj2k_status st = PJ2K_OK;
+    if (L->elements) {
+        int last[PJ2K_MAX_LEVELS + 1];   /* every layer */
+        for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
+        if (!keep_real_buffer(prep, sizeof(float))) return PJ2K_ERR_NOMEM;
+        /* (the trial only reads `original`) */
+        st = reconstruct(h, L, h->levels, last, prep->coef, prep->kind, (void *)original,
+                         prep->scratch_real, &sums);
+    }
+    *squared = sums.squared;
+    *uncertainty = sums.uncertainty;
+    *at_risk = sums.at_risk;
+    return st;
 }
 
 /* Entropy decoding, then reconstruct, with coefficients of `kind`. */
@@ -1894,7 +1962,7 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
     void *block = pj2k_malloc_large(L->elements * (shared ? sizeof(double) : COEF_BYTES[kind]) + 8);
     void *coef = shared && block ? (uint8_t *)block + 4 * L->elements : block;
     pj2k_status st = coef ? decode_segments(h, L, levels, last, buf, coef, kind) : PJ2K_ERR_NOMEM;
-    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, shared ? block : NULL, 0);
+    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, shared ? block : NULL, NULL);
     free(block);
     return st;
 }

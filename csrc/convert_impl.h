@@ -117,8 +117,7 @@ STORE_FROM_INT(i32, int32_t)
 STORE_FROM_INT(i64, int64_t)
 #undef STORE_FROM_INT
 
-/* from the lossy decoder's float64, or a PSNR trial's float32 (each value
- * taken to double, then rounded and clamped alike) */
+/* from the lossy decoder's float64 */
 #define STORE_FROM_REAL(SUFFIX, RT)                                               \
     static void DSFX(store_##SUFFIX)(void *restrict dst, const void *restrict src, size_t n, \
                                      ptrdiff_t stride)                            \
@@ -139,15 +138,13 @@ STORE_FROM_INT(i64, int64_t)
         }                                                                         \
     }
 STORE_FROM_REAL(f64, double)
-STORE_FROM_REAL(f32, float)
 #undef STORE_FROM_REAL
 
-/* The lossy decoder's interleaved colour (RGB last): three component rows
- * (float64, or a PSNR trial's float32) colour-transformed back (the inverse
- * ICT, in double) and stored as n triples in one pass, where ict_inv made a
- * pass of its own and store_f64 scattered each component with stride 3.
- * The same values: ict_inv's arithmetic, then store_f64's rounding and
- * clamping. */
+/* The lossy decoder's interleaved colour (RGB last): three float64
+ * component rows colour-transformed back (the inverse ICT) and stored as n
+ * triples in one pass, where ict_inv made a pass of its own and store_f64
+ * scattered each component with stride 3.  The same values: ict_inv's
+ * arithmetic, then store_f64's rounding and clamping. */
 #define STORE_ICT_TRIPLES(SUFFIX, RT)                                             \
     static void DSFX(store_ict_triples_##SUFFIX)(void *restrict w0, void *restrict w1, \
                                                  void *restrict w2, void *restrict array, size_t n) \
@@ -162,8 +159,34 @@ STORE_FROM_REAL(f32, float)
         }                                                                         \
     }
 STORE_ICT_TRIPLES(f64, double)
-STORE_ICT_TRIPLES(f32, float)
 #undef STORE_ICT_TRIPLES
+
+/* A PSNR trial's float32 values against n samples of the array (strided):
+ * pj2k_trial_sums.  Each value is rounded and clamped as the decoder's
+ * (store_f64); a value within reach of a rounding boundary k + 0.5 inside
+ * the dtype's range may be the decoder's k or k + 1, which moves the
+ * squared error by at most 2 |e| + 1.  Only 8- and 16-bit integers are
+ * compared (the others' entries are never called): errors below 2**17,
+ * summed exactly in integers, so that the loop vectorises. */
+static void DSFX(trial_error_f32)(const float *work, const void *array, size_t n, ptrdiff_t stride,
+                                  pj2k_trial_sums *sums)
+{
+    const DT *x = array;
+    const double near = 0.5 - sums->reach, lo = (double)DT_LO, hi = (double)DT_HI;
+    uint64_t squared = 0, uncertainty = 0, at_risk = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double v = work[i], r = DSFX(representable)(v);
+        const int32_t e = (int32_t)r - (int32_t)x[(ptrdiff_t)i * stride];
+        const uint32_t magnitude = (uint32_t)(e < 0 ? -e : e);
+        const uint32_t risk = (fabs(v - r) >= near) & (v > lo) & (v < hi);
+        squared += (uint64_t)((int64_t)e * e);
+        uncertainty += risk * (2u * magnitude + 1u);
+        at_risk += risk;
+    }
+    sums->squared += (double)squared;
+    sums->uncertainty += (double)uncertainty;
+    sums->at_risk += at_risk;
+}
 
 /* The sum of (a[i] - b[i])**2 over two arrays of this dtype, in double: a
  * trial reconstruction's error (the PSNR searches).  Dtypes of up to 16

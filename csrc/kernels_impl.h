@@ -196,14 +196,15 @@ ICT_INV(ict_inv_f32, float)
 #undef ICT_INV
 
 /* ---- lossy reconstruction: q -> sign(q) (|q| + 0.5) f, 0 -> 0, branch-free ---- */
-/* (into float32 for a PSNR trial's reconstruction: computed in double,
- * then rounded) */
+/* (into float32 for a PSNR trial's reconstruction: computed in float32,
+ * within two float32 ulps of the value) */
 #define DEQUANTISE(NAME, COEF, REAL)                                            \
     static void NAME(const COEF *q, REAL *o, size_t n, double f)                \
     {                                                                           \
+        const REAL step = (REAL)f;                                              \
         for (size_t i = 0; i < n; i++) {                                        \
-            const double m = ((double)(q[i] < 0 ? -q[i] : q[i]) + 0.5) * f;     \
-            o[i] = q[i] == 0 ? (REAL)0.0 : (REAL)(q[i] < 0 ? -m : m);           \
+            const REAL m = ((REAL)(q[i] < 0 ? -q[i] : q[i]) + (REAL)0.5) * step; \
+            o[i] = q[i] == 0 ? (REAL)0.0 : (q[i] < 0 ? -m : m);                 \
         }                                                                       \
     }
 DEQUANTISE(dequantise_i16, int16_t, double)
@@ -213,6 +214,23 @@ DEQUANTISE(dequantise_f32_i16, int16_t, float)
 DEQUANTISE(dequantise_f32_i32, int32_t, float)
 DEQUANTISE(dequantise_f32_i64, int64_t, float)
 #undef DEQUANTISE
+
+/* max |x| of n float32 values (NaN-free: a PSNR trial's reconstruction),
+ * on their bits: non-negative floats order as their bit patterns, and an
+ * unsigned max vectorises where a float one must keep NaN's order */
+static float largest_magnitude_f32(const float *x, size_t n)
+{
+    uint32_t largest = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        bits &= 0x7FFFFFFFu;
+        largest = bits > largest ? bits : largest;
+    }
+    float m;
+    memcpy(&m, &largest, sizeof m);
+    return m;
+}
 
 /* ---- lossy quantisation: q = sign(c) floor(|c| * inv), inv =
  * pj2k_reciprocal(step) (a division per value bounded this loop): never
@@ -423,13 +441,11 @@ const pj2k_kernels KERNELS = {
                               u16_store_ict_triples_f64, i16_store_ict_triples_f64,
                               u32_store_ict_triples_f64, i32_store_ict_triples_f64,
                               f32_store_ict_triples_f64, f64_store_ict_triples_f64},
-    .store_ict_triples_f32 = {u8_store_ict_triples_f32, i8_store_ict_triples_f32,
-                              u16_store_ict_triples_f32, i16_store_ict_triples_f32,
-                              u32_store_ict_triples_f32, i32_store_ict_triples_f32,
-                              f32_store_ict_triples_f32, f64_store_ict_triples_f32},
     .store = ROW_FNS(store),
-    .store_f32 = {u8_store_f32, i8_store_f32, u16_store_f32, i16_store_f32,
-                  u32_store_f32, i32_store_f32, f32_store_f32, f64_store_f32},
+    .trial_error_f32 = {u8_trial_error_f32, i8_trial_error_f32, u16_trial_error_f32,
+                        i16_trial_error_f32, u32_trial_error_f32, i32_trial_error_f32,
+                        f32_trial_error_f32, f64_trial_error_f32},
+    .largest_magnitude_f32 = largest_magnitude_f32,
     .squared_error = {u8_squared_error, i8_squared_error, u16_squared_error, i16_squared_error,
                       u32_squared_error, i32_squared_error, f32_squared_error, f64_squared_error},
     .histogram_bins_f32 = histogram_bins_f32, .histogram_bins_f64 = histogram_bins_f64,

@@ -267,15 +267,18 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, double *ou
 pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                       size_t out_size);
 
-/* The same through every layer, computed in float32 instead of float64:
- * each value within a few float32 ulps of the chunk's largest value of the
- * decoder's, so a sample differs from the decode by one unit where its value
- * lies that near a rounding boundary (more often in chunks of large values).
- * A PSNR search measures its trials with it where that cannot matter (half
- * the memory traffic) and checks a trial near its window's edges exactly.
- * For lossy chunks of 8- and 16-bit dtypes (float32 coefficients); else
- * PJ2K_ERR_PARAM. */
-pj2k_status pj2k_prepared_trial_reconstruct(pj2k_prepared *prepared, void *out, size_t out_size);
+/* A PSNR trial's error, cheaper than pj2k_prepared_reconstruct: the last
+ * stream's values through every layer reconstructed in float32 instead of
+ * float64 (half the memory traffic) and compared with `original` (the
+ * chunk's samples as prepared, `size` bytes).  *squared: the sum of squared
+ * errors of the samples as rounded from float32; the decoder's sum is
+ * within *uncertainty of it: a sample whose float32 value lies within the
+ * float32 error of a rounding boundary (*at_risk of them) may decode one
+ * unit off.  For lossy chunks of 8- and 16-bit integer dtypes (float32
+ * coefficients); PJ2K_ERR_DTYPE for others.  Shares
+ * pj2k_prepared_reconstruct's kept buffers. */
+pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *original, size_t size,
+                                      double *squared, double *uncertainty, uint64_t *at_risk);
 
 /* The sum of squared differences between two arrays of one dtype, nbytes
  * each (a whole number of values), each aligned for it (a reconstruction and

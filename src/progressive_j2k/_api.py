@@ -492,19 +492,26 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
 
     reconstructed = None   # decode_last's output, made at its first use
 
-    def decode_last(encoded, layer=None, approximate=False):
+    def decode_last(encoded, layer=None):
         """decode(encoded, layer=layer), bit for bit: for the stream
         encode_with made last, its values reconstructed without entropy
-        decoding them; approximate: in float32 where the chunk allows
-        (Prepared.reconstruct), for a PSNR trial."""
+        decoding them."""
         nonlocal reconstructed
         if encoded is not last_made:
             return decode(encoded, layer=layer, max_bytes=math.inf)
         if reconstructed is None:
             reconstructed = np.empty(arr.shape, arr.dtype)
         prepared.reconstruct(reconstructed.reshape(-1).view(np.uint8),
-                             -1 if layer is None else layer, approximate)
+                             -1 if layer is None else layer)
         return reconstructed
+
+    def trial_error(encoded):
+        """Prepared.trial_error of the stream encode_with made last (None
+        for another, or where the chunk has no float32 reconstruction)."""
+        return prepared.trial_error(arr.reshape(-1).view(np.uint8)) if encoded is last_made else None
+
+    # (below TRIAL_ERROR_MIN_ELEMENTS the float32 pass saves nothing)
+    trial_error_of = trial_error if arr.size >= _rate.TRIAL_ERROR_MIN_ELEMENTS else None
 
     def rate_model(prepared):
         # (np.empty: histogram and context_counts zero their counts first)
@@ -575,7 +582,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(
                 lambda s, r: encode_with(s, rdo=r), decode_last, arr, options["psnr"], step, limits,
-                model, gain, rdo)
+                model, gain, rdo, trial_error_of)
     else:
         encoded = encode_with(step, rdo=rdo)
     if options["layers"] is not None:

@@ -79,8 +79,9 @@ cdef extern from "progressive_j2k.h" nogil:
                                              size_t nexps, uint64_t *counts)
     pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                           size_t out_size)
-    pj2k_status pj2k_prepared_trial_reconstruct(pj2k_prepared *prepared, void *out,
-                                                size_t out_size)
+    pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *original,
+                                          size_t size, double *squared, double *uncertainty,
+                                          uint64_t *at_risk)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
                                   void *out, size_t out_size, uint64_t max_elements)
@@ -257,26 +258,36 @@ cdef class Prepared:
             raise_status(status, "coefficients")
         return count
 
-    def reconstruct(self, uint8_t[::1] out, int layer=-1, bint approximate=False):
+    def reconstruct(self, uint8_t[::1] out, int layer=-1):
         """After an encode: fill `out` (the chunk's bytes) with what decoding
         that stream through quality layer `layer` (-1: all) gives, without
-        entropy decoding it (pj2k_prepared_reconstruct).  approximate: in
-        float32 where the chunk allows (every layer, lossy 8- and 16-bit:
-        pj2k_prepared_trial_reconstruct), a sample then off by one unit where
-        it lies at a rounding boundary.  Returns whether it was."""
-        cdef pj2k_status status = PJ2K_ERR_PARAM
+        entropy decoding it (pj2k_prepared_reconstruct)."""
+        cdef pj2k_status status
         cdef uint8_t dummy = 0
-        cdef uint8_t *at = &out[0] if out.shape[0] else &dummy
-        cdef bint trial = approximate and layer == -1
         with nogil:
-            if trial:
-                status = pj2k_prepared_trial_reconstruct(self.ptr, at, out.shape[0])
-                trial = status == PJ2K_OK
-            if not trial:
-                status = pj2k_prepared_reconstruct(self.ptr, layer, at, out.shape[0])
+            status = pj2k_prepared_reconstruct(self.ptr, layer,
+                                               &out[0] if out.shape[0] else &dummy, out.shape[0])
         if status != PJ2K_OK:
             raise_status(status, "reconstruct")
-        return trial
+
+    def trial_error(self, const uint8_t[::1] original):
+        """After an encode: (squared error, uncertainty, samples at risk) of
+        the stream against `original` (the chunk's bytes), from a float32
+        reconstruction (pj2k_prepared_trial_error): the decoder's squared
+        error lies within the uncertainty of the first.  None where the
+        chunk has no float32 reconstruction (not lossy 8- or 16-bit)."""
+        cdef pj2k_status status
+        cdef double squared = 0.0, uncertainty = 0.0
+        cdef uint64_t at_risk = 0
+        cdef uint8_t dummy = 0
+        with nogil:
+            status = pj2k_prepared_trial_error(self.ptr, &original[0] if original.shape[0] else &dummy,
+                                               original.shape[0], &squared, &uncertainty, &at_risk)
+        if status == PJ2K_ERR_DTYPE:
+            return None
+        if status != PJ2K_OK:
+            raise_status(status, "trial_error")
+        return squared, uncertainty, at_risk
 
     def context_counts(self, double step, size_t row_stride, uint64_t[:, :, ::1] counts):
         """9/7 only: fill counts (nbands x contexts x exponents) with the plain

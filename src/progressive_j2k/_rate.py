@@ -34,36 +34,15 @@ MAX_TRIALS = 16
 RATIO_TOLERANCE = 0.0499
 PSNR_MARGIN = 0.4           # aim in [target, target + 0.4] dB
 #: A PSNR search measures its trials from a float32 reconstruction (half
-#: the memory traffic of the decoder's float64) where that cannot move its
-#: PSNR by more than APPROXIMATE_MAX_GUARD_DB (approximate_guard), and
-#: measures a trial within that guard of the window's edges exactly again.
-#: A float32 value lies within about 4 float32 ulps of the largest value of
-#: the decoder's (docs/DESIGN.md 45), and a sample whose value lies that near
-#: a rounding boundary may round the other way: one unit off, which counts
-#: for more where the error is small (near-lossless targets) and where
-#: values are large (16-bit data near the dtype's range) in small chunks.
-APPROXIMATE_ERROR_ULPS = 16.0     # 4x the typical distance measured
-APPROXIMATE_GUARD_DB = 0.01       # the smallest guard
-APPROXIMATE_MAX_GUARD_DB = 0.1    # beyond: exact trials cost less than rechecks
-
-
-def approximate_guard(arr: np.ndarray, target: float, peak: float) -> float | None:
-    """The PSNR margin (dB) within which a float32 reconstruction of a PSNR
-    trial near `target` may differ from the decode's, or None where trials
-    are better measured exactly.  Samples that may round the other way:
-    those within the float32 error of a rounding boundary, a share
-    2 x ulps x 2**-24 x max|x| of them; each changes the squared error by
-    1 +- 2 |e|; bounded at their mean plus four standard deviations (errors
-    e of the RMS the window's top allows, signs at random) over the
-    squared error there."""
-    rms = peak * 10 ** (-(target + PSNR_MARGIN) / 20)
-    if not arr.size or rms <= 0:
-        return None
-    share = 2 * APPROXIMATE_ERROR_ULPS * 2.0**-24 * peak_magnitude(arr)
-    flips = share * arr.size
-    relative = (flips + 4 * 2 * rms * math.sqrt(flips)) / (arr.size * rms * rms)
-    guard = max(10 * math.log10(1 + relative), APPROXIMATE_GUARD_DB)
-    return guard if guard <= APPROXIMATE_MAX_GUARD_DB else None
+#: the memory traffic of the decoder's float64: Prepared.trial_error), which
+#: also bounds how far the decoder's squared error can be from it; a trial
+#: whose bounds straddle an edge of its window is measured exactly.  After
+#: a first trial whose bounds span more than this (large values in a small
+#: chunk, near-lossless targets), the search measures exactly throughout.
+APPROXIMATE_MAX_SPAN_DB = 0.1
+#: Chunks smaller than this are measured exactly: a 32^2 chunk's search ran
+#: 2-8% slower with float32 trials (docs/DESIGN.md 45).
+TRIAL_ERROR_MIN_ELEMENTS = 2**14
 
 
 def psnr_peak(original: np.ndarray) -> float:
@@ -124,7 +103,11 @@ def psnr(decoded: np.ndarray, original: np.ndarray, peak: float | None = None) -
     """PSNR with peak psnr_peak(original) (or `peak`, that value computed once)."""
     if peak is None:
         peak = psnr_peak(original)
-    mse = squared_error(decoded, original) / original.size if original.size else 0.0
+    return psnr_of_mse(squared_error(decoded, original) / original.size if original.size else 0.0,
+                       peak)
+
+
+def psnr_of_mse(mse: float, peak: float) -> float:
     if mse == 0.0:
         return math.inf
     return 10 * math.log10(peak**2 / mse) if peak > 0 else -math.inf
@@ -720,25 +703,35 @@ def constant_step(arr: np.ndarray, limits) -> float:
 
 def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float, limits,
                    model: RateModel | None = None, error_gain: float = 1.0,
-                   rdo: bool = False) -> tuple:
-    """encode(step, rdo) -> codestream; decode(codestream, approximate=)
-    -> its samples (approximate: may be a float32 reconstruction, see
-    approximate_guard); error_gain: sample error over coefficient error
-    (ICT_ERROR_GAIN for colour chunks, else 1); rdo: use RD-optimised
-    quantisation.  Returns (codestream, step, rdo used)."""
+                   rdo: bool = False, trial_error=None) -> tuple:
+    """encode(step, rdo) -> codestream; decode(codestream) -> its samples;
+    trial_error(codestream) -> None, or (squared error, uncertainty, samples
+    at risk) of its samples (Prepared.trial_error: the decoder's squared
+    error lies within the uncertainty of the first); error_gain: sample
+    error over coefficient error (ICT_ERROR_GAIN for colour chunks, else 1);
+    rdo: use RD-optimised quantisation.  Returns (codestream, step, rdo
+    used)."""
     peak = psnr_peak(arr)
-    guard = approximate_guard(arr, target, peak) if arr.dtype.kind in "iu" else None
-    approximate = guard is not None
+    approximate = trial_error is not None
 
-    def near_edge(p):
-        return min(abs(p - target), abs(p - target - PSNR_MARGIN)) < guard
+    def db(squared):
+        return psnr_of_mse(squared / arr.size, peak)
 
     def score(step):
+        nonlocal approximate
         encoded = encode(step, rdo)
-        measured = psnr(decode(encoded, approximate=approximate), arr, peak)
-        if approximate and near_edge(measured):
-            measured = psnr(decode(encoded), arr, peak)
-        return encoded, measured
+        sums = trial_error(encoded) if approximate else None
+        if sums is None:
+            approximate = False
+        else:
+            squared, uncertainty, _ = sums
+            high, low = db(max(squared - uncertainty, 0.0)), db(squared + uncertainty)
+            approximate = high - low <= APPROXIMATE_MAX_SPAN_DB   # (else exact from here on)
+            # the decoder's PSNR lies in [low, high]: where no edge of the
+            # window does, it is on the same side of both as this one
+            if not any(low <= edge <= high for edge in (target, target + PSNR_MARGIN)):
+                return encoded, db(squared)
+        return encoded, psnr(decode(encoded), arr, peak)
 
     if is_constant_float(arr):   # every inexact decode reads -inf dB: one trial
         step = constant_step(arr, limits)
