@@ -1686,7 +1686,8 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
 
 /* A float32 reconstruction reaches the decoder's float64 values within this
  * many float32 ulps of the chunk's largest magnitude (dequantised
- * coefficient or sample): 16x the most seen (docs/DESIGN.md 45). */
+ * coefficient or sample): 16x the typical distance, about 4 ulps as the
+ * share of samples that decode differently shows (docs/DESIGN.md 45). */
 #define TRIAL_REACH_ULPS 64.0
 
 typedef struct {
