@@ -37,7 +37,7 @@ PSNR_MARGIN = 0.4           # aim in [target, target + 0.4] dB
 #: the memory traffic of the decoder's float64: Prepared.trial_error), which
 #: also bounds how far the decoder's squared error can be from it; a trial
 #: whose bounds straddle an edge of its window is measured exactly.  After
-#: a first trial whose bounds span more than this (large values in a small
+#: a trial whose bounds span more than this (large values in a small
 #: chunk, near-lossless targets), the search measures exactly throughout.
 APPROXIMATE_MAX_SPAN_DB = 0.1
 #: Chunks smaller than this are measured exactly: a 32^2 chunk's search ran
