@@ -117,49 +117,42 @@ STORE_FROM_INT(i32, int32_t)
 STORE_FROM_INT(i64, int64_t)
 #undef STORE_FROM_INT
 
-/* from the lossy decoder's float64 */
-#define STORE_FROM_REAL(SUFFIX, RT)                                               \
-    static void DSFX(store_##SUFFIX)(void *restrict dst, const void *restrict src, size_t n, \
-                                     ptrdiff_t stride)                            \
-    {                                                                             \
-        DT *restrict d = dst;                                                     \
-        const RT *restrict s = src;                                               \
-        if (stride == 1) {   /* the common case, kept apart so that it vectorises */ \
-            for (size_t i = 0; i < n; i++) d[i] = (DT)DSFX(representable)(s[i]); \
-            return;                                                               \
-        }                                                                         \
-        /* strided (e.g. interleaved colour): convert blocks contiguously, which  \
-         * vectorises, then scatter them */                                       \
-        DT block[64];                                                             \
-        for (size_t i0 = 0; i0 < n; i0 += 64) {                                   \
-            const size_t m = n - i0 < 64 ? n - i0 : 64;                           \
-            for (size_t i = 0; i < m; i++) block[i] = (DT)DSFX(representable)(s[i0 + i]); \
-            for (size_t i = 0; i < m; i++) d[(ptrdiff_t)(i0 + i) * stride] = block[i]; \
-        }                                                                         \
+static void DSFX(store_f64)(void *restrict dst, const void *restrict src, size_t n,
+                            ptrdiff_t stride)
+{
+    DT *restrict d = dst;
+    const double *restrict s = src;
+    if (stride == 1) {   /* the common case, kept apart so that it vectorises */
+        for (size_t i = 0; i < n; i++) d[i] = (DT)DSFX(representable)(s[i]);
+        return;
     }
-STORE_FROM_REAL(f64, double)
-#undef STORE_FROM_REAL
+    /* strided (e.g. interleaved colour): convert blocks contiguously, which
+     * vectorises, then scatter them */
+    DT block[64];
+    for (size_t i0 = 0; i0 < n; i0 += 64) {
+        const size_t m = n - i0 < 64 ? n - i0 : 64;
+        for (size_t i = 0; i < m; i++) block[i] = (DT)DSFX(representable)(s[i0 + i]);
+        for (size_t i = 0; i < m; i++) d[(ptrdiff_t)(i0 + i) * stride] = block[i];
+    }
+}
 
 /* The lossy decoder's interleaved colour (RGB last): three float64
  * component rows colour-transformed back (the inverse ICT) and stored as n
  * triples in one pass, where ict_inv made a pass of its own and store_f64
  * scattered each component with stride 3.  The same values: ict_inv's
  * arithmetic, then store_f64's rounding and clamping. */
-#define STORE_ICT_TRIPLES(SUFFIX, RT)                                             \
-    static void DSFX(store_ict_triples_##SUFFIX)(void *restrict w0, void *restrict w1, \
-                                                 void *restrict w2, void *restrict array, size_t n) \
-    {                                                                             \
-        const RT *restrict c0 = w0, *restrict c1 = w1, *restrict c2 = w2;         \
-        DT *restrict d = array;                                                   \
-        for (size_t i = 0; i < n; i++) {                                          \
-            const double y = c0[i], cb = c1[i], cr = c2[i];                       \
-            d[3 * i] = (DT)DSFX(representable)(ICT_R(y, cb, cr));                 \
-            d[3 * i + 1] = (DT)DSFX(representable)(ICT_G(y, cb, cr));             \
-            d[3 * i + 2] = (DT)DSFX(representable)(ICT_B(y, cb, cr));             \
-        }                                                                         \
+static void DSFX(store_ict_triples_f64)(void *restrict w0, void *restrict w1, void *restrict w2,
+                                        void *restrict array, size_t n)
+{
+    const double *restrict c0 = w0, *restrict c1 = w1, *restrict c2 = w2;
+    DT *restrict d = array;
+    for (size_t i = 0; i < n; i++) {
+        const double y = c0[i], cb = c1[i], cr = c2[i];
+        d[3 * i] = (DT)DSFX(representable)(ICT_R(y, cb, cr));
+        d[3 * i + 1] = (DT)DSFX(representable)(ICT_G(y, cb, cr));
+        d[3 * i + 2] = (DT)DSFX(representable)(ICT_B(y, cb, cr));
     }
-STORE_ICT_TRIPLES(f64, double)
-#undef STORE_ICT_TRIPLES
+}
 
 /* A PSNR trial's float32 values against n samples of the array (strided):
  * pj2k_trial_sums.  Each value is rounded and clamped as the decoder's
