@@ -154,46 +154,35 @@ static void inv97_f32(float *buf, const size_t dims[3], int levels, float *tmp, 
 { inverse_f32(buf, dims, levels, 0, tmp, bound); }
 
 /* ---- irreversible colour transform (JPEG 2000 ICT, YCbCr) ---- */
-/* forward on planes of REAL, computed in double: the exact inverse of the
- * decoder's matrix (ict_inv, docs/FORMAT.md 3), rounded to double.  JPEG
+/* the forward matrix: the exact inverse of the decoder's (ict_inv,
+ * docs/FORMAT.md 3), rounded to double.  JPEG
  * 2000's forward constants (0.299, 0.587, ..., -0.08131) are within 1.3e-5
  * of it, and their product with the inverse is 2.5e-5 off the identity:
  * 16-bit colour came back up to 2 units off at any step. */
 #define ICT_Y(R, G, B) (0.29900171263634356 * (R) + 0.5870003096257788 * (G) + 0.11399797773787768 * (B))
 #define ICT_CB(R, G, B) (-0.16873685814692074 * (R) - 0.33126428308452527 * (G) + 0.500001141231446 * (B))
 #define ICT_CR(R, G, B) (0.49999877843342116 * (R) - 0.4186878100041218 * (G) - 0.08131096842929934 * (B))
-#define ICT_FWD(NAME, REAL)                                                     \
-    static void NAME(REAL *c0, REAL *c1, REAL *c2, size_t count)                \
-    {                                                                           \
-        for (size_t i = 0; i < count; i++) {                                    \
-            const double r = c0[i], g = c1[i], b = c2[i];                       \
-            c0[i] = (REAL)ICT_Y(r, g, b);                                       \
-            c1[i] = (REAL)ICT_CB(r, g, b);                                      \
-            c2[i] = (REAL)ICT_CR(r, g, b);                                      \
-        }                                                                       \
-    }
-ICT_FWD(ict_fwd, double)
-ICT_FWD(ict_fwd_f32, float)
-#undef ICT_FWD
-
 /* the decoder's matrix (docs/FORMAT.md 3) */
 #define ICT_R(Y, CB, CR) ((Y) + 1.402 * (CR))
 #define ICT_G(Y, CB, CR) ((Y) - 0.34413 * (CB) - 0.71414 * (CR))
 #define ICT_B(Y, CB, CR) ((Y) + 1.772 * (CB))
-/* (float32: a PSNR trial's reconstruction, computed in double) */
-#define ICT_INV(NAME, REAL)                                                     \
+/* Either direction on three planes of REAL, computed in double (float32:
+ * the lossy encoder's coefficients, and a PSNR trial's reconstruction). */
+#define ICT_PLANES(NAME, REAL, F0, F1, F2)                                      \
     static void NAME(REAL *c0, REAL *c1, REAL *c2, size_t count)                \
     {                                                                           \
         for (size_t i = 0; i < count; i++) {                                    \
-            const double y = c0[i], cb = c1[i], cr = c2[i];                     \
-            c0[i] = (REAL)ICT_R(y, cb, cr);                                     \
-            c1[i] = (REAL)ICT_G(y, cb, cr);                                     \
-            c2[i] = (REAL)ICT_B(y, cb, cr);                                     \
+            const double a = c0[i], b = c1[i], c = c2[i];                       \
+            c0[i] = (REAL)F0(a, b, c);                                          \
+            c1[i] = (REAL)F1(a, b, c);                                          \
+            c2[i] = (REAL)F2(a, b, c);                                          \
         }                                                                       \
     }
-ICT_INV(ict_inv, double)
-ICT_INV(ict_inv_f32, float)
-#undef ICT_INV
+ICT_PLANES(ict_fwd, double, ICT_Y, ICT_CB, ICT_CR)
+ICT_PLANES(ict_fwd_f32, float, ICT_Y, ICT_CB, ICT_CR)
+ICT_PLANES(ict_inv, double, ICT_R, ICT_G, ICT_B)
+ICT_PLANES(ict_inv_f32, float, ICT_R, ICT_G, ICT_B)
+#undef ICT_PLANES
 
 /* ---- lossy reconstruction: q -> sign(q) (|q| + 0.5) f, 0 -> 0, branch-free ---- */
 /* (into float32 for a PSNR trial's reconstruction: computed in float32,
