@@ -159,22 +159,72 @@ static void DSFX(store_ict_triples_f64)(void *restrict w0, void *restrict w1, vo
  * (store_f64); a value within reach of a rounding boundary k + 0.5 inside
  * the dtype's range may be the decoder's k or k + 1, which moves the
  * squared error by at most 2 |e| + 1.  Only 8- and 16-bit integers are
- * compared (the others' entries are never called): errors below 2**17,
- * summed exactly in integers, so that the loop vectorises. */
+ * compared (the others' entries are never called).  All in float32, eight
+ * lanes to an AVX2 register, and exact: a clamped value plus 0.5 is exact
+ * (below 2**23), so is v - r (r within 0.5 of v), and a float32 |v - r|
+ * reaches the double 0.5 - reach exactly when it reaches the smallest
+ * float32 at or above it.  The sums are integers, in 32-bit lanes over
+ * blocks of TRIAL_BLOCK samples (2 |e| + 1 <= 2**17 - 1, and the 8-bit
+ * dtypes' e**2 < 2**16), the 16-bit dtypes' e**2 in 64-bit lanes. */
+#ifndef TRIAL_BLOCK
+#define TRIAL_BLOCK ((size_t)1 << 15)
+#endif
+static inline void DSFX(trial_block)(const float *restrict work, const DT *restrict x, size_t n,
+                                     ptrdiff_t stride, float near, uint64_t *squared,
+                                     uint64_t *uncertainty, uint64_t *at_risk)
+{
+    const float lo = (float)DT_LO, hi = (float)DT_HI;
+    uint32_t squared32 = 0, uncertainty32 = 0, risks = 0;
+    uint64_t squared64 = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float v = work[i];
+        float c = v >= lo ? v : lo;   /* NaN too */
+        c = c <= hi ? c : hi;
+        /* floor(c + 0.5): one instruction where the kernel table's
+         * instruction set has it; elsewhere truncation, which is floor for
+         * the unsigned dtypes (c >= 0), and one step down for negative
+         * non-integers */
+        const float t = c + 0.5f;
+#if KERNELS_FLOOR_INSN
+        const float r = floorf(t);
+#else
+        const float r = (float)((int32_t)t - (DT_LO < 0 && (float)(int32_t)t > t));
+#endif
+        const int32_t e = (int32_t)r - (int32_t)x[(ptrdiff_t)i * stride];
+        const uint32_t magnitude = (uint32_t)(e < 0 ? -e : e);
+        const uint32_t risk = (fabsf(v - r) >= near) & (v > lo) & (v < hi);
+        if (sizeof(DT) == 1)
+            squared32 += magnitude * magnitude;
+        else
+            squared64 += (uint64_t)magnitude * magnitude;
+        uncertainty32 += (0u - risk) & (2u * magnitude + 1u);
+        risks += risk;
+    }
+    *squared += squared32 + squared64;
+    *uncertainty += uncertainty32;
+    *at_risk += risks;
+}
+
 static void DSFX(trial_error_f32)(const float *work, const void *array, size_t n, ptrdiff_t stride,
                                   pj2k_trial_sums *sums)
 {
+    if (DT_IS_FLOAT || sizeof(DT) > 2) {   /* (never called) */
+        sums->squared = NAN;
+        return;
+    }
     const DT *x = array;
-    const double near = 0.5 - sums->reach, lo = (double)DT_LO, hi = (double)DT_HI;
+    const double near_double = 0.5 - sums->reach;
+    float near = (float)near_double;
+    if ((double)near < near_double) near = nextafterf(near, 1.0f);
     uint64_t squared = 0, uncertainty = 0, at_risk = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double v = work[i], r = DSFX(representable)(v);
-        const int32_t e = (int32_t)r - (int32_t)x[(ptrdiff_t)i * stride];
-        const uint32_t magnitude = (uint32_t)(e < 0 ? -e : e);
-        const uint32_t risk = (fabs(v - r) >= near) & (v > lo) & (v < hi);
-        squared += (uint64_t)((int64_t)e * e);
-        uncertainty += risk * (2u * magnitude + 1u);
-        at_risk += risk;
+    for (size_t start = 0; start < n; start += TRIAL_BLOCK) {
+        const size_t count = n - start < TRIAL_BLOCK ? n - start : TRIAL_BLOCK;
+        const DT *block = x + (ptrdiff_t)start * stride;
+        if (stride == 1)   /* (contiguous loads: the common case) */
+            DSFX(trial_block)(work + start, block, count, 1, near, &squared, &uncertainty, &at_risk);
+        else
+            DSFX(trial_block)(work + start, block, count, stride, near, &squared, &uncertainty,
+                              &at_risk);
     }
     sums->squared += (double)squared;
     sums->uncertainty += (double)uncertainty;

@@ -1343,8 +1343,8 @@ def offset_crop(real, name, crop, offset):
     return np.ascontiguousarray((real(name)[crop].astype(np.int64) + offset).astype(np.uint16))
 
 
-@pytest.mark.parametrize("case", ["camera", "astronaut_ict", "astronaut_planar_ict", "mr2_uint16",
-                                  "ct693_int16", "mni152_crop", "camera_x257_32", "ct693_offset",
+@pytest.mark.parametrize("case", ["camera", "camera_int8", "astronaut_ict", "astronaut_planar_ict",
+                                  "mr2_uint16", "ct693_int16", "mni152_crop", "camera_x257_32", "ct693_offset",
                                   "nm_offset"])
 def test_trial_error_bounds_the_decodes_error(real, case):
     """A PSNR trial's float32 error (Prepared.trial_error) against the
@@ -1356,6 +1356,8 @@ def test_trial_error_bounds_the_decodes_error(real, case):
     astronaut = real("astronaut")
     arr, axes, colour, steps = {
         "camera": lambda: (real("camera"), (0, 1), -1, (1.0, 4.0, 32.0)),
+        "camera_int8": lambda: ((real("camera").astype(np.int16) - 128).astype(np.int8), (0, 1), -1,
+                                (1.0, 4.0, 32.0)),
         "astronaut_ict": lambda: (astronaut, (0, 1), 2, (1.0, 16.0)),
         "astronaut_planar_ict": lambda: (np.ascontiguousarray(np.moveaxis(astronaut, 2, 0)), (1, 2), 0,
                                          (1.0, 16.0)),
