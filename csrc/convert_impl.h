@@ -166,9 +166,7 @@ static void DSFX(store_ict_triples_f64)(void *restrict w0, void *restrict w1, vo
  * float32 at or above it.  The sums are integers, in 32-bit lanes over
  * blocks of TRIAL_BLOCK samples (2 |e| + 1 <= 2**17 - 1, and the 8-bit
  * dtypes' e**2 < 2**16), the 16-bit dtypes' e**2 in 64-bit lanes. */
-#ifndef TRIAL_BLOCK
 #define TRIAL_BLOCK ((size_t)1 << 15)
-#endif
 static inline void DSFX(trial_block)(const float *restrict work, const DT *restrict x, size_t n,
                                      ptrdiff_t stride, float near, uint64_t *squared,
                                      uint64_t *uncertainty, uint64_t *at_risk)
@@ -230,6 +228,7 @@ static void DSFX(trial_error_f32)(const float *work, const void *array, size_t n
     sums->uncertainty += (double)uncertainty;
     sums->at_risk += at_risk;
 }
+#undef TRIAL_BLOCK
 
 /* The sum of (a[i] - b[i])**2 over two arrays of this dtype, in double: a
  * trial reconstruction's error (the PSNR searches).  Dtypes of up to 16

@@ -796,11 +796,15 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
 
         def model_psnr(step):
             error = model.squared_error(step)
-            if rounded and error > 0:
-                error = rounded_squared_error(math.exp(math.log(error) + per_sample),
-                                              active) / math.exp(per_sample)
-            return ((2 * math.log(peak) - math.log(error) - per_sample) * 10 / math.log(10)
-                    if error > 0 else math.inf)
+            if not error > 0:
+                return math.inf
+            log_mse = math.log(error) + per_sample
+            if rounded:
+                mse = rounded_squared_error(math.exp(log_mse), active)
+                if not mse > 0:
+                    return math.inf
+                log_mse = math.log(mse)
+            return (2 * math.log(peak) - log_mse) * 10 / math.log(10)
 
         def log_error_for(psnr_value):
             log_mse = 2 * math.log(peak) - psnr_value * math.log(10) / 10
