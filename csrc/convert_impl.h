@@ -160,10 +160,9 @@ static void DSFX(store_ict_triples_f64)(void *restrict w0, void *restrict w1, vo
  * the dtype's range may be the decoder's k or k + 1, which moves the
  * squared error by at most 2 |e| + 1.  Only 8- and 16-bit integers are
  * compared (the others' entries are never called).  All in float32, eight
- * lanes to an AVX2 register, and exact: a clamped value plus 0.5 is exact
- * (below 2**23), so is v - r (r within 0.5 of v), and a float32 |v - r|
- * reaches the double 0.5 - reach exactly when it reaches the smallest
- * float32 at or above it.  The sums are integers, in 32-bit lanes over
+ * lanes to an AVX2 register, and exact: the rounding (below), v - r (r
+ * within 0.5 of v, Sterbenz), and a float32 |v - r| reaches the double
+ * 0.5 - reach exactly when it reaches the smallest float32 at or above it.  The sums are integers, in 32-bit lanes over
  * blocks of TRIAL_BLOCK samples (2 |e| + 1 <= 2**17 - 1, and the 8-bit
  * dtypes' e**2 < 2**16), the 16-bit dtypes' e**2 in 64-bit lanes. */
 #define TRIAL_BLOCK ((size_t)1 << 15)
@@ -178,16 +177,21 @@ static inline void DSFX(trial_block)(const float *restrict work, const DT *restr
         const float v = work[i];
         float c = v >= lo ? v : lo;   /* NaN too */
         c = c <= hi ? c : hi;
-        /* floor(c + 0.5): one instruction where the kernel table's
-         * instruction set has it; elsewhere truncation, which is floor for
-         * the unsigned dtypes (c >= 0), and one step down for negative
-         * non-integers */
-        const float t = c + 0.5f;
+        /* floor(c + 0.5), the decoder's rounding: c to nearest (halves to
+         * even; exact), then a half that went down steps up (c - r is
+         * exact).  Not c + 0.5 itself, which rounds 0.5 - 2**-25 up to 1.
+         * Nearest is one instruction where the kernel table's instruction
+         * set has it; elsewhere adding and subtracting 1.5 * 2**23 rounds
+         * |c| < 2**22 in float arithmetic only (as representable's), so
+         * the loop vectorises */
 #if KERNELS_FLOOR_INSN
-        const float r = floorf(t);
-#else
-        const float r = (float)((int32_t)t - (DT_LO < 0 && (float)(int32_t)t > t));
+        float r = rintf(c);
+#elif FLT_EVAL_METHOD == 0 && !defined(__FAST_MATH__)
+        float r = (c + 0x1.8p23f) - 0x1.8p23f;
+#else   /* excess precision or reassociation: in double, one value at a time */
+        float r = (float)floor((double)c + 0.5);
 #endif
+        r += (float)(c - r == 0.5f);
         const int32_t e = (int32_t)r - (int32_t)x[(ptrdiff_t)i * stride];
         const uint32_t magnitude = (uint32_t)(e < 0 ? -e : e);
         const uint32_t risk = (fabsf(v - r) >= near) & (v > lo) & (v < hi);

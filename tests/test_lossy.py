@@ -1255,12 +1255,27 @@ def test_near_lossless_psnr_first_trials_count_the_rounding(real, monkeypatch, s
     assert runs == [[1, 1, 2, 4], [2, 2, 5, 5]]
 
 
+def test_psnr_targets_only_exact_decodes_meet_take_few_trials(real, search_trials):
+    """Above 10 log10(peak**2 N) dB (one sample one unit off) only an exact
+    decode meets a target on integer samples: the search aims at those and
+    stops once three trials are exact, where the rounded model steered
+    between exact and inexact trials for 16 (camera at 120 dB)."""
+    from progressive_j2k import _rate
+    for name, target in (("camera", 120.0), ("mr2_uint16", 180.0)):
+        arr = real(name)
+        assert target > 10 * math.log10(_rate.psnr_peak(arr) ** 2 * arr.size)
+        search_trials.clear()
+        enc = pj.encode(arr, reversible=False, psnr=target)
+        np.testing.assert_array_equal(pj.decode(enc), arr)
+        assert search_trials == [3], (name, search_trials)
+
+
 def test_near_lossless_psnr_targets_are_met_not_overshot(monkeypatch):
     """A trial that comes out lossless (infinite PSNR) must not end the search:
     the step keeps being steered to the target.  (The lossless stream is
     smaller still, and is what encode() returns: here it is kept out.)  The
     model without its rounding of integers aims these first trials at
-    lossless ones; with it, they land within 3 dB and none is lossless."""
+    lossless ones (with it they land near the target: docs/DESIGN.md 46)."""
     from progressive_j2k import _rate
     y, x = np.mgrid[:256, :256]
     smooth = ((np.sin(x / 20) + np.cos(y / 15)) * 60 + 128).astype(np.uint8)

@@ -791,7 +791,10 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
         # log of the samples' mean squared error (before rounding) over the
         # model's squared error, summed over the coefficients
         per_sample = math.log(error_gain) - math.log(arr.size)
-        rounded = arr.dtype.kind in "iu"
+        # (a target above one sample one unit off is met by exact decodes
+        # only: the unrounded model aims at those, where the rounded one
+        # steered between exact and inexact trials up to MAX_TRIALS)
+        rounded = arr.dtype.kind in "iu" and target <= 10 * math.log10(peak ** 2 * arr.size)
         active = np.count_nonzero(arr) / arr.size if rounded else 1.0
 
         def model_psnr(step):
