@@ -162,9 +162,10 @@ static void DSFX(store_ict_triples_f64)(void *restrict w0, void *restrict w1, vo
  * compared (the others' entries are never called).  All in float32, eight
  * lanes to an AVX2 register, and exact: the rounding (below), v - r (r
  * within 0.5 of v, Sterbenz), and a float32 |v - r| reaches the double
- * 0.5 - reach exactly when it reaches the smallest float32 at or above it.  The sums are integers, in 32-bit lanes over
- * blocks of TRIAL_BLOCK samples (2 |e| + 1 <= 2**17 - 1, and the 8-bit
- * dtypes' e**2 < 2**16), the 16-bit dtypes' e**2 in 64-bit lanes. */
+ * 0.5 - reach exactly when it reaches the smallest float32 at or above it.
+ * The sums are integers, in 32-bit lanes over blocks of TRIAL_BLOCK
+ * samples (2 |e| + 1 <= 2**17 - 1, and the 8-bit dtypes' e**2 < 2**16),
+ * the 16-bit dtypes' e**2 in 64-bit lanes. */
 #define TRIAL_BLOCK ((size_t)1 << 15)
 static inline void DSFX(trial_block)(const float *restrict work, const DT *restrict x, size_t n,
                                      ptrdiff_t stride, float near, uint64_t *squared,
