@@ -432,7 +432,8 @@ LEARNING_BYTES = 8.4
 #: (the mean over 8 images x 3 targets), -0.29 dB with RD-optimised
 #: quantisation, which trades error for bits (refitted in session 29, as
 #: the median over images of each image's median: 15 images, their whole
-#: chunk and 4 crops of 256^2 or 64^3 at 4 targets; it was -0.39, fitted
+#: chunk, four crops of 256^2 per 2-D image and three of 64^3 per volume,
+#: at 4 targets; it was -0.39, fitted
 #: before RDO priced only what differs).  Each image has its own offset,
 #: stable across its crops and targets (-0.3 to +0.6 dB about these).
 TYPICAL_PSNR_BIAS = {False: -0.22, True: -0.29}
