@@ -5,8 +5,10 @@
  * primitives. */
 #if LEGACY
 #define DECODE_BIT decode_bit_legacy
+#define DECODE_EVEN decode_bit_legacy
 #else
 #define DECODE_BIT decode_bit
+#define DECODE_EVEN decode_bit_even
 #endif
 
 static inline UMAG SFX(mag)(COEF v) { return v < 0 ? (UMAG)0 - (UMAG)v : (UMAG)v; }
@@ -301,17 +303,17 @@ static inline PJ2K_ALWAYS_INLINE COEF SFX(decode_value)(pj2k_rc_decoder *d, pj2k
         }
 #else
         if (eb >= 2) {
-            const unsigned first = DECODE_BIT(d, &m->prob.mantissa[cls][eb][mantissa_context(mctx, eb)]);
+            const unsigned first = DECODE_EVEN(d, &m->prob.mantissa[cls][eb][mantissa_context(mctx, eb)]);
             mg |= (uint64_t)first << (eb - 2);
             if (eb >= 3) {
-                mg |= (uint64_t)DECODE_BIT(d, &m->prob.mantissa2[cls][eb][first]) << (eb - 3);
+                mg |= (uint64_t)DECODE_EVEN(d, &m->prob.mantissa2[cls][eb][first]) << (eb - 3);
                 mg |= decode_direct(d, (int)eb - 3);
             }
         }
 #endif
     }
     if (mg > (uint64_t)COEF_MAX) { *fail = PJ2K_NARROW_OVERFLOW; return 0; }
-    return (mg && DECODE_BIT(d, &m->prob.sign[cls][SFX(sign_context)(r, x)])) ? -(COEF)mg : (COEF)mg;
+    return (mg && DECODE_EVEN(d, &m->prob.sign[cls][SFX(sign_context)(r, x)])) ? -(COEF)mg : (COEF)mg;
 }
 
 /* sign(v) * (|v| >> shift): the value a layer at this shift carries. */
@@ -731,7 +733,7 @@ static inline PJ2K_ALWAYS_INLINE pj2k_status SFX(decode_refine_with)(pj2k_rc_dec
         if (prior) {
             const unsigned eb = bit_length(prior);
             uint64_t mg = prior << db;
-            mg |= (uint64_t)DECODE_BIT(d, &m->prob.refine[b->cls][eb < 16 ? eb : 15]) << (db - 1);
+            mg |= (uint64_t)DECODE_EVEN(d, &m->prob.refine[b->cls][eb < 16 ? eb : 15]) << (db - 1);
             mg |= decode_direct(d, db - 1);
             if (mg > (uint64_t)COEF_MAX) return PJ2K_NARROW_OVERFLOW;
             row[x] = row[x] < 0 ? -(COEF)mg : (COEF)mg;
@@ -823,3 +825,4 @@ pj2k_status SFX(pj2k_decode_low)(pj2k_rc_decoder *d, pj2k_model *m, COEF *base,
 #undef FOR_EACH_COEF
 #undef VALUE_DECISIONS
 #undef DECODE_BIT
+#undef DECODE_EVEN
