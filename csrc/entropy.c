@@ -172,7 +172,8 @@ static inline PJ2K_ALWAYS_INLINE void encode_bit(pj2k_rc_encoder *e, pj2k_prob *
     /* branch-free: the bit is known, so nothing waits for it, and
      * unpredictable bits (mantissas, signs) cost no mispredictions.  Masks,
      * not selects, which GCC made branches of in some inlined copies
-     * (lossless encodes 4-8% faster with masks; docs/DESIGN.md 47) */
+     * (lossless encodes 4-8% faster, and 0-7% more with encode_direct's
+     * masks; docs/DESIGN.md 47) */
     const uint32_t bound = (e->range >> PROB_BITS) * p->p;
     const uint32_t mask = 0u - (uint32_t)(bit != 0);
     e->low += bound & mask;
@@ -232,7 +233,7 @@ static inline PJ2K_ALWAYS_INLINE unsigned decode_bit(pj2k_rc_decoder *d, pj2k_pr
 
 /* decode_bit without a branch on the bit, for decisions near even odds
  * (mantissa bits, signs), which a predictor guesses wrong half the time
- * (lossless decodes 6-8% faster; the unary exponent's decisions branch
+ * (lossless decodes 3-8% faster; the unary exponent's decisions branch
  * anyway, to end its loop).  The same state as decode_bit's, bit for bit. */
 static inline PJ2K_ALWAYS_INLINE unsigned decode_bit_even(pj2k_rc_decoder *d, pj2k_prob *p)
 {

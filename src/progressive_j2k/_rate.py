@@ -35,8 +35,8 @@ RATIO_TOLERANCE = 0.0499
 #: A PSNR search accepts [target, target + PSNR_MARGIN] dB (the issue's 0.5
 #: dB, as RATIO_TOLERANCE takes its 5%), and aims its trials PSNR_AIM above
 #: the target: below the window's centre, as first trials land above their
-#: aim more often and further than below it (per-image offsets of up to +0.6
-#: dB against -0.4; docs/DESIGN.md 47).
+#: aim more often and further than below it (per image, up to about 0.6 dB
+#: above it and 0.4 below; docs/DESIGN.md 47).
 PSNR_MARGIN = 0.49
 PSNR_AIM = 0.2
 #: A PSNR search measures its trials from a float32 reconstruction (half
