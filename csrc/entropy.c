@@ -121,6 +121,20 @@ static inline void adapt_one(pj2k_prob *s)
     adapt_rate(s);
 }
 
+/* Branch-free steps of a decision whose outcome is a mask (all ones for a
+ * 1, zero for a 0): masks, not selects, which GCC made branches of in some
+ * of the coder's inlined copies (docs/DESIGN.md 47). */
+static inline uint32_t range_after(uint32_t range, uint32_t bound, uint32_t mask)
+{
+    return (bound & ~mask) | ((range - bound) & mask);
+}
+static inline void adapt_by_mask(pj2k_prob *s, uint32_t mask)
+{
+    const uint16_t one = after_one(s), zero = after_zero(s);
+    s->p = (uint16_t)((zero & ~mask) | (one & mask));   /* adapt_one or adapt_zero */
+    adapt_rate(s);
+}
+
 /* ---- range encoder ---- */
 void pj2k_rc_encoder_init(pj2k_rc_encoder *e, pj2k_bytes *out)
 {
@@ -170,17 +184,14 @@ void pj2k_rc_encoder_finish(pj2k_rc_encoder *e)
 static inline PJ2K_ALWAYS_INLINE void encode_bit(pj2k_rc_encoder *e, pj2k_prob *p, unsigned bit)
 {
     /* branch-free: the bit is known, so nothing waits for it, and
-     * unpredictable bits (mantissas, signs) cost no mispredictions.  Masks,
-     * not selects, which GCC made branches of in some inlined copies
-     * (lossless encodes 4-8% faster, and 0-7% more with encode_direct's
-     * masks; docs/DESIGN.md 47) */
+     * unpredictable bits (mantissas, signs) cost no mispredictions (with
+     * masks, lossless encodes 4-8% faster than with selects, and 0-7% more
+     * with encode_direct's) */
     const uint32_t bound = (e->range >> PROB_BITS) * p->p;
     const uint32_t mask = 0u - (uint32_t)(bit != 0);
     e->low += bound & mask;
-    e->range = (bound & ~mask) | ((e->range - bound) & mask);
-    const uint16_t one = after_one(p), zero = after_zero(p);
-    p->p = (uint16_t)((zero & ~mask) | (one & mask));   /* adapt_one or adapt_zero */
-    adapt_rate(p);
+    e->range = range_after(e->range, bound, mask);
+    adapt_by_mask(p, mask);
     while (e->range < RANGE_TOP) { e->range <<= 8; shift_low(e); }
 }
 
@@ -246,10 +257,8 @@ static inline PJ2K_ALWAYS_INLINE unsigned decode_bit_even(pj2k_rc_decoder *d, pj
     const unsigned bit = d->code >= bound;
     const uint32_t mask = 0u - (uint32_t)bit;
     d->code -= bound & mask;
-    d->range = (bound & ~mask) | ((d->range - bound) & mask);
-    const uint16_t one = after_one(p), zero = after_zero(p);
-    p->p = (uint16_t)((zero & ~mask) | (one & mask));
-    adapt_rate(p);
+    d->range = range_after(d->range, bound, mask);
+    adapt_by_mask(p, mask);
     while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | next_byte(d); }
 #ifdef PJ2K_SELF_CHECK
     if (bit != bit_branch || d->range != d_branch.range || d->code != d_branch.code ||
