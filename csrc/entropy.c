@@ -224,6 +224,12 @@ void pj2k_rc_decoder_init(pj2k_rc_decoder *d, const uint8_t *data, size_t length
     for (int i = 0; i < 4; i++) d->code = (d->code << 8) | next_byte(d);
 }
 
+/* Version 3 on: a step may need two shifts (as encode_bit's loop). */
+static inline PJ2K_ALWAYS_INLINE void renormalise(pj2k_rc_decoder *d)
+{
+    while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | next_byte(d); }
+}
+
 static inline PJ2K_ALWAYS_INLINE unsigned decode_bit(pj2k_rc_decoder *d, pj2k_prob *p)
 {
     const uint32_t bound = (d->range >> PROB_BITS) * p->p;
@@ -238,7 +244,7 @@ static inline PJ2K_ALWAYS_INLINE unsigned decode_bit(pj2k_rc_decoder *d, pj2k_pr
         adapt_one(p);
         bit = 1;
     }
-    while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | next_byte(d); }
+    renormalise(d);
     return bit;
 }
 
@@ -259,7 +265,7 @@ static inline PJ2K_ALWAYS_INLINE unsigned decode_bit_even(pj2k_rc_decoder *d, pj
     d->code -= bound & mask;
     d->range = range_after(d->range, bound, mask);
     adapt_by_mask(p, mask);
-    while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | next_byte(d); }
+    renormalise(d);
 #ifdef PJ2K_SELF_CHECK
     if (bit != bit_branch || d->range != d_branch.range || d->code != d_branch.code ||
         d->pos != d_branch.pos || d->overrun != d_branch.overrun || p->p != p_branch.p ||
