@@ -89,6 +89,7 @@
 #undef LT
 #undef LSFX
 #define KERNEL(op) lift97_##op
+#define KERNEL_LINES(op) lift97_##op##_lines
 #define KERNEL_ALT(op) lift97_##op   /* 9/7 has no alternative: alt_levels is 0 */
 #define KERNEL_ROUND(op) lift97_##op
 #define T double
@@ -102,6 +103,7 @@
 #undef KERNEL
 #undef KERNEL_ALT
 #undef KERNEL_ROUND
+#undef KERNEL_LINES
 /* ---- the encoder's float32 coefficients (8- and 16-bit samples), lifted in
  * float32: twice the lanes of double, and no conversions between the buffer
  * and tmp; the rounding this adds (about 2**-24 of a value per step) is far
@@ -112,6 +114,7 @@
 #undef LT
 #undef LSFX
 #define KERNEL(op) lift97_##op##_f
+#define KERNEL_LINES(op) lift97_##op##_lines_f
 #define KERNEL_ALT(op) lift97_##op##_f
 #define KERNEL_ROUND(op) lift97_##op##_f
 #define T float
@@ -125,6 +128,7 @@
 #undef KERNEL
 #undef KERNEL_ALT
 #undef KERNEL_ROUND
+#undef KERNEL_LINES
 
 /* The inverses clamp to a bound the lifting's type can add four of (the
  * 9/7-M predict's sum of twenty wraps harmlessly, liftint_impl.h). */

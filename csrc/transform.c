@@ -9,7 +9,8 @@ size_t pj2k_transform_tmp_elems(const size_t dims[3])
     const size_t across = dims[0] > dims[1] ? dims[0] : dims[1];   /* a gathered line */
     const size_t lanes = pj2k_lanes(dims);
     const size_t width = dims[2] < lanes ? dims[2] : lanes;
-    return across * width > dims[2] ? across * width : dims[2];    /* or a split row */
+    /* (the 9/7's sweep adds six rows: lift97_impl.h) */
+    return (across + 6) * width > dims[2] ? (across + 6) * width : dims[2];   /* or a split row */
 }
 
 /* The lifting itself (5/3, 9/7-M, 9/7) and the colour transforms are templates

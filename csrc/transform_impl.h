@@ -99,6 +99,29 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
                 for (size_t j = 0; j < w; j++)                               \
                     PUT(base[POS(t) * sa + (ptrdiff_t)j], VALUE(tmp[t * w + j]));
             /* zeros lift to zeros, and any order of them is the same lines */
+#ifdef KERNEL_LINES   /* lifted from the buffer in one sweep (lift97_impl.h) */
+            const int lifted = inverse ? KERNEL_LINES(inv)(base, sa, n, nlow, w, tmp)
+                                       : KERNEL_LINES(fwd)(base, sa, n, w, tmp);
+#ifdef PJ2K_SELF_CHECK   /* the sanitizer build: against the gather and the step-by-step lifting */
+            {
+                T *const sweep = tmp;
+                tmp = malloc(n * w * sizeof *tmp);
+                if (!tmp) abort();
+                if (inverse) { GATHER(MALLAT) } else { GATHER(NATURAL) }
+                if (lifted == pj2k_zero_bits(tmp, n * w * sizeof *tmp)) abort();
+                if (lifted) {
+                    if (inverse) LIFT(inv, tmp, n, w);
+                    else LIFT(fwd, tmp, n, w);
+                    if (memcmp(tmp, sweep, n * w * sizeof *tmp)) abort();
+                }
+                free(tmp);
+                tmp = sweep;
+            }
+#endif
+            if (!lifted) continue;
+            if (!inverse) SCATTER(MALLAT, AS_IS)
+            else SCATTER(NATURAL, CLAMPED)  /* also maps NaN to -bound */
+#else
             if (!inverse) {
                 GATHER(NATURAL)
                 if (pj2k_zero_bits(tmp, n * w * sizeof *tmp)) continue;
@@ -110,6 +133,7 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
                 LIFT(inv, tmp, n, w);
                 SCATTER(NATURAL, CLAMPED)  /* also maps NaN to -bound */
             }
+#endif
 #undef NATURAL
 #undef MALLAT
 #undef GATHER

@@ -185,6 +185,28 @@ def test_forward_97_matches_reference_with_zero_lines(real):
         np.testing.assert_array_equal(got.view(np.uint64), expected.reshape(-1).view(np.uint64))
 
 
+@pytest.mark.parametrize("n", range(2, 10))
+def test_forward_97_matches_reference_on_short_lines(real, n):
+    """The 9/7's sweep along the first two axes (lift97_impl.h) reads rows
+    mirrored at any distance from a line's ends: lines of 2 to 9 samples
+    along each of them, beside strips of 64 lanes and a partial one, and
+    two levels where the second makes lines of 1 to 5."""
+    vol = real("mni152_t1_uint8_3d")[60:, 70:, 40:]
+    for shape in ((n, 9, 70), (7, n, 67), (n, n, 5)):
+        arr = np.ascontiguousarray(vol[:shape[0], :shape[1], :shape[2]])
+        assert arr.all()   # tissue: no line is all zeros (those are skipped)
+        for data, store in ((arr, np.float32), (arr.astype(np.float64) / 3.0, np.float64)):
+            levels = 2
+            prepared = _core.Prepared(data.reshape(-1).view(np.uint8),
+                                      _dtypes.DTYPE_CODES[data.dtype], data.shape, (0, 1, 2), -1,
+                                      levels, 1, 1.0)
+            got = np.empty(prepared.coefficients())
+            prepared.coefficients(got)
+            expected = reference_97(data, levels, store)
+            np.testing.assert_array_equal(got.view(np.uint64), expected.reshape(-1).view(np.uint64),
+                                          err_msg=f"{shape} {store.__name__}")
+
+
 def test_crc32c_paths_agree_with_reference():
     google_crc32c = pytest.importorskip("google_crc32c")
     rng = np.random.default_rng(5)
