@@ -21,6 +21,18 @@ static inline size_t pj2k_mirror(ptrdiff_t p, size_t n)
     if (p < 0) p += period;
     return (size_t)(p < (ptrdiff_t)n ? p : period - p);
 }
+/* A sweep step's rows are all distinct, so its lanes depend on no other
+ * lane's: said to the vectoriser by pragma.  (Ten pointers it cannot tell
+ * apart are too many for its run-time checks; as restrict parameters,
+ * GCC 12 made wrong values once the steps were inlined into a sweep with
+ * a constant width: a review's standalone test at -O2.) */
+#if defined(__clang__)
+#define PJ2K_LANES_APART _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define PJ2K_LANES_APART _Pragma("GCC ivdep")
+#else
+#define PJ2K_LANES_APART
+#endif
 #endif
 
 /* odd rows += c * (even left + even right), whole-sample symmetric */
@@ -118,18 +130,19 @@ static PJ2K_MAYBE_UNUSED void LSFX(lift97_inv)(LT *tmp, size_t n, size_t w)
  * the same operations on the same values, bit for bit.  The sweep starts
  * four rows before the line and ends as far beyond it, on mirrored rows
  * (whole-sample symmetry holds through every step, and a + b is b + a in
- * IEEE arithmetic); what it makes there goes to a junk row.  Returns 0,
+ * IEEE arithmetic, up to which of two NaNs' payloads the sum keeps: x86
+ * keeps the first's, and a mirrored row adds them in the other order; no
+ * NaN reaches a 9/7, which the Python API refuses for lossy data and the
+ * decoder never makes); what it makes there goes to a junk row.  Returns 0,
  * with tmp's rows undefined, if every sample's bits are zero (lift97_fwd
  * leaves such lines alone, and they are their own transform).  Measured:
  * docs/DESIGN.md 48. ---- */
 /* One pair of new rows (k - 1, k) through the forward sweep, w lanes: each
- * step on the row it trails by (rows as lift97_fwd's steps name them).
- * (A function of its own: GCC vectorises the lanes only where the state
- * rows arrive as restrict parameters.) */
-static inline void LSFX(sweep_fwd_pair)(const LT *restrict xa, const LT *restrict xb, LT *restrict x,
-                                        LT *restrict d1, LT *restrict s1, LT *restrict d2,
-                                        LT *restrict even, LT *restrict odd, size_t w)
+ * step on the row it trails by (rows as lift97_fwd's steps name them). */
+static inline void LSFX(sweep_fwd_pair)(const LT *xa, const LT *xb, LT *x, LT *d1, LT *s1, LT *d2,
+                                        LT *even, LT *odd, size_t w)
 {
+    PJ2K_LANES_APART
     for (size_t j = 0; j < w; j++) {
         const LT a = xa[j], b = xb[j];
         const LT nd1 = a + (LT)ALPHA * (x[j] + b);          /* odd row k - 1 */
@@ -146,10 +159,10 @@ static inline void LSFX(sweep_fwd_pair)(const LT *restrict xa, const LT *restric
 }
 
 /* One pair of new rows (k, k + 1) through the inverse sweep. */
-static inline void LSFX(sweep_inv_pair)(const LT *restrict xe, const LT *restrict xo, LT *restrict o,
-                                        LT *restrict a1, LT *restrict b1, LT *restrict c1,
-                                        LT *restrict even, LT *restrict odd, size_t w)
+static inline void LSFX(sweep_inv_pair)(const LT *xe, const LT *xo, LT *o, LT *a1, LT *b1, LT *c1,
+                                        LT *even, LT *odd, size_t w)
 {
+    PJ2K_LANES_APART
     for (size_t j = 0; j < w; j++) {
         const LT se = xe[j] * (LT)KAPPA, so = xo[j] * (LT)(2.0 / KAPPA);
         const LT na1 = se + (LT)-DELTA * (o[j] + so);       /* even row k */
@@ -170,7 +183,7 @@ static int LSFX(lift97_fwd_lines)(const LT *line, ptrdiff_t sa, size_t n, size_t
 {
     /* state: x[k - 2], d1[k - 3], s1[k - 4], d2[k - 5] of each lane */
     LT *x = tmp + n * w, *d1 = x + w, *s1 = d1 + w, *d2 = s1 + w;
-    LT *const junk_even = d2 + w, *const junk_odd = junk_even + w;   /* (apart: restrict) */
+    LT *const junk_even = d2 + w, *const junk_odd = junk_even + w;   /* (rows apart: see above) */
     int nonzero = 0;
     const LT *first = line + (ptrdiff_t)pj2k_mirror(-4, n) * sa;
     for (size_t j = 0; j < w; j++) {

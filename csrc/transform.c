@@ -6,7 +6,7 @@
 
 size_t pj2k_transform_tmp_elems(const size_t dims[3])
 {
-    const size_t across = dims[0] > dims[1] ? dims[0] : dims[1];   /* a gathered line */
+    const size_t across = dims[0] > dims[1] ? dims[0] : dims[1];   /* a line along axis 0 or 1 */
     const size_t lanes = pj2k_lanes(dims);
     const size_t width = dims[2] < lanes ? dims[2] : lanes;
     /* (the 9/7's sweep adds six rows: lift97_impl.h) */
