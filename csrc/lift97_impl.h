@@ -121,22 +121,6 @@ static PJ2K_MAYBE_UNUSED void LSFX(lift97_inv)(LT *tmp, size_t n, size_t w)
     LSFX(lift_odd)(tmp, n, w, (LT)-ALPHA);
 }
 
-/* ---- the interleaved form fused with its gather: the lines of n >= 2
- * samples at line + t * sa (w lanes each) lifted in one sweep from the
- * buffer into tmp (room for n + 6 rows of w lanes), natural order, with no
- * gathered copy and no pass per step: each new pair of rows takes all four
- * steps, each step trailing the one before by a row, and the values a
- * step reads carry (in lanes' state rows) the steps lift97_fwd gives them:
- * the same operations on the same values, bit for bit.  The sweep starts
- * four rows before the line and ends as far beyond it, on mirrored rows
- * (whole-sample symmetry holds through every step, and a + b is b + a in
- * IEEE arithmetic, up to which of two NaNs' payloads the sum keeps: x86
- * keeps the first's, and a mirrored row adds them in the other order; no
- * NaN reaches a 9/7, which the Python API refuses for lossy data and the
- * decoder never makes); what it makes there goes to a junk row.  Returns 0,
- * with tmp's rows undefined, if every sample's bits are zero (lift97_fwd
- * leaves such lines alone, and they are their own transform).  Measured:
- * docs/DESIGN.md 48. ---- */
 /* One pair of new rows (k - 1, k) through the forward sweep, w lanes: each
  * step on the row it trails by (rows as lift97_fwd's steps name them). */
 static inline void LSFX(sweep_fwd_pair)(const LT *xa, const LT *xb, LT *x, LT *d1, LT *s1, LT *d2,
@@ -178,6 +162,22 @@ static inline void LSFX(sweep_inv_pair)(const LT *xe, const LT *xo, LT *o, LT *a
     }
 }
 
+/* ---- the interleaved form fused with its gather: the lines of n >= 2
+ * samples at line + t * sa (w lanes each) lifted in one sweep from the
+ * buffer into tmp (room for n + 6 rows of w lanes), natural order, with no
+ * gathered copy and no pass per step: each new pair of rows takes all four
+ * steps, each step trailing the one before by a row, and the values a
+ * step reads carry (in lanes' state rows) the steps lift97_fwd gives them:
+ * the same operations on the same values, bit for bit.  The sweep starts
+ * four rows before the line and ends as far beyond it, on mirrored rows
+ * (whole-sample symmetry holds through every step, and a + b is b + a in
+ * IEEE arithmetic, up to which of two NaNs' payloads the sum keeps: x86
+ * keeps the first's, and a mirrored row adds them in the other order; no
+ * NaN reaches a 9/7, which the Python API refuses for lossy data and the
+ * decoder never makes); what it makes there goes to a junk row.  Returns 0,
+ * with tmp's rows undefined, if every sample's bits are zero (lift97_fwd
+ * leaves such lines alone, and they are their own transform).  Measured:
+ * docs/DESIGN.md 48. ---- */
 #define LINE_AHEAD 4   /* rows prefetched ahead, as transform_impl.h's gather */
 static int LSFX(lift97_fwd_lines)(const LT *line, ptrdiff_t sa, size_t n, size_t w, LT *tmp)
 {
