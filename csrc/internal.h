@@ -51,17 +51,18 @@ static inline int pj2k_zero_bits(const void *p, size_t n)
 /* ---- transform.c ---------------------------------------------------------- */
 /* Lines lifted side by side along axes 0 and 1: the more, the more of each
  * cache line and page a strided gather uses (docs/DESIGN.md 24), so
- * PJ2K_LANES_MAX; chunks too small for that lifting buffer
- * (pj2k_transform_tmp_elems: a line and the 9/7 sweep's six rows) to stay
- * within an eighth of the box get
- * PJ2K_LANES_MIN, which keeps their peak memory as it was. */
+ * PJ2K_LANES_MAX; chunks too small for a line of those lanes to stay
+ * within an eighth of the box get PJ2K_LANES_MIN, which keeps their peak
+ * memory as it was.  (The lifting buffer, pj2k_transform_tmp_elems, holds
+ * that line and the 9/7 sweep's six more rows: a 512^2 chunk, exactly at
+ * the rule's edge, keeps its 64 lanes for 3 KB more.) */
 #define PJ2K_LANES_MIN 16
 #define PJ2K_LANES_MAX 64
 static inline size_t pj2k_lanes(const size_t dims[3])
 {
     const size_t across = dims[0] > dims[1] ? dims[0] : dims[1];
     const size_t box = dims[0] * dims[1] * dims[2];
-    return box / 8 >= (across + 6) * PJ2K_LANES_MAX ? PJ2K_LANES_MAX : PJ2K_LANES_MIN;
+    return box / 8 >= across * PJ2K_LANES_MAX ? PJ2K_LANES_MAX : PJ2K_LANES_MIN;
 }
 size_t pj2k_transform_tmp_elems(const size_t dims[3]);
 /* L2 norm of the synthesis basis function of a 1-D 9/7 subband on an axis

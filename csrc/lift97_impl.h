@@ -22,7 +22,7 @@ static inline size_t pj2k_mirror(ptrdiff_t p, size_t n)
     return (size_t)(p < (ptrdiff_t)n ? p : period - p);
 }
 /* A sweep step's rows are all distinct, so its lanes depend on no other
- * lane's: said to the vectoriser by pragma.  (Ten pointers it cannot tell
+ * lane's: said to the vectoriser by pragma.  (Eight rows it cannot tell
  * apart are too many for its run-time checks; as restrict parameters,
  * GCC 12 made wrong values once the steps were inlined into a sweep with
  * a constant width: a review's standalone test at -O2.) */
@@ -121,6 +121,10 @@ static PJ2K_MAYBE_UNUSED void LSFX(lift97_inv)(LT *tmp, size_t n, size_t w)
     LSFX(lift_odd)(tmp, n, w, (LT)-ALPHA);
 }
 
+#if defined(__clang__)   /* (unoptimised builds, the fuzzers', cannot vectorise: no warning) */
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
 /* One pair of new rows (k - 1, k) through the forward sweep, w lanes: each
  * step on the row it trails by (rows as lift97_fwd's steps name them). */
 static inline void LSFX(sweep_fwd_pair)(const LT *xa, const LT *xb, LT *x, LT *d1, LT *s1, LT *d2,
@@ -161,6 +165,9 @@ static inline void LSFX(sweep_inv_pair)(const LT *xe, const LT *xo, LT *o, LT *a
         c1[j] = nc1;
     }
 }
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 /* ---- the interleaved form fused with its gather: the lines of n >= 2
  * samples at line + t * sa (w lanes each) lifted in one sweep from the
@@ -171,10 +178,11 @@ static inline void LSFX(sweep_inv_pair)(const LT *xe, const LT *xo, LT *o, LT *a
  * the same operations on the same values, bit for bit.  The sweep starts
  * four rows before the line and ends as far beyond it, on mirrored rows
  * (whole-sample symmetry holds through every step, and a + b is b + a in
- * IEEE arithmetic, up to which of two NaNs' payloads the sum keeps: x86
- * keeps the first's, and a mirrored row adds them in the other order; no
- * NaN reaches a 9/7, which the Python API refuses for lossy data and the
- * decoder never makes); what it makes there goes to a junk row.  Returns 0,
+ * IEEE arithmetic, up to which of two NaNs' payloads the sum keeps, which
+ * IEEE leaves open and a mirrored row may settle the other way: no NaN
+ * reaches a 9/7 through the Python API, which refuses them for lossy data,
+ * and the decoder's inverse stores any NaN as the bound); what it makes
+ * there goes to a junk row.  Returns 0,
  * with tmp's rows undefined, if every sample's bits are zero (lift97_fwd
  * leaves such lines alone, and they are their own transform).  Measured:
  * docs/DESIGN.md 48. ---- */

@@ -189,7 +189,7 @@ def test_forward_97_matches_reference_with_zero_lines(real):
 def test_forward_97_matches_reference_on_short_lines(real, n):
     """The 9/7's sweep along the first two axes (lift97_impl.h) reads rows
     mirrored at any distance from a line's ends: lines of 2 to 9 samples
-    along each of them, beside strips of 64 lanes and a partial one, and
+    along each of them, in strips of 16 or 64 lanes and a partial one, and
     two levels where the second makes lines of 1 to 5."""
     vol = real("mni152_t1_uint8_3d")[60:, 70:, 40:]
     for shape in ((n, 9, 70), (7, n, 67), (n, n, 5)):
