@@ -65,6 +65,9 @@ static inline size_t pj2k_lanes(const size_t dims[3])
     return box / 8 >= across * PJ2K_LANES_MAX ? PJ2K_LANES_MAX : PJ2K_LANES_MIN;
 }
 size_t pj2k_transform_tmp_elems(const size_t dims[3]);
+/* Where sample t of a lifted line lies in Mallat order (its nlow low
+ * samples first, then the high ones). */
+static inline size_t pj2k_mallat(size_t t, size_t nlow) { return (t & 1) ? nlow + t / 2 : t / 2; }
 /* L2 norm of the synthesis basis function of a 1-D 9/7 subband on an axis
  * of `length` samples: level 1..levels, high = 0 (low-pass at that level) or
  * 1 (high-pass); -1 if out of memory. */

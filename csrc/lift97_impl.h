@@ -182,10 +182,9 @@ static inline void LSFX(sweep_inv_pair)(const LT *xe, const LT *xo, LT *o, LT *a
  * IEEE leaves open and a mirrored row may settle the other way: no NaN
  * reaches a 9/7 through the Python API, which refuses them for lossy data,
  * and the decoder's inverse stores any NaN as the bound); what it makes
- * there goes to a junk row.  Returns 0,
- * with tmp's rows undefined, if every sample's bits are zero (lift97_fwd
- * leaves such lines alone, and they are their own transform).  Measured:
- * docs/DESIGN.md 48. ---- */
+ * there goes to a junk row.  Returns 0, with tmp's rows undefined, if
+ * every sample's bits are zero (lift97_fwd leaves such lines alone, and
+ * they are their own transform).  Measured: docs/DESIGN.md 48. ---- */
 #define LINE_AHEAD 4   /* rows prefetched ahead, as transform_impl.h's gather */
 static int LSFX(lift97_fwd_lines)(const LT *line, ptrdiff_t sa, size_t n, size_t w, LT *tmp)
 {
@@ -227,7 +226,7 @@ static PJ2K_MAYBE_UNUSED int LSFX(lift97_inv_lines)(const LT *line, ptrdiff_t sa
     LT *const junk_even = c1 + w, *const junk_odd = junk_even + w;
     int nonzero = 0;
     for (size_t j = 0; j < w; j++) o[j] = a1[j] = b1[j] = c1[j] = 0;
-#define MALLAT_ROW(r) (line + (ptrdiff_t)(((r) & 1) ? nlow + (r) / 2 : (r) / 2) * sa)
+#define MALLAT_ROW(r) (line + (ptrdiff_t)pj2k_mallat((r), nlow) * sa)
     const ptrdiff_t last = (ptrdiff_t)n + ((n & 1) ? 1 : 2), rows = (ptrdiff_t)n;
     for (ptrdiff_t k = -4; k <= last; k += 2) {
         const size_t re = pj2k_mirror(k, n), ro = pj2k_mirror(k + 1, n);

@@ -88,7 +88,7 @@ static void SFX(transform_axis)(TB *buf, const size_t ext[3], const ptrdiff_t st
             TB *base = buf + (ptrdiff_t)o * st[outer_axis] + (ptrdiff_t)l0;
             /* position of interleaved sample t in the buffer, natural or Mallat */
 #define NATURAL(t) ((ptrdiff_t)(t))
-#define MALLAT(t) ((ptrdiff_t)(((t) & 1) ? nlow + (t) / 2 : (t) / 2))
+#define MALLAT(t) ((ptrdiff_t)pj2k_mallat((t), nlow))
 #define GATHER(POS)                                                          \
             for (size_t t = 0; t < n; t++) {                                 \
                 if (t + PREFETCH_AHEAD < n)                                  \
