@@ -626,6 +626,20 @@ static pj2k_status quantise(const pj2k_kernels *K, const pj2k_header *h, const l
     return PJ2K_OK;
 }
 
+/* Lossy chunks of 8- and 16-bit integer samples work in float32: the
+ * encoder's coefficients, and from version 8 the decoder's reconstruction
+ * (docs/FORMAT.md 4), so that a PSNR trial's float32 reconstruction is the
+ * decode's. */
+static int float32_work(const pj2k_header *h)
+{
+    return h->wavelet == PJ2K_WAVELET_97 && DTYPE_INFO[h->dtype].size <= 2 &&
+           !DTYPE_INFO[h->dtype].is_float;
+}
+static int float32_reconstruction(const pj2k_header *h)
+{
+    return h->version >= 8 && float32_work(h);
+}
+
 /* Reconstruction of a value known to shift s (segment r decoded through
  * layer last[r], |v| >> s = |q|): the middle of its interval,
  * [|q|, |q| + 1) * 2**s quantisation steps.  Per band: step * 2**shift (a
@@ -640,12 +654,15 @@ static void dequantise_factors(const pj2k_header *h, int levels, const int *last
     }
 }
 
-/* into float64, or with f32 into float32 (a PSNR trial's reconstruction) */
+/* into float64, or with f32 into float32 (float32_reconstruction) */
 static void dequantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L, int levels,
                        const void *in, coef_kind kind, void *out, int f32, const int *last)
 {
     double factor[PJ2K_MAX_BANDS];
     dequantise_factors(h, levels, last, factor);
+    if (f32)   /* (a float32 step times 2**shift: exact in float32 unless beyond it) */
+        for (int b = 0; b < 1 + levels * ((1 << h->naxes) - 1); b++)
+            factor[b] = factor[b] < FLT_MAX ? factor[b] : FLT_MAX;
     const size_t real_size = f32 ? sizeof(float) : sizeof(double);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const uint8_t *src = (const uint8_t *)in + c * L->box * COEF_BYTES[kind];
@@ -1084,7 +1101,7 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     if (prep->lossy && !header_band_norms(h, prep->norms)) { st = PJ2K_ERR_NOMEM; goto fail; }
     prep->choose_m97 = params->m97_levels == PJ2K_M97_AUTO && !prep->lossy;
     prep->close_gaps = params->close_gaps && pj2k_lossless(h->wavelet);
-    prep->real_f32 = prep->lossy && DTYPE_INFO[h->dtype].size <= 2 && !DTYPE_INFO[h->dtype].is_float;
+    prep->real_f32 = float32_work(h);
     /* lossy: int16 for 8-bit samples (what their quantised values need
      * unless the step is far below one), else int32; widened when needed */
     prep->kind = !prep->lossy ? kind_for(h, 0)
@@ -1684,59 +1701,51 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
     return st;
 }
 
-/* A float32 reconstruction reaches the decoder's float64 values within this
- * many float32 ulps of the chunk's largest magnitude (dequantised
- * coefficient or sample): 16x the typical distance, about 4 ulps as the
- * share of samples that decode differently shows (docs/DESIGN.md 45). */
-#define TRIAL_REACH_ULPS 64.0
-
 typedef struct {
     pj2k_trial_fn fn;
-    pj2k_trial_sums *sums;
+    double *squared;
 } trial_runs;
 
 static void trial_run(void *ctx, uint8_t *work, uint8_t *array, size_t run, ptrdiff_t stride)
 {
     const trial_runs *t = ctx;
-    t->fn((const float *)(void *)work, array, run, stride, t->sums);
+    t->fn((const float *)(void *)work, array, run, stride, t->squared);
 }
 
 /* A PSNR trial's float32 samples `values` (working order) against the
- * array's: pj2k_trial_sums. */
-static void compare_trial(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
-                          const float *values, float largest_coefficient, void *original,
-                          pj2k_trial_sums *sums)
+ * array's: the sum of squared errors. */
+static double compare_trial(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
+                            const float *values, void *original)
 {
-    const float largest_value = K->largest_magnitude_f32(values, L->elements);
-    const double largest = largest_value > largest_coefficient ? largest_value : largest_coefficient;
-    *sums = (pj2k_trial_sums){.reach = ldexp(TRIAL_REACH_ULPS * largest, -24)};
-    trial_runs runs = {K->trial_error_f32[h->dtype], sums};
+    double squared = 0.0;
+    trial_runs runs = {K->trial_error_f32[h->dtype], &squared};
     for_each_run(L, (void *)values, sizeof(float), original, DTYPE_INFO[h->dtype].size, trial_run,
                  &runs);
+    return squared;
 }
-#undef TRIAL_REACH_ULPS
 
 /* The decoded coefficients (of `kind`, levels still to undo, pieces through
  * last[r]) to samples in `out`: dequantisation, inverse transforms and the
  * store.  Lossless and error-bounded coefficients are transformed in place
  * (error-bounded ones then become float64 values there); lossy ones are only
- * read.  PJ2K_NARROW_OVERFLOW if int16 did not suffice (nothing was stored).
- * real_buffer (9/7): room for L->elements doubles to work in, or NULL to
- * allocate it here; int32 `coef` lying in its upper half is dequantised
- * there (dequantise_in_place).  With `trial` (9/7 of 8- and 16-bit
- * integers, coef not in real_buffer): dequantisation, inverse transforms and
- * colour in float32, compared with the samples in `out` instead of stored
- * there (pj2k_prepared_trial_error). */
+ * read, and reconstructed in float64, or in float32 where
+ * float32_reconstruction says so.  PJ2K_NARROW_OVERFLOW if int16 did not
+ * suffice (nothing was stored).  real_buffer (9/7): room for L->elements
+ * doubles to work in, or NULL to allocate it here; float64 work with int32
+ * `coef` lying in its upper half is dequantised there
+ * (dequantise_in_place).  With `trial` (float32 reconstructions only):
+ * the samples are compared with `out` instead of stored there, and *trial
+ * gets the sum of squared errors (pj2k_prepared_trial_error). */
 static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
                                void *coef, coef_kind kind, void *out, double *real_buffer,
-                               pj2k_trial_sums *trial)
+                               double *trial)
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
     const int prequantised = pj2k_prequantised(h->wavelet);
+    const int f32 = float32_reconstruction(h);
     /* interleaved colour: the inverse ICT done as the triples are stored */
-    const int f32 = trial != NULL;
-    const int ict_with_store = lossy && !f32 && h->colour == PJ2K_COLOUR_ICT && interleaved_colour(h, L);
+    const int ict_with_store = lossy && !trial && h->colour == PJ2K_COLOUR_ICT && interleaved_colour(h, L);
     int max_exp;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
@@ -1747,13 +1756,13 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     const size_t comp = L->box;
     int work;
     void *result;
-    float largest_coefficient = 0.0f;   /* f32: the dequantised values' */
-    if (f32 && (!lossy || DTYPE_INFO[h->dtype].is_float || DTYPE_INFO[h->dtype].size > 2)) {
+    if (trial && !f32) {
         st = PJ2K_ERR_PARAM;
         goto done;
     }
     if (lossy) {
-        real = real_buffer ? real_buffer : pj2k_malloc_large(L->elements * sizeof(double) + 8);
+        real = real_buffer ? real_buffer
+                           : pj2k_malloc_large(L->elements * pj2k_real_size(f32) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
         float *real32 = (float *)(void *)real;   /* f32: the buffer's first half */
         if (real_buffer && kind == COEF_I32 &&
@@ -1763,7 +1772,6 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         } else {
             dequantise(K, h, L, levels, coef, kind, f32 ? (void *)real32 : (void *)real, f32, last);
         }
-        if (f32) largest_coefficient = K->largest_magnitude_f32(real32, L->elements);
         /* generous: data values up to ~1e300, and no overflow to inf inside */
         const double real_bound = DTYPE_INFO[h->dtype].is_float ? 1e300 : 1e12;
         for (size_t c = 0; c < L->planes * L->ncomp; c++) {
@@ -1826,14 +1834,16 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         dtype_range(h->dtype, &lo, &hi);
         pj2k_open_value_gaps(h, result, (int)COEF_BYTES[kind], L->elements, lo, hi);
     }
-    if (f32) {
-        compare_trial(K, h, L, result, largest_coefficient, out, trial);
+    const size_t work_size = lossy ? pj2k_real_size(f32) : WORK_SIZE[work];
+    if (trial) {
+        *trial = compare_trial(K, h, L, result, out);
     } else if (ict_with_store) {
-        copy_interleaved_colour(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
-                                K->store_ict_triples_f64[h->dtype]);
+        copy_interleaved_colour(L, result, work_size, out, DTYPE_INFO[h->dtype].size,
+                                f32 ? K->store_ict_triples_f32[h->dtype]
+                                    : K->store_ict_triples_f64[h->dtype]);
     } else {
-        permuted_copy(L, result, WORK_SIZE[work], out, DTYPE_INFO[h->dtype].size,
-                      K->store[work][h->dtype], 0);
+        permuted_copy(L, result, work_size, out, DTYPE_INFO[h->dtype].size,
+                      lossy && f32 ? K->store_f32[h->dtype] : K->store[work][h->dtype], 0);
     }
 done:
     if (real != real_buffer) free(real);
@@ -1928,27 +1938,31 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
 }
 
 pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prep, const void *original, size_t size,
-                                      double *squared, double *uncertainty, uint64_t *at_risk)
+                                      double *squared)
 {
-    if (!prep || !original || !squared || !uncertainty || !at_risk || !prep->coded)
-        return PJ2K_ERR_PARAM;
-    if (!prep->lossy || !prep->real_f32) return PJ2K_ERR_DTYPE;
+    if (!prep || !original || !squared || !prep->coded) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->coded_h;
+    if (!float32_reconstruction(h)) return PJ2K_ERR_DTYPE;
     const layout *L = &prep->L;
     if (size != L->elements * DTYPE_INFO[h->dtype].size) return PJ2K_ERR_PARAM;
-    pj2k_trial_sums sums = {0};
-    pj2k_status st = PJ2K_OK;
-    if (L->elements) {
-        int last[PJ2K_MAX_LEVELS + 1];   /* every layer */
-        for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
-        if (!keep_real_buffer(prep, sizeof(float))) return PJ2K_ERR_NOMEM;
-        /* (the trial only reads `original`) */
-        st = reconstruct(h, L, h->levels, last, prep->coef, prep->kind, (void *)original,
-                         prep->scratch_real, &sums);
+    *squared = 0.0;
+    if (!L->elements) return PJ2K_OK;
+    int last[PJ2K_MAX_LEVELS + 1];   /* every layer */
+    for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
+    if (!keep_real_buffer(prep, sizeof(float))) return PJ2K_ERR_NOMEM;
+    /* (the trial only reads `original`) */
+    pj2k_status st = reconstruct(h, L, h->levels, last, prep->coef, prep->kind, (void *)original,
+                                 prep->scratch_real, squared);
+#ifdef PJ2K_SELF_CHECK   /* the sanitizer build (scripts/run_sanitizers.sh): the decode's sum */
+    if (st == PJ2K_OK) {
+        void *decoded = malloc(size);
+        if (decoded && reconstruct(h, L, h->levels, last, prep->coef, prep->kind, decoded,
+                                   prep->scratch_real, NULL) == PJ2K_OK &&
+            pj2k_kernels_select()->squared_error[h->dtype](decoded, original, L->elements) != *squared)
+            __builtin_trap();
+        free(decoded);
     }
-    *squared = sums.squared;
-    *uncertainty = sums.uncertainty;
-    *at_risk = sums.at_risk;
+#endif
     return st;
 }
 
@@ -1958,8 +1972,8 @@ static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels
 {
     /* 9/7 int32 values go in the upper half of the float64 buffer that
      * dequantisation then fills in place (one buffer of 8 bytes per value,
-     * not 12) */
-    const int shared = h->wavelet == PJ2K_WAVELET_97 && kind == COEF_I32;
+     * not 12); float32 work has its own buffer (8 bytes per value too) */
+    const int shared = h->wavelet == PJ2K_WAVELET_97 && kind == COEF_I32 && !float32_reconstruction(h);
     void *block = pj2k_malloc_large(L->elements * (shared ? sizeof(double) : COEF_BYTES[kind]) + 8);
     void *coef = shared && block ? (uint8_t *)block + 4 * L->elements : block;
     pj2k_status st = coef ? decode_segments(h, L, levels, last, buf, coef, kind) : PJ2K_ERR_NOMEM;

@@ -154,32 +154,61 @@ static void DSFX(store_ict_triples_f64)(void *restrict w0, void *restrict w1, vo
     }
 }
 
-/* A PSNR trial's float32 values against n samples of the array (strided):
- * pj2k_trial_sums.  Each value is rounded and clamped as the decoder's
- * (store_f64); a value within reach of a rounding boundary k + 0.5 inside
- * the dtype's range may be the decoder's k or k + 1, which moves the
- * squared error by at most 2 |e| + 1.  Only 8- and 16-bit integers are
- * compared (the others' entries are never called).  All in float32, eight
- * lanes to an AVX2 register, and exact: the rounding (below), v - r (r
- * within 0.5 of v, Sterbenz), and a float32 |v - r| reaches the double
- * 0.5 - reach exactly when it reaches the smallest float32 at or above it.
- * The sums are integers, in 32-bit lanes over blocks of TRIAL_BLOCK
- * samples (2 |e| + 1 <= 2**17 - 1, and the 8-bit dtypes' e**2 < 2**16),
- * the 16-bit dtypes' e**2 in 64-bit lanes. */
+/* Version 8's lossy decoder for 8- and 16-bit integer dtypes works in
+ * float32: each value widened to double exactly, then representable()'s
+ * rounding and clamping (floor(v + 0.5) of the float32 value). */
+static void DSFX(store_f32)(void *restrict dst, const void *restrict src, size_t n,
+                            ptrdiff_t stride)
+{
+    DT *restrict d = dst;
+    const float *restrict s = src;
+    if (stride == 1) {   /* the common case, kept apart so that it vectorises */
+        for (size_t i = 0; i < n; i++) d[i] = (DT)DSFX(representable)((double)s[i]);
+        return;
+    }
+    DT block[64];   /* strided: converted contiguously, then scattered (store_f64) */
+    for (size_t i0 = 0; i0 < n; i0 += 64) {
+        const size_t m = n - i0 < 64 ? n - i0 : 64;
+        for (size_t i = 0; i < m; i++) block[i] = (DT)DSFX(representable)((double)s[i0 + i]);
+        for (size_t i = 0; i < m; i++) d[(ptrdiff_t)(i0 + i) * stride] = block[i];
+    }
+}
+
+/* The same for interleaved colour (store_ict_triples_f64's pass): the
+ * inverse ICT as ict_inv_f32 computes it (in double, rounded to float32),
+ * then store_f32's rounding and clamping. */
+static void DSFX(store_ict_triples_f32)(void *restrict w0, void *restrict w1, void *restrict w2,
+                                        void *restrict array, size_t n)
+{
+    const float *restrict c0 = w0, *restrict c1 = w1, *restrict c2 = w2;
+    DT *restrict d = array;
+    for (size_t i = 0; i < n; i++) {
+        const double y = c0[i], cb = c1[i], cr = c2[i];
+        d[3 * i] = (DT)DSFX(representable)((double)(float)ICT_R(y, cb, cr));
+        d[3 * i + 1] = (DT)DSFX(representable)((double)(float)ICT_G(y, cb, cr));
+        d[3 * i + 2] = (DT)DSFX(representable)((double)(float)ICT_B(y, cb, cr));
+    }
+}
+
+/* A PSNR trial's float32 reconstruction against n samples of the array
+ * (strided): the sum of squared errors, each value rounded and clamped as
+ * the decoder's store_f32 does (version 8 decoders reconstruct these
+ * chunks in float32, so the sum is the decode's, bit for bit).  Integer
+ * sums in 32-bit lanes over blocks of TRIAL_BLOCK samples (the 8-bit
+ * dtypes' e**2 < 2**16), the 16-bit dtypes' e**2 in 64-bit lanes. */
 #define TRIAL_BLOCK ((size_t)1 << 15)
 static inline void DSFX(trial_block)(const float *restrict work, const DT *restrict x, size_t n,
-                                     ptrdiff_t stride, float near, uint64_t *squared,
-                                     uint64_t *uncertainty, uint64_t *at_risk)
+                                     ptrdiff_t stride, uint64_t *squared)
 {
     const float lo = (float)DT_LO, hi = (float)DT_HI;
-    uint32_t squared32 = 0, uncertainty32 = 0, risks = 0;
+    uint32_t squared32 = 0;
     uint64_t squared64 = 0;
     for (size_t i = 0; i < n; i++) {
         const float v = work[i];
         float c = v >= lo ? v : lo;   /* NaN too */
         c = c <= hi ? c : hi;
-        /* floor(c + 0.5), the decoder's rounding: c to nearest (halves to
-         * even; exact), then a half that went down steps up (c - r is
+        /* floor(c + 0.5), representable()'s rounding: c to nearest (halves
+         * to even; exact), then a half that went down steps up (c - r is
          * exact).  Not c + 0.5 itself, which rounds 0.5 - 2**-25 up to 1.
          * Nearest is one instruction where the kernel table's instruction
          * set has it; elsewhere adding and subtracting 1.5 * 2**23 rounds
@@ -195,43 +224,32 @@ static inline void DSFX(trial_block)(const float *restrict work, const DT *restr
         r += (float)(c - r == 0.5f);
         const int32_t e = (int32_t)r - (int32_t)x[(ptrdiff_t)i * stride];
         const uint32_t magnitude = (uint32_t)(e < 0 ? -e : e);
-        const uint32_t risk = (fabsf(v - r) >= near) & (v > lo) & (v < hi);
         if (sizeof(DT) == 1)
             squared32 += magnitude * magnitude;
         else
             squared64 += (uint64_t)magnitude * magnitude;
-        uncertainty32 += (0u - risk) & (2u * magnitude + 1u);
-        risks += risk;
     }
     *squared += squared32 + squared64;
-    *uncertainty += uncertainty32;
-    *at_risk += risks;
 }
 
 static void DSFX(trial_error_f32)(const float *work, const void *array, size_t n, ptrdiff_t stride,
-                                  pj2k_trial_sums *sums)
+                                  double *squared)
 {
     if (DT_IS_FLOAT || sizeof(DT) > 2) {   /* (never called) */
-        sums->squared = NAN;
+        *squared = NAN;
         return;
     }
     const DT *x = array;
-    const double near_double = 0.5 - sums->reach;
-    float near = (float)near_double;
-    if ((double)near < near_double) near = nextafterf(near, 1.0f);
-    uint64_t squared = 0, uncertainty = 0, at_risk = 0;
+    uint64_t sum = 0;
     for (size_t start = 0; start < n; start += TRIAL_BLOCK) {
         const size_t count = n - start < TRIAL_BLOCK ? n - start : TRIAL_BLOCK;
         const DT *block = x + (ptrdiff_t)start * stride;
         if (stride == 1)   /* (contiguous loads: the common case) */
-            DSFX(trial_block)(work + start, block, count, 1, near, &squared, &uncertainty, &at_risk);
+            DSFX(trial_block)(work + start, block, count, 1, &sum);
         else
-            DSFX(trial_block)(work + start, block, count, stride, near, &squared, &uncertainty,
-                              &at_risk);
+            DSFX(trial_block)(work + start, block, count, stride, &sum);
     }
-    sums->squared += (double)squared;
-    sums->uncertainty += (double)uncertainty;
-    sums->at_risk += at_risk;
+    *squared += (double)sum;
 }
 #undef TRIAL_BLOCK
 

@@ -98,18 +98,10 @@ typedef void (*pj2k_row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stri
  * three work rows (the direction and types are the kernel's) */
 typedef void (*pj2k_triples_fn)(void *w0, void *w1, void *w2, void *array, size_t n);
 /* A PSNR trial's float32 reconstruction against the original samples
- * (pj2k_prepared_trial_error): the squared error of the values as the
- * decoder rounds them, and how far the decoder's squared error can be from
- * it, given that each float32 value lies within `reach` of the decoder's
- * float64 one: 2 |e| + 1 for each sample whose value lies within reach of
- * a rounding boundary (it may round the other way, one unit off). */
-typedef struct {
-    double reach;
-    double squared, uncertainty;
-    uint64_t at_risk;
-} pj2k_trial_sums;
+ * (pj2k_prepared_trial_error): adds the squared error of the values as the
+ * decoder rounds them to *squared. */
 typedef void (*pj2k_trial_fn)(const float *work, const void *array, size_t n, ptrdiff_t stride,
-                              pj2k_trial_sums *sums);
+                              double *squared);
 /* In a reversible transform's `alt` levels: the 5/3 levels round their
  * predict to nearest, (s[i] + s[i+1] + 1) >> 1, instead of down (wavelets 3, 4). */
 #define PJ2K_LIFT_ROUNDED (1u << 16)
@@ -162,7 +154,8 @@ typedef struct {
     void (*inv_rev_i64)(int64_t *buf, const size_t dims[3], int levels, unsigned alt, int64_t *tmp,
                         int64_t bound);
     void (*inv97_f64)(double *buf, const size_t dims[3], int levels, double *tmp, double bound);
-    /* a PSNR trial's reconstruction in float32 (pj2k_prepared_trial_error) */
+    /* the lossy reconstruction of 8- and 16-bit samples from version 8 (and
+     * a PSNR trial's: pj2k_prepared_trial_error) */
     void (*inv97_f32)(float *buf, const size_t dims[3], int levels, float *tmp, float bound);
     /* Colour transforms over three component planes of `count` samples; the
      * int16 inverse returns 0 if a result does not fit (redo it in int32). */
@@ -181,7 +174,7 @@ typedef struct {
     void (*dequantise_i16)(const int16_t *q, double *o, size_t n, double f);
     void (*dequantise_i32)(const int32_t *q, double *o, size_t n, double f);
     void (*dequantise_i64)(const int64_t *q, double *o, size_t n, double f);
-    void (*dequantise_f32_i16)(const int16_t *q, float *o, size_t n, double f);   /* rounded */
+    void (*dequantise_f32_i16)(const int16_t *q, float *o, size_t n, double f);   /* in float32 */
     void (*dequantise_f32_i32)(const int32_t *q, float *o, size_t n, double f);
     void (*dequantise_f32_i64)(const int64_t *q, float *o, size_t n, double f);
     /* Lossy quantisation of n coefficients x: q = sign(x) floor(|x| * inv),
@@ -198,10 +191,13 @@ typedef struct {
     pj2k_row_fn load_f32[PJ2K_NUM_DTYPES];   /* into float32 (the lossy encoder's buffer) */
     pj2k_triples_fn load_ict_triples_f32[PJ2K_NUM_DTYPES];   /* interleaved colour, with the ICT */
     pj2k_triples_fn store_ict_triples_f64[PJ2K_NUM_DTYPES];  /* and back, with the inverse ICT */
+    /* float32 work back to 8- and 16-bit dtypes (version 8's lossy decoder;
+     * the other dtypes' entries are never called) */
+    pj2k_row_fn store_f32[PJ2K_NUM_DTYPES];
+    pj2k_triples_fn store_ict_triples_f32[PJ2K_NUM_DTYPES];
     /* a PSNR trial's float32 reconstruction against the array (8- and 16-bit
      * integer dtypes; the others' entries are never called) */
     pj2k_trial_fn trial_error_f32[PJ2K_NUM_DTYPES];
-    float (*largest_magnitude_f32)(const float *x, size_t n);
     /* sum of squared differences of two arrays of one dtype (pj2k_squared_error) */
     double (*squared_error[PJ2K_NUM_DTYPES])(const void *a, const void *b, size_t n);
     /* The rate model's histogram: n values' bins against top_bin (see

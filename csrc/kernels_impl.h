@@ -189,8 +189,9 @@ ICT_PLANES(ict_inv_f32, float, ICT_R, ICT_G, ICT_B)
 #undef ICT_PLANES
 
 /* ---- lossy reconstruction: q -> sign(q) (|q| + 0.5) f, 0 -> 0, branch-free ---- */
-/* (into float32 for a PSNR trial's reconstruction: computed in float32,
- * within two float32 ulps of the value) */
+/* (into float32, version 8's lossy reconstruction of 8- and 16-bit
+ * samples: |q| to float32 rounded to nearest, then float32 arithmetic; f
+ * at most FLT_MAX there, so that the conversion is defined) */
 #define DEQUANTISE(NAME, COEF, REAL)                                            \
     static void NAME(const COEF *q, REAL *o, size_t n, double f)                \
     {                                                                           \
@@ -207,23 +208,6 @@ DEQUANTISE(dequantise_f32_i16, int16_t, float)
 DEQUANTISE(dequantise_f32_i32, int32_t, float)
 DEQUANTISE(dequantise_f32_i64, int64_t, float)
 #undef DEQUANTISE
-
-/* max |x| of n float32 values (NaN-free: a PSNR trial's reconstruction),
- * on their bits: non-negative floats order as their bit patterns, and an
- * unsigned max vectorises where a float one must keep NaN's order */
-static float largest_magnitude_f32(const float *x, size_t n)
-{
-    uint32_t largest = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, &x[i], sizeof bits);
-        bits &= 0x7FFFFFFFu;
-        largest = bits > largest ? bits : largest;
-    }
-    float m;
-    memcpy(&m, &largest, sizeof m);
-    return m;
-}
 
 /* ---- lossy quantisation: q = sign(c) floor(|c| * inv), inv =
  * pj2k_reciprocal(step) (a division per value bounded this loop): never
@@ -397,16 +381,11 @@ static void cap_rates(pj2k_prob *probs, size_t count, uint16_t cap)
     }
 }
 
-/* rows by working type (PJ2K_WORK_*) and dtype (pj2k_dtype order) */
-#define ROW_FNS(kind) {                                                       \
-    {u8_##kind##_i32, i8_##kind##_i32, u16_##kind##_i32, i16_##kind##_i32,    \
-     u32_##kind##_i32, i32_##kind##_i32, f32_##kind##_i32, f64_##kind##_i32}, \
-    {u8_##kind##_i64, i8_##kind##_i64, u16_##kind##_i64, i16_##kind##_i64,    \
-     u32_##kind##_i64, i32_##kind##_i64, f32_##kind##_i64, f64_##kind##_i64}, \
-    {u8_##kind##_f64, i8_##kind##_f64, u16_##kind##_f64, i16_##kind##_f64,    \
-     u32_##kind##_f64, i32_##kind##_f64, f32_##kind##_f64, f64_##kind##_f64}, \
-    {u8_##kind##_i16, i8_##kind##_i16, u16_##kind##_i16, i16_##kind##_i16,    \
-     u32_##kind##_i16, i32_##kind##_i16, f32_##kind##_i16, f64_##kind##_i16}}
+/* one template function per dtype (pj2k_dtype order) */
+#define DTYPE_FNS(fn) {u8_##fn, i8_##fn, u16_##fn, i16_##fn, u32_##fn, i32_##fn, f32_##fn, f64_##fn}
+/* rows by working type (PJ2K_WORK_*) and dtype */
+#define ROW_FNS(kind) \
+    {DTYPE_FNS(kind##_i32), DTYPE_FNS(kind##_i64), DTYPE_FNS(kind##_f64), DTYPE_FNS(kind##_i16)}
 
 const pj2k_kernels KERNELS = {
     .name = KERNELS_NAME,
@@ -424,26 +403,17 @@ const pj2k_kernels KERNELS = {
     .quantise_f32_i16 = quantise_f32_i16, .quantise_f32_i32 = quantise_f32_i32,
     .quantise_f32_i64 = quantise_f32_i64,
     .load = ROW_FNS(load),
-    .load_f32 = {u8_load_f32, i8_load_f32, u16_load_f32, i16_load_f32,
-                 u32_load_f32, i32_load_f32, f32_load_f32, f64_load_f32},
-    .load_ict_triples_f32 = {u8_load_ict_triples_f32, i8_load_ict_triples_f32,
-                             u16_load_ict_triples_f32, i16_load_ict_triples_f32,
-                             u32_load_ict_triples_f32, i32_load_ict_triples_f32,
-                             f32_load_ict_triples_f32, f64_load_ict_triples_f32},
-    .store_ict_triples_f64 = {u8_store_ict_triples_f64, i8_store_ict_triples_f64,
-                              u16_store_ict_triples_f64, i16_store_ict_triples_f64,
-                              u32_store_ict_triples_f64, i32_store_ict_triples_f64,
-                              f32_store_ict_triples_f64, f64_store_ict_triples_f64},
+    .load_f32 = DTYPE_FNS(load_f32),
+    .load_ict_triples_f32 = DTYPE_FNS(load_ict_triples_f32),
+    .store_ict_triples_f64 = DTYPE_FNS(store_ict_triples_f64),
+    .store_f32 = DTYPE_FNS(store_f32),
+    .store_ict_triples_f32 = DTYPE_FNS(store_ict_triples_f32),
     .store = ROW_FNS(store),
-    .trial_error_f32 = {u8_trial_error_f32, i8_trial_error_f32, u16_trial_error_f32,
-                        i16_trial_error_f32, u32_trial_error_f32, i32_trial_error_f32,
-                        f32_trial_error_f32, f64_trial_error_f32},
-    .largest_magnitude_f32 = largest_magnitude_f32,
-    .squared_error = {u8_squared_error, i8_squared_error, u16_squared_error, i16_squared_error,
-                      u32_squared_error, i32_squared_error, f32_squared_error, f64_squared_error},
+    .trial_error_f32 = DTYPE_FNS(trial_error_f32),
+    .squared_error = DTYPE_FNS(squared_error),
     .histogram_bins_f32 = histogram_bins_f32, .histogram_bins_f64 = histogram_bins_f64,
-    .prequantise = {u8_prequantise, i8_prequantise, u16_prequantise, i16_prequantise,
-                    u32_prequantise, i32_prequantise, f32_prequantise, f64_prequantise},
+    .prequantise = DTYPE_FNS(prequantise),
     .cap_rates = cap_rates,
 };
 #undef ROW_FNS
+#undef DTYPE_FNS

@@ -1,4 +1,4 @@
-"""A second decoder, written from docs/FORMAT.md alone (format versions 1-7,
+"""A second decoder, written from docs/FORMAT.md alone (format versions 1-8,
 wavelets 0, 2, 3 and 4: lossless and error-bounded, and wavelet 1: the lossy
 9/7 with quantisation, ICT and quality layers), in plain Python and numpy.
 
@@ -408,7 +408,7 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
             if rc.pos != len(rc.data):
                 raise Corrupt("unread bytes in a piece")
 
-    if h["wavelet"] == 1:             # the lossy path: sections 5, 6.1, 4, 3 and 7 in float64
+    if h["wavelet"] == 1:             # the lossy path: sections 5, 6.1, 4, 3 and 7
         bands = [(band, r) for r in range(levels + 1) for band in segment_bands(r)]
         return finish_97(h, comps, bands, dims, planes, ncomp, shape, perm, dtype,
                          last_layer, levels)
@@ -497,18 +497,32 @@ GAMMA, DELTA = 0.882911075530934, 0.443506852043971
 K = 1.230174104914001
 
 
-def dequantise(q: np.ndarray, shift: int, step: float) -> np.ndarray:
-    """Sections 5 and 6.1: 0 stays 0, else sign(u) * (|u| + 0.5) * 2**s * step."""
-    magnitude = (np.abs(q).astype(np.float64) + 0.5) * float(2 ** shift) * step
-    return np.where(q == 0, 0.0, np.where(q < 0, -magnitude, magnitude))
+def float32_reconstruction(h, dtype) -> bool:
+    """Section 4: version 8 reconstructs lossy 8- and 16-bit integer samples
+    in float32 (every other lossy stream in float64)."""
+    dtype = np.dtype(dtype)
+    return h["version"] >= 8 and dtype.kind in "iu" and dtype.itemsize <= 2
+
+
+def dequantise(q: np.ndarray, shift: int, step: float, real=np.float64) -> np.ndarray:
+    """Sections 5 and 6.1: 0 stays 0, else sign(u) * (|u| + 0.5) * 2**s * step,
+    in `real` (float32: the factor 2**s * step at most float32's largest)."""
+    factor = float(2 ** shift) * step
+    if real is np.float32:
+        factor = min(factor, float(np.finfo(np.float32).max))
+    with np.errstate(over="ignore"):
+        magnitude = (np.abs(q).astype(real) + real(0.5)) * real(factor)
+    return np.where(q == 0, real(0.0), np.where(q < 0, -magnitude, magnitude))
 
 
 def inverse_97_lines(lines: np.ndarray) -> np.ndarray:
-    """Section 4: inverse 9/7 of every line (last axis, Mallat order, n >= 2)."""
+    """Section 4: inverse 9/7 of every line (last axis, Mallat order, n >= 2),
+    in the lines' float type: the constants rounded to it."""
+    real = lines.dtype.type
     n = lines.shape[-1]
     ns, nd = (n + 1) // 2, n // 2
-    s = lines[..., :ns] * K
-    d = lines[..., ns:] * (2 / K)
+    s = lines[..., :ns] * real(K)
+    d = lines[..., ns:] * real(2 / K)
 
     def from_d(d):       # (d_left + d_right) around each s[i]: d[-1] = d[0], d[nd] = d[nd - 1]
         left = np.concatenate([d[..., :1], d[..., :ns - 1]], axis=-1)
@@ -519,25 +533,27 @@ def inverse_97_lines(lines: np.ndarray) -> np.ndarray:
         right = s[..., 1:nd + 1] if ns > nd else np.concatenate([s[..., 1:], s[..., ns - 1:]], axis=-1)
         return s[..., :nd] + right
 
-    s = s - DELTA * from_d(d)
-    d = d - GAMMA * from_s(s)
-    s = s - BETA * from_d(d)
-    d = d - ALPHA * from_s(s)
+    s = s - real(DELTA) * from_d(d)
+    d = d - real(GAMMA) * from_s(s)
+    s = s - real(BETA) * from_d(d)
+    d = d - real(ALPHA) * from_s(s)
     out = np.empty_like(lines)
     out[..., 0::2], out[..., 1::2] = s, d
     return out
 
 
 def finish_97(h, comps, bands, dims, planes, ncomp, shape, perm, dtype, last_layer, levels):
-    """Dequantise (5, 6.1), undo the 9/7 levels (4), the ICT (3) and store (7)."""
+    """Dequantise (5, 6.1), undo the 9/7 levels (4), the ICT (3) and store (7),
+    in float64, or float32 (float32_reconstruction)."""
+    real = np.float32 if float32_reconstruction(h, dtype) else np.float64
     work = np.array(comps, dtype=np.int64).reshape(planes * ncomp, *dims)
-    coeffs = np.zeros(work.shape, dtype=np.float64)
+    coeffs = np.zeros(work.shape, dtype=real)
     for (start, extent, _, index, _), r in bands:
         shift = h["shifts"][last_layer][index] if r == levels else 0
         region = (slice(None),) + tuple(slice(a, a + e) for a, e in zip(start, extent))
-        coeffs[region] = dequantise(work[region], shift, h["steps"][index])
+        coeffs[region] = dequantise(work[region], shift, h["steps"][index], real)
 
-    bound = 1e300 if np.issubdtype(dtype, np.floating) else 1e12
+    bound = real(1e300 if np.issubdtype(dtype, np.floating) else 1e12)
     for made_by in range(levels, 0, -1):          # x, then y, then z
         extent = [ceil_shift(dims[a], made_by - 1) for a in range(3)]
         corner = coeffs[:, :extent[0], :extent[1], :extent[2]]
@@ -545,16 +561,17 @@ def finish_97(h, comps, bands, dims, planes, ncomp, shape, perm, dtype, last_lay
             if corner.shape[axis] < 2:
                 continue
             lines = np.moveaxis(corner, axis, -1)
-            lines = inverse_97_lines(lines)
+            with np.errstate(over="ignore", invalid="ignore"):   # forged steps: inf, then NaN
+                lines = inverse_97_lines(lines)
             lines = np.where(np.isnan(lines), -bound, np.clip(lines, -bound, bound))
             corner[...] = np.moveaxis(lines, -1, axis)
 
-    if h["colour"] == 2:                          # section 3: inverse ICT
-        y, cb, cr = (coeffs.reshape(planes, 3, -1)[:, i] for i in range(3))
+    if h["colour"] == 2:                          # section 3: inverse ICT, in float64
+        y, cb, cr = (coeffs.reshape(planes, 3, -1)[:, i].astype(np.float64) for i in range(3))
         rgb = np.stack([y + 1.402 * cr, y - 0.34413 * cb - 0.71414 * cr, y + 1.772 * cb], axis=1)
-        coeffs = rgb.reshape(coeffs.shape)
+        coeffs = rgb.reshape(coeffs.shape).astype(real)   # (float32 work: rounded to it)
 
-    values = coeffs.reshape(-1)
+    values = coeffs.reshape(-1).astype(np.float64)
     if np.issubdtype(dtype, np.floating):         # section 7
         top = float(np.finfo(dtype).max)
         values = np.clip(values, -top, top).astype(dtype)

@@ -1,9 +1,11 @@
 """Frozen codestreams of format versions 1, 2 (quality layers), 3 (new
 context rules), 4 (the model carried across pieces), 5 (zero runs), 6
-(9/7-M levels; v6r_*: the rounded 5/3 of wavelets 3 and 4) and 7 (the
-value gaps of lossless streams): any
+(9/7-M levels; v6r_*: the rounded 5/3 of wavelets 3 and 4), 7 (the
+value gaps of lossless streams) and 8 (lossy 8- and 16-bit samples
+reconstructed in float32): any
 change that stops them decoding to the stored arrays breaks reading old data,
 and fails here."""
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +20,43 @@ NAMES = sorted(p.stem for p in GOLDEN.glob("*.pj2k"))
 def test_golden_set_is_complete():
     assert len(NAMES) >= 15
     versions = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).version for n in NAMES}
-    assert versions == {1, 2, 3, 4, 5, 6, 7}
+    assert versions == {1, 2, 3, 4, 5, 6, 7, 8}
     wavelets = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).wavelet for n in NAMES}
     assert wavelets == {0, 1, 2, 3, 4}
     # version 6: a stream of the encoder's own choice of 9/7-M, and fixed mixes
     masks = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).m97_levels for n in NAMES}
     assert masks["v6_u8_gray_chosen"] == 1 and masks["v6_u8_gray_mixed"] == 0b10101
-    assert all(m == 0 for n, m in masks.items() if not n.startswith(("v6", "v7")))
+    assert all(m == 0 for n, m in masks.items() if not n.startswith(("v6", "v7", "v8")))
     # version 7: value gaps (closed on request), with layers and in 3-D
     gaps = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).gaps for n in NAMES}
     assert gaps["v7_i16_ct_gaps"] == ((-2000, 2021),) and gaps["v7_u8_gray"] == ()
     assert gaps["v7_u16_gaps_layers"] and gaps["v7_u8_3d_gaps"]
+
+
+def as_version(enc: bytes, version: int) -> bytes:
+    """The same stream with another version byte (and the header's CRC
+    redone): versions 7 and 8 share the layout."""
+    from test_spec_decoder import crc32c
+    header, buf = pj.read_header(enc), bytearray(enc)
+    buf[4] = version
+    buf[header.header_length - 4:header.header_length] = struct.pack(
+        "<I", crc32c(bytes(buf[:header.header_length - 4])))
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("name", ["v8_u16_offset_lossy", "v8_i16_3d_lossy"])
+def test_version_8_reconstructs_lossy_samples_in_float32(name):
+    """The version byte selects the arithmetic: the same stream read as
+    version 7 (float64) decodes some samples one unit apart (a CT crop on a
+    large offset; a 3-D chunk), and version 8 decodes the frozen float32
+    result, which the spec decoder's float32 rules also give
+    (test_spec_decoder.py)."""
+    enc = (GOLDEN / f"{name}.pj2k").read_bytes()
+    expected = np.load(GOLDEN / f"{name}.npz")["level0"]
+    as_float64 = pj.decode(as_version(enc, 7)).astype(np.int64)
+    apart = as_float64 != expected
+    assert apart.any() and np.abs(as_float64 - expected).max() == 1
+    np.testing.assert_array_equal(pj.decode(as_version(enc, 8)), expected)
 
 
 def expected_version(name):
@@ -62,7 +90,9 @@ def test_golden_source_reencodes_decodably(name):
     source = expected["source"]
     mode = {"reversible": old.reversible} if old.mode != "tolerance" else {
         "tolerance": old.tolerance}
-    steps = {"i8_lossy_step": 3.0, "v2_i16_lossy_layers": 20.0}   # as in make_golden.py
+    steps = {"i8_lossy_step": 3.0, "v2_i16_lossy_layers": 20.0,   # as in make_golden.py
+             "v8_u8_gray_lossy": 6.0, "v8_u8_rgb_ict_lossy_layers": 3.0, "v8_u8_rgb_planar_lossy": 4.0,
+             "v8_u16_offset_lossy": 8.0, "v8_i16_3d_lossy": 30.0, "v8_i32_lossy": 50.0}
     enc = pj.encode(source, levels=old.levels, axes=old.axes, colour_axis=old.colour_axis,
                     step=steps.get(name), layers=old.layers, **mode)
     dec = pj.decode(enc)

@@ -19,9 +19,10 @@ extern "C" {
 #endif
 
 /* Format version written.  Versions 1 (no quality layers) and 2 (layers),
- * which code coefficients with the first context rules, and 3 to 6 are
- * still read. */
-#define PJ2K_FORMAT_VERSION 7
+ * which code coefficients with the first context rules, and 3 to 7 are
+ * still read (version 8: the lossy reconstruction of 8- and 16-bit
+ * samples in float32). */
+#define PJ2K_FORMAT_VERSION 8
 #define PJ2K_M97_AUTO (-1)  /* pj2k_params.m97_levels: the encoder chooses */
 #define PJ2K_MAX_NDIM 32
 #define PJ2K_MAX_AXES 3     /* transformed axes per chunk */
@@ -267,18 +268,15 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, double *ou
 pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                       size_t out_size);
 
-/* A PSNR trial's error, cheaper than pj2k_prepared_reconstruct: the last
- * stream's values through every layer reconstructed in float32 instead of
- * float64 (half the memory traffic) and compared with `original` (the
- * chunk's samples as prepared, `size` bytes).  *squared: the sum of squared
- * errors of the samples as rounded from float32; the decoder's sum is
- * within *uncertainty of it: a sample whose float32 value lies within the
- * float32 error of a rounding boundary (*at_risk of them) may decode one
- * unit off.  For lossy chunks of 8- and 16-bit integer dtypes (float32
- * coefficients); PJ2K_ERR_DTYPE for others.  Shares
- * pj2k_prepared_reconstruct's kept buffers. */
+/* A PSNR trial's error, cheaper than pj2k_prepared_reconstruct and a
+ * comparison: the last stream's values through every layer reconstructed
+ * as the decoder does and compared with `original` (the chunk's samples as
+ * prepared, `size` bytes); *squared: the sum of squared errors, the
+ * decode's exactly.  For lossy chunks of 8- and 16-bit integer dtypes,
+ * which version 8 reconstructs in float32; PJ2K_ERR_DTYPE for others.
+ * Shares pj2k_prepared_reconstruct's kept buffers. */
 pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *original, size_t size,
-                                      double *squared, double *uncertainty, uint64_t *at_risk);
+                                      double *squared);
 
 /* The sum of squared differences between two arrays of one dtype, nbytes
  * each (a whole number of values), each aligned for it (a reconstruction and

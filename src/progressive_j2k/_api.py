@@ -510,9 +510,6 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         for another, or where the chunk has no float32 reconstruction)."""
         return prepared.trial_error(arr.reshape(-1).view(np.uint8)) if encoded is last_made else None
 
-    # (below TRIAL_ERROR_MIN_ELEMENTS the float32 pass saves nothing)
-    trial_error_of = trial_error if arr.size >= _rate.TRIAL_ERROR_MIN_ELEMENTS else None
-
     def rate_model(prepared):
         # (np.empty: histogram and context_counts zero their counts first)
         counts = np.empty((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
@@ -582,7 +579,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(
                 lambda s, r: encode_with(s, rdo=r), decode_last, arr, options["psnr"], step, limits,
-                model, gain, rdo, trial_error_of)
+                model, gain, rdo, trial_error)
     else:
         encoded = encode_with(step, rdo=rdo)
     if options["layers"] is not None:

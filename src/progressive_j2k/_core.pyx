@@ -80,8 +80,7 @@ cdef extern from "progressive_j2k.h" nogil:
     pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                           size_t out_size)
     pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *original,
-                                          size_t size, double *squared, double *uncertainty,
-                                          uint64_t *at_risk)
+                                          size_t size, double *squared)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
                                   void *out, size_t out_size, uint64_t max_elements)
@@ -271,23 +270,21 @@ cdef class Prepared:
             raise_status(status, "reconstruct")
 
     def trial_error(self, const uint8_t[::1] original):
-        """After an encode: (squared error, uncertainty, samples at risk) of
-        the stream against `original` (the chunk's bytes), from a float32
-        reconstruction (pj2k_prepared_trial_error): the decoder's squared
-        error lies within the uncertainty of the first.  None where the
-        chunk has no float32 reconstruction (not lossy 8- or 16-bit)."""
+        """After an encode: the sum of squared errors of the stream's decode
+        against `original` (the chunk's bytes), without entropy decoding or
+        storing it (pj2k_prepared_trial_error).  None where the chunk is
+        not reconstructed in float32 (not lossy 8- or 16-bit)."""
         cdef pj2k_status status
-        cdef double squared = 0.0, uncertainty = 0.0
-        cdef uint64_t at_risk = 0
+        cdef double squared = 0.0
         cdef uint8_t dummy = 0
         with nogil:
             status = pj2k_prepared_trial_error(self.ptr, &original[0] if original.shape[0] else &dummy,
-                                               original.shape[0], &squared, &uncertainty, &at_risk)
+                                               original.shape[0], &squared)
         if status == PJ2K_ERR_DTYPE:
             return None
         if status != PJ2K_OK:
             raise_status(status, "trial_error")
-        return squared, uncertainty, at_risk
+        return squared
 
     def context_counts(self, double step, size_t row_stride, uint64_t[:, :, ::1] counts):
         """9/7 only: fill counts (nbands x contexts x exponents) with the plain

@@ -39,16 +39,6 @@ RATIO_TOLERANCE = 0.0499
 #: above it and 0.4 below; docs/DESIGN.md 47).
 PSNR_MARGIN = 0.49
 PSNR_AIM = 0.2
-#: A PSNR search measures its trials from a float32 reconstruction (half
-#: the memory traffic of the decoder's float64: Prepared.trial_error), which
-#: also bounds how far the decoder's squared error can be from it; a trial
-#: whose bounds straddle an edge of its window is measured exactly.  After
-#: a trial whose bounds span more than this (large values in a small
-#: chunk, near-lossless targets), the search measures exactly throughout.
-APPROXIMATE_MAX_SPAN_DB = 0.1
-#: Chunks smaller than this are measured exactly: a 32^2 chunk's search ran
-#: 2-8% slower with float32 trials (docs/DESIGN.md 45).
-TRIAL_ERROR_MIN_ELEMENTS = 2**14
 
 
 def psnr_peak(original: np.ndarray) -> float:
@@ -761,33 +751,19 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
                    model: RateModel | None = None, error_gain: float = 1.0,
                    rdo: bool = False, trial_error=None) -> tuple:
     """encode(step, rdo) -> codestream; decode(codestream) -> its samples;
-    trial_error(codestream) -> None, or (squared error, uncertainty, samples
-    at risk) of its samples (Prepared.trial_error: the decoder's squared
-    error lies within the uncertainty of the first); error_gain: sample
+    trial_error(codestream) -> None, or the squared error of its decode
+    (Prepared.trial_error, without decoding); error_gain: sample
     error over coefficient error (ICT_ERROR_GAIN for colour chunks, else 1);
     rdo: use RD-optimised quantisation.  Returns (codestream, step, rdo
     used)."""
     peak = psnr_peak(arr)
-    approximate = trial_error is not None
-
-    def db(squared):
-        return psnr_of_mse(squared / arr.size, peak)
 
     def score(step):
-        nonlocal approximate
         encoded = encode(step, rdo)
-        sums = trial_error(encoded) if approximate else None
-        if sums is None:
-            approximate = False
-        else:
-            squared, uncertainty, _ = sums
-            high, low = db(max(squared - uncertainty, 0.0)), db(squared + uncertainty)
-            approximate = high - low <= APPROXIMATE_MAX_SPAN_DB   # (else exact from here on)
-            # the decoder's PSNR lies in [low, high]: where no edge of the
-            # window does, it is on the same side of both as this one
-            if not any(low <= edge <= high for edge in (target, target + PSNR_MARGIN)):
-                return encoded, db(squared)
-        return encoded, psnr(decode(encoded), arr, peak)
+        squared = trial_error(encoded) if trial_error is not None else None
+        if squared is None:
+            return encoded, psnr(decode(encoded), arr, peak)
+        return encoded, psnr_of_mse(squared / arr.size, peak)
 
     if is_constant_float(arr):   # every inexact decode reads -inf dB: one trial
         step = constant_step(arr, limits)
