@@ -2012,8 +2012,10 @@ pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int 
             return PJ2K_ERR_CHECKSUM;
     }
     if (L.elements == 0) return PJ2K_OK;
-    /* lossy values are decoded narrow (int32) unless one needs more */
-    coef_kind kind = h.wavelet == PJ2K_WAVELET_97 ? COEF_I32 : kind_for(&h, last[levels] < h.layers - 1);
+    /* lossy values are decoded narrow unless one needs more: int32, or
+     * int16 for 8-bit samples in float32 (the encoder's kind for them) */
+    coef_kind kind = h.wavelet != PJ2K_WAVELET_97 ? kind_for(&h, last[levels] < h.layers - 1)
+                   : float32_reconstruction(&h) && DTYPE_INFO[h.dtype].bits == 8 ? COEF_I16 : COEF_I32;
     st = decode_with(&h, &L, levels, last, buf, out, kind);
     while (st == PJ2K_NARROW_OVERFLOW && kind != COEF_I64) {   /* a value did not fit: wider */
         kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;

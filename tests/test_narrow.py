@@ -65,17 +65,23 @@ def test_values_beyond_int16_fall_back_to_int32(real):
 def test_lossy_int16_path_codes_like_int32(real, name, options):
     """The lossy encoder quantises 8-bit samples into int16 (widening to
     int32 where a value needs it); the same samples as uint16 take int32:
-    the pieces are the same, byte for byte."""
+    the pieces are the same, byte for byte.  The decoder reads them alike
+    (int16 first for 8-bit samples, int32 where a value needs it; both in
+    float32), up to the uint8 store's clamp."""
     arr = real(name)
     if arr.ndim == 3 and arr.shape[-1] != 3:
         arr = arr[60:90]
     narrow = pj.encode(arr, reversible=False, **options)
     wide = pj.encode(arr.astype(np.uint16), reversible=False, **options)
     assert pieces(narrow) == pieces(wide)
+    header = pj.read_header(narrow)
+    for level in (0, 1, header.levels):
+        np.testing.assert_array_equal(pj.decode(narrow, level=level),
+                                      np.minimum(pj.decode(wide, level=level), 255))
 
 
 def test_lossy_decodes_narrow_and_falls_back_wide(real):
-    """Lossy values are decoded into int32 first; quantised values beyond
+    """Lossy values of 16-bit and wider samples are decoded into int32 first; quantised values beyond
     int32 (a fine step on large data: the low band's q here is ~8e10) must
     fall back to int64 and still decode to within the step."""
     arr = real("camera").astype(np.float64) * 1e4
