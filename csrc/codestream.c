@@ -185,11 +185,11 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     h->naxes = buf[13];
     h->levels = buf[14];
     h->colour_axis = buf[15] == 0xFF ? -1 : buf[15];
-    /* codes this decoder does not know, in the version it writes, may be a
-     * later addition to it (as the rounded 5/3 was to version 6): say so,
+    /* codes this decoder does not know, in the versions it writes, may be a
+     * later addition to them (as the rounded 5/3 was to version 6): say so,
      * not "invalid"; in earlier versions they are damage */
     if ((unsigned)h->wavelet > PJ2K_WAVELET_53R || (unsigned)h->dtype >= PJ2K_NUM_DTYPES)
-        return h->version == PJ2K_FORMAT_VERSION ? PJ2K_ERR_VERSION : PJ2K_ERR_HEADER;
+        return h->version >= PJ2K_FORMAT_VERSION_COMPAT ? PJ2K_ERR_VERSION : PJ2K_ERR_HEADER;
     if (h->ndim < 1 || h->ndim > PJ2K_MAX_NDIM || h->naxes < 1 || h->naxes > PJ2K_MAX_AXES ||
         h->levels > PJ2K_MAX_LEVELS ||
         (pj2k_lift_rounding(h->wavelet) && h->version < 6))   /* (the rounded 5/3: version 6) */
@@ -1575,7 +1575,9 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     h.layers = layers > 1 ? layers : 1;
     memset(h.layer_shift, 0, sizeof h.layer_shift);
     if (h.layers > 1) memcpy(h.layer_shift, layer_shift, (size_t)h.layers * sizeof *layer_shift);
-    h.version = PJ2K_FORMAT_VERSION;
+    /* version 8 where it changes the decode, else version 7: the same
+     * bytes, which decoders before version 8 still read */
+    h.version = float32_work(&h) ? PJ2K_FORMAT_VERSION : PJ2K_FORMAT_VERSION_COMPAT;
     h.header_length = header_length_of(h.version, h.ndim, h.naxes, h.levels, h.wavelet, h.layers,
                                        h.ngaps);
     if (!valid_layers(&h)) return PJ2K_ERR_PARAM;
@@ -1731,7 +1733,7 @@ static double compare_trial(const pj2k_kernels *K, const pj2k_header *h, const l
  * read, and reconstructed in float64, or in float32 where
  * float32_reconstruction says so.  PJ2K_NARROW_OVERFLOW if int16 did not
  * suffice (nothing was stored).  real_buffer (9/7): room for L->elements
- * doubles to work in, or NULL to allocate it here; float64 work with int32
+ * values of the working float type, or NULL to allocate it here; float64 work with int32
  * `coef` lying in its upper half is dequantised there
  * (dequantise_in_place).  With `trial` (float32 reconstructions only):
  * the samples are compared with `out` instead of stored there, and *trial
@@ -1788,7 +1790,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
                     K->ict_inv(c0, c0 + comp, c0 + 2 * comp, comp);
                 }
             }
-        work = PJ2K_WORK_F64;
+        work = PJ2K_WORK_F64;   /* (float32 work: its own store kernels, below) */
         result = f32 ? (void *)real32 : (void *)real;
     } else {
         if (last[levels] < h->layers - 1) {   /* only the finest segment can end early */
@@ -1881,8 +1883,8 @@ static void copy_known(const pj2k_prepared *prep, int layer, void *dst, coef_kin
 }
 
 /* The working buffer of reconstructions, room for every value in float64
- * (real_size 8) or float32 (4, a PSNR trial's: half the memory), kept for
- * the next call; 0 if out of memory.  A float32 buffer below a huge page
+ * (real_size 8) or float32 (4: float32_reconstruction), kept for the next
+ * call; 0 if out of memory.  A float32 buffer below a huge page
  * gets the float64 size where that reaches one: the first touch of 1 MiB
  * in 4 KiB pages cost camera's trial 0.4 ms, half its reconstruction. */
 static int keep_real_buffer(pj2k_prepared *prep, size_t real_size)
@@ -1909,7 +1911,8 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
     int last[PJ2K_MAX_LEVELS + 1];   /* as pj2k_decode_layer at level 0 */
     for (int r = 0; r <= h->levels; r++) last[r] = r == h->levels ? layer : h->layers - 1;
     const int partial = layer < h->layers - 1;
-    if (prep->lossy && !keep_real_buffer(prep, sizeof(double))) return PJ2K_ERR_NOMEM;
+    if (prep->lossy && !keep_real_buffer(prep, pj2k_real_size(float32_reconstruction(h))))
+        return PJ2K_ERR_NOMEM;
     if (prep->lossy && !partial)   /* read only: no copy */
         return reconstruct(h, L, h->levels, last, prep->coef, prep->kind, out, prep->scratch_real, NULL);
     /* lossless reconstruction transforms in place, and partial values are
@@ -1957,9 +1960,13 @@ pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prep, const void *original,
     if (st == PJ2K_OK) {
         void *decoded = malloc(size);
         if (decoded && reconstruct(h, L, h->levels, last, prep->coef, prep->kind, decoded,
-                                   prep->scratch_real, NULL) == PJ2K_OK &&
-            pj2k_kernels_select()->squared_error[h->dtype](decoded, original, L->elements) != *squared)
-            __builtin_trap();
+                                   prep->scratch_real, NULL) == PJ2K_OK) {
+            /* (both sums are exact below 2**53; above, summed apart, within an ulp) */
+            const double exact =
+                pj2k_kernels_select()->squared_error[h->dtype](decoded, original, L->elements);
+            if (exact < 0x1p53 ? exact != *squared : fabs(exact - *squared) > 0x1p-50 * exact)
+                __builtin_trap();
+        }
         free(decoded);
     }
 #endif

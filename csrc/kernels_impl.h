@@ -104,10 +104,12 @@
 #undef KERNEL_ALT
 #undef KERNEL_ROUND
 #undef KERNEL_LINES
-/* ---- the encoder's float32 coefficients (8- and 16-bit samples), lifted in
- * float32: twice the lanes of double, and no conversions between the buffer
- * and tmp; the rounding this adds (about 2**-24 of a value per step) is far
- * below any quantisation step these samples take (docs/DESIGN.md 39) ---- */
+/* ---- 8- and 16-bit samples' float32 coefficients, lifted in float32: the
+ * encoder's (twice the lanes of double, and no conversions between the
+ * buffer and tmp; the rounding this adds, about 2**-24 of a value per step,
+ * is far below any quantisation step these samples take: docs/DESIGN.md
+ * 39), and from format version 8 the decoder's, whose arithmetic this is
+ * (docs/FORMAT.md 4) ---- */
 #define LT float
 #define LSFX(name) name##_f
 #include "lift97_impl.h"
@@ -170,22 +172,25 @@ static void inv97_f32(float *buf, const size_t dims[3], int levels, float *tmp, 
 #define ICT_R(Y, CB, CR) ((Y) + 1.402 * (CR))
 #define ICT_G(Y, CB, CR) ((Y) - 0.34413 * (CB) - 0.71414 * (CR))
 #define ICT_B(Y, CB, CR) ((Y) + 1.772 * (CB))
-/* Either direction on three planes of REAL, computed in double (float32:
- * the lossy encoder's coefficients, and a PSNR trial's reconstruction). */
-#define ICT_PLANES(NAME, REAL, F0, F1, F2)                                      \
+/* Either direction on three planes of REAL, computed in double and stored
+ * with TO_REAL (float32: the lossy encoder's coefficients, and version 8's
+ * reconstruction of 8- and 16-bit samples). */
+#define ICT_PLANES(NAME, REAL, TO_REAL, F0, F1, F2)                             \
     static void NAME(REAL *c0, REAL *c1, REAL *c2, size_t count)                \
     {                                                                           \
         for (size_t i = 0; i < count; i++) {                                    \
             const double a = c0[i], b = c1[i], c = c2[i];                       \
-            c0[i] = (REAL)F0(a, b, c);                                          \
-            c1[i] = (REAL)F1(a, b, c);                                          \
-            c2[i] = (REAL)F2(a, b, c);                                          \
+            c0[i] = TO_REAL(F0(a, b, c));                                       \
+            c1[i] = TO_REAL(F1(a, b, c));                                       \
+            c2[i] = TO_REAL(F2(a, b, c));                                       \
         }                                                                       \
     }
-ICT_PLANES(ict_fwd, double, ICT_Y, ICT_CB, ICT_CR)
-ICT_PLANES(ict_fwd_f32, float, ICT_Y, ICT_CB, ICT_CR)
-ICT_PLANES(ict_inv, double, ICT_R, ICT_G, ICT_B)
-ICT_PLANES(ict_inv_f32, float, ICT_R, ICT_G, ICT_B)
+#define AS_DOUBLE(x) (x)
+ICT_PLANES(ict_fwd, double, AS_DOUBLE, ICT_Y, ICT_CB, ICT_CR)
+ICT_PLANES(ict_fwd_f32, float, pj2k_to_float, ICT_Y, ICT_CB, ICT_CR)
+ICT_PLANES(ict_inv, double, AS_DOUBLE, ICT_R, ICT_G, ICT_B)
+ICT_PLANES(ict_inv_f32, float, pj2k_to_float, ICT_R, ICT_G, ICT_B)
+#undef AS_DOUBLE
 #undef ICT_PLANES
 
 /* ---- lossy reconstruction: q -> sign(q) (|q| + 0.5) f, 0 -> 0, branch-free ---- */

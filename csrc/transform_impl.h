@@ -169,8 +169,9 @@ static int SFX(forward)(TB *buf, const size_t dims[3], int levels, unsigned alt_
     return !overflow;
 }
 
-/* (the decoder works in float64; the float32 build of 9/7's inverse serves
- * only a PSNR trial's reconstruction) */
+/* (the float32 build of 9/7's inverse is version 8's lossy decoder for 8-
+ * and 16-bit samples, and a PSNR trial's reconstruction; the float64 build
+ * decodes the others) */
 static PJ2K_MAYBE_UNUSED int SFX(inverse)(TB *buf, const size_t dims[3], int levels, unsigned alt_levels, T *tmp,
                         T bound)
 {

@@ -76,3 +76,17 @@ def reseal(buf: bytes, levels: int, layers: int = 1) -> bytes:
         start = end
     struct.pack_into("<I", data, header_length - 4, _core.crc32c(bytes(data[:header_length - 4])))
     return bytes(data)
+
+
+def with_version(buf: bytes, version: int) -> bytes:
+    """The same codestream with another version byte, the header's CRC redone
+    (versions 7 and 8 share their layout)."""
+    import struct
+
+    from progressive_j2k import _core
+
+    data = bytearray(buf)
+    header_length = struct.unpack_from("<I", data, 8)[0]
+    data[4] = version
+    struct.pack_into("<I", data, header_length - 4, _core.crc32c(bytes(data[:header_length - 4])))
+    return bytes(data)

@@ -568,15 +568,20 @@ def finish_97(h, comps, bands, dims, planes, ncomp, shape, perm, dtype, last_lay
 
     if h["colour"] == 2:                          # section 3: inverse ICT, in float64
         y, cb, cr = (coeffs.reshape(planes, 3, -1)[:, i].astype(np.float64) for i in range(3))
-        rgb = np.stack([y + 1.402 * cr, y - 0.34413 * cb - 0.71414 * cr, y + 1.772 * cb], axis=1)
-        coeffs = rgb.reshape(coeffs.shape).astype(real)   # (float32 work: rounded to it)
+        with np.errstate(invalid="ignore"):       # (forged steps: inf - inf)
+            rgb = np.stack([y + 1.402 * cr, y - 0.34413 * cb - 0.71414 * cr, y + 1.772 * cb], axis=1)
+        if real is np.float32:                    # rounded to float32, within its range
+            top = float(np.finfo(np.float32).max)
+            rgb = np.clip(rgb, -top, top)
+        coeffs = rgb.reshape(coeffs.shape).astype(real)
 
     values = coeffs.reshape(-1).astype(np.float64)
     if np.issubdtype(dtype, np.floating):         # section 7
         top = float(np.finfo(dtype).max)
         values = np.clip(values, -top, top).astype(dtype)
-    else:
+    else:                                         # (NaN, from forged steps: the lowest)
         info = np.iinfo(dtype)
-        values = np.clip(np.floor(values + 0.5), info.min, info.max).astype(dtype)
+        values = np.where(np.isnan(values), info.min,
+                          np.clip(np.floor(values + 0.5), info.min, info.max)).astype(dtype)
     work = values.reshape([shape[a] for a in perm])
     return np.ascontiguousarray(np.transpose(work, np.argsort(perm)))

@@ -12,6 +12,7 @@ import pytest
 
 import progressive_j2k as pj
 import spec_decoder
+from helpers import with_version
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_NAMES = sorted(p.stem for p in GOLDEN.glob("*.pj2k"))
@@ -113,7 +114,7 @@ def test_spec_decoder_matches_refined_low_band_with_colour(real):
         assert_same_as_c(enc)
 
 
-# The lossy 9/7 path (wavelet 1): float64 output shows every rounding of the
+# The lossy 9/7 path (wavelet 1): float output shows every rounding of the
 # lifting and the ICT; levels=0 with step 1 makes every value an exact half
 # (section 7's rounding); forged steps reach the passes' clamp.
 LOSSY_CASES = {
@@ -147,6 +148,7 @@ LOSSY_CASES = {
                       {"psnr": 70, "layers": 3}),
     "f64_rgb_ict": (lambda r: r("astronaut")[200:220, 240:268] / 255.0,
                     {"step": 1e-3, "colour_axis": 2, "layers": 2}),
+    # tiny chunks; re-stamped as version 7 (test_spec_decoder_matches_version_7_lossy_streams),
     # the decoder fills its float64 buffer in place over the int32 values
     # (codestream.c dequantise_in_place): the last value covers its own, and
     # chunks of a few values end in pieces of one
@@ -221,3 +223,31 @@ def test_spec_decoder_matches_forged_steps_at_the_pass_bound(real, factor):
     for a in (real("ct693_int16")[200:224, 200:240], real("astronaut")[200:212, 240:260]):
         enc = pj.encode(np.ascontiguousarray(a), mode="lossy", step=4)
         assert_same_as_c(with_steps_times(enc, factor))
+
+
+@pytest.mark.parametrize("options", [{"levels": 0}, {"levels": 2, "layers": [40, 10]}])
+def test_spec_decoder_matches_forged_steps_beyond_float32(real, options):
+    """Version 8's float32 reconstruction of forged steps near float32's
+    largest value: values that become infinite before any inverse pass can
+    clamp them (levels 0), their inverse ICT's inf - inf (NaN: the dtype's
+    lowest value), and a layer's 2**s * step beyond float32 (its largest
+    finite value): both decoders alike."""
+    a = np.ascontiguousarray(real("astronaut")[200:212, 240:260])
+    enc = with_steps_times(pj.encode(a, mode="lossy", step=4, **options), 1e38)
+    assert pj.read_header(enc).version == 8
+    decoded = pj.decode(enc)
+    assert (decoded == 0).any() and (decoded == 255).any()
+    assert_same_as_c(enc)
+
+
+@pytest.mark.filterwarnings("ignore::progressive_j2k.PSNRPeakWarning")
+@pytest.mark.parametrize("case", ["u8_one", "u8_two_1d", "u16_3x1x4", "u8_3d_odd", "rgb_one_row",
+                                  "u8_layers3", "rgb_psnr_layers", "i16_3d"])
+def test_spec_decoder_matches_version_7_lossy_streams(real, case):
+    """8- and 16-bit lossy streams of version 7 (these with their version
+    byte set to 7) keep the float64 rules, and the decoder's float64 buffer
+    filled in place over the int32 values."""
+    make, options = LOSSY_CASES[case]
+    enc = pj.encode(np.ascontiguousarray(make(real)), mode="lossy", **options)
+    assert pj.read_header(enc).version == 8
+    assert_same_as_c(with_version(enc, 7))

@@ -18,11 +18,14 @@
 extern "C" {
 #endif
 
-/* Format version written.  Versions 1 (no quality layers) and 2 (layers),
- * which code coefficients with the first context rules, and 3 to 7 are
- * still read (version 8: the lossy reconstruction of 8- and 16-bit
- * samples in float32). */
+/* The newest format version, written for lossy chunks of 8- and 16-bit
+ * integer samples (version 8: their reconstruction in float32).  Versions 1
+ * (no quality layers) and 2 (layers), which code coefficients with the
+ * first context rules, and 3 to 7 are still read. */
 #define PJ2K_FORMAT_VERSION 8
+/* the version written where version 8 changes nothing (lossless,
+ * error-bounded, 32-bit and float chunks): older decoders read those */
+#define PJ2K_FORMAT_VERSION_COMPAT 7
 #define PJ2K_M97_AUTO (-1)  /* pj2k_params.m97_levels: the encoder chooses */
 #define PJ2K_MAX_NDIM 32
 #define PJ2K_MAX_AXES 3     /* transformed axes per chunk */

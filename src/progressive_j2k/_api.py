@@ -55,7 +55,7 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
                   version: int = _core.FORMAT_VERSION, gaps: int = 0) -> int:
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
-    number of quality layers, format version and (lossless, version 7)
+    number of quality layers, format version and (lossless, versions 7 and 8)
     value gaps: at most _core.MAX_GAPS."""
     nbands = band_count(levels, naxes)
     extra = {"lossless": 1 + 4 * gaps if version >= 7 else 0, "tolerance": 16,
@@ -109,7 +109,7 @@ class Header:
     #: reversible modes, version 6: the levels lifted with 9/7-M instead of
     #: 5/3, bit l - 1 for level l (docs/FORMAT.md 4)
     m97_levels: int = 0
-    #: lossless, version 7: the runs of sample values the chunk does not
+    #: lossless, versions 7 and 8: the runs of sample values the chunk does not
     #: take, closed before the transform: (coded value the gap follows,
     #: its length) per gap (docs/FORMAT.md 2)
     gaps: tuple = ()
