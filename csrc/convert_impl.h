@@ -175,7 +175,7 @@ static void DSFX(store_f32)(void *restrict dst, const void *restrict src, size_t
 }
 
 /* The same for interleaved colour (store_ict_triples_f64's pass): the
- * inverse ICT as ict_inv_f32 computes it (in double, then pj2k_to_float),
+ * inverse ICT as ict_inv_f32 computes it (in double, rounded to float32),
  * then store_f32's rounding and clamping. */
 static void DSFX(store_ict_triples_f32)(void *restrict w0, void *restrict w1, void *restrict w2,
                                         void *restrict array, size_t n)
@@ -184,9 +184,9 @@ static void DSFX(store_ict_triples_f32)(void *restrict w0, void *restrict w1, vo
     DT *restrict d = array;
     for (size_t i = 0; i < n; i++) {
         const double y = c0[i], cb = c1[i], cr = c2[i];
-        d[3 * i] = (DT)DSFX(representable)((double)pj2k_to_float(ICT_R(y, cb, cr)));
-        d[3 * i + 1] = (DT)DSFX(representable)((double)pj2k_to_float(ICT_G(y, cb, cr)));
-        d[3 * i + 2] = (DT)DSFX(representable)((double)pj2k_to_float(ICT_B(y, cb, cr)));
+        d[3 * i] = (DT)DSFX(representable)((double)(float)ICT_R(y, cb, cr));
+        d[3 * i + 1] = (DT)DSFX(representable)((double)(float)ICT_G(y, cb, cr));
+        d[3 * i + 2] = (DT)DSFX(representable)((double)(float)ICT_B(y, cb, cr));
     }
 }
 

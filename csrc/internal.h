@@ -3,7 +3,6 @@
 #define PJ2K_INTERNAL_H
 
 #include "progressive_j2k.h"
-#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -355,12 +354,6 @@ static inline double pj2k_reciprocal(double step)
 /* The lossy encoder's unquantised coefficients are float32 (8- and 16-bit
  * samples) or float64: the size of one, and element i as a double. */
 static inline size_t pj2k_real_size(int f32) { return f32 ? sizeof(float) : sizeof(double); }
-/* A double rounded to float32, values beyond its range to its largest
- * finite magnitude (a defined conversion; forged streams only), NaN kept */
-static inline float pj2k_to_float(double v)
-{
-    return (float)(v > FLT_MAX ? FLT_MAX : v < -FLT_MAX ? -FLT_MAX : v);
-}
 static inline double pj2k_real_at(const void *real, int f32, ptrdiff_t i)
 {
     return f32 ? (double)((const float *)real)[i] : ((const double *)real)[i];

@@ -172,25 +172,24 @@ static void inv97_f32(float *buf, const size_t dims[3], int levels, float *tmp, 
 #define ICT_R(Y, CB, CR) ((Y) + 1.402 * (CR))
 #define ICT_G(Y, CB, CR) ((Y) - 0.34413 * (CB) - 0.71414 * (CR))
 #define ICT_B(Y, CB, CR) ((Y) + 1.772 * (CB))
-/* Either direction on three planes of REAL, computed in double and stored
- * with TO_REAL (float32: the lossy encoder's coefficients, and version 8's
- * reconstruction of 8- and 16-bit samples). */
-#define ICT_PLANES(NAME, REAL, TO_REAL, F0, F1, F2)                             \
+/* Either direction on three planes of REAL, computed in double (float32:
+ * the lossy encoder's coefficients, and version 8's reconstruction of 8-
+ * and 16-bit samples, where a result beyond float32's range, which only
+ * forged steps make, becomes an infinity as IEEE 754 converts it). */
+#define ICT_PLANES(NAME, REAL, F0, F1, F2)                                      \
     static void NAME(REAL *c0, REAL *c1, REAL *c2, size_t count)                \
     {                                                                           \
         for (size_t i = 0; i < count; i++) {                                    \
             const double a = c0[i], b = c1[i], c = c2[i];                       \
-            c0[i] = TO_REAL(F0(a, b, c));                                       \
-            c1[i] = TO_REAL(F1(a, b, c));                                       \
-            c2[i] = TO_REAL(F2(a, b, c));                                       \
+            c0[i] = (REAL)F0(a, b, c);                                          \
+            c1[i] = (REAL)F1(a, b, c);                                          \
+            c2[i] = (REAL)F2(a, b, c);                                          \
         }                                                                       \
     }
-#define AS_DOUBLE(x) (x)
-ICT_PLANES(ict_fwd, double, AS_DOUBLE, ICT_Y, ICT_CB, ICT_CR)
-ICT_PLANES(ict_fwd_f32, float, pj2k_to_float, ICT_Y, ICT_CB, ICT_CR)
-ICT_PLANES(ict_inv, double, AS_DOUBLE, ICT_R, ICT_G, ICT_B)
-ICT_PLANES(ict_inv_f32, float, pj2k_to_float, ICT_R, ICT_G, ICT_B)
-#undef AS_DOUBLE
+ICT_PLANES(ict_fwd, double, ICT_Y, ICT_CB, ICT_CR)
+ICT_PLANES(ict_fwd_f32, float, ICT_Y, ICT_CB, ICT_CR)
+ICT_PLANES(ict_inv, double, ICT_R, ICT_G, ICT_B)
+ICT_PLANES(ict_inv_f32, float, ICT_R, ICT_G, ICT_B)
 #undef ICT_PLANES
 
 /* ---- lossy reconstruction: q -> sign(q) (|q| + 0.5) f, 0 -> 0, branch-free ---- */

@@ -570,10 +570,8 @@ def finish_97(h, comps, bands, dims, planes, ncomp, shape, perm, dtype, last_lay
         y, cb, cr = (coeffs.reshape(planes, 3, -1)[:, i].astype(np.float64) for i in range(3))
         with np.errstate(invalid="ignore"):       # (forged steps: inf - inf)
             rgb = np.stack([y + 1.402 * cr, y - 0.34413 * cb - 0.71414 * cr, y + 1.772 * cb], axis=1)
-        if real is np.float32:                    # rounded to float32, within its range
-            top = float(np.finfo(np.float32).max)
-            rgb = np.clip(rgb, -top, top)
-        coeffs = rgb.reshape(coeffs.shape).astype(real)
+        with np.errstate(over="ignore"):          # (float32: beyond its range, infinite)
+            coeffs = rgb.reshape(coeffs.shape).astype(real)
 
     values = coeffs.reshape(-1).astype(np.float64)
     if np.issubdtype(dtype, np.floating):         # section 7
