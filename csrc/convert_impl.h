@@ -117,78 +117,56 @@ STORE_FROM_INT(i32, int32_t)
 STORE_FROM_INT(i64, int64_t)
 #undef STORE_FROM_INT
 
-static void DSFX(store_f64)(void *restrict dst, const void *restrict src, size_t n,
-                            ptrdiff_t stride)
-{
-    DT *restrict d = dst;
-    const double *restrict s = src;
-    if (stride == 1) {   /* the common case, kept apart so that it vectorises */
-        for (size_t i = 0; i < n; i++) d[i] = (DT)DSFX(representable)(s[i]);
-        return;
+/* Float work back to the dtype (lossy and error-bounded values): float64,
+ * or float32 (version 8's lossy decoder for 8- and 16-bit integer dtypes,
+ * each value widened exactly), then representable()'s rounding and
+ * clamping. */
+#define STORE_FROM_REAL(SUFFIX, RT)                                               \
+    static void DSFX(store_##SUFFIX)(void *restrict dst, const void *restrict src, size_t n, \
+                                     ptrdiff_t stride)                            \
+    {                                                                             \
+        DT *restrict d = dst;                                                     \
+        const RT *restrict s = src;                                               \
+        if (stride == 1) {   /* the common case, kept apart so that it vectorises */ \
+            for (size_t i = 0; i < n; i++) d[i] = (DT)DSFX(representable)((double)s[i]); \
+            return;                                                               \
+        }                                                                         \
+        /* strided (e.g. interleaved colour): convert blocks contiguously,        \
+         * which vectorises, then scatter them */                                 \
+        DT block[64];                                                             \
+        for (size_t i0 = 0; i0 < n; i0 += 64) {                                   \
+            const size_t m = n - i0 < 64 ? n - i0 : 64;                           \
+            for (size_t i = 0; i < m; i++) block[i] = (DT)DSFX(representable)((double)s[i0 + i]); \
+            for (size_t i = 0; i < m; i++) d[(ptrdiff_t)(i0 + i) * stride] = block[i]; \
+        }                                                                         \
     }
-    /* strided (e.g. interleaved colour): convert blocks contiguously, which
-     * vectorises, then scatter them */
-    DT block[64];
-    for (size_t i0 = 0; i0 < n; i0 += 64) {
-        const size_t m = n - i0 < 64 ? n - i0 : 64;
-        for (size_t i = 0; i < m; i++) block[i] = (DT)DSFX(representable)(s[i0 + i]);
-        for (size_t i = 0; i < m; i++) d[(ptrdiff_t)(i0 + i) * stride] = block[i];
-    }
-}
+STORE_FROM_REAL(f64, double)
+STORE_FROM_REAL(f32, float)
+#undef STORE_FROM_REAL
 
-/* The lossy decoder's interleaved colour (RGB last): three float64
- * component rows colour-transformed back (the inverse ICT) and stored as n
- * triples in one pass, where ict_inv made a pass of its own and store_f64
- * scattered each component with stride 3.  The same values: ict_inv's
- * arithmetic, then store_f64's rounding and clamping. */
-static void DSFX(store_ict_triples_f64)(void *restrict w0, void *restrict w1, void *restrict w2,
-                                        void *restrict array, size_t n)
-{
-    const double *restrict c0 = w0, *restrict c1 = w1, *restrict c2 = w2;
-    DT *restrict d = array;
-    for (size_t i = 0; i < n; i++) {
-        const double y = c0[i], cb = c1[i], cr = c2[i];
-        d[3 * i] = (DT)DSFX(representable)(ICT_R(y, cb, cr));
-        d[3 * i + 1] = (DT)DSFX(representable)(ICT_G(y, cb, cr));
-        d[3 * i + 2] = (DT)DSFX(representable)(ICT_B(y, cb, cr));
+/* The lossy decoder's interleaved colour (RGB last): three component rows
+ * colour-transformed back (the inverse ICT) and stored as n triples in one
+ * pass, where ict_inv made a pass of its own and the store scattered each
+ * component with stride 3.  The same values: ict_inv's arithmetic (in
+ * double; with float32 work, each result rounded to float32 as ict_inv_f32
+ * does), then the store's rounding and clamping. */
+#define STORE_ICT_TRIPLES(SUFFIX, RT)                                             \
+    static void DSFX(store_ict_triples_##SUFFIX)(void *restrict w0, void *restrict w1, \
+                                                 void *restrict w2, void *restrict array, \
+                                                 size_t n)                        \
+    {                                                                             \
+        const RT *restrict c0 = w0, *restrict c1 = w1, *restrict c2 = w2;         \
+        DT *restrict d = array;                                                   \
+        for (size_t i = 0; i < n; i++) {                                          \
+            const double y = c0[i], cb = c1[i], cr = c2[i];                       \
+            d[3 * i] = (DT)DSFX(representable)((double)(RT)ICT_R(y, cb, cr));    \
+            d[3 * i + 1] = (DT)DSFX(representable)((double)(RT)ICT_G(y, cb, cr)); \
+            d[3 * i + 2] = (DT)DSFX(representable)((double)(RT)ICT_B(y, cb, cr)); \
+        }                                                                         \
     }
-}
-
-/* Version 8's lossy decoder for 8- and 16-bit integer dtypes works in
- * float32: each value widened to double exactly, then representable()'s
- * rounding and clamping (floor(v + 0.5) of the float32 value). */
-static void DSFX(store_f32)(void *restrict dst, const void *restrict src, size_t n,
-                            ptrdiff_t stride)
-{
-    DT *restrict d = dst;
-    const float *restrict s = src;
-    if (stride == 1) {   /* the common case, kept apart so that it vectorises */
-        for (size_t i = 0; i < n; i++) d[i] = (DT)DSFX(representable)((double)s[i]);
-        return;
-    }
-    DT block[64];   /* strided: converted contiguously, then scattered (store_f64) */
-    for (size_t i0 = 0; i0 < n; i0 += 64) {
-        const size_t m = n - i0 < 64 ? n - i0 : 64;
-        for (size_t i = 0; i < m; i++) block[i] = (DT)DSFX(representable)((double)s[i0 + i]);
-        for (size_t i = 0; i < m; i++) d[(ptrdiff_t)(i0 + i) * stride] = block[i];
-    }
-}
-
-/* The same for interleaved colour (store_ict_triples_f64's pass): the
- * inverse ICT as ict_inv_f32 computes it (in double, rounded to float32),
- * then store_f32's rounding and clamping. */
-static void DSFX(store_ict_triples_f32)(void *restrict w0, void *restrict w1, void *restrict w2,
-                                        void *restrict array, size_t n)
-{
-    const float *restrict c0 = w0, *restrict c1 = w1, *restrict c2 = w2;
-    DT *restrict d = array;
-    for (size_t i = 0; i < n; i++) {
-        const double y = c0[i], cb = c1[i], cr = c2[i];
-        d[3 * i] = (DT)DSFX(representable)((double)(float)ICT_R(y, cb, cr));
-        d[3 * i + 1] = (DT)DSFX(representable)((double)(float)ICT_G(y, cb, cr));
-        d[3 * i + 2] = (DT)DSFX(representable)((double)(float)ICT_B(y, cb, cr));
-    }
-}
+STORE_ICT_TRIPLES(f64, double)
+STORE_ICT_TRIPLES(f32, float)
+#undef STORE_ICT_TRIPLES
 
 /* A PSNR trial's float32 reconstruction against n samples of the array
  * (strided): the sum of squared errors, each value rounded and clamped as
