@@ -675,7 +675,8 @@ def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int = 0) -
     that mode and dtype, whose longest axis has ``longest`` samples,
     allocates: the output, plus int32 or int64 coefficients (8-bit data
     decodes in int16 but may fall back to int32), plus float64 samples for
-    lossy streams (docs/DESIGN.md 5), plus LINE_BYTES per sample of the
+    lossy streams (float32 for version 8's 8- and 16-bit ones: within the
+    bound; docs/DESIGN.md 5 and 49), plus LINE_BYTES per sample of the
     longest line (none for an empty chunk, which decodes nothing)."""
     dtype = np.dtype(dtype)
     via_float = mode != "lossless"
