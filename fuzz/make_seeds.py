@@ -47,6 +47,13 @@ def seeds():
     yield "i16_gaps_layers", ct[40:76, 60:96], {"close_gaps": True, "layers": 2}
     yield "rgb_gaps", np.where(rgb[:20, :24] < 40, 0, rgb[:20, :24]).astype(np.uint8), {
         "colour_axis": 2, "close_gaps": True}
+    # version 8's float32 reconstruction: 8-bit gray and planar colour, and
+    # steps so fine that the int16-first decode widens to int32, then int64
+    yield "u8_lossy_levels0", cam[:9, :13], {"reversible": False, "levels": 0, "step": 0.5}
+    yield "rgb_planar_lossy", np.moveaxis(rgb[50:66, 80:96], 2, 0).copy(), {
+        "colour_axis": 0, "reversible": False, "step": 2.0}
+    yield "u8_lossy_wide", cam[100:116, 200:216], {"reversible": False, "step": 1e-9}
+    yield "u16_lossy_wide", mr[400:416, 500:516], {"reversible": False, "step": 1e-9}
 
 
 def main(out):
