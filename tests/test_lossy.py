@@ -1227,6 +1227,15 @@ def test_rounded_squared_error_follows_the_normal_law(active):
         assert got == pytest.approx(expected, rel=1e-3, abs=1e-12), v
         if got > 1e-9:
             assert _rate.unrounded_squared_error(got, active) == pytest.approx(v, rel=1e-6)
+    # the inverse (Newton's method in a bracket) against plain bisection, to
+    # within the sums' own rounding, over the whole range it inverts
+    for v in np.geomspace(2e-3, 0.999, 60):
+        target = _rate.rounded_squared_error(v)
+        lo, hi = math.log(1e-4), 0.0
+        for _ in range(60):
+            middle = 0.5 * (lo + hi)
+            lo, hi = (middle, hi) if _rate.rounded_squared_error(math.exp(middle)) < target else (lo, middle)
+        assert _rate.unrounded_squared_error(target) == pytest.approx(math.exp(lo), rel=1e-11)
     below = _rate.EXACT_ROUNDING_BELOW * (1 - 1e-12)
     assert _rate.rounded_squared_error(below) == pytest.approx(below + 1 / 12, rel=1e-5)
     assert _rate.rounded_squared_error(0.0) == 0.0

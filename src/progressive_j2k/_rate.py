@@ -455,27 +455,67 @@ def rounded_squared_error(v: float, active: float = 1.0) -> float:
         return v + 1.0 / 12.0
     if not v > 0.0:
         return 0.0
+    return _rounded_terms(v)[0]
+
+
+def _rounded_terms(v: float) -> tuple:
+    """(rounded_squared_error(v), its derivative in v) for 0 < v < 1: the
+    sum over k of (2k - 1) erfc(a_k), a_k = (k - 1/2) / sqrt(2 v), whose
+    derivative is (2k - 1) (2 / sqrt(pi)) exp(-a_k**2) a_k / (2 v)."""
     scale = 1.0 / math.sqrt(2.0 * v)
-    # (v < 1: the terms fall faster than geometrically from k = 2, and
-    # erfc is 0 in double beyond 27, so at most 40 of them count)
-    return sum((2 * k - 1) * math.erfc((k - 0.5) * scale) for k in range(1, 41))
+    total = slope = 0.0
+    # (the terms fall faster than geometrically from k = 2; erfc is 0 in
+    # double beyond 27, so at most 40 of them count, and none after the
+    # first that is 0)
+    for k in range(1, 41):
+        a = (k - 0.5) * scale
+        term = math.erfc(a)
+        if term == 0.0:
+            break
+        total += (2 * k - 1) * term
+        slope += (2 * k - 1) * math.exp(-a * a) * a
+    return total, slope / (v * math.sqrt(math.pi))
 
 
 def unrounded_squared_error(target: float, active: float = 1.0) -> float:
-    """The v whose rounded_squared_error is `target` (it grows with v;
-    bisected in log v below EXACT_ROUNDING_BELOW)."""
+    """The v whose rounded_squared_error is `target` (it grows with v): below
+    EXACT_ROUNDING_BELOW, Newton's method on the log error against 1 / v
+    (nearly a line where erfc's tail leads: log erfc(a) ~ -a**2), kept
+    within a bracket that is bisected where a step would leave it (3-7
+    sums where bisection took 48)."""
     if active < 1.0:
         return active * unrounded_squared_error(target / active) if active > 0.0 else target
     if target >= EXACT_ROUNDING_BELOW + 1.0 / 12.0:
         return target - 1.0 / 12.0
-    lo, hi = math.log(1e-4), math.log(EXACT_ROUNDING_BELOW)   # (0 at 1e-4: erfc(50))
-    for _ in range(48):
-        middle = 0.5 * (lo + hi)
-        if rounded_squared_error(math.exp(middle)) < target:
-            lo = middle
+    # in w = 1 / v, from 1 / EXACT_ROUNDING_BELOW up to 1e4 (0 there: erfc(50))
+    lo, hi = 1.0 / EXACT_ROUNDING_BELOW, 1e4
+    if not target > 0.0:
+        return 1.0 / hi
+    goal = math.log(target)
+    # (the first term's tail, erfc(a) ~ exp(-a**2), a**2 = w / 8, inverted)
+    w = min(max(-8.0 * goal, lo), hi)
+    for _ in range(60):
+        value, slope = _rounded_terms(1.0 / w)
+        if not value > 0.0:            # far below: no term left in double
+            hi, step = w, None
         else:
-            hi = middle
-    return math.exp(0.5 * (lo + hi))
+            miss = math.log(value) - goal
+            if miss < 0.0:
+                hi = w
+            else:
+                lo = w
+            # d log(value) / dw = value'(v) dv/dw / value, dv/dw = -v**2
+            gain = -slope / (w * w * value)
+            step = -miss / gain if gain < 0.0 else None
+        if step is not None and abs(step) < 1e-13 * w:
+            return 1.0 / (w + step)
+        following = w + step if step is not None else None
+        if following is None or not lo < following < hi:
+            following = 0.5 * (lo + hi)
+        if hi - lo < 1e-13 * w:
+            return 1.0 / following
+        w = following
+    return 1.0 / w
 
 
 #: Sample error over component error for the inverse ICT: the mean squared
