@@ -290,7 +290,7 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
     """Overwriting the place the input is read from would delete it before
     it is read: refused, the input intact, for the same array or the group
     holding it (as paths, a file:// URL, a StorePath, a Group), a dask array
-    or a level view reading it, the same in-memory store (or its dict) and
+    or a level view reading it (or a dask array over that view), the same in-memory store (or its dict) and
     a .npy's own path; another place in the same group is fine."""
     from zarr.storage import MemoryStore
     camera = real("camera")
@@ -308,7 +308,9 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
     raw = str(tmp_path / "g.zarr" / "raw")
     for data, output in ((da.from_zarr(raw) + 1, raw),   # a dask array reading it
                          (source, "file://" + raw), (source, StorePath(LocalStore(raw), "")),
-                         (pj.open_multiscale(converted)[0], str(tmp_path / "g.zarr"))):
+                         (pj.open_multiscale(converted)[0], str(tmp_path / "g.zarr")),
+                         # a level view's dask array (a source that no zarr array reads)
+                         (pj.open_multiscale(converted)[1].to_dask(), str(tmp_path / "g.zarr"))):
         with pytest.raises(ValueError, match="would delete the input being converted"):
             pj.to_zarr(data, output, overwrite=True)
     np.testing.assert_array_equal(zarr.open_array(raw)[:], camera)

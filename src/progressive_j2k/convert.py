@@ -460,16 +460,21 @@ def _places(thing) -> list:
     file:// URL, LocalStore or local FsspecStore, or a zarr array, group,
     StorePath or level view in one, as (_LOCAL, its resolved path); one in
     another store as (that store's dict or the store, its path in it); a
-    dask array: its zarr sources' places.  Nothing for a remote URL."""
+    dask array: its zarr sources' places (zarr arrays and level views, as
+    Level.to_dask makes).  Nothing for a remote URL."""
     graph = thing.__dask_graph__() if hasattr(thing, "__dask_graph__") else None
-    if graph is not None:   # the zarr arrays a dask array reads: from_zarr and
-        import zarr         # from_array keep them in materialized layers (the
-        mappings = [graph]  # others would be materialized: seconds for 10**5 chunks)
+    if graph is not None:
+        import zarr
+        from progressive_j2k.multiscale import Level   # (which imports this module)
+        # the arrays a dask array reads: from_zarr and from_array keep them in
+        # materialized layers (the others would be materialized: seconds for
+        # 10**5 chunks)
+        mappings = [graph]
         if hasattr(graph, "layers"):
             from dask.highlevelgraph import MaterializedLayer
             mappings = [m for m in graph.layers.values() if isinstance(m, MaterializedLayer)]
         return [p for mapping in mappings for node in mapping.values()
-                if isinstance(node, zarr.Array) for p in _places(node)]
+                if isinstance(node, (zarr.Array, Level)) for p in _places(node)]
     reader = getattr(thing, "_reader", None)   # a multiscale Level
     store_path = getattr(thing, "store_path", None) or (   # an Array, Group or StorePath
         thing if hasattr(thing, "store") and hasattr(thing, "path") else None)
