@@ -332,6 +332,11 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
 def test_to_zarr_empty_array(tmp_path):
     z = to_zarr(np.zeros((0, 5), np.uint16), str(tmp_path / "e.zarr"), chunks=(4, 5))
     assert z.shape == (0, 5)
+    # default chunks (1 along an empty axis), an empty axis between others
+    for shape in ((0, 5), (5, 0, 3), (0,)):
+        z = to_zarr(np.zeros(shape, np.uint8), str(tmp_path / "d.zarr"), overwrite=True)
+        assert z.shape == shape and min(z.chunks) >= 1
+        assert pj.open_multiscale(str(tmp_path / "d.zarr"))[0][...].shape == shape
 
 
 def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):

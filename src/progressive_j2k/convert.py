@@ -22,7 +22,8 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
     """1024 along transformed axes (256 for 3-D transforms); the whole colour
     axis, and the whole of a short untransformed last axis (channels last,
     e.g. RGBA: read together, so one request each); 1 along other plane
-    axes (frames, read one by one)."""
+    axes (frames, read one by one).  An axis of length 0 gets chunks of 1
+    (zarr's chunks are positive; there is nothing to read)."""
     resolved = _options.resolve_options(_options.normalise_options(**options), shape, dtype)
     edge = 256 if len(resolved["axes"]) == 3 else 1024
     chunks = []
@@ -34,7 +35,7 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
             chunks.append(n)
         else:
             chunks.append(1)
-    return tuple(chunks)
+    return tuple(max(c, 1) for c in chunks)
 
 
 #: to_zarr makes encode()'s choice of axes (a stack of unlike frames stays a
@@ -406,7 +407,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     regions = _regions(shape, chunks, padded, codec_options, dtype,
                        math.prod(chunks) * dtype.itemsize / (EDGE_FLOORS * floor))
     try:
-        if _is_dask(data):
+        if 0 in shape:   # no chunk to write
+            pass
+        elif _is_dask(data):
             import dask.array as da
             blocks = data.rechunk(chunks)
             if padded != shape:
