@@ -317,6 +317,9 @@ def test_max_bytes_counts_the_longest_line():
 def test_review_regressions_on_edge_inputs():
     with pytest.raises(ValueError, match="0-d"):
         pj.encode(np.array(3, np.uint8))  # used to come back as shape (1,)
+    for text in (b"abc", "abc"):   # 0-d arrays of strings: their dtype is what is wrong
+        with pytest.raises(TypeError, match="unsupported dtype"):
+            pj.encode(text)
     arr = np.zeros((16, 16), "i4")
     arr[3, 3] = -2**31  # np.abs wraps this: the range check must not
     with pytest.raises(ValueError, match="2\\*\\*50"):

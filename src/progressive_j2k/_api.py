@@ -434,14 +434,14 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     arr = np.asarray(data)
     if is_big_endian(arr.dtype):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    if arr.ndim == 0:
-        raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
     options = normalise_options(levels=levels, mode=mode, axes=axes, colour_axis=colour_axis,
                                 step=step, tolerance=tolerance, ratio=ratio,
                                 bits_per_sample=bits_per_sample, psnr=psnr, layers=layers,
                                 layer_metric=layer_metric, rdo=rdo, nodata=nodata,
                                 reversible=reversible, close_gaps=close_gaps)
-    code = check_dtype(arr.dtype, options)
+    code = check_dtype(arr.dtype, options)   # (first: bytes make 0-d arrays of strings)
+    if arr.ndim == 0:
+        raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
     check_targets(options)
