@@ -327,7 +327,7 @@ def test_bad_layer_options_are_refused(bad):
 def test_bad_layer_metric_and_psnr_order_are_refused():
     with pytest.raises(ValueError, match="layer_metric"):
         ProgressiveJ2K(layers=[20], layer_metric="ssim")
-    with pytest.raises(ValueError, match="increasing"):
+    with pytest.raises(ValueError, match="non-decreasing"):
         ProgressiveJ2K(reversible=False, layers=[40, 30], layer_metric="psnr")
 
 

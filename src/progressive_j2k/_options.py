@@ -221,8 +221,8 @@ def _as_bool(value, name: str) -> bool:
 
 
 def _normalise_layers(layers, metric):
-    """None, a layer count 2..16, or the targets of the layers before the
-    last: ratios (decreasing) or PSNRs (increasing)."""
+    """None, a layer count 1..16 (1: None), or the targets of the layers
+    before the last: ratios (non-increasing) or PSNRs (non-decreasing)."""
     if metric not in LAYER_METRICS:
         raise ValueError(f"layer_metric must be one of {LAYER_METRICS}, got {metric!r}")
     if layers is None:
@@ -244,9 +244,9 @@ def _normalise_layers(layers, metric):
         raise ValueError(f"layer targets must be finite, got {targets}")
     if metric == "ratio":
         if not all(t > 1 for t in targets) or list(targets) != sorted(targets, reverse=True):
-            raise ValueError(f"layer ratios must be > 1 and decreasing, got {targets}")
+            raise ValueError(f"layer ratios must be > 1 and non-increasing, got {targets}")
     elif list(targets) != sorted(targets):
-        raise ValueError(f"layer PSNRs must be increasing, got {targets}")
+        raise ValueError(f"layer PSNRs must be non-decreasing, got {targets}")
     return targets
 
 
