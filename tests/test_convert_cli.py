@@ -792,6 +792,14 @@ def test_to_zarr_shards_may_leave_out_trailing_axes(real, tmp_path):
     assert main(["convert", str(tmp_path / "p.npy"), str(tmp_path / "b.zarr"), "--quiet",
                  "--chunks", "256,256", "--shards", "512,512"]) == 0
     assert zarr.open_array(str(tmp_path / "b.zarr")).shards == (512, 512, 3)
+    # None or -1 takes an axis whole, as in chunks (in whole chunks: 303 rows -> 320)
+    coins = real("coins")
+    z = pj.to_zarr(coins, str(tmp_path / "c.zarr"), chunks=(64, 64), shards=(None, -1))
+    assert z.shards == (320, 384)
+    np.testing.assert_array_equal(z[:], coins)
+    for bad in (("x", 128), (None, 100)):
+        with pytest.raises(ValueError, match="shards must be up to 2 multiples"):
+            pj.to_zarr(coins, str(tmp_path / "d.zarr"), chunks=(64, 64), shards=bad, overwrite=True)
 
 
 def test_python_dash_m_runs_the_command():

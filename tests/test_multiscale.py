@@ -196,7 +196,8 @@ def test_basic_indexing_semantics(real, tmp_path):
     for key in [(5,), (-1,), (slice(3, 40, 3),), (Ellipsis, 7), (slice(None), slice(10, 2)),
                 (10, slice(None, None, 5)), (Ellipsis,), (None,), (slice(None, None, -1),),
                 (slice(40, 3, -7), None, Ellipsis, -2), (None, 3, None, slice(-1, None, -1)),
-                (slice(None, None, -1000),), (slice(5, 50, -1),), (Ellipsis, None)]:
+                (slice(None, None, -1000),), (slice(5, 50, -1),), (Ellipsis, None),
+                (np.array(4),), (np.array(-2, np.int8), slice(3, 9))]:   # 0-d: integers
         assert level[key].shape == full[key].shape
         np.testing.assert_array_equal(level[key], full[key])
     with pytest.raises(IndexError):
@@ -499,6 +500,8 @@ def test_compressors_that_cannot_be_undone_are_refused_and_damage_is_an_error(re
     layered[:] = camera
     with pytest.raises(ValueError, match="layer must be in 0..2"):
         pj.level_nbytes(layered, layer=3)
+    with pytest.raises(TypeError, match="layer must be an integer"):
+        pj.open_multiscale(layered, layer=True)
     z = zarr.create_array(LocalStore(tmp_path / "a.zarr"), shape=camera.shape, chunks=(256, 256),
                           dtype=camera.dtype, serializer=ProgressiveJ2KV3())
     z[:] = camera

@@ -315,8 +315,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     active dask scheduler, distributed included) or an array-like that slices
     lazily (e.g. a memory-mapped .npy or another zarr array), which is copied
     one row of chunks at a time.  ``chunks``: lengths for the leading axes
-    (the others get the defaults); None or -1 takes an axis whole.
-    ``codec_options`` are those of
+    (the others get the defaults); None or -1 takes an axis whole, in
+    ``shards`` too (lengths in whole chunks; one chunk per shard along an
+    axis left out).  ``codec_options`` are those of
     :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
     ``nodata`` option where one is given (unwritten parts then read as
     nodata), else zarr's default, 0.  ``attributes``: the array's (e.g.
@@ -374,8 +375,15 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                           "left out): give one per axis from the first" if misplaced else ""),
                       stacklevel=2)
     if shards is not None:
-        # like chunks, trailing axes may be left out: one chunk per shard there
-        shards = tuple(int(s) for s in shards)
+        # like chunks, trailing axes may be left out: one chunk per shard
+        # there; None or -1 takes an axis whole (its chunks', padding included)
+        whole = [-(-n // c) * c for n, c in zip(shape, chunks)]
+        try:
+            shards = tuple(w if s is None or (isinstance(s, (int, np.integer)) and s == -1)
+                           else int(s) for s, w in zip(shards, whole + [0] * len(shards)))
+        except (TypeError, ValueError):
+            raise ValueError(f"shards must be up to {len(shape)} multiples of the chunks "
+                             f"{chunks}, got {shards}") from None
         shards += chunks[len(shards):]
         if len(shards) != len(shape) or any(s < c or s % c for s, c in zip(shards, chunks)):
             raise ValueError(f"shards must be up to {len(shape)} multiples of the chunks "

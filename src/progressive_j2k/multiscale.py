@@ -761,6 +761,8 @@ def _normalise_key(key, shape):
             continue
         n = shape[axis]
         axis += 1
+        if isinstance(k, np.ndarray) and k.ndim == 0 and k.dtype.kind in "iu":
+            k = k.item()   # (numpy reads a 0-d integer array as its integer)
         if isinstance(k, (bool, np.bool_)):
             raise IndexError("boolean indices are not supported")
         if isinstance(k, (int, np.integer)):
@@ -904,7 +906,10 @@ def level_nbytes(array, layer: int | None = None) -> list[int]:
 
 
 def _check_layer(reader: _Reader, layer) -> None:
-    """ValueError unless `layer` is None or one of the array's quality layers."""
+    """ValueError unless `layer` is None or one of the array's quality layers
+    (TypeError for a bool, which would read as 0 or 1)."""
+    if isinstance(layer, (bool, np.bool_)):
+        raise TypeError(f"layer must be an integer or None, got {layer!r}")
     if layer is not None:
         layers = _options.layer_count(reader.layout.options)
         if not 0 <= operator.index(layer) < layers:
