@@ -912,7 +912,7 @@ def test_malformed_physical_axes_warn_and_fall_back_to_unit_spacing(real, tmp_pa
     assert (level.scale, level.translation, level.units) == ((1.0, 0.5), (0.0, 0.0), None)
 
 
-def test_preview_at_picks_the_slice(real, tmp_path, capsys):
+def test_preview_at_picks_the_slice(real, tmp_path, capsys, monkeypatch):
     """--at shows the slice asked for (a full-resolution index, halved per
     level along transformed axes) instead of the middle one, and refuses
     axes of the picture and indices beyond the array."""
@@ -927,7 +927,18 @@ def test_preview_at_picks_the_slice(real, tmp_path, capsys):
                      f"0={index}", "-o", out]) == 0
         png = imagecodecs.png_decode((tmp_path / f"{level}.png").read_bytes())
         np.testing.assert_array_equal(png, levels[level][index >> level])
-    for bad, message in (("1=40", "not one to pick from"), ("-3=197", "indices 0 to 196")):
+    for bad, message in (("1=40", "not one to pick from"), ("-3=197", "indices 0 to 196"),
+                         ("0=1,-3=0", "given twice")):
         assert main(["preview", str(tmp_path / "v.zarr"), f"--at={bad}", "-o",
                      str(tmp_path / "x.png")]) == 2
         assert message in capsys.readouterr().err
+    # PNG only, under its own name; a level too large to read refused before reading
+    assert main(["preview", str(tmp_path / "v.zarr"), "-o", str(tmp_path / "x.jpg")]) == 2
+    assert "name the output *.png" in capsys.readouterr().err
+    assert not (tmp_path / "x.jpg").exists()
+    from progressive_j2k import cli
+    monkeypatch.setattr(cli, "PREVIEW_MAX_BYTES", 233 * 189 - 1)   # level 0's picture, less one
+    assert main(["preview", str(tmp_path / "v.zarr"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "choose a coarser level" in capsys.readouterr().err
+    assert main(["preview", str(tmp_path / "v.zarr"), "--level", "1", "-o",
+                 str(tmp_path / "x.png")]) == 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 import warnings
@@ -183,8 +184,14 @@ def _describe_codec(options: dict, headers, count: int) -> str:
             f"{options['axes']}; stored chunks: {coded or 'none'}")
 
 
+#: The largest level preview reads (bytes of its picture, before PNG).
+PREVIEW_MAX_BYTES = 1 << 30
+
+
 def preview(args):
     imagecodecs = require("imagecodecs", "cli", "preview")
+    if os.path.splitext(args.output)[1].lower() != ".png":
+        raise ValueError(f"preview writes PNG images: name the output *.png, got {args.output}")
 
     from progressive_j2k.multiscale import codec_options, open_multiscale, progressive_array
     array = progressive_array(args.path)
@@ -213,6 +220,8 @@ def preview(args):
     at = {}
     for axis, index in args.at or ():
         a = axis + level.ndim if axis < 0 else axis
+        if a in at:
+            raise ValueError(f"--at {axis}={index}: axis {axis} is given twice")
         if not 0 <= a < level.ndim or a in axes or a == colour:
             raise ValueError(f"--at {axis}={index}: axis {axis} is not one to pick from (the "
                              f"picture shows axes {axes}" + (f", colour {colour})" if colour is not None else ")"))
@@ -222,6 +231,11 @@ def preview(args):
         at[a] = min(index >> args.level if a in transformed else index, level.shape[a] - 1)
     key = tuple(slice(None) if a in axes or a == colour else at.get(a, level.shape[a] // 2)
                 for a in range(level.ndim))
+    pixels = math.prod(level.shape[a] for a in range(level.ndim) if a in axes or a == colour)
+    if pixels * level.dtype.itemsize > PREVIEW_MAX_BYTES:
+        raise ValueError(f"--level {args.level} is {' x '.join(str(level.shape[a]) for a in axes)} "
+                         f"pixels, more than a preview reads ({PREVIEW_MAX_BYTES >> 30} GiB): "
+                         f"choose a coarser level (up to {len(levels) - 1})")
     image = level[key]
     if colour is not None:   # to the end, where PNG wants it
         image = np.ascontiguousarray(np.moveaxis(image, sum(a in axes for a in range(colour)), -1))
