@@ -19,6 +19,7 @@ after it keeps the prefixes in place, and is read by prefix.
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import operator
 import os
@@ -700,7 +701,10 @@ class Level:
                 # a header cached before the array was rewritten gives the
                 # wrong prefix: once more, afresh
                 self._reader.forget(coords)
-                block = await read(coords)
+                try:
+                    block = await read(coords)
+                except DecodeError as exc:   # which chunk, where the message does not say
+                    raise _naming(exc, coords) from exc
             if block is None:
                 fill = self._reader.layout.fill_value
                 out[region_out] = 0 if fill is None else fill  # zarr reads None as 0
@@ -734,6 +738,14 @@ class Level:
             await fill(jobs.pop(len(jobs) // 2))
         await asyncio.gather(*(fill(parts) for parts in jobs))
         return out
+
+
+def _naming(exc: DecodeError, coords) -> DecodeError:
+    """`exc` (its class and attributes, e.g. TruncatedError's needed), its
+    message prefixed with the chunk's grid coordinates."""
+    named = copy.copy(exc)
+    named.args = (f"chunk {tuple(int(c) for c in coords)}: {exc}",) + exc.args[1:]
+    return named
 
 
 def _normalise_key(key, shape):
