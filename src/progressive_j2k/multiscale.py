@@ -703,7 +703,7 @@ class Level:
                 self._reader.forget(coords)
                 try:
                     block = await read(coords)
-                except DecodeError as exc:   # which chunk, where the message does not say
+                except DecodeError as exc:   # which chunk (the core's messages cannot say)
                     raise _naming(exc, coords) from exc
             if block is None:
                 fill = self._reader.layout.fill_value
