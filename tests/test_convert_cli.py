@@ -797,6 +797,8 @@ def test_to_zarr_shards_may_leave_out_trailing_axes(real, tmp_path):
     z = pj.to_zarr(coins, str(tmp_path / "c.zarr"), chunks=(64, 64), shards=(None, -1))
     assert z.shards == (320, 384)
     np.testing.assert_array_equal(z[:], coins)
+    z = pj.to_zarr(np.zeros((0, 5), np.uint8), str(tmp_path / "e.zarr"), shards=(None,))
+    assert z.shape == (0, 5) and z.shards == (1, 5)   # (an empty axis: one chunk)
     for bad in (("x", 128), (None, 100)):
         with pytest.raises(ValueError, match="shards must be up to 2 multiples"):
             pj.to_zarr(coins, str(tmp_path / "d.zarr"), chunks=(64, 64), shards=bad, overwrite=True)
@@ -932,12 +934,15 @@ def test_preview_at_picks_the_slice(real, tmp_path, capsys, monkeypatch):
         assert main(["preview", str(tmp_path / "v.zarr"), f"--at={bad}", "-o",
                      str(tmp_path / "x.png")]) == 2
         assert message in capsys.readouterr().err
+    assert main(["preview", str(tmp_path / "v.zarr"), "--at", "0=10", "--at", "0=150", "-o",
+                 str(tmp_path / "x.png")]) == 2   # (repeated flags, not only a list)
+    assert "given twice" in capsys.readouterr().err
     # PNG only, under its own name; a level too large to read refused before reading
     assert main(["preview", str(tmp_path / "v.zarr"), "-o", str(tmp_path / "x.jpg")]) == 2
     assert "name the output *.png" in capsys.readouterr().err
     assert not (tmp_path / "x.jpg").exists()
     from progressive_j2k import cli
-    monkeypatch.setattr(cli, "PREVIEW_MAX_BYTES", 233 * 189 - 1)   # level 0's picture, less one
+    monkeypatch.setattr(cli, "PREVIEW_MAX_BYTES", 233 * 189 - 1)   # level 0's uint8 picture, less one
     assert main(["preview", str(tmp_path / "v.zarr"), "-o", str(tmp_path / "x.png")]) == 2
     assert "choose a coarser level" in capsys.readouterr().err
     assert main(["preview", str(tmp_path / "v.zarr"), "--level", "1", "-o",

@@ -481,7 +481,7 @@ def unrounded_squared_error(target: float, active: float = 1.0) -> float:
     """The v whose rounded_squared_error is `target` (it grows with v): below
     EXACT_ROUNDING_BELOW, Newton's method on the log error against 1 / v
     (nearly a line where erfc's tail leads: log erfc(a) ~ -a**2), kept
-    within a bracket that is bisected where a step would leave it (3-7
+    within a bracket that is bisected where a step would leave it (1-7
     sums where bisection took 48)."""
     if active < 1.0:
         return active * unrounded_squared_error(target / active) if active > 0.0 else target

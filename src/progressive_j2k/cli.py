@@ -184,7 +184,7 @@ def _describe_codec(options: dict, headers, count: int) -> str:
             f"{options['axes']}; stored chunks: {coded or 'none'}")
 
 
-#: The largest level preview reads (bytes of its picture, before PNG).
+#: The most memory a preview's picture may take (read, and scaled to 8 bits).
 PREVIEW_MAX_BYTES = 1 << 30
 
 
@@ -218,7 +218,7 @@ def preview(args):
     if colour is None and last not in transformed and level.shape[last] in (3, 4):
         colour = last
     at = {}
-    for axis, index in args.at or ():
+    for axis, index in (pair for picks in args.at or () for pair in picks):
         a = axis + level.ndim if axis < 0 else axis
         if a in at:
             raise ValueError(f"--at {axis}={index}: axis {axis} is given twice")
@@ -232,7 +232,8 @@ def preview(args):
     key = tuple(slice(None) if a in axes or a == colour else at.get(a, level.shape[a] // 2)
                 for a in range(level.ndim))
     pixels = math.prod(level.shape[a] for a in range(level.ndim) if a in axes or a == colour)
-    if pixels * level.dtype.itemsize > PREVIEW_MAX_BYTES:
+    # (read, then scaled to 8 bits through float64 unless already 8-bit)
+    if pixels * (level.dtype.itemsize + (0 if level.dtype == np.uint8 else 16)) > PREVIEW_MAX_BYTES:
         raise ValueError(f"--level {args.level} is {' x '.join(str(level.shape[a]) for a in axes)} "
                          f"pixels, more than a preview reads ({PREVIEW_MAX_BYTES >> 30} GiB): "
                          f"choose a coarser level (up to {len(levels) - 1})")
@@ -295,7 +296,7 @@ def main(argv=None):
     p.add_argument("path")
     p.add_argument("--level", type=int, default=0)
     p.add_argument("--layer", type=int, help="read only quality layers 0..LAYER")
-    p.add_argument("--at", type=_picks, metavar="AXIS=INDEX[,...]",
+    p.add_argument("--at", type=_picks, action="append", metavar="AXIS=INDEX[,...]",
                    help="the slice, frame or band to show along axes outside the picture, as "
                         "full-resolution indices (default: the middle of each; negative axes "
                         "as --at=-3=10)")

@@ -316,8 +316,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     lazily (e.g. a memory-mapped .npy or another zarr array), which is copied
     one row of chunks at a time.  ``chunks``: lengths for the leading axes
     (the others get the defaults); None or -1 takes an axis whole, in
-    ``shards`` too (lengths in whole chunks; one chunk per shard along an
-    axis left out).  ``codec_options`` are those of
+    ``shards`` too (sample lengths, multiples of the chunks; one chunk per
+    shard along an axis left out).  ``codec_options`` are those of
     :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
     ``nodata`` option where one is given (unwritten parts then read as
     nodata), else zarr's default, 0.  ``attributes``: the array's (e.g.
@@ -377,7 +377,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if shards is not None:
         # like chunks, trailing axes may be left out: one chunk per shard
         # there; None or -1 takes an axis whole (its chunks', padding included)
-        whole = [-(-n // c) * c for n, c in zip(shape, chunks)]
+        whole = [max(-(-n // c) * c, c) for n, c in zip(shape, chunks)]
         try:
             shards = tuple(w if s is None or (isinstance(s, (int, np.integer)) and s == -1)
                            else int(s) for s, w in zip(shards, whole + [0] * len(shards)))

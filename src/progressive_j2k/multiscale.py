@@ -919,7 +919,7 @@ def level_nbytes(array, layer: int | None = None) -> list[int]:
 
 def _check_layer(reader: _Reader, layer) -> None:
     """ValueError unless `layer` is None or one of the array's quality layers
-    (TypeError for a bool, which would read as 0 or 1)."""
+    (TypeError for a non-integer, bools included, which would read as 0 or 1)."""
     if isinstance(layer, (bool, np.bool_)):
         raise TypeError(f"layer must be an integer or None, got {layer!r}")
     if layer is not None:
