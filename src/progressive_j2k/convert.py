@@ -286,6 +286,13 @@ def _regions(shape, chunks, padded, codec_options: dict, dtype, ratio_cap: float
     return [r for r in regions if all(a < b for a, b in zip(r[1], r[2]))]
 
 
+def _whole_axes(lengths, whole: tuple) -> tuple:
+    """`lengths` with None or -1 replaced by the axis's `whole` length, as
+    zarr takes them (0 for entries beyond `whole`: refused later)."""
+    return tuple(w if c is None or (isinstance(c, (int, np.integer)) and c == -1) else c
+                 for c, w in zip(lengths, tuple(whole) + (0,) * len(lengths)))
+
+
 def _pieces(lo: int, hi: int, unit: int) -> tuple:
     """[lo, hi) cut at the multiples of unit: a region's dask chunks, each
     within one write unit (a shard is then written by one task)."""
@@ -345,9 +352,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # a channels-first colour image gets encode()'s colour axis, recorded
     # (the codecs' "auto" looks at the last axis only) -- where its chunks
     # keep the three channels together
-    if chunks is not None:   # (None or -1: the whole axis, as zarr takes them)
-        chunks = tuple(n if c is None or (isinstance(c, (int, np.integer)) and c == -1) else c
-                       for c, n in zip(chunks, shape + (0,) * len(chunks)))
+    if chunks is not None:
+        chunks = _whole_axes(chunks, shape)
     colour_axis = chosen_colour_axis(data, dtype, options)
     if colour_axis is not None and (chunks is None or len(chunks) <= colour_axis
                                     or chunks[colour_axis] == 3):
@@ -377,10 +383,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if shards is not None:
         # like chunks, trailing axes may be left out: one chunk per shard
         # there; None or -1 takes an axis whole (its chunks', padding included)
-        whole = [max(-(-n // c) * c, c) for n, c in zip(shape, chunks)]
+        whole = tuple(max(-(-n // c) * c, c) for n, c in zip(shape, chunks))
         try:
-            shards = tuple(w if s is None or (isinstance(s, (int, np.integer)) and s == -1)
-                           else int(s) for s, w in zip(shards, whole + [0] * len(shards)))
+            shards = tuple(int(s) for s in _whole_axes(shards, whole))
         except (TypeError, ValueError):
             raise ValueError(f"shards must be up to {len(shape)} multiples of the chunks "
                              f"{chunks}, got {shards}") from None
