@@ -291,7 +291,8 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
     it is read: refused, the input intact, for the same array or the group
     holding it (as paths, a file:// URL, a StorePath, a Group), a dask array
     or a level view reading it (or a dask array over that view), the same in-memory store (or its dict) and
-    a .npy's own path; another place in the same group is fine."""
+    a .npy's own path; another place in the same group is fine.  Dask
+    arrays hold their source in a layer or, with inline_array, in each task."""
     from zarr.storage import MemoryStore
     camera = real("camera")
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
@@ -307,6 +308,9 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
     from zarr.storage import LocalStore, StorePath
     raw = str(tmp_path / "g.zarr" / "raw")
     for data, output in ((da.from_zarr(raw) + 1, raw),   # a dask array reading it
+                         (da.from_zarr(raw, inline_array=True)[::2], raw),   # (in its tasks)
+                         (da.from_array(pj.open_multiscale(converted)[1], inline_array=True,
+                                        asarray=False), str(tmp_path / "g.zarr")),
                          (source, "file://" + raw), (source, StorePath(LocalStore(raw), "")),
                          (pj.open_multiscale(converted)[0], str(tmp_path / "g.zarr")),
                          # a level view's dask array (a source that no zarr array reads)

@@ -483,13 +483,19 @@ def _places(thing) -> list:
         import zarr
         from progressive_j2k.multiscale import Level   # (which imports this module)
         # the arrays a dask array reads: from_zarr and from_array keep them in
-        # materialized layers (the others would be materialized: seconds for
+        # a materialized layer, or (inline_array=True) as a blockwise layer's
+        # literal argument; other layers are not materialized (seconds for
         # 10**5 chunks)
-        mappings = [graph]
+        nodes = list(graph.values()) if not hasattr(graph, "layers") else []
         if hasattr(graph, "layers"):
+            from dask.blockwise import Blockwise
             from dask.highlevelgraph import MaterializedLayer
-            mappings = [m for m in graph.layers.values() if isinstance(m, MaterializedLayer)]
-        return [p for mapping in mappings for node in mapping.values()
+            for layer in graph.layers.values():
+                if isinstance(layer, MaterializedLayer):
+                    nodes.extend(layer.values())
+                elif isinstance(layer, Blockwise):
+                    nodes.extend(value for value, index in layer.indices if index is None)
+        return [p for node in nodes
                 if isinstance(node, (zarr.Array, Level)) for p in _places(node)]
     reader = getattr(thing, "_reader", None)   # a multiscale Level
     store_path = getattr(thing, "store_path", None) or (   # an Array, Group or StorePath
