@@ -435,7 +435,16 @@ def test_checksums_after_the_codec_keep_prefix_reads(real, tmp_path, capsys, sha
         fetched = sum(r[2] for r in store.chunk_reads())
         assert fetched < stored / 4 if k == 2 else fetched <= stored
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "crc.zarr", mode="r")[:], arr)
-    if sharded:
+    if sharded:   # damage in chunk (1, 0): the error names it and its shard
+        shard = tmp_path / "crc.zarr" / "c" / "0" / "0"
+        data = bytearray(shard.read_bytes())
+        index = np.frombuffer(bytes(data[-(16 * 4 + 4):-4]), "<u8").reshape(2, 2, 2)
+        offset = int(index[1, 0, 0])
+        header = pj.read_header(bytes(data[offset:offset + int(index[1, 0, 1])]))
+        data[offset + header.prefix_length(1) - 10] ^= 1
+        shard.write_bytes(bytes(data))
+        with pytest.raises(pj.ChecksumError, match=r"^chunk \(1, 0\) \(in shard 'c/0/0'\): "):
+            pj.open_multiscale(str(tmp_path / "crc.zarr"))[1][64:128, :64]
         return
     from progressive_j2k.cli import main   # (info: the bytes stored, checksums and all)
     capsys.readouterr()
@@ -457,7 +466,7 @@ def test_checksums_after_the_codec_keep_prefix_reads(real, tmp_path, capsys, sha
     levels = pj.open_multiscale(str(tmp_path / "crc.zarr"))
     with pytest.raises(pj.DecodeError, match="crc32c checksum does not match"):
         levels[0][128:256, :128]
-    with pytest.raises(pj.ChecksumError, match=r"^chunk \(1, 0\): "):   # which one
+    with pytest.raises(pj.ChecksumError, match=r"^chunk \(1, 0\) \(key 'c/1/0'\): "):   # which one
         levels[1][64:128, :64]
     np.testing.assert_array_equal(levels[3][16:32, :16], expected[3][16:32, :16])
 

@@ -272,6 +272,14 @@ class _Reader:
         key = self.metadata.encode_chunk_key(tuple(coords))
         return f"{self.path}/{key}" if self.path else key
 
+    def name(self, coords) -> str:
+        """Chunk `coords` for a message: its grid coordinates and store key
+        (its shard's, in a sharded array)."""
+        grid = tuple(int(c) for c in coords)
+        if self.layout.shard_shape is None:
+            return f"chunk {grid} (key {self._key(coords)!r})"
+        return f"chunk {grid} (in shard {self._key(self._shard_of(coords)[0])!r})"
+
     async def _get(self, key, start=None, stop=None, suffix=None):
         from zarr.abc.store import RangeByteRequest, SuffixByteRequest
         if suffix is not None:
@@ -704,7 +712,7 @@ class Level:
                 try:
                     block = await read(coords)
                 except DecodeError as exc:   # which chunk (the core's messages cannot say)
-                    raise _naming(exc, coords) from exc
+                    raise _naming(exc, self._reader.name(coords)) from exc
             if block is None:
                 fill = self._reader.layout.fill_value
                 out[region_out] = 0 if fill is None else fill  # zarr reads None as 0
@@ -740,11 +748,11 @@ class Level:
         return out
 
 
-def _naming(exc: DecodeError, coords) -> DecodeError:
+def _naming(exc: DecodeError, name: str) -> DecodeError:
     """`exc` (its class and attributes, e.g. TruncatedError's needed), its
-    message prefixed with the chunk's grid coordinates."""
+    message prefixed with the chunk's `name`."""
     named = copy.copy(exc)
-    named.args = (f"chunk {tuple(int(c) for c in coords)}: {exc}",) + exc.args[1:]
+    named.args = (f"{name}: {exc}",) + exc.args[1:]
     return named
 
 
