@@ -654,15 +654,22 @@ static void dequantise_factors(const pj2k_header *h, int levels, const int *last
     }
 }
 
+/* The factors of dequantise, clamped for float32 work */
+static void dequantise_factors_for(const pj2k_header *h, int levels, const int *last, int f32,
+                                   double *factor)
+{
+    dequantise_factors(h, levels, last, factor);
+    if (f32)   /* (a float32 step times 2**shift: exact in float32 unless beyond it) */
+        for (int b = 0; b < 1 + levels * ((1 << h->naxes) - 1); b++)
+            factor[b] = factor[b] < FLT_MAX ? factor[b] : FLT_MAX;
+}
+
 /* into float64, or with f32 into float32 (float32_reconstruction) */
 static void dequantise(const pj2k_kernels *K, const pj2k_header *h, const layout *L, int levels,
                        const void *in, coef_kind kind, void *out, int f32, const int *last)
 {
     double factor[PJ2K_MAX_BANDS];
-    dequantise_factors(h, levels, last, factor);
-    if (f32)   /* (a float32 step times 2**shift: exact in float32 unless beyond it) */
-        for (int b = 0; b < 1 + levels * ((1 << h->naxes) - 1); b++)
-            factor[b] = factor[b] < FLT_MAX ? factor[b] : FLT_MAX;
+    dequantise_factors_for(h, levels, last, f32, factor);
     const size_t real_size = f32 ? sizeof(float) : sizeof(double);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         const uint8_t *src = (const uint8_t *)in + c * L->box * COEF_BYTES[kind];
@@ -693,56 +700,104 @@ static int octave(size_t i, size_t n, int levels)
     return l;
 }
 
-/* dequantise for int32 values that lie in the upper half of `real` itself
- * (bytes [4n, 8n) of its 8n + 8): values are taken in memory order, so the
- * float64 of element i, which covers the int32 of elements 2i - n and
- * 2i - n + 1, only ever overwrites values already taken; each kernel call
- * gets a piece whose input and output do not overlap.  The decoder then
- * needs no separate int32 buffer (docs/DESIGN.md 35). */
+/* dequantise for values half as wide as the working type that lie in the
+ * upper half of `real` itself (int32 in bytes [4n, 8n) of float64 work,
+ * int16 in [2n, 4n) of float32 work): values are taken in memory order, so
+ * the working value of element i, which covers the values of elements
+ * 2i - n and 2i - n + 1, only ever overwrites values already taken; each
+ * kernel call gets a piece whose input and output do not overlap.  The
+ * decoder then needs no separate buffer of values (docs/DESIGN.md 35). */
+#define DEQUANTISE_UPPER_HALF(NAME, CT, RT, KERNEL)                                         \
+static void NAME(const pj2k_kernels *K, const pj2k_header *h, const layout *L, int levels,  \
+                 RT *real, const double *factor)                                            \
+{                                                                                           \
+    const size_t n = L->elements, *d = L->dims;                                             \
+    const CT *values = (const CT *)(const void *)((uint8_t *)real + sizeof(CT) * n);        \
+    const int first = 3 - h->naxes;   /* box axes first..2 are transformed, bit a - first */ \
+    for (size_t c = 0; c < L->planes * L->ncomp; c++)                                       \
+        for (size_t z = 0; z < d[0]; z++)                                                   \
+            for (size_t y = 0; y < d[1]; y++) {                                             \
+                const int oz = octave(z, d[0], levels), oy = octave(y, d[1], levels);       \
+                const size_t row = c * L->box + (z * d[1] + y) * d[2];                      \
+                /* along x in memory order: the low part, then the high halves,             \
+                 * coarsest first */                                                        \
+                for (int ox = levels + 1; ox >= 1; ox--) {                                  \
+                    const size_t from = ox > levels ? 0 : pj2k_ceil_shift(d[2], ox);        \
+                    const size_t to = pj2k_ceil_shift(d[2], ox > levels ? levels : ox - 1); \
+                    if (from >= to) continue;                                               \
+                    int level = ox < oy ? ox : oy;                                          \
+                    level = level < oz ? level : oz;                                        \
+                    int b = 0;   /* the band's step index (segment_bands' numbering) */     \
+                    if (level <= levels) {                                                  \
+                        int o = 0;                                                          \
+                        if (ox == level) o |= 1 << (2 - first);                             \
+                        if (oy == level && first <= 1) o |= 1 << (1 - first);              \
+                        if (oz == level && first == 0) o |= 1;                              \
+                        b = 1 + (levels - level) * ((1 << h->naxes) - 1) + (o - 1);         \
+                    }                                                                       \
+                    /* in pieces whose input lies above their output */                     \
+                    for (size_t a = row + from, e = row + to; a < e;) {                     \
+                        const size_t room = (n + a) / 2, stop = e < room ? e : room;        \
+                        if (stop == a) {   /* the last element covers its own value: read first */ \
+                            const CT q = values[a];                                         \
+                            RT v;                                                           \
+                            K->KERNEL(&q, &v, 1, factor[b]);                                \
+                            real[a++] = v;                                                  \
+                            continue;                                                       \
+                        }                                                                   \
+                        K->KERNEL(values + a, real + a, stop - a, factor[b]);               \
+                        a = stop;                                                           \
+                    }                                                                       \
+                }                                                                           \
+            }                                                                               \
+}
+DEQUANTISE_UPPER_HALF(dequantise_upper_half_f64, int32_t, double, dequantise_i32)
+DEQUANTISE_UPPER_HALF(dequantise_upper_half_f32, int16_t, float, dequantise_f32_i16)
+#undef DEQUANTISE_UPPER_HALF
+
+/* dequantise for int32 values where their float32 results go (float32 work
+ * of values that needed int32): each row's values through a small copy,
+ * so that the kernel's input and output never overlap. */
+static void dequantise_same_place(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
+                                  int levels, float *real, const double *factor)
+{
+    enum { PIECE = 256 };
+    int32_t piece[PIECE];
+    for (size_t c = 0; c < L->planes * L->ncomp; c++) {
+        float *plane = real + c * L->box;
+        FOR_EACH_BAND_ROW(L->dims, levels, h->naxes, {
+            for (size_t i = 0; i < nx; i += PIECE) {
+                const size_t k = nx - i < PIECE ? nx - i : PIECE;
+                memcpy(piece, (const void *)(plane + at + i), k * sizeof *piece);
+                K->dequantise_f32_i32(piece, plane + at + i, k, factor[sb->step_index]);
+            }
+        })
+    }
+}
+
+/* Dequantise values of `kind` that lie within `real` itself (where
+ * in_place_offset puts them) into it: float32 or float64 work. */
 static void dequantise_in_place(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
-                                int levels, double *real, const int *last)
+                                int levels, void *real, int f32, coef_kind kind, const int *last)
 {
     double factor[PJ2K_MAX_BANDS];
-    dequantise_factors(h, levels, last, factor);
-    const size_t n = L->elements, *d = L->dims;
-    const int32_t *values = (const int32_t *)(const void *)((uint8_t *)real + 4 * n);
-    const int first = 3 - h->naxes;   /* box axes first..2 are transformed, bit a - first */
-    for (size_t c = 0; c < L->planes * L->ncomp; c++)
-        for (size_t z = 0; z < d[0]; z++)
-            for (size_t y = 0; y < d[1]; y++) {
-                const int oz = octave(z, d[0], levels), oy = octave(y, d[1], levels);
-                const size_t row = c * L->box + (z * d[1] + y) * d[2];
-                /* along x in memory order: the low part, then the high halves,
-                 * coarsest first */
-                for (int ox = levels + 1; ox >= 1; ox--) {
-                    const size_t from = ox > levels ? 0 : pj2k_ceil_shift(d[2], ox);
-                    const size_t to = pj2k_ceil_shift(d[2], ox > levels ? levels : ox - 1);
-                    if (from >= to) continue;
-                    int level = ox < oy ? ox : oy;
-                    level = level < oz ? level : oz;
-                    int b = 0;   /* the band's step index (segment_bands' numbering) */
-                    if (level <= levels) {
-                        int o = 0;
-                        if (ox == level) o |= 1 << (2 - first);
-                        if (oy == level && first <= 1) o |= 1 << (1 - first);
-                        if (oz == level && first == 0) o |= 1;
-                        b = 1 + (levels - level) * ((1 << h->naxes) - 1) + (o - 1);
-                    }
-                    /* in pieces whose int32 input lies above their float64 output */
-                    for (size_t a = row + from, e = row + to; a < e;) {
-                        const size_t room = (n + a) / 2, stop = e < room ? e : room;
-                        if (stop == a) {   /* the last element covers its own value: read first */
-                            const int32_t q = values[a];
-                            double v;
-                            K->dequantise_i32(&q, &v, 1, factor[b]);
-                            real[a++] = v;
-                            continue;
-                        }
-                        K->dequantise_i32(values + a, real + a, stop - a, factor[b]);
-                        a = stop;
-                    }
-                }
-            }
+    dequantise_factors_for(h, levels, last, f32, factor);
+    if (!f32) dequantise_upper_half_f64(K, h, L, levels, real, factor);
+    else if (kind == COEF_I16) dequantise_upper_half_f32(K, h, L, levels, real, factor);
+    else dequantise_same_place(K, h, L, levels, real, factor);
+}
+
+/* Where values of `kind` go within a working buffer of float32 (f32) or
+ * float64 values that dequantise_in_place fills from them, in bytes from
+ * its start: int16 and int32 in the upper half of float32 and float64
+ * work, int32 where its float32 results go; -1 for the rest (int64
+ * values, and int16 in float64 work, which no stream takes). */
+static ptrdiff_t in_place_offset(const layout *L, int f32, coef_kind kind)
+{
+    if (f32 && kind == COEF_I32) return 0;
+    if (f32 ? kind == COEF_I16 : kind == COEF_I32)
+        return (ptrdiff_t)(COEF_BYTES[kind] * L->elements);
+    return -1;
 }
 
 /* Integer coefficients known only to shift s > 0 (segment r decoded through
@@ -1733,8 +1788,8 @@ static double compare_trial(const pj2k_kernels *K, const pj2k_header *h, const l
  * read, and reconstructed in float64, or in float32 where
  * float32_reconstruction says so.  PJ2K_NARROW_OVERFLOW if int16 did not
  * suffice (nothing was stored).  real_buffer (9/7): room for L->elements
- * values of the working float type, or NULL to allocate it here; float64 work with int32
- * `coef` lying in its upper half is dequantised there
+ * values of the working float type, or NULL to allocate it here; `coef`
+ * lying within it where in_place_offset says is dequantised there
  * (dequantise_in_place).  With `trial` (float32 reconstructions only):
  * the samples are compared with `out` instead of stored there, and *trial
  * gets the sum of squared errors (pj2k_prepared_trial_error). */
@@ -1767,10 +1822,9 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
                            : pj2k_malloc_large(L->elements * pj2k_real_size(f32) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
         float *real32 = (float *)(void *)real;   /* f32: the buffer's first half */
-        if (real_buffer && kind == COEF_I32 &&
-            (uint8_t *)coef == (uint8_t *)real_buffer + 4 * L->elements) {
-            if (f32) { st = PJ2K_ERR_PARAM; goto done; }
-            dequantise_in_place(K, h, L, levels, real, last);
+        const ptrdiff_t inside = in_place_offset(L, f32, kind);
+        if (real_buffer && inside >= 0 && (uint8_t *)coef == (uint8_t *)real_buffer + inside) {
+            dequantise_in_place(K, h, L, levels, real, f32, kind, last);
         } else {
             dequantise(K, h, L, levels, coef, kind, f32 ? (void *)real32 : (void *)real, f32, last);
         }
@@ -1977,14 +2031,15 @@ pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prep, const void *original,
 static pj2k_status decode_with(const pj2k_header *h, const layout *L, int levels, const int *last,
                                const uint8_t *buf, void *out, coef_kind kind)
 {
-    /* 9/7 int32 values go in the upper half of the float64 buffer that
-     * dequantisation then fills in place (one buffer of 8 bytes per value,
-     * not 12); float32 work has its own buffer (8 bytes per value too) */
-    const int shared = h->wavelet == PJ2K_WAVELET_97 && kind == COEF_I32 && !float32_reconstruction(h);
-    void *block = pj2k_malloc_large(L->elements * (shared ? sizeof(double) : COEF_BYTES[kind]) + 8);
-    void *coef = shared && block ? (uint8_t *)block + 4 * L->elements : block;
+    /* 9/7 values go where in_place_offset puts them in the float buffer
+     * that dequantisation then fills in place: one buffer of 8 bytes per
+     * value for float64 work (not 12), of 4 for float32 work (not 6 or 8) */
+    const int f32 = float32_reconstruction(h);
+    const ptrdiff_t inside = h->wavelet == PJ2K_WAVELET_97 ? in_place_offset(L, f32, kind) : -1;
+    void *block = pj2k_malloc_large(L->elements * (inside >= 0 ? pj2k_real_size(f32) : COEF_BYTES[kind]) + 8);
+    void *coef = inside >= 0 && block ? (uint8_t *)block + inside : block;
     pj2k_status st = coef ? decode_segments(h, L, levels, last, buf, coef, kind) : PJ2K_ERR_NOMEM;
-    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, shared ? block : NULL, NULL);
+    if (st == PJ2K_OK) st = reconstruct(h, L, levels, last, coef, kind, out, inside >= 0 ? block : NULL, NULL);
     free(block);
     return st;
 }

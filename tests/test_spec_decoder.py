@@ -148,10 +148,12 @@ LOSSY_CASES = {
                       {"psnr": 70, "layers": 3}),
     "f64_rgb_ict": (lambda r: r("astronaut")[200:220, 240:268] / 255.0,
                     {"step": 1e-3, "colour_axis": 2, "layers": 2}),
-    # tiny chunks; re-stamped as version 7 (test_spec_decoder_matches_version_7_lossy_streams),
-    # the decoder fills its float64 buffer in place over the int32 values
-    # (codestream.c dequantise_in_place): the last value covers its own, and
-    # chunks of a few values end in pieces of one
+    # tiny chunks: the decoder fills its float32 buffer in place over the
+    # int16 values (8-bit samples) or the int32 ones (16-bit), and re-stamped
+    # as version 7 (test_spec_decoder_matches_version_7_lossy_streams) its
+    # float64 one over the int32 values (codestream.c dequantise_in_place):
+    # the last value covers its own, and chunks of a few values end in
+    # pieces of one
     "u8_one": (lambda r: r("camera")[256:257, 256:257], {"step": 0.5}),
     "u8_two_1d": (lambda r: r("camera")[100, 7:9], {"step": 0.25}),
     "u16_3x1x4": (lambda r: r("mr2_uint16")[300:306, 300:302].reshape(3, 1, 4), {"step": 0.5}),
@@ -160,6 +162,8 @@ LOSSY_CASES = {
     "f64_rgb_ict_3d": (lambda r: np.stack([r("chelsea")[100:109, 200:212] / 7.0,
                                            r("chelsea")[110:119, 200:212] / 7.0]),
                        {"step": 0.05, "colour_axis": 3, "axes": (0, 1, 2)}),
+    # 8-bit samples whose values need int32: float32 results where those go
+    "u8_beyond_int16": (lambda r: r("camera")[200:237, 300:329], {"step": 0.004}),
     "naxes1_planes": (lambda r: r("camera")[300:306, 100:140], {"step": 2, "axes": (1,)}),
     # a head's edge: lines of zeros (the inverse passes skip them) beside tissue
     "u8_3d_background": (lambda r: r("mni152_t1_uint8_3d")[70:91, 0:37, 30:75], {"ratio": 20}),
