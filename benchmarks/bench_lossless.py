@@ -23,7 +23,7 @@ import numpy as np
 
 import progressive_j2k as pj
 import _plots
-from _report import DATA, RESULTS, write_section
+from _report import DATA, RESULTS, peak_memory, write_section
 
 CLASSES = {
     "8-bit gray": ["camera", "moon", "coins"],
@@ -208,42 +208,6 @@ def level_costs(a, min_total):
     return rows
 
 
-PEAK_SCRIPT = """
-import sys, numpy as np, progressive_j2k as pj
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) * 1024
-a = np.load(sys.argv[1])
-pj.decode(pj.encode(a[:8, :8]))                          # warm up
-if sys.argv[2] == "encode":
-    before = hwm(); pj.encode(a)
-else:                                                    # a chunk the parent encoded
-    enc = open(sys.argv[3], "rb").read(); out = np.empty_like(a); out[...] = 0
-    before = hwm(); pj.decode(enc, out=out)
-print((hwm() - before) / a.nbytes)
-"""
-
-
-def peak_memory(image):
-    """Peak resident memory a chunk's encode or decode adds, over its raw size
-    (a fresh process each, VmHWM; the decode's output is preallocated, the
-    encode's output bytes are included)."""
-    import subprocess
-    import tempfile
-    a = np.load(DATA / f"{image}.npy")
-    enc = Ours(a).encode(a)
-    result = {}
-    with tempfile.NamedTemporaryFile(suffix=".pj2k") as f:
-        f.write(enc)
-        f.flush()
-        for op in ("encode", "decode"):
-            run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(DATA / f"{image}.npy"),
-                                  op, f.name], capture_output=True, text=True, check=True)
-            result[op] = float(run.stdout.strip())
-    return result
-
-
 def thread_scaling(arrays, repeats=4):
     chunks = [Ours(a).encode(a) for a in arrays] * repeats
 
@@ -353,7 +317,7 @@ def main():
               "raw size (fresh process, VmHWM; decode into a preallocated output).", "",
               "| image | dtype | encode | decode |", "|---|---|---|---|"]
     for image in ("camera", "astronaut", "mr2_uint16", "mni152_t1_uint8_3d"):
-        peak = peak_memory(image)
+        peak = peak_memory(DATA / f"{image}.npy")
         dtype = np.load(DATA / f"{image}.npy", mmap_mode="r").dtype
         lines.append(f"| {image} | {dtype} | {peak['encode']:.2f} x | {peak['decode']:.2f} x |")
     write_section("lossless", "\n".join(lines), output)
