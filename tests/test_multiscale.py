@@ -338,6 +338,49 @@ def test_dask_view_matches(real, tmp_path):
                                       level[5:50])
 
 
+def test_xarray_view_of_each_level(real, tmp_path):
+    """Level.to_xarray: a lazy DataArray with the array's dimension names,
+    its name and attributes, and coordinates taken from the coordinate arrays
+    xarray wrote beside it at the level-0 positions of each level's samples
+    (per chunk where chunks are not multiples of 2**k); opened through the
+    group or at the array's own path; without coordinate arrays, dim_i names
+    and the positions along transformed axes."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("dask.array")
+    ct = real("ct693_int16")[:300, :250]
+    lat, lon = np.linspace(60, 30, ct.shape[0]), np.linspace(-10, 15, ct.shape[1])
+    ds = xr.Dataset({"ct": (("lat", "lon"), ct, {"units": "HU"})},
+                    coords={"lat": ("lat", lat, {"units": "degrees_north"}), "lon": lon})
+    ds.to_zarr(tmp_path / "x.zarr", zarr_format=3, consolidated=False, encoding={"ct": {
+        "serializer": ProgressiveJ2KV3(), "compressors": None, "chunks": (100, 128)}})
+    with pytest.warns(UserWarning, match="stretched"):   # (100-row chunks)
+        by_path = pj.open_multiscale(str(tmp_path / "x.zarr" / "ct"))
+        by_group = pj.open_multiscale(zarr.open_group(tmp_path / "x.zarr", mode="r")["ct"])
+    for levels in (by_path, by_group):
+        for k, level in enumerate(levels[:4]):
+            view = level.to_xarray()
+            assert view.name == "ct" and view.dims == ("lat", "lon") and view.shape == level.shape
+            assert view.attrs == {"units": "HU"} and view["lat"].attrs == {"units": "degrees_north"}
+            rows = np.concatenate([np.arange(s, min(s + 100, 300), 2**k) for s in (0, 100, 200)])
+            np.testing.assert_array_equal(view["lat"].values, lat[rows])
+            np.testing.assert_array_equal(view["lon"].values, lon[::2**k])
+            np.testing.assert_array_equal(view.values, level[:])
+    np.testing.assert_array_equal(by_path[0].to_xarray().sel(lat=lat[100]).values, ct[100])
+    plain = pj.open_multiscale(write("v3", MemoryStore(), real("camera"), (128, 128), {}))
+    view = plain[2].to_xarray()
+    assert view.dims == ("dim_0", "dim_1") and view.name is None
+    np.testing.assert_array_equal(view["dim_1"].values, np.arange(0, 512, 4))
+    np.testing.assert_array_equal(view.values, plain[2][:])
+    physical = {"scale": [0.5, 0.25], "translation": [10, 20],
+                "axes": [{"name": "y", "unit": "micrometer"}, {"name": "x", "unit": "micrometer"}]}
+    ome = pj.to_zarr(real("camera"), MemoryStore(), chunks=(128, 128),
+                     attributes={"ome_level0": physical})
+    view = pj.open_multiscale(ome)[1].to_xarray()   # no coordinate arrays: the physical axes
+    assert view.dims == ("y", "x")
+    np.testing.assert_allclose(view["y"].values, 10 + 0.5 * np.arange(0, 512, 2))
+    np.testing.assert_allclose(view["x"].values, 20 + 0.25 * np.arange(0, 512, 2))
+
+
 def test_levels_pickle_after_reads(real, tmp_path):
     """dask distributed pickles a level to send it to workers; after a read
     the level's header cache holds tasks of the event loop that filled it,

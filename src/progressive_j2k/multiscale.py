@@ -3,6 +3,7 @@
     levels = progressive_j2k.open_multiscale(zarr_array)
     thumbnail = levels[4][:]          # each transformed axis / 16
     region = levels[1][100:300, 50:250]
+    levels[2].to_dask(), levels[2].to_xarray()   # lazy, for dask and xarray
 
 Reading a region of level k fetches, for each chunk it touches, the byte
 prefix that level needs, with range requests through the zarr store API.  A
@@ -29,6 +30,7 @@ import zlib
 from dataclasses import dataclass
 from functools import partial
 from itertools import product
+from pathlib import Path
 
 import numpy as np
 
@@ -669,6 +671,56 @@ class Level:
         return da.from_array(self, chunks=self.chunks, asarray=False, fancy=False,
                              meta=np.empty((0,) * self.ndim, self.dtype))
 
+    def to_xarray(self):
+        """A lazy xarray.DataArray over this level (its data to_dask's).
+
+        Dimensions: the array's names (a zarr v3 array's dimension_names,
+        xarray's ``_ARRAY_DIMENSIONS`` attribute, or the OME axes'
+        PHYSICAL_ATTRIBUTE records), else dim_0, dim_1, ...  Coordinates,
+        per axis, at the level-0 positions this level's samples lie at
+        (positions): a 1-D coordinate array of the dimension's name beside
+        the array in its group (as xarray writes them) taken there; else,
+        where the array records physical axes, translation + scale *
+        position; else, along transformed axes, the positions themselves
+        (so that levels line up).  Attributes: the array's, less those
+        xarray keeps for itself (``_ARRAY_DIMENSIONS``, ``_FillValue``:
+        values are as stored, no fill value is masked); name: the array's."""
+        xr = require("xarray", "xarray", "Level.to_xarray")
+        reader = self._reader
+        attributes = dict(getattr(reader.metadata, "attributes", None) or {})
+        dims = _dimension_names(reader.metadata, attributes, self.ndim)
+        physical = reader.physical != physical_axes({}, self.ndim)
+        transformed = set(reader.layout.options["axes"])
+        coords = {}
+        for axis, dim in enumerate(dims):
+            at = self.positions(axis)
+            known = _coordinate_array(reader, dim, reader.layout.shape[axis])
+            if known is not None:
+                values, attrs = known
+                for key in _XARRAY_OWN:
+                    attrs.pop(key, None)
+                coords[dim] = (dim, values[at], attrs)
+            elif physical:
+                coords[dim] = (dim, reader.physical[1][axis] + reader.physical[0][axis] * at)
+            elif axis in transformed:
+                coords[dim] = (dim, at)
+        for key in _XARRAY_OWN:
+            attributes.pop(key, None)
+        data = xr.DataArray(self.to_dask(), dims=dims,
+                            coords={d: xr.Variable(*c) for d, c in coords.items()},
+                            attrs=attributes)
+        data.name = _group_and_name(reader)[1]   # (not the dask array's)
+        return data
+
+    def positions(self, axis: int) -> np.ndarray:
+        """The level-0 indices along `axis` at which this level's samples lie:
+        every 2**level-th from each chunk's start along transformed axes."""
+        n, c = self._reader.layout.shape[axis], self._reader.layout.chunks[axis]
+        if axis not in self._reader.layout.options["axes"] or self.level == 0:
+            return np.arange(n)
+        return np.concatenate([np.arange(start, min(start + c, n), 2**self.level)
+                               for start in range(0, n, c)] or [np.arange(0)])
+
     def __getitem__(self, key):
         starts, stops, steps, post = _normalise_key(key, self.shape)
         from zarr.core.sync import sync
@@ -746,6 +798,55 @@ class Level:
             await fill(jobs.pop(len(jobs) // 2))
         await asyncio.gather(*(fill(parts) for parts in jobs))
         return out
+
+
+def _dimension_names(metadata, attributes: dict, ndim: int) -> tuple:
+    """An array's dimension names (Level.to_xarray): zarr v3's, xarray's
+    attribute (zarr v2), the OME axes' names, or dim_0, dim_1, ..."""
+    from progressive_j2k.convert import PHYSICAL_ATTRIBUTE
+    physical = attributes.get(PHYSICAL_ATTRIBUTE)
+    ome = physical.get("axes") if isinstance(physical, dict) else None
+    for names in (getattr(metadata, "dimension_names", None), attributes.get("_ARRAY_DIMENSIONS"),
+                  [a.get("name") if isinstance(a, dict) else None for a in ome or ()]):
+        if names and len(names) == ndim and all(isinstance(n, str) and n for n in names) \
+                and len(set(names)) == ndim:
+            return tuple(names)
+    return tuple(f"dim_{i}" for i in range(ndim))
+
+
+#: Attributes xarray writes for itself, which to_xarray leaves out
+_XARRAY_OWN = ("_ARRAY_DIMENSIONS", "_FillValue")
+
+
+def _group_and_name(reader) -> tuple:
+    """(store, path) of the group holding the reader's array, and the
+    array's name in it: from its store path, or, for an array opened at a
+    local store's root (open_multiscale("x.zarr/t")), that directory's
+    parent; (None, None) where it has none."""
+    parent, _, name = reader.path.rpartition("/")
+    if name:
+        return (reader.store, parent), name
+    root = getattr(reader.store, "root", None)   # a LocalStore opened at the array
+    if isinstance(root, Path) and root.name:
+        return (type(reader.store)(root.parent, read_only=True), ""), root.name
+    return None, None
+
+
+def _coordinate_array(reader, dim: str, length: int):
+    """(values, attributes) of the 1-D array named `dim` of `length` values
+    beside the reader's array in its group, read whole; None if there is none."""
+    zarr = require_zarr("Level.to_xarray")
+    group, name = _group_and_name(reader)
+    if group is None or dim == name:
+        return None
+    store, parent = group
+    try:
+        array = zarr.open_array(store=store, path=f"{parent}/{dim}" if parent else dim, mode="r")
+    except (FileNotFoundError, KeyError, ValueError, TypeError):
+        return None
+    if array.shape != (length,):
+        return None
+    return np.asarray(array[:]), dict(array.attrs)
 
 
 def _naming(exc: DecodeError, name: str) -> DecodeError:
