@@ -292,7 +292,8 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
     holding it (as paths, a file:// URL, a StorePath, a Group), a dask array
     or a level view reading it (or a dask array over that view), the same in-memory store (or its dict) and
     a .npy's own path; another place in the same group is fine.  Dask
-    arrays hold their source in a layer or, with inline_array, in each task."""
+    arrays hold their source in a layer or, with inline_array, in each task
+    (optimised graphs too), or in xarray's lazy wrappers."""
     from zarr.storage import MemoryStore
     camera = real("camera")
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
@@ -305,10 +306,12 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
     converted = pj.to_zarr(source, str(tmp_path / "g.zarr" / "j2k"), overwrite=True)
     np.testing.assert_array_equal(converted[:], camera)
     da = pytest.importorskip("dask.array")
+    import dask
     from zarr.storage import LocalStore, StorePath
     raw = str(tmp_path / "g.zarr" / "raw")
     for data, output in ((da.from_zarr(raw) + 1, raw),   # a dask array reading it
                          (da.from_zarr(raw, inline_array=True)[::2], raw),   # (in its tasks)
+                         (dask.optimize(da.from_zarr(raw, inline_array=True) + 1)[0], raw),
                          (da.from_array(pj.open_multiscale(converted)[1], inline_array=True,
                                         asarray=False), str(tmp_path / "g.zarr")),
                          (source, "file://" + raw), (source, StorePath(LocalStore(raw), "")),
@@ -318,6 +321,12 @@ def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, caps
         with pytest.raises(ValueError, match="would delete the input being converted"):
             pj.to_zarr(data, output, overwrite=True)
     np.testing.assert_array_equal(zarr.open_array(raw)[:], camera)
+    xr = pytest.importorskip("xarray")   # a variable xarray opened (its lazy wrappers)
+    xr.Dataset({"v": (("y", "x"), camera)}).to_zarr(tmp_path / "x.zarr", consolidated=False)
+    variable = xr.open_zarr(tmp_path / "x.zarr", consolidated=False)["v"]
+    with pytest.raises(ValueError, match="would delete the input being converted"):
+        pj.to_zarr(variable.data, str(tmp_path / "x.zarr" / "v"), overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "x.zarr" / "v"))[:], camera)
     memory = MemoryStore()
     in_memory = zarr.create_array(memory, name="a", data=camera)
     for output in (memory, MemoryStore(memory._store_dict), memory._store_dict):

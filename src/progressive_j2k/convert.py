@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import types
 import warnings
 from itertools import combinations, product
 from pathlib import Path, PurePosixPath
@@ -480,23 +481,22 @@ def _places(thing) -> list:
     Level.to_dask makes).  Nothing for a remote URL."""
     graph = thing.__dask_graph__() if hasattr(thing, "__dask_graph__") else None
     if graph is not None:
-        import zarr
-        from progressive_j2k.multiscale import Level   # (which imports this module)
         # the arrays a dask array reads: from_zarr and from_array keep them in
         # a materialized layer, or (inline_array=True) as a blockwise layer's
-        # literal argument; other layers are not materialized (seconds for
-        # 10**5 chunks)
-        nodes = list(graph.values()) if not hasattr(graph, "layers") else []
+        # literal argument; an optimised graph, or dask-expr's, holds them in
+        # its tasks; other layers are not materialized (seconds for 10**5
+        # chunks)
+        nodes = _one_task_per_name(graph) if not hasattr(graph, "layers") else []
         if hasattr(graph, "layers"):
             from dask.blockwise import Blockwise
             from dask.highlevelgraph import MaterializedLayer
             for layer in graph.layers.values():
                 if isinstance(layer, MaterializedLayer):
-                    nodes.extend(layer.values())
+                    nodes.extend(_one_task_per_name(layer))
                 elif isinstance(layer, Blockwise):
                     nodes.extend(value for value, index in layer.indices if index is None)
-        return [p for node in nodes
-                if isinstance(node, (zarr.Array, Level)) for p in _places(node)]
+        sources = {id(source): source for node in nodes for source in _graph_sources(node)}
+        return [p for source in sources.values() for p in _places(source)]
     reader = getattr(thing, "_reader", None)   # a multiscale Level
     store_path = getattr(thing, "store_path", None) or (   # an Array, Group or StorePath
         thing if hasattr(thing, "store") and hasattr(thing, "path") else None)
@@ -515,6 +515,53 @@ def _places(thing) -> list:
         return [(_LOCAL, (Path(store.path) / path).resolve())]
     # in memory: MemoryStores over one dict are one place
     return [(getattr(store, "_store_dict", store), PurePosixPath("/", path))]
+
+
+#: What _graph_sources looks into, in dask's and xarray's own objects: a
+#: task's arguments, a data node's value, and what lazy wrappers (xarray's
+#: backend arrays and indexing adapters) hold
+_HOLDERS = ("args", "kwargs", "value", "array", "_array")
+
+
+#: What _graph_sources does not look into
+_LEAVES = (str, bytes, int, float, slice, np.ndarray, np.generic, types.FunctionType,
+           types.BuiltinFunctionType)
+
+
+def _one_task_per_name(mapping) -> list:
+    """A dask graph's (or layer's) tasks, the first and last of each output
+    name: the chunks of one name come from one operation, mostly on the same
+    sources (10**5 chunks' tasks searched whole take seconds).  An optimised
+    graph that fuses a concatenation of three or more arrays into one name
+    can hold a source in its middle tasks only: not seen."""
+    first, last = {}, {}
+    for key, task in mapping.items():
+        name = key[0] if isinstance(key, tuple) and key else key
+        first.setdefault(name, task)
+        last[name] = task
+    return list(first.values()) + [task for name, task in last.items() if task is not first[name]]
+
+
+def _graph_sources(node, depth: int = 8) -> list:
+    """The zarr arrays and level views a dask graph node reads: the node
+    itself, or one within its task's arguments (old-style tuples, or Task
+    and DataNode objects) or a lazy wrapper around it, such as xarray's
+    open_zarr makes (up to `depth` steps in)."""
+    import zarr
+    from progressive_j2k.multiscale import Level   # (which imports this module)
+    if isinstance(node, (zarr.Array, Level)):
+        return [node]
+    if depth == 0 or node is None or isinstance(node, _LEAVES):
+        return []
+    if isinstance(node, (tuple, list)):
+        children = node
+    elif isinstance(node, dict):
+        children = node.values()
+    elif type(node).__module__.startswith(("dask.", "xarray.")):
+        children = [getattr(node, name, None) for name in _HOLDERS]
+    else:
+        return []
+    return [found for child in children for found in _graph_sources(child, depth - 1)]
 
 
 def refuse_to_overwrite_input(data, output) -> None:
