@@ -1821,7 +1821,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
         real = real_buffer ? real_buffer
                            : pj2k_malloc_large(L->elements * pj2k_real_size(f32) + 8);
         if (!real) { st = PJ2K_ERR_NOMEM; goto done; }
-        float *real32 = (float *)(void *)real;   /* f32: the buffer's first half */
+        float *real32 = (float *)(void *)real;   /* f32: the buffer as float32 */
         const ptrdiff_t inside = in_place_offset(L, f32, kind);
         if (real_buffer && inside >= 0 && (uint8_t *)coef == (uint8_t *)real_buffer + inside) {
             dequantise_in_place(K, h, L, levels, real, f32, kind, last);

@@ -379,6 +379,25 @@ def test_xarray_view_of_each_level(real, tmp_path):
     assert view.dims == ("y", "x")
     np.testing.assert_allclose(view["y"].values, 10 + 0.5 * np.arange(0, 512, 2))
     np.testing.assert_allclose(view["x"].values, 20 + 0.25 * np.arange(0, 512, 2))
+    # opened at its own fsspec URL: the group above; a plain directory above
+    # is not a group, and its arrays are not coordinates; partial names
+    pytest.importorskip("fsspec")
+    ds.to_zarr("memory://x34.zarr", zarr_format=3, consolidated=False, encoding={"ct": {
+        "serializer": ProgressiveJ2KV3(), "compressors": None, "chunks": (100, 128)}})
+    with pytest.warns(UserWarning, match="stretched"):
+        view = pj.open_multiscale("memory://x34.zarr/ct")[1].to_xarray()
+    assert view.name == "ct" and view.dims == ("lat", "lon")
+    np.testing.assert_array_equal(view["lon"].values, lon[::2])
+    (tmp_path / "plain").mkdir()
+    pj.to_zarr(real("camera"), str(tmp_path / "plain" / "img.zarr"), chunks=(128, 128))
+    zarr.create_array(str(tmp_path / "plain" / "dim_0"), data=np.arange(512) * 7)
+    view = pj.open_multiscale(str(tmp_path / "plain" / "img.zarr"))[1].to_xarray()
+    assert view.name is None
+    np.testing.assert_array_equal(view["dim_0"].values, np.arange(0, 512, 2))
+    named = zarr.create_array(MemoryStore(), shape=(64, 64), dtype="u1", compressors=None,
+                              serializer=ProgressiveJ2KV3(), dimension_names=("y", None))
+    assert pj.open_multiscale(named)[1].to_xarray().dims == ("y", "dim_1")
+    np.testing.assert_array_equal(pj.open_multiscale(named)[1].positions(-1), np.arange(0, 64, 2))
 
 
 def test_levels_pickle_after_reads(real, tmp_path):

@@ -613,7 +613,9 @@ class Level:
     (integers, slices with any step, Ellipsis, None).  Level k divides every transformed
     axis by 2**k, rounded up per chunk.  ``scale``: each axis's sample
     spacing, level 0's times 2**k along transformed axes (level k's sample i
-    lies at level 0's 2**k * i); ``translation`` and ``units``: level 0's.
+    lies at level 0's 2**k * i where chunks are multiples of 2**k; else
+    every 2**k samples from each chunk's start: ``positions``);
+    ``translation`` and ``units``: level 0's.
     Level 0's are those the array records (convert.PHYSICAL_ATTRIBUTE,
     which ``progressive-j2k convert`` takes from an OME-Zarr input), else 1,
     0 and None.  napari takes them as ``scale=`` and ``translate=`` with a
@@ -683,8 +685,11 @@ class Level:
         where the array records physical axes, translation + scale *
         position; else, along transformed axes, the positions themselves
         (so that levels line up).  Attributes: the array's, less those
-        xarray keeps for itself (``_ARRAY_DIMENSIONS``, ``_FillValue``:
-        values are as stored, no fill value is masked); name: the array's."""
+        xarray keeps for itself (``_ARRAY_DIMENSIONS``, ``_FillValue``,
+        ``coordinates``); name: the array's.  Values and coordinates are as
+        stored, not CF-decoded (no fill value masked, times left as numbers
+        with their ``units``): ``xarray.decode_cf`` on a Dataset of it does
+        that, though reduced levels ring past a fill value (README)."""
         xr = require("xarray", "xarray", "Level.to_xarray")
         reader = self._reader
         attributes = dict(getattr(reader.metadata, "attributes", None) or {})
@@ -715,6 +720,7 @@ class Level:
     def positions(self, axis: int) -> np.ndarray:
         """The level-0 indices along `axis` at which this level's samples lie:
         every 2**level-th from each chunk's start along transformed axes."""
+        axis = range(self.ndim)[operator.index(axis)]   # (negative axes too)
         n, c = self._reader.layout.shape[axis], self._reader.layout.chunks[axis]
         if axis not in self._reader.layout.options["axes"] or self.level == 0:
             return np.arange(n)
@@ -808,28 +814,43 @@ def _dimension_names(metadata, attributes: dict, ndim: int) -> tuple:
     ome = physical.get("axes") if isinstance(physical, dict) else None
     for names in (getattr(metadata, "dimension_names", None), attributes.get("_ARRAY_DIMENSIONS"),
                   [a.get("name") if isinstance(a, dict) else None for a in ome or ()]):
-        if names and len(names) == ndim and all(isinstance(n, str) and n for n in names) \
-                and len(set(names)) == ndim:
-            return tuple(names)
+        if names and len(names) == ndim:   # the first source naming each axis, unnamed ones dim_i
+            names = tuple(n if isinstance(n, str) and n else f"dim_{i}"
+                          for i, n in enumerate(names))
+            if len(set(names)) == ndim and any(n != f"dim_{i}" for i, n in enumerate(names)):
+                return names
     return tuple(f"dim_{i}" for i in range(ndim))
 
 
 #: Attributes xarray writes for itself, which to_xarray leaves out
-_XARRAY_OWN = ("_ARRAY_DIMENSIONS", "_FillValue")
+_XARRAY_OWN = ("_ARRAY_DIMENSIONS", "_FillValue", "coordinates")
 
 
 def _group_and_name(reader) -> tuple:
     """(store, path) of the group holding the reader's array, and the
-    array's name in it: from its store path, or, for an array opened at a
-    local store's root (open_multiscale("x.zarr/t")), that directory's
-    parent; (None, None) where it has none."""
+    array's name in it: from its store path, or, for an array opened at the
+    root of a local or fsspec store (open_multiscale("x.zarr/t")), the
+    directory above where that is a zarr group; (None, None) where it has
+    none."""
     parent, _, name = reader.path.rpartition("/")
     if name:
         return (reader.store, parent), name
-    root = getattr(reader.store, "root", None)   # a LocalStore opened at the array
+    store = reader.store
+    root = getattr(store, "root", None)   # a LocalStore opened at the array
     if isinstance(root, Path) and root.name:
-        return (type(reader.store)(root.parent, read_only=True), ""), root.name
-    return None, None
+        above, name = type(store)(root.parent, read_only=True), root.name
+    elif hasattr(store, "fs") and isinstance(getattr(store, "path", None), str) and (
+            store.path.strip("/").rpartition("/")[2]):   # an FsspecStore likewise
+        up, _, name = store.path.rstrip("/").rpartition("/")
+        above = type(store)(store.fs, read_only=True, path=up or "/")
+    else:
+        return None, None
+    zarr = require_zarr("Level.to_xarray")
+    try:
+        zarr.open_group(store=above, mode="r")
+    except (FileNotFoundError, KeyError, ValueError, TypeError, OSError):
+        return None, None   # (a directory, not a group: its arrays are not this one's)
+    return (above, ""), name
 
 
 def _coordinate_array(reader, dim: str, length: int):
