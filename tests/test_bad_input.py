@@ -1,5 +1,9 @@
 """Damaged, truncated, forged and misused input: always a clear exception."""
+import math
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -304,14 +308,53 @@ def test_max_bytes_counts_the_longest_line():
     grow with a chunk's longest line: a 1-D chunk of 2**24 uint8 samples
     peaked at 9 bytes a sample, over the 5 its elements were budgeted, so a
     small forged stream could ask for about twice what max_bytes allowed."""
+    from progressive_j2k._api import LINE_BYTES
     n = 1 << 16
     enc = pj.encode(np.arange(n, dtype=np.uint16).astype(np.uint8))
-    elements_only = n * (1 + 4)
+    low_band = -(-n // 2 ** pj.read_header(enc).levels)
+    elements_only = n * (1 + 4) + 4 * low_band
     with pytest.raises(pj.TooLargeError, match="working"):
         pj.decode(enc, max_bytes=elements_only)
-    assert pj.decode(enc, max_bytes=elements_only + 16 * n).shape == (n,)
-    square = pj.encode(np.zeros((256, 256), np.uint8))   # a line of 256: 4 KiB more
-    assert pj.decode(square, max_bytes=256 * 256 * 5 + 16 * 256).shape == (256, 256)
+    assert pj.decode(enc, max_bytes=elements_only + LINE_BYTES * n).shape == (n,)
+    square = pj.encode(np.zeros((256, 256), np.uint8))   # a line of 256: 6 KiB more
+    low_band = math.prod(pj.read_header(square).level_shape(pj.read_header(square).levels))
+    assert pj.decode(square, max_bytes=256 * 256 * 5 + 4 * low_band + LINE_BYTES * 256).shape == (
+        256, 256)
+
+
+MEASURE_DECODE = """
+import sys, numpy as np, progressive_j2k as pj
+from progressive_j2k import _api
+def peak():
+    return int([l for l in open("/proc/self/status") if l.startswith("VmPeak")][0].split()[1]) * 1024
+def size():
+    return int([l for l in open("/proc/self/status") if l.startswith("VmSize")][0].split()[1]) * 1024
+enc = open(sys.argv[1], "rb").read()
+h = pj.read_header(enc)
+level, layer = int(sys.argv[2]), int(sys.argv[3])
+shape = h.level_shape(level)
+bound = _api.decode_memory(int(np.prod(shape)), h.mode, h.dtype, max(shape),
+                           int(np.prod(h.level_shape(h.levels))))
+before = size()
+pj.decode(enc, level, layer=layer)
+print(peak() - before, bound)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's VmPeak")
+def test_max_bytes_bounds_what_a_decode_allocates(real, tmp_path):
+    """What max_bytes is checked against bounds the memory a decode takes,
+    measured in a fresh process: the coarsest level of a layered lossless
+    chunk through its first layer takes int32 values and a copy of its low
+    band (the entropy decoder's prediction), which the bound once left out
+    (a fuzz run's forged headers reached 10-23% over it)."""
+    wide = np.resize(real("camera"), (2, 1 << 23))
+    (tmp_path / "wide.pj2k").write_bytes(pj.encode(wide, layers=3, levels=1))
+    for level, layer in ((1, 0), (1, 2), (0, 0)):
+        run = subprocess.run([sys.executable, "-c", MEASURE_DECODE, str(tmp_path / "wide.pj2k"),
+                              str(level), str(layer)], capture_output=True, text=True, check=True)
+        taken, bound = map(int, run.stdout.split())
+        assert 0 < taken <= bound, (level, layer, taken, bound)
 
 
 def test_review_regressions_on_edge_inputs():

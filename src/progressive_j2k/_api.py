@@ -663,26 +663,39 @@ def aligned_levels(shape, chunks, axes) -> tuple:
 
 #: decode_memory's bytes per sample of a chunk's longest line: the entropy
 #: decoder's context rows (seven uint16 rows as wide as a band's rows) and
-#: the transform's line buffer (float64).  Within the per-element figures
-#: for 2-D and 3-D chunks; a 1-D chunk of 2**24 uint8 samples peaked at 9
-#: bytes a sample against their 5 (a hostile 165-byte stream claiming 2**27
-#: samples passed the default max_bytes by its per-element figures alone).
-LINE_BYTES = 16
+#: the transform's line buffer (float64), with room for the allocator's and
+#: Python's own.  Within the per-element figures for 2-D and 3-D chunks; a
+#: 1-D chunk of 2**24 uint8 samples peaked at 9 bytes a sample against
+#: their 5 (a hostile 165-byte stream claiming 2**27 samples passed the
+#: default max_bytes by its per-element figures alone).  16 left 1 MB to
+#: spare on hostile streams claiming (4, 2**20, 3) uint8 samples decoded at
+#: a coarse level through one quality layer (a fuzz run's, session 34).
+LINE_BYTES = 24
 
 
-def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int = 0) -> int:
+def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int, low_band: int) -> int:
     """An upper bound on the bytes decoding that many elements of a chunk of
-    that mode and dtype, whose longest axis has ``longest`` samples,
-    allocates: the output, plus int32 or int64 coefficients (8-bit data
-    decodes in int16 but may fall back to int32), plus float64 samples for
-    lossy streams (float32 for version 8's 8- and 16-bit ones: within the
-    bound; docs/DESIGN.md 5 and 49), plus LINE_BYTES per sample of the
-    longest line (none for an empty chunk, which decodes nothing)."""
+    that mode and dtype, whose longest axis has ``longest`` samples and whose
+    low band (its coarsest level) ``low_band`` elements, allocates: the
+    output, plus int32 or int64 coefficients (8-bit data decodes in int16 but
+    may fall back to int32, and takes int32 for some quality layers), plus a
+    copy of the low band's (the entropy decoder's prediction), plus float64
+    samples for lossy streams (float32 for version 8's 8- and 16-bit ones:
+    within the bound; docs/DESIGN.md 5 and 49), plus LINE_BYTES per sample
+    of the longest line (none for an empty chunk, which decodes nothing)."""
     dtype = np.dtype(dtype)
     via_float = mode != "lossless"
-    wide = via_float or dtype.itemsize > 2
-    return (elements * (dtype.itemsize + (8 if wide else 4) + (8 if via_float else 0))
-            + (LINE_BYTES * longest if elements else 0))
+    coefficient = 8 if via_float or dtype.itemsize > 2 else 4
+    if not elements:
+        return 0
+    return (elements * (dtype.itemsize + coefficient + (8 if via_float else 0))
+            + coefficient * low_band + LINE_BYTES * longest)
+
+
+def low_band_elements(shape, axes, levels: int) -> int:
+    """The elements of a chunk's low band: its transformed axes divided by
+    2**levels, rounded up."""
+    return math.prod(-(-n // 2**levels) if a in axes else n for a, n in enumerate(shape))
 
 
 def decode_chunk(buf, shape: tuple, dtype, level: int = 0, layer: int | None = None):
@@ -710,8 +723,8 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     0..``layer`` only: a shorter prefix, lower quality; None uses all layers.
     ``out``, if given, must be a writeable C-contiguous buffer of exactly the
     decoded size; it is filled and returned.  ``max_bytes`` bounds the memory
-    the decode may allocate (output plus working buffers, at most 16 bytes per
-    element) and is checked before anything is allocated.  Raises
+    the decode may allocate (output plus working buffers: decode_memory) and
+    is checked before anything is allocated.  Raises
     ``ValueError`` subclasses for damaged or short input.
     """
     if isinstance(max_bytes, (bool, np.bool_)) or not isinstance(
@@ -728,7 +741,8 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     shape = header.level_shape(level)
     elements = math.prod(shape)
     nbytes = elements * header.dtype.itemsize
-    needed_memory = decode_memory(elements, header.mode, header.dtype, max(shape, default=0))
+    needed_memory = decode_memory(elements, header.mode, header.dtype, max(shape, default=0),
+                                  math.prod(header.level_shape(header.levels)))
     if needed_memory > max_bytes:
         raise TooLargeError(f"decoding needs {needed_memory} bytes (output {nbytes} plus working "
                             f"buffers), over max_bytes={max_bytes}")

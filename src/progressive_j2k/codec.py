@@ -106,7 +106,8 @@ class ProgressiveJ2K(Codec):
         # no chunk shape to trust a header against: a chunk it would refuse
         # to read back is refused now, not after it is written
         needed = _api.decode_memory(arr.size, resolved["mode"], arr.dtype,
-                                    max(arr.shape, default=0))
+                                    max(arr.shape, default=0), _api.low_band_elements(
+                                        arr.shape, resolved["axes"], resolved["levels"]))
         if needed > _api.DEFAULT_MAX_DECODED_BYTES:
             raise ValueError(f"a chunk of shape {arr.shape} ({arr.dtype}) needs {needed} bytes to "
                              f"decode, over decode()'s default max_bytes "
