@@ -102,6 +102,14 @@ def test_xarray_reads_array_written_with_codec(real, tmp_path):
     to_zarr(arr, root.store_path / "image", chunks=(128, 128), dimension_names=("y", "x"))
     ds = xr.open_zarr(str(tmp_path / "x.zarr"), consolidated=False)
     np.testing.assert_array_equal(ds["image"].values, arr)
+    # a DataArray (lazy too) gives its dims as the dimension names, unless given
+    data = xr.DataArray(arr, dims=("row", "col"))
+    for given, expected in ((None, ("row", "col")), (("y", "x"), ("y", "x"))):
+        for source in (data, data.chunk(128)):
+            z = to_zarr(source, root.store_path / "named", chunks=(128, 128), overwrite=True,
+                        dimension_names=given)
+            assert z.metadata.dimension_names == expected
+            np.testing.assert_array_equal(z[:], arr)
 
 
 def test_cli_convert_info_preview(real, tmp_path, capsys):

@@ -330,6 +330,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     ``nodata`` option where one is given (unwritten parts then read as
     nodata), else zarr's default, 0.  ``attributes``: the array's (e.g.
     PHYSICAL_ATTRIBUTE, which open_multiscale's levels read).
+    ``dimension_names`` None: an xarray DataArray's dims, else none.
     """
     zarr = require_zarr("to_zarr")
     # (before anything is created in the store: a missing one leaves nothing behind)
@@ -340,6 +341,10 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if not (hasattr(data, "shape") and hasattr(data, "dtype")):   # (nested lists, say)
         data = np.asarray(data)
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    dims = getattr(data, "dims", None)   # an xarray DataArray's, unless given
+    if dimension_names is None and isinstance(dims, tuple) and len(dims) == len(shape) and all(
+            isinstance(d, str) for d in dims):
+        dimension_names = dims
     # the options and the dtype checked before anything is created in the store
     options = _options.normalise_options(**codec_options)
     _options.check_dtype(dtype, options)
