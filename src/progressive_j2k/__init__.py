@@ -5,6 +5,7 @@ from progressive_j2k._api import (
     read_header)
 from progressive_j2k.codec import ProgressiveJ2K
 from progressive_j2k.convert import to_zarr
+from progressive_j2k.export import export_jpeg2000
 from progressive_j2k.multiscale import Level, level_nbytes, open_multiscale
 from progressive_j2k.errors import (
     ChecksumError, CorruptDataError, DecodeError, MissingDependencyError, PSNRPeakWarning,
@@ -15,5 +16,5 @@ __all__ = [
     "ProgressiveJ2K", "encode", "decode", "read_header", "Header", "DecodeError",
     "TruncatedError", "ChecksumError", "CorruptDataError", "TooLargeError", "PSNRPeakWarning",
     "WholeChunkWarning", "MissingDependencyError",
-    "open_multiscale", "Level", "level_nbytes", "to_zarr", "DEFAULT_MAX_DECODED_BYTES", "MAX_HEADER_BYTES", "FIXED_HEADER_BYTES", "__version__",
+    "open_multiscale", "Level", "level_nbytes", "to_zarr", "export_jpeg2000", "DEFAULT_MAX_DECODED_BYTES", "MAX_HEADER_BYTES", "FIXED_HEADER_BYTES", "__version__",
 ]

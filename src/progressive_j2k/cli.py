@@ -1,4 +1,4 @@
-"""Command line: ``progressive-j2k convert | info | preview``."""
+"""Command line: ``progressive-j2k convert | info | preview | export``."""
 from __future__ import annotations
 
 import argparse
@@ -248,6 +248,13 @@ def preview(args):
     print(f"wrote {args.output}: level {args.level}, {image.shape}")
 
 
+def export(args):
+    from progressive_j2k.export import export_jpeg2000
+    export_jpeg2000(args.path, args.output, level=args.level, psnr=args.psnr, tile=args.tile)
+    print(f"wrote {args.output}: JPEG 2000 from level {args.level}, "
+          + ("lossless" if args.psnr is None else f"lossy at {args.psnr:g} dB"))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="progressive-j2k", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -302,6 +309,15 @@ def main(argv=None):
                         "as --at=-3=10)")
     p.add_argument("-o", "--output", default="preview.png")
     p.set_defaults(run=preview)
+    p = sub.add_parser("export", help="JPEG 2000 for other software: a pyramidal TIFF of "
+                                      "JPEG 2000 tiles (.tif), or one level as .jp2/.j2k")
+    p.add_argument("path")
+    p.add_argument("output", help="*.tif or *.tiff (*.ome.tif: OME-TIFF), or *.jp2, *.j2k")
+    p.add_argument("--level", type=int, default=0,
+                   help="the finest level written (a .jp2/.j2k: the level written)")
+    p.add_argument("--psnr", type=float, help="lossy, at this PSNR (dB; default: lossless)")
+    p.add_argument("--tile", type=int, default=512, help="TIFF tile size (a multiple of 16)")
+    p.set_defaults(run=export)
     args = parser.parse_args(argv)
     try:
         args.run(args)

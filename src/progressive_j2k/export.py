@@ -1,0 +1,102 @@
+"""Genuine JPEG 2000 for the imaging world: a progressive array's levels
+written as a pyramidal TIFF of JPEG 2000 tiles, or one level as a .jp2 or
+.j2k codestream (OpenJPEG through imagecodecs; tifffile for the TIFF).
+
+    progressive_j2k.export_jpeg2000("slide.zarr", "slide.tif")     # lossless pyramid
+    progressive_j2k.export_jpeg2000(levels, "thumb.jp2", level=4, psnr=45)
+
+The samples are decoded from this package's codestreams and coded again:
+JPEG 2000's own codestream orders and markers differ from ours (FORMAT.md),
+so a stored chunk cannot be rewrapped byte for byte.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from progressive_j2k._optional import require
+
+#: The sample types JPEG 2000 (OpenJPEG) round-trips exactly
+EXPORT_DTYPES = ("uint8", "int8", "uint16", "int16")
+#: Output suffixes: a codestream with its JP2 boxes, or a bare codestream
+CODESTREAM_FORMATS = {".jp2": "jp2", ".j2k": "j2k", ".j2c": "j2k"}
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
+                    tile: int = 512) -> None:
+    """Write `source` as JPEG 2000 to `path`.
+
+    ``source``: the levels open_multiscale gives, anything open_multiscale
+    opens (a progressive zarr array, its path or URL), or a numpy array (one
+    level).  Each level must be an image: 2-D, or 3-D with 3 or 4 samples
+    last (RGB, RGBA), of 8- or 16-bit integers.  ``path`` ending in .tif or
+    .tiff: a tiled TIFF of levels ``level``, ``level`` + 1, ... as its
+    pyramid (the finest as the main image, the others as its SubIFDs, as
+    OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
+    a JPEG 2000 codestream, read from the source one row of tiles at a time;
+    .jp2, .j2k or .j2c: level ``level`` as one codestream (read whole), with
+    JPEG 2000's own resolution levels.  ``psnr`` None: lossless (the
+    reversible 5/3: every sample exact); else OpenJPEG's quality target in
+    dB (lossy 9/7)."""
+    imagecodecs = require("imagecodecs", "cli", "export_jpeg2000")
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in CODESTREAM_FORMATS and suffix not in TIFF_SUFFIXES:
+        raise ValueError(f"export_jpeg2000 writes .tif/.tiff (a pyramid of JPEG 2000 tiles) or "
+                         f".jp2/.j2k/.j2c (one codestream): got {os.fspath(path)!r}")
+    if psnr is not None and not (isinstance(psnr, (int, float)) and np.isfinite(psnr) and psnr > 0):
+        raise ValueError(f"psnr must be a positive number of dB or None (lossless), got {psnr!r}")
+    if not (isinstance(tile, (int, np.integer)) and tile >= 16 and tile % 16 == 0):
+        raise ValueError(f"tile must be a multiple of 16 (TIFF's rule), got {tile!r}")
+    levels = _levels(source)
+    if not 0 <= level < len(levels):
+        raise ValueError(f"level {level}: the source has levels 0 to {len(levels) - 1}")
+    for k in range(level, len(levels)):
+        _check_image(levels[k], k)
+    options = {"reversible": True} if psnr is None else {"level": float(psnr), "reversible": False}
+    if suffix in CODESTREAM_FORMATS:
+        image = np.ascontiguousarray(levels[level][...])
+        data = imagecodecs.jpeg2k_encode(image, codecformat=CODESTREAM_FORMATS[suffix], **options)
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    tifffile = require("tifffile", "cli", "export_jpeg2000 to TIFF")
+    pyramid = levels[level:]
+    with tifffile.TiffWriter(path, bigtiff=True) as tiff:
+        for k, image in enumerate(pyramid):
+            colour = image.ndim == 3
+            tiff.write(_tiles(image, int(tile)), shape=image.shape, dtype=image.dtype,
+                       tile=(int(tile), int(tile)), photometric="rgb" if colour else "minisblack",
+                       compression="jpeg2000", compressionargs=options,
+                       **({"subifds": len(pyramid) - 1} if k == 0 else {"subfiletype": 1}))
+
+
+def _levels(source) -> list:
+    """The source's levels: a list of them, one numpy array, or open_multiscale's."""
+    if isinstance(source, (list, tuple)):
+        return list(source)
+    if isinstance(source, np.ndarray):
+        return [source]
+    from progressive_j2k.multiscale import open_multiscale
+    return open_multiscale(source)
+
+
+def _check_image(image, k: int) -> None:
+    """ValueError unless level `k` is an image JPEG 2000 takes exactly."""
+    shape, dtype = tuple(image.shape), np.dtype(image.dtype)
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (3, 4))):
+        raise ValueError(f"level {k} has shape {shape}: JPEG 2000 export takes images, 2-D or "
+                         f"with 3 or 4 samples last (RGB, RGBA); select a plane first "
+                         f"(levels[k][i]) or move the channels last (np.moveaxis)")
+    if dtype.name not in EXPORT_DTYPES:
+        raise ValueError(f"level {k} holds {dtype}: JPEG 2000 export takes "
+                         f"{', '.join(EXPORT_DTYPES)} (samples OpenJPEG codes exactly)")
+
+
+def _tiles(image, tile: int):
+    """The image's tiles in TIFF order, read a row of tiles at a time."""
+    for top in range(0, image.shape[0], tile):
+        band = np.asarray(image[top:top + tile])
+        for left in range(0, image.shape[1], tile):
+            yield np.ascontiguousarray(band[:, left:left + tile])

@@ -1,0 +1,74 @@
+"""export_jpeg2000 and `progressive-j2k export`: genuine JPEG 2000 (OpenJPEG
+through imagecodecs, tifffile for TIFF) that other software reads, checked by
+reading it back with those libraries: a lossless pyramid's every level equals
+the source's level bit for bit."""
+import numpy as np
+import pytest
+
+zarr = pytest.importorskip("zarr")
+imagecodecs = pytest.importorskip("imagecodecs")
+tifffile = pytest.importorskip("tifffile")
+
+import progressive_j2k as pj  # noqa: E402
+from progressive_j2k._rate import psnr  # noqa: E402
+from progressive_j2k.cli import main  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["camera", "astronaut", "mr2_uint16", "ct693_int16"])
+def test_lossless_pyramid_holds_every_level_exactly(real, tmp_path, name):
+    image = real(name)
+    levels = pj.open_multiscale(pj.to_zarr(image, str(tmp_path / "a.zarr"), chunks=(256, 256)))
+    pj.export_jpeg2000(str(tmp_path / "a.zarr"), tmp_path / "a.tif", tile=128)
+    with tifffile.TiffFile(tmp_path / "a.tif") as tif:
+        pyramid = tif.series[0].levels
+        assert len(pyramid) == len(levels) and tif.pages[0].compression == 34712   # JPEG 2000
+        for stored, level in zip(pyramid, levels):
+            np.testing.assert_array_equal(stored.asarray(), level[:])
+    pj.export_jpeg2000(levels, tmp_path / "b.tif", level=2, tile=64)   # from level 2 down
+    with tifffile.TiffFile(tmp_path / "b.tif") as tif:
+        np.testing.assert_array_equal(tif.series[0].levels[0].asarray(), levels[2][:])
+        assert len(tif.series[0].levels) == len(levels) - 2
+
+
+def test_codestreams_and_lossy_targets(real, tmp_path):
+    image = real("astronaut")
+    levels = pj.open_multiscale(pj.to_zarr(image, str(tmp_path / "a.zarr"), chunks=(256, 256)))
+    for suffix, box in ((".jp2", b"jP  "), (".j2k", b"\xff\x4f\xff\x51")):
+        pj.export_jpeg2000(levels, tmp_path / f"l1{suffix}", level=1)
+        data = (tmp_path / f"l1{suffix}").read_bytes()
+        assert box in data[:12]
+        np.testing.assert_array_equal(imagecodecs.jpeg2k_decode(data), levels[1][:])
+    pj.export_jpeg2000(image, tmp_path / "lossy.jp2", psnr=38)   # a numpy image
+    decoded = imagecodecs.jpeg2k_decode((tmp_path / "lossy.jp2").read_bytes())
+    assert 36 < psnr(decoded, image) < 45
+    assert (tmp_path / "lossy.jp2").stat().st_size < image.nbytes / 8
+    pj.export_jpeg2000(levels, tmp_path / "lossy.ome.tif", psnr=38, tile=256)
+    with tifffile.TiffFile(tmp_path / "lossy.ome.tif") as tif:
+        assert tif.is_ome and tif.series[0].axes == "YXS"
+        assert psnr(tif.series[0].levels[0].asarray(), image) > 36
+
+
+def test_export_refuses_what_jpeg2000_cannot_hold(real, tmp_path):
+    for source, match in ((real("mni152_t1_uint8_3d")[:20, :30, :40], "takes images"),
+                          (real("tlrc_float32_3d")[5], "float32"),
+                          (real("camera").astype(np.uint32), "uint32")):
+        with pytest.raises(ValueError, match=match):
+            pj.export_jpeg2000(source, tmp_path / "x.tif")
+    for kwargs, match in (({"psnr": 0}, "psnr"), ({"tile": 100}, "multiple of 16"),
+                          ({"level": 1}, "levels 0 to 0")):
+        with pytest.raises(ValueError, match=match):
+            pj.export_jpeg2000(real("camera"), tmp_path / "x.tif", **kwargs)
+    with pytest.raises(ValueError, match="writes .tif"):
+        pj.export_jpeg2000(real("camera"), tmp_path / "x.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_export(real, tmp_path, capsys):
+    image = real("coins")
+    pj.to_zarr(image, str(tmp_path / "c.zarr"), chunks=(128, 128))
+    assert main(["export", str(tmp_path / "c.zarr"), str(tmp_path / "c.tif"), "--tile", "64"]) == 0
+    assert "lossless" in capsys.readouterr().out
+    with tifffile.TiffFile(tmp_path / "c.tif") as tif:
+        np.testing.assert_array_equal(tif.series[0].levels[0].asarray(), image)
+    assert main(["export", str(tmp_path / "c.zarr"), str(tmp_path / "c.jp2"), "--level", "9"]) == 2
+    assert "levels 0 to" in capsys.readouterr().err
