@@ -662,15 +662,21 @@ def aligned_levels(shape, chunks, axes) -> tuple:
 
 
 #: decode_memory's bytes per sample of a chunk's longest line: the entropy
-#: decoder's context rows (seven uint16 rows as wide as a band's rows) and
-#: the transform's line buffer (float64), with room for the allocator's and
-#: Python's own.  Within the per-element figures for 2-D and 3-D chunks; a
-#: 1-D chunk of 2**24 uint8 samples peaked at 9 bytes a sample against
-#: their 5 (a hostile 165-byte stream claiming 2**27 samples passed the
-#: default max_bytes by its per-element figures alone).  16 left 1 MB to
-#: spare on hostile streams claiming (4, 2**20, 3) uint8 samples decoded at
-#: a coarse level through one quality layer (a fuzz run's, session 34).
+#: decoder's context rows (seven uint16 rows as wide as a band's rows), with
+#: room to spare (16 left 1 MB to spare on hostile streams claiming
+#: (4, 2**20, 3) uint8 samples decoded at a coarse level through one
+#: quality layer: a fuzz run's, session 34).
 LINE_BYTES = 24
+#: The inverse transform's strips (csrc/transform.c, pj2k_transform_tmp_elems):
+#: float64 rows of up to STRIP_LANES lanes across the longest line, or the
+#: whole chunk where it is narrower than that.
+STRIP_LANES = 64
+#: What aligning buffers to huge pages (csrc/memory.c) can add: two
+#: 2 MiB-aligned buffers live at once, for chunks whose values reach one.
+HUGE_PAGE_SLACK = 2 * (2 << 20)
+#: The fixed part of any decode: small buffers, the allocator's pages, the
+#: stack (a 32^3 chunk's level 3 touched 0.4 MiB for 0.3 of buffers).
+FIXED_SLACK = 1 << 20
 
 
 def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int, low_band: int) -> int:
@@ -682,14 +688,18 @@ def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int, low_b
     copy of the low band's (the entropy decoder's prediction), plus float64
     samples for lossy streams (float32 for version 8's 8- and 16-bit ones:
     within the bound; docs/DESIGN.md 5 and 49), plus LINE_BYTES per sample
-    of the longest line (none for an empty chunk, which decodes nothing)."""
+    of the longest line, the inverse transform's strips (8 bytes per element
+    of a chunk narrower than STRIP_LANES), FIXED_SLACK and HUGE_PAGE_SLACK
+    (none for an empty chunk, which decodes nothing)."""
     dtype = np.dtype(dtype)
     via_float = mode != "lossless"
     coefficient = 8 if via_float or dtype.itemsize > 2 else 4
     if not elements:
         return 0
+    strips = 8 * min(elements + 6 * longest, STRIP_LANES * (longest + 6))
+    slack = FIXED_SLACK + (HUGE_PAGE_SLACK if elements * coefficient >= 2 << 20 else 0)
     return (elements * (dtype.itemsize + coefficient + (8 if via_float else 0))
-            + coefficient * low_band + LINE_BYTES * longest)
+            + coefficient * low_band + LINE_BYTES * longest + strips + slack)
 
 
 def low_band_elements(shape, axes, levels: int) -> int:
