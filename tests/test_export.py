@@ -60,7 +60,29 @@ def test_export_refuses_what_jpeg2000_cannot_hold(real, tmp_path):
             pj.export_jpeg2000(real("camera"), tmp_path / "x.tif", **kwargs)
     with pytest.raises(ValueError, match="writes .tif"):
         pj.export_jpeg2000(real("camera"), tmp_path / "x.png")
-    assert not list(tmp_path.iterdir())
+    camera = real("camera")
+    for kwargs, error in (({"tile": 1 << 20}, ValueError), ({"psnr": True}, ValueError),
+                          ({"level": True}, TypeError), ({"level": 0.5}, TypeError)):
+        with pytest.raises(error):
+            pj.export_jpeg2000(camera, tmp_path / "x.tif", **kwargs)
+    for levels, match in (([camera[:0]], "empty"), ([camera, camera[::2, ::2].astype(np.int16)],
+                                                     "does not belong"),
+                          ([camera[::2, ::2], camera], "does not belong")):
+        with pytest.raises(ValueError, match=match):
+            pj.export_jpeg2000(levels, tmp_path / "x.tif")
+
+    class FailsMidway:   # a level whose second row of tiles cannot be read
+        shape, dtype, ndim = camera.shape, camera.dtype, 2
+
+        def __getitem__(self, key):
+            if key[0].start if isinstance(key, tuple) else key.start:
+                raise OSError("the store went away")
+            return camera[key]
+
+    with pytest.raises(OSError, match="went away"):
+        pj.export_jpeg2000([FailsMidway()], tmp_path / "x.tif", tile=256)
+    assert not list(tmp_path.iterdir())   # (refused, or removed when it failed)
+    pj.export_jpeg2000(camera, tmp_path / "f.jp2", psnr=np.float32(40))   # numpy numbers
 
 
 def test_cli_export(real, tmp_path, capsys):

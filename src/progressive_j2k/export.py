@@ -11,6 +11,8 @@ so a stored chunk cannot be rewrapped byte for byte.
 """
 from __future__ import annotations
 
+import numbers
+import operator
 import os
 
 import numpy as np
@@ -22,6 +24,8 @@ EXPORT_DTYPES = ("uint8", "int8", "uint16", "int16")
 #: Output suffixes: a codestream with its JP2 boxes, or a bare codestream
 CODESTREAM_FORMATS = {".jp2": "jp2", ".j2k": "j2k", ".j2c": "j2k"}
 TIFF_SUFFIXES = (".tif", ".tiff")
+#: The largest TIFF tile side taken (tifffile pads every tile to full size)
+MAX_TILE = 4096
 
 
 def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
@@ -39,35 +43,53 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     .jp2, .j2k or .j2c: level ``level`` as one codestream (read whole), with
     JPEG 2000's own resolution levels.  ``psnr`` None: lossless (the
     reversible 5/3: every sample exact); else OpenJPEG's quality target in
-    dB (lossy 9/7)."""
+    dB (lossy 9/7), per tile or image and approximate, not a floor.  A
+    failed export leaves no file."""
     imagecodecs = require("imagecodecs", "cli", "export_jpeg2000")
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in CODESTREAM_FORMATS and suffix not in TIFF_SUFFIXES:
         raise ValueError(f"export_jpeg2000 writes .tif/.tiff (a pyramid of JPEG 2000 tiles) or "
                          f".jp2/.j2k/.j2c (one codestream): got {os.fspath(path)!r}")
-    if psnr is not None and not (isinstance(psnr, (int, float)) and np.isfinite(psnr) and psnr > 0):
+    if psnr is not None and (isinstance(psnr, bool) or not isinstance(psnr, numbers.Real)
+                             or not (np.isfinite(psnr) and psnr > 0)):
         raise ValueError(f"psnr must be a positive number of dB or None (lossless), got {psnr!r}")
-    if not (isinstance(tile, (int, np.integer)) and tile >= 16 and tile % 16 == 0):
-        raise ValueError(f"tile must be a multiple of 16 (TIFF's rule), got {tile!r}")
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or not (
+            16 <= tile <= MAX_TILE and tile % 16 == 0):
+        raise ValueError(f"tile must be a multiple of 16 (TIFF's rule) up to {MAX_TILE}, "
+                         f"got {tile!r}")
+    if isinstance(level, bool):
+        raise TypeError(f"level must be an integer, got {level!r}")
+    level = operator.index(level)
     levels = _levels(source)
     if not 0 <= level < len(levels):
         raise ValueError(f"level {level}: the source has levels 0 to {len(levels) - 1}")
     for k in range(level, len(levels)):
-        _check_image(levels[k], k)
+        _check_image(levels[k], k, levels[level])
     options = {"reversible": True} if psnr is None else {"level": float(psnr), "reversible": False}
-    if suffix in CODESTREAM_FORMATS:
-        image = np.ascontiguousarray(levels[level][...])
-        data = imagecodecs.jpeg2k_encode(image, codecformat=CODESTREAM_FORMATS[suffix], **options)
-        with open(path, "wb") as f:
-            f.write(data)
-        return
+    try:
+        if suffix in CODESTREAM_FORMATS:
+            image = np.ascontiguousarray(levels[level][...])
+            data = imagecodecs.jpeg2k_encode(image, codecformat=CODESTREAM_FORMATS[suffix],
+                                             **options)
+            with open(path, "wb") as f:
+                f.write(data)
+        else:
+            _write_tiff(levels[level:], path, int(tile), options)
+    except BaseException:
+        if os.path.exists(path):   # (a partial file is no export)
+            os.unlink(path)
+        raise
+
+
+def _write_tiff(pyramid: list, path, tile: int, options: dict) -> None:
+    """A tiled TIFF of `pyramid`: its first level the main image, the others
+    its SubIFDs; tiles no larger than a level needs (tifffile pads them)."""
     tifffile = require("tifffile", "cli", "export_jpeg2000 to TIFF")
-    pyramid = levels[level:]
     with tifffile.TiffWriter(path, bigtiff=True) as tiff:
         for k, image in enumerate(pyramid):
-            colour = image.ndim == 3
-            tiff.write(_tiles(image, int(tile)), shape=image.shape, dtype=image.dtype,
-                       tile=(int(tile), int(tile)), photometric="rgb" if colour else "minisblack",
+            side = min(tile, -(-max(image.shape[:2]) // 16) * 16)
+            tiff.write(_tiles(image, side), shape=image.shape, dtype=image.dtype,
+                       tile=(side, side), photometric="rgb" if image.ndim == 3 else "minisblack",
                        compression="jpeg2000", compressionargs=options,
                        **({"subifds": len(pyramid) - 1} if k == 0 else {"subfiletype": 1}))
 
@@ -82,8 +104,9 @@ def _levels(source) -> list:
     return open_multiscale(source)
 
 
-def _check_image(image, k: int) -> None:
-    """ValueError unless level `k` is an image JPEG 2000 takes exactly."""
+def _check_image(image, k: int, finest) -> None:
+    """ValueError unless level `k` is an image JPEG 2000 takes exactly, of
+    the finest level's dtype and samples and no larger."""
     shape, dtype = tuple(image.shape), np.dtype(image.dtype)
     if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (3, 4))):
         raise ValueError(f"level {k} has shape {shape}: JPEG 2000 export takes images, 2-D or "
@@ -92,6 +115,12 @@ def _check_image(image, k: int) -> None:
     if dtype.name not in EXPORT_DTYPES:
         raise ValueError(f"level {k} holds {dtype}: JPEG 2000 export takes "
                          f"{', '.join(EXPORT_DTYPES)} (samples OpenJPEG codes exactly)")
+    if 0 in shape:
+        raise ValueError(f"level {k} is empty (shape {shape}): nothing to export")
+    if image is not finest and (dtype != finest.dtype or shape[2:] != tuple(finest.shape[2:])
+                                or any(a > b for a, b in zip(shape, finest.shape))):
+        raise ValueError(f"level {k} ({dtype}, {shape}) does not belong to a pyramid under "
+                         f"its finest level ({np.dtype(finest.dtype)}, {tuple(finest.shape)})")
 
 
 def _tiles(image, tile: int):
