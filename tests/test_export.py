@@ -94,3 +94,20 @@ def test_cli_export(real, tmp_path, capsys):
         np.testing.assert_array_equal(tif.series[0].levels[0].asarray(), image)
     assert main(["export", str(tmp_path / "c.zarr"), str(tmp_path / "c.jp2"), "--level", "9"]) == 2
     assert "levels 0 to" in capsys.readouterr().err
+
+
+def test_ome_tiff_records_the_pixel_size(real, tmp_path):
+    """A level view's physical spacing (ome_level0, at that level's scale)
+    becomes OME-XML's pixel size; without units, none is written."""
+    physical = {"scale": [0.5, 0.25], "axes": [{"name": "y", "unit": "micrometer"},
+                                               {"name": "x", "unit": "micrometer"}]}
+    pj.to_zarr(real("camera"), str(tmp_path / "p.zarr"), chunks=(128, 128),
+               attributes={"ome_level0": physical})
+    pj.export_jpeg2000(str(tmp_path / "p.zarr"), tmp_path / "p.ome.tif", level=1, tile=128)
+    with tifffile.TiffFile(tmp_path / "p.ome.tif") as tif:
+        pixels = tif.ome_metadata
+        assert 'PhysicalSizeX="0.5" PhysicalSizeXUnit="µm"' in pixels
+        assert 'PhysicalSizeY="1.0" PhysicalSizeYUnit="µm"' in pixels
+    pj.export_jpeg2000(real("camera"), tmp_path / "n.ome.tif", tile=128)
+    with tifffile.TiffFile(tmp_path / "n.ome.tif") as tif:
+        assert "PhysicalSize" not in tif.ome_metadata

@@ -26,6 +26,9 @@ CODESTREAM_FORMATS = {".jp2": "jp2", ".j2k": "j2k", ".j2c": "j2k"}
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: The largest TIFF tile side taken (tifffile pads every tile to full size)
 MAX_TILE = 4096
+#: OME-NGFF unit names (ome_level0's) as OME-XML writes them
+OME_UNITS = {"angstrom": "Å", "nanometer": "nm", "micrometer": "µm", "millimeter": "mm",
+             "centimeter": "cm", "meter": "m"}
 
 
 def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
@@ -40,7 +43,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     pyramid (the finest as the main image, the others as its SubIFDs, as
     OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
     a JPEG 2000 codestream, read from the source one row of tiles at a time;
-    .jp2, .j2k or .j2c: level ``level`` as one codestream (read whole), with
+    a .ome.tif(f) records the pixel size a level view knows (Level.scale,
+    with units); .jp2, .j2k or .j2c: level ``level`` as one codestream (read whole), with
     JPEG 2000's own resolution levels.  ``psnr`` None: lossless (the
     reversible 5/3: every sample exact); else OpenJPEG's quality target in
     dB (lossy 9/7), per tile or image and approximate, not a floor.  A
@@ -74,16 +78,30 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
             with open(path, "wb") as f:
                 f.write(data)
         else:
-            _write_tiff(levels[level:], path, int(tile), options)
+            ome = os.fspath(path).lower().endswith((".ome.tif", ".ome.tiff"))
+            _write_tiff(levels[level:], path, int(tile), options,
+                        _pixel_size(levels[level]) if ome else {})
     except BaseException:
         if os.path.exists(path):   # (a partial file is no export)
             os.unlink(path)
         raise
 
 
-def _write_tiff(pyramid: list, path, tile: int, options: dict) -> None:
-    """A tiled TIFF of `pyramid`: its first level the main image, the others
-    its SubIFDs; tiles no larger than a level needs (tifffile pads them)."""
+def _pixel_size(image) -> dict:
+    """OME-XML's physical pixel size of a level whose array records its
+    physical axes with a unit OME_UNITS knows (Level.scale, .units); else {}."""
+    units = getattr(image, "units", None)
+    if not units or len(units) < 2 or any(OME_UNITS.get(u) is None for u in units[:2]):
+        return {}
+    (y, x), (y_unit, x_unit) = image.scale[:2], units[:2]
+    return {"PhysicalSizeY": float(y), "PhysicalSizeYUnit": OME_UNITS[y_unit],
+            "PhysicalSizeX": float(x), "PhysicalSizeXUnit": OME_UNITS[x_unit]}
+
+
+def _write_tiff(pyramid: list, path, tile: int, options: dict, pixel_size: dict) -> None:
+    """A tiled TIFF of `pyramid`: its first level the main image (with
+    `pixel_size` in its OME metadata), the others its SubIFDs; tiles no
+    larger than a level needs (tifffile pads them)."""
     tifffile = require("tifffile", "cli", "export_jpeg2000 to TIFF")
     with tifffile.TiffWriter(path, bigtiff=True) as tiff:
         for k, image in enumerate(pyramid):
@@ -91,7 +109,9 @@ def _write_tiff(pyramid: list, path, tile: int, options: dict) -> None:
             tiff.write(_tiles(image, side), shape=image.shape, dtype=image.dtype,
                        tile=(side, side), photometric="rgb" if image.ndim == 3 else "minisblack",
                        compression="jpeg2000", compressionargs=options,
-                       **({"subifds": len(pyramid) - 1} if k == 0 else {"subfiletype": 1}))
+                       **({"subifds": len(pyramid) - 1, "metadata": {
+                           "axes": "YXS" if image.ndim == 3 else "YX", **pixel_size}}
+                          if k == 0 else {"subfiletype": 1}))
 
 
 def _levels(source) -> list:
