@@ -44,8 +44,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
     a JPEG 2000 codestream, read from the source one row of tiles at a time;
     a .ome.tif(f) records the pixel size a level view knows (Level.scale,
-    with units); .jp2, .j2k or .j2c: level ``level`` as one codestream (read whole), with
-    JPEG 2000's own resolution levels.  ``psnr`` None: lossless (the
+    with units); .jp2, .j2k or .j2c: level ``level`` as one codestream
+    (read whole), with JPEG 2000's own resolution levels.  ``psnr`` None: lossless (the
     reversible 5/3: every sample exact); else OpenJPEG's quality target in
     dB (lossy 9/7), per tile or image and approximate, not a floor.  A
     failed export leaves no file."""
@@ -70,17 +70,21 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     for k in range(level, len(levels)):
         _check_image(levels[k], k, levels[level])
     options = {"reversible": True} if psnr is None else {"level": float(psnr), "reversible": False}
-    try:
-        if suffix in CODESTREAM_FORMATS:
-            image = np.ascontiguousarray(levels[level][...])
-            data = imagecodecs.jpeg2k_encode(image, codecformat=CODESTREAM_FORMATS[suffix],
-                                             **options)
+    if suffix in CODESTREAM_FORMATS:
+        image = np.ascontiguousarray(levels[level][...])
+        data = imagecodecs.jpeg2k_encode(image, codecformat=CODESTREAM_FORMATS[suffix], **options)
+
+        def write():
             with open(path, "wb") as f:
                 f.write(data)
-        else:
-            ome = os.fspath(path).lower().endswith((".ome.tif", ".ome.tiff"))
-            _write_tiff(levels[level:], path, int(tile), options,
-                        _pixel_size(levels[level]) if ome else {})
+    else:
+        ome = os.fspath(path).lower().endswith((".ome.tif", ".ome.tiff"))
+        pixel_size = _pixel_size(levels[level]) if ome else {}
+
+        def write():
+            _write_tiff(levels[level:], path, int(tile), options, pixel_size)
+    try:   # (from here on the file is being replaced)
+        write()
     except BaseException:
         if os.path.exists(path):   # (a partial file is no export)
             os.unlink(path)
