@@ -696,10 +696,12 @@ class Level:
         dims = _dimension_names(reader.metadata, attributes, self.ndim)
         physical = reader.physical != physical_axes({}, self.ndim)
         transformed = set(reader.layout.options["axes"])
+        group, name = _group_and_name(reader)   # (where coordinate arrays lie)
         coords = {}
         for axis, dim in enumerate(dims):
             at = self.positions(axis)
-            known = _coordinate_array(reader, dim, reader.layout.shape[axis])
+            known = None if group is None or dim == name else _coordinate_array(
+                group, dim, reader.layout.shape[axis])
             if known is not None:
                 values, attrs = known
                 for key in _XARRAY_OWN:
@@ -714,7 +716,7 @@ class Level:
         data = xr.DataArray(self.to_dask(), dims=dims,
                             coords={d: xr.Variable(*c) for d, c in coords.items()},
                             attrs=attributes)
-        data.name = _group_and_name(reader)[1]   # (not the dask array's)
+        data.name = name   # (not the dask array's)
         return data
 
     def positions(self, axis: int) -> np.ndarray:
@@ -853,13 +855,10 @@ def _group_and_name(reader) -> tuple:
     return (above, ""), name
 
 
-def _coordinate_array(reader, dim: str, length: int):
+def _coordinate_array(group: tuple, dim: str, length: int):
     """(values, attributes) of the 1-D array named `dim` of `length` values
-    beside the reader's array in its group, read whole; None if there is none."""
+    in `group` (store, path), read whole; None if there is none."""
     zarr = require_zarr("Level.to_xarray")
-    group, name = _group_and_name(reader)
-    if group is None or dim == name:
-        return None
     store, parent = group
     try:
         array = zarr.open_array(store=store, path=f"{parent}/{dim}" if parent else dim, mode="r")
