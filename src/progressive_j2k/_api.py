@@ -161,11 +161,19 @@ class Header:
 
     def level_shape(self, level: int = 0) -> tuple:
         """Shape of the decode at ``level``: transformed axes ceil-divided by 2**level."""
-        level = self._check_level(level)
-        shape = list(self.shape)
-        for a in self.axes:
-            shape[a] = -(-shape[a] // (1 << level))
-        return tuple(shape)
+        return level_shape(self.shape, self.axes, self._check_level(level))
+
+    def decode_memory(self, level: int = 0) -> int:
+        """What decoding at ``level`` may allocate (decode_memory): what
+        decode() checks max_bytes against."""
+        shape = self.level_shape(level)
+        return decode_memory(math.prod(shape), self.mode, self.dtype, max(shape, default=0),
+                             math.prod(self.level_shape(self.levels)))
+
+
+def level_shape(shape, axes, level: int) -> tuple:
+    """`shape` at `level`: its transformed `axes` ceil-divided by 2**level."""
+    return tuple(-(-n // (1 << level)) if a in axes else n for a, n in enumerate(shape))
 
 
 def _as_bytes(buf) -> np.ndarray:
@@ -702,11 +710,6 @@ def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int, low_b
             + coefficient * low_band + LINE_BYTES * longest + strips + slack)
 
 
-def low_band_elements(shape, axes, levels: int) -> int:
-    """The elements of a chunk's low band: its transformed axes divided by
-    2**levels, rounded up."""
-    return math.prod(-(-n // 2**levels) if a in axes else n for a, n in enumerate(shape))
-
 
 def decode_chunk(buf, shape: tuple, dtype, level: int = 0, layer: int | None = None):
     """decode() at ``level`` of an array's chunk, whose shape and dtype the
@@ -751,8 +754,7 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     shape = header.level_shape(level)
     elements = math.prod(shape)
     nbytes = elements * header.dtype.itemsize
-    needed_memory = decode_memory(elements, header.mode, header.dtype, max(shape, default=0),
-                                  math.prod(header.level_shape(header.levels)))
+    needed_memory = header.decode_memory(level)
     if needed_memory > max_bytes:
         raise TooLargeError(f"decoding needs {needed_memory} bytes (output {nbytes} plus working "
                             f"buffers), over max_bytes={max_bytes}")

@@ -1,6 +1,8 @@
 """numcodecs codec: ``ProgressiveJ2K``, usable as a zarr v2 compressor."""
 from __future__ import annotations
 
+import math
+
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray
 
@@ -106,8 +108,8 @@ class ProgressiveJ2K(Codec):
         # no chunk shape to trust a header against: a chunk it would refuse
         # to read back is refused now, not after it is written
         needed = _api.decode_memory(arr.size, resolved["mode"], arr.dtype,
-                                    max(arr.shape, default=0), _api.low_band_elements(
-                                        arr.shape, resolved["axes"], resolved["levels"]))
+                                    max(arr.shape, default=0), math.prod(_api.level_shape(
+                                        arr.shape, resolved["axes"], resolved["levels"])))
         if needed > _api.DEFAULT_MAX_DECODED_BYTES:
             raise ValueError(f"a chunk of shape {arr.shape} ({arr.dtype}) needs {needed} bytes to "
                              f"decode, over decode()'s default max_bytes "
