@@ -102,13 +102,17 @@ def test_xarray_reads_array_written_with_codec(real, tmp_path):
     to_zarr(arr, root.store_path / "image", chunks=(128, 128), dimension_names=("y", "x"))
     ds = xr.open_zarr(str(tmp_path / "x.zarr"), consolidated=False)
     np.testing.assert_array_equal(ds["image"].values, arr)
-    # a DataArray (lazy too) gives its dims as the dimension names, unless given
-    data = xr.DataArray(arr, dims=("row", "col"))
+    # a DataArray (lazy too) gives its dims as the dimension names and its
+    # attrs as the attributes, unless given
+    data = xr.DataArray(arr, dims=("row", "col"),
+                        attrs={"units": "counts", "scale": np.float32(0.5), "window": np.arange(2)})
     for given, expected in ((None, ("row", "col")), (("y", "x"), ("y", "x"))):
         for source in (data, data.chunk(128)):
             z = to_zarr(source, root.store_path / "named", chunks=(128, 128), overwrite=True,
-                        dimension_names=given)
+                        dimension_names=given, attributes=None if given is None else {"a": 1})
             assert z.metadata.dimension_names == expected
+            assert z.attrs.asdict() == ({"units": "counts", "scale": 0.5, "window": [0, 1]}
+                                        if given is None else {"a": 1})
             np.testing.assert_array_equal(z[:], arr)
 
 
@@ -820,9 +824,17 @@ def test_to_zarr_shards_may_leave_out_trailing_axes(real, tmp_path):
     np.testing.assert_array_equal(z[:], coins)
     z = pj.to_zarr(np.zeros((0, 5), np.uint8), str(tmp_path / "e.zarr"), shards=(None,))
     assert z.shape == (0, 5) and z.shards == (1, 5)   # (an empty axis: one chunk)
-    for bad in (("x", 128), (None, 100)):
+    for bad in (("x", 128), (None, 100), (128.5, 128)):
         with pytest.raises(ValueError, match="shards must be up to 2 multiples"):
             pj.to_zarr(coins, str(tmp_path / "d.zarr"), chunks=(64, 64), shards=bad, overwrite=True)
+    # lengths are integers (64.5 was cut to 64); a fill value is a number
+    for kwargs, match in (({"chunks": (64.5, 64)}, "positive integer lengths"),
+                          ({"chunks": (True, 64)}, "positive integer lengths"),
+                          ({"fill_value": "x"}, "fill_value must be a number")):
+        with pytest.raises(ValueError, match=match):
+            pj.to_zarr(coins, str(tmp_path / "g.zarr"), **kwargs)
+        assert not (tmp_path / "g.zarr").exists()
+    assert pj.to_zarr(coins, str(tmp_path / "h.zarr"), chunks=(np.int64(64),)).chunks == (64, 384)
 
 
 def test_python_dash_m_runs_the_command():

@@ -82,7 +82,48 @@ def test_export_refuses_what_jpeg2000_cannot_hold(real, tmp_path):
     with pytest.raises(OSError, match="went away"):
         pj.export_jpeg2000([FailsMidway()], tmp_path / "x.tif", tile=256)
     assert not list(tmp_path.iterdir())   # (refused, or removed when it failed)
+    # a failed export leaves the file it was to replace as it was
+    pj.export_jpeg2000(camera, tmp_path / "x.tif", tile=256)
+    before = (tmp_path / "x.tif").read_bytes()
+    with pytest.raises(OSError, match="went away"):
+        pj.export_jpeg2000([FailsMidway()], tmp_path / "x.tif", tile=256)
+    assert (tmp_path / "x.tif").read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+    (tmp_path / "x.tif").unlink()
+    with pytest.raises(ValueError, match="level 0 holds int64"):   # nested lists: one image
+        pj.export_jpeg2000([[1, 2], [3, 4]], tmp_path / "x.tif")
     pj.export_jpeg2000(camera, tmp_path / "f.jp2", psnr=np.float32(40))   # numpy numbers
+
+
+def test_lossy_exports_are_checked(real, tmp_path):
+    """OpenJPEG's PSNR target can miss far (mr2, 0..595 in uint16, at 45 dB
+    came back a constant image at 38.8 dB): each lossy tile or image is
+    decoded and coded again aiming higher where it is more than PSNR_SLACK
+    below the target; values spanning little of their dtype's peak warn, as
+    encode() does for its own psnr."""
+    from progressive_j2k.export import PSNR_SLACK
+
+    image = real("mr2_uint16")
+    direct = imagecodecs.jpeg2k_decode(imagecodecs.jpeg2k_encode(image, level=45,
+                                                                 reversible=False))
+    assert psnr(direct, image) < 45 - PSNR_SLACK   # (what the check is for)
+    levels = pj.open_multiscale(pj.to_zarr(image, str(tmp_path / "m.zarr"), chunks=(256, 256)))
+    with pytest.warns(pj.PSNRPeakWarning, match="psnr=45 is measured against uint16's peak"):
+        pj.export_jpeg2000(levels, tmp_path / "m.jp2", psnr=45)
+    decoded = imagecodecs.jpeg2k_decode((tmp_path / "m.jp2").read_bytes())
+    assert psnr(decoded, image) >= 45 - PSNR_SLACK
+    with pytest.warns(pj.PSNRPeakWarning):
+        pj.export_jpeg2000(levels[1], tmp_path / "m.tif", psnr=45, tile=192)   # a Level: and below
+    with tifffile.TiffFile(tmp_path / "m.tif") as tif:
+        pyramid = tif.series[0].levels
+        assert len(pyramid) == len(levels) - 1
+        for stored, level in zip(pyramid, levels[1:]):
+            expected = level[:]
+            decoded = stored.asarray()
+            for top in range(0, expected.shape[0], 192):   # every tile, edge tiles' data only
+                for left in range(0, expected.shape[1], 192):
+                    part = (slice(top, top + 192), slice(left, left + 192))
+                    assert psnr(np.ascontiguousarray(decoded[part]),
+                                np.ascontiguousarray(expected[part])) >= 45 - PSNR_SLACK
 
 
 def test_cli_export(real, tmp_path, capsys):

@@ -398,6 +398,9 @@ def test_xarray_view_of_each_level(real, tmp_path):
                               serializer=ProgressiveJ2KV3(), dimension_names=("y", None))
     assert pj.open_multiscale(named)[1].to_xarray().dims == ("y", "dim_1")
     np.testing.assert_array_equal(pj.open_multiscale(named)[1].positions(-1), np.arange(0, 64, 2))
+    for axis in (2, -3):
+        with pytest.raises(IndexError, match=f"axis {axis} is out of range for a 2-d level"):
+            pj.open_multiscale(named)[1].positions(axis)
 
 
 def test_levels_pickle_after_reads(real, tmp_path):
@@ -531,6 +534,9 @@ def test_checksums_after_the_codec_keep_prefix_reads(real, tmp_path, capsys, sha
     with pytest.raises(pj.ChecksumError, match=r"^chunk \(1, 0\) \(key 'c/1/0'\): "):   # which one
         levels[1][64:128, :64]
     np.testing.assert_array_equal(levels[3][16:32, :16], expected[3][16:32, :16])
+    chunk.write_bytes(bytes(data[:10]))   # a header cut short: the sizes' reads name it too
+    with pytest.raises(pj.TruncatedError, match=r"^chunk \(1, 0\) \(key 'c/1/0'\): "):
+        pj.level_nbytes(str(tmp_path / "crc.zarr"))
 
 
 @pytest.mark.filterwarnings("ignore:Numcodecs codecs are not in the Zarr version 3:UserWarning",
@@ -913,6 +919,9 @@ def test_groups_open_their_progressive_array(real, tmp_path):
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
     with pytest.raises(ValueError, match=r"a zarr group, not an array.*arrays \(none\)"):
         pj.open_multiscale(group)
+    np.save(tmp_path / "image.npy", real("camera"))   # (zarr would say "no group found")
+    with pytest.raises(ValueError, match=r"image\.npy' is a file, not a zarr array"):
+        pj.open_multiscale(str(tmp_path / "image.npy"))
     group.create_array("coords", data=np.arange(512.0))
     with pytest.raises(ValueError, match=r"its arrays \(.*g\.zarr/coords\)"):   # a path: paths
         pj.open_multiscale(str(tmp_path / "g.zarr"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import types
 import warnings
@@ -289,8 +290,12 @@ def _regions(shape, chunks, padded, codec_options: dict, dtype, ratio_cap: float
 
 def _whole_axes(lengths, whole: tuple) -> tuple:
     """`lengths` with None or -1 replaced by the axis's `whole` length, as
-    zarr takes them (0 for entries beyond `whole`: refused later)."""
-    return tuple(w if c is None or (isinstance(c, (int, np.integer)) and c == -1) else c
+    zarr takes them (0 for entries beyond `whole`: refused later); TypeError
+    for entries that are not integers (64.5 is no length, nor is True)."""
+    if any(c is not None and (isinstance(c, (bool, np.bool_))
+                              or not isinstance(c, numbers.Integral)) for c in lengths):
+        raise TypeError(f"lengths must be integers, None or -1, got {tuple(lengths)}")
+    return tuple(w if c is None or c == -1 else int(c)
                  for c, w in zip(lengths, tuple(whole) + (0,) * len(lengths)))
 
 
@@ -329,7 +334,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
     ``nodata`` option where one is given (unwritten parts then read as
     nodata), else zarr's default, 0.  ``attributes``: the array's (e.g.
-    PHYSICAL_ATTRIBUTE, which open_multiscale's levels read).
+    PHYSICAL_ATTRIBUTE, which open_multiscale's levels read); None: an
+    xarray DataArray's attrs (numpy values as lists and numbers), else none.
     ``dimension_names`` None: an xarray DataArray's dims, else none.
     """
     zarr = require_zarr("to_zarr")
@@ -345,11 +351,18 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if dimension_names is None and isinstance(dims, tuple) and len(dims) == len(shape) and all(
             isinstance(d, str) for d in dims):
         dimension_names = dims
+    if attributes is None and isinstance(dims, tuple) and isinstance(
+            getattr(data, "attrs", None), dict):   # and its attributes (units, say)
+        attributes = {str(k): v.tolist() if isinstance(v, (np.ndarray, np.generic)) else v
+                      for k, v in data.attrs.items()}
     # the options and the dtype checked before anything is created in the store
     options = _options.normalise_options(**codec_options)
     _options.check_dtype(dtype, options)
     if fill_value is None:
         fill_value = options["nodata"]
+    if fill_value is not None and (isinstance(fill_value, (bool, np.bool_))
+                                   or not isinstance(fill_value, numbers.Real)):
+        raise ValueError(f"fill_value must be a number (or None), got {fill_value!r}")
     if fill_value is not None and np.isnan(fill_value):
         raise ValueError("fill_value NaN: the lossy and tolerance modes refuse NaN, and zarr "
                          "pads the chunks of later partial writes with the fill value; give "
@@ -359,7 +372,11 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # (the codecs' "auto" looks at the last axis only) -- where its chunks
     # keep the three channels together
     if chunks is not None:
-        chunks = _whole_axes(chunks, shape)
+        try:
+            chunks = _whole_axes(chunks, shape)
+        except TypeError:
+            raise ValueError(f"chunks must be up to {len(shape)} positive integer lengths "
+                             f"(None or -1: the whole axis), got {chunks}") from None
     colour_axis = chosen_colour_axis(data, dtype, options)
     if colour_axis is not None and (chunks is None or len(chunks) <= colour_axis
                                     or chunks[colour_axis] == 3):

@@ -677,8 +677,8 @@ class Level:
         """A lazy xarray.DataArray over this level (its data to_dask's).
 
         Dimensions: the array's names (a zarr v3 array's dimension_names,
-        xarray's ``_ARRAY_DIMENSIONS`` attribute, or the OME axes'
-        PHYSICAL_ATTRIBUTE records), else dim_0, dim_1, ...  Coordinates,
+        xarray's ``_ARRAY_DIMENSIONS`` attribute, or the axes' names its
+        ``ome_level0`` attribute records), else dim_0, dim_1, ...  Coordinates,
         per axis, at the level-0 positions this level's samples lie at
         (positions): a 1-D coordinate array of the dimension's name beside
         the array in its group (as xarray writes them) taken there; else,
@@ -687,9 +687,10 @@ class Level:
         (so that levels line up).  Attributes: the array's, less those
         xarray keeps for itself (``_ARRAY_DIMENSIONS``, ``_FillValue``,
         ``coordinates``); name: the array's.  Values and coordinates are as
-        stored, not CF-decoded (no fill value masked, times left as numbers
-        with their ``units``): ``xarray.decode_cf`` on a Dataset of it does
-        that, though reduced levels ring past a fill value (README)."""
+        stored, not CF-decoded: times stay numbers with their ``units``
+        (``xarray.decode_cf`` on a Dataset of it decodes them), and no fill
+        value is masked or kept for decode_cf to mask, since reduced levels
+        blend a fill value into its neighbours (README): mask by range."""
         xr = require("xarray", "xarray", "Level.to_xarray")
         reader = self._reader
         attributes = dict(getattr(reader.metadata, "attributes", None) or {})
@@ -722,7 +723,10 @@ class Level:
     def positions(self, axis: int) -> np.ndarray:
         """The level-0 indices along `axis` at which this level's samples lie:
         every 2**level-th from each chunk's start along transformed axes."""
-        axis = range(self.ndim)[operator.index(axis)]   # (negative axes too)
+        index = operator.index(axis)
+        if not -self.ndim <= index < self.ndim:
+            raise IndexError(f"axis {index} is out of range for a {self.ndim}-d level")
+        axis = range(self.ndim)[index]   # (negative axes too)
         n, c = self._reader.layout.shape[axis], self._reader.layout.chunks[axis]
         if axis not in self._reader.layout.options["axes"] or self.level == 0:
             return np.arange(n)
@@ -929,6 +933,9 @@ def progressive_array(array):
     """A zarr Array as given, or opened read-only from a path or store; in a
     group, its one progressive_j2k array or an OME-Zarr group's level 0."""
     zarr = require_zarr("open_multiscale")
+    if isinstance(array, (str, os.PathLike)) and os.path.isfile(array):   # (zarr: "no group")
+        raise ValueError(f"{os.fspath(array)!r} is a file, not a zarr array (a directory or "
+                         f"store): make one from it with `progressive-j2k convert` or to_zarr")
     node = array if isinstance(array, (zarr.Array, zarr.Group)) else zarr.open(array, mode="r")
     if isinstance(node, zarr.Array):
         return node
@@ -987,7 +994,10 @@ def _stored_chunks(reader: _Reader, ask, chunks=None) -> list:
 
         async def worker():
             for coords in cells:   # (one iterator: each worker takes the next chunk)
-                result = await ask(coords, visit)
+                try:
+                    result = await ask(coords, visit)
+                except DecodeError as exc:
+                    raise _naming(exc, reader.name(coords)) from exc
                 if result is not None:
                     found.append((coords, result))
 
@@ -1055,6 +1065,12 @@ def _check_layer(reader: _Reader, layer) -> None:
         layers = _options.layer_count(reader.layout.options)
         if not 0 <= operator.index(layer) < layers:
             raise ValueError(f"layer must be in 0..{layers - 1} for this array, got {layer}")
+
+
+def levels_from(level: Level) -> list[Level]:
+    """`level` and the coarser levels of its array (at its layer), finest first."""
+    reader = level._reader
+    return [Level(reader, k, level.layer) for k in range(level.level, reader.levels + 1)]
 
 
 def open_multiscale(array, layer: int | None = None) -> list[Level]:
