@@ -114,6 +114,11 @@ def test_xarray_reads_array_written_with_codec(real, tmp_path):
             assert z.attrs.asdict() == ({"units": "counts", "scale": 0.5, "window": [0, 1]}
                                         if given is None else {"a": 1})
             np.testing.assert_array_equal(z[:], arr)
+    # attrs JSON cannot hold are left out, warned (the array written before is kept until then)
+    dated = data.assign_attrs(when=np.datetime64("2020-01-01"), tag=b"x")
+    with pytest.warns(UserWarning, match="attributes when, tag cannot be stored as JSON"):
+        z = to_zarr(dated, root.store_path / "named", chunks=(128, 128), overwrite=True)
+    assert set(z.attrs.asdict()) == {"units", "scale", "window"}
 
 
 def test_cli_convert_info_preview(real, tmp_path, capsys):
@@ -834,7 +839,13 @@ def test_to_zarr_shards_may_leave_out_trailing_axes(real, tmp_path):
         with pytest.raises(ValueError, match=match):
             pj.to_zarr(coins, str(tmp_path / "g.zarr"), **kwargs)
         assert not (tmp_path / "g.zarr").exists()
-    assert pj.to_zarr(coins, str(tmp_path / "h.zarr"), chunks=(np.int64(64),)).chunks == (64, 384)
+    for chunks in ((np.int64(64),), (64.0,), (np.array(64),)):   # whole numbers, as zarr takes
+        assert pj.to_zarr(coins, str(tmp_path / "h.zarr"), chunks=chunks,
+                          overwrite=True).chunks == (64, 384)
+    # attributes JSON cannot hold are refused before overwrite=True deletes anything
+    with pytest.raises(TypeError, match="attributes must be JSON"):
+        pj.to_zarr(coins, str(tmp_path / "h.zarr"), overwrite=True, attributes={"b": b"x"})
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "h.zarr"))[:], coins)
 
 
 def test_python_dash_m_runs_the_command():

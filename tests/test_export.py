@@ -88,6 +88,17 @@ def test_export_refuses_what_jpeg2000_cannot_hold(real, tmp_path):
     with pytest.raises(OSError, match="went away"):
         pj.export_jpeg2000([FailsMidway()], tmp_path / "x.tif", tile=256)
     assert (tmp_path / "x.tif").read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+    # a successful one keeps the replaced file's permissions, and a symlink
+    (tmp_path / "x.tif").chmod(0o600)
+    (tmp_path / "link.tif").symlink_to(tmp_path / "x.tif")
+    pj.export_jpeg2000(camera[:100], tmp_path / "link.tif", tile=64)
+    assert (tmp_path / "link.tif").is_symlink() and (tmp_path / "x.tif").stat().st_mode & 0o777 == 0o600
+    with tifffile.TiffFile(tmp_path / "x.tif") as tif:
+        np.testing.assert_array_equal(tif.series[0].levels[0].asarray(), camera[:100])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.tif", "x.tif"]
+    with pytest.raises(FileNotFoundError, match="no directory"):
+        pj.export_jpeg2000(camera, tmp_path / "missing" / "x.tif")
+    (tmp_path / "link.tif").unlink()
     (tmp_path / "x.tif").unlink()
     with pytest.raises(ValueError, match="level 0 holds int64"):   # nested lists: one image
         pj.export_jpeg2000([[1, 2], [3, 4]], tmp_path / "x.tif")
@@ -119,9 +130,10 @@ def test_lossy_exports_are_checked(real, tmp_path):
         for stored, level in zip(pyramid, levels[1:]):
             expected = level[:]
             decoded = stored.asarray()
-            for top in range(0, expected.shape[0], 192):   # every tile, edge tiles' data only
-                for left in range(0, expected.shape[1], 192):
-                    part = (slice(top, top + 192), slice(left, left + 192))
+            side = stored.keyframe.tilelength
+            for top in range(0, expected.shape[0], side):   # every tile, edge tiles' data only
+                for left in range(0, expected.shape[1], side):
+                    part = (slice(top, top + side), slice(left, left + side))
                     assert psnr(np.ascontiguousarray(decoded[part]),
                                 np.ascontiguousarray(expected[part])) >= 45 - PSNR_SLACK
 

@@ -379,6 +379,10 @@ def test_xarray_view_of_each_level(real, tmp_path):
     assert view.dims == ("y", "x")
     np.testing.assert_allclose(view["y"].values, 10 + 0.5 * np.arange(0, 512, 2))
     np.testing.assert_allclose(view["x"].values, 20 + 0.25 * np.arange(0, 512, 2))
+    # its attributes describe level 1's grid: a copy of it records that
+    assert view.attrs["ome_level0"]["scale"] == [1.0, 0.5]
+    copy = pj.open_multiscale(pj.to_zarr(view, MemoryStore(), chunks=(128, 128)))
+    assert copy[0].scale == (1.0, 0.5) and copy[0].translation == (10, 20)
     # opened at its own fsspec URL: the group above; a plain directory above
     # is not a group, and its arrays are not coordinates; partial names
     pytest.importorskip("fsspec")

@@ -1,6 +1,7 @@
 """Writing progressive zarr arrays: ``to_zarr`` and the input readers of the CLI."""
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
@@ -291,12 +292,54 @@ def _regions(shape, chunks, padded, codec_options: dict, dtype, ratio_cap: float
 def _whole_axes(lengths, whole: tuple) -> tuple:
     """`lengths` with None or -1 replaced by the axis's `whole` length, as
     zarr takes them (0 for entries beyond `whole`: refused later); TypeError
-    for entries that are not integers (64.5 is no length, nor is True)."""
-    if any(c is not None and (isinstance(c, (bool, np.bool_))
-                              or not isinstance(c, numbers.Integral)) for c in lengths):
-        raise TypeError(f"lengths must be integers, None or -1, got {tuple(lengths)}")
-    return tuple(w if c is None or c == -1 else int(c)
+    for entries that are not whole numbers (64.5 is no length, nor is True)."""
+    lengths = tuple(None if c is None else _whole_number(c) for c in lengths)
+    return tuple(w if c is None or c == -1 else c
                  for c, w in zip(lengths, tuple(whole) + (0,) * len(lengths)))
+
+
+def _whole_number(value) -> int:
+    """An integer, or a float or 0-d array holding one, as an int (TypeError
+    otherwise: bools too)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, np.ndarray)
+                                               and value.dtype == bool):
+        raise TypeError(f"not a whole number: {value!r}")
+    number = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    if isinstance(number, numbers.Integral):
+        return int(number)
+    if isinstance(number, numbers.Real) and float(number).is_integer():
+        return int(number)
+    raise TypeError(f"not a whole number: {value!r}")
+
+
+def _plain(value):
+    """`value` with numpy values as numbers and lists, at any depth."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(x) for k, x in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(x) for x in value]
+    return value
+
+
+def _json_attributes(attrs: dict) -> dict:
+    """An xarray DataArray's attrs as zarr can store them (_plain); those
+    JSON cannot hold (dates, bytes) left out with a warning, before the
+    store is touched."""
+    kept, left = {}, []
+    for key, value in attrs.items():
+        try:
+            value = _plain(value)
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError):
+            left.append(str(key))
+            continue
+        kept[str(key)] = value
+    if left:
+        warnings.warn(f"the DataArray's attributes {', '.join(left)} cannot be stored as JSON: "
+                      f"left out (pass attributes= to choose them)", stacklevel=3)
+    return kept
 
 
 def _pieces(lo: int, hi: int, unit: int) -> tuple:
@@ -334,8 +377,10 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
     ``nodata`` option where one is given (unwritten parts then read as
     nodata), else zarr's default, 0.  ``attributes``: the array's (e.g.
-    PHYSICAL_ATTRIBUTE, which open_multiscale's levels read); None: an
-    xarray DataArray's attrs (numpy values as lists and numbers), else none.
+    PHYSICAL_ATTRIBUTE, which open_multiscale's levels read; JSON values,
+    numpy ones taken as numbers and lists); None: an
+    xarray DataArray's attrs (numpy values as lists and numbers; those JSON
+    cannot hold left out, warned), else none.
     ``dimension_names`` None: an xarray DataArray's dims, else none.
     """
     zarr = require_zarr("to_zarr")
@@ -353,13 +398,21 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         dimension_names = dims
     if attributes is None and isinstance(dims, tuple) and isinstance(
             getattr(data, "attrs", None), dict):   # and its attributes (units, say)
-        attributes = {str(k): v.tolist() if isinstance(v, (np.ndarray, np.generic)) else v
-                      for k, v in data.attrs.items()}
+        attributes = _json_attributes(data.attrs)
+    elif attributes is not None:   # (zarr would find out after overwrite=True deleted the old)
+        try:
+            attributes = _plain(dict(attributes))
+            json.dumps(attributes, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"attributes must be JSON (numbers, strings, lists, dicts): "
+                            f"{exc}") from None
     # the options and the dtype checked before anything is created in the store
     options = _options.normalise_options(**codec_options)
     _options.check_dtype(dtype, options)
     if fill_value is None:
         fill_value = options["nodata"]
+    if isinstance(fill_value, np.ndarray) and fill_value.ndim == 0:
+        fill_value = fill_value.item()
     if fill_value is not None and (isinstance(fill_value, (bool, np.bool_))
                                    or not isinstance(fill_value, numbers.Real)):
         raise ValueError(f"fill_value must be a number (or None), got {fill_value!r}")

@@ -14,8 +14,10 @@ from __future__ import annotations
 import numbers
 import operator
 import os
+import stat
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -63,8 +65,9 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     each is decoded and checked, and one more than PSNR_SLACK dB below it
     coded again (aiming higher, at last losslessly).  A single Level is
     exported with the coarser levels below it.  The file is written under
-    a temporary name beside ``path`` and renamed when complete: a failed
-    export leaves ``path`` as it was."""
+    a temporary name beside ``path`` (a symlink's target) and renamed when
+    complete, with the permissions of a file it replaces: a failed export
+    leaves ``path`` as it was."""
     imagecodecs = require("imagecodecs", "cli", "export_jpeg2000")
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in CODESTREAM_FORMATS and suffix not in TIFF_SUFFIXES:
@@ -89,14 +92,19 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     narrow = []   # (whether a lossy image's values span little of its dtype's peak)
 
     def encode(image, codecformat, extent=None):
-        """`image` coded, its first `extent` rows and columns (all: None) checked."""
+        """`image` coded, its first `extent` rows and columns (all: None)
+        those a lossy codestream is checked on (the rest is padding)."""
         real = image if extent is None else image[:extent[0], :extent[1]]
         if target is not None and not narrow and _rate.narrow_for_psnr(real, target):
             narrow.append(True)
         return _checked_encode(imagecodecs, image, target, codecformat, real.shape)
 
-    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
-    partial = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.partial")
+    # written beside the file it replaces (a symlink's target), then renamed
+    final = os.path.realpath(os.fspath(path))
+    directory = os.path.dirname(final)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"no directory {directory!r} to write {os.fspath(path)!r} in")
+    partial = os.path.join(directory, f".pj2k-export-{uuid.uuid4().hex[:12]}.partial")
     try:
         if suffix in CODESTREAM_FORMATS:
             data = encode(np.ascontiguousarray(levels[level][...]), CODESTREAM_FORMATS[suffix])
@@ -105,17 +113,23 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
         else:
             ome = os.fspath(path).lower().endswith((".ome.tif", ".ome.tiff"))
             pixel_size = _pixel_size(levels[level]) if ome else {}
-            _write_tiff(levels[level:], partial, int(tile), encode, ome, pixel_size)
-        os.replace(partial, path)
+            _write_tiff(levels[level:], partial, int(tile), None if target is None else encode,
+                        ome, pixel_size)
+        with open(partial, "rb+") as f:   # (on disk before it takes the old file's place)
+            os.fsync(f.fileno())
+        if os.path.exists(final):   # (the permissions of the file it replaces)
+            os.chmod(partial, stat.S_IMODE(os.stat(final).st_mode))
+        if narrow:   # (as encode() warns for its own psnr; before: an error leaves path as it was)
+            warnings.warn(f"psnr={target:g} is measured against "
+                          f"{np.dtype(levels[level].dtype)}'s peak, and these values span less "
+                          f"than 1/8 of it: the target allows RMS errors above 3% of their "
+                          f"span. Give such data a higher psnr, or export losslessly",
+                          PSNRPeakWarning, stacklevel=2)
+        os.replace(partial, final)
     except BaseException:
         if os.path.exists(partial):   # (a partial file is no export)
             os.unlink(partial)
         raise
-    if narrow:   # (as encode() warns for its own psnr)
-        warnings.warn(f"psnr={target:g} is measured against {np.dtype(levels[level].dtype)}'s "
-                      f"peak, and these values span less than 1/8 of it: the target allows "
-                      f"large errors. Give such data a higher psnr, or export losslessly",
-                      PSNRPeakWarning, stacklevel=2)
 
 
 def _checked_encode(imagecodecs, image, target, codecformat, checked: tuple) -> bytes:
@@ -148,15 +162,21 @@ def _pixel_size(image) -> dict:
 def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, pixel_size: dict) -> None:
     """A tiled TIFF of `pyramid`: its first level the main image (an
     OME-TIFF's with `pixel_size` in its metadata), the others its SubIFDs;
-    tiles no larger than a level needs, each encode(tile, codecformat)."""
+    tiles no larger than a level needs.  encode None: lossless, by tifffile
+    (in its threads); else each tile encode(tile, codecformat, extent), a
+    row of tiles at a time in as many threads as tifffile would use."""
     tifffile = require("tifffile", "cli", "export_jpeg2000 to TIFF")
-    with tifffile.TiffWriter(path, bigtiff=True, ome=ome) as tiff:
+    with tifffile.TiffWriter(path, bigtiff=True, ome=ome) as tiff, \
+            ThreadPoolExecutor(max(1, tifffile.TIFF.MAXWORKERS)) as pool:
         for k, image in enumerate(pyramid):
             side = min(tile, -(-max(image.shape[:2]) // 16) * 16)
-            coded = (encode(t, 0, extent) for t, extent in _tiles(image, side))   # (0: J2K)
-            tiff.write(coded, shape=image.shape, dtype=image.dtype,
+            if encode is None:
+                data, coding = _tiles(image, side), {"compressionargs": {"reversible": True}}
+            else:
+                data, coding = _coded_tiles(image, side, encode, pool), {}
+            tiff.write(data, shape=image.shape, dtype=image.dtype,
                        tile=(side, side), photometric="rgb" if image.ndim == 3 else "minisblack",
-                       compression="jpeg2000",
+                       compression="jpeg2000", **coding,
                        **({"subifds": len(pyramid) - 1, "metadata": {
                            "axes": "YXS" if image.ndim == 3 else "YX", **pixel_size}}
                           if k == 0 else {"subfiletype": 1}))
@@ -167,8 +187,9 @@ def _levels(source) -> list:
     lists), a Level and the coarser ones, or open_multiscale's."""
     from progressive_j2k.multiscale import Level, levels_from, open_multiscale
     if isinstance(source, (list, tuple)):
-        if all(hasattr(s, "shape") and hasattr(s, "dtype") for s in source):
-            return list(source)
+        if any(hasattr(s, "shape") and hasattr(s, "dtype") for s in source):
+            return [s if hasattr(s, "shape") and hasattr(s, "dtype") else np.asarray(s)
+                    for s in source]
         source = np.asarray(source)   # (nested lists: one image)
     if isinstance(source, np.ndarray):
         return [source]
@@ -197,13 +218,23 @@ def _check_image(image, k: int, finest) -> None:
 
 
 def _tiles(image, tile: int):
-    """(tile, the rows and columns of it the image fills) in TIFF order, read
-    a row of tiles at a time; those at its edges padded with zeros to the
-    whole tile, as TIFF stores them."""
+    """The image's tiles in TIFF order, read a row of tiles at a time (those
+    at its edges partial: tifffile pads them)."""
     for top in range(0, image.shape[0], tile):
         band = np.asarray(image[top:top + tile])
         for left in range(0, image.shape[1], tile):
-            part = band[:, left:left + tile]
-            whole = np.zeros((tile, tile) + part.shape[2:], part.dtype)
-            whole[:part.shape[0], :part.shape[1]] = part
-            yield whole, part.shape[:2]
+            yield np.ascontiguousarray(band[:, left:left + tile])
+
+
+def _coded_tiles(image, tile: int, encode, pool):
+    """The image's tiles in TIFF order as codestreams, each padded with zeros
+    to the whole tile as TIFF stores it, a row of tiles coded at a time."""
+    def coded(part):
+        whole = np.zeros((tile, tile) + part.shape[2:], part.dtype)
+        whole[:part.shape[0], :part.shape[1]] = part
+        return encode(whole, 0, part.shape[:2])   # (0: a bare J2K codestream, as TIFF holds)
+
+    for top in range(0, image.shape[0], tile):
+        band = np.asarray(image[top:top + tile])
+        yield from pool.map(coded, (band[:, left:left + tile]
+                                    for left in range(0, image.shape[1], tile)))

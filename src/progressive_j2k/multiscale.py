@@ -36,7 +36,7 @@ import numpy as np
 
 from progressive_j2k import _api, _core, _options
 from progressive_j2k._optional import require, require_zarr
-from progressive_j2k.convert import ome_level0, ome_metadata, physical_axes
+from progressive_j2k.convert import PHYSICAL_ATTRIBUTE, ome_level0, ome_metadata, physical_axes
 from progressive_j2k.errors import DecodeError, TruncatedError, WholeChunkWarning
 
 MAX_UINT64 = 2**64 - 1
@@ -686,7 +686,8 @@ class Level:
         position; else, along transformed axes, the positions themselves
         (so that levels line up).  Attributes: the array's, less those
         xarray keeps for itself (``_ARRAY_DIMENSIONS``, ``_FillValue``,
-        ``coordinates``); name: the array's.  Values and coordinates are as
+        ``coordinates``), with ``ome_level0``'s scale made this level's;
+        name: the array's.  Values and coordinates are as
         stored, not CF-decoded: times stay numbers with their ``units``
         (``xarray.decode_cf`` on a Dataset of it decodes them), and no fill
         value is masked or kept for decode_cf to mask, since reduced levels
@@ -714,6 +715,10 @@ class Level:
                 coords[dim] = (dim, at)
         for key in _XARRAY_OWN:
             attributes.pop(key, None)
+        if physical and isinstance(attributes.get(PHYSICAL_ATTRIBUTE), dict):
+            # this level's spacing: to_zarr of it then records its own grid
+            attributes[PHYSICAL_ATTRIBUTE] = {**attributes[PHYSICAL_ATTRIBUTE],
+                                              "scale": list(self.scale)}
         data = xr.DataArray(self.to_dask(), dims=dims,
                             coords={d: xr.Variable(*c) for d, c in coords.items()},
                             attrs=attributes)
@@ -815,7 +820,6 @@ class Level:
 def _dimension_names(metadata, attributes: dict, ndim: int) -> tuple:
     """An array's dimension names (Level.to_xarray): zarr v3's, xarray's
     attribute (zarr v2), the OME axes' names, or dim_0, dim_1, ..."""
-    from progressive_j2k.convert import PHYSICAL_ATTRIBUTE
     physical = attributes.get(PHYSICAL_ATTRIBUTE)
     ome = physical.get("axes") if isinstance(physical, dict) else None
     for names in (getattr(metadata, "dimension_names", None), attributes.get("_ARRAY_DIMENSIONS"),
