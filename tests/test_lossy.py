@@ -873,6 +873,26 @@ def test_target_searches_are_guided_by_the_model(real, search_trials):
     assert max(trials) <= 3 and sum(trials) <= 2 * len(trials)
 
 
+def test_first_psnr_aim_counts_clamped_samples(real, monkeypatch, search_trials):
+    """us1 (58% of its samples black or white) decodes about 0.5 dB above
+    the model's aim, since the decoder's clamping cuts half the error at
+    the bounds: without clamped_gain every target there took a second
+    trial, with it the first lands in the window."""
+    from progressive_j2k import _rate
+    assert _rate.clamped_gain(real("camera").astype(np.float32)) == 0.0
+    us1 = real("us1_rgb8")
+    share = (np.count_nonzero(us1 == 0) + np.count_nonzero(us1 == 255)) / us1.size
+    assert _rate.clamped_gain(us1) == pytest.approx(-10 * np.log10(1 - _rate.CLAMP_SHARE * share))
+    targets = (37.1, 30.9)   # (what its ratio searches reach at 20:1 and 40:1)
+    for share, expected in ((_rate.CLAMP_SHARE, [1, 1]), (0.0, [2, 2])):
+        monkeypatch.setattr(_rate, "CLAMP_SHARE", share)
+        search_trials.clear()
+        for target in targets:
+            enc = pj.encode(us1, reversible=False, psnr=target)
+            assert target <= _rate.psnr(pj.decode(enc), us1) <= target + 0.5
+        assert search_trials == expected
+
+
 def test_pilot_mosaic_takes_every_other_tile_of_large_volumes():
     from progressive_j2k import _rate
     vol = np.arange(130 * 140 * 150, dtype=np.int32).reshape(130, 140, 150)
