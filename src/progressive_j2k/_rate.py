@@ -439,7 +439,7 @@ TYPICAL_PSNR_BIAS = {False: -0.22, True: -0.29}
 #: * f) dB above the model's aim (us1, 58% black: +0.5 dB).  Fitted on 226
 #: crops (256^2 of the 2-D images, 64^3 of the volumes) at 4 targets each:
 #: first trials outside the window 62 -> 48; held out, the 15 whole images'
-#: 57 targets: 15 -> 10 (docs/DESIGN.md 52).  Bound samples inside a flat
+#: 57 targets: 15 -> 9 (docs/DESIGN.md 52).  Bound samples inside a flat
 #: background decode exactly, so the share is well below one half.
 CLAMP_SHARE = 0.15
 
@@ -457,6 +457,8 @@ def clamped_gain(arr: np.ndarray) -> float:
     if arr.max() == info.max:
         at_bounds += np.count_nonzero(arr == info.max)
     return -10 * math.log10(1 - CLAMP_SHARE * at_bounds / arr.size)
+
+
 #: Integer samples round the decoder's values, and the original is an
 #: integer: a value off by e before rounding is off by round(e) after it.
 #: With e normal of variance v, that squares to sum over k >= 1 of

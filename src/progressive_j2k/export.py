@@ -92,8 +92,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     narrow = []   # (whether a lossy image's values span little of its dtype's peak)
 
     def encode(image, codecformat, extent=None):
-        """`image` coded, its first `extent` rows and columns (all: None)
-        those a lossy codestream is checked on (the rest is padding)."""
+        """`image` coded (_checked_encode); a lossy codestream checked on
+        its first `extent` rows and columns (None: all), the rest padding."""
         real = image if extent is None else image[:extent[0], :extent[1]]
         if target is not None and not narrow and _rate.narrow_for_psnr(real, target):
             narrow.append(True)
@@ -186,10 +186,13 @@ def _levels(source) -> list:
     """The source's levels: a list of them, one numpy array (or nested
     lists), a Level and the coarser ones, or open_multiscale's."""
     from progressive_j2k.multiscale import Level, levels_from, open_multiscale
+
+    def array_like(s):
+        return hasattr(s, "shape") and hasattr(s, "dtype")
+
     if isinstance(source, (list, tuple)):
-        if any(hasattr(s, "shape") and hasattr(s, "dtype") for s in source):
-            return [s if hasattr(s, "shape") and hasattr(s, "dtype") else np.asarray(s)
-                    for s in source]
+        if any(map(array_like, source)):
+            return [s if array_like(s) else np.asarray(s) for s in source]
         source = np.asarray(source)   # (nested lists: one image)
     if isinstance(source, np.ndarray):
         return [source]
