@@ -463,11 +463,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     arr = np.require(arr, requirements="CA")   # the C core reads whole values: aligned ones
     if options["psnr"] is not None and _rate.narrow_for_psnr(arr, options["psnr"]):
         # (one message per target and dtype: warned once, not per chunk)
-        warnings.warn(
-            f"psnr={options['psnr']:g} is measured against {arr.dtype}'s peak "
-            f"{_rate.psnr_peak(arr):g}, and this chunk's values span less than 1/8 of it: the "
-            f"target allows RMS errors above 3% of their span. Give such data a higher psnr, "
-            f"a step or a tolerance", PSNRPeakWarning, stacklevel=2)
+        message = _rate.narrow_psnr_message(options["psnr"], arr.dtype, "a step or a tolerance")
+        warnings.warn(message, PSNRPeakWarning, stacklevel=2)
 
     def prepare(data, wavelet, step, tolerance=0.0, m97=-1):
         """`data` (the chunk, or a mosaic of it) loaded and transformed with

@@ -74,6 +74,16 @@ def narrow_for_psnr(arr: np.ndarray, target: float) -> bool:
     return 0 < span < peak * NARROW_RANGE_SHARE and allowed_rms > LOOSE_ERROR_SHARE * span
 
 
+def narrow_psnr_message(target: float, dtype, remedy: str) -> str:
+    """PSNRPeakWarning's message where narrow_for_psnr holds (encode()'s
+    and export's), ending with what to give instead, `remedy`."""
+    dtype = np.dtype(dtype)
+    return (f"psnr={target:g} is measured against {dtype}'s peak {2 ** (8 * dtype.itemsize) - 1}, "
+            f"and these values span less than 1/{round(1 / NARROW_RANGE_SHARE)} of it: the target "
+            f"allows RMS errors above {LOOSE_ERROR_SHARE:.0%} of their span. Give such data a "
+            f"higher psnr, {remedy}")
+
+
 def squared_error(decoded: np.ndarray, original: np.ndarray) -> float:
     """The sum of (decoded - original)**2, in float64: in C where both have
     one of the format's dtypes, native and aligned (exact for 8 and 16 bits

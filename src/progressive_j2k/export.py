@@ -120,10 +120,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
         if os.path.exists(final):   # (the permissions of the file it replaces)
             os.chmod(partial, stat.S_IMODE(os.stat(final).st_mode))
         if narrow:   # (as encode() warns for its own psnr; before: an error leaves path as it was)
-            warnings.warn(f"psnr={target:g} is measured against "
-                          f"{np.dtype(levels[level].dtype)}'s peak, and these values span less "
-                          f"than 1/8 of it: the target allows RMS errors above 3% of their "
-                          f"span. Give such data a higher psnr, or export losslessly",
+            warnings.warn(_rate.narrow_psnr_message(target, levels[level].dtype,
+                                                    "or export losslessly"),
                           PSNRPeakWarning, stacklevel=2)
         os.replace(partial, final)
     except BaseException:
