@@ -303,6 +303,30 @@ def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
     assert not (tmp_path / "f.zarr").exists()
 
 
+def test_refused_arguments_leave_the_array_that_overwrite_would_replace(real, tmp_path):
+    """What zarr refuses is refused before overwrite=True deletes anything:
+    zarr checked fill values and dimension names only after the deletion."""
+    coins = real("coins")
+    path = str(tmp_path / "c.zarr")
+    pj.to_zarr(coins, path, chunks=(128, 128))
+    for kwargs, error, match in (
+            ({"fill_value": 300}, ValueError, "not a uint8 value"),
+            ({"fill_value": -1}, ValueError, "not a uint8 value"),
+            ({"fill_value": np.float32(2.5)}, ValueError, "not a uint8 value"),   # (zarr cast it to 2)
+            ({"dimension_names": ("y",)}, ValueError, "dimension"),
+            ({"dimension_names": (1, 2)}, TypeError, "str")):
+        with pytest.raises(error, match=match):
+            pj.to_zarr(coins[:64], path, overwrite=True, **kwargs)
+        np.testing.assert_array_equal(zarr.open_array(path)[:], coins)
+    assert pj.to_zarr(coins, path, overwrite=True, fill_value=np.float64(7.0)).fill_value == 7
+    with pytest.raises(ValueError, match="not a finite float32 value"):
+        pj.to_zarr(coins.astype(np.float32), path, overwrite=True, tolerance=1, fill_value=1e39)
+    xr = pytest.importorskip("xarray")
+    with pytest.warns(UserWarning, match=r"dims \[0\] are not strings"):
+        z = pj.to_zarr(xr.DataArray(coins, dims=(0, "x")), path, overwrite=True)
+    assert z.metadata.dimension_names == ("0", "x")
+
+
 def test_converting_onto_the_input_is_refused_and_leaves_it(real, tmp_path, capsys):
     """Overwriting the place the input is read from would delete it before
     it is read: refused, the input intact, for the same array or the group

@@ -640,7 +640,7 @@ def test_hostile_lengths_are_refused_before_anything_is_fetched(real, tmp_path):
         path.write_bytes(bytes(data))
         levels = pj.open_multiscale(z)
         for k in (0, 3):
-            with pytest.raises(pj.DecodeError, match="stream, where|gives a chunk 4611"):
+            with pytest.raises(pj.DecodeError, match="stream, where|gives this chunk 4611"):
                 levels[k][:16, :16]
         np.testing.assert_array_equal(levels[0][256:, 256:], camera[256:, 256:])
     # an index length that is not its stream's: level_nbytes refuses it, as a read does
@@ -656,6 +656,12 @@ def test_hostile_lengths_are_refused_before_anything_is_fetched(real, tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(pj.DecodeError, match="where its shard's index gives"):
         pj.level_nbytes(z)
+    data[-1] ^= 1   # the index's CRC: a damaged index, named with its shard once
+    shard.write_bytes(bytes(data))
+    with pytest.raises(pj.DecodeError, match=r"in shard 'c/0/0'\): the shard's index is "
+                       "damaged") as raised:
+        pj.open_multiscale(z)[0][:8, :8]
+    assert str(raised.value).count("c/0/0") == 1
     z = zarr.create_array(LocalStore(tmp_path / "z.zarr"), shape=camera.shape, chunks=(256, 256),
                           dtype=camera.dtype, serializer=ProgressiveJ2KV3())   # (zstd after it)
     z[:] = camera

@@ -349,6 +349,21 @@ def _pieces(lo: int, hi: int, unit: int) -> tuple:
     return tuple(b - a for a, b in zip(cuts, cuts[1:]))
 
 
+def _fill_value_in(dtype: np.dtype, fill_value):
+    """`fill_value` as a value of `dtype`, refused where it is not one (zarr
+    would cast 2.5 to 2 for uint8, and refuse 300 only after overwrite=True
+    has deleted the old array)."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not (float(fill_value).is_integer() and info.min <= fill_value <= info.max):
+            raise ValueError(f"fill_value {fill_value!r} is not a {dtype} value "
+                             f"(whole numbers {info.min} to {info.max})")
+        return int(fill_value)
+    if not np.isfinite(np.asarray(fill_value, dtype=np.float64).astype(dtype)):
+        raise ValueError(f"fill_value {fill_value!r} is not a finite {dtype} value")
+    return float(fill_value)
+
+
 def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension_names=None,
             fill_value=None, attributes=None, progress=False, **codec_options):
     """Write ``data`` (numpy, dask, or any array-like) as a zarr v3 array whose
@@ -376,12 +391,15 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     shard along an axis left out).  ``codec_options`` are those of
     :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
     ``nodata`` option where one is given (unwritten parts then read as
-    nodata), else zarr's default, 0.  ``attributes``: the array's (e.g.
+    nodata), else zarr's default, 0; it must be a value of the dtype (a
+    whole number in range for integers).  ``attributes``: the array's (e.g.
     PHYSICAL_ATTRIBUTE, which open_multiscale's levels read; JSON values,
     numpy ones taken as numbers and lists); None: an
     xarray DataArray's attrs (numpy values as lists and numbers; those JSON
     cannot hold left out, warned), else none.
-    ``dimension_names`` None: an xarray DataArray's dims, else none.
+    ``dimension_names`` None: an xarray DataArray's dims (as strings), else
+    none.  Everything zarr checks is checked before ``overwrite=True``
+    deletes what the store holds.
     """
     zarr = require_zarr("to_zarr")
     # (before anything is created in the store: a missing one leaves nothing behind)
@@ -393,9 +411,11 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         data = np.asarray(data)
     shape, dtype = tuple(data.shape), np.dtype(data.dtype)
     dims = getattr(data, "dims", None)   # an xarray DataArray's, unless given
-    if dimension_names is None and isinstance(dims, tuple) and len(dims) == len(shape) and all(
-            isinstance(d, str) for d in dims):
-        dimension_names = dims
+    if dimension_names is None and isinstance(dims, tuple) and len(dims) == len(shape):
+        others = [d for d in dims if not isinstance(d, str)]   # zarr takes strings only
+        if others:
+            warnings.warn(f"dims {others} are not strings: written as their str()", stacklevel=2)
+        dimension_names = tuple(map(str, dims))
     if attributes is None and isinstance(dims, tuple) and isinstance(
             getattr(data, "attrs", None), dict):   # and its attributes (units, say)
         attributes = _json_attributes(data.attrs)
@@ -420,6 +440,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         raise ValueError("fill_value NaN: the lossy and tolerance modes refuse NaN, and zarr "
                          "pads the chunks of later partial writes with the fill value; give "
                          "a finite one (e.g. 0)")
+    if fill_value is not None:
+        fill_value = _fill_value_in(dtype, fill_value)
     _options.check_targets(options)
     # a channels-first colour image gets encode()'s colour axis, recorded
     # (the codecs' "auto" looks at the last axis only) -- where its chunks
@@ -477,14 +499,17 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # mean (pad_chunk), then cut to its shape: resizing keeps the chunks it
     # still overlaps as they are
     padded = tuple(-(-n // c) * c for n, c in zip(shape, chunks))
+    metadata = dict(shape=padded, dtype=dtype, chunks=chunks, shards=shards,
+                    serializer=ProgressiveJ2K(**codec_options), compressors=None,
+                    fill_value=fill_value, dimension_names=dimension_names, attributes=attributes)
+    # zarr checks these as it writes zarr.json, after overwrite=True has
+    # deleted what was there: checked in memory first
+    zarr.create_array(zarr.storage.MemoryStore(), **metadata)
     if overwrite:
         refuse_to_overwrite_input(data, store)
     from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, ContainsGroupError
     try:
-        z = zarr.create_array(store, shape=padded, dtype=dtype, chunks=chunks, shards=shards,
-                              serializer=ProgressiveJ2K(**codec_options), compressors=None,
-                              fill_value=fill_value, overwrite=overwrite,
-                              dimension_names=dimension_names, attributes=attributes)
+        z = zarr.create_array(store, overwrite=overwrite, **metadata)
     except (ContainsArrayError, ContainsGroupError, ContainsArrayAndGroupError) as exc:
         raise FileExistsError(f"{store}: a zarr array or group is already there; pass "
                               f"overwrite=True (command line: --overwrite) to replace it") from exc

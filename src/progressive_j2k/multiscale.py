@@ -341,7 +341,7 @@ class _Reader:
         if raw is None:  # no shard: every inner chunk is missing
             return None
         if len(raw) != nbytes or _core.crc32c(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
-            raise DecodeError(f"shard index of {key!r} is damaged")
+            raise DecodeError("the shard's index is damaged (its checksum does not match)")
         return np.frombuffer(raw[:-4], "<u8").reshape(per_shard + (2,))
 
     async def _locate(self, coords, visit: dict):
@@ -366,7 +366,7 @@ class _Reader:
             return None
         if not layout.trailer <= length <= self.stream_limit + layout.trailer or (
                 offset + length >= 2**63):
-            raise DecodeError(f"shard {key!r} gives a chunk {length} bytes at {offset}, where "
+            raise DecodeError(f"the shard's index gives this chunk {length} bytes at {offset}, where "
                               f"this array's chunks take {layout.trailer} to "
                               f"{self.stream_limit + layout.trailer}")
         return key, offset, length - layout.trailer   # (the codestream's length)
