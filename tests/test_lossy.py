@@ -1863,3 +1863,17 @@ def test_psnr_on_data_far_below_its_dtypes_peak_warns(real):
         pj.encode(wide, psnr=45)
         pj.encode(real("camera")[:128, :128] // 8, psnr=25)   # 8-bit: never
         pj.encode(np.full((64, 64), 300, np.uint16), psnr=30)   # constant: exact anyway
+
+
+def test_to_zarr_warns_of_the_psnr_target_given(real, tmp_path):
+    """to_zarr codes edge chunks to a target raised for their padding; the
+    warning names the target given, once (it named the raised ones too)."""
+    pytest.importorskip("zarr")
+    import warnings
+    mr2 = real("mr2_uint16")
+    for chunks in ((512, 384), (300, 300)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pj.to_zarr(mr2, str(tmp_path / f"{chunks[1]}.zarr"), chunks=chunks, psnr=40)
+        peaks = [str(w.message) for w in caught if w.category is pj.PSNRPeakWarning]
+        assert len(peaks) == 1 and peaks[0].startswith("psnr=40 is measured"), peaks

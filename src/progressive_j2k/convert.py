@@ -1,6 +1,7 @@
 """Writing progressive zarr arrays: ``to_zarr`` and the input readers of the CLI."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -12,8 +13,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from progressive_j2k import _api, _axes, _core, _options
+from progressive_j2k import _api, _axes, _core, _options, _rate
 from progressive_j2k._optional import require, require_zarr
+from progressive_j2k.errors import PSNRPeakWarning
 
 
 #: default_chunks keeps an untransformed last axis this short whole
@@ -523,37 +525,63 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     try:
         if 0 in shape:   # no chunk to write
             pass
-        elif _is_dask(data):
-            import dask.array as da
-            blocks = data.rechunk(chunks)
-            if padded != shape:
-                blocks = blocks.map_blocks(
-                    pad_chunk, chunks, dtype=dtype,
-                    chunks=tuple((c,) * len(b) for c, b in zip(chunks, blocks.chunks)))
-            for options, lo, hi in regions:   # (one after another: they share shards)
-                where = tuple(slice(a, b) for a, b in zip(lo, hi))
-                part = blocks[where].rechunk(tuple(map(_pieces, lo, hi, write_unit)))
-                da.store(part, z if options is None else _with_codec_options(z, options),
-                         regions=where, lock=False)
         else:
-            # one row of write units at a time: along the first axis the
-            # units cut (an OME-Zarr (t, c, z, y, x) image of t = c = z = 1
-            # is cut along y, not read whole), the axes after it whole
-            split = next((a for a in range(len(shape)) if shape[a] > write_unit[a]), 0)
-            rows = [write_unit[a] if a <= split else padded[a] for a in range(len(shape))]
-            bar = (lambda corners: tqdm(corners, unit="chunk row", desc="writing")
-                   ) if progress else None
-            for options, lo, hi in regions:
-                if options is None:
-                    _write_region(z, data, lo, hi, rows, shape, chunks, bar)
-                else:   # (a thin region: several rows of units per call)
-                    _write_region(_with_codec_options(z, options), data, lo, hi,
-                                  [u * EDGE_BLOCK_UNITS if a == split else u
-                                   for a, u in enumerate(rows)], shape, chunks)
+            with _psnr_warnings_as_given(codec_options.get("psnr"), dtype):
+                _write_regions(z, data, regions, shape, chunks, padded, write_unit, tqdm)
     finally:   # the data's shape, also when writing failed part-way
         if padded != shape:
             z.resize(shape)
     return z
+
+
+@contextlib.contextmanager
+def _psnr_warnings_as_given(psnr, dtype):
+    """PSNRPeakWarnings of the chunks written inside, as one that names the
+    target given (edge chunks are coded to a target raised for their
+    padding, edge_chunk_options); other warnings as they came."""
+    with warnings.catch_warnings(record=True) as caught:
+        yield
+    peak_warned = False
+    for w in caught:
+        if issubclass(w.category, PSNRPeakWarning) and psnr is not None:
+            if not peak_warned:
+                warnings.warn(_rate.narrow_psnr_message(psnr, dtype, "a step or a tolerance"),
+                              PSNRPeakWarning, stacklevel=4)
+            peak_warned = True
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _write_regions(z, data, regions, shape, chunks, padded, write_unit, tqdm) -> None:
+    """to_zarr's writes: each region of the padded array (_regions) with its
+    codec options, from a dask array or an array-like."""
+    if _is_dask(data):
+        import dask.array as da
+        blocks = data.rechunk(chunks)
+        if padded != shape:
+            blocks = blocks.map_blocks(
+                pad_chunk, chunks, dtype=data.dtype,
+                chunks=tuple((c,) * len(b) for c, b in zip(chunks, blocks.chunks)))
+        for options, lo, hi in regions:   # (one after another: they share shards)
+            where = tuple(slice(a, b) for a, b in zip(lo, hi))
+            part = blocks[where].rechunk(tuple(map(_pieces, lo, hi, write_unit)))
+            da.store(part, z if options is None else _with_codec_options(z, options),
+                     regions=where, lock=False)
+    else:
+        # one row of write units at a time: along the first axis the
+        # units cut (an OME-Zarr (t, c, z, y, x) image of t = c = z = 1
+        # is cut along y, not read whole), the axes after it whole
+        split = next((a for a in range(len(shape)) if shape[a] > write_unit[a]), 0)
+        rows = [write_unit[a] if a <= split else padded[a] for a in range(len(shape))]
+        bar = (lambda corners: tqdm(corners, unit="chunk row", desc="writing")
+               ) if tqdm is not None else None
+        for options, lo, hi in regions:
+            if options is None:
+                _write_region(z, data, lo, hi, rows, shape, chunks, bar)
+            else:   # (a thin region: several rows of units per call)
+                _write_region(_with_codec_options(z, options), data, lo, hi,
+                              [u * EDGE_BLOCK_UNITS if a == split else u
+                               for a, u in enumerate(rows)], shape, chunks)
 
 
 #: The array attribute holding level 0's physical axes, from an OME-Zarr
