@@ -169,6 +169,9 @@ def test_forged_m97_levels_are_rejected(chunk):
     for bad in (-1, 1 << header.levels, 2.0):
         with pytest.raises((ValueError, TypeError)):
             pj.encode(arr, m97_levels=bad)
+    for bad in (True, np.bool_(True)):   # (a mask is a number; True was taken as 1)
+        with pytest.raises(TypeError, match="m97_levels must be an integer"):
+            pj.encode(arr, m97_levels=bad)
     with pytest.raises(ValueError, match="reversible"):
         pj.encode(arr, reversible=False, m97_levels=1)
     # the C core's own check, behind the Python one

@@ -343,7 +343,7 @@ def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:
     """The C core's m97_levels: -1 (the encoder's choice) or a checked mask."""
     if m97_levels is None:
         return -1 if wavelet != 1 else 0
-    mask = operator.index(m97_levels)
+    mask = integer_option(m97_levels, "m97_levels")
     if wavelet == 1 and mask:
         raise ValueError("m97_levels applies to the reversible modes (lossless, tolerance)")
     if not 0 <= mask < 1 << levels:

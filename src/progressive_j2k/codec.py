@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray
 
@@ -17,7 +18,8 @@ class ProgressiveJ2K(Codec):
 
     Like other numcodecs codecs it preserves the memory layout: a
     Fortran-ordered array is coded as its C-ordered transpose, so ``decode``
-    returns the same bytes with the reversed shape (what zarr v2's
+    returns the same bytes with the reversed shape, and fills a
+    Fortran-ordered ``out=`` in its memory order (what zarr v2's
     ``order="F"`` expects).
 
     For zarr v3 arrays use ``progressive_j2k.zarr3.ProgressiveJ2K`` (same
@@ -128,6 +130,12 @@ class ProgressiveJ2K(Codec):
         return _api.encode(arr, **options)
 
     def decode(self, buf, out=None):
+        if isinstance(out, np.ndarray) and out.ndim > 1 and out.flags.f_contiguous and not (
+                out.flags.c_contiguous):
+            # memory in its own order, as encode() keeps it: zarr-python 2
+            # decodes an order="F" chunk into an F-contiguous array
+            _api.decode(buf, out=out.T)
+            return out
         return _api.decode(buf, out=out)
 
     def get_config(self):
