@@ -310,16 +310,16 @@ def test_refused_arguments_leave_the_array_that_overwrite_would_replace(real, tm
     path = str(tmp_path / "c.zarr")
     pj.to_zarr(coins, path, chunks=(128, 128))
     for kwargs, error, match in (
-            ({"fill_value": 300}, ValueError, "not a uint8 value"),
-            ({"fill_value": -1}, ValueError, "not a uint8 value"),
-            ({"fill_value": np.float32(2.5)}, ValueError, "not a uint8 value"),   # (zarr cast it to 2)
+            ({"fill_value": 300}, ValueError, "not a value of uint8"),
+            ({"fill_value": -1}, ValueError, "not a value of uint8"),
+            ({"fill_value": np.float32(2.5)}, ValueError, "not a value of uint8"),   # (zarr cast it to 2)
             ({"dimension_names": ("y",)}, ValueError, "dimension"),
             ({"dimension_names": (1, 2)}, TypeError, "str")):
         with pytest.raises(error, match=match):
             pj.to_zarr(coins[:64], path, overwrite=True, **kwargs)
         np.testing.assert_array_equal(zarr.open_array(path)[:], coins)
     assert pj.to_zarr(coins, path, overwrite=True, fill_value=np.float64(7.0)).fill_value == 7
-    with pytest.raises(ValueError, match="not a finite float32 value"):
+    with pytest.raises(ValueError, match="not a finite value of float32"):
         pj.to_zarr(coins.astype(np.float32), path, overwrite=True, tolerance=1, fill_value=1e39)
     xr = pytest.importorskip("xarray")
     with pytest.warns(UserWarning, match=r"dims \[0\] are not strings"):

@@ -463,7 +463,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     arr = np.require(arr, requirements="CA")   # the C core reads whole values: aligned ones
     if options["psnr"] is not None and _rate.narrow_for_psnr(arr, options["psnr"]):
         # (one message per target and dtype: warned once, not per chunk)
-        message = _rate.narrow_psnr_message(options["psnr"], arr.dtype, "a step or a tolerance")
+        message = _rate.narrow_psnr_message(options["psnr"], arr.dtype)
         warnings.warn(message, PSNRPeakWarning, stacklevel=2)
 
     def prepare(data, wavelet, step, tolerance=0.0, m97=-1):

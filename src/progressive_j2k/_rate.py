@@ -74,7 +74,7 @@ def narrow_for_psnr(arr: np.ndarray, target: float) -> bool:
     return 0 < span < peak * NARROW_RANGE_SHARE and allowed_rms > LOOSE_ERROR_SHARE * span
 
 
-def narrow_psnr_message(target: float, dtype, remedy: str) -> str:
+def narrow_psnr_message(target: float, dtype, remedy: str = "a step or a tolerance") -> str:
     """PSNRPeakWarning's message where narrow_for_psnr holds (encode()'s
     and export's), ending with what to give instead, `remedy`."""
     dtype = np.dtype(dtype)

@@ -357,12 +357,12 @@ def _fill_value_in(dtype: np.dtype, fill_value):
     has deleted the old array)."""
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
-        if not (float(fill_value).is_integer() and info.min <= fill_value <= info.max):
-            raise ValueError(f"fill_value {fill_value!r} is not a {dtype} value "
+        if not (info.min <= fill_value <= info.max and float(fill_value).is_integer()):
+            raise ValueError(f"fill_value {fill_value!r} is not a value of {dtype} "
                              f"(whole numbers {info.min} to {info.max})")
         return int(fill_value)
     if not np.isfinite(np.asarray(fill_value, dtype=np.float64).astype(dtype)):
-        raise ValueError(f"fill_value {fill_value!r} is not a finite {dtype} value")
+        raise ValueError(f"fill_value {fill_value!r} is not a finite value of {dtype}")
     return float(fill_value)
 
 
@@ -545,8 +545,8 @@ def _psnr_warnings_as_given(psnr, dtype):
     for w in caught:
         if issubclass(w.category, PSNRPeakWarning) and psnr is not None:
             if not peak_warned:
-                warnings.warn(_rate.narrow_psnr_message(psnr, dtype, "a step or a tolerance"),
-                              PSNRPeakWarning, stacklevel=4)
+                warnings.warn(_rate.narrow_psnr_message(psnr, dtype), PSNRPeakWarning,
+                              stacklevel=4)
             peak_warned = True
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
