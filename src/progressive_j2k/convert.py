@@ -361,7 +361,9 @@ def _fill_value_in(dtype: np.dtype, fill_value):
             raise ValueError(f"fill_value {fill_value!r} is not a value of {dtype} "
                              f"(whole numbers {info.min} to {info.max})")
         return int(fill_value)
-    if not np.isfinite(np.asarray(fill_value, dtype=np.float64).astype(dtype)):
+    with np.errstate(over="ignore"):   # (beyond the range: infinity, refused)
+        finite = np.isfinite(np.asarray(fill_value, dtype=np.float64).astype(dtype))
+    if not finite:
         raise ValueError(f"fill_value {fill_value!r} is not a finite value of {dtype}")
     return float(fill_value)
 
