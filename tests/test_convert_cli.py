@@ -509,6 +509,84 @@ def test_cli_errors_are_messages_not_tracebacks(real, tmp_path, capsys):
     assert f"{tmp_path}/step/x.npy" in capsys.readouterr().err
 
 
+def test_cli_refuses_a_directory_that_is_no_zarr_array(real, tmp_path, capsys):
+    """A directory holding other files is no output: zarr wrote beside them,
+    and with --overwrite deleted them all."""
+    np.save(tmp_path / "c.npy", real("coins"))
+    folder = tmp_path / "work"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("precious")
+    for flags in ([], ["--overwrite"]):
+        assert main(["convert", str(tmp_path / "c.npy"), str(folder), "--quiet", *flags]) == 2
+        assert "holds no zarr array or group" in capsys.readouterr().err
+        assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "sub"]
+    with pytest.raises(FileExistsError, match="holds no zarr array or group"):
+        pj.to_zarr(real("coins"), str(folder), overwrite=True)
+    assert (folder / "notes.txt").read_text() == "precious"
+    (tmp_path / "empty").mkdir()   # an empty directory, or a zarr array, is an output
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "empty"), "--quiet"]) == 0
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "empty"), "--quiet",
+                 "--overwrite"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "empty"))[:], real("coins"))
+
+
+def test_cli_reads_tiffs_read_only_and_refuses_damaged_ones(real, tmp_path, capsys):
+    """An archive's TIFF is opened read-only (a truncated uncompressed one
+    was padded with zeros in place, and converted); a page chain cut short
+    or a tile that does not decode is an error, and leaves no output."""
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("imagecodecs")
+    camera, volume = real("camera"), real("mni152_t1_uint8_3d")[90:100]
+    tifffile.imwrite(tmp_path / "plain.tif", camera)
+    data = (tmp_path / "plain.tif").read_bytes()
+    (tmp_path / "short.tif").write_bytes(data[:100_000])
+    assert main(["convert", str(tmp_path / "short.tif"), str(tmp_path / "s.zarr"), "--quiet"]) == 2
+    assert "ends past the end of the file" in capsys.readouterr().err
+    assert (tmp_path / "short.tif").stat().st_size == 100_000 and not (tmp_path / "s.zarr").exists()
+    noise = np.random.default_rng(0).integers(0, 255, volume.shape, dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", noise, compression="zlib", tile=(64, 64))
+    stack = (tmp_path / "stack.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(stack[:len(stack) // 3])   # (tifffile: fewer pages)
+    assert main(["convert", str(tmp_path / "cut.tif"), str(tmp_path / "t.zarr"), "--quiet"]) == 2
+    assert "pages are cut short" in capsys.readouterr().err
+    tifffile.imwrite(tmp_path / "tiled.tif", camera, compression="zlib", tile=(128, 128))
+    with tifffile.TiffFile(tmp_path / "tiled.tif") as tif:
+        offset, count = tif.pages.first.dataoffsets[3], tif.pages.first.databytecounts[3]
+    damaged = bytearray((tmp_path / "tiled.tif").read_bytes())
+    damaged[offset + 8:offset + count - 8] = bytes(count - 16)
+    (tmp_path / "bad.tif").write_bytes(bytes(damaged))
+    assert main(["convert", str(tmp_path / "bad.tif"), str(tmp_path / "b.zarr"), "--quiet",
+                 "--chunks", "128,128"]) == 2
+    err = capsys.readouterr().err
+    assert "error: the input does not decode" in err and "Traceback" not in err
+    assert not (tmp_path / "b.zarr").exists()   # (the unfinished output removed)
+
+
+def test_cli_interrupted_convert_leaves_no_output(real, tmp_path, monkeypatch, capsys):
+    """SIGTERM (as Ctrl-C) mid-write: the finally blocks run, the unfinished
+    array is removed, and the command says it was interrupted."""
+    import os
+    import signal
+    from progressive_j2k import convert as convert_module
+    np.save(tmp_path / "c.npy", real("camera"))
+    pad_slab = convert_module._pad_slab   # (once per row of shards written)
+    calls = []
+
+    def terminated_after_one(*args, **kwargs):
+        if calls:
+            os.kill(os.getpid(), signal.SIGTERM)
+        calls.append(1)
+        return pad_slab(*args, **kwargs)
+
+    monkeypatch.setattr(convert_module, "_pad_slab", terminated_after_one)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "i.zarr"), "--quiet",
+                 "--chunks", "64,64", "--shards", "128,512"]) == 128 + signal.SIGTERM
+    assert calls and "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "i.zarr").exists()
+    assert signal.getsignal(signal.SIGTERM) is before   # (the handler put back)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--ratio", "10", "--step", "2"],
      "choose one of --step, --ratio, --bits-per-sample and --psnr, got step and ratio"),

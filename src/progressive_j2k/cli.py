@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import math
 import os
 import re
+import shutil
+import signal
 import sys
+import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +22,12 @@ from progressive_j2k.errors import MissingDependencyError, WholeChunkWarning
 
 
 def _ints(text):
-    return tuple(int(v) for v in text.split(",")) if text else None
+    """--chunks, --shards, --axes: comma-separated integers."""
+    try:
+        return tuple(int(v) for v in text.split(",")) if text else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, "
+                                         f"got {text!r}") from None
 
 
 def _layers(text):
@@ -101,15 +112,61 @@ def _convert(args):
     if args.layer_metric == "psnr" and isinstance(layers, int):   # a PSNR, not a count
         layers = (float(layers),)
     options = dict(levels=args.levels, mode="lossy" if args.lossy else None,
-                   axes=_ints(args.axes), colour_axis=args.colour_axis, step=args.step,
+                   axes=args.axes, colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, bits_per_sample=args.bits_per_sample, psnr=args.psnr,
                    tolerance=args.tolerance, nodata=args.nodata,
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo,
                    close_gaps=args.close_gaps or None)
-    z = to_zarr(data, args.output, chunks=_ints(args.chunks), shards=_ints(args.shards),
-                overwrite=args.overwrite, progress=not args.quiet, dimension_names=names,
-                attributes=attributes, **options)
+    metadata = _local_metadata(args.output)
+    before = _stat(metadata)
+    try:
+        z = to_zarr(data, args.output, chunks=args.chunks, shards=args.shards,
+                    overwrite=args.overwrite, progress=not args.quiet, dimension_names=names,
+                    attributes=attributes, **options)
+    except BaseException:
+        # an array this run created and did not finish is no conversion (where
+        # nothing was created yet, what was there stays)
+        if _stat(metadata) not in (None, before):
+            _settle_zarr_writes()
+            shutil.rmtree(metadata.parent / "c", ignore_errors=True)   # (its chunks)
+            metadata.unlink()
+            with contextlib.suppress(OSError):   # (a directory it made, if now empty)
+                metadata.parent.rmdir()
+            print(f"{args.output}: the unfinished output was removed", file=sys.stderr)
+        raise
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
+
+
+def _settle_zarr_writes(timeout: float = 60.0) -> None:
+    """Wait for the chunk writes zarr's event loop still runs: a write that
+    failed, or was interrupted, leaves the other writes of its call going
+    (they would put chunks back after the unfinished output is removed)."""
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def settled():
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            await asyncio.wait(others, timeout=timeout)
+
+    sync(settled())
+
+
+def _local_metadata(output: str) -> Path | None:
+    """The zarr.json a conversion to `output` writes, None for a URL."""
+    if "://" in output and not output.startswith("file://"):
+        return None
+    return Path(output.removeprefix("file://")) / "zarr.json"
+
+
+def _stat(path: Path | None):
+    """(inode, size, mtime) of `path`, None where it does not exist."""
+    try:
+        result = os.stat(path) if path is not None else None
+    except FileNotFoundError:
+        return None
+    return result and (result.st_ino, result.st_size, result.st_mtime_ns)
 
 
 def info(args):
@@ -262,10 +319,10 @@ def main(argv=None):
     p = sub.add_parser("convert", help="TIFF, .npy or zarr/OME-Zarr level 0 -> progressive zarr v3")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--chunks", help="comma-separated chunk shape")
-    p.add_argument("--shards", help="comma-separated shard shape (optional)")
+    p.add_argument("--chunks", type=_ints, help="comma-separated chunk shape")
+    p.add_argument("--shards", type=_ints, help="comma-separated shard shape (optional)")
     p.add_argument("--levels", type=int)
-    p.add_argument("--axes", help="comma-separated axes to transform (negative axes as "
+    p.add_argument("--axes", type=_ints, help="comma-separated axes to transform (negative axes as "
                                   "--axes=-2,-1)")
     p.add_argument("--colour-axis", type=_colour_axis, default="auto",
                    help="axis of length 3 to decorrelate as RGB, auto (default: the last "
@@ -293,7 +350,9 @@ def main(argv=None):
                    help="lossless 8/16-bit chunks: close runs of unused values (e.g. a CT's "
                         "padding far from its data) before the transform: smaller, but reduced "
                         "levels average on the closed scale")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a zarr array or group at the output (a directory holding "
+                        "other files is refused either way)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=convert)
     p = sub.add_parser("info", help="shape, chunks, levels and bytes per level")
@@ -319,8 +378,32 @@ def main(argv=None):
     p.add_argument("--tile", type=int, default=512, help="TIFF tile size (a multiple of 16)")
     p.set_defaults(run=export)
     args = parser.parse_args(argv)
+    terminated = []
+
+    def on_sigterm(signum, frame):   # as Ctrl-C: the clean-ups in finally blocks run
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if (
+        threading.current_thread() is threading.main_thread()) else None
+    formatwarning = warnings.formatwarning   # warnings as the errors are: one line, no source
+    warnings.formatwarning = lambda message, category, *_, **__: (
+        f"{parser.prog} {args.command}: {category.__name__}: {message}\n")
     try:
         args.run(args)
+    except KeyboardInterrupt:
+        print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
+        return 128 + (terminated[0] if terminated else signal.SIGINT)
+    except RuntimeError as exc:   # a codec's error reading the input (a damaged TIFF tile)
+        if type(exc).__module__.partition(".")[0] != "imagecodecs":
+            raise
+        print(f"{parser.prog} {args.command}: error: the input does not decode: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        # (zarr's reads of the TIFF's other tiles, stopped by it, would
+        # each be reported again as Python exits)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        return 2
     except BrokenPipeError:   # the reader stopped early (| head): not an error
         sys.stderr.close()    # (and no second report when Python flushes stdout at exit)
         return 0
@@ -332,6 +415,10 @@ def main(argv=None):
             " (the command line's dependencies: pip install 'progressive_j2k[cli]')"
         print(f"{parser.prog} {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatwarning
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -509,6 +509,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # zarr checks these as it writes zarr.json, after overwrite=True has
     # deleted what was there: checked in memory first
     zarr.create_array(zarr.storage.MemoryStore(), **metadata)
+    refuse_foreign_directory(store)
     if overwrite:
         refuse_to_overwrite_input(data, store)
     from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, ContainsGroupError
@@ -694,6 +695,21 @@ def _graph_sources(node, depth: int = 8) -> list:
     return [found for child in children for found in _graph_sources(child, depth - 1)]
 
 
+#: The files that make a directory a zarr array or group (v3, v2)
+_ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
+
+
+def refuse_foreign_directory(output) -> None:
+    """FileExistsError where `output` is a local directory holding files but
+    no zarr array or group: zarr would write beside them, or with
+    overwrite=True delete them all."""
+    for where, path in _places(output):
+        if where is _LOCAL and path.is_dir() and any(path.iterdir()) and not any(
+                (path / name).exists() for name in _ZARR_METADATA):
+            raise FileExistsError(f"{output}: a directory that holds no zarr array or group "
+                                  f"(it is not empty); write to a new or empty one")
+
+
 def refuse_to_overwrite_input(data, output) -> None:
     """ValueError where writing `output` with overwrite would delete `data`
     (a path, or an array read from one or from a store) before it is read:
@@ -840,19 +856,63 @@ def _open_tiff(path) -> tuple:
     its tiles or strips (decoded as read: a tiled slide is never held
     whole), with an OME-TIFF's axes and physical pixel sizes."""
     tifffile = require("tifffile", "cli", "reading TIFF")
-    with tifffile.TiffFile(path) as tif:
+    with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
+        _check_tiff_extent(tif.series[0], path)
         contiguous = tif.series[0].dataoffset is not None
         # (a single compressed segment per page would be decoded whole for
         # every row of chunks read from it: read it once)
         whole = len(tif.series[0].pages) == 1 and len(tif.pages.first.dataoffsets) == 1
         names, carried = _ome_tiff_axes(tif)
     if contiguous:
-        return tifffile.memmap(path), names, carried
+        try:   # read-only: an archive's files are never written
+            return tifffile.memmap(path, mode="r"), names, carried
+        except ValueError as exc:   # (numpy: "mmap length is greater than file size")
+            raise ValueError(f"{path}: the file ends before its image data does "
+                             f"(truncated?): {exc}") from None
     if whole:
         return tifffile.imread(path, series=0), names, carried
     zarr = require_zarr("reading a tiled or compressed TIFF")
     return zarr.open_array(tifffile.imread(path, aszarr=True, series=0, level=0),
                            mode="r"), names, carried
+
+
+#: tifffile's log messages for a page chain cut short (a truncated copy):
+#: it then reads the pages it found, as a smaller image
+_TIFF_DAMAGE = ("invalid page offset", "failed to reshape")
+
+
+@contextlib.contextmanager
+def _tifffile_damage(path):
+    """ValueError where tifffile logs, inside, that the file's pages are cut
+    short (tifffile warns and goes on with fewer pages)."""
+    import logging
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    messages, handler, logger = [], Collect(logging.WARNING), logging.getLogger("tifffile")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    damage = [m for m in messages if any(d in m for d in _TIFF_DAMAGE)]
+    if damage:
+        raise ValueError(f"{path}: the file's pages are cut short (truncated or damaged): "
+                         f"{damage[0]}")
+
+
+def _check_tiff_extent(series, path) -> None:
+    """ValueError where a page of `series` is missing or its data runs past
+    the end of the file (a truncated copy): tifffile reads those as zeros."""
+    size = os.path.getsize(path)
+    for index, page in enumerate(series.pages):
+        ends = [] if page is None else [
+            offset + count for offset, count in zip(page.dataoffsets, page.databytecounts)]
+        if page is None or any(end > size for end in ends):
+            raise ValueError(f"{path}: page {index} of the image is missing or ends past the "
+                             f"end of the file ({size} bytes): the file is truncated or damaged")
 
 
 #: OME-XML's length and time units as OME-Zarr names them (UDUNITS-2)

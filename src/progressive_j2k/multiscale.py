@@ -957,8 +957,12 @@ def progressive_array(array):
         listed = ", ".join(f"{where}/{name}" for name in names)
     else:
         listed = ", ".join(f"group[{name!r}]" for name in names)
+    if not names:   # (an HTTP server that lists no directories shows a group no members)
+        raise ValueError("a zarr group, not an array, and no arrays were found in it (a store "
+                         "that cannot list, such as most HTTP servers and object stores' "
+                         "public URLs, shows none): pass the array's own path or URL")
     raise ValueError(f"a zarr group, not an array: pass one of its "
-                     f"{'progressive_j2k ' if progressive else ''}arrays ({listed or 'none'})")
+                     f"{'progressive_j2k ' if progressive else ''}arrays ({listed})")
 
 
 def _is_progressive(array) -> bool:
