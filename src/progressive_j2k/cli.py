@@ -129,7 +129,7 @@ def _convert(args):
         if _stat(metadata) not in (None, before):
             _settle_zarr_writes()
             shutil.rmtree(metadata.parent / "c", ignore_errors=True)   # (its chunks)
-            metadata.unlink()
+            metadata.unlink(missing_ok=True)
             with contextlib.suppress(OSError):   # (a directory it made, if now empty)
                 metadata.parent.rmdir()
             print(f"{args.output}: the unfinished output was removed", file=sys.stderr)
@@ -155,18 +155,20 @@ def _settle_zarr_writes(timeout: float = 60.0) -> None:
 
 def _local_metadata(output: str) -> Path | None:
     """The zarr.json a conversion to `output` writes, None for a URL."""
-    if "://" in output and not output.startswith("file://"):
-        return None
-    return Path(output.removeprefix("file://")) / "zarr.json"
+    from progressive_j2k.convert import local_path
+    path = local_path(output)
+    return None if path is None else path / "zarr.json"
 
 
 def _stat(path: Path | None):
     """(inode, size, mtime) of `path`, None where it does not exist."""
+    if path is None:
+        return None
     try:
-        result = os.stat(path) if path is not None else None
+        result = os.stat(path)
     except FileNotFoundError:
         return None
-    return result and (result.st_ino, result.st_size, result.st_mtime_ns)
+    return result.st_ino, result.st_size, result.st_mtime_ns
 
 
 def info(args):

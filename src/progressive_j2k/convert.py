@@ -699,15 +699,22 @@ def _graph_sources(node, depth: int = 8) -> list:
 _ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
 
 
+def local_path(output) -> Path | None:
+    """Where `output` (a path, file:// URL or local store) lies on the local
+    filesystem, None for another store or a URL."""
+    places = _places(output)
+    return places[0][1] if places and places[0][0] is _LOCAL else None
+
+
 def refuse_foreign_directory(output) -> None:
     """FileExistsError where `output` is a local directory holding files but
     no zarr array or group: zarr would write beside them, or with
     overwrite=True delete them all."""
-    for where, path in _places(output):
-        if where is _LOCAL and path.is_dir() and any(path.iterdir()) and not any(
-                (path / name).exists() for name in _ZARR_METADATA):
-            raise FileExistsError(f"{output}: a directory that holds no zarr array or group "
-                                  f"(it is not empty); write to a new or empty one")
+    path = local_path(output)
+    if path is not None and path.is_dir() and any(path.iterdir()) and not any(
+            (path / name).exists() for name in _ZARR_METADATA):
+        raise FileExistsError(f"{output}: a directory that holds no zarr array or group "
+                              f"(it is not empty); write to a new or empty one")
 
 
 def refuse_to_overwrite_input(data, output) -> None:
