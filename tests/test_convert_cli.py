@@ -246,6 +246,41 @@ def test_cli_reads_tiled_tiffs_lazily_with_ome_pixel_sizes(real, tmp_path):
     np.testing.assert_array_equal(source[:], rgb)
 
 
+def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(real, tmp_path):
+    """Pixel sizes from ImageJ metadata (per its unit, z spacing too) and
+    from resolution tags in centimetres reach ome_level0, and an OME-TIFF's
+    channel names an omero block; tags in inches (a screen's 72 dpi,
+    mostly) are left out, warned."""
+    tifffile = pytest.importorskip("tifffile")
+    camera, volume = real("camera"), real("mni152_t1_uint8_3d")[90:94]
+    tifffile.imwrite(tmp_path / "cm.tif", camera, resolution=(40000, 40000),
+                     resolutionunit="CENTIMETER")
+    tifffile.imwrite(tmp_path / "ij.tif", volume, imagej=True, resolution=(4, 4),
+                     metadata={"spacing": 2.0, "unit": "micron", "axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "dpi.tif", camera, resolution=(72, 72), resolutionunit="INCH")
+    rgb = np.moveaxis(real("astronaut"), -1, 0)
+    tifffile.imwrite(tmp_path / "c.ome.tif", rgb, metadata={
+        "axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+        "Channel": {"Name": ["Red", "Green", "Blue"]}})
+    expected = {"cm": (("y", "x"), [0.25, 0.25]), "ij": (("z", "y", "x"), [2.0, 0.25, 0.25]),
+                "c.ome": (("c", "y", "x"), [1.0, 0.5, 0.5])}
+    for name, (names, scale) in expected.items():
+        out = str(tmp_path / f"{name}.zarr")
+        assert main(["convert", str(tmp_path / f"{name}.tif"), out, "--quiet"]) == 0
+        z = zarr.open_array(out)
+        assert z.metadata.dimension_names == names
+        physical = z.attrs["ome_level0"]
+        assert physical["scale"] == scale
+        assert [a.get("unit") for a in physical["axes"] if a["type"] == "space"] == [
+            "micrometer"] * (len(names) - (name == "c.ome"))
+    assert zarr.open_array(str(tmp_path / "c.ome.zarr")).attrs["omero"] == {
+        "channels": [{"label": "Red"}, {"label": "Green"}, {"label": "Blue"}]}
+    with pytest.warns(UserWarning, match="72 pixels per inch .* is not carried"):
+        assert main(["convert", str(tmp_path / "dpi.tif"), str(tmp_path / "d.zarr"),
+                     "--quiet"]) == 0
+    assert "ome_level0" not in zarr.open_array(str(tmp_path / "d.zarr")).attrs
+
+
 def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     arr = real("chelsea")
     np.save(tmp_path / "c.npy", arr)

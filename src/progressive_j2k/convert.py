@@ -869,7 +869,7 @@ def _open_tiff(path) -> tuple:
         # (a single compressed segment per page would be decoded whole for
         # every row of chunks read from it: read it once)
         whole = len(tif.series[0].pages) == 1 and len(tif.pages.first.dataoffsets) == 1
-        names, carried = _ome_tiff_axes(tif)
+        names, carried = _tiff_axes(tif)
     if contiguous:
         try:   # read-only: an archive's files are never written
             return tifffile.memmap(path, mode="r"), names, carried
@@ -925,8 +925,8 @@ def _check_tiff_extent(series, path) -> None:
 #: OME-XML's length and time units as OME-Zarr names them (UDUNITS-2)
 #: (µm: the micro sign or the Greek mu, both in use)
 _OME_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "μm": "micrometer",
-              "um": "micrometer", "mm": "millimeter", "cm": "centimeter", "m": "meter",
-              "ms": "millisecond", "s": "second", "min": "minute", "h": "hour"}
+              "um": "micrometer", "micron": "micrometer", "mm": "millimeter", "cm": "centimeter",
+              "m": "meter", "ms": "millisecond", "s": "second", "min": "minute", "h": "hour"}
 #: A TIFF series axis (tifffile's letters): its OME pixel size attribute and default unit
 _OME_SIZES = {"X": ("PhysicalSizeX", "µm"), "Y": ("PhysicalSizeY", "µm"),
               "Z": ("PhysicalSizeZ", "µm"), "T": ("TimeIncrement", "s")}
@@ -934,20 +934,16 @@ _OME_TYPES = {"X": "space", "Y": "space", "Z": "space", "T": "time", "C": "chann
               "S": "channel"}
 
 
-def _ome_tiff_axes(tif) -> tuple:
-    """(dimension names, carried attributes) of an OME-TIFF's first series:
-    its axes as OME-Zarr names them (x, y, z, t, c; RGB samples c, or s
-    beside a channel axis) and PHYSICAL_ATTRIBUTE with the pixel sizes of
-    its OME-XML; (None, {}) for other TIFFs, or OME-XML that does not parse
-    (warned)."""
-    if not tif.is_ome:
-        return None, {}
-    import xml.etree.ElementTree as ElementTree
-
-    try:
-        pixels = ElementTree.fromstring(tif.ome_metadata).find(".//{*}Pixels")
-    except ElementTree.ParseError as exc:
-        warnings.warn(f"OME-XML not understood, physical axes left out: {exc}", stacklevel=3)
+def _tiff_axes(tif) -> tuple:
+    """(dimension names, carried attributes) of a TIFF's first series: its
+    axes as OME-Zarr names them (x, y, z, t, c; RGB samples c, or s beside
+    a channel axis) and PHYSICAL_ATTRIBUTE with the pixel sizes that its
+    OME-XML, its ImageJ metadata or its resolution tags in centimetres give
+    (tags in inches, mostly a screen's 72 or 96 dpi, are left out, warned),
+    and an OME-TIFF's channel names as OMERO_ATTRIBUTE; (None, {}) where it
+    gives no sizes (or OME-XML that does not parse, warned)."""
+    sizes, channels = _tiff_pixel_sizes(tif)
+    if sizes is None:
         return None, {}
     letters = tif.series[0].axes
     axes, scale = [], []
@@ -959,21 +955,68 @@ def _ome_tiff_axes(tif) -> tuple:
         if letter in _OME_TYPES:
             axis["type"] = _OME_TYPES[letter]
         size = 1.0
-        attribute, unit = _OME_SIZES.get(letter, (None, None))
-        given = None if pixels is None or attribute is None else pixels.get(attribute)
-        if given is not None:   # (no size: unit spacing and no unit)
-            try:
-                size = float(given)
-            except ValueError:
-                size = math.nan
+        if letter in sizes:   # (no size: unit spacing and no unit)
+            size, unit = sizes[letter]
             if not (math.isfinite(size) and size > 0):
-                warnings.warn(f"OME-XML {attribute}={given!r} is not a size: unit spacing "
-                              f"along {name}", stacklevel=3)
+                warnings.warn(f"the TIFF's pixel size along {name}, {size!r}, is not a size: "
+                              f"unit spacing", stacklevel=4)
                 size = 1.0
-            unit = pixels.get(attribute + "Unit", unit)
             axis["unit"] = _OME_UNITS.get(unit, unit)
         axes.append(axis)
         scale.append(size)
     names = [a["name"] for a in axes]
-    return (names if len(set(names)) == len(names) else None), {
-        PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale, "translation": [0.0] * len(axes)}}
+    carried = {PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale,
+                                    "translation": [0.0] * len(axes)}}
+    if channels:   # (OME-Zarr viewers label channels from omero)
+        carried[OMERO_ATTRIBUTE] = {"channels": [{"label": c} for c in channels]}
+    return (names if len(set(names)) == len(names) else None), carried
+
+
+def _tiff_pixel_sizes(tif) -> tuple:
+    """({axis letter: (size, unit)}, OME channel names) of a TIFF: from its
+    OME-XML, else its ImageJ metadata, else resolution tags in centimetres;
+    (None, []) where it has none of them."""
+    if tif.is_ome:
+        import xml.etree.ElementTree as ElementTree
+
+        try:
+            pixels = ElementTree.fromstring(tif.ome_metadata).find(".//{*}Pixels")
+        except ElementTree.ParseError as exc:
+            warnings.warn(f"OME-XML not understood, physical axes left out: {exc}", stacklevel=4)
+            return None, []
+        sizes = {}
+        for letter, (attribute, unit) in _OME_SIZES.items():
+            given = None if pixels is None else pixels.get(attribute)
+            if given is not None:
+                sizes[letter] = (_float(given), pixels.get(attribute + "Unit", unit))
+        channels = [] if pixels is None else [
+            c.get("Name") or "" for c in pixels.findall("{*}Channel")]
+        return sizes, channels if any(channels) else []
+    page = tif.pages.first
+    resolution = [page.tags.get(t) for t in ("YResolution", "XResolution")]
+    if None in resolution:
+        return None, []
+    per_unit = [_float(n) / _float(d) if _float(d) else math.nan
+                for n, d in (tag.value for tag in resolution)]
+    unit = page.tags.get("ResolutionUnit")
+    unit = unit.value if unit is not None else 2   # (TIFF's default: inches)
+    imagej = tif.imagej_metadata if tif.is_imagej else None
+    if imagej and imagej.get("unit"):   # ImageJ: pixels per its unit, and z spacing
+        sizes = dict(zip("YX", ((1 / p if p else math.nan, imagej["unit"]) for p in per_unit)))
+        if "spacing" in imagej:
+            sizes["Z"] = (_float(imagej["spacing"]), imagej["unit"])
+        return sizes, []
+    if unit == 3:   # RESUNIT_CENTIMETER
+        return dict(zip("YX", ((1e4 / p if p else math.nan, "µm") for p in per_unit))), []
+    if unit == 2 and per_unit != [1.0, 1.0]:
+        warnings.warn(f"the TIFF's resolution, {per_unit[1]:g} pixels per inch (a screen's, "
+                      f"mostly), is not carried as a pixel size", stacklevel=4)
+    return None, []
+
+
+def _float(value) -> float:
+    """`value` as a float, NaN where it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
