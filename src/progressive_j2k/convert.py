@@ -956,9 +956,10 @@ def _tiff_axes(tif) -> tuple:
             axis["type"] = _OME_TYPES[letter]
         size = 1.0
         if letter in sizes:   # (no size: unit spacing and no unit)
-            size, unit = sizes[letter]
+            given, unit = sizes[letter]
+            size = _float(given)
             if not (math.isfinite(size) and size > 0):
-                warnings.warn(f"the TIFF's pixel size along {name}, {size!r}, is not a size: "
+                warnings.warn(f"the TIFF's pixel size along {name}, {given!r}, is not a size: "
                               f"unit spacing", stacklevel=4)
                 size = 1.0
             axis["unit"] = _OME_UNITS.get(unit, unit)
@@ -973,7 +974,7 @@ def _tiff_axes(tif) -> tuple:
 
 
 def _tiff_pixel_sizes(tif) -> tuple:
-    """({axis letter: (size, unit)}, OME channel names) of a TIFF: from its
+    """({axis letter: (size as given, unit)}, OME channel names) of a TIFF: from its
     OME-XML, else its ImageJ metadata, else resolution tags in centimetres;
     (None, []) where it has none of them."""
     if tif.is_ome:
@@ -988,7 +989,7 @@ def _tiff_pixel_sizes(tif) -> tuple:
         for letter, (attribute, unit) in _OME_SIZES.items():
             given = None if pixels is None else pixels.get(attribute)
             if given is not None:
-                sizes[letter] = (_float(given), pixels.get(attribute + "Unit", unit))
+                sizes[letter] = (given, pixels.get(attribute + "Unit", unit))
         channels = [] if pixels is None else [
             c.get("Name") or "" for c in pixels.findall("{*}Channel")]
         return sizes, channels if any(channels) else []
@@ -1004,7 +1005,7 @@ def _tiff_pixel_sizes(tif) -> tuple:
     if imagej and imagej.get("unit"):   # ImageJ: pixels per its unit, and z spacing
         sizes = dict(zip("YX", ((1 / p if p else math.nan, imagej["unit"]) for p in per_unit)))
         if "spacing" in imagej:
-            sizes["Z"] = (_float(imagej["spacing"]), imagej["unit"])
+            sizes["Z"] = (imagej["spacing"], imagej["unit"])
         return sizes, []
     if unit == 3:   # RESUNIT_CENTIMETER
         return dict(zip("YX", ((1e4 / p if p else math.nan, "µm") for p in per_unit))), []
