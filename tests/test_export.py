@@ -164,3 +164,26 @@ def test_ome_tiff_records_the_pixel_size(real, tmp_path):
     pj.export_jpeg2000(real("camera"), tmp_path / "n.ome.tif", tile=128)
     with tifffile.TiffFile(tmp_path / "n.ome.tif") as tif:
         assert "PhysicalSize" not in tif.ome_metadata
+
+
+def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
+    """An OME-Zarr's (t, c, z, y, x) of one plane: its leading axes of length
+    1 are left out, lazily, with their pixel sizes (the command line has no
+    way to select them); a stack of planes is still refused."""
+    camera = real("camera")
+    physical = {"scale": [1.0, 1.0, 2.0, 0.5, 0.25],
+                "axes": [{"name": n, "unit": "micrometer" if n in "zyx" else None}
+                         for n in "tczyx"]}
+    pj.to_zarr(camera[None, None, None], str(tmp_path / "p.zarr"),
+               attributes={"ome_level0": physical})
+    assert main(["export", str(tmp_path / "p.zarr"), str(tmp_path / "p.ome.tif")]) == 0
+    levels = pj.open_multiscale(str(tmp_path / "p.zarr"))
+    with tifffile.TiffFile(tmp_path / "p.ome.tif") as tif:
+        assert 'PhysicalSizeX="0.25" PhysicalSizeXUnit="µm"' in tif.ome_metadata
+        pyramid = tif.series[0].levels
+        assert len(pyramid) == len(levels)
+        for stored, level in zip(pyramid, levels):
+            np.testing.assert_array_equal(stored.asarray(), level[0, 0, 0])
+    pj.to_zarr(np.stack([camera, camera[::-1]])[None], str(tmp_path / "s.zarr"))
+    assert main(["export", str(tmp_path / "s.zarr"), str(tmp_path / "s.tif")]) == 2
+    assert "has shape (2, 512, 512)" in capsys.readouterr().err

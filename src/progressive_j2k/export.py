@@ -52,7 +52,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     ``source``: the levels open_multiscale gives, anything open_multiscale
     opens (a progressive zarr array, its path or URL), or a numpy array (one
     level).  Each level must be an image: 2-D, or 3-D with 3 or 4 samples
-    last (RGB, RGBA), of 8- or 16-bit integers.  ``path`` ending in .tif or
+    last (RGB, RGBA), of 8- or 16-bit integers, once its leading axes of
+    length 1 are left out (an OME-Zarr's t, c and z of one plane).  ``path`` ending in .tif or
     .tiff: a tiled TIFF of levels ``level``, ``level`` + 1, ... as its
     pyramid (the finest as the main image, the others as its SubIFDs, as
     OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
@@ -182,7 +183,8 @@ def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, pixel_size: d
 
 def _levels(source) -> list:
     """The source's levels: a list of them, one numpy array (or nested
-    lists), a Level and the coarser ones, or open_multiscale's."""
+    lists), a Level and the coarser ones, or open_multiscale's; leading
+    axes of length 1 left out (an OME-Zarr's (t, c, z) of one plane)."""
     from progressive_j2k.multiscale import Level, levels_from, open_multiscale
 
     def array_like(s):
@@ -190,13 +192,38 @@ def _levels(source) -> list:
 
     if isinstance(source, (list, tuple)):
         if any(map(array_like, source)):
-            return [s if array_like(s) else np.asarray(s) for s in source]
+            return [_Plane.of(s if array_like(s) else np.asarray(s)) for s in source]
         source = np.asarray(source)   # (nested lists: one image)
     if isinstance(source, np.ndarray):
-        return [source]
-    if isinstance(source, Level):
-        return levels_from(source)
-    return open_multiscale(source)
+        levels = [source]
+    elif isinstance(source, Level):
+        levels = levels_from(source)
+    else:
+        levels = open_multiscale(source)
+    return [_Plane.of(level) for level in levels]
+
+
+class _Plane:
+    """A level without its leading axes of length 1 (beyond an image's two
+    or three), read lazily: indexed through to the level."""
+
+    @staticmethod
+    def of(level):
+        drop = 0
+        while len(level.shape) - drop > 2 and level.shape[drop] == 1:
+            drop += 1
+        return _Plane(level, drop) if drop else level
+
+    def __init__(self, level, drop: int):
+        self.level, self.drop = level, drop
+        self.shape, self.dtype = tuple(level.shape[drop:]), level.dtype
+        self.ndim = len(self.shape)
+        for name in ("scale", "units"):   # (a Level's physical axes: _pixel_size)
+            value = getattr(level, name, None)
+            setattr(self, name, None if value is None else tuple(value)[drop:])
+
+    def __getitem__(self, key):
+        return self.level[(0,) * self.drop + (key if isinstance(key, tuple) else (key,))]
 
 
 def _check_image(image, k: int, finest) -> None:
