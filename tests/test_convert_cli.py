@@ -275,6 +275,12 @@ def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(rea
             "micrometer"] * (len(names) - (name == "c.ome"))
     assert zarr.open_array(str(tmp_path / "c.ome.zarr")).attrs["omero"] == {
         "channels": [{"label": "Red"}, {"label": "Green"}, {"label": "Blue"}]}
+    # one OME channel for the three samples of an RGB image: no label per channel
+    tifffile.imwrite(tmp_path / "rgb.ome.tif", real("astronaut"), photometric="rgb",
+                     metadata={"axes": "YXS", "Channel": {"Name": "RGB"}})
+    assert main(["convert", str(tmp_path / "rgb.ome.tif"), str(tmp_path / "rgb.zarr"),
+                 "--quiet"]) == 0
+    assert "omero" not in zarr.open_array(str(tmp_path / "rgb.zarr")).attrs
     with pytest.warns(UserWarning, match="72 pixels per inch .* is not carried"):
         assert main(["convert", str(tmp_path / "dpi.tif"), str(tmp_path / "d.zarr"),
                      "--quiet"]) == 0
@@ -576,14 +582,14 @@ def test_cli_reads_tiffs_read_only_and_refuses_damaged_ones(real, tmp_path, caps
     data = (tmp_path / "plain.tif").read_bytes()
     (tmp_path / "short.tif").write_bytes(data[:100_000])
     assert main(["convert", str(tmp_path / "short.tif"), str(tmp_path / "s.zarr"), "--quiet"]) == 2
-    assert "ends past the end of the file" in capsys.readouterr().err
+    assert "ends past the end of its file" in capsys.readouterr().err
     assert (tmp_path / "short.tif").stat().st_size == 100_000 and not (tmp_path / "s.zarr").exists()
     noise = np.random.default_rng(0).integers(0, 255, volume.shape, dtype=np.uint8)
     tifffile.imwrite(tmp_path / "stack.tif", noise, compression="zlib", tile=(64, 64))
     stack = (tmp_path / "stack.tif").read_bytes()
     (tmp_path / "cut.tif").write_bytes(stack[:len(stack) // 3])   # (tifffile: fewer pages)
     assert main(["convert", str(tmp_path / "cut.tif"), str(tmp_path / "t.zarr"), "--quiet"]) == 2
-    assert "pages are cut short" in capsys.readouterr().err
+    assert "is cut short" in capsys.readouterr().err
     tifffile.imwrite(tmp_path / "tiled.tif", camera, compression="zlib", tile=(128, 128))
     with tifffile.TiffFile(tmp_path / "tiled.tif") as tif:
         offset, count = tif.pages.first.dataoffsets[3], tif.pages.first.databytecounts[3]
@@ -595,6 +601,65 @@ def test_cli_reads_tiffs_read_only_and_refuses_damaged_ones(real, tmp_path, caps
     err = capsys.readouterr().err
     assert "error: the input does not decode" in err and "Traceback" not in err
     assert not (tmp_path / "b.zarr").exists()   # (the unfinished output removed)
+
+
+def test_cli_tiff_checks_leave_complete_files_alone(real, tmp_path):
+    """What the damage checks must not refuse, or do: a complete file whose
+    last page points past its end (tifffile reads it), a multi-file
+    OME-TIFF (a page in a companion file, beyond the first file's end); and
+    a truncated uncompressed stack is refused without being grown (memory
+    maps are read-only)."""
+    import struct
+    import uuid
+    tifffile = pytest.importorskip("tifffile")
+    camera = real("camera")
+    tifffile.imwrite(tmp_path / "one.tif", camera)
+    with tifffile.TiffFile(tmp_path / "one.tif") as tif:
+        page = tif.pages.first
+        pointer = page.offset + 2 + 12 * len(page.tags)   # (its next-IFD offset)
+    data = bytearray((tmp_path / "one.tif").read_bytes())
+    data[pointer:pointer + 4] = struct.pack("<I", len(data) + 1000)
+    (tmp_path / "next.tif").write_bytes(bytes(data))
+    assert main(["convert", str(tmp_path / "next.tif"), str(tmp_path / "n.zarr"), "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "n.zarr"))[:], camera)
+    first, second = (f"urn:uuid:{uuid.uuid4()}" for _ in range(2))
+    planes = camera[:64, :64], camera[64:128, :64]
+    tifffile.imwrite(tmp_path / "a.ome.tif", planes[0], metadata=None, description=(
+        f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/'
+        f'Schemas/OME/2016-06" UUID="{first}"><Image ID="Image:0"><Pixels ID="Pixels:0" '
+        f'DimensionOrder="XYZCT" Type="uint8" SizeX="64" SizeY="64" SizeZ="2" SizeC="1" '
+        f'SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+        f'<TiffData FirstZ="0" IFD="0" PlaneCount="1"><UUID FileName="a.ome.tif">{first}'
+        f'</UUID></TiffData><TiffData FirstZ="1" IFD="1" PlaneCount="1"><UUID '
+        f'FileName="b.ome.tif">{second}</UUID></TiffData></Pixels></Image></OME>'))
+    with tifffile.TiffWriter(tmp_path / "b.ome.tif") as tiff:   # (its IFD 1 far beyond a's end)
+        tiff.write(np.zeros((512, 512), np.uint8), metadata=None, description=(
+            f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/'
+            f'Schemas/OME/2016-06" UUID="{second}"><BinaryOnly MetadataFile="a.ome.tif" '
+            f'UUID="{first}"/></OME>'))
+        tiff.write(planes[1], metadata=None)
+    assert main(["convert", str(tmp_path / "a.ome.tif"), str(tmp_path / "m.zarr"), "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "m.zarr"))[:], np.stack(planes))
+    tifffile.imwrite(tmp_path / "stack.tif", real("mni152_t1_uint8_3d")[90:100])
+    data = (tmp_path / "stack.tif").read_bytes()
+    (tmp_path / "half.tif").write_bytes(data[:len(data) // 2])
+    assert main(["convert", str(tmp_path / "half.tif"), str(tmp_path / "h.zarr"), "--quiet"]) == 2
+    assert (tmp_path / "half.tif").stat().st_size == len(data) // 2
+
+
+def test_cli_clean_up_leaves_what_was_there(real, tmp_path, capsys):
+    """A failed convert into a zarr v2 group holding an array named c (the
+    name of a v3 array's chunk directory): refused before anything is
+    written, without overwrite, and the group kept whole."""
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=2)
+    group.create_array("c", data=np.arange(10))
+    np.save(tmp_path / "c.npy", real("coins"))
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "g.zarr"), "--quiet"]) == 2
+    assert "a zarr (v2) array or group is already there" in capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "g.zarr"))["c"][:],
+                                  np.arange(10))
+    with pytest.raises(FileExistsError, match=r"zarr \(v2\) array or group is already there"):
+        pj.to_zarr(real("coins"), str(tmp_path / "g.zarr"))
 
 
 def test_cli_interrupted_convert_leaves_no_output(real, tmp_path, monkeypatch, capsys):

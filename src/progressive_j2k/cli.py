@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -119,6 +120,10 @@ def _convert(args):
                    close_gaps=args.close_gaps or None)
     metadata = _local_metadata(args.output)
     before = _stat(metadata)
+    existed = metadata is not None and metadata.parent.exists()
+    # what the output directory holds is all this run's once it wrote zarr.json
+    # there: it was empty (or absent), or overwrite deleted what was there
+    ours = args.overwrite or not existed or not any(metadata.parent.iterdir())
     try:
         z = to_zarr(data, args.output, chunks=args.chunks, shards=args.shards,
                     overwrite=args.overwrite, progress=not args.quiet, dimension_names=names,
@@ -126,21 +131,23 @@ def _convert(args):
     except BaseException:
         # an array this run created and did not finish is no conversion (where
         # nothing was created yet, what was there stays)
-        if _stat(metadata) not in (None, before):
+        if ours and _stat(metadata) not in (None, before):
             _settle_zarr_writes()
-            shutil.rmtree(metadata.parent / "c", ignore_errors=True)   # (its chunks)
-            metadata.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):   # (a directory it made, if now empty)
-                metadata.parent.rmdir()
+            metadata.unlink(missing_ok=True)   # (first: its chunks alone are no array)
+            shutil.rmtree(metadata.parent / "c", ignore_errors=True)
+            if not existed:
+                with contextlib.suppress(OSError):
+                    metadata.parent.rmdir()
             print(f"{args.output}: the unfinished output was removed", file=sys.stderr)
         raise
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
 
 
 def _settle_zarr_writes(timeout: float = 60.0) -> None:
-    """Wait for the chunk writes zarr's event loop still runs: a write that
-    failed, or was interrupted, leaves the other writes of its call going
-    (they would put chunks back after the unfinished output is removed)."""
+    """Wait for the tasks zarr's event loop still runs: a read or write call
+    that failed, or was interrupted, leaves its other reads and writes going
+    (writes would put chunks back after the unfinished output is removed);
+    their errors are taken, as the call that made them cannot."""
     import asyncio
 
     from zarr.core.sync import sync
@@ -149,6 +156,9 @@ def _settle_zarr_writes(timeout: float = 60.0) -> None:
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         if others:
             await asyncio.wait(others, timeout=timeout)
+        for task in others:
+            if task.done() and not task.cancelled():
+                task.exception()
 
     sync(settled())
 
@@ -386,25 +396,23 @@ def main(argv=None):
         terminated.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm) if (
-        threading.current_thread() is threading.main_thread()) else None
+    handles_signals = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if handles_signals else None
     formatwarning = warnings.formatwarning   # warnings as the errors are: one line, no source
     warnings.formatwarning = lambda message, category, *_, **__: (
         f"{parser.prog} {args.command}: {category.__name__}: {message}\n")
+    abandoned_reads = False
     try:
         args.run(args)
     except KeyboardInterrupt:
         print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
         return 128 + (terminated[0] if terminated else signal.SIGINT)
-    except RuntimeError as exc:   # a codec's error reading the input (a damaged TIFF tile)
-        if type(exc).__module__.partition(".")[0] != "imagecodecs":
+    except RuntimeError as exc:   # a codec's error reading convert's input (a damaged tile)
+        if args.command != "convert" or type(exc).__module__.partition(".")[0] != "imagecodecs":
             raise
         print(f"{parser.prog} {args.command}: error: the input does not decode: "
               f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        # (zarr's reads of the TIFF's other tiles, stopped by it, would
-        # each be reported again as Python exits)
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        abandoned_reads = True
         return 2
     except BrokenPipeError:   # the reader stopped early (| head): not an error
         sys.stderr.close()    # (and no second report when Python flushes stdout at exit)
@@ -419,9 +427,27 @@ def main(argv=None):
         return 2
     finally:
         warnings.formatwarning = formatwarning
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if abandoned_reads:
+            _collect_abandoned_reads()
+        if handles_signals:   # (None: a handler Python did not install; the default)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return 0
+
+
+def _collect_abandoned_reads() -> None:
+    """Finish and collect zarr's reads of a TIFF's other tiles, left running
+    by one that failed, quietly: as Python exits each would be reported
+    again (a pending task, a coroutine never awaited)."""
+    asyncio_log = logging.getLogger("asyncio")
+    level = asyncio_log.level
+    asyncio_log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            _settle_zarr_writes()
+            gc.collect()
+    finally:
+        asyncio_log.setLevel(level)
 
 
 if __name__ == "__main__":

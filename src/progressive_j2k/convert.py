@@ -509,7 +509,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # zarr checks these as it writes zarr.json, after overwrite=True has
     # deleted what was there: checked in memory first
     zarr.create_array(zarr.storage.MemoryStore(), **metadata)
-    refuse_foreign_directory(store)
+    refuse_foreign_directory(store, overwrite)
     if overwrite:
         refuse_to_overwrite_input(data, store)
     from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, ContainsGroupError
@@ -706,15 +706,20 @@ def local_path(output) -> Path | None:
     return places[0][1] if places and places[0][0] is _LOCAL else None
 
 
-def refuse_foreign_directory(output) -> None:
+def refuse_foreign_directory(output, overwrite: bool) -> None:
     """FileExistsError where `output` is a local directory holding files but
-    no zarr array or group: zarr would write beside them, or with
-    overwrite=True delete them all."""
+    no zarr array or group (zarr would write beside them, or with overwrite
+    delete them all), or, without overwrite, a zarr v2 array or group (zarr
+    3 looks for its own format's there, and would write beside it)."""
     path = local_path(output)
-    if path is not None and path.is_dir() and any(path.iterdir()) and not any(
-            (path / name).exists() for name in _ZARR_METADATA):
+    if path is None or not path.is_dir() or not any(path.iterdir()):
+        return
+    if not any((path / name).exists() for name in _ZARR_METADATA):
         raise FileExistsError(f"{output}: a directory that holds no zarr array or group "
                               f"(it is not empty); write to a new or empty one")
+    if not overwrite and not (path / "zarr.json").exists():
+        raise FileExistsError(f"{output}: a zarr (v2) array or group is already there; pass "
+                              f"overwrite=True (command line: --overwrite) to replace it")
 
 
 def refuse_to_overwrite_input(data, output) -> None:
@@ -883,15 +888,17 @@ def _open_tiff(path) -> tuple:
                            mode="r"), names, carried
 
 
-#: tifffile's log messages for a page chain cut short (a truncated copy):
-#: it then reads the pages it found, as a smaller image
-_TIFF_DAMAGE = ("invalid page offset", "failed to reshape")
+#: tifffile's log messages for a series it could not read whole (a
+#: truncated stack): it then reads the pages it found, as a smaller image.
+#: (Not "invalid page offset" alone: a complete file can end with a bad
+#: pointer past its last page.)
+_TIFF_DAMAGE = ("failed to reshape", "ImageJ series metadata invalid or corrupted file")
 
 
 @contextlib.contextmanager
 def _tifffile_damage(path):
-    """ValueError where tifffile logs, inside, that the file's pages are cut
-    short (tifffile warns and goes on with fewer pages)."""
+    """ValueError where tifffile logs, inside, that a series is cut short
+    (tifffile warns and goes on with fewer pages)."""
     import logging
 
     class Collect(logging.Handler):
@@ -906,20 +913,20 @@ def _tifffile_damage(path):
         logger.removeHandler(handler)
     damage = [m for m in messages if any(d in m for d in _TIFF_DAMAGE)]
     if damage:
-        raise ValueError(f"{path}: the file's pages are cut short (truncated or damaged): "
+        raise ValueError(f"{path}: a series is cut short (truncated or damaged): "
                          f"{damage[0]}")
 
 
 def _check_tiff_extent(series, path) -> None:
     """ValueError where a page of `series` is missing or its data runs past
-    the end of the file (a truncated copy): tifffile reads those as zeros."""
-    size = os.path.getsize(path)
+    the end of its file (a truncated copy; a multi-file OME-TIFF's pages
+    lie in several): tifffile reads those as zeros."""
     for index, page in enumerate(series.pages):
-        ends = [] if page is None else [
-            offset + count for offset, count in zip(page.dataoffsets, page.databytecounts)]
-        if page is None or any(end > size for end in ends):
+        size = None if page is None else page.parent.filehandle.size
+        if page is None or any(offset + count > size for offset, count in
+                               zip(page.dataoffsets, page.databytecounts)):
             raise ValueError(f"{path}: page {index} of the image is missing or ends past the "
-                             f"end of the file ({size} bytes): the file is truncated or damaged")
+                             f"end of its file: the file is truncated or damaged")
 
 
 #: OME-XML's length and time units as OME-Zarr names them (UDUNITS-2)
@@ -968,7 +975,9 @@ def _tiff_axes(tif) -> tuple:
     names = [a["name"] for a in axes]
     carried = {PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale,
                                     "translation": [0.0] * len(axes)}}
-    if channels:   # (OME-Zarr viewers label channels from omero)
+    channel = "C" if "C" in letters else "S"
+    if channels and channel in letters and len(channels) == tif.series[0].shape[
+            letters.index(channel)]:   # (OME-Zarr viewers label channels from omero)
         carried[OMERO_ATTRIBUTE] = {"channels": [{"label": c} for c in channels]}
     return (names if len(set(names)) == len(names) else None), carried
 
