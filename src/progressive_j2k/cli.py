@@ -123,7 +123,8 @@ def _convert(args):
     existed = metadata is not None and metadata.parent.exists()
     # what the output directory holds is all this run's once it wrote zarr.json
     # there: it was empty (or absent), or overwrite deleted what was there
-    ours = args.overwrite or not existed or not any(metadata.parent.iterdir())
+    ours = args.overwrite or not existed or (
+        metadata.parent.is_dir() and not any(metadata.parent.iterdir()))
     try:
         z = to_zarr(data, args.output, chunks=args.chunks, shards=args.shards,
                     overwrite=args.overwrite, progress=not args.quiet, dimension_names=names,
