@@ -516,8 +516,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     try:
         z = zarr.create_array(store, overwrite=overwrite, **metadata)
     except (ContainsArrayError, ContainsGroupError, ContainsArrayAndGroupError) as exc:
-        raise FileExistsError(f"{store}: a zarr array or group is already there; pass "
-                              f"overwrite=True (command line: --overwrite) to replace it") from exc
+        raise _already_there(store) from exc
     write_unit = tuple(shards) if shards is not None else chunks
     # (the stream's header and flushes: an edge chunk's scaled rate target
     # keeps at least EDGE_FLOORS times them)
@@ -718,8 +717,13 @@ def refuse_foreign_directory(output, overwrite: bool) -> None:
         raise FileExistsError(f"{output}: a directory that holds no zarr array or group "
                               f"(it is not empty); write to a new or empty one")
     if not overwrite and not (path / "zarr.json").exists():
-        raise FileExistsError(f"{output}: a zarr (v2) array or group is already there; pass "
-                              f"overwrite=True (command line: --overwrite) to replace it")
+        raise _already_there(output, "(v2) ")
+
+
+def _already_there(output, kind: str = "") -> FileExistsError:
+    """The refusal of an output that holds a zarr array or group, without overwrite."""
+    return FileExistsError(f"{output}: a zarr {kind}array or group is already there; pass "
+                           f"overwrite=True (command line: --overwrite) to replace it")
 
 
 def refuse_to_overwrite_input(data, output) -> None:
@@ -1006,8 +1010,8 @@ def _tiff_pixel_sizes(tif) -> tuple:
     resolution = [page.tags.get(t) for t in ("YResolution", "XResolution")]
     if None in resolution:
         return None, []
-    per_unit = [_float(n) / _float(d) if _float(d) else math.nan
-                for n, d in (tag.value for tag in resolution)]
+    rationals = [tuple(map(_float, tag.value)) for tag in resolution]
+    per_unit = [n / d if d else math.nan for n, d in rationals]
     unit = page.tags.get("ResolutionUnit")
     unit = unit.value if unit is not None else 2   # (TIFF's default: inches)
     imagej = tif.imagej_metadata if tif.is_imagej else None
