@@ -168,8 +168,8 @@ def test_ome_tiff_records_the_pixel_size(real, tmp_path):
 
 def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
     """An OME-Zarr's (t, c, z, y, x) of one plane: its leading axes of length
-    1 are left out, lazily, with their pixel sizes (the command line has no
-    way to select them); a stack of planes is still refused."""
+    1 are left out, lazily, with their pixel sizes; a stack of planes is
+    refused until --at picks one."""
     camera = real("camera")
     physical = {"scale": [1.0, 1.0, 2.0, 0.5, 0.25],
                 "axes": [{"name": n, "unit": "micrometer" if n in "zyx" else None}
@@ -187,3 +187,59 @@ def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
     pj.to_zarr(np.stack([camera, camera[::-1]])[None], str(tmp_path / "s.zarr"))
     assert main(["export", str(tmp_path / "s.zarr"), str(tmp_path / "s.tif")]) == 2
     assert "has shape (2, 512, 512)" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "s.zarr"), str(tmp_path / "s.tif"), "--at", "1=1"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "s.tif"), camera[::-1])
+
+
+def test_a_plane_of_a_stack_exports_with_at(real, tmp_path, capsys):
+    """at= (the command line's --at) picks the plane of a volume as level-0
+    indices, each coarser level reading its sample at or before it (its
+    positions), along any axis; channels-first colour is moved last;
+    bad picks are refused with the axis named."""
+    vol = real("anatomical_int16_3d")
+    pj.to_zarr(vol, str(tmp_path / "v.zarr"))
+    levels = pj.open_multiscale(str(tmp_path / "v.zarr"))
+    assert main(["export", str(tmp_path / "v.zarr"), str(tmp_path / "v.tif"), "--at", "0=20"]) == 0
+    stored = _pyramid(tmp_path / "v.tif")
+    assert len(stored) == len(levels)
+    picked = [int(np.searchsorted(level.positions(0), 20, side="right")) - 1 for level in levels]
+    assert picked[:4] == [20, 10, 5, 2]
+    for image, level, i in zip(stored, levels, picked):
+        np.testing.assert_array_equal(image, level[i])
+    np.testing.assert_array_equal(stored[0], vol[20])
+    # a sagittal plane of level 1, through the Python API: from the levels,
+    # or from that Level alone (level-0 indices either way)
+    for source, level in [(levels, 1), (levels[1], 0)]:
+        pj.export_jpeg2000(source, tmp_path / "s.jp2", level=level, at={-1: 24})
+        np.testing.assert_array_equal(
+            imagecodecs.jpeg2k_decode((tmp_path / "s.jp2").read_bytes()), levels[1][:, :, 12])
+    # channels first: one plane, or the colour image moved last
+    rgb = real("astronaut")
+    pj.to_zarr(np.ascontiguousarray(np.moveaxis(rgb, -1, 0)), str(tmp_path / "c.zarr"))
+    assert main(["export", str(tmp_path / "c.zarr"), str(tmp_path / "c.tif")]) == 0
+    assert main(["export", str(tmp_path / "c.zarr"), str(tmp_path / "g.tif"), "--at", "0=1"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "c.tif"), rgb)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "g.tif"), rgb[..., 1])
+    capsys.readouterr()
+    for picks, message in [("0=33", "axis 0 has indices 0 to 32, got 33"),
+                           ("3=1", "axis 3 is out of range"),
+                           ("0=1,-3=2", "axis 0 is given twice"),
+                           ("0=1,0=2", "axis 0 is given twice")]:
+        assert main(["export", str(tmp_path / "v.zarr"), str(tmp_path / "x.tif"),
+                     "--at", picks]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.tif").exists()
+    with pytest.raises(TypeError, match="integers"):
+        pj.export_jpeg2000(vol, tmp_path / "x.tif", at={0: 1.5})
+
+
+def _pyramid(path) -> list:
+    """Every level of an exported TIFF: its main image and its SubIFDs
+    (tifffile's series leave out a 1 x 1 level)."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        levels = [page.asarray()]
+        for k, offset in enumerate(page.subifds or ()):
+            tif.filehandle.seek(offset)
+            levels.append(tifffile.TiffPage(tif, index=(0, k)).asarray())
+    return levels

@@ -320,7 +320,13 @@ def preview(args):
 
 def export(args):
     from progressive_j2k.export import export_jpeg2000
-    export_jpeg2000(args.path, args.output, level=args.level, psnr=args.psnr, tile=args.tile)
+    at = {}
+    for axis, index in (pair for picks in args.at or () for pair in picks):
+        if axis in at:
+            raise ValueError(f"--at {axis}={index}: axis {axis} is given twice")
+        at[axis] = index
+    export_jpeg2000(args.path, args.output, level=args.level, psnr=args.psnr, tile=args.tile,
+                    at=at)
     print(f"wrote {args.output}: JPEG 2000 from level {args.level}, "
           + ("lossless" if args.psnr is None else f"lossy at {args.psnr:g} dB"))
 
@@ -389,6 +395,9 @@ def main(argv=None):
                    help="the finest level written (a .jp2/.j2k: the level written)")
     p.add_argument("--psnr", type=float, help="lossy, at this PSNR (dB; default: lossless)")
     p.add_argument("--tile", type=int, default=512, help="TIFF tile size (a multiple of 16)")
+    p.add_argument("--at", type=_picks, action="append", metavar="AXIS=INDEX[,...]",
+                   help="the plane of a stack (slice, frame, channel) to export, as "
+                        "full-resolution indices along the axes outside the image")
     p.set_defaults(run=export)
     args = parser.parse_args(argv)
     terminated = []

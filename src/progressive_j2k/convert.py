@@ -933,11 +933,14 @@ def _check_tiff_extent(series, path) -> None:
                              f"end of its file: the file is truncated or damaged")
 
 
-#: OME-XML's length and time units as OME-Zarr names them (UDUNITS-2)
-#: (µm: the micro sign or the Greek mu, both in use)
-_OME_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "μm": "micrometer",
-              "um": "micrometer", "micron": "micrometer", "mm": "millimeter", "cm": "centimeter",
-              "m": "meter", "ms": "millisecond", "s": "second", "min": "minute", "h": "hour"}
+#: OME-XML's length units as OME-Zarr names them (UDUNITS-2), each name's
+#: OME-XML symbol first (export writes it; µm: the micro sign or the Greek
+#: mu, both in use)
+OME_LENGTH_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "μm": "micrometer",
+                    "um": "micrometer", "micron": "micrometer", "mm": "millimeter",
+                    "cm": "centimeter", "m": "meter"}
+#: and its time units
+_OME_UNITS = {**OME_LENGTH_UNITS, "ms": "millisecond", "s": "second", "min": "minute", "h": "hour"}
 #: A TIFF series axis (tifffile's letters): its OME pixel size attribute and default unit
 _OME_SIZES = {"X": ("PhysicalSizeX", "µm"), "Y": ("PhysicalSizeY", "µm"),
               "Z": ("PhysicalSizeZ", "µm"), "T": ("TimeIncrement", "s")}

@@ -23,6 +23,7 @@ import numpy as np
 
 from progressive_j2k import _rate
 from progressive_j2k._optional import require
+from progressive_j2k.convert import OME_LENGTH_UNITS
 from progressive_j2k.errors import PSNRPeakWarning
 
 #: The sample types JPEG 2000 (OpenJPEG) round-trips exactly
@@ -32,9 +33,9 @@ CODESTREAM_FORMATS = {".jp2": "jp2", ".j2k": "j2k", ".j2c": "j2k"}
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: The largest TIFF tile side taken (tifffile pads every tile to full size)
 MAX_TILE = 4096
-#: OME-NGFF unit names (ome_level0's) as OME-XML writes them
-OME_UNITS = {"angstrom": "Å", "nanometer": "nm", "micrometer": "µm", "millimeter": "mm",
-             "centimeter": "cm", "meter": "m"}
+#: OME-NGFF length unit names (ome_level0's) as OME-XML writes them: the
+#: reverse of convert's table, each name's first symbol
+OME_UNITS = {name: symbol for symbol, name in reversed(OME_LENGTH_UNITS.items())}
 #: A lossy codestream is decoded and measured: one more than PSNR_SLACK dB
 #: below the target is coded again aiming RETRY_STEP dB higher, up to
 #: RETRIES times, then losslessly.  OpenJPEG's rate allocation can miss far:
@@ -46,14 +47,18 @@ RETRIES = 3
 
 
 def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
-                    tile: int = 512) -> None:
+                    tile: int = 512, at: dict | None = None) -> None:
     """Write `source` as JPEG 2000 to `path`.
 
     ``source``: the levels open_multiscale gives, anything open_multiscale
     opens (a progressive zarr array, its path or URL), or a numpy array (one
-    level).  Each level must be an image: 2-D, or 3-D with 3 or 4 samples
-    last (RGB, RGBA), of 8- or 16-bit integers, once its leading axes of
-    length 1 are left out (an OME-Zarr's t, c and z of one plane).  ``path`` ending in .tif or
+    level).  Each level must be an image of 8- or 16-bit integers: 2-D,
+    or 3-D with 3 or 4 samples (RGB, RGBA) last or first (moved last),
+    once the axes in ``at`` are read at one index each and its leading axes
+    of length 1 are left out (an OME-Zarr's t, c and z of one plane).
+    ``at``: {axis: index} for the plane of a stack (slices, frames,
+    channels), as level-0 indices (a coarser level reads its sample at or
+    before it; Level.positions).  ``path`` ending in .tif or
     .tiff: a tiled TIFF of levels ``level``, ``level`` + 1, ... as its
     pyramid (the finest as the main image, the others as its SubIFDs, as
     OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
@@ -87,8 +92,9 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     levels = _levels(source)
     if not 0 <= level < len(levels):
         raise ValueError(f"level {level}: the source has levels 0 to {len(levels) - 1}")
-    for k in range(level, len(levels)):
-        _check_image(levels[k], k, levels[level])
+    images = _images(levels, level, at)
+    for k, image in enumerate(images, level):
+        _check_image(image, k, images[0])
     target = None if psnr is None else float(psnr)
     narrow = []   # (whether a lossy image's values span little of its dtype's peak)
 
@@ -108,20 +114,20 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     partial = os.path.join(directory, f".pj2k-export-{uuid.uuid4().hex[:12]}.partial")
     try:
         if suffix in CODESTREAM_FORMATS:
-            data = encode(np.ascontiguousarray(levels[level][...]), CODESTREAM_FORMATS[suffix])
+            data = encode(np.ascontiguousarray(images[0][...]), CODESTREAM_FORMATS[suffix])
             with open(partial, "wb") as f:
                 f.write(data)
         else:
             ome = os.fspath(path).lower().endswith((".ome.tif", ".ome.tiff"))
-            pixel_size = _pixel_size(levels[level]) if ome else {}
-            _write_tiff(levels[level:], partial, int(tile), None if target is None else encode,
+            pixel_size = _pixel_size(images[0]) if ome else {}
+            _write_tiff(images, partial, int(tile), None if target is None else encode,
                         ome, pixel_size)
         with open(partial, "rb+") as f:   # (on disk before it takes the old file's place)
             os.fsync(f.fileno())
         if os.path.exists(final):   # (the permissions of the file it replaces)
             os.chmod(partial, stat.S_IMODE(os.stat(final).st_mode))
         if narrow:   # (as encode() warns for its own psnr; before: an error leaves path as it was)
-            warnings.warn(_rate.narrow_psnr_message(target, levels[level].dtype,
+            warnings.warn(_rate.narrow_psnr_message(target, images[0].dtype,
                                                     "or export losslessly"),
                           PSNRPeakWarning, stacklevel=2)
         os.replace(partial, final)
@@ -183,8 +189,7 @@ def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, pixel_size: d
 
 def _levels(source) -> list:
     """The source's levels: a list of them, one numpy array (or nested
-    lists), a Level and the coarser ones, or open_multiscale's; leading
-    axes of length 1 left out (an OME-Zarr's (t, c, z) of one plane)."""
+    lists), a Level and the coarser ones, or open_multiscale's."""
     from progressive_j2k.multiscale import Level, levels_from, open_multiscale
 
     def array_like(s):
@@ -192,38 +197,91 @@ def _levels(source) -> list:
 
     if isinstance(source, (list, tuple)):
         if any(map(array_like, source)):
-            return [_Plane.of(s if array_like(s) else np.asarray(s)) for s in source]
+            return [s if array_like(s) else np.asarray(s) for s in source]
         source = np.asarray(source)   # (nested lists: one image)
     if isinstance(source, np.ndarray):
-        levels = [source]
-    elif isinstance(source, Level):
-        levels = levels_from(source)
-    else:
-        levels = open_multiscale(source)
-    return [_Plane.of(level) for level in levels]
+        return [source]
+    if isinstance(source, Level):
+        return levels_from(source)
+    return open_multiscale(source)
+
+
+def _images(levels: list, finest: int, at) -> list:
+    """Levels `finest`, finest + 1, ... as images (_Plane): the axes in `at`
+    ({axis: level-0 index}) picked, then leading axes of length 1 left out
+    (an OME-Zarr's (t, c, z) of one plane) and a colour axis of 3 or 4
+    before the rows moved last, all as the finest exported level's shape
+    says, so that every level is read the same way."""
+    ndim = len(levels[finest].shape)
+    reader = getattr(levels[0], "_reader", None)   # (a Level: its array's level-0 shape)
+    full_shape = tuple(levels[0].shape if reader is None else reader.layout.shape)
+    picks = {}
+    for axis, index in dict(at or {}).items():
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                   for v in (axis, index)):
+            raise TypeError(f"at: axes and indices are integers, got {axis!r}: {index!r}")
+        a, i = int(axis), int(index)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"at: axis {a} is out of range for the source's {ndim} axes")
+        a %= ndim
+        if a in picks:
+            raise ValueError(f"at: axis {a} is given twice")
+        if not 0 <= i < full_shape[a]:
+            raise ValueError(f"at: axis {a} has indices 0 to {full_shape[a] - 1}, got {i}")
+        picks[a] = i
+    shape = levels[finest].shape
+    rest = [a for a in range(ndim) if a not in picks]
+    dropped = []
+    while len(rest) > 2 and shape[rest[0]] == 1:
+        dropped.append(rest.pop(0))
+    if len(rest) == 3 and shape[rest[0]] in (3, 4) and shape[rest[2]] not in (3, 4):
+        rest = rest[1:] + rest[:1]   # channels first: last, as JPEG 2000 takes colour
+    images = []
+    for level in levels[finest:]:
+        chosen = {a: _level_index(level, a, i, full_shape[a]) for a, i in picks.items()}
+        chosen.update(dict.fromkeys(dropped, 0))
+        images.append(level if not chosen and rest == list(range(ndim))
+                      else _Plane(level, chosen, tuple(rest)))
+    return images
+
+
+def _level_index(level, axis: int, index: int, full: int) -> int:
+    """The sample of `level` along `axis` at level-0 index `index` (or
+    before it): by the level's positions where it knows them (a Level),
+    else in proportion to the level-0 length `full`."""
+    positions = getattr(level, "positions", None)
+    if positions is not None:
+        return int(np.searchsorted(positions(axis), index, side="right")) - 1
+    return index * level.shape[axis] // full
 
 
 class _Plane:
-    """A level without its leading axes of length 1 (beyond an image's two
-    or three), read lazily: indexed through to the level."""
+    """An image in a level: the axes in `chosen` read at one index each,
+    the others in the order `order`; read lazily, indexed through to the
+    level (integers and slices)."""
 
-    @staticmethod
-    def of(level):
-        drop = 0
-        while len(level.shape) - drop > 2 and level.shape[drop] == 1:
-            drop += 1
-        return _Plane(level, drop) if drop else level
-
-    def __init__(self, level, drop: int):
-        self.level, self.drop = level, drop
-        self.shape, self.dtype = tuple(level.shape[drop:]), level.dtype
-        self.ndim = len(self.shape)
+    def __init__(self, level, chosen: dict, order: tuple):
+        self.level, self.chosen, self.order = level, chosen, order
+        self.shape, self.dtype = tuple(level.shape[a] for a in order), level.dtype
+        self.ndim = len(order)
         for name in ("scale", "units"):   # (a Level's physical axes: _pixel_size)
             value = getattr(level, name, None)
-            setattr(self, name, None if value is None else tuple(value)[drop:])
+            setattr(self, name, None if value is None else tuple(tuple(value)[a] for a in order))
 
     def __getitem__(self, key):
-        return self.level[(0,) * self.drop + (key if isinstance(key, tuple) else (key,))]
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            at = next(n for n, k in enumerate(key) if k is Ellipsis)
+            key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1:]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        full = [self.chosen.get(a, slice(None)) for a in range(len(self.level.shape))]
+        for a, k in zip(self.order, key):
+            full[a] = k
+        region = np.asarray(self.level[tuple(full)])
+        # the axes read, in the level's order, to this view's
+        kept = [a for a, k in zip(self.order, key) if not isinstance(k, numbers.Integral)]
+        stored = sorted(kept)
+        return region.transpose([stored.index(a) for a in kept])
 
 
 def _check_image(image, k: int, finest) -> None:
@@ -232,8 +290,8 @@ def _check_image(image, k: int, finest) -> None:
     shape, dtype = tuple(image.shape), np.dtype(image.dtype)
     if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (3, 4))):
         raise ValueError(f"level {k} has shape {shape}: JPEG 2000 export takes images, 2-D or "
-                         f"with 3 or 4 samples last (RGB, RGBA); select a plane first "
-                         f"(levels[k][i]) or move the channels last (np.moveaxis)")
+                         f"with 3 or 4 samples (RGB, RGBA); choose a plane with at={{axis: "
+                         f"index}} (the command line's --at AXIS=INDEX)")
     if dtype.name not in EXPORT_DTYPES:
         raise ValueError(f"level {k} holds {dtype}: JPEG 2000 export takes "
                          f"{', '.join(EXPORT_DTYPES)} (samples OpenJPEG codes exactly)")
