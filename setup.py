@@ -4,7 +4,8 @@ import os
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-C_SOURCES = ["transform.c", "kernels.c", "kernels_avx2.c", "entropy.c", "codestream.c", "checksum.c", "memory.c", "ratemodel.c", "valuemap.c"]
+# every stage of the C core (csrc/*.c; one file per stage, docs/DESIGN.md)
+C_SOURCES = sorted(f for f in os.listdir("csrc") if f.endswith(".c"))
 # PJ2K_CFLAGS lets sanitizer and profiling builds replace the release flags;
 # -ffp-contract=off stays: fused multiply-adds would change lossy decodes
 # (docs/FORMAT.md 4 fixes their float64 arithmetic).

@@ -84,7 +84,7 @@ void pj2k_open_value_gaps(const pj2k_header *h, void *values, int width, size_t 
                           int64_t lo, int64_t hi);
 int pj2k_value_gaps_valid(const pj2k_header *h, int64_t lo, int64_t hi);
 
-/* codestream.c: synthesis norm of every band of a chunk whose transformed
+/* transform.c: synthesis norm of every band of a chunk whose transformed
  * axes have these lengths (bands numbered like the 9/7 steps); 0 on OOM. */
 int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms);
 
@@ -257,7 +257,7 @@ typedef struct {
     int overrun;        /* the coder asked for bytes beyond `length` */
 } pj2k_rc_decoder;
 
-/* Adaptive binary context model.  Two rule sets share it: version 3 and 4
+/* Adaptive binary context model.  Two rule sets share it: version 3 to 8
  * streams keep a 16-bit probability of a 0 and the shift of its adaptation
  * rate per context (the rate starts fast and settles), versions 1 and 2
  * ("legacy", decoded only) a 12-bit probability with a fixed rate. */
@@ -390,7 +390,7 @@ typedef struct {
  * `rdo` (NULL: plain coding) may lower values of `base` in place (above).
  *
  * Every function exists per coefficient type (i16: 8-bit data, see
- * the kernels' fwd53_i16; i32; i64); decoders also for the legacy rules (_legacy). */
+ * the kernels' fwd_rev_i16; i32; i64); decoders also for the legacy rules (_legacy). */
 #define PJ2K_DECLARE_DECODERS(S, CT)                                                              \
     pj2k_status pj2k_decode_band_##S(pj2k_rc_decoder *d, pj2k_model *m, CT *base,                 \
                                      const pj2k_band *b, int max_exp, int shift);                \

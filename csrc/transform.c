@@ -85,3 +85,40 @@ uint64_t pj2k_high_band_bits(const pj2k_kernels *K, void *block, int wide, const
     return bits;
 }
 #undef HIGH_BAND_BITS
+
+/* Synthesis norm of every band (numbered like the steps): the product of the
+ * 1-D norms along the transformed axes at their real lengths (an axis shorter
+ * than 2**levels stops being split, which changes its norms).  Returns 0 if
+ * out of memory. */
+int pj2k_band_norms(const uint64_t *lengths, int naxes, int levels, double *norms)
+{
+    double low[PJ2K_MAX_AXES][PJ2K_MAX_LEVELS + 1], high[PJ2K_MAX_AXES][PJ2K_MAX_LEVELS + 1];
+    for (int i = 0; i < naxes; i++)
+        for (int l = 1; l <= levels; l++) {
+            /* a norm depends on the length only up to 16 << l (see
+             * pj2k_synthesis_norm97): an axis like an earlier one there
+             * (square chunks, long axes at the first levels) copies its
+             * norms instead of transforming two impulses again */
+            const uint64_t longest = (uint64_t)16 << l;
+            int same = -1;
+            for (int k = 0; k < i && same < 0; k++)
+                if ((lengths[k] < longest ? lengths[k] : longest) ==
+                    (lengths[i] < longest ? lengths[i] : longest))
+                    same = k;
+            low[i][l] = same >= 0 ? low[same][l] : pj2k_synthesis_norm97((size_t)lengths[i], l, 0);
+            high[i][l] = same >= 0 ? high[same][l] : pj2k_synthesis_norm97((size_t)lengths[i], l, 1);
+            if (low[i][l] < 0 || high[i][l] < 0) return 0;
+        }
+    norms[0] = 1.0;
+    for (int i = 0; i < naxes; i++) norms[0] *= levels ? low[i][levels] : 1.0;
+    for (int r = 1; r <= levels; r++) {
+        const int level = levels - r + 1;
+        for (int o = 1; o < (1 << naxes); o++) {
+            double norm = 1.0;
+            for (int i = 0; i < naxes; i++) norm *= ((o >> i) & 1) ? high[i][level] : low[i][level];
+            norms[1 + (r - 1) * ((1 << naxes) - 1) + (o - 1)] = norm;
+        }
+    }
+    return 1;
+}
+

@@ -4,6 +4,6 @@ set -e
 cd "$(dirname "$0")"
 M=../../csrc
 mkdir -p out
-SRC="bench.c $M/transform.c $M/kernels.c $M/kernels_avx2.c $M/entropy.c $M/codestream.c $M/checksum.c $M/memory.c"
+SRC="bench.c $(ls $M/*.c)"
 gcc -O3 -g -std=c11 -ffp-contract=off -march=x86-64-v2 -I$M/include -I$M -o out/bench $SRC -lm
 gcc -O3 -g -std=c11 -ffp-contract=off -march=x86-64-v3 -I$M/include -I$M -o out/bench_avx2 $SRC -lm

@@ -82,7 +82,7 @@ typedef struct {
     int axes[PJ2K_MAX_AXES];
     int colour_axis;            /* -1: none; else an axis of length 3 */
     int levels;                 /* 0..PJ2K_MAX_LEVELS */
-    pj2k_wavelet wavelet;       /* 5/3 reversible or 9/7 irreversible */
+    pj2k_wavelet wavelet;       /* one of pj2k_wavelet (above) */
     double step;                /* 9/7: base quantisation step (> 0);
                                    53_QUANTISED: the scale, at most 2 x tolerance */
     double tolerance;           /* 53_QUANTISED: the guaranteed error bound */
@@ -99,7 +99,7 @@ typedef struct {
      * a layered stream codes the values a single-layer pass chose.  Ignored
      * by the other wavelets. */
     double rdo;
-    /* Reversible wavelets (53, 53_QUANTISED): bit l - 1 set lifts level l
+    /* Reversible wavelets (53, 53R, 53_QUANTISED, 53R_QUANTISED): bit l - 1 set lifts level l
      * with 9/7-M (5/3's update after a 4-tap predict) instead of 5/3;
      * PJ2K_M97_AUTO lets the encoder choose per chunk (the finest level, by
      * an estimate of both; docs/DESIGN.md 23).  0 for 9/7. */

@@ -18,23 +18,23 @@ cdef extern from "progressive_j2k.h" nogil:
     ctypedef enum pj2k_wavelet:
         PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED, PJ2K_WAVELET_53R_QUANTISED,
         PJ2K_WAVELET_53R
-    int PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION
-    int PJ2K_FORMAT_VERSION_COMPAT
-    int PJ2K_MAX_LAYERS, PJ2K_M97_AUTO, PJ2K_MAX_GAPS
+    enum: PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_MAX_LAYERS, PJ2K_MAX_BANDS
+    enum: PJ2K_MAX_PIECES, PJ2K_MAX_GAPS
+    int PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION, PJ2K_FORMAT_VERSION_COMPAT, PJ2K_M97_AUTO
     double PJ2K_RDO_DEFAULT
     ctypedef struct pj2k_params:
         pj2k_dtype dtype
         int ndim
-        uint64_t shape[32]
+        uint64_t shape[PJ2K_MAX_NDIM]
         int naxes
-        int axes[3]
+        int axes[PJ2K_MAX_AXES]
         int colour_axis
         int levels
         pj2k_wavelet wavelet
         double step
         double tolerance
         int layers
-        uint8_t layer_shift[16][71]
+        uint8_t layer_shift[PJ2K_MAX_LAYERS][PJ2K_MAX_BANDS]
         double rdo
         int m97_levels
         const float *bit_cost
@@ -46,21 +46,21 @@ cdef extern from "progressive_j2k.h" nogil:
         pj2k_wavelet wavelet
         int colour
         int ndim, naxes, levels, colour_axis
-        uint64_t shape[32]
-        int axes[3]
+        uint64_t shape[PJ2K_MAX_NDIM]
+        int axes[PJ2K_MAX_AXES]
         uint32_t header_length
         int nbands
-        float steps[71]
+        float steps[PJ2K_MAX_BANDS]
         double scale, tolerance
         int layers
-        uint8_t layer_shift[16][71]
+        uint8_t layer_shift[PJ2K_MAX_LAYERS][PJ2K_MAX_BANDS]
         unsigned m97_levels
         int ngaps
-        int64_t gap_after[4]
-        uint32_t gap_length[4]
-        uint64_t piece_end[176]
-        uint32_t piece_crc[176]
-        uint64_t segment_end[11]
+        int64_t gap_after[PJ2K_MAX_GAPS]
+        uint32_t gap_length[PJ2K_MAX_GAPS]
+        uint64_t piece_end[PJ2K_MAX_PIECES]
+        uint32_t piece_crc[PJ2K_MAX_PIECES]
+        uint64_t segment_end[PJ2K_MAX_LEVELS + 1]
     void pj2k_free(void *ptr)
     ctypedef struct pj2k_prepared:
         pass
@@ -68,7 +68,7 @@ cdef extern from "progressive_j2k.h" nogil:
     void pj2k_bit_cost_table(float *table)
     enum: PJ2K_BIT_COST_SIZE
     pj2k_status pj2k_encode_prepared(pj2k_prepared *prepared, double step, int layers,
-                                     const uint8_t (*layer_shift)[71], double rdo,
+                                     const uint8_t (*layer_shift)[PJ2K_MAX_BANDS], double rdo,
                                      size_t max_length, uint8_t **out, size_t *out_length)
     void pj2k_prepared_free(pj2k_prepared *prepared)
     pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands,
@@ -168,7 +168,7 @@ cdef fill_layers(pj2k_params *params, tuple layer_shifts):
         raise ValueError(f"at most {PJ2K_MAX_LAYERS} quality layers")
     params.layers = len(layer_shifts)
     for j, shifts in enumerate(layer_shifts):
-        if len(shifts) > 71:
+        if len(shifts) > PJ2K_MAX_BANDS:
             raise ValueError("too many bands")
         for b, shift in enumerate(shifts):
             if not 0 <= shift <= 255:
@@ -352,10 +352,10 @@ def decode_into(const uint8_t[::1] buf, int level, uint8_t[::1] out, uint64_t ma
 def band_norms(tuple lengths, int levels):
     """Synthesis norm of every band (numbered like the 9/7 steps) for
     transformed axes of these lengths: what the lossy steps divide by."""
-    cdef uint64_t c_lengths[3]
-    cdef double norms[71]
+    cdef uint64_t c_lengths[PJ2K_MAX_AXES]
+    cdef double norms[PJ2K_MAX_BANDS]
     if not 1 <= len(lengths) <= PJ2K_MAX_AXES or not 0 <= levels <= PJ2K_MAX_LEVELS:
-        raise ValueError("1 to 3 axes and 0 to 10 levels")
+        raise ValueError(f"1 to {PJ2K_MAX_AXES} axes and 0 to {PJ2K_MAX_LEVELS} levels")
     for i, n in enumerate(lengths):
         c_lengths[i] = n
     if not pj2k_band_norms(c_lengths, len(lengths), levels, norms):
