@@ -53,16 +53,8 @@ static inline int band_count(int levels, int naxes) { return 1 + levels * ((1 <<
  * inverse transform clamps to `bound`, which legitimate data never reaches. */
 static inline void coefficient_limits(const pj2k_header *h, int *max_exp, int64_t *bound)
 {
-    if (h->wavelet == PJ2K_WAVELET_97) {
-        *max_exp = 60;
-        *bound = (int64_t)1 << 60;
-    } else if (pj2k_prequantised(h->wavelet)) {
-        *max_exp = 52;   /* |q| < 2**40, plus colour and transform growth */
-        *bound = (int64_t)1 << 52;
-    } else {
-        *max_exp = (int)DTYPE_INFO[h->dtype].bits + 10;
-        *bound = (int64_t)1 << *max_exp;
-    }
+    *max_exp = pj2k_max_exponent(h->dtype, h->wavelet);   /* (h is checked: never -1) */
+    *bound = (int64_t)1 << *max_exp;
 }
 
 /* Lossy chunks of 8- and 16-bit integer samples work in float32: the

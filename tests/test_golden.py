@@ -107,3 +107,23 @@ def test_golden_source_reencodes_decodably(name):
         # fraction of a percent either way; a regression moves it by more
         old_err = np.abs(expected["level0"].astype(float) - source).mean()
         assert np.abs(dec.astype(float) - source).mean() <= old_err * 1.01 + 1e-12
+
+
+def test_header_length_is_the_decoders_for_every_version():
+    """header_length (the C core's one definition, which readers use to
+    fetch a header without its bytes) gives every frozen stream's own
+    header length, and refuses geometry no stream has."""
+    for name in NAMES:
+        h = pj.read_header((GOLDEN / f"{name}.pj2k").read_bytes())
+        assert pj._core.header_length(h.version, len(h.shape), len(h.axes), h.levels, h.wavelet,
+                                      h.layers, len(h.gaps)) == h.header_length, name
+    for bad in [(0, 2, 2, 5, 4, 1, 0), (9, 2, 2, 5, 4, 1, 0), (8, 0, 1, 5, 4, 1, 0),
+                (8, 2, 4, 5, 4, 1, 0), (8, 2, 2, 11, 4, 1, 0), (8, 2, 2, 5, 5, 1, 0),
+                (8, 2, 2, 5, 4, 17, 0), (1, 2, 2, 5, 0, 2, 0), (6, 2, 2, 5, 4, 1, 1),
+                (8, 2, 2, 5, 1, 1, 1), (8, 2, 2, 5, 4, 1, 5)]:
+        with pytest.raises(ValueError, match="no stream has"):
+            pj._core.header_length(*bad)
+    assert [pj._core.max_exponent(code, wavelet) for code, wavelet in
+            [(0, 4), (3, 0), (5, 4), (6, 3), (0, 1), (7, 2)]] == [18, 26, 42, 52, 60, 52]
+    with pytest.raises(ValueError, match="unknown"):
+        pj._core.max_exponent(8, 0)

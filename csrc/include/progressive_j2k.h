@@ -296,6 +296,16 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *hea
 /* Shape of the decode at `level` (each transformed axis ceil-divided by 2**level). */
 void pj2k_level_shape(const pj2k_header *header, int level, uint64_t *shape);
 
+/* The exact header length (docs/FORMAT.md 2) of a stream of this format
+ * version, rank, transformed axes, levels, wavelet, quality layers and value
+ * gaps (lossless, version 7 on); 0 if any is out of range. */
+uint32_t pj2k_header_length(int version, int ndim, int naxes, int levels, pj2k_wavelet wavelet,
+                            int layers, int ngaps);
+
+/* The largest coefficient exponent a stream of this dtype and wavelet may
+ * code (the decoder refuses larger ones); -1 if either is unknown. */
+int pj2k_max_exponent(pj2k_dtype dtype, pj2k_wavelet wavelet);
+
 /* Decode at `level` (0 = full resolution) from a buffer holding at least the
  * first header->segment_end[levels - level] bytes, into a C-contiguous `out`
  * of exactly out_size bytes.  Decodes of more than max_elements elements are

@@ -12,7 +12,7 @@ from numcodecs.compat import ensure_contiguous_ndarray
 
 from progressive_j2k import _core, _layers, _rate
 from progressive_j2k._axes import AUTO_COLOUR, choose_axes, encoder_colour_axis
-from progressive_j2k._dtypes import DTYPES
+from progressive_j2k._dtypes import DTYPE_CODES, DTYPES
 from progressive_j2k._options import (check_dtype, check_layout, check_targets, integer_option,
                                       layer_count, lossy_ratio, normalise_options,
                                       resolve_options)
@@ -46,6 +46,16 @@ def min_lossy_step(shape, options: dict) -> float:
 FIXED_HEADER_BYTES = _core.FIXED_HEADER
 
 
+#: The mode of each wavelet code (docs/FORMAT.md 1): 0 and 4 lossless, 1
+#: lossy, 2 and 3 error-bounded; 3 and 4 lift with the rounded 5/3, whose
+#: reduced levels carry no bias (docs/DESIGN.md 31).
+WAVELET_MODES = ("lossless", "lossy", "tolerance", "tolerance", "lossless")
+#: The wavelet codes encode() writes for lossless and error-bounded chunks.
+LOSSLESS_WAVELET, TOLERANCE_WAVELET = 4, 3
+#: The wavelet code encode() writes for each mode
+MODE_WAVELETS = {"lossless": LOSSLESS_WAVELET, "lossy": 1, "tolerance": TOLERANCE_WAVELET}
+
+
 def band_count(levels: int, naxes: int) -> int:
     """Subbands of a chunk: the low band and 2**naxes - 1 per level."""
     return 1 + levels * (2**naxes - 1)
@@ -56,14 +66,8 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
     number of quality layers, format version and (lossless, versions 7 and 8)
-    value gaps: at most _core.MAX_GAPS."""
-    nbands = band_count(levels, naxes)
-    extra = {"lossless": 1 + 4 * gaps if version >= 7 else 0, "tolerance": 16,
-             "lossy": 4 * nbands}[mode]
-    layer_fields = (1 if version >= 2 else 0) + (layers * nbands if layers > 1 else 0)
-    layer_fields += 2 if version >= 6 else 0   # the 9/7-M levels
-    return (FIXED_HEADER_BYTES + 8 * ndim + naxes + layer_fields + extra
-            + 12 * (levels + 1) * layers + 4)
+    value gaps: at most _core.MAX_GAPS.  (The C core's one definition.)"""
+    return _core.header_length(version, ndim, naxes, levels, MODE_WAVELETS[mode], layers, gaps)
 
 
 def smallest_lossy_stream(ndim: int, naxes: int, levels: int, layers: int = 1) -> int:
@@ -78,14 +82,6 @@ def smallest_lossy_stream(ndim: int, naxes: int, levels: int, layers: int = 1) -
 #: bytes; the exact length is stored in the first FIXED_HEADER_BYTES bytes.
 MAX_HEADER_BYTES = header_length(_core.MAX_NDIM, _core.MAX_AXES, _core.MAX_LEVELS, "lossy",
                                  _core.MAX_LAYERS)
-
-
-#: The mode of each wavelet code (docs/FORMAT.md 1): 0 and 4 lossless, 1
-#: lossy, 2 and 3 error-bounded; 3 and 4 lift with the rounded 5/3, whose
-#: reduced levels carry no bias (docs/DESIGN.md 31).
-WAVELET_MODES = ("lossless", "lossy", "tolerance", "tolerance", "lossless")
-#: The wavelet codes encode() writes for lossless and error-bounded chunks.
-LOSSLESS_WAVELET, TOLERANCE_WAVELET = 4, 3
 
 
 @dataclass(frozen=True)
@@ -334,9 +330,7 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
 
 def _max_exponent(arr: np.ndarray, wavelet: int) -> int:
     """The largest coefficient exponent the format allows in this mode."""
-    if WAVELET_MODES[wavelet] == "lossless":
-        return 8 * (1 if arr.dtype.itemsize == 1 else 2 if arr.dtype.itemsize == 2 else 4) + 10
-    return 60 if wavelet == 1 else 52
+    return _core.max_exponent(DTYPE_CODES[arr.dtype], wavelet)
 
 
 def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:

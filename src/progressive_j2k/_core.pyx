@@ -83,6 +83,9 @@ cdef extern from "progressive_j2k.h" nogil:
     pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *original,
                                           size_t size, double *squared)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
+    uint32_t pj2k_header_length(int version, int ndim, int naxes, int levels, pj2k_wavelet wavelet,
+                                int layers, int ngaps)
+    int pj2k_max_exponent(pj2k_dtype dtype, pj2k_wavelet wavelet)
     pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int layer,
                                   void *out, size_t out_size, uint64_t max_elements)
     uint32_t pj2k_crc32c(const uint8_t *data, size_t length)
@@ -347,6 +350,25 @@ def decode_into(const uint8_t[::1] buf, int level, uint8_t[::1] out, uint64_t ma
                                    &out[0] if m else &dummy, m, max_elements)
     if status != PJ2K_OK:
         raise_status(status, "decode")
+
+
+def header_length(int version, int ndim, int naxes, int levels, int wavelet, int layers,
+                  int gaps):
+    """The exact header length of such a stream (pj2k_header_length)."""
+    cdef uint32_t n = pj2k_header_length(version, ndim, naxes, levels, <pj2k_wavelet>wavelet,
+                                         layers, gaps)
+    if n == 0:
+        raise ValueError(f"no stream has version {version}, {ndim} dimensions, {naxes} axes, "
+                         f"{levels} levels, wavelet {wavelet}, {layers} layers and {gaps} gaps")
+    return n
+
+
+def max_exponent(int dtype_code, int wavelet):
+    """The largest coefficient exponent of such a stream (pj2k_max_exponent)."""
+    cdef int e = pj2k_max_exponent(<pj2k_dtype>dtype_code, <pj2k_wavelet>wavelet)
+    if e < 0:
+        raise ValueError(f"unknown dtype code {dtype_code} or wavelet {wavelet}")
+    return e
 
 
 def band_norms(tuple lengths, int levels):
