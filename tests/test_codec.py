@@ -179,3 +179,30 @@ def test_unsupported_dtypes_raise_type_error():
     for dtype in ["?", "c8", "f2", "O", "u8", "i8"]:
         with pytest.raises(TypeError):
             codec.encode(np.zeros((4, 4), dtype=dtype))
+
+
+def test_every_spelling_of_the_options_agrees():
+    """The options are spelled out in normalise_options, both codecs'
+    constructors, the zarr v3 codec's fields and encode(): each names
+    OPTION_NAMES (and the older `reversible`) with the same defaults, so that
+    an option added in one place and forgotten in another fails here."""
+    import inspect
+    zarr3 = pytest.importorskip("progressive_j2k.zarr3")
+    from progressive_j2k import _options
+
+    def defaults(fn, skip=()):
+        return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+                if name not in ("self", *skip) and p.kind is not p.VAR_KEYWORD}
+
+    reference = defaults(_options.normalise_options)
+    assert set(reference) == set(_options.OPTION_NAMES) | {"reversible"}
+    assert defaults(ProgressiveJ2K.__init__) == reference
+    assert defaults(zarr3.ProgressiveJ2K.__init__) == reference
+    assert {n: v for n, v in defaults(pj.encode, skip=("arr", "m97_levels")).items()
+            if n in reference} == reference
+    fields = zarr3.ProgressiveJ2K.__annotations__
+    assert set(fields) - {"is_fixed_size"} == set(_options.OPTION_NAMES)
+    # the fields' defaults are what the constructor stores for its defaults
+    made = zarr3.ProgressiveJ2K()
+    assert {n: getattr(zarr3.ProgressiveJ2K, n) for n in _options.OPTION_NAMES} == \
+        {n: getattr(made, n) for n in _options.OPTION_NAMES}
