@@ -204,7 +204,7 @@ def test_cli_reads_tiled_tiffs_lazily_with_ome_pixel_sizes(real, tmp_path):
     An OME-TIFF's axes and physical pixel sizes are kept as an OME-Zarr
     input's are (they were dropped)."""
     tifffile = pytest.importorskip("tifffile")
-    from progressive_j2k.convert import open_input
+    from progressive_j2k._inputs import open_input
 
     rgb = real("immunohistochemistry")
     tifffile.imwrite(tmp_path / "s.ome.tif", rgb, photometric="rgb", tile=(128, 128),

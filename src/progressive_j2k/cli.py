@@ -98,7 +98,9 @@ def convert(args):
 
 
 def _convert(args):
-    from progressive_j2k.convert import open_input, refuse_to_overwrite_input, to_zarr
+    from progressive_j2k._guards import refuse_to_overwrite_input
+    from progressive_j2k._inputs import open_input
+    from progressive_j2k.convert import to_zarr
     if args.lossy and args.tolerance is not None:
         raise ValueError("--tolerance is a mode of its own: leave out --lossy")
     if args.overwrite:   # (a .npy or TIFF input too)
@@ -166,7 +168,7 @@ def _settle_zarr_writes(timeout: float = 60.0) -> None:
 
 def _local_metadata(output: str) -> Path | None:
     """The zarr.json a conversion to `output` writes, None for a URL."""
-    from progressive_j2k.convert import local_path
+    from progressive_j2k._guards import local_path
     path = local_path(output)
     return None if path is None else path / "zarr.json"
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from progressive_j2k import _rate
 from progressive_j2k._optional import require
-from progressive_j2k.convert import OME_LENGTH_UNITS
+from progressive_j2k._ome import OME_LENGTH_UNITS
 from progressive_j2k.errors import PSNRPeakWarning
 
 #: The sample types JPEG 2000 (OpenJPEG) round-trips exactly
@@ -34,7 +34,7 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 #: The largest TIFF tile side taken (tifffile pads every tile to full size)
 MAX_TILE = 4096
 #: OME-NGFF length unit names (ome_level0's) as OME-XML writes them: the
-#: reverse of convert's table, each name's first symbol
+#: reverse of _ome's table, each name's first symbol
 OME_UNITS = {name: symbol for symbol, name in reversed(OME_LENGTH_UNITS.items())}
 #: A lossy codestream is decoded and measured: one more than PSNR_SLACK dB
 #: below the target is coded again aiming RETRY_STEP dB higher, up to

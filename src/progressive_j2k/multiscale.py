@@ -36,7 +36,7 @@ import numpy as np
 
 from progressive_j2k import _api, _core, _options
 from progressive_j2k._optional import require, require_zarr
-from progressive_j2k.convert import PHYSICAL_ATTRIBUTE, ome_level0, ome_metadata, physical_axes
+from progressive_j2k._ome import PHYSICAL_ATTRIBUTE, ome_level0, ome_metadata, physical_axes
 from progressive_j2k.errors import DecodeError, TruncatedError, WholeChunkWarning
 
 MAX_UINT64 = 2**64 - 1
@@ -616,7 +616,7 @@ class Level:
     lies at level 0's 2**k * i where chunks are multiples of 2**k; else
     every 2**k samples from each chunk's start: ``positions``);
     ``translation`` and ``units``: level 0's.
-    Level 0's are those the array records (convert.PHYSICAL_ATTRIBUTE,
+    Level 0's are those the array records (_ome.PHYSICAL_ATTRIBUTE,
     which ``progressive-j2k convert`` takes from an OME-Zarr input), else 1,
     0 and None.  napari takes them as ``scale=`` and ``translate=`` with a
     colour (RGB) or ``channel_axis`` axis left out.

@@ -1,0 +1,151 @@
+"""Where a conversion's input and output keep their data, and the refusals
+that protect them: an output that would delete its input, a directory that
+holds no zarr array or group, an array or group already there."""
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+
+#: _places' "where" for the local filesystem (compared by identity, as stores are)
+_LOCAL = "local"
+
+
+def _places(thing) -> list:
+    """Where `thing` keeps its data, as (where, path) pairs: a local path,
+    file:// URL, LocalStore or local FsspecStore, or a zarr array, group,
+    StorePath or level view in one, as (_LOCAL, its resolved path); one in
+    another store as (that store's dict or the store, its path in it); a
+    dask array: its zarr sources' places (zarr arrays and level views, as
+    Level.to_dask makes).  Nothing for a remote URL."""
+    graph = thing.__dask_graph__() if hasattr(thing, "__dask_graph__") else None
+    if graph is not None:
+        # the arrays a dask array reads: from_zarr and from_array keep them in
+        # a materialized layer, or (inline_array=True) as a blockwise layer's
+        # literal argument; an optimised graph, or dask-expr's, holds them in
+        # its tasks; other layers are not materialized (seconds for 10**5
+        # chunks)
+        nodes = _one_task_per_name(graph) if not hasattr(graph, "layers") else []
+        if hasattr(graph, "layers"):
+            from dask.blockwise import Blockwise
+            from dask.highlevelgraph import MaterializedLayer
+            for layer in graph.layers.values():
+                if isinstance(layer, MaterializedLayer):
+                    nodes.extend(_one_task_per_name(layer))
+                elif isinstance(layer, Blockwise):
+                    nodes.extend(value for value, index in layer.indices if index is None)
+        sources = {id(source): source for node in nodes for source in _graph_sources(node)}
+        return [p for source in sources.values() for p in _places(source)]
+    reader = getattr(thing, "_reader", None)   # a multiscale Level
+    store_path = getattr(thing, "store_path", None) or (   # an Array, Group or StorePath
+        thing if hasattr(thing, "store") and hasattr(thing, "path") else None)
+    store, path = ((reader.store, reader.path) if reader is not None else
+                   (store_path.store, store_path.path) if store_path is not None else (thing, ""))
+    if isinstance(store, (str, os.PathLike)):
+        name = os.fspath(store)
+        if name.startswith("file://"):
+            name = name[len("file://"):]
+        return [] if "://" in name else [(_LOCAL, (Path(name) / path).resolve())]
+    root = getattr(store, "root", None)   # LocalStore
+    if isinstance(root, Path):
+        return [(_LOCAL, (root / path).resolve())]
+    fs = getattr(store, "fs", None)   # FsspecStore
+    if fs is not None and "file" in (getattr(fs, "protocol", None) or ()):
+        return [(_LOCAL, (Path(store.path) / path).resolve())]
+    # in memory: MemoryStores over one dict are one place
+    return [(getattr(store, "_store_dict", store), PurePosixPath("/", path))]
+
+
+#: What _graph_sources looks into, in dask's and xarray's own objects: a
+#: task's arguments, a data node's value, and what lazy wrappers (xarray's
+#: backend arrays and indexing adapters) hold
+_HOLDERS = ("args", "kwargs", "value", "array", "_array")
+
+
+#: What _graph_sources does not look into
+_LEAVES = (str, bytes, int, float, slice, np.ndarray, np.generic, types.FunctionType,
+           types.BuiltinFunctionType)
+
+
+def _one_task_per_name(mapping) -> list:
+    """A dask graph's (or layer's) tasks, the first and last of each output
+    name: the chunks of one name come from one operation, mostly on the same
+    sources (10**5 chunks' tasks searched whole take seconds).  An optimised
+    graph that fuses a concatenation of three or more arrays into one name
+    can hold a source in its middle tasks only: not seen."""
+    first, last = {}, {}
+    for key, task in mapping.items():
+        name = key[0] if isinstance(key, tuple) and key else key
+        first.setdefault(name, task)
+        last[name] = task
+    return list(first.values()) + [task for name, task in last.items() if task is not first[name]]
+
+
+def _graph_sources(node, depth: int = 8) -> list:
+    """The zarr arrays and level views a dask graph node reads: the node
+    itself, or one within its task's arguments (old-style tuples, or Task
+    and DataNode objects) or a lazy wrapper around it, such as xarray's
+    open_zarr makes (up to `depth` steps in)."""
+    import zarr
+    from progressive_j2k.multiscale import Level   # (which imports this module)
+    if isinstance(node, (zarr.Array, Level)):
+        return [node]
+    if depth == 0 or node is None or isinstance(node, _LEAVES):
+        return []
+    if isinstance(node, (tuple, list)):
+        children = node
+    elif isinstance(node, dict):
+        children = node.values()
+    elif type(node).__module__.startswith(("dask.", "xarray.")):
+        children = [getattr(node, name, None) for name in _HOLDERS]
+    else:
+        return []
+    return [found for child in children for found in _graph_sources(child, depth - 1)]
+
+
+#: The files that make a directory a zarr array or group (v3, v2)
+_ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
+
+
+def local_path(output) -> Path | None:
+    """Where `output` (a path, file:// URL or local store) lies on the local
+    filesystem, None for another store or a URL."""
+    places = _places(output)
+    return places[0][1] if places and places[0][0] is _LOCAL else None
+
+
+def refuse_foreign_directory(output, overwrite: bool) -> None:
+    """FileExistsError where `output` is a local directory holding files but
+    no zarr array or group (zarr would write beside them, or with overwrite
+    delete them all), or, without overwrite, a zarr v2 array or group (zarr
+    3 looks for its own format's there, and would write beside it)."""
+    path = local_path(output)
+    if path is None or not path.is_dir() or not any(path.iterdir()):
+        return
+    if not any((path / name).exists() for name in _ZARR_METADATA):
+        raise FileExistsError(f"{output}: a directory that holds no zarr array or group "
+                              f"(it is not empty); write to a new or empty one")
+    if not overwrite and not (path / "zarr.json").exists():
+        raise _already_there(output, "(v2) ")
+
+
+def _already_there(output, kind: str = "") -> FileExistsError:
+    """The refusal of an output that holds a zarr array or group, without overwrite."""
+    return FileExistsError(f"{output}: a zarr {kind}array or group is already there; pass "
+                           f"overwrite=True (command line: --overwrite) to replace it")
+
+
+def refuse_to_overwrite_input(data, output) -> None:
+    """ValueError where writing `output` with overwrite would delete `data`
+    (a path, or an array read from one or from a store) before it is read:
+    the same place, or one holding it."""
+    for source in _places(data):
+        for target in _places(output):
+            if source[0] is target[0] and (source[1] == target[1]
+                                           or target[1] in source[1].parents):
+                raise ValueError(f"{output}: overwriting it would delete the input being "
+                                 f"converted ({source[1]}) before it is read; write "
+                                 f"elsewhere, then move it")

@@ -1,0 +1,219 @@
+"""The inputs a conversion reads: .npy, TIFF (tile by tile, read-only,
+with its pixel sizes and channel names) and zarr arrays or OME-Zarr groups
+(level 0)."""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from progressive_j2k._ome import (CARRIED_ATTRIBUTES, OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE,
+                                  _OME_UNITS, _list, _physical_axes, ome_level0, ome_metadata)
+from progressive_j2k._optional import require, require_zarr
+
+
+def open_input(path: str) -> tuple:
+    """A lazily sliceable array from a .npy, TIFF, zarr array or OME-Zarr group
+    (its level 0), its dimension names (a zarr v3 array's, or the OME
+    axes'; else None) and the attributes to give its conversion (an OME
+    input's physical axes, PHYSICAL_ATTRIBUTE, and its omero block,
+    OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        return np.load(p, mmap_mode="r"), None, {}
+    if suffix in (".tif", ".tiff"):
+        return _open_tiff(p)
+    zarr = require_zarr("reading zarr input")
+    node = zarr.open(str(p), mode="r")
+    if isinstance(node, zarr.Array):
+        return node, getattr(node.metadata, "dimension_names", None), {
+            k: v for k, v in node.attrs.asdict().items() if k in CARRIED_ATTRIBUTES}
+    attrs = node.attrs.asdict()
+    multiscales = ome_metadata(attrs, "multiscales")
+    if multiscales:
+        array, multiscale = ome_level0(node, multiscales)
+        axes = _list(multiscale.get("axes"))
+        names = [a.get("name") if isinstance(a, dict) else a for a in axes]
+        if len(names) != array.ndim or not all(isinstance(n, str) for n in names):
+            names = getattr(array.metadata, "dimension_names", None)
+        carried = _physical_axes(multiscale, array.ndim)
+        omero = ome_metadata(attrs, "omero")
+        if isinstance(omero, dict):
+            carried[OMERO_ATTRIBUTE] = omero
+        return array, names, carried
+    arrays = sorted(node.array_keys())
+    if len(arrays) == 1:
+        return node[arrays[0]], getattr(node[arrays[0]].metadata, "dimension_names", None), {}
+    raise ValueError(f"{path}: a zarr group without OME multiscales metadata; name one of its "
+                     f"arrays ({', '.join(f'{path}/{a}' for a in arrays)})")
+
+
+def _open_tiff(path) -> tuple:
+    """open_input for a TIFF's first series (its full-resolution level): a
+    memory map where its data is stored contiguously, else a zarr view of
+    its tiles or strips (decoded as read: a tiled slide is never held
+    whole), with an OME-TIFF's axes and physical pixel sizes."""
+    tifffile = require("tifffile", "cli", "reading TIFF")
+    with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
+        _check_tiff_extent(tif.series[0], path)
+        contiguous = tif.series[0].dataoffset is not None
+        # (a single compressed segment per page would be decoded whole for
+        # every row of chunks read from it: read it once)
+        whole = len(tif.series[0].pages) == 1 and len(tif.pages.first.dataoffsets) == 1
+        names, carried = _tiff_axes(tif)
+    if contiguous:
+        try:   # read-only: an archive's files are never written
+            return tifffile.memmap(path, mode="r"), names, carried
+        except ValueError as exc:   # (numpy: "mmap length is greater than file size")
+            raise ValueError(f"{path}: the file ends before its image data does "
+                             f"(truncated?): {exc}") from None
+    if whole:
+        return tifffile.imread(path, series=0), names, carried
+    zarr = require_zarr("reading a tiled or compressed TIFF")
+    return zarr.open_array(tifffile.imread(path, aszarr=True, series=0, level=0),
+                           mode="r"), names, carried
+
+
+#: tifffile's log messages for a series it could not read whole (a
+#: truncated stack): it then reads the pages it found, as a smaller image.
+#: (Not "invalid page offset" alone: a complete file can end with a bad
+#: pointer past its last page.)
+_TIFF_DAMAGE = ("failed to reshape", "ImageJ series metadata invalid or corrupted file")
+
+
+@contextlib.contextmanager
+def _tifffile_damage(path):
+    """ValueError where tifffile logs, inside, that a series is cut short
+    (tifffile warns and goes on with fewer pages)."""
+    import logging
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    messages, handler, logger = [], Collect(logging.WARNING), logging.getLogger("tifffile")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    damage = [m for m in messages if any(d in m for d in _TIFF_DAMAGE)]
+    if damage:
+        raise ValueError(f"{path}: a series is cut short (truncated or damaged): "
+                         f"{damage[0]}")
+
+
+def _check_tiff_extent(series, path) -> None:
+    """ValueError where a page of `series` is missing or its data runs past
+    the end of its file (a truncated copy; a multi-file OME-TIFF's pages
+    lie in several): tifffile reads those as zeros."""
+    for index, page in enumerate(series.pages):
+        size = None if page is None else page.parent.filehandle.size
+        if page is None or any(offset + count > size for offset, count in
+                               zip(page.dataoffsets, page.databytecounts)):
+            raise ValueError(f"{path}: page {index} of the image is missing or ends past the "
+                             f"end of its file: the file is truncated or damaged")
+
+
+#: A TIFF series axis (tifffile's letters): its OME pixel size attribute and default unit
+_OME_SIZES = {"X": ("PhysicalSizeX", "µm"), "Y": ("PhysicalSizeY", "µm"),
+              "Z": ("PhysicalSizeZ", "µm"), "T": ("TimeIncrement", "s")}
+
+
+_OME_TYPES = {"X": "space", "Y": "space", "Z": "space", "T": "time", "C": "channel",
+              "S": "channel"}
+
+
+def _tiff_axes(tif) -> tuple:
+    """(dimension names, carried attributes) of a TIFF's first series: its
+    axes as OME-Zarr names them (x, y, z, t, c; RGB samples c, or s beside
+    a channel axis) and PHYSICAL_ATTRIBUTE with the pixel sizes that its
+    OME-XML, its ImageJ metadata or its resolution tags in centimetres give
+    (tags in inches, mostly a screen's 72 or 96 dpi, are left out, warned),
+    and an OME-TIFF's channel names as OMERO_ATTRIBUTE; (None, {}) where it
+    gives no sizes (or OME-XML that does not parse, warned)."""
+    sizes, channels = _tiff_pixel_sizes(tif)
+    if sizes is None:
+        return None, {}
+    letters = tif.series[0].axes
+    axes, scale = [], []
+    for letter in letters:
+        name = letter.lower()
+        if letter == "S":   # RGB samples: OME-Zarr's channel axis, unless the TIFF has one
+            name = "s" if "C" in letters else "c"
+        axis = {"name": name}
+        if letter in _OME_TYPES:
+            axis["type"] = _OME_TYPES[letter]
+        size = 1.0
+        if letter in sizes:   # (no size: unit spacing and no unit)
+            given, unit = sizes[letter]
+            size = _float(given)
+            if not (math.isfinite(size) and size > 0):
+                warnings.warn(f"the TIFF's pixel size along {name}, {given!r}, is not a size: "
+                              f"unit spacing", stacklevel=4)
+                size = 1.0
+            axis["unit"] = _OME_UNITS.get(unit, unit)
+        axes.append(axis)
+        scale.append(size)
+    names = [a["name"] for a in axes]
+    carried = {PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale,
+                                    "translation": [0.0] * len(axes)}}
+    channel = "C" if "C" in letters else "S"
+    if channels and channel in letters and len(channels) == tif.series[0].shape[
+            letters.index(channel)]:   # (OME-Zarr viewers label channels from omero)
+        carried[OMERO_ATTRIBUTE] = {"channels": [{"label": c} for c in channels]}
+    return (names if len(set(names)) == len(names) else None), carried
+
+
+def _tiff_pixel_sizes(tif) -> tuple:
+    """({axis letter: (size as given, unit)}, OME channel names) of a TIFF: from its
+    OME-XML, else its ImageJ metadata, else resolution tags in centimetres;
+    (None, []) where it has none of them."""
+    if tif.is_ome:
+        import xml.etree.ElementTree as ElementTree
+
+        try:
+            pixels = ElementTree.fromstring(tif.ome_metadata).find(".//{*}Pixels")
+        except ElementTree.ParseError as exc:
+            warnings.warn(f"OME-XML not understood, physical axes left out: {exc}", stacklevel=4)
+            return None, []
+        sizes = {}
+        for letter, (attribute, unit) in _OME_SIZES.items():
+            given = None if pixels is None else pixels.get(attribute)
+            if given is not None:
+                sizes[letter] = (given, pixels.get(attribute + "Unit", unit))
+        channels = [] if pixels is None else [
+            c.get("Name") or "" for c in pixels.findall("{*}Channel")]
+        return sizes, channels if any(channels) else []
+    page = tif.pages.first
+    resolution = [page.tags.get(t) for t in ("YResolution", "XResolution")]
+    if None in resolution:
+        return None, []
+    rationals = [tuple(map(_float, tag.value)) for tag in resolution]
+    per_unit = [n / d if d else math.nan for n, d in rationals]
+    unit = page.tags.get("ResolutionUnit")
+    unit = unit.value if unit is not None else 2   # (TIFF's default: inches)
+    imagej = tif.imagej_metadata if tif.is_imagej else None
+    if imagej and imagej.get("unit"):   # ImageJ: pixels per its unit, and z spacing
+        sizes = dict(zip("YX", ((1 / p if p else math.nan, imagej["unit"]) for p in per_unit)))
+        if "spacing" in imagej:
+            sizes["Z"] = (imagej["spacing"], imagej["unit"])
+        return sizes, []
+    if unit == 3:   # RESUNIT_CENTIMETER
+        return dict(zip("YX", ((1e4 / p if p else math.nan, "µm") for p in per_unit))), []
+    if unit == 2 and per_unit != [1.0, 1.0]:
+        warnings.warn(f"the TIFF's resolution, {per_unit[1]:g} pixels per inch (a screen's, "
+                      f"mostly), is not carried as a pixel size", stacklevel=4)
+    return None, []
+
+
+def _float(value) -> float:
+    """`value` as a float, NaN where it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

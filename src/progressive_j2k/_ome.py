@@ -1,0 +1,127 @@
+"""OME metadata carried through a conversion: the attributes that hold it
+(PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE), reading it from OME-Zarr groups, and
+level 0's physical axes as the levels read them."""
+from __future__ import annotations
+
+import math
+import warnings
+
+from progressive_j2k._optional import require_zarr
+
+
+#: The array attribute holding level 0's physical axes, from an OME-Zarr
+#: input: OME's "axes" (names, types, units) and the scale and translation
+#: its coordinate transformations give level 0 (open_multiscale's
+#: Level.scale, .translation and .units read it).
+PHYSICAL_ATTRIBUTE = "ome_level0"
+
+
+#: An OME input's channel rendering metadata (names, colours, display
+#: windows), kept as it is under its OME name: viewers read it from there.
+OMERO_ATTRIBUTE = "omero"
+
+
+#: The attributes a conversion carries from its input to its output.
+CARRIED_ATTRIBUTES = (PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE)
+
+
+def ome_metadata(attrs: dict, key: str):
+    """An OME-Zarr group's `key` ("multiscales", "omero"): among the group's
+    attributes (OME-NGFF 0.4) or under their "ome" (0.5); None if absent."""
+    ome = attrs.get("ome")
+    return attrs.get(key) or (ome.get(key) if isinstance(ome, dict) else None)
+
+
+def ome_level0(group, multiscales) -> tuple:
+    """(level 0's array, its multiscale entry) of an OME-Zarr group, from
+    its multiscales metadata; ValueError where that names no array in it."""
+    zarr = require_zarr("reading OME-Zarr")
+    try:
+        multiscale = multiscales[0]
+        array = group[multiscale["datasets"][0]["path"]]
+    except (KeyError, IndexError, TypeError) as exc:
+        array = exc
+    if not isinstance(array, zarr.Array):
+        raise ValueError(f"an OME-Zarr group whose multiscales attribute names no level-0 "
+                         f"array in it (multiscales[0].datasets[0].path: {array!r})")
+    return array, multiscale
+
+
+def _list(value) -> list:
+    """An attribute's list, or [] where it holds something else."""
+    return value if isinstance(value, list) else []
+
+
+def _physical_axes(multiscale: dict, ndim: int) -> dict:
+    """PHYSICAL_ATTRIBUTE for an OME multiscale's level 0: its axes, and the
+    scale and translation of its dataset's transformations followed by the
+    multiscale's own (OME-NGFF 0.4/0.5); {} where it gives neither."""
+    axes = _list(multiscale.get("axes"))
+    scale, translation = [1.0] * ndim, [0.0] * ndim
+    found, skipped = False, []
+    for transform in _list(multiscale["datasets"][0].get("coordinateTransformations")) + (
+            _list(multiscale.get("coordinateTransformations"))):
+        kind = transform.get("type") if isinstance(transform, dict) else None
+        values = _numbers(transform.get(kind), ndim) if kind in ("scale", "translation") else None
+        if values is None:
+            if kind != "identity":
+                skipped.append(kind if isinstance(kind, str) else repr(transform))
+            continue
+        found = True
+        if kind == "scale":
+            scale = [s * v for s, v in zip(scale, values)]
+            translation = [t * v for t, v in zip(translation, values)]
+        else:
+            translation = [t + v for t, v in zip(translation, values)]
+    if skipped:
+        warnings.warn(f"OME coordinate transformations not understood, left out of the "
+                      f"physical axes kept ({', '.join(map(str, skipped))}): check "
+                      f"{PHYSICAL_ATTRIBUTE}'s scale and translation", stacklevel=3)
+    if not found and len(axes) != ndim:
+        return {}
+    return {PHYSICAL_ATTRIBUTE: {"axes": axes if len(axes) == ndim else [],
+                                 "scale": scale, "translation": translation}}
+
+
+def _numbers(values, count: int) -> list | None:
+    """`values` as `count` finite floats, or None if they are not that."""
+    if not isinstance(values, list) or len(values) != count or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def physical_axes(attributes: dict, ndim: int) -> tuple:
+    """(scale, translation, units) of level 0 from an array's
+    PHYSICAL_ATTRIBUTE: unit spacing, no offset and None where it is absent
+    or malformed (warned), units None where no axis names one."""
+    physical = attributes.get(PHYSICAL_ATTRIBUTE)
+    default = ((1.0,) * ndim, (0.0,) * ndim, None)
+    if physical is None:
+        return default
+    scale = _numbers(physical.get("scale"), ndim) if isinstance(physical, dict) else None
+    translation = None
+    if scale:   # (no translation given: no offset)
+        given = physical.get("translation")
+        translation = default[1] if given is None else _numbers(given, ndim)
+    if translation is None:
+        warnings.warn(f"{PHYSICAL_ATTRIBUTE} is malformed (scale, and translation if given, "
+                      f"must be {ndim} finite numbers each): unit spacing assumed", stacklevel=3)
+        return default
+    axes = _list(physical.get("axes"))
+    units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes) \
+        if len(axes) == ndim else ()
+    return tuple(scale), tuple(translation), units if any(u is not None for u in units) else None
+
+
+#: OME-XML's length units as OME-Zarr names them (UDUNITS-2), each name's
+#: OME-XML symbol first (export writes it; µm: the micro sign or the Greek
+#: mu, both in use)
+OME_LENGTH_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "μm": "micrometer",
+                    "um": "micrometer", "micron": "micrometer", "mm": "millimeter",
+                    "cm": "centimeter", "m": "meter"}
+
+
+#: and its time units
+_OME_UNITS = {**OME_LENGTH_UNITS, "ms": "millisecond", "s": "second", "min": "minute", "h": "hour"}
