@@ -11,7 +11,7 @@ zarr = pytest.importorskip("zarr")
 from zarr.storage import LocalStore, MemoryStore  # noqa: E402
 
 import progressive_j2k as pj  # noqa: E402
-from progressive_j2k.multiscale import SPECULATIVE_MARGIN  # noqa: E402
+from progressive_j2k._reader import SPECULATIVE_MARGIN  # noqa: E402
 from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3  # noqa: E402
 
 from http_server import RangeServer  # noqa: E402
@@ -29,7 +29,7 @@ class Prefixes(list):
     def speculative(self) -> int:
         """The most a first read of the level fetches: a chunk's first request
         reads its header and a guess of at most SPECULATIVE_MARGIN times the
-        longest prefix (multiscale._Reader._guess), or its exact prefix."""
+        longest prefix (_reader._Reader._guess), or its exact prefix."""
         guess = SPECULATIVE_MARGIN * max(self, default=0)
         return sum(max(p, guess) for p in self)
 
@@ -683,7 +683,7 @@ def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, t
     answer at once, and as probing every cell would on a grid small enough.
     A stray object whose name holds a chunk's numbers is not a chunk; a
     store that says it lists but cannot (plain HTTP) is probed instead."""
-    from progressive_j2k import multiscale
+    from progressive_j2k import _reader
     from progressive_j2k.cli import main
     camera = real("camera")
     kwargs = (dict(compressors=pj.ProgressiveJ2K(), zarr_format=2) if layout == "v2" else
@@ -697,7 +697,7 @@ def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, t
     z[896:, 896:] = camera[:128, 384:]
     first = next(f for f in root.rglob("*") if f.is_file() and f.name[0].isdigit())
     (first.parent / (first.name + ".bak")).write_bytes(first.read_bytes())   # (a stray copy)
-    monkeypatch.setattr(multiscale, "_LISTING_CELLS", 16)   # listed: 64 cells
+    monkeypatch.setattr(_reader, "_LISTING_CELLS", 16)   # listed: 64 cells
     listed = pj.level_nbytes(z)
     unlisted = Unlisted(LocalStore(root, read_only=True))   # says it lists: probed, the same
     assert unlisted.supports_listing
@@ -709,7 +709,7 @@ def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, t
             store = FsspecStore.from_url(f"{server.url}/a.zarr", read_only=True)
             assert store.supports_listing
             assert pj.level_nbytes(zarr.open_array(store, mode="r")) == listed
-    monkeypatch.setattr(multiscale, "_LISTING_CELLS", 4096)   # probed
+    monkeypatch.setattr(_reader, "_LISTING_CELLS", 4096)   # probed
     assert pj.level_nbytes(z) == listed and listed[0] > listed[-1] > 0
     metadata = root / ("zarr.json" if layout != "v2" else ".zarray")
     fields = json.loads(metadata.read_text())

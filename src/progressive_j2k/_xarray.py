@@ -1,0 +1,70 @@
+"""Level.to_xarray's names and coordinates: dimension names, attributes
+xarray owns, and the coordinate arrays beside an array in its group."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from progressive_j2k._optional import require_zarr
+from progressive_j2k._ome import PHYSICAL_ATTRIBUTE
+
+
+def _dimension_names(metadata, attributes: dict, ndim: int) -> tuple:
+    """An array's dimension names (Level.to_xarray): zarr v3's, xarray's
+    attribute (zarr v2), the OME axes' names, or dim_0, dim_1, ..."""
+    physical = attributes.get(PHYSICAL_ATTRIBUTE)
+    ome = physical.get("axes") if isinstance(physical, dict) else None
+    for names in (getattr(metadata, "dimension_names", None), attributes.get("_ARRAY_DIMENSIONS"),
+                  [a.get("name") if isinstance(a, dict) else None for a in ome or ()]):
+        if names and len(names) == ndim:   # the first source naming each axis, unnamed ones dim_i
+            names = tuple(n if isinstance(n, str) and n else f"dim_{i}"
+                          for i, n in enumerate(names))
+            if len(set(names)) == ndim and any(n != f"dim_{i}" for i, n in enumerate(names)):
+                return names
+    return tuple(f"dim_{i}" for i in range(ndim))
+
+
+#: Attributes xarray writes for itself, which to_xarray leaves out
+_XARRAY_OWN = ("_ARRAY_DIMENSIONS", "_FillValue", "coordinates")
+
+
+def _group_and_name(reader) -> tuple:
+    """(store, path) of the group holding the reader's array, and the
+    array's name in it: from its store path, or, for an array opened at the
+    root of a local or fsspec store (open_multiscale("x.zarr/t")), the
+    directory above where that is a zarr group; (None, None) where it has
+    none."""
+    parent, _, name = reader.path.rpartition("/")
+    if name:
+        return (reader.store, parent), name
+    store = reader.store
+    root = getattr(store, "root", None)   # a LocalStore opened at the array
+    if isinstance(root, Path) and root.name:
+        above, name = type(store)(root.parent, read_only=True), root.name
+    elif hasattr(store, "fs") and isinstance(getattr(store, "path", None), str) and (
+            store.path.strip("/").rpartition("/")[2]):   # an FsspecStore likewise
+        up, _, name = store.path.rstrip("/").rpartition("/")
+        above = type(store)(store.fs, read_only=True, path=up or "/")
+    else:
+        return None, None
+    zarr = require_zarr("Level.to_xarray")
+    try:
+        zarr.open_group(store=above, mode="r")
+    except (FileNotFoundError, KeyError, ValueError, TypeError, OSError):
+        return None, None   # (a directory, not a group: its arrays are not this one's)
+    return (above, ""), name
+
+
+def _coordinate_array(group: tuple, dim: str, length: int):
+    """(values, attributes) of the 1-D array named `dim` of `length` values
+    in `group` (store, path), read whole; None if there is none."""
+    zarr = require_zarr("Level.to_xarray")
+    store, parent = group
+    try:
+        array = zarr.open_array(store=store, path=f"{parent}/{dim}" if parent else dim, mode="r")
+    except (FileNotFoundError, KeyError, ValueError, TypeError):
+        return None
+    if array.shape != (length,):
+        return None
+    return np.asarray(array[:]), dict(array.attrs)
