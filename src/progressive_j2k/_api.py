@@ -345,6 +345,82 @@ def _m97_levels(m97_levels, wavelet: int, levels: int) -> int:
     return mask
 
 
+class _ChunkEncoder:
+    """One chunk's encode: the chunk loaded and transformed once, then
+    quantised and coded as often as a rate or quality search, the layers
+    and the lossless comparison ask; the last stream made is remembered, so
+    that its decode, or a PSNR trial's error, needs no entropy decoding."""
+
+    def __init__(self, arr: np.ndarray, options: dict, code: int, wavelet: int, step: float,
+                 m97_levels):
+        self.arr, self.options, self.code, self.wavelet = arr, options, code, wavelet
+        self.lossy_floor = smallest_lossy_stream(arr.ndim, len(options["axes"]), options["levels"])
+        self.last_made = None        # the stream encode_with made last
+        self.reconstructed = None    # decode_last's output, made at its first use
+        self.lossless_tried = None   # (cap, the lossless stream or None: longer than cap)
+        self.prepared = self.prepare(arr, wavelet, step, options["tolerance"] or 0.0,
+                                     _m97_levels(m97_levels, wavelet, options["levels"]))
+
+    def prepare(self, data, wavelet, step, tolerance=0.0, m97=-1):
+        """`data` (the chunk, or a mosaic of it) loaded and transformed with
+        the chunk's axes, colour axis and levels."""
+        colour_axis = self.options["colour_axis"]
+        return _core.Prepared(data.reshape(-1).view(np.uint8), self.code, data.shape,
+                              self.options["axes"], -1 if colour_axis is None else colour_axis,
+                              int(self.options["levels"]), wavelet, step, tolerance, m97,
+                              bool(self.options["close_gaps"]))
+
+    def encode_with(self, step, layer_shifts=(), rdo=False):
+        self.last_made = self.prepared.encode(step, layer_shifts,
+                                              _core.RDO_DEFAULT if rdo else 0.0)
+        return self.last_made
+
+    def decode_last(self, encoded, layer=None):
+        """decode(encoded, layer=layer), bit for bit: for the stream
+        encode_with made last, its values reconstructed without entropy
+        decoding them."""
+        if encoded is not self.last_made:
+            return decode(encoded, layer=layer, max_bytes=math.inf)
+        if self.reconstructed is None:
+            self.reconstructed = np.empty(self.arr.shape, self.arr.dtype)
+        self.prepared.reconstruct(self.reconstructed.reshape(-1).view(np.uint8),
+                                  -1 if layer is None else layer)
+        return self.reconstructed
+
+    def trial_error(self, encoded):
+        """Prepared.trial_error of the stream encode_with made last (None
+        for another, or where the chunk has no float32 reconstruction)."""
+        if encoded is not self.last_made:
+            return None
+        return self.prepared.trial_error(self.arr.reshape(-1).view(np.uint8))
+
+    def rate_model(self, prepared):
+        """The rate model of `prepared` (this chunk's, or a mosaic's); None
+        where every coefficient is zero: nothing to model."""
+        # (np.empty: histogram and context_counts zero their counts first)
+        counts = np.empty((band_count(self.options["levels"], len(self.options["axes"])),
+                           _rate.HISTOGRAM_BINS), np.uint64)
+        top_key = prepared.histogram(counts)
+        return None if top_key < 0 else _rate.RateModel(counts, top_key, self.lossy_floor)
+
+    def lossless_within(self, cap):
+        """The chunk's lossless stream (with the layers asked), or None
+        where it is longer than cap bytes: without layers, the encoder stops
+        there.  Made once: a later call with a cap no larger reuses it."""
+        tried, options = self.lossless_tried, self.options
+        if tried is None or (tried[1] is None and cap > tried[0]):
+            if options["layers"] is None:
+                stream = self.prepare(self.arr, LOSSLESS_WAVELET, 0.0).encode(0.0, (), 0.0, cap)
+            else:
+                stream = encode(self.arr, levels=options["levels"], axes=options["axes"],
+                                colour_axis=options["colour_axis"], layers=options["layers"],
+                                layer_metric=options["layer_metric"],
+                                close_gaps=options["close_gaps"])
+            self.lossless_tried = (cap, stream)
+        stream = self.lossless_tried[1]
+        return stream if stream is not None and len(stream) <= cap else None
+
+
 def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
            tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
            layer_metric="ratio", rdo=None, m97_levels=None, nodata=None, reversible=None,
@@ -459,18 +535,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         message = _rate.narrow_psnr_message(options["psnr"], arr.dtype)
         warnings.warn(message, PSNRPeakWarning, stacklevel=2)
 
-    def prepare(data, wavelet, step, tolerance=0.0, m97=-1):
-        """`data` (the chunk, or a mosaic of it) loaded and transformed with
-        the chunk's axes, colour axis and levels."""
-        return _core.Prepared(data.reshape(-1).view(np.uint8), code, data.shape, axes,
-                              -1 if colour_axis is None else colour_axis, int(levels), wavelet,
-                              step, tolerance, m97, bool(options["close_gaps"]))
-
-    # loaded and transformed once; the rate search and the layer probes only
-    # quantise and code again
     try:
-        prepared = prepare(arr, wavelet, step, options["tolerance"] or 0.0,
-                           _m97_levels(m97_levels, wavelet, levels))
+        chunk = _ChunkEncoder(arr, options, code, wavelet, step, m97_levels)
     except ValueError as exc:
         if wavelet == TOLERANCE_WAVELET:  # the only data-dependent refusal left: float precision
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "
@@ -480,78 +546,26 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     # quality targets, not with a given step
     targeted = options["ratio"] is not None or options["psnr"] is not None
     rdo = targeted if options["rdo"] is None else options["rdo"]
+    encode_with, decode_last = chunk.encode_with, chunk.decode_last
 
-    last_made = None   # the stream encode_with made last
-
-    def encode_with(step, layer_shifts=(), rdo=False):
-        nonlocal last_made
-        last_made = prepared.encode(step, layer_shifts, _core.RDO_DEFAULT if rdo else 0.0)
-        return last_made
-
-    reconstructed = None   # decode_last's output, made at its first use
-
-    def decode_last(encoded, layer=None):
-        """decode(encoded, layer=layer), bit for bit: for the stream
-        encode_with made last, its values reconstructed without entropy
-        decoding them."""
-        nonlocal reconstructed
-        if encoded is not last_made:
-            return decode(encoded, layer=layer, max_bytes=math.inf)
-        if reconstructed is None:
-            reconstructed = np.empty(arr.shape, arr.dtype)
-        prepared.reconstruct(reconstructed.reshape(-1).view(np.uint8),
-                             -1 if layer is None else layer)
-        return reconstructed
-
-    def trial_error(encoded):
-        """Prepared.trial_error of the stream encode_with made last (None
-        for another, or where the chunk has no float32 reconstruction)."""
-        return prepared.trial_error(arr.reshape(-1).view(np.uint8)) if encoded is last_made else None
-
-    def rate_model(prepared):
-        # (np.empty: histogram and context_counts zero their counts first)
-        counts = np.empty((band_count(levels, len(axes)), _rate.HISTOGRAM_BINS), np.uint64)
-        top_key = prepared.histogram(counts)
-        return None if top_key < 0 else _rate.RateModel(   # all zero: nothing to model
-            counts, top_key, lossy_floor)
-
-    lossless_tried = None   # (cap, the lossless stream or None: longer than cap)
-
-    def lossless_within(cap):
-        """The chunk's lossless stream (with the layers asked), or None
-        where it is longer than cap bytes: without layers, the encoder stops
-        there.  Made once: a later call with a cap no larger reuses it."""
-        nonlocal lossless_tried
-        if lossless_tried is None or (lossless_tried[1] is None and cap > lossless_tried[0]):
-            if options["layers"] is None:
-                stream = prepare(arr, LOSSLESS_WAVELET, 0.0).encode(0.0, (), 0.0, cap)
-            else:
-                stream = encode(arr, levels=levels, axes=axes, colour_axis=colour_axis,
-                                layers=options["layers"], layer_metric=options["layer_metric"],
-                                close_gaps=options["close_gaps"])
-            lossless_tried = (cap, stream)
-        stream = lossless_tried[1]
-        return stream if stream is not None and len(stream) <= cap else None
-
-    lossy_floor = smallest_lossy_stream(arr.ndim, len(axes), levels)
     model = None
     layered_search = None   # a ratio search to go on with layered encodes
     if targeted and arr.size:
         limits = (max(peak / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
-        model = rate_model(prepared)
+        model = chunk.rate_model(chunk.prepared)
         if model is None:   # every coefficient is zero: any step gives the same exact stream
             encoded = encode_with(step, rdo=rdo)
         elif options["ratio"] is not None:
             if _rate.lossless_first(model, arr, options, limits, rdo, colour_axis is not None):
-                lossless = lossless_within(_rate.lossless_cap(0, arr.nbytes, options))
+                lossless = chunk.lossless_within(_rate.lossless_cap(0, arr.nbytes, options))
                 if lossless is not None:   # within the target's budget: the result
                     return lossless
             mosaic = _rate.pilot_mosaic(arr, axes)
 
             def pilot(step, rdo):   # the mosaic's real size over its model's
-                mosaic_prepared = prepare(mosaic, wavelet, step)
-                mosaic_model = rate_model(mosaic_prepared)
+                mosaic_prepared = chunk.prepare(mosaic, wavelet, step)
+                mosaic_model = chunk.rate_model(mosaic_prepared)
                 if mosaic_model is None:
                     return None
                 size = len(mosaic_prepared.encode(step, (), _core.RDO_DEFAULT if rdo else 0.0))
@@ -560,7 +574,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
             def context(step):   # the chunk's context_gain at that step
                 counts = np.empty((band_count(levels, len(axes)), _rate.CONTEXT_CLASSES,
                                    _rate.CONTEXT_EXPONENTS), np.uint64)
-                prepared.context_counts(step, _rate.CONTEXT_ROW_STRIDE, counts)
+                chunk.prepared.context_counts(step, _rate.CONTEXT_ROW_STRIDE, counts)
                 return _rate.context_gain(counts)
 
             def to_ratio(encode_at, start, rdo, seed=None):
@@ -577,21 +591,20 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
             gain = _rate.ICT_ERROR_GAIN if colour_axis is not None else 1.0
             encoded, step, rdo = _rate.encode_to_psnr(
                 lambda s, r: encode_with(s, rdo=r), decode_last, arr, options["psnr"], step, limits,
-                model, gain, rdo, trial_error)
+                model, gain, rdo, chunk.trial_error)
     else:
         encoded = encode_with(step, rdo=rdo)
     if options["layers"] is not None:
-        encoded = _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model,
-                              encode_with, decode_last, rate_model, layered_search)
+        encoded = _add_layers(chunk, encoded, step, rdo, model, layered_search)
     # near the floor: the coded bytes (less the header and flushes of a stream
     # with these layers) within (NEAR_FLOOR - 1) single-layer floors
     payload = len(encoded) - smallest_lossy_stream(arr.ndim, len(axes), levels,
                                                    layer_count(options))
     if targeted and arr.size and arr.dtype.kind in "iu" and (
-            model is None or payload <= (_rate.NEAR_FLOOR - 1) * lossy_floor
+            model is None or payload <= (_rate.NEAR_FLOOR - 1) * chunk.lossy_floor
             or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size) and (
             not _rate.lossless_out_of_reach(model, len(encoded), arr.nbytes, options)):
-        lossless = lossless_within(_rate.lossless_cap(len(encoded), arr.nbytes, options))
+        lossless = chunk.lossless_within(_rate.lossless_cap(len(encoded), arr.nbytes, options))
         if lossless is not None and _rate.lossless_is_better(
                 len(lossless), len(encoded), arr.nbytes, options,
                 lambda: np.array_equal(decode_last(encoded), arr)):
@@ -599,11 +612,12 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     return encoded
 
 
-def _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model, encode_with,
-                decode_last, rate_model, layered_search):
-    """The chunk encode() made (`encoded`, at `step`) with the layers the
+def _add_layers(chunk, encoded, step, rdo, model, layered_search):
+    """The stream the chunk made (`encoded`, at `step`) with the layers its
     options ask for; layered_search(encode_at, start, rdo, seed): a ratio
     search to go on with, from the layered stream at `step`."""
+    arr, options, wavelet = chunk.arr, chunk.options, chunk.wavelet
+    encode_with, decode_last = chunk.encode_with, chunk.decode_last
     axes, levels = options["axes"], options["levels"]
     max_shift = _max_exponent(arr, wavelet)
     estimate = None
@@ -612,7 +626,7 @@ def _add_layers(arr, options, prepared, encoded, step, rdo, wavelet, model, enco
         # placed by the rate model, no probe encodes (PSNRs: 9/7 only, whose
         # model gives sample errors through the band norms); a chunk whose
         # coefficients are all zero has no model, and gets the probes
-        model = rate_model(prepared) if model is None else model
+        model = chunk.rate_model(chunk.prepared) if model is None else model
         if model is not None and sized:
             estimate = _layers.LayerEstimate(
                 model, step if wavelet == 1 else 1.0, max_shift,
