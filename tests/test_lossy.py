@@ -11,6 +11,11 @@ import progressive_j2k as pj
 from conftest import FLOATS
 
 
+def xlog2x(x: np.ndarray) -> np.ndarray:
+    """x log2 x, 0 for counts of 0 and 1 (the numpy references' entropy terms)"""
+    return x * np.log2(np.maximum(x, 1.0))
+
+
 def psnr(a, b, peak):
     mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
     return 10 * np.log10(peak ** 2 / mse)
@@ -599,9 +604,9 @@ def reference_model_tables(counts, top_key, per_band):
 
     grid_below = below[:, :used + 1]
     nonzero = fold(grid_below)
-    bits = (fold(_rate._xlog2x(total)[:, None]) - fold(_rate._xlog2x(below[:, :8]))[..., phase]   # entropy
-            - octaves_above(fold(_rate._xlog2x(octave)))
-            - fold(_rate._xlog2x(total[:, None] - grid_below))
+    bits = (fold(xlog2x(total)[:, None]) - fold(xlog2x(below[:, :8]))[..., phase]   # entropy
+            - octaves_above(fold(xlog2x(octave)))
+            - fold(xlog2x(total[:, None] - grid_below))
             + (t + 1) * nonzero                                       # mantissas, signs
             - octaves_above((np.arange(used) // 8 + 1) * fold(octave)))
     # key = biased exponent * 8 + top three mantissa bits: the bins' edges
@@ -662,8 +667,8 @@ def reference_context_gain(counts):
     contexts = np.flatnonzero(counts.any(axis=(0, 2)))[-1] + 1
     counts = counts[:, :contexts, :lengths].astype(np.float64)
     per_band = counts.sum(axis=1)
-    zero_order = float(_rate._xlog2x(per_band.sum(axis=1)).sum() - _rate._xlog2x(per_band).sum())
-    by_context = float(_rate._xlog2x(counts.sum(axis=2)).sum() - _rate._xlog2x(counts).sum())
+    zero_order = float(xlog2x(per_band.sum(axis=1)).sum() - xlog2x(per_band).sum())
+    by_context = float(xlog2x(counts.sum(axis=2)).sum() - xlog2x(counts).sum())
     return (by_context + raw) / (zero_order + raw)
 
 

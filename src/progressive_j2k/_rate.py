@@ -191,10 +191,6 @@ HISTOGRAM_BINS = 8 * 64 + 1
 EXTENSION_OCTAVES = 64
 
 
-def _xlog2x(x: np.ndarray) -> np.ndarray:
-    return x * np.log2(np.maximum(x, 1.0))
-
-
 def _model_tables(counts: np.ndarray, top_key: int, per_band: bool) -> tuple:
     """RateModel's tables: log steps (ascending), and at each the estimated
     bits and squared error, summed over the bands or (per_band) one row per
