@@ -41,10 +41,12 @@ uint32_t pj2k_header_length_of(int version, int ndim, int naxes, int levels,
 uint32_t pj2k_header_length(int version, int ndim, int naxes, int levels, pj2k_wavelet wavelet,
                             int layers, int ngaps)
 {
+    /* (what pj2k_read_header refuses, this refuses too) */
     if (version < 1 || version > PJ2K_FORMAT_VERSION || ndim < 1 || ndim > PJ2K_MAX_NDIM ||
-        naxes < 1 || naxes > PJ2K_MAX_AXES || levels < 0 || levels > PJ2K_MAX_LEVELS ||
-        (unsigned)wavelet > PJ2K_WAVELET_53R || layers < 1 || layers > PJ2K_MAX_LAYERS ||
-        (version == 1 && layers > 1) || ngaps < 0 || ngaps > PJ2K_MAX_GAPS ||
+        naxes < 1 || naxes > PJ2K_MAX_AXES || naxes > ndim || levels < 0 ||
+        levels > PJ2K_MAX_LEVELS || (unsigned)wavelet > PJ2K_WAVELET_53R ||
+        (pj2k_lift_rounding(wavelet) && version < 6) || layers < (version == 2 ? 2 : 1) ||
+        layers > (version == 1 ? 1 : PJ2K_MAX_LAYERS) || ngaps < 0 || ngaps > PJ2K_MAX_GAPS ||
         (ngaps && !has_gap_field(version, wavelet)))
         return 0;
     return pj2k_header_length_of(version, ndim, naxes, levels, wavelet, layers, ngaps);
@@ -52,7 +54,9 @@ uint32_t pj2k_header_length(int version, int ndim, int naxes, int levels, pj2k_w
 
 int pj2k_max_exponent(pj2k_dtype dtype, pj2k_wavelet wavelet)
 {
-    if ((unsigned)dtype >= PJ2K_NUM_DTYPES || (unsigned)wavelet > PJ2K_WAVELET_53R) return -1;
+    if ((unsigned)dtype >= PJ2K_NUM_DTYPES || (unsigned)wavelet > PJ2K_WAVELET_53R ||
+        (pj2k_lossless(wavelet) && DTYPE_INFO[dtype].is_float))   /* (no stream has those) */
+        return -1;
     if (wavelet == PJ2K_WAVELET_97) return 60;
     if (pj2k_prequantised(wavelet)) return 52;   /* |q| < 2**40, plus colour and transform growth */
     return (int)DTYPE_INFO[dtype].bits + 10;

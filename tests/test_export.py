@@ -231,6 +231,25 @@ def test_a_plane_of_a_stack_exports_with_at(real, tmp_path, capsys):
     assert not (tmp_path / "x.tif").exists()
     with pytest.raises(TypeError, match="integers"):
         pj.export_jpeg2000(vol, tmp_path / "x.tif", at={0: 1.5})
+    # the same levels as numpy arrays: the same samples picked (2**k apart)
+    pj.export_jpeg2000([level[...] for level in levels], tmp_path / "n.tif", at={0: 20})
+    for image, again in zip(stored, _pyramid(tmp_path / "n.tif")):
+        np.testing.assert_array_equal(image, again)
+
+
+def test_three_slices_are_not_taken_for_colour(real, tmp_path, capsys):
+    """A stack of three (or four) slices is refused until a plane is picked,
+    not exported as an RGB (RGBA) image: only the colour axis the array
+    records is moved last."""
+    mr = real("mr2_uint16")
+    for count in (3, 4):
+        stack = np.stack([mr[:512, :512], mr[512:, :512], mr[:512, 512:], mr[512:, 512:]][:count])
+        pj.to_zarr(stack, str(tmp_path / f"s{count}.zarr"), overwrite=True)
+        assert main(["export", str(tmp_path / f"s{count}.zarr"), str(tmp_path / "s.tif")]) == 2
+        assert f"has shape ({count}, 512, 512)" in capsys.readouterr().err
+        assert main(["export", str(tmp_path / f"s{count}.zarr"), str(tmp_path / "s.tif"),
+                     "--at", "0=1"]) == 0
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / "s.tif"), stack[1])
 
 
 def _pyramid(path) -> list:

@@ -120,10 +120,12 @@ def test_header_length_is_the_decoders_for_every_version():
     for bad in [(0, 2, 2, 5, 4, 1, 0), (9, 2, 2, 5, 4, 1, 0), (8, 0, 1, 5, 4, 1, 0),
                 (8, 2, 4, 5, 4, 1, 0), (8, 2, 2, 11, 4, 1, 0), (8, 2, 2, 5, 5, 1, 0),
                 (8, 2, 2, 5, 4, 17, 0), (1, 2, 2, 5, 0, 2, 0), (6, 2, 2, 5, 4, 1, 1),
-                (8, 2, 2, 5, 1, 1, 1), (8, 2, 2, 5, 4, 1, 5)]:
+                (8, 2, 2, 5, 1, 1, 1), (8, 2, 2, 5, 4, 1, 5), (8, 1, 3, 5, 0, 1, 0),
+                (5, 2, 2, 5, 4, 1, 0), (2, 2, 2, 5, 0, 1, 0)]:
         with pytest.raises(ValueError, match="no stream has"):
             pj._core.header_length(*bad)
     assert [pj._core.max_exponent(code, wavelet) for code, wavelet in
             [(0, 4), (3, 0), (5, 4), (6, 3), (0, 1), (7, 2)]] == [18, 26, 42, 52, 60, 52]
-    with pytest.raises(ValueError, match="unknown"):
-        pj._core.max_exponent(8, 0)
+    for bad in [(8, 0), (0, 5), (6, 0), (7, 4)]:   # (floats are never lossless)
+        with pytest.raises(ValueError, match="unknown"):
+            pj._core.max_exponent(*bad)

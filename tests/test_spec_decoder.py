@@ -151,7 +151,7 @@ LOSSY_CASES = {
     # tiny chunks: the decoder fills its float32 buffer in place over the
     # int16 values (8-bit samples) or the int32 ones (16-bit), and re-stamped
     # as version 7 (test_spec_decoder_matches_version_7_lossy_streams) its
-    # float64 one over the int32 values (codestream.c dequantise_in_place):
+    # float64 one over the int32 values (quantise.c pj2k_dequantise_in_place):
     # the last value covers its own, and chunks of a few values end in
     # pieces of one
     "u8_one": (lambda r: r("camera")[256:257, 256:257], {"step": 0.5}),

@@ -303,7 +303,8 @@ uint32_t pj2k_header_length(int version, int ndim, int naxes, int levels, pj2k_w
                             int layers, int ngaps);
 
 /* The largest coefficient exponent a stream of this dtype and wavelet may
- * code (the decoder refuses larger ones); -1 if either is unknown. */
+ * code (the decoder refuses larger ones); -1 if either is unknown, or no
+ * stream pairs them (a float dtype with a lossless wavelet). */
 int pj2k_max_exponent(pj2k_dtype dtype, pj2k_wavelet wavelet);
 
 /* Decode at `level` (0 = full resolution) from a buffer holding at least the

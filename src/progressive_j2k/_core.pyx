@@ -367,7 +367,8 @@ def max_exponent(int dtype_code, int wavelet):
     """The largest coefficient exponent of such a stream (pj2k_max_exponent)."""
     cdef int e = pj2k_max_exponent(<pj2k_dtype>dtype_code, <pj2k_wavelet>wavelet)
     if e < 0:
-        raise ValueError(f"unknown dtype code {dtype_code} or wavelet {wavelet}")
+        raise ValueError(f"unknown dtype code {dtype_code} or wavelet {wavelet}, or no stream "
+                         f"pairs them")
     return e
 
 

@@ -90,7 +90,7 @@ def _graph_sources(node, depth: int = 8) -> list:
     and DataNode objects) or a lazy wrapper around it, such as xarray's
     open_zarr makes (up to `depth` steps in)."""
     import zarr
-    from progressive_j2k.multiscale import Level   # (which imports this module)
+    from progressive_j2k.multiscale import Level   # (zarr is optional: imported here)
     if isinstance(node, (zarr.Array, Level)):
         return [node]
     if depth == 0 or node is None or isinstance(node, _LEAVES):

@@ -399,7 +399,8 @@ def main(argv=None):
     p.add_argument("--tile", type=int, default=512, help="TIFF tile size (a multiple of 16)")
     p.add_argument("--at", type=_picks, action="append", metavar="AXIS=INDEX[,...]",
                    help="the plane of a stack (slice, frame, channel) to export, as "
-                        "full-resolution indices along the axes outside the image")
+                        "full-resolution indices along the axes outside the image (negative "
+                        "axes as --at=-3=10)")
     p.set_defaults(run=export)
     args = parser.parse_args(argv)
     terminated = []

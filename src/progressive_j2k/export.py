@@ -209,12 +209,15 @@ def _levels(source) -> list:
 def _images(levels: list, finest: int, at) -> list:
     """Levels `finest`, finest + 1, ... as images (_Plane): the axes in `at`
     ({axis: level-0 index}) picked, then leading axes of length 1 left out
-    (an OME-Zarr's (t, c, z) of one plane) and a colour axis of 3 or 4
-    before the rows moved last, all as the finest exported level's shape
-    says, so that every level is read the same way."""
+    (an OME-Zarr's (t, c, z) of one plane) and the colour axis the array
+    records, where it comes before the rows, moved last; all as the finest
+    exported level's shape says, so that every level is read the same way.
+    (An axis of 3 or 4 samples first is colour only where the array says
+    so: three slices of a volume are no RGB image.)"""
     ndim = len(levels[finest].shape)
-    reader = getattr(levels[0], "_reader", None)   # (a Level: its array's level-0 shape)
+    reader = getattr(levels[0], "_reader", None)   # (a Level: its array's shape and options)
     full_shape = tuple(levels[0].shape if reader is None else reader.layout.shape)
+    colour = None if reader is None else reader.layout.options["colour_axis"]
     picks = {}
     for axis, index in dict(at or {}).items():
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
@@ -234,7 +237,7 @@ def _images(levels: list, finest: int, at) -> list:
     dropped = []
     while len(rest) > 2 and shape[rest[0]] == 1:
         dropped.append(rest.pop(0))
-    if len(rest) == 3 and shape[rest[0]] in (3, 4) and shape[rest[2]] not in (3, 4):
+    if len(rest) == 3 and rest[0] == colour:
         rest = rest[1:] + rest[:1]   # channels first: last, as JPEG 2000 takes colour
     images = []
     for level in levels[finest:]:
@@ -248,11 +251,17 @@ def _images(levels: list, finest: int, at) -> list:
 def _level_index(level, axis: int, index: int, full: int) -> int:
     """The sample of `level` along `axis` at level-0 index `index` (or
     before it): by the level's positions where it knows them (a Level),
-    else in proportion to the level-0 length `full`."""
+    else taking the level's samples 2**k apart, where its length is the
+    level-0 length `full` divided by 2**k and rounded up (as one chunk's
+    levels are), or else in proportion to that length."""
     positions = getattr(level, "positions", None)
     if positions is not None:
         return int(np.searchsorted(positions(axis), index, side="right")) - 1
-    return index * level.shape[axis] // full
+    n = level.shape[axis]
+    for k in range(max(full, 1).bit_length() + 1):
+        if -(-full // 2**k) == n:
+            return min(index >> k, n - 1)
+    return index * n // full
 
 
 class _Plane:

@@ -32,8 +32,8 @@ import numpy as np
 from progressive_j2k import _api, _options
 from progressive_j2k._optional import require, require_zarr
 from progressive_j2k._ome import PHYSICAL_ATTRIBUTE, ome_level0, ome_metadata, physical_axes
-from progressive_j2k._reader import (_CONCURRENCY, _INLINE_DECODE, _naming, _Reader,
-                                     _stored_chunks)
+from progressive_j2k import _reader
+from progressive_j2k._reader import _naming, _Reader, _stored_chunks
 from progressive_j2k._xarray import (_XARRAY_OWN, _coordinate_array, _dimension_names,
                                      _group_and_name)
 from progressive_j2k._zarr_layout import _layout_of
@@ -199,7 +199,7 @@ class Level:
                     parts.append((k, slice(at, at + len(range(first, hi, step))),
                                   slice(first - k * c, hi - k * c, step)))
             per_axis.append(parts)
-        semaphore = asyncio.Semaphore(_CONCURRENCY)
+        semaphore = asyncio.Semaphore(_reader._CONCURRENCY)
         visit = {}   # this read's own cache: absent shards
 
         async def fill(parts):
@@ -234,7 +234,7 @@ class Level:
                              layout.dtype, self.level, self.layer)
             # a small block is decoded at once: a worker thread's round trip
             # would cost more than the decode keeps the event loop waiting
-            block = decode() if math.prod(self.chunks) <= _INLINE_DECODE else (
+            block = decode() if math.prod(self.chunks) <= _reader._INLINE_DECODE else (
                 await asyncio.to_thread(decode))
             return block.T if fortran else block
 
