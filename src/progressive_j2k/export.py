@@ -53,8 +53,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     ``source``: the levels open_multiscale gives, anything open_multiscale
     opens (a progressive zarr array, its path or URL), or a numpy array (one
     level).  Each level must be an image of 8- or 16-bit integers: 2-D,
-    or 3-D with 3 or 4 samples (RGB, RGBA) last or first (moved last),
-    once the axes in ``at`` are read at one index each and its leading axes
+    or 3-D with 3 or 4 samples (RGB, RGBA) last (or first, where the
+    array records that axis as its colour axis: moved last), once the axes in ``at`` are read at one index each and its leading axes
     of length 1 are left out (an OME-Zarr's t, c and z of one plane).
     ``at``: {axis: index} for the plane of a stack (slices, frames,
     channels), as level-0 indices (a coarser level reads its sample at or
