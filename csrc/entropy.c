@@ -314,7 +314,47 @@ static inline uint64_t decode_direct(pj2k_rc_decoder *d, int nbits)
 static inline unsigned mantissa_context(unsigned mctx, unsigned eb)
 {
     const int octave = (int)(mctx >> 1) - (int)eb - 2;
-    return octave < 0 ? 0u : (octave == 0 ? 1u : 2u);
+    return (unsigned)(octave >= 0) + (unsigned)(octave > 0);   /* 0, 1, 2 without a branch */
+}
+
+/* magnitude_context for the sums of the coder's rows (2 W + the rest, each
+ * saturated at 0xFFFF, so below 2**18): a table for sums below 2**12, the
+ * usual case, whose one load is shorter than the bit scan's chain (the
+ * decoder waits for each value's context before its first decision). */
+#define CTX_TABLE_SIZE 4096
+#define CTX_R1(v) v,
+#define CTX_R2(v) CTX_R1(v) CTX_R1(v)
+#define CTX_R4(v) CTX_R2(v) CTX_R2(v)
+#define CTX_R8(v) CTX_R4(v) CTX_R4(v)
+#define CTX_R16(v) CTX_R8(v) CTX_R8(v)
+#define CTX_R32(v) CTX_R16(v) CTX_R16(v)
+#define CTX_R64(v) CTX_R32(v) CTX_R32(v)
+#define CTX_R128(v) CTX_R64(v) CTX_R64(v)
+#define CTX_R256(v) CTX_R128(v) CTX_R128(v)
+#define CTX_R512(v) CTX_R256(v) CTX_R256(v)
+#define CTX_R1024(v) CTX_R512(v) CTX_R512(v)
+/* s in [2**b, 1.5 * 2**b): 2b + 1; [1.5 * 2**b, 2**(b + 1)): 2b + 2 */
+static const uint8_t CONTEXT_TABLE[CTX_TABLE_SIZE] = {
+    0, 1, 3, 4, CTX_R2(5) CTX_R2(6) CTX_R4(7) CTX_R4(8) CTX_R8(9) CTX_R8(10) CTX_R16(11) CTX_R16(12)
+    CTX_R32(13) CTX_R32(14) CTX_R64(15) CTX_R64(16) CTX_R128(17) CTX_R128(18) CTX_R256(19) CTX_R256(20)
+    CTX_R512(21) CTX_R512(22) CTX_R1024(23) CTX_R1024(24)};
+#undef CTX_R1
+#undef CTX_R2
+#undef CTX_R4
+#undef CTX_R8
+#undef CTX_R16
+#undef CTX_R32
+#undef CTX_R64
+#undef CTX_R128
+#undef CTX_R256
+#undef CTX_R512
+#undef CTX_R1024
+static inline unsigned row_context(uint32_t s)
+{
+#ifdef PJ2K_SELF_CHECK   /* the sanitizer build (scripts/run_sanitizers.sh): against the bit scan */
+    if (s < CTX_TABLE_SIZE && CONTEXT_TABLE[s] != magnitude_context(s)) __builtin_trap();
+#endif
+    return __builtin_expect(s < CTX_TABLE_SIZE, 1) ? CONTEXT_TABLE[s] : magnitude_context(s);
 }
 
 /* ---- per coefficient type and rule set (int16: 8-bit data, see

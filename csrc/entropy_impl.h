@@ -226,7 +226,7 @@ static inline int SFX(is_quiet)(const SFX(rows) *r, size_t g, size_t nx)
 
 static inline unsigned SFX(context)(const SFX(rows) *r, size_t x)
 {
-    return magnitude_context(2u * r->w + r->pre[x]);
+    return row_context(2u * r->w + r->pre[x]);
 }
 
 /* Signs of the west and north neighbours (needed only for non-zero values),
