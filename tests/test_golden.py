@@ -117,6 +117,9 @@ def test_header_length_is_the_decoders_for_every_version():
         h = pj.read_header((GOLDEN / f"{name}.pj2k").read_bytes())
         assert pj._core.header_length(h.version, len(h.shape), len(h.axes), h.levels, h.wavelet,
                                       h.layers, len(h.gaps)) == h.header_length, name
+        # (and by mode, as the reader asks before it holds a header)
+        assert pj._api.header_length(len(h.shape), len(h.axes), h.levels, h.mode, h.layers,
+                                     version=h.version, gaps=len(h.gaps)) == h.header_length, name
     for bad in [(0, 2, 2, 5, 4, 1, 0), (9, 2, 2, 5, 4, 1, 0), (8, 0, 1, 5, 4, 1, 0),
                 (8, 2, 4, 5, 4, 1, 0), (8, 2, 2, 11, 4, 1, 0), (8, 2, 2, 5, 5, 1, 0),
                 (8, 2, 2, 5, 4, 17, 0), (1, 2, 2, 5, 0, 2, 0), (6, 2, 2, 5, 4, 1, 1),

@@ -66,7 +66,10 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
     number of quality layers, format version and (lossless, versions 7 and 8)
     value gaps: at most _core.MAX_GAPS.  (The C core's one definition.)"""
-    return _core.header_length(version, ndim, naxes, levels, MODE_WAVELETS[mode], layers, gaps)
+    wavelet = MODE_WAVELETS[mode]
+    if version < 6:   # (before the rounded 5/3: JPEG 2000's, of the same header length)
+        wavelet = {LOSSLESS_WAVELET: 0, TOLERANCE_WAVELET: 2}.get(wavelet, wavelet)
+    return _core.header_length(version, ndim, naxes, levels, wavelet, layers, gaps)
 
 
 def smallest_lossy_stream(ndim: int, naxes: int, levels: int, layers: int = 1) -> int:

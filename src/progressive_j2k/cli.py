@@ -265,6 +265,7 @@ def preview(args):
     if os.path.splitext(args.output)[1].lower() != ".png":
         raise ValueError(f"preview writes PNG images: name the output *.png, got {args.output}")
 
+    from progressive_j2k.export import _level_index
     from progressive_j2k.multiscale import codec_options, open_multiscale, progressive_array
     array = progressive_array(args.path)
     levels = open_multiscale(array, layer=args.layer)
@@ -299,8 +300,8 @@ def preview(args):
                              f"picture shows axes {axes}" + (f", colour {colour})" if colour is not None else ")"))
         if not 0 <= index < array.shape[a]:
             raise ValueError(f"--at {axis}={index}: axis {axis} has indices 0 to {array.shape[a] - 1}")
-        # a full-resolution index, to the level (transformed axes halve per level)
-        at[a] = min(index >> args.level if a in transformed else index, level.shape[a] - 1)
+        # a full-resolution index, to the level's sample at or before it
+        at[a] = _level_index(level, a, index, array.shape[a])
     key = tuple(slice(None) if a in axes or a == colour else at.get(a, level.shape[a] // 2)
                 for a in range(level.ndim))
     pixels = math.prod(level.shape[a] for a in range(level.ndim) if a in axes or a == colour)
@@ -322,11 +323,7 @@ def preview(args):
 
 def export(args):
     from progressive_j2k.export import export_jpeg2000
-    at = {}
-    for axis, index in (pair for picks in args.at or () for pair in picks):
-        if axis in at:
-            raise ValueError(f"--at {axis}={index}: axis {axis} is given twice")
-        at[axis] = index
+    at = [pair for picks in args.at or () for pair in picks]   # (export refuses repeats)
     export_jpeg2000(args.path, args.output, level=args.level, psnr=args.psnr, tile=args.tile,
                     at=at)
     print(f"wrote {args.output}: JPEG 2000 from level {args.level}, "

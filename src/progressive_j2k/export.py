@@ -54,11 +54,12 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     opens (a progressive zarr array, its path or URL), or a numpy array (one
     level).  Each level must be an image of 8- or 16-bit integers: 2-D,
     or 3-D with 3 or 4 samples (RGB, RGBA) last (or first, where the
-    array records that axis as its colour axis: moved last), once the axes in ``at`` are read at one index each and its leading axes
-    of length 1 are left out (an OME-Zarr's t, c and z of one plane).
-    ``at``: {axis: index} for the plane of a stack (slices, frames,
-    channels), as level-0 indices (a coarser level reads its sample at or
-    before it; Level.positions).  ``path`` ending in .tif or
+    array records that axis as its colour axis: moved last), once the axes
+    in ``at`` are read at one index each and its leading axes of length 1
+    are left out (an OME-Zarr's t, c and z of one plane).  ``at``: {axis:
+    index} (or (axis, index) pairs) for the plane of a stack (slices,
+    frames, channels), as level-0 indices (a coarser level reads its sample
+    at or before it; Level.positions).  ``path`` ending in .tif or
     .tiff: a tiled TIFF of levels ``level``, ``level`` + 1, ... as its
     pyramid (the finest as the main image, the others as its SubIFDs, as
     OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
@@ -219,7 +220,7 @@ def _images(levels: list, finest: int, at) -> list:
     full_shape = tuple(levels[0].shape if reader is None else reader.layout.shape)
     colour = None if reader is None else reader.layout.options["colour_axis"]
     picks = {}
-    for axis, index in dict(at or {}).items():
+    for axis, index in (at.items() if hasattr(at, "items") else at or ()):
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
                    for v in (axis, index)):
             raise TypeError(f"at: axes and indices are integers, got {axis!r}: {index!r}")
