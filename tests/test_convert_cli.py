@@ -1161,9 +1161,11 @@ def test_malformed_physical_axes_warn_and_fall_back_to_unit_spacing(real, tmp_pa
 
 
 def test_preview_at_picks_the_slice(real, tmp_path, capsys, monkeypatch):
-    """--at shows the slice asked for (a full-resolution index, halved per
-    level along transformed axes) instead of the middle one, and refuses
-    axes of the picture and indices beyond the array."""
+    """--at shows the slice asked for (a full-resolution index; at a level,
+    the sample at or before it, as Level.positions places them: halved per
+    level where chunks are multiples of 2**level, not in chunks of 11)
+    instead of the middle one, and refuses axes of the picture and indices
+    beyond the array."""
     pytest.importorskip("imagecodecs")
     import imagecodecs
     vol = real("mni152_t1_uint8_3d")
@@ -1175,6 +1177,16 @@ def test_preview_at_picks_the_slice(real, tmp_path, capsys, monkeypatch):
                      f"0={index}", "-o", out]) == 0
         png = imagecodecs.png_decode((tmp_path / f"{level}.png").read_bytes())
         np.testing.assert_array_equal(png, levels[level][index >> level])
+    pj.to_zarr(vol[80:140, 80:140, 60:120], str(tmp_path / "odd.zarr"), chunks=(11, 60, 60),
+               levels=2)
+    with pytest.warns(UserWarning, match="stretched"):
+        odd = pj.open_multiscale(str(tmp_path / "odd.zarr"))
+    assert list(odd[1].positions(0)[10:12]) == [19, 21]   # (chunk 1 starts at 11: odd)
+    assert main(["preview", str(tmp_path / "odd.zarr"), "--level", "1", "--at", "0=21", "-o",
+                 str(tmp_path / "odd.png")]) == 0
+    png = imagecodecs.png_decode((tmp_path / "odd.png").read_bytes())
+    np.testing.assert_array_equal(png, odd[1][11])
+    assert (odd[1][11] != odd[1][10]).any()   # (21 >> 1 would show 19, another slice)
     for bad, message in (("1=40", "not one to pick from"), ("-3=197", "indices 0 to 196"),
                          ("0=1,-3=0", "given twice")):
         assert main(["preview", str(tmp_path / "v.zarr"), f"--at={bad}", "-o",
