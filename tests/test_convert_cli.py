@@ -1183,8 +1183,9 @@ def test_preview_at_picks_the_slice(real, tmp_path, capsys, monkeypatch):
     with pytest.warns(UserWarning, match="stretched"):
         odd = pj.open_multiscale(str(tmp_path / "odd.zarr"))
     assert list(odd[1].positions(0)[10:12]) == [19, 21]   # (chunk 1 starts at 11: odd)
-    assert main(["preview", str(tmp_path / "odd.zarr"), "--level", "1", "--at", "0=21", "-o",
-                 str(tmp_path / "odd.png")]) == 0
+    with pytest.warns(UserWarning, match="stretched"):
+        assert main(["preview", str(tmp_path / "odd.zarr"), "--level", "1", "--at", "0=21",
+                     "-o", str(tmp_path / "odd.png")]) == 0
     png = imagecodecs.png_decode((tmp_path / "odd.png").read_bytes())
     np.testing.assert_array_equal(png, odd[1][11])
     assert (odd[1][11] != odd[1][10]).any()   # (21 >> 1 would show 19, another slice)
