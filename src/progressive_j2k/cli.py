@@ -265,7 +265,7 @@ def preview(args):
     if os.path.splitext(args.output)[1].lower() != ".png":
         raise ValueError(f"preview writes PNG images: name the output *.png, got {args.output}")
 
-    from progressive_j2k.export import _level_index
+    from progressive_j2k.export import _level_index, level0_picks
     from progressive_j2k.multiscale import codec_options, open_multiscale, progressive_array
     array = progressive_array(args.path)
     levels = open_multiscale(array, layer=args.layer)
@@ -291,15 +291,11 @@ def preview(args):
     if colour is None and last not in transformed and level.shape[last] in (3, 4):
         colour = last
     at = {}
-    for axis, index in (pair for picks in args.at or () for pair in picks):
-        a = axis + level.ndim if axis < 0 else axis
-        if a in at:
-            raise ValueError(f"--at {axis}={index}: axis {axis} is given twice")
-        if not 0 <= a < level.ndim or a in axes or a == colour:
-            raise ValueError(f"--at {axis}={index}: axis {axis} is not one to pick from (the "
+    for a, index in level0_picks([pair for picks in args.at or () for pair in picks],
+                                 array.shape, "--at").items():
+        if a in axes or a == colour:
+            raise ValueError(f"--at {a}={index}: axis {a} is not one to pick from (the "
                              f"picture shows axes {axes}" + (f", colour {colour})" if colour is not None else ")"))
-        if not 0 <= index < array.shape[a]:
-            raise ValueError(f"--at {axis}={index}: axis {axis} has indices 0 to {array.shape[a] - 1}")
         # a full-resolution index, to the level's sample at or before it
         at[a] = _level_index(level, a, index, array.shape[a])
     key = tuple(slice(None) if a in axes or a == colour else at.get(a, level.shape[a] // 2)

@@ -219,20 +219,7 @@ def _images(levels: list, finest: int, at) -> list:
     reader = getattr(levels[0], "_reader", None)   # (a Level: its array's shape and options)
     full_shape = tuple(levels[0].shape if reader is None else reader.layout.shape)
     colour = None if reader is None else reader.layout.options["colour_axis"]
-    picks = {}
-    for axis, index in (at.items() if hasattr(at, "items") else at or ()):
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                   for v in (axis, index)):
-            raise TypeError(f"at: axes and indices are integers, got {axis!r}: {index!r}")
-        a, i = int(axis), int(index)
-        if not -ndim <= a < ndim:
-            raise ValueError(f"at: axis {a} is out of range for the source's {ndim} axes")
-        a %= ndim
-        if a in picks:
-            raise ValueError(f"at: axis {a} is given twice")
-        if not 0 <= i < full_shape[a]:
-            raise ValueError(f"at: axis {a} has indices 0 to {full_shape[a] - 1}, got {i}")
-        picks[a] = i
+    picks = level0_picks(at, full_shape)
     shape = levels[finest].shape
     rest = [a for a in range(ndim) if a not in picks]
     dropped = []
@@ -247,6 +234,26 @@ def _images(levels: list, finest: int, at) -> list:
         images.append(level if not chosen and rest == list(range(ndim))
                       else _Plane(level, chosen, tuple(rest)))
     return images
+
+
+def level0_picks(at, full_shape: tuple, name: str = "at") -> dict:
+    """`at` ({axis: index}, or (axis, index) pairs; None: none) checked
+    against an array of `full_shape` (its level 0) as {axis: index}, the
+    axes non-negative; `name` names it in errors."""
+    ndim, picks = len(full_shape), {}
+    for axis, index in (at.items() if hasattr(at, "items") else at or ()):
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                   for v in (axis, index)):
+            raise TypeError(f"{name}: axes and indices are integers, got {axis!r}: {index!r}")
+        a, i = int(axis), int(index)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}: axis {a} is out of range for the source's {ndim} axes")
+        if a % ndim in picks:
+            raise ValueError(f"{name}: axis {a % ndim} is given twice")
+        if not 0 <= i < full_shape[a]:
+            raise ValueError(f"{name}: axis {a % ndim} has indices 0 to {full_shape[a] - 1}, got {i}")
+        picks[a % ndim] = i
+    return picks
 
 
 def _level_index(level, axis: int, index: int, full: int) -> int:
