@@ -52,6 +52,50 @@ static size_t low_band_elems(const layout *L, int levels)
            pj2k_ceil_shift(L->dims[2], levels);
 }
 
+/* The entropy coder's working memory, the same for both directions: its
+ * model, its neighbourhood rows and room for the low band (at `levels`). */
+typedef struct {
+    pj2k_model *model;
+    void *low;
+    uint16_t *rows;
+} coder_buffers;
+
+static pj2k_status coder_buffers_alloc(coder_buffers *cb, const layout *L, int levels,
+                                       coef_kind kind)
+{
+    cb->model = malloc(sizeof *cb->model);
+    cb->low = malloc((low_band_elems(L, levels) + 1) * COEF_BYTES[kind]);
+    cb->rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *cb->rows);
+    if (cb->model) cb->model->rows = cb->rows;
+    return cb->model && cb->low && cb->rows ? PJ2K_OK : PJ2K_ERR_NOMEM;
+}
+
+static void coder_buffers_free(coder_buffers *cb)
+{
+    free(cb->model);
+    free(cb->low);
+    free(cb->rows);
+}
+
+/* One band of one component as piece (r, j) codes it: where its values
+ * start, its geometry (with the previous colour component as its sibling,
+ * from version 3), and the layer shifts it codes from and to (equal: the
+ * band has nothing in layer j). */
+typedef struct {
+    size_t at;
+    pj2k_band band;
+    int from, to;
+} piece_band;
+
+static piece_band piece_band_of(const pj2k_header *h, const layout *L, const segment_band *sb,
+                                size_t c, int j, int siblings)
+{
+    piece_band p = {c * L->box + sb->offset, sb->band,
+                    j ? h->layer_shift[j - 1][sb->step_index] : 0, h->layer_shift[j][sb->step_index]};
+    if (siblings) p.band.sibling_offset = c % L->ncomp ? -(ptrdiff_t)L->box : 0;
+    return p;
+}
+
 /* The model before piece i (in stream order) of a stream of `version`. */
 static void start_piece(pj2k_model *model, int version, int i)
 {
@@ -67,7 +111,7 @@ static void start_piece(pj2k_model *model, int version, int i)
  * quantisation with `real` the unquantised coefficients (single layer only). */
 static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coef,
                                 coef_kind kind, int r, int j, pj2k_rc_encoder *rc,
-                                pj2k_model *model, void *tmp, const pj2k_rdo *rdo_template,
+                                const coder_buffers *cb, const pj2k_rdo *rdo_template,
                                 size_t max_length, const pj2k_bytes *out)
 {
     int max_exp;
@@ -77,31 +121,27 @@ static pj2k_status encode_piece(const pj2k_header *h, const layout *L, void *coe
     const int nb = pj2k_segment_bands(L->dims, h->levels, r, h->naxes, 1, sbs);
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         for (int b = 0; b < nb; b++) {
-            const size_t at = c * L->box + sbs[b].offset;
-            pj2k_band component_band = sbs[b].band;
-            component_band.sibling_offset = c % L->ncomp ? -(ptrdiff_t)L->box : 0;
-            const pj2k_band *band = &component_band;
-            const int to = h->layer_shift[j][sbs[b].step_index];
-            const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
-            if (j && from == to) continue;   /* this band has nothing in layer j */
+            const piece_band p = piece_band_of(h, L, &sbs[b], c, j, 1);
+            if (j && p.from == p.to) continue;
             pj2k_rdo rdo;
             if (rdo_template) {
                 rdo = *rdo_template;
-                rdo.real = (const uint8_t *)rdo_template->real + at * pj2k_real_size(rdo.real_f32);
+                rdo.real = (const uint8_t *)rdo_template->real + p.at * pj2k_real_size(rdo.real_f32);
                 rdo.inv_step = pj2k_reciprocal((double)h->steps[sbs[b].step_index]);
             }
             int e;
 #define CODE(S, CT)                                                                        \
             {                                                                              \
-                CT *base = (CT *)coef + at;                                                \
-                e = j ? pj2k_encode_refine_##S(rc, model, base, band, from, to)            \
-                  : r == 0 ? pj2k_encode_low_##S(rc, model, base, band, to, (CT *)tmp)     \
-                  : pj2k_encode_band_##S(rc, model, base, band, to, rdo_template ? &rdo : NULL); \
+                CT *base = (CT *)coef + p.at;                                              \
+                e = j ? pj2k_encode_refine_##S(rc, cb->model, base, &p.band, p.from, p.to) \
+                  : r == 0 ? pj2k_encode_low_##S(rc, cb->model, base, &p.band, p.to, (CT *)cb->low) \
+                  : pj2k_encode_band_##S(rc, cb->model, base, &p.band, p.to,              \
+                                         rdo_template ? &rdo : NULL);                      \
             }
             BY_KIND(kind, CODE);
 #undef CODE
             if (e < 0) return PJ2K_NARROW_OVERFLOW;
-            if (e > max_exp - to) return PJ2K_ERR_PARAM;  /* never emit what the decoder rejects */
+            if (e > max_exp - p.to) return PJ2K_ERR_PARAM;  /* never emit what the decoder rejects */
             if (max_length && out->length > max_length) return PJ2K_ERR_TOO_LARGE;
         }
     }
@@ -117,13 +157,10 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
                                    coef_kind kind, const void *real, int real_f32, double rdo,
                                    const float *bit_cost, size_t max_length, pj2k_bytes *out)
 {
-    pj2k_model *model = malloc(sizeof *model);
-    void *tmp = malloc((low_band_elems(L, h->levels) + 1) * COEF_BYTES[kind]);
-    uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
+    coder_buffers cb;
+    pj2k_status st = coder_buffers_alloc(&cb, L, h->levels, kind);
     const int with_rdo = rdo > 0.0 && real && bit_cost && h->wavelet == PJ2K_WAVELET_97 &&
                          h->layers == 1;
-    pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
-    if (model) model->rows = rows;
     const pj2k_rdo rdo_template = {.real = real, .real_f32 = real_f32, .kappa = rdo,
                                    .bit_cost = bit_cost};
     for (int r = 0; r <= h->levels && st == PJ2K_OK; r++) {
@@ -131,8 +168,8 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
             const size_t start = out->length;
             pj2k_rc_encoder rc;
             pj2k_rc_encoder_init(&rc, out);
-            start_piece(model, h->version, r * h->layers + j);
-            st = encode_piece(h, L, coef, kind, r, j, &rc, model, tmp,
+            start_piece(cb.model, h->version, r * h->layers + j);
+            st = encode_piece(h, L, coef, kind, r, j, &rc, &cb,
                               with_rdo ? &rdo_template : NULL, max_length, out);
             pj2k_rc_encoder_finish(&rc);
             if (out->failed) { st = PJ2K_ERR_NOMEM; break; }
@@ -142,9 +179,7 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
         }
         h->segment_end[r] = h->piece_end[r * h->layers + h->layers - 1];
     }
-    free(model);
-    free(tmp);
-    free(rows);
+    coder_buffers_free(&cb);
     return st;
 }
 
@@ -507,11 +542,8 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
                                    const int *last, const uint8_t *buf, void *coef,
                                    coef_kind kind)
 {
-    pj2k_model *model = malloc(sizeof *model);
-    void *tmp = malloc((low_band_elems(L, levels) + 1) * COEF_BYTES[kind]);
-    uint16_t *rows = malloc(PJ2K_MODEL_ROWS(L->dims[2]) * sizeof *rows);
-    pj2k_status st = (model && tmp && rows) ? PJ2K_OK : PJ2K_ERR_NOMEM;
-    if (model) model->rows = rows;
+    coder_buffers cb;
+    pj2k_status st = coder_buffers_alloc(&cb, L, levels, kind);
     int max_exp;
     int64_t bound;
     coefficient_limits(h, &max_exp, &bound);
@@ -524,23 +556,19 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
             const uint64_t start = i ? h->piece_end[i - 1] : h->header_length;
             pj2k_rc_decoder rc;
             pj2k_rc_decoder_init(&rc, buf + start, (size_t)(h->piece_end[i] - start));
-            start_piece(model, h->version, i);
+            start_piece(cb.model, h->version, i);
             for (size_t c = 0; c < L->planes * L->ncomp && st == PJ2K_OK; c++) {
                 for (int b = 0; b < nb && st == PJ2K_OK; b++) {
-                    const size_t at = c * L->box + sbs[b].offset;
-                    pj2k_band component_band = sbs[b].band;
-                    if (!legacy) component_band.sibling_offset = c % L->ncomp ? -(ptrdiff_t)L->box : 0;
-                    const pj2k_band *band = &component_band;
-                    const int to = h->layer_shift[j][sbs[b].step_index];
-                    const int from = j ? h->layer_shift[j - 1][sbs[b].step_index] : 0;
-                    if (j && from == to) continue;
+                    const piece_band p = piece_band_of(h, L, &sbs[b], c, j, !legacy);
+                    if (j && p.from == p.to) continue;
 #define DECODE(S, CT)                                                                      \
                     {                                                                      \
-                        CT *base = (CT *)coef + at;                                        \
-                        st = j ? pj2k_decode_refine_##S(&rc, model, base, band, from, to)  \
-                           : r == 0 ? pj2k_decode_low_##S(&rc, model, base, band, max_exp - to, \
-                                                          bound >> to, (CT *)tmp)          \
-                           : pj2k_decode_band_##S(&rc, model, base, band, max_exp - to, to); \
+                        CT *base = (CT *)coef + p.at;                                      \
+                        st = j ? pj2k_decode_refine_##S(&rc, cb.model, base, &p.band, p.from, p.to) \
+                           : r == 0 ? pj2k_decode_low_##S(&rc, cb.model, base, &p.band,    \
+                                                          max_exp - p.to, bound >> p.to,   \
+                                                          (CT *)cb.low)                    \
+                           : pj2k_decode_band_##S(&rc, cb.model, base, &p.band, max_exp - p.to, p.to); \
                     }
 #define DECODE_LEGACY(S, CT) DECODE(S##_legacy, CT)
                     if (legacy) BY_KIND(kind, DECODE_LEGACY);
@@ -553,9 +581,7 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
             if (st == PJ2K_OK && (rc.overrun || rc.pos != rc.length)) st = PJ2K_ERR_CORRUPT;
         }
     }
-    free(model);
-    free(tmp);
-    free(rows);
+    coder_buffers_free(&cb);
     return st;
 }
 
