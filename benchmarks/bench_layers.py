@@ -22,7 +22,7 @@ import numpy as np
 
 import progressive_j2k as pj
 from progressive_j2k._layers import cumulative_layer_bytes
-from progressive_j2k._rate import psnr
+from progressive_j2k._metrics import psnr
 from _report import DATA, best, write_section
 
 # PSNR here is against the dtype's peak, as every peer's is: targets on the

@@ -29,7 +29,7 @@ import imagecodecs
 import numpy as np
 
 import progressive_j2k as pj
-from progressive_j2k._rate import psnr
+from progressive_j2k._metrics import psnr
 
 import _plots
 from _report import RESULTS, write_section

@@ -764,7 +764,7 @@ def test_to_zarr_targets_hold_for_the_data_of_edge_chunks(real, tmp_path, shards
     for y in (0, 512):
         for x in (0, 512):
             block = (slice(y, y + 512), slice(x, x + 512))
-            assert pj._rate.psnr(decoded[block], image[block], 65535) >= 80, (y, x)
+            assert pj._metrics.psnr(decoded[block], image[block], 65535) >= 80, (y, x)
     assert _codec_configuration(zarr.open_array(str(tmp_path / "p.zarr")))["psnr"] == 80
     colour = real("coffee")   # 400 x 600 x 3
     for options in ({"ratio": 20}, {"bits_per_sample": 0.4}, {"ratio": 20, "layers": [80, 40]}):
@@ -793,8 +793,8 @@ def test_thin_edge_chunks_keep_their_data(real, tmp_path):
     taller = np.concatenate([image, image[-1:]])           # 513 rows
     z = to_zarr(taller, str(tmp_path / "t.zarr"), chunks=(256, 256), ratio=10)
     decoded = z[:]
-    assert pj._rate.psnr(decoded[512:], taller[512:], 255) >= 30
-    assert pj._rate.psnr(decoded[:512], image, 255) >= 30
+    assert pj._metrics.psnr(decoded[512:], taller[512:], 255) >= 30
+    assert pj._metrics.psnr(decoded[:512], image, 255) >= 30
     for x in (0, 1):
         assert (tmp_path / "t.zarr" / "c" / "2" / str(x) / "0").stat().st_size < 1200
 
@@ -864,7 +864,7 @@ def test_cli_layer_targets_metric_and_info(real, tmp_path, capsys):
     assert main(["convert", str(tmp_path / "c.npy"), psnr_out, "--chunks", "256,256", "--psnr",
                  "40", "--layers", "30,35", "--layer-metric", "psnr", "--quiet"]) == 0
     levels = pj.open_multiscale(psnr_out, layer=0)
-    assert 28 <= pj._rate.psnr(levels[0][:], arr) <= 33
+    assert 28 <= pj._metrics.psnr(levels[0][:], arr) <= 33
     # one target: with a decimal point (a bare number is a count), or any
     # number with --layer-metric psnr
     from progressive_j2k.cli import _layers

@@ -10,7 +10,7 @@ imagecodecs = pytest.importorskip("imagecodecs")
 tifffile = pytest.importorskip("tifffile")
 
 import progressive_j2k as pj  # noqa: E402
-from progressive_j2k._rate import psnr  # noqa: E402
+from progressive_j2k._metrics import psnr  # noqa: E402
 from progressive_j2k.cli import main  # noqa: E402
 
 

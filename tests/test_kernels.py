@@ -162,12 +162,12 @@ def test_both_builds_agree_on_the_older_floor_53(monkeypatch, real):
 def test_both_builds_sum_squared_errors_alike(monkeypatch, real):
     """pj2k_squared_error (the PSNR searches' measure) in both builds, on a
     real image and its lossy decode in every dtype."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics
     arr = crop(real("moon"), 200)
     decoded = pj.decode(pj.encode(arr, reversible=False, ratio=30))
     for dtype in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"):
         a, b = arr.astype(dtype) * 3, decoded.astype(dtype) * 3
-        portable, avx2 = both_ways(monkeypatch, lambda: _rate.squared_error(a, b))
+        portable, avx2 = both_ways(monkeypatch, lambda: _metrics.squared_error(a, b))
         assert portable == avx2, dtype
 
 

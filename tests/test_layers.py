@@ -10,7 +10,7 @@ import progressive_j2k as pj
 from progressive_j2k import ProgressiveJ2K, _api, _dtypes, _options
 from progressive_j2k._layers import (LayerEstimate, LayerPlan, LayerPsnrEstimate, Thresholds,
                                      choose_shifts, cumulative_layer_bytes)
-from progressive_j2k._rate import psnr
+from progressive_j2k._metrics import psnr
 from progressive_j2k.errors import DecodeError, TruncatedError
 
 from helpers import check_config, reseal

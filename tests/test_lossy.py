@@ -141,7 +141,7 @@ def test_lossy_range_limits_are_clear_errors():
         pj.encode(np.array([[0, 1e42], [1e42, 0]]), reversible=False)
     with pytest.raises(ValueError, match="2\\*\\*50"):
         pj.encode(np.array([[0.0, 1e20]]), reversible=False, step=1e-3)
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics
     # float64 values so small that a band step would round to zero as float32
     tiny = np.random.default_rng(4).standard_normal((64, 64)) * 1e-60
     for target in ({}, {"ratio": 10}, {"psnr": 40}):
@@ -161,7 +161,7 @@ def test_lossy_range_limits_are_clear_errors():
     assert abs(small.nbytes / len(pj.encode(small, reversible=False, ratio=20)) / 20 - 1) <= 0.05
     for target in (30, 40):
         enc = pj.encode(small, reversible=False, psnr=target)
-        assert target <= _rate.psnr(pj.decode(enc), small) <= target + 0.5
+        assert target <= _metrics.psnr(pj.decode(enc), small) <= target + 0.5
 
 
 @pytest.mark.parametrize("name", ["camera", "moon", "astronaut", "mr2_uint16", "ct693_int16"])
@@ -657,7 +657,6 @@ def reference_context_gain(counts):
     mantissa bit below the leading one and per sign), from counts of shape
     (bands, contexts, bit lengths); None if no value is non-zero: numpy's
     _rate.context_gain before it moved to C (pj2k_context_gain)."""
-    from progressive_j2k import _rate
     per_length = counts.sum(axis=(0, 1))
     if not per_length[1:].any():
         return None
@@ -864,7 +863,7 @@ def search_trials(monkeypatch):
 def test_target_searches_are_guided_by_the_model(real, search_trials):
     """Ratio and PSNR targets on real images take at most three trial encodes
     each, two or fewer on average (the unguided secant took 4.3 and 3.7)."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics
     trials = search_trials
     for name in ("camera", "astronaut", "mr2_uint16"):
         arr = real(name)
@@ -874,7 +873,7 @@ def test_target_searches_are_guided_by_the_model(real, search_trials):
             assert abs(arr.nbytes / len(enc) / ratio - 1) <= 0.05
         for target in ((40, 45) if arr.itemsize == 1 else (65, 75)):
             enc = pj.encode(arr, reversible=False, psnr=target, **options)
-            assert target <= _rate.psnr(pj.decode(enc), arr) <= target + 0.5
+            assert target <= _metrics.psnr(pj.decode(enc), arr) <= target + 0.5
     assert max(trials) <= 3 and sum(trials) <= 2 * len(trials)
 
 
@@ -883,7 +882,7 @@ def test_first_psnr_aim_counts_clamped_samples(real, monkeypatch, search_trials)
     the model's aim, since the decoder's clamping cuts half the error at
     the bounds: without clamped_gain every target there took a second
     trial, with it the first lands in the window."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics, _rate
     assert _rate.clamped_gain(real("camera").astype(np.float32)) == 0.0
     us1 = real("us1_rgb8")
     share = (np.count_nonzero(us1 == 0) + np.count_nonzero(us1 == 255)) / us1.size
@@ -894,7 +893,7 @@ def test_first_psnr_aim_counts_clamped_samples(real, monkeypatch, search_trials)
         search_trials.clear()
         for target in targets:
             enc = pj.encode(us1, reversible=False, psnr=target)
-            assert target <= _rate.psnr(pj.decode(enc), us1) <= target + 0.5
+            assert target <= _metrics.psnr(pj.decode(enc), us1) <= target + 0.5
         assert search_trials == expected
 
 
@@ -974,7 +973,7 @@ def test_first_trials_of_small_chunks_count_overhead_and_learning(real, search_t
 @pytest.mark.parametrize("name,target", [("camera", 38), ("camera", 45), ("coins", 42),
                                          ("astronaut", 40), ("ct693_int16", 70)])
 def test_psnr_target_within_half_a_db(real, name, target):
-    from progressive_j2k._rate import psnr as measure
+    from progressive_j2k._metrics import psnr as measure
     arr = real(name)
     options = {"colour_axis": -1} if arr.ndim == 3 else {}
     enc = pj.encode(arr, reversible=False, psnr=target, **options)
@@ -1001,7 +1000,7 @@ def test_flat_chunks_settle_in_few_trials(real, search_trials, monkeypatch):
     no smaller than one that meets it (it once ran all 16 trials), and an
     all-zero chunk is coded once.  (An integer one's lossless stream, tried
     first, fits a ratio target: no search at all, and the same stream.)"""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics, _rate
     trials = search_trials
     cam = real("camera")
     for flat in (np.full((512, 512), cam[0, 0], np.uint8), np.full((256, 256), 40000, np.uint16)):
@@ -1015,11 +1014,11 @@ def test_flat_chunks_settle_in_few_trials(real, search_trials, monkeypatch):
         assert trials == [1] and len(enc) <= len(pj.encode(flat, reversible=False, step=1.0)) + 16
         trials.clear()
         enc = pj.encode(flat, reversible=False, psnr=40)
-        assert _rate.psnr(pj.decode(enc), flat) >= 40 and trials[0] <= 6
+        assert _metrics.psnr(pj.decode(enc), flat) >= 40 and trials[0] <= 6
     trials.clear()
     volume = np.full((48, 96, 96), cam[0, 0], np.uint8)
     enc = pj.encode(volume, reversible=False, psnr=40)
-    assert _rate.psnr(pj.decode(enc), volume) >= 40 and trials[0] <= 8
+    assert _metrics.psnr(pj.decode(enc), volume) >= 40 and trials[0] <= 8
     trials.clear()
     zero = np.zeros((256, 256), np.int16)
     for target in ({"ratio": 10}, {"psnr": 40}):
@@ -1273,7 +1272,7 @@ def test_near_lossless_psnr_first_trials_count_the_rounding(real, monkeypatch, s
     decode exactly), the first trial lands where the unrounded model sent
     it 0.2-0.3 dB low (moon at 47 dB, ct693 at 96 dB) or 19 dB high (nm at
     115.6 dB, which then took five trials)."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics, _rate
     cases = [("moon", 47.2), ("ct693_int16", 96.2), ("nm_int16", 115.6), ("nm_int16", 113.3)]
     runs = []
     for rounding in (True, False):
@@ -1284,7 +1283,7 @@ def test_near_lossless_psnr_first_trials_count_the_rounding(real, monkeypatch, s
         for name, target in cases:
             arr = real(name)
             enc = pj.encode(arr, reversible=False, psnr=target)
-            assert target <= _rate.psnr(pj.decode(enc), arr) <= target + 0.5
+            assert target <= _metrics.psnr(pj.decode(enc), arr) <= target + 0.5
         runs.append(search_trials[:])
     assert runs == [[1, 1, 2, 3], [2, 2, 5, 5]]
 
@@ -1295,10 +1294,10 @@ def test_psnr_targets_only_exact_decodes_meet_take_few_trials(real, search_trial
     decode meets a target on integer samples: the search aims at those and
     stops once three trials are exact, where the rounded model steered
     between exact and inexact trials for 16 (camera at 120 dB)."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics
     for name, target in (("camera", 120.0), ("mr2_uint16", 180.0)):
         arr = real(name)
-        assert target > 10 * math.log10(_rate.psnr_peak(arr) ** 2 * arr.size)
+        assert target > 10 * math.log10(_metrics.psnr_peak(arr) ** 2 * arr.size)
         search_trials.clear()
         enc = pj.encode(arr, reversible=False, psnr=target)
         np.testing.assert_array_equal(pj.decode(enc), arr)
@@ -1526,25 +1525,25 @@ def test_psnr_targets_hold_where_samples_round_together(real, name, crop, offset
     0.4-0.9 dB below targets on these under versions 1-7's float64 decoder:
     ct693's at 78.496 dB gave 77.55), tiled up to 2**14 samples, and an
     8-bit crop.  Every decode meets its target."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics
     arr = (offset_crop(real, name, crop, offset) if offset is not None
            else np.ascontiguousarray(real(name)[crop]))
     while arr.size < 2**14:
         arr = np.ascontiguousarray(np.tile(arr, (2, 2)))
-    peak = _rate.psnr_peak(arr)
+    peak = _metrics.psnr_peak(arr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pj.PSNRPeakWarning)
         for target in targets:
-            met = _rate.psnr(pj.decode(pj.encode(arr, reversible=False, psnr=float(target))), arr, peak)
+            met = _metrics.psnr(pj.decode(pj.encode(arr, reversible=False, psnr=float(target))), arr, peak)
             assert met >= target, (target, met)
 
 
 def test_psnr_search_takes_trial_errors_and_decodes_only_without_them(real):
     """encode_to_psnr measures a trial by its trial_error (the decode's
     squared error, without a decode) and decodes only where that is None."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics, _rate
     arr = real("camera")
-    peak = _rate.psnr_peak(arr)
+    peak = _metrics.psnr_peak(arr)
     target = 40.0
     calls = []
 
@@ -1577,7 +1576,7 @@ def test_psnr_search_takes_trial_errors_and_decodes_only_without_them(real):
     found, _, _ = _rate.encode_to_psnr(encode, decode, arr, target, step, (1e-3, 1e3),
                                        trial_error=trial_error)
     assert len(calls) >= 2 and all(kind == "trial" for kind, _ in calls)
-    assert target <= _rate.psnr_of_mse(found.step**2 / 12, peak) <= target + _rate.PSNR_MARGIN
+    assert target <= _metrics.psnr_of_mse(found.step**2 / 12, peak) <= target + _rate.PSNR_MARGIN
     calls.clear()
     found, _, _ = _rate.encode_to_psnr(encode, decode, arr, target, step, (1e-3, 1e3),
                                        trial_error=lambda stream: None)
@@ -1694,7 +1693,7 @@ def test_psnr_target_goes_finer_past_steps_that_zero_everything(real):
     that insensitivity for the chunk's and stop below the target."""
     arr = np.ascontiguousarray(real("ct693_int16")[45:112, 122:302])
     enc = pj.encode(arr, reversible=False, psnr=47)
-    assert pj._rate.psnr(pj.decode(enc), arr) >= 47
+    assert pj._metrics.psnr(pj.decode(enc), arr) >= 47
 
 
 @pytest.mark.parametrize("value", [3.7, 1e-3, 12345.678, -2.5e30])
@@ -1742,27 +1741,27 @@ def test_squared_error_equals_the_whole_sum(real, name):
     float temporaries): both give the sum over the whole array, partial last
     block included, for real data and its lossy decode; the C sum is exact
     for 8- and 16-bit data."""
-    from progressive_j2k import _rate
+    from progressive_j2k import _metrics
     arr = real(name)
     decoded = pj.decode(pj.encode(arr, reversible=False, ratio=20))
     cut = (decoded[:-1], arr[:-1])     # a partial last block
-    assert cut[1].size % _rate.ERROR_BLOCK != 0 and cut[1].size > _rate.ERROR_BLOCK
+    assert cut[1].size % _metrics.ERROR_BLOCK != 0 and cut[1].size > _metrics.ERROR_BLOCK
     exact = arr.dtype.itemsize <= 2 and arr.dtype.kind in "iu"
     for a, b in ((decoded, arr), cut, (decoded[:1], arr[:1]), (decoded[:0], arr[:0])):
         whole = float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-        in_c = _rate.squared_error(a, b)
+        in_c = _metrics.squared_error(a, b)
         assert in_c == whole if exact else in_c == pytest.approx(whole, rel=1e-12)
-        in_numpy = _rate.squared_error(a.astype(np.float64), b)   # dtypes differ: numpy
+        in_numpy = _metrics.squared_error(a.astype(np.float64), b)   # dtypes differ: numpy
         assert in_numpy == pytest.approx(whole, rel=1e-12)
-    peak = _rate.psnr_peak(arr)
-    assert _rate.psnr(decoded, arr, peak) == _rate.psnr(decoded, arr)
+    peak = _metrics.psnr_peak(arr)
+    assert _metrics.psnr(decoded, arr, peak) == _metrics.psnr(decoded, arr)
 
 
 def test_squared_error_in_c_for_every_dtype():
     """pj2k_squared_error at the extremes of every format dtype (differences
     of 2**16 - 1 and 2**32 - 1, both signs): exact for 8 and 16 bits; a
     mismatch of lengths is refused; other dtypes (int64) fall back to numpy."""
-    from progressive_j2k import _core, _rate
+    from progressive_j2k import _core, _metrics
     rng = np.random.default_rng(7)
     for dtype in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8", "i8"):
         dt = np.dtype(dtype)
@@ -1775,7 +1774,7 @@ def test_squared_error_in_c_for_every_dtype():
             b = rng.integers(info.min, info.max, 70001, dtype=dt, endpoint=True)
             a[:4], b[:4] = [info.max, info.min, info.max, 0], [info.min, info.max, info.max, 0]
         whole = math.fsum(((a.astype(np.float64) - b.astype(np.float64)) ** 2).tolist())
-        got = _rate.squared_error(a, b)
+        got = _metrics.squared_error(a, b)
         if dt.itemsize <= 2 and dt.kind != "f":
             assert got == whole, dtype
         else:
@@ -1787,17 +1786,17 @@ def test_squared_error_in_c_for_every_dtype():
     with pytest.raises(ValueError):   # no such dtype
         _core.squared_error(np.zeros(4, np.uint8), np.zeros(4, np.uint8), 8)
     with pytest.raises(ValueError, match="3 values against 4"):   # not the first 3 of 4
-        _rate.squared_error(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
+        _metrics.squared_error(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
     # int16 at an odd address: numpy's path (the C reads whole, aligned values)
     odd = np.frombuffer(bytearray(2 * 1001 + 1), "<i2", offset=1)
     odd[:] = np.arange(1001) - 500
     assert not odd.flags.aligned
-    assert _rate.squared_error(odd, np.zeros(1001, "<i2")) == float(np.sum(
+    assert _metrics.squared_error(odd, np.zeros(1001, "<i2")) == float(np.sum(
         (np.arange(1001) - 500.0) ** 2))
     wide = np.arange(2002, dtype="<i2") - 1000   # every other value: strided, 1-D
-    assert _rate.squared_error(wide[::2], np.zeros(1001, "<i2")) == float(np.sum(
+    assert _metrics.squared_error(wide[::2], np.zeros(1001, "<i2")) == float(np.sum(
         (np.arange(0, 2002, 2) - 1000.0) ** 2))
-    assert _rate.squared_error(odd.byteswap().view(">i2"), odd.astype(">i2")) == 0.0
+    assert _metrics.squared_error(odd.byteswap().view(">i2"), odd.astype(">i2")) == 0.0
 
 
 def test_one_knob_sets_the_mode(real):
@@ -1858,7 +1857,7 @@ def test_psnr_on_data_far_below_its_dtypes_peak_warns(real):
     with pytest.warns(pj.PSNRPeakWarning, match="psnr=45 is measured against uint16's peak"):
         loose = pj.encode(mr2, psnr=45)
     span = float(mr2.max()) - float(mr2.min())
-    rms = math.sqrt(pj._rate.squared_error(pj.decode(loose), mr2) / mr2.size)
+    rms = math.sqrt(pj._metrics.squared_error(pj.decode(loose), mr2) / mr2.size)
     assert rms > 0.03 * span   # what it warned of
     import warnings
     with warnings.catch_warnings():

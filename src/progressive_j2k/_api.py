@@ -1,7 +1,6 @@
 """Functional API: encode, decode (at any resolution level) and read_header."""
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -9,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
 
-from progressive_j2k import _core, _layers, _rate
+from progressive_j2k import _core, _layers, _metrics, _rate
+from progressive_j2k._bands import band_count, band_norms
 from progressive_j2k._axes import AUTO_COLOUR, choose_axes, encoder_colour_axis
 from progressive_j2k._dtypes import DTYPE_CODES, DTYPES
 from progressive_j2k._options import (check_dtype, check_layout, check_targets, integer_option,
@@ -28,14 +28,7 @@ MAX_LOSSY_STEP = 1e37
 
 
 def _largest_band_norm(shape, options: dict) -> float:
-    return _largest_norm(tuple(shape[a] for a in options["axes"]), options["levels"])
-
-
-@functools.lru_cache(maxsize=256)
-def _largest_norm(lengths: tuple, levels: int) -> float:
-    """(a pure function of the chunk's geometry, asked twice per lossy
-    encode: 15 us each, a twentieth of a 128^2 chunk's ratio search)"""
-    return max(_core.band_norms(lengths, levels))
+    return max(band_norms(tuple(shape[a] for a in options["axes"]), options["levels"]))
 
 
 def min_lossy_step(shape, options: dict) -> float:
@@ -53,11 +46,6 @@ WAVELET_MODES = ("lossless", "lossy", "tolerance", "tolerance", "lossless")
 LOSSLESS_WAVELET, TOLERANCE_WAVELET = 4, 3
 #: The wavelet code encode() writes for each mode
 MODE_WAVELETS = {"lossless": LOSSLESS_WAVELET, "lossy": 1, "tolerance": TOLERANCE_WAVELET}
-
-
-def band_count(levels: int, naxes: int) -> int:
-    """Subbands of a chunk: the low band and 2**naxes - 1 per level."""
-    return 1 + levels * (2**naxes - 1)
 
 
 def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1,
@@ -253,7 +241,7 @@ def _on_grid(scale: float, nodata: float, dtype: np.dtype) -> float:
     return target / k   # exact (k a power of two), and k * (target / k) == target
 
 
-_peak = _rate.peak_magnitude
+_peak = _metrics.peak_magnitude
 
 
 def _ulp(value: float, dtype: np.dtype) -> float:
@@ -533,9 +521,9 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     wavelet, step, peak = _wavelet_and_step(arr, options)
     arr = np.require(arr, requirements="CA")   # the C core reads whole values: aligned ones
-    if options["psnr"] is not None and _rate.narrow_for_psnr(arr, options["psnr"]):
+    if options["psnr"] is not None and _metrics.narrow_for_psnr(arr, options["psnr"]):
         # (one message per target and dtype: warned once, not per chunk)
-        message = _rate.narrow_psnr_message(options["psnr"], arr.dtype)
+        message = _metrics.narrow_psnr_message(options["psnr"], arr.dtype)
         warnings.warn(message, PSNRPeakWarning, stacklevel=2)
 
     try:
@@ -635,7 +623,7 @@ def _add_layers(chunk, encoded, step, rdo, model, layered_search):
                 model, step if wavelet == 1 else 1.0, max_shift,
                 len(encoded) - read_header(encoded).header_length, pieces=levels + 1)
         elif model is not None:
-            final_psnr = _rate.psnr(decode_last(encoded), arr)
+            final_psnr = _metrics.psnr(decode_last(encoded), arr)
             if math.isfinite(final_psnr):
                 estimate = _layers.LayerPsnrEstimate(
                     model, step, max_shift, finest=2 ** len(axes) - 1, final_psnr=final_psnr)
@@ -716,6 +704,18 @@ def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int, low_b
     return (elements * (dtype.itemsize + coefficient + (8 if via_float else 0))
             + coefficient * low_band + LINE_BYTES * longest + strips + slack)
 
+
+
+def check_decodable(shape: tuple, dtype: np.dtype, options: dict, why: str) -> None:
+    """Refuse, before it is written, a chunk whose full decode would need
+    more than decode()'s default max_bytes (``options`` resolved for it);
+    `why`: what keeps that default for its reader."""
+    needed = decode_memory(math.prod(shape), options["mode"], dtype, max(shape, default=0),
+                           math.prod(level_shape(shape, options["axes"], options["levels"])))
+    if needed > DEFAULT_MAX_DECODED_BYTES:
+        raise ValueError(f"a chunk of shape {tuple(shape)} ({np.dtype(dtype)}) needs {needed} bytes "
+                         f"to decode, over decode()'s default max_bytes "
+                         f"({DEFAULT_MAX_DECODED_BYTES}), {why}")
 
 
 def decode_chunk(buf, shape: tuple, dtype, level: int = 0, layer: int | None = None):

@@ -22,31 +22,24 @@ length): layers that would coincide are pushed one band step apart.
 """
 from __future__ import annotations
 
-import functools
 import math
 import operator
 
 import numpy as np
 
-from progressive_j2k import _core
-from progressive_j2k._rate import psnr, psnr_peak
+from progressive_j2k._bands import band_count, band_norms
+from progressive_j2k._metrics import psnr, psnr_peak
 
 PROBE_LAYERS = 16
-
-
-@functools.lru_cache(maxsize=64)
-def band_norm_log2(lengths: tuple, levels: int) -> tuple:
-    """log2 of each band's 9/7 synthesis norm for transformed axes of these lengths."""
-    return tuple(math.log2(n) for n in _core.band_norms(lengths, levels))
 
 
 class Thresholds:
     """Maps a threshold t to a table of per-band shifts."""
 
     def __init__(self, lengths: tuple, levels: int, weighted: bool, max_shift: int):
-        from progressive_j2k._api import band_count   # (_api imports this module)
         nbands = band_count(levels, len(lengths))
-        gains = band_norm_log2(lengths, levels) if weighted else (0.0,) * nbands
+        gains = ([math.log2(n) for n in band_norms(lengths, levels)] if weighted
+                 else [0.0] * nbands)
         self.offsets = [g + 1 - (b + 0.5) / nbands for b, g in enumerate(gains)]
         self.max_shift = max_shift
 

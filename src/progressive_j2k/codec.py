@@ -1,8 +1,6 @@
 """numcodecs codec: ``ProgressiveJ2K``, usable as a zarr v2 compressor."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray
@@ -109,15 +107,9 @@ class ProgressiveJ2K(Codec):
         # decode() bounds its memory by default, and zarr v2 gives this codec
         # no chunk shape to trust a header against: a chunk it would refuse
         # to read back is refused now, not after it is written
-        needed = _api.decode_memory(arr.size, resolved["mode"], arr.dtype,
-                                    max(arr.shape, default=0), math.prod(_api.level_shape(
-                                        arr.shape, resolved["axes"], resolved["levels"])))
-        if needed > _api.DEFAULT_MAX_DECODED_BYTES:
-            raise ValueError(f"a chunk of shape {arr.shape} ({arr.dtype}) needs {needed} bytes to "
-                             f"decode, over decode()'s default max_bytes "
-                             f"({_api.DEFAULT_MAX_DECODED_BYTES}), which the zarr v2 codec keeps "
-                             f"(it is given no chunk shape to check a header against): use "
-                             f"smaller chunks, or the zarr v3 codec")
+        _api.check_decodable(arr.shape, arr.dtype, resolved,
+                             "which the zarr v2 codec keeps (it is given no chunk shape to check "
+                             "a header against): use smaller chunks, or the zarr v3 codec")
         if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
             # Like other numcodecs codecs this one keeps the memory layout
             # (zarr v2 with order="F" relies on it): code the C-ordered

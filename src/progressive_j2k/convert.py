@@ -11,7 +11,7 @@ from itertools import combinations, product
 
 import numpy as np
 
-from progressive_j2k import _api, _axes, _core, _options, _rate
+from progressive_j2k import _api, _axes, _core, _options, _metrics
 from progressive_j2k._guards import (_already_there, refuse_foreign_directory,
                                      refuse_to_overwrite_input)
 from progressive_j2k._optional import require, require_zarr
@@ -547,7 +547,7 @@ def _psnr_warnings_as_given(psnr, dtype):
     for w in caught:
         if issubclass(w.category, PSNRPeakWarning) and psnr is not None:
             if not peak_warned:
-                warnings.warn(_rate.narrow_psnr_message(psnr, dtype), PSNRPeakWarning,
+                warnings.warn(_metrics.narrow_psnr_message(psnr, dtype), PSNRPeakWarning,
                               stacklevel=4)
             peak_warned = True
         else:

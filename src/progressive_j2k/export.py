@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from progressive_j2k import _rate
+from progressive_j2k import _metrics
 from progressive_j2k._optional import require
 from progressive_j2k._ome import OME_LENGTH_UNITS
 from progressive_j2k.errors import PSNRPeakWarning
@@ -103,7 +103,7 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
         """`image` coded (_checked_encode); a lossy codestream checked on
         its first `extent` rows and columns (None: all), the rest padding."""
         real = image if extent is None else image[:extent[0], :extent[1]]
-        if target is not None and not narrow and _rate.narrow_for_psnr(real, target):
+        if target is not None and not narrow and _metrics.narrow_for_psnr(real, target):
             narrow.append(True)
         return _checked_encode(imagecodecs, image, target, codecformat, real.shape)
 
@@ -128,7 +128,7 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
         if os.path.exists(final):   # (the permissions of the file it replaces)
             os.chmod(partial, stat.S_IMODE(os.stat(final).st_mode))
         if narrow:   # (as encode() warns for its own psnr; before: an error leaves path as it was)
-            warnings.warn(_rate.narrow_psnr_message(target, images[0].dtype,
+            warnings.warn(_metrics.narrow_psnr_message(target, images[0].dtype,
                                                     "or export losslessly"),
                           PSNRPeakWarning, stacklevel=2)
         os.replace(partial, final)
@@ -149,7 +149,7 @@ def _checked_encode(imagecodecs, image, target, codecformat, checked: tuple) -> 
             data = imagecodecs.jpeg2k_encode(image, level=target + attempt * RETRY_STEP,
                                              codecformat=codecformat, reversible=False)
             decoded = np.ascontiguousarray(imagecodecs.jpeg2k_decode(data)[region])
-            if _rate.psnr(decoded, real) >= target - PSNR_SLACK:
+            if _metrics.psnr(decoded, real) >= target - PSNR_SLACK:
                 return data
     return imagecodecs.jpeg2k_encode(image, codecformat=codecformat, reversible=True)
 
