@@ -167,9 +167,9 @@ def test_ome_tiff_records_the_pixel_size(real, tmp_path):
 
 
 def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
-    """An OME-Zarr's (t, c, z, y, x) of one plane: its leading axes of length
-    1 are left out, lazily, with their pixel sizes; a stack of planes is
-    refused until --at picks one."""
+    """An OME-Zarr's (t, c, z, y, x) of one plane: its axes of length 1 are
+    left out, lazily, with their pixel sizes, wherever they stand; a stack
+    of planes is refused until --at picks one."""
     camera = real("camera")
     physical = {"scale": [1.0, 1.0, 2.0, 0.5, 0.25],
                 "axes": [{"name": n, "unit": "micrometer" if n in "zyx" else None}
@@ -184,6 +184,14 @@ def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
         assert len(pyramid) == len(levels)
         for stored, level in zip(pyramid, levels):
             np.testing.assert_array_equal(stored.asarray(), level[0, 0, 0])
+    # RGB as OME-Zarr lays it out, (t, c, z, y, x): z of one plane between
+    # the colour axis and the rows is left out too, and colour moved last
+    rgb = real("astronaut")
+    ome_rgb = np.ascontiguousarray(np.moveaxis(rgb, -1, 0)[None, :, None])
+    pj.to_zarr(ome_rgb, str(tmp_path / "rgb.zarr"), colour_axis=1)
+    assert pj.open_multiscale(str(tmp_path / "rgb.zarr"))[0].shape == (1, 3, 1, 512, 512)
+    assert main(["export", str(tmp_path / "rgb.zarr"), str(tmp_path / "rgb.tif")]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "rgb.tif"), rgb)
     pj.to_zarr(np.stack([camera, camera[::-1]])[None], str(tmp_path / "s.zarr"))
     assert main(["export", str(tmp_path / "s.zarr"), str(tmp_path / "s.tif")]) == 2
     assert "has shape (2, 512, 512)" in capsys.readouterr().err

@@ -55,8 +55,9 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     level).  Each level must be an image of 8- or 16-bit integers: 2-D,
     or 3-D with 3 or 4 samples (RGB, RGBA) last (or first, where the
     array records that axis as its colour axis: moved last), once the axes
-    in ``at`` are read at one index each and its leading axes of length 1
-    are left out (an OME-Zarr's t, c and z of one plane).  ``at``: {axis:
+    in ``at`` are read at one index each and its axes of length 1 are
+    left out while more than two axes remain (an OME-Zarr's t, c and z of
+    one plane, wherever they stand).  ``at``: {axis:
     index} (or (axis, index) pairs) for the plane of a stack (slices,
     frames, channels), as level-0 indices (a coarser level reads its sample
     at or before it; Level.positions).  ``path`` ending in .tif or
@@ -209,8 +210,8 @@ def _levels(source) -> list:
 
 def _images(levels: list, finest: int, at) -> list:
     """Levels `finest`, finest + 1, ... as images (_Plane): the axes in `at`
-    ({axis: level-0 index}) picked, then leading axes of length 1 left out
-    (an OME-Zarr's (t, c, z) of one plane) and the colour axis the array
+    ({axis: level-0 index}) picked, then axes of length 1 left out (an
+    OME-Zarr's t, c and z of one plane, wherever they stand) and the colour axis the array
     records, where it comes before the rows, moved last; all as the finest
     exported level's shape says, so that every level is read the same way.
     (An axis of 3 or 4 samples first is colour only where the array says
@@ -222,9 +223,13 @@ def _images(levels: list, finest: int, at) -> list:
     picks = level0_picks(at, full_shape)
     shape = levels[finest].shape
     rest = [a for a in range(ndim) if a not in picks]
+    # axes of length 1 left out while more than the image's two remain (an
+    # OME-Zarr's (t, c, z, y, x) keeps its z of one plane between c and y)
     dropped = []
-    while len(rest) > 2 and shape[rest[0]] == 1:
-        dropped.append(rest.pop(0))
+    for a in list(rest):
+        if len(rest) > 2 and shape[a] == 1:
+            rest.remove(a)
+            dropped.append(a)
     if len(rest) == 3 and rest[0] == colour:
         rest = rest[1:] + rest[:1]   # channels first: last, as JPEG 2000 takes colour
     images = []
