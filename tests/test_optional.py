@@ -61,6 +61,24 @@ def test_features_without_zarr_say_so(without, tmp_path):
     np.testing.assert_array_equal(pj.decode(pj.encode(a)), a)
 
 
+def test_urls_without_fsspec_or_aiohttp_name_the_http_extra(without, tmp_path):
+    """A URL needs fsspec (and aiohttp for HTTP), which zarr imports only
+    as it opens one: named with the [http] extra, before anything is
+    opened or made; local paths and file:// URLs need neither."""
+    without("aiohttp")
+    with pytest.raises(MissingDependencyError,
+                       match=r"open_multiscale over HTTPS needs aiohttp: .*\[http\]"):
+        pj.open_multiscale("https://example.invalid/x.zarr")
+    with pytest.raises(MissingDependencyError, match=r"to_zarr over HTTP needs aiohttp"):
+        pj.to_zarr(np.zeros((8, 8), np.uint8), "http://example.invalid/new.zarr")
+    without("fsspec")
+    with pytest.raises(MissingDependencyError,
+                       match=r"open_multiscale from a URL needs fsspec: .*\[http\]"):
+        pj.open_multiscale("s3://bucket/x.zarr")
+    pj.to_zarr(np.zeros((8, 8), np.uint8), str(tmp_path / "local.zarr"))
+    assert pj.open_multiscale(str(tmp_path / "local.zarr"))[0].shape == (8, 8)
+
+
 def test_cli_names_the_cli_extra(without, tmp_path, capsys):
     without("zarr")
     assert main(["info", str(tmp_path / "x.zarr")]) == 2

@@ -41,3 +41,23 @@ def require_zarr(feature: str):
             f"later): pip install 'progressive_j2k[zarr]'. The numcodecs codec works with zarr 2 "
             f"(zarr.create(..., compressor=ProgressiveJ2K())).")
     return zarr
+
+
+#: URL schemes zarr opens through fsspec with a filesystem of fsspec's own
+#: that needs another package (others, such as s3:// or gs://, name their
+#: package in fsspec's own error).
+_FSSPEC_SCHEMES = {"http": "aiohttp", "https": "aiohttp"}
+
+
+def require_url_support(store, feature: str) -> None:
+    """Where `store` is a URL other than file://, the packages zarr needs to
+    open it (fsspec; aiohttp for HTTP), or MissingDependencyError naming
+    the extra that installs them."""
+    if not isinstance(store, str) or "://" not in store:
+        return
+    scheme = store.split("://", 1)[0].lower()
+    if scheme == "file":
+        return
+    require("fsspec", "http", f"{feature} from a URL")
+    if scheme in _FSSPEC_SCHEMES:
+        require(_FSSPEC_SCHEMES[scheme], "http", f"{feature} over {scheme.upper()}")
