@@ -571,6 +571,42 @@ def test_cli_refuses_a_directory_that_is_no_zarr_array(real, tmp_path, capsys):
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "empty"))[:], real("coins"))
 
 
+def test_cli_converts_the_tiff_series_asked_and_warns_of_others(real, tmp_path, capsys):
+    """A TIFF holding several images (series): the first is converted with a
+    warning naming the others (it was dropped silently), --series picks
+    another (contiguous or compressed, with its own OME pixel sizes), and
+    a series the file does not hold is refused with its list."""
+    tifffile = pytest.importorskip("tifffile")
+    camera, coins = real("camera"), real("coins")
+    with tifffile.TiffWriter(tmp_path / "two.tif") as tif:
+        tif.write(camera)
+        tif.write(coins, compression="zlib")
+    assert main(["convert", str(tmp_path / "two.tif"), str(tmp_path / "a.zarr"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "holds 2 images" in err and "1: 303x384 uint8" in err and "--series" in err
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a.zarr"))[:], camera)
+    assert main(["convert", str(tmp_path / "two.tif"), str(tmp_path / "b.zarr"), "--quiet",
+                 "--series", "1"]) == 0
+    assert "holds 2 images" not in capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "b.zarr"))[:], coins)
+    assert main(["convert", str(tmp_path / "two.tif"), str(tmp_path / "c.zarr"), "--quiet",
+                 "--series", "2"]) == 2
+    assert "series 2 is not one of its 2 (0: 512x512 uint8; 1: 303x384" in capsys.readouterr().err
+    assert not (tmp_path / "c.zarr").exists()
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as tif:
+        tif.write(camera, metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+        tif.write(coins, metadata={"axes": "YX", "PhysicalSizeX": 2.0, "PhysicalSizeY": 3.0})
+    assert main(["convert", str(tmp_path / "two.ome.tif"), str(tmp_path / "o.zarr"), "--quiet",
+                 "--series", "1"]) == 0
+    levels = pj.open_multiscale(str(tmp_path / "o.zarr"))
+    assert levels[0].scale == (3.0, 2.0)
+    np.testing.assert_array_equal(levels[0][...], coins)
+    np.save(tmp_path / "x.npy", coins)
+    assert main(["convert", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr"), "--quiet",
+                 "--series", "0"]) == 2
+    assert "a series is picked from a TIFF only" in capsys.readouterr().err
+
+
 def test_cli_reads_tiffs_read_only_and_refuses_damaged_ones(real, tmp_path, capsys):
     """An archive's TIFF is opened read-only (a truncated uncompressed one
     was padded with zeros in place, and converted); a page chain cut short

@@ -15,18 +15,21 @@ from progressive_j2k._ome import (CARRIED_ATTRIBUTES, OMERO_ATTRIBUTE, PHYSICAL_
 from progressive_j2k._optional import require, require_zarr
 
 
-def open_input(path: str) -> tuple:
-    """A lazily sliceable array from a .npy, TIFF, zarr array or OME-Zarr group
+def open_input(path: str, series: int | None = None) -> tuple:
+    """A lazily sliceable array from a .npy, TIFF (its series `series`; None:
+    the first, warning where there are more), zarr array or OME-Zarr group
     (its level 0), its dimension names (a zarr v3 array's, or the OME
     axes'; else None) and the attributes to give its conversion (an OME
     input's physical axes, PHYSICAL_ATTRIBUTE, and its omero block,
     OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES)."""
     p = Path(path)
     suffix = p.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        return _open_tiff(p, series)
+    if series is not None:
+        raise ValueError(f"{path}: a series is picked from a TIFF only")
     if suffix == ".npy":
         return np.load(p, mmap_mode="r"), None, {}
-    if suffix in (".tif", ".tiff"):
-        return _open_tiff(p)
     zarr = require_zarr("reading zarr input")
     node = zarr.open(str(p), mode="r")
     if isinstance(node, zarr.Array):
@@ -52,30 +55,54 @@ def open_input(path: str) -> tuple:
                      f"arrays ({', '.join(f'{path}/{a}' for a in arrays)})")
 
 
-def _open_tiff(path) -> tuple:
-    """open_input for a TIFF's first series (its full-resolution level): a
-    memory map where its data is stored contiguously, else a zarr view of
-    its tiles or strips (decoded as read: a tiled slide is never held
-    whole), with an OME-TIFF's axes and physical pixel sizes."""
+def _open_tiff(path, series: int | None = None) -> tuple:
+    """open_input for a TIFF's series `series` (None: the first, warning
+    where the file holds more; its full-resolution level): a memory map
+    where its data is stored contiguously, else a zarr view of its tiles or
+    strips (decoded as read: a tiled slide is never held whole), with an
+    OME-TIFF's axes and physical pixel sizes."""
     tifffile = require("tifffile", "cli", "reading TIFF")
     with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
-        _check_tiff_extent(tif.series[0], path)
-        contiguous = tif.series[0].dataoffset is not None
+        index = _tiff_series(tif, series, path)
+        chosen = tif.series[index]
+        _check_tiff_extent(chosen, path)
+        contiguous = chosen.dataoffset is not None
         # (a single compressed segment per page would be decoded whole for
         # every row of chunks read from it: read it once)
-        whole = len(tif.series[0].pages) == 1 and len(tif.pages.first.dataoffsets) == 1
-        names, carried = _tiff_axes(tif)
+        whole = len(chosen.pages) == 1 and len(chosen.keyframe.dataoffsets) == 1
+        names, carried = _tiff_axes(tif, index)
     if contiguous:
         try:   # read-only: an archive's files are never written
-            return tifffile.memmap(path, mode="r"), names, carried
+            return tifffile.memmap(path, mode="r", series=index), names, carried
         except ValueError as exc:   # (numpy: "mmap length is greater than file size")
             raise ValueError(f"{path}: the file ends before its image data does "
                              f"(truncated?): {exc}") from None
     if whole:
-        return tifffile.imread(path, series=0), names, carried
+        return tifffile.imread(path, series=index), names, carried
     zarr = require_zarr("reading a tiled or compressed TIFF")
-    return zarr.open_array(tifffile.imread(path, aszarr=True, series=0, level=0),
+    return zarr.open_array(tifffile.imread(path, aszarr=True, series=index, level=0),
                            mode="r"), names, carried
+
+
+def _tiff_series(tif, series: int | None, path) -> int:
+    """The index of the series to read: `series`, checked; None: the first,
+    with a warning naming the others where there are more (separate images
+    in one file, or a slide's label and macro images)."""
+    def described(i):
+        s = tif.series[i]
+        return f"{i}: {'x'.join(map(str, s.shape))} {s.dtype}" + (f" {s.name!r}" if s.name else "")
+
+    count = len(tif.series)
+    if series is None:
+        if count > 1:
+            warnings.warn(f"{path} holds {count} images (series {'; '.join(map(described, range(count)))}): "
+                          f"series 0 is read; pick another with --series",
+                          stacklevel=4)
+        return 0
+    if isinstance(series, bool) or not isinstance(series, int) or not 0 <= series < count:
+        raise ValueError(f"{path}: series {series!r} is not one of its {count} "
+                         f"({'; '.join(map(described, range(count)))})")
+    return series
 
 
 #: tifffile's log messages for a series it could not read whole (a
@@ -128,18 +155,18 @@ _OME_TYPES = {"X": "space", "Y": "space", "Z": "space", "T": "time", "C": "chann
               "S": "channel"}
 
 
-def _tiff_axes(tif) -> tuple:
-    """(dimension names, carried attributes) of a TIFF's first series: its
+def _tiff_axes(tif, index: int = 0) -> tuple:
+    """(dimension names, carried attributes) of a TIFF's series `index`: its
     axes as OME-Zarr names them (x, y, z, t, c; RGB samples c, or s beside
     a channel axis) and PHYSICAL_ATTRIBUTE with the pixel sizes that its
     OME-XML, its ImageJ metadata or its resolution tags in centimetres give
     (tags in inches, mostly a screen's 72 or 96 dpi, are left out, warned),
     and an OME-TIFF's channel names as OMERO_ATTRIBUTE; (None, {}) where it
     gives no sizes (or OME-XML that does not parse, warned)."""
-    sizes, channels = _tiff_pixel_sizes(tif)
+    sizes, channels = _tiff_pixel_sizes(tif, index)
     if sizes is None:
         return None, {}
-    letters = tif.series[0].axes
+    letters = tif.series[index].axes
     axes, scale = [], []
     for letter in letters:
         name = letter.lower()
@@ -163,24 +190,26 @@ def _tiff_axes(tif) -> tuple:
     carried = {PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale,
                                     "translation": [0.0] * len(axes)}}
     channel = "C" if "C" in letters else "S"
-    if channels and channel in letters and len(channels) == tif.series[0].shape[
+    if channels and channel in letters and len(channels) == tif.series[index].shape[
             letters.index(channel)]:   # (OME-Zarr viewers label channels from omero)
         carried[OMERO_ATTRIBUTE] = {"channels": [{"label": c} for c in channels]}
     return (names if len(set(names)) == len(names) else None), carried
 
 
-def _tiff_pixel_sizes(tif) -> tuple:
-    """({axis letter: (size as given, unit)}, OME channel names) of a TIFF: from its
-    OME-XML, else its ImageJ metadata, else resolution tags in centimetres;
+def _tiff_pixel_sizes(tif, index: int = 0) -> tuple:
+    """({axis letter: (size as given, unit)}, OME channel names) of a TIFF's
+    series `index`: from its OME-XML (the index-th image's pixels), else its
+    ImageJ metadata, else its first page's resolution tags in centimetres;
     (None, []) where it has none of them."""
     if tif.is_ome:
         import xml.etree.ElementTree as ElementTree
 
         try:
-            pixels = ElementTree.fromstring(tif.ome_metadata).find(".//{*}Pixels")
+            all_pixels = ElementTree.fromstring(tif.ome_metadata).findall(".//{*}Pixels")
         except ElementTree.ParseError as exc:
             warnings.warn(f"OME-XML not understood, physical axes left out: {exc}", stacklevel=4)
             return None, []
+        pixels = all_pixels[index] if index < len(all_pixels) else None
         sizes = {}
         for letter, (attribute, unit) in _OME_SIZES.items():
             given = None if pixels is None else pixels.get(attribute)
@@ -189,7 +218,7 @@ def _tiff_pixel_sizes(tif) -> tuple:
         channels = [] if pixels is None else [
             c.get("Name") or "" for c in pixels.findall("{*}Channel")]
         return sizes, channels if any(channels) else []
-    page = tif.pages.first
+    page = tif.series[index].keyframe
     resolution = [page.tags.get(t) for t in ("YResolution", "XResolution")]
     if None in resolution:
         return None, []

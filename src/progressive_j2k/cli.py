@@ -105,7 +105,7 @@ def _convert(args):
         raise ValueError("--tolerance is a mode of its own: leave out --lossy")
     if args.overwrite:   # (a .npy or TIFF input too)
         refuse_to_overwrite_input(args.input, args.output)
-    data, names, attributes = open_input(args.input)
+    data, names, attributes = open_input(args.input, args.series)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
@@ -333,6 +333,9 @@ def main(argv=None):
     p = sub.add_parser("convert", help="TIFF, .npy or zarr/OME-Zarr level 0 -> progressive zarr v3")
     p.add_argument("input")
     p.add_argument("output")
+    p.add_argument("--series", type=int,
+                   help="TIFF: which of its images (series) to convert (default: the first, "
+                        "warning where there are more)")
     p.add_argument("--chunks", type=_ints, help="comma-separated chunk shape")
     p.add_argument("--shards", type=_ints, help="comma-separated shard shape (optional)")
     p.add_argument("--levels", type=int)
@@ -351,7 +354,7 @@ def main(argv=None):
     p.add_argument("--nodata", type=float,
                    help="with --tolerance: a fill value kept exactly (e.g. -9999)")
     p.add_argument("--layers", type=_layers,
-                   help="quality layers per resolution: a count (2-16), or the targets of "
+                   help="quality layers per resolution: a count (1-16), or the targets of "
                         "the layers before the last, comma-separated or with a decimal point "
                         "(ratios: 80,40,20 or 40.0; with --layer-metric psnr, PSNRs: 35,40 "
                         "or 38)")
