@@ -93,15 +93,14 @@ def _tiff_series(tif, series: int | None, path) -> int:
         return f"{i}: {'x'.join(map(str, s.shape))} {s.dtype}" + (f" {s.name!r}" if s.name else "")
 
     count = len(tif.series)
+    listing = "; ".join(map(described, range(count)))
     if series is None:
         if count > 1:
-            warnings.warn(f"{path} holds {count} images (series {'; '.join(map(described, range(count)))}): "
-                          f"series 0 is read; pick another with --series",
-                          stacklevel=4)
+            warnings.warn(f"{path} holds {count} images (series {listing}): series 0 is read; "
+                          f"pick another with --series", stacklevel=4)
         return 0
     if isinstance(series, bool) or not isinstance(series, int) or not 0 <= series < count:
-        raise ValueError(f"{path}: series {series!r} is not one of its {count} "
-                         f"({'; '.join(map(described, range(count)))})")
+        raise ValueError(f"{path}: series {series!r} is not one of its {count} ({listing})")
     return series
 
 
