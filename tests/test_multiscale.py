@@ -674,6 +674,46 @@ def test_hostile_lengths_are_refused_before_anything_is_fetched(real, tmp_path):
     np.testing.assert_array_equal(levels[0][256:, :256], camera[256:, :256])
 
 
+def test_hand_edited_metadata_is_a_value_error(real, tmp_path, capsys):
+    """Metadata edited by hand that zarr still opens (a chunk length of 0:
+    Level divided by it) or that zarr's own checks trip over (a shard's
+    chunk length of 0, a fill value beyond the dtype: ZeroDivisionError and
+    OverflowError inside zarr) is a ValueError naming what is wrong, and
+    the command line's one-line error."""
+    from progressive_j2k.cli import main
+    image = real("camera")[:64, :64]
+    for name, shards in (("v3", None), ("sharded", (32, 32))):
+        pj.to_zarr(image, str(tmp_path / f"{name}.zarr"), chunks=(16, 16), shards=shards)
+    z = zarr.create(shape=image.shape, chunks=(16, 16), dtype=image.dtype, zarr_format=2,
+                    compressor=pj.ProgressiveJ2K(), store=str(tmp_path / "v2.zarr"))
+    z[:] = image
+
+    def edit(name, file, change):
+        path = tmp_path / name / file
+        metadata = json.loads(path.read_text())
+        change(metadata)
+        path.write_text(json.dumps(metadata))
+
+    edit("v3.zarr", "zarr.json",
+         lambda m: m["chunk_grid"]["configuration"].update(chunk_shape=[16, 0]))
+    edit("v2.zarr", ".zarray", lambda m: m.update(chunks=[16, 0]))
+    edit("sharded.zarr", "zarr.json",
+         lambda m: m["codecs"][0]["configuration"].update(chunk_shape=[16, 0]))
+    cases = [("v3.zarr", "chunk lengths must be positive"),
+             ("v2.zarr", "chunk lengths must be positive"),
+             ("sharded.zarr", r"zarr cannot read its metadata \(ZeroDivisionError")]
+    pj.to_zarr(image, str(tmp_path / "fill.zarr"))
+    edit("fill.zarr", "zarr.json", lambda m: m.update(fill_value=-1))   # (uint8)
+    cases.append(("fill.zarr", r"zarr cannot read its metadata \(OverflowError"))
+    for name, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pj.open_multiscale(str(tmp_path / name))
+        capsys.readouterr()
+        assert main(["info", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("\n") == 1, err
+
+
 @pytest.mark.parametrize("layout", ["v2", "v3", "sharded"])
 def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, tmp_path, capsys,
                                                                          monkeypatch, layout):

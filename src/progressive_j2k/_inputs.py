@@ -13,6 +13,7 @@ import numpy as np
 from progressive_j2k._ome import (CARRIED_ATTRIBUTES, OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE,
                                   _OME_UNITS, _list, _physical_axes, ome_level0, ome_metadata)
 from progressive_j2k._optional import require, require_zarr
+from progressive_j2k._zarr_layout import open_zarr_node
 
 
 def open_input(path: str, series: int | None = None) -> tuple:
@@ -31,7 +32,7 @@ def open_input(path: str, series: int | None = None) -> tuple:
     if suffix == ".npy":
         return np.load(p, mmap_mode="r"), None, {}
     zarr = require_zarr("reading zarr input")
-    node = zarr.open(str(p), mode="r")
+    node = open_zarr_node(zarr, str(p))
     if isinstance(node, zarr.Array):
         return node, getattr(node.metadata, "dimension_names", None), {
             k: v for k, v in node.attrs.asdict().items() if k in CARRIED_ATTRIBUTES}

@@ -15,6 +15,18 @@ MAX_UINT64 = 2**64 - 1
 #: The checksum a crc32c codec after this one appends to each chunk
 _CRC32C_BYTES = 4
 
+
+def open_zarr_node(zarr, store):
+    """zarr.open(store, mode="r"), with the arithmetic errors zarr's own
+    metadata checks raise on hand-edited metadata (a chunk length of 0 in
+    a shard, a fill value beyond the dtype) as ValueError naming the store."""
+    try:
+        return zarr.open(store, mode="r")
+    except ArithmeticError as exc:   # ZeroDivisionError, OverflowError
+        raise ValueError(f"{store}: zarr cannot read its metadata ({type(exc).__name__}: "
+                         f"{exc}); was it edited by hand?") from exc
+
+
 @dataclass(frozen=True)
 class _Layout:
     """How an array's chunks are stored: chunk grid, codec options, sharding."""
@@ -93,6 +105,14 @@ def _layout_of(array) -> _Layout:
             # place, and the codestream checks its own pieces: read by prefix
             trailer, compressors = _CRC32C_BYTES * len(compressors), ()
         config = codec.get("configuration") or {}
+    # (metadata edited by hand: zarr opens chunks of length 0, which cut nothing)
+    if len(chunks) != len(array.shape) or min(chunks, default=1) < 1:
+        raise ValueError(f"chunk shape {chunks} for an array of shape {tuple(array.shape)}: "
+                         f"chunk lengths must be positive, one per axis")
+    if shard_shape is not None and (len(shard_shape) != len(chunks) or any(
+            s < 1 or s % c for s, c in zip(shard_shape, chunks))):
+        raise ValueError(f"shard shape {shard_shape}: shards must be positive multiples of "
+                         f"the chunk shape {chunks}")
     options = _options.resolve_options(_options.normalise_options(**config), chunks,
                                    np.dtype(array.dtype))
     _options.check_layout(chunks, options)   # (metadata edited by hand: axes, levels)

@@ -36,7 +36,7 @@ from progressive_j2k import _reader
 from progressive_j2k._reader import _naming, _Reader, _stored_chunks
 from progressive_j2k._xarray import (_XARRAY_OWN, _coordinate_array, _dimension_names,
                                      _group_and_name)
-from progressive_j2k._zarr_layout import _layout_of
+from progressive_j2k._zarr_layout import _layout_of, open_zarr_node
 from progressive_j2k.errors import DecodeError, WholeChunkWarning
 
 
@@ -307,7 +307,7 @@ def progressive_array(array):
         raise ValueError(f"{os.fspath(array)!r} is a file, not a zarr array (a directory or "
                          f"store): make one from it with `progressive-j2k convert` or to_zarr")
     require_url_support(array, "open_multiscale")
-    node = array if isinstance(array, (zarr.Array, zarr.Group)) else zarr.open(array, mode="r")
+    node = array if isinstance(array, (zarr.Array, zarr.Group)) else open_zarr_node(zarr, array)
     if isinstance(node, zarr.Array):
         return node
     attrs = node.attrs.asdict()
