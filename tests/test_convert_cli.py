@@ -723,6 +723,25 @@ def test_cli_interrupted_convert_leaves_no_output(real, tmp_path, monkeypatch, c
     assert signal.getsignal(signal.SIGTERM) is before   # (the handler put back)
 
 
+def test_cli_out_of_memory_is_an_error_without_output(real, tmp_path, monkeypatch, capsys):
+    """An allocation that fails (chunks far longer than the data: numpy's
+    MemoryError names the shape) is a one-line error, and the unfinished
+    array is removed (it was a traceback)."""
+    from progressive_j2k import convert as convert_module
+    np.save(tmp_path / "c.npy", np.ascontiguousarray(real("camera")[:64, :64]))
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 1.46 TiB for an array with shape (99999999999, 16)")
+
+    monkeypatch.setattr(convert_module, "_pad_slab", no_memory)
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "m.zarr"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.endswith(
+        "error: out of memory: Unable to allocate 1.46 TiB for an array with shape "
+        "(99999999999, 16)\n")
+    assert not (tmp_path / "m.zarr").exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--ratio", "10", "--step", "2"],
      "choose one of --step, --ratio, --bits-per-sample and --psnr, got step and ratio"),

@@ -429,6 +429,10 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as exc:   # bad input, not a bug: no traceback
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:   # (numpy's names the allocation: chunks or a level too large)
+        print(f"{parser.prog} {args.command}: error: out of memory: {exc or 'an allocation failed'}",
+              file=sys.stderr)
+        return 2
     except MissingDependencyError as exc:   # the command line's extra has them all
         hint = "" if "[cli]" in str(exc) else \
             " (the command line's dependencies: pip install 'progressive_j2k[cli]')"
