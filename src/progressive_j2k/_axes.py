@@ -68,7 +68,7 @@ def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
     colour_axis = resolve_colour_axis(options, arr.shape, arr.dtype)
     if colour_axis is None and options["colour_axis"] == AUTO_COLOUR:
         candidate = channels_first_colour_axis(arr.shape, arr.dtype, options["axes"])
-        if candidate is not None:
+        if candidate is not None and arr.size:   # (an empty array: no planes to judge)
             ndim = arr.ndim
             planes = arr[tuple(slice(None) if a in (candidate, ndim - 2, ndim - 1) else 0
                                for a in range(ndim))]
@@ -203,7 +203,7 @@ def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
     axes = default_axes(arr.ndim, colour_axis)
     if arr.size and any(arr.shape[a] == 1 for a in axes):
         return tuple(a for a in axes if arr.shape[a] > 1) or axes[-1:]
-    if len(axes) < 3:
+    if len(axes) < 3 or not arr.size:   # (an empty array: no planes to judge)
         return axes
     # the three axes at the first index of every other axis
     block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
