@@ -267,6 +267,23 @@ def test_out_of_wrong_size_or_type(chunk):
         pj.decode(enc, out=np.empty(arr.shape, arr.dtype)[:, ::2])
     with pytest.raises(ValueError):
         pj.decode(enc, out=bytes(arr.nbytes))  # read-only
+    # an F-ordered buffer of the right size and dtype, as an array or behind
+    # a memoryview (which was filled in memory order: the values transposed)
+    fortran = np.zeros(arr.shape, arr.dtype, order="F")
+    for out in (fortran, memoryview(fortran)):
+        with pytest.raises(ValueError, match="C-contiguous"):
+            pj.decode(enc, out=out)
+    assert not fortran.any()
+
+
+def test_vast_views_of_a_few_values_fail_at_once():
+    """A view of 2**62 elements (stride 0) was scanned for its range in the
+    lossy and error-bounded modes (hours) before anything refused it; it now
+    fails as numpy's copy of it does, at once, in every mode."""
+    vast = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (2**31, 2**31), (0, 0))
+    for options in ({}, {"mode": "lossy"}, {"tolerance": 1.0}, {"ratio": 10}, {"psnr": 40}):
+        with pytest.raises(MemoryError):
+            pj.encode(vast, **options)
 
 
 def test_bad_levels_and_options(chunk):

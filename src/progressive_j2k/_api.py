@@ -510,6 +510,10 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     code = check_dtype(arr.dtype, options)   # (first: bytes make 0-d arrays of strings)
     if arr.ndim == 0:
         raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
+    # the C core reads whole values: aligned ones, in C order (made before the
+    # value scans below: a vast view of a few values, say of stride 0, fails
+    # here as numpy's MemoryError instead of being scanned for hours)
+    arr = np.require(arr, requirements="CA")
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
     check_targets(options)
@@ -520,7 +524,6 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     wavelet, step, peak = _wavelet_and_step(arr, options)
-    arr = np.require(arr, requirements="CA")   # the C core reads whole values: aligned ones
     if options["psnr"] is not None and _metrics.narrow_for_psnr(arr, options["psnr"]):
         # (one message per target and dtype: warned once, not per chunk)
         message = _metrics.narrow_psnr_message(options["psnr"], arr.dtype)
@@ -787,6 +790,8 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         # dtype would hold the values reinterpreted (typed buffers too: a
         # memoryview of float32, array.array("f"))
         typed = out if isinstance(out, np.ndarray) else _typed_buffer(out)
+        if typed is not None and not typed.flags.c_contiguous:   # (an F-ordered memoryview)
+            raise ValueError("out must be C-contiguous")
         raw_bytes = typed is None or typed.dtype.kind == "V" or (
             typed.dtype.kind in "uiS" and typed.dtype.itemsize == 1)   # (S1: ctypes' char)
         if not raw_bytes and typed.dtype != header.dtype:
