@@ -154,6 +154,9 @@ def test_fortran_order_keeps_the_memory_layout(real, tmp_path):
     out = np.empty_like(fortran)
     assert codec.decode(codec.encode(fortran), out=out) is out
     np.testing.assert_array_equal(out, arr)
+    # a layout error names the user's axis, not the transpose's
+    with pytest.raises(ValueError, match="colour_axis 0 must have length 3, has 512"):
+        ProgressiveJ2K(colour_axis=0).encode(fortran)
     for name, options in [("coins", {}), ("immunohistochemistry", {"colour_axis": 2})]:
         src = real(name)
         z = zarr.create(shape=src.shape, chunks=(100, 128) + src.shape[2:], dtype=src.dtype,

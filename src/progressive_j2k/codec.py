@@ -104,6 +104,7 @@ class ProgressiveJ2K(Codec):
         # axes by the fixed rule, not chosen from each chunk's data: every
         # chunk of an array then has the same levels (open_multiscale)
         options = resolved = _options.resolve_options(self._options(), arr.shape, arr.dtype)
+        _options.check_layout(arr.shape, resolved)   # (before any transpose: the user's axes)
         # decode() bounds its memory by default, and zarr v2 gives this codec
         # no chunk shape to trust a header against: a chunk it would refuse
         # to read back is refused now, not after it is written
