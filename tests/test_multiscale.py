@@ -714,6 +714,30 @@ def test_hand_edited_metadata_is_a_value_error(real, tmp_path, capsys):
         assert "Traceback" not in err and err.count("\n") == 1, err
 
 
+def test_a_chunk_from_another_array_is_named(real, tmp_path, capsys):
+    """A chunk copied in from an array of other levels: reads, level_nbytes
+    and info name it and say what differs (level_nbytes and info summed its
+    prefixes by level, and one of fewer levels failed as 'level must be in
+    0..3, got 4', naming no chunk)."""
+    from progressive_j2k.cli import main
+    small, image = real("camera")[200:264, 200:264], real("mr2_uint16")[400:464, 400:464]
+    for name, source, chunks in (("small", small, (8, 8)), ("image", image, (16, 16))):
+        zarr.create_array(LocalStore(tmp_path / f"{name}.zarr"), shape=source.shape,
+                          chunks=chunks, dtype=source.dtype, serializer=ProgressiveJ2KV3(),
+                          compressors=None)[:] = source
+    (tmp_path / "image.zarr" / "c" / "1" / "2").write_bytes(
+        (tmp_path / "small.zarr" / "c" / "2" / "1").read_bytes())
+    message = (r"chunk \(1, 2\) \(key 'c/1/2'\): a chunk has 3 levels over axes \(0, 1\), the "
+               r"array's codec options say 4 over \(0, 1\)")
+    with pytest.raises(pj.DecodeError, match=message):
+        pj.level_nbytes(str(tmp_path / "image.zarr"))
+    with pytest.raises(pj.DecodeError, match=message):
+        pj.open_multiscale(str(tmp_path / "image.zarr"))[1][...]
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "image.zarr")]) == 2
+    assert "a chunk has 3 levels" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("layout", ["v2", "v3", "sharded"])
 def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, tmp_path, capsys,
                                                                          monkeypatch, layout):

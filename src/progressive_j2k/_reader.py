@@ -278,6 +278,7 @@ class _Reader:
         if raw is None:
             return None
         header = _api.read_header(raw)
+        self._check_fits(header)   # (level_nbytes and info sum its prefixes by level)
         if not self.layout.compressors:   # (else the index gives the compressed length)
             _check_stream_length(header, location[2])
         return header
@@ -360,9 +361,7 @@ class _Reader:
             raise DecodeError(f"a chunk's header is {exc.needed} bytes, where the array's codec "
                               f"options give at most {self.header_length}: the chunk does not "
                               f"belong to this array (or its metadata was edited)") from exc
-        if header.levels != self.levels or tuple(header.axes) != self.coded_axes:
-            raise DecodeError(f"a chunk has {header.levels} levels over axes {header.axes}, the "
-                              f"array's codec options say {self.levels} over {self.coded_axes}")
+        self._check_fits(header)
         _check_stream_length(header, length)
         needed = header.prefix_length(level, layer)
         if header.nbytes > self.stream_limit:   # (before a store is asked for it)
@@ -370,6 +369,13 @@ class _Reader:
                               f"this array's chunks take at most {self.stream_limit}")
         self._longest[level, layer] = max(self._longest.get((level, layer), 0), needed)
         return needed, header.header_length
+
+    def _check_fits(self, header) -> None:
+        """DecodeError unless the chunk has the levels and axes the array's
+        codec options give (a chunk copied from another array)."""
+        if header.levels != self.levels or tuple(header.axes) != self.coded_axes:
+            raise DecodeError(f"a chunk has {header.levels} levels over axes {header.axes}, the "
+                              f"array's codec options say {self.levels} over {self.coded_axes}")
 
     def has_header(self, coords) -> bool:
         """Whether the chunk's header is cached (its prefix is then read
