@@ -738,6 +738,28 @@ def test_a_chunk_from_another_array_is_named(real, tmp_path, capsys):
     assert "a chunk has 3 levels" in capsys.readouterr().err
 
 
+def test_a_failed_listing_leaves_no_fetch_pending(real, tmp_path, monkeypatch):
+    """level_nbytes (info) stops at a damaged shard index, cancelling its
+    other workers; the fetches they shared (other shards' indices) finish
+    before the error is raised: a program exiting on it reported them
+    ("Task was destroyed but it is pending!", "Task exception was never
+    retrieved")."""
+    from progressive_j2k import _reader
+    image = real("camera")
+    pj.to_zarr(image, str(tmp_path / "s.zarr"), chunks=(32, 32), shards=(64, 64))
+    shard = tmp_path / "s.zarr" / "c" / "0" / "1"
+    data = bytearray(shard.read_bytes())
+    data[-2] ^= 0x40   # the index's checksum
+    shard.write_bytes(bytes(data))
+    readers = []
+    monkeypatch.setattr(_reader._Reader, "__init__", lambda self, *a, _init=_reader._Reader.__init__,
+                        **k: (readers.append(self), _init(self, *a, **k))[1])
+    with pytest.raises(pj.DecodeError, match="the shard's index is damaged"):
+        pj.level_nbytes(str(tmp_path / "s.zarr"))
+    tasks = [t for r in readers for cache in (r._headers, r._indices) for t in cache.values()]
+    assert tasks and all(t.done() for t in tasks)
+
+
 @pytest.mark.parametrize("layout", ["v2", "v3", "sharded"])
 def test_level_nbytes_of_a_vast_sparse_array_asks_only_for_listed_chunks(real, tmp_path, capsys,
                                                                          monkeypatch, layout):

@@ -129,6 +129,10 @@ class _Reader:
         task = cache.get(key)
         if task is None:
             task = cache[key] = asyncio.ensure_future(fetch())
+            # a failure is raised to the callers still waiting; where every
+            # one was cancelled first (a read that failed elsewhere), it is
+            # not reported again, unretrieved, when the task is collected
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
         try:
             result = await asyncio.shield(task)
         except BaseException:
@@ -139,6 +143,11 @@ class _Reader:
         if result is None and cache.get(key) is task:
             del cache[key]
         return result
+
+    def in_flight(self) -> list:
+        """The shared fetches (headers, shard indices) not finished yet."""
+        return [task for cache in (self._headers, self._indices) for task in cache.values()
+                if not task.done()]
 
     def forget(self, coords) -> None:
         """Drop what is cached about a chunk (its header, its shard's index):
@@ -478,9 +487,14 @@ def _stored_chunks(reader: _Reader, ask, chunks=None) -> list:
         workers = [asyncio.ensure_future(worker()) for _ in range(_CONCURRENCY)]
         try:
             await asyncio.gather(*workers)
-        except BaseException:   # (the others stop too: the answer is an error)
+        except BaseException as exc:   # (the others stop too: the answer is an error)
             for task in workers:
                 task.cancel()
+            if isinstance(exc, Exception):   # (not an interrupt or a cancellation)
+                # the fetches they shared finish first (one header or index
+                # each): else a program that exits on this error leaves them
+                # pending ("Task was destroyed but it is pending!")
+                await asyncio.gather(*workers, *reader.in_flight(), return_exceptions=True)
             raise
         return sorted(found, key=lambda f: f[0])
 
