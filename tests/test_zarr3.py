@@ -147,6 +147,14 @@ def test_invalid_configurations_fail_at_creation():
     with pytest.raises(TypeError):
         zarr.create_array(MemoryStore(), shape=(10,), chunks=(5,), dtype="c8",
                           serializer=ProgressiveJ2K(), compressors=None)
+    # inside shards too (zarr checks inner codecs only as it evolves them:
+    # these were refused at the first write, after zarr.json was written)
+    for dtype, options, error in (("i8", {}, TypeError), ("bool", {}, TypeError),
+                                  ("f4", {}, TypeError), ("u1", {"axes": (5,)}, ValueError)):
+        with pytest.raises(error):
+            zarr.create_array(MemoryStore(), shape=(64, 64), chunks=(16, 16), shards=(32, 32),
+                              dtype=dtype, serializer=ProgressiveJ2K(**options),
+                              compressors=None)
 
 
 def test_chunk_bytes_are_progressive(real):

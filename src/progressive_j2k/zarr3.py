@@ -99,10 +99,14 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # colour_axis "auto" depends on the chunk shape (chunks may split
         # the channels), so it stays "auto", and the axes that follow from it
         # stay None, resolved alike per chunk and by open_multiscale.
+        # The dtype and the options' axes against the rank are checked here
+        # too: inside a shard zarr calls this, not validate, as the array
+        # is created (an int64 array was refused only at its first write).
+        dtype = _native_dtype(array_spec.dtype)
+        _options.check_dtype(dtype, self.options)
+        resolved = _options.resolve_options(self.options, array_spec.shape, dtype)
         if self.colour_axis == _axes.AUTO_COLOUR:
             return self
-        resolved = _options.resolve_options(self.options, array_spec.shape,
-                                        _native_dtype(array_spec.dtype))
         return replace(self, axes=resolved["axes"], colour_axis=resolved["colour_axis"])
 
     def validate(self, *, shape, dtype, chunk_grid):
