@@ -1,4 +1,7 @@
-"""zarr stores for tests: wrappers that count reads or misreport listing."""
+"""zarr stores for tests: wrappers that count reads, misreport listing or
+answer slowly."""
+import asyncio
+
 from zarr.storage import WrapperStore
 
 
@@ -28,6 +31,22 @@ class Unlisted(WrapperStore):
     async def list_prefix(self, prefix):
         return
         yield
+
+    async def getsize(self, key):
+        return await self._store.getsize(key)
+
+
+class Slow(WrapperStore):
+    """Answers reads of keys that `slow(key)` picks `delay` seconds late."""
+
+    def __init__(self, store, slow, delay=0.2):
+        super().__init__(store)
+        self.slow, self.delay = slow, delay
+
+    async def get(self, key, prototype=None, byte_range=None):
+        if self.slow(key):
+            await asyncio.sleep(self.delay)
+        return await self._store.get(key, prototype, byte_range)
 
     async def getsize(self, key):
         return await self._store.getsize(key)
