@@ -199,6 +199,30 @@ def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "s.tif"), camera[::-1])
 
 
+def test_thin_colour_images_keep_their_one_sample_axis(real, tmp_path):
+    """An axis of length 1 is left out only beside more than two others,
+    the colour axis aside: an RGB image one sample wide or tall (or a
+    coarse level of a thin strip) stays an RGB image (a first version of
+    the rule wrote it as a gray image of three columns or rows); a gray
+    image with a channel axis of one sample loses that axis."""
+    rgb = real("astronaut")
+    cases = [((64, 1, 3), -1, None, 0), ((3, 1, 64), 0, None, 0),
+             ((3, 8, 256), 0, (3, 8, 256), 3), ((256, 8, 3), -1, None, 3)]
+    for i, (shape, colour, chunks, level) in enumerate(cases):
+        last = shape[-1] == 3
+        source = rgb[:shape[0], :shape[1]] if last else np.moveaxis(
+            rgb[:shape[1], :shape[2]], -1, 0)
+        pj.to_zarr(np.ascontiguousarray(source), str(tmp_path / f"{i}.zarr"),
+                   colour_axis=colour, chunks=chunks)
+        pj.export_jpeg2000(str(tmp_path / f"{i}.zarr"), tmp_path / f"{i}.tif", level=level)
+        image = pj.open_multiscale(str(tmp_path / f"{i}.zarr"))[level][...]
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / f"{i}.tif"),
+                                      image if last else np.moveaxis(image, 0, -1))
+    for source, expected in ((rgb[:1, :64], rgb[:1, :64]), (rgb[:64, :64, :1], rgb[:64, :64, 0])):
+        pj.export_jpeg2000(np.ascontiguousarray(source), tmp_path / "n.tif")
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / "n.tif"), expected)
+
+
 def test_a_plane_of_a_stack_exports_with_at(real, tmp_path, capsys):
     """at= (the command line's --at) picks the plane of a volume as level-0
     indices, each coarser level reading its sample at or before it (its

@@ -56,8 +56,9 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     or 3-D with 3 or 4 samples (RGB, RGBA) last (or first, where the
     array records that axis as its colour axis: moved last), once the axes
     in ``at`` are read at one index each and its axes of length 1 are
-    left out while more than two axes remain (an OME-Zarr's t, c and z of
-    one plane, wherever they stand).  ``at``: {axis:
+    left out while more than two remain besides the colour axis (an
+    OME-Zarr's t, c and z of one plane, wherever they stand; an RGB image
+    one sample wide keeps its width).  ``at``: {axis:
     index} (or (axis, index) pairs) for the plane of a stack (slices,
     frames, channels), as level-0 indices (a coarser level reads its sample
     at or before it; Level.positions).  ``path`` ending in .tif or
@@ -210,8 +211,9 @@ def _levels(source) -> list:
 
 def _images(levels: list, finest: int, at) -> list:
     """Levels `finest`, finest + 1, ... as images (_Plane): the axes in `at`
-    ({axis: level-0 index}) picked, then axes of length 1 left out (an
-    OME-Zarr's t, c and z of one plane, wherever they stand) and the colour axis the array
+    ({axis: level-0 index}) picked, then axes of length 1 left out beside
+    more than two others, the colour axis aside (an OME-Zarr's t, c and z
+    of one plane, wherever they stand) and the colour axis the array
     records, where it comes before the rows, moved last; all as the finest
     exported level's shape says, so that every level is read the same way.
     (An axis of 3 or 4 samples first is colour only where the array says
@@ -223,13 +225,19 @@ def _images(levels: list, finest: int, at) -> list:
     picks = level0_picks(at, full_shape)
     shape = levels[finest].shape
     rest = [a for a in range(ndim) if a not in picks]
-    # axes of length 1 left out while more than the image's two remain (an
-    # OME-Zarr's (t, c, z, y, x) keeps its z of one plane between c and y)
+    # axes of length 1 left out while more than the image's rows and columns
+    # remain besides its colour axis (the recorded one, or else a last axis
+    # of 3 or 4 samples): an OME-Zarr's (t, c, z, y, x) keeps its z of one
+    # plane between c and y, and an RGB image one sample wide keeps its width
+    samples = colour if colour in rest else (
+        rest[-1] if rest and colour is None and shape[rest[-1]] in (3, 4) else None)
+    spatial = [a for a in rest if a != samples]
     dropped = []
-    for a in list(rest):
-        if len(rest) > 2 and shape[a] == 1:
-            rest.remove(a)
+    for a in list(spatial):
+        if len(spatial) > 2 and shape[a] == 1:
+            spatial.remove(a)
             dropped.append(a)
+    rest = [a for a in rest if a not in dropped]
     if len(rest) == 3 and rest[0] == colour:
         rest = rest[1:] + rest[:1]   # channels first: last, as JPEG 2000 takes colour
     images = []
