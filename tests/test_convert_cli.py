@@ -601,6 +601,18 @@ def test_cli_converts_the_tiff_series_asked_and_warns_of_others(real, tmp_path, 
     levels = pj.open_multiscale(str(tmp_path / "o.zarr"))
     assert levels[0].scale == (3.0, 2.0)
     np.testing.assert_array_equal(levels[0][...], coins)
+    # an OME image without data in the file (tifffile makes no series of it)
+    # ahead of the others: images are matched to series by their first IFD,
+    # not by position (series 1 took image 1's sizes, the ghost's 99 for 0)
+    from progressive_j2k._inputs import open_input
+    ghost = ('<Image ID="Image:9" Name="ghost"><Pixels DimensionOrder="XYCZT" ID="Pixels:9" '
+             'SizeC="1" SizeT="1" SizeX="4" SizeY="4" SizeZ="1" Type="uint8" '
+             'PhysicalSizeX="99" PhysicalSizeY="99"><Channel ID="Channel:9:0" '
+             'SamplesPerPixel="1"/></Pixels></Image>')
+    xml = tifffile.tiffcomment(tmp_path / "two.ome.tif")
+    tifffile.tiffcomment(tmp_path / "two.ome.tif", xml.replace("<Image ", ghost + "<Image ", 1).encode())
+    for series, scale in ((0, [0.5, 0.5]), (1, [3.0, 2.0])):
+        assert open_input(str(tmp_path / "two.ome.tif"), series)[2]["ome_level0"]["scale"] == scale
     np.save(tmp_path / "x.npy", coins)
     assert main(["convert", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr"), "--quiet",
                  "--series", "0"]) == 2

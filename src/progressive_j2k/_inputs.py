@@ -198,18 +198,22 @@ def _tiff_axes(tif, index: int = 0) -> tuple:
 
 def _tiff_pixel_sizes(tif, index: int = 0) -> tuple:
     """({axis letter: (size as given, unit)}, OME channel names) of a TIFF's
-    series `index`: from its OME-XML (the index-th image's pixels), else its
-    ImageJ metadata, else its first page's resolution tags in centimetres;
-    (None, []) where it has none of them."""
+    series `index`: from its OME-XML (the image stored from the series'
+    first page), else its ImageJ metadata, else its first page's resolution
+    tags in centimetres; (None, []) where it has none of them."""
     if tif.is_ome:
         import xml.etree.ElementTree as ElementTree
 
         try:
-            all_pixels = ElementTree.fromstring(tif.ome_metadata).findall(".//{*}Pixels")
+            root = ElementTree.fromstring(tif.ome_metadata)
         except ElementTree.ParseError as exc:
             warnings.warn(f"OME-XML not understood, physical axes left out: {exc}", stacklevel=4)
             return None, []
-        pixels = all_pixels[index] if index < len(all_pixels) else None
+        pixels = _ome_pixels(root, tif.series[index], Path(tif.filehandle.path).name)
+        if pixels is None:
+            warnings.warn(f"the OME-XML's images could not be matched to series {index} (by "
+                          f"their first IFD): physical axes left out", stacklevel=4)
+            return None, []
         sizes = {}
         for letter, (attribute, unit) in _OME_SIZES.items():
             given = None if pixels is None else pixels.get(attribute)
@@ -238,6 +242,30 @@ def _tiff_pixel_sizes(tif, index: int = 0) -> tuple:
         warnings.warn(f"the TIFF's resolution, {per_unit[1]:g} pixels per inch (a screen's, "
                       f"mostly), is not carried as a pixel size", stacklevel=4)
     return None, []
+
+
+def _ome_pixels(root, series, filename: str):
+    """The OME Pixels element of a TIFF series: the one image whose TiffData
+    (those in this file) starts at the series' first page, or the only one
+    in the document; None where neither holds (tifffile makes no series of
+    images without data here, so images and series are not matched by
+    position)."""
+    all_pixels = root.findall(".//{*}Pixels")
+    first = series.pages[0].index
+    matches = []
+    for pixels in all_pixels:
+        ifds = []
+        for data in pixels.findall("{*}TiffData"):
+            uuid = data.find("{*}UUID")
+            named = None if uuid is None else uuid.get("FileName")
+            ifd = data.get("IFD", "0")
+            if (named is None or named == filename) and ifd.isdigit():
+                ifds.append(int(ifd))
+        if ifds and min(ifds) == first:
+            matches.append(pixels)
+    if len(matches) == 1:
+        return matches[0]
+    return all_pixels[0] if len(all_pixels) == 1 else None
 
 
 def _float(value) -> float:
