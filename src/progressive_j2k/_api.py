@@ -784,13 +784,11 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         target = result.reshape(-1).view(np.uint8)
     else:
         result = out
-        if isinstance(out, np.ndarray) and not out.flags.c_contiguous:
-            raise ValueError("out must be C-contiguous")
         # raw bytes (uint8, int8, void) are the numcodecs convention; any other
         # dtype would hold the values reinterpreted (typed buffers too: a
         # memoryview of float32, array.array("f"))
         typed = out if isinstance(out, np.ndarray) else _typed_buffer(out)
-        if typed is not None and not typed.flags.c_contiguous:   # (an F-ordered memoryview)
+        if typed is not None and not typed.flags.c_contiguous:   # (or an F-ordered memoryview)
             raise ValueError("out must be C-contiguous")
         raw_bytes = typed is None or typed.dtype.kind == "V" or (
             typed.dtype.kind in "uiS" and typed.dtype.itemsize == 1)   # (S1: ctypes' char)
