@@ -259,7 +259,7 @@ def test_a_plane_of_a_stack_exports_with_at(real, tmp_path, capsys):
                            ("0=1,0=2", "axis 0 is given twice")]:
         assert main(["export", str(tmp_path / "v.zarr"), str(tmp_path / "x.tif"),
                      "--at", picks]) == 2
-        assert message in capsys.readouterr().err
+        assert f"error: --at: {message}" in capsys.readouterr().err   # (the flag's name)
     assert not (tmp_path / "x.tif").exists()
     with pytest.raises(TypeError, match="integers"):
         pj.export_jpeg2000(vol, tmp_path / "x.tif", at={0: 1.5})

@@ -318,9 +318,12 @@ def preview(args):
 
 
 def export(args):
-    from progressive_j2k.export import export_jpeg2000
-    at = [pair for picks in args.at or () for pair in picks]   # (export refuses repeats)
-    export_jpeg2000(args.path, args.output, level=args.level, psnr=args.psnr, tile=args.tile,
+    from progressive_j2k.export import export_jpeg2000, level0_picks
+    from progressive_j2k.multiscale import open_multiscale
+    levels = open_multiscale(args.path)
+    at = [pair for picks in args.at or () for pair in picks]
+    level0_picks(at, levels[0].shape, "--at")   # (export's own check, with the flag's name)
+    export_jpeg2000(levels, args.output, level=args.level, psnr=args.psnr, tile=args.tile,
                     at=at)
     print(f"wrote {args.output}: JPEG 2000 from level {args.level}, "
           + ("lossless" if args.psnr is None else f"lossy at {args.psnr:g} dB"))
