@@ -708,7 +708,6 @@ def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int, low_b
             + coefficient * low_band + LINE_BYTES * longest + strips + slack)
 
 
-
 def check_decodable(shape: tuple, dtype: np.dtype, options: dict, why: str) -> None:
     """Refuse, before it is written, a chunk whose full decode would need
     more than decode()'s default max_bytes (``options`` resolved for it);

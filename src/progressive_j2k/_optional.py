@@ -61,4 +61,3 @@ def require_url_support(store, feature: str) -> None:
     require("fsspec", "http", f"{feature} from a URL")
     if scheme in _FSSPEC_SCHEMES:
         require(_FSSPEC_SCHEMES[scheme], "http", f"{feature} over {scheme.upper()}")
-

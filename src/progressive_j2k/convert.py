@@ -11,7 +11,7 @@ from itertools import combinations, product
 
 import numpy as np
 
-from progressive_j2k import _api, _axes, _core, _options, _metrics
+from progressive_j2k import _api, _axes, _core, _metrics, _options
 from progressive_j2k._guards import (_already_there, refuse_foreign_directory,
                                      refuse_to_overwrite_input)
 from progressive_j2k._optional import require, require_url_support, require_zarr
