@@ -8,8 +8,8 @@ this runs it on many.
 
 Usage: python scripts/damage_campaign.py [SECONDS] [SEED]   (default 600 s, seed 0)
 PJ2K_DATA: the corpus folder, as for the tests.  Prints one line per chunk
-and the totals; exits non-zero at the first wrong decode (with the chunk
-written to damage_failure.bin)."""
+and the totals; exits non-zero at the first wrong decode, or exception other
+than the ValueError expected (with the chunk written to damage_failure.bin)."""
 import sys
 import time
 from pathlib import Path
