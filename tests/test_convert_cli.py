@@ -287,6 +287,35 @@ def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(rea
     assert "ome_level0" not in zarr.open_array(str(tmp_path / "d.zarr")).attrs
 
 
+def test_cli_converts_zarr_from_a_url(real, tmp_path, capsys):
+    """A zarr input named by URL is read through fsspec (an OME-Zarr group's
+    level 0 too); file:// URLs are local paths; TIFF and .npy URLs are
+    refused with the reason, and nothing at a URL is named as such."""
+    pytest.importorskip("fsspec")
+    pytest.importorskip("aiohttp")
+    from http_server import RangeServer
+    arr = real("camera")[:200, :300]
+    zarr.create_array(str(tmp_path / "in.zarr"), data=arr, chunks=(100, 128))
+    group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
+    group.attrs["multiscales"] = [{"datasets": [{"path": "0"}]}]
+    group.create_array("0", data=arr[::-1])
+    np.save(tmp_path / "in.npy", arr)
+    with RangeServer(tmp_path) as server:
+        for name, expected in [("in.zarr", arr), ("ome.zarr", arr[::-1])]:
+            out = str(tmp_path / f"from_{name}")
+            assert main(["convert", f"{server.url}/{name}", out, "--quiet"]) == 0
+            np.testing.assert_array_equal(zarr.open_array(out)[:], expected)
+        capsys.readouterr()
+        assert main(["convert", f"{server.url}/in.npy", str(tmp_path / "x.zarr")]) == 2
+        assert "local files only" in capsys.readouterr().err
+        assert main(["convert", f"{server.url}/absent.zarr", str(tmp_path / "y.zarr")]) == 2
+        assert f"{server.url}/absent.zarr: no zarr array or group there" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "y.zarr").exists()
+    out = str(tmp_path / "from_file_url.zarr")
+    assert main(["convert", (tmp_path / "in.npy").as_uri(), out, "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(out)[:], arr)
+
+
 def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     arr = real("chelsea")
     np.save(tmp_path / "c.npy", arr)

@@ -7,12 +7,13 @@ import contextlib
 import math
 import warnings
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
 from progressive_j2k._ome import (CARRIED_ATTRIBUTES, OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE,
                                   _OME_UNITS, _list, _physical_axes, ome_level0, ome_metadata)
-from progressive_j2k._optional import require, require_zarr
+from progressive_j2k._optional import is_url, require, require_url_support, require_zarr
 from progressive_j2k._zarr_layout import open_zarr_node
 
 
@@ -22,9 +23,17 @@ def open_input(path: str, series: int | None = None) -> tuple:
     (its level 0), its dimension names (a zarr v3 array's, or the OME
     axes'; else None) and the attributes to give its conversion (an OME
     input's physical axes, PHYSICAL_ATTRIBUTE, and its omero block,
-    OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES)."""
-    p = Path(path)
+    OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES).  A URL
+    (http://, s3://, ...) names a zarr array or group: zarr opens it
+    through fsspec."""
+    if is_url(path) and path.lower().startswith("file://"):
+        path = urlparse(path).path   # a local path after all
+    url = is_url(path)
+    p = Path(urlparse(path).path if url else path)   # (Path would fold the URL's //)
     suffix = p.suffix.lower()
+    if url and suffix in (".tif", ".tiff", ".npy"):
+        raise ValueError(f"{path}: TIFF and .npy inputs are read from local files only; "
+                         f"download it first (a zarr array or OME-Zarr group can be a URL)")
     if suffix in (".tif", ".tiff"):
         return _open_tiff(p, series)
     if series is not None:
@@ -32,7 +41,9 @@ def open_input(path: str, series: int | None = None) -> tuple:
     if suffix == ".npy":
         return np.load(p, mmap_mode="r"), None, {}
     zarr = require_zarr("reading zarr input")
-    node = open_zarr_node(zarr, str(p))
+    if url:
+        require_url_support(path, "reading zarr input")
+    node = open_zarr_node(zarr, path if url else str(p))
     if isinstance(node, zarr.Array):
         return node, getattr(node.metadata, "dimension_names", None), {
             k: v for k, v in node.attrs.asdict().items() if k in CARRIED_ATTRIBUTES}

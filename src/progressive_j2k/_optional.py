@@ -49,11 +49,16 @@ def require_zarr(feature: str):
 _FSSPEC_SCHEMES = {"http": "aiohttp", "https": "aiohttp"}
 
 
+def is_url(store) -> bool:
+    """Whether `store` is a URL string (scheme://...; file:// too)."""
+    return isinstance(store, str) and "://" in store
+
+
 def require_url_support(store, feature: str) -> None:
     """Where `store` is a URL other than file://, the packages zarr needs to
     open it (fsspec; aiohttp for HTTP), or MissingDependencyError naming
     the extra that installs them."""
-    if not isinstance(store, str) or "://" not in store:
+    if not is_url(store):
         return
     scheme = store.split("://", 1)[0].lower()
     if scheme == "file":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from progressive_j2k import _core, _options
+from progressive_j2k._optional import is_url
 
 #: A shard index's offset and length for an absent chunk
 MAX_UINT64 = 2**64 - 1
@@ -19,12 +20,18 @@ _CRC32C_BYTES = 4
 def open_zarr_node(zarr, store):
     """zarr.open(store, mode="r"), with the arithmetic errors zarr's own
     metadata checks raise on hand-edited metadata (a chunk length of 0 in
-    a shard, a fill value beyond the dtype) as ValueError naming the store."""
+    a shard, a fill value beyond the dtype) as ValueError naming the store,
+    and nothing at a URL as FileNotFoundError naming the URL (zarr names
+    its store object there)."""
     try:
         return zarr.open(store, mode="r")
     except ArithmeticError as exc:   # ZeroDivisionError, OverflowError
         raise ValueError(f"{store}: zarr cannot read its metadata ({type(exc).__name__}: "
                          f"{exc}); was it edited by hand?") from exc
+    except FileNotFoundError as exc:
+        if not is_url(store):   # (zarr's own message names the path)
+            raise
+        raise FileNotFoundError(f"{store}: no zarr array or group there") from exc
 
 
 @dataclass(frozen=True)

@@ -334,7 +334,8 @@ def main(argv=None):
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("convert", help="TIFF, .npy or zarr/OME-Zarr level 0 -> progressive zarr v3")
-    p.add_argument("input")
+    p.add_argument("input", help="a .tif/.tiff, .npy, zarr array or OME-Zarr group (a zarr "
+                                  "one may be a URL: http(s)://, s3://, ...)")
     p.add_argument("output")
     p.add_argument("--series", type=int,
                    help="TIFF: which of its images (series) to convert (default: the first, "
