@@ -1,4 +1,5 @@
 """to_zarr (numpy, memory-mapped, dask local and distributed) and the CLI."""
+import importlib.util
 import warnings
 
 import numpy as np
@@ -316,6 +317,86 @@ def test_cli_converts_zarr_from_a_url(real, tmp_path, capsys):
     np.testing.assert_array_equal(zarr.open_array(out)[:], arr)
 
 
+def test_cli_overwrite_keeps_the_old_array_until_the_new_one_is_whole(real, tmp_path, capsys,
+                                                                    monkeypatch):
+    """--overwrite writes beside the old array and swaps them at the end: an
+    input that aliases the output (a URL served from it) is read before the
+    old array goes, and a failed run leaves the old array as it was."""
+    pytest.importorskip("fsspec")
+    pytest.importorskip("aiohttp")
+    from http_server import RangeServer
+    arr = real("camera")[:256, :256]
+    output = tmp_path / "v.zarr"
+    zarr.create_array(str(output), data=arr, chunks=(64, 64))
+    with RangeServer(tmp_path) as server:
+        assert main(["convert", f"{server.url}/v.zarr", str(output), "--overwrite", "--quiet",
+                     "--chunks", "128,128"]) == 0
+    z = zarr.open_array(str(output))
+    assert z.chunks == (128, 128) and isinstance(z.metadata.codecs[0], ProgressiveJ2K)
+    np.testing.assert_array_equal(z[:], arr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zarr"]   # nothing left beside it
+    # a run that fails part-way: the new array is dropped, the old one kept
+    import progressive_j2k.convert as convert_module
+    write_region = convert_module._write_region
+
+    def failing(z, *args, **kwargs):   # after the first region's chunks are written
+        write_region(z, *args, **kwargs)
+        assert any(p.name.endswith(".converting") for p in tmp_path.iterdir())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(convert_module, "_write_region", failing)
+    np.save(tmp_path / "other.npy", arr[::-1])
+    capsys.readouterr()
+    assert main(["convert", str(tmp_path / "other.npy"), str(output), "--overwrite", "--quiet",
+                 "--chunks", "64,64"]) == 130
+    assert "what was there is kept" in capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open_array(str(output))[:], arr)
+    assert zarr.open_array(str(output)).chunks == (128, 128)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npy", "v.zarr"]
+
+
+def test_file_urls_are_local_paths(real, tmp_path, capsys):
+    """file: URLs (file:///p, file://localhost/p, file:/p, %-escapes) name
+    local paths for convert's input and output, to_zarr and the readers;
+    one on another host is refused."""
+    arr = real("coins")[:64, :96]
+    folder = tmp_path / "with space"
+    folder.mkdir()
+    np.save(folder / "in.npy", arr)
+    url = (folder / "in.npy").as_uri()
+    assert "%20" in url
+    outputs = [(folder / "a.zarr").as_uri(), f"file://localhost{folder}/b.zarr",
+               f"file:{folder}/c.zarr"]
+    for output in outputs:
+        assert main(["convert", url, output, "--quiet"]) == 0
+    for name in "abc":
+        np.testing.assert_array_equal(zarr.open_array(str(folder / f"{name}.zarr"))[:], arr)
+    np.testing.assert_array_equal(pj.open_multiscale(outputs[0])[0][:], arr)
+    assert main(["info", outputs[0]]) == 0
+    assert main(["convert", outputs[1], str(tmp_path / "d.zarr"), "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "d.zarr"))[:], arr)
+    to_zarr(arr, (tmp_path / "e f.zarr").as_uri())
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "e f.zarr"))[:], arr)
+    capsys.readouterr()
+    assert main(["convert", "file://elsewhere/x.zarr", str(tmp_path / "x.zarr")]) == 2
+    assert "a file URL on another host (elsewhere)" in capsys.readouterr().err
+
+
+def test_url_schemes_need_their_filesystems(tmp_path, capsys):
+    """A URL whose fsspec filesystem is not installed names its package; a
+    scheme fsspec does not know is refused as such."""
+    pytest.importorskip("fsspec")
+    from progressive_j2k.errors import MissingDependencyError
+    if importlib.util.find_spec("s3fs") is None:
+        with pytest.raises(MissingDependencyError, match=r"needs s3fs .*pip install s3fs"):
+            pj.open_multiscale("s3://bucket/a.zarr")
+        assert main(["convert", "s3://bucket/a.zarr", str(tmp_path / "o.zarr")]) == 2
+        err = capsys.readouterr().err
+        assert "pip install s3fs" in err and "[cli]" not in err
+    with pytest.raises(ValueError, match="fsspec knows no nosuchscheme:// filesystem"):
+        to_zarr(np.zeros((4, 4), np.uint8), "nosuchscheme://x/a.zarr")
+
+
 def test_cli_converts_npy_and_ome_zarr(real, tmp_path):
     arr = real("chelsea")
     np.save(tmp_path / "c.npy", arr)
@@ -506,7 +587,7 @@ def test_to_zarr_takes_nested_lists(tmp_path):
         to_zarr([[1, 2], [3, 4]], str(tmp_path / "i.zarr"))
 
 
-def test_cli_layers_ratio_and_layer_preview(real, tmp_path):
+def test_cli_layers_ratio_and_layer_preview(real, tmp_path, capsys):
     pytest.importorskip("imagecodecs")
     arr = real("camera")
     np.save(tmp_path / "c.npy", arr)
@@ -522,6 +603,9 @@ def test_cli_layers_ratio_and_layer_preview(real, tmp_path):
         images.append(imagecodecs.png_decode((tmp_path / "p.png").read_bytes()))
     np.testing.assert_array_equal(images[1], arr)        # all layers: exact
     assert 0 < np.abs(images[0].astype(int) - arr).mean() < 20   # layer 0: coarser
+    assert main(["preview", str(tmp_path / "l.zarr"), "-o", str(tmp_path / "p.png"),
+                 "--layer", "5"]) == 2
+    assert "error: --layer must be in 0..2 for this array, got 5" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "r.zarr"), "--chunks",
                  "256,256", "--ratio", "20", "--quiet"]) == 0
     z = zarr.open_array(str(tmp_path / "r.zarr"))
@@ -1212,6 +1296,39 @@ def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
     assert plain[1].units is None
 
 
+def test_preview_scales_by_the_omero_window(real, tmp_path):
+    """preview scales a channel by the display window the omero block gives
+    it (the one picked on the c axis), clipped; without one, by the
+    picture's own range."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    mr = real("mr2_uint16")[:128, :160]
+    stack = np.stack([mr, mr // 2])   # c, y, x
+    group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
+    group.attrs["multiscales"] = [{"axes": [{"name": "c", "type": "channel"}, {"name": "y"},
+                                            {"name": "x"}], "datasets": [{"path": "0"}]}]
+    windows = [(100, 900), (0, 300)]
+    group.attrs["omero"] = {"channels": [{"label": f"ch{i}", "window": {
+        "start": lo, "end": hi, "min": 0, "max": 65535}} for i, (lo, hi) in enumerate(windows)]}
+    group.create_array("0", data=stack, chunks=(1, 128, 160))
+    assert main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet"]) == 0
+
+    def shown(*flags):
+        assert main(["preview", str(tmp_path / "p.zarr"), "-o", str(tmp_path / "p.png"),
+                     *flags]) == 0
+        return imagecodecs.png_decode((tmp_path / "p.png").read_bytes())
+
+    for channel, (lo, hi) in enumerate(windows):
+        expected = np.clip((stack[channel] - float(lo)) / (hi - lo) * 255, 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(shown("--at", f"0={channel}"), expected)
+    # the picture's own range where the block gives no window
+    group.attrs["omero"] = {"channels": [{"label": "a"}, {"label": "b"}]}
+    assert main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet",
+                 "--overwrite"]) == 0
+    image = stack[1].astype(float)
+    expected = ((image - image.min()) / (image.max() - image.min()) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(shown("--at", "0=1"), expected)
+
+
 def test_cli_reads_ome_05_groups(real, tmp_path):
     """OME-NGFF 0.5 keeps its metadata under "ome": convert finds level 0,
     its physical axes and the omero block there too."""
@@ -1263,8 +1380,9 @@ def test_preview_at_picks_the_slice(real, tmp_path, capsys, monkeypatch):
     """--at shows the slice asked for (a full-resolution index; at a level,
     the sample at or before it, as Level.positions places them: halved per
     level where chunks are multiples of 2**level, not in chunks of 11)
-    instead of the middle one, and refuses axes of the picture and indices
-    beyond the array."""
+    instead of the middle one (an axis by number or name; an index from the
+    end if negative; a picked axis of the default picture leaves the other
+    two), and refuses indices beyond the array."""
     pytest.importorskip("imagecodecs")
     import imagecodecs
     vol = real("mni152_t1_uint8_3d")
@@ -1288,8 +1406,19 @@ def test_preview_at_picks_the_slice(real, tmp_path, capsys, monkeypatch):
     png = imagecodecs.png_decode((tmp_path / "odd.png").read_bytes())
     np.testing.assert_array_equal(png, odd[1][11])
     assert (odd[1][11] != odd[1][10]).any()   # (21 >> 1 would show 19, another slice)
-    for bad, message in (("1=40", "not one to pick from"), ("-3=197", "indices 0 to 196"),
-                         ("0=1,-3=0", "given twice")):
+    # an axis of the default picture picked: the picture is the two left
+    # (coronal here), as export takes any axis; by name, from the end
+    pj.to_zarr(vol, str(tmp_path / "named.zarr"), dimension_names=("z", "y", "x"))
+    for name, flags, expected in (("v", ["--at", "1=40"], vol[:, 40, :]),
+                                  ("named", ["--at", "y=-1"], vol[:, -1, :]),
+                                  ("named", ["--at", "z=40"], vol[40])):
+        assert main(["preview", str(tmp_path / f"{name}.zarr"), *flags, "-o",
+                     str(tmp_path / "c.png")]) == 0
+        np.testing.assert_array_equal(
+            imagecodecs.png_decode((tmp_path / "c.png").read_bytes()), expected)
+    for bad, message in (("0=1,1=2,2=3", "the picture needs two left"),
+                         ("-3=197", "indices 0 to 196"), ("0=1,-3=0", "given twice"),
+                         ("q=1", "no axis is named 'q' (the axes: dim_0, dim_1, dim_2)")):
         assert main(["preview", str(tmp_path / "v.zarr"), f"--at={bad}", "-o",
                      str(tmp_path / "x.png")]) == 2
         assert message in capsys.readouterr().err

@@ -151,7 +151,8 @@ def test_cli_export(real, tmp_path, capsys):
 
 def test_ome_tiff_records_the_pixel_size(real, tmp_path):
     """A level view's physical spacing (ome_level0, at that level's scale)
-    becomes OME-XML's pixel size; without units, none is written."""
+    becomes OME-XML's pixel size and every TIFF's resolution tags; without
+    units, none is written."""
     physical = {"scale": [0.5, 0.25], "axes": [{"name": "y", "unit": "micrometer"},
                                                {"name": "x", "unit": "micrometer"}]}
     pj.to_zarr(real("camera"), str(tmp_path / "p.zarr"), chunks=(128, 128),
@@ -164,6 +165,22 @@ def test_ome_tiff_records_the_pixel_size(real, tmp_path):
     pj.export_jpeg2000(real("camera"), tmp_path / "n.ome.tif", tile=128)
     with tifffile.TiffFile(tmp_path / "n.ome.tif") as tif:
         assert "PhysicalSize" not in tif.ome_metadata
+        assert tif.pages[0].tags["ResolutionUnit"].value == 1   # (none)
+    # every TIFF's levels carry theirs in resolution tags (pixels per cm),
+    # which convert reads back as the pixel size
+    pj.export_jpeg2000(str(tmp_path / "p.zarr"), tmp_path / "p.tif", tile=128)
+    with tifffile.TiffFile(tmp_path / "p.tif") as tif:
+        pages = [level.keyframe for level in tif.series[0].levels]
+        assert len(pages) >= 3
+        for k, page in enumerate(pages[:3]):
+            assert page.tags["ResolutionUnit"].value == 3
+            y, x = (page.tags[t].value for t in ("YResolution", "XResolution"))
+            assert y[0] / y[1] == pytest.approx(1e4 / (0.5 * 2**k))
+            assert x[0] / x[1] == pytest.approx(1e4 / (0.25 * 2**k))
+    from progressive_j2k.cli import main
+    assert main(["convert", str(tmp_path / "p.tif"), str(tmp_path / "back.zarr"), "--quiet"]) == 0
+    back = pj.open_multiscale(str(tmp_path / "back.zarr"))
+    assert back[0].scale == pytest.approx((0.5, 0.25)) and back[0].units == ("micrometer",) * 2
 
 
 def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
@@ -194,7 +211,9 @@ def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "rgb.tif"), rgb)
     pj.to_zarr(np.stack([camera, camera[::-1]])[None], str(tmp_path / "s.zarr"))
     assert main(["export", str(tmp_path / "s.zarr"), str(tmp_path / "s.tif")]) == 2
-    assert "has shape (2, 512, 512)" in capsys.readouterr().err
+    # named in the array's axes, which --at takes (axis 0 of the plane is axis 1)
+    assert ("has shape (1, 2, 512, 512) (axes 1, 2, 3 of it left, shape (2, 512, 512))"
+            in (err := capsys.readouterr().err)) and err.rstrip().endswith("along axis 1")
     assert main(["export", str(tmp_path / "s.zarr"), str(tmp_path / "s.tif"), "--at", "1=1"]) == 0
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "s.tif"), camera[::-1])
 
@@ -253,7 +272,11 @@ def test_a_plane_of_a_stack_exports_with_at(real, tmp_path, capsys):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "c.tif"), rgb)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "g.tif"), rgb[..., 1])
     capsys.readouterr()
-    for picks, message in [("0=33", "axis 0 has indices 0 to 32, got 33"),
+    for picks, message in [("0=33", "axis 0 has indices 0 to 32 (or -33 to -1 from the end), "
+                                    "got 33"),
+                           ("0=-34", "axis 0 has indices 0 to 32 (or -33 to -1 from the end), "
+                                     "got -34"),
+                           ("z=1", "no axis is named 'z' (the axes: dim_0, dim_1, dim_2)"),
                            ("3=1", "axis 3 is out of range"),
                            ("0=1,-3=2", "axis 0 is given twice"),
                            ("0=1,0=2", "axis 0 is given twice")]:
@@ -263,6 +286,11 @@ def test_a_plane_of_a_stack_exports_with_at(real, tmp_path, capsys):
     assert not (tmp_path / "x.tif").exists()
     with pytest.raises(TypeError, match="integers"):
         pj.export_jpeg2000(vol, tmp_path / "x.tif", at={0: 1.5})
+    with pytest.raises(ValueError, match="the source names none"):   # (a numpy array)
+        pj.export_jpeg2000(vol, tmp_path / "x.tif", at={"z": 1})
+    # the last slice, from the end
+    assert main(["export", str(tmp_path / "v.zarr"), str(tmp_path / "e.tif"), "--at", "0=-1"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "e.tif"), vol[-1])
     # the same levels as numpy arrays: the same samples picked (2**k apart)
     pj.export_jpeg2000([level[...] for level in levels], tmp_path / "n.tif", at={0: 20})
     for image, again in zip(stored, _pyramid(tmp_path / "n.tif")):
@@ -278,7 +306,8 @@ def test_three_slices_are_not_taken_for_colour(real, tmp_path, capsys):
         stack = np.stack([mr[:512, :512], mr[512:, :512], mr[:512, 512:], mr[512:, 512:]][:count])
         pj.to_zarr(stack, str(tmp_path / f"s{count}.zarr"), overwrite=True)
         assert main(["export", str(tmp_path / f"s{count}.zarr"), str(tmp_path / "s.tif")]) == 2
-        assert f"has shape ({count}, 512, 512)" in capsys.readouterr().err
+        assert f"has shape ({count}, 512, 512): " in (err := capsys.readouterr().err)
+        assert err.rstrip().endswith("along axis 0")
         assert main(["export", str(tmp_path / f"s{count}.zarr"), str(tmp_path / "s.tif"),
                      "--at", "0=1"]) == 0
         np.testing.assert_array_equal(tifffile.imread(tmp_path / "s.tif"), stack[1])

@@ -9,6 +9,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from progressive_j2k._optional import file_url_path
+
 
 #: _places' "where" for the local filesystem (compared by identity, as stores are)
 _LOCAL = "local"
@@ -45,9 +47,7 @@ def _places(thing) -> list:
     store, path = ((reader.store, reader.path) if reader is not None else
                    (store_path.store, store_path.path) if store_path is not None else (thing, ""))
     if isinstance(store, (str, os.PathLike)):
-        name = os.fspath(store)
-        if name.startswith("file://"):
-            name = name[len("file://"):]
+        name = file_url_path(store) or os.fspath(store)
         return [] if "://" in name else [(_LOCAL, (Path(name) / path).resolve())]
     root = getattr(store, "root", None)   # LocalStore
     if isinstance(root, Path):

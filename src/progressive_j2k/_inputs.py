@@ -13,7 +13,7 @@ import numpy as np
 
 from progressive_j2k._ome import (CARRIED_ATTRIBUTES, OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE,
                                   _OME_UNITS, _list, _physical_axes, ome_level0, ome_metadata)
-from progressive_j2k._optional import is_url, require, require_url_support, require_zarr
+from progressive_j2k._optional import file_url_path, is_url, require, require_zarr, zarr_store
 from progressive_j2k._zarr_layout import open_zarr_node
 
 
@@ -26,8 +26,7 @@ def open_input(path: str, series: int | None = None) -> tuple:
     OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES).  A URL
     (http://, s3://, ...) names a zarr array or group: zarr opens it
     through fsspec."""
-    if is_url(path) and path.lower().startswith("file://"):
-        path = urlparse(path).path   # a local path after all
+    path = file_url_path(path) or path   # a local path after all
     url = is_url(path)
     p = Path(urlparse(path).path if url else path)   # (Path would fold the URL's //)
     suffix = p.suffix.lower()
@@ -41,9 +40,7 @@ def open_input(path: str, series: int | None = None) -> tuple:
     if suffix == ".npy":
         return np.load(p, mmap_mode="r"), None, {}
     zarr = require_zarr("reading zarr input")
-    if url:
-        require_url_support(path, "reading zarr input")
-    node = open_zarr_node(zarr, path if url else str(p))
+    node = open_zarr_node(zarr, zarr_store(path, "reading zarr input") if url else str(p))
     if isinstance(node, zarr.Array):
         return node, getattr(node.metadata, "dimension_names", None), {
             k: v for k, v in node.attrs.asdict().items() if k in CARRIED_ATTRIBUTES}

@@ -123,5 +123,10 @@ OME_LENGTH_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "�
                     "cm": "centimeter", "m": "meter"}
 
 
+#: Each OME-Zarr length unit in metres (export's TIFF resolution tags)
+LENGTH_IN_METRES = {"angstrom": 1e-10, "nanometer": 1e-9, "micrometer": 1e-6,
+                    "millimeter": 1e-3, "centimeter": 1e-2, "meter": 1.0}
+
+
 #: and its time units
 _OME_UNITS = {**OME_LENGTH_UNITS, "ms": "millisecond", "s": "second", "min": "minute", "h": "hour"}

@@ -5,6 +5,8 @@ there but fails to import raises as it does (its own cause, not ours)."""
 from __future__ import annotations
 
 import importlib
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from progressive_j2k.errors import MissingDependencyError
 
@@ -54,15 +56,50 @@ def is_url(store) -> bool:
     return isinstance(store, str) and "://" in store
 
 
+def file_url_path(store) -> str | None:
+    """The local path a file: URL names (file:///p, file://localhost/p or
+    file:/p, %-escapes decoded), None for anything else; ValueError for a
+    file URL naming another host."""
+    if not isinstance(store, str) or store[:5].lower() != "file:":
+        return None
+    parts = urlparse(store)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(f"{store}: a file URL on another host ({parts.netloc}); give a local "
+                         f"path, or a URL the host serves")
+    return url2pathname(parts.path)
+
+
 def require_url_support(store, feature: str) -> None:
     """Where `store` is a URL other than file://, the packages zarr needs to
-    open it (fsspec; aiohttp for HTTP), or MissingDependencyError naming
-    the extra that installs them."""
+    open it (fsspec; aiohttp for HTTP; s3fs, gcsfs, ... as fsspec names
+    them), or MissingDependencyError naming what installs them; ValueError
+    for a scheme fsspec does not know."""
     if not is_url(store):
         return
     scheme = store.split("://", 1)[0].lower()
     if scheme == "file":
         return
-    require("fsspec", "http", f"{feature} from a URL")
+    fsspec = require("fsspec", "http", f"{feature} from a URL")
     if scheme in _FSSPEC_SCHEMES:
         require(_FSSPEC_SCHEMES[scheme], "http", f"{feature} over {scheme.upper()}")
+        return
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ImportError as exc:   # not one of this package's extras: named as fsspec names it
+        missing = getattr(exc.__cause__, "name", None)   # (fsspec raises from the import's error)
+        package = missing.split(".")[0] if missing else "the package fsspec names"
+        raise MissingDependencyError(f"{feature} from {scheme}:// URLs needs {package} "
+                                     f"({exc}): pip install {package}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{store}: fsspec knows no {scheme}:// filesystem") from exc
+
+
+def zarr_store(store, feature: str):
+    """`store` as zarr should be given it: a file: URL as its local path
+    (zarr's fsspec store neither creates a new one's directory nor decodes
+    %-escapes), another URL once require_url_support has passed it."""
+    local = file_url_path(store)
+    if local is not None:
+        return local
+    require_url_support(store, feature)
+    return store

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -55,12 +56,21 @@ def _colour_axis(text):
 
 
 def _picks(text):
-    """--at: AXIS=INDEX pairs, comma-separated (0=90 or -3=10,1=2)."""
+    """--at: AXIS=INDEX pairs, comma-separated (0=90, z=90 or -3=10,1=-1):
+    an axis by number or by the array's name for it."""
+    def axis(name):
+        name = name.strip()
+        return int(name) if re.fullmatch(r"[+-]?\d+", name) else name
+
     try:
         pairs = [item.split("=") for item in text.split(",") if item]
-        return tuple((int(axis), int(index)) for axis, index in pairs)
+        picks = tuple((axis(a), int(index)) for a, index in pairs)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected AXIS=INDEX pairs (e.g. 0=90), got {text!r}") from None
+        picks = ()
+    if not picks or any(a == "" for a, _ in picks):
+        raise argparse.ArgumentTypeError(f"expected AXIS=INDEX pairs (e.g. 0=90 or z=90), "
+                                         f"got {text!r}")
+    return picks
 
 
 # the Python options' names in error messages, as the flags that set them
@@ -121,6 +131,10 @@ def _convert(args):
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo,
                    close_gaps=args.close_gaps or None)
     metadata = _local_metadata(args.output)
+    staging = _staging(args.output, metadata) if args.overwrite else None
+    if staging is not None:   # the old array stays until the new one is whole
+        _convert_staged(args, data, staging, metadata.parent, names, attributes, options)
+        return
     before = _stat(metadata)
     existed = metadata is not None and metadata.parent.exists()
     # what the output directory holds is all this run's once it wrote zarr.json
@@ -143,6 +157,48 @@ def _convert(args):
                     metadata.parent.rmdir()
             print(f"{args.output}: the unfinished output was removed", file=sys.stderr)
         raise
+    print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
+
+
+def _staging(output: str, metadata: Path | None) -> Path | None:
+    """Where `--overwrite` of a local zarr array or group writes first: a new
+    hidden directory beside it (the same filesystem, so a rename swaps them),
+    None where there is nothing to keep or the directory cannot be made
+    (zarr then overwrites in place, as to_zarr does).  A directory holding
+    no zarr array or group is refused first, as to_zarr would."""
+    from progressive_j2k._guards import refuse_foreign_directory
+    if metadata is None or not metadata.parent.is_dir() or not any(metadata.parent.iterdir()):
+        return None
+    refuse_foreign_directory(output, True)
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{metadata.parent.name}.", suffix=".converting",
+                                     dir=metadata.parent.parent))
+    except OSError:
+        return None
+
+
+def _convert_staged(args, data, staging: Path, target: Path, names, attributes, options):
+    """convert --overwrite of a local array or group: written to `staging`,
+    which then takes the place of `target`.  The old array is read, deleted
+    and replaced only once the new one is whole: a failed or interrupted
+    run leaves it as it was, and an input that aliases it (a URL served
+    from it, a link) is read in full before it goes."""
+    from progressive_j2k.convert import to_zarr
+    try:
+        z = to_zarr(data, str(staging), chunks=args.chunks, shards=args.shards,
+                    progress=not args.quiet, dimension_names=names, attributes=attributes,
+                    **options)
+    except BaseException:
+        _settle_zarr_writes()
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"{args.output}: the unfinished output was removed; what was there is kept",
+              file=sys.stderr)
+        raise
+    replaced = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".replaced",
+                                     dir=target.parent))
+    os.replace(target, replaced)   # (onto the empty directory mkdtemp made)
+    os.replace(staging, target)
+    shutil.rmtree(replaced, ignore_errors=True)
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
 
 
@@ -265,10 +321,15 @@ def preview(args):
     if os.path.splitext(args.output)[1].lower() != ".png":
         raise ValueError(f"preview writes PNG images: name the output *.png, got {args.output}")
 
-    from progressive_j2k.export import _level_index, level0_picks
+    from progressive_j2k.export import _level_index, axis_names, level0_picks
     from progressive_j2k.multiscale import codec_options, open_multiscale, progressive_array
     array = progressive_array(args.path)
-    levels = open_multiscale(array, layer=args.layer)
+    try:
+        levels = open_multiscale(array, layer=args.layer)
+    except ValueError as exc:   # (named as the flag that set it)
+        if args.layer is not None and str(exc).startswith("layer must be"):
+            raise ValueError(f"--{exc}") from None
+        raise
     if not 0 <= args.level < len(levels):
         raise ValueError(f"--level {args.level}: {args.path} has levels 0 to {len(levels) - 1}")
     level = levels[args.level]
@@ -276,28 +337,31 @@ def preview(args):
         raise ValueError(f"preview writes an image: {args.path} is {level.ndim}-D "
                          f"(read its levels with progressive_j2k.open_multiscale)")
     # the image plane: the last two transformed axes that are not short
-    # (bands coded in 3-D are; or else the last two axes); a last axis of 3
-    # or 4 outside it is RGB(A), as PNG takes it; every other axis (frames,
+    # (bands coded in 3-D are; or else the last two axes), of those --at
+    # leaves (--at y=100 on a volume shows z and x); a last axis of 3 or 4
+    # outside it is RGB(A), as PNG takes it; every other axis (frames,
     # bands, slices) at its middle, or where --at says
     options = codec_options(array)
-    transformed = options["axes"]
-    longest = max(array.shape[a] for a in transformed)
-    axes = [a for a in transformed if 4 * array.shape[a] >= longest][-2:]
-    if len(axes) < 2:
-        axes = sorted(set(axes) | set(range(level.ndim)[-2:]))[-2:]
+    picks = level0_picks([pair for picks in args.at or () for pair in picks], array.shape,
+                         "--at", axis_names(array))
     # the colour axis as coded (channels first too), or a last axis of 3 or 4
     colour = options["colour_axis"]
     last = level.ndim - 1
-    if colour is None and last not in transformed and level.shape[last] in (3, 4):
+    if colour is None and last not in options["axes"] and level.shape[last] in (3, 4):
         colour = last
-    at = {}
-    for a, index in level0_picks([pair for picks in args.at or () for pair in picks],
-                                 array.shape, "--at").items():
-        if a in axes or a == colour:
-            raise ValueError(f"--at {a}={index}: axis {a} is not one to pick from (the "
-                             f"picture shows axes {axes}" + (f", colour {colour})" if colour is not None else ")"))
-        # a full-resolution index, to the level's sample at or before it
-        at[a] = _level_index(level, a, index, array.shape[a])
+    if colour in picks:   # one channel, in gray
+        colour = None
+    transformed = [a for a in options["axes"] if a not in picks]
+    longest = max((array.shape[a] for a in transformed), default=0)
+    axes = [a for a in transformed if 4 * array.shape[a] >= longest][-2:]
+    if len(axes) < 2:
+        free = [a for a in range(level.ndim) if a not in picks and a != colour]
+        axes = sorted(set(axes) | set(free[-2:]))[-2:]
+    if len(axes) < 2:
+        raise ValueError(f"--at picks {len(picks)} of the {level.ndim} axes: the picture needs "
+                         f"two left")
+    # full-resolution indices, to the level's samples at or before them
+    at = {a: _level_index(level, a, index, array.shape[a]) for a, index in picks.items()}
     key = tuple(slice(None) if a in axes or a == colour else at.get(a, level.shape[a] // 2)
                 for a in range(level.ndim))
     pixels = math.prod(level.shape[a] for a in range(level.ndim) if a in axes or a == colour)
@@ -310,19 +374,43 @@ def preview(args):
     if colour is not None:   # to the end, where PNG wants it
         image = np.ascontiguousarray(np.moveaxis(image, sum(a in axes for a in range(colour)), -1))
     if image.dtype != np.uint8:
-        lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
-        image = ((image.astype(float) - lo) / max(hi - lo, 1e-30) * 255).astype(np.uint8)
+        window = None if colour is not None else _omero_window(array, key)
+        lo, hi = window or (float(np.nanmin(image)), float(np.nanmax(image)))
+        scaled = np.clip((image.astype(float) - lo) / max(hi - lo, 1e-30) * 255, 0, 255)
+        image = np.nan_to_num(scaled).astype(np.uint8)
     with open(args.output, "wb") as f:
         f.write(imagecodecs.png_encode(image))
     print(f"wrote {args.output}: level {args.level}, {image.shape}")
 
 
+def _omero_window(array, key: tuple) -> tuple | None:
+    """The display window (start, end) the array's omero block gives the
+    channel a preview shows (its only channel, or the one `key` reads on
+    the axis named c), None where it gives none."""
+    from progressive_j2k._ome import OMERO_ATTRIBUTE
+    omero = array.attrs.get(OMERO_ATTRIBUTE)
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    if not isinstance(channels, list) or not channels:
+        return None
+    names = tuple(getattr(array.metadata, "dimension_names", None) or ())
+    if len(channels) > 1:
+        axis = names.index("c") if "c" in names else None
+        if axis is None or array.shape[axis] != len(channels) or not isinstance(key[axis], int):
+            return None
+        channels = [channels[key[axis]]]
+    window = channels[0].get("window") if isinstance(channels[0], dict) else None
+    start, end = (window.get("start"), window.get("end")) if isinstance(window, dict) else (0, 0)
+    real = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end))
+    return (float(start), float(end)) if real and end > start else None
+
+
 def export(args):
-    from progressive_j2k.export import export_jpeg2000, level0_picks
+    from progressive_j2k.export import axis_names, export_jpeg2000, level0_picks
     from progressive_j2k.multiscale import open_multiscale
     levels = open_multiscale(args.path)
-    at = [pair for picks in args.at or () for pair in picks]
-    level0_picks(at, levels[0].shape, "--at")   # (export's own check, with the flag's name)
+    # (export's own check, with the flag's name)
+    at = level0_picks([pair for picks in args.at or () for pair in picks], levels[0].shape,
+                      "--at", axis_names(levels[0]))
     export_jpeg2000(levels, args.output, level=args.level, psnr=args.psnr, tile=args.tile,
                     at=at)
     print(f"wrote {args.output}: JPEG 2000 from level {args.level}, "
@@ -385,8 +473,9 @@ def main(argv=None):
     p.add_argument("--layer", type=int, help="read only quality layers 0..LAYER")
     p.add_argument("--at", type=_picks, action="append", metavar="AXIS=INDEX[,...]",
                    help="the slice, frame or band to show along axes outside the picture, as "
-                        "full-resolution indices (default: the middle of each; negative axes "
-                        "as --at=-3=10)")
+                        "full-resolution indices (default: the middle of each); an axis by "
+                        "number or by the array's name for it (z=120), an index from the end "
+                        "if negative (negative axes as --at=-3=10)")
     p.add_argument("-o", "--output", default="preview.png")
     p.set_defaults(run=preview)
     p = sub.add_parser("export", help="JPEG 2000 for other software: a pyramidal TIFF of "
@@ -399,8 +488,9 @@ def main(argv=None):
     p.add_argument("--tile", type=int, default=512, help="TIFF tile size (a multiple of 16)")
     p.add_argument("--at", type=_picks, action="append", metavar="AXIS=INDEX[,...]",
                    help="the plane of a stack (slice, frame, channel) to export, as "
-                        "full-resolution indices along the axes outside the image (negative "
-                        "axes as --at=-3=10)")
+                        "full-resolution indices along the axes outside the image; an axis by "
+                        "number or by the array's name for it (z=120), an index from the end "
+                        "if negative (negative axes as --at=-3=10)")
     p.set_defaults(run=export)
     args = parser.parse_args(argv)
     terminated = []
@@ -438,7 +528,7 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     except MissingDependencyError as exc:   # the command line's extra has them all
-        hint = "" if "[cli]" in str(exc) else \
+        hint = "" if "[cli]" in str(exc) or "progressive_j2k[" not in str(exc) else \
             " (the command line's dependencies: pip install 'progressive_j2k[cli]')"
         print(f"{parser.prog} {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import numpy as np
 from progressive_j2k import _api, _axes, _core, _metrics, _options
 from progressive_j2k._guards import (_already_there, refuse_foreign_directory,
                                      refuse_to_overwrite_input)
-from progressive_j2k._optional import require, require_url_support, require_zarr
+from progressive_j2k._optional import require, require_zarr, zarr_store
 from progressive_j2k.errors import PSNRPeakWarning
 
 
@@ -509,7 +509,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # zarr checks these as it writes zarr.json, after overwrite=True has
     # deleted what was there: checked in memory first
     zarr.create_array(zarr.storage.MemoryStore(), **metadata)
-    require_url_support(store, "to_zarr")
+    store = zarr_store(store, "to_zarr")
     refuse_foreign_directory(store, overwrite)
     if overwrite:
         refuse_to_overwrite_input(data, store)

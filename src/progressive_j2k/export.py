@@ -11,6 +11,7 @@ so a stored chunk cannot be rewrapped byte for byte.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 import os
@@ -23,7 +24,7 @@ import numpy as np
 
 from progressive_j2k import _metrics
 from progressive_j2k._optional import require
-from progressive_j2k._ome import OME_LENGTH_UNITS
+from progressive_j2k._ome import LENGTH_IN_METRES, OME_LENGTH_UNITS
 from progressive_j2k.errors import PSNRPeakWarning
 
 #: The sample types JPEG 2000 (OpenJPEG) round-trips exactly
@@ -60,14 +61,16 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     OME-Zarr's t, c and z of one plane, wherever they stand; an RGB image
     one sample wide keeps its width).  ``at``: {axis:
     index} (or (axis, index) pairs) for the plane of a stack (slices,
-    frames, channels), as level-0 indices (a coarser level reads its sample
+    frames, channels), an axis by number or by the array's dimension name
+    (Level.to_xarray's), as level-0 indices (negative: from the end) (a coarser level reads its sample
     at or before it; Level.positions).  ``path`` ending in .tif or
     .tiff: a tiled TIFF of levels ``level``, ``level`` + 1, ... as its
     pyramid (the finest as the main image, the others as its SubIFDs, as
     OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
     a JPEG 2000 codestream, read from the source one row of tiles at a time;
     a .ome.tif(f) records the pixel size a level view knows (Level.scale,
-    with units); .jp2, .j2k or .j2c: level ``level`` as one codestream
+    with units), and every TIFF each level's in its resolution tags (per
+    centimetre); .jp2, .j2k or .j2c: level ``level`` as one codestream
     (read whole), with JPEG 2000's own resolution levels.  ``psnr`` None: lossless (the
     reversible 5/3: every sample exact); else OpenJPEG's quality target in
     dB (lossy 9/7, peak 2**bits - 1), per tile or image: approximate, but
@@ -167,6 +170,19 @@ def _pixel_size(image) -> dict:
             "PhysicalSizeX": float(x), "PhysicalSizeXUnit": OME_UNITS[x_unit]}
 
 
+def _resolution(image) -> dict:
+    """TIFF resolution tags, in pixels per centimetre, of a level whose array
+    records its rows' and columns' physical size in a length unit
+    (Level.scale, .units; as convert reads them back); else {}."""
+    units = getattr(image, "units", None)
+    if not units or len(units) < 2 or any(u not in LENGTH_IN_METRES for u in units[:2]):
+        return {}
+    sizes = [float(v) * LENGTH_IN_METRES[u] * 100 for v, u in zip(image.scale[:2], units[:2])]
+    if not all(math.isfinite(v) and v > 0 for v in sizes):
+        return {}
+    return {"resolution": (1 / sizes[1], 1 / sizes[0]), "resolutionunit": "CENTIMETER"}
+
+
 def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, pixel_size: dict) -> None:
     """A tiled TIFF of `pyramid`: its first level the main image (an
     OME-TIFF's with `pixel_size` in its metadata), the others its SubIFDs;
@@ -184,7 +200,7 @@ def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, pixel_size: d
                 data, coding = _coded_tiles(image, side, encode, pool), {}
             tiff.write(data, shape=image.shape, dtype=image.dtype,
                        tile=(side, side), photometric="rgb" if image.ndim == 3 else "minisblack",
-                       compression="jpeg2000", **coding,
+                       compression="jpeg2000", **coding, **_resolution(image),
                        **({"subifds": len(pyramid) - 1, "metadata": {
                            "axes": "YXS" if image.ndim == 3 else "YX", **pixel_size}}
                           if k == 0 else {"subfiletype": 1}))
@@ -222,7 +238,7 @@ def _images(levels: list, finest: int, at) -> list:
     reader = getattr(levels[0], "_reader", None)   # (a Level: its array's shape and options)
     full_shape = tuple(levels[0].shape if reader is None else reader.layout.shape)
     colour = None if reader is None else reader.layout.options["colour_axis"]
-    picks = level0_picks(at, full_shape)
+    picks = level0_picks(at, full_shape, axis_names=axis_names(levels[0]))
     shape = levels[finest].shape
     rest = [a for a in range(ndim) if a not in picks]
     # axes of length 1 left out while more than the image's rows and columns
@@ -249,23 +265,46 @@ def _images(levels: list, finest: int, at) -> list:
     return images
 
 
-def level0_picks(at, full_shape: tuple, name: str = "at") -> dict:
+def axis_names(source) -> tuple | None:
+    """The dimension names of a zarr array or a Level's array (as
+    Level.to_xarray names them), None for a plain array."""
+    from progressive_j2k._xarray import _dimension_names
+    reader = getattr(source, "_reader", None)
+    metadata = reader.metadata if reader is not None else getattr(source, "metadata", None)
+    if metadata is None:
+        return None
+    attributes = dict(getattr(metadata, "attributes", None) or {})
+    return _dimension_names(metadata, attributes, len(source.shape))
+
+
+def level0_picks(at, full_shape: tuple, name: str = "at", axis_names=None) -> dict:
     """`at` ({axis: index}, or (axis, index) pairs; None: none) checked
     against an array of `full_shape` (its level 0) as {axis: index}, the
-    axes non-negative; `name` names it in errors."""
+    axes non-negative: an axis by number (negative from the last) or by
+    its name in `axis_names`, an index negative from the end; `name` names
+    `at` in errors."""
     ndim, picks = len(full_shape), {}
     for axis, index in (at.items() if hasattr(at, "items") else at or ()):
+        if isinstance(axis, str):
+            if axis not in (axis_names or ()):
+                raise ValueError(f"{name}: no axis is named {axis!r} (" + (
+                    f"the axes: {', '.join(axis_names)})" if axis_names else "the source "
+                    "names none: give its number)"))
+            axis = axis_names.index(axis)
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
                    for v in (axis, index)):
-            raise TypeError(f"{name}: axes and indices are integers, got {axis!r}: {index!r}")
+            raise TypeError(f"{name}: axes (numbers or names) and indices are integers, got "
+                            f"{axis!r}: {index!r}")
         a, i = int(axis), int(index)
         if not -ndim <= a < ndim:
             raise ValueError(f"{name}: axis {a} is out of range for the source's {ndim} axes")
-        if a % ndim in picks:
-            raise ValueError(f"{name}: axis {a % ndim} is given twice")
-        if not 0 <= i < full_shape[a]:
-            raise ValueError(f"{name}: axis {a % ndim} has indices 0 to {full_shape[a] - 1}, got {i}")
-        picks[a % ndim] = i
+        a %= ndim
+        if a in picks:
+            raise ValueError(f"{name}: axis {a} is given twice")
+        if not -full_shape[a] <= i < full_shape[a]:
+            raise ValueError(f"{name}: axis {a} has indices 0 to {full_shape[a] - 1} (or "
+                             f"{-full_shape[a]} to -1 from the end), got {i}")
+        picks[a] = i % full_shape[a]
     return picks
 
 
@@ -319,9 +358,18 @@ def _check_image(image, k: int, finest) -> None:
     the finest level's dtype and samples and no larger."""
     shape, dtype = tuple(image.shape), np.dtype(image.dtype)
     if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (3, 4))):
-        raise ValueError(f"level {k} has shape {shape}: JPEG 2000 export takes images, 2-D or "
-                         f"with 3 or 4 samples (RGB, RGBA); choose a plane with at={{axis: "
-                         f"index}} (the command line's --at AXIS=INDEX)")
+        # named in the array's own axes: a plane's axes are some of them
+        axes = image.order if isinstance(image, _Plane) else tuple(range(len(shape)))
+        full = tuple(image.level.shape) if isinstance(image, _Plane) else shape
+        seen = "" if full == shape else (f" (axes {', '.join(map(str, axes))} of it left, "
+                                         f"shape {shape})")
+        image_axes = 3 if len(shape) > 3 and shape[-1] in (3, 4) else 2
+        spare = axes[:len(axes) - image_axes]
+        spare = (f"axis {spare[0]}" if len(spare) == 1 else
+                 f"each of axes {', '.join(map(str, spare))}")
+        raise ValueError(f"level {k} has shape {full}{seen}: JPEG 2000 export takes images, 2-D "
+                         f"or with 3 or 4 samples (RGB, RGBA); choose a plane with at={{axis: "
+                         f"index}} (the command line's --at AXIS=INDEX) along {spare}")
     if dtype.name not in EXPORT_DTYPES:
         raise ValueError(f"level {k} holds {dtype}: JPEG 2000 export takes "
                          f"{', '.join(EXPORT_DTYPES)} (samples OpenJPEG codes exactly)")

@@ -30,7 +30,7 @@ from itertools import product
 import numpy as np
 
 from progressive_j2k import _api, _options
-from progressive_j2k._optional import require, require_url_support, require_zarr
+from progressive_j2k._optional import require, require_zarr, zarr_store
 from progressive_j2k._ome import PHYSICAL_ATTRIBUTE, ome_level0, ome_metadata, physical_axes
 from progressive_j2k import _reader
 from progressive_j2k._reader import _naming, _Reader, _stored_chunks
@@ -306,7 +306,8 @@ def progressive_array(array):
     if isinstance(array, (str, os.PathLike)) and os.path.isfile(array):   # (zarr: "no group")
         raise ValueError(f"{os.fspath(array)!r} is a file, not a zarr array (a directory or "
                          f"store): make one from it with `progressive-j2k convert` or to_zarr")
-    require_url_support(array, "open_multiscale")
+    if not isinstance(array, (zarr.Array, zarr.Group)):
+        array = zarr_store(array, "open_multiscale")
     node = array if isinstance(array, (zarr.Array, zarr.Group)) else open_zarr_node(zarr, array)
     if isinstance(node, zarr.Array):
         return node
