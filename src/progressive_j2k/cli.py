@@ -522,6 +522,9 @@ def main(argv=None):
         return 0
     except (ValueError, TypeError, OSError) as exc:   # bad input, not a bug: no traceback
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        # (a URL that failed, e.g. https:// to a plain server: its connection's
+        # futures would be reported again as Python exits)
+        abandoned_reads = isinstance(exc, OSError) and "zarr" in sys.modules
         return 2
     except MemoryError as exc:   # (numpy's names the allocation: chunks or a level too large)
         print(f"{parser.prog} {args.command}: error: out of memory: {exc or 'an allocation failed'}",
@@ -543,7 +546,7 @@ def main(argv=None):
 
 def _collect_abandoned_reads() -> None:
     """Finish and collect zarr's reads of a TIFF's other tiles, left running
-    by one that failed, quietly: as Python exits each would be reported
+    by one that failed, or a failed URL's connection attempts, quietly: as Python exits each would be reported
     again (a pending task, a coroutine never awaited)."""
     asyncio_log = logging.getLogger("asyncio")
     level = asyncio_log.level
