@@ -183,6 +183,31 @@ def test_ome_tiff_records_the_pixel_size(real, tmp_path):
     assert back[0].scale == pytest.approx((0.5, 0.25)) and back[0].units == ("micrometer",) * 2
 
 
+def test_ome_tiff_names_the_channel_it_shows(real, tmp_path):
+    """An OME-TIFF of a channel picked on the axis named c carries that
+    channel's omero label as its name; a single channel's too; none without
+    a label."""
+    camera = real("camera")[:128, :128]
+    omero = {"channels": [{"label": "DAPI"}, {"label": "GFP"}]}
+    pj.to_zarr(np.stack([camera, camera[::-1]]), str(tmp_path / "c.zarr"),
+               dimension_names=("c", "y", "x"), attributes={"omero": omero})
+    for index, label in enumerate(("DAPI", "GFP")):
+        pj.export_jpeg2000(str(tmp_path / "c.zarr"), tmp_path / "c.ome.tif", at={"c": index})
+        with tifffile.TiffFile(tmp_path / "c.ome.tif") as tif:
+            assert f'Name="{label}"' in tif.ome_metadata
+            np.testing.assert_array_equal(tif.asarray(), camera if index == 0 else camera[::-1])
+    pj.to_zarr(camera, str(tmp_path / "one.zarr"), attributes={"omero": {"channels": [
+        {"label": "T1"}]}})
+    pj.export_jpeg2000(str(tmp_path / "one.zarr"), tmp_path / "one.ome.tif")
+    with tifffile.TiffFile(tmp_path / "one.ome.tif") as tif:
+        assert 'Name="T1"' in tif.ome_metadata
+    pj.to_zarr(camera, str(tmp_path / "none.zarr"))
+    pj.export_jpeg2000(str(tmp_path / "none.zarr"), tmp_path / "none.ome.tif")
+    with tifffile.TiffFile(tmp_path / "none.ome.tif") as tif:
+        assert "Channel" not in tif.ome_metadata or 'Name="' not in tif.ome_metadata.split(
+            "<Channel")[1].split(">")[0]
+
+
 def test_one_plane_of_a_5d_array_exports_as_its_image(real, tmp_path, capsys):
     """An OME-Zarr's (t, c, z, y, x) of one plane: its axes of length 1 are
     left out, lazily, with their pixel sizes, wherever they stand; a stack

@@ -24,7 +24,7 @@ import numpy as np
 
 from progressive_j2k import _metrics
 from progressive_j2k._optional import require
-from progressive_j2k._ome import LENGTH_IN_METRES, OME_LENGTH_UNITS
+from progressive_j2k._ome import LENGTH_IN_METRES, OME_LENGTH_UNITS, OMERO_ATTRIBUTE
 from progressive_j2k.errors import PSNRPeakWarning
 
 #: The sample types JPEG 2000 (OpenJPEG) round-trips exactly
@@ -69,8 +69,9 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
     a JPEG 2000 codestream, read from the source one row of tiles at a time;
     a .ome.tif(f) records the pixel size a level view knows (Level.scale,
-    with units), and every TIFF each level's in its resolution tags (per
-    centimetre); .jp2, .j2k or .j2c: level ``level`` as one codestream
+    with units) and the name of the channel it shows (the omero block's
+    label), and every TIFF each level's pixel size in its resolution tags
+    (per centimetre); .jp2, .j2k or .j2c: level ``level`` as one codestream
     (read whole), with JPEG 2000's own resolution levels.  ``psnr`` None: lossless (the
     reversible 5/3: every sample exact); else OpenJPEG's quality target in
     dB (lossy 9/7, peak 2**bits - 1), per tile or image: approximate, but
@@ -125,7 +126,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
                 f.write(data)
         else:
             ome = os.fspath(path).lower().endswith((".ome.tif", ".ome.tiff"))
-            pixel_size = _pixel_size(images[0]) if ome else {}
+            pixel_size = {**_pixel_size(images[0]), **_channel_name(images[0], levels[0])} \
+                if ome else {}
             _write_tiff(images, partial, int(tile), None if target is None else encode,
                         ome, pixel_size)
         with open(partial, "rb+") as f:   # (on disk before it takes the old file's place)
@@ -168,6 +170,29 @@ def _pixel_size(image) -> dict:
     (y, x), (y_unit, x_unit) = image.scale[:2], units[:2]
     return {"PhysicalSizeY": float(y), "PhysicalSizeYUnit": OME_UNITS[y_unit],
             "PhysicalSizeX": float(x), "PhysicalSizeXUnit": OME_UNITS[x_unit]}
+
+
+def _channel_name(image, source) -> dict:
+    """OME-XML's name of the channel a gray image shows: the label the
+    source array's omero block gives it (the channel picked on the axis
+    named c, or the only one); else {}."""
+    reader = getattr(source, "_reader", None)   # (a Level's array)
+    attributes = getattr(reader.metadata, "attributes", None) if reader is not None else None
+    omero = (attributes or {}).get(OMERO_ATTRIBUTE)
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    if not isinstance(channels, list) or not channels or len(image.shape) != 2:
+        return {}
+    names = axis_names(source) or ()
+    chosen = image.chosen if isinstance(image, _Plane) else {}
+    axis = names.index("c") if "c" in names else None
+    if axis in chosen and len(channels) == reader.layout.shape[axis]:
+        channel = channels[chosen[axis]]
+    elif len(channels) == 1:
+        channel = channels[0]
+    else:
+        return {}
+    label = channel.get("label") if isinstance(channel, dict) else None
+    return {"Channel": {"Name": [label]}} if isinstance(label, str) and label else {}
 
 
 def _resolution(image) -> dict:
