@@ -353,6 +353,51 @@ def test_cli_overwrite_keeps_the_old_array_until_the_new_one_is_whole(real, tmp_
     np.testing.assert_array_equal(zarr.open_array(str(output))[:], arr)
     assert zarr.open_array(str(output)).chunks == (128, 128)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npy", "v.zarr"]
+    monkeypatch.setattr(convert_module, "_write_region", write_region)
+    # an option refused before anything is written: no removal to report
+    assert main(["convert", str(tmp_path / "other.npy"), str(output), "--overwrite", "--quiet",
+                 "--chunks", "0,0"]) == 2
+    assert "removed" not in capsys.readouterr().err
+    # interrupted between the swap's two renames: the old array is put back
+    import os
+    import progressive_j2k.cli as cli_module
+    real_replace, calls = os.replace, []
+
+    def interrupted(source, destination):   # (the swap's renames; zarr's own pass)
+        names = (os.path.basename(source), os.path.basename(destination))
+        if any(n.endswith((".converting", ".replaced")) for n in names):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+        real_replace(source, destination)
+
+    monkeypatch.setattr(cli_module.os, "replace", interrupted)
+    assert main(["convert", str(tmp_path / "other.npy"), str(output), "--overwrite", "--quiet",
+                 "--chunks", "64,64"]) == 130
+    monkeypatch.setattr(cli_module.os, "replace", real_replace)
+    assert len(calls) == 3 and "what was there is kept" in capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open_array(str(output))[:], arr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npy", "v.zarr"]
+    # the replaced array's permissions are kept (mkdtemp's are 0700)
+    output.chmod(0o750)
+    assert main(["convert", str(tmp_path / "other.npy"), str(output), "--overwrite",
+                 "--quiet"]) == 0
+    assert output.stat().st_mode & 0o777 == 0o750
+    np.testing.assert_array_equal(zarr.open_array(str(output))[:], arr[::-1])
+    # an array in a group: written beside the group, not listed in it meanwhile
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("0", data=arr, chunks=(64, 64))
+
+    def watched(z, *args, **kwargs):
+        assert sorted(zarr.open_group(str(tmp_path / "g.zarr")).array_keys()) == ["0"]
+        assert any(p.name.endswith(".converting") for p in tmp_path.iterdir())
+        return write_region(z, *args, **kwargs)
+
+    monkeypatch.setattr(convert_module, "_write_region", watched)
+    assert main(["convert", str(tmp_path / "other.npy"), str(tmp_path / "g.zarr" / "0"),
+                 "--overwrite", "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr" / "0"))[:], arr[::-1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.zarr", "other.npy", "v.zarr"]
 
 
 def test_file_urls_are_local_paths(real, tmp_path, capsys):
@@ -380,6 +425,19 @@ def test_file_urls_are_local_paths(real, tmp_path, capsys):
     capsys.readouterr()
     assert main(["convert", "file://elsewhere/x.zarr", str(tmp_path / "x.zarr")]) == 2
     assert "a file URL on another host (elsewhere)" in capsys.readouterr().err
+    for bad, message in (("file://", "names no path"), (f"{outputs[0]}#1", "query or fragment"),
+                         (f"{outputs[0]}?x=1", "query or fragment")):
+        assert main(["convert", url, bad]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["convert", f"file://LOCALHOST{folder}/in.npy", str(tmp_path / "h.zarr"),
+                 "--quiet"]) == 0
+    assert main(["info", url]) == 2   # (a .npy named by URL: said to be a file)
+    assert "is a file, not a zarr array" in capsys.readouterr().err
+    imagecodecs = pytest.importorskip("imagecodecs")
+    assert main(["preview", outputs[0], "-o", (folder / "p.png").as_uri()]) == 0
+    np.testing.assert_array_equal(imagecodecs.png_decode((folder / "p.png").read_bytes()), arr)
+    assert main(["export", outputs[0], (folder / "e.tif").as_uri()]) == 0
+    assert (folder / "e.tif").exists()
 
 
 def test_url_schemes_need_their_filesystems(tmp_path, capsys):

@@ -177,6 +177,12 @@ def test_ome_tiff_records_the_pixel_size(real, tmp_path):
             y, x = (page.tags[t].value for t in ("YResolution", "XResolution"))
             assert y[0] / y[1] == pytest.approx(1e4 / (0.5 * 2**k))
             assert x[0] / x[1] == pytest.approx(1e4 / (0.25 * 2**k))
+    # sizes TIFF's rationals cannot hold are left out
+    tiny = {"scale": [1e-9, 1e-9], "axes": physical["axes"]}
+    pj.to_zarr(real("camera")[:64, :64], str(tmp_path / "t.zarr"), attributes={"ome_level0": tiny})
+    pj.export_jpeg2000(str(tmp_path / "t.zarr"), tmp_path / "t.tif")
+    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
+        assert tif.pages[0].tags["ResolutionUnit"].value == 1
     from progressive_j2k.cli import main
     assert main(["convert", str(tmp_path / "p.tif"), str(tmp_path / "back.zarr"), "--quiet"]) == 0
     back = pj.open_multiscale(str(tmp_path / "back.zarr"))

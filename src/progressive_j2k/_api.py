@@ -635,7 +635,8 @@ def _add_layers(chunk, encoded, step, rdo, model, layered_search):
         options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
         weighted=wavelet != 1,
         data_bits=math.log2(_peak(arr) / (1.0 if WAVELET_MODES[wavelet] == "lossless" else step) + 1),
-        max_shift=max_shift, estimate=estimate)
+        max_shift=max_shift, estimate=estimate,
+        whole_low=_layers.constant_along(arr, axes))
     layered = encode_with(step, plan.tables(), rdo)
     if layered_search is None:
         return layered

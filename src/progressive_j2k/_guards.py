@@ -47,7 +47,8 @@ def _places(thing) -> list:
     store, path = ((reader.store, reader.path) if reader is not None else
                    (store_path.store, store_path.path) if store_path is not None else (thing, ""))
     if isinstance(store, (str, os.PathLike)):
-        name = file_url_path(store) or os.fspath(store)
+        local = file_url_path(store)
+        name = local if local is not None else os.fspath(store)
         return [] if "://" in name else [(_LOCAL, (Path(name) / path).resolve())]
     root = getattr(store, "root", None)   # LocalStore
     if isinstance(root, Path):

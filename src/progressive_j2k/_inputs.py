@@ -26,7 +26,8 @@ def open_input(path: str, series: int | None = None) -> tuple:
     OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES).  A URL
     (http://, s3://, ...) names a zarr array or group: zarr opens it
     through fsspec."""
-    path = file_url_path(path) or path   # a local path after all
+    local = file_url_path(path)
+    path = local if local is not None else path   # a local path after all
     url = is_url(path)
     p = Path(urlparse(path).path if url else path)   # (Path would fold the URL's //)
     suffix = p.suffix.lower()

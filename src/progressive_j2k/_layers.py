@@ -34,22 +34,32 @@ PROBE_LAYERS = 16
 
 
 class Thresholds:
-    """Maps a threshold t to a table of per-band shifts."""
+    """Maps a threshold t to a table of per-band shifts.  whole_low: the low
+    band (band 0) is complete in every layer (shift 0): its later layers
+    would refine values with raw bits (docs/FORMAT.md 6.1), which a constant
+    chunk's low band, coded whole, needs none of (docs/DESIGN.md 56)."""
 
-    def __init__(self, lengths: tuple, levels: int, weighted: bool, max_shift: int):
+    def __init__(self, lengths: tuple, levels: int, weighted: bool, max_shift: int,
+                 whole_low: bool = False):
         nbands = band_count(levels, len(lengths))
         gains = ([math.log2(n) for n in band_norms(lengths, levels)] if weighted
                  else [0.0] * nbands)
         self.offsets = [g + 1 - (b + 0.5) / nbands for b, g in enumerate(gains)]
         self.max_shift = max_shift
+        self.whole = 1 if whole_low else 0   # bands at shift 0 throughout
+        #: at or below it every shift is 0
+        self.lowest = -max(self.offsets[self.whole:] or self.offsets)
 
     def shifts(self, t: float) -> tuple:
-        return tuple(min(self.max_shift, max(0, math.ceil(t - o))) for o in self.offsets)
+        return (0,) * self.whole + tuple(min(self.max_shift, max(0, math.ceil(t - o)))
+                                         for o in self.offsets[self.whole:])
 
     def distinct_thresholds(self, hi: float, lo: float) -> np.ndarray:
         """One threshold per distinct table between hi and lo, falling: the
         middles between the points where a band's shift drops."""
-        offsets = np.array(self.offsets)
+        offsets = np.array(self.offsets[self.whole:])
+        if not offsets.size:   # (one band, whole: one table)
+            return np.array([0.5 * (hi + lo)])
         planes = np.arange(math.floor(lo - offsets.max()), math.ceil(hi - offsets.min()) + 1)
         drops = np.unique((offsets[:, None] + planes[None, :]).ravel())
         drops = drops[(drops > lo) & (drops < hi)]
@@ -58,7 +68,9 @@ class Thresholds:
 
     def shift_array(self, ts: np.ndarray) -> np.ndarray:
         """shifts(t) for each t, as rows."""
-        return np.clip(np.ceil(ts[:, None] - np.array(self.offsets)), 0, self.max_shift).astype(np.intp)
+        table = np.clip(np.ceil(ts[:, None] - np.array(self.offsets)), 0, self.max_shift)
+        table[:, :self.whole] = 0
+        return table.astype(np.intp)
 
     def next_below(self, t: float) -> float:
         """The largest threshold below t whose table differs from t's."""
@@ -68,6 +80,14 @@ class Thresholds:
         return max(drops) - 1e-9 if drops else -math.inf
 
 
+def constant_along(arr: np.ndarray, axes) -> bool:
+    """Whether every line of `arr` along the transformed `axes` holds one
+    value (a constant chunk, or one constant per colour component or frame):
+    its low band is then constant, and kept whole (Thresholds)."""
+    axes = tuple(axes)
+    return arr.size > 0 and bool(np.all(arr.min(axis=axes) == arr.max(axis=axes)))
+
+
 def by_size(layers, metric: str) -> bool:
     """Whether these layers are placed by size (a count, or ratio targets)."""
     return isinstance(layers, int) or metric == "ratio"
@@ -75,7 +95,7 @@ def by_size(layers, metric: str) -> bool:
 
 def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, levels: int,
                   weighted: bool, data_bits: float, max_shift: int,
-                  estimate=None) -> "LayerPlan":
+                  estimate=None, whole_low: bool = False) -> "LayerPlan":
     """The plan of the layers `layers` asks for (a count of at least 2, or
     the targets of the layers before the last: compression ratios, or PSNRs
     in dB with metric "psnr").  encode(tables) ->
@@ -84,12 +104,12 @@ def choose_shifts(encode, decode, arr, layers, metric: str, lengths: tuple, leve
     transform adds a few bits, and up to the largest band norm's in t).
     estimate: a LayerEstimate (ratio targets and counts) or a
     LayerPsnrEstimate (PSNR targets), which then stands in for the probe
-    encodes."""
+    encodes.  whole_low: see Thresholds."""
     from progressive_j2k._api import read_header
 
     count = layers if isinstance(layers, int) else len(layers) + 1
-    th = Thresholds(lengths, levels, weighted, max_shift)
-    lowest = -max(th.offsets)             # at or below it every shift is 0
+    th = Thresholds(lengths, levels, weighted, max_shift, whole_low)
+    lowest = th.lowest
     if arr.size == 0:       # nothing to place: any valid tables
         return LayerPlan(th, [lowest + count - 1 - j for j in range(count - 1)])
     sized = by_size(layers, metric)
@@ -195,7 +215,7 @@ class LayerPlan:
         (a finer step puts the same data in higher planes), to half a plane.
         The last layer completes the chunk; the tables decrease strictly
         while they can (coinciding targets are pushed one band step apart)."""
-        th, lowest = self.th, -max(self.th.offsets)
+        th, lowest = self.th, self.th.lowest
         thresholds = []
         for t in self.thresholds:
             t += operator.index(raise_by)   # whole planes: the bands keep their order in t

@@ -63,9 +63,14 @@ def file_url_path(store) -> str | None:
     if not isinstance(store, str) or store[:5].lower() != "file:":
         return None
     parts = urlparse(store)
-    if parts.netloc not in ("", "localhost"):
+    if parts.netloc.lower() not in ("", "localhost"):
         raise ValueError(f"{store}: a file URL on another host ({parts.netloc}); give a local "
                          f"path, or a URL the host serves")
+    if parts.query or parts.fragment or store.endswith(("?", "#")):
+        raise ValueError(f"{store}: a file URL with a query or fragment (? or #); give the "
+                         f"path (%23 for a # in a name)")
+    if not parts.path:
+        raise ValueError(f"{store}: a file URL that names no path")
     return url2pathname(parts.path)
 
 
@@ -80,6 +85,8 @@ def require_url_support(store, feature: str) -> None:
     if scheme == "file":
         return
     fsspec = require("fsspec", "http", f"{feature} from a URL")
+    if "::" in scheme:   # a chained URL (simplecache::https://...): fsspec's to check
+        return
     if scheme in _FSSPEC_SCHEMES:
         require(_FSSPEC_SCHEMES[scheme], "http", f"{feature} over {scheme.upper()}")
         return

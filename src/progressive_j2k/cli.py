@@ -162,17 +162,24 @@ def _convert(args):
 
 def _staging(output: str, metadata: Path | None) -> Path | None:
     """Where `--overwrite` of a local zarr array or group writes first: a new
-    hidden directory beside it (the same filesystem, so a rename swaps them),
-    None where there is nothing to keep or the directory cannot be made
-    (zarr then overwrites in place, as to_zarr does).  A directory holding
-    no zarr array or group is refused first, as to_zarr would."""
+    hidden directory beside it, or beside the outermost zarr group holding
+    it (where zarr would list it as a member); the same filesystem, so
+    renames swap them.  None where there is nothing to keep or the
+    directory cannot be made (zarr then overwrites in place, as to_zarr
+    does).  A directory holding no zarr array or group is refused first, as
+    to_zarr would."""
     from progressive_j2k._guards import refuse_foreign_directory
     if metadata is None or not metadata.parent.is_dir() or not any(metadata.parent.iterdir()):
         return None
     refuse_foreign_directory(output, True)
+    target = metadata.parent
+    place = target.parent
+    while any((place / name).exists() for name in ("zarr.json", ".zgroup", ".zarray")):
+        if place.parent == place:
+            return None
+        place = place.parent
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{metadata.parent.name}.", suffix=".converting",
-                                     dir=metadata.parent.parent))
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".converting", dir=place))
     except OSError:
         return None
 
@@ -190,16 +197,42 @@ def _convert_staged(args, data, staging: Path, target: Path, names, attributes, 
                     **options)
     except BaseException:
         _settle_zarr_writes()
+        written = any(staging.iterdir())   # (an option refused before writing: nothing)
         shutil.rmtree(staging, ignore_errors=True)
-        print(f"{args.output}: the unfinished output was removed; what was there is kept",
-              file=sys.stderr)
+        if written:
+            print(f"{args.output}: the unfinished output was removed; what was there is kept",
+                  file=sys.stderr)
         raise
-    replaced = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".replaced",
-                                     dir=target.parent))
-    os.replace(target, replaced)   # (onto the empty directory mkdtemp made)
-    os.replace(staging, target)
-    shutil.rmtree(replaced, ignore_errors=True)
+    try:
+        _swap(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"{args.output}: the new array could not take the old one's place, and was "
+              f"removed; what was there is kept", file=sys.stderr)
+        raise
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
+
+
+def _swap(new: Path, target: Path) -> None:
+    """`new` (a directory) in `target`'s place, with its permissions (mkdtemp
+    makes 0700), the old one deleted; where that fails or is interrupted
+    part-way, `target` is as it was (the old one put back)."""
+    with contextlib.suppress(OSError):
+        shutil.copymode(target, new)
+    replaced = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".replaced",
+                                     dir=new.parent))
+    try:
+        os.replace(target, replaced)   # (onto the empty directory mkdtemp made)
+        try:
+            os.replace(new, target)
+        except BaseException:
+            os.replace(replaced, target)
+            raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            replaced.rmdir()
+        raise
+    shutil.rmtree(replaced, ignore_errors=True)
 
 
 def _settle_zarr_writes(timeout: float = 60.0) -> None:
@@ -318,6 +351,9 @@ PREVIEW_MAX_BYTES = 1 << 30
 
 def preview(args):
     imagecodecs = require("imagecodecs", "cli", "preview")
+    from progressive_j2k._optional import file_url_path
+    local = file_url_path(args.output)
+    args.output = local if local is not None else args.output
     if os.path.splitext(args.output)[1].lower() != ".png":
         raise ValueError(f"preview writes PNG images: name the output *.png, got {args.output}")
 
@@ -388,11 +424,12 @@ def _omero_window(array, key: tuple) -> tuple | None:
     channel a preview shows (its only channel, or the one `key` reads on
     the axis named c), None where it gives none."""
     from progressive_j2k._ome import OMERO_ATTRIBUTE
+    from progressive_j2k.export import axis_names
     omero = array.attrs.get(OMERO_ATTRIBUTE)
     channels = omero.get("channels") if isinstance(omero, dict) else None
     if not isinstance(channels, list) or not channels:
         return None
-    names = tuple(getattr(array.metadata, "dimension_names", None) or ())
+    names = axis_names(array) or ()
     if len(channels) > 1:
         axis = names.index("c") if "c" in names else None
         if axis is None or array.shape[axis] != len(channels) or not isinstance(key[axis], int):
@@ -400,7 +437,8 @@ def _omero_window(array, key: tuple) -> tuple | None:
         channels = [channels[key[axis]]]
     window = channels[0].get("window") if isinstance(channels[0], dict) else None
     start, end = (window.get("start"), window.get("end")) if isinstance(window, dict) else (0, 0)
-    real = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end))
+    real = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in (start, end))
     return (float(start), float(end)) if real and end > start else None
 
 

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from progressive_j2k import _metrics
-from progressive_j2k._optional import require
+from progressive_j2k._optional import file_url_path, require
 from progressive_j2k._ome import LENGTH_IN_METRES, OME_LENGTH_UNITS, OMERO_ATTRIBUTE
 from progressive_j2k.errors import PSNRPeakWarning
 
@@ -82,6 +82,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     complete, with the permissions of a file it replaces: a failed export
     leaves ``path`` as it was."""
     imagecodecs = require("imagecodecs", "cli", "export_jpeg2000")
+    local = file_url_path(path)
+    path = local if local is not None else path
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in CODESTREAM_FORMATS and suffix not in TIFF_SUFFIXES:
         raise ValueError(f"export_jpeg2000 writes .tif/.tiff (a pyramid of JPEG 2000 tiles) or "
@@ -203,7 +205,8 @@ def _resolution(image) -> dict:
     if not units or len(units) < 2 or any(u not in LENGTH_IN_METRES for u in units[:2]):
         return {}
     sizes = [float(v) * LENGTH_IN_METRES[u] * 100 for v, u in zip(image.scale[:2], units[:2])]
-    if not all(math.isfinite(v) and v > 0 for v in sizes):
+    # (pixels per cm as TIFF's rationals hold them: a pixel of 10 km down to 5 pm)
+    if not all(math.isfinite(v) and 2.0**-31 < v < 1e6 for v in sizes):
         return {}
     return {"resolution": (1 / sizes[1], 1 / sizes[0]), "resolutionunit": "CENTIMETER"}
 
@@ -382,6 +385,9 @@ def _check_image(image, k: int, finest) -> None:
     """ValueError unless level `k` is an image JPEG 2000 takes exactly, of
     the finest level's dtype and samples and no larger."""
     shape, dtype = tuple(image.shape), np.dtype(image.dtype)
+    if len(shape) < 2:
+        raise ValueError(f"level {k} has shape {shape}: JPEG 2000 export takes images, 2-D or "
+                         f"with 3 or 4 samples (RGB, RGBA)")
     if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (3, 4))):
         # named in the array's own axes: a plane's axes are some of them
         axes = image.order if isinstance(image, _Plane) else tuple(range(len(shape)))

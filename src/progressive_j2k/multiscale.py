@@ -303,11 +303,11 @@ def progressive_array(array):
     """A zarr Array as given, or opened read-only from a path or store; in a
     group, its one progressive_j2k array or an OME-Zarr group's level 0."""
     zarr = require_zarr("open_multiscale")
+    if not isinstance(array, (zarr.Array, zarr.Group)):
+        array = zarr_store(array, "open_multiscale")
     if isinstance(array, (str, os.PathLike)) and os.path.isfile(array):   # (zarr: "no group")
         raise ValueError(f"{os.fspath(array)!r} is a file, not a zarr array (a directory or "
                          f"store): make one from it with `progressive-j2k convert` or to_zarr")
-    if not isinstance(array, (zarr.Array, zarr.Group)):
-        array = zarr_store(array, "open_multiscale")
     node = array if isinstance(array, (zarr.Array, zarr.Group)) else open_zarr_node(zarr, array)
     if isinstance(node, zarr.Array):
         return node
