@@ -108,7 +108,7 @@ def _graph_sources(node, depth: int = 8) -> list:
 
 
 #: The files that make a directory a zarr array or group (v3, v2)
-_ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
+ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
 
 
 def local_path(output) -> Path | None:
@@ -126,7 +126,7 @@ def refuse_foreign_directory(output, overwrite: bool) -> None:
     path = local_path(output)
     if path is None or not path.is_dir() or not any(path.iterdir()):
         return
-    if not any((path / name).exists() for name in _ZARR_METADATA):
+    if not any((path / name).exists() for name in ZARR_METADATA):
         raise FileExistsError(f"{output}: a directory that holds no zarr array or group "
                               f"(it is not empty); write to a new or empty one")
     if not overwrite and not (path / "zarr.json").exists():

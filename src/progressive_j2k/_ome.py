@@ -123,6 +123,24 @@ OME_LENGTH_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "�
                     "cm": "centimeter", "m": "meter"}
 
 
+def omero_channel(attributes: dict, names, shape: tuple, picked: dict) -> dict | None:
+    """The channel of an array's omero block (its attributes') that a
+    picture of one channel shows: the one `picked` ({axis: index}) on the
+    axis named c, or the array's only one; None where there is none."""
+    omero = attributes.get(OMERO_ATTRIBUTE)
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    if not isinstance(channels, list) or not channels:
+        return None
+    axis = names.index("c") if names and "c" in names else None
+    if axis is not None and axis in picked and len(channels) == shape[axis]:
+        channel = channels[picked[axis]]
+    elif len(channels) == 1:
+        channel = channels[0]
+    else:
+        return None
+    return channel if isinstance(channel, dict) else None
+
+
 #: Each OME-Zarr length unit in metres (export's TIFF resolution tags)
 LENGTH_IN_METRES = {"angstrom": 1e-10, "nanometer": 1e-9, "micrometer": 1e-6,
                     "millimeter": 1e-3, "centimeter": 1e-2, "meter": 1.0}

@@ -168,13 +168,13 @@ def _staging(output: str, metadata: Path | None) -> Path | None:
     directory cannot be made (zarr then overwrites in place, as to_zarr
     does).  A directory holding no zarr array or group is refused first, as
     to_zarr would."""
-    from progressive_j2k._guards import refuse_foreign_directory
+    from progressive_j2k._guards import ZARR_METADATA, refuse_foreign_directory
     if metadata is None or not metadata.parent.is_dir() or not any(metadata.parent.iterdir()):
         return None
     refuse_foreign_directory(output, True)
     target = metadata.parent
     place = target.parent
-    while any((place / name).exists() for name in ("zarr.json", ".zgroup", ".zarray")):
+    while any((place / name).exists() for name in ZARR_METADATA):
         if place.parent == place:
             return None
         place = place.parent
@@ -421,21 +421,12 @@ def preview(args):
 
 def _omero_window(array, key: tuple) -> tuple | None:
     """The display window (start, end) the array's omero block gives the
-    channel a preview shows (its only channel, or the one `key` reads on
-    the axis named c), None where it gives none."""
-    from progressive_j2k._ome import OMERO_ATTRIBUTE
+    channel a preview shows (`key` reads it), None where it gives none."""
+    from progressive_j2k._ome import omero_channel
     from progressive_j2k.export import axis_names
-    omero = array.attrs.get(OMERO_ATTRIBUTE)
-    channels = omero.get("channels") if isinstance(omero, dict) else None
-    if not isinstance(channels, list) or not channels:
-        return None
-    names = axis_names(array) or ()
-    if len(channels) > 1:
-        axis = names.index("c") if "c" in names else None
-        if axis is None or array.shape[axis] != len(channels) or not isinstance(key[axis], int):
-            return None
-        channels = [channels[key[axis]]]
-    window = channels[0].get("window") if isinstance(channels[0], dict) else None
+    picked = {a: k for a, k in enumerate(key) if isinstance(k, int)}
+    channel = omero_channel(array.attrs.asdict(), axis_names(array), array.shape, picked)
+    window = channel.get("window") if channel is not None else None
     start, end = (window.get("start"), window.get("end")) if isinstance(window, dict) else (0, 0)
     real = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                for v in (start, end))
@@ -584,8 +575,9 @@ def main(argv=None):
 
 def _collect_abandoned_reads() -> None:
     """Finish and collect zarr's reads of a TIFF's other tiles, left running
-    by one that failed, or a failed URL's connection attempts, quietly: as Python exits each would be reported
-    again (a pending task, a coroutine never awaited)."""
+    by one that failed, or a failed URL's connection attempts, quietly: as
+    Python exits each would be reported again (a pending task, a coroutine
+    never awaited)."""
     asyncio_log = logging.getLogger("asyncio")
     level = asyncio_log.level
     asyncio_log.setLevel(logging.CRITICAL)

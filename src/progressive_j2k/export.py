@@ -24,7 +24,7 @@ import numpy as np
 
 from progressive_j2k import _metrics
 from progressive_j2k._optional import file_url_path, require
-from progressive_j2k._ome import LENGTH_IN_METRES, OME_LENGTH_UNITS, OMERO_ATTRIBUTE
+from progressive_j2k._ome import LENGTH_IN_METRES, OME_LENGTH_UNITS, omero_channel
 from progressive_j2k.errors import PSNRPeakWarning
 
 #: The sample types JPEG 2000 (OpenJPEG) round-trips exactly
@@ -179,21 +179,12 @@ def _channel_name(image, source) -> dict:
     source array's omero block gives it (the channel picked on the axis
     named c, or the only one); else {}."""
     reader = getattr(source, "_reader", None)   # (a Level's array)
-    attributes = getattr(reader.metadata, "attributes", None) if reader is not None else None
-    omero = (attributes or {}).get(OMERO_ATTRIBUTE)
-    channels = omero.get("channels") if isinstance(omero, dict) else None
-    if not isinstance(channels, list) or not channels or len(image.shape) != 2:
+    if reader is None or len(image.shape) != 2:
         return {}
-    names = axis_names(source) or ()
+    attributes = dict(getattr(reader.metadata, "attributes", None) or {})
     chosen = image.chosen if isinstance(image, _Plane) else {}
-    axis = names.index("c") if "c" in names else None
-    if axis in chosen and len(channels) == reader.layout.shape[axis]:
-        channel = channels[chosen[axis]]
-    elif len(channels) == 1:
-        channel = channels[0]
-    else:
-        return {}
-    label = channel.get("label") if isinstance(channel, dict) else None
+    channel = omero_channel(attributes, axis_names(source), reader.layout.shape, chosen)
+    label = channel.get("label") if channel is not None else None
     return {"Channel": {"Name": [label]}} if isinstance(label, str) and label else {}
 
 
