@@ -378,6 +378,24 @@ def test_cli_overwrite_keeps_the_old_array_until_the_new_one_is_whole(real, tmp_
     assert len(calls) == 3 and "what was there is kept" in capsys.readouterr().err
     np.testing.assert_array_equal(zarr.open_array(str(output))[:], arr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npy", "v.zarr"]
+    # interrupted while the old array is deleted: the new one is in place, and said so
+    import shutil
+    real_rmtree = shutil.rmtree
+
+    def slow_delete(path, *args, **kwargs):
+        if os.path.basename(path).endswith(".replaced"):
+            raise KeyboardInterrupt
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(cli_module.shutil, "rmtree", slow_delete)
+    assert main(["convert", str(tmp_path / "other.npy"), str(output), "--overwrite", "--quiet",
+                 "--chunks", "64,64"]) == 130
+    monkeypatch.setattr(cli_module.shutil, "rmtree", real_rmtree)
+    assert "written; the old array, being deleted, is left in" in capsys.readouterr().err
+    assert zarr.open_array(str(output)).chunks == (64, 64)
+    leftover = [p for p in tmp_path.iterdir() if p.name.endswith(".replaced")]
+    assert len(leftover) == 1
+    real_rmtree(leftover[0])
     # the replaced array's permissions are kept (mkdtemp's are 0700)
     output.chmod(0o750)
     assert main(["convert", str(tmp_path / "other.npy"), str(output), "--overwrite",

@@ -207,6 +207,16 @@ def test_ome_tiff_names_the_channel_it_shows(real, tmp_path):
     pj.export_jpeg2000(str(tmp_path / "one.zarr"), tmp_path / "one.ome.tif")
     with tifffile.TiffFile(tmp_path / "one.ome.tif") as tif:
         assert 'Name="T1"' in tif.ome_metadata
+    # a level whose c axis was transformed (halved) holds no channel as such
+    four = np.stack([camera, camera[::-1], camera.T, camera[:, ::-1]])
+    pj.to_zarr(four, str(tmp_path / "four.zarr"), dimension_names=("c", "y", "x"), axes=(0, 1, 2),
+               attributes={"omero": {"channels": [{"label": f"ch{i}"} for i in range(4)]}})
+    pj.export_jpeg2000(str(tmp_path / "four.zarr"), tmp_path / "f.ome.tif", level=1, at={"c": 3})
+    with tifffile.TiffFile(tmp_path / "f.ome.tif") as tif:
+        assert 'Name="ch' not in tif.ome_metadata
+    pj.export_jpeg2000(str(tmp_path / "four.zarr"), tmp_path / "f.ome.tif", at={"c": 3})
+    with tifffile.TiffFile(tmp_path / "f.ome.tif") as tif:
+        assert 'Name="ch3"' in tif.ome_metadata
     pj.to_zarr(camera, str(tmp_path / "none.zarr"))
     pj.export_jpeg2000(str(tmp_path / "none.zarr"), tmp_path / "none.ome.tif")
     with tifffile.TiffFile(tmp_path / "none.ome.tif") as tif:

@@ -630,14 +630,24 @@ def _add_layers(chunk, encoded, step, rdo, model, layered_search):
             if math.isfinite(final_psnr):
                 estimate = _layers.LayerPsnrEstimate(
                     model, step, max_shift, finest=2 ** len(axes) - 1, final_psnr=final_psnr)
-    plan = _layers.choose_shifts(
-        lambda t: encode_with(step, t, rdo), decode_last, arr,
-        options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes), levels,
-        weighted=wavelet != 1,
-        data_bits=math.log2(_peak(arr) / (1.0 if WAVELET_MODES[wavelet] == "lossless" else step) + 1),
-        max_shift=max_shift, estimate=estimate,
-        whole_low=_layers.constant_along(arr, axes))
+    def plan_for(whole_low):
+        return _layers.choose_shifts(
+            lambda t: encode_with(step, t, rdo), decode_last, arr,
+            options["layers"], options["layer_metric"], tuple(arr.shape[a] for a in axes),
+            levels, weighted=wavelet != 1,
+            data_bits=math.log2(_peak(arr) / (1.0 if WAVELET_MODES[wavelet] == "lossless"
+                                              else step) + 1),
+            max_shift=max_shift, estimate=estimate, whole_low=whole_low)
+
+    plan = plan_for(False)
     layered = encode_with(step, plan.tables(), rdo)
+    if len(layered) > _layers.RAW_LOW_BAND_GROWTH * len(encoded) + _layers.RAW_LOW_BAND_SLACK:
+        # a flat (or flatly quantised) low band, whose refinement went raw:
+        # kept whole where that is smaller (docs/DESIGN.md 56)
+        whole_plan = plan_for(True)
+        whole = encode_with(step, whole_plan.tables(), rdo)
+        if len(whole) < len(layered):
+            plan, layered = whole_plan, whole
     if layered_search is None:
         return layered
     # the layers' tables and coding add a few percent (up to 16% measured):

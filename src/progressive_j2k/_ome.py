@@ -125,8 +125,10 @@ OME_LENGTH_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "�
 
 def omero_channel(attributes: dict, names, shape: tuple, picked: dict) -> dict | None:
     """The channel of an array's omero block (its attributes') that a
-    picture of one channel shows: the one `picked` ({axis: index}) on the
-    axis named c, or the array's only one; None where there is none."""
+    picture of one channel shows, in a level of `shape`: the one `picked`
+    ({axis: the level's index}) on the axis named c where the level has
+    every channel, or the only one where there is no c axis of more than
+    one; None where there is none."""
     omero = attributes.get(OMERO_ATTRIBUTE)
     channels = omero.get("channels") if isinstance(omero, dict) else None
     if not isinstance(channels, list) or not channels:
@@ -134,7 +136,7 @@ def omero_channel(attributes: dict, names, shape: tuple, picked: dict) -> dict |
     axis = names.index("c") if names and "c" in names else None
     if axis is not None and axis in picked and len(channels) == shape[axis]:
         channel = channels[picked[axis]]
-    elif len(channels) == 1:
+    elif len(channels) == 1 and (axis is None or shape[axis] == 1):
         channel = channels[0]
     else:
         return None

@@ -5,7 +5,8 @@ there but fails to import raises as it does (its own cause, not ours)."""
 from __future__ import annotations
 
 import importlib
-from urllib.parse import urlparse
+import os
+from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from progressive_j2k.errors import MissingDependencyError
@@ -71,6 +72,10 @@ def file_url_path(store) -> str | None:
                          f"path (%23 for a # in a name)")
     if not parts.path:
         raise ValueError(f"{store}: a file URL that names no path")
+    if any(ord(c) < 32 or c == "\x7f" for c in store):   # (urlparse drops tabs and newlines)
+        raise ValueError(f"{store!r}: a file URL with control characters; give the path")
+    if os.name == "posix":   # %FF: the byte, as the filesystem names it
+        return unquote(parts.path, errors="surrogateescape")
     return url2pathname(parts.path)
 
 

@@ -204,19 +204,26 @@ def _convert_staged(args, data, staging: Path, target: Path, names, attributes, 
                   file=sys.stderr)
         raise
     try:
-        _swap(staging, target)
+        replaced = _swap(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         print(f"{args.output}: the new array could not take the old one's place, and was "
               f"removed; what was there is kept", file=sys.stderr)
         raise
+    try:
+        shutil.rmtree(replaced, ignore_errors=True)
+    except BaseException:   # (interrupted: the new array is in place)
+        print(f"{args.output}: written; the old array, being deleted, is left in {replaced}",
+              file=sys.stderr)
+        raise
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
 
 
-def _swap(new: Path, target: Path) -> None:
+def _swap(new: Path, target: Path) -> Path:
     """`new` (a directory) in `target`'s place, with its permissions (mkdtemp
-    makes 0700), the old one deleted; where that fails or is interrupted
-    part-way, `target` is as it was (the old one put back)."""
+    makes 0700); returns where the old one now is, to delete.  Where this
+    fails or is interrupted part-way, `target` is as it was (the old one
+    put back)."""
     with contextlib.suppress(OSError):
         shutil.copymode(target, new)
     replaced = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".replaced",
@@ -232,7 +239,7 @@ def _swap(new: Path, target: Path) -> None:
         with contextlib.suppress(OSError):
             replaced.rmdir()
         raise
-    shutil.rmtree(replaced, ignore_errors=True)
+    return replaced
 
 
 def _settle_zarr_writes(timeout: float = 60.0) -> None:
@@ -410,7 +417,7 @@ def preview(args):
     if colour is not None:   # to the end, where PNG wants it
         image = np.ascontiguousarray(np.moveaxis(image, sum(a in axes for a in range(colour)), -1))
     if image.dtype != np.uint8:
-        window = None if colour is not None else _omero_window(array, key)
+        window = None if colour is not None else _omero_window(array, level.shape, key)
         lo, hi = window or (float(np.nanmin(image)), float(np.nanmax(image)))
         scaled = np.clip((image.astype(float) - lo) / max(hi - lo, 1e-30) * 255, 0, 255)
         image = np.nan_to_num(scaled).astype(np.uint8)
@@ -419,13 +426,14 @@ def preview(args):
     print(f"wrote {args.output}: level {args.level}, {image.shape}")
 
 
-def _omero_window(array, key: tuple) -> tuple | None:
+def _omero_window(array, shape: tuple, key: tuple) -> tuple | None:
     """The display window (start, end) the array's omero block gives the
-    channel a preview shows (`key` reads it), None where it gives none."""
+    channel a preview shows (`key` reads it from a level of `shape`), None
+    where it gives none."""
     from progressive_j2k._ome import omero_channel
     from progressive_j2k.export import axis_names
     picked = {a: k for a, k in enumerate(key) if isinstance(k, int)}
-    channel = omero_channel(array.attrs.asdict(), axis_names(array), array.shape, picked)
+    channel = omero_channel(array.attrs.asdict(), axis_names(array), shape, picked)
     window = channel.get("window") if channel is not None else None
     start, end = (window.get("start"), window.get("end")) if isinstance(window, dict) else (0, 0)
     real = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

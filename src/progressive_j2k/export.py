@@ -182,8 +182,9 @@ def _channel_name(image, source) -> dict:
     if reader is None or len(image.shape) != 2:
         return {}
     attributes = dict(getattr(reader.metadata, "attributes", None) or {})
-    chosen = image.chosen if isinstance(image, _Plane) else {}
-    channel = omero_channel(attributes, axis_names(source), reader.layout.shape, chosen)
+    # (the picks as the exported level's indices, against its shape)
+    level, chosen = (image.level, image.chosen) if isinstance(image, _Plane) else (image, {})
+    channel = omero_channel(attributes, axis_names(source), tuple(level.shape), chosen)
     label = channel.get("label") if channel is not None else None
     return {"Channel": {"Name": [label]}} if isinstance(label, str) and label else {}
 
