@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from progressive_j2k._optional import file_url_path
+from progressive_j2k._optional import local_if_file_url
 
 
 #: _places' "where" for the local filesystem (compared by identity, as stores are)
@@ -47,8 +47,7 @@ def _places(thing) -> list:
     store, path = ((reader.store, reader.path) if reader is not None else
                    (store_path.store, store_path.path) if store_path is not None else (thing, ""))
     if isinstance(store, (str, os.PathLike)):
-        local = file_url_path(store)
-        name = local if local is not None else os.fspath(store)
+        name = os.fspath(local_if_file_url(store))
         return [] if "://" in name else [(_LOCAL, (Path(name) / path).resolve())]
     root = getattr(store, "root", None)   # LocalStore
     if isinstance(root, Path):

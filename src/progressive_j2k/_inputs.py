@@ -13,7 +13,8 @@ import numpy as np
 
 from progressive_j2k._ome import (CARRIED_ATTRIBUTES, OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE,
                                   _OME_UNITS, _list, _physical_axes, ome_level0, ome_metadata)
-from progressive_j2k._optional import file_url_path, is_url, require, require_zarr, zarr_store
+from progressive_j2k._optional import (is_url, local_if_file_url, require, require_zarr,
+                                       zarr_store)
 from progressive_j2k._zarr_layout import open_zarr_node
 
 
@@ -26,8 +27,7 @@ def open_input(path: str, series: int | None = None) -> tuple:
     OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES).  A URL
     (http://, s3://, ...) names a zarr array or group: zarr opens it
     through fsspec."""
-    local = file_url_path(path)
-    path = local if local is not None else path   # a local path after all
+    path = local_if_file_url(path)
     url = is_url(path)
     p = Path(urlparse(path).path if url else path)   # (Path would fold the URL's //)
     suffix = p.suffix.lower()

@@ -79,6 +79,12 @@ def file_url_path(store) -> str | None:
     return url2pathname(parts.path)
 
 
+def local_if_file_url(store):
+    """`store`, or the local path it names where it is a file: URL."""
+    local = file_url_path(store)
+    return store if local is None else local
+
+
 def require_url_support(store, feature: str) -> None:
     """Where `store` is a URL other than file://, the packages zarr needs to
     open it (fsspec; aiohttp for HTTP; s3fs, gcsfs, ... as fsspec names
@@ -110,8 +116,8 @@ def zarr_store(store, feature: str):
     """`store` as zarr should be given it: a file: URL as its local path
     (zarr's fsspec store neither creates a new one's directory nor decodes
     %-escapes), another URL once require_url_support has passed it."""
-    local = file_url_path(store)
-    if local is not None:
+    local = local_if_file_url(store)
+    if local is not store:   # (a file URL: its path)
         return local
     require_url_support(store, feature)
     return store

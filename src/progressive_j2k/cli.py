@@ -358,9 +358,8 @@ PREVIEW_MAX_BYTES = 1 << 30
 
 def preview(args):
     imagecodecs = require("imagecodecs", "cli", "preview")
-    from progressive_j2k._optional import file_url_path
-    local = file_url_path(args.output)
-    args.output = local if local is not None else args.output
+    from progressive_j2k._optional import local_if_file_url
+    args.output = local_if_file_url(args.output)
     if os.path.splitext(args.output)[1].lower() != ".png":
         raise ValueError(f"preview writes PNG images: name the output *.png, got {args.output}")
 

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from progressive_j2k import _metrics
-from progressive_j2k._optional import file_url_path, require
+from progressive_j2k._optional import local_if_file_url, require
 from progressive_j2k._ome import LENGTH_IN_METRES, OME_LENGTH_UNITS, omero_channel
 from progressive_j2k.errors import PSNRPeakWarning
 
@@ -62,8 +62,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     one sample wide keeps its width).  ``at``: {axis:
     index} (or (axis, index) pairs) for the plane of a stack (slices,
     frames, channels), an axis by number or by the array's dimension name
-    (Level.to_xarray's), as level-0 indices (negative: from the end) (a coarser level reads its sample
-    at or before it; Level.positions).  ``path`` ending in .tif or
+    (Level.to_xarray's), as level-0 indices, negative ones from the end (a
+    coarser level reads its sample at or before it; Level.positions).  ``path`` ending in .tif or
     .tiff: a tiled TIFF of levels ``level``, ``level`` + 1, ... as its
     pyramid (the finest as the main image, the others as its SubIFDs, as
     OME-TIFF and Bio-Formats read them), each tile (``tile`` samples square)
@@ -82,8 +82,7 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     complete, with the permissions of a file it replaces: a failed export
     leaves ``path`` as it was."""
     imagecodecs = require("imagecodecs", "cli", "export_jpeg2000")
-    local = file_url_path(path)
-    path = local if local is not None else path
+    path = local_if_file_url(path)
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in CODESTREAM_FORMATS and suffix not in TIFF_SUFFIXES:
         raise ValueError(f"export_jpeg2000 writes .tif/.tiff (a pyramid of JPEG 2000 tiles) or "
@@ -128,10 +127,10 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
                 f.write(data)
         else:
             ome = os.fspath(path).lower().endswith((".ome.tif", ".ome.tiff"))
-            pixel_size = {**_pixel_size(images[0]), **_channel_name(images[0], levels[0])} \
+            ome_fields = {**_pixel_size(images[0]), **_channel_name(images[0], levels[0])} \
                 if ome else {}
             _write_tiff(images, partial, int(tile), None if target is None else encode,
-                        ome, pixel_size)
+                        ome, ome_fields)
         with open(partial, "rb+") as f:   # (on disk before it takes the old file's place)
             os.fsync(f.fileno())
         if os.path.exists(final):   # (the permissions of the file it replaces)
@@ -203,9 +202,10 @@ def _resolution(image) -> dict:
     return {"resolution": (1 / sizes[1], 1 / sizes[0]), "resolutionunit": "CENTIMETER"}
 
 
-def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, pixel_size: dict) -> None:
+def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, ome_fields: dict) -> None:
     """A tiled TIFF of `pyramid`: its first level the main image (an
-    OME-TIFF's with `pixel_size` in its metadata), the others its SubIFDs;
+    OME-TIFF's with `ome_fields`, pixel size and channel name, in its
+    metadata), the others its SubIFDs;
     tiles no larger than a level needs.  encode None: lossless, by tifffile
     (in its threads); else each tile encode(tile, codecformat, extent), a
     row of tiles at a time in as many threads as tifffile would use."""
@@ -222,7 +222,7 @@ def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, pixel_size: d
                        tile=(side, side), photometric="rgb" if image.ndim == 3 else "minisblack",
                        compression="jpeg2000", **coding, **_resolution(image),
                        **({"subifds": len(pyramid) - 1, "metadata": {
-                           "axes": "YXS" if image.ndim == 3 else "YX", **pixel_size}}
+                           "axes": "YXS" if image.ndim == 3 else "YX", **ome_fields}}
                           if k == 0 else {"subfiletype": 1}))
 
 
