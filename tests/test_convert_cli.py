@@ -1,5 +1,6 @@
 """to_zarr (numpy, memory-mapped, dask local and distributed) and the CLI."""
 import importlib.util
+from collections import Counter
 import warnings
 
 import numpy as np
@@ -620,16 +621,22 @@ def test_to_zarr_empty_array(tmp_path):
         assert pj.open_multiscale(str(tmp_path / "d.zarr"))[0][...].shape == shape
 
 
-def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
+def test_to_zarr_refuses_or_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
     """Chunk lengths apply to the leading axes: (256, 256) on a stack of two
-    frames is 256 frames deep, and says so; (1, 256, 256) does not.  On an
-    image smaller than its chunks only the padding is pointed out."""
+    frames would be 256 frames deep, and is refused with that advice before
+    anything is written; (1, 256, 256) is taken.  On an image smaller than
+    its chunks the padding is pointed out, and refused where a padded chunk
+    is huge (a 10 x 10 image in chunks of 100000² was killed allocating 10 GB)."""
     stack = real("ect_uint16_2x512x512")
-    with pytest.warns(UserWarning, match=r"at least twice the array's length along axis 0 .*"
-                                         r"padding\. Chunk lengths apply to the leading axes"):
+    with pytest.raises(ValueError, match=r"at least twice the array's length along axis 0 .*"
+                                         r"padding\. Chunk lengths apply to the leading dimensions"):
         to_zarr(stack, str(tmp_path / "a.zarr"), chunks=(256, 256))
+    assert not (tmp_path / "a.zarr").exists()
     with pytest.warns(UserWarning, match=r"along axis 0, 1 .*padding$"):   # (no advice)
         to_zarr(real("astronaut")[:200, :240], str(tmp_path / "s.zarr"), chunks=(1024, 1024))
+    with pytest.raises(ValueError, match=r"padding, 9,537 MiB each: give chunks no longer"):
+        to_zarr(real("camera")[:10, :10], str(tmp_path / "h.zarr"), chunks=(100000, 100000))
+    assert not (tmp_path / "h.zarr").exists()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         z = to_zarr(stack, str(tmp_path / "b.zarr"), chunks=(1, 256, 256))
@@ -1217,6 +1224,36 @@ def test_to_zarr_reads_an_ome_image_a_row_of_chunks_at_a_time(real, tmp_path):
     assert source.largest <= image.size // 2
     np.testing.assert_array_equal(z[:], image)
     assert pj.open_multiscale(z)[3].shape == (1, 1, 1, 256, 256)
+
+
+def test_to_zarr_reads_each_chunk_of_a_zarr_input_once(real, tmp_path):
+    """A zarr input chunked 16 frames deep, written frame by frame: rows of
+    write units as long as the input's chunks (each input chunk was read 16
+    times); the block the axes are judged on moved onto one input chunk per
+    channel and read once for both choices (it was read twice, across four
+    chunks).  Lossless, so the copy is exact."""
+    volume = real("mni152_t1_uint8_3d")[:64, :120, :100]
+    plain = zarr.create_array(CountingStore(zarr.storage.MemoryStore()), shape=volume.shape,
+                              chunks=(16, 64, 64), dtype=volume.dtype)
+    plain[:] = volume
+    plain.store.reads.clear()
+    z = pj.to_zarr(plain, str(tmp_path / "a.zarr"), chunks=(1, 64, 64), axes=(1, 2))
+    np.testing.assert_array_equal(z[:], volume)
+    reads = Counter(key for key, _, _ in plain.store.chunk_reads())
+    assert len(reads) == 4 * 2 * 2 and max(reads.values()) == 1
+    # a (t, c, y, x) image of unlike channels, written in whole frames: the
+    # colour axis's and the axes' central block (the same block) read once,
+    # from the one input chunk per channel it now starts on
+    channels = np.stack([real(name)[:300, :300] for name in ("camera", "moon", "coins")])
+    image = np.stack([channels, channels[:, ::-1]])   # 2 x 3 x 300 x 300
+    plain = zarr.create_array(CountingStore(zarr.storage.MemoryStore()), shape=image.shape,
+                              chunks=(1, 1, 256, 256), dtype=image.dtype)
+    plain[:] = image
+    plain.store.reads.clear()
+    z = pj.to_zarr(plain, str(tmp_path / "b.zarr"))
+    np.testing.assert_array_equal(z[:], image)
+    reads = Counter(key for key, _, _ in plain.store.chunk_reads())
+    assert len(reads) == 2 * 3 * 2 * 2 and sum(reads.values()) == len(reads) + 3
 
 
 def test_preview_shows_the_image_plane_of_band_stacks(real, tmp_path):

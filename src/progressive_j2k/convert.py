@@ -52,10 +52,10 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
 AXES_SAMPLE_EDGE = 256
 
 
-def chosen_axes(data, dtype, codec_options: dict) -> tuple | None:
+def chosen_axes(data, dtype, codec_options: dict, read: dict | None = None) -> tuple | None:
     """The axes encode() would choose for ``data``, judged on a central
-    block; None where there is no choice to make (axes given, or fewer than
-    three candidate axes)."""
+    block (_central_block, which keeps it in ``read``); None where there is
+    no choice to make (axes given, or fewer than three candidate axes)."""
     options = _options.normalise_options(**codec_options)
     shape = tuple(data.shape)
     if options["axes"] is not None or len(shape) > _core.MAX_NDIM:
@@ -67,14 +67,38 @@ def chosen_axes(data, dtype, codec_options: dict) -> tuple | None:
     block = _central_block(data, [
         min(n, 2 * _axes.LIKENESS_SAMPLES) if axis == candidates[0] else
         min(n, AXES_SAMPLE_EDGE) if axis in candidates else min(n, 1)
-        for axis, n in enumerate(shape)])
+        for axis, n in enumerate(shape)], read)
     return _axes.choose_axes(block, colour_axis)
 
 
-def _central_block(data, edges) -> np.ndarray:
-    """The block of the given edge lengths at the centre of ``data``."""
-    region = tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(data.shape, edges))
-    return _read(data, region)
+def _central_block(data, edges, read: dict | None = None) -> np.ndarray:
+    """The block of the given edge lengths at the centre of ``data``, moved
+    to the nearest boundary of the data's own chunks (a zarr array's, a
+    tiled TIFF's) where it has them, so that a block no longer than a chunk
+    reads one chunk, not up to 2**ndim; ``read`` (a dict) keeps the blocks
+    read, for the next choice to reuse (the colour axis's and the axes'
+    are the same block on a (t, c, y, x) image)."""
+    grid = _chunk_grid(data) or (1,) * len(edges)
+    region = tuple(slice(start, start + e) for start, e in (
+        (min(max(round((n - e) / 2 / c) * c, 0), n - e), e)
+        for n, e, c in zip(data.shape, edges, grid)))
+    if read is None:
+        return _read(data, region)
+    key = tuple((r.start, r.stop) for r in region)
+    if key not in read:
+        read[key] = _read(data, region)
+    return read[key]
+
+
+def _chunk_grid(data) -> tuple | None:
+    """The chunk lengths a lazily read input is stored in (a zarr array's, a
+    tiled TIFF's zarr view's); None for others (dask's chunks are tuples of
+    lengths, and its reads are its own)."""
+    grid = getattr(data, "chunks", None)
+    if (isinstance(grid, tuple) and len(grid) == len(data.shape)
+            and all(isinstance(c, numbers.Integral) and c > 0 for c in grid)):
+        return tuple(int(c) for c in grid)
+    return None
 
 
 def _read(data, region: tuple) -> np.ndarray:
@@ -84,15 +108,17 @@ def _read(data, region: tuple) -> np.ndarray:
         return np.asarray(data[region[0]])[(slice(None),) + tuple(region[1:])]
 
 
-def chosen_colour_axis(data, dtype, options: dict) -> int | None:
+def chosen_colour_axis(data, dtype, options: dict, read: dict | None = None) -> int | None:
     """encode()'s colour axis where the codecs' "auto" finds none: a
-    channels-first colour axis, judged on a block at the array's centre."""
+    channels-first colour axis, judged on a block at the array's centre
+    (_central_block, which keeps it in ``read``)."""
     shape = tuple(data.shape)
     candidate = _axes.channels_first_colour_axis(shape, dtype, options["axes"])
     if candidate is None or _axes.resolve_colour_axis(options, shape, dtype) is not None:
         return None
     block = _central_block(data, [3 if a == candidate else min(n, AXES_SAMPLE_EDGE)
-                                  if a >= len(shape) - 2 else 1 for a, n in enumerate(shape)])
+                                  if a >= len(shape) - 2 else 1 for a, n in enumerate(shape)],
+                           read)
     return _axes.encoder_colour_axis(options, block)
 
 
@@ -263,6 +289,15 @@ def _with_codec_options(z, codec_options: dict):
 #: scaled fully (249 bytes), 26 dB at 2 floors (488), 44 dB at 4 (940);
 #: the chunks inside 41.5 dB.
 EDGE_FLOORS = 4
+#: to_zarr refuses chunks longer than twice the array along an axis whose
+#: padded chunk exceeds both of these (bytes; times the array's bytes): a
+#: 10 x 10 image in chunks of 100000² allocated 10 GB and was killed
+PADDED_CHUNK_BYTES = 256 * 2**20
+PADDED_CHUNK_GROWTH = 16
+#: to_zarr copies an array-like stored in chunks (zarr, a tiled TIFF) in
+#: rows of write units as long as its chunks where such a row holds at most
+#: this many bytes
+ROW_BYTES = 2**29
 #: An edge region is written this many write units at a time along the
 #: axis it spans (zarr encodes a call's chunks in parallel).
 EDGE_BLOCK_UNITS = 16
@@ -456,11 +491,13 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         except TypeError:
             raise ValueError(f"chunks must be up to {len(shape)} positive integer lengths "
                              f"(None or -1: the whole axis), got {chunks}") from None
-    colour_axis = chosen_colour_axis(data, dtype, options)
+    central = {}   # (the blocks both choices read, read once)
+    colour_axis = chosen_colour_axis(data, dtype, options, central)
     if colour_axis is not None and (chunks is None or len(chunks) <= colour_axis
                                     or chunks[colour_axis] == 3):
         codec_options = {**codec_options, "colour_axis": colour_axis}
-    axes = chosen_axes(data, dtype, codec_options)
+    axes = chosen_axes(data, dtype, codec_options, central)
+    del central
     if axes is not None:   # recorded in zarr.json, so every chunk has the same axes
         codec_options = {**codec_options, "axes": axes}
     defaults = default_chunks(shape, dtype, codec_options)
@@ -476,12 +513,18 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         # left out is longer than a padded one's chunk
         misplaced = given is not None and any(
             shape[b] >= chunks[a] for a in padded_axes for b in range(len(given), len(shape)))
-        warnings.warn(f"chunks {chunks} are at least twice the array's length along axis "
-                      f"{', '.join(map(str, padded_axes))} (shape {shape}): every chunk codes "
-                      f"that much padding" + (
-                          ". Chunk lengths apply to the leading axes (the trailing ones may be "
-                          "left out): give one per axis from the first" if misplaced else ""),
-                      stacklevel=2)
+        padding = (f"chunks {chunks} are at least twice the array's length along axis "
+                   f"{', '.join(map(str, padded_axes))} (shape {shape}): every chunk codes "
+                   f"that much padding")
+        if misplaced:
+            raise ValueError(padding + ". Chunk lengths apply to the leading dimensions (the "
+                             "trailing ones may be left out): give one per axis from the first")
+        chunk_bytes = math.prod(chunks) * dtype.itemsize
+        if chunk_bytes > max(PADDED_CHUNK_BYTES, PADDED_CHUNK_GROWTH * math.prod(shape)
+                             * dtype.itemsize):
+            raise ValueError(f"{padding}, {chunk_bytes / 2**20:,.0f} MiB each: give chunks "
+                             f"no longer than the array (-1 takes an axis whole)")
+        warnings.warn(padding, stacklevel=2)
     if shards is not None:
         # like chunks, trailing axes may be left out: one chunk per shard
         # there; None or -1 takes an axis whole (its chunks', padding included)
@@ -576,6 +619,15 @@ def _write_regions(z, data, regions, shape, chunks, padded, write_unit, tqdm) ->
         # is cut along y, not read whole), the axes after it whole
         split = next((a for a in range(len(shape)) if shape[a] > write_unit[a]), 0)
         rows = [write_unit[a] if a <= split else padded[a] for a in range(len(shape))]
+        # rows that end where the input's chunks do, so each of those is read
+        # once (a (64, 512, 512)-chunked stack written frame by frame read
+        # every input chunk 64 times), where such a row fits ROW_BYTES
+        grid = _chunk_grid(data)
+        if grid is not None:
+            aligned = math.lcm(rows[split], grid[split])
+            row_bytes = math.prod(rows) // rows[split] * np.dtype(data.dtype).itemsize
+            if aligned * row_bytes <= ROW_BYTES:
+                rows[split] = aligned
         bar = (lambda corners: tqdm(corners, unit="chunk row", desc="writing")
                ) if tqdm is not None else None
         for options, lo, hi in regions:
