@@ -470,6 +470,10 @@ def test_url_schemes_need_their_filesystems(tmp_path, capsys):
         assert main(["convert", "s3://bucket/a.zarr", str(tmp_path / "o.zarr")]) == 2
         err = capsys.readouterr().err
         assert "pip install s3fs" in err and "[cli]" not in err
+    if importlib.util.find_spec("smbclient") is None:   # (a module of the package smbprotocol)
+        with pytest.raises(MissingDependencyError, match=r"needs what fsspec names: .*"
+                                                         r"smbprotocol.*no module smbclient\)$"):
+            pj.open_multiscale("smb://host/share/a.zarr")
     with pytest.raises(ValueError, match="fsspec knows no nosuchscheme:// filesystem"):
         to_zarr(np.zeros((4, 4), np.uint8), "nosuchscheme://x/a.zarr")
 
@@ -1440,6 +1444,20 @@ def test_preview_scales_by_the_omero_window(real, tmp_path):
     image = stack[1].astype(float)
     expected = ((image - image.min()) / (image.max() - image.min()) * 255).astype(np.uint8)
     np.testing.assert_array_equal(shown("--at", "0=1"), expected)
+    # a 16-bit colour picture: each channel by its own window (it was scaled
+    # by the picture's range, the windows left out)
+    rgb = np.ascontiguousarray(real("astronaut")[:96, :128].transpose(2, 0, 1)).astype(np.uint16)
+    rgb *= 200
+    windows = [(0, 40000), (5000, 30000), (100, 51000)]
+    group.attrs["omero"] = {"channels": [{"label": name, "window": {
+        "start": lo, "end": hi, "min": 0, "max": 65535}} for name, (lo, hi) in zip("RGB", windows)]}
+    group["0"] = rgb   # (a new array at 0)
+    assert main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / "p.zarr"), "--quiet",
+                 "--overwrite"]) == 0
+    assert pj.open_multiscale(str(tmp_path / "p.zarr"))[1].shape == (3, 48, 64)   # (colour)
+    expected = np.stack([np.clip((rgb[c] - float(lo)) / (hi - lo) * 255, 0, 255).astype(np.uint8)
+                         for c, (lo, hi) in enumerate(windows)], axis=-1)
+    np.testing.assert_array_equal(shown(), expected)
 
 
 def test_cli_reads_ome_05_groups(real, tmp_path):

@@ -105,9 +105,14 @@ def require_url_support(store, feature: str) -> None:
         fsspec.get_filesystem_class(scheme)
     except ImportError as exc:   # not one of this package's extras: named as fsspec names it
         missing = getattr(exc.__cause__, "name", None)   # (fsspec raises from the import's error)
-        package = missing.split(".")[0] if missing else "the package fsspec names"
-        raise MissingDependencyError(f"{feature} from {scheme}:// URLs needs {package} "
-                                     f"({exc}): pip install {package}") from exc
+        module = missing.split(".")[0] if missing else None
+        if module is not None and module in str(exc):   # (its package has the module's name)
+            raise MissingDependencyError(f"{feature} from {scheme}:// URLs needs {module} "
+                                         f"({exc}): pip install {module}") from exc
+        # (smb's module smbclient comes in smbprotocol: fsspec's words name it)
+        raise MissingDependencyError(f"{feature} from {scheme}:// URLs needs what fsspec "
+                                     f"names: {exc}" + (f" (no module {module})" if module
+                                                        else "")) from exc
     except ValueError as exc:
         raise ValueError(f"{store}: fsspec knows no {scheme}:// filesystem") from exc
 

@@ -416,22 +416,27 @@ def preview(args):
     if colour is not None:   # to the end, where PNG wants it
         image = np.ascontiguousarray(np.moveaxis(image, sum(a in axes for a in range(colour)), -1))
     if image.dtype != np.uint8:
-        window = None if colour is not None else _omero_window(array, level.shape, key)
-        lo, hi = window or (float(np.nanmin(image)), float(np.nanmax(image)))
-        scaled = np.clip((image.astype(float) - lo) / max(hi - lo, 1e-30) * 255, 0, 255)
+        picked = {a: k for a, k in enumerate(key) if isinstance(k, int)}
+        # a colour picture: each channel by its own window, where every one has one
+        windows = [_omero_window(array, level.shape, picked if colour is None else
+                                 {**picked, colour: c}) for c in
+                   range(1 if colour is None else level.shape[colour])]
+        if None in windows:
+            windows = [(float(np.nanmin(image)), float(np.nanmax(image)))]
+        lo, hi = (np.array([w[i] for w in windows]) for i in (0, 1))
+        scaled = np.clip((image.astype(float) - lo) / np.maximum(hi - lo, 1e-30) * 255, 0, 255)
         image = np.nan_to_num(scaled).astype(np.uint8)
     with open(args.output, "wb") as f:
         f.write(imagecodecs.png_encode(image))
     print(f"wrote {args.output}: level {args.level}, {image.shape}")
 
 
-def _omero_window(array, shape: tuple, key: tuple) -> tuple | None:
+def _omero_window(array, shape: tuple, picked: dict) -> tuple | None:
     """The display window (start, end) the array's omero block gives the
-    channel a preview shows (`key` reads it from a level of `shape`), None
-    where it gives none."""
+    channel a preview shows (`picked`: {axis: index} in a level of `shape`),
+    None where it gives none."""
     from progressive_j2k._ome import omero_channel
     from progressive_j2k.export import axis_names
-    picked = {a: k for a, k in enumerate(key) if isinstance(k, int)}
     channel = omero_channel(array.attrs.asdict(), axis_names(array), shape, picked)
     window = channel.get("window") if channel is not None else None
     start, end = (window.get("start"), window.get("end")) if isinstance(window, dict) else (0, 0)
