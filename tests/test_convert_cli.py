@@ -1012,6 +1012,87 @@ def test_to_zarr_pads_edge_chunks_with_their_mean(real, tmp_path):
                     assert ours[k][:].min() >= 235
 
 
+def test_convert_names_what_it_reads_and_writes(real, tmp_path, capsys):
+    """Mistakes a user makes, each answered with what to do: a file convert
+    does not read (zarr's "No group found in store" before), a directory
+    that holds no zarr metadata, an output named as an image (a zarr
+    directory named out.png was written), --nodata on floats without
+    --tolerance, --layer-metric psnr without --layers (taken silently)."""
+    np.save(tmp_path / "f.npy", real("tlrc_float32_3d")[20])
+    np.save(tmp_path / "c.npy", real("camera"))
+    (tmp_path / "notes.md").write_text("# notes")
+    (tmp_path / "empty").mkdir()
+    for argv, message in (
+            (["notes.md", "o.zarr"], "notes.md: not an input convert reads (a file): it reads "
+                                     ".npy and TIFF"),
+            (["empty", "o.zarr"], "a directory without zarr metadata"),
+            (["c.npy", "out.png"], "convert writes a zarr array (a directory): name the output "
+                                   "*.zarr, got"),
+            (["f.npy", "o.zarr", "--nodata", "-999"], "or --tolerance (which --nodata needs)"),
+            (["c.npy", "o.zarr", "--layer-metric", "psnr"], "--layer-metric 'psnr' says how "
+                                                            "--layers are counted")):
+        assert main(["convert"] + [str(tmp_path / a) if a.endswith((".md", ".npy", ".zarr", ".png"))
+                                   or a == "empty" else a for a in argv]) == 2
+        assert message in capsys.readouterr().err, argv
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "o.zarr").exists()
+
+
+def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path):
+    """With nodata=, to_zarr (numpy, dask) and convert store a float
+    field's NaN as nodata (the encoder refuses NaN: the CLI's message
+    pointed at --nodata, already given), and record xarray's _FillValue in
+    the form xarray reads from zarr v3, so xarray.open_zarr reads those
+    cells as NaN (it read -999; a plain-number _FillValue stopped it)."""
+    xr = pytest.importorskip("xarray")
+    da = pytest.importorskip("dask.array")
+    field = real("tlrc_float32_3d")[:4].astype(np.float32) * 1000   # 4 x 54 x 43
+    field[:, :10, :12] = np.nan
+    for label, data, attributes in (("numpy", field, None), ("dask", da.from_array(field, (2, 30, 30)),
+                                    None), ("given", field, {"_FillValue": -999.0, "units": "K"})):
+        zarr.open_group(str(tmp_path / f"{label}.zarr"), mode="w")
+        z = to_zarr(data, str(tmp_path / f"{label}.zarr" / "t"), tolerance=0.01, nodata=-999.0,
+                    axes=(-2, -1), dimension_names=("time", "lat", "lon"), attributes=attributes)
+        stored = z[:]
+        assert (stored[:, :10, :12] == -999.0).all()
+        finite = ~np.isnan(field)
+        assert np.abs(stored[finite] - field[finite]).max() <= 0.01
+        back = xr.open_zarr(str(tmp_path / f"{label}.zarr"), consolidated=False)["t"].values
+        assert np.array_equal(np.isnan(back), ~finite), label
+    assert back.dtype == np.float32 and xr.open_zarr(str(tmp_path / "given.zarr"),
+                                                     consolidated=False)["t"].attrs["units"] == "K"
+    np.save(tmp_path / "f.npy", field)
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "f.zarr"), "--tolerance",
+                 "0.01", "--nodata", "-999", "--axes=-2,-1", "--quiet"]) == 0
+    assert (zarr.open_array(str(tmp_path / "f.zarr"))[:, :10, :12] == -999.0).all()
+    with pytest.raises(ValueError, match=r"120 NaN .* give nodata="):   # without it: refused
+        to_zarr(field, str(tmp_path / "n.zarr"), tolerance=0.01, axes=(-2, -1))
+
+
+def test_to_zarr_holds_the_last_samples_of_edge_chunks_in_tolerance_mode(real, tmp_path):
+    """In tolerance mode an edge chunk is completed by its last samples held
+    (the mean of the last four in blocks of 32, for 32 samples, then their
+    mean): a smooth field's last rows at coarse levels read 2 K off with the
+    chunk's mean, about 0.35 K held, against the level of an unchunked encode."""
+    y = np.linspace(-1, 1, 100)[:, None]
+    x = np.linspace(0, 1, 200)[None]
+    field = (258 + 30 * (1 - y ** 2) + np.sin(6 * x)).astype(np.float32)   # 258..288 K
+    z = to_zarr(field, str(tmp_path / "f.zarr"), chunks=(64, 128), tolerance=0.01, levels=2)
+    assert np.abs(z[:] - field).max() <= 0.01
+    corner = pj.decode((tmp_path / "f.zarr" / "c" / "1" / "1").read_bytes())   # 36 x 72 of data
+    held = field[96:100, 128:200].mean(axis=0)
+    held = np.repeat([held[:32].mean(), held[32:64].mean(), held[64:].mean()], [32, 32, 8])
+    assert np.abs(corner[36:64, :72] - held).max() <= 0.01 + 1e-4
+    unchunked = pj.encode(field, tolerance=0.01, levels=2)
+    levels = pj.open_multiscale(z)
+    for k in (1, 2):
+        last_row = np.abs(levels[k][-1].astype(float) - pj.decode(unchunked, level=k)[-1])
+        assert last_row.mean() < 0.5, k
+    # a real volume: every sample within the bound, padded on all three axes
+    volume = real("tlrc_float32_3d")
+    z = to_zarr(volume, str(tmp_path / "v.zarr"), chunks=(32, 32, 32), tolerance=1e-5)
+    assert np.abs(z[:] - volume).max() <= 1e-5
+
+
 def _codec_configuration(z) -> dict:
     """The stored configuration of z's progressive_j2k codec (also in shards)."""
     codecs = z.metadata.to_dict()["codecs"]
@@ -1458,6 +1539,36 @@ def test_preview_scales_by_the_omero_window(real, tmp_path):
     expected = np.stack([np.clip((rgb[c] - float(lo)) / (hi - lo) * 255, 0, 255).astype(np.uint8)
                          for c, (lo, hi) in enumerate(windows)], axis=-1)
     np.testing.assert_array_equal(shown(), expected)
+
+
+def test_preview_leaves_nodata_out_of_its_range(real, tmp_path):
+    """A field stored with nodata -999: preview scales by the other values'
+    range (it took -999 in, and showed every valid cell in 248..255), draws
+    nodata black, and --range LOW,HIGH sets the scale outright."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    field = real("tlrc_float32_3d")[20].astype(np.float32) * 1000 + 250   # 250..1270
+    field[10:30, 15:40] = -999
+    np.save(tmp_path / "f.npy", field)
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "f.zarr"), "--tolerance",
+                 "0.01", "--nodata", "-999", "--quiet"]) == 0
+    back = pj.open_multiscale(str(tmp_path / "f.zarr"))[0][...]
+
+    def shown(*flags):
+        assert main(["preview", str(tmp_path / "f.zarr"), "-o", str(tmp_path / "f.png"),
+                     *flags]) == 0
+        return imagecodecs.png_decode((tmp_path / "f.png").read_bytes())
+
+    valid = back[back != -999]
+    lo, hi = float(valid.min()), float(valid.max())
+    expected = np.clip((back.astype(float) - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8)
+    expected[back == -999] = 0
+    np.testing.assert_array_equal(shown(), expected)
+    expected = np.clip((back.astype(float) - 300) / 200 * 255, 0, 255).astype(np.uint8)
+    expected[back == -999] = 0
+    np.testing.assert_array_equal(shown("--range", "300,500"), expected)
+    for bad in ("5,1", "1", "a,b", "0,inf"):
+        with pytest.raises(SystemExit):
+            main(["preview", str(tmp_path / "f.zarr"), "--range", bad])
 
 
 def test_cli_reads_ome_05_groups(real, tmp_path):

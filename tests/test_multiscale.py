@@ -1016,6 +1016,11 @@ def test_groups_open_their_progressive_array(real, tmp_path):
     with pytest.raises(ValueError, match=r"a zarr group, not an array, and no arrays were "
                        r"found in it \(a store that cannot list.*pass the array's own path"):
         pj.open_multiscale(group)
+    nested = zarr.open_group(str(tmp_path / "n.zarr"), mode="w")   # an array in a sub-group
+    nested.create_array("sub/img", data=np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"no arrays directly in it: pass an array's own path "
+                                         r"in its groups \(sub\)"):
+        pj.open_multiscale(nested)
     np.save(tmp_path / "image.npy", real("camera"))   # (zarr would say "no group found")
     with pytest.raises(ValueError, match=r"image\.npy' is a file, not a zarr array"):
         pj.open_multiscale(str(tmp_path / "image.npy"))

@@ -267,11 +267,12 @@ def _require_finite(arr: np.ndarray, mode: str) -> None:
         raise ValueError(
             f"{mode} needs finite values: this chunk holds {nan} NaN and {inf} infinite "
             f"values among its {arr.size}. Replace them in the data with a finite value "
-            f"(masked cells: in tolerance mode a fill value given as nodata=, e.g. -999 as "
-            f"xarray's _FillValue, decodes exactly; in lossy mode a value near their "
-            f"neighbours costs fewest bytes). Where the data has none, zarr padded an edge "
-            f"chunk or an unwritten part with the array's fill_value: give float arrays a "
-            f"finite one, e.g. fill_value=0")
+            f"(masked cells: in tolerance mode give nodata=, e.g. -999 as xarray's "
+            f"_FillValue, which decodes exactly, and to_zarr and convert store NaN as it; in "
+            f"lossy mode a value near their neighbours costs fewest bytes). Where the data "
+            f"has none, zarr padded an edge chunk or an unwritten part with the array's "
+            f"fill_value: give float arrays a finite one near the data's values (to_zarr "
+            f"pads edge chunks itself)")
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:

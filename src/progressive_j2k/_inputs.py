@@ -15,6 +15,7 @@ from progressive_j2k._ome import (CARRIED_ATTRIBUTES, OMERO_ATTRIBUTE, PHYSICAL_
                                   _OME_UNITS, _list, _physical_axes, ome_level0, ome_metadata)
 from progressive_j2k._optional import (is_url, local_if_file_url, require, require_zarr,
                                        zarr_store)
+from progressive_j2k._guards import ZARR_METADATA
 from progressive_j2k._zarr_layout import open_zarr_node
 
 
@@ -40,6 +41,11 @@ def open_input(path: str, series: int | None = None) -> tuple:
         raise ValueError(f"{path}: a series is picked from a TIFF only")
     if suffix == ".npy":
         return np.load(p, mmap_mode="r"), None, {}
+    if not url and (p.is_file() or p.is_dir() and not any(
+            (p / name).exists() for name in ZARR_METADATA)):
+        kind = "a file" if p.is_file() else "a directory without zarr metadata"
+        raise ValueError(f"{path}: not an input convert reads ({kind}): it reads .npy and TIFF "
+                         f"(.tif, .tiff) files, zarr arrays and OME-Zarr groups")
     zarr = require_zarr("reading zarr input")
     node = open_zarr_node(zarr, zarr_store(path, "reading zarr input") if url else str(p))
     if isinstance(node, zarr.Array):

@@ -107,6 +107,10 @@ def convert(args):
         raise
 
 
+#: output names convert refuses: files of other kinds
+_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".jp2", ".j2k", ".jph", ".npz")
+
+
 def _convert(args):
     from progressive_j2k._guards import refuse_to_overwrite_input
     from progressive_j2k._inputs import open_input
@@ -115,12 +119,19 @@ def _convert(args):
         raise ValueError("--tolerance is a mode of its own: leave out --lossy")
     if args.overwrite:   # (a .npy or TIFF input too)
         refuse_to_overwrite_input(args.input, args.output)
+    if os.path.splitext(str(args.output))[1].lower() in _FILE_SUFFIXES:
+        raise ValueError(f"convert writes a zarr array (a directory): name the output "
+                         f"*.zarr, got {args.output} (export writes TIFF and JPEG 2000, "
+                         f"preview PNG)")
     data, names, attributes = open_input(args.input, args.series)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
-                         f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance")
+                         f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance" + (
+                             " (which --nodata needs)" if args.nodata is not None else ""))
+    if args.layer_metric == "psnr" and args.layers is None:
+        raise ValueError("--layer-metric 'psnr' says how --layers are counted: give --layers")
     layers = args.layers
     if args.layer_metric == "psnr" and isinstance(layers, int):   # a PSNR, not a count
         layers = (float(layers),)
@@ -421,14 +432,32 @@ def preview(args):
         windows = [_omero_window(array, level.shape, picked if colour is None else
                                  {**picked, colour: c}) for c in
                    range(1 if colour is None else level.shape[colour])]
-        if None in windows:
-            windows = [(float(np.nanmin(image)), float(np.nanmax(image)))]
+        nodata = options["nodata"]
+        valid = image if nodata is None else image[image != nodata]
+        if args.range is not None:
+            windows = [args.range]
+        elif None in windows:   # the values' range, nodata left out
+            windows = [(float(np.nanmin(valid)), float(np.nanmax(valid))) if valid.size
+                       else (0.0, 1.0)]
         lo, hi = (np.array([w[i] for w in windows]) for i in (0, 1))
         scaled = np.clip((image.astype(float) - lo) / np.maximum(hi - lo, 1e-30) * 255, 0, 255)
+        if nodata is not None:   # (black)
+            scaled[image == nodata] = 0
         image = np.nan_to_num(scaled).astype(np.uint8)
     with open(args.output, "wb") as f:
         f.write(imagecodecs.png_encode(image))
     print(f"wrote {args.output}: level {args.level}, {image.shape}")
+
+
+def _display_range(text: str) -> tuple:
+    """preview's --range LOW,HIGH."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (e.g. 250,300), got {text!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise argparse.ArgumentTypeError(f"expected finite LOW < HIGH, got {text!r}")
+    return low, high
 
 
 def _omero_window(array, shape: tuple, picked: dict) -> tuple | None:
@@ -517,6 +546,10 @@ def main(argv=None):
                         "full-resolution indices (default: the middle of each); an axis by "
                         "number or by the array's name for it (z=120), an index from the end "
                         "if negative (negative axes as --at=-3=10)")
+    p.add_argument("--range", type=_display_range, metavar="LOW,HIGH",
+                   help="the values shown as black and white (default: the omero window "
+                        "convert kept, else the picture's range, nodata left out; a "
+                        "negative LOW as --range=-5,5)")
     p.add_argument("-o", "--output", default="preview.png")
     p.set_defaults(run=preview)
     p = sub.add_parser("export", help="JPEG 2000 for other software: a pyramidal TIFF of "

@@ -326,6 +326,10 @@ def progressive_array(array):
     else:
         listed = ", ".join(f"group[{name!r}]" for name in names)
     if not names:   # (an HTTP server that lists no directories shows a group no members)
+        groups = sorted(name for name, _ in node.groups())
+        if groups:
+            raise ValueError(f"a zarr group, not an array, and no arrays directly in it: pass "
+                             f"an array's own path in its groups ({', '.join(groups)})")
         raise ValueError("a zarr group, not an array, and no arrays were found in it (a store "
                          "that cannot list, such as most HTTP servers and object stores' "
                          "public URLs, shows none): pass the array's own path or URL")

@@ -86,6 +86,12 @@ class ProgressiveJ2K(ArrayBytesCodec):
     def from_dict(cls, data):
         _, configuration = parse_named_configuration(data, CODEC_NAME,
                                                      require_configuration=False)
+        # (reversible: mode's older spelling, in arrays written before it)
+        unknown = sorted(set(configuration or {}) - {*_options.OPTION_NAMES, "reversible"})
+        if unknown:   # (a newer release's option, or a hand edit)
+            raise ValueError(f"the array's {CODEC_NAME} codec configuration holds options this "
+                             f"release does not know: {', '.join(unknown)} (known: "
+                             f"{', '.join(_options.OPTION_NAMES)})")
         return cls(**(configuration or {}))
 
     def to_dict(self):
