@@ -633,7 +633,8 @@ def test_to_zarr_refuses_or_warns_of_chunks_far_longer_than_the_array(real, tmp_
     is huge (a 10 x 10 image in chunks of 100000² was killed allocating 10 GB)."""
     stack = real("ect_uint16_2x512x512")
     with pytest.raises(ValueError, match=r"at least twice the array's length along axis 0 .*"
-                                         r"padding\. Chunk lengths apply to the leading dimensions"):
+                                         r"padding\. Chunk lengths apply to the leading "
+                                         r"dimensions"):
         to_zarr(stack, str(tmp_path / "a.zarr"), chunks=(256, 256))
     assert not (tmp_path / "a.zarr").exists()
     with pytest.warns(UserWarning, match=r"along axis 0, 1 .*padding$"):   # (no advice)
@@ -1047,8 +1048,9 @@ def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path):
     da = pytest.importorskip("dask.array")
     field = real("tlrc_float32_3d")[:4].astype(np.float32) * 1000   # 4 x 54 x 43
     field[:, :10, :12] = np.nan
-    for label, data, attributes in (("numpy", field, None), ("dask", da.from_array(field, (2, 30, 30)),
-                                    None), ("given", field, {"_FillValue": -999.0, "units": "K"})):
+    for label, data, attributes in (("numpy", field, None),
+                                    ("dask", da.from_array(field, (2, 30, 30)), None),
+                                    ("given", field, {"_FillValue": -999.0, "units": "K"})):
         zarr.open_group(str(tmp_path / f"{label}.zarr"), mode="w")
         z = to_zarr(data, str(tmp_path / f"{label}.zarr" / "t"), tolerance=0.01, nodata=-999.0,
                     axes=(-2, -1), dimension_names=("time", "lat", "lon"), attributes=attributes)

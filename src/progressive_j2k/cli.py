@@ -454,7 +454,8 @@ def _display_range(text: str) -> tuple:
     try:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (e.g. 250,300), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (e.g. 250,300), "
+                                         f"got {text!r}") from None
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise argparse.ArgumentTypeError(f"expected finite LOW < HIGH, got {text!r}")
     return low, high

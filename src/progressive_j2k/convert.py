@@ -212,7 +212,7 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarra
     field's: 2 K -> 0.3 K) for 0-3% more bytes on whole arrays; in lossy
     modes the quantisation's error hides the difference, and a thin edge
     chunk's scaled budget would go to the held rows (astronaut's one-row
-    chunk at 10:1: 37.8 -> 32.7 dB).  Repeating or mirroring the edge
+    chunk at 10:1: 37.8 -> 29.9 dB).  Repeating or mirroring the edge
     itself codes its texture again in every padded row, 4-40x the bytes of
     a thin edge chunk (docs/DESIGN.md 29, 57)."""
     if block.shape == chunks:
