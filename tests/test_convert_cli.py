@@ -625,27 +625,34 @@ def test_to_zarr_empty_array(tmp_path):
         assert pj.open_multiscale(str(tmp_path / "d.zarr"))[0][...].shape == shape
 
 
-def test_to_zarr_refuses_or_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
+def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
     """Chunk lengths apply to the leading axes: (256, 256) on a stack of two
-    frames would be 256 frames deep, and is refused with that advice before
-    anything is written; (1, 256, 256) is taken.  On an image smaller than
-    its chunks the padding is pointed out, and refused where a padded chunk
-    is huge (a 10 x 10 image in chunks of 100000² was killed allocating 10 GB)."""
+    frames is 256 frames deep, and says so; (1, 256, 256) does not.  On an
+    image smaller than its chunks only the padding is pointed out.  A padded
+    chunk of hundreds of MiB around a small array is refused before anything
+    is written (a 10 x 10 image in chunks of 100000² was killed allocating
+    10 GB; a (2, 3, 600, 600) image in chunks (256, 256) raised MemoryError
+    for 44 GiB; 8 GiB with the default chunks now), with the advice where the lengths look
+    misplaced."""
     stack = real("ect_uint16_2x512x512")
-    with pytest.raises(ValueError, match=r"at least twice the array's length along axis 0 .*"
+    with pytest.warns(UserWarning, match=r"at least twice the array's length along axis 0 .*"
                                          r"padding\. Chunk lengths apply to the leading "
                                          r"dimensions"):
         to_zarr(stack, str(tmp_path / "a.zarr"), chunks=(256, 256))
-    assert not (tmp_path / "a.zarr").exists()
     with pytest.warns(UserWarning, match=r"along axis 0, 1 .*padding$"):   # (no advice)
         to_zarr(real("astronaut")[:200, :240], str(tmp_path / "s.zarr"), chunks=(1024, 1024))
-    with pytest.raises(ValueError, match=r"padding, 9,537 MiB each: give chunks no longer"):
-        to_zarr(real("camera")[:10, :10], str(tmp_path / "h.zarr"), chunks=(100000, 100000))
-    assert not (tmp_path / "h.zarr").exists()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         z = to_zarr(stack, str(tmp_path / "b.zarr"), chunks=(1, 256, 256))
     np.testing.assert_array_equal(z[:], stack)
+    with pytest.raises(ValueError, match=r"padding, 9,537 MiB each: give chunks no longer "
+                                         r"than the array \(-1 takes an axis whole\)$"):
+        to_zarr(real("camera")[:10, :10], str(tmp_path / "h.zarr"), chunks=(100000, 100000))
+    image = np.zeros((2, 3, 600, 600), np.uint16)
+    with pytest.raises(ValueError, match=r"8,192 MiB each: .*Chunk lengths apply to the "
+                                         r"leading dimensions"):
+        to_zarr(image, str(tmp_path / "m.zarr"), chunks=(256, 256))
+    assert not (tmp_path / "h.zarr").exists() and not (tmp_path / "m.zarr").exists()
 
 
 def test_to_zarr_chunks_none_or_minus_one_take_an_axis_whole(real, tmp_path):
@@ -1018,7 +1025,8 @@ def test_convert_names_what_it_reads_and_writes(real, tmp_path, capsys):
     does not read (zarr's "No group found in store" before), a directory
     that holds no zarr metadata, an output named as an image (a zarr
     directory named out.png was written), --nodata on floats without
-    --tolerance, --layer-metric psnr without --layers (taken silently)."""
+    --tolerance; --layer-metric psnr without --layers is warned of (it was
+    taken silently; the Python options take it too)."""
     np.save(tmp_path / "f.npy", real("tlrc_float32_3d")[20])
     np.save(tmp_path / "c.npy", real("camera"))
     (tmp_path / "notes.md").write_text("# notes")
@@ -1029,13 +1037,15 @@ def test_convert_names_what_it_reads_and_writes(real, tmp_path, capsys):
             (["empty", "o.zarr"], "a directory without zarr metadata"),
             (["c.npy", "out.png"], "convert writes a zarr array (a directory): name the output "
                                    "*.zarr, got"),
-            (["f.npy", "o.zarr", "--nodata", "-999"], "or --tolerance (which --nodata needs)"),
-            (["c.npy", "o.zarr", "--layer-metric", "psnr"], "--layer-metric 'psnr' says how "
-                                                            "--layers are counted")):
+            (["f.npy", "o.zarr", "--nodata", "-999"], "or --tolerance (which --nodata needs)")):
         assert main(["convert"] + [str(tmp_path / a) if a.endswith((".md", ".npy", ".zarr", ".png"))
                                    or a == "empty" else a for a in argv]) == 2
         assert message in capsys.readouterr().err, argv
     assert not (tmp_path / "out.png").exists() and not (tmp_path / "o.zarr").exists()
+    with pytest.warns(UserWarning, match="--layer-metric psnr says how --layers are counted: "
+                                         "without --layers it changes nothing"):
+        assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "o.zarr"),
+                     "--layer-metric", "psnr", "--quiet"]) == 0
 
 
 def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path):
@@ -1068,6 +1078,21 @@ def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path):
     assert (zarr.open_array(str(tmp_path / "f.zarr"))[:, :10, :12] == -999.0).all()
     with pytest.raises(ValueError, match=r"120 NaN .* give nodata="):   # without it: refused
         to_zarr(field, str(tmp_path / "n.zarr"), tolerance=0.01, axes=(-2, -1))
+    # a NaN _FillValue (xarray's float default) given with nodata: nodata's,
+    # since NaN cells are stored as nodata
+    masked = xr.DataArray(field, dims=("time", "lat", "lon"), attrs={"_FillValue": np.nan})
+    zarr.open_group(str(tmp_path / "x.zarr"), mode="w")
+    to_zarr(masked, str(tmp_path / "x.zarr" / "t"), tolerance=0.01, nodata=-999.0, axes=(-2, -1))
+    back = xr.open_zarr(str(tmp_path / "x.zarr"), consolidated=False)["t"].values
+    assert np.array_equal(np.isnan(back), np.isnan(field))
+    # an integer array's: a whole number of its dtype, or refused before writing
+    counts = np.arange(64, dtype=np.int16).reshape(8, 8)
+    for bad in (np.inf, -999.5):   # (NaN: nodata, as for floats)
+        with pytest.raises(ValueError, match=r"_FillValue .* is no int16 value"):
+            to_zarr(counts, str(tmp_path / "i.zarr"), tolerance=2, nodata=-999,
+                    attributes={"_FillValue": bad}, overwrite=True)
+    z = to_zarr(counts, str(tmp_path / "i.zarr"), tolerance=2, nodata=-999, overwrite=True)
+    assert z.attrs["_FillValue"] == -999
 
 
 def test_to_zarr_holds_the_last_samples_of_edge_chunks_in_tolerance_mode(real, tmp_path):
@@ -1343,6 +1368,28 @@ def test_to_zarr_reads_each_chunk_of_a_zarr_input_once(real, tmp_path):
     assert len(reads) == 2 * 3 * 2 * 2 and sum(reads.values()) == len(reads) + 3
 
 
+def test_to_zarr_reads_edge_regions_in_rows_of_their_own(real, tmp_path):
+    """Rows grown to the input's chunks are the interior's: an edge region
+    (a target and a partial column of chunks) is read in its own rows of 16
+    write units, not 16 grown rows (up to 8x ROW_BYTES in one read)."""
+    class Chunked(RecordingArray):
+        chunks = (256, 64)
+
+        def __getitem__(self, key):
+            block = super().__getitem__(key)
+            self.shapes.append(block.shape)
+            return block
+
+    image = np.ascontiguousarray(np.tile(real("camera"), (4, 1))[:, :70])   # 2048 x 70
+    source = Chunked(image)
+    source.shapes = []
+    z = pj.to_zarr(source, str(tmp_path / "a.zarr"), chunks=(16, 64), psnr=40, levels=4)
+    assert z.shape == image.shape
+    edge_rows = [rows for rows, columns in source.shapes if columns == 6]
+    assert edge_rows and max(edge_rows) <= 16 * 16
+    assert max(rows for rows, columns in source.shapes if columns == 64) == 256   # (grown)
+
+
 def test_preview_shows_the_image_plane_of_band_stacks(real, tmp_path):
     """preview picks the image plane (the long transformed axes) and shows
     bands, frames and slices at their middle: a channels-last stack of six
@@ -1571,6 +1618,18 @@ def test_preview_leaves_nodata_out_of_its_range(real, tmp_path):
     for bad in ("5,1", "1", "a,b", "0,inf"):
         with pytest.raises(SystemExit):
             main(["preview", str(tmp_path / "f.zarr"), "--range", bad])
+    # on 8-bit data too (shown as it is without --range)
+    camera = real("camera")
+    np.save(tmp_path / "c.npy", camera)
+    assert main(["convert", str(tmp_path / "c.npy"), str(tmp_path / "c.zarr"), "--quiet"]) == 0
+    assert main(["preview", str(tmp_path / "c.zarr"), "-o", str(tmp_path / "c.png")]) == 0
+    np.testing.assert_array_equal(imagecodecs.png_decode((tmp_path / "c.png").read_bytes()),
+                                  camera)
+    assert main(["preview", str(tmp_path / "c.zarr"), "-o", str(tmp_path / "c.png"), "--range",
+                 "100,150"]) == 0
+    expected = np.clip((camera - 100.0) / 50 * 255, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(imagecodecs.png_decode((tmp_path / "c.png").read_bytes()),
+                                  expected)
 
 
 def test_cli_reads_ome_05_groups(real, tmp_path):

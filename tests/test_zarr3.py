@@ -139,7 +139,7 @@ def test_codec_dict_roundtrip():
     assert ProgressiveJ2K.from_dict({"name": "progressive_j2k", "configuration": {
         "reversible": False}}) == ProgressiveJ2K(mode="lossy")
     with pytest.raises(ValueError, match=r"configuration holds options this release does not "
-                                         r"know: future, unknown \(known: levels, mode"):
+                                         r"know: 'future', 'unknown' \(known: 'levels', 'mode'"):
         ProgressiveJ2K.from_dict({"name": "progressive_j2k", "configuration": {
             "levels": 3, "unknown": 1, "future": 2}})
 

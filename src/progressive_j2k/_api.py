@@ -272,7 +272,7 @@ def _require_finite(arr: np.ndarray, mode: str) -> None:
             f"lossy mode a value near their neighbours costs fewest bytes). Where the data "
             f"has none, zarr padded an edge chunk or an unwritten part with the array's "
             f"fill_value: give float arrays a finite one near the data's values (to_zarr "
-            f"pads edge chunks itself)")
+            f"and convert pad from the data)")
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:

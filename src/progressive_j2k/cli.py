@@ -130,8 +130,9 @@ def _convert(args):
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
                          f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance" + (
                              " (which --nodata needs)" if args.nodata is not None else ""))
-    if args.layer_metric == "psnr" and args.layers is None:
-        raise ValueError("--layer-metric 'psnr' says how --layers are counted: give --layers")
+    if args.layer_metric == "psnr" and args.layers is None:   # (as the Python options take it)
+        warnings.warn("--layer-metric psnr says how --layers are counted: without --layers it "
+                      "changes nothing")
     layers = args.layers
     if args.layer_metric == "psnr" and isinstance(layers, int):   # a PSNR, not a count
         layers = (float(layers),)
@@ -426,7 +427,7 @@ def preview(args):
     image = level[key]
     if colour is not None:   # to the end, where PNG wants it
         image = np.ascontiguousarray(np.moveaxis(image, sum(a in axes for a in range(colour)), -1))
-    if image.dtype != np.uint8:
+    if image.dtype != np.uint8 or args.range is not None:
         picked = {a: k for a, k in enumerate(key) if isinstance(k, int)}
         # a colour picture: each channel by its own window, where every one has one
         windows = [_omero_window(array, level.shape, picked if colour is None else

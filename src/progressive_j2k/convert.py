@@ -110,6 +110,12 @@ def _with_xarray_fill_value(attributes, nodata: float, dtype: np.dtype) -> dict:
     number there stops xarray with a TypeError, so a given one is recoded)."""
     attributes = dict(attributes or {})
     value = attributes.get("_FillValue", nodata)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        pass   # (a string: already in xarray's form)
+    elif math.isnan(value):   # (xarray's float default: NaN cells are stored as nodata now)
+        value = nodata
+    elif dtype.kind in "iu" and not (math.isfinite(value) and value == int(value)):
+        raise ValueError(f"attributes' _FillValue {value!r} is no {dtype} value")
     if dtype.kind == "f" and isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = base64.standard_b64encode(struct.pack("<d", float(value))).decode()
     elif dtype.kind in "iu" and isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -380,8 +386,8 @@ EDGE_FLOORS = 4
 PADDED_CHUNK_BYTES = 256 * 2**20
 PADDED_CHUNK_GROWTH = 16
 #: to_zarr copies an array-like stored in chunks (zarr, a tiled TIFF) in
-#: rows of write units as long as its chunks where such a row holds at most
-#: this many bytes
+#: rows of write units as long as its chunks, or as many units as hold at
+#: most this many bytes (edge regions with targets: as before)
 ROW_BYTES = 2**29
 #: An edge region is written this many write units at a time along the
 #: axis it spans (zarr encodes a call's chunks in parallel).
@@ -606,15 +612,14 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         padding = (f"chunks {chunks} are at least twice the array's length along axis "
                    f"{', '.join(map(str, padded_axes))} (shape {shape}): every chunk codes "
                    f"that much padding")
-        if misplaced:
-            raise ValueError(padding + ". Chunk lengths apply to the leading dimensions (the "
-                             "trailing ones may be left out): give one per axis from the first")
+        advice = (". Chunk lengths apply to the leading dimensions (the trailing ones may be "
+                  "left out): give one per axis from the first" if misplaced else "")
         chunk_bytes = math.prod(chunks) * dtype.itemsize
         if chunk_bytes > max(PADDED_CHUNK_BYTES, PADDED_CHUNK_GROWTH * math.prod(shape)
                              * dtype.itemsize):
             raise ValueError(f"{padding}, {chunk_bytes / 2**20:,.0f} MiB each: give chunks "
-                             f"no longer than the array (-1 takes an axis whole)")
-        warnings.warn(padding, stacklevel=2)
+                             f"no longer than the array (-1 takes an axis whole){advice}")
+        warnings.warn(padding + advice, stacklevel=2)
     if shards is not None:
         # like chunks, trailing axes may be left out: one chunk per shard
         # there; None or -1 takes an axis whole (its chunks', padding included)
@@ -710,20 +715,21 @@ def _write_regions(z, data, regions, shape, chunks, padded, write_unit, hold, tq
         # is cut along y, not read whole), the axes after it whole
         split = next((a for a in range(len(shape)) if shape[a] > write_unit[a]), 0)
         rows = [write_unit[a] if a <= split else padded[a] for a in range(len(shape))]
-        # rows that end where the input's chunks do, so each of those is read
-        # once (a (64, 512, 512)-chunked stack written frame by frame read
-        # every input chunk 64 times), where such a row fits ROW_BYTES
+        # the interior's rows end where the input's chunks do, so each of
+        # those is read once (a (64, 512, 512)-chunked stack written frame
+        # by frame read every input chunk 64 times), or are as many units
+        # long as fit ROW_BYTES (each input chunk read fewer times)
+        interior = list(rows)
         grid = _chunk_grid(data)
         if grid is not None:
-            aligned = math.lcm(rows[split], grid[split])
-            row_bytes = math.prod(rows) // rows[split] * np.dtype(data.dtype).itemsize
-            if aligned * row_bytes <= ROW_BYTES:
-                rows[split] = aligned
+            unit_bytes = math.prod(rows) * np.dtype(data.dtype).itemsize
+            fit = max(ROW_BYTES // unit_bytes, 1) * rows[split]
+            interior[split] = min(math.lcm(rows[split], grid[split]), fit)
         bar = (lambda corners: tqdm(corners, unit="chunk row", desc="writing")
                ) if tqdm is not None else None
         for options, lo, hi in regions:
             if options is None:
-                _write_region(z, data, lo, hi, rows, shape, chunks, hold, bar)
+                _write_region(z, data, lo, hi, interior, shape, chunks, hold, bar)
             else:   # (a thin region: several rows of units per call)
                 _write_region(_with_codec_options(z, options), data, lo, hi,
                               [u * EDGE_BLOCK_UNITS if a == split else u

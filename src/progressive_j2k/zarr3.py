@@ -90,8 +90,8 @@ class ProgressiveJ2K(ArrayBytesCodec):
         unknown = sorted(set(configuration or {}) - {*_options.OPTION_NAMES, "reversible"})
         if unknown:   # (a newer release's option, or a hand edit)
             raise ValueError(f"the array's {CODEC_NAME} codec configuration holds options this "
-                             f"release does not know: {', '.join(unknown)} (known: "
-                             f"{', '.join(_options.OPTION_NAMES)})")
+                             f"release does not know: {', '.join(map(repr, unknown))} "
+                             f"(known: {', '.join(map(repr, _options.OPTION_NAMES))})")
         return cls(**(configuration or {}))
 
     def to_dict(self):
