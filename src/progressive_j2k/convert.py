@@ -74,16 +74,12 @@ def chosen_axes(data, dtype, codec_options: dict, read: dict | None = None) -> t
 
 
 def _central_block(data, edges, read: dict | None = None) -> np.ndarray:
-    """The block of the given edge lengths at the centre of ``data``, moved
-    to the nearest boundary of the data's own chunks (a zarr array's, a
-    tiled TIFF's) where it has them, so that a block no longer than a chunk
-    reads one chunk, not up to 2**ndim; ``read`` (a dict) keeps the blocks
-    read, for the next choice to reuse (the colour axis's and the axes'
-    are the same block on a (t, c, y, x) image)."""
-    grid = _chunk_grid(data) or (1,) * len(edges)
-    region = tuple(slice(start, start + e) for start, e in (
-        (min(max(round((n - e) / 2 / c) * c, 0), n - e), e)
-        for n, e, c in zip(data.shape, edges, grid)))
+    """The block of the given edge lengths at the centre of ``data``; ``read``
+    (a dict) keeps the blocks read, for the next choice to reuse (the colour
+    axis's and the axes' are the same block on a (t, c, y, x) image).  Not
+    moved onto the input's chunks: that made the choice depend on how the
+    input is stored (21 of 9,750 random cases chose other axes)."""
+    region = tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(data.shape, edges))
     if read is None:
         return _read(data, region)
     key = tuple((r.start, r.stop) for r in region)
