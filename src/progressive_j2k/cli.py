@@ -429,15 +429,14 @@ def preview(args):
         image = np.ascontiguousarray(np.moveaxis(image, sum(a in axes for a in range(colour)), -1))
     if image.dtype != np.uint8 or args.range is not None:
         picked = {a: k for a, k in enumerate(key) if isinstance(k, int)}
-        # a colour picture: each channel by its own window, where every one has one
-        windows = [_omero_window(array, level.shape, picked if colour is None else
-                                 {**picked, colour: c}) for c in
-                   range(1 if colour is None else level.shape[colour])]
         nodata = options["nodata"]
-        valid = image if nodata is None else image[image != nodata]
-        if args.range is not None:
-            windows = [args.range]
-        elif None in windows:   # the values' range, nodata left out
+        # a colour picture: each channel by its own window, where every one has one
+        windows = [args.range] if args.range is not None else [
+            _omero_window(array, level.shape, picked if colour is None else
+                          {**picked, colour: c})
+            for c in range(1 if colour is None else level.shape[colour])]
+        if None in windows:   # the values' range, nodata left out
+            valid = image if nodata is None else image[image != nodata]
             windows = [(float(np.nanmin(valid)), float(np.nanmax(valid))) if valid.size
                        else (0.0, 1.0)]
         lo, hi = (np.array([w[i] for w in windows]) for i in (0, 1))
