@@ -40,6 +40,12 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
     /* a given mask is checked with the header's rules (pj2k_check_structure); a
      * negative one other than AUTO has bits beyond any level */
     if (p->m97_levels != PJ2K_M97_AUTO) h->m97_levels = (unsigned)p->m97_levels;
+    if (p->fill) {
+        h->fill = 1;
+        memcpy(h->fill_extent, p->fill_extent, sizeof h->fill_extent);
+        memcpy(h->fill_value, p->fill_value, sizeof h->fill_value);
+        h->version = PJ2K_FORMAT_VERSION;   /* (checked with version 9's rules) */
+    }
     if (pj2k_prequantised(h->wavelet) && !(p->step > 0.0 && isfinite(p->step)))
         return PJ2K_ERR_PARAM;
     const pj2k_status st = pj2k_check_structure(h);
@@ -466,9 +472,11 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     h.layers = layers > 1 ? layers : 1;
     memset(h.layer_shift, 0, sizeof h.layer_shift);
     if (h.layers > 1) memcpy(h.layer_shift, layer_shift, (size_t)h.layers * sizeof *layer_shift);
-    /* version 8 where it changes the decode, else version 7: the same
-     * bytes, which decoders before version 8 still read */
-    h.version = float32_work(&h) ? PJ2K_FORMAT_VERSION : PJ2K_FORMAT_VERSION_COMPAT;
+    /* version 9 where the chunk has padding; else version 8 where that
+     * changes the decode, else version 7: the same bytes, which decoders
+     * before version 8 still read */
+    h.version = h.fill ? PJ2K_FORMAT_VERSION
+              : float32_work(&h) ? PJ2K_FORMAT_VERSION_FLOAT32 : PJ2K_FORMAT_VERSION_COMPAT;
     h.header_length = pj2k_header_length_of(h.version, h.ndim, h.naxes, h.levels, h.wavelet, h.layers,
                                        h.ngaps);
     if (!pj2k_valid_layers(&h)) return PJ2K_ERR_PARAM;
@@ -910,5 +918,6 @@ pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int 
         kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
         st = decode_with(&h, &L, levels, last, buf, out, kind);
     }
+    if (st == PJ2K_OK) pj2k_restore_fill(&h, &L, level, out);
     return st;
 }

@@ -47,6 +47,10 @@ static inline int has_gap_field(int version, pj2k_wavelet wavelet)
     return version >= 7 && pj2k_lossless(wavelet);
 }
 
+/* Version 9 states the data's extent and the fill sample of the padding
+ * beyond it (docs/FORMAT.md 1). */
+static inline int has_fill_field(int version) { return version >= 9; }
+
 static inline int band_count(int levels, int naxes) { return 1 + levels * ((1 << naxes) - 1); }
 
 /* Coefficient limits per mode: the decoder rejects larger exponents, and the
@@ -98,6 +102,9 @@ typedef struct {
     size_t planes, ncomp, dims[3], box, elements;
 } layout;
 void pj2k_make_layout(const pj2k_header *h, int level, layout *L);
+/* Version 9: the padding beyond the data's extent, at `level`, set to the
+ * fill sample in the array of L's shape (pj2k_params.fill). */
+void pj2k_restore_fill(const pj2k_header *h, const layout *L, int level, void *array);
 /* Visit the C-contiguous array and the working buffer together, one run
  * along the last working axis at a time: visit(ctx, work run, array run,
  * run length, the run's stride in the array). */

@@ -24,7 +24,8 @@ static uint64_t get_u64(const uint8_t *p)
  * a layer count (2..16) and shift table; version 3 a layer count (1..16) and,
  * with more than one layer, the shift table; version 6 adds the 9/7-M
  * levels; version 7 the value gaps of lossless streams (a count, and 4
- * bytes per gap). */
+ * bytes per gap); version 9 the data's extent per axis and the fill
+ * sample. */
 uint32_t pj2k_header_length_of(int version, int ndim, int naxes, int levels,
                                pj2k_wavelet wavelet, int layers, int ngaps)
 {
@@ -32,6 +33,7 @@ uint32_t pj2k_header_length_of(int version, int ndim, int naxes, int levels,
     if (version >= 2) n += 1u;
     if (version >= 6) n += 2u;
     if (has_gap_field(version, wavelet)) n += 1u + 4u * (uint32_t)ngaps;
+    if (has_fill_field(version)) n += 8u * (uint32_t)ndim + PJ2K_FILL_BYTES;
     if (layers > 1) n += (uint32_t)(layers * band_count(levels, naxes));
     if (pj2k_prequantised(wavelet)) n += 16u;
     if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
@@ -104,6 +106,15 @@ pj2k_status pj2k_check_structure(const pj2k_header *h)
     if (pj2k_prequantised(h->wavelet) &&
         !(h->scale > 0.0 && isfinite(h->scale) && h->tolerance >= 0.0 && isfinite(h->tolerance)))
         return PJ2K_ERR_HEADER;
+    if (h->fill) {
+        /* the data's extent lies within the chunk and is not empty; the fill
+         * sample's bytes beyond the dtype's are zero */
+        if (!has_fill_field(h->version)) return PJ2K_ERR_HEADER;
+        for (int a = 0; a < h->ndim; a++)
+            if (h->fill_extent[a] < 1 || h->fill_extent[a] > h->shape[a]) return PJ2K_ERR_HEADER;
+        for (size_t i = DTYPE_INFO[h->dtype].size; i < PJ2K_FILL_BYTES; i++)
+            if (h->fill_value[i]) return PJ2K_ERR_HEADER;
+    }
     if (h->ngaps) {
         int64_t lo, hi;
         dtype_range(h->dtype, &lo, &hi);
@@ -208,6 +219,12 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     if (stated != pj2k_header_length_of(h->version, h->ndim, h->naxes, h->levels, h->wavelet, h->layers,
                                    h->ngaps))
         return PJ2K_ERR_HEADER;
+    if (has_fill_field(h->version)) {
+        h->fill = 1;
+        for (int a = 0; a < h->ndim; a++, p += 8) h->fill_extent[a] = get_u64(p);
+        memcpy(h->fill_value, p, PJ2K_FILL_BYTES);
+        p += PJ2K_FILL_BYTES;
+    }
     if (pj2k_prequantised(h->wavelet)) {
         uint64_t bits = get_u64(p);
         memcpy(&h->scale, &bits, 8);
@@ -274,6 +291,11 @@ void pj2k_write_header(const pj2k_header *h, uint8_t *buf)
             p[2] = (uint8_t)h->gap_length[g];
             p[3] = (uint8_t)(h->gap_length[g] >> 8);
         }
+    }
+    if (has_fill_field(h->version)) {
+        for (int a = 0; a < h->ndim; a++, p += 8) put_u64(p, h->fill_extent[a]);
+        memcpy(p, h->fill_value, PJ2K_FILL_BYTES);
+        p += PJ2K_FILL_BYTES;
     }
     if (pj2k_prequantised(h->wavelet)) {
         uint64_t bits;

@@ -25,6 +25,31 @@ void pj2k_make_layout(const pj2k_header *h, int level, layout *L)
     L->elements = L->planes * L->ncomp * L->box;   /* bounded by pj2k_check_structure */
 }
 
+void pj2k_restore_fill(const pj2k_header *h, const layout *L, int level, void *array)
+{
+    if (!h->fill || !L->elements) return;
+    const size_t item = DTYPE_INFO[h->dtype].size;
+    uint8_t *out = array;
+    for (int a = 0; a < h->ndim; a++) {
+        int transformed = 0;
+        for (int i = 0; i < h->naxes; i++) transformed |= h->axes[i] == a;
+        /* sample x of a transformed axis at level k lies at 2**k x: data
+         * where that is below the extent */
+        const size_t n = L->shape[a];
+        const size_t data = (size_t)(transformed ? pj2k_ceil_shift(h->fill_extent[a], level)
+                                                 : h->fill_extent[a]);
+        if (data >= n) continue;
+        size_t outer = 1, inner = item;
+        for (int b = 0; b < a; b++) outer *= L->shape[b];
+        for (int b = a + 1; b < L->ndim; b++) inner *= L->shape[b];
+        const size_t count = (n - data) * inner / item;
+        for (size_t o = 0; o < outer; o++) {
+            uint8_t *p = out + (o * n + data) * inner;
+            for (size_t e = 0; e < count; e++, p += item) memcpy(p, h->fill_value, item);
+        }
+    }
+}
+
 void pj2k_for_each_run(const layout *L, void *work, size_t work_size, void *array,
                        size_t item_size, run_visit visit, void *ctx)
 {

@@ -72,6 +72,16 @@ def parse_header(buf: bytes) -> dict:
                 raise Corrupt("value gaps")
             h["gaps"].append((after, length))
             p += 4
+    h["fill_extent"] = None
+    if h["version"] >= 9:               # section 1: the data's extent, the fill sample
+        h["fill_extent"] = list(struct.unpack_from(f"<{h['ndim']}Q", buf, p))
+        p += 8 * h["ndim"]
+        size = np.dtype(DTYPES[h["dtype"]]).itemsize
+        h["fill_value"] = np.frombuffer(buf, DTYPES[h["dtype"]], 1, p)[0]
+        if any(buf[p + size:p + 8]) or not all(
+                1 <= e <= n for e, n in zip(h["fill_extent"], h["shape"])):
+            raise Corrupt("fill field")
+        p += 8
     if h["wavelet"] in (2, 3):         # error-bounded (3: the rounded 5/3)
         h["scale"] = struct.unpack_from("<d", buf, p)[0]
         p += 16
@@ -217,6 +227,18 @@ def decode_value(rc, model, version, cls, c, sign_ctx, max_exp, first=0) -> int:
 def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | None = None) -> np.ndarray:
     """stats, if given, counts the version-5 paths taken: bands with and
     without zero runs, runs, and broken runs (for tests of coverage)."""
+    out = decode_samples(buf, level, layer, stats)
+    h = parse_header(buf)
+    if h["fill_extent"] is not None:   # section 7: the padding is the fill sample
+        for a, extent in enumerate(h["fill_extent"]):
+            start = ceil_shift(extent, level) if a in h["axes"] else extent
+            out[(slice(None),) * a + (slice(start, None),)] = h["fill_value"]
+    return out
+
+
+def decode_samples(buf: bytes, level: int = 0, layer: int | None = None,
+                   stats: dict | None = None) -> np.ndarray:
+    """decode() before the padding's fill (section 7)."""
     stats = {} if stats is None else stats
     h = parse_header(buf)
     version, layers, naxes = h["version"], h["layers"], h["naxes"]

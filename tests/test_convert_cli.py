@@ -987,11 +987,15 @@ def test_cli_errors_name_the_flags(real, tmp_path, capsys, flags, message):
     assert not (tmp_path / "o.zarr").exists()
 
 
-def test_to_zarr_pads_edge_chunks_with_their_mean(real, tmp_path):
+def test_edge_chunks_are_completed_from_their_data(real, tmp_path):
     """zarr completes edge chunks with the fill value, which the coarser
-    levels then blend into the array's last rows and columns (a dark line
-    along a bright image's border); to_zarr completes them with their own
-    mean instead, with numpy input and with dask input."""
+    levels would blend into the array's last rows and columns (a dark line
+    along a bright image's border), as they do with the numcodecs codec,
+    which never sees the fill value.  to_zarr completes them with their own
+    mean instead, with numpy input and with dask input; the zarr v3 codec,
+    given zarr's padding and the fill value, completes them alike and
+    restores the fill value on decode (version 9), so a plain zarr write
+    reads the same levels as to_zarr's."""
     da = pytest.importorskip("dask.array")
     image = np.ascontiguousarray(real("camera")[:500, :500])
     bright = (240 + image // 26).astype(np.uint8)            # 240..249, a slide's background
@@ -1002,6 +1006,16 @@ def test_to_zarr_pads_edge_chunks_with_their_mean(real, tmp_path):
                                   dtype=source.dtype, serializer=ProgressiveJ2K(levels=6),
                                   compressors=None, fill_value=0, overwrite=True)
         plain[:] = source
+        corner = (tmp_path / "plain.zarr" / "c" / "1" / "1").read_bytes()
+        header = pj.read_header(corner)
+        assert header.version == 9 and header.fill_extent == (244, 244) and header.fill_value == 0
+        decoded = pj.decode(corner)
+        np.testing.assert_array_equal(decoded[:244, :244], source[256:, 256:])
+        assert (decoded[244:] == 0).all() and (decoded[:, 244:] == 0).all()
+        v2 = zarr.create(store=str(tmp_path / "v2.zarr"), shape=source.shape, chunks=(256, 256),
+                         dtype=source.dtype, compressor=pj.ProgressiveJ2K(levels=6), fill_value=0,
+                         zarr_format=2, overwrite=True)
+        v2[:] = source
         for data in (source, da.from_array(source, chunks=(100, 100))):
             z = to_zarr(data, str(tmp_path / "t.zarr"), chunks=(256, 256), levels=6, overwrite=True)
             assert z.shape == source.shape
@@ -1009,7 +1023,7 @@ def test_to_zarr_pads_edge_chunks_with_their_mean(real, tmp_path):
             corner = pj.decode((tmp_path / "t.zarr" / "c" / "1" / "1").read_bytes())
             np.testing.assert_array_equal(corner[:244, :244], source[256:, 256:])
             assert (corner[244:, :] == round(source[256:, 256:].mean())).all()
-            ours, theirs = pj.open_multiscale(z), pj.open_multiscale(plain)
+            ours, theirs = pj.open_multiscale(z), pj.open_multiscale(v2)
             for k in (1, 2, 3, 4):   # the last row and column against an unchunked encode
                 def border(levels):
                     error = np.abs(levels[k][:].astype(float) - unchunked[k])
@@ -1018,6 +1032,7 @@ def test_to_zarr_pads_edge_chunks_with_their_mean(real, tmp_path):
                 assert border(ours) < (0.1 if source is bright else 0.8) * border(theirs), k
                 if source is bright:   # no dark line: within the data's range
                     assert ours[k][:].min() >= 235
+                np.testing.assert_array_equal(pj.open_multiscale(plain)[k][:], ours[k][:])
 
 
 def test_convert_names_what_it_reads_and_writes(real, tmp_path, capsys):

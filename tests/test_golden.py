@@ -1,8 +1,9 @@
 """Frozen codestreams of format versions 1, 2 (quality layers), 3 (new
 context rules), 4 (the model carried across pieces), 5 (zero runs), 6
 (9/7-M levels; v6r_*: the rounded 5/3 of wavelets 3 and 4), 7 (the
-value gaps of lossless streams) and 8 (lossy 8- and 16-bit samples
-reconstructed in float32): any
+value gaps of lossless streams), 8 (lossy 8- and 16-bit samples
+reconstructed in float32) and 9 (zarr's padding restored as the fill
+value): any
 change that stops them decoding to the stored arrays breaks reading old data,
 and fails here."""
 from pathlib import Path
@@ -21,17 +22,22 @@ NAMES = sorted(p.stem for p in GOLDEN.glob("*.pj2k"))
 def test_golden_set_is_complete():
     assert len(NAMES) >= 15
     versions = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).version for n in NAMES}
-    assert versions == {1, 2, 3, 4, 5, 6, 7, 8}
+    assert versions == {1, 2, 3, 4, 5, 6, 7, 8, 9}
     wavelets = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).wavelet for n in NAMES}
     assert wavelets == {0, 1, 2, 3, 4}
     # version 6: a stream of the encoder's own choice of 9/7-M, and fixed mixes
     masks = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).m97_levels for n in NAMES}
     assert masks["v6_u8_gray_chosen"] == 1 and masks["v6_u8_gray_mixed"] == 0b10101
-    assert all(m == 0 for n, m in masks.items() if not n.startswith(("v6", "v7", "v8")))
+    assert all(m == 0 for n, m in masks.items() if not n.startswith(("v6", "v7", "v8", "v9")))
     # version 7: value gaps (closed on request), with layers and in 3-D
     gaps = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).gaps for n in NAMES}
     assert gaps["v7_i16_ct_gaps"] == ((-2000, 2021),) and gaps["v7_u8_gray"] == ()
     assert gaps["v7_u16_gaps_layers"] and gaps["v7_u8_3d_gaps"]
+    # version 9: padding along transformed and untransformed axes, NaN, layers
+    fills = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()) for n in NAMES if n[:2] == "v9"}
+    assert fills["v9_i16_planes_fill"].fill_extent == (2, 21, 14)
+    assert np.isnan(fills["v9_f32_3d_nan_tolerance"].fill_value)
+    assert fills["v9_u8_rgb_lossy_layers"].layers == 3
 
 
 @pytest.mark.parametrize("name", ["v8_u16_offset_lossy", "v8_i16_3d_lossy"])
@@ -79,8 +85,18 @@ def test_golden_codestream_decodes_unchanged(name):
             np.testing.assert_array_equal(dec, expected[f"level{level}_layer{layer}"])
     if header.reversible:  # lossless golden files decode to their source exactly
         np.testing.assert_array_equal(pj.decode(enc), expected["source"])
-    if header.mode == "tolerance":
-        assert np.abs(pj.decode(enc).astype(float) - expected["source"]).max() <= header.tolerance
+    if header.mode == "tolerance":   # (NaN: the padding, restored exactly)
+        decoded, source = pj.decode(enc).astype(float), expected["source"]
+        np.testing.assert_array_equal(np.isnan(decoded), np.isnan(source))
+        assert np.nanmax(np.abs(decoded - source)) <= header.tolerance
+    if header.fill_extent is not None:   # the padding decodes as the fill value, bit for bit
+        for level in range(header.levels + 1):
+            decoded = pj.decode(enc, level=level)
+            for a, end in enumerate(header.fill_extent):
+                start = -(-end // 2**level) if a in header.axes else end
+                slab = decoded[(slice(None),) * a + (slice(start, None),)]
+                assert (slab.view(f"u{slab.itemsize}") ==
+                        np.array(header.fill_value).view(f"u{slab.itemsize}")).all()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -94,14 +110,16 @@ def test_golden_source_reencodes_decodably(name):
         "tolerance": old.tolerance}
     steps = {"i8_lossy_step": 3.0, "v2_i16_lossy_layers": 20.0,   # as in make_golden.py
              "v8_u8_gray_lossy": 6.0, "v8_u8_rgb_ict_lossy_layers": 3.0, "v8_u8_rgb_planar_lossy": 4.0,
-             "v8_u16_offset_lossy": 8.0, "v8_i16_3d_lossy": 30.0}
+             "v8_u16_offset_lossy": 8.0, "v8_i16_3d_lossy": 30.0, "v9_u8_rgb_lossy_layers": 3.0}
     enc = pj.encode(source, levels=old.levels, axes=old.axes, colour_axis=old.colour_axis,
-                    step=steps.get(name), layers=old.layers, **mode)
+                    step=steps.get(name), layers=old.layers, fill_value=old.fill_value, **mode)
+    assert pj.read_header(enc).fill_extent == old.fill_extent
     dec = pj.decode(enc)
     if old.reversible:
         np.testing.assert_array_equal(dec, source)
     elif old.mode == "tolerance":
-        assert np.abs(dec.astype(float) - source).max() <= old.tolerance
+        np.testing.assert_array_equal(np.isnan(dec), np.isnan(source))
+        assert np.nanmax(np.abs(dec.astype(float) - source)) <= old.tolerance
     else:
         # the band steps may be retuned (DESIGN.md 14), moving the error by a
         # fraction of a percent either way; a regression moves it by more
@@ -120,7 +138,7 @@ def test_header_length_is_the_decoders_for_every_version():
         # (and by mode, as the reader asks before it holds a header)
         assert pj._api.header_length(len(h.shape), len(h.axes), h.levels, h.mode, h.layers,
                                      version=h.version, gaps=len(h.gaps)) == h.header_length, name
-    for bad in [(0, 2, 2, 5, 4, 1, 0), (9, 2, 2, 5, 4, 1, 0), (8, 0, 1, 5, 4, 1, 0),
+    for bad in [(0, 2, 2, 5, 4, 1, 0), (10, 2, 2, 5, 4, 1, 0), (8, 0, 1, 5, 4, 1, 0),
                 (8, 2, 4, 5, 4, 1, 0), (8, 2, 2, 11, 4, 1, 0), (8, 2, 2, 5, 5, 1, 0),
                 (8, 2, 2, 5, 4, 17, 0), (1, 2, 2, 5, 0, 2, 0), (6, 2, 2, 5, 4, 1, 1),
                 (8, 2, 2, 5, 1, 1, 1), (8, 2, 2, 5, 4, 1, 5), (8, 1, 3, 5, 0, 1, 0),

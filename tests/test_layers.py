@@ -87,7 +87,8 @@ def test_header_length_is_known_from_the_options(real):
         mode_name = header.mode
         assert header.header_length == _api.header_length(2, 2, header.levels, mode_name,
                                                            _options.layer_count(opts))
-    assert pj.MAX_HEADER_BYTES == _api.header_length(32, 3, 10, "lossy", 16)
+    assert pj.MAX_HEADER_BYTES == _api.header_length(32, 3, 10, "lossy", 16,
+                                                     version=pj._core.FORMAT_VERSION)
 
 
 def test_ratio_targets_place_layers_near_the_requested_sizes(real):

@@ -18,13 +18,16 @@
 extern "C" {
 #endif
 
-/* The newest format version, written for lossy chunks of 8- and 16-bit
- * integer samples (version 8: their reconstruction in float32).  Versions 1
- * (no quality layers) and 2 (layers), which code coefficients with the
- * first context rules, and 3 to 7 are still read. */
-#define PJ2K_FORMAT_VERSION 8
-/* the version written where version 8 changes nothing (lossless,
- * error-bounded, 32-bit and float chunks): older decoders read those */
+/* The newest format version, written for chunks with padding (version 9:
+ * the fill field, pj2k_params.fill).  Version 8 is written for the others'
+ * lossy chunks of 8- and 16-bit integer samples (their reconstruction in
+ * float32).  Versions 1 (no quality layers) and 2 (layers), which code
+ * coefficients with the first context rules, and 3 to 7 are still read. */
+#define PJ2K_FORMAT_VERSION 9
+#define PJ2K_FORMAT_VERSION_FLOAT32 8
+/* the version written where versions 8 and 9 change nothing (lossless,
+ * error-bounded, 32-bit and float chunks without padding): older decoders
+ * read those */
 #define PJ2K_FORMAT_VERSION_COMPAT 7
 #define PJ2K_M97_AUTO (-1)  /* pj2k_params.m97_levels: the encoder chooses */
 #define PJ2K_MAX_NDIM 32
@@ -37,6 +40,7 @@ extern "C" {
 #define PJ2K_MAX_PIECES ((PJ2K_MAX_LEVELS + 1) * PJ2K_MAX_LAYERS)
 #define PJ2K_FIXED_HEADER 16 /* bytes that hold the total header length */
 #define PJ2K_MAX_GAPS 4      /* value gaps a lossless stream closes (version 7) */
+#define PJ2K_FILL_BYTES 8    /* a fill sample's bytes in the header (version 9) */
 
 /* Stable error codes: values never change, new ones are appended. */
 typedef enum {
@@ -120,6 +124,16 @@ typedef struct {
      * levels then average across a gap on the closed scale
      * (docs/DESIGN.md 42).  Ignored by the other wavelets. */
     int close_gaps;
+    /* Non-zero: the samples at or beyond fill_extent[a] along axis a
+     * (1 <= fill_extent[a] <= its length) are padding, not data (zarr
+     * completes edge chunks with the array's fill value).  The caller has
+     * already replaced them by values continuing the data, which the
+     * transform codes; the decoder sets them, at every level, to the sample
+     * whose little-endian bytes open fill_value (the rest zero).  Written
+     * as version 9 (docs/FORMAT.md 1 and 7). */
+    int fill;
+    uint64_t fill_extent[PJ2K_MAX_NDIM];
+    uint8_t fill_value[PJ2K_FILL_BYTES];
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -145,6 +159,11 @@ typedef struct {
     int ngaps;
     int64_t gap_after[PJ2K_MAX_GAPS];
     uint32_t gap_length[PJ2K_MAX_GAPS];
+    /* Version 9: the data's extent along each axis, the rest being padding
+     * decoded as the fill sample (pj2k_params.fill). */
+    int fill;
+    uint64_t fill_extent[PJ2K_MAX_NDIM];
+    uint8_t fill_value[PJ2K_FILL_BYTES];
     /* Piece (resolution r, layer j) is entry r * layers + j: absolute end
      * offset and CRC-32C.  segment_end[r] is the end of resolution r. */
     uint64_t piece_end[PJ2K_MAX_PIECES];

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
 
-from progressive_j2k import _core, _layers, _metrics, _rate
+from progressive_j2k import _core, _edges, _layers, _metrics, _rate
 from progressive_j2k._bands import band_count, band_norms
 from progressive_j2k._axes import AUTO_COLOUR, choose_axes, encoder_colour_axis
 from progressive_j2k._dtypes import DTYPE_CODES, DTYPES
@@ -49,11 +49,13 @@ MODE_WAVELETS = {"lossless": LOSSLESS_WAVELET, "lossy": 1, "tolerance": TOLERANC
 
 
 def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1,
-                  version: int = _core.FORMAT_VERSION, gaps: int = 0) -> int:
+                  version: int = _core.FORMAT_VERSION_FLOAT32, gaps: int = 0) -> int:
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
-    number of quality layers, format version and (lossless, versions 7 and 8)
-    value gaps: at most _core.MAX_GAPS.  (The C core's one definition.)"""
+    number of quality layers, format version (by default that of a chunk
+    without padding: version 9, _core.FORMAT_VERSION, adds the fill field)
+    and (lossless, versions 7 to 9) value gaps: at most _core.MAX_GAPS.
+    (The C core's one definition.)"""
     wavelet = MODE_WAVELETS[mode]
     if version < 6:   # (before the rounded 5/3: JPEG 2000's, of the same header length)
         wavelet = {LOSSLESS_WAVELET: 0, TOLERANCE_WAVELET: 2}.get(wavelet, wavelet)
@@ -68,10 +70,11 @@ def smallest_lossy_stream(ndim: int, naxes: int, levels: int, layers: int = 1) -
 
 
 #: Bytes that always suffice for read_header: the largest possible header
-#: (32 dimensions, lossy, 10 levels, 16 layers).  Typical headers are 100-300
-#: bytes; the exact length is stored in the first FIXED_HEADER_BYTES bytes.
+#: (32 dimensions, lossy, 10 levels, 16 layers, padding).  Typical headers
+#: are 100-300 bytes; the exact length is stored in the first
+#: FIXED_HEADER_BYTES bytes.
 MAX_HEADER_BYTES = header_length(_core.MAX_NDIM, _core.MAX_AXES, _core.MAX_LEVELS, "lossy",
-                                 _core.MAX_LAYERS)
+                                 _core.MAX_LAYERS, version=_core.FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,11 @@ class Header:
     #: take, closed before the transform: (coded value the gap follows,
     #: its length) per gap (docs/FORMAT.md 2)
     gaps: tuple = ()
+    #: version 9: the data's extent per axis, beyond which the chunk is
+    #: padding that decodes as ``fill_value`` at every level (None: no
+    #: padding; docs/FORMAT.md 1)
+    fill_extent: tuple | None = None
+    fill_value: object = None
 
     @property
     def mode(self) -> str:
@@ -176,6 +184,9 @@ def read_header(buf) -> Header:
     """
     fields = _core.read_header(_as_bytes(buf))
     fields["dtype"] = DTYPES[fields.pop("dtype_code")]
+    sample = fields.pop("fill_bytes")
+    if sample is not None:
+        fields["fill_value"] = np.frombuffer(sample, fields["dtype"], 1)[0]
     return Header(**fields)
 
 
@@ -270,9 +281,11 @@ def _require_finite(arr: np.ndarray, mode: str) -> None:
             f"(masked cells: in tolerance mode give nodata=, e.g. -999 as xarray's "
             f"_FillValue, which decodes exactly, and to_zarr and convert store NaN as it; in "
             f"lossy mode a value near their neighbours costs fewest bytes). Where the data "
-            f"has none, zarr padded an edge chunk or an unwritten part with the array's "
-            f"fill_value: give float arrays a finite one near the data's values (to_zarr "
-            f"and convert pad from the data)")
+            f"has none, zarr completed an unwritten part of the chunk with the array's "
+            f"fill_value: the zarr v3 codec takes trailing slices of it for padding, but "
+            f"not other parts (nor does the numcodecs codec, which never sees it): write "
+            f"whole chunks, or give float arrays a finite fill_value near the data's values "
+            f"(to_zarr and convert pad from the data)")
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
@@ -344,23 +357,27 @@ class _ChunkEncoder:
     that its decode, or a PSNR trial's error, needs no entropy decoding."""
 
     def __init__(self, arr: np.ndarray, options: dict, code: int, wavelet: int, step: float,
-                 m97_levels):
+                 m97_levels, fill=None):
         self.arr, self.options, self.code, self.wavelet = arr, options, code, wavelet
+        self.fill = fill   # arr's padding (_edges.Padding), or None
         self.lossy_floor = smallest_lossy_stream(arr.ndim, len(options["axes"]), options["levels"])
         self.last_made = None        # the stream encode_with made last
         self.reconstructed = None    # decode_last's output, made at its first use
         self.lossless_tried = None   # (cap, the lossless stream or None: longer than cap)
         self.prepared = self.prepare(arr, wavelet, step, options["tolerance"] or 0.0,
-                                     _m97_levels(m97_levels, wavelet, options["levels"]))
+                                     _m97_levels(m97_levels, wavelet, options["levels"]),
+                                     fill=fill)
 
-    def prepare(self, data, wavelet, step, tolerance=0.0, m97=-1):
+    def prepare(self, data, wavelet, step, tolerance=0.0, m97=-1, fill=None):
         """`data` (the chunk, or a mosaic of it) loaded and transformed with
-        the chunk's axes, colour axis and levels."""
+        the chunk's axes, colour axis and levels; `fill`: the chunk's padding
+        (its streams restore the fill value there)."""
         colour_axis = self.options["colour_axis"]
+        extent, sample = (fill.extent, fill.sample) if fill is not None else ((), b"")
         return _core.Prepared(data.reshape(-1).view(np.uint8), self.code, data.shape,
                               self.options["axes"], -1 if colour_axis is None else colour_axis,
                               int(self.options["levels"]), wavelet, step, tolerance, m97,
-                              bool(self.options["close_gaps"]))
+                              bool(self.options["close_gaps"]), extent, sample)
 
     def encode_with(self, step, layer_shifts=(), rdo=False):
         self.last_made = self.prepared.encode(step, layer_shifts,
@@ -372,7 +389,11 @@ class _ChunkEncoder:
         encode_with made last, its values reconstructed without entropy
         decoding them."""
         if encoded is not self.last_made:
-            return decode(encoded, layer=layer, max_bytes=math.inf)
+            decoded = decode(encoded, layer=layer, max_bytes=math.inf)
+            if self.fill is not None:   # (as the reconstruction: arr's padding, not the fill)
+                for slab in _edges.padding(self.fill.extent):
+                    decoded[slab] = self.arr[slab]
+            return decoded
         if self.reconstructed is None:
             self.reconstructed = np.empty(self.arr.shape, self.arr.dtype)
         self.prepared.reconstruct(self.reconstructed.reshape(-1).view(np.uint8),
@@ -402,12 +423,16 @@ class _ChunkEncoder:
         tried, options = self.lossless_tried, self.options
         if tried is None or (tried[1] is None and cap > tried[0]):
             if options["layers"] is None:
-                stream = self.prepare(self.arr, LOSSLESS_WAVELET, 0.0).encode(0.0, (), 0.0, cap)
+                stream = self.prepare(self.arr, LOSSLESS_WAVELET, 0.0,
+                                      fill=self.fill).encode(0.0, (), 0.0, cap)
             else:
-                stream = encode(self.arr, levels=options["levels"], axes=options["axes"],
+                # (the chunk as given, with its fill value: padded alike)
+                source = self.arr if self.fill is None else self.fill.original
+                stream = encode(source, levels=options["levels"], axes=options["axes"],
                                 colour_axis=options["colour_axis"], layers=options["layers"],
                                 layer_metric=options["layer_metric"],
-                                close_gaps=options["close_gaps"])
+                                close_gaps=options["close_gaps"],
+                                fill_value=None if self.fill is None else self.fill.fill_value)
             self.lossless_tried = (cap, stream)
         stream = self.lossless_tried[1]
         return stream if stream is not None and len(stream) <= cap else None
@@ -416,7 +441,7 @@ class _ChunkEncoder:
 def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
            tolerance=None, ratio=None, bits_per_sample=None, psnr=None, layers=None,
            layer_metric="ratio", rdo=None, m97_levels=None, nodata=None, reversible=None,
-           close_gaps=None) -> bytes:
+           close_gaps=None, fill_value=None) -> bytes:
     """Encode an array into one progressive codestream.
 
     levels: decomposition levels (default: enough to bring the longest
@@ -499,6 +524,15 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         average on the closed scale, so a sample on an edge between two
         such value ranges leans to one of them instead of lying between
         them (docs/DESIGN.md 42).  Default (None): off.
+    fill_value: the value of samples that are no data (the zarr v3 codec
+        gives the array's fill_value, with which zarr completes edge chunks
+        and chunks written in part).  Where the chunk ends in whole slices
+        of it along an axis (bit for bit; NaN too), those are coded as the
+        data's continuation (its mean, or in tolerance mode its last
+        samples held) and decode as the fill value again, at every level,
+        so coarser levels do not blend it into the data's last samples, and
+        a float array's NaN padding needs no finite stand-in.  Size and
+        quality targets still count the whole chunk.  Default (None): none.
     """
     arr = np.asarray(data)
     if is_big_endian(arr.dtype):
@@ -515,6 +549,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     # value scans below: a vast view of a few values, say of stride 0, fails
     # here as numpy's MemoryError instead of being scanned for hours)
     arr = np.require(arr, requirements="CA")
+    # zarr's padding: coded as the data's continuation, restored by the decoder
+    arr, padding = _edges.padded(arr, fill_value, hold=options["mode"] == "tolerance")
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
     check_targets(options)
@@ -531,7 +567,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         warnings.warn(message, PSNRPeakWarning, stacklevel=2)
 
     try:
-        chunk = _ChunkEncoder(arr, options, code, wavelet, step, m97_levels)
+        chunk = _ChunkEncoder(arr, options, code, wavelet, step, m97_levels, padding)
     except ValueError as exc:
         if wavelet == TOLERANCE_WAVELET:  # the only data-dependent refusal left: float precision
             raise ValueError(f"tolerance {options['tolerance']:g} is below the precision "

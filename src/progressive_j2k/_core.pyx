@@ -19,8 +19,9 @@ cdef extern from "progressive_j2k.h" nogil:
         PJ2K_WAVELET_53, PJ2K_WAVELET_97, PJ2K_WAVELET_53_QUANTISED, PJ2K_WAVELET_53R_QUANTISED,
         PJ2K_WAVELET_53R
     enum: PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_MAX_LAYERS, PJ2K_MAX_BANDS
-    enum: PJ2K_MAX_PIECES, PJ2K_MAX_GAPS
-    int PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION, PJ2K_FORMAT_VERSION_COMPAT, PJ2K_M97_AUTO
+    enum: PJ2K_MAX_PIECES, PJ2K_MAX_GAPS, PJ2K_FILL_BYTES
+    int PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION, PJ2K_FORMAT_VERSION_FLOAT32
+    int PJ2K_FORMAT_VERSION_COMPAT, PJ2K_M97_AUTO
     double PJ2K_RDO_DEFAULT
     ctypedef struct pj2k_params:
         pj2k_dtype dtype
@@ -40,6 +41,9 @@ cdef extern from "progressive_j2k.h" nogil:
         const float *bit_cost
         size_t max_length
         int close_gaps
+        int fill
+        uint64_t fill_extent[PJ2K_MAX_NDIM]
+        uint8_t fill_value[PJ2K_FILL_BYTES]
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -58,6 +62,9 @@ cdef extern from "progressive_j2k.h" nogil:
         int ngaps
         int64_t gap_after[PJ2K_MAX_GAPS]
         uint32_t gap_length[PJ2K_MAX_GAPS]
+        int fill
+        uint64_t fill_extent[PJ2K_MAX_NDIM]
+        uint8_t fill_value[PJ2K_FILL_BYTES]
         uint64_t piece_end[PJ2K_MAX_PIECES]
         uint32_t piece_crc[PJ2K_MAX_PIECES]
         uint64_t segment_end[PJ2K_MAX_LEVELS + 1]
@@ -116,6 +123,7 @@ MAX_GAPS = PJ2K_MAX_GAPS
 RDO_DEFAULT = PJ2K_RDO_DEFAULT
 FIXED_HEADER = PJ2K_FIXED_HEADER
 FORMAT_VERSION = PJ2K_FORMAT_VERSION
+FORMAT_VERSION_FLOAT32 = PJ2K_FORMAT_VERSION_FLOAT32
 FORMAT_VERSION_COMPAT = PJ2K_FORMAT_VERSION_COMPAT
 
 _ERRORS = {
@@ -145,7 +153,7 @@ pj2k_bit_cost_table(BIT_COST)
 
 cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, int colour_axis,
                  int levels, int wavelet, double step, double tolerance, int m97_levels,
-                 bint close_gaps):
+                 bint close_gaps, tuple fill_extent, bytes fill_value):
     memset(params, 0, sizeof(pj2k_params))
     if len(shape) > PJ2K_MAX_NDIM or len(axes) > PJ2K_MAX_AXES:
         raise ValueError("too many dimensions or transformed axes")
@@ -164,6 +172,14 @@ cdef fill_params(pj2k_params *params, int dtype_code, tuple shape, tuple axes, i
     params.m97_levels = m97_levels
     params.close_gaps = close_gaps
     params.bit_cost = BIT_COST
+    if fill_extent:
+        if len(fill_extent) != len(shape) or len(fill_value) > PJ2K_FILL_BYTES:
+            raise ValueError("a fill extent per axis and one sample's bytes")
+        params.fill = 1
+        for i, n in enumerate(fill_extent):
+            params.fill_extent[i] = n
+        for i, byte in enumerate(fill_value):
+            params.fill_value[i] = byte
 
 
 cdef fill_layers(pj2k_params *params, tuple layer_shifts):
@@ -190,7 +206,9 @@ cdef class Prepared:
     (all but 1): the levels lifted with
     9/7-M, bit l - 1 for level l, or -1 to let the encoder choose.
     close_gaps (wavelets 0 and 4): close the chunk's value gaps
-    (pj2k_params.close_gaps).  layer_shifts: per quality layer, one shift per band (never
+    (pj2k_params.close_gaps).  fill_extent, fill_value: the data's extent
+    per axis, beyond which the chunk is padding that decodes as
+    the sample of those bytes (pj2k_params.fill), or () for none.  layer_shifts: per quality layer, one shift per band (never
     increasing, the last layer's all 0), or () for no layers.  rdo: strength
     of RD-optimised quantisation (9/7 only; 0 = plain quantiser).
     Not for sharing between threads: an encode writes into the object (the
@@ -199,11 +217,12 @@ cdef class Prepared:
 
     def __cinit__(self, const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes,
                   int colour_axis, int levels, int wavelet, double step, double tolerance=0.0,
-                  int m97_levels=PJ2K_M97_AUTO, bint close_gaps=False):
+                  int m97_levels=PJ2K_M97_AUTO, bint close_gaps=False, tuple fill_extent=(),
+                  bytes fill_value=b""):
         cdef pj2k_params params
         cdef pj2k_status status
         fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance,
-                    m97_levels, close_gaps)
+                    m97_levels, close_gaps, fill_extent, fill_value)
         with nogil:
             status = pj2k_prepare(&params, &data[0] if data.shape[0] else <uint8_t *>&params,
                                   &self.ptr)
@@ -328,6 +347,8 @@ def read_header(const uint8_t[::1] buf):
         colour_axis=None if h.colour_axis < 0 else h.colour_axis,
         levels=h.levels, header_length=h.header_length, m97_levels=h.m97_levels,
         gaps=tuple([(h.gap_after[i], h.gap_length[i]) for i in range(h.ngaps)]),
+        fill_extent=tuple([h.fill_extent[i] for i in range(h.ndim)]) if h.fill else None,
+        fill_bytes=bytes(h.fill_value[:PJ2K_FILL_BYTES]) if h.fill else None,
         steps=tuple([h.steps[i] for i in range(h.nbands)]) if lossy else (),
         layer_shifts=tuple([tuple([h.layer_shift[j][i] for i in range(h.nbands)])
                             for j in range(h.layers)]),

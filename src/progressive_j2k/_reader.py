@@ -52,14 +52,15 @@ class _Reader:
         # the longest header the options allow, what a first request for a
         # header fetches: the mode's, or a lossless chunk's (a lossy target
         # stores some chunks losslessly), which with close_gaps states up to
-        # MAX_GAPS value gaps (past a shorter header come the chunk's first
+        # MAX_GAPS value gaps, and an edge chunk's the fill field of zarr's
+        # padding (version 9) (past a shorter header come the chunk's first
         # bytes, which every prefix holds; a store clips a range past an
         # object's end)
         shape = (len(self.layout.chunks), len(opts["axes"]), self.levels)
         layers = _options.layer_count(opts)
         self.header_length = max(
-            _api.header_length(*shape, opts["mode"], layers),
-            _api.header_length(*shape, "lossless", layers,
+            _api.header_length(*shape, opts["mode"], layers, version=_core.FORMAT_VERSION),
+            _api.header_length(*shape, "lossless", layers, version=_core.FORMAT_VERSION,
                                gaps=_core.MAX_GAPS if opts["close_gaps"] else 0))
         # level 0's (scale, translation, units), read once for all levels
         self.physical = physical_axes(getattr(self.metadata, "attributes", None) or {},

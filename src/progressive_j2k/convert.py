@@ -14,6 +14,7 @@ from itertools import combinations, product
 import numpy as np
 
 from progressive_j2k import _api, _axes, _core, _metrics, _options
+from progressive_j2k._edges import pad_chunk
 from progressive_j2k._guards import (_already_there, refuse_foreign_directory,
                                      refuse_to_overwrite_input)
 from progressive_j2k._optional import require, require_zarr, zarr_store
@@ -188,73 +189,6 @@ def _aligned_levels(shape, chunks, resolved: dict, default: bool) -> int:
 
 def _is_dask(data) -> bool:
     return type(data).__module__.startswith("dask.")
-
-
-#: In tolerance mode pad_chunk holds an edge chunk's last samples: their
-#: means over blocks of this many samples along the other axes
-PAD_BLOCK = 32
-#: of this many last samples along the axis padded
-PAD_DEPTH = 4
-#: held this far, then their mean to the chunk's end
-PAD_HOLD = 32
-
-
-def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarray:
-    """An edge chunk (shorter than ``chunks``) completed, rounded to the
-    dtype: zarr would complete it with the fill value, which the wavelet's
-    low bands then blend into the array's last rows and columns at every
-    coarser level (a dark line along a bright slide's border at fill_value
-    0).  By default with its own mean: a constant costs as little to code
-    as the fill value.  With ``hold`` (tolerance mode, whose coarse levels
-    are to be a faithful low-pass up to the array's edge), axis after axis
-    by its last samples held: along each axis it is short on, the mean of
-    its last PAD_DEPTH slices over blocks of PAD_BLOCK samples along the
-    other axes, for PAD_HOLD samples, then their mean.  That keeps the last
-    rows of coarse levels 2-6x closer to an unchunked encode's (a smooth
-    field's: 2 K -> 0.3 K) for 0-3% more bytes on whole arrays; in lossy
-    modes the quantisation's error hides the difference, and a thin edge
-    chunk's scaled budget would go to the held rows (astronaut's one-row
-    chunk at 10:1: 37.8 -> 29.9 dB).  Repeating or mirroring the edge
-    itself codes its texture again in every padded row, 4-40x the bytes of
-    a thin edge chunk (docs/DESIGN.md 29, 57)."""
-    if block.shape == chunks:
-        return block
-    if block.size == 0:
-        return np.zeros(chunks, block.dtype)
-    if not hold:
-        mean = float(np.mean(block, dtype=np.float64))
-        if not np.isfinite(mean):
-            mean = 0.0
-        if block.dtype.kind in "iu":
-            info = np.iinfo(block.dtype)
-            mean = min(max(round(mean), info.min), info.max)
-        out = np.full(chunks, mean, block.dtype)
-        out[tuple(slice(0, n) for n in block.shape)] = block
-        return out
-    out = block
-    for axis, (n, length) in enumerate(zip(block.shape, chunks)):
-        if n == length:
-            continue
-        edge = np.take(out, range(max(n - PAD_DEPTH, 0), n), axis=axis).mean(
-            axis=axis, keepdims=True, dtype=np.float64)
-        for other in range(out.ndim):
-            if other != axis and edge.shape[other] > 1:
-                starts = np.arange(0, edge.shape[other], PAD_BLOCK)
-                counts = np.diff(np.append(starts, edge.shape[other]))
-                sums = np.add.reduceat(edge, starts, axis=other)
-                shape = [1] * edge.ndim
-                shape[other] = len(counts)
-                edge = np.repeat(sums / counts.reshape(shape), counts, axis=other)
-        edge[~np.isfinite(edge)] = 0.0   # (NaN or inf in the data: refused by the encoder)
-        flat = np.full_like(edge, edge.mean())
-        if block.dtype.kind in "iu":
-            info = np.iinfo(block.dtype)
-            edge, flat = (np.clip(np.rint(v), info.min, info.max) for v in (edge, flat))
-        held = min(length - n, PAD_HOLD)
-        out = np.concatenate([out, np.repeat(edge.astype(block.dtype), held, axis=axis),
-                              np.repeat(flat.astype(block.dtype), length - n - held, axis=axis)],
-                             axis=axis)
-    return out
 
 
 def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple, hold: bool) -> np.ndarray:

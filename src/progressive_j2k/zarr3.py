@@ -133,8 +133,13 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # evolve_from_array_spec resolved them), never chosen from one
         # chunk's data: every chunk of an array has the same levels
         options = _options.resolve_options(self.options, array.shape, array.dtype)
+        # zarr completes edge chunks (and chunks written in part) with the
+        # array's fill value: coded as the data's continuation, restored on
+        # decode, so that coarse levels do not blend it in (docs/DESIGN.md 58)
+        fill_value = chunk_spec.fill_value
         # (through a function of this module: a warning of encode() points here)
-        encoded = await asyncio.to_thread(lambda: _api.encode(array, **options))
+        encoded = await asyncio.to_thread(
+            lambda: _api.encode(array, fill_value=fill_value, **options))
         return chunk_spec.prototype.buffer.from_bytes(encoded)
 
     def compute_encoded_size(self, input_byte_length, chunk_spec):

@@ -126,7 +126,29 @@ CASES = {
                             {"reversible": False, "step": 8.0}),
     "v8_i16_3d_lossy": (lambda: load("anatomical_int16_3d")[4:21, 9:26, 5:18],
                         {"reversible": False, "step": 30.0}),
+    # format version 9: zarr's padding (trailing slices of the fill value)
+    # coded from the data and restored on decode: along transformed and
+    # other axes, NaN, lossy float32 reconstruction with layers
+    "v9_u16_fill_lossless": (lambda: padded(load("mr2_uint16")[480:520, 480:517], (31, 29), 0),
+                             {"fill_value": 0}),
+    "v9_f32_3d_nan_tolerance": (lambda: padded(load("tlrc_float32_3d")[20:33, 20:31, 20:29],
+                                               (13, 8, 6), np.nan),
+                                {"tolerance": 1e-6, "fill_value": np.nan}),
+    "v9_u8_rgb_lossy_layers": (lambda: padded(load("coffee")[120:153, 210:241], (26, 31, 3), 255),
+                               {"colour_axis": 2, "reversible": False, "step": 3.0,
+                                "layers": [40, 12], "fill_value": 255}),
+    "v9_i16_planes_fill": (lambda: padded(load("ct693_int16")[90:153, 72:91].reshape(3, 21, 19),
+                                          (2, 21, 14), -1024),
+                           {"axes": (1, 2), "fill_value": -1024}),
 }
+
+
+def padded(arr, extent, fill):
+    """`arr` with everything beyond `extent` set to `fill`, as zarr pads."""
+    out = np.array(arr)
+    for axis, end in enumerate(extent):
+        out[(slice(None),) * axis + (slice(end, None),)] = fill
+    return out
 
 
 def main(names):

@@ -1,0 +1,157 @@
+"""zarr's padding (format version 9): zarr completes edge chunks, and parts
+of chunks never written, with the array's fill value.  The zarr v3 codec
+gives encode() that value; trailing slices of it that stand out from the
+data are coded as the data's continuation and decode as the fill value
+again, at every level (docs/FORMAT.md 1 and 7, docs/DESIGN.md 58)."""
+import struct
+
+import numpy as np
+import pytest
+
+import progressive_j2k as pj
+from progressive_j2k import _edges
+
+from helpers import reseal
+
+
+def padded(arr, extent, fill):
+    out = np.array(arr)
+    for axis, end in enumerate(extent):
+        out[(slice(None),) * axis + (slice(end, None),)] = fill
+    return out
+
+
+def test_fill_extent_finds_trailing_slices_bit_for_bit():
+    a = np.arange(1, 21, dtype=np.uint16).reshape(4, 5)
+    assert _edges.fill_extent(a, 0) is None                      # last sample is data
+    assert _edges.fill_extent(padded(a, (3, 5), 0), 0) == (3, 5)
+    assert _edges.fill_extent(padded(a, (2, 3), 0), np.uint16(0)) == (2, 3)
+    assert _edges.fill_extent(padded(a, (2, 3), 0), 1) is None   # another value
+    assert _edges.fill_extent(padded(a, (2, 3), 7), -1) is None  # no uint16 is -1
+    assert _edges.fill_extent(padded(a, (2, 3), 0), 0.5) is None
+    assert _edges.fill_extent(np.zeros((3, 3), np.int8), 0) is None   # fill throughout
+    b = padded(a, (4, 5), 0)
+    b[3, 0] = 9                                                  # a row not wholly fill
+    b[:, 4] = 0
+    assert _edges.fill_extent(b, 0) == (4, 4)
+    f = padded(np.ones((4, 6), np.float32), (3, 4), np.nan)
+    assert _edges.fill_extent(f, np.nan) == (3, 4)
+    assert _edges.fill_extent(f, np.float64("nan")) == (3, 4)
+    z = padded(np.ones((4, 6), np.float32), (3, 6), -0.0)
+    assert _edges.fill_extent(z, 0.0) is None                    # -0.0 is not 0.0's bits
+    assert _edges.fill_extent(z, -0.0) == (3, 6)
+    # along an untransformed axis too (frames of a stack)
+    s = padded(np.ones((3, 4, 4), np.int16), (2, 4, 4), -5)
+    assert _edges.fill_extent(s, -5) == (2, 4, 4)
+
+
+@pytest.mark.parametrize("name, crop, extent, fill, options", [
+    ("camera", (slice(0, 64), slice(0, 80)), (50, 61), 0, {}),
+    ("mr2_uint16", (slice(300, 364), slice(300, 364)), (40, 64), 65535, {"layers": 3}),
+    ("ct693_int16", (slice(100, 164), slice(100, 148)), (64, 30), 3000, {"ratio": 10}),
+    ("astronaut", (slice(0, 48), slice(0, 64)), (40, 50, 3), 255, {"psnr": 40}),
+    ("tlrc_float32_3d", (slice(10, 30), slice(10, 40), slice(10, 40)), (20, 17, 25), np.nan,
+     {"tolerance": 1e-6}),
+])
+def test_padding_decodes_as_the_fill_value_and_the_data_as_before(real, name, crop, extent, fill,
+                                                                   options):
+    """Lossless chunks decode bit for bit, padding included; lossy and
+    tolerance chunks keep their error on the data, and the padding decodes
+    as the fill value, NaN included, at every level and layer."""
+    source = np.ascontiguousarray(real(name)[crop])
+    arr = padded(source, extent, fill)
+    enc = pj.encode(arr, fill_value=fill, **options)
+    header = pj.read_header(enc)
+    assert header.version == 9 and header.fill_extent == extent
+    assert np.array_equal(np.array(header.fill_value, arr.dtype), np.array(fill, arr.dtype),
+                          equal_nan=True)
+    data = tuple(slice(0, n) for n in extent)
+    decoded = pj.decode(enc)
+    for slab in _edges.padding(extent):
+        np.testing.assert_array_equal(decoded[slab], arr[slab])
+    error = np.abs(decoded[data].astype(float) - arr[data])
+    if header.mode == "lossless":
+        np.testing.assert_array_equal(decoded, arr)
+    elif header.mode == "tolerance":
+        assert error.max() <= 1e-6
+    else:
+        assert error.mean() < 0.05 * np.ptp(source)
+    for level in range(1, header.levels + 1):
+        for layer in range(header.layers):
+            low = pj.decode(enc[:header.prefix_length(level, layer)], level=level, layer=layer)
+            for axis, end in enumerate(extent):
+                start = -(-end // 2**level) if axis in header.axes else end
+                np.testing.assert_array_equal(low[(slice(None),) * axis + (slice(start, None),)],
+                                              np.full((), fill, arr.dtype))
+            inside = low[tuple(slice(0, -(-n // 2**level) if a in header.axes else n)
+                               for a, n in enumerate(extent))]
+            assert np.isfinite(inside.astype(float)).all()
+
+
+def test_a_fill_value_like_the_datas_edge_is_left_as_it_is(real):
+    """A zero background next to a zero fill value: blending it into coarse
+    levels does no harm, and the data's continuation would cost bytes
+    (stands_out), so the chunk is coded as it is, as version 7."""
+    volume = real("mni152_t1_uint8_3d")
+    chunk = np.zeros((64, 64, 64), volume.dtype)
+    chunk[:, :, :61] = volume[64:128, 64:128, 128:189]   # an edge chunk: background at its edge
+    assert _edges.fill_extent(chunk, 0) == (64, 64, 27)
+    assert pj.read_header(pj.encode(chunk, fill_value=0)).version == 7
+    bright = padded(np.ascontiguousarray(real("camera")[:64, :64]), (40, 64), 0)
+    bright[:40] |= 0xC0                       # 192..255 next to the fill value 0
+    assert pj.read_header(pj.encode(bright, fill_value=0)).version == 9
+
+
+def test_zarr_edge_chunks_round_trip_and_their_levels_do_not_blend_the_fill(real, tmp_path):
+    """Through zarr (plain chunks and shards) with chunks that do not divide
+    the array: reads are exact (lossless) or within the bound, and the
+    coarse levels' last rows and columns keep the data's values (a fill
+    value of 0 next to 240..249, and NaN, which zarr v3 arrays of floats
+    take from xarray, and which was refused before)."""
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K
+    image = np.ascontiguousarray(real("camera")[:300, :330])
+    bright = (240 + image // 26).astype(np.uint8)
+    field = np.ascontiguousarray(real("tlrc_float32_3d")[:, :50, :40])
+    for data, fill, options, shards in ((bright, 0, {}, None), (bright, 0, {}, (256, 256)),
+                                        (field, np.nan, {"tolerance": 1e-6}, None),
+                                        (field, np.nan, {"tolerance": 1e-6}, (16, 32, 32))):
+        chunks = (128, 128) if data.ndim == 2 else (8, 16, 16)
+        z = zarr.create_array(str(tmp_path / "a.zarr"), shape=data.shape, chunks=chunks,
+                              shards=shards, dtype=data.dtype,
+                              serializer=ProgressiveJ2K(**options), compressors=None,
+                              fill_value=fill, overwrite=True)
+        z[...] = data
+        back = z[...]
+        if options:
+            assert np.abs(back - data).max() <= 1e-6
+        else:
+            np.testing.assert_array_equal(back, data)
+        for k, level in enumerate(pj.open_multiscale(z)[1:], 1):
+            values = level[...]
+            assert np.isfinite(values).all()
+            assert values.min() >= (235 if data is bright else data.min() - 0.2 * np.ptp(data)), k
+
+
+def test_forged_fill_fields_are_refused(real):
+    """The fill field's checks (docs/FORMAT.md 1): every extent within 1 ..
+    its axis's length, the fill sample's unused bytes zero."""
+    arr = padded(np.ascontiguousarray(real("camera")[:32, :40]), (20, 40), 0)
+    enc = pj.encode(arr, fill_value=0, levels=2)
+    header = pj.read_header(enc)
+    assert header.version == 9
+    # the field follows the value gaps (lossless: a count byte, 0 here)
+    at = 16 + 8 * 2 + 2 + 1 + 2 + 1
+    assert struct.unpack_from("<2Q", enc, at) == (20, 40)
+    for offset, value in ((at, 0), (at, 33), (at + 8, 41), (at + 16 + 1, 1), (at + 16 + 7, 1)):
+        forged = bytearray(enc)
+        if offset < at + 16:
+            struct.pack_into("<Q", forged, offset, value)
+        else:
+            forged[offset] = value
+        with pytest.raises(pj.DecodeError):
+            pj.decode(reseal(bytes(forged), 2))
+    # an older version byte leaves the field's bytes unread: the length is wrong
+    from helpers import with_version
+    with pytest.raises(pj.DecodeError):
+        pj.read_header(with_version(enc, 8))
