@@ -476,6 +476,24 @@ def test_tampered_array_metadata_is_refused_when_opened(tmp_path):
         pj.open_multiscale(str(tmp_path / "a.zarr"))[1][:]
 
 
+def test_layers_edited_into_array_metadata_name_the_chunk(tmp_path):
+    """Quality layers edited into zarr.json (chunks of one layer): a read of
+    layer 1 names the chunk that has none, as other mismatches do."""
+    zarr = pytest.importorskip("zarr")
+    import json
+    from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3
+    path = tmp_path / "a.zarr"
+    z = zarr.create_array(str(path), shape=(64, 64), chunks=(32, 32), dtype=np.uint8,
+                          serializer=ProgressiveJ2KV3(), compressors=None)
+    z[:] = 7
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["codecs"][0]["configuration"]["layers"] = 3
+    (path / "zarr.json").write_text(json.dumps(meta))
+    levels = pj.open_multiscale(zarr.open_array(str(path)), layer=1)
+    with pytest.raises(pj.DecodeError, match=r"chunk \(\d, \d\) .*1 quality layer"):
+        levels[1][:]
+
+
 def test_decode_arguments_are_checked(chunk):
     _, enc = chunk
     for max_bytes in (float("nan"), None, -1, "1000000"):

@@ -373,6 +373,9 @@ class _Reader:
                               f"belong to this array (or its metadata was edited)") from exc
         self._check_fits(header)
         _check_stream_length(header, length)
+        if layer is not None and layer >= header.layers:   # (metadata edited since: name the chunk)
+            raise DecodeError(f"a chunk has {header.layers} quality layer(s), where the array's "
+                              f"codec options give layer {layer}")
         needed = header.prefix_length(level, layer)
         if header.nbytes > self.stream_limit:   # (before a store is asked for it)
             raise DecodeError(f"a chunk's header gives a {header.nbytes}-byte stream, where "
