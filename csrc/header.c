@@ -107,11 +107,16 @@ pj2k_status pj2k_check_structure(const pj2k_header *h)
         !(h->scale > 0.0 && isfinite(h->scale) && h->tolerance >= 0.0 && isfinite(h->tolerance)))
         return PJ2K_ERR_HEADER;
     if (h->fill) {
-        /* the data's extent lies within the chunk and is not empty; the fill
-         * sample's bytes beyond the dtype's are zero */
+        /* the data's extent lies within the chunk, is not empty and leaves
+         * some padding (one encoding per stream); the fill sample's bytes
+         * beyond the dtype's are zero */
         if (!has_fill_field(h->version)) return PJ2K_ERR_HEADER;
-        for (int a = 0; a < h->ndim; a++)
+        int pads = 0;
+        for (int a = 0; a < h->ndim; a++) {
             if (h->fill_extent[a] < 1 || h->fill_extent[a] > h->shape[a]) return PJ2K_ERR_HEADER;
+            pads |= h->fill_extent[a] < h->shape[a];
+        }
+        if (!pads) return PJ2K_ERR_HEADER;
         for (size_t i = DTYPE_INFO[h->dtype].size; i < PJ2K_FILL_BYTES; i++)
             if (h->fill_value[i]) return PJ2K_ERR_HEADER;
     }

@@ -78,7 +78,7 @@ def parse_header(buf: bytes) -> dict:
         p += 8 * h["ndim"]
         size = np.dtype(DTYPES[h["dtype"]]).itemsize
         h["fill_value"] = np.frombuffer(buf, DTYPES[h["dtype"]], 1, p)[0]
-        if any(buf[p + size:p + 8]) or not all(
+        if any(buf[p + size:p + 8]) or h["fill_extent"] == h["shape"] or not all(
                 1 <= e <= n for e, n in zip(h["fill_extent"], h["shape"])):
             raise Corrupt("fill field")
         p += 8

@@ -35,7 +35,8 @@ def test_golden_set_is_complete():
     assert gaps["v7_u16_gaps_layers"] and gaps["v7_u8_3d_gaps"]
     # version 9: padding along transformed and untransformed axes, NaN, layers
     fills = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()) for n in NAMES if n[:2] == "v9"}
-    assert fills["v9_i16_planes_fill"].fill_extent == (2, 21, 14)
+    assert fills["v9_i16_planes_fill"].fill_extent == (3, 21, 14)
+    assert fills["v9_i16_planes_fill"].colour_axis is None
     assert np.isnan(fills["v9_f32_3d_nan_tolerance"].fill_value)
     assert fills["v9_u8_rgb_lossy_layers"].layers == 3
 

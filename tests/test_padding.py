@@ -29,6 +29,8 @@ def test_fill_extent_finds_trailing_slices_bit_for_bit():
     assert _edges.fill_extent(padded(a, (2, 3), 0), 1) is None   # another value
     assert _edges.fill_extent(padded(a, (2, 3), 7), -1) is None  # no uint16 is -1
     assert _edges.fill_extent(padded(a, (2, 3), 0), 0.5) is None
+    for odd in ("0", [0, 0], None, 1j):                          # not a sample's value
+        assert _edges.fill_extent(padded(a, (2, 3), 0), odd) is None
     assert _edges.fill_extent(np.zeros((3, 3), np.int8), 0) is None   # fill throughout
     b = padded(a, (4, 5), 0)
     b[3, 0] = 9                                                  # a row not wholly fill
@@ -40,9 +42,14 @@ def test_fill_extent_finds_trailing_slices_bit_for_bit():
     z = padded(np.ones((4, 6), np.float32), (3, 6), -0.0)
     assert _edges.fill_extent(z, 0.0) is None                    # -0.0 is not 0.0's bits
     assert _edges.fill_extent(z, -0.0) == (3, 6)
-    # along an untransformed axis too (frames of a stack)
+    # along an untransformed axis too (frames of a stack), not a colour axis
     s = padded(np.ones((3, 4, 4), np.int16), (2, 4, 4), -5)
     assert _edges.fill_extent(s, -5) == (2, 4, 4)
+    rgb = np.ones((4, 4, 3), np.uint8) * 200
+    rgb[..., 2] = 0                                              # a colour image without blue
+    assert _edges.fill_extent(rgb, 0) == (4, 4, 2)
+    assert _edges.fill_extent(rgb, 0, keep=(2,)) is None
+    assert pj.read_header(pj.encode(rgb, fill_value=0, colour_axis=2)).version == 7
 
 
 @pytest.mark.parametrize("name, crop, extent, fill, options", [
@@ -143,13 +150,16 @@ def test_forged_fill_fields_are_refused(real):
     # the field follows the value gaps (lossless: a count byte, 0 here)
     at = 16 + 8 * 2 + 2 + 1 + 2 + 1
     assert struct.unpack_from("<2Q", enc, at) == (20, 40)
-    for offset, value in ((at, 0), (at, 33), (at + 8, 41), (at + 16 + 1, 1), (at + 16 + 7, 1)):
+    # extents 0 and beyond the chunk, unused fill bytes set, and a field
+    # that pads nothing (extents of the whole chunk: one stream, one encoding)
+    for offset, value in ((at, 0), (at, 33), (at + 8, 41), (at, 32), (at + 16 + 1, 1),
+                          (at + 16 + 7, 1)):
         forged = bytearray(enc)
         if offset < at + 16:
             struct.pack_into("<Q", forged, offset, value)
         else:
             forged[offset] = value
-        with pytest.raises(pj.DecodeError):
+        with pytest.raises(pj.DecodeError, match="invalid codestream header"):
             pj.decode(reseal(bytes(forged), 2))
     # an older version byte leaves the field's bytes unread: the length is wrong
     from helpers import with_version

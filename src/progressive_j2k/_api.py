@@ -48,8 +48,13 @@ LOSSLESS_WAVELET, TOLERANCE_WAVELET = 4, 3
 MODE_WAVELETS = {"lossless": LOSSLESS_WAVELET, "lossy": 1, "tolerance": TOLERANCE_WAVELET}
 
 
+#: The newest format version of a chunk without padding (version 9 adds
+#: the fill field; 7 and 8 have the same layout).
+UNPADDED_VERSION = _core.FORMAT_VERSION_FLOAT32
+
+
 def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1,
-                  version: int = _core.FORMAT_VERSION_FLOAT32, gaps: int = 0) -> int:
+                  version: int = UNPADDED_VERSION, gaps: int = 0) -> int:
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
     number of quality layers, format version (by default that of a chunk
@@ -62,10 +67,12 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
     return _core.header_length(version, ndim, naxes, levels, wavelet, layers, gaps)
 
 
-def smallest_lossy_stream(ndim: int, naxes: int, levels: int, layers: int = 1) -> int:
-    """Bytes of the smallest lossy stream: its header, and every piece's
-    range-coder flush."""
-    return (header_length(ndim, naxes, levels, "lossy", layers)
+def smallest_lossy_stream(ndim: int, naxes: int, levels: int, layers: int = 1,
+                          padded: bool = False) -> int:
+    """Bytes of the smallest lossy stream: its header (``padded``: with the
+    fill field of version 9), and every piece's range-coder flush."""
+    version = _core.FORMAT_VERSION if padded else UNPADDED_VERSION
+    return (header_length(ndim, naxes, levels, "lossy", layers, version)
             + _layers.PIECE_FLUSH_BYTES * (levels + 1) * layers)
 
 
@@ -185,8 +192,9 @@ def read_header(buf) -> Header:
     fields = _core.read_header(_as_bytes(buf))
     fields["dtype"] = DTYPES[fields.pop("dtype_code")]
     sample = fields.pop("fill_bytes")
-    if sample is not None:
-        fields["fill_value"] = np.frombuffer(sample, fields["dtype"], 1)[0]
+    if sample is not None:   # (little-endian bytes, read as the dtype's value)
+        fields["fill_value"] = np.frombuffer(sample, fields["dtype"].newbyteorder("<"), 1)[0]
+        fields["fill_value"] = fields["fill_value"].astype(fields["dtype"])
     return Header(**fields)
 
 
@@ -360,7 +368,8 @@ class _ChunkEncoder:
                  m97_levels, fill=None):
         self.arr, self.options, self.code, self.wavelet = arr, options, code, wavelet
         self.fill = fill   # arr's padding (_edges.Padding), or None
-        self.lossy_floor = smallest_lossy_stream(arr.ndim, len(options["axes"]), options["levels"])
+        self.lossy_floor = smallest_lossy_stream(arr.ndim, len(options["axes"]), options["levels"],
+                                                 padded=fill is not None)
         self.last_made = None        # the stream encode_with made last
         self.reconstructed = None    # decode_last's output, made at its first use
         self.lossless_tried = None   # (cap, the lossless stream or None: longer than cap)
@@ -549,8 +558,6 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     # value scans below: a vast view of a few values, say of stride 0, fails
     # here as numpy's MemoryError instead of being scanned for hours)
     arr = np.require(arr, requirements="CA")
-    # zarr's padding: coded as the data's continuation, restored by the decoder
-    arr, padding = _edges.padded(arr, fill_value, hold=options["mode"] == "tolerance")
     # a rate in bits per sample is a ratio for this dtype
     options.update(ratio=lossy_ratio(options, arr.dtype), bits_per_sample=None)
     check_targets(options)
@@ -560,6 +567,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     options = resolve_options(options, arr.shape, arr.dtype)
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
+    # zarr's padding: coded as the data's continuation, restored by the decoder
+    arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis)
     wavelet, step, peak = _wavelet_and_step(arr, options)
     if options["psnr"] is not None and _metrics.narrow_for_psnr(arr, options["psnr"]):
         # (one message per target and dtype: warned once, not per chunk)
@@ -630,7 +639,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     # near the floor: the coded bytes (less the header and flushes of a stream
     # with these layers) within (NEAR_FLOOR - 1) single-layer floors
     payload = len(encoded) - smallest_lossy_stream(arr.ndim, len(axes), levels,
-                                                   layer_count(options))
+                                                   layer_count(options), padding is not None)
     if targeted and arr.size and arr.dtype.kind in "iu" and (
             model is None or payload <= (_rate.NEAR_FLOOR - 1) * chunk.lossy_floor
             or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size) and (

@@ -137,9 +137,9 @@ CASES = {
     "v9_u8_rgb_lossy_layers": (lambda: padded(load("coffee")[120:153, 210:241], (26, 31, 3), 255),
                                {"colour_axis": 2, "reversible": False, "step": 3.0,
                                 "layers": [40, 12], "fill_value": 255}),
-    "v9_i16_planes_fill": (lambda: padded(load("ct693_int16")[90:153, 72:91].reshape(3, 21, 19),
-                                          (2, 21, 14), -1024),
-                           {"axes": (1, 2), "fill_value": -1024}),
+    "v9_i16_planes_fill": (lambda: padded(load("ct693_int16")[90:174, 72:91].reshape(4, 21, 19),
+                                          (3, 21, 14), -1024),
+                           {"axes": (1, 2), "colour_axis": None, "fill_value": -1024}),
 }
 
 
