@@ -125,7 +125,8 @@ typedef struct {
      * (docs/DESIGN.md 42).  Ignored by the other wavelets. */
     int close_gaps;
     /* Non-zero: the samples at or beyond fill_extent[a] along axis a
-     * (1 <= fill_extent[a] <= its length) are padding, not data (zarr
+     * (1 <= fill_extent[a] <= its length, below it on some axis) are
+     * padding, not data (zarr
      * completes edge chunks with the array's fill value).  The caller has
      * already replaced them by values continuing the data, which the
      * transform codes; the decoder sets them, at every level, to the sample
