@@ -1199,14 +1199,14 @@ def test_edge_chunk_options_scale_only_the_targets():
     assert edge_chunk_options({"levels": 3, "step": 2.0, "layers": 3}, 0.25, u8) is None
     assert edge_chunk_options({"tolerance": 0.5}, 0.25, u8) is None
     scaled = edge_chunk_options({"ratio": 10, "layers": [80, 40], "levels": 3}, 0.25, u8)
-    assert scaled == {"ratio": 40.0, "layers": [320.0, 160.0], "levels": 3}
+    assert scaled == {"ratio": 40.0, "layers": (320.0, 160.0), "levels": 3}
     assert edge_chunk_options({"bits_per_sample": 2.0, "layers": 4}, 0.25, u8) == {
         "bits_per_sample": 0.5, "layers": 4}
     scaled = edge_chunk_options({"psnr": 40, "layers": [30, 35], "layer_metric": "psnr"}, 0.1, u8)
-    assert scaled["psnr"] == pytest.approx(50) and scaled["layers"] == pytest.approx([40, 45])
+    assert scaled["psnr"] == pytest.approx(50) and scaled["layers"] == pytest.approx((40, 45))
     # a rate target is scaled to no ratio above the cap (the stream's floor), layers alike
     capped = edge_chunk_options({"ratio": 10, "layers": [80, 40]}, 1 / 256, u8, ratio_cap=50)
-    assert capped == {"ratio": 50.0, "layers": [400.0, 200.0]}
+    assert capped == {"ratio": 50.0, "layers": (400.0, 200.0)}
     assert edge_chunk_options({"bits_per_sample": 4.0}, 1 / 256, u8, ratio_cap=50) == {
         "bits_per_sample": 8 / 50}
     assert edge_chunk_options({"ratio": 60}, 1 / 256, u8, ratio_cap=50) is None   # over it

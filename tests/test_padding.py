@@ -165,3 +165,51 @@ def test_forged_fill_fields_are_refused(real):
     from helpers import with_version
     with pytest.raises(pj.DecodeError):
         pj.read_header(with_version(enc, 8))
+
+
+def test_targets_of_padded_chunks_hold_for_their_data(real):
+    """A chunk with zarr's padding gets the targets to_zarr gives its edge
+    chunks (edge_chunk_options): through a plain zarr write, every chunk of
+    coins (303 x 384 in 128² chunks) meets psnr=40 on its data (35.9 dB on
+    the last row of chunks before), as to_zarr's do; a tiny chunk's ratio
+    budget is not spent on the fill field (a 15 x 32 float32 crop at 8.7:1
+    lost its data to those 24 bytes)."""
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K
+    coins = real("coins")
+    z = zarr.create_array(zarr.storage.MemoryStore(), shape=coins.shape, chunks=(128, 128),
+                          dtype=coins.dtype, serializer=ProgressiveJ2K(psnr=40),
+                          compressors=None, fill_value=0)
+    z[...] = coins
+    for i in range(0, coins.shape[0], 128):
+        for j in range(0, coins.shape[1], 128):
+            data = coins[i:i + 128, j:j + 128]
+            mse = np.mean((z[i:i + 128, j:j + 128].astype(float) - data) ** 2)
+            assert 10 * np.log10(255.0 ** 2 / mse) >= 39.5, (i, j)
+    ct = np.ascontiguousarray(real("ct693_int16")[200:215, 300:313]).astype(np.float32)
+    chunk = padded(np.pad(ct, ((0, 0), (0, 19))), (15, 13), 0.0)
+    errors = []
+    for fill in (0.0, None):
+        enc = pj.encode(chunk, fill_value=fill, ratio=8.7)
+        assert pj.read_header(enc).version == (9 if fill is not None else 7)
+        errors.append(np.sqrt(np.mean((pj.decode(enc)[:, :13] - ct) ** 2)))
+    assert errors[0] <= errors[1]
+
+
+def test_a_constant_float64_chunk_pads_within_its_value(tmp_path):
+    """A float64 mean of a constant can land an ulp beside it: the padded
+    chunk then spanned an ulp, whose default lossy step the encoder refused
+    (any float64 edge chunk of a constant, through zarr or to_zarr)."""
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K
+    constant = np.full((16, 21), 41.525)
+    assert (_edges.pad_chunk(constant[:, :5], (16, 16)) == 41.525).all()
+    assert (_edges.pad_chunk(constant[:, :5], (16, 16), hold=True) == 41.525).all()
+    for fill in (np.nan, 0.0, -999.0):
+        for options in ({"ratio": 10}, {"reversible": False}, {"tolerance": 0.1}):
+            z = zarr.create_array(zarr.storage.MemoryStore(), shape=constant.shape,
+                                  chunks=(16, 16), dtype="f8", serializer=ProgressiveJ2K(**options),
+                                  compressors=None, fill_value=fill)
+            z[...] = constant
+            assert np.abs(z[...] - constant).max() <= 0.1
+    pj.to_zarr(constant, str(tmp_path / "t.zarr"), chunks=(16, 16), ratio=10)

@@ -1,13 +1,24 @@
 """Chunks that end before their data's array does: completing them with
-values that continue the data (pad_chunk), and finding where zarr completed
-them with the array's fill value (fill_extent)."""
+values that continue the data (pad_chunk), finding where zarr completed
+them with the array's fill value (fill_extent, padded), and their targets
+scaled to their data (edge_chunk_options)."""
 from __future__ import annotations
 
+import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 
+from progressive_j2k import _options
 
+
+#: An edge chunk's scaled rate target keeps at least this many times the
+#: stream's header and flushes (edge_chunk_options' ratio_cap): the last
+#: row of astronaut (513 rows in 256^2 chunks at 10:1) decoded at 16 dB
+#: scaled fully (249 bytes), 26 dB at 2 floors (488), 44 dB at 4 (940);
+#: the chunks inside 41.5 dB.
+EDGE_FLOORS = 4
 #: In tolerance mode pad_chunk holds an edge chunk's last samples: their
 #: means over blocks of this many samples along the other axes
 PAD_BLOCK = 32
@@ -40,7 +51,7 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarra
     if block.size == 0:
         return np.zeros(chunks, block.dtype)
     if not hold:
-        mean = float(np.mean(block, dtype=np.float64))
+        mean = float(_within(np.mean(block, dtype=np.float64), block))
         if not np.isfinite(mean):
             mean = 0.0
         if block.dtype.kind in "iu":
@@ -63,6 +74,7 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarra
                 shape = [1] * edge.ndim
                 shape[other] = len(counts)
                 edge = np.repeat(sums / counts.reshape(shape), counts, axis=other)
+        edge = _within(edge, block)
         edge[~np.isfinite(edge)] = 0.0   # (NaN or inf in the data: refused by the encoder)
         flat = np.full_like(edge, edge.mean())
         if block.dtype.kind in "iu":
@@ -75,6 +87,20 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarra
                               np.repeat(flat.astype(block.dtype), length - n - held, axis=axis)],
                              axis=axis)
     return out
+
+
+def _within(values, block: np.ndarray):
+    """Float ``values`` (means of ``block``'s samples) clipped to its range:
+    a float64 mean can land an ulp outside it, and a constant chunk then
+    spans an ulp, whose default lossy step the encoder refuses."""
+    if block.dtype.kind != "f":
+        return values
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # (all NaN: no range)
+        lo, hi = np.nanmin(block), np.nanmax(block)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return values
+    return np.clip(values, float(lo), float(hi))
 
 
 def fill_extent(arr: np.ndarray, fill_value, keep=()) -> tuple | None:
@@ -164,3 +190,46 @@ def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None):
         return arr, None
     return (pad_chunk(data, arr.shape, hold),
             Padding(extent, fill_bytes(fill_value, arr.dtype), arr, fill_value))
+
+
+def edge_chunk_options(codec_options: dict, fraction: float, dtype,
+                       ratio_cap: float = math.inf) -> dict | None:
+    """The codec options for an edge chunk of which ``fraction`` is the
+    array's data and the rest padding (to_zarr's, or zarr's that encode()
+    takes for padding), or None where they are the array's own.  A chunk's targets count all of its samples: its size
+    budget is its whole raw size over the ratio, and its squared error is
+    averaged over the padding too, which costs almost no bytes and has almost
+    no error.  So the data of an edge chunk coded with the array's targets
+    got the budget of a whole chunk (a 600 x 600 coffee crop in 256^2 chunks
+    at ratio=20 came out 12:1) or, with psnr=, lost 10 log10(1 / fraction)
+    dB (a corner chunk of 88 x 88 in 512 x 512: 66 dB for 80).  Scaled here,
+    both hold for the data alone: PSNRs (and layer PSNRs) up by
+    10 log10(1 / fraction) dB, which keeps the data's own mean squared error
+    within the target even where the padding decodes inexactly; the ratio
+    and layer ratios times 1 / fraction (bits_per_sample over it), but to
+    no ratio above ``ratio_cap``: a thin edge's share of the budget falls
+    below the stream's header and flushes, and a target below them zeroes
+    the data (one row of a 256^2 chunk of astronaut at 10:1: 16 dB)."""
+    options = dict(codec_options)
+    gain = 10.0 * math.log10(1.0 / fraction)
+    layers = options.get("layers")
+    listed = layers is not None and not isinstance(layers, (int, np.integer))  # (not a count)
+    by_psnr = options.get("layer_metric", "ratio") == "psnr"
+    # the ratio that must keep its floor: the chunk's own (its layers'
+    # ratios are scaled alike, so they keep their order), or its first layer's
+    rate = _options.lossy_ratio({"ratio": options.get("ratio"),
+                                 "bits_per_sample": options.get("bits_per_sample")}, dtype) or (
+        max(layers) if listed and not by_psnr else None)
+    scale = max(1.0, min(1.0 / fraction, ratio_cap / rate)) if rate else 1.0
+    if scale > 1.0:
+        if options.get("ratio") is not None:
+            options["ratio"] = float(options["ratio"]) * scale
+        if options.get("bits_per_sample") is not None:
+            options["bits_per_sample"] = float(options["bits_per_sample"]) / scale
+        if listed and not by_psnr:
+            options["layers"] = tuple(float(t) * scale for t in layers)
+    if options.get("psnr") is not None:
+        options["psnr"] = float(options["psnr"]) + gain
+    if listed and by_psnr:
+        options["layers"] = tuple(float(t) + gain for t in layers)
+    return None if options == codec_options else options

@@ -14,7 +14,7 @@ from itertools import combinations, product
 import numpy as np
 
 from progressive_j2k import _api, _axes, _core, _metrics, _options
-from progressive_j2k._edges import pad_chunk
+from progressive_j2k._edges import EDGE_FLOORS, edge_chunk_options, pad_chunk
 from progressive_j2k._guards import (_already_there, refuse_foreign_directory,
                                      refuse_to_overwrite_input)
 from progressive_j2k._optional import require, require_zarr, zarr_store
@@ -205,49 +205,6 @@ def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple, hold: bool) -> np.n
     return out
 
 
-def edge_chunk_options(codec_options: dict, fraction: float, dtype,
-                       ratio_cap: float = math.inf) -> dict | None:
-    """The codec options for an edge chunk of which ``fraction`` is the
-    array's data and the rest to_zarr's padding, or None where they are the
-    array's own.  A chunk's targets count all of its samples: its size
-    budget is its whole raw size over the ratio, and its squared error is
-    averaged over the padding too, which costs almost no bytes and has almost
-    no error.  So the data of an edge chunk coded with the array's targets
-    got the budget of a whole chunk (a 600 x 600 coffee crop in 256^2 chunks
-    at ratio=20 came out 12:1) or, with psnr=, lost 10 log10(1 / fraction)
-    dB (a corner chunk of 88 x 88 in 512 x 512: 66 dB for 80).  Scaled here,
-    both hold for the data alone: PSNRs (and layer PSNRs) up by
-    10 log10(1 / fraction) dB, which keeps the data's own mean squared error
-    within the target even where the padding decodes inexactly; the ratio
-    and layer ratios times 1 / fraction (bits_per_sample over it), but to
-    no ratio above ``ratio_cap``: a thin edge's share of the budget falls
-    below the stream's header and flushes, and a target below them zeroes
-    the data (one row of a 256^2 chunk of astronaut at 10:1: 16 dB)."""
-    options = dict(codec_options)
-    gain = 10.0 * math.log10(1.0 / fraction)
-    layers = options.get("layers")
-    listed = layers is not None and not isinstance(layers, (int, np.integer))  # (not a count)
-    by_psnr = options.get("layer_metric", "ratio") == "psnr"
-    # the ratio that must keep its floor: the chunk's own (its layers'
-    # ratios are scaled alike, so they keep their order), or its first layer's
-    rate = _options.lossy_ratio({"ratio": options.get("ratio"),
-                                 "bits_per_sample": options.get("bits_per_sample")}, dtype) or (
-        max(layers) if listed and not by_psnr else None)
-    scale = max(1.0, min(1.0 / fraction, ratio_cap / rate)) if rate else 1.0
-    if scale > 1.0:
-        if options.get("ratio") is not None:
-            options["ratio"] = float(options["ratio"]) * scale
-        if options.get("bits_per_sample") is not None:
-            options["bits_per_sample"] = float(options["bits_per_sample"]) / scale
-        if listed and not by_psnr:
-            options["layers"] = [float(t) * scale for t in layers]
-    if options.get("psnr") is not None:
-        options["psnr"] = float(options["psnr"]) + gain
-    if listed and by_psnr:
-        options["layers"] = [float(t) + gain for t in layers]
-    return None if options == codec_options else options
-
-
 def _write_region(z, data, lo, hi, unit, shape, chunks, hold, progress=None) -> None:
     """Write the region [lo, hi) of the padded array (on chunk boundaries)
     from ``data``, one block of write units (``unit``: chunks or shards, or
@@ -304,12 +261,6 @@ def _with_codec_options(z, codec_options: dict):
         return z
 
 
-#: An edge chunk's scaled rate target keeps at least this many times the
-#: stream's header and flushes (edge_chunk_options' ratio_cap): the last
-#: row of astronaut (513 rows in 256^2 chunks at 10:1) decoded at 16 dB
-#: scaled fully (249 bytes), 26 dB at 2 floors (488), 44 dB at 4 (940);
-#: the chunks inside 41.5 dB.
-EDGE_FLOORS = 4
 #: to_zarr refuses chunks longer than twice the array along an axis whose
 #: padded chunk exceeds both of these (bytes; times the array's bytes): a
 #: 10 x 10 image in chunks of 100000² allocated 10 GB and was killed
