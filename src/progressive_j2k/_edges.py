@@ -161,19 +161,24 @@ class Padding(NamedTuple):
     fill_value: object
 
 
-def stands_out(data: np.ndarray, axes, fill_value) -> bool:
+def stands_out(data: np.ndarray, axes, fill_value, continuation=None) -> bool:
     """Whether the fill value stands out against the data's last slice
     along one of ``axes`` (those it pads): lies further from that slice's
-    samples, on average, than they lie from their mean.  A fill value like
-    the data's edge (a zero background, say) blends into coarse levels as
-    harmlessly as a continuation of the data would, and codes for less
-    (docs/DESIGN.md 58); NaN and infinities always stand out."""
+    samples, on average, than they lie from their mean, and than from
+    ``continuation`` (the value that would replace it; None: the slice
+    itself, held).  A fill value like the data's edge (a zero background,
+    say) blends into coarse levels as harmlessly as a continuation of the
+    data would, and codes for less (docs/DESIGN.md 58); NaN and infinities
+    always stand out."""
     fill = float(fill_value)
     if not np.isfinite(fill):
         return True
     for axis in axes:
         edge = np.take(data, -1, axis=axis).astype(np.float64)
-        if np.abs(edge - fill).mean() > np.abs(edge - edge.mean()).mean():
+        near = np.abs(edge - edge.mean()).mean()
+        if continuation is not None:
+            near = max(near, np.abs(edge - continuation).mean())
+        if np.abs(edge - fill).mean() > near:
             return True
     return False
 
@@ -186,9 +191,13 @@ def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None):
     if extent is None:
         return arr, None
     data = arr[tuple(slice(0, n) for n in extent)]
-    if not stands_out(data, [a for a, n in enumerate(extent) if n < arr.shape[a]], fill_value):
+    padded_axes = [a for a, n in enumerate(extent) if n < arr.shape[a]]
+    filled = pad_chunk(data, arr.shape, hold)
+    # (the mean pad_chunk holds beyond the data; hold: the edge itself)
+    continuation = None if hold else float(filled[(-1,) * arr.ndim])
+    if not stands_out(data, padded_axes, fill_value, continuation):
         return arr, None
-    return (pad_chunk(data, arr.shape, hold),
+    return (filled,
             Padding(extent, fill_bytes(fill_value, arr.dtype), arr, fill_value))
 
 
