@@ -589,12 +589,13 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     # zarr's padding: coded as the data's continuation, restored by the decoder
     arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis)
+    psnr = options["psnr"]   # (as given: the warning below names it, scaled or not)
     if padding is not None:
         options = _padded_targets(options, padding, arr)
     wavelet, step, peak = _wavelet_and_step(arr, options)
-    if options["psnr"] is not None and _metrics.narrow_for_psnr(arr, options["psnr"]):
+    if psnr is not None and _metrics.narrow_for_psnr(arr, options["psnr"]):
         # (one message per target and dtype: warned once, not per chunk)
-        message = _metrics.narrow_psnr_message(options["psnr"], arr.dtype)
+        message = _metrics.narrow_psnr_message(psnr, arr.dtype)
         warnings.warn(message, PSNRPeakWarning, stacklevel=2)
 
     try:
