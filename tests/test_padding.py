@@ -213,3 +213,16 @@ def test_a_constant_float64_chunk_pads_within_its_value(tmp_path):
             z[...] = constant
             assert np.abs(z[...] - constant).max() <= 0.1
     pj.to_zarr(constant, str(tmp_path / "t.zarr"), chunks=(16, 16), ratio=10)
+
+
+def test_a_padded_chunks_psnr_warning_judges_the_target_as_given(real):
+    """The narrow-data warning looks at the target the user gave: the
+    target scaled to a padded chunk's data would allow less error, and an
+    edge chunk of such data went unwarned."""
+    mr = real("mr2_uint16")[200:264, 200:216].astype(np.float64)
+    data = (1000 + 600 * (mr - mr.min()) / np.ptp(mr)).astype(np.uint16)   # spans 600 of 65535
+    chunk = np.zeros((64, 64), np.uint16)
+    chunk[:, :16] = data
+    with pytest.warns(pj.PSNRPeakWarning, match="psnr=68"):
+        enc = pj.encode(chunk, fill_value=0, psnr=68)
+    assert pj.read_header(enc).fill_extent == (64, 16)

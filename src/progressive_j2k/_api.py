@@ -593,7 +593,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     if padding is not None:
         options = _padded_targets(options, padding, arr)
     wavelet, step, peak = _wavelet_and_step(arr, options)
-    if psnr is not None and _metrics.narrow_for_psnr(arr, options["psnr"]):
+    if psnr is not None and _metrics.narrow_for_psnr(arr, psnr):
         # (one message per target and dtype: warned once, not per chunk)
         message = _metrics.narrow_psnr_message(psnr, arr.dtype)
         warnings.warn(message, PSNRPeakWarning, stacklevel=2)

@@ -193,7 +193,8 @@ def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None):
     data = arr[tuple(slice(0, n) for n in extent)]
     padded_axes = [a for a, n in enumerate(extent) if n < arr.shape[a]]
     filled = pad_chunk(data, arr.shape, hold)
-    # (the mean pad_chunk holds beyond the data; hold: the edge itself)
+    # (the mean pad_chunk fills in beyond the data; hold: the edge itself,
+    # or for one slice its mean, as far from the edge as its spread)
     continuation = None if hold else float(filled[(-1,) * arr.ndim])
     if not stands_out(data, padded_axes, fill_value, continuation):
         return arr, None
