@@ -560,8 +560,10 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         samples held) and decode as the fill value again, at every level,
         so coarser levels do not blend it into the data's last samples, and
         a float array's NaN padding needs no finite stand-in.  Size and
-        quality targets are then scaled to the data's share of the chunk,
-        as to_zarr scales its edge chunks'.  Default (None): none.
+        quality targets of such a chunk are then scaled to the data's share
+        of it, as to_zarr scales its edge chunks'; padding that does not
+        stand out from the data's edge is left as given, and counts.
+        Default (None): none.
     """
     arr = np.asarray(data)
     if is_big_endian(arr.dtype):
