@@ -142,7 +142,8 @@ def fill_extent(arr: np.ndarray, fill_value, keep=()) -> tuple | None:
 
 def fill_bytes(fill_value, dtype) -> bytes:
     """The fill sample's little-endian bytes (the stream's fill field)."""
-    return np.asarray(fill_value).astype(np.dtype(dtype).newbyteorder("<"), casting="unsafe").tobytes()
+    little = np.dtype(dtype).newbyteorder("<")
+    return np.asarray(fill_value).astype(little, casting="unsafe").tobytes()
 
 
 def padding(extent) -> list:
@@ -206,8 +207,9 @@ def edge_chunk_options(codec_options: dict, fraction: float, dtype,
                        ratio_cap: float = math.inf) -> dict | None:
     """The codec options for an edge chunk of which ``fraction`` is the
     array's data and the rest padding (to_zarr's, or zarr's that encode()
-    takes for padding), or None where they are the array's own.  A chunk's targets count all of its samples: its size
-    budget is its whole raw size over the ratio, and its squared error is
+    takes for padding), or None where they are the array's own.  A
+    chunk's targets count all of its samples: its size budget is its
+    whole raw size over the ratio, and its squared error is
     averaged over the padding too, which costs almost no bytes and has almost
     no error.  So the data of an edge chunk coded with the array's targets
     got the budget of a whole chunk (a 600 x 600 coffee crop in 256^2 chunks
