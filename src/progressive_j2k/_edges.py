@@ -51,13 +51,7 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarra
     if block.size == 0:
         return np.zeros(chunks, block.dtype)
     if not hold:
-        mean = float(_within(np.mean(block, dtype=np.float64), block))
-        if not np.isfinite(mean):
-            mean = 0.0
-        if block.dtype.kind in "iu":
-            info = np.iinfo(block.dtype)
-            mean = min(max(round(mean), info.min), info.max)
-        out = np.full(chunks, mean, block.dtype)
+        out = np.full(chunks, padding_mean(block), block.dtype)
         out[tuple(slice(0, n) for n in block.shape)] = block
         return out
     out = block
@@ -87,6 +81,18 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarra
                               np.repeat(flat.astype(block.dtype), length - n - held, axis=axis)],
                              axis=axis)
     return out
+
+
+def padding_mean(block: np.ndarray):
+    """The value pad_chunk completes ``block`` with by default: its mean,
+    within its range, rounded to its dtype (0 where it is not finite)."""
+    mean = float(_within(np.mean(block, dtype=np.float64), block))
+    if not np.isfinite(mean):
+        mean = 0.0
+    if block.dtype.kind in "iu":
+        info = np.iinfo(block.dtype)
+        mean = min(max(round(mean), info.min), info.max)
+    return mean
 
 
 def _within(values, block: np.ndarray):
@@ -193,13 +199,13 @@ def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None):
         return arr, None
     data = arr[tuple(slice(0, n) for n in extent)]
     padded_axes = [a for a, n in enumerate(extent) if n < arr.shape[a]]
-    filled = pad_chunk(data, arr.shape, hold)
-    # (the mean pad_chunk fills in beyond the data; hold: the edge itself,
-    # or for one slice its mean, as far from the edge as its spread)
-    continuation = None if hold else float(filled[(-1,) * arr.ndim])
+    # (what pad_chunk would fill in beyond the data: its mean; hold: the
+    # edge itself, or for one slice its mean, as far from the edge as its
+    # spread), judged before any padding is made
+    continuation = None if hold else float(data.dtype.type(padding_mean(data)))
     if not stands_out(data, padded_axes, fill_value, continuation):
         return arr, None
-    return (filled,
+    return (pad_chunk(data, arr.shape, hold),
             Padding(extent, fill_bytes(fill_value, arr.dtype), arr, fill_value))
 
 
