@@ -96,3 +96,16 @@ def with_version(buf: bytes, version: int) -> bytes:
     data[4] = version
     struct.pack_into("<I", data, header_length - 4, _core.crc32c(bytes(data[:header_length - 4])))
     return bytes(data)
+
+
+def padded_like_zarr(arr, extent, fill):
+    """`arr` with everything beyond `extent` (per axis) set to `fill`, as zarr
+    completes an edge chunk."""
+    import numpy as np
+
+    from progressive_j2k import _edges
+
+    out = np.array(arr)
+    for slab in _edges.padding(extent):
+        out[slab] = fill
+    return out

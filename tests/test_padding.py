@@ -11,14 +11,8 @@ import pytest
 import progressive_j2k as pj
 from progressive_j2k import _edges
 
+from helpers import padded_like_zarr as padded
 from helpers import reseal
-
-
-def padded(arr, extent, fill):
-    out = np.array(arr)
-    for axis, end in enumerate(extent):
-        out[(slice(None),) * axis + (slice(end, None),)] = fill
-    return out
 
 
 def test_fill_extent_finds_trailing_slices_bit_for_bit():

@@ -14,6 +14,7 @@ import progressive_j2k as pj
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 from conftest import load  # noqa: E402
+from helpers import padded_like_zarr as padded  # noqa: E402
 
 CASES = {
     "u8_gray_lossless": (lambda: load("camera")[200:232, 300:324], {}),
@@ -141,14 +142,6 @@ CASES = {
                                           (3, 21, 14), -1024),
                            {"axes": (1, 2), "colour_axis": None, "fill_value": -1024}),
 }
-
-
-def padded(arr, extent, fill):
-    """`arr` with everything beyond `extent` set to `fill`, as zarr pads."""
-    out = np.array(arr)
-    for axis, end in enumerate(extent):
-        out[(slice(None),) * axis + (slice(end, None),)] = fill
-    return out
 
 
 def main(names):
