@@ -44,7 +44,10 @@ static pj2k_status header_from_params(const pj2k_params *p, pj2k_header *h)
         h->fill = 1;
         memcpy(h->fill_extent, p->fill_extent, sizeof h->fill_extent);
         memcpy(h->fill_value, p->fill_value, sizeof h->fill_value);
-        h->version = PJ2K_FORMAT_VERSION;   /* (checked with version 9's rules) */
+        /* (checked with the rules of the version written) */
+        h->version = p->nodata_mask ? PJ2K_FORMAT_VERSION : PJ2K_FORMAT_VERSION_PADDED;
+    } else if (p->nodata_mask) {
+        return PJ2K_ERR_PARAM;   /* (a mask restores the fill sample) */
     }
     if (pj2k_prequantised(h->wavelet) && !(p->step > 0.0 && isfinite(p->step)))
         return PJ2K_ERR_PARAM;
@@ -171,7 +174,9 @@ static pj2k_status encode_segments(pj2k_header *h, const layout *L, void *coef,
                                    .bit_cost = bit_cost};
     for (int r = 0; r <= h->levels && st == PJ2K_OK; r++) {
         for (int j = 0; j < h->layers && st == PJ2K_OK; j++) {
-            const size_t start = out->length;
+            /* (the first piece's checksum covers the mask that opens it,
+             * which the caller has written) */
+            const size_t start = out->length - (r || j ? 0 : (size_t)h->mask_length);
             pj2k_rc_encoder rc;
             pj2k_rc_encoder_init(&rc, out);
             start_piece(cb.model, h->version, r * h->layers + j);
@@ -206,6 +211,7 @@ void pj2k_prepared_free(pj2k_prepared *prep)
     free(prep->own_bit_cost);
     free(prep->scratch_coef);
     free(prep->scratch_real);
+    free(prep->mask.data);
     free(prep);
 }
 
@@ -355,6 +361,14 @@ pj2k_status pj2k_prepare(const pj2k_params *params, const void *data, pj2k_prepa
     pj2k_status st = header_from_params(params, h);
     if (st != PJ2K_OK) goto fail;
     pj2k_make_layout(h, 0, L);
+    if (params->nodata_mask) {
+        size_t inside = 1, masked = 0;
+        for (int a = 0; a < h->ndim; a++) inside *= (size_t)h->fill_extent[a];
+        for (size_t i = 0; i < inside && !masked; i++) masked = params->nodata_mask[i] != 0;
+        st = !masked ? PJ2K_ERR_PARAM : pj2k_mask_write(h, params->nodata_mask, &prep->mask);
+        if (st != PJ2K_OK) goto fail;
+        h->mask_length = prep->mask.length;
+    }
     prep->lossy = h->wavelet == PJ2K_WAVELET_97;
     prep->bit_cost = params->bit_cost;
     if (prep->lossy && !pj2k_header_band_norms(h, prep->norms)) { st = PJ2K_ERR_NOMEM; goto fail; }
@@ -444,6 +458,7 @@ static pj2k_status quantise_and_code(pj2k_prepared *prep, pj2k_header *h, double
     if (st == PJ2K_OK && prep->lossy && rdo > 0.0 && h->layers > 1 && !quantised) {
         pj2k_header single = *h;
         single.layers = 1;
+        single.mask_length = 0;   /* (no stream: its decisions only) */
         memset(single.layer_shift, 0, sizeof single.layer_shift);
         pj2k_bytes scratch = {0};
         st = encode_segments(&single, L, prep->coef, prep->kind, prep->real, prep->real_f32, rdo,
@@ -472,10 +487,10 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
     h.layers = layers > 1 ? layers : 1;
     memset(h.layer_shift, 0, sizeof h.layer_shift);
     if (h.layers > 1) memcpy(h.layer_shift, layer_shift, (size_t)h.layers * sizeof *layer_shift);
-    /* version 9 where the chunk has padding; else version 8 where that
-     * changes the decode, else version 7: the same bytes, which decoders
-     * before version 8 still read */
-    h.version = h.fill ? PJ2K_FORMAT_VERSION
+    /* version 10 where the chunk has nodata samples in its data, 9 where it
+     * has padding only; else version 8 where that changes the decode, else
+     * version 7: the same bytes, which decoders before version 8 still read */
+    h.version = h.mask_length ? PJ2K_FORMAT_VERSION : h.fill ? PJ2K_FORMAT_VERSION_PADDED
               : float32_work(&h) ? PJ2K_FORMAT_VERSION_FLOAT32 : PJ2K_FORMAT_VERSION_COMPAT;
     h.header_length = pj2k_header_length_of(h.version, h.ndim, h.naxes, h.levels, h.wavelet, h.layers,
                                        h.ngaps);
@@ -487,10 +502,11 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
         for (int i = 0; i < h.nbands; i++)
             if (!(h.steps[i] > 0.0f) || !isfinite(h.steps[i])) return PJ2K_ERR_PARAM;
     }
-    if (max_length && h.header_length > max_length) return PJ2K_ERR_TOO_LARGE;
+    if (max_length && coded_start(&h) > max_length) return PJ2K_ERR_TOO_LARGE;
     pj2k_bytes bytes = {0};
-    if (!pj2k_bytes_reserve(&bytes, h.header_length + 1024)) return PJ2K_ERR_NOMEM;
-    bytes.length = h.header_length;
+    if (!pj2k_bytes_reserve(&bytes, coded_start(&h) + 1024)) return PJ2K_ERR_NOMEM;
+    if (h.mask_length) memcpy(bytes.data + h.header_length, prep->mask.data, prep->mask.length);
+    bytes.length = coded_start(&h);
     if (L->elements) {
         /* layers over the RD-optimised values of the last encode at these
          * steps: its decisions are reused, not made again (a layered encode
@@ -500,7 +516,7 @@ pj2k_status pj2k_encode_prepared(pj2k_prepared *prep, double step, int layers,
                               !memcmp(prep->coded_h.steps, h.steps, (size_t)h.nbands * sizeof *h.steps);
         st = quantise_and_code(prep, &h, rdo, quantised, max_length, &bytes);
         while (st == PJ2K_NARROW_OVERFLOW) {   /* a value or residual needs a wider type */
-            bytes.length = h.header_length;
+            bytes.length = coded_start(&h);
             st = widen(prep);
             if (st == PJ2K_OK) st = quantise_and_code(prep, &h, rdo, 0, max_length, &bytes);
         }
@@ -561,7 +577,7 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
         const int nb = pj2k_segment_bands(L->dims, levels, r, h->naxes, !legacy, sbs);
         for (int j = 0; j <= last[r] && st == PJ2K_OK; j++) {
             const int i = r * h->layers + j;
-            const uint64_t start = i ? h->piece_end[i - 1] : h->header_length;
+            const uint64_t start = i ? h->piece_end[i - 1] : coded_start(h);
             pj2k_rc_decoder rc;
             pj2k_rc_decoder_init(&rc, buf + start, (size_t)(h->piece_end[i] - start));
             start_piece(cb.model, h->version, i);
@@ -918,6 +934,6 @@ pj2k_status pj2k_decode_layer(const uint8_t *buf, size_t length, int level, int 
         kind = kind == COEF_I16 ? COEF_I32 : COEF_I64;
         st = decode_with(&h, &L, levels, last, buf, out, kind);
     }
-    if (st == PJ2K_OK) pj2k_restore_fill(&h, &L, level, out);
+    if (st == PJ2K_OK) st = pj2k_restore_fill(&h, &L, level, buf, out);
     return st;
 }

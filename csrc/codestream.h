@@ -50,6 +50,10 @@ static inline int has_gap_field(int version, pj2k_wavelet wavelet)
 /* Version 9 states the data's extent and the fill sample of the padding
  * beyond it (docs/FORMAT.md 1). */
 static inline int has_fill_field(int version) { return version >= 9; }
+/* Version 10 adds the length of the nodata mask that opens the first piece. */
+static inline int has_mask_field(int version) { return version >= 10; }
+/* Where the first piece's coefficients start: after the header and the mask. */
+static inline uint64_t coded_start(const pj2k_header *h) { return h->header_length + h->mask_length; }
 
 static inline int band_count(int levels, int naxes) { return 1 + levels * ((1 << naxes) - 1); }
 
@@ -103,8 +107,14 @@ typedef struct {
 } layout;
 void pj2k_make_layout(const pj2k_header *h, int level, layout *L);
 /* Version 9: the padding beyond the data's extent, at `level`, set to the
- * fill sample in the array of L's shape (pj2k_params.fill). */
-void pj2k_restore_fill(const pj2k_header *h, const layout *L, int level, void *array);
+ * fill sample in the array of L's shape (pj2k_params.fill); version 10 also
+ * the nodata samples of the mask that `buf` (the stream) holds
+ * (pj2k_params.nodata_mask). */
+/* Version 10: the nodata mask of the data's extent (h's fill_extent; one
+ * byte per sample in C order, non-zero: nodata), coded into `out`. */
+pj2k_status pj2k_mask_write(const pj2k_header *h, const uint8_t *mask, pj2k_bytes *out);
+pj2k_status pj2k_restore_fill(const pj2k_header *h, const layout *L, int level, const uint8_t *buf,
+                              void *array);
 /* Visit the C-contiguous array and the working buffer together, one run
  * along the last working axis at a time: visit(ctx, work run, array run,
  * run length, the run's stride in the array). */
@@ -219,6 +229,7 @@ struct pj2k_prepared {
     int coded;          /* coef holds the values of the last encode, whose header is */
     pj2k_header coded_h;
     double coded_rdo;   /* and whose RD-optimised quantisation had this strength (0: none) */
+    pj2k_bytes mask;    /* version 10: the coded nodata mask that opens every stream */
     /* 9/7: each band's synthesis norm (pj2k_header_band_norms), made once: every
      * trial's steps, the histogram and the context counts read them (each
      * is naxes * levels * 2 impulse responses: 5% of a 128^2 ratio search

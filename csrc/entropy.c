@@ -308,6 +308,112 @@ static inline uint64_t decode_direct(pj2k_rc_decoder *d, int nbits)
     return value;
 }
 
+/* ---- version 10's nodata mask: a sequence of bits as runs (docs/FORMAT.md 7)
+ * Alternating runs, of 0s first: the first run's length plus one, every
+ * later run's length (at least one), each as Elias gamma: its bit length
+ * less one in unary (1s ended by a 0) under a probability per kind of run,
+ * position and bit length of the previous run of that kind (a coastline's
+ * runs change slowly from row to row), then its first bit below the
+ * leading one under a probability per kind and bit length, then the rest
+ * at even odds.  The sequence's length is the reader's: it takes as many
+ * bits as it needs, and the writer ends with the run in progress. */
+#define RUN_LENGTH_BITS 50     /* a run of 2**49 (more than any chunk's levels hold) */
+#define RUN_HISTORY 16         /* previous bit lengths told apart (capped) */
+struct pj2k_runs {
+    pj2k_prob unary[2][RUN_HISTORY][RUN_LENGTH_BITS];
+    pj2k_prob first[2][RUN_LENGTH_BITS];
+    unsigned previous[2];      /* bit length less one of the last run of each kind */
+    unsigned kind;             /* of the run in progress */
+    uint64_t run;              /* writer: its length so far; reader: what is left of it */
+    int started;               /* a run has been coded */
+    pj2k_rc_encoder e;
+    pj2k_rc_decoder d;
+};
+
+static pj2k_runs *runs_new(void)
+{
+    pj2k_runs *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    pj2k_prob *p = &r->unary[0][0][0];
+    const size_t count = (sizeof r->unary + sizeof r->first) / sizeof *p;
+    for (size_t i = 0; i < count; i++) p[i] = (pj2k_prob){1u << (PROB_BITS - 1), 1};
+    return r;
+}
+
+static unsigned run_history(const pj2k_runs *r)
+{
+    return r->previous[r->kind] < RUN_HISTORY ? r->previous[r->kind] : RUN_HISTORY - 1;
+}
+
+pj2k_runs *pj2k_runs_writer(pj2k_bytes *out)
+{
+    pj2k_runs *r = runs_new();
+    if (r) pj2k_rc_encoder_init(&r->e, out);
+    return r;
+}
+
+static void put_run(pj2k_runs *r, uint64_t v)   /* v >= 1 */
+{
+    const unsigned b = bit_length(v) - 1, history = run_history(r);
+    for (unsigned i = 0; i <= b; i++) encode_bit(&r->e, &r->unary[r->kind][history][i], i < b);
+    if (b) {
+        encode_bit(&r->e, &r->first[r->kind][b], (unsigned)(v >> (b - 1)) & 1u);
+        encode_direct(&r->e, v, (int)b - 1);
+    }
+    r->previous[r->kind] = b;
+}
+
+void pj2k_runs_put(pj2k_runs *r, unsigned bit)
+{
+    if (bit != r->kind) {
+        put_run(r, r->run + !r->started);
+        r->started = 1;
+        r->kind ^= 1u;
+        r->run = 0;
+    }
+    r->run++;
+}
+
+pj2k_status pj2k_runs_finish(pj2k_runs *r)
+{
+    put_run(r, r->run + !r->started);
+    pj2k_rc_encoder_finish(&r->e);
+    const int failed = r->e.out->failed;
+    free(r);
+    return failed ? PJ2K_ERR_NOMEM : PJ2K_OK;
+}
+
+pj2k_runs *pj2k_runs_reader(const uint8_t *data, size_t length)
+{
+    pj2k_runs *r = runs_new();
+    if (r) pj2k_rc_decoder_init(&r->d, data, length);
+    return r;
+}
+
+int pj2k_runs_get(pj2k_runs *r)
+{
+    while (r->run == 0) {
+        if (r->started) r->kind ^= 1u;
+        const unsigned history = run_history(r);
+        unsigned b = 0;
+        while (b < RUN_LENGTH_BITS && decode_bit(&r->d, &r->unary[r->kind][history][b])) b++;
+        if (b >= RUN_LENGTH_BITS || r->d.overrun) return -1;
+        uint64_t v = 1;
+        if (b) {
+            v = 2u | decode_bit(&r->d, &r->first[r->kind][b]);
+            v = (v << (b - 1)) | decode_direct(&r->d, (int)b - 1);
+        }
+        if (r->d.overrun) return -1;
+        r->previous[r->kind] = b;
+        r->run = v - !r->started;
+        r->started = 1;
+    }
+    r->run--;
+    return (int)r->kind;
+}
+
+void pj2k_runs_free(pj2k_runs *r) { free(r); }
+
 
 /* Context of the first mantissa bit (version 3): is the neighbourhood's
  * magnitude octave below, at or above what exponent eb predicts? */

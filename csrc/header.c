@@ -25,7 +25,7 @@ static uint64_t get_u64(const uint8_t *p)
  * with more than one layer, the shift table; version 6 adds the 9/7-M
  * levels; version 7 the value gaps of lossless streams (a count, and 4
  * bytes per gap); version 9 the data's extent per axis and the fill
- * sample. */
+ * sample; version 10 the nodata mask's length. */
 uint32_t pj2k_header_length_of(int version, int ndim, int naxes, int levels,
                                pj2k_wavelet wavelet, int layers, int ngaps)
 {
@@ -34,6 +34,7 @@ uint32_t pj2k_header_length_of(int version, int ndim, int naxes, int levels,
     if (version >= 6) n += 2u;
     if (has_gap_field(version, wavelet)) n += 1u + 4u * (uint32_t)ngaps;
     if (has_fill_field(version)) n += 8u * (uint32_t)ndim + PJ2K_FILL_BYTES;
+    if (has_mask_field(version)) n += 8u;
     if (layers > 1) n += (uint32_t)(layers * band_count(levels, naxes));
     if (pj2k_prequantised(wavelet)) n += 16u;
     if (wavelet == PJ2K_WAVELET_97) n += 4u * (uint32_t)band_count(levels, naxes);
@@ -116,7 +117,7 @@ pj2k_status pj2k_check_structure(const pj2k_header *h)
             if (h->fill_extent[a] < 1 || h->fill_extent[a] > h->shape[a]) return PJ2K_ERR_HEADER;
             pads |= h->fill_extent[a] < h->shape[a];
         }
-        if (!pads) return PJ2K_ERR_HEADER;
+        if (!pads && !has_mask_field(h->version)) return PJ2K_ERR_HEADER;   /* (10: the mask) */
         for (size_t i = DTYPE_INFO[h->dtype].size; i < PJ2K_FILL_BYTES; i++)
             if (h->fill_value[i]) return PJ2K_ERR_HEADER;
     }
@@ -230,6 +231,11 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
         memcpy(h->fill_value, p, PJ2K_FILL_BYTES);
         p += PJ2K_FILL_BYTES;
     }
+    if (has_mask_field(h->version)) {
+        h->mask_length = get_u64(p);   /* (within the first piece: checked below) */
+        p += 8;
+        if (h->mask_length == 0) return PJ2K_ERR_HEADER;   /* version 10 has a mask */
+    }
     if (pj2k_prequantised(h->wavelet)) {
         uint64_t bits = get_u64(p);
         memcpy(&h->scale, &bits, 8);
@@ -246,6 +252,7 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     }
     uint64_t previous = stated;
     const int pieces = (h->levels + 1) * h->layers;
+
     for (int i = 0; i < pieces; i++, p += 12) {
         h->piece_end[i] = get_u64(p);
         h->piece_crc[i] = get_u32(p + 8);
@@ -253,6 +260,7 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
         previous = h->piece_end[i];
     }
     for (int r = 0; r <= h->levels; r++) h->segment_end[r] = h->piece_end[r * h->layers + h->layers - 1];
+    if (h->piece_end[0] - stated < h->mask_length) return PJ2K_ERR_HEADER;   /* the mask opens piece 0 */
     const pj2k_status st = pj2k_check_structure(h);
     /* (a stream that pairs a float dtype with a lossless wavelet is a bad
      * header, not a caller's wrong dtype: no encoder writes one) */
@@ -301,6 +309,10 @@ void pj2k_write_header(const pj2k_header *h, uint8_t *buf)
         for (int a = 0; a < h->ndim; a++, p += 8) put_u64(p, h->fill_extent[a]);
         memcpy(p, h->fill_value, PJ2K_FILL_BYTES);
         p += PJ2K_FILL_BYTES;
+    }
+    if (has_mask_field(h->version)) {
+        put_u64(p, h->mask_length);
+        p += 8;
     }
     if (pj2k_prequantised(h->wavelet)) {
         uint64_t bits;

@@ -325,6 +325,18 @@ void pj2k_model_next_piece(pj2k_model *m);
 void pj2k_rc_encoder_init(pj2k_rc_encoder *e, pj2k_bytes *out);
 void pj2k_rc_encoder_finish(pj2k_rc_encoder *e);
 void pj2k_rc_decoder_init(pj2k_rc_decoder *d, const uint8_t *data, size_t length);
+/* Version 10's nodata mask: a sequence of bits coded as runs.  A writer
+ * takes bits (pj2k_runs_put) and is freed by pj2k_runs_finish, which codes
+ * the last run and reports a failed allocation of `out`; a reader gives
+ * them back (pj2k_runs_get: 0 or 1, -1 where the stream is damaged or
+ * short) until pj2k_runs_free.  NULL: no memory. */
+typedef struct pj2k_runs pj2k_runs;
+pj2k_runs *pj2k_runs_writer(pj2k_bytes *out);
+void pj2k_runs_put(pj2k_runs *r, unsigned bit);
+pj2k_status pj2k_runs_finish(pj2k_runs *r);
+pj2k_runs *pj2k_runs_reader(const uint8_t *data, size_t length);
+int pj2k_runs_get(pj2k_runs *r);
+void pj2k_runs_free(pj2k_runs *r);
 
 /* A band: a (z, y, x) extent inside a component buffer with element strides. */
 typedef struct {

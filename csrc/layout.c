@@ -1,6 +1,7 @@
 /* The array <-> component layout of the working buffer, and the subbands
  * of each segment in it. */
 #include "codestream.h"
+#include <stdlib.h>
 #include <string.h>
 
 void pj2k_make_layout(const pj2k_header *h, int level, layout *L)
@@ -25,19 +26,188 @@ void pj2k_make_layout(const pj2k_header *h, int level, layout *L)
     L->elements = L->planes * L->ncomp * L->box;   /* bounded by pj2k_check_structure */
 }
 
-void pj2k_restore_fill(const pj2k_header *h, const layout *L, int level, void *array)
+static int is_transformed(const pj2k_header *h, int axis)
 {
-    if (!h->fill || !L->elements) return;
+    for (int i = 0; i < h->naxes; i++)
+        if (h->axes[i] == axis) return 1;
+    return 0;
+}
+
+/* ---- version 10's nodata mask, level by level (docs/FORMAT.md 7) ---------
+ * Level l's mask covers the data's extent at that level (its box: the
+ * extent along each transformed axis ceil-divided by 2**l); a cell is
+ * nodata (1) where every sample of its block is nodata or padding, so a
+ * cell one level coarser is nodata where all the cells it halves are.  The
+ * stream codes the coarsest level's cells, then each finer level's cells
+ * whose parent is not nodata (the others are), in C order. */
+static void box_at(const pj2k_header *h, int level, uint64_t *box)
+{
+    for (int a = 0; a < h->ndim; a++)
+        box[a] = is_transformed(h, a) ? pj2k_ceil_shift(h->fill_extent[a], level) : h->fill_extent[a];
+}
+
+static size_t box_size(int ndim, const uint64_t *box)
+{
+    size_t n = 1;
+    for (int a = 0; a < ndim; a++) n *= (size_t)box[a];
+    return n;
+}
+
+/* The rows (along the last axis) of a box in C order, with the flat index
+ * of each row's first parent: the cell of the box one level coarser whose
+ * coordinates are its own halved along the transformed axes. */
+typedef struct {
+    int last;
+    const uint64_t *box;
+    uint64_t at[PJ2K_MAX_NDIM];
+    size_t stride[PJ2K_MAX_NDIM];   /* the coarser box's */
+    unsigned halve[PJ2K_MAX_NDIM];
+} rows_walk;
+
+static void walk_start(rows_walk *w, const pj2k_header *h, const uint64_t *box)
+{
+    w->last = h->ndim - 1;
+    w->box = box;
+    size_t s = 1;
+    for (int a = w->last; a >= 0; a--) {
+        w->at[a] = 0;
+        w->halve[a] = (unsigned)is_transformed(h, a);
+        w->stride[a] = s;
+        s *= (size_t)(w->halve[a] ? (box[a] + 1) / 2 : box[a]);
+    }
+}
+
+static size_t walk_parent(const rows_walk *w)
+{
+    size_t p = 0;
+    for (int a = 0; a < w->last; a++) p += (size_t)(w->at[a] >> w->halve[a]) * w->stride[a];
+    return p;
+}
+
+static void walk_next(rows_walk *w)
+{
+    for (int a = w->last - 1; a >= 0; a--) {
+        if (++w->at[a] < w->box[a]) return;
+        w->at[a] = 0;
+    }
+}
+
+pj2k_status pj2k_mask_write(const pj2k_header *h, const uint8_t *mask, pj2k_bytes *out)
+{
+    uint64_t boxes[PJ2K_MAX_LEVELS + 1][PJ2K_MAX_NDIM];
+    size_t offset[PJ2K_MAX_LEVELS + 2] = {0};
+    for (int l = 0; l <= h->levels; l++) {
+        box_at(h, l, boxes[l]);
+        offset[l + 1] = offset[l] + box_size(h->ndim, boxes[l]);
+    }
+    uint8_t *pyramid = malloc(offset[h->levels + 1] ? offset[h->levels + 1] : 1);
+    if (!pyramid) return PJ2K_ERR_NOMEM;
+    for (size_t i = 0; i < offset[1]; i++) pyramid[i] = mask[i] != 0;
+    for (int l = 0; l < h->levels; l++) {   /* level l + 1 from level l */
+        uint8_t *fine = pyramid + offset[l], *coarse = pyramid + offset[l + 1];
+        memset(coarse, 1, offset[l + 2] - offset[l + 1]);
+        rows_walk w;
+        walk_start(&w, h, boxes[l]);
+        const size_t row = (size_t)boxes[l][w.last];
+        for (size_t at = 0; at < offset[l + 1] - offset[l]; at += row, walk_next(&w)) {
+            uint8_t *parents = coarse + walk_parent(&w);
+            for (size_t x = 0; x < row; x++) parents[x >> w.halve[w.last]] &= fine[at + x];
+        }
+    }
+    pj2k_runs *r = pj2k_runs_writer(out);
+    if (!r) { free(pyramid); return PJ2K_ERR_NOMEM; }
+    const int top = h->levels;
+    for (size_t i = offset[top]; i < offset[top + 1]; i++) pj2k_runs_put(r, pyramid[i]);
+    for (int l = top - 1; l >= 0; l--) {
+        const uint8_t *cells = pyramid + offset[l], *parents = pyramid + offset[l + 1];
+        rows_walk w;
+        walk_start(&w, h, boxes[l]);
+        const size_t row = (size_t)boxes[l][w.last];
+        for (size_t at = 0; at < offset[l + 1] - offset[l]; at += row, walk_next(&w)) {
+            const uint8_t *p = parents + walk_parent(&w);
+            for (size_t x = 0; x < row; x++)
+                if (!p[x >> w.halve[w.last]]) pj2k_runs_put(r, cells[at + x]);
+        }
+    }
+    free(pyramid);
+    return pj2k_runs_finish(r);
+}
+
+/* The nodata cells (1) of the decode at `level`, in `map` (L's shape, C
+ * order): the mask's, and the padding beyond the data's extent. */
+static pj2k_status nodata_map(const pj2k_header *h, const layout *L, int level, const uint8_t *buf,
+                              uint8_t *map)
+{
+    uint64_t box[PJ2K_MAX_NDIM];
+    box_at(h, level, box);
+    const size_t most = box_size(h->ndim, box);   /* (coarser boxes are no larger) */
+    uint8_t *cells = malloc(most ? most : 1), *parents = malloc(most ? most : 1);
+    pj2k_runs *r = pj2k_runs_reader(buf + h->header_length, (size_t)h->mask_length);
+    pj2k_status st = cells && parents && r ? PJ2K_OK : PJ2K_ERR_NOMEM;
+    box_at(h, h->levels, box);
+    for (size_t i = 0, n = box_size(h->ndim, box); i < n && st == PJ2K_OK; i++) {
+        const int bit = pj2k_runs_get(r);
+        if (bit < 0) st = PJ2K_ERR_CORRUPT;
+        cells[i] = (uint8_t)bit;
+    }
+    for (int l = h->levels - 1; l >= level && st == PJ2K_OK; l--) {
+        uint8_t *swap = parents;
+        parents = cells;
+        cells = swap;
+        box_at(h, l, box);
+        rows_walk w;
+        walk_start(&w, h, box);
+        const size_t row = (size_t)box[w.last], n = box_size(h->ndim, box);
+        for (size_t at = 0; at < n && st == PJ2K_OK; at += row, walk_next(&w)) {
+            const uint8_t *p = parents + walk_parent(&w);
+            for (size_t x = 0; x < row; x++) {
+                if (p[x >> w.halve[w.last]]) { cells[at + x] = 1; continue; }
+                const int bit = pj2k_runs_get(r);
+                if (bit < 0) { st = PJ2K_ERR_CORRUPT; break; }
+                cells[at + x] = (uint8_t)bit;
+            }
+        }
+    }
+    if (st == PJ2K_OK) {   /* the box's rows into the level's shape; padding elsewhere */
+        box_at(h, level, box);
+        memset(map, 1, L->elements);
+        const int last = h->ndim - 1;
+        const size_t row = (size_t)box[last], n = box_size(h->ndim, box);
+        uint64_t at[PJ2K_MAX_NDIM] = {0};
+        for (size_t from = 0; from < n; from += row) {
+            size_t to = 0;
+            for (int a = 0; a < last; a++) to = to * (size_t)L->shape[a] + (size_t)at[a];
+            memcpy(map + to * (size_t)L->shape[last], cells + from, row);
+            for (int a = last - 1; a >= 0 && ++at[a] == box[a]; a--) at[a] = 0;
+        }
+    }
+    pj2k_runs_free(r);
+    free(cells);
+    free(parents);
+    return st;
+}
+
+pj2k_status pj2k_restore_fill(const pj2k_header *h, const layout *L, int level, const uint8_t *buf,
+                              void *array)
+{
+    if (!h->fill || !L->elements) return PJ2K_OK;
     const size_t item = DTYPE_INFO[h->dtype].size;
     uint8_t *out = array;
+    if (h->mask_length) {
+        uint8_t *map = malloc(L->elements);
+        pj2k_status st = map ? nodata_map(h, L, level, buf, map) : PJ2K_ERR_NOMEM;
+        if (st == PJ2K_OK)
+            for (size_t i = 0; i < L->elements; i++)
+                if (map[i]) memcpy(out + i * item, h->fill_value, item);
+        free(map);
+        return st;
+    }
     for (int a = 0; a < h->ndim; a++) {
-        int transformed = 0;
-        for (int i = 0; i < h->naxes; i++) transformed |= h->axes[i] == a;
         /* sample x of a transformed axis at level k lies at 2**k x: data
          * where that is below the extent */
         const size_t n = L->shape[a];
-        const size_t data = (size_t)(transformed ? pj2k_ceil_shift(h->fill_extent[a], level)
-                                                 : h->fill_extent[a]);
+        const size_t data = (size_t)(is_transformed(h, a) ? pj2k_ceil_shift(h->fill_extent[a], level)
+                                                          : h->fill_extent[a]);
         if (data >= n) continue;
         size_t outer = 1, inner = item;
         for (int b = 0; b < a; b++) outer *= L->shape[b];
@@ -48,6 +218,7 @@ void pj2k_restore_fill(const pj2k_header *h, const layout *L, int level, void *a
             for (size_t e = 0; e < count; e++, p += item) memcpy(p, h->fill_value, item);
         }
     }
+    return PJ2K_OK;
 }
 
 void pj2k_for_each_run(const layout *L, void *work, size_t work_size, void *array,

@@ -109,3 +109,14 @@ def padded_like_zarr(arr, extent, fill):
     for slab in _edges.padding(extent):
         out[slab] = fill
     return out
+
+
+def with_nodata(arr, below, fill):
+    """`arr` with its samples below `below` set to `fill`: a nodata mask of a
+    real shape (a head's outline, a field's low values), as a land mask is
+    stored in a climate field."""
+    import numpy as np
+
+    out = np.array(arr)
+    out[arr < below] = fill
+    return out

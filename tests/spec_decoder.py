@@ -1,4 +1,4 @@
-"""A second decoder, written from docs/FORMAT.md alone (format versions 1-8,
+"""A second decoder, written from docs/FORMAT.md alone (format versions 1-10,
 wavelets 0, 2, 3 and 4: lossless and error-bounded, and wavelet 1: the lossy
 9/7 with quantisation, ICT and quality layers), in plain Python and numpy.
 
@@ -78,10 +78,16 @@ def parse_header(buf: bytes) -> dict:
         p += 8 * h["ndim"]
         size = np.dtype(DTYPES[h["dtype"]]).itemsize
         h["fill_value"] = np.frombuffer(buf, DTYPES[h["dtype"]], 1, p)[0]
-        if any(buf[p + size:p + 8]) or h["fill_extent"] == h["shape"] or not all(
-                1 <= e <= n for e, n in zip(h["fill_extent"], h["shape"])):
+        if any(buf[p + size:p + 8]) or (h["fill_extent"] == h["shape"] and h["version"] < 10) \
+                or not all(1 <= e <= n for e, n in zip(h["fill_extent"], h["shape"])):
             raise Corrupt("fill field")
         p += 8
+    h["mask_length"] = 0
+    if h["version"] >= 10:              # section 1: the nodata mask's length
+        h["mask_length"] = struct.unpack_from("<Q", buf, p)[0]
+        p += 8
+        if h["mask_length"] < 1:
+            raise Corrupt("mask length")
     if h["wavelet"] in (2, 3):         # error-bounded (3: the rounded 5/3)
         h["scale"] = struct.unpack_from("<d", buf, p)[0]
         p += 16
@@ -93,6 +99,8 @@ def parse_header(buf: bytes) -> dict:
     p += 12 * (h["levels"] + 1) * layers
     if p + 4 != h["header_length"]:
         raise Corrupt("header length")
+    if h["piece_ends"][0] - h["header_length"] < h["mask_length"]:
+        raise Corrupt("mask length")
     return h
 
 
@@ -233,7 +241,63 @@ def decode(buf: bytes, level: int = 0, layer: int | None = None, stats: dict | N
         for a, extent in enumerate(h["fill_extent"]):
             start = ceil_shift(extent, level) if a in h["axes"] else extent
             out[(slice(None),) * a + (slice(start, None),)] = h["fill_value"]
+    if h["mask_length"]:               # and the nodata samples (section 6.5)
+        box = tuple(slice(0, n) for n in box_at(h, level))
+        out[box][nodata_mask(buf, h, level)] = h["fill_value"]
     return out
+
+
+def box_at(h: dict, level: int) -> list:
+    """Section 6.5: the data's box at a level."""
+    return [ceil_shift(e, level) if a in h["axes"] else e for a, e in enumerate(h["fill_extent"])]
+
+
+class Runs:
+    """Section 6.5: the mask's bits, as runs."""
+
+    def __init__(self, rc: "RangeDecoder"):
+        self.rc, self.kind, self.left, self.started = rc, 0, 0, False
+        self.previous = [0, 0]
+        self.contexts = {}
+
+    def _context(self, key) -> list:
+        return self.contexts.setdefault(key, [32768, 1])
+
+    def bit(self) -> int:
+        while self.left == 0:
+            if self.started:
+                self.kind ^= 1
+            history = min(15, self.previous[self.kind])
+            b = 0
+            while b < 50 and self.rc.bit(self._context(("unary", self.kind, history, b))):
+                b += 1
+            if b >= 50:
+                raise Corrupt("mask run")
+            v = 1
+            if b:
+                v = 2 | self.rc.bit(self._context(("first", self.kind, b)))
+                v = (v << (b - 1)) | self.rc.raw(b - 1)
+            self.previous[self.kind] = b
+            self.left = v - (0 if self.started else 1)
+            self.started = True
+        self.left -= 1
+        return self.kind
+
+
+def nodata_mask(buf: bytes, h: dict, level: int) -> np.ndarray:
+    """Section 6.5: the nodata cells of the data's box at ``level``."""
+    start = h["header_length"]
+    runs = Runs(RangeDecoder(buf[start:start + h["mask_length"]], h["version"]))
+    top = box_at(h, h["levels"])
+    cells = np.array([runs.bit() for _ in range(int(np.prod(top)))], bool).reshape(top)
+    for lev in range(h["levels"] - 1, level - 1, -1):
+        finer = np.ones(box_at(h, lev), bool)
+        for index in np.ndindex(*finer.shape):
+            parent = tuple(i >> 1 if a in h["axes"] else i for a, i in enumerate(index))
+            if not cells[parent]:
+                finer[index] = runs.bit()
+        cells = finer
+    return cells
 
 
 def decode_samples(buf: bytes, level: int = 0, layer: int | None = None,
@@ -400,7 +464,7 @@ def decode_samples(buf: bytes, level: int = 0, layer: int | None = None,
         bands = segment_bands(r)
         for j in range(last[r] + 1):
             i = r * layers + j
-            begin = h["piece_ends"][i - 1] if i else h["header_length"]
+            begin = h["piece_ends"][i - 1] if i else h["header_length"] + h["mask_length"]
             rc = RangeDecoder(buf[begin:h["piece_ends"][i]], version)
             if i == 0 or version < 4:
                 model = Model(version)

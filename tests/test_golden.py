@@ -2,10 +2,11 @@
 context rules), 4 (the model carried across pieces), 5 (zero runs), 6
 (9/7-M levels; v6r_*: the rounded 5/3 of wavelets 3 and 4), 7 (the
 value gaps of lossless streams), 8 (lossy 8- and 16-bit samples
-reconstructed in float32) and 9 (zarr's padding restored as the fill
-value): any
+reconstructed in float32), 9 (zarr's padding restored as the fill
+value) and 10 (nodata samples inside the data, restored from a mask): any
 change that stops them decoding to the stored arrays breaks reading old data,
 and fails here."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,13 @@ NAMES = sorted(p.stem for p in GOLDEN.glob("*.pj2k"))
 def test_golden_set_is_complete():
     assert len(NAMES) >= 15
     versions = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).version for n in NAMES}
-    assert versions == {1, 2, 3, 4, 5, 6, 7, 8, 9}
+    assert versions == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
     wavelets = {pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).wavelet for n in NAMES}
     assert wavelets == {0, 1, 2, 3, 4}
     # version 6: a stream of the encoder's own choice of 9/7-M, and fixed mixes
     masks = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).m97_levels for n in NAMES}
     assert masks["v6_u8_gray_chosen"] == 1 and masks["v6_u8_gray_mixed"] == 0b10101
-    assert all(m == 0 for n, m in masks.items() if not n.startswith(("v6", "v7", "v8", "v9")))
+    assert all(m == 0 for n, m in masks.items() if not n.startswith(("v6", "v7", "v8", "v9", "v10")))
     # version 7: value gaps (closed on request), with layers and in 3-D
     gaps = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()).gaps for n in NAMES}
     assert gaps["v7_i16_ct_gaps"] == ((-2000, 2021),) and gaps["v7_u8_gray"] == ()
@@ -39,6 +40,13 @@ def test_golden_set_is_complete():
     assert fills["v9_i16_planes_fill"].colour_axis is None
     assert np.isnan(fills["v9_f32_3d_nan_tolerance"].fill_value)
     assert fills["v9_u8_rgb_lossy_layers"].layers == 3
+    # version 10: nodata inside the data, with padding, NaN in 3-D, layers, planes
+    nodata = {n: pj.read_header((GOLDEN / f"{n}.pj2k").read_bytes()) for n in NAMES if n[:3] == "v10"}
+    assert all(h.mask_length > 0 for h in nodata.values()) and len(nodata) == 4
+    assert nodata["v10_u16_nodata_lossless"].fill_extent == (33, 29)
+    assert nodata["v10_f32_3d_nan_tolerance"].fill_extent == (13, 11, 9)
+    assert nodata["v10_f32_lossy_layers"].layers == 3
+    assert nodata["v10_i16_planes_nodata"].axes == (1, 2)
 
 
 @pytest.mark.parametrize("name", ["v8_u16_offset_lossy", "v8_i16_3d_lossy"])
@@ -69,7 +77,8 @@ def test_version_8_is_written_only_where_it_changes_the_decode(real, dtype, opti
 
 
 def expected_version(name):
-    return int(name[1]) if name[0] == "v" and name[1].isdigit() else 1
+    digits = re.match(r"v(\d+)", name)
+    return int(digits.group(1)) if digits else 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -98,6 +107,28 @@ def test_golden_codestream_decodes_unchanged(name):
                 slab = decoded[(slice(None),) * a + (slice(start, None),)]
                 assert (slab.view(f"u{slab.itemsize}") ==
                         np.array(header.fill_value).view(f"u{slab.itemsize}")).all()
+    if header.mask_length:   # and so do the nodata samples, at every level where a block is all nodata
+        source = expected["source"]
+        bits = f"u{source.itemsize}"
+        nodata = source.view(bits) == np.array(header.fill_value).view(bits)
+        for level in range(header.levels + 1):
+            decoded = pj.decode(enc, level=level).view(bits)
+            expected_fill = all_in_blocks(nodata, header.axes, level)
+            assert ((decoded == np.array(header.fill_value).view(bits)) == expected_fill).all()
+
+
+def all_in_blocks(mask, axes, level):
+    """Where every sample of a level's block (2**level along each of
+    ``axes``) is set: docs/FORMAT.md 2, "Nodata"."""
+    for axis in axes:
+        for _ in range(level):
+            if mask.shape[axis] % 2:
+                pad = [(0, 0)] * mask.ndim
+                pad[axis] = (0, 1)
+                mask = np.pad(mask, pad, constant_values=True)
+            shape = mask.shape[:axis] + (mask.shape[axis] // 2, 2) + mask.shape[axis + 1:]
+            mask = mask.reshape(shape).all(axis=axis + 1)
+    return mask
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -139,7 +170,7 @@ def test_header_length_is_the_decoders_for_every_version():
         # (and by mode, as the reader asks before it holds a header)
         assert pj._api.header_length(len(h.shape), len(h.axes), h.levels, h.mode, h.layers,
                                      version=h.version, gaps=len(h.gaps)) == h.header_length, name
-    for bad in [(0, 2, 2, 5, 4, 1, 0), (10, 2, 2, 5, 4, 1, 0), (8, 0, 1, 5, 4, 1, 0),
+    for bad in [(0, 2, 2, 5, 4, 1, 0), (11, 2, 2, 5, 4, 1, 0), (8, 0, 1, 5, 4, 1, 0),
                 (8, 2, 4, 5, 4, 1, 0), (8, 2, 2, 11, 4, 1, 0), (8, 2, 2, 5, 5, 1, 0),
                 (8, 2, 2, 5, 4, 17, 0), (1, 2, 2, 5, 0, 2, 0), (6, 2, 2, 5, 4, 1, 1),
                 (8, 2, 2, 5, 1, 1, 1), (8, 2, 2, 5, 4, 1, 5), (8, 1, 3, 5, 0, 1, 0),

@@ -226,13 +226,13 @@ def test_chunks_that_do_not_match_the_array_are_refused(real, tmp_path):
         zarr.open_array(str(tmp_path / "a.zarr"))[:]
 
 
-def test_nan_fill_value_pads_edge_chunks_and_is_refused_elsewhere(real):
+def test_nan_fill_value_pads_edge_chunks_and_marks_nodata(real):
     """Lossy and tolerance modes refuse NaN; zarr pads edge chunks with the
     array's fill_value, NaN being xarray's default for floats.  The zarr v3
     codec takes trailing slices of the fill value for padding: coded from
     the data, decoded as NaN again (version 9).  NaN elsewhere in a chunk
-    (a part never written, before the data) is refused, and the message
-    says why and names the remedy."""
+    (a part never written, before the data) is nodata: filled in from the
+    data, decoded as NaN again (version 10)."""
     field = np.ascontiguousarray(real("tlrc_float32_3d")[0])           # 54 x 43: one edge chunk
     for options in ({"tolerance": 1e-5}, {"reversible": False, "step": 1e-5}):
         z = zarr.create_array(MemoryStore(), shape=field.shape, chunks=(64, 64), dtype=field.dtype,
@@ -246,8 +246,13 @@ def test_nan_fill_value_pads_edge_chunks_and_is_refused_elsewhere(real):
         z = zarr.create_array(MemoryStore(), shape=field.shape, chunks=(64, 64), dtype=field.dtype,
                               serializer=ProgressiveJ2K(**options), compressors=None,
                               fill_value=np.nan)
-        with pytest.raises(ValueError, match="trailing slices of it for padding"):
-            z[10:, :] = field[10:]    # the chunk's first rows: never written, NaN
+        z[10:, :] = field[10:]    # the chunk's first rows: never written, NaN
+        assert pj.read_header(z.store_path.store._store_dict["c/0/0"].to_bytes()).version == 10
+        assert np.isnan(z[:10]).all()
+        error = np.abs(z[10:] - field[10:])
+        assert (error.max() if "tolerance" in options else np.sqrt(np.mean(error**2))) <= 1e-5
+        level = pj.open_multiscale(z)[1][:]
+        assert np.isnan(level[:5]).all() and np.isfinite(level[5:]).all()
         z = zarr.create_array(MemoryStore(), shape=field.shape, chunks=(64, 64), dtype=field.dtype,
                               serializer=ProgressiveJ2K(**options), compressors=None, fill_value=0)
         z[:] = field

@@ -18,12 +18,15 @@
 extern "C" {
 #endif
 
-/* The newest format version, written for chunks with padding (version 9:
- * the fill field, pj2k_params.fill).  Version 8 is written for the others'
- * lossy chunks of 8- and 16-bit integer samples (their reconstruction in
- * float32).  Versions 1 (no quality layers) and 2 (layers), which code
- * coefficients with the first context rules, and 3 to 7 are still read. */
-#define PJ2K_FORMAT_VERSION 9
+/* The newest format version, written for chunks with nodata samples inside
+ * their data (version 10: the nodata mask, pj2k_params.nodata_mask).
+ * Version 9 is written for chunks with padding only (the fill field,
+ * pj2k_params.fill), version 8 for the others' lossy chunks of 8- and
+ * 16-bit integer samples (their reconstruction in float32).  Versions 1 (no
+ * quality layers) and 2 (layers), which code coefficients with the first
+ * context rules, and 3 to 7 are still read. */
+#define PJ2K_FORMAT_VERSION 10
+#define PJ2K_FORMAT_VERSION_PADDED 9
 #define PJ2K_FORMAT_VERSION_FLOAT32 8
 /* the version written where versions 8 and 9 change nothing (lossless,
  * error-bounded, 32-bit and float chunks without padding): older decoders
@@ -135,6 +138,14 @@ typedef struct {
     int fill;
     uint64_t fill_extent[PJ2K_MAX_NDIM];
     uint8_t fill_value[PJ2K_FILL_BYTES];
+    /* With fill: NULL, or one byte per sample of the data's extent (the box
+     * of fill_extent, in C order), non-zero where the sample is nodata: the
+     * caller has replaced it by a value smoothly continuing its data, which
+     * the transform codes; the decoder sets it to the fill sample, and at a
+     * reduced level every sample whose block (2**level samples along each
+     * transformed axis) is nodata or padding throughout.  At least one must
+     * be set.  Written as version 10 (docs/FORMAT.md 1 and 7). */
+    const uint8_t *nodata_mask;
 } pj2k_params;
 
 /* Everything the header says, as parsed and validated. */
@@ -165,6 +176,9 @@ typedef struct {
     int fill;
     uint64_t fill_extent[PJ2K_MAX_NDIM];
     uint8_t fill_value[PJ2K_FILL_BYTES];
+    /* Version 10: the coded nodata mask's bytes, which open the first piece
+     * (pj2k_params.nodata_mask; 0 in earlier versions). */
+    uint64_t mask_length;
     /* Piece (resolution r, layer j) is entry r * layers + j: absolute end
      * offset and CRC-32C.  segment_end[r] is the end of resolution r. */
     uint64_t piece_end[PJ2K_MAX_PIECES];
@@ -331,7 +345,8 @@ int pj2k_max_exponent(pj2k_dtype dtype, pj2k_wavelet wavelet);
  * first header->segment_end[levels - level] bytes, into a C-contiguous `out`
  * of exactly out_size bytes.  Decodes of more than max_elements elements are
  * refused; a decode allocates at most 16 bytes per element (8 for lossless
- * 8/16-bit data) plus O(longest axis) scratch. */
+ * 8/16-bit data; version 10's nodata mask 3 more, after the coefficients
+ * are freed) plus O(longest axis) scratch. */
 pj2k_status pj2k_decode(const uint8_t *buf, size_t length, int level,
                         void *out, size_t out_size, uint64_t max_elements);
 

@@ -49,8 +49,15 @@ MODE_WAVELETS = {"lossless": LOSSLESS_WAVELET, "lossy": 1, "tolerance": TOLERANC
 
 
 #: The newest format version of a chunk without padding (version 9 adds
-#: the fill field; 7 and 8 have the same layout).
+#: the fill field, 10 the nodata mask's length; 7 and 8 have the same layout).
 UNPADDED_VERSION = _core.FORMAT_VERSION_FLOAT32
+
+
+def padded_version(padding) -> int:
+    """The format version of a chunk with this padding (_edges.Padding, or None)."""
+    if padding is None:
+        return UNPADDED_VERSION
+    return _core.FORMAT_VERSION if padding.nodata is not None else _core.FORMAT_VERSION_PADDED
 
 
 def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1,
@@ -58,7 +65,7 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
     """Exact header size (docs/FORMAT.md, section 1) for a chunk of this rank,
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
     number of quality layers, format version (by default that of a chunk
-    without padding: version 9, _core.FORMAT_VERSION, adds the fill field)
+    without padding: version 9 adds the fill field, 10 the mask's length)
     and (lossless, versions 7 to 9) value gaps: at most _core.MAX_GAPS.
     (The C core's one definition.)"""
     wavelet = MODE_WAVELETS[mode]
@@ -68,16 +75,16 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
 
 
 def smallest_lossy_stream(ndim: int, naxes: int, levels: int, layers: int = 1,
-                          padded: bool = False) -> int:
-    """Bytes of the smallest lossy stream: its header (``padded``: with the
-    fill field of version 9), and every piece's range-coder flush."""
-    version = _core.FORMAT_VERSION if padded else UNPADDED_VERSION
+                          version: int = UNPADDED_VERSION) -> int:
+    """Bytes of the smallest lossy stream of this format version: its
+    header, and every piece's range-coder flush (and in version 10 a mask,
+    not counted)."""
     return (header_length(ndim, naxes, levels, "lossy", layers, version)
             + _layers.PIECE_FLUSH_BYTES * (levels + 1) * layers)
 
 
 #: Bytes that always suffice for read_header: the largest possible header
-#: (32 dimensions, lossy, 10 levels, 16 layers, padding).  Typical headers
+#: (32 dimensions, lossy, 10 levels, 16 layers, padding and a mask).  Typical headers
 #: are 100-300 bytes; the exact length is stored in the first
 #: FIXED_HEADER_BYTES bytes.
 MAX_HEADER_BYTES = header_length(_core.MAX_NDIM, _core.MAX_AXES, _core.MAX_LEVELS, "lossy",
@@ -114,6 +121,9 @@ class Header:
     #: padding; docs/FORMAT.md 1)
     fill_extent: tuple | None = None
     fill_value: object = None
+    #: version 10: the bytes of the nodata mask that opens the first piece
+    #: (samples inside the extent that decode as ``fill_value``; 0: none)
+    mask_length: int = 0
 
     @property
     def mode(self) -> str:
@@ -169,7 +179,8 @@ class Header:
         decode() checks max_bytes against."""
         shape = self.level_shape(level)
         return decode_memory(math.prod(shape), self.mode, self.dtype, max(shape, default=0),
-                             math.prod(self.level_shape(self.levels)))
+                             math.prod(self.level_shape(self.levels))) + (
+            MASK_BYTES_PER_ELEMENT * math.prod(shape) if self.mask_length else 0)
 
 
 def level_shape(shape, axes, level: int) -> tuple:
@@ -288,12 +299,12 @@ def _require_finite(arr: np.ndarray, mode: str) -> None:
             f"values among its {arr.size}. Replace them in the data with a finite value "
             f"(masked cells: in tolerance mode give nodata=, e.g. -999 as xarray's "
             f"_FillValue, which decodes exactly, and to_zarr and convert store NaN as it; in "
-            f"lossy mode a value near their neighbours costs fewest bytes). Where the data "
-            f"has none, zarr completed an unwritten part of the chunk with the array's "
-            f"fill_value: the zarr v3 codec takes trailing slices of it for padding, but "
-            f"not other parts (nor does the numcodecs codec, which never sees it): write "
-            f"whole chunks, or give float arrays a finite fill_value near the data's values "
-            f"(to_zarr and convert pad from the data)")
+            f"lossy mode a value near their neighbours costs fewest bytes), or make NaN the "
+            f"fill value (encode's fill_value=, or the zarr array's fill_value with the "
+            f"zarr v3 codec): its samples are then nodata, restored exactly. The numcodecs "
+            f"codec never sees a zarr array's fill_value: where the data has no NaN, zarr "
+            f"completed an unwritten part of a chunk with it; write whole chunks, or give "
+            f"float arrays a finite fill_value")
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
@@ -366,12 +377,12 @@ def _padded_targets(options: dict, padding, arr: np.ndarray) -> dict:
     field, which a chunk without padding does not spend: a 15 x 32 float32
     chunk of a CT at 8.7:1 lost its data to those 24 bytes."""
     floor = smallest_lossy_stream(arr.ndim, len(options["axes"]), options["levels"],
-                                  layer_count(options), padded=True)
+                                  layer_count(options), padded_version(padding))
     options = _edges.edge_chunk_options(
-        options, math.prod(padding.extent) / arr.size, arr.dtype,
+        options, padding.data_samples() / arr.size, arr.dtype,
         arr.nbytes / (_edges.EDGE_FLOORS * floor)) or options
     if options["ratio"] is not None:
-        field = header_length(arr.ndim, 1, 0, "lossy", version=_core.FORMAT_VERSION) - \
+        field = header_length(arr.ndim, 1, 0, "lossy", version=padded_version(padding)) - \
             header_length(arr.ndim, 1, 0, "lossy")
         options = {**options, "ratio": arr.nbytes / (arr.nbytes / options["ratio"] + field)}
     return options
@@ -388,7 +399,7 @@ class _ChunkEncoder:
         self.arr, self.options, self.code, self.wavelet = arr, options, code, wavelet
         self.fill = fill   # arr's padding (_edges.Padding), or None
         self.lossy_floor = smallest_lossy_stream(arr.ndim, len(options["axes"]), options["levels"],
-                                                 padded=fill is not None)
+                                                 version=padded_version(fill))
         self.last_made = None        # the stream encode_with made last
         self.reconstructed = None    # decode_last's output, made at its first use
         self.lossless_tried = None   # (cap, the lossless stream or None: longer than cap)
@@ -402,10 +413,12 @@ class _ChunkEncoder:
         (its streams restore the fill value there)."""
         colour_axis = self.options["colour_axis"]
         extent, sample = (fill.extent, fill.sample) if fill is not None else ((), b"")
+        nodata = None if fill is None or fill.nodata is None else \
+            np.ascontiguousarray(fill.nodata, np.uint8).reshape(-1)
         return _core.Prepared(data.reshape(-1).view(np.uint8), self.code, data.shape,
                               self.options["axes"], -1 if colour_axis is None else colour_axis,
                               int(self.options["levels"]), wavelet, step, tolerance, m97,
-                              bool(self.options["close_gaps"]), extent, sample)
+                              bool(self.options["close_gaps"]), extent, sample, nodata)
 
     def encode_with(self, step, layer_shifts=(), rdo=False):
         self.last_made = self.prepared.encode(step, layer_shifts,
@@ -419,8 +432,7 @@ class _ChunkEncoder:
         if encoded is not self.last_made:
             decoded = decode(encoded, layer=layer, max_bytes=math.inf)
             if self.fill is not None:   # (as the reconstruction: arr's padding, not the fill)
-                for slab in _edges.padding(self.fill.extent):
-                    decoded[slab] = self.arr[slab]
+                self.fill.like_coded(decoded, self.arr)
             return decoded
         if self.reconstructed is None:
             self.reconstructed = np.empty(self.arr.shape, self.arr.dtype)
@@ -539,9 +551,9 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         ``_FillValue``) that must decode exactly, not merely within the
         tolerance: the grid's spacing narrows to about the largest, at most
         its default, of which nodata is a whole multiple.  A value of the
-        dtype, at least half a grid step from 0 (0 is always exact).  Full
-        resolution only: reduced levels blend it with its neighbours like
-        any value.
+        dtype, at least half a grid step from 0 (0 is always exact).  It is
+        also the fill_value below, unless one is given: where it stands
+        apart from the data, reduced levels keep it out of the data too.
     close_gaps: lossless streams (mode "lossless", and a lossy target's
         chunks stored losslessly) of 8- and 16-bit integers: True closes the
         runs of values that no sample of the chunk takes (up to 4 runs of 16
@@ -563,7 +575,15 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         quality targets of such a chunk are then scaled to the data's share
         of it, as to_zarr scales its edge chunks'; padding that does not
         stand out from the data's edge is left as given, and counts.
-        Default (None): none.
+        Samples of it inside the data (bit for bit; with a colour axis,
+        in every channel) are nodata where the value stands apart from
+        the others (NaN and infinities always; a finite value further from
+        their range than the range is wide): coded as a smooth fill from
+        the data around them and decoded as the fill value again, at a
+        reduced level wherever a sample's whole block is nodata (format
+        version 10; docs/DESIGN.md 59).  NaN samples of the fill value
+        need no finite stand-in then, in any mode.  Default (None): none
+        (or nodata).
     """
     arr = np.asarray(data)
     if is_big_endian(arr.dtype):
@@ -589,8 +609,11 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     options = resolve_options(options, arr.shape, arr.dtype)
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
-    # zarr's padding: coded as the data's continuation, restored by the decoder
-    arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis)
+    # zarr's padding and nodata samples: coded as the data's continuation,
+    # restored by the decoder
+    if fill_value is None:
+        fill_value = options["nodata"]
+    arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis, axes)
     psnr = options["psnr"]   # (as given: the warning below names it, scaled or not)
     if padding is not None:
         options = _padded_targets(options, padding, arr)
@@ -664,7 +687,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     # near the floor: the coded bytes (less the header and flushes of a stream
     # with these layers) within (NEAR_FLOOR - 1) single-layer floors
     payload = len(encoded) - smallest_lossy_stream(arr.ndim, len(axes), levels,
-                                                   layer_count(options), padding is not None)
+                                                   layer_count(options), padded_version(padding))
     if targeted and arr.size and arr.dtype.kind in "iu" and (
             model is None or payload <= (_rate.NEAR_FLOOR - 1) * chunk.lossy_floor
             or model.squared_error(step) <= (_rate.NEAR_LOSSLESS_RMS ** 2) * arr.size) and (
@@ -765,6 +788,10 @@ HUGE_PAGE_SLACK = 2 * (2 << 20)
 #: The fixed part of any decode: small buffers, the allocator's pages, the
 #: stack (a 32^3 chunk's level 3 touched 0.4 MiB for 0.3 of buffers).
 FIXED_SLACK = 1 << 20
+
+
+#: A version-10 decode's nodata mask: the level's map and two levels of cells
+MASK_BYTES_PER_ELEMENT = 3
 
 
 def decode_memory(elements: int, mode: str, dtype: np.dtype, longest: int, low_band: int) -> int:

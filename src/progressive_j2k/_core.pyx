@@ -20,7 +20,7 @@ cdef extern from "progressive_j2k.h" nogil:
         PJ2K_WAVELET_53R
     enum: PJ2K_MAX_NDIM, PJ2K_MAX_AXES, PJ2K_MAX_LEVELS, PJ2K_MAX_LAYERS, PJ2K_MAX_BANDS
     enum: PJ2K_MAX_PIECES, PJ2K_MAX_GAPS, PJ2K_FILL_BYTES
-    int PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION, PJ2K_FORMAT_VERSION_FLOAT32
+    int PJ2K_FIXED_HEADER, PJ2K_FORMAT_VERSION, PJ2K_FORMAT_VERSION_PADDED, PJ2K_FORMAT_VERSION_FLOAT32
     int PJ2K_FORMAT_VERSION_COMPAT, PJ2K_M97_AUTO
     double PJ2K_RDO_DEFAULT
     ctypedef struct pj2k_params:
@@ -44,6 +44,7 @@ cdef extern from "progressive_j2k.h" nogil:
         int fill
         uint64_t fill_extent[PJ2K_MAX_NDIM]
         uint8_t fill_value[PJ2K_FILL_BYTES]
+        const uint8_t *nodata_mask
     ctypedef struct pj2k_header:
         int version
         pj2k_dtype dtype
@@ -65,6 +66,7 @@ cdef extern from "progressive_j2k.h" nogil:
         int fill
         uint64_t fill_extent[PJ2K_MAX_NDIM]
         uint8_t fill_value[PJ2K_FILL_BYTES]
+        uint64_t mask_length
         uint64_t piece_end[PJ2K_MAX_PIECES]
         uint32_t piece_crc[PJ2K_MAX_PIECES]
         uint64_t segment_end[PJ2K_MAX_LEVELS + 1]
@@ -123,6 +125,7 @@ MAX_GAPS = PJ2K_MAX_GAPS
 RDO_DEFAULT = PJ2K_RDO_DEFAULT
 FIXED_HEADER = PJ2K_FIXED_HEADER
 FORMAT_VERSION = PJ2K_FORMAT_VERSION
+FORMAT_VERSION_PADDED = PJ2K_FORMAT_VERSION_PADDED
 FORMAT_VERSION_FLOAT32 = PJ2K_FORMAT_VERSION_FLOAT32
 FORMAT_VERSION_COMPAT = PJ2K_FORMAT_VERSION_COMPAT
 
@@ -208,7 +211,9 @@ cdef class Prepared:
     close_gaps (wavelets 0 and 4): close the chunk's value gaps
     (pj2k_params.close_gaps).  fill_extent, fill_value: the data's extent
     per axis, beyond which the chunk is padding that decodes as
-    the sample of those bytes (pj2k_params.fill), or () for none.  layer_shifts: per quality layer, one shift per band (never
+    the sample of those bytes (pj2k_params.fill), or () for none;
+    nodata_mask: None, or one byte per sample of that extent's box (C
+    order), non-zero where the sample is nodata (pj2k_params.nodata_mask).  layer_shifts: per quality layer, one shift per band (never
     increasing, the last layer's all 0), or () for no layers.  rdo: strength
     of RD-optimised quantisation (9/7 only; 0 = plain quantiser).
     Not for sharing between threads: an encode writes into the object (the
@@ -218,11 +223,18 @@ cdef class Prepared:
     def __cinit__(self, const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes,
                   int colour_axis, int levels, int wavelet, double step, double tolerance=0.0,
                   int m97_levels=PJ2K_M97_AUTO, bint close_gaps=False, tuple fill_extent=(),
-                  bytes fill_value=b""):
+                  bytes fill_value=b"", const uint8_t[::1] nodata_mask=None):
         cdef pj2k_params params
         cdef pj2k_status status
         fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance,
                     m97_levels, close_gaps, fill_extent, fill_value)
+        if nodata_mask is not None:
+            inside = 1
+            for n in fill_extent:
+                inside *= n
+            if not fill_extent or nodata_mask.shape[0] != inside:
+                raise ValueError("a nodata mask needs a fill extent, and a byte per sample in it")
+            params.nodata_mask = &nodata_mask[0]
         with nogil:
             status = pj2k_prepare(&params, &data[0] if data.shape[0] else <uint8_t *>&params,
                                   &self.ptr)
@@ -349,6 +361,7 @@ def read_header(const uint8_t[::1] buf):
         gaps=tuple([(h.gap_after[i], h.gap_length[i]) for i in range(h.ngaps)]),
         fill_extent=tuple([h.fill_extent[i] for i in range(h.ndim)]) if h.fill else None,
         fill_bytes=bytes(h.fill_value[:PJ2K_FILL_BYTES]) if h.fill else None,
+        mask_length=h.mask_length,
         steps=tuple([h.steps[i] for i in range(h.nbands)]) if lossy else (),
         layer_shifts=tuple([tuple([h.layer_shift[j][i] for i in range(h.nbands)])
                             for j in range(h.layers)]),

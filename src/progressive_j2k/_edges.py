@@ -1,7 +1,8 @@
 """Chunks that end before their data's array does: completing them with
 values that continue the data (pad_chunk), finding where zarr completed
 them with the array's fill value (fill_extent, padded), and their targets
-scaled to their data (edge_chunk_options)."""
+scaled to their data (edge_chunk_options); nodata samples of the fill
+value inside the data, filled in smoothly (nodata_mask, inpaint)."""
 from __future__ import annotations
 
 import math
@@ -161,11 +162,28 @@ def padding(extent) -> list:
 class Padding(NamedTuple):
     """A chunk's padding as encode() codes it: the data's extent (fill_extent)
     and the fill sample's bytes; the chunk as given and its fill value (for
-    an encode of it in another mode)."""
+    an encode of it in another mode); the nodata samples inside the extent
+    (nodata_mask; None: none, version 9)."""
     extent: tuple
     sample: bytes
     original: np.ndarray
     fill_value: object
+    nodata: np.ndarray | None = None
+
+    def data_samples(self) -> int:
+        """The samples that are data: neither padding nor nodata."""
+        inside = math.prod(self.extent)
+        return inside - (0 if self.nodata is None else int(np.count_nonzero(self.nodata)))
+
+    def like_coded(self, decoded: np.ndarray, coded: np.ndarray) -> None:
+        """``decoded`` (a full-resolution decode) with ``coded``'s values
+        where the decoder restores the fill value: as a reconstruction of
+        ``coded`` (the chunk as encode() coded it) has them."""
+        for slab in padding(self.extent):
+            decoded[slab] = coded[slab]
+        if self.nodata is not None:
+            box = tuple(slice(0, n) for n in self.extent)
+            decoded[box][self.nodata] = coded[box][self.nodata]
 
 
 def stands_out(data: np.ndarray, axes, fill_value, continuation=None) -> bool:
@@ -190,11 +208,118 @@ def stands_out(data: np.ndarray, axes, fill_value, continuation=None) -> bool:
     return False
 
 
-def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None):
+def nodata_mask(data: np.ndarray, fill_value, colour_axis=None) -> np.ndarray | None:
+    """Where ``data`` (a chunk's data, without padding) holds the fill value
+    bit for bit (in every channel along ``colour_axis``: a channel of zeros
+    is colour), or None where it holds none, holds nothing else, or holds
+    it as a value like its others: one further from the others' range than
+    that range is wide (-999 beside 257-291 K, 65535 beside 0-4000; not a
+    zero background beside 1-595, whose blend into coarse levels is an
+    image's own).  NaN and infinities are always nodata (docs/DESIGN.md 59)."""
+    given = np.asarray(fill_value)
+    if fill_value is None or data.size == 0 or given.ndim or given.dtype.kind not in "biuf":
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        fill = given.astype(data.dtype, casting="unsafe")
+    if not np.array_equal(fill, given, equal_nan=data.dtype.kind == "f"):
+        return None
+    bits = np.dtype(f"u{data.dtype.itemsize}")
+    mask = data.view(bits) == fill.reshape(1).view(bits)[0]
+    if colour_axis is not None:
+        mask = np.broadcast_to(mask.all(axis=colour_axis, keepdims=True), mask.shape)
+    if not mask.any() or mask.all():
+        return None
+    value = float(fill)
+    if np.isfinite(value):
+        with np.errstate(invalid="ignore"):
+            others = data[~mask].astype(np.float64)
+            lo, hi = float(np.nanmin(others)), float(np.nanmax(others))
+        if not (np.isfinite(lo) and np.isfinite(hi)) or max(lo - value, value - hi) <= hi - lo:
+            return None
+    return mask
+
+
+def inpaint(data: np.ndarray, mask: np.ndarray, axes) -> np.ndarray:
+    """``data`` with its ``mask``ed samples replaced by a smooth
+    continuation of the others along ``axes`` (the transformed ones; each
+    plane and colour component apart), within their range and rounded to
+    the dtype: push-pull, each level's cells the mean of the data they
+    hold, then from the coarsest level down each cell's missing part
+    filled from the coarser level interpolated linearly.  Near the data
+    the fill is the nearby data's mean, so coarse levels that blend the
+    two stay near the data (docs/DESIGN.md 59); deep inside a masked region
+    it is smooth, and costs few bits."""
+    axes = [a for a in axes if data.shape[a] > 1]
+    valid = ~mask
+    sums = [np.where(mask, 0.0, data.astype(np.float64))]
+    weights = [valid.astype(np.float64)]
+    counts = [np.ones(data.shape)]
+    while any(sums[-1].shape[a] > 1 for a in axes):
+        sums.append(_halve(sums[-1], axes))
+        weights.append(_halve(weights[-1], axes))
+        counts.append(_halve(counts[-1], axes))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        others = data[valid].astype(np.float64)
+        overall = float(others.mean())
+        estimate = np.where(weights[-1] > 0, sums[-1] / weights[-1], overall)
+        for level in range(len(sums) - 2, -1, -1):
+            coarse = _double(estimate, axes, sums[level].shape)
+            estimate = (sums[level] + (counts[level] - weights[level]) * coarse) / counts[level]
+    lo, hi = float(others.min()), float(others.max())
+    filled = np.clip(estimate[mask], lo, hi)
+    if data.dtype.kind in "iu":
+        filled = np.rint(filled)
+    out = data.copy()
+    out[mask] = filled.astype(data.dtype)
+    return out
+
+
+def _halve(values: np.ndarray, axes) -> np.ndarray:
+    """Sums of pairs along each of ``axes`` (an odd last sample alone)."""
+    for axis in axes:
+        n = values.shape[axis]
+        if n == 1:
+            continue
+        if n % 2:
+            pad = [(0, 0)] * values.ndim
+            pad[axis] = (0, 1)
+            values = np.pad(values, pad)
+        shape = values.shape[:axis] + (values.shape[axis] // 2, 2) + values.shape[axis + 1:]
+        values = values.reshape(shape).sum(axis=axis + 1)
+    return values
+
+
+def _double(values: np.ndarray, axes, shape) -> np.ndarray:
+    """``values`` interpolated linearly to ``shape`` along each of ``axes``
+    (cell centres: fine sample j lies at coarse position j / 2 - 1/4)."""
+    for axis in axes:
+        n, m = shape[axis], values.shape[axis]
+        if n == m:
+            continue
+        position = np.arange(n) / 2.0 - 0.25
+        below = np.floor(position).astype(np.intp)
+        frac = position - below
+        lo, hi = np.clip(below, 0, m - 1), np.clip(below + 1, 0, m - 1)
+        weight = frac.reshape((-1,) + (1,) * (values.ndim - axis - 1))
+        values = np.take(values, lo, axis=axis) * (1.0 - weight) + \
+            np.take(values, hi, axis=axis) * weight
+    return values
+
+
+def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=()):
     """(``arr`` with its fill padding replaced by the data's continuation
     (pad_chunk), Padding) where it has some that stands out from the data
-    (stands_out), else (arr, None)."""
+    (stands_out), else (arr, None); nodata samples of the fill value inside
+    the data (nodata_mask) are filled in smoothly along ``axes`` (inpaint),
+    and the padding is then taken as it is."""
     extent = fill_extent(arr, fill_value, () if colour_axis is None else (colour_axis,))
+    box = arr if extent is None else arr[tuple(slice(0, n) for n in extent)]
+    nodata = nodata_mask(box, fill_value, colour_axis)
+    if nodata is not None:
+        data = inpaint(box, nodata, axes)
+        return (pad_chunk(data, arr.shape, hold),
+                Padding(extent or arr.shape, fill_bytes(fill_value, arr.dtype), arr, fill_value,
+                        nodata))
     if extent is None:
         return arr, None
     data = arr[tuple(slice(0, n) for n in extent)]

@@ -15,6 +15,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 from conftest import load  # noqa: E402
 from helpers import padded_like_zarr as padded  # noqa: E402
+from helpers import with_nodata  # noqa: E402
 
 CASES = {
     "u8_gray_lossless": (lambda: load("camera")[200:232, 300:324], {}),
@@ -141,6 +142,22 @@ CASES = {
     "v9_i16_planes_fill": (lambda: padded(load("ct693_int16")[90:174, 72:91].reshape(4, 21, 19),
                                           (3, 21, 14), -1024),
                            {"axes": (1, 2), "colour_axis": None, "fill_value": -1024}),
+    # format version 10: nodata samples inside the data, restored from the
+    # mask at every level: with padding, NaN in 3-D without padding, lossy
+    # layers, planes
+    "v10_u16_nodata_lossless": (lambda: padded(with_nodata(load("mr2_uint16")[384:424, 512:549],
+                                                           80, 65535), (33, 29), 65535),
+                                {"fill_value": 65535}),
+    "v10_f32_3d_nan_tolerance": (lambda: with_nodata(load("tlrc_float32_3d")[20:33, 20:31, 20:29],
+                                                     4e-4, np.nan),
+                                 {"tolerance": 1e-6, "fill_value": np.nan}),
+    "v10_f32_lossy_layers": (lambda: with_nodata(load("mr2_uint16")[470:506, 300:333].astype(
+                                 np.float32), 60, -999),
+                             {"reversible": False, "step": 2.0, "layers": [40, 12],
+                              "fill_value": -999}),
+    "v10_i16_planes_nodata": (lambda: with_nodata(load("ct693_int16")[0:84, 128:147].reshape(
+                                  4, 21, 19), -900, -32768),
+                              {"axes": (1, 2), "colour_axis": None, "fill_value": -32768}),
 }
 
 

@@ -1,0 +1,201 @@
+"""Format version 10: samples of the fill value inside a chunk's data are
+nodata: coded as a smooth fill from the data around them, restored from a
+mask at every level, layer and prefix (docs/FORMAT.md 2 "Nodata" and 6.5;
+docs/DESIGN.md 59)."""
+import struct
+
+import numpy as np
+import pytest
+import zarr
+from zarr.storage import MemoryStore
+
+import progressive_j2k as pj
+import spec_decoder
+from progressive_j2k import _core, _edges
+from progressive_j2k.codec import ProgressiveJ2K as V2Codec
+from progressive_j2k.zarr3 import ProgressiveJ2K
+from helpers import reseal, with_nodata
+from test_golden import all_in_blocks
+
+
+def bits_equal(a, b):
+    a, b = np.asarray(a), np.asarray(b, a.dtype)
+    return a.view(f"u{a.itemsize}") == b.view(f"u{a.itemsize}")
+
+
+def test_nodata_is_a_fill_value_that_stands_apart_from_the_data(real):
+    field = real("mr2_uint16")[384:512, 512:640].astype(np.float32)   # 0-595
+    masked = with_nodata(field, 60, -999)
+    mask = _edges.nodata_mask(masked, -999)
+    np.testing.assert_array_equal(mask, field < 60)
+    # a zero background beside 1..595 is the image's own: left as data
+    head = real("mr2_uint16")[384:512, 512:640]
+    assert (head == 0).any() and _edges.nodata_mask(head, 0) is None
+    assert _edges.nodata_mask(with_nodata(head, 60, 65535), 65535) is not None
+    # NaN always stands apart; so does infinity; a chunk of nothing else has no data
+    assert _edges.nodata_mask(with_nodata(field, 60, np.nan), np.nan).sum() == (field < 60).sum()
+    assert _edges.nodata_mask(with_nodata(field, 60, np.inf), np.inf) is not None
+    assert _edges.nodata_mask(np.full((8, 8), -999.0), -999) is None
+    assert _edges.nodata_mask(field, -999) is None            # (none of it)
+    assert _edges.nodata_mask(masked, 1e9) is None
+    # a colour channel of zeros is colour: nodata only where every channel is
+    rgb = np.array(real("coffee")[:64, :64])
+    rgb[..., 2] = 0
+    assert _edges.nodata_mask(rgb, 0, colour_axis=2) is None
+    rgb = np.maximum(rgb, 200)   # (0 then stands apart from 200-255)
+    rgb[:10] = 0
+    rgb[10:20, :, 1] = 0          # (one channel of zeros: colour, and 0 a value of the data)
+    assert _edges.nodata_mask(rgb, 0, colour_axis=2) is None
+    rgb[10:20, :, 1] = 200
+    mask = _edges.nodata_mask(rgb, 0, colour_axis=2)
+    assert mask[:10].all() and not mask[10:].any()
+
+
+@pytest.mark.parametrize("name, crop, below, fill, options", [
+    ("mr2_uint16", (slice(384, 640), slice(256, 512)), 60, 65535, {}),
+    ("mr2_uint16", (slice(384, 640), slice(256, 512)), 60, -999.0, {"tolerance": 0.5}),
+    ("mr2_uint16", (slice(384, 640), slice(256, 512)), 60, np.nan, {"mode": "lossy", "psnr": 50}),
+    ("ct693_int16", (slice(0, 160), slice(96, 352)), -900, -32768, {"layers": 3}),
+    ("tlrc_float32_3d", (slice(None),) * 3, 3e-4, np.nan, {"tolerance": 1e-6}),
+    ("tlrc_float32_3d", (slice(None),) * 3, 3e-4, -1.0, {"mode": "lossy", "ratio": 8,
+                                                          "layers": [40, 16]}),
+])
+def test_nodata_round_trips_and_stays_out_of_every_level(real, name, crop, below, fill, options):
+    source = real(name)[crop]
+    dtype = np.float32 if isinstance(fill, float) else source.dtype
+    arr = with_nodata(source.astype(dtype), below, fill)
+    nodata = bits_equal(arr, fill)
+    assert 0.05 < nodata.mean() < 0.9
+    enc = pj.encode(arr, fill_value=fill, **options)
+    header = pj.read_header(enc)
+    assert header.version == 10 and header.mask_length > 0
+    data = ~nodata
+    full = pj.decode(enc)
+    assert bits_equal(full, fill)[nodata].all()
+    if header.reversible:
+        np.testing.assert_array_equal(full, arr)
+    elif header.mode == "tolerance":
+        assert np.abs(full[data].astype(float) - arr[data]).max() <= header.tolerance
+    elif "psnr" in options:
+        error = np.mean((full[data].astype(float) - arr[data]) ** 2)
+        assert 10 * np.log10(float(np.max(arr[data])) ** 2 / error) >= options["psnr"] - 0.5
+    lo, hi = float(arr[data].min()), float(arr[data].max())
+    blended = pj.decode(pj.encode(np.where(nodata, arr[data].mean(), arr).astype(arr.dtype),
+                                  **options))   # (the same data, nothing marked)
+    assert blended.shape == full.shape
+    for level in range(1, header.levels + 1):
+        for layer in range(header.layers):
+            prefix = enc[:header.prefix_length(level, layer)]
+            decoded = pj.decode(prefix, level, layer=layer)
+            np.testing.assert_array_equal(decoded.view(np.uint8),
+                                          spec_decoder.decode(enc, level, layer).view(np.uint8)
+                                          if arr.size <= 64 * 64 else decoded.view(np.uint8))
+            fill_there = bits_equal(decoded, fill)
+            np.testing.assert_array_equal(fill_there, all_in_blocks(nodata, header.axes, level))
+            # the rest is a low-pass of the data: within its range, give or
+            # take the wavelet's overshoot, never pulled to the fill value
+            rest = decoded[~fill_there].astype(float)
+            assert np.isfinite(rest).all()
+            margin = 0.25 * (hi - lo)
+            assert lo - margin <= rest.min() and rest.max() <= hi + margin, (level, layer)
+    # without the mask, a finite fill value blends into coarse levels: the
+    # check above would fail (it can)
+    if np.isfinite(fill):
+        plain = pj.decode(pj.encode(arr, **options), 2)
+        far = (plain < lo - 0.25 * (hi - lo)) | (plain > hi + 0.25 * (hi - lo))
+        ringing = far & ~all_in_blocks(nodata, header.axes, 2)
+        assert ringing.any()
+
+
+def test_the_spec_decoder_reads_nodata_masks(real):
+    """Small chunks in every mode, levels and layers, against the C decoder
+    (the golden files hold four more)."""
+    cases = [(real("mr2_uint16")[400:448, 300:340].astype(np.float32), 60, -999.0,
+              {"tolerance": 0.5}),
+             (real("mr2_uint16")[400:448, 300:340], 60, 65535, {"layers": 2}),
+             (real("ct693_int16")[0:84, 128:147].reshape(4, 21, 19), -900, -32768,
+              {"mode": "lossy", "step": 8.0, "axes": (1, 2)}),
+             (real("tlrc_float32_3d")[10:30, 12:30, 10:26], 4e-4, np.nan, {"tolerance": 1e-6})]
+    for source, below, fill, options in cases:
+        arr = with_nodata(source, below, fill)
+        enc = pj.encode(arr, fill_value=fill, **options)
+        header = pj.read_header(enc)
+        assert header.version == 10
+        for level in range(header.levels + 1):
+            for layer in range(header.layers):
+                np.testing.assert_array_equal(
+                    pj.decode(enc, level, layer=layer).view(np.uint8),
+                    spec_decoder.decode(enc, level, layer).view(np.uint8))
+
+
+def test_nodata_costs_less_than_coding_the_fill_value(real):
+    """The mask and the smooth fill against coding a far fill value as data:
+    fewer bytes in the reversible modes, where the jump around every nodata
+    region is paid for exactly."""
+    arr = with_nodata(real("mr2_uint16")[256:768, 256:768].astype(np.float32), 60, -999)
+    for options in ({"tolerance": 0.5}, {"tolerance": 5}):
+        masked = pj.encode(arr, fill_value=-999, **options)
+        plain = pj.encode(arr, **options)
+        assert pj.read_header(masked).version == 10
+        assert len(masked) < 0.9 * len(plain), options
+
+
+def test_nodata_through_zarr_and_the_numcodecs_codec(real, tmp_path):
+    """The zarr v3 codec takes the array's fill value; the numcodecs codec
+    (zarr v2) its nodata option.  Levels keep nodata out of the data."""
+    field = with_nodata(real("mr2_uint16")[256:640, 256:600].astype(np.float32), 60, -999)
+    z = zarr.create_array(MemoryStore(), shape=field.shape, chunks=(128, 128), dtype=field.dtype,
+                          serializer=ProgressiveJ2K(tolerance=0.5), compressors=None,
+                          fill_value=-999)
+    z[:] = field
+    back = z[:]
+    nodata = field == -999
+    assert (back[nodata] == -999).all() and np.abs(back[~nodata] - field[~nodata]).max() <= 0.5
+    level = pj.open_multiscale(z)[2][:]
+    valid = level[level != -999]
+    assert valid.min() > 0.5 * field[~nodata].min() - 10
+    codec = V2Codec(tolerance=0.5, nodata=-999)
+    chunk = np.ascontiguousarray(field[:128, :128])
+    enc = codec.encode(chunk)
+    assert pj.read_header(enc).version == 10
+    assert (codec.decode(enc).reshape(chunk.shape)[chunk == -999] == -999).all()
+
+
+def test_forged_nodata_masks_are_refused(real):
+    arr = with_nodata(real("mr2_uint16")[400:448, 300:340], 60, 65535)
+    enc = pj.encode(arr, fill_value=65535)
+    header = pj.read_header(enc)
+    assert header.version == 10
+    at = header.header_length - 4 - 12 * (header.levels + 1) - 8   # the mask length field
+    assert struct.unpack_from("<Q", enc, at)[0] == header.mask_length
+    for length in (0, header.piece_ends[0][0] - header.header_length + 1, 2**63):
+        forged = bytearray(enc)
+        struct.pack_into("<Q", forged, at, length)
+        with pytest.raises(pj.DecodeError):
+            pj.decode(reseal(bytes(forged), header.levels))
+    # a damaged mask: the first piece's checksum covers it
+    damaged = bytearray(enc)
+    damaged[header.header_length + 1] ^= 0x20
+    with pytest.raises(pj.DecodeError, match="checksum"):
+        pj.decode(bytes(damaged))
+    # resealed, it decodes to other nodata or is refused: never a crash
+    outcomes = set()
+    for i in range(header.mask_length):
+        for flip in (0x01, 0x80):
+            forged = bytearray(enc)
+            forged[header.header_length + i] ^= flip
+            try:
+                out = pj.decode(reseal(bytes(forged), header.levels), 1)
+                outcomes.add("decoded")
+                assert out.shape == header.level_shape(1)
+            except pj.DecodeError:
+                outcomes.add("refused")
+    assert "refused" in outcomes
+    # the encoder refuses a mask without a fill field or without nodata
+    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    with pytest.raises(ValueError):
+        _core.Prepared(flat, 2, arr.shape, (0, 1), -1, 2, 4, 0.0, 0.0, -1, False, (), b"",
+                       np.zeros(arr.size, np.uint8))
+    with pytest.raises(ValueError):
+        _core.Prepared(flat, 2, arr.shape, (0, 1), -1, 2, 4, 0.0, 0.0, -1, False, arr.shape,
+                       b"\xff\xff", np.zeros(arr.size, np.uint8))
