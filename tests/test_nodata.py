@@ -199,3 +199,35 @@ def test_forged_nodata_masks_are_refused(real):
     with pytest.raises(ValueError):
         _core.Prepared(flat, 2, arr.shape, (0, 1), -1, 2, 4, 0.0, 0.0, -1, False, arr.shape,
                        b"\xff\xff", np.zeros(arr.size, np.uint8))
+
+
+def test_targets_count_nodata_in_the_rate_and_not_in_the_psnr(real):
+    """Nodata samples are the array's: a ratio's budget counts them.  They
+    decode exactly: a PSNR target is the data's."""
+    arr = with_nodata(real("mr2_uint16")[256:768, 256:768].astype(np.float32), 60, -999)
+    data = arr != -999
+    enc = pj.encode(arr, fill_value=-999, mode="lossy", ratio=20)
+    assert pj.read_header(enc).version == 10
+    assert 20 / 1.05 <= arr.nbytes / len(enc) <= 20 * 1.05
+    for target in (40, 50):
+        decoded = pj.decode(pj.encode(arr, fill_value=-999, mode="lossy", psnr=target))
+        error = np.mean((decoded[data].astype(float) - arr[data]) ** 2)
+        peak = float(arr[data].max() - arr[data].min())
+        assert target - 0.5 <= 10 * np.log10(peak ** 2 / error) <= target + 1.5, target
+
+
+def test_to_zarr_pads_edge_chunks_from_the_data_around_nodata(real, tmp_path):
+    """to_zarr completes edge chunks from their data; with nodata= it
+    leaves the nodata out of that padding (it took -999 into its mean or
+    held edge), and the codec keeps it out of coarse levels."""
+    field = with_nodata(real("mr2_uint16")[256:556, 256:556].astype(np.float32), 60, -999)
+    data = field != -999
+    assert not data[-1].all() and not data[:, -1].all()   # (nodata reaches the edges)
+    z = pj.to_zarr(field, str(tmp_path / "f.zarr"), chunks=(128, 128), tolerance=0.5,
+                   nodata=-999.0)
+    back = z[:]
+    assert (back[~data] == -999).all() and np.abs(back[data] - field[data]).max() <= 0.5
+    for level in (1, 2):
+        decoded = pj.open_multiscale(z)[level][:]
+        rest = decoded[decoded != -999]
+        assert rest.min() >= 0 and rest.max() <= 1.25 * field[data].max(), level

@@ -373,14 +373,16 @@ def _padded_targets(options: dict, padding, arr: np.ndarray) -> dict:
     """The targets of a chunk with zarr's padding, for its data: scaled to
     the data's share of the chunk as to_zarr scales its edge chunks'
     (edge_chunk_options: the ratio up to EDGE_FLOORS smallest streams, the
-    PSNR by 10 log10(1 / share)), and a ratio's budget grown by the fill
-    field, which a chunk without padding does not spend: a 15 x 32 float32
-    chunk of a CT at 8.7:1 lost its data to those 24 bytes."""
+    PSNR by 10 log10(1 / share); nodata samples count in the ratio's share,
+    not in the PSNR's), and a ratio's budget grown by the fill field, which
+    a chunk without padding does not spend: a 15 x 32 float32 chunk of a CT
+    at 8.7:1 lost its data to those 24 bytes.  (A mask's bytes are spent
+    from the budget.)"""
     floor = smallest_lossy_stream(arr.ndim, len(options["axes"]), options["levels"],
                                   layer_count(options), padded_version(padding))
     options = _edges.edge_chunk_options(
-        options, padding.data_samples() / arr.size, arr.dtype,
-        arr.nbytes / (_edges.EDGE_FLOORS * floor)) or options
+        options, math.prod(padding.extent) / arr.size, arr.dtype,
+        arr.nbytes / (_edges.EDGE_FLOORS * floor), padding.data_samples() / arr.size) or options
     if options["ratio"] is not None:
         field = header_length(arr.ndim, 1, 0, "lossy", version=padded_version(padding)) - \
             header_length(arr.ndim, 1, 0, "lossy")
@@ -438,12 +440,17 @@ class _ChunkEncoder:
             self.reconstructed = np.empty(self.arr.shape, self.arr.dtype)
         self.prepared.reconstruct(self.reconstructed.reshape(-1).view(np.uint8),
                                   -1 if layer is None else layer)
+        if self.fill is not None and self.fill.nodata is not None:
+            # (nodata decodes exactly: a PSNR trial counts the data's error
+            # only, which its target was scaled for)
+            self.fill.like_coded(self.reconstructed, self.arr, pads=False)
         return self.reconstructed
 
     def trial_error(self, encoded):
         """Prepared.trial_error of the stream encode_with made last (None
-        for another, or where the chunk has no float32 reconstruction)."""
-        if encoded is not self.last_made:
+        for another, or where the chunk has no float32 reconstruction, or
+        nodata samples, whose error it would count)."""
+        if encoded is not self.last_made or (self.fill is not None and self.fill.nodata is not None):
             return None
         return self.prepared.trial_error(self.arr.reshape(-1).view(np.uint8))
 

@@ -29,7 +29,7 @@ PAD_DEPTH = 4
 PAD_HOLD = 32
 
 
-def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarray:
+def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False, nodata=None) -> np.ndarray:
     """An edge chunk (shorter than ``chunks``) completed, rounded to the
     dtype: zarr would complete it with the fill value, which the wavelet's
     low bands then blend into the array's last rows and columns at every
@@ -46,11 +46,18 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False) -> np.ndarra
     chunk's scaled budget would go to the held rows (astronaut's one-row
     chunk at 10:1: 37.8 -> 29.9 dB).  Repeating or mirroring the edge
     itself codes its texture again in every padded row, 4-40x the bytes of
-    a thin edge chunk (docs/DESIGN.md 29, 57)."""
+    a thin edge chunk (docs/DESIGN.md 29, 57).  ``nodata`` samples that stand
+    apart from the data (nodata_mask) are left out: the padding continues
+    the data around them (inpaint), and they stay as they are."""
     if block.shape == chunks:
         return block
     if block.size == 0:
         return np.zeros(chunks, block.dtype)
+    mask = nodata_mask(block, nodata) if nodata is not None else None
+    if mask is not None:
+        out = pad_chunk(inpaint(block, mask, range(block.ndim)), chunks, hold)
+        out[tuple(slice(0, n) for n in block.shape)][mask] = block[mask]
+        return out
     if not hold:
         out = np.full(chunks, padding_mean(block), block.dtype)
         out[tuple(slice(0, n) for n in block.shape)] = block
@@ -175,11 +182,12 @@ class Padding(NamedTuple):
         inside = math.prod(self.extent)
         return inside - (0 if self.nodata is None else int(np.count_nonzero(self.nodata)))
 
-    def like_coded(self, decoded: np.ndarray, coded: np.ndarray) -> None:
+    def like_coded(self, decoded: np.ndarray, coded: np.ndarray, pads: bool = True) -> None:
         """``decoded`` (a full-resolution decode) with ``coded``'s values
-        where the decoder restores the fill value: as a reconstruction of
-        ``coded`` (the chunk as encode() coded it) has them."""
-        for slab in padding(self.extent):
+        where the decoder restores the fill value (``pads``: the padding
+        too, else only the nodata samples): as a reconstruction of ``coded``
+        (the chunk as encode() coded it) has them, and with no error there."""
+        for slab in padding(self.extent) if pads else ():
             decoded[slab] = coded[slab]
         if self.nodata is not None:
             box = tuple(slice(0, n) for n in self.extent)
@@ -251,22 +259,25 @@ def inpaint(data: np.ndarray, mask: np.ndarray, axes) -> np.ndarray:
     it is smooth, and costs few bits."""
     axes = [a for a in axes if data.shape[a] > 1]
     valid = ~mask
-    sums = [np.where(mask, 0.0, data.astype(np.float64))]
-    weights = [valid.astype(np.float64)]
-    counts = [np.ones(data.shape)]
-    while any(sums[-1].shape[a] > 1 for a in axes):
-        sums.append(_halve(sums[-1], axes))
-        weights.append(_halve(weights[-1], axes))
-        counts.append(_halve(counts[-1], axes))
+    others = data[valid].astype(np.float64)
+    # per level: the data's sums and counts (stacked, halved together; level
+    # 0 is the data itself)
+    pyramid = [None, _halve(np.stack([np.where(mask, 0.0, data.astype(np.float64)), valid],
+                                     axis=0), [a + 1 for a in axes])]
+    while any(pyramid[-1].shape[a + 1] > 1 for a in axes):
+        pyramid.append(_halve(pyramid[-1], [a + 1 for a in axes]))
     with np.errstate(invalid="ignore", divide="ignore"):
-        others = data[valid].astype(np.float64)
-        overall = float(others.mean())
-        estimate = np.where(weights[-1] > 0, sums[-1] / weights[-1], overall)
-        for level in range(len(sums) - 2, -1, -1):
-            coarse = _double(estimate, axes, sums[level].shape)
-            estimate = (sums[level] + (counts[level] - weights[level]) * coarse) / counts[level]
-    lo, hi = float(others.min()), float(others.max())
-    filled = np.clip(estimate[mask], lo, hi)
+        sums, weights = pyramid[-1]
+        estimate = np.where(weights > 0, sums / weights, others.mean())
+        for level in range(len(pyramid) - 2, 0, -1):
+            sums, weights = pyramid[level]
+            size = _block_sizes(data.shape, axes, level)
+            coarse = _double(estimate, axes, sums.shape)
+            estimate = (sums + (size - weights) * coarse) / size
+    # level 0: only the masked samples, from level 1 (or the top) interpolated
+    filled = _interpolate(estimate, axes, np.nonzero(mask), data.shape) if axes else \
+        np.broadcast_to(estimate, data.shape)[mask]
+    filled = np.clip(filled, others.min(), others.max())
     if data.dtype.kind in "iu":
         filled = np.rint(filled)
     out = data.copy()
@@ -289,21 +300,53 @@ def _halve(values: np.ndarray, axes) -> np.ndarray:
     return values
 
 
+def _block_sizes(shape, axes, level) -> np.ndarray:
+    """The samples of each cell's block at ``level`` (2**level along each
+    of ``axes`` that still halves, fewer at an odd end), broadcastable."""
+    size = np.ones([1] * len(shape))
+    for axis in axes:
+        n, step = shape[axis], 1 << level
+        counts = np.clip(n - step * np.arange(-(-n // step)), 0, step).astype(np.float64)
+        size = size * counts.reshape([-1 if a == axis else 1 for a in range(len(shape))])
+    return size
+
+
+def _positions(n: int, m: int):
+    """Fine samples 0..n-1 over m coarse cells (cell centres: sample j lies
+    at coarse position j / 2 - 1/4): the two cells around each and the
+    weight of the second."""
+    position = np.arange(n) / 2.0 - 0.25 if m < n else np.arange(n, dtype=np.float64)
+    below = np.floor(position).astype(np.intp)
+    return np.clip(below, 0, m - 1), np.clip(below + 1, 0, m - 1), position - below
+
+
 def _double(values: np.ndarray, axes, shape) -> np.ndarray:
-    """``values`` interpolated linearly to ``shape`` along each of ``axes``
-    (cell centres: fine sample j lies at coarse position j / 2 - 1/4)."""
+    """``values`` interpolated linearly to ``shape`` along each of ``axes``."""
     for axis in axes:
         n, m = shape[axis], values.shape[axis]
         if n == m:
             continue
-        position = np.arange(n) / 2.0 - 0.25
-        below = np.floor(position).astype(np.intp)
-        frac = position - below
-        lo, hi = np.clip(below, 0, m - 1), np.clip(below + 1, 0, m - 1)
+        lo, hi, frac = _positions(n, m)
         weight = frac.reshape((-1,) + (1,) * (values.ndim - axis - 1))
         values = np.take(values, lo, axis=axis) * (1.0 - weight) + \
             np.take(values, hi, axis=axis) * weight
     return values
+
+
+def _interpolate(values: np.ndarray, axes, index: tuple, shape) -> np.ndarray:
+    """_double(values, axes, shape)[index], computed at those samples only."""
+    result = 0.0
+    corners = [(lo_hi, frac) for lo_hi, frac in
+               ((_positions(shape[a], values.shape[a])[:2], _positions(shape[a], values.shape[a])[2])
+                for a in axes)]
+    for corner in range(1 << len(axes)):
+        at, weight = list(index), 1.0
+        for k, (axis, ((lo, hi), frac)) in enumerate(zip(axes, corners)):
+            j = index[axis]
+            at[axis] = hi[j] if corner >> k & 1 else lo[j]
+            weight = weight * (frac[j] if corner >> k & 1 else 1.0 - frac[j])
+        result = result + values[tuple(at)] * weight
+    return result
 
 
 def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=()):
@@ -335,7 +378,8 @@ def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=()):
 
 
 def edge_chunk_options(codec_options: dict, fraction: float, dtype,
-                       ratio_cap: float = math.inf) -> dict | None:
+                       ratio_cap: float = math.inf, psnr_fraction: float | None = None
+                       ) -> dict | None:
     """The codec options for an edge chunk of which ``fraction`` is the
     array's data and the rest padding (to_zarr's, or zarr's that encode()
     takes for padding), or None where they are the array's own.  A
@@ -352,9 +396,13 @@ def edge_chunk_options(codec_options: dict, fraction: float, dtype,
     and layer ratios times 1 / fraction (bits_per_sample over it), but to
     no ratio above ``ratio_cap``: a thin edge's share of the budget falls
     below the stream's header and flushes, and a target below them zeroes
-    the data (one row of a 256^2 chunk of astronaut at 10:1: 16 dB)."""
+    the data (one row of a 256^2 chunk of astronaut at 10:1: 16 dB).
+    ``psnr_fraction`` (default: ``fraction``) is the share the PSNRs are
+    scaled for: nodata samples inside the data are samples of the array, so
+    its rate counts them, but they decode exactly, so its PSNR is the
+    data's (docs/DESIGN.md 59)."""
     options = dict(codec_options)
-    gain = 10.0 * math.log10(1.0 / fraction)
+    gain = 10.0 * math.log10(1.0 / (fraction if psnr_fraction is None else psnr_fraction))
     layers = options.get("layers")
     listed = layers is not None and not isinstance(layers, (int, np.integer))  # (not a count)
     by_psnr = options.get("layer_metric", "ratio") == "psnr"

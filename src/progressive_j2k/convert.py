@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import math
 import numbers
@@ -191,9 +192,10 @@ def _is_dask(data) -> bool:
     return type(data).__module__.startswith("dask.")
 
 
-def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple, hold: bool) -> np.ndarray:
+def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple, pad) -> np.ndarray:
     """A slab of whole chunks (starting on chunk boundaries) with every edge
-    chunk padded (pad_chunk, ``hold``); ``shape`` is the slab's padded shape."""
+    chunk padded (``pad``: pad_chunk with its options); ``shape`` is the
+    slab's padded shape."""
     if slab.shape == shape:
         return slab
     out = np.empty(shape, slab.dtype)
@@ -201,14 +203,14 @@ def _pad_slab(slab: np.ndarray, shape: tuple, chunks: tuple, hold: bool) -> np.n
     for corner in product(*grid):
         valid = tuple(slice(a, min(a + c, n)) for a, c, n in zip(corner, chunks, slab.shape))
         whole = tuple(slice(a, a + c) for a, c in zip(corner, chunks))
-        out[whole] = pad_chunk(slab[valid], chunks, hold)
+        out[whole] = pad(slab[valid], chunks)
     return out
 
 
-def _write_region(z, data, lo, hi, unit, shape, chunks, hold, progress=None) -> None:
+def _write_region(z, data, lo, hi, unit, shape, chunks, pad, progress=None) -> None:
     """Write the region [lo, hi) of the padded array (on chunk boundaries)
     from ``data``, one block of write units (``unit``: chunks or shards, or
-    whole axes) at a time, its edge chunks padded (pad_chunk, ``hold``); ``progress``
+    whole axes) at a time, its edge chunks padded (``pad``); ``progress``
     wraps the blocks (tqdm)."""
     starts = [range(a - a % u, b, u) for a, b, u in zip(lo, hi, unit)]
     corners = list(product(*starts))
@@ -220,7 +222,7 @@ def _write_region(z, data, lo, hi, unit, shape, chunks, hold, progress=None) -> 
         whole = all(r.start == 0 and r.stop == n for r, n in zip(region[1:], shape[1:]))
         slab = np.asarray(data[region[0]]) if whole else _read(data, region)
         z[tuple(slice(b, e) for b, e in zip(begin, end))] = _pad_slab(
-            slab, tuple(e - b for b, e in zip(begin, end)), chunks, hold)
+            slab, tuple(e - b for b, e in zip(begin, end)), chunks, pad)
 
 
 def _with_codec_options(z, codec_options: dict):
@@ -549,8 +551,10 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
             pass
         else:
             with _psnr_warnings_as_given(codec_options.get("psnr"), dtype):
-                _write_regions(z, data, regions, shape, chunks, padded, write_unit,
-                               resolved["mode"] == "tolerance", tqdm)
+                # (edge chunks completed from their data, nodata left out)
+                pad = functools.partial(pad_chunk, hold=resolved["mode"] == "tolerance",
+                                        nodata=options["nodata"])
+                _write_regions(z, data, regions, shape, chunks, padded, write_unit, pad, tqdm)
     finally:   # the data's shape, also when writing failed part-way
         if padded != shape:
             z.resize(shape)
@@ -575,7 +579,7 @@ def _psnr_warnings_as_given(psnr, dtype):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _write_regions(z, data, regions, shape, chunks, padded, write_unit, hold, tqdm) -> None:
+def _write_regions(z, data, regions, shape, chunks, padded, write_unit, pad, tqdm) -> None:
     """to_zarr's writes: each region of the padded array (_regions) with its
     codec options, from a dask array or an array-like."""
     if _is_dask(data):
@@ -583,7 +587,7 @@ def _write_regions(z, data, regions, shape, chunks, padded, write_unit, hold, tq
         blocks = data.rechunk(chunks)
         if padded != shape:
             blocks = blocks.map_blocks(
-                pad_chunk, chunks, hold, dtype=data.dtype,
+                pad, chunks, dtype=data.dtype,
                 chunks=tuple((c,) * len(b) for c, b in zip(chunks, blocks.chunks)))
         for options, lo, hi in regions:   # (one after another: they share shards)
             where = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -610,10 +614,10 @@ def _write_regions(z, data, regions, shape, chunks, padded, write_unit, hold, tq
                ) if tqdm is not None else None
         for options, lo, hi in regions:
             if options is None:
-                _write_region(z, data, lo, hi, interior, shape, chunks, hold, bar)
+                _write_region(z, data, lo, hi, interior, shape, chunks, pad, bar)
             else:   # (a thin region: several rows of units per call)
                 _write_region(_with_codec_options(z, options), data, lo, hi,
                               [u * EDGE_BLOCK_UNITS if a == split else u
-                               for a, u in enumerate(rows)], shape, chunks, hold)
+                               for a, u in enumerate(rows)], shape, chunks, pad)
 
 
