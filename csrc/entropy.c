@@ -317,7 +317,8 @@ static inline uint64_t decode_direct(pj2k_rc_decoder *d, int nbits)
  * leading one under a probability per kind and bit length, then the rest
  * at even odds.  The sequence's length is the reader's: it takes as many
  * bits as it needs, and the writer ends with the run in progress. */
-#define RUN_LENGTH_BITS 50     /* a run of 2**49 (more than any chunk's levels hold) */
+#define RUN_LENGTH_BITS 56     /* a run of 2**55: more bits than a chunk's levels hold
+                                  (11 levels of at most 2**48 cells) */
 #define RUN_HISTORY 16         /* previous bit lengths told apart (capped) */
 struct pj2k_runs {
     pj2k_prob unary[2][RUN_HISTORY][RUN_LENGTH_BITS];

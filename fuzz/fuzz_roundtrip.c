@@ -92,6 +92,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < inside; i++) mask[i] = (data[(i * 7 + 3) % size] & 3) == 0;
         mask[inside / 2] = 1;
         p.nodata_mask = mask;
+        {   /* the encoder's fill of nodata: the data untouched, the fill within its range */
+            double *values = malloc(inside * sizeof *values);
+            if (!values) abort();
+            double lo = 0.0, hi = 0.0;
+            size_t valid = 0;
+            for (size_t i = 0; i < inside; i++) {
+                values[i] = (double)(int8_t)data[(i * 5 + 1) % size];
+                if (mask[i]) continue;
+                if (!valid || values[i] < lo) lo = values[i];
+                if (!valid || values[i] > hi) hi = values[i];
+                valid++;
+            }
+            if (pj2k_inpaint(values, mask, p.ndim, p.fill_extent, p.naxes, p.axes) != PJ2K_OK)
+                abort();
+            for (size_t i = 0; i < inside; i++)
+                if (mask[i] ? valid && (values[i] < lo || values[i] > hi)
+                            : values[i] != (double)(int8_t)data[(i * 5 + 1) % size])
+                    abort();
+            free(values);
+        }
         memcpy(expect, in, bytes);
         for (size_t i = 0, j = 0; i < n; i++) {   /* C order: the extent's box first per row */
             size_t rest = i, nodata = 1;

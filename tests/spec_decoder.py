@@ -269,9 +269,9 @@ class Runs:
                 self.kind ^= 1
             history = min(15, self.previous[self.kind])
             b = 0
-            while b < 50 and self.rc.bit(self._context(("unary", self.kind, history, b))):
+            while b < 56 and self.rc.bit(self._context(("unary", self.kind, history, b))):
                 b += 1
-            if b >= 50:
+            if b >= 56:
                 raise Corrupt("mask run")
             v = 1
             if b:

@@ -1052,7 +1052,7 @@ def test_convert_names_what_it_reads_and_writes(real, tmp_path, capsys):
             (["empty", "o.zarr"], "a directory without zarr metadata"),
             (["c.npy", "out.png"], "convert writes a zarr array (a directory): name the output "
                                    "*.zarr, got"),
-            (["f.npy", "o.zarr", "--nodata", "-999"], "or --tolerance (which --nodata needs)")):
+            (["f.npy", "o.zarr", "--nodata", "-999"], "cannot be coded losslessly: give --lossy")):
         assert main(["convert"] + [str(tmp_path / a) if a.endswith((".md", ".npy", ".zarr", ".png"))
                                    or a == "empty" else a for a in argv]) == 2
         assert message in capsys.readouterr().err, argv

@@ -142,9 +142,12 @@ def test_golden_source_reencodes_decodably(name):
         "tolerance": old.tolerance}
     steps = {"i8_lossy_step": 3.0, "v2_i16_lossy_layers": 20.0,   # as in make_golden.py
              "v8_u8_gray_lossy": 6.0, "v8_u8_rgb_ict_lossy_layers": 3.0, "v8_u8_rgb_planar_lossy": 4.0,
-             "v8_u16_offset_lossy": 8.0, "v8_i16_3d_lossy": 30.0, "v9_u8_rgb_lossy_layers": 3.0}
+             "v8_u16_offset_lossy": 8.0, "v8_i16_3d_lossy": 30.0, "v9_u8_rgb_lossy_layers": 3.0,
+             "v10_f32_lossy_layers": 2.0}
+    nodata = {"nodata": old.fill_value} if old.mask_length and not np.isnan(old.fill_value) else {}
     enc = pj.encode(source, levels=old.levels, axes=old.axes, colour_axis=old.colour_axis,
-                    step=steps.get(name), layers=old.layers, fill_value=old.fill_value, **mode)
+                    step=steps.get(name), layers=old.layers, fill_value=old.fill_value, **mode,
+                    **nodata)
     assert pj.read_header(enc).fill_extent == old.fill_extent
     dec = pj.decode(enc)
     if old.reversible:

@@ -23,32 +23,39 @@ def bits_equal(a, b):
     return a.view(f"u{a.itemsize}") == b.view(f"u{a.itemsize}")
 
 
-def test_nodata_is_a_fill_value_that_stands_apart_from_the_data(real):
-    field = real("mr2_uint16")[384:512, 512:640].astype(np.float32)   # 0-595
+def nodata_options(fill):
+    """How a caller names nodata: nodata= for a finite value, a NaN fill
+    value for NaN."""
+    return {"fill_value": fill} if np.isnan(fill) else {"nodata": fill}
+
+
+def test_nodata_is_what_the_caller_names(real):
+    """Samples of nodata= are nodata (any NaN, where NaN is the fill value);
+    a fill value alone is zarr's padding, never nodata inside the data: a
+    bright slide's black pen strokes at zarr's default fill 0 are data."""
+    field = real("mr2_uint16")[384:512, 512:640].astype(np.float32)
     masked = with_nodata(field, 60, -999)
-    mask = _edges.nodata_mask(masked, -999)
-    np.testing.assert_array_equal(mask, field < 60)
-    # a zero background beside 1..595 is the image's own: left as data
-    head = real("mr2_uint16")[384:512, 512:640]
-    assert (head == 0).any() and _edges.nodata_mask(head, 0) is None
-    assert _edges.nodata_mask(with_nodata(head, 60, 65535), 65535) is not None
-    # NaN always stands apart; so does infinity; a chunk of nothing else has no data
-    assert _edges.nodata_mask(with_nodata(field, 60, np.nan), np.nan).sum() == (field < 60).sum()
-    assert _edges.nodata_mask(with_nodata(field, 60, np.inf), np.inf) is not None
-    assert _edges.nodata_mask(np.full((8, 8), -999.0), -999) is None
-    assert _edges.nodata_mask(field, -999) is None            # (none of it)
-    assert _edges.nodata_mask(masked, 1e9) is None
+    np.testing.assert_array_equal(_edges.nodata_mask(masked, np.float32(-999)), field < 60)
+    assert _edges.nodata_mask(field, np.float32(-999)) is None            # (none of it)
+    nan = with_nodata(field, 60, np.nan)
+    nan[0, 0] = -np.nan   # (other NaN bits than np.nan's: arithmetic makes them)
+    expected = (field < 60) | (np.arange(field.size).reshape(field.shape) == 0)
+    np.testing.assert_array_equal(_edges.nodata_mask(nan, np.float32("nan")), expected)
     # a colour channel of zeros is colour: nodata only where every channel is
-    rgb = np.array(real("coffee")[:64, :64])
-    rgb[..., 2] = 0
-    assert _edges.nodata_mask(rgb, 0, colour_axis=2) is None
-    rgb = np.maximum(rgb, 200)   # (0 then stands apart from 200-255)
+    rgb = np.maximum(real("coffee")[:64, :64], 200)
     rgb[:10] = 0
-    rgb[10:20, :, 1] = 0          # (one channel of zeros: colour, and 0 a value of the data)
-    assert _edges.nodata_mask(rgb, 0, colour_axis=2) is None
-    rgb[10:20, :, 1] = 200
-    mask = _edges.nodata_mask(rgb, 0, colour_axis=2)
+    rgb[10:20, :, 1] = 0
+    mask = _edges.nodata_mask(rgb, np.uint8(0), colour_axis=2)
     assert mask[:10].all() and not mask[10:].any()
+    # zarr's fill value alone: no mask
+    slide = np.array(real("immunohistochemistry")[:128, :128])
+    slide[40, 10:120] = 0                                   # a pen stroke
+    enc = pj.encode(slide, fill_value=0, colour_axis=2)
+    assert pj.read_header(enc).version < 10
+    assert pj.decode(enc, 1)[20].mean() < 0.6 * slide.mean()   # (the stroke, at level 1)
+    enc = pj.encode(slide, nodata=0, colour_axis=2)          # named: kept out of the levels
+    assert pj.read_header(enc).version == 10
+    assert pj.decode(enc, 1)[20].mean() > 0.9 * slide.mean()
 
 
 @pytest.mark.parametrize("name, crop, below, fill, options", [
@@ -66,7 +73,7 @@ def test_nodata_round_trips_and_stays_out_of_every_level(real, name, crop, below
     arr = with_nodata(source.astype(dtype), below, fill)
     nodata = bits_equal(arr, fill)
     assert 0.05 < nodata.mean() < 0.9
-    enc = pj.encode(arr, fill_value=fill, **options)
+    enc = pj.encode(arr, **nodata_options(fill), **options)
     header = pj.read_header(enc)
     assert header.version == 10 and header.mask_length > 0
     data = ~nodata
@@ -107,6 +114,69 @@ def test_nodata_round_trips_and_stays_out_of_every_level(real, name, crop, below
         assert ringing.any()
 
 
+def reference_inpaint(data, mask, axes):
+    """pj2k_inpaint in numpy, written from its description (float64 values
+    at the masked samples): push-pull along axes, linear interpolation at
+    cell centres, clipped to the data's range."""
+    axes = [a for a in axes if data.shape[a] > 1]
+
+    def halve(v):
+        for a in axes:
+            if v.shape[a] == 1:
+                continue
+            if v.shape[a] % 2:
+                v = np.pad(v, [(0, 1) if b == a else (0, 0) for b in range(v.ndim)])
+            v = v.reshape(v.shape[:a] + (v.shape[a] // 2, 2) + v.shape[a + 1:]).sum(a + 1)
+        return v
+
+    def double(v, shape):
+        for a in axes:
+            n, m = shape[a], v.shape[a]
+            if n == m:
+                continue
+            p = np.arange(n) / 2.0 - 0.25
+            lo = np.floor(p).astype(int)
+            w = (p - lo).reshape([-1 if b == a else 1 for b in range(v.ndim)])
+            v = (np.take(v, np.clip(lo, 0, m - 1), a) * (1 - w)
+                 + np.take(v, np.clip(lo + 1, 0, m - 1), a) * w)
+        return v
+
+    valid = ~mask
+    sums = [np.where(mask, 0.0, data.astype(np.float64))]
+    counts = [valid.astype(np.float64)]
+    sizes = [np.ones(data.shape)]
+    while any(sums[-1].shape[a] > 1 for a in axes):
+        sums.append(halve(sums[-1]))
+        counts.append(halve(counts[-1]))
+        sizes.append(halve(sizes[-1]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = np.where(counts[-1] > 0, sums[-1] / counts[-1], data[valid].mean())
+    for level in range(len(sums) - 2, -1, -1):
+        up = double(estimate, sums[level].shape)
+        estimate = (sums[level] + (sizes[level] - counts[level]) * up) / sizes[level]
+    return np.clip(estimate[mask], data[valid].min(), data[valid].max())
+
+
+@pytest.mark.parametrize("name, crop, axes", [
+    ("mr2_uint16", (slice(256, 768), slice(256, 768)), (0, 1)),
+    ("mr2_uint16", (slice(300, 333), slice(400, 437)), (1,)),
+    ("tlrc_float32_3d", (slice(None),) * 3, (0, 1, 2)),
+    ("ct693_int16", (slice(0, 84), slice(128, 147)), (0, 1)),
+])
+def test_the_c_fill_is_the_reference_push_pull(real, name, crop, axes):
+    """The C core's fill (pj2k_inpaint) against a numpy reference of its
+    description, on real data with masks of real shapes; odd shapes, one
+    axis, 3-D."""
+    arr = real(name)[crop].astype(np.float64)
+    mask = arr < np.percentile(arr, 30)
+    values = arr.copy().reshape(-1)
+    _core.inpaint(values, mask.astype(np.uint8).reshape(-1), arr.shape, axes)
+    filled = values.reshape(arr.shape)
+    np.testing.assert_array_equal(filled[~mask], arr[~mask])
+    np.testing.assert_allclose(filled[mask], reference_inpaint(arr, mask, axes), rtol=1e-12,
+                               atol=1e-12 * np.abs(arr).max())
+
+
 def test_the_spec_decoder_reads_nodata_masks(real):
     """Small chunks in every mode, levels and layers, against the C decoder
     (the golden files hold four more)."""
@@ -118,7 +188,7 @@ def test_the_spec_decoder_reads_nodata_masks(real):
              (real("tlrc_float32_3d")[10:30, 12:30, 10:26], 4e-4, np.nan, {"tolerance": 1e-6})]
     for source, below, fill, options in cases:
         arr = with_nodata(source, below, fill)
-        enc = pj.encode(arr, fill_value=fill, **options)
+        enc = pj.encode(arr, **nodata_options(fill), **options)
         header = pj.read_header(enc)
         assert header.version == 10
         for level in range(header.levels + 1):
@@ -134,7 +204,7 @@ def test_nodata_costs_less_than_coding_the_fill_value(real):
     region is paid for exactly."""
     arr = with_nodata(real("mr2_uint16")[256:768, 256:768].astype(np.float32), 60, -999)
     for options in ({"tolerance": 0.5}, {"tolerance": 5}):
-        masked = pj.encode(arr, fill_value=-999, **options)
+        masked = pj.encode(arr, nodata=-999, **options)
         plain = pj.encode(arr, **options)
         assert pj.read_header(masked).version == 10
         assert len(masked) < 0.9 * len(plain), options
@@ -145,8 +215,8 @@ def test_nodata_through_zarr_and_the_numcodecs_codec(real, tmp_path):
     (zarr v2) its nodata option.  Levels keep nodata out of the data."""
     field = with_nodata(real("mr2_uint16")[256:640, 256:600].astype(np.float32), 60, -999)
     z = zarr.create_array(MemoryStore(), shape=field.shape, chunks=(128, 128), dtype=field.dtype,
-                          serializer=ProgressiveJ2K(tolerance=0.5), compressors=None,
-                          fill_value=-999)
+                          serializer=ProgressiveJ2K(tolerance=0.5, nodata=-999),
+                          compressors=None, fill_value=-999)
     z[:] = field
     back = z[:]
     nodata = field == -999
@@ -163,7 +233,7 @@ def test_nodata_through_zarr_and_the_numcodecs_codec(real, tmp_path):
 
 def test_forged_nodata_masks_are_refused(real):
     arr = with_nodata(real("mr2_uint16")[400:448, 300:340], 60, 65535)
-    enc = pj.encode(arr, fill_value=65535)
+    enc = pj.encode(arr, nodata=65535)
     header = pj.read_header(enc)
     assert header.version == 10
     at = header.header_length - 4 - 12 * (header.levels + 1) - 8   # the mask length field
@@ -206,11 +276,11 @@ def test_targets_count_nodata_in_the_rate_and_not_in_the_psnr(real):
     decode exactly: a PSNR target is the data's."""
     arr = with_nodata(real("mr2_uint16")[256:768, 256:768].astype(np.float32), 60, -999)
     data = arr != -999
-    enc = pj.encode(arr, fill_value=-999, mode="lossy", ratio=20)
+    enc = pj.encode(arr, nodata=-999, mode="lossy", ratio=20)
     assert pj.read_header(enc).version == 10
     assert 20 / 1.05 <= arr.nbytes / len(enc) <= 20 * 1.05
     for target in (40, 50):
-        decoded = pj.decode(pj.encode(arr, fill_value=-999, mode="lossy", psnr=target))
+        decoded = pj.decode(pj.encode(arr, nodata=-999, mode="lossy", psnr=target))
         error = np.mean((decoded[data].astype(float) - arr[data]) ** 2)
         peak = float(arr[data].max() - arr[data].min())
         assert target - 0.5 <= 10 * np.log10(peak ** 2 / error) <= target + 1.5, target

@@ -203,10 +203,8 @@ def test_nodata_decodes_exactly(real, dtype, nodata, tol):
 
 
 def test_nodata_options_are_checked_and_stored_only_when_set():
-    with pytest.raises(ValueError, match="tolerance mode"):
-        ProgressiveJ2K(nodata=-999.0)                      # lossless: every value is kept
-    with pytest.raises(ValueError, match="tolerance mode"):
-        ProgressiveJ2K(mode="lossy", nodata=-999.0)
+    ProgressiveJ2K(nodata=-999.0)                      # every mode (docs/DESIGN.md 59)
+    ProgressiveJ2K(mode="lossy", nodata=-999.0)
     with pytest.raises(ValueError, match="finite"):
         ProgressiveJ2K(tolerance=0.1, nodata=float("nan"))
     for dtype, value in (("i2", -0.5), ("u1", -1), ("u2", 70000), ("f4", 0.1)):

@@ -322,6 +322,17 @@ pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *origi
 pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                double *sum);
 
+/* Before an encode with pj2k_params.nodata_mask: the `mask`ed values (one
+ * byte per value, non-zero: nodata) of a C-contiguous float64 array of
+ * `shape` replaced, in place, by a smooth continuation of the others along
+ * the `naxes` (at most PJ2K_MAX_AXES) strictly increasing `axes` (push-pull: each level's cells the
+ * mean of the data in their block, each finer level's missing share
+ * interpolated linearly from the coarser; clipped to the data's range;
+ * docs/DESIGN.md 59).  Other values are left as they are.  Allocates
+ * about 12 bytes per value (8 along one axis). */
+pj2k_status pj2k_inpaint(double *values, const uint8_t *mask, int ndim, const uint64_t *shape,
+                         int naxes, const int *axes);
+
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length
  * holds the number of bytes needed (PJ2K_FIXED_HEADER if fewer than that were
  * given: the full length is stored in those first bytes). */

@@ -178,9 +178,11 @@ class Header:
         """What decoding at ``level`` may allocate (decode_memory): what
         decode() checks max_bytes against."""
         shape = self.level_shape(level)
-        return decode_memory(math.prod(shape), self.mode, self.dtype, max(shape, default=0),
-                             math.prod(self.level_shape(self.levels))) + (
-            MASK_BYTES_PER_ELEMENT * math.prod(shape) if self.mask_length else 0)
+        bound = decode_memory(math.prod(shape), self.mode, self.dtype, max(shape, default=0),
+                              math.prod(self.level_shape(self.levels)))
+        # (the mask is decoded after the coefficients are freed: the larger phase)
+        return max(bound, math.prod(shape) * (self.dtype.itemsize + MASK_BYTES_PER_ELEMENT)
+                   if self.mask_length else 0)
 
 
 def level_shape(shape, axes, level: int) -> tuple:
@@ -554,13 +556,16 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         0 = JPEG 2000's 5/3 throughout).  Default (None): the encoder
         chooses per chunk, 9/7-M at the finest level where it estimates
         that smaller (smooth data; docs/DESIGN.md 23).
-    nodata: tolerance mode, a fill value (e.g. -999 or -9999, as xarray's
-        ``_FillValue``) that must decode exactly, not merely within the
-        tolerance: the grid's spacing narrows to about the largest, at most
-        its default, of which nodata is a whole multiple.  A value of the
-        dtype, at least half a grid step from 0 (0 is always exact).  It is
-        also the fill_value below, unless one is given: where it stands
-        apart from the data, reduced levels keep it out of the data too.
+    nodata: a value that marks no data (e.g. -999 or -9999, as xarray's
+        ``_FillValue``), in any mode: its samples are coded as a smooth fill
+        from the data around them and decode as the value again, exactly,
+        at full resolution and at a reduced level wherever a sample's whole
+        block is nodata (format version 10; docs/DESIGN.md 59); it is then
+        also the chunk's fill value (below).  In tolerance mode the grid's
+        spacing also narrows to about the largest, at most its default, of
+        which nodata is a whole multiple, so that it decodes exactly in
+        chunks written before this rule, and it must be at least half a
+        grid step from 0 (0 is always exact).  A value of the dtype.
     close_gaps: lossless streams (mode "lossless", and a lossy target's
         chunks stored losslessly) of 8- and 16-bit integers: True closes the
         runs of values that no sample of the chunk takes (up to 4 runs of 16
@@ -581,16 +586,10 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         a float array's NaN padding needs no finite stand-in.  Size and
         quality targets of such a chunk are then scaled to the data's share
         of it, as to_zarr scales its edge chunks'; padding that does not
-        stand out from the data's edge is left as given, and counts.
-        Samples of it inside the data (bit for bit; with a colour axis,
-        in every channel) are nodata where the value stands apart from
-        the others (NaN and infinities always; a finite value further from
-        their range than the range is wide): coded as a smooth fill from
-        the data around them and decoded as the fill value again, at a
-        reduced level wherever a sample's whole block is nodata (format
-        version 10; docs/DESIGN.md 59).  NaN samples of the fill value
-        need no finite stand-in then, in any mode.  Default (None): none
-        (or nodata).
+        stand out from the data's edge is left as given, and counts.  A
+        NaN fill value is also nodata (above): NaN inside a float chunk
+        (any NaN) needs no finite stand-in then, in any mode.  Default
+        (None): none.
     """
     arr = np.asarray(data)
     if is_big_endian(arr.dtype):
@@ -618,9 +617,8 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     # zarr's padding and nodata samples: coded as the data's continuation,
     # restored by the decoder
-    if fill_value is None:
-        fill_value = options["nodata"]
-    arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis, axes)
+    arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis, axes,
+                                 options["nodata"])
     psnr = options["psnr"]   # (as given: the warning below names it, scaled or not)
     if padding is not None:
         options = _padded_targets(options, padding, arr)
@@ -797,7 +795,8 @@ HUGE_PAGE_SLACK = 2 * (2 << 20)
 FIXED_SLACK = 1 << 20
 
 
-#: A version-10 decode's nodata mask: the level's map and two levels of cells
+#: A version-10 decode's nodata mask: the level's map and two levels of
+#: cells, with the output, after the coefficients are freed
 MASK_BYTES_PER_ELEMENT = 3
 
 

@@ -109,6 +109,8 @@ cdef extern from "progressive_j2k.h" nogil:
                                  double *y)
     pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                    double *sum)
+    pj2k_status pj2k_inpaint(double *values, const uint8_t *mask, int ndim, const uint64_t *shape,
+                             int naxes, const int *axes)
     const char *pj2k_status_message(pj2k_status status)
     const char *pj2k_kernels_name()
 
@@ -499,6 +501,27 @@ def squared_error(const uint8_t[::1] a, const uint8_t[::1] b, int dtype_code):
     if status != PJ2K_OK:
         raise_status(status, "squared_error")
     return total
+
+
+def inpaint(double[::1] values, const uint8_t[::1] mask, tuple shape, tuple axes):
+    """The masked values of a float64 array of `shape` (flat, C order)
+    filled in place from the others along `axes` (pj2k_inpaint)."""
+    cdef uint64_t dims[PJ2K_MAX_NDIM]
+    cdef int axis_list[PJ2K_MAX_AXES]
+    cdef pj2k_status status
+    cdef int ndim = len(shape), naxes = len(axes)
+    if ndim > PJ2K_MAX_NDIM or naxes > PJ2K_MAX_AXES or values.shape[0] != mask.shape[0]:
+        raise ValueError("inpaint: too many axes, or a mask of another length")
+    for i, n in enumerate(shape):
+        dims[i] = n
+    for i, a in enumerate(axes):
+        axis_list[i] = a
+    if values.shape[0] == 0:
+        return
+    with nogil:
+        status = pj2k_inpaint(&values[0], &mask[0], ndim, dims, naxes, axis_list)
+    if status != PJ2K_OK:
+        raise_status(status, "inpaint")
 
 
 def crc32c(const uint8_t[::1] data, bint portable=False):

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from progressive_j2k import _options
+from progressive_j2k import _core, _options
 
 
 #: An edge chunk's scaled rate target keeps at least this many times the
@@ -53,9 +53,11 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False, nodata=None)
         return block
     if block.size == 0:
         return np.zeros(chunks, block.dtype)
-    mask = nodata_mask(block, nodata) if nodata is not None else None
-    if mask is not None:
-        out = pad_chunk(inpaint(block, mask, range(block.ndim)), chunks, hold)
+    mask = nodata_mask(block, sample_of(nodata, block.dtype))
+    if mask is not None and not mask.all():
+        # (filled along its last three axes, the most inpaint takes)
+        out = pad_chunk(inpaint(block, mask, range(max(block.ndim - 3, 0), block.ndim)),
+                        chunks, hold)
         out[tuple(slice(0, n) for n in block.shape)][mask] = block[mask]
         return out
     if not hold:
@@ -119,7 +121,8 @@ def _within(values, block: np.ndarray):
 
 def fill_extent(arr: np.ndarray, fill_value, keep=()) -> tuple | None:
     """The data's extent per axis where ``arr`` ends in slabs of samples
-    that are all ``fill_value`` bit for bit (zarr completes an edge chunk,
+    that are all ``fill_value`` (matches: bit for bit, or any NaN for NaN;
+    zarr completes an edge chunk,
     or a part of a chunk never written, with the array's fill value), or
     None where it has none; axes in ``keep`` (a colour axis, whose three
     channels zarr never pads) are whole.  A slab is a run of whole slices
@@ -128,30 +131,35 @@ def fill_extent(arr: np.ndarray, fill_value, keep=()) -> tuple | None:
     happens to end in such slices is taken for padding too: it decodes as
     it was.  A chunk that is fill throughout has no data to extend: None
     (it codes as a constant)."""
-    given = np.asarray(fill_value)
-    if fill_value is None or arr.size == 0 or given.ndim or given.dtype.kind not in "biuf":
-        return None   # (zarr hands numbers; anything else pads nothing)
-    with np.errstate(invalid="ignore", over="ignore"):
-        fill = given.astype(arr.dtype, casting="unsafe")
-    if not np.array_equal(fill, given, equal_nan=arr.dtype.kind == "f"):
-        return None   # (no sample of this dtype is that value)
-    bits = np.dtype(f"u{arr.dtype.itemsize}")
-    raw = arr.view(bits)
-    key = fill.reshape(1).view(bits)[0]
-    if raw[(-1,) * arr.ndim] != key:
+    fill = sample_of(fill_value, arr.dtype)
+    if fill is None or arr.size == 0 or not matches(np.asarray(arr[(-1,) * arr.ndim]), fill):
         return None
+    same = matches(arr, fill)
     extent = []
     for axis, n in enumerate(arr.shape):
         end = n
         if axis in keep:
             extent.append(end)
             continue
-        while end and (raw[(slice(None),) * axis + (end - 1,)] == key).all():
+        while end and same[(slice(None),) * axis + (end - 1,)].all():
             end -= 1
         if end == 0:
             return None
         extent.append(end)
     return None if tuple(extent) == arr.shape else tuple(extent)
+
+
+def sample_of(value, dtype):
+    """``value`` as a sample of ``dtype``, or None where it is none (zarr
+    hands numbers; a value the dtype cannot hold pads nothing)."""
+    given = np.asarray(value)
+    if value is None or given.ndim or given.dtype.kind not in "biuf":
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        sample = given.astype(dtype, casting="unsafe")
+    if not np.array_equal(sample, given, equal_nan=np.dtype(dtype).kind == "f"):
+        return None
+    return sample[()]
 
 
 def fill_bytes(fill_value, dtype) -> bytes:
@@ -216,68 +224,41 @@ def stands_out(data: np.ndarray, axes, fill_value, continuation=None) -> bool:
     return False
 
 
-def nodata_mask(data: np.ndarray, fill_value, colour_axis=None) -> np.ndarray | None:
-    """Where ``data`` (a chunk's data, without padding) holds the fill value
-    bit for bit (in every channel along ``colour_axis``: a channel of zeros
-    is colour), or None where it holds none, holds nothing else, or holds
-    it as a value like its others: one further from the others' range than
-    that range is wide (-999 beside 257-291 K, 65535 beside 0-4000; not a
-    zero background beside 1-595, whose blend into coarse levels is an
-    image's own).  NaN and infinities are always nodata (docs/DESIGN.md 59)."""
-    given = np.asarray(fill_value)
-    if fill_value is None or data.size == 0 or given.ndim or given.dtype.kind not in "biuf":
+def matches(arr: np.ndarray, value) -> np.ndarray:
+    """Where ``arr`` holds ``value`` (a value of its dtype): bit for bit, or
+    for NaN any NaN (arithmetic makes NaNs of other bits than np.nan's)."""
+    if arr.dtype.kind == "f" and np.isnan(value):
+        return np.isnan(arr)
+    bits = np.dtype(f"u{arr.dtype.itemsize}")
+    return arr.view(bits) == np.asarray(value, arr.dtype).reshape(1).view(bits)[0]
+
+
+def nodata_mask(data: np.ndarray, nodata, colour_axis=None) -> np.ndarray | None:
+    """Where ``data`` (a chunk's data, without padding) holds ``nodata``
+    (matches; with a colour axis, in every channel: a channel of zeros is
+    colour), or None where it holds none (docs/DESIGN.md 59)."""
+    if nodata is None or data.size == 0:
         return None
-    with np.errstate(invalid="ignore", over="ignore"):
-        fill = given.astype(data.dtype, casting="unsafe")
-    if not np.array_equal(fill, given, equal_nan=data.dtype.kind == "f"):
-        return None
-    bits = np.dtype(f"u{data.dtype.itemsize}")
-    mask = data.view(bits) == fill.reshape(1).view(bits)[0]
+    mask = matches(data, nodata)
     if colour_axis is not None:
         mask = np.broadcast_to(mask.all(axis=colour_axis, keepdims=True), mask.shape)
-    if not mask.any() or mask.all():
-        return None
-    value = float(fill)
-    if np.isfinite(value):
-        with np.errstate(invalid="ignore"):
-            others = data[~mask].astype(np.float64)
-            lo, hi = float(np.nanmin(others)), float(np.nanmax(others))
-        if not (np.isfinite(lo) and np.isfinite(hi)) or max(lo - value, value - hi) <= hi - lo:
-            return None
-    return mask
+    return mask if mask.any() else None
 
 
 def inpaint(data: np.ndarray, mask: np.ndarray, axes) -> np.ndarray:
     """``data`` with its ``mask``ed samples replaced by a smooth
     continuation of the others along ``axes`` (the transformed ones; each
     plane and colour component apart), within their range and rounded to
-    the dtype: push-pull, each level's cells the mean of the data they
-    hold, then from the coarsest level down each cell's missing part
-    filled from the coarser level interpolated linearly.  Near the data
-    the fill is the nearby data's mean, so coarse levels that blend the
-    two stay near the data (docs/DESIGN.md 59); deep inside a masked region
-    it is smooth, and costs few bits."""
-    axes = [a for a in axes if data.shape[a] > 1]
-    valid = ~mask
-    others = data[valid].astype(np.float64)
-    # per level: the data's sums and counts (stacked, halved together; level
-    # 0 is the data itself)
-    pyramid = [None, _halve(np.stack([np.where(mask, 0.0, data.astype(np.float64)), valid],
-                                     axis=0), [a + 1 for a in axes])]
-    while any(pyramid[-1].shape[a + 1] > 1 for a in axes):
-        pyramid.append(_halve(pyramid[-1], [a + 1 for a in axes]))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sums, weights = pyramid[-1]
-        estimate = np.where(weights > 0, sums / weights, others.mean())
-        for level in range(len(pyramid) - 2, 0, -1):
-            sums, weights = pyramid[level]
-            size = _block_sizes(data.shape, axes, level)
-            coarse = _double(estimate, axes, sums.shape)
-            estimate = (sums + (size - weights) * coarse) / size
-    # level 0: only the masked samples, from level 1 (or the top) interpolated
-    filled = _interpolate(estimate, axes, np.nonzero(mask), data.shape) if axes else \
-        np.broadcast_to(estimate, data.shape)[mask]
-    filled = np.clip(filled, others.min(), others.max())
+    the dtype (_core.inpaint: push-pull, each level's cells the mean of the
+    data they hold, then from the coarsest level down each cell's missing
+    part filled from the coarser level interpolated linearly).  Near the
+    data the fill is the nearby data's mean, so coarse levels that blend
+    the two stay near the data (docs/DESIGN.md 59); deep inside a masked
+    region it is smooth, and costs few bits."""
+    values = np.ascontiguousarray(data, np.float64).copy().reshape(-1)
+    flat = np.ascontiguousarray(mask, np.uint8).reshape(-1)
+    _core.inpaint(values, flat, data.shape, tuple(sorted(a % data.ndim for a in axes)))
+    filled = values[flat.view(bool)]
     if data.dtype.kind in "iu":
         filled = np.rint(filled)
     out = data.copy()
@@ -285,84 +266,27 @@ def inpaint(data: np.ndarray, mask: np.ndarray, axes) -> np.ndarray:
     return out
 
 
-def _halve(values: np.ndarray, axes) -> np.ndarray:
-    """Sums of pairs along each of ``axes`` (an odd last sample alone)."""
-    for axis in axes:
-        n = values.shape[axis]
-        if n == 1:
-            continue
-        if n % 2:
-            pad = [(0, 0)] * values.ndim
-            pad[axis] = (0, 1)
-            values = np.pad(values, pad)
-        shape = values.shape[:axis] + (values.shape[axis] // 2, 2) + values.shape[axis + 1:]
-        values = values.reshape(shape).sum(axis=axis + 1)
-    return values
-
-
-def _block_sizes(shape, axes, level) -> np.ndarray:
-    """The samples of each cell's block at ``level`` (2**level along each
-    of ``axes`` that still halves, fewer at an odd end), broadcastable."""
-    size = np.ones([1] * len(shape))
-    for axis in axes:
-        n, step = shape[axis], 1 << level
-        counts = np.clip(n - step * np.arange(-(-n // step)), 0, step).astype(np.float64)
-        size = size * counts.reshape([-1 if a == axis else 1 for a in range(len(shape))])
-    return size
-
-
-def _positions(n: int, m: int):
-    """Fine samples 0..n-1 over m coarse cells (cell centres: sample j lies
-    at coarse position j / 2 - 1/4): the two cells around each and the
-    weight of the second."""
-    position = np.arange(n) / 2.0 - 0.25 if m < n else np.arange(n, dtype=np.float64)
-    below = np.floor(position).astype(np.intp)
-    return np.clip(below, 0, m - 1), np.clip(below + 1, 0, m - 1), position - below
-
-
-def _double(values: np.ndarray, axes, shape) -> np.ndarray:
-    """``values`` interpolated linearly to ``shape`` along each of ``axes``."""
-    for axis in axes:
-        n, m = shape[axis], values.shape[axis]
-        if n == m:
-            continue
-        lo, hi, frac = _positions(n, m)
-        weight = frac.reshape((-1,) + (1,) * (values.ndim - axis - 1))
-        values = np.take(values, lo, axis=axis) * (1.0 - weight) + \
-            np.take(values, hi, axis=axis) * weight
-    return values
-
-
-def _interpolate(values: np.ndarray, axes, index: tuple, shape) -> np.ndarray:
-    """_double(values, axes, shape)[index], computed at those samples only."""
-    result = 0.0
-    corners = [(lo_hi, frac) for lo_hi, frac in
-               ((_positions(shape[a], values.shape[a])[:2], _positions(shape[a], values.shape[a])[2])
-                for a in axes)]
-    for corner in range(1 << len(axes)):
-        at, weight = list(index), 1.0
-        for k, (axis, ((lo, hi), frac)) in enumerate(zip(axes, corners)):
-            j = index[axis]
-            at[axis] = hi[j] if corner >> k & 1 else lo[j]
-            weight = weight * (frac[j] if corner >> k & 1 else 1.0 - frac[j])
-        result = result + values[tuple(at)] * weight
-    return result
-
-
-def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=()):
+def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=(), nodata=None):
     """(``arr`` with its fill padding replaced by the data's continuation
     (pad_chunk), Padding) where it has some that stands out from the data
-    (stands_out), else (arr, None); nodata samples of the fill value inside
-    the data (nodata_mask) are filled in smoothly along ``axes`` (inpaint),
-    and the padding is then taken as it is."""
+    (stands_out), else (arr, None).  ``nodata`` (or NaN where it is the
+    fill value) marks samples inside the data that are no data: they are
+    filled in smoothly along ``axes`` (inpaint), the padding is then taken
+    as it is, and the nodata value is the chunk's fill value."""
+    if nodata is None and arr.dtype.kind == "f" and fill_value is not None and \
+            np.ndim(fill_value) == 0 and np.isnan(fill_value):
+        nodata = fill_value   # (NaN is never data: xarray's fill value for floats)
+    if nodata is not None:
+        fill_value = nodata
     extent = fill_extent(arr, fill_value, () if colour_axis is None else (colour_axis,))
     box = arr if extent is None else arr[tuple(slice(0, n) for n in extent)]
-    nodata = nodata_mask(box, fill_value, colour_axis)
-    if nodata is not None:
-        data = inpaint(box, nodata, axes)
+    mask = nodata_mask(box, sample_of(nodata, arr.dtype), colour_axis)
+    if mask is not None:
+        # (nothing but nodata: any values, zero codes for least)
+        data = np.zeros_like(box) if mask.all() else inpaint(box, mask, axes)
         return (pad_chunk(data, arr.shape, hold),
                 Padding(extent or arr.shape, fill_bytes(fill_value, arr.dtype), arr, fill_value,
-                        nodata))
+                        mask))
     if extent is None:
         return arr, None
     data = arr[tuple(slice(0, n) for n in extent)]

@@ -100,12 +100,9 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
     if options["close_gaps"] and mode == "tolerance":
         raise ValueError("close_gaps applies to lossless streams (mode 'lossless', or what a "
                          "lossy target stores losslessly), not mode 'tolerance'")
-    if options["nodata"] is not None:
-        if not math.isfinite(options["nodata"]):
-            raise ValueError(f"nodata must be a finite number (NaN cannot be coded), got {nodata}")
-        if mode != "tolerance":
-            raise ValueError(f"nodata applies to tolerance mode (which then decodes it exactly), "
-                             f"not mode {mode!r}: lossless keeps every value, lossy none exactly")
+    if options["nodata"] is not None and not math.isfinite(options["nodata"]):
+        raise ValueError(f"nodata must be a finite number (NaN is nodata wherever it is the "
+                         f"array's fill value), got {nodata}")
     return options
 
 

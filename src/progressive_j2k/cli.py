@@ -128,8 +128,7 @@ def _convert(args):
     lossy = args.lossy or any(v is not None for v in knobs)
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
-                         f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance" + (
-                             " (which --nodata needs)" if args.nodata is not None else ""))
+                         f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance")
     if args.layer_metric == "psnr" and args.layers is None:   # (as the Python options take it)
         warnings.warn("--layer-metric psnr says how --layers are counted: without --layers it "
                       "changes nothing")
@@ -515,7 +514,8 @@ def main(argv=None):
     p.add_argument("--psnr", type=float, help="lossy: the smallest chunks with this PSNR (dB)")
     p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
     p.add_argument("--nodata", type=float,
-                   help="with --tolerance: a fill value kept exactly (e.g. -9999)")
+                   help="a value that marks no data (e.g. -9999): kept exactly, and out of "
+                        "reduced levels")
     p.add_argument("--layers", type=_layers,
                    help="quality layers per resolution: a count (1-16), or the targets of "
                         "the layers before the last, comma-separated or with a decimal point "

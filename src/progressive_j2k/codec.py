@@ -65,8 +65,9 @@ class ProgressiveJ2K(Codec):
         ``ratio`` and ``psnr``, off with a given or the default ``step``.
         See ``encode``.
     nodata : float, optional
-        Tolerance mode: a fill value that decodes exactly (e.g. the array's
-        fill_value, or xarray's ``_FillValue``).  See ``encode``.
+        A value that marks no data (e.g. the array's fill_value, or
+        xarray's ``_FillValue``), in any mode: it decodes exactly, and
+        reduced levels keep it out of the data.  See ``encode``.
     reversible : bool, optional
         The older spelling of ``mode`` (True: lossless, or tolerance with
         ``tolerance``; False: lossy), read from stored configurations.

@@ -147,17 +147,17 @@ CASES = {
     # layers, planes
     "v10_u16_nodata_lossless": (lambda: padded(with_nodata(load("mr2_uint16")[384:424, 512:549],
                                                            80, 65535), (33, 29), 65535),
-                                {"fill_value": 65535}),
+                                {"fill_value": 65535, "nodata": 65535}),
     "v10_f32_3d_nan_tolerance": (lambda: with_nodata(load("tlrc_float32_3d")[20:33, 20:31, 20:29],
                                                      4e-4, np.nan),
                                  {"tolerance": 1e-6, "fill_value": np.nan}),
     "v10_f32_lossy_layers": (lambda: with_nodata(load("mr2_uint16")[470:506, 300:333].astype(
                                  np.float32), 60, -999),
                              {"reversible": False, "step": 2.0, "layers": [40, 12],
-                              "fill_value": -999}),
+                              "nodata": -999}),
     "v10_i16_planes_nodata": (lambda: with_nodata(load("ct693_int16")[0:84, 128:147].reshape(
                                   4, 21, 19), -900, -32768),
-                              {"axes": (1, 2), "colour_axis": None, "fill_value": -32768}),
+                              {"axes": (1, 2), "colour_axis": None, "nodata": -32768}),
 }
 
 
