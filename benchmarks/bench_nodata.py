@@ -68,7 +68,8 @@ def main():
         plain_arr = np.where(nodata, finite_fill if np.isnan(fill) else fill, arr).astype(arr.dtype)
         mean_arr = np.where(nodata, arr[data].mean(), arr).astype(arr.dtype)
         for options in option_sets:
-            enc, t_enc = best(lambda: pj.encode(arr, fill_value=fill, **options))
+            named = {"fill_value": fill} if np.isnan(fill) else {"nodata": fill}
+            enc, t_enc = best(lambda: pj.encode(arr, **named, **options))
             header = pj.read_header(enc)
             plain = pj.encode(plain_arr, **options)
             mean = pj.encode(mean_arr, **options)

@@ -301,3 +301,19 @@ def test_to_zarr_pads_edge_chunks_from_the_data_around_nodata(real, tmp_path):
         decoded = pj.open_multiscale(z)[level][:]
         rest = decoded[decoded != -999]
         assert rest.min() >= 0 and rest.max() <= 1.25 * field[data].max(), level
+
+
+def test_a_chunk_of_nothing_but_nodata_decodes_as_it_at_every_level(real):
+    """zarr writes empty chunks too (write_empty_chunks=True): all NaN with
+    a NaN fill value, all nodata in a lossy mode; a full mask, any values
+    coded under it."""
+    for arr, options in ((np.full((48, 40), np.nan, np.float32), {"fill_value": np.nan,
+                                                                   "tolerance": 0.1}),
+                         (np.full((48, 40), -999.0, np.float32), {"nodata": -999, "mode": "lossy",
+                                                                   "psnr": 40}),
+                         (np.full((8, 20, 18), 65535, np.uint16), {"nodata": 65535})):
+        enc = pj.encode(arr, **options)
+        header = pj.read_header(enc)
+        assert header.version == 10
+        for level in range(header.levels + 1):
+            assert bits_equal(pj.decode(enc, level), arr.reshape(-1)[0]).all()

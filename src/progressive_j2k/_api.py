@@ -384,7 +384,8 @@ def _padded_targets(options: dict, padding, arr: np.ndarray) -> dict:
                                   layer_count(options), padded_version(padding))
     options = _edges.edge_chunk_options(
         options, math.prod(padding.extent) / arr.size, arr.dtype,
-        arr.nbytes / (_edges.EDGE_FLOORS * floor), padding.data_samples() / arr.size) or options
+        arr.nbytes / (_edges.EDGE_FLOORS * floor),
+        max(padding.data_samples(), 1) / arr.size) or options   # (all nodata: zeros coded)
     if options["ratio"] is not None:
         field = header_length(arr.ndim, 1, 0, "lossy", version=padded_version(padding)) - \
             header_length(arr.ndim, 1, 0, "lossy")
