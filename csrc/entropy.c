@@ -308,7 +308,7 @@ static inline uint64_t decode_direct(pj2k_rc_decoder *d, int nbits)
     return value;
 }
 
-/* ---- version 10's nodata mask: a sequence of bits as runs (docs/FORMAT.md 7)
+/* ---- version 10's nodata mask: a sequence of bits as runs (docs/FORMAT.md 6.5)
  * Alternating runs, of 0s first: the first run's length plus one, every
  * later run's length (at least one), each as Elias gamma: its bit length
  * less one in unary (1s ended by a 0) under a probability per kind of run,

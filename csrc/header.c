@@ -252,7 +252,6 @@ pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *h)
     }
     uint64_t previous = stated;
     const int pieces = (h->levels + 1) * h->layers;
-
     for (int i = 0; i < pieces; i++, p += 12) {
         h->piece_end[i] = get_u64(p);
         h->piece_crc[i] = get_u32(p + 8);

@@ -66,7 +66,7 @@ def header_length(ndim: int, naxes: int, levels: int, mode: str, layers: int = 1
     transformed axes, levels, mode ("lossless", "lossy" or "tolerance"),
     number of quality layers, format version (by default that of a chunk
     without padding: version 9 adds the fill field, 10 the mask's length)
-    and (lossless, versions 7 to 9) value gaps: at most _core.MAX_GAPS.
+    and (lossless, versions 7 to 10) value gaps: at most _core.MAX_GAPS.
     (The C core's one definition.)"""
     wavelet = MODE_WAVELETS[mode]
     if version < 6:   # (before the rounded 5/3: JPEG 2000's, of the same header length)
@@ -299,9 +299,9 @@ def _require_finite(arr: np.ndarray, mode: str) -> None:
         raise ValueError(
             f"{mode} needs finite values: this chunk holds {nan} NaN and {inf} infinite "
             f"values among its {arr.size}. Replace them in the data with a finite value "
-            f"(masked cells: in tolerance mode give nodata=, e.g. -999 as xarray's "
-            f"_FillValue, which decodes exactly, and to_zarr and convert store NaN as it; in "
-            f"lossy mode a value near their neighbours costs fewest bytes), or make NaN the "
+            f"(masked cells: give nodata=, e.g. -999 as xarray's _FillValue, which decodes "
+            f"exactly and stays out of reduced levels, and to_zarr and convert store NaN as "
+            f"it), or make NaN the "
             f"fill value (encode's fill_value=, or the zarr array's fill_value with the "
             f"zarr v3 codec): its samples are then nodata, restored exactly. The numcodecs "
             f"codec never sees a zarr array's fill_value: where the data has no NaN, zarr "

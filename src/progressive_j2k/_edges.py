@@ -1,8 +1,8 @@
 """Chunks that end before their data's array does: completing them with
 values that continue the data (pad_chunk), finding where zarr completed
 them with the array's fill value (fill_extent, padded), and their targets
-scaled to their data (edge_chunk_options); nodata samples of the fill
-value inside the data, filled in smoothly (nodata_mask, inpaint)."""
+scaled to their data (edge_chunk_options); the samples a caller names
+nodata inside the data, filled in smoothly (nodata_mask, inpaint)."""
 from __future__ import annotations
 
 import math
@@ -46,9 +46,9 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False, nodata=None)
     chunk's scaled budget would go to the held rows (astronaut's one-row
     chunk at 10:1: 37.8 -> 29.9 dB).  Repeating or mirroring the edge
     itself codes its texture again in every padded row, 4-40x the bytes of
-    a thin edge chunk (docs/DESIGN.md 29, 57).  ``nodata`` samples that stand
-    apart from the data (nodata_mask) are left out: the padding continues
-    the data around them (inpaint), and they stay as they are."""
+    a thin edge chunk (docs/DESIGN.md 29, 57).  ``nodata`` samples
+    (nodata_mask) are left out: the padding continues the data around them
+    (inpaint), and they stay as they are."""
     if block.shape == chunks:
         return block
     if block.size == 0:
