@@ -128,7 +128,13 @@ pj2k_status pj2k_inpaint(double *values, const uint8_t *mask, int ndim, const ui
         return PJ2K_ERR_PARAM;
     grid g = {.ndim = ndim};
     unsigned halves[PJ2K_MAX_NDIM] = {0};
-    for (int a = 0; a < ndim; a++) g.shape[a] = (size_t)shape[a];
+    uint64_t product = 1;   /* (the header's limits: no axis or product beyond 2**48) */
+    for (int a = 0; a < ndim; a++) {
+        if (shape[a] > ((uint64_t)1 << 48) || (shape[a] && product > ((uint64_t)1 << 48) / shape[a]))
+            return PJ2K_ERR_PARAM;
+        product *= shape[a];
+        g.shape[a] = (size_t)shape[a];
+    }
     for (int i = 0; i < naxes; i++) {
         if (axes[i] < 0 || axes[i] >= ndim || (i && axes[i] <= axes[i - 1])) return PJ2K_ERR_PARAM;
         halves[axes[i]] = g.shape[axes[i]] > 1;

@@ -317,3 +317,30 @@ def test_a_chunk_of_nothing_but_nodata_decodes_as_it_at_every_level(real):
         assert header.version == 10
         for level in range(header.levels + 1):
             assert bits_equal(pj.decode(enc, level), arr.reshape(-1)[0]).all()
+
+
+def test_nodata_apart_from_the_fill_value_and_in_trailing_slices(real):
+    """nodata= and a fill value that differ: NaN samples (xarray's fill
+    value) are nodata too, decoded as nodata; a chunk without nodata pads
+    with the fill value as before.  Named nodata in a chunk's trailing
+    slices is padding restored exactly, however like the data's edge it is.
+    A ratio target leaves the data room beside a costly mask."""
+    field = real("mr2_uint16")[256:556, 256:556].astype(np.float32)
+    nan = np.where(field < 60, np.nan, field).astype(np.float32)
+    enc = pj.encode(nan, fill_value=np.nan, nodata=-999, tolerance=0.05)
+    decoded, data = pj.decode(enc), ~np.isnan(nan)
+    assert (decoded[~data] == -999).all() and np.abs(decoded[data] - nan[data]).max() <= 0.05
+    clean = np.ascontiguousarray(field[150:, 150:])
+    padded = np.zeros((160, 160), np.float32)
+    padded[:150, :150] = clean
+    assert pj.read_header(pj.encode(padded, fill_value=0, nodata=-999, tolerance=0.05)).version == 9
+    image = np.array(real("camera")[:128, :128])
+    image[:, 112:] = 0
+    enc = pj.encode(image, nodata=0, mode="lossy", psnr=35)
+    assert pj.read_header(enc).fill_extent == (128, 112)
+    assert (pj.decode(enc)[:, 112:] == 0).all() and (pj.decode(enc, 2)[:, 28:] == 0).all()
+    moon = (80 + real("moon")[200:256, 200:288] // 4).astype(np.uint8)
+    moon[np.random.default_rng(1).random(moon.shape) < 0.05] = 0
+    data = moon != 0
+    decoded = pj.decode(pj.encode(moon, nodata=0, ratio=20, levels=1))
+    assert np.sqrt(np.mean((decoded[data].astype(float) - moon[data]) ** 2)) < 5

@@ -328,8 +328,9 @@ pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, s
  * the `naxes` (at most PJ2K_MAX_AXES) strictly increasing `axes` (push-pull: each level's cells the
  * mean of the data in their block, each finer level's missing share
  * interpolated linearly from the coarser; clipped to the data's range;
- * docs/DESIGN.md 59).  Other values are left as they are.  Allocates
- * about 12 bytes per value (8 along one axis). */
+ * docs/DESIGN.md 59).  Other values are left as they are.  No axis nor
+ * the product may exceed 2**48.  Allocates about 4-8 bytes per value over
+ * two or three axes, up to 24 along one. */
 pj2k_status pj2k_inpaint(double *values, const uint8_t *mask, int ndim, const uint64_t *shape,
                          int naxes, const int *axes);
 

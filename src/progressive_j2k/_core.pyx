@@ -4,6 +4,8 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
+import math
+
 from progressive_j2k.errors import (
     ChecksumError, CorruptDataError, DecodeError, TooLargeError, TruncatedError)
 
@@ -510,8 +512,10 @@ def inpaint(double[::1] values, const uint8_t[::1] mask, tuple shape, tuple axes
     cdef int axis_list[PJ2K_MAX_AXES]
     cdef pj2k_status status
     cdef int ndim = len(shape), naxes = len(axes)
-    if ndim > PJ2K_MAX_NDIM or naxes > PJ2K_MAX_AXES or values.shape[0] != mask.shape[0]:
-        raise ValueError("inpaint: too many axes, or a mask of another length")
+    if not 1 <= ndim <= PJ2K_MAX_NDIM or naxes > PJ2K_MAX_AXES or \
+            values.shape[0] != mask.shape[0] or math.prod(shape) != values.shape[0]:
+        raise ValueError("inpaint: a shape of 1 to 32 axes holding the values, at most 3 "
+                         "axes, and a mask of their length")
     for i, n in enumerate(shape):
         dims[i] = n
     for i, a in enumerate(axes):

@@ -134,9 +134,15 @@ def fill_extent(arr: np.ndarray, fill_value, keep=()) -> tuple | None:
     fill = sample_of(fill_value, arr.dtype)
     if fill is None or arr.size == 0 or not matches(np.asarray(arr[(-1,) * arr.ndim]), fill):
         return None
-    same = matches(arr, fill)
+    return trailing_extent(matches(arr, fill), keep)
+
+
+def trailing_extent(same: np.ndarray, keep=()) -> tuple | None:
+    """fill_extent of the samples ``same`` marks."""
+    if same.size == 0 or not same[(-1,) * same.ndim]:
+        return None
     extent = []
-    for axis, n in enumerate(arr.shape):
+    for axis, n in enumerate(same.shape):
         end = n
         if axis in keep:
             extent.append(end)
@@ -146,7 +152,7 @@ def fill_extent(arr: np.ndarray, fill_value, keep=()) -> tuple | None:
         if end == 0:
             return None
         extent.append(end)
-    return None if tuple(extent) == arr.shape else tuple(extent)
+    return None if tuple(extent) == same.shape else tuple(extent)
 
 
 def sample_of(value, dtype):
@@ -269,24 +275,31 @@ def inpaint(data: np.ndarray, mask: np.ndarray, axes) -> np.ndarray:
 def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=(), nodata=None):
     """(``arr`` with its fill padding replaced by the data's continuation
     (pad_chunk), Padding) where it has some that stands out from the data
-    (stands_out), else (arr, None).  ``nodata`` (or NaN where it is the
-    fill value) marks samples inside the data that are no data: they are
-    filled in smoothly along ``axes`` (inpaint), the padding is then taken
-    as it is, and the nodata value is the chunk's fill value."""
-    if nodata is None and arr.dtype.kind == "f" and fill_value is not None and \
-            np.ndim(fill_value) == 0 and np.isnan(fill_value):
-        nodata = fill_value   # (NaN is never data: xarray's fill value for floats)
-    if nodata is not None:
-        fill_value = nodata
-    extent = fill_extent(arr, fill_value, () if colour_axis is None else (colour_axis,))
-    box = arr if extent is None else arr[tuple(slice(0, n) for n in extent)]
-    mask = nodata_mask(box, sample_of(nodata, arr.dtype), colour_axis)
-    if mask is not None:
-        # (nothing but nodata: any values, zero codes for least)
-        data = np.zeros_like(box) if mask.all() else inpaint(box, mask, axes)
-        return (pad_chunk(data, arr.shape, hold),
-                Padding(extent or arr.shape, fill_bytes(fill_value, arr.dtype), arr, fill_value,
-                        mask))
+    (stands_out), else (arr, None).  ``nodata`` (and any NaN where NaN is
+    the fill value) marks samples that are no data: inside the data they
+    are filled in smoothly along ``axes`` (inpaint), in trailing slices they
+    are padding, and either way they decode as nodata, which is then the
+    chunk's fill sample (a chunk without them pads with the fill value)."""
+    keep = () if colour_axis is None else (colour_axis,)
+    fill, named = sample_of(fill_value, arr.dtype), sample_of(nodata, arr.dtype)
+    nan_fill = fill is not None and arr.dtype.kind == "f" and np.isnan(fill)
+    if named is None and nan_fill:
+        named = fill   # (NaN is never data: xarray's fill value for floats)
+    if named is not None:
+        restore = matches(arr, named) | (np.isnan(arr) if nan_fill else False)
+        extent = trailing_extent(restore, keep)
+        box = arr if extent is None else arr[tuple(slice(0, n) for n in extent)]
+        mask = restore[tuple(slice(0, n) for n in box.shape)]
+        if colour_axis is not None:
+            mask = np.broadcast_to(mask.all(axis=colour_axis, keepdims=True), mask.shape)
+        if mask.any() or extent is not None:
+            mask = mask if mask.any() else None
+            # (nothing but nodata: any values, zero codes for least)
+            data = box if mask is None else np.zeros_like(box) if mask.all() else \
+                inpaint(box, mask, axes)
+            return (pad_chunk(data, arr.shape, hold),
+                    Padding(extent or arr.shape, fill_bytes(named, arr.dtype), arr, named, mask))
+    extent = fill_extent(arr, fill_value, keep)
     if extent is None:
         return arr, None
     data = arr[tuple(slice(0, n) for n in extent)]
