@@ -450,9 +450,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                                    or not isinstance(fill_value, numbers.Real)):
         raise ValueError(f"fill_value must be a number (or None), got {fill_value!r}")
     if fill_value is not None and np.isnan(fill_value):
-        raise ValueError("fill_value NaN: the lossy and tolerance modes refuse NaN, and zarr "
-                         "pads the chunks of later partial writes with the fill value; give "
-                         "a finite one (e.g. 0)")
+        raise ValueError("fill_value NaN: give nodata= instead (a finite value, e.g. -999): "
+                         "to_zarr stores NaN cells as it, records it as xarray's _FillValue "
+                         "(read back as NaN), and takes it as the fill value")
     if fill_value is not None:
         fill_value = _fill_value_in(dtype, fill_value)
     _options.check_targets(options)
