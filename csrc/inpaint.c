@@ -46,68 +46,6 @@ static void halve(grid *g, int axis, const double *in, double *out)
     g->shape[axis] = half;
 }
 
-/* Linear interpolation along `axis` from *g to `n` samples (fine sample j
- * at coarse position j / 2 - 1/4, clamped at the ends); *g grows. */
-static void double_up(grid *g, int axis, size_t n, const double *in, double *out)
-{
-    size_t outer, inner;
-    split(g, axis, &outer, &inner);
-    const size_t m = g->shape[axis];
-    for (size_t o = 0; o < outer; o++)
-        for (size_t j = 0; j < n; j++) {
-            /* even j: cells j/2 - 1 and j/2, weights 1/4 and 3/4; odd j:
-             * cells (j-1)/2 and (j+1)/2, weights 3/4 and 1/4 */
-            const size_t base = j / 2;
-            size_t lo, hi;
-            double w_hi;
-            if (j % 2 == 0) { lo = base ? base - 1 : 0; hi = base; w_hi = 0.75; }
-            else { lo = base; hi = base + 1 < m ? base + 1 : m - 1; w_hi = 0.25; }
-            if (hi >= m) hi = m - 1;
-            if (lo >= m) lo = m - 1;
-            const double *a = in + (o * m + lo) * inner, *b = in + (o * m + hi) * inner;
-            double *to = out + (o * n + j) * inner;
-            for (size_t e = 0; e < inner; e++) to[e] = a[e] * (1.0 - w_hi) + b[e] * w_hi;
-        }
-    g->shape[axis] = n;
-}
-
-/* The rows (along the last axis) of a grid in C order, with the flat index
- * in the grid one level coarser of each row's first sample's cell (its
- * coordinates halved along the transformed axes). */
-typedef struct {
-    const grid *g;
-    size_t at[PJ2K_MAX_NDIM];
-    size_t stride[PJ2K_MAX_NDIM];   /* of the coarser grid */
-    unsigned halve[PJ2K_MAX_NDIM];
-} rows_walk;
-
-static void walk_start(rows_walk *w, const grid *g, const grid *coarser, const unsigned *halve)
-{
-    w->g = g;
-    size_t s = 1;
-    for (int a = g->ndim - 1; a >= 0; a--) {
-        w->at[a] = 0;
-        w->halve[a] = halve[a];
-        w->stride[a] = s;
-        s *= coarser->shape[a];
-    }
-}
-
-static size_t walk_parent(const rows_walk *w)
-{
-    size_t p = 0;
-    for (int a = 0; a < w->g->ndim - 1; a++) p += (w->at[a] >> w->halve[a]) * w->stride[a];
-    return p;
-}
-
-static void walk_next(rows_walk *w)
-{
-    for (int a = w->g->ndim - 2; a >= 0; a--) {
-        if (++w->at[a] < w->g->shape[a]) return;
-        w->at[a] = 0;
-    }
-}
-
 /* Fine sample j's two cells of the coarser level (m of them) and the
  * second's weight: cell centres, fine sample j at coarse j / 2 - 1/4,
  * clamped at the ends. */
@@ -118,6 +56,25 @@ static void cells_of(size_t j, size_t m, size_t *lo, size_t *hi, double *w_hi)
     else { *lo = base; *hi = base + 1; *w_hi = 0.25; }
     if (*lo >= m) *lo = m - 1;
     if (*hi >= m) *hi = m - 1;
+}
+
+/* Linear interpolation along `axis` from *g to `n` samples (fine sample j
+ * at coarse position j / 2 - 1/4, clamped at the ends); *g grows. */
+static void double_up(grid *g, int axis, size_t n, const double *in, double *out)
+{
+    size_t outer, inner;
+    split(g, axis, &outer, &inner);
+    const size_t m = g->shape[axis];
+    for (size_t o = 0; o < outer; o++)
+        for (size_t j = 0; j < n; j++) {
+            size_t lo, hi;
+            double w_hi;
+            cells_of(j, m, &lo, &hi, &w_hi);
+            const double *a = in + (o * m + lo) * inner, *b = in + (o * m + hi) * inner;
+            double *to = out + (o * n + j) * inner;
+            for (size_t e = 0; e < inner; e++) to[e] = a[e] * (1.0 - w_hi) + b[e] * w_hi;
+        }
+    g->shape[axis] = n;
 }
 
 pj2k_status pj2k_inpaint(double *values, const uint8_t *mask, int ndim, const uint64_t *shape,
@@ -184,11 +141,11 @@ pj2k_status pj2k_inpaint(double *values, const uint8_t *mask, int ndim, const ui
     }
     /* push: level 1 from the samples, then each level from the one below */
     const int last = ndim - 1;
-    rows_walk w;
-    walk_start(&w, &at[0], &at[1], halves);
+    pj2k_rows_walk w;
+    pj2k_walk_start(&w, ndim, g.shape, halves);
     const size_t row = g.shape[last];
-    for (size_t i = 0; i < total; i += row, walk_next(&w)) {
-        const size_t parent = walk_parent(&w);
+    for (size_t i = 0; i < total; i += row, pj2k_walk_next(&w)) {
+        const size_t parent = pj2k_walk_parent(&w);
         for (size_t x = 0; x < row; x++)
             if (!mask[i + x]) {
                 sums[parent + (x >> halves[last])] += values[i + x];

@@ -27,6 +27,47 @@ static inline size_t pj2k_ceil_shift(size_t n, int k) {
     return k >= 64 ? (n > 0) : (n + (((size_t)1 << k) - 1)) >> k;
 }
 
+/* The rows (along the last axis) of an array of `shape` in C order, each
+ * with the flat index, in the array one level coarser (halved, rounded up,
+ * along the axes `halve` marks), of its first sample's cell: the nodata
+ * mask's levels (layout.c) and the fill's pyramid (inpaint.c) walk them. */
+typedef struct {
+    int last;
+    const size_t *shape;
+    size_t at[PJ2K_MAX_NDIM];       /* the row's index along the other axes */
+    size_t stride[PJ2K_MAX_NDIM];   /* of the coarser array */
+    unsigned halve[PJ2K_MAX_NDIM];
+} pj2k_rows_walk;
+
+static inline void pj2k_walk_start(pj2k_rows_walk *w, int ndim, const size_t *shape,
+                                   const unsigned *halve)
+{
+    w->last = ndim - 1;
+    w->shape = shape;
+    size_t s = 1;
+    for (int a = w->last; a >= 0; a--) {
+        w->at[a] = 0;
+        w->halve[a] = halve[a];
+        w->stride[a] = s;
+        s *= halve[a] ? (shape[a] + 1) / 2 : shape[a];
+    }
+}
+
+static inline size_t pj2k_walk_parent(const pj2k_rows_walk *w)
+{
+    size_t p = 0;
+    for (int a = 0; a < w->last; a++) p += (w->at[a] >> w->halve[a]) * w->stride[a];
+    return p;
+}
+
+static inline void pj2k_walk_next(pj2k_rows_walk *w)
+{
+    for (int a = w->last - 1; a >= 0; a--) {
+        if (++w->at[a] < w->shape[a]) return;
+        w->at[a] = 0;
+    }
+}
+
 /* Whether n bytes are all zero bits (+0.0 for floats, not -0.0): a line of
  * them lifts to itself in every wavelet, so the transforms skip it.  Stops
  * at the first non-zero 64-byte block (usually the first). */

@@ -33,68 +33,38 @@ static int is_transformed(const pj2k_header *h, int axis)
     return 0;
 }
 
-/* ---- version 10's nodata mask, level by level (docs/FORMAT.md 7) ---------
+/* ---- version 10's nodata mask, level by level (docs/FORMAT.md 6.5) -------
  * Level l's mask covers the data's extent at that level (its box: the
  * extent along each transformed axis ceil-divided by 2**l); a cell is
  * nodata (1) where every sample of its block is nodata or padding, so a
  * cell one level coarser is nodata where all the cells it halves are.  The
  * stream codes the coarsest level's cells, then each finer level's cells
  * whose parent is not nodata (the others are), in C order. */
-static void box_at(const pj2k_header *h, int level, uint64_t *box)
+static void box_at(const pj2k_header *h, int level, size_t *box)
 {
     for (int a = 0; a < h->ndim; a++)
-        box[a] = is_transformed(h, a) ? pj2k_ceil_shift(h->fill_extent[a], level) : h->fill_extent[a];
+        box[a] = is_transformed(h, a) ? pj2k_ceil_shift((size_t)h->fill_extent[a], level)
+                                      : (size_t)h->fill_extent[a];
 }
 
-static size_t box_size(int ndim, const uint64_t *box)
+static size_t box_size(int ndim, const size_t *box)
 {
     size_t n = 1;
-    for (int a = 0; a < ndim; a++) n *= (size_t)box[a];
+    for (int a = 0; a < ndim; a++) n *= box[a];
     return n;
 }
 
-/* The rows (along the last axis) of a box in C order, with the flat index
- * of each row's first parent: the cell of the box one level coarser whose
- * coordinates are its own halved along the transformed axes. */
-typedef struct {
-    int last;
-    const uint64_t *box;
-    uint64_t at[PJ2K_MAX_NDIM];
-    size_t stride[PJ2K_MAX_NDIM];   /* the coarser box's */
-    unsigned halve[PJ2K_MAX_NDIM];
-} rows_walk;
-
-static void walk_start(rows_walk *w, const pj2k_header *h, const uint64_t *box)
+/* Which axes halve from level to level (pj2k_rows_walk). */
+static void transformed_axes(const pj2k_header *h, unsigned *halve)
 {
-    w->last = h->ndim - 1;
-    w->box = box;
-    size_t s = 1;
-    for (int a = w->last; a >= 0; a--) {
-        w->at[a] = 0;
-        w->halve[a] = (unsigned)is_transformed(h, a);
-        w->stride[a] = s;
-        s *= (size_t)(w->halve[a] ? (box[a] + 1) / 2 : box[a]);
-    }
-}
-
-static size_t walk_parent(const rows_walk *w)
-{
-    size_t p = 0;
-    for (int a = 0; a < w->last; a++) p += (size_t)(w->at[a] >> w->halve[a]) * w->stride[a];
-    return p;
-}
-
-static void walk_next(rows_walk *w)
-{
-    for (int a = w->last - 1; a >= 0; a--) {
-        if (++w->at[a] < w->box[a]) return;
-        w->at[a] = 0;
-    }
+    for (int a = 0; a < h->ndim; a++) halve[a] = (unsigned)is_transformed(h, a);
 }
 
 pj2k_status pj2k_mask_write(const pj2k_header *h, const uint8_t *mask, pj2k_bytes *out)
 {
-    uint64_t boxes[PJ2K_MAX_LEVELS + 1][PJ2K_MAX_NDIM];
+    size_t boxes[PJ2K_MAX_LEVELS + 1][PJ2K_MAX_NDIM];
+    unsigned halve[PJ2K_MAX_NDIM];
+    transformed_axes(h, halve);
     size_t offset[PJ2K_MAX_LEVELS + 2] = {0};
     for (int l = 0; l <= h->levels; l++) {
         box_at(h, l, boxes[l]);
@@ -106,11 +76,11 @@ pj2k_status pj2k_mask_write(const pj2k_header *h, const uint8_t *mask, pj2k_byte
     for (int l = 0; l < h->levels; l++) {   /* level l + 1 from level l */
         uint8_t *fine = pyramid + offset[l], *coarse = pyramid + offset[l + 1];
         memset(coarse, 1, offset[l + 2] - offset[l + 1]);
-        rows_walk w;
-        walk_start(&w, h, boxes[l]);
-        const size_t row = (size_t)boxes[l][w.last];
-        for (size_t at = 0; at < offset[l + 1] - offset[l]; at += row, walk_next(&w)) {
-            uint8_t *parents = coarse + walk_parent(&w);
+        pj2k_rows_walk w;
+        pj2k_walk_start(&w, h->ndim, boxes[l], halve);
+        const size_t row = boxes[l][w.last];
+        for (size_t at = 0; at < offset[l + 1] - offset[l]; at += row, pj2k_walk_next(&w)) {
+            uint8_t *parents = coarse + pj2k_walk_parent(&w);
             for (size_t x = 0; x < row; x++) parents[x >> w.halve[w.last]] &= fine[at + x];
         }
     }
@@ -120,11 +90,11 @@ pj2k_status pj2k_mask_write(const pj2k_header *h, const uint8_t *mask, pj2k_byte
     for (size_t i = offset[top]; i < offset[top + 1]; i++) pj2k_runs_put(r, pyramid[i]);
     for (int l = top - 1; l >= 0; l--) {
         const uint8_t *cells = pyramid + offset[l], *parents = pyramid + offset[l + 1];
-        rows_walk w;
-        walk_start(&w, h, boxes[l]);
-        const size_t row = (size_t)boxes[l][w.last];
-        for (size_t at = 0; at < offset[l + 1] - offset[l]; at += row, walk_next(&w)) {
-            const uint8_t *p = parents + walk_parent(&w);
+        pj2k_rows_walk w;
+        pj2k_walk_start(&w, h->ndim, boxes[l], halve);
+        const size_t row = boxes[l][w.last];
+        for (size_t at = 0; at < offset[l + 1] - offset[l]; at += row, pj2k_walk_next(&w)) {
+            const uint8_t *p = parents + pj2k_walk_parent(&w);
             for (size_t x = 0; x < row; x++)
                 if (!p[x >> w.halve[w.last]]) pj2k_runs_put(r, cells[at + x]);
         }
@@ -138,7 +108,9 @@ pj2k_status pj2k_mask_write(const pj2k_header *h, const uint8_t *mask, pj2k_byte
 static pj2k_status nodata_map(const pj2k_header *h, const layout *L, int level, const uint8_t *buf,
                               uint8_t *map)
 {
-    uint64_t box[PJ2K_MAX_NDIM];
+    size_t box[PJ2K_MAX_NDIM];
+    unsigned halve[PJ2K_MAX_NDIM];
+    transformed_axes(h, halve);
     box_at(h, level, box);
     const size_t most = box_size(h->ndim, box);   /* (coarser boxes are no larger) */
     uint8_t *cells = malloc(most ? most : 1), *parents = malloc(most ? most : 1);
@@ -155,11 +127,11 @@ static pj2k_status nodata_map(const pj2k_header *h, const layout *L, int level, 
         parents = cells;
         cells = swap;
         box_at(h, l, box);
-        rows_walk w;
-        walk_start(&w, h, box);
-        const size_t row = (size_t)box[w.last], n = box_size(h->ndim, box);
-        for (size_t at = 0; at < n && st == PJ2K_OK; at += row, walk_next(&w)) {
-            const uint8_t *p = parents + walk_parent(&w);
+        pj2k_rows_walk w;
+        pj2k_walk_start(&w, h->ndim, box, halve);
+        const size_t row = box[w.last], n = box_size(h->ndim, box);
+        for (size_t at = 0; at < n && st == PJ2K_OK; at += row, pj2k_walk_next(&w)) {
+            const uint8_t *p = parents + pj2k_walk_parent(&w);
             for (size_t x = 0; x < row; x++) {
                 if (p[x >> w.halve[w.last]]) { cells[at + x] = 1; continue; }
                 const int bit = pj2k_runs_get(r);
@@ -172,11 +144,11 @@ static pj2k_status nodata_map(const pj2k_header *h, const layout *L, int level, 
         box_at(h, level, box);
         memset(map, 1, L->elements);
         const int last = h->ndim - 1;
-        const size_t row = (size_t)box[last], n = box_size(h->ndim, box);
-        uint64_t at[PJ2K_MAX_NDIM] = {0};
+        const size_t row = box[last], n = box_size(h->ndim, box);
+        size_t at[PJ2K_MAX_NDIM] = {0};
         for (size_t from = 0; from < n; from += row) {
             size_t to = 0;
-            for (int a = 0; a < last; a++) to = to * (size_t)L->shape[a] + (size_t)at[a];
+            for (int a = 0; a < last; a++) to = to * (size_t)L->shape[a] + at[a];
             memcpy(map + to * (size_t)L->shape[last], cells + from, row);
             for (int a = last - 1; a >= 0 && ++at[a] == box[a]; a--) at[a] = 0;
         }
