@@ -245,10 +245,16 @@ def nodata_mask(data: np.ndarray, nodata, colour_axis=None) -> np.ndarray | None
     colour), or None where it holds none (docs/DESIGN.md 59)."""
     if nodata is None or data.size == 0:
         return None
-    mask = matches(data, nodata)
-    if colour_axis is not None:
-        mask = np.broadcast_to(mask.all(axis=colour_axis, keepdims=True), mask.shape)
+    mask = whole_pixels(matches(data, nodata), colour_axis)
     return mask if mask.any() else None
+
+
+def whole_pixels(mask: np.ndarray, colour_axis=None) -> np.ndarray:
+    """``mask`` where it holds in every channel along ``colour_axis`` (a
+    channel of zeros is colour, not nodata)."""
+    if colour_axis is None:
+        return mask
+    return np.broadcast_to(mask.all(axis=colour_axis, keepdims=True), mask.shape)
 
 
 def inpaint(data: np.ndarray, mask: np.ndarray, axes) -> np.ndarray:
@@ -289,9 +295,7 @@ def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=(), n
         restore = matches(arr, named) | (np.isnan(arr) if nan_fill else False)
         extent = trailing_extent(restore, keep)
         box = arr if extent is None else arr[tuple(slice(0, n) for n in extent)]
-        mask = restore[tuple(slice(0, n) for n in box.shape)]
-        if colour_axis is not None:
-            mask = np.broadcast_to(mask.all(axis=colour_axis, keepdims=True), mask.shape)
+        mask = whole_pixels(restore[tuple(slice(0, n) for n in box.shape)], colour_axis)
         if mask.any() or extent is not None:
             mask = mask if mask.any() else None
             # (nothing but nodata: any values, zero codes for least)
