@@ -609,27 +609,37 @@ static pj2k_status decode_segments(const pj2k_header *h, const layout *L, int le
     return st;
 }
 
+/* A PSNR trial: the samples it leaves out (NULL, or a byte per sample of
+ * the array, non-zero for nodata) and the sum of squared errors it gets. */
+typedef struct {
+    const uint8_t *skip;
+    double squared;
+} trial_sums;
+
 typedef struct {
     pj2k_trial_fn fn;
-    double *squared;
+    trial_sums *sums;
+    const uint8_t *original;
+    size_t sample_size;
 } trial_runs;
 
 static void trial_run(void *ctx, uint8_t *work, uint8_t *array, size_t run, ptrdiff_t stride)
 {
     const trial_runs *t = ctx;
-    t->fn((const float *)(void *)work, array, run, stride, t->squared);
+    const uint8_t *skip = t->sums->skip ? t->sums->skip + (size_t)(array - t->original) / t->sample_size
+                                        : NULL;
+    t->fn((const float *)(void *)work, array, skip, run, stride, &t->sums->squared);
 }
 
 /* A PSNR trial's float32 samples `values` (working order) against the
- * array's: the sum of squared errors. */
-static double compare_trial(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
-                            const float *values, void *original)
+ * array's: trial->squared gets the sum of squared errors. */
+static void compare_trial(const pj2k_kernels *K, const pj2k_header *h, const layout *L,
+                          const float *values, void *original, trial_sums *trial)
 {
-    double squared = 0.0;
-    trial_runs runs = {K->trial_error_f32[h->dtype], &squared};
+    trial->squared = 0.0;
+    trial_runs runs = {K->trial_error_f32[h->dtype], trial, original, DTYPE_INFO[h->dtype].size};
     pj2k_for_each_run(L, (void *)values, sizeof(float), original, DTYPE_INFO[h->dtype].size, trial_run,
                  &runs);
-    return squared;
 }
 
 /* The decoded coefficients (of `kind`, levels still to undo, pieces through
@@ -642,11 +652,11 @@ static double compare_trial(const pj2k_kernels *K, const pj2k_header *h, const l
  * values of the working float type, or NULL to allocate it here; `coef`
  * lying within it where pj2k_in_place_offset says is dequantised there
  * (pj2k_dequantise_in_place).  With `trial` (float32 reconstructions only):
- * the samples are compared with `out` instead of stored there, and *trial
+ * the samples are compared with `out` instead of stored there, and trial
  * gets the sum of squared errors (pj2k_prepared_trial_error). */
 static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels, const int *last,
                                void *coef, coef_kind kind, void *out, double *real_buffer,
-                               double *trial)
+                               trial_sums *trial)
 {
     const pj2k_kernels *K = pj2k_kernels_select();
     const int lossy = h->wavelet == PJ2K_WAVELET_97;
@@ -743,7 +753,7 @@ static pj2k_status reconstruct(const pj2k_header *h, const layout *L, int levels
     }
     const size_t work_size = lossy ? pj2k_real_size(f32) : WORK_SIZE[work];
     if (trial) {
-        *trial = compare_trial(K, h, L, result, out);
+        compare_trial(K, h, L, result, out, trial);
     } else if (ict_with_store) {
         pj2k_copy_interleaved_colour(L, result, work_size, out, DTYPE_INFO[h->dtype].size,
                                 f32 ? K->store_ict_triples_f32[h->dtype]
@@ -846,7 +856,7 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prep, int layer, void *out,
 }
 
 pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prep, const void *original, size_t size,
-                                      double *squared)
+                                      const uint8_t *skip, double *squared)
 {
     if (!prep || !original || !squared || !prep->coded) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->coded_h;
@@ -859,13 +869,18 @@ pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prep, const void *original,
     for (int r = 0; r <= h->levels; r++) last[r] = h->layers - 1;
     if (!keep_real_buffer(prep, sizeof(float))) return PJ2K_ERR_NOMEM;
     /* (the trial only reads `original`) */
+    trial_sums trial = {skip, 0.0};
     pj2k_status st = reconstruct(h, L, h->levels, last, prep->coef, prep->kind, (void *)original,
-                                 prep->scratch_real, squared);
+                                 prep->scratch_real, &trial);
+    *squared = trial.squared;
 #ifdef PJ2K_SELF_CHECK   /* the sanitizer build (scripts/run_sanitizers.sh): the decode's sum */
     if (st == PJ2K_OK) {
-        void *decoded = malloc(size);
+        uint8_t *decoded = malloc(size);
         if (decoded && reconstruct(h, L, h->levels, last, prep->coef, prep->kind, decoded,
                                    prep->scratch_real, NULL) == PJ2K_OK) {
+            const size_t sample = DTYPE_INFO[h->dtype].size;   /* skipped samples: no error */
+            for (size_t i = 0; skip && i < L->elements; i++)
+                if (skip[i]) memcpy(decoded + i * sample, (const uint8_t *)original + i * sample, sample);
             /* (both sums are exact below 2**53; above, summed apart, within an ulp) */
             const double exact =
                 pj2k_kernels_select()->squared_error[h->dtype](decoded, original, L->elements);

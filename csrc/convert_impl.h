@@ -175,8 +175,9 @@ STORE_ICT_TRIPLES(f32, float)
  * sums in 32-bit lanes over blocks of TRIAL_BLOCK samples (the 8-bit
  * dtypes' e**2 < 2**16), the 16-bit dtypes' e**2 in 64-bit lanes. */
 #define TRIAL_BLOCK ((size_t)1 << 15)
-static inline void DSFX(trial_block)(const float *restrict work, const DT *restrict x, size_t n,
-                                     ptrdiff_t stride, uint64_t *squared)
+static inline void DSFX(trial_block)(const float *restrict work, const DT *restrict x,
+                                     const uint8_t *restrict skip, size_t n, ptrdiff_t stride,
+                                     uint64_t *squared)
 {
     const float lo = (float)DT_LO, hi = (float)DT_HI;
     uint32_t squared32 = 0;
@@ -200,7 +201,8 @@ static inline void DSFX(trial_block)(const float *restrict work, const DT *restr
         float r = (float)floor((double)c + 0.5);
 #endif
         r += (float)(c - r == 0.5f);
-        const int32_t e = (int32_t)r - (int32_t)x[(ptrdiff_t)i * stride];
+        int32_t e = (int32_t)r - (int32_t)x[(ptrdiff_t)i * stride];
+        if (skip) e &= -(int32_t)(skip[(ptrdiff_t)i * stride] == 0);   /* (a mask: vectorises) */
         const uint32_t magnitude = (uint32_t)(e < 0 ? -e : e);
         if (sizeof(DT) == 1)
             squared32 += magnitude * magnitude;
@@ -210,8 +212,8 @@ static inline void DSFX(trial_block)(const float *restrict work, const DT *restr
     *squared += squared32 + squared64;
 }
 
-static void DSFX(trial_error_f32)(const float *work, const void *array, size_t n, ptrdiff_t stride,
-                                  double *squared)
+static void DSFX(trial_error_f32)(const float *work, const void *array, const uint8_t *skip, size_t n,
+                                  ptrdiff_t stride, double *squared)
 {
     if (DT_IS_FLOAT || sizeof(DT) > 2) {   /* (never called) */
         *squared = NAN;
@@ -222,10 +224,13 @@ static void DSFX(trial_error_f32)(const float *work, const void *array, size_t n
     for (size_t start = 0; start < n; start += TRIAL_BLOCK) {
         const size_t count = n - start < TRIAL_BLOCK ? n - start : TRIAL_BLOCK;
         const DT *block = x + (ptrdiff_t)start * stride;
-        if (stride == 1)   /* (contiguous loads: the common case) */
-            DSFX(trial_block)(work + start, block, count, 1, &sum);
+        /* (each case its own copy: the common ones with constants folded) */
+        if (skip)
+            DSFX(trial_block)(work + start, block, skip + (ptrdiff_t)start * stride, count, stride, &sum);
+        else if (stride == 1)   /* (contiguous loads: the common case) */
+            DSFX(trial_block)(work + start, block, NULL, count, 1, &sum);
         else
-            DSFX(trial_block)(work + start, block, count, stride, &sum);
+            DSFX(trial_block)(work + start, block, NULL, count, stride, &sum);
     }
     *squared += (double)sum;
 }

@@ -140,9 +140,10 @@ typedef void (*pj2k_row_fn)(void *dst, const void *src, size_t n, ptrdiff_t stri
 typedef void (*pj2k_triples_fn)(void *w0, void *w1, void *w2, void *array, size_t n);
 /* A PSNR trial's float32 reconstruction against the original samples
  * (pj2k_prepared_trial_error): adds the squared error of the values as the
- * decoder rounds them to *squared. */
-typedef void (*pj2k_trial_fn)(const float *work, const void *array, size_t n, ptrdiff_t stride,
-                              double *squared);
+ * decoder rounds them to *squared, leaving out those whose byte in `skip`
+ * (NULL: none; strided as the array) is non-zero: nodata. */
+typedef void (*pj2k_trial_fn)(const float *work, const void *array, const uint8_t *skip, size_t n,
+                              ptrdiff_t stride, double *squared);
 /* In a reversible transform's `alt` levels: the 5/3 levels round their
  * predict to nearest, (s[i] + s[i+1] + 1) >> 1, instead of down (wavelets 3, 4). */
 #define PJ2K_LIFT_ROUNDED (1u << 16)

@@ -1476,11 +1476,16 @@ def test_trial_error_is_the_decodes_error(real, case):
     prepared = _core.Prepared(arr.reshape(-1).view(np.uint8), _dtypes.DTYPE_CODES[arr.dtype],
                               arr.shape, axes, colour, 5, 1, 1.0, 0.0)
     bands = 1 + 5 * (2 ** len(axes) - 1)
+    # samples a trial leaves out (nodata): the brightest tenth, whole pixels
+    plane = arr if colour < 0 else arr.max(axis=colour, keepdims=True)
+    skip = np.broadcast_to(plane >= np.percentile(plane, 90), arr.shape).astype(np.uint8)
     for step in steps:
         for layers in ((), layer_tables(bands)):
             enc = prepared.encode(step, layers, _core.RDO_DEFAULT)
-            exact = float(((pj.decode(enc).astype(np.float64) - arr) ** 2).sum())
-            assert prepared.trial_error(arr.reshape(-1).view(np.uint8)) == exact, step
+            squared = (pj.decode(enc).astype(np.float64) - arr) ** 2
+            original = arr.reshape(-1).view(np.uint8)
+            assert prepared.trial_error(original) == float(squared.sum()), step
+            assert prepared.trial_error(original, skip.reshape(-1)) == float(squared[skip == 0].sum()), step
 
 
 @pytest.mark.parametrize("case", ["int32", "float32", "lossless"])
@@ -1510,6 +1515,8 @@ def test_trial_error_refuses_the_wrong_size_and_an_uncoded_chunk(real):
     prepared.encode(8.0, (), 0.0)
     with pytest.raises(ValueError):
         prepared.trial_error(np.zeros(4, np.uint8))
+    with pytest.raises(ValueError, match="one byte per sample"):   # a skip mask of the wrong size
+        prepared.trial_error(ct.reshape(-1).view(np.uint8), np.zeros(ct.size - 1, np.uint8))
 
 
 @pytest.mark.parametrize("name, crop, offset, targets", [

@@ -309,11 +309,12 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *
  * comparison: the last stream's values through every layer reconstructed
  * as the decoder does and compared with `original` (the chunk's samples as
  * prepared, `size` bytes); *squared: the sum of squared errors, the
- * decode's exactly.  For lossy chunks of 8- and 16-bit integer dtypes,
+ * decode's exactly, over the samples whose byte in `skip` is 0 (NULL, or
+ * one byte per sample in the chunk's C order: nodata is left out).  For lossy chunks of 8- and 16-bit integer dtypes,
  * which version 8 reconstructs in float32; PJ2K_ERR_DTYPE for others.
  * Shares pj2k_prepared_reconstruct's kept buffers. */
 pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *original, size_t size,
-                                      double *squared);
+                                      const uint8_t *skip, double *squared);
 
 /* The sum of squared differences between two arrays of one dtype, nbytes
  * each (a whole number of values), each aligned for it (a reconstruction and

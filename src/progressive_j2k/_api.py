@@ -418,6 +418,7 @@ class _ChunkEncoder:
                                                  version=padded_version(fill))
         self.last_made = None        # the stream encode_with made last
         self.reconstructed = None    # decode_last's output, made at its first use
+        self.trial_skip = None       # trial_error's nodata samples, made at its first use
         self.lossless_tried = None   # (cap, the lossless stream or None: longer than cap)
         self.prepared = self.prepare(arr, wavelet, step, options["tolerance"] or 0.0,
                                      _m97_levels(m97_levels, wavelet, options["levels"]),
@@ -461,12 +462,19 @@ class _ChunkEncoder:
         return self.reconstructed
 
     def trial_error(self, encoded):
-        """Prepared.trial_error of the stream encode_with made last (None
-        for another, or where the chunk has no float32 reconstruction, or
-        nodata samples, whose error it would count)."""
-        if encoded is not self.last_made or (self.fill is not None and self.fill.nodata is not None):
+        """Prepared.trial_error of the stream encode_with made last, over
+        the data (nodata decodes exactly: a PSNR trial counts the data's
+        error only, which its target was scaled for); None for another
+        stream, or where the chunk has no float32 reconstruction."""
+        if encoded is not self.last_made:
             return None
-        return self.prepared.trial_error(self.arr.reshape(-1).view(np.uint8))
+        if self.fill is None or self.fill.nodata is None:
+            return self.prepared.trial_error(self.arr.reshape(-1).view(np.uint8))
+        if self.trial_skip is None:   # (as decode_last: nodata left out, padding counted)
+            self.trial_skip = np.zeros(self.arr.shape, np.uint8)
+            self.trial_skip[tuple(slice(0, n) for n in self.fill.extent)] = self.fill.nodata
+        return self.prepared.trial_error(self.arr.reshape(-1).view(np.uint8),
+                                         self.trial_skip.reshape(-1))
 
     def rate_model(self, prepared):
         """The rate model of `prepared` (this chunk's, or a mosaic's); None

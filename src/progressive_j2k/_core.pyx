@@ -92,7 +92,7 @@ cdef extern from "progressive_j2k.h" nogil:
     pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *out,
                                           size_t out_size)
     pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *original,
-                                          size_t size, double *squared)
+                                          size_t size, const uint8_t *skip, double *squared)
     pj2k_status pj2k_read_header(const uint8_t *buf, size_t length, pj2k_header *header)
     uint32_t pj2k_header_length(int version, int ndim, int naxes, int levels, pj2k_wavelet wavelet,
                                 int layers, int ngaps)
@@ -223,6 +223,7 @@ cdef class Prepared:
     Not for sharing between threads: an encode writes into the object (the
     quantised values), so use one object per thread, as encode() does."""
     cdef pj2k_prepared *ptr
+    cdef size_t elements
 
     def __cinit__(self, const uint8_t[::1] data, int dtype_code, tuple shape, tuple axes,
                   int colour_axis, int levels, int wavelet, double step, double tolerance=0.0,
@@ -232,6 +233,9 @@ cdef class Prepared:
         cdef pj2k_status status
         fill_params(&params, dtype_code, shape, axes, colour_axis, levels, wavelet, step, tolerance,
                     m97_levels, close_gaps, fill_extent, fill_value)
+        self.elements = 1
+        for n in shape:
+            self.elements *= n
         if nodata_mask is not None:
             inside = 1
             for n in fill_extent:
@@ -309,17 +313,23 @@ cdef class Prepared:
         if status != PJ2K_OK:
             raise_status(status, "reconstruct")
 
-    def trial_error(self, const uint8_t[::1] original):
+    def trial_error(self, const uint8_t[::1] original, const uint8_t[::1] skip=None):
         """After an encode: the sum of squared errors of the stream's decode
         against `original` (the chunk's bytes), without entropy decoding or
-        storing it (pj2k_prepared_trial_error).  None where the chunk is
-        not reconstructed in float32 (not lossy 8- or 16-bit)."""
+        storing it (pj2k_prepared_trial_error), over the samples whose byte
+        in `skip` (None, or one per sample in C order) is 0.  None where the
+        chunk is not reconstructed in float32 (not lossy 8- or 16-bit)."""
         cdef pj2k_status status
         cdef double squared = 0.0
         cdef uint8_t dummy = 0
+        cdef const uint8_t *skip_at = NULL
+        if skip is not None:
+            if <size_t>skip.shape[0] != self.elements:
+                raise ValueError("trial_error: skip needs one byte per sample of the chunk")
+            skip_at = &skip[0] if skip.shape[0] else &dummy
         with nogil:
             status = pj2k_prepared_trial_error(self.ptr, &original[0] if original.shape[0] else &dummy,
-                                               original.shape[0], &squared)
+                                               original.shape[0], skip_at, &squared)
         if status == PJ2K_ERR_DTYPE:
             return None
         if status != PJ2K_OK:
