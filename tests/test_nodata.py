@@ -303,6 +303,32 @@ def test_to_zarr_pads_edge_chunks_from_the_data_around_nodata(real, tmp_path):
         assert rest.min() >= 0 and rest.max() <= 1.25 * field[data].max(), level
 
 
+def test_to_zarr_keeps_nan_as_the_fill_value(real, tmp_path):
+    """to_zarr(fill_value=NaN), xarray's default for floats: the data's
+    NaN cells are nodata, decoded as NaN exactly, out of coarse levels, and
+    edge chunks are completed from the data around them (padded with 0,
+    NaN's stand-in, level 1's last rows were up to 92-96 off the data's
+    block means, against 50-56)."""
+    field = real("mr2_uint16")[300:600, 300:600].astype(np.float32)
+    y, x = np.mgrid[:300, :300]
+    field[(y - 280) ** 2 + (x - 150) ** 2 < 40 ** 2] = np.nan   # (in the edge chunks)
+    data = ~np.isnan(field)
+    for options in ({"tolerance": 0.5}, {"mode": "lossy", "psnr": 60}):
+        z = pj.to_zarr(field, str(tmp_path / f"{len(options)}.zarr"), chunks=(128, 128),
+                       fill_value=np.nan, **options)
+        assert np.isnan(z.fill_value)
+        back = z[:]
+        np.testing.assert_array_equal(np.isnan(back), ~data)
+        error = np.abs(back[data] - field[data])
+        assert error.max() <= 0.5 if "tolerance" in options else error.mean() < 1.5, options
+        level = pj.open_multiscale(z)[1][:]
+        pairs = field.reshape(150, 2, 150, 2)
+        with np.errstate(invalid="ignore"):   # (block means of the data: NaN where none)
+            means = np.nansum(pairs, axis=(1, 3)) / (~np.isnan(pairs)).sum(axis=(1, 3))
+        np.testing.assert_array_equal(np.isnan(level), np.isnan(means))   # (whole blocks)
+        assert np.nanmax(np.abs(level - means)[-2:]) < 70, options
+
+
 def test_a_chunk_of_nothing_but_nodata_decodes_as_it_at_every_level(real):
     """zarr writes empty chunks too (write_empty_chunks=True): all NaN with
     a NaN fill value, all nodata in a lossy mode; a full mask, any values

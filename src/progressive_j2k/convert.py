@@ -405,7 +405,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     :class:`progressive_j2k.ProgressiveJ2K`.  ``fill_value`` None: the
     ``nodata`` option where one is given (unwritten parts then read as
     nodata), else zarr's default, 0; it must be a value of the dtype (a
-    whole number in range for integers).  ``attributes``: the array's (e.g.
+    whole number in range for integers).  NaN (floats) makes the data's
+    NaN cells nodata, kept as NaN: decoded exactly and left out of coarse
+    levels, as a finite ``nodata`` is.  ``attributes``: the array's (e.g.
     PHYSICAL_ATTRIBUTE, which open_multiscale's levels read; JSON values,
     numpy ones taken as numbers and lists); None: an
     xarray DataArray's attrs (numpy values as lists and numbers; those JSON
@@ -449,11 +451,10 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if fill_value is not None and (isinstance(fill_value, (bool, np.bool_))
                                    or not isinstance(fill_value, numbers.Real)):
         raise ValueError(f"fill_value must be a number (or None), got {fill_value!r}")
-    if fill_value is not None and np.isnan(fill_value):
-        raise ValueError("fill_value NaN: give nodata= instead (a finite value, e.g. -999): "
-                         "to_zarr stores NaN cells as it, records it as xarray's _FillValue "
-                         "(read back as NaN), and takes it as the fill value")
-    if fill_value is not None:
+    nan_fill = fill_value is not None and np.isnan(fill_value)
+    if nan_fill and dtype.kind != "f":
+        raise ValueError(f"fill_value NaN is no {dtype} value")
+    if fill_value is not None and not nan_fill:
         fill_value = _fill_value_in(dtype, fill_value)
     _options.check_targets(options)
     # a channels-first colour image gets encode()'s colour axis, recorded
@@ -552,8 +553,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         else:
             with _psnr_warnings_as_given(codec_options.get("psnr"), dtype):
                 # (edge chunks completed from their data, nodata left out)
+                # (NaN as the fill value is nodata: the chunks' NaN cells)
                 pad = functools.partial(pad_chunk, hold=resolved["mode"] == "tolerance",
-                                        nodata=options["nodata"])
+                                        nodata=math.nan if nan_fill else options["nodata"])
                 _write_regions(z, data, regions, shape, chunks, padded, write_unit, pad, tqdm)
     finally:   # the data's shape, also when writing failed part-way
         if padded != shape:
