@@ -303,6 +303,40 @@ def test_to_zarr_pads_edge_chunks_from_the_data_around_nodata(real, tmp_path):
         assert rest.min() >= 0 and rest.max() <= 1.25 * field[data].max(), level
 
 
+def test_to_zarr_keeps_nodata_at_an_edge_out_of_coarse_levels(real, tmp_path):
+    """An edge chunk whose last rows within the array are nodata (a
+    field's masked pole): to_zarr pads it with nodata, so a coarse level's
+    sample whose block within the array is nodata reads as nodata (padded
+    with a continuation of the data, level 3's last row read ~280, made
+    up), at the same targets and about the same size as a continuation's
+    padding; an array enlarged later reads nodata in the part uncovered."""
+    field = real("mr2_uint16")[300:400, 300:400].astype(np.float32)
+    field[90:] = np.nan
+    for options in ({"tolerance": 0.5}, {"mode": "lossy", "ratio": 8}):
+        z = pj.to_zarr(field, str(tmp_path / f"{len(options)}.zarr"), chunks=(64, 64),
+                       nodata=-999.0, **options)
+        back = z[:]
+        assert (back[90:] == -999).all() and (back[:90] != -999).all()
+        for level in (1, 2, 3):
+            decoded = pj.open_multiscale(z)[level][:]
+            first = -(-90 // 2 ** level)   # the first row whose block is all nodata
+            assert (decoded[first:] == -999).all() and (decoded[:first] != -999).all(), level
+        z.resize((128, 128))
+        assert (z[100:, :] == -999).all() and (z[:, 100:] == -999).all()
+
+
+def test_to_zarr_scales_the_targets_of_edge_chunks_padded_with_nodata_once(real, tmp_path):
+    """Edge chunks padded with nodata have their targets scaled by the
+    codec, which sees that padding, and not by to_zarr too (scaled twice,
+    a ratio of 10 came out 14.7:1 on a 3-D field)."""
+    field = real("tlrc_float32_3d") * 1e4
+    z = pj.to_zarr(field, str(tmp_path / "f.zarr"), chunks=(32, 32, 32), nodata=-9999.0,
+                   mode="lossy", ratio=10)
+    stored = sum(f.stat().st_size for f in (tmp_path / "f.zarr" / "c").rglob("*") if f.is_file())
+    assert 9.5 <= field.nbytes / stored <= 10.5
+    assert np.sqrt(np.mean((z[:] - field) ** 2)) < 0.05 * field.std()
+
+
 def test_to_zarr_keeps_nan_as_the_fill_value(real, tmp_path):
     """to_zarr(fill_value=NaN), xarray's default for floats: the data's
     NaN cells are nodata, decoded as NaN exactly, out of coarse levels, and

@@ -46,20 +46,19 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False, nodata=None)
     chunk's scaled budget would go to the held rows (astronaut's one-row
     chunk at 10:1: 37.8 -> 29.9 dB).  Repeating or mirroring the edge
     itself codes its texture again in every padded row, 4-40x the bytes of
-    a thin edge chunk (docs/DESIGN.md 29, 57).  ``nodata`` samples
-    (nodata_mask) are left out: the padding continues the data around them
-    (inpaint), and they stay as they are."""
+    a thin edge chunk (docs/DESIGN.md 29, 57).  With ``nodata`` (a value,
+    or NaN) the padding is nodata: the codec continues the data into it as
+    above, around the block's own nodata too (padded), and keeps it out of
+    coarse levels with the block's nodata (a level's sample whose block
+    within the array is nodata reads as nodata, not as the continuation)."""
     if block.shape == chunks:
         return block
+    if nodata is not None:
+        out = np.full(chunks, sample_of(nodata, block.dtype), block.dtype)
+        out[tuple(slice(0, n) for n in block.shape)] = block
+        return out
     if block.size == 0:
         return np.zeros(chunks, block.dtype)
-    mask = nodata_mask(block, sample_of(nodata, block.dtype))
-    if mask is not None and not mask.all():
-        # (filled along its last three axes, the most inpaint takes)
-        out = pad_chunk(inpaint(block, mask, range(max(block.ndim - 3, 0), block.ndim)),
-                        chunks, hold)
-        out[tuple(slice(0, n) for n in block.shape)][mask] = block[mask]
-        return out
     if not hold:
         out = np.full(chunks, padding_mean(block), block.dtype)
         out[tuple(slice(0, n) for n in block.shape)] = block

@@ -386,10 +386,13 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     stack of unlike frames is coded frame by frame), once for the array, from
     a block at its centre.  Chunks at the array's edge are completed with
     their own mean (pad_chunk), not the fill value, so that coarser levels
-    keep the array's border free of the fill value.  Two consequences: until
-    to_zarr returns, the array has the shape of its whole chunks; and if it
-    is later enlarged with ``resize``, the region that uncovers in those edge
-    chunks reads as that mean, not the fill value, until written.  Size and
+    keep the array's border free of the fill value; with ``nodata`` (or a
+    NaN fill value), with nodata, which the codec continues the data into
+    and keeps out of coarse levels.  Two consequences: until to_zarr
+    returns, the array has the shape of its whole chunks; and if it is
+    later enlarged with ``resize``, the region that uncovers in those edge
+    chunks reads as that mean (nodata, where there is one), not the fill
+    value, until written.  Size and
     quality targets (ratio, bits_per_sample, psnr and layer targets) hold
     for the data of edge chunks, not for the padded chunk: those chunks are
     coded with their targets scaled to their share of data
@@ -541,21 +544,25 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     except (ContainsArrayError, ContainsGroupError, ContainsArrayAndGroupError) as exc:
         raise _already_there(store) from exc
     write_unit = tuple(shards) if shards is not None else chunks
+    # edge chunks are padded with nodata where there is one (NaN as the fill
+    # value is nodata too), which the codec continues the data into, keeps
+    # out of coarse levels and scales their targets for (encode's padding);
+    # else with pad_chunk's continuation of the data, which is data to the
+    # codec, so their targets are scaled here (_regions)
+    nodata = math.nan if nan_fill else options["nodata"]
     # (the stream's header and flushes: an edge chunk's scaled rate target
     # keeps at least EDGE_FLOORS times them)
     floor = _api.smallest_lossy_stream(len(shape), len(resolved["axes"]), levels,
                                        _options.layer_count(resolved))
-    regions = _regions(shape, chunks, padded, codec_options, dtype,
+    regions = _regions(shape, chunks, padded, codec_options if nodata is None else {}, dtype,
                        math.prod(chunks) * dtype.itemsize / (EDGE_FLOORS * floor))
     try:
         if 0 in shape:   # no chunk to write
             pass
         else:
             with _psnr_warnings_as_given(codec_options.get("psnr"), dtype):
-                # (edge chunks completed from their data, nodata left out)
-                # (NaN as the fill value is nodata: the chunks' NaN cells)
                 pad = functools.partial(pad_chunk, hold=resolved["mode"] == "tolerance",
-                                        nodata=math.nan if nan_fill else options["nodata"])
+                                        nodata=nodata)
                 _write_regions(z, data, regions, shape, chunks, padded, write_unit, pad, tqdm)
     finally:   # the data's shape, also when writing failed part-way
         if padded != shape:
