@@ -532,6 +532,19 @@ def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
     with pytest.raises(TypeError, match="integer data"):
         pj.to_zarr(real("tlrc_float32_3d"), str(tmp_path / "f.zarr"))
     assert not (tmp_path / "f.zarr").exists()
+    # NaN (not named nodata) or inf in a numpy array, found in its last chunk
+    # only, once overwrite=True had deleted the old array
+    field = real("tlrc_float32_3d")[0]
+    old = pj.to_zarr(field, str(tmp_path / "g.zarr"), chunks=(16, 16), tolerance=1e-6)[:]
+    gaps = field.copy()
+    gaps[-1, -1] = np.nan
+    with pytest.raises(ValueError, match="1 NaN among its 2322 values.*nodata="):
+        pj.to_zarr(gaps, str(tmp_path / "g.zarr"), chunks=(16, 16), tolerance=1e-6, overwrite=True)
+    gaps[-1, -2] = np.inf   # (NaN named as nodata: the infinity alone)
+    with pytest.raises(ValueError, match="holds 1 infinite values among"):
+        pj.to_zarr(gaps, str(tmp_path / "g.zarr"), chunks=(16, 16), mode="lossy", psnr=50,
+                   fill_value=np.nan, overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr"))[:], old)
 
 
 def test_refused_arguments_leave_the_array_that_overwrite_would_replace(real, tmp_path):

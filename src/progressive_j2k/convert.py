@@ -360,6 +360,25 @@ def _pieces(lo: int, hi: int, unit: int) -> tuple:
     return tuple(b - a for a, b in zip(cuts, cuts[1:]))
 
 
+def _refuse_values_in_memory(data, nan_ok: bool) -> None:
+    """Infinite values (and NaN, unless it is nodata) in a numpy array in
+    memory, refused before anything is created or overwritten: found in a
+    chunk by the codec, they stop the write part-way, after overwrite=True
+    has deleted what was there.  (Lazy inputs are read once, as written.)"""
+    if type(data) is not np.ndarray or data.dtype.kind != "f" or np.isfinite(data).all():
+        return
+    nan = int(np.isnan(data).sum())
+    inf = int(data.size - nan - np.isfinite(data).sum())
+    if inf or not nan_ok:
+        held = [f"{inf} infinite values"] if inf else []
+        held += [] if nan_ok or not nan else [f"{nan} NaN"]
+        raise ValueError(f"the data holds {' and '.join(held)} among its {data.size} values: "
+                         f"the codec takes finite ones" + ("" if nan_ok or not nan else
+                         "; for masked cells give nodata= (e.g. -999, recorded as xarray's "
+                         "_FillValue) or fill_value=np.nan: nodata decodes exactly and stays "
+                         "out of reduced levels"))
+
+
 def _fill_value_in(dtype: np.dtype, fill_value):
     """`fill_value` as a value of `dtype`, refused where it is not one (zarr
     would cast 2.5 to 2 for uint8, and refuse 300 only after overwrite=True
@@ -460,6 +479,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if fill_value is not None and not nan_fill:
         fill_value = _fill_value_in(dtype, fill_value)
     _options.check_targets(options)
+    _refuse_values_in_memory(data, nan_ok=nan_fill or options["nodata"] is not None)
     # a channels-first colour image gets encode()'s colour axis, recorded
     # (the codecs' "auto" looks at the last axis only) -- where its chunks
     # keep the three channels together
