@@ -337,6 +337,31 @@ def test_to_zarr_scales_the_targets_of_edge_chunks_padded_with_nodata_once(real,
     assert np.sqrt(np.mean((z[:] - field) ** 2)) < 0.05 * field.std()
 
 
+def test_levels_in_xarray_mask_nodata_as_xarray_does(real, tmp_path):
+    """Level.to_xarray masks nodata as xarray.open_zarr does: a float
+    level reads NaN there (it read -999, so a half-masked 280 K field's
+    level 1 averaged -359.5 and decode_cf could not mend it), an integer
+    level keeps the value as its _FillValue attribute for decode_cf."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("dask.array")
+    field = real("mr2_uint16")[256:384, 256:384].astype(np.float32)
+    field[:, 64:] = np.nan
+    z = pj.to_zarr(field, str(tmp_path / "f.zarr"), tolerance=0.5, nodata=-999.0)
+    for level in (0, 1, 2):
+        view = pj.open_multiscale(z)[level].to_xarray()
+        stored = pj.open_multiscale(z)[level][:]
+        np.testing.assert_array_equal(np.isnan(view.values), stored == -999)
+        assert np.isnan(view.values[:, 64 >> level:]).all() and view.dtype == np.float32
+        assert view.encoding["_FillValue"] == -999 and "_FillValue" not in view.attrs
+        assert float(view.mean()) == pytest.approx(float(stored[stored != -999].mean()), rel=1e-6)
+    counts = np.where(np.isnan(field), -999, np.nan_to_num(field)).astype(np.int16)
+    z = pj.to_zarr(counts, str(tmp_path / "i.zarr"), nodata=-999)
+    view = pj.open_multiscale(z)[1].to_xarray()
+    assert view.attrs["_FillValue"] == -999 and view.dtype == np.int16
+    decoded = xr.decode_cf(view.to_dataset(name="t"))["t"].values
+    np.testing.assert_array_equal(np.isnan(decoded), view.values == -999)
+
+
 def test_to_zarr_keeps_nan_as_the_fill_value(real, tmp_path):
     """to_zarr(fill_value=NaN), xarray's default for floats: the data's
     NaN cells are nodata, decoded as NaN exactly, out of coarse levels, and

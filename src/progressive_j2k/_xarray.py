@@ -29,6 +29,12 @@ def _dimension_names(metadata, attributes: dict, ndim: int) -> tuple:
 _XARRAY_OWN = ("_ARRAY_DIMENSIONS", "_FillValue", "coordinates")
 
 
+def _nodata_as_nan(block: np.ndarray, nodata) -> np.ndarray:
+    """A float block with its nodata samples as NaN, as xarray masks its
+    _FillValue (Level.to_xarray)."""
+    return np.where(block == nodata, np.nan, block).astype(block.dtype, copy=False)
+
+
 def _group_and_name(reader) -> tuple:
     """(store, path) of the group holding the reader's array, and the
     array's name in it: from its store path, or, for an array opened at the

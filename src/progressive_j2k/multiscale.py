@@ -35,7 +35,7 @@ from progressive_j2k._ome import PHYSICAL_ATTRIBUTE, ome_level0, ome_metadata, p
 from progressive_j2k import _reader
 from progressive_j2k._reader import _naming, _Reader, _stored_chunks
 from progressive_j2k._xarray import (_XARRAY_OWN, _coordinate_array, _dimension_names,
-                                     _group_and_name)
+                                     _group_and_name, _nodata_as_nan)
 from progressive_j2k._zarr_layout import _layout_of, open_zarr_node
 from progressive_j2k.errors import DecodeError, WholeChunkWarning
 
@@ -123,9 +123,12 @@ class Level:
         ``coordinates``), with ``ome_level0``'s scale made this level's;
         name: the array's.  Values and coordinates are as
         stored, not CF-decoded: times stay numbers with their ``units``
-        (``xarray.decode_cf`` on a Dataset of it decodes them), and no fill
-        value is masked or kept for decode_cf to mask, since reduced levels
-        blend a fill value into its neighbours (README): mask by range."""
+        (``xarray.decode_cf`` on a Dataset of it decodes them).  Nodata
+        (the codec's ``nodata``, which every level keeps exact and apart from
+        the data) is the exception, as xarray.open_zarr masks it: a float
+        level reads NaN there (``encoding["_FillValue"]`` keeps the stored
+        value), an integer level keeps it and has it as its ``_FillValue``
+        attribute, for decode_cf to mask."""
         xr = require("xarray", "xarray", "Level.to_xarray")
         reader = self._reader
         attributes = dict(getattr(reader.metadata, "attributes", None) or {})
@@ -153,9 +156,17 @@ class Level:
             # this level's spacing: to_zarr of it then records its own grid
             attributes[PHYSICAL_ATTRIBUTE] = {**attributes[PHYSICAL_ATTRIBUTE],
                                               "scale": list(self.scale)}
-        data = xr.DataArray(self.to_dask(), dims=dims,
+        values, nodata = self.to_dask(), reader.layout.options.get("nodata")
+        masked = nodata is not None and self.dtype.kind == "f" and not np.isnan(nodata)
+        if masked:   # (a NaN nodata is NaN already)
+            values = values.map_blocks(_nodata_as_nan, self.dtype.type(nodata), dtype=self.dtype)
+        elif nodata is not None and self.dtype.kind in "iu":
+            attributes["_FillValue"] = int(nodata)
+        data = xr.DataArray(values, dims=dims,
                             coords={d: xr.Variable(*c) for d, c in coords.items()},
                             attrs=attributes)
+        if masked:
+            data.encoding["_FillValue"] = float(nodata)
         data.name = name   # (not the dask array's)
         return data
 
