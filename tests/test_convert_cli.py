@@ -532,6 +532,14 @@ def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
     with pytest.raises(TypeError, match="integer data"):
         pj.to_zarr(real("tlrc_float32_3d"), str(tmp_path / "f.zarr"))
     assert not (tmp_path / "f.zarr").exists()
+    # a misspelt option, a 0-d array: said in to_zarr's terms (the first
+    # named normalise_options, the second "at least one axis must be transformed")
+    with pytest.raises(TypeError, match=r"^to_zarr\(\) got an unexpected keyword argument 'qualty' "
+                                        r"\(the codec's options: levels, mode, "):
+        pj.to_zarr(real("camera"), str(tmp_path / "f.zarr"), qualty=3)
+    with pytest.raises(ValueError, match="at least one axis, got a 0-d one"):
+        pj.to_zarr(np.uint8(3), str(tmp_path / "f.zarr"))
+    assert not (tmp_path / "f.zarr").exists()
     # NaN (not named nodata) or inf in a numpy array, found in its last chunk
     # only, once overwrite=True had deleted the old array
     field = real("tlrc_float32_3d")[0]
@@ -977,6 +985,17 @@ def test_cli_out_of_memory_is_an_error_without_output(real, tmp_path, monkeypatc
     assert not (tmp_path / "m.zarr").exists()
 
 
+def test_cli_takes_integer_lists_that_start_with_a_minus(real, tmp_path):
+    """--axes -2,-1 and --chunks -1,32 (argparse took "-2,-1" for an
+    option: "expected one argument"; only --axes=-2,-1 worked)."""
+    np.save(tmp_path / "s.npy", np.ascontiguousarray(real("ect_uint16_2x512x512")[:, :64, :64]))
+    assert main(["convert", str(tmp_path / "s.npy"), str(tmp_path / "s.zarr"), "--axes", "-2,-1",
+                 "--chunks", "-1,32", "--quiet"]) == 0
+    z = zarr.open_array(str(tmp_path / "s.zarr"))
+    from progressive_j2k.multiscale import codec_options
+    assert z.chunks == (2, 32, 64) and tuple(codec_options(z)["axes"]) == (1, 2)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--ratio", "10", "--step", "2"],
      "choose one of --step, --ratio, --bits-per-sample and --psnr, got step and ratio"),
@@ -1075,7 +1094,7 @@ def test_convert_names_what_it_reads_and_writes(real, tmp_path, capsys):
                      "--layer-metric", "psnr", "--quiet"]) == 0
 
 
-def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path):
+def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path, capsys):
     """With nodata=, to_zarr (numpy, dask) and convert store a float
     field's NaN as nodata (the encoder refuses NaN: the CLI's message
     pointed at --nodata, already given), and record xarray's _FillValue in
@@ -1105,6 +1124,25 @@ def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path):
     assert (zarr.open_array(str(tmp_path / "f.zarr"))[:, :10, :12] == -999.0).all()
     with pytest.raises(ValueError, match=r"480 NaN among .* give nodata="):   # without it: refused
         to_zarr(field, str(tmp_path / "n.zarr"), tolerance=0.01, axes=(-2, -1))
+    # convert reads its input lazily: the encoder finds them, and the CLI's
+    # message names its flag (the Python API's named fill_value= and the
+    # numcodecs codec, and its flag rewriting made "reduced --levels")
+    damaged = field.copy()
+    damaged[1, 5, 5] = np.inf
+    np.save(tmp_path / "g.npy", damaged)
+    for flags, said in (((), "(a chunk of it: 120 NaN). For masked cells give --nodata VALUE "
+                             "(e.g. -999): NaN is stored as it, decoded exactly and kept out of "
+                             "every reduced level\n"),
+                        (("--nodata", "-999"), "(a chunk of it: 1 infinite); replace infinite "
+                                               "values in the input\n")):
+        assert main(["convert", str(tmp_path / "g.npy"), str(tmp_path / "g.zarr"), "--tolerance",
+                     "0.01", "--axes=-2,-1", "--quiet", *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.endswith("error: the input holds values the codec cannot take " + said), err
+    # the numcodecs codec never sees the fill value: its own advice
+    from progressive_j2k.codec import ProgressiveJ2K as V2Codec
+    with pytest.raises(ValueError, match=r"120 NaN .*\(not with this codec, which never sees"):
+        V2Codec(tolerance=0.01).encode(np.ascontiguousarray(field[0]))
     # a NaN _FillValue (xarray's float default) given with nodata: nodata's,
     # since NaN cells are stored as nodata
     masked = xr.DataArray(field, dims=("time", "lat", "lon"), attrs={"_FillValue": np.nan})

@@ -229,6 +229,11 @@ def test_nodata_through_zarr_and_the_numcodecs_codec(real, tmp_path):
     enc = codec.encode(chunk)
     assert pj.read_header(enc).version == 10
     assert (codec.decode(enc).reshape(chunk.shape)[chunk == -999] == -999).all()
+    # (a NaN nodata: its message said NaN is nodata where it is the fill
+    # value, which this codec never sees)
+    with pytest.raises(ValueError, match="the numcodecs codec, which never sees the fill value, "
+                                         "needs a finite nodata"):
+        V2Codec(tolerance=0.5, nodata=np.nan)
 
 
 def test_forged_nodata_masks_are_refused(real):

@@ -290,31 +290,46 @@ def is_big_endian(dtype: np.dtype) -> bool:
     return dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian)
 
 
-def _require_finite(arr: np.ndarray, mode: str) -> None:
+class NonFiniteError(ValueError):
+    """NaN or infinite samples in a chunk whose mode needs finite ones;
+    ``nan`` and ``inf`` count them (the codecs and the CLI add their own
+    advice to the message)."""
+
+    def __init__(self, message: str, nan: int, inf: int):
+        super().__init__(message)
+        self.nan, self.inf = nan, inf
+
+
+def _require_finite(arr: np.ndarray, mode: str, fill_value=None, nodata=None) -> None:
+    """Refuses NaN and infinite samples, but for nodata (``nodata``, and
+    any NaN where NaN is ``fill_value``): checked before nodata is filled in
+    from the data around it, which would spread them."""
     if arr.dtype.kind != "f":   # (the format's other dtypes are integers: nothing to scan)
         return
     if arr.size and not np.isfinite(arr).all():
-        nan = int(np.isnan(arr).sum())
-        inf = int(arr.size - nan - np.isfinite(arr).sum())
-        raise ValueError(
+        bad = ~np.isfinite(arr)
+        named, fill = _edges.sample_of(nodata, arr.dtype), _edges.sample_of(fill_value, arr.dtype)
+        if named is not None:
+            bad &= ~_edges.matches(arr, named)
+        if fill is not None and np.isnan(fill):
+            bad &= ~np.isnan(arr)
+        if not bad.any():
+            return
+        nan = int(np.isnan(arr[bad]).sum())
+        inf = int(bad.sum()) - nan
+        raise NonFiniteError(
             f"{mode} needs finite values: this chunk holds {nan} NaN and {inf} infinite "
-            f"values among its {arr.size}. Replace them in the data with a finite value "
-            f"(masked cells: give nodata=, e.g. -999 as xarray's _FillValue, which decodes "
-            f"exactly and stays out of reduced levels, and to_zarr and convert store NaN as "
-            f"it), or make NaN the "
-            f"fill value (encode's fill_value=, or the zarr array's fill_value with the "
-            f"zarr v3 codec): its samples are then nodata, restored exactly. The numcodecs "
-            f"codec never sees a zarr array's fill_value: where the data has no NaN, zarr "
-            f"completed an unwritten part of a chunk with it; write whole chunks, or give "
-            f"float arrays a finite fill_value")
+            f"values among its {arr.size}. Replace them in the data with a finite value, "
+            f"or name masked cells as nodata (nodata=, e.g. -999: decoded exactly and kept "
+            f"out of every reduced level) or make NaN the fill value (encode's fill_value=, "
+            f"to_zarr's, or the zarr v3 array's): NaN samples are then nodata", nan, inf)
 
 
 def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     """The format's wavelet code, the step (lossy) or scale (tolerance), and
     max|data| where the mode scans the values for it (lossy; else None)."""
     tol = options["tolerance"]
-    if tol is not None:
-        _require_finite(arr, "tolerance mode")
+    if tol is not None:   # (finite values: encode checked them)
         scale = tolerance_scale(arr, tol, options["nodata"])
         peak = max(_peak(arr), abs(options["nodata"] or 0.0))
         if peak / scale >= 2.0**40:
@@ -324,7 +339,6 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
         return TOLERANCE_WAVELET, scale, None
     if options["mode"] == "lossless":
         return LOSSLESS_WAVELET, 0.0, None
-    _require_finite(arr, "lossy coding")
     # the value range, scanned once (peak: _peak's value)
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     peak = max(-lo, hi)
@@ -637,6 +651,9 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     # zarr's padding and nodata samples: coded as the data's continuation,
     # restored by the decoder
+    if options["mode"] != "lossless":
+        _require_finite(arr, "tolerance mode" if options["mode"] == "tolerance" else "lossy coding",
+                        fill_value, options["nodata"])
     arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis, axes,
                                  options["nodata"])
     psnr = options["psnr"]   # (as given: the warning below names it, scaled or not)

@@ -3,6 +3,7 @@ both codec classes and encode() take them from), checked against a chunk's
 dtype and shape, and completed with the defaults that follow from those."""
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import operator
@@ -38,6 +39,16 @@ def stored_options(options: dict) -> dict:
 #: The lossy mode's knobs, of which a chunk takes one: each implies mode "lossy".
 LOSSY_KNOBS = ("step", "ratio", "bits_per_sample", "psnr")
 LAYER_METRICS = ("ratio", "psnr")
+
+
+def check_option_names(options: dict, caller: str) -> None:
+    """TypeError naming the caller for options the codecs do not have (not
+    normalise_options, which the caller's keywords reach)."""
+    known = inspect.signature(normalise_options).parameters
+    unknown = [name for name in options if name not in known]
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r} "
+                        f"(the codec's options: {', '.join(known)})")
 
 
 def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, step=None,
@@ -101,8 +112,10 @@ def normalise_options(levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR
         raise ValueError("close_gaps applies to lossless streams (mode 'lossless', or what a "
                          "lossy target stores losslessly), not mode 'tolerance'")
     if options["nodata"] is not None and not math.isfinite(options["nodata"]):
-        raise ValueError(f"nodata must be a finite number (NaN is nodata wherever it is the "
-                         f"array's fill value), got {nodata}")
+        raise ValueError(f"nodata must be a finite number, got {nodata} (NaN cells are nodata "
+                         f"where NaN is the fill value: encode's, to_zarr's or a zarr v3 "
+                         f"array's; the numcodecs codec, which never sees the fill value, "
+                         f"needs a finite nodata, e.g. -999, in place of NaN)")
     return options
 
 

@@ -95,8 +95,18 @@ def _as_flags(message: str) -> str:
 
 
 def convert(args):
+    from progressive_j2k._api import NonFiniteError
     try:
         _convert(args)
+    except NonFiniteError as exc:   # (the encoder's advice is the Python API's)
+        held = ", ".join([f"{exc.nan} NaN"] * bool(exc.nan) +
+                         [f"{exc.inf} infinite"] * bool(exc.inf))
+        raise ValueError(
+            f"the input holds values the codec cannot take (a chunk of it: {held})"
+            + ("" if args.nodata is not None or not exc.nan else
+                         ". For masked cells give --nodata VALUE (e.g. -999): NaN is stored as "
+                         "it, decoded exactly and kept out of every reduced level") +
+            ("; replace infinite values in the input" if exc.inf else "")) from None
     except (ValueError, TypeError) as exc:
         # the package's own option checks raise these two exactly (their
         # subclasses, e.g. a JSON or decoding error of the input, say other
@@ -487,6 +497,25 @@ def export(args):
           + ("lossless" if args.psnr is None else f"lossy at {args.psnr:g} dB"))
 
 
+#: options taking comma-separated integers, which may start with a minus
+_INTEGER_LISTS = ("--axes", "--chunks", "--shards")
+
+
+def _lists_joined(argv: list) -> list:
+    """``--axes -2,-1`` as ``--axes=-2,-1``: argparse takes a value
+    starting with a minus for an option unless it is one number."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _INTEGER_LISTS and i + 1 < len(argv) and \
+                re.fullmatch(r"-\d+(,\s*-?\d+)*,?", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="progressive-j2k", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -498,11 +527,10 @@ def main(argv=None):
     p.add_argument("--series", type=int,
                    help="TIFF: which of its images (series) to convert (default: the first, "
                         "warning where there are more)")
-    p.add_argument("--chunks", type=_ints, help="comma-separated chunk shape")
+    p.add_argument("--chunks", type=_ints, help="comma-separated chunk shape (-1: an axis whole)")
     p.add_argument("--shards", type=_ints, help="comma-separated shard shape (optional)")
     p.add_argument("--levels", type=int)
-    p.add_argument("--axes", type=_ints, help="comma-separated axes to transform (negative axes as "
-                                  "--axes=-2,-1)")
+    p.add_argument("--axes", type=_ints, help="comma-separated axes to transform (e.g. -2,-1)")
     p.add_argument("--colour-axis", type=_colour_axis, default="auto",
                    help="axis of length 3 to decorrelate as RGB, auto (default: the last "
                         "of an integer colour image) or none")
@@ -567,7 +595,7 @@ def main(argv=None):
                         "number or by the array's name for it (z=120), an index from the end "
                         "if negative (negative axes as --at=-3=10)")
     p.set_defaults(run=export)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_lists_joined(sys.argv[1:] if argv is None else argv))
     terminated = []
 
     def on_sigterm(signum, frame):   # as Ctrl-C: the clean-ups in finally blocks run

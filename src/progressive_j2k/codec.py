@@ -121,7 +121,14 @@ class ProgressiveJ2K(Codec):
                        "colour_axis": None if resolved["colour_axis"] is None
                        else flip - resolved["colour_axis"]}
             arr = arr.T
-        return _api.encode(arr, **options)
+        try:
+            return _api.encode(arr, **options)
+        except _api.NonFiniteError as exc:
+            raise _api.NonFiniteError(
+                f"{exc} (not with this codec, which never sees the zarr array's fill value: "
+                f"zarr completes a partly written chunk with it, so give a float array a "
+                f"finite one, write whole chunks, and name masked cells as nodata=)",
+                exc.nan, exc.inf) from None
 
     def decode(self, buf, out=None):
         if isinstance(out, np.ndarray) and out.ndim > 1 and out.flags.f_contiguous and not (

@@ -464,6 +464,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
             raise TypeError(f"attributes must be JSON (numbers, strings, lists, dicts): "
                             f"{exc}") from None
     # the options and the dtype checked before anything is created in the store
+    _options.check_option_names(codec_options, "to_zarr")
+    if not shape:
+        raise ValueError("to_zarr needs an array of at least one axis, got a 0-d one")
     options = _options.normalise_options(**codec_options)
     _options.check_dtype(dtype, options)
     if fill_value is None:
