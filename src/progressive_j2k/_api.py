@@ -883,10 +883,13 @@ def decode_chunk(buf, shape: tuple, dtype, level: int = 0, layer: int | None = N
     whatever max_bytes would allow (the array's owner chose the chunk size)."""
     header = read_header(buf)
     got, expected = header.level_shape(0), tuple(shape)
+    why = ("(a chunk of another array, or the array was rewritten since it was opened: "
+           "open it again)")
     if got != expected:
-        raise DecodeError(f"chunk has shape {got}, the array's chunks are {expected}")
+        raise DecodeError(f"chunk has shape {got}, the array's chunks are {expected} {why}")
     if header.dtype != np.dtype(dtype).newbyteorder("<"):
-        raise DecodeError(f"chunk holds {header.dtype} values, the array is {np.dtype(dtype)}")
+        raise DecodeError(f"chunk holds {header.dtype} values, the array is {np.dtype(dtype)} "
+                          f"{why}")
     return decode(buf, level, layer=layer, max_bytes=math.inf)
 
 
