@@ -359,6 +359,11 @@ def test_levels_in_xarray_mask_nodata_as_xarray_does(real, tmp_path):
         assert np.isnan(view.values[:, 64 >> level:]).all() and view.dtype == np.float32
         assert view.encoding["_FillValue"] == -999 and "_FillValue" not in view.attrs
         assert float(view.mean()) == pytest.approx(float(stored[stored != -999].mean()), rel=1e-6)
+    # a level written back: its NaN as the nodata its encoding records (to_zarr
+    # refused the NaN part-way, after overwrite=True had deleted the old array)
+    again = pj.to_zarr(view, str(tmp_path / "again.zarr"), tolerance=0.5, chunks=(16, 16))
+    np.testing.assert_array_equal(again[:] == -999, np.isnan(view.values))
+    assert pj.open_multiscale(again)[1].to_xarray().encoding["_FillValue"] == -999
     counts = np.where(np.isnan(field), -999, np.nan_to_num(field)).astype(np.int16)
     z = pj.to_zarr(counts, str(tmp_path / "i.zarr"), nodata=-999)
     view = pj.open_multiscale(z)[1].to_xarray()

@@ -220,3 +220,20 @@ def test_a_padded_chunks_psnr_warning_judges_the_target_as_given(real):
     with pytest.warns(pj.PSNRPeakWarning, match="psnr=68"):
         enc = pj.encode(chunk, fill_value=0, psnr=68)
     assert pj.read_header(enc).fill_extent == (64, 16)
+
+
+def test_an_infinite_fill_value_pads_and_is_refused_inside_the_data(real):
+    """zarr pads edge chunks with an infinite fill value too: restored as
+    such (refused from session 44's finiteness check before the padding was
+    replaced until mended); an infinity inside the data is refused."""
+    field = np.ascontiguousarray(real("tlrc_float32_3d")[:, :40, :40])
+    for fill in (np.inf, -np.inf):
+        padded = field.copy()
+        padded[-7:] = fill
+        for options in ({"tolerance": 1e-4}, {"mode": "lossy", "psnr": 50}):
+            decoded = pj.decode(pj.encode(padded, fill_value=fill, **options))
+            assert (decoded[-7:] == fill).all()
+            assert np.abs(decoded[:-7] - field[:-7]).max() <= 1e-4 * (1 if "tolerance" in options else 10)
+        padded[3, 5, 5] = fill
+        with pytest.raises(ValueError, match="0 NaN and 1 infinite values"):
+            pj.encode(padded, fill_value=fill, tolerance=1e-4)

@@ -118,9 +118,11 @@ def test_non_finite_and_impossible_tolerances_are_refused():
                         (-np.inf, "0 NaN and 1 infinite")):
         damaged = arr.copy()
         damaged[3, 3] = bad
-        with pytest.raises(ValueError, match=f"finite values: this chunk holds {counts} "
-                                             f"values among its 64. Replace them in the data"):
+        with pytest.raises(pj.NonFiniteError, match=f"finite values: this chunk holds {counts} "
+                                                    f"values among its 64. Replace them in the data"
+                           ) as caught:
             pj.encode(damaged, tolerance=0.1)
+        assert (caught.value.nan, caught.value.inf) == ((1, 0) if np.isnan(bad) else (0, 1))
     with pytest.raises(ValueError, match="precision"):
         pj.encode(arr, tolerance=1e-12)  # below float32 resolution near 1
     with pytest.raises(ValueError, match="2\\*\\*40"):

@@ -15,7 +15,8 @@ from progressive_j2k._dtypes import DTYPE_CODES, DTYPES
 from progressive_j2k._options import (check_dtype, check_layout, check_targets, integer_option,
                                       layer_count, lossy_ratio, normalise_options,
                                       resolve_options)
-from progressive_j2k.errors import DecodeError, PSNRPeakWarning, TooLargeError, TruncatedError
+from progressive_j2k.errors import (DecodeError, NonFiniteError, PSNRPeakWarning, TooLargeError,
+                                    TruncatedError)
 
 MAX_LEVELS = _core.MAX_LEVELS
 #: Decoding refuses to allocate more than this many bytes (output plus working
@@ -290,20 +291,12 @@ def is_big_endian(dtype: np.dtype) -> bool:
     return dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian)
 
 
-class NonFiniteError(ValueError):
-    """NaN or infinite samples in a chunk whose mode needs finite ones;
-    ``nan`` and ``inf`` count them (the codecs and the CLI add their own
-    advice to the message)."""
-
-    def __init__(self, message: str, nan: int, inf: int):
-        super().__init__(message)
-        self.nan, self.inf = nan, inf
-
-
 def _require_finite(arr: np.ndarray, mode: str, fill_value=None, nodata=None) -> None:
     """Refuses NaN and infinite samples, but for nodata (``nodata``, and
-    any NaN where NaN is ``fill_value``): checked before nodata is filled in
-    from the data around it, which would spread them."""
+    any NaN where NaN is ``fill_value``) and the fill value (zarr's padding,
+    which may be infinite): checked before nodata is filled in from the data
+    around it, which would spread them, and again once the padding is
+    replaced (an infinite fill value inside the data)."""
     if arr.dtype.kind != "f":   # (the format's other dtypes are integers: nothing to scan)
         return
     if arr.size and not np.isfinite(arr).all():
@@ -311,8 +304,8 @@ def _require_finite(arr: np.ndarray, mode: str, fill_value=None, nodata=None) ->
         named, fill = _edges.sample_of(nodata, arr.dtype), _edges.sample_of(fill_value, arr.dtype)
         if named is not None:
             bad &= ~_edges.matches(arr, named)
-        if fill is not None and np.isnan(fill):
-            bad &= ~np.isnan(arr)
+        if fill is not None:
+            bad &= ~_edges.matches(arr, fill)
         if not bad.any():
             return
         nan = int(np.isnan(arr[bad]).sum())
@@ -329,7 +322,8 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     """The format's wavelet code, the step (lossy) or scale (tolerance), and
     max|data| where the mode scans the values for it (lossy; else None)."""
     tol = options["tolerance"]
-    if tol is not None:   # (finite values: encode checked them)
+    if tol is not None:
+        _require_finite(arr, "tolerance mode")
         scale = tolerance_scale(arr, tol, options["nodata"])
         peak = max(_peak(arr), abs(options["nodata"] or 0.0))
         if peak / scale >= 2.0**40:
@@ -339,6 +333,7 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
         return TOLERANCE_WAVELET, scale, None
     if options["mode"] == "lossless":
         return LOSSLESS_WAVELET, 0.0, None
+    _require_finite(arr, "lossy coding")
     # the value range, scanned once (peak: _peak's value)
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     peak = max(-lo, hi)
@@ -401,6 +396,7 @@ def _padded_targets(options: dict, padding, arr: np.ndarray) -> dict:
         # of its samples in C order (measured), spent from the budget
         runs = 1 + np.count_nonzero(np.diff(padding.nodata.reshape(-1).view(np.int8)))
         mask = int(MASK_BYTES_PER_RUN * runs) + _layers.PIECE_FLUSH_BYTES
+    given = options["ratio"]
     options = _edges.edge_chunk_options(
         options, math.prod(padding.extent) / arr.size, arr.dtype,
         arr.nbytes / (_edges.EDGE_FLOORS * floor),
@@ -411,8 +407,11 @@ def _padded_targets(options: dict, padding, arr: np.ndarray) -> dict:
         options = {**options, "ratio": arr.nbytes / (arr.nbytes / options["ratio"] + field)}
         # a budget the mask would take most of leaves the data nothing (a 56 x 88
         # chunk with 5% scattered nodata at 20:1: every value zeroed): at least
-        # two smallest streams beside the mask
+        # two smallest streams beside the mask; an edge chunk no more than a
+        # whole one (to_zarr's small edge chunks with layers took twice)
         least = 2 * floor + mask
+        if math.prod(padding.extent) < arr.size and given is not None:
+            least = min(least, arr.nbytes / given)
         if arr.nbytes / options["ratio"] < least:
             options = {**options, "ratio": arr.nbytes / least}
     return options

@@ -95,7 +95,7 @@ def _as_flags(message: str) -> str:
 
 
 def convert(args):
-    from progressive_j2k._api import NonFiniteError
+    from progressive_j2k.errors import NonFiniteError
     try:
         _convert(args)
     except NonFiniteError as exc:   # (the encoder's advice is the Python API's)

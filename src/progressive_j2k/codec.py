@@ -6,6 +6,7 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray
 
 from progressive_j2k import _api, _options
+from progressive_j2k.errors import NonFiniteError
 
 
 class ProgressiveJ2K(Codec):
@@ -123,8 +124,8 @@ class ProgressiveJ2K(Codec):
             arr = arr.T
         try:
             return _api.encode(arr, **options)
-        except _api.NonFiniteError as exc:
-            raise _api.NonFiniteError(
+        except NonFiniteError as exc:
+            raise NonFiniteError(
                 f"{exc} (not with this codec, which never sees the zarr array's fill value: "
                 f"zarr completes a partly written chunk with it, so give a float array a "
                 f"finite one, write whole chunks, and name masked cells as nodata=)",

@@ -463,6 +463,17 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         except (TypeError, ValueError) as exc:
             raise TypeError(f"attributes must be JSON (numbers, strings, lists, dicts): "
                             f"{exc}") from None
+    # an xarray DataArray's mask value (as xarray.to_zarr writes its NaN:
+    # Level.to_xarray's levels, a variable opened with decode_cf) where no
+    # nodata or fill value is given
+    mark = (getattr(data, "encoding", None) or {}).get("_FillValue") if isinstance(dims, tuple) \
+        else None
+    if (dtype.kind == "f" and fill_value is None and codec_options.get("nodata") is None
+            and isinstance(mark, numbers.Real) and not isinstance(mark, bool)):
+        if math.isnan(mark):
+            fill_value = math.nan
+        elif math.isfinite(mark):
+            codec_options = {**codec_options, "nodata": float(mark)}
     # the options and the dtype checked before anything is created in the store
     _options.check_option_names(codec_options, "to_zarr")
     if not shape:

@@ -31,6 +31,15 @@ class TooLargeError(DecodeError):
     """Decoding would exceed the configured maximum decoded size."""
 
 
+class NonFiniteError(ValueError):
+    """NaN or infinite samples in a chunk whose mode needs finite ones (NaN
+    named as nodata aside); ``nan`` and ``inf`` count them."""
+
+    def __init__(self, message: str, nan: int, inf: int):
+        super().__init__(message)
+        self.nan, self.inf = nan, inf
+
+
 class MissingDependencyError(ImportError):
     """An optional dependency a feature needs is not installed (or too old);
     the message names the extra of this package that installs it."""
