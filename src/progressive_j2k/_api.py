@@ -396,7 +396,6 @@ def _padded_targets(options: dict, padding, arr: np.ndarray) -> dict:
         # of its samples in C order (measured), spent from the budget
         runs = 1 + np.count_nonzero(np.diff(padding.nodata.reshape(-1).view(np.int8)))
         mask = int(MASK_BYTES_PER_RUN * runs) + _layers.PIECE_FLUSH_BYTES
-    given = options["ratio"]
     options = _edges.edge_chunk_options(
         options, math.prod(padding.extent) / arr.size, arr.dtype,
         arr.nbytes / (_edges.EDGE_FLOORS * floor),
@@ -406,13 +405,12 @@ def _padded_targets(options: dict, padding, arr: np.ndarray) -> dict:
             header_length(arr.ndim, 1, 0, "lossy")
         options = {**options, "ratio": arr.nbytes / (arr.nbytes / options["ratio"] + field)}
         # a budget the mask would take most of leaves the data nothing (a 56 x 88
-        # chunk with 5% scattered nodata at 20:1: every value zeroed): at least
-        # two smallest streams beside the mask; an edge chunk no more than a
-        # whole one (to_zarr's small edge chunks with layers took twice)
-        least = 2 * floor + mask
-        if math.prod(padding.extent) < arr.size and given is not None:
-            least = min(least, arr.nbytes / given)
-        if arr.nbytes / options["ratio"] < least:
+        # chunk with 5% scattered nodata at 20:1: every value zeroed): beside
+        # the mask, two smallest streams, or the budget where that is less
+        # (two layered ones took 64 x 64 chunks at 10:1 to 850 bytes, not 410)
+        budget = arr.nbytes / options["ratio"]
+        least = mask + min(2 * floor, budget)
+        if budget < least:
             options = {**options, "ratio": arr.nbytes / least}
     return options
 
