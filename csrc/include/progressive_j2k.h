@@ -310,8 +310,9 @@ pj2k_status pj2k_prepared_reconstruct(pj2k_prepared *prepared, int layer, void *
  * as the decoder does and compared with `original` (the chunk's samples as
  * prepared, `size` bytes); *squared: the sum of squared errors, the
  * decode's exactly, over the samples whose byte in `skip` is 0 (NULL, or
- * one byte per sample in the chunk's C order: nodata is left out).  For lossy chunks of 8- and 16-bit integer dtypes,
- * which version 8 reconstructs in float32; PJ2K_ERR_DTYPE for others.
+ * one byte per sample in the chunk's C order: nodata is left out).  For
+ * lossy chunks of 8- and 16-bit integer dtypes, which version 8
+ * reconstructs in float32; PJ2K_ERR_DTYPE for others.
  * Shares pj2k_prepared_reconstruct's kept buffers. */
 pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *original, size_t size,
                                       const uint8_t *skip, double *squared);

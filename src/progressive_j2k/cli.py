@@ -506,6 +506,8 @@ def _lists_joined(argv: list) -> list:
     starting with a minus for an option unless it is one number."""
     out, i = [], 0
     while i < len(argv):
+        if argv[i] == "--":   # (the rest are positional)
+            return out + argv[i:]
         if argv[i] in _INTEGER_LISTS and i + 1 < len(argv) and \
                 re.fullmatch(r"-\d+(,\s*-?\d+)*,?", argv[i + 1]):
             out.append(f"{argv[i]}={argv[i + 1]}")

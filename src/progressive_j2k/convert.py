@@ -362,9 +362,12 @@ def _pieces(lo: int, hi: int, unit: int) -> tuple:
 
 def _refuse_values_in_memory(data, nan_ok: bool) -> None:
     """Infinite values (and NaN, unless it is nodata) in a numpy array in
-    memory, refused before anything is created or overwritten: found in a
-    chunk by the codec, they stop the write part-way, after overwrite=True
-    has deleted what was there.  (Lazy inputs are read once, as written.)"""
+    memory (or an xarray DataArray's), refused before anything is created or
+    overwritten: found in a chunk by the codec, they stop the write part-way,
+    after overwrite=True has deleted what was there.  (Lazy inputs are read
+    once, as written.)"""
+    if type(data) is not np.ndarray:
+        data = getattr(data, "data", None)   # (a DataArray over numpy)
     if type(data) is not np.ndarray or data.dtype.kind != "f" or np.isfinite(data).all():
         return
     nan = int(np.isnan(data).sum())
