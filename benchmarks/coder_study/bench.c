@@ -362,6 +362,271 @@ static size_t oracle_enc_piece(const piece_t *p, buf_t *out, uint16_t *rowmem)
 #undef W_LANES
 #undef W_RAWSEP
 #undef W_BITX
+#define S_NAME sw1
+#define S_LANES 1
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw2
+#define S_LANES 2
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw4
+#define S_LANES 4
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw2l8
+#define S_LANES 2
+#define S_STRIP 0
+#define S_LAG 8
+#define S_MIN 0
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw4l8
+#define S_LANES 4
+#define S_STRIP 0
+#define S_LAG 8
+#define S_MIN 0
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME ss2
+#define S_LANES 2
+#define S_STRIP 1
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME ss4
+#define S_LANES 4
+#define S_STRIP 1
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw2m
+#define S_LANES 2
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 8192
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw4m
+#define S_LANES 4
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 8192
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME ss2m
+#define S_LANES 2
+#define S_STRIP 1
+#define S_LAG 2
+#define S_MIN 8192
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME ss4m
+#define S_LANES 4
+#define S_STRIP 1
+#define S_LAG 2
+#define S_MIN 8192
+#define S_BL 0
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw1b
+#define S_LANES 1
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw2b
+#define S_LANES 2
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw4b
+#define S_LANES 4
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME ss2b
+#define S_LANES 2
+#define S_STRIP 1
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME ss4b
+#define S_LANES 4
+#define S_STRIP 1
+#define S_LAG 2
+#define S_MIN 0
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME ss2mb
+#define S_LANES 2
+#define S_STRIP 1
+#define S_LAG 2
+#define S_MIN 8192
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME ss4mb
+#define S_LANES 4
+#define S_STRIP 1
+#define S_LAG 2
+#define S_MIN 8192
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw2mb
+#define S_LANES 2
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 8192
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define S_NAME sw4mb
+#define S_LANES 4
+#define S_STRIP 0
+#define S_LAG 2
+#define S_MIN 8192
+#define S_BL 1
+#include "coder_s.h"
+#undef S_NAME
+#undef S_LANES
+#undef S_STRIP
+#define SL_NAME sl1
+#define SL_LANES 1
+#define SL_MIN 0
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME sl2
+#define SL_LANES 2
+#define SL_MIN 0
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME sl4
+#define SL_LANES 4
+#define SL_MIN 0
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME sl2m
+#define SL_LANES 2
+#define SL_MIN 8192
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME sl4m
+#define SL_LANES 4
+#define SL_MIN 8192
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME slb1
+#define SL_LANES 1
+#define SL_MIN 0
+#define SL_BLREN 1
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME slb2
+#define SL_LANES 2
+#define SL_MIN 0
+#define SL_BLREN 1
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME slb4
+#define SL_LANES 4
+#define SL_MIN 0
+#define SL_BLREN 1
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME slb2m
+#define SL_LANES 2
+#define SL_MIN 8192
+#define SL_BLREN 1
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
+#define SL_NAME slb4m
+#define SL_LANES 4
+#define SL_MIN 8192
+#define SL_BLREN 1
+#include "coder_sl.h"
+#undef SL_NAME
+#undef SL_LANES
 #define X_NAME x0
 #define X_RUN 0
 #define X_PRIOR 0
@@ -474,6 +739,36 @@ static const coder_t coders[] = {
     {"w1r", w_enc_piece_w1r, w_dec_piece_w1r},
     {"w2r", w_enc_piece_w2r, w_dec_piece_w2r},
     {"w4r", w_enc_piece_w4r, w_dec_piece_w4r},
+    {"sw1", s_enc_piece_sw1, s_dec_piece_sw1},
+    {"sw2", s_enc_piece_sw2, s_dec_piece_sw2},
+    {"sw4", s_enc_piece_sw4, s_dec_piece_sw4},
+    {"sw2l8", s_enc_piece_sw2l8, s_dec_piece_sw2l8},
+    {"sw4l8", s_enc_piece_sw4l8, s_dec_piece_sw4l8},
+    {"ss2", s_enc_piece_ss2, s_dec_piece_ss2},
+    {"ss4", s_enc_piece_ss4, s_dec_piece_ss4},
+    {"sw2m", s_enc_piece_sw2m, s_dec_piece_sw2m},
+    {"sw4m", s_enc_piece_sw4m, s_dec_piece_sw4m},
+    {"ss2m", s_enc_piece_ss2m, s_dec_piece_ss2m},
+    {"ss4m", s_enc_piece_ss4m, s_dec_piece_ss4m},
+    {"sw1b", s_enc_piece_sw1b, s_dec_piece_sw1b},
+    {"sw2b", s_enc_piece_sw2b, s_dec_piece_sw2b},
+    {"sw4b", s_enc_piece_sw4b, s_dec_piece_sw4b},
+    {"ss2b", s_enc_piece_ss2b, s_dec_piece_ss2b},
+    {"ss4b", s_enc_piece_ss4b, s_dec_piece_ss4b},
+    {"ss2mb", s_enc_piece_ss2mb, s_dec_piece_ss2mb},
+    {"ss4mb", s_enc_piece_ss4mb, s_dec_piece_ss4mb},
+    {"sw2mb", s_enc_piece_sw2mb, s_dec_piece_sw2mb},
+    {"sw4mb", s_enc_piece_sw4mb, s_dec_piece_sw4mb},
+    {"sl1", sl_enc_piece_sl1, sl_dec_piece_sl1},
+    {"sl2", sl_enc_piece_sl2, sl_dec_piece_sl2},
+    {"sl4", sl_enc_piece_sl4, sl_dec_piece_sl4},
+    {"sl2m", sl_enc_piece_sl2m, sl_dec_piece_sl2m},
+    {"sl4m", sl_enc_piece_sl4m, sl_dec_piece_sl4m},
+    {"slb1", sl_enc_piece_slb1, sl_dec_piece_slb1},
+    {"slb2", sl_enc_piece_slb2, sl_dec_piece_slb2},
+    {"slb4", sl_enc_piece_slb4, sl_dec_piece_slb4},
+    {"slb2m", sl_enc_piece_slb2m, sl_dec_piece_slb2m},
+    {"slb4m", sl_enc_piece_slb4m, sl_dec_piece_slb4m},
     {"vj1", v_enc_piece_vj1, v_dec_piece_vj1},
     {"vj2", v_enc_piece_vj2, v_dec_piece_vj2},
     {"vj4", v_enc_piece_vj4, v_dec_piece_vj4},
