@@ -102,7 +102,7 @@ def convert(args):
         held = ", ".join([f"{exc.nan} NaN"] * bool(exc.nan) +
                          [f"{exc.inf} infinite"] * bool(exc.inf))
         raise ValueError(
-            f"the input holds values the codec cannot take (a chunk of it: {held})"
+            f"the input holds values the codec cannot take (found: {held})"
             + ("" if args.nodata is not None or not exc.nan else
                          ". For masked cells give --nodata VALUE (e.g. -999): NaN is stored as "
                          "it, decoded exactly and kept out of every reduced level") +

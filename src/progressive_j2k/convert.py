@@ -19,7 +19,7 @@ from progressive_j2k._edges import EDGE_FLOORS, edge_chunk_options, pad_chunk
 from progressive_j2k._guards import (_already_there, refuse_foreign_directory,
                                      refuse_to_overwrite_input)
 from progressive_j2k._optional import require, require_zarr, zarr_store
-from progressive_j2k.errors import PSNRPeakWarning
+from progressive_j2k.errors import NonFiniteError, PSNRPeakWarning
 
 
 #: default_chunks keeps an untransformed last axis this short whole
@@ -375,11 +375,13 @@ def _refuse_values_in_memory(data, nan_ok: bool) -> None:
     if inf or not nan_ok:
         held = [f"{inf} infinite values"] if inf else []
         held += [] if nan_ok or not nan else [f"{nan} NaN"]
-        raise ValueError(f"the data holds {' and '.join(held)} among its {data.size} values: "
-                         f"the codec takes finite ones" + ("" if nan_ok or not nan else
-                         "; for masked cells give nodata= (e.g. -999, recorded as xarray's "
-                         "_FillValue) or fill_value=np.nan: nodata decodes exactly and stays "
-                         "out of reduced levels"))
+        raise NonFiniteError(
+            f"the data holds {' and '.join(held)} among its {data.size} values: the codec "
+            f"takes finite ones" + ("" if nan_ok or not nan else
+                                    "; for masked cells give nodata= (e.g. -999, recorded as "
+                                    "xarray's _FillValue) or fill_value=np.nan: nodata decodes "
+                                    "exactly and stays out of reduced levels"),
+            0 if nan_ok else nan, inf)
 
 
 def _fill_value_in(dtype: np.dtype, fill_value):
