@@ -313,8 +313,7 @@ def test_to_zarr_keeps_nodata_at_an_edge_out_of_coarse_levels(real, tmp_path):
     field's masked pole): to_zarr pads it with nodata, so a coarse level's
     sample whose block within the array is nodata reads as nodata (padded
     with a continuation of the data, level 3's last row read ~280, made
-    up), at the same targets and about the same size as a continuation's
-    padding; an array enlarged later reads nodata in the part uncovered."""
+    up); an array enlarged later reads nodata in the part uncovered."""
     field = real("mr2_uint16")[300:400, 300:400].astype(np.float32)
     field[90:] = np.nan
     for options in ({"tolerance": 0.5}, {"mode": "lossy", "ratio": 8}):
