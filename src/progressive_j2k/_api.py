@@ -295,8 +295,8 @@ def _require_finite(arr: np.ndarray, mode: str, fill_value=None, nodata=None) ->
     """Refuses NaN and infinite samples, but for nodata (``nodata``, and
     any NaN where NaN is ``fill_value``) and the fill value (zarr's padding,
     which may be infinite): checked before nodata is filled in from the data
-    around it, which would spread them, and again once the padding is
-    replaced (an infinite fill value inside the data)."""
+    around it, which would spread them (encode checks an infinite fill value
+    again once the padding is replaced: inside the data it is refused)."""
     if arr.dtype.kind != "f":   # (the format's other dtypes are integers: nothing to scan)
         return
     if arr.size and not np.isfinite(arr).all():
@@ -322,8 +322,7 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     """The format's wavelet code, the step (lossy) or scale (tolerance), and
     max|data| where the mode scans the values for it (lossy; else None)."""
     tol = options["tolerance"]
-    if tol is not None:
-        _require_finite(arr, "tolerance mode")
+    if tol is not None:   # (finite values: encode checked them)
         scale = tolerance_scale(arr, tol, options["nodata"])
         peak = max(_peak(arr), abs(options["nodata"] or 0.0))
         if peak / scale >= 2.0**40:
@@ -333,7 +332,6 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
         return TOLERANCE_WAVELET, scale, None
     if options["mode"] == "lossless":
         return LOSSLESS_WAVELET, 0.0, None
-    _require_finite(arr, "lossy coding")
     # the value range, scanned once (peak: _peak's value)
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     peak = max(-lo, hi)
@@ -648,11 +646,14 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     # zarr's padding and nodata samples: coded as the data's continuation,
     # restored by the decoder
+    finite = "tolerance mode" if options["mode"] == "tolerance" else "lossy coding"
     if options["mode"] != "lossless":
-        _require_finite(arr, "tolerance mode" if options["mode"] == "tolerance" else "lossy coding",
-                        fill_value, options["nodata"])
+        _require_finite(arr, finite, fill_value, options["nodata"])
     arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis, axes,
                                  options["nodata"])
+    fill = _edges.sample_of(fill_value, arr.dtype)
+    if options["mode"] != "lossless" and fill is not None and np.isinf(fill):
+        _require_finite(arr, finite)   # (the padding replaced: an infinity left is data)
     psnr = options["psnr"]   # (as given: the warning below names it, scaled or not)
     if padding is not None:
         options = _padded_targets(options, padding, arr)
