@@ -53,14 +53,10 @@ def pad_chunk(block: np.ndarray, chunks: tuple, hold: bool = False, nodata=None)
     within the array is nodata reads as nodata, not as the continuation)."""
     if block.shape == chunks:
         return block
-    if nodata is not None:
-        out = np.full(chunks, sample_of(nodata, block.dtype), block.dtype)
-        out[tuple(slice(0, n) for n in block.shape)] = block
-        return out
-    if block.size == 0:
-        return np.zeros(chunks, block.dtype)
-    if not hold:
-        out = np.full(chunks, padding_mean(block), block.dtype)
+    if nodata is not None or block.size == 0 or not hold:
+        value = sample_of(nodata, block.dtype) if nodata is not None else \
+            0 if block.size == 0 else padding_mean(block)
+        out = np.full(chunks, value, block.dtype)
         out[tuple(slice(0, n) for n in block.shape)] = block
         return out
     out = block
