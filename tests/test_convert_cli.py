@@ -555,6 +555,31 @@ def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr"))[:], old)
 
 
+def test_to_zarr_overwrite_keeps_the_old_array_until_the_new_one_is_whole(real, tmp_path):
+    """to_zarr(overwrite=True) of a local array or group writes beside it
+    and swaps them at the end, as convert --overwrite does: NaN found in a
+    lazy input's last chunk left a half-written array that read as the fill
+    value where the old one had been."""
+    da = pytest.importorskip("dask.array")
+    field = np.ascontiguousarray(real("tlrc_float32_3d")[0] * 1000)   # 54 x 43
+    path = tmp_path / "g.zarr" / "t"
+    zarr.open_group(str(tmp_path / "g.zarr"), mode="w").attrs["title"] = "kept"
+    old = pj.to_zarr(field, str(path), chunks=(16, 16), tolerance=0.01)[:]
+    gaps = field.copy()
+    gaps[-1, -1] = np.nan
+    with pytest.raises(pj.NonFiniteError):
+        pj.to_zarr(da.from_array(gaps, chunks=(16, 16)), str(path), chunks=(16, 16),
+                   tolerance=0.01, overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(str(path))[:], old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.zarr"]   # (no staging left)
+    new = pj.to_zarr(da.from_array(field[::-1], chunks=(16, 16)), str(path), chunks=(32, 32),
+                     tolerance=0.01, overwrite=True)
+    assert new.chunks == (32, 32) and np.abs(new[:] - field[::-1]).max() <= 0.01
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.zarr"]
+    group = zarr.open_group(str(tmp_path / "g.zarr"))
+    assert list(group.array_keys()) == ["t"] and group.attrs["title"] == "kept"
+
+
 def test_refused_arguments_leave_the_array_that_overwrite_would_replace(real, tmp_path):
     """What zarr refuses is refused before overwrite=True deletes anything:
     zarr checked fill values and dimension names only after the deletion."""

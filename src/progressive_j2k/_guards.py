@@ -1,9 +1,13 @@
 """Where a conversion's input and output keep their data, and the refusals
 that protect them: an output that would delete its input, a directory that
-holds no zarr array or group, an array or group already there."""
+holds no zarr array or group, an array or group already there; and an
+overwrite that keeps the old array until the new one is whole."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import types
 from pathlib import Path, PurePosixPath
 
@@ -149,3 +153,75 @@ def refuse_to_overwrite_input(data, output) -> None:
                 raise ValueError(f"{output}: overwriting it would delete the input being "
                                  f"converted ({source[1]}) before it is read; write "
                                  f"elsewhere, then move it")
+
+
+def staging_beside(output, metadata: Path | None) -> Path | None:
+    """Where an overwrite of a local zarr array or group (to_zarr's,
+    convert's) writes first: a new hidden directory beside it, or beside the
+    outermost zarr group holding it (where zarr would list it as a member);
+    the same filesystem, so renames swap them (swap_in).  None where there
+    is nothing to keep or the directory cannot be made (zarr then
+    overwrites in place).  A directory holding no zarr array or group is
+    refused first.  `metadata`: local_metadata(output)."""
+    if metadata is None or not metadata.parent.is_dir() or not any(metadata.parent.iterdir()):
+        return None
+    refuse_foreign_directory(output, True)
+    target = metadata.parent
+    place = target.parent
+    while any((place / name).exists() for name in ZARR_METADATA):
+        if place.parent == place:
+            return None
+        place = place.parent
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".converting", dir=place))
+    except OSError:
+        return None
+
+
+def swap_in(new: Path, target: Path) -> Path:
+    """`new` (a directory) in `target`'s place, with its permissions (mkdtemp
+    makes 0700); returns where the old one now is, to delete.  Where this
+    fails or is interrupted part-way, `target` is as it was (the old one
+    put back)."""
+    with contextlib.suppress(OSError):
+        shutil.copymode(target, new)
+    replaced = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".replaced",
+                                     dir=new.parent))
+    try:
+        os.replace(target, replaced)   # (onto the empty directory mkdtemp made)
+        try:
+            os.replace(new, target)
+        except BaseException:
+            os.replace(replaced, target)
+            raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            replaced.rmdir()
+        raise
+    return replaced
+
+
+def settle_zarr_writes(timeout: float = 60.0) -> None:
+    """Wait for the tasks zarr's event loop still runs: a read or write call
+    that failed, or was interrupted, leaves its other reads and writes going
+    (writes would put chunks back after the unfinished output is removed);
+    their errors are taken, as the call that made them cannot."""
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def settled():
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            await asyncio.wait(others, timeout=timeout)
+        for task in others:
+            if task.done() and not task.cancelled():
+                task.exception()
+
+    sync(settled())
+
+
+def local_metadata(output) -> Path | None:
+    """The zarr.json a conversion to `output` writes, None for a URL."""
+    path = local_path(output)
+    return None if path is None else path / "zarr.json"

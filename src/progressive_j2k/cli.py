@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from progressive_j2k import __version__
 from progressive_j2k._optional import require
+from progressive_j2k._guards import local_metadata, settle_zarr_writes, staging_beside, swap_in
 from progressive_j2k.errors import MissingDependencyError, WholeChunkWarning
 
 
@@ -151,8 +151,8 @@ def _convert(args):
                    tolerance=args.tolerance, nodata=args.nodata,
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo,
                    close_gaps=args.close_gaps or None)
-    metadata = _local_metadata(args.output)
-    staging = _staging(args.output, metadata) if args.overwrite else None
+    metadata = local_metadata(args.output)
+    staging = staging_beside(args.output, metadata) if args.overwrite else None
     if staging is not None:   # the old array stays until the new one is whole
         _convert_staged(args, data, staging, metadata.parent, names, attributes, options)
         return
@@ -170,7 +170,7 @@ def _convert(args):
         # an array this run created and did not finish is no conversion (where
         # nothing was created yet, what was there stays)
         if ours and _stat(metadata) not in (None, before):
-            _settle_zarr_writes()
+            settle_zarr_writes()
             metadata.unlink(missing_ok=True)   # (first: its chunks alone are no array)
             shutil.rmtree(metadata.parent / "c", ignore_errors=True)
             if not existed:
@@ -179,30 +179,6 @@ def _convert(args):
             print(f"{args.output}: the unfinished output was removed", file=sys.stderr)
         raise
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
-
-
-def _staging(output: str, metadata: Path | None) -> Path | None:
-    """Where `--overwrite` of a local zarr array or group writes first: a new
-    hidden directory beside it, or beside the outermost zarr group holding
-    it (where zarr would list it as a member); the same filesystem, so
-    renames swap them.  None where there is nothing to keep or the
-    directory cannot be made (zarr then overwrites in place, as to_zarr
-    does).  A directory holding no zarr array or group is refused first, as
-    to_zarr would."""
-    from progressive_j2k._guards import ZARR_METADATA, refuse_foreign_directory
-    if metadata is None or not metadata.parent.is_dir() or not any(metadata.parent.iterdir()):
-        return None
-    refuse_foreign_directory(output, True)
-    target = metadata.parent
-    place = target.parent
-    while any((place / name).exists() for name in ZARR_METADATA):
-        if place.parent == place:
-            return None
-        place = place.parent
-    try:
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".converting", dir=place))
-    except OSError:
-        return None
 
 
 def _convert_staged(args, data, staging: Path, target: Path, names, attributes, options):
@@ -217,7 +193,7 @@ def _convert_staged(args, data, staging: Path, target: Path, names, attributes, 
                     progress=not args.quiet, dimension_names=names, attributes=attributes,
                     **options)
     except BaseException:
-        _settle_zarr_writes()
+        settle_zarr_writes()
         written = any(staging.iterdir())   # (an option refused before writing: nothing)
         shutil.rmtree(staging, ignore_errors=True)
         if written:
@@ -225,7 +201,7 @@ def _convert_staged(args, data, staging: Path, target: Path, names, attributes, 
                   file=sys.stderr)
         raise
     try:
-        replaced = _swap(staging, target)
+        replaced = swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         print(f"{args.output}: the new array could not take the old one's place, and was "
@@ -238,56 +214,6 @@ def _convert_staged(args, data, staging: Path, target: Path, names, attributes, 
               file=sys.stderr)
         raise
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
-
-
-def _swap(new: Path, target: Path) -> Path:
-    """`new` (a directory) in `target`'s place, with its permissions (mkdtemp
-    makes 0700); returns where the old one now is, to delete.  Where this
-    fails or is interrupted part-way, `target` is as it was (the old one
-    put back)."""
-    with contextlib.suppress(OSError):
-        shutil.copymode(target, new)
-    replaced = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".replaced",
-                                     dir=new.parent))
-    try:
-        os.replace(target, replaced)   # (onto the empty directory mkdtemp made)
-        try:
-            os.replace(new, target)
-        except BaseException:
-            os.replace(replaced, target)
-            raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            replaced.rmdir()
-        raise
-    return replaced
-
-
-def _settle_zarr_writes(timeout: float = 60.0) -> None:
-    """Wait for the tasks zarr's event loop still runs: a read or write call
-    that failed, or was interrupted, leaves its other reads and writes going
-    (writes would put chunks back after the unfinished output is removed);
-    their errors are taken, as the call that made them cannot."""
-    import asyncio
-
-    from zarr.core.sync import sync
-
-    async def settled():
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        if others:
-            await asyncio.wait(others, timeout=timeout)
-        for task in others:
-            if task.done() and not task.cancelled():
-                task.exception()
-
-    sync(settled())
-
-
-def _local_metadata(output: str) -> Path | None:
-    """The zarr.json a conversion to `output` writes, None for a URL."""
-    from progressive_j2k._guards import local_path
-    path = local_path(output)
-    return None if path is None else path / "zarr.json"
 
 
 def _stat(path: Path | None):
@@ -660,7 +586,7 @@ def _collect_abandoned_reads() -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            _settle_zarr_writes()
+            settle_zarr_writes()
             gc.collect()
     finally:
         asyncio_log.setLevel(level)

@@ -8,6 +8,8 @@ import functools
 import json
 import math
 import numbers
+import os
+import shutil
 import struct
 import warnings
 from itertools import combinations, product
@@ -16,8 +18,9 @@ import numpy as np
 
 from progressive_j2k import _api, _axes, _core, _metrics, _options
 from progressive_j2k._edges import EDGE_FLOORS, edge_chunk_options, pad_chunk
-from progressive_j2k._guards import (_already_there, refuse_foreign_directory,
-                                     refuse_to_overwrite_input)
+from progressive_j2k._guards import (_already_there, local_metadata, refuse_foreign_directory,
+                                     refuse_to_overwrite_input, settle_zarr_writes,
+                                     staging_beside, swap_in)
 from progressive_j2k._optional import require, require_zarr, zarr_store
 from progressive_j2k.errors import NonFiniteError, PSNRPeakWarning
 
@@ -441,7 +444,10 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     cannot hold left out, warned), else none.
     ``dimension_names`` None: an xarray DataArray's dims (as strings), else
     none.  Everything zarr checks is checked before ``overwrite=True``
-    deletes what the store holds.
+    deletes what the store holds; and where the store is a local path
+    holding an array or group, the new array is written beside it and takes
+    its place once whole, so a failed or interrupted write leaves the old
+    one as it was (the disk holds both meanwhile).
     """
     zarr = require_zarr("to_zarr")
     # (before anything is created in the store: a missing one leaves nothing behind)
@@ -577,11 +583,22 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     refuse_foreign_directory(store, overwrite)
     if overwrite:
         refuse_to_overwrite_input(source, store)
+    # an array or group to replace on the local filesystem (a path given):
+    # the new one is written beside it and takes its place once whole, so a
+    # failed or interrupted write (bad values found in a lazy input's last
+    # chunk, say) leaves the old one as it was
+    target = local_metadata(store) if overwrite and isinstance(store, (str, os.PathLike)) else None
+    staging = None if target is None else staging_beside(store, target)
     from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, ContainsGroupError
     try:
-        z = zarr.create_array(store, overwrite=overwrite, **metadata)
+        z = zarr.create_array(store if staging is None else str(staging),
+                              overwrite=overwrite and staging is None, **metadata)
     except (ContainsArrayError, ContainsGroupError, ContainsArrayAndGroupError) as exc:
         raise _already_there(store) from exc
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     write_unit = tuple(shards) if shards is not None else chunks
     # edge chunks are padded with nodata where there is one (NaN as the fill
     # value is nodata too), which the codec continues the data into, keeps
@@ -596,17 +613,32 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     regions = _regions(shape, chunks, padded, codec_options if nodata is None else {}, dtype,
                        math.prod(chunks) * dtype.itemsize / (EDGE_FLOORS * floor))
     try:
-        if 0 in shape:   # no chunk to write
-            pass
-        else:
-            with _psnr_warnings_as_given(codec_options.get("psnr"), dtype):
-                pad = functools.partial(pad_chunk, hold=resolved["mode"] == "tolerance",
-                                        nodata=nodata)
-                _write_regions(z, data, regions, shape, chunks, padded, write_unit, pad, tqdm)
-    finally:   # the data's shape, also when writing failed part-way
-        if padded != shape:
-            z.resize(shape)
-    return z
+        try:
+            if 0 in shape:   # no chunk to write
+                pass
+            else:
+                with _psnr_warnings_as_given(codec_options.get("psnr"), dtype):
+                    pad = functools.partial(pad_chunk, hold=resolved["mode"] == "tolerance",
+                                            nodata=nodata)
+                    _write_regions(z, data, regions, shape, chunks, padded, write_unit, pad,
+                                   tqdm)
+        finally:   # the data's shape, also when writing failed part-way
+            if padded != shape:
+                z.resize(shape)
+    except BaseException:
+        if staging is not None:   # (the old array stays)
+            settle_zarr_writes()
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if staging is None:
+        return z
+    try:
+        replaced = swap_in(staging, target.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(replaced, ignore_errors=True)
+    return zarr.open_array(store, mode="r+")
 
 
 @contextlib.contextmanager
