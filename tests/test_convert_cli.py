@@ -1029,7 +1029,7 @@ def test_cli_takes_integer_lists_that_start_with_a_minus(real, tmp_path):
     (["--bits-per-sample", "9"], "--bits-per-sample must be at most 8 for uint8 data, got 9"),
     (["--psnr", "-3"], "--psnr targets must be positive numbers of dB, got [-3.0]"),
     (["--axes", "0,1,0,1,0"], "--axes must be 1 to 3 distinct axes, got (0, 0, 0, 1, 1)"),
-    (["--colour-axis", "0"], "--colour-axis 0 must have length 3, has 64"),
+    (["--colour-axis", "0"], "--colour-axis 0 must have length 3, has 64 (shape (64, 64))"),
     (["--rdo", "--tolerance", "1"], "--rdo applies to lossy coding only, not mode 'tolerance'"),
     (["--chunks", "0,4"], "--chunks must be up to 2 positive lengths, got (0, 4)"),
     (["--chunks", "32,32", "--shards", "48,64"],

@@ -364,3 +364,22 @@ def _pyramid(path) -> list:
             tif.filehandle.seek(offset)
             levels.append(tifffile.TiffPage(tif, index=(0, k)).asarray())
     return levels
+
+
+def test_samples_transformed_with_the_image_export_one_level(real, tmp_path):
+    """RGBA whose alpha shares the colour's detail is coded with its sample
+    axis transformed too (_axes.choose_axes), so its coarser levels hold 2
+    and 1 samples: one level still exports as a codestream (its coarser
+    levels were checked too: refused), and a pyramid says why it cannot
+    be one (its hint named a plane along axis 0)."""
+    astronaut = real("astronaut")
+    rgba = np.concatenate([astronaut, astronaut.mean(axis=2, keepdims=True).astype(np.uint8)],
+                          axis=2)
+    levels = pj.open_multiscale(pj.to_zarr(rgba, str(tmp_path / "r.zarr")))
+    assert [level.shape[2] for level in levels][:3] == [4, 2, 1]
+    pj.export_jpeg2000(levels, tmp_path / "r.jp2")
+    np.testing.assert_array_equal(imagecodecs.jpeg2k_decode((tmp_path / "r.jp2").read_bytes()),
+                                  rgba)
+    with pytest.raises(ValueError, match=r"level 1 has shape \(256, 256, 2\), 2 samples where the "
+                                         r"finest exported level has 4: .* axes=\(0, 1\)"):
+        pj.export_jpeg2000(levels, tmp_path / "r.tif")

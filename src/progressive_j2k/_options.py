@@ -315,7 +315,9 @@ def check_layout(shape, options: dict) -> None:
     if len(shape) > _core.MAX_NDIM:
         raise ValueError(f"at most {_core.MAX_NDIM} dimensions are supported, got {len(shape)}")
     if colour_axis is not None and shape[colour_axis] != 3:
-        raise ValueError(f"colour_axis {colour_axis} must have length 3, has {shape[colour_axis]}")
+        # (the axis counted from the front: a negative one given is named so)
+        raise ValueError(f"colour_axis {colour_axis} must have length 3, has {shape[colour_axis]} "
+                         f"(shape {tuple(shape)})")
     if not axes:
         raise ValueError("at least one axis must be transformed")
     if len(set(axes)) != len(axes) or len(axes) > _core.MAX_AXES:

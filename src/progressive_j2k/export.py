@@ -101,7 +101,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     if not 0 <= level < len(levels):
         raise ValueError(f"level {level}: the source has levels 0 to {len(levels) - 1}")
     images = _images(levels, level, at)
-    for k, image in enumerate(images, level):
+    # (one codestream holds one level: the coarser ones need not be images)
+    for k, image in enumerate(images[:1] if suffix in CODESTREAM_FORMATS else images, level):
         _check_image(image, k, images[0])
     target = None if psnr is None else float(psnr)
     narrow = []   # (whether a lossy image's values span little of its dtype's peak)
@@ -377,6 +378,12 @@ def _check_image(image, k: int, finest) -> None:
     """ValueError unless level `k` is an image JPEG 2000 takes exactly, of
     the finest level's dtype and samples and no larger."""
     shape, dtype = tuple(image.shape), np.dtype(image.dtype)
+    if image is not finest and len(shape) == 3 and shape[2:] != tuple(finest.shape[2:]):
+        raise ValueError(f"level {k} has shape {shape}, {shape[2]} samples where the finest "
+                         f"exported level has {finest.shape[2]}: the array's transform halves "
+                         f"its sample axis too, so its coarser levels are no images of those "
+                         f"samples; export one level as .jp2, or write the array with "
+                         f"axes=(0, 1)")
     if len(shape) < 2:
         raise ValueError(f"level {k} has shape {shape}: JPEG 2000 export takes images, 2-D or "
                          f"with 3 or 4 samples (RGB, RGBA)")
