@@ -60,21 +60,25 @@ def channels_first_colour_axis(shape, dtype, axes) -> int | None:
 
 
 def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
-    """resolve_colour_axis, and for "auto" also channels_first_colour_axis
-    where the three planes along it share their detail (three unrelated
-    frames are smaller as planes: _unlike_share): the colour axis of
-    encode(), and of to_zarr, which judges a block at the array's centre
-    and records it."""
+    """"auto"'s colour axis where the three planes along it share their
+    detail (three unrelated channels are smaller as planes: _unlike_share):
+    the codecs' channels-last axis (resolve_colour_axis), else
+    channels_first_colour_axis; a colour axis given is taken as it is.  The
+    colour axis of encode(), and of to_zarr, which judges a block at the
+    array's centre and records it.  (Three unrelated 16-bit channels stored
+    channels last were 25% larger with the colour transform.)"""
     colour_axis = resolve_colour_axis(options, arr.shape, arr.dtype)
-    if colour_axis is None and options["colour_axis"] == AUTO_COLOUR:
-        candidate = channels_first_colour_axis(arr.shape, arr.dtype, options["axes"])
-        if candidate is not None and arr.size:   # (an empty array: no planes to judge)
-            ndim = arr.ndim
-            planes = arr[tuple(slice(None) if a in (candidate, ndim - 2, ndim - 1) else 0
-                               for a in range(ndim))]
-            if _unlike_share(planes) < UNLIKE_SHARE:
-                colour_axis = candidate
-    return colour_axis
+    if options["colour_axis"] != AUTO_COLOUR:
+        return colour_axis
+    ndim = arr.ndim
+    candidate = colour_axis if colour_axis is not None else \
+        channels_first_colour_axis(arr.shape, arr.dtype, options["axes"])
+    if candidate is None or not arr.size:   # (an empty array: no planes to judge)
+        return colour_axis
+    image = (ndim - 3, ndim - 2) if candidate == ndim - 1 else (ndim - 2, ndim - 1)
+    planes = np.moveaxis(arr[tuple(slice(None) if a in (candidate,) + image else 0
+                                   for a in range(ndim))], -1 if candidate == ndim - 1 else 0, 0)
+    return candidate if _unlike_share(planes) < UNLIKE_SHARE else None
 
 
 def resolve_colour_axis(options: dict, shape, dtype) -> int | None:

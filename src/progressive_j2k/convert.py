@@ -154,18 +154,25 @@ def _read(data, region: tuple) -> np.ndarray:
         return np.asarray(data[region[0]])[(slice(None),) + tuple(region[1:])]
 
 
-def chosen_colour_axis(data, dtype, options: dict, read: dict | None = None) -> int | None:
-    """encode()'s colour axis where the codecs' "auto" finds none: a
-    channels-first colour axis, judged on a block at the array's centre
-    (_central_block, which keeps it in ``read``)."""
+def chosen_colour_axis(data, dtype, options: dict, read: dict | None = None):
+    """encode()'s colour axis (encoder_colour_axis) where it differs from
+    the codecs' fixed "auto" (a channels-first colour axis; none for three
+    unrelated channels last), judged on a block at the array's centre
+    (_central_block, which keeps it in ``read``); AUTO_COLOUR where "auto"
+    says the same, or was not asked for."""
+    if options["colour_axis"] != _axes.AUTO_COLOUR:
+        return _axes.AUTO_COLOUR
     shape = tuple(data.shape)
-    candidate = _axes.channels_first_colour_axis(shape, dtype, options["axes"])
-    if candidate is None or _axes.resolve_colour_axis(options, shape, dtype) is not None:
-        return None
+    auto = _axes.resolve_colour_axis(options, shape, dtype)
+    candidate = auto if auto is not None else \
+        _axes.channels_first_colour_axis(shape, dtype, options["axes"])
+    if candidate is None:
+        return _axes.AUTO_COLOUR
+    image = [a for a in range(len(shape)) if a != candidate][-2:]
     block = _central_block(data, [3 if a == candidate else min(n, AXES_SAMPLE_EDGE)
-                                  if a >= len(shape) - 2 else 1 for a, n in enumerate(shape)],
-                           read)
-    return _axes.encoder_colour_axis(options, block)
+                                  if a in image else 1 for a, n in enumerate(shape)], read)
+    chosen = _axes.encoder_colour_axis(options, block)
+    return _axes.AUTO_COLOUR if chosen == auto else chosen
 
 
 def _aligned_levels(shape, chunks, resolved: dict, default: bool) -> int:
@@ -521,8 +528,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         data = _nan_as(data, dtype.type(options["nodata"]))
     central = {}   # (the blocks both choices read, read once)
     colour_axis = chosen_colour_axis(data, dtype, options, central)
-    if colour_axis is not None and (chunks is None or len(chunks) <= colour_axis
-                                    or chunks[colour_axis] == 3):
+    if colour_axis is None or (colour_axis != _axes.AUTO_COLOUR and (
+            chunks is None or len(chunks) <= colour_axis or chunks[colour_axis] == 3)):
         codec_options = {**codec_options, "colour_axis": colour_axis}
     axes = chosen_axes(data, dtype, codec_options, central)
     del central
