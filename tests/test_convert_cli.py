@@ -546,10 +546,11 @@ def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
     old = pj.to_zarr(field, str(tmp_path / "g.zarr"), chunks=(16, 16), tolerance=1e-6)[:]
     gaps = field.copy()
     gaps[-1, -1] = np.nan
-    with pytest.raises(ValueError, match="1 NaN among its 2322 values.*nodata="):
+    with pytest.raises(ValueError, match="the data holds 1 NaN and 0 infinite values among its "
+                                         "2322.*nodata="):
         pj.to_zarr(gaps, str(tmp_path / "g.zarr"), chunks=(16, 16), tolerance=1e-6, overwrite=True)
     gaps[-1, -2] = np.inf   # (NaN named as nodata: the infinity alone)
-    with pytest.raises(ValueError, match="holds 1 infinite values among"):
+    with pytest.raises(ValueError, match="holds 0 NaN and 1 infinite values among"):
         pj.to_zarr(gaps, str(tmp_path / "g.zarr"), chunks=(16, 16), mode="lossy", psnr=50,
                    fill_value=np.nan, overwrite=True)
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr"))[:], old)
@@ -1147,7 +1148,7 @@ def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path, 
     assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "f.zarr"), "--tolerance",
                  "0.01", "--nodata", "-999", "--axes=-2,-1", "--quiet"]) == 0
     assert (zarr.open_array(str(tmp_path / "f.zarr"))[:, :10, :12] == -999.0).all()
-    with pytest.raises(ValueError, match=r"480 NaN among .* give nodata="):   # without it: refused
+    with pytest.raises(ValueError, match=r"480 NaN and 0 infinite values among .*\(nodata="):
         to_zarr(field, str(tmp_path / "n.zarr"), tolerance=0.01, axes=(-2, -1))
     # convert reads its input lazily: the encoder finds them, and the CLI's
     # message names its flag (the Python API's named fill_value= and the

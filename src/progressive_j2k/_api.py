@@ -291,7 +291,8 @@ def is_big_endian(dtype: np.dtype) -> bool:
     return dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian)
 
 
-def _require_finite(arr: np.ndarray, mode: str, fill_value=None, nodata=None) -> None:
+def require_finite(arr: np.ndarray, mode: str, fill_value=None, nodata=None,
+                   where: str = "this chunk") -> None:
     """Refuses NaN and infinite samples, but for nodata (``nodata``, and
     any NaN where NaN is ``fill_value``) and the fill value (zarr's padding,
     which may be infinite): checked before nodata is filled in from the data
@@ -311,7 +312,7 @@ def _require_finite(arr: np.ndarray, mode: str, fill_value=None, nodata=None) ->
         nan = int(np.isnan(arr[bad]).sum())
         inf = int(bad.sum()) - nan
         raise NonFiniteError(
-            f"{mode} needs finite values: this chunk holds {nan} NaN and {inf} infinite "
+            f"{mode} needs finite values: {where} holds {nan} NaN and {inf} infinite "
             f"values among its {arr.size}. Replace them in the data with a finite value, "
             f"or name masked cells as nodata (nodata=, e.g. -999: decoded exactly and kept "
             f"out of every reduced level) or make NaN the fill value (encode's fill_value=, "
@@ -648,12 +649,12 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     # restored by the decoder
     finite = "tolerance mode" if options["mode"] == "tolerance" else "lossy coding"
     if options["mode"] != "lossless":
-        _require_finite(arr, finite, fill_value, options["nodata"])
+        require_finite(arr, finite, fill_value, options["nodata"])
     arr, padding = _edges.padded(arr, fill_value, options["mode"] == "tolerance", colour_axis, axes,
                                  options["nodata"])
     fill = _edges.sample_of(fill_value, arr.dtype)
     if options["mode"] != "lossless" and fill is not None and np.isinf(fill):
-        _require_finite(arr, finite)   # (the padding replaced: an infinity left is data)
+        require_finite(arr, finite)   # (the padding replaced: an infinity left is data)
     psnr = options["psnr"]   # (as given: the warning below names it, scaled or not)
     if padding is not None:
         options = _padded_targets(options, padding, arr)

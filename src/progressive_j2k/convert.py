@@ -22,7 +22,7 @@ from progressive_j2k._guards import (_already_there, local_metadata, refuse_fore
                                      refuse_to_overwrite_input, settle_zarr_writes,
                                      staging_beside, swap_in)
 from progressive_j2k._optional import require, require_zarr, zarr_store
-from progressive_j2k.errors import NonFiniteError, PSNRPeakWarning
+from progressive_j2k.errors import PSNRPeakWarning
 
 
 #: default_chunks keeps an untransformed last axis this short whole
@@ -373,25 +373,12 @@ def _pieces(lo: int, hi: int, unit: int) -> tuple:
 def _refuse_values_in_memory(data, nan_ok: bool) -> None:
     """Infinite values (and NaN, unless it is nodata) in a numpy array in
     memory (or an xarray DataArray's), refused before anything is created or
-    overwritten: found in a chunk by the codec, they stop the write part-way,
-    after overwrite=True has deleted what was there.  (Lazy inputs are read
-    once, as written.)"""
+    overwritten: found in a chunk by the codec, they stop the write part-way.
+    (Lazy inputs are read once, as written.)"""
     if type(data) is not np.ndarray:
         data = getattr(data, "data", None)   # (a DataArray over numpy)
-    if type(data) is not np.ndarray or data.dtype.kind != "f" or np.isfinite(data).all():
-        return
-    nan = int(np.isnan(data).sum())
-    inf = int(data.size - nan - np.isfinite(data).sum())
-    if inf or not nan_ok:
-        held = [f"{inf} infinite values"] if inf else []
-        held += [] if nan_ok or not nan else [f"{nan} NaN"]
-        raise NonFiniteError(
-            f"the data holds {' and '.join(held)} among its {data.size} values: the codec "
-            f"takes finite ones" + ("" if nan_ok or not nan else
-                                    "; for masked cells give nodata= (e.g. -999, recorded as "
-                                    "xarray's _FillValue) or fill_value=np.nan: nodata decodes "
-                                    "exactly and stays out of reduced levels"),
-            0 if nan_ok else nan, inf)
+    if type(data) is np.ndarray:
+        _api.require_finite(data, "to_zarr", math.nan if nan_ok else None, where="the data")
 
 
 def _fill_value_in(dtype: np.dtype, fill_value):
