@@ -59,6 +59,11 @@ def channels_first_colour_axis(shape, dtype, axes) -> int | None:
     return candidate
 
 
+def colour_image_axes(ndim: int, colour_axis: int) -> list:
+    """The two image axes of a colour axis's planes: the last two others."""
+    return [a for a in range(ndim) if a != colour_axis][-2:]
+
+
 def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
     """"auto"'s colour axis where the three planes along it share their
     detail (three unrelated channels are smaller as planes: _unlike_share):
@@ -75,9 +80,9 @@ def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
         channels_first_colour_axis(arr.shape, arr.dtype, options["axes"])
     if candidate is None or not arr.size:   # (an empty array: no planes to judge)
         return colour_axis
-    image = (ndim - 3, ndim - 2) if candidate == ndim - 1 else (ndim - 2, ndim - 1)
-    planes = np.moveaxis(arr[tuple(slice(None) if a in (candidate,) + image else 0
-                                   for a in range(ndim))], -1 if candidate == ndim - 1 else 0, 0)
+    kept = sorted([candidate] + colour_image_axes(ndim, candidate))
+    planes = np.moveaxis(arr[tuple(slice(None) if a in kept else 0 for a in range(ndim))],
+                         kept.index(candidate), 0)
     return candidate if _unlike_share(planes) < UNLIKE_SHARE else None
 
 

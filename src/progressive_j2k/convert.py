@@ -168,7 +168,7 @@ def chosen_colour_axis(data, dtype, options: dict, read: dict | None = None):
         _axes.channels_first_colour_axis(shape, dtype, options["axes"])
     if candidate is None:
         return _axes.AUTO_COLOUR
-    image = [a for a in range(len(shape)) if a != candidate][-2:]
+    image = _axes.colour_image_axes(len(shape), candidate)
     block = _central_block(data, [3 if a == candidate else min(n, AXES_SAMPLE_EDGE)
                                   if a in image else 1 for a, n in enumerate(shape)], read)
     chosen = _axes.encoder_colour_axis(options, block)
