@@ -215,6 +215,35 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
             pj.encode(huge, reversible=False)
 
 
+def test_the_axis_choice_leaves_nodata_out(real, tmp_path):
+    """Whether a masked volume is coded in 3-D does not depend on the value
+    that marks its nodata: a float volume masked with -1 was judged a stack
+    of frames (with 0, or unmasked, a volume), coded slice by slice 5%
+    larger and never halved along z.  The colour judgement leaves nodata
+    out too, and to_zarr records the same choice."""
+    volume = real("tlrc_float32_3d")
+    mask = volume < np.percentile(volume, 10)
+    assert pj.read_header(pj.encode(volume, tolerance=1e-6)).axes == (0, 1, 2)
+    for nodata in (0.0, -1.0, -9999.0):
+        masked = np.where(mask, nodata, volume).astype(np.float32)
+        assert pj.read_header(pj.encode(masked, tolerance=1e-3, nodata=nodata)).axes == (0, 1, 2)
+    anatomical = real("anatomical_int16_3d")
+    low = anatomical < np.percentile(anatomical, 5)
+    for nodata in (32767, -32768, 0):
+        marked = np.where(low, nodata, anatomical).astype(np.int16)
+        assert pj.read_header(pj.encode(marked, nodata=nodata)).axes == (0, 1, 2)
+    as_data = np.where(low, 32767, anatomical).astype(np.int16)   # 32767 as data: judged
+    assert pj.read_header(pj.encode(as_data)).axes == (0, 1)          # unlike along the last
+    stored = pj.to_zarr(np.where(mask, -1.0, volume).astype(np.float32), tmp_path / "v.zarr",
+                        tolerance=1e-6, nodata=-1.0)
+    assert pj.open_multiscale(tmp_path / "v.zarr")[1].shape[0] < volume.shape[0]   # z halves
+    assert stored.shape == volume.shape
+    photo = real("astronaut")
+    holed = photo.copy()
+    holed[100:300:7, :, :] = 0   # whole-pixel nodata rows
+    assert pj.read_header(pj.encode(holed, nodata=0)).colour_axis == 2
+
+
 def test_unaligned_arrays_and_buffers(real):
     """The C core reads and writes whole values: an array at an odd address
     is copied before encoding (the same stream), and a raw out= buffer at an

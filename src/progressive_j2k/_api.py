@@ -641,7 +641,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
     check_targets(options)
     options["colour_axis"] = encoder_colour_axis(options, arr)
     if options["axes"] is None and len(arr.shape) <= _core.MAX_NDIM:
-        options["axes"] = choose_axes(arr, options["colour_axis"])
+        options["axes"] = choose_axes(arr, options["colour_axis"], options["nodata"])
     options = resolve_options(options, arr.shape, arr.dtype)
     check_layout(arr.shape, options)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]

@@ -71,7 +71,8 @@ def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
     channels_first_colour_axis; a colour axis given is taken as it is.  The
     colour axis of encode(), and of to_zarr, which judges a block at the
     array's centre and records it.  (Three unrelated 16-bit channels stored
-    channels last were 25% larger with the colour transform.)"""
+    channels last were 25% larger with the colour transform.)  Nodata
+    samples are left out of the judgement."""
     colour_axis = resolve_colour_axis(options, arr.shape, arr.dtype)
     if options["colour_axis"] != AUTO_COLOUR:
         return colour_axis
@@ -83,7 +84,7 @@ def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
     kept = sorted([candidate] + colour_image_axes(ndim, candidate))
     planes = np.moveaxis(arr[tuple(slice(None) if a in kept else 0 for a in range(ndim))],
                          kept.index(candidate), 0)
-    return candidate if _unlike_share(planes) < UNLIKE_SHARE else None
+    return candidate if _unlike_share(planes, options["nodata"]) < UNLIKE_SHARE else None
 
 
 def resolve_colour_axis(options: dict, shape, dtype) -> int | None:
@@ -190,25 +191,35 @@ def _pair_detail(pairs: np.ndarray, finite_data: bool) -> tuple:
     return mixed / counts, within / counts
 
 
-def _unlike_share(block: np.ndarray) -> float:
+def _unlike_share(block: np.ndarray, nodata=None) -> float:
     """The share of the sampled detail in unlike pairs of neighbouring
     planes along axis 0 of a 3-D block (FRAME_DETAIL_LIMIT); 0 where the
-    planes are thin or there is nothing to compare."""
+    planes are thin or there is nothing to compare.  Differences that touch
+    a nodata sample are left out, as non-finite ones are: the codec fills
+    nodata in smoothly, and the value chosen for it should not decide (a
+    volume masked with -1 was judged a stack of frames, with 0 a volume)."""
     if block.shape[0] < 2 or min(block.shape[1:]) < THIN_PLANE:
         return 0.0
-    mixed, within = _pair_detail(_sample_pairs(block), block.dtype.kind in "biu")
+    pairs, finite_data = _sample_pairs(block), block.dtype.kind in "biu"
+    if nodata is not None:
+        values = pairs.astype(np.float64)
+        marked = np.isnan(values) if math.isnan(nodata) else values == nodata
+        if marked.any():
+            pairs, finite_data = np.where(marked, np.nan, values), False
+    mixed, within = _pair_detail(pairs, finite_data)
     total = within.sum()
     if not total > 0:   # flat planes: nothing to tell them apart by
         return 0.0
     return float(within[mixed > FRAME_DETAIL_LIMIT * within].sum() / total)
 
 
-def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
+def choose_axes(arr: np.ndarray, colour_axis: int | None, nodata=None) -> tuple:
     """default_axes less the axes of one sample (OME-Zarr's z of a 2-D
     image: nothing to transform, and a third axis would shrink the default
     chunks), then less the first of three (a stack of frames) or else the
     last (channels last, e.g. RGBA) where neighbouring planes along it do
-    not share their detail (FRAME_DETAIL_LIMIT, UNLIKE_SHARE, THIN_PLANE)."""
+    not share their detail (FRAME_DETAIL_LIMIT, UNLIKE_SHARE, THIN_PLANE;
+    nodata samples left out)."""
     axes = default_axes(arr.ndim, colour_axis)
     if arr.size and any(arr.shape[a] == 1 for a in axes):
         return tuple(a for a in axes if arr.shape[a] > 1) or axes[-1:]
@@ -216,9 +227,9 @@ def choose_axes(arr: np.ndarray, colour_axis: int | None) -> tuple:
         return axes
     # the three axes at the first index of every other axis
     block = arr[tuple(slice(None) if a in axes else 0 for a in range(arr.ndim))]
-    if _unlike_share(block) >= UNLIKE_SHARE:
+    if _unlike_share(block, nodata) >= UNLIKE_SHARE:
         return axes[1:]
-    if _unlike_share(np.moveaxis(block, 2, 0)) >= UNLIKE_SHARE:
+    if _unlike_share(np.moveaxis(block, 2, 0), nodata) >= UNLIKE_SHARE:
         return axes[:2]
     return axes
 

@@ -75,7 +75,7 @@ def chosen_axes(data, dtype, codec_options: dict, read: dict | None = None) -> t
         min(n, 2 * _axes.LIKENESS_SAMPLES) if axis == candidates[0] else
         min(n, AXES_SAMPLE_EDGE) if axis in candidates else min(n, 1)
         for axis, n in enumerate(shape)], read)
-    return _axes.choose_axes(block, colour_axis)
+    return _axes.choose_axes(block, colour_axis, options["nodata"])
 
 
 def _central_block(data, edges, read: dict | None = None) -> np.ndarray:
