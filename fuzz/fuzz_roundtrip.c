@@ -104,7 +104,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (!valid || values[i] > hi) hi = values[i];
                 valid++;
             }
-            if (pj2k_inpaint(values, mask, p.ndim, p.fill_extent, p.naxes, p.axes) != PJ2K_OK)
+            const pj2k_inpaint_style style = data[size - 1] & 32 ? PJ2K_INPAINT_BLOCK_MEANS
+                                                                : PJ2K_INPAINT_SMOOTH;
+            if (pj2k_inpaint(values, mask, p.ndim, p.fill_extent, p.naxes, p.axes, style) != PJ2K_OK)
                 abort();
             for (size_t i = 0; i < inside; i++)
                 if (mask[i] ? valid && (values[i] < lo || values[i] > hi)

@@ -324,17 +324,26 @@ pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *origi
 pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                double *sum);
 
+/* How pj2k_inpaint fills: from the coarsest level down, each cell's missing
+ * share taken from the coarser level interpolated linearly (SMOOTH: a
+ * smooth continuation, for the 9/7, whose quantisation errors in the data
+ * it keeps small), or every nodata sample the mean of the data in the
+ * smallest block of the pyramid around it that holds some (BLOCK_MEANS:
+ * flat regions, for the reversible modes, which code a smooth fill's
+ * rounding in every sample; docs/DESIGN.md 61). */
+typedef enum { PJ2K_INPAINT_SMOOTH = 0, PJ2K_INPAINT_BLOCK_MEANS = 1 } pj2k_inpaint_style;
+
 /* Before an encode with pj2k_params.nodata_mask: the `mask`ed values (one
  * byte per value, non-zero: nodata) of a C-contiguous float64 array of
- * `shape` replaced, in place, by a smooth continuation of the others along
- * the `naxes` (at most PJ2K_MAX_AXES) strictly increasing `axes` (push-pull: each level's cells the
- * mean of the data in their block, each finer level's missing share
- * interpolated linearly from the coarser; clipped to the data's range;
- * docs/DESIGN.md 59).  Other values are left as they are.  No axis nor
- * the product may exceed 2**48.  Allocates about 4-8 bytes per value over
- * two or three axes, up to 24 along one. */
+ * `shape` replaced, in place, by a continuation of the others along the
+ * `naxes` (at most PJ2K_MAX_AXES) strictly increasing `axes` (push-pull:
+ * each level's cells the mean of the data in their block, the finer levels
+ * completed from the coarser as `style` says; clipped to the data's range;
+ * docs/DESIGN.md 59).  Other values are left as they are.  No axis nor the
+ * product may exceed 2**48.  Allocates about 4-8 bytes per value over two
+ * or three axes, up to 24 along one. */
 pj2k_status pj2k_inpaint(double *values, const uint8_t *mask, int ndim, const uint64_t *shape,
-                         int naxes, const int *axes);
+                         int naxes, const int *axes, pj2k_inpaint_style style);
 
 /* Parse and validate the header.  On PJ2K_ERR_TRUNCATED, header->header_length
  * holds the number of bytes needed (PJ2K_FIXED_HEADER if fewer than that were

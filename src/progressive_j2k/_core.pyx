@@ -111,8 +111,11 @@ cdef extern from "progressive_j2k.h" nogil:
                                  double *y)
     pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                    double *sum)
+    ctypedef enum pj2k_inpaint_style:
+        PJ2K_INPAINT_SMOOTH
+        PJ2K_INPAINT_BLOCK_MEANS
     pj2k_status pj2k_inpaint(double *values, const uint8_t *mask, int ndim, const uint64_t *shape,
-                             int naxes, const int *axes)
+                             int naxes, const int *axes, pj2k_inpaint_style style)
     const char *pj2k_status_message(pj2k_status status)
     const char *pj2k_kernels_name()
 
@@ -515,9 +518,11 @@ def squared_error(const uint8_t[::1] a, const uint8_t[::1] b, int dtype_code):
     return total
 
 
-def inpaint(double[::1] values, const uint8_t[::1] mask, tuple shape, tuple axes):
+def inpaint(double[::1] values, const uint8_t[::1] mask, tuple shape, tuple axes,
+            bint block_means=False):
     """The masked values of a float64 array of `shape` (flat, C order)
-    filled in place from the others along `axes` (pj2k_inpaint)."""
+    filled in place from the others along `axes` (pj2k_inpaint): smooth, or
+    with block_means the mean of the data in the smallest block around."""
     cdef uint64_t dims[PJ2K_MAX_NDIM]
     cdef int axis_list[PJ2K_MAX_AXES]
     cdef pj2k_status status
@@ -533,7 +538,8 @@ def inpaint(double[::1] values, const uint8_t[::1] mask, tuple shape, tuple axes
     if values.shape[0] == 0:
         return
     with nogil:
-        status = pj2k_inpaint(&values[0], &mask[0], ndim, dims, naxes, axis_list)
+        status = pj2k_inpaint(&values[0], &mask[0], ndim, dims, naxes, axis_list,
+                              PJ2K_INPAINT_BLOCK_MEANS if block_means else PJ2K_INPAINT_SMOOTH)
     if status != PJ2K_OK:
         raise_status(status, "inpaint")
 

@@ -252,19 +252,25 @@ def whole_pixels(mask: np.ndarray, colour_axis=None) -> np.ndarray:
     return np.broadcast_to(mask.all(axis=colour_axis, keepdims=True), mask.shape)
 
 
-def inpaint(data: np.ndarray, mask: np.ndarray, axes) -> np.ndarray:
-    """``data`` with its ``mask``ed samples replaced by a smooth
-    continuation of the others along ``axes`` (the transformed ones; each
-    plane and colour component apart), within their range and rounded to
-    the dtype (_core.inpaint: push-pull, each level's cells the mean of the
-    data they hold, then from the coarsest level down each cell's missing
-    part filled from the coarser level interpolated linearly).  Near the
-    data the fill is the nearby data's mean, so coarse levels that blend
-    the two stay near the data (docs/DESIGN.md 59); deep inside a masked
-    region it is smooth, and costs few bits."""
+def inpaint(data: np.ndarray, mask: np.ndarray, axes, block_means: bool = False) -> np.ndarray:
+    """``data`` with its ``mask``ed samples replaced by a continuation of
+    the others along ``axes`` (the transformed ones; each plane and colour
+    component apart), within their range and rounded to the dtype
+    (_core.inpaint: push-pull, each level's cells the mean of the data they
+    hold, then from the coarsest level down each cell's missing part filled
+    from the coarser level).  Smooth (the coarser level interpolated
+    linearly) for the 9/7, whose quantisation errors in the data it keeps
+    small; with ``block_means`` each nodata sample is the mean of the data
+    in the smallest block of the pyramid around it that holds some: flat
+    regions, which the reversible modes often code in fewer bits than a
+    smooth fill's rounding, and partly masked cells of coarse levels nearer
+    their data's mean (docs/DESIGN.md 61).  Either way the fill near the
+    data is the nearby data's mean, so coarse levels that blend the two
+    stay near the data (docs/DESIGN.md 59)."""
     values = np.ascontiguousarray(data, np.float64).copy().reshape(-1)
     flat = np.ascontiguousarray(mask, np.uint8).reshape(-1)
-    _core.inpaint(values, flat, data.shape, tuple(sorted(a % data.ndim for a in axes)))
+    _core.inpaint(values, flat, data.shape, tuple(sorted(a % data.ndim for a in axes)),
+                  block_means)
     filled = values[flat.view(bool)]
     if data.dtype.kind in "iu":
         filled = np.rint(filled)
@@ -273,14 +279,16 @@ def inpaint(data: np.ndarray, mask: np.ndarray, axes) -> np.ndarray:
     return out
 
 
-def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=(), nodata=None):
+def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=(), nodata=None,
+           block_means: bool = False):
     """(``arr`` with its fill padding replaced by the data's continuation
     (pad_chunk), Padding) where it has some that stands out from the data
     (stands_out), else (arr, None).  ``nodata`` (and any NaN where NaN is
     the fill value) marks samples that are no data: inside the data they
-    are filled in smoothly along ``axes`` (inpaint), in trailing slices they
-    are padding, and either way they decode as nodata, which is then the
-    chunk's fill sample (a chunk without them pads with the fill value)."""
+    are filled in along ``axes`` (inpaint, smooth or with ``block_means``),
+    in trailing slices they are padding, and either way they decode as
+    nodata, which is then the chunk's fill sample (a chunk without them
+    pads with the fill value)."""
     keep = () if colour_axis is None else (colour_axis,)
     fill, named = sample_of(fill_value, arr.dtype), sample_of(nodata, arr.dtype)
     nan_fill = fill is not None and arr.dtype.kind == "f" and np.isnan(fill)
@@ -295,7 +303,7 @@ def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=(), n
             mask = mask if mask.any() else None
             # (nothing but nodata: any values, zero codes for least)
             data = box if mask is None else np.zeros_like(box) if mask.all() else \
-                inpaint(box, mask, axes)
+                inpaint(box, mask, axes, block_means)
             return (pad_chunk(data, arr.shape, hold),
                     Padding(extent or arr.shape, fill_bytes(named, arr.dtype), arr, named, mask))
     extent = fill_extent(arr, fill_value, keep)
