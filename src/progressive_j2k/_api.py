@@ -221,57 +221,23 @@ def read_header(buf) -> Header:
 STABLE_SCALE_BITS = {4: 16, 8: 40}
 
 
-def tolerance_scale(arr: np.ndarray, tolerance: float, nodata: float | None = None) -> float:
+def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
     """The quantisation scale of tolerance mode.  Samples become q * scale; a
     scale of 2 * tolerance would leave no room for the dtype's own rounding of
     q * scale, so floats give up one ulp of their largest value (or more,
     STABLE_SCALE_BITS) and integers use a whole number (whose multiples need
-    no rounding).  With `nodata`, the largest scale at most that one of
-    which nodata is a multiple, so that it decodes exactly (_on_grid)."""
+    no rounding).  Nodata is no sample of it: streams restore nodata exactly
+    from their fill sample (format versions 9 and 10), so its value changes
+    neither the scale nor the stream (docs/DESIGN.md 61)."""
     if arr.dtype.kind == "f":
         peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
-        if nodata is not None:   # (the same scale whether or not a chunk holds it: partial writes)
-            peak = max(peak, abs(arr.dtype.type(nodata)))
         stable = tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize]
         scale = 2 * tolerance - max(_ulp(peak, arr.dtype), _ulp(stable, arr.dtype))
         if not scale >= tolerance:
             raise ValueError(f"tolerance {tolerance:g} is below the precision of {arr.dtype} "
-                             f"at values up to {float(peak):g}"
-                             + (" (nodata)" if nodata is not None and peak == abs(nodata) else ""))
-    else:
-        scale = max(1.0, math.floor(2 * tolerance))
-    return scale if nodata is None else _on_grid(scale, nodata, arr.dtype)
-
-
-def _on_grid(scale: float, nodata: float, dtype: np.dtype) -> float:
-    """The largest scale s <= `scale` found with nodata = k * s for a whole
-    k as the decoder computes it (float64 k * s, then the dtype's rounding:
-    for integers half up, which keeps the bound while s <= the whole default
-    scale, and rewrites stable while s > 1), so that a sample of exactly
-    nodata decodes to it: s = |nodata| / k for the smallest k that allows,
-    nudged by ulps, else with k a power of two (s exact, at least scale / 2)."""
-    target = abs(nodata)   # (a value of the dtype: check_dtype)
-    if target == 0:
+                             f"at values up to {float(peak):g}")
         return scale
-    if target < scale / 2:
-        raise ValueError(f"nodata {nodata:g} lies within half a grid step ({scale:g}) of 0: its "
-                         f"grid would be {scale / target:.3g}x finer than this tolerance needs. "
-                         f"Use 0 (always exact) or a value at least {scale / 2:g} from 0")
-
-    def decodes(k, s):
-        value = k * s
-        value = math.floor(value + 0.5) if dtype.kind in "iu" else float(dtype.type(value))
-        return value == target
-
-    count = max(1, math.ceil(target / scale))
-    for k in range(count, count + 8):
-        s = target / k
-        for _ in range(8):   # an ulp or two either way, at most `scale`
-            if s <= scale and decodes(k, s):
-                return s
-            s = math.nextafter(s, 0.0 if s > scale or k * s > target else math.inf)
-    k = 2.0 ** math.ceil(math.log2(count))
-    return target / k   # exact (k a power of two), and k * (target / k) == target
+    return max(1.0, math.floor(2 * tolerance))
 
 
 _peak = _metrics.peak_magnitude
@@ -324,12 +290,13 @@ def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
     max|data| where the mode scans the values for it (lossy; else None)."""
     tol = options["tolerance"]
     if tol is not None:   # (finite values: encode checked them)
-        scale = tolerance_scale(arr, tol, options["nodata"])
-        peak = max(_peak(arr), abs(options["nodata"] or 0.0))
+        # (nodata is no sample of the grid: the stream restores it exactly,
+        # from its fill sample, since format version 9 and 10)
+        scale = tolerance_scale(arr, tol)
+        peak = _peak(arr)
         if peak / scale >= 2.0**40:
             raise ValueError(f"tolerance {tol:g} is too small for values up to {peak:g}"
-                             + (" (nodata)" if peak == abs(options["nodata"] or 0.0) else "")
-                             + " (max|data| / (2 tolerance) must be below 2**40)")
+                             " (max|data| / (2 tolerance) must be below 2**40)")
         return TOLERANCE_WAVELET, scale, None
     if options["mode"] == "lossless":
         return LOSSLESS_WAVELET, 0.0, None
