@@ -678,13 +678,15 @@ def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
     chunk of hundreds of MiB around a small array is refused before anything
     is written (a 10 x 10 image in chunks of 100000² was killed allocating
     10 GB; a (2, 3, 600, 600) image in chunks (256, 256) raised MemoryError
-    for 44 GiB; 8 GiB with the default chunks now), with the advice where the lengths look
-    misplaced."""
+    for 44 GiB; 8 GiB with the default chunks now); lengths that look meant
+    for the trailing axes are refused with the chunks they were likely meant
+    as (a 4-band scene in chunks of (256, 256, 900) wrote 40x slower)."""
     stack = real("ect_uint16_2x512x512")
-    with pytest.warns(UserWarning, match=r"at least twice the array's length along axis 0 .*"
+    with pytest.raises(ValueError, match=r"at least twice the array's length along axis 0 .*"
                                          r"padding\. Chunk lengths apply to the leading "
-                                         r"dimensions"):
-        to_zarr(stack, str(tmp_path / "a.zarr"), chunks=(256, 256))
+                                         r"dimensions.*e\.g\. chunks=\(1, 256, 256\)$"):
+        to_zarr(stack, str(tmp_path / "a.zarr"), chunks=(256, 256))   # (refused: lengths
+    assert not (tmp_path / "a.zarr").exists()                         # meant for y and x)
     with pytest.warns(UserWarning, match=r"along axis 0, 1 .*padding$"):   # (no advice)
         to_zarr(real("astronaut")[:200, :240], str(tmp_path / "s.zarr"), chunks=(1024, 1024))
     with warnings.catch_warnings():
@@ -695,10 +697,21 @@ def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
                                          r"than the array \(-1 takes an axis whole\)$"):
         to_zarr(real("camera")[:10, :10], str(tmp_path / "h.zarr"), chunks=(100000, 100000))
     image = np.zeros((2, 3, 600, 600), np.uint16)
-    with pytest.raises(ValueError, match=r"8,192 MiB each: .*Chunk lengths apply to the "
-                                         r"leading dimensions"):
+    with pytest.raises(ValueError, match=r"Chunk lengths apply to the leading dimensions.*"
+                                         r"e\.g\. chunks=\(1, 3, 256, 256\)"):
         to_zarr(image, str(tmp_path / "m.zarr"), chunks=(256, 256))
     assert not (tmp_path / "h.zarr").exists() and not (tmp_path / "m.zarr").exists()
+
+
+def test_cli_names_the_chunks_meant_as_its_flag(real, tmp_path, capsys):
+    """The refusal of lengths meant for y and x names the chunks meant as
+    the flag is typed (a 2-frame stack: --chunks 1,256,256)."""
+    np.save(tmp_path / "s.npy", real("ect_uint16_2x512x512"))
+    assert main(["convert", str(tmp_path / "s.npy"), str(tmp_path / "s.zarr"),
+                 "--chunks", "256,256", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "e.g. --chunks 1,256,256" in err and "chunks=" not in err
+    assert not (tmp_path / "s.zarr").exists()
 
 
 def test_to_zarr_chunks_none_or_minus_one_take_an_axis_whole(real, tmp_path):

@@ -81,7 +81,15 @@ _OPTION_FLAGS = re.compile(r"(?<![\w'/.-])(step|ratio|bits_per_sample|psnr|toler
                            r"(?![\w'/])")
 
 
+#: a Python spelling of a tuple option's value, e.g. "chunks=(1, 256, 256)"
+_TUPLE_VALUE = re.compile(r"(?<![\w'/.-])(axes|chunks|shards)=\(([-\d, ]*)\)")
+
+
 def _as_flags(message: str) -> str:
+    # ("chunks=(1, 256, 256)" as the flag is typed: "--chunks 1,256,256")
+    message = _TUPLE_VALUE.sub(
+        lambda m: f"--{m.group(1)} " + ",".join(v.strip() for v in m.group(2).split(",") if v.strip()),
+        message)
     seen = set()
 
     def flag(match):
