@@ -32,7 +32,7 @@ def test_to_zarr_memmap_row_by_row(real, tmp_path):
     np.testing.assert_array_equal(z[:], src)
 
 
-def test_to_zarr_chooses_axes_like_encode(real, tmp_path):
+def test_to_zarr_chooses_axes_like_encode(real, tmp_path, capsys):
     """A stack of two unlike CT frames is written frame by frame, as encode()
     codes it (smaller than the 3-D transform); a volume keeps 3-D."""
     stack = real("ect_uint16_2x512x512")
@@ -60,6 +60,15 @@ def test_to_zarr_chooses_axes_like_encode(real, tmp_path):
         out = str(tmp_path / f"{name}.png")
         assert main(["preview", str(tmp_path / f"{name}.zarr"), "--level", "2", "-o", out]) == 0
         assert imagecodecs.png_decode(open(out, "rb").read()).shape == shape
+    # four 16-bit bands (RGB and NIR): RGB, the fourth band no alpha
+    bands = np.concatenate([photo.astype(np.uint16) * 200, real("camera")[:300, :451, None]
+                            .astype(np.uint16) * 100], axis=2)
+    to_zarr(bands, str(tmp_path / "bands.zarr"))
+    out = str(tmp_path / "bands.png")
+    assert main(["preview", str(tmp_path / "bands.zarr"), "--level", "2", "-o", out]) == 0
+    assert "channel 3 left out" in capsys.readouterr().out
+    picture = imagecodecs.png_decode(open(out, "rb").read())
+    assert picture.shape == (75, 113, 3) and picture.std() > 20
 
 
 def test_to_zarr_axes_choice_reads_a_small_block(real, tmp_path):

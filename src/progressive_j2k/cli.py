@@ -336,8 +336,10 @@ def preview(args):
     # the image plane: the last two transformed axes that are not short
     # (bands coded in 3-D are; or else the last two axes), of those --at
     # leaves (--at y=100 on a volume shows z and x); a last axis of 3 or 4
-    # outside it is RGB(A), as PNG takes it; every other axis (frames,
-    # bands, slices) at its middle, or where --at says
+    # outside it is RGB(A) as PNG takes it (16-bit and float: RGB of the
+    # first three, a fourth being a band such as NIR, which as alpha washed
+    # the picture out); every other axis (frames, bands, slices) at its
+    # middle, or where --at says
     options = codec_options(array)
     picks = level0_picks([pair for picks in args.at or () for pair in picks], array.shape,
                          "--at", axis_names(array))
@@ -368,8 +370,11 @@ def preview(args):
                          f"pixels, more than a preview reads ({PREVIEW_MAX_BYTES >> 30} GiB): "
                          f"choose a coarser level (up to {len(levels) - 1})")
     image = level[key]
+    left_out = ""
     if colour is not None:   # to the end, where PNG wants it
         image = np.ascontiguousarray(np.moveaxis(image, sum(a in axes for a in range(colour)), -1))
+        if image.shape[-1] == 4 and image.dtype != np.uint8:   # a band (NIR), not alpha
+            image, left_out = image[..., :3], " (channel 3 left out: pick it with --at)"
     if image.dtype != np.uint8 or args.range is not None:
         picked = {a: k for a, k in enumerate(key) if isinstance(k, int)}
         nodata = options["nodata"]
@@ -389,7 +394,7 @@ def preview(args):
         image = np.nan_to_num(scaled).astype(np.uint8)
     with open(args.output, "wb") as f:
         f.write(imagecodecs.png_encode(image))
-    print(f"wrote {args.output}: level {args.level}, {image.shape}")
+    print(f"wrote {args.output}: level {args.level}, {image.shape}{left_out}")
 
 
 def _display_range(text: str) -> tuple:
