@@ -215,31 +215,47 @@ def test_default_axes_leave_a_stack_of_unlike_frames_as_planes(real):
             pj.encode(huge, reversible=False)
 
 
-def test_the_axis_choice_leaves_nodata_out(real, tmp_path):
-    """Whether a masked volume is coded in 3-D does not depend on the value
-    that marks its nodata: a float volume masked with -1 was judged a stack
-    of frames (with 0, or unmasked, a volume), coded slice by slice 5%
-    larger and never halved along z.  The colour judgement leaves nodata
-    out too, and to_zarr records the same choice."""
+def test_the_axis_choice_judges_nodata_as_coded(real, tmp_path):
+    """The axis and colour judgements see nodata filled in as the reversible
+    modes may code it, whatever value marks it: a float volume masked with
+    -1 was judged a stack of frames (with 0, or unmasked, a volume), coded
+    slice by slice 5% larger and never halved along z.  Leaving the nodata
+    samples out instead (a first mend) took two unlike frames for a volume
+    where one was all nodata or their outside was masked (twice the
+    planes' size), and gave an RGB image with an empty channel the colour
+    transform (nodata is whole pixels there: that channel is colour)."""
     volume = real("tlrc_float32_3d")
     mask = volume < np.percentile(volume, 10)
     assert pj.read_header(pj.encode(volume, tolerance=1e-6)).axes == (0, 1, 2)
     for nodata in (0.0, -1.0, -9999.0):
         masked = np.where(mask, nodata, volume).astype(np.float32)
-        assert pj.read_header(pj.encode(masked, tolerance=1e-3, nodata=nodata)).axes == (0, 1, 2)
+        assert pj.read_header(pj.encode(masked, tolerance=1e-6, nodata=nodata)).axes == (0, 1, 2)
     anatomical = real("anatomical_int16_3d")
     low = anatomical < np.percentile(anatomical, 5)
-    for nodata in (32767, -32768, 0):
-        marked = np.where(low, nodata, anatomical).astype(np.int16)
-        assert pj.read_header(pj.encode(marked, nodata=nodata)).axes == (0, 1, 2)
-    as_data = np.where(low, 32767, anatomical).astype(np.int16)   # 32767 as data: judged
-    assert pj.read_header(pj.encode(as_data)).axes == (0, 1)          # unlike along the last
+    chosen = {pj.read_header(pj.encode(np.where(low, nodata, anatomical).astype(np.int16),
+                                       nodata=nodata)).axes for nodata in (32767, -32768, 0)}
+    assert len(chosen) == 1   # (as data, 0 and 32767 were judged apart)
     stored = pj.to_zarr(np.where(mask, -1.0, volume).astype(np.float32), tmp_path / "v.zarr",
                         tolerance=1e-6, nodata=-1.0)
     assert pj.open_multiscale(tmp_path / "v.zarr")[1].shape[0] < volume.shape[0]   # z halves
     assert stored.shape == volume.shape
-    photo = real("astronaut")
-    holed = photo.copy()
+    # two unlike frames: one all nodata, or both with their outside masked
+    frames = real("ect_uint16_2x512x512").copy()
+    grid = np.ogrid[:512, :512]
+    outside = ((grid[0] - 256) / 256.0) ** 2 + ((grid[1] - 256) / 256.0) ** 2 > 0.8
+    missing = frames.copy()
+    missing[0] = 65535
+    cut = np.where(outside, 65535, frames).astype(np.uint16)
+    for stack in (missing, cut):
+        chosen = pj.encode(stack, nodata=65535)
+        assert pj.read_header(chosen).axes == (1, 2)
+        assert len(chosen) < 0.8 * len(pj.encode(stack, nodata=65535, axes=(0, 1, 2)))
+    photo = real("astronaut")[:256, :256].copy()
+    photo[..., 2] = 0                                  # an empty channel: colour data
+    photo[photo.max(axis=-1) < 20] = 0                 # and dark pixels as nodata
+    header = pj.read_header(pj.encode(photo, nodata=0))
+    assert header.colour_axis is None and header.axes == (0, 1)
+    holed = real("astronaut").copy()
     holed[100:300:7, :, :] = 0   # whole-pixel nodata rows
     assert pj.read_header(pj.encode(holed, nodata=0)).colour_axis == 2
 

@@ -140,7 +140,7 @@ typedef struct {
     uint8_t fill_value[PJ2K_FILL_BYTES];
     /* With fill: NULL, or one byte per sample of the data's extent (the box
      * of fill_extent, in C order), non-zero where the sample is nodata: the
-     * caller has replaced it by a value smoothly continuing its data, which
+     * caller has replaced it by a value continuing its data (pj2k_inpaint), which
      * the transform codes; the decoder sets it to the fill sample, and at a
      * reduced level every sample whose block (2**level samples along each
      * transformed axis) is nodata or padding throughout.  At least one must

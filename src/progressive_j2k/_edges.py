@@ -2,7 +2,8 @@
 values that continue the data (pad_chunk), finding where zarr completed
 them with the array's fill value (fill_extent, padded), and their targets
 scaled to their data (edge_chunk_options); the samples a caller names
-nodata inside the data, filled in smoothly (nodata_mask, inpaint)."""
+nodata inside the data, filled in from the data around it (nodata_mask,
+inpaint)."""
 from __future__ import annotations
 
 import math
