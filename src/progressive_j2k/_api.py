@@ -560,11 +560,9 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         smaller: docs/DESIGN.md 61) and decode as the value again, exactly,
         at full resolution and at a reduced level wherever a sample's whole
         block is nodata (format version 10; docs/DESIGN.md 59); it is then
-        also the chunk's fill value (below).  In tolerance mode the grid's
-        spacing also narrows to about the largest, at most its default, of
-        which nodata is a whole multiple, so that it decodes exactly in
-        chunks written before this rule, and it must be at least half a
-        grid step from 0 (0 is always exact).  A value of the dtype.
+        also the chunk's fill value (below).  Its value changes neither the
+        axes chosen nor tolerance mode's grid (docs/DESIGN.md 61).  A value
+        of the dtype.
     close_gaps: lossless streams (mode "lossless", and a lossy target's
         chunks stored losslessly) of 8- and 16-bit integers: True closes the
         runs of values that no sample of the chunk takes (up to 4 runs of 16
