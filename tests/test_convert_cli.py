@@ -69,6 +69,16 @@ def test_to_zarr_chooses_axes_like_encode(real, tmp_path, capsys):
     assert "channel 3 left out" in capsys.readouterr().out
     picture = imagecodecs.png_decode(open(out, "rb").read())
     assert picture.shape == (75, 113, 3) and picture.std() > 20
+    # ... also with an omero window per band (the fourth one's window was
+    # broadcast against three channels, found by a review)
+    windows = {"channels": [{"window": {"start": 0, "end": 20000 * (c + 1)}} for c in range(4)]}
+    to_zarr(bands, str(tmp_path / "named.zarr"), dimension_names=("y", "x", "c"),
+            attributes={"omero": windows})
+    assert main(["preview", str(tmp_path / "named.zarr"), "--level", "2", "-o", out]) == 0
+    windowed = imagecodecs.png_decode(open(out, "rb").read()).astype(float)
+    assert windowed.shape == (75, 113, 3)
+    # each channel through its own window: red brightest, blue darkest
+    assert windowed[..., 0].mean() > windowed[..., 1].mean() > windowed[..., 2].mean()
 
 
 def test_to_zarr_axes_choice_reads_a_small_block(real, tmp_path):
@@ -710,6 +720,15 @@ def test_to_zarr_warns_of_chunks_far_longer_than_the_array(real, tmp_path):
                                          r"e\.g\. chunks=\(1, 3, 256, 256\)"):
         to_zarr(image, str(tmp_path / "m.zarr"), chunks=(256, 256))
     assert not (tmp_path / "h.zarr").exists() and not (tmp_path / "m.zarr").exists()
+    # a leading chunk a few times its axis may be meant (found by a review:
+    # these were refused, and the chunks named would have cut x into 64s)
+    slices = real("mni152_t1_uint8_3d")[:30, :128, :128]
+    for data, chunks in ((slices, (64,)), (stack, (4,)), (slices[:5, :20, :20], (10, 20)),
+                         (slices[None, None], (1, 1, 64))):
+        with pytest.warns(UserWarning, match=r"padding\. Chunk lengths apply to the leading"):
+            z = to_zarr(data, str(tmp_path / "l.zarr"), chunks=chunks, overwrite=True)
+        assert z.chunks[:len(chunks)] == chunks
+        np.testing.assert_array_equal(z[...], data)
 
 
 def test_cli_names_the_chunks_meant_as_its_flag(real, tmp_path, capsys):

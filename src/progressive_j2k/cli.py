@@ -382,7 +382,7 @@ def preview(args):
         windows = [args.range] if args.range is not None else [
             _omero_window(array, level.shape, picked if colour is None else
                           {**picked, colour: c})
-            for c in range(1 if colour is None else level.shape[colour])]
+            for c in range(1 if colour is None else image.shape[-1])]   # (the channels shown)
         if None in windows:   # the values' range, nodata left out
             valid = image if nodata is None else image[image != nodata]
             windows = [(float(np.nanmin(valid)), float(np.nanmax(valid))) if valid.size
