@@ -278,6 +278,12 @@ def _with_codec_options(z, codec_options: dict):
 #: 10 x 10 image in chunks of 100000² allocated 10 GB and was killed
 PADDED_CHUNK_BYTES = 256 * 2**20
 PADDED_CHUNK_GROWTH = 16
+#: ... and refuses lengths that look meant for the trailing axes where the
+#: axes they were given to hold this many times the padding's worth (a
+#: 4-band scene in chunks (256, 256, 900): 64x, written 40x slower), and
+#: the trailing axes would take them unpadded; less (chunks=(64,) for 30
+#: slices: 2.1x) may be meant as given, and is warned of
+MISPLACED_CHUNK_PADDING = 8
 #: to_zarr copies an array-like stored in chunks (zarr, a tiled TIFF) in
 #: rows of write units as long as its chunks, or as many units as hold at
 #: most this many bytes (edge regions with targets: as before)
@@ -535,13 +541,18 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         # left out is longer than a padded one's chunk
         misplaced = given is not None and any(
             shape[b] >= chunks[a] for a in padded_axes for b in range(len(given), len(shape)))
+        meant = None
+        if misplaced:   # the same lengths on the trailing axes
+            meant = defaults[:len(shape) - len(given)] + tuple(int(c) for c in given)
+        growth = math.prod(chunks[a] / shape[a] for a in padded_axes)
         padding = (f"chunks {chunks} are at least twice the array's length along axis "
                    f"{', '.join(map(str, padded_axes))} (shape {shape}): every chunk codes "
                    f"that much padding")
         advice = (". Chunk lengths apply to the leading dimensions (the trailing ones may be "
                   "left out): give one per axis from the first" if misplaced else "")
-        if misplaced:   # (never meant: a write 40x slower, a read of a corner 0.4 s)
-            meant = defaults[:len(shape) - len(given)] + tuple(int(c) for c in given)
+        if misplaced and growth >= MISPLACED_CHUNK_PADDING and all(
+                c < 2 * n for n, c in zip(shape, meant)):
+            # (never meant: a write 40x slower, a read of a corner 0.4 s)
             raise ValueError(f"{padding}{advice}, e.g. chunks={meant}")
         chunk_bytes = math.prod(chunks) * dtype.itemsize
         if chunk_bytes > max(PADDED_CHUNK_BYTES, PADDED_CHUNK_GROWTH * math.prod(shape)
