@@ -219,20 +219,36 @@ def read_header(buf) -> Header:
 #: format's range), so a chunk that zarr decodes, partly overwrites and
 #: encodes again keeps its values on the same grid and within the bound.
 STABLE_SCALE_BITS = {4: 16, 8: 40}
+#: Beyond that magnitude the margin is the ulp of the chunk's largest value,
+#: which partial writes may change; the array's finite nodata value or fill
+#: value, where larger than that value, then sets the margin where its ulp
+#: costs at most 1/ANCHOR_MARGIN_SHARE of the scale (-9999 at tolerance
+#: 0.01: 1/20), so that the array's chunks share one grid up to its
+#: magnitude (partial writes of a CT masked with -9999 at 0.01 drifted to
+#: 1.7 tolerances without it, found by a review)
+ANCHOR_MARGIN_SHARE = 16
 
 
-def tolerance_scale(arr: np.ndarray, tolerance: float) -> float:
+def tolerance_scale(arr: np.ndarray, tolerance: float, anchors=()) -> float:
     """The quantisation scale of tolerance mode.  Samples become q * scale; a
     scale of 2 * tolerance would leave no room for the dtype's own rounding of
     q * scale, so floats give up one ulp of their largest value (or more,
     STABLE_SCALE_BITS) and integers use a whole number (whose multiples need
     no rounding).  Nodata is no sample of it: streams restore nodata exactly
-    from their fill sample (format versions 9 and 10), so its value changes
-    neither the scale nor the stream (docs/DESIGN.md 61)."""
+    from their fill sample (format versions 9 and 10).  `anchors`: the
+    array's nodata and fill values (None where not set), whose magnitude
+    only widens the margin of chunks whose values pass the stable one, where
+    that costs little (ANCHOR_MARGIN_SHARE; docs/DESIGN.md 61, 62)."""
     if arr.dtype.kind == "f":
         peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
         stable = tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize]
-        scale = 2 * tolerance - max(_ulp(peak, arr.dtype), _ulp(stable, arr.dtype))
+        margin = max(_ulp(peak, arr.dtype), _ulp(stable, arr.dtype))
+        for value in anchors if peak > stable else ():
+            if value is not None and math.isfinite(value):
+                anchored = _ulp(value, arr.dtype)
+                if anchored <= 2 * tolerance / ANCHOR_MARGIN_SHARE:
+                    margin = max(margin, anchored)
+        scale = 2 * tolerance - margin
         if not scale >= tolerance:
             raise ValueError(f"tolerance {tolerance:g} is below the precision of {arr.dtype} "
                              f"at values up to {float(peak):g}")
@@ -285,14 +301,15 @@ def require_finite(arr: np.ndarray, mode: str, fill_value=None, nodata=None,
             f"to_zarr's, or the zarr v3 array's): NaN samples are then nodata", nan, inf)
 
 
-def _wavelet_and_step(arr: np.ndarray, options: dict) -> tuple:
+def _wavelet_and_step(arr: np.ndarray, options: dict, fill=None) -> tuple:
     """The format's wavelet code, the step (lossy) or scale (tolerance), and
-    max|data| where the mode scans the values for it (lossy; else None)."""
+    max|data| where the mode scans the values for it (lossy; else None);
+    `fill`: the array's fill value (tolerance_scale's anchor)."""
     tol = options["tolerance"]
     if tol is not None:   # (finite values: encode checked them)
         # (nodata is no sample of the grid: the stream restores it exactly,
-        # from its fill sample, since format version 9 and 10)
-        scale = tolerance_scale(arr, tol)
+        # from its fill sample, since format versions 9 and 10)
+        scale = tolerance_scale(arr, tol, (options["nodata"], fill))
         peak = _peak(arr)
         if peak / scale >= 2.0**40:
             raise ValueError(f"tolerance {tol:g} is too small for values up to {peak:g}"
@@ -636,21 +653,22 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
             # (one message per target and dtype: warned once, not per chunk)
             message = _metrics.narrow_psnr_message(psnr, arr.dtype)
             warnings.warn(message, PSNRPeakWarning, stacklevel=2)
-        encoded = _encode_filled(filled, padding, options, code, m97_levels)
+        encoded = _encode_filled(filled, padding, options, code, m97_levels, fill)
         best = encoded if best is None or len(encoded) < len(best) else best
         if padding is None or padding.nodata is None or padding.nodata.all():
             break   # (no nodata inside, or nothing else: one fill)
     return best
 
 
-def _encode_filled(arr: np.ndarray, padding, options: dict, code: int, m97_levels) -> bytes:
+def _encode_filled(arr: np.ndarray, padding, options: dict, code: int, m97_levels,
+                   fill=None) -> bytes:
     """encode()'s stream of a chunk whose padding and nodata are filled in
     (_edges.padded): the mode's search, layers, and the lossless stream
-    where a target ends near it."""
+    where a target ends near it; `fill`: the fill value's sample, or None."""
     if padding is not None:
         options = _padded_targets(options, padding, arr)
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
-    wavelet, step, peak = _wavelet_and_step(arr, options)
+    wavelet, step, peak = _wavelet_and_step(arr, options, fill)
     try:
         chunk = _ChunkEncoder(arr, options, code, wavelet, step, m97_levels, padding)
     except ValueError as exc:
