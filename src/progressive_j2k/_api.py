@@ -220,12 +220,14 @@ def read_header(buf) -> Header:
 #: encodes again keeps its values on the same grid and within the bound.
 STABLE_SCALE_BITS = {4: 16, 8: 40}
 #: Beyond that magnitude the margin is the ulp of the chunk's largest value,
-#: which partial writes may change; the array's finite nodata value or fill
-#: value, where larger than that value, then sets the margin where its ulp
-#: costs at most 1/ANCHOR_MARGIN_SHARE of the scale (-9999 at tolerance
-#: 0.01: 1/20), so that the array's chunks share one grid up to its
-#: magnitude (partial writes of a CT masked with -9999 at 0.01 drifted to
-#: 1.7 tolerances without it, found by a review)
+#: which partial writes may change.  A float32 array's finite nodata value
+#: or fill value beyond it sets the margin of every chunk (whatever its
+#: values: a chunk whose first rows stay below the stable magnitude must
+#: take the same grid) where its ulp costs at most 1/ANCHOR_MARGIN_SHARE of
+#: the scale (-9999 at tolerance 0.01: 1/20), so that the array's chunks
+#: share one grid up to its magnitude (partial writes of a CT masked with
+#: -9999 at 0.01 drifted to 1.7 tolerances without it, found by a review).
+#: float64's stable magnitude is the format's limit: nothing to anchor.
 ANCHOR_MARGIN_SHARE = 16
 
 
@@ -237,14 +239,14 @@ def tolerance_scale(arr: np.ndarray, tolerance: float, anchors=()) -> float:
     no rounding).  Nodata is no sample of it: streams restore nodata exactly
     from their fill sample (format versions 9 and 10).  `anchors`: the
     array's nodata and fill values (None where not set), whose magnitude
-    only widens the margin of chunks whose values pass the stable one, where
+    only widens a float32 margin, where it passes the stable magnitude and
     that costs little (ANCHOR_MARGIN_SHARE; docs/DESIGN.md 61, 62)."""
     if arr.dtype.kind == "f":
         peak = np.abs(arr).max() if arr.size else arr.dtype.type(0)
         stable = tolerance * 2.0 ** STABLE_SCALE_BITS[arr.dtype.itemsize]
         margin = max(_ulp(peak, arr.dtype), _ulp(stable, arr.dtype))
-        for value in anchors if peak > stable else ():
-            if value is not None and math.isfinite(value):
+        for value in anchors if arr.dtype.itemsize == 4 else ():
+            if value is not None and math.isfinite(value) and abs(value) > stable:
                 anchored = _ulp(value, arr.dtype)
                 if anchored <= 2 * tolerance / ANCHOR_MARGIN_SHARE:
                     margin = max(margin, anchored)
