@@ -280,8 +280,8 @@ PADDED_CHUNK_BYTES = 256 * 2**20
 PADDED_CHUNK_GROWTH = 16
 #: ... and refuses lengths that look meant for the trailing axes where the
 #: axes they were given to get this many times their length (a 4-band
-#: scene in chunks (256, 256, 900): 64x, written 40x slower; 60 slices in
-#: (420, 420, 1500): 7x, 3.4x slower and 4x the memory), and the trailing
+#: scene in chunks (256, 256, 900): 64x, written 40x slower; 60 slices of
+#: 1500² in chunks (420, 420): 7x, 3.4x slower in 4x the memory), and the trailing
 #: axes would take them unpadded; less (chunks=(64,) for 30 slices: 2.1x)
 #: may be meant as given, and is warned of
 MISPLACED_CHUNK_PADDING = 4
