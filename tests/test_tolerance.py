@@ -204,7 +204,7 @@ def test_nodata_decodes_exactly(real, dtype, nodata, tol):
         assert not (pj.decode(pj.encode(arr, tolerance=tol))[mask] == nodata).all()
 
 
-def test_the_nodata_value_leaves_the_grid_alone(real):
+def test_which_nodata_values_shape_the_grid(real):
     """A brain template (values near 1e-4) masked at a tolerance of 1e-6:
     -9999 (refused before format version 9's fill sample: beyond float32's
     precision at that tolerance), 0 and CF's fill code the same stream but
