@@ -102,6 +102,9 @@ def test_export_refuses_what_jpeg2000_cannot_hold(real, tmp_path):
     (tmp_path / "x.tif").unlink()
     with pytest.raises(ValueError, match="level 0 holds int64"):   # nested lists: one image
         pj.export_jpeg2000([[1, 2], [3, 4]], tmp_path / "x.tif")
+    # a float volume: its dtype named first (no choice of plane would mend it)
+    with pytest.raises(ValueError, match="level 0 holds float32"):
+        pj.export_jpeg2000(real("tlrc_float32_3d"), tmp_path / "x.jp2")
     pj.export_jpeg2000(camera, tmp_path / "f.jp2", psnr=np.float32(40))   # numpy numbers
 
 

@@ -991,6 +991,51 @@ def test_targets_on_constant_floats():
             assert np.abs(dec - arr).max() <= 0.05
 
 
+def test_default_step_keeps_constant_float_chunks(real):
+    """mode="lossy" without a step takes 1/256 of each chunk's span; a
+    constant float chunk has none, and took a step of 1, which zeroed a
+    chunk of 2e-5 (a uniform patch of a flux field) while its neighbours
+    kept 0.4% of theirs.  It now takes the targets' step relative to the
+    value (CONSTANT_STEP): every level of such chunks keeps the value."""
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3
+    field = real("tlrc_float32_3d")[:, :48, :40]
+    field = (field - field.min()) / (field.max() - field.min()) * 1e-5 + 3e-5
+    field[:, :24, :20] = np.float32(2e-5)   # whole chunks of one value
+    z = zarr.create_array(zarr.storage.MemoryStore(), shape=field.shape, chunks=(47, 24, 20),
+                          dtype=field.dtype, serializer=ProgressiveJ2KV3(mode="lossy"),
+                          compressors=None)
+    z[:] = field
+    back = z[:]
+    np.testing.assert_allclose(back[:, :24, :20], 2e-5, rtol=2**-20)
+    assert np.abs(back - field).max() <= 1e-5 / 64
+    for dtype in (np.float32, np.float64):
+        for value in (0.3, -0.001, 2e-5, 1e-38, -3e38):
+            stream = pj.encode(np.full((64, 64), value, dtype), mode="lossy")
+            for level in (0, 1, 6):
+                np.testing.assert_allclose(pj.decode(stream, level=level), value, rtol=2**-20)
+    np.testing.assert_array_equal(pj.decode(pj.encode(np.full((8, 8), 77, np.uint8),
+                                                      mode="lossy")), 77)
+
+
+def test_psnr_out_of_reach_warns(real):
+    """float values far from zero for their range keep less precision than a
+    target asks (camera at 0.5 of range over 1e12: 51 dB where 60 was
+    asked): coded as close as they come, with a PSNRTargetWarning that says
+    how close, not in silence; reachable targets do not warn."""
+    image = real("camera")[:128, :128].astype(np.float64) / 255 * 0.714
+    peak = float(image.max() - image.min())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pj.PSNRTargetWarning)
+        assert psnr(image, pj.decode(pj.encode(image, psnr=60)), peak) >= 60
+    far = image + 1e12
+    with pytest.warns(pj.PSNRTargetWarning, match=r"psnr=60 dB is out of reach .* coded at "
+                                                  r"(\d+\.\d) dB") as caught:
+        decoded = pj.decode(pj.encode(far, psnr=60))
+    reached = float(str(caught[0].message).split("coded at ")[1].split(" dB")[0])
+    assert abs(psnr(far, decoded, peak) - reached) < 0.06 and reached < 60
+
+
 def test_flat_chunks_settle_in_few_trials(real, search_trials, monkeypatch):
     """Chunks whose size hardly depends on the step (constant ones: the
     background of an array) end their search early: a ratio

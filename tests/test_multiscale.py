@@ -409,6 +409,32 @@ def test_xarray_view_of_each_level(real, tmp_path):
             pj.open_multiscale(named)[1].positions(axis)
 
 
+
+def test_scale_keeps_the_grid_of_axes_chunked_one_sample_at_a_time(real):
+    """A stack of frames in chunks of one frame (the usual (1, Y, X) layout)
+    is transformed along all three axes by the fixed rule, but its chunks
+    of one sample are never divided: every level keeps all the frames, on
+    their own grid, so only the image axes' scale grows (it grew along t
+    too, and a copy of level 3 recorded frames 40 s apart for 5)."""
+    frames = real("ect_uint16_2x512x512")
+    physical = {"scale": [5.0, 0.5, 0.5], "axes": [
+        {"name": "t", "unit": "second"}, {"name": "y", "unit": "millimeter"},
+        {"name": "x", "unit": "millimeter"}]}
+    z = zarr.create_array(MemoryStore(), shape=frames.shape, chunks=(1, 256, 256),
+                          dtype=frames.dtype, serializer=ProgressiveJ2KV3(), compressors=None,
+                          attributes={"ome_level0": physical})
+    z[:] = frames
+    levels = pj.open_multiscale(z)
+    assert levels[0]._reader.layout.options["axes"] == (0, 1, 2)   # (1 sample along axis 0)
+    for k in (1, 3):
+        assert levels[k].shape == (2, 512 >> k, 512 >> k)
+        assert levels[k].scale == (5.0, 0.5 * 2**k, 0.5 * 2**k)
+        np.testing.assert_array_equal(levels[k].positions(0), [0, 1])
+        pytest.importorskip("xarray")
+        view = levels[k].to_xarray()
+        np.testing.assert_allclose(view["t"].values, [0.0, 5.0])
+        assert view.attrs["ome_level0"]["scale"] == [5.0, 0.5 * 2**k, 0.5 * 2**k]
+
 def test_levels_pickle_after_reads(real, tmp_path):
     """dask distributed pickles a level to send it to workers; after a read
     the level's header cache holds tasks of the event loop that filled it,

@@ -258,3 +258,37 @@ def test_nan_fill_value_pads_edge_chunks_and_marks_nodata(real):
         z[:] = field
         error = np.abs(z[:] - field)
         assert (error.max() if "tolerance" in options else np.sqrt(np.mean(error**2))) <= 1e-5
+
+
+def test_filters_that_reshape_or_retype_chunks_round_trip(real):
+    """numcodecs filters through zarr's wrappers hand the serializer their
+    output as it comes (Delta flattened, BitRound as integers), and take
+    back bytes on decode: such chunks are coded in the array's chunk shape
+    and dtype, so they read back (they were written, then refused by every
+    read); a filter that changed the chunk's size is refused as it writes."""
+    from zarr.codecs.numcodecs import BitRound, Delta
+    from progressive_j2k.zarr3 import _as_chunk
+    image = real("camera")[:256, :256].astype(np.int16)
+    z = zarr.create_array(MemoryStore(), shape=image.shape, chunks=(128, 128), dtype="i2",
+                          filters=[Delta(dtype="i2")], serializer=ProgressiveJ2K(),
+                          compressors=None)
+    z[:] = image
+    np.testing.assert_array_equal(z[:], image)
+    field = real("tlrc_float32_3d")
+    numcodecs = pytest.importorskip("numcodecs")
+    rounded = numcodecs.BitRound(keepbits=10)
+    z = zarr.create_array(MemoryStore(), shape=field.shape, chunks=(24, 27, 22), dtype="f4",
+                          filters=[BitRound(keepbits=10)],
+                          serializer=ProgressiveJ2K(tolerance=1e-3), compressors=None)
+    z[:] = field
+    expected = rounded.decode(rounded.encode(field)).reshape(field.shape)
+    assert np.abs(z[:] - expected).max() <= 1e-3
+
+    class Spec:   # (the two fields _as_chunk reads of zarr's ArraySpec)
+        shape, dtype = (4, 4), np.dtype("i2")
+    with pytest.raises(ValueError, match="changed the chunk's size"):
+        _as_chunk(np.zeros(16, np.int32), Spec)
+    with pytest.raises(ValueError, match="changed the chunk's size"):
+        _as_chunk(np.zeros(15, np.int16), Spec)
+    np.testing.assert_array_equal(_as_chunk(np.arange(16, dtype=np.uint16), Spec),
+                                  np.arange(16, dtype=np.int16).reshape(4, 4))

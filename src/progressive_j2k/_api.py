@@ -325,10 +325,16 @@ def _wavelet_and_step(arr: np.ndarray, options: dict, fill=None) -> tuple:
     step = options["step"]
     if step is None:
         # 1/256 of the span, in halves that cannot overflow (exact: 256 is a
-        # power of two); a constant chunk: 1, or coarser where its values
-        # would not fit
+        # power of two); a constant chunk: integers 1, or coarser where
+        # their values would not fit; floats relative to their value, as the
+        # targets code them (a step of 1 zeroed a constant chunk of 2e-5)
         span = hi / 256.0 - lo / 256.0
-        step = span if span > 0 else max(1.0, peak / 2.0**40)
+        if span > 0:
+            step = span
+        elif arr.dtype.kind == "f" and peak > 0:
+            step = max(peak * _rate.CONSTANT_STEP, min_lossy_step(arr.shape, options))
+        else:
+            step = max(1.0, peak / 2.0**40)
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"step must be a positive number, got {step}")
     if step > MAX_LOSSY_STEP or peak / step >= MAX_LOSSY_RANGE_OVER_STEP:

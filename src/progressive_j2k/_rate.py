@@ -20,11 +20,13 @@ PREDICTED_TRIALS trials.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
 from progressive_j2k import _core
 from progressive_j2k._metrics import data_quantum, peak_magnitude, psnr, psnr_of_mse, psnr_peak
+from progressive_j2k.errors import PSNRTargetWarning
 
 MAX_TRIALS = 16
 #: A ratio search accepts sizes from target / (1 + RATIO_TOLERANCE) to
@@ -810,4 +812,18 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
     if found is None:   # out of reach: the smallest meeting it
         meeting = [t for t in trials if t[2] >= target]
         found = max(meeting, key=lambda t: t[0]) if meeting else max(trials, key=lambda t: t[2])
+        if not meeting:   # (integers reach exact decodes at the finest steps: floats only)
+            warnings.warn(psnr_out_of_reach_message(arr, target, found[2], peak),
+                          PSNRTargetWarning, stacklevel=4)
     return found[1], found[0], rdo
+
+
+def psnr_out_of_reach_message(arr: np.ndarray, target: float, reached: float,
+                              peak: float) -> str:
+    """PSNRTargetWarning's message: a chunk no step brings to `target` dB
+    (`peak`: the PSNR's, a float chunk's value range)."""
+    largest = peak_magnitude(arr)
+    return (f"psnr={target:g} dB is out of reach for a chunk of {arr.dtype} values up to "
+            f"{largest:g} in magnitude with a range of {peak:g}: coded at {reached:.1f} dB, "
+            f"the closest it comes (lossy coding's precision follows the values' magnitude, not "
+            f"their range: subtract their offset first)")

@@ -51,6 +51,13 @@ class PSNRPeakWarning(UserWarning):
     be as large as the values."""
 
 
+class PSNRTargetWarning(UserWarning):
+    """A ``psnr`` target that no step reaches for a chunk (float values far
+    from zero, whose detail lies below the precision lossy coding keeps at
+    their magnitude): the chunk is coded as close to it as it comes, and the
+    message says how close."""
+
+
 class WholeChunkWarning(UserWarning):
     """open_multiscale on an array whose chunks are compressed again after
     progressive_j2k (e.g. zarr.create_array's default zstd): its levels are

@@ -378,6 +378,10 @@ def _check_image(image, k: int, finest) -> None:
     """ValueError unless level `k` is an image JPEG 2000 takes exactly, of
     the finest level's dtype and samples and no larger."""
     shape, dtype = tuple(image.shape), np.dtype(image.dtype)
+    # (the dtype first: no choice of plane mends it)
+    if dtype.name not in EXPORT_DTYPES:
+        raise ValueError(f"level {k} holds {dtype}: JPEG 2000 export takes "
+                         f"{', '.join(EXPORT_DTYPES)} (samples OpenJPEG codes exactly)")
     if image is not finest and len(shape) == 3 and shape[2:] != tuple(finest.shape[2:]):
         raise ValueError(f"level {k} has shape {shape}, {shape[2]} samples where the finest "
                          f"exported level has {finest.shape[2]}: the array's transform halves "
@@ -400,9 +404,6 @@ def _check_image(image, k: int, finest) -> None:
         raise ValueError(f"level {k} has shape {full}{seen}: JPEG 2000 export takes images, 2-D "
                          f"or with 3 or 4 samples (RGB, RGBA); choose a plane with at={{axis: "
                          f"index}} (the command line's --at AXIS=INDEX) along {spare}")
-    if dtype.name not in EXPORT_DTYPES:
-        raise ValueError(f"level {k} holds {dtype}: JPEG 2000 export takes "
-                         f"{', '.join(EXPORT_DTYPES)} (samples OpenJPEG codes exactly)")
     if 0 in shape:
         raise ValueError(f"level {k} is empty (shape {shape}): nothing to export")
     if image is not finest and (dtype != finest.dtype or shape[2:] != tuple(finest.shape[2:])

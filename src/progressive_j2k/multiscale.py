@@ -77,8 +77,9 @@ class Level:
         self.dtype = layout.dtype
         self.ndim = len(shape)
         scale, self.translation, self.units = reader.physical
-        self.scale = tuple(s * (2**level if axis in transformed else 1)
-                           for axis, s in enumerate(scale))
+        # (chunks of one sample along an axis keep its grid: aligned_levels)
+        self.scale = tuple(s * (2**level if axis in transformed and c > 1 else 1)
+                           for axis, (s, c) in enumerate(zip(scale, layout.chunks)))
 
     @property
     def size(self) -> int:

@@ -16,6 +16,7 @@ writes the resolved number.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,6 +35,25 @@ CODEC_NAME = "progressive_j2k"
 def _native_dtype(dtype):
     """numpy's dtype of a zarr data type (zarr >= 3.1 wraps it)."""
     return dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else np.dtype(dtype)
+
+
+def _as_chunk(array, chunk_spec):
+    """`array` as the chunk the decoder will be asked for (chunk_spec's shape
+    and dtype).  A filter before this codec can hand it over in another
+    shape or dtype of the same width without saying so (numcodecs' Delta
+    flattens, BitRound returns integers, through zarr's wrappers); its
+    decode reads back the bytes, so the chunk is coded as those bytes in
+    the array's chunk shape and dtype, as zarr's bytes codec would store
+    them.  Coded as handed over, such chunks were refused by every read."""
+    shape, dtype = tuple(chunk_spec.shape), _native_dtype(chunk_spec.dtype)
+    if array.shape == shape and array.dtype == dtype:
+        return array
+    if array.dtype.itemsize != dtype.itemsize or array.size != math.prod(shape):
+        raise ValueError(
+            f"{CODEC_NAME} was handed a chunk of shape {array.shape} and dtype {array.dtype} "
+            f"for an array whose chunks are {shape} of {dtype}: a filter before it changed "
+            f"the chunk's size (declare the filter's dtype, or drop the filter)")
+    return np.ascontiguousarray(array).view(dtype).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -128,7 +148,7 @@ class ProgressiveJ2K(ArrayBytesCodec):
         return chunk_spec.prototype.nd_buffer.from_ndarray_like(chunk)
 
     async def _encode_single(self, chunk_array, chunk_spec):
-        array = chunk_array.as_ndarray_like()
+        array = _as_chunk(chunk_array.as_ndarray_like(), chunk_spec)
         # axes and colour axis by the fixed rule on the chunk shape (or as
         # evolve_from_array_spec resolved them), never chosen from one
         # chunk's data: every chunk of an array has the same levels
