@@ -402,8 +402,10 @@ def test_overflowing_knobs_are_named():
     "step must be a positive number, got inf" (no step was given) or "below
     the precision" (it is far above it)."""
     extremes = np.array([[1e308, -1e308], [-1e308, 1e308]])
-    for knob in ({"ratio": 10}, {"psnr": 40}, {"reversible": False}):
-        with pytest.raises(ValueError, match="the default: 1/256 of the span.*scale such values"):
+    for knob, said in (({"ratio": 10}, "where the target's search starts"),
+                       ({"psnr": 40}, "where the target's search starts"),
+                       ({"reversible": False}, "the default")):
+        with pytest.raises(ValueError, match=f"{said}: 1/256 of the span.*scale such values"):
             pj.encode(extremes, **knob)
     for dtype in (np.float64, np.float32, np.int32):
         with pytest.raises(ValueError, match="tolerance must be at most"):

@@ -410,6 +410,35 @@ def test_xarray_view_of_each_level(real, tmp_path):
 
 
 
+def test_xarray_view_keeps_the_cf_fill_value_of_packed_integers(real, tmp_path):
+    """CF packing (int16 with scale_factor, add_offset and _FillValue), as
+    xarray writes a float field losslessly: each level's view keeps the
+    _FillValue xarray masks with (zarr v3: an attribute; v2: the array's
+    fill value), so decode_cf of a level reads its masked cells as NaN, as
+    xarray.open_zarr does (they read -47.68 K).  Coarser levels blend the
+    fill value into the data at the mask's edge: nodata= keeps it apart."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("dask.array")
+    field = real("tlrc_float32_3d")
+    field = (field / field.max() * 30 + 270).astype(np.float32)
+    field[:, :5, :7] = np.nan
+    for fmt, codec in ((3, {"serializer": ProgressiveJ2KV3(), "compressors": None}),
+                       (2, {"compressors": [pj.ProgressiveJ2K()]})):
+        path = str(tmp_path / f"v{fmt}.zarr")
+        xr.Dataset({"t": (("z", "y", "x"), field)}).to_zarr(
+            path, mode="w", zarr_format=fmt, consolidated=False, encoding={"t": {
+                **codec, "chunks": (16, 32, 32), "dtype": "int16", "scale_factor": 0.01,
+                "add_offset": 280.0, "_FillValue": -32768}})
+        expected = xr.open_zarr(path, consolidated=False)["t"].values
+        assert np.isnan(expected).sum() == np.isnan(field).sum()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # (stretched levels)
+            levels = pj.open_multiscale(f"{path}/t")
+        decoded = xr.decode_cf(levels[0].to_xarray().to_dataset())["t"].values
+        np.testing.assert_allclose(decoded, expected, equal_nan=True)
+        assert levels[1].to_xarray().attrs["_FillValue"] == -32768, fmt
+
+
 def test_scale_keeps_the_grid_of_axes_chunked_one_sample_at_a_time(real):
     """A stack of frames in chunks of one frame (the usual (1, Y, X) layout)
     is transformed along all three axes by the fixed rule, but its chunks
@@ -434,6 +463,18 @@ def test_scale_keeps_the_grid_of_axes_chunked_one_sample_at_a_time(real):
         view = levels[k].to_xarray()
         np.testing.assert_allclose(view["t"].values, [0.0, 5.0])
         assert view.attrs["ome_level0"]["scale"] == [5.0, 0.5 * 2**k, 0.5 * 2**k]
+    # chunks shorter than 2**k but longer than one sample: one sample at
+    # each chunk's start, a chunk apart (positions), where scale said 2**k
+    head = real("mni152_t1_uint8_3d")[:64, :64, :64]
+    z = zarr.create_array(MemoryStore(), shape=head.shape, chunks=(8, 64, 64), dtype=head.dtype,
+                          serializer=ProgressiveJ2KV3(levels=5), compressors=None)
+    z[:] = head
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # (levels 4 and 5 are stretched)
+        levels = pj.open_multiscale(z)
+    for k, spacing in ((2, 4), (3, 8), (4, 8), (5, 8)):
+        assert levels[k].scale == (spacing, 2**k, 2**k)
+        assert set(np.diff(levels[k].positions(0))) == {spacing}
 
 def test_levels_pickle_after_reads(real, tmp_path):
     """dask distributed pickles a level to send it to workers; after a read

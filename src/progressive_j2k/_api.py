@@ -337,14 +337,16 @@ def _wavelet_and_step(arr: np.ndarray, options: dict, fill=None) -> tuple:
             step = max(1.0, peak / 2.0**40)
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"step must be a positive number, got {step}")
+    targeted = options["ratio"] is not None or options["psnr"] is not None
     if step > MAX_LOSSY_STEP or peak / step >= MAX_LOSSY_RANGE_OVER_STEP:
-        given = "" if options["step"] is not None else " (the default: 1/256 of the span)"
+        given = ("" if options["step"] is not None else
+                 " (where the target's search starts: 1/256 of the span)" if targeted else
+                 " (the default: 1/256 of the span)")
         raise ValueError(f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step "
                          f"< 2**50 (got step {step:g}{given}, max|data| {peak:g}): "
                          f"scale such values first, or use tolerance=")
     # a target's search starts at this step but keeps to min_lossy_step: it
     # is refused only where every value would quantise to zero there
-    targeted = options["ratio"] is not None or options["psnr"] is not None
     if np.float32(step / _largest_band_norm(arr.shape, options)) == 0 and (
             not targeted or peak < min_lossy_step(arr.shape, options)):
         raise ValueError(f"lossy steps are stored as float32: step {step:g} is below "

@@ -107,9 +107,11 @@ def _within(values, block: np.ndarray):
     spans an ulp, whose default lossy step the encoder refuses."""
     if block.dtype.kind != "f":
         return values
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # (all NaN: no range)
-        lo, hi = np.nanmin(block), np.nanmax(block)
+    # (all NaN: no range; tested first, as nanmin would warn, and a
+    # catch_warnings here would reset every warning's once-per-place record)
+    if block.size == 0 or np.isnan(block).all():
+        return values
+    lo, hi = np.nanmin(block), np.nanmax(block)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return values
     return np.clip(values, float(lo), float(hi))
@@ -280,6 +282,15 @@ def inpaint(data: np.ndarray, mask: np.ndarray, axes, block_means: bool = False)
     return out
 
 
+def nan_as_nodata_message(nodata) -> str:
+    """The warning where a NaN fill value's samples inside a chunk are
+    coded as a finite nodata, which is what they then decode as."""
+    return (f"NaN samples, the fill value's, are coded as nodata={nodata:g} and decode as "
+            f"{nodata:g}, which a reader that masks the fill value (xarray: _FillValue NaN) "
+            f"takes for data: make the fill value the nodata value (to_zarr and convert "
+            f"do), or leave nodata unset to keep NaN")
+
+
 def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=(), nodata=None,
            block_means: bool = False):
     """(``arr`` with its fill padding replaced by the data's continuation
@@ -299,6 +310,8 @@ def padded(arr: np.ndarray, fill_value, hold: bool, colour_axis=None, axes=(), n
         restore = matches(arr, named) | (np.isnan(arr) if nan_fill else False)
         extent = trailing_extent(restore, keep)
         box = arr if extent is None else arr[tuple(slice(0, n) for n in extent)]
+        if nan_fill and not np.isnan(named) and np.isnan(box).any():
+            warnings.warn(nan_as_nodata_message(named), stacklevel=3)
         mask = whole_pixels(restore[tuple(slice(0, n) for n in box.shape)], colour_axis)
         if mask.any() or extent is not None:
             mask = mask if mask.any() else None

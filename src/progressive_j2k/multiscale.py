@@ -34,8 +34,8 @@ from progressive_j2k._optional import require, require_zarr, zarr_store
 from progressive_j2k._ome import PHYSICAL_ATTRIBUTE, ome_level0, ome_metadata, physical_axes
 from progressive_j2k import _reader
 from progressive_j2k._reader import _naming, _Reader, _stored_chunks
-from progressive_j2k._xarray import (_XARRAY_OWN, _coordinate_array, _dimension_names,
-                                     _group_and_name, _nodata_as_nan)
+from progressive_j2k._xarray import (_XARRAY_OWN, _cf_fill_value, _coordinate_array,
+                                     _dimension_names, _group_and_name, _nodata_as_nan)
 from progressive_j2k._zarr_layout import _layout_of, open_zarr_node
 from progressive_j2k.errors import DecodeError, WholeChunkWarning
 
@@ -46,9 +46,10 @@ class Level:
     ``shape``, ``dtype``, ``ndim``, ``chunks`` and numpy basic indexing
     (integers, slices with any step, Ellipsis, None).  Level k divides every transformed
     axis by 2**k, rounded up per chunk.  ``scale``: each axis's sample
-    spacing, level 0's times 2**k along transformed axes (level k's sample i
-    lies at level 0's 2**k * i where chunks are multiples of 2**k; else
-    every 2**k samples from each chunk's start: ``positions``);
+    spacing, level 0's times 2**k along transformed axes, or times the
+    chunk length where chunks are shorter (level k's sample i lies at level
+    0's 2**k * i where chunks are multiples of 2**k; else every 2**k samples
+    from each chunk's start: ``positions``);
     ``translation`` and ``units``: level 0's.
     Level 0's are those the array records (_ome.PHYSICAL_ATTRIBUTE,
     which ``progressive-j2k convert`` takes from an OME-Zarr input), else 1,
@@ -77,8 +78,10 @@ class Level:
         self.dtype = layout.dtype
         self.ndim = len(shape)
         scale, self.translation, self.units = reader.physical
-        # (chunks of one sample along an axis keep its grid: aligned_levels)
-        self.scale = tuple(s * (2**level if axis in transformed and c > 1 else 1)
+        # level k's samples lie 2**k apart in each chunk (positions), one at
+        # each chunk's start where chunks are shorter: c apart (chunks of
+        # one sample keep the axis's grid, aligned_levels)
+        self.scale = tuple(s * (min(2**level, c) if axis in transformed else 1)
                            for axis, (s, c) in enumerate(zip(scale, layout.chunks)))
 
     @property
@@ -129,7 +132,10 @@ class Level:
         the data) is the exception, as xarray.open_zarr masks it: a float
         level reads NaN there (``encoding["_FillValue"]`` keeps the stored
         value), an integer level keeps it and has it as its ``_FillValue``
-        attribute, for decode_cf to mask."""
+        attribute, for decode_cf to mask.  Without nodata the ``_FillValue``
+        xarray masks with (its attribute in zarr v3, the fill value of an
+        array it wrote to zarr v2) stays an attribute, so decode_cf of CF
+        packing (int16 with ``scale_factor``) masks as xarray.open_zarr does."""
         xr = require("xarray", "xarray", "Level.to_xarray")
         reader = self._reader
         attributes = dict(getattr(reader.metadata, "attributes", None) or {})
@@ -151,6 +157,8 @@ class Level:
                 coords[dim] = (dim, reader.physical[1][axis] + reader.physical[0][axis] * at)
             elif axis in transformed:
                 coords[dim] = (dim, at)
+        cf_fill = _cf_fill_value(attributes, reader.metadata.zarr_format,
+                                 reader.layout.fill_value)
         for key in _XARRAY_OWN:
             attributes.pop(key, None)
         if physical and isinstance(attributes.get(PHYSICAL_ATTRIBUTE), dict):
@@ -163,6 +171,8 @@ class Level:
             values = values.map_blocks(_nodata_as_nan, self.dtype.type(nodata), dtype=self.dtype)
         elif nodata is not None and self.dtype.kind in "iu":
             attributes["_FillValue"] = int(nodata)
+        elif cf_fill is not None:   # (CF packing: decode_cf masks as xarray.open_zarr does)
+            attributes["_FillValue"] = cf_fill
         data = xr.DataArray(values, dims=dims,
                             coords={d: xr.Variable(*c) for d, c in coords.items()},
                             attrs=attributes)
