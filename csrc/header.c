@@ -81,10 +81,14 @@ pj2k_status pj2k_check_structure(const pj2k_header *h)
      * leave room for 16 bytes of working memory per element */
     const uint64_t max_total = (uint64_t)SIZE_MAX / 16 < MAX_TOTAL_ELEMENTS
                                ? (uint64_t)SIZE_MAX / 16 : MAX_TOTAL_ELEMENTS;
+    /* the product of the non-zero axes: a zero axis anywhere must not let
+     * the others' product pass unchecked (numpy cannot shape an empty array
+     * whose other axes multiply beyond its limits) */
     uint64_t total = 1;
     for (int i = 0; i < h->ndim; i++) {
         if (h->shape[i] > max_total) return PJ2K_ERR_HEADER;
-        if (h->shape[i] && total > max_total / h->shape[i]) return PJ2K_ERR_HEADER;
+        if (!h->shape[i]) continue;
+        if (total > max_total / h->shape[i]) return PJ2K_ERR_HEADER;
         total *= h->shape[i];
     }
     for (int i = 0; i < h->naxes; i++) {

@@ -315,6 +315,20 @@ def test_empty_array_with_huge_axis_encodes_without_allocating():
     assert pj.decode(enc).shape == (0, 2**33)
 
 
+def test_an_empty_shape_is_judged_by_its_other_axes_in_any_order():
+    """The element limit applies to the product of a shape's non-zero axes
+    wherever its zero axis lies (a fuzz campaign's): (2**47, 2**47, 0) was
+    refused, (0, 2**47, 2**47) read, and its decode met numpy's "array is
+    too big", no DecodeError."""
+    enc = pj.encode(np.zeros((0, 4, 4), np.uint8), levels=0)
+    for shape in ((2**47, 2**47, 0), (0, 2**47, 2**47), (2**47, 0, 2**47)):
+        forged = forge_shape(enc, shape)
+        for read in (pj.read_header, pj.decode, pj.ProgressiveJ2K().decode):
+            with pytest.raises(pj.DecodeError, match="invalid codestream header"):
+                read(forged)
+    assert pj.decode(forge_shape(enc, (0, 2**24, 2**24))).shape == (0, 2**24, 2**24)
+
+
 def test_max_bytes_counts_working_memory():
     enc = pj.encode(np.zeros((1024, 1024), np.uint8))  # tiny stream, 1 MiB output
     needed = pj.read_header(enc).decode_memory()
@@ -422,6 +436,12 @@ def test_out_of_another_dtype_is_refused(chunk):
         with pytest.raises(ValueError, match=f"out has dtype {np.dtype(dtype)}"):
             pj.decode(enc, out=out)
         assert not out.any()
+    # numcodecs' convention for such buffers is a TypeError (its
+    # check_err_decode_object_buffer); OutDtypeError is both
+    with pytest.raises(TypeError, match="out has dtype object"):
+        pj.decode(enc, out=np.empty(arr.size, object))
+    with pytest.raises(TypeError, match="out has dtype >f4"):
+        pj.decode(enc, out=np.empty(arr.size // 4, ">f4"))
     # typed buffers other than numpy arrays, by their format (ctypes' char
     # buffers are bytes)
     import array
@@ -515,3 +535,20 @@ def test_nonpositive_psnr_targets_are_refused_by_the_encoder_only(chunk):
         codec = ProgressiveJ2K(**options)
         with pytest.raises(ValueError, match="psnr targets must be positive"):
             codec.encode(arr)
+
+
+def test_errors_survive_pickling_and_name_what_is_wrong():
+    """Exceptions cross process pools and dask workers pickled:
+    NonFiniteError keeps its counts (it could not be unpickled, which broke
+    the pool).  A 0-d array is refused as such through zarr (it was "at
+    least one axis must be transformed")."""
+    import pickle
+    error = pickle.loads(pickle.dumps(pj.NonFiniteError("2 NaN values", 2, 0)))
+    assert (str(error), error.nan, error.inf) == ("2 NaN values", 2, 0)
+    truncated = pickle.loads(pickle.dumps(pj.TruncatedError("short", 99)))
+    assert truncated.needed == 99
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K as ProgressiveJ2KV3
+    with pytest.raises(ValueError, match="0-d arrays"):
+        zarr.create_array(zarr.storage.MemoryStore(), shape=(), dtype="u1",
+                          serializer=ProgressiveJ2KV3(), compressors=None)

@@ -15,8 +15,8 @@ from progressive_j2k._dtypes import DTYPE_CODES, DTYPES
 from progressive_j2k._options import (check_dtype, check_layout, check_targets, integer_option,
                                       layer_count, lossy_ratio, normalise_options,
                                       resolve_options)
-from progressive_j2k.errors import (DecodeError, NonFiniteError, PSNRPeakWarning, TooLargeError,
-                                    TruncatedError)
+from progressive_j2k.errors import (DecodeError, NonFiniteError, OutDtypeError, PSNRPeakWarning,
+                                    TooLargeError, TruncatedError)
 
 MAX_LEVELS = _core.MAX_LEVELS
 #: Decoding refuses to allocate more than this many bytes (output plus working
@@ -942,7 +942,7 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     if isinstance(out, np.ndarray) and not out.dtype.isnative:
         # the other byte order: values, not bytes (of the same dtype only)
         if out.dtype.newbyteorder("=") != header.dtype.newbyteorder("="):
-            raise ValueError(f"out has dtype {out.dtype.str}, the chunk decodes to "
+            raise OutDtypeError(f"out has dtype {out.dtype.str}, the chunk decodes to "
                              f"{header.dtype.str}")
         if not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
@@ -964,7 +964,7 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         raw_bytes = typed is None or typed.dtype.kind == "V" or (
             typed.dtype.kind in "uiS" and typed.dtype.itemsize == 1)   # (S1: ctypes' char)
         if not raw_bytes and typed.dtype != header.dtype:
-            raise ValueError(f"out has dtype {typed.dtype}, the chunk decodes to {header.dtype} "
+            raise OutDtypeError(f"out has dtype {typed.dtype}, the chunk decodes to {header.dtype} "
                              f"(give an out of that dtype, or raw bytes)")
         target = ensure_contiguous_ndarray(out).reshape(-1).view(np.uint8)
         if target.nbytes != nbytes:

@@ -314,6 +314,9 @@ def check_layout(shape, options: dict) -> None:
     axes, colour_axis, levels = options["axes"], options["colour_axis"], options["levels"]
     if len(shape) > _core.MAX_NDIM:
         raise ValueError(f"at most {_core.MAX_NDIM} dimensions are supported, got {len(shape)}")
+    if not shape:
+        raise ValueError("0-d arrays (scalars) are not supported: a wavelet needs an axis to "
+                         "transform (store the value in an array of shape (1,))")
     if colour_axis is not None and shape[colour_axis] != 3:
         # (the axis counted from the front: a negative one given is named so)
         raise ValueError(f"colour_axis {colour_axis} must have length 3, has {shape[colour_axis]} "

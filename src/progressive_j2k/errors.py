@@ -35,9 +35,17 @@ class NonFiniteError(ValueError):
     """NaN or infinite samples in a chunk whose mode needs finite ones (NaN
     named as nodata aside); ``nan`` and ``inf`` count them."""
 
-    def __init__(self, message: str, nan: int, inf: int):
+    # (defaults: unpickling calls the class with the message alone, then
+    # restores the counts; a process pool or dask worker re-raises it so)
+    def __init__(self, message: str, nan: int = 0, inf: int = 0):
         super().__init__(message)
         self.nan, self.inf = nan, inf
+
+
+class OutDtypeError(TypeError, ValueError):
+    """decode's ``out`` of a dtype the chunk does not decode to (nor raw
+    bytes): a TypeError, as numcodecs codecs raise for such buffers, and a
+    ValueError, as releases before it raised."""
 
 
 class MissingDependencyError(ImportError):
