@@ -308,6 +308,58 @@ def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(rea
     assert "ome_level0" not in zarr.open_array(str(tmp_path / "d.zarr")).attrs
 
 
+def test_cli_reads_fiji_units_and_says_what_export_leaves_out(real, tmp_path, capsys):
+    """What an imaging review found: Fiji writes micrometres as the escaped
+    text "\\u00B5m" (carried as that, not a unit, so export left the pixel
+    size out); ImageJ's "pixel" is an uncalibrated image, no unit; inches
+    and tifffile's millimetre resolution unit are lengths; one named
+    channel keeps its name; export says when it cannot write a pixel size;
+    a TIFF without images and float16 data are refused for what they are."""
+    tifffile = pytest.importorskip("tifffile")
+    camera, volume = real("camera"), real("anatomical_int16_3d")
+    tifffile.imwrite(tmp_path / "fiji.tif", volume, imagej=True, resolution=(4, 4),
+                     metadata={"spacing": 2.5, "unit": "\\u00B5m", "axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "pixel.tif", camera, imagej=True, resolution=(4, 4),
+                     metadata={"unit": "pixel"})
+    tifffile.imwrite(tmp_path / "inch.tif", camera, imagej=True, resolution=(4, 4),
+                     metadata={"unit": "inch"})
+    tifffile.imwrite(tmp_path / "mm.tif", camera, resolution=(4, 4), resolutionunit="MILLIMETER")
+    tifffile.imwrite(tmp_path / "one.ome.tif", camera,
+                     metadata={"axes": "YX", "Channel": {"Name": ["DAPI"]}})
+    tifffile.imwrite(tmp_path / "halfx.ome.tif", camera, metadata={"axes": "YX",
+                                                                   "PhysicalSizeX": 0.3})
+    expected = {"fiji": ([2.5, 0.25, 0.25], ["micrometer"] * 3), "pixel": (None, None),
+                "inch": ([0.25, 0.25], ["inch"] * 2), "mm": ([250.0, 250.0], ["micrometer"] * 2)}
+    for name, (scale, units) in expected.items():
+        out = str(tmp_path / f"{name}.zarr")
+        assert main(["convert", str(tmp_path / f"{name}.tif"), out, "--quiet"]) == 0
+        physical = zarr.open_array(out).attrs.get("ome_level0")
+        if scale is None:
+            assert physical is None
+        else:
+            assert physical["scale"] == scale and [a.get("unit") for a in physical["axes"]] == units
+    assert main(["convert", str(tmp_path / "one.ome.tif"), str(tmp_path / "one.zarr"),
+                 "--quiet"]) == 0
+    assert zarr.open_array(str(tmp_path / "one.zarr")).attrs["omero"] == {
+        "channels": [{"label": "DAPI"}]}
+    # an inch pixel size exported: OME-XML's "in", TIFF's pixels per centimetre
+    assert main(["export", str(tmp_path / "inch.zarr"), str(tmp_path / "inch.ome.tif")]) == 0
+    with tifffile.TiffFile(tmp_path / "inch.ome.tif") as tif:
+        assert 'PhysicalSizeXUnit="in"' in tif.ome_metadata
+        assert tif.pages.first.tags["XResolution"].value == (200, 127)   # 1 / 0.635 cm
+    assert main(["convert", str(tmp_path / "halfx.ome.tif"), str(tmp_path / "halfx.zarr"),
+                 "--quiet"]) == 0
+    with pytest.warns(UserWarning, match="pixel size is not written: .* None and 'micrometer'"):
+        assert main(["export", str(tmp_path / "halfx.zarr"), str(tmp_path / "h.ome.tif")]) == 0
+    (tmp_path / "empty.tif").write_bytes(b"II*\0\0\0\0\0")
+    assert main(["convert", str(tmp_path / "empty.tif"), str(tmp_path / "e.zarr")]) == 2
+    np.save(tmp_path / "half.npy", camera.astype(np.float16))
+    assert main(["convert", str(tmp_path / "half.npy"), str(tmp_path / "f.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no image" in err and "unsupported dtype float16" in err
+    assert "Traceback" not in err
+
+
 def test_cli_converts_zarr_from_a_url(real, tmp_path, capsys):
     """A zarr input named by URL is read through fsspec (an OME-Zarr group's
     level 0 too); file:// URLs are local paths; TIFF and .npy URLs are
@@ -940,6 +992,15 @@ def test_cli_reads_tiffs_read_only_and_refuses_damaged_ones(real, tmp_path, caps
     (tmp_path / "cut.tif").write_bytes(stack[:len(stack) // 3])   # (tifffile: fewer pages)
     assert main(["convert", str(tmp_path / "cut.tif"), str(tmp_path / "t.zarr"), "--quiet"]) == 2
     assert "is cut short" in capsys.readouterr().err
+    # an OME-TIFF cut after its first plane: no next page, and its
+    # description (written after the pixels) past the end; it converted as
+    # one 2-D plane, exit 0
+    tifffile.imwrite(tmp_path / "z.ome.tif", volume, metadata={"axes": "ZYX"})
+    ome = (tmp_path / "z.ome.tif").read_bytes()
+    (tmp_path / "zcut.ome.tif").write_bytes(ome[:len(ome) * 6 // 10])
+    assert main(["convert", str(tmp_path / "zcut.ome.tif"), str(tmp_path / "z.zarr"),
+                 "--quiet"]) == 2
+    assert "is cut short" in capsys.readouterr().err and not (tmp_path / "z.zarr").exists()
     tifffile.imwrite(tmp_path / "tiled.tif", camera, compression="zlib", tile=(128, 128))
     with tifffile.TiffFile(tmp_path / "tiled.tif") as tif:
         offset, count = tif.pages.first.dataoffsets[3], tif.pages.first.databytecounts[3]

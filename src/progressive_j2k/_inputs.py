@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import warnings
 from pathlib import Path
 from urllib.parse import urlparse
@@ -109,6 +110,9 @@ def _tiff_series(tif, series: int | None, path) -> int:
         return f"{i}: {'x'.join(map(str, s.shape))} {s.dtype}" + (f" {s.name!r}" if s.name else "")
 
     count = len(tif.series)
+    if not count:
+        raise ValueError(f"{path}: the TIFF holds no image (a header without pages: "
+                         f"truncated or damaged)")
     listing = "; ".join(map(described, range(count)))
     if series is None:
         if count > 1:
@@ -125,6 +129,8 @@ def _tiff_series(tif, series: int | None, path) -> int:
 #: (Not "invalid page offset" alone: a complete file can end with a bad
 #: pointer past its last page.)
 _TIFF_DAMAGE = ("failed to reshape", "ImageJ series metadata invalid or corrupted file")
+#: Both together, a file cut short after its first page (_tifffile_damage)
+_TIFF_CUT = ("invalid page offset", "invalid value offset")
 
 
 @contextlib.contextmanager
@@ -144,6 +150,12 @@ def _tifffile_damage(path):
     finally:
         logger.removeHandler(handler)
     damage = [m for m in messages if any(d in m for d in _TIFF_DAMAGE)]
+    # a file cut after its first page: tifffile finds no next page and no
+    # tag values written after the pixels (an OME-TIFF's description), and
+    # reads one plane of the stack, its metadata lost
+    cut = [m for m in messages if _TIFF_CUT[1] in m]
+    if not damage and cut and any(_TIFF_CUT[0] in m for m in messages):
+        damage = cut
     if damage:
         raise ValueError(f"{path}: a series is cut short (truncated or damaged): "
                          f"{damage[0]}")
@@ -205,10 +217,27 @@ def _tiff_axes(tif, index: int = 0) -> tuple:
     carried = {PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale,
                                     "translation": [0.0] * len(axes)}}
     channel = "C" if "C" in letters else "S"
-    if channels and channel in letters and len(channels) == tif.series[index].shape[
-            letters.index(channel)]:   # (OME-Zarr viewers label channels from omero)
+    # (OME-Zarr viewers label channels from omero; an image of one channel
+    # has no channel axis, and its one name)
+    if channels and len(channels) == (tif.series[index].shape[letters.index(channel)]
+                                       if channel in letters else 1):
         carried[OMERO_ATTRIBUTE] = {"channels": [{"label": c} for c in channels]}
     return (names if len(set(names)) == len(names) else None), carried
+
+
+#: ImageJ's units of an uncalibrated image
+_IMAGEJ_UNCALIBRATED = ("pixel", "pixels")
+#: TIFF's ResolutionUnit codes in micrometres: centimetre (3), and
+#: tifffile's millimetre (4) and micrometre (5)
+_RESOLUTION_UNIT_MICROMETRES = {3: 1e4, 4: 1e3, 5: 1.0}
+
+
+def _imagej_unit(unit):
+    """ImageJ's unit text as written: Fiji escapes characters beyond ASCII
+    (its micrometre reads "\\u00B5m"), which tifffile leaves as they are."""
+    if not isinstance(unit, str):
+        return None
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), unit).strip()
 
 
 def _tiff_pixel_sizes(tif, index: int = 0) -> tuple:
@@ -246,13 +275,18 @@ def _tiff_pixel_sizes(tif, index: int = 0) -> tuple:
     unit = page.tags.get("ResolutionUnit")
     unit = unit.value if unit is not None else 2   # (TIFF's default: inches)
     imagej = tif.imagej_metadata if tif.is_imagej else None
-    if imagej and imagej.get("unit"):   # ImageJ: pixels per its unit, and z spacing
-        sizes = dict(zip("YX", ((1 / p if p else math.nan, imagej["unit"]) for p in per_unit)))
+    imagej_unit = _imagej_unit(imagej.get("unit")) if imagej else None
+    if imagej_unit in _IMAGEJ_UNCALIBRATED:   # (its resolution is no pixel size)
+        return None, []
+    if imagej_unit:   # ImageJ: pixels per its unit, and z spacing
+        sizes = dict(zip("YX", ((1 / p if p else math.nan, imagej_unit) for p in per_unit)))
         if "spacing" in imagej:
-            sizes["Z"] = (imagej["spacing"], imagej["unit"])
+            sizes["Z"] = (imagej["spacing"], imagej_unit)
         return sizes, []
-    if unit == 3:   # RESUNIT_CENTIMETER
-        return dict(zip("YX", ((1e4 / p if p else math.nan, "µm") for p in per_unit))), []
+    if unit in _RESOLUTION_UNIT_MICROMETRES:   # centimetres (and tifffile's mm and µm)
+        micrometres = _RESOLUTION_UNIT_MICROMETRES[unit]
+        return dict(zip("YX", ((micrometres / p if p else math.nan, "µm")
+                               for p in per_unit))), []
     if unit == 2 and per_unit != [1.0, 1.0]:
         warnings.warn(f"the TIFF's resolution, {per_unit[1]:g} pixels per inch (a screen's, "
                       f"mostly), is not carried as a pixel size", stacklevel=4)

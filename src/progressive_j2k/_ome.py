@@ -120,7 +120,7 @@ def physical_axes(attributes: dict, ndim: int) -> tuple:
 #: mu, both in use)
 OME_LENGTH_UNITS = {"Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "μm": "micrometer",
                     "um": "micrometer", "micron": "micrometer", "mm": "millimeter",
-                    "cm": "centimeter", "m": "meter"}
+                    "cm": "centimeter", "m": "meter", "in": "inch", "inch": "inch"}
 
 
 def omero_channel(attributes: dict, names, shape: tuple, picked: dict) -> dict | None:
@@ -145,7 +145,7 @@ def omero_channel(attributes: dict, names, shape: tuple, picked: dict) -> dict |
 
 #: Each OME-Zarr length unit in metres (export's TIFF resolution tags)
 LENGTH_IN_METRES = {"angstrom": 1e-10, "nanometer": 1e-9, "micrometer": 1e-6,
-                    "millimeter": 1e-3, "centimeter": 1e-2, "meter": 1.0}
+                    "millimeter": 1e-3, "centimeter": 1e-2, "meter": 1.0, "inch": 0.0254}
 
 
 #: and its time units

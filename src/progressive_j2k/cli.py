@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from progressive_j2k import __version__
+from progressive_j2k._dtypes import DTYPE_CODES, DTYPES
 from progressive_j2k._optional import require
 from progressive_j2k._guards import local_metadata, settle_zarr_writes, staging_beside, swap_in
 from progressive_j2k.errors import MissingDependencyError, WholeChunkWarning
@@ -144,6 +145,9 @@ def _convert(args):
     data, names, attributes = open_input(args.input, args.series)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
+    if np.dtype(data.dtype).newbyteorder("=") not in DTYPE_CODES:   # (before any mode advice)
+        raise TypeError(f"unsupported dtype {data.dtype}; supported: "
+                        f"{', '.join(str(d) for d in DTYPES)}")
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
                          f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance")

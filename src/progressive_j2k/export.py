@@ -127,6 +127,7 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
             with open(partial, "wb") as f:
                 f.write(data)
         else:
+            _say_unwritten_pixel_size(images[0])
             ome = os.fspath(path).lower().endswith((".ome.tif", ".ome.tiff"))
             ome_fields = {**_pixel_size(images[0]), **_channel_name(images[0], levels[0])} \
                 if ome else {}
@@ -187,6 +188,19 @@ def _channel_name(image, source) -> dict:
     channel = omero_channel(attributes, axis_names(source), tuple(level.shape), chosen)
     label = channel.get("label") if channel is not None else None
     return {"Channel": {"Name": [label]}} if isinstance(label, str) and label else {}
+
+
+def _say_unwritten_pixel_size(image) -> None:
+    """A warning where a level records physical axes whose rows' and
+    columns' units are not both lengths TIFF can hold: its pixel size is
+    then left out of the file (it was, without a word)."""
+    units = getattr(image, "units", None)
+    if not units or len(units) < 2 or all(u is None for u in units[:2]):
+        return
+    if any(u not in LENGTH_IN_METRES for u in units[:2]):
+        warnings.warn(f"the pixel size is not written: the rows' and columns' units, "
+                      f"{units[0]!r} and {units[1]!r}, are not both lengths "
+                      f"({', '.join(LENGTH_IN_METRES)})", stacklevel=3)
 
 
 def _resolution(image) -> dict:
