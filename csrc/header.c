@@ -81,14 +81,17 @@ pj2k_status pj2k_check_structure(const pj2k_header *h)
      * leave room for 16 bytes of working memory per element */
     const uint64_t max_total = (uint64_t)SIZE_MAX / 16 < MAX_TOTAL_ELEMENTS
                                ? (uint64_t)SIZE_MAX / 16 : MAX_TOTAL_ELEMENTS;
-    /* the product of the non-zero axes: a zero axis anywhere must not let
-     * the others' product pass unchecked (numpy cannot shape an empty array
-     * whose other axes multiply beyond its limits) */
+    /* the product of the non-zero axes, wherever a zero axis lies: at most
+     * max_total elements, or for an empty array (nothing to decode) what
+     * numpy can shape, whose bytes must stay below 2**63 */
+    int empty = 0;
+    for (int i = 0; i < h->ndim; i++) empty |= h->shape[i] == 0;
+    const uint64_t limit = empty ? (UINT64_C(1) << 63) / DTYPE_INFO[h->dtype].size - 1 : max_total;
     uint64_t total = 1;
     for (int i = 0; i < h->ndim; i++) {
         if (h->shape[i] > max_total) return PJ2K_ERR_HEADER;
         if (!h->shape[i]) continue;
-        if (total > max_total / h->shape[i]) return PJ2K_ERR_HEADER;
+        if (total > limit / h->shape[i]) return PJ2K_ERR_HEADER;
         total *= h->shape[i];
     }
     for (int i = 0; i < h->naxes; i++) {

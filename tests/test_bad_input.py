@@ -319,14 +319,18 @@ def test_an_empty_shape_is_judged_by_its_other_axes_in_any_order():
     """The element limit applies to the product of a shape's non-zero axes
     wherever its zero axis lies (a fuzz campaign's): (2**47, 2**47, 0) was
     refused, (0, 2**47, 2**47) read, and its decode met numpy's "array is
-    too big", no DecodeError."""
+    too big", no DecodeError.  An empty array's other axes may multiply to
+    what numpy can shape (its bytes below 2**63), in any order."""
     enc = pj.encode(np.zeros((0, 4, 4), np.uint8), levels=0)
     for shape in ((2**47, 2**47, 0), (0, 2**47, 2**47), (2**47, 0, 2**47)):
         forged = forge_shape(enc, shape)
         for read in (pj.read_header, pj.decode, pj.ProgressiveJ2K().decode):
             with pytest.raises(pj.DecodeError, match="invalid codestream header"):
                 read(forged)
-    assert pj.decode(forge_shape(enc, (0, 2**24, 2**24))).shape == (0, 2**24, 2**24)
+    # (empty arrays numpy can shape keep reading, as streams written before)
+    for shape in ((0, 2**24, 2**24), (0, 2**30, 2**30), (2**30, 2**30, 0)):
+        assert pj.decode(forge_shape(enc, shape)).shape == shape
+    assert pj.decode(pj.encode(np.zeros((0, 2**30, 2**30), np.uint8))).shape == (0, 2**30, 2**30)
 
 
 def test_max_bytes_counts_working_memory():

@@ -1033,6 +1033,19 @@ def test_cli_tiff_checks_leave_complete_files_alone(real, tmp_path):
     (tmp_path / "next.tif").write_bytes(bytes(data))
     assert main(["convert", str(tmp_path / "next.tif"), str(tmp_path / "n.zarr"), "--quiet"]) == 0
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "n.zarr"))[:], camera)
+    # and a private tag whose value lies past the end besides (a review's:
+    # not the signs of a cut, which needs the description's tag)
+    tifffile.imwrite(tmp_path / "tag.tif", camera,
+                     extratags=[(65000, "s", 0, "vendor private blob " * 5, True)])
+    with tifffile.TiffFile(tmp_path / "tag.tif") as tif:
+        page = tif.pages.first
+        tag_at, pointer = page.tags[65000].offset, page.offset + 2 + 12 * len(page.tags)
+    data = bytearray((tmp_path / "tag.tif").read_bytes())
+    data[tag_at + 8:tag_at + 12] = struct.pack("<I", len(data) + 1000)
+    data[pointer:pointer + 4] = struct.pack("<I", len(data) + 5000)
+    (tmp_path / "tag.tif").write_bytes(bytes(data))
+    assert main(["convert", str(tmp_path / "tag.tif"), str(tmp_path / "g.zarr"), "--quiet"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr"))[:], camera)
     first, second = (f"urn:uuid:{uuid.uuid4()}" for _ in range(2))
     planes = camera[:64, :64], camera[64:128, :64]
     tifffile.imwrite(tmp_path / "a.ome.tif", planes[0], metadata=None, description=(

@@ -325,23 +325,23 @@ def _wavelet_and_step(arr: np.ndarray, options: dict, fill=None) -> tuple:
     step = options["step"]
     if step is None:
         # 1/256 of the span, in halves that cannot overflow (exact: 256 is a
-        # power of two); a constant chunk: integers 1, or coarser where
-        # their values would not fit; floats relative to their value, as the
-        # targets code them (a step of 1 zeroed a constant chunk of 2e-5)
+        # power of two); a constant chunk: 1, or coarser where its values
+        # would not fit, and for floats no coarser than the targets' step
+        # relative to the value (a step of 1 zeroed a constant chunk of 2e-5)
         span = hi / 256.0 - lo / 256.0
-        if span > 0:
-            step = span
-        elif arr.dtype.kind == "f" and peak > 0:
-            step = max(peak * _rate.CONSTANT_STEP, min_lossy_step(arr.shape, options))
-        else:
-            step = max(1.0, peak / 2.0**40)
+        step = span if span > 0 else max(1.0, peak / 2.0**40)
+        if not span > 0 and arr.dtype.kind == "f" and peak > 0:
+            step = min(step, max(peak * _rate.CONSTANT_STEP, min_lossy_step(arr.shape, options)))
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"step must be a positive number, got {step}")
     targeted = options["ratio"] is not None or options["psnr"] is not None
+    if targeted and options["step"] is None:   # (the search keeps to these limits: _encode_filled)
+        step = max(step, peak / 2.0**49)
     if step > MAX_LOSSY_STEP or peak / step >= MAX_LOSSY_RANGE_OVER_STEP:
         given = ("" if options["step"] is not None else
                  " (where the target's search starts: 1/256 of the span)" if targeted else
-                 " (the default: 1/256 of the span)")
+                 " (the default: 1/256 of the span)" if hi > lo else
+                 " (the default for a constant chunk)")
         raise ValueError(f"lossy coding needs step <= {MAX_LOSSY_STEP:g} and max|data| / step "
                          f"< 2**50 (got step {step:g}{given}, max|data| {peak:g}): "
                          f"scale such values first, or use tolerance=")

@@ -129,7 +129,8 @@ def _tiff_series(tif, series: int | None, path) -> int:
 #: (Not "invalid page offset" alone: a complete file can end with a bad
 #: pointer past its last page.)
 _TIFF_DAMAGE = ("failed to reshape", "ImageJ series metadata invalid or corrupted file")
-#: Both together, a file cut short after its first page (_tifffile_damage)
+#: Both together (the second for the ImageDescription tag), a file cut
+#: short after its first page (_tifffile_damage)
 _TIFF_CUT = ("invalid page offset", "invalid value offset")
 
 
@@ -151,9 +152,10 @@ def _tifffile_damage(path):
         logger.removeHandler(handler)
     damage = [m for m in messages if any(d in m for d in _TIFF_DAMAGE)]
     # a file cut after its first page: tifffile finds no next page and no
-    # tag values written after the pixels (an OME-TIFF's description), and
-    # reads one plane of the stack, its metadata lost
-    cut = [m for m in messages if _TIFF_CUT[1] in m]
+    # description (an OME-TIFF's, written after the pixels), and reads one
+    # plane of the stack, its metadata lost (a broken private tag beside a
+    # bad last page pointer is no sign of it)
+    cut = [m for m in messages if _TIFF_CUT[1] in m and "TiffTag 270 " in m]
     if not damage and cut and any(_TIFF_CUT[0] in m for m in messages):
         damage = cut
     if damage:

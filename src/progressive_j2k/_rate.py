@@ -813,17 +813,27 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
         meeting = [t for t in trials if t[2] >= target]
         found = max(meeting, key=lambda t: t[0]) if meeting else max(trials, key=lambda t: t[2])
         if not meeting:   # (integers reach exact decodes at the finest steps: floats only)
-            warnings.warn(psnr_out_of_reach_message(arr, target, found[2], peak),
-                          PSNRTargetWarning, stacklevel=4)
+            warnings.warn(psnr_out_of_reach(arr, target, found[2], peak), stacklevel=4)
     return found[1], found[0], rdo
 
 
-def psnr_out_of_reach_message(arr: np.ndarray, target: float, reached: float,
-                              peak: float) -> str:
-    """PSNRTargetWarning's message: a chunk no step brings to `target` dB
-    (`peak`: the PSNR's, a float chunk's value range)."""
-    largest = peak_magnitude(arr)
-    return (f"psnr={target:g} dB is out of reach for a chunk of {arr.dtype} values up to "
-            f"{largest:g} in magnitude with a range of {peak:g}: coded at {reached:.1f} dB, "
-            f"the closest it comes (lossy coding's precision follows the values' magnitude, not "
-            f"their range: subtract their offset first)")
+#: Float values whose magnitude passes this many times their range are far
+#: from zero for it: a PSNR target they miss asks for their offset removed.
+FAR_FROM_ZERO = 1024.0
+
+
+def psnr_out_of_reach(arr: np.ndarray, target: float, reached: float,
+                      peak: float) -> PSNRTargetWarning:
+    """The warning for a chunk no step brings to `target` dB (`peak`: the
+    PSNR's, a float chunk's value range), with the PSNR it `reached` as an
+    attribute: its text is the same for every chunk of a target and dtype,
+    so a write of many chunks says it once."""
+    far = peak_magnitude(arr) > FAR_FROM_ZERO * peak
+    why = ("values far from zero for their range (lossy coding's precision follows the "
+           "values' magnitude, not their range: subtract their offset first)" if far else
+           "values: beyond the precision lossy coding keeps at their magnitude")
+    warning = PSNRTargetWarning(f"psnr={target:g} dB is out of reach for chunks of {arr.dtype} "
+                                f"{why}; such chunks are coded as close as they come (the "
+                                f"warning's .reached)")
+    warning.target, warning.reached = target, reached
+    return warning

@@ -29,16 +29,22 @@ def _dimension_names(metadata, attributes: dict, ndim: int) -> tuple:
 _XARRAY_OWN = ("_ARRAY_DIMENSIONS", "_FillValue", "coordinates")
 
 
-def _cf_fill_value(attributes: dict, zarr_format: int, fill_value):
-    """The _FillValue xarray.open_zarr masks with: the attribute xarray
-    writes to zarr v3 arrays, or, in arrays xarray wrote to zarr v2
-    (_ARRAY_DIMENSIONS), the array's fill value, which stands for it there;
-    else None (Level.to_xarray keeps it, so decode_cf masks alike)."""
-    if "_FillValue" in attributes:
-        return attributes["_FillValue"]
-    if zarr_format == 2 and "_ARRAY_DIMENSIONS" in attributes and fill_value is not None:
-        return fill_value.item() if isinstance(fill_value, np.generic) else fill_value
-    return None
+def _cf_fill_value(attributes: dict, zarr_format: int, fill_value, dtype):
+    """The _FillValue xarray.open_zarr masks an integer array with (CF
+    packing): the attribute xarray writes to zarr v3 arrays, or, in arrays
+    xarray wrote to zarr v2 (_ARRAY_DIMENSIONS), the array's fill value,
+    which stands for it there; else None.  Level.to_xarray keeps it, so
+    decode_cf masks alike.  Floats keep none: xarray's zarr v3 attribute of
+    theirs is base64 text, and a copy written with a float one (NaN, its
+    default) is one xarray cannot open."""
+    if np.dtype(dtype).kind not in "iu":
+        return None
+    value = attributes.get("_FillValue")
+    if value is None and zarr_format == 2 and "_ARRAY_DIMENSIONS" in attributes:
+        value = fill_value
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _nodata_as_nan(block: np.ndarray, nodata) -> np.ndarray:

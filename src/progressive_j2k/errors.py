@@ -62,8 +62,9 @@ class PSNRPeakWarning(UserWarning):
 class PSNRTargetWarning(UserWarning):
     """A ``psnr`` target that no step reaches for a chunk (float values far
     from zero, whose detail lies below the precision lossy coding keeps at
-    their magnitude): the chunk is coded as close to it as it comes, and the
-    message says how close."""
+    their magnitude): the chunk is coded as close to it as it comes, whose
+    PSNR the warning's ``reached`` holds (its text is the same for every
+    chunk of a target and dtype, so a write of many says it once)."""
 
 
 class WholeChunkWarning(UserWarning):

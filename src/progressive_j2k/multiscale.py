@@ -132,10 +132,11 @@ class Level:
         the data) is the exception, as xarray.open_zarr masks it: a float
         level reads NaN there (``encoding["_FillValue"]`` keeps the stored
         value), an integer level keeps it and has it as its ``_FillValue``
-        attribute, for decode_cf to mask.  Without nodata the ``_FillValue``
-        xarray masks with (its attribute in zarr v3, the fill value of an
-        array it wrote to zarr v2) stays an attribute, so decode_cf of CF
-        packing (int16 with ``scale_factor``) masks as xarray.open_zarr does."""
+        attribute, for decode_cf to mask.  Without nodata, the ``_FillValue``
+        xarray masks an integer array with (its attribute in zarr v3, the
+        fill value of an array it wrote to zarr v2) stays an attribute, so
+        decode_cf of CF packing (int16 with ``scale_factor``) masks as
+        xarray.open_zarr does."""
         xr = require("xarray", "xarray", "Level.to_xarray")
         reader = self._reader
         attributes = dict(getattr(reader.metadata, "attributes", None) or {})
@@ -158,7 +159,7 @@ class Level:
             elif axis in transformed:
                 coords[dim] = (dim, at)
         cf_fill = _cf_fill_value(attributes, reader.metadata.zarr_format,
-                                 reader.layout.fill_value)
+                                 reader.layout.fill_value, self.dtype)
         for key in _XARRAY_OWN:
             attributes.pop(key, None)
         if physical and isinstance(attributes.get(PHYSICAL_ATTRIBUTE), dict):
