@@ -943,7 +943,7 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         # the other byte order: values, not bytes (of the same dtype only)
         if out.dtype.newbyteorder("=") != header.dtype.newbyteorder("="):
             raise OutDtypeError(f"out has dtype {out.dtype.str}, the chunk decodes to "
-                             f"{header.dtype.str}")
+                                f"{header.dtype.str}")
         if not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
         if out.size != elements:
@@ -964,8 +964,8 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
         raw_bytes = typed is None or typed.dtype.kind == "V" or (
             typed.dtype.kind in "uiS" and typed.dtype.itemsize == 1)   # (S1: ctypes' char)
         if not raw_bytes and typed.dtype != header.dtype:
-            raise OutDtypeError(f"out has dtype {typed.dtype}, the chunk decodes to {header.dtype} "
-                             f"(give an out of that dtype, or raw bytes)")
+            raise OutDtypeError(f"out has dtype {typed.dtype}, the chunk decodes to "
+                                f"{header.dtype} (give an out of that dtype, or raw bytes)")
         target = ensure_contiguous_ndarray(out).reshape(-1).view(np.uint8)
         if target.nbytes != nbytes:
             raise ValueError(f"out has {target.nbytes} bytes, the decode needs {nbytes}")
