@@ -83,10 +83,10 @@ pj2k_status pj2k_check_structure(const pj2k_header *h)
                                ? (uint64_t)SIZE_MAX / 16 : MAX_TOTAL_ELEMENTS;
     /* the product of the non-zero axes, wherever a zero axis lies: at most
      * max_total elements, or for an empty array (nothing to decode) what
-     * numpy can shape, whose bytes must stay below 2**63 */
+     * numpy can shape, whose bytes must not pass PTRDIFF_MAX (2**63 - 1) */
     int empty = 0;
     for (int i = 0; i < h->ndim; i++) empty |= h->shape[i] == 0;
-    const uint64_t limit = empty ? (UINT64_C(1) << 63) / DTYPE_INFO[h->dtype].size - 1 : max_total;
+    const uint64_t limit = empty ? (uint64_t)PTRDIFF_MAX / DTYPE_INFO[h->dtype].size : max_total;
     uint64_t total = 1;
     for (int i = 0; i < h->ndim; i++) {
         if (h->shape[i] > max_total) return PJ2K_ERR_HEADER;

@@ -1001,6 +1001,28 @@ def test_cli_reads_tiffs_read_only_and_refuses_damaged_ones(real, tmp_path, caps
     assert main(["convert", str(tmp_path / "zcut.ome.tif"), str(tmp_path / "z.zarr"),
                  "--quiet"]) == 2
     assert "is cut short" in capsys.readouterr().err and not (tmp_path / "z.zarr").exists()
+    # cut inside its trailing OME-XML (every plane read, axes and sizes
+    # lost), a byte into a later page's directory (a shorter stack), or an
+    # ImageJ stack's directories cut (tifffile's struct and index errors
+    # escaped as tracebacks): a second review's cuts, refused too
+    small = volume[:, :96, :96]
+    tifffile.imwrite(tmp_path / "x.ome.tif", small, metadata={"axes": "ZYX", "PhysicalSizeX": 0.5})
+    tifffile.imwrite(tmp_path / "p.ome.tif", small, metadata={"axes": "ZYX"}, compression="zlib")
+    tifffile.imwrite(tmp_path / "ij.tif", small, imagej=True, metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(tmp_path / "p.ome.tif") as tif:
+        page_at = tif.pages[2].offset
+    with tifffile.TiffFile(tmp_path / "ij.tif") as tif:
+        ij_at = tif.pages[1].offset, tif.pages[2].offset
+    cuts = {"x.ome.tif": -100, "p.ome.tif": page_at + 1, "ij.tif": ij_at[0] + 3}
+    for name, end in cuts.items():
+        whole = (tmp_path / name).read_bytes()
+        (tmp_path / f"cut_{name}").write_bytes(whole[:end])
+    (tmp_path / "cut2_ij.tif").write_bytes((tmp_path / "ij.tif").read_bytes()[:ij_at[1] + 149])
+    for name in ("cut_x.ome.tif", "cut_p.ome.tif", "cut_ij.tif", "cut2_ij.tif"):
+        assert main(["convert", str(tmp_path / name), str(tmp_path / "c.zarr"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "cut short" in err and "Traceback" not in err, name
+        assert not (tmp_path / "c.zarr").exists()
     tifffile.imwrite(tmp_path / "tiled.tif", camera, compression="zlib", tile=(128, 128))
     with tifffile.TiffFile(tmp_path / "tiled.tif") as tif:
         offset, count = tif.pages.first.dataoffsets[3], tif.pages.first.databytecounts[3]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import struct
 import warnings
 from pathlib import Path
 from urllib.parse import urlparse
@@ -80,9 +81,13 @@ def _open_tiff(path, series: int | None = None) -> tuple:
     OME-TIFF's axes and physical pixel sizes."""
     tifffile = require("tifffile", "cli", "reading TIFF")
     with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
-        index = _tiff_series(tif, series, path)
-        chosen = tif.series[index]
-        _check_tiff_extent(chosen, path)
+        try:   # (tifffile's own errors on a file cut inside its page directories)
+            index = _tiff_series(tif, series, path)
+            chosen = tif.series[index]
+            _check_tiff_extent(chosen, path)
+        except (struct.error, IndexError, EOFError) as exc:
+            raise ValueError(f"{path}: the TIFF's page directories are cut short (truncated "
+                             f"or damaged): {type(exc).__name__}: {exc}") from None
         contiguous = chosen.dataoffset is not None
         # (a single compressed segment per page would be decoded whole for
         # every row of chunks read from it: read it once)
@@ -128,10 +133,12 @@ def _tiff_series(tif, series: int | None, path) -> int:
 #: truncated stack): it then reads the pages it found, as a smaller image.
 #: (Not "invalid page offset" alone: a complete file can end with a bad
 #: pointer past its last page.)
-_TIFF_DAMAGE = ("failed to reshape", "ImageJ series metadata invalid or corrupted file")
-#: Both together (the second for the ImageDescription tag), a file cut
-#: short after its first page (_tifffile_damage)
-_TIFF_CUT = ("invalid page offset", "invalid value offset")
+_TIFF_DAMAGE = ("failed to reshape", "ImageJ series metadata invalid or corrupted file",
+                "corrupted tag list")
+#: The ImageDescription tag's value past the end: a file cut short after
+#: its pixels (an OME-TIFF's description, written last), whose metadata
+#: or later pages tifffile then leaves out (_tifffile_damage)
+_TIFF_CUT = ("TiffTag 270 ", "invalid value offset")
 
 
 @contextlib.contextmanager
@@ -151,13 +158,10 @@ def _tifffile_damage(path):
     finally:
         logger.removeHandler(handler)
     damage = [m for m in messages if any(d in m for d in _TIFF_DAMAGE)]
-    # a file cut after its first page: tifffile finds no next page and no
-    # description (an OME-TIFF's, written after the pixels), and reads one
-    # plane of the stack, its metadata lost (a broken private tag beside a
-    # bad last page pointer is no sign of it)
-    cut = [m for m in messages if _TIFF_CUT[1] in m and "TiffTag 270 " in m]
-    if not damage and cut and any(_TIFF_CUT[0] in m for m in messages):
-        damage = cut
+    # a file cut after its pixels: tifffile finds no description (an
+    # OME-TIFF's, written last) and reads one plane of the stack, or all of
+    # them without their axes and sizes (a broken private tag is no sign)
+    damage += [m for m in messages if all(sign in m for sign in _TIFF_CUT)]
     if damage:
         raise ValueError(f"{path}: a series is cut short (truncated or damaged): "
                          f"{damage[0]}")
