@@ -280,13 +280,21 @@ def resolve_options(options: dict, chunk_shape, dtype) -> dict:
     return {**options, "axes": axes, "colour_axis": colour_axis, "levels": levels}
 
 
-def check_dtype(dtype, options: dict) -> int:
-    """The format's code for ``dtype``; TypeError if the mode cannot code it."""
+def dtype_code(dtype) -> int:
+    """The format's code for ``dtype`` (either byte order); TypeError for
+    dtypes it has none for."""
     dtype = np.dtype(dtype)
     code = DTYPE_CODES.get(dtype.newbyteorder("="))
     if code is None:
         raise TypeError(
             f"unsupported dtype {dtype}; supported: {', '.join(str(d) for d in DTYPES)}")
+    return code
+
+
+def check_dtype(dtype, options: dict) -> int:
+    """The format's code for ``dtype``; TypeError if the mode cannot code it."""
+    dtype = np.dtype(dtype)
+    code = dtype_code(dtype)
     if options["mode"] == "lossless" and dtype.kind == "f":
         raise TypeError(f"lossless coding needs integer data, got {dtype}; for floating point "
                         "use mode='lossy' (or a lossy knob: step, ratio, bits_per_sample, psnr) "

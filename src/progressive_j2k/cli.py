@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from progressive_j2k import __version__
-from progressive_j2k._dtypes import DTYPE_CODES, DTYPES
 from progressive_j2k._optional import require
 from progressive_j2k._guards import local_metadata, settle_zarr_writes, staging_beside, swap_in
 from progressive_j2k.errors import MissingDependencyError, WholeChunkWarning
@@ -133,6 +132,7 @@ _FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".jp2", ".j2
 def _convert(args):
     from progressive_j2k._guards import refuse_to_overwrite_input
     from progressive_j2k._inputs import open_input
+    from progressive_j2k._options import dtype_code
     from progressive_j2k.convert import to_zarr
     if args.lossy and args.tolerance is not None:
         raise ValueError("--tolerance is a mode of its own: leave out --lossy")
@@ -145,9 +145,7 @@ def _convert(args):
     data, names, attributes = open_input(args.input, args.series)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
-    if np.dtype(data.dtype).newbyteorder("=") not in DTYPE_CODES:   # (before any mode advice)
-        raise TypeError(f"unsupported dtype {data.dtype}; supported: "
-                        f"{', '.join(str(d) for d in DTYPES)}")
+    dtype_code(data.dtype)   # (an unsupported dtype named before any mode advice)
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
                          f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance")
