@@ -190,14 +190,19 @@ def _channel_name(image, source) -> dict:
     return {"Channel": {"Name": [label]}} if isinstance(label, str) and label else {}
 
 
+def _plane_units(image) -> tuple:
+    """The units a level records for its rows and columns (Level.units), or
+    (None, None)."""
+    units = getattr(image, "units", None)
+    return tuple(units[:2]) if units and len(units) >= 2 else (None, None)
+
+
 def _say_unwritten_pixel_size(image) -> None:
     """A warning where a level records physical axes whose rows' and
     columns' units are not both lengths TIFF can hold: its pixel size is
     then left out of the file (it was, without a word)."""
-    units = getattr(image, "units", None)
-    if not units or len(units) < 2 or all(u is None for u in units[:2]):
-        return
-    if any(u not in LENGTH_IN_METRES for u in units[:2]):
+    units = _plane_units(image)
+    if any(u is not None for u in units) and any(u not in LENGTH_IN_METRES for u in units):
         warnings.warn(f"the pixel size is not written: the rows' and columns' units, "
                       f"{units[0]!r} and {units[1]!r}, are not both lengths "
                       f"({', '.join(LENGTH_IN_METRES)})", stacklevel=3)
@@ -207,8 +212,8 @@ def _resolution(image) -> dict:
     """TIFF resolution tags, in pixels per centimetre, of a level whose array
     records its rows' and columns' physical size in a length unit
     (Level.scale, .units; as convert reads them back); else {}."""
-    units = getattr(image, "units", None)
-    if not units or len(units) < 2 or any(u not in LENGTH_IN_METRES for u in units[:2]):
+    units = _plane_units(image)
+    if any(u not in LENGTH_IN_METRES for u in units):
         return {}
     sizes = [float(v) * LENGTH_IN_METRES[u] * 100 for v, u in zip(image.scale[:2], units[:2])]
     # (pixels per cm as TIFF's rationals hold them: a pixel of 10 km down to 5 pm)
