@@ -26,6 +26,9 @@ DEFAULT_MAX_DECODED_BYTES = 1 << 32
 #: the per-band steps are stored as float32.
 MAX_LOSSY_RANGE_OVER_STEP = 2.0**50
 MAX_LOSSY_STEP = 1e37
+#: A target's search keeps its steps to max|data| / step at most this, a
+#: bit inside the coder's limit above (its start step is clamped alike)
+TARGET_RANGE_OVER_STEP = 2.0**49
 
 
 def _largest_band_norm(shape, options: dict) -> float:
@@ -336,7 +339,7 @@ def _wavelet_and_step(arr: np.ndarray, options: dict, fill=None) -> tuple:
         raise ValueError(f"step must be a positive number, got {step}")
     targeted = options["ratio"] is not None or options["psnr"] is not None
     if targeted and options["step"] is None:   # (the search keeps to these limits: _encode_filled)
-        step = max(step, peak / 2.0**49)
+        step = max(step, peak / TARGET_RANGE_OVER_STEP)
     if step > MAX_LOSSY_STEP or peak / step >= MAX_LOSSY_RANGE_OVER_STEP:
         given = ("" if options["step"] is not None else
                  " (where the target's search starts: 1/256 of the span)" if targeted else
@@ -695,7 +698,8 @@ def _encode_filled(arr: np.ndarray, padding, options: dict, code: int, m97_level
     model = None
     layered_search = None   # a ratio search to go on with layered encodes
     if targeted and arr.size:
-        limits = (max(peak / 2.0**49, min_lossy_step(arr.shape, options)), MAX_LOSSY_STEP)
+        limits = (max(peak / TARGET_RANGE_OVER_STEP, min_lossy_step(arr.shape, options)),
+                  MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
         model = chunk.rate_model(chunk.prepared)
         if model is None:   # every coefficient is zero: any step gives the same exact stream
