@@ -228,9 +228,12 @@ def test_nodata_options_are_checked_and_stored_only_when_set():
     ProgressiveJ2K(mode="lossy", nodata=-999.0)
     with pytest.raises(ValueError, match="finite"):
         ProgressiveJ2K(tolerance=0.1, nodata=float("nan"))
-    for dtype, value in (("i2", -0.5), ("u1", -1), ("u2", 70000), ("f4", 0.1)):
+    for dtype, value in (("i2", -0.5), ("u1", -1), ("u2", 70000)):
         with pytest.raises(ValueError, match=f"nodata .* is not a {np.dtype(dtype)} value"):
             pj.encode(np.zeros((8, 8), dtype), tolerance=2, nodata=value)
+    for value in (1e39, -1e39):   # (float32's nearest: infinity)
+        with pytest.raises(ValueError, match="nodata .* is beyond the range of float32"):
+            pj.encode(np.zeros((8, 8), np.float32), tolerance=2, nodata=value)
     # nodata is restored from the stream, not from the grid: a value near 0,
     # and CF's default fill, once refused (a grid 6x finer; beyond float32's
     # precision at tolerance 0.01), code the field as any other value does
@@ -253,6 +256,36 @@ def test_nodata_options_are_checked_and_stored_only_when_set():
                           serializer=ProgressiveJ2KV3(tolerance=1, nodata=3.5), compressors=None)
     codec = check_config(ProgressiveJ2K(tolerance=0.1, nodata=-999.0))
     assert codec.nodata == -999.0
+
+
+def test_float_nodata_is_the_dtypes_value_as_cf_gives_it(real, tmp_path):
+    """CF's fill values as climate files give them (1e20, netCDF's
+    9.96921e36) are no float32 values; like xarray and netCDF, nodata takes
+    the float32 value they round to, in encode, the codecs and to_zarr."""
+    field = real("tlrc_float32_3d")
+    low = field < np.percentile(field, 20)
+    for given in (1e20, 9.96921e36, 0.1):
+        value = np.float32(given)
+        assert float(value) != given   # (refused as no float32 value before)
+        arr = np.where(low, value, field).astype(np.float32)
+        stream = pj.encode(arr, tolerance=1e-6, nodata=given)
+        assert stream == pj.encode(arr, tolerance=1e-6, nodata=float(value))
+        decoded = pj.decode(stream)
+        assert (decoded[low] == value).all()
+        assert max_error(decoded[~low], field[~low]) <= 1e-6
+    zarr = pytest.importorskip("zarr")
+    arr = np.where(low, np.float32(1e20), field).astype(np.float32)
+    z = zarr.create(shape=arr.shape, chunks=(24, 32, 32), dtype="f4", zarr_format=2,
+                    compressor=ProgressiveJ2K(tolerance=1e-6, nodata=1e20))
+    z[:] = arr
+    assert (z[:][low] == np.float32(1e20)).all()
+    xr = pytest.importorskip("xarray")
+    zarr.open_group(tmp_path / "t.zarr", mode="w")
+    pj.to_zarr(xr.DataArray(arr, dims=("z", "y", "x")), tmp_path / "t.zarr/t",
+               chunks=(24, 32, 32), tolerance=1e-6, nodata=1e20)
+    assert zarr.open_array(tmp_path / "t.zarr/t").fill_value == np.float32(1e20)
+    values = xr.open_zarr(tmp_path / "t.zarr", consolidated=False).t.values
+    assert np.isnan(values[low]).all() and not np.isnan(values[~low]).any()
 
 
 def test_nodata_survives_partial_writes_and_xarray(real, tmp_path):

@@ -13,7 +13,7 @@ from progressive_j2k._bands import band_count, band_norms
 from progressive_j2k._axes import AUTO_COLOUR, choose_axes, encoder_colour_axis
 from progressive_j2k._dtypes import DTYPE_CODES, DTYPES
 from progressive_j2k._options import (check_dtype, check_layout, check_targets, integer_option,
-                                      layer_count, lossy_ratio, normalise_options,
+                                      layer_count, lossy_ratio, nodata_in, normalise_options,
                                       resolve_options)
 from progressive_j2k.errors import (DecodeError, NonFiniteError, OutDtypeError, PSNRPeakWarning,
                                     TooLargeError, TruncatedError)
@@ -627,6 +627,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
                                 layer_metric=layer_metric, rdo=rdo, nodata=nodata,
                                 reversible=reversible, close_gaps=close_gaps)
     code = check_dtype(arr.dtype, options)   # (first: bytes make 0-d arrays of strings)
+    options["nodata"] = nodata_in(options["nodata"], arr.dtype)
     if arr.ndim == 0:
         raise ValueError("cannot encode a 0-d array (a single value): reshape it to 1-d")
     # the C core reads whole values: aligned ones, in C order (made before the

@@ -300,21 +300,29 @@ def check_dtype(dtype, options: dict) -> int:
                         "use mode='lossy' (or a lossy knob: step, ratio, bits_per_sample, psnr) "
                         "or tolerance=")
     lossy_ratio(options, dtype)   # a bits_per_sample target the dtype can hold
-    if options.get("nodata") is not None:
-        _check_nodata(options["nodata"], dtype)
+    nodata_in(options.get("nodata"), dtype)
     return code
 
 
-def _check_nodata(nodata: float, dtype: np.dtype) -> None:
-    """A nodata value this dtype holds (as given: 0.1 is no float32)."""
+def nodata_in(nodata, dtype) -> float | None:
+    """``nodata`` as the ``dtype`` value it names (None: none): integers
+    as given, whole and in range; floats rounded to the dtype, as xarray and
+    netCDF store a float32 variable's _FillValue (CF's 1e20 is
+    1.0000000200408773e20 in float32), and refused where that overflows."""
+    if nodata is None:
+        return None
+    dtype = np.dtype(dtype)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if nodata != math.floor(nodata) or not info.min <= nodata <= info.max:
             raise ValueError(f"nodata {nodata:g} is not a {dtype} value "
                              f"({info.min} to {info.max}, whole numbers)")
-    elif not np.isfinite(dtype.type(nodata)) or float(dtype.type(nodata)) != nodata:
-        raise ValueError(f"nodata {nodata!r} is not a {dtype} value (the nearest is "
-                         f"{float(dtype.type(nodata))!r})")
+        return nodata
+    with np.errstate(over="ignore"):
+        value = dtype.type(nodata)
+    if not np.isfinite(value):
+        raise ValueError(f"nodata {nodata!r} is beyond the range of {dtype}")
+    return float(value)
 
 
 def check_layout(shape, options: dict) -> None:

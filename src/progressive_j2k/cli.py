@@ -379,7 +379,8 @@ def preview(args):
             image, left_out = image[..., :3], " (channel 3 left out: pick it with --at)"
     if image.dtype != np.uint8 or args.range is not None:
         picked = {a: k for a, k in enumerate(key) if isinstance(k, int)}
-        nodata = options["nodata"]
+        # (as the dtype's value: a float32 array's 1e20 is 1.0000000200408773e20)
+        nodata = None if options["nodata"] is None else image.dtype.type(options["nodata"])
         # a colour picture: each channel by its own window, where every one has one
         windows = [args.range] if args.range is not None else [
             _omero_window(array, level.shape, picked if colour is None else

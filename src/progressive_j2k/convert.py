@@ -118,7 +118,8 @@ def _with_xarray_fill_value(attributes, nodata: float, dtype: np.dtype) -> dict:
     elif dtype.kind in "iu" and not (math.isfinite(value) and value == int(value)):
         raise ValueError(f"attributes' _FillValue {value!r} is no {dtype} value")
     if dtype.kind == "f" and isinstance(value, numbers.Real) and not isinstance(value, bool):
-        value = base64.standard_b64encode(struct.pack("<d", float(value))).decode()
+        value = float(dtype.type(value))   # (as xarray writes it: the dtype's value)
+        value = base64.standard_b64encode(struct.pack("<d", value)).decode()
     elif dtype.kind in "iu" and isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = int(value)
     attributes["_FillValue"] = value
@@ -492,6 +493,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         raise ValueError("to_zarr needs an array of at least one axis, got a 0-d one")
     options = _options.normalise_options(**codec_options)
     _options.check_dtype(dtype, options)
+    options["nodata"] = _options.nodata_in(options["nodata"], dtype)   # (1e20: float32's)
     if fill_value is None:
         fill_value = options["nodata"]
     if isinstance(fill_value, np.ndarray) and fill_value.ndim == 0:
