@@ -2,6 +2,8 @@
 through imagecodecs, tifffile for TIFF) that other software reads, checked by
 reading it back with those libraries: a lossless pyramid's every level equals
 the source's level bit for bit."""
+import struct
+
 import numpy as np
 import pytest
 
@@ -190,6 +192,48 @@ def test_ome_tiff_records_the_pixel_size(real, tmp_path):
     assert main(["convert", str(tmp_path / "p.tif"), str(tmp_path / "back.zarr"), "--quiet"]) == 0
     back = pj.open_multiscale(str(tmp_path / "back.zarr"))
     assert back[0].scale == pytest.approx((0.5, 0.25)) and back[0].units == ("micrometer",) * 2
+
+
+def _jp2_boxes(data: bytes, start: int = 0, end: int | None = None) -> dict:
+    """{box type: content} of the JP2 boxes in data[start:end] (32-bit lengths)."""
+    end = len(data) if end is None else end
+    boxes = {}
+    while start < end:
+        length, kind = struct.unpack_from(">I4s", data, start)
+        boxes[kind] = data[start + 8:start + length]
+        start += length
+    return boxes
+
+
+def test_jp2_records_the_pixel_size(real, tmp_path):
+    """A .jp2 of a level whose array records its pixel size in a length unit
+    carries it as a capture resolution box in its header box (samples per
+    metre, as ISO 15444-1 annex I and Pillow read it); without units, none."""
+    physical = {"scale": [0.5, 0.25], "axes": [{"name": "y", "unit": "micrometer"},
+                                               {"name": "x", "unit": "micrometer"}]}
+    pj.to_zarr(real("camera"), str(tmp_path / "p.zarr"), chunks=(128, 128),
+               attributes={"ome_level0": physical})
+    pj.export_jpeg2000(str(tmp_path / "p.zarr"), tmp_path / "p.jp2", level=1)
+    data = (tmp_path / "p.jp2").read_bytes()
+    np.testing.assert_array_equal(imagecodecs.jpeg2k_decode(data),
+                                  pj.open_multiscale(str(tmp_path / "p.zarr"))[1][...])
+    header = _jp2_boxes(_jp2_boxes(data)[b"jp2h"])
+    assert list(header)[0] == b"ihdr"   # (first, as the standard has it)
+    rows_n, rows_d, columns_n, columns_d, rows_e, columns_e = struct.unpack(
+        ">HHHHbb", _jp2_boxes(header[b"res "])[b"resc"])
+    assert rows_n / rows_d * 10.0**rows_e == pytest.approx(1e6)   # 1 um rows at level 1
+    assert columns_n / columns_d * 10.0**columns_e == pytest.approx(2e6)
+    pil = pytest.importorskip("PIL.Image")
+    with pil.open(tmp_path / "p.jp2") as image:   # (dpi: columns, rows)
+        assert image.info["dpi"] == pytest.approx((0.0254 * 2e6, 0.0254 * 1e6))
+    # any pixel from 65 km down fits 16-bit fractions, within 1e-5
+    from progressive_j2k.export import _jp2_resolution
+    for per_metre in (1 / 65535, 3.3, 12345.678, 1 / 0.65e-6, 1e9, 1e130):
+        n, d, e = _jp2_resolution(per_metre)
+        assert max(n, d) <= 0xFFFF and n / d * 10.0**e == pytest.approx(per_metre, rel=1e-5)
+    assert _jp2_resolution(1 / 70e3) is None
+    pj.export_jpeg2000(real("camera"), tmp_path / "n.jp2")
+    assert b"res " not in _jp2_boxes(_jp2_boxes((tmp_path / "n.jp2").read_bytes())[b"jp2h"])
 
 
 def test_ome_tiff_names_the_channel_it_shows(real, tmp_path):

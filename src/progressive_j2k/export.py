@@ -16,9 +16,11 @@ import numbers
 import operator
 import os
 import stat
+import struct
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 
@@ -72,7 +74,8 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     with units) and the name of the channel it shows (the omero block's
     label), and every TIFF each level's pixel size in its resolution tags
     (per centimetre); .jp2, .j2k or .j2c: level ``level`` as one codestream
-    (read whole), with JPEG 2000's own resolution levels.  ``psnr`` None: lossless (the
+    (read whole), with JPEG 2000's own resolution levels (a .jp2 with the
+    level's pixel size in a capture resolution box).  ``psnr`` None: lossless (the
     reversible 5/3: every sample exact); else OpenJPEG's quality target in
     dB (lossy 9/7, peak 2**bits - 1), per tile or image: approximate, but
     each is decoded and checked, and one more than PSNR_SLACK dB below it
@@ -124,6 +127,9 @@ def export_jpeg2000(source, path, *, level: int = 0, psnr: float | None = None,
     try:
         if suffix in CODESTREAM_FORMATS:
             data = encode(np.ascontiguousarray(images[0][...]), CODESTREAM_FORMATS[suffix])
+            if suffix == ".jp2":
+                _say_unwritten_pixel_size(images[0])
+                data = _with_capture_resolution(data, images[0])
             with open(partial, "wb") as f:
                 f.write(data)
         else:
@@ -220,6 +226,62 @@ def _resolution(image) -> dict:
     if not all(math.isfinite(v) and 2.0**-31 < v < 1e6 for v in sizes):
         return {}
     return {"resolution": (1 / sizes[1], 1 / sizes[0]), "resolutionunit": "CENTIMETER"}
+
+
+#: JP2 box types (ISO/IEC 15444-1 annex I)
+JP2_HEADER, JP2_RESOLUTION, JP2_CAPTURE_RESOLUTION = b"jp2h", b"res ", b"resc"
+#: A JP2 resolution is N / D * 10**E grid points per metre, N and D 16-bit
+JP2_RESOLUTION_FIELD = 0xFFFF
+
+
+def _jp2_resolution(per_metre: float) -> tuple | None:
+    """(N, D, E) of a JP2 resolution of ``per_metre`` samples per metre,
+    E >= 0 (Pillow reads E unsigned), or None where none holds it (a
+    sample over 65 km)."""
+    if not (math.isfinite(per_metre) and per_metre * JP2_RESOLUTION_FIELD >= 1):
+        return None
+    exponent = max(0, math.ceil(math.log10(per_metre / JP2_RESOLUTION_FIELD)))
+    if exponent > 127:
+        return None
+    scaled = per_metre / 10.0**exponent
+    # the closest fraction whose numerator and denominator both fit
+    fraction = Fraction(scaled).limit_denominator(
+        max(1, min(JP2_RESOLUTION_FIELD, int(JP2_RESOLUTION_FIELD / scaled))))
+    if not 0 < fraction.numerator <= JP2_RESOLUTION_FIELD:
+        return None
+    return fraction.numerator, fraction.denominator, exponent
+
+
+def _with_capture_resolution(data: bytes, image) -> bytes:
+    """A .jp2 file ``data`` with the pixel size of a level that records it
+    in length units (as _resolution, for TIFF) in a capture resolution box
+    at the end of its header box (as Pillow and GDAL read it); else as
+    given."""
+    units = _plane_units(image)
+    if any(u not in LENGTH_IN_METRES for u in units):
+        return data
+    fields = [_jp2_resolution(1 / (float(v) * LENGTH_IN_METRES[u]))
+              for v, u in zip(image.scale[:2], units)]
+    if None in fields:
+        return data
+    (rows_n, rows_d, rows_e), (columns_n, columns_d, columns_e) = fields
+    capture = struct.pack(">HHHHbb", rows_n, rows_d, columns_n, columns_d, rows_e, columns_e)
+    box = _jp2_box(JP2_RESOLUTION, _jp2_box(JP2_CAPTURE_RESOLUTION, capture))
+    position = 0
+    while position + 8 <= len(data):   # (OpenJPEG's boxes: 32-bit lengths)
+        length, kind = struct.unpack_from(">I4s", data, position)
+        if length < 8:
+            break
+        if kind == JP2_HEADER:
+            end = position + length
+            return (data[:position] + _jp2_box(JP2_HEADER, data[position + 8:end] + box)
+                    + data[end:])
+        position += length
+    raise ValueError("the JPEG 2000 encoder wrote no JP2 header box")
+
+
+def _jp2_box(kind: bytes, content: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(content), kind) + content
 
 
 def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, ome_fields: dict) -> None:
