@@ -1,5 +1,6 @@
 """to_zarr (numpy, memory-mapped, dask local and distributed) and the CLI."""
 import importlib.util
+import math
 from collections import Counter
 import warnings
 
@@ -1901,6 +1902,180 @@ def test_cli_reads_ome_05_groups(real, tmp_path):
     levels = convert_ome_group(group, img, tmp_path, omero)
     assert levels[0].scale == (1.0, 0.25, 0.25) and levels[1].scale == (1.0, 0.5, 0.5)
 
+
+#: The attributes xarray gives a CF-packed variable (int16 with scale and offset)
+PACKED = {"units": "K", "long_name": "air temperature", "scale_factor": 0.01,
+          "add_offset": 273.15}
+
+
+def _packed_input(tmp_path, real, zarr_format: int):
+    """A crop of ct693 as xarray writes a CF-packed variable "t" into a
+    group of the given zarr format, its masked cells -32768: zarr v3 with
+    dimension names and a _FillValue attribute, zarr v2 with
+    _ARRAY_DIMENSIONS and the mask as the fill value; the values written."""
+    values = np.array(real("ct693_int16")[128:320, 96:352])   # (a copy: the cache's is shared)
+    values[:20, :30] = -32768
+    group = zarr.open_group(str(tmp_path / f"in{zarr_format}.zarr"), mode="w",
+                            zarr_format=zarr_format)
+    attributes = {**PACKED, "coordinates": "lat lon"}   # (names arrays beside it)
+    if zarr_format == 3:
+        array = group.create_array("t", shape=values.shape, dtype=values.dtype, chunks=(64, 128),
+                                   dimension_names=("y", "x"),
+                                   attributes={**attributes, "_FillValue": -32768})
+    else:
+        array = group.create_array("t", shape=values.shape, dtype=values.dtype, chunks=(64, 128),
+                                   fill_value=-32768,
+                                   attributes={**attributes, "_ARRAY_DIMENSIONS": ["y", "x"]})
+    array[:] = values
+    return values
+
+
+def test_cli_carries_a_zarr_inputs_attributes(real, tmp_path, capsys):
+    """convert copies a zarr array's attributes (they were dropped) less
+    those that say how the input is stored: _ARRAY_DIMENSIONS (zarr v2)
+    becomes the dimension names, "coordinates" (arrays not converted) is
+    left out, and xarray's mask value (a v3 _FillValue, a v2 xarray array's
+    fill value) becomes nodata, so xarray.open_zarr decodes the output as
+    it decodes the input: scaled, in K, the masked cells NaN, in lossy
+    mode too.  .npy and TIFF inputs carry nothing of the kind."""
+    zarr.open_group(str(tmp_path / "out.zarr"), mode="w")
+    for zarr_format in (3, 2):
+        values = _packed_input(tmp_path, real, zarr_format)
+        for mode in ((), ("--lossy", "--step", "8")):
+            name = f"v{zarr_format}{'_lossy' if mode else ''}"
+            assert main(["convert", str(tmp_path / f"in{zarr_format}.zarr" / "t"),
+                         str(tmp_path / "out.zarr" / name), "--quiet", *mode]) == 0
+            assert "nodata -32768: the input's _FillValue" in capsys.readouterr().out
+            z = zarr.open_array(str(tmp_path / "out.zarr" / name))
+            assert z.attrs.asdict() == {**PACKED, "_FillValue": -32768}, name
+            assert z.metadata.dimension_names == ("y", "x") and z.fill_value == -32768
+            assert _codec_configuration(z)["nodata"] == -32768
+            stored = z[:]
+            assert (stored[:20, :30] == -32768).all()
+            if not mode:
+                np.testing.assert_array_equal(stored, values)
+    if importlib.util.find_spec("xarray") is None:
+        pytest.skip("xarray is not installed: its decoding is not checked")
+    import xarray as xr
+    expected = np.where(values == -32768, np.nan, values * 0.01 + 273.15)
+    dataset = xr.open_zarr(str(tmp_path / "out.zarr"), consolidated=False)
+    for name in ("v3", "v2", "v3_lossy", "v2_lossy"):
+        decoded = dataset[name]
+        assert decoded.dims == ("y", "x") and decoded.attrs == {
+            "units": "K", "long_name": "air temperature"}, name
+        assert np.array_equal(np.isnan(decoded.values), np.isnan(expected)), name
+        tolerance = 1e-9 if "lossy" not in name else 0.5
+        np.testing.assert_allclose(decoded.values, expected, atol=tolerance, err_msg=name)
+    # .npy (and TIFF) inputs: no attributes, as before
+    np.save(tmp_path / "t.npy", values)
+    assert main(["convert", str(tmp_path / "t.npy"), str(tmp_path / "n.zarr"), "--quiet"]) == 0
+    assert zarr.open_array(str(tmp_path / "n.zarr")).attrs.asdict() == {}
+
+
+def test_cli_input_fill_value_and_nodata(real, tmp_path, capsys):
+    """A zarr input's _FillValue is never copied as it is: to_zarr writes
+    the output's from nodata.  Without --nodata it is nodata (a float's
+    from xarray's base64 form); --nodata wins, warned where it differs
+    (not for NaN on floats: NaN cells are stored as nodata); one that
+    cannot be nodata of the dtype is left out, warned."""
+    import base64
+    import struct
+
+    def xarray_float(value) -> str:   # (xarray's zarr v3 _FillValue of a float)
+        return base64.standard_b64encode(struct.pack("<d", value)).decode()
+
+    field = np.array(real("tlrc_float32_3d")[20], dtype=np.float32)   # (a copy)
+    field[:10, :12] = -999.0
+    zarr.create_array(str(tmp_path / "f.zarr"), data=field, dimension_names=("lat", "lon"),
+                      attributes={"units": "K", "_FillValue": xarray_float(-999.0)})
+
+    def convert(source, out, *flags, expect_warning=None):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["convert", str(tmp_path / source), str(tmp_path / out), "--quiet",
+                         "--tolerance", "0.01", *flags]) == 0
+        said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        assert said == ([] if expect_warning is None else [expect_warning]), said
+        return zarr.open_array(str(tmp_path / out))
+
+    for flags in ((), ("--nodata", "-999")):   # the same array either way
+        z = convert("f.zarr", f"f{len(flags)}.zarr", *flags)
+        assert z.attrs.asdict() == {"units": "K", "_FillValue": xarray_float(-999.0)}
+        assert z.fill_value == -999.0 and _codec_configuration(z)["nodata"] == -999.0
+        assert (z[:10, :12] == -999.0).all() and np.abs(z[:] - field).max() <= 0.01
+    z = convert("f.zarr", "other.zarr", "--nodata", "-500", expect_warning=(
+        "the input's _FillValue -999 is not --nodata -500: cells of -999 are kept as data, "
+        "no longer masked"))
+    assert z.attrs["_FillValue"] == xarray_float(-500.0) and z.fill_value == -500.0
+    # CF's 1e20 as xarray stores it for float32 (its float32 value) is --nodata 1e20
+    field[:10, :12] = np.float32(1e20)
+    zarr.create_array(str(tmp_path / "cf.zarr"), data=field,
+                      attributes={"_FillValue": xarray_float(float(np.float32(1e20)))})
+    for flags in ((), ("--nodata", "1e20")):
+        z = convert("cf.zarr", f"cf{len(flags)}.zarr", *flags)
+        assert z.fill_value == np.float32(1e20) and (z[:10, :12] == np.float32(1e20)).all()
+    # xarray's float default, NaN: NaN cells need --nodata, and are stored as it
+    field[:10, :12] = np.nan
+    zarr.create_array(str(tmp_path / "nan.zarr"), data=field,
+                      attributes={"units": "K", "_FillValue": xarray_float(math.nan)})
+    z = convert("nan.zarr", "nan_out.zarr", "--nodata", "-999")
+    assert z.attrs.asdict() == {"units": "K", "_FillValue": xarray_float(-999.0)}
+    assert (z[:10, :12] == -999.0).all()
+    assert main(["convert", str(tmp_path / "nan.zarr"), str(tmp_path / "refused.zarr"),
+                 "--quiet", "--tolerance", "0.01"]) == 2
+    assert "For masked cells give --nodata" in capsys.readouterr().err
+    # a mask value the dtype cannot hold is no nodata
+    counts = np.ascontiguousarray(real("camera")[:64, :64]).astype(np.int16)
+    zarr.create_array(str(tmp_path / "c.zarr"), data=counts,
+                      attributes={"units": "counts", "_FillValue": 1e20})
+    z = convert("c.zarr", "c_out.zarr", expect_warning=(
+        "the input's _FillValue 1e+20 cannot be nodata (nodata 1e+20 is not a int16 value "
+        "(-32768 to 32767, whole numbers)): left out; give --nodata to mask cells"))
+    assert z.attrs.asdict() == {"units": "counts"} and "nodata" not in _codec_configuration(z)
+
+
+def test_cli_carries_an_ome_groups_attributes_less_its_ome_blocks(real, tmp_path):
+    """An OME-Zarr group is the image: convert copies its attributes and
+    its level-0 array's, but not its OME blocks (multiscales names the
+    input's levels and is carried as ome_level0; omero is carried as it
+    is; 0.5's "ome" holds them), nor the array's _ARRAY_DIMENSIONS."""
+    image = np.ascontiguousarray(real("camera")[:128, :192])
+    omero = {"channels": [{"label": "camera", "window": {"start": 0, "end": 255}}]}
+    for version in ("0.4", "0.5"):
+        group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w",
+                                zarr_format=2 if version == "0.4" else 3)
+        multiscales = [{"axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+                        "datasets": [{"path": "0", "coordinateTransformations": [
+                            {"type": "scale", "scale": [0.5, 0.5]}]}]}]
+        if version == "0.4":
+            group.attrs.update({"multiscales": multiscales, "omero": omero})
+        else:
+            group.attrs["ome"] = {"version": "0.5", "multiscales": multiscales, "omero": omero}
+        group.attrs["study"] = {"subject": 7}
+        # (no fill value: zarr v2's, with _ARRAY_DIMENSIONS, is xarray's mask value)
+        level0 = group.create_array("0", shape=image.shape, dtype=image.dtype, chunks=(64, 64),
+                                    fill_value=None)
+        level0[:] = image
+        level0.attrs.update({"long_name": "a camera man", "_ARRAY_DIMENSIONS": ["y", "x"]})
+        main(["convert", str(tmp_path / "ome.zarr"), str(tmp_path / f"p{version}.zarr"),
+              "--quiet"])
+        z = zarr.open_array(str(tmp_path / f"p{version}.zarr"))
+        assert z.attrs.asdict() == {
+            "long_name": "a camera man", "study": {"subject": 7}, "omero": omero,
+            "ome_level0": {"axes": multiscales[0]["axes"], "scale": [0.5, 0.5],
+                           "translation": [0.0, 0.0]}}, version
+        assert z.metadata.dimension_names == ("y", "x")
+        np.testing.assert_array_equal(z[:], image)
+
+
+def test_input_attributes_json_cannot_hold_are_left_out_and_warned():
+    """(zarr's own attributes are JSON; a store's may hold what is not.)"""
+    from progressive_j2k._inputs import _json_attributes
+    with pytest.warns(UserWarning, match=r"^the input's attributes when cannot be stored as "
+                                         r"JSON: left out$"):
+        kept = _json_attributes({"when": np.datetime64("2020-01-01"), "units": "K",
+                                 "scale": np.float32(0.5)})
+    assert kept == {"units": "K", "scale": 0.5}
 
 def test_malformed_physical_axes_warn_and_fall_back_to_unit_spacing(real, tmp_path):
     """OME transformations convert cannot use are named in a warning (not a

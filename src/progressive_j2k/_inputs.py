@@ -3,8 +3,10 @@ with its pixel sizes and channel names) and zarr arrays or OME-Zarr groups
 (level 0)."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import math
+import numbers
 import re
 import struct
 import warnings
@@ -13,21 +15,40 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from progressive_j2k._ome import (CARRIED_ATTRIBUTES, OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE,
-                                  _OME_UNITS, _list, _physical_axes, ome_level0, ome_metadata)
+from progressive_j2k._ome import (OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE, _OME_UNITS, _list,
+                                  _physical_axes, ome_level0, ome_metadata)
 from progressive_j2k._optional import (is_url, local_if_file_url, require, require_zarr,
                                        zarr_store)
 from progressive_j2k._guards import ZARR_METADATA
+from progressive_j2k._options import nodata_in
+from progressive_j2k._xarray import _XARRAY_OWN
 from progressive_j2k._zarr_layout import open_zarr_node
+
+
+#: xarray's mask value among the attributes open_input gives a zarr input's
+#: conversion (as xarray reads it: a float's as zarr v3 stores it, base64),
+#: which input_nodata turns into the output's nodata
+FILL_VALUE = "_FillValue"
+
+#: An OME-Zarr group's own blocks, which are not copied to the output array
+#: as they are: "multiscales" names the input's levels (level 0's axes and
+#: transformations are carried as PHYSICAL_ATTRIBUTE; the output's levels
+#: are the codec's), "omero" is carried as OMERO_ATTRIBUTE, and 0.5's "ome"
+#: holds the two
+_OME_GROUP_BLOCKS = ("multiscales", "omero", "ome")
 
 
 def open_input(path: str, series: int | None = None) -> tuple:
     """A lazily sliceable array from a .npy, TIFF (its series `series`; None:
     the first, warning where there are more), zarr array or OME-Zarr group
-    (its level 0), its dimension names (a zarr v3 array's, or the OME
-    axes'; else None) and the attributes to give its conversion (an OME
+    (its level 0), its dimension names (a zarr v3 array's, xarray's
+    _ARRAY_DIMENSIONS of a zarr v2 one, or the OME axes'; else None) and
+    the attributes to give its conversion: a zarr array's own
+    (_zarr_attributes; an OME group's too, less its OME blocks), an OME
     input's physical axes, PHYSICAL_ATTRIBUTE, and its omero block,
-    OMERO_ATTRIBUTE; a converted array's CARRIED_ATTRIBUTES).  A URL
+    OMERO_ATTRIBUTE; a TIFF's physical axes and channel names.  A zarr
+    input's may hold xarray's mask value, FILL_VALUE, which input_nodata
+    settles before they are written.  A URL
     (http://, s3://, ...) names a zarr array or group: zarr opens it
     through fsspec."""
     path = local_if_file_url(path)
@@ -51,8 +72,7 @@ def open_input(path: str, series: int | None = None) -> tuple:
     zarr = require_zarr("reading zarr input")
     node = open_zarr_node(zarr, zarr_store(path, "reading zarr input") if url else str(p))
     if isinstance(node, zarr.Array):
-        return node, getattr(node.metadata, "dimension_names", None), {
-            k: v for k, v in node.attrs.asdict().items() if k in CARRIED_ATTRIBUTES}
+        return node, _dimension_names(node), _zarr_attributes(node)
     attrs = node.attrs.asdict()
     multiscales = ome_metadata(attrs, "multiscales")
     if multiscales:
@@ -60,17 +80,128 @@ def open_input(path: str, series: int | None = None) -> tuple:
         axes = _list(multiscale.get("axes"))
         names = [a.get("name") if isinstance(a, dict) else a for a in axes]
         if len(names) != array.ndim or not all(isinstance(n, str) for n in names):
-            names = getattr(array.metadata, "dimension_names", None)
-        carried = _physical_axes(multiscale, array.ndim)
+            names = _dimension_names(array)
+        # the group is the image: its attributes describe level 0 as much as
+        # the array's do (those the group's OME blocks say are carried below)
+        group = {k: v for k, v in attrs.items() if k not in _OME_GROUP_BLOCKS}
+        carried = {**_zarr_attributes(array), **_json_attributes(group),
+                   **_physical_axes(multiscale, array.ndim)}
         omero = ome_metadata(attrs, "omero")
         if isinstance(omero, dict):
             carried[OMERO_ATTRIBUTE] = omero
         return array, names, carried
     arrays = sorted(node.array_keys())
+    # (a plain group's attributes are the whole group's, a Dataset's say: not this array's)
     if len(arrays) == 1:
-        return node[arrays[0]], getattr(node[arrays[0]].metadata, "dimension_names", None), {}
+        return node[arrays[0]], _dimension_names(node[arrays[0]]), _zarr_attributes(
+            node[arrays[0]])
     raise ValueError(f"{path}: a zarr group without OME multiscales metadata; name one of its "
                      f"arrays ({', '.join(f'{path}/{a}' for a in arrays)})")
+
+
+def _dimension_names(array) -> tuple | None:
+    """A zarr array's dimension names: zarr v3's, else xarray's
+    _ARRAY_DIMENSIONS attribute (zarr v2 has no such field) where it names
+    every axis; None where neither does."""
+    names = getattr(array.metadata, "dimension_names", None)
+    if names is not None:
+        return names
+    given = array.attrs.get("_ARRAY_DIMENSIONS")
+    if (isinstance(given, list) and len(given) == array.ndim
+            and all(isinstance(n, str) for n in given)):
+        return tuple(given)
+    return None
+
+
+def _zarr_attributes(array) -> dict:
+    """A zarr array input's attributes for its conversion: its own, less
+    those xarray writes for itself (_XARRAY_OWN), which say how the input
+    is stored and would be wrong on the output: _ARRAY_DIMENSIONS (the
+    output, zarr v3, records them as its dimension_names:
+    _dimension_names), "coordinates" (it names coordinate arrays beside
+    the input, which are not converted) and _FillValue, kept as FILL_VALUE
+    for input_nodata: the attribute, or the fill value of an array xarray
+    wrote to zarr v2 (_ARRAY_DIMENSIONS), which stands for it there."""
+    attrs = array.attrs.asdict()
+    kept = _json_attributes({k: v for k, v in attrs.items() if k not in _XARRAY_OWN})
+    mask = attrs.get(FILL_VALUE)
+    if mask is None and array.metadata.zarr_format == 2 and "_ARRAY_DIMENSIONS" in attrs:
+        mask = array.metadata.fill_value   # (None: xarray masks nothing)
+    if mask is not None:
+        kept[FILL_VALUE] = mask.item() if isinstance(mask, np.generic) else mask
+    return kept
+
+
+def _json_attributes(attrs: dict) -> dict:
+    """`attrs` as to_zarr can store them (those JSON cannot hold left out,
+    warned); zarr's own attributes are JSON, but a store's may not be."""
+    from progressive_j2k.convert import _json_attributes
+    return _json_attributes(attrs, "the input's", "")
+
+
+def input_nodata(attributes: dict, nodata, dtype) -> tuple:
+    """(attributes, nodata) for converting an input whose attributes
+    (open_input's) may hold xarray's mask value, FILL_VALUE.  It is never written as it
+    came: to_zarr writes the output's _FillValue from nodata, so that the
+    two cannot disagree.  With `nodata` given, that is the output's; a mask
+    value other than it is warned of (its cells are data to the output),
+    but for NaN on floats, whose cells are stored as nodata.  Without, a
+    mask value the dtype holds becomes nodata: masked cells then decode
+    exactly, stay out of reduced levels and read as missing in xarray, in
+    every mode (the attribute alone was blurred by lossy modes and blended
+    into reduced levels); NaN has nothing to carry (NaN cells need a
+    nodata, as ever); other values are left out, warned."""
+    attributes = dict(attributes)
+    if FILL_VALUE not in attributes:
+        return attributes, nodata
+    given = attributes.pop(FILL_VALUE)
+    mask = _mask_number(given)
+    if nodata is not None:
+        if mask is not None and not _same_value(mask, nodata, dtype) and not (
+                math.isnan(mask) and dtype.kind == "f"):
+            warnings.warn(f"the input's _FillValue {mask:g} is not --nodata {nodata:g}: cells of "
+                          f"{mask:g} are kept as data, no longer masked", stacklevel=3)
+        return attributes, nodata
+    if mask is not None and math.isnan(mask):
+        return attributes, None
+    reason = "not a number"
+    if mask is not None:
+        try:
+            return attributes, nodata_in(mask, dtype)
+        except ValueError as exc:
+            reason = str(exc)
+    warnings.warn(f"the input's _FillValue {given!r} cannot be nodata ({reason}): left out; "
+                  f"give --nodata to mask cells", stacklevel=3)
+    return attributes, None
+
+
+def _same_value(a: float, b: float, dtype) -> bool:
+    """Whether a and b are one value of `dtype` (float32's 1e20 is 1e20 given)."""
+    if dtype.kind != "f":
+        return a == b
+    with np.errstate(over="ignore"):
+        return bool(np.asarray(a).astype(dtype) == np.asarray(b).astype(dtype))
+
+
+def _mask_number(value) -> float | None:
+    """xarray's _FillValue as a number (a float's zarr v3 form, the base64
+    of its little-endian float64, decoded); None where it is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:   # (binascii.Error)
+        raw = b""
+    if len(raw) == 8:
+        return struct.unpack("<d", raw)[0]
+    try:   # ("NaN", "Infinity": zarr's JSON for them)
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _open_tiff(path, series: int | None = None) -> tuple:

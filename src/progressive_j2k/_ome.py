@@ -21,10 +21,6 @@ PHYSICAL_ATTRIBUTE = "ome_level0"
 OMERO_ATTRIBUTE = "omero"
 
 
-#: The attributes a conversion carries from its input to its output.
-CARRIED_ATTRIBUTES = (PHYSICAL_ATTRIBUTE, OMERO_ATTRIBUTE)
-
-
 def ome_metadata(attrs: dict, key: str):
     """An OME-Zarr group's `key` ("multiscales", "omero"): among the group's
     attributes (OME-NGFF 0.4) or under their "ome" (0.5); None if absent."""

@@ -131,7 +131,7 @@ _FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".jp2", ".j2
 
 def _convert(args):
     from progressive_j2k._guards import refuse_to_overwrite_input
-    from progressive_j2k._inputs import open_input
+    from progressive_j2k._inputs import input_nodata, open_input
     from progressive_j2k._options import dtype_code
     from progressive_j2k.convert import to_zarr
     if args.lossy and args.tolerance is not None:
@@ -155,10 +155,14 @@ def _convert(args):
     layers = args.layers
     if args.layer_metric == "psnr" and isinstance(layers, int):   # a PSNR, not a count
         layers = (float(layers),)
+    # a zarr input's mask value (xarray's _FillValue) as nodata
+    attributes, nodata = input_nodata(attributes, args.nodata, np.dtype(data.dtype))
+    if nodata is not None and args.nodata is None:
+        print(f"nodata {nodata:g}: the input's _FillValue (xarray's mask value)")
     options = dict(levels=args.levels, mode="lossy" if args.lossy else None,
                    axes=args.axes, colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, bits_per_sample=args.bits_per_sample, psnr=args.psnr,
-                   tolerance=args.tolerance, nodata=args.nodata,
+                   tolerance=args.tolerance, nodata=nodata,
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo,
                    close_gaps=args.close_gaps or None)
     metadata = local_metadata(args.output)

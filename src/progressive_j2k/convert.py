@@ -352,10 +352,11 @@ def _plain(value):
     return value
 
 
-def _json_attributes(attrs: dict) -> dict:
-    """An xarray DataArray's attrs as zarr can store them (_plain); those
-    JSON cannot hold (dates, bytes) left out with a warning, before the
-    store is touched."""
+def _json_attributes(attrs: dict, whose: str = "the DataArray's",
+                     advice: str = " (pass attributes= to choose them)") -> dict:
+    """An xarray DataArray's attrs (or convert's input's: `whose`, `advice`)
+    as zarr can store them (_plain); those JSON cannot hold (dates, bytes)
+    left out with a warning, before the store is touched."""
     kept, left = {}, []
     for key, value in attrs.items():
         try:
@@ -366,8 +367,8 @@ def _json_attributes(attrs: dict) -> dict:
             continue
         kept[str(key)] = value
     if left:
-        warnings.warn(f"the DataArray's attributes {', '.join(left)} cannot be stored as JSON: "
-                      f"left out (pass attributes= to choose them)", stacklevel=3)
+        warnings.warn(f"{whose} attributes {', '.join(left)} cannot be stored as JSON: "
+                      f"left out{advice}", stacklevel=3)
     return kept
 
 
