@@ -1934,6 +1934,28 @@ def test_psnr_on_data_far_below_its_dtypes_peak_warns(real):
         pj.encode(np.full((64, 64), 300, np.uint16), psnr=30)   # constant: exact anyway
 
 
+def test_to_zarr_writes_overlapping_in_threads_keep_warnings_working():
+    """to_zarr records its chunks' warnings while it writes; two writes in
+    threads that overlap as A in, B in, A out, B out once left A's record as
+    the process's warning sink, and every later warning was lost."""
+    import contextlib
+    import io
+    import warnings
+    from progressive_j2k.convert import _psnr_warnings_as_given
+    first, second = (_psnr_warnings_as_given(40, np.uint16) for _ in range(2))
+    with warnings.catch_warnings():   # (keeps the sink as it is, unlike record=True)
+        warnings.simplefilter("always")
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            first.__enter__()
+            second.__enter__()
+            warnings.warn("while both write", UserWarning)
+            first.__exit__(None, None, None)
+            second.__exit__(None, None, None)
+            warnings.warn("after both writes", UserWarning)
+    assert err.getvalue().count("UserWarning: while both write") == 1
+    assert "UserWarning: after both writes" in err.getvalue()
+
+
 def test_to_zarr_warns_of_the_psnr_target_given(real, tmp_path):
     """to_zarr codes edge chunks to a target raised for their padding; the
     warning names the target given, once (it named the raised ones too)."""

@@ -11,6 +11,7 @@ import numbers
 import os
 import shutil
 import struct
+import threading
 import warnings
 from itertools import combinations, product
 
@@ -653,13 +654,52 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     return zarr.open_array(store, mode="r+")
 
 
+class _SharedWarningRecord:
+    """One warnings.catch_warnings(record=True) for every to_zarr write under
+    way.  catch_warnings swaps process-wide state and restores what it found,
+    so two calls in threads overlapping as A in, B in, A out, B out left A's
+    record as the process's warning sink: every later warning was lost.
+    The first write in enters it, the last out leaves it; each takes what
+    was recorded by then."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._writers = 0
+        self._context = self._record = None
+
+    def enter(self) -> None:
+        with self._lock:
+            if not self._writers:
+                self._context = warnings.catch_warnings(record=True)
+                self._record = self._context.__enter__()
+            self._writers += 1
+
+    def leave(self) -> list:
+        """What was recorded (and not taken yet); the last to leave restores
+        the warnings' state."""
+        with self._lock:
+            taken, self._record[:] = list(self._record), []
+            self._writers -= 1
+            if not self._writers:
+                self._context.__exit__(None, None, None)
+                self._context = self._record = None
+        return taken
+
+
+_WRITE_WARNINGS = _SharedWarningRecord()
+
+
 @contextlib.contextmanager
 def _psnr_warnings_as_given(psnr, dtype):
     """PSNRPeakWarnings of the chunks written inside, as one that names the
     target given (edge chunks are coded to a target raised for their
-    padding, edge_chunk_options); other warnings as they came."""
-    with warnings.catch_warnings(record=True) as caught:
+    padding, edge_chunk_options); other warnings as they came (where
+    writes overlap in threads, each says what was recorded when it ends)."""
+    _WRITE_WARNINGS.enter()
+    try:
         yield
+    finally:
+        caught = _WRITE_WARNINGS.leave()
     peak_warned = False
     for w in caught:
         if issubclass(w.category, PSNRPeakWarning) and psnr is not None:
