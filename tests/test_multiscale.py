@@ -1,6 +1,7 @@
 """Multiscale reads: every level of one stored array, fetching only prefixes."""
 import json
 import math
+import os
 import warnings
 from itertools import product
 
@@ -1189,3 +1190,45 @@ def test_guesses_start_from_a_typical_chunk(real, tmp_path):
         np.testing.assert_array_equal(levels[level][:],
                                       reference_level(arr, (128, 128), {}, level)[0])
         assert len(store.chunk_reads()) <= 64 + 8
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_during_a_read_reads_the_level(real, tmp_path):
+    """A child forked while a thread of its parent was fetching a level's
+    headers inherited those fetches, tasks of the parent's event loop that
+    never finish in the child: every read of the level failed there
+    ("attached to a different loop"). The child now drops them."""
+    import threading
+    import time
+    pj.to_zarr(real("mr2_uint16"), str(tmp_path / "a.zarr"), chunks=(256, 256))
+    expected = pj.open_multiscale(str(tmp_path / "a.zarr"))[2][...]
+    store = Slow(LocalStore(str(tmp_path / "a.zarr"), read_only=True), lambda k: "c/" in k,
+                 delay=1.0)
+    levels = pj.open_multiscale(zarr.open_array(store, mode="r"))
+    reading = threading.Thread(target=lambda: levels[2][...])
+    reading.start()
+    deadline = time.monotonic() + 10
+    while not levels[2]._reader.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert levels[2]._reader.in_flight()   # (the fork below comes mid-fetch)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:   # (the child reports through the pipe, and never returns to pytest)
+        try:
+            os.write(write_end, b"same" if np.array_equal(levels[2][...], expected) else b"diff")
+        except BaseException as exc:
+            os.write(write_end, repr(exc).encode()[:500])
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + 60
+    while os.waitpid(child, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            pytest.fail("the forked child's read hung")
+        time.sleep(0.05)
+    said = os.read(read_end, 600)
+    os.close(read_end)
+    reading.join()
+    assert said == b"same", said

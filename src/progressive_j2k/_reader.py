@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import math
+import os
 import re
+import weakref
 from itertools import product
 
 import numpy as np
@@ -35,6 +37,20 @@ _LISTING_CELLS = 4096
 SPECULATIVE_MARGIN = 1.5
 SPECULATIVE_LIMIT = 64 * 1024
 
+#: The readers alive in this process.  A child forked while one of them was
+#: fetching a header inherits a task of the parent's event loop (zarr gives
+#: the child a loop of its own) that never finishes there, and every read of
+#: that chunk failed ("attached to a different loop"): the child drops them.
+_LIVE_READERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _forget_inherited_fetches() -> None:
+    for reader in list(_LIVE_READERS):
+        reader.forget_fetches()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_fetches)
 
 class _Reader:
     """Fetches chunk prefixes from the store; caches headers and shard indices."""
@@ -72,6 +88,7 @@ class _Reader:
         # read only (its `visit` dict), so chunks written later are seen.
         self._headers: dict = {}
         self._indices: dict = {}
+        _LIVE_READERS.add(self)
         # (level, layer) -> the longest prefix read so far
         self._longest: dict = {}
         # chunk coords -> stored bytes, where compressors follow
@@ -89,6 +106,16 @@ class _Reader:
         # the caches hold tasks of the event loop that filled them: a copy in
         # another process (dask distributed) starts empty
         return {**self.__dict__, "_headers": {}, "_indices": {}}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        _LIVE_READERS.add(self)
+
+    def forget_fetches(self) -> None:
+        """Drop the cached headers and shard indices (and fetches of them
+        under way)."""
+        self._headers.clear()
+        self._indices.clear()
 
     def _key(self, coords) -> str:
         key = self.metadata.encode_chunk_key(tuple(coords))
