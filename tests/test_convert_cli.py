@@ -2167,3 +2167,22 @@ def test_preview_at_picks_the_slice(real, tmp_path, capsys, monkeypatch):
     assert "choose a coarser level" in capsys.readouterr().err
     assert main(["preview", str(tmp_path / "v.zarr"), "--level", "1", "-o",
                  str(tmp_path / "x.png")]) == 0
+
+
+def test_a_failed_overwrite_waits_for_its_own_writes_only():
+    """to_zarr(overwrite=True) that fails waits for the reads and writes it
+    left on zarr's event loop, not for those other threads had under way
+    as it began (a slow read elsewhere held a failed write for a minute)."""
+    import asyncio
+    from zarr.core.sync import sync
+    from progressive_j2k._guards import settle_zarr_writes, zarr_tasks
+
+    async def start(delay):
+        return asyncio.ensure_future(asyncio.sleep(delay))
+
+    elsewhere = sync(start(20))    # another thread's slow read, say
+    before = zarr_tasks()
+    own = sync(start(0.2))         # this call's write, left running by its failure
+    settle_zarr_writes(timeout=30, before=before)
+    assert own.done() and not elsewhere.done()
+    elsewhere.get_loop().call_soon_threadsafe(elsewhere.cancel)

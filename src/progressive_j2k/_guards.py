@@ -201,17 +201,35 @@ def swap_in(new: Path, target: Path) -> Path:
     return replaced
 
 
-def settle_zarr_writes(timeout: float = 60.0) -> None:
+def zarr_tasks():
+    """The tasks zarr's event loop runs now (weakly held): settle_zarr_writes
+    leaves them to the calls that made them."""
+    import asyncio
+    import weakref
+
+    from zarr.core.sync import sync
+
+    async def running():
+        return weakref.WeakSet(t for t in asyncio.all_tasks() if t is not asyncio.current_task())
+
+    return sync(running())
+
+
+def settle_zarr_writes(timeout: float = 60.0, before=()) -> None:
     """Wait for the tasks zarr's event loop still runs: a read or write call
     that failed, or was interrupted, leaves its other reads and writes going
     (writes would put chunks back after the unfinished output is removed);
-    their errors are taken, as the call that made them cannot."""
+    their errors are taken, as the call that made them cannot.  Tasks in
+    `before` (zarr_tasks() as the call began: other threads' reads and
+    writes) are not waited for: a failed write once waited up to a minute
+    for another thread's slow reads."""
     import asyncio
 
     from zarr.core.sync import sync
 
     async def settled():
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        others = [t for t in asyncio.all_tasks()
+                  if t is not asyncio.current_task() and t not in before]
         if others:
             await asyncio.wait(others, timeout=timeout)
         for task in others:

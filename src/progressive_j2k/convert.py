@@ -21,7 +21,7 @@ from progressive_j2k import _api, _axes, _core, _metrics, _options
 from progressive_j2k._edges import EDGE_FLOORS, edge_chunk_options, pad_chunk
 from progressive_j2k._guards import (_already_there, local_metadata, refuse_foreign_directory,
                                      refuse_to_overwrite_input, settle_zarr_writes,
-                                     staging_beside, swap_in)
+                                     staging_beside, swap_in, zarr_tasks)
 from progressive_j2k._optional import require, require_zarr, zarr_store
 from progressive_j2k.errors import PSNRPeakWarning
 
@@ -602,6 +602,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # chunk, say) leaves the old one as it was
     target = local_metadata(store) if overwrite and isinstance(store, (str, os.PathLike)) else None
     staging = None if target is None else staging_beside(store, target)
+    others = zarr_tasks() if staging is not None else ()   # (not this call's to settle)
     from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, ContainsGroupError
     try:
         z = zarr.create_array(store if staging is None else str(staging),
@@ -640,7 +641,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                 z.resize(shape)
     except BaseException:
         if staging is not None:   # (the old array stays)
-            settle_zarr_writes()
+            settle_zarr_writes(before=others)
             shutil.rmtree(staging, ignore_errors=True)
         raise
     if staging is None:
