@@ -232,6 +232,10 @@ def test_jp2_records_the_pixel_size(real, tmp_path):
         n, d, e = _jp2_resolution(per_metre)
         assert max(n, d) <= 0xFFFF and n / d * 10.0**e == pytest.approx(per_metre, rel=1e-5)
     assert _jp2_resolution(1 / 70e3) is None
+    zero = {"scale": [0.0, 0.25], "axes": physical["axes"]}   # (no size: no box, no crash)
+    pj.to_zarr(real("camera")[:64, :64], str(tmp_path / "z.zarr"), attributes={"ome_level0": zero})
+    pj.export_jpeg2000(str(tmp_path / "z.zarr"), tmp_path / "z.jp2")
+    assert b"res " not in _jp2_boxes(_jp2_boxes((tmp_path / "z.jp2").read_bytes())[b"jp2h"])
     pj.export_jpeg2000(real("camera"), tmp_path / "n.jp2")
     assert b"res " not in _jp2_boxes(_jp2_boxes((tmp_path / "n.jp2").read_bytes())[b"jp2h"])
 

@@ -234,6 +234,10 @@ def test_nodata_options_are_checked_and_stored_only_when_set():
     for value in (1e39, -1e39):   # (float32's nearest: infinity)
         with pytest.raises(ValueError, match="nodata .* is beyond the range of float32"):
             pj.encode(np.zeros((8, 8), np.float32), tolerance=2, nodata=value)
+    with pytest.raises(ValueError, match="nodata is beyond float64's range: an integer of 401"):
+        pj.encode(np.zeros((8, 8), np.float32), tolerance=2, nodata=10**400)
+    with pytest.raises(ValueError, match="below the precision of float32"):   # (0: every 0 cell)
+        pj.encode(np.zeros((8, 8), np.float32), tolerance=2, nodata=1e-50)
     # nodata is restored from the stream, not from the grid: a value near 0,
     # and CF's default fill, once refused (a grid 6x finer; beyond float32's
     # precision at tolerance 0.01), code the field as any other value does

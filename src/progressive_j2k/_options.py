@@ -205,7 +205,11 @@ def _number(value, name: str) -> float:
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:   # (an integer beyond float64)
+        raise ValueError(f"{name} is beyond float64's range: an integer of "
+                         f"{len(str(abs(int(value))))} digits") from None
 
 
 def integer_option(value, name: str) -> int:
@@ -322,6 +326,8 @@ def nodata_in(nodata, dtype) -> float | None:
         value = dtype.type(nodata)
     if not np.isfinite(value):
         raise ValueError(f"nodata {nodata!r} is beyond the range of {dtype}")
+    if value == 0 and nodata != 0:   # (1e-50 would name every 0 in the data)
+        raise ValueError(f"nodata {nodata!r} is below the precision of {dtype} (it rounds to 0)")
     return float(value)
 
 

@@ -119,7 +119,9 @@ def _with_xarray_fill_value(attributes, nodata: float, dtype: np.dtype) -> dict:
     elif dtype.kind in "iu" and not (math.isfinite(value) and value == int(value)):
         raise ValueError(f"attributes' _FillValue {value!r} is no {dtype} value")
     if dtype.kind == "f" and isinstance(value, numbers.Real) and not isinstance(value, bool):
-        value = float(dtype.type(value))   # (as xarray writes it: the dtype's value)
+        with np.errstate(over="ignore"):   # (as xarray writes it: the dtype's value)
+            rounded = float(dtype.type(value))
+        value = rounded if math.isfinite(rounded) or not math.isfinite(value) else value
         value = base64.standard_b64encode(struct.pack("<d", value)).decode()
     elif dtype.kind in "iu" and isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = int(value)
@@ -661,7 +663,8 @@ class _SharedWarningRecord:
     so two calls in threads overlapping as A in, B in, A out, B out left A's
     record as the process's warning sink: every later warning was lost.
     The first write in enters it, the last out leaves it; each takes what
-    was recorded by then."""
+    was recorded by then (what a write says while others go on is recorded
+    again, and said by the last)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -679,34 +682,53 @@ class _SharedWarningRecord:
         """What was recorded (and not taken yet); the last to leave restores
         the warnings' state."""
         with self._lock:
-            taken, self._record[:] = list(self._record), []
+            taken = self._record[:]   # (appended to without the lock: cut, not cleared)
+            del self._record[:len(taken)]
             self._writers -= 1
             if not self._writers:
                 self._context.__exit__(None, None, None)
                 self._context = self._record = None
         return taken
 
+    def after_fork_in_child(self) -> None:
+        """A child forked during a write: its writers are not there, so the
+        state is restored and the lock made anew (it may have been held)."""
+        self._lock = threading.Lock()
+        if self._writers:
+            self._context.__exit__(None, None, None)
+        self._writers = 0
+        self._context = self._record = None
+
 
 _WRITE_WARNINGS = _SharedWarningRecord()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WRITE_WARNINGS.after_fork_in_child)
 
 
 @contextlib.contextmanager
 def _psnr_warnings_as_given(psnr, dtype):
     """PSNRPeakWarnings of the chunks written inside, as one that names the
     target given (edge chunks are coded to a target raised for their
-    padding, edge_chunk_options); other warnings as they came (where
-    writes overlap in threads, each says what was recorded when it ends)."""
+    padding, edge_chunk_options); other warnings as they came, also when
+    the write fails."""
     _WRITE_WARNINGS.enter()
     try:
         yield
     finally:
-        caught = _WRITE_WARNINGS.leave()
+        _say_recorded(_WRITE_WARNINGS.leave(), psnr, dtype)
+
+
+def _say_recorded(caught: list, psnr, dtype) -> None:
+    """Warn again what a write recorded: PSNRPeakWarnings of the chunks as
+    one naming `psnr` (one another write named is said as it is)."""
     peak_warned = False
     for w in caught:
-        if issubclass(w.category, PSNRPeakWarning) and psnr is not None:
+        if (issubclass(w.category, PSNRPeakWarning) and psnr is not None
+                and not getattr(w.message, "as_given", False)):
             if not peak_warned:
-                warnings.warn(_metrics.narrow_psnr_message(psnr, dtype), PSNRPeakWarning,
-                              stacklevel=4)
+                given = PSNRPeakWarning(_metrics.narrow_psnr_message(psnr, dtype))
+                given.as_given = True
+                warnings.warn(given, stacklevel=5)
             peak_warned = True
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

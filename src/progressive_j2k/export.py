@@ -260,8 +260,10 @@ def _with_capture_resolution(data: bytes, image) -> bytes:
     units = _plane_units(image)
     if any(u not in LENGTH_IN_METRES for u in units):
         return data
-    fields = [_jp2_resolution(1 / (float(v) * LENGTH_IN_METRES[u]))
-              for v, u in zip(image.scale[:2], units)]
+    sizes = [float(v) * LENGTH_IN_METRES[u] for v, u in zip(image.scale[:2], units)]
+    if not all(math.isfinite(size) and size > 0 for size in sizes):   # (a scale of 0, say)
+        return data
+    fields = [_jp2_resolution(1 / size) for size in sizes]
     if None in fields:
         return data
     (rows_n, rows_d, rows_e), (columns_n, columns_d, columns_e) = fields
