@@ -312,7 +312,8 @@ def nodata_in(nodata, dtype) -> float | None:
     """``nodata`` as the ``dtype`` value it names (None: none): integers
     as given, whole and in range; floats rounded to the dtype, as xarray and
     netCDF store a float32 variable's _FillValue (CF's 1e20 is
-    1.0000000200408773e20 in float32), and refused where that overflows."""
+    1.0000000200408773e20 in float32), and refused where that overflows or
+    turns a non-zero value into 0 (which would name every 0 of the data)."""
     if nodata is None:
         return None
     dtype = np.dtype(dtype)
@@ -326,7 +327,7 @@ def nodata_in(nodata, dtype) -> float | None:
         value = dtype.type(nodata)
     if not np.isfinite(value):
         raise ValueError(f"nodata {nodata!r} is beyond the range of {dtype}")
-    if value == 0 and nodata != 0:   # (1e-50 would name every 0 in the data)
+    if value == 0 and nodata != 0:
         raise ValueError(f"nodata {nodata!r} is below the precision of {dtype} (it rounds to 0)")
     return float(value)
 
