@@ -3,10 +3,8 @@ with its pixel sizes and channel names) and zarr arrays or OME-Zarr groups
 (level 0)."""
 from __future__ import annotations
 
-import base64
 import contextlib
 import math
-import numbers
 import re
 import struct
 import warnings
@@ -21,7 +19,7 @@ from progressive_j2k._optional import (is_url, local_if_file_url, require, requi
                                        zarr_store)
 from progressive_j2k._guards import ZARR_METADATA
 from progressive_j2k._options import nodata_in
-from progressive_j2k._xarray import _XARRAY_OWN
+from progressive_j2k._xarray import _XARRAY_OWN, float_from_xarray, xarray_mask_value
 from progressive_j2k._zarr_layout import open_zarr_node
 
 
@@ -124,11 +122,9 @@ def _zarr_attributes(array) -> dict:
     wrote to zarr v2 (_ARRAY_DIMENSIONS), which stands for it there."""
     attrs = array.attrs.asdict()
     kept = _json_attributes({k: v for k, v in attrs.items() if k not in _XARRAY_OWN})
-    mask = attrs.get(FILL_VALUE)
-    if mask is None and array.metadata.zarr_format == 2 and "_ARRAY_DIMENSIONS" in attrs:
-        mask = array.metadata.fill_value   # (None: xarray masks nothing)
-    if mask is not None:
-        kept[FILL_VALUE] = mask.item() if isinstance(mask, np.generic) else mask
+    mask = xarray_mask_value(attrs, array.metadata.zarr_format, array.metadata.fill_value)
+    if mask is not None:   # (None: xarray masks nothing)
+        kept[FILL_VALUE] = mask
     return kept
 
 
@@ -155,7 +151,7 @@ def input_nodata(attributes: dict, nodata, dtype) -> tuple:
     if FILL_VALUE not in attributes:
         return attributes, nodata
     given = attributes.pop(FILL_VALUE)
-    mask = _mask_number(given)
+    mask = float_from_xarray(given)
     if nodata is not None:
         if mask is not None and not _same_value(mask, nodata, dtype) and not (
                 math.isnan(mask) and dtype.kind == "f"):
@@ -181,27 +177,6 @@ def _same_value(a: float, b: float, dtype) -> bool:
         return a == b
     with np.errstate(over="ignore"):
         return bool(np.asarray(a).astype(dtype) == np.asarray(b).astype(dtype))
-
-
-def _mask_number(value) -> float | None:
-    """xarray's _FillValue as a number (a float's zarr v3 form, the base64
-    of its little-endian float64, decoded); None where it is none."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except ValueError:   # (binascii.Error)
-        raw = b""
-    if len(raw) == 8:
-        return struct.unpack("<d", raw)[0]
-    try:   # ("NaN", "Infinity": zarr's JSON for them)
-        return float(value)
-    except ValueError:
-        return None
 
 
 def _open_tiff(path, series: int | None = None) -> tuple:

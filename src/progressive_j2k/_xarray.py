@@ -2,6 +2,9 @@
 xarray owns, and the coordinate arrays beside an array in its group."""
 from __future__ import annotations
 
+import base64
+import numbers
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +32,54 @@ def _dimension_names(metadata, attributes: dict, ndim: int) -> tuple:
 _XARRAY_OWN = ("_ARRAY_DIMENSIONS", "_FillValue", "coordinates")
 
 
-def _cf_fill_value(attributes: dict, zarr_format: int, fill_value, dtype):
-    """The _FillValue xarray.open_zarr masks an integer array with (CF
-    packing): the attribute xarray writes to zarr v3 arrays, or, in arrays
-    xarray wrote to zarr v2 (_ARRAY_DIMENSIONS), the array's fill value,
-    which stands for it there; else None.  Level.to_xarray keeps it, so
-    decode_cf masks alike.  Floats keep none: xarray's zarr v3 attribute of
-    theirs is base64 text, and a copy written with a float one (NaN, its
-    default) is one xarray cannot open."""
-    if np.dtype(dtype).kind not in "iu":
-        return None
+def xarray_mask_value(attributes: dict, zarr_format: int, fill_value):
+    """The _FillValue xarray.open_zarr masks a zarr array with, as stored:
+    the attribute xarray writes to zarr v3 arrays (a float's as text,
+    float_from_xarray), or, in arrays xarray wrote to zarr v2
+    (_ARRAY_DIMENSIONS), the array's fill value, which stands for it there;
+    else None."""
     value = attributes.get("_FillValue")
     if value is None and zarr_format == 2 and "_ARRAY_DIMENSIONS" in attributes:
         value = fill_value
-    if isinstance(value, np.generic):
-        value = value.item()
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _cf_fill_value(attributes: dict, zarr_format: int, fill_value, dtype):
+    """xarray_mask_value of an integer array (CF packing), which
+    Level.to_xarray keeps, so decode_cf masks alike; else None.  Floats keep
+    none: xarray's zarr v3 attribute of theirs is base64 text, and a copy
+    written with a float one (NaN, its default) is one xarray cannot open."""
+    if np.dtype(dtype).kind not in "iu":
+        return None
+    value = xarray_mask_value(attributes, zarr_format, fill_value)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def float_for_xarray(value: float) -> str:
+    """A float _FillValue in the form xarray writes and reads in zarr v3
+    attributes: the base64 of its little-endian float64 bytes."""
+    return base64.standard_b64encode(struct.pack("<d", value)).decode()
+
+
+def float_from_xarray(value) -> float | None:
+    """A _FillValue as a number: a plain one, float_for_xarray's text, or
+    zarr's JSON names ("NaN", "Infinity"); None where it is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:   # (binascii.Error)
+        raw = b""
+    if len(raw) == 8:
+        return struct.unpack("<d", raw)[0]
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _nodata_as_nan(block: np.ndarray, nodata) -> np.ndarray:

@@ -2,7 +2,6 @@
 refusals that guard its input and output: _guards.py)."""
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import json
@@ -10,7 +9,6 @@ import math
 import numbers
 import os
 import shutil
-import struct
 import threading
 import warnings
 from itertools import combinations, product
@@ -23,6 +21,7 @@ from progressive_j2k._guards import (_already_there, local_metadata, refuse_fore
                                      refuse_to_overwrite_input, settle_zarr_writes,
                                      staging_beside, swap_in, zarr_tasks)
 from progressive_j2k._optional import require, require_zarr, zarr_store
+from progressive_j2k._xarray import float_for_xarray
 from progressive_j2k.errors import PSNRPeakWarning
 
 
@@ -122,7 +121,7 @@ def _with_xarray_fill_value(attributes, nodata: float, dtype: np.dtype) -> dict:
         with np.errstate(over="ignore"):   # (as xarray writes it: the dtype's value)
             rounded = float(dtype.type(value))
         value = rounded if math.isfinite(rounded) or not math.isfinite(value) else value
-        value = base64.standard_b64encode(struct.pack("<d", value)).decode()
+        value = float_for_xarray(value)
     elif dtype.kind in "iu" and isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = int(value)
     attributes["_FillValue"] = value
