@@ -522,8 +522,11 @@ def test_layers_edited_into_array_metadata_name_the_chunk(tmp_path):
 
 def test_decode_arguments_are_checked(chunk):
     _, enc = chunk
-    for max_bytes in (float("nan"), None, -1, "1000000"):
-        with pytest.raises(TypeError, match="max_bytes"):
+    for max_bytes in (None, "1000000", True):   # not numbers
+        with pytest.raises(TypeError, match="max_bytes must be a number"):
+            pj.decode(enc, max_bytes=max_bytes)
+    for max_bytes in (float("nan"), -1):   # numbers out of range
+        with pytest.raises(ValueError, match="max_bytes must be >= 0"):
             pj.decode(enc, max_bytes=max_bytes)
     with pytest.raises(TypeError, match="level must be an integer"):
         pj.decode(enc, level=True)

@@ -2007,6 +2007,15 @@ def test_cli_input_fill_value_and_nodata(real, tmp_path, capsys):
         "the input's _FillValue -999 is not --nodata -500: cells of -999 are kept as data, "
         "no longer masked"))
     assert z.attrs["_FillValue"] == xarray_float(-500.0) and z.fill_value == -500.0
+    # --nodata none: the mask value's cells are data, and nothing masks them
+    z = convert("f.zarr", "none.zarr", "--nodata", "none")
+    assert z.attrs.asdict() == {"units": "K"} and "nodata" not in _codec_configuration(z)
+    assert np.abs(z[:] - field).max() <= 0.01 and not (z[:10, :12] == -999.0).all()
+    assert "no nodata: cells of the input's _FillValue" in capsys.readouterr().out
+    with pytest.raises(SystemExit):   # argparse's usage error
+        main(["convert", str(tmp_path / "f.zarr"), str(tmp_path / "bad.zarr"),
+              "--nodata", "nothing"])
+    assert "expected a number or none, got 'nothing'" in capsys.readouterr().err
     # CF's 1e20 as xarray stores it for float32 (its float32 value) is --nodata 1e20
     field[:10, :12] = np.float32(1e20)
     zarr.create_array(str(tmp_path / "cf.zarr"), data=field,

@@ -927,8 +927,10 @@ def decode(buf, level: int = 0, out=None, *, layer: int | None = None,
     ``ValueError`` subclasses for damaged or short input.
     """
     if isinstance(max_bytes, (bool, np.bool_)) or not isinstance(
-            max_bytes, (int, float, np.integer, np.floating)) or not max_bytes >= 0:
-        raise TypeError(f"max_bytes must be a number >= 0 (math.inf: no limit), got {max_bytes!r}")
+            max_bytes, (int, float, np.integer, np.floating)):
+        raise TypeError(f"max_bytes must be a number (math.inf: no limit), got {max_bytes!r}")
+    if not max_bytes >= 0:   # (NaN too)
+        raise ValueError(f"max_bytes must be >= 0 (math.inf: no limit), got {max_bytes!r}")
     data = _as_bytes(buf)
     header = read_header(data)
     level = header._check_level(level)

@@ -27,6 +27,8 @@ from progressive_j2k._zarr_layout import open_zarr_node
 #: conversion (as xarray reads it: a float's as zarr v3 stores it, base64),
 #: which input_nodata turns into the output's nodata
 FILL_VALUE = "_FillValue"
+#: convert's --nodata none: no nodata, and the input's mask value is data
+NO_NODATA = "none"
 
 #: An OME-Zarr group's own blocks, which are not copied to the output array
 #: as they are: "multiscales" names the input's levels (level 0's axes and
@@ -146,8 +148,13 @@ def input_nodata(attributes: dict, nodata, dtype) -> tuple:
     exactly, stay out of reduced levels and read as missing in xarray, in
     every mode (the attribute alone was blurred by lossy modes and blended
     into reduced levels); NaN has nothing to carry (NaN cells need a
-    nodata, as ever); other values are left out, warned."""
+    nodata, as ever); other values are left out, warned.  `nodata`
+    NO_NODATA asks for none: the mask value's cells are data, and the
+    attribute is not written (xarray would mask them)."""
     attributes = dict(attributes)
+    if nodata is NO_NODATA:
+        attributes.pop(FILL_VALUE, None)
+        return attributes, None
     if FILL_VALUE not in attributes:
         return attributes, nodata
     given = attributes.pop(FILL_VALUE)

@@ -55,6 +55,18 @@ def _colour_axis(text):
         raise argparse.ArgumentTypeError(f"expected an axis, auto or none, got {text!r}") from None
 
 
+def _nodata(text):
+    """--nodata: a number, or "none" (no nodata, whatever the input's
+    _FillValue says)."""
+    from progressive_j2k._inputs import NO_NODATA
+    if text.strip().lower() == NO_NODATA:
+        return NO_NODATA
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
+
+
 def _picks(text):
     """--at: AXIS=INDEX pairs, comma-separated (0=90, z=90 or -3=10,1=-1):
     an axis by number or by the array's name for it."""
@@ -111,7 +123,7 @@ def convert(args):
                          [f"{exc.inf} infinite"] * bool(exc.inf))
         raise ValueError(
             f"the input holds values the codec cannot take (found: {held})"
-            + ("" if args.nodata is not None or not exc.nan else
+            + ("" if isinstance(args.nodata, float) or not exc.nan else
                          ". For masked cells give --nodata VALUE (e.g. -999): NaN is stored as "
                          "it, decoded exactly and kept out of every reduced level") +
             ("; replace infinite values in the input" if exc.inf else "")) from None
@@ -131,7 +143,7 @@ _FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".jp2", ".j2
 
 def _convert(args):
     from progressive_j2k._guards import refuse_to_overwrite_input
-    from progressive_j2k._inputs import input_nodata, open_input
+    from progressive_j2k._inputs import FILL_VALUE, NO_NODATA, input_nodata, open_input
     from progressive_j2k._options import dtype_code
     from progressive_j2k.convert import to_zarr
     if args.lossy and args.tolerance is not None:
@@ -156,9 +168,12 @@ def _convert(args):
     if args.layer_metric == "psnr" and isinstance(layers, int):   # a PSNR, not a count
         layers = (float(layers),)
     # a zarr input's mask value (xarray's _FillValue) as nodata
+    mask = attributes.get(FILL_VALUE)
     attributes, nodata = input_nodata(attributes, args.nodata, np.dtype(data.dtype))
     if nodata is not None and args.nodata is None:
         print(f"nodata {nodata:g}: the input's _FillValue (xarray's mask value)")
+    elif args.nodata is NO_NODATA and mask is not None:
+        print(f"no nodata: cells of the input's _FillValue ({mask!r}) are data")
     options = dict(levels=args.levels, mode="lossy" if args.lossy else None,
                    axes=args.axes, colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, bits_per_sample=args.bits_per_sample, psnr=args.psnr,
@@ -489,9 +504,10 @@ def main(argv=None):
                    help="lossy: the same as a rate, coded bits per sample")
     p.add_argument("--psnr", type=float, help="lossy: the smallest chunks with this PSNR (dB)")
     p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
-    p.add_argument("--nodata", type=float,
+    p.add_argument("--nodata", type=_nodata,
                    help="a value that marks no data (e.g. -9999): kept exactly, and out of "
-                        "reduced levels")
+                        "reduced levels; a zarr input's _FillValue is taken where none is "
+                        "given, 'none' takes no value (its cells are then data)")
     p.add_argument("--layers", type=_layers,
                    help="quality layers per resolution: a count (1-16), or the targets of "
                         "the layers before the last, comma-separated or with a decimal point "
