@@ -1247,7 +1247,7 @@ def test_convert_names_what_it_reads_and_writes(real, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     for argv, message in (
             (["notes.md", "o.zarr"], "notes.md: not an input convert reads (a file): it reads "
-                                     ".npy and TIFF"),
+                                     ".npy, TIFF (.tif, .tiff) and JPEG 2000 (.jp2"),
             (["empty", "o.zarr"], "a directory without zarr metadata"),
             (["c.npy", "out.png"], "convert writes a zarr array (a directory): name the output "
                                    "*.zarr, got"),

@@ -227,11 +227,11 @@ def test_jp2_records_the_pixel_size(real, tmp_path):
     with pil.open(tmp_path / "p.jp2") as image:   # (dpi: columns, rows)
         assert image.info["dpi"] == pytest.approx((0.0254 * 2e6, 0.0254 * 1e6))
     # any pixel from 65 km down fits 16-bit fractions, within 1e-5
-    from progressive_j2k.export import _jp2_resolution
+    from progressive_j2k._jp2 import resolution_fields
     for per_metre in (1 / 65535, 3.3, 12345.678, 1 / 0.65e-6, 1e9, 1e130):
-        n, d, e = _jp2_resolution(per_metre)
+        n, d, e = resolution_fields(per_metre)
         assert max(n, d) <= 0xFFFF and n / d * 10.0**e == pytest.approx(per_metre, rel=1e-5)
-    assert _jp2_resolution(1 / 70e3) is None
+    assert resolution_fields(1 / 70e3) is None
     zero = {"scale": [0.0, 0.25], "axes": physical["axes"]}   # (no size: no box, no crash)
     pj.to_zarr(real("camera")[:64, :64], str(tmp_path / "z.zarr"), attributes={"ome_level0": zero})
     pj.export_jpeg2000(str(tmp_path / "z.zarr"), tmp_path / "z.jp2")
@@ -434,3 +434,84 @@ def test_samples_transformed_with_the_image_export_one_level(real, tmp_path):
     with pytest.raises(ValueError, match=r"level 1 has shape \(256, 256, 2\), 2 samples where the "
                                          r"finest exported level has 4: .* axes=\(0, 1\)"):
         pj.export_jpeg2000(levels, tmp_path / "r.tif")
+
+
+# ---- JPEG 2000 files as convert's input: the other half of the interchange
+
+@pytest.mark.parametrize("name, suffix", [("astronaut", ".jp2"), ("mr2_uint16", ".j2k"),
+                                          ("ct693_int16", ".jp2"), ("camera", ".j2c")])
+def test_convert_reads_jpeg2000_files_bit_for_bit(real, tmp_path, name, suffix):
+    """A lossless JPEG 2000 file (OpenJPEG's, or an HTJ2K codestream, which
+    OpenJPEG decodes too) converts to an array holding its pixels exactly;
+    a lossy one to what OpenJPEG decodes of it."""
+    image = real(name)
+    files = {"reversible": imagecodecs.jpeg2k_encode(image, codecformat=suffix[1:4].replace(
+        "j2c", "j2k"), reversible=True, level=0)}
+    if suffix == ".j2c":
+        files["htj2k"] = imagecodecs.htj2k_encode(image)
+    else:
+        files["lossy"] = imagecodecs.jpeg2k_encode(image, codecformat=suffix[1:], level=40)
+    for kind, data in files.items():
+        (tmp_path / f"{kind}{suffix}").write_bytes(data)
+        assert main(["convert", str(tmp_path / f"{kind}{suffix}"), str(tmp_path / f"{kind}.zarr"),
+                     "--quiet"]) == 0
+        stored = zarr.open_array(str(tmp_path / f"{kind}.zarr"))[...]
+        expected = image if kind != "lossy" else imagecodecs.jpeg2k_decode(data)
+        assert stored.dtype == image.dtype
+        np.testing.assert_array_equal(stored, expected)
+    if "lossy" in files:   # (lossy really is: the test would not see a mix-up otherwise)
+        assert not np.array_equal(imagecodecs.jpeg2k_decode(files["lossy"]), image)
+
+
+def test_jp2_pixel_size_comes_back_through_convert(real, tmp_path):
+    """export writes a level's pixel size in a .jp2's capture resolution
+    box; convert reads it back as ome_level0, in one length unit for both
+    axes; a .jp2 without the box, or a raw codestream, has no physical axes."""
+    for scale, unit, expected in (([0.5, 0.25], "micrometer", ([1.0, 0.5], "micrometer")),
+                                  ([10.0, 10.0], "meter", ([20.0, 20.0], "meter")),
+                                  ([0.3, 0.3], "millimeter", ([0.6, 0.6], "millimeter")),
+                                  ([0.04, 0.04], "millimeter", ([80.0, 80.0], "micrometer"))):
+        physical = {"scale": scale, "axes": [{"name": "y", "unit": unit},
+                                             {"name": "x", "unit": unit}]}
+        pj.to_zarr(real("camera"), str(tmp_path / "p.zarr"), chunks=(128, 128),
+                   attributes={"ome_level0": physical}, overwrite=True)
+        pj.export_jpeg2000(str(tmp_path / "p.zarr"), tmp_path / "p.jp2", level=1)
+        assert main(["convert", str(tmp_path / "p.jp2"), str(tmp_path / "back.zarr"), "--quiet",
+                     "--overwrite"]) == 0
+        back = pj.open_multiscale(str(tmp_path / "back.zarr"))
+        assert back[0].scale == pytest.approx(tuple(expected[0]), rel=1e-5)
+        assert back[0].units == (expected[1],) * 2
+        np.testing.assert_array_equal(back[0][...], pj.open_multiscale(str(tmp_path / "p.zarr"))[1][...])
+    (tmp_path / "plain.jp2").write_bytes(imagecodecs.jpeg2k_encode(real("astronaut"), codecformat="jp2",
+                                                                   reversible=True, level=0))
+    assert main(["convert", str(tmp_path / "plain.jp2"), str(tmp_path / "plain.zarr"), "--quiet"]) == 0
+    assert "ome_level0" not in zarr.open_array(str(tmp_path / "plain.zarr")).attrs
+
+
+def test_damaged_jpeg2000_inputs_are_refused(real, tmp_path, capsys):
+    """A JPEG 2000 file cut short, with a box or size marker that lies, or
+    that is no JPEG 2000 at all is refused with its reason (exit status 2),
+    never converted as what OpenJPEG makes of it; a size marker claiming
+    more than the machine holds is refused before anything is decoded."""
+    image = real("camera")
+    jp2 = imagecodecs.jpeg2k_encode(image, codecformat="jp2", reversible=True, level=0)
+    j2k = imagecodecs.jpeg2k_encode(image, codecformat="j2k", reversible=True, level=0)
+    siz = j2k.index(b"\xff\x51")
+    huge = bytearray(j2k)
+    struct.pack_into(">II", huge, siz + 6, 2**31, 2**31)   # Xsiz, Ysiz
+    long_box = bytearray(jp2)
+    struct.pack_into(">I", long_box, 12, 2**31)   # the file type box's length
+    cases = {
+        "cut_in_data.jp2": (jp2[:len(jp2) // 2], "claims"),
+        "cut_in_data.j2k": (j2k[:len(j2k) // 2], "does not decode"),
+        "cut_in_boxes.jp2": (jp2[:40], "JP2 box"),
+        "cut_in_siz.j2k": (j2k[:20], "size marker"),
+        "huge.j2k": (bytes(huge), "more than half this machine's memory"),
+        "long_box.jp2": (bytes(long_box), "claims 2147483648 bytes"),
+        "text.jp2": (b"not an image at all", "not JPEG 2000"),
+    }
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert main(["convert", str(tmp_path / name), str(tmp_path / f"{name}.zarr")]) == 2, name
+        assert reason in capsys.readouterr().err, name
+        assert not (tmp_path / f"{name}.zarr").exists()

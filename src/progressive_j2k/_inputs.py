@@ -1,10 +1,11 @@
 """The inputs a conversion reads: .npy, TIFF (tile by tile, read-only,
-with its pixel sizes and channel names) and zarr arrays or OME-Zarr groups
-(level 0)."""
+with its pixel sizes and channel names), JPEG 2000 files (whole, with a
+.jp2's pixel size) and zarr arrays or OME-Zarr groups (level 0)."""
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import struct
 import warnings
@@ -13,8 +14,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from progressive_j2k._ome import (OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE, _OME_UNITS, _list,
-                                  _physical_axes, ome_level0, ome_metadata)
+from progressive_j2k import _jp2
+from progressive_j2k._ome import (LENGTH_IN_METRES, OMERO_ATTRIBUTE, PHYSICAL_ATTRIBUTE,
+                                  _OME_UNITS, _list, _physical_axes, ome_level0, ome_metadata)
 from progressive_j2k._optional import (is_url, local_if_file_url, require, require_zarr,
                                        zarr_store)
 from progressive_j2k._guards import ZARR_METADATA
@@ -55,8 +57,8 @@ def open_input(path: str, series: int | None = None) -> tuple:
     url = is_url(path)
     p = Path(urlparse(path).path if url else path)   # (Path would fold the URL's //)
     suffix = p.suffix.lower()
-    if url and suffix in (".tif", ".tiff", ".npy"):
-        raise ValueError(f"{path}: TIFF and .npy inputs are read from local files only; "
+    if url and suffix in (".tif", ".tiff", ".npy", *JPEG2000_SUFFIXES):
+        raise ValueError(f"{path}: TIFF, JPEG 2000 and .npy inputs are read from local files only; "
                          f"download it first (a zarr array or OME-Zarr group can be a URL)")
     if suffix in (".tif", ".tiff"):
         return _open_tiff(p, series)
@@ -64,11 +66,14 @@ def open_input(path: str, series: int | None = None) -> tuple:
         raise ValueError(f"{path}: a series is picked from a TIFF only")
     if suffix == ".npy":
         return np.load(p, mmap_mode="r"), None, {}
+    if suffix in JPEG2000_SUFFIXES:
+        return _open_jpeg2000(p)
     if not url and (p.is_file() or p.is_dir() and not any(
             (p / name).exists() for name in ZARR_METADATA)):
         kind = "a file" if p.is_file() else "a directory without zarr metadata"
-        raise ValueError(f"{path}: not an input convert reads ({kind}): it reads .npy and TIFF "
-                         f"(.tif, .tiff) files, zarr arrays and OME-Zarr groups")
+        raise ValueError(f"{path}: not an input convert reads ({kind}): it reads .npy, TIFF "
+                         f"(.tif, .tiff) and JPEG 2000 ({', '.join(JPEG2000_SUFFIXES)}) files, "
+                         f"zarr arrays and OME-Zarr groups")
     zarr = require_zarr("reading zarr input")
     node = open_zarr_node(zarr, zarr_store(path, "reading zarr input") if url else str(p))
     if isinstance(node, zarr.Array):
@@ -217,6 +222,59 @@ def _open_tiff(path, series: int | None = None) -> tuple:
     zarr = require_zarr("reading a tiled or compressed TIFF")
     return zarr.open_array(tifffile.imread(path, aszarr=True, series=index, level=0),
                            mode="r"), names, carried
+
+
+#: The file names convert reads as JPEG 2000: JP2 files and raw codestreams
+#: (HTJ2K's too, which OpenJPEG decodes)
+JPEG2000_SUFFIXES = (".jp2", ".j2k", ".j2c", ".jpc", ".jhc")
+#: The share of the machine's memory a JPEG 2000 input's decode may take:
+#: it is decoded whole, and a damaged size marker must not claim it all
+JPEG2000_MEMORY_SHARE = 0.5
+#: Length units for a .jp2's pixel size, largest first: it takes the first
+#: in which the smaller of its sizes is at least _JP2_UNIT_LEAST (a slide's
+#: 0.25 micrometres, a CT's 0.6 millimetres, a satellite's 10 metres)
+_JP2_UNITS = ("meter", "millimeter", "micrometer", "nanometer")
+_JP2_UNIT_LEAST = 0.1
+
+
+def _open_jpeg2000(path) -> tuple:
+    """open_input for a JPEG 2000 file (OpenJPEG, through imagecodecs,
+    decodes it whole): (H, W) or (H, W, components), with the pixel size of
+    a .jp2's capture resolution box as PHYSICAL_ATTRIBUTE (y and x, and c
+    for components)."""
+    imagecodecs = require("imagecodecs", "cli", "reading JPEG 2000")
+    data = Path(path).read_bytes()
+    try:
+        rows, columns, components, itemsize = _jp2.declared_size(data)
+        pixel_size = _jp2.capture_pixel_size(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    needed = rows * columns * components * itemsize
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > JPEG2000_MEMORY_SHARE * memory:
+        raise ValueError(f"{path}: the JPEG 2000 image declares {rows} x {columns} x {components} "
+                         f"samples ({needed / 2**30:.1f} GiB), more than half this machine's "
+                         f"memory, and is decoded whole (damaged, or too large to convert here)")
+    try:
+        image = imagecodecs.jpeg2k_decode(data)
+    except imagecodecs.Jpeg2kError as exc:
+        raise ValueError(f"{path}: the JPEG 2000 data does not decode (truncated or damaged): "
+                         f"{exc}") from None
+    if image.shape[:2] != (rows, columns):
+        raise ValueError(f"{path}: decoded {image.shape[:2]}, its size marker declares "
+                         f"{(rows, columns)} (damaged)")
+    if pixel_size is None:
+        return image, None, {}
+    unit = next((u for u in _JP2_UNITS
+                 if min(pixel_size) / LENGTH_IN_METRES[u] >= _JP2_UNIT_LEAST), _JP2_UNITS[-1])
+    axes = [{"name": name, "type": "space", "unit": unit} for name in "yx"]
+    scale = [float(f"{size / LENGTH_IN_METRES[unit]:.6g}") for size in pixel_size]   # (the box's precision)
+    if image.ndim == 3:
+        axes.append({"name": "c", "type": "channel"})
+        scale.append(1.0)
+    names = [axis["name"] for axis in axes]
+    return image, names, {PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale,
+                                               "translation": [0.0] * len(axes)}}
 
 
 def _tiff_series(tif, series: int | None, path) -> int:

@@ -148,7 +148,7 @@ def _convert(args):
     from progressive_j2k.convert import to_zarr
     if args.lossy and args.tolerance is not None:
         raise ValueError("--tolerance is a mode of its own: leave out --lossy")
-    if args.overwrite:   # (a .npy or TIFF input too)
+    if args.overwrite:   # (a .npy, TIFF or JPEG 2000 input too)
         refuse_to_overwrite_input(args.input, args.output)
     if os.path.splitext(str(args.output))[1].lower() in _FILE_SUFFIXES:
         raise ValueError(f"convert writes a zarr array (a directory): name the output "
@@ -483,9 +483,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="progressive-j2k", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("convert", help="TIFF, .npy or zarr/OME-Zarr level 0 -> progressive zarr v3")
-    p.add_argument("input", help="a .tif/.tiff, .npy, zarr array or OME-Zarr group (a zarr "
-                                  "one may be a URL: http(s)://, s3://, ...)")
+    p = sub.add_parser("convert", help="TIFF, JPEG 2000, .npy or zarr/OME-Zarr level 0 -> "
+                                       "progressive zarr v3")
+    p.add_argument("input", help="a .tif/.tiff, .jp2/.j2k/.j2c, .npy, zarr array or OME-Zarr "
+                                  "group (a zarr one may be a URL: http(s)://, s3://, ...)")
     p.add_argument("output")
     p.add_argument("--series", type=int,
                    help="TIFF: which of its images (series) to convert (default: the first, "

@@ -16,15 +16,13 @@ import numbers
 import operator
 import os
 import stat
-import struct
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from fractions import Fraction
 
 import numpy as np
 
-from progressive_j2k import _metrics
+from progressive_j2k import _jp2, _metrics
 from progressive_j2k._optional import local_if_file_url, require
 from progressive_j2k._ome import LENGTH_IN_METRES, OME_LENGTH_UNITS, omero_channel
 from progressive_j2k.errors import PSNRPeakWarning
@@ -228,62 +226,15 @@ def _resolution(image) -> dict:
     return {"resolution": (1 / sizes[1], 1 / sizes[0]), "resolutionunit": "CENTIMETER"}
 
 
-#: JP2 box types (ISO/IEC 15444-1 annex I)
-JP2_HEADER, JP2_RESOLUTION, JP2_CAPTURE_RESOLUTION = b"jp2h", b"res ", b"resc"
-#: A JP2 resolution is N / D * 10**E grid points per metre, N and D 16-bit
-JP2_RESOLUTION_FIELD = 0xFFFF
-
-
-def _jp2_resolution(per_metre: float) -> tuple | None:
-    """(N, D, E) of a JP2 resolution of ``per_metre`` samples per metre,
-    E >= 0 (Pillow reads E unsigned), or None where none holds it (a
-    sample over 65 km)."""
-    if not (math.isfinite(per_metre) and per_metre * JP2_RESOLUTION_FIELD >= 1):
-        return None
-    exponent = max(0, math.ceil(math.log10(per_metre / JP2_RESOLUTION_FIELD)))
-    if exponent > 127:
-        return None
-    scaled = per_metre / 10.0**exponent
-    # the closest fraction whose numerator and denominator both fit
-    fraction = Fraction(scaled).limit_denominator(
-        max(1, min(JP2_RESOLUTION_FIELD, int(JP2_RESOLUTION_FIELD / scaled))))
-    if not 0 < fraction.numerator <= JP2_RESOLUTION_FIELD:
-        return None
-    return fraction.numerator, fraction.denominator, exponent
-
-
 def _with_capture_resolution(data: bytes, image) -> bytes:
     """A .jp2 file ``data`` with the pixel size of a level that records it
-    in length units (as _resolution, for TIFF) in a capture resolution box
-    at the end of its header box (as Pillow and GDAL read it); else as
-    given."""
+    in length units (as _resolution, for TIFF) in a capture resolution box;
+    else as given."""
     units = _plane_units(image)
     if any(u not in LENGTH_IN_METRES for u in units):
         return data
-    sizes = [float(v) * LENGTH_IN_METRES[u] for v, u in zip(image.scale[:2], units)]
-    if not all(math.isfinite(size) and size > 0 for size in sizes):   # (a scale of 0, say)
-        return data
-    fields = [_jp2_resolution(1 / size) for size in sizes]
-    if None in fields:
-        return data
-    (rows_n, rows_d, rows_e), (columns_n, columns_d, columns_e) = fields
-    capture = struct.pack(">HHHHbb", rows_n, rows_d, columns_n, columns_d, rows_e, columns_e)
-    box = _jp2_box(JP2_RESOLUTION, _jp2_box(JP2_CAPTURE_RESOLUTION, capture))
-    position = 0
-    while position + 8 <= len(data):   # (OpenJPEG's boxes: 32-bit lengths)
-        length, kind = struct.unpack_from(">I4s", data, position)
-        if length < 8:
-            break
-        if kind == JP2_HEADER:
-            end = position + length
-            return (data[:position] + _jp2_box(JP2_HEADER, data[position + 8:end] + box)
-                    + data[end:])
-        position += length
-    raise ValueError("the JPEG 2000 encoder wrote no JP2 header box")
-
-
-def _jp2_box(kind: bytes, content: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(content), kind) + content
+    sizes = tuple(float(v) * LENGTH_IN_METRES[u] for v, u in zip(image.scale[:2], units))
+    return _jp2.with_capture_resolution(data, sizes)
 
 
 def _write_tiff(pyramid: list, path, tile: int, encode, ome: bool, ome_fields: dict) -> None:
