@@ -256,7 +256,7 @@ def _open_jpeg2000(path) -> tuple:
                          f"samples ({needed / 2**30:.1f} GiB), more than half this machine's "
                          f"memory, and is decoded whole (damaged, or too large to convert here)")
     try:
-        image = imagecodecs.jpeg2k_decode(data)
+        image = imagecodecs.jpeg2k_decode(data, numthreads=os.cpu_count() or 1)
     except imagecodecs.Jpeg2kError as exc:
         raise ValueError(f"{path}: the JPEG 2000 data does not decode (truncated or damaged): "
                          f"{exc}") from None
