@@ -1,5 +1,5 @@
 /* The codestream's header: its fields, their checks, and its bytes
- * (docs/FORMAT.md 2 and 3). */
+ * (docs/FORMAT.md 1). */
 #include "codestream.h"
 #include <math.h>
 #include <string.h>

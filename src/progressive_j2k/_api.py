@@ -561,7 +561,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         lossless stream where that is no larger).
     layers: quality layers within each resolution, so that a shorter prefix
         decodes that resolution at lower quality (``decode(..., layer=j)``).
-        A count (2..16: each layer about doubles the bytes of the one before),
+        A count (1..16: each layer about doubles the bytes of the one before),
         or the targets of the layers before the last, which completes the
         chunk (lossless stays bit-exact): compression ratios (decreasing, e.g.
         ``[80, 40, 20]``) of the layer's bytes over all resolutions, as in
@@ -580,7 +580,7 @@ def encode(data, *, levels=None, mode=None, axes=None, colour_axis=AUTO_COLOUR, 
         ``psnr`` targets, off with a ``step`` or the default step.
     m97_levels: lossless and tolerance modes, the levels to lift with the
         9/7-M wavelet instead of 5/3, as a bit mask (bit l - 1 for level l;
-        0 = JPEG 2000's 5/3 throughout).  Default (None): the encoder
+        0 = the rounded 5/3 throughout).  Default (None): the encoder
         chooses per chunk, 9/7-M at the finest level where it estimates
         that smaller (smooth data; docs/DESIGN.md 23).
     nodata: a value that marks no data (e.g. -999 or -9999, as xarray's

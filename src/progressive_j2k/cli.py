@@ -549,11 +549,11 @@ def main(argv=None):
     p = sub.add_parser("export", help="JPEG 2000 for other software: a pyramidal TIFF of "
                                       "JPEG 2000 tiles (.tif), or one level as .jp2/.j2k")
     p.add_argument("path")
-    p.add_argument("output", help="*.tif or *.tiff (*.ome.tif: OME-TIFF), or *.jp2, *.j2k")
+    p.add_argument("output", help="*.tif or *.tiff (*.ome.tif: OME-TIFF), or *.jp2, *.j2k, *.j2c")
     p.add_argument("--level", type=int, default=0,
                    help="the finest level written (a .jp2/.j2k: the level written)")
     p.add_argument("--psnr", type=float, help="lossy, at this PSNR (dB; default: lossless)")
-    p.add_argument("--tile", type=int, default=512, help="TIFF tile size (a multiple of 16)")
+    p.add_argument("--tile", type=int, default=512, help="TIFF tile size (a multiple of 16, up to 4096)")
     p.add_argument("--at", type=_picks, action="append", metavar="AXIS=INDEX[,...]",
                    help="the plane of a stack (slice, frame, channel) to export, as "
                         "full-resolution indices along the axes outside the image; an axis by "

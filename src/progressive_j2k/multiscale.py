@@ -435,8 +435,10 @@ def open_multiscale(array, layer: int | None = None) -> list[Level]:
     path/store that ``zarr.open_array`` accepts.  ``layer`` (for arrays coded
     with quality layers) reads every level from the shorter prefix of its
     layers 0..``layer``: a quicker, lower-quality view; None reads all layers.
-    The levels cache chunk headers and shard indices: open them again after
-    the array is rewritten.
+    The levels cache chunk headers (a rewritten chunk fails its checksum
+    against them and is read afresh, so views of an unsharded array follow
+    writes) and shard indices: open a sharded array's levels again after it
+    is rewritten.
     """
     reader = _Reader(progressive_array(array))
     layout = reader.layout
