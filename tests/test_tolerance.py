@@ -286,10 +286,16 @@ def test_float_nodata_is_the_dtypes_value_as_cf_gives_it(real, tmp_path):
     xr = pytest.importorskip("xarray")
     zarr.open_group(tmp_path / "t.zarr", mode="w")
     pj.to_zarr(xr.DataArray(arr, dims=("z", "y", "x")), tmp_path / "t.zarr/t",
-               chunks=(24, 32, 32), tolerance=1e-6, nodata=1e20)
+               chunks=(24, 32, 32), levels=3, tolerance=1e-6, nodata=1e20)
     assert zarr.open_array(tmp_path / "t.zarr/t").fill_value == np.float32(1e20)
     values = xr.open_zarr(tmp_path / "t.zarr", consolidated=False).t.values
     assert np.isnan(values[low]).all() and not np.isnan(values[~low]).any()
+    # to_zarr's axis choice sees the rounded value too (1e20 as given judged
+    # the masked cells as data and chose frames: (47, 54, 1) chunks)
+    same = [pj.to_zarr(arr, tmp_path / f"a{i}.zarr", tolerance=0.01, nodata=given)
+            for i, given in enumerate((1e20, float(np.float32(1e20))))]
+    assert same[0].chunks == same[1].chunks and same[0].metadata.codecs[0].to_dict() == \
+        same[1].metadata.codecs[0].to_dict()
 
 
 def test_nodata_survives_partial_writes_and_xarray(real, tmp_path):

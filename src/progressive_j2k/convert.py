@@ -497,6 +497,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     options = _options.normalise_options(**codec_options)
     _options.check_dtype(dtype, options)
     options["nodata"] = _options.nodata_in(options["nodata"], dtype)   # (1e20: float32's)
+    if options["nodata"] is not None:   # (which the axis choice and zarr.json see too)
+        codec_options = {**codec_options, "nodata": options["nodata"]}
     if fill_value is None:
         fill_value = options["nodata"]
     if isinstance(fill_value, np.ndarray) and fill_value.ndim == 0:
