@@ -2043,6 +2043,46 @@ def test_cli_input_fill_value_and_nodata(real, tmp_path, capsys):
     assert z.attrs.asdict() == {"units": "counts"} and "nodata" not in _codec_configuration(z)
 
 
+def test_cf_missing_value_and_raw_fill_values_are_masks(real, tmp_path, capsys):
+    """CF's missing_value is a mask value xarray reads as it reads
+    _FillValue: convert takes it as nodata where no _FillValue is given, and
+    to_zarr takes a DataArray's attributes' mask value (a variable opened
+    with mask_and_scale=False, whose _FillValue is copied with them), so the
+    masked cells stay masked at every level in lossy modes.  A second mask
+    value that is not nodata is not copied (its cells are data), warned; an
+    attributes' _FillValue that is not the nodata given yields to it."""
+    xr = pytest.importorskip("xarray")
+    counts = np.array(real("ct693_int16")[:256, :256])
+    counts[:40, :50] = -32768
+    masked = counts == -32768
+    zarr.create_array(str(tmp_path / "mv.zarr"), data=counts, dimension_names=("y", "x"),
+                      attributes={"units": "K", "missing_value": -32768})
+    assert main(["convert", str(tmp_path / "mv.zarr"), str(tmp_path / "out.zarr"), "--quiet",
+                 "--ratio", "20"]) == 0
+    assert "nodata -32768: the input's missing_value" in capsys.readouterr().out
+    levels = pj.open_multiscale(str(tmp_path / "out.zarr"))
+    assert (levels[0][...][masked] == -32768).all()
+    assert (levels[1][...] == -32768).sum() == masked[::2, ::2].sum()   # (40 x 50: even)
+    assert levels[0].to_xarray().attrs["missing_value"] == -32768
+    # a DataArray opened raw (mask_and_scale=False): its attributes' _FillValue is nodata
+    raw = xr.DataArray(counts, dims=("y", "x"), attrs={"scale_factor": 0.01, "_FillValue": -32768})
+    zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    z = to_zarr(raw, str(tmp_path / "g.zarr" / "t"), ratio=20)
+    assert _codec_configuration(z)["nodata"] == -32768 and z.attrs["_FillValue"] == -32768
+    decoded = xr.open_zarr(str(tmp_path / "g.zarr"), consolidated=False)["t"].values
+    assert np.array_equal(np.isnan(decoded), masked)
+    # two mask values: one is nodata, the other's cells are data and its attribute goes
+    two = xr.DataArray(counts, dims=("y", "x"), attrs={"_FillValue": -32768, "missing_value": 0})
+    with pytest.warns(UserWarning, match="missing_value 0 is not nodata -32768: its cells are"):
+        z = to_zarr(two, str(tmp_path / "g.zarr" / "two"), ratio=20)
+    assert "missing_value" not in z.attrs and z.attrs["_FillValue"] == -32768
+    # a given nodata wins over the attributes' _FillValue, which would mask other cells
+    with pytest.warns(UserWarning, match="_FillValue -32768 is not nodata -1000: the array's"):
+        z = to_zarr(counts, str(tmp_path / "g.zarr" / "n"), ratio=20, nodata=-1000,
+                    attributes={"_FillValue": -32768})
+    assert z.attrs["_FillValue"] == -1000
+
+
 def test_cli_carries_an_ome_groups_attributes_less_its_ome_blocks(real, tmp_path):
     """An OME-Zarr group is the image: convert copies its attributes and
     its level-0 array's, but not its OME blocks (multiscales names the

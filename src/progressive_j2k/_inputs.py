@@ -21,7 +21,9 @@ from progressive_j2k._optional import (is_url, local_if_file_url, require, requi
                                        zarr_store)
 from progressive_j2k._guards import ZARR_METADATA
 from progressive_j2k._options import nodata_in
-from progressive_j2k._xarray import _XARRAY_OWN, float_from_xarray, xarray_mask_value
+from progressive_j2k._xarray import (MISSING_VALUE, _XARRAY_OWN, cf_mask_value,
+                                     float_from_xarray, same_value, without_other_missing_value,
+                                     xarray_mask_value)
 from progressive_j2k._zarr_layout import open_zarr_node
 
 
@@ -143,8 +145,10 @@ def _json_attributes(attrs: dict) -> dict:
 
 
 def input_nodata(attributes: dict, nodata, dtype) -> tuple:
-    """(attributes, nodata) for converting an input whose attributes
-    (open_input's) may hold xarray's mask value, FILL_VALUE.  It is never written as it
+    """(attributes, nodata, the attribute it came from or None) for
+    converting an input whose attributes (open_input's) may hold xarray's
+    mask value, FILL_VALUE, or CF's other one, MISSING_VALUE, which xarray
+    masks too (FILL_VALUE first).  The mask value is never written as it
     came: to_zarr writes the output's _FillValue from nodata, so that the
     two cannot disagree.  With `nodata` given, that is the output's; a mask
     value other than it is warned of (its cells are data to the output),
@@ -153,42 +157,46 @@ def input_nodata(attributes: dict, nodata, dtype) -> tuple:
     exactly, stay out of reduced levels and read as missing in xarray, in
     every mode (the attribute alone was blurred by lossy modes and blended
     into reduced levels); NaN has nothing to carry (NaN cells need a
-    nodata, as ever); other values are left out, warned.  `nodata`
-    NO_NODATA asks for none: the mask value's cells are data, and the
-    attribute is not written (xarray would mask them)."""
+    nodata, as ever); other values are left out, warned.  A MISSING_VALUE
+    that is not the nodata chosen is not copied, warned: the output has one
+    mask value.  `nodata` NO_NODATA asks for none: the mask values' cells
+    are data, and neither attribute is written (xarray would mask them)."""
     attributes = dict(attributes)
     if nodata is NO_NODATA:
         attributes.pop(FILL_VALUE, None)
-        return attributes, None
-    if FILL_VALUE not in attributes:
-        return attributes, nodata
-    given = attributes.pop(FILL_VALUE)
+        attributes.pop(MISSING_VALUE, None)
+        return attributes, None, None
+    name, given = FILL_VALUE, attributes.pop(FILL_VALUE, None)
+    if given is None:   # (CF's other mask value, where it is one number)
+        name, given = cf_mask_value({MISSING_VALUE: attributes.get(MISSING_VALUE)})
+    chosen = nodata if given is None else _chosen_nodata(name, given, nodata, dtype)
+    # (where it came from missing_value, _chosen_nodata said so)
+    attributes = without_other_missing_value(attributes, chosen, dtype, say=name != MISSING_VALUE,
+                                             stacklevel=4)
+    return attributes, chosen, (name if chosen is not None and nodata is None else None)
+
+
+def _chosen_nodata(name: str, given, nodata, dtype):
+    """input_nodata's nodata where the input's attribute `name` gives the
+    mask value `given`."""
     mask = float_from_xarray(given)
     if nodata is not None:
-        if mask is not None and not _same_value(mask, nodata, dtype) and not (
+        if mask is not None and not same_value(mask, nodata, dtype) and not (
                 math.isnan(mask) and dtype.kind == "f"):
-            warnings.warn(f"the input's _FillValue {mask:g} is not --nodata {nodata:g}: cells of "
-                          f"{mask:g} are kept as data, no longer masked", stacklevel=3)
-        return attributes, nodata
+            warnings.warn(f"the input's {name} {mask:g} is not --nodata {nodata:g}: cells of "
+                          f"{mask:g} are kept as data, no longer masked", stacklevel=4)
+        return nodata
     if mask is not None and math.isnan(mask):
-        return attributes, None
+        return None
     reason = "not a number"
     if mask is not None:
         try:
-            return attributes, nodata_in(mask, dtype)
+            return nodata_in(mask, dtype)
         except ValueError as exc:
             reason = str(exc)
-    warnings.warn(f"the input's _FillValue {given!r} cannot be nodata ({reason}): left out; "
-                  f"give --nodata to mask cells", stacklevel=3)
-    return attributes, None
-
-
-def _same_value(a: float, b: float, dtype) -> bool:
-    """Whether a and b are one value of `dtype` (float32's 1e20 is 1e20 given)."""
-    if dtype.kind != "f":
-        return a == b
-    with np.errstate(over="ignore"):
-        return bool(np.asarray(a).astype(dtype) == np.asarray(b).astype(dtype))
+    warnings.warn(f"the input's {name} {given!r} cannot be nodata ({reason}): left out; "
+                  f"give --nodata to mask cells", stacklevel=4)
+    return None
 
 
 def _open_tiff(path, series: int | None = None) -> tuple:

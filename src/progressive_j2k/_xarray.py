@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import numbers
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,56 @@ def _cf_fill_value(attributes: dict, zarr_format: int, fill_value, dtype):
         return None
     value = xarray_mask_value(attributes, zarr_format, fill_value)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+#: CF's second mask value, which xarray masks as it masks _FillValue
+MISSING_VALUE = "missing_value"
+
+
+def cf_mask_value(*sources: dict) -> tuple:
+    """(name, value) of the mask value CF and xarray read from the first of
+    `sources` (an xarray variable's encoding, its attrs) that gives one:
+    _FillValue, else missing_value (one number; CF allows a list, which
+    is left out); (None, None) where none does.  The value is as stored (a
+    float's may be float_for_xarray's text)."""
+    for source in sources:
+        for name in ("_FillValue", MISSING_VALUE):
+            value = (source or {}).get(name)
+            if isinstance(value, (list, tuple, np.ndarray)) and np.size(value) == 1:
+                value = np.ravel(value)[0]
+            if isinstance(value, np.generic):
+                value = value.item()
+            if float_from_xarray(value) is not None:
+                return name, value
+    return None, None
+
+
+def same_value(a: float, b: float, dtype) -> bool:
+    """Whether a and b are one value of `dtype` (float32's 1e20 is 1e20 given)."""
+    if dtype.kind != "f":
+        return a == b
+    with np.errstate(over="ignore"):
+        return bool(np.asarray(a).astype(dtype) == np.asarray(b).astype(dtype))
+
+
+def without_other_missing_value(attributes: dict, nodata, dtype, say: bool = True,
+                                stacklevel: int = 3) -> dict:
+    """`attributes` less a MISSING_VALUE that is not `nodata` (CF allows a
+    second mask value; the output has one, and that value's cells are data
+    to it, which lossy modes blur and levels blend: xarray masking the
+    attribute would miss some), warned unless `say` is False; NaN on floats
+    stays (NaN cells are stored as nodata)."""
+    other = float_from_xarray(cf_mask_value({MISSING_VALUE: attributes.get(MISSING_VALUE)})[1])
+    if other is None or (nodata is not None and same_value(other, nodata, dtype)) or (
+            other != other and np.dtype(dtype).kind == "f"):
+        return attributes
+    attributes = {k: v for k, v in attributes.items() if k != MISSING_VALUE}
+    if say:
+        warnings.warn(f"the input's missing_value {other:g} is not nodata"
+                      f"{'' if nodata is None else f' {nodata:g}'}: its cells are kept as data "
+                      f"and the attribute is not copied (an array has one mask value)",
+                      stacklevel=stacklevel)
+    return attributes
 
 
 def float_for_xarray(value: float) -> str:

@@ -144,6 +144,7 @@ _FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".jp2", ".j2
 def _convert(args):
     from progressive_j2k._guards import refuse_to_overwrite_input
     from progressive_j2k._inputs import FILL_VALUE, NO_NODATA, input_nodata, open_input
+    from progressive_j2k._xarray import MISSING_VALUE
     from progressive_j2k._options import dtype_code
     from progressive_j2k.convert import to_zarr
     if args.lossy and args.tolerance is not None:
@@ -167,13 +168,14 @@ def _convert(args):
     layers = args.layers
     if args.layer_metric == "psnr" and isinstance(layers, int):   # a PSNR, not a count
         layers = (float(layers),)
-    # a zarr input's mask value (xarray's _FillValue) as nodata
-    mask = attributes.get(FILL_VALUE)
-    attributes, nodata = input_nodata(attributes, args.nodata, np.dtype(data.dtype))
-    if nodata is not None and args.nodata is None:
-        print(f"nodata {nodata:g}: the input's _FillValue (xarray's mask value)")
-    elif args.nodata is NO_NODATA and mask is not None:
-        print(f"no nodata: cells of the input's _FillValue ({mask!r}) are data")
+    # a zarr input's mask value (xarray's _FillValue, or CF's missing_value) as nodata
+    masks = [f"{name} {attributes[name]!r}" for name in (FILL_VALUE, MISSING_VALUE)
+             if attributes.get(name) is not None]
+    attributes, nodata, source = input_nodata(attributes, args.nodata, np.dtype(data.dtype))
+    if source is not None:
+        print(f"nodata {nodata:g}: the input's {source} (xarray's mask value)")
+    elif args.nodata is NO_NODATA and masks:
+        print(f"no nodata: cells of the input's {' and '.join(masks)} are data")
     options = dict(levels=args.levels, mode="lossy" if args.lossy else None,
                    axes=args.axes, colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, bits_per_sample=args.bits_per_sample, psnr=args.psnr,

@@ -21,7 +21,8 @@ from progressive_j2k._guards import (_already_there, local_metadata, refuse_fore
                                      refuse_to_overwrite_input, settle_zarr_writes,
                                      staging_beside, swap_in, zarr_tasks)
 from progressive_j2k._optional import require, require_zarr, zarr_store
-from progressive_j2k._xarray import float_for_xarray
+from progressive_j2k._xarray import (cf_mask_value, float_for_xarray, float_from_xarray,
+                                     same_value, without_other_missing_value)
 from progressive_j2k.errors import PSNRPeakWarning
 
 
@@ -117,6 +118,12 @@ def _with_xarray_fill_value(attributes, nodata: float, dtype: np.dtype) -> dict:
         value = nodata
     elif dtype.kind in "iu" and not (math.isfinite(value) and value == int(value)):
         raise ValueError(f"attributes' _FillValue {value!r} is no {dtype} value")
+    given = float_from_xarray(value)
+    if given is not None and not math.isnan(given) and not same_value(given, nodata, dtype):
+        # (xarray would mask cells of the other value, and not nodata's)
+        warnings.warn(f"the attributes' _FillValue {given:g} is not nodata {nodata:g}: the "
+                      f"array's _FillValue is nodata's", stacklevel=3)
+        value = nodata
     if dtype.kind == "f" and isinstance(value, numbers.Real) and not isinstance(value, bool):
         with np.errstate(over="ignore"):   # (as xarray writes it: the dtype's value)
             rounded = float(dtype.type(value))
@@ -479,17 +486,19 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         except (TypeError, ValueError) as exc:
             raise TypeError(f"attributes must be JSON (numbers, strings, lists, dicts): "
                             f"{exc}") from None
-    # an xarray DataArray's mask value (as xarray.to_zarr writes its NaN:
-    # Level.to_xarray's levels, a variable opened with decode_cf) where no
-    # nodata or fill value is given
-    mark = (getattr(data, "encoding", None) or {}).get("_FillValue") if isinstance(dims, tuple) \
-        else None
-    if (dtype.kind == "f" and fill_value is None and codec_options.get("nodata") is None
-            and isinstance(mark, numbers.Real) and not isinstance(mark, bool)):
-        if math.isnan(mark):
-            fill_value = math.nan
-        elif math.isfinite(mark):
-            codec_options = {**codec_options, "nodata": float(mark)}
+    # an xarray DataArray's mask value where no nodata or fill value is
+    # given: its encoding's (as xarray.to_zarr writes it: Level.to_xarray's
+    # levels, a variable opened with decode_cf), else its attributes' (one
+    # opened with mask_and_scale=False, whose _FillValue is copied with
+    # them): _FillValue, else CF's missing_value
+    if isinstance(dims, tuple) and fill_value is None and codec_options.get("nodata") is None:
+        mark = float_from_xarray(cf_mask_value(getattr(data, "encoding", None) or {},
+                                               getattr(data, "attrs", None) or {})[1])
+        if mark is not None and math.isnan(mark):
+            fill_value = math.nan if dtype.kind == "f" else None
+        elif mark is not None:
+            with contextlib.suppress(ValueError):   # (one the dtype does not hold: none)
+                codec_options = {**codec_options, "nodata": _options.nodata_in(mark, dtype)}
     # the options and the dtype checked before anything is created in the store
     _options.check_option_names(codec_options, "to_zarr")
     if not shape:
@@ -524,6 +533,9 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
                              f"(None or -1: the whole axis), got {chunks}") from None
     if options["nodata"] is not None:   # so that xarray reads nodata cells as NaN
         attributes = _with_xarray_fill_value(attributes, options["nodata"], dtype)
+    if attributes:   # (CF's second mask value, where it is not nodata: its cells are data)
+        attributes = without_other_missing_value(attributes, options["nodata"], dtype,
+                                                 stacklevel=3)
     source = data   # (what the overwrite guard looks at)
     if options["nodata"] is not None and dtype.kind == "f":   # NaN cells stored as nodata
         data = _nan_as(data, dtype.type(options["nodata"]))
