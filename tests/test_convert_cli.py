@@ -2083,6 +2083,37 @@ def test_cf_missing_value_and_raw_fill_values_are_masks(real, tmp_path, capsys):
     assert z.attrs["_FillValue"] == -1000
 
 
+def test_cli_nan_as_the_mask(real, tmp_path, capsys):
+    """--nodata nan keeps NaN cells as NaN (to_zarr's NaN fill value): exact
+    at every level and out of coarser ones; a float zarr input whose fill
+    value is NaN (xarray's default) gets it without asking; an integer
+    input cannot, and a .npy with NaN and no --nodata is refused with the
+    advice."""
+    field = np.array(real("tlrc_float32_3d"), dtype=np.float32)
+    field[:, :10, :] = np.nan
+    np.save(tmp_path / "f.npy", field)
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "no.zarr"), "--quiet",
+                 "--tolerance", "0.01"]) == 2
+    assert "give --nodata nan (NaN cells kept as NaN)" in capsys.readouterr().err
+    zarr.create_array(str(tmp_path / "in.zarr"), data=field, fill_value=np.nan)
+    for source, flags in (("f.npy", ["--nodata", "nan"]), ("in.zarr", [])):
+        out = str(tmp_path / f"{source}.out.zarr")
+        assert main(["convert", str(tmp_path / source), out, "--quiet", "--tolerance", "0.01",
+                     *flags]) == 0
+        assert ("the input's fill value" in capsys.readouterr().out) == (source == "in.zarr")
+        z = zarr.open_array(out)
+        assert np.isnan(z.fill_value) and "_FillValue" not in z.attrs
+        levels = pj.open_multiscale(out)
+        np.testing.assert_array_equal(np.isnan(levels[0][...]), np.isnan(field))
+        assert np.nanmax(np.abs(levels[0][...] - field)) <= 0.01
+        coarse = levels[1][...]   # (rows 0-9 are NaN: level 1's rows 0-4, and no other cell)
+        assert np.isnan(coarse[:, :5, :]).all() and not np.isnan(coarse[:, 5:, :]).any()
+    np.save(tmp_path / "i.npy", np.zeros((8, 8), np.int16))
+    assert main(["convert", str(tmp_path / "i.npy"), str(tmp_path / "i.zarr"), "--nodata",
+                 "nan"]) == 2
+    assert "NaN is no int16 value" in capsys.readouterr().err
+
+
 def test_cli_carries_an_ome_groups_attributes_less_its_ome_blocks(real, tmp_path):
     """An OME-Zarr group is the image: convert copies its attributes and
     its level-0 array's, but not its OME blocks (multiscales names the

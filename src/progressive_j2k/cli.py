@@ -67,6 +67,14 @@ def _nodata(text):
         raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
 
 
+def _is_nan(value) -> bool:
+    """Whether `value` is a NaN number (a zarr array's fill value, say)."""
+    try:
+        return math.isnan(value)
+    except TypeError:
+        return False
+
+
 def _picks(text):
     """--at: AXIS=INDEX pairs, comma-separated (0=90, z=90 or -3=10,1=-1):
     an axis by number or by the array's name for it."""
@@ -124,8 +132,9 @@ def convert(args):
         raise ValueError(
             f"the input holds values the codec cannot take (found: {held})"
             + ("" if isinstance(args.nodata, float) or not exc.nan else
-                         ". For masked cells give --nodata VALUE (e.g. -999): NaN is stored as "
-                         "it, decoded exactly and kept out of every reduced level") +
+                         ". For masked cells give --nodata nan (NaN cells kept as NaN) or "
+                         "--nodata VALUE (e.g. -999: NaN cells stored as it); either way they "
+                         "decode exactly and stay out of every reduced level") +
             ("; replace infinite values in the input" if exc.inf else "")) from None
     except (ValueError, TypeError) as exc:
         # the package's own option checks raise these two exactly (their
@@ -176,12 +185,21 @@ def _convert(args):
         print(f"nodata {nodata:g}: the input's {source} (xarray's mask value)")
     elif args.nodata is NO_NODATA and masks:
         print(f"no nodata: cells of the input's {' and '.join(masks)} are data")
+    # NaN as the mask (to_zarr's NaN fill value): asked for, or a float zarr
+    # input's own fill value (xarray's default) where nothing else is the mask
+    fill_value = None
+    if nodata is not None and math.isnan(nodata):
+        nodata, fill_value = None, math.nan
+    elif (nodata is None and args.nodata is None and np.dtype(data.dtype).kind == "f"
+          and _is_nan(getattr(data, "fill_value", None))):
+        fill_value = math.nan
+        print("NaN cells as nodata, kept as NaN: the input's fill value")
     options = dict(levels=args.levels, mode="lossy" if args.lossy else None,
                    axes=args.axes, colour_axis=args.colour_axis, step=args.step,
                    ratio=args.ratio, bits_per_sample=args.bits_per_sample, psnr=args.psnr,
                    tolerance=args.tolerance, nodata=nodata,
                    layers=layers, layer_metric=args.layer_metric, rdo=args.rdo,
-                   close_gaps=args.close_gaps or None)
+                   close_gaps=args.close_gaps or None, fill_value=fill_value)
     metadata = local_metadata(args.output)
     staging = staging_beside(args.output, metadata) if args.overwrite else None
     if staging is not None:   # the old array stays until the new one is whole
@@ -509,8 +527,9 @@ def main(argv=None):
     p.add_argument("--tolerance", type=float, help="error-bounded: max |decoded - original|")
     p.add_argument("--nodata", type=_nodata,
                    help="a value that marks no data (e.g. -9999): kept exactly, and out of "
-                        "reduced levels; a zarr input's _FillValue is taken where none is "
-                        "given, 'none' takes no value (its cells are then data)")
+                        "reduced levels; nan: NaN cells, kept as NaN; a zarr input's _FillValue "
+                        "or missing_value is taken where none is given (a float array's NaN "
+                        "fill value: nan), 'none' takes no value (its cells are then data)")
     p.add_argument("--layers", type=_layers,
                    help="quality layers per resolution: a count (1-16), or the targets of "
                         "the layers before the last, comma-separated or with a decimal point "
