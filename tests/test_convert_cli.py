@@ -1298,9 +1298,10 @@ def test_to_zarr_stores_nan_as_nodata_for_xarray_to_read_as_nan(real, tmp_path, 
     damaged = field.copy()
     damaged[1, 5, 5] = np.inf
     np.save(tmp_path / "g.npy", damaged)
-    for flags, said in (((), "(found: 120 NaN). For masked cells give --nodata VALUE "
-                             "(e.g. -999): NaN is stored as it, decoded exactly and kept out of "
-                             "every reduced level\n"),
+    for flags, said in (((), "(found: 120 NaN). For masked cells give --nodata nan (NaN cells "
+                             "kept as NaN) or --nodata VALUE (e.g. -999: NaN cells stored as it); "
+                             "either way they decode exactly and stay out of every reduced "
+                             "level\n"),
                         (("--nodata", "-999"), "(found: 1 infinite); replace infinite "
                                                "values in the input\n")):
         assert main(["convert", str(tmp_path / "g.npy"), str(tmp_path / "g.zarr"), "--tolerance",
