@@ -2080,7 +2080,7 @@ def test_cf_missing_value_and_raw_fill_values_are_masks(real, tmp_path, capsys):
     # a given nodata wins over the attributes' _FillValue, which would mask other cells
     with pytest.warns(UserWarning, match="_FillValue -32768 is not nodata -1000: the array's"):
         z = to_zarr(counts, str(tmp_path / "g.zarr" / "n"), ratio=20, nodata=-1000,
-                    attributes={"_FillValue": -32768})
+                    attributes={"_FillValue": -32768}, dimension_names=("y", "x"))
     assert z.attrs["_FillValue"] == -1000
 
 
@@ -2113,6 +2113,36 @@ def test_cli_nan_as_the_mask(real, tmp_path, capsys):
     assert main(["convert", str(tmp_path / "i.npy"), str(tmp_path / "i.zarr"), "--nodata",
                  "nan"]) == 2
     assert "NaN is no int16 value" in capsys.readouterr().err
+
+
+def test_writing_into_an_xarray_store(real, tmp_path):
+    """A variable written into a Dataset's store (xarray consolidates its
+    metadata by default, and reads that first) is seen by xarray, and one
+    overwritten is read with its new codec: the groups' consolidated
+    metadata is written again.  A zarr v2 group is refused (a v3 array in
+    it is one xarray never sees); an array without dimension names in a
+    group of named ones is warned of (xarray opens no such group)."""
+    xr = pytest.importorskip("xarray")
+    field = np.array(real("tlrc_float32_3d"), dtype=np.float32)
+    dims = ("z", "y", "x")
+    xr.Dataset({"a": (dims, field)}, coords={"z": np.arange(field.shape[0])}).to_zarr(
+        str(tmp_path / "ds.zarr"), mode="w", consolidated=True)
+    to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "ds.zarr" / "t"), tolerance=0.01)
+    opened = xr.open_zarr(str(tmp_path / "ds.zarr"))   # (consolidated, as xarray reads it)
+    assert sorted(opened.data_vars) == ["a", "t"]
+    assert np.abs(opened["t"].values - field).max() <= 0.01
+    to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "ds.zarr" / "a"), tolerance=0.001,
+            overwrite=True)   # (was zstd: the stale listing failed to decode it)
+    assert np.abs(xr.open_zarr(str(tmp_path / "ds.zarr"))["a"].values - field).max() <= 0.001
+    assert main(["convert", str(tmp_path / "ds.zarr" / "t"), str(tmp_path / "ds.zarr" / "c"),
+                 "--quiet", "--tolerance", "0.1"]) == 0
+    assert sorted(xr.open_zarr(str(tmp_path / "ds.zarr")).data_vars) == ["a", "c", "t"]
+    with pytest.warns(UserWarning, match="give dimension_names"):
+        to_zarr(field, str(tmp_path / "ds.zarr" / "plain"), tolerance=0.01)
+    xr.Dataset({"a": (dims, field)}).to_zarr(str(tmp_path / "v2.zarr"), mode="w", zarr_format=2)
+    with pytest.raises(ValueError, match="is zarr v2, and a zarr v3 array"):
+        to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "v2.zarr" / "t"), tolerance=0.01)
+    assert not (tmp_path / "v2.zarr" / "t").exists()
 
 
 def test_cli_carries_an_ome_groups_attributes_less_its_ome_blocks(real, tmp_path):

@@ -5,10 +5,12 @@ overwrite that keeps the old array until the new one is whole."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 import types
+import warnings
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -237,6 +239,72 @@ def settle_zarr_writes(timeout: float = 60.0, before=()) -> None:
                 task.exception()
 
     sync(settled())
+
+
+def enclosing_groups(output) -> list:
+    """(directory, zarr format, whether it holds consolidated metadata) of
+    each local zarr group that holds `output`, nearest first, up to the
+    first directory that is none (xarray's Dataset is such a group, its
+    variables arrays in it)."""
+    path = local_path(output)
+    groups = []
+    here = None if path is None else path.absolute().parent
+    while here is not None:
+        if (here / ".zgroup").is_file():
+            groups.append((here, 2, (here / ".zmetadata").is_file()))
+        else:
+            try:
+                meta = json.loads((here / "zarr.json").read_text())
+            except (OSError, ValueError):
+                break
+            if not isinstance(meta, dict) or meta.get("node_type") != "group":
+                break
+            groups.append((here, 3, meta.get("consolidated_metadata") is not None))
+        here = here.parent if here.parent != here else None
+    return groups
+
+
+def refuse_a_v2_group(output) -> None:
+    """ValueError where `output` lies in a zarr v2 group: a zarr v3 array
+    there is one that zarr v2 readers, and xarray opening the group, never
+    see."""
+    groups = enclosing_groups(output)
+    if groups and groups[0][1] == 2:
+        raise ValueError(f"{output}: its group {groups[0][0]} is zarr v2, and a zarr v3 array "
+                         f"(what to_zarr and convert write) in it is one that xarray and zarr "
+                         f"v2 readers of the group never see; write into a zarr v3 group")
+
+
+def consolidate_enclosing_groups(zarr, output) -> None:
+    """Consolidate again the metadata of the local groups holding `output`
+    that hold consolidated metadata (xarray writes it by default and reads
+    it first): else they would list the array as it was, or not at all."""
+    for directory, _, consolidated in enclosing_groups(output):
+        if consolidated:
+            with warnings.catch_warnings():   # (zarr: "not part of the v3 specification")
+                warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
+                zarr.consolidate_metadata(str(directory))
+
+
+def in_an_xarray_dataset(output) -> bool:
+    """Whether `output` lies in a local zarr v3 group whose other arrays
+    name their dimensions, as xarray's do: xarray opens no such group with
+    an array that does not."""
+    groups = enclosing_groups(output)
+    if not groups or groups[0][1] != 3:
+        return False
+    own = local_path(output).absolute()
+    for child in groups[0][0].iterdir():
+        if child == own:
+            continue
+        try:
+            meta = json.loads((child / "zarr.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("node_type") == "array" and meta.get(
+                "dimension_names"):
+            return True
+    return False
 
 
 def local_metadata(output) -> Path | None:

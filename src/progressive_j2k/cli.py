@@ -19,7 +19,8 @@ import numpy as np
 
 from progressive_j2k import __version__
 from progressive_j2k._optional import require
-from progressive_j2k._guards import local_metadata, settle_zarr_writes, staging_beside, swap_in
+from progressive_j2k._guards import (consolidate_enclosing_groups, local_metadata,
+                                     settle_zarr_writes, staging_beside, swap_in)
 from progressive_j2k.errors import MissingDependencyError, WholeChunkWarning
 
 
@@ -262,6 +263,8 @@ def _convert_staged(args, data, staging: Path, target: Path, names, attributes, 
         print(f"{args.output}: written; the old array, being deleted, is left in {replaced}",
               file=sys.stderr)
         raise
+    import zarr   # (the groups holding it list it as it now is)
+    consolidate_enclosing_groups(zarr, target)
     print(f"wrote {args.output}: shape {z.shape}, chunks {z.chunks}, dtype {z.dtype}")
 
 

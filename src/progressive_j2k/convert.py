@@ -17,7 +17,9 @@ import numpy as np
 
 from progressive_j2k import _api, _axes, _core, _metrics, _options
 from progressive_j2k._edges import EDGE_FLOORS, edge_chunk_options, pad_chunk
-from progressive_j2k._guards import (_already_there, local_metadata, refuse_foreign_directory,
+from progressive_j2k._guards import (_already_there, consolidate_enclosing_groups,
+                                     in_an_xarray_dataset, local_metadata, refuse_a_v2_group,
+                                     refuse_foreign_directory,
                                      refuse_to_overwrite_input, settle_zarr_writes,
                                      staging_beside, swap_in, zarr_tasks)
 from progressive_j2k._optional import require, require_zarr, zarr_store
@@ -609,6 +611,11 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     zarr.create_array(zarr.storage.MemoryStore(), **metadata)
     store = zarr_store(store, "to_zarr")
     refuse_foreign_directory(store, overwrite)
+    refuse_a_v2_group(store)
+    if dimension_names is None and in_an_xarray_dataset(store):
+        warnings.warn(f"{store}: the group's other arrays name their dimensions, as xarray's "
+                      f"do, and xarray opens no group with an array that does not: give "
+                      f"dimension_names", stacklevel=2)
     if overwrite:
         refuse_to_overwrite_input(source, store)
     # an array or group to replace on the local filesystem (a path given):
@@ -660,6 +667,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
             shutil.rmtree(staging, ignore_errors=True)
         raise
     if staging is None:
+        consolidate_enclosing_groups(zarr, store)
         return z
     try:
         replaced = swap_in(staging, target.parent)
@@ -667,6 +675,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
         shutil.rmtree(staging, ignore_errors=True)
         raise
     shutil.rmtree(replaced, ignore_errors=True)
+    consolidate_enclosing_groups(zarr, store)
     return zarr.open_array(store, mode="r+")
 
 
