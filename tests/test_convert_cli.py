@@ -2139,6 +2139,13 @@ def test_writing_into_an_xarray_store(real, tmp_path):
     assert sorted(xr.open_zarr(str(tmp_path / "ds.zarr")).data_vars) == ["a", "c", "t"]
     with pytest.warns(UserWarning, match="give dimension_names"):
         to_zarr(field, str(tmp_path / "ds.zarr" / "plain"), tolerance=0.01)
+    np.save(tmp_path / "f.npy", field)   # (convert: --dimension-names, as xarray needs them)
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "ds.zarr" / "plain"),
+                 "--quiet", "--tolerance", "0.01", "--overwrite",
+                 "--dimension-names", "z,y,x"]) == 0
+    assert xr.open_zarr(str(tmp_path / "ds.zarr"))["plain"].dims == dims
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "n.zarr"),
+                 "--tolerance", "0.01", "--dimension-names", "y,x"]) == 2
     xr.Dataset({"a": (dims, field)}).to_zarr(str(tmp_path / "v2.zarr"), mode="w", zarr_format=2)
     with pytest.raises(ValueError, match="is zarr v2, and a zarr v3 array"):
         to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "v2.zarr" / "t"), tolerance=0.01)

@@ -68,6 +68,15 @@ def _nodata(text):
         raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
 
 
+def _names(text):
+    """--dimension-names: comma-separated names, each given once."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, each once, got "
+                                         f"{text!r}")
+    return names
+
+
 def _is_nan(value) -> bool:
     """Whether `value` is a NaN number (a zarr array's fill value, say)."""
     try:
@@ -166,6 +175,11 @@ def _convert(args):
                          f"*.zarr, got {args.output} (export writes TIFF and JPEG 2000, "
                          f"preview PNG)")
     data, names, attributes = open_input(args.input, args.series)
+    if args.dimension_names is not None:
+        if len(args.dimension_names) != len(data.shape):
+            raise ValueError(f"--dimension-names gives {len(args.dimension_names)} names, the "
+                             f"input has {len(data.shape)} axes {tuple(data.shape)}")
+        names = args.dimension_names
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
     dtype_code(data.dtype)   # (an unsupported dtype named before any mode advice)
@@ -515,6 +529,9 @@ def main(argv=None):
                    help="TIFF: which of its images (series) to convert (default: the first, "
                         "warning where there are more)")
     p.add_argument("--chunks", type=_ints, help="comma-separated chunk shape (-1: an axis whole)")
+    p.add_argument("--dimension-names", type=_names,
+                   help="comma-separated names of the axes (e.g. time,lat,lon), as xarray "
+                        "needs them (default: the input's, where it names them)")
     p.add_argument("--shards", type=_ints, help="comma-separated shard shape (optional)")
     p.add_argument("--levels", type=int)
     p.add_argument("--axes", type=_ints, help="comma-separated axes to transform (e.g. -2,-1)")
