@@ -2072,6 +2072,11 @@ def test_cf_missing_value_and_raw_fill_values_are_masks(real, tmp_path, capsys):
     assert _codec_configuration(z)["nodata"] == -32768 and z.attrs["_FillValue"] == -32768
     decoded = xr.open_zarr(str(tmp_path / "g.zarr"), consolidated=False)["t"].values
     assert np.array_equal(np.isnan(decoded), masked)
+    # a variable unpacked by xarray is float: the lossless refusal says how to keep the integers
+    unpacked = xr.DataArray(counts * 0.01 + 273.15, dims=("y", "x"))
+    unpacked.encoding.update(dtype="int16", scale_factor=0.01, add_offset=273.15)
+    with pytest.raises(TypeError, match="unpacked from int16 .* open it with mask_and_scale=False"):
+        to_zarr(unpacked, str(tmp_path / "g.zarr" / "u"))
     # two mask values: one is nodata, the other's cells are data and its attribute goes
     two = xr.DataArray(counts, dims=("y", "x"), attrs={"_FillValue": -32768, "missing_value": 0})
     with pytest.warns(UserWarning, match="missing_value 0 is not nodata -32768: its cells are"):

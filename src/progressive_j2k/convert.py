@@ -107,6 +107,19 @@ def _chunk_grid(data) -> tuple | None:
     return None
 
 
+def _cf_packing(data) -> str | None:
+    """The integer dtype an xarray DataArray was unpacked from (its
+    encoding's, with scale_factor or add_offset), or None."""
+    encoding = getattr(data, "encoding", None) or {}
+    try:
+        packed = np.dtype(encoding.get("dtype"))
+    except TypeError:
+        return None
+    if packed.kind not in "iu" or not ({"scale_factor", "add_offset"} & set(encoding)):
+        return None
+    return str(packed)
+
+
 def _with_xarray_fill_value(attributes, nodata: float, dtype: np.dtype) -> dict:
     """``attributes`` with xarray's ``_FillValue`` (its CF mask value) as
     nodata where they give none, in the form xarray reads from zarr v3: a
@@ -506,7 +519,15 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if not shape:
         raise ValueError("to_zarr needs an array of at least one axis, got a 0-d one")
     options = _options.normalise_options(**codec_options)
-    _options.check_dtype(dtype, options)
+    try:
+        _options.check_dtype(dtype, options)
+    except TypeError as exc:
+        packed = _cf_packing(data) if isinstance(dims, tuple) else None
+        if packed is None or dtype.kind != "f":
+            raise
+        raise TypeError(f"{exc}. This DataArray was unpacked from {packed} (CF's scale_factor "
+                        f"and add_offset): to store the packed integers losslessly, open it "
+                        f"with mask_and_scale=False and write those") from None
     options["nodata"] = _options.nodata_in(options["nodata"], dtype)   # (1e20: float32's)
     if options["nodata"] is not None:   # (which the axis choice and zarr.json see too)
         codec_options = {**codec_options, "nodata": options["nodata"]}
