@@ -2016,7 +2016,9 @@ def test_cli_input_fill_value_and_nodata(real, tmp_path, capsys):
     with pytest.raises(SystemExit):   # argparse's usage error
         main(["convert", str(tmp_path / "f.zarr"), str(tmp_path / "bad.zarr"),
               "--nodata", "nothing"])
-    assert "expected a number or none, got 'nothing'" in capsys.readouterr().err
+    assert "expected a finite number, nan or none, got 'nothing'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):   # (infinity is no mask value)
+        main(["convert", str(tmp_path / "f.zarr"), str(tmp_path / "bad.zarr"), "--nodata", "inf"])
     # CF's 1e20 as xarray stores it for float32 (its float32 value) is --nodata 1e20
     field[:10, :12] = np.float32(1e20)
     zarr.create_array(str(tmp_path / "cf.zarr"), data=field,
@@ -2082,6 +2084,27 @@ def test_cf_missing_value_and_raw_fill_values_are_masks(real, tmp_path, capsys):
     with pytest.warns(UserWarning, match="missing_value 0 is not nodata -32768: its cells are"):
         z = to_zarr(two, str(tmp_path / "g.zarr" / "two"), ratio=20)
     assert "missing_value" not in z.attrs and z.attrs["_FillValue"] == -32768
+    # CF's list of missing values, of which only one can be nodata: not copied
+    listed = xr.DataArray(counts, dims=("y", "x"),
+                          attrs={"_FillValue": -32768, "missing_value": [-32768, 0]})
+    with pytest.warns(UserWarning, match=r"missing_value \[-32768, 0\] is not nodata -32768"):
+        z = to_zarr(listed, str(tmp_path / "g.zarr" / "listed"), ratio=20)
+    assert "missing_value" not in z.attrs
+    # without nodata, a missing_value given with the attributes stays as given
+    z = to_zarr(counts, str(tmp_path / "plain.zarr"), ratio=20, attributes={"missing_value": 0})
+    assert z.attrs["missing_value"] == 0
+    # a mask value the dtype cannot hold is no nodata, and is not copied
+    small = xr.DataArray(counts.astype(np.uint8), dims=("y", "x"), attrs={"_FillValue": -9999})
+    with pytest.warns(UserWarning, match="_FillValue -9999 cannot be nodata"):
+        z = to_zarr(small, str(tmp_path / "g.zarr" / "u8"))
+    assert "_FillValue" not in z.attrs
+    # a NaN _FillValue in xarray's text form, with nodata given: nodata's, so NaN cells mask
+    from progressive_j2k._xarray import float_for_xarray
+    field = counts.astype(np.float32)
+    field[:8, :8] = np.nan
+    z = to_zarr(field, str(tmp_path / "g.zarr" / "f"), tolerance=1, nodata=-9999.0,
+                attributes={"_FillValue": float_for_xarray(math.nan)}, dimension_names=("y", "x"))
+    assert z.attrs["_FillValue"] == float_for_xarray(-9999.0)
     # a given nodata wins over the attributes' _FillValue, which would mask other cells
     with pytest.warns(UserWarning, match="_FillValue -32768 is not nodata -1000: the array's"):
         z = to_zarr(counts, str(tmp_path / "g.zarr" / "n"), ratio=20, nodata=-1000,
@@ -2117,7 +2140,8 @@ def test_cli_nan_as_the_mask(real, tmp_path, capsys):
     np.save(tmp_path / "i.npy", np.zeros((8, 8), np.int16))
     assert main(["convert", str(tmp_path / "i.npy"), str(tmp_path / "i.zarr"), "--nodata",
                  "nan"]) == 2
-    assert "NaN is no int16 value" in capsys.readouterr().err
+    assert "--nodata nan needs float data (NaN cells), the input is int16" in \
+        capsys.readouterr().err
 
 
 def test_writing_into_an_xarray_store(real, tmp_path):
@@ -2155,6 +2179,18 @@ def test_writing_into_an_xarray_store(real, tmp_path):
     with pytest.raises(ValueError, match="is zarr v2, and a zarr v3 array"):
         to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "v2.zarr" / "t"), tolerance=0.01)
     assert not (tmp_path / "v2.zarr" / "t").exists()
+    # convert --overwrite writes beside the outermost group first: refused all the same
+    assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "v2.zarr" / "a"),
+                 "--tolerance", "0.01", "--overwrite", "--dimension-names", "z,y,x"]) == 2
+    assert list(xr.open_zarr(str(tmp_path / "v2.zarr")).data_vars) == ["a"]
+    # a group whose consolidation fails (a neighbour's broken metadata): the
+    # array is written and kept, and the failure said
+    (tmp_path / "ds.zarr" / "broken").mkdir()
+    (tmp_path / "ds.zarr" / "broken" / "zarr.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="is written, but the consolidated metadata of the group"):
+        z = to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "ds.zarr" / "late"),
+                    tolerance=0.01)
+    assert np.abs(z[...] - field).max() <= 0.01
 
 
 def test_cli_carries_an_ome_groups_attributes_less_its_ome_blocks(real, tmp_path):

@@ -232,6 +232,7 @@ def test_jp2_records_the_pixel_size(real, tmp_path):
         n, d, e = resolution_fields(per_metre)
         assert max(n, d) <= 0xFFFF and n / d * 10.0**e == pytest.approx(per_metre, rel=1e-5)
     assert resolution_fields(1 / 70e3) is None
+    assert resolution_fields(1 / 0.3e-6) == (10000, 3, 3)   # exact where a fraction is
     zero = {"scale": [0.0, 0.25], "axes": physical["axes"]}   # (no size: no box, no crash)
     pj.to_zarr(real("camera")[:64, :64], str(tmp_path / "z.zarr"), attributes={"ome_level0": zero})
     pj.export_jpeg2000(str(tmp_path / "z.zarr"), tmp_path / "z.jp2")

@@ -281,9 +281,24 @@ def consolidate_enclosing_groups(zarr, output) -> None:
     it first): else they would list the array as it was, or not at all."""
     for directory, _, consolidated in enclosing_groups(output):
         if consolidated:
-            with warnings.catch_warnings():   # (zarr: "not part of the v3 specification")
-                warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
-                zarr.consolidate_metadata(str(directory))
+            try:
+                with warnings.catch_warnings():   # (zarr: "not part of the v3 specification")
+                    warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
+                    zarr.consolidate_metadata(str(directory))
+            except Exception as exc:   # (the array is whole: a neighbour's metadata failed)
+                warnings.warn(f"{output} is written, but the consolidated metadata of the group "
+                              f"{directory} could not be written again ({type(exc).__name__}: "
+                              f"{exc}): readers of it (xarray, by default) list the group as it "
+                              f"was; mend the group, then zarr.consolidate_metadata", stacklevel=3)
+
+
+def warn_unnamed_in_a_dataset(output, dimension_names, remedy: str) -> None:
+    """A warning where an array without dimension names goes into a group
+    whose other arrays name theirs (in_an_xarray_dataset)."""
+    if dimension_names is None and in_an_xarray_dataset(output):
+        warnings.warn(f"{output}: the group's other arrays name their dimensions, as xarray's "
+                      f"do, and xarray opens no group with an array that does not: {remedy}",
+                      stacklevel=3)
 
 
 def in_an_xarray_dataset(output) -> bool:

@@ -167,9 +167,15 @@ def input_nodata(attributes: dict, nodata, dtype) -> tuple:
         attributes.pop(MISSING_VALUE, None)
         return attributes, None, None
     name, given = FILL_VALUE, attributes.pop(FILL_VALUE, None)
-    if given is None:   # (CF's other mask value, where it is one number)
-        name, given = cf_mask_value({MISSING_VALUE: attributes.get(MISSING_VALUE)})
+    fill_nan = given is not None and dtype.kind == "f" and float_from_xarray(given) != \
+        float_from_xarray(given)   # (NaN cells need a finite nodata: missing_value's, if any)
+    if given is None or fill_nan:   # (CF's other mask value, where it is one number)
+        other = cf_mask_value({MISSING_VALUE: attributes.get(MISSING_VALUE)})
+        if other[1] is not None:
+            name, given = other
     chosen = nodata if given is None else _chosen_nodata(name, given, nodata, dtype)
+    if name == MISSING_VALUE and chosen is None and nodata is None:   # (left out, warned)
+        attributes.pop(MISSING_VALUE, None)
     # (where it came from missing_value, _chosen_nodata said so)
     attributes = without_other_missing_value(attributes, chosen, dtype, say=name != MISSING_VALUE,
                                              stacklevel=4)
@@ -238,6 +244,9 @@ JPEG2000_SUFFIXES = (".jp2", ".j2k", ".j2c", ".jpc", ".jhc")
 #: The share of the machine's memory a JPEG 2000 input's decode may take:
 #: it is decoded whole, and a damaged size marker must not claim it all
 JPEG2000_MEMORY_SHARE = 0.5
+#: OpenJPEG's working bytes per sample beside the output: its components
+#: as int32 (an 8-bit decode peaked at 5.5 times its output)
+JPEG2000_WORKING_BYTES = 4.5
 #: Length units for a .jp2's pixel size, largest first: it takes the first
 #: in which the smaller of its sizes is at least _JP2_UNIT_LEAST (a slide's
 #: 0.25 micrometres, a CT's 0.6 millimetres, a satellite's 10 metres)
@@ -257,16 +266,19 @@ def _open_jpeg2000(path) -> tuple:
         pixel_size = _jp2.capture_pixel_size(data)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    needed = rows * columns * components * itemsize
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > JPEG2000_MEMORY_SHARE * memory:
+    needed = rows * columns * components * (itemsize + JPEG2000_WORKING_BYTES)
+    if needed > JPEG2000_MEMORY_SHARE * _memory():
         raise ValueError(f"{path}: the JPEG 2000 image declares {rows} x {columns} x {components} "
-                         f"samples ({needed / 2**30:.1f} GiB), more than half this machine's "
-                         f"memory, and is decoded whole (damaged, or too large to convert here)")
+                         f"samples, whose decode needs about {needed / 2**30:.1f} GiB, more than "
+                         f"half this machine's memory (it is decoded whole): damaged, or too "
+                         f"large to convert here")
     try:
         image = imagecodecs.jpeg2k_decode(data, numthreads=os.cpu_count() or 1)
     except imagecodecs.Jpeg2kError as exc:
         raise ValueError(f"{path}: the JPEG 2000 data does not decode (truncated or damaged): "
+                         f"{exc}") from None
+    except NotImplementedError as exc:   # (subsampled or unlike components, say)
+        raise ValueError(f"{path}: a JPEG 2000 file imagecodecs does not decode to an array: "
                          f"{exc}") from None
     if image.shape[:2] != (rows, columns):
         raise ValueError(f"{path}: decoded {image.shape[:2]}, its size marker declares "
@@ -283,6 +295,16 @@ def _open_jpeg2000(path) -> tuple:
     names = [axis["name"] for axis in axes]
     return image, names, {PHYSICAL_ATTRIBUTE: {"axes": axes, "scale": scale,
                                                "translation": [0.0] * len(axes)}}
+
+
+def _memory() -> int:
+    """The bytes of memory this process may use: the machine's, or its
+    cgroup's limit where that is lower (a container)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            memory = min(memory, int(Path(limit).read_text().strip()))   # ("max": none)
+    return memory
 
 
 def _tiff_series(tif, series: int | None, path) -> int:

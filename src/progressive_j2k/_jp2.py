@@ -91,16 +91,21 @@ def resolution_fields(per_metre: float) -> tuple | None:
     sample over 65 km)."""
     if not (math.isfinite(per_metre) and per_metre * RESOLUTION_FIELD >= 1):
         return None
-    exponent = max(0, math.ceil(math.log10(per_metre / RESOLUTION_FIELD)))
-    if exponent > 127:
-        return None
-    scaled = per_metre / 10.0**exponent
-    # the closest fraction whose numerator and denominator both fit
-    fraction = Fraction(scaled).limit_denominator(
-        max(1, min(RESOLUTION_FIELD, int(RESOLUTION_FIELD / scaled))))
-    if not 0 < fraction.numerator <= RESOLUTION_FIELD:
-        return None
-    return fraction.numerator, fraction.denominator, exponent
+    smallest = max(0, math.ceil(math.log10(per_metre / RESOLUTION_FIELD)))
+    best = None
+    # the closest fraction whose numerator and denominator both fit, over a
+    # few exponents: the smallest leaves the numerator no room for a
+    # denominator (0.3 micrometres: 33333 / 1 * 10**2, but 10000 / 3 * 10**3)
+    for exponent in range(smallest, min(smallest + 5, 128)):
+        scaled = per_metre / 10.0**exponent
+        fraction = Fraction(scaled).limit_denominator(
+            max(1, min(RESOLUTION_FIELD, int(RESOLUTION_FIELD / scaled))))
+        if not 0 < fraction.numerator <= RESOLUTION_FIELD:
+            continue
+        error = abs(float(fraction) * 10.0**exponent / per_metre - 1)
+        if best is None or error < best[0]:
+            best = (error, fraction.numerator, fraction.denominator, exponent)
+    return None if best is None else best[1:]
 
 
 def with_capture_resolution(data: bytes, sizes: tuple) -> bytes:

@@ -88,21 +88,26 @@ def same_value(a: float, b: float, dtype) -> bool:
 
 def without_other_missing_value(attributes: dict, nodata, dtype, say: bool = True,
                                 stacklevel: int = 3) -> dict:
-    """`attributes` less a MISSING_VALUE that is not `nodata` (CF allows a
-    second mask value; the output has one, and that value's cells are data
-    to it, which lossy modes blur and levels blend: xarray masking the
-    attribute would miss some), warned unless `say` is False; NaN on floats
-    stays (NaN cells are stored as nodata)."""
-    other = float_from_xarray(cf_mask_value({MISSING_VALUE: attributes.get(MISSING_VALUE)})[1])
-    if other is None or (nodata is not None and same_value(other, nodata, dtype)) or (
-            other != other and np.dtype(dtype).kind == "f"):
+    """`attributes` less a MISSING_VALUE (one value, or CF's list) that
+    holds another value than `nodata`, where there is a nodata (the output
+    has one mask value, and the other value's cells are data to it, which
+    lossy modes blur and levels blend: xarray masking the attribute would
+    miss some), warned unless `say` is False; NaN on floats counts as
+    nodata (NaN cells are stored as it).  Without nodata it stays as given."""
+    given = attributes.get(MISSING_VALUE)
+    if nodata is None or given is None:
+        return attributes
+    values = [float_from_xarray(v.item() if isinstance(v, np.generic) else v)
+              for v in np.ravel(np.asarray(given, dtype=object))]
+    others = [v for v in values if v is None or not (
+        same_value(v, nodata, dtype) or (v != v and np.dtype(dtype).kind == "f"))]
+    if not others:
         return attributes
     attributes = {k: v for k, v in attributes.items() if k != MISSING_VALUE}
     if say:
-        warnings.warn(f"the input's missing_value {other:g} is not nodata"
-                      f"{'' if nodata is None else f' {nodata:g}'}: its cells are kept as data "
-                      f"and the attribute is not copied (an array has one mask value)",
-                      stacklevel=stacklevel)
+        warnings.warn(f"the input's missing_value {given!r} is not nodata {nodata:g}: its "
+                      f"cells are kept as data and the attribute is not copied (an array has "
+                      f"one mask value)", stacklevel=stacklevel)
     return attributes
 
 

@@ -63,9 +63,12 @@ def _nodata(text):
     if text.strip().lower() == NO_NODATA:
         return NO_NODATA
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
+        value = None
+    if value is None or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, nan or none, got {text!r}")
+    return value
 
 
 def _names(text):
@@ -157,11 +160,13 @@ def convert(args):
 
 
 #: output names convert refuses: files of other kinds
-_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".jp2", ".j2k", ".jph", ".npz")
+_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".jp2", ".j2k", ".j2c", ".jpc",
+                  ".jph", ".jhc", ".npz")
 
 
 def _convert(args):
-    from progressive_j2k._guards import refuse_to_overwrite_input
+    from progressive_j2k._guards import (refuse_a_v2_group, refuse_to_overwrite_input,
+                                         warn_unnamed_in_a_dataset)
     from progressive_j2k._inputs import FILL_VALUE, NO_NODATA, input_nodata, open_input
     from progressive_j2k._xarray import MISSING_VALUE
     from progressive_j2k._options import dtype_code
@@ -180,9 +185,15 @@ def _convert(args):
             raise ValueError(f"--dimension-names gives {len(args.dimension_names)} names, the "
                              f"input has {len(data.shape)} axes {tuple(data.shape)}")
         names = args.dimension_names
+    # what to_zarr checks of the output's group, checked here too: --overwrite
+    # writes it first beside the outermost group, where it is in none
+    refuse_a_v2_group(args.output)
     knobs = (args.step, args.ratio, args.bits_per_sample, args.psnr)
     lossy = args.lossy or any(v is not None for v in knobs)
     dtype_code(data.dtype)   # (an unsupported dtype named before any mode advice)
+    if _is_nan(args.nodata) and np.dtype(data.dtype).kind != "f":
+        raise ValueError(f"--nodata nan needs float data (NaN cells), the input is {data.dtype}: "
+                         f"give a value of it, e.g. --nodata -9999")
     if np.dtype(data.dtype).kind == "f" and not lossy and args.tolerance is None:
         raise ValueError(f"{data.dtype} data cannot be coded losslessly: give --lossy (or "
                          f"--ratio, --bits-per-sample, --psnr, --step) or --tolerance")
@@ -218,6 +229,7 @@ def _convert(args):
     metadata = local_metadata(args.output)
     staging = staging_beside(args.output, metadata) if args.overwrite else None
     if staging is not None:   # the old array stays until the new one is whole
+        warn_unnamed_in_a_dataset(args.output, names, "give --dimension-names")
         _convert_staged(args, data, staging, metadata.parent, names, attributes, options)
         return
     before = _stat(metadata)
@@ -522,7 +534,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("convert", help="TIFF, JPEG 2000, .npy or zarr/OME-Zarr level 0 -> "
                                        "progressive zarr v3")
-    p.add_argument("input", help="a .tif/.tiff, .jp2/.j2k/.j2c, .npy, zarr array or OME-Zarr "
+    p.add_argument("input", help="a .tif/.tiff, .jp2/.j2k/.j2c/.jpc/.jhc, .npy, zarr array or OME-Zarr "
                                   "group (a zarr one may be a URL: http(s)://, s3://, ...)")
     p.add_argument("output")
     p.add_argument("--series", type=int,

@@ -18,10 +18,11 @@ import numpy as np
 from progressive_j2k import _api, _axes, _core, _metrics, _options
 from progressive_j2k._edges import EDGE_FLOORS, edge_chunk_options, pad_chunk
 from progressive_j2k._guards import (_already_there, consolidate_enclosing_groups,
-                                     in_an_xarray_dataset, local_metadata, refuse_a_v2_group,
+                                     local_metadata, refuse_a_v2_group,
                                      refuse_foreign_directory,
                                      refuse_to_overwrite_input, settle_zarr_writes,
-                                     staging_beside, swap_in, zarr_tasks)
+                                     staging_beside, swap_in, warn_unnamed_in_a_dataset,
+                                     zarr_tasks)
 from progressive_j2k._optional import require, require_zarr, zarr_store
 from progressive_j2k._xarray import (cf_mask_value, float_for_xarray, float_from_xarray,
                                      same_value, without_other_missing_value)
@@ -134,7 +135,9 @@ def _with_xarray_fill_value(attributes, nodata: float, dtype: np.dtype) -> dict:
     elif dtype.kind in "iu" and not (math.isfinite(value) and value == int(value)):
         raise ValueError(f"attributes' _FillValue {value!r} is no {dtype} value")
     given = float_from_xarray(value)
-    if given is not None and not math.isnan(given) and not same_value(given, nodata, dtype):
+    if given is not None and math.isnan(given):   # (NaN as xarray's text: as a number above)
+        value = nodata
+    elif given is not None and not same_value(given, nodata, dtype):
         # (xarray would mask cells of the other value, and not nodata's)
         warnings.warn(f"the attributes' _FillValue {given:g} is not nodata {nodata:g}: the "
                       f"array's _FillValue is nodata's", stacklevel=3)
@@ -507,13 +510,19 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     # opened with mask_and_scale=False, whose _FillValue is copied with
     # them): _FillValue, else CF's missing_value
     if isinstance(dims, tuple) and fill_value is None and codec_options.get("nodata") is None:
-        mark = float_from_xarray(cf_mask_value(getattr(data, "encoding", None) or {},
-                                               getattr(data, "attrs", None) or {})[1])
+        name, given = cf_mask_value(getattr(data, "encoding", None) or {},
+                                    getattr(data, "attrs", None) or {})
+        mark = float_from_xarray(given)
         if mark is not None and math.isnan(mark):
             fill_value = math.nan if dtype.kind == "f" else None
         elif mark is not None:
-            with contextlib.suppress(ValueError):   # (one the dtype does not hold: none)
+            try:
                 codec_options = {**codec_options, "nodata": _options.nodata_in(mark, dtype)}
+            except ValueError as exc:   # (one the dtype does not hold: no cell has it)
+                if isinstance(attributes, dict) and name in attributes:
+                    attributes = {k: v for k, v in attributes.items() if k != name}
+                warnings.warn(f"the DataArray's {name} {mark:g} cannot be nodata ({exc}): "
+                              f"not copied; give nodata= to mask cells", stacklevel=2)
     # the options and the dtype checked before anything is created in the store
     _options.check_option_names(codec_options, "to_zarr")
     if not shape:
@@ -633,10 +642,7 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     store = zarr_store(store, "to_zarr")
     refuse_foreign_directory(store, overwrite)
     refuse_a_v2_group(store)
-    if dimension_names is None and in_an_xarray_dataset(store):
-        warnings.warn(f"{store}: the group's other arrays name their dimensions, as xarray's "
-                      f"do, and xarray opens no group with an array that does not: give "
-                      f"dimension_names", stacklevel=2)
+    warn_unnamed_in_a_dataset(store, dimension_names, "give dimension_names")
     if overwrite:
         refuse_to_overwrite_input(source, store)
     # an array or group to replace on the local filesystem (a path given):
