@@ -167,9 +167,10 @@ def input_nodata(attributes: dict, nodata, dtype) -> tuple:
         attributes.pop(MISSING_VALUE, None)
         return attributes, None, None
     name, given = FILL_VALUE, attributes.pop(FILL_VALUE, None)
-    fill_nan = given is not None and dtype.kind == "f" and float_from_xarray(given) != \
-        float_from_xarray(given)   # (NaN cells need a finite nodata: missing_value's, if any)
-    if given is None or fill_nan:   # (CF's other mask value, where it is one number)
+    mask = None if given is None else float_from_xarray(given)
+    # CF's other mask value, where it is one number: where there is no
+    # _FillValue, or a NaN one on floats (NaN cells need a finite nodata)
+    if given is None or (dtype.kind == "f" and mask is not None and math.isnan(mask)):
         other = cf_mask_value({MISSING_VALUE: attributes.get(MISSING_VALUE)})
         if other[1] is not None:
             name, given = other
