@@ -1,5 +1,6 @@
 """to_zarr (numpy, memory-mapped, dask local and distributed) and the CLI."""
 import importlib.util
+import io
 import math
 from collections import Counter
 import warnings
@@ -1035,6 +1036,65 @@ def test_cli_reads_tiffs_read_only_and_refuses_damaged_ones(real, tmp_path, caps
     err = capsys.readouterr().err
     assert "error: the input does not decode" in err and "Traceback" not in err
     assert not (tmp_path / "b.zarr").exists()   # (the unfinished output removed)
+
+
+def test_cli_refuses_tiffs_whose_directories_lie(real, tmp_path, capsys):
+    """Page directories with impossible or missing values (a fuzzing
+    campaign's): a size or a strip's rows of 0 and an OME description
+    without an axis's size raised from inside tifffile; strips listed short
+    of the image's size or a tile without an offset read as zeros (exit 0);
+    a length of 2**31 rows over 8 strips began a write of hours.  Each is
+    refused with the reason; a tile with neither offset nor length, left
+    out on purpose by a sparse writer (GDAL), still converts, as the fill."""
+    import struct
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("imagecodecs")
+    image = real("camera")[:128, :160]
+
+    def written(name, **options):
+        tifffile.imwrite(tmp_path / name, image, photometric="minisblack", **options)
+        return bytearray((tmp_path / name).read_bytes())
+
+    def patched(data, tag, value, index=0):
+        with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+            found = tif.pages.first.tags[tag]
+            at, size = found.valueoffset, {3: 2, 4: 4, 16: 8}[int(found.dtype)]
+        struct.pack_into({2: "<H", 4: "<I", 8: "<Q"}[size], data, at + index * size, value)
+        return data
+
+    def counted(data, tag, count):
+        with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+            entry = tif.pages.first.tags[tag].offset
+        struct.pack_into("<I", data, entry + 4, count)
+        return data
+
+    strips = {"rowsperstrip": 16, "compression": "zlib"}
+    tiles = {"tile": (32, 32), "compression": "zlib"}
+    cases = {
+        "width0.tif": (patched(written("a.tif"), 256, 0), "page directories"),
+        "rows0.tif": (patched(written("b.tif", **strips), 278, 0), "page directories"),
+        "tile0.tif": (patched(written("c.tif", **tiles), 322, 0), "page directories"),
+        "short.tif": (counted(written("d.tif", **strips), 279, 7), "lists 7 strips"),
+        "tall.tif": (patched(written("e.tif", **strips), 257, 2**31), "needs 134217728"),
+        "cut.tif": (written("f.tif", **strips)[:240], "lists 0 strips"),
+        "no_offset.tif": (patched(written("g.tif", **tiles), 324, 0), "without an offset"),
+        "no_size_t.ome.tif": (written("i.tif", metadata=None, description=(
+            "<?xml version='1.0'?><OME xmlns='http://www.openmicroscopy.org/Schemas/OME/"
+            "2016-06'><Image><Pixels DimensionOrder='XYZCT' Type='uint8' SizeX='160' "
+            "SizeY='128'/></Image></OME>")), "KeyError"),
+    }
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_bytes(bytes(data))
+        assert main(["convert", str(tmp_path / name), str(tmp_path / "o.zarr"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and "Traceback" not in err, (name, err)
+        assert not (tmp_path / "o.zarr").exists()
+    sparse = patched(patched(written("h.tif", **tiles), 324, 0, 3), 325, 0, 3)
+    (tmp_path / "sparse.tif").write_bytes(bytes(sparse))
+    assert main(["convert", str(tmp_path / "sparse.tif"), str(tmp_path / "s.zarr"), "--quiet"]) == 0
+    expected = image.copy()
+    expected[:32, 96:128] = 0   # (tile 3, tifffile's fill)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "s.zarr"))[...], expected)
 
 
 def test_cli_tiff_checks_leave_complete_files_alone(real, tmp_path):

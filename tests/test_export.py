@@ -464,6 +464,53 @@ def test_convert_reads_jpeg2000_files_bit_for_bit(real, tmp_path, name, suffix):
         assert not np.array_equal(imagecodecs.jpeg2k_decode(files["lossy"]), image)
 
 
+def _tile_parts(codestream: bytes) -> list:
+    """(start, end) of each tile-part of a codestream, by its SOT's length."""
+    at = 2
+    while codestream[at:at + 2] != b"\xff\x90":
+        at += 2 + struct.unpack_from(">H", codestream, at + 2)[0]
+    parts = []
+    while codestream[at:at + 2] == b"\xff\x90":
+        length = struct.unpack_from(">I", codestream, at + 6)[0]
+        parts.append((at, at + length))
+        at += length
+    return parts
+
+
+def test_jpeg2000_inputs_missing_tiles_are_refused(real, tmp_path, capsys):
+    """OpenJPEG decodes a tile with no data as zeros, without an error: a
+    codestream that lost a tile-part, one cut at a tile's end (an EOC after
+    it, as a careless copy writes), and an untiled one whose size marker
+    was damaged into a larger image (its tile size now covers a sliver)
+    are refused before decoding; the whole tiled file converts exactly."""
+    image = real("camera")[:128, :160]
+    tiled = imagecodecs.htj2k_encode(image, level=0, reversible=True, tile=(32, 32))
+    parts = _tile_parts(tiled)
+    assert len(parts) == 20
+    untiled = bytearray(imagecodecs.jpeg2k_encode(image, codecformat="j2k", reversible=True,
+                                                  level=0))
+    struct.pack_into(">I", untiled, 8, 32000)   # Xsiz: 160 -> 32000 columns
+    cases = {
+        "whole.jhc": (tiled, None),
+        "lost_part.jhc": (tiled[:parts[5][0]] + tiled[parts[5][1]:], "lacks 1 of its 20 tiles"),
+        "cut_at_tile.jhc": (tiled[:parts[11][0]] + b"\xff\xd9", "lacks 9 of its 20 tiles"),
+        "wider.j2k": (bytes(untiled), "lacks 199 of its 200 tiles"),
+        "long_part.jhc": (tiled[:parts[19][0] + 6] + struct.pack(">I", 10**6) +
+                          tiled[parts[19][0] + 10:], "cut short"),
+    }
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        status = main(["convert", str(tmp_path / name), str(tmp_path / f"{name}.zarr"), "--quiet"])
+        err = capsys.readouterr().err
+        if reason is None:
+            assert status == 0, err
+            np.testing.assert_array_equal(zarr.open_array(str(tmp_path / f"{name}.zarr"))[...],
+                                          image)
+        else:
+            assert status == 2 and reason in err, (name, err)
+            assert not (tmp_path / f"{name}.zarr").exists()
+
+
 def test_jp2_pixel_size_comes_back_through_convert(real, tmp_path):
     """export writes a level's pixel size in a .jp2's capture resolution
     box; convert reads it back as ome_level0, in one length unit for both
@@ -504,7 +551,7 @@ def test_damaged_jpeg2000_inputs_are_refused(real, tmp_path, capsys):
     struct.pack_into(">I", long_box, 12, 2**31)   # the file type box's length
     cases = {
         "cut_in_data.jp2": (jp2[:len(jp2) // 2], "claims"),
-        "cut_in_data.j2k": (j2k[:len(j2k) // 2], "does not decode"),
+        "cut_in_data.j2k": (j2k[:len(j2k) // 2], "cut short"),
         "cut_in_boxes.jp2": (jp2[:40], "JP2 box"),
         "cut_in_siz.j2k": (j2k[:20], "size marker"),
         "huge.j2k": (bytes(huge), "more than half this machine's memory"),

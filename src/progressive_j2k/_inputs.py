@@ -213,14 +213,11 @@ def _open_tiff(path, series: int | None = None) -> tuple:
     strips (decoded as read: a tiled slide is never held whole), with an
     OME-TIFF's axes and physical pixel sizes."""
     tifffile = require("tifffile", "cli", "reading TIFF")
-    with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
-        try:   # (tifffile's own errors on a file cut inside its page directories)
-            index = _tiff_series(tif, series, path)
-            chosen = tif.series[index]
-            _check_tiff_extent(chosen, path)
-        except (struct.error, IndexError, EOFError) as exc:
-            raise ValueError(f"{path}: the TIFF's page directories are cut short (truncated "
-                             f"or damaged): {type(exc).__name__}: {exc}") from None
+    with _tifffile_damage(path), _tiff_structure_damage(path, tifffile), \
+            tifffile.TiffFile(path) as tif:
+        index = _tiff_series(tif, series, path)
+        chosen = tif.series[index]
+        _check_tiff_extent(chosen, path)
         contiguous = chosen.dataoffset is not None
         # (a single compressed segment per page would be decoded whole for
         # every row of chunks read from it: read it once)
@@ -273,6 +270,10 @@ def _open_jpeg2000(path) -> tuple:
                          f"samples, whose decode needs about {needed / 2**30:.1f} GiB, more than "
                          f"half this machine's memory (it is decoded whole): damaged, or too "
                          f"large to convert here")
+    try:
+        _jp2.check_tile_parts(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     try:
         image = imagecodecs.jpeg2k_decode(data, numthreads=os.cpu_count() or 1)
     except imagecodecs.Jpeg2kError as exc:
@@ -369,16 +370,40 @@ def _tifffile_damage(path):
                          f"{damage[0]}")
 
 
+@contextlib.contextmanager
+def _tiff_structure_damage(path, tifffile):
+    """ValueError for what tifffile raises on page directories that are cut
+    short or hold impossible values (a size, a strip's rows or a tile's side
+    of 0, no samples, an OME description without an axis's size)."""
+    try:
+        yield
+    except (tifffile.TiffFileError, struct.error, IndexError, EOFError, ZeroDivisionError,
+            KeyError) as exc:
+        raise ValueError(f"{path}: the TIFF's page directories are cut short or damaged: "
+                         f"{type(exc).__name__}: {exc}") from None
+
+
 def _check_tiff_extent(series, path) -> None:
-    """ValueError where a page of `series` is missing or its data runs past
-    the end of its file (a truncated copy; a multi-file OME-TIFF's pages
-    lie in several): tifffile reads those as zeros."""
+    """ValueError where a page of `series` is missing, lacks some of the
+    strips or tiles its size needs, or one of them runs past the end of its
+    file (a truncated copy; a multi-file OME-TIFF's pages lie in several):
+    tifffile reads those as zeros.  A segment with neither offset nor
+    length is one a sparse writer (GDAL) left out on purpose, and kept."""
     for index, page in enumerate(series.pages):
-        size = None if page is None else page.parent.filehandle.size
-        if page is None or any(offset + count > size for offset, count in
-                               zip(page.dataoffsets, page.databytecounts)):
-            raise ValueError(f"{path}: page {index} of the image is missing or ends past the "
-                             f"end of its file: the file is truncated or damaged")
+        if page is None:
+            raise ValueError(f"{path}: page {index} of the image is missing: the file is "
+                             f"truncated or damaged")
+        size, needed = page.parent.filehandle.size, math.prod(page.keyframe.chunked)
+        segments = list(zip(page.dataoffsets, page.databytecounts))
+        if min(len(page.dataoffsets), len(page.databytecounts)) < needed:
+            raise ValueError(f"{path}: page {index} of the image lists "
+                             f"{len(segments)} strips or tiles where its size needs {needed}: "
+                             f"the file is truncated or damaged")
+        if any(offset + count > size or (offset == 0) != (count == 0)
+               for offset, count in segments):
+            raise ValueError(f"{path}: page {index} of the image has a strip or tile that "
+                             f"ends past the end of its file, or without an offset or a "
+                             f"length: the file is truncated or damaged")
 
 
 #: A TIFF series axis (tifffile's letters): its OME pixel size attribute and default unit

@@ -13,6 +13,10 @@ JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 #: A codestream's first marker, SOC, and the image and tile size marker
 #: that follows it, SIZ (annex A.5.1)
 SOC, SIZ = b"\xff\x4f", b"\xff\x51"
+#: The markers that start a tile-part and end the codestream (annex A.4)
+SOT, EOC = b"\xff\x90", b"\xff\xd9"
+#: The fewest bytes of a tile-part: its SOT marker segment and SOD
+SMALLEST_TILE_PART = 14
 #: JP2 box types (annex I): the header, its resolution box and the capture
 #: resolution inside that, and the contiguous codestream
 JP2_HEADER, JP2_RESOLUTION, JP2_CAPTURE_RESOLUTION = b"jp2h", b"res ", b"resc"
@@ -83,6 +87,49 @@ def declared_size(data: bytes) -> tuple:
         raise ValueError("the codestream's image size marker (SIZ) is damaged")
     bits = max((stream[42 + 3 * c] & 0x7F) + 1 for c in range(components))
     return y - y0, x - x0, components, 1 if bits <= 8 else 2 if bits <= 16 else 4
+
+
+def check_tile_parts(data: bytes) -> None:
+    """ValueError where a codestream lacks a tile its SIZ marker declares,
+    or a part of one (annex A.4.2: each tile-part's SOT gives its tile, its
+    length and, where known, how many parts its tile has): OpenJPEG decodes
+    a missing tile as zeros, without a word (a file cut at a tile's end, a
+    lost tile-part, a damaged image size)."""
+    stream = codestream(data)
+    columns, rows, x0, y0, tile_columns, tile_rows, tile_x0, tile_y0 = \
+        struct.unpack_from(">8I", stream, 8)   # (declared_size has checked SIZ's length)
+    if not (tile_columns and tile_rows and tile_x0 <= x0 and tile_y0 <= y0):
+        raise ValueError("the codestream's image size marker (SIZ) is damaged: its tiles")
+    tiles = -(-(columns - tile_x0) // tile_columns) * -(-(rows - tile_y0) // tile_rows)
+    if tiles * SMALLEST_TILE_PART > len(stream):
+        raise ValueError(f"the codestream declares {tiles} tiles, more than its "
+                         f"{len(stream)} bytes can hold (damaged, or truncated)")
+    at = 2   # the main header's marker segments, each with its length, up to the first SOT
+    while stream[at:at + 2] != SOT:
+        if at + 4 > len(stream) or stream[at] != 0xFF or \
+                struct.unpack_from(">H", stream, at + 2)[0] < 2:
+            raise ValueError("the codestream's main header is damaged or holds no tile")
+        at += 2 + struct.unpack_from(">H", stream, at + 2)[0]
+    parts, promised = {}, {}
+    while at < len(stream) and stream[at:at + 2] != EOC:
+        if stream[at:at + 2] != SOT or at + 12 > len(stream):
+            raise ValueError(f"no tile-part starts where the one before ends (byte {at}): "
+                             f"the codestream is damaged")
+        tile, length, _, count = struct.unpack_from(">HIBB", stream, at + 4)
+        end = len(stream) if length == 0 else at + length   # (0: the last, to EOC)
+        if tile >= tiles or length and length < SMALLEST_TILE_PART or end > len(stream):
+            raise ValueError(f"the tile-part at byte {at} is damaged or cut short")
+        parts[tile] = parts.get(tile, 0) + 1
+        if count:
+            promised[tile] = count
+        at = end
+    missing = tiles - len(parts)
+    short = [tile for tile, count in promised.items() if parts[tile] < count]
+    if missing or short:
+        lacks = f"{missing} of its {tiles} tiles" if missing else \
+            f"parts of {len(short)} of its {tiles} tiles"
+        raise ValueError(f"the codestream lacks {lacks} (truncated or damaged): OpenJPEG "
+                         f"would decode them as zeros")
 
 
 def resolution_fields(per_metre: float) -> tuple | None:
