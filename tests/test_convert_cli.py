@@ -1,6 +1,7 @@
 """to_zarr (numpy, memory-mapped, dask local and distributed) and the CLI."""
 import importlib.util
 import io
+import json
 import math
 from collections import Counter
 import warnings
@@ -2243,14 +2244,61 @@ def test_writing_into_an_xarray_store(real, tmp_path):
     assert main(["convert", str(tmp_path / "f.npy"), str(tmp_path / "v2.zarr" / "a"),
                  "--tolerance", "0.01", "--overwrite", "--dimension-names", "z,y,x"]) == 2
     assert list(xr.open_zarr(str(tmp_path / "v2.zarr")).data_vars) == ["a"]
-    # a group whose consolidation fails (a neighbour's broken metadata): the
-    # array is written and kept, and the failure said
+    # a neighbour's broken metadata: only the new array's entry is written
     (tmp_path / "ds.zarr" / "broken").mkdir()
     (tmp_path / "ds.zarr" / "broken" / "zarr.json").write_text("{not json")
+    to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "ds.zarr" / "late"), tolerance=0.01)
+    assert "late" in xr.open_zarr(str(tmp_path / "ds.zarr")).data_vars
+    # a consolidated block this package does not know (not zarr's "inline")
+    # is consolidated whole, which the neighbour fails: the array is
+    # written and kept, and the failure said
+    group = json.loads((tmp_path / "ds.zarr" / "zarr.json").read_text())
+    group["consolidated_metadata"]["kind"] = "elsewhere"
+    (tmp_path / "ds.zarr" / "zarr.json").write_text(json.dumps(group))
     with pytest.warns(UserWarning, match="is written, but the consolidated metadata of the group"):
-        z = to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "ds.zarr" / "late"),
+        z = to_zarr(xr.DataArray(field, dims=dims), str(tmp_path / "ds.zarr" / "later"),
                     tolerance=0.01)
     assert np.abs(z[...] - field).max() <= 0.01
+
+
+def test_consolidated_metadata_is_kept_as_zarr_writes_it(real, tmp_path):
+    """to_zarr and convert update a group's consolidated metadata with the
+    array's entry alone (consolidating the whole group again at every write
+    made N writes O(N**2)): after new arrays, an overwrite, an array in a
+    nested group and convert --overwrite's swap, every group's metadata is
+    what zarr.consolidate_metadata makes of it, in its order, and the
+    file keeps its mode."""
+    image = real("camera")[:64, :96]
+    root = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    root.create_group("inner").create_array("old", shape=(3,), dtype="f4", dimension_names=["k"])
+    root.create_array("zeta", shape=(4,), dtype="i2", dimension_names=["k"])
+    for group in ("g.zarr/inner", "g.zarr"):
+        zarr.consolidate_metadata(str(tmp_path / group))
+    (tmp_path / "g.zarr" / "zarr.json").chmod(0o640)
+    names = ("y", "x")
+    to_zarr(image, str(tmp_path / "g.zarr" / "b"), chunks=(32, 32), dimension_names=names)
+    to_zarr(image, str(tmp_path / "g.zarr" / "a"), chunks=(32, 32), dimension_names=names)
+    to_zarr(image.astype(np.float32), str(tmp_path / "g.zarr" / "inner" / "c"),
+            chunks=(32, 32), dimension_names=names, fill_value=float("nan"), mode="lossy")
+    to_zarr(image, str(tmp_path / "g.zarr" / "b"), chunks=(64, 64), dimension_names=names,
+            overwrite=True)
+    np.save(tmp_path / "i.npy", image)
+    assert main(["convert", str(tmp_path / "i.npy"), str(tmp_path / "g.zarr" / "a"), "--quiet",
+                 "--overwrite", "--dimension-names", "y,x", "--chunks", "16,16"]) == 0
+    ours = {group: json.loads((tmp_path / group / "zarr.json").read_text())
+            for group in ("g.zarr", "g.zarr/inner")}
+    assert (tmp_path / "g.zarr" / "zarr.json").stat().st_mode & 0o777 == 0o640
+    assert ours["g.zarr"]["consolidated_metadata"]["metadata"]["a"]["chunk_grid"][
+        "configuration"]["chunk_shape"] == [16, 16]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for group in ("g.zarr/inner", "g.zarr"):
+            zarr.consolidate_metadata(str(tmp_path / group))
+    for group, document in ours.items():
+        theirs = json.loads((tmp_path / group / "zarr.json").read_text())
+        assert document == theirs, group
+        assert list(document["consolidated_metadata"]["metadata"]) == \
+            list(theirs["consolidated_metadata"]["metadata"]), group
 
 
 def test_cli_carries_an_ome_groups_attributes_less_its_ome_blocks(real, tmp_path):

@@ -18,6 +18,10 @@ import numpy as np
 from progressive_j2k._optional import local_if_file_url
 
 
+#: The most entries of a group's consolidated metadata that are written
+#: indented, as zarr writes them
+INDENTED_ENTRIES = 64
+
 #: _places' "where" for the local filesystem (compared by identity, as stores are)
 _LOCAL = "local"
 
@@ -276,12 +280,25 @@ def refuse_a_v2_group(output) -> None:
 
 
 def consolidate_enclosing_groups(zarr, output) -> None:
-    """Consolidate again the metadata of the local groups holding `output`
-    that hold consolidated metadata (xarray writes it by default and reads
-    it first): else they would list the array as it was, or not at all."""
-    for directory, _, consolidated in enclosing_groups(output):
+    """Bring up to date the consolidated metadata of the local groups
+    holding `output` that have it (xarray writes it by default and reads it
+    first): else they would list the array as it was, or not at all.  A
+    zarr v3 group's entry for the array is replaced by the array's own
+    metadata, as zarr.consolidate_metadata writes it, without listing the
+    group again: that cost grew with the group, and writing N variables one
+    by one took O(N**2) (200 arrays: 14 s, against 1.2 s for zarr alone)."""
+    path = local_path(output)
+    try:
+        own = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError, TypeError):
+        own = None
+    for directory, version, consolidated in enclosing_groups(output):
         if consolidated:
             try:
+                if version == 3 and isinstance(own, dict) and _replace_consolidated_entry(
+                        directory, PurePosixPath(*path.absolute().relative_to(directory).parts),
+                        own):
+                    continue
                 with warnings.catch_warnings():   # (zarr: "not part of the v3 specification")
                     warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
                     zarr.consolidate_metadata(str(directory))
@@ -290,6 +307,34 @@ def consolidate_enclosing_groups(zarr, output) -> None:
                               f"{directory} could not be written again ({type(exc).__name__}: "
                               f"{exc}): readers of it (xarray, by default) list the group as it "
                               f"was; mend the group, then zarr.consolidate_metadata", stacklevel=3)
+
+
+def _replace_consolidated_entry(group: Path, key: PurePosixPath, metadata: dict) -> bool:
+    """Set the entry `key` of a zarr v3 group's inline consolidated metadata
+    to an array's `metadata` (its zarr.json), entries in zarr's order, and
+    write the group's zarr.json again whole (a new file renamed over it):
+    False where the group holds no such block (then consolidate it whole)."""
+    target = group / "zarr.json"
+    document = json.loads(target.read_text())
+    block = document.get("consolidated_metadata") if isinstance(document, dict) else None
+    if not (isinstance(block, dict) and block.get("kind") == "inline"
+            and isinstance(block.get("metadata"), dict)):
+        return False
+    block["metadata"] = dict(sorted({**block["metadata"], str(key): metadata}.items(),
+                                    key=lambda item: (item[0].count("/"), item[0])))
+    handle, staged = tempfile.mkstemp(prefix=".zarr.json.", dir=group)
+    try:
+        with os.fdopen(handle, "w") as file:
+            # (indented as zarr writes it; compact in large groups, where
+            # json's indenting encoder, pure Python, took 23 ms for 200 arrays)
+            file.write(json.dumps(document, indent=2 if len(block["metadata"]) <= INDENTED_ENTRIES else None))
+        os.chmod(staged, target.stat().st_mode & 0o7777)
+        os.replace(staged, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
+    return True
 
 
 def warn_unnamed_in_a_dataset(output, dimension_names, remedy: str) -> None:
