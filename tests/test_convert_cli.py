@@ -630,6 +630,27 @@ def test_to_zarr_refuses_before_creating_anything(real, tmp_path):
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "g.zarr"))[:], old)
 
 
+def test_dask_writes_take_several_write_units_per_task(real, tmp_path):
+    """to_zarr's dask tasks hold whole write units (chunks, or shards),
+    as many as TASK_BYTES holds along the last axes first: a task per
+    256**2 chunk cost 1.4x the write's time; the stored array is the one a
+    task per chunk writes."""
+    from progressive_j2k.convert import TASK_BYTES, _task_units
+    da = pytest.importorskip("dask.array")
+    assert _task_units((0, 0), (8192, 8192), (256, 256), 1) == [4096, 8192]
+    assert _task_units((0, 0), (8192, 8192), (256, 256), 2) == [2048, 8192]
+    assert _task_units((100, 0), (300, 50), (256, 256), 8) == [256, 256]   # (an edge)
+    assert math.prod(_task_units((0,) * 3, (900, 512, 512), (64, 64, 64), 4)) * 4 <= TASK_BYTES
+    image = real("camera")
+    one = pj.to_zarr(image, str(tmp_path / "numpy.zarr"), chunks=(64, 64))
+    lazy = pj.to_zarr(da.from_array(image, chunks=(64, 64)), str(tmp_path / "dask.zarr"),
+                      chunks=(64, 64))
+    for key in ("c/0/0", "c/3/7", "c/7/7"):
+        assert (tmp_path / "numpy.zarr" / key).read_bytes() == \
+            (tmp_path / "dask.zarr" / key).read_bytes()
+    np.testing.assert_array_equal(lazy[:], one[:])
+
+
 def test_to_zarr_overwrite_keeps_the_old_array_until_the_new_one_is_whole(real, tmp_path):
     """to_zarr(overwrite=True) of a local array or group writes beside it
     and swaps them at the end, as convert --overwrite does: NaN found in a

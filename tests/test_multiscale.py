@@ -330,13 +330,20 @@ def test_memory_store_byte_counts(real):
 
 
 def test_dask_view_matches(real, tmp_path):
+    """to_dask's blocks are whole chunks of the level covering a stored
+    chunk's extent (2**k of them per transformed axis: a block per chunk of
+    a coarse level was a task per few samples), or the chunks given."""
     da = pytest.importorskip("dask.array")
-    arr = real("camera")
+    arr = real("camera")[:, :500]
     z = write("v3", MemoryStore(), arr, (128, 128), {})
     for level in pj.open_multiscale(z)[:4]:
         d = level.to_dask()
-        assert d.chunks[0][0] == level.chunks[0] and d.shape == level.shape
+        k = level.level
+        assert d.shape == level.shape
+        assert d.chunks[0][0] == min(level.shape[0], level.chunks[0] * 2**k) and \
+            d.chunks[1][0] == min(level.shape[1], level.chunks[1] * 2**k)
         np.testing.assert_array_equal(d.compute(), level[:])
+        assert level.to_dask(chunks=level.chunks).chunks[1][0] == level.chunks[1]
         np.testing.assert_array_equal(da.from_array(level, chunks=level.chunks)[5:50].compute(),
                                       level[5:50])
 
