@@ -490,6 +490,10 @@ def test_jpeg2000_inputs_missing_tiles_are_refused(real, tmp_path, capsys):
     untiled = bytearray(imagecodecs.jpeg2k_encode(image, codecformat="j2k", reversible=True,
                                                   level=0))
     struct.pack_into(">I", untiled, 8, 32000)   # Xsiz: 160 -> 32000 columns
+    short_box = bytearray(imagecodecs.jpeg2k_encode(image, codecformat="jp2", reversible=True,
+                                                    level=0))
+    at = short_box.index(b"jp2c") - 4
+    struct.pack_into(">I", short_box, at, struct.unpack_from(">I", short_box, at)[0] - 1)
     cases = {
         "whole.jhc": (tiled, None),
         "lost_part.jhc": (tiled[:parts[5][0]] + tiled[parts[5][1]:], "lacks 1 of its 20 tiles"),
@@ -497,6 +501,12 @@ def test_jpeg2000_inputs_missing_tiles_are_refused(real, tmp_path, capsys):
         "wider.j2k": (bytes(untiled), "lacks 199 of its 200 tiles"),
         "long_part.jhc": (tiled[:parts[19][0] + 6] + struct.pack(">I", 10**6) +
                           tiled[parts[19][0] + 10:], "cut short"),
+        # a part renumbered as a tile's second: its first lost (parts count from 0)
+        "second_part.jhc": (tiled[:parts[3][0] + 10] + b"\x01" + tiled[parts[3][0] + 11:],
+                            "is part 1 of tile 3, which has 0 before it"),
+        # a JP2 codestream box one byte short, into EOC: the data is whole
+        # (OpenJPEG reads on to the file's end)
+        "short_box.jp2": (short_box, None),
     }
     for name, (data, reason) in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -505,7 +515,7 @@ def test_jpeg2000_inputs_missing_tiles_are_refused(real, tmp_path, capsys):
         if reason is None:
             assert status == 0, err
             np.testing.assert_array_equal(zarr.open_array(str(tmp_path / f"{name}.zarr"))[...],
-                                          image)
+                                          image, err_msg=name)
         else:
             assert status == 2 and reason in err, (name, err)
             assert not (tmp_path / f"{name}.zarr").exists()

@@ -378,7 +378,7 @@ def _tiff_structure_damage(path, tifffile):
     try:
         yield
     except (tifffile.TiffFileError, struct.error, IndexError, EOFError, ZeroDivisionError,
-            KeyError) as exc:
+            KeyError, RuntimeError) as exc:   # (RuntimeError: "incompatible keyframe")
         raise ValueError(f"{path}: the TIFF's page directories are cut short or damaged: "
                          f"{type(exc).__name__}: {exc}") from None
 
@@ -388,22 +388,30 @@ def _check_tiff_extent(series, path) -> None:
     strips or tiles its size needs, or one of them runs past the end of its
     file (a truncated copy; a multi-file OME-TIFF's pages lie in several):
     tifffile reads those as zeros.  A segment with neither offset nor
-    length is one a sparse writer (GDAL) left out on purpose, and kept."""
+    length is one a sparse writer (GDAL) left out on purpose, and kept.
+    Uncompressed pixels stored in one run are read from their offset and
+    the image's size whatever the strips say (a byte count of 0, a wrong
+    RowsPerStrip: writers' slips that tifffile reads through; a run cut
+    short is refused when it is mapped)."""
     for index, page in enumerate(series.pages):
         if page is None:
             raise ValueError(f"{path}: page {index} of the image is missing: the file is "
                              f"truncated or damaged")
-        size, needed = page.parent.filehandle.size, math.prod(page.keyframe.chunked)
-        segments = list(zip(page.dataoffsets, page.databytecounts))
+        size, segments = page.parent.filehandle.size, list(zip(page.dataoffsets,
+                                                                 page.databytecounts))
+        if any(offset + count > size for offset, count in segments):
+            raise ValueError(f"{path}: page {index} of the image ends past the end of its "
+                             f"file: the file is truncated or damaged")
+        if page.keyframe.compression == 1 and page.is_contiguous:
+            continue
+        needed = math.prod(page.keyframe.chunked)
         if min(len(page.dataoffsets), len(page.databytecounts)) < needed:
-            raise ValueError(f"{path}: page {index} of the image lists "
-                             f"{len(segments)} strips or tiles where its size needs {needed}: "
-                             f"the file is truncated or damaged")
-        if any(offset + count > size or (offset == 0) != (count == 0)
-               for offset, count in segments):
-            raise ValueError(f"{path}: page {index} of the image has a strip or tile that "
-                             f"ends past the end of its file, or without an offset or a "
-                             f"length: the file is truncated or damaged")
+            raise ValueError(f"{path}: page {index} of the image lists {len(segments)} strips "
+                             f"or tiles where its size needs {needed}: the file is truncated "
+                             f"or damaged")
+        if any((offset == 0) != (count == 0) for offset, count in segments):
+            raise ValueError(f"{path}: page {index} of the image has a strip or tile without "
+                             f"an offset or without a length: the file is damaged")
 
 
 #: A TIFF series axis (tifffile's letters): its OME pixel size attribute and default unit

@@ -92,9 +92,11 @@ def declared_size(data: bytes) -> tuple:
 def check_tile_parts(data: bytes) -> None:
     """ValueError where a codestream lacks a tile its SIZ marker declares,
     or a part of one (annex A.4.2: each tile-part's SOT gives its tile, its
-    length and, where known, how many parts its tile has): OpenJPEG decodes
-    a missing tile as zeros, without a word (a file cut at a tile's end, a
-    lost tile-part, a damaged image size)."""
+    length, its index within the tile and, where known, how many parts its
+    tile has): OpenJPEG decodes a missing tile as zeros, a missing part at
+    a lower quality, without a word (a file cut at a tile's end, a lost
+    tile-part, a damaged image size).  A tile's last part, lost where its
+    count is not given (TNsot 0), cannot be seen."""
     stream = codestream(data)
     columns, rows, x0, y0, tile_columns, tile_rows, tile_x0, tile_y0 = \
         struct.unpack_from(">8I", stream, 8)   # (declared_size has checked SIZ's length)
@@ -111,14 +113,19 @@ def check_tile_parts(data: bytes) -> None:
             raise ValueError("the codestream's main header is damaged or holds no tile")
         at += 2 + struct.unpack_from(">H", stream, at + 2)[0]
     parts, promised = {}, {}
-    while at < len(stream) and stream[at:at + 2] != EOC:
+    # (to EOC, or to the end: a box that cuts EOC's last byte leaves the data whole)
+    while len(stream) - at >= 2 and stream[at:at + 2] != EOC:
         if stream[at:at + 2] != SOT or at + 12 > len(stream):
             raise ValueError(f"no tile-part starts where the one before ends (byte {at}): "
                              f"the codestream is damaged")
-        tile, length, _, count = struct.unpack_from(">HIBB", stream, at + 4)
+        tile, length, index, count = struct.unpack_from(">HIBB", stream, at + 4)
         end = len(stream) if length == 0 else at + length   # (0: the last, to EOC)
         if tile >= tiles or length and length < SMALLEST_TILE_PART or end > len(stream):
             raise ValueError(f"the tile-part at byte {at} is damaged or cut short")
+        if index != parts.get(tile, 0):   # (a part lost before it: parts count from 0)
+            raise ValueError(f"the tile-part at byte {at} is part {index} of tile {tile}, "
+                             f"which has {parts.get(tile, 0)} before it: the codestream lacks "
+                             f"a part (truncated or damaged)")
         parts[tile] = parts.get(tile, 0) + 1
         if count:
             promised[tile] = count
