@@ -2322,6 +2322,26 @@ def test_consolidated_metadata_is_kept_as_zarr_writes_it(real, tmp_path):
         warnings.simplefilter("ignore")
         for group in ("g.zarr/inner", "g.zarr"):
             zarr.consolidate_metadata(str(tmp_path / group))
+    # an array written over a group, and into a group made since the last
+    # consolidation: the listing changed, so the group is consolidated whole
+    sub = zarr.open_group(str(tmp_path / "g.zarr"), mode="a", use_consolidated=False)
+    sub.create_group("was").create_array("0", shape=(2,), dtype="u1", dimension_names=["k"])
+    sub.create_group("new")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(tmp_path / "g.zarr"))
+    zarr.open_group(str(tmp_path / "g.zarr"), mode="a", use_consolidated=False).create_group(
+        "newer")
+    to_zarr(image, str(tmp_path / "g.zarr" / "was"), chunks=(32, 32), dimension_names=names,
+            overwrite=True)
+    to_zarr(image, str(tmp_path / "g.zarr" / "newer" / "d"), chunks=(32, 32),
+            dimension_names=names)
+    listed = json.loads((tmp_path / "g.zarr" / "zarr.json").read_text())[
+        "consolidated_metadata"]["metadata"]
+    assert "was/0" not in listed and {"newer", "newer/d"} <= set(listed)
+    zarr.open_group(str(tmp_path / "g.zarr"), mode="r")   # (it opens: it did not, listing was/0)
+    ours = {group: json.loads((tmp_path / group / "zarr.json").read_text())
+            for group in ("g.zarr", "g.zarr/inner")}
     for group, document in ours.items():
         theirs = json.loads((tmp_path / group / "zarr.json").read_text())
         assert document == theirs, group

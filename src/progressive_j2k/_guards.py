@@ -289,7 +289,7 @@ def consolidate_enclosing_groups(zarr, output) -> None:
     by one took O(N**2) (200 arrays: 14 s, against 1.2 s for zarr alone)."""
     path = local_path(output)
     try:
-        own = json.loads((path / "zarr.json").read_text())
+        own = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
         own = None
     for directory, version, consolidated in enclosing_groups(output):
@@ -315,16 +315,23 @@ def _replace_consolidated_entry(group: Path, key: PurePosixPath, metadata: dict)
     write the group's zarr.json again whole (a new file renamed over it):
     False where the group holds no such block (then consolidate it whole)."""
     target = group / "zarr.json"
-    document = json.loads(target.read_text())
+    document = json.loads(target.read_text(encoding="utf-8"))
     block = document.get("consolidated_metadata") if isinstance(document, dict) else None
     if not (isinstance(block, dict) and block.get("kind") == "inline"
             and isinstance(block.get("metadata"), dict)):
+        return False
+    # members under the key (an array written over a group), or a group on
+    # the way to it that the block does not list (made since): the listing
+    # itself changed, so the group is consolidated whole
+    listed, name = block["metadata"], str(key)
+    if any(other.startswith(name + "/") for other in listed) or any(
+            str(parent) not in listed for parent in key.parents if str(parent) != "."):
         return False
     block["metadata"] = dict(sorted({**block["metadata"], str(key): metadata}.items(),
                                     key=lambda item: (item[0].count("/"), item[0])))
     handle, staged = tempfile.mkstemp(prefix=".zarr.json.", dir=group)
     try:
-        with os.fdopen(handle, "w") as file:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
             # (indented as zarr writes it; compact in large groups, where
             # json's indenting encoder, pure Python, took 23 ms for 200 arrays)
             file.write(json.dumps(document, indent=2 if len(block["metadata"]) <= INDENTED_ENTRIES else None))

@@ -108,7 +108,7 @@ class Level:
     def to_dask(self, chunks=None):
         """A dask array over this level.  Its blocks (``chunks``, as dask
         takes them; None: whole chunks of this level, as many as cover a
-        stored chunk's extent, 2**k per transformed axis) are each read in
+        stored chunk's extent, about 2**k per transformed axis) are each read in
         one go: a block per chunk of a coarse level cost a task per few
         samples (level 4 of 256**2 chunks: 16 x 16 each, reads 3x slower
         than the level read whole)."""
