@@ -24,6 +24,7 @@
 #define HISTOGRAM_MAX_BINS (1 << 16)   /* (bins are computed in 32-bit lanes) */
 
 #define HISTOGRAM_SLICE 256
+#define HISTOGRAM_SAMPLE_MIN_ROWS 16   /* as context counts' CONTEXT_SAMPLE_MIN_ROWS */
 /* Row `at` (nx values) of component c as the histogram's kernels read it:
  * 9/7's coefficients where they are (float32 where f32, else float64), the
  * reversible modes' integers converted into buf as doubles. */
@@ -88,7 +89,7 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
  * a 128^2 colour tile's whole encode 25% slower in a default glibc process:
  * docs/DESIGN.md 38.) */
 static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t nx, double norm,
-                       int32_t top_bin, int32_t last_bin, uint64_t *band_counts)
+                       int32_t top_bin, int32_t last_bin, uint64_t weight, uint64_t *band_counts)
 {
     int32_t largest = -1, bins[HISTOGRAM_SLICE];
     for (size_t start = 0; start < nx; start += HISTOGRAM_SLICE) {
@@ -99,18 +100,21 @@ static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t n
         size_t in_last = 0;   /* zeros and the smallest values: counted apart */
         for (size_t i = 0; i < n; i++) {
             if (bins[i] == last_bin) in_last++;
-            else band_counts[(size_t)bins[i]]++;
+            else band_counts[(size_t)bins[i]] += weight;
         }
-        band_counts[last_bin] += in_last;
+        band_counts[last_bin] += in_last * weight;
     }
     return largest;
 }
 
-/* Bins every coefficient's key against `top` into counts (nbands x width,
- * zeroed), bin HISTOGRAM_HEADROOM holding key == top; returns the largest
- * key seen, or -2 if one lies beyond the headroom. */
+/* Bins the keys of every row_stride-th row of each band (the row_stride-th,
+ * the 2 row_stride-th, ... of each plane; fewer where that would bin fewer
+ * than HISTOGRAM_SAMPLE_MIN_ROWS rows), each counted row_stride times,
+ * against `top` into counts (nbands x width, zeroed), bin HISTOGRAM_HEADROOM
+ * holding key == top; returns the largest key seen, or -2 if one lies beyond
+ * the headroom. */
 static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t top, size_t width,
-                        uint64_t *counts, double *buf)
+                        size_t row_stride, uint64_t *counts, double *buf)
 {
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
@@ -120,20 +124,24 @@ static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t 
     int32_t largest = -1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            const void *row = binned_row(prep, f32, c, at, nx, buf);
-            const int32_t row_largest =
-                bin_row(K, row, f32, nx, norms[sb->step_index], top_bin, last_bin,
-                        counts + (size_t)sb->step_index * width);
-            largest = row_largest > largest ? row_largest : largest;
+            const size_t most = sb->band.n[1] / HISTOGRAM_SAMPLE_MIN_ROWS;
+            const size_t stride = most < 1 ? 1 : most < row_stride ? most : row_stride;
+            if ((y + 1) % stride == 0) {
+                const void *row = binned_row(prep, f32, c, at, nx, buf);
+                const int32_t row_largest =
+                    bin_row(K, row, f32, nx, norms[sb->step_index], top_bin, last_bin, stride,
+                            counts + (size_t)sb->step_index * width);
+                largest = row_largest > largest ? row_largest : largest;
+            }
         })
     }
     return largest > top_bin ? -2 : largest;   /* (that key's bin would be below 0) */
 }
 
-pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, size_t nbins,
-                                    uint64_t *counts, int64_t *top_key)
+pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t row_stride, size_t nbands,
+                                    size_t nbins, uint64_t *counts, int64_t *top_key)
 {
-    if (!prep || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
+    if (!prep || row_stride < 1 || nbins < 2 || !counts || !top_key) return PJ2K_ERR_PARAM;
     const pj2k_header *h = &prep->h;
     if (nbands != (size_t)h->nbands || nbins > HISTOGRAM_MAX_BINS) return PJ2K_ERR_PARAM;
     const layout *L = &prep->L;
@@ -153,11 +161,16 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
         return PJ2K_ERR_NOMEM;
     }
     int64_t probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE, buf);   /* the provisional top */
-    int64_t top = bin_keys(prep, norms, probe, width, wide, buf);
+    int64_t top = bin_keys(prep, norms, probe, width, row_stride, wide, buf);
+    if (top == -1 && row_stride > 1) {   /* nothing in the rows binned: every row */
+        memset(wide, 0, nbands * width * sizeof *wide);
+        row_stride = 1;
+        top = bin_keys(prep, norms, probe, width, row_stride, wide, buf);
+    }
     if (top == -2) {   /* beyond the headroom: again, against the true top */
         memset(wide, 0, nbands * width * sizeof *wide);
         probe = top = largest_key(prep, norms, 1, buf);
-        bin_keys(prep, norms, probe, width, wide, buf);
+        bin_keys(prep, norms, probe, width, row_stride, wide, buf);
     }
     free(buf);
     if (top >= 0) {
@@ -181,6 +194,7 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t nbands, si
 #undef HISTOGRAM_HEADROOM
 #undef HISTOGRAM_MAX_BINS
 #undef HISTOGRAM_SLICE
+#undef HISTOGRAM_SAMPLE_MIN_ROWS
 
 pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                double *sum)

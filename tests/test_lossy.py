@@ -229,19 +229,25 @@ def test_histogram_of_float32_coefficients(spike):
     assert_histogram_of_samples(np.ascontiguousarray(arr[:, :40] > 1).astype(np.uint8))
 
 
-def test_histogram_of_float32_coefficients_scales_in_float32(real):
-    """The float32 coefficients of 8-bit samples are scaled by their band
-    norm in float32 and keyed from the float's bits: the histogram equals
-    that reference on a real crop, every band (norms other than 1)."""
+def float32_histogram_reference(arr, levels, row_stride=1):
+    """pj2k_prepared_histogram of a 2-D 8-bit chunk, in numpy: its float32
+    coefficients scaled by their band norm in float32 and keyed from the
+    float's bits, each band's every k-th row counted k times (k =
+    row_stride, or less where that would count fewer than 16 rows)."""
     from progressive_j2k import _core, _rate
-    arr = np.ascontiguousarray(real("camera")[100:231, 50:190])
-    levels = 3
     prepared = prepared_lossy(arr, levels=levels)
     coef = np.empty(prepared.coefficients(), np.float64)
     prepared.coefficients(coef)
     coef = coef.reshape(arr.shape).astype(np.float32)   # (held as float32: exact)
     norms = _core.band_norms(arr.shape, levels)
     band = np.zeros(arr.shape, np.int64)                 # each coefficient's band (Mallat)
+    weight = np.ones(arr.shape, np.uint64)               # and how often it counts
+    def rows_of(first, end):
+        k = max(1, min(row_stride, (end - first) // 16))
+        w = np.zeros(end - first, np.uint64)
+        w[k - 1::k] = k
+        return w
+    low = list(arr.shape)
     for r in range(1, levels + 1):
         ext = [-(-n // 2 ** (levels - r)) for n in arr.shape]
         low = [(e + 1) // 2 for e in ext]
@@ -249,16 +255,49 @@ def test_histogram_of_float32_coefficients_scales_in_float32(real):
             rows = slice(low[0], ext[0]) if o & 1 else slice(0, low[0])   # bit i: axis i high
             cols = slice(low[1], ext[1]) if o & 2 else slice(0, low[1])
             band[rows, cols] = 1 + (r - 1) * 3 + (o - 1)
+            weight[rows, cols] = rows_of(rows.start, rows.stop)[:, None]
+        if r == 1:
+            weight[:low[0], :low[1]] = rows_of(0, low[0])[:, None]
     v = np.abs(coef) * np.asarray(norms, np.float32)[band]
-    keyed = v >= np.finfo(np.float32).tiny
+    keyed = (v >= np.finfo(np.float32).tiny) & (weight > 0)
     keys = (v.view(np.uint32) >> np.uint32(20)).astype(np.int64) + (1023 - 127) * 8
-    counts = np.zeros((len(norms), _rate.HISTOGRAM_BINS), np.uint64)
-    top = prepared.histogram(counts)
-    assert top == keys[keyed].max()
-    expected = np.zeros_like(counts)
+    top = int(keys[keyed].max())
+    expected = np.zeros((len(norms), _rate.HISTOGRAM_BINS), np.uint64)
     bins = np.where(keyed, np.minimum(top - keys, _rate.HISTOGRAM_BINS - 1), _rate.HISTOGRAM_BINS - 1)
-    np.add.at(expected, (band.ravel(), bins.ravel()), 1)
+    np.add.at(expected, (band.ravel(), bins.ravel()), weight.ravel())
+    return top, expected, prepared
+
+
+@pytest.mark.parametrize("row_stride", [1, 2, 3])
+def test_histogram_of_float32_coefficients_scales_in_float32(real, row_stride):
+    """The float32 coefficients of 8-bit samples are scaled by their band
+    norm in float32 and keyed from the float's bits: the histogram equals
+    that reference on a real crop, every band (norms other than 1); with a
+    row stride, each band's sampled rows (the bands of 16 to 66 rows here:
+    some sampled at a smaller stride) counted that many times."""
+    from progressive_j2k import _rate
+    arr = np.ascontiguousarray(real("camera")[100:231, 50:190])
+    top, expected, prepared = float32_histogram_reference(arr, 3, row_stride)
+    counts = np.zeros_like(expected)
+    assert prepared.histogram(counts, row_stride) == top
     np.testing.assert_array_equal(counts, expected)
+    if row_stride > 1:
+        assert not np.array_equal(counts, float32_histogram_reference(arr, 3)[1])
+        assert abs(int(counts.sum()) - arr.size) < 0.05 * arr.size
+
+
+def test_histogram_of_rows_not_sampled():
+    """Where the sampled rows hold no value at all, every row is counted:
+    a chunk whose only values lie in rows a stride of 2 leaves out."""
+    from progressive_j2k import _rate
+    arr = np.zeros((64, 48), np.uint8)
+    arr[::2] = 7
+    counts, every = (np.zeros((1, _rate.HISTOGRAM_BINS), np.uint64) for _ in range(2))
+    top = prepared_lossy(arr, levels=0).histogram(counts, 2)
+    assert top >= 0 and top == prepared_lossy(arr, levels=0).histogram(every)
+    np.testing.assert_array_equal(counts, every)
+    with pytest.raises(ValueError):
+        prepared_lossy(arr, levels=0).histogram(counts, 0)
 
 
 def test_histogram_counts_every_coefficient_by_band(real):
@@ -560,8 +599,8 @@ def histogram_of(arr, **options):
     seen = []
 
     class Recording(_core.Prepared):
-        def histogram(self, counts):
-            top_key = super().histogram(counts)
+        def histogram(self, counts, row_stride=1):
+            top_key = super().histogram(counts, row_stride)
             seen.append((counts.copy(), top_key))
             return top_key
 
@@ -1343,7 +1382,7 @@ def test_near_lossless_psnr_first_trials_count_the_rounding(real, monkeypatch, s
             enc = pj.encode(arr, reversible=False, psnr=target)
             assert target <= _metrics.psnr(pj.decode(enc), arr) <= target + 0.5
         runs.append(search_trials[:])
-    assert runs == [[1, 1, 2, 3], [2, 2, 5, 5]]
+    assert runs == [[1, 1, 1, 3], [2, 2, 5, 5]]
 
 
 @pytest.mark.filterwarnings("ignore::progressive_j2k.PSNRPeakWarning")   # mr2 spans little of 65535

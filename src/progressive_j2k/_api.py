@@ -488,13 +488,14 @@ class _ChunkEncoder:
         return self.prepared.trial_error(self.arr.reshape(-1).view(np.uint8),
                                          self.trial_skip.reshape(-1))
 
-    def rate_model(self, prepared):
-        """The rate model of `prepared` (this chunk's, or a mosaic's); None
-        where every coefficient is zero: nothing to model."""
+    def rate_model(self, prepared, row_stride=1):
+        """The rate model of `prepared` (this chunk's, or a mosaic's), from
+        every row_stride-th row of its bands; None where every coefficient
+        is zero: nothing to model."""
         # (np.empty: histogram and context_counts zero their counts first)
         counts = np.empty((band_count(self.options["levels"], len(self.options["axes"])),
                            _rate.HISTOGRAM_BINS), np.uint64)
-        top_key = prepared.histogram(counts)
+        top_key = prepared.histogram(counts, row_stride)
         return None if top_key < 0 else _rate.RateModel(counts, top_key, self.lossy_floor)
 
     def lossless_within(self, cap):
@@ -707,7 +708,10 @@ def _encode_filled(arr: np.ndarray, padding, options: dict, code: int, m97_level
         limits = (max(peak / TARGET_RANGE_OVER_STEP, min_lossy_step(arr.shape, options)),
                   MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
-        model = chunk.rate_model(chunk.prepared)
+        # (a PSNR search's model from every other row: its trial measures
+        # the error anyway; a ratio search's first aim needs every row)
+        model = chunk.rate_model(chunk.prepared, 1 if options["psnr"] is None
+                                 else _rate.PSNR_HISTOGRAM_ROW_STRIDE)
         if model is None:   # every coefficient is zero: any step gives the same exact stream
             encoded = encode_with(step, rdo=rdo)
         elif options["ratio"] is not None:

@@ -82,8 +82,9 @@ cdef extern from "progressive_j2k.h" nogil:
                                      const uint8_t (*layer_shift)[PJ2K_MAX_BANDS], double rdo,
                                      size_t max_length, uint8_t **out, size_t *out_length)
     void pj2k_prepared_free(pj2k_prepared *prepared)
-    pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t nbands,
-                                        size_t nbins, uint64_t *counts, int64_t *top_key)
+    pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t row_stride,
+                                        size_t nbands, size_t nbins, uint64_t *counts,
+                                        int64_t *top_key)
     pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prepared, double *out,
                                            size_t capacity, size_t *count)
     pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prepared, double step,
@@ -276,16 +277,17 @@ cdef class Prepared:
         finally:
             pj2k_free(out)
 
-    def histogram(self, uint64_t[:, ::1] counts):
+    def histogram(self, uint64_t[:, ::1] counts, size_t row_stride=1):
         """Fill counts (the chunk's nbands x nbins, nbins >= 2) with the
         coefficients per band and eighth-octave bin of |c| * band norm (9/7)
-        or |c| (reversible modes) (pj2k_prepared_histogram); returns the top
+        or |c| (reversible modes), each band's every row_stride-th row
+        counted row_stride times (pj2k_prepared_histogram); returns the top
         bin's key."""
         cdef int64_t top_key = -1
         cdef pj2k_status status
         with nogil:
-            status = pj2k_prepared_histogram(self.ptr, counts.shape[0], counts.shape[1],
-                                             &counts[0, 0], &top_key)
+            status = pj2k_prepared_histogram(self.ptr, row_stride, counts.shape[0],
+                                             counts.shape[1], &counts[0, 0], &top_key)
         if status != PJ2K_OK:
             raise_status(status, "histogram")
         return top_key

@@ -98,6 +98,9 @@ def context_gain(counts: np.ndarray) -> float | None:
 #: Eighth-octave bins of the coefficient histogram: 64 octaves below the
 #: largest coefficient, then one bin for everything smaller.
 HISTOGRAM_BINS = 8 * 64 + 1
+#: A PSNR search's rate model bins every PSNR_HISTOGRAM_ROW_STRIDE-th row
+#: of each band (of 32 or more rows), each counted that many times.
+PSNR_HISTOGRAM_ROW_STRIDE = 2
 #: Octaves of steps RateModel tabulates below its finest bin in use.
 EXTENSION_OCTAVES = 64
 
