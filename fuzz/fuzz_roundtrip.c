@@ -243,14 +243,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const size_t nbins = 2 + data[4] % 600;
             uint64_t *counts = malloc(bands * nbins * sizeof *counts);
             int64_t top;
-            if (counts && pj2k_prepared_histogram(prep, bands, nbins, counts, &top) == PJ2K_OK) {
+            if (counts && pj2k_prepared_histogram(prep, 1, bands, nbins, counts, &top) == PJ2K_OK) {
                 uint64_t total = 0, first = 0;
                 for (size_t i = 0; i < bands * nbins; i++) total += counts[i];
                 for (size_t b = 0; b < bands; b++) first += counts[b * nbins];
                 if (total != n || (top >= 0) != (first > 0)) abort();
+                /* every few rows, each counted that often: no more values, a
+                 * top no higher, and some value wherever there is one */
+                int64_t sampled_top;
+                const size_t stride = 2 + data[4] % 3;
+                if (pj2k_prepared_histogram(prep, stride, bands, nbins, counts, &sampled_top) == PJ2K_OK) {
+                    uint64_t sampled = 0;
+                    for (size_t i = 0; i < bands * nbins; i++) sampled += counts[i];
+                    if (sampled > n || sampled_top > top || (sampled_top >= 0) != (top >= 0)) abort();
+                }
             }
-            if (counts && pj2k_prepared_histogram(prep, bands + 1, nbins, counts, &top) == PJ2K_OK)
+            if (counts && pj2k_prepared_histogram(prep, 1, bands + 1, nbins, counts, &top) == PJ2K_OK)
                 abort();   /* a band count not the chunk's is refused */
+            if (counts && pj2k_prepared_histogram(prep, 0, bands, nbins, counts, &top) == PJ2K_OK)
+                abort();   /* so is a row stride of 0 */
             free(counts);
         }
         pj2k_prepared_free(prep);

@@ -224,12 +224,13 @@ void pj2k_prepared_free(pj2k_prepared *prepared);
  * values with key == *top_key - k, the last bin everything smaller, zero or
  * not finite.  (The float32 coefficients of 8- and 16-bit samples' 9/7 are
  * scaled in float32, and those below FLT_MIN or above FLT_MAX go to the
- * last bin.)  *top_key is the largest such key (-1: none), in the rows
- * counted.  Each band counts only every k-th row of each plane (the k-th,
- * the 2k-th, ...), with weight k: k = row_stride, or less where that would
- * count fewer than 16 rows (k = floor(rows / 16), at least 1); every row
- * where the rows so counted hold no value.  counts is overwritten (it need
- * not be zeroed). */
+ * last bin.)  Each band counts only every k-th row of each plane (the
+ * k-th, the 2k-th, ...), with weight k: k = row_stride, or less where that
+ * would count fewer than 16 rows (k = floor(rows / 16), at least 1); every
+ * row where the rows so counted hold no value.  *top_key is the largest
+ * key in the rows counted (-1: none), or in every row where one there lies
+ * far above them (the bins are keyed to it either way).  counts is
+ * overwritten (it need not be zeroed). */
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t row_stride, size_t nbands,
                                     size_t nbins, uint64_t *counts, int64_t *top_key);
 
