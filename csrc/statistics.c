@@ -51,9 +51,20 @@ static int32_t slice_bins(const pj2k_kernels *K, const void *row, int f32, size_
                                        bins);
 }
 
-/* The largest key of every row_stride-th row of each band (-1: none). */
-static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_t row_stride,
-                           double *buf)
+/* The rows a histogram of row_stride bins in a band of `rows` rows a
+ * plane: every k-th (y + 1 a multiple of k), k = row_stride or less where
+ * that would bin fewer than HISTOGRAM_SAMPLE_MIN_ROWS rows. */
+static size_t band_stride(size_t rows, size_t row_stride)
+{
+    const size_t most = rows / HISTOGRAM_SAMPLE_MIN_ROWS;
+    return most < 1 ? 1 : most < row_stride ? most : row_stride;
+}
+
+/* The largest key of every probe_stride-th row of those a histogram of
+ * row_stride bins in each band (-1: none): never above the largest key
+ * those rows hold, which the bins are shifted to. */
+static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_t probe_stride,
+                           size_t row_stride, double *buf)
 {
     const pj2k_header *h = &prep->h;
     const layout *L = &prep->L;
@@ -62,7 +73,8 @@ static int64_t largest_key(const pj2k_prepared *prep, const double *norms, size_
     int32_t largest = -1, bins[HISTOGRAM_SLICE];   /* (the bins themselves are not wanted) */
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            if ((z * sb->band.n[1] + y) % row_stride == 0) {
+            const size_t k = band_stride(sb->band.n[1], row_stride);
+            if ((y + 1) % k == 0 && ((z * sb->band.n[1] + y) / k) % probe_stride == 0) {
                 const void *row = binned_row(prep, f32, c, at, nx, buf);
                 for (size_t start = 0; start < nx; start += HISTOGRAM_SLICE) {
                     const size_t n = nx - start < HISTOGRAM_SLICE ? nx - start : HISTOGRAM_SLICE;
@@ -124,8 +136,7 @@ static int64_t bin_keys(const pj2k_prepared *prep, const double *norms, int64_t 
     int32_t largest = -1;
     for (size_t c = 0; c < L->planes * L->ncomp; c++) {
         FOR_EACH_BAND_ROW(L->dims, h->levels, h->naxes, {
-            const size_t most = sb->band.n[1] / HISTOGRAM_SAMPLE_MIN_ROWS;
-            const size_t stride = most < 1 ? 1 : most < row_stride ? most : row_stride;
+            const size_t stride = band_stride(sb->band.n[1], row_stride);
             if ((y + 1) % stride == 0) {
                 const void *row = binned_row(prep, f32, c, at, nx, buf);
                 const int32_t row_largest =
@@ -160,16 +171,19 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t row_stride
         free(buf);
         return PJ2K_ERR_NOMEM;
     }
-    int64_t probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE, buf);   /* the provisional top */
+    /* the provisional top, from rows that are binned: the true top is at
+     * least as large */
+    int64_t probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE, row_stride, buf);
     int64_t top = bin_keys(prep, norms, probe, width, row_stride, wide, buf);
     if (top == -1 && row_stride > 1) {   /* nothing in the rows binned: every row */
         memset(wide, 0, nbands * width * sizeof *wide);
         row_stride = 1;
+        probe = largest_key(prep, norms, HISTOGRAM_PROBE_STRIDE, row_stride, buf);
         top = bin_keys(prep, norms, probe, width, row_stride, wide, buf);
     }
     if (top == -2) {   /* beyond the headroom: again, against the true top */
         memset(wide, 0, nbands * width * sizeof *wide);
-        probe = top = largest_key(prep, norms, 1, buf);
+        probe = top = largest_key(prep, norms, 1, row_stride, buf);
         bin_keys(prep, norms, probe, width, row_stride, wide, buf);
     }
     free(buf);

@@ -300,6 +300,27 @@ def test_histogram_of_rows_not_sampled():
         prepared_lossy(arr, levels=0).histogram(counts, 0)
 
 
+@pytest.mark.parametrize("spike", [2.0**6, 2.0**60])
+def test_histogram_keyed_to_the_rows_sampled(spike):
+    """The largest value in a row a stride of 2 leaves out (row 0, which
+    the search for a provisional top reads first): the bins are keyed to
+    the largest value of the rows counted, within the headroom above the
+    rest or far above it (a first version keyed them past its buffer:
+    found by the sanitizer build)."""
+    from progressive_j2k import _rate
+    rng = np.random.default_rng(11)
+    arr = rng.standard_normal((64, 48))
+    arr[0, 5] = spike
+    counts = np.zeros((1, _rate.HISTOGRAM_BINS), np.uint64)
+    top = prepared_lossy(arr, levels=0).histogram(counts, 2)
+    sampled = arr[1::2]
+    keys = (np.abs(sampled).view(np.uint64) >> np.uint64(49)).astype(np.int64)
+    assert top == keys.max()
+    expected = 2 * np.bincount(np.minimum(top - keys.ravel(), _rate.HISTOGRAM_BINS - 1),
+                               minlength=_rate.HISTOGRAM_BINS)
+    np.testing.assert_array_equal(counts[0], expected)
+
+
 def test_histogram_counts_every_coefficient_by_band(real):
     from progressive_j2k import _rate
     arr = np.ascontiguousarray(real("camera")[:100, :90])
