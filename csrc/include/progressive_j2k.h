@@ -227,9 +227,9 @@ void pj2k_prepared_free(pj2k_prepared *prepared);
  * last bin.)  Each band counts only every k-th row of each plane (the
  * k-th, the 2k-th, ...), with weight k: k = row_stride, or less where that
  * would count fewer than 16 rows (k = floor(rows / 16), at least 1); every
- * row where the rows so counted hold no value.  *top_key is the largest
- * key in the rows counted (-1: none).  counts is overwritten (it need not
- * be zeroed). */
+ * row of every band where the rows so counted hold no value in any band.
+ * *top_key is the largest key in the rows counted (-1: none).  counts is
+ * overwritten (it need not be zeroed). */
 pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prepared, size_t row_stride, size_t nbands,
                                     size_t nbins, uint64_t *counts, int64_t *top_key);
 

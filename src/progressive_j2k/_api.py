@@ -708,8 +708,8 @@ def _encode_filled(arr: np.ndarray, padding, options: dict, code: int, m97_level
         limits = (max(peak / TARGET_RANGE_OVER_STEP, min_lossy_step(arr.shape, options)),
                   MAX_LOSSY_STEP)
         step = min(max(step, limits[0]), limits[1])   # the search's start, within its limits
-        # (a PSNR search's model from every other row: its trial measures
-        # the error anyway; a ratio search's first aim needs every row)
+        # (a PSNR search's model from every other row: its trials measure
+        # the error; a ratio search's first aims need every row, DESIGN.md 67)
         model = chunk.rate_model(chunk.prepared, 1 if options["psnr"] is None
                                  else _rate.PSNR_HISTOGRAM_ROW_STRIDE)
         if model is None:   # every coefficient is zero: any step gives the same exact stream
