@@ -247,7 +247,6 @@ def float32_histogram_reference(arr, levels, row_stride=1):
         w = np.zeros(end - first, np.uint64)
         w[k - 1::k] = k
         return w
-    low = list(arr.shape)
     for r in range(1, levels + 1):
         ext = [-(-n // 2 ** (levels - r)) for n in arr.shape]
         low = [(e + 1) // 2 for e in ext]
