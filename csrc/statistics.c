@@ -7,6 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Both statistics sample a band's rows at a stride, but never so coarsely
+ * that fewer than SAMPLE_MIN_ROWS rows a plane are read (where the band has
+ * them). */
+#define SAMPLE_MIN_ROWS 16
+
+/* The rows a statistic sampled at row_stride reads in a band of `rows` rows
+ * a plane: every k-th (y + 1 a multiple of k), k = row_stride or less where
+ * that would read fewer than SAMPLE_MIN_ROWS rows. */
+static size_t band_stride(size_t rows, size_t row_stride)
+{
+    const size_t most = rows / SAMPLE_MIN_ROWS;
+    return most < 1 ? 1 : most < row_stride ? most : row_stride;
+}
+
 /* Rate-search and layer-placement aid: see the header.  A double's bits
  * above the top three mantissa bits (sign 0) order non-negative values like
  * the values.
@@ -24,7 +38,6 @@
 #define HISTOGRAM_MAX_BINS (1 << 16)   /* (bins are computed in 32-bit lanes) */
 
 #define HISTOGRAM_SLICE 256
-#define HISTOGRAM_SAMPLE_MIN_ROWS 16   /* as context counts' CONTEXT_SAMPLE_MIN_ROWS */
 /* Row `at` (nx values) of component c as the histogram's kernels read it:
  * 9/7's coefficients where they are (float32 where f32, else float64), the
  * reversible modes' integers converted into buf as doubles. */
@@ -49,15 +62,6 @@ static int32_t slice_bins(const pj2k_kernels *K, const void *row, int f32, size_
     return f32 ? K->histogram_bins_f32((const float *)row + start, n, norm, top_bin, last_bin, bins)
                : K->histogram_bins_f64((const double *)row + start, n, norm, top_bin, last_bin,
                                        bins);
-}
-
-/* The rows a histogram of row_stride bins in a band of `rows` rows a
- * plane: every k-th (y + 1 a multiple of k), k = row_stride or less where
- * that would bin fewer than HISTOGRAM_SAMPLE_MIN_ROWS rows. */
-static size_t band_stride(size_t rows, size_t row_stride)
-{
-    const size_t most = rows / HISTOGRAM_SAMPLE_MIN_ROWS;
-    return most < 1 ? 1 : most < row_stride ? most : row_stride;
 }
 
 /* The largest key of every probe_stride-th row of those a histogram of
@@ -121,7 +125,7 @@ static int32_t bin_row(const pj2k_kernels *K, const void *row, int f32, size_t n
 
 /* Bins the keys of every row_stride-th row of each band (the row_stride-th,
  * the 2 row_stride-th, ... of each plane; fewer where that would bin fewer
- * than HISTOGRAM_SAMPLE_MIN_ROWS rows), each counted row_stride times,
+ * than SAMPLE_MIN_ROWS rows), each counted row_stride times,
  * against `top` into counts (nbands x width, zeroed), bin HISTOGRAM_HEADROOM
  * holding key == top; returns the largest key seen, or -2 if one lies beyond
  * the headroom. */
@@ -208,7 +212,6 @@ pj2k_status pj2k_prepared_histogram(const pj2k_prepared *prep, size_t row_stride
 #undef HISTOGRAM_HEADROOM
 #undef HISTOGRAM_MAX_BINS
 #undef HISTOGRAM_SLICE
-#undef HISTOGRAM_SAMPLE_MIN_ROWS
 
 pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                double *sum)
@@ -237,7 +240,6 @@ pj2k_status pj2k_prepared_coefficients(const pj2k_prepared *prep, double *out, s
 /* Rate-search aid for 9/7: see the header.  Magnitudes are capped below
  * 2**26 so that neighbourhood sums stay in 32 bits and every pass but the
  * counting vectorises. */
-#define CONTEXT_SAMPLE_MIN_ROWS 16   /* rows counted at least (if the band has them) */
 #define CONTEXT_MAGNITUDE_CAP 67108863.0
 #define MAGNITUDES(NAME, REAL)                                                          \
     static void NAME(const REAL *src, size_t n, double inv, uint32_t *m)                \
@@ -311,8 +313,7 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
             for (int b = 0; b < nb; b++) {
                 const pj2k_band *band = &sbs[b].band;
                 const size_t nx = band->n[2], ny = band->n[1], nz = band->n[0], pnx = band->pn[2];
-                const size_t most = ny / CONTEXT_SAMPLE_MIN_ROWS,
-                             stride = most < 1 ? 1 : most < row_stride ? most : row_stride;
+                const size_t stride = band_stride(ny, row_stride);
                 const size_t sampled = ny >= stride ? (ny - stride) / stride + 1 : 0;
                 const double inv = norms[sbs[b].step_index] / step;
                 const ptrdiff_t origin = (ptrdiff_t)(c * L->box + sbs[b].offset);
