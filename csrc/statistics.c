@@ -397,3 +397,94 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
     free(rows);
     return st;
 }
+
+/* ---- likeness of neighbouring planes (encode()'s choice of axes) ---- */
+
+/* n samples of one dtype from p, `stride` bytes apart, as doubles (memcpy:
+ * any alignment); one loop per dtype, so each is a plain conversion. */
+typedef void (*gather_fn)(const uint8_t *p, const uint64_t *at, size_t n, int64_t stride,
+                          double *to);
+#define GATHER(SFX, T)                                                                   \
+    static void gather_##SFX(const uint8_t *p, const uint64_t *at, size_t n, int64_t stride, \
+                             double *to)                                                 \
+    {                                                                                    \
+        for (size_t x = 0; x < n; x++) {                                                 \
+            T v;                                                                         \
+            memcpy(&v, p + (int64_t)at[x] * stride, sizeof v);                           \
+            to[x] = (double)v;                                                           \
+        }                                                                                \
+    }
+GATHER(u8, uint8_t)
+GATHER(i8, int8_t)
+GATHER(u16, uint16_t)
+GATHER(i16, int16_t)
+GATHER(u32, uint32_t)
+GATHER(i32, int32_t)
+GATHER(f32, float)
+GATHER(f64, double)
+#undef GATHER
+static const gather_fn GATHER_BY_DTYPE[PJ2K_NUM_DTYPES] = {
+    gather_u8, gather_i8, gather_u16, gather_i16, gather_u32, gather_i32, gather_f32, gather_f64};
+
+pj2k_status pj2k_pair_detail(pj2k_dtype dtype, const void *origin, const uint64_t shape[3],
+                             const int64_t strides[3], const uint64_t *const positions[3],
+                             const size_t count[3], double *mixed, double *within)
+{
+    if ((unsigned)dtype >= PJ2K_NUM_DTYPES || !origin || !shape || !strides || !positions ||
+        !count || !mixed || !within)
+        return PJ2K_ERR_PARAM;
+    for (int a = 0; a < 3; a++) {
+        if (count[a] < 2 || count[a] % 2 || !positions[a]) return PJ2K_ERR_PARAM;
+        for (size_t i = 0; i < count[a]; i++)
+            if (positions[a][i] >= shape[a]) return PJ2K_ERR_PARAM;
+    }
+    const size_t n0 = count[0], n1 = count[1], n2 = count[2];
+    if (n1 > SIZE_MAX / n2 || n0 > SIZE_MAX / sizeof(double) / (n1 * n2)) return PJ2K_ERR_PARAM;
+    double *g = malloc(n0 * n1 * n2 * sizeof *g);   /* the sampled block, gathered */
+    if (!g) return PJ2K_ERR_NOMEM;
+    for (size_t z = 0; z < n0; z++)
+        for (size_t y = 0; y < n1; y++) {
+            const uint8_t *row = (const uint8_t *)origin + (int64_t)positions[0][z] * strides[0] +
+                                 (int64_t)positions[1][y] * strides[1];
+            GATHER_BY_DTYPE[dtype](row, positions[2], n2, strides[2], g + (z * n1 + y) * n2);
+        }
+    /* floats in units of the largest finite magnitude read (no difference
+     * overflows); the points read: (even, even) and its two neighbours */
+    const int is_float = DTYPE_INFO[dtype].is_float;
+    double largest = 1.0;
+    if (is_float) {
+        largest = 0.0;
+        for (size_t z = 0; z < n0; z++)
+            for (size_t y = 0; y < n1; y++)
+                for (size_t x = 0; x < n2; x += 1 + y % 2) {   /* odd rows: even x only */
+                    const double a = fabs(g[(z * n1 + y) * n2 + x]);
+                    if (isfinite(a) && a > largest) largest = a;
+                }
+    }
+    for (size_t k = 0; k < n0 / 2; k++) {
+        const double *here = g + 2 * k * n1 * n2, *there = here + n1 * n2;
+        double change = 0.0, size = 0.0;
+        size_t counted = 0;
+        if (largest > 0.0)
+            for (size_t y = 0; y < n1; y += 2)
+                for (size_t x = 0; x < n2; x += 2) {
+                    const size_t at = y * n2 + x, next[2] = {at + 1, at + n2};   /* axis 2, axis 1 */
+                    for (int d = 0; d < 2; d++) {
+                        const double a = is_float ? here[next[d]] / largest - here[at] / largest
+                                                  : here[next[d]] - here[at];
+                        const double b = is_float ? there[next[d]] / largest - there[at] / largest
+                                                  : there[next[d]] - there[at];
+                        const double c = fabs(b - a), s = 0.5 * (fabs(a) + fabs(b));
+                        if (is_float && !(isfinite(c) && isfinite(s))) continue;
+                        change += c;
+                        size += s;
+                        counted++;
+                    }
+                }
+        const double n = counted ? (double)counted : 1.0;
+        mixed[k] = change / n;
+        within[k] = size / n;
+    }
+    free(g);
+    return PJ2K_OK;
+}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import progressive_j2k as pj
-from progressive_j2k import ProgressiveJ2K
+from progressive_j2k import ProgressiveJ2K, _core
 
 from conftest import GRAY8, GRAY16, RGB8, VOLUMES
 from helpers import buffer_variants, check_levels_consistent, check_roundtrip_lossless
@@ -277,61 +277,90 @@ def test_unaligned_arrays_and_buffers(real):
     assert bytes(out[1:]) == arr.tobytes()
 
 
-def test_axis_choice_samples_the_grid_and_its_neighbours(real):
-    """The likeness samples (gathered an axis at a time) are, along every
-    axis, LIKENESS_SAMPLES evenly spaced positions (all where fewer fit),
-    each followed by its next neighbour: the grid np.ix_ gives."""
+def _likeness_grid(block):
+    """The points the axis choice samples, chosen independently: along every
+    axis LIKENESS_SAMPLES evenly spaced positions (all where fewer fit),
+    each followed by its next neighbour."""
     from progressive_j2k import _axes
-    volume = real("mni152_t1_uint8_3d")
-    for block in (volume[:32, :32, :32], volume[3:5, 40:77, 10:150], volume[:17, :2, :40],
-                  np.moveaxis(volume[20:60, 30:70, 40:90], 2, 0)):   # a view, last axis first
-        grid = [np.unique(np.linspace(0, n - 2, min(n - 1, _axes.LIKENESS_SAMPLES)).round()
-                          .astype(np.intp)) for n in block.shape]
-        index = [np.stack((g, g + 1), axis=-1).reshape(-1) for g in grid]
-        pairs = _axes._sample_pairs(block)
-        assert pairs.dtype == block.dtype
-        np.testing.assert_array_equal(pairs, block[np.ix_(*index)])
-        assert pairs.shape == tuple(2 * min(n - 1, _axes.LIKENESS_SAMPLES) for n in block.shape)
+    grid = [np.unique(np.linspace(0, n - 2, min(n - 1, _axes.LIKENESS_SAMPLES)).round()
+                      .astype(np.intp)) for n in block.shape]
+    return block[np.ix_(*[np.stack((g, g + 1), axis=-1).reshape(-1) for g in grid])]
+
+
+def _plain_pair_detail(pairs, finite_data):
+    """A loop over each sampled point's differences to its next sampled
+    neighbour along axes 1 and 2, per pair of sampled planes: integer samples
+    as they are, float ones in units of their largest finite value read,
+    non-finite differences left out."""
+    read = np.zeros(pairs.shape[1:], bool)
+    read[0::2, :], read[1::2, 0::2] = True, True
+    values = pairs[:, read]
+    finite = values[np.isfinite(values)]
+    scale = 1.0 if finite_data else np.abs(finite).max(initial=0.0)
+    if not scale > 0:
+        return np.zeros(pairs.shape[0] // 2), np.zeros(pairs.shape[0] // 2)
+    p = pairs.astype(np.float64)
+    mixed, within = [], []
+    for k in range(p.shape[0] // 2):
+        change = size = count = 0.0
+        for y in range(0, p.shape[1], 2):
+            for x in range(0, p.shape[2], 2):
+                for dy, dx in ((1, 0), (0, 1)):
+                    here = p[2 * k, y + dy, x + dx] / scale - p[2 * k, y, x] / scale
+                    there = p[2 * k + 1, y + dy, x + dx] / scale - p[2 * k + 1, y, x] / scale
+                    c, s = abs(there - here), 0.5 * (abs(here) + abs(there))
+                    if np.isfinite(c) and np.isfinite(s):
+                        change, size, count = change + c, size + s, count + 1
+        mixed.append(change / max(count, 1))
+        within.append(size / max(count, 1))
+    return np.array(mixed), np.array(within)
 
 
 def test_axis_choice_pair_detail_against_a_plain_loop(real):
-    """_pair_detail's means per pair of planes, against a loop over each
-    sample's differences to its next neighbour along axes 1 and 2: integer
-    samples as they are, float ones in units of their largest finite value,
-    non-finite differences left out."""
+    """_pair_detail (C, reading the samples where they are) per pair of
+    sampled planes, against a loop over the grid's points gathered by
+    np.ix_: contiguous blocks, views with the last axis first, an unaligned
+    copy, big-endian samples, every format dtype, floats with NaN and
+    infinities and near the largest float64."""
     from progressive_j2k import _axes
-
-    def plain(pairs, finite_data):
-        finite = pairs[np.isfinite(pairs)]
-        scale = 1.0 if finite_data else np.abs(finite).max()
-        p = pairs.astype(np.float64) / scale
-        mixed, within = [], []
-        for k in range(p.shape[0] // 2):
-            change = size = count = 0.0
-            for y in range(0, p.shape[1], 2):
-                for x in range(0, p.shape[2], 2):
-                    for dy, dx in ((1, 0), (0, 1)):
-                        here = p[2 * k, y + dy, x + dx] - p[2 * k, y, x]
-                        there = p[2 * k + 1, y + dy, x + dx] - p[2 * k + 1, y, x]
-                        c, s = abs(there - here), 0.5 * (abs(here) + abs(there))
-                        if np.isfinite(c) and np.isfinite(s):
-                            change, size, count = change + c, size + s, count + 1
-            mixed.append(change / max(count, 1))
-            within.append(size / max(count, 1))
-        return np.array(mixed), np.array(within)
-
     volume = real("mni152_t1_uint8_3d")
     floats = volume[60:70, 80:92, 70:84].astype(np.float64) * 1e300
     floats[1, 2, 3], floats[4, 0, 0], floats[6] = np.nan, np.inf, -np.inf
-    for block in (volume[60:68, 80:90, 70:82], np.moveaxis(volume[50:64, 90:99, 100:110], 2, 0),
-                  floats, volume[30:40, 100:112, 90:104].astype(np.float32) - 100):
-        pairs = _axes._sample_pairs(block)
+    raw = bytearray(volume[40:80, 60:100, 50:90].astype(np.int16).nbytes + 1)
+    unaligned = np.frombuffer(raw, np.uint8)[1:].view(np.int16).reshape(40, 40, 40)
+    unaligned[...] = volume[40:80, 60:100, 50:90].astype(np.int16) - 300
+    assert not unaligned.flags.aligned
+    blocks = [volume[:32, :32, :32], volume[3:5, 40:77, 10:150], volume[60:68, 80:90, 70:82],
+              np.moveaxis(volume[20:60, 30:70, 40:90], 2, 0), np.moveaxis(volume, 1, 0),
+              floats, unaligned, volume[30:70, 100:140, 90:130].astype(">u2") * 200,
+              volume[30:40, 100:112, 90:104].astype(np.float32) - 100,
+              np.zeros((4, 33, 35), np.float32)]
+    blocks += [volume[50:90, 70:110, 60:100].astype(t) for t in ("i1", "u4", "i4", "f8")]
+    for block in blocks:
         finite_data = block.dtype.kind in "biu"
         with np.errstate(invalid="ignore"):   # (the loop's inf - inf)
-            expected = plain(pairs, finite_data)
-        got = _axes._pair_detail(pairs, finite_data)
+            expected = _plain_pair_detail(_likeness_grid(block), finite_data)
+        got = _axes._pair_detail(block)
         for g, e in zip(got, expected):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-300)
+
+
+def test_pair_detail_refuses_what_it_cannot_read():
+    """The binding checks dims, dtype, even position counts and room;
+    the core checks every position against the shape."""
+    block = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8)
+    at = [np.arange(n, dtype=np.uint64) for n in block.shape]
+    mixed, within = np.empty((2, 2))
+    _core.pair_detail(block, *at, mixed, within)   # (accepted as it is)
+    cases = [(block[0], at), (block.astype(np.int64), at), (block.astype(np.float16), at),
+             (block, [at[0][:3], at[1], at[2]]), (block, [at[0][:0], at[1], at[2]]),
+             (block, [at[0] + 1, at[1], at[2]]), (block, [at[0], at[1], at[2] * 2]),
+             (block, [at[0], at[1], at[2] + 2**63])]
+    for arr, positions in cases:
+        with pytest.raises(ValueError):
+            _core.pair_detail(arr, *positions, mixed, within)
+    with pytest.raises(ValueError):   # no room for a value per pair
+        _core.pair_detail(block, *at, mixed[:1], within)
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])

@@ -328,6 +328,23 @@ pj2k_status pj2k_prepared_trial_error(pj2k_prepared *prepared, const void *origi
 pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                double *sum);
 
+/* The likeness of neighbouring planes that encode()'s choice of axes
+ * reads (docs/DESIGN.md 27, 68): a 3-D block of `dtype` samples at `origin`
+ * (shape, byte strides: any layout, any alignment) sampled at count[a]
+ * positions along each axis a (positions[a], each below shape[a]; even
+ * count[a] >= 2), the sampled points taken as pairs (2k, 2k + 1) along each
+ * axis.  For each of the count[0] / 2 pairs of sampled planes, over the
+ * even sampled points (y, x) of axes 1 and 2 and each of the differences
+ * d to the next sampled point along axis 2 and along axis 1 (computed in
+ * double: integer samples as they are, float ones in units of their largest
+ * finite magnitude among the samples read, differences not finite left
+ * out): mixed[k] the mean |d(2k + 1) - d(2k)|, within[k] the mean of
+ * (|d(2k)| + |d(2k + 1)|) / 2 (0 where none count).  Allocates
+ * 8 x count[0] x count[1] x count[2] bytes. */
+pj2k_status pj2k_pair_detail(pj2k_dtype dtype, const void *origin, const uint64_t shape[3],
+                             const int64_t strides[3], const uint64_t *const positions[3],
+                             const size_t count[3], double *mixed, double *within);
+
 /* How pj2k_inpaint fills: from the coarsest level down, each cell's missing
  * share taken from the coarser level interpolated linearly (SMOOTH: a
  * smooth continuation, for the 9/7, whose quantisation errors in the data

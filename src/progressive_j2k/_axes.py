@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from progressive_j2k import _core
+from progressive_j2k._dtypes import DTYPE_CODES
 
 #: Default levels cap: 1/64 of each axis is the coarsest default resolution.
 DEFAULT_MAX_LEVELS = 6
@@ -127,70 +128,28 @@ LIKENESS_SAMPLES = 16
 def _pair_positions(n: int) -> np.ndarray:
     """Up to LIKENESS_SAMPLES evenly spaced positions along an axis of n >= 2,
     each followed by its next neighbour."""
-    grid = np.unique(np.linspace(0, n - 2, min(n - 1, LIKENESS_SAMPLES)).round().astype(np.intp))
+    grid = np.unique(np.linspace(0, n - 2, min(n - 1, LIKENESS_SAMPLES)).round().astype(np.uint64))
     positions = np.stack((grid, grid + 1), axis=-1).reshape(-1)
     positions.flags.writeable = False   # (shared by every call)
     return positions
 
 
-def _sample_pairs(block: np.ndarray) -> np.ndarray:
-    """The samples likeness is judged by, in the block's dtype: _pair_positions
-    along each axis of a 3-D block (every axis at least 2 long).  Gathered
-    an axis at a time, the axis of largest stride first (whole rows copied,
-    and the later gathers see a small block): gathering each of the six
-    sample sets _pair_detail once read with np.ix_ took 4-7 times as long (a
-    third of a 32^3 chunk's encode).  np.take copies a non-contiguous array
-    whole first (11 ms for a 9 MB volume viewed with its last axis first),
-    so such blocks are indexed instead."""
-    for axis in sorted(range(block.ndim), key=lambda a: -abs(block.strides[a])):
-        pairs = _pair_positions(block.shape[axis])
-        block = (block.take(pairs, axis=axis) if block.flags.c_contiguous
-                 else block[(slice(None),) * axis + (pairs,)])
-    return block
-
-
-def _pair_detail(pairs: np.ndarray, finite_data: bool) -> tuple:
-    """Per sampled pair of neighbouring planes along axis 0 (pairs: from
-    _sample_pairs): the mean |change across the pair| of the within-plane
-    differences (each sample's to its next neighbour along axis 1 and along
-    axis 2), and the mean |within-plane difference|, in float64: integer
-    samples as they are, float ones in units of their largest finite value
-    (no difference overflows), non-finite differences left out (finite_data:
-    there are none, as in integer blocks).  A pair's two planes are the
-    even and odd planes of each direction's differences.  (Every temporary
-    of a 32^3 sample stays at 64 KB: larger ones, with glibc's default
-    thresholds, were given back to the system and faulted in again on every
-    call, 3x slower: docs/DESIGN.md 41.)"""
-    first = pairs[:, 0::2, 0::2]
-    neighbours = (pairs[:, 0::2, 1::2], pairs[:, 1::2, 0::2])
-    largest = 1.0
-    if not finite_data:
-        largest = max(float(np.abs(v[np.isfinite(v)]).max(initial=0.0))
-                      for v in (first,) + neighbours)
-        if not largest > 0:
-            return (np.zeros(pairs.shape[0] // 2),) * 2
-    mixed = np.zeros(pairs.shape[0] // 2)
-    within, counts = np.zeros_like(mixed), np.zeros_like(mixed)
-    for neighbour in neighbours:
-        with np.errstate(invalid="ignore"):   # inf - inf: NaN, left out
-            if finite_data:
-                step = np.subtract(neighbour, first, dtype=np.float64)
-            else:
-                step = np.subtract(np.divide(neighbour, largest, dtype=np.float64),
-                                   np.divide(first, largest, dtype=np.float64))
-            change = np.abs(step[1::2] - step[0::2])
-            size = np.abs(step)
-            size = 0.5 * (size[0::2] + size[1::2])
-        if not finite_data:
-            ok = np.isfinite(change) & np.isfinite(size)
-            change, size = np.where(ok, change, 0.0), np.where(ok, size, 0.0)
-            counts += ok.sum(axis=(1, 2))
-        else:
-            counts += change[0].size
-        mixed += change.sum(axis=(1, 2))
-        within += size.sum(axis=(1, 2))
-    counts = np.maximum(counts, 1)
-    return mixed / counts, within / counts
+def _pair_detail(block: np.ndarray) -> tuple:
+    """Per sampled pair of neighbouring planes along axis 0 of a 3-D block
+    (_pair_positions along every axis, each at least 2 long): the mean
+    |change across the pair| of the within-plane differences (each sampled
+    point's to the next sampled point along axis 1 and along axis 2), and
+    the mean |within-plane difference|: _core.pair_detail, read where the
+    samples are (numpy's gathers and float64 temporaries took 0.2-0.35 ms,
+    a sixth of a 32^3 chunk's encode: docs/DESIGN.md 68).  Integer samples
+    as they are, float ones in units of their largest finite value read (no
+    difference overflows), non-finite differences left out."""
+    if block.dtype not in DTYPE_CODES:   # (a big-endian input to convert, say)
+        native = block.dtype.newbyteorder("=")
+        block = block.astype(native if native in DTYPE_CODES else np.float64)
+    mixed, within = np.empty((2, _pair_positions(block.shape[0]).size // 2))
+    _core.pair_detail(block, *(_pair_positions(n) for n in block.shape), mixed, within)
+    return mixed, within
 
 
 def _unlike_share(block: np.ndarray) -> float:
@@ -199,7 +158,7 @@ def _unlike_share(block: np.ndarray) -> float:
     planes are thin or there is nothing to compare."""
     if block.shape[0] < 2 or min(block.shape[1:]) < THIN_PLANE:
         return 0.0
-    mixed, within = _pair_detail(_sample_pairs(block), block.dtype.kind in "biu")
+    mixed, within = _pair_detail(block)
     total = within.sum()
     if not total > 0:   # flat planes: nothing to tell them apart by
         return 0.0

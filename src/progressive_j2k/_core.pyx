@@ -2,10 +2,12 @@
 """Thin bindings to the C core: buffers in, buffers out, GIL released."""
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memset
+from cpython.buffer cimport PyBUF_RECORDS_RO, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import math
 
+from progressive_j2k._dtypes import DTYPE_CODES
 from progressive_j2k.errors import (
     ChecksumError, CorruptDataError, DecodeError, TooLargeError, TruncatedError)
 
@@ -112,6 +114,9 @@ cdef extern from "progressive_j2k.h" nogil:
                                  double *y)
     pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, size_t nbytes,
                                    double *sum)
+    pj2k_status pj2k_pair_detail(pj2k_dtype dtype, const void *origin, const uint64_t *shape,
+                                 const int64_t *strides, const uint64_t **positions,
+                                 const size_t *count, double *mixed, double *within)
     ctypedef enum pj2k_inpaint_style:
         PJ2K_INPAINT_SMOOTH
         PJ2K_INPAINT_BLOCK_MEANS
@@ -518,6 +523,42 @@ def squared_error(const uint8_t[::1] a, const uint8_t[::1] b, int dtype_code):
     if status != PJ2K_OK:
         raise_status(status, "squared_error")
     return total
+
+
+def pair_detail(block, const uint64_t[::1] p0, const uint64_t[::1] p1, const uint64_t[::1] p2,
+                double[::1] mixed, double[::1] within):
+    """pj2k_pair_detail of a 3-D array of a format dtype in native byte
+    order (any strides) at positions p0, p1, p2 along its axes, into mixed
+    and within (one value per pair of sampled planes)."""
+    cdef Py_buffer view
+    cdef uint64_t dims[3]
+    cdef int64_t strides[3]
+    cdef const uint64_t *positions[3]
+    cdef size_t count[3]
+    cdef pj2k_status status
+    cdef int code = DTYPE_CODES.get(block.dtype, -1)
+    counts = (p0.shape[0], p1.shape[0], p2.shape[0])
+    if code < 0 or block.ndim != 3:
+        raise ValueError(f"pair_detail: a 3-D array of a format dtype, not {block.dtype} "
+                         f"in {block.ndim}-D")
+    if min(counts) < 2 or any(c % 2 for c in counts) or \
+            not mixed.shape[0] == within.shape[0] == counts[0] // 2:
+        raise ValueError("pair_detail: an even number (at least 2) of positions per axis, and "
+                         "room for a value per pair of planes")
+    PyObject_GetBuffer(block, &view, PyBUF_RECORDS_RO)
+    try:
+        for a in range(3):
+            dims[a] = view.shape[a]
+            strides[a] = view.strides[a]
+            count[a] = counts[a]
+        positions[0], positions[1], positions[2] = &p0[0], &p1[0], &p2[0]
+        with nogil:
+            status = pj2k_pair_detail(<pj2k_dtype>code, view.buf, dims, strides, positions,
+                                      count, &mixed[0], &within[0])
+    finally:
+        PyBuffer_Release(&view)
+    if status != PJ2K_OK:
+        raise_status(status, "pair_detail")
 
 
 def inpaint(double[::1] values, const uint8_t[::1] mask, tuple shape, tuple axes,
