@@ -334,7 +334,8 @@ def test_axis_choice_pair_detail_against_a_plain_loop(real):
               np.moveaxis(volume[20:60, 30:70, 40:90], 2, 0), np.moveaxis(volume, 1, 0),
               floats, unaligned, volume[30:70, 100:140, 90:130].astype(">u2") * 200,
               volume[30:40, 100:112, 90:104].astype(np.float32) - 100,
-              np.zeros((4, 33, 35), np.float32)]
+              np.zeros((4, 33, 35), np.float32), volume[::-3, 200:20:-2, ::-1],   # negative strides
+              np.broadcast_to(volume[50, 60:100, 70:110], (6, 40, 40))]   # a stride of 0
     blocks += [volume[50:90, 70:110, 60:100].astype(t) for t in ("i1", "u4", "i4", "f8")]
     for block in blocks:
         finite_data = block.dtype.kind in "biu"
