@@ -10,7 +10,8 @@
  * their value gaps on a bit of the input.  On another, the chunk has nodata
  * samples (version 10; with padding along its first axis on a third): they
  * and the padding must decode as the fill sample, bit for bit, and every
- * reduced level must decode. */
+ * reduced level must decode.  The axis choice's likeness of 3-D inputs
+ * must be finite, within its bound, and refuse positions past the shape. */
 #include "progressive_j2k.h"
 #include <math.h>
 #include <stdint.h>
@@ -265,6 +266,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(counts);
         }
         pj2k_prepared_free(prep);
+    }
+    if (p.ndim >= 3) {   /* the axis choice's likeness over the first three axes, sampled
+                            at positions from the input (a few past the shape: refused) */
+        const uint64_t shape3[3] = {p.shape[0], p.shape[1], p.shape[2]};
+        const uint64_t tail = n / (shape3[0] * shape3[1] * shape3[2]);   /* (a 4th axis) */
+        const int64_t strides[3] = {(int64_t)(shape3[1] * shape3[2] * tail * item),
+                                    (int64_t)(shape3[2] * tail * item), (int64_t)(tail * item)};
+        uint64_t at[3][8];
+        const uint64_t *positions[3] = {at[0], at[1], at[2]};
+        size_t count[3];
+        int outside = 0;
+        for (int a = 0; a < 3; a++) {
+            count[a] = 2 + 2 * (size_t)(data[(a + 3) % size] % 4);
+            for (size_t i = 0; i < count[a]; i++) {
+                at[a][i] = data[(a * 8 + i + 9) % size] % (shape3[a] + (data[size - 1] & 1));
+                outside |= at[a][i] >= shape3[a];
+            }
+        }
+        double mixed[4], within[4];
+        const pj2k_status st = pj2k_pair_detail(p.dtype, in, shape3, strides, positions, count,
+                                                mixed, within);
+        if (st != (outside ? PJ2K_ERR_PARAM : PJ2K_OK)) abort();
+        for (size_t k = 0; !outside && k < count[0] / 2; k++)   /* |b - a| <= |a| + |b| */
+            if (!(mixed[k] >= 0.0 && within[k] >= 0.0 && isfinite(mixed[k]) &&
+                  isfinite(within[k]) && mixed[k] <= 2.0 * within[k] * (1.0 + 1e-12)))
+                abort();
+        count[1] = 3;   /* an odd count: refused */
+        if (pj2k_pair_detail(p.dtype, in, shape3, strides, positions, count, mixed, within) !=
+            PJ2K_ERR_PARAM)
+            abort();
     }
     pj2k_free(enc);
     if (expect != in) free(expect);
