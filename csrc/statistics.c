@@ -400,8 +400,9 @@ pj2k_status pj2k_prepared_context_counts(const pj2k_prepared *prep, double step,
 
 /* ---- likeness of neighbouring planes (encode()'s choice of axes) ---- */
 
-/* n samples of one dtype from p, `stride` bytes apart, as doubles (memcpy:
- * any alignment); one loop per dtype, so each is a plain conversion. */
+/* The n samples of one dtype at p + at[x] * stride (bytes) as doubles
+ * (memcpy: any alignment); one loop per dtype, so each is a plain
+ * conversion. */
 typedef void (*gather_fn)(const uint8_t *p, const uint64_t *at, size_t n, int64_t stride,
                           double *to);
 #define GATHER(SFX, T)                                                                   \

@@ -269,10 +269,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (p.ndim >= 3) {   /* the axis choice's likeness over the first three axes, sampled
                             at positions from the input (a few past the shape: refused) */
-        const uint64_t shape3[3] = {p.shape[0], p.shape[1], p.shape[2]};
-        const uint64_t tail = n / (shape3[0] * shape3[1] * shape3[2]);   /* (a 4th axis) */
-        const int64_t strides[3] = {(int64_t)(shape3[1] * shape3[2] * tail * item),
-                                    (int64_t)(shape3[2] * tail * item), (int64_t)(tail * item)};
+        const uint64_t c_shape[3] = {p.shape[0], p.shape[1], p.shape[2]};
+        const uint64_t tail = n / (c_shape[0] * c_shape[1] * c_shape[2]);   /* (a 4th axis) */
+        const int64_t c_strides[3] = {(int64_t)(c_shape[1] * c_shape[2] * tail * item),
+                                      (int64_t)(c_shape[2] * tail * item), (int64_t)(tail * item)};
+        /* the axes in any of their six orders (a transposed view's strides) */
+        static const int ORDERS[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+        const int *order = ORDERS[data[2] % 6];
+        uint64_t shape3[3];
+        int64_t strides[3];
+        for (int a = 0; a < 3; a++) {
+            shape3[a] = c_shape[order[a]];
+            strides[a] = c_strides[order[a]];
+        }
         uint64_t at[3][8];
         const uint64_t *positions[3] = {at[0], at[1], at[2]};
         size_t count[3];

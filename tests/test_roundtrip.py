@@ -347,8 +347,9 @@ def test_axis_choice_pair_detail_against_a_plain_loop(real):
 
 
 def test_pair_detail_refuses_what_it_cannot_read():
-    """The binding checks dims, dtype, even position counts and room;
-    the core checks every position against the shape."""
+    """The binding checks the buffer's dims and dtype (as its buffer states
+    them), even position counts and room; the core checks every position
+    against the shape."""
     block = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8)
     at = [np.arange(n, dtype=np.uint64) for n in block.shape]
     mixed, within = np.empty((2, 2))
@@ -362,6 +363,24 @@ def test_pair_detail_refuses_what_it_cannot_read():
             _core.pair_detail(arr, *positions, mixed, within)
     with pytest.raises(ValueError):   # no room for a value per pair
         _core.pair_detail(block, *at, mixed[:1], within)
+    # the buffer's own layout and dtype decide, whatever the object says
+    expected = mixed.copy(), within.copy()
+    _core.pair_detail(memoryview(block), *at, mixed, within)
+    np.testing.assert_array_equal((mixed, within), expected)
+
+    class ThreeD(bytearray):   # a 1-D buffer claiming to be a 3-D uint8 array
+        dtype, ndim = np.dtype(np.uint8), 3
+
+    class Wider(np.ndarray):   # uint8 samples claiming to be float64
+        dtype = property(lambda self: np.dtype(np.float64))
+
+    with pytest.raises(ValueError):
+        _core.pair_detail(ThreeD(64), *at, mixed, within)
+    narrow = block.astype(np.uint8)
+    _core.pair_detail(narrow, *at, mixed, within)
+    expected = mixed.copy(), within.copy()
+    _core.pair_detail(narrow.view(Wider), *at, mixed, within)   # read as the uint8 it is
+    np.testing.assert_array_equal((mixed, within), expected)
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])

@@ -337,8 +337,8 @@ pj2k_status pj2k_squared_error(pj2k_dtype dtype, const void *a, const void *b, s
  * even sampled points (y, x) of axes 1 and 2 and each of the differences
  * d to the next sampled point along axis 2 and along axis 1 (computed in
  * double: integer samples as they are, float ones in units of their largest
- * finite magnitude among the samples read, differences not finite left
- * out): mixed[k] the mean |d(2k + 1) - d(2k)|, within[k] the mean of
+ * finite magnitude among the points the differences use, differences not
+ * finite left out): mixed[k] the mean |d(2k + 1) - d(2k)|, within[k] the mean of
  * (|d(2k)| + |d(2k + 1)|) / 2 (0 where none count).  Allocates
  * 8 x count[0] x count[1] x count[2] bytes. */
 pj2k_status pj2k_pair_detail(pj2k_dtype dtype, const void *origin, const uint64_t shape[3],

@@ -142,9 +142,12 @@ def _pair_detail(block: np.ndarray) -> tuple:
     the mean |within-plane difference|: _core.pair_detail, read where the
     samples are (numpy's gathers and float64 temporaries took 0.2-0.35 ms,
     a sixth of a 32^3 chunk's encode: docs/DESIGN.md 68).  Integer samples
-    as they are, float ones in units of their largest finite value read (no
-    difference overflows), non-finite differences left out."""
-    if block.dtype not in DTYPE_CODES:   # (a big-endian input to convert, say)
+    of the format's dtypes as they are, float ones in units of their largest
+    finite value read (no difference overflows), non-finite differences
+    left out.  Other dtypes (which encode() refuses) are judged as float64,
+    and big-endian samples (a TIFF's, in convert's block) in native order:
+    copies of the whole block."""
+    if block.dtype not in DTYPE_CODES:
         native = block.dtype.newbyteorder("=")
         block = block.astype(native if native in DTYPE_CODES else np.float64)
     mixed, within = np.empty((2, _pair_positions(block.shape[0]).size // 2))

@@ -7,6 +7,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import math
 
+import numpy as np
+
 from progressive_j2k._dtypes import DTYPE_CODES
 from progressive_j2k.errors import (
     ChecksumError, CorruptDataError, DecodeError, TooLargeError, TruncatedError)
@@ -527,26 +529,31 @@ def squared_error(const uint8_t[::1] a, const uint8_t[::1] b, int dtype_code):
 
 def pair_detail(block, const uint64_t[::1] p0, const uint64_t[::1] p1, const uint64_t[::1] p2,
                 double[::1] mixed, double[::1] within):
-    """pj2k_pair_detail of a 3-D array of a format dtype in native byte
-    order (any strides) at positions p0, p1, p2 along its axes, into mixed
-    and within (one value per pair of sampled planes)."""
+    """pj2k_pair_detail of a 3-D buffer (any strides) of a format dtype in
+    native byte order, as its buffer states them, at positions p0, p1, p2
+    along its axes, into mixed and within (one value per pair of sampled
+    planes)."""
     cdef Py_buffer view
     cdef uint64_t dims[3]
     cdef int64_t strides[3]
     cdef const uint64_t *positions[3]
     cdef size_t count[3]
     cdef pj2k_status status
-    cdef int code = DTYPE_CODES.get(block.dtype, -1)
+    cdef int code
     counts = (p0.shape[0], p1.shape[0], p2.shape[0])
-    if code < 0 or block.ndim != 3:
-        raise ValueError(f"pair_detail: a 3-D array of a format dtype, not {block.dtype} "
-                         f"in {block.ndim}-D")
     if min(counts) < 2 or any(c % 2 for c in counts) or \
             not mixed.shape[0] == within.shape[0] == counts[0] // 2:
         raise ValueError("pair_detail: an even number (at least 2) of positions per axis, and "
                          "room for a value per pair of planes")
     PyObject_GetBuffer(block, &view, PyBUF_RECORDS_RO)
     try:
+        # the layout and dtype the buffer itself gives (not the object's own
+        # attributes, which a subclass may state otherwise)
+        dtype = _buffer_dtype(view.format)
+        code = DTYPE_CODES.get(dtype, -1)
+        if view.ndim != 3 or code < 0 or view.itemsize != dtype.itemsize:
+            raise ValueError(f"pair_detail: a 3-D buffer of a format dtype, not {dtype} "
+                             f"in {view.ndim}-D")
         for a in range(3):
             dims[a] = view.shape[a]
             strides[a] = view.strides[a]
@@ -559,6 +566,14 @@ def pair_detail(block, const uint64_t[::1] p0, const uint64_t[::1] p1, const uin
         PyBuffer_Release(&view)
     if status != PJ2K_OK:
         raise_status(status, "pair_detail")
+
+
+cdef _buffer_dtype(const char *buffer_format):
+    """The numpy dtype of a buffer's struct format ("B", "<h", ...), or None."""
+    try:
+        return np.dtype(buffer_format.decode("ascii"))
+    except (TypeError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def inpaint(double[::1] values, const uint8_t[::1] mask, tuple shape, tuple axes,
