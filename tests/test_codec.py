@@ -68,6 +68,46 @@ def test_colour_axis_auto_by_default_and_null_in_old_configs(real):
     assert check_roundtrip_lossless(codec, arr) == pj.encode(arr, colour_axis=2)
 
 
+def _fluorescence_channels_last(real):
+    """Three channels of one field stored last, as fluorescence is: a
+    bright one, a dim one (a span of about 400 in uint16) and one partly
+    saturated, from slices of a real MR volume."""
+    mni = real("mni152_t1_uint8_3d").astype(np.float64)
+    bright = 500 + mni[88, 60:188, 30:158] * 180
+    dim = 100 + mni[118, 40:168, 50:178] * 1.2
+    saturated = np.minimum(200 + mni[48, 90:218, 40:168] * 400, 65535)
+    return np.stack([bright, dim, saturated], -1).round().astype(np.uint16)
+
+
+def test_codecs_keep_the_colour_transform_for_channels_that_share_detail(real, tmp_path):
+    """colour_axis "auto" in the codecs: the shape rule names the last axis
+    of an integer (H, W, 3) chunk, and the chunk's data decides whether its
+    channels go through the colour transform (as encode() decides) or are
+    coded as planes along the same axes: so unlike fluorescence channels
+    keep their own errors, and every chunk keeps the array's levels."""
+    zarr = pytest.importorskip("zarr")
+    from progressive_j2k.zarr3 import ProgressiveJ2K as V3
+    cells = _fluorescence_channels_last(real)
+    photo = np.ascontiguousarray(real("astronaut")[:128, :128])
+    for knobs in ({}, {"ratio": 20}):
+        for arr, colour in ((cells, None), (photo, 2)):
+            same = pj.encode(arr, axes=(0, 1), colour_axis=colour, **knobs)
+            assert pj.read_header(same).axes == (0, 1)
+            assert ProgressiveJ2K(**knobs).encode(arr) == same            # zarr v2's codec
+            z = zarr.create_array(zarr.storage.MemoryStore(), shape=arr.shape, chunks=arr.shape,
+                                  dtype=arr.dtype, serializer=V3(**knobs), compressors=None)
+            z[:] = arr
+            assert z.store_path.store._store_dict["c/0/0/0"].to_bytes() == same
+            assert [lv.shape for lv in pj.open_multiscale(z)][:3] == \
+                [arr.shape, (64, 64, 3), (32, 32, 3)]
+    # what the transform did to the dim channel at 20:1: the others' error
+    def dim_rms(decoded):
+        return np.sqrt(np.mean((decoded[..., 1].astype(np.float64) - cells[..., 1]) ** 2))
+    apart = dim_rms(ProgressiveJ2K(ratio=20).decode(ProgressiveJ2K(ratio=20).encode(cells)))
+    mixed = dim_rms(pj.decode(pj.encode(cells, colour_axis=2, ratio=20)))
+    assert mixed > 3 * apart
+
+
 def test_get_codec_in_fresh_interpreter():
     code = (
         "import sys, numcodecs, numpy as np\n"

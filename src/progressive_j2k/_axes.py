@@ -77,17 +77,40 @@ def encoder_colour_axis(options: dict, arr: np.ndarray) -> int | None:
     colour_axis = resolve_colour_axis(options, arr.shape, arr.dtype)
     if options["colour_axis"] != AUTO_COLOUR:
         return colour_axis
-    ndim = arr.ndim
     candidate = colour_axis if colour_axis is not None else \
         channels_first_colour_axis(arr.shape, arr.dtype, options["axes"])
     if candidate is None or not arr.size:   # (an empty array: no planes to judge)
         return colour_axis
+    return candidate if _channels_share_detail(arr, candidate, options["nodata"]) else None
+
+
+def codec_colour_axis(options: dict, resolved: int | None, arr: np.ndarray) -> int | None:
+    """The codecs' colour axis for one chunk: the fixed rule's (`resolved`,
+    resolve_colour_axis of the chunk's shape) where the three planes along
+    it share their detail, as encoder_colour_axis judges them; else None,
+    the planes coded apart along the same axes (the rule's, which leave the
+    colour axis out), so that every chunk keeps the array's levels and
+    shapes.  Three fluorescence channels of unlike brightness stored
+    channels last went through the colour transform by their shape alone,
+    and a dim one took the others' error: 5x its own span at 20:1
+    (docs/DESIGN.md 69).  A colour axis given is kept as it is."""
+    if options["colour_axis"] != AUTO_COLOUR or resolved is None or not arr.size:
+        return resolved
+    return resolved if _channels_share_detail(arr, resolved, options["nodata"]) else None
+
+
+def _channels_share_detail(arr: np.ndarray, candidate: int, nodata) -> bool:
+    """Whether the three planes along `candidate` (at the first index of
+    every axis but it and its two image axes) share their detail: as a
+    colour image's channels do, and unrelated or unlike-scaled channels do
+    not (_unlike_share, nodata filled in first: _as_coded)."""
+    ndim = arr.ndim
     kept = sorted([candidate] + colour_image_axes(ndim, candidate))
     at = tuple(slice(None) if a in kept else 0 for a in range(ndim))
-    mask = _nodata_mask(arr, options["nodata"], candidate)
+    mask = _nodata_mask(arr, nodata, candidate)
     planes, mask = (None if m is None else np.moveaxis(m[at], kept.index(candidate), 0)
                     for m in (arr, mask))
-    return candidate if _unlike_share(_as_coded(planes, mask)) < UNLIKE_SHARE else None
+    return _unlike_share(_as_coded(planes, mask)) < UNLIKE_SHARE
 
 
 def resolve_colour_axis(options: dict, shape, dtype) -> int | None:

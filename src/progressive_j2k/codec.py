@@ -5,7 +5,7 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray
 
-from progressive_j2k import _api, _options
+from progressive_j2k import _api, _axes, _options
 from progressive_j2k.errors import NonFiniteError
 
 
@@ -44,7 +44,10 @@ class ProgressiveJ2K(Codec):
         An axis of length 3 (RGB) decorrelated by a colour transform first.
         "auto" (default): the last axis where chunks look like integer
         colour images (three or more dimensions, the last of length 3 after
-        two longer ones, not among the given ``axes``); None: none.
+        two longer ones, not among the given ``axes``), transformed where
+        the chunk's three channels share their detail, else coded as
+        planes along the same axes; None: none (the default axes then take
+        the channel axis in: ``axes=(0, 1)`` keeps the channels apart).
     step : float, optional
         Lossy: quantisation step in data units; default 1/256 of each
         chunk's value range.
@@ -107,6 +110,9 @@ class ProgressiveJ2K(Codec):
         # chunk of an array then has the same levels (open_multiscale)
         options = resolved = _options.resolve_options(self._options(), arr.shape, arr.dtype)
         _options.check_layout(arr.shape, resolved)   # (before any transpose: the user's axes)
+        # (the colour transform only where the chunk's channels share their detail)
+        options = resolved = {**resolved, "colour_axis": _axes.codec_colour_axis(
+            self._options(), resolved["colour_axis"], arr)}
         # decode() bounds its memory by default, and zarr v2 gives this codec
         # no chunk shape to trust a header against: a chunk it would refuse
         # to read back is refused now, not after it is written

@@ -62,7 +62,9 @@ class ProgressiveJ2K(ArrayBytesCodec):
 
     Same options as :class:`progressive_j2k.ProgressiveJ2K` (the numcodecs
     codec).  ``colour_axis="auto"`` is stored as such and resolved from each
-    chunk's shape and dtype (as are ``axes`` left as None with it); with an
+    chunk's shape and dtype (as are ``axes`` left as None with it), its
+    colour transform kept where the chunk's channels share their detail
+    (_axes.codec_colour_axis: else planes, along the same axes); with an
     explicit ``colour_axis``, ``axes`` left as None are resolved when the
     array is created and written to ``zarr.json``.  ``levels`` None means the
     default for the chunk shape.  ``step``
@@ -153,6 +155,8 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # evolve_from_array_spec resolved them), never chosen from one
         # chunk's data: every chunk of an array has the same levels
         options = _options.resolve_options(self.options, array.shape, array.dtype)
+        # (the colour transform only where the chunk's channels share their detail)
+        options["colour_axis"] = _axes.codec_colour_axis(self.options, options["colour_axis"], array)
         # zarr completes edge chunks (and chunks written in part) with the
         # array's fill value: coded as the data's continuation, restored on
         # decode, so that coarse levels do not blend it in (docs/DESIGN.md 58)
