@@ -1888,6 +1888,36 @@ def test_cli_keeps_ome_physical_axes_for_the_levels(real, tmp_path):
     assert plain[1].units is None
 
 
+def test_cli_ome_channels_and_time_stay_whole_at_every_level(real, tmp_path):
+    """An OME input's channel and time axes are never transformed (OME-Zarr
+    pyramids downsample space only): two like channels (neighbouring slices
+    of a real MR volume, which the data alone codes in 3-D) keep both at
+    every level, and to_xarray names them by their omero labels."""
+    vol = real("mni152_t1_uint8_3d")
+    stack = np.ascontiguousarray(vol[90:92, 40:168, 30:158])   # c, y, x: alike
+    assert pj.read_header(pj.encode(stack)).axes == (0, 1, 2)   # (what the data alone picks)
+    group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
+    group.attrs["multiscales"] = [{"axes": [{"name": "c", "type": "channel"},
+                                            {"name": "y", "type": "space"},
+                                            {"name": "x", "type": "space"}],
+                                   "datasets": [{"path": "0"}]}]
+    omero = {"channels": [{"label": "DAPI"}, {"label": "GFP"}]}
+    group.attrs["omero"] = omero
+    levels = convert_ome_group(group, stack, tmp_path, omero)
+    assert [lv.shape for lv in levels][:3] == [(2, 128, 128), (2, 64, 64), (2, 32, 32)]
+    np.testing.assert_array_equal(levels[1].to_xarray().coords["c"].values, ["DAPI", "GFP"])
+    # to_zarr with the same attributes alike; (t, y, x) typed time too
+    frames = np.ascontiguousarray(vol[100:104, 40:168, 30:158])
+    physical = {"axes": [{"name": "t", "type": "time"}, {"name": "y", "type": "space"},
+                         {"name": "x", "type": "space"}], "scale": [1.0] * 3}
+    z = pj.to_zarr(frames, str(tmp_path / "t.zarr"), attributes={"ome_level0": physical})
+    assert z.metadata.codecs[0].axes == (1, 2)
+    assert pj.open_multiscale(z)[2].shape == (4, 32, 32)
+    # without OME types the data decides as before
+    plain = pj.to_zarr(frames, str(tmp_path / "plain.zarr"))
+    assert plain.metadata.codecs[0].axes == (0, 1, 2)
+
+
 def test_preview_scales_by_the_omero_window(real, tmp_path):
     """preview scales a channel by the display window the omero block gives
     it (the one picked on the c axis), clipped; without one, by the

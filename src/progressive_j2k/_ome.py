@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
+
 from progressive_j2k._optional import require_zarr
 
 
@@ -109,6 +111,36 @@ def physical_axes(attributes: dict, ndim: int) -> tuple:
     units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes) \
         if len(axes) == ndim else ()
     return tuple(scale), tuple(translation), units if any(u is not None for u in units) else None
+
+
+def space_axes(attributes: dict, ndim: int) -> tuple | None:
+    """The axes PHYSICAL_ATTRIBUTE's OME axes call space, where it types
+    every axis and calls some other (channel, time): OME-Zarr pyramids
+    downsample the space axes only; else None."""
+    physical = attributes.get(PHYSICAL_ATTRIBUTE) if isinstance(attributes, dict) else None
+    axes = _list(physical.get("axes")) if isinstance(physical, dict) else []
+    types = [a.get("type") if isinstance(a, dict) else None for a in axes]
+    if len(types) != ndim or not all(isinstance(t, str) for t in types) or \
+            all(t == "space" for t in types) or "space" not in types:
+        return None
+    return tuple(a for a, t in enumerate(types) if t == "space")
+
+
+def channel_labels(attributes: dict, axis: int, ndim: int, length: int) -> np.ndarray | None:
+    """The OME channel names of `axis` (of `length` samples), for
+    coordinates: where PHYSICAL_ATTRIBUTE's axes call it the channel axis
+    and OMERO_ATTRIBUTE names each of its channels, once; else None."""
+    physical = attributes.get(PHYSICAL_ATTRIBUTE)
+    axes = _list(physical.get("axes")) if isinstance(physical, dict) else []
+    if len(axes) != ndim or not isinstance(axes[axis], dict) or axes[axis].get("type") != "channel":
+        return None
+    omero = attributes.get(OMERO_ATTRIBUTE)
+    channels = _list(omero.get("channels")) if isinstance(omero, dict) else []
+    labels = [c.get("label") if isinstance(c, dict) else None for c in channels]
+    if len(labels) != length or not all(isinstance(v, str) and v for v in labels) or \
+            len(set(labels)) != length:
+        return None
+    return np.array(labels)
 
 
 #: OME-XML's length units as OME-Zarr names them (UDUNITS-2), each name's

@@ -23,6 +23,7 @@ from progressive_j2k._guards import (_already_there, consolidate_enclosing_group
                                      refuse_to_overwrite_input, settle_zarr_writes,
                                      staging_beside, swap_in, warn_unnamed_in_a_dataset,
                                      zarr_tasks)
+from progressive_j2k._ome import space_axes
 from progressive_j2k._optional import require, require_zarr, zarr_store
 from progressive_j2k._xarray import (cf_mask_value, float_for_xarray, float_from_xarray,
                                      same_value, without_other_missing_value)
@@ -63,16 +64,25 @@ def default_chunks(shape, dtype, options: dict) -> tuple:
 AXES_SAMPLE_EDGE = 256
 
 
-def chosen_axes(data, dtype, codec_options: dict, read: dict | None = None) -> tuple | None:
+def chosen_axes(data, dtype, codec_options: dict, read: dict | None = None,
+                space: tuple | None = None) -> tuple | None:
     """The axes encode() would choose for ``data``, judged on a central
     block (_central_block, which keeps it in ``read``); None where there is
-    no choice to make (axes given, or fewer than three candidate axes)."""
+    no choice to make (axes given, or fewer than three candidate axes).
+    ``space``: the axes OME metadata calls space, where it calls others
+    channel or time (_ome.space_axes): the candidates are then those (the
+    last three, less any of one sample), so that no level blends channels
+    or time points, as OME-Zarr pyramids downsample space only."""
     options = _options.normalise_options(**codec_options)
     shape = tuple(data.shape)
     if options["axes"] is not None or len(shape) > _core.MAX_NDIM:
         return None
     colour_axis = _axes.resolve_colour_axis(options, shape, dtype)
     candidates = _axes.default_axes(len(shape), colour_axis)
+    if space is not None and any(a not in space for a in candidates):
+        spatial = [a for a in space if a != colour_axis][-_core.MAX_AXES:]
+        if spatial:
+            return tuple(a for a in spatial if shape[a] > 1) or tuple(spatial[-1:])
     if len(candidates) < 3:
         return None
     block = _central_block(data, [
@@ -590,7 +600,8 @@ def to_zarr(data, store, *, chunks=None, shards=None, overwrite=False, dimension
     if colour_axis is None or (colour_axis != _axes.AUTO_COLOUR and (
             chunks is None or len(chunks) <= colour_axis or chunks[colour_axis] == 3)):
         codec_options = {**codec_options, "colour_axis": colour_axis}
-    axes = chosen_axes(data, dtype, codec_options, central)
+    axes = chosen_axes(data, dtype, codec_options, central,
+                       space_axes(attributes or {}, len(shape)))
     del central
     if axes is not None:   # recorded in zarr.json, so every chunk has the same axes
         codec_options = {**codec_options, "axes": axes}

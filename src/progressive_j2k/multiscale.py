@@ -31,7 +31,8 @@ import numpy as np
 
 from progressive_j2k import _api, _options
 from progressive_j2k._optional import require, require_zarr, zarr_store
-from progressive_j2k._ome import PHYSICAL_ATTRIBUTE, ome_level0, ome_metadata, physical_axes
+from progressive_j2k._ome import (PHYSICAL_ATTRIBUTE, channel_labels, ome_level0, ome_metadata,
+                                  physical_axes)
 from progressive_j2k import _reader
 from progressive_j2k._reader import _naming, _Reader, _stored_chunks
 from progressive_j2k._xarray import (_XARRAY_OWN, _cf_fill_value, _coordinate_array,
@@ -130,8 +131,9 @@ class Level:
         (positions): a 1-D coordinate array of the dimension's name beside
         the array in its group (as xarray writes them) taken there; else,
         where the array records physical axes, translation + scale *
-        position; else, along transformed axes, the positions themselves
-        (so that levels line up).  Attributes: the array's, less those
+        position (but an OME channel axis that is not transformed, whose
+        channels the ``omero`` attribute names: those names); else, along
+        transformed axes, the positions themselves (so that levels line up).  Attributes: the array's, less those
         xarray keeps for itself (``_ARRAY_DIMENSIONS``, ``_FillValue``,
         ``coordinates``), with ``ome_level0``'s scale made this level's;
         name: the array's.  Values and coordinates are as
@@ -158,11 +160,15 @@ class Level:
             at = self.positions(axis)
             known = None if group is None or dim == name else _coordinate_array(
                 group, dim, reader.layout.shape[axis])
+            labels = None if known is not None or axis in transformed else channel_labels(
+                attributes, axis, self.ndim, reader.layout.shape[axis])
             if known is not None:
                 values, attrs = known
                 for key in _XARRAY_OWN:
                     attrs.pop(key, None)
                 coords[dim] = (dim, values[at], attrs)
+            elif labels is not None:   # an OME channel axis: its channels' names
+                coords[dim] = (dim, labels[at])
             elif physical:
                 coords[dim] = (dim, reader.physical[1][axis] + reader.physical[0][axis] * at)
             elif axis in transformed:
