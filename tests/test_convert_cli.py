@@ -281,12 +281,15 @@ def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(rea
                      resolutionunit="CENTIMETER")
     tifffile.imwrite(tmp_path / "ij.tif", volume, imagej=True, resolution=(4, 4),
                      metadata={"spacing": 2.0, "unit": "micron", "axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "ijt.tif", volume, imagej=True, resolution=(4, 4),
+                     metadata={"finterval": 30.0, "unit": "micron", "axes": "TYX"})
     tifffile.imwrite(tmp_path / "dpi.tif", camera, resolution=(72, 72), resolutionunit="INCH")
     rgb = np.moveaxis(real("astronaut"), -1, 0)
     tifffile.imwrite(tmp_path / "c.ome.tif", rgb, metadata={
         "axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
         "Channel": {"Name": ["Red", "Green", "Blue"]}})
     expected = {"cm": (("y", "x"), [0.25, 0.25]), "ij": (("z", "y", "x"), [2.0, 0.25, 0.25]),
+                "ijt": (("t", "y", "x"), [30.0, 0.25, 0.25]),   # ImageJ's frame interval
                 "c.ome": (("c", "y", "x"), [1.0, 0.5, 0.5])}
     for name, (names, scale) in expected.items():
         out = str(tmp_path / f"{name}.zarr")
@@ -296,7 +299,9 @@ def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(rea
         physical = z.attrs["ome_level0"]
         assert physical["scale"] == scale
         assert [a.get("unit") for a in physical["axes"] if a["type"] == "space"] == [
-            "micrometer"] * (len(names) - (name == "c.ome"))
+            "micrometer"] * (len(names) - (name in ("c.ome", "ijt")))
+        assert [a.get("unit") for a in physical["axes"] if a["type"] == "time"] == [
+            "second"] * (name == "ijt")
     assert zarr.open_array(str(tmp_path / "c.ome.zarr")).attrs["omero"] == {
         "channels": [{"label": "Red"}, {"label": "Green"}, {"label": "Blue"}]}
     # one OME channel for the three samples of an RGB image: no label per channel

@@ -468,6 +468,10 @@ def _tiff_axes(tif, index: int = 0) -> tuple:
 
 #: ImageJ's units of an uncalibrated image
 _IMAGEJ_UNCALIBRATED = ("pixel", "pixels")
+#: ImageJ's time units (its tunit) as OME's symbols
+_IMAGEJ_TIME_UNITS = {"s": "s", "sec": "s", "second": "s", "seconds": "s", "ms": "ms",
+                      "msec": "ms", "min": "min", "minute": "min", "minutes": "min",
+                      "h": "h", "hour": "h", "hours": "h", "hr": "h"}
 #: TIFF's ResolutionUnit codes in micrometres: centimetre (3), and
 #: tifffile's millimetre (4) and micrometre (5)
 _RESOLUTION_UNIT_MICROMETRES = {3: 1e4, 4: 1e3, 5: 1.0}
@@ -523,6 +527,9 @@ def _tiff_pixel_sizes(tif, index: int = 0) -> tuple:
         sizes = dict(zip("YX", ((1 / p if p else math.nan, imagej_unit) for p in per_unit)))
         if "spacing" in imagej:
             sizes["Z"] = (imagej["spacing"], imagej_unit)
+        if "finterval" in imagej:   # the frame interval, in seconds unless its tunit says
+            sizes["T"] = (imagej["finterval"], _IMAGEJ_TIME_UNITS.get(
+                _imagej_unit(imagej.get("tunit")) or "s", _imagej_unit(imagej.get("tunit"))))
         return sizes, []
     if unit in _RESOLUTION_UNIT_MICROMETRES:   # centimetres (and tifffile's mm and µm)
         micrometres = _RESOLUTION_UNIT_MICROMETRES[unit]
