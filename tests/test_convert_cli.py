@@ -1911,6 +1911,10 @@ def test_cli_ome_channels_and_time_stay_whole_at_every_level(real, tmp_path):
     levels = convert_ome_group(group, stack, tmp_path, omero)
     assert [lv.shape for lv in levels][:3] == [(2, 128, 128), (2, 64, 64), (2, 32, 32)]
     np.testing.assert_array_equal(levels[1].to_xarray().coords["c"].values, ["DAPI", "GFP"])
+    # level 0's own path is read as a plain array: said
+    with pytest.warns(UserWarning, match="is a level of the OME-Zarr group .* convert .* to keep"):
+        main(["convert", str(tmp_path / "ome.zarr" / "0"), str(tmp_path / "l0.zarr"), "--quiet"])
+    assert "omero" not in zarr.open_array(str(tmp_path / "l0.zarr")).attrs
     # to_zarr with the same attributes alike; (t, y, x) typed time too
     frames = np.ascontiguousarray(vol[100:104, 40:168, 30:158])
     physical = {"axes": [{"name": "t", "type": "time"}, {"name": "y", "type": "space"},

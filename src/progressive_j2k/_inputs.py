@@ -79,6 +79,8 @@ def open_input(path: str, series: int | None = None) -> tuple:
     zarr = require_zarr("reading zarr input")
     node = open_zarr_node(zarr, zarr_store(path, "reading zarr input") if url else str(p))
     if isinstance(node, zarr.Array):
+        if not url:
+            _warn_if_an_ome_level(zarr, p)
         return node, _dimension_names(node), _zarr_attributes(node)
     attrs = node.attrs.asdict()
     multiscales = ome_metadata(attrs, "multiscales")
@@ -104,6 +106,25 @@ def open_input(path: str, series: int | None = None) -> tuple:
             node[arrays[0]])
     raise ValueError(f"{path}: a zarr group without OME multiscales metadata; name one of its "
                      f"arrays ({', '.join(f'{path}/{a}' for a in arrays)})")
+
+
+def _warn_if_an_ome_level(zarr, path: Path) -> None:
+    """Warns where a local zarr array is a level its parent OME-Zarr group's
+    multiscales name: read as a plain array, it has none of the group's
+    axes, units, scale or channel names."""
+    parent = path.resolve().parent
+    try:
+        group = open_zarr_node(zarr, str(parent))
+        multiscales = ome_metadata(group.attrs.asdict(), "multiscales") \
+            if isinstance(group, zarr.Group) else None
+        named = {str(d.get("path")) for m in _list(multiscales) if isinstance(m, dict)
+                 for d in _list(m.get("datasets")) if isinstance(d, dict)}
+    except Exception:   # (no group there, or one zarr cannot read: nothing to say)
+        return
+    if path.resolve().name in named:
+        warnings.warn(f"{path} is a level of the OME-Zarr group {parent}: read as a plain array, "
+                      f"without the group's axes, units, scale and channel names; convert "
+                      f"{parent} to keep them", stacklevel=4)
 
 
 def _dimension_names(array) -> tuple | None:
