@@ -100,6 +100,15 @@ def test_codecs_keep_the_colour_transform_for_channels_that_share_detail(real, t
             assert z.store_path.store._store_dict["c/0/0/0"].to_bytes() == same
             assert [lv.shape for lv in pj.open_multiscale(z)][:3] == \
                 [arr.shape, (64, 64, 3), (32, 32, 3)]
+    # one array holding both kinds of chunk: its levels read each as decoded
+    both = np.concatenate([cells, photo.astype(np.uint16) * 200], axis=1)
+    z = zarr.create_array(zarr.storage.MemoryStore(), shape=both.shape, chunks=(128, 128, 3),
+                          dtype=both.dtype, serializer=V3(), compressors=None)
+    z[:] = both
+    chunks = [z.store_path.store._store_dict[f"c/0/{i}/0"].to_bytes() for i in (0, 1)]
+    assert [pj.read_header(c).colour_axis for c in chunks] == [None, 2]
+    np.testing.assert_array_equal(pj.open_multiscale(z)[1][...], np.concatenate(
+        [pj.decode(c, level=1) for c in chunks], axis=1))
     # what the transform did to the dim channel at 20:1: the others' error
     def dim_rms(decoded):
         return np.sqrt(np.mean((decoded[..., 1].astype(np.float64) - cells[..., 1]) ** 2))
