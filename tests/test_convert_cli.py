@@ -283,6 +283,8 @@ def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(rea
                      metadata={"spacing": 2.0, "unit": "micron", "axes": "ZYX"})
     tifffile.imwrite(tmp_path / "ijt.tif", volume, imagej=True, resolution=(4, 4),
                      metadata={"finterval": 30.0, "unit": "micron", "axes": "TYX"})
+    tifffile.imwrite(tmp_path / "ijtp.tif", volume, imagej=True,   # time without space
+                     metadata={"finterval": 2.0, "tunit": "min", "unit": "pixel", "axes": "TYX"})
     tifffile.imwrite(tmp_path / "dpi.tif", camera, resolution=(72, 72), resolutionunit="INCH")
     rgb = np.moveaxis(real("astronaut"), -1, 0)
     tifffile.imwrite(tmp_path / "c.ome.tif", rgb, metadata={
@@ -290,6 +292,7 @@ def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(rea
         "Channel": {"Name": ["Red", "Green", "Blue"]}})
     expected = {"cm": (("y", "x"), [0.25, 0.25]), "ij": (("z", "y", "x"), [2.0, 0.25, 0.25]),
                 "ijt": (("t", "y", "x"), [30.0, 0.25, 0.25]),   # ImageJ's frame interval
+                "ijtp": (("t", "y", "x"), [2.0, 1.0, 1.0]),
                 "c.ome": (("c", "y", "x"), [1.0, 0.5, 0.5])}
     for name, (names, scale) in expected.items():
         out = str(tmp_path / f"{name}.zarr")
@@ -299,9 +302,10 @@ def test_cli_carries_imagej_and_centimetre_pixel_sizes_and_ome_channel_names(rea
         physical = z.attrs["ome_level0"]
         assert physical["scale"] == scale
         assert [a.get("unit") for a in physical["axes"] if a["type"] == "space"] == [
-            "micrometer"] * (len(names) - (name in ("c.ome", "ijt")))
-        assert [a.get("unit") for a in physical["axes"] if a["type"] == "time"] == [
-            "second"] * (name == "ijt")
+            "micrometer"] * (len(names) - (name in ("c.ome", "ijt"))) if name != "ijtp" else [
+            None, None]
+        assert [a.get("unit") for a in physical["axes"] if a["type"] == "time"] == {
+            "ijt": ["second"], "ijtp": ["minute"]}.get(name, [])
     assert zarr.open_array(str(tmp_path / "c.ome.zarr")).attrs["omero"] == {
         "channels": [{"label": "Red"}, {"label": "Green"}, {"label": "Blue"}]}
     # one OME channel for the three samples of an RGB image: no label per channel
@@ -1922,6 +1926,10 @@ def test_cli_ome_channels_and_time_stay_whole_at_every_level(real, tmp_path):
     z = pj.to_zarr(frames, str(tmp_path / "t.zarr"), attributes={"ome_level0": physical})
     assert z.metadata.codecs[0].axes == (1, 2)
     assert pj.open_multiscale(z)[2].shape == (4, 32, 32)
+    # OME-NGFF 0.3's axes, named only: the names type them
+    z = pj.to_zarr(frames, str(tmp_path / "t03.zarr"),
+                   attributes={"ome_level0": {"axes": ["t", "y", "x"], "scale": [1.0] * 3}})
+    assert z.metadata.codecs[0].axes == (1, 2)
     # without OME types the data decides as before
     plain = pj.to_zarr(frames, str(tmp_path / "plain.zarr"))
     assert plain.metadata.codecs[0].axes == (0, 1, 2)

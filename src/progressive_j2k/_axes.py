@@ -106,10 +106,10 @@ def _channels_share_detail(arr: np.ndarray, candidate: int, nodata) -> bool:
     not (_unlike_share, nodata filled in first: _as_coded)."""
     ndim = arr.ndim
     kept = sorted([candidate] + colour_image_axes(ndim, candidate))
-    at = tuple(slice(None) if a in kept else 0 for a in range(ndim))
-    mask = _nodata_mask(arr, nodata, candidate)
-    planes, mask = (None if m is None else np.moveaxis(m[at], kept.index(candidate), 0)
-                    for m in (arr, mask))
+    block = arr[tuple(slice(None) if a in kept else 0 for a in range(ndim))]
+    mask = _nodata_mask(block, nodata, kept.index(candidate))   # (of the planes judged only)
+    planes, mask = (None if m is None else np.moveaxis(m, kept.index(candidate), 0)
+                    for m in (block, mask))
     return _unlike_share(_as_coded(planes, mask)) < UNLIKE_SHARE
 
 

@@ -112,7 +112,8 @@ def _warn_if_an_ome_level(zarr, path: Path) -> None:
     """Warns where a local zarr array is a level its parent OME-Zarr group's
     multiscales name: read as a plain array, it has none of the group's
     axes, units, scale or channel names."""
-    parent = path.resolve().parent
+    path = path.absolute()   # (not resolved: a level linked in names the group it is in)
+    parent = path.parent
     try:
         group = open_zarr_node(zarr, str(parent))
         multiscales = ome_metadata(group.attrs.asdict(), "multiscales") \
@@ -121,7 +122,7 @@ def _warn_if_an_ome_level(zarr, path: Path) -> None:
                  for d in _list(m.get("datasets")) if isinstance(d, dict)}
     except Exception:   # (no group there, or one zarr cannot read: nothing to say)
         return
-    if path.resolve().name in named:
+    if path.name in named:
         warnings.warn(f"{path} is a level of the OME-Zarr group {parent}: read as a plain array, "
                       f"without the group's axes, units, scale and channel names; convert "
                       f"{parent} to keep them", stacklevel=4)
@@ -491,8 +492,9 @@ def _tiff_axes(tif, index: int = 0) -> tuple:
 _IMAGEJ_UNCALIBRATED = ("pixel", "pixels")
 #: ImageJ's time units (its tunit) as OME's symbols
 _IMAGEJ_TIME_UNITS = {"s": "s", "sec": "s", "second": "s", "seconds": "s", "ms": "ms",
-                      "msec": "ms", "min": "min", "minute": "min", "minutes": "min",
-                      "h": "h", "hour": "h", "hours": "h", "hr": "h"}
+                      "msec": "ms", "us": "µs", "usec": "µs", "µs": "µs", "\u03bcs": "µs",
+                      "min": "min", "minute": "min", "minutes": "min", "h": "h", "hour": "h",
+                      "hours": "h", "hr": "h", "d": "d", "day": "d", "days": "d"}
 #: TIFF's ResolutionUnit codes in micrometres: centimetre (3), and
 #: tifffile's millimetre (4) and micrometre (5)
 _RESOLUTION_UNIT_MICROMETRES = {3: 1e4, 4: 1e3, 5: 1.0}
@@ -532,34 +534,45 @@ def _tiff_pixel_sizes(tif, index: int = 0) -> tuple:
         channels = [] if pixels is None else [
             c.get("Name") or "" for c in pixels.findall("{*}Channel")]
         return sizes, channels if any(channels) else []
+    imagej = tif.imagej_metadata if tif.is_imagej else None
+    sizes = _tiff_resolution_sizes(tif, index, imagej)
+    # ImageJ's frame interval, in seconds unless its tunit says: a time
+    # calibration stands with or without a spatial one
+    if imagej and "finterval" in imagej:
+        tunit = _imagej_unit(imagej.get("tunit"))
+        sizes = {**(sizes or {}),
+                 "T": (imagej["finterval"], _IMAGEJ_TIME_UNITS.get(tunit or "s", tunit))}
+    return sizes, []
+
+
+def _tiff_resolution_sizes(tif, index: int, imagej) -> dict | None:
+    """The pixel sizes of a TIFF series' first page without OME-XML: per
+    ImageJ's unit (and its z spacing), or from resolution tags in
+    centimetres (tifffile's millimetres and micrometres too); None where
+    neither gives one (inches warned)."""
     page = tif.series[index].keyframe
     resolution = [page.tags.get(t) for t in ("YResolution", "XResolution")]
     if None in resolution:
-        return None, []
+        return None
     rationals = [tuple(map(_float, tag.value)) for tag in resolution]
     per_unit = [n / d if d else math.nan for n, d in rationals]
     unit = page.tags.get("ResolutionUnit")
     unit = unit.value if unit is not None else 2   # (TIFF's default: inches)
-    imagej = tif.imagej_metadata if tif.is_imagej else None
     imagej_unit = _imagej_unit(imagej.get("unit")) if imagej else None
     if imagej_unit in _IMAGEJ_UNCALIBRATED:   # (its resolution is no pixel size)
-        return None, []
+        return None
     if imagej_unit:   # ImageJ: pixels per its unit, and z spacing
         sizes = dict(zip("YX", ((1 / p if p else math.nan, imagej_unit) for p in per_unit)))
         if "spacing" in imagej:
             sizes["Z"] = (imagej["spacing"], imagej_unit)
-        if "finterval" in imagej:   # the frame interval, in seconds unless its tunit says
-            sizes["T"] = (imagej["finterval"], _IMAGEJ_TIME_UNITS.get(
-                _imagej_unit(imagej.get("tunit")) or "s", _imagej_unit(imagej.get("tunit"))))
-        return sizes, []
+        return sizes
     if unit in _RESOLUTION_UNIT_MICROMETRES:   # centimetres (and tifffile's mm and µm)
         micrometres = _RESOLUTION_UNIT_MICROMETRES[unit]
-        return dict(zip("YX", ((micrometres / p if p else math.nan, "µm")
-                               for p in per_unit))), []
+        return dict(zip("YX", ((micrometres / p if p else math.nan, "µm") for p in per_unit)))
     if unit == 2 and per_unit != [1.0, 1.0]:
         warnings.warn(f"the TIFF's resolution, {per_unit[1]:g} pixels per inch (a screen's, "
-                      f"mostly), is not carried as a pixel size", stacklevel=4)
-    return None, []
+                      f"mostly), is not carried as a pixel size", stacklevel=5)
+    return None
 
 
 def _ome_pixels(root, series, filename: str):

@@ -113,15 +113,31 @@ def physical_axes(attributes: dict, ndim: int) -> tuple:
     return tuple(scale), tuple(translation), units if any(u is not None for u in units) else None
 
 
+#: OME-NGFF 0.3's axes, named only (0.4 on may leave an axis's type out)
+_TYPE_BY_NAME = {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}
+
+
+def _axis_type(axis) -> str | None:
+    """An OME axis's type (lower case): as given, else by its name (x, y,
+    z, c, t, as OME-NGFF 0.3 names axes with strings); None if neither."""
+    if isinstance(axis, dict):
+        given, name = axis.get("type"), axis.get("name")
+        if isinstance(given, str) and given:
+            return given.lower()
+    else:
+        name = axis
+    return _TYPE_BY_NAME.get(name.lower()) if isinstance(name, str) else None
+
+
 def space_axes(attributes: dict, ndim: int) -> tuple | None:
-    """The axes PHYSICAL_ATTRIBUTE's OME axes call space, where it types
-    every axis and calls some other (channel, time): OME-Zarr pyramids
-    downsample the space axes only; else None."""
+    """The axes PHYSICAL_ATTRIBUTE's OME axes call space, where every axis
+    has a type (_axis_type) and some other is channel or time: OME-Zarr
+    pyramids downsample the space axes only; else None."""
     physical = attributes.get(PHYSICAL_ATTRIBUTE) if isinstance(attributes, dict) else None
-    axes = _list(physical.get("axes")) if isinstance(physical, dict) else []
-    types = [a.get("type") if isinstance(a, dict) else None for a in axes]
-    if len(types) != ndim or not all(isinstance(t, str) for t in types) or \
-            all(t == "space" for t in types) or "space" not in types:
+    types = [_axis_type(a) for a in _list(physical.get("axes"))] \
+        if isinstance(physical, dict) else []
+    if len(types) != ndim or None in types or all(t == "space" for t in types) or \
+            "space" not in types:
         return None
     return tuple(a for a, t in enumerate(types) if t == "space")
 
@@ -132,7 +148,7 @@ def channel_labels(attributes: dict, axis: int, ndim: int, length: int) -> np.nd
     and OMERO_ATTRIBUTE names each of its channels, once; else None."""
     physical = attributes.get(PHYSICAL_ATTRIBUTE)
     axes = _list(physical.get("axes")) if isinstance(physical, dict) else []
-    if len(axes) != ndim or not isinstance(axes[axis], dict) or axes[axis].get("type") != "channel":
+    if len(axes) != ndim or _axis_type(axes[axis]) != "channel":
         return None
     omero = attributes.get(OMERO_ATTRIBUTE)
     channels = _list(omero.get("channels")) if isinstance(omero, dict) else []
@@ -177,4 +193,5 @@ LENGTH_IN_METRES = {"angstrom": 1e-10, "nanometer": 1e-9, "micrometer": 1e-6,
 
 
 #: and its time units
-_OME_UNITS = {**OME_LENGTH_UNITS, "ms": "millisecond", "s": "second", "min": "minute", "h": "hour"}
+_OME_UNITS = {**OME_LENGTH_UNITS, "µs": "microsecond", "ms": "millisecond", "s": "second",
+              "min": "minute", "h": "hour", "d": "day"}

@@ -27,7 +27,7 @@ require_zarr("progressive_j2k.zarr3 (the zarr v3 codec)")
 from zarr.abc.codec import ArrayBytesCodec  # noqa: E402 (zarr checked first)
 from zarr.core.common import parse_named_configuration  # noqa: E402
 
-from progressive_j2k import _api, _axes, _options  # noqa: E402
+from progressive_j2k import _api, _axes, _edges, _options  # noqa: E402
 
 CODEC_NAME = "progressive_j2k"
 
@@ -155,15 +155,22 @@ class ProgressiveJ2K(ArrayBytesCodec):
         # evolve_from_array_spec resolved them), never chosen from one
         # chunk's data: every chunk of an array has the same levels
         options = _options.resolve_options(self.options, array.shape, array.dtype)
-        # (the colour transform only where the chunk's channels share their detail)
-        options["colour_axis"] = _axes.codec_colour_axis(self.options, options["colour_axis"], array)
         # zarr completes edge chunks (and chunks written in part) with the
         # array's fill value: coded as the data's continuation, restored on
         # decode, so that coarse levels do not blend it in (docs/DESIGN.md 58)
         fill_value = chunk_spec.fill_value
-        # (through a function of this module: a warning of encode() points here)
-        encoded = await asyncio.to_thread(
-            lambda: _api.encode(array, fill_value=fill_value, **options))
+
+        def encode():   # (through a function of this module: a warning of encode() points here)
+            # the colour transform only where the chunk's channels share
+            # their detail, judged on its data (not zarr's padding)
+            colour_axis = options["colour_axis"]
+            extent = None if colour_axis is None else \
+                _edges.fill_extent(array, fill_value, (colour_axis,))
+            data = array if extent is None else array[tuple(slice(0, e) for e in extent)]
+            colour_axis = _axes.codec_colour_axis(self.options, colour_axis, data)
+            return _api.encode(array, fill_value=fill_value, **{**options, "colour_axis": colour_axis})
+
+        encoded = await asyncio.to_thread(encode)
         return chunk_spec.prototype.buffer.from_bytes(encoded)
 
     def compute_encoded_size(self, input_byte_length, chunk_spec):
