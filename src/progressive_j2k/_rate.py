@@ -789,11 +789,13 @@ def encode_to_psnr(encode, decode, arr: np.ndarray, target: float, start: float,
             log_error_for(aim - bias),
             (max(limits[0], start / FIRST_REACH), min(limits[1], start * FIRST_REACH)))
 
-        def predict(step, measured):   # the model, offset to the last trial
+        def model_predict(step, measured):   # the model, offset to the last trial
             offset = measured - model_psnr(step)
             if not math.isfinite(offset):
                 return None
             return model.step_for_log_error(log_error_for(aim - offset), limits, near=step)
+
+        predict = model_predict
 
     def settled(trials):
         """The smallest trial meeting the target, once a coarser trial that
