@@ -274,7 +274,6 @@ def test_histogram_of_float32_coefficients_scales_in_float32(real, row_stride):
     that reference on a real crop, every band (norms other than 1); with a
     row stride, each band's sampled rows (the bands of 16 to 66 rows here:
     some sampled at a smaller stride) counted that many times."""
-    from progressive_j2k import _rate
     arr = np.ascontiguousarray(real("camera")[100:231, 50:190])
     top, expected, prepared = float32_histogram_reference(arr, 3, row_stride)
     counts = np.zeros_like(expected)
