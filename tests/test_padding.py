@@ -66,6 +66,10 @@ def test_padding_decodes_as_the_fill_value_and_the_data_as_before(real, name, cr
     assert header.version == 9 and header.fill_extent == extent
     assert np.array_equal(np.array(header.fill_value, arr.dtype), np.array(fill, arr.dtype),
                           equal_nan=True)
+    # a header equals itself read again (a NaN fill value by its bits), and one that differs does not
+    again = pj.read_header(enc)
+    assert header == again and hash(header) == hash(again) and len({header, again}) == 1
+    assert header != pj.read_header(pj.encode(source, **options))
     data = tuple(slice(0, n) for n in extent)
     decoded = pj.decode(enc)
     for slab in _edges.padding(extent):

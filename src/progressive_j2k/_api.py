@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numcodecs.compat import ensure_contiguous_ndarray
@@ -128,6 +128,19 @@ class Header:
     #: version 10: the bytes of the nodata mask that opens the first piece
     #: (samples inside the extent that decode as ``fill_value``; 0: none)
     mask_length: int = 0
+
+    def _key(self) -> tuple:
+        """The fields, the fill value by its bits: a NaN fill value (a
+        float chunk's, zarr's default) is equal to itself."""
+        return tuple(np.asarray(self.fill_value).tobytes() if f.name == "fill_value"
+                     and self.fill_value is not None else getattr(self, f.name)
+                     for f in fields(self))
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
 
     @property
     def mode(self) -> str:
