@@ -129,13 +129,17 @@ def _axis_type(axis) -> str | None:
     return _TYPE_BY_NAME.get(name.lower()) if isinstance(name, str) else None
 
 
+def _level0_axes(attributes) -> list:
+    """PHYSICAL_ATTRIBUTE's OME axes, or [] where it has none."""
+    physical = attributes.get(PHYSICAL_ATTRIBUTE) if isinstance(attributes, dict) else None
+    return _list(physical.get("axes")) if isinstance(physical, dict) else []
+
+
 def space_axes(attributes: dict, ndim: int) -> tuple | None:
     """The axes PHYSICAL_ATTRIBUTE's OME axes call space, where every axis
     has a type (_axis_type) and some other is channel or time: OME-Zarr
     pyramids downsample the space axes only; else None."""
-    physical = attributes.get(PHYSICAL_ATTRIBUTE) if isinstance(attributes, dict) else None
-    types = [_axis_type(a) for a in _list(physical.get("axes"))] \
-        if isinstance(physical, dict) else []
+    types = [_axis_type(a) for a in _level0_axes(attributes)]
     if len(types) != ndim or None in types or all(t == "space" for t in types) or \
             "space" not in types:
         return None
@@ -146,8 +150,7 @@ def channel_labels(attributes: dict, axis: int, ndim: int, length: int) -> np.nd
     """The OME channel names of `axis` (of `length` samples), for
     coordinates: where PHYSICAL_ATTRIBUTE's axes call it the channel axis
     and OMERO_ATTRIBUTE names each of its channels, once; else None."""
-    physical = attributes.get(PHYSICAL_ATTRIBUTE)
-    axes = _list(physical.get("axes")) if isinstance(physical, dict) else []
+    axes = _level0_axes(attributes)
     if len(axes) != ndim or _axis_type(axes[axis]) != "channel":
         return None
     omero = attributes.get(OMERO_ATTRIBUTE)
