@@ -137,8 +137,9 @@ class Level:
         up).  Attributes: the array's, less those xarray keeps for itself
         (``_ARRAY_DIMENSIONS``, ``_FillValue``, ``coordinates``), with
         ``ome_level0``'s scale made this level's; name: the array's.
-        Values and coordinates are as stored, not CF-decoded: times stay numbers with their ``units``
-        (``xarray.decode_cf`` on a Dataset of it decodes them).  Nodata
+        Values and coordinates are as stored, not CF-decoded: times stay
+        numbers with their ``units`` (``xarray.decode_cf`` on a Dataset of
+        it decodes them).  Nodata
         (the codec's ``nodata``, which every level keeps exact and apart from
         the data) is the exception, as xarray.open_zarr masks it: a float
         level reads NaN there (``encoding["_FillValue"]`` keeps the stored
